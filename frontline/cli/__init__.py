@@ -1,0 +1,58 @@
+"""The ``frontline`` command line. Each topic lives in its own module and is registered below.
+
+Imports stay light at module level (Prefect is imported only by commands that run flows) so that
+``frontline --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import typer
+
+from frontline.cli.common import console_error, open_database
+
+app = typer.Typer(
+    name="frontline",
+    help=(
+        "Frontline puts everyone in the company on the customer-support front line: it plans support "
+        "rotations, pairs rotators with mentors, sends calendar invites, collects front-line "
+        "observations and emails department digests.\n\n"
+        "Settings come from FRONTLINE_* environment variables (see README); the policy from frontline.toml."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command("init")
+def init_command(
+    policy_example: bool = typer.Option(
+        True, help="Copy frontline.example.toml to the policy path when no policy file exists yet."
+    ),
+) -> None:
+    """Create the database or upgrade it to the newest schema (safe to run again)."""
+    from frontline.settings import get_settings
+
+    settings = get_settings()
+    revision = open_database(upgrade=True)
+    typer.echo(f"database ready at schema revision {revision}: {settings.database_url}")
+    example = Path(__file__).resolve().parents[2] / "frontline.example.toml"
+    if policy_example and not settings.policy_path.exists() and example.exists():
+        shutil.copyfile(example, settings.policy_path)
+        typer.echo(f"wrote the example policy to {settings.policy_path}; edit it to match your company")
+
+
+# --- topics: one module each -------------------------------------------------------------------
+# (each topic module adds one line here: from frontline.cli import X; app.add_typer(X.app, name="x"))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        console_error("interrupted")
+        sys.exit(130)

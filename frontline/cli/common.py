@@ -1,0 +1,73 @@
+"""Helpers shared by the CLI modules: errors, the database, the policy, running flows."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, NoReturn
+
+import typer
+
+
+def console_error(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    console_error(message)
+    raise typer.Exit(code)
+
+
+def open_database(upgrade: bool = True) -> str:
+    """Create/upgrade the configured database; exits with a clear message when it cannot be reached."""
+    from sqlalchemy.exc import OperationalError
+
+    from models import init_db
+
+    try:
+        return init_db()
+    except OperationalError as exc:
+        from frontline.settings import get_settings
+
+        fail(f"cannot open the database {get_settings().database_url!r}: {exc.orig}")
+
+
+def load_policy_or_exit():
+    from frontline.policy import PolicyError, load_policy
+
+    try:
+        return load_policy()
+    except PolicyError as exc:
+        for problem in exc.problems:
+            console_error(problem)
+        raise typer.Exit(2) from None
+
+
+def prepare_local_prefect() -> None:
+    """Defaults for running flows from the CLI without a Prefect server (ephemeral mode).
+
+    The temporary server Prefect starts for the first flow run needs ~15-25 s on a small machine,
+    more than Prefect's default 20 s start-up timeout; flow heartbeats only matter to a server that
+    watches for crashed runs. Explicit settings in the environment always win.
+    """
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def run_flow(flow: Any, **parameters: Any) -> Any:
+    """Run a Prefect flow in this process (a real flow run; ephemeral server unless one is configured)."""
+    prepare_local_prefect()
+    return flow(**parameters)
+
+
+def echo_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+    if not rows:
+        typer.echo("(none)")
+        return
+    columns = columns or list(rows[0])
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    typer.echo("  ".join(c.ljust(widths[c]) for c in columns))
+    typer.echo("  ".join("-" * widths[c] for c in columns))
+    for r in rows:
+        typer.echo("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
+    sys.stdout.flush()

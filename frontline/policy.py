@@ -1,0 +1,134 @@
+"""The policy file ``frontline.toml``: how rotations, mentoring, observations and digests work.
+
+Every key is documented in ``frontline.example.toml``. Unknown keys are errors (a typo must not be
+silently ignored); every error names the file, the key and why.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CATEGORIES = [
+    "bug",
+    "confusing_ux",
+    "missing_feature",
+    "policy_pricing",
+    "delivery_fulfilment",
+    "documentation",
+    "praise",
+    "other",
+]
+
+
+class PolicyError(ValueError):
+    """The policy file is missing, unreadable or invalid; ``problems`` lists ``file: key: message``."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Blackout(_Strict):
+    start: date
+    end: date = Field(description="last day, inclusive")
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Blackout":
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+
+class Mentoring(_Strict):
+    max_timezone_gap_hours: float = Field(default=6, ge=0, le=26)
+    annual_cap: int = Field(default=10, ge=1, description="rotators per mentor per year")
+    checkin_minutes: int = Field(default=30, ge=10, le=120)
+    working_hours: tuple[int, int] = Field(default=(9, 17), description="local working hours [start, end)")
+    weight_shared_skill: float = Field(default=3.0, ge=0)
+    weight_timezone_hour: float = Field(default=1.0, ge=0)
+    weight_load_balance: float = Field(default=0.5, ge=0)
+    weight_feedback: float = Field(default=2.0, ge=0)
+    weight_first_time_mentor_new_hire: float = Field(default=5.0, ge=0)
+
+
+class Observations(_Strict):
+    product_areas: list[str] = Field(
+        default_factory=lambda: ["billing", "checkout", "export", "onboarding", "mobile app", "hardware", "shipping", "account", "other"]
+    )
+    categories: list[str] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
+    escalation_sla_hours: float = Field(default=24, gt=0)
+    link_valid_days: int = Field(default=45, ge=1)
+    max_text_chars: int = Field(default=5000, ge=100)
+    submissions_per_hour: int = Field(default=60, ge=1, description="per rotator")
+
+
+class Reminders(_Strict):
+    days_before: list[int] = Field(default_factory=lambda: [7, 1])
+    weekly_nudge: bool = True
+
+
+class Policy(_Strict):
+    support_department: str
+    length_weeks: int = Field(default=4, ge=1, le=26)
+    new_hire_within_weeks: int = Field(default=8, ge=1, le=52)
+    cycle_months: int = Field(default=12, ge=1, le=60)
+    seats_per_week: int = Field(default=20, ge=1)
+    max_department_away_fraction: float = Field(default=0.1, gt=0, le=1)
+    blackouts: list[Blackout] = Field(default_factory=list)
+    holidays_country: str | None = Field(default=None, min_length=2, max_length=2)
+    mentoring: Mentoring = Field(default_factory=Mentoring)
+    observations: Observations = Field(default_factory=Observations)
+    reminders: Reminders = Field(default_factory=Reminders)
+
+    @field_validator("holidays_country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import holidays
+
+        value = value.upper()
+        if value not in holidays.list_supported_countries():
+            raise ValueError(f"{value!r} is not a country the holidays package knows")
+        return value
+
+
+def parse_policy(data: dict, source: str = "frontline.toml") -> Policy:
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling against frontline.example.toml)"
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            problems.append(f"{source}: {key}: {msg}")
+        raise PolicyError(problems) from None
+
+
+def load_policy(path: Path | str | None = None) -> Policy:
+    """Read and validate the policy file (default: the configured ``policy_path``)."""
+    if path is None:
+        from frontline.settings import get_settings
+
+        path = get_settings().policy_path
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise PolicyError([f"{path}: file not found (copy frontline.example.toml to start)"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError([f"{path}: not valid TOML: {exc}"]) from None
+    return parse_policy(data, str(path))

@@ -1,0 +1,78 @@
+"""The one settings object. Every value can be set with an environment variable prefixed ``FRONTLINE_``
+(for example ``FRONTLINE_DATABASE_URL``) or in a ``.env`` file in the working directory."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VAR_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FRONTLINE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{VAR_DIR / 'frontline.db'}",
+        description="SQLAlchemy URL of the Frontline database (SQLite file or postgresql+psycopg://...).",
+    )
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="smtp://user:pass@host:587 (STARTTLS), smtps://user:pass@host:465 (TLS) or "
+        "smtp://host:25?tls=none. Unset: mail is written as .eml files to outbox_dir.",
+    )
+    smtp_rate_per_second: float = Field(default=10.0, gt=0, description="Maximum messages per second over SMTP.")
+    mail_from: str = Field(default="Frontline <frontline@example.com>", description="Sender and calendar ORGANIZER.")
+    outbox_dir: Path = Field(default=VAR_DIR / "outbox", description="Folder for .eml files when SMTP is unset.")
+    base_url: str = Field(default="http://127.0.0.1:8000", description="Public base URL of the web app (links in mail).")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key that signs links and cookies. Unset: a random key is generated once in var/secret.key.",
+    )
+    timezone: str = Field(default="UTC", description="Organisation time zone (IANA name).")
+    policy_path: Path = Field(default=Path("frontline.toml"), description="Path of the policy file.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("base_url must be an http(s) URL such as https://frontline.example.com")
+        return value.rstrip("/")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def signing_key(self) -> str:
+        """The secret key; generated and stored in ``var/secret.key`` (mode 0600) when not configured."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = VAR_DIR / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,31 @@
+"""Tables and the database session helper. Import tables from here so every table is registered."""
+
+from models.db import get_engine, init_db, session_scope
+from models.tables import (
+    Absence,
+    AuditEvent,
+    Department,
+    Employee,
+    MentorPairing,
+    Observation,
+    OutboundMessage,
+    PlanRun,
+    Rotation,
+    utcnow,
+)
+
+__all__ = [
+    "Absence",
+    "AuditEvent",
+    "Department",
+    "Employee",
+    "MentorPairing",
+    "Observation",
+    "OutboundMessage",
+    "PlanRun",
+    "Rotation",
+    "get_engine",
+    "init_db",
+    "session_scope",
+    "utcnow",
+]

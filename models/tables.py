@@ -1,0 +1,181 @@
+"""SQLModel tables: the single source of truth.
+
+Conventions: surrogate integer primary keys; stable business keys (``Employee.employee_id``,
+``OutboundMessage.idempotency_key``) carry unique constraints; times are timezone-aware UTC
+``datetime`` (SQLModel refuses naive ones); calendar days are ``date``. List-valued fields are JSON arrays.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC now (what the tables store)."""
+    return datetime.now(timezone.utc)
+
+
+class Department(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True, index=True)
+    head_name: str = Field(max_length=200)
+    head_email: str = Field(max_length=320)
+    digest_recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    max_away_fraction: Optional[float] = Field(default=None, ge=0, le=1)
+    digest_when_empty: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Employee(SQLModel, table=True):
+    __table_args__ = (Index("ix_employee_department_active", "department_id", "active"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    employee_id: str = Field(max_length=100, unique=True, index=True, description="Stable external id (HR system)")
+    name: str = Field(max_length=300)
+    email: str = Field(max_length=320, unique=True, index=True)
+    department_id: int = Field(foreign_key="department.id")
+    title: str = Field(default="", max_length=300)
+    hire_date: date
+    timezone: str = Field(max_length=64)
+    country: str = Field(max_length=2)
+    languages: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    skills: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    is_mentor: bool = False
+    mentor_capacity: int = Field(default=0, ge=0)
+    last_rotation: Optional[date] = None
+    active: bool = True
+    left_on: Optional[date] = None
+    exempt_until: Optional[date] = None
+    exempt_reason: Optional[str] = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Absence(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("employee_id", "start", "end", name="uq_absence_span"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    employee_id: int = Field(foreign_key="employee.id", index=True)
+    start: date
+    end: date = Field(description="Last day of the absence (inclusive)")
+    reason: str = Field(default="", max_length=200)
+
+
+class Rotation(SQLModel, table=True):
+    """One person's support rotation: ``length_weeks`` weeks from Monday ``start`` to Sunday ``end``."""
+
+    __table_args__ = (Index("ix_rotation_start_status", "start", "status"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    employee_id: int = Field(foreign_key="employee.id", index=True)
+    start: date = Field(description="Monday the rotation starts (organisation time zone)")
+    end: date = Field(description="Last day (Sunday) of the rotation, inclusive")
+    kind: str = Field(max_length=16, description="new_hire | cycle")
+    status: str = Field(default="draft", max_length=16, description="draft | invited | cancelled | done")
+    locked: bool = False
+    due: date = Field(description="Monday of the week the rotation was due")
+    sequence: int = Field(default=0, description="iCalendar SEQUENCE of the last announced version")
+    announced_start: Optional[date] = Field(default=None, description="Start date last sent to the rotator")
+    change_reason: Optional[str] = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class PlanRun(SQLModel, table=True):
+    """The outcome of one planner run (what was decided, how good it is, who could not be placed)."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    started_at: datetime = Field(default_factory=utcnow)
+    horizon_start: date
+    horizon_weeks: int
+    dry_run: bool = False
+    planned: int = 0
+    objective: Optional[float] = None
+    lower_bound: Optional[float] = None
+    solve_seconds: Optional[float] = None
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    unplaced: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class MentorPairing(SQLModel, table=True):
+    __table_args__ = (Index("ix_pairing_mentor_status", "mentor_id", "status"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    rotation_id: int = Field(foreign_key="rotation.id", index=True)
+    mentor_id: int = Field(foreign_key="employee.id")
+    status: str = Field(default="active", max_length=16, description="active | replaced | cancelled")
+    score: Optional[float] = None
+    checkin_weekday: Optional[int] = Field(default=None, ge=0, le=6, description="0 = Monday")
+    checkin_time_utc: Optional[str] = Field(default=None, max_length=5, description="HH:MM in UTC")
+    sequence: int = 0
+    reason: Optional[str] = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Observation(SQLModel, table=True):
+    __table_args__ = (
+        Index("ix_observation_created", "created_at"),
+        Index("ix_observation_target_created", "target_department_id", "created_at"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    client_request_id: Optional[str] = Field(default=None, max_length=100, unique=True)
+    rotator_id: Optional[int] = Field(default=None, foreign_key="employee.id", index=True)
+    rotation_id: Optional[int] = Field(default=None, foreign_key="rotation.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    text: str = Field(sa_column=Column(Text, nullable=False), description="What happened (PII redacted)")
+    suggestion: Optional[str] = Field(default=None, sa_column=Column(Text))
+    impact: int = Field(ge=1, le=5)
+    customer_count: int = Field(default=1, ge=0)
+    product_area: str = Field(max_length=100)
+    category: str = Field(max_length=32)
+    target_department_id: int = Field(foreign_key="department.id")
+    urgent: bool = False
+    source: str = Field(default="web", max_length=16, description="web | api | cli | import")
+    redactions: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    theme: Optional[str] = Field(default=None, max_length=200)
+    ack_state: str = Field(default="new", max_length=16, description="new | acknowledged | planned | fixed | wont_fix")
+    ack_by: Optional[str] = Field(default=None, max_length=320)
+    ack_at: Optional[datetime] = None
+    ack_note: Optional[str] = Field(default=None, sa_column=Column(Text))
+    escalated_at: Optional[datetime] = None
+    escalation_level: int = 0
+
+
+class OutboundMessage(SQLModel, table=True):
+    """The mail outbox: every message is written here first, then delivered."""
+
+    __table_args__ = (Index("ix_outbound_state_next", "state", "next_attempt_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=300, unique=True)
+    kind: str = Field(max_length=32, index=True)
+    recipient: str = Field(max_length=320)
+    subject: str = Field(default="", max_length=500)
+    message_id: str = Field(max_length=300)
+    mime: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    state: str = Field(default="pending", max_length=16, description="pending | sending | sent | failed")
+    attempts: int = 0
+    last_error: Optional[str] = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    sent_at: Optional[datetime] = None
+
+
+class AuditEvent(SQLModel, table=True):
+    __table_args__ = (Index("ix_audit_subject", "subject_type", "subject_id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=320, description="who: a user email, 'cli', or a flow name")
+    action: str = Field(max_length=100, index=True)
+    subject_type: Optional[str] = Field(default=None, max_length=50)
+    subject_id: Optional[str] = Field(default=None, max_length=100)
+    reason: Optional[str] = Field(default=None, sa_column=Column(Text))
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

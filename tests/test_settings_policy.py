@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+
+from frontline.policy import PolicyError, load_policy, parse_policy
+from frontline.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_example_policy_is_valid():
+    policy = load_policy(ROOT / "frontline.example.toml")
+    assert policy.support_department == "Support"
+    assert policy.length_weeks == 4
+    assert policy.blackouts[0].reason == "Year-end freeze"
+
+
+def test_policy_errors_name_file_key_and_reason(tmp_path):
+    bad = tmp_path / "frontline.toml"
+    bad.write_text('support_department = "Support"\nseats_per_week = 0\nlenght_weeks = 4\n'
+                   '[[blackouts]]\nstart = 2027-01-10\nend = 2027-01-01\n')
+    with pytest.raises(PolicyError) as info:
+        load_policy(bad)
+    problems = info.value.problems
+    assert f"{bad}: seats_per_week: Input should be greater than or equal to 1" in problems
+    assert any("lenght_weeks: unknown key" in p for p in problems)
+    assert any("blackouts.0: end 2027-01-01 is before start 2027-01-10" in p for p in problems)
+
+
+def test_policy_missing_file_and_bad_toml(tmp_path):
+    with pytest.raises(PolicyError, match="file not found"):
+        load_policy(tmp_path / "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("support_department = \n")
+    with pytest.raises(PolicyError, match="not valid TOML"):
+        load_policy(broken)
+
+
+def test_unknown_holiday_country():
+    with pytest.raises(PolicyError, match="holidays_country"):
+        parse_policy({"support_department": "Support", "holidays_country": "XX"})
+
+
+def test_settings_from_environment(monkeypatch):
+    monkeypatch.setenv("FRONTLINE_TIMEZONE", "America/New_York")
+    monkeypatch.setenv("FRONTLINE_BASE_URL", "https://frontline.example.com/")
+    settings = Settings()
+    assert settings.tz.key == "America/New_York"
+    assert settings.base_url == "https://frontline.example.com"
+    monkeypatch.setenv("FRONTLINE_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(ValueError, match="unknown IANA time zone"):
+        Settings()
+    monkeypatch.setenv("FRONTLINE_TIMEZONE", "UTC")
+    monkeypatch.setenv("FRONTLINE_BASE_URL", "javascript:alert(1)")
+    with pytest.raises(ValueError, match="http"):
+        Settings()
+
+
+def test_generated_secret_key_is_stable_and_private(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FRONTLINE_SECRET_KEY", raising=False)
+    s = Settings()
+    key = s.signing_key()
+    assert key == Settings().signing_key() and len(key) > 40
+    assert (tmp_path / "var" / "secret.key").stat().st_mode & 0o077 == 0

@@ -1,0 +1,49 @@
+"""Every signed link Frontline puts in mail, built and checked in one place.
+
+Each link kind has its own token *purpose*, so a token minted for one kind never opens another, and
+binds the person or object it was made for. Lifetimes come from the policy where it has one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from frontline.security import sign, verify
+
+DAY = 24 * 3600
+
+# purpose -> default lifetime in seconds
+LIFETIMES = {
+    "observe": 45 * DAY,  # personal observation form (policy.observations.link_valid_days overrides)
+    "ack": 30 * DAY,  # a head acknowledging / acting on observations
+    "survey": 30 * DAY,  # rotation / pairing feedback survey
+    "signin": 15 * 60,  # console magic link
+    "unsubscribe": 365 * DAY,
+}
+
+
+def _base() -> str:
+    from frontline.settings import get_settings
+
+    return get_settings().base_url
+
+
+def make_token(purpose: str, payload: Any) -> str:
+    if purpose not in LIFETIMES:
+        raise ValueError(f"unknown link purpose {purpose!r}")
+    return sign(purpose, payload)
+
+
+def read_token(purpose: str, token: str, max_age_seconds: float | None = None) -> Any:
+    """The payload of a valid token of ``purpose``; raises ``frontline.security.InvalidToken``."""
+    return verify(purpose, token, max_age_seconds=max_age_seconds or LIFETIMES[purpose])
+
+
+def url(purpose: str, path: str, payload: Any) -> str:
+    """``<base_url>/<path>/<token>`` for a payload."""
+    return f"{_base()}/{path.strip('/')}/{make_token(purpose, payload)}"
+
+
+def observe_url(employee_id: int) -> str:
+    """The rotator's personal observation form (``Employee.id``)."""
+    return url("observe", "observe", {"e": employee_id})

@@ -69,6 +69,18 @@ class Observations(_Strict):
     link_valid_days: int = Field(default=45, ge=1)
     max_text_chars: int = Field(default=5000, ge=100)
     submissions_per_hour: int = Field(default=60, ge=1, description="per rotator")
+    area_departments: dict[str, str] = Field(
+        default_factory=dict,
+        description="product area -> department suggested as the observation's target (the rotator may change it)",
+    )
+    max_customer_count: int = Field(default=100000, ge=1, description="upper bound of 'customers who mentioned it'")
+
+    @model_validator(mode="after")
+    def _mapped_areas_exist(self) -> "Observations":
+        unknown = sorted(set(self.area_departments) - set(self.product_areas))
+        if unknown:
+            raise ValueError(f"area_departments names product areas not in product_areas: {', '.join(unknown)}")
+        return self
 
 
 class Reminders(_Strict):

@@ -3,6 +3,7 @@
 from models.db import get_engine, init_db, session_scope
 from models.tables import (
     Absence,
+    ApiToken,
     AuditEvent,
     Department,
     Employee,
@@ -16,6 +17,7 @@ from models.tables import (
 
 __all__ = [
     "Absence",
+    "ApiToken",
     "AuditEvent",
     "Department",
     "Employee",

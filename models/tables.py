@@ -148,6 +148,17 @@ class Observation(SQLModel, table=True):
     escalation_level: int = 0
 
 
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the JSON API: per rotator (``employee_id`` set) or per integration (``None``)."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    employee_id: Optional[int] = Field(default=None, foreign_key="employee.id", index=True)
+    token_hash: str = Field(max_length=128, unique=True, description="sha256 of the secret (frontline.security)")
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: Optional[datetime] = None
+
+
 class OutboundMessage(SQLModel, table=True):
     """The mail outbox: every message is written here first, then delivered."""
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 08:42:41.556934
+Create Date: 2026-11-24 08:46:52.919329
 """
 from typing import Sequence, Union
 
@@ -127,6 +127,20 @@ def upgrade() -> None:
     with op.batch_alter_table('absence', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_absence_employee_id'), ['employee_id'], unique=False)
 
+    op.create_table('apitoken',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('employee_id', sa.Integer(), nullable=True),
+    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('revoked_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['employee_id'], ['employee.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash')
+    )
+    with op.batch_alter_table('apitoken', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_apitoken_employee_id'), ['employee_id'], unique=False)
+
     op.create_table('rotation',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('employee_id', sa.Integer(), nullable=False),
@@ -223,6 +237,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_rotation_employee_id'))
 
     op.drop_table('rotation')
+    with op.batch_alter_table('apitoken', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_apitoken_employee_id'))
+
+    op.drop_table('apitoken')
     with op.batch_alter_table('absence', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_absence_employee_id'))
 

@@ -81,6 +81,12 @@ class Rotation(SQLModel, table=True):
     due: date = Field(description="Monday of the week the rotation was due")
     sequence: int = Field(default=0, description="iCalendar SEQUENCE of the last announced version")
     announced_start: Optional[date] = Field(default=None, description="Start date last sent to the rotator")
+    announced_state: Optional[str] = Field(
+        default=None, max_length=16, description="None (never announced) | invited | cancelled: what invites last said"
+    )
+    announced_mentor_id: Optional[int] = Field(
+        default=None, foreign_key="employee.id", description="Mentor named in the last invite (to cancel if replaced)"
+    )
     change_reason: Optional[str] = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -177,6 +183,18 @@ class OutboundMessage(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     next_attempt_at: datetime = Field(default_factory=utcnow)
     sent_at: Optional[datetime] = None
+
+
+class CalendarFeedToken(SQLModel, table=True):
+    """A secret calendar subscription URL: one person's feed, or the team feed when ``employee_id`` is None.
+    Only the SHA-256 of the token is stored; the token itself is shown once."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    employee_id: Optional[int] = Field(default=None, foreign_key="employee.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    label: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: Optional[datetime] = None
 
 
 class AuditEvent(SQLModel, table=True):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 08:46:52.919329
+Create Date: 2026-11-24 08:47:40.662625
 """
 from typing import Sequence, Union
 
@@ -141,6 +141,20 @@ def upgrade() -> None:
     with op.batch_alter_table('apitoken', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_apitoken_employee_id'), ['employee_id'], unique=False)
 
+    op.create_table('calendarfeedtoken',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('employee_id', sa.Integer(), nullable=True),
+    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('label', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('revoked_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['employee_id'], ['employee.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash')
+    )
+    with op.batch_alter_table('calendarfeedtoken', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_calendarfeedtoken_employee_id'), ['employee_id'], unique=False)
+
     op.create_table('rotation',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('employee_id', sa.Integer(), nullable=False),
@@ -152,9 +166,12 @@ def upgrade() -> None:
     sa.Column('due', sa.Date(), nullable=False),
     sa.Column('sequence', sa.Integer(), nullable=False),
     sa.Column('announced_start', sa.Date(), nullable=True),
+    sa.Column('announced_state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column('announced_mentor_id', sa.Integer(), nullable=True),
     sa.Column('change_reason', sa.Text(), nullable=True),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['announced_mentor_id'], ['employee.id'], ),
     sa.ForeignKeyConstraint(['employee_id'], ['employee.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -237,6 +254,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_rotation_employee_id'))
 
     op.drop_table('rotation')
+    with op.batch_alter_table('calendarfeedtoken', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_calendarfeedtoken_employee_id'))
+
+    op.drop_table('calendarfeedtoken')
     with op.batch_alter_table('apitoken', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_apitoken_employee_id'))
 

@@ -165,6 +165,18 @@ class ApiToken(SQLModel, table=True):
     revoked_at: Optional[datetime] = None
 
 
+class ConsoleUser(SQLModel, table=True):
+    """A person allowed into the HR web console as HR admin (department heads and rotators need no row:
+    their role comes from ``Department.head_email`` / ``Employee.email``)."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True, index=True, description="lower-case sign-in address")
+    role: str = Field(default="hr", max_length=16, description="hr")
+    added_by: str = Field(default="cli", max_length=320)
+    created_at: datetime = Field(default_factory=utcnow)
+    disabled_at: Optional[datetime] = None
+
+
 class OutboundMessage(SQLModel, table=True):
     """The mail outbox: every message is written here first, then delivered."""
 

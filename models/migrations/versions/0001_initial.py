@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 08:47:40.662625
+Create Date: 2026-11-24 08:48:11.979886
 """
 from typing import Sequence, Union
 
@@ -34,6 +34,18 @@ def upgrade() -> None:
         batch_op.create_index('ix_audit_subject', ['subject_type', 'subject_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_auditevent_action'), ['action'], unique=False)
         batch_op.create_index(batch_op.f('ix_auditevent_at'), ['at'], unique=False)
+
+    op.create_table('consoleuser',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('added_by', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('disabled_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('consoleuser', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_consoleuser_email'), ['email'], unique=True)
 
     op.create_table('department',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -282,6 +294,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_department_name'))
 
     op.drop_table('department')
+    with op.batch_alter_table('consoleuser', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_consoleuser_email'))
+
+    op.drop_table('consoleuser')
     with op.batch_alter_table('auditevent', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_auditevent_at'))
         batch_op.drop_index(batch_op.f('ix_auditevent_action'))

@@ -47,3 +47,8 @@ def url(purpose: str, path: str, payload: Any) -> str:
 def observe_url(employee_id: int) -> str:
     """The rotator's personal observation form (``Employee.id``)."""
     return url("observe", "observe", {"e": employee_id})
+
+
+def signin_url(email: str, nonce: str) -> str:
+    """A console magic link for ``email`` (15 minutes; ``nonce`` makes each link single-use)."""
+    return url("signin", "console/signin", {"m": email.strip().lower(), "n": nonce})

@@ -52,3 +52,27 @@ def observe_url(employee_id: int) -> str:
 def signin_url(email: str, nonce: str) -> str:
     """A console magic link for ``email`` (15 minutes; ``nonce`` makes each link single-use)."""
     return url("signin", "console/signin", {"m": email.strip().lower(), "n": nonce})
+
+
+THEME_ACTIONS = ("acknowledged", "planned", "fixed", "wont_fix")
+
+
+def theme_action_url(
+    department_id: int, week: str, product_area: str, category: str, theme: str, recipient: str,
+    action: str | None = None,
+) -> str:
+    """A department head acting on one digest theme (purpose ``ack``): the signed token names the
+    department, ISO week, theme (area, category, label) and the recipient; ``action`` is a pre-selected
+    choice in the query string (the confirm page lets the head change it)."""
+    payload = {"d": department_id, "w": week, "a": product_area, "c": category, "t": theme, "r": recipient}
+    link = url("ack", "digest/theme", payload)
+    if action is not None:
+        if action not in THEME_ACTIONS:
+            raise ValueError(f"unknown theme action {action!r}")
+        link += f"?action={action}"
+    return link
+
+
+def digest_unsubscribe_url(department_id: int, email: str) -> str:
+    """One-click unsubscribe of ``email`` from a department's digest (purpose ``unsubscribe``)."""
+    return url("unsubscribe", "digest/unsubscribe", {"d": department_id, "m": email.strip().lower()})

@@ -209,6 +209,17 @@ class CalendarFeedToken(SQLModel, table=True):
     revoked_at: Optional[datetime] = None
 
 
+class DigestOptOut(SQLModel, table=True):
+    """A digest recipient who unsubscribed from one department's weekly digest (one-click link)."""
+
+    __table_args__ = (UniqueConstraint("department_id", "email", name="uq_digest_optout"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    department_id: int = Field(foreign_key="department.id", index=True)
+    email: str = Field(max_length=320)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class AuditEvent(SQLModel, table=True):
     __table_args__ = (Index("ix_audit_subject", "subject_type", "subject_id"),)
 

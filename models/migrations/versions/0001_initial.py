@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 08:48:11.979886
+Create Date: 2026-11-24 08:48:24.149967
 """
 from typing import Sequence, Union
 
@@ -97,6 +97,18 @@ def upgrade() -> None:
     sa.Column('unplaced', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('digestoptout',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('department_id', sa.Integer(), nullable=False),
+    sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['department_id'], ['department.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('department_id', 'email', name='uq_digest_optout')
+    )
+    with op.batch_alter_table('digestoptout', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_digestoptout_department_id'), ['department_id'], unique=False)
+
     op.create_table('employee',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('employee_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -284,6 +296,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_employee_department_active')
 
     op.drop_table('employee')
+    with op.batch_alter_table('digestoptout', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_digestoptout_department_id'))
+
+    op.drop_table('digestoptout')
     op.drop_table('planrun')
     with op.batch_alter_table('outboundmessage', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outboundmessage_kind'))

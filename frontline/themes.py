@@ -1,0 +1,213 @@
+"""Themes: group observations that describe the same customer pain.
+
+Two stages, both deterministic (same input, same themes, same labels):
+
+1. **Structure**: observations are first split by ``(product_area, category)``; a billing bug and an
+   export UX complaint are never one theme.
+2. **Free text**: within each group the texts are normalised (lower case, contractions expanded, a small
+   synonym table maps "where is", "can't find", "unable to locate" ... to one token, domain stop words
+   such as "customer" dropped, light suffix stemming) and vectorised with TF-IDF over word 1-2 grams
+   *and* character 3-5 grams (robust to typos and inflections). Cosine distances are clustered with
+   average-linkage agglomerative clustering cut at ``distance_threshold``; groups too large for a dense
+   distance matrix use connected components of the thresholded similarity graph instead.
+
+Each theme gets a short readable label: the first clause of its most central observation (highest mean
+similarity to the other members), shortened on a word boundary. Labels are what
+:attr:`models.Observation.theme` stores.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_DISTANCE_THRESHOLD = 0.80
+DENSE_GROUP_LIMIT = 3000  # above this, a group is clustered with the sparse graph method
+LABEL_CHARS = 70
+
+# Phrases that say the same thing, mapped to one token (applied in order, after contractions).
+_SYNONYMS: list[tuple[str, str]] = [
+    (r"\b(where(?:'s| is| are| do i| can i| do you| did)?(?: (?:find|get|see))?|"
+     r"(?:can ?not|could not|did not|does not|do not) (?:find|locate|see)|unable to (?:find|locate|see)|not able to (?:find|locate)|hard to (?:find|locate|see)|"
+     r"can ?not (?:locate|see)|looking for|search(?:ed|ing)? for|locate|hidden|missing from|no sign of)\b", " find "),
+    (r"\b(buttons?|menus?|options?|links?|tabs?|icons?|toggles?|settings? page|dropdowns?|entry|entries)\b", " control "),
+    (r"\b(crash(?:es|ed|ing)?|freez(?:e|es|ing)|froze|hangs?|stuck|not responding|blank screen|white screen)\b", " crash "),
+    (r"\b(slow(?:ly|er)?|lag(?:gy|s)?|takes? (?:ages|forever|too long)|time(?:s|d)? out|timeouts?)\b", " slow "),
+    (r"\b(charged twice|double charged?|double[- ]billed|duplicate charges?|billed twice)\b", " doublecharge "),
+    (r"\b(refunds?|money back|reimburse(?:d|ment)?)\b", " refund "),
+    (r"\b(expensive|pricey|overpriced|too much money|costs? too much|price (?:is )?too high)\b", " expensive "),
+    (r"\b(log ?in|sign ?in|signing in|logging in)\b", " login "),
+    (r"\b(password reset|reset (?:my |the |their )?password|forgot(?:ten)? (?:my |the |their )?password)\b", " pwreset "),
+    (r"\b(csv|xlsx|excel|spreadsheet|download(?:s|ed|ing)? (?:the |their |my )?data)\b", " export "),
+    (r"\b(late|delayed|delay|not arrived|never arrived|hasn't arrived|has not arrived|still waiting)\b", " late "),
+    (r"\b(confus(?:ing|ed|es)|unclear|not clear|hard to understand|makes no sense|puzzl(?:ed|ing))\b", " confusing "),
+    (r"\b(docs?|documentation|help (?:page|article|centre|center)|manual|guide)\b", " docs "),
+    (r"\b(love[sd]?|great|awesome|fantastic|happy with|delighted)\b", " praise "),
+]
+_CONTRACTIONS = [
+    (r"\bcan['’]?t\b", "can not"), (r"\bcannot\b", "can not"), (r"\bwon['’]t\b", "will not"),
+    (r"\bn['’]t\b", " not"), (r"(\w)n['’]t\b", r"\1 not"), (r"['’]re\b", " are"), (r"['’]s\b", ""),
+    (r"['’]ve\b", " have"), (r"['’]ll\b", " will"), (r"['’]d\b", " would"), (r"['’]m\b", " am"),
+]
+_STOP = frozenset(
+    """a an the and or but if then so of to in on at by for from with about into over under again is are was were be been
+    being am do does did doing have has had having i me my we our you your he she it its they them their this that these
+    those there here what which who whom when why how all any both each few more most other some such no nor only own same
+    than too very just also can could would should will shall may might must now still even really please get got gets
+    customer customers client clients user users people person someone somebody caller callers they'd he's she's one
+    asked asks ask said says say told tell tells want wants wanted need needs needed keep keeps trying tried try today
+    again always never every time times thing things way lot lots bit""".split()
+)
+_SUFFIXES = ("ations", "ation", "ings", "ing", "ied", "ies", "ed", "es", "ly", "s")
+_COMPILED_SYN = [(re.compile(p), r) for p, r in _SYNONYMS]
+_COMPILED_CON = [(re.compile(p), r) for p, r in _CONTRACTIONS]
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def _stem(word: str) -> str:
+    if len(word) <= 4:
+        return word
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    return word
+
+
+def normalise(text: str) -> str:
+    """The comparison form of an observation text (what the vectorisers see)."""
+    t = text.lower()
+    for pattern, repl in _COMPILED_CON:
+        t = pattern.sub(repl, t)
+    for pattern, repl in _COMPILED_SYN:
+        t = pattern.sub(repl, t)
+    words = [_stem(w) for w in _TOKEN.findall(t) if w not in _STOP]
+    return " ".join(words)
+
+
+@dataclass(frozen=True)
+class ThemeInput:
+    """What clustering needs from an observation (plain data; ``id`` is any hashable key)."""
+
+    id: object
+    text: str
+    product_area: str
+    category: str
+
+
+@dataclass
+class Theme:
+    label: str
+    product_area: str
+    category: str
+    member_ids: list = field(default_factory=list)
+    central_id: object = None  # the member that best represents the theme (first in member_ids)
+
+    @property
+    def size(self) -> int:
+        return len(self.member_ids)
+
+
+def shorten(text: str, limit: int = LABEL_CHARS) -> str:
+    """First clause of ``text``, at most ``limit`` characters, cut on a word boundary."""
+    t = " ".join(text.split())
+    m = re.search(r"[.!?;\n](\s|$)", t)
+    if m and m.start() >= 12:
+        t = t[: m.start() + 1] if t[m.start()] in "?!" else t[: m.start()]
+    if len(t) <= limit:
+        return t
+    cut = t[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:-–—")
+    return cut + "…"
+
+
+def _vectorise(texts: list[str]):
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
+
+    norm = [normalise(t) or t.lower() for t in texts]
+    words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, min_df=1, token_pattern=r"\S+")
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=1)
+    try:
+        w = words.fit_transform(norm)
+    except ValueError:  # empty vocabulary (all texts empty after normalising)
+        w = None
+    c = chars.fit_transform([t if t.strip() else "_" for t in norm])
+    # Words carry the meaning; character grams bridge inflections and typos.
+    x = c * 0.5 if w is None else hstack([w * np.sqrt(0.6), c * np.sqrt(0.4)]).tocsr()
+    return normalize(x)
+
+
+def _cluster_dense(x, threshold: float) -> np.ndarray:
+    from sklearn.cluster import AgglomerativeClustering
+
+    n = x.shape[0]
+    if n == 1:
+        return np.zeros(1, dtype=int)
+    sim = (x @ x.T).toarray()
+    dist = np.clip(1.0 - sim, 0.0, 2.0)
+    np.fill_diagonal(dist, 0.0)
+    model = AgglomerativeClustering(
+        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold
+    )
+    return model.fit_predict(dist)
+
+
+def _cluster_sparse(x, threshold: float) -> np.ndarray:
+    from scipy.sparse.csgraph import connected_components
+
+    # Stricter cut than average linkage would use: single-link components chain easily.
+    sim = (x @ x.T).tocsr()
+    sim.data[sim.data < 1.0 - threshold * 0.75] = 0
+    sim.eliminate_zeros()
+    _n, labels = connected_components(sim, directed=False)
+    return labels
+
+
+def cluster_texts(texts: Sequence[str], distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD):
+    """Cluster labels (ints) and the normalised TF-IDF matrix of ``texts``."""
+    x = _vectorise(list(texts))
+    if x.shape[0] <= DENSE_GROUP_LIMIT:
+        return _cluster_dense(x, distance_threshold), x
+    return _cluster_sparse(x, distance_threshold), x
+
+
+def _sort_key(value: object):
+    return (0, value) if isinstance(value, (int, float)) else (1, str(value))
+
+
+def find_themes(
+    items: Iterable[ThemeInput], *, distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD
+) -> list[Theme]:
+    """Group ``items`` into themes, largest first (ties: label). Every item is in exactly one theme."""
+    groups: dict[tuple[str, str], list[ThemeInput]] = defaultdict(list)
+    for item in items:
+        groups[(item.product_area.strip().lower(), item.category.strip().lower())].append(item)
+    themes: list[Theme] = []
+    for (area, category), members in sorted(groups.items()):
+        members.sort(key=lambda i: _sort_key(i.id))
+        labels, x = cluster_texts([m.text for m in members], distance_threshold)
+        for cluster in sorted(set(labels.tolist())):
+            idx = np.flatnonzero(labels == cluster)
+            if len(idx) == 1:
+                order = idx
+            else:
+                sub = x[idx]
+                centrality = np.asarray((sub @ sub.T).sum(axis=1)).ravel()
+                # most central first; ties broken by the earlier id (stable sort over id order)
+                order = idx[np.argsort(-np.round(centrality, 9), kind="stable")]
+            ids = [members[i].id for i in order]
+            central = members[order[0]]
+            themes.append(Theme(label=shorten(central.text), product_area=area, category=category,
+                                member_ids=ids, central_id=central.id))
+    themes.sort(key=lambda t: (-t.size, t.label, t.product_area, t.category))
+    return themes
+
+
+def theme_of(themes: Iterable[Theme]) -> dict:
+    """``{item id: theme label}`` for a list of themes."""
+    return {mid: t.label for t in themes for mid in t.member_ids}

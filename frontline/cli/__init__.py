@@ -48,6 +48,7 @@ def init_command(
 
 # --- topics: one module each -------------------------------------------------------------------
 # (each topic module adds one line here: from frontline.cli import X; app.add_typer(X.app, name="x"))
+from frontline.cli import backup as _backup; app.command("export")(_backup.export_command); app.command("import-state")(_backup.import_state_command)  # noqa: E702,E501,I001
 
 
 def main() -> None:

@@ -49,6 +49,15 @@ def observe_url(employee_id: int) -> str:
     return url("observe", "observe", {"e": employee_id})
 
 
+def ack_url(observation_id: int, recipient: str | None = None) -> str:
+    """Acknowledge one urgent observation (purpose ``ack``; ``recipient`` is recorded as who acted).
+    GET shows a confirmation page; only the POST from that page changes anything."""
+    payload: dict[str, Any] = {"o": observation_id}
+    if recipient:
+        payload["r"] = recipient.strip().lower()
+    return url("ack", "ack", payload)
+
+
 def signin_url(email: str, nonce: str) -> str:
     """A console magic link for ``email`` (15 minutes; ``nonce`` makes each link single-use)."""
     return url("signin", "console/signin", {"m": email.strip().lower(), "n": nonce})

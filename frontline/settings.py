@@ -36,6 +36,15 @@ class Settings(BaseSettings):
         default=None,
         description="Key that signs links and cookies. Unset: a random key is generated once in var/secret.key.",
     )
+    smtp_password_block: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the SMTP password; it replaces the password "
+        "in smtp_url (which then needs only smtp://user@host:587). Read when mail is sent, never logged.",
+    )
+    secret_key_block: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the secret key (used when secret_key is unset).",
+    )
     timezone: str = Field(default="UTC", description="Organisation time zone (IANA name).")
     policy_path: Path = Field(default=Path("frontline.toml"), description="Path of the policy file.")
 
@@ -61,9 +70,12 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
     def signing_key(self) -> str:
-        """The secret key; generated and stored in ``var/secret.key`` (mode 0600) when not configured."""
+        """The secret key: ``secret_key``, else the Prefect Secret block ``secret_key_block``, else generated
+        once and stored in ``var/secret.key`` (mode 0600)."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
+        if self.secret_key_block:
+            return _prefect_secret(self.secret_key_block, "secret_key_block")
         path = VAR_DIR / "secret.key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +83,39 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+    def smtp_url_value(self) -> str | None:
+        """The SMTP URL to connect with (None = outbox folder), with the password from the Prefect Secret
+        block ``smtp_password_block`` when one is named. Never log the result."""
+        if self.smtp_url is None or not self.smtp_url.get_secret_value():
+            return None
+        url = self.smtp_url.get_secret_value()
+        if not self.smtp_password_block:
+            return url
+        from urllib.parse import quote, urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        if not parts.username:
+            raise ValueError("smtp_password_block needs a user name in smtp_url (smtp://user@host:587)")
+        password = quote(_prefect_secret(self.smtp_password_block, "smtp_password_block"), safe="")
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{parts.username}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _prefect_secret(name: str, field: str) -> str:
+    """The value of the Prefect Secret block ``name`` (needs a reachable Prefect API)."""
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(name, _sync=True).get()
+    except Exception as exc:  # noqa: BLE001 - any failure: say which setting and block, never the value
+        raise RuntimeError(f"FRONTLINE_{field.upper()}: cannot read the Prefect Secret block {name!r}: "
+                           f"{type(exc).__name__}") from None
+    return str(value)
 
 
 @lru_cache

@@ -1,0 +1,74 @@
+"""Flow ``deliver_mail``: deliver the outbox, one task per batch.
+
+A batch task claims up to ``batch_size`` due messages, sends them over one transport connection and
+records each outcome (see :mod:`frontline.mail.delivery`). If the transport is unavailable (cannot
+connect or log in) the task releases its rows and fails, and Prefect retries it with exponential
+backoff. Messages refused one by one are not task failures: they go back to the queue with their own
+backoff and show up as ``retry`` in the artifact.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.artifacts import create_table_artifact
+from prefect.tasks import exponential_backoff
+
+from frontline.mail.delivery import deliver_batch
+from frontline.mail.transport import TransportUnavailable, transport_from_settings
+
+
+@task(
+    name="deliver-mail-batch",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_condition_fn=lambda task, task_run, state: _is_transport_error(state),
+    cache_policy=NO_CACHE,
+)
+def deliver_mail_batch(batch_size: int) -> dict:
+    from models import get_engine
+
+    transport = transport_from_settings()
+    try:
+        result = deliver_batch(get_engine(), transport, batch_size=batch_size)
+    finally:
+        transport.close()
+    for error in result.errors[:20]:
+        get_run_logger().warning("not delivered yet: %s", error)
+    return result.as_dict()
+
+
+def _is_transport_error(state) -> bool:
+    try:
+        state.result()
+    except TransportUnavailable:
+        return True
+    except Exception:  # noqa: BLE001 - anything else is a bug: do not retry it
+        return False
+    return False
+
+
+@flow(name="deliver-mail")
+def deliver_mail(batch_size: int = 200, max_batches: Optional[int] = None) -> dict:
+    """Deliver every due outbox message; returns counts (batches, claimed, sent, retry, failed)."""
+    from frontline.audit import record
+    from models import session_scope
+
+    totals = {"batches": 0, "claimed": 0, "sent": 0, "retry": 0, "failed": 0}
+    while max_batches is None or totals["batches"] < max_batches:
+        counts = deliver_mail_batch(batch_size)
+        totals["batches"] += 1
+        for key in ("claimed", "sent", "retry", "failed"):
+            totals[key] += counts[key]
+        if counts["claimed"] < batch_size:
+            break
+    create_table_artifact(
+        key="mail-delivery",
+        table=[{"outcome": k, "messages": totals[k]} for k in ("sent", "retry", "failed")],
+        description=f"Outbox delivery: {totals['claimed']} message(s) in {totals['batches']} batch(es)",
+    )
+    with session_scope() as session:
+        record(session, actor="flow:deliver-mail", action="mail.deliver", **totals)
+    return totals

@@ -1,0 +1,236 @@
+"""Mail delivery through a real SMTP server on loopback, with faults, crashes and the outbox folder."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from email import message_from_bytes, policy
+
+import pytest
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from frontline.mail import compose, enqueue
+from frontline.mail.delivery import claim_batch, deliver_pending, send_claimed
+from frontline.mail.transport import FolderTransport, SMTPTransport, eml_name
+from mailserver import SMTPServer
+from models import OutboundMessage, utcnow
+
+
+@pytest.fixture
+def smtp():
+    server = SMTPServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def queue(engine, n: int, kind: str = "test", prefix: str = "msg") -> list[str]:
+    """Queue ``n`` messages; returns their Message-IDs in order."""
+    ids = []
+    with Session(engine) as session:
+        for i in range(n):
+            msg = compose(to=f"person{i}@example.com", subject=f"Hello {i}", text=f"body {i}\n", html=f"<p>body {i}</p>")
+            row = enqueue(session, msg, kind=kind, idempotency_key=f"{prefix}:{i}")
+            ids.append(row.message_id)
+        session.commit()
+    return ids
+
+
+def rows(engine) -> list[OutboundMessage]:
+    with Session(engine) as session:
+        return list(session.exec(select(OutboundMessage).order_by(OutboundMessage.id)).all())
+
+
+def test_smtp_delivery_reuses_one_connection_and_keeps_headers(engine, settings, smtp):
+    ids = queue(engine, 5)
+    transport = SMTPTransport(smtp.url, rate_per_second=1000)
+    result = deliver_pending(engine, transport, batch_size=50)
+    transport.close()
+    assert (result.sent, result.retry, result.failed) == (5, 0, 0)
+    assert transport.connections == 1
+    assert smtp.handler.message_ids() == ids
+    first = smtp.handler.messages[0]
+    assert first["Auto-Submitted"] == "auto-generated"
+    assert first.get_content_type() == "multipart/alternative"
+    assert first["To"] == "person0@example.com"
+    assert smtp.handler.envelopes[0] == ("frontline@example.com", ["person0@example.com"])
+    assert all(r.state == "sent" and r.sent_at is not None and r.attempts == 1 for r in rows(engine))
+    # nothing is due any more: a second run sends nothing, and re-queuing the same keys is a no-op
+    assert queue_again_is_noop(engine)
+    again = deliver_pending(engine, SMTPTransport(smtp.url, rate_per_second=1000))
+    assert again.claimed == 0 and len(smtp.handler.messages) == 5
+
+
+def queue_again_is_noop(engine) -> bool:
+    with Session(engine) as session:
+        row = enqueue(session, compose(to="x@example.com", subject="s", text="t"), kind="test", idempotency_key="msg:0")
+        return row is None
+
+
+def test_rejections_and_dropped_connections_are_retried_and_delivered_exactly_once(engine, settings, smtp):
+    ids = queue(engine, 8)
+    smtp.handler.faults = {
+        ids[0]: ["451"],
+        ids[1]: ["550", "554"],
+        ids[2]: ["drop"],
+        ids[3]: ["drop", "421"],
+        ids[5]: ["451", "drop", "451"],
+    }
+    t0 = utcnow()
+    transport = SMTPTransport(smtp.url, rate_per_second=1000)
+    first = deliver_pending(engine, transport, now=t0, backoff_seconds=60)
+    assert (first.sent, first.retry, first.failed) == (3, 5, 0)
+    assert sorted(smtp.handler.message_ids()) == sorted([ids[4], ids[6], ids[7]])
+    by_mid = {r.message_id: r for r in rows(engine)}
+    assert by_mid[ids[1]].state == "pending" and "550" in by_mid[ids[1]].last_error
+    assert "connection dropped" in by_mid[ids[2]].last_error
+    assert by_mid[ids[0]].next_attempt_at >= t0 + timedelta(seconds=59)
+    # retries are not due yet: an immediate re-run sends nothing
+    assert deliver_pending(engine, transport, now=t0 + timedelta(seconds=1)).claimed == 0
+    # the server recovers over the next attempts; run until nothing is due
+    now = t0
+    for _ in range(6):
+        now += timedelta(hours=1)
+        deliver_pending(engine, transport, now=now, backoff_seconds=60)
+    transport.close()
+    assert sorted(smtp.handler.message_ids()) == sorted(ids)  # every message exactly once
+    final = {r.message_id: r for r in rows(engine)}
+    assert all(r.state == "sent" for r in final.values())
+    assert final[ids[5]].attempts == 4 and final[ids[4]].attempts == 1
+    assert transport.connections >= 3  # reconnected after each drop
+
+
+def test_message_fails_after_max_attempts_with_the_smtp_error(engine, settings, smtp):
+    ids = queue(engine, 2)
+    smtp.handler.faults = {ids[0]: ["550"] * 5}
+    transport = SMTPTransport(smtp.url, rate_per_second=1000)
+    now = utcnow()
+    for _ in range(3):
+        deliver_pending(engine, transport, now=now, max_attempts=3, backoff_seconds=1)
+        now += timedelta(minutes=5)
+    transport.close()
+    state = {r.message_id: r for r in rows(engine)}
+    assert state[ids[0]].state == "failed" and state[ids[0]].attempts == 3
+    assert state[ids[0]].last_error.startswith("550")
+    assert state[ids[1]].state == "sent"
+    assert smtp.handler.message_ids() == [ids[1]]
+
+
+def test_crash_after_smtp_accepted_resends_only_the_message_in_flight(engine, settings, smtp):
+    """At-least-once: a worker claims a batch, the server accepts message 0, the worker dies before it
+    records 'sent'. Until the lease runs out nobody touches the batch; afterwards the next run sends
+    message 0 again with the SAME Message-ID and bytes, and every other message exactly once."""
+    ids = queue(engine, 4)
+    t0 = utcnow()
+    claimed = claim_batch(engine, 10, now=t0)
+    assert len(claimed) == 4
+    first = rows(engine)[0]
+    crashed = SMTPTransport(smtp.url, rate_per_second=1000)
+    crashed.send(first.mime, mail_from=settings.mail_from, recipients=[first.recipient], message_id=first.message_id)
+    crashed.close()  # ... and the process died here: row 0 is still 'sending'
+
+    transport = SMTPTransport(smtp.url, rate_per_second=1000)
+    early = deliver_pending(engine, transport, now=t0 + timedelta(minutes=5))
+    assert early.claimed == 0  # the lease protects a worker that may still be running
+    later = deliver_pending(engine, transport, now=t0 + timedelta(minutes=11))
+    transport.close()
+    assert later.sent == 4
+    got = smtp.handler.message_ids()
+    assert sorted(got) == sorted([ids[0]] + ids)  # message 0 twice (same id), the others once
+    assert got.count(ids[0]) == 2 and all(got.count(m) == 1 for m in ids[1:])
+    copies = [raw for raw, m in zip(smtp.handler.raw, smtp.handler.messages) if str(m["Message-ID"]).strip() == ids[0]]
+    assert copies[0] == copies[1]
+    assert all(r.state == "sent" for r in rows(engine))
+
+
+def test_two_workers_never_claim_the_same_message(engine, settings):
+    queue(engine, 60)
+    claims: list[list[int]] = [[], []]
+
+    def worker(slot: int) -> None:
+        while True:
+            got = claim_batch(engine, 7)
+            if not got:
+                return
+            claims[slot].extend(got)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not set(claims[0]) & set(claims[1])
+    assert len(claims[0]) + len(claims[1]) == 60
+    assert all(r.state == "sending" and r.attempts == 1 for r in rows(engine))
+
+
+def test_unavailable_server_releases_the_batch(engine, settings):
+    queue(engine, 3)
+    dead = SMTPTransport(f"smtp://127.0.0.1:{_closed_port()}?tls=none", rate_per_second=1000, timeout=2)
+    ids = claim_batch(engine, 10)
+    from frontline.mail.transport import TransportUnavailable
+
+    with pytest.raises(TransportUnavailable):
+        send_claimed(engine, ids, dead)
+    assert all(r.state == "pending" and r.attempts == 0 for r in rows(engine))
+
+
+def _closed_port() -> int:
+    from mailserver import free_port
+
+    return free_port()
+
+
+def test_folder_transport_writes_atomically_and_redelivery_overwrites(engine, settings):
+    ids = queue(engine, 3)
+    result = deliver_pending(engine)  # no SMTP URL configured: the outbox folder
+    assert result.sent == 3
+    folder = settings.outbox_dir
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == sorted(eml_name(m) for m in ids)
+    parsed = message_from_bytes((folder / eml_name(ids[1])).read_bytes(), policy=policy.default)
+    assert parsed["Subject"] == "Hello 1" and str(parsed["Message-ID"]).strip() == ids[1]
+    # re-delivery (e.g. after a crash) overwrites the same file: still three files, no temp files
+    row = rows(engine)[1]
+    FolderTransport(folder).send(row.mime, mail_from="x", recipients=[row.recipient], message_id=row.message_id)
+    assert sorted(p.name for p in folder.iterdir()) == files
+
+
+def test_smtp_url_forms():
+    t = SMTPTransport("smtps://ops%40corp:p%3Ass@mail.example.com")
+    assert (t.host, t.port, t.implicit_tls, t.username, t.password) == ("mail.example.com", 465, True, "ops@corp", "p:ss")
+    assert "p:ss" not in repr(t)
+    t = SMTPTransport("smtp://relay:2525?tls=none")
+    assert (t.port, t.tls, t.username) == (2525, "none", None)
+    assert SMTPTransport("smtp://relay").tls == "auto"
+    with pytest.raises(ValueError, match="smtp:// or smtps://"):
+        SMTPTransport("http://relay")
+    with pytest.raises(ValueError, match="tls="):
+        SMTPTransport("smtp://relay?tls=maybe")
+
+
+def test_mail_status_and_retry_cli(engine, settings, smtp):
+    from frontline.cli import app
+
+    ids = queue(engine, 2, kind="digest")
+    smtp.handler.faults = {ids[0]: ["550"]}
+    transport = SMTPTransport(smtp.url, rate_per_second=1000)
+    deliver_pending(engine, transport, max_attempts=1)
+    transport.close()
+    runner = CliRunner()
+    out = runner.invoke(app, ["mail", "status"])
+    assert out.exit_code == 0, out.output
+    assert "failed" in out.output and "550 simulated permanent failure" in out.output
+    assert "sent" in out.output and "digest" in out.output
+    bad = runner.invoke(app, ["mail", "retry"])
+    assert bad.exit_code != 0 and "--all-failed" in bad.output
+    failed_id = next(r.id for r in rows(engine) if r.state == "failed")
+    out = runner.invoke(app, ["mail", "retry", "--id", str(failed_id)])
+    assert out.exit_code == 0 and "1 message(s) queued again" in out.output
+    assert {r.state for r in rows(engine)} == {"pending", "sent"}
+    transport = SMTPTransport(smtp.url, rate_per_second=1000)
+    assert deliver_pending(engine, transport).sent == 1
+    transport.close()
+    assert sorted(smtp.handler.message_ids()) == sorted(ids)

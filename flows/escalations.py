@@ -1,0 +1,50 @@
+"""Flow ``escalate_overdue``: urgent observations nobody acknowledged within the policy's SLA
+(``observations.escalation_sla_hours``) are escalated a second time, to the target department's digest
+recipients and head, exactly once each (outbox key ``escalation:<id>:2``; ``escalation_level`` 2).
+
+One task does the whole pass in one transaction: the work is a handful of rows and a mail each, and a
+retry re-runs safely because every step is keyed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+
+@task(name="escalate-overdue-observations", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def escalate_batch(as_of_iso: Optional[str]) -> list[dict]:
+    from frontline.audit import record
+    from frontline.observations import escalate_overdue_observations
+    from models import Department, Observation, session_scope, utcnow
+
+    as_of = datetime.fromisoformat(as_of_iso) if as_of_iso else utcnow()
+    with session_scope() as session:
+        ids = escalate_overdue_observations(session, as_of)
+        rows = []
+        for oid in ids:
+            obs = session.get(Observation, oid)
+            dept = session.get(Department, obs.target_department_id)
+            rows.append({"observation": oid, "department": dept.name, "created_at": obs.created_at.isoformat(),
+                         "product_area": obs.product_area})
+        record(session, actor="flow:escalate-overdue", action="observations.escalate_overdue",
+               as_of=as_of.isoformat(), escalated=len(ids))
+    return rows
+
+
+@flow(name="escalate-overdue")
+def escalate_overdue(as_of: Optional[datetime] = None) -> list[int]:
+    """Escalate overdue urgent observations once more; returns the ids escalated in this run."""
+    if as_of is not None and as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    rows = escalate_batch(as_of.isoformat() if as_of else None)
+    create_table_artifact(
+        key="escalations",
+        table=rows or [{"observation": "-", "department": "-", "created_at": "-", "product_area": "-"}],
+        description=f"Second escalation of {len(rows)} unacknowledged urgent observation(s)",
+    )
+    return [r["observation"] for r in rows]

@@ -1,0 +1,127 @@
+"""Urgent observations: immediate mail to the target department's head (mentor in Cc), a second
+escalation to the digest recipients after the SLA exactly once, none once acknowledged."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from sqlmodel import select
+
+from frontline.observations import escalate_overdue_observations, set_ack_state, submit_observation
+from models import AuditEvent, Observation, session_scope, utcnow
+from observation_factories import body, mails, org, write_policy
+
+URGENT = {
+    "text": "Checkout charges cards twice; customer jane@example.com lost 2x 49.99 EUR",
+    "impact": 5,
+    "customer_count": 12,
+    "product_area": "checkout",
+    "category": "bug",
+    "urgent": True,
+}
+
+
+@pytest.fixture
+def world(settings, engine):
+    write_policy(settings)
+    with session_scope(engine) as session:
+        return {k: (v.id if hasattr(v, "id") else {n: d.id for n, d in v.items()}) for k, v in org(session).items()}
+
+
+def _submit(engine, world, **overrides):
+    from models import Employee
+
+    with session_scope(engine) as session:
+        rotator = session.get(Employee, world["rotator"])
+        return submit_observation(session, rotator, {**URGENT, **overrides}, "web").id
+
+
+def test_urgent_mails_the_head_at_once_with_mentor_in_cc(engine, world):
+    oid = _submit(engine, world)
+    with session_scope(engine) as session:
+        sent = mails(session, "escalation")
+        assert len(sent) == 1
+        msg = sent[0]
+        assert msg["To"] == "erin.head@example.com"  # checkout -> Engineering (policy area_departments)
+        assert msg["Cc"] == "e900@example.com"  # the rotator's mentor
+        assert msg.row.idempotency_key == f"escalation:{oid}:1"
+        text = body(msg, "plain")
+        assert "jane@example.com" not in text and "[email]" in text
+        link = re.search(r"http://frontline\.test/ack/\S+", text).group(0)
+        assert urlsplit(link).path.startswith("/ack/")
+        obs = session.get(Observation, oid)
+        assert obs.escalation_level == 1 and obs.escalated_at is not None
+        assert obs.rotation_id == world["rotation"]
+
+
+def test_not_urgent_sends_nothing(engine, world):
+    _submit(engine, world, urgent=False)
+    with session_scope(engine) as session:
+        assert mails(session) == []
+
+
+def test_unacknowledged_past_sla_escalates_again_exactly_once(engine, world):
+    oid = _submit(engine, world)
+    with session_scope(engine) as session:
+        # still inside the SLA (24 h): nothing
+        assert escalate_overdue_observations(session, utcnow() + timedelta(hours=23)) == []
+    later = utcnow() + timedelta(hours=25)
+    with session_scope(engine) as session:
+        assert escalate_overdue_observations(session, later) == [oid]
+    with session_scope(engine) as session:
+        assert escalate_overdue_observations(session, later) == []  # run twice: no second mail
+        sent = mails(session, "escalation")
+        assert [m.row.idempotency_key for m in sent] == [f"escalation:{oid}:1", f"escalation:{oid}:2"]
+        second = sent[1]
+        to = {a.strip() for a in second["To"].split(",")}
+        assert to == {"erin.head@example.com", "engineering-leads@example.com"}
+        assert "not been acknowledged within 24 hours" in body(second, "plain")
+        assert session.get(Observation, oid).escalation_level == 2
+        events = session.exec(select(AuditEvent).where(AuditEvent.action == "observation.escalated")).all()
+        assert sorted(e.details["level"] for e in events) == [1, 2]
+
+
+def test_acknowledged_is_not_escalated(engine, world):
+    oid = _submit(engine, world)
+    with session_scope(engine) as session:
+        set_ack_state(session, [oid], "acknowledged", by="erin.head@example.com", note="On it")
+    with session_scope(engine) as session:
+        assert escalate_overdue_observations(session, utcnow() + timedelta(days=3)) == []
+        assert [m.row.idempotency_key for m in mails(session, "escalation")] == [f"escalation:{oid}:1"]
+        update = mails(session, "observation_update")
+        assert len(update) == 1 and update[0]["To"] == "e100@example.com"
+        assert "acknowledged" in update[0]["Subject"]
+        assert "On it" in body(update[0], "plain")
+
+
+def test_set_ack_state_is_idempotent_per_state_and_refuses_unknown(engine, world):
+    oid = _submit(engine, world, urgent=False)
+    with session_scope(engine) as session:
+        set_ack_state(session, [oid], "planned", by="pat@example.com")
+        set_ack_state(session, [oid], "planned", by="pat@example.com")
+        set_ack_state(session, [oid], "fixed", by="pat@example.com", note="Shipped in 3.14.3")
+    with session_scope(engine) as session:
+        keys = [m.row.idempotency_key for m in mails(session, "observation_update")]
+        assert keys == [f"observation-update:{oid}:planned", f"observation-update:{oid}:fixed"]
+        obs = session.get(Observation, oid)
+        assert obs.ack_state == "fixed" and obs.ack_note == "Shipped in 3.14.3"
+        with pytest.raises(ValueError, match="unknown state"):
+            set_ack_state(session, [oid], "done", by="x")
+        with pytest.raises(ValueError, match="no observation with id 999"):
+            set_ack_state(session, [oid, 999], "fixed", by="x")
+
+
+@pytest.mark.prefect
+def test_escalate_overdue_flow(prefect_harness, settings, engine, world):
+    from flows.escalations import escalate_overdue
+
+    oid = _submit(engine, world)
+    later = utcnow() + timedelta(hours=30)
+    assert escalate_overdue(as_of=later) == [oid]
+    assert escalate_overdue(as_of=later) == []
+    with session_scope(engine) as session:
+        assert len(mails(session, "escalation")) == 2
+        assert session.exec(select(AuditEvent).where(AuditEvent.action == "observations.escalate_overdue")).all()

@@ -13,4 +13,9 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     # --- routers: one line per topic module (from frontline.web import X; app.include_router(X.router))
+    from frontline.web import auth; auth.install(app)  # noqa: E702  console sign-in + error pages
+    from frontline.web.console import dashboard; app.include_router(dashboard.router)  # noqa: E702
+    from frontline.web.console import observations as console_obs; app.include_router(console_obs.router)  # noqa: E702
+    from frontline.web.console import me; app.include_router(me.router)  # noqa: E702
+    from frontline.web.console import roster as console_roster; app.include_router(console_roster.router)  # noqa: E702
     return app

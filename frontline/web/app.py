@@ -18,4 +18,5 @@ def create_app() -> FastAPI:
     from frontline.web.console import observations as console_obs; app.include_router(console_obs.router)  # noqa: E702
     from frontline.web.console import me; app.include_router(me.router)  # noqa: E702
     from frontline.web.console import roster as console_roster; app.include_router(console_roster.router)  # noqa: E702
+    from frontline.web import digest; app.include_router(digest.router)  # noqa: E702  digest theme actions, unsubscribe
     return app

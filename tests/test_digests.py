@@ -1,0 +1,302 @@
+"""Department digests: routing, numbers, trends, escaping, idempotency, size, opt-in, theme actions."""
+
+from __future__ import annotations
+
+import email
+import re
+from datetime import date, datetime, timedelta, timezone
+from email import policy
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from frontline import digests
+from models import Department, Employee, Observation, OutboundMessage, Rotation, session_scope
+
+WEEK = "2027-W05"  # Monday 1 February 2027
+MONDAY = datetime(2027, 2, 1, tzinfo=timezone.utc)
+
+
+def _dept(session, name, **kw):
+    d = Department(name=name, head_name=f"{name} Head", head_email=f"head@{name.lower()}.example", **kw)
+    session.add(d)
+    session.flush()
+    return d
+
+
+def _emp(session, name, dept):
+    e = Employee(employee_id=name.lower(), name=name, email=f"{name.lower()}@example.com", department_id=dept.id,
+                 hire_date=date(2020, 1, 1), timezone="Europe/Berlin", country="DE")
+    session.add(e)
+    session.flush()
+    return e
+
+
+def _obs(session, rotator, target, text, when, **kw):
+    kw.setdefault("impact", 3)
+    kw.setdefault("product_area", "export")
+    kw.setdefault("category", "confusing_ux")
+    o = Observation(rotator_id=rotator.id if rotator else None, target_department_id=target.id, text=text,
+                    created_at=when, **kw)
+    session.add(o)
+    session.flush()
+    return o
+
+
+@pytest.fixture
+def company(engine, settings):
+    """Engineering, Sales, Support; observations in WEEK and the week before."""
+    with session_scope(engine) as s:
+        eng = _dept(s, "Engineering", digest_recipients=["cto@example.com"])
+        sales = _dept(s, "Sales")
+        support = _dept(s, "Support")
+        quiet = _dept(s, "Legal")
+        alice, bob, carol = _emp(s, "Alice", eng), _emp(s, "Bob", sales), _emp(s, "Carol", support)
+        t = MONDAY + timedelta(hours=10)
+        _obs(s, bob, eng, "Customers can't find export", t)
+        _obs(s, bob, eng, "Where is the export button?", t + timedelta(days=1), customer_count=3)
+        _obs(s, carol, eng, "Customer could not locate the export menu", t + timedelta(days=2))
+        _obs(s, carol, eng, "Checkout crashes when paying by card", t + timedelta(days=2), urgent=True,
+             product_area="checkout", category="bug", impact=5)
+        _obs(s, alice, sales, "The pricing page is confusing about VAT", t + timedelta(days=3),
+             product_area="billing", category="policy_pricing")
+        _obs(s, alice, eng, "Customers cannot find the export menu either", t + timedelta(days=4))
+        # previous week: one export complaint addressed to Engineering
+        _obs(s, bob, eng, "Cannot find where to export my data", t - timedelta(days=5))
+        # next week (must not count)
+        _obs(s, bob, eng, "Next week's complaint", t + timedelta(days=8))
+        s.add(Rotation(employee_id=alice.id, start=date(2027, 1, 25), end=date(2027, 2, 21), kind="cycle",
+                       due=date(2027, 1, 25), status="invited"))
+        ids = {"eng": eng.id, "sales": sales.id, "support": support.id, "legal": quiet.id}
+    return ids
+
+
+def _digest(engine, dept_id):
+    with session_scope(engine) as s:
+        data = digests.load_week(s, WEEK)
+        return digests.build_digest(data, data.departments[dept_id])
+
+
+def test_week_parsing_and_window(settings):
+    assert digests.week_monday("2027-W05") == date(2027, 2, 1)
+    assert digests.shift_week("2027-W01", -1) == "2026-W53"
+    with pytest.raises(digests.DigestError, match="expected ISO week"):
+        digests.parse_week("2027-5")
+    with pytest.raises(digests.DigestError, match="no ISO week 54"):
+        digests.parse_week("2027-W54")
+    from zoneinfo import ZoneInfo
+
+    start, end = digests.week_window("2027-W05", ZoneInfo("Europe/Berlin"))
+    assert start == datetime(2027, 1, 31, 23, tzinfo=timezone.utc) and end - start == timedelta(days=7)
+
+
+def test_routing_own_vs_addressed(engine, company):
+    eng = _digest(engine, company["eng"])
+    addressed, own = eng.sections
+    addressed_texts = sorted(q.text for t in addressed.themes for q in t.quotes)
+    own_texts = sorted(q.text for t in own.themes for q in t.quotes)
+    assert addressed.total == 4  # Bob x2, Carol x2; not Alice's (own people) nor next week's
+    assert own.total == 2  # Alice's two, one addressed to Sales, one to Engineering (appears once, here)
+    assert "The pricing page is confusing about VAT" in own_texts
+    assert "Customers cannot find the export menu either" in own_texts
+    assert "Customers cannot find the export menu either" not in addressed_texts
+    assert "Next week's complaint" not in addressed_texts + own_texts
+    assert eng.observations == 6
+    sales = _digest(engine, company["sales"])
+    assert sales.sections[0].total == 1  # Alice's pricing note is addressed to Sales
+    assert sales.sections[1].total == 2  # Bob's two this week (both to Engineering; next week's excluded)
+    assert [p.name for p in eng.rotating_now] == ["Alice"]
+
+
+def test_numbers_shares_and_trend(engine, company):
+    eng = _digest(engine, company["eng"])
+    metrics = {m.label: m for m in eng.metrics}
+    assert metrics["addressed to you"].value == 4 and metrics["addressed to you"].previous == 1
+    assert metrics["addressed to you"].change == "+3 (+300%) vs last week"
+    assert metrics["customers affected"].value == 1 + 3 + 1 + 1 + 1 + 1
+    assert metrics["urgent"].value == 1 and metrics["urgent"].change == "new this week"
+    addressed = eng.sections[0]
+    export = addressed.themes[0]
+    assert export.count == 3 and export.percent == 75  # 3 of the 4 addressed observations
+    assert export.previous == 1 and export.trend == "+2 vs last week"
+    assert export.customers == 5
+    assert sum(t.count for t in addressed.themes) == addressed.total
+    assert abs(sum(t.share for t in addressed.themes) - 1) < 1e-9
+    assert [u.text for u in eng.urgent] == ["Checkout crashes when paying by card"]
+    assert eng.urgent[0].ack_state == "new"
+
+
+def _parts(row: OutboundMessage):
+    msg = email.message_from_bytes(row.mime, policy=policy.default)
+    return msg, msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content()
+
+
+def test_queue_idempotent_headers_and_text_part(engine, company):
+    with session_scope(engine) as s:
+        out = {o.department: o for o in digests.queue_digests(s, WEEK)}
+    assert out["Engineering"].queued == 1 and out["Sales"].queued == 1 and out["Support"].queued == 1
+    assert out["Legal"].queued == 0 and out["Legal"].skipped == "nothing to report"
+    with session_scope(engine) as s:
+        again = digests.queue_digests(s, WEEK)
+        assert sum(o.queued for o in again) == 0
+        assert {o.department: o.already for o in again}["Engineering"] == 1
+        rows = s.exec(select(OutboundMessage).where(OutboundMessage.kind == "digest")).all()
+        assert len(rows) == 3
+        eng = next(r for r in rows if r.recipient == "cto@example.com")
+        assert eng.idempotency_key == f"digest:{company['eng']}:{WEEK}:cto@example.com"
+        # themes were stored on the week's observations
+        stored = s.exec(select(Observation.theme).where(Observation.text == "Where is the export button?")).one()
+        assert stored == s.exec(select(Observation.theme).where(Observation.text == "Customers can't find export")).one()
+    msg, text, html = _parts(eng)
+    assert WEEK in msg["Subject"] and "Engineering" in msg["Subject"]
+    assert msg["List-Unsubscribe"].startswith("<http://frontline.test/digest/unsubscribe/")
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert "<style" not in html and 'style="' in html  # CSS inlined
+    # the plain-text twin is readable: no markup, key facts present
+    assert "<" not in text.replace("<http", "")
+    assert "ADDRESSED TO YOU: 4 observations (last week 1)" in text
+    assert "75% - " in text and '"Where is the export button?" - Bob' in text
+    assert "URGENT (1)" in text and "Now: Alice (until 21 Feb)" in text
+    assert "Unsubscribe: http://frontline.test/digest/unsubscribe/" in text
+
+
+def test_empty_departments_skipped_unless_opted_in(engine, company):
+    with session_scope(engine) as s:
+        s.get(Department, company["legal"]).digest_when_empty = True
+    with session_scope(engine) as s:
+        out = {o.department: o for o in digests.queue_digests(s, WEEK, department_ids=[company["legal"]])}
+    assert out["Legal"].queued == 1
+    with session_scope(engine) as s:
+        row = s.exec(select(OutboundMessage).where(OutboundMessage.recipient == "head@legal.example")).one()
+    _msg, text, _html = _parts(row)
+    assert "Nothing this week." in text
+
+
+HOSTILE = [
+    "<script>alert('x')</script> export is broken",
+    '"><img src=x onerror=alert(1)> cannot export',
+    "javascript:alert(document.cookie) export link",
+]
+
+
+class _Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.attrs = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs.extend(attrs)
+
+
+def test_hostile_text_is_escaped(engine, settings):
+    with session_scope(engine) as s:
+        eng, sales = _dept(s, "Eng"), _dept(s, "Sales")
+        mallory = _emp(s, 'Mallory "><b>', sales)
+        for i, text in enumerate(HOSTILE):
+            _obs(s, mallory, eng, text, MONDAY + timedelta(hours=i + 1), urgent=(i == 0))
+        data = digests.load_week(s, WEEK)
+        content = digests.build_digest(data, data.departments[eng.id])
+    raw = digests.render_digest(content, "head@eng.example", inline=False).html
+    inlined = digests.render_digest(content, "head@eng.example").html
+    for html in (raw, inlined):
+        assert "<script" not in html and "<img" not in html and "<b>" not in html
+        assert "&lt;script&gt;" in html
+        parsed = _Collector()
+        parsed.feed(html)
+        assert "script" not in parsed.tags and "img" not in parsed.tags
+        assert not [a for a in parsed.attrs if a[0].startswith("on")]
+        hrefs = [v for k, v in parsed.attrs if k == "href"]
+        assert hrefs and all(h == "http://frontline.test" or h.startswith("http://frontline.test/") for h in hrefs)
+    text = digests.render_digest(content, "head@eng.example").text
+    assert "<script>alert('x')</script>" in text  # text/plain is never interpreted as HTML
+
+
+def test_size_stays_under_limit_with_many_observations(engine, settings):
+    long = " ".join(["the export dialog keeps timing out and loses the selected columns"] * 12)
+    with session_scope(engine) as s:
+        eng, sales = _dept(s, "Eng"), _dept(s, "Sales")
+        people = [_emp(s, f"Rotator{i}", sales) for i in range(20)]
+        areas = ["export", "billing", "checkout", "onboarding", "mobile app", "account", "shipping", "hardware"]
+        cats = ["bug", "confusing_ux", "missing_feature"]
+        for i in range(400):
+            _obs(s, people[i % 20], eng, f"Observation {i}: {areas[i % 8]} problem number {i % 37}. {long}",
+                 MONDAY + timedelta(minutes=20 * i), product_area=areas[i % 8], category=cats[i % 3],
+                 urgent=(i % 25 == 0))
+        out = digests.queue_digests(s, WEEK, department_ids=[eng.id])
+        assert out[0].queued == 1
+        row = s.exec(select(OutboundMessage).where(OutboundMessage.kind == "digest")).one()
+        data = digests.load_week(s, WEEK, department_ids=[eng.id])
+        content = digests.build_digest(data, data.departments[eng.id])
+    _msg, text, html = _parts(row)
+    assert len(html.encode()) < digests.MAX_HTML_BYTES
+    assert content.theme_count > 8
+    assert re.search(r"… and \d+ more themes? \(\d+ observations\) in the app\.", html)
+    assert "more urgent items" in html or len(content.urgent) <= 10
+
+
+def test_theme_action_link_and_unsubscribe(engine, company):
+    from fastapi.testclient import TestClient
+
+    from frontline.links import digest_unsubscribe_url, theme_action_url
+    from frontline.web.app import create_app
+
+    with session_scope(engine) as s:
+        digests.queue_digests(s, WEEK)
+        eng_obs = s.exec(select(Observation).where(Observation.text == "Where is the export button?")).one()
+        label, area, cat = eng_obs.theme, eng_obs.product_area, eng_obs.category
+    client = TestClient(create_app())
+    good = theme_action_url(company["eng"], WEEK, area, cat, label, "cto@example.com", "planned")
+    path = good.removeprefix("http://frontline.test")
+    token = path.split("/")[-1].split("?")[0]
+    forged = path.replace(token, token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"))
+    assert client.get(forged).status_code == 403
+    assert client.post(forged.split("?")[0], data={"action": "fixed"}).status_code == 403
+    page = client.get(path)
+    assert page.status_code == 200 and "planned" in page.text and "<form" in page.text
+    done = client.post(path.split("?")[0], data={"action": "planned"})
+    assert done.status_code == 200, done.text
+    with session_scope(engine) as s:
+        states = {o.text: o.ack_state for o in s.exec(select(Observation))}
+        assert states["Where is the export button?"] == "planned"
+        assert states["Customers can't find export"] == "planned"
+        assert states["Checkout crashes when paying by card"] == "new"  # another theme
+        alice = s.exec(select(Observation).where(Observation.text == "Customers cannot find the export menu either")).one()
+        assert alice.ack_state == ("planned" if alice.theme == label else "new")
+        told = s.exec(select(OutboundMessage).where(OutboundMessage.kind == "observation_update")).all()
+        assert {r.recipient for r in told} >= {"bob@example.com"}  # the reporting rotator hears back
+    # unsubscribe: one-click POST without login; the next week's run skips that recipient
+    unsub = digest_unsubscribe_url(company["eng"], "cto@example.com").removeprefix("http://frontline.test")
+    assert client.post(unsub.replace(unsub[-5:], "xxxxx"), data={"List-Unsubscribe": "One-Click"}).status_code == 403
+    assert client.get(unsub).status_code == 200
+    assert client.post(unsub, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    with session_scope(engine) as s:
+        out = {o.department: o for o in digests.queue_digests(s, digests.shift_week(WEEK, 1))}
+    assert out["Engineering"].queued == 0 and "unsubscribed" in out["Engineering"].skipped
+
+
+def test_acknowledgements_show_in_next_digest(engine, company):
+    with session_scope(engine) as s:
+        digests.queue_digests(s, WEEK)
+        for o in s.exec(select(Observation).where(Observation.target_department_id == company["eng"])):
+            if o.theme and "export" in o.text.lower() and o.created_at.replace(tzinfo=timezone.utc) < MONDAY + timedelta(days=7):
+                o.ack_state, o.ack_by, o.ack_at = "fixed", "cto@example.com", MONDAY + timedelta(days=9)
+    next_week = digests.shift_week(WEEK, 1)
+    with session_scope(engine) as s:
+        data = digests.load_week(s, next_week)
+        content = digests.build_digest(data, data.departments[company["eng"]])
+    assert content.acted and content.acted[0].state == "fixed" and content.acted[0].by == "cto@example.com"
+    rendered = digests.render_digest(content, "cto@example.com")
+    assert "What your department did this week" in rendered.html and "fixed" in rendered.text
+
+
+def test_preview_writes_files(engine, company, tmp_path):
+    with session_scope(engine) as s:
+        out = digests.preview_digests(s, WEEK, tmp_path, department_ids=[company["eng"]])
+        assert not s.exec(select(OutboundMessage)).all()
+    html = Path(out[0].files[0])
+    assert html.name == f"engineering-{WEEK}.html" and "Addressed to you" in html.read_text()
+    assert Path(out[0].files[1]).read_text().startswith("Subject: Engineering")

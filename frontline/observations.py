@@ -417,7 +417,7 @@ def send_escalation(
         "rotator": rotator,
         "mentor": mentor,
         "category_label": category_label(obs.category),
-        "ack_link": ack_url(obs.id),
+        "ack_link": ack_url(obs.id, department.head_email if level == 1 else None),
         "sla_hours": policy.observations.escalation_sla_hours,
     }
     prefix = "Urgent" if level == 1 else "Still unacknowledged"
@@ -528,3 +528,57 @@ def set_ack_state(
             enqueue(session, message, kind="observation_update", idempotency_key=f"observation-update:{obs.id}:{state}")
         changed.append(obs)
     return changed
+
+
+# ------------------------------------------------------------------------------------ API tokens
+
+API_TOKEN_PREFIX = "flo_"
+
+
+def create_api_token(session: Session, name: str, employee: Employee | None = None) -> tuple["ApiToken", str]:
+    """A new bearer token for ``POST /api/observations``: per rotator (``employee``) or per
+    integration (None: each request names the rotator). Returns the row and the secret, which is
+    shown once; only its hash is stored."""
+    import secrets
+
+    from frontline.security import hash_secret
+    from models import ApiToken
+
+    name = name.strip()
+    if not name:
+        raise ValueError("a token needs a name")
+    if session.exec(select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at == None)).first():  # noqa: E711
+        raise ValueError(f"an active token called {name!r} exists; revoke it first or pick another name")
+    secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(name=name, employee_id=employee.id if employee else None, token_hash=hash_secret(secret))
+    session.add(row)
+    session.flush()
+    audit.record(session, actor="cli", action="api_token.created", subject_type="api_token", subject_id=row.id,
+                 name=name, employee=employee.employee_id if employee else None)
+    return row, secret
+
+
+def revoke_api_token(session: Session, name: str) -> int:
+    """Revoke every active token called ``name``; returns how many."""
+    from models import ApiToken
+
+    rows = session.exec(select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at == None)).all()  # noqa: E711
+    for row in rows:
+        row.revoked_at = utcnow()
+        session.add(row)
+        audit.record(session, actor="cli", action="api_token.revoked", subject_type="api_token", subject_id=row.id,
+                     name=name)
+    return len(rows)
+
+
+def authenticate_api_token(session: Session, secret: str) -> "ApiToken | None":
+    """The active token for ``secret`` (looked up by its hash), or None."""
+    from frontline.security import hash_secret
+    from models import ApiToken
+
+    if not secret or len(secret) > 200:
+        return None
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_secret(secret))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    return row

@@ -1,0 +1,361 @@
+"""The observation form (``/observe/<token>``) and the acknowledge page (``/ack/<token>``).
+
+Both are server-rendered and work without JavaScript.
+
+**Who is who.** The path token is a personal signed link (:mod:`frontline.links`, purpose
+``observe`` bound to ``Employee.id``, valid ``policy.observations.link_valid_days``). A forged,
+tampered, expired or wrong-purpose token, or one for a person who left, gets 403 and nothing is stored.
+
+**CSRF.** There is no cookie or ambient credential: the secret is the token in the URL, which a
+cross-site attacker cannot know, so a forged cross-site POST cannot name a valid link. On top of
+that, each rendered form carries a signed nonce bound to the same person (purpose ``observe-form``,
+24 h); a POST whose nonce is missing, forged, or minted for someone else's link is refused with 403,
+so a form page cannot be replayed against another person's link. The form also carries a fresh
+``client_request_id``, which makes a double click or a browser re-POST store the observation once.
+
+**Never change state on GET.** ``GET /ack/<token>`` only shows the observation and a form;
+``POST`` records the decision (mail scanners prefetch links).
+
+Request bodies on these paths (and ``/api/observations``) are limited to :data:`MAX_BODY_BYTES`
+by :class:`BodySizeLimit` (413).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from frontline.links import DAY, read_token
+from frontline.observations import (
+    ACK_STATE_LABELS,
+    ACK_STATES,
+    ObservationConflict,
+    RateLimited,
+    category_label,
+    current_policy,
+    current_rotation,
+    department_names,
+    recent_observations,
+    set_ack_state,
+    submit,
+    suggested_department,
+)
+from frontline.security import InvalidToken, sign, verify
+from frontline.templating import render_html
+from models import Department, Employee, Observation, get_engine, session_scope
+
+router = APIRouter(include_in_schema=False)
+
+MAX_BODY_BYTES = 64 * 1024
+LIMITED_PREFIXES = ("/observe/", "/ack/", "/api/observations")
+FORM_PURPOSE = "observe-form"
+ACK_FORM_PURPOSE = "ack-form"
+FORM_SECONDS = 24 * 3600
+
+LABELS = {
+    "text": "What happened?",
+    "impact": "Customer impact",
+    "customer_count": "How many customers mentioned it today?",
+    "product_area": "Product area",
+    "category": "Category",
+    "target_department": "Which department should hear it?",
+    "suggestion": "Your suggestion (optional)",
+    "urgent": "Urgent",
+    "client_request_id": "Form id",
+    "nonce": "Form",
+}
+IMPACTS = [(1, "minor"), (2, "annoying"), (3, "blocks a task"), (4, "costs money or trust"), (5, "severe / many people")]
+
+
+class BodySizeLimit:
+    """ASGI middleware: refuse request bodies over ``max_bytes`` on the observation paths with 413,
+    whether announced by Content-Length or streamed in chunks."""
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES, prefixes: tuple[str, ...] = LIMITED_PREFIXES):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.prefixes = prefixes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+            return await self.app(scope, receive, send)
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    return await self._refuse(send)
+        received = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge()
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send):
+        body = f'{{"detail":"request body too large: at most {self.max_bytes} bytes"}}'.encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _page(name: str, status: int = 200, headers: dict[str, str] | None = None, **ctx: Any) -> HTMLResponse:
+    response = HTMLResponse(render_html(name, **ctx), status_code=status, headers=headers)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+    return response
+
+
+def _denied(message: str, heading: str = "This link does not work") -> HTMLResponse:
+    return _page("web/observe_error.html", 403, heading=heading, message=message)
+
+
+def _rotator_from_token(session: Session, token: str, policy) -> Employee:
+    payload = read_token("observe", token, max_age_seconds=policy.observations.link_valid_days * DAY)
+    if not isinstance(payload, dict) or not isinstance(payload.get("e"), int):
+        raise InvalidToken("this link is not valid")
+    employee = session.get(Employee, payload["e"])
+    if employee is None or not employee.active:
+        raise InvalidToken("this link belongs to nobody who can submit observations")
+    return employee
+
+
+async def _form_fields(request: Request) -> dict[str, str]:
+    """The url-encoded form (single values). Parsed here so the body limit and charset are ours."""
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"__invalid__": "the form was not sent as UTF-8"}
+    fields = parse_qs(text, keep_blank_values=True, max_num_fields=50)
+    return {k: v[-1] for k, v in fields.items()}
+
+
+def _form_context(session: Session, employee: Employee, policy, **extra: Any) -> dict[str, Any]:
+    names = department_names(session)
+    suggestions = [(a, suggested_department(a, policy, names)) for a in policy.observations.product_areas]
+    ctx = {
+        "employee": employee,
+        "rotation": current_rotation(session, employee.id),
+        "areas": policy.observations.product_areas,
+        "categories": [(c, category_label(c)) for c in policy.observations.categories],
+        "departments": names,
+        "suggestions": [(a, d) for a, d in suggestions if d],
+        "impacts": IMPACTS,
+        "labels": LABELS,
+        "max_text": policy.observations.max_text_chars,
+        "max_count": policy.observations.max_customer_count,
+        "sla_hours": policy.observations.escalation_sla_hours,
+        "nonce": sign(FORM_PURPOSE, {"e": employee.id}),
+        "client_request_id": f"web-{uuid.uuid4().hex}",
+        "recent": recent_observations(session, employee.id),
+        "state_labels": ACK_STATE_LABELS,
+        "values": {"text": "", "impact": "", "customer_count": "1", "product_area": "", "category": "",
+                   "target_department": "", "suggestion": "", "urgent": False},
+        "errors": {},
+        "saved": None,
+        "saved_department": None,
+        "redaction_note": None,
+    }
+    ctx.update(extra)
+    return ctx
+
+
+REDACTION_NAMES = {"email": "email address", "phone": "phone number", "card": "card number", "iban": "IBAN",
+                   "ssn": "social security number", "ip": "IP address"}
+
+
+def redaction_note(counts: dict[str, int]) -> str | None:
+    parts = [f"{n} {REDACTION_NAMES.get(k, k)}{'es' if n > 1 and REDACTION_NAMES.get(k, k).endswith('ss') else ('s' if n > 1 else '')}"
+             for k, n in sorted(counts.items())]
+    return ", ".join(parts) or None
+
+
+# ------------------------------------------------------------------------------------ form
+
+
+@router.get("/observe/{token}", response_class=HTMLResponse)
+def observe_form(token: str, request: Request) -> HTMLResponse:
+    policy = current_policy()
+    with session_scope(get_engine()) as session:
+        try:
+            employee = _rotator_from_token(session, token, policy)
+        except InvalidToken as exc:
+            return _denied(str(exc))
+        return _page("web/observe.html", **_form_context(session, employee, policy, action=request.url.path))
+
+
+@router.post("/observe/{token}", response_class=HTMLResponse)
+async def observe_submit(token: str, request: Request) -> HTMLResponse:
+    form = await _form_fields(request)
+    policy = current_policy()
+    with session_scope(get_engine()) as session:
+        try:
+            employee = _rotator_from_token(session, token, policy)
+        except InvalidToken as exc:
+            return _denied(str(exc))
+        try:
+            nonce = verify(FORM_PURPOSE, form.get("nonce", ""), max_age_seconds=FORM_SECONDS)
+        except InvalidToken as exc:
+            if exc.expired:
+                values = _values(form)
+                ctx = _form_context(session, employee, policy, action=request.url.path, values=values,
+                                    errors={"nonce": "the form was open for more than a day; please send it again"})
+                return _page("web/observe.html", 400, **ctx)
+            return _denied("this form is not valid for this link; reopen your personal link")
+        if nonce != {"e": employee.id}:
+            return _denied("this form belongs to someone else's link; reopen your personal link")
+        values = _values(form)
+        if "__invalid__" in form:
+            ctx = _form_context(session, employee, policy, action=request.url.path, values=values,
+                                errors={"text": form["__invalid__"]})
+            return _page("web/observe.html", 400, **ctx)
+        data = {k: values[k] for k in ("text", "impact", "customer_count", "product_area", "category",
+                                       "target_department", "suggestion")}
+        data["urgent"] = bool(values["urgent"])
+        if form.get("client_request_id"):
+            data["client_request_id"] = form["client_request_id"]
+        if data["customer_count"] == "":
+            data["customer_count"] = "0"
+        try:
+            result = submit(session, employee, data, "web", policy=policy)
+        except ValidationError as exc:
+            errors = {}
+            for err in exc.errors(include_url=False):
+                field = str(err["loc"][0]) if err["loc"] else "text"
+                errors.setdefault(field, _friendly(err))
+            ctx = _form_context(session, employee, policy, action=request.url.path, values=values, errors=errors,
+                                client_request_id=form.get("client_request_id") or f"web-{uuid.uuid4().hex}")
+            return _page("web/observe.html", 422, **ctx)
+        except RateLimited as exc:
+            ctx = _form_context(session, employee, policy, action=request.url.path, values=values,
+                                errors={"text": f"{exc}. Your text is kept below."})
+            return _page("web/observe.html", 429, headers={"Retry-After": str(exc.retry_after)}, **ctx)
+        except ObservationConflict:
+            ctx = _form_context(session, employee, policy, action=request.url.path, values=values,
+                                errors={"client_request_id": "this form was already used; please send it again"})
+            return _page("web/observe.html", 409, **ctx)
+        obs = result.observation
+        dept = session.get(Department, obs.target_department_id)
+        ctx = _form_context(session, employee, policy, action=request.url.path, saved=obs, saved_department=dept.name,
+                            redaction_note=redaction_note(obs.redactions))
+        return _page("web/observe.html", 200, **ctx)
+
+
+def _values(form: dict[str, str]) -> dict[str, Any]:
+    return {
+        "text": form.get("text", ""),
+        "impact": form.get("impact", ""),
+        "customer_count": form.get("customer_count", ""),
+        "product_area": form.get("product_area", ""),
+        "category": form.get("category", ""),
+        "target_department": form.get("target_department", ""),
+        "suggestion": form.get("suggestion", ""),
+        "urgent": form.get("urgent", "") in {"on", "true", "1", "yes"},
+    }
+
+
+def _friendly(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    if kind in {"missing", "string_too_short"} or (kind == "int_parsing" and err.get("input") in ("", None)):
+        return "this is required"
+    if kind == "int_parsing":
+        return "must be a whole number"
+    if kind in {"less_than_equal", "greater_than_equal"}:
+        return err["msg"].replace("Input should be", "must be")
+    return err["msg"].replace("Input should be", "must be").replace("Value error, ", "")
+
+
+# ------------------------------------------------------------------------------------ acknowledge
+
+
+def _ack_target(session: Session, token: str) -> tuple[Observation, dict]:
+    payload = read_token("ack", token)
+    if not isinstance(payload, dict) or not isinstance(payload.get("o"), int):
+        raise InvalidToken("this link is not valid")
+    obs = session.get(Observation, payload["o"])
+    if obs is None:
+        raise InvalidToken("this observation no longer exists")
+    return obs, payload
+
+
+def _ack_context(session: Session, obs: Observation, **extra: Any) -> dict[str, Any]:
+    ctx = {
+        "obs": obs,
+        "department": session.get(Department, obs.target_department_id),
+        "rotator": session.get(Employee, obs.rotator_id) if obs.rotator_id else None,
+        "category_label": category_label(obs.category),
+        "state_labels": ACK_STATE_LABELS,
+        "states": ACK_STATES,
+        "selected": "acknowledged",
+        "done": False,
+        "error": None,
+    }
+    ctx.update(extra)
+    return ctx
+
+
+@router.get("/ack/{token}", response_class=HTMLResponse)
+def ack_page(token: str, request: Request) -> HTMLResponse:
+    with session_scope(get_engine()) as session:
+        try:
+            obs, _payload = _ack_target(session, token)
+        except InvalidToken as exc:
+            return _denied(str(exc))
+        nonce = sign(ACK_FORM_PURPOSE, {"o": obs.id})
+        return _page("web/ack.html", **_ack_context(session, obs, nonce=nonce, action=request.url.path))
+
+
+@router.post("/ack/{token}", response_class=HTMLResponse)
+async def ack_submit(token: str, request: Request) -> HTMLResponse:
+    form = await _form_fields(request)
+    with session_scope(get_engine()) as session:
+        try:
+            obs, payload = _ack_target(session, token)
+            nonce = verify(ACK_FORM_PURPOSE, form.get("nonce", ""), max_age_seconds=FORM_SECONDS)
+        except InvalidToken as exc:
+            return _denied(str(exc))
+        if nonce != {"o": obs.id}:
+            return _denied("this form belongs to another observation")
+        state = form.get("state", "")
+        if state not in ACK_STATES:
+            ctx = _ack_context(session, obs, nonce=form["nonce"], action=request.url.path,
+                               error="choose what happens next")
+            return _page("web/ack.html", 422, **ctx)
+        by = payload.get("r") or "escalation link"
+        set_ack_state(session, [obs.id], state, by=by, note=(form.get("note") or "")[:2000])
+        return _page("web/ack.html", **_ack_context(session, obs, done=True))

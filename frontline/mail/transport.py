@@ -205,6 +205,7 @@ def transport_from_settings(settings=None) -> Transport:
         from frontline.settings import get_settings
 
         settings = get_settings()
-    if settings.smtp_url is not None and settings.smtp_url.get_secret_value():
-        return SMTPTransport(settings.smtp_url.get_secret_value(), rate_per_second=settings.smtp_rate_per_second)
+    url = settings.smtp_url_value()  # includes the password from a Prefect Secret block when configured
+    if url:
+        return SMTPTransport(url, rate_per_second=settings.smtp_rate_per_second)
     return FolderTransport(settings.outbox_dir)

@@ -1,0 +1,108 @@
+"""Flows ``send-invites`` and ``send-reminders``: decide what to tell rotators and mentors, and queue it.
+
+Both are thin: the decisions live in :mod:`frontline.invites`; each task handles a batch of rotations in
+one transaction (never one task per rotation) and the mail is delivered by ``deliver-mail``. Every
+message has an idempotency key, so re-running either flow for the same day queues nothing twice.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Optional
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+BATCH = 50
+
+
+def _today() -> date:
+    from datetime import datetime
+
+    from frontline.settings import get_settings
+
+    return datetime.now(get_settings().tz).date()
+
+
+def _chunks(ids: list[int], size: int) -> list[list[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+@task(name="invite-batch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+def invite_batch(rotation_ids: list[int], as_of: date, announce_weeks: int, checkin_minutes: int) -> dict:
+    from frontline.invites import process_invites
+    from models import session_scope
+
+    with session_scope() as session:
+        counts = process_invites(
+            session, rotation_ids, as_of=as_of, announce_weeks=announce_weeks, checkin_minutes=checkin_minutes
+        )
+    return counts.as_dict()
+
+
+@flow(name="send-invites")
+def send_invites(as_of: Optional[date] = None, announce_weeks: int = 8) -> dict:
+    """Queue calendar invites, updates and cancellations for rotations starting within ``announce_weeks``."""
+    from frontline.audit import record
+    from frontline.invites import Counts, rotations_to_announce
+    from frontline.policy import load_policy
+    from models import session_scope
+
+    as_of = as_of or _today()
+    minutes = load_policy().mentoring.checkin_minutes
+    with session_scope() as session:
+        ids = rotations_to_announce(session, as_of, announce_weeks)
+    totals = Counts()
+    for chunk in _chunks(ids, BATCH):
+        totals.add(Counts(**invite_batch(chunk, as_of, announce_weeks, minutes)))
+    result = {"rotations_checked": len(ids), **totals.as_dict()}
+    create_table_artifact(
+        key="send-invites",
+        table=[{"what": k, "count": v} for k, v in result.items()],
+        description=f"Calendar invites as of {as_of} (window {announce_weeks} weeks)",
+    )
+    with session_scope() as session:
+        record(session, actor="flow:send-invites", action="invites.send", as_of=as_of.isoformat(), **result)
+    return result
+
+
+@task(name="reminder-batch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+def reminder_batch(rotation_ids: list[int], as_of: date, days_before: list[int], weekly_nudge: bool, checkin_minutes: int) -> dict:
+    from frontline.invites import process_reminders
+    from models import session_scope
+
+    with session_scope() as session:
+        return process_reminders(
+            session, rotation_ids, as_of=as_of, days_before=days_before, weekly_nudge=weekly_nudge,
+            checkin_minutes=checkin_minutes,
+        )
+
+
+@flow(name="send-reminders")
+def send_reminders(as_of: Optional[date] = None) -> dict:
+    """Queue the reminders (N days before), day-one welcomes and weekly observation nudges due ``as_of``."""
+    from frontline.audit import record
+    from frontline.invites import rotations_for_reminders
+    from frontline.policy import load_policy
+    from models import session_scope
+
+    as_of = as_of or _today()
+    policy = load_policy()
+    days = list(policy.reminders.days_before)
+    with session_scope() as session:
+        ids = rotations_for_reminders(session, as_of, days)
+    totals = {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0}
+    for chunk in _chunks(ids, BATCH):
+        counts = reminder_batch(chunk, as_of, days, policy.reminders.weekly_nudge, policy.mentoring.checkin_minutes)
+        for key in totals:
+            totals[key] += counts[key]
+    result = {"rotations_checked": len(ids), **totals}
+    create_table_artifact(
+        key="send-reminders",
+        table=[{"what": k, "count": v} for k, v in result.items()],
+        description=f"Reminders, welcomes and nudges as of {as_of}",
+    )
+    with session_scope() as session:
+        record(session, actor="flow:send-reminders", action="reminders.send", as_of=as_of.isoformat(), **result)
+    return result

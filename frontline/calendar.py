@@ -1,0 +1,249 @@
+"""iCalendar objects and iMIP mail for rotations and mentor check-ins (RFC 5545 / 5546 / 6047).
+
+* A rotation is one all-day VEVENT spanning the whole rotation: ``DTSTART;VALUE=DATE`` on the first day,
+  an *exclusive* ``DTEND;VALUE=DATE`` (last day + 1), ``TRANSP:TRANSPARENT`` so it does not block
+  free/busy.
+* Check-ins (kickoff, weekly check-ins, wrap-up) are timed events in a real time zone with a
+  ``VTIMEZONE`` for every ``TZID`` (``Calendar.add_missing_timezones``); a weekly series is one VEVENT
+  with an ``RRULE`` in the local zone, so it keeps its local wall-clock time across daylight-saving
+  changes.
+* Each emailed object is an iTIP ``REQUEST`` or ``CANCEL`` with the configured sender as ``ORGANIZER``
+  (``mailto:``), the recipient as ``ATTENDEE`` (``PARTSTAT=NEEDS-ACTION;RSVP=TRUE``, ``CN`` quoted, with
+  CR/LF/quotes/control characters removed), a stable ``UID`` derived from database keys, the
+  ``SEQUENCE`` kept in the database, and a fresh ``DTSTAMP``. One iTIP object (one UID) per email.
+* :func:`invite_message` builds the CalConnect layout: ``multipart/mixed`` → ``multipart/alternative``
+  (text, HTML, ``text/calendar; method=X``) + the same bytes as an ``invite.ics`` attachment
+  (``application/ics``); the MIME ``method`` always equals the object's ``METHOD``.
+* :func:`feed_calendar` builds the METHOD-less subscription feed (no attendees).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+from icalendar import Calendar, Event, vCalAddress
+
+PRODID = "-//Frontline//Frontline support rotations//EN"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class TimedEvent:
+    """A timed meeting in the time zone of ``start`` (an aware datetime with a ZoneInfo tzinfo).
+    ``weekly_count`` makes it a weekly series of that many occurrences (RRULE in local time)."""
+
+    uid: str
+    summary: str
+    start: datetime
+    duration: timedelta
+    description: str = ""
+    weekly_count: int | None = None
+
+    def __post_init__(self):
+        if self.start.tzinfo is None:
+            raise ValueError(f"{self.uid}: check-in times must be timezone-aware (floating times are not allowed)")
+
+
+@dataclass(frozen=True)
+class AllDayEvent:
+    uid: str
+    summary: str
+    first_day: date
+    last_day: date  # inclusive; DTEND is last_day + 1
+    description: str = ""
+    url: str | None = None
+
+    def __post_init__(self):
+        if self.last_day < self.first_day:
+            raise ValueError(f"{self.uid}: last day {self.last_day} is before first day {self.first_day}")
+
+
+@dataclass
+class ItipObject:
+    """One iTIP message: a method and the VEVENT(s) of ONE UID."""
+
+    method: str  # REQUEST | CANCEL
+    event: AllDayEvent | TimedEvent
+    sequence: int
+    organizer: Person
+    attendees: list[Person] = field(default_factory=list)
+
+
+def clean_name(name: str) -> str:
+    """A display name safe for a CN parameter: no CR/LF, control characters or double quotes."""
+    return " ".join(_CONTROL.sub(" ", (name or "").replace('"', "")).split())
+
+
+def sender_domain(sender: str) -> str:
+    return parseaddr(sender)[1].rpartition("@")[2] or "frontline.invalid"
+
+
+def rotation_uid(rotation_id: int, sender: str) -> str:
+    return f"rotation-{rotation_id}@{sender_domain(sender)}"
+
+
+def checkins_uid(rotation_id: int, sender: str) -> str:
+    return f"checkins-{rotation_id}@{sender_domain(sender)}"
+
+
+def _address(person: Person, *, attendee: bool) -> vCalAddress:
+    addr = vCalAddress(f"mailto:{person.email}")
+    name = clean_name(person.name)
+    if name:
+        addr.params["CN"] = name  # icalendar quotes it when it contains , ; :
+    if attendee:
+        addr.params["CUTYPE"] = "INDIVIDUAL"
+        addr.params["ROLE"] = "REQ-PARTICIPANT"
+        addr.params["PARTSTAT"] = "NEEDS-ACTION"
+        addr.params["RSVP"] = "TRUE"
+    return addr
+
+
+def _vevent(item: AllDayEvent | TimedEvent, *, sequence: int, stamp: datetime) -> Event:
+    if isinstance(item, AllDayEvent):
+        event = Event.new(
+            uid=item.uid,
+            summary=item.summary,
+            start=item.first_day,
+            end=item.last_day + timedelta(days=1),
+            stamp=stamp,
+            sequence=sequence,
+            description=item.description or None,
+            url=item.url,
+        )
+        event.add("transp", "TRANSPARENT")
+    else:
+        event = Event.new(
+            uid=item.uid,
+            summary=item.summary,
+            start=item.start,
+            end=item.start + item.duration,
+            stamp=stamp,
+            sequence=sequence,
+            description=item.description or None,
+        )
+        event.add("transp", "OPAQUE")
+        if item.weekly_count and item.weekly_count > 1:
+            event.add("rrule", {"FREQ": "WEEKLY", "COUNT": item.weekly_count})
+    return event
+
+
+def _span(item: AllDayEvent | TimedEvent) -> tuple[date, date]:
+    if isinstance(item, AllDayEvent):
+        return item.first_day, item.last_day
+    last = item.start + timedelta(weeks=max(0, (item.weekly_count or 1) - 1)) + item.duration
+    return item.start.date(), last.date()
+
+
+def _with_timezones(cal: Calendar, items) -> None:
+    timed = [i for i in items if isinstance(i, TimedEvent)]
+    if timed:
+        spans = [_span(i) for i in timed]
+        first = min(s for s, _ in spans) - timedelta(days=366)
+        last = max(e for _, e in spans) + timedelta(days=366)
+        cal.add_missing_timezones(first_date=first, last_date=last)
+
+
+def itip_calendar(obj: ItipObject, *, stamp: datetime | None = None) -> Calendar:
+    """The iCalendar object for an iTIP REQUEST or CANCEL."""
+    method = obj.method.upper()
+    if method not in {"REQUEST", "CANCEL"}:
+        raise ValueError(f"unsupported iTIP method {obj.method!r}")
+    if not obj.attendees:
+        raise ValueError(f"{obj.event.uid}: an iTIP {method} needs at least one attendee")
+    stamp = stamp or datetime.now(timezone.utc)
+    cal = Calendar.new(prodid=PRODID, method=method)
+    del cal["UID"]  # keep the object minimal: the event UID is the one that matters
+    event = _vevent(obj.event, sequence=obj.sequence, stamp=stamp)
+    event.add("organizer", _address(obj.organizer, attendee=False))
+    for person in obj.attendees:
+        event.add("attendee", _address(person, attendee=True))
+    if method == "CANCEL":
+        event.add("status", "CANCELLED")
+    else:
+        event.add("status", "CONFIRMED")
+    cal.add_component(event)
+    _with_timezones(cal, [obj.event])
+    return cal
+
+
+def invite_message(
+    obj: ItipObject,
+    *,
+    to: Person,
+    subject: str,
+    text: str,
+    html: str,
+    stamp: datetime | None = None,
+) -> EmailMessage:
+    """The iMIP email for one recipient (``multipart/mixed`` as described in the module docstring)."""
+    from email.headerregistry import Address
+
+    ics = itip_calendar(obj, stamp=stamp).to_ical()
+    method = obj.method.upper()
+    msg = EmailMessage()
+    msg["To"] = Address(display_name=clean_name(to.name), addr_spec=to.email)
+    msg["Subject"] = subject
+    msg["From"] = _format_person(obj.organizer)
+    msg.set_content(text)  # text/plain
+    msg.add_alternative(html, subtype="html")
+    msg.add_alternative(  # the same CRLF bytes as the attachment
+        ics,
+        maintype="text",
+        subtype="calendar",
+        params={"method": method, "charset": "UTF-8"},
+        cte="base64",
+    )
+    msg.make_mixed()
+    msg.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
+    return msg
+
+
+def _format_person(person: Person) -> str:
+    from email.headerregistry import Address
+
+    return str(Address(display_name=clean_name(person.name), addr_spec=person.email))
+
+
+def feed_calendar(
+    name: str,
+    items: list[AllDayEvent | TimedEvent],
+    *,
+    sequences: dict[str, int] | None = None,
+    refresh: timedelta = timedelta(hours=12),
+) -> Calendar:
+    """A subscription feed (no METHOD, no attendees) with REFRESH-INTERVAL and X-PUBLISHED-TTL.
+    ``sequences`` (UID -> SEQUENCE) lets clients notice changed events."""
+    stamp = datetime.now(timezone.utc)
+    cal = Calendar.new(prodid=PRODID, name=name)  # NAME and X-WR-CALNAME
+    del cal["UID"]
+    ttl = _duration(refresh)
+    cal.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
+    cal["X-PUBLISHED-TTL"] = ttl
+    for item in items:
+        cal.add_component(_vevent(item, sequence=(sequences or {}).get(item.uid, 0), stamp=stamp))
+    _with_timezones(cal, items)
+    return cal
+
+
+def _duration(value: timedelta) -> str:
+    from icalendar import vDuration
+
+    return vDuration(value).to_ical().decode()
+
+
+def organizer_from_settings() -> Person:
+    from frontline.settings import get_settings
+
+    name, addr = parseaddr(get_settings().mail_from)
+    return Person(name=name or "Frontline", email=addr)

@@ -1,0 +1,440 @@
+"""What to tell rotators and mentors, and when: calendar invites, updates, cancellations, reminders.
+
+Invites (:func:`process_invites`), per rotation, comparing the rotation with what was last announced
+(``Rotation.announced_state`` / ``announced_start`` / ``announced_mentor_id``):
+
+==========================================  =====================================================
+situation                                   what is queued
+==========================================  =====================================================
+never announced, starts within the window   REQUEST, SEQUENCE = ``Rotation.sequence`` (0)
+start moved, mentor changed, or reinstated  REQUEST, same UID, SEQUENCE + 1
+cancelled after being announced             CANCEL, same UID, SEQUENCE + 1, ``STATUS:CANCELLED``
+nothing changed                             nothing
+==========================================  =====================================================
+
+The rotation invite goes to the rotator (all-day event, UID ``rotation-<id>@<sender domain>``). When the
+mentor pairing has a check-in slot, a weekly check-in series (UID ``checkins-<id>@...``, same SEQUENCE)
+goes to the rotator and to the mentor, one email each; a replaced mentor receives a CANCEL of the
+series. Every email carries an idempotency key (``invite:<rotation>:<sequence>``,
+``cancel:<rotation>:<sequence>``, ``checkins:<rotation>:<sequence>:<employee>``,
+``checkins-cancel:<rotation>:<sequence>:<employee>``), so a re-run queues nothing twice.
+
+Reminders (:func:`process_reminders`): ``reminder:<rotation>:<days>`` N days before the start
+(``policy.reminders.days_before``; only the nearest due one is sent, so a late run does not send a
+stale "in 7 days"), ``welcome:<rotation>`` in the first week, and ``nudge:<employee>:<ISO week>`` from
+Thursday on to rotators without an observation since Monday of that week.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlmodel import Session, select
+
+from frontline.calendar import (
+    AllDayEvent,
+    ItipObject,
+    Person,
+    TimedEvent,
+    checkins_uid,
+    invite_message,
+    organizer_from_settings,
+    rotation_uid,
+)
+from frontline.mail import compose, enqueue
+from frontline.templating import render_html, render_text
+from models import Employee, MentorPairing, Observation, Rotation, utcnow
+
+ACTIVE = ("draft", "invited")
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+@dataclass
+class Counts:
+    requests: int = 0
+    updates: int = 0
+    cancels: int = 0
+    checkin_requests: int = 0
+    checkin_cancels: int = 0
+    queued: int = 0
+    unchanged: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+    def add(self, other: "Counts") -> None:
+        for key, value in other.__dict__.items():
+            setattr(self, key, getattr(self, key) + value)
+
+
+def longdate(day: date) -> str:
+    return f"{WEEKDAYS[day.weekday()]} {day.day} {day:%B %Y}"
+
+
+def _zone(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
+    try:
+        return ZoneInfo(name) if name else fallback
+    except (ZoneInfoNotFoundError, ValueError):
+        return fallback
+
+
+# --- check-ins --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckinSeries:
+    first: datetime  # aware, in the local zone the series keeps
+    count: int
+    minutes: int
+
+    @property
+    def when(self) -> str:
+        return f"{WEEKDAYS[self.first.weekday()]}s at {self.first:%H:%M} ({self.first.tzinfo.key})"
+
+
+def checkin_series(rotation: Rotation, pairing: MentorPairing, mentor: Employee, minutes: int, org_tz: ZoneInfo) -> CheckinSeries | None:
+    """The weekly check-in series of a pairing, or None when the pairing has no slot.
+
+    The pairing stores its slot as weekday + HH:MM UTC for the rotation's first week. The series keeps
+    the *local* time that slot has in the mentor's time zone, so it does not move by an hour when
+    daylight saving starts or ends during the rotation.
+    """
+    if pairing.checkin_weekday is None or not pairing.checkin_time_utc:
+        return None
+    hours, _, mins = pairing.checkin_time_utc.partition(":")
+    day = rotation.start + timedelta(days=(pairing.checkin_weekday - rotation.start.weekday()) % 7)
+    instant = datetime.combine(day, time(int(hours), int(mins or 0)), tzinfo=timezone.utc)
+    local_zone = _zone(mentor.timezone, org_tz)
+    first = instant.astimezone(local_zone)
+    count = 0
+    while first.date() + timedelta(weeks=count) <= rotation.end:
+        count += 1
+    if count == 0:
+        return None
+    return CheckinSeries(first=first, count=count, minutes=minutes)
+
+
+# --- invites ----------------------------------------------------------------------------------------
+
+
+def rotations_to_announce(session: Session, as_of: date, announce_weeks: int = 8) -> list[int]:
+    """Ids of rotations that may need an invite, update or cancellation (cheap pre-filter)."""
+    horizon = as_of + timedelta(weeks=announce_weeks)
+    active = select(Rotation.id).where(
+        Rotation.status.in_(ACTIVE), Rotation.start <= horizon, Rotation.end >= as_of
+    )
+    cancelled = select(Rotation.id).where(Rotation.status == "cancelled", Rotation.announced_state == "invited")
+    ids = set(session.exec(active).all()) | set(session.exec(cancelled).all())
+    return sorted(ids)
+
+
+def _active_pairing(session: Session, rotation_id: int) -> MentorPairing | None:
+    return session.exec(
+        select(MentorPairing)
+        .where(MentorPairing.rotation_id == rotation_id, MentorPairing.status == "active")
+        .order_by(MentorPairing.id.desc())
+    ).first()
+
+
+def _person(e: Employee) -> Person:
+    return Person(name=e.name, email=e.email)
+
+
+@dataclass
+class _Context:
+    organizer: Person
+    org_tz: ZoneInfo
+    checkin_minutes: int
+    stamp: datetime
+    counts: Counts = field(default_factory=Counts)
+
+
+def _queue(session: Session, ctx: _Context, msg, kind: str, key: str) -> bool:
+    row = enqueue(session, msg, kind=kind, idempotency_key=key)
+    if row is not None:
+        ctx.counts.queued += 1
+        return True
+    return False
+
+
+def _rotation_mail(session, ctx: _Context, rotation: Rotation, rotator: Employee, mentor: Employee | None,
+                   series: CheckinSeries | None, method: str, sequence: int, update: bool) -> bool:
+    from frontline.links import observe_url
+
+    weeks = ((rotation.end - rotation.start).days + 1) // 7
+    event = AllDayEvent(
+        uid=rotation_uid(rotation.id, ctx.organizer.email),
+        summary="Customer-support rotation" + (f" (mentor: {mentor.name})" if mentor else ""),
+        first_day=rotation.start,
+        last_day=rotation.end,
+        description=(
+            f"Your {weeks}-week customer-support rotation."
+            + (f" Mentor: {mentor.name} <{mentor.email}>." if mentor else "")
+            + f" Observation form: {observe_url(rotator.id)}"
+        ),
+    )
+    obj = ItipObject(method, event, sequence, ctx.organizer, [_person(rotator)])
+    first, last = longdate(rotation.start), longdate(rotation.end)
+    if method == "CANCEL":
+        subject = f"Cancelled: your support rotation {first} to {last}"
+    elif update:
+        subject = f"Updated: your support rotation now {first} to {last}"
+    else:
+        subject = f"Your support rotation: {first} to {last}"
+    context = dict(
+        subject=subject, method=method, what="rotation", update=update, recipient=rotator, first_day=first,
+        last_day=last, weeks=weeks, mentor=mentor, observe_link=observe_url(rotator.id),
+        previous_first_day=longdate(rotation.announced_start) if rotation.announced_start else None,
+        checkin_when=series.when if series else None, checkin_minutes=ctx.checkin_minutes,
+    )
+    msg = invite_message(
+        obj, to=_person(rotator), subject=subject, stamp=ctx.stamp,
+        text=render_text("email/invite.txt", **context), html=render_html("email/invite.html", **context),
+    )
+    key = f"{'cancel' if method == 'CANCEL' else 'invite'}:{rotation.id}:{sequence}"
+    return _queue(session, ctx, msg, "invite", key)
+
+
+def _checkin_mail(session, ctx: _Context, rotation: Rotation, rotator: Employee, mentor: Employee,
+                  series: CheckinSeries, recipient: Employee, method: str, sequence: int, update: bool,
+                  reason: str = "") -> bool:
+    for_mentor = recipient.id == mentor.id
+    other = rotator if for_mentor else mentor
+    attendees = [_person(rotator), _person(mentor)] if method == "REQUEST" else [_person(recipient)]
+    event = TimedEvent(
+        uid=checkins_uid(rotation.id, ctx.organizer.email),
+        summary=f"Support rotation check-in: {rotator.name} / {mentor.name}",
+        start=series.first,
+        duration=timedelta(minutes=series.minutes),
+        description=f"Weekly check-in during {rotator.name}'s customer-support rotation "
+        f"({longdate(rotation.start)} to {longdate(rotation.end)}).",
+        weekly_count=series.count,
+    )
+    obj = ItipObject(method, event, sequence, ctx.organizer, attendees)
+    if method == "CANCEL":
+        subject = f"Cancelled: check-ins with {other.name}"
+    else:
+        subject = f"{'Updated: ' if update else ''}Weekly check-ins with {other.name} from {longdate(series.first.date())}"
+    context = dict(
+        subject=subject, method=method, what="checkins", update=update, recipient=recipient, other=other,
+        for_mentor=for_mentor, first_day=longdate(rotation.start), last_day=longdate(rotation.end),
+        checkin_when=series.when, checkin_count=series.count, checkin_first=longdate(series.first.date()),
+        checkin_minutes=series.minutes, reason=reason,
+    )
+    msg = invite_message(
+        obj, to=_person(recipient), subject=subject, stamp=ctx.stamp,
+        text=render_text("email/invite.txt", **context), html=render_html("email/invite.html", **context),
+    )
+    prefix = "checkins-cancel" if method == "CANCEL" else "checkins"
+    return _queue(session, ctx, msg, "invite", f"{prefix}:{rotation.id}:{sequence}:{recipient.id}")
+
+
+def process_invites(
+    session: Session,
+    rotation_ids: list[int],
+    *,
+    as_of: date,
+    announce_weeks: int = 8,
+    checkin_minutes: int = 30,
+    org_tz: ZoneInfo | None = None,
+) -> Counts:
+    """Decide and queue invites for these rotations; updates the rotations. Caller commits."""
+    if org_tz is None:
+        from frontline.settings import get_settings
+
+        org_tz = get_settings().tz
+    ctx = _Context(organizer=organizer_from_settings(), org_tz=org_tz, checkin_minutes=checkin_minutes, stamp=utcnow())
+    horizon = as_of + timedelta(weeks=announce_weeks)
+    for rotation in session.exec(select(Rotation).where(Rotation.id.in_(rotation_ids)).order_by(Rotation.id)).all():
+        _process_one(session, ctx, rotation, as_of, horizon)
+    return ctx.counts
+
+
+def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: date, horizon: date) -> None:
+    rotator = session.get(Employee, rotation.employee_id)
+    pairing = _active_pairing(session, rotation.id)
+    mentor = session.get(Employee, pairing.mentor_id) if pairing else None
+    series = checkin_series(rotation, pairing, mentor, ctx.checkin_minutes, ctx.org_tz) if pairing and mentor else None
+    old_mentor = (
+        session.get(Employee, rotation.announced_mentor_id) if rotation.announced_mentor_id is not None else None
+    )
+
+    if rotation.status == "cancelled":
+        if rotation.announced_state != "invited":
+            ctx.counts.unchanged += 1
+            return
+        sequence = rotation.sequence + 1
+        _rotation_mail(session, ctx, rotation, rotator, old_mentor, None, "CANCEL", sequence, update=True)
+        ctx.counts.cancels += 1
+        if old_mentor is not None:
+            old_pairing_series = _series_for(session, rotation, old_mentor, ctx)
+            if old_pairing_series is not None:
+                for person in (rotator, old_mentor):
+                    _checkin_mail(session, ctx, rotation, rotator, old_mentor, old_pairing_series, person, "CANCEL",
+                                  sequence, update=True, reason="The support rotation was cancelled.")
+                    ctx.counts.checkin_cancels += 1
+        rotation.sequence = sequence
+        rotation.announced_state = "cancelled"
+        rotation.updated_at = utcnow()
+        session.add(rotation)
+        return
+
+    if rotation.status not in ACTIVE or rotation.start > horizon or rotation.end < as_of:
+        ctx.counts.unchanged += 1
+        return
+    mentor_id = mentor.id if mentor else None
+    if rotation.announced_state is None:
+        sequence, update = rotation.sequence, False
+    elif (
+        rotation.announced_state == "cancelled"
+        or rotation.announced_start != rotation.start
+        or rotation.announced_mentor_id != mentor_id
+    ):
+        sequence, update = rotation.sequence + 1, True
+    else:
+        ctx.counts.unchanged += 1
+        return
+
+    _rotation_mail(session, ctx, rotation, rotator, mentor, series, "REQUEST", sequence, update)
+    if update:
+        ctx.counts.updates += 1
+    else:
+        ctx.counts.requests += 1
+    if mentor is not None and series is not None:
+        for person in (rotator, mentor):
+            _checkin_mail(session, ctx, rotation, rotator, mentor, series, person, "REQUEST", sequence, update)
+            ctx.counts.checkin_requests += 1
+    if (
+        rotation.announced_state == "invited"
+        and old_mentor is not None
+        and old_mentor.id != mentor_id
+    ):
+        old_series = _series_for(session, rotation, old_mentor, ctx)
+        if old_series is not None:
+            _checkin_mail(session, ctx, rotation, rotator, old_mentor, old_series, old_mentor, "CANCEL", sequence,
+                          update=True, reason=f"{rotator.name} has a different mentor now.")
+            ctx.counts.checkin_cancels += 1
+    rotation.sequence = sequence
+    rotation.announced_state = "invited"
+    rotation.announced_start = rotation.start
+    rotation.announced_mentor_id = mentor_id
+    rotation.status = "invited"
+    rotation.updated_at = utcnow()
+    session.add(rotation)
+
+
+def _series_for(session: Session, rotation: Rotation, mentor: Employee, ctx: _Context) -> CheckinSeries | None:
+    """The check-in series that was announced with ``mentor`` (their latest pairing for this rotation)."""
+    pairing = session.exec(
+        select(MentorPairing)
+        .where(MentorPairing.rotation_id == rotation.id, MentorPairing.mentor_id == mentor.id)
+        .order_by(MentorPairing.id.desc())
+    ).first()
+    if pairing is None:
+        return None
+    start = rotation.announced_start or rotation.start
+    announced = SimpleNamespace(start=start, end=start + (rotation.end - rotation.start))
+    return checkin_series(announced, pairing, mentor, ctx.checkin_minutes, ctx.org_tz)
+
+
+# --- reminders --------------------------------------------------------------------------------------
+
+
+def rotations_for_reminders(session: Session, as_of: date, days_before: list[int]) -> list[int]:
+    ahead = as_of + timedelta(days=max(days_before or [0]))
+    return sorted(
+        session.exec(
+            select(Rotation.id).where(
+                Rotation.status == "invited",
+                Rotation.announced_state == "invited",
+                Rotation.start <= ahead,
+                Rotation.end >= as_of,
+            )
+        ).all()
+    )
+
+
+def process_reminders(
+    session: Session,
+    rotation_ids: list[int],
+    *,
+    as_of: date,
+    days_before: list[int],
+    weekly_nudge: bool = True,
+    checkin_minutes: int = 30,
+    org_tz: ZoneInfo | None = None,
+) -> dict[str, int]:
+    """Queue the reminders, welcomes and nudges due on ``as_of`` for these rotations. Caller commits."""
+    from frontline.links import observe_url
+
+    if org_tz is None:
+        from frontline.settings import get_settings
+
+        org_tz = get_settings().tz
+    counts = {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0}
+    monday = as_of - timedelta(days=as_of.weekday())
+    week_start_utc = datetime.combine(monday, time(0), tzinfo=org_tz).astimezone(timezone.utc)
+    iso = as_of.isocalendar()
+    week_label = f"{iso.year}-W{iso.week:02d}"
+    for rotation in session.exec(select(Rotation).where(Rotation.id.in_(rotation_ids)).order_by(Rotation.id)).all():
+        if rotation.status != "invited" or rotation.announced_state != "invited":
+            continue
+        rotator = session.get(Employee, rotation.employee_id)
+        pairing = _active_pairing(session, rotation.id)
+        mentor = session.get(Employee, pairing.mentor_id) if pairing else None
+        series = checkin_series(rotation, pairing, mentor, checkin_minutes, org_tz) if pairing and mentor else None
+        base = dict(
+            rotator=rotator, mentor=mentor, first_day=longdate(rotation.start), last_day=longdate(rotation.end),
+            observe_link=observe_url(rotator.id), checkin_when=series.when if series else None,
+        )
+        due = [d for d in days_before if d > 0 and rotation.start - timedelta(days=d) <= as_of < rotation.start]
+        if due:
+            days = min(due)
+            subject = f"Your support rotation starts {'tomorrow' if days == 1 else f'in {days} days'} ({longdate(rotation.start)})"
+            msg = compose(to=_addr(rotator), subject=subject, text=render_text("email/reminder.txt", subject=subject, days=days, **base),
+                          html=render_html("email/reminder.html", subject=subject, days=days, **base))
+            if enqueue(session, msg, kind="reminder", idempotency_key=f"reminder:{rotation.id}:{days}"):
+                counts["reminders"] += 1
+        if rotation.start <= as_of < rotation.start + timedelta(days=7):
+            subject = "Welcome to the front line" + (f": meet your mentor {mentor.name}" if mentor else "")
+            msg = compose(to=_addr(rotator), subject=subject, text=render_text("email/welcome.txt", subject=subject, **base),
+                          html=render_html("email/welcome.html", subject=subject, **base))
+            if enqueue(session, msg, kind="welcome", idempotency_key=f"welcome:{rotation.id}"):
+                counts["welcomes"] += 1
+        if weekly_nudge and as_of.weekday() >= 3 and rotation.start <= as_of <= rotation.end:
+            wrote = session.exec(
+                select(Observation.id).where(
+                    Observation.rotator_id == rotator.id, Observation.created_at >= week_start_utc
+                ).limit(1)
+            ).first()
+            if wrote is None:
+                subject = f"What did customers struggle with this week? ({week_label})"
+                msg = compose(to=_addr(rotator), subject=subject,
+                              text=render_text("email/nudge.txt", subject=subject, week=week_label, **base),
+                              html=render_html("email/nudge.html", subject=subject, week=week_label, **base))
+                if enqueue(session, msg, kind="nudge", idempotency_key=f"nudge:{rotator.id}:{week_label}"):
+                    counts["nudges"] += 1
+    counts["queued"] = counts["reminders"] + counts["welcomes"] + counts["nudges"]
+    return counts
+
+
+def _addr(e: Employee):
+    from email.headerregistry import Address
+
+    from frontline.calendar import clean_name
+
+    return Address(display_name=clean_name(e.name), addr_spec=e.email)
+
+
+__all__ = [
+    "CheckinSeries",
+    "Counts",
+    "checkin_series",
+    "process_invites",
+    "process_reminders",
+    "rotations_for_reminders",
+    "rotations_to_announce",
+]

@@ -18,23 +18,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-DEPARTMENT_COLUMNS = ["department", "head_name", "head_email", "max_away_fraction"]
-EMPLOYEE_COLUMNS = [
-    "employee_id",
-    "name",
-    "email",
-    "department",
-    "title",
-    "hire_date",
-    "timezone",
-    "country",
-    "languages",
-    "skills",
-    "mentor",
-    "mentor_capacity",
-    "last_rotation",
-]
-ABSENCE_COLUMNS = ["employee_id", "start", "end", "reason"]
+from frontline.roster import ABSENCE_COLUMNS, DEPARTMENT_COLUMNS, EMPLOYEE_COLUMNS
+
 
 SUPPORT = "Support"
 EMAIL_DOMAIN = "example.com"

@@ -1,0 +1,696 @@
+"""Roster import: three CSV files (departments, employees, absences) into the database, all or nothing.
+
+Two steps, one code path for the CLI, the flow and the web console:
+
+* :func:`parse_roster` reads and validates every row of every file (no database). It collects *every*
+  problem as ``file:row: column: message`` (row = the line number a user sees, header = line 1) and
+  raises :class:`RosterError` if there is any.
+* :func:`apply_roster` checks the parsed roster against the database (e-mail addresses still held by
+  people outside the import), then upserts everything in the caller's transaction. Nothing is written
+  when a problem is found.
+
+Semantics (documented in the README, *Roster import*):
+
+* departments are upserted by name; departments missing from the file are kept;
+* employees are upserted by ``employee_id``; an active employee missing from the file is marked as left
+  (``active=False``, ``left_on=today``, never deleted) and their future rotations are cancelled; an
+  employee who reappears is active again;
+* ``last_rotation`` never moves backwards (Frontline records rotations itself);
+* with an absences file, the absences of every employee in the import are replaced by the file's rows;
+  without one, absences are left alone.
+
+Each input is a path or a ``(name, text_or_bytes)`` pair (uploads), decoded as UTF-8 with or without BOM.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Union
+from zoneinfo import available_timezones
+
+from sqlalchemy import insert, select, update
+from sqlmodel import Session
+
+from frontline import audit
+from models import Absence, Department, Employee, MentorPairing, Rotation, utcnow
+
+DEPARTMENT_COLUMNS = ["department", "head_name", "head_email", "max_away_fraction"]
+EMPLOYEE_COLUMNS = [
+    "employee_id",
+    "name",
+    "email",
+    "department",
+    "title",
+    "hire_date",
+    "timezone",
+    "country",
+    "languages",
+    "skills",
+    "mentor",
+    "mentor_capacity",
+    "last_rotation",
+]
+ABSENCE_COLUMNS = ["employee_id", "start", "end", "reason"]
+OPTIONAL_COLUMNS = {"max_away_fraction", "title", "languages", "skills", "mentor_capacity", "last_rotation", "reason"}
+
+RosterSource = Union[Path, str, tuple[str, Union[str, bytes]]]
+
+_EMAIL = re.compile(
+    r"^[^\s@<>(),;:\"\[\]\\]+@(?:[^\s@<>(),;:\"\[\]\\.]+\.)+[^\s@<>(),;:\"\[\]\\.0-9][^\s@<>(),;:\"\[\]\\.]+$"
+)
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
+_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+_YES = {"yes", "y", "true", "1"}
+_NO = {"no", "n", "false", "0", ""}
+
+
+class RosterError(ValueError):
+    """The roster cannot be imported; ``problems`` lists every ``file:row: column: message``."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the roster:\n" + "\n".join(problems))
+
+
+@dataclass(frozen=True)
+class DepartmentRow:
+    line: int
+    name: str
+    head_name: str
+    head_email: str
+    max_away_fraction: float | None
+
+
+@dataclass(frozen=True)
+class EmployeeRow:
+    line: int
+    employee_id: str
+    name: str
+    email: str
+    department: str
+    title: str
+    hire_date: date
+    timezone: str
+    country: str
+    languages: list[str]
+    skills: list[str]
+    is_mentor: bool
+    mentor_capacity: int
+    last_rotation: date | None
+
+
+@dataclass(frozen=True)
+class AbsenceRow:
+    line: int
+    employee_id: str
+    start: date
+    end: date
+    reason: str
+
+
+@dataclass
+class ParsedRoster:
+    """A validated roster. ``absences`` is None when no absences file was given (absences untouched)."""
+
+    departments: list[DepartmentRow]
+    employees: list[EmployeeRow]
+    absences: list[AbsenceRow] | None
+    files: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ImportResult:
+    departments_created: int = 0
+    departments_updated: int = 0
+    departments_unchanged: int = 0
+    employees_created: int = 0
+    employees_updated: int = 0
+    employees_unchanged: int = 0
+    employees_left: int = 0
+    rotations_cancelled: int = 0
+    absences: int | None = None
+    absences_added: int = 0
+    absences_removed: int = 0
+    new_hire_ids: list[str] = field(default_factory=list)
+    left_ids: list[str] = field(default_factory=list)
+
+    @property
+    def new_hires(self) -> int:
+        return self.employees_created
+
+    def counts(self) -> dict[str, int]:
+        """The numbers (no id lists), e.g. for an artifact table or the audit trail."""
+        data = {k: v for k, v in asdict(self).items() if not isinstance(v, list)}
+        data["absences"] = self.absences if self.absences is not None else 0
+        data["new_hires"] = self.new_hires
+        return data
+
+    def summary(self) -> str:
+        parts = [
+            f"departments {self.departments_created} new / {self.departments_updated} updated",
+            f"employees {self.employees_created} new / {self.employees_updated} updated / "
+            f"{self.employees_unchanged} unchanged / {self.employees_left} left",
+        ]
+        if self.rotations_cancelled:
+            parts.append(f"{self.rotations_cancelled} future rotation(s) cancelled")
+        if self.absences is not None:
+            parts.append(f"absences {self.absences} (+{self.absences_added} / -{self.absences_removed})")
+        return "; ".join(parts)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def _source(source: RosterSource) -> tuple[str, str | bytes | None, str | None]:
+    """(display name, content, problem)."""
+    if isinstance(source, tuple):
+        name, content = source
+        return str(name), content, None
+    path = Path(source)
+    try:
+        return str(source), path.read_bytes(), None
+    except FileNotFoundError:
+        return str(source), None, "file not found"
+    except OSError as exc:
+        return str(source), None, f"cannot read the file: {exc.strerror or exc}"
+
+
+def _decode(content: str | bytes) -> tuple[str | None, str | None]:
+    if isinstance(content, str):
+        return content.removeprefix("\ufeff"), None
+    try:
+        return content.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        line = content[: exc.start].count(b"\n") + 1
+        return None, f"{line}: (file): not UTF-8 text (byte {exc.start}); save the file as UTF-8"
+
+
+class _Table:
+    """One CSV file: the header check and the records with the line each starts on."""
+
+    def __init__(self, source: RosterSource, columns: list[str], problems: list[str]):
+        self.name, content, problem = _source(source)
+        self.columns = columns
+        self.problems = problems
+        self.ok = False
+        self.header: list[str] = []
+        self._text = ""
+        if problem:
+            self.problem(1, "(file)", problem)
+            return
+        text, problem = _decode(content)  # type: ignore[arg-type]
+        if problem:
+            problems.append(f"{self.name}:{problem}")
+            return
+        self._text = text or ""
+        self.ok = self._read_header()
+
+    def problem(self, line: int, column: str, message: str) -> None:
+        self.problems.append(f"{self.name}:{line}: {column}: {message}")
+
+    def _reader(self) -> csv.reader:
+        return csv.reader(self._text.splitlines(keepends=True), strict=True)
+
+    def _read_header(self) -> bool:
+        reader = self._reader()
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            self.problem(1, "(header)", f"not valid CSV: {exc}")
+            return False
+        if header is None or not any(h.strip() for h in header):
+            self.problem(1, "(header)", f"the file is empty; the first line must be the header: {','.join(self.columns)}")
+            return False
+        self.header = [h.strip().lower() for h in header]
+        ok = True
+        seen: set[str] = set()
+        for name in self.header:
+            if name in seen:
+                self.problem(1, name, "column appears twice in the header")
+                ok = False
+            seen.add(name)
+            if name not in self.columns:
+                self.problem(1, name or "(empty)", f"unknown column (expected: {','.join(self.columns)})")
+                ok = False
+        for name in self.columns:
+            if name not in seen and name not in OPTIONAL_COLUMNS:
+                self.problem(1, name, "missing column")
+                ok = False
+        return ok
+
+    def records(self) -> Iterator[tuple[int, dict[str, str]]]:
+        reader = self._reader()
+        next(reader, None)
+        last_line = reader.line_num
+        while True:
+            start = last_line + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                self.problem(start, "(row)", f"not valid CSV: {exc}")
+                return
+            last_line = reader.line_num
+            if not row or not any(cell.strip() for cell in row):
+                continue  # blank lines are allowed
+            if len(row) > len(self.header):
+                self.problem(start, "(row)", f"{len(row)} values but the header has {len(self.header)} columns")
+                continue
+            cells = {name: (row[i].strip() if i < len(row) else "") for i, name in enumerate(self.header)}
+            yield start, cells
+
+
+class _Row:
+    """Field parsers for one record; each records its problem and returns None when the cell is bad."""
+
+    def __init__(self, table: _Table, line: int, cells: dict[str, str]):
+        self.table, self.line, self.cells = table, line, cells
+        self.bad = False
+
+    def problem(self, column: str, message: str) -> None:
+        self.bad = True
+        self.table.problem(self.line, column, message)
+
+    def text(self, column: str, *, required: bool = True, max_len: int = 300) -> str | None:
+        value = self.cells.get(column, "")
+        if not value and required:
+            self.problem(column, "required value is empty")
+            return None
+        if len(value) > max_len:
+            self.problem(column, f"longer than {max_len} characters")
+            return None
+        return value
+
+    def email(self, column: str) -> str | None:
+        value = self.text(column, max_len=320)
+        if value is None:
+            return None
+        if not _EMAIL.match(value) or ".." in value or value.startswith(".") or ".@" in value:
+            self.problem(column, f"{value!r} is not a valid e-mail address")
+            return None
+        return value.lower()
+
+    def date(self, column: str, *, required: bool = True) -> date | None:
+        value = self.cells.get(column, "")
+        if not value:
+            if required:
+                self.problem(column, "required date is empty (use YYYY-MM-DD)")
+            return None
+        try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                raise ValueError
+            return date.fromisoformat(value)
+        except ValueError:
+            self.problem(column, f"{value!r} is not an ISO 8601 date (YYYY-MM-DD)")
+            return None
+
+    def items(self, column: str) -> list[str]:
+        seen: list[str] = []
+        for part in self.cells.get(column, "").split(";"):
+            part = part.strip()
+            if part and part not in seen:
+                seen.append(part)
+        return seen
+
+
+_ZONES: set[str] | None = None
+
+
+def _zones() -> set[str]:
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = available_timezones()
+    return _ZONES
+
+
+def _parse_departments(table: _Table) -> list[DepartmentRow]:
+    rows: list[DepartmentRow] = []
+    first_line: dict[str, int] = {}
+    for line, cells in table.records():
+        r = _Row(table, line, cells)
+        name = r.text("department", max_len=200)
+        head_name = r.text("head_name")
+        head_email = r.email("head_email")
+        fraction = None
+        raw = cells.get("max_away_fraction", "")
+        if raw:
+            try:
+                fraction = float(raw)
+                if not 0 < fraction <= 1:
+                    r.problem("max_away_fraction", f"{raw} is not greater than 0 and at most 1 (e.g. 0.1 = 10%)")
+            except ValueError:
+                r.problem("max_away_fraction", f"{raw!r} is not a number (a fraction such as 0.1)")
+        if name is not None:
+            key = name.casefold()
+            if key in first_line:
+                r.problem("department", f"duplicate department {name!r} (first on row {first_line[key]})")
+            else:
+                first_line[key] = line
+        if not r.bad:
+            rows.append(DepartmentRow(line, name, head_name, head_email, fraction))  # type: ignore[arg-type]
+    return rows
+
+
+def _parse_employees(table: _Table, departments: set[str] | None, departments_file: str) -> list[EmployeeRow]:
+    rows: list[EmployeeRow] = []
+    id_line: dict[str, int] = {}
+    email_line: dict[str, int] = {}
+    zones = _zones()
+    for line, cells in table.records():
+        r = _Row(table, line, cells)
+        employee_id = r.text("employee_id", max_len=100)
+        name = r.text("name")
+        email = r.email("email")
+        department = r.text("department", max_len=200)
+        title = r.text("title", required=False) or ""
+        hire_date = r.date("hire_date")
+        tz = r.text("timezone", max_len=64)
+        if tz is not None and tz not in zones:
+            r.problem("timezone", f"unknown IANA time zone {tz!r} (e.g. Europe/Berlin)")
+        country = r.text("country", max_len=10)
+        if country is not None and not _COUNTRY.match(country):
+            r.problem("country", f"{country!r} is not a two-letter country code (ISO 3166-1, e.g. DE)")
+        languages = r.items("languages")
+        for lang in languages:
+            if not _LANGUAGE.match(lang):
+                r.problem("languages", f"{lang!r} is not a language code such as en or pt-BR")
+        skills = r.items("skills")
+        for skill in skills:
+            if len(skill) > 100:
+                r.problem("skills", f"skill {skill[:20]!r}... is longer than 100 characters")
+        raw_mentor = cells.get("mentor", "").lower()
+        is_mentor = raw_mentor in _YES
+        if raw_mentor not in _YES | _NO:
+            r.problem("mentor", f"{cells.get('mentor')!r} is not yes or no")
+        capacity = 0
+        raw_cap = cells.get("mentor_capacity", "")
+        if raw_cap:
+            try:
+                capacity = int(raw_cap)
+            except ValueError:
+                r.problem("mentor_capacity", f"{raw_cap!r} is not a whole number")
+            else:
+                if capacity < 0:
+                    r.problem("mentor_capacity", f"{capacity} is negative")
+                elif raw_mentor in _NO and capacity > 0:
+                    r.problem("mentor_capacity", f"capacity {capacity} given but mentor is no (leave it empty)")
+                elif is_mentor and capacity == 0:
+                    r.problem("mentor_capacity", "a mentor needs a capacity of at least 1 (or leave it empty for 1)")
+        elif is_mentor:
+            capacity = 1
+        last_rotation = r.date("last_rotation", required=False)
+        if department is not None and departments is not None and department.casefold() not in departments:
+            r.problem("department", f"unknown department {department!r} (not in {departments_file})")
+        if employee_id is not None:
+            if employee_id in id_line:
+                r.problem("employee_id", f"duplicate employee_id {employee_id!r} (first on row {id_line[employee_id]})")
+            else:
+                id_line[employee_id] = line
+        if email is not None:
+            if email in email_line:
+                r.problem("email", f"duplicate email {email!r} (first on row {email_line[email]})")
+            else:
+                email_line[email] = line
+        if not r.bad:
+            rows.append(
+                EmployeeRow(
+                    line, employee_id, name, email, department, title, hire_date, tz,  # type: ignore[arg-type]
+                    country.upper(), languages, skills, is_mentor, capacity, last_rotation,  # type: ignore[union-attr]
+                )
+            )
+    return rows
+
+
+def _parse_absences(table: _Table, employees: set[str] | None, employees_file: str) -> list[AbsenceRow]:
+    rows: list[AbsenceRow] = []
+    span_line: dict[tuple[str, date, date], int] = {}
+    for line, cells in table.records():
+        r = _Row(table, line, cells)
+        employee_id = r.text("employee_id", max_len=100)
+        start = r.date("start")
+        end = r.date("end")
+        reason = r.text("reason", required=False, max_len=200) or ""
+        if employee_id is not None and employees is not None and employee_id not in employees:
+            r.problem("employee_id", f"unknown employee {employee_id!r} (not in {employees_file})")
+        if start and end:
+            if end < start:
+                r.problem("end", f"end {end} is before start {start}")
+            elif employee_id is not None:
+                key = (employee_id, start, end)
+                if key in span_line:
+                    r.problem("start", f"duplicate absence {start}..{end} (first on row {span_line[key]})")
+                else:
+                    span_line[key] = line
+        if not r.bad:
+            rows.append(AbsenceRow(line, employee_id, start, end, reason))  # type: ignore[arg-type]
+    return rows
+
+
+def parse_roster(
+    departments_csv: RosterSource, employees_csv: RosterSource, absences_csv: RosterSource | None = None
+) -> ParsedRoster:
+    """Read and validate the roster files. Raises :class:`RosterError` listing every problem."""
+    problems: list[str] = []
+    dept_table = _Table(departments_csv, DEPARTMENT_COLUMNS, problems)
+    emp_table = _Table(employees_csv, EMPLOYEE_COLUMNS, problems)
+    abs_table = _Table(absences_csv, ABSENCE_COLUMNS, problems) if absences_csv is not None else None
+
+    departments = _parse_departments(dept_table) if dept_table.ok else []
+    dept_names = {d.name.casefold() for d in departments} if dept_table.ok else None
+    # A department row that failed another check still exists for the employees' sake.
+    if dept_table.ok:
+        dept_names |= {cells.get("department", "").casefold() for _l, cells in dept_table.records() if cells.get("department")}
+    employees = _parse_employees(emp_table, dept_names, dept_table.name) if emp_table.ok else []
+    absences: list[AbsenceRow] | None = None
+    if abs_table is not None:
+        ids = {cells.get("employee_id", "") for _l, cells in emp_table.records()} if emp_table.ok else None
+        absences = _parse_absences(abs_table, ids, emp_table.name) if abs_table.ok else []
+    if problems:
+        raise RosterError(_dedupe(problems))
+    # Employees name departments case-insensitively; store the spelling of departments.csv.
+    canonical = {d.name.casefold(): d.name for d in departments}
+    employees = [
+        e if e.department == canonical[e.department.casefold()]
+        else EmployeeRow(**{**_fields(e), "department": canonical[e.department.casefold()]})
+        for e in employees
+    ]
+    files = {"departments": dept_table.name, "employees": emp_table.name}
+    if abs_table is not None:
+        files["absences"] = abs_table.name
+    return ParsedRoster(departments, employees, absences, files)
+
+
+def _fields(row: Any) -> dict[str, Any]:
+    return {k: getattr(row, k) for k in row.__dataclass_fields__}
+
+
+def _dedupe(problems: list[str]) -> list[str]:
+    # records() is iterated more than once for cross-file checks; CSV syntax errors must appear once.
+    return list(dict.fromkeys(problems))
+
+
+# --- applying ----------------------------------------------------------------------------------
+
+
+def _today() -> date:
+    from frontline.settings import get_settings
+
+    return datetime.now(get_settings().tz).date()
+
+
+def _check_against_database(session: Session, parsed: ParsedRoster) -> None:
+    """Problems only the database can reveal: an e-mail still held by someone outside this import."""
+    in_file = {e.employee_id for e in parsed.employees}
+    holders = {
+        email: eid for email, eid in session.execute(select(Employee.email, Employee.employee_id)) if eid not in in_file
+    }
+    problems = [
+        f"{parsed.files.get('employees', 'employees.csv')}:{e.line}: email: {e.email!r} belongs to employee "
+        f"{holders[e.email]!r}, who is not in this import (a leaver keeps their address)"
+        for e in parsed.employees
+        if e.email in holders
+    ]
+    if problems:
+        raise RosterError(problems)
+
+
+_EMPLOYEE_FIELDS = ("name", "email", "department_id", "title", "hire_date", "timezone", "country", "languages",
+                    "skills", "is_mentor", "mentor_capacity", "last_rotation")
+
+
+def apply_roster(session: Session, parsed: ParsedRoster, actor: str = "cli", today: date | None = None) -> ImportResult:
+    """Write a parsed roster in the session's transaction (the caller commits). Raises :class:`RosterError`
+    before writing anything if the database reveals a problem."""
+    today = today or _today()
+    _check_against_database(session, parsed)
+    result = ImportResult()
+    now = utcnow()
+
+    # Departments: upsert by name.
+    existing_depts = {d.name.casefold(): d for d in session.execute(select(Department)).scalars()}
+    dept_ids: dict[str, int] = {}
+    for row in parsed.departments:
+        dept = existing_depts.get(row.name.casefold())
+        values = {"name": row.name, "head_name": row.head_name, "head_email": row.head_email,
+                  "max_away_fraction": row.max_away_fraction}
+        if dept is None:
+            dept = Department(**values, created_at=now, updated_at=now)
+            session.add(dept)
+            result.departments_created += 1
+        elif any(getattr(dept, k) != v for k, v in values.items()):
+            for k, v in values.items():
+                setattr(dept, k, v)
+            dept.updated_at = now
+            session.add(dept)
+            result.departments_updated += 1
+        else:
+            result.departments_unchanged += 1
+        existing_depts[row.name.casefold()] = dept
+    session.flush()
+    for row in parsed.departments:
+        dept_ids[row.name] = existing_depts[row.name.casefold()].id  # type: ignore[assignment]
+
+    # Employees: upsert by employee_id.
+    existing = {e.employee_id: e for e in session.execute(select(Employee)).scalars()}
+    new_rows: list[dict[str, Any]] = []
+    renamed: list[tuple[Employee, str]] = []
+    for row in parsed.employees:
+        values = {
+            "name": row.name, "email": row.email, "department_id": dept_ids[row.department], "title": row.title,
+            "hire_date": row.hire_date, "timezone": row.timezone, "country": row.country,
+            "languages": list(row.languages), "skills": list(row.skills), "is_mentor": row.is_mentor,
+            "mentor_capacity": row.mentor_capacity, "last_rotation": row.last_rotation,
+        }
+        emp = existing.get(row.employee_id)
+        if emp is None:
+            new_rows.append({**values, "employee_id": row.employee_id, "active": True, "left_on": None,
+                             "created_at": now, "updated_at": now})
+            result.new_hire_ids.append(row.employee_id)
+            continue
+        if emp.last_rotation is not None and (row.last_rotation is None or row.last_rotation < emp.last_rotation):
+            values["last_rotation"] = emp.last_rotation  # never move backwards
+        changed = {k: v for k, v in values.items() if getattr(emp, k) != v}
+        if not emp.active:
+            changed.update(active=True, left_on=None)
+        if not changed:
+            result.employees_unchanged += 1
+            continue
+        if "email" in changed:  # park the address first so that swapped addresses never collide
+            renamed.append((emp, changed["email"]))
+            changed["email"] = f"renaming-{emp.id}@frontline.invalid"
+        for k, v in changed.items():
+            setattr(emp, k, v)
+        emp.updated_at = now
+        session.add(emp)
+        result.employees_updated += 1
+    if renamed:
+        session.flush()
+        for emp, email in renamed:
+            emp.email = email
+            session.add(emp)
+    session.flush()
+    if new_rows:
+        for start in range(0, len(new_rows), 2000):
+            session.execute(insert(Employee), new_rows[start : start + 2000])
+    result.employees_created = len(new_rows)
+
+    # Leavers: active employees missing from the import.
+    in_file = {e.employee_id for e in parsed.employees}
+    leavers = [e for e in existing.values() if e.active and e.employee_id not in in_file]
+    for emp in leavers:
+        emp.active = False
+        emp.left_on = today
+        emp.updated_at = now
+        session.add(emp)
+        result.left_ids.append(emp.employee_id)
+    result.employees_left = len(leavers)
+    if leavers:
+        session.flush()
+        result.rotations_cancelled = _cancel_future_rotations(session, [e.id for e in leavers], today, now)
+
+    # Absences: replace the set of every employee in the import.
+    if parsed.absences is not None:
+        ids = dict(session.execute(select(Employee.employee_id, Employee.id)).all())
+        wanted: dict[int, set[tuple[date, date, str]]] = {ids[e.employee_id]: set() for e in parsed.employees}
+        for a in parsed.absences:
+            wanted[ids[a.employee_id]].add((a.start, a.end, a.reason))
+        current: dict[int, dict[tuple[date, date, str], int]] = {}
+        for ab in session.execute(select(Absence)).scalars():
+            if ab.employee_id in wanted:
+                current.setdefault(ab.employee_id, {})[(ab.start, ab.end, ab.reason)] = ab.id
+        stale = [aid for emp_id, spans in current.items() for span, aid in spans.items() if span not in wanted[emp_id]]
+        if stale:
+            for start in range(0, len(stale), 1000):
+                session.execute(Absence.__table__.delete().where(Absence.id.in_(stale[start : start + 1000])))
+            session.flush()
+        fresh = [
+            {"employee_id": emp_id, "start": s, "end": e, "reason": reason}
+            for emp_id, spans in wanted.items()
+            for (s, e, reason) in sorted(spans)
+            if (s, e, reason) not in current.get(emp_id, {})
+        ]
+        for start in range(0, len(fresh), 2000):
+            session.execute(insert(Absence), fresh[start : start + 2000])
+        result.absences = len(parsed.absences)
+        result.absences_added = len(fresh)
+        result.absences_removed = len(stale)
+
+    r = result
+    audit.record(
+        session,
+        actor=actor,
+        action="roster.import",
+        subject_type="roster",
+        reason=f"roster import from {', '.join(parsed.files.values()) or 'uploaded files'}",
+        **r.counts(),
+        files=parsed.files,
+        new_hire_ids=r.new_hire_ids[:200],
+        left_ids=r.left_ids[:200],
+    )
+    session.flush()
+    return r
+
+
+def _cancel_future_rotations(session: Session, employee_ids: list[int], today: date, now: datetime) -> int:
+    reason = f"employee left (missing from the roster import of {today.isoformat()})"
+    rotation_ids = [
+        rid
+        for (rid,) in session.execute(
+            select(Rotation.id).where(
+                Rotation.employee_id.in_(employee_ids), Rotation.start > today, Rotation.status != "cancelled"
+            )
+        )
+    ]
+    if not rotation_ids:
+        return 0
+    session.execute(
+        update(Rotation)
+        .where(Rotation.id.in_(rotation_ids))
+        .values(status="cancelled", change_reason=reason, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(MentorPairing)
+        .where(MentorPairing.rotation_id.in_(rotation_ids), MentorPairing.status == "active")
+        .values(status="cancelled", reason=reason, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return len(rotation_ids)
+
+
+def import_roster(
+    session: Session,
+    departments_csv: RosterSource,
+    employees_csv: RosterSource,
+    absences_csv: RosterSource | None = None,
+    actor: str = "cli",
+    today: date | None = None,
+) -> ImportResult:
+    """Parse and apply in one go (raises :class:`RosterError` before writing anything)."""
+    return apply_roster(session, parse_roster(departments_csv, employees_csv, absences_csv), actor=actor, today=today)

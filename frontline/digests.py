@@ -39,7 +39,7 @@ from models import Department, DigestOptOut, Employee, Observation, Rotation
 
 MAX_HTML_BYTES = 100_000
 SIZE_BUDGET = 95_000  # re-render with tighter limits above this (headers and MIME add a little)
-BAR_MAX_PX = 260
+BAR_MAX_PX = 220
 ACK_LABELS = {
     "new": "new",
     "acknowledged": "acknowledged",
@@ -322,6 +322,7 @@ class Section:
     key: str  # "addressed" | "own"
     title: str
     blurb: str
+    share_of: str  # "of this week's observations addressed to you"
     total: int
     previous: int
     rotators: int
@@ -433,10 +434,12 @@ def build_digest(week: WeekData, department: Department) -> DigestContent:
     sections = [
         Section("addressed", "Addressed to you",
                 f"What rotators from other departments think {department.name} should hear.",
+                "of this week's observations addressed to you",
                 len(addressed), len(prev_addressed), len({o.rotator_id for o in addressed}),
                 _themes_for(addressed, prev_addressed, week, d, tz)),
         Section("own", "From your people on rotation",
                 f"What {department.name} colleagues heard from customers, wherever they addressed it.",
+                "of this week's observations by your people",
                 len(own), len(prev_own), len({o.rotator_id for o in own}),
                 _themes_for(own, prev_own, week, d, tz)),
     ]

@@ -48,6 +48,10 @@ def _obs(session, rotator, target, text, when, **kw):
 @pytest.fixture
 def company(engine, settings):
     """Engineering, Sales, Support; observations in WEEK and the week before."""
+    return _make_company(engine)
+
+
+def _make_company(engine):
     with session_scope(engine) as s:
         eng = _dept(s, "Engineering", digest_recipients=["cto@example.com"])
         sales = _dept(s, "Sales")
@@ -158,7 +162,7 @@ def test_queue_idempotent_headers_and_text_part(engine, company):
     # the plain-text twin is readable: no markup, key facts present
     assert "<" not in text.replace("<http", "")
     assert "ADDRESSED TO YOU: 4 observations (last week 1)" in text
-    assert "75% - " in text and '"Where is the export button?" - Bob' in text
+    assert "* 75% of this week's observations addressed to you: " in text and '"Where is the export button?" - Bob' in text
     assert "URGENT (1)" in text and "Now: Alice (until 21 Feb)" in text
     assert "Unsubscribe: http://frontline.test/digest/unsubscribe/" in text
 
@@ -300,3 +304,70 @@ def test_preview_writes_files(engine, company, tmp_path):
     html = Path(out[0].files[0])
     assert html.name == f"engineering-{WEEK}.html" and "Addressed to you" in html.read_text()
     assert Path(out[0].files[1]).read_text().startswith("Subject: Engineering")
+
+
+@pytest.mark.prefect
+def test_send_digests_flow(sqlite_engine, sqlite_settings, prefect_harness):
+    from flows.digests import send_digests
+
+    ids = _make_company(sqlite_engine)
+    rows = send_digests(week=WEEK)
+    by_name = {r["department"]: r for r in rows}
+    assert by_name["Engineering"] == {"department": "Engineering", "observations": 6, "themes": by_name["Engineering"]["themes"],
+                                      "status": "queued 1"}
+    assert by_name["Legal"]["status"] == "nothing to report"
+    again = send_digests(week=WEEK, department="engineering")
+    assert [r["status"] for r in again] == ["already queued"]
+    with session_scope(sqlite_engine) as s:
+        assert len(s.exec(select(OutboundMessage).where(OutboundMessage.kind == "digest")).all()) == 3
+        assert s.get(Department, ids["eng"]).name == "Engineering"
+    from prefect.client.orchestration import get_client
+
+    async def artifact():
+        async with get_client() as client:
+            from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+            arts = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["digests"])))
+            return arts
+
+    import asyncio
+
+    arts = asyncio.run(artifact())
+    assert arts and any("Engineering" in str(a.data) for a in arts)
+
+
+@pytest.mark.browser
+def test_digest_renders_in_chromium(sqlite_engine, sqlite_settings, artifacts_dir):
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian Chromium (/usr/bin/chromium) is not installed; `make chromium` installs it")
+    from playwright.sync_api import sync_playwright
+
+    ids = _make_company(sqlite_engine)
+    with session_scope(sqlite_engine) as s:
+        digests.compute_themes(s, WEEK)
+        data = digests.load_week(s, WEEK)
+        content = digests.build_digest(data, data.departments[ids["eng"]])
+    html = digests.render_digest(content, "cto@example.com").html
+    page_file = artifacts_dir / "digest-engineering.html"
+    page_file.write_text(html, encoding="utf-8")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium),
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 600, "height": 800})
+            page.set_content(html, wait_until="load")
+            shot = artifacts_dir / "digest-engineering.png"
+            page.screenshot(path=str(shot), full_page=True)
+            height = page.evaluate("document.documentElement.scrollHeight")
+            bars = page.locator("td.bar")
+            boxes = [bars.nth(i).bounding_box() for i in range(bars.count())]
+            overflow = page.evaluate("document.documentElement.scrollWidth")
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 5000 and height > 400
+    assert len(boxes) == content.theme_count  # one bar per theme shown
+    assert all(b is not None and b["width"] > 0 and b["height"] > 0 for b in boxes)
+    widest = max(b["width"] for b in boxes)
+    assert widest == pytest.approx(digests.BAR_MAX_PX, abs=2)  # the largest theme gets the full bar
+    assert overflow <= 600  # nothing forces horizontal scrolling at 600 px

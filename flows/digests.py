@@ -1,0 +1,68 @@
+"""Flow ``send_digests``: queue each department's weekly digest (scheduled Mondays 07:00, organisation
+time, for the ISO week that just ended).
+
+One task computes the week's themes once (all departments, stored on the observations); then one task
+per batch of departments renders and queues their digests. Every message has the outbox key
+``digest:<department>:<week>:<recipient>``, so a retried task or a re-run flow queues nothing twice.
+The run leaves a table artifact (department, observations, themes, queued/skipped) and an audit event.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+BATCH_SIZE = 50
+
+
+@task(name="digest-themes", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def assign_themes(week: str) -> dict:
+    from frontline.digests import compute_themes
+    from models import session_scope
+
+    with session_scope() as session:
+        return compute_themes(session, week, persist=True)
+
+
+@task(name="digest-batch", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def queue_batch(week: str, department_ids: list[int], themes: dict) -> list[dict]:
+    from frontline.digests import queue_digests
+    from models import session_scope
+
+    with session_scope() as session:
+        return [o.row() for o in queue_digests(session, week, department_ids=department_ids, themes=themes)]
+
+
+@flow(name="send-digests")
+def send_digests(week: Optional[str] = None, department: Optional[str] = None) -> list[dict]:
+    """Queue the digests for ``week`` (ISO ``2027-W05``; default: last completed week) for every
+    department, or only ``department`` (name). Returns one row per department."""
+    from sqlmodel import select
+
+    from frontline.audit import record
+    from frontline.digests import department_ids_named, last_completed_week, parse_week
+    from models import Department, session_scope
+
+    week = week or last_completed_week()
+    parse_week(week)
+    with session_scope() as session:
+        ids = department_ids_named(session, department) or list(
+            session.exec(select(Department.id).order_by(Department.id)).all()
+        )
+    themes = assign_themes(week)
+    rows: list[dict] = []
+    for i in range(0, len(ids), BATCH_SIZE):
+        rows.extend(queue_batch(week, ids[i : i + BATCH_SIZE], themes))
+    queued = sum(int(r["status"].split()[1]) for r in rows if r["status"].startswith("queued"))
+    create_table_artifact(
+        key="digests",
+        table=rows or [{"department": "-", "observations": 0, "themes": 0, "status": "no departments"}],
+        description=f"Weekly digests for {week}: {queued} message(s) queued, {len(rows)} department(s)",
+    )
+    with session_scope() as session:
+        record(session, actor="flow:send-digests", action="digests.send", subject_type="week", subject_id=week,
+               departments=len(rows), queued=queued)
+    return rows

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import smtplib
 import ssl
 import tempfile
@@ -25,6 +26,9 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
+
+
+_CRLF = re.compile(rb"\r?\n")
 
 
 class SendError(Exception):
@@ -144,8 +148,11 @@ class SMTPTransport:
             self._smtp = self._connect()
         self._throttle()
         envelope_from = parseaddr(mail_from)[1] or mail_from
+        # SMTP lines end in CRLF; smtplib does not convert bare LFs in bytes (the server would see one
+        # giant line and refuse it with "500 Line too long").
+        wire = _CRLF.sub(b"\r\n", mime)
         try:
-            refused = self._smtp.sendmail(envelope_from, recipients, mime)
+            refused = self._smtp.sendmail(envelope_from, recipients, wire)
         except smtplib.SMTPServerDisconnected as exc:
             # The connection is gone (idle timeout or the server hung up). Whether the message got through
             # is unknown only if the drop came after DATA; the caller retries it later (at-least-once).

@@ -1,0 +1,238 @@
+"""Invites, updates and cancellations end to end: decided from the database, queued in the outbox,
+delivered over real SMTP on loopback, parsed back with ``email``, icalendar and the strict ``ical``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from email.message import EmailMessage
+
+import pytest
+from icalendar import Calendar
+from ical.calendar_stream import IcsCalendarStream
+from sqlmodel import Session, select
+
+from frontline.invites import process_invites, process_reminders, rotations_for_reminders, rotations_to_announce
+from frontline.mail.delivery import deliver_pending
+from frontline.mail.transport import SMTPTransport
+from mailserver import SMTPServer
+from models import Department, Employee, MentorPairing, Observation, OutboundMessage, Rotation
+
+START = date(2026, 3, 16)  # a Monday; Berlin switches to summer time on 29 March
+AS_OF = date(2026, 3, 2)
+
+
+@pytest.fixture
+def smtp():
+    server = SMTPServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def seed(engine) -> dict[str, int]:
+    with Session(engine) as s:
+        sales = Department(name="Sales", head_name="Hanna Head", head_email="head@example.com")
+        support = Department(name="Support", head_name="Sam Lead", head_email="lead@example.com")
+        s.add(sales)
+        s.add(support)
+        s.flush()
+        rotator = Employee(employee_id="E1", name='Doe, "Jane"', email="jane@example.com", department_id=sales.id,
+                           hire_date=date(2024, 1, 1), timezone="Europe/Berlin", country="DE")
+        mentor = Employee(employee_id="S1", name="Max Mentor", email="max@example.com", department_id=support.id,
+                          hire_date=date(2020, 1, 1), timezone="Europe/Berlin", country="DE", is_mentor=True, mentor_capacity=2)
+        other = Employee(employee_id="S2", name="Nora Next", email="nora@example.com", department_id=support.id,
+                         hire_date=date(2020, 1, 1), timezone="Europe/Berlin", country="DE", is_mentor=True, mentor_capacity=2)
+        s.add_all([rotator, mentor, other])
+        s.flush()
+        rotation = Rotation(employee_id=rotator.id, start=START, end=START + timedelta(days=27), kind="cycle", due=START)
+        later = Rotation(employee_id=other.id, start=START + timedelta(weeks=12), end=START + timedelta(weeks=16, days=-1),
+                         kind="cycle", due=START)
+        s.add_all([rotation, later])
+        s.flush()
+        s.add(MentorPairing(rotation_id=rotation.id, mentor_id=mentor.id, checkin_weekday=2, checkin_time_utc="09:00"))
+        ids = {"rotator": rotator.id, "mentor": mentor.id, "other": other.id, "rotation": rotation.id, "later": later.id,
+               "sales": sales.id}
+        s.commit()
+    return ids
+
+
+def run_invites(engine, as_of=AS_OF) -> dict:
+    with Session(engine) as s:
+        ids = rotations_to_announce(s, as_of, 8)
+        counts = process_invites(s, ids, as_of=as_of, announce_weeks=8)
+        s.commit()
+    return counts.as_dict()
+
+
+def deliver(engine, smtp) -> int:
+    transport = SMTPTransport(smtp.url, rate_per_second=1000)
+    try:
+        result = deliver_pending(engine, transport)
+        assert not result.errors, result.errors
+        return result.sent
+    finally:
+        transport.close()
+
+
+def calendar_parts(msg: EmailMessage):
+    inline = [p for p in msg.walk() if p.get_content_type() == "text/calendar"]
+    attached = [p for p in msg.walk() if p.get_content_type() == "application/ics"]
+    assert len(inline) == 1 and len(attached) == 1
+    ics = inline[0].get_payload(decode=True)
+    assert attached[0].get_payload(decode=True) == ics and attached[0].get_filename() == "invite.ics"
+    cal = Calendar.from_ical(ics)
+    assert not any(c.errors for c in cal.walk())
+    assert inline[0].get_param("method") == str(cal["METHOD"])  # MIME method == ICS METHOD
+    strict = IcsCalendarStream.calendar_from_ics(ics.decode())  # the independent strict parser accepts it
+    return cal, strict, ics.decode()
+
+
+def summary(msg: EmailMessage):
+    cal, strict, raw = calendar_parts(msg)
+    ev = cal.walk("VEVENT")[0]
+    return {
+        "to": msg["To"].addresses[0].addr_spec,
+        "method": str(cal["METHOD"]),
+        "uid": str(ev["UID"]),
+        "seq": int(ev["SEQUENCE"]),
+        "status": str(ev.get("STATUS", "")),
+        "strict": strict,
+        "raw": raw,
+        "event": ev,
+    }
+
+
+def rotation(engine, rid) -> Rotation:
+    with Session(engine) as s:
+        return s.get(Rotation, rid)
+
+
+def test_create_move_cancel_over_real_smtp(engine, settings, smtp):
+    ids = seed(engine)
+    counts = run_invites(engine)
+    assert counts["requests"] == 1 and counts["checkin_requests"] == 2 and counts["queued"] == 3
+    assert deliver(engine, smtp) == 3
+    first = [summary(m) for m in smtp.handler.messages]
+    by = {(s["to"], s["uid"].split("-")[0]): s for s in first}
+    inv = by[("jane@example.com", "rotation")]
+    assert inv["method"] == "REQUEST" and inv["seq"] == 0 and inv["uid"] == f"rotation-{ids['rotation']}@example.com"
+    ev = inv["strict"].events[0]
+    assert ev.dtstart == START and ev.dtend == START + timedelta(days=28)  # exclusive DTEND
+    unfolded = inv["raw"].replace("\r\n ", "")
+    assert 'CN="Doe, Jane"' in unfolded and "PARTSTAT=NEEDS-ACTION" in unfolded and "RSVP=TRUE" in unfolded
+    assert "TRANSP:TRANSPARENT" in unfolded and "ORGANIZER;CN=Frontline:mailto:frontline@example.com" in unfolded
+    dtstamp = inv["event"]["DTSTAMP"].dt
+    assert abs(dtstamp - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    # the HTML body stands on its own: dates, mentor, observation link
+    html = next(p for p in smtp.handler.messages[first.index(inv)].walk() if p.get_content_type() == "text/html").get_content()
+    assert "Monday 16 March 2026" in html and "Max Mentor" in html and "http://frontline.test/observe/" in html
+    assert "Doe, &#34;Jane&#34;" in html or "Doe, &quot;Jane&quot;" in html  # escaped, not raw
+    # the check-in series went to both, local 10:00 Berlin on Wednesdays
+    for who in ("jane@example.com", "max@example.com"):
+        ci = by[(who, "checkins")]
+        assert ci["method"] == "REQUEST" and ci["seq"] == 0
+        assert "DTSTART;TZID=Europe/Berlin:20260318T100000" in ci["raw"] and "BEGIN:VTIMEZONE" in ci["raw"]
+    r = rotation(engine, ids["rotation"])
+    assert (r.status, r.sequence, r.announced_start, r.announced_state) == ("invited", 0, START, "invited")
+    assert rotation(engine, ids["later"]).status == "draft"  # outside the 8-week window: stays draft
+
+    # nothing changed -> nothing sent; idempotent re-run
+    again = run_invites(engine)
+    assert again["queued"] == 0 and again["unchanged"] == 1
+    assert deliver(engine, smtp) == 0
+
+    # moved by a week -> REQUEST, same UID, SEQUENCE 1
+    with Session(engine) as s:
+        rot = s.get(Rotation, ids["rotation"])
+        rot.start, rot.end = START + timedelta(weeks=1), START + timedelta(days=34)
+        s.add(rot)
+        s.commit()
+    moved = run_invites(engine)
+    assert moved["updates"] == 1 and moved["checkin_requests"] == 2
+    assert deliver(engine, smtp) == 3
+    second = [summary(m) for m in smtp.handler.messages[3:]]
+    upd = next(s for s in second if s["uid"].startswith("rotation-"))
+    assert (upd["method"], upd["uid"], upd["seq"]) == ("REQUEST", inv["uid"], 1)
+    assert upd["strict"].events[0].dtstart == START + timedelta(weeks=1)
+    assert {s["seq"] for s in second} == {1}
+    assert run_invites(engine)["queued"] == 0
+
+    # cancelled -> CANCEL, same UID, SEQUENCE 2, STATUS:CANCELLED; check-ins cancelled for both
+    with Session(engine) as s:
+        rot = s.get(Rotation, ids["rotation"])
+        rot.status = "cancelled"
+        s.add(rot)
+        s.commit()
+    cancelled = run_invites(engine)
+    assert cancelled["cancels"] == 1 and cancelled["checkin_cancels"] == 2
+    assert deliver(engine, smtp) == 3
+    third = [summary(m) for m in smtp.handler.messages[6:]]
+    cancel = next(s for s in third if s["uid"].startswith("rotation-"))
+    assert (cancel["method"], cancel["uid"], cancel["seq"], cancel["status"]) == ("CANCEL", inv["uid"], 2, "CANCELLED")
+    assert all(s["method"] == "CANCEL" and s["seq"] == 2 for s in third)
+    assert run_invites(engine)["queued"] == 0
+    assert deliver(engine, smtp) == 0
+    assert len(smtp.handler.messages) == 9
+    with Session(engine) as s:
+        keys = sorted(s.exec(select(OutboundMessage.idempotency_key)).all())
+    r = ids["rotation"]
+    assert f"invite:{r}:0" in keys and f"invite:{r}:1" in keys and f"cancel:{r}:2" in keys
+
+
+def test_replaced_mentor_gets_a_cancel_and_the_new_one_an_invite(engine, settings, smtp):
+    ids = seed(engine)
+    run_invites(engine)
+    deliver(engine, smtp)
+    with Session(engine) as s:
+        old = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == ids["rotation"])).one()
+        old.status = "replaced"
+        s.add(old)
+        s.add(MentorPairing(rotation_id=ids["rotation"], mentor_id=ids["other"], checkin_weekday=3, checkin_time_utc="13:00"))
+        s.commit()
+    counts = run_invites(engine)
+    assert counts["updates"] == 1 and counts["checkin_requests"] == 2 and counts["checkin_cancels"] == 1
+    assert deliver(engine, smtp) == 4
+    got = {(s["to"], s["uid"].split("-")[0]): s for s in map(summary, smtp.handler.messages[3:])}
+    assert got[("max@example.com", "checkins")]["method"] == "CANCEL"
+    assert got[("nora@example.com", "checkins")]["method"] == "REQUEST"
+    assert got[("jane@example.com", "rotation")]["seq"] == 1
+    assert "Nora Next" in str(got[("jane@example.com", "rotation")]["event"]["SUMMARY"])
+    assert {s["seq"] for s in got.values()} == {1}
+    assert rotation(engine, ids["rotation"]).announced_mentor_id == ids["other"]
+
+
+def test_reminders_welcome_and_nudge_are_sent_once(engine, settings):
+    ids = seed(engine)
+    run_invites(engine)
+
+    def remind(day: date) -> dict:
+        with Session(engine) as s:
+            rids = rotations_for_reminders(s, day, [7, 1])
+            counts = process_reminders(s, rids, as_of=day, days_before=[7, 1])
+            s.commit()
+        return counts
+
+    assert remind(START - timedelta(days=8))["queued"] == 0
+    assert remind(START - timedelta(days=7))["reminders"] == 1
+    assert remind(START - timedelta(days=6))["queued"] == 0  # the 7-day one was sent already
+    assert remind(START - timedelta(days=1))["reminders"] == 1
+    assert remind(START - timedelta(days=1))["queued"] == 0
+    assert remind(START)["welcomes"] == 1
+    assert remind(START + timedelta(days=1))["queued"] == 0  # Tuesday: welcome done, no nudge before Thursday
+    with Session(engine) as s:
+        s.add(Observation(rotator_id=ids["rotator"], rotation_id=ids["rotation"], text="x", impact=3, product_area="billing",
+                          category="bug", target_department_id=ids["sales"],
+                          created_at=datetime(2026, 3, 17, 12, tzinfo=timezone.utc)))
+        s.commit()
+    assert remind(START + timedelta(days=3))["nudges"] == 0  # wrote one this week
+    thursday2 = START + timedelta(days=10)
+    assert remind(thursday2)["nudges"] == 1
+    assert remind(thursday2 + timedelta(days=1))["nudges"] == 0  # once per ISO week
+    with Session(engine) as s:
+        rows = s.exec(select(OutboundMessage).order_by(OutboundMessage.id)).all()
+        keys = [r.idempotency_key for r in rows if r.kind != "invite"]
+    r, e = ids["rotation"], ids["rotator"]
+    assert keys == [f"reminder:{r}:7", f"reminder:{r}:1", f"welcome:{r}", f"nudge:{e}:2026-W13"]
+    welcome = next(x for x in rows if x.kind == "welcome")
+    assert b"Max Mentor" in welcome.mime

@@ -149,8 +149,8 @@ class ObservationIn(BaseModel):
         policy = (info.context or {}).get("policy")
         if policy is not None and value not in policy.observations.product_areas:
             raise PydanticCustomError(
-                "unknown_area", "unknown product area {value!r}; choose one of: {choices}",
-                {"value": value, "choices": ", ".join(policy.observations.product_areas)},
+                "unknown_area", "unknown product area {value}; choose one of: {choices}",
+                {"value": repr(value), "choices": ", ".join(policy.observations.product_areas)},
             )
         return value
 
@@ -160,8 +160,8 @@ class ObservationIn(BaseModel):
         policy = (info.context or {}).get("policy")
         if policy is not None and value not in policy.observations.categories:
             raise PydanticCustomError(
-                "unknown_category", "unknown category {value!r}; choose one of: {choices}",
-                {"value": value, "choices": ", ".join(policy.observations.categories)},
+                "unknown_category", "unknown category {value}; choose one of: {choices}",
+                {"value": repr(value), "choices": ", ".join(policy.observations.categories)},
             )
         return value
 
@@ -171,7 +171,7 @@ class ObservationIn(BaseModel):
         departments = (info.context or {}).get("departments")
         if value is not None and departments is not None and value not in departments:
             raise PydanticCustomError(
-                "unknown_department", "no department is called {value!r}", {"value": value}
+                "unknown_department", "no department is called {value}", {"value": repr(value)}
             )
         return value
 

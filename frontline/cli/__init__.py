@@ -50,6 +50,7 @@ def init_command(
 # (each topic module adds one line here: from frontline.cli import X; app.add_typer(X.app, name="x"))
 from frontline.cli import console as _console; app.add_typer(_console.app, name="console"); app.add_typer(_console.users_app, name="users")  # noqa: E402,E702,E501
 from frontline.cli import mail as _mail; app.add_typer(_mail.app, name="mail")  # noqa: E402,E702
+from frontline.cli import calendar as _calendar; app.add_typer(_calendar.app, name="calendar")  # noqa: E402,E702
 from frontline.cli import roster as _roster; app.add_typer(_roster.app, name="roster")  # noqa: E402,E702
 from frontline.cli import backup as _backup; app.command("export")(_backup.export_command); app.command("import-state")(_backup.import_state_command)  # noqa: E702,E501,I001
 from frontline.cli import status as _status; app.command("status")(_status.status_command)  # noqa: E702,I001

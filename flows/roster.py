@@ -1,0 +1,62 @@
+"""Flow ``import-roster``: read the HR roster CSV files and upsert them (all or nothing).
+
+Thin: the whole import is one task (one transaction; a roster is a single unit of work), the
+decisions live in :mod:`frontline.roster`. A rejected roster records a markdown artifact listing every
+problem and fails the run without writing anything; an accepted one records a table artifact with the
+counts. The AuditEvent is written by :func:`frontline.roster.apply_roster` in the same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
+
+from frontline.roster import ImportResult, RosterError
+
+ARTIFACT_KEY = "roster-import"
+
+
+@task(name="apply-roster", cache_policy=NO_CACHE)
+def apply_roster_task(
+    departments: str, employees: str, absences: Optional[str], actor: str
+) -> ImportResult | RosterError:
+    """The whole import in one transaction. A refused roster is returned (not raised): it is an answer,
+    not a crash, and retrying cannot change it."""
+    from frontline.roster import import_roster
+    from models import session_scope
+
+    try:
+        with session_scope() as session:
+            return import_roster(session, departments, employees, absences, actor=actor)
+    except RosterError as exc:
+        return exc
+
+
+@flow(name="import-roster")
+def import_roster_flow(
+    departments: str, employees: str, absences: Optional[str] = None, actor: str = "flow:import-roster"
+) -> ImportResult:
+    """Import departments.csv, employees.csv and optionally absences.csv (paths) into the database.
+
+    A refused roster fails the run (state message lists the problems; calling the flow raises
+    :class:`~frontline.roster.RosterError`) and writes nothing.
+    """
+    result = apply_roster_task(departments, employees, absences, actor)
+    if isinstance(result, RosterError):
+        lines = "\n".join(f"- `{p}`" for p in result.problems)
+        create_markdown_artifact(
+            key=ARTIFACT_KEY,
+            markdown=f"# Roster import refused\n\n{len(result.problems)} problem(s); nothing was written.\n\n{lines}\n",
+            description="Roster import refused",
+        )
+        return Failed(message=str(result), data=result)
+    create_table_artifact(
+        key=ARTIFACT_KEY,
+        table=[{"what": k, "count": v} for k, v in result.counts().items()],
+        description=f"Roster import: {result.summary()}",
+    )
+    return result

@@ -1,0 +1,709 @@
+"""Mentor matching for the whole horizon at once (pure: no database).
+
+Input: rotators (who rotates in which weeks) and mentors (support staff with weekly and annual capacity).
+Output: one mentor per rotator, or a reason plus the smallest relaxation that would help.
+
+Hard rules (never broken):
+
+* never a mentor from the rotator's own department;
+* at least one shared language;
+* time zones at most ``max_timezone_gap_hours`` apart (offsets at the rotation's start);
+* never a mentor the rotator had before (``previous_mentors``);
+* the mentor is not unavailable (absence) in any week of the rotation;
+* in every week of the rotation the mentor has at most ``capacity`` rotators (seats already taken by
+  kept pairings are given as ``busy_weeks``);
+* at most ``annual_cap`` new rotators per mentor over the horizon.
+
+Soft terms (costs, all >= 0, weights from ``policy.mentoring``), per pairing:
+
+* ``weight_shared_skill`` per skill of the rotator the mentor does NOT share (equivalent to a bonus
+  per shared skill, but keeps every cost non-negative so that a relative gap is meaningful);
+* ``weight_timezone_hour`` per hour of time-zone difference;
+* ``weight_feedback`` * (5 - the mentor's average pairing feedback; 3 when unknown);
+* ``weight_first_time_mentor_new_hire`` when a new hire goes to a mentor who has never mentored anyone
+  (our reading of "first-time mentors get a new hire only after they have mentored someone": a cost,
+  so a first-time mentor still takes a new hire when no one else can);
+* even load: the k-th rotator of a mentor (counting ``load_so_far``) costs ``weight_load_balance * (k-1)``
+  (convex, so the optimiser spreads rotators across mentors);
+* a rotator left unmatched costs ``unmatched_penalty`` (far above any pairing cost, so the number of
+  matched rotators is maximised first).
+
+Method (:func:`solve`): one vectorised pass over all rotator x mentor pairs checks the hard rules and
+keeps each rotator's ``initial_candidates`` cheapest eligible mentors. The LP relaxation of the exact
+model (assignment rows, a load row per mentor with convex load-cost increments that also carry the
+annual cap, and weekly-concurrency rows only where they can bind) is solved by HiGHS
+(``scipy.optimize.linprog``) with column generation: every eligible pair is priced with the duals and
+the most negative reduced-cost columns enter, until none is left (or the bound is within a quarter of
+the gap target). The same duals give a Lagrangian lower bound valid for the *whole* problem (every
+eligible pair). Rotators the LP assigns integrally are fixed; the rest are solved exactly by a HiGHS
+MIP (``scipy.optimize.milp``) on the remaining capacity. The reported gap is
+``(objective - bound) / objective``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
+EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Rotator:
+    key: Hashable
+    dept: str
+    languages: frozenset[str]
+    skills: frozenset[str]
+    tz_hours: float
+    start_week: int
+    end_week: int  # exclusive
+    previous_mentors: frozenset = frozenset()
+    is_new_hire: bool = False
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Mentor:
+    key: Hashable
+    dept: str
+    languages: frozenset[str]
+    skills: frozenset[str]
+    tz_hours: float
+    capacity: int  # rotators at once in any week
+    annual_cap: int  # new rotators this horizon may still add
+    unavailable_weeks: frozenset[int] = frozenset()
+    ever_mentored: bool = False
+    feedback: float | None = None  # average pairing feedback 1..5
+    load_so_far: int = 0  # rotators already given this year (load-balance cost starts here)
+    busy_weeks: Mapping[int, int] = field(default_factory=dict)  # week -> seats taken by kept pairings
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Weights:
+    max_timezone_gap_hours: float = 6.0
+    shared_skill: float = 3.0
+    timezone_hour: float = 1.0
+    load_balance: float = 0.5
+    feedback: float = 2.0
+    first_time_mentor_new_hire: float = 5.0
+    unmatched_penalty: float = 1000.0
+
+    @classmethod
+    def from_policy(cls, mentoring) -> "Weights":
+        """From ``policy.mentoring`` (a :class:`frontline.policy.Mentoring`)."""
+        return cls(
+            max_timezone_gap_hours=float(mentoring.max_timezone_gap_hours),
+            shared_skill=mentoring.weight_shared_skill,
+            timezone_hour=mentoring.weight_timezone_hour,
+            load_balance=mentoring.weight_load_balance,
+            feedback=mentoring.weight_feedback,
+            first_time_mentor_new_hire=mentoring.weight_first_time_mentor_new_hire,
+            unmatched_penalty=getattr(mentoring, "unmatched_penalty", 1000.0),
+        )
+
+
+@dataclass
+class Unmatched:
+    key: Hashable
+    reason: str
+    relaxation: str | None = None
+
+
+@dataclass
+class Solution:
+    assignments: dict[Hashable, Hashable]  # rotator key -> mentor key
+    costs: dict[Hashable, float]  # rotator key -> pairing cost (without the load-balance term)
+    unmatched: list[Unmatched]
+    objective: float
+    bound: float | None
+    gap: float | None  # (objective - bound) / objective
+    seconds: float
+    method: str
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def matched(self) -> int:
+        return len(self.assignments)
+
+
+# --------------------------------------------------------------------------------------------------
+# Vectorised problem data
+
+
+def _vocab(items: Iterable[Iterable[str]]) -> dict[str, int]:
+    vocab: dict[str, int] = {}
+    for group in items:
+        for item in group:
+            vocab.setdefault(item, len(vocab))
+    return vocab
+
+
+def _masks(groups: Sequence[Iterable[str]], vocab: Mapping[str, int]) -> np.ndarray:
+    words = max(1, math.ceil(len(vocab) / 64))
+    out = np.zeros((len(groups), words), dtype=np.uint64)
+    for i, group in enumerate(groups):
+        for item in group:
+            j = vocab.get(item)
+            if j is not None:
+                out[i, j // 64] |= np.uint64(1) << np.uint64(j % 64)
+    return out
+
+
+class _Data:
+    """Arrays for vectorised eligibility and cost over all (rotator, mentor) pairs."""
+
+    def __init__(self, rotators: Sequence[Rotator], mentors: Sequence[Mentor], w: Weights):
+        self.rotators, self.mentors, self.w = rotators, mentors, w
+        n, m = len(rotators), len(mentors)
+        self.n, self.m = n, m
+        for r in rotators:
+            if not (0 <= r.start_week < r.end_week):
+                raise ValueError(f"rotator {r.key!r}: weeks [{r.start_week}, {r.end_week}) are not a valid range")
+        self.H = H = max([r.end_week for r in rotators] + [1])
+        depts = _vocab([[r.dept for r in rotators], [x.dept for x in mentors]])
+        self.dept_r = np.array([depts[r.dept] for r in rotators], dtype=np.int32)
+        self.dept_m = np.array([depts[x.dept] for x in mentors], dtype=np.int32)
+        langs = _vocab([x.languages for x in mentors])
+        self.lang_r = _masks([r.languages for r in rotators], langs)
+        self.lang_m = _masks([x.languages for x in mentors], langs)
+        skills = _vocab([x.skills for x in mentors])
+        self.skill_r = _masks([r.skills for r in rotators], skills)
+        self.skill_m = _masks([x.skills for x in mentors], skills)
+        self.nskill_r = np.array([len(r.skills) for r in rotators], dtype=np.float64)
+        self.tz_r = np.array([r.tz_hours for r in rotators], dtype=np.float64)
+        self.tz_m = np.array([x.tz_hours for x in mentors], dtype=np.float64)
+        self.s = np.array([r.start_week for r in rotators], dtype=np.int64)
+        self.e = np.array([r.end_week for r in rotators], dtype=np.int64)
+        self.newhire = np.array([r.is_new_hire for r in rotators], dtype=bool)
+        self.ever = np.array([x.ever_mentored for x in mentors], dtype=bool)
+        self.cap = np.array([max(0, x.capacity) for x in mentors], dtype=np.int64)
+        self.annual = np.array([max(0, x.annual_cap) for x in mentors], dtype=np.int64)
+        self.load0 = np.array([max(0, x.load_so_far) for x in mentors], dtype=np.float64)
+        fb = np.array([3.0 if x.feedback is None else float(x.feedback) for x in mentors], dtype=np.float64)
+        self.mentor_const = w.feedback * (5.0 - np.clip(fb, 1.0, 5.0))
+        # residual weekly capacity (m, H) and prefix counts of unavailable / full weeks (m, H+1)
+        self.rescap = np.repeat(self.cap[:, None], H, axis=1)
+        unavail = np.zeros((m, H), dtype=np.int32)
+        for j, x in enumerate(mentors):
+            for wk, taken in x.busy_weeks.items():
+                if 0 <= wk < H:
+                    self.rescap[j, wk] -= taken
+            for wk in x.unavailable_weeks:
+                if 0 <= wk < H:
+                    unavail[j, wk] = 1
+        self.U = np.zeros((m, H + 1), dtype=np.int32)
+        np.cumsum(unavail, axis=1, out=self.U[:, 1:])
+        self.F = np.zeros((m, H + 1), dtype=np.int32)
+        np.cumsum(self.rescap <= 0, axis=1, out=self.F[:, 1:])
+        self.index_m = {x.key: j for j, x in enumerate(mentors)}
+        if len(self.index_m) != m:
+            raise ValueError("mentor keys must be unique")
+        self.index_r = {r.key: i for i, r in enumerate(rotators)}
+        if len(self.index_r) != n:
+            raise ValueError("rotator keys must be unique")
+        self.prev: dict[int, np.ndarray] = {}
+        for i, r in enumerate(rotators):
+            js = [self.index_m[k] for k in r.previous_mentors if k in self.index_m]
+            if js:
+                self.prev[i] = np.array(js, dtype=np.int64)
+
+    # ---- rules, vectorised over a block of rotators x all mentors ----
+    def static_parts(self, ri: np.ndarray, max_gap: float | None = None):
+        """Boolean matrices (len(ri), m) for each rule, and the tz distance."""
+        max_gap = self.w.max_timezone_gap_hours if max_gap is None else max_gap
+        dept_ok = self.dept_r[ri, None] != self.dept_m[None, :]
+        lang_ok = np.zeros((len(ri), self.m), dtype=bool)
+        for k in range(self.lang_r.shape[1]):
+            lang_ok |= (self.lang_r[ri, k, None] & self.lang_m[None, :, k]) != 0
+        dtz = np.abs(self.tz_r[ri, None] - self.tz_m[None, :])
+        tz_ok = dtz <= max_gap + 1e-9
+        s, e = self.s[ri], self.e[ri]
+        avail_ok = (self.U[:, e] - self.U[:, s]).T == 0
+        seat_ok = ((self.F[:, e] - self.F[:, s]).T == 0) & (self.annual[None, :] > 0)
+        prev_ok = np.ones((len(ri), self.m), dtype=bool)
+        for row, i in enumerate(ri):
+            js = self.prev.get(int(i))
+            if js is not None:
+                prev_ok[row, js] = False
+        return dept_ok, lang_ok, dtz, tz_ok, avail_ok, seat_ok, prev_ok
+
+    def cost_block(self, ri: np.ndarray, dtz: np.ndarray) -> np.ndarray:
+        shared = np.zeros((len(ri), self.m), dtype=np.float64)
+        for k in range(self.skill_r.shape[1]):
+            shared += np.bitwise_count(self.skill_r[ri, k, None] & self.skill_m[None, :, k])
+        cost = self.w.timezone_hour * dtz
+        cost += self.w.shared_skill * (self.nskill_r[ri, None] - shared)
+        cost += self.mentor_const[None, :]
+        cost += self.w.first_time_mentor_new_hire * (self.newhire[ri, None] & ~self.ever[None, :])
+        return cost
+
+    def pair_costs(self, ri: np.ndarray, mi: np.ndarray) -> np.ndarray:
+        """Cost of given pairs (vectors of equal length)."""
+        dtz = np.abs(self.tz_r[ri] - self.tz_m[mi])
+        shared = np.zeros(len(ri))
+        for k in range(self.skill_r.shape[1]):
+            shared += np.bitwise_count(self.skill_r[ri, k] & self.skill_m[mi, k])
+        return (
+            self.w.timezone_hour * dtz
+            + self.w.shared_skill * (self.nskill_r[ri] - shared)
+            + self.mentor_const[mi]
+            + self.w.first_time_mentor_new_hire * (self.newhire[ri] & ~self.ever[mi])
+        )
+
+    def pools(self, ri_all: np.ndarray, size: int, block: int = 512, lam_m=None, lw=None, u=None):
+        """Scan every (rotator in ``ri_all``, mentor) pair against the hard rules.
+
+        Without duals: each rotator's ``size`` cheapest eligible mentors. With duals (``lam_m`` per
+        mentor, ``lw`` prefix sums of weekly duals (m, H+1), ``u`` rotator duals): the ``size`` pairs of
+        most negative reduced cost ``cost + lam_m + sum(weekly duals) - u``, only those below zero.
+        Returns edge arrays (rotator idx, mentor idx, base cost), each rotator's smallest priced cost
+        (``cost + lam_m + weekly duals``; the plain cost without duals) and its number of eligible mentors."""
+        er, em, ec = [], [], []
+        best = np.full(self.n, np.inf)
+        count = np.zeros(self.n, dtype=np.int64)
+        for b0 in range(0, len(ri_all), block):
+            ri = ri_all[b0 : b0 + block]
+            dept_ok, lang_ok, dtz, tz_ok, avail_ok, seat_ok, prev_ok = self.static_parts(ri)
+            ok = dept_ok & lang_ok & tz_ok & avail_ok & seat_ok & prev_ok
+            base = self.cost_block(ri, dtz)
+            if lam_m is None:
+                key = np.where(ok, base, np.inf)
+                priced = key
+            else:
+                priced = base + lam_m[None, :] + (lw[:, self.e[ri]] - lw[:, self.s[ri]]).T
+                priced = np.where(ok, priced, np.inf)
+                key = priced - u[ri, None]
+                key = np.where(key < -EPS, key, np.inf)
+            count[ri] = ok.sum(axis=1)
+            best[ri] = priced.min(axis=1) if self.m else np.inf
+            k = min(size, self.m)
+            top = np.argpartition(key, k - 1, axis=1)[:, :k] if k < self.m else np.tile(np.arange(self.m), (len(ri), 1))
+            tk = np.take_along_axis(key, top, axis=1)
+            keep = np.isfinite(tk)
+            rows = np.repeat(ri, top.shape[1]).reshape(top.shape)
+            er.append(rows[keep])
+            em.append(top[keep])
+            ec.append(np.take_along_axis(base, top, axis=1)[keep])
+        cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dtype=dt)  # noqa: E731
+        return cat(er, np.int64), cat(em, np.int64), cat(ec, np.float64), best, count
+
+    def load_costs(self, j: int, count: int, base_extra: int = 0) -> float:
+        """Load-balance cost of giving ``count`` new rotators to mentor ``j``."""
+        b = self.load0[j] + base_extra
+        return self.w.load_balance * (count * b + count * (count - 1) / 2)
+
+
+# --------------------------------------------------------------------------------------------------
+# The LP / MIP model over a set of candidate edges
+
+
+def _weekly_rows(d: _Data, em: np.ndarray, es: np.ndarray, ee: np.ndarray, rescap: np.ndarray):
+    """Weekly concurrency rows that can bind for the edges (mentor, start, end).
+
+    Returns (row_m, row_w, entries_edge, entries_row): a row (m, w) exists when the edges of m active
+    in week w outnumber the residual seats, and it is not dominated by the row of the week before
+    (no edge starts in w and w has no fewer seats)."""
+    H = d.H
+    lens = ee - es
+    edge_of = np.repeat(np.arange(len(em)), lens)
+    weeks = np.repeat(es, lens) + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
+    cell = np.repeat(em, lens) * H + weeks
+    counts = np.bincount(cell, minlength=d.m * H)
+    starts = np.zeros(d.m * H, dtype=bool)
+    starts[em * H + es] = True
+    flat_res = rescap.reshape(-1)
+    need = counts > np.maximum(flat_res, 0)
+    wk = np.arange(d.m * H) % H
+    prev_res = np.where(wk > 0, np.roll(flat_res, 1), np.iinfo(np.int64).min)
+    dominated = (~starts) & (wk > 0) & (flat_res >= prev_res)
+    need &= ~dominated
+    row_id = np.full(d.m * H, -1, dtype=np.int64)
+    cells = np.nonzero(need)[0]
+    row_id[cells] = np.arange(len(cells))
+    r_of_entry = row_id[cell]
+    sel = r_of_entry >= 0
+    return cells // H, cells % H, edge_of[sel], r_of_entry[sel]
+
+
+class _Model:
+    """min sum c_e x_e + P sum s_r + sum q_mk z_mk over a candidate edge set."""
+
+    def __init__(self, d: _Data, rots: np.ndarray, er, em, ec, rescap, annual, load_extra):
+        self.d = d
+        self.rots = rots  # rotator indices in this model
+        self.er, self.em, self.ec = er, em, ec
+        E = len(er)
+        pos = np.full(d.n, -1, dtype=np.int64)
+        pos[rots] = np.arange(len(rots))
+        self.rpos = pos[er]
+        ments = np.unique(em)
+        self.ments = ments
+        mpos = np.full(d.m, -1, dtype=np.int64)
+        mpos[ments] = np.arange(len(ments))
+        self.mpos = mpos[em]
+        ncand = np.bincount(em, minlength=d.m)[ments]
+        zc = np.minimum(annual[ments], ncand)
+        self.zc = zc
+        self.z_m = np.repeat(np.arange(len(ments)), zc)
+        k = np.arange(zc.sum()) - np.repeat(np.cumsum(zc) - zc, zc)
+        self.z_cost = d.w.load_balance * (d.load0[ments][self.z_m] + load_extra[ments][self.z_m] + k)
+        Z = len(self.z_m)
+        R = len(rots)
+        self.E, self.R, self.Z = E, R, Z
+        self.c = np.concatenate([ec, np.full(R, d.w.unmatched_penalty), self.z_cost])
+        # equality: assignment rows
+        rows = np.concatenate([self.rpos, np.arange(R)])
+        cols = np.concatenate([np.arange(E), E + np.arange(R)])
+        self.A_eq = sparse.csr_array((np.ones(len(rows)), (rows, cols)), shape=(R, E + R + Z))
+        # inequality: mentor load rows, then weekly rows
+        Mn = len(ments)
+        ri1 = np.concatenate([self.mpos, self.z_m])
+        ci1 = np.concatenate([np.arange(E), E + R + np.arange(Z)])
+        vi1 = np.concatenate([np.ones(E), -np.ones(Z)])
+        es, ee = d.s[er], d.e[er]
+        self.wrow_m, self.wrow_w, ent_e, ent_r = _weekly_rows(d, em, es, ee, rescap)
+        W = len(self.wrow_m)
+        rows = np.concatenate([ri1, Mn + ent_r])
+        cols = np.concatenate([ci1, ent_e])
+        vals = np.concatenate([vi1, np.ones(len(ent_e))])
+        self.A_ub = sparse.csr_array((vals, (rows, cols)), shape=(Mn + W, E + R + Z))
+        self.b_ub = np.concatenate([np.zeros(Mn), np.maximum(rescap[self.wrow_m, self.wrow_w], 0)]).astype(float)
+        self.Mn, self.W = Mn, W
+
+    def solve_lp(self):
+        res = linprog(
+            self.c,
+            A_ub=self.A_ub,
+            b_ub=self.b_ub,
+            A_eq=self.A_eq,
+            b_eq=np.ones(self.R),
+            bounds=(0, 1),
+            method="highs",
+        )
+        if res.status != 0:
+            raise RuntimeError(f"LP relaxation failed: {res.message}")
+        u = res.eqlin.marginals  # rotator duals
+        lam = -res.ineqlin.marginals  # >= 0
+        return res.fun, res.x, u, lam
+
+    def solve_mip(self, time_limit: float):
+        integrality = np.concatenate([np.ones(self.E + self.R), np.zeros(self.Z)])
+        cons = [LinearConstraint(self.A_eq, 1, 1)]
+        if self.A_ub.shape[0]:
+            cons.append(LinearConstraint(self.A_ub, -np.inf, self.b_ub))
+        res = milp(
+            self.c,
+            constraints=cons,
+            integrality=integrality,
+            bounds=Bounds(0, 1),
+            options={"time_limit": max(0.5, time_limit), "mip_rel_gap": 1e-6},
+        )
+        if res.x is None:
+            return None
+        return res.x
+
+
+# --------------------------------------------------------------------------------------------------
+# Public API
+
+
+def solve(
+    rotators: Sequence[Rotator],
+    mentors: Sequence[Mentor],
+    weights: Weights = Weights(),
+    *,
+    initial_candidates: int = 8,
+    columns_per_round: int = 3,
+    gap_target: float = 0.001,
+    max_rounds: int = 30,
+    time_limit: float = 60.0,
+) -> Solution:
+    """Optimal mentor matching over the whole horizon (see the module docstring)."""
+    t0 = time.perf_counter()
+    d = _Data(rotators, mentors, weights)
+    stats: dict = {"rotators": d.n, "mentors": d.m}
+    if d.n == 0:
+        return Solution({}, {}, [], 0.0, 0.0, 0.0, time.perf_counter() - t0, "empty", stats)
+    P = weights.unmatched_penalty
+    all_r = np.arange(d.n)
+    er, em, ec, _best, count = d.pools(all_r, initial_candidates)
+    stats["eligible_pairs"] = int(count.sum())
+    stats["t_scan"] = round(time.perf_counter() - t0, 3)
+    rots = np.nonzero(count > 0)[0]
+    rescap = d.rescap.copy()
+    annual = d.annual.copy()
+    zero_extra = np.zeros(d.m)
+    bound = None
+    lp_value = None
+    iterations = 0
+    x = None
+    model = None
+    while True:
+        iterations += 1
+        t_it = time.perf_counter()
+        model = _Model(d, rots, er, em, ec, rescap, annual, zero_extra)
+        lp_value, x, u_r, lam = model.solve_lp()
+        t_lp = time.perf_counter() - t_it
+        # price every eligible pair; the duals give a Lagrangian bound valid for the whole problem
+        lam_m = np.zeros(d.m)
+        lam_m[model.ments] = lam[: model.Mn]
+        lw = np.zeros((d.m, d.H + 1))
+        np.add.at(lw, (model.wrow_m, model.wrow_w + 1), lam[model.Mn :])
+        lw = np.cumsum(lw, axis=1)
+        u_full = np.zeros(d.n)
+        u_full[rots] = u_r
+        nr, nm, nc, best, _ = d.pools(rots, columns_per_round, lam_m=lam_m, lw=lw, u=u_full)
+        per_rot = np.minimum(P, best[rots]).sum() + P * (d.n - len(rots))
+        zterm = 0.0
+        for j in np.nonzero(lam_m > EPS)[0]:
+            q = weights.load_balance * (d.load0[j] + np.arange(annual[j]))
+            zterm += np.minimum(0.0, q - lam_m[j]).sum()
+        capterm = -(lam[model.Mn :] * model.b_ub[model.Mn :]).sum()
+        bound = max(bound if bound is not None else -np.inf, per_rot + zterm + capterm)
+        stats.setdefault("lp_log", []).append((model.E, model.W, round(t_lp, 2), round(time.perf_counter() - t_it, 2)))
+        if len(nr) == 0:
+            break
+        if (lp_value - bound) <= gap_target * max(lp_value, 1e-9) / 4 or iterations >= max_rounds:
+            break
+        if time.perf_counter() - t0 > time_limit / 2:
+            break
+        er, em, ec = np.concatenate([er, nr]), np.concatenate([em, nm]), np.concatenate([ec, nc])
+    stats["lp_iterations"] = iterations
+    stats["lp_value"] = round(float(lp_value), 4)
+    stats["model_edges"] = model.E
+    stats["lp_bound_gap"] = round(float((lp_value - bound) / max(lp_value, 1e-9)), 6)
+    stats["weekly_rows"] = model.W
+    stats["t_lp"] = round(time.perf_counter() - t0, 3)
+
+    # ---- integer solution: fix integral LP values, solve the rest exactly ----
+    xe = x[: model.E]
+    fixed = xe > 1 - EPS
+    assign = np.full(d.n, -1, dtype=np.int64)
+    assign[model.er[fixed]] = model.em[fixed]
+    sr = x[model.E : model.E + model.R]
+    settled = np.zeros(d.n, dtype=bool)
+    settled[model.er[fixed]] = True
+    settled[rots[sr > 1 - EPS]] = True  # LP leaves them unmatched integrally
+    rest = rots[~settled[rots]]
+    stats["fractional_rotators"] = len(rest)
+    method = "lp-integral" if len(rest) == 0 else "lp+mip"
+    if len(rest):
+        used_rescap, used_annual, extra = _residual(d, assign, rescap, annual)
+        sel = np.isin(model.er, rest)
+        sub = _Model(d, rest, model.er[sel], model.em[sel], model.ec[sel], used_rescap, used_annual, extra)
+        xs = sub.solve_mip(time_limit - (time.perf_counter() - t0))
+        if xs is not None:
+            pick = xs[: sub.E] > 0.5
+            assign[sub.er[pick]] = sub.em[pick]
+        else:  # pragma: no cover - MIP found nothing in time: greedy on the rest
+            method = "lp+greedy"
+            _greedy_fill(d, assign, rest, used_rescap, used_annual)
+    stats["t_total"] = round(time.perf_counter() - t0, 3)
+    return _finish(d, assign, bound, method, t0, stats)
+
+
+def _residual(d: _Data, assign: np.ndarray, rescap: np.ndarray, annual: np.ndarray):
+    rescap = rescap.copy()
+    annual = annual.copy()
+    extra = np.zeros(d.m)
+    for i in np.nonzero(assign >= 0)[0]:
+        j = assign[i]
+        rescap[j, d.s[i] : d.e[i]] -= 1
+        annual[j] -= 1
+        extra[j] += 1
+    return rescap, annual, extra
+
+
+def _greedy_fill(d: _Data, assign, rots, rescap, annual):
+    """Give each rotator (in order) its cheapest eligible mentor with a free seat (mutates arguments)."""
+    load = d.load0.copy() + np.bincount(assign[assign >= 0], minlength=d.m)
+    for i in rots:
+        i = int(i)
+        ri = np.array([i])
+        dept_ok, lang_ok, dtz, tz_ok, avail_ok, _seat, prev_ok = d.static_parts(ri)
+        seat = (rescap[:, d.s[i] : d.e[i]].min(axis=1) > 0) & (annual > 0)
+        ok = (dept_ok & lang_ok & tz_ok & avail_ok & prev_ok)[0] & seat
+        if not ok.any():
+            continue
+        cost = d.cost_block(ri, dtz)[0] + d.w.load_balance * load
+        cost[~ok] = np.inf
+        j = int(np.argmin(cost))
+        assign[i] = j
+        rescap[j, d.s[i] : d.e[i]] -= 1
+        annual[j] -= 1
+        load[j] += 1
+
+
+def solve_greedy(rotators: Sequence[Rotator], mentors: Sequence[Mentor], weights: Weights = Weights()) -> Solution:
+    """Baseline: week by week (by start week), each rotator takes the cheapest eligible mentor with a
+    free seat, counting the load-balance cost of the mentor's current load."""
+    t0 = time.perf_counter()
+    d = _Data(rotators, mentors, weights)
+    assign = np.full(d.n, -1, dtype=np.int64)
+    order = np.lexsort((np.arange(d.n), d.s))
+    _greedy_fill(d, assign, order, d.rescap.copy(), d.annual.copy())
+    return _finish(d, assign, None, "greedy-weekly", t0, {"rotators": d.n, "mentors": d.m})
+
+
+def _objective(d: _Data, assign: np.ndarray) -> tuple[float, np.ndarray]:
+    matched = np.nonzero(assign >= 0)[0]
+    costs = d.pair_costs(matched, assign[matched]) if len(matched) else np.zeros(0)
+    per_m = np.bincount(assign[matched], minlength=d.m)
+    load = sum(d.load_costs(j, int(c)) for j, c in enumerate(per_m) if c)
+    total = float(costs.sum() + load + d.w.unmatched_penalty * (d.n - len(matched)))
+    return total, costs
+
+
+def _finish(d: _Data, assign: np.ndarray, bound, method: str, t0: float, stats: dict) -> Solution:
+    total, costs = _objective(d, assign)
+    matched = np.nonzero(assign >= 0)[0]
+    assignments = {d.rotators[i].key: d.mentors[assign[i]].key for i in matched}
+    cost_map = {d.rotators[i].key: round(float(c), 6) for i, c in zip(matched, costs)}
+    unmatched_idx = np.nonzero(assign < 0)[0]
+    unmatched = explain_unmatched(d, assign, unmatched_idx)
+    gap = None
+    if bound is not None:
+        bound = float(min(bound, total))  # numerical noise must not show a negative gap
+        gap = (total - bound) / total if total > 0 else 0.0
+    return Solution(assignments, cost_map, unmatched, total, bound, gap, time.perf_counter() - t0, method, stats)
+
+
+# --------------------------------------------------------------------------------------------------
+# Explaining the unmatched
+
+
+def _label(x: Mentor) -> str:
+    return x.name or str(x.key)
+
+
+def explain_unmatched(d: _Data, assign: np.ndarray, idx: Iterable[int]) -> list[Unmatched]:
+    """Why each rotator in ``idx`` has no mentor, and the smallest relaxation that would give one
+    (re-checking eligibility under relaxed rules against the capacity left by ``assign``)."""
+    idx = list(int(i) for i in idx)
+    if not idx:
+        return []
+    rescap, annual, _ = _residual(d, assign, d.rescap, d.annual)
+    out = []
+    for i in idx:
+        r = d.rotators[i]
+        ri = np.array([i])
+        dept_ok, lang_ok, dtz, tz_ok, avail_ok, _seat, prev_ok = (a[0] for a in d.static_parts(ri))
+        seat_ok = (rescap[:, d.s[i] : d.e[i]].min(axis=1) > 0) & (annual > 0)
+        cost = d.cost_block(ri, dtz[None, :])[0]
+
+        def best(mask):
+            js = np.nonzero(mask)[0]
+            return None if len(js) == 0 else int(js[np.argmin(cost[js])])
+
+        if d.m == 0:
+            out.append(Unmatched(r.key, "there are no mentors", None))
+            continue
+        if not lang_ok.any():
+            langs = ", ".join(sorted(r.languages)) or "(none recorded)"
+            out.append(Unmatched(r.key, f"no mentor shares a language ({langs})", None))
+            continue
+        base = lang_ok & dept_ok
+        if not (base & tz_ok).any():
+            reason = "no mentor in another department within the time-zone limit"
+            if not base.any():
+                reason = "every mentor who shares a language is in the rotator's own department"
+                out.append(Unmatched(r.key, reason, None))
+                continue
+        elif not (base & tz_ok & prev_ok).any():
+            reason = "only previous mentors are eligible"
+        elif not (base & tz_ok & prev_ok & avail_ok).any():
+            reason = "every eligible mentor is absent during the rotation"
+        else:
+            reason = "all eligible mentors are at capacity or at their annual cap"
+        relax = None
+        # 1. a wider time-zone limit (whole hours), everything else as is
+        need = base & prev_ok & avail_ok & seat_ok & ~tz_ok
+        if need.any():
+            js = np.nonzero(need)[0]
+            gap = float(np.ceil(dtz[js].min() - 1e-9))
+            relax = f"possible if the time-zone limit were {gap:g} h"
+        # 2. one more seat for the best otherwise-eligible mentor
+        if relax is None:
+            j = best(base & tz_ok & prev_ok & avail_ok & ~seat_ok)
+            if j is not None:
+                relax = f"possible if {_label(d.mentors[j])} had one more seat"
+        # 3. an absent mentor
+        if relax is None:
+            j = best(base & tz_ok & prev_ok & ~avail_ok & seat_ok)
+            if j is not None:
+                relax = f"possible if {_label(d.mentors[j])} were not absent during the rotation"
+        # 4. a previous mentor again
+        if relax is None:
+            j = best(base & tz_ok & ~prev_ok & avail_ok & seat_ok)
+            if j is not None:
+                relax = f"possible only with a previous mentor again ({_label(d.mentors[j])})"
+        # 5. the time-zone limit together with a seat
+        if relax is None:
+            js = np.nonzero(base & prev_ok & ~tz_ok)[0]
+            if len(js):
+                gap = float(np.ceil(dtz[js].min() - 1e-9))
+                relax = f"possible if the time-zone limit were {gap:g} h and a mentor there had a free seat"
+        out.append(Unmatched(r.key, reason, relax))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking a solution (tests, benchmark, service)
+
+
+def violations(
+    rotators: Sequence[Rotator], mentors: Sequence[Mentor], weights: Weights, assignments: Mapping
+) -> list[str]:
+    """Every hard-rule violation of ``assignments`` (rotator key -> mentor key), as text."""
+    by_key = {x.key: x for x in mentors}
+    problems = []
+    weekly: dict[tuple, int] = defaultdict(int)
+    yearly: dict = defaultdict(int)
+    for r in rotators:
+        mk = assignments.get(r.key)
+        if mk is None:
+            continue
+        x = by_key[mk]
+        if x.dept == r.dept:
+            problems.append(f"{r.key}: mentor {mk} is in the same department")
+        if not (r.languages & x.languages):
+            problems.append(f"{r.key}: no shared language with {mk}")
+        if abs(r.tz_hours - x.tz_hours) > weights.max_timezone_gap_hours + 1e-9:
+            problems.append(f"{r.key}: time zones of {mk} too far apart")
+        if mk in r.previous_mentors:
+            problems.append(f"{r.key}: {mk} was a previous mentor")
+        if any(w in x.unavailable_weeks for w in range(r.start_week, r.end_week)):
+            problems.append(f"{r.key}: {mk} is absent during the rotation")
+        for w in range(r.start_week, r.end_week):
+            weekly[(mk, w)] += 1
+        yearly[mk] += 1
+    for (mk, w), c in weekly.items():
+        x = by_key[mk]
+        if c + x.busy_weeks.get(w, 0) > x.capacity:
+            problems.append(f"mentor {mk} has {c + x.busy_weeks.get(w, 0)} rotators in week {w} (capacity {x.capacity})")
+    for mk, c in yearly.items():
+        if c > by_key[mk].annual_cap:
+            problems.append(f"mentor {mk} gets {c} rotators (annual cap {by_key[mk].annual_cap})")
+    return problems
+
+
+def weekly_cap_violations(rotators, mentors, weights, assignments) -> int:
+    """Number of (mentor, week) cells over capacity."""
+    return sum(1 for p in violations(rotators, mentors, weights, assignments) if " in week " in p)
+
+
+def objective(rotators: Sequence[Rotator], mentors: Sequence[Mentor], weights: Weights, assignments: Mapping) -> float:
+    """Objective value of any assignment (same definition the solver minimises)."""
+    d = _Data(rotators, mentors, weights)
+    assign = np.full(d.n, -1, dtype=np.int64)
+    for rk, mk in assignments.items():
+        assign[d.index_r[rk]] = d.index_m[mk]
+    return _objective(d, assign)[0]

@@ -52,6 +52,7 @@ from frontline.cli import console as _console; app.add_typer(_console.app, name=
 from frontline.cli import mail as _mail; app.add_typer(_mail.app, name="mail")  # noqa: E402,E702
 from frontline.cli import calendar as _calendar; app.add_typer(_calendar.app, name="calendar")  # noqa: E402,E702
 from frontline.cli import roster as _roster; app.add_typer(_roster.app, name="roster")  # noqa: E402,E702
+from frontline.cli import demo as _demo; app.command("demo")(_demo.demo_command)  # noqa: E402,E702
 from frontline.cli import backup as _backup; app.command("export")(_backup.export_command); app.command("import-state")(_backup.import_state_command)  # noqa: E702,E501,I001
 from frontline.cli import status as _status; app.command("status")(_status.status_command)  # noqa: E702,I001
 from frontline.cli import digest as _digest; app.add_typer(_digest.app, name="digest")  # noqa: E402,E702

@@ -1,0 +1,173 @@
+"""``frontline demo``: a synthetic company taken through every job, end to end, in its own folder.
+
+The demo is an ordered list of steps (:data:`STEPS`). Each step is a function that takes the
+:class:`DemoContext`, does one thing (usually runs one flow), and returns one line for the summary.
+To add a step, write ``def step_x(ctx) -> str`` and add it to :data:`STEPS`; use ``ctx.results`` to
+hand data to later steps and ``ctx.outputs`` to report where something was written.
+
+Everything lives under the demo folder (default ``var/demo``): the SQLite database, the outbox, the
+policy file and the generated CSV files. Each run starts from scratch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from frontline.synth import SyntheticCompany
+
+EXAMPLE_POLICY = Path(__file__).resolve().parent.parent / "frontline.example.toml"
+
+
+@dataclass
+class DemoContext:
+    directory: Path
+    n_employees: int
+    seed: int
+    today: date
+    company: SyntheticCompany | None = None
+    csvs: dict[str, Path] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)  # step name -> what it returned, for later steps
+    outputs: dict[str, Path] = field(default_factory=dict)  # label -> where something was written
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.directory / 'frontline.db'}"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.directory / "outbox"
+
+    @property
+    def policy_path(self) -> Path:
+        return self.directory / "frontline.toml"
+
+
+Step = Callable[[DemoContext], str]
+
+
+def seats_for(n_employees: int, length_weeks: int = 4, cycle_weeks: int = 52) -> int:
+    """Seats per week so that everyone can rotate once per cycle, with 30% slack for new hires and PTO."""
+    return max(2, math.ceil(n_employees * length_weeks / cycle_weeks * 1.3))
+
+
+def demo_policy_text(support_department: str, seats_per_week: int) -> str:
+    """The example policy with the support department and the seats set for the generated company."""
+    text = EXAMPLE_POLICY.read_text(encoding="utf-8")
+    text, n1 = re.subn(r'(?m)^support_department = ".*"$', f'support_department = "{support_department}"', text)
+    text, n2 = re.subn(r"(?m)^seats_per_week = \d+", f"seats_per_week = {seats_per_week}", text)
+    if n1 != 1 or n2 != 1:
+        raise RuntimeError(f"{EXAMPLE_POLICY} no longer has top-level support_department/seats_per_week lines")
+    return text
+
+
+def prepare(directory: Path, n_employees: int, seed: int = 7, today: date | None = None) -> DemoContext:
+    """Point the settings at the demo folder and clear what a previous run left there.
+
+    Must run before anything opens the database: it sets ``FRONTLINE_*`` in the environment and clears
+    the cached settings."""
+    from frontline.settings import get_settings
+
+    directory = Path(directory).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("frontline.db", "frontline.db-wal", "frontline.db-shm", "frontline.db-journal"):
+        (directory / name).unlink(missing_ok=True)
+    outbox = directory / "outbox"
+    if outbox.exists():
+        import shutil
+
+        shutil.rmtree(outbox)
+    ctx = DemoContext(directory=directory, n_employees=n_employees, seed=seed, today=date.today())
+    os.environ["FRONTLINE_DATABASE_URL"] = ctx.database_url
+    os.environ["FRONTLINE_OUTBOX_DIR"] = str(ctx.outbox_dir)
+    os.environ["FRONTLINE_POLICY_PATH"] = str(ctx.policy_path)
+    get_settings.cache_clear()
+    ctx.today = today or datetime.now(get_settings().tz).date()
+    return ctx
+
+
+# --- steps -------------------------------------------------------------------------------------
+
+
+def step_generate(ctx: DemoContext) -> str:
+    from frontline.synth import generate_company, write_csvs
+
+    ctx.company = company = generate_company(ctx.n_employees, seed=ctx.seed, today=ctx.today)
+    ctx.csvs = write_csvs(company, ctx.directory / "roster")
+    ctx.outputs["roster CSV files"] = ctx.directory / "roster"
+    ctx.policy_path.write_text(
+        demo_policy_text(company.support_department, seats_for(ctx.n_employees)), encoding="utf-8"
+    )
+    ctx.outputs["policy"] = ctx.policy_path
+    mentors = sum(1 for e in company.employees if e["mentor"])
+    zones = len({e["timezone"] for e in company.employees})
+    return (
+        f"{len(company.employees)} employees in {len(company.departments)} departments across {zones} time zones, "
+        f"{mentors} mentors in {company.support_department}, {len(company.new_hires)} new hires coming this year, "
+        f"{len(company.absences)} absences (seed {ctx.seed})"
+    )
+
+
+def step_init(ctx: DemoContext) -> str:
+    from frontline.policy import load_policy
+    from models import init_db
+
+    policy = load_policy()
+    revision = init_db()
+    ctx.outputs["database"] = ctx.directory / "frontline.db"
+    return (
+        f"fresh database at schema revision {revision}; policy: {policy.length_weeks}-week rotations, "
+        f"{policy.seats_per_week} seats per week, mentors from {policy.support_department}"
+    )
+
+
+def step_import_roster(ctx: DemoContext) -> str:
+    from flows.roster import import_roster_flow
+    from frontline.cli.common import run_flow
+
+    result = run_flow(
+        import_roster_flow,
+        departments=str(ctx.csvs["departments"]),
+        employees=str(ctx.csvs["employees"]),
+        absences=str(ctx.csvs["absences"]),
+        actor="demo",
+    )
+    ctx.results["import_roster"] = result
+    return result.summary()
+
+
+# The demo, in order. Later jobs add their step here (one line each).
+STEPS: list[tuple[str, Step]] = [
+    ("generate company", step_generate),
+    ("create database", step_init),
+    ("import roster", step_import_roster),
+]
+
+
+def run_demo(
+    directory: Path, n_employees: int = 300, seed: int = 7, echo: Callable[[str], Any] = print,
+    today: date | None = None,
+) -> DemoContext:
+    """Run every step in order, echoing one line per step, then where the outputs are."""
+    ctx = prepare(directory, n_employees, seed, today)
+    started = time.perf_counter()
+    echo(f"Frontline demo: {n_employees} synthetic employees, seed {seed}, today {ctx.today}, in {ctx.directory}")
+    for number, (name, step) in enumerate(STEPS, start=1):
+        t0 = time.perf_counter()
+        line = step(ctx)
+        echo(f"[{number}/{len(STEPS)}] {name}: {line} ({time.perf_counter() - t0:.1f} s)")
+    ctx.outputs.setdefault("outbox (.eml files)", ctx.outbox_dir)
+    echo(f"Done in {time.perf_counter() - started:.1f} s. Outputs:")
+    for label, path in ctx.outputs.items():
+        echo(f"  {label}: {path}")
+    echo("To look around with the other commands, first run:")
+    echo(f"  export FRONTLINE_DATABASE_URL={ctx.database_url} FRONTLINE_OUTBOX_DIR={ctx.outbox_dir} "
+         f"FRONTLINE_POLICY_PATH={ctx.policy_path}")
+    return ctx

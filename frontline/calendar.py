@@ -247,3 +247,111 @@ def organizer_from_settings() -> Person:
 
     name, addr = parseaddr(get_settings().mail_from)
     return Person(name=name or "Frontline", email=addr)
+
+
+# --- subscription feeds -----------------------------------------------------------------------------
+
+FEED_PAST = timedelta(weeks=8)
+FEED_AHEAD = timedelta(days=366)
+
+
+def feed_url(token: str) -> str:
+    from frontline.settings import get_settings
+
+    return f"{get_settings().base_url}/calendar/{token}.ics"
+
+
+def create_feed_token(session, *, employee_id: int | None, label: str = "") -> tuple[object, str]:
+    """A new feed token (``employee_id`` None = the team feed). Returns (row, secret token); only the
+    token's hash is stored, so the token can be shown once and never again."""
+    import secrets
+
+    from frontline.security import hash_secret
+    from models import CalendarFeedToken
+
+    token = secrets.token_urlsafe(32)
+    row = CalendarFeedToken(employee_id=employee_id, token_hash=hash_secret(token), label=label[:200])
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def find_feed_token(session, token: str):
+    """The live (not revoked) token row for a presented token, or None."""
+    from sqlmodel import select
+
+    from frontline.security import hash_secret
+    from models import CalendarFeedToken
+
+    if not token or len(token) > 200:
+        return None
+    row = session.exec(select(CalendarFeedToken).where(CalendarFeedToken.token_hash == hash_secret(token))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    return row
+
+
+def feed_ics(session, row, *, today: date | None = None) -> bytes | None:
+    """The feed for a token row: that person's rotations and check-ins (as rotator or mentor), or every
+    rotation for the team feed, from 8 weeks back to a year ahead. None when the person no longer exists
+    or has left."""
+    from sqlmodel import select
+
+    from frontline.invites import checkin_series
+    from frontline.policy import PolicyError, load_policy
+    from frontline.settings import get_settings
+    from models import Employee, MentorPairing, Rotation
+
+    settings = get_settings()
+    today = today or datetime.now(settings.tz).date()
+    lo, hi = today - FEED_PAST, today + FEED_AHEAD
+    domain = sender_domain(settings.mail_from)
+    try:
+        minutes = load_policy().mentoring.checkin_minutes
+    except PolicyError:
+        minutes = 30
+    window = select(Rotation).where(Rotation.status != "cancelled", Rotation.end >= lo, Rotation.start <= hi)
+    items: list[AllDayEvent | TimedEvent] = []
+    sequences: dict[str, int] = {}
+
+    def add_rotation(rot: Rotation, who: Employee | None) -> None:
+        uid = f"feed-rotation-{rot.id}@{domain}"
+        tentative = " (tentative)" if rot.status == "draft" else ""
+        title = f"Support rotation: {clean_name(who.name)}" if who is not None else "Customer-support rotation"
+        items.append(AllDayEvent(uid, title + tentative, rot.start, rot.end))
+        sequences[uid] = rot.sequence
+
+    if row.employee_id is None:
+        name = "Frontline: all support rotations"
+        team = (
+            select(Rotation, Employee)
+            .join(Employee, Employee.id == Rotation.employee_id)
+            .where(Rotation.status != "cancelled", Rotation.end >= lo, Rotation.start <= hi)
+            .order_by(Rotation.start, Rotation.id)
+        )
+        for rot, who in session.exec(team).all():
+            add_rotation(rot, who)
+    else:
+        person = session.get(Employee, row.employee_id)
+        if person is None or not person.active:
+            return None
+        name = f"Frontline: {clean_name(person.name)}"
+        for rot in session.exec(window.where(Rotation.employee_id == person.id).order_by(Rotation.start)).all():
+            add_rotation(rot, None)
+        pairings = session.exec(
+            select(MentorPairing, Rotation)
+            .join(Rotation, Rotation.id == MentorPairing.rotation_id)
+            .where(MentorPairing.status == "active", Rotation.status != "cancelled", Rotation.end >= lo, Rotation.start <= hi)
+            .where((MentorPairing.mentor_id == person.id) | (Rotation.employee_id == person.id))
+        ).all()
+        for pairing, rot in pairings:
+            mentor = session.get(Employee, pairing.mentor_id)
+            rotator = session.get(Employee, rot.employee_id)
+            series = checkin_series(rot, pairing, mentor, minutes, settings.tz) if mentor else None
+            if series is None:
+                continue
+            uid = f"feed-checkins-{rot.id}@{domain}"
+            items.append(TimedEvent(uid, f"Check-in: {clean_name(rotator.name)} / {clean_name(mentor.name)}",
+                                    series.first, timedelta(minutes=series.minutes), weekly_count=series.count))
+            sequences[uid] = rot.sequence
+    return feed_calendar(name, items, sequences=sequences).to_ical()

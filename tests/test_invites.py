@@ -236,3 +236,76 @@ def test_reminders_welcome_and_nudge_are_sent_once(engine, settings):
     assert keys == [f"reminder:{r}:7", f"reminder:{r}:1", f"welcome:{r}", f"nudge:{e}:2026-W13"]
     welcome = next(x for x in rows if x.kind == "welcome")
     assert b"Max Mentor" in welcome.mime
+
+
+def test_calendar_feeds_personal_team_revoked(engine, settings):
+    from fastapi.testclient import TestClient
+
+    from frontline.calendar import create_feed_token
+    from frontline.security import hash_secret
+    from frontline.web.app import create_app
+    from models import CalendarFeedToken, utcnow
+
+    ids = seed(engine)
+    today = date.today()
+    with Session(engine) as s:  # move the seeded rotations near today so they fall in the feed window
+        for rid, weeks in ((ids["rotation"], 2), (ids["later"], 20)):
+            rot = s.get(Rotation, rid)
+            monday = today - timedelta(days=today.weekday()) + timedelta(weeks=weeks)
+            rot.start, rot.end = monday, monday + timedelta(days=27)
+            s.add(rot)
+        s.add(Rotation(employee_id=ids["mentor"], start=today + timedelta(days=500), end=today + timedelta(days=527),
+                       kind="cycle", due=today))  # beyond a year: not in any feed
+        jane, jane_token = create_feed_token(s, employee_id=ids["rotator"])
+        max_row, max_token = create_feed_token(s, employee_id=ids["mentor"])
+        _team, team_token = create_feed_token(s, employee_id=None, label="HR")
+        jane_id, max_id = jane.id, max_row.id
+        s.commit()
+        stored = s.get(CalendarFeedToken, jane_id).token_hash
+    assert stored == hash_secret(jane_token) and jane_token not in stored
+
+    client = TestClient(create_app())
+    res = client.get(f"/calendar/{jane_token}.ics")
+    assert res.status_code == 200 and res.headers["content-type"].startswith("text/calendar")
+    cal = IcsCalendarStream.calendar_from_ics(res.text)
+    assert "METHOD" not in res.text and "ATTENDEE" not in res.text
+    assert "REFRESH-INTERVAL;VALUE=DURATION:PT12H" in res.text and "X-PUBLISHED-TTL:PT12H" in res.text
+    summaries = sorted(e.summary for e in cal.events)
+    assert summaries == ["Check-in: Doe, Jane / Max Mentor", "Customer-support rotation (tentative)"]
+    checkin = next(e for e in cal.events if e.summary.startswith("Check-in"))
+    assert checkin.dtstart.tzinfo is not None and "BEGIN:VTIMEZONE" in res.text
+
+    mentor_feed = IcsCalendarStream.calendar_from_ics(client.get(f"/calendar/{max_token}.ics").text)
+    assert [e.summary for e in mentor_feed.events] == ["Check-in: Doe, Jane / Max Mentor"]  # his own rotation is >1 year away
+
+    team = IcsCalendarStream.calendar_from_ics(client.get(f"/calendar/{team_token}.ics").text)
+    assert sorted(e.summary for e in team.events) == [
+        "Support rotation: Doe, Jane (tentative)", "Support rotation: Nora Next (tentative)"]
+
+    assert client.get("/calendar/not-a-real-token.ics").status_code == 404
+    with Session(engine) as s:
+        row = s.get(CalendarFeedToken, max_id)
+        row.revoked_at = utcnow()
+        s.add(row)
+        s.commit()
+    assert client.get(f"/calendar/{max_token}.ics").status_code == 404
+    assert client.get(f"/calendar/{jane_token}.ics").status_code == 200
+
+
+def test_calendar_feed_cli_create_list_revoke(engine, settings):
+    from typer.testing import CliRunner
+
+    from frontline.cli import app
+
+    seed(engine)
+    runner = CliRunner()
+    out = runner.invoke(app, ["calendar", "feed", "create", "--employee", "jane@example.com", "--label", "phone"])
+    assert out.exit_code == 0, out.output
+    url = next(line for line in out.output.splitlines() if line.startswith("http://frontline.test/calendar/"))
+    assert url.endswith(".ics")
+    assert runner.invoke(app, ["calendar", "feed", "create"]).exit_code != 0
+    assert "no employee" in runner.invoke(app, ["calendar", "feed", "create", "--employee", "nobody"]).output
+    listing = runner.invoke(app, ["calendar", "feed", "list"])
+    assert "jane@example.com" in listing.output and "active" in listing.output and url.rsplit("/", 1)[1] not in listing.output
+    assert runner.invoke(app, ["calendar", "feed", "revoke", "1"]).exit_code == 0
+    assert "revoked" in runner.invoke(app, ["calendar", "feed", "list"]).output

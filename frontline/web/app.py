@@ -21,4 +21,5 @@ def create_app() -> FastAPI:
     from frontline.web import digest; app.include_router(digest.router)  # noqa: E702  digest theme actions, unsubscribe
     from frontline.web import observe; app.include_router(observe.router); app.add_middleware(observe.BodySizeLimit)  # noqa: E702
     from frontline.web import api; app.include_router(api.router)  # noqa: E702  POST /api/observations
+    from frontline.web import calendar_feed; app.include_router(calendar_feed.router)  # noqa: E702  GET /calendar/<token>.ics
     return app

@@ -124,6 +124,22 @@ class MentorPairing(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class PairingFeedback(SQLModel, table=True):
+    """One answer to the wrap-up survey of a pairing: by the rotator or by the mentor (one each; a
+    second submission replaces the first)."""
+
+    __table_args__ = (UniqueConstraint("pairing_id", "role", name="uq_feedback_pairing_role"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    pairing_id: int = Field(foreign_key="mentorpairing.id", index=True)
+    role: str = Field(max_length=16, description="rotator | mentor")
+    rotation_usefulness: int = Field(ge=1, le=5, description="How useful was the rotation (1-5)")
+    usefulness: int = Field(ge=1, le=5, description="How useful was the pairing (1-5)")
+    comment: Optional[str] = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class Observation(SQLModel, table=True):
     __table_args__ = (
         Index("ix_observation_created", "created_at"),

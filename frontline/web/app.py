@@ -18,6 +18,8 @@ def create_app() -> FastAPI:
     from frontline.web.console import observations as console_obs; app.include_router(console_obs.router)  # noqa: E702
     from frontline.web.console import me; app.include_router(me.router)  # noqa: E702
     from frontline.web.console import roster as console_roster; app.include_router(console_roster.router)  # noqa: E702
+    from frontline.web.console import plan as console_plan; app.include_router(console_plan.router)  # noqa: E702
+    from frontline.web.console import mentors as console_mentors; app.include_router(console_mentors.router)  # noqa: E702
     from frontline.web import digest; app.include_router(digest.router)  # noqa: E702  digest theme actions, unsubscribe
     from frontline.web import observe; app.include_router(observe.router); app.add_middleware(observe.BodySizeLimit)  # noqa: E702
     from frontline.web import api; app.include_router(api.router)  # noqa: E702  POST /api/observations

@@ -197,6 +197,6 @@ def observation_ack(request: Request, observation_id: int, state: str = Form(...
     if state not in ACK_STATES[1:]:
         raise ConsoleDenied(f"state: {state!r} is not one of {', '.join(ACK_STATES[1:])}", status_code=400)
     module = optional("frontline.observations")
-    module.set_ack_state(session, obs, state=state, by=user.email, note=note.strip() or None)
+    module.set_ack_state(session, [obs.id], state, by=user.email, note=note)
     session.commit()
     return redirect(request, f"/console/observations/{obs.id}?done=Marked+as+{state}")

@@ -93,6 +93,9 @@ async def roster_upload(
         session.rollback()
         return _roster_page(request, session, exc.problems, status_code=422)
     session.commit()
+    from frontline.events import emit_new_hires
+
+    emit_new_hires(result.new_hire_ids, source="console")  # onboarding runs at once when Prefect is configured
     return redirect(request, "/console/roster?done=" + _q("Imported: " + result.summary()))
 
 

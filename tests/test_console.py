@@ -1,0 +1,278 @@
+"""The HR web console through the real ASGI app (TestClient), on SQLite and PostgreSQL: sign-in by magic
+link, roles, CSRF, department isolation, the CSV export's formula guard and roster upload errors."""
+
+from __future__ import annotations
+
+import csv
+import email
+import io
+import re
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from models import AuditEvent, Department, Employee, Observation, OutboundMessage, Rotation
+
+ROOT = Path(__file__).resolve().parent.parent
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def signin_link_from_outbox(engine, to: str) -> str:
+    with Session(engine) as s:
+        row = s.exec(
+            select(OutboundMessage).where(OutboundMessage.kind == "signin", OutboundMessage.recipient == to)
+            .order_by(OutboundMessage.id.desc())
+        ).first()
+        assert row is not None, f"no sign-in mail queued for {to}"
+        msg = email.message_from_bytes(row.mime)
+    text = next(p for p in msg.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
+    return re.search(r"(https?://\S+/console/signin/\S+)", text).group(1)
+
+
+def sign_in(client: TestClient, engine, who: str) -> None:
+    r = client.get("/console/signin")
+    r = client.post("/console/signin", data={"email": who, "csrf_token": csrf_of(r.text)})
+    assert r.status_code == 200
+    link = signin_link_from_outbox(engine, who)
+    path = "/" + link.split("/", 3)[3]
+    r = client.get(path)
+    assert r.status_code == 200, r.text
+    r = client.post(path, data={"csrf_token": csrf_of(r.text)}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/console"
+
+
+@pytest.fixture
+def company(settings, engine):
+    """Two departments with heads, a few employees, an HR admin, observations for both departments."""
+    from frontline.web.auth import add_hr
+
+    shutil.copyfile(ROOT / "frontline.example.toml", settings.policy_path)
+    today = date.today()
+    with Session(engine) as s:
+        support = Department(name="Support", head_name="Sue Port", head_email="sue@example.com")
+        eng = Department(name="Engineering", head_name="Eve Engineer", head_email="eve@example.com")
+        fin = Department(name="Finance", head_name="Finn Ance", head_email="finn@example.com")
+        s.add_all([support, eng, fin])
+        s.flush()
+        people = []
+        for i in range(6):
+            dept = eng if i < 3 else fin
+            people.append(Employee(employee_id=f"E{i}", name=f"Person {i}", email=f"p{i}@example.com",
+                                   department_id=dept.id, hire_date=today - timedelta(days=800), timezone="Europe/Berlin",
+                                   country="DE", languages=["en"]))
+        people.append(Employee(employee_id="S1", name="Mentor One", email="m1@example.com", department_id=support.id,
+                               hire_date=today - timedelta(days=900), timezone="Europe/Berlin", country="DE",
+                               languages=["en"], is_mentor=True, mentor_capacity=2))
+        s.add_all(people)
+        s.flush()
+        start = today - timedelta(days=today.weekday()) + timedelta(weeks=2)
+        s.add(Rotation(employee_id=people[0].id, start=start, end=start + timedelta(days=27), kind="cycle",
+                       due=start - timedelta(weeks=3)))
+        s.add(Observation(rotator_id=people[0].id, text="Customers cannot find the export button",
+                          impact=3, product_area="export", category="confusing_ux", target_department_id=eng.id))
+        s.add(Observation(rotator_id=people[3].id, text="=HYPERLINK(\"http://evil.example\",\"click\")",
+                          suggestion="@SUM(1+1)", impact=2, product_area="billing", category="bug",
+                          target_department_id=fin.id, urgent=True))
+        s.add(Observation(rotator_id=people[4].id, text="-2+3 refunds take weeks", impact=4,
+                          product_area="billing", category="policy_pricing", target_department_id=fin.id))
+        add_hr(s, "hr@example.com", actor="test")
+        s.commit()
+        ids = {"eng": eng.id, "fin": fin.id, "obs_eng": s.exec(select(Observation.id).where(
+            Observation.target_department_id == eng.id)).first(),
+            "obs_fin": s.exec(select(Observation.id).where(Observation.target_department_id == fin.id)).first()}
+    return ids
+
+
+@pytest.fixture
+def client(company):
+    from frontline.web.app import create_app
+
+    with TestClient(create_app(), base_url="http://frontline.test") as c:
+        yield c
+
+
+def test_pages_require_sign_in(client):
+    for path in ["/console", "/console/plan", "/console/observations", "/console/roster", "/console/mentors"]:
+        r = client.get(path, follow_redirects=False)
+        assert r.status_code == 303, path
+        assert r.headers["location"].startswith("/console/signin?next=")
+
+
+def test_magic_link_sign_in_and_session_cookie(client, engine):
+    sign_in(client, engine, "hr@example.com")
+    cookie = next(c for c in client.cookies.jar if c.name == "frontline_console")
+    assert cookie.has_nonstandard_attr("HttpOnly")
+    r = client.get("/console")
+    assert r.status_code == 200
+    assert "Rotated this cycle" in r.text and "hr@example.com" in r.text
+    with Session(engine) as s:
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "console.signin")).first().actor == "hr@example.com"
+
+
+def test_sign_in_link_is_single_use_and_unforgeable(client, engine):
+    sign_in(client, engine, "hr@example.com")
+    link = signin_link_from_outbox(engine, "hr@example.com")
+    path = "/" + link.split("/", 3)[3]
+    assert client.get(path).status_code == 400  # already used
+    assert client.get(path[:-3] + "abc").status_code == 400  # tampered
+
+
+def test_sign_in_page_does_not_reveal_whether_an_address_exists(client, engine):
+    token = csrf_of(client.get("/console/signin").text)
+    known = client.post("/console/signin", data={"email": "hr@example.com", "csrf_token": token})
+    unknown = client.post("/console/signin", data={"email": "nobody@example.com", "csrf_token": token})
+    assert known.status_code == unknown.status_code == 200
+    strip = lambda html: CSRF.sub("", html)  # noqa: E731
+    assert strip(known.text) == strip(unknown.text)
+    with Session(engine) as s:
+        recipients = s.exec(select(OutboundMessage.recipient).where(OutboundMessage.kind == "signin")).all()
+    assert recipients == ["hr@example.com"]
+
+
+def test_post_without_csrf_token_is_refused(client, engine):
+    sign_in(client, engine, "hr@example.com")
+    r = client.post("/console/signin", data={"email": "hr@example.com"})
+    assert r.status_code == 403
+    r = client.post("/console/signout", data={})
+    assert r.status_code == 403
+    r = client.post("/console/signout", data={"csrf_token": "forged"})
+    assert r.status_code == 403
+    # a token from another session does not work either
+    other = TestClient(client.app, base_url="http://frontline.test")
+    foreign = csrf_of(other.get("/console/signin").text)
+    r = client.post("/console/signout", data={"csrf_token": foreign})
+    assert r.status_code == 403
+    assert client.get("/console").status_code == 200  # still signed in
+
+
+def test_head_sees_only_their_department(client, engine, company):
+    sign_in(client, engine, "eve@example.com")
+    r = client.get("/console/observations")
+    assert r.status_code == 200
+    assert "cannot find the export button" in r.text and "refunds take weeks" not in r.text
+    assert client.get(f"/console/observations/{company['obs_eng']}").status_code == 200
+    assert client.get(f"/console/observations/{company['obs_fin']}").status_code == 403
+    assert client.get(f"/console/observations?department={company['fin']}").status_code == 403
+    assert client.get(f"/console/observations.csv?department={company['fin']}").status_code == 403
+    exported = client.get("/console/observations.csv").text
+    assert "export button" in exported and "refunds" not in exported
+    assert client.get("/console/roster").status_code == 403  # HR only
+    assert client.get("/console/mentors").status_code == 403
+
+
+def test_rotator_sees_only_their_own(client, engine, company):
+    sign_in(client, engine, "p0@example.com")
+    assert client.get("/console", follow_redirects=False).headers["location"] == "/console/me"
+    r = client.get("/console/me")
+    assert r.status_code == 200 and "export button" in r.text
+    assert client.get("/console/observations").status_code == 403
+    assert client.get(f"/console/observations/{company['obs_fin']}").status_code == 403
+    assert client.get("/console/plan").status_code == 403
+
+
+def test_csv_export_guards_against_formula_injection(client, engine):
+    sign_in(client, engine, "hr@example.com")
+    r = client.get("/console/observations.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    by_text = {row["text"]: row for row in rows}
+    assert "'=HYPERLINK(\"http://evil.example\",\"click\")" in by_text
+    assert by_text["'=HYPERLINK(\"http://evil.example\",\"click\")"]["suggestion"] == "'@SUM(1+1)"
+    assert "'-2+3 refunds take weeks" in by_text
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), value
+
+
+def test_spreadsheet_safe_cells():
+    from frontline.web.console.observations import spreadsheet_safe
+
+    for bad in ["=1+1", "+1", "-1", "@x", "\tx", "\rx"]:
+        assert spreadsheet_safe(bad) == "'" + bad
+    assert spreadsheet_safe("fine") == "fine"
+    assert spreadsheet_safe(-3) == -3
+
+
+def test_observation_filters_and_escaping(client, engine, company):
+    with Session(engine) as s:
+        s.add(Observation(text="<script>alert(1)</script> checkout broke", impact=5, product_area="checkout",
+                          category="bug", target_department_id=company["eng"]))
+        s.commit()
+    sign_in(client, engine, "hr@example.com")
+    r = client.get("/console/observations", params={"q": "checkout"})
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text and "<script>alert(1)" not in r.text
+    assert "export button" not in r.text
+    r = client.get("/console/observations", params={"urgent": "1"})
+    assert "HYPERLINK" in r.text and "export button" not in r.text
+    r = client.get("/console/observations", params={"area": "billing", "state": "new"})
+    assert "refunds take weeks" in r.text and "export button" not in r.text
+
+
+def test_roster_upload_with_bad_rows_shows_every_error_and_writes_nothing(client, engine):
+    sign_in(client, engine, "hr@example.com")
+    page = client.get("/console/roster")
+    departments = "department,head_name,head_email,max_away_fraction\nEngineering,Eve,eve@example.com,\n"
+    employees = (
+        "employee_id,name,email,department,title,hire_date,timezone,country,languages,skills,mentor,mentor_capacity,last_rotation\n"
+        "N1,New One,n1@example.com,Engineering,Dev,2026-13-01,Europe/Berlin,DE,en,,no,0,\n"
+        "N2,New Two,not-an-email,Nowhere,Dev,2026-01-05,Mars/Base,DE,en,,no,0,\n"
+    )
+    with Session(engine) as s:
+        before = len(s.exec(select(Employee)).all())
+    r = client.post(
+        "/console/roster",
+        data={"csrf_token": csrf_of(page.text)},
+        files={"departments": ("departments.csv", departments, "text/csv"),
+               "employees": ("employees.csv", employees, "text/csv")},
+    )
+    assert r.status_code == 422
+    assert "Nothing was imported" in r.text
+    assert "employees.csv:2: hire_date" in r.text
+    assert "employees.csv:3: email" in r.text and "employees.csv:3: timezone" in r.text
+    with Session(engine) as s:
+        assert len(s.exec(select(Employee)).all()) == before
+
+
+def test_roster_upload_without_csrf_is_refused(client, engine):
+    sign_in(client, engine, "hr@example.com")
+    r = client.post("/console/roster", files={"departments": ("d.csv", "x", "text/csv")})
+    assert r.status_code == 403
+
+
+def test_plan_view_shows_rotations_caps_and_filters(client, engine, company):
+    sign_in(client, engine, "hr@example.com")
+    r = client.get("/console/plan")
+    assert r.status_code == 200
+    assert "Person 0" in r.text and "Person 3" in r.text
+    assert 'class="rot cycle st-draft"' in r.text  # the seeded draft rotation is drawn
+    assert "cap 20/week" in r.text
+    assert "Server-Timing" in r.headers or "server-timing" in r.headers
+    r = client.get("/console/plan", params={"department": company["fin"]})
+    assert "Person 3" in r.text and "Person 0" not in r.text
+    r = client.get("/console/plan", params={"status": "unplanned"})
+    assert "Person 3" in r.text and "Person 0" not in r.text
+    assert client.get("/console/plan", params={"start": "not-a-date"}).status_code == 400
+
+
+def test_head_plan_is_limited_to_their_department(client, engine, company):
+    sign_in(client, engine, "finn@example.com")
+    r = client.get("/console/plan")
+    assert r.status_code == 200 and "Person 3" in r.text and "Person 0" not in r.text
+    assert client.get("/console/plan", params={"department": company["eng"]}).status_code == 403
+
+
+def test_mentors_page_lists_load(client, engine, company):
+    sign_in(client, engine, "hr@example.com")
+    r = client.get("/console/mentors")
+    assert r.status_code == 200 and "Mentor One" in r.text
+    assert "Rotations without a mentor in this range (1)" in r.text

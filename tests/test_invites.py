@@ -309,3 +309,25 @@ def test_calendar_feed_cli_create_list_revoke(engine, settings):
     assert "jane@example.com" in listing.output and "active" in listing.output and url.rsplit("/", 1)[1] not in listing.output
     assert runner.invoke(app, ["calendar", "feed", "revoke", "1"]).exit_code == 0
     assert "revoked" in runner.invoke(app, ["calendar", "feed", "list"]).output
+
+
+@pytest.mark.prefect
+def test_invite_reminder_and_delivery_flows(prefect_harness, sqlite_engine, sqlite_settings, smtp, monkeypatch):
+    from flows.invites import send_invites, send_reminders
+    from flows.mail import deliver_mail
+    from frontline.settings import get_settings
+
+    sqlite_settings.policy_path.write_text('support_department = "Support"\n[reminders]\ndays_before = [7, 1]\n')
+    monkeypatch.setenv("FRONTLINE_SMTP_URL", smtp.url)
+    get_settings.cache_clear()
+    seed(sqlite_engine)
+    first = send_invites(as_of=START - timedelta(days=7), announce_weeks=8)
+    assert first["requests"] == 1 and first["queued"] == 3 and first["rotations_checked"] == 1
+    assert send_invites(as_of=START - timedelta(days=7))["queued"] == 0  # idempotent re-run
+    reminders = send_reminders(as_of=START - timedelta(days=7))
+    assert reminders["reminders"] == 1 and reminders["queued"] == 1
+    assert send_reminders(as_of=START - timedelta(days=7))["queued"] == 0
+    delivered = deliver_mail()
+    assert delivered["sent"] == 4 and delivered["failed"] == 0
+    kinds = sorted(m.get_content_type() for m in smtp.handler.messages)
+    assert kinds == ["multipart/alternative", "multipart/mixed", "multipart/mixed", "multipart/mixed"]

@@ -234,3 +234,23 @@ def test_mail_status_and_retry_cli(engine, settings, smtp):
     assert deliver_pending(engine, transport).sent == 1
     transport.close()
     assert sorted(smtp.handler.message_ids()) == sorted(ids)
+
+
+@pytest.mark.prefect
+def test_deliver_mail_flow_batches_and_counts(prefect_harness, sqlite_engine, sqlite_settings, smtp, monkeypatch):
+    from flows.mail import deliver_mail
+    from frontline.settings import get_settings
+    from models import AuditEvent
+
+    monkeypatch.setenv("FRONTLINE_SMTP_URL", smtp.url)
+    monkeypatch.setenv("FRONTLINE_SMTP_RATE_PER_SECOND", "1000")
+    get_settings.cache_clear()
+    ids = queue(sqlite_engine, 5)
+    smtp.handler.faults = {ids[1]: ["451"]}
+    result = deliver_mail(batch_size=2)
+    assert result == {"batches": 3, "claimed": 5, "sent": 4, "retry": 1, "failed": 0}
+    assert sorted(smtp.handler.message_ids()) == sorted(ids[:1] + ids[2:])
+    assert deliver_mail(batch_size=2)["claimed"] == 0  # the retry is not due yet
+    with Session(sqlite_engine) as session:
+        audit = session.exec(select(AuditEvent).where(AuditEvent.action == "mail.deliver")).all()
+    assert [a.details["sent"] for a in audit] == [4, 0]

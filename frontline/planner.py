@@ -1,0 +1,604 @@
+"""The rotation planner: a pure solver over plain data (no database, no Prefect).
+
+Weeks are integer indices counted from ``PlanInput.horizon_start`` (a Monday): week 0 is the first
+week of the horizon, ``weeks - 1`` the last week in which a rotation may start. A rotation that starts
+in week ``s`` occupies weeks ``s .. s + length_weeks - 1`` (it may run past the horizon end).
+
+Hard rules (never broken): at most ``seats_per_week`` people on rotation in any week (minus locked
+rotations), at most ``dept_caps[dept]`` people of a department away in any week, no start in a
+blocked start week (absences, blackouts), no start before ``release_week`` or after
+``deadline_week``. Soft rules (the objective, see :class:`Weights`): squared weeks late, new hires
+weighted above cycle staff, a heavy linear cost per week a new hire starts after their onboarding
+window, a small cost per week a cycle rotation starts early, a cost for moving an existing draft
+rotation (stable re-planning) and a very large cost per person left unplaced.
+
+Method (exact aggregation): people with the same department, window, due week, kind, current start
+and the same blocked start weeks inside their window are interchangeable, so they form one class
+with an integer count. HiGHS solves the LP relaxation over (class, start week) counts (every capacity
+row is a window of consecutive weeks, so the LP is almost integral); the integral part ``floor(y)``
+is kept and only the small remainder is re-solved as a MIP on the capacity that is left. The LP
+optimum is a lower bound of every plan, so ``gap = (objective - lower_bound) / objective`` proves how
+close to optimal the plan is. When the repair leaves a gap and the model is small, the whole class
+model is solved as a MIP as well and the better plan wins.
+
+Deterministic: classes and members are ordered by their keys, so the same input gives the same plan.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
+INT_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Objective weights (documented in the README, *Planning*)."""
+
+    new_hire: float = 10.0  # per squared week between hire week and start
+    cycle: float = 1.0  # per squared week late past the due week
+    new_hire_outside_window: float = 500.0  # per week a new hire starts after hire + new_hire_within_weeks
+    early: float = 0.5  # per week a cycle rotation starts before its due week
+    move: float = 50.0  # moving an existing draft rotation (stable re-planning)
+    unplaced: float | None = None  # per unplaced person; None = 10 x the largest placement cost + 10^4
+
+
+@dataclass(frozen=True)
+class Person:
+    """One person to plan. All week fields are indices relative to the horizon start (may be < 0)."""
+
+    key: str
+    dept: str
+    release_week: int  # earliest allowed start (hire week, end of an exemption, ...)
+    due_week: int  # week the rotation is due (new hires: the hire week); < 0 means overdue
+    deadline_week: int | None = None  # last allowed start (hard, e.g. leaving); None = horizon end
+    is_new_hire: bool = False
+    blocked_starts: frozenset[int] = frozenset()  # start weeks whose rotation would overlap an absence
+    current_start: int | None = None  # start of this person's existing draft rotation (stability)
+
+
+@dataclass(frozen=True)
+class LockedRotation:
+    """A rotation that never moves (announced, locked by HR, or already running). Uses capacity."""
+
+    key: str
+    dept: str
+    start_week: int
+
+
+@dataclass
+class PlanInput:
+    horizon_start: date
+    weeks: int
+    length_weeks: int
+    seats_per_week: int
+    people: list[Person]
+    dept_caps: dict[str, int]
+    locked: list[LockedRotation] = field(default_factory=list)
+    blocked_starts: frozenset[int] = frozenset()  # start weeks blocked for everyone (blackouts)
+    new_hire_within_weeks: int = 8
+    early_weeks: int = 2  # cycle staff may start up to this many weeks before their due week
+    weights: Weights = field(default_factory=Weights)
+    time_limit: float = 300.0
+    exact_mip_max_columns: int = 60_000  # solve the full class MIP when the repair left a gap
+    initial_window: int = 10  # first LP: this many start weeks from each window's first week (grown as needed)
+
+    def week_start(self, week: int) -> date:
+        return self.horizon_start + timedelta(weeks=week)
+
+
+class Unplaced(NamedTuple):
+    key: str
+    code: str  # no_window | blocked | no_seat | department_cap | capacity
+    reason: str
+
+
+@dataclass
+class PlanOutput:
+    assignments: dict[str, int]  # person key -> start week index
+    unplaced: list[Unplaced]
+    objective: float
+    lower_bound: float | None
+    gap: float | None
+    solve_seconds: float
+    stats: dict = field(default_factory=dict)
+    costs: dict[str, float] = field(default_factory=dict)  # person key -> cost of their placement
+
+
+# --------------------------------------------------------------------------------------------------
+# Windows and costs
+
+
+def person_window(inp: PlanInput, p: Person) -> tuple[int, int]:
+    """First and last allowed start week of ``p`` inside the horizon (first > last: none)."""
+    first = max(p.release_week, 0)
+    if not p.is_new_hire:
+        first = max(first, p.due_week - inp.early_weeks)
+    last = inp.weeks - 1 if p.deadline_week is None else min(p.deadline_week, inp.weeks - 1)
+    return first, last
+
+
+def start_costs(inp: PlanInput, starts, due, new_hire, current) -> np.ndarray:
+    """Vectorised cost of starting in ``starts`` (arrays broadcast; ``current`` < -10^8 = none)."""
+    w = inp.weights
+    s = np.asarray(starts, dtype=np.float64)
+    due = np.asarray(due, dtype=np.float64)
+    nh = np.asarray(new_hire, dtype=bool)
+    late = np.maximum(s - due, 0.0)
+    cost = np.where(nh, w.new_hire, w.cycle) * late * late
+    cost = cost + np.where(nh, w.new_hire_outside_window * np.maximum(s - due - inp.new_hire_within_weeks, 0.0), 0.0)
+    cost = cost + np.where(nh, 0.0, w.early * np.maximum(due - s, 0.0))
+    cur = np.asarray(current, dtype=np.float64)
+    cost = cost + np.where((cur > -1e8) & (cur != s), w.move, 0.0)
+    return cost
+
+
+def person_cost(inp: PlanInput, p: Person, start: int) -> float:
+    cur = -1e9 if p.current_start is None else p.current_start
+    return float(start_costs(inp, [start], [p.due_week], [p.is_new_hire], [cur])[0])
+
+
+def unplaced_penalty(inp: PlanInput) -> float:
+    if inp.weights.unplaced is not None:
+        return inp.weights.unplaced
+    w, span = inp.weights, inp.weeks + 60
+    worst = max(w.new_hire * span * span + w.new_hire_outside_window * span, w.cycle * span * span) + w.move
+    return float(10 * worst + 1e4)
+
+
+# --------------------------------------------------------------------------------------------------
+# Capacity bookkeeping
+
+
+def _rows(inp: PlanInput) -> int:
+    return inp.weeks + inp.length_weeks - 1
+
+
+def locked_load(inp: PlanInput, depts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Seats and department places used by locked rotations in weeks 0 .. weeks + L - 2."""
+    R, L = _rows(inp), inp.length_weeks
+    seat = np.zeros(R, dtype=np.int64)
+    dept_index = {d: i for i, d in enumerate(depts)}
+    dept = np.zeros((len(depts), R), dtype=np.int64)
+    for lr in inp.locked:
+        lo, hi = max(lr.start_week, 0), min(lr.start_week + L, R)
+        if lo >= hi:
+            continue
+        seat[lo:hi] += 1
+        if lr.dept in dept_index:
+            dept[dept_index[lr.dept], lo:hi] += 1
+    return seat, dept
+
+
+def _dept_cap(inp: PlanInput, dept: str) -> int:
+    return int(inp.dept_caps.get(dept, inp.seats_per_week))
+
+
+# --------------------------------------------------------------------------------------------------
+# The solver
+
+
+NO_START = -(10**9)
+
+
+@dataclass
+class _People:
+    """Per-person arrays (people sorted by key)."""
+
+    people: list[Person]
+    depts: list[str]
+    dept: np.ndarray  # index into depts
+    first: np.ndarray
+    last: np.ndarray
+    due: np.ndarray
+    nh: np.ndarray
+    cur: np.ndarray  # current draft start if still allowed, else NO_START
+    allowed: np.ndarray  # (N, weeks) bool: start allowed (window, absences, blackouts)
+
+
+def _people_arrays(inp: PlanInput, people: list[Person], depts: list[str]) -> _People:
+    N, W = len(people), inp.weeks
+    pos = {d: i for i, d in enumerate(depts)}
+    win = [person_window(inp, p) for p in people]
+    first = np.fromiter((w[0] for w in win), dtype=np.int64, count=N)
+    last = np.fromiter((w[1] for w in win), dtype=np.int64, count=N)
+    weeks = np.arange(W, dtype=np.int64)
+    allowed = (weeks[None, :] >= first[:, None]) & (weeks[None, :] <= last[:, None])
+    bi = [(i, b) for i, p in enumerate(people) for b in p.blocked_starts if 0 <= b < W]
+    if bi:
+        arr = np.asarray(bi, dtype=np.int64)
+        allowed[arr[:, 0], arr[:, 1]] = False
+    glob = [b for b in inp.blocked_starts if 0 <= b < W]
+    if glob:
+        allowed[:, glob] = False
+    cur = np.fromiter((NO_START if p.current_start is None else p.current_start for p in people), dtype=np.int64, count=N)
+    valid = (cur >= 0) & (cur < W)
+    valid[valid] = allowed[np.nonzero(valid)[0], cur[valid]]
+    cur = np.where(valid, cur, NO_START)  # an old start that is no longer allowed must move, at no extra cost
+    return _People(
+        people,
+        depts,
+        np.fromiter((pos[p.dept] for p in people), dtype=np.int64, count=N),
+        first,
+        last,
+        np.fromiter((p.due_week for p in people), dtype=np.int64, count=N),
+        np.fromiter((p.is_new_hire for p in people), dtype=bool, count=N),
+        cur,
+        allowed,
+    )
+
+
+@dataclass
+class _Model:
+    """Class-aggregated model over a subset of people with per-person window ends."""
+
+    idx: np.ndarray  # person indices (ascending = key order)
+    class_of: np.ndarray  # class per entry of idx
+    counts: np.ndarray
+    col_class: np.ndarray
+    col_start: np.ndarray
+    col_cost: np.ndarray
+    A_ub: sp.csr_matrix
+
+
+@dataclass
+class _Capacity:
+    binding: list[int]  # dept indices whose cap can bind (cap < seats)
+    block_of: np.ndarray  # dept index -> block number or -1
+    b_ub: np.ndarray  # seats rows, then one block of rows per binding department
+    R: int
+
+
+def _capacity(inp: PlanInput, depts: list[str]) -> _Capacity:
+    R = _rows(inp)
+    seat_locked, dept_locked = locked_load(inp, depts)
+    binding = [i for i, d in enumerate(depts) if _dept_cap(inp, d) < inp.seats_per_week]
+    block_of = np.full(len(depts), -1, dtype=np.int64)
+    b = [np.maximum(inp.seats_per_week - seat_locked, 0)]
+    for j, i in enumerate(binding):
+        block_of[i] = j
+        b.append(np.maximum(_dept_cap(inp, depts[i]) - dept_locked[i], 0))
+    return _Capacity(binding, block_of, np.concatenate(b).astype(np.float64), R)
+
+
+def _matrix(inp: PlanInput, cap: _Capacity, col_dept: np.ndarray, col_start: np.ndarray) -> sp.csr_matrix:
+    R, L, ncol = cap.R, inp.length_weeks, len(col_start)
+    k = np.arange(L, dtype=np.int64)
+    rows = [(col_start[:, None] + k[None, :]).ravel()]
+    cols = [np.repeat(np.arange(ncol, dtype=np.int64), L)]
+    col_block = cap.block_of[col_dept]
+    sel = np.nonzero(col_block >= 0)[0]
+    if len(sel):
+        rows.append((R + col_block[sel][:, None] * R + col_start[sel][:, None] + k[None, :]).ravel())
+        cols.append(np.repeat(sel, L))
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    return sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(R * (1 + len(cap.binding)), ncol))
+
+
+def _model(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, end: np.ndarray) -> _Model:
+    """Aggregate people ``idx`` (window ends ``end``) into classes of interchangeable people."""
+    W = inp.weeks
+    allowed = P.allowed[idx] & (np.arange(W)[None, :] <= end[:, None])
+    bits = np.packbits(allowed, axis=1).astype(np.int64)
+    keys = np.column_stack([P.dept[idx], P.due[idx], P.nh[idx].astype(np.int64), P.cur[idx], bits])
+    uniq, rep, class_of = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    class_of = class_of.ravel()
+    counts = np.bincount(class_of, minlength=len(uniq)).astype(np.int64)
+    col_class, col_start = np.nonzero(allowed[rep])
+    rep_p = idx[rep]
+    col_cost = start_costs(inp, col_start, P.due[rep_p][col_class], P.nh[rep_p][col_class], P.cur[rep_p][col_class])
+    A = _matrix(inp, cap, P.dept[rep_p][col_class], col_start)
+    return _Model(idx, class_of, counts, col_class.astype(np.int64), col_start.astype(np.int64), col_cost, A)
+
+
+def _eq_matrix(col_class: np.ndarray, nclass: int) -> sp.csr_matrix:
+    ncol = len(col_class)
+    A = sp.csr_matrix((np.ones(ncol), (col_class, np.arange(ncol))), shape=(nclass, ncol))
+    return sp.hstack([A, sp.identity(nclass, format="csr")], format="csr")
+
+
+def _solve_mip(m: _Model, b_ub: np.ndarray, big: float, time_limit: float, rel_gap: float = 1e-9):
+    """Integer counts per column (+ unplaced slack per class); returns (y, proven optimal) or (None, False)."""
+    nclass, ncol = len(m.counts), len(m.col_cost)
+    A_eq = _eq_matrix(m.col_class, nclass)
+    A_full = sp.hstack([m.A_ub, sp.csr_matrix((m.A_ub.shape[0], nclass))], format="csr")
+    c = np.concatenate([m.col_cost, np.full(nclass, big)])
+    ub = np.concatenate([m.counts[m.col_class], m.counts]).astype(np.float64)
+    res = milp(
+        c,
+        integrality=np.ones(ncol + nclass),
+        bounds=Bounds(np.zeros(ncol + nclass), ub),
+        constraints=[LinearConstraint(A_full, -np.inf, b_ub), LinearConstraint(A_eq, m.counts, m.counts)],
+        options={"time_limit": max(time_limit, 1.0), "mip_rel_gap": rel_gap, "presolve": True},
+    )
+    if res.x is None:
+        return None, False
+    return np.round(res.x[:ncol]).astype(np.int64), res.status == 0
+
+
+def _solve_lp(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, big: float, t0: float, stats: dict):
+    """LP relaxation by growing windows (column generation on whole start weeks).
+
+    Every person starts with the first ``initial_window`` weeks of their window. After each LP the
+    duals price every start week left out; people with an improving start get a longer window and the
+    LP is solved again. When nothing improves, the LP value is the optimum of the full LP: a proven lower
+    bound of every plan. Returns (model, column values, lower bound); column values None when HiGHS fails.
+    """
+    W, L = inp.weeks, inp.length_weeks
+    first, last = P.first[idx], P.last[idx]
+    end = np.minimum(last, first + inp.initial_window - 1)
+    weeks = np.arange(W, dtype=np.int64)
+    rounds = 0
+    while True:
+        rounds += 1
+        m = _model(inp, P, cap, idx, end)
+        nclass = len(m.counts)
+        A_eq = _eq_matrix(m.col_class, nclass)
+        A_ub = sp.hstack([m.A_ub, sp.csr_matrix((m.A_ub.shape[0], nclass))], format="csr")
+        c = np.concatenate([m.col_cost, np.full(nclass, big)])
+        remaining = inp.time_limit - (time.perf_counter() - t0)
+        res = linprog(
+            c, A_ub=A_ub, b_ub=cap.b_ub, A_eq=A_eq, b_eq=m.counts.astype(np.float64), bounds=(0, None),
+            method="highs", options={"time_limit": max(remaining, 1.0), "presolve": True},
+        )
+        stats.update(lp_rounds=rounds, classes=nclass, columns=len(m.col_cost), rows=int(A_ub.shape[0]))
+        if res.status != 0:
+            stats["lp_status"] = res.message
+            return m, None, None
+        x = res.x[: len(m.col_cost)]
+        if (end >= last).all():
+            return m, x, float(res.fun)
+        # price the left-out starts: reduced cost = cost - class dual - sum of capacity duals over the weeks
+        mu = res.ineqlin.marginals
+        pi = res.eqlin.marginals[m.class_of]
+        cum = np.concatenate([[0.0], np.cumsum(mu[: cap.R])])
+        seat_sum = cum[weeks + L] - cum[weeks]
+        dual_sum = np.tile(seat_sum, (len(P.depts), 1))
+        for j, d in enumerate(cap.binding):
+            cum_d = np.concatenate([[0.0], np.cumsum(mu[cap.R * (1 + j) : cap.R * (2 + j)])])
+            dual_sum[d] += cum_d[weeks + L] - cum_d[weeks]
+        open_ = np.nonzero(end < last)[0]
+        neg_any = np.zeros(len(idx), dtype=bool)
+        bound_terms = 0.0
+        for chunk in np.array_split(open_, max(1, len(open_) // 20000)):
+            p = idx[chunk]
+            rc = start_costs(inp, weeks[None, :], P.due[p][:, None], P.nh[p][:, None], P.cur[p][:, None])
+            rc = rc - pi[chunk][:, None] - dual_sum[P.dept[p]]
+            outside = P.allowed[p] & (weeks[None, :] > end[chunk][:, None])
+            rc = np.where(outside, rc, np.inf)
+            low = rc.min(axis=1)
+            neg = low < -1e-7 * max(1.0, big)
+            neg_any[chunk] = neg
+            bound_terms += float(np.minimum(low[neg], 0.0).sum())
+        if not neg_any.any():
+            return m, x, float(res.fun)
+        if time.perf_counter() - t0 > inp.time_limit * 0.7:
+            stats["lp_status"] = "window growth stopped at the time limit; bound from reduced costs"
+            return m, x, float(res.fun) + bound_terms  # Lagrangian bound, valid before convergence
+        grow = np.nonzero(neg_any)[0]
+        length = end[grow] - first[grow] + 1
+        end[grow] = np.minimum(last[grow], end[grow] + np.maximum(length, inp.initial_window))
+
+
+def solve(inp: PlanInput) -> PlanOutput:
+    """Plan ``inp.people`` (see the module docstring). Never raises for over-subscribed input."""
+    t0 = time.perf_counter()
+    if inp.horizon_start.weekday() != 0:
+        raise ValueError(f"horizon_start {inp.horizon_start} is not a Monday")
+    people = sorted(inp.people, key=lambda p: p.key)
+    if len({p.key for p in people}) != len(people):
+        raise ValueError("person keys must be unique")
+    locked_keys = {lr.key for lr in inp.locked}
+    clash = [p.key for p in people if p.key in locked_keys]
+    if clash:
+        raise ValueError(f"people with a locked rotation must not be planned again: {clash[:5]}")
+    depts = sorted({p.dept for p in people} | {lr.dept for lr in inp.locked})
+    P = _people_arrays(inp, people, depts)
+    cap = _capacity(inp, depts)
+    big = unplaced_penalty(inp)
+    stats: dict = {"people": len(people)}
+    unplaced: list[Unplaced] = []
+    has_start = P.allowed.any(axis=1)
+    for i in np.nonzero(~has_start)[0]:
+        p = people[i]
+        if P.first[i] > P.last[i]:
+            unplaced.append(Unplaced(p.key, "no_window", "no possible start week inside the planning horizon"))
+        else:
+            unplaced.append(
+                Unplaced(p.key, "blocked", "absences or blackouts overlap every possible start week in the window")
+            )
+    idx = np.nonzero(has_start)[0]
+    start_of = np.full(len(people), NO_START, dtype=np.int64)
+    lower_bound: float | None = 0.0
+    method = "empty"
+    if len(idx):
+        t_lp = time.perf_counter()
+        m, x, lower_bound = _solve_lp(inp, P, cap, idx, big, t0, stats)
+        stats["lp_seconds"] = round(time.perf_counter() - t_lp, 3)
+        if x is not None:
+            method = "lp"
+            _take(m, np.floor(x + INT_TOL).astype(np.int64), start_of)
+        else:  # LP failed (time limit, numerics): greedy plan, no proven bound
+            method = "greedy-fallback"
+            g = greedy(inp)
+            pos = {p.key: i for i, p in enumerate(people)}
+            for k, s in g.assignments.items():
+                start_of[pos[k]] = s
+        rest = idx[start_of[idx] == NO_START]
+        stats["repair_people"] = int(len(rest))
+        if len(rest):
+            t_mip = time.perf_counter()
+            used = _used(inp, P, cap, start_of)
+            mr = _model(inp, P, cap, rest, P.last[rest])
+            y, _ok = _solve_mip(mr, cap.b_ub - used, big, inp.time_limit - (time.perf_counter() - t0))
+            stats["repair_seconds"] = round(time.perf_counter() - t_mip, 3)
+            if y is not None:
+                _take(mr, y, start_of)
+                method += "+repair"
+        objective = _objective(inp, P, start_of, idx, big)
+        if lower_bound is not None and objective - lower_bound > 1e-6 * max(1.0, abs(objective)):
+            full = _model(inp, P, cap, idx, P.last[idx])
+            if len(full.col_cost) <= inp.exact_mip_max_columns:
+                t_ex = time.perf_counter()
+                y, ok = _solve_mip(full, cap.b_ub, big, inp.time_limit - (time.perf_counter() - t0))
+                stats["exact_mip_seconds"] = round(time.perf_counter() - t_ex, 3)
+                if y is not None:
+                    alt = np.full(len(people), NO_START, dtype=np.int64)
+                    _take(full, y, alt)
+                    obj2 = _objective(inp, P, alt, idx, big)
+                    if obj2 < objective - 1e-9:
+                        start_of, objective, method = alt, obj2, "exact-mip"
+                    if ok:  # proven optimal within 1e-9: its value is a bound too
+                        lower_bound = max(lower_bound, obj2 * (1 - 1e-9))
+    else:
+        objective = 0.0
+    assignments = {people[i].key: int(start_of[i]) for i in idx if start_of[i] != NO_START}
+    placed = np.array([i for i in idx if start_of[i] != NO_START], dtype=np.int64)
+    cost = (
+        start_costs(inp, start_of[placed], P.due[placed], P.nh[placed], P.cur[placed]) if len(placed) else np.zeros(0)
+    )
+    costs = {people[i].key: float(c) for i, c in zip(placed, cost)}
+    left = [people[i] for i in idx if start_of[i] == NO_START]
+    if left:
+        unplaced.extend(explain_unplaced(inp, left, assignments))
+    unplaced.sort(key=lambda u: u.key)
+    if lower_bound is not None:
+        lower_bound = min(lower_bound, objective)
+        gap = (objective - lower_bound) / abs(objective) if objective > 0 else 0.0
+    else:
+        gap = None
+    stats["method"] = method
+    stats["placement_cost"] = round(float(cost.sum()), 6)
+    stats["unplaced_penalty"] = big
+    return PlanOutput(assignments, unplaced, objective, lower_bound, gap, time.perf_counter() - t0, stats, costs)
+
+
+def _take(m: _Model, y: np.ndarray, start_of: np.ndarray) -> None:
+    """Give the members of each class (in key order) the class's starts, earliest first."""
+    order = np.lexsort((m.col_start, m.col_class))
+    nclass = len(m.counts)
+    members = [[] for _ in range(nclass)]
+    for pos, cl in enumerate(m.class_of):
+        members[cl].append(m.idx[pos])
+    taken = np.zeros(nclass, dtype=np.int64)
+    for j in order[y[order] > 0]:
+        cl, cnt = m.col_class[j], int(y[j])
+        for i in members[cl][taken[cl] : taken[cl] + cnt]:
+            start_of[i] = m.col_start[j]
+        taken[cl] += cnt
+
+
+def _used(inp: PlanInput, P: _People, cap: _Capacity, start_of: np.ndarray) -> np.ndarray:
+    placed = np.nonzero(start_of != NO_START)[0]
+    if not len(placed):
+        return np.zeros_like(cap.b_ub)
+    A = _matrix(inp, cap, P.dept[placed], start_of[placed])
+    return np.asarray(A.sum(axis=1)).ravel()
+
+
+def _objective(inp: PlanInput, P: _People, start_of: np.ndarray, idx: np.ndarray, big: float) -> float:
+    s = start_of[idx]
+    ok = s != NO_START
+    p = idx[ok]
+    cost = start_costs(inp, s[ok], P.due[p], P.nh[p], P.cur[p]).sum() if len(p) else 0.0
+    return float(cost + big * (~ok).sum())
+
+
+# --------------------------------------------------------------------------------------------------
+# Explanations, loads and the greedy baseline
+
+
+def week_loads(inp: PlanInput, assignments: dict[str, int], people: list[Person] | None = None):
+    """(seat load per week, {dept: load per week}) including locked rotations; weeks 0 .. weeks + L - 2."""
+    people = inp.people if people is None else people
+    dept_of = {p.key: p.dept for p in people}
+    depts = sorted(set(dept_of.values()) | {lr.dept for lr in inp.locked})
+    seat, dept = locked_load(inp, depts)
+    pos = {d: i for i, d in enumerate(depts)}
+    L, R = inp.length_weeks, _rows(inp)
+    for key, s in assignments.items():
+        seat[max(s, 0) : min(s + L, R)] += 1
+        dept[pos[dept_of[key]], max(s, 0) : min(s + L, R)] += 1
+    return seat, {d: dept[pos[d]] for d in depts}
+
+
+def explain_unplaced(inp: PlanInput, people: list[Person], assignments: dict[str, int]) -> list[Unplaced]:
+    """Why each of ``people`` has no start: which capacity is full in every allowed start week."""
+    seat, dept = week_loads(inp, assignments)
+    L = inp.length_weeks
+    out = []
+    for p in people:
+        first, last = person_window(inp, p)
+        blocked = p.blocked_starts | inp.blocked_starts
+        allowed = [s for s in range(first, last + 1) if s not in blocked]
+        cap = _dept_cap(inp, p.dept)
+        dload = dept.get(p.dept)
+        seat_full = [bool((seat[s : s + L] >= inp.seats_per_week).any()) for s in allowed]
+        dept_full = [dload is not None and bool((dload[s : s + L] >= cap).any()) for s in allowed]
+        window = f"weeks {inp.week_start(first)} to {inp.week_start(last)}"
+        if all(seat_full) and not any(dept_full):
+            out.append(Unplaced(p.key, "no_seat", f"no free seat in any allowed start week ({window})"))
+        elif all(dept_full) and not any(seat_full):
+            out.append(
+                Unplaced(p.key, "department_cap", f"department {p.dept} already has {cap} away in every allowed start week ({window})")
+            )
+        else:
+            out.append(
+                Unplaced(
+                    p.key,
+                    "capacity",
+                    f"seats or the department cap ({cap} away) are full in every allowed start week ({window})",
+                )
+            )
+    return out
+
+
+def _fits(seat, dload, s, L, seats, cap) -> bool:
+    return bool((seat[s : s + L] < seats).all() and (dload is None or (dload[s : s + L] < cap).all()))
+
+
+def greedy(inp: PlanInput) -> PlanOutput:
+    """Baseline: earliest due first (new hires by hire week), each at the earliest start that fits."""
+    t0 = time.perf_counter()
+    people = sorted(inp.people, key=lambda p: (p.due_week, not p.is_new_hire, p.key))
+    depts = sorted({p.dept for p in people} | {lr.dept for lr in inp.locked})
+    seat, dept = locked_load(inp, depts)
+    pos = {d: i for i, d in enumerate(depts)}
+    L = inp.length_weeks
+    assignments: dict[str, int] = {}
+    costs: dict[str, float] = {}
+    unplaced: list[Unplaced] = []
+    for p in people:
+        first, last = person_window(inp, p)
+        blocked = p.blocked_starts | inp.blocked_starts
+        cap = _dept_cap(inp, p.dept)
+        dload = dept[pos[p.dept]]
+        start = None
+        for s in range(first, last + 1):
+            if s not in blocked and _fits(seat, dload, s, L, inp.seats_per_week, cap):
+                start = s
+                break
+        if start is None:
+            unplaced.append(Unplaced(p.key, "capacity", "greedy found no start"))
+            continue
+        seat[start : start + L] += 1
+        dload[start : start + L] += 1
+        assignments[p.key] = start
+        costs[p.key] = person_cost(inp, p, start)
+    big = unplaced_penalty(inp)
+    objective = float(sum(costs.values()) + big * len(unplaced))
+    return PlanOutput(assignments, sorted(unplaced), objective, None, None, time.perf_counter() - t0, {"method": "greedy"}, costs)
+
+
+def department_cap(fraction: float, headcount: int) -> int:
+    """At most ``fraction`` of a department away at once, never below one person:
+    ``max(1, floor(fraction x active headcount))``, so a department of 1-3 people still rotates, one at a time."""
+    return max(1, math.floor(fraction * headcount + 1e-9))

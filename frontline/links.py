@@ -49,6 +49,14 @@ def observe_url(employee_id: int) -> str:
     return url("observe", "observe", {"e": employee_id})
 
 
+def survey_url(pairing_id: int, role: str) -> str:
+    """The wrap-up survey of one side of a mentor pairing (purpose ``survey``; ``role`` is
+    ``rotator`` or ``mentor``, bound in the token so one side's link never answers for the other)."""
+    if role not in ("rotator", "mentor"):
+        raise ValueError(f"unknown survey role {role!r}")
+    return url("survey", "survey", {"p": pairing_id, "r": role})
+
+
 def ack_url(observation_id: int, recipient: str | None = None) -> str:
     """Acknowledge one urgent observation (purpose ``ack``; ``recipient`` is recorded as who acted).
     GET shows a confirmation page; only the POST from that page changes anything."""

@@ -59,4 +59,7 @@ def import_roster_flow(
         table=[{"what": k, "count": v} for k, v in result.counts().items()],
         description=f"Roster import: {result.summary()}",
     )
+    from frontline.events import emit_new_hires
+
+    emit_new_hires(result.new_hire_ids, source="roster-import")  # triggers the onboard-new-hire deployment
     return result

@@ -16,6 +16,7 @@ seconds. The nightly planning run still picks those hires up.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 
 HIRED = "frontline.employee.hired"
 RESOURCE_PREFIX = "frontline.employee."
@@ -38,11 +39,54 @@ def prefect_api_available() -> bool:
     return bool(PREFECT_API_URL.value()) or FlowRunContext.get() is not None or TaskRunContext.get() is not None
 
 
-def emit_new_hires(employee_ids: Iterable[str], *, source: str = "roster-import") -> int:
-    """Emit ``frontline.employee.hired`` for each external employee id. Returns how many were emitted."""
+def onboarding_candidates(session, employee_ids: Iterable[str], today: date | None = None) -> list[str]:
+    """The ids among ``employee_ids`` that are new hires to onboard now: active, outside the support
+    department, never rotated, hired no longer ago than the policy's ``new_hire_within_weeks`` (so the
+    first import of a whole company does not "hire" everyone who joined years ago)."""
+    from sqlmodel import select
+
+    from frontline.policy import PolicyError, load_policy
+    from frontline.settings import get_settings
+    from models import Department, Employee
+
+    ids = [str(i) for i in employee_ids]
+    if not ids:
+        return []
+    try:
+        policy = load_policy()
+        support, weeks = policy.support_department, policy.new_hire_within_weeks
+    except PolicyError:
+        support, weeks = None, 8
+    today = today or datetime.now(get_settings().tz).date()
+    earliest = today - timedelta(weeks=weeks)
+    rows = session.exec(
+        select(Employee.employee_id, Department.name)
+        .join(Department, Department.id == Employee.department_id)
+        .where(
+            Employee.employee_id.in_(ids),
+            Employee.active == True,  # noqa: E712 - SQL expression
+            Employee.last_rotation.is_(None),
+            Employee.hire_date >= earliest,
+        )
+    ).all()
+    keep = {eid for eid, dept in rows if support is None or dept.casefold() != support.casefold()}
+    return [i for i in ids if i in keep]
+
+
+def emit_new_hires(
+    employee_ids: Iterable[str], *, source: str = "roster-import", filter_candidates: bool = True
+) -> int:
+    """Emit ``frontline.employee.hired`` for each external employee id that is a new hire to onboard
+    (see :func:`onboarding_candidates`; ``filter_candidates=False`` emits for all). Call it after the
+    transaction that created the employees has committed. Returns how many events were emitted."""
     ids = [str(i) for i in employee_ids]
     if not ids or not prefect_api_available():
         return 0
+    if filter_candidates:
+        from models import session_scope
+
+        with session_scope() as session:
+            ids = onboarding_candidates(session, ids)
     from prefect.events import emit_event
 
     emitted = 0

@@ -65,6 +65,9 @@ def import_command(
 
             with session_scope() as session:
                 result = import_roster(session, departments, employees, absences, actor="cli")
+            from frontline.events import emit_new_hires
+
+            emit_new_hires(result.new_hire_ids, source="cli")  # (the flow path emits inside the flow)
     except RosterError as exc:
         _refuse(exc.problems)
     typer.echo(f"roster imported: {result.summary()}")

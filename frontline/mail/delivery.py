@@ -118,12 +118,12 @@ def release(engine: Engine, ids: list[int], *, now: datetime | None = None) -> N
         session.commit()
 
 
-def _finish(engine: Engine, row_id: int, **values) -> None:
-    with Session(engine) as session:
-        session.execute(
-            update(OutboundMessage).where(OutboundMessage.id == row_id, OutboundMessage.state == "sending").values(**values)
-        )
-        session.commit()
+def _finish(session: Session, row_id: int, **values) -> None:
+    """Record one outcome and commit at once (only a row this worker still holds in 'sending')."""
+    session.execute(
+        update(OutboundMessage).where(OutboundMessage.id == row_id, OutboundMessage.state == "sending").values(**values)
+    )
+    session.commit()
 
 
 def send_claimed(
@@ -135,51 +135,56 @@ def send_claimed(
     max_attempts: int = MAX_ATTEMPTS,
     backoff_seconds: float = BACKOFF_SECONDS,
 ) -> DeliveryResult:
-    """Send the claimed rows over one transport session and record each outcome.
+    """Send the claimed rows over one transport session and record each outcome (committed one by one).
 
     Raises :class:`TransportUnavailable` (after releasing the unsent rows) when the transport cannot
     send at all, so the caller can retry the whole batch later.
     """
     result = DeliveryResult(claimed=len(ids))
-    for position, row_id in enumerate(ids):
-        with Session(engine) as session:
-            row = session.get(OutboundMessage, row_id)
-            if row is None or row.state != "sending":
+    with Session(engine) as session:
+        loaded = {
+            row.id: (row.mime, row.recipient, row.message_id, row.attempts)
+            for row in session.exec(
+                select(OutboundMessage).where(OutboundMessage.id.in_(ids), OutboundMessage.state == "sending")
+            ).all()
+        }
+        session.commit()
+        for position, row_id in enumerate(ids):
+            if row_id not in loaded:
                 continue
-            mime, recipients, message_id, attempts = row.mime, row.recipient, row.message_id, row.attempts
-            mail_from = _from_header(mime)
-        stamp = now or utcnow()
-        try:
-            transport.send(
-                mime,
-                mail_from=mail_from,
-                recipients=[r.strip() for r in recipients.split(",") if r.strip()],
-                message_id=message_id,
-            )
-        except TransportUnavailable:
-            release(engine, ids[position:], now=stamp)
-            raise
-        except PartialDelivery as exc:
-            _finish(engine, row_id, state="sent", sent_at=stamp, last_error=str(exc)[:2000])
-            result.sent += 1
-        except SendError as exc:
-            error = str(exc)[:2000]
-            result.errors.append(f"#{row_id}: {error}")
-            if attempts >= max_attempts:
-                _finish(engine, row_id, state="failed", last_error=error)
-                result.failed += 1
-            else:
-                _finish(
-                    engine,
-                    row_id,
-                    state="pending",
-                    last_error=error,
-                    next_attempt_at=stamp + backoff(attempts, backoff_seconds),
+            mime, recipients, message_id, attempts = loaded.pop(row_id)
+            stamp = now or utcnow()
+            try:
+                transport.send(
+                    mime,
+                    mail_from=_from_header(mime),
+                    recipients=[r.strip() for r in recipients.split(",") if r.strip()],
+                    message_id=message_id,
                 )
-                result.retry += 1
-        else:
-            _finish(engine, row_id, state="sent", sent_at=stamp, last_error=None)
-            result.sent += 1
+            except TransportUnavailable:
+                release(engine, ids[position:], now=stamp)
+                raise
+            except PartialDelivery as exc:
+                _finish(session, row_id, state="sent", sent_at=stamp, last_error=str(exc)[:2000])
+                result.sent += 1
+            except SendError as exc:
+                error = str(exc)[:2000]
+                result.errors.append(f"#{row_id}: {error}")
+                if attempts >= max_attempts:
+                    _finish(session, row_id, state="failed", last_error=error)
+                    result.failed += 1
+                else:
+                    _finish(
+                        session,
+                        row_id,
+                        state="pending",
+                        last_error=error,
+                        next_attempt_at=stamp + backoff(attempts, backoff_seconds),
+                    )
+                    result.retry += 1
+            else:
+                _finish(session, row_id, state="sent", sent_at=stamp, last_error=None)
+                result.sent += 1
     return result
 
 

@@ -103,13 +103,20 @@ class SMTPTransport:
         self.password = unquote(parts.password) if parts.password else None
         self.timeout = timeout
         self.min_interval = 1.0 / rate_per_second if rate_per_second > 0 else 0.0
-        self.context = ssl.create_default_context()
+        self._context: ssl.SSLContext | None = None
         self._smtp: smtplib.SMTP | None = None
         self._last_send = 0.0
         self.connections = 0  # how many connections this transport opened (bench and tests read it)
 
     def __repr__(self) -> str:  # never show the password
         return f"SMTPTransport({'smtps' if self.implicit_tls else 'smtp'}://{self.host}:{self.port}, tls={self.tls})"
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        """Certificate-verifying TLS context, created on first use (loading the CA store takes time)."""
+        if self._context is None:
+            self._context = ssl.create_default_context()
+        return self._context
 
     def _connect(self) -> smtplib.SMTP:
         try:

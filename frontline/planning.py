@@ -438,6 +438,7 @@ def plan_rotations(
 
 # One entry per column: adding a column is one edit here.
 EXPORT_COLUMNS: list[tuple[str, Callable[[Rotation, Employee, Department], Any]]] = [
+    ("rotation_id", lambda r, e, d: r.id),
     ("employee_id", lambda r, e, d: e.employee_id),
     ("email", lambda r, e, d: e.email),
     ("department", lambda r, e, d: d.name),

@@ -56,9 +56,11 @@ from frontline.cli import demo as _demo; app.command("demo")(_demo.demo_command)
 from frontline.cli import backup as _backup; app.command("export")(_backup.export_command); app.command("import-state")(_backup.import_state_command)  # noqa: E702,E501,I001
 from frontline.cli import status as _status; app.command("status")(_status.status_command)  # noqa: E702,I001
 from frontline.cli import digest as _digest; app.add_typer(_digest.app, name="digest")  # noqa: E402,E702
+from frontline.cli import plan as _plan; app.add_typer(_plan.app, name="plan")  # noqa: E402,E702
 
 from frontline.cli import observe as _observe; app.add_typer(_observe.app, name="observe"); app.add_typer(_observe.api_token_app, name="api-token")  # noqa: E402,E702,E501
 from frontline.cli import serve as _serve; app.command("serve")(_serve.serve_command)  # noqa: E402,E702
+from frontline.cli import pair as _pair; app.command("pair")(_pair.pair_command); app.command("mentors")(_pair.mentors_command); app.command("surveys")(_pair.surveys_command)  # noqa: E402,E702,E501
 
 
 def main() -> None:

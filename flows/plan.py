@@ -1,0 +1,52 @@
+"""Flow ``plan_rotations``: plan every rotation of the horizon (default: 52 weeks from next Monday).
+
+One task loads the roster and solves (the whole plan is one optimisation, so it is one unit worth
+retrying; it writes in one transaction, and re-running for the same inputs changes nothing). The run
+leaves two table artifacts, the plan summary and the per-week load, plus the PlanRun row and the audit
+events written by :func:`frontline.planning.plan_rotations`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Optional
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+
+@task(name="plan-solve", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def solve_plan(start: Optional[date], weeks: int, dry_run: bool) -> dict:
+    from frontline.planning import plan_rotations as plan
+    from frontline.policy import load_policy
+    from models import session_scope
+
+    policy = load_policy()
+    with session_scope() as session:
+        result = plan(session, policy, start=start, weeks=weeks, dry_run=dry_run, actor="flow:plan-rotations")
+    return {"summary": result.summary(), "unplaced": result.unplaced, "week_load": result.week_load}
+
+
+@flow(name="plan-rotations")
+def plan_rotations(start: Optional[date] = None, weeks: int = 52, dry_run: bool = False) -> dict:
+    """Plan rotations from the Monday on or after ``start`` (default today) for ``weeks`` weeks."""
+    out = solve_plan(start, weeks, dry_run)
+    s = out["summary"]
+    rows = [
+        {"figure": k, "value": s.get(k)}
+        for k in ("horizon_start", "weeks", "dry_run", "planned", "new_hires", "late", "unplaced_count", "created",
+                  "moved", "kept", "removed", "fixed", "objective", "lower_bound", "gap", "solve_seconds")
+    ]
+    gap = "n/a" if s.get("gap") is None else f"{100 * s['gap']:.3f}%"
+    create_table_artifact(
+        key="rotation-plan",
+        table=rows,
+        description=f"Rotation plan from {s['horizon_start']}: {s['planned']} planned, {s['unplaced_count']} unplaced, gap {gap}",
+    )
+    create_table_artifact(
+        key="rotation-plan-week-load",
+        table=out["week_load"] or [{"week": "-", "starts": 0, "on_rotation": 0, "seats": 0}],
+        description="People starting and on rotation per week (including locked rotations) against the seats",
+    )
+    return out

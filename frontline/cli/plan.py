@@ -1,0 +1,196 @@
+"""``frontline plan``: plan rotations, export the plan, and HR overrides (all audited, reason required)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from frontline.cli.common import echo_table, fail, load_policy_or_exit, open_database, run_flow
+
+app = typer.Typer(
+    help=(
+        "Plan support rotations for everyone (optimal within the policy's hard rules), export the plan, "
+        "and override it: move, swap, defer, exempt, lock, unlock. Overrides need --reason and are audited."
+    ),
+    invoke_without_command=True,
+)
+
+TARGET_HELP = "A rotation id, or an employee id (their upcoming rotation)."
+
+
+def _date(value: Optional[str], option: str) -> Optional[date]:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option}: {value!r} is not a date (use YYYY-MM-DD)")
+
+
+def _print_summary(out: dict) -> None:
+    s = out["summary"]
+    verb = "would plan" if s["dry_run"] else "planned"
+    typer.echo(f"horizon: {s['weeks']} weeks from Monday {s['horizon_start']}{' (dry run: nothing written)' if s['dry_run'] else ''}")
+    typer.echo(f"{verb}: {s['planned']} rotation(s), {s['new_hires']} new hire(s), {s['late']} late")
+    typer.echo(
+        f"changes: {s['created']} new, {s['moved']} moved, {s['kept']} kept, {s['removed']} removed; "
+        f"{s['fixed']} locked/announced rotation(s) untouched"
+    )
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted((s.get("skipped") or {}).items()))
+    if skipped:
+        typer.echo(f"not planned: {skipped}")
+    lb = "n/a" if s["lower_bound"] is None else f"{s['lower_bound']:.1f}"
+    gap = "n/a" if s["gap"] is None else f"{100 * s['gap']:.3f}%"
+    typer.echo(f"objective {s['objective']:.1f}, lower bound {lb}, gap {gap}, solved in {s['solve_seconds']:.2f} s")
+    if s.get("holiday_rotations"):
+        typer.echo(f"{s['holiday_rotations']} rotation(s) include public holidays (shown in the export)")
+    unplaced = out["unplaced"]
+    typer.echo(f"unplaced: {len(unplaced)}")
+    if unplaced:
+        echo_table(unplaced, ["employee_id", "department", "code", "reason"])
+
+
+@app.callback()
+def plan_command(
+    ctx: typer.Context,
+    start: Optional[str] = typer.Option(None, "--from", help="First day of the horizon (YYYY-MM-DD; moved to the next Monday). Default: today."),
+    weeks: int = typer.Option(52, "--weeks", min=1, max=260, help="Horizon length in weeks."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and what would change; write no rotations."),
+) -> None:
+    """Plan rotations for the horizon (runs the plan-rotations flow) and print the summary."""
+    if ctx.invoked_subcommand is not None:
+        return
+    day = _date(start, "--from")
+    load_policy_or_exit()
+    open_database()
+    from flows.plan import plan_rotations
+
+    _print_summary(run_flow(plan_rotations, start=day, weeks=weeks, dry_run=dry_run))
+
+
+@app.command("export")
+def export_command(
+    fmt: str = typer.Option("json", "--format", help="json (a list of objects) or csv."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    include_cancelled: bool = typer.Option(False, help="Also list cancelled rotations."),
+) -> None:
+    """One record per rotation: employee_id, email, department, start, end, kind, status, locked, ..."""
+    if fmt not in {"json", "csv"}:
+        fail(f"--format: {fmt!r} is not json or csv")
+    open_database()
+    from frontline.planning import export_rows, export_text
+    from models import session_scope
+
+    with session_scope() as session:
+        text = export_text(export_rows(session, include_cancelled=include_cancelled), fmt)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+def _override(action) -> None:
+    """Run ``action(session, policy)`` in one transaction; planning errors become clear CLI errors."""
+    from frontline.planning import PlanningError
+    from models import session_scope
+
+    policy = load_policy_or_exit()
+    open_database()
+    try:
+        with session_scope() as session:
+            message = action(session, policy)
+    except PlanningError as exc:
+        fail(str(exc))
+    typer.echo(message)
+
+
+def _rotation_id(session, target: str) -> int:
+    from frontline.planning import upcoming_rotation
+
+    return int(target) if target.isdigit() else upcoming_rotation(session, target).id
+
+
+REASON = typer.Option(..., "--reason", help="Why (required; stored in the audit trail).")
+
+
+@app.command("move")
+def move_command(target: str = typer.Argument(..., help=TARGET_HELP), new_start: str = typer.Argument(..., help="New start (a Monday)."), reason: str = REASON) -> None:
+    """Move a rotation to a new Monday and lock it there."""
+    from frontline import planning
+
+    day = _date(new_start, "NEW_START")
+
+    def act(session, policy):
+        rot = planning.move(session, policy, _rotation_id(session, target), day, reason)
+        return f"rotation {rot.id} now {rot.start}..{rot.end} (locked)"
+
+    _override(act)
+
+
+@app.command("swap")
+def swap_command(a: str = typer.Argument(..., help=TARGET_HELP), b: str = typer.Argument(..., help=TARGET_HELP), reason: str = REASON) -> None:
+    """Exchange the start weeks of two rotations (both become locked)."""
+    from frontline import planning
+
+    def act(session, policy):
+        ra, rb = planning.swap(session, policy, _rotation_id(session, a), _rotation_id(session, b), reason)
+        return f"rotation {ra.id} now starts {ra.start}; rotation {rb.id} now starts {rb.start} (both locked)"
+
+    _override(act)
+
+
+@app.command("defer")
+def defer_command(
+    target: str = typer.Argument(..., help=TARGET_HELP),
+    weeks: Optional[int] = typer.Option(None, "--weeks", min=1, help="Start this many weeks later."),
+    until: Optional[str] = typer.Option(None, "--until", help="Start on the first Monday on or after this date."),
+    reason: str = REASON,
+) -> None:
+    """Start a rotation later (locks it)."""
+    from frontline import planning
+
+    day = _date(until, "--until")
+
+    def act(session, policy):
+        rot = planning.defer(session, policy, _rotation_id(session, target), weeks=weeks, until=day, reason=reason)
+        return f"rotation {rot.id} deferred to {rot.start}..{rot.end} (locked)"
+
+    _override(act)
+
+
+@app.command("exempt")
+def exempt_command(
+    employee_id: str = typer.Argument(..., help="Employee id."),
+    until: str = typer.Option(..., "--until", help="Exempt through this date (inclusive)."),
+    reason: str = REASON,
+) -> None:
+    """Exempt an employee from rotating until a date; their rotations inside it are withdrawn."""
+    from frontline import planning
+
+    day = _date(until, "--until")
+
+    def act(session, policy):
+        e = planning.exempt(session, employee_id, day, reason)
+        return f"{e.employee_id} exempt until {e.exempt_until}; re-run `frontline plan` to fill the gap"
+
+    _override(act)
+
+
+@app.command("lock")
+def lock_command(target: str = typer.Argument(..., help=TARGET_HELP), reason: str = REASON) -> None:
+    """Lock a rotation: the planner never moves it."""
+    from frontline import planning
+
+    _override(lambda session, policy: f"rotation {planning.lock(session, _rotation_id(session, target), reason).id} locked")
+
+
+@app.command("unlock")
+def unlock_command(target: str = typer.Argument(..., help=TARGET_HELP), reason: str = REASON) -> None:
+    """Unlock a rotation (also an announced one): the next plan may move it; a move is announced as an update."""
+    from frontline import planning
+
+    _override(lambda session, policy: f"rotation {planning.unlock(session, _rotation_id(session, target), reason).id} unlocked")

@@ -1,0 +1,284 @@
+"""The pure planner: hard rules on random companies, optimality against an exact per-employee MIP,
+over-subscription, determinism. No database, no Prefect."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from frontline.planner import (
+    LockedRotation,
+    Person,
+    PlanInput,
+    department_cap,
+    greedy,
+    solve,
+    unplaced_penalty,
+)
+
+MONDAY = date(2027, 1, 4)
+
+
+# --- an independent statement of the rules -----------------------------------------------------
+
+
+def window(inp: PlanInput, p: Person) -> list[int]:
+    """Allowed start weeks, written out from the rules (not from the planner's helpers)."""
+    lo = max(p.release_week, 0)
+    if not p.is_new_hire:
+        lo = max(lo, p.due_week - inp.early_weeks)
+    hi = inp.weeks - 1 if p.deadline_week is None else min(p.deadline_week, inp.weeks - 1)
+    return [s for s in range(lo, hi + 1) if s not in p.blocked_starts and s not in inp.blocked_starts]
+
+
+def cost(inp: PlanInput, p: Person, s: int) -> float:
+    w = inp.weights
+    late = max(0, s - p.due_week)
+    if p.is_new_hire:
+        c = w.new_hire * late**2 + w.new_hire_outside_window * max(0, s - p.due_week - inp.new_hire_within_weeks)
+    else:
+        c = w.cycle * late**2 + w.early * max(0, p.due_week - s)
+    if p.current_start is not None and p.current_start in window(inp, p) and s != p.current_start:
+        c += w.move
+    return float(c)
+
+
+def assert_hard_rules(inp: PlanInput, out) -> None:
+    keys = {p.key for p in inp.people}
+    assert set(out.assignments) | {u.key for u in out.unplaced} == keys
+    assert not set(out.assignments) & {u.key for u in out.unplaced}
+    assert not set(out.assignments) & {lr.key for lr in inp.locked}  # locked people are never re-planned
+    L = inp.length_weeks
+    horizon_weeks = inp.weeks + L + 1
+    seat = [0] * (horizon_weeks + L)
+    dept: dict[str, list[int]] = {}
+    by_key = {p.key: p for p in inp.people}
+    for lr in inp.locked:
+        for w in range(lr.start_week, lr.start_week + L):
+            if w >= 0:
+                seat[w] += 1
+                dept.setdefault(lr.dept, [0] * len(seat))[w] += 1
+    for key, s in out.assignments.items():
+        p = by_key[key]
+        assert s in window(inp, p), (key, s, "start outside the allowed weeks")
+        assert inp.week_start(s).weekday() == 0
+        for w in range(s, s + L):
+            seat[w] += 1
+            dept.setdefault(p.dept, [0] * len(seat))[w] += 1
+    # new load must not push any week over: weeks already over because of locked rotations only may stay so
+    locked_seat = [0] * len(seat)
+    locked_dept: dict[str, list[int]] = {}
+    for lr in inp.locked:
+        for w in range(max(lr.start_week, 0), lr.start_week + L):
+            locked_seat[w] += 1
+            locked_dept.setdefault(lr.dept, [0] * len(seat))[w] += 1
+    for w in range(len(seat)):
+        assert seat[w] <= max(inp.seats_per_week, locked_seat[w]), f"week {w}: {seat[w]} > {inp.seats_per_week} seats"
+    for d, load in dept.items():
+        cap = inp.dept_caps.get(d, inp.seats_per_week)
+        for w, n in enumerate(load):
+            assert n <= max(cap, locked_dept.get(d, [0] * len(seat))[w]), f"{d} week {w}: {n} away > cap {cap}"
+    for u in out.unplaced:
+        assert u.reason and u.code in {"no_window", "blocked", "no_seat", "department_cap", "capacity"}
+
+
+def exact_optimum(inp: PlanInput) -> float:
+    """Per-employee binary MIP of the same problem (x[p, s] = 1 when p starts in s, u[p] = 1 when unplaced)."""
+    if not inp.people:
+        return 0.0
+    L, W = inp.length_weeks, inp.weeks
+    R = W + L - 1
+    big = unplaced_penalty(inp)
+    depts = sorted({p.dept for p in inp.people} | {lr.dept for lr in inp.locked})
+    cols: list[tuple[int, int]] = []  # (person index, start or -1 for unplaced)
+    c: list[float] = []
+    for i, p in enumerate(inp.people):
+        for s in window(inp, p):
+            cols.append((i, s))
+            c.append(cost(inp, p, s))
+        cols.append((i, -1))
+        c.append(big)
+    n = len(cols)
+    rows, colidx = [], []
+    for j, (i, s) in enumerate(cols):
+        rows.append(i)
+        colidx.append(j)
+    A_eq = sp.csr_matrix((np.ones(n), (rows, colidx)), shape=(len(inp.people), n))
+    ub_rows: list[dict[int, float]] = []
+    rhs: list[float] = []
+    for w in range(R):
+        locked = sum(1 for lr in inp.locked if lr.start_week <= w < lr.start_week + L)
+        ub_rows.append({j: 1.0 for j, (i, s) in enumerate(cols) if s >= 0 and s <= w < s + L})
+        rhs.append(max(inp.seats_per_week - locked, 0))
+        for d in depts:
+            locked_d = sum(1 for lr in inp.locked if lr.dept == d and lr.start_week <= w < lr.start_week + L)
+            ub_rows.append({j: 1.0 for j, (i, s) in enumerate(cols) if s >= 0 and inp.people[i].dept == d and s <= w < s + L})
+            rhs.append(max(inp.dept_caps.get(d, inp.seats_per_week) - locked_d, 0))
+    data, r_, c_ = [], [], []
+    for r, row in enumerate(ub_rows):
+        for j, v in row.items():
+            r_.append(r)
+            c_.append(j)
+            data.append(v)
+    A_ub = sp.csr_matrix((data, (r_, c_)), shape=(len(ub_rows), n))
+    res = milp(
+        np.array(c),
+        integrality=np.ones(n),
+        bounds=Bounds(0, 1),
+        constraints=[LinearConstraint(A_eq, 1, 1), LinearConstraint(A_ub, -np.inf, np.array(rhs))],
+        options={"mip_rel_gap": 0},
+    )
+    assert res.status == 0
+    return float(res.fun)
+
+
+# --- random small companies ---------------------------------------------------------------------
+
+
+@st.composite
+def companies(draw, max_people: int = 9):
+    weeks = draw(st.integers(4, 12))
+    L = draw(st.integers(1, 3))
+    seats = draw(st.integers(1, 4))
+    depts = [f"D{i}" for i in range(draw(st.integers(1, 3)))]
+    caps = {d: draw(st.integers(1, 3)) for d in depts}
+    people = []
+    for i in range(draw(st.integers(0, max_people))):
+        nh = draw(st.booleans())
+        release = draw(st.integers(-3, weeks))
+        due = release if nh else draw(st.integers(-6, weeks - 1))
+        deadline = draw(st.one_of(st.none(), st.integers(-1, weeks + 2)))
+        blocked = frozenset(draw(st.lists(st.integers(-2, weeks), max_size=4)))
+        current = draw(st.one_of(st.none(), st.integers(0, weeks - 1)))
+        people.append(Person(f"E{i:03d}", draw(st.sampled_from(depts)), release, due, deadline, nh, blocked, current))
+    locked = [
+        LockedRotation(f"L{i}", draw(st.sampled_from(depts)), draw(st.integers(-L, weeks - 1)))
+        for i in range(draw(st.integers(0, 3)))
+    ]
+    blackout = frozenset(draw(st.lists(st.integers(0, weeks - 1), max_size=2)))
+    return PlanInput(
+        horizon_start=MONDAY, weeks=weeks, length_weeks=L, seats_per_week=seats, people=people, dept_caps=caps,
+        locked=locked, blocked_starts=blackout, new_hire_within_weeks=draw(st.integers(1, 4)),
+        early_weeks=draw(st.integers(0, 2)),
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(companies())
+def test_hard_rules_and_exact_optimum(inp):
+    out = solve(inp)
+    assert_hard_rules(inp, out)
+    no_start = sum(1 for u in out.unplaced if u.code in {"no_window", "blocked"})
+    assert all(not window(inp, p) for p in inp.people if p.key in {u.key for u in out.unplaced if u.code in {"no_window", "blocked"}})
+    # the objective is the plan's own cost ...
+    big = unplaced_penalty(inp)
+    placed_cost = sum(cost(inp, p, out.assignments[p.key]) for p in inp.people if p.key in out.assignments)
+    assert out.objective == pytest.approx(placed_cost + big * (len(out.unplaced) - no_start), rel=1e-9, abs=1e-6)
+    # ... it equals the exact per-employee optimum, and the LP bound is below it
+    optimum = exact_optimum(inp) - big * no_start
+    assert out.objective == pytest.approx(optimum, rel=1e-7, abs=1e-6)
+    assert out.lower_bound is not None and out.lower_bound <= out.objective + 1e-6
+    # the greedy baseline obeys the same hard rules and is never better
+    g = greedy(inp)
+    assert_hard_rules(inp, g)
+    assert g.objective >= out.objective - 1e-6
+
+
+@settings(max_examples=25, deadline=None)
+@given(companies(max_people=12), st.randoms(use_true_random=False))
+def test_deterministic_whatever_the_input_order(inp, rnd):
+    a = solve(inp)
+    shuffled = list(inp.people)
+    rnd.shuffle(shuffled)
+    b = solve(PlanInput(**{**inp.__dict__, "people": shuffled}))
+    assert a.assignments == b.assignments
+    assert a.unplaced == b.unplaced
+    assert a.objective == b.objective
+
+
+def test_oversubscribed_gives_plan_and_reasons():
+    # 30 people due now, one seat, 2-week rotations, 8 weeks: only 4 fit; a tiny department cap binds too
+    people = [Person(f"E{i:02d}", "Eng" if i < 20 else "Ops", 0, 0) for i in range(30)]
+    people.append(Person("HIRE", "Eng", 3, 3, is_new_hire=True))
+    people.append(Person("AWAY", "Eng", 0, 0, blocked_starts=frozenset(range(0, 8))))
+    people.append(Person("GONE", "Eng", 0, 0, deadline_week=-1))
+    inp = PlanInput(MONDAY, 8, 2, 1, people, {"Eng": 1, "Ops": 1})
+    out = solve(inp)
+    assert_hard_rules(inp, out)
+    assert len(out.assignments) == 4
+    assert "HIRE" in out.assignments  # new hires first
+    codes = {u.key: u.code for u in out.unplaced}
+    assert codes["AWAY"] == "blocked"
+    assert codes["GONE"] == "no_window"
+    assert codes["E00"] in {"no_seat", "capacity"}
+    assert out.gap is not None and out.gap <= 1e-9
+
+
+def test_department_cap_binds_and_is_explained():
+    people = [Person(f"S{i}", "Sales", 0, 0) for i in range(3)] + [Person("X", "Eng", 0, 0)]
+    inp = PlanInput(MONDAY, 3, 2, 10, people, {"Sales": 1, "Eng": 5})
+    out = solve(inp)
+    assert_hard_rules(inp, out)
+    assert sorted(out.assignments) == ["S0", "S1", "X"]
+    assert out.unplaced[0].code == "department_cap" and "Sales" in out.unplaced[0].reason
+
+
+def test_locked_rotations_use_capacity_and_stay():
+    people = [Person("A", "Eng", 0, 0), Person("B", "Eng", 0, 0)]
+    inp = PlanInput(MONDAY, 6, 2, 1, people, {"Eng": 3}, locked=[LockedRotation("C", "Eng", 0), LockedRotation("D", "Eng", -1)])
+    out = solve(inp)
+    assert_hard_rules(inp, out)
+    assert out.assignments == {"A": 2, "B": 4}
+    with pytest.raises(ValueError, match="locked"):
+        solve(PlanInput(MONDAY, 6, 2, 1, [Person("C", "Eng", 0, 0)], {}, locked=[LockedRotation("C", "Eng", 0)]))
+
+
+def test_stability_keeps_current_starts():
+    # everyone could go in week 0 or 1; existing drafts stay where they are
+    people = [Person(f"E{i}", "Eng", 0, 3, current_start=(i % 3) + 1) for i in range(6)]
+    inp = PlanInput(MONDAY, 8, 1, 2, people, {"Eng": 2}, early_weeks=3)
+    out = solve(inp)
+    assert out.assignments == {p.key: p.current_start for p in people}
+
+
+def test_new_hires_never_lost():
+    # no room inside the onboarding window: the new hire still gets a (late) start
+    people = [Person("NH", "Eng", 0, 0, is_new_hire=True)]
+    inp = PlanInput(MONDAY, 12, 2, 1, people, {}, locked=[LockedRotation(f"L{i}", "Ops", 2 * i) for i in range(4)],
+                    new_hire_within_weeks=2)
+    out = solve(inp)
+    assert out.assignments == {"NH": 8}
+
+
+def test_department_cap_definition():
+    assert department_cap(0.1, 1) == 1
+    assert department_cap(0.1, 3) == 1
+    assert department_cap(0.1, 29) == 2
+    assert department_cap(0.1, 30) == 3
+    assert department_cap(0.05, 0) == 1
+
+
+def test_larger_company_gap_and_speed():
+    rng = random.Random(5)
+    people = []
+    for i in range(3000):
+        nh = rng.random() < 0.1
+        due = rng.randint(0, 51) if nh else rng.randint(-20, 51)
+        blocked = frozenset(range(a, a + 3)) if (a := rng.randint(-2, 60)) % 3 == 0 else frozenset()
+        people.append(Person(f"E{i:05d}", f"D{i % 9}", due if nh else 0, due, None, nh, blocked))
+    counts: dict[str, int] = {}
+    for p in people:
+        counts[p.dept] = counts.get(p.dept, 0) + 1
+    inp = PlanInput(MONDAY, 52, 4, 240, people, {d: department_cap(0.1, n) for d, n in counts.items()})
+    out = solve(inp)
+    assert_hard_rules(inp, out)
+    assert out.gap is not None and out.gap < 0.005
+    assert out.solve_seconds < 30
+    assert greedy(inp).objective > out.objective

@@ -276,3 +276,104 @@ def test_mentors_page_lists_load(client, engine, company):
     r = client.get("/console/mentors")
     assert r.status_code == 200 and "Mentor One" in r.text
     assert "Rotations without a mentor in this range (1)" in r.text
+
+
+def _valid_monday(engine, rotation_id: int, within_weeks: int = 8) -> date:
+    """A Monday the planner's hard rules accept for this rotation (blackouts in the policy vary with today)."""
+    from frontline.planning import PlanningError, validate_start
+    from frontline.policy import load_policy
+
+    pol = load_policy()
+    with Session(engine) as s:
+        rot = s.get(Rotation, rotation_id)
+        first = date.today() - timedelta(days=date.today().weekday()) + timedelta(weeks=1)
+        for w in range(within_weeks):
+            candidate = first + timedelta(weeks=w)
+            if candidate == rot.start:
+                continue
+            try:
+                validate_start(s, pol, rot, candidate)
+                return candidate
+            except PlanningError:
+                continue
+    raise AssertionError("no valid Monday to move to")
+
+
+def test_move_needs_reason_and_confirmation_then_queues_invite_update(client, engine):
+    from frontline.invites import process_invites
+
+    with Session(engine) as s:
+        rot = s.exec(select(Rotation)).first()
+        process_invites(s, [rot.id], as_of=date.today())  # the rotator was invited
+        s.commit()
+        s.refresh(rot)
+        assert rot.status == "invited" and rot.announced_start == rot.start
+        rid, old_start, old_sequence = rot.id, rot.start, rot.sequence
+    target = _valid_monday(engine, rid)
+    sign_in(client, engine, "hr@example.com")
+    page = client.get(f"/console/plan/rotations/{rid}")
+    assert page.status_code == 200 and "Move" in page.text
+    token = csrf_of(page.text)
+    url = f"/console/plan/rotations/{rid}/move"
+    r = client.post(url, data={"csrf_token": token, "new_start": target.isoformat(), "reason": "  "})
+    assert r.status_code == 400 and "a reason is required" in r.text
+    r = client.post(url, data={"new_start": target.isoformat(), "reason": "customer visit"})
+    assert r.status_code == 403  # no CSRF token
+    r = client.post(url, data={"csrf_token": token, "new_start": target.isoformat(), "reason": "customer visit"})
+    assert r.status_code == 200 and "Confirm" in r.text and str(target) in r.text
+    with Session(engine) as s:
+        assert s.get(Rotation, rid).start == old_start  # the preview wrote nothing
+    r = client.post(url, data={"csrf_token": token, "new_start": target.isoformat(), "reason": "customer visit",
+                               "confirm": "yes"}, follow_redirects=False)
+    assert r.status_code == 303
+    r = client.get(r.headers["location"])
+    assert "Calendar updates queued: 1" in r.text
+    with Session(engine) as s:
+        rot = s.get(Rotation, rid)
+        assert rot.start == target and rot.locked and rot.sequence == old_sequence + 1
+        event = s.exec(select(AuditEvent).where(AuditEvent.action == "rotation.move")).one()
+        assert event.actor == "hr@example.com" and event.reason == "customer visit"
+        keys = s.exec(select(OutboundMessage.idempotency_key).where(OutboundMessage.kind != "signin")).all()
+        assert f"invite:{rid}:{old_sequence + 1}" in keys
+
+
+def test_invalid_move_is_explained_and_heads_cannot_act(client, engine, company):
+    with Session(engine) as s:
+        rid = s.exec(select(Rotation.id)).first()
+    sign_in(client, engine, "hr@example.com")
+    token = csrf_of(client.get(f"/console/plan/rotations/{rid}").text)
+    r = client.post(f"/console/plan/rotations/{rid}/move",
+                    data={"csrf_token": token, "new_start": "2030-01-02", "reason": "x"})  # a Wednesday
+    assert r.status_code == 400 and "rotations start on a Monday" in r.text
+    head = TestClient(client.app, base_url="http://frontline.test")
+    sign_in(head, engine, "eve@example.com")
+    page = head.get(f"/console/plan/rotations/{rid}")
+    assert page.status_code == 200 and "Change it" not in page.text  # read-only for the head
+    r = head.post(f"/console/plan/rotations/{rid}/lock", data={"csrf_token": csrf_of(page.text), "reason": "x"})
+    assert r.status_code == 403
+    finn = TestClient(client.app, base_url="http://frontline.test")
+    sign_in(finn, engine, "finn@example.com")
+    assert finn.get(f"/console/plan/rotations/{rid}").status_code == 403  # another department's person
+
+
+def test_dry_run_shows_the_diff_and_apply_writes_it(client, engine):
+    sign_in(client, engine, "hr@example.com")
+    page = client.get("/console/plan/rerun")
+    token = csrf_of(page.text)
+    with Session(engine) as s:
+        before = len(s.exec(select(Rotation)).all())
+    r = client.post("/console/plan/rerun", data={"csrf_token": token, "weeks": "26"})
+    assert r.status_code == 200 and 'id="plan-diff"' in r.text
+    assert "Person 1" in r.text  # never rotated: the dry run would plan them
+    with Session(engine) as s:
+        assert len(s.exec(select(Rotation)).all()) == before  # nothing written
+    run_id = re.search(r'name="preview_run" value="(\d+)"', r.text).group(1)
+    r = client.post("/console/plan/rerun/apply", data={"csrf_token": token, "weeks": "26", "reason": "",
+                                                       "preview_run": run_id})
+    assert r.status_code == 400
+    r = client.post("/console/plan/rerun/apply", data={"csrf_token": token, "weeks": "26", "reason": "quarterly plan",
+                                                       "preview_run": run_id})
+    assert r.status_code == 200 and "Plan applied" in r.text and "differ" not in r.text
+    with Session(engine) as s:
+        assert len(s.exec(select(Rotation)).all()) > before
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "console.plan_apply")).one().reason == "quarterly plan"

@@ -20,8 +20,10 @@ def create_app() -> FastAPI:
     from frontline.web.console import roster as console_roster; app.include_router(console_roster.router)  # noqa: E702
     from frontline.web.console import plan as console_plan; app.include_router(console_plan.router)  # noqa: E702
     from frontline.web.console import mentors as console_mentors; app.include_router(console_mentors.router)  # noqa: E702
+    from frontline.web.console import actions as console_actions; app.include_router(console_actions.router)  # noqa: E702
     from frontline.web import digest; app.include_router(digest.router)  # noqa: E702  digest theme actions, unsubscribe
     from frontline.web import observe; app.include_router(observe.router); app.add_middleware(observe.BodySizeLimit)  # noqa: E702
     from frontline.web import api; app.include_router(api.router)  # noqa: E702  POST /api/observations
     from frontline.web import calendar_feed; app.include_router(calendar_feed.router)  # noqa: E702  GET /calendar/<token>.ics
+    from frontline.web import survey; app.include_router(survey.router)  # noqa: E702  GET/POST /survey/<token>
     return app

@@ -143,11 +143,43 @@ def step_import_roster(ctx: DemoContext) -> str:
     return result.summary()
 
 
+def step_send_invites(ctx: DemoContext) -> str:
+    from flows.invites import send_invites
+    from frontline.cli.common import run_flow
+
+    r = ctx.results["send_invites"] = run_flow(send_invites, as_of=ctx.today, announce_weeks=8)
+    return (
+        f"{r['rotations_checked']} rotations in the next 8 weeks: {r['requests']} invites, {r['updates']} updates, "
+        f"{r['cancels']} cancellations, {r['checkin_requests']} check-in invites; {r['queued']} emails queued"
+    )
+
+
+def step_send_reminders(ctx: DemoContext) -> str:
+    from flows.invites import send_reminders
+    from frontline.cli.common import run_flow
+
+    r = ctx.results["send_reminders"] = run_flow(send_reminders, as_of=ctx.today)
+    return f"{r['reminders']} reminders, {r['welcomes']} welcomes, {r['nudges']} observation nudges queued"
+
+
+def step_deliver_mail(ctx: DemoContext) -> str:
+    from flows.mail import deliver_mail
+    from frontline.cli.common import run_flow
+
+    r = ctx.results["deliver_mail"] = run_flow(deliver_mail)
+    ctx.outputs["outbox (.eml files)"] = ctx.outbox_dir
+    return f"{r['sent']} emails delivered to the outbox folder in {r['batches']} batch(es), {r['failed']} failed"
+
+
 # The demo, in order. Later jobs add their step here (one line each).
 STEPS: list[tuple[str, Step]] = [
     ("generate company", step_generate),
     ("create database", step_init),
     ("import roster", step_import_roster),
+    # keep these three last: they announce what the steps above planned, then deliver all queued mail
+    ("send invites", step_send_invites),
+    ("send reminders", step_send_reminders),
+    ("deliver mail", step_deliver_mail),
 ]
 
 

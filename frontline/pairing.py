@@ -438,6 +438,9 @@ def solve(
     stats["eligible_pairs"] = int(count.sum())
     stats["t_scan"] = round(time.perf_counter() - t0, 3)
     rots = np.nonzero(count > 0)[0]
+    if len(rots) == 0:  # nobody has an eligible mentor
+        stats["t_total"] = round(time.perf_counter() - t0, 3)
+        return _finish(d, np.full(d.n, -1, dtype=np.int64), P * d.n, "no-eligible-pairs", t0, stats)
     rescap = d.rescap.copy()
     annual = d.annual.copy()
     zero_extra = np.zeros(d.m)

@@ -25,4 +25,5 @@ def create_app() -> FastAPI:
     from frontline.web import observe; app.include_router(observe.router); app.add_middleware(observe.BodySizeLimit)  # noqa: E702
     from frontline.web import api; app.include_router(api.router)  # noqa: E702  POST /api/observations
     from frontline.web import calendar_feed; app.include_router(calendar_feed.router)  # noqa: E702  GET /calendar/<token>.ics
+    from frontline.web import survey; app.include_router(survey.router)  # noqa: E702  GET/POST /survey/<token>
     return app

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-DEFAULT_DISTANCE_THRESHOLD = 0.80
+DEFAULT_DISTANCE_THRESHOLD = 0.93  # tuned on bench/themes.py: fewer, larger themes beat fragments
 DENSE_GROUP_LIMIT = 3000  # above this, a group is clustered with the sparse graph method
 LABEL_CHARS = 70
+FRAGMENT_FRACTION = 0.05  # clusters below this share of their group (min 3) join their nearest larger theme ...
+FRAGMENT_SIMILARITY = 0.15  # ... when at least this similar (centroid cosine)
 
 # Phrases that say the same thing, mapped to one token (applied in order, after contractions).
 _SYNONYMS: list[tuple[str, str]] = [
@@ -115,6 +117,10 @@ class Theme:
 def shorten(text: str, limit: int = LABEL_CHARS) -> str:
     """First clause of ``text``, at most ``limit`` characters, cut on a word boundary."""
     t = " ".join(text.split())
+    lead = re.match(r"^[^:.!?]{1,24}:\s+(?=\S{2})", t)  # "Caller said: ..." / "FYI: ..." lead-ins
+    if lead and len(t) - lead.end() >= 12:
+        t = t[lead.end():]
+        t = t[0].upper() + t[1:]
     m = re.search(r"[.!?;\n](\s|$)", t)
     if m and m.start() >= 12:
         t = t[: m.start() + 1] if t[m.start()] in "?!" else t[: m.start()]
@@ -160,20 +166,55 @@ def _cluster_dense(x, threshold: float) -> np.ndarray:
 def _cluster_sparse(x, threshold: float) -> np.ndarray:
     from scipy.sparse.csgraph import connected_components
 
-    # Stricter cut than average linkage would use: single-link components chain easily.
+    # Much stricter cut than average linkage uses: single-link components chain easily. Near-duplicates
+    # join here; looser paraphrases stay apart and are then offered to _absorb_fragments.
     sim = (x @ x.T).tocsr()
-    sim.data[sim.data < 1.0 - threshold * 0.75] = 0
+    sim.data[sim.data < 1.0 - threshold * 0.5] = 0
     sim.eliminate_zeros()
     _n, labels = connected_components(sim, directed=False)
     return labels
 
 
-def cluster_texts(texts: Sequence[str], distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD):
+def _absorb_fragments(x, labels: np.ndarray, min_fraction: float, min_similarity: float) -> np.ndarray:
+    """Attach clusters smaller than ``min_fraction`` of the group (and < 3 members at least) to the most
+    similar larger cluster (centroid cosine >= ``min_similarity``); a fragment unlike every larger
+    cluster stays on its own. One pass, deterministic."""
+    from sklearn.preprocessing import normalize
+
+    n = len(labels)
+    sizes = np.bincount(labels)
+    cutoff = max(3, min_fraction * n)
+    big = [c for c in range(len(sizes)) if sizes[c] >= cutoff]
+    small = [c for c in range(len(sizes)) if 0 < sizes[c] < cutoff]
+    if not big or not small:
+        return labels
+    centroids = normalize(np.vstack([np.asarray(x[labels == c].mean(axis=0)) for c in big]))
+    out = labels.copy()
+    for c in small:
+        v = normalize(np.asarray(x[labels == c].mean(axis=0)))
+        sims = (centroids @ v.T).ravel()
+        j = int(np.argmax(sims))
+        if sims[j] >= min_similarity:
+            out[labels == c] = big[j]
+    return out
+
+
+def cluster_texts(
+    texts: Sequence[str],
+    distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD,
+    *,
+    fragment_fraction: float = FRAGMENT_FRACTION,
+    fragment_similarity: float = FRAGMENT_SIMILARITY,
+):
     """Cluster labels (ints) and the normalised TF-IDF matrix of ``texts``."""
     x = _vectorise(list(texts))
     if x.shape[0] <= DENSE_GROUP_LIMIT:
-        return _cluster_dense(x, distance_threshold), x
-    return _cluster_sparse(x, distance_threshold), x
+        labels = _cluster_dense(x, distance_threshold)
+    else:
+        labels = _cluster_sparse(x, distance_threshold)
+    if fragment_fraction > 0 and x.shape[0] >= 10:
+        labels = _absorb_fragments(x, labels, fragment_fraction, fragment_similarity)
+    return labels, x
 
 
 def _sort_key(value: object):
@@ -181,7 +222,11 @@ def _sort_key(value: object):
 
 
 def find_themes(
-    items: Iterable[ThemeInput], *, distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD
+    items: Iterable[ThemeInput],
+    *,
+    distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD,
+    fragment_fraction: float = FRAGMENT_FRACTION,
+    fragment_similarity: float = FRAGMENT_SIMILARITY,
 ) -> list[Theme]:
     """Group ``items`` into themes, largest first (ties: label). Every item is in exactly one theme."""
     groups: dict[tuple[str, str], list[ThemeInput]] = defaultdict(list)
@@ -190,7 +235,8 @@ def find_themes(
     themes: list[Theme] = []
     for (area, category), members in sorted(groups.items()):
         members.sort(key=lambda i: _sort_key(i.id))
-        labels, x = cluster_texts([m.text for m in members], distance_threshold)
+        labels, x = cluster_texts([m.text for m in members], distance_threshold,
+                                  fragment_fraction=fragment_fraction, fragment_similarity=fragment_similarity)
         for cluster in sorted(set(labels.tolist())):
             idx = np.flatnonzero(labels == cluster)
             if len(idx) == 1:

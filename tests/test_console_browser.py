@@ -51,20 +51,19 @@ def _seed(tmp: Path) -> dict:
 
     pol = load_policy()
     monday = date.today() - timedelta(days=date.today().weekday())
-    try:
-        from frontline import planning
-    except ImportError:  # TEMP until the planner's database layer lands
-        planning = None
+    from frontline import planning
+
     with Session(engine) as s:
-        if planning is not None:
-            planning.plan_rotations(s, pol, monday, 26, dry_run=False, actor="test")
-        else:
-            people = s.exec(select(Employee).join(Department).where(Department.name != pol.support_department)
-                            .order_by(Employee.id)).all()
-            for i, e in enumerate(people):
-                start = monday + timedelta(weeks=i % 26)
-                s.add(Rotation(employee_id=e.id, start=start, end=start + timedelta(days=27), kind="cycle", due=start))
+        # A company in steady state: most long-serving people rotated at some point in the last year,
+        # so the plan has both a backlog and room to move things around.
+        for i, e in enumerate(s.exec(select(Employee).where(Employee.last_rotation.is_(None)).order_by(Employee.id)).all()):
+            if e.hire_date < monday - timedelta(days=400) and i % 5:
+                e.last_rotation = monday - timedelta(days=30 + (i * 7) % 330)
+                s.add(e)
         s.commit()
+        result = planning.plan_rotations(s, pol, monday, 26, dry_run=False, actor="test")
+        s.commit()
+        assert result.planned > 100
     from frontline.invites import process_invites
 
     with Session(engine) as s:
@@ -81,7 +80,28 @@ def _seed(tmp: Path) -> dict:
                           category="bug", target_department_id=b.id))
         s.commit()
         employees = s.exec(select(Employee).where(Employee.active.is_(True))).all()
-        return {"head_a": a.head_email, "dept_a": a.id, "dept_b": b.id, "employees": len(employees)}
+        move = _movable_invited_rotation(s, pol, monday)
+        return {"head_a": a.head_email, "dept_a": a.id, "dept_b": b.id, "employees": len(employees), **move}
+
+
+def _movable_invited_rotation(s: Session, pol, monday: date) -> dict:
+    """An announced rotation and a Monday inside the invite window that the planner's hard rules allow."""
+    from frontline.planning import PlanningError, validate_start
+    from models import Rotation
+
+    invited = s.exec(select(Rotation).where(Rotation.status == "invited", Rotation.start > monday)
+                     .order_by(Rotation.start, Rotation.id)).all()
+    for rot in invited:
+        for weeks in range(1, 8):
+            candidate = monday + timedelta(weeks=weeks)
+            if candidate == rot.start:
+                continue
+            try:
+                validate_start(s, pol, rot, candidate)
+            except PlanningError:
+                continue
+            return {"move_rotation": rot.id, "move_to": candidate, "move_sequence": rot.sequence}
+    raise AssertionError(f"none of {len(invited)} invited rotations can move inside the invite window")
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +209,7 @@ def test_hr_signs_in_views_plan_and_dashboard(browser, console_server, artifacts
         print(f"\nplan view, {console_server['employees']} employees ({rows} rows shown), 16 weeks: "
               f"server time {', '.join(f'{t:.0f}' for t in timings)} ms (first, then warm)")
         assert rows >= 400  # everyone outside support is on the plan
-        assert page.locator("#plan a.rot").count() > 100
+        assert page.locator("#plan a.rot").count() >= 40  # 20 seats, 4-week rotations: about 5 starts a week
         assert page.locator("#seat-load .gauge").count() == 16
         page.screenshot(path=str(artifacts_dir / "console-plan.png"))
 
@@ -199,6 +219,45 @@ def test_hr_signs_in_views_plan_and_dashboard(browser, console_server, artifacts
         assert "status=invited" in page.url
         assert page.locator("#plan a.rot.st-invited").count() > 0
         assert page.locator("#plan a.rot.st-draft").count() <= page.locator("#plan .days").count()
+    finally:
+        context.close()
+
+
+def test_move_a_rotation_with_a_reason_queues_the_invite_update(browser, console_server, artifacts_dir):
+    from models import AuditEvent, OutboundMessage, Rotation
+
+    rid, target = console_server["move_rotation"], console_server["move_to"]
+    context, page = _sign_in(browser, console_server, HR)
+    try:
+        page.goto(console_server["url"] + "/console/plan?weeks=12")
+        page.click(f'#plan a.rot[href="/console/plan/rotations/{rid}"]')  # the bar on the timeline
+        assert page.url.endswith(f"/console/plan/rotations/{rid}")
+        page.fill("#move-start", target.isoformat())
+        page.fill("#move-reason", "Customer workshop that week")
+        page.click("#move-submit")
+        page.wait_for_selector("#confirm-summary")
+        assert target.isoformat() in page.locator("#confirm-summary").inner_text()
+        page.click("#confirm-submit")
+        page.wait_for_selector(".flash")
+        flash = page.locator(".flash").inner_text()
+        assert "Calendar updates queued: 1" in flash, flash
+        assert target.isoformat() in page.locator("#rotation-dates").inner_text()
+        assert "Customer workshop that week" in page.locator("#history").inner_text()
+        page.screenshot(path=str(artifacts_dir / "console-rotation-moved.png"), full_page=True)
+        with Session(console_server["engine"]) as s:
+            rot = s.get(Rotation, rid)
+            assert rot.start == target and rot.locked
+            event = s.exec(select(AuditEvent).where(AuditEvent.action == "rotation.move",
+                                                    AuditEvent.subject_id == str(rid))).one()
+            assert event.actor == HR and event.reason == "Customer workshop that week"
+            update = s.exec(select(OutboundMessage).where(
+                OutboundMessage.idempotency_key == f"invite:{rid}:{console_server['move_sequence'] + 1}")).one()
+            assert update.state == "pending"
+            part = next(p for p in email.message_from_bytes(update.mime).walk()
+                        if p.get_content_type() == "text/calendar")
+            ics = part.get_payload(decode=True).decode()
+            assert "METHOD:REQUEST" in ics and f"SEQUENCE:{console_server['move_sequence'] + 1}" in ics
+            assert f"DTSTART;VALUE=DATE:{target:%Y%m%d}" in ics
     finally:
         context.close()
 

@@ -1,0 +1,354 @@
+"""Mentor pairing over the database (SQLite and PostgreSQL), check-in slots across DST, wrap-up surveys."""
+
+from __future__ import annotations
+
+import time as _time
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import select
+
+from frontline.mentoring import (
+    choose_checkin,
+    checkin_events,
+    events_for,
+    mentor_load,
+    pair_mentors,
+    queue_surveys,
+)
+from frontline.policy import parse_policy
+from models import (
+    Absence,
+    AuditEvent,
+    Department,
+    Employee,
+    MentorPairing,
+    OutboundMessage,
+    PairingFeedback,
+    Rotation,
+    session_scope,
+)
+
+POLICY = parse_policy({"support_department": "Support"})
+AS_OF = date(2027, 2, 1)  # a Monday
+
+
+def _company(session):
+    """Support (3 mentors) + Engineering + Sales; returns dict name -> Employee."""
+    support = Department(name="Support", head_name="S", head_email="s@example.com")
+    eng = Department(name="Engineering", head_name="E", head_email="e@example.com")
+    sales = Department(name="Sales", head_name="L", head_email="l@example.com")
+    session.add_all([support, eng, sales])
+    session.flush()
+    people = {}
+
+    def person(key, dept, tz, langs, skills=(), mentor=False, cap=0):
+        e = Employee(
+            employee_id=key, name=key.title(), email=f"{key}@example.com", department_id=dept.id,
+            hire_date=date(2020, 1, 1), timezone=tz, country="DE", languages=list(langs), skills=list(skills),
+            is_mentor=mentor, mentor_capacity=cap,
+        )
+        session.add(e)
+        people[key] = e
+
+    person("anna", support, "Europe/Berlin", ["en", "de"], ["billing"], mentor=True, cap=2)
+    person("bert", support, "Europe/Berlin", ["en"], ["shipping"], mentor=True, cap=2)
+    person("cleo", support, "America/New_York", ["en", "es"], ["export"], mentor=True, cap=2)
+    person("dora", eng, "Europe/Berlin", ["de", "en"], ["billing"])
+    person("emil", eng, "Europe/Paris", ["en"], ["shipping"])
+    person("finn", sales, "America/New_York", ["es", "en"], ["export"])
+    person("gina", sales, "Asia/Tokyo", ["ja"], [])
+    session.flush()
+    return people
+
+
+def _rotation(session, who, start, weeks=4, kind="cycle", status="draft"):
+    r = Rotation(employee_id=who.id, start=start, end=start + timedelta(weeks=weeks) - timedelta(days=1),
+                 kind=kind, status=status, due=start)
+    session.add(r)
+    session.flush()
+    return r
+
+
+def _active(session):
+    return {p.rotation_id: p for p in session.exec(select(MentorPairing).where(MentorPairing.status == "active")).all()}
+
+
+def _assert_hard_rules(session, pairing):
+    rot = session.get(Rotation, pairing.rotation_id)
+    rotator = session.get(Employee, rot.employee_id)
+    mentor = session.get(Employee, pairing.mentor_id)
+    assert mentor.department_id != rotator.department_id
+    assert set(mentor.languages) & set(rotator.languages)
+    off = lambda e: datetime.combine(rot.start, time(12), ZoneInfo(e.timezone)).utcoffset().total_seconds() / 3600  # noqa: E731
+    assert abs(off(mentor) - off(rotator)) <= POLICY.mentoring.max_timezone_gap_hours
+
+
+def _assert_working_hours(events, mentor_tz, rotator_tz, hours=(9, 17)):
+    for ev in events:
+        for tz in (mentor_tz, rotator_tz):
+            s, e = ev.start.astimezone(ZoneInfo(tz)), ev.end.astimezone(ZoneInfo(tz))
+            assert s.weekday() < 5, (ev, tz)
+            assert time(hours[0]) <= s.time() and (e.hour, e.minute) <= (hours[1], 0) and e.date() == s.date(), (ev, tz)
+
+
+def test_pairs_from_db_with_rules_slots_and_stability(engine, settings):
+    with session_scope(engine) as s:
+        p = _company(s)
+        rots = [_rotation(s, p[k], date(2027, 3, 1) + timedelta(weeks=i)) for i, k in enumerate(["dora", "emil", "finn"])]
+        gina_rot = _rotation(s, p["gina"], date(2027, 3, 1))
+        result = pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
+    assert len(result.created) == 3 and result.kept == 0
+    assert [u["rotation_id"] for u in result.unmatched] == [gina_rot.id]
+    assert result.unmatched[0]["reason"].startswith("no mentor shares a language")
+    assert result.bound is not None and result.bound <= result.objective + 1e-6
+    with session_scope(engine) as s:
+        active = _active(s)
+        assert set(active) == {r.id for r in rots}
+        for pairing in active.values():
+            _assert_hard_rules(s, pairing)
+            events = checkin_events(s, pairing, minutes=30, hours=(9, 17))
+            kinds = [e.kind for e in events]
+            assert kinds == ["kickoff", "checkin", "checkin", "wrapup"]
+            rot = s.get(Rotation, pairing.rotation_id)
+            assert events[0].start.date() == rot.start
+            assert monday_of(events[-1].start.date()) == monday_of(rot.end)
+            mentor, rotator = s.get(Employee, pairing.mentor_id), s.get(Employee, rot.employee_id)
+            _assert_working_hours(events, mentor.timezone, rotator.timezone)
+        first_ids = {k: v.id for k, v in active.items()}
+        # stable: a second run keeps everything and creates nothing
+        again = pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
+        assert again.kept == 3 and again.created == [] and again.replaced == []
+    with session_scope(engine) as s:
+        assert {k: v.id for k, v in _active(s).items()} == first_ids
+        rows = mentor_load(s, POLICY, date(2027, 3, 1), 6)
+        assert sum(r["total"] for r in rows) == 3
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "pairing.run")).first() is not None
+
+
+def monday_of(d):
+    return d - timedelta(days=d.weekday())
+
+
+def test_dry_run_writes_nothing(engine, settings):
+    with session_scope(engine) as s:
+        p = _company(s)
+        _rotation(s, p["dora"], date(2027, 3, 1))
+    with session_scope(engine) as s:
+        result = pair_mentors(s, POLICY, as_of=AS_OF, actor="test", dry_run=True)
+        assert len(result.created) == 1 and result.created[0]["pairing_id"] is None
+    with session_scope(engine) as s:
+        assert s.exec(select(MentorPairing)).all() == []
+
+
+@pytest.mark.parametrize("change", ["leave", "absence"])
+def test_repair_only_what_must_change(engine, settings, change):
+    with session_scope(engine) as s:
+        p = _company(s)
+        r1 = _rotation(s, p["dora"], date(2027, 3, 1))
+        r2 = _rotation(s, p["emil"], date(2027, 3, 1))
+        r3 = _rotation(s, p["finn"], date(2027, 5, 3))
+        pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
+    with session_scope(engine) as s:
+        before = _active(s)
+        victim_id = before[r1.id].mentor_id
+        victim = s.get(Employee, victim_id)
+        if change == "leave":
+            victim.active = False
+            victim.left_on = date(2027, 2, 15)
+            s.add(victim)
+        else:
+            s.add(Absence(employee_id=victim_id, start=date(2027, 3, 10), end=date(2027, 3, 12), reason="leave"))
+    with session_scope(engine) as s:
+        result = pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
+    with session_scope(engine) as s:
+        after = _active(s)
+        affected = {rid for rid, pr in before.items() if pr.mentor_id == victim_id}
+        if change == "absence":  # the absence overlaps only the March rotations
+            affected = {rid for rid in affected if rid in (r1.id, r2.id)}
+        assert {r["rotation_id"] for r in result.replaced} == affected
+        for rid, old in before.items():
+            if rid in affected:
+                old_row = s.get(MentorPairing, old.id)
+                assert old_row.status == "replaced" and old_row.reason
+                assert ("left" if change == "leave" else "absent") in old_row.reason
+                new = after[rid]
+                assert new.id != old.id and new.mentor_id != victim_id and new.sequence == old.sequence + 1
+                _assert_hard_rules(s, new)
+            else:
+                assert after[rid].id == old.id  # untouched
+        events = s.exec(select(AuditEvent).where(AuditEvent.action == "pairing.replaced")).all()
+        assert len(events) == len(affected)
+
+
+def test_never_the_same_mentor_twice(engine, settings):
+    with session_scope(engine) as s:
+        p = _company(s)
+        # Finn (Sales, New York, es/en) can only have Cleo (New York) within 6 h ... and Anna/Bert are 6 h away
+        old = _rotation(s, p["finn"], date(2026, 3, 2), status="done")
+        s.add(MentorPairing(rotation_id=old.id, mentor_id=p["cleo"].id, status="active"))
+        new = _rotation(s, p["finn"], date(2027, 3, 1))
+        pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
+    with session_scope(engine) as s:
+        assert _active(s)[new.id].mentor_id != p["cleo"].id
+        # with every other mentor gone, Finn stays unmatched: only a previous mentor is eligible
+        s.delete(_active(s)[new.id])
+        for k in ("anna", "bert"):
+            e = s.get(Employee, p[k].id)
+            e.is_mentor = False
+            s.add(e)
+    with session_scope(engine) as s:
+        result = pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
+        assert [u["rotation_id"] for u in result.unmatched] == [new.id]
+        assert result.unmatched[0]["reason"] == "only previous mentors are eligible"
+        assert "previous mentor" in result.unmatched[0]["relaxation"]
+
+
+def test_unmatched_capacity_with_relaxation(engine, settings):
+    with session_scope(engine) as s:
+        p = _company(s)
+        for k in ("bert", "cleo"):
+            s.get(Employee, p[k].id).is_mentor = False
+        anna = s.get(Employee, p["anna"].id)
+        anna.mentor_capacity = 1
+        r1 = _rotation(s, p["dora"], date(2027, 3, 1))
+        r2 = _rotation(s, p["emil"], date(2027, 3, 8))
+        result = pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
+    assert len(result.created) == 1 and len(result.unmatched) == 1
+    u = result.unmatched[0]
+    assert u["rotation_id"] in (r1.id, r2.id)
+    assert u["reason"] == "all eligible mentors are at capacity or at their annual cap"
+    assert u["relaxation"] == "possible if Anna had one more seat"
+
+
+# --- check-in slots and DST ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mentor_tz,rotator_tz,start",
+    [
+        ("Europe/Berlin", "America/New_York", date(2027, 3, 8)),  # US switches 14 March, EU 28 March
+        ("America/New_York", "Europe/Berlin", date(2027, 3, 1)),  # US switches 14 March
+        ("Europe/Berlin", "Europe/London", date(2027, 10, 18)),  # EU back to winter time 31 October
+        ("America/New_York", "America/Chicago", date(2027, 10, 25)),  # US back 7 November
+    ],
+)
+def test_checkin_series_keeps_local_time_across_dst(mentor_tz, rotator_tz, start):
+    end = start + timedelta(weeks=4) - timedelta(days=1)
+    slot = choose_checkin(start, end, mentor_tz, rotator_tz, minutes=30, hours=(9, 17))
+    assert slot is not None
+    pairing = MentorPairing(rotation_id=1, mentor_id=1, checkin_weekday=slot[0], checkin_time_utc=slot[1])
+    events = events_for(start, end, pairing, mentor_tz, rotator_tz, 30, (9, 17))
+    assert [e.kind for e in events] == ["kickoff", "checkin", "checkin", "wrapup"]
+    series = [e for e in events if e.kind != "kickoff"]
+    assert len({e.start.astimezone(ZoneInfo(mentor_tz)).time() for e in series}) == 1  # local time kept
+    assert {e.tzid for e in events} == {mentor_tz}
+    utc_times = {e.start.astimezone(ZoneInfo("UTC")).time() for e in series}
+    assert len(utc_times) == 2  # ... so the UTC time moves with DST
+    _assert_working_hours(events, mentor_tz, rotator_tz)
+    for a, b in zip(series, series[1:]):
+        assert (b.start.date() - a.start.date()).days == 7
+
+
+def test_no_slot_without_common_working_hours():
+    assert choose_checkin(date(2027, 3, 1), date(2027, 3, 28), "Asia/Tokyo", "America/New_York") is None
+
+
+def test_checkin_avoids_the_mentors_other_slots():
+    start, end = date(2027, 3, 1), date(2027, 3, 28)
+    first = choose_checkin(start, end, "Europe/Berlin", "Europe/Berlin")
+    p = MentorPairing(rotation_id=1, mentor_id=1, checkin_weekday=first[0], checkin_time_utc=first[1])
+    local = events_for(start, end, p, "Europe/Berlin", "Europe/Berlin", 30, (9, 17))[1].start
+    second = choose_checkin(start, end, "Europe/Berlin", "Europe/Berlin",
+                            taken={(local.weekday(), f"{local:%H:%M}")})
+    assert second != first
+
+
+# --- surveys -------------------------------------------------------------------------------------
+
+
+def _paired(engine):
+    with session_scope(engine) as s:
+        p = _company(s)
+        rot = _rotation(s, p["dora"], date(2027, 3, 1))
+        pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
+        return _active(s)[rot.id].id
+
+
+def test_surveys_queued_once_in_the_last_week(engine, settings):
+    pairing_id = _paired(engine)
+    with session_scope(engine) as s:
+        assert queue_surveys(s, date(2027, 3, 17))["queued"] == 0  # week 3: not yet
+        counts = queue_surveys(s, date(2027, 3, 22))
+        assert counts["queued"] == 2
+        assert queue_surveys(s, date(2027, 3, 24))["queued"] == 0  # idempotent
+        keys = sorted(m.idempotency_key for m in s.exec(select(OutboundMessage)).all())
+        assert keys == [f"survey:{pairing_id}:mentor", f"survey:{pairing_id}:rotator"]
+        body = s.exec(select(OutboundMessage)).first().mime.decode()
+        assert "http://frontline.test/survey/" in body
+
+
+def test_survey_web_form(engine, settings, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from frontline.links import survey_url
+    from frontline.web.app import create_app
+
+    pairing_id = _paired(engine)
+    client = TestClient(create_app())
+    link = survey_url(pairing_id, "rotator")
+    path = link.removeprefix("http://frontline.test")
+    page = client.get(path)
+    assert page.status_code == 200 and "How useful was the pairing" in page.text
+    # forged and tampered tokens
+    assert client.get("/survey/not-a-token").status_code == 403
+    assert client.post(path[:-3] + "xyz", data={"rotation_usefulness": "5", "usefulness": "5"}).status_code == 403
+    # a token for another purpose
+    from frontline.links import observe_url
+
+    other = observe_url(1).rsplit("/", 1)[1]
+    assert client.get(f"/survey/{other}").status_code == 403
+    # expired: minted 31 days ago
+    real = _time.time
+    monkeypatch.setattr(_time, "time", lambda: real() - 31 * 86400)
+    old = survey_url(pairing_id, "mentor")
+    monkeypatch.setattr(_time, "time", real)
+    expired = client.post(old.removeprefix("http://frontline.test"), data={"rotation_usefulness": "4", "usefulness": "4"})
+    assert expired.status_code == 403 and "expired" in expired.text
+    # invalid values are refused, nothing stored
+    bad = client.post(path, data={"rotation_usefulness": "9", "usefulness": "3"})
+    assert bad.status_code == 422
+    with session_scope(engine) as s:
+        assert s.exec(select(PairingFeedback)).all() == []
+    # valid: stored, comment escaped
+    xss = '<script>alert("x")</script>'
+    ok = client.post(path, data={"rotation_usefulness": "4", "usefulness": "5", "comment": xss})
+    assert ok.status_code == 200 and "saved" in ok.text
+    assert "<script>alert" not in ok.text and "&lt;script&gt;" in ok.text
+    # resubmission replaces the answer
+    client.post(path, data={"rotation_usefulness": "2", "usefulness": "3", "comment": "better"})
+    with session_scope(engine) as s:
+        rows = s.exec(select(PairingFeedback)).all()
+        assert [(r.role, r.rotation_usefulness, r.usefulness, r.comment) for r in rows] == [("rotator", 2, 3, "better")]
+        from frontline.mentoring import mentor_feedback
+
+        mentor_id = s.get(MentorPairing, pairing_id).mentor_id
+        assert mentor_feedback(s) == {mentor_id: 3.0}
+
+
+@pytest.mark.prefect
+def test_pair_and_survey_flows(prefect_harness, sqlite_engine, sqlite_settings):
+    from flows.pair import pair_mentors as pair_flow, send_surveys
+
+    (sqlite_settings.policy_path).write_text('support_department = "Support"\n')
+    with session_scope(sqlite_engine) as s:
+        p = _company(s)
+        rot = _rotation(s, p["emil"], date(2027, 3, 1))
+    out = pair_flow(as_of=AS_OF)
+    assert out["summary"]["created"] == 1 and out["summary"]["unmatched"] == 0
+    assert pair_flow(as_of=AS_OF)["summary"]["kept"] == 1
+    assert send_surveys(as_of=date(2027, 3, 23)) == {"due": 2, "queued": 2, "already": 0}
+    assert send_surveys(as_of=date(2027, 3, 23))["queued"] == 0
+    with session_scope(sqlite_engine) as s:
+        assert _active(s)[rot.id].checkin_time_utc is not None

@@ -1,0 +1,214 @@
+"""The mentor-matching optimiser (pure): hard rules, optimality against brute force, unmatched reasons."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from frontline.pairing import Mentor, Rotator, Weights, objective, solve, solve_greedy, violations
+
+W = Weights()
+LANGS = ["en", "de", "ja"]
+DEPTS = ["Support", "Eng", "Sales"]
+ZONES = [-5.0, 0.0, 1.0, 3.0, 9.0]
+SKILLS = ["billing", "export", "shipping"]
+
+
+@st.composite
+def instances(draw, max_rot=6, max_ment=3, weeks=6):
+    n = draw(st.integers(1, max_rot))
+    m = draw(st.integers(1, max_ment))
+    mentors = []
+    for j in range(m):
+        mentors.append(
+            Mentor(
+                key=f"m{j}",
+                dept=draw(st.sampled_from(DEPTS)),
+                languages=frozenset(draw(st.sets(st.sampled_from(LANGS), min_size=1, max_size=2))),
+                skills=frozenset(draw(st.sets(st.sampled_from(SKILLS), max_size=2))),
+                tz_hours=draw(st.sampled_from(ZONES)),
+                capacity=draw(st.integers(0, 2)),
+                annual_cap=draw(st.integers(0, 3)),
+                unavailable_weeks=frozenset(draw(st.sets(st.integers(0, weeks - 1), max_size=2))),
+                ever_mentored=draw(st.booleans()),
+                feedback=draw(st.one_of(st.none(), st.sampled_from([1.0, 3.5, 5.0]))),
+                load_so_far=draw(st.integers(0, 2)),
+                busy_weeks={w: 1 for w in draw(st.sets(st.integers(0, weeks - 1), max_size=2))},
+            )
+        )
+    rotators = []
+    for i in range(n):
+        s = draw(st.integers(0, weeks - 2))
+        e = draw(st.integers(s + 1, min(weeks, s + 3)))
+        rotators.append(
+            Rotator(
+                key=f"r{i}",
+                dept=draw(st.sampled_from(DEPTS)),
+                languages=frozenset(draw(st.sets(st.sampled_from(LANGS), min_size=1, max_size=2))),
+                skills=frozenset(draw(st.sets(st.sampled_from(SKILLS), max_size=2))),
+                tz_hours=draw(st.sampled_from(ZONES)),
+                start_week=s,
+                end_week=e,
+                previous_mentors=frozenset(draw(st.sets(st.sampled_from([x.key for x in mentors]), max_size=1))),
+                is_new_hire=draw(st.booleans()),
+            )
+        )
+    return rotators, mentors
+
+
+def brute_force(rotators, mentors, w=W):
+    """The true optimum: every assignment of each rotator to a mentor or to nobody."""
+    best = None
+    for choice in itertools.product([None] + [x.key for x in mentors], repeat=len(rotators)):
+        a = {r.key: mk for r, mk in zip(rotators, choice) if mk is not None}
+        if violations(rotators, mentors, w, a):
+            continue
+        v = objective(rotators, mentors, w, a)
+        if best is None or v < best:
+            best = v
+    return best
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_every_hard_rule_holds_and_each_unmatched_has_a_reason(inst):
+    rotators, mentors = inst
+    for exact in (True, False):  # the small-instance MIP and the LP column-generation path
+        sol = solve(rotators, mentors, W, exact_pairs=10**9 if exact else 0)
+        assert violations(rotators, mentors, W, sol.assignments) == []
+        assert set(sol.assignments) | {u.key for u in sol.unmatched} == {r.key for r in rotators}
+        assert not set(sol.assignments) & {u.key for u in sol.unmatched}
+        assert all(u.reason for u in sol.unmatched)
+        assert sol.objective == pytest.approx(objective(rotators, mentors, W, sol.assignments))
+        assert sol.bound is not None and sol.bound <= sol.objective + 1e-6
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances(max_rot=5, max_ment=3))
+def test_objective_and_bound_against_brute_force(inst):
+    rotators, mentors = inst
+    opt = brute_force(rotators, mentors)
+    exact = solve(rotators, mentors, W)
+    assert exact.objective == pytest.approx(opt, rel=1e-6, abs=1e-6)
+    cg = solve(rotators, mentors, W, exact_pairs=0, gap_target=0.0)
+    # the bound is a true lower bound and the gap is honest
+    assert cg.bound <= opt + 1e-6
+    assert opt <= cg.objective + 1e-6
+    assert cg.objective - opt <= cg.gap * cg.objective + 1e-6
+
+
+def _m(key, **kw):
+    base = dict(dept="Support", languages=frozenset({"en"}), skills=frozenset(), tz_hours=0.0, capacity=1, annual_cap=5)
+    base.update(kw)
+    return Mentor(key=key, **base)
+
+
+def _r(key, s=0, e=4, **kw):
+    base = dict(dept="Eng", languages=frozenset({"en"}), skills=frozenset(), tz_hours=0.0, start_week=s, end_week=e)
+    base.update(kw)
+    return Rotator(key=key, **base)
+
+
+def test_each_rule_excludes_the_only_mentor():
+    cases = {
+        "own department": (_r("r", dept="Support"), _m("m")),
+        "language": (_r("r", languages=frozenset({"ja"})), _m("m")),
+        "time zone": (_r("r", tz_hours=8.0), _m("m")),
+        "previous": (_r("r", previous_mentors=frozenset({"m"})), _m("m")),
+        "absence": (_r("r"), _m("m", unavailable_weeks=frozenset({2}))),
+        "weekly capacity": (_r("r"), _m("m", busy_weeks={3: 1})),
+        "annual cap": (_r("r"), _m("m", annual_cap=0)),
+    }
+    for name, (r, m) in cases.items():
+        sol = solve([r], [m], W)
+        assert sol.assignments == {}, name
+        assert len(sol.unmatched) == 1, name
+    # and without the obstacle the pair is made
+    assert solve([_r("r")], [_m("m")], W).assignments == {"r": "m"}
+
+
+def test_reasons_and_relaxations():
+    m = _m("m", name="Maya")
+    sol = solve([_r("r", languages=frozenset({"ja"}))], [m], W)
+    assert sol.unmatched[0].reason == "no mentor shares a language (ja)" and sol.unmatched[0].relaxation is None
+    sol = solve([_r("r", tz_hours=7.5)], [m], W)
+    assert sol.unmatched[0].reason == "no mentor in another department within the time-zone limit"
+    assert sol.unmatched[0].relaxation == "possible if the time-zone limit were 8 h"
+    sol = solve([_r("r", previous_mentors=frozenset({"m"}))], [m], W)
+    assert sol.unmatched[0].reason == "only previous mentors are eligible"
+    assert sol.unmatched[0].relaxation == "possible only with a previous mentor again (Maya)"
+    sol = solve([_r("a"), _r("b", s=2, e=6)], [m], W)
+    assert len(sol.assignments) == 1
+    assert sol.unmatched[0].reason == "all eligible mentors are at capacity or at their annual cap"
+    assert sol.unmatched[0].relaxation == "possible if Maya had one more seat"
+    sol = solve([_r("r")], [_m("m", name="Maya", unavailable_weeks=frozenset({1}))], W)
+    assert sol.unmatched[0].reason == "every eligible mentor is absent during the rotation"
+    assert sol.unmatched[0].relaxation == "possible if Maya were not absent during the rotation"
+
+
+def test_weekly_capacity_is_per_week_not_per_horizon():
+    # capacity 1: back-to-back rotations fit, overlapping ones do not
+    sol = solve([_r("a", 0, 4), _r("b", 4, 8), _r("c", 2, 6)], [_m("m", annual_cap=3)], W)
+    assert set(sol.assignments) == {"a", "b"}
+
+
+def test_soft_terms_steer_the_choice():
+    r = _r("r", skills=frozenset({"billing"}), tz_hours=1.0)
+    near = _m("near", tz_hours=1.0)
+    skilled = _m("skilled", tz_hours=0.0, skills=frozenset({"billing"}))
+    assert solve([r], [near, skilled], W).assignments == {"r": "skilled"}  # 3 per skill > 1 per hour
+    good = _m("good", feedback=5.0)
+    poor = _m("poor", feedback=1.0)
+    assert solve([_r("r")], [poor, good], W).assignments == {"r": "good"}
+    newbie = _m("newbie", ever_mentored=False)
+    veteran = _m("veteran", ever_mentored=True, tz_hours=2.0)  # 2 h further away, cheaper than 5
+    assert solve([_r("r", is_new_hire=True)], [newbie, veteran], W).assignments == {"r": "veteran"}
+    assert solve([_r("r", is_new_hire=False)], [newbie, veteran], W).assignments == {"r": "newbie"}
+
+
+def test_load_is_spread_evenly():
+    rotators = [_r(f"r{i}", s=0, e=1) for i in range(4)]
+    mentors = [_m("a", capacity=4), _m("b", capacity=4)]
+    sol = solve(rotators, mentors, W)
+    counts = sorted(list(sol.assignments.values()).count(k) for k in ("a", "b"))
+    assert counts == [2, 2]
+
+
+def test_whole_horizon_beats_week_by_week_greedy():
+    # greedy gives the early rotator the only German speaker's single annual slot... no: the early
+    # rotator speaks English too, so the optimum leaves the German speaker for the later one
+    early = _r("early", 0, 2, languages=frozenset({"en", "de"}), skills=frozenset({"billing"}))
+    late = _r("late", 3, 5, languages=frozenset({"de"}))
+    de = _m("de", languages=frozenset({"de", "en"}), annual_cap=1, skills=frozenset({"billing"}))
+    en = _m("en", languages=frozenset({"en"}))
+    opt = solve([early, late], [de, en], W)
+    greedy = solve_greedy([early, late], [de, en], W)
+    assert opt.assignments == {"early": "en", "late": "de"}
+    assert greedy.assignments == {"early": "de"}
+    assert opt.objective < greedy.objective
+
+
+def test_medium_instance_gap_and_no_violations():
+    import random
+
+    rnd = random.Random(3)
+    mentors = [
+        _m(f"m{j}", tz_hours=rnd.choice(ZONES), capacity=rnd.randint(1, 3), annual_cap=6,
+           languages=frozenset(rnd.sample(LANGS, rnd.randint(1, 2))), skills=frozenset(rnd.sample(SKILLS, 1)),
+           feedback=rnd.choice([None, 2.5, 4.5]), ever_mentored=rnd.random() < 0.7)
+        for j in range(30)
+    ]
+    rotators = []
+    for i in range(200):
+        s = rnd.randrange(48)
+        rotators.append(_r(f"r{i}", s, s + 4, tz_hours=rnd.choice(ZONES), dept=rnd.choice(DEPTS[1:]),
+                           languages=frozenset(rnd.sample(LANGS, rnd.randint(1, 2))),
+                           skills=frozenset(rnd.sample(SKILLS, rnd.randint(0, 2))), is_new_hire=rnd.random() < 0.2))
+    sol = solve(rotators, mentors, W, exact_pairs=0)
+    assert violations(rotators, mentors, W, sol.assignments) == []
+    assert sol.gap is not None and sol.gap < 0.002
+    greedy = solve_greedy(rotators, mentors, W)
+    assert violations(rotators, mentors, W, greedy.assignments) == []
+    assert sol.objective <= greedy.objective

@@ -324,6 +324,38 @@ def _solve_mip(m: _Model, b_ub: np.ndarray, big: float, time_limit: float, rel_g
     return np.round(res.x[:ncol]).astype(np.int64), res.status == 0
 
 
+def _lp_flow(inp: PlanInput, cap: _Capacity, m: _Model, big: float, ndept: int, dept_of_person: np.ndarray, time_limit: float):
+    """The LP in "flow" form: class columns y[c, s] feed node (dept, s) whose total z[d, s] carries the
+    capacity rows. Every y column has two non-zeros (its class row and its node row), so HiGHS works on a
+    far sparser matrix than with the sliding-window rows on every column.
+    Variables: y (columns), slack (per class), z (dept x week). Rows: class eq, node eq, capacity ub."""
+    W, L, R = inp.weeks, inp.length_weeks, cap.R
+    nclass, ncol, nz = len(m.counts), len(m.col_cost), ndept * W
+    col_dept = dept_of_person[m.idx[_first_member(m)]][m.col_class]
+    node = col_dept * W + m.col_start
+    rows = np.concatenate([m.col_class, nclass + node, np.arange(nclass), nclass + np.arange(nz)])
+    cols = np.concatenate([np.arange(ncol), np.arange(ncol), ncol + np.arange(nclass), ncol + nclass + np.arange(nz)])
+    vals = np.concatenate([np.ones(2 * ncol + nclass), -np.ones(nz)])
+    A_eq = sp.csr_matrix((vals, (rows, cols)), shape=(nclass + nz, ncol + nclass + nz))
+    b_eq = np.concatenate([m.counts.astype(np.float64), np.zeros(nz)])
+    z_dept = np.repeat(np.arange(ndept), W)
+    z_start = np.tile(np.arange(W), ndept)
+    Az = _matrix(inp, cap, z_dept, z_start)
+    A_ub = sp.hstack([sp.csr_matrix((Az.shape[0], ncol + nclass)), Az], format="csr")
+    c = np.concatenate([m.col_cost, np.full(nclass, big), np.zeros(nz)])
+    return linprog(
+        c, A_ub=A_ub, b_ub=cap.b_ub, A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs",
+        options={"time_limit": max(time_limit, 1.0), "presolve": True},
+    )
+
+
+def _first_member(m: _Model) -> np.ndarray:
+    """Position (in m.idx) of one member of every class."""
+    first = np.full(len(m.counts), len(m.class_of), dtype=np.int64)
+    np.minimum.at(first, m.class_of, np.arange(len(m.class_of)))
+    return first
+
+
 def _solve_lp(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, big: float, t0: float, stats: dict):
     """LP relaxation by growing windows (column generation on whole start weeks).
 
@@ -340,38 +372,25 @@ def _solve_lp(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, big: 
     while True:
         rounds += 1
         m = _model(inp, P, cap, idx, end)
-        nclass = len(m.counts)
-        A_eq = _eq_matrix(m.col_class, nclass)
-        A_ub = sp.hstack([m.A_ub, sp.csr_matrix((m.A_ub.shape[0], nclass))], format="csr")
-        c = np.concatenate([m.col_cost, np.full(nclass, big)])
-        remaining = inp.time_limit - (time.perf_counter() - t0)
-        res = linprog(
-            c, A_ub=A_ub, b_ub=cap.b_ub, A_eq=A_eq, b_eq=m.counts.astype(np.float64), bounds=(0, None),
-            method="highs", options={"time_limit": max(remaining, 1.0), "presolve": True},
-        )
-        stats.update(lp_rounds=rounds, classes=nclass, columns=len(m.col_cost), rows=int(A_ub.shape[0]))
+        nclass, ncol = len(m.counts), len(m.col_cost)
+        res = _lp_flow(inp, cap, m, big, len(P.depts), P.dept, inp.time_limit - (time.perf_counter() - t0))
+        stats.update(lp_rounds=rounds, classes=nclass, columns=ncol)
         if res.status != 0:
             stats["lp_status"] = res.message
             return m, None, None
-        x = res.x[: len(m.col_cost)]
+        x = res.x[:ncol]
         if (end >= last).all():
             return m, x, float(res.fun)
-        # price the left-out starts: reduced cost = cost - class dual - sum of capacity duals over the weeks
-        mu = res.ineqlin.marginals
-        pi = res.eqlin.marginals[m.class_of]
-        cum = np.concatenate([[0.0], np.cumsum(mu[: cap.R])])
-        seat_sum = cum[weeks + L] - cum[weeks]
-        dual_sum = np.tile(seat_sum, (len(P.depts), 1))
-        for j, d in enumerate(cap.binding):
-            cum_d = np.concatenate([[0.0], np.cumsum(mu[cap.R * (1 + j) : cap.R * (2 + j)])])
-            dual_sum[d] += cum_d[weeks + L] - cum_d[weeks]
+        # price the left-out starts: reduced cost = cost - class dual - dual of its (department, week) node
+        pi = res.eqlin.marginals[:nclass][m.class_of]
+        node_dual = res.eqlin.marginals[nclass:].reshape(len(P.depts), W)
         open_ = np.nonzero(end < last)[0]
         neg_any = np.zeros(len(idx), dtype=bool)
         bound_terms = 0.0
         for chunk in np.array_split(open_, max(1, len(open_) // 20000)):
             p = idx[chunk]
             rc = start_costs(inp, weeks[None, :], P.due[p][:, None], P.nh[p][:, None], P.cur[p][:, None])
-            rc = rc - pi[chunk][:, None] - dual_sum[P.dept[p]]
+            rc = rc - pi[chunk][:, None] - node_dual[P.dept[p]]
             outside = P.allowed[p] & (weeks[None, :] > end[chunk][:, None])
             rc = np.where(outside, rc, np.inf)
             low = rc.min(axis=1)

@@ -217,7 +217,8 @@ def test_oversubscribed_gives_plan_and_reasons():
     codes = {u.key: u.code for u in out.unplaced}
     assert codes["AWAY"] == "blocked"
     assert codes["GONE"] == "no_window"
-    assert codes["E00"] in {"no_seat", "capacity"}
+    assert sum(1 for k in codes if k.startswith("E")) == 27
+    assert all(c in {"no_seat", "department_cap", "capacity"} for k, c in codes.items() if k.startswith("E"))
     assert out.gap is not None and out.gap <= 1e-9
 
 

@@ -143,6 +143,19 @@ def step_import_roster(ctx: DemoContext) -> str:
     return result.summary()
 
 
+def step_pair_mentors(ctx: DemoContext) -> str:
+    from flows.pair import pair_mentors
+    from frontline.cli.common import run_flow
+
+    r = ctx.results["pair_mentors"] = run_flow(pair_mentors, as_of=ctx.today)
+    s = r["summary"]
+    gap = "-" if s["gap"] is None else f"{100 * s['gap']:.3f} %"
+    return (
+        f"{s['created']} rotations paired with a mentor ({s['kept']} kept, {s['replaced']} re-paired, "
+        f"{s['unmatched']} unmatched); optimality gap {gap}"
+    )
+
+
 def step_send_invites(ctx: DemoContext) -> str:
     from flows.invites import send_invites
     from frontline.cli.common import run_flow
@@ -176,6 +189,7 @@ STEPS: list[tuple[str, Step]] = [
     ("generate company", step_generate),
     ("create database", step_init),
     ("import roster", step_import_roster),
+    ("pair mentors", step_pair_mentors),  # after planning (the planner's step goes above this line)
     # keep these three last: they announce what the steps above planned, then deliver all queued mail
     ("send invites", step_send_invites),
     ("send reminders", step_send_reminders),

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_, update
 from sqlmodel import Session, select
 
 from frontline.themes import ThemeInput, find_themes, shorten
@@ -152,8 +152,17 @@ class WeekData:
     opt_outs: set[tuple[int, str]]
 
 
-def _obs_rows(session: Session, where: list, department_ids: list[int] | None) -> list[tuple[Observation, Employee | None]]:
-    stmt = select(Observation, Employee).join(Employee, Observation.rotator_id == Employee.id, isouter=True)
+_OBS_COLUMNS = (
+    Observation.id, Observation.created_at, Observation.text, Observation.impact, Observation.customer_count,
+    Observation.product_area, Observation.category, Observation.target_department_id, Observation.urgent,
+    Observation.rotator_id, Employee.name, Employee.department_id, Observation.ack_state, Observation.ack_by,
+    Observation.ack_at, Observation.theme,
+)
+
+
+def _obs_rows(session: Session, where: list, department_ids: list[int] | None) -> list[tuple]:
+    """Observation columns plus the rotator's name and department (plain rows: no ORM objects, fast)."""
+    stmt = select(*_OBS_COLUMNS).join(Employee, Observation.rotator_id == Employee.id, isouter=True)
     for clause in where:
         stmt = stmt.where(clause)
     if department_ids is not None:
@@ -163,13 +172,12 @@ def _obs_rows(session: Session, where: list, department_ids: list[int] | None) -
     return list(session.exec(stmt.order_by(Observation.id)).all())
 
 
-def _to_obs(o: Observation, e: Employee | None, current: bool) -> Obs:
+def _to_obs(r: tuple, current: bool) -> Obs:
     return Obs(
-        id=o.id, created_at=_aware(o.created_at), text=o.text, impact=o.impact, customer_count=o.customer_count,
-        product_area=o.product_area, category=o.category, target_department_id=o.target_department_id,
-        urgent=o.urgent, rotator_id=o.rotator_id, rotator_name=e.name if e else "(unknown rotator)",
-        rotator_department_id=e.department_id if e else None, ack_state=o.ack_state, ack_by=o.ack_by,
-        ack_at=_aware(o.ack_at), theme=o.theme, current=current,
+        id=r[0], created_at=_aware(r[1]), text=r[2], impact=r[3], customer_count=r[4], product_area=r[5],
+        category=r[6], target_department_id=r[7], urgent=bool(r[8]), rotator_id=r[9],
+        rotator_name=r[10] if r[10] is not None else "(unknown rotator)", rotator_department_id=r[11],
+        ack_state=r[12], ack_by=r[13], ack_at=_aware(r[14]), theme=r[15], current=current,
     )
 
 
@@ -195,11 +203,12 @@ def compute_themes(session: Session, week: str, *, persist: bool = True) -> dict
             (r[0], mapping[r[0]][2]) for r in rows
             if _aware(r[4]) >= start and r[5] != mapping[r[0]][2][:200]
         ]
-        by_id = {o.id: o for o in session.exec(select(Observation).where(Observation.id.in_([c[0] for c in changed])))} if changed else {}
-        for oid, label in changed:
-            by_id[oid].theme = label[:200]
-            session.add(by_id[oid])
-        session.flush()
+        if changed:
+            table = Observation.__table__
+            session.connection().execute(
+                update(table).where(table.c.id == bindparam("oid")).values(theme=bindparam("label")),
+                [{"oid": oid, "label": label[:200]} for oid, label in changed],
+            )
     return mapping
 
 
@@ -218,18 +227,19 @@ def load_week(
         themes = compute_themes(session, week, persist=False)
     window = _obs_rows(session, [Observation.created_at >= prev_start, Observation.created_at < end], department_ids)
     current, previous = [], []
-    for o, e in window:
-        (current if _aware(o.created_at) >= start else previous).append(_to_obs(o, e, _aware(o.created_at) >= start))
+    for r in window:
+        is_current = _aware(r[1]) >= start
+        (current if is_current else previous).append(_to_obs(r, is_current))
     open_urgent = [
-        _to_obs(o, e, False)
-        for o, e in _obs_rows(
+        _to_obs(r, False)
+        for r in _obs_rows(
             session, [Observation.urgent == True, Observation.ack_state == "new", Observation.created_at < start],  # noqa: E712
             department_ids,
         )
     ]
     acted = [
-        _to_obs(o, e, False)
-        for o, e in _obs_rows(session, [Observation.ack_at >= start, Observation.ack_at < end], department_ids)
+        _to_obs(r, False)
+        for r in _obs_rows(session, [Observation.ack_at >= start, Observation.ack_at < end], department_ids)
     ]
     dept_stmt = select(Department).order_by(Department.id)
     if department_ids is not None:

@@ -275,7 +275,7 @@ def test_mentors_page_lists_load(client, engine, company):
     sign_in(client, engine, "hr@example.com")
     r = client.get("/console/mentors")
     assert r.status_code == 200 and "Mentor One" in r.text
-    assert "Rotations without a mentor in this range (1)" in r.text
+    assert "Without a mentor (1)" in r.text
 
 
 def _valid_monday(engine, rotation_id: int, within_weeks: int = 8) -> date:
@@ -377,3 +377,36 @@ def test_dry_run_shows_the_diff_and_apply_writes_it(client, engine):
     with Session(engine) as s:
         assert len(s.exec(select(Rotation)).all()) > before
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "console.plan_apply")).one().reason == "quarterly plan"
+
+
+def test_hr_re_pairs_a_rotator_with_another_mentor(client, engine, company):
+    from frontline import mentoring
+    from frontline.policy import load_policy
+    from models import MentorPairing
+
+    with Session(engine) as s:
+        support = s.exec(select(Department).where(Department.name == "Support")).one()
+        s.add(Employee(employee_id="S2", name="Mentor Two", email="m2@example.com", department_id=support.id,
+                       hire_date=date.today() - timedelta(days=900), timezone="Europe/Berlin", country="DE",
+                       languages=["en"], is_mentor=True, mentor_capacity=2))
+        s.commit()
+        mentoring.pair_mentors(s, load_policy(), actor="test")
+        s.commit()
+        first = s.exec(select(MentorPairing).where(MentorPairing.status == "active")).one()
+        rid, first_mentor = first.rotation_id, first.mentor_id
+    sign_in(client, engine, "hr@example.com")
+    page = client.get(f"/console/plan/rotations/{rid}")
+    assert 'id="repair"' in page.text
+    token = csrf_of(page.text)
+    r = client.post(f"/console/plan/rotations/{rid}/repair", data={"csrf_token": token, "reason": "personal conflict"})
+    assert r.status_code == 200 and "replaced by" in r.text  # the confirmation page
+    with Session(engine) as s:
+        assert s.exec(select(MentorPairing).where(MentorPairing.status == "active")).one().mentor_id == first_mentor
+    r = client.post(f"/console/plan/rotations/{rid}/repair",
+                    data={"csrf_token": token, "reason": "personal conflict", "confirm": "yes"})
+    assert r.status_code == 200
+    with Session(engine) as s:
+        active = s.exec(select(MentorPairing).where(MentorPairing.status == "active")).one()
+        assert active.rotation_id == rid and active.mentor_id != first_mentor
+        old = s.exec(select(MentorPairing).where(MentorPairing.status == "replaced")).one()
+        assert old.mentor_id == first_mentor and "personal conflict" in old.reason

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from frontline import audit
 from frontline.web.auth import ConsoleDenied, Principal, db, page, redirect, require_csrf, require_hr, require_staff
 from frontline.web.console.common import check_department, monday, optional, parse_date, parse_int, policy, today
-from models import AuditEvent, Department, Employee, MentorPairing, PlanRun, Rotation
+from models import AuditEvent, Department, Employee, MentorPairing, PlanRun, Rotation, utcnow
 
 router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], include_in_schema=False)
 
@@ -31,6 +31,7 @@ ACTIONS = {
     "exempt": "Exempt the person",
     "lock": "Lock",
     "unlock": "Unlock",
+    "repair": "Re-pair with another mentor",
 }
 MAX_REASON = 1000
 
@@ -120,10 +121,41 @@ def _perform(session: Session, pol, planning, action: str, rotation: Rotation, e
         session.flush()
         remaining = set(session.exec(select(Rotation.id).where(Rotation.id.in_(affected or [-1]))).all())
         return f"{employee.name} is exempt until {until}; rotations inside it withdrawn", sorted(remaining)
+    if action == "repair":
+        return _repair(session, pol, planning, rotation, employee, reason, actor)
     if action in ("lock", "unlock"):
         getattr(planning, action)(session, rid, reason, actor=actor)
         return f"{employee.name}: rotation {action}ed", [rid]
     raise ConsoleDenied(f"Unknown action {action!r}.", status_code=404)
+
+
+def _repair(session: Session, pol, planning, rotation: Rotation, employee: Employee, reason: str,
+            actor: str) -> tuple[str, list[int]]:
+    """HR replaces the rotator's mentor: the active pairing is marked ``replaced`` (so that mentor is never
+    proposed again for this person) and :func:`frontline.mentoring.pair_mentors` picks the new one. Like
+    the nightly job, that run also pairs any other rotation that still has no mentor."""
+    from frontline import mentoring
+
+    pairing = session.exec(select(MentorPairing).where(MentorPairing.rotation_id == rotation.id,
+                                                       MentorPairing.status == "active")).first()
+    if pairing is None:
+        raise planning.PlanningError(f"{employee.name} has no mentor yet; the pairing job will pair them")
+    old = session.get(Employee, pairing.mentor_id)
+    pairing.status, pairing.reason, pairing.updated_at = "replaced", f"re-paired by HR: {reason}", utcnow()
+    session.add(pairing)
+    audit.record(session, actor=actor, action="pairing.replaced", subject_type="pairing", subject_id=pairing.id,
+                 reason=reason, rotation_id=rotation.id, mentor_id=pairing.mentor_id)
+    session.flush()
+    result = mentoring.pair_mentors(session, pol, actor=actor)
+    new = next((c for c in result.created if c["rotation_id"] == rotation.id), None)
+    if new is None:
+        why = next((u.get("reason") for u in result.unmatched if u.get("rotation_id") == rotation.id), None)
+        raise planning.PlanningError(f"no other mentor fits {employee.name}" + (f": {why}" if why else ""))
+    others = [c["rotation_id"] for c in result.created if c["rotation_id"] != rotation.id]
+    summary = f"{employee.name}: mentor {old.name if old else '?'} replaced by {new['mentor']}"
+    if others:
+        summary += f" (the pairing run also paired {len(others)} other rotation(s) that had no mentor)"
+    return summary, [rotation.id, *others]
 
 
 def queue_invite_updates(session: Session, pol, rotation_ids: list[int]) -> int | None:

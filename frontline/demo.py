@@ -143,6 +143,19 @@ def step_import_roster(ctx: DemoContext) -> str:
     return result.summary()
 
 
+def step_plan_rotations(ctx: DemoContext) -> str:
+    from flows.plan import plan_rotations
+    from frontline.cli.common import run_flow
+
+    r = ctx.results["plan_rotations"] = run_flow(plan_rotations, start=ctx.today, weeks=52)
+    s = r["summary"]
+    gap = "-" if s["gap"] is None else f"{100 * s['gap']:.3f} %"
+    return (
+        f"{s['planned']} rotations planned from {s['horizon_start']} ({s['new_hires']} new hires, {s['late']} late, "
+        f"{s['unplaced_count']} unplaced); objective {s['objective']:.0f}, optimality gap {gap}"
+    )
+
+
 def step_pair_mentors(ctx: DemoContext) -> str:
     from flows.pair import pair_mentors
     from frontline.cli.common import run_flow
@@ -189,6 +202,7 @@ STEPS: list[tuple[str, Step]] = [
     ("generate company", step_generate),
     ("create database", step_init),
     ("import roster", step_import_roster),
+    ("plan rotations", step_plan_rotations),
     ("pair mentors", step_pair_mentors),  # after planning (the planner's step goes above this line)
     # keep these three last: they announce what the steps above planned, then deliver all queued mail
     ("send invites", step_send_invites),

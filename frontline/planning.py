@@ -126,9 +126,31 @@ def _is_fixed(rot: Rotation) -> bool:
 
 
 def load_input(session: Session, policy: Policy, horizon: date, weeks: int) -> _Loaded:
+    """Read the roster, absences and rotations and build the planner's input."""
+    return build_input(
+        policy,
+        horizon,
+        weeks,
+        session.exec(select(Department)).all(),
+        session.exec(select(Employee).order_by(Employee.employee_id)).all(),
+        session.exec(select(Absence)).all(),
+        session.exec(select(Rotation).where(Rotation.status != "cancelled").order_by(Rotation.id)).all(),
+    )
+
+
+def build_input(
+    policy: Policy,
+    horizon: date,
+    weeks: int,
+    departments: list[Department],
+    employees: list[Employee],
+    absence_rows: list[Absence],
+    rotations: list[Rotation],
+) -> _Loaded:
+    """The planner's input from plain rows (no session needed: the benchmark builds rows in memory)."""
     L = policy.length_weeks
-    depts = {d.id: d for d in session.exec(select(Department)).all()}
-    employees = session.exec(select(Employee).order_by(Employee.employee_id)).all()
+    depts = {d.id: d for d in departments}
+    employees = sorted(employees, key=lambda e: e.employee_id)
     headcount: dict[int, int] = defaultdict(int)
     for e in employees:
         if e.active and (e.left_on is None or e.left_on > horizon):
@@ -138,12 +160,12 @@ def load_input(session: Session, policy: Policy, horizon: date, weeks: int) -> _
         fraction = dept.max_away_fraction if dept.max_away_fraction is not None else policy.max_department_away_fraction
         caps[dept.name] = department_cap(fraction, headcount.get(dept_id, 0))
 
-    rotations = session.exec(select(Rotation).where(Rotation.status != "cancelled").order_by(Rotation.id)).all()
     by_emp: dict[int, list[Rotation]] = defaultdict(list)
     for r in rotations:
-        by_emp[r.employee_id].append(r)
+        if r.status != "cancelled":
+            by_emp[r.employee_id].append(r)
     absences: dict[int, list[Absence]] = defaultdict(list)
-    for a in session.exec(select(Absence)).all():
+    for a in absence_rows:
         absences[a.employee_id].append(a)
     blackout_starts: set[int] = set()
     for b in policy.blackouts:
@@ -202,6 +224,11 @@ def load_input(session: Session, policy: Policy, horizon: date, weeks: int) -> _
         if e.left_on is not None:
             deadline = ((e.left_on - horizon).days - 7 * L) // 7
         new_hire = last_rot is None and e.hire_date > horizon - timedelta(weeks=policy.new_hire_within_weeks)
+        if new_hire and hire_week >= weeks:
+            skipped["hired_after_horizon"] += 1
+            for r in future_drafts:
+                stale.append((r, f"hired after the horizon ends ({e.hire_date})"))
+            continue
         if new_hire:
             due_week = hire_week
             due_date = horizon + timedelta(weeks=hire_week)

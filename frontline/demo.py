@@ -75,8 +75,12 @@ def prepare(directory: Path, n_employees: int, seed: int = 7, today: date | None
     the cached settings."""
     from frontline.settings import get_settings
 
+    from models import get_engine
+
     directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
+    ctx = DemoContext(directory=directory, n_employees=n_employees, seed=seed, today=date.today())
+    get_engine(ctx.database_url).dispose()  # pooled connections would keep the deleted file alive
     for name in ("frontline.db", "frontline.db-wal", "frontline.db-shm", "frontline.db-journal"):
         (directory / name).unlink(missing_ok=True)
     outbox = directory / "outbox"
@@ -84,7 +88,6 @@ def prepare(directory: Path, n_employees: int, seed: int = 7, today: date | None
         import shutil
 
         shutil.rmtree(outbox)
-    ctx = DemoContext(directory=directory, n_employees=n_employees, seed=seed, today=date.today())
     os.environ["FRONTLINE_DATABASE_URL"] = ctx.database_url
     os.environ["FRONTLINE_OUTBOX_DIR"] = str(ctx.outbox_dir)
     os.environ["FRONTLINE_POLICY_PATH"] = str(ctx.policy_path)

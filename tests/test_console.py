@@ -410,3 +410,83 @@ def test_hr_re_pairs_a_rotator_with_another_mentor(client, engine, company):
         assert active.rotation_id == rid and active.mentor_id != first_mentor
         old = s.exec(select(MentorPairing).where(MentorPairing.status == "replaced")).one()
         assert old.mentor_id == first_mentor and "personal conflict" in old.reason
+
+
+def test_cli_add_hr_and_bootstrap_link(client, engine):
+    from typer.testing import CliRunner
+
+    from frontline.cli import app as cli
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["users", "add-hr", "New.Admin@Example.com"])
+    assert result.exit_code == 0, result.output
+    assert "new.admin@example.com is an HR admin" in result.output
+    assert runner.invoke(cli, ["console", "link", "stranger@example.com"]).exit_code != 0
+    result = runner.invoke(cli, ["console", "link", "new.admin@example.com"])
+    assert result.exit_code == 0, result.output
+    path = "/" + result.output.strip().split("/", 3)[3]
+    page = client.get(path)
+    r = client.post(path, data={"csrf_token": csrf_of(page.text)}, follow_redirects=False)
+    assert r.status_code == 303
+    assert "new.admin@example.com · HR admin" in client.get("/console").text
+    assert runner.invoke(cli, ["users", "remove-hr", "new.admin@example.com"]).exit_code == 0
+    assert client.get("/console").status_code == 403  # the role is checked on every request
+
+
+def test_head_acknowledges_an_observation_and_the_rotator_is_told(client, engine, company):
+    sign_in(client, engine, "eve@example.com")
+    page = client.get(f"/console/observations/{company['obs_eng']}")
+    assert "Acknowledge" in page.text
+    r = client.post(f"/console/observations/{company['obs_eng']}/ack",
+                    data={"csrf_token": csrf_of(page.text), "state": "planned", "note": "fix in Q1"})
+    assert r.status_code == 200 and "Marked as planned" in r.text
+    with Session(engine) as s:
+        obs = s.get(Observation, company["obs_eng"])
+        assert (obs.ack_state, obs.ack_by, obs.ack_note) == ("planned", "eve@example.com", "fix in Q1")
+        assert s.exec(select(OutboundMessage).where(OutboundMessage.recipient == "p0@example.com")).first() is not None
+    r = client.post(f"/console/observations/{company['obs_fin']}/ack",
+                    data={"csrf_token": csrf_of(page.text), "state": "fixed"})
+    assert r.status_code == 403
+
+
+def test_good_roster_upload_imports_and_lists_new_hires_and_leavers(client, engine):
+    sign_in(client, engine, "hr@example.com")
+    page = client.get("/console/roster")
+    assert "No roster has been imported yet" in page.text
+    departments = ("department,head_name,head_email,max_away_fraction\nSupport,Sue Port,sue@example.com,\n"
+                   "Engineering,Eve Engineer,eve@example.com,\nFinance,Finn Ance,finn@example.com,\n")
+    header = "employee_id,name,email,department,title,hire_date,timezone,country,languages,skills,mentor,mentor_capacity,last_rotation\n"
+    keep = "".join(f"E{i},Person {i},p{i}@example.com,{'Engineering' if i < 3 else 'Finance'},,2024-01-01,Europe/Berlin,DE,en,,no,0,\n"
+                   for i in range(5))  # E5 is missing: a leaver
+    employees = header + keep + "S1,Mentor One,m1@example.com,Support,,2024-01-01,Europe/Berlin,DE,en,,yes,2,\n" \
+        + "N9,Zoë Ñew,zoe@example.com,Finance,,2026-11-02,Europe/Madrid,ES,es;en,,no,0,\n"
+    r = client.post("/console/roster", data={"csrf_token": csrf_of(page.text)},
+                    files={"departments": ("departments.csv", departments.encode("utf-8-sig"), "text/csv"),
+                           "employees": ("employees.csv", employees.encode(), "text/csv")})
+    assert r.status_code == 200, r.text
+    assert "Imported:" in r.text
+    new_hires = r.text.split('id="new-hires"')[1].split("</table>")[0]
+    leavers = r.text.split('id="leavers"')[1].split("</table>")[0]
+    assert "Zoë Ñew" in new_hires and "Person 5" in leavers
+    with Session(engine) as s:
+        assert s.exec(select(Employee).where(Employee.employee_id == "E5")).one().active is False
+
+
+def test_dashboard_participation_and_observation_figures(client, engine, company):
+    with Session(engine) as s:
+        p2 = s.exec(select(Employee).where(Employee.employee_id == "E2")).one()
+        p2.last_rotation = date.today() - timedelta(days=40)  # rotated this cycle
+        s.add(p2)
+        s.commit()
+    sign_in(client, engine, "eve@example.com")  # head of Engineering: E0 (planned late), E1 (nothing), E2 (rotated)
+    r = client.get("/console")
+    assert r.status_code == 200
+    assert 'id="kpi-rotated">1 / 3<' in r.text
+    assert 'id="kpi-overdue" style="color:#b42318">2<' in r.text
+    overdue = r.text.split('id="overdue"')[1].split("</table>")[0]
+    assert "Person 0" in overdue and "Person 1" in overdue and "Person 3" not in overdue
+    weeks = r.text.split('id="observations-per-week"')[1].split("</table>")[0]
+    assert weeks.count('<td class="num">1</td>') == 1  # Engineering's one observation, this week
+    hr = TestClient(client.app, base_url="http://frontline.test")
+    sign_in(hr, engine, "hr@example.com")
+    assert 'id="kpi-rotated">1 / 6<' in hr.get("/console").text

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlmodel import Session, select
 
+from frontline.planning import add_months
 from frontline.web.auth import Principal, current_user, db, page, redirect, require_csrf
 from frontline.web.console.common import iso_week, monday, policy, today, visible_departments
 from models import Employee, Observation, Rotation
@@ -16,18 +17,6 @@ from models import Employee, Observation, Rotation
 router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], include_in_schema=False)
 
 OBSERVATION_WEEKS = 12
-
-
-def months_before(day: date, months: int) -> date:
-    month_index = day.year * 12 + day.month - 1 - months
-    year, month = divmod(month_index, 12)
-    month += 1
-    for d in (day.day, 30, 29, 28):
-        try:
-            return date(year, month, d)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
 
 
 def participation(session: Session, department_ids: list[int], pol, now: date) -> dict:
@@ -38,7 +27,7 @@ def participation(session: Session, department_ids: list[int], pol, now: date) -
     planned rotation starts later than the week it was due, or nothing is planned although the person
     is past due (``last_rotation`` older than a cycle or never rotated, outside the new-hire window).
     """
-    cycle_start = months_before(now, pol.cycle_months)
+    cycle_start = add_months(now, -pol.cycle_months)
     this_monday = monday(now)
     employees = session.exec(
         select(Employee).where(Employee.active.is_(True), Employee.department_id.in_(department_ids or [-1]))
@@ -87,7 +76,7 @@ def participation(session: Session, department_ids: list[int], pol, now: date) -
         if past_due and not in_new_hire_window:
             c["overdue"] += 1
             c["unplanned"] += 1
-            due = months_before(e.last_rotation, -pol.cycle_months) if e.last_rotation else None
+            due = add_months(e.last_rotation, pol.cycle_months) if e.last_rotation else None
             overdue.append({"employee": e, "due": due, "planned": None,
                             "weeks_late": ((this_monday - monday(due)).days // 7) if due else None})
         else:

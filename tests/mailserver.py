@@ -71,3 +71,67 @@ class SMTPServer:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+def make_certificate(directory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (also its own CA); returns (cert.pem, key.pem) paths."""
+    import datetime
+    import ipaddress
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory = Path(directory)
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_path), str(key_path)
+
+
+class TLSServer(SMTPServer):
+    """STARTTLS (``implicit=False``, STARTTLS required, AUTH required) or implicit TLS (``implicit=True``)."""
+
+    def __init__(self, cert: str, key: str, *, implicit: bool, user: str = "ops@corp", password: str = "p:ss w0rd"):
+        import ssl
+
+        from aiosmtpd.smtp import AuthResult
+
+        self.handler = RecordingHandler()
+        self.port = free_port()
+        self.logins: list[str] = []
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+            if ok:
+                self.logins.append(auth_data.login.decode())
+            return AuthResult(success=ok)
+
+        common = dict(hostname="127.0.0.1", port=self.port, server_hostname="localhost", ready_timeout=5.0,
+                      authenticator=authenticator, auth_required=True)
+        if implicit:
+            # the whole connection is TLS; aiosmtpd only counts STARTTLS as TLS for AUTH, so lift that check
+            self.controller = Controller(self.handler, ssl_context=ctx, auth_require_tls=False, **common)
+        else:
+            self.controller = Controller(self.handler, tls_context=ctx, require_starttls=True, **common)

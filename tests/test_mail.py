@@ -254,3 +254,43 @@ def test_deliver_mail_flow_batches_and_counts(prefect_harness, sqlite_engine, sq
     with Session(sqlite_engine) as session:
         audit = session.exec(select(AuditEvent).where(AuditEvent.action == "mail.deliver")).all()
     assert [a.details["sent"] for a in audit] == [4, 0]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # aiosmtpd; the smtps server IS all-TLS
+@pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "smtps"])
+def test_tls_and_login(engine, settings, tmp_path, implicit):
+    """smtp:// upgrades with STARTTLS (the server requires it), smtps:// speaks TLS from the start; both
+    verify the certificate against ?cafile= and log in with the URL-decoded user and password."""
+    from urllib.parse import quote
+
+    from mailserver import TLSServer, make_certificate
+
+    cert, key = make_certificate(tmp_path)
+    server = TLSServer(cert, key, implicit=implicit).start()
+    try:
+        scheme = "smtps" if implicit else "smtp"
+        url = f"{scheme}://{quote('ops@corp', safe='')}:{quote('p:ss w0rd', safe='')}@127.0.0.1:{server.port}?cafile={quote(cert)}"
+        ids = queue(engine, 2)
+        transport = SMTPTransport(url, rate_per_second=1000)
+        assert deliver_pending(engine, transport).sent == 2
+        transport.close()
+        assert server.handler.message_ids() == ids and server.logins == ["ops@corp"]
+        # a wrong password or an untrusted certificate: nothing is sent, the batch is released for later
+        from frontline.mail.transport import TransportUnavailable
+
+        queue(engine, 1, prefix="more")
+        bad = SMTPTransport(url.replace(quote("p:ss w0rd", safe=""), "wrong"), rate_per_second=1000, timeout=2)
+        with pytest.raises(TransportUnavailable, match="cannot connect"):
+            deliver_pending(engine, bad)
+        untrusted = SMTPTransport(url.split("?")[0], rate_per_second=1000)
+        with pytest.raises(TransportUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            deliver_pending(engine, untrusted)
+        assert [r.state for r in rows(engine)] == ["sent", "sent", "pending"]
+        if not implicit:  # tls=none against a server that requires STARTTLS: refused, retried later
+            plain = SMTPTransport(f"smtp://127.0.0.1:{server.port}?tls=none", rate_per_second=1000)
+            result = deliver_pending(engine, plain)
+            plain.close()
+            assert result.retry == 1 and "530" in result.errors[0]
+            assert len(server.handler.messages) == 2
+    finally:
+        server.stop()

@@ -2,7 +2,8 @@
 
 * :class:`SMTPTransport`: ``FRONTLINE_SMTP_URL``. ``smtp://[user:password@]host[:port]`` uses STARTTLS
   whenever the server offers it (``?tls=none`` disables it, ``?tls=starttls`` requires it),
-  ``smtps://...`` connects with implicit TLS (port 465 by default). One connection is reused for a whole
+  ``smtps://...`` connects with implicit TLS (port 465 by default); ``?cafile=/path/ca.pem`` trusts a
+  private CA (certificates and host names are always verified). One connection is reused for a whole
   batch, re-opened after the server drops it, and sends are spaced to ``rate_per_second``.
 * :class:`FolderTransport` (the default when no SMTP URL is set): each message becomes
   ``<outbox_dir>/<hash of Message-ID>.eml``, written to a temporary file and renamed into place, so a
@@ -101,6 +102,7 @@ class SMTPTransport:
         self.port = parts.port or (465 if self.implicit_tls else 25)
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
+        self.cafile = query.get("cafile")  # a private CA for an internal relay (certificates are always verified)
         self.timeout = timeout
         self.min_interval = 1.0 / rate_per_second if rate_per_second > 0 else 0.0
         self._context: ssl.SSLContext | None = None
@@ -115,7 +117,7 @@ class SMTPTransport:
     def context(self) -> ssl.SSLContext:
         """Certificate-verifying TLS context, created on first use (loading the CA store takes time)."""
         if self._context is None:
-            self._context = ssl.create_default_context()
+            self._context = ssl.create_default_context(cafile=self.cafile)
         return self._context
 
     def _connect(self) -> smtplib.SMTP:

@@ -56,7 +56,7 @@ EMPLOYEE_COLUMNS = [
     "last_rotation",
 ]
 ABSENCE_COLUMNS = ["employee_id", "start", "end", "reason"]
-OPTIONAL_COLUMNS = {"max_away_fraction", "title", "languages", "skills", "mentor_capacity", "last_rotation", "reason"}
+OPTIONAL_COLUMNS = {"max_away_fraction", "title", "languages", "skills", "mentor", "mentor_capacity", "last_rotation", "reason"}
 
 RosterSource = Union[Path, str, tuple[str, Union[str, bytes]]]
 

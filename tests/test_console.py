@@ -490,3 +490,24 @@ def test_dashboard_participation_and_observation_figures(client, engine, company
     hr = TestClient(client.app, base_url="http://frontline.test")
     sign_in(hr, engine, "hr@example.com")
     assert 'id="kpi-rotated">1 / 6<' in hr.get("/console").text
+
+
+def test_plan_lists_unplaced_of_the_latest_applied_run(client, engine):
+    from models import PlanRun
+
+    with Session(engine) as s:
+        s.add(PlanRun(horizon_start=date.today(), horizon_weeks=4, dry_run=False,
+                      unplaced=[{"employee_id": "E3", "code": "no_seat", "reason": "no free seat in any allowed week"},
+                                {"employee_id": "E1", "code": "blocked", "reason": "absence covers the window"}]))
+        s.commit()
+        s.add(PlanRun(horizon_start=date.today(), horizon_weeks=4, dry_run=True,
+                      unplaced=[{"employee_id": "E4", "code": "department_cap", "reason": "from a dry run"}]))
+        s.commit()
+    sign_in(client, engine, "hr@example.com")
+    table = client.get("/console/plan").text.split('id="unplaced"')[1].split("</table>")[0]
+    assert "Person 3" in table and "no free seat" in table and "Person 1" in table
+    assert "from a dry run" not in table
+    head = TestClient(client.app, base_url="http://frontline.test")
+    sign_in(head, engine, "eve@example.com")
+    table = head.get("/console/plan").text.split('id="unplaced"')[1].split("</table>")[0]
+    assert "Person 1" in table and "Person 3" not in table  # Finance's person is not Eve's business

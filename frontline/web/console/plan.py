@@ -193,7 +193,8 @@ def build_plan(session: Session, user: Principal, pol, *, start: date, weeks: in
 
 
 def latest_unplaced(session: Session, user: Principal, departments: dict) -> dict | None:
-    run = session.exec(select(PlanRun).order_by(PlanRun.started_at.desc(), PlanRun.id.desc())).first()
+    run = session.exec(select(PlanRun).where(PlanRun.dry_run.is_(False))
+                       .order_by(PlanRun.started_at.desc(), PlanRun.id.desc())).first()
     if run is None:
         return None
     keys = [str(u.get("employee_id") or u.get("key") or "") for u in run.unplaced]

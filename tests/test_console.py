@@ -511,3 +511,20 @@ def test_plan_lists_unplaced_of_the_latest_applied_run(client, engine):
     sign_in(head, engine, "eve@example.com")
     table = head.get("/console/plan").text.split('id="unplaced"')[1].split("</table>")[0]
     assert "Person 1" in table and "Person 3" not in table  # Finance's person is not Eve's business
+
+
+def test_cookie_flags_and_tampered_session(client, engine, monkeypatch):
+    from frontline.settings import get_settings
+
+    header = client.get("/console/signin").headers["set-cookie"]
+    assert "HttpOnly" in header and "samesite=lax" in header.lower() and "Secure" not in header
+    sign_in(client, engine, "hr@example.com")
+    value = client.cookies.get("frontline_console")
+    client.cookies.clear()
+    client.cookies.set("frontline_console", value[:-2] + ("AA" if not value.endswith("AA") else "BB"))
+    r = client.get("/console", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/console/signin")
+    monkeypatch.setenv("FRONTLINE_BASE_URL", "https://frontline.example.com")
+    get_settings.cache_clear()
+    fresh = TestClient(client.app, base_url="https://frontline.test")
+    assert "Secure" in fresh.get("/console/signin").headers["set-cookie"]

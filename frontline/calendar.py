@@ -48,6 +48,9 @@ class TimedEvent:
     duration: timedelta
     description: str = ""
     weekly_count: int | None = None
+    # changed occurrences of the series, same UID (RECURRENCE-ID overrides): (occurrence index from 0,
+    # new start or None to keep the time, summary). E.g. the first week's slot moved to the kickoff.
+    overrides: tuple[tuple[int, datetime | None, str], ...] = ()
 
     def __post_init__(self):
         if self.start.tzinfo is None:
@@ -109,6 +112,30 @@ def _address(person: Person, *, attendee: bool) -> vCalAddress:
     return addr
 
 
+def _vevents(item: AllDayEvent | TimedEvent, *, sequence: int, stamp: datetime) -> list[Event]:
+    """The VEVENTs of one UID: the event (or series master) and any RECURRENCE-ID overrides."""
+    events = [_vevent(item, sequence=sequence, stamp=stamp)]
+    if isinstance(item, TimedEvent) and item.weekly_count and item.weekly_count > 1:
+        for index, new_start, summary in item.overrides:
+            if not 0 <= index < item.weekly_count:
+                raise ValueError(f"{item.uid}: override {index} is outside the {item.weekly_count} occurrences")
+            original = _occurrence(item.start, index)
+            start = new_start or original
+            override = Event.new(
+                uid=item.uid, summary=summary, start=start, end=start + item.duration, stamp=stamp,
+                sequence=sequence, description=item.description or None, recurrence_id=original,
+            )
+            override.add("transp", "OPAQUE")
+            events.append(override)
+    return events
+
+
+def _occurrence(first: datetime, index: int) -> datetime:
+    """The ``index``-th weekly occurrence at the same local wall-clock time (DST-safe)."""
+    local = first.replace(tzinfo=None) + timedelta(weeks=index)
+    return local.replace(tzinfo=first.tzinfo)
+
+
 def _vevent(item: AllDayEvent | TimedEvent, *, sequence: int, stamp: datetime) -> Event:
     if isinstance(item, AllDayEvent):
         event = Event.new(
@@ -164,15 +191,15 @@ def itip_calendar(obj: ItipObject, *, stamp: datetime | None = None) -> Calendar
     stamp = stamp or datetime.now(timezone.utc)
     cal = Calendar.new(prodid=PRODID, method=method)
     del cal["UID"]  # keep the object minimal: the event UID is the one that matters
-    event = _vevent(obj.event, sequence=obj.sequence, stamp=stamp)
-    event.add("organizer", _address(obj.organizer, attendee=False))
-    for person in obj.attendees:
-        event.add("attendee", _address(person, attendee=True))
+    events = _vevents(obj.event, sequence=obj.sequence, stamp=stamp)
     if method == "CANCEL":
-        event.add("status", "CANCELLED")
-    else:
-        event.add("status", "CONFIRMED")
-    cal.add_component(event)
+        events = events[:1]  # cancelling the master cancels the whole series, overrides included
+    for event in events:
+        event.add("organizer", _address(obj.organizer, attendee=False))
+        for person in obj.attendees:
+            event.add("attendee", _address(person, attendee=True))
+        event.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
+        cal.add_component(event)
     _with_timezones(cal, [obj.event])
     return cal
 
@@ -231,7 +258,8 @@ def feed_calendar(
     cal.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
     cal["X-PUBLISHED-TTL"] = ttl
     for item in items:
-        cal.add_component(_vevent(item, sequence=(sequences or {}).get(item.uid, 0), stamp=stamp))
+        for event in _vevents(item, sequence=(sequences or {}).get(item.uid, 0), stamp=stamp):
+            cal.add_component(event)
     _with_timezones(cal, items)
     return cal
 
@@ -347,11 +375,12 @@ def feed_ics(session, row, *, today: date | None = None) -> bytes | None:
         for pairing, rot in pairings:
             mentor = session.get(Employee, pairing.mentor_id)
             rotator = session.get(Employee, rot.employee_id)
-            series = checkin_series(rot, pairing, mentor, minutes, settings.tz) if mentor else None
+            series = checkin_series(rot, pairing, mentor, minutes, settings.tz, rotator=rotator) if mentor else None
             if series is None:
                 continue
             uid = f"feed-checkins-{rot.id}@{domain}"
-            items.append(TimedEvent(uid, f"Check-in: {clean_name(rotator.name)} / {clean_name(mentor.name)}",
-                                    series.first, timedelta(minutes=series.minutes), weekly_count=series.count))
+            names = f"{clean_name(rotator.name)} / {clean_name(mentor.name)}"
+            items.append(TimedEvent(uid, f"Check-in: {names}", series.first, timedelta(minutes=series.minutes),
+                                    weekly_count=series.count, overrides=series.overrides(names)))
             sequences[uid] = rot.sequence
     return feed_calendar(name, items, sequences=sequences).to_ical()

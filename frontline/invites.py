@@ -89,24 +89,34 @@ class CheckinSeries:
     first: datetime  # aware, in the local zone the series keeps
     count: int
     minutes: int
+    kickoff: datetime | None = None  # replaces the first week's occurrence (rotation's first day)
 
     @property
     def when(self) -> str:
         return f"{WEEKDAYS[self.first.weekday()]}s at {self.first:%H:%M} ({self.first.tzinfo.key})"
 
+    def overrides(self, names: str) -> tuple[tuple[int, datetime | None, str], ...]:
+        """Week 1 is the kickoff, the last week the wrap-up (as :func:`frontline.mentoring.checkin_events`)."""
+        if self.count < 2:
+            return ()
+        return ((0, self.kickoff, f"Kickoff: {names}"), (self.count - 1, None, f"Wrap-up: {names}"))
 
-def checkin_series(rotation: Rotation, pairing: MentorPairing, mentor: Employee, minutes: int, org_tz: ZoneInfo) -> CheckinSeries | None:
+
+def checkin_series(rotation, pairing: MentorPairing, mentor: Employee, minutes: int, org_tz: ZoneInfo,
+                   rotator: Employee | None = None, hours: tuple[int, int] = (9, 17)) -> CheckinSeries | None:
     """The weekly check-in series of a pairing, or None when the pairing has no slot.
 
     The pairing stores its slot as weekday + HH:MM UTC for the rotation's first week. The series keeps
     the *local* time that slot has in the mentor's time zone, so it does not move by an hour when
-    daylight saving starts or ends during the rotation.
+    daylight saving starts or ends during the rotation. The kickoff (first day) comes from
+    :func:`frontline.mentoring.events_for`, which owns the meeting rules; in the calendar it replaces
+    the first week's occurrence and the last occurrence is the wrap-up.
     """
     if pairing.checkin_weekday is None or not pairing.checkin_time_utc:
         return None
-    hours, _, mins = pairing.checkin_time_utc.partition(":")
+    hh, _, mins = pairing.checkin_time_utc.partition(":")
     day = rotation.start + timedelta(days=(pairing.checkin_weekday - rotation.start.weekday()) % 7)
-    instant = datetime.combine(day, time(int(hours), int(mins or 0)), tzinfo=timezone.utc)
+    instant = datetime.combine(day, time(int(hh), int(mins or 0)), tzinfo=timezone.utc)
     local_zone = _zone(mentor.timezone, org_tz)
     first = instant.astimezone(local_zone)
     count = 0
@@ -114,7 +124,12 @@ def checkin_series(rotation: Rotation, pairing: MentorPairing, mentor: Employee,
         count += 1
     if count == 0:
         return None
-    return CheckinSeries(first=first, count=count, minutes=minutes)
+    from frontline.mentoring import events_for
+
+    meetings = events_for(rotation.start, rotation.end, pairing, mentor.timezone,
+                          rotator.timezone if rotator else mentor.timezone, minutes, hours)
+    kickoff = next((m.start for m in meetings if m.kind == "kickoff"), None)
+    return CheckinSeries(first=first, count=count, minutes=minutes, kickoff=kickoff)
 
 
 # --- invites ----------------------------------------------------------------------------------------
@@ -212,6 +227,7 @@ def _checkin_mail(session, ctx: _Context, rotation: Rotation, rotator: Employee,
         description=f"Weekly check-in during {rotator.name}'s customer-support rotation "
         f"({longdate(rotation.start)} to {longdate(rotation.end)}).",
         weekly_count=series.count,
+        overrides=series.overrides(f"{rotator.name} / {mentor.name}"),
     )
     obj = ItipObject(method, event, sequence, ctx.organizer, attendees)
     if method == "CANCEL":
@@ -257,7 +273,7 @@ def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: dat
     rotator = session.get(Employee, rotation.employee_id)
     pairing = _active_pairing(session, rotation.id)
     mentor = session.get(Employee, pairing.mentor_id) if pairing else None
-    series = checkin_series(rotation, pairing, mentor, ctx.checkin_minutes, ctx.org_tz) if pairing and mentor else None
+    series = checkin_series(rotation, pairing, mentor, ctx.checkin_minutes, ctx.org_tz, rotator) if pairing and mentor else None
     old_mentor = (
         session.get(Employee, rotation.announced_mentor_id) if rotation.announced_mentor_id is not None else None
     )
@@ -337,7 +353,7 @@ def _series_for(session: Session, rotation: Rotation, mentor: Employee, ctx: _Co
         return None
     start = rotation.announced_start or rotation.start
     announced = SimpleNamespace(start=start, end=start + (rotation.end - rotation.start))
-    return checkin_series(announced, pairing, mentor, ctx.checkin_minutes, ctx.org_tz)
+    return checkin_series(announced, pairing, mentor, ctx.checkin_minutes, ctx.org_tz, session.get(Employee, rotation.employee_id))
 
 
 # --- reminders --------------------------------------------------------------------------------------
@@ -385,7 +401,7 @@ def process_reminders(
         rotator = session.get(Employee, rotation.employee_id)
         pairing = _active_pairing(session, rotation.id)
         mentor = session.get(Employee, pairing.mentor_id) if pairing else None
-        series = checkin_series(rotation, pairing, mentor, checkin_minutes, org_tz) if pairing and mentor else None
+        series = checkin_series(rotation, pairing, mentor, checkin_minutes, org_tz, rotator) if pairing and mentor else None
         base = dict(
             rotator=rotator, mentor=mentor, first_day=longdate(rotation.start), last_day=longdate(rotation.end),
             observe_link=observe_url(rotator.id), checkin_when=series.when if series else None,

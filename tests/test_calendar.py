@@ -117,7 +117,9 @@ def _series(zone: str, start: date, weekday: int, utc_time: str):
 def test_weekly_checkins_keep_local_time_across_dst(zone, start, utc_time, local_hour, utc_hours):
     series = _series(zone, start, 2, utc_time)  # Wednesdays
     assert series.count == 4 and series.first.hour == local_hour
-    event = TimedEvent("checkins-1@example.com", "Check-in", series.first, timedelta(minutes=30), weekly_count=series.count)
+    assert series.kickoff is not None and series.kickoff.weekday() == 0 and series.kickoff.hour == local_hour
+    event = TimedEvent("checkins-1@example.com", "Check-in", series.first, timedelta(minutes=30), weekly_count=series.count,
+                       overrides=series.overrides("R / M"))
     obj = ItipObject("REQUEST", event, 0, ORG, [Person("R", "r@example.com"), Person("M", "m@example.com")])
     ics = itip_calendar(obj).to_ical()
     text = ics.decode()
@@ -129,7 +131,10 @@ def test_weekly_checkins_keep_local_time_across_dst(zone, start, utc_time, local
         assert len(starts) == 4
         assert [s.astimezone(ZoneInfo(zone)).hour for s in starts] == [local_hour] * 4
         assert [s.astimezone(timezone.utc).hour for s in starts] == utc_hours
-        assert all(s.weekday() == 2 for s in starts)
+        assert [s.weekday() for s in starts] == [0, 2, 2, 2]  # week 1: the kickoff on the first day
+        titles = [str(o["SUMMARY"]) for o in sorted(occurrences, key=lambda o: o["DTSTART"].dt)]
+        assert titles == ["Kickoff: R / M", "Check-in", "Check-in", "Wrap-up: R / M"]
+        assert len({str(o["UID"]) for o in occurrences}) == 1
     # the strict parser agrees on the local time and zone of the series
     cal = strict(ics)
     ev = cal.events[0]

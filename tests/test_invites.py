@@ -133,6 +133,10 @@ def test_create_move_cancel_over_real_smtp(engine, settings, smtp):
         ci = by[(who, "checkins")]
         assert ci["method"] == "REQUEST" and ci["seq"] == 0
         assert "DTSTART;TZID=Europe/Berlin:20260318T100000" in ci["raw"] and "BEGIN:VTIMEZONE" in ci["raw"]
+        # week 1's occurrence is the kickoff on the first day; the last one is the wrap-up (same UID)
+        assert "RECURRENCE-ID;TZID=Europe/Berlin:20260318T100000" in ci["raw"]
+        assert "DTSTART;TZID=Europe/Berlin:20260316T100000" in ci["raw"] and "SUMMARY:Wrap-up" in ci["raw"]
+        assert len(ci["strict"].events) == 3 and {e.uid for e in ci["strict"].events} == {ci["uid"]}
     r = rotation(engine, ids["rotation"])
     assert (r.status, r.sequence, r.announced_start, r.announced_state) == ("invited", 0, START, "invited")
     assert rotation(engine, ids["later"]).status == "draft"  # outside the 8-week window: stays draft
@@ -270,13 +274,15 @@ def test_calendar_feeds_personal_team_revoked(engine, settings):
     cal = IcsCalendarStream.calendar_from_ics(res.text)
     assert "METHOD" not in res.text and "ATTENDEE" not in res.text
     assert "REFRESH-INTERVAL;VALUE=DURATION:PT12H" in res.text and "X-PUBLISHED-TTL:PT12H" in res.text
-    summaries = sorted(e.summary for e in cal.events)
-    assert summaries == ["Check-in: Doe, Jane / Max Mentor", "Customer-support rotation (tentative)"]
+    summaries = sorted(e.summary for e in cal.events)  # the series master and its kickoff / wrap-up overrides
+    assert summaries == ["Check-in: Doe, Jane / Max Mentor", "Customer-support rotation (tentative)",
+                         "Kickoff: Doe, Jane / Max Mentor", "Wrap-up: Doe, Jane / Max Mentor"]
     checkin = next(e for e in cal.events if e.summary.startswith("Check-in"))
     assert checkin.dtstart.tzinfo is not None and "BEGIN:VTIMEZONE" in res.text
 
     mentor_feed = IcsCalendarStream.calendar_from_ics(client.get(f"/calendar/{max_token}.ics").text)
-    assert [e.summary for e in mentor_feed.events] == ["Check-in: Doe, Jane / Max Mentor"]  # his own rotation is >1 year away
+    assert sorted(e.summary for e in mentor_feed.events) == [  # his own rotation is more than a year away
+        "Check-in: Doe, Jane / Max Mentor", "Kickoff: Doe, Jane / Max Mentor", "Wrap-up: Doe, Jane / Max Mentor"]
 
     team = IcsCalendarStream.calendar_from_ics(client.get(f"/calendar/{team_token}.ics").text)
     assert sorted(e.summary for e in team.events) == [

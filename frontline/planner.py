@@ -373,8 +373,10 @@ def _solve_lp(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, big: 
         rounds += 1
         m = _model(inp, P, cap, idx, end)
         nclass, ncol = len(m.counts), len(m.col_cost)
+        t_round = time.perf_counter()
         res = _lp_flow(inp, cap, m, big, len(P.depts), P.dept, inp.time_limit - (time.perf_counter() - t0))
         stats.update(lp_rounds=rounds, classes=nclass, columns=ncol)
+        stats.setdefault("lp_round_seconds", []).append(round(time.perf_counter() - t_round, 2))
         if res.status != 0:
             stats["lp_status"] = res.message
             return m, None, None
@@ -386,6 +388,7 @@ def _solve_lp(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, big: 
         node_dual = res.eqlin.marginals[nclass:].reshape(len(P.depts), W)
         open_ = np.nonzero(end < last)[0]
         neg_any = np.zeros(len(idx), dtype=bool)
+        furthest = np.full(len(idx), -1, dtype=np.int64)
         bound_terms = 0.0
         for chunk in np.array_split(open_, max(1, len(open_) // 20000)):
             p = idx[chunk]
@@ -394,8 +397,11 @@ def _solve_lp(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, big: 
             outside = P.allowed[p] & (weeks[None, :] > end[chunk][:, None])
             rc = np.where(outside, rc, np.inf)
             low = rc.min(axis=1)
-            neg = low < -1e-7 * max(1.0, big)
+            tol = -1e-7 * max(1.0, big)
+            neg = low < tol
             neg_any[chunk] = neg
+            # the latest improving start: grow the window past it (duals show how far congestion reaches)
+            furthest[chunk] = np.where(neg, W - 1 - np.argmax((rc < tol)[:, ::-1], axis=1), -1)
             bound_terms += float(np.minimum(low[neg], 0.0).sum())
         if not neg_any.any():
             return m, x, float(res.fun)
@@ -404,7 +410,8 @@ def _solve_lp(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, big: 
             return m, x, float(res.fun) + bound_terms  # Lagrangian bound, valid before convergence
         grow = np.nonzero(neg_any)[0]
         length = end[grow] - first[grow] + 1
-        end[grow] = np.minimum(last[grow], end[grow] + np.maximum(length, inp.initial_window))
+        step = np.maximum(end[grow] + np.maximum(length, inp.initial_window), furthest[grow] + inp.initial_window // 2)
+        end[grow] = np.minimum(last[grow], step)
 
 
 def solve(inp: PlanInput) -> PlanOutput:
@@ -552,16 +559,26 @@ def week_loads(inp: PlanInput, assignments: dict[str, int], people: list[Person]
 def explain_unplaced(inp: PlanInput, people: list[Person], assignments: dict[str, int]) -> list[Unplaced]:
     """Why each of ``people`` has no start: which capacity is full in every allowed start week."""
     seat, dept = week_loads(inp, assignments)
-    L = inp.length_weeks
+    L, W = inp.length_weeks, inp.weeks
+
+    def full_starts(load: np.ndarray, cap: int) -> np.ndarray:
+        """full[s]: some week of a rotation starting in s is at capacity."""
+        at_cap = (load >= cap).astype(np.int64)
+        cum = np.concatenate([[0], np.cumsum(at_cap)])
+        s = np.arange(W)
+        return (cum[np.minimum(s + L, len(load))] - cum[s]) > 0
+
+    seat_full_at = full_starts(seat, inp.seats_per_week)
+    dept_full_at = {d: full_starts(load, _dept_cap(inp, d)) for d, load in dept.items()}
     out = []
     for p in people:
         first, last = person_window(inp, p)
         blocked = p.blocked_starts | inp.blocked_starts
         allowed = [s for s in range(first, last + 1) if s not in blocked]
         cap = _dept_cap(inp, p.dept)
-        dload = dept.get(p.dept)
-        seat_full = [bool((seat[s : s + L] >= inp.seats_per_week).any()) for s in allowed]
-        dept_full = [dload is not None and bool((dload[s : s + L] >= cap).any()) for s in allowed]
+        seat_full = [bool(seat_full_at[s]) for s in allowed]
+        dfull = dept_full_at.get(p.dept)
+        dept_full = [dfull is not None and bool(dfull[s]) for s in allowed]
         window = f"weeks {inp.week_start(first)} to {inp.week_start(last)}"
         if all(seat_full) and not any(dept_full):
             out.append(Unplaced(p.key, "no_seat", f"no free seat in any allowed start week ({window})"))

@@ -269,6 +269,7 @@ class _Data:
         (``cost + lam_m + weekly duals``; the plain cost without duals) and its number of eligible mentors."""
         er, em, ec = [], [], []
         best = np.full(self.n, np.inf)
+        self.last_threshold = thr = np.full(self.n, np.inf)  # smallest key left out of the selection
         count = np.zeros(self.n, dtype=np.int64)
         for b0 in range(0, len(ri_all), block):
             ri = ri_all[b0 : b0 + block]
@@ -286,7 +287,12 @@ class _Data:
             count[ri] = ok.sum(axis=1)
             best[ri] = priced.min(axis=1) if self.m else np.inf
             k = min(size, self.m)
-            top = np.argpartition(key, k - 1, axis=1)[:, :k] if k < self.m else np.tile(np.arange(self.m), (len(ri), 1))
+            if k < self.m:
+                part = np.argpartition(key, k, axis=1)
+                top = part[:, :k]
+                thr[ri] = np.take_along_axis(key, part[:, k : k + 1], axis=1)[:, 0]
+            else:
+                top = np.tile(np.arange(self.m), (len(ri), 1))
             tk = np.take_along_axis(key, top, axis=1)
             keep = np.isfinite(tk)
             rows = np.repeat(ri, top.shape[1]).reshape(top.shape)
@@ -306,17 +312,23 @@ class _Data:
 # The LP / MIP model over a set of candidate edges
 
 
-def _weekly_rows(d: _Data, em: np.ndarray, es: np.ndarray, ee: np.ndarray, rescap: np.ndarray):
+def _expand(d: _Data, em: np.ndarray, es: np.ndarray, ee: np.ndarray):
+    """(edge index, cell = mentor * H + week) for every week of every edge."""
+    lens = ee - es
+    edge_of = np.repeat(np.arange(len(em)), lens)
+    weeks = np.repeat(es, lens) + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
+    return edge_of, np.repeat(em, lens) * d.H + weeks
+
+
+def _weekly_rows(d: _Data, em: np.ndarray, es: np.ndarray, ee: np.ndarray, rescap: np.ndarray, allowed=None):
     """Weekly concurrency rows that can bind for the edges (mentor, start, end).
 
     Returns (row_m, row_w, entries_edge, entries_row): a row (m, w) exists when the edges of m active
     in week w outnumber the residual seats, and it is not dominated by the row of the week before
-    (no edge starts in w and w has no fewer seats)."""
+    (no edge starts in w and w has no fewer seats). ``allowed`` (bool per cell) restricts the rows to
+    those cells (lazy rows: the others are checked on the LP solution and added when violated)."""
     H = d.H
-    lens = ee - es
-    edge_of = np.repeat(np.arange(len(em)), lens)
-    weeks = np.repeat(es, lens) + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
-    cell = np.repeat(em, lens) * H + weeks
+    edge_of, cell = _expand(d, em, es, ee)
     counts = np.bincount(cell, minlength=d.m * H)
     starts = np.zeros(d.m * H, dtype=bool)
     starts[em * H + es] = True
@@ -326,6 +338,8 @@ def _weekly_rows(d: _Data, em: np.ndarray, es: np.ndarray, ee: np.ndarray, resca
     prev_res = np.where(wk > 0, np.roll(flat_res, 1), np.iinfo(np.int64).min)
     dominated = (~starts) & (wk > 0) & (flat_res >= prev_res)
     need &= ~dominated
+    if allowed is not None:
+        need &= allowed
     row_id = np.full(d.m * H, -1, dtype=np.int64)
     cells = np.nonzero(need)[0]
     row_id[cells] = np.arange(len(cells))
@@ -337,7 +351,7 @@ def _weekly_rows(d: _Data, em: np.ndarray, es: np.ndarray, ee: np.ndarray, resca
 class _Model:
     """min sum c_e x_e + P sum s_r + sum q_mk z_mk over a candidate edge set."""
 
-    def __init__(self, d: _Data, rots: np.ndarray, er, em, ec, rescap, annual, load_extra):
+    def __init__(self, d: _Data, rots: np.ndarray, er, em, ec, rescap, annual, load_extra, allowed=None):
         self.d = d
         self.rots = rots  # rotator indices in this model
         self.er, self.em, self.ec = er, em, ec
@@ -370,7 +384,7 @@ class _Model:
         ci1 = np.concatenate([np.arange(E), E + R + np.arange(Z)])
         vi1 = np.concatenate([np.ones(E), -np.ones(Z)])
         es, ee = d.s[er], d.e[er]
-        self.wrow_m, self.wrow_w, ent_e, ent_r = _weekly_rows(d, em, es, ee, rescap)
+        self.wrow_m, self.wrow_w, ent_e, ent_r = _weekly_rows(d, em, es, ee, rescap, allowed)
         W = len(self.wrow_m)
         rows = np.concatenate([ri1, Mn + ent_r])
         cols = np.concatenate([ci1, ent_e])
@@ -382,17 +396,18 @@ class _Model:
     def solve_lp(self):
         res = linprog(
             self.c,
-            A_ub=self.A_ub,
-            b_ub=self.b_ub,
+            A_ub=self.A_ub if self.A_ub.shape[0] else None,
+            b_ub=self.b_ub if self.A_ub.shape[0] else None,
             A_eq=self.A_eq,
             b_eq=np.ones(self.R),
             bounds=(0, 1),
-            method="highs",
+            method="highs-ds",
+            options={"presolve": False},
         )
         if res.status != 0:
             raise RuntimeError(f"LP relaxation failed: {res.message}")
         u = res.eqlin.marginals  # rotator duals
-        lam = -res.ineqlin.marginals  # >= 0
+        lam = -res.ineqlin.marginals if self.A_ub.shape[0] else np.zeros(0)  # >= 0
         return res.fun, res.x, u, lam
 
     def solve_mip(self, time_limit: float):
@@ -424,21 +439,32 @@ def solve(
     weights: Weights = Weights(),
     *,
     initial_candidates: int = 8,
+    pool_size: int = 40,
     columns_per_round: int = 3,
     gap_target: float = 0.001,
     max_rounds: int = 30,
     time_limit: float = 60.0,
     exact_pairs: int = 20_000,
+    lazy_rows: bool = True,
 ) -> Solution:
     """Optimal mentor matching over the whole horizon (see the module docstring)."""
     t0 = time.perf_counter()
+    c0 = time.process_time()
     d = _Data(rotators, mentors, weights)
     stats: dict = {"rotators": d.n, "mentors": d.m}
     if d.n == 0:
         return Solution({}, {}, [], 0.0, 0.0, 0.0, time.perf_counter() - t0, "empty", stats)
     P = weights.unmatched_penalty
     all_r = np.arange(d.n)
-    er, em, ec, _best, count = d.pools(all_r, initial_candidates)
+    # one scan of every pair: each rotator's ``pool_size`` cheapest eligible mentors (priced cheaply in
+    # every round) and the cost threshold below which no eligible mentor lies outside the pool
+    pr, pm, pc, _best, count = d.pools(all_r, pool_size)
+    pthr = d.last_threshold.copy()
+    order = np.lexsort((pc, pr))
+    pr, pm, pc = pr[order], pm[order], pc[order]
+    prank = np.arange(len(pr)) - np.searchsorted(pr, pr)
+    start_sel = prank < initial_candidates
+    er, em, ec = pr[start_sel], pm[start_sel], pc[start_sel]
     stats["eligible_pairs"] = int(count.sum())
     stats["t_scan"] = round(time.perf_counter() - t0, 3)
     rots = np.nonzero(count > 0)[0]
@@ -467,12 +493,23 @@ def solve(
     iterations = 0
     x = None
     model = None
+    allowed = np.zeros(d.m * d.H, dtype=bool) if lazy_rows else None
+    flat_res = np.maximum(rescap.reshape(-1), 0)
     while True:
         iterations += 1
-        t_it = time.perf_counter()
-        model = _Model(d, rots, er, em, ec, rescap, annual, zero_extra)
+        t_it = time.process_time()
+        model = _Model(d, rots, er, em, ec, rescap, annual, zero_extra, allowed)
         lp_value, x, u_r, lam = model.solve_lp()
-        t_lp = time.perf_counter() - t_it
+        t_lp = time.process_time() - t_it
+        rows_added = 0
+        if allowed is not None:  # weekly rows the LP solution violates join the model
+            edge_of, cell = _expand(d, model.em, d.s[model.er], d.e[model.er])
+            use = np.bincount(cell, weights=x[edge_of], minlength=d.m * d.H)
+            bad = (use > flat_res + EPS) & ~allowed
+            rows_added = int(bad.sum())
+            if rows_added:  # every row of a mentor with a violated week (they tend to come in runs)
+                hot = np.unique(np.nonzero(bad)[0] // d.H)
+                allowed.reshape(d.m, d.H)[hot, :] = True
         # price every eligible pair; the duals give a Lagrangian bound valid for the whole problem
         lam_m = np.zeros(d.m)
         lam_m[model.ments] = lam[: model.Mn]
@@ -481,20 +518,48 @@ def solve(
         lw = np.cumsum(lw, axis=1)
         u_full = np.zeros(d.n)
         u_full[rots] = u_r
-        nr, nm, nc, best, _ = d.pools(rots, columns_per_round, lam_m=lam_m, lw=lw, u=u_full)
-        per_rot = np.minimum(P, best[rots]).sum() + P * (d.n - len(rots))
+        in_model = np.isin(pr * d.m + pm, er * d.m + em)
+        pbar = pc + lam_m[pm] + lw[pm, d.e[pr]] - lw[pm, d.s[pr]]
+        best = np.full(d.n, np.inf)
+        np.minimum.at(best, pr, pbar)
+        best = np.minimum(best, pthr)  # outside the pool: priced cost >= cost >= threshold
+        full_scan = False
+        rc = pbar - u_full[pr]
+        cand = np.nonzero((rc < -EPS) & ~in_model)[0]
+        if len(cand):  # at most columns_per_round per rotator, most negative first
+            o = cand[np.lexsort((rc[cand], pr[cand]))]
+            rk = np.arange(len(o)) - np.searchsorted(pr[o], pr[o])
+            o = o[rk < columns_per_round]
+            nr, nm, nc = pr[o], pm[o], pc[o]
+        else:
+            nr = nm = nc = np.zeros(0, dtype=np.int64)
         zterm = 0.0
         for j in np.nonzero(lam_m > EPS)[0]:
             q = weights.load_balance * (d.load0[j] + np.arange(annual[j]))
             zterm += np.minimum(0.0, q - lam_m[j]).sum()
         capterm = -(lam[model.Mn :] * model.b_ub[model.Mn :]).sum()
-        bound = max(bound if bound is not None else -np.inf, per_rot + zterm + capterm)
-        stats.setdefault("lp_log", []).append((model.E, model.W, round(t_lp, 2), round(time.perf_counter() - t_it, 2)))
-        if len(nr) == 0:
+        pool_bound = np.minimum(P, best[rots]).sum() + P * (d.n - len(rots)) + zterm + capterm
+        bound = max(bound if bound is not None else -np.inf, pool_bound)
+        converged_pool = len(nr) == 0 and rows_added == 0
+        if converged_pool and (lp_value - bound) > gap_target * max(lp_value, 1e-9) / 4:
+            # the pool is priced out: scan every eligible pair (exact pricing and bound)
+            full_scan = True
+            nr, nm, nc, fbest, _ = d.pools(rots, columns_per_round, lam_m=lam_m, lw=lw, u=u_full)
+            new = ~np.isin(nr * d.m + nm, er * d.m + em)
+            nr, nm, nc = nr[new], nm[new], nc[new]
+            full_bound = np.minimum(P, fbest[rots]).sum() + P * (d.n - len(rots)) + zterm + capterm
+            bound = max(bound, full_bound)
+        stats.setdefault("lp_log", []).append(
+            (model.E, model.W, rows_added, len(nr), full_scan, round(t_lp, 2), round(time.process_time() - t_it, 2))
+        )
+        if len(nr) == 0 and rows_added == 0:
             break
-        if (lp_value - bound) <= gap_target * max(lp_value, 1e-9) / 4 or iterations >= max_rounds:
-            break
-        if time.perf_counter() - t0 > time_limit / 2:
+        if rows_added == 0 and (lp_value - bound) <= gap_target * max(lp_value, 1e-9) / 4:
+            break  # (the bound is valid as it stands: pool prices plus the outside-pool thresholds)
+        if iterations >= max_rounds or time.perf_counter() - t0 > time_limit / 2:
+            if not full_scan:  # stopped early: still report the exact bound for these duals
+                fbest = d.pools(rots, 1, lam_m=lam_m, lw=lw, u=u_full)[3]
+                bound = max(bound, np.minimum(P, fbest[rots]).sum() + P * (d.n - len(rots)) + zterm + capterm)
             break
         er, em, ec = np.concatenate([er, nr]), np.concatenate([em, nm]), np.concatenate([ec, nc])
     stats["lp_iterations"] = iterations
@@ -507,6 +572,13 @@ def solve(
     # ---- integer solution: fix integral LP values, solve the rest exactly ----
     xe = x[: model.E]
     fixed = xe > 1 - EPS
+    if allowed is not None:  # lazy rows: never fix an assignment that overfills a week
+        edge_of, cell = _expand(d, model.em, d.s[model.er], d.e[model.er])
+        sel = fixed[edge_of]
+        use = np.bincount(cell[sel], minlength=d.m * d.H)
+        over = use > flat_res
+        if over.any():
+            fixed[np.unique(edge_of[sel][over[cell[sel]]])] = False
     assign = np.full(d.n, -1, dtype=np.int64)
     assign[model.er[fixed]] = model.em[fixed]
     sr = x[model.E : model.E + model.R]
@@ -528,6 +600,7 @@ def solve(
             method = "lp+greedy"
             _greedy_fill(d, assign, rest, used_rescap, used_annual)
     stats["t_total"] = round(time.perf_counter() - t0, 3)
+    stats["cpu_total"] = round(time.process_time() - c0, 3)
     return _finish(d, assign, bound, method, t0, stats)
 
 

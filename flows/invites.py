@@ -30,13 +30,15 @@ def _chunks(ids: list[int], size: int) -> list[list[int]]:
 
 
 @task(name="invite-batch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
-def invite_batch(rotation_ids: list[int], as_of: date, announce_weeks: int, checkin_minutes: int) -> dict:
+def invite_batch(rotation_ids: list[int], as_of: date, announce_weeks: int, checkin_minutes: int,
+                 working_hours: tuple[int, int] = (9, 17)) -> dict:
     from frontline.invites import process_invites
     from models import session_scope
 
     with session_scope() as session:
         counts = process_invites(
-            session, rotation_ids, as_of=as_of, announce_weeks=announce_weeks, checkin_minutes=checkin_minutes
+            session, rotation_ids, as_of=as_of, announce_weeks=announce_weeks, checkin_minutes=checkin_minutes,
+            working_hours=tuple(working_hours),
         )
     return counts.as_dict()
 
@@ -50,12 +52,13 @@ def send_invites(as_of: Optional[date] = None, announce_weeks: int = 8) -> dict:
     from models import session_scope
 
     as_of = as_of or _today()
-    minutes = load_policy().mentoring.checkin_minutes
+    mentoring = load_policy().mentoring
+    minutes, hours = mentoring.checkin_minutes, tuple(mentoring.working_hours)
     with session_scope() as session:
         ids = rotations_to_announce(session, as_of, announce_weeks)
     totals = Counts()
     for chunk in _chunks(ids, BATCH):
-        totals.add(Counts(**invite_batch(chunk, as_of, announce_weeks, minutes)))
+        totals.add(Counts(**invite_batch(chunk, as_of, announce_weeks, minutes, hours)))
     result = {"rotations_checked": len(ids), **totals.as_dict()}
     create_table_artifact(
         key="send-invites",
@@ -68,14 +71,15 @@ def send_invites(as_of: Optional[date] = None, announce_weeks: int = 8) -> dict:
 
 
 @task(name="reminder-batch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
-def reminder_batch(rotation_ids: list[int], as_of: date, days_before: list[int], weekly_nudge: bool, checkin_minutes: int) -> dict:
+def reminder_batch(rotation_ids: list[int], as_of: date, days_before: list[int], weekly_nudge: bool, checkin_minutes: int,
+                   working_hours: tuple[int, int] = (9, 17)) -> dict:
     from frontline.invites import process_reminders
     from models import session_scope
 
     with session_scope() as session:
         return process_reminders(
             session, rotation_ids, as_of=as_of, days_before=days_before, weekly_nudge=weekly_nudge,
-            checkin_minutes=checkin_minutes,
+            checkin_minutes=checkin_minutes, working_hours=tuple(working_hours),
         )
 
 
@@ -94,7 +98,8 @@ def send_reminders(as_of: Optional[date] = None) -> dict:
         ids = rotations_for_reminders(session, as_of, days)
     totals = {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0}
     for chunk in _chunks(ids, BATCH):
-        counts = reminder_batch(chunk, as_of, days, policy.reminders.weekly_nudge, policy.mentoring.checkin_minutes)
+        counts = reminder_batch(chunk, as_of, days, policy.reminders.weekly_nudge, policy.mentoring.checkin_minutes,
+                                tuple(policy.mentoring.working_hours))
         for key in totals:
             totals[key] += counts[key]
     result = {"rotations_checked": len(ids), **totals}

@@ -335,9 +335,10 @@ def feed_ics(session, row, *, today: date | None = None) -> bytes | None:
     lo, hi = today - FEED_PAST, today + FEED_AHEAD
     domain = sender_domain(settings.mail_from)
     try:
-        minutes = load_policy().mentoring.checkin_minutes
+        mentoring = load_policy().mentoring
+        minutes, hours = mentoring.checkin_minutes, tuple(mentoring.working_hours)
     except PolicyError:
-        minutes = 30
+        minutes, hours = 30, (9, 17)
     window = select(Rotation).where(Rotation.status != "cancelled", Rotation.end >= lo, Rotation.start <= hi)
     items: list[AllDayEvent | TimedEvent] = []
     sequences: dict[str, int] = {}
@@ -375,7 +376,7 @@ def feed_ics(session, row, *, today: date | None = None) -> bytes | None:
         for pairing, rot in pairings:
             mentor = session.get(Employee, pairing.mentor_id)
             rotator = session.get(Employee, rot.employee_id)
-            series = checkin_series(rot, pairing, mentor, minutes, settings.tz, rotator=rotator) if mentor else None
+            series = checkin_series(rot, pairing, mentor, minutes, settings.tz, rotator=rotator, hours=hours) if mentor else None
             if series is None:
                 continue
             uid = f"feed-checkins-{rot.id}@{domain}"

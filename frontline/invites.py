@@ -142,7 +142,12 @@ def rotations_to_announce(session: Session, as_of: date, announce_weeks: int = 8
         Rotation.status.in_(ACTIVE), Rotation.start <= horizon, Rotation.end >= as_of
     )
     cancelled = select(Rotation.id).where(Rotation.status == "cancelled", Rotation.announced_state == "invited")
-    ids = set(session.exec(active).all()) | set(session.exec(cancelled).all())
+    # announced, then moved (possibly beyond the window): the rotator must hear about the new dates
+    moved = select(Rotation.id).where(
+        Rotation.status.in_(ACTIVE), Rotation.announced_state == "invited", Rotation.announced_start != Rotation.start,
+        Rotation.end >= as_of,
+    )
+    ids = set(session.exec(active).all()) | set(session.exec(cancelled).all()) | set(session.exec(moved).all())
     return sorted(ids)
 
 
@@ -164,6 +169,7 @@ class _Context:
     org_tz: ZoneInfo
     checkin_minutes: int
     stamp: datetime
+    working_hours: tuple[int, int] = (9, 17)
     counts: Counts = field(default_factory=Counts)
 
 
@@ -255,6 +261,7 @@ def process_invites(
     as_of: date,
     announce_weeks: int = 8,
     checkin_minutes: int = 30,
+    working_hours: tuple[int, int] = (9, 17),
     org_tz: ZoneInfo | None = None,
 ) -> Counts:
     """Decide and queue invites for these rotations; updates the rotations. Caller commits."""
@@ -262,7 +269,8 @@ def process_invites(
         from frontline.settings import get_settings
 
         org_tz = get_settings().tz
-    ctx = _Context(organizer=organizer_from_settings(), org_tz=org_tz, checkin_minutes=checkin_minutes, stamp=utcnow())
+    ctx = _Context(organizer=organizer_from_settings(), org_tz=org_tz, checkin_minutes=checkin_minutes, stamp=utcnow(),
+                   working_hours=tuple(working_hours))
     horizon = as_of + timedelta(weeks=announce_weeks)
     for rotation in session.exec(select(Rotation).where(Rotation.id.in_(rotation_ids)).order_by(Rotation.id)).all():
         _process_one(session, ctx, rotation, as_of, horizon)
@@ -273,7 +281,7 @@ def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: dat
     rotator = session.get(Employee, rotation.employee_id)
     pairing = _active_pairing(session, rotation.id)
     mentor = session.get(Employee, pairing.mentor_id) if pairing else None
-    series = checkin_series(rotation, pairing, mentor, ctx.checkin_minutes, ctx.org_tz, rotator) if pairing and mentor else None
+    series = checkin_series(rotation, pairing, mentor, ctx.checkin_minutes, ctx.org_tz, rotator, ctx.working_hours) if pairing and mentor else None
     old_mentor = (
         session.get(Employee, rotation.announced_mentor_id) if rotation.announced_mentor_id is not None else None
     )
@@ -298,7 +306,8 @@ def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: dat
         session.add(rotation)
         return
 
-    if rotation.status not in ACTIVE or rotation.start > horizon or rotation.end < as_of:
+    announced_and_moved = rotation.announced_state == "invited" and rotation.announced_start != rotation.start
+    if rotation.status not in ACTIVE or rotation.end < as_of or (rotation.start > horizon and not announced_and_moved):
         ctx.counts.unchanged += 1
         return
     mentor_id = mentor.id if mentor else None
@@ -353,7 +362,8 @@ def _series_for(session: Session, rotation: Rotation, mentor: Employee, ctx: _Co
         return None
     start = rotation.announced_start or rotation.start
     announced = SimpleNamespace(start=start, end=start + (rotation.end - rotation.start))
-    return checkin_series(announced, pairing, mentor, ctx.checkin_minutes, ctx.org_tz, session.get(Employee, rotation.employee_id))
+    return checkin_series(announced, pairing, mentor, ctx.checkin_minutes, ctx.org_tz,
+                          session.get(Employee, rotation.employee_id), ctx.working_hours)
 
 
 # --- reminders --------------------------------------------------------------------------------------
@@ -381,6 +391,7 @@ def process_reminders(
     days_before: list[int],
     weekly_nudge: bool = True,
     checkin_minutes: int = 30,
+    working_hours: tuple[int, int] = (9, 17),
     org_tz: ZoneInfo | None = None,
 ) -> dict[str, int]:
     """Queue the reminders, welcomes and nudges due on ``as_of`` for these rotations. Caller commits."""
@@ -401,7 +412,7 @@ def process_reminders(
         rotator = session.get(Employee, rotation.employee_id)
         pairing = _active_pairing(session, rotation.id)
         mentor = session.get(Employee, pairing.mentor_id) if pairing else None
-        series = checkin_series(rotation, pairing, mentor, checkin_minutes, org_tz, rotator) if pairing and mentor else None
+        series = checkin_series(rotation, pairing, mentor, checkin_minutes, org_tz, rotator, tuple(working_hours)) if pairing and mentor else None
         base = dict(
             rotator=rotator, mentor=mentor, first_day=longdate(rotation.start), last_day=longdate(rotation.end),
             observe_link=observe_url(rotator.id), checkin_when=series.when if series else None,

@@ -337,3 +337,20 @@ def test_invite_reminder_and_delivery_flows(prefect_harness, sqlite_engine, sqli
     assert delivered["sent"] == 4 and delivered["failed"] == 0
     kinds = sorted(m.get_content_type() for m in smtp.handler.messages)
     assert kinds == ["multipart/alternative", "multipart/mixed", "multipart/mixed", "multipart/mixed"]
+
+
+def test_announced_rotation_moved_beyond_the_window_is_still_updated(engine, settings, smtp):
+    ids = seed(engine)
+    run_invites(engine)
+    with Session(engine) as s:
+        rot = s.get(Rotation, ids["rotation"])
+        rot.start, rot.end = START + timedelta(weeks=20), START + timedelta(weeks=24, days=-1)
+        s.add(rot)
+        s.commit()
+    counts = run_invites(engine)
+    assert counts["updates"] == 1
+    assert deliver(engine, smtp) == 6
+    update = next(summary(m) for m in smtp.handler.messages[3:] if m["To"].addresses[0].addr_spec == "jane@example.com"
+                  and "rotation" in summary(m)["uid"])
+    assert update["seq"] == 1 and update["strict"].events[0].dtstart == START + timedelta(weeks=20)
+    assert run_invites(engine)["queued"] == 0

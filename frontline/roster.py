@@ -199,6 +199,7 @@ class _Table:
         self.problems = problems
         self.ok = False
         self.header: list[str] = []
+        self._records: list[tuple[int, dict[str, str]]] | None = None
         self._text = ""
         if problem:
             self.problem(1, "(file)", problem)
@@ -243,9 +244,17 @@ class _Table:
                 ok = False
         return ok
 
-    def records(self) -> Iterator[tuple[int, dict[str, str]]]:
+    def records(self) -> list[tuple[int, dict[str, str]]]:
+        """(line the record starts on, column -> stripped cell) for every non-blank record; read once."""
+        if self._records is None:
+            self._records = list(self._read_records())
+        return self._records
+
+    def _read_records(self) -> Iterator[tuple[int, dict[str, str]]]:
         reader = self._reader()
         next(reader, None)
+        header = self.header
+        width = len(header)
         last_line = reader.line_num
         while True:
             start = last_line + 1
@@ -257,12 +266,17 @@ class _Table:
                 self.problem(start, "(row)", f"not valid CSV: {exc}")
                 return
             last_line = reader.line_num
-            if not row or not any(cell.strip() for cell in row):
-                continue  # blank lines are allowed
-            if len(row) > len(self.header):
-                self.problem(start, "(row)", f"{len(row)} values but the header has {len(self.header)} columns")
+            if len(row) > width:
+                if any(cell.strip() for cell in row):
+                    self.problem(start, "(row)", f"{len(row)} values but the header has {width} columns")
                 continue
-            cells = {name: (row[i].strip() if i < len(row) else "") for i, name in enumerate(self.header)}
+            cells = dict(zip(header, (cell.strip() for cell in row)))
+            if len(row) < width:
+                if not any(cells.values()):
+                    continue  # blank lines are allowed
+                cells.update((name, "") for name in header[len(row):])
+            elif not any(cells.values()):
+                continue
             yield start, cells
 
 
@@ -556,10 +570,14 @@ def apply_roster(session: Session, parsed: ParsedRoster, actor: str = "cli", tod
     for row in parsed.departments:
         dept_ids[row.name] = existing_depts[row.name.casefold()].id  # type: ignore[assignment]
 
-    # Employees: upsert by employee_id.
-    existing = {e.employee_id: e for e in session.execute(select(Employee)).scalars()}
+    # Employees: upsert by employee_id (plain rows and bulk statements: fast for 100k people).
+    table = Employee.__table__
+    existing = {
+        r.employee_id: r for r in session.execute(select(*(table.c[k] for k in ("id", "employee_id", "active", *_EMPLOYEE_FIELDS))))
+    }
     new_rows: list[dict[str, Any]] = []
-    renamed: list[tuple[Employee, str]] = []
+    updates: list[dict[str, Any]] = []
+    renamed: list[dict[str, Any]] = []
     for row in parsed.employees:
         values = {
             "name": row.name, "email": row.email, "department_id": dept_ids[row.department], "title": row.title,
@@ -567,52 +585,45 @@ def apply_roster(session: Session, parsed: ParsedRoster, actor: str = "cli", tod
             "languages": list(row.languages), "skills": list(row.skills), "is_mentor": row.is_mentor,
             "mentor_capacity": row.mentor_capacity, "last_rotation": row.last_rotation,
         }
-        emp = existing.get(row.employee_id)
-        if emp is None:
+        old = existing.get(row.employee_id)
+        if old is None:
             new_rows.append({**values, "employee_id": row.employee_id, "active": True, "left_on": None,
                              "created_at": now, "updated_at": now})
             result.new_hire_ids.append(row.employee_id)
             continue
-        if emp.last_rotation is not None and (row.last_rotation is None or row.last_rotation < emp.last_rotation):
-            values["last_rotation"] = emp.last_rotation  # never move backwards
-        changed = {k: v for k, v in values.items() if getattr(emp, k) != v}
-        if not emp.active:
+        if old.last_rotation is not None and (row.last_rotation is None or row.last_rotation < old.last_rotation):
+            values["last_rotation"] = old.last_rotation  # never move backwards
+        changed = {k: v for k, v in values.items() if getattr(old, k) != v}
+        if not old.active:
             changed.update(active=True, left_on=None)
         if not changed:
             result.employees_unchanged += 1
             continue
         if "email" in changed:  # park the address first so that swapped addresses never collide
-            renamed.append((emp, changed["email"]))
-            changed["email"] = f"renaming-{emp.id}@frontline.invalid"
-        for k, v in changed.items():
-            setattr(emp, k, v)
-        emp.updated_at = now
-        session.add(emp)
-        result.employees_updated += 1
-    if renamed:
-        session.flush()
-        for emp, email in renamed:
-            emp.email = email
-            session.add(emp)
-    session.flush()
-    if new_rows:
-        for start in range(0, len(new_rows), 2000):
-            session.execute(insert(Employee), new_rows[start : start + 2000])
+            renamed.append({"id": old.id, "email": changed["email"]})
+            changed["email"] = f"renaming-{old.id}@frontline.invalid"
+        updates.append({"id": old.id, **changed, "updated_at": now})
+    result.employees_updated = len(updates)
+    for batch in (updates, renamed):
+        for start in range(0, len(batch), 2000):
+            session.execute(update(Employee), batch[start : start + 2000])
+    for start in range(0, len(new_rows), 2000):
+        session.execute(insert(Employee), new_rows[start : start + 2000])
     result.employees_created = len(new_rows)
 
     # Leavers: active employees missing from the import.
     in_file = {e.employee_id for e in parsed.employees}
-    leavers = [e for e in existing.values() if e.active and e.employee_id not in in_file]
-    for emp in leavers:
-        emp.active = False
-        emp.left_on = today
-        emp.updated_at = now
-        session.add(emp)
-        result.left_ids.append(emp.employee_id)
+    leavers = [r for r in existing.values() if r.active and r.employee_id not in in_file]
+    leaver_ids = [r.id for r in leavers]
+    for start in range(0, len(leaver_ids), 1000):
+        session.execute(
+            update(table).where(table.c.id.in_(leaver_ids[start : start + 1000]))
+            .values(active=False, left_on=today, updated_at=now)
+        )
+    result.left_ids = [r.employee_id for r in leavers]
     result.employees_left = len(leavers)
     if leavers:
-        session.flush()
-        result.rotations_cancelled = _cancel_future_rotations(session, [e.id for e in leavers], today, now)
+        result.rotations_cancelled = _cancel_future_rotations(session, leaver_ids, today, now)
 
     # Absences: replace the set of every employee in the import.
     if parsed.absences is not None:

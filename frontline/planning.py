@@ -33,7 +33,7 @@ from sqlmodel import Session, select
 from frontline import audit
 from frontline.planner import LockedRotation, Person, PlanInput, PlanOutput, department_cap, solve, week_loads
 from frontline.policy import Policy
-from models import Absence, Department, Employee, PlanRun, Rotation, utcnow
+from models import Absence, Department, Employee, MentorPairing, PlanRun, Rotation, utcnow
 
 FIXED_STATUSES = {"invited", "done"}
 
@@ -362,17 +362,10 @@ def plan_rotations(
     def remove(rot: Rotation, why: str, employee_id: str) -> None:
         nonlocal removed
         removed += 1
-        action = "cancelled" if rot.announced_start is not None else "deleted"
+        action = "cancelled" if _must_cancel(session, rot) else "deleted"
         changes.append({"employee_id": employee_id, "action": action, "old_start": rot.start.isoformat(), "new_start": None, "why": why})
-        if dry_run:
-            return
-        audit.record(session, actor=actor, action=f"rotation.{action}", subject_type="rotation", subject_id=rot.id,
-                     reason=why, employee_id=employee_id, start=rot.start.isoformat())
-        if rot.announced_start is not None:
-            rot.status, rot.change_reason, rot.updated_at = "cancelled", why, now
-            session.add(rot)
-        else:
-            session.delete(rot)
+        if not dry_run:
+            withdraw(session, rot, why, actor, employee_id=employee_id)
 
     emp_key_of = {}
     for rot, why in loaded.stale_drafts:
@@ -458,6 +451,27 @@ def plan_rotations(
                      planned=result.planned, created=created, moved=moved, kept=kept, removed=removed,
                      unplaced=len(unplaced), objective=out.objective, lower_bound=out.lower_bound)
     return result
+
+
+def _must_cancel(session: Session, rot: Rotation) -> bool:
+    """Announced rotations, and rotations that already have a mentor pairing, are cancelled (so the
+    rotator and mentor hear about it); never-announced drafts are deleted."""
+    if rot.announced_start is not None or rot.status in FIXED_STATUSES:
+        return True
+    return session.exec(select(MentorPairing.id).where(MentorPairing.rotation_id == rot.id)).first() is not None
+
+
+def withdraw(session: Session, rot: Rotation, why: str, actor: str, **details: Any) -> str:
+    """Cancel or delete ``rot`` with an audit event; returns ``cancelled`` or ``deleted``."""
+    action = "cancelled" if _must_cancel(session, rot) else "deleted"
+    audit.record(session, actor=actor, action=f"rotation.{action}", subject_type="rotation", subject_id=rot.id,
+                 reason=why, start=rot.start.isoformat(), **details)
+    if action == "cancelled":
+        rot.status, rot.change_reason, rot.updated_at = "cancelled", why, utcnow()
+        session.add(rot)
+    else:
+        session.delete(rot)
+    return action
 
 
 # --------------------------------------------------------------------------------------------------
@@ -648,14 +662,7 @@ def exempt(session: Session, employee_id: str, until: date, reason: str, actor: 
     for rot in session.exec(select(Rotation).where(Rotation.employee_id == e.id).where(Rotation.status.in_(["draft", "invited"]))).all():
         if rot.start <= until and rot.start >= today:
             withdrawn.append(rot.id)
-            why = f"employee exempt until {until}: {reason}"
-            audit.record(session, actor=actor, action="rotation.cancelled" if rot.announced_start or rot.status == "invited" else "rotation.deleted",
-                         subject_type="rotation", subject_id=rot.id, reason=why)
-            if rot.announced_start is not None or rot.status == "invited":
-                rot.status, rot.change_reason, rot.updated_at = "cancelled", why, utcnow()
-                session.add(rot)
-            else:
-                session.delete(rot)
+            withdraw(session, rot, f"employee exempt until {until}: {reason}", actor, employee_id=e.employee_id)
     audit.record(session, actor=actor, action="employee.exempt", subject_type="employee", subject_id=e.employee_id, reason=reason,
                  until=until.isoformat(), withdrawn_rotations=withdrawn)
     return e

@@ -485,6 +485,8 @@ def test_dashboard_participation_and_observation_figures(client, engine, company
     assert 'id="kpi-overdue" style="color:#b42318">2<' in r.text
     overdue = r.text.split('id="overdue"')[1].split("</table>")[0]
     assert "Person 0" in overdue and "Person 1" in overdue and "Person 3" not in overdue
+    rotated = r.text.split('id="rotated-list"')[1].split("</details>")[0]
+    assert "Person 2" in rotated and "Person 0" not in rotated
     weeks = r.text.split('id="observations-per-week"')[1].split("</table>")[0]
     assert weeks.count('<td class="num">1</td>') == 1  # Engineering's one observation, this week
     hr = TestClient(client.app, base_url="http://frontline.test")

@@ -44,6 +44,7 @@ def participation(session: Session, department_ids: list[int], pol, now: date) -
     per_dept: dict[int, Counter] = defaultdict(Counter)
     overdue: list[dict] = []
     on_rotation: list[dict] = []
+    rotated_people: list[dict] = []
     for e in employees:
         rots = by_employee.get(e.id, [])
         started = [r for r in rots if r.start <= now]
@@ -59,6 +60,8 @@ def participation(session: Session, department_ids: list[int], pol, now: date) -
             on_rotation.append({"employee": e, "rotation": current})
         if rotated:
             c["rotated"] += 1
+            last = max([r.start for r in started] + ([e.last_rotation] if e.last_rotation else []))
+            rotated_people.append({"employee": e, "when": last})
             continue
         if exempt:
             c["exempt"] += 1
@@ -85,8 +88,9 @@ def participation(session: Session, department_ids: list[int], pol, now: date) -
     total = Counter()
     for c in per_dept.values():
         total.update(c)
+    rotated_people.sort(key=lambda p: (p["employee"].department_id, p["employee"].name))
     return {"per_department": per_dept, "total": total, "overdue": overdue, "on_rotation": on_rotation,
-            "cycle_start": cycle_start}
+            "rotated": rotated_people, "cycle_start": cycle_start}
 
 
 def observation_weeks(session: Session, department_ids: list[int] | None, now: date) -> dict:

@@ -53,3 +53,54 @@ def test_resource_ids_round_trip():
     assert resource_id("E-1.2") == "frontline.employee.E-1.2"
     assert employee_id_from_resource("frontline.employee.E-1.2") == "E-1.2"
     assert employee_id_from_resource("E7") == "E7"
+
+
+def _policy(settings, **overrides):
+    from pathlib import Path
+
+    from frontline.policy import load_policy
+
+    example = Path(__file__).resolve().parent.parent / "frontline.example.toml"
+    text = example.read_text()
+    for key, value in overrides.items():
+        import re
+
+        text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
+    settings.policy_path.write_text(text)
+    return load_policy()
+
+
+def test_plan_new_hire_adds_one_rotation_and_moves_nobody(settings, engine):
+    from sqlmodel import select
+
+    from frontline.onboarding import plan_new_hire
+    from models import AuditEvent, Employee, Rotation, session_scope
+
+    today = date(2026, 11, 24)  # a Tuesday; the horizon starts Monday 2026-11-30
+    # one seat per week: the new hire must go around the existing drafts, which must not move
+    policy = _policy(settings, seats_per_week=1)
+    _people(engine, today)
+    with session_scope(engine) as s:
+        old = s.exec(select(Employee).where(Employee.employee_id == "OLD")).one()
+        taken = [date(2026, 12, 28)]
+        for start in taken:
+            s.add(Rotation(employee_id=old.id, start=start, end=start + timedelta(weeks=4, days=-1),
+                           kind="cycle", status="draft", due=start))
+    with session_scope(engine) as s:
+        out = plan_new_hire(s, policy, "NEW", today=today)
+    assert out["status"] == "planned", out
+    start = date.fromisoformat(out["start"])
+    assert start.weekday() == 0 and start >= today
+    # the blackout 2026-12-21..2027-01-03 blocks every start up to 2026-12-28 (4-week rotations), and OLD's
+    # draft holds the single seat 2026-12-28..2027-01-24: without it the answer would be 2027-01-04
+    assert start == date(2027, 1, 25), start
+    with session_scope(engine) as s:
+        rows = s.exec(select(Rotation).order_by(Rotation.start)).all()
+        assert sorted(r.start for r in rows if r.employee_id != s.exec(
+            select(Employee.id).where(Employee.employee_id == "NEW")).one()) == taken, "nobody else moved"
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "rotation.created")).all()
+    with session_scope(engine) as s:
+        again = plan_new_hire(s, policy, "NEW", today=today)
+    assert again["status"] == "already_planned" and again["rotation_id"] == out["rotation_id"]
+    with session_scope(engine) as s:
+        assert plan_new_hire(s, policy, "SUPPORTER", today=today)["status"] == "not_planned"

@@ -112,9 +112,6 @@ def test_work_pool_pull_step_and_concurrency(config, deployments):
 def test_onboarding_trigger(deployments):
     from prefect.events import DeploymentEventTrigger
 
-    if not (ROOT / "flows" / "onboarding.py").exists():
-        pytest.skip("flows/onboarding.py not written yet")
-
     onboarding = [d for d in deployments if d["entrypoint"] == "flows/onboarding.py:onboard_new_hire"]
     assert len(onboarding) == 1
     triggers = onboarding[0]["triggers"]

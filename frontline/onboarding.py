@@ -1,0 +1,90 @@
+"""Onboarding one new hire between nightly runs: an *add-only* planner run for that person.
+
+:func:`plan_new_hire` places one person into the current plan without moving anybody else: every other
+person's rotation (drafts included) counts as fixed capacity, and the same solver, rules and policy as
+the nightly plan decide the new hire's start week (seats per week, department cap, absences,
+blackouts, onboarding window). The nightly ``plan-rotations`` run may later move the draft like any
+other (stable re-planning keeps it unless something must change).
+
+Idempotent: a person who already has a rotation in the horizon is left alone and reported as such.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+
+from frontline import audit
+from frontline.policy import Policy
+from models import Employee, Rotation
+
+
+def plan_new_hire(
+    session: Session,
+    policy: Policy,
+    employee_id: str,
+    *,
+    today: date | None = None,
+    weeks: int = 52,
+    actor: str = "flow:onboard-new-hire",
+) -> dict[str, Any]:
+    """Give ``employee_id`` (external id) a draft rotation if they need one. Caller commits.
+
+    Returns ``{"employee_id", "status", "rotation_id", "start", "reason"}`` with status ``planned``,
+    ``already_planned``, ``not_planned`` (not someone to plan now: left, support, exempt, not due) or
+    ``unplaced`` (no start week satisfies the rules; ``reason`` says which rule binds).
+    """
+    from frontline.planner import LockedRotation, solve
+    from frontline.planning import load_input, monday_on_or_after, rotation_end, today_in_org
+
+    emp = session.exec(select(Employee).where(Employee.employee_id == employee_id)).first()
+    if emp is None:
+        raise LookupError(f"no employee with employee_id {employee_id!r}")
+    horizon = monday_on_or_after(today or today_in_org())
+    result: dict[str, Any] = {"employee_id": employee_id, "status": "", "rotation_id": None, "start": None, "reason": ""}
+
+    existing = session.exec(
+        select(Rotation)
+        .where(Rotation.employee_id == emp.id, Rotation.status != "cancelled", Rotation.end >= horizon)
+        .order_by(Rotation.start)
+    ).first()
+    if existing is not None:
+        return result | {"status": "already_planned", "rotation_id": existing.id, "start": existing.start.isoformat()}
+
+    loaded = load_input(session, policy, horizon, weeks)
+    person = next((p for p in loaded.inp.people if p.key == employee_id), None)
+    if person is None:
+        return result | {"status": "not_planned", "reason": "not someone to plan now (left, support, exempt or not due)"}
+
+    by_key = {p.key: p for p in loaded.inp.people}
+    others = [
+        LockedRotation(key, by_key[key].dept, (rot.start - horizon).days // 7)
+        for key, rot in loaded.drafts.items()
+        if key != employee_id
+    ]
+    inp = dataclasses.replace(loaded.inp, people=[person], locked=list(loaded.inp.locked) + others)
+    out = solve(inp)
+    if employee_id not in out.assignments:
+        reason = out.unplaced[0].reason if out.unplaced else "no feasible start week"
+        audit.record(session, actor=actor, action="onboarding.unplaced", subject_type="employee",
+                     subject_id=employee_id, reason=reason)
+        return result | {"status": "unplaced", "reason": reason}
+
+    start = horizon + timedelta(weeks=out.assignments[employee_id])
+    rotation = Rotation(
+        employee_id=emp.id,
+        start=start,
+        end=rotation_end(start, policy.length_weeks),
+        kind=loaded.kinds[employee_id],
+        status="draft",
+        due=loaded.due_dates[employee_id],
+        change_reason="planned at hire (onboarding)",
+    )
+    session.add(rotation)
+    session.flush()
+    audit.record(session, actor=actor, action="rotation.created", subject_type="rotation", subject_id=rotation.id,
+                 reason="new hire onboarding (add-only plan)", employee_id=employee_id, start=start.isoformat())
+    return result | {"status": "planned", "rotation_id": rotation.id, "start": start.isoformat()}

@@ -244,6 +244,8 @@ def _checkin_mail(session, ctx: _Context, rotation: Rotation, rotator: Employee,
         subject=subject, method=method, what="checkins", update=update, recipient=recipient, other=other,
         for_mentor=for_mentor, first_day=longdate(rotation.start), last_day=longdate(rotation.end),
         checkin_when=series.when, checkin_count=series.count, checkin_first=longdate(series.first.date()),
+        checkin_last=longdate((series.first + timedelta(weeks=series.count - 1)).date()),
+        checkin_kickoff=f"{longdate(series.kickoff.date())} at {series.kickoff:%H:%M}" if series.kickoff and series.count > 1 else None,
         checkin_minutes=series.minutes, reason=reason,
     )
     msg = invite_message(

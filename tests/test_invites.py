@@ -137,6 +137,10 @@ def test_create_move_cancel_over_real_smtp(engine, settings, smtp):
         assert "RECURRENCE-ID;TZID=Europe/Berlin:20260318T100000" in ci["raw"]
         assert "DTSTART;TZID=Europe/Berlin:20260316T100000" in ci["raw"] and "SUMMARY:Wrap-up" in ci["raw"]
         assert len(ci["strict"].events) == 3 and {e.uid for e in ci["strict"].events} == {ci["uid"]}
+    mentor_mail = next(m for m in smtp.handler.messages if m["To"].addresses[0].addr_spec == "max@example.com")
+    text = mentor_mail.get_body(("plain",)).get_content()
+    assert "kickoff Monday 16 March 2026 at 10:00, then Wednesdays at 10:00 (Europe/Berlin)" in text
+    assert "until the wrap-up on Wednesday 8 April 2026" in text
     r = rotation(engine, ids["rotation"])
     assert (r.status, r.sequence, r.announced_start, r.announced_state) == ("invited", 0, START, "invited")
     assert rotation(engine, ids["later"]).status == "draft"  # outside the 8-week window: stays draft

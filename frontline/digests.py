@@ -323,7 +323,8 @@ class ThemeSummary:
     def ack_summary(self) -> str:
         if not self.actionable:
             return ""
-        parts = [f"{n} {ACK_LABELS.get(s, s)}" for s, n in sorted(self.ack.items()) if n]
+        parts = [f"{n} {'awaiting your response' if s == 'new' else ACK_LABELS.get(s, s)}"
+                 for s, n in sorted(self.ack.items()) if n]
         return ", ".join(parts)
 
 
@@ -526,12 +527,10 @@ def _context(content: DigestContent, recipient: str, limits: Limits) -> dict[str
         themes = []
         for t in s.themes[: limits.themes]:
             actions = []
-            if t.actionable:
-                actions = [
-                    (ACK_LABELS[a], theme_action_url(content.department_id, content.week, t.product_area,
-                                                     t.category, t.label, recipient, a))
-                    for a in THEME_ACTIONS
-                ]
+            if t.actionable:  # one signed token per theme; the pre-selected action rides in the query string
+                base = theme_action_url(content.department_id, content.week, t.product_area, t.category, t.label,
+                                        recipient)
+                actions = [(ACK_LABELS[a], f"{base}?action={a}") for a in THEME_ACTIONS]
             themes.append({
                 "t": t,
                 "quotes": [
@@ -700,7 +699,7 @@ def preview_digests(
         rendered = render_digest(content, recipient)
         base = out_dir / f"{_slug(dept.name)}-{week}"
         base.with_suffix(".html").write_text(rendered.html, encoding="utf-8")
-        base.with_suffix(".txt").write_text(f"Subject: {rendered.subject}\n\n{rendered.text}", encoding="utf-8")
+        base.with_suffix(".txt").write_text(f"Subject: {rendered.subject}\n\n{rendered.text}\n", encoding="utf-8")
         out.files = [str(base.with_suffix(".html")), str(base.with_suffix(".txt"))]
         out.skipped = "preview written"
     return outcomes

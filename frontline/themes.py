@@ -9,7 +9,7 @@ Two stages, both deterministic (same input, same themes, same labels):
    such as "customer" dropped, light suffix stemming) and vectorised with TF-IDF over word 1-2 grams
    *and* character 3-5 grams (robust to typos and inflections). Cosine distances are clustered with
    average-linkage agglomerative clustering cut at ``distance_threshold``; groups too large for a dense
-   distance matrix use connected components of the thresholded similarity graph instead.
+   distance matrix are clustered from an evenly spaced sample, the rest assigned to the nearest theme.
 
 Each theme gets a short readable label: the first clause of its most central observation (highest mean
 similarity to the other members), shortened on a word boundary. Labels are what
@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 DEFAULT_DISTANCE_THRESHOLD = 0.93  # tuned on bench/themes.py: fewer, larger themes beat fragments
-DENSE_GROUP_LIMIT = 3000  # above this, a group is clustered with the sparse graph method
+DENSE_GROUP_LIMIT = 2500  # above this, a group is clustered from a sample (memory stays bounded)
+ASSIGN_SIMILARITY = 0.15  # large groups: an item joins a sample theme at this centroid cosine
 LABEL_CHARS = 70
 FRAGMENT_FRACTION = 0.05  # clusters below this share of their group (min 3) join their nearest larger theme ...
 FRAGMENT_SIMILARITY = 0.15  # ... when at least this similar (centroid cosine)
@@ -163,15 +164,31 @@ def _cluster_dense(x, threshold: float) -> np.ndarray:
     return model.fit_predict(dist)
 
 
-def _cluster_sparse(x, threshold: float) -> np.ndarray:
-    from scipy.sparse.csgraph import connected_components
+def _cluster_large(x, threshold: float, sample: int) -> np.ndarray:
+    """Groups too big for one dense distance matrix: cluster an evenly spaced sample densely, assign
+    every other item to the most similar sample theme (centroid cosine >= ``ASSIGN_SIMILARITY``), and
+    cluster what is left the same way (recursively). Memory O(sample^2 + n * themes); deterministic."""
+    from sklearn.preprocessing import normalize
 
-    # Much stricter cut than average linkage uses: single-link components chain easily. Near-duplicates
-    # join here; looser paraphrases stay apart and are then offered to _absorb_fragments.
-    sim = (x @ x.T).tocsr()
-    sim.data[sim.data < 1.0 - threshold * 0.5] = 0
-    sim.eliminate_zeros()
-    _n, labels = connected_components(sim, directed=False)
+    n = x.shape[0]
+    if n <= sample:
+        return _cluster_dense(x, threshold)
+    picked = np.unique(np.linspace(0, n - 1, sample).round().astype(int))
+    sample_labels = _cluster_dense(x[picked], threshold)
+    k = int(sample_labels.max()) + 1
+    centroids = normalize(np.vstack([np.asarray(x[picked[sample_labels == c]].mean(axis=0)) for c in range(k)]))
+    sims = np.asarray(x @ centroids.T)
+    best = sims.argmax(axis=1)
+    labels = np.where(sims[np.arange(n), best] >= ASSIGN_SIMILARITY, best, -1)
+    labels[picked] = sample_labels
+    rest = np.flatnonzero(labels < 0)
+    if len(rest):
+        if len(rest) == n:  # nothing attached: avoid endless recursion, split the rest by position
+            halves = np.array_split(rest, 2)
+            for h in halves:
+                labels[h] = _cluster_large(x[h], threshold, sample) + labels.max() + 1
+        else:
+            labels[rest] = _cluster_large(x[rest], threshold, sample) + k
     return labels
 
 
@@ -211,7 +228,7 @@ def cluster_texts(
     if x.shape[0] <= DENSE_GROUP_LIMIT:
         labels = _cluster_dense(x, distance_threshold)
     else:
-        labels = _cluster_sparse(x, distance_threshold)
+        labels = _cluster_large(x, distance_threshold, DENSE_GROUP_LIMIT)
     if fragment_fraction > 0 and x.shape[0] >= 10:
         labels = _absorb_fragments(x, labels, fragment_fraction, fragment_similarity)
     return labels, x
@@ -243,7 +260,8 @@ def find_themes(
                 order = idx
             else:
                 sub = x[idx]
-                centrality = np.asarray((sub @ sub.T).sum(axis=1)).ravel()
+                # sum of similarities to all members = similarity to the members' sum (O(nnz))
+                centrality = np.asarray(sub @ np.asarray(sub.sum(axis=0)).ravel()).ravel()
                 # most central first; ties broken by the earlier id (stable sort over id order)
                 order = idx[np.argsort(-np.round(centrality, 9), kind="stable")]
             ids = [members[i].id for i in order]

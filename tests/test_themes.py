@@ -60,12 +60,12 @@ def test_labels_are_short_readable_and_deterministic():
     assert a == b
 
 
-def test_large_group_uses_sparse_path_and_keeps_everyone():
+def test_large_group_uses_sampled_path_and_keeps_everyone():
     import frontline.themes as themes_mod
 
     texts = [f"{EXPORT[i % 4]} (case {i})" for i in range(40)] + [f"{OTHER[0]} (case {i})" for i in range(40)]
     old = themes_mod.DENSE_GROUP_LIMIT
-    themes_mod.DENSE_GROUP_LIMIT = 10  # force the connected-components path on a small input
+    themes_mod.DENSE_GROUP_LIMIT = 10  # force the sample-and-assign path on a small input
     try:
         themes = find_themes(_items(texts))
     finally:

@@ -632,9 +632,11 @@ def apply_roster(session: Session, parsed: ParsedRoster, actor: str = "cli", tod
         for a in parsed.absences:
             wanted[ids[a.employee_id]].add((a.start, a.end, a.reason))
         current: dict[int, dict[tuple[date, date, str], int]] = {}
-        for ab in session.execute(select(Absence)).scalars():
-            if ab.employee_id in wanted:
-                current.setdefault(ab.employee_id, {})[(ab.start, ab.end, ab.reason)] = ab.id
+        for aid, emp_id, a_start, a_end, reason in session.execute(
+            select(Absence.id, Absence.employee_id, Absence.start, Absence.end, Absence.reason)
+        ):
+            if emp_id in wanted:
+                current.setdefault(emp_id, {})[(a_start, a_end, reason)] = aid
         stale = [aid for emp_id, spans in current.items() for span, aid in spans.items() if span not in wanted[emp_id]]
         if stale:
             for start in range(0, len(stale), 1000):

@@ -141,8 +141,17 @@ def start_costs(inp: PlanInput, starts, due, new_hire, current) -> np.ndarray:
     return cost
 
 
-def person_cost(inp: PlanInput, p: Person, start: int) -> float:
-    cur = -1e9 if p.current_start is None else p.current_start
+def _current_valid(inp: PlanInput, p: Person) -> bool:
+    first, last = person_window(inp, p)
+    c = p.current_start
+    return c is not None and first <= c <= last and c not in p.blocked_starts and c not in inp.blocked_starts
+
+
+def person_cost(inp: PlanInput, p: Person, start: int | None) -> float:
+    """Cost of starting ``p`` in week ``start`` (None: unplaced)."""
+    if start is None:
+        return unplaced_penalty(inp) + (inp.weights.move if _current_valid(inp, p) else 0.0)
+    cur = p.current_start if _current_valid(inp, p) else -1e9
     return float(start_costs(inp, [start], [p.due_week], [p.is_new_hire], [cur])[0])
 
 
@@ -247,6 +256,7 @@ class _Model:
     col_start: np.ndarray
     col_cost: np.ndarray
     A_ub: sp.csr_matrix
+    slack_cost: np.ndarray  # per class: the unplaced penalty (+ the move cost when dropping an existing draft)
 
 
 @dataclass
@@ -296,7 +306,8 @@ def _model(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, end: np.
     rep_p = idx[rep]
     col_cost = start_costs(inp, col_start, P.due[rep_p][col_class], P.nh[rep_p][col_class], P.cur[rep_p][col_class])
     A = _matrix(inp, cap, P.dept[rep_p][col_class], col_start)
-    return _Model(idx, class_of, counts, col_class.astype(np.int64), col_start.astype(np.int64), col_cost, A)
+    slack = unplaced_penalty(inp) + np.where(P.cur[rep_p] != NO_START, inp.weights.move, 0.0)
+    return _Model(idx, class_of, counts, col_class.astype(np.int64), col_start.astype(np.int64), col_cost, A, slack)
 
 
 def _eq_matrix(col_class: np.ndarray, nclass: int) -> sp.csr_matrix:
@@ -310,7 +321,7 @@ def _solve_mip(m: _Model, b_ub: np.ndarray, big: float, time_limit: float, rel_g
     nclass, ncol = len(m.counts), len(m.col_cost)
     A_eq = _eq_matrix(m.col_class, nclass)
     A_full = sp.hstack([m.A_ub, sp.csr_matrix((m.A_ub.shape[0], nclass))], format="csr")
-    c = np.concatenate([m.col_cost, np.full(nclass, big)])
+    c = np.concatenate([m.col_cost, m.slack_cost])
     ub = np.concatenate([m.counts[m.col_class], m.counts]).astype(np.float64)
     res = milp(
         c,
@@ -342,7 +353,7 @@ def _lp_flow(inp: PlanInput, cap: _Capacity, m: _Model, big: float, ndept: int, 
     z_start = np.tile(np.arange(W), ndept)
     Az = _matrix(inp, cap, z_dept, z_start)
     A_ub = sp.hstack([sp.csr_matrix((Az.shape[0], ncol + nclass)), Az], format="csr")
-    c = np.concatenate([m.col_cost, np.full(nclass, big), np.zeros(nz)])
+    c = np.concatenate([m.col_cost, m.slack_cost, np.zeros(nz)])
     return linprog(
         c, A_ub=A_ub, b_ub=cap.b_ub, A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs",
         options={"time_limit": max(time_limit, 1.0), "presolve": True},
@@ -535,7 +546,8 @@ def _objective(inp: PlanInput, P: _People, start_of: np.ndarray, idx: np.ndarray
     ok = s != NO_START
     p = idx[ok]
     cost = start_costs(inp, s[ok], P.due[p], P.nh[p], P.cur[p]).sum() if len(p) else 0.0
-    return float(cost + big * (~ok).sum())
+    dropped = idx[~ok]
+    return float(cost + big * len(dropped) + inp.weights.move * (P.cur[dropped] != NO_START).sum())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -612,25 +624,27 @@ def greedy(inp: PlanInput) -> PlanOutput:
     assignments: dict[str, int] = {}
     costs: dict[str, float] = {}
     unplaced: list[Unplaced] = []
+    costs_unplaced: list[float] = []
     for p in people:
         first, last = person_window(inp, p)
         blocked = p.blocked_starts | inp.blocked_starts
         cap = _dept_cap(inp, p.dept)
         dload = dept[pos[p.dept]]
-        start = None
-        for s in range(first, last + 1):
-            if s not in blocked and _fits(seat, dload, s, L, inp.seats_per_week, cap):
-                start = s
-                break
+        allowed = [s for s in range(first, last + 1) if s not in blocked]
+        if not allowed:  # like the optimiser: listed, not part of the objective
+            code = "no_window" if first > last else "blocked"
+            unplaced.append(Unplaced(p.key, code, "no possible start week"))
+            continue
+        start = next((s for s in allowed if _fits(seat, dload, s, L, inp.seats_per_week, cap)), None)
         if start is None:
             unplaced.append(Unplaced(p.key, "capacity", "greedy found no start"))
+            costs_unplaced.append(person_cost(inp, p, None))
             continue
         seat[start : start + L] += 1
         dload[start : start + L] += 1
         assignments[p.key] = start
         costs[p.key] = person_cost(inp, p, start)
-    big = unplaced_penalty(inp)
-    objective = float(sum(costs.values()) + big * len(unplaced))
+    objective = float(sum(costs.values()) + sum(costs_unplaced))
     return PlanOutput(assignments, sorted(unplaced), objective, None, None, time.perf_counter() - t0, {"method": "greedy"}, costs)
 
 

@@ -51,14 +51,20 @@ def _is_transport_error(state) -> bool:
 
 
 @flow(name="deliver-mail")
-def deliver_mail(batch_size: int = 200, max_batches: Optional[int] = None) -> dict:
-    """Deliver every due outbox message; returns counts (batches, claimed, sent, retry, failed)."""
+def deliver_mail(batch_size: int = 200, max_batches: Optional[int] = None, retry_delay_seconds: float = 5.0) -> dict:
+    """Deliver every due outbox message; returns counts (batches, claimed, sent, retry, failed).
+
+    When the transport is unavailable, a batch task is retried 3 times after ``retry_delay_seconds``,
+    twice that, and four times that; then the flow run fails and the messages stay queued."""
     from frontline.audit import record
     from models import session_scope
 
+    batch_task = deliver_mail_batch.with_options(
+        retry_delay_seconds=exponential_backoff(backoff_factor=retry_delay_seconds) if retry_delay_seconds > 0 else 0
+    )
     totals = {"batches": 0, "claimed": 0, "sent": 0, "retry": 0, "failed": 0}
     while max_batches is None or totals["batches"] < max_batches:
-        counts = deliver_mail_batch(batch_size)
+        counts = batch_task(batch_size)
         totals["batches"] += 1
         for key in ("claimed", "sent", "retry", "failed"):
             totals[key] += counts[key]

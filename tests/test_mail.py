@@ -294,3 +294,40 @@ def test_tls_and_login(engine, settings, tmp_path, implicit):
             assert len(server.handler.messages) == 2
     finally:
         server.stop()
+
+
+@pytest.mark.prefect
+def test_deliver_mail_flow_retries_the_batch_while_the_server_is_down(prefect_harness, sqlite_engine, sqlite_settings, monkeypatch):
+    """A listener that hangs up at once: every connection fails, the batch task is retried (3 retries),
+    then the run fails and the messages stay pending with no attempt counted."""
+    import socket as socketlib
+
+    from flows.mail import deliver_mail
+    from frontline.mail.transport import TransportUnavailable
+    from frontline.settings import get_settings
+
+    listener = socketlib.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted = []
+
+    def hang_up():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    monkeypatch.setenv("FRONTLINE_SMTP_URL", f"smtp://127.0.0.1:{listener.getsockname()[1]}?tls=none")
+    get_settings.cache_clear()
+    queue(sqlite_engine, 3)
+    try:
+        with pytest.raises(TransportUnavailable):
+            deliver_mail(retry_delay_seconds=0)
+    finally:
+        listener.close()
+    assert len(accepted) == 4  # first try + 3 retries
+    assert all(r.state == "pending" and r.attempts == 0 for r in rows(sqlite_engine))

@@ -235,6 +235,17 @@ def current_rotation(session: Session, employee_id: int, on: date | None = None)
     ).first()
 
 
+def current_rotation_id(session: Session, employee_id: int, on: date | None = None) -> Optional[int]:
+    """Like :func:`current_rotation` but only the id (the submission hot path loads no entity)."""
+    on = on or org_today()
+    return session.exec(
+        select(Rotation.id)
+        .where(Rotation.employee_id == employee_id, Rotation.status != "cancelled")
+        .where(Rotation.start <= on, Rotation.end >= on)
+        .order_by(Rotation.start.desc())
+    ).first()
+
+
 def mentor_for(session: Session, rotation_id: Optional[int]) -> Optional[Employee]:
     if rotation_id is None:
         return None
@@ -280,6 +291,7 @@ def _check_rate(session: Session, rotator_id: int, limit: int, now: datetime) ->
 class Submission:
     observation: Observation
     created: bool  # False: an idempotent replay of an earlier client_request_id
+    department_name: Optional[str] = None  # the target department's name (when already known)
 
 
 def submit(
@@ -298,17 +310,20 @@ def submit(
     raw = data.model_dump(exclude_unset=True) if isinstance(data, ObservationIn) else dict(data)
     crid = raw.get("client_request_id")
     if crid:
-        earlier = session.exec(select(Observation).where(Observation.client_request_id == crid)).first()
-        if earlier is not None:
-            if earlier.rotator_id != rotator.id:
+        hit = session.exec(
+            select(Observation.id, Observation.rotator_id).where(Observation.client_request_id == crid)
+        ).first()
+        if hit is not None:
+            if hit[1] != rotator.id:
                 raise ObservationConflict(f"client_request_id {crid!r} was already used by someone else")
-            return Submission(earlier, False)
-    names = departments if departments is not None else department_names(session)
+            return Submission(session.get(Observation, hit[0]), False)
+    ids_by_name = dict(session.exec(select(Department.name, Department.id)).all())
+    names = departments if departments is not None else list(ids_by_name)
     obs_in = validate_observation(raw, policy, names)
     target_name = obs_in.target_department or suggested_department(obs_in.product_area, policy, names)
-    if target_name is None:
+    if target_name is None or target_name not in ids_by_name:
         raise _validation_error("target_department", "choose the department that should hear about this")
-    department = session.exec(select(Department).where(Department.name == target_name)).one()
+    department_id = ids_by_name[target_name]
     now = utcnow()
     _check_rate(session, rotator.id, policy.observations.submissions_per_hour, now)
 
@@ -317,11 +332,11 @@ def submit(
     counts = dict(text_counts)
     for kind, n in suggestion_counts.items():
         counts[kind] = counts.get(kind, 0) + n
-    rotation = current_rotation(session, rotator.id)
+    rotation_id = current_rotation_id(session, rotator.id)
     obs = Observation(
         client_request_id=crid,
         rotator_id=rotator.id,
-        rotation_id=rotation.id if rotation else None,
+        rotation_id=rotation_id,
         created_at=now,
         text=text,
         suggestion=suggestion,
@@ -329,22 +344,24 @@ def submit(
         customer_count=obs_in.customer_count,
         product_area=obs_in.product_area,
         category=obs_in.category,
-        target_department_id=department.id,
+        target_department_id=department_id,
         urgent=obs_in.urgent,
         source=source,
         redactions=counts,
     )
-    try:
-        with session.begin_nested():
-            session.add(obs)
-            session.flush()
-    except IntegrityError:
-        if not crid:
-            raise
-        earlier = session.exec(select(Observation).where(Observation.client_request_id == crid)).first()
-        if earlier is None or earlier.rotator_id != rotator.id:
-            raise ObservationConflict(f"client_request_id {crid!r} was already used by someone else") from None
-        return Submission(earlier, False)
+    if not crid:  # no unique key that a concurrent request could take: no savepoint needed
+        session.add(obs)
+        session.flush()
+    else:
+        try:
+            with session.begin_nested():
+                session.add(obs)
+                session.flush()
+        except IntegrityError:
+            earlier = session.exec(select(Observation).where(Observation.client_request_id == crid)).first()
+            if earlier is None or earlier.rotator_id != rotator.id:
+                raise ObservationConflict(f"client_request_id {crid!r} was already used by someone else") from None
+            return Submission(earlier, False)
     audit.record(
         session,
         actor=rotator.email,
@@ -355,12 +372,12 @@ def submit(
         urgent=obs.urgent,
         product_area=obs.product_area,
         category=obs.category,
-        target_department=department.name,
+        target_department=target_name,
         redactions=counts,
     )
     if obs.urgent:
-        send_escalation(session, obs, level=1, department=department, rotator=rotator)
-    return Submission(obs, True)
+        send_escalation(session, obs, level=1, rotator=rotator)
+    return Submission(obs, True, target_name)
 
 
 def submit_observation(
@@ -571,14 +588,19 @@ def revoke_api_token(session: Session, name: str) -> int:
     return len(rows)
 
 
-def authenticate_api_token(session: Session, secret: str) -> "ApiToken | None":
-    """The active token for ``secret`` (looked up by its hash), or None."""
+def authenticate_api_token(session: Session, secret: str):
+    """The active token for ``secret`` (looked up by its hash) as a row (``id``, ``name``,
+    ``employee_id``, ``revoked_at``), or None."""
     from frontline.security import hash_secret
     from models import ApiToken
 
     if not secret or len(secret) > 200:
         return None
-    row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_secret(secret))).first()
+    row = session.exec(
+        select(ApiToken.id, ApiToken.name, ApiToken.employee_id, ApiToken.revoked_at).where(
+            ApiToken.token_hash == hash_secret(secret)
+        )
+    ).first()
     if row is None or row.revoked_at is not None:
         return None
-    return row
+    return row  # a row with id, name, employee_id, revoked_at

@@ -367,3 +367,22 @@ def test_digest_renders_in_chromium(sqlite_engine, sqlite_settings, artifacts_di
     widest = max(b["width"] for b in boxes)
     assert widest == pytest.approx(digests.BAR_MAX_PX, abs=2)  # the largest theme gets the full bar
     assert overflow <= 600  # nothing forces horizontal scrolling at 600 px
+
+
+def test_cli_preview_and_bad_input(sqlite_engine, sqlite_settings, tmp_path):
+    from typer.testing import CliRunner
+
+    from frontline.cli import app
+
+    _make_company(sqlite_engine)
+    runner = CliRunner()
+    bad = runner.invoke(app, ["digest", "send", "--week", "2027-W5", "--preview", str(tmp_path)])
+    assert bad.exit_code == 1 and "expected ISO week like 2027-W05" in bad.output
+    unknown = runner.invoke(app, ["digest", "send", "--week", WEEK, "--department", "Nope", "--preview", str(tmp_path)])
+    assert unknown.exit_code == 1 and "no department named 'Nope'" in unknown.output
+    ok = runner.invoke(app, ["digest", "send", "--week", WEEK, "--preview", str(tmp_path / "p")])
+    assert ok.exit_code == 0, ok.output
+    assert "wrote 3 preview(s)" in ok.output and "nothing to report" in ok.output
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [
+        f"{d}-{WEEK}.{ext}" for d in ("engineering", "sales", "support") for ext in ("html", "txt")
+    ]

@@ -269,8 +269,9 @@ def test_cli_export_and_override(engine, settings):
 
 
 @pytest.mark.prefect
-def test_plan_flow(sqlite_engine, sqlite_settings, prefect_harness):
+def test_plan_flow(sqlite_engine, sqlite_settings, prefect_harness, capsys):
     from flows.plan import plan_rotations
+    from frontline.cli.plan import _print_summary
 
     sqlite_settings.policy_path.write_text(
         'support_department = "Support"\nlength_weeks = 2\nseats_per_week = 3\nmax_department_away_fraction = 0.25\n'
@@ -279,6 +280,9 @@ def test_plan_flow(sqlite_engine, sqlite_settings, prefect_harness):
     out = plan_rotations(start=H, weeks=26)
     assert out["summary"]["planned"] == 11 and len(out["week_load"]) == 26
     assert len(_rotations(sqlite_engine)) == 11
+    _print_summary(out)  # what `frontline plan` prints
+    printed = capsys.readouterr().out
+    assert "planned: 11 rotation(s), 1 new hire(s)" in printed and "gap 0.000%" in printed and "unplaced: 0" in printed
     import httpx
     from prefect.settings import PREFECT_API_URL
 

@@ -530,3 +530,12 @@ def test_cookie_flags_and_tampered_session(client, engine, monkeypatch):
     get_settings.cache_clear()
     fresh = TestClient(client.app, base_url="https://frontline.test")
     assert "Secure" in fresh.get("/console/signin").headers["set-cookie"]
+
+
+def test_flash_messages_cannot_be_forged_through_the_url(client, engine):
+    from frontline.web.auth import with_flash
+
+    sign_in(client, engine, "hr@example.com")
+    assert "Send your password to" not in client.get("/console?done=Send+your+password+to+evil").text
+    assert 'class="flash"' not in client.get("/console?done=x").text
+    assert "Saved it" in client.get(with_flash("/console", "Saved it")).text

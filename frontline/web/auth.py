@@ -39,6 +39,7 @@ from models import AuditEvent, ConsoleUser, Department, Employee, OutboundMessag
 COOKIE = "frontline_console"
 SESSION_PURPOSE = "console-session"
 CSRF_PURPOSE = "console-csrf"
+FLASH_PURPOSE = "console-flash"
 SESSION_SECONDS = 12 * 3600
 SIGNIN_REQUESTS_PER_15_MIN = 5
 
@@ -237,7 +238,7 @@ async def require_csrf(request: Request) -> None:
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render a console template with the common context (user, CSRF token) and the session cookie."""
     context.setdefault("user", getattr(request.state, "principal", None))
-    context.setdefault("flash", request.query_params.get("done"))
+    context.setdefault("flash", _read_flash(request.query_params.get("done")))
     context["csrf_token"] = csrf_token(request)
     context["request_path"] = request.url.path
     response = HTMLResponse(render_html(template, **context), status_code=status_code)
@@ -245,6 +246,24 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "same-origin"
     return _apply_cookie(request, response)
+
+
+def _read_flash(token: str | None) -> str | None:
+    """The message of a signed ``done=`` parameter (so nobody can put their own text on a console page)."""
+    if not token:
+        return None
+    try:
+        message = verify(FLASH_PURPOSE, token, max_age_seconds=600)
+    except InvalidToken:
+        return None
+    return message if isinstance(message, str) else None
+
+
+def with_flash(url: str, message: str) -> str:
+    """``url`` with a signed one-line message shown once at the top of the page."""
+    from urllib.parse import quote as _quote
+
+    return f"{url}{'&' if '?' in url else '?'}done={_quote(sign(FLASH_PURPOSE, message), safe='')}"
 
 
 def redirect(request: Request, url: str) -> RedirectResponse:

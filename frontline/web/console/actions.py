@@ -11,14 +11,23 @@ rotations it touched (nothing is queued for a draft nobody was told about yet).
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from sqlmodel import Session, select
 
 from frontline import audit
-from frontline.web.auth import ConsoleDenied, Principal, db, page, redirect, require_csrf, require_hr, require_staff
+from frontline.web.auth import (
+    ConsoleDenied,
+    Principal,
+    db,
+    page,
+    redirect,
+    require_csrf,
+    require_hr,
+    require_staff,
+    with_flash,
+)
 from frontline.web.console.common import check_department, monday, optional, parse_date, parse_int, policy, today
 from models import AuditEvent, Department, Employee, MentorPairing, PlanRun, Rotation, utcnow
 
@@ -210,7 +219,7 @@ def rotation_action(
     session.commit()
     done = summary + (f". Calendar updates queued: {queued}" if queued is not None else "")
     target = f"/console/plan/rotations/{rotation_id}" if session.get(Rotation, rotation_id) else "/console/plan"
-    return redirect(request, f"{target}?done={quote(done)}")
+    return redirect(request, with_flash(target, done))
 
 
 # ------------------------------------------------------------------------------- re-run (dry run)
@@ -276,4 +285,4 @@ def rerun_apply(request: Request, start: str = Form(""), weeks: str = Form(""), 
             done += " (the data changed since the preview, so the changes differ from it)"
     if queued is not None:
         done += f". Calendar updates queued: {queued}"
-    return redirect(request, "/console/plan?done=" + quote(done))
+    return redirect(request, with_flash("/console/plan", done))

@@ -16,7 +16,17 @@ from fastapi.responses import Response
 from sqlalchemy import or_
 from sqlmodel import Session, func, select
 
-from frontline.web.auth import ConsoleDenied, Principal, current_user, db, page, redirect, require_csrf, require_staff
+from frontline.web.auth import (
+    ConsoleDenied,
+    Principal,
+    current_user,
+    db,
+    page,
+    redirect,
+    require_csrf,
+    require_staff,
+    with_flash,
+)
 from frontline.web.console.common import check_department, optional, parse_int, policy, visible_departments
 from models import Department, Employee, Observation
 
@@ -199,4 +209,4 @@ def observation_ack(request: Request, observation_id: int, state: str = Form(...
     module = optional("frontline.observations")
     module.set_ack_state(session, [obs.id], state, by=user.email, note=note)
     session.commit()
-    return redirect(request, f"/console/observations/{obs.id}?done=Marked+as+{state}")
+    return redirect(request, with_flash(f"/console/observations/{obs.id}", f"Marked as {state}"))

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import Response
 from sqlmodel import Session, select
 
-from frontline.web.auth import Principal, db, page, redirect, require_csrf, require_hr
+from frontline.web.auth import Principal, db, page, redirect, require_csrf, require_hr, with_flash
 from models import AuditEvent, Department, Employee
 
 router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], include_in_schema=False)
@@ -96,10 +96,4 @@ async def roster_upload(
     from frontline.events import emit_new_hires
 
     emit_new_hires(result.new_hire_ids, source="console")  # onboarding runs at once when Prefect is configured
-    return redirect(request, "/console/roster?done=" + _q("Imported: " + result.summary()))
-
-
-def _q(text: str) -> str:
-    from urllib.parse import quote
-
-    return quote(text, safe="")
+    return redirect(request, with_flash("/console/roster", "Imported: " + result.summary()))

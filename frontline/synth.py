@@ -244,6 +244,7 @@ def generate_company(n_employees: int, seed: int = 7, today: date | None = None)
             if extra not in langs:
                 langs.append(extra)
         skills = rng.sample(PRODUCT_SKILLS, rng.randint(1, 2)) + rng.sample(d[3], min(len(d[3]), rng.randint(1, 2)))
+        skills = list(dict.fromkeys(skills))  # "onboarding" is both a product area and a People skill
 
         new_hire = rng.random() < 0.10
         if new_hire:

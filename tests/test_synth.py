@@ -95,3 +95,27 @@ def test_100k_employees_in_a_few_seconds():
     assert len(company.employees) == 100_000
     assert len({e["email"] for e in company.employees}) == 100_000
     assert elapsed < 10, f"took {elapsed:.1f} s"
+
+
+def test_generated_csvs_are_a_valid_roster_that_round_trips(tmp_path):
+    from frontline.roster import parse_roster
+
+    for seed in (1, 2, 3):
+        company = generate_company(250, seed=seed, today=TODAY)
+        paths = write_csvs(company, tmp_path / str(seed))
+        parsed = parse_roster(paths["departments"], paths["employees"], paths["absences"])
+        assert [
+            {"department": d.name, "head_name": d.head_name, "head_email": d.head_email,
+             "max_away_fraction": d.max_away_fraction}
+            for d in parsed.departments
+        ] == company.departments
+        assert [
+            {"employee_id": e.employee_id, "name": e.name, "email": e.email, "department": e.department,
+             "title": e.title, "hire_date": e.hire_date, "timezone": e.timezone, "country": e.country,
+             "languages": e.languages, "skills": e.skills, "mentor": e.is_mentor,
+             "mentor_capacity": e.mentor_capacity, "last_rotation": e.last_rotation}
+            for e in parsed.employees
+        ] == company.employees
+        assert [
+            {"employee_id": a.employee_id, "start": a.start, "end": a.end, "reason": a.reason} for a in parsed.absences
+        ] == company.absences

@@ -121,6 +121,24 @@ def start_server(port: int, workers: int) -> subprocess.Popen:
     raise SystemExit("uvicorn did not start within 60 s")
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of the server process and its worker processes (Linux /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                children = (task / "children").read_text().split()
+                todo.extend(int(c) for c in children)
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -250,7 +268,10 @@ def bench_backend(backend: str, args) -> bool:
                 warm = post(0, 0)[2]
                 warm["client_request_id"] = f"warmup-{run}"
                 await http.post("/api/observations", json=warm)  # warm the hot path (not counted)
+            cpu0, load0 = server_cpu_seconds(proc.pid), os.getloadavg()[0]
             intake = await run_phase(base, args.clients, args.duration, post, headers)
+            intake["server_cpu_ms"] = (server_cpu_seconds(proc.pid) - cpu0) * 1000 / max(1, intake["requests"])
+            intake["load"] = (load0, os.getloadavg()[0])
             sample = random.sample(intake["acked"], min(200, len(intake["acked"])))
             replay_statuses: dict[int, int] = {}
             async with httpx.AsyncClient(base_url=base, headers=headers) as http:
@@ -281,6 +302,9 @@ def bench_backend(backend: str, args) -> bool:
         print(f"POST /api/observations: {intake['rps']:8.0f} req/s  p50 {intake['p50_ms']:6.1f} ms  "
               f"p99 {intake['p99_ms']:6.1f} ms  statuses {intake['statuses']}  client errors {intake['errors']}")
         print(f"intake / baseline     : {intake['rps'] / baseline['rps']:.2f} of the no-work request rate")
+        print(f"server CPU per intake request: {intake['server_cpu_ms']:.2f} ms (=> about "
+              f"{1000 / intake['server_cpu_ms']:.0f} req/s per free core); machine load average during intake "
+              f"{intake['load'][0]:.1f} -> {intake['load'][1]:.1f} on {os.cpu_count()} cores")
         print(f"retries of {sum(replays.values())} acknowledged requests (httpx): statuses {replays}")
         print(f"count check: acknowledged {len(acked)}, stored {len(stored)}, lost {len(lost)}, "
               f"not acknowledged but stored {len(extra)}, duplicated {dupes} -> {'OK' if ok else 'FAILED'}")

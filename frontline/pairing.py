@@ -445,7 +445,7 @@ def solve(
     max_rounds: int = 30,
     time_limit: float = 60.0,
     exact_pairs: int = 20_000,
-    lazy_rows: bool = True,
+    lazy_rows: bool = False,
 ) -> Solution:
     """Optimal mentor matching over the whole horizon (see the module docstring)."""
     t0 = time.perf_counter()
@@ -540,13 +540,13 @@ def solve(
         capterm = -(lam[model.Mn :] * model.b_ub[model.Mn :]).sum()
         pool_bound = np.minimum(P, best[rots]).sum() + P * (d.n - len(rots)) + zterm + capterm
         bound = max(bound if bound is not None else -np.inf, pool_bound)
-        converged_pool = len(nr) == 0 and rows_added == 0
-        if converged_pool and (lp_value - bound) > gap_target * max(lp_value, 1e-9) / 4:
-            # the pool is priced out: scan every eligible pair (exact pricing and bound)
+        nearly_priced_out = rows_added == 0 and len(nr) <= 0.005 * len(rots)
+        if nearly_priced_out and (lp_value - bound) > gap_target * max(lp_value, 1e-9) / 4:
+            # the pool is (nearly) priced out: scan every eligible pair (exact pricing and bound)
             full_scan = True
-            nr, nm, nc, fbest, _ = d.pools(rots, columns_per_round, lam_m=lam_m, lw=lw, u=u_full)
-            new = ~np.isin(nr * d.m + nm, er * d.m + em)
-            nr, nm, nc = nr[new], nm[new], nc[new]
+            fr, fm, fc, fbest, _ = d.pools(rots, columns_per_round, lam_m=lam_m, lw=lw, u=u_full)
+            new = ~np.isin(fr * d.m + fm, np.concatenate([er * d.m + em, nr * d.m + nm]))
+            nr, nm, nc = np.concatenate([nr, fr[new]]), np.concatenate([nm, fm[new]]), np.concatenate([nc, fc[new]])
             full_bound = np.minimum(P, fbest[rots]).sum() + P * (d.n - len(rots)) + zterm + capterm
             bound = max(bound, full_bound)
         stats.setdefault("lp_log", []).append(
@@ -599,6 +599,13 @@ def solve(
         else:  # pragma: no cover - MIP found nothing in time: greedy on the rest
             method = "lp+greedy"
             _greedy_fill(d, assign, rest, used_rescap, used_annual)
+    # safety net (matters only when the rounds were cut short): anyone still unmatched takes the
+    # cheapest eligible mentor with a free seat left, if there is one
+    left = rots[assign[rots] < 0]
+    if len(left):
+        used_rescap, used_annual, _ = _residual(d, assign, rescap, annual)
+        _greedy_fill(d, assign, left, used_rescap, used_annual)
+        stats["filled_greedily"] = int((assign[left] >= 0).sum())
     stats["t_total"] = round(time.perf_counter() - t0, 3)
     stats["cpu_total"] = round(time.process_time() - c0, 3)
     return _finish(d, assign, bound, method, t0, stats)

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,33 @@ def step_pair_mentors(ctx: DemoContext) -> str:
     )
 
 
+def step_send_digests(ctx: DemoContext) -> str:
+    from sqlmodel import func, select
+
+    from flows.digests import send_digests
+    from frontline.cli.common import run_flow
+    from frontline.digests import iso_week, preview_digests
+    from frontline.settings import get_settings
+    from models import Observation, session_scope
+
+    with session_scope() as session:  # the week of the newest observation (else this week)
+        newest = session.exec(select(func.max(Observation.created_at))).one()
+    if newest is not None and newest.tzinfo is None:
+        newest = newest.replace(tzinfo=timezone.utc)
+    week = iso_week(newest.astimezone(get_settings().tz).date() if newest else ctx.today)
+    rows = ctx.results["send_digests"] = run_flow(send_digests, week=week)
+    folder = ctx.directory / "digests"
+    with session_scope() as session:
+        previews = preview_digests(session, week, folder)
+    ctx.outputs["digest previews (.html/.txt)"] = folder
+    queued = sum(int(r["status"].split()[1]) for r in rows if r["status"].startswith("queued"))
+    empty = sum(1 for r in rows if r["status"] == "nothing to report")
+    return (
+        f"{queued} department digests queued for {week} ({empty} departments had nothing to report); "
+        f"{sum(1 for p in previews if p.files)} previews written"
+    )
+
+
 def step_send_invites(ctx: DemoContext) -> str:
     from flows.invites import send_invites
     from frontline.cli.common import run_flow
@@ -207,6 +234,7 @@ STEPS: list[tuple[str, Step]] = [
     ("import roster", step_import_roster),
     ("plan rotations", step_plan_rotations),
     ("pair mentors", step_pair_mentors),  # after planning (the planner's step goes above this line)
+    ("send digests", step_send_digests),  # after the steps that create observations; before "deliver mail"
     # keep these three last: they announce what the steps above planned, then deliver all queued mail
     ("send invites", step_send_invites),
     ("send reminders", step_send_reminders),

@@ -52,7 +52,7 @@ def _command(path: tuple[str, ...]):
 
 def test_the_tree_has_the_foundation_commands():
     paths = command_paths()
-    for expected in [(), ("init",), ("demo",), ("roster",), ("roster", "import")]:
+    for expected in [(), ("init",), ("demo",), ("roster",), ("roster", "import"), ("roster", "check")]:
         assert expected in paths
 
 
@@ -103,6 +103,17 @@ def test_roster_import_with_bad_files_exits_non_zero_and_lists_problems_on_stder
         "error: roster import refused: 4 problem(s); nothing was written",
     ]
     assert result.stdout == ""
+
+
+def test_roster_check(tmp_path):
+    paths = _copy_examples(tmp_path)
+    args = ["roster", "check", "--departments", str(paths["departments"]), "--employees", str(paths["employees"])]
+    ok = runner.invoke(app, [*args, "--absences", str(paths["absences"])])
+    assert (ok.exit_code, ok.stdout) == (0, "roster OK: 4 departments, 8 employees, 3 absences\n")
+    paths["departments"].write_text("department,head_name\nSupport,Zoë\n", encoding="utf-8")
+    bad = runner.invoke(app, args)
+    assert bad.exit_code == 1
+    assert f"{paths['departments']}:1: head_email: missing column" in bad.stderr.splitlines()
 
 
 def test_roster_import_without_flow(sqlite_settings, tmp_path):

@@ -72,3 +72,25 @@ def import_command(
         _refuse(exc.problems)
     typer.echo(f"roster imported: {result.summary()}")
     echo_table([{"what": k, "count": v} for k, v in result.counts().items()], ["what", "count"])
+
+
+@app.command("check")
+def check_command(
+    departments: Path = typer.Option(..., "--departments", help="departments.csv (UTF-8, with or without BOM)."),
+    employees: Path = typer.Option(..., "--employees", help="employees.csv: the full list of current staff."),
+    absences: Optional[Path] = typer.Option(None, "--absences", help="absences.csv (optional)."),
+) -> None:
+    """Check roster files without importing them (no database needed): the same checks as import, except that e-mail addresses of people outside the files cannot be checked."""
+    from frontline.roster import RosterError, parse_roster
+
+    try:
+        parsed = parse_roster(departments, employees, absences)
+    except RosterError as exc:
+        for problem in exc.problems:
+            typer.echo(problem, err=True)
+        console_error(f"{len(exc.problems)} problem(s)")
+        raise typer.Exit(1) from None
+    counts = f"{len(parsed.departments)} departments, {len(parsed.employees)} employees"
+    if parsed.absences is not None:
+        counts += f", {len(parsed.absences)} absences"
+    typer.echo(f"roster OK: {counts}")

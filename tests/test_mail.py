@@ -331,3 +331,34 @@ def test_deliver_mail_flow_retries_the_batch_while_the_server_is_down(prefect_ha
         listener.close()
     assert len(accepted) == 4  # first try + 3 retries
     assert all(r.state == "pending" and r.attempts == 0 for r in rows(sqlite_engine))
+
+
+def test_rate_limit_spaces_sends_and_lease_covers_a_throttled_batch(engine, settings, smtp):
+    import time
+
+    ids = queue(engine, 6)
+    transport = SMTPTransport(smtp.url, rate_per_second=20)  # at most one message every 50 ms
+    t0 = utcnow()
+    started = time.monotonic()
+    assert deliver_pending(engine, transport, batch_size=3, max_batches=1, now=t0).sent == 3
+    transport.close()
+    assert time.monotonic() - started >= 0.1  # three sends need two full gaps
+    assert smtp.handler.message_ids() == ids[:3]
+    from frontline.mail.delivery import deliver_batch
+
+    leases = []
+
+    class Throttled:  # a transport limited to one message per 100 s (checks its lease while "sending")
+        min_interval = 100.0
+
+        def send(self, mime, *, message_id, **kw):
+            with Session(engine) as session:
+                row = session.exec(select(OutboundMessage).where(OutboundMessage.message_id == message_id)).one()
+                leases.append((row.state, row.next_attempt_at - t0))
+
+        def close(self):
+            pass
+
+    assert deliver_batch(engine, Throttled(), batch_size=3, now=t0).sent == 3
+    # 3 messages x 100 s, twice over, plus a minute: another worker cannot take the batch over meanwhile
+    assert leases == [("sending", timedelta(seconds=660))] * 3

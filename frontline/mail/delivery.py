@@ -211,7 +211,12 @@ def deliver_batch(
     max_attempts: int = MAX_ATTEMPTS,
     backoff_seconds: float = BACKOFF_SECONDS,
 ) -> DeliveryResult:
-    """Claim one batch and send it. ``claimed == 0`` means nothing is due."""
+    """Claim one batch and send it. ``claimed == 0`` means nothing is due.
+
+    The lease always covers the whole batch at the transport's rate limit (twice over, plus a minute),
+    so a slow, throttled batch is never taken over by another worker while it is still being sent."""
+    interval = getattr(transport, "min_interval", 0.0) or 0.0
+    lease = max(lease, timedelta(seconds=2 * batch_size * interval + 60))
     ids = claim_batch(engine, batch_size, now=now, lease=lease)
     if not ids:
         return DeliveryResult()

@@ -254,6 +254,13 @@ def test_deliver_mail_flow_batches_and_counts(prefect_harness, sqlite_engine, sq
     with Session(sqlite_engine) as session:
         audit = session.exec(select(AuditEvent).where(AuditEvent.action == "mail.deliver")).all()
     assert [a.details["sent"] for a in audit] == [4, 0]
+    # `frontline mail send` runs the same flow
+    from frontline.cli import app
+
+    queue(sqlite_engine, 1, prefix="cli")
+    out = CliRunner().invoke(app, ["mail", "send", "--batch-size", "2"])
+    assert out.exit_code == 0, out.output
+    assert "sent 1, retry later 0, failed 0" in out.output
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # aiosmtpd; the smtps server IS all-TLS

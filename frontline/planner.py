@@ -88,7 +88,8 @@ class PlanInput:
     early_weeks: int = 2  # cycle staff may start up to this many weeks before their due week
     weights: Weights = field(default_factory=Weights)
     time_limit: float = 300.0
-    exact_mip_max_columns: int = 60_000  # solve the full class MIP when the repair left a gap
+    exact_mip_max_columns: int = 60_000  # solve the full class MIP when the repair left a gap ...
+    exact_mip_seconds: float = 20.0  # ... for at most this long (the better plan wins)
     initial_window: int = 10  # first LP: this many start weeks from each window's first week (grown as needed)
 
     def week_start(self, week: int) -> date:
@@ -485,7 +486,8 @@ def solve(inp: PlanInput) -> PlanOutput:
             full = _model(inp, P, cap, idx, P.last[idx])
             if len(full.col_cost) <= inp.exact_mip_max_columns:
                 t_ex = time.perf_counter()
-                y, ok = _solve_mip(full, cap.b_ub, big, inp.time_limit - (time.perf_counter() - t0))
+                budget = min(inp.exact_mip_seconds, inp.time_limit - (time.perf_counter() - t0))
+                y, ok = _solve_mip(full, cap.b_ub, big, budget)
                 stats["exact_mip_seconds"] = round(time.perf_counter() - t_ex, 3)
                 if y is not None:
                     alt = np.full(len(people), NO_START, dtype=np.int64)

@@ -28,10 +28,11 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Callable
 
+import numpy as np
 from sqlmodel import Session, select
 
 from frontline import audit
-from frontline.planner import LockedRotation, Person, PlanInput, PlanOutput, department_cap, solve, week_loads
+from frontline.planner import LockedRotation, Person, PlanInput, department_cap, solve, week_loads
 from frontline.policy import Policy
 from models import Absence, Department, Employee, MentorPairing, PlanRun, Rotation, utcnow
 
@@ -315,7 +316,7 @@ class PlanResult:
         return json.loads(json.dumps(data, default=str))
 
 
-def _why_moved(inp: PlanInput, person: Person, old: int, new: int, out: PlanOutput) -> str:
+def _why_moved(inp: PlanInput, person: Person, old: int, new: int, loads) -> str:
     blocked = person.blocked_starts | inp.blocked_starts
     lo = max(person.release_week, 0)
     hi = inp.weeks - 1 if person.deadline_week is None else min(person.deadline_week, inp.weeks - 1)
@@ -327,12 +328,14 @@ def _why_moved(inp: PlanInput, person: Person, old: int, new: int, out: PlanOutp
         return "it started before the employee may rotate (hire date or exemption)"
     if old > hi:
         return "it would end after the employee leaves or outside the horizon"
-    seat, dept = week_loads(inp, {k: s for k, s in out.assignments.items() if k != person.key})
+    seat, dept = loads  # the new plan's loads; take this person's own new rotation out
     L = inp.length_weeks
-    if (seat[old : old + L] >= inp.seats_per_week).any():
+    own = np.zeros(len(seat), dtype=np.int64)
+    own[new : new + L] = 1
+    if ((seat - own)[old : old + L] >= inp.seats_per_week).any():
         return "its seats are now needed by new hires or more overdue colleagues"
     cap = inp.dept_caps.get(person.dept, inp.seats_per_week)
-    if (dept.get(person.dept, seat)[old : old + L] >= cap).any():
+    if ((dept.get(person.dept, seat) - own)[old : old + L] >= cap).any():
         return f"department {person.dept} reached its cap of {cap} away in those weeks"
     return "an earlier start became free" if new < old else "a later start lowers total lateness"
 
@@ -374,6 +377,7 @@ def plan_rotations(
         remove(rot, why, emp_key_of[rot.employee_id])
 
     unplaced_by_key = {u.key: u for u in out.unplaced}
+    loads = week_loads(inp, out.assignments)
     for key in sorted(by_key):
         e = loaded.employees[key]
         draft = loaded.drafts.get(key)
@@ -397,7 +401,7 @@ def plan_rotations(
             continue
         moved += 1
         old_week = (draft.start - horizon).days // 7
-        why = _why_moved(inp, by_key[key], old_week, out.assignments[key], out)
+        why = _why_moved(inp, by_key[key], old_week, out.assignments[key], loads)
         reason = f"moved from {draft.start} to {start_day}: {why}"
         changes.append({"employee_id": key, "action": "moved", "old_start": draft.start.isoformat(), "new_start": start_day.isoformat(), "why": why})
         if not dry_run:

@@ -4,7 +4,7 @@ over-subscription, determinism. No database, no Prefect."""
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pytest

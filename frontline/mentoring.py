@@ -603,3 +603,20 @@ def save_feedback(session: Session, pairing_id: int, role: str, rotation_usefuln
     session.add(row)
     session.flush()
     return row
+
+
+# --------------------------------------------------------------------------------------------------
+# For the plan export
+
+
+def mentor_columns(session: Session, rotation_ids: list[int]) -> dict[int, dict[str, str]]:
+    """``{rotation id: {"mentor_employee_id": ..., "mentor_email": ...}}`` from the active pairings
+    (the HR system's ``Employee.employee_id``); rotations without a mentor are absent."""
+    if not rotation_ids:
+        return {}
+    rows = session.exec(
+        select(MentorPairing.rotation_id, Employee.employee_id, Employee.email)
+        .join(Employee, Employee.id == MentorPairing.mentor_id)
+        .where(MentorPairing.status == "active", MentorPairing.rotation_id.in_(list(rotation_ids)))
+    ).all()
+    return {rid: {"mentor_employee_id": eid, "mentor_email": email} for rid, eid, email in rows}

@@ -124,6 +124,13 @@ def test_pairs_from_db_with_rules_slots_and_stability(engine, settings):
         assert {k: v.id for k, v in _active(s).items()} == first_ids
         rows = mentor_load(s, POLICY, date(2027, 3, 1), 6)
         assert sum(r["total"] for r in rows) == 3
+        from frontline.mentoring import mentor_columns
+
+        cols = mentor_columns(s, [r.id for r in rots] + [gina_rot.id])
+        assert set(cols) == {r.id for r in rots}
+        for rid, c in cols.items():
+            m = s.get(Employee, active[rid].mentor_id)
+            assert c == {"mentor_employee_id": m.employee_id, "mentor_email": m.email}
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "pairing.run")).first() is not None
 
 

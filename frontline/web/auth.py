@@ -430,8 +430,30 @@ def _signin_redirect(request: Request, exc: Exception) -> Response:
     return redirect(request, "/console/signin?next=" + quote(safe_next(target), safe=""))
 
 
+def _freeze_heap_on_startup(app: FastAPI) -> None:
+    """Once the server has started, move everything imported so far (Prefect, SciPy, SQLAlchemy: millions
+    of objects) out of the garbage collector's reach with ``gc.freeze()``. Without it, every few requests
+    a full collection walks that whole heap: measured as a 1.3 s stall in one plan view out of three on
+    600 employees; with it, every view takes 0.1-0.2 s."""
+    from contextlib import asynccontextmanager
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a):
+        async with inner(a) as state:
+            import gc
+
+            gc.collect()
+            gc.freeze()
+            yield state
+
+    app.router.lifespan_context = lifespan
+
+
 def install(app: FastAPI) -> None:
     """Add the sign-in routes and the console's error pages to ``app``."""
     app.include_router(router)
     app.add_exception_handler(ConsoleDenied, _denied_page)
     app.add_exception_handler(SignInRequired, _signin_redirect)
+    _freeze_heap_on_startup(app)

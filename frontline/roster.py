@@ -481,6 +481,9 @@ def parse_roster(
     if dept_table.ok:
         dept_names |= {cells.get("department", "").casefold() for _l, cells in dept_table.records() if cells.get("department")}
     employees = _parse_employees(emp_table, dept_names, dept_table.name) if emp_table.ok else []
+    if emp_table.ok and not emp_table.records():
+        # A full import without anyone would mark the whole company as left: surely a wrong file.
+        emp_table.problem(2, "(file)", "no employees (a full import must list everyone who works here)")
     absences: list[AbsenceRow] | None = None
     if abs_table is not None:
         ids = {cells.get("employee_id", "") for _l, cells in emp_table.records()} if emp_table.ok else None

@@ -191,6 +191,8 @@ BAD_CASES = {
                          "'2027-3-1' is not an ISO 8601 date (YYYY-MM-DD)"),
     "too many values": ({"employees": _emp() .replace("Ann Lee", "Ann,Lee")}, "employees", 5, "(row)",
                         "14 values but the header has 13 columns"),
+    "no employees at all": ({"employees": H + "\n\n", "absences": None}, "employees", 2, "(file)",
+                            "no employees (a full import must list everyone who works here)"),
     "blank lines count as rows": ({"employees": EMPLOYEES + "\n\n" + _emp(country="X").split("\n")[-2] + "\n"},
                                   "employees", 7, "country",
                                   "'X' is not a two-letter country code (ISO 3166-1, e.g. DE)"),

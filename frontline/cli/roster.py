@@ -80,7 +80,10 @@ def check_command(
     employees: Path = typer.Option(..., "--employees", help="employees.csv: the full list of current staff."),
     absences: Optional[Path] = typer.Option(None, "--absences", help="absences.csv (optional)."),
 ) -> None:
-    """Check roster files without importing them (no database needed): the same checks as import, except that e-mail addresses of people outside the files cannot be checked."""
+    """Check roster files without importing them.
+
+    Runs every check of `roster import` that needs no database (it cannot see whether an e-mail address still belongs to someone outside the files) and prints every problem as file:row: column: message.
+    """
     from frontline.roster import RosterError, parse_roster
 
     try:

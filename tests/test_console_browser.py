@@ -262,6 +262,29 @@ def test_move_a_rotation_with_a_reason_queues_the_invite_update(browser, console
         context.close()
 
 
+def test_planner_dry_run_shows_the_changes_before_applying(browser, console_server):
+    from models import PlanRun, Rotation
+
+    with Session(console_server["engine"]) as s:
+        before = sorted((r.id, r.start, r.status) for r in s.exec(select(Rotation)).all())
+    context, page = _sign_in(browser, console_server, HR)
+    try:
+        page.goto(console_server["url"] + "/console/plan")
+        page.click("text=Re-run planner (dry run)")
+        page.fill("input[name=weeks]", "26")
+        page.click("#dry-run")
+        page.wait_for_selector("#change-count")
+        changes = int(page.locator("#change-count").inner_text())
+        assert (page.locator("#plan-diff tbody tr").count() == min(changes, 500)) if changes else \
+            page.locator("text=Nothing would change").is_visible()
+        assert page.locator("#apply-plan").is_visible()  # applying is a separate, confirmed step
+        with Session(console_server["engine"]) as s:
+            assert sorted((r.id, r.start, r.status) for r in s.exec(select(Rotation)).all()) == before
+            assert s.exec(select(PlanRun).order_by(PlanRun.id.desc())).first().dry_run
+    finally:
+        context.close()
+
+
 def test_head_cannot_open_another_departments_data(browser, console_server):
     context, page = _sign_in(browser, console_server, console_server["head_a"])
     try:

@@ -496,6 +496,9 @@ EXPORT_COLUMNS: list[tuple[str, Callable[[Rotation, Employee, Department], Any]]
 ]
 
 
+MENTOR_COLUMNS = ["mentor_employee_id", "mentor_email"]
+
+
 def export_rows(session: Session, include_cancelled: bool = False) -> list[dict[str, Any]]:
     """One record per rotation (ordered by start, employee): the columns of ``EXPORT_COLUMNS``."""
     stmt = select(Rotation, Employee, Department).where(Rotation.employee_id == Employee.id).where(Employee.department_id == Department.id)
@@ -503,7 +506,11 @@ def export_rows(session: Session, include_cancelled: bool = False) -> list[dict[
         stmt = stmt.where(Rotation.status != "cancelled")
     rows = session.exec(stmt).all()
     rows = sorted(rows, key=lambda t: (t[0].start, t[1].employee_id, t[0].id))
-    return [{name: get(r, e, d) for name, get in EXPORT_COLUMNS} for r, e, d in rows]
+    from frontline.mentoring import mentor_columns  # the active mentor pairing (empty when none yet)
+
+    mentors = mentor_columns(session, [r.id for r, _e, _d in rows])
+    blank = dict.fromkeys(MENTOR_COLUMNS, "")
+    return [{**{name: get(r, e, d) for name, get in EXPORT_COLUMNS}, **mentors.get(r.id, blank)} for r, e, d in rows]
 
 
 def export_text(rows: list[dict[str, Any]], fmt: str) -> str:
@@ -511,7 +518,7 @@ def export_text(rows: list[dict[str, Any]], fmt: str) -> str:
         return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=[name for name, _ in EXPORT_COLUMNS], lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=[name for name, _ in EXPORT_COLUMNS] + MENTOR_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         return buf.getvalue()

@@ -131,6 +131,11 @@ def test_pairs_from_db_with_rules_slots_and_stability(engine, settings):
         for rid, c in cols.items():
             m = s.get(Employee, active[rid].mentor_id)
             assert c == {"mentor_employee_id": m.employee_id, "mentor_email": m.email}
+        from frontline.planning import export_rows
+
+        exported = {r["rotation_id"]: r for r in export_rows(s)}
+        assert exported[gina_rot.id]["mentor_email"] == ""
+        assert {rid: exported[rid]["mentor_email"] for rid in cols} == {rid: c["mentor_email"] for rid, c in cols.items()}
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "pairing.run")).first() is not None
 
 

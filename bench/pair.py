@@ -76,13 +76,13 @@ def synthetic(n_rot: int, n_ment: int, weeks: int = 52, length: int = 4, seed: i
     return rotators, mentors
 
 
-def run(n_rot: int, n_ment: int) -> None:
+def run(n_rot: int, n_ment: int, time_limit: float = 900.0) -> None:
     t = time.perf_counter()
     rotators, mentors = synthetic(n_rot, n_ment)
     gen = time.perf_counter() - t
     w = Weights()
     c0 = time.process_time()
-    opt = solve(rotators, mentors, w)
+    opt = solve(rotators, mentors, w, time_limit=time_limit)
     opt_cpu = time.process_time() - c0
     c0 = time.process_time()
     greedy = solve_greedy(rotators, mentors, w)
@@ -105,10 +105,11 @@ def run(n_rot: int, n_ment: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", action="store_true")
+    ap.add_argument("--time-limit", type=float, default=900.0, help="optimiser wall-clock limit per instance (s)")
     args = ap.parse_args()
-    run(2_000, 300)
+    run(2_000, 300, args.time_limit)
     if not args.small:
-        run(20_000, 3_000)
+        run(20_000, 3_000, args.time_limit)
 
 
 if __name__ == "__main__":

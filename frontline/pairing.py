@@ -29,15 +29,18 @@ Soft terms (costs, all >= 0, weights from ``policy.mentoring``), per pairing:
   matched rotators is maximised first).
 
 Method (:func:`solve`): one vectorised pass over all rotator x mentor pairs checks the hard rules and
-keeps each rotator's ``initial_candidates`` cheapest eligible mentors. The LP relaxation of the exact
-model (assignment rows, a load row per mentor with convex load-cost increments that also carry the
-annual cap, and weekly-concurrency rows only where they can bind) is solved by HiGHS
-(``scipy.optimize.linprog``) with column generation: every eligible pair is priced with the duals and
-the most negative reduced-cost columns enter, until none is left (or the bound is within a quarter of
-the gap target). The same duals give a Lagrangian lower bound valid for the *whole* problem (every
-eligible pair). Rotators the LP assigns integrally are fixed; the rest are solved exactly by a HiGHS
-MIP (``scipy.optimize.milp``) on the remaining capacity. Small instances (rotators x mentors up to
-``exact_pairs``) skip all this: one exact MIP over every eligible pair. The reported gap is
+keeps each rotator's ``pool_size`` cheapest eligible mentors (plus the cost threshold below which no
+eligible mentor lies outside the pool). The LP relaxation of the exact model (assignment rows, a load
+row per mentor with convex load-cost increments that also carry the annual cap, and weekly-concurrency
+rows only where they can bind; ``lazy_rows`` adds those only when the LP violates them) starts from the
+``initial_candidates`` cheapest mentors per rotator and is solved by HiGHS dual simplex
+(``scipy.optimize.linprog``) with column generation: pool columns with a negative reduced cost enter;
+when the pool is (nearly) priced out, every eligible pair is priced again. The duals give a Lagrangian
+lower bound valid for the *whole* problem (every eligible pair, inside or outside the pools). The
+rounds stop when the LP value is within a quarter of ``gap_target`` of the bound (or at ``max_rounds``
+/ half the ``time_limit``). Rotators the LP assigns integrally are fixed; the rest are solved exactly by
+a HiGHS MIP (``scipy.optimize.milp``) on the remaining capacity. Small instances (rotators x mentors up
+to ``exact_pairs``) skip all this: one exact MIP over every eligible pair. The reported gap is
 ``(objective - bound) / objective``.
 """
 

@@ -539,3 +539,21 @@ def test_flash_messages_cannot_be_forged_through_the_url(client, engine):
     assert "Send your password to" not in client.get("/console?done=Send+your+password+to+evil").text
     assert 'class="flash"' not in client.get("/console?done=x").text
     assert "Saved it" in client.get(with_flash("/console", "Saved it")).text
+
+
+def test_sign_in_returns_to_the_page_asked_for_and_never_off_site(client, engine):
+    r = client.get("/console/observations?urgent=1", follow_redirects=False)
+    form = client.get(r.headers["location"]).text
+    assert 'name="next" value="/console/observations?urgent=1"' in form
+    client.post("/console/signin", data={"email": "hr@example.com", "csrf_token": csrf_of(form),
+                                         "next": "/console/observations?urgent=1"})
+    path = "/" + signin_link_from_outbox(engine, "hr@example.com").split("/", 3)[3]
+    r = client.post(path, data={"csrf_token": csrf_of(client.get(path).text)}, follow_redirects=False)
+    assert r.headers["location"] == "/console/observations?urgent=1"
+    other = TestClient(client.app, base_url="http://frontline.test")
+    form = other.get("/console/signin").text
+    other.post("/console/signin", data={"email": "eve@example.com", "csrf_token": csrf_of(form),
+                                        "next": "https://evil.example/console"})
+    path = "/" + signin_link_from_outbox(engine, "eve@example.com").split("/", 3)[3]
+    r = other.post(path, data={"csrf_token": csrf_of(other.get(path).text)}, follow_redirects=False)
+    assert r.headers["location"] == "/console"

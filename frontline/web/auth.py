@@ -359,9 +359,13 @@ def signin_form(request: Request, next: str | None = None) -> Response:
 
 
 @router.post("/signin")
-def signin_request(request: Request, email: str = Form(""), session: Session = Depends(db)) -> Response:
+def signin_request(request: Request, email: str = Form(""), next: str = Form(""),
+                   session: Session = Depends(db)) -> Response:
     request_signin(session, email)
     session.commit()
+    data = dict(console_session(request))
+    data["next"] = safe_next(next)  # where this browser goes after following the link
+    request.state.console_session = request.state.console_cookie = data
     # Same answer whether or not the address is known.
     return page(request, "web/console/signin.html", next="/console", sent=True, user=None)
 
@@ -407,8 +411,9 @@ def signin_complete(request: Request, token: str, session: Session = Depends(db)
     audit.record(session, actor=principal.email, action="console.signin", subject_type="signin_link",
                  subject_id=payload["n"][:100])
     session.commit()
+    target = safe_next(console_session(request).get("next"))
     start_session(request, principal.email)
-    return redirect(request, "/console")
+    return redirect(request, target)
 
 
 @router.post("/signout")

@@ -89,12 +89,12 @@ def test_write_csvs(tmp_path):
 
 
 def test_100k_employees_in_a_few_seconds():
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: the machine may be busy with other work
     company = generate_company(100_000, today=TODAY)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert len(company.employees) == 100_000
     assert len({e["email"] for e in company.employees}) == 100_000
-    assert elapsed < 10, f"took {elapsed:.1f} s"
+    assert elapsed < 10, f"took {elapsed:.1f} s of CPU"
 
 
 def test_generated_csvs_are_a_valid_roster_that_round_trips(tmp_path):

@@ -172,6 +172,90 @@ def step_pair_mentors(ctx: DemoContext) -> str:
     )
 
 
+DEMO_OBSERVATIONS = [
+    # (area, category, impact, customers, urgent, text, suggestion)
+    ("checkout", "bug", 5, 14, True, "Checkout charges the card twice when the 3-D Secure window times out; "
+     "customer anna.k@example.org sent screenshots of both charges on 4111 1111 1111 1111", "Refund both and block retries"),
+    ("checkout", "bug", 4, 6, False, "Double charge again after the 3-D Secure timeout, customer called from +44 20 7946 0958", None),
+    ("checkout", "bug", 4, 3, False, "Card charged twice at checkout after the bank verification popup timed out", None),
+    ("billing", "policy_pricing", 3, 5, False, "Customers do not understand why the yearly plan shows VAT twice on the invoice",
+     "Show VAT once, with the rate"),
+    ("billing", "policy_pricing", 3, 2, False, "Invoice shows VAT twice for yearly plans; refund to DE89 3704 0044 0532 0130 00 requested", None),
+    ("billing", "confusing_ux", 2, 4, False, "People cannot find where to download past invoices", "Link invoices from the account menu"),
+    ("export", "bug", 4, 8, True, "CSV export times out for accounts with more than 10k rows since 3.14.2; "
+     "big customers cannot close their month", None),
+    ("export", "bug", 3, 3, False, "Export to CSV times out on large accounts, customer jo@example.net retried 5 times", None),
+    ("export", "missing_feature", 2, 2, False, "Several customers asked for an Excel export instead of CSV", None),
+    ("onboarding", "confusing_ux", 3, 7, False, "New customers skip the bank details step and then cannot get paid out",
+     "Make the step mandatory"),
+    ("onboarding", "confusing_ux", 3, 4, False, "Onboarding checklist hides the bank details step below the fold", None),
+    ("onboarding", "documentation", 2, 2, False, "The onboarding guide still shows the old dashboard screenshots", None),
+    ("mobile app", "bug", 4, 11, False, "The mobile app logs people out every morning after the last update", None),
+    ("mobile app", "bug", 4, 5, False, "Android app signs users out overnight since version 5.2", None),
+    ("mobile app", "praise", 1, 3, False, "Customers love the new dark mode in the app", None),
+    ("shipping", "delivery_fulfilment", 4, 9, True, "Parcels to Austria have been stuck at the hub for 6 days; "
+     "customer +43 1 58858 0 says the tracking page shows nothing", "Tell customers proactively"),
+    ("shipping", "delivery_fulfilment", 3, 4, False, "Deliveries promised in 2 days took 9 for several Austrian customers", None),
+    ("hardware", "bug", 5, 2, True, "Two customers report the charger getting very hot after 20 minutes", None),
+    ("hardware", "documentation", 2, 1, False, "Manual page 12 shows the wrong button for pairing", None),
+    ("account", "confusing_ux", 2, 3, False, "Password reset link expires after 15 minutes, customers call in frustrated",
+     "Make it 1 hour"),
+    ("account", "missing_feature", 2, 2, False, "Customers want two-factor authentication with an authenticator app", None),
+    ("other", "praise", 1, 1, False, "A customer thanked us for the quick refund last week", None),
+]
+
+
+def step_collect_observations(ctx: DemoContext) -> str:
+    """Rotators file realistic observations (some urgent, some with customer data that is redacted);
+    one urgent one is acknowledged, then the SLA check runs as if 25 hours had passed."""
+    from datetime import timedelta
+
+    from sqlmodel import select
+
+    from flows.escalations import escalate_overdue
+    from frontline.cli.common import run_flow
+    from frontline.observations import current_policy, set_ack_state, submit_observation
+    from frontline.policy import load_policy
+    from models import Department, Employee, Rotation, session_scope, utcnow
+
+    policy = load_policy()
+    with session_scope() as session:
+        support = session.exec(select(Department.id).where(Department.name == policy.support_department)).first()
+        on_rotation = session.exec(
+            select(Employee).join(Rotation, Rotation.employee_id == Employee.id)
+            .where(Rotation.status != "cancelled").order_by(Rotation.start, Employee.id)
+        ).all()
+        people = list({e.id: e for e in on_rotation}.values()) or session.exec(
+            select(Employee).where(Employee.active == True, Employee.department_id != support)  # noqa: E712
+            .order_by(Employee.id)
+        ).all()
+        if not people:
+            return "no employees to file observations"
+        stored, urgent, redacted = [], [], 0
+        for i, (area, category, impact, customers, is_urgent, text, suggestion) in enumerate(DEMO_OBSERVATIONS):
+            rotator = people[(i * 7) % len(people)]
+            data = {"text": text, "impact": impact, "customer_count": customers, "product_area": area,
+                    "category": category, "urgent": is_urgent, "client_request_id": f"demo-{i}"}
+            if suggestion:
+                data["suggestion"] = suggestion
+            obs = submit_observation(session, rotator, data, "demo")
+            stored.append(obs.id)
+            redacted += sum(obs.redactions.values())
+            if obs.urgent:
+                urgent.append(obs.id)
+        if urgent:
+            set_ack_state(session, [urgent[0]], "acknowledged", by="demo: department head",
+                          note="We are on it; refunds are going out today.")
+    sla = current_policy().observations.escalation_sla_hours
+    escalated = run_flow(escalate_overdue, as_of=utcnow() + timedelta(hours=sla + 1))
+    ctx.results["collect_observations"] = {"stored": stored, "urgent": urgent, "escalated": escalated}
+    return (
+        f"{len(stored)} observations from {min(len(people), len(stored))} rotators ({redacted} PII items redacted); "
+        f"{len(urgent)} urgent mailed to their heads at once, 1 acknowledged; {sla + 1:.0f} h later "
+        f"{len(escalated)} unacknowledged escalated to the digest recipients"
+    )
+
+
 def step_send_digests(ctx: DemoContext) -> str:
     from sqlmodel import func, select
 
@@ -234,6 +318,7 @@ STEPS: list[tuple[str, Step]] = [
     ("import roster", step_import_roster),
     ("plan rotations", step_plan_rotations),
     ("pair mentors", step_pair_mentors),  # after planning (the planner's step goes above this line)
+    ("collect observations", step_collect_observations),  # rotators file observations; SLA escalation
     ("send digests", step_send_digests),  # after the steps that create observations; before "deliver mail"
     # keep these three last: they announce what the steps above planned, then deliver all queued mail
     ("send invites", step_send_invites),

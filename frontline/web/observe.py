@@ -249,8 +249,8 @@ async def observe_submit(token: str, request: Request) -> HTMLResponse:
         data["urgent"] = bool(values["urgent"])
         if form.get("client_request_id"):
             data["client_request_id"] = form["client_request_id"]
-        if data["customer_count"] == "":
-            data["customer_count"] = "0"
+        if data["customer_count"].strip() == "":
+            del data["customer_count"]  # left empty: the default (1)
         try:
             result = submit(session, employee, data, "web", policy=policy)
         except ValidationError as exc:

@@ -1,3 +1,4 @@
+"""Regenerates redaction_corpus.jsonl (run from the repository root). Edit the cases here, not the JSONL."""
 import json
 P=[]  # (text, expected)
 def pos(t,e,note=""): P.append({"text":t,"expected":e,"kind":"positive","note":note})

@@ -422,7 +422,7 @@ def _solve_lp(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, big: 
             return m, x, float(res.fun) + bound_terms  # Lagrangian bound, valid before convergence
         grow = np.nonzero(neg_any)[0]
         length = end[grow] - first[grow] + 1
-        step = np.maximum(end[grow] + np.maximum(length, inp.initial_window), furthest[grow] + inp.initial_window // 2)
+        step = np.maximum(end[grow] + np.maximum(length, inp.initial_window), furthest[grow] + inp.initial_window)
         end[grow] = np.minimum(last[grow], step)
 
 

@@ -376,3 +376,41 @@ def test_real_uvicorn_on_loopback(sqlite_settings, sqlite_engine, tmp_path):
         proc.wait(10)
     with session_scope(sqlite_engine) as session:
         assert session.exec(select(Observation.text)).all() == ["Customer [email] was charged twice at checkout"]
+
+
+# ------------------------------------------------------------------------------------ CLI
+
+
+def test_cli_observe_add_and_api_tokens(world, engine):
+    from typer.testing import CliRunner
+
+    from frontline.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["observe", "add", "--employee", "E100", "--text", "Refund to DE89 3704 0044 0532 0130 00 failed",
+                            "--impact", "4", "--area", "billing", "--category", "bug", "--urgent", "--request-id", "cli-1"])
+    assert r.exit_code == 0, r.output
+    assert "stored for Finance (urgent: head emailed); redacted {'iban': 1}" in r.output
+    r = runner.invoke(app, ["observe", "add", "--employee", "E100", "--text", "again", "--impact", "4",
+                            "--area", "billing", "--category", "bug", "--request-id", "cli-1"])
+    assert r.exit_code == 0 and "already stored" in r.output
+    r = runner.invoke(app, ["observe", "add", "--employee", "E100", "--text", "x", "--impact", "9", "--area", "moon"])
+    assert r.exit_code == 2
+    assert "impact: Input should be less than or equal to 5" in r.output and "unknown product area 'moon'" in r.output
+    r = runner.invoke(app, ["observe", "add", "--employee", "NOPE", "--text", "x", "--impact", "1"])
+    assert r.exit_code == 1 and "no employee with id 'NOPE'" in r.output
+    with session_scope(engine) as session:
+        obs = session.exec(select(Observation)).one()
+        assert obs.source == "cli" and obs.text == "Refund to [iban] failed" and obs.urgent
+        assert len(mails(session, "escalation")) == 1
+    r = runner.invoke(app, ["api-token", "create", "--name", "zendesk"])
+    assert r.exit_code == 0, r.output
+    secret = r.output.strip().splitlines()[-1]
+    assert secret.startswith("flo_")
+    assert runner.invoke(app, ["api-token", "create", "--name", "zendesk"]).exit_code == 1  # name in use
+    listed = runner.invoke(app, ["api-token", "list"]).output
+    assert "zendesk" in listed and secret not in listed
+    assert runner.invoke(app, ["api-token", "revoke", "--name", "zendesk"]).exit_code == 0
+    assert runner.invoke(app, ["api-token", "revoke", "--name", "zendesk"]).exit_code == 1
+    link = runner.invoke(app, ["observe", "link", "--employee", "E100"]).output.strip()
+    assert link.startswith("http://frontline.test/observe/")

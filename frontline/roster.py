@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Union
@@ -476,10 +476,8 @@ def parse_roster(
     abs_table = _Table(absences_csv, ABSENCE_COLUMNS, problems) if absences_csv is not None else None
 
     departments = _parse_departments(dept_table) if dept_table.ok else []
-    dept_names = {d.name.casefold() for d in departments} if dept_table.ok else None
-    # A department row that failed another check still exists for the employees' sake.
-    if dept_table.ok:
-        dept_names |= {cells.get("department", "").casefold() for _l, cells in dept_table.records() if cells.get("department")}
+    # Every named department counts for the employees, even one whose row has another problem.
+    dept_names = {c["department"].casefold() for _l, c in dept_table.records() if c["department"]} if dept_table.ok else None
     employees = _parse_employees(emp_table, dept_names, dept_table.name) if emp_table.ok else []
     if emp_table.ok and not emp_table.records():
         # A full import without anyone would mark the whole company as left: surely a wrong file.
@@ -492,23 +490,14 @@ def parse_roster(
         raise RosterError(_dedupe(problems))
     # Employees name departments case-insensitively; store the spelling of departments.csv.
     canonical = {d.name.casefold(): d.name for d in departments}
-    employees = [
-        e if e.department == canonical[e.department.casefold()]
-        else EmployeeRow(**{**_fields(e), "department": canonical[e.department.casefold()]})
-        for e in employees
-    ]
+    employees = [replace(e, department=canonical[e.department.casefold()]) for e in employees]
     files = {"departments": dept_table.name, "employees": emp_table.name}
     if abs_table is not None:
         files["absences"] = abs_table.name
     return ParsedRoster(departments, employees, absences, files)
 
 
-def _fields(row: Any) -> dict[str, Any]:
-    return {k: getattr(row, k) for k in row.__dataclass_fields__}
-
-
 def _dedupe(problems: list[str]) -> list[str]:
-    # records() is iterated more than once for cross-file checks; CSV syntax errors must appear once.
     return list(dict.fromkeys(problems))
 
 

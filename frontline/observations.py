@@ -268,15 +268,33 @@ def recent_observations(session: Session, rotator_id: int, limit: int = 10) -> l
     )
 
 
-def _check_rate(session: Session, rotator_id: int, limit: int, now: datetime) -> None:
+def _intake_facts(session: Session, rotator_id: int, crid: Optional[str], now: datetime, today: date):
+    """One round trip for what a submission must know first: an earlier observation with this
+    ``client_request_id`` (id, rotator), the rotator's submissions in the last hour (count, oldest),
+    and their current rotation."""
     since = now - timedelta(hours=1)
-    count, oldest = session.exec(
-        select(func.count(Observation.id), func.min(Observation.created_at)).where(
-            Observation.rotator_id == rotator_id, Observation.created_at > since
-        )
-    ).one()
+    in_window = (Observation.rotator_id == rotator_id, Observation.created_at > since)
+    crid_match = Observation.client_request_id == (crid or "")
+    stmt = select(
+        select(Observation.id).where(crid_match).limit(1).scalar_subquery(),
+        select(Observation.rotator_id).where(crid_match).limit(1).scalar_subquery(),
+        select(func.count(Observation.id)).where(*in_window).scalar_subquery(),
+        select(func.min(Observation.created_at)).where(*in_window).scalar_subquery(),
+        select(Rotation.id)
+        .where(Rotation.employee_id == rotator_id, Rotation.status != "cancelled")
+        .where(Rotation.start <= today, Rotation.end >= today)
+        .order_by(Rotation.start.desc())
+        .limit(1)
+        .scalar_subquery(),
+    )
+    return session.exec(stmt).one()
+
+
+def _raise_if_over_limit(count: int, oldest: Optional[datetime], limit: int, now: datetime) -> None:
     if count >= limit:
-        if oldest is not None and oldest.tzinfo is None:  # SQLite returns naive UTC from aggregates
+        if isinstance(oldest, str):  # SQLite may hand back an aggregate's text
+            oldest = datetime.fromisoformat(oldest)
+        if oldest is not None and oldest.tzinfo is None:  # SQLite returns naive UTC
             from datetime import timezone
 
             oldest = oldest.replace(tzinfo=timezone.utc)
@@ -309,14 +327,12 @@ def submit(
     policy = policy or current_policy()
     raw = data.model_dump(exclude_unset=True) if isinstance(data, ObservationIn) else dict(data)
     crid = raw.get("client_request_id")
-    if crid:
-        hit = session.exec(
-            select(Observation.id, Observation.rotator_id).where(Observation.client_request_id == crid)
-        ).first()
-        if hit is not None:
-            if hit[1] != rotator.id:
-                raise ObservationConflict(f"client_request_id {crid!r} was already used by someone else")
-            return Submission(session.get(Observation, hit[0]), False)
+    now = utcnow()
+    hit_id, hit_rotator, recent_count, oldest, rotation_id = _intake_facts(session, rotator.id, crid, now, org_today())
+    if crid and hit_id is not None:
+        if hit_rotator != rotator.id:
+            raise ObservationConflict(f"client_request_id {crid!r} was already used by someone else")
+        return Submission(session.get(Observation, hit_id), False)
     ids_by_name = dict(session.exec(select(Department.name, Department.id)).all())
     names = departments if departments is not None else list(ids_by_name)
     obs_in = validate_observation(raw, policy, names)
@@ -324,15 +340,13 @@ def submit(
     if target_name is None or target_name not in ids_by_name:
         raise _validation_error("target_department", "choose the department that should hear about this")
     department_id = ids_by_name[target_name]
-    now = utcnow()
-    _check_rate(session, rotator.id, policy.observations.submissions_per_hour, now)
+    _raise_if_over_limit(recent_count, oldest, policy.observations.submissions_per_hour, now)
 
     text, text_counts = redact(obs_in.text)
     suggestion, suggestion_counts = redact(obs_in.suggestion) if obs_in.suggestion else (None, {})
     counts = dict(text_counts)
     for kind, n in suggestion_counts.items():
         counts[kind] = counts.get(kind, 0) + n
-    rotation_id = current_rotation_id(session, rotator.id)
     obs = Observation(
         client_request_id=crid,
         rotator_id=rotator.id,

@@ -19,6 +19,7 @@ and writes draft ``Rotation`` rows and a ``PlanRun``. Rules (README, *Planning*)
 from __future__ import annotations
 
 import calendar
+from bisect import bisect_left, bisect_right
 import csv
 import io
 import json
@@ -83,14 +84,15 @@ def today_in_org() -> date:
     return datetime.now(get_settings().tz).date()
 
 
-@lru_cache(maxsize=256)
-def _holiday_calendar(country: str, year: int) -> dict[date, str]:
+@lru_cache(maxsize=512)
+def _holiday_calendar(country: str, year: int) -> tuple[tuple[date, ...], tuple[str, ...]]:
     import holidays
 
     try:
-        return dict(holidays.country_holidays(country, years=[year]))
+        items = sorted(holidays.country_holidays(country, years=[year]).items())
     except (NotImplementedError, KeyError):
-        return {}
+        items = []
+    return tuple(d for d, _ in items), tuple(n for _, n in items)
 
 
 def holidays_between(country: str | None, start: date, end: date) -> list[tuple[date, str]]:
@@ -99,10 +101,10 @@ def holidays_between(country: str | None, start: date, end: date) -> list[tuple[
         return []
     out = []
     for year in range(start.year, end.year + 1):
-        for day, name in _holiday_calendar(country.upper(), year).items():
-            if start <= day <= end:
-                out.append((day, name))
-    return sorted(out)
+        days, names = _holiday_calendar(country.upper(), year)
+        for i in range(bisect_left(days, start), bisect_right(days, end)):
+            out.append((days[i], names[i]))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

@@ -386,3 +386,21 @@ def test_cli_preview_and_bad_input(sqlite_engine, sqlite_settings, tmp_path):
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == [
         f"{d}-{WEEK}.{ext}" for d in ("engineering", "sales", "support") for ext in ("html", "txt")
     ]
+
+
+def test_week_is_taken_in_the_organisation_time_zone(engine, settings, monkeypatch):
+    from frontline.settings import get_settings
+
+    monkeypatch.setenv("FRONTLINE_TIMEZONE", "Europe/Berlin")
+    get_settings.cache_clear()
+    with session_scope(engine) as s:
+        eng, sales = _dept(s, "Eng"), _dept(s, "Sales")
+        bob = _emp(s, "Bob", sales)
+        # Sunday 7 Feb 23:30 in Berlin is 22:30 UTC: still week 5. Monday 8 Feb 00:30 Berlin (Sunday
+        # 23:30 UTC) is already week 6, and Monday 1 Feb 00:30 Berlin (Sunday 31 Jan 23:30 UTC) is week 5.
+        _obs(s, bob, eng, "late sunday", datetime(2027, 2, 7, 22, 30, tzinfo=timezone.utc))
+        _obs(s, bob, eng, "early next monday", datetime(2027, 2, 7, 23, 30, tzinfo=timezone.utc))
+        _obs(s, bob, eng, "early monday", datetime(2027, 1, 31, 23, 30, tzinfo=timezone.utc))
+        data = digests.load_week(s, WEEK)
+    assert sorted(o.text for o in data.current) == ["early monday", "late sunday"]
+    assert digests.last_completed_week(datetime(2027, 2, 7, 23, 30, tzinfo=timezone.utc)) == "2027-W05"

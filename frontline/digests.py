@@ -554,6 +554,7 @@ def _context(content: DigestContent, recipient: str, limits: Limits) -> dict[str
         "recipient": recipient,
         "unsubscribe_url": digest_unsubscribe_url(content.department_id, recipient),
         "app_url": get_settings().base_url,
+        "console_url": f"{get_settings().base_url}/console/observations?department={content.department_id}",
     }
 
 

@@ -14,6 +14,7 @@ from typing import Optional
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from frontline.runs import run_name  # meaningful run names (issue 9)
 
 BATCH_SIZE = 50
 
@@ -36,7 +37,7 @@ def queue_batch(week: str, department_ids: list[int], themes: dict) -> list[dict
         return [o.row() for o in queue_digests(session, week, department_ids=department_ids, themes=themes)]
 
 
-@flow(name="send-digests")
+@flow(name="send-digests", flow_run_name=run_name("send-digests", "week", "department"))
 def send_digests(week: Optional[str] = None, department: Optional[str] = None) -> list[dict]:
     """Queue the digests for ``week`` (ISO ``2027-W05``; default: last completed week) for every
     department, or only ``department`` (name). Returns one row per department."""

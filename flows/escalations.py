@@ -14,6 +14,7 @@ from typing import Optional
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from frontline.runs import run_name  # meaningful run names (issue 9)
 
 
 @task(name="escalate-overdue-observations", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
@@ -36,7 +37,7 @@ def escalate_batch(as_of_iso: Optional[str]) -> list[dict]:
     return rows
 
 
-@flow(name="escalate-overdue")
+@flow(name="escalate-overdue", flow_run_name=run_name("escalate-overdue"))
 def escalate_overdue(as_of: Optional[datetime] = None) -> list[int]:
     """Escalate overdue urgent observations once more; returns the ids escalated in this run."""
     if as_of is not None and as_of.tzinfo is None:

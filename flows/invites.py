@@ -13,6 +13,7 @@ from typing import Optional
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from frontline.runs import run_name  # meaningful run names (issue 9)
 
 BATCH = 50
 
@@ -43,7 +44,7 @@ def invite_batch(rotation_ids: list[int], as_of: date, announce_weeks: int, chec
     return counts.as_dict()
 
 
-@flow(name="send-invites")
+@flow(name="send-invites", flow_run_name=run_name("send-invites", "as_of"))
 def send_invites(as_of: Optional[date] = None, announce_weeks: int = 8) -> dict:
     """Queue calendar invites, updates and cancellations for rotations starting within ``announce_weeks``."""
     from frontline.audit import record
@@ -83,7 +84,7 @@ def reminder_batch(rotation_ids: list[int], as_of: date, days_before: list[int],
         )
 
 
-@flow(name="send-reminders")
+@flow(name="send-reminders", flow_run_name=run_name("send-reminders", "as_of"))
 def send_reminders(as_of: Optional[date] = None) -> dict:
     """Queue the reminders (N days before), day-one welcomes and weekly observation nudges due ``as_of``."""
     from frontline.audit import record

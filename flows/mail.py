@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_table_artifact
 from prefect.tasks import exponential_backoff
+from frontline.runs import run_name  # meaningful run names (issue 9)
 
 from frontline.mail.delivery import deliver_batch
 from frontline.mail.transport import TransportUnavailable, transport_from_settings
@@ -50,7 +51,7 @@ def _is_transport_error(state) -> bool:
     return False
 
 
-@flow(name="deliver-mail")
+@flow(name="deliver-mail", flow_run_name=run_name("deliver-mail"))
 def deliver_mail(batch_size: int = 200, max_batches: Optional[int] = None, retry_delay_seconds: float = 5.0) -> dict:
     """Deliver every due outbox message; returns counts (batches, claimed, sent, retry, failed).
 

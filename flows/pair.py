@@ -15,6 +15,7 @@ from typing import Optional
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from frontline.runs import run_name  # meaningful run names (issue 9)
 
 
 def _today() -> date:
@@ -40,7 +41,7 @@ def pair_horizon(as_of: date, dry_run: bool) -> dict:
             "created": result.created}
 
 
-@flow(name="pair-mentors")
+@flow(name="pair-mentors", flow_run_name=run_name("pair-mentors", "as_of"))
 def pair_mentors(as_of: Optional[date] = None, dry_run: bool = False) -> dict:
     """Pair every planned rotation of the next 52 weeks with a mentor; re-pair only what must change."""
     as_of = as_of or _today()
@@ -63,7 +64,7 @@ def survey_batch(as_of: date) -> dict:
         return queue_surveys(session, as_of, actor="flow:send-surveys")
 
 
-@flow(name="send-surveys")
+@flow(name="send-surveys", flow_run_name=run_name("send-surveys", "as_of"))
 def send_surveys(as_of: Optional[date] = None) -> dict:
     """Queue the two-question wrap-up survey to rotator and mentor of every pairing in its last week."""
     as_of = as_of or _today()

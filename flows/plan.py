@@ -14,6 +14,7 @@ from typing import Optional
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from frontline.runs import run_name  # meaningful run names (issue 9)
 
 
 @task(name="plan-solve", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
@@ -28,7 +29,7 @@ def solve_plan(start: Optional[date], weeks: int, dry_run: bool) -> dict:
     return {"summary": result.summary(), "unplaced": result.unplaced, "week_load": result.week_load}
 
 
-@flow(name="plan-rotations")
+@flow(name="plan-rotations", flow_run_name=run_name("plan-rotations", "start"))
 def plan_rotations(start: Optional[date] = None, weeks: int = 52, dry_run: bool = False) -> dict:
     """Plan rotations from the Monday on or after ``start`` (default today) for ``weeks`` weeks."""
     out = solve_plan(start, weeks, dry_run)

@@ -14,6 +14,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
+from frontline.runs import run_name  # meaningful run names (issue 9)
 
 from frontline.roster import ImportResult, RosterError
 
@@ -36,7 +37,7 @@ def apply_roster_task(
         return exc
 
 
-@flow(name="import-roster")
+@flow(name="import-roster", flow_run_name=run_name("import-roster"))
 def import_roster_flow(
     departments: str, employees: str, absences: Optional[str] = None, actor: str = "flow:import-roster"
 ) -> ImportResult:

@@ -28,6 +28,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.background import BackgroundTask
 from sqlmodel import Session, func, select
 
 from frontline import audit
@@ -361,13 +362,30 @@ def signin_form(request: Request, next: str | None = None) -> Response:
 @router.post("/signin")
 def signin_request(request: Request, email: str = Form(""), next: str = Form(""),
                    session: Session = Depends(db)) -> Response:
-    request_signin(session, email)
+    queued = request_signin(session, email)
     session.commit()
     data = dict(console_session(request))
     data["next"] = safe_next(next)  # where this browser goes after following the link
     request.state.console_session = request.state.console_cookie = data
     # Same answer whether or not the address is known.
-    return page(request, "web/console/signin.html", next="/console", sent=True, user=None)
+    response = page(request, "web/console/signin.html", next="/console", sent=True, user=None)
+    if queued:  # after the response is sent, so the answer takes no longer for a known address
+        response.background = BackgroundTask(deliver_soon)
+    return response
+
+
+def deliver_soon() -> None:
+    """Deliver due mail now (one batch, the outbox's own delivery path with its claims and retries), so a
+    15-minute sign-in link does not wait for the next scheduled delivery run. Failures stay in the outbox
+    for the scheduled run to retry."""
+    import logging
+
+    try:
+        from frontline.mail.delivery import deliver_pending
+
+        deliver_pending(max_batches=1)
+    except Exception:  # noqa: BLE001 - the scheduled delivery retries; never break the sign-in page
+        logging.getLogger(__name__).exception("immediate delivery of the sign-in link failed")
 
 
 def _read_signin_token(token: str) -> dict[str, str]:

@@ -384,7 +384,7 @@ class DigestContent:
 
     @property
     def empty(self) -> bool:
-        return self.observations == 0 and not self.urgent
+        return self.observations == 0 and not self.urgent and not self.acted
 
 
 def _day(value: datetime, tz: ZoneInfo) -> str:

@@ -404,3 +404,34 @@ def test_week_is_taken_in_the_organisation_time_zone(engine, settings, monkeypat
         data = digests.load_week(s, WEEK)
     assert sorted(o.text for o in data.current) == ["early monday", "late sunday"]
     assert digests.last_completed_week(datetime(2027, 2, 7, 23, 30, tzinfo=timezone.utc)) == "2027-W05"
+
+
+def test_theme_action_end_to_end_shows_in_next_digest(engine, settings):
+    """A head clicks *fixed* on last week's theme; this week's digest reports it; the rotators were told."""
+    from fastapi.testclient import TestClient
+
+    from frontline.links import theme_action_url
+    from frontline.web.app import create_app
+
+    last_week = digests.last_completed_week()
+    this_week = digests.shift_week(last_week, 1)
+    tuesday = datetime.combine(digests.week_monday(last_week) + timedelta(days=1), datetime.min.time(), timezone.utc)
+    with session_scope(engine) as s:
+        eng, sales = _dept(s, "Engineering"), _dept(s, "Sales")
+        bob, sue = _emp(s, "Bob", sales), _emp(s, "Sue", sales)
+        _obs(s, bob, eng, "Customers can't find export", tuesday)
+        _obs(s, sue, eng, "Where is the export button?", tuesday + timedelta(hours=3))
+        digests.queue_digests(s, last_week)
+        label = s.exec(select(Observation.theme)).first()
+        eng_id = eng.id
+    link = theme_action_url(eng_id, last_week, "export", "confusing_ux", label, "head@engineering.example")
+    response = TestClient(create_app()).post(link.removeprefix("http://frontline.test"), data={"action": "fixed"})
+    assert response.status_code == 200 and "Marked <strong>fixed</strong>" in response.text
+    with session_scope(engine) as s:
+        data = digests.load_week(s, this_week)
+        content = digests.build_digest(data, data.departments[eng_id])
+        told = {r.recipient for r in s.exec(select(OutboundMessage).where(OutboundMessage.kind == "observation_update"))}
+    assert told == {"bob@example.com", "sue@example.com"}
+    assert [(a.label, a.state, a.count, a.by) for a in content.acted] == [(label, "fixed", 2, "head@engineering.example")]
+    assert not content.empty  # what the department did is news enough to send
+    assert "fixed: " in digests.render_digest(content, "head@engineering.example").text

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
+
 from frontline.events import emit_new_hires, employee_id_from_resource, onboarding_candidates, resource_id
 
 
@@ -104,3 +106,50 @@ def test_plan_new_hire_adds_one_rotation_and_moves_nobody(settings, engine):
     assert again["status"] == "already_planned" and again["rotation_id"] == out["rotation_id"]
     with session_scope(engine) as s:
         assert plan_new_hire(s, policy, "SUPPORTER", today=today)["status"] == "not_planned"
+
+
+@pytest.mark.prefect
+def test_onboard_new_hire_flow_end_to_end(sqlite_settings, sqlite_engine, prefect_harness):
+    """The real flow run (under the test Prefect server): plan + pair + invite + deliver for one person,
+    idempotent on a second run, with meaningful run names."""
+    from pathlib import Path
+
+    from prefect.client.orchestration import get_client
+    from sqlmodel import select
+
+    from flows.onboarding import onboard_new_hire
+    from models import AuditEvent, Department, Employee, MentorPairing, OutboundMessage, Rotation, session_scope
+
+    example = Path(__file__).resolve().parent.parent / "frontline.example.toml"
+    sqlite_settings.policy_path.write_text(example.read_text())
+    today = date.today()
+    with session_scope(sqlite_engine) as s:
+        support = Department(name="Support", head_name="S", head_email="s@example.com")
+        eng = Department(name="Engineering", head_name="E", head_email="e@example.com")
+        s.add_all([support, eng])
+        s.flush()
+        common = dict(timezone="Europe/Berlin", country="DE", languages=["en"])
+        s.add(Employee(employee_id="M1", name="Mia Mentor", email="mia@example.com", department_id=support.id,
+                       hire_date=date(2020, 1, 6), is_mentor=True, mentor_capacity=2, **common))
+        s.add(Employee(employee_id="N1", name="Nora New", email="nora@example.com", department_id=eng.id,
+                       hire_date=today - timedelta(days=2), **common))
+
+    state = onboard_new_hire("frontline.employee.N1", return_state=True)
+    out = state.result()
+    assert out["employee_id"] == "N1" and out["plan"]["status"] == "planned", out
+    assert out["pairing"]["mentor"] == "M1" and out["invites"]["queued"] >= 1 and out["mail"]["sent"] >= 1
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(state.state_details.flow_run_id).name == "onboard-N1"
+    with session_scope(sqlite_engine) as s:
+        rotation = s.exec(select(Rotation)).one()
+        assert rotation.status == "invited" and rotation.kind == "new_hire"
+        assert s.exec(select(MentorPairing).where(MentorPairing.rotation_id == rotation.id)).one().status == "active"
+        mail = s.exec(select(OutboundMessage)).all()
+        assert mail and {m.state for m in mail} == {"sent"}
+    assert list(sqlite_settings.outbox_dir.glob("*.eml")), "delivered to the outbox folder"
+
+    again = onboard_new_hire("N1")
+    assert again["plan"]["status"] == "already_planned" and again["invites"]["queued"] == 0
+    with session_scope(sqlite_engine) as s:
+        assert len(s.exec(select(OutboundMessage)).all()) == len(mail), "a second run queues nothing"
+        assert len(s.exec(select(AuditEvent).where(AuditEvent.action == "onboarding.run")).all()) == 2

@@ -73,6 +73,11 @@ def _make_company(engine):
         _obs(s, bob, eng, "Next week's complaint", t + timedelta(days=8))
         s.add(Rotation(employee_id=alice.id, start=date(2027, 1, 25), end=date(2027, 2, 21), kind="cycle",
                        due=date(2027, 1, 25), status="invited"))
+        dave, erin = _emp(s, "Dave", eng), _emp(s, "Erin", eng)
+        s.add(Rotation(employee_id=dave.id, start=date(2027, 2, 15), end=date(2027, 3, 14), kind="cycle",
+                       due=date(2027, 2, 15), status="draft"))
+        s.add(Rotation(employee_id=erin.id, start=date(2027, 2, 8), end=date(2027, 3, 7), kind="cycle",
+                       due=date(2027, 2, 8), status="cancelled"))
         ids = {"eng": eng.id, "sales": sales.id, "support": support.id, "legal": quiet.id}
     return ids
 
@@ -112,6 +117,7 @@ def test_routing_own_vs_addressed(engine, company):
     assert sales.sections[0].total == 1  # Alice's pricing note is addressed to Sales
     assert sales.sections[1].total == 2  # Bob's two this week (both to Engineering; next week's excluded)
     assert [p.name for p in eng.rotating_now] == ["Alice"]
+    assert [p.name for p in eng.rotating_next] == ["Dave"]  # Erin's rotation was cancelled
 
 
 def test_numbers_shares_and_trend(engine, company):
@@ -163,7 +169,7 @@ def test_queue_idempotent_headers_and_text_part(engine, company):
     assert "<" not in text.replace("<http", "")
     assert "ADDRESSED TO YOU: 4 observations (last week 1)" in text
     assert "* 75% of this week's observations addressed to you: " in text and '"Where is the export button?" - Bob' in text
-    assert "URGENT (1)" in text and "Now: Alice (until 21 Feb)" in text
+    assert "URGENT (1)" in text and "Now: Alice (until 21 Feb)" in text and "Next: Dave (from 15 Feb)" in text
     assert "Unsubscribe: http://frontline.test/digest/unsubscribe/" in text
 
 

@@ -25,7 +25,6 @@ import asyncio
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -316,11 +315,10 @@ def bench_backend(backend: str, args) -> bool:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        from models.db import _engine_for as cache
+        from models.db import get_engine
 
-        for engine in list(getattr(cache, "cache_info", lambda: None) and []):
-            engine.dispose()
-        cache.cache_clear()
+        get_engine(url).dispose()  # close this process's connections before dropping the schema
+        _engine_for.cache_clear()
         if schema:
             import psycopg
 

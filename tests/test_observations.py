@@ -20,7 +20,7 @@ from sqlmodel import func, select
 
 from frontline.links import observe_url
 from frontline.observations import create_api_token, revoke_api_token
-from models import AuditEvent, Employee, Observation, OutboundMessage, session_scope
+from models import AuditEvent, Employee, Observation, session_scope
 from observation_factories import body, mails, org, set_policy_value, write_policy
 
 XSS = [

@@ -272,6 +272,7 @@ def test_api_auth_validation_create_and_replay(client, engine, world):
         _row, integration_secret = create_api_token(session, "zendesk")
     url = "/api/observations"
     assert client.post(url, json=api_body()).status_code == 401
+    assert client.post(url, json={"impact": "bad"}).status_code == 401  # authentication before validation
     r = client.post(url, json=api_body(), headers={"Authorization": "Bearer flo_wrong"})
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
     auth = {"Authorization": f"Bearer {rotator_secret}"}

@@ -17,10 +17,11 @@ showed as multi-second p99 latencies) and the thread-pool hop per request. Scale
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
@@ -80,6 +81,26 @@ class MessageOut(BaseModel):
     detail: str
 
 
+@dataclass(frozen=True)
+class Caller:
+    token_id: int
+    token_name: str
+    employee_id: Optional[int]  # Employee.id of a rotator token; None for an integration token
+
+
+async def authenticated(credentials: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> Caller:
+    """The caller's API token. A dependency, so it is checked before the body is validated: an
+    unauthenticated request gets 401, never field errors."""
+    unauthorised = {"WWW-Authenticate": "Bearer"}
+    if credentials is None:
+        raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)", headers=unauthorised)
+    with session_scope(get_engine()) as session:
+        token = authenticate_api_token(session, credentials.credentials)
+    if token is None:
+        raise HTTPException(401, "unknown or revoked API token", headers=unauthorised)
+    return Caller(token.id, token.name, token.employee_id)
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
@@ -106,17 +127,11 @@ def _field_error(field: str, message: str, kind: str = "value_error") -> JSONRes
 async def create_observation(
     body: ObservationCreate,
     response: Response,
-    credentials: Optional[HTTPAuthorizationCredentials] = Depends(bearer),
+    token: Caller = Depends(authenticated),
 ):
-    unauthorised = {"WWW-Authenticate": "Bearer"}
-    if credentials is None:
-        return _error(401, "missing bearer token (Authorization: Bearer <token>)", unauthorised)
     data = body.model_dump(exclude_unset=True)
     employee_id = data.pop("employee_id", None)
     with session_scope(get_engine()) as session:
-        token = authenticate_api_token(session, credentials.credentials)
-        if token is None:
-            return _error(401, "unknown or revoked API token", unauthorised)
         if token.employee_id is not None:
             rotator = session.get(Employee, token.employee_id)
             if employee_id is not None and (rotator is None or rotator.employee_id != employee_id):

@@ -92,7 +92,7 @@ class BodySizeLimit:
                 except ValueError:
                     too_big = True
                 if too_big:
-                    return await self._refuse(send)
+                    return await self._refuse(scope, send)
         received = 0
         started = False
 
@@ -115,12 +115,17 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(scope, send)
 
-    async def _refuse(self, send):
-        body = f'{{"detail":"request body too large: at most {self.max_bytes} bytes"}}'.encode()
+    async def _refuse(self, scope, send):
+        message = f"request body too large: at most {self.max_bytes // 1024} KB"
+        if scope["path"].startswith("/api/"):
+            body, kind = f'{{"detail":"{message}"}}'.encode(), b"application/json"
+        else:  # a person at a form: a page that says what happened
+            body = render_html("web/observe_error.html", heading="Too much text", message=message).encode()
+            kind = b"text/html; charset=utf-8"
         await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 

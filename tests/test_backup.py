@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -75,10 +76,63 @@ def dump(engine) -> dict[str, list[dict]]:
         }
 
 
-def test_sqlite_to_postgres_round_trip_keeps_every_row(tmp_path):
+def run_a_company(url: str, engine, tmp_path, monkeypatch) -> None:
+    """A synthetic company imported and put through the domain functions of the jobs (plan, pair,
+    invites, an observation, digests, mail delivery), as the demo does, on ``engine``."""
+    from datetime import date, timedelta
+
+    from frontline import synth
+    from frontline.digests import iso_week, queue_digests
+    from frontline.invites import process_invites, rotations_to_announce
+    from frontline.mail.delivery import deliver_pending
+    from frontline.mentoring import pair_mentors
+    from frontline.observations import submit
+    from frontline.planning import plan_rotations
+    from frontline.policy import load_policy
+    from frontline.roster import import_roster
+    from frontline.settings import get_settings
+    from sqlmodel import select as sm_select
+
+    from models import Employee, Rotation, session_scope
+
+    policy_path = tmp_path / "frontline.toml"
+    policy_path.write_text((Path(__file__).resolve().parent.parent / "frontline.example.toml").read_text())
+    monkeypatch.setenv("FRONTLINE_DATABASE_URL", url)
+    monkeypatch.setenv("FRONTLINE_OUTBOX_DIR", str(tmp_path / "outbox"))
+    monkeypatch.setenv("FRONTLINE_POLICY_PATH", str(policy_path))
+    monkeypatch.delenv("FRONTLINE_SMTP_URL", raising=False)
+    get_settings.cache_clear()
+    policy = load_policy()
+    today = date.today()
+    files = synth.write_csvs(synth.generate_company(80, seed=3, today=today), tmp_path / "roster")
+    with session_scope(engine) as s:
+        import_roster(s, files["departments"], files["employees"], files["absences"], actor="test", today=today)
+    with session_scope(engine) as s:
+        plan_rotations(s, policy, start=today, weeks=26, today=today, actor="test")
+    with session_scope(engine) as s:
+        pair_mentors(s, policy, as_of=today, actor="test")
+    with session_scope(engine) as s:
+        process_invites(s, rotations_to_announce(s, today, 26), as_of=today, announce_weeks=26)
+    with session_scope(engine) as s:
+        rotator = s.exec(sm_select(Employee).join(Rotation, Rotation.employee_id == Employee.id)).first()
+        submit(s, rotator, {"text": "Customer ann@example.org could not export – «Zoë»", "impact": 4,
+                            "product_area": "export", "category": "bug", "urgent": True}, "api", policy=policy)
+    with session_scope(engine) as s:
+        queue_digests(s, iso_week(today + timedelta(days=7)))
+        queue_digests(s, iso_week(today))
+    deliver_pending(engine)
+    get_settings.cache_clear()
+    with engine.connect() as conn:
+        counts = row_counts(conn)
+    assert counts["employee"] == 80 and counts["rotation"] and counts["mentorpairing"] and counts["observation"] == 1
+    assert counts["outboundmessage"] > counts["rotation"] // 2 and counts["auditevent"] >= 4, counts
+
+
+def test_sqlite_to_postgres_round_trip_keeps_every_row(tmp_path, monkeypatch):
     sqlite = make_database("sqlite", tmp_path / "a")
-    _, src = next(sqlite)
+    url, src = next(sqlite)
     try:
+        run_a_company(url, src, tmp_path, monkeypatch)
         populate_every_table(src)
         # a gap in the ids (deleted rows) must survive the move unchanged
         with src.begin() as conn:

@@ -463,6 +463,8 @@ def solve(
     # every round) and the cost threshold below which no eligible mentor lies outside the pool
     pr, pm, pc, _best, count = d.pools(all_r, pool_size)
     pthr = d.last_threshold.copy()
+    # the Lagrangian bound with all multipliers at zero: everyone gets their cheapest eligible mentor
+    bound0 = float(np.minimum(P, _best[count > 0]).sum() + P * int((count == 0).sum()))
     order = np.lexsort((pc, pr))
     pr, pm, pc = pr[order], pm[order], pc[order]
     prank = np.arange(len(pr)) - np.searchsorted(pr, pr)
@@ -491,7 +493,7 @@ def solve(
             total = _objective(d, assign)[0]
             bound = total if full.mip_optimal else full.mip_dual_bound
             return _finish(d, assign, bound, "mip-exact" if full.mip_optimal else "mip", t0, stats)
-    bound = None
+    bound = bound0
     lp_value = None
     iterations = 0
     x = None
@@ -542,7 +544,7 @@ def solve(
             zterm += np.minimum(0.0, q - lam_m[j]).sum()
         capterm = -(lam[model.Mn :] * model.b_ub[model.Mn :]).sum()
         pool_bound = np.minimum(P, best[rots]).sum() + P * (d.n - len(rots)) + zterm + capterm
-        bound = max(bound if bound is not None else -np.inf, pool_bound)
+        bound = max(bound, pool_bound)
         nearly_priced_out = rows_added == 0 and len(nr) <= 0.005 * len(rots)
         if nearly_priced_out and (lp_value - bound) > gap_target * max(lp_value, 1e-9) / 4:
             # the pool is (nearly) priced out: scan every eligible pair (exact pricing and bound)

@@ -150,7 +150,7 @@ def main() -> None:
         for mid in th.member_ids:
             label[mid] = k
     pred = [label[i.id] for i in items]
-    rows.append(("frontline.themes (area+category, TF-IDF word+char, avg linkage)", pred, secs, len(themes)))
+    rows.append(("frontline.themes (area+category; TF-IDF word+char + LSA; avg linkage)", pred, secs, len(themes)))
 
     t0 = time.perf_counter()
     keys = {}

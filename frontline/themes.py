@@ -8,7 +8,9 @@ Two stages, both deterministic (same input, same themes, same labels):
    synonym table maps "where is", "can't find", "unable to locate" ... to one token, domain stop words
    such as "customer" dropped, light suffix stemming) and vectorised with TF-IDF over word 1-2 grams
    *and* character 3-5 grams (robust to typos and inflections). Cosine distances are clustered with
-   average-linkage agglomerative clustering cut at ``distance_threshold``; groups too large for a dense
+   average-linkage agglomerative clustering cut at ``distance_threshold``. With enough observations
+   (``LSA_MIN_DOCS``) an LSA component (truncated SVD of word TF-IDF over *all* observations, so words
+   used in the same contexts come close) is added to the vectors. Groups too large for a dense
    distance matrix are clustered from an evenly spaced sample, the rest assigned to the nearest theme.
 
 Each theme gets a short readable label: the first clause of its most central observation (highest mean
@@ -25,7 +27,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-DEFAULT_DISTANCE_THRESHOLD = 0.93  # tuned on bench/themes.py: fewer, larger themes beat fragments
+DEFAULT_DISTANCE_THRESHOLD = 0.95  # with the LSA component (tuned on bench/themes.py, two seeds)
+LEXICAL_ONLY_THRESHOLD = 0.93  # small inputs (no LSA): TF-IDF alone
+LSA_MIN_DOCS = 50  # below this many observations there is too little co-occurrence to learn from
+LSA_DIMS = 60
+LEXICAL_WEIGHT = 0.3  # share of the TF-IDF part in the combined vector (the rest: LSA)
 DENSE_GROUP_LIMIT = 2500  # above this, a group is clustered from a sample (memory stays bounded)
 ASSIGN_SIMILARITY = 0.15  # large groups: an item joins a sample theme at this centroid cosine
 LABEL_CHARS = 70
@@ -131,12 +137,37 @@ def shorten(text: str, limit: int = LABEL_CHARS) -> str:
     return cut + "…"
 
 
-def _vectorise(texts: list[str]):
-    from scipy.sparse import hstack
+def _normalised(texts: Sequence[str]) -> list[str]:
+    return [normalise(t) or t.lower() for t in texts]
+
+
+def _semantic(norm: list[str]) -> np.ndarray | None:
+    """LSA (truncated SVD of word TF-IDF over *all* the texts): words that occur in the same contexts
+    ("coupon" / "voucher" next to "code", "invalid", "checkout") get close, which plain TF-IDF cannot
+    see. ``None`` when the input is too small to learn co-occurrence from. Deterministic (fixed seed)."""
+    from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
 
-    norm = [normalise(t) or t.lower() for t in texts]
+    if len(norm) < LSA_MIN_DOCS:
+        return None
+    try:
+        w = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2, token_pattern=r"\S+").fit_transform(norm)
+    except ValueError:
+        return None
+    dims = min(LSA_DIMS, w.shape[1] - 1, w.shape[0] - 1)
+    if dims < 10:
+        return None
+    z = TruncatedSVD(dims, algorithm="randomized", n_iter=5, random_state=0).fit_transform(w)
+    return normalize(z)
+
+
+def _vectorise(texts: list[str], *, normalised: bool = False, semantic: np.ndarray | None = None):
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
+
+    norm = texts if normalised else _normalised(texts)
     words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, min_df=1, token_pattern=r"\S+")
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=1)
     try:
@@ -145,8 +176,10 @@ def _vectorise(texts: list[str]):
         w = None
     c = chars.fit_transform([t if t.strip() else "_" for t in norm])
     # Words carry the meaning; character grams bridge inflections and typos.
-    x = c * 0.5 if w is None else hstack([w * np.sqrt(0.6), c * np.sqrt(0.4)]).tocsr()
-    return normalize(x)
+    x = normalize(c if w is None else hstack([w * np.sqrt(0.6), c * np.sqrt(0.4)]).tocsr())
+    if semantic is not None:
+        x = normalize(hstack([x * np.sqrt(LEXICAL_WEIGHT), csr_matrix(semantic) * np.sqrt(1 - LEXICAL_WEIGHT)]).tocsr())
+    return x
 
 
 def _cluster_dense(x, threshold: float) -> np.ndarray:
@@ -218,13 +251,15 @@ def _absorb_fragments(x, labels: np.ndarray, min_fraction: float, min_similarity
 
 def cluster_texts(
     texts: Sequence[str],
-    distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD,
+    distance_threshold: float = LEXICAL_ONLY_THRESHOLD,
     *,
     fragment_fraction: float = FRAGMENT_FRACTION,
     fragment_similarity: float = FRAGMENT_SIMILARITY,
+    normalised: bool = False,
+    semantic: np.ndarray | None = None,
 ):
-    """Cluster labels (ints) and the normalised TF-IDF matrix of ``texts``."""
-    x = _vectorise(list(texts))
+    """Cluster labels (ints) and the feature matrix of ``texts`` (TF-IDF, plus ``semantic`` rows when given)."""
+    x = _vectorise(list(texts), normalised=normalised, semantic=semantic)
     if x.shape[0] <= DENSE_GROUP_LIMIT:
         labels = _cluster_dense(x, distance_threshold)
     else:
@@ -241,19 +276,33 @@ def _sort_key(value: object):
 def find_themes(
     items: Iterable[ThemeInput],
     *,
-    distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD,
+    distance_threshold: float | None = None,
     fragment_fraction: float = FRAGMENT_FRACTION,
     fragment_similarity: float = FRAGMENT_SIMILARITY,
+    semantic: bool = True,
 ) -> list[Theme]:
-    """Group ``items`` into themes, largest first (ties: label). Every item is in exactly one theme."""
+    """Group ``items`` into themes, largest first (ties: label). Every item is in exactly one theme.
+
+    With ``semantic`` (default) and at least ``LSA_MIN_DOCS`` items, an LSA component learnt from all
+    the items joins the TF-IDF features; ``distance_threshold`` defaults to the cut tuned for the
+    features in use."""
     groups: dict[tuple[str, str], list[ThemeInput]] = defaultdict(list)
     for item in items:
         groups[(item.product_area.strip().lower(), item.category.strip().lower())].append(item)
-    themes: list[Theme] = []
-    for (area, category), members in sorted(groups.items()):
+    ordered = sorted(groups.items())
+    for _key, members in ordered:
         members.sort(key=lambda i: _sort_key(i.id))
-        labels, x = cluster_texts([m.text for m in members], distance_threshold,
-                                  fragment_fraction=fragment_fraction, fragment_similarity=fragment_similarity)
+    norm = {key: _normalised([m.text for m in members]) for key, members in ordered}
+    z = _semantic([t for key, _m in ordered for t in norm[key]]) if semantic else None
+    if distance_threshold is None:
+        distance_threshold = DEFAULT_DISTANCE_THRESHOLD if z is not None else LEXICAL_ONLY_THRESHOLD
+    themes: list[Theme] = []
+    offset = 0
+    for (area, category), members in ordered:
+        rows = None if z is None else z[offset : offset + len(members)]
+        offset += len(members)
+        labels, x = cluster_texts(norm[(area, category)], distance_threshold, fragment_fraction=fragment_fraction,
+                                  fragment_similarity=fragment_similarity, normalised=True, semantic=rows)
         for cluster in sorted(set(labels.tolist())):
             idx = np.flatnonzero(labels == cluster)
             if len(idx) == 1:

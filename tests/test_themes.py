@@ -74,3 +74,20 @@ def test_large_group_uses_sampled_path_and_keeps_everyone():
     assert len(of) == 80
     assert of[0] != of[40]
     assert len({of[i] for i in range(40, 80)}) == 1
+
+
+def test_semantic_path_on_a_larger_week_keeps_paraphrases_together():
+    import frontline.themes as themes_mod
+
+    tails = ["", " today", " again", " on the phone", " in chat", " twice", " this morning", " (enterprise)",
+             " after the update", " and got annoyed"]
+    texts = [e + t for t in tails for e in EXPORT] + [o + t for t in tails for o in OTHER]
+    assert themes_mod._semantic(themes_mod._normalised(texts)) is not None  # LSA component in use
+    themes = find_themes(_items(texts))
+    of = theme_of(themes)
+    n_export = len(EXPORT) * len(tails)
+    assert len({of[i] for i in range(n_export)}) == 1
+    export_label = of[0]
+    others = {of[i] for i in range(n_export, len(texts))}
+    assert export_label not in others and len(others) >= 3
+    assert [(t.label, t.member_ids) for t in themes] == [(t.label, t.member_ids) for t in find_themes(_items(texts))]

@@ -232,7 +232,6 @@ def test_deployments_worker_and_new_hire_event_on_postgres(tmp_path, pg_database
         "FRONTLINE_TIMEZONE": "Europe/Berlin",
     }
     engine = get_engine(frontline_url)
-    init_db(engine)
     today = date.today()
     roster = _write_roster(tmp_path / "roster", today)
 
@@ -253,6 +252,7 @@ def test_deployments_worker_and_new_hire_event_on_postgres(tmp_path, pg_database
     smtp.start()
     try:
         procs.start("server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env)
+        init_db(engine)  # while the server boots
         import httpx
 
         def healthy():
@@ -264,11 +264,11 @@ def test_deployments_worker_and_new_hire_event_on_postgres(tmp_path, pg_database
         _wait("the Prefect server", healthy, 120, diagnostics)
         print(f"\n  server healthy after {time.monotonic() - started:.1f}s")
         _run([str(BIN / "prefect"), "work-pool", "create", "frontline-pool", "--type", "process"], env)
+        procs.start("worker", [str(BIN / "prefect"), "worker", "start", "--pool", "frontline-pool", "--limit", "2"], env)
         _run([sys.executable, "-c", "import sys; from prefect.blocks.system import Secret; "
               "Secret(value=sys.stdin.read()).save('frontline-smtp-password')"], env, stdin=SMTP_PASSWORD)
         _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env, timeout=240)
         print(f"  deployed after {time.monotonic() - started:.1f}s")
-        procs.start("worker", [str(BIN / "prefect"), "worker", "start", "--pool", "frontline-pool", "--limit", "2"], env)
 
         # 1. a deployment run: the roster import (the new hire N1 in it emits frontline.employee.hired)
         roster_id = api.deployment_id("import-roster", "import-roster")

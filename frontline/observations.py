@@ -268,26 +268,43 @@ def recent_observations(session: Session, rotator_id: int, limit: int = 10) -> l
     )
 
 
-def _intake_facts(session: Session, rotator_id: int, crid: Optional[str], now: datetime, today: date):
-    """One round trip for what a submission must know first: an earlier observation with this
-    ``client_request_id`` (id, rotator), the rotator's submissions in the last hour (count, oldest),
-    and their current rotation."""
-    since = now - timedelta(hours=1)
-    in_window = (Observation.rotator_id == rotator_id, Observation.created_at > since)
-    crid_match = Observation.client_request_id == (crid or "")
-    stmt = select(
-        select(Observation.id).where(crid_match).limit(1).scalar_subquery(),
-        select(Observation.rotator_id).where(crid_match).limit(1).scalar_subquery(),
+def _intake_facts_statement():
+    """Built once (see :func:`_intake_facts`): reusing one statement object with bound parameters
+    skips re-building and re-keying a five-subquery SELECT on every submission."""
+    from sqlalchemy import bindparam
+
+    crid = bindparam("crid", type_=Observation.__table__.c.client_request_id.type)
+    rotator = bindparam("rotator_id", type_=Observation.__table__.c.rotator_id.type)
+    since = bindparam("since", type_=Observation.__table__.c.created_at.type)
+    today = bindparam("today", type_=Rotation.__table__.c.start.type)
+    in_window = (Observation.rotator_id == rotator, Observation.created_at > since)
+    return select(
+        select(Observation.id).where(Observation.client_request_id == crid).limit(1).scalar_subquery(),
+        select(Observation.rotator_id).where(Observation.client_request_id == crid).limit(1).scalar_subquery(),
         select(func.count(Observation.id)).where(*in_window).scalar_subquery(),
         select(func.min(Observation.created_at)).where(*in_window).scalar_subquery(),
         select(Rotation.id)
-        .where(Rotation.employee_id == rotator_id, Rotation.status != "cancelled")
+        .where(Rotation.employee_id == rotator, Rotation.status != "cancelled")
         .where(Rotation.start <= today, Rotation.end >= today)
         .order_by(Rotation.start.desc())
         .limit(1)
         .scalar_subquery(),
     )
-    return session.exec(stmt).one()
+
+
+_INTAKE_FACTS = None
+_DEPARTMENT_IDS = select(Department.name, Department.id)
+
+
+def _intake_facts(session: Session, rotator_id: int, crid: Optional[str], now: datetime, today: date):
+    """One round trip for what a submission must know first: an earlier observation with this
+    ``client_request_id`` (id, rotator), the rotator's submissions in the last hour (count, oldest),
+    and their current rotation."""
+    global _INTAKE_FACTS
+    if _INTAKE_FACTS is None:
+        _INTAKE_FACTS = _intake_facts_statement()
+    params = {"crid": crid or "", "rotator_id": rotator_id, "since": now - timedelta(hours=1), "today": today}
+    return session.exec(_INTAKE_FACTS, params=params).one()
 
 
 def _raise_if_over_limit(count: int, oldest: Optional[datetime], limit: int, now: datetime) -> None:
@@ -333,7 +350,7 @@ def submit(
         if hit_rotator != rotator.id:
             raise ObservationConflict(f"client_request_id {crid!r} was already used by someone else")
         return Submission(session.get(Observation, hit_id), False)
-    ids_by_name = dict(session.exec(select(Department.name, Department.id)).all())
+    ids_by_name = dict(session.exec(_DEPARTMENT_IDS).all())
     names = departments if departments is not None else list(ids_by_name)
     obs_in = validate_observation(raw, policy, names)
     target_name = obs_in.target_department or suggested_department(obs_in.product_area, policy, names)
@@ -602,6 +619,9 @@ def revoke_api_token(session: Session, name: str) -> int:
     return len(rows)
 
 
+_TOKEN_BY_HASH = None
+
+
 def authenticate_api_token(session: Session, secret: str):
     """The active token for ``secret`` (looked up by its hash) as a row (``id``, ``name``,
     ``employee_id``, ``revoked_at``), or None."""
@@ -610,11 +630,14 @@ def authenticate_api_token(session: Session, secret: str):
 
     if not secret or len(secret) > 200:
         return None
-    row = session.exec(
-        select(ApiToken.id, ApiToken.name, ApiToken.employee_id, ApiToken.revoked_at).where(
-            ApiToken.token_hash == hash_secret(secret)
+    global _TOKEN_BY_HASH
+    if _TOKEN_BY_HASH is None:  # built once, reused with a bound value (hot path)
+        from sqlalchemy import bindparam
+
+        _TOKEN_BY_HASH = select(ApiToken.id, ApiToken.name, ApiToken.employee_id, ApiToken.revoked_at).where(
+            ApiToken.token_hash == bindparam("token_hash", type_=ApiToken.__table__.c.token_hash.type)
         )
-    ).first()
+    row = session.exec(_TOKEN_BY_HASH, params={"token_hash": hash_secret(secret)}).first()
     if row is None or row.revoked_at is not None:
         return None
     return row  # a row with id, name, employee_id, revoked_at

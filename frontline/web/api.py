@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import bindparam
 from sqlmodel import select
 
 from frontline.observations import (
@@ -38,6 +39,10 @@ from frontline.observations import (
 from models import Department, Employee, get_engine, session_scope
 
 router = APIRouter(prefix="/api", tags=["observations"])
+# built once and reused with a bound value: the submission path is hot
+_EMPLOYEE_BY_HR_ID = select(Employee).where(
+    Employee.employee_id == bindparam("hr_id", type_=Employee.__table__.c.employee_id.type)
+)
 bearer = HTTPBearer(auto_error=False, description="API token from `frontline api-token create`")
 
 
@@ -139,7 +144,7 @@ async def create_observation(
         else:
             if not employee_id:
                 return _field_error("employee_id", "an integration token must name the rotator (HR employee id)", "missing")
-            rotator = session.exec(select(Employee).where(Employee.employee_id == employee_id)).first()
+            rotator = session.exec(_EMPLOYEE_BY_HR_ID, params={"hr_id": employee_id}).first()
             if rotator is None:
                 return _field_error("employee_id", f"no employee with id {employee_id!r}")
         if rotator is None or not rotator.active:

@@ -7,7 +7,8 @@ starting within the 52-week horizon) that has no active pairing, using the whole
 * an active pairing is kept unless it *must* change: the mentor left (``Employee.active`` false or
   ``left_on`` before the rotation ends), is no longer a mentor, or has an absence overlapping the
   rotation. Then the old pairing becomes ``status='replaced'`` with the reason, a new active pairing
-  is created with ``sequence = old.sequence + 1``, and both are audited. The invites job notices the
+  is created with ``sequence`` = the number of earlier pairings of that rotation (0 for the first),
+  and both are audited. The invites job notices the
   change of mentor (``Rotation.announced_mentor_id``) and tells both sides;
 * pairings of cancelled rotations become ``status='cancelled'``;
 * history: every earlier pairing of the same person (any status) excludes that mentor for good.
@@ -439,6 +440,14 @@ def pair_mentors(
         result.objective, result.bound, result.gap, result.method = sol.objective, sol.bound, sol.gap, sol.method
 
     # ---- write ----
+    earlier: dict[int, int] = {}
+    if need:
+        for rid, n in session.exec(
+            select(MentorPairing.rotation_id, func.count(MentorPairing.id))
+            .where(MentorPairing.rotation_id.in_([r.id for r in need]))
+            .group_by(MentorPairing.rotation_id)
+        ).all():
+            earlier[rid] = n
     for r in need:
         e = emp(r.employee_id)
         old = to_replace.get(r.id)
@@ -471,7 +480,7 @@ def pair_mentors(
             taken_slots[mid].append((r.start, r.end, (first.weekday(), f"{first:%H:%M}")))
             row["checkin"] = f"{first:%a %H:%M} {first.tzinfo.key}"
         if not dry_run:
-            sequence = (old[0].sequence + 1) if old else 0
+            sequence = earlier.get(r.id, 0)  # 0 for the first pairing of a rotation, then 1, 2, ...
             p = MentorPairing(
                 rotation_id=r.id, mentor_id=mid, status="active", score=sol.costs.get(r.id),
                 checkin_weekday=slot[0] if slot else None, checkin_time_utc=slot[1] if slot else None,

@@ -235,17 +235,6 @@ def current_rotation(session: Session, employee_id: int, on: date | None = None)
     ).first()
 
 
-def current_rotation_id(session: Session, employee_id: int, on: date | None = None) -> Optional[int]:
-    """Like :func:`current_rotation` but only the id (the submission hot path loads no entity)."""
-    on = on or org_today()
-    return session.exec(
-        select(Rotation.id)
-        .where(Rotation.employee_id == employee_id, Rotation.status != "cancelled")
-        .where(Rotation.start <= on, Rotation.end >= on)
-        .order_by(Rotation.start.desc())
-    ).first()
-
-
 def mentor_for(session: Session, rotation_id: Optional[int]) -> Optional[Employee]:
     if rotation_id is None:
         return None

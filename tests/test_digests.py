@@ -264,6 +264,10 @@ def test_theme_action_link_and_unsubscribe(engine, company):
     token = path.split("/")[-1].split("?")[0]
     forged = path.replace(token, token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"))
     assert client.get(forged).status_code == 403
+    from frontline.links import ack_url  # a genuine single-observation ack token opens nothing here
+
+    other_kind = ack_url(1, "cto@example.com").removeprefix("http://frontline.test/ack/")
+    assert client.post(f"/digest/theme/{other_kind}", data={"action": "fixed"}).status_code == 403
     assert client.post(forged.split("?")[0], data={"action": "fixed"}).status_code == 403
     page = client.get(path)
     assert page.status_code == 200 and "planned" in page.text and "<form" in page.text

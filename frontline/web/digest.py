@@ -36,9 +36,16 @@ def _denied(exc: InvalidToken | str) -> HTMLResponse:
     return _page("web/digest_error.html", 403, title="This link cannot be used", message=str(exc))
 
 
+_SHAPES = {  # the "ack" purpose is shared with single-observation links (frontline.links.ack_url): check the shape
+    "ack": {"d": int, "w": str, "a": str, "c": str, "t": str, "r": str},
+    "unsubscribe": {"d": int, "m": str},
+}
+
+
 def _payload(purpose: str, token: str) -> dict[str, Any]:
     payload = read_token(purpose, token)
-    if not isinstance(payload, dict):
+    shape = _SHAPES[purpose]
+    if not isinstance(payload, dict) or any(not isinstance(payload.get(k), t) for k, t in shape.items()):
         raise InvalidToken("this link is not valid")
     return payload
 

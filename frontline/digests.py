@@ -542,6 +542,12 @@ def _context(content: DigestContent, recipient: str, limits: Limits) -> dict[str
         sections.append({"s": s, "themes": themes, "more_themes": max(0, len(s.themes) - limits.themes),
                          "more_themes_count": sum(t.count for t in s.themes[limits.themes:])})
     urgent = [{"u": u, "text": _trim(u.text, limits.quote_chars)} for u in content.urgent[: limits.urgent]]
+    top = max((t for sec in content.sections for t in sec.themes[:1]), key=lambda t: t.count, default=None)
+    preheader = f"{content.observations} observation{'s' if content.observations != 1 else ''}"
+    if content.urgent:
+        preheader += f", {len(content.urgent)} urgent"
+    if top is not None:
+        preheader += f"; top theme: {top.label} ({top.count})"
     return {
         "c": content,
         "sections": sections,
@@ -550,6 +556,7 @@ def _context(content: DigestContent, recipient: str, limits: Limits) -> dict[str
         "acted": content.acted[: limits.acted],
         "more_acted": max(0, len(content.acted) - limits.acted),
         "ack_labels": ACK_LABELS,
+        "preheader": preheader,
         "bar_max": BAR_MAX_PX,
         "recipient": recipient,
         "unsubscribe_url": digest_unsubscribe_url(content.department_id, recipient),

@@ -165,6 +165,7 @@ def test_queue_idempotent_headers_and_text_part(engine, company):
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert msg["Auto-Submitted"] == "auto-generated"
     assert "<style" not in html and 'style="' in html  # CSS inlined
+    assert "6 observations, 1 urgent; top theme: " in html  # inbox preview line (hidden preheader)
     # the plain-text twin is readable: no markup, key facts present
     assert "<" not in text.replace("<http", "")
     assert "ADDRESSED TO YOU: 4 observations (last week 1)" in text

@@ -491,7 +491,8 @@ def solve(
             stats["model_edges"] = full.E
             stats["t_total"] = round(time.perf_counter() - t0, 3)
             total = _objective(d, assign)[0]
-            bound = total if full.mip_optimal else full.mip_dual_bound
+            dual = full.mip_dual_bound if full.mip_dual_bound is not None else -np.inf
+            bound = total if full.mip_optimal else max(bound0, float(dual))
             return _finish(d, assign, bound, "mip-exact" if full.mip_optimal else "mip", t0, stats)
     bound = bound0
     lp_value = None

@@ -27,6 +27,9 @@ from prefect.cache_policies import NO_CACHE
 from frontline.events import employee_id_from_resource
 
 ACTOR = "flow:onboard-new-hire"
+# Tag-based concurrency: with `prefect concurrency-limit create frontline-planning 1` the planner,
+# the pairing and onboarding never write the plan at the same time (see README, Run in production).
+PLANNING_TAG = "frontline-planning"
 
 
 def _today() -> date:
@@ -41,7 +44,7 @@ def _run_name() -> str:
     return f"onboard-{employee_id_from_resource(str(flow_run.parameters.get('employee_id', '?')))}"
 
 
-@task(name="onboard-plan", retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE)
+@task(name="onboard-plan", retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE, tags=[PLANNING_TAG])
 def plan_task(employee_id: str, as_of: date) -> dict:
     from frontline.onboarding import plan_new_hire
     from frontline.policy import load_policy
@@ -51,7 +54,7 @@ def plan_task(employee_id: str, as_of: date) -> dict:
         return plan_new_hire(session, load_policy(), employee_id, today=as_of, actor=ACTOR)
 
 
-@task(name="onboard-pair", retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE)
+@task(name="onboard-pair", retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE, tags=[PLANNING_TAG])
 def pair_task(as_of: date, rotation_id: int) -> dict:
     from sqlmodel import select
 

@@ -26,7 +26,7 @@ def _today() -> date:
     return datetime.now(get_settings().tz).date()
 
 
-@task(name="pair-horizon", retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE)
+@task(name="pair-horizon", retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE, tags=["frontline-planning"])
 def pair_horizon(as_of: date, dry_run: bool) -> dict:
     from frontline.mentoring import pair_mentors as pair
     from frontline.policy import load_policy

@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from frontline.runs import run_name  # meaningful run names (issue 9)
 
 
-@task(name="plan-solve", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@task(name="plan-solve", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE, tags=["frontline-planning"])
 def solve_plan(start: Optional[date], weeks: int, dry_run: bool) -> dict:
     from frontline.planning import plan_rotations as plan
     from frontline.policy import load_policy

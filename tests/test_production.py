@@ -264,6 +264,7 @@ def test_deployments_worker_and_new_hire_event_on_postgres(tmp_path, pg_database
         _wait("the Prefect server", healthy, 120, diagnostics)
         print(f"\n  server healthy after {time.monotonic() - started:.1f}s")
         _run([str(BIN / "prefect"), "work-pool", "create", "frontline-pool", "--type", "process"], env)
+        _run([str(BIN / "prefect"), "concurrency-limit", "create", "frontline-planning", "1"], env)
         procs.start("worker", [str(BIN / "prefect"), "worker", "start", "--pool", "frontline-pool", "--limit", "2"], env)
         _run([sys.executable, "-c", "import sys; from prefect.blocks.system import Secret; "
               "Secret(value=sys.stdin.read()).save('frontline-smtp-password')"], env, stdin=SMTP_PASSWORD)

@@ -46,9 +46,14 @@ def test_onboarding_candidates_are_recent_non_support_hires(settings, engine, tm
 
 
 def test_no_event_without_a_prefect_api(monkeypatch):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    # outside a flow run and without an API there is no server to react: nothing is emitted (and no DB is read)
-    assert emit_new_hires(["E1", "E2"]) == 0
+    # outside a flow run and without an API there is no server to react: nothing is emitted (and no DB is read,
+    # so the unconfigured database URL is never touched). restore_defaults also undoes a session test harness.
+    monkeypatch.setenv("FRONTLINE_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/nothing")
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert emit_new_hires(["E1", "E2"]) == 0
 
 
 def test_resource_ids_round_trip():

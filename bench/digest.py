@@ -123,6 +123,10 @@ def main() -> None:
     print(f"queued {queued} digests; largest message {largest / 1024:.1f} KB (HTML part capped at "
           f"{digests.SIZE_BUDGET // 1000} KB); full path = {t_queue / t_noinline:.2f}x the no-inlining render time, "
           f"{total_bytes / raw_bytes:.2f}x its bytes")
+    engine.dispose()
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,10 @@ def test_status_reports_last_runs_and_stuck_work_without_secrets(settings, engin
     _populate(engine)
     runner = CliRunner()
 
-    result = runner.invoke(app, ["status", "--json", "--check"])
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # no API, even under a session harness
+        result = runner.invoke(app, ["status", "--json", "--check"])
     assert result.exit_code == 1, result.output  # stuck work -> non-zero with --check
     report = json.loads(result.output)
     jobs = {row["job"]: row for row in report["jobs"]}

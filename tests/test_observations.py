@@ -218,6 +218,14 @@ def test_xss_payloads_come_back_escaped_everywhere(client, engine, world):
             ack = re.search(r"http://frontline\.test(/ack/[^\"\s]+)", html_part).group(1)
             ack_page = client.get(html.unescape(ack)).text
             assert payload not in ack_page and str(escape(payload)) in ack_page
+        # the "what happened to your observation" mail, with a hostile note from the acting head
+        from frontline.observations import set_ack_state
+
+        first = session.exec(select(Observation).order_by(Observation.id)).first()
+        set_ack_state(session, [first.id], "planned", by="head@example.com", note=f"n {XSS[0]}")
+        update = body(mails(session, "observation_update")[0], "html")
+        for payload in (XSS[0],):
+            assert payload not in update and str(escape(payload)) in update
 
 
 def test_rate_limit_per_rotator(client, engine, world, settings):

@@ -322,13 +322,16 @@ def test_send_digests_flow(sqlite_engine, sqlite_settings, prefect_harness):
     from flows.digests import send_digests
 
     ids = _make_company(sqlite_engine)
-    rows = send_digests(week=WEEK)
+    first = send_digests(week=WEEK, return_state=True)
+    rows = first.result()
     by_name = {r["department"]: r for r in rows}
     assert by_name["Engineering"] == {"department": "Engineering", "observations": 6, "themes": by_name["Engineering"]["themes"],
                                       "status": "queued 1"}
     assert by_name["Legal"]["status"] == "nothing to report"
-    again = send_digests(week=WEEK, department="engineering")
+    second = send_digests(week=WEEK, department="engineering", return_state=True)
+    again = second.result()
     assert [r["status"] for r in again] == ["already queued"]
+    run_ids = [str(first.state_details.flow_run_id), str(second.state_details.flow_run_id)]
     with session_scope(sqlite_engine) as s:
         assert len(s.exec(select(OutboundMessage).where(OutboundMessage.kind == "digest")).all()) == 3
         assert s.get(Department, ids["eng"]).name == "Engineering"
@@ -337,7 +340,8 @@ def test_send_digests_flow(sqlite_engine, sqlite_settings, prefect_harness):
 
     # (plain REST: this Prefect client sends explicit nulls the server's FastAPI rejects in artifact filters)
     found = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", timeout=30,
-                       json={"artifacts": {"key": {"any_": ["digests"]}}, "sort": "CREATED_DESC", "limit": 5, "offset": 0})
+                       json={"artifacts": {"key": {"any_": ["digests"]}, "flow_run_id": {"any_": run_ids}},
+                             "sort": "CREATED_DESC", "limit": 5, "offset": 0})
     found.raise_for_status()
     data = [a["data"] for a in found.json()]
     assert len(data) == 2 and "Engineering" in str(data) and "already queued" in str(data[0])

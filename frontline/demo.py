@@ -58,13 +58,28 @@ def seats_for(n_employees: int, length_weeks: int = 4, cycle_weeks: int = 52) ->
     return max(2, math.ceil(n_employees * length_weeks / cycle_weeks * 1.3))
 
 
-def demo_policy_text(support_department: str, seats_per_week: int) -> str:
-    """The example policy with the support department and the seats set for the generated company."""
+def mentor_annual_cap_for(rotators_per_year: int, mentors: int) -> int:
+    """Rotators per mentor per year so the mentors can take a year's rotators, with 30% slack."""
+    return max(10, math.ceil(rotators_per_year * 1.3 / max(1, mentors)))
+
+
+def demo_policy_text(support_department: str, seats_per_week: int, mentor_annual_cap: int | None = None) -> str:
+    """The example policy with the support department, the seats and (optionally) the mentors' annual
+    cap set for the generated company."""
     text = EXAMPLE_POLICY.read_text(encoding="utf-8")
     text, n1 = re.subn(r'(?m)^support_department = ".*"$', f'support_department = "{support_department}"', text)
     text, n2 = re.subn(r"(?m)^seats_per_week = \d+", f"seats_per_week = {seats_per_week}", text)
-    if n1 != 1 or n2 != 1:
-        raise RuntimeError(f"{EXAMPLE_POLICY} no longer has top-level support_department/seats_per_week lines")
+    # Small teams: at 10% a team of 15 could only have one person away, and so could not get everyone
+    # through in a year; the demo company allows a fifth of a team away at once.
+    text, n4 = re.subn(r"(?m)^max_department_away_fraction = [0-9.]+", "max_department_away_fraction = 0.2", text)
+    n3 = 1
+    if mentor_annual_cap is not None:
+        text, n3 = re.subn(r"(?m)^annual_cap = \d+", f"annual_cap = {mentor_annual_cap}", text)
+    if (n1, n2, n3, n4) != (1, 1, 1, 1):
+        raise RuntimeError(
+            f"{EXAMPLE_POLICY} no longer has the support_department/seats_per_week/annual_cap/"
+            "max_department_away_fraction lines"
+        )
     return text
 
 
@@ -105,11 +120,13 @@ def step_generate(ctx: DemoContext) -> str:
     ctx.company = company = generate_company(ctx.n_employees, seed=ctx.seed, today=ctx.today)
     ctx.csvs = write_csvs(company, ctx.directory / "roster")
     ctx.outputs["roster CSV files"] = ctx.directory / "roster"
+    mentors = sum(1 for e in company.employees if e["mentor"])
+    rotators = sum(1 for e in company.employees if e["department"] != company.support_department)
     ctx.policy_path.write_text(
-        demo_policy_text(company.support_department, seats_for(ctx.n_employees)), encoding="utf-8"
+        demo_policy_text(company.support_department, seats_for(ctx.n_employees), mentor_annual_cap_for(rotators, mentors)),
+        encoding="utf-8",
     )
     ctx.outputs["policy"] = ctx.policy_path
-    mentors = sum(1 for e in company.employees if e["mentor"])
     zones = len({e["timezone"] for e in company.employees})
     return (
         f"{len(company.employees)} employees in {len(company.departments)} departments across {zones} time zones, "

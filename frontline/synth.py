@@ -31,7 +31,7 @@ _DEPARTMENTS: list[tuple[str, float, float | None, list[str], list[str]]] = [
      ["Support Specialist", "Senior Support Specialist", "Support Lead"]),
     ("Engineering", 0.26, None, ["python", "go", "kubernetes", "postgres", "api design", "frontend"],
      ["Software Engineer", "Senior Software Engineer", "Staff Engineer", "Engineering Manager"]),
-    ("Sales", 0.13, 0.05, ["negotiation", "crm", "enterprise deals", "forecasting"],
+    ("Sales", 0.13, 0.12, ["negotiation", "crm", "enterprise deals", "forecasting"],
      ["Account Executive", "Sales Development Rep", "Sales Manager"]),
     ("Product", 0.06, None, ["roadmaps", "user research", "analytics", "pricing"],
      ["Product Manager", "Senior Product Manager", "Group Product Manager"]),
@@ -45,7 +45,7 @@ _DEPARTMENTS: list[tuple[str, float, float | None, list[str], list[str]]] = [
      ["Recruiter", "People Partner", "People Operations Specialist"]),
     ("Design", 0.05, None, ["ux", "ui", "illustration", "prototyping"],
      ["Product Designer", "Senior Product Designer", "UX Researcher"]),
-    ("Hardware", 0.07, 0.08, ["firmware", "pcb design", "manufacturing", "quality"],
+    ("Hardware", 0.07, 0.15, ["firmware", "pcb design", "manufacturing", "quality"],
      ["Hardware Engineer", "Firmware Engineer", "Test Engineer"]),
     ("Legal", 0.02, None, ["contracts", "privacy", "compliance"], ["Counsel", "Paralegal", "Compliance Officer"]),
     ("Data", 0.04, None, ["sql", "machine learning", "dashboards", "statistics"],
@@ -254,8 +254,10 @@ def generate_company(n_employees: int, seed: int = 7, today: date | None = None)
             hire = today - timedelta(days=int(hire_span_days * rng.random() ** 1.6))
         is_support = d[0] == SUPPORT
         last_rotation = None
-        if not new_hire and not is_support and rng.random() < 0.75:
-            days_ago = rng.randint(0, 548)
+        # A company already running rotations: most people rotated within the last cycle, so due dates
+        # spread over the coming year; about one in ten has never rotated (due now).
+        if not new_hire and not is_support and rng.random() < 0.9:
+            days_ago = rng.randint(0, 380)
             candidate = today - timedelta(days=days_ago)
             if candidate > hire:
                 last_rotation = candidate

@@ -65,9 +65,14 @@ def echo_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> 
         typer.echo("(none)")
         return
     columns = columns or list(rows[0])
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    typer.echo("  ".join(c.ljust(widths[c]) for c in columns))
+
+    def cell(row: dict[str, Any], column: str) -> str:
+        value = row.get(column, "")
+        return "-" if value is None else str(value)
+
+    widths = {c: max(len(c), *(len(cell(r, c)) for r in rows)) for c in columns}
+    typer.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
     typer.echo("  ".join("-" * widths[c] for c in columns))
     for r in rows:
-        typer.echo("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
+        typer.echo("  ".join(cell(r, c).ljust(widths[c]) for c in columns).rstrip())
     sys.stdout.flush()

@@ -35,6 +35,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from frontline import audit, pairing as solver
@@ -273,6 +274,51 @@ def mentor_feedback(session: Session) -> dict[int, float]:
         .group_by(MentorPairing.mentor_id)
     ).all()
     return {mid: float(avg) for mid, avg in rows if avg is not None}
+
+
+def feedback_summary(session: Session, department_ids: list[int] | None = None) -> dict:
+    """Wrap-up survey results for the HR dashboard: answers per side, average usefulness of the
+    rotation and of the pairing (1-5), and per mentor the rotators' average pairing rating.
+
+    ``department_ids`` limits it to rotators from those departments (a head's view)."""
+    rotator = aliased(Employee)
+    mentor = aliased(Employee)
+    query = (
+        select(PairingFeedback.role, PairingFeedback.rotation_usefulness, PairingFeedback.usefulness,
+               mentor.id, mentor.name)
+        .join(MentorPairing, MentorPairing.id == PairingFeedback.pairing_id)
+        .join(Rotation, Rotation.id == MentorPairing.rotation_id)
+        .join(rotator, rotator.id == Rotation.employee_id)
+        .join(mentor, mentor.id == MentorPairing.mentor_id)
+    )
+    if department_ids is not None:
+        query = query.where(rotator.department_id.in_(department_ids or [-1]))
+    answers = {"rotator": 0, "mentor": 0}
+    rotation_scores: list[int] = []
+    pairing_scores: dict[str, list[int]] = {"rotator": [], "mentor": []}
+    per_mentor: dict[int, dict] = {}
+    for role, rotation_usefulness, usefulness, mentor_id, mentor_name in session.exec(query).all():
+        answers[role] += 1
+        rotation_scores.append(rotation_usefulness)
+        pairing_scores[role].append(usefulness)
+        if role == "rotator":
+            entry = per_mentor.setdefault(mentor_id, {"mentor": mentor_name, "ratings": []})
+            entry["ratings"].append(usefulness)
+
+    def mean(values: list[int]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    mentors = sorted(
+        ({"mentor": m["mentor"], "answers": len(m["ratings"]), "average": mean(m["ratings"])} for m in per_mentor.values()),
+        key=lambda m: (-m["average"], -m["answers"], m["mentor"]),
+    )
+    return {
+        "answers": answers,
+        "rotation_usefulness": mean(rotation_scores),
+        "pairing_by_rotators": mean(pairing_scores["rotator"]),
+        "pairing_by_mentors": mean(pairing_scores["mentor"]),
+        "mentors": mentors,
+    }
 
 
 def pair_mentors(

@@ -495,6 +495,41 @@ def test_dashboard_participation_and_observation_figures(client, engine, company
     assert 'id="kpi-rotated">1 / 6<' in hr.get("/console").text
 
 
+def test_dashboard_shows_wrap_up_feedback_per_role(client, engine, company):
+    """Survey answers feed the dashboard: HR sees every mentor's rating; a head sees only the answers
+    of their own department's rotators and no per-mentor table."""
+    from frontline.mentoring import save_feedback
+    from models import MentorPairing
+
+    with Session(engine) as s:
+        mentor = s.exec(select(Employee).where(Employee.employee_id == "S1")).one()
+        rot_eng = s.exec(select(Rotation)).first()  # Person 0, Engineering
+        fin_person = s.exec(select(Employee).where(Employee.employee_id == "E3")).one()
+        rot_fin = Rotation(employee_id=fin_person.id, start=rot_eng.start, end=rot_eng.end, kind="cycle", due=rot_eng.due)
+        s.add(rot_fin)
+        s.flush()
+        pairings = [MentorPairing(rotation_id=r.id, mentor_id=mentor.id) for r in (rot_eng, rot_fin)]
+        s.add_all(pairings)
+        s.flush()
+        save_feedback(s, pairings[0].id, "rotator", rotation_usefulness=5, usefulness=4, comment="<b>great</b>")
+        save_feedback(s, pairings[0].id, "mentor", rotation_usefulness=4, usefulness=5, comment=None)
+        save_feedback(s, pairings[1].id, "rotator", rotation_usefulness=2, usefulness=2, comment=None)
+        s.commit()
+    sign_in(client, engine, "hr@example.com")
+    page = client.get("/console").text
+    card = page.split('id="kpi-feedback"')[1].split("</div></div>")[0]
+    assert ">3.7<" in card  # rotation usefulness over all three answers: (5 + 4 + 2) / 3
+    assert "pairing rated 3.0 by rotators" in card and "5.0 by mentors" in card and "3 answers" in card
+    table = page.split('id="mentor-feedback"')[1].split("</table>")[0]
+    assert "Mentor One" in table and '<td class="num">2</td><td class="num">3.0</td>' in table
+    head = TestClient(client.app, base_url="http://frontline.test")
+    sign_in(head, engine, "eve@example.com")  # head of Engineering: only Person 0's pairing
+    page = head.get("/console").text
+    card = page.split('id="kpi-feedback"')[1].split("</div></div>")[0]
+    assert ">4.5<" in card and "pairing rated 4.0 by rotators" in card and "2 answers" in card
+    assert 'id="mentor-feedback"' not in page
+
+
 def test_plan_lists_unplaced_of_the_latest_applied_run(client, engine):
     from models import PlanRun
 

@@ -1,4 +1,5 @@
-"""``/console``: participation this cycle, overdue people, observations per week, acknowledged share."""
+"""``/console``: participation this cycle, overdue people, observations per week, acknowledged share,
+and the rotators' and mentors' wrap-up feedback."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlmodel import Session, select
 
+from frontline.mentoring import feedback_summary
 from frontline.planning import add_months
 from frontline.web.auth import Principal, current_user, db, page, redirect, require_csrf
 from frontline.web.console.common import iso_week, monday, policy, today, visible_departments
@@ -139,5 +141,6 @@ def dashboard(request: Request, user: Principal = Depends(current_user), session
     departments = [d for d in visible_departments(session, user) if d.name != pol.support_department]
     part = participation(session, [d.id for d in departments], pol, now)
     obs = observation_weeks(session, None if user.is_hr else list(user.head_of), now)
+    feedback = feedback_summary(session, None if user.is_hr else list(user.head_of))
     return page(request, "web/console/dashboard.html", departments=departments, part=part, obs=obs,
-                today=now, policy=pol)
+                feedback=feedback, today=now, policy=pol)

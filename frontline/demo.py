@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -315,8 +315,26 @@ def step_send_reminders(ctx: DemoContext) -> str:
     from flows.invites import send_reminders
     from frontline.cli.common import run_flow
 
+    from sqlmodel import func, select
+
+    from models import Rotation, session_scope
+
     r = ctx.results["send_reminders"] = run_flow(send_reminders, as_of=ctx.today)
-    return f"{r['reminders']} reminders, {r['welcomes']} welcomes, {r['nudges']} observation nudges queued"
+    line = f"today: {r['reminders']} reminders, {r['welcomes']} welcomes, {r['nudges']} observation nudges queued"
+    # Fast-forward the clock through the first rotation week (the flows are idempotent per day and
+    # person, so this is what the hourly schedule would have sent by then).
+    with session_scope() as session:
+        first = session.exec(select(func.min(Rotation.start)).where(Rotation.start > ctx.today,
+                                                                    Rotation.status != "cancelled")).one()
+    if first is not None:
+        totals = {"reminders": 0, "welcomes": 0, "nudges": 0}
+        for day in (first - timedelta(days=1), first, first + timedelta(days=3)):
+            later = run_flow(send_reminders, as_of=day)
+            for key in totals:
+                totals[key] += later[key]
+        line += (f"; by the Thursday of the first rotation week ({(first + timedelta(days=3)).isoformat()}): "
+                 f"{totals['reminders']} reminders, {totals['welcomes']} welcomes, {totals['nudges']} nudges")
+    return line
 
 
 def step_deliver_mail(ctx: DemoContext) -> str:

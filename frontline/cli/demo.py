@@ -13,11 +13,19 @@ def demo_command(
     directory: Path = typer.Option(
         Path("var/demo"), "--dir", help="Folder for the demo's database, outbox, policy and CSV files (reset each run)."
     ),
+    flow_logs: bool = typer.Option(
+        False, "--flow-logs", help="Show Prefect's log lines for every flow and task run (PREFECT_LOGGING_LEVEL=INFO)."
+    ),
 ) -> None:
     """Generate a realistic synthetic company and run every job on it end to end.
 
     The demo uses its own folder (database, outbox, policy, CSV files) and starts from scratch each run; your own database and policy are not touched. Flows run as real Prefect flow runs without a server (the first one starts Prefect's temporary server, which takes 15-25 s).
     """
+    import os
+
+    # The summary is the point of the demo; Prefect's per-run log lines would bury it. The runs are
+    # real either way (see them with --flow-logs, or in the Prefect UI against a server).
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if flow_logs else "WARNING")
     from frontline.demo import run_demo
 
     run_demo(directory, n_employees=employees, seed=seed, echo=typer.echo)

@@ -213,10 +213,11 @@ async def run_phase(base: str, clients: int, duration: float, make_request, head
         finally:
             await client.close()
 
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker(i) for i in range(clients)))
-    elapsed = time.perf_counter() - t_start
+    elapsed, cpu = time.perf_counter() - t_start, time.process_time() - cpu_start
     return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": pct(latencies, 0.5) * 1000,
+            "client_cpu_ms": cpu * 1000 / max(1, len(latencies)), "client_cpu_share": cpu / elapsed,
             "p99_ms": pct(latencies, 0.99) * 1000, "statuses": statuses, "errors": errors, "acked": acked}
 
 
@@ -268,7 +269,15 @@ def bench_backend(backend: str, args) -> bool:
                 warm["client_request_id"] = f"warmup-{run}"
                 await http.post("/api/observations", json=warm)  # warm the hot path (not counted)
             cpu0, load0 = server_cpu_seconds(proc.pid), os.getloadavg()[0]
+            spy = None
+            if args.profile:  # sample the server during the intake phase (py-spy, a dev-only tool)
+                spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(proc.pid),
+                                        "--subprocesses", "--nonblocking", "-d", str(int(args.duration)), "-r", "250", "-f", "raw",
+                                        "-o", f"{args.profile}.{backend}.txt"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             intake = await run_phase(base, args.clients, args.duration, post, headers)
+            if spy is not None:
+                spy.wait(30)
             intake["server_cpu_ms"] = (server_cpu_seconds(proc.pid) - cpu0) * 1000 / max(1, intake["requests"])
             intake["load"] = (load0, os.getloadavg()[0])
             sample = random.sample(intake["acked"], min(200, len(intake["acked"])))
@@ -304,6 +313,9 @@ def bench_backend(backend: str, args) -> bool:
         print(f"server CPU per intake request: {intake['server_cpu_ms']:.2f} ms (=> about "
               f"{1000 / intake['server_cpu_ms']:.0f} req/s per free core); machine load average during intake "
               f"{intake['load'][0]:.1f} -> {intake['load'][1]:.1f} on {os.cpu_count()} cores")
+        print(f"load generator CPU per request: baseline {baseline['client_cpu_ms']:.2f} ms, intake "
+              f"{intake['client_cpu_ms']:.2f} ms ({intake['client_cpu_share']:.0%} of a core during intake); server CPU "
+              f"during intake {intake['server_cpu_ms'] * intake['rps'] / 1000:.0%} of a core")
         print(f"retries of {sum(replays.values())} acknowledged requests (httpx): statuses {replays}")
         print(f"count check: acknowledged {len(acked)}, stored {len(stored)}, lost {len(lost)}, "
               f"not acknowledged but stored {len(extra)}, duplicated {dupes} -> {'OK' if ok else 'FAILED'}")
@@ -336,6 +348,8 @@ def main() -> int:
     parser.add_argument("--pg-workers", type=int, default=2, help="uvicorn workers on PostgreSQL")
     parser.add_argument("--rotators", type=int, default=200)
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--profile", metavar="PREFIX",
+                        help="record the server with py-spy during intake into PREFIX.<backend>.txt (collapsed stacks)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPU(s); python {sys.version.split()[0]}; load generator in this process")
     results = [bench_backend(b.strip(), args) for b in args.backends.split(",") if b.strip()]

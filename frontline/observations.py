@@ -257,45 +257,6 @@ def recent_observations(session: Session, rotator_id: int, limit: int = 10) -> l
     )
 
 
-def _intake_facts_statement():
-    """Built once (see :func:`_intake_facts`): reusing one statement object with bound parameters
-    skips re-building and re-keying a five-subquery SELECT on every submission."""
-    from sqlalchemy import bindparam
-
-    crid = bindparam("crid", type_=Observation.__table__.c.client_request_id.type)
-    rotator = bindparam("rotator_id", type_=Observation.__table__.c.rotator_id.type)
-    since = bindparam("since", type_=Observation.__table__.c.created_at.type)
-    today = bindparam("today", type_=Rotation.__table__.c.start.type)
-    in_window = (Observation.rotator_id == rotator, Observation.created_at > since)
-    return select(
-        select(Observation.id).where(Observation.client_request_id == crid).limit(1).scalar_subquery(),
-        select(Observation.rotator_id).where(Observation.client_request_id == crid).limit(1).scalar_subquery(),
-        select(func.count(Observation.id)).where(*in_window).scalar_subquery(),
-        select(func.min(Observation.created_at)).where(*in_window).scalar_subquery(),
-        select(Rotation.id)
-        .where(Rotation.employee_id == rotator, Rotation.status != "cancelled")
-        .where(Rotation.start <= today, Rotation.end >= today)
-        .order_by(Rotation.start.desc())
-        .limit(1)
-        .scalar_subquery(),
-    )
-
-
-_INTAKE_FACTS = None
-_DEPARTMENT_IDS = select(Department.name, Department.id)
-
-
-def _intake_facts(session: Session, rotator_id: int, crid: Optional[str], now: datetime, today: date):
-    """One round trip for what a submission must know first: an earlier observation with this
-    ``client_request_id`` (id, rotator), the rotator's submissions in the last hour (count, oldest),
-    and their current rotation."""
-    global _INTAKE_FACTS
-    if _INTAKE_FACTS is None:
-        _INTAKE_FACTS = _intake_facts_statement()
-    params = {"crid": crid or "", "rotator_id": rotator_id, "since": now - timedelta(hours=1), "today": today}
-    return session.exec(_INTAKE_FACTS, params=params).one()
-
-
 def _raise_if_over_limit(count: int, oldest: Optional[datetime], limit: int, now: datetime) -> None:
     if count >= limit:
         if isinstance(oldest, str):  # SQLite may hand back an aggregate's text
@@ -311,11 +272,279 @@ def _raise_if_over_limit(count: int, oldest: Optional[datetime], limit: int, now
 # ------------------------------------------------------------------------------------ submit
 
 
+class RotatorInactive(Exception):
+    """The rotator no longer exists or is no longer active (checked in the writing transaction)."""
+
+
+class TokenRevoked(Exception):
+    """The API token of the request is unknown or revoked (checked in the writing transaction)."""
+
+
+class WrongRotator(Exception):
+    """A rotator's API token used to submit for someone else."""
+
+
+class UnknownEmployee(Exception):
+    """An integration token named an HR employee id that does not exist."""
+
+
 @dataclass
 class Submission:
     observation: Observation
     created: bool  # False: an idempotent replay of an earlier client_request_id
     department_name: Optional[str] = None  # the target department's name (when already known)
+
+
+@dataclass
+class Pending:
+    """One submission waiting to be written by :func:`submit_batch`: the raw fields, the source, and who
+    submits, either ``rotator_id`` (an Employee.id) or the API token that authenticated the request
+    (``token_hash``; re-checked as unrevoked inside the writing transaction) with, for an integration
+    token, the rotator's HR id (``employee_hr_id``; for a rotator token it must match if given)."""
+
+    data: dict[str, Any]
+    source: str
+    rotator_id: Optional[int] = None
+    token_hash: Optional[str] = None
+    employee_hr_id: Optional[str] = None
+    require_active: bool = True  # refuse (RotatorInactive) unless the rotator is active in the database
+
+
+@dataclass
+class Stored:
+    """A stored observation as plain values (usable after the session is closed)."""
+
+    id: int
+    created_at: datetime
+    text: str
+    suggestion: Optional[str]
+    impact: int
+    customer_count: int
+    product_area: str
+    category: str
+    target_department: str
+    urgent: bool
+    ack_state: str
+    redactions: dict[str, int]
+    client_request_id: Optional[str]
+    created: bool  # False: an idempotent replay of an earlier client_request_id
+    employee_id: str = ""  # the rotator's HR employee id
+
+
+_OBS = Observation.__table__
+_STORED_COLUMNS = (
+    _OBS.c.id, _OBS.c.created_at, _OBS.c.text, _OBS.c.suggestion, _OBS.c.impact, _OBS.c.customer_count,
+    _OBS.c.product_area, _OBS.c.category, _OBS.c.target_department_id, _OBS.c.urgent, _OBS.c.ack_state,
+    _OBS.c.redactions, _OBS.c.client_request_id, _OBS.c.rotator_id,
+)
+
+
+def _aware(value: Any) -> Any:
+    """SQLite hands back naive UTC datetimes (or text for aggregates): make them aware UTC."""
+    from datetime import timezone
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value
+
+
+class _BatchStatements:
+    """The statements of :func:`submit_batch`, built once and reused with bound values (hot path)."""
+
+    def __init__(self) -> None:
+        from sqlalchemy import bindparam, insert, or_
+
+        from models import ApiToken, AuditEvent
+
+        rot, emp, tok = Rotation.__table__, Employee.__table__, ApiToken.__table__
+        self.by_crid = select(*_STORED_COLUMNS).where(_OBS.c.client_request_id.in_(bindparam("crids", expanding=True)))
+        self.recent = (
+            select(_OBS.c.rotator_id, func.count(_OBS.c.id), func.min(_OBS.c.created_at))
+            .where(_OBS.c.rotator_id.in_(bindparam("ids", expanding=True)), _OBS.c.created_at > bindparam("since"))
+            .group_by(_OBS.c.rotator_id)
+        )
+        self.rotations = (
+            select(rot.c.employee_id, rot.c.id)
+            .where(rot.c.employee_id.in_(bindparam("ids", expanding=True)), rot.c.status != "cancelled")
+            .where(rot.c.start <= bindparam("today", type_=rot.c.start.type),
+                   rot.c.end >= bindparam("today", type_=rot.c.end.type))
+            .order_by(rot.c.employee_id, rot.c.start.desc(), rot.c.id.desc())
+        )
+        self.employees = select(emp.c.id, emp.c.employee_id, emp.c.email, emp.c.active).where(
+            or_(emp.c.id.in_(bindparam("ids", expanding=True)), emp.c.employee_id.in_(bindparam("hr_ids", expanding=True)))
+        )
+        self.tokens = select(tok.c.token_hash, tok.c.employee_id).where(
+            tok.c.token_hash.in_(bindparam("hashes", expanding=True)), tok.c.revoked_at == None  # noqa: E711
+        )
+        self.departments = select(Department.__table__.c.name, Department.__table__.c.id)
+        self.insert = insert(_OBS).returning(_OBS.c.id, sort_by_parameter_order=True)
+        self.audit = insert(AuditEvent.__table__)
+
+
+_STATEMENTS: Optional[_BatchStatements] = None
+
+
+def submit_batch(
+    session: Session,
+    items: list[Pending],
+    *,
+    policy: Policy | None = None,
+    departments: list[str] | None = None,
+) -> list[Stored | Exception]:
+    """Validate, redact and store several submissions in the session's transaction (group commit):
+    one result per item, in order, either :class:`Stored` or the exception that refused it
+    (``pydantic.ValidationError``, :class:`RateLimited`, :class:`ObservationConflict`,
+    :class:`RotatorInactive`, :class:`TokenRevoked`, :class:`WrongRotator`, :class:`UnknownEmployee`).
+    Refused items write nothing.
+
+    The same rules as one-at-a-time submission hold inside the batch: a ``client_request_id`` seen
+    earlier (in the database or earlier in this batch) is a replay (same rotator) or a conflict
+    (another rotator); the hourly limit counts the rotator's stored submissions plus those accepted
+    earlier in the batch. Every stored observation gets its ``observation.submitted`` audit event in
+    the same transaction, and an urgent one its escalation mail. A concurrent writer taking the same
+    ``client_request_id`` makes the flush raise ``IntegrityError`` (the caller retries the items one by
+    one: they then come back as replays)."""
+    global _STATEMENTS
+    if _STATEMENTS is None:
+        _STATEMENTS = _BatchStatements()
+    st = _STATEMENTS
+    for item in items:
+        if item.source not in SOURCES:
+            raise ValueError(f"unknown source {item.source!r}")
+    policy = policy or current_policy()
+    session.flush()  # the statements below run on the session's connection, without autoflush
+    conn = session.connection()
+    now = utcnow()
+    today = org_today()
+    ids_by_name = dict(conn.execute(st.departments).all())
+    names_by_id = {v: k for k, v in ids_by_name.items()}
+    names = departments if departments is not None else list(ids_by_name)
+    hashes = sorted({i.token_hash for i in items if i.token_hash})
+    live_tokens = dict(conn.execute(st.tokens, {"hashes": hashes}).all()) if hashes else {}
+    want_ids = {i.rotator_id for i in items if i.rotator_id is not None} | {e for e in live_tokens.values() if e}
+    want_hr = {i.employee_hr_id for i in items if i.employee_hr_id}
+    by_id, by_hr = {}, {}
+    for row in conn.execute(st.employees, {"ids": sorted(want_ids), "hr_ids": sorted(want_hr)}).all():
+        by_id[row.id] = by_hr[row.employee_id] = row
+    who: list[Any] = []  # per item: the employee row, or the exception refusing the item
+    for item in items:
+        try:
+            if item.token_hash is not None:
+                if item.token_hash not in live_tokens:
+                    raise TokenRevoked("unknown or revoked API token")
+                token_employee = live_tokens[item.token_hash]
+                if token_employee is not None:
+                    emp = by_id.get(token_employee)
+                    if item.employee_hr_id is not None and (emp is None or emp.employee_id != item.employee_hr_id):
+                        raise WrongRotator("this token submits only for its own rotator")
+                else:
+                    emp = by_hr.get(item.employee_hr_id) if item.employee_hr_id else None
+                    if emp is None:
+                        raise UnknownEmployee(f"no employee with id {item.employee_hr_id!r}")
+            else:
+                emp = by_id.get(item.rotator_id)
+            if emp is None or (item.require_active and not emp.active):
+                raise RotatorInactive("this rotator can no longer submit observations")
+            who.append(emp)
+        except (TokenRevoked, WrongRotator, UnknownEmployee, RotatorInactive) as exc:
+            who.append(exc)
+    rotator_ids = sorted({e.id for e in who if not isinstance(e, Exception)})
+    crids = sorted({i.data.get("client_request_id") for i in items if i.data.get("client_request_id")})
+
+    earlier: dict[str, Any] = {}
+    if crids:
+        for row in conn.execute(st.by_crid, {"crids": crids}).all():
+            earlier[row.client_request_id] = row
+    recent = {r[0]: [r[1], _aware(r[2])] for r in conn.execute(st.recent, {"ids": rotator_ids, "since": now - timedelta(hours=1)})}
+    rotation_of: dict[int, int] = {}
+    for employee_id, rotation_id in conn.execute(st.rotations, {"ids": rotator_ids, "today": today}).all():
+        rotation_of.setdefault(employee_id, rotation_id)
+
+    def stored_from_row(row, emp) -> Stored:
+        return Stored(row.id, _aware(row.created_at), row.text, row.suggestion, row.impact, row.customer_count,
+                      row.product_area, row.category, names_by_id.get(row.target_department_id, ""), bool(row.urgent),
+                      row.ack_state, dict(row.redactions or {}), row.client_request_id, False, emp.employee_id)
+
+    results: list[Any] = [None] * len(items)
+    rows: list[dict[str, Any]] = []
+    placed: list[tuple[int, dict[str, Any], str]] = []  # (item index, row values, department name)
+    claimed: dict[str, int] = {}  # client_request_id -> index of the item of this batch storing it
+    limit = policy.observations.submissions_per_hour
+    for index, item in enumerate(items):
+        try:
+            emp = who[index]
+            if isinstance(emp, Exception):
+                raise emp
+            crid = item.data.get("client_request_id")
+            if crid and crid in earlier:
+                row = earlier[crid]
+                if row.rotator_id != emp.id:
+                    raise ObservationConflict(f"client_request_id {crid!r} was already used by someone else")
+                results[index] = stored_from_row(row, emp)
+                continue
+            if crid and crid in claimed:
+                first = claimed[crid]
+                if who[first].id != emp.id:
+                    raise ObservationConflict(f"client_request_id {crid!r} was already used by someone else")
+                results[index] = ("same-as", first)
+                continue
+            obs_in = validate_observation(item.data, policy, names)
+            target_name = obs_in.target_department or suggested_department(obs_in.product_area, policy, names)
+            if target_name is None or target_name not in ids_by_name:
+                raise _validation_error("target_department", "choose the department that should hear about this")
+            count, oldest = recent.get(emp.id, (0, None))
+            _raise_if_over_limit(count, oldest, limit, now)
+            text, text_counts = redact(obs_in.text)
+            suggestion, suggestion_counts = redact(obs_in.suggestion) if obs_in.suggestion else (None, {})
+            counts = dict(text_counts)
+            for kind, n in suggestion_counts.items():
+                counts[kind] = counts.get(kind, 0) + n
+            values = {
+                "client_request_id": crid, "rotator_id": emp.id, "rotation_id": rotation_of.get(emp.id),
+                "created_at": now, "text": text, "suggestion": suggestion, "impact": obs_in.impact,
+                "customer_count": obs_in.customer_count, "product_area": obs_in.product_area,
+                "category": obs_in.category, "target_department_id": ids_by_name[target_name],
+                "urgent": obs_in.urgent, "source": item.source, "redactions": counts, "theme": None,
+                "ack_state": "new", "ack_by": None, "ack_at": None, "ack_note": None, "escalated_at": None,
+                "escalation_level": 0,
+            }
+            recent[emp.id] = [count + 1, oldest or now]
+            if crid:
+                claimed[crid] = index
+            rows.append(values)
+            placed.append((index, values, target_name))
+        except (ValidationError, RateLimited, ObservationConflict, RotatorInactive, TokenRevoked, WrongRotator,
+                UnknownEmployee) as exc:
+            results[index] = exc
+
+    if rows:
+        new_ids = [r[0] for r in conn.execute(st.insert, rows).all()]
+        audits = []
+        for (index, values, target_name), new_id in zip(placed, new_ids):
+            item = items[index]
+            results[index] = Stored(new_id, now, values["text"], values["suggestion"], values["impact"],
+                                    values["customer_count"], values["product_area"], values["category"], target_name,
+                                    values["urgent"], "new", values["redactions"], values["client_request_id"], True,
+                                    who[index].employee_id)
+            audits.append({
+                "at": now, "actor": who[index].email, "action": "observation.submitted",
+                "subject_type": "observation", "subject_id": str(new_id), "reason": None,
+                "details": {"source": item.source, "urgent": values["urgent"], "product_area": values["product_area"],
+                            "category": values["category"], "target_department": target_name,
+                            "redactions": values["redactions"]},
+            })
+        conn.execute(st.audit, audits)
+        for (index, values, _name), new_id in zip(placed, new_ids):
+            if values["urgent"]:
+                send_escalation(session, session.get(Observation, new_id), level=1,
+                                rotator=session.get(Employee, who[index].id))
+    for index, result in enumerate(results):
+        if isinstance(result, tuple):  # a repeat of a client_request_id stored earlier in this batch
+            first = results[result[1]]
+            results[index] = first if isinstance(first, Exception) else Stored(**{**first.__dict__, "created": False})
+    return results
 
 
 def submit(
@@ -328,76 +557,19 @@ def submit(
     departments: list[str] | None = None,
 ) -> Submission:
     """:func:`submit_observation` that also tells whether a new row was created."""
-    if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}")
-    policy = policy or current_policy()
     raw = data.model_dump(exclude_unset=True) if isinstance(data, ObservationIn) else dict(data)
-    crid = raw.get("client_request_id")
-    now = utcnow()
-    hit_id, hit_rotator, recent_count, oldest, rotation_id = _intake_facts(session, rotator.id, crid, now, org_today())
-    if crid and hit_id is not None:
-        if hit_rotator != rotator.id:
-            raise ObservationConflict(f"client_request_id {crid!r} was already used by someone else")
-        return Submission(session.get(Observation, hit_id), False)
-    ids_by_name = dict(session.exec(_DEPARTMENT_IDS).all())
-    names = departments if departments is not None else list(ids_by_name)
-    obs_in = validate_observation(raw, policy, names)
-    target_name = obs_in.target_department or suggested_department(obs_in.product_area, policy, names)
-    if target_name is None or target_name not in ids_by_name:
-        raise _validation_error("target_department", "choose the department that should hear about this")
-    department_id = ids_by_name[target_name]
-    _raise_if_over_limit(recent_count, oldest, policy.observations.submissions_per_hour, now)
-
-    text, text_counts = redact(obs_in.text)
-    suggestion, suggestion_counts = redact(obs_in.suggestion) if obs_in.suggestion else (None, {})
-    counts = dict(text_counts)
-    for kind, n in suggestion_counts.items():
-        counts[kind] = counts.get(kind, 0) + n
-    obs = Observation(
-        client_request_id=crid,
-        rotator_id=rotator.id,
-        rotation_id=rotation_id,
-        created_at=now,
-        text=text,
-        suggestion=suggestion,
-        impact=obs_in.impact,
-        customer_count=obs_in.customer_count,
-        product_area=obs_in.product_area,
-        category=obs_in.category,
-        target_department_id=department_id,
-        urgent=obs_in.urgent,
-        source=source,
-        redactions=counts,
-    )
-    if not crid:  # no unique key that a concurrent request could take: no savepoint needed
-        session.add(obs)
-        session.flush()
-    else:
+    pending = Pending(raw, source, rotator_id=rotator.id, require_active=False)  # callers decide who may submit
+    if not raw.get("client_request_id"):
+        result = submit_batch(session, [pending], policy=policy, departments=departments)[0]
+    else:  # a concurrent request may take the same client_request_id: insert under a savepoint
         try:
             with session.begin_nested():
-                session.add(obs)
-                session.flush()
+                result = submit_batch(session, [pending], policy=policy, departments=departments)[0]
         except IntegrityError:
-            earlier = session.exec(select(Observation).where(Observation.client_request_id == crid)).first()
-            if earlier is None or earlier.rotator_id != rotator.id:
-                raise ObservationConflict(f"client_request_id {crid!r} was already used by someone else") from None
-            return Submission(earlier, False)
-    audit.record(
-        session,
-        actor=rotator.email,
-        action="observation.submitted",
-        subject_type="observation",
-        subject_id=obs.id,
-        source=source,
-        urgent=obs.urgent,
-        product_area=obs.product_area,
-        category=obs.category,
-        target_department=target_name,
-        redactions=counts,
-    )
-    if obs.urgent:
-        send_escalation(session, obs, level=1, rotator=rotator)
-    return Submission(obs, True, target_name)
+            result = submit_batch(session, [pending], policy=policy, departments=departments)[0]
+    if isinstance(result, Exception):
+        raise result
+    return Submission(session.get(Observation, result.id), result.created, result.target_department)
 
 
 def submit_observation(

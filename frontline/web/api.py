@@ -8,15 +8,20 @@
 * ``client_request_id`` makes retries safe: resubmitting it returns the first observation (200,
   ``replayed: true``) instead of storing another.
 
-The handler is ``async`` and runs its short database transaction inline on the event loop on purpose:
-a submission is a handful of indexed statements (about a millisecond), and running them one at a time
-per worker process avoids SQLite writer-lock contention between threads (whose busy-wait back-off
-showed as multi-second p99 latencies) and the thread-pool hop per request. Scale with uvicorn workers
-(PostgreSQL) rather than threads.
+Writes go through a **group-commit writer**: one asyncio task per worker process drains a queue of
+submissions and writes up to ``MAX_BATCH`` of them in one transaction (:func:`submit_batch`: the
+same validation, redaction, idempotency, hourly limit, audit events and urgent escalation as one at a
+time), then answers each request after the commit (a 201 means the row is committed). It runs on the
+event loop on purpose: one writer per process means no SQLite writer-lock contention between threads,
+and while one batch is written the next one gathers. Token lookups are cached by hash for a few
+seconds (positive answers only); revocation still takes effect at once because the writing
+transaction re-checks the token. Scale with uvicorn workers on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
@@ -25,24 +30,25 @@ from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import bindparam
-from sqlmodel import select
 
 from frontline.observations import (
     ObservationConflict,
     ObservationIn,
+    Pending,
     RateLimited,
+    RotatorInactive,
+    Stored,
+    TokenRevoked,
+    UnknownEmployee,
+    WrongRotator,
     authenticate_api_token,
     error_list,
-    submit,
+    submit_batch,
 )
-from models import Department, Employee, get_engine, session_scope
+from frontline.security import hash_secret
+from models import get_engine, session_scope
 
 router = APIRouter(prefix="/api", tags=["observations"])
-# built once and reused with a bound value: the submission path is hot
-_EMPLOYEE_BY_HR_ID = select(Employee).where(
-    Employee.employee_id == bindparam("hr_id", type_=Employee.__table__.c.employee_id.type)
-)
 bearer = HTTPBearer(auto_error=False, description="API token from `frontline api-token create`")
 
 
@@ -88,22 +94,110 @@ class MessageOut(BaseModel):
 
 @dataclass(frozen=True)
 class Caller:
-    token_id: int
+    token_hash: str
     token_name: str
     employee_id: Optional[int]  # Employee.id of a rotator token; None for an integration token
 
 
+TOKEN_CACHE_SECONDS = 10.0
+_token_cache: dict[tuple[str, str], tuple[float, Caller]] = {}  # (database url, hash) -> (expiry, caller)
+
+
+def _forget_token(token_hash: str) -> None:
+    for key in [k for k in _token_cache if k[1] == token_hash]:
+        _token_cache.pop(key, None)
+
+
 async def authenticated(credentials: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> Caller:
     """The caller's API token. A dependency, so it is checked before the body is validated: an
-    unauthenticated request gets 401, never field errors."""
+    unauthenticated request gets 401, never field errors. Known tokens are cached for a few seconds;
+    the writing transaction re-checks that the token is still unrevoked."""
     unauthorised = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
         raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)", headers=unauthorised)
-    with session_scope(get_engine()) as session:
-        token = authenticate_api_token(session, credentials.credentials)
-    if token is None:
+    secret = credentials.credentials
+    if not secret or len(secret) > 200:
         raise HTTPException(401, "unknown or revoked API token", headers=unauthorised)
-    return Caller(token.id, token.name, token.employee_id)
+    engine = get_engine()
+    key = (str(engine.url), hash_secret(secret))
+    cached = _token_cache.get(key)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    with session_scope(engine) as session:
+        token = authenticate_api_token(session, secret)
+    if token is None:
+        _token_cache.pop(key, None)
+        raise HTTPException(401, "unknown or revoked API token", headers=unauthorised)
+    caller = Caller(key[1], token.name, token.employee_id)
+    if len(_token_cache) > 10000:
+        _token_cache.clear()
+    _token_cache[key] = (now + TOKEN_CACHE_SECONDS, caller)
+    return caller
+
+
+MAX_BATCH = 128
+
+
+class GroupCommitWriter:
+    """One writer task per event loop: takes queued :class:`Pending` submissions, writes up to
+    ``MAX_BATCH`` per transaction with :func:`submit_batch`, and resolves each request's future after
+    the commit. If the batch transaction fails as a whole (for instance another process took the same
+    ``client_request_id`` between the check and the insert), it is rolled back and its items are
+    written again one per transaction, so each gets its own correct answer."""
+
+    def __init__(self) -> None:
+        self.queue: Optional[asyncio.Queue] = None
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.task: Optional[asyncio.Task] = None
+
+    async def submit(self, item: Pending) -> Stored:
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop or self.task is None or self.task.done():
+            self.loop, self.queue = loop, asyncio.Queue()
+            self.task = loop.create_task(self._run())
+        future = loop.create_future()
+        self.queue.put_nowait((item, future))
+        return await future
+
+    async def _run(self) -> None:
+        queue = self.queue
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < MAX_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            batch = [(item, future) for item, future in batch if not future.cancelled()]
+            if not batch:
+                continue
+            results = self._write([item for item, _future in batch])
+            for (_item, future), result in zip(batch, results):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    @staticmethod
+    def _write(items: list[Pending]) -> list:
+        try:
+            with session_scope(get_engine()) as session:
+                return submit_batch(session, items)
+        except Exception:
+            if len(items) == 1:
+                return [_one(items[0])]
+        return [_one(item) for item in items]
+
+
+def _one(item: Pending):
+    try:
+        with session_scope(get_engine()) as session:
+            return submit_batch(session, [item])[0]
+    except Exception as exc:  # noqa: BLE001 - handed to the waiting request (500 there)
+        return exc
+
+
+writer = GroupCommitWriter()
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -136,46 +230,40 @@ async def create_observation(
 ):
     data = body.model_dump(exclude_unset=True)
     employee_id = data.pop("employee_id", None)
-    with session_scope(get_engine()) as session:
-        if token.employee_id is not None:
-            rotator = session.get(Employee, token.employee_id)
-            if employee_id is not None and (rotator is None or rotator.employee_id != employee_id):
-                return _error(403, "this token submits only for its own rotator")
-        else:
-            if not employee_id:
-                return _field_error("employee_id", "an integration token must name the rotator (HR employee id)", "missing")
-            rotator = session.exec(_EMPLOYEE_BY_HR_ID, params={"hr_id": employee_id}).first()
-            if rotator is None:
-                return _field_error("employee_id", f"no employee with id {employee_id!r}")
-        if rotator is None or not rotator.active:
-            return _error(403, "this rotator can no longer submit observations")
-        try:
-            result = submit(session, rotator, data, "api")
-        except ValidationError as exc:
-            detail = [{**e, "loc": ["body", *e["loc"]]} for e in error_list(exc)]
-            return JSONResponse({"detail": detail}, status_code=422)
-        except RateLimited as exc:
-            return _error(429, str(exc), {"Retry-After": str(exc.retry_after)})
-        except ObservationConflict as exc:
-            return _error(409, str(exc))
-        obs = result.observation
-        if not result.created:
-            response.status_code = 200
-        department_name = result.department_name or session.get(Department, obs.target_department_id).name
-        return ObservationOut(
-            id=obs.id,
-            created_at=obs.created_at,
-            employee_id=rotator.employee_id,
-            text=obs.text,
-            suggestion=obs.suggestion,
-            impact=obs.impact,
-            customer_count=obs.customer_count,
-            product_area=obs.product_area,
-            category=obs.category,
-            target_department=department_name,
-            urgent=obs.urgent,
-            ack_state=obs.ack_state,
-            redactions=obs.redactions,
-            client_request_id=obs.client_request_id,
-            replayed=not result.created,
-        )
+    if token.employee_id is None and not employee_id:
+        return _field_error("employee_id", "an integration token must name the rotator (HR employee id)", "missing")
+    try:
+        obs = await writer.submit(Pending(data, "api", token_hash=token.token_hash, employee_hr_id=employee_id))
+    except ValidationError as exc:
+        detail = [{**e, "loc": ["body", *e["loc"]]} for e in error_list(exc)]
+        return JSONResponse({"detail": detail}, status_code=422)
+    except TokenRevoked as exc:
+        _forget_token(token.token_hash)
+        return _error(401, str(exc), {"WWW-Authenticate": "Bearer"})
+    except UnknownEmployee as exc:
+        return _field_error("employee_id", str(exc))
+    except (WrongRotator, RotatorInactive) as exc:
+        return _error(403, str(exc))
+    except RateLimited as exc:
+        return _error(429, str(exc), {"Retry-After": str(exc.retry_after)})
+    except ObservationConflict as exc:
+        return _error(409, str(exc))
+    if not obs.created:
+        response.status_code = 200
+    return ObservationOut(
+        id=obs.id,
+        created_at=obs.created_at,
+        employee_id=obs.employee_id,
+        text=obs.text,
+        suggestion=obs.suggestion,
+        impact=obs.impact,
+        customer_count=obs.customer_count,
+        product_area=obs.product_area,
+        category=obs.category,
+        target_department=obs.target_department,
+        urgent=obs.urgent,
+        ack_state=obs.ack_state,
+        redactions=obs.redactions,
+        client_request_id=obs.client_request_id,
+        replayed=not obs.created,
+    )

@@ -10,7 +10,10 @@ blocked start week (absences, blackouts), no start before ``release_week`` or af
 ``deadline_week``. Soft rules (the objective, see :class:`Weights`): squared weeks late, new hires
 weighted above cycle staff, a heavy linear cost per week a new hire starts after their onboarding
 window, a small cost per week a cycle rotation starts early, a cost for moving an existing draft
-rotation (stable re-planning) and a very large cost per person left unplaced.
+rotation (stable re-planning), a very large cost per person left unplaced and, last, balance across
+weeks: a convex piecewise-linear cost of the starts in each week, ``balance`` per start beyond the
+weekly target, ``2 x balance`` beyond twice the target, ... (continuous variables
+``over[k, w] >= starts_w - k x target``, integer target, inside the same LP/MIP, so the bound stays exact).
 
 Method (exact aggregation): people with the same department, window, due week, kind, current start
 and the same blocked start weeks inside their window are interchangeable, so they form one class
@@ -48,6 +51,15 @@ class Weights:
     new_hire_outside_window: float = 500.0  # per week a new hire starts after hire + new_hire_within_weeks
     early: float = 0.5  # per week a cycle rotation starts before its due week
     move: float = 50.0  # moving an existing draft rotation (stable re-planning)
+    # Balance across weeks, convex in the starts of a week: ``balance`` per start beyond the weekly target
+    # T = ceil((people to place + locked starts in the horizon) / weeks), ``balance`` more per start beyond
+    # 2T, ... up to ``balance_steps`` x T. Moving one person lowers this term by at most the steepest slope,
+    # balance_steps x balance = 6 < new_hire = 10: no new hire ever starts a week later for balance. A cycle
+    # rotation moves for balance only when its own extra cost is below the slope it relieves: early weeks
+    # (0.5 each), on time -> 1 week late (1), 1 -> 2 weeks late (3) or 2 -> 3 (5) out of a heavily stacked
+    # week; nobody 3+ weeks late waits longer (next week >= 7). 0 turns balance off.
+    balance: float = 2.0
+    balance_steps: int = 3
     unplaced: float | None = None  # per unplaced person; None = 10 x the largest placement cost + 10^4
 
 
@@ -162,6 +174,41 @@ def unplaced_penalty(inp: PlanInput) -> float:
     w, span = inp.weights, inp.weeks + 60
     worst = max(w.new_hire * span * span + w.new_hire_outside_window * span, w.cycle * span * span) + w.move
     return float(10 * worst + 1e4)
+
+
+def locked_starts(inp: PlanInput) -> np.ndarray:
+    """Locked rotations starting in each week 0 .. weeks - 1."""
+    n = np.zeros(inp.weeks, dtype=np.int64)
+    for lr in inp.locked:
+        if 0 <= lr.start_week < inp.weeks:
+            n[lr.start_week] += 1
+    return n
+
+
+def balance_target(inp: PlanInput, to_place: int) -> float:
+    """Starts per week that cost no balance: ceil((people to place + locked starts in the horizon) / weeks).
+
+    An integer, so that the balance rows are one-week windows with integer right-hand sides like the seat
+    rows: the LP stays almost integral (a fractional target puts a fractional breakpoint into the LP)."""
+    return float(-(-(to_place + int(locked_starts(inp).sum())) // max(inp.weeks, 1)))
+
+
+def balance_cost(inp: PlanInput, starts: np.ndarray, target: float) -> float:
+    """``balance`` x the starts beyond k x ``target`` summed over weeks and k = 1 .. ``balance_steps``
+    (``starts``: new starts per week; locked starts count too)."""
+    n = np.asarray(starts, dtype=np.float64) + locked_starts(inp)
+    k = np.arange(1, max(inp.weights.balance_steps, 1) + 1, dtype=np.float64)
+    return float(inp.weights.balance * np.maximum(n[None, :] - k[:, None] * target, 0.0).sum())
+
+
+def _balance_rhs(inp: PlanInput, target: float, fixed: np.ndarray | None = None) -> np.ndarray | None:
+    """Right-hand sides of the balance rows ``starts_w - over[k, w] <= k x target - locked_w - fixed_w``,
+    flattened k-major (row r is week r % weeks); None when balance is off."""
+    if inp.weights.balance <= 0:
+        return None
+    k = np.arange(1, max(inp.weights.balance_steps, 1) + 1, dtype=np.float64)
+    base = locked_starts(inp).astype(np.float64) + (0.0 if fixed is None else fixed)
+    return (k[:, None] * target - base[None, :]).ravel()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -317,18 +364,33 @@ def _eq_matrix(col_class: np.ndarray, nclass: int) -> sp.csr_matrix:
     return sp.hstack([A, sp.identity(nclass, format="csr")], format="csr")
 
 
-def _solve_mip(m: _Model, b_ub: np.ndarray, big: float, time_limit: float, rel_gap: float = 1e-9):
-    """Integer counts per column (+ unplaced slack per class); returns (y, proven optimal) or (None, False)."""
+def _solve_mip(
+    m: _Model, b_ub: np.ndarray, big: float, time_limit: float, rel_gap: float = 1e-9,
+    balance: float = 0.0, start_rhs: np.ndarray | None = None, weeks: int = 0,
+):
+    """Integer counts per column (+ unplaced slack per class); returns (y, proven optimal) or (None, False).
+
+    With ``balance`` > 0, one continuous ``over[r] >= starts_(r % weeks) - start_rhs[r]`` per balance row
+    costs ``balance`` (see :func:`_balance_rhs`; the starts already fixed are subtracted there)."""
     nclass, ncol = len(m.counts), len(m.col_cost)
+    W = 0 if balance <= 0 or start_rhs is None else len(start_rhs)
     A_eq = _eq_matrix(m.col_class, nclass)
-    A_full = sp.hstack([m.A_ub, sp.csr_matrix((m.A_ub.shape[0], nclass))], format="csr")
-    c = np.concatenate([m.col_cost, m.slack_cost])
-    ub = np.concatenate([m.counts[m.col_class], m.counts]).astype(np.float64)
+    A_eq = sp.hstack([A_eq, sp.csr_matrix((nclass, W))], format="csr")
+    A_full = sp.hstack([m.A_ub, sp.csr_matrix((m.A_ub.shape[0], nclass + W))], format="csr")
+    cons_rhs = [b_ub]
+    if W:
+        S = sp.csr_matrix((np.ones(ncol), (m.col_start, np.arange(ncol))), shape=(weeks, ncol))
+        S = sp.vstack([S] * (W // weeks), format="csr")
+        A_bal = sp.hstack([S, sp.csr_matrix((W, nclass)), -sp.identity(W, format="csr")], format="csr")
+        A_full = sp.vstack([A_full, A_bal], format="csr")
+        cons_rhs.append(np.asarray(start_rhs, dtype=np.float64))
+    c = np.concatenate([m.col_cost, m.slack_cost, np.full(W, balance)])
+    ub = np.concatenate([m.counts[m.col_class], m.counts, np.full(W, np.inf)]).astype(np.float64)
     res = milp(
         c,
-        integrality=np.ones(ncol + nclass),
-        bounds=Bounds(np.zeros(ncol + nclass), ub),
-        constraints=[LinearConstraint(A_full, -np.inf, b_ub), LinearConstraint(A_eq, m.counts, m.counts)],
+        integrality=np.concatenate([np.ones(ncol + nclass), np.zeros(W)]),
+        bounds=Bounds(np.zeros(ncol + nclass + W), ub),
+        constraints=[LinearConstraint(A_full, -np.inf, np.concatenate(cons_rhs)), LinearConstraint(A_eq, m.counts, m.counts)],
         options={"time_limit": max(time_limit, 1.0), "mip_rel_gap": rel_gap, "presolve": True},
     )
     if res.x is None:
@@ -336,11 +398,15 @@ def _solve_mip(m: _Model, b_ub: np.ndarray, big: float, time_limit: float, rel_g
     return np.round(res.x[:ncol]).astype(np.int64), res.status == 0
 
 
-def _lp_flow(inp: PlanInput, cap: _Capacity, m: _Model, big: float, ndept: int, dept_of_person: np.ndarray, time_limit: float):
+def _lp_flow(
+    inp: PlanInput, cap: _Capacity, m: _Model, big: float, ndept: int, dept_of_person: np.ndarray, time_limit: float,
+    start_rhs: np.ndarray | None = None,
+):
     """The LP in "flow" form: class columns y[c, s] feed node (dept, s) whose total z[d, s] carries the
     capacity rows. Every y column has two non-zeros (its class row and its node row), so HiGHS works on a
     far sparser matrix than with the sliding-window rows on every column.
-    Variables: y (columns), slack (per class), z (dept x week). Rows: class eq, node eq, capacity ub."""
+    Variables: y (columns), slack (per class), z (dept x week), over (step x week, when balance is on).
+    Rows: class eq, node eq, capacity ub, balance ub (sum_d z[d, w] - over[k, w] <= start_rhs[k, w])."""
     W, L, R = inp.weeks, inp.length_weeks, cap.R
     nclass, ncol, nz = len(m.counts), len(m.col_cost), ndept * W
     col_dept = dept_of_person[m.idx[_first_member(m)]][m.col_class]
@@ -355,8 +421,19 @@ def _lp_flow(inp: PlanInput, cap: _Capacity, m: _Model, big: float, ndept: int, 
     Az = _matrix(inp, cap, z_dept, z_start)
     A_ub = sp.hstack([sp.csr_matrix((Az.shape[0], ncol + nclass)), Az], format="csr")
     c = np.concatenate([m.col_cost, m.slack_cost, np.zeros(nz)])
+    b_ub = cap.b_ub
+    if start_rhs is not None:
+        nb = len(start_rhs)
+        Zw = sp.csr_matrix((np.ones(nz), (z_start, np.arange(nz))), shape=(W, nz))
+        Zw = sp.vstack([Zw] * (nb // W), format="csr")
+        A_ub = sp.hstack([A_ub, sp.csr_matrix((A_ub.shape[0], nb))], format="csr")
+        A_bal = sp.hstack([sp.csr_matrix((nb, ncol + nclass)), Zw, -sp.identity(nb, format="csr")], format="csr")
+        A_ub = sp.vstack([A_ub, A_bal], format="csr")
+        A_eq = sp.hstack([A_eq, sp.csr_matrix((A_eq.shape[0], nb))], format="csr")
+        b_ub = np.concatenate([b_ub, start_rhs])
+        c = np.concatenate([c, np.full(nb, inp.weights.balance)])
     return linprog(
-        c, A_ub=A_ub, b_ub=cap.b_ub, A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs",
+        c, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs",
         options={"time_limit": max(time_limit, 1.0), "presolve": True},
     )
 
@@ -368,7 +445,10 @@ def _first_member(m: _Model) -> np.ndarray:
     return first
 
 
-def _solve_lp(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, big: float, t0: float, stats: dict):
+def _solve_lp(
+    inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, big: float, t0: float, stats: dict,
+    start_rhs: np.ndarray | None = None,
+):
     """LP relaxation by growing windows (column generation on whole start weeks).
 
     Every person starts with the first ``initial_window`` weeks of their window. After each LP the
@@ -386,7 +466,7 @@ def _solve_lp(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, big: 
         m = _model(inp, P, cap, idx, end)
         nclass, ncol = len(m.counts), len(m.col_cost)
         t_round = time.perf_counter()
-        res = _lp_flow(inp, cap, m, big, len(P.depts), P.dept, inp.time_limit - (time.perf_counter() - t0))
+        res = _lp_flow(inp, cap, m, big, len(P.depts), P.dept, inp.time_limit - (time.perf_counter() - t0), start_rhs)
         stats.update(lp_rounds=rounds, classes=nclass, columns=ncol)
         stats.setdefault("lp_round_seconds", []).append(round(time.perf_counter() - t_round, 2))
         if res.status != 0:
@@ -457,9 +537,13 @@ def solve(inp: PlanInput) -> PlanOutput:
     start_of = np.full(len(people), NO_START, dtype=np.int64)
     lower_bound: float | None = 0.0
     method = "empty"
+    target = balance_target(inp, len(idx))
+    bal = inp.weights.balance
+    start_rhs = _balance_rhs(inp, target)
+    stats["balance_target"] = round(target, 4)
     if len(idx):
         t_lp = time.perf_counter()
-        m, x, lower_bound = _solve_lp(inp, P, cap, idx, big, t0, stats)
+        m, x, lower_bound = _solve_lp(inp, P, cap, idx, big, t0, stats, start_rhs)
         stats["lp_seconds"] = round(time.perf_counter() - t_lp, 3)
         if x is not None:
             method = "lp"
@@ -476,29 +560,32 @@ def solve(inp: PlanInput) -> PlanOutput:
             t_mip = time.perf_counter()
             used = _used(inp, P, cap, start_of)
             mr = _model(inp, P, cap, rest, P.last[rest])
-            y, _ok = _solve_mip(mr, cap.b_ub - used, big, inp.time_limit - (time.perf_counter() - t0))
+            rhs = _balance_rhs(inp, target, _week_starts(inp, start_of))
+            budget = inp.time_limit - (time.perf_counter() - t0)
+            y, _ok = _solve_mip(mr, cap.b_ub - used, big, budget, balance=bal, start_rhs=rhs, weeks=inp.weeks)
             stats["repair_seconds"] = round(time.perf_counter() - t_mip, 3)
             if y is not None:
                 _take(mr, y, start_of)
                 method += "+repair"
-        objective = _objective(inp, P, start_of, idx, big)
+        objective = _objective(inp, P, start_of, idx, big, target)
         if lower_bound is not None and objective - lower_bound > 1e-6 * max(1.0, abs(objective)):
             full = _model(inp, P, cap, idx, P.last[idx])
             if len(full.col_cost) <= inp.exact_mip_max_columns:
                 t_ex = time.perf_counter()
                 budget = min(inp.exact_mip_seconds, inp.time_limit - (time.perf_counter() - t0))
-                y, ok = _solve_mip(full, cap.b_ub, big, budget)
+                y, ok = _solve_mip(full, cap.b_ub, big, budget, balance=bal, start_rhs=start_rhs, weeks=inp.weeks)
                 stats["exact_mip_seconds"] = round(time.perf_counter() - t_ex, 3)
                 if y is not None:
                     alt = np.full(len(people), NO_START, dtype=np.int64)
                     _take(full, y, alt)
-                    obj2 = _objective(inp, P, alt, idx, big)
+                    obj2 = _objective(inp, P, alt, idx, big, target)
                     if obj2 < objective - 1e-9:
                         start_of, objective, method = alt, obj2, "exact-mip"
                     if ok:  # proven optimal within 1e-9: its value is a bound too
                         lower_bound = max(lower_bound, obj2 * (1 - 1e-9))
-    else:
-        objective = 0.0
+    else:  # nothing to place: only locked starts beyond the target (a constant) cost balance
+        objective = balance_cost(inp, np.zeros(inp.weeks), target) if bal > 0 else 0.0
+        lower_bound = objective
     assignments = {people[i].key: int(start_of[i]) for i in idx if start_of[i] != NO_START}
     placed = np.array([i for i in idx if start_of[i] != NO_START], dtype=np.int64)
     cost = (
@@ -516,6 +603,7 @@ def solve(inp: PlanInput) -> PlanOutput:
         gap = None
     stats["method"] = method
     stats["placement_cost"] = round(float(cost.sum()), 6)
+    stats["balance_cost"] = round(balance_cost(inp, _week_starts(inp, start_of), target), 6) if bal > 0 else 0.0
     stats["unplaced_penalty"] = big
     return PlanOutput(assignments, unplaced, objective, lower_bound, gap, time.perf_counter() - t0, stats, costs)
 
@@ -543,13 +631,20 @@ def _used(inp: PlanInput, P: _People, cap: _Capacity, start_of: np.ndarray) -> n
     return np.asarray(A.sum(axis=1)).ravel()
 
 
-def _objective(inp: PlanInput, P: _People, start_of: np.ndarray, idx: np.ndarray, big: float) -> float:
+def _week_starts(inp: PlanInput, start_of: np.ndarray) -> np.ndarray:
+    """New starts per week 0 .. weeks - 1."""
+    s = start_of[start_of != NO_START]
+    return np.bincount(s, minlength=inp.weeks)[: inp.weeks].astype(np.float64)
+
+
+def _objective(inp: PlanInput, P: _People, start_of: np.ndarray, idx: np.ndarray, big: float, target: float) -> float:
     s = start_of[idx]
     ok = s != NO_START
     p = idx[ok]
     cost = start_costs(inp, s[ok], P.due[p], P.nh[p], P.cur[p]).sum() if len(p) else 0.0
     dropped = idx[~ok]
-    return float(cost + big * len(dropped) + inp.weights.move * (P.cur[dropped] != NO_START).sum())
+    bal = balance_cost(inp, _week_starts(inp, start_of), target) if inp.weights.balance > 0 else 0.0
+    return float(cost + big * len(dropped) + inp.weights.move * (P.cur[dropped] != NO_START).sum() + bal)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -647,7 +742,13 @@ def greedy(inp: PlanInput) -> PlanOutput:
         assignments[p.key] = start
         costs[p.key] = person_cost(inp, p, start)
     objective = float(sum(costs.values()) + sum(costs_unplaced))
-    return PlanOutput(assignments, sorted(unplaced), objective, None, None, time.perf_counter() - t0, {"method": "greedy"}, costs)
+    stats = {"method": "greedy", "balance_cost": 0.0}
+    if inp.weights.balance > 0:
+        to_place = len(people) - sum(1 for u in unplaced if u.code in ("no_window", "blocked"))
+        starts = np.bincount(np.fromiter(assignments.values(), dtype=np.int64, count=len(assignments)), minlength=inp.weeks)
+        stats["balance_cost"] = balance_cost(inp, starts[: inp.weeks], balance_target(inp, to_place))
+        objective += stats["balance_cost"]
+    return PlanOutput(assignments, sorted(unplaced), objective, None, None, time.perf_counter() - t0, stats, costs)
 
 
 def department_cap(fraction: float, headcount: int) -> int:

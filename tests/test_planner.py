@@ -3,6 +3,7 @@ over-subscription, determinism. No database, no Prefect."""
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import date
 
@@ -17,6 +18,7 @@ from frontline.planner import (
     LockedRotation,
     Person,
     PlanInput,
+    Weights,
     department_cap,
     greedy,
     solve,
@@ -48,6 +50,24 @@ def cost(inp: PlanInput, p: Person, s: int) -> float:
     if p.current_start is not None and p.current_start in window(inp, p) and s != p.current_start:
         c += w.move
     return float(c)
+
+
+def balance_target(inp: PlanInput) -> float:
+    """ceil((people with an allowed start + locked rotations starting in the horizon) / weeks), from the rules."""
+    to_place = sum(1 for p in inp.people if window(inp, p))
+    return math.ceil((to_place + sum(1 for lr in inp.locked if 0 <= lr.start_week < inp.weeks)) / inp.weeks)
+
+
+def balance(inp: PlanInput, assignments: dict[str, int]) -> float:
+    """The balance term: weight x starts beyond k x target, summed over the weeks and k = 1 .. balance_steps
+    (locked starts count)."""
+    target = balance_target(inp)
+    starts = [0] * inp.weeks
+    for s in list(assignments.values()) + [lr.start_week for lr in inp.locked]:
+        if 0 <= s < inp.weeks:
+            starts[s] += 1
+    steps = range(1, inp.weights.balance_steps + 1)
+    return inp.weights.balance * sum(max(0.0, n - k * target) for n in starts for k in steps)
 
 
 def assert_hard_rules(inp: PlanInput, out) -> None:
@@ -90,9 +110,10 @@ def assert_hard_rules(inp: PlanInput, out) -> None:
 
 
 def exact_optimum(inp: PlanInput) -> float:
-    """Per-employee binary MIP of the same problem (x[p, s] = 1 when p starts in s, u[p] = 1 when unplaced)."""
+    """Per-employee binary MIP of the same problem (x[p, s] = 1 when p starts in s, u[p] = 1 when unplaced,
+    continuous over[k, w] >= starts in week w - k x balance target, each at the balance weight)."""
     if not inp.people:
-        return 0.0
+        return balance(inp, {})
     L, W = inp.length_weeks, inp.weeks
     R = W + L - 1
     big = unplaced_penalty(inp)
@@ -127,11 +148,27 @@ def exact_optimum(inp: PlanInput) -> float:
             r_.append(r)
             c_.append(j)
             data.append(v)
-    A_ub = sp.csr_matrix((data, (r_, c_)), shape=(len(ub_rows), n))
+    # balance: sum of x[p, w] - over[k, w] <= k x target - locked starts in w; over are columns n .. n + K W - 1
+    target = balance_target(inp)
+    K = inp.weights.balance_steps
+    for k in range(K):
+        for w in range(W):
+            r = len(ub_rows) + k * W + w
+            for j, (i, s) in enumerate(cols):
+                if s == w:
+                    r_.append(r)
+                    c_.append(j)
+                    data.append(1.0)
+            r_.append(r)
+            c_.append(n + k * W + w)
+            data.append(-1.0)
+            rhs.append((k + 1) * target - sum(1 for lr in inp.locked if lr.start_week == w))
+    A_ub = sp.csr_matrix((data, (r_, c_)), shape=(len(ub_rows) + K * W, n + K * W))
+    A_eq = sp.hstack([A_eq, sp.csr_matrix((len(inp.people), K * W))], format="csr")
     res = milp(
-        np.array(c),
-        integrality=np.ones(n),
-        bounds=Bounds(0, 1),
+        np.array(c + [inp.weights.balance] * (K * W)),
+        integrality=np.array([1] * n + [0] * (K * W)),
+        bounds=Bounds(0, np.array([1.0] * n + [np.inf] * (K * W))),
         constraints=[LinearConstraint(A_eq, 1, 1), LinearConstraint(A_ub, -np.inf, np.array(rhs))],
         options={"mip_rel_gap": 0},
     )
@@ -166,12 +203,35 @@ def companies(draw, max_people: int = 9):
     return PlanInput(
         horizon_start=MONDAY, weeks=weeks, length_weeks=L, seats_per_week=seats, people=people, dept_caps=caps,
         locked=locked, blocked_starts=blackout, new_hire_within_weeks=draw(st.integers(1, 4)),
-        early_weeks=draw(st.integers(0, 2)),
+        early_weeks=draw(st.integers(0, 2)), weights=Weights(balance=draw(st.sampled_from([2.0, 0.0, 0.3, 7.0])), balance_steps=draw(st.integers(1, 3))),
+    )
+
+
+@st.composite
+def cohorts(draw):
+    """Companies where balance matters: people bunched on one or two due weeks, roomy seats, blackouts."""
+    weeks = draw(st.integers(4, 8))
+    L = draw(st.integers(1, 2))
+    dues = draw(st.lists(st.integers(-2, weeks - 1), min_size=1, max_size=2))
+    depts = ["D0", "D1"]
+    people = []
+    for i in range(draw(st.integers(3, 10))):
+        nh = draw(st.integers(0, 3)) == 0
+        due = draw(st.sampled_from(dues))
+        people.append(Person(f"E{i:03d}", draw(st.sampled_from(depts)), due if nh else -5, due, None, nh,
+                             current_start=draw(st.one_of(st.none(), st.integers(0, weeks - 1)))))
+    locked = [LockedRotation(f"L{i}", "D0", draw(st.integers(0, weeks - 1))) for i in range(draw(st.integers(0, 2)))]
+    return PlanInput(
+        horizon_start=MONDAY, weeks=weeks, length_weeks=L, seats_per_week=draw(st.integers(3, 10)), people=people,
+        dept_caps={d: draw(st.integers(2, 6)) for d in depts}, locked=locked,
+        blocked_starts=frozenset(draw(st.lists(st.integers(0, weeks - 1), max_size=3))),
+        new_hire_within_weeks=draw(st.integers(1, 3)),
+        weights=Weights(balance=draw(st.sampled_from([2.0, 1.0, 4.0])), balance_steps=draw(st.integers(1, 3))),
     )
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(companies())
+@given(st.one_of(companies(), cohorts()))
 def test_hard_rules_and_exact_optimum(inp):
     out = solve(inp)
     assert_hard_rules(inp, out)
@@ -182,7 +242,7 @@ def test_hard_rules_and_exact_optimum(inp):
     placed_cost = sum(cost(inp, p, out.assignments[p.key]) for p in inp.people if p.key in out.assignments)
     dropped = [p for p in inp.people if p.key not in out.assignments and window(inp, p)]
     dropped_cost = sum(big + (inp.weights.move if p.current_start in window(inp, p) else 0) for p in dropped)
-    assert out.objective == pytest.approx(placed_cost + dropped_cost, rel=1e-9, abs=1e-6)
+    assert out.objective == pytest.approx(placed_cost + dropped_cost + balance(inp, out.assignments), rel=1e-9, abs=1e-6)
     # ... it equals the exact per-employee optimum, and the LP bound is below it
     optimum = exact_optimum(inp) - big * no_start
     assert out.objective == pytest.approx(optimum, rel=1e-7, abs=1e-6)
@@ -285,3 +345,29 @@ def test_larger_company_gap_and_speed():
     assert out.gap is not None and out.gap < 0.005
     assert out.solve_seconds < 30
     assert greedy(inp).objective > out.objective
+
+
+def test_balance_spreads_a_cohort_after_a_blackout_but_never_delays_new_hires():
+    # a cohort of 12 due in week 3, right after a blackout over weeks 0-2 (which also blocks their early weeks),
+    # plus 4 new hires hired in week 3; 1-week rotations and 20 seats, so capacity never binds
+    people = [Person(f"C{i:02d}", f"D{i % 3}", -10, 3) for i in range(12)]
+    people += [Person(f"N{i}", "D0", 3, 3, is_new_hire=True) for i in range(4)]
+
+    def plan(weights):
+        inp = PlanInput(MONDAY, 8, 1, 20, people, {}, blocked_starts=frozenset({0, 1, 2}), weights=weights)
+        out = solve(inp)
+        assert_hard_rules(inp, out)
+        assert out.gap == 0.0
+        starts = [0] * inp.weeks
+        for s in out.assignments.values():
+            starts[s] += 1
+        return out, starts
+
+    stacked, starts_off = plan(Weights(balance=0.0))
+    assert starts_off[3] == 16  # lateness alone: everyone in the first week after the blackout
+    out, starts = plan(Weights())
+    assert len(out.assignments) == 16
+    assert max(starts) <= 6 and starts[3] + starts[4] + starts[5] == 16  # spread over the following weeks ...
+    assert all(out.assignments[f"N{i}"] == 3 for i in range(4))  # ... new hires still start at once
+    assert out.stats["placement_cost"] > stacked.stats["placement_cost"]  # balance paid with a little lateness
+    assert out.objective == pytest.approx(out.stats["placement_cost"] + out.stats["balance_cost"])

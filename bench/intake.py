@@ -1,6 +1,6 @@
 """Load test of observation intake: the real app under uvicorn on loopback, N concurrent clients.
 
-    .venv/bin/python bench/intake.py [--duration 10] [--clients 32] [--sqlite-workers 1] [--pg-workers 2]
+    .venv/bin/python bench/intake.py [--duration 10] [--clients 32] [--sqlite-workers 1] [--pg-workers 1]
         [--backends sqlite,postgres]
 
 For each backend (SQLite file in WAL mode; PostgreSQL at FRONTLINE_TEST_PG_URL, in a throw-away
@@ -345,7 +345,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
     parser.add_argument("--sqlite-workers", type=int, default=1,
                         help="uvicorn workers on SQLite (one writer process avoids cross-process lock waits)")
-    parser.add_argument("--pg-workers", type=int, default=2, help="uvicorn workers on PostgreSQL")
+    parser.add_argument("--pg-workers", type=int, default=1,
+                        help="uvicorn workers on PostgreSQL (one group-commit writer per process; 1 is best on 2 cores)")
     parser.add_argument("--rotators", type=int, default=200)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--profile", metavar="PREFIX",

@@ -1,0 +1,150 @@
+"""Group commit of observation intake: :func:`submit_batch` keeps every per-submission rule inside one
+batch (duplicates of ``client_request_id`` within the batch and in the database, the hourly limit,
+revoked tokens, inactive rotators, one audit event per stored observation, urgent escalation), and
+the API's writer answers many concurrent requests correctly (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from pydantic import ValidationError
+from sqlmodel import func, select
+
+from frontline.observations import (
+    ObservationConflict,
+    Pending,
+    RateLimited,
+    RotatorInactive,
+    Stored,
+    TokenRevoked,
+    UnknownEmployee,
+    WrongRotator,
+    create_api_token,
+    revoke_api_token,
+    submit_batch,
+)
+from frontline.security import hash_secret
+from models import AuditEvent, Employee, Observation, OutboundMessage, session_scope
+from observation_factories import org, set_policy_value, write_policy
+
+
+@pytest.fixture
+def world(settings, engine):
+    write_policy(settings)
+    from frontline.observations import _policy_cache
+
+    _policy_cache.clear()
+    with session_scope(engine) as session:
+        made = org(session)
+        return {"rotator": made["rotator"].id, "other": made["other"].id}
+
+
+def fields(**overrides):
+    data = {"text": "Refund for jane@example.com failed twice", "impact": 3, "product_area": "billing",
+            "category": "bug", "customer_count": 1}
+    data.update(overrides)
+    return data
+
+
+def counts(engine):
+    with session_scope(engine) as session:
+        stored = session.exec(select(func.count(Observation.id))).one()
+        audited = session.exec(
+            select(func.count(AuditEvent.id)).where(AuditEvent.action == "observation.submitted")
+        ).one()
+        return stored, audited
+
+
+def test_batch_applies_every_rule_per_item(engine, world, settings):
+    set_policy_value(settings, "submissions_per_hour", "3")
+    rita, otto = world["rotator"], world["other"]
+    with session_scope(engine) as session:
+        earlier = submit_batch(session, [Pending(fields(client_request_id="old-1"), "api", rotator_id=rita)])[0]
+    assert isinstance(earlier, Stored) and earlier.created
+    items = [
+        Pending(fields(client_request_id="a"), "api", rotator_id=rita),
+        Pending(fields(client_request_id="a"), "api", rotator_id=rita),  # repeat inside the batch: replay
+        Pending(fields(client_request_id="a"), "api", rotator_id=otto),  # same id, someone else: conflict
+        Pending(fields(client_request_id="old-1"), "api", rotator_id=rita),  # repeat of a stored one: replay
+        Pending(fields(client_request_id="old-1"), "api", rotator_id=otto),  # conflict with the database
+        Pending(fields(product_area="moon"), "api", rotator_id=otto),  # invalid: refused, others go on
+        Pending(fields(text="Call me on +44 20 7946 0958"), "api", rotator_id=rita),  # Rita's 3rd this hour
+        Pending(fields(), "api", rotator_id=rita),  # 4th: over the limit of 3
+        Pending(fields(urgent=True, impact=5), "api", rotator_id=otto),
+    ]
+    with session_scope(engine) as session:
+        results = submit_batch(session, items)
+    a, a_again, a_other, old_again, old_other, invalid, third, fourth, urgent = results
+    assert isinstance(a, Stored) and a.created and a.text == "Refund for [email] failed twice"
+    assert isinstance(a_again, Stored) and not a_again.created and a_again.id == a.id
+    assert isinstance(a_other, ObservationConflict) and isinstance(old_other, ObservationConflict)
+    assert isinstance(old_again, Stored) and not old_again.created and old_again.id == earlier.id
+    assert isinstance(invalid, ValidationError) and "unknown product area 'moon'" in str(invalid)
+    assert isinstance(third, Stored) and third.created and third.redactions == {"phone": 1}
+    assert isinstance(fourth, RateLimited)
+    assert isinstance(urgent, Stored) and urgent.created and urgent.target_department == "Finance"
+    assert counts(engine) == (4, 4)  # earlier + a + third + urgent, each audited once
+    with session_scope(engine) as session:
+        mails = session.exec(select(OutboundMessage).where(OutboundMessage.kind == "escalation")).all()
+        assert [m.idempotency_key for m in mails] == [f"escalation:{urgent.id}:1"]
+        row = session.get(Observation, third.id)
+        assert row.rotation_id is not None and row.rotator_id == rita and row.source == "api"
+
+
+def test_batch_rechecks_tokens_and_rotators(engine, world):
+    with session_scope(engine) as session:
+        rita = session.get(Employee, world["rotator"])
+        _row, rita_secret = create_api_token(session, "rita-phone", rita)
+        _row, hook_secret = create_api_token(session, "hook")
+        _row, gone_secret = create_api_token(session, "gone")
+        revoke_api_token(session, "gone")
+        session.get(Employee, world["other"]).active = False
+    items = [
+        Pending(fields(), "api", token_hash=hash_secret(rita_secret)),
+        Pending(fields(), "api", token_hash=hash_secret(rita_secret), employee_hr_id="E200"),
+        Pending(fields(), "api", token_hash=hash_secret(hook_secret), employee_hr_id="E100"),
+        Pending(fields(), "api", token_hash=hash_secret(hook_secret), employee_hr_id="E404"),
+        Pending(fields(), "api", token_hash=hash_secret(hook_secret), employee_hr_id="E200"),  # inactive
+        Pending(fields(), "api", token_hash=hash_secret(gone_secret), employee_hr_id="E100"),
+    ]
+    with session_scope(engine) as session:
+        results = submit_batch(session, items)
+    assert isinstance(results[0], Stored) and results[0].employee_id == "E100"
+    assert isinstance(results[1], WrongRotator)
+    assert isinstance(results[2], Stored) and results[2].employee_id == "E100"
+    assert isinstance(results[3], UnknownEmployee)
+    assert isinstance(results[4], RotatorInactive)
+    assert isinstance(results[5], TokenRevoked)
+    assert counts(engine) == (2, 2)
+
+
+def test_concurrent_api_requests_through_the_writer(engine, world):
+    from frontline.web.app import create_app
+
+    with session_scope(engine) as session:
+        _row, secret = create_api_token(session, "hook")
+    auth = {"Authorization": f"Bearer {secret}"}
+
+    async def run():
+        transport = httpx.ASGITransport(app=create_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=auth) as client:
+            requests = []
+            for i in range(40):  # 20 distinct ids, each sent twice at the same time
+                who = "E100" if i % 20 < 10 else "E200"
+                requests.append(client.post("/api/observations",
+                                            json=fields(employee_id=who, client_request_id=f"c-{i % 20}")))
+            requests.append(client.post("/api/observations", json=fields(employee_id="E100", impact=9)))
+            return await asyncio.gather(*requests)
+
+    responses = asyncio.run(run())
+    assert responses[-1].status_code == 422
+    by_id: dict[str, set[int]] = {}
+    statuses = []
+    for r in responses[:-1]:
+        statuses.append(r.status_code)
+        by_id.setdefault(r.json()["client_request_id"], set()).add(r.json()["id"])
+    assert sorted(statuses) == [200] * 20 + [201] * 20
+    assert all(len(ids) == 1 for ids in by_id.values()) and len(by_id) == 20
+    assert counts(engine) == (20, 20)

@@ -33,7 +33,7 @@ import numpy as np
 from sqlmodel import Session, select
 
 from frontline import audit
-from frontline.planner import LockedRotation, Person, PlanInput, department_cap, solve, week_loads
+from frontline.planner import LockedRotation, Person, PlanInput, Weights, department_cap, solve, week_loads
 from frontline.policy import Policy
 from models import Absence, Department, Employee, MentorPairing, PlanRun, Rotation, utcnow
 
@@ -274,6 +274,7 @@ def build_input(
         locked=locked,
         blocked_starts=frozenset(blackout_starts),
         new_hire_within_weeks=policy.new_hire_within_weeks,
+        weights=Weights(balance=policy.balance_weight),
     )
     return _Loaded(inp, planned_rows, drafts, stale, kinds, dues, fixed, dict(skipped), caps)
 

@@ -95,6 +95,9 @@ class Policy(_Strict):
     cycle_months: int = Field(default=12, ge=1, le=60)
     seats_per_week: int = Field(default=20, ge=1)
     max_department_away_fraction: float = Field(default=0.1, gt=0, le=1)
+    # planner objective: cost per rotation start beyond the weekly target (x1, x2, x3 beyond 1, 2, 3 x the
+    # target); at most 3 so the steepest step (3 x 3 = 9) stays below a new hire's first week late (10)
+    balance_weight: float = Field(default=2.0, ge=0, le=3)
     blackouts: list[Blackout] = Field(default_factory=list)
     holidays_country: str | None = Field(default=None, min_length=2, max_length=2)
     mentoring: Mentoring = Field(default_factory=Mentoring)

@@ -14,7 +14,7 @@ from typing import Optional
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from frontline.runs import run_name  # meaningful run names (issue 9)
+from frontline.runs import run_name
 
 BATCH_SIZE = 50
 

@@ -15,7 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_table_artifact
 from prefect.tasks import exponential_backoff
-from frontline.runs import run_name  # meaningful run names (issue 9)
+from frontline.runs import run_name
 
 from frontline.mail.delivery import deliver_batch
 from frontline.mail.transport import TransportUnavailable, transport_from_settings

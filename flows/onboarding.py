@@ -25,11 +25,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from frontline.events import employee_id_from_resource
+from frontline.runs import PLANNING_TAG
 
 ACTOR = "flow:onboard-new-hire"
-# Tag-based concurrency: with `prefect concurrency-limit create frontline-planning 1` the planner,
-# the pairing and onboarding never write the plan at the same time (see README, Run in production).
-PLANNING_TAG = "frontline-planning"
 
 
 def _today() -> date:

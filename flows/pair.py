@@ -15,7 +15,7 @@ from typing import Optional
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from frontline.runs import run_name  # meaningful run names (issue 9)
+from frontline.runs import PLANNING_TAG, run_name
 
 
 def _today() -> date:
@@ -26,7 +26,7 @@ def _today() -> date:
     return datetime.now(get_settings().tz).date()
 
 
-@task(name="pair-horizon", retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE, tags=["frontline-planning"])
+@task(name="pair-horizon", retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE, tags=[PLANNING_TAG])
 def pair_horizon(as_of: date, dry_run: bool) -> dict:
     from frontline.mentoring import pair_mentors as pair
     from frontline.policy import load_policy

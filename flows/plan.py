@@ -14,10 +14,10 @@ from typing import Optional
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from frontline.runs import run_name  # meaningful run names (issue 9)
+from frontline.runs import PLANNING_TAG, run_name
 
 
-@task(name="plan-solve", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE, tags=["frontline-planning"])
+@task(name="plan-solve", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE, tags=[PLANNING_TAG])
 def solve_plan(start: Optional[date], weeks: int, dry_run: bool) -> dict:
     from frontline.planning import plan_rotations as plan
     from frontline.policy import load_policy

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+# Tag on the tasks that write the plan or the pairings (planning, pairing, onboarding): with a
+# concurrency limit of 1 on it (``prefect concurrency-limit create frontline-planning 1``) two of them
+# never write at once, whichever deployments they run in.
+PLANNING_TAG = "frontline-planning"
+
 
 def run_name(label: str, *parameters: str) -> Callable[[], str]:
     def name() -> str:

@@ -8,14 +8,15 @@
 * ``client_request_id`` makes retries safe: resubmitting it returns the first observation (200,
   ``replayed: true``) instead of storing another.
 
-Writes go through a **group-commit writer**: one asyncio task per worker process drains a queue of
-submissions and writes up to ``MAX_BATCH`` of them in one transaction (:func:`submit_batch`: the
-same validation, redaction, idempotency, hourly limit, audit events and urgent escalation as one at a
-time), then answers each request after the commit (a 201 means the row is committed). It runs on the
-event loop on purpose: one writer per process means no SQLite writer-lock contention between threads,
-and while one batch is written the next one gathers. Token lookups are cached by hash for a few
-seconds (positive answers only); revocation still takes effect at once because the writing
-transaction re-checks the token. Scale with uvicorn workers on PostgreSQL.
+Writes go through a **group-commit writer**: per worker process, one asyncio task drains a queue of
+submissions and hands up to ``MAX_BATCH`` of them at a time to one dedicated writer thread, which
+stores them in one transaction (:func:`submit_batch`: the same validation, redaction, idempotency,
+hourly limit, audit events and urgent escalation as one at a time); each request is answered after
+the commit (a 201 means the row is committed). One writer per process means no SQLite writer-lock
+contention between threads, and while one batch is written the event loop reads and queues the next.
+Token lookups are cached by hash for a few seconds (positive answers only); revocation still takes
+effect at once because the writing transaction re-checks the token. One worker process is enough on
+small machines; on PostgreSQL more workers (each with its own writer) can be added.
 """
 
 from __future__ import annotations
@@ -169,7 +170,15 @@ class GroupCommitWriter:
             batch = [(item, future) for item, future in batch if not future.cancelled()]
             if not batch:
                 continue
-            results = self._write([item for item, _future in batch])
+            try:
+                results = await asyncio.get_running_loop().run_in_executor(
+                    _writer_thread(), self._write, [item for item, _future in batch]
+                )
+            except BaseException as exc:  # never leave a request waiting (e.g. shutdown)
+                for _item, future in batch:
+                    if not future.done():
+                        future.set_exception(RuntimeError(f"observation writer stopped: {exc!r}"))
+                raise
             for (_item, future), result in zip(batch, results):
                 if future.done():
                     continue
@@ -195,6 +204,21 @@ def _one(item: Pending):
             return submit_batch(session, [item])[0]
     except Exception as exc:  # noqa: BLE001 - handed to the waiting request (500 there)
         return exc
+
+
+_executor = None
+
+
+def _writer_thread():
+    """The one thread that writes batches (one writer per process: no lock contention between
+    writers; the event loop keeps reading and validating requests while a batch waits for the disk
+    or the database server)."""
+    global _executor
+    if _executor is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observation-writer")
+    return _executor
 
 
 writer = GroupCommitWriter()

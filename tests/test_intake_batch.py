@@ -148,3 +148,33 @@ def test_concurrent_api_requests_through_the_writer(engine, world):
     assert sorted(statuses) == [200] * 20 + [201] * 20
     assert all(len(ids) == 1 for ids in by_id.values()) and len(by_id) == 20
     assert counts(engine) == (20, 20)
+
+
+def test_writer_falls_back_when_another_writer_takes_the_same_request_id(engine, world):
+    """Another process stores the same ``client_request_id`` between the batch's check and its insert:
+    the batch fails as a whole and the writer re-runs each item alone, so the request gets a replay of
+    the other writer's row and the rest of the batch is still stored."""
+    import threading
+    import time
+
+    from sqlmodel import Session
+
+    from frontline.web.api import GroupCommitWriter
+
+    rita, otto = world["rotator"], world["other"]
+    other_writer = Session(engine)
+    theirs = submit_batch(other_writer, [Pending(fields(client_request_id="race"), "api", rotator_id=rita)])[0]
+    out: list = []
+    worker = threading.Thread(target=lambda: out.extend(GroupCommitWriter._write([
+        Pending(fields(client_request_id="race"), "api", rotator_id=rita),
+        Pending(fields(client_request_id="calm"), "api", rotator_id=otto),
+    ])))
+    worker.start()
+    time.sleep(0.5)  # the batch has checked the ids and waits on the other writer's uncommitted row/lock
+    other_writer.commit()
+    other_writer.close()
+    worker.join(60)
+    race, calm = out
+    assert isinstance(race, Stored) and not race.created and race.id == theirs.id
+    assert isinstance(calm, Stored) and calm.created
+    assert counts(engine) == (2, 2)

@@ -192,10 +192,8 @@ class GroupCommitWriter:
         try:
             with session_scope(get_engine()) as session:
                 return submit_batch(session, items)
-        except Exception:
-            if len(items) == 1:
-                return [_one(items[0])]
-        return [_one(item) for item in items]
+        except Exception:  # noqa: BLE001 - rolled back; each item alone gets its own answer
+            return [_one(item) for item in items]
 
 
 def _one(item: Pending):

@@ -42,6 +42,20 @@ rounds stop when the LP value is within a quarter of ``gap_target`` of the bound
 a HiGHS MIP (``scipy.optimize.milp``) on the remaining capacity. Small instances (rotators x mentors up
 to ``exact_pairs``) skip all this: one exact MIP over every eligible pair. The reported gap is
 ``(objective - bound) / objective``.
+
+Large instances (rotators x mentors above ``lp_pairs``; :func:`_solve_flow`): one full-year
+transportation min-cost flow (OR-Tools ``SimpleMinCostFlow``, imported lazily: never import
+``highspy`` in the same process) with the annual caps and the convex load cost (one unit arc per
+annual seat) but WITHOUT the weekly concurrency rows, so its optimum is a relaxation. It runs on
+candidate pairs: each rotator's cheapest eligible mentors plus a few pseudo-random ones; every round
+the flow's potentials (shortest distances to the sink in the residual graph) price EVERY eligible
+pair, pairs of negative reduced cost join, and the Lagrangian value of those potentials over every
+eligible pair, in the original float costs, is the lower bound (valid for the whole problem: it
+relaxes the weekly rows and prices the rest exactly; the integer scaling of the costs only affects
+which potentials are tried). Then the weeks the flow overfills are repaired: every rotator in an
+overfilled (mentor, week) cell is freed and re-assigned by an exact HiGHS MIP on the capacity left
+(weekly rows included), anyone still left takes the cheapest mentor with a free seat. The result has
+no weekly violation by construction (checked).
 """
 
 from __future__ import annotations
@@ -305,6 +319,51 @@ class _Data:
         cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dtype=dt)  # noqa: E731
         return cat(er, np.int64), cat(em, np.int64), cat(ec, np.float64), best, count
 
+    def eligible_all(self, block: int = 512):
+        """Every eligible (rotator, mentor) pair, rotator by rotator: (count per rotator, mentor idx
+        (int32), cost), the pairs of rotator i being ``[sum(count[:i]), sum(count[:i + 1]))``. The same
+        rules as :meth:`static_parts` (all of them), written for speed: costs only for eligible pairs."""
+        count = np.zeros(self.n, dtype=np.int64)
+        cols, costs = [], []
+        gap = self.w.max_timezone_gap_hours + 1e-9
+        # absences and full weeks only matter for the few mentors that have any
+        special = np.nonzero((self.U[:, -1] > 0) | (self.F[:, -1] > 0))[0]
+        U, F = self.U[special], self.F[special]
+        has_seat = self.annual > 0
+        words_l, words_s = self.lang_r.shape[1], self.skill_r.shape[1]
+        for b0 in range(0, self.n, block):
+            ri = np.arange(b0, min(self.n, b0 + block))
+            ok = self.dept_r[ri, None] != self.dept_m[None, :]
+            ok &= has_seat[None, :]
+            lang = (self.lang_r[ri, 0, None] & self.lang_m[None, :, 0]) != 0
+            for k in range(1, words_l):
+                lang |= (self.lang_r[ri, k, None] & self.lang_m[None, :, k]) != 0
+            ok &= lang
+            dtz = np.abs(self.tz_r[ri, None] - self.tz_m[None, :])
+            ok &= dtz <= gap
+            if len(special):
+                s, e = self.s[ri], self.e[ri]
+                ok[:, special] &= ((U[:, e] - U[:, s]) == 0).T & ((F[:, e] - F[:, s]) == 0).T
+            for row, i in enumerate(ri):
+                js = self.prev.get(int(i))
+                if js is not None:
+                    ok[row, js] = False
+            count[ri] = ok.sum(axis=1)
+            okr, okc = np.nonzero(ok)
+            gr = okr + b0
+            shared = np.zeros(len(okr))
+            for k in range(words_s):
+                shared += np.bitwise_count(self.skill_r[gr, k] & self.skill_m[okc, k])
+            c = self.w.timezone_hour * dtz[okr, okc]
+            c += self.w.shared_skill * (self.nskill_r[gr] - shared)
+            c += self.mentor_const[okc]
+            c += self.w.first_time_mentor_new_hire * (self.newhire[gr] & ~self.ever[okc])
+            cols.append(okc.astype(np.int32))
+            costs.append(c)
+        if not cols:
+            return count, np.zeros(0, dtype=np.int32), np.zeros(0)
+        return count, np.concatenate(cols), np.concatenate(costs)
+
     def load_costs(self, j: int, count: int, base_extra: int = 0) -> float:
         """Load-balance cost of giving ``count`` new rotators to mentor ``j``."""
         b = self.load0[j] + base_extra
@@ -448,9 +507,22 @@ def solve(
     max_rounds: int = 30,
     time_limit: float = 60.0,
     exact_pairs: int = 20_000,
+    lp_pairs: int = 1_000_000,
     lazy_rows: bool = False,
+    method: str = "auto",
+    flow_scale: int = 100,
+    flow_rounds: int = 8,
+    flow_pool: int = 10,
+    flow_random_arcs: int = 6,
+    flow_band: float = 2.0,
 ) -> Solution:
-    """Optimal mentor matching over the whole horizon (see the module docstring)."""
+    """Optimal mentor matching over the whole horizon (see the module docstring).
+
+    ``method``: ``"auto"`` (rotators x mentors up to ``exact_pairs``: the exact MIP; up to
+    ``lp_pairs``: LP column generation; above: the min-cost flow with weekly repair), ``"mip"``,
+    ``"lp"`` or ``"flow"``."""
+    if method not in ("auto", "mip", "flow", "lp"):
+        raise ValueError(f"unknown method {method!r} (auto, mip, flow or lp)")
     t0 = time.perf_counter()
     c0 = time.process_time()
     d = _Data(rotators, mentors, weights)
@@ -461,6 +533,10 @@ def solve(
     all_r = np.arange(d.n)
     # one scan of every pair: each rotator's ``pool_size`` cheapest eligible mentors (priced cheaply in
     # every round) and the cost threshold below which no eligible mentor lies outside the pool
+    if method == "flow" or (method == "auto" and d.n * d.m > max(exact_pairs, lp_pairs)):
+        return _solve_flow(d, t0, c0, stats, scale=flow_scale, rounds=flow_rounds, pool=flow_pool,
+                           random_arcs=flow_random_arcs, band=flow_band, gap_target=gap_target,
+                           time_limit=time_limit)
     pr, pm, pc, _best, count = d.pools(all_r, pool_size)
     pthr = d.last_threshold.copy()
     # the Lagrangian bound with all multipliers at zero: everyone gets their cheapest eligible mentor
@@ -479,7 +555,7 @@ def solve(
     rescap = d.rescap.copy()
     annual = d.annual.copy()
     zero_extra = np.zeros(d.m)
-    if d.n * d.m <= exact_pairs:
+    if method == "mip" or (method == "auto" and d.n * d.m <= exact_pairs):
         # small: one exact MIP over every eligible pair (proven optimum, or HiGHS's dual bound)
         fr, fm, fc, _, _ = d.pools(rots, d.m)
         full = _Model(d, rots, fr, fm, fc, rescap, annual, zero_extra)
@@ -622,6 +698,229 @@ def solve(
     stats["t_total"] = round(time.perf_counter() - t0, 3)
     stats["cpu_total"] = round(time.process_time() - c0, 3)
     return _finish(d, assign, bound, method, t0, stats)
+
+
+def _load_term(d: _Data, annual: np.ndarray, lam_m: np.ndarray) -> float:
+    """Lagrangian load term: sum over mentors of min over z of (load cost of z rotators - lam * z),
+    0 <= z <= annual cap (the load cost is convex, so z counts the increments cheaper than lam)."""
+    w = d.w.load_balance
+    if w > 0:
+        c = np.clip(np.ceil(lam_m / w - d.load0 - 1e-12), 0, annual).astype(np.float64)
+    else:
+        c = np.where(lam_m > 0, annual, 0).astype(np.float64)
+    return float((c * (w * d.load0 - lam_m) + w * c * (c - 1) / 2).sum())
+
+
+def _flow_assign(d: _Data, rots, er, em, ec, annual, scale: int):
+    """Min-cost flow (OR-Tools) over the candidate edges with the annual caps, WITHOUT the weekly
+    concurrency rows: rotator -> mentor (cost), rotator -> sink (the unmatched penalty), mentor -> sink
+    one unit arc per remaining annual seat (the convex load cost). Costs are scaled to integers.
+    Returns (assign over all rotators, mentor potentials lam_m >= 0 and rotator potentials u, in
+    original units): the optimal dual of this flow, found as shortest distances to the sink in the
+    residual graph (Bellman-Ford over integer costs, so there is no negative cycle)."""
+    from ortools.graph.python import min_cost_flow  # lazy: never imported together with highspy
+
+    R, m = len(rots), d.m
+    T = R + m
+    pos = np.full(d.n, -1, dtype=np.int64)
+    pos[rots] = np.arange(R)
+    P = d.w.unmatched_penalty
+    ce = np.rint(ec * scale).astype(np.int64)
+    cp = int(round(P * scale))
+    lm = np.repeat(np.arange(m), annual)
+    lk = np.arange(len(lm)) - np.repeat(np.cumsum(annual) - annual, annual)
+    lw, l0 = d.w.load_balance, d.load0
+    cq = np.rint(scale * lw * (l0[lm] + lk)).astype(np.int64)
+    tails = np.concatenate([pos[er], np.arange(R), R + lm]).astype(np.int32)
+    heads = np.concatenate([R + em, np.full(R, T), np.full(len(lm), T)]).astype(np.int32)
+    costs = np.concatenate([ce, np.full(R, cp, dtype=np.int64), cq])
+    flow = min_cost_flow.SimpleMinCostFlow()
+    flow.add_arcs_with_capacity_and_unit_cost(tails, heads, np.ones(len(tails), dtype=np.int64), costs)
+    supplies = np.zeros(T + 1, dtype=np.int64)
+    supplies[:R] = 1
+    supplies[T] = -R
+    flow.set_nodes_supplies(np.arange(T + 1, dtype=np.int32), supplies)
+    status = flow.solve()
+    if status != flow.OPTIMAL:  # pragma: no cover - every rotator can always go unmatched
+        raise RuntimeError(f"min-cost flow failed with status {status}")
+    f = flow.flows(np.arange(len(tails), dtype=np.int32))
+    E = len(er)
+    used = f[:E] > 0
+    assign = np.full(d.n, -1, dtype=np.int64)
+    assign[er[used]] = em[used]
+    # residual graph, as arcs (from, to, cost) towards the sink: unused edges forward, used ones back
+    load = np.bincount(em[used], minlength=m)
+    nxt = np.nonzero(load < annual)[0]
+    nxt_cost = np.rint(scale * lw * (l0[nxt] + load[nxt])).astype(np.int64)
+    un = np.nonzero(assign[rots] < 0)[0]  # unmatched rotators: their sink arc is used (no forward arc)
+    free_sink = np.ones(R, dtype=bool)
+    free_sink[un] = False
+    src = np.concatenate([pos[er[~used]], R + em[used], np.nonzero(free_sink)[0], R + nxt])
+    dst = np.concatenate([R + em[~used], pos[er[used]], np.full(int(free_sink.sum()), T), np.full(len(nxt), T)])
+    cst = np.concatenate([ce[~used], -ce[used], np.full(int(free_sink.sum()), cp), nxt_cost]).astype(np.float64)
+    dist = np.full(T + 1, np.inf)
+    dist[T] = 0.0
+    order = np.argsort(src, kind="stable")
+    src, dst, cst = src[order], dst[order], cst[order]
+    starts = np.flatnonzero(np.r_[True, src[1:] != src[:-1]]) if len(src) else np.zeros(0, dtype=np.int64)
+    heads_of = src[starts]
+    for _ in range(T + 1):  # Bellman-Ford (vectorised rounds; stops when nothing changes)
+        cand = np.minimum.reduceat(cst + dist[dst], starts) if len(src) else np.zeros(0)
+        better = cand < dist[heads_of]
+        if not better.any():
+            break
+        dist[heads_of[better]] = cand[better]
+    lam_m = np.maximum(0.0, np.where(np.isfinite(dist[R:T]), dist[R:T], 0.0)) / scale
+    u = np.zeros(d.n)
+    u[rots] = np.where(np.isfinite(dist[:R]), dist[:R], cp) / scale
+    return assign, lam_m, u
+
+
+def _solve_flow(d: _Data, t0: float, c0: float, stats: dict, *, scale: int, rounds: int, pool: int,
+                random_arcs: int, band: float, gap_target: float, time_limit: float,
+                repair_pairs: int = 100_000) -> Solution:
+    """Large instances: min-cost flow over the year with the annual caps (a relaxation: no weekly
+    concurrency rows) on candidate pairs, priced against EVERY eligible pair; then a small exact MIP
+    repairs the weeks the flow overfills (see the module docstring).
+
+    Candidates: each rotator's ``pool`` cheapest eligible pairs within ``band`` of its cheapest (ties
+    broken pseudo-randomly, not by mentor index) plus ``random_arcs`` pseudo-random eligible pairs
+    (the popular mentors fill up: without them the first flow would be poor or leave people
+    unmatched). Each round prices every eligible pair with the flow's potentials; for each rotator
+    with a negative reduced cost, its pairs within ``band`` of its lowest reduced cost join (at most
+    ``pool``). Rounds stop when the flow value is within half the ``gap_target`` of the bound, nothing
+    joins, after ``rounds`` or half the ``time_limit``. The bound is the Lagrangian value of the
+    potentials over every eligible pair, in original (unscaled) costs."""
+    if pool < 1 or band <= 0 or scale < 1:
+        raise ValueError("flow_pool and flow_scale must be >= 1 and flow_band > 0")
+    P = d.w.unmatched_penalty
+    count, all_m, all_c = d.eligible_all()
+    stats["eligible_pairs"] = int(count.sum())
+    stats["t_scan"] = round(time.perf_counter() - t0, 3)
+    rots = np.nonzero(count > 0)[0]
+    if len(rots) == 0:  # nobody has an eligible mentor
+        return _finish(d, np.full(d.n, -1, dtype=np.int64), P * d.n, "no-eligible-pairs", t0, stats)
+    annual = d.annual.copy()
+    rescap = d.rescap.copy()
+    R = len(rots)
+    cnt = count[rots]
+    starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])  # first pair of each rotator (with any)
+    pos_all = np.zeros(len(all_m), dtype=np.int32)  # position in ``rots`` of every eligible pair
+    pos_all[starts[1:]] = 1
+    np.cumsum(pos_all, out=pos_all)
+
+    def select(rc: np.ndarray, only_negative: bool):
+        """For each rotator (with a negative reduced cost, if ``only_negative``) its pairs within
+        ``band`` of its lowest reduced cost ``rc``, at most ``pool``, lowest first. Without sorting:
+        reduced costs fall in 64 bins of the band; a rotator keeps its bins below the one where
+        ``pool`` is reached, and a pseudo-random share of that bin (ties never go by mentor order)."""
+        rmin = np.minimum.reduceat(rc, starts)
+        lim = rmin + band
+        if only_negative:
+            lim[rmin >= -1.0 / scale] = -np.inf
+        idx = np.flatnonzero(rc < lim[pos_all])
+        p = pos_all[idx]
+        nb = 64
+        b = np.clip(((rc[idx] - rmin[p]) * (nb / band)).astype(np.int64), 0, nb - 1)
+        cell = np.bincount(p * nb + b, minlength=R * nb).reshape(R, nb)
+        cum = np.cumsum(cell, axis=1)
+        cut = np.where(cum[:, -1] >= pool, np.argmax(cum >= pool, axis=1), nb)
+        need = pool - np.where(cut > 0, cum[np.arange(R), np.maximum(cut - 1, 0)], 0)
+        h = (idx * 7919 + (idx >> 7) * 104729) % 100003
+        cb = cut[p]
+        keep = (b < cb) | ((b == cb) & (h % np.maximum(cell[p, b], 1) < need[p]))
+        idx, p = idx[keep], p[keep]
+        return rots[p], all_m[idx].astype(np.int64), all_c[idx]
+
+    rowmin = np.minimum.reduceat(all_c, starts)
+    er, em, ec = select(all_c - rowmin[pos_all], False)
+    if random_arcs > 0:
+        idx = np.concatenate([starts + (rots * 7919 + j * 104729 + (rots * j) % 997) % cnt for j in range(random_arcs)])
+        rows = np.tile(rots, random_arcs)
+        first = np.unique(np.concatenate([er * d.m + em, rows * d.m + all_m[idx]]), return_index=True)[1]
+        er = np.concatenate([er, rows])[first]
+        em = np.concatenate([em, all_m[idx].astype(np.int64)])[first]
+        ec = np.concatenate([ec, all_c[idx]])[first]
+    stats["t_candidates"] = round(time.perf_counter() - t0, 3)
+    bound = -np.inf
+    t_flow = t_price = 0.0
+    it = 0
+    while True:
+        it += 1
+        t1 = time.perf_counter()
+        assign, lam_m, u = _flow_assign(d, rots, er, em, ec, annual, scale)
+        t_flow += time.perf_counter() - t1
+        t1 = time.perf_counter()
+        # Lagrangian bound for these potentials: each rotator's cheapest priced eligible pair (capped at
+        # the penalty), plus the load term; valid for any potentials >= 0
+        priced = all_c + lam_m[all_m]
+        best = np.minimum.reduceat(priced, starts)
+        bound = max(bound, float(np.minimum(P, best).sum()) + P * (d.n - R) + _load_term(d, annual, lam_m))
+        value = _objective(d, assign)[0]
+        done = value - bound <= gap_target * max(value, 1e-9) / 2
+        nr = np.zeros(0, dtype=np.int64)
+        if not done and it < rounds and time.perf_counter() - t0 < time_limit / 2:
+            priced -= u[rots][pos_all]  # reduced costs
+            nr, nm, nc = select(priced, True)
+            new = ~np.isin(nr * d.m + nm, er * d.m + em)
+            nr, nm, nc = nr[new], nm[new], nc[new]
+        del priced
+        t_price += time.perf_counter() - t1
+        stats.setdefault("flow_log", []).append((len(er), round(value, 3), round(bound, 3), len(nr)))
+        if not len(nr):
+            break
+        er, em, ec = np.concatenate([er, nr]), np.concatenate([em, nm]), np.concatenate([ec, nc])
+    relaxed = _objective(d, assign)[0]
+    stats.update(flow_arcs=len(er), flow_value=round(relaxed, 4), t_flow=round(t_flow, 3), t_price=round(t_price, 3))
+    # ---- weekly repair: free the rotators in overfilled (mentor, week) cells, re-solve them exactly ----
+    t1 = time.perf_counter()
+    over_cells = _overfull(d, assign, rescap)
+    stats["overfull_cells"] = int(len(over_cells))
+    method = "flow"
+    if len(over_cells):
+        method = "flow+repair"
+        hot = np.zeros(d.m * d.H, dtype=bool)
+        hot[over_cells] = True
+        matched = np.nonzero(assign >= 0)[0]
+        edge_of, cell = _expand(d, assign[matched], d.s[matched], d.e[matched])
+        free = np.unique(matched[edge_of[hot[cell]]])
+        stats["repaired_rotators"] = int(len(free))
+        assign[free] = -1
+        used_rescap, used_annual, extra = _residual(d, assign, rescap, annual)
+        sel = np.isin(er, free)
+        fr, fm, fc = er[sel], em[sel], ec[sel]
+        if count[free].sum() <= repair_pairs:  # few enough: the repair sees every eligible pair of them
+            fpos = np.searchsorted(rots, free)
+            ix = np.concatenate([np.arange(starts[q], starts[q] + cnt[q]) for q in fpos])
+            fr, fm, fc = rots[pos_all[ix]], all_m[ix].astype(np.int64), all_c[ix]
+        sub = _Model(d, free, fr, fm, fc, used_rescap, used_annual, extra)
+        xs = sub.solve_mip(max(1.0, time_limit - (time.perf_counter() - t0)))
+        if xs is not None:
+            pick = xs[: sub.E] > 0.5
+            assign[sub.er[pick]] = sub.em[pick]
+        else:  # pragma: no cover - the repair MIP found nothing in time
+            method = "flow+greedy"
+            _greedy_fill(d, assign, free, used_rescap, used_annual)
+        left = free[assign[free] < 0]
+        if len(left):  # anyone the repair left out takes the cheapest eligible mentor with a free seat
+            used_rescap, used_annual, _ = _residual(d, assign, rescap, annual)
+            _greedy_fill(d, assign, left, used_rescap, used_annual)
+    if len(_overfull(d, assign, rescap)):  # pragma: no cover - a repair that fails must never ship
+        raise RuntimeError("weekly repair left a mentor over capacity")
+    stats["t_repair"] = round(time.perf_counter() - t1, 3)
+    stats["t_total"] = round(time.perf_counter() - t0, 3)
+    stats["cpu_total"] = round(time.process_time() - c0, 3)
+    return _finish(d, assign, bound, method, t0, stats)
+
+
+def _overfull(d: _Data, assign: np.ndarray, rescap: np.ndarray) -> np.ndarray:
+    """Cells (mentor * H + week) where ``assign`` puts more rotators than the residual seats."""
+    matched = np.nonzero(assign >= 0)[0]
+    if not len(matched):
+        return np.zeros(0, dtype=np.int64)
+    _, cell = _expand(d, assign[matched], d.s[matched], d.e[matched])
+    use = np.bincount(cell, minlength=d.m * d.H)
+    return np.nonzero(use > np.maximum(rescap.reshape(-1), 0))[0]
 
 
 def _lagrangian(d: _Data, pool, rots, annual, rescap, P: float, lam_m: np.ndarray, lam_w: np.ndarray):

@@ -285,7 +285,12 @@ class WrongRotator(Exception):
 
 
 class UnknownEmployee(Exception):
-    """An integration token named an HR employee id that does not exist."""
+    """An integration token named no rotator (``kind`` "missing") or an HR employee id that does not
+    exist (``kind`` "value_error")."""
+
+    def __init__(self, message: str, kind: str = "value_error"):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -440,7 +445,9 @@ def submit_batch(
                     if item.employee_hr_id is not None and (emp is None or emp.employee_id != item.employee_hr_id):
                         raise WrongRotator("this token submits only for its own rotator")
                 else:
-                    emp = by_hr.get(item.employee_hr_id) if item.employee_hr_id else None
+                    if not item.employee_hr_id:
+                        raise UnknownEmployee("an integration token must name the rotator (HR employee id)", "missing")
+                    emp = by_hr.get(item.employee_hr_id)
                     if emp is None:
                         raise UnknownEmployee(f"no employee with id {item.employee_hr_id!r}")
             else:

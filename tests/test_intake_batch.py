@@ -108,6 +108,8 @@ def test_batch_rechecks_tokens_and_rotators(engine, world):
         Pending(fields(), "api", token_hash=hash_secret(hook_secret), employee_hr_id="E404"),
         Pending(fields(), "api", token_hash=hash_secret(hook_secret), employee_hr_id="E200"),  # inactive
         Pending(fields(), "api", token_hash=hash_secret(gone_secret), employee_hr_id="E100"),
+        Pending(fields(), "api", token_hash=hash_secret(gone_secret)),  # revoked before anything else
+        Pending(fields(), "api", token_hash=hash_secret(hook_secret)),  # an integration must name the rotator
     ]
     with session_scope(engine) as session:
         results = submit_batch(session, items)
@@ -116,7 +118,8 @@ def test_batch_rechecks_tokens_and_rotators(engine, world):
     assert isinstance(results[2], Stored) and results[2].employee_id == "E100"
     assert isinstance(results[3], UnknownEmployee)
     assert isinstance(results[4], RotatorInactive)
-    assert isinstance(results[5], TokenRevoked)
+    assert isinstance(results[5], TokenRevoked) and isinstance(results[6], TokenRevoked)
+    assert isinstance(results[7], UnknownEmployee) and results[7].kind == "missing"
     assert counts(engine) == (2, 2)
 
 

@@ -252,8 +252,6 @@ async def create_observation(
 ):
     data = body.model_dump(exclude_unset=True)
     employee_id = data.pop("employee_id", None)
-    if token.employee_id is None and not employee_id:
-        return _field_error("employee_id", "an integration token must name the rotator (HR employee id)", "missing")
     try:
         obs = await writer.submit(Pending(data, "api", token_hash=token.token_hash, employee_hr_id=employee_id))
     except ValidationError as exc:
@@ -263,7 +261,7 @@ async def create_observation(
         _forget_token(token.token_hash)
         return _error(401, str(exc), {"WWW-Authenticate": "Bearer"})
     except UnknownEmployee as exc:
-        return _field_error("employee_id", str(exc))
+        return _field_error("employee_id", str(exc), exc.kind)
     except (WrongRotator, RotatorInactive) as exc:
         return _error(403, str(exc))
     except RateLimited as exc:

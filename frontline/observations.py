@@ -1,8 +1,9 @@
 """Front-line observations: validation, PII redaction at ingestion, storage, rate limits, urgent
 escalation, and closing the loop with the rotator when someone acts on an observation.
 
-Everything that accepts an observation (web form, JSON API, CLI, demo) goes through
-:func:`submit_observation`; everything that acts on one (acknowledge link, console, digests) goes
+Everything that accepts an observation goes through :func:`submit_batch`: the JSON API's
+group-commit writer directly (many submissions per transaction), the web form, CLI and demo through
+:func:`submit_observation` / :func:`submit` (a batch of one); everything that acts on one (acknowledge link, console, digests) goes
 through :func:`set_ack_state`.
 """
 

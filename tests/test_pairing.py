@@ -261,3 +261,22 @@ def test_large_method_on_a_medium_instance_against_the_exact_mip(seed):
     # why ``auto`` uses the MIP at this size; at 20,000 x 3,000 it frees ~4 % and the gap is under 0.1 %)
     assert flow.objective <= exact.objective * 1.01
     assert flow.gap < 0.01
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances(max_rot=8, max_ment=5))
+def test_fast_eligibility_scan_matches_the_rule_checks(inst):
+    # the flow path's scan (eligible_all) restates the hard rules for speed: it must agree with
+    # static_parts (used by the other paths and by the unmatched explanations), pair by pair and in cost
+    import numpy as np
+
+    from frontline.pairing import _Data
+
+    rotators, mentors = inst
+    d = _Data(rotators, mentors, W)
+    count, cols, costs = d.eligible_all(block=3)
+    pr, pm, pc, _, count_ref = d.pools(np.arange(d.n), d.m)
+    order = np.lexsort((pm, pr))
+    assert count.tolist() == count_ref.tolist()
+    assert cols.tolist() == pm[order].tolist()
+    assert np.allclose(costs, pc[order])

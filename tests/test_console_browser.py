@@ -92,7 +92,7 @@ def _movable_invited_rotation(s: Session, pol, monday: date) -> dict:
     invited = s.exec(select(Rotation).where(Rotation.status == "invited", Rotation.start > monday)
                      .order_by(Rotation.start, Rotation.id)).all()
     for rot in invited:
-        for weeks in range(1, 8):
+        for weeks in range(1, 9):  # the 8-week invite window
             candidate = monday + timedelta(weeks=weeks)
             if candidate == rot.start:
                 continue
@@ -120,7 +120,12 @@ def console_server(tmp_path_factory):
         "FRONTLINE_SECRET_KEY": "browser-test-secret",
         "FRONTLINE_BASE_URL": f"http://127.0.0.1:{port}",
     }
-    shutil.copyfile(ROOT / "frontline.example.toml", env["FRONTLINE_POLICY_PATH"])
+    # The example policy, with room to move a rotation whatever today's date (its year-end blackout
+    # stacks the backlog into January, which at 10% can leave no department a free week to move to).
+    policy_text = (ROOT / "frontline.example.toml").read_text(encoding="utf-8")
+    policy_text = re.sub(r"(?m)^max_department_away_fraction = [0-9.]+", "max_department_away_fraction = 0.25", policy_text)
+    policy_text = re.sub(r"(?m)^seats_per_week = \d+", "seats_per_week = 60", policy_text)
+    Path(env["FRONTLINE_POLICY_PATH"]).write_text(policy_text, encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import email
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys

@@ -46,21 +46,39 @@ def init_command(
         typer.echo(f"wrote the example policy to {settings.policy_path}; edit it to match your company")
 
 
-# --- topics: one module each -------------------------------------------------------------------
-# (each topic module adds one line here: from frontline.cli import X; app.add_typer(X.app, name="x"))
-from frontline.cli import console as _console; app.add_typer(_console.app, name="console"); app.add_typer(_console.users_app, name="users")  # noqa: E402,E702,E501
-from frontline.cli import mail as _mail; app.add_typer(_mail.app, name="mail")  # noqa: E402,E702
-from frontline.cli import calendar as _calendar; app.add_typer(_calendar.app, name="calendar")  # noqa: E402,E702
-from frontline.cli import roster as _roster; app.add_typer(_roster.app, name="roster")  # noqa: E402,E702
-from frontline.cli import demo as _demo; app.command("demo")(_demo.demo_command)  # noqa: E402,E702
-from frontline.cli import backup as _backup; app.command("export")(_backup.export_command); app.command("import-state")(_backup.import_state_command)  # noqa: E702,E501,I001
-from frontline.cli import status as _status; app.command("status")(_status.status_command)  # noqa: E702,I001
-from frontline.cli import digest as _digest; app.add_typer(_digest.app, name="digest")  # noqa: E402,E702
-from frontline.cli import plan as _plan; app.add_typer(_plan.app, name="plan")  # noqa: E402,E702
+# --- topics: one module each, shown in panels in the order a user meets them ----------------------
+from frontline.cli import backup as _backup  # noqa: E402
+from frontline.cli import calendar as _calendar  # noqa: E402
+from frontline.cli import console as _console  # noqa: E402
+from frontline.cli import demo as _demo  # noqa: E402
+from frontline.cli import digest as _digest  # noqa: E402
+from frontline.cli import mail as _mail  # noqa: E402
+from frontline.cli import observe as _observe  # noqa: E402
+from frontline.cli import pair as _pair  # noqa: E402
+from frontline.cli import plan as _plan  # noqa: E402
+from frontline.cli import roster as _roster  # noqa: E402
+from frontline.cli import serve as _serve  # noqa: E402
+from frontline.cli import status as _status  # noqa: E402
 
-from frontline.cli import observe as _observe; app.add_typer(_observe.app, name="observe"); app.add_typer(_observe.api_token_app, name="api-token")  # noqa: E402,E702,E501
-from frontline.cli import serve as _serve; app.command("serve")(_serve.serve_command)  # noqa: E402,E702
-from frontline.cli import pair as _pair; app.command("pair")(_pair.pair_command); app.command("mentors")(_pair.mentors_command); app.command("surveys")(_pair.surveys_command)  # noqa: E402,E702,E501
+SETUP, PLANNING, MAIL, VOICE, OPERATE = "Set up", "Rotations and mentors", "Mail and calendar", "Observations and digests", "Operate"
+app.registered_commands[0].rich_help_panel = SETUP  # init
+app.command("demo", rich_help_panel=SETUP)(_demo.demo_command)
+app.add_typer(_roster.app, name="roster", rich_help_panel=SETUP)
+app.add_typer(_plan.app, name="plan", rich_help_panel=PLANNING)
+app.command("pair", rich_help_panel=PLANNING)(_pair.pair_command)
+app.command("mentors", rich_help_panel=PLANNING)(_pair.mentors_command)
+app.command("surveys", rich_help_panel=PLANNING)(_pair.surveys_command)
+app.add_typer(_mail.app, name="mail", rich_help_panel=MAIL)
+app.add_typer(_calendar.app, name="calendar", rich_help_panel=MAIL)
+app.add_typer(_observe.app, name="observe", rich_help_panel=VOICE)
+app.add_typer(_observe.api_token_app, name="api-token", rich_help_panel=VOICE)
+app.add_typer(_digest.app, name="digest", rich_help_panel=VOICE)
+app.command("serve", rich_help_panel=OPERATE)(_serve.serve_command)
+app.add_typer(_console.app, name="console", rich_help_panel=OPERATE)
+app.add_typer(_console.users_app, name="users", rich_help_panel=OPERATE)
+app.command("status", rich_help_panel=OPERATE)(_status.status_command)
+app.command("export", rich_help_panel=OPERATE)(_backup.export_command)
+app.command("import-state", rich_help_panel=OPERATE)(_backup.import_state_command)
 
 
 def main() -> None:

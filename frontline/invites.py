@@ -19,9 +19,10 @@ series. Every email carries an idempotency key (``invite:<rotation>:<sequence>``
 ``cancel:<rotation>:<sequence>``, ``checkins:<rotation>:<sequence>:<employee>``,
 ``checkins-cancel:<rotation>:<sequence>:<employee>``), so a re-run queues nothing twice.
 
-Reminders (:func:`process_reminders`): ``reminder:<rotation>:<days>`` N days before the start
+Reminders (:func:`process_reminders`): ``reminder:<rotation>:<start>:<days>`` N days before the start
 (``policy.reminders.days_before``; only the nearest due one is sent, so a late run does not send a
-stale "in 7 days"), ``welcome:<rotation>`` in the first week, and ``nudge:<employee>:<ISO week>`` from
+stale "in 7 days"; the key names the start date, so a rotation moved after its reminder is reminded
+again before its new start), ``welcome:<rotation>`` in the first week, and ``nudge:<employee>:<ISO week>`` from
 Thursday on to rotators without an observation since Monday of that week.
 """
 
@@ -425,7 +426,7 @@ def process_reminders(
             subject = f"Your support rotation starts {'tomorrow' if days == 1 else f'in {days} days'} ({longdate(rotation.start)})"
             msg = compose(to=_addr(rotator), subject=subject, text=render_text("email/reminder.txt", subject=subject, days=days, **base),
                           html=render_html("email/reminder.html", subject=subject, days=days, **base))
-            if enqueue(session, msg, kind="reminder", idempotency_key=f"reminder:{rotation.id}:{days}"):
+            if enqueue(session, msg, kind="reminder", idempotency_key=f"reminder:{rotation.id}:{rotation.start.isoformat()}:{days}"):
                 counts["reminders"] += 1
         if rotation.start <= as_of < rotation.start + timedelta(days=7):
             subject = "Welcome to the front line" + (f": meet your mentor {mentor.name}" if mentor else "")

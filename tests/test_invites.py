@@ -241,7 +241,7 @@ def test_reminders_welcome_and_nudge_are_sent_once(engine, settings):
         rows = s.exec(select(OutboundMessage).order_by(OutboundMessage.id)).all()
         keys = [r.idempotency_key for r in rows if r.kind != "invite"]
     r, e = ids["rotation"], ids["rotator"]
-    assert keys == [f"reminder:{r}:7", f"reminder:{r}:1", f"welcome:{r}", f"nudge:{e}:2026-W13"]
+    assert keys == [f"reminder:{r}:{START}:7", f"reminder:{r}:{START}:1", f"welcome:{r}", f"nudge:{e}:2026-W13"]
     welcome = next(x for x in rows if x.kind == "welcome")
     assert b"Max Mentor" in welcome.mime
 
@@ -358,3 +358,32 @@ def test_announced_rotation_moved_beyond_the_window_is_still_updated(engine, set
                   and "rotation" in summary(m)["uid"])
     assert update["seq"] == 1 and update["strict"].events[0].dtstart == START + timedelta(weeks=20)
     assert run_invites(engine)["queued"] == 0
+
+
+def test_rotation_moved_after_its_reminder_gets_a_reminder_for_the_new_start(engine, settings):
+    """The 7-day reminder went out, then HR deferred the rotation by two weeks: the rotator must be
+    reminded again before the new start (the reminder key names the start, not only the rotation)."""
+    ids = seed(engine)
+    run_invites(engine)
+
+    def remind(day: date) -> dict:
+        with Session(engine) as s:
+            rids = rotations_for_reminders(s, day, [7, 1])
+            counts = process_reminders(s, rids, as_of=day, days_before=[7, 1])
+            s.commit()
+        return counts
+
+    assert remind(START - timedelta(days=7))["reminders"] == 1
+    new_start = START + timedelta(weeks=2)
+    with Session(engine) as s:
+        rot = s.get(Rotation, ids["rotation"])
+        rot.start, rot.end = new_start, new_start + timedelta(days=27)
+        s.add(rot)
+        s.commit()
+    run_invites(engine, as_of=START - timedelta(days=6))
+    assert remind(new_start - timedelta(days=7))["reminders"] == 1
+    assert remind(new_start - timedelta(days=7))["queued"] == 0
+    with Session(engine) as s:
+        reminders = s.exec(select(OutboundMessage).where(OutboundMessage.kind == "reminder").order_by(OutboundMessage.id)).all()
+    assert len(reminders) == 2
+    assert "in 7 days" in reminders[1].subject and str(new_start.day) in reminders[1].subject

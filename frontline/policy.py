@@ -144,6 +144,10 @@ def load_policy(path: Path | str | None = None) -> Policy:
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise PolicyError([f"{path}: file not found (copy frontline.example.toml to start)"]) from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError([f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"]) from None
+    except OSError as exc:
+        raise PolicyError([f"{path}: cannot read the file: {exc.strerror or exc}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError([f"{path}: not valid TOML: {exc}"]) from None
     return parse_policy(data, str(path))

@@ -15,7 +15,7 @@ nothing changed                             nothing
 The rotation invite goes to the rotator (all-day event, UID ``rotation-<id>@<sender domain>``). When the
 mentor pairing has a check-in slot, a weekly check-in series (UID ``checkins-<id>@...``, same SEQUENCE)
 goes to the rotator and to the mentor, one email each; a replaced mentor receives a CANCEL of the
-series. Every email carries an idempotency key (``invite:<rotation>:<sequence>``,
+series, and so does the rotator when no new series replaces it (no successor, or one without a slot). Every email carries an idempotency key (``invite:<rotation>:<sequence>``,
 ``cancel:<rotation>:<sequence>``, ``checkins:<rotation>:<sequence>:<employee>``,
 ``checkins-cancel:<rotation>:<sequence>:<employee>``), so a re-run queues nothing twice.
 
@@ -345,6 +345,10 @@ def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: dat
             _checkin_mail(session, ctx, rotation, rotator, old_mentor, old_series, old_mentor, "CANCEL", sequence,
                           update=True, reason=f"{rotator.name} has a different mentor now.")
             ctx.counts.checkin_cancels += 1
+            if series is None or mentor is None:  # no new series replaces the rotator's copy of this UID
+                _checkin_mail(session, ctx, rotation, rotator, old_mentor, old_series, rotator, "CANCEL", sequence,
+                              update=True, reason=f"The check-ins with {old_mentor.name} are cancelled.")
+                ctx.counts.checkin_cancels += 1
     rotation.sequence = sequence
     rotation.announced_state = "invited"
     rotation.announced_start = rotation.start

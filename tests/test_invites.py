@@ -387,3 +387,25 @@ def test_rotation_moved_after_its_reminder_gets_a_reminder_for_the_new_start(eng
         reminders = s.exec(select(OutboundMessage).where(OutboundMessage.kind == "reminder").order_by(OutboundMessage.id)).all()
     assert len(reminders) == 2
     assert "in 7 days" in reminders[1].subject and str(new_start.day) in reminders[1].subject
+
+
+def test_mentor_replaced_without_a_successor_cancels_the_rotators_checkins_too(engine, settings, smtp):
+    """The mentor leaves and the re-pairing finds nobody: the old mentor and the rotator both get a CANCEL
+    of the check-in series (otherwise the rotator keeps weekly check-ins with a mentor who is gone)."""
+    ids = seed(engine)
+    run_invites(engine)
+    deliver(engine, smtp)
+    with Session(engine) as s:
+        old = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == ids["rotation"])).one()
+        old.status = "replaced"
+        s.add(old)
+        s.commit()
+    counts = run_invites(engine)
+    assert counts["updates"] == 1 and counts["checkin_requests"] == 0 and counts["checkin_cancels"] == 2
+    assert deliver(engine, smtp) == 3
+    got = {(s["to"], s["uid"].split("-")[0]): s for s in map(summary, smtp.handler.messages[3:])}
+    assert got[("max@example.com", "checkins")]["method"] == "CANCEL"
+    assert got[("jane@example.com", "checkins")]["method"] == "CANCEL"
+    assert got[("jane@example.com", "rotation")]["method"] == "REQUEST"
+    assert {s["seq"] for s in got.values()} == {1}
+    assert run_invites(engine)["queued"] == 0

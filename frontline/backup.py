@@ -150,9 +150,13 @@ def export_state(engine: Engine, output: Path | IO[str]) -> BackupResult:
     if isinstance(output, (str, Path)):
         path = Path(output)
         tmp = path.with_name(path.name + ".partial")
-        with tmp.open("w", encoding="utf-8") as fh:
-            result = export_state(engine, fh)
-        tmp.replace(path)
+        try:
+            with tmp.open("w", encoding="utf-8") as fh:
+                result = export_state(engine, fh)
+            tmp.replace(path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise BackupError(f"{path}: cannot write the export: {exc.strerror or exc}") from None
         return result
     for line in export_lines(engine, result):
         output.write(line + "\n")
@@ -184,14 +188,21 @@ def _reset_sequences(conn: Connection) -> None:
                 conn.execute(text("SELECT setval(:s, :v, true)"), {"s": seq, "v": int(top)})
 
 
-def _read(fh: IO[str], source: str) -> Iterator[tuple[int, dict]]:
-    for lineno, line in enumerate(fh, start=1):
+def _read(fh: IO[bytes], source: str) -> Iterator[tuple[int, dict]]:
+    for lineno, raw in enumerate(fh, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BackupError(f"{source}:{lineno}: not UTF-8 text; not a file written by frontline export") from None
         if not line.strip():
             continue
         try:
-            yield lineno, json.loads(line)
+            obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise BackupError(f"{source}:{lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise BackupError(f"{source}:{lineno}: not a JSON object")
+        yield lineno, obj
 
 
 def import_state(engine: Engine, source: Path | str, *, force: bool = False) -> BackupResult:
@@ -204,6 +215,8 @@ def import_state(engine: Engine, source: Path | str, *, force: bool = False) -> 
 
     try:
         return _import_state(engine, Path(source), force=force)
+    except OSError as exc:
+        raise BackupError(f"{source}: cannot read the file: {exc.strerror or exc}") from None
     except DBAPIError as exc:
         raise BackupError(f"{source}: the database refused the data, nothing was imported: {exc.orig}") from None
 
@@ -211,7 +224,7 @@ def import_state(engine: Engine, source: Path | str, *, force: bool = False) -> 
 def _import_state(engine: Engine, path: Path, *, force: bool) -> BackupResult:
     by_name = {t.name: t for t in tables()}
     counts: dict[str, int] = {}
-    with path.open("r", encoding="utf-8") as fh, engine.begin() as conn:
+    with path.open("rb") as fh, engine.begin() as conn:
         lines = _read(fh, str(path))
         try:
             _, header = next(lines)

@@ -27,3 +27,49 @@ def test_unreadable_policy_file_is_a_clear_error(sqlite_settings, content):
     assert result.exit_code == 2
     expected = "not UTF-8 text" if content else "cannot read the file"
     assert result.stderr.startswith(f"error: {path}: {expected}")
+
+
+def test_export_to_an_unwritable_path_is_a_clear_error_and_leaves_no_partial_file(sqlite_settings, tmp_path):
+    missing = tmp_path / "no-such-folder" / "state.jsonl"
+    result = runner.invoke(app, ["export", "-o", str(missing)])
+    _no_traceback(result)
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {missing}: cannot write the export: No such file or directory\n"
+
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    result = runner.invoke(app, ["export", "-o", str(folder)])
+    _no_traceback(result)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {folder}: cannot write the export:")
+    assert not (tmp_path / "a-folder.partial").exists()
+
+
+def test_import_state_of_a_garbled_file_names_the_line_and_imports_nothing(sqlite_settings, tmp_path):
+    from sqlmodel import Session, select
+
+    from models import Department, get_engine
+
+    runner.invoke(app, ["init", "--no-policy-example"])
+    with Session(get_engine()) as s:
+        s.add(Department(name="Support", head_name="Zoë", head_email="zoe@example.com"))
+        s.commit()
+    export = tmp_path / "state.jsonl"
+    assert runner.invoke(app, ["export", "-o", str(export)]).exit_code == 0
+    lines = export.read_bytes().splitlines(keepends=True)
+    garbled = tmp_path / "garbled.jsonl"
+    garbled.write_bytes(b"".join(lines[:2]) + b"\xff\xfe garbage\n" + b"".join(lines[2:]))
+    listed = tmp_path / "list.jsonl"
+    listed.write_text("[1, 2]\n", encoding="utf-8")
+
+    with Session(get_engine()) as s:
+        for row in s.exec(select(Department)).all():
+            s.delete(row)
+        s.commit()
+    for path, message in [(garbled, f"{garbled}:3: not UTF-8 text"), (listed, f"{listed}:1: not a JSON object")]:
+        result = runner.invoke(app, ["import-state", str(path)])
+        _no_traceback(result)
+        assert result.exit_code == 1
+        assert result.stderr.startswith(f"error: {message}")
+    with Session(get_engine()) as s:
+        assert s.exec(select(Department)).all() == []

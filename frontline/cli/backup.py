@@ -14,11 +14,14 @@ def export_command(
     output: Path = typer.Option(..., "--output", "-o", help="File to write (JSON lines; written atomically)."),
 ) -> None:
     """Export every table of the configured database to one versioned JSON-lines file."""
-    from frontline.backup import export_state
+    from frontline.backup import BackupError, export_state
     from models import get_engine
 
     open_database(upgrade=False)
-    result = export_state(get_engine(), output)
+    try:
+        result = export_state(get_engine(), output)
+    except BackupError as exc:
+        fail(str(exc))
     typer.echo(f"exported {result.total} rows from {len(result.counts)} tables at schema revision "
                f"{result.schema_revision} to {output}")
     for name, count in result.counts.items():

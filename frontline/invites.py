@@ -381,8 +381,9 @@ def rotations_for_reminders(session: Session, as_of: date, days_before: list[int
     return sorted(
         session.exec(
             select(Rotation.id).where(
-                Rotation.status == "invited",
+                Rotation.status.in_(ACTIVE),  # an unlocked announced rotation is a draft again
                 Rotation.announced_state == "invited",
+                Rotation.announced_start == Rotation.start,  # only the dates the rotator was told
                 Rotation.start <= ahead,
                 Rotation.end >= as_of,
             )
@@ -414,7 +415,8 @@ def process_reminders(
     iso = as_of.isocalendar()
     week_label = f"{iso.year}-W{iso.week:02d}"
     for rotation in session.exec(select(Rotation).where(Rotation.id.in_(rotation_ids)).order_by(Rotation.id)).all():
-        if rotation.status != "invited" or rotation.announced_state != "invited":
+        if (rotation.status not in ACTIVE or rotation.announced_state != "invited"
+                or rotation.announced_start != rotation.start):
             continue
         rotator = session.get(Employee, rotation.employee_id)
         pairing = _active_pairing(session, rotation.id)

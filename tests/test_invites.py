@@ -409,3 +409,33 @@ def test_mentor_replaced_without_a_successor_cancels_the_rotators_checkins_too(e
     assert got[("jane@example.com", "rotation")]["method"] == "REQUEST"
     assert {s["seq"] for s in got.values()} == {1}
     assert run_invites(engine)["queued"] == 0
+
+
+def test_unlocked_announced_rotation_kept_in_place_still_gets_its_reminder(engine, settings):
+    """HR unlocks an invited rotation (it becomes a draft the planner may move) and the planner keeps it
+    where it was: the rotator was told these dates, so the reminder still goes out (nothing else does)."""
+    from frontline import planning
+
+    ids = seed(engine)
+    run_invites(engine)
+    with Session(engine) as s:
+        planning.unlock(s, ids["rotation"], "let the planner move it if needed")
+        s.commit()
+    assert run_invites(engine)["queued"] == 0  # nothing changed: nothing is sent
+
+    def remind(day: date) -> dict:
+        with Session(engine) as s:
+            rids = rotations_for_reminders(s, day, [7, 1])
+            counts = process_reminders(s, rids, as_of=day, days_before=[7, 1])
+            s.commit()
+        return counts
+
+    assert remind(START - timedelta(days=7))["reminders"] == 1
+    assert remind(START)["welcomes"] == 1
+    # moved but not yet announced: no reminder about dates the rotator has not been told
+    with Session(engine) as s:
+        rot = s.get(Rotation, ids["rotation"])
+        rot.start, rot.end = START + timedelta(weeks=3), START + timedelta(weeks=3, days=27)
+        s.add(rot)
+        s.commit()
+    assert remind(START + timedelta(weeks=3) - timedelta(days=7))["queued"] == 0

@@ -16,7 +16,7 @@ so a form page cannot be replayed against another person's link. The form also c
 **Never change state on GET.** ``GET /ack/<token>`` only shows the observation and a form;
 ``POST`` records the decision (mail scanners prefetch links).
 
-Request bodies on these paths (and ``/api/observations``) are limited to :data:`MAX_BODY_BYTES`
+Request bodies on these paths (and ``/api/observations``, the survey and the digest links) are limited to :data:`MAX_BODY_BYTES`
 by :class:`BodySizeLimit` (413).
 """
 
@@ -53,7 +53,7 @@ from models import Department, Employee, Observation, get_engine, session_scope
 router = APIRouter(include_in_schema=False)
 
 MAX_BODY_BYTES = 64 * 1024
-LIMITED_PREFIXES = ("/observe/", "/ack/", "/api/observations")
+LIMITED_PREFIXES = ("/observe/", "/ack/", "/api/observations", "/survey/", "/digest/")  # every token-link form
 FORM_PURPOSE = "observe-form"
 ACK_FORM_PURPOSE = "ack-form"
 FORM_SECONDS = 24 * 3600
@@ -94,19 +94,22 @@ class BodySizeLimit:
                 if too_big:
                     return await self._refuse(scope, send)
         received = 0
-        started = False
+        started = too_large = False
 
         async def limited_receive():
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    too_large = True
                     raise _TooLarge()
             return message
 
         async def tracking_send(message):
             nonlocal started
+            if too_large and not started:
+                return  # the app's answer to a body it could not read (FastAPI's form parser: 400) becomes a 413
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -114,8 +117,9 @@ class BodySizeLimit:
         try:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
-            if not started:
-                await self._refuse(scope, send)
+            pass
+        if too_large and not started:
+            await self._refuse(scope, send)
 
     async def _refuse(self, scope, send):
         message = f"request body too large: at most {self.max_bytes // 1024} KB"

@@ -1,0 +1,32 @@
+"""Findings of the web security review, each pinned by a test that failed before its fix."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+
+@pytest.fixture
+def client(sqlite_settings):
+    from frontline.web.app import create_app
+
+    return TestClient(create_app())
+
+
+@pytest.mark.parametrize("path", ["/survey/some-token", "/digest/theme/some-token", "/digest/unsubscribe/some-token"])
+def test_token_form_posts_have_a_body_size_limit(client, path):
+    """The survey and digest forms take unauthenticated POSTs (the token is checked after the body is
+    read): their bodies are limited like the observation form's, announced or streamed."""
+    big = {"comment": "x" * 200_000, "note": "x" * 200_000, "action": "planned"}
+    r = client.post(path, data=big)
+    assert r.status_code == 413, r.status_code
+
+    def chunks():  # no Content-Length: streamed
+        for _ in range(40):
+            yield b"a" * 8192
+
+    r = client.post(path, content=chunks(), headers={"content-type": "application/x-www-form-urlencoded"})
+    # the unsubscribe handler never reads its body, so a streamed one is not read past the limit either
+    assert r.status_code == (403 if "unsubscribe" in path else 413), r.status_code
+    # a normal-sized post still reaches the handler (which refuses the forged token)
+    assert client.post(path, data={"comment": "fine", "action": "planned"}).status_code == 403

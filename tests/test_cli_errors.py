@@ -73,3 +73,11 @@ def test_import_state_of_a_garbled_file_names_the_line_and_imports_nothing(sqlit
         assert result.stderr.startswith(f"error: {message}")
     with Session(get_engine()) as s:
         assert s.exec(select(Department)).all() == []
+
+
+def test_plan_export_to_an_unwritable_path_is_a_clear_error(sqlite_settings, tmp_path):
+    missing = tmp_path / "no-such-folder" / "plan.csv"
+    result = runner.invoke(app, ["plan", "export", "--format", "csv", "-o", str(missing)])
+    _no_traceback(result)
+    assert result.exit_code == 1
+    assert result.stderr == f"error: --output: cannot write {missing}: No such file or directory\n"

@@ -89,7 +89,10 @@ def export_command(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"--output: cannot write {output}: {exc.strerror or exc}")
         typer.echo(f"wrote {output}", err=True)
 
 

@@ -419,6 +419,8 @@ def process_reminders(
                 or rotation.announced_start != rotation.start):
             continue
         rotator = session.get(Employee, rotation.employee_id)
+        if rotator is None or not rotator.active or (rotator.left_on is not None and rotator.left_on <= as_of):
+            continue  # a leaver (the roster import keeps a rotation that already started) gets no more mail
         pairing = _active_pairing(session, rotation.id)
         mentor = session.get(Employee, pairing.mentor_id) if pairing else None
         series = checkin_series(rotation, pairing, mentor, checkin_minutes, org_tz, rotator, tuple(working_hours)) if pairing and mentor else None

@@ -439,3 +439,19 @@ def test_unlocked_announced_rotation_kept_in_place_still_gets_its_reminder(engin
         s.add(rot)
         s.commit()
     assert remind(START + timedelta(weeks=3) - timedelta(days=7))["queued"] == 0
+
+
+def test_no_welcome_or_nudge_to_a_rotator_who_has_left(engine, settings):
+    """The roster import marks a leaver inactive but keeps a rotation that already started: the welcome
+    and the weekly nudges must not keep going to the departed employee."""
+    ids = seed(engine)
+    run_invites(engine)
+    with Session(engine) as s:
+        e = s.get(Employee, ids["rotator"])
+        e.active, e.left_on = False, START
+        s.add(e)
+        s.commit()
+    with Session(engine) as s:
+        for day in (START, START + timedelta(days=3), START + timedelta(days=10)):
+            counts = process_reminders(s, rotations_for_reminders(s, day, [7, 1]), as_of=day, days_before=[7, 1])
+            assert counts["queued"] == 0, (day, counts)

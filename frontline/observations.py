@@ -742,9 +742,26 @@ def set_ack_state(
                 text=render_text("email/observation_update.txt", **ctx),
                 html=render_html("email/observation_update.html", **ctx),
             )
-            enqueue(session, message, kind="observation_update", idempotency_key=f"observation-update:{obs.id}:{state}")
+            enqueue(session, message, kind="observation_update", idempotency_key=_update_key(session, obs.id, state, previous))
         changed.append(obs)
     return changed
+
+
+def _update_key(session: Session, obs_id: int, state: str, previous: str | None) -> str:
+    """``observation-update:<id>:<state>`` the first time a state is mailed; the same state set again
+    (nothing changed) reuses it, so nothing is queued. A return to a state after another one
+    (planned -> won't fix -> planned) is a change: ``...:<state>:<n>``, ``n`` = updates queued so far."""
+    from models import OutboundMessage
+
+    key = f"observation-update:{obs_id}:{state}"
+    if previous == state:
+        return key
+    exists = session.exec(select(OutboundMessage.id).where(OutboundMessage.idempotency_key == key)).first()
+    if exists is None:
+        return key
+    n = len(session.exec(select(OutboundMessage.id).where(
+        OutboundMessage.idempotency_key.startswith(f"observation-update:{obs_id}:"))).all())
+    return f"{key}:{n}"
 
 
 # ------------------------------------------------------------------------------------ API tokens

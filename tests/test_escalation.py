@@ -125,3 +125,19 @@ def test_escalate_overdue_flow(prefect_harness, settings, engine, world):
     with session_scope(engine) as session:
         assert len(mails(session, "escalation")) == 2
         assert session.exec(select(AuditEvent).where(AuditEvent.action == "observations.escalate_overdue")).all()
+
+
+def test_state_set_again_after_another_state_tells_the_rotator_again(engine, world):
+    """planned -> won't fix -> planned (reconsidered): the rotator's last mail said "won't fix", so the
+    return to planned is a change and is mailed; setting the same state twice still sends nothing."""
+    oid = _submit(engine, world, urgent=False)
+    with session_scope(engine) as session:
+        set_ack_state(session, [oid], "planned", by="pat@example.com")
+        set_ack_state(session, [oid], "wont_fix", by="pat@example.com")
+        set_ack_state(session, [oid], "planned", by="pat@example.com", note="Reconsidered")
+        set_ack_state(session, [oid], "planned", by="pat@example.com", note="Reconsidered")
+    with session_scope(engine) as session:
+        updates = mails(session, "observation_update")
+        assert [m["Subject"].split(" marked ")[1] for m in updates] == ["planned", "won't fix", "planned"]
+        assert len({m.row.idempotency_key for m in updates}) == 3
+        assert "Reconsidered" in body(updates[-1], "plain")

@@ -20,7 +20,7 @@ from sqlmodel import func, select
 
 from frontline.links import observe_url
 from frontline.observations import create_api_token, revoke_api_token
-from models import AuditEvent, Employee, Observation, session_scope
+from models import AuditEvent, Department, Employee, Observation, session_scope
 from observation_factories import body, mails, org, set_policy_value, write_policy
 
 XSS = [
@@ -262,6 +262,26 @@ def test_ack_link_get_shows_post_acts(client, engine, world):
         update = mails(session, "observation_update")
         assert len(update) == 1 and "Fix ships Friday" in body(update[0], "plain")
     assert client.get("/ack/forged-token").status_code == 403
+
+
+def test_ack_link_of_a_former_head_is_refused(client, engine, world):
+    """An escalation link is bound to the head it was sent to: once that person no longer heads the
+    department the observation is addressed to (or receives its digest), it shows and changes nothing."""
+    link, hidden = open_form(client, world["rotator"])
+    client.post(link, data={**hidden, **valid_form(urgent="on")})
+    with session_scope(engine) as session:
+        html_part = body(mails(session, "escalation")[0], "html")
+    ack = html.unescape(re.search(r"http://frontline\.test(/ack/[^\"\s]+)", html_part).group(1))
+    fields = form_fields(client.get(ack).text)
+    with session_scope(engine) as session:
+        dept = session.exec(select(Department).where(Department.name == "Engineering")).one()
+        dept.head_email, dept.digest_recipients = "new.head@example.com", ["engineering-leads@example.com"]
+        session.add(dept)
+    page = client.get(ack)
+    assert page.status_code == 403 and "charged twice" not in page.text
+    assert client.post(ack, data={**fields, "state": "planned"}).status_code == 403
+    with session_scope(engine) as session:
+        assert session.exec(select(Observation)).one().ack_state == "new"
 
 
 # ------------------------------------------------------------------------------------ JSON API

@@ -319,6 +319,13 @@ def _ack_target(session: Session, token: str) -> tuple[Observation, dict]:
     obs = session.get(Observation, payload["o"])
     if obs is None:
         raise InvalidToken("this observation no longer exists")
+    recipient = payload.get("r")
+    if recipient is not None:  # bound to the head it was sent to: only while they still receive this department's mail
+        department = session.get(Department, obs.target_department_id)
+        current = {a.strip().lower() for a in [department.head_email, *(department.digest_recipients or [])] if a} \
+            if department is not None else set()
+        if not isinstance(recipient, str) or recipient.strip().lower() not in current:
+            raise InvalidToken("this link was sent to someone who no longer receives this department's escalations")
     return obs, payload
 
 

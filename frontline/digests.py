@@ -693,7 +693,10 @@ def preview_digests(
     """Write ``<department>-<week>.html`` and ``.txt`` files instead of queuing (nothing is stored)."""
     parse_week(week)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DigestError(f"cannot create the preview folder {out_dir}: {exc.strerror or exc}") from None
     data = load_week(session, week, department_ids=department_ids)
     outcomes = []
     for dept in data.departments.values():
@@ -706,8 +709,11 @@ def preview_digests(
         recipient = (recipients_for(dept, set()) or [dept.head_email])[0]
         rendered = render_digest(content, recipient)
         base = out_dir / f"{_slug(dept.name)}-{week}"
-        base.with_suffix(".html").write_text(rendered.html, encoding="utf-8")
-        base.with_suffix(".txt").write_text(f"Subject: {rendered.subject}\n\n{rendered.text}\n", encoding="utf-8")
+        try:
+            base.with_suffix(".html").write_text(rendered.html, encoding="utf-8")
+            base.with_suffix(".txt").write_text(f"Subject: {rendered.subject}\n\n{rendered.text}\n", encoding="utf-8")
+        except OSError as exc:
+            raise DigestError(f"cannot write the preview {base}.html/.txt: {exc.strerror or exc}") from None
         out.files = [str(base.with_suffix(".html")), str(base.with_suffix(".txt"))]
         out.skipped = "preview written"
     return outcomes

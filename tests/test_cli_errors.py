@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -81,3 +83,13 @@ def test_plan_export_to_an_unwritable_path_is_a_clear_error(sqlite_settings, tmp
     _no_traceback(result)
     assert result.exit_code == 1
     assert result.stderr == f"error: --output: cannot write {missing}: No such file or directory\n"
+
+
+def test_digest_preview_into_a_path_that_is_a_file_is_a_clear_error(sqlite_settings, tmp_path):
+    (tmp_path / "frontline.toml").write_bytes((Path(__file__).resolve().parent.parent / "frontline.example.toml").read_bytes())
+    not_a_folder = tmp_path / "previews"
+    not_a_folder.write_text("I am a file\n", encoding="utf-8")
+    result = runner.invoke(app, ["digest", "send", "--week", "2026-W48", "--preview", str(not_a_folder)])
+    _no_traceback(result)
+    assert result.exit_code == 1
+    assert result.stderr == f"error: cannot create the preview folder {not_a_folder}: File exists\n"

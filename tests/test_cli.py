@@ -73,6 +73,13 @@ def test_every_command_has_help(path):
                 assert (sub.short_help or sub.help or "").strip(), f"'{name}' has no summary in the listing"
 
 
+@pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "frontline")
+def test_help_paragraphs_are_not_hard_wrapped(path):
+    """The help keeps the docstring's line breaks: a paragraph broken mid-sentence prints as ragged lines."""
+    for paragraph in re.split(r"\n\s*\n", (_command(path).help or "").strip()):
+        assert "\n" not in paragraph.strip(), f"'frontline {' '.join(path)}': {paragraph[:80]!r}... is hard-wrapped"
+
+
 def _copy_examples(tmp_path: Path) -> dict[str, Path]:
     out = {}
     for name in ("departments", "employees", "absences"):

@@ -34,8 +34,7 @@ def import_state_command(
 ) -> None:
     """Load an export into the configured database (created/migrated first), keeping ids; all or nothing.
 
-    Refuses a database that already holds rows unless --force. To move from SQLite to PostgreSQL:
-    export with FRONTLINE_DATABASE_URL pointing at SQLite, then import with it pointing at PostgreSQL.
+    Refuses a database that already holds rows unless --force. To move from SQLite to PostgreSQL: export with FRONTLINE_DATABASE_URL pointing at SQLite, then import with it pointing at PostgreSQL.
     """
     from frontline.backup import BackupError, import_state
     from models import get_engine

@@ -50,9 +50,8 @@ def pair_command(
 ) -> None:
     """Pair every planned rotation of the next 52 weeks with a mentor from the support team.
 
-    Keeps existing pairings; re-pairs only rotations whose mentor left or is absent; never gives
-    anyone the same mentor twice. Prints the matches, the unmatched with the reason and the smallest
-    relaxation that would help, and the objective, lower bound and gap of the optimiser."""
+    Keeps existing pairings; re-pairs only rotations whose mentor left or is absent; never gives anyone the same mentor twice. Prints the matches, the unmatched with the reason and the smallest relaxation that would help, and the objective, lower bound and gap of the optimiser.
+    """
     day = _as_of(as_of)
     policy = load_policy_or_exit()
     open_database()

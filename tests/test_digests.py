@@ -293,6 +293,34 @@ def test_theme_action_link_and_unsubscribe(engine, company):
     assert out["Engineering"].queued == 0 and "unsubscribed" in out["Engineering"].skipped
 
 
+def test_theme_action_link_of_a_removed_recipient_is_refused(engine, company):
+    """A theme link is bound to the digest recipient it was sent to: once they are neither a recipient nor
+    the head of that department, it shows none of its observations and changes nothing."""
+    from fastapi.testclient import TestClient
+
+    from frontline.links import theme_action_url
+    from frontline.web.app import create_app
+
+    with session_scope(engine) as s:
+        digests.queue_digests(s, WEEK)
+        eng_obs = s.exec(select(Observation).where(Observation.text == "Where is the export button?")).one()
+        label, area, cat = eng_obs.theme, eng_obs.product_area, eng_obs.category
+        dept = s.get(Department, company["eng"])
+        dept.digest_recipients = ["vp@example.com"]
+        s.add(dept)
+    client = TestClient(create_app())
+    path = theme_action_url(company["eng"], WEEK, area, cat, label, "cto@example.com").removeprefix(
+        "http://frontline.test")
+    page = client.get(path)
+    assert page.status_code == 403 and "export button" not in page.text
+    assert client.post(path, data={"action": "fixed"}).status_code == 403
+    with session_scope(engine) as s:
+        assert {o.ack_state for o in s.exec(select(Observation))} == {"new"}
+    still = theme_action_url(company["eng"], WEEK, area, cat, label, "vp@example.com").removeprefix(
+        "http://frontline.test")
+    assert client.get(still).status_code == 200
+
+
 def test_acknowledgements_show_in_next_digest(engine, company):
     with session_scope(engine) as s:
         digests.queue_digests(s, WEEK)

@@ -50,6 +50,16 @@ def _payload(purpose: str, token: str) -> dict[str, Any]:
     return payload
 
 
+def _check_recipient(session, payload: dict[str, Any]) -> None:
+    """The link is bound to the recipient it was sent to: it works only while they still head the
+    department or receive its digest (raises InvalidToken otherwise)."""
+    department = session.get(Department, payload["d"])
+    current = {a.strip().lower() for a in [department.head_email, *(department.digest_recipients or [])] if a} \
+        if department is not None else set()
+    if payload["r"].strip().lower() not in current:
+        raise InvalidToken("this link was sent to someone who no longer receives this department's digest")
+
+
 def _theme_context(session, payload: dict[str, Any]) -> dict[str, Any]:
     department = session.get(Department, payload["d"])
     return {
@@ -69,6 +79,10 @@ def theme_confirm(token: str, action: str | None = None) -> HTMLResponse:
     except InvalidToken as exc:
         return _denied(exc)
     with session_scope() as session:
+        try:
+            _check_recipient(session, payload)
+        except InvalidToken as exc:
+            return _denied(exc)
         ctx = _theme_context(session, payload)
         return _page("web/digest_theme.html", selected=action if action in THEME_ACTIONS else None, done=None, **ctx)
 
@@ -86,6 +100,10 @@ def theme_apply(token: str, action: str = Form(...), note: str = Form("")) -> HT
                      message=f"{action!r} is not one of: {', '.join(THEME_ACTIONS)}")
     try:
         with session_scope() as session:
+            try:
+                _check_recipient(session, payload)
+            except InvalidToken as exc:
+                return _denied(exc)
             ctx = _theme_context(session, payload)
             ids = [o.id for o in ctx["observations"]]
             if ids:

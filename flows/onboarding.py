@@ -82,10 +82,11 @@ def invite_task(rotation_id: int, as_of: date, announce_weeks: int) -> dict:
     from frontline.policy import load_policy
     from models import session_scope
 
-    minutes = load_policy().mentoring.checkin_minutes
+    mentoring = load_policy().mentoring
     with session_scope() as session:
         counts = process_invites(session, [rotation_id], as_of=as_of, announce_weeks=announce_weeks,
-                                 checkin_minutes=minutes)
+                                 checkin_minutes=mentoring.checkin_minutes,
+                                 working_hours=tuple(mentoring.working_hours))
     return counts.as_dict()
 
 

@@ -455,3 +455,24 @@ def test_no_welcome_or_nudge_to_a_rotator_who_has_left(engine, settings):
         for day in (START, START + timedelta(days=3), START + timedelta(days=10)):
             counts = process_reminders(s, rotations_for_reminders(s, day, [7, 1]), as_of=day, days_before=[7, 1])
             assert counts["queued"] == 0, (day, counts)
+
+
+def test_onboarding_invite_uses_the_policy_working_hours_like_send_invites(engine, settings):
+    """The onboarding flow's invite task must compute the kickoff with the policy's working hours, as
+    send-invites does: otherwise the new hire's first (and only) invite shows a different kickoff."""
+    from flows.onboarding import invite_task
+
+    settings.policy_path.write_text('support_department = "Support"\n[mentoring]\nworking_hours = [7, 15]\n')
+    ids = seed(engine)
+    with Session(engine) as s:
+        p = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == ids["rotation"])).one()
+        p.checkin_weekday, p.checkin_time_utc = 2, "06:30"  # 07:30 in Berlin (CET): inside 7-15, outside 9-17
+        s.add(p)
+        s.commit()
+    assert invite_task.fn(ids["rotation"], AS_OF, 8)["checkin_requests"] == 2
+    with Session(engine) as s:
+        mime = s.exec(select(OutboundMessage.mime).where(OutboundMessage.idempotency_key.startswith("checkins:"))).first()
+    from email import message_from_bytes, policy as email_policy
+
+    text = message_from_bytes(mime, policy=email_policy.default).get_body(("plain",)).get_content()
+    assert "kickoff Monday 16 March 2026 at 07:30" in text, text

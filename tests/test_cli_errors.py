@@ -93,3 +93,11 @@ def test_digest_preview_into_a_path_that_is_a_file_is_a_clear_error(sqlite_setti
     _no_traceback(result)
     assert result.exit_code == 1
     assert result.stderr == f"error: cannot create the preview folder {not_a_folder}: File exists\n"
+
+
+def test_mentors_with_a_bad_from_date_names_the_from_option(sqlite_settings, tmp_path):
+    (tmp_path / "frontline.toml").write_bytes((Path(__file__).resolve().parent.parent / "frontline.example.toml").read_bytes())
+    result = runner.invoke(app, ["mentors", "--from", "2026-02-30"])
+    _no_traceback(result)
+    assert result.exit_code == 1
+    assert result.stderr == "error: --from: '2026-02-30' is not a date (YYYY-MM-DD)\n"

@@ -11,7 +11,7 @@ import typer
 from frontline.cli.common import echo_table, load_policy_or_exit, open_database, run_flow
 
 
-def _as_of(value: Optional[str]) -> date | None:
+def _as_of(value: Optional[str], option: str = "--as-of") -> date | None:
     if value is None:
         return None
     try:
@@ -19,7 +19,7 @@ def _as_of(value: Optional[str]) -> date | None:
     except ValueError:
         from frontline.cli.common import fail
 
-        fail(f"--as-of: {value!r} is not a date (YYYY-MM-DD)")
+        fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)")
 
 
 def _print(out: dict) -> None:
@@ -83,7 +83,7 @@ def mentors_command(
 
     policy = load_policy_or_exit()
     open_database()
-    day = _as_of(start) or datetime.now(get_settings().tz).date()
+    day = _as_of(start, "--from") or datetime.now(get_settings().tz).date()
     with session_scope() as session:
         rows = mentor_load(session, policy, day, weeks)
     echo_table(rows)

@@ -476,3 +476,35 @@ def test_onboarding_invite_uses_the_policy_working_hours_like_send_invites(engin
 
     text = message_from_bytes(mime, policy=email_policy.default).get_body(("plain",)).get_content()
     assert "kickoff Monday 16 March 2026 at 07:30" in text, text
+
+
+def test_console_invite_updates_use_the_policy_working_hours(engine, settings):
+    """The HR console queues invite updates after a move/re-pair: same working hours as send-invites."""
+    from zoneinfo import ZoneInfo
+
+    from frontline.policy import load_policy
+    from frontline.web.console import actions
+    from frontline.web.console.common import today
+
+    settings.policy_path.write_text('support_department = "Support"\n[mentoring]\nworking_hours = [7, 15]\n')
+    ids = seed(engine)
+    start = today() + timedelta(days=14 - today().weekday())  # a Monday two weeks ahead
+    local = datetime.combine(start + timedelta(days=2), datetime.min.time().replace(hour=7, minute=30),
+                             tzinfo=ZoneInfo("Europe/Berlin"))
+    with Session(engine) as s:
+        rot = s.get(Rotation, ids["rotation"])
+        rot.start, rot.end = start, start + timedelta(days=27)
+        s.add(rot)
+        p = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == ids["rotation"])).one()
+        p.checkin_weekday, p.checkin_time_utc = 2, f"{local.astimezone(timezone.utc):%H:%M}"
+        s.add(p)
+        s.commit()
+    with Session(engine) as s:
+        assert actions.queue_invite_updates(s, load_policy(), [ids["rotation"]]) == 1
+        s.commit()
+    from email import message_from_bytes, policy as email_policy
+
+    with Session(engine) as s:
+        mime = s.exec(select(OutboundMessage.mime).where(OutboundMessage.idempotency_key.startswith("checkins:"))).first()
+    text = message_from_bytes(mime, policy=email_policy.default).get_body(("plain",)).get_content()
+    assert f"kickoff Monday {start.day} {start:%B %Y} at 07:30" in text, text

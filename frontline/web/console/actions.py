@@ -173,7 +173,8 @@ def queue_invite_updates(session: Session, pol, rotation_ids: list[int]) -> int 
     if invites is None or not rotation_ids:
         return None
     counts = invites.process_invites(session, rotation_ids, as_of=today(),
-                                     checkin_minutes=pol.mentoring.checkin_minutes)
+                                     checkin_minutes=pol.mentoring.checkin_minutes,
+                                     working_hours=tuple(pol.mentoring.working_hours))
     return sum(getattr(counts, k, 0) for k in ("requests", "updates", "cancels"))
 
 

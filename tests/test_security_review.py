@@ -30,3 +30,23 @@ def test_token_form_posts_have_a_body_size_limit(client, path):
     assert r.status_code == (403 if "unsubscribe" in path else 413), r.status_code
     # a normal-sized post still reaches the handler (which refuses the forged token)
     assert client.post(path, data={"comment": "fine", "action": "planned"}).status_code == 403
+
+
+def test_console_posts_have_a_body_size_limit(client):
+    """Console POSTs parse their form (for the CSRF check) before anyone is authenticated: an anonymous
+    multi-megabyte form is refused with 413 instead of being parsed; the roster upload keeps its room."""
+    from frontline.web.console.roster import MAX_UPLOAD_BYTES
+
+    form = "&".join(f"f{i}=" + "a" * 500_000 for i in range(6))  # 3 MB
+    r = client.post("/console/signin", content=form, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413, r.status_code
+    r = client.post("/console/observations/1/ack", content=form,
+                    headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413, r.status_code
+    # a normal form still reaches the CSRF check
+    assert client.post("/console/signin", data={"email": "a@example.com"}).status_code == 403
+    # the roster upload may carry its three files (refused here by the CSRF check, not by size)
+    files = {"employees": ("employees.csv", b"x" * (2 * MAX_UPLOAD_BYTES // 3))}
+    assert client.post("/console/roster", files=files).status_code == 403
+    huge = {"employees": ("employees.csv", b"x" * (3 * MAX_UPLOAD_BYTES + 2 * 1024 * 1024))}
+    assert client.post("/console/roster", files=huge).status_code == 413

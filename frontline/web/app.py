@@ -23,6 +23,9 @@ def create_app() -> FastAPI:
     from frontline.web.console import actions as console_actions; app.include_router(console_actions.router)  # noqa: E702
     from frontline.web import digest; app.include_router(digest.router)  # noqa: E702  digest theme actions, unsubscribe
     from frontline.web import observe; app.include_router(observe.router); app.add_middleware(observe.BodySizeLimit)  # noqa: E702
+    from frontline.web.console.roster import MAX_UPLOAD_BYTES  # console forms are parsed (CSRF check) before sign-in
+    app.add_middleware(observe.BodySizeLimit, max_bytes=1024 * 1024, prefixes=("/console",), exclude=("/console/roster",))
+    app.add_middleware(observe.BodySizeLimit, max_bytes=3 * MAX_UPLOAD_BYTES + 1024 * 1024, prefixes=("/console/roster",))
     from frontline.web import api; app.include_router(api.router)  # noqa: E702  POST /api/observations
     from frontline.web import calendar_feed; app.include_router(calendar_feed.router)  # noqa: E702  GET /calendar/<token>.ics
     from frontline.web import survey; app.include_router(survey.router)  # noqa: E702  GET/POST /survey/<token>

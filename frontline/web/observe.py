@@ -77,13 +77,16 @@ class BodySizeLimit:
     """ASGI middleware: refuse request bodies over ``max_bytes`` on the observation paths with 413,
     whether announced by Content-Length or streamed in chunks."""
 
-    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES, prefixes: tuple[str, ...] = LIMITED_PREFIXES):
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES, prefixes: tuple[str, ...] = LIMITED_PREFIXES,
+                 exclude: tuple[str, ...] = ()):
         self.app = app
         self.max_bytes = max_bytes
         self.prefixes = prefixes
+        self.exclude = exclude
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes) or (
+                self.exclude and scope["path"].startswith(self.exclude)):
             return await self.app(scope, receive, send)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
@@ -122,7 +125,8 @@ class BodySizeLimit:
             await self._refuse(scope, send)
 
     async def _refuse(self, scope, send):
-        message = f"request body too large: at most {self.max_bytes // 1024} KB"
+        limit = f"{self.max_bytes // (1024 * 1024)} MB" if self.max_bytes >= 1024 * 1024 else f"{self.max_bytes // 1024} KB"
+        message = f"request body too large: at most {limit}"
         if scope["path"].startswith("/api/"):
             body, kind = f'{{"detail":"{message}"}}'.encode(), b"application/json"
         else:  # a person at a form: a page that says what happened

@@ -15,7 +15,10 @@ nothing changed                             nothing
 The rotation invite goes to the rotator (all-day event, UID ``rotation-<id>@<sender domain>``). When the
 mentor pairing has a check-in slot, a weekly check-in series (UID ``checkins-<id>@...``, same SEQUENCE)
 goes to the rotator and to the mentor, one email each; a replaced mentor receives a CANCEL of the
-series, and so does the rotator when no new series replaces it (no successor, or one without a slot). Every email carries an idempotency key (``invite:<rotation>:<sequence>``,
+series, and so does the rotator when no new series replaces it (no successor, or one without a slot).
+A pairing without a check-in slot has no series to carry the news, so its mentor gets a plain mail
+instead (``mentor:<rotation>:<sequence>:<mentor>`` when assigned, ``mentor-released:...`` when
+replaced or the rotation is cancelled). Every email carries an idempotency key (``invite:<rotation>:<sequence>``,
 ``cancel:<rotation>:<sequence>``, ``checkins:<rotation>:<sequence>:<employee>``,
 ``checkins-cancel:<rotation>:<sequence>:<employee>``), so a re-run queues nothing twice.
 
@@ -257,6 +260,19 @@ def _checkin_mail(session, ctx: _Context, rotation: Rotation, rotator: Employee,
     return _queue(session, ctx, msg, "invite", f"{prefix}:{rotation.id}:{sequence}:{recipient.id}")
 
 
+def _mentor_mail(session, ctx: _Context, rotation: Rotation, rotator: Employee, mentor: Employee, sequence: int,
+                 assigned: bool, reason: str = "") -> bool:
+    """Plain mail to a mentor when there is no check-in series to carry the news (pairing without a slot)."""
+    first, last = longdate(rotation.start), longdate(rotation.end)
+    subject = (f"You are mentoring {rotator.name} ({first} to {last})" if assigned
+               else f"No longer mentoring {rotator.name} ({first} to {last})")
+    text = render_text("email/mentor.txt", mentor=mentor, rotator=rotator, first_day=first, last_day=last,
+                       assigned=assigned, reason=reason)
+    msg = compose(to=_addr(mentor), subject=subject, text=text)
+    prefix = "mentor" if assigned else "mentor-released"
+    return _queue(session, ctx, msg, "mentor", f"{prefix}:{rotation.id}:{sequence}:{mentor.id}")
+
+
 def process_invites(
     session: Session,
     rotation_ids: list[int],
@@ -303,6 +319,9 @@ def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: dat
                     _checkin_mail(session, ctx, rotation, rotator, old_mentor, old_pairing_series, person, "CANCEL",
                                   sequence, update=True, reason="The support rotation was cancelled.")
                     ctx.counts.checkin_cancels += 1
+            else:
+                _mentor_mail(session, ctx, rotation, rotator, old_mentor, sequence, assigned=False,
+                             reason="The support rotation was cancelled.")
         rotation.sequence = sequence
         rotation.announced_state = "cancelled"
         rotation.updated_at = utcnow()
@@ -335,6 +354,8 @@ def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: dat
         for person in (rotator, mentor):
             _checkin_mail(session, ctx, rotation, rotator, mentor, series, person, "REQUEST", sequence, update)
             ctx.counts.checkin_requests += 1
+    elif mentor is not None and (rotation.announced_state != "invited" or rotation.announced_mentor_id != mentor_id):
+        _mentor_mail(session, ctx, rotation, rotator, mentor, sequence, assigned=True)
     if (
         rotation.announced_state == "invited"
         and old_mentor is not None
@@ -349,6 +370,9 @@ def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: dat
                 _checkin_mail(session, ctx, rotation, rotator, old_mentor, old_series, rotator, "CANCEL", sequence,
                               update=True, reason=f"The check-ins with {old_mentor.name} are cancelled.")
                 ctx.counts.checkin_cancels += 1
+        else:
+            _mentor_mail(session, ctx, rotation, rotator, old_mentor, sequence, assigned=False,
+                         reason=f"{rotator.name} has a different mentor now." if mentor else "")
     rotation.sequence = sequence
     rotation.announced_state = "invited"
     rotation.announced_start = rotation.start

@@ -508,3 +508,44 @@ def test_console_invite_updates_use_the_policy_working_hours(engine, settings):
         mime = s.exec(select(OutboundMessage.mime).where(OutboundMessage.idempotency_key.startswith("checkins:"))).first()
     text = message_from_bytes(mime, policy=email_policy.default).get_body(("plain",)).get_content()
     assert f"kickoff Monday {start.day} {start:%B %Y} at 07:30" in text, text
+
+
+def test_mentor_without_a_checkin_slot_is_still_told(engine, settings):
+    """A pairing without a common check-in slot has no check-in series to send; the mentor must still
+    hear that they mentor this rotator (once; a re-run sends nothing), and so must a replacement."""
+    ids = seed(engine)
+    with Session(engine) as s:
+        p = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == ids["rotation"])).one()
+        p.checkin_weekday, p.checkin_time_utc = None, None
+        s.add(p)
+        s.commit()
+    counts = run_invites(engine)
+    assert counts["requests"] == 1 and counts["checkin_requests"] == 0
+    assert run_invites(engine)["queued"] == 0
+
+    def mentor_mail():
+        with Session(engine) as s:
+            return [r for r in s.exec(select(OutboundMessage).order_by(OutboundMessage.id)).all() if r.kind == "mentor"]
+
+    rows = mentor_mail()
+    assert [r.recipient for r in rows] == ["max@example.com"]
+    assert "Doe" in rows[0].subject
+    with Session(engine) as s:
+        old = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == ids["rotation"])).one()
+        old.status = "replaced"
+        s.add(old)
+        s.add(MentorPairing(rotation_id=ids["rotation"], mentor_id=ids["other"]))
+        s.commit()
+    assert run_invites(engine)["updates"] == 1
+    rows = mentor_mail()
+    assert sorted((r.recipient, r.subject.split()[0]) for r in rows[1:]) == [("max@example.com", "No"),
+                                                                            ("nora@example.com", "You")]
+    assert run_invites(engine)["queued"] == 0
+    with Session(engine) as s:  # the rotation is cancelled: the mentor (no check-ins to cancel) is told
+        rot = s.get(Rotation, ids["rotation"])
+        rot.status = "cancelled"
+        s.add(rot)
+        s.commit()
+    assert run_invites(engine)["cancels"] == 1
+    assert [(r.recipient, r.subject.split()[0]) for r in mentor_mail()[3:]] == [("nora@example.com", "No")]
+    assert run_invites(engine)["queued"] == 0

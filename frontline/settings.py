@@ -118,6 +118,24 @@ def _prefect_secret(name: str, field: str) -> str:
     return str(value)
 
 
+class SettingsError(ValueError):
+    """A FRONTLINE_* setting is invalid; ``problems`` lists ``FRONTLINE_<NAME>: message``."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "FRONTLINE_" + "_".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")  # (never the input: it may be a secret)
+        raise SettingsError(problems) from None

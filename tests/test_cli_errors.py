@@ -101,3 +101,32 @@ def test_mentors_with_a_bad_from_date_names_the_from_option(sqlite_settings, tmp
     _no_traceback(result)
     assert result.exit_code == 1
     assert result.stderr == "error: --from: '2026-02-30' is not a date (YYYY-MM-DD)\n"
+
+
+@pytest.mark.parametrize("url", ["foo://bar", "not a url"])
+def test_an_unusable_database_url_is_a_clear_error(sqlite_settings, monkeypatch, url):
+    from frontline.settings import get_settings
+
+    monkeypatch.setenv("FRONTLINE_DATABASE_URL", url)
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["status"])
+    _no_traceback(result)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: FRONTLINE_DATABASE_URL: {url!r} is not a usable database URL (")
+
+
+def test_an_invalid_setting_is_a_clear_error_before_any_command_runs(sqlite_settings, monkeypatch):
+    from frontline.settings import get_settings
+
+    monkeypatch.setenv("FRONTLINE_TIMEZONE", "Nowhere/Atlantis")
+    monkeypatch.setenv("FRONTLINE_BASE_URL", "frontline.example.com")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["status"])
+    _no_traceback(result)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: FRONTLINE_BASE_URL: base_url must be an http(s) URL such as https://frontline.example.com",
+        "error: FRONTLINE_TIMEZONE: unknown IANA time zone 'Nowhere/Atlantis'",
+    ]
+    assert runner.invoke(app, ["status", "--help"]).exit_code == 0  # help still answers
+    get_settings.cache_clear()

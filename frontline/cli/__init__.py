@@ -11,10 +11,28 @@ import sys
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
 from frontline.cli.common import console_error, open_database
 
+class _Frontline(TyperGroup):
+    """Before any command runs (but not for --help), refuse invalid FRONTLINE_* settings, one clear line each."""
+
+    def invoke(self, ctx):
+        from frontline.settings import SettingsError, get_settings
+
+        if "--help" not in [*getattr(ctx, "_protected_args", []), *ctx.args]:
+            try:
+                get_settings()
+            except SettingsError as exc:
+                for problem in exc.problems:
+                    console_error(problem)
+                raise typer.Exit(2) from None
+        return super().invoke(ctx)
+
+
 app = typer.Typer(
+    cls=_Frontline,
     name="frontline",
     help=(
         "Frontline puts everyone in the company on the customer-support front line: it plans support "

@@ -20,7 +20,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def open_database(upgrade: bool = True) -> str:
     """Create/upgrade the configured database; exits with a clear message when it cannot be reached."""
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import ArgumentError, OperationalError
 
     from models import init_db
 
@@ -30,6 +30,10 @@ def open_database(upgrade: bool = True) -> str:
         from frontline.settings import get_settings
 
         fail(f"cannot open the database {get_settings().database_url!r}: {exc.orig}")
+    except ArgumentError as exc:
+        from frontline.settings import get_settings
+
+        fail(f"FRONTLINE_DATABASE_URL: {get_settings().database_url!r} is not a usable database URL ({exc})")
 
 
 def load_policy_or_exit():

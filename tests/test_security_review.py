@@ -50,3 +50,24 @@ def test_console_posts_have_a_body_size_limit(client):
     assert client.post("/console/roster", files=files).status_code == 403
     huge = {"employees": ("employees.csv", b"x" * (3 * MAX_UPLOAD_BYTES + 2 * 1024 * 1024))}
     assert client.post("/console/roster", files=huge).status_code == 413
+
+
+def test_an_empty_secret_key_signs_nothing(sqlite_settings, monkeypatch):
+    """``FRONTLINE_SECRET_KEY=`` (set but empty, as an env file easily leaves it) must not sign links with
+    an empty key, which anyone could use to forge them: signing and verifying refuse, naming the setting."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    from frontline.security import sign, verify
+    from frontline.settings import get_settings
+
+    monkeypatch.setenv("FRONTLINE_SECRET_KEY", "")
+    get_settings.cache_clear()
+    forged = URLSafeTimedSerializer("", salt="frontline:observe").dumps({"e": 1})
+    with pytest.raises(ValueError, match="FRONTLINE_SECRET_KEY"):
+        sign("observe", {"e": 1})
+    with pytest.raises(ValueError, match="FRONTLINE_SECRET_KEY"):
+        verify("observe", forged, max_age_seconds=60)
+    monkeypatch.setenv("FRONTLINE_SECRET_KEY", "   ")
+    get_settings.cache_clear()
+    with pytest.raises(ValueError, match="FRONTLINE_SECRET_KEY"):
+        sign("observe", {"e": 1})

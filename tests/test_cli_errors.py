@@ -130,3 +130,17 @@ def test_an_invalid_setting_is_a_clear_error_before_any_command_runs(sqlite_sett
     ]
     assert runner.invoke(app, ["status", "--help"]).exit_code == 0  # help still answers
     get_settings.cache_clear()
+
+
+def test_observe_list_refuses_a_negative_limit(settings):
+    """PostgreSQL rejects LIMIT -1 (SQLite reads it as no limit): the option itself must refuse it."""
+    result = runner.invoke(app, ["observe", "list", "--limit", "-1"])
+    _no_traceback(result)
+    assert result.exit_code == 2
+    assert "--limit" in result.output
+
+
+def test_calendar_feed_for_both_a_person_and_the_team_says_not_both(sqlite_settings):
+    result = runner.invoke(app, ["calendar", "feed", "create", "--team", "--employee", "E1"])
+    assert result.exit_code == 1
+    assert result.stderr == "error: say whose feed: --employee ID_OR_EMAIL or --team (one of them, not both)\n"

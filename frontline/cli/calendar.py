@@ -27,7 +27,7 @@ def create_command(
     from models import Employee, session_scope
 
     if bool(employee) == team:
-        fail("say whose feed: --employee ID_OR_EMAIL, or --team")
+        fail("say whose feed: --employee ID_OR_EMAIL or --team (one of them, not both)")
     open_database()
     with session_scope() as session:
         employee_pk = None

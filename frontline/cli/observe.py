@@ -71,7 +71,7 @@ def add_command(
 
 
 @app.command("list")
-def list_command(limit: int = typer.Option(20, help="How many, newest first")) -> None:
+def list_command(limit: int = typer.Option(20, min=1, help="How many, newest first")) -> None:
     """Recent observations (redacted text, truncated)."""
     from sqlmodel import select
 

@@ -177,6 +177,19 @@ def test_malformed_input_is_rejected_with_field_messages(client, engine, world):
     assert count(engine) == 0
 
 
+def test_a_form_with_too_many_fields_is_refused_not_a_crash(client, engine, world):
+    link, hidden = open_form(client, world["rotator"])
+    crafted = "&".join(f"x{i}=1" for i in range(60))
+    from urllib.parse import urlencode
+
+    r = client.post(link, content=urlencode({**hidden, **valid_form()}) + "&" + crafted,
+                    headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 403 and "Nothing was saved" in r.text  # was an unhandled ValueError (500)
+    assert count(engine) == 0
+    ack = client.post("/ack/some-token", content=crafted, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert ack.status_code == 403
+
+
 def test_oversized_bodies_are_refused(client, engine, world):
     link, hidden = open_form(client, world["rotator"])
     big = {**hidden, **valid_form(text="x" * 70_000)}

@@ -174,7 +174,10 @@ async def _form_fields(request: Request) -> dict[str, str]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return {"__invalid__": "the form was not sent as UTF-8"}
-    fields = parse_qs(text, keep_blank_values=True, max_num_fields=50)
+    try:
+        fields = parse_qs(text, keep_blank_values=True, max_num_fields=50)
+    except ValueError:
+        return {"__invalid__": "the form had too many fields"}
     return {k: v[-1] for k, v in fields.items()}
 
 

@@ -63,6 +63,7 @@ RosterSource = Union[Path, str, tuple[str, Union[str, bytes]]]
 _EMAIL = re.compile(
     r"^[^\s@<>(),;:\"\[\]\\]+@(?:[^\s@<>(),;:\"\[\]\\.]+\.)+[^\s@<>(),;:\"\[\]\\.0-9][^\s@<>(),;:\"\[\]\\.]+$"
 )
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # (PostgreSQL refuses NUL in text)
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _YES = {"yes", "y", "true", "1"}
@@ -271,6 +272,12 @@ class _Table:
                     self.problem(start, "(row)", f"{len(row)} values but the header has {width} columns")
                 continue
             cells = dict(zip(header, (cell.strip() for cell in row)))
+            controls = {name: value for name, value in cells.items() if _CONTROL.search(value)}
+            for name, value in controls.items():
+                char = _CONTROL.search(value).group()
+                self.problem(start, name, f"contains the control character U+{ord(char):04X}; remove it")
+            if controls:
+                continue
             if len(row) < width:
                 if not any(cells.values()):
                     continue  # blank lines are allowed

@@ -144,3 +144,27 @@ def test_calendar_feed_for_both_a_person_and_the_team_says_not_both(sqlite_setti
     result = runner.invoke(app, ["calendar", "feed", "create", "--team", "--employee", "E1"])
     assert result.exit_code == 1
     assert result.stderr == "error: say whose feed: --employee ID_OR_EMAIL or --team (one of them, not both)\n"
+
+
+def test_roster_with_a_nul_byte_in_a_cell_is_refused_naming_row_and_column(settings, tmp_path):
+    """PostgreSQL cannot store NUL in text: the import used to fail with a database traceback."""
+    from sqlmodel import Session, select
+
+    from models import Department, get_engine
+
+    departments = tmp_path / "departments.csv"
+    departments.write_bytes(b"department,head_name,head_email\nSupport,Zo\xc3\xab,zoe@example.com\x00\n")
+    employees = tmp_path / "employees.csv"
+    employees.write_text(
+        "employee_id,name,email,department,hire_date,timezone,country\n"
+        "E1,Ann,ann@example.com,Support,2020-12-01,Europe/Berlin,DE\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(
+        app, ["roster", "import", "--no-flow", "--departments", str(departments), "--employees", str(employees)]
+    )
+    _no_traceback(result)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == f"{departments}:2: head_email: contains the control character U+0000; remove it"
+    with Session(get_engine()) as s:
+        assert s.exec(select(Department)).all() == []

@@ -83,6 +83,10 @@ def demo_policy_text(support_department: str, seats_per_week: int, mentor_annual
     return text
 
 
+class DemoError(Exception):
+    """The demo cannot start (for example its folder cannot be created)."""
+
+
 def prepare(directory: Path, n_employees: int, seed: int = 7, today: date | None = None) -> DemoContext:
     """Point the settings at the demo folder and clear what a previous run left there.
 
@@ -93,7 +97,10 @@ def prepare(directory: Path, n_employees: int, seed: int = 7, today: date | None
     from models import get_engine
 
     directory = Path(directory).resolve()
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DemoError(f"cannot use {directory} as the demo folder: {exc.strerror or exc}") from None
     ctx = DemoContext(directory=directory, n_employees=n_employees, seed=seed, today=date.today())
     get_engine(ctx.database_url).dispose()  # pooled connections would keep the deleted file alive
     for name in ("frontline.db", "frontline.db-wal", "frontline.db-shm", "frontline.db-journal"):

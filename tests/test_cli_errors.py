@@ -168,3 +168,26 @@ def test_roster_with_a_nul_byte_in_a_cell_is_refused_naming_row_and_column(setti
     assert result.stderr.splitlines()[0] == f"{departments}:2: head_email: contains the control character U+0000; remove it"
     with Session(get_engine()) as s:
         assert s.exec(select(Department)).all() == []
+
+
+def test_init_with_a_policy_path_in_a_missing_folder_says_so(sqlite_settings, monkeypatch, tmp_path):
+    from frontline.settings import get_settings
+
+    policy = tmp_path / "no-such-folder" / "frontline.toml"
+    monkeypatch.setenv("FRONTLINE_POLICY_PATH", str(policy))
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["init"])
+    _no_traceback(result)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: cannot write the example policy to {policy} (FRONTLINE_POLICY_PATH): No such file or directory\n"
+    )
+
+
+def test_demo_with_a_dir_that_is_a_file_says_so(tmp_path):
+    not_a_folder = tmp_path / "demo"
+    not_a_folder.write_text("a file\n", encoding="utf-8")
+    result = runner.invoke(app, ["demo", "--dir", str(not_a_folder)])
+    _no_traceback(result)
+    assert result.exit_code == 1
+    assert result.stderr == f"error: cannot use {not_a_folder} as the demo folder: File exists\n"

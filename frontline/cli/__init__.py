@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from frontline.cli.common import console_error, open_database
+from frontline.cli.common import console_error, fail, open_database
 
 class _Frontline(TyperGroup):
     """Before any command runs (but not for --help), refuse invalid FRONTLINE_* settings, one clear line each."""
@@ -60,7 +60,10 @@ def init_command(
     typer.echo(f"database ready at schema revision {revision}: {settings.database_url}")
     example = Path(__file__).resolve().parents[2] / "frontline.example.toml"
     if policy_example and not settings.policy_path.exists() and example.exists():
-        shutil.copyfile(example, settings.policy_path)
+        try:
+            shutil.copyfile(example, settings.policy_path)
+        except OSError as exc:
+            fail(f"cannot write the example policy to {settings.policy_path} (FRONTLINE_POLICY_PATH): {exc.strerror or exc}")
         typer.echo(f"wrote the example policy to {settings.policy_path}; edit it to match your company")
 
 

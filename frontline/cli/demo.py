@@ -26,6 +26,10 @@ def demo_command(
     # The summary is the point of the demo; Prefect's per-run log lines would bury it. The runs are
     # real either way (see them with --flow-logs, or in the Prefect UI against a server).
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if flow_logs else "WARNING")
-    from frontline.demo import run_demo
+    from frontline.cli.common import fail
+    from frontline.demo import DemoError, run_demo
 
-    run_demo(directory, n_employees=employees, seed=seed, echo=typer.echo)
+    try:
+        run_demo(directory, n_employees=employees, seed=seed, echo=typer.echo)
+    except DemoError as exc:
+        fail(str(exc))

@@ -310,17 +310,20 @@ def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: dat
             ctx.counts.unchanged += 1
             return
         sequence = rotation.sequence + 1
-        _rotation_mail(session, ctx, rotation, rotator, old_mentor, None, "CANCEL", sequence, update=True)
+        told = rotation.announced_start or rotation.start  # cancel the dates the rotator was told
+        announced = SimpleNamespace(id=rotation.id, start=told, end=told + (rotation.end - rotation.start),
+                                    announced_start=rotation.announced_start)
+        _rotation_mail(session, ctx, announced, rotator, old_mentor, None, "CANCEL", sequence, update=True)
         ctx.counts.cancels += 1
         if old_mentor is not None:
             old_pairing_series = _series_for(session, rotation, old_mentor, ctx)
             if old_pairing_series is not None:
                 for person in (rotator, old_mentor):
-                    _checkin_mail(session, ctx, rotation, rotator, old_mentor, old_pairing_series, person, "CANCEL",
+                    _checkin_mail(session, ctx, announced, rotator, old_mentor, old_pairing_series, person, "CANCEL",
                                   sequence, update=True, reason="The support rotation was cancelled.")
                     ctx.counts.checkin_cancels += 1
             else:
-                _mentor_mail(session, ctx, rotation, rotator, old_mentor, sequence, assigned=False,
+                _mentor_mail(session, ctx, announced, rotator, old_mentor, sequence, assigned=False,
                              reason="The support rotation was cancelled.")
         rotation.sequence = sequence
         rotation.announced_state = "cancelled"

@@ -549,3 +549,23 @@ def test_mentor_without_a_checkin_slot_is_still_told(engine, settings):
     assert run_invites(engine)["cancels"] == 1
     assert [(r.recipient, r.subject.split()[0]) for r in mentor_mail()[3:]] == [("nora@example.com", "No")]
     assert run_invites(engine)["queued"] == 0
+
+
+def test_cancel_after_an_unannounced_move_names_the_dates_the_rotator_was_told(engine, settings, smtp):
+    """Moved (update not yet sent), then cancelled: the CANCEL is about the announced dates, not the
+    new ones the rotator never heard of."""
+    ids = seed(engine)
+    run_invites(engine)
+    with Session(engine) as s:
+        rot = s.get(Rotation, ids["rotation"])
+        rot.start, rot.end = START + timedelta(weeks=3), START + timedelta(weeks=3, days=27)
+        rot.status = "cancelled"
+        s.add(rot)
+        s.commit()
+    assert run_invites(engine)["cancels"] == 1
+    with Session(engine) as s:
+        cancel = s.exec(select(OutboundMessage).where(OutboundMessage.idempotency_key.startswith("cancel:"))).one()
+    assert cancel.subject == "Cancelled: your support rotation Monday 16 March 2026 to Sunday 12 April 2026"
+    deliver(engine, smtp)
+    cancels = [x for x in map(summary, smtp.handler.messages) if x["uid"].startswith("rotation-") and x["method"] == "CANCEL"]
+    assert len(cancels) == 1 and cancels[0]["event"]["DTSTART"].dt == START

@@ -13,7 +13,7 @@ Semantics (documented in the README, *Roster import*):
 
 * departments are upserted by name; departments missing from the file are kept;
 * employees are upserted by ``employee_id``; an active employee missing from the file is marked as left
-  (``active=False``, ``left_on=today``, never deleted) and their future rotations are cancelled; an
+  (``active=False``, ``left_on=today``, never deleted) and their rotations starting today or later are cancelled; an
   employee who reappears is active again;
 * ``last_rotation`` never moves backwards (Frontline records rotations itself);
 * with an absences file, the absences of every employee in the import are replaced by the file's rows;
@@ -675,7 +675,7 @@ def _cancel_future_rotations(session: Session, employee_ids: list[int], today: d
         rid
         for (rid,) in session.execute(
             select(Rotation.id).where(
-                Rotation.employee_id.in_(employee_ids), Rotation.start > today, Rotation.status != "cancelled"
+                Rotation.employee_id.in_(employee_ids), Rotation.start >= today, Rotation.status != "cancelled"
             )
         )
     ]

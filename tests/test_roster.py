@@ -359,3 +359,17 @@ def test_apply_uses_the_organisation_today_by_default(settings, tmp_path):
     with Session(engine) as s:
         e3 = s.exec(select(Employee).where(Employee.employee_id == "E003")).scalars().one()
         assert e3.left_on == _today()
+
+
+def test_leaver_whose_rotation_starts_on_the_import_day_has_it_cancelled(engine, tmp_path):
+    """A rotation starting on the import day has not run yet: like one starting later, it is cancelled
+    (so the rotator and mentor get a CANCEL instead of a kickoff with someone who left)."""
+    run_import(engine, write(tmp_path))
+    with session_scope(engine) as s:
+        ids = {e.employee_id: e.id for e in s.exec(select(Employee)).scalars()}
+        starting = _rotation(s, ids["E003"], TODAY).id
+    employees = "\n".join(EMPLOYEES.splitlines()[:3]) + "\n"
+    result = run_import(engine, write(sub(tmp_path, "2"), employees=employees))
+    assert result.left_ids == ["E003"] and result.rotations_cancelled == 1
+    with Session(engine) as s:
+        assert s.get(Rotation, starting).status == "cancelled"

@@ -191,3 +191,17 @@ def test_demo_with_a_dir_that_is_a_file_says_so(tmp_path):
     _no_traceback(result)
     assert result.exit_code == 1
     assert result.stderr == f"error: cannot use {not_a_folder} as the demo folder: File exists\n"
+
+
+def test_an_unreachable_database_is_a_clear_error_that_hides_the_password(sqlite_settings, monkeypatch):
+    from frontline.settings import get_settings
+
+    monkeypatch.setenv("FRONTLINE_DATABASE_URL", "postgresql+psycopg://frontline:s3cret@127.0.0.1:1/frontline")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["status"])
+    _no_traceback(result)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "error: cannot open the database 'postgresql+psycopg://frontline:***@127.0.0.1:1/frontline': "
+    )
+    assert "s3cret" not in result.output

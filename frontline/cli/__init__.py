@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from frontline.cli.common import console_error, fail, open_database
+from frontline.cli.common import console_error, fail, open_database, shown_database_url
 
 class _Frontline(TyperGroup):
     """Before any command runs (but not for --help), refuse invalid FRONTLINE_* settings, one clear line each."""
@@ -57,7 +57,7 @@ def init_command(
 
     settings = get_settings()
     revision = open_database(upgrade=True)
-    typer.echo(f"database ready at schema revision {revision}: {settings.database_url}")
+    typer.echo(f"database ready at schema revision {revision}: {shown_database_url()}")
     example = Path(__file__).resolve().parents[2] / "frontline.example.toml"
     if policy_example and not settings.policy_path.exists() and example.exists():
         try:

@@ -18,6 +18,15 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def shown_database_url() -> str:
+    """The configured database URL with any password replaced by ***, for messages."""
+    import re
+
+    from frontline.settings import get_settings
+
+    return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", get_settings().database_url)
+
+
 def open_database(upgrade: bool = True) -> str:
     """Create/upgrade the configured database; exits with a clear message when it cannot be reached."""
     from sqlalchemy.exc import ArgumentError, OperationalError
@@ -27,13 +36,9 @@ def open_database(upgrade: bool = True) -> str:
     try:
         return init_db()
     except OperationalError as exc:
-        from frontline.settings import get_settings
-
-        fail(f"cannot open the database {get_settings().database_url!r}: {exc.orig}")
+        fail(f"cannot open the database {shown_database_url()!r}: {exc.orig}")
     except ArgumentError as exc:
-        from frontline.settings import get_settings
-
-        fail(f"FRONTLINE_DATABASE_URL: {get_settings().database_url!r} is not a usable database URL ({exc})")
+        fail(f"FRONTLINE_DATABASE_URL: {shown_database_url()!r} is not a usable database URL ({exc})")
 
 
 def load_policy_or_exit():

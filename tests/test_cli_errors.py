@@ -205,3 +205,11 @@ def test_an_unreachable_database_is_a_clear_error_that_hides_the_password(sqlite
         "error: cannot open the database 'postgresql+psycopg://frontline:***@127.0.0.1:1/frontline': "
     )
     assert "s3cret" not in result.output
+
+
+def test_an_unreachable_prefect_api_is_a_clear_error(sqlite_settings, monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:1/api")
+    result = runner.invoke(app, ["mail", "send"])
+    _no_traceback(result)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot reach the Prefect API at http://127.0.0.1:1/api (PREFECT_API_URL)")

@@ -66,7 +66,16 @@ def prepare_local_prefect() -> None:
 def run_flow(flow: Any, **parameters: Any) -> Any:
     """Run a Prefect flow in this process (a real flow run; ephemeral server unless one is configured)."""
     prepare_local_prefect()
-    return flow(**parameters)
+    try:
+        return flow(**parameters)
+    except RuntimeError as exc:
+        # Prefect's client says this before the flow run starts (nothing has been done yet).
+        if not str(exc).startswith("Failed to reach API"):
+            raise
+        from prefect.settings import PREFECT_API_URL
+
+        fail(f"cannot reach the Prefect API at {PREFECT_API_URL.value()} (PREFECT_API_URL); start that server, "
+             "or unset PREFECT_API_URL to run the job in this process; nothing was done")
 
 
 def echo_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:

@@ -620,6 +620,8 @@ def queue_surveys(session: Session, as_of: date | None = None, actor: str = "cli
         if rotator is None or mentor is None:
             continue
         for role, person, other in (("rotator", rotator, mentor), ("mentor", mentor, rotator)):
+            if not person.active or (person.left_on is not None and person.left_on <= as_of):
+                continue  # left the company: no mail to a departed address
             counts["due"] += 1
             ctx = {"person": person.name, "other": other.name, "role": role, "url": survey_url(p.id, role),
                    "start": r.start, "end": r.end}

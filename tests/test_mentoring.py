@@ -364,3 +364,18 @@ def test_pair_and_survey_flows(prefect_harness, sqlite_engine, sqlite_settings):
     assert send_surveys(as_of=date(2027, 3, 23))["queued"] == 0
     with session_scope(sqlite_engine) as s:
         assert _active(s)[rot.id].checkin_time_utc is not None
+
+
+def test_no_survey_to_someone_who_has_left(engine, settings):
+    """The rotator left during the rotation (the roster keeps a rotation that already started): the
+    mentor is still asked, the departed rotator is not."""
+    pairing_id = _paired(engine)
+    with session_scope(engine) as s:
+        rot = s.get(Rotation, s.get(MentorPairing, pairing_id).rotation_id)
+        rotator = s.get(Employee, rot.employee_id)
+        rotator.active, rotator.left_on = False, date(2027, 3, 20)
+        s.add(rotator)
+    with session_scope(engine) as s:
+        counts = queue_surveys(s, date(2027, 3, 22))
+        assert counts["queued"] == 1
+        assert [m.idempotency_key for m in s.exec(select(OutboundMessage)).all()] == [f"survey:{pairing_id}:mentor"]

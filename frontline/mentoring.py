@@ -39,6 +39,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from frontline import audit, pairing as solver
+from frontline.planning import PlanningError
 from frontline.policy import Policy
 from models import Absence, Department, Employee, MentorPairing, PairingFeedback, Rotation, utcnow
 
@@ -321,6 +322,24 @@ def feedback_summary(session: Session, department_ids: list[int] | None = None) 
     }
 
 
+class PairingError(PlanningError):
+    """The pairing cannot run as configured (for example the policy names no existing support department)."""
+
+
+def support_department(session: Session, policy: Policy) -> Department | None:
+    """The policy's support department; None for an empty roster. Raises :class:`PairingError` when the
+    roster has departments but none of that name (a typo would otherwise unpair every rotation)."""
+    support = session.exec(select(Department).where(Department.name == policy.support_department)).first()
+    if support is None:
+        known = session.exec(select(Department.name).order_by(Department.name)).all()
+        if known:
+            raise PairingError(
+                f"policy support_department {policy.support_department!r} is not a department of the roster "
+                f"(known: {', '.join(known)}); fix frontline.toml - nothing was paired or unpaired"
+            )
+    return support
+
+
 def pair_mentors(
     session: Session,
     policy: Policy,
@@ -341,7 +360,7 @@ def pair_mentors(
     mcfg = policy.mentoring
     weights = solver.Weights.from_policy(mcfg)
 
-    support = session.exec(select(Department).where(Department.name == policy.support_department)).first()
+    support = support_department(session, policy)
     mentor_rows = []
     if support is not None:
         mentor_rows = session.exec(

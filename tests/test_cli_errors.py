@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -207,9 +208,37 @@ def test_an_unreachable_database_is_a_clear_error_that_hides_the_password(sqlite
     assert "s3cret" not in result.output
 
 
-def test_an_unreachable_prefect_api_is_a_clear_error(sqlite_settings, monkeypatch):
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:1/api")
-    result = runner.invoke(app, ["mail", "send"])
-    _no_traceback(result)
-    assert result.exit_code == 1
-    assert result.stderr.startswith("error: cannot reach the Prefect API at http://127.0.0.1:1/api (PREFECT_API_URL)")
+def test_an_unreachable_prefect_api_is_a_clear_error(sqlite_settings):
+    """(in a child process: Prefect's background event client would keep the dead URL for later tests)"""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:1/api"}
+    proc = subprocess.run([sys.executable, "-c", "from frontline.cli import main; main()", "mail", "send"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "error: cannot reach the Prefect API at http://127.0.0.1:1/api (PREFECT_API_URL)" in proc.stderr
+
+
+def test_pair_with_a_policy_naming_no_existing_support_department_changes_nothing(sqlite_settings, tmp_path):
+    """A typo in support_department used to unpair every rotation ("mentor is no longer a mentor")."""
+    from sqlmodel import Session
+
+    from models import Department, get_engine
+
+    example = (Path(__file__).resolve().parent.parent / "frontline.example.toml").read_text(encoding="utf-8")
+    policy = re.sub(r'(?m)^support_department = ".*"$', 'support_department = "Suport"', example)
+    assert policy != example
+    (tmp_path / "frontline.toml").write_text(policy, encoding="utf-8")
+    runner.invoke(app, ["init", "--no-policy-example"])
+    with Session(get_engine()) as s:
+        s.add(Department(name="Support", head_name="Zoë", head_email="zoe@example.com"))
+        s.commit()
+    for args in (["pair", "--no-flow"], ["pair"]):  # (the flow path checks before starting Prefect)
+        result = runner.invoke(app, args)
+        _no_traceback(result)
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error: policy support_department 'Suport' is not a department of the "
+                                        "roster (known: Support)")

@@ -52,23 +52,34 @@ def pair_command(
 
     Keeps existing pairings; re-pairs only rotations whose mentor left or is absent; never gives anyone the same mentor twice. Prints the matches, the unmatched with the reason and the smallest relaxation that would help, and the objective, lower bound and gap of the optimiser.
     """
+    from frontline.cli.common import fail
+    from frontline.mentoring import PairingError
+
     day = _as_of(as_of)
     policy = load_policy_or_exit()
     open_database()
-    if flow:
-        from flows.pair import pair_mentors
+    try:
+        if flow:
+            from flows.pair import pair_mentors
+            from frontline.mentoring import support_department
+            from models import session_scope
 
-        out = run_flow(pair_mentors, as_of=day, dry_run=dry_run)
-    else:
-        from frontline.mentoring import pair_mentors
-        from models import session_scope
+            with session_scope() as session:
+                support_department(session, policy)  # refuse a misconfigured policy before starting Prefect
 
-        with session_scope() as session:
-            result = pair_mentors(session, policy, as_of=day, actor="cli", dry_run=dry_run)
-            if dry_run:
-                session.rollback()
-        out = {"summary": result.summary(), "created": result.created, "replaced": result.replaced,
-               "unmatched": result.unmatched}
+            out = run_flow(pair_mentors, as_of=day, dry_run=dry_run)
+        else:
+            from frontline.mentoring import pair_mentors
+            from models import session_scope
+
+            with session_scope() as session:
+                result = pair_mentors(session, policy, as_of=day, actor="cli", dry_run=dry_run)
+                if dry_run:
+                    session.rollback()
+            out = {"summary": result.summary(), "created": result.created, "replaced": result.replaced,
+                   "unmatched": result.unmatched}
+    except PairingError as exc:
+        fail(str(exc))
     _print(out)
 
 

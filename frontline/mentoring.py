@@ -335,7 +335,7 @@ def support_department(session: Session, policy: Policy) -> Department | None:
         if known:
             raise PairingError(
                 f"policy support_department {policy.support_department!r} is not a department of the roster "
-                f"(known: {', '.join(known)}); fix frontline.toml - nothing was paired or unpaired"
+                f"(known: {', '.join(known)}); fix frontline.toml (nothing was changed)"
             )
     return support
 

@@ -355,6 +355,9 @@ def plan_rotations(
     """Plan the horizon of ``weeks`` weeks from the Monday on or after ``start`` (default: today)."""
     if weeks < 1 or weeks > 260:
         raise PlanningError(f"weeks must be between 1 and 260, not {weeks}")
+    from frontline.mentoring import support_department
+
+    support_department(session, policy)  # a typo would plan the support team as rotators
     horizon = monday_on_or_after(start or today or today_in_org())
     loaded = load_input(session, policy, horizon, weeks)
     inp = loaded.inp

@@ -222,7 +222,7 @@ def test_an_unreachable_prefect_api_is_a_clear_error(sqlite_settings):
     assert "error: cannot reach the Prefect API at http://127.0.0.1:1/api (PREFECT_API_URL)" in proc.stderr
 
 
-def test_pair_with_a_policy_naming_no_existing_support_department_changes_nothing(sqlite_settings, tmp_path):
+def test_pair_and_plan_with_a_policy_naming_no_existing_support_department_change_nothing(sqlite_settings, tmp_path):
     """A typo in support_department used to unpair every rotation ("mentor is no longer a mentor")."""
     from sqlmodel import Session
 
@@ -236,7 +236,7 @@ def test_pair_with_a_policy_naming_no_existing_support_department_changes_nothin
     with Session(get_engine()) as s:
         s.add(Department(name="Support", head_name="Zoë", head_email="zoe@example.com"))
         s.commit()
-    for args in (["pair", "--no-flow"], ["pair"]):  # (the flow path checks before starting Prefect)
+    for args in (["pair", "--no-flow"], ["pair"], ["plan", "--dry-run"]):  # (flows: checked before Prefect starts)
         result = runner.invoke(app, args)
         _no_traceback(result)
         assert result.exit_code == 1

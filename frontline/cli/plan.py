@@ -64,9 +64,18 @@ def plan_command(
     if ctx.invoked_subcommand is not None:
         return
     day = _date(start, "--from")
-    load_policy_or_exit()
+    policy = load_policy_or_exit()
     open_database()
     from flows.plan import plan_rotations
+    from frontline.mentoring import support_department
+    from frontline.planning import PlanningError
+    from models import session_scope
+
+    try:
+        with session_scope() as session:
+            support_department(session, policy)  # refuse a misconfigured policy before starting Prefect
+    except PlanningError as exc:
+        fail(str(exc))
 
     _print_summary(run_flow(plan_rotations, start=day, weeks=weeks, dry_run=dry_run))
 

@@ -192,6 +192,10 @@ def build_input(
         running = [r for r in history if r.end >= horizon]
         future_fixed = [r for r in future if _is_fixed(r)]
         future_drafts = [r for r in future if not _is_fixed(r)]
+        # Drafts that start after this run's horizon are outside its scope: a short re-plan leaves
+        # them where they are (only a leaver's, a support member's or a duplicate's are withdrawn).
+        beyond = [r for r in future_drafts if r.start >= horizon_end]
+        future_drafts = [r for r in future_drafts if r.start < horizon_end]
         for r in running + future_fixed:  # they use seats whatever happens to their owner
             locked.append(LockedRotation(e.employee_id, dept, (r.start - horizon).days // 7))
             fixed.append(r)
@@ -207,15 +211,22 @@ def build_input(
             why_not = "fixed"
         if why_not:
             skipped[why_not] += 1
-            if why_not != "fixed":
-                for r in future_drafts:
-                    stale.append((r, {"left": "employee left", "support": "employee is in the support department",
-                                      "exempt": f"employee exempt until {e.exempt_until}"}[why_not]))
+            if why_not == "exempt":
+                for r in future_drafts + [b for b in beyond if b.start <= e.exempt_until]:
+                    stale.append((r, f"employee exempt until {e.exempt_until}"))
+            elif why_not != "fixed":
+                for r in future_drafts + beyond:
+                    stale.append((r, {"left": "employee left", "support": "employee is in the support department"}[why_not]))
             else:
-                for r in future_drafts:
+                for r in future_drafts + beyond:
                     stale.append((r, "employee already has a fixed rotation"))
             continue
-        for r in future_drafts[1:]:
+        if beyond and not future_drafts:
+            skipped["planned_after_horizon"] += 1
+            for r in beyond[1:]:
+                stale.append((r, "duplicate draft rotation"))
+            continue
+        for r in future_drafts[1:] + beyond:
             stale.append((r, "duplicate draft rotation"))
 
         last_rot = max([d for d in [e.last_rotation, *(r.start for r in history)] if d is not None], default=None)

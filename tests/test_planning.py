@@ -120,6 +120,25 @@ def test_plan_from_database(engine, settings):
     assert ids
 
 
+def test_short_replan_leaves_drafts_after_its_horizon_alone(engine, settings):
+    """Re-planning a few weeks must not withdraw (or duplicate) rotations planned later in the year."""
+    _company(engine)
+    _plan(engine)
+    before = {k: r.start for k, r in _rotations(engine).items()}
+    horizon_end = H + timedelta(weeks=4)
+    later = {k for k, start in before.items() if start >= horizon_end}
+    assert later, "the fixture should plan some rotations after the first four weeks"
+    short = _plan(engine, weeks=4)
+    assert short.removed == 0
+    assert short.skipped.get("planned_after_horizon") == len(later)
+    after = {k: r.start for k, r in _rotations(engine).items()}
+    assert {k: after[k] for k in later} == {k: before[k] for k in later}
+    with session_scope(engine) as s:  # still one live rotation per person
+        owners = s.exec(select(Rotation.employee_id).where(Rotation.status != "cancelled")).all()
+        assert len(owners) == len(set(owners))
+    _assert_rules(engine)
+
+
 def test_dry_run_writes_no_rotations(engine, settings):
     _company(engine)
     result = _plan(engine, dry_run=True)

@@ -34,6 +34,7 @@ from sqlmodel import Session, select
 
 from frontline import audit
 from frontline.planner import LockedRotation, Person, PlanInput, Weights, department_cap, solve, week_loads
+from frontline.security import spreadsheet_safe
 from frontline.policy import Policy
 from models import Absence, Department, Employee, MentorPairing, PlanRun, Rotation, utcnow
 
@@ -537,7 +538,7 @@ def export_text(rows: list[dict[str, Any]], fmt: str) -> str:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=[name for name, _ in EXPORT_COLUMNS] + MENTOR_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
         return buf.getvalue()
     raise PlanningError(f"unknown export format {fmt!r} (use json or csv)")
 

@@ -196,7 +196,7 @@ def test_csv_export_guards_against_formula_injection(client, engine):
 
 
 def test_spreadsheet_safe_cells():
-    from frontline.web.console.observations import spreadsheet_safe
+    from frontline.security import spreadsheet_safe
 
     for bad in ["=1+1", "+1", "-1", "@x", "\tx", "\rx"]:
         assert spreadsheet_safe(bad) == "'" + bad

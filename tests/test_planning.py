@@ -314,3 +314,11 @@ def test_plan_flow(sqlite_engine, sqlite_settings, prefect_harness, capsys):
     keys = {a["key"] for a in found.json()}
     assert keys == {"rotation-plan", "rotation-plan-week-load"}
     assert "planned" in str([a["data"] for a in found.json()])
+
+
+def test_csv_export_cells_cannot_run_as_spreadsheet_formulas():
+    row = {name: "" for name, _ in planning.EXPORT_COLUMNS} | dict.fromkeys(planning.MENTOR_COLUMNS, "")
+    row |= {"employee_id": "E1", "department": "=HYPERLINK(\"http://evil.example\")", "email": "@sum@example.com"}
+    parsed = next(csv.DictReader(io.StringIO(planning.export_text([row], "csv"))))
+    assert parsed["department"] == "'=HYPERLINK(\"http://evil.example\")"
+    assert parsed["email"] == "'@sum@example.com" and parsed["employee_id"] == "E1"

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from sqlalchemy import or_
 from sqlmodel import Session, func, select
 
+from frontline.security import spreadsheet_safe
 from frontline.web.auth import (
     ConsoleDenied,
     Principal,
@@ -36,16 +37,6 @@ PAGE_SIZE = 100
 MAX_ROWS = 5000  # newest observations considered by one page view (the export is not limited)
 MAX_COMPUTED_THEMES = 2000
 ACK_STATES = ["new", "acknowledged", "planned", "fixed", "wont_fix"]
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value: object) -> object:
-    """A CSV cell that a spreadsheet will not run as a formula: text starting with = + - @ tab or CR
-    gets a leading single quote (OWASP CSV injection guidance). Numbers are left alone."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
 
 def _filters(user: Principal, q: str, department: int | None, area: str, category: str, state: str,
              urgent: str, rotator_id: int | None = None) -> list:

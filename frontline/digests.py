@@ -634,6 +634,19 @@ def idempotency_key(department_id: int, week: str, recipient: str) -> str:
     return f"digest:{department_id}:{week}:{recipient.lower()}"
 
 
+def _digests_with_news(data, outcomes: list[Outcome]):
+    """Build each department's digest, record an :class:`Outcome` for every department in ``outcomes``,
+    and yield ``(department, content, outcome)`` for those with something to report (or opted in)."""
+    for dept in data.departments.values():
+        content = build_digest(data, dept)
+        out = Outcome(dept.name, content.observations, content.theme_count)
+        outcomes.append(out)
+        if content.empty and not dept.digest_when_empty:
+            out.skipped = "nothing to report"
+            continue
+        yield dept, content, out
+
+
 def queue_digests(
     session: Session,
     week: str,
@@ -648,14 +661,8 @@ def queue_digests(
     if themes is None:
         themes = compute_themes(session, week, persist=True)
     data = load_week(session, week, department_ids=department_ids, themes=themes)
-    outcomes = []
-    for dept in data.departments.values():
-        content = build_digest(data, dept)
-        out = Outcome(dept.name, content.observations, content.theme_count)
-        outcomes.append(out)
-        if content.empty and not dept.digest_when_empty:
-            out.skipped = "nothing to report"
-            continue
+    outcomes: list[Outcome] = []
+    for dept, content, out in _digests_with_news(data, outcomes):
         recipients = recipients_for(dept, data.opt_outs)
         if not recipients:
             out.skipped = "no recipients (all unsubscribed)"
@@ -698,14 +705,8 @@ def preview_digests(
     except OSError as exc:
         raise DigestError(f"cannot create the preview folder {out_dir}: {exc.strerror or exc}") from None
     data = load_week(session, week, department_ids=department_ids)
-    outcomes = []
-    for dept in data.departments.values():
-        content = build_digest(data, dept)
-        out = Outcome(dept.name, content.observations, content.theme_count)
-        outcomes.append(out)
-        if content.empty and not dept.digest_when_empty:
-            out.skipped = "nothing to report"
-            continue
+    outcomes: list[Outcome] = []
+    for dept, content, out in _digests_with_news(data, outcomes):
         recipient = (recipients_for(dept, set()) or [dept.head_email])[0]
         rendered = render_digest(content, recipient)
         base = out_dir / f"{_slug(dept.name)}-{week}"

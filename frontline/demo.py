@@ -302,7 +302,7 @@ def step_send_digests(ctx: DemoContext) -> str:
     queued = sum(int(r["status"].split()[1]) for r in rows if r["status"].startswith("queued"))
     empty = sum(1 for r in rows if r["status"] == "nothing to report")
     return (
-        f"{queued} department digests queued for {week} ({empty} departments had nothing to report); "
+        f"{queued} department digests queued for {week} ({empty} with nothing to report); "
         f"{sum(1 for p in previews if p.files)} previews written"
     )
 
@@ -353,6 +353,23 @@ def step_deliver_mail(ctx: DemoContext) -> str:
     return f"{r['sent']} emails delivered to the outbox folder in {r['batches']} batch(es), {r['failed']} failed"
 
 
+def step_web_console(ctx: DemoContext) -> str:
+    """An HR admin for the console and the team's calendar feed, so the web app has something to show."""
+    from frontline.calendar import create_feed_token
+    from frontline.settings import get_settings
+    from frontline.synth import EMAIL_DOMAIN
+    from frontline.web.auth import add_hr
+    from models import session_scope
+
+    hr = f"hr@{EMAIL_DOMAIN}"
+    with session_scope() as session:
+        add_hr(session, hr, actor="demo")
+        _row, token = create_feed_token(session, employee_id=None, label="demo team feed")
+    ctx.results["web_console"] = {"hr": hr}
+    return (f"HR admin {hr}; team calendar feed {get_settings().base_url}/calendar/{token}.ics; "
+            f"with the exports below, run `frontline serve` and sign in with `frontline console link {hr}`")
+
+
 # The demo, in order. Later jobs add their step here (one line each).
 STEPS: list[tuple[str, Step]] = [
     ("generate company", step_generate),
@@ -366,6 +383,7 @@ STEPS: list[tuple[str, Step]] = [
     ("send invites", step_send_invites),
     ("send reminders", step_send_reminders),
     ("deliver mail", step_deliver_mail),
+    ("web console", step_web_console),
 ]
 
 

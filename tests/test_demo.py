@@ -54,6 +54,17 @@ def test_demo_runs_every_step_and_starts_fresh_each_time(prefect_harness, monkey
             assert f"  {label}: {ctx.outputs[label]}" in out
             assert ctx.outputs[label].exists()
         assert (directory / "roster" / "employees.csv").read_text(encoding="utf-8").count("\n") == 41
+        # the web console step leaves an HR admin and a working team calendar feed
+        feed = re.search(r"team calendar feed \S+(/calendar/\S+\.ics)", out).group(1)
+        from fastapi.testclient import TestClient
+
+        from frontline.web.app import create_app
+        from frontline.web.auth import load_principal
+
+        with Session(get_engine()) as s:
+            assert load_principal(s, "hr@example.com").is_hr
+        response = TestClient(create_app()).get(feed)
+        assert response.status_code == 200 and "BEGIN:VCALENDAR" in response.text
 
         # Again through the command line: a fresh database, so everyone is new again (not "unchanged").
         (directory / "outbox").mkdir(exist_ok=True)

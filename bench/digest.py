@@ -20,14 +20,14 @@ import random
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 WEEK = "2027-W05"
-MONDAY = datetime(2027, 2, 1, tzinfo=timezone.utc)
+MONDAY = datetime(2027, 2, 1, tzinfo=UTC)
 
 
 def main() -> None:
@@ -36,19 +36,21 @@ def main() -> None:
     ap.add_argument("--observations", type=int, default=50, help="per department")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="frontline-bench-digest-"))
-    os.environ.update({
-        "FRONTLINE_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
-        "FRONTLINE_OUTBOX_DIR": str(tmp / "outbox"),
-        "FRONTLINE_SECRET_KEY": "bench-secret",
-        "FRONTLINE_BASE_URL": "https://frontline.example.com",
-    })
+    os.environ.update(
+        {
+            "FRONTLINE_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+            "FRONTLINE_OUTBOX_DIR": str(tmp / "outbox"),
+            "FRONTLINE_SECRET_KEY": "bench-secret",
+            "FRONTLINE_BASE_URL": "https://frontline.example.com",
+        }
+    )
     from sqlalchemy import func
     from sqlmodel import select
+    from themes import generate
 
-    from frontline import digests
+    from frontline.digests import service as digests
     from frontline.mail.outbox import compose
     from models import Department, Employee, Observation, OutboundMessage, get_engine, init_db, session_scope
-    from themes import generate
 
     engine = get_engine()
     init_db(engine)
@@ -57,24 +59,44 @@ def main() -> None:
     items, _truth = generate(n_obs, seed=11)
     t0 = time.perf_counter()
     with session_scope(engine) as s:
-        depts = [Department(name=f"Department {i:04d}", head_name=f"Head {i}", head_email=f"head{i}@example.com")
-                 for i in range(args.departments)]
+        depts = [
+            Department(name=f"Department {i:04d}", head_name=f"Head {i}", head_email=f"head{i}@example.com")
+            for i in range(args.departments)
+        ]
         s.add_all(depts)
         s.flush()
         people = []
         for d in depts:
             for k in range(2):
-                people.append(Employee(employee_id=f"e{d.id}-{k}", name=f"Rotator {d.id}-{k}", email=f"r{d.id}-{k}@example.com",
-                                       department_id=d.id, hire_date=date(2020, 1, 1), timezone="UTC", country="DE"))
+                people.append(
+                    Employee(
+                        employee_id=f"e{d.id}-{k}",
+                        name=f"Rotator {d.id}-{k}",
+                        email=f"r{d.id}-{k}@example.com",
+                        department_id=d.id,
+                        hire_date=date(2020, 1, 1),
+                        timezone="UTC",
+                        country="DE",
+                    )
+                )
         s.add_all(people)
         s.flush()
         obs = []
         for i, item in enumerate(items):
             target = depts[i // args.observations]
             rotator = people[rng.randrange(len(people))]
-            obs.append(Observation(rotator_id=rotator.id, target_department_id=target.id, text=item.text,
-                                   product_area=item.product_area, category=item.category, impact=rng.randint(1, 5),
-                                   urgent=rng.random() < 0.02, created_at=MONDAY + timedelta(seconds=rng.randrange(7 * 86400))))
+            obs.append(
+                Observation(
+                    rotator_id=rotator.id,
+                    target_department_id=target.id,
+                    text=item.text,
+                    product_area=item.product_area,
+                    category=item.category,
+                    impact=rng.randint(1, 5),
+                    urgent=rng.random() < 0.02,
+                    created_at=MONDAY + timedelta(seconds=rng.randrange(7 * 86400)),
+                )
+            )
         s.add_all(obs)
     print(f"setup: {args.departments} departments, {n_obs} observations in {time.perf_counter() - t0:.1f} s")
 
@@ -87,7 +109,9 @@ def main() -> None:
     queued = 0
     for i in range(0, len(ids), 50):
         with session_scope(engine) as s:
-            queued += sum(o.queued for o in digests.queue_digests(s, WEEK, department_ids=ids[i:i + 50], themes=themes))
+            queued += sum(
+                o.queued for o in digests.queue_digests(s, WEEK, department_ids=ids[i : i + 50], themes=themes)
+            )
     t_queue = time.perf_counter() - t0
     with session_scope(engine) as s:
         total_bytes = s.exec(select(func.sum(func.length(OutboundMessage.mime)))).one()
@@ -114,15 +138,23 @@ def main() -> None:
     mb = 1024 * 1024
     print(f"themes for the week: {t_themes:.1f} s ({len(set(themes.values()))} themes)")
     print(f"{'path':58} {'seconds':>8} {'MB mail':>8} {'ms/dept':>8}")
-    print(f"{'frontline: load + render + inline CSS + compose + enqueue':58} {t_queue:8.1f} {total_bytes / mb:8.1f} "
-          f"{1000 * t_queue / args.departments:8.1f}")
-    print(f"{'baseline: render + compose, no CSS inlining, no DB':58} {t_noinline:8.1f} {raw_bytes / mb:8.1f} "
-          f"{1000 * t_noinline / args.departments:8.1f}")
-    print(f"{'baseline: plain-text-only message, no DB':58} {t_text:8.1f} {text_bytes / mb:8.1f} "
-          f"{1000 * t_text / args.departments:8.1f}")
-    print(f"queued {queued} digests; largest message {largest / 1024:.1f} KB (HTML part capped at "
-          f"{digests.SIZE_BUDGET // 1000} KB); full path = {t_queue / t_noinline:.2f}x the no-inlining render time, "
-          f"{total_bytes / raw_bytes:.2f}x its bytes")
+    print(
+        f"{'frontline: load + render + inline CSS + compose + enqueue':58} {t_queue:8.1f} {total_bytes / mb:8.1f} "
+        f"{1000 * t_queue / args.departments:8.1f}"
+    )
+    print(
+        f"{'baseline: render + compose, no CSS inlining, no DB':58} {t_noinline:8.1f} {raw_bytes / mb:8.1f} "
+        f"{1000 * t_noinline / args.departments:8.1f}"
+    )
+    print(
+        f"{'baseline: plain-text-only message, no DB':58} {t_text:8.1f} {text_bytes / mb:8.1f} "
+        f"{1000 * t_text / args.departments:8.1f}"
+    )
+    print(
+        f"queued {queued} digests; largest message {largest / 1024:.1f} KB (HTML part capped at "
+        f"{digests.SIZE_BUDGET // 1000} KB); full path = {t_queue / t_noinline:.2f}x the no-inlining render time, "
+        f"{total_bytes / raw_bytes:.2f}x its bytes"
+    )
     engine.dispose()
     import shutil
 

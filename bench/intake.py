@@ -62,15 +62,20 @@ def seed(url: str, tmp: Path, rotators: int) -> tuple[str, list[str]]:
     """Migrate, write a policy without a practical rate limit, create departments, rotators, a token."""
     from datetime import date
 
-    from frontline.observations import create_api_token
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
+    from frontline.observations.intake import create_api_token
     from models import Department, Employee, get_engine, init_db, session_scope
 
     policy = tmp / "frontline.toml"
     text = (ROOT / "frontline.example.toml").read_text()
     policy.write_text(text.replace("submissions_per_hour = 60", "submissions_per_hour = 1000000"))
-    os.environ.update({"FRONTLINE_DATABASE_URL": url, "FRONTLINE_POLICY_PATH": str(policy),
-                       "FRONTLINE_OUTBOX_DIR": str(tmp / "outbox")})
+    os.environ.update(
+        {
+            "FRONTLINE_DATABASE_URL": url,
+            "FRONTLINE_POLICY_PATH": str(policy),
+            "FRONTLINE_OUTBOX_DIR": str(tmp / "outbox"),
+        }
+    )
     os.environ.setdefault("FRONTLINE_SECRET_KEY", "bench-secret-key")
     get_settings.cache_clear()
     engine = get_engine(url)
@@ -78,17 +83,29 @@ def seed(url: str, tmp: Path, rotators: int) -> tuple[str, list[str]]:
     with session_scope(engine) as session:
         depts = []
         for name in ("Support", "Engineering", "Finance", "Product", "Operations"):
-            d = Department(name=name, head_name=f"{name} Head", head_email=f"head.{name.lower()}@example.com",
-                           digest_recipients=[f"{name.lower()}-leads@example.com"])
+            d = Department(
+                name=name,
+                head_name=f"{name} Head",
+                head_email=f"head.{name.lower()}@example.com",
+                digest_recipients=[f"{name.lower()}-leads@example.com"],
+            )
             session.add(d)
             depts.append(d)
         session.flush()
         ids = []
         for i in range(rotators):
             eid = f"B{i:05d}"
-            session.add(Employee(employee_id=eid, name=f"Bench Person {i}", email=f"{eid.lower()}@example.com",
-                                 department_id=depts[i % len(depts)].id, hire_date=date(2021, 1, 1),
-                                 timezone="UTC", country="DE"))
+            session.add(
+                Employee(
+                    employee_id=eid,
+                    name=f"Bench Person {i}",
+                    email=f"{eid.lower()}@example.com",
+                    department_id=depts[i % len(depts)].id,
+                    hire_date=date(2021, 1, 1),
+                    timezone="UTC",
+                    country="DE",
+                )
+            )
             ids.append(eid)
         session.flush()
         _row, secret = create_api_token(session, "bench")
@@ -97,8 +114,22 @@ def seed(url: str, tmp: Path, rotators: int) -> tuple[str, list[str]]:
 
 
 def start_server(port: int, workers: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "uvicorn", "frontline.web.app:create_app", "--factory", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "frontline.web.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     for opt, mod in (("--loop", "uvloop"), ("--http", "httptools")):
         try:
             __import__(mod)
@@ -161,8 +192,10 @@ class RawClient:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         body = json.dumps(payload).encode() if payload is not None else b""
-        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.extra}"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.extra}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
         self.writer.write(head.encode() + body)
         status_line = await self.reader.readline()
         status = int(status_line.split()[1])
@@ -216,9 +249,17 @@ async def run_phase(base: str, clients: int, duration: float, make_request, head
     t_start, cpu_start = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker(i) for i in range(clients)))
     elapsed, cpu = time.perf_counter() - t_start, time.process_time() - cpu_start
-    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": pct(latencies, 0.5) * 1000,
-            "client_cpu_ms": cpu * 1000 / max(1, len(latencies)), "client_cpu_share": cpu / elapsed,
-            "p99_ms": pct(latencies, 0.99) * 1000, "statuses": statuses, "errors": errors, "acked": acked}
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": pct(latencies, 0.5) * 1000,
+        "client_cpu_ms": cpu * 1000 / max(1, len(latencies)),
+        "client_cpu_share": cpu / elapsed,
+        "p99_ms": pct(latencies, 0.99) * 1000,
+        "statuses": statuses,
+        "errors": errors,
+        "acked": acked,
+    }
 
 
 def bench_backend(backend: str, args) -> bool:
@@ -237,8 +278,11 @@ def bench_backend(backend: str, args) -> bool:
         schema = f"bench_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f'create schema "{schema}"')
-        url = make_url(normalise_url(PG_URL)).update_query_dict(
-            {"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+        url = (
+            make_url(normalise_url(PG_URL))
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
     proc = None
     try:
         secret, rotators = seed(url, tmp, args.rotators)
@@ -253,11 +297,18 @@ def bench_backend(backend: str, args) -> bool:
 
         def post(n: int, seq: int):
             crid = f"bench-{run}-{n}-{seq}"
-            text = random.choice(TEXTS).format(email=f"c{seq}@example.com", card="4111 1111 1111 1111",
-                                               phone="+44 20 7946 0958")
-            body = {"employee_id": rotators[(n * 7919 + seq) % len(rotators)], "text": text,
-                    "impact": 1 + seq % 5, "customer_count": seq % 4, "product_area": areas[seq % len(areas)],
-                    "category": "bug", "client_request_id": crid}
+            text = random.choice(TEXTS).format(
+                email=f"c{seq}@example.com", card="4111 1111 1111 1111", phone="+44 20 7946 0958"
+            )
+            body = {
+                "employee_id": rotators[(n * 7919 + seq) % len(rotators)],
+                "text": text,
+                "impact": 1 + seq % 5,
+                "customer_count": seq % 4,
+                "product_area": areas[seq % len(areas)],
+                "category": "bug",
+                "client_request_id": crid,
+            }
             return "POST", "/api/observations", body, crid
 
         async def main():
@@ -271,10 +322,26 @@ def bench_backend(backend: str, args) -> bool:
             cpu0, load0 = server_cpu_seconds(proc.pid), os.getloadavg()[0]
             spy = None
             if args.profile:  # sample the server during the intake phase (py-spy, a dev-only tool)
-                spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(proc.pid),
-                                        "--subprocesses", "--nonblocking", "-d", str(int(args.duration)), "-r", "250", "-f", "raw",
-                                        "-o", f"{args.profile}.{backend}.txt"],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                spy = subprocess.Popen(
+                    [
+                        str(Path(sys.executable).parent / "py-spy"),
+                        "record",
+                        "-p",
+                        str(proc.pid),
+                        "--subprocesses",
+                        "--nonblocking",
+                        "-d",
+                        str(int(args.duration)),
+                        "-r",
+                        "250",
+                        "-f",
+                        "raw",
+                        "-o",
+                        f"{args.profile}.{backend}.txt",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.STDOUT,
+                )
             intake = await run_phase(base, args.clients, args.duration, post, headers)
             if spy is not None:
                 spy.wait(30)
@@ -297,28 +364,39 @@ def bench_backend(backend: str, args) -> bool:
         from models import Observation, get_engine, session_scope
 
         with session_scope(get_engine(url)) as session:
-            stored = session.exec(select(Observation.client_request_id).where(
-                Observation.client_request_id.like(f"bench-{run}-%"))).all()
+            stored = session.exec(
+                select(Observation.client_request_id).where(Observation.client_request_id.like(f"bench-{run}-%"))
+            ).all()
         acked = intake["acked"]
         lost = set(acked) - set(stored)
         extra = set(stored) - set(acked)
         dupes = len(stored) - len(set(stored))
         ok = not lost and not extra and not dupes and set(replays) <= {200}
         print(f"\n== {backend} ({workers} uvicorn worker(s), {args.clients} clients, {args.duration:.0f} s) ==")
-        print(f"baseline GET /healthz : {baseline['rps']:8.0f} req/s  p50 {baseline['p50_ms']:6.1f} ms  "
-              f"p99 {baseline['p99_ms']:6.1f} ms  statuses {baseline['statuses']}")
-        print(f"POST /api/observations: {intake['rps']:8.0f} req/s  p50 {intake['p50_ms']:6.1f} ms  "
-              f"p99 {intake['p99_ms']:6.1f} ms  statuses {intake['statuses']}  client errors {intake['errors']}")
+        print(
+            f"baseline GET /healthz : {baseline['rps']:8.0f} req/s  p50 {baseline['p50_ms']:6.1f} ms  "
+            f"p99 {baseline['p99_ms']:6.1f} ms  statuses {baseline['statuses']}"
+        )
+        print(
+            f"POST /api/observations: {intake['rps']:8.0f} req/s  p50 {intake['p50_ms']:6.1f} ms  "
+            f"p99 {intake['p99_ms']:6.1f} ms  statuses {intake['statuses']}  client errors {intake['errors']}"
+        )
         print(f"intake / baseline     : {intake['rps'] / baseline['rps']:.2f} of the no-work request rate")
-        print(f"server CPU per intake request: {intake['server_cpu_ms']:.2f} ms (=> about "
-              f"{1000 / intake['server_cpu_ms']:.0f} req/s per free core); machine load average during intake "
-              f"{intake['load'][0]:.1f} -> {intake['load'][1]:.1f} on {os.cpu_count()} cores")
-        print(f"load generator CPU per request: baseline {baseline['client_cpu_ms']:.2f} ms, intake "
-              f"{intake['client_cpu_ms']:.2f} ms ({intake['client_cpu_share']:.0%} of a core during intake); server CPU "
-              f"during intake {intake['server_cpu_ms'] * intake['rps'] / 1000:.0%} of a core")
+        print(
+            f"server CPU per intake request: {intake['server_cpu_ms']:.2f} ms (=> about "
+            f"{1000 / intake['server_cpu_ms']:.0f} req/s per free core); machine load average during intake "
+            f"{intake['load'][0]:.1f} -> {intake['load'][1]:.1f} on {os.cpu_count()} cores"
+        )
+        print(
+            f"load generator CPU per request: baseline {baseline['client_cpu_ms']:.2f} ms, intake "
+            f"{intake['client_cpu_ms']:.2f} ms ({intake['client_cpu_share']:.0%} of a core during intake); server CPU "
+            f"during intake {intake['server_cpu_ms'] * intake['rps'] / 1000:.0%} of a core"
+        )
         print(f"retries of {sum(replays.values())} acknowledged requests (httpx): statuses {replays}")
-        print(f"count check: acknowledged {len(acked)}, stored {len(stored)}, lost {len(lost)}, "
-              f"not acknowledged but stored {len(extra)}, duplicated {dupes} -> {'OK' if ok else 'FAILED'}")
+        print(
+            f"count check: acknowledged {len(acked)}, stored {len(stored)}, lost {len(lost)}, "
+            f"not acknowledged but stored {len(extra)}, duplicated {dupes} -> {'OK' if ok else 'FAILED'}"
+        )
         return ok
     finally:
         if proc is not None:
@@ -343,14 +421,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase")
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
-    parser.add_argument("--sqlite-workers", type=int, default=1,
-                        help="uvicorn workers on SQLite (one writer process avoids cross-process lock waits)")
-    parser.add_argument("--pg-workers", type=int, default=1,
-                        help="uvicorn workers on PostgreSQL (one group-commit writer per process; 1 is best on 2 cores)")
+    parser.add_argument(
+        "--sqlite-workers",
+        type=int,
+        default=1,
+        help="uvicorn workers on SQLite (one writer process avoids cross-process lock waits)",
+    )
+    parser.add_argument(
+        "--pg-workers",
+        type=int,
+        default=1,
+        help="uvicorn workers on PostgreSQL (one group-commit writer per process; 1 is best on 2 cores)",
+    )
     parser.add_argument("--rotators", type=int, default=200)
     parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--profile", metavar="PREFIX",
-                        help="record the server with py-spy during intake into PREFIX.<backend>.txt (collapsed stacks)")
+    parser.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="record the server with py-spy during intake into PREFIX.<backend>.txt (collapsed stacks)",
+    )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPU(s); python {sys.version.split()[0]}; load generator in this process")
     results = [bench_backend(b.strip(), args) for b in args.backends.split(",") if b.strip()]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiosmtpd.controller import Controller  # noqa: E402
+from aiosmtpd.controller import Controller
 
 
 class CountingHandler:
@@ -114,10 +114,14 @@ def main() -> None:
     assert handler.count == 3 * n, handler.count
     print(f"mail delivery to aiosmtpd on loopback, {n} messages of ~{len(msgs[0]) // 1024} KB")
     print(f"  new connection per message (baseline): {n / fresh:8.1f} msg/s  ({fresh:.2f} s)")
-    print(f"  one reused connection per round:       {n / reused:8.1f} msg/s  ({reused:.2f} s, {connections} connections)")
+    print(
+        f"  one reused connection per round:       {n / reused:8.1f} msg/s  ({reused:.2f} s, {connections} connections)"
+    )
     print(f"  speed-up from connection reuse:        {fresh / reused:8.2f} x")
-    print(f"  outbox path (claim+send+mark, SQLite): {result.sent / pipeline:8.1f} msg/s  ({pipeline:.2f} s, "
-          f"{t.connections} connection(s)); enqueue {n / queued:.0f} msg/s")
+    print(
+        f"  outbox path (claim+send+mark, SQLite): {result.sent / pipeline:8.1f} msg/s  ({pipeline:.2f} s, "
+        f"{t.connections} connection(s)); enqueue {n / queued:.0f} msg/s"
+    )
 
 
 if __name__ == "__main__":

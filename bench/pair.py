@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from frontline.pairing import Mentor, Rotator, Weights, solve, solve_greedy, violations  # noqa: E402
+from frontline.mentors.solver import Mentor, Rotator, Weights, solve, solve_greedy, violations
 
 ZONES = [-8, -7, -6, -5, -4, -3, 0, 0, 1, 1, 1, 2, 2, 3, 5.5, 8, 9, 10]
 LANGS = ["en"] * 6 + ["de", "fr", "es", "pt", "ja", "pl", "nl"]

@@ -4,8 +4,8 @@
     .venv/bin/python bench/plan.py --sizes 1000,10000
 
 For every size, two fresh subprocesses (so peak memory is per method) generate the company with
-``frontline.synth.generate_company``, build the planner input exactly as the service does
-(``frontline.planning.build_input``; 52 weeks, 4-week rotations, seats as in the demo) and solve it with
+``frontline.demo.synth.generate_company``, build the planner input exactly as the service does
+(``frontline.rotations.service.build_input``; 52 weeks, 4-week rotations, seats as in the demo) and solve it with
 the optimiser (LP + repair, with the LP lower bound) or with the greedy earliest-due-first baseline
 (same hard rules). Printed: wall and CPU seconds of the solve, peak resident memory of the process,
 objective (placement costs + a large penalty per unplaced person), lower bound, gap, unplaced, the
@@ -33,32 +33,53 @@ TODAY = date(2027, 1, 4)  # a Monday: the company is generated "as of" this day 
 
 def build(n: int, seed: int):
     sys.path.insert(0, str(ROOT))
-    from frontline.planning import build_input
-    from frontline.policy import parse_policy
-    from frontline.synth import generate_company
+    from frontline.core.policy import parse_policy
+    from frontline.demo.synth import generate_company
+    from frontline.rotations.service import build_input
 
     company = generate_company(n, seed=seed, today=TODAY)
     seats = max(2, math.ceil(n * 4 / 52 * 1.3))  # as the demo: everyone once a year plus 30% slack
-    policy = parse_policy({
-        "support_department": company.support_department, "length_weeks": 4, "new_hire_within_weeks": 8,
-        "cycle_months": 12, "seats_per_week": seats, "max_department_away_fraction": 0.1,
-        "blackouts": [{"start": "2027-12-20", "end": "2028-01-02", "reason": "year-end freeze"}],
-    })
-    depts = [SimpleNamespace(id=i, name=d["department"], max_away_fraction=d["max_away_fraction"])
-             for i, d in enumerate(company.departments)]
+    policy = parse_policy(
+        {
+            "support_department": company.support_department,
+            "length_weeks": 4,
+            "new_hire_within_weeks": 8,
+            "cycle_months": 12,
+            "seats_per_week": seats,
+            "max_department_away_fraction": 0.1,
+            "blackouts": [{"start": "2027-12-20", "end": "2028-01-02", "reason": "year-end freeze"}],
+        }
+    )
+    depts = [
+        SimpleNamespace(id=i, name=d["department"], max_away_fraction=d["max_away_fraction"])
+        for i, d in enumerate(company.departments)
+    ]
     dept_id = {d.name: d.id for d in depts}
     emps, pk = [], {}
     for i, e in enumerate(company.employees):
         pk[e["employee_id"]] = i
-        emps.append(SimpleNamespace(id=i, employee_id=e["employee_id"], email=e["email"], department_id=dept_id[e["department"]],
-                                    hire_date=e["hire_date"], last_rotation=e["last_rotation"], active=True, left_on=None,
-                                    exempt_until=None, country=e["country"]))
-    absences = [SimpleNamespace(employee_id=pk[a["employee_id"]], start=a["start"], end=a["end"]) for a in company.absences]
+        emps.append(
+            SimpleNamespace(
+                id=i,
+                employee_id=e["employee_id"],
+                email=e["email"],
+                department_id=dept_id[e["department"]],
+                hire_date=e["hire_date"],
+                last_rotation=e["last_rotation"],
+                active=True,
+                left_on=None,
+                exempt_until=None,
+                country=e["country"],
+            )
+        )
+    absences = [
+        SimpleNamespace(employee_id=pk[a["employee_id"]], start=a["start"], end=a["end"]) for a in company.absences
+    ]
     return build_input(policy, TODAY, 52, depts, emps, absences, []).inp
 
 
 def one(n: int, seed: int, method: str) -> dict:
-    from frontline.planner import greedy, solve
+    from frontline.rotations.solver import greedy, solve
 
     t0 = time.perf_counter()
     inp = build(n, seed)
@@ -68,11 +89,23 @@ def one(n: int, seed: int, method: str) -> dict:
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "n": n, "method": method, "people": len(inp.people), "seats": inp.seats_per_week, "build_s": round(build_s, 2),
-        "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_mb": round(peak_mb), "objective": out.objective,
-        "lower_bound": out.lower_bound, "gap": out.gap, "planned": len(out.assignments), "unplaced": len(out.unplaced),
+        "n": n,
+        "method": method,
+        "people": len(inp.people),
+        "seats": inp.seats_per_week,
+        "build_s": round(build_s, 2),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "peak_mb": round(peak_mb),
+        "objective": out.objective,
+        "lower_bound": out.lower_bound,
+        "gap": out.gap,
+        "planned": len(out.assignments),
+        "unplaced": len(out.unplaced),
         "placement_cost": sum(out.costs.values()),
-        "classes": out.stats.get("classes"), "columns": out.stats.get("columns"), "lp_rounds": out.stats.get("lp_rounds"),
+        "classes": out.stats.get("classes"),
+        "columns": out.stats.get("columns"),
+        "lp_rounds": out.stats.get("lp_rounds"),
     }
 
 
@@ -93,8 +126,12 @@ def main() -> None:
     for n in sizes:
         rows = {}
         for method in ("optimiser", "greedy"):
-            proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--seed", str(args.seed), "--method", method],
-                                  capture_output=True, text=True, cwd=ROOT)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--one", str(n), "--seed", str(args.seed), "--method", method],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
             if proc.returncode != 0:
                 print(f"{n:>9} {method:>9} failed: {proc.stderr.strip().splitlines()[-1:]}")
                 continue
@@ -106,12 +143,18 @@ def main() -> None:
                 ratio = f"{r['objective'] / rows['optimiser']['objective']:.2f}x"
                 if rows["optimiser"]["placement_cost"] > 0:
                     late_ratio = f"{r['placement_cost'] / rows['optimiser']['placement_cost']:.2f}x"
-            print(f"{n:>9} {method:>9} {r['people']:>7} {r['wall_s']:>7.2f} {r['cpu_s']:>7.2f} {r['peak_mb']:>7} "
-                  f"{r['objective']:>13.0f} {lb:>13} {gap:>8} {r['unplaced']:>8} {ratio:>6} {r['placement_cost']:>13.0f} {late_ratio:>6}", flush=True)
+            print(
+                f"{n:>9} {method:>9} {r['people']:>7} {r['wall_s']:>7.2f} {r['cpu_s']:>7.2f} {r['peak_mb']:>7} "
+                f"{r['objective']:>13.0f} {lb:>13} {gap:>8} {r['unplaced']:>8} {ratio:>6} {r['placement_cost']:>13.0f} {late_ratio:>6}",
+                flush=True,
+            )
         if "optimiser" in rows:
             o = rows["optimiser"]
-            print(f"{'':>9} (optimiser: {o['classes']} classes, {o['columns']} columns, {o['lp_rounds']} LP rounds; "
-                  f"{o['seats']} seats/week; input built in {o['build_s']} s)", flush=True)
+            print(
+                f"{'':>9} (optimiser: {o['classes']} classes, {o['columns']} columns, {o['lp_rounds']} LP rounds; "
+                f"{o['seats']} seats/week; input built in {o['build_s']} s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leavers-per-week", type=int, default=2)
     parser.add_argument("--observations-per-rotator", type=int, default=2, help="per week on rotation")
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--pg", default=os.environ.get("FRONTLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--pg", default=os.environ.get("FRONTLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    )
     args = parser.parse_args(argv)
 
     import psycopg
@@ -86,13 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'create database "{dbname}"')
     url = make_url(admin).set(database=dbname).render_as_string(hide_password=False)
-    os.environ.update({
-        "FRONTLINE_DATABASE_URL": url,
-        "FRONTLINE_OUTBOX_DIR": str(work / "outbox"),
-        "FRONTLINE_POLICY_PATH": str(work / "frontline.toml"),
-        "FRONTLINE_SECRET_KEY": "soak-secret-key",
-        "FRONTLINE_TIMEZONE": "Europe/Berlin",
-    })
+    os.environ.update(
+        {
+            "FRONTLINE_DATABASE_URL": url,
+            "FRONTLINE_OUTBOX_DIR": str(work / "outbox"),
+            "FRONTLINE_POLICY_PATH": str(work / "frontline.toml"),
+            "FRONTLINE_SECRET_KEY": "soak-secret-key",
+            "FRONTLINE_TIMEZONE": "Europe/Berlin",
+        }
+    )
     os.environ.pop("FRONTLINE_SMTP_URL", None)
     policy_text = (ROOT / "frontline.example.toml").read_text()
     (work / "frontline.toml").write_text(policy_text)
@@ -111,17 +116,23 @@ def run(args, url: str, work: Path) -> int:
     from sqlalchemy import func
     from sqlmodel import select
 
-    from frontline import synth
-    from frontline.digests import compute_themes, iso_week, queue_digests
-    from frontline.invites import process_invites, process_reminders, rotations_for_reminders, rotations_to_announce
+    from frontline.calendar.invites import (
+        process_invites,
+        process_reminders,
+        rotations_for_reminders,
+        rotations_to_announce,
+    )
+    from frontline.core.clock import iso_week
+    from frontline.core.policy import load_policy
+    from frontline.core.settings import get_settings
+    from frontline.demo import synth
+    from frontline.digests.service import compute_themes, queue_digests
     from frontline.mail.delivery import deliver_batch
     from frontline.mail.transport import FolderTransport
-    from frontline.mentoring import pair_mentors
-    from frontline.observations import escalate_overdue_observations, set_ack_state, submit
-    from frontline.planning import plan_rotations
-    from frontline.policy import load_policy
-    from frontline.roster import import_roster
-    from frontline.settings import get_settings
+    from frontline.mentors.service import pair_mentors
+    from frontline.observations.intake import escalate_overdue_observations, set_ack_state, submit
+    from frontline.people.roster import import_roster
+    from frontline.rotations.service import plan_rotations
     from models import Department, Employee, Observation, OutboundMessage, Rotation, get_engine, init_db, session_scope
 
     get_settings.cache_clear()
@@ -141,7 +152,11 @@ def run(args, url: str, work: Path) -> int:
     staff = [e for e in company.employees if e["hire_date"] <= start]  # on the payroll at the start
     future_hires = sorted((e for e in company.employees if e["hire_date"] > start), key=lambda e: e["hire_date"])
     template = [e for e in company.employees if e["department"] != synth.SUPPORT]
-    dept_csv = _csv(departments, synth.DEPARTMENT_COLUMNS, lambda r: {c: synth.format_cell(r.get(c)) for c in synth.DEPARTMENT_COLUMNS})
+    dept_csv = _csv(
+        departments,
+        synth.DEPARTMENT_COLUMNS,
+        lambda r: {c: synth.format_cell(r.get(c)) for c in synth.DEPARTMENT_COLUMNS},
+    )
     counters = collections.Counter(initial=len(staff))
     left_ids: set[str] = set()
     submitted_ids: set[int] = set()
@@ -149,12 +164,15 @@ def run(args, url: str, work: Path) -> int:
     serial = 0
 
     def sim_now(day: date, hour: int = 12) -> datetime:
-        return datetime.combine(day, dtime(hour), tz).astimezone(timezone.utc)
+        return datetime.combine(day, dtime(hour), tz).astimezone(UTC)
 
     def table_counts() -> tuple[int, int, int]:
         with session_scope(engine) as s:
-            return (s.exec(select(func.count(OutboundMessage.id))).one(), s.exec(select(func.count(Rotation.id))).one(),
-                    s.exec(select(func.count(Observation.id))).one())
+            return (
+                s.exec(select(func.count(OutboundMessage.id))).one(),
+                s.exec(select(func.count(Rotation.id))).one(),
+                s.exec(select(func.count(Observation.id))).one(),
+            )
 
     def cycle(week: int, monday: date, *, rerun: bool = False) -> None:
         nonlocal serial, staff
@@ -164,9 +182,14 @@ def run(args, url: str, work: Path) -> int:
             while len(joining) < args.hires_per_week:
                 serial += 1
                 base = dict(rng.choice(template))
-                base.update(employee_id=f"SOAK{serial:05d}", email=f"soak.hire{serial}@example.com",
-                            hire_date=monday + timedelta(days=rng.randrange(7)), last_rotation=None,
-                            mentor=False, mentor_capacity=0)
+                base.update(
+                    employee_id=f"SOAK{serial:05d}",
+                    email=f"soak.hire{serial}@example.com",
+                    hire_date=monday + timedelta(days=rng.randrange(7)),
+                    last_rotation=None,
+                    mentor=False,
+                    mentor_capacity=0,
+                )
                 joining.append(base)
             candidates = [e for e in staff if e["department"] != synth.SUPPORT and e["employee_id"] not in left_ids]
             leaving = rng.sample(candidates, min(args.leavers_per_week, len(candidates))) if week else []
@@ -176,28 +199,45 @@ def run(args, url: str, work: Path) -> int:
             counters["leavers"] += len(leaving)
         emp_csv = _csv(staff, synth.EMPLOYEE_COLUMNS, synth._employee_cells)
         with phases.timed("roster import"), session_scope(engine) as s:
-            import_roster(s, ("departments.csv", dept_csv), ("employees.csv", emp_csv), None, actor="soak", today=monday)
+            import_roster(
+                s, ("departments.csv", dept_csv), ("employees.csv", emp_csv), None, actor="soak", today=monday
+            )
         # 2. plan and pair (nightly jobs), 3. invites (hourly job)
         with phases.timed("plan"), session_scope(engine) as s:
             plan_rotations(s, policy, start=monday, weeks=52, today=monday, actor="soak")
         with phases.timed("pair"), session_scope(engine) as s:
             pair_mentors(s, policy, as_of=monday, actor="soak")
         with phases.timed("invites"), session_scope(engine) as s:
-            process_invites(s, rotations_to_announce(s, monday, 8), as_of=monday, announce_weeks=8,
-                            checkin_minutes=policy.mentoring.checkin_minutes)
+            process_invites(
+                s,
+                rotations_to_announce(s, monday, 8),
+                as_of=monday,
+                announce_weeks=8,
+                checkin_minutes=policy.mentoring.checkin_minutes,
+            )
         # 4. every day: reminders, observations by people on rotation, escalations, mail delivery
         for offset in range(7):
             day = monday + timedelta(days=offset)
             with phases.timed("reminders"), session_scope(engine) as s:
-                process_reminders(s, rotations_for_reminders(s, day, policy.reminders.days_before), as_of=day,
-                                  days_before=policy.reminders.days_before, weekly_nudge=policy.reminders.weekly_nudge,
-                                  checkin_minutes=policy.mentoring.checkin_minutes)
+                process_reminders(
+                    s,
+                    rotations_for_reminders(s, day, policy.reminders.days_before),
+                    as_of=day,
+                    days_before=policy.reminders.days_before,
+                    weekly_nudge=policy.reminders.weekly_nudge,
+                    checkin_minutes=policy.mentoring.checkin_minutes,
+                )
             if offset in (1, 3):  # rotators write on Tuesdays and Thursdays
                 with phases.timed("observations"), session_scope(engine) as s:
                     on_rotation = s.exec(
-                        select(Employee).join(Rotation, Rotation.employee_id == Employee.id)
-                        .where(Rotation.status == "invited", Rotation.start <= day, Rotation.end >= day,
-                               Employee.active == True)  # noqa: E712
+                        select(Employee)
+                        .join(Rotation, Rotation.employee_id == Employee.id)
+                        .where(
+                            Rotation.status == "invited",
+                            Rotation.start <= day,
+                            Rotation.end >= day,
+                            Employee.active == True,  # noqa: E712 - SQL
+                        )
                         .order_by(Employee.id)
                     ).all()
                     names = [d.name for d in s.exec(select(Department)).all()]
@@ -205,14 +245,21 @@ def run(args, url: str, work: Path) -> int:
                         for k in range(args.observations_per_rotator // 2 or 1):
                             crid = f"soak-{week}-{offset}-{rotator.id}-{k}"
                             data = {
-                                "text": rng.choice(["Customer could not find the export button",
-                                                    "Invoice shows the wrong VAT for jane@example.org",
-                                                    "Checkout times out on mobile", "Refund took three weeks",
-                                                    "Love the new dashboard"]),
-                                "impact": rng.randint(1, 5), "customer_count": rng.randint(1, 9),
+                                "text": rng.choice(
+                                    [
+                                        "Customer could not find the export button",
+                                        "Invoice shows the wrong VAT for jane@example.org",
+                                        "Checkout times out on mobile",
+                                        "Refund took three weeks",
+                                        "Love the new dashboard",
+                                    ]
+                                ),
+                                "impact": rng.randint(1, 5),
+                                "customer_count": rng.randint(1, 9),
                                 "product_area": rng.choice(policy.observations.product_areas),
                                 "category": rng.choice(policy.observations.categories),
-                                "urgent": rng.random() < 0.05, "client_request_id": crid,
+                                "urgent": rng.random() < 0.05,
+                                "client_request_id": crid,
                             }
                             first = submit(s, rotator, data, "api", policy=policy, departments=names)
                             if rerun:
@@ -258,7 +305,9 @@ def run(args, url: str, work: Path) -> int:
             cycle(week, monday, rerun=True)
             rerun_seconds.append(time.perf_counter() - r0)
             after = table_counts()
-            assert after == before, f"week {week}: re-running the cycle created rows (mail, rotations, observations) {before} -> {after}"
+            assert after == before, (
+                f"week {week}: re-running the cycle created rows (mail, rotations, observations) {before} -> {after}"
+            )
         if week % 4 == 3:
             print(f"  week {week + 1:>2}: {sum(cycle_seconds[-4:]):6.1f}s for the last 4 weeks", flush=True)
     wall = time.perf_counter() - t0
@@ -297,18 +346,31 @@ def run(args, url: str, work: Path) -> int:
             problems.append(f"{active} active employees, expected {expected_total - counters['leavers']}")
         end = start + timedelta(weeks=args.weeks)
         leaver_pk = [e.id for e in employees if e.employee_id in left_ids]
-        live = s.exec(select(func.count(Rotation.id)).where(Rotation.employee_id.in_(leaver_pk), Rotation.start > end,
-                                                            Rotation.status != "cancelled")).one() if leaver_pk else 0
+        live = (
+            s.exec(
+                select(func.count(Rotation.id)).where(
+                    Rotation.employee_id.in_(leaver_pk), Rotation.start > end, Rotation.status != "cancelled"
+                )
+            ).one()
+            if leaver_pk
+            else 0
+        )
         if live:
             problems.append(f"{live} future rotations of leavers are still live")
         rotations = collections.Counter(r.status for r in s.exec(select(Rotation)).all())
 
-    print(f"\nFrontline soak: {args.weeks} simulated weeks from {start}, PostgreSQL, {args.employees} employees at the start")
-    print(f"  employees: {counters['initial']} + {counters['hires']} hired - {counters['leavers']} left = "
-          f"{counters['initial'] + counters['hires'] - counters['leavers']} active")
+    print(
+        f"\nFrontline soak: {args.weeks} simulated weeks from {start}, PostgreSQL, {args.employees} employees at the start"
+    )
+    print(
+        f"  employees: {counters['initial']} + {counters['hires']} hired - {counters['leavers']} left = "
+        f"{counters['initial'] + counters['hires'] - counters['leavers']} active"
+    )
     print(f"  rotations: {dict(rotations)}")
-    print(f"  observations: {counters['observations']} ({counters['urgent']} urgent, {counters['acknowledged']} "
-          f"acknowledged, {counters['escalated']} escalated again); every client retry absorbed")
+    print(
+        f"  observations: {counters['observations']} ({counters['urgent']} urgent, {counters['acknowledged']} "
+        f"acknowledged, {counters['escalated']} escalated again); every client retry absorbed"
+    )
     print(f"  mail: {len(mail)} messages, {dict(kinds)}; states {dict(states)}; {len(eml)} .eml files")
     print(f"  wall time: {wall:.1f}s ({wall / args.weeks:.2f}s per simulated week)")
     for name, seconds in sorted(phases.seconds.items(), key=lambda kv: -kv[1]):
@@ -316,8 +378,10 @@ def run(args, url: str, work: Path) -> int:
     if rerun_seconds:
         full = sum(cycle_seconds) / len(cycle_seconds)
         idle = sum(rerun_seconds) / len(rerun_seconds)
-        print(f"  baseline: idempotent re-run of a cycle (nothing to do) {idle:.2f}s vs a full cycle {full:.2f}s "
-              f"(ratio {full / idle:.1f}x); {len(rerun_seconds)} re-runs created nothing")
+        print(
+            f"  baseline: idempotent re-run of a cycle (nothing to do) {idle:.2f}s vs a full cycle {full:.2f}s "
+            f"(ratio {full / idle:.1f}x); {len(rerun_seconds)} re-runs created nothing"
+        )
     if problems:
         print("\nRECONCILIATION FAILED:")
         for p in problems:

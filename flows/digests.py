@@ -9,19 +9,18 @@ The run leaves a table artifact (department, observations, themes, queued/skippe
 
 from __future__ import annotations
 
-from typing import Optional
-
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from frontline.runs import run_name
+
+from flows.common import run_name
 
 BATCH_SIZE = 50
 
 
 @task(name="digest-themes", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
 def assign_themes(week: str) -> dict:
-    from frontline.digests import compute_themes
+    from frontline.digests.service import compute_themes
     from models import session_scope
 
     with session_scope() as session:
@@ -30,7 +29,7 @@ def assign_themes(week: str) -> dict:
 
 @task(name="digest-batch", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
 def queue_batch(week: str, department_ids: list[int], themes: dict) -> list[dict]:
-    from frontline.digests import queue_digests
+    from frontline.digests.service import queue_digests
     from models import session_scope
 
     with session_scope() as session:
@@ -38,13 +37,13 @@ def queue_batch(week: str, department_ids: list[int], themes: dict) -> list[dict
 
 
 @flow(name="send-digests", flow_run_name=run_name("send-digests", "week", "department"))
-def send_digests(week: Optional[str] = None, department: Optional[str] = None) -> list[dict]:
+def send_digests(week: str | None = None, department: str | None = None) -> list[dict]:
     """Queue the digests for ``week`` (ISO ``2027-W05``; default: last completed week) for every
     department, or only ``department`` (name). Returns one row per department."""
     from sqlmodel import select
 
-    from frontline.audit import record
-    from frontline.digests import department_ids_named, last_completed_week, parse_week
+    from frontline.core.audit import record
+    from frontline.digests.service import department_ids_named, last_completed_week, parse_week
     from models import Department, session_scope
 
     week = week or last_completed_week()
@@ -64,6 +63,13 @@ def send_digests(week: Optional[str] = None, department: Optional[str] = None) -
         description=f"Weekly digests for {week}: {queued} message(s) queued, {len(rows)} department(s)",
     )
     with session_scope() as session:
-        record(session, actor="flow:send-digests", action="digests.send", subject_type="week", subject_id=week,
-               departments=len(rows), queued=queued)
+        record(
+            session,
+            actor="flow:send-digests",
+            action="digests.send",
+            subject_type="week",
+            subject_id=week,
+            departments=len(rows),
+            queued=queued,
+        )
     return rows

@@ -9,18 +9,18 @@ retry re-runs safely because every step is keyed.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from frontline.runs import run_name
+
+from flows.common import run_name
 
 
 @task(name="escalate-overdue-observations", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
-def escalate_batch(as_of_iso: Optional[str]) -> list[dict]:
-    from frontline.audit import record
-    from frontline.observations import escalate_overdue_observations
+def escalate_batch(as_of_iso: str | None) -> list[dict]:
+    from frontline.core.audit import record
+    from frontline.observations.intake import escalate_overdue_observations
     from models import Department, Observation, session_scope, utcnow
 
     as_of = datetime.fromisoformat(as_of_iso) if as_of_iso else utcnow()
@@ -30,15 +30,26 @@ def escalate_batch(as_of_iso: Optional[str]) -> list[dict]:
         for oid in ids:
             obs = session.get(Observation, oid)
             dept = session.get(Department, obs.target_department_id)
-            rows.append({"observation": oid, "department": dept.name, "created_at": obs.created_at.isoformat(),
-                         "product_area": obs.product_area})
-        record(session, actor="flow:escalate-overdue", action="observations.escalate_overdue",
-               as_of=as_of.isoformat(), escalated=len(ids))
+            rows.append(
+                {
+                    "observation": oid,
+                    "department": dept.name,
+                    "created_at": obs.created_at.isoformat(),
+                    "product_area": obs.product_area,
+                }
+            )
+        record(
+            session,
+            actor="flow:escalate-overdue",
+            action="observations.escalate_overdue",
+            as_of=as_of.isoformat(),
+            escalated=len(ids),
+        )
     return rows
 
 
 @flow(name="escalate-overdue", flow_run_name=run_name("escalate-overdue"))
-def escalate_overdue(as_of: Optional[datetime] = None) -> list[int]:
+def escalate_overdue(as_of: datetime | None = None) -> list[int]:
     """Escalate overdue urgent observations once more; returns the ids escalated in this run."""
     if as_of is not None and as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")

@@ -1,6 +1,6 @@
 """Flows ``send-invites`` and ``send-reminders``: decide what to tell rotators and mentors, and queue it.
 
-Both are thin: the decisions live in :mod:`frontline.invites`; each task handles a batch of rotations in
+Both are thin: the decisions live in :mod:`frontline.calendar.invites`; each task handles a batch of rotations in
 one transaction (never one task per rotation) and the mail is delivered by ``deliver-mail``. Every
 message has an idempotency key, so re-running either flow for the same day queues nothing twice.
 """
@@ -8,22 +8,20 @@ message has an idempotency key, so re-running either flow for the same day queue
 from __future__ import annotations
 
 from datetime import date
-from typing import Optional
 
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from frontline.runs import run_name
+
+from flows.common import run_name
 
 BATCH = 50
 
 
 def _today() -> date:
-    from datetime import datetime
+    from frontline.core import clock
 
-    from frontline.settings import get_settings
-
-    return datetime.now(get_settings().tz).date()
+    return clock.today()
 
 
 def _chunks(ids: list[int], size: int) -> list[list[int]]:
@@ -31,25 +29,34 @@ def _chunks(ids: list[int], size: int) -> list[list[int]]:
 
 
 @task(name="invite-batch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
-def invite_batch(rotation_ids: list[int], as_of: date, announce_weeks: int, checkin_minutes: int,
-                 working_hours: tuple[int, int] = (9, 17)) -> dict:
-    from frontline.invites import process_invites
+def invite_batch(
+    rotation_ids: list[int],
+    as_of: date,
+    announce_weeks: int,
+    checkin_minutes: int,
+    working_hours: tuple[int, int] = (9, 17),
+) -> dict:
+    from frontline.calendar.invites import process_invites
     from models import session_scope
 
     with session_scope() as session:
         counts = process_invites(
-            session, rotation_ids, as_of=as_of, announce_weeks=announce_weeks, checkin_minutes=checkin_minutes,
+            session,
+            rotation_ids,
+            as_of=as_of,
+            announce_weeks=announce_weeks,
+            checkin_minutes=checkin_minutes,
             working_hours=tuple(working_hours),
         )
     return counts.as_dict()
 
 
 @flow(name="send-invites", flow_run_name=run_name("send-invites", "as_of"))
-def send_invites(as_of: Optional[date] = None, announce_weeks: int = 8) -> dict:
+def send_invites(as_of: date | None = None, announce_weeks: int = 8) -> dict:
     """Queue calendar invites, updates and cancellations for rotations starting within ``announce_weeks``."""
-    from frontline.audit import record
-    from frontline.invites import Counts, rotations_to_announce
-    from frontline.policy import load_policy
+    from frontline.calendar.invites import Counts, rotations_to_announce
+    from frontline.core.audit import record
+    from frontline.core.policy import load_policy
     from models import session_scope
 
     as_of = as_of or _today()
@@ -72,24 +79,35 @@ def send_invites(as_of: Optional[date] = None, announce_weeks: int = 8) -> dict:
 
 
 @task(name="reminder-batch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
-def reminder_batch(rotation_ids: list[int], as_of: date, days_before: list[int], weekly_nudge: bool, checkin_minutes: int,
-                   working_hours: tuple[int, int] = (9, 17)) -> dict:
-    from frontline.invites import process_reminders
+def reminder_batch(
+    rotation_ids: list[int],
+    as_of: date,
+    days_before: list[int],
+    weekly_nudge: bool,
+    checkin_minutes: int,
+    working_hours: tuple[int, int] = (9, 17),
+) -> dict:
+    from frontline.calendar.invites import process_reminders
     from models import session_scope
 
     with session_scope() as session:
         return process_reminders(
-            session, rotation_ids, as_of=as_of, days_before=days_before, weekly_nudge=weekly_nudge,
-            checkin_minutes=checkin_minutes, working_hours=tuple(working_hours),
+            session,
+            rotation_ids,
+            as_of=as_of,
+            days_before=days_before,
+            weekly_nudge=weekly_nudge,
+            checkin_minutes=checkin_minutes,
+            working_hours=tuple(working_hours),
         )
 
 
 @flow(name="send-reminders", flow_run_name=run_name("send-reminders", "as_of"))
-def send_reminders(as_of: Optional[date] = None) -> dict:
+def send_reminders(as_of: date | None = None) -> dict:
     """Queue the reminders (N days before), day-one welcomes and weekly observation nudges due ``as_of``."""
-    from frontline.audit import record
-    from frontline.invites import rotations_for_reminders
-    from frontline.policy import load_policy
+    from frontline.calendar.invites import rotations_for_reminders
+    from frontline.core.audit import record
+    from frontline.core.policy import load_policy
     from models import session_scope
 
     as_of = as_of or _today()
@@ -99,8 +117,14 @@ def send_reminders(as_of: Optional[date] = None) -> dict:
         ids = rotations_for_reminders(session, as_of, days)
     totals = {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0}
     for chunk in _chunks(ids, BATCH):
-        counts = reminder_batch(chunk, as_of, days, policy.reminders.weekly_nudge, policy.mentoring.checkin_minutes,
-                                tuple(policy.mentoring.working_hours))
+        counts = reminder_batch(
+            chunk,
+            as_of,
+            days,
+            policy.reminders.weekly_nudge,
+            policy.mentoring.checkin_minutes,
+            tuple(policy.mentoring.working_hours),
+        )
         for key in totals:
             totals[key] += counts[key]
     result = {"rotations_checked": len(ids), **totals}

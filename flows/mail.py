@@ -9,14 +9,12 @@ backoff and show up as ``retry`` in the artifact.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
-from frontline.runs import run_name
 
+from flows.common import run_name
 from frontline.mail.delivery import deliver_batch
 from frontline.mail.transport import TransportUnavailable, transport_from_settings
 
@@ -52,12 +50,12 @@ def _is_transport_error(state) -> bool:
 
 
 @flow(name="deliver-mail", flow_run_name=run_name("deliver-mail"))
-def deliver_mail(batch_size: int = 200, max_batches: Optional[int] = None, retry_delay_seconds: float = 5.0) -> dict:
+def deliver_mail(batch_size: int = 200, max_batches: int | None = None, retry_delay_seconds: float = 5.0) -> dict:
     """Deliver every due outbox message; returns counts (batches, claimed, sent, retry, failed).
 
     When the transport is unavailable, a batch task is retried 3 times after ``retry_delay_seconds``,
     twice that, and four times that; then the flow run fails and the messages stay queued."""
-    from frontline.audit import record
+    from frontline.core.audit import record
     from models import session_scope
 
     batch_task = deliver_mail_batch.with_options(

@@ -1,14 +1,14 @@
 """Flow ``onboard-new-hire``: plan, pair, invite and deliver for ONE new hire, minutes after the hire.
 
-Triggered by the ``frontline.employee.hired`` event (see :mod:`frontline.events` and the trigger of the
+Triggered by the ``frontline.employee.hired`` event (see :mod:`frontline.people.events` and the trigger of the
 ``onboard-new-hire`` deployment in ``prefect.yaml``), so a new hire does not wait for the nightly runs.
 
 Steps, each one task worth retrying on its own and each idempotent (a re-run changes nothing):
 
-1. an add-only planner run for that person (:func:`frontline.onboarding.plan_new_hire`): nobody else moves;
-2. mentor pairing (:func:`frontline.mentoring.pair_mentors`): pairs the rotations without a mentor,
+1. an add-only planner run for that person (:func:`frontline.rotations.onboarding.plan_new_hire`): nobody else moves;
+2. mentor pairing (:func:`frontline.mentors.service.pair_mentors`): pairs the rotations without a mentor,
    keeps every valid pairing;
-3. calendar invites for that person's rotation (:func:`frontline.invites.process_invites`);
+3. calendar invites for that person's rotation (:func:`frontline.calendar.invites.process_invites`);
 4. mail delivery: the ``deliver-mail`` flow as a subflow (its compare-and-set claim keeps it safe next
    to a scheduled delivery run).
 
@@ -18,22 +18,21 @@ Leaves a markdown artifact (``onboarding``) and an AuditEvent ``onboarding.run``
 from __future__ import annotations
 
 from datetime import date
-from typing import Optional
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from frontline.events import employee_id_from_resource
-from frontline.runs import PLANNING_TAG
+from flows.common import PLANNING_TAG
+from frontline.people.events import employee_id_from_resource
 
 ACTOR = "flow:onboard-new-hire"
 
 
 def _today() -> date:
-    from frontline.planning import today_in_org
+    from frontline.core import clock
 
-    return today_in_org()
+    return clock.today()
 
 
 def _run_name() -> str:
@@ -44,8 +43,8 @@ def _run_name() -> str:
 
 @task(name="onboard-plan", retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE, tags=[PLANNING_TAG])
 def plan_task(employee_id: str, as_of: date) -> dict:
-    from frontline.onboarding import plan_new_hire
-    from frontline.policy import load_policy
+    from frontline.core.policy import load_policy
+    from frontline.rotations.onboarding import plan_new_hire
     from models import session_scope
 
     with session_scope() as session:
@@ -56,8 +55,8 @@ def plan_task(employee_id: str, as_of: date) -> dict:
 def pair_task(as_of: date, rotation_id: int) -> dict:
     from sqlmodel import select
 
-    from frontline.mentoring import pair_mentors
-    from frontline.policy import load_policy
+    from frontline.core.policy import load_policy
+    from frontline.mentors.service import pair_mentors
     from models import Employee, MentorPairing, session_scope
 
     with session_scope() as session:
@@ -78,25 +77,31 @@ def pair_task(as_of: date, rotation_id: int) -> dict:
 
 @task(name="onboard-invite", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
 def invite_task(rotation_id: int, as_of: date, announce_weeks: int) -> dict:
-    from frontline.invites import process_invites
-    from frontline.policy import load_policy
+    from frontline.calendar.invites import process_invites
+    from frontline.core.policy import load_policy
     from models import session_scope
 
     mentoring = load_policy().mentoring
     with session_scope() as session:
-        counts = process_invites(session, [rotation_id], as_of=as_of, announce_weeks=announce_weeks,
-                                 checkin_minutes=mentoring.checkin_minutes,
-                                 working_hours=tuple(mentoring.working_hours))
+        counts = process_invites(
+            session,
+            [rotation_id],
+            as_of=as_of,
+            announce_weeks=announce_weeks,
+            checkin_minutes=mentoring.checkin_minutes,
+            working_hours=tuple(mentoring.working_hours),
+        )
     return counts.as_dict()
 
 
 @flow(name="onboard-new-hire", flow_run_name=_run_name)
-def onboard_new_hire(employee_id: str, announce_weeks: int = 8, deliver: bool = True,
-                     as_of: Optional[date] = None) -> dict:
+def onboard_new_hire(
+    employee_id: str, announce_weeks: int = 8, deliver: bool = True, as_of: date | None = None
+) -> dict:
     """Onboard one new hire now: plan (add-only), pair with a mentor, queue invites, deliver mail.
 
     ``employee_id`` is the external id, or the event resource id ``frontline.employee.<id>``."""
-    from frontline.audit import record
+    from frontline.core.audit import record
     from models import session_scope
 
     logger = get_run_logger()
@@ -117,14 +122,28 @@ def onboard_new_hire(employee_id: str, announce_weeks: int = 8, deliver: bool = 
     lines = [f"# Onboarding {employee_id}", "", f"- plan: **{plan['status']}** {plan['start'] or ''} {plan['reason']}"]
     if "pairing" in outcome:
         p = outcome["pairing"]
-        lines.append(f"- mentor: {p['mentor'] or 'none yet'}" + (f" ({p['unmatched_reason']})" if p["unmatched_reason"] else ""))
+        lines.append(
+            f"- mentor: {p['mentor'] or 'none yet'}" + (f" ({p['unmatched_reason']})" if p["unmatched_reason"] else "")
+        )
         lines.append(f"- invites queued: {outcome['invites'].get('queued', 0)}")
     if "mail" in outcome:
-        lines.append(f"- mail delivered: {outcome['mail'].get('sent', 0)} sent, {outcome['mail'].get('failed', 0)} failed")
-    create_markdown_artifact(key="onboarding", markdown="\n".join(lines) + "\n",
-                             description=f"Onboarding of {employee_id}")
+        lines.append(
+            f"- mail delivered: {outcome['mail'].get('sent', 0)} sent, {outcome['mail'].get('failed', 0)} failed"
+        )
+    create_markdown_artifact(
+        key="onboarding", markdown="\n".join(lines) + "\n", description=f"Onboarding of {employee_id}"
+    )
     with session_scope() as session:
-        record(session, actor=ACTOR, action="onboarding.run", subject_type="employee", subject_id=employee_id,
-               plan=plan["status"], rotation_id=rotation_id, start=plan["start"],
-               mentor=outcome.get("pairing", {}).get("mentor"), invites=outcome.get("invites", {}).get("queued", 0))
+        record(
+            session,
+            actor=ACTOR,
+            action="onboarding.run",
+            subject_type="employee",
+            subject_id=employee_id,
+            plan=plan["status"],
+            rotation_id=rotation_id,
+            start=plan["start"],
+            mentor=outcome.get("pairing", {}).get("mentor"),
+            invites=outcome.get("invites", {}).get("queued", 0),
+        )
     return outcome

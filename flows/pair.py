@@ -1,6 +1,6 @@
 """Flows ``pair-mentors`` and ``send-surveys``.
 
-Thin: the decisions live in :mod:`frontline.mentoring` (the optimiser in :mod:`frontline.pairing`).
+Thin: the decisions live in :mod:`frontline.mentors.service` (the optimiser in :mod:`frontline.mentors.solver`).
 ``pair-mentors`` is one task (the whole horizon is optimised at once, in one transaction) and records
 a table artifact with the summary and the unmatched rotators; re-running it keeps every valid pairing,
 so it creates nothing twice. ``send-surveys`` queues the wrap-up surveys of pairings in their last week
@@ -10,26 +10,24 @@ so it creates nothing twice. ``send-surveys`` queues the wrap-up surveys of pair
 from __future__ import annotations
 
 from datetime import date
-from typing import Optional
 
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from frontline.runs import PLANNING_TAG, run_name
+
+from flows.common import PLANNING_TAG, run_name
 
 
 def _today() -> date:
-    from datetime import datetime
+    from frontline.core import clock
 
-    from frontline.settings import get_settings
-
-    return datetime.now(get_settings().tz).date()
+    return clock.today()
 
 
 @task(name="pair-horizon", retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE, tags=[PLANNING_TAG])
 def pair_horizon(as_of: date, dry_run: bool) -> dict:
-    from frontline.mentoring import pair_mentors as pair
-    from frontline.policy import load_policy
+    from frontline.core.policy import load_policy
+    from frontline.mentors.service import pair_mentors as pair
     from models import session_scope
 
     policy = load_policy()
@@ -37,27 +35,38 @@ def pair_horizon(as_of: date, dry_run: bool) -> dict:
         result = pair(session, policy, as_of=as_of, actor="flow:pair-mentors", dry_run=dry_run)
         if dry_run:
             session.rollback()
-    return {"summary": result.summary(), "unmatched": result.unmatched, "replaced": result.replaced,
-            "created": result.created}
+    return {
+        "summary": result.summary(),
+        "unmatched": result.unmatched,
+        "replaced": result.replaced,
+        "created": result.created,
+    }
 
 
 @flow(name="pair-mentors", flow_run_name=run_name("pair-mentors", "as_of"))
-def pair_mentors(as_of: Optional[date] = None, dry_run: bool = False) -> dict:
+def pair_mentors(as_of: date | None = None, dry_run: bool = False) -> dict:
     """Pair every planned rotation of the next 52 weeks with a mentor; re-pair only what must change."""
     as_of = as_of or _today()
     out = pair_horizon(as_of, dry_run)
     s = out["summary"]
     table = [{"what": k, "value": "" if v is None else str(v)} for k, v in s.items()]
-    table += [{"what": f"unmatched: {u['rotator']} ({u['start']})",
-               "value": u["reason"] + (f"; {u['relaxation']}" if u["relaxation"] else "")} for u in out["unmatched"]]
-    table += [{"what": f"replaced: {r['old_mentor']} for {r['rotator']}", "value": r["reason"]} for r in out["replaced"]]
+    table += [
+        {
+            "what": f"unmatched: {u['rotator']} ({u['start']})",
+            "value": u["reason"] + (f"; {u['relaxation']}" if u["relaxation"] else ""),
+        }
+        for u in out["unmatched"]
+    ]
+    table += [
+        {"what": f"replaced: {r['old_mentor']} for {r['rotator']}", "value": r["reason"]} for r in out["replaced"]
+    ]
     create_table_artifact(key="pair-mentors", table=table, description=f"Mentor pairing as of {as_of}")
     return out
 
 
 @task(name="survey-batch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
 def survey_batch(as_of: date) -> dict:
-    from frontline.mentoring import queue_surveys
+    from frontline.mentors.service import queue_surveys
     from models import session_scope
 
     with session_scope() as session:
@@ -65,10 +74,13 @@ def survey_batch(as_of: date) -> dict:
 
 
 @flow(name="send-surveys", flow_run_name=run_name("send-surveys", "as_of"))
-def send_surveys(as_of: Optional[date] = None) -> dict:
+def send_surveys(as_of: date | None = None) -> dict:
     """Queue the two-question wrap-up survey to rotator and mentor of every pairing in its last week."""
     as_of = as_of or _today()
     counts = survey_batch(as_of)
-    create_table_artifact(key="send-surveys", table=[{"what": k, "count": v} for k, v in counts.items()],
-                          description=f"Wrap-up surveys as of {as_of}")
+    create_table_artifact(
+        key="send-surveys",
+        table=[{"what": k, "count": v} for k, v in counts.items()],
+        description=f"Wrap-up surveys as of {as_of}",
+    )
     return counts

@@ -3,24 +3,24 @@
 One task loads the roster and solves (the whole plan is one optimisation, so it is one unit worth
 retrying; it writes in one transaction, and re-running for the same inputs changes nothing). The run
 leaves two table artifacts, the plan summary and the per-week load, plus the PlanRun row and the audit
-events written by :func:`frontline.planning.plan_rotations`.
+events written by :func:`frontline.rotations.service.plan_rotations`.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Optional
 
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from frontline.runs import PLANNING_TAG, run_name
+
+from flows.common import PLANNING_TAG, run_name
 
 
 @task(name="plan-solve", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE, tags=[PLANNING_TAG])
-def solve_plan(start: Optional[date], weeks: int, dry_run: bool) -> dict:
-    from frontline.planning import plan_rotations as plan
-    from frontline.policy import load_policy
+def solve_plan(start: date | None, weeks: int, dry_run: bool) -> dict:
+    from frontline.core.policy import load_policy
+    from frontline.rotations.service import plan_rotations as plan
     from models import session_scope
 
     policy = load_policy()
@@ -30,14 +30,30 @@ def solve_plan(start: Optional[date], weeks: int, dry_run: bool) -> dict:
 
 
 @flow(name="plan-rotations", flow_run_name=run_name("plan-rotations", "start"))
-def plan_rotations(start: Optional[date] = None, weeks: int = 52, dry_run: bool = False) -> dict:
+def plan_rotations(start: date | None = None, weeks: int = 52, dry_run: bool = False) -> dict:
     """Plan rotations from the Monday on or after ``start`` (default today) for ``weeks`` weeks."""
     out = solve_plan(start, weeks, dry_run)
     s = out["summary"]
     rows = [
         {"figure": k, "value": s.get(k)}
-        for k in ("horizon_start", "weeks", "dry_run", "planned", "new_hires", "late", "unplaced_count", "created",
-                  "moved", "kept", "removed", "fixed", "objective", "lower_bound", "gap", "solve_seconds")
+        for k in (
+            "horizon_start",
+            "weeks",
+            "dry_run",
+            "planned",
+            "new_hires",
+            "late",
+            "unplaced_count",
+            "created",
+            "moved",
+            "kept",
+            "removed",
+            "fixed",
+            "objective",
+            "lower_bound",
+            "gap",
+            "solve_seconds",
+        )
     ]
     gap = "n/a" if s.get("gap") is None else f"{100 * s['gap']:.3f}%"
     create_table_artifact(

@@ -1,33 +1,29 @@
 """Flow ``import-roster``: read the HR roster CSV files and upsert them (all or nothing).
 
 Thin: the whole import is one task (one transaction; a roster is a single unit of work), the
-decisions live in :mod:`frontline.roster`. A rejected roster records a markdown artifact listing every
+decisions live in :mod:`frontline.people.roster`. A rejected roster records a markdown artifact listing every
 problem and fails the run without writing anything; an accepted one records a table artifact with the
-counts. The AuditEvent is written by :func:`frontline.roster.apply_roster` in the same transaction.
+counts. The AuditEvent is written by :func:`frontline.people.roster.apply_roster` in the same transaction.
 """
 
 from __future__ import annotations
-
-from typing import Optional
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
-from frontline.runs import run_name  # meaningful run names (issue 9)
 
-from frontline.roster import ImportResult, RosterError
+from flows.common import run_name  # meaningful run names (issue 9)
+from frontline.people.roster import ImportResult, RosterError
 
 ARTIFACT_KEY = "roster-import"
 
 
 @task(name="apply-roster", cache_policy=NO_CACHE)
-def apply_roster_task(
-    departments: str, employees: str, absences: Optional[str], actor: str
-) -> ImportResult | RosterError:
+def apply_roster_task(departments: str, employees: str, absences: str | None, actor: str) -> ImportResult | RosterError:
     """The whole import in one transaction. A refused roster is returned (not raised): it is an answer,
     not a crash, and retrying cannot change it."""
-    from frontline.roster import import_roster
+    from frontline.people.roster import import_roster
     from models import session_scope
 
     try:
@@ -39,12 +35,12 @@ def apply_roster_task(
 
 @flow(name="import-roster", flow_run_name=run_name("import-roster"))
 def import_roster_flow(
-    departments: str, employees: str, absences: Optional[str] = None, actor: str = "flow:import-roster"
+    departments: str, employees: str, absences: str | None = None, actor: str = "flow:import-roster"
 ) -> ImportResult:
     """Import departments.csv, employees.csv and optionally absences.csv (paths) into the database.
 
     A refused roster fails the run (state message lists the problems; calling the flow raises
-    :class:`~frontline.roster.RosterError`) and writes nothing.
+    :class:`~frontline.people.roster.RosterError`) and writes nothing.
     """
     result = apply_roster_task(departments, employees, absences, actor)
     if isinstance(result, RosterError):
@@ -60,7 +56,7 @@ def import_roster_flow(
         table=[{"what": k, "count": v} for k, v in result.counts().items()],
         description=f"Roster import: {result.summary()}",
     )
-    from frontline.events import emit_new_hires
+    from frontline.people.events import emit_new_hires
 
     emit_new_hires(result.new_hire_ids, source="roster-import")  # triggers the onboard-new-hire deployment
     return result

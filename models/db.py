@@ -46,7 +46,7 @@ def _engine_for(url: str) -> Engine:
 def get_engine(url: str | None = None) -> Engine:
     """The engine for ``url`` (default: the configured database), created once per URL."""
     if url is None:
-        from frontline.settings import get_settings
+        from frontline.core.settings import get_settings
 
         url = get_settings().database_url
     return _engine_for(normalise_url(url))

@@ -7,25 +7,22 @@ Conventions: surrogate integer primary keys; stable business keys (``Employee.em
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from typing import Any, Optional
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    """Aware UTC now (what the tables store)."""
-    return datetime.now(timezone.utc)
+from frontline.core.clock import utcnow
 
 
 class Department(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200, unique=True, index=True)
     head_name: str = Field(max_length=200)
     head_email: str = Field(max_length=320)
     digest_recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    max_away_fraction: Optional[float] = Field(default=None, ge=0, le=1)
+    max_away_fraction: float | None = Field(default=None, ge=0, le=1)
     digest_when_empty: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -34,7 +31,7 @@ class Department(SQLModel, table=True):
 class Employee(SQLModel, table=True):
     __table_args__ = (Index("ix_employee_department_active", "department_id", "active"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     employee_id: str = Field(max_length=100, unique=True, index=True, description="Stable external id (HR system)")
     name: str = Field(max_length=300)
     email: str = Field(max_length=320, unique=True, index=True)
@@ -47,11 +44,11 @@ class Employee(SQLModel, table=True):
     skills: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     is_mentor: bool = False
     mentor_capacity: int = Field(default=0, ge=0)
-    last_rotation: Optional[date] = None
+    last_rotation: date | None = None
     active: bool = True
-    left_on: Optional[date] = None
-    exempt_until: Optional[date] = None
-    exempt_reason: Optional[str] = None
+    left_on: date | None = None
+    exempt_until: date | None = None
+    exempt_reason: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -59,7 +56,7 @@ class Employee(SQLModel, table=True):
 class Absence(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("employee_id", "start", "end", name="uq_absence_span"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     employee_id: int = Field(foreign_key="employee.id", index=True)
     start: date
     end: date = Field(description="Last day of the absence (inclusive)")
@@ -71,7 +68,7 @@ class Rotation(SQLModel, table=True):
 
     __table_args__ = (Index("ix_rotation_start_status", "start", "status"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     employee_id: int = Field(foreign_key="employee.id", index=True)
     start: date = Field(description="Monday the rotation starts (organisation time zone)")
     end: date = Field(description="Last day (Sunday) of the rotation, inclusive")
@@ -80,14 +77,14 @@ class Rotation(SQLModel, table=True):
     locked: bool = False
     due: date = Field(description="Monday of the week the rotation was due")
     sequence: int = Field(default=0, description="iCalendar SEQUENCE of the last announced version")
-    announced_start: Optional[date] = Field(default=None, description="Start date last sent to the rotator")
-    announced_state: Optional[str] = Field(
+    announced_start: date | None = Field(default=None, description="Start date last sent to the rotator")
+    announced_state: str | None = Field(
         default=None, max_length=16, description="None (never announced) | invited | cancelled: what invites last said"
     )
-    announced_mentor_id: Optional[int] = Field(
+    announced_mentor_id: int | None = Field(
         default=None, foreign_key="employee.id", description="Mentor named in the last invite (to cancel if replaced)"
     )
-    change_reason: Optional[str] = Field(default=None, sa_column=Column(Text))
+    change_reason: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -95,15 +92,15 @@ class Rotation(SQLModel, table=True):
 class PlanRun(SQLModel, table=True):
     """The outcome of one planner run (what was decided, how good it is, who could not be placed)."""
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     started_at: datetime = Field(default_factory=utcnow)
     horizon_start: date
     horizon_weeks: int
     dry_run: bool = False
     planned: int = 0
-    objective: Optional[float] = None
-    lower_bound: Optional[float] = None
-    solve_seconds: Optional[float] = None
+    objective: float | None = None
+    lower_bound: float | None = None
+    solve_seconds: float | None = None
     summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     unplaced: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
@@ -111,15 +108,15 @@ class PlanRun(SQLModel, table=True):
 class MentorPairing(SQLModel, table=True):
     __table_args__ = (Index("ix_pairing_mentor_status", "mentor_id", "status"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     rotation_id: int = Field(foreign_key="rotation.id", index=True)
     mentor_id: int = Field(foreign_key="employee.id")
     status: str = Field(default="active", max_length=16, description="active | replaced | cancelled")
-    score: Optional[float] = None
-    checkin_weekday: Optional[int] = Field(default=None, ge=0, le=6, description="0 = Monday")
-    checkin_time_utc: Optional[str] = Field(default=None, max_length=5, description="HH:MM in UTC")
+    score: float | None = None
+    checkin_weekday: int | None = Field(default=None, ge=0, le=6, description="0 = Monday")
+    checkin_time_utc: str | None = Field(default=None, max_length=5, description="HH:MM in UTC")
     sequence: int = 0
-    reason: Optional[str] = Field(default=None, sa_column=Column(Text))
+    reason: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -130,12 +127,12 @@ class PairingFeedback(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("pairing_id", "role", name="uq_feedback_pairing_role"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     pairing_id: int = Field(foreign_key="mentorpairing.id", index=True)
     role: str = Field(max_length=16, description="rotator | mentor")
     rotation_usefulness: int = Field(ge=1, le=5, description="How useful was the rotation (1-5)")
     usefulness: int = Field(ge=1, le=5, description="How useful was the pairing (1-5)")
-    comment: Optional[str] = Field(default=None, sa_column=Column(Text))
+    comment: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -146,13 +143,13 @@ class Observation(SQLModel, table=True):
         Index("ix_observation_target_created", "target_department_id", "created_at"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
-    client_request_id: Optional[str] = Field(default=None, max_length=100, unique=True)
-    rotator_id: Optional[int] = Field(default=None, foreign_key="employee.id", index=True)
-    rotation_id: Optional[int] = Field(default=None, foreign_key="rotation.id")
+    id: int | None = Field(default=None, primary_key=True)
+    client_request_id: str | None = Field(default=None, max_length=100, unique=True)
+    rotator_id: int | None = Field(default=None, foreign_key="employee.id", index=True)
+    rotation_id: int | None = Field(default=None, foreign_key="rotation.id")
     created_at: datetime = Field(default_factory=utcnow)
     text: str = Field(sa_column=Column(Text, nullable=False), description="What happened (PII redacted)")
-    suggestion: Optional[str] = Field(default=None, sa_column=Column(Text))
+    suggestion: str | None = Field(default=None, sa_column=Column(Text))
     impact: int = Field(ge=1, le=5)
     customer_count: int = Field(default=1, ge=0)
     product_area: str = Field(max_length=100)
@@ -161,36 +158,36 @@ class Observation(SQLModel, table=True):
     urgent: bool = False
     source: str = Field(default="web", max_length=16, description="web | api | cli | import")
     redactions: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    theme: Optional[str] = Field(default=None, max_length=200)
+    theme: str | None = Field(default=None, max_length=200)
     ack_state: str = Field(default="new", max_length=16, description="new | acknowledged | planned | fixed | wont_fix")
-    ack_by: Optional[str] = Field(default=None, max_length=320)
-    ack_at: Optional[datetime] = None
-    ack_note: Optional[str] = Field(default=None, sa_column=Column(Text))
-    escalated_at: Optional[datetime] = None
+    ack_by: str | None = Field(default=None, max_length=320)
+    ack_at: datetime | None = None
+    ack_note: str | None = Field(default=None, sa_column=Column(Text))
+    escalated_at: datetime | None = None
     escalation_level: int = 0
 
 
 class ApiToken(SQLModel, table=True):
     """A bearer token for the JSON API: per rotator (``employee_id`` set) or per integration (``None``)."""
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
-    employee_id: Optional[int] = Field(default=None, foreign_key="employee.id", index=True)
-    token_hash: str = Field(max_length=128, unique=True, description="sha256 of the secret (frontline.security)")
+    employee_id: int | None = Field(default=None, foreign_key="employee.id", index=True)
+    token_hash: str = Field(max_length=128, unique=True, description="sha256 of the secret (frontline.core.security)")
     created_at: datetime = Field(default_factory=utcnow)
-    revoked_at: Optional[datetime] = None
+    revoked_at: datetime | None = None
 
 
 class ConsoleUser(SQLModel, table=True):
     """A person allowed into the HR web console as HR admin (department heads and rotators need no row:
     their role comes from ``Department.head_email`` / ``Employee.email``)."""
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True, index=True, description="lower-case sign-in address")
     role: str = Field(default="hr", max_length=16, description="hr")
     added_by: str = Field(default="cli", max_length=320)
     created_at: datetime = Field(default_factory=utcnow)
-    disabled_at: Optional[datetime] = None
+    disabled_at: datetime | None = None
 
 
 class OutboundMessage(SQLModel, table=True):
@@ -198,7 +195,7 @@ class OutboundMessage(SQLModel, table=True):
 
     __table_args__ = (Index("ix_outbound_state_next", "state", "next_attempt_at"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=300, unique=True)
     kind: str = Field(max_length=32, index=True)
     recipient: str = Field(max_length=320)
@@ -207,22 +204,22 @@ class OutboundMessage(SQLModel, table=True):
     mime: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     state: str = Field(default="pending", max_length=16, description="pending | sending | sent | failed")
     attempts: int = 0
-    last_error: Optional[str] = Field(default=None, sa_column=Column(Text))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     next_attempt_at: datetime = Field(default_factory=utcnow)
-    sent_at: Optional[datetime] = None
+    sent_at: datetime | None = None
 
 
 class CalendarFeedToken(SQLModel, table=True):
     """A secret calendar subscription URL: one person's feed, or the team feed when ``employee_id`` is None.
     Only the SHA-256 of the token is stored; the token itself is shown once."""
 
-    id: Optional[int] = Field(default=None, primary_key=True)
-    employee_id: Optional[int] = Field(default=None, foreign_key="employee.id", index=True)
+    id: int | None = Field(default=None, primary_key=True)
+    employee_id: int | None = Field(default=None, foreign_key="employee.id", index=True)
     token_hash: str = Field(max_length=64, unique=True)
     label: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
-    revoked_at: Optional[datetime] = None
+    revoked_at: datetime | None = None
 
 
 class DigestOptOut(SQLModel, table=True):
@@ -230,7 +227,7 @@ class DigestOptOut(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("department_id", "email", name="uq_digest_optout"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     department_id: int = Field(foreign_key="department.id", index=True)
     email: str = Field(max_length=320)
     created_at: datetime = Field(default_factory=utcnow)
@@ -239,11 +236,11 @@ class DigestOptOut(SQLModel, table=True):
 class AuditEvent(SQLModel, table=True):
     __table_args__ = (Index("ix_audit_subject", "subject_type", "subject_id"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, index=True)
     actor: str = Field(max_length=320, description="who: a user email, 'cli', or a flow name")
     action: str = Field(max_length=100, index=True)
-    subject_type: Optional[str] = Field(default=None, max_length=50)
-    subject_id: Optional[str] = Field(default=None, max_length=100)
-    reason: Optional[str] = Field(default=None, sa_column=Column(Text))
+    subject_type: str | None = Field(default=None, max_length=50)
+    subject_id: str | None = Field(default=None, max_length=100)
+    reason: str | None = Field(default=None, sa_column=Column(Text))
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -118,7 +118,7 @@ def sqlite_engine(sqlite_database):
 
 
 def _configure(monkeypatch, tmp_path: Path, url: str):
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     monkeypatch.setenv("FRONTLINE_DATABASE_URL", url)
     monkeypatch.setenv("FRONTLINE_OUTBOX_DIR", str(tmp_path / "outbox"))
@@ -149,6 +149,8 @@ def prefect_harness():
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        with prefect_test_harness(server_startup_timeout=120):
-            yield
+    with (
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        prefect_test_harness(server_startup_timeout=120),
+    ):
+        yield

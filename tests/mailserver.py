@@ -65,7 +65,7 @@ class SMTPServer:
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}?tls=none"
 
-    def start(self) -> "SMTPServer":
+    def start(self) -> SMTPServer:
         self.controller.start()
         return self
 
@@ -86,7 +86,7 @@ def make_certificate(directory) -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -128,8 +128,14 @@ class TLSServer(SMTPServer):
                 self.logins.append(auth_data.login.decode())
             return AuthResult(success=ok)
 
-        common = dict(hostname="127.0.0.1", port=self.port, server_hostname="localhost", ready_timeout=5.0,
-                      authenticator=authenticator, auth_required=True)
+        common = dict(
+            hostname="127.0.0.1",
+            port=self.port,
+            server_hostname="localhost",
+            ready_timeout=5.0,
+            authenticator=authenticator,
+            auth_required=True,
+        )
         if implicit:
             # the whole connection is TLS; aiosmtpd only counts STARTTLS as TLS for AUTH, so lift that check
             self.controller = Controller(self.handler, ssl_context=ctx, auth_require_tls=False, **common)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import shutil
 from datetime import date, timedelta
-from email import message_from_bytes, policy as email_policy
+from email import message_from_bytes
+from email import policy as email_policy
 from pathlib import Path
 
 from sqlmodel import Session, select
@@ -40,18 +41,35 @@ def org(session: Session) -> dict:
     """Departments Support, Engineering, Finance, Product, Operations; a rotator (Finance) on rotation
     this week with an active mentor pairing; a second rotator with no rotation."""
     depts = {}
-    for name, head in [("Support", "sam"), ("Engineering", "erin"), ("Finance", "fiona"), ("Product", "pat"),
-                       ("Operations", "olga")]:
-        d = Department(name=name, head_name=head.title() + " Head", head_email=f"{head}.head@example.com",
-                       digest_recipients=[f"{name.lower()}-leads@example.com", f"{head}.head@example.com"])
+    for name, head in [
+        ("Support", "sam"),
+        ("Engineering", "erin"),
+        ("Finance", "fiona"),
+        ("Product", "pat"),
+        ("Operations", "olga"),
+    ]:
+        d = Department(
+            name=name,
+            head_name=head.title() + " Head",
+            head_email=f"{head}.head@example.com",
+            digest_recipients=[f"{name.lower()}-leads@example.com", f"{head}.head@example.com"],
+        )
         session.add(d)
         depts[name] = d
     session.flush()
 
     def person(eid, name, dept, mentor=False):
-        e = Employee(employee_id=eid, name=name, email=f"{eid.lower()}@example.com", department_id=depts[dept].id,
-                     hire_date=date(2020, 1, 1), timezone="Europe/Berlin", country="DE", is_mentor=mentor,
-                     mentor_capacity=2 if mentor else 0)
+        e = Employee(
+            employee_id=eid,
+            name=name,
+            email=f"{eid.lower()}@example.com",
+            department_id=depts[dept].id,
+            hire_date=date(2020, 1, 1),
+            timezone="Europe/Berlin",
+            country="DE",
+            is_mentor=mentor,
+            mentor_capacity=2 if mentor else 0,
+        )
         session.add(e)
         return e
 
@@ -61,8 +79,14 @@ def org(session: Session) -> dict:
     session.flush()
     today = date.today()
     monday = today - timedelta(days=today.weekday())
-    rotation = Rotation(employee_id=rotator.id, start=monday - timedelta(days=7), end=monday + timedelta(days=20),
-                        kind="cycle", status="invited", due=monday - timedelta(days=7))
+    rotation = Rotation(
+        employee_id=rotator.id,
+        start=monday - timedelta(days=7),
+        end=monday + timedelta(days=20),
+        kind="cycle",
+        status="invited",
+        due=monday - timedelta(days=7),
+    )
     session.add(rotation)
     session.flush()
     session.add(MentorPairing(rotation_id=rotation.id, mentor_id=mentor.id, status="active"))

@@ -7,13 +7,21 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import make_database
 from sqlalchemy import func, insert, select
 from sqlalchemy import types as satypes
 from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
-from frontline.backup import BackupError, _base_type, _is_json, export_state, import_state, row_counts, tables
-from conftest import make_database
+from frontline.operations.backup import (
+    BackupError,
+    _base_type,
+    _is_json,
+    export_state,
+    import_state,
+    row_counts,
+    tables,
+)
 
 ROWS_PER_TABLE = 3
 
@@ -29,7 +37,7 @@ def _value(table, column, i: int, ids: dict[str, list[int]]):
     if isinstance(base, satypes.LargeBinary):
         return bytes(range(256)) + i.to_bytes(2, "big")  # every byte value, NUL included
     if isinstance(base, satypes.DateTime):
-        return dt.datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=dt.timezone.utc) + dt.timedelta(days=i)
+        return dt.datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=dt.UTC) + dt.timedelta(days=i)
     if isinstance(base, satypes.Date):
         return dt.date(2026, 1, 5) + dt.timedelta(weeks=i)
     if isinstance(base, satypes.Boolean):
@@ -81,18 +89,19 @@ def run_a_company(url: str, engine, tmp_path, monkeypatch) -> None:
     invites, an observation, digests, mail delivery), as the demo does, on ``engine``."""
     from datetime import date, timedelta
 
-    from frontline import synth
-    from frontline.digests import iso_week, queue_digests
-    from frontline.invites import process_invites, rotations_to_announce
-    from frontline.mail.delivery import deliver_pending
-    from frontline.mentoring import pair_mentors
-    from frontline.observations import submit
-    from frontline.planning import plan_rotations
-    from frontline.policy import load_policy
-    from frontline.roster import import_roster
-    from frontline.settings import get_settings
     from sqlmodel import select as sm_select
 
+    from frontline.calendar.invites import process_invites, rotations_to_announce
+    from frontline.core.clock import iso_week
+    from frontline.core.policy import load_policy
+    from frontline.core.settings import get_settings
+    from frontline.demo import synth
+    from frontline.digests.service import queue_digests
+    from frontline.mail.delivery import deliver_pending
+    from frontline.mentors.service import pair_mentors
+    from frontline.observations.intake import submit
+    from frontline.people.roster import import_roster
+    from frontline.rotations.service import plan_rotations
     from models import Employee, Rotation, session_scope
 
     policy_path = tmp_path / "frontline.toml"
@@ -115,8 +124,19 @@ def run_a_company(url: str, engine, tmp_path, monkeypatch) -> None:
         process_invites(s, rotations_to_announce(s, today, 26), as_of=today, announce_weeks=26)
     with session_scope(engine) as s:
         rotator = s.exec(sm_select(Employee).join(Rotation, Rotation.employee_id == Employee.id)).first()
-        submit(s, rotator, {"text": "Customer ann@example.org could not export – «Zoë»", "impact": 4,
-                            "product_area": "export", "category": "bug", "urgent": True}, "api", policy=policy)
+        submit(
+            s,
+            rotator,
+            {
+                "text": "Customer ann@example.org could not export – «Zoë»",
+                "impact": 4,
+                "product_area": "export",
+                "category": "bug",
+                "urgent": True,
+            },
+            "api",
+            policy=policy,
+        )
     with session_scope(engine) as s:
         queue_digests(s, iso_week(today + timedelta(days=7)))
         queue_digests(s, iso_week(today))
@@ -162,7 +182,8 @@ def test_sqlite_to_postgres_round_trip_keeps_every_row(tmp_path, monkeypatch):
         with dst.begin() as conn:
             t = SQLModel.metadata.tables["auditevent"]
             new_id = conn.execute(
-                insert(t).values(at=dt.datetime.now(dt.timezone.utc), actor="test", action="after-import", details={})
+                insert(t)
+                .values(at=dt.datetime.now(dt.UTC), actor="test", action="after-import", details={})
                 .returning(t.c.id)
             ).scalar_one()
         assert new_id > max(r["id"] for r in before["auditevent"])
@@ -220,7 +241,7 @@ def test_truncated_or_corrupt_file_imports_nothing(tmp_path):
 
 def test_cli_export_and_import_state(tmp_path, monkeypatch):
     from frontline.cli import app
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     runner = CliRunner()
     gen = make_database("sqlite", tmp_path / "a")
@@ -253,4 +274,3 @@ def test_cli_export_and_import_state(tmp_path, monkeypatch):
         from models.db import _engine_for
 
         _engine_for.cache_clear()
-

@@ -3,7 +3,7 @@ recurring-ical-events; daylight-saving behaviour of weekly check-in series."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from zoneinfo import ZoneInfo
 
@@ -12,7 +12,7 @@ import recurring_ical_events
 from ical.calendar_stream import IcsCalendarStream
 from icalendar import Calendar
 
-from frontline.calendar import (
+from frontline.calendar.ics import (
     AllDayEvent,
     ItipObject,
     Person,
@@ -22,7 +22,7 @@ from frontline.calendar import (
     invite_message,
     itip_calendar,
 )
-from frontline.invites import checkin_series
+from frontline.calendar.invites import checkin_series
 from models import Employee, MentorPairing, Rotation
 
 ORG = Person("Frontline", "frontline@example.com")
@@ -33,8 +33,13 @@ def strict(ics: bytes):
 
 
 def test_rotation_request_is_all_day_transparent_with_exclusive_end():
-    obj = ItipObject("REQUEST", AllDayEvent("rotation-7@example.com", "Rotation", date(2026, 3, 2), date(2026, 3, 29)), 0, ORG,
-                     [Person('Doe, "Bob";\r\nInjected:x', "bob@example.com")])
+    obj = ItipObject(
+        "REQUEST",
+        AllDayEvent("rotation-7@example.com", "Rotation", date(2026, 3, 2), date(2026, 3, 29)),
+        0,
+        ORG,
+        [Person('Doe, "Bob";\r\nInjected:x', "bob@example.com")],
+    )
     ics = itip_calendar(obj).to_ical()
     text = ics.decode()
     assert "DTSTART;VALUE=DATE:20260302\r\n" in text and "DTEND;VALUE=DATE:20260330\r\n" in text
@@ -54,8 +59,13 @@ def test_rotation_request_is_all_day_transparent_with_exclusive_end():
 
 
 def test_cancel_carries_status_cancelled():
-    obj = ItipObject("CANCEL", AllDayEvent("rotation-7@example.com", "Rotation", date(2026, 3, 2), date(2026, 3, 29)), 3, ORG,
-                     [Person("Bob", "bob@example.com")])
+    obj = ItipObject(
+        "CANCEL",
+        AllDayEvent("rotation-7@example.com", "Rotation", date(2026, 3, 2), date(2026, 3, 29)),
+        3,
+        ORG,
+        [Person("Bob", "bob@example.com")],
+    )
     cal = Calendar.from_ical(itip_calendar(obj).to_ical())
     assert str(cal["METHOD"]) == "CANCEL"
     event = cal.walk("VEVENT")[0]
@@ -63,8 +73,13 @@ def test_cancel_carries_status_cancelled():
 
 
 def test_invite_mime_layout_and_method_match():
-    obj = ItipObject("REQUEST", AllDayEvent("rotation-1@example.com", "Rotation", date(2026, 3, 2), date(2026, 3, 29)), 1, ORG,
-                     [Person("Bob", "bob@example.com")])
+    obj = ItipObject(
+        "REQUEST",
+        AllDayEvent("rotation-1@example.com", "Rotation", date(2026, 3, 2), date(2026, 3, 29)),
+        1,
+        ORG,
+        [Person("Bob", "bob@example.com")],
+    )
     msg = invite_message(obj, to=obj.attendees[0], subject="s", text="plain", html="<p>html</p>")
     parsed = message_from_bytes(msg.as_bytes(), policy=policy.default)
     layout = [(p.get_content_type(), p.get_filename()) for p in parsed.walk()]
@@ -95,8 +110,16 @@ def test_itip_needs_attendees_and_known_method():
 
 def _series(zone: str, start: date, weekday: int, utc_time: str):
     rotation = Rotation(id=1, employee_id=1, start=start, end=start + timedelta(days=27), kind="cycle", due=start)
-    mentor = Employee(id=2, employee_id="m", name="M", email="m@example.com", department_id=1,
-                      hire_date=date(2020, 1, 1), timezone=zone, country="DE")
+    mentor = Employee(
+        id=2,
+        employee_id="m",
+        name="M",
+        email="m@example.com",
+        department_id=1,
+        hire_date=date(2020, 1, 1),
+        timezone=zone,
+        country="DE",
+    )
     pairing = MentorPairing(id=1, rotation_id=1, mentor_id=2, checkin_weekday=weekday, checkin_time_utc=utc_time)
     return checkin_series(rotation, pairing, mentor, 30, ZoneInfo("UTC"))
 
@@ -118,8 +141,14 @@ def test_weekly_checkins_keep_local_time_across_dst(zone, start, utc_time, local
     series = _series(zone, start, 2, utc_time)  # Wednesdays
     assert series.count == 4 and series.first.hour == local_hour
     assert series.kickoff is not None and series.kickoff.weekday() == 0 and series.kickoff.hour == local_hour
-    event = TimedEvent("checkins-1@example.com", "Check-in", series.first, timedelta(minutes=30), weekly_count=series.count,
-                       overrides=series.overrides("R / M"))
+    event = TimedEvent(
+        "checkins-1@example.com",
+        "Check-in",
+        series.first,
+        timedelta(minutes=30),
+        weekly_count=series.count,
+        overrides=series.overrides("R / M"),
+    )
     obj = ItipObject("REQUEST", event, 0, ORG, [Person("R", "r@example.com"), Person("M", "m@example.com")])
     ics = itip_calendar(obj).to_ical()
     text = ics.decode()
@@ -130,7 +159,7 @@ def test_weekly_checkins_keep_local_time_across_dst(zone, start, utc_time, local
         starts = sorted(o["DTSTART"].dt for o in occurrences)
         assert len(starts) == 4
         assert [s.astimezone(ZoneInfo(zone)).hour for s in starts] == [local_hour] * 4
-        assert [s.astimezone(timezone.utc).hour for s in starts] == utc_hours
+        assert [s.astimezone(UTC).hour for s in starts] == utc_hours
         assert [s.weekday() for s in starts] == [0, 2, 2, 2]  # week 1: the kickoff on the first day
         titles = [str(o["SUMMARY"]) for o in sorted(occurrences, key=lambda o: o["DTSTART"].dt)]
         assert titles == ["Kickoff: R / M", "Check-in", "Check-in", "Wrap-up: R / M"]

@@ -97,8 +97,16 @@ def test_roster_import_with_bad_files_exits_non_zero_and_lists_problems_on_stder
     paths["absences"].write_text("employee_id,start,end,reason\nE404,2027-01-01,2026-12-01,PTO\n", encoding="utf-8")
     result = runner.invoke(
         app,
-        ["roster", "import", "--departments", str(paths["departments"]), "--employees", str(paths["employees"]),
-         "--absences", str(paths["absences"])],
+        [
+            "roster",
+            "import",
+            "--departments",
+            str(paths["departments"]),
+            "--employees",
+            str(paths["employees"]),
+            "--absences",
+            str(paths["absences"]),
+        ],
     )
     assert result.exit_code == 1
     e, a = paths["employees"], paths["absences"]
@@ -127,8 +135,15 @@ def test_roster_import_without_flow(sqlite_settings, tmp_path):
     from models import Employee, get_engine
 
     paths = _copy_examples(tmp_path)
-    args = ["roster", "import", "--no-flow", "--departments", str(paths["departments"]),
-            "--employees", str(paths["employees"])]
+    args = [
+        "roster",
+        "import",
+        "--no-flow",
+        "--departments",
+        str(paths["departments"]),
+        "--employees",
+        str(paths["employees"]),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "roster imported: departments 4 new" in result.stdout
@@ -144,13 +159,22 @@ def test_roster_import_runs_as_a_prefect_flow(prefect_harness, sqlite_settings, 
     from prefect.artifacts import Artifact
 
     from flows.roster import import_roster_flow
-    from frontline.roster import RosterError
+    from frontline.people.roster import RosterError
     from models import AuditEvent, get_engine
 
     paths = _copy_examples(tmp_path)
     result = runner.invoke(
-        app, ["roster", "import", "--departments", str(paths["departments"]), "--employees", str(paths["employees"]),
-              "--absences", str(paths["absences"])],
+        app,
+        [
+            "roster",
+            "import",
+            "--departments",
+            str(paths["departments"]),
+            "--employees",
+            str(paths["employees"]),
+            "--absences",
+            str(paths["absences"]),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "employees 8 new" in result.stdout

@@ -87,7 +87,9 @@ def test_plan_export_to_an_unwritable_path_is_a_clear_error(sqlite_settings, tmp
 
 
 def test_digest_preview_into_a_path_that_is_a_file_is_a_clear_error(sqlite_settings, tmp_path):
-    (tmp_path / "frontline.toml").write_bytes((Path(__file__).resolve().parent.parent / "frontline.example.toml").read_bytes())
+    (tmp_path / "frontline.toml").write_bytes(
+        (Path(__file__).resolve().parent.parent / "frontline.example.toml").read_bytes()
+    )
     not_a_folder = tmp_path / "previews"
     not_a_folder.write_text("I am a file\n", encoding="utf-8")
     result = runner.invoke(app, ["digest", "send", "--week", "2026-W48", "--preview", str(not_a_folder)])
@@ -97,7 +99,9 @@ def test_digest_preview_into_a_path_that_is_a_file_is_a_clear_error(sqlite_setti
 
 
 def test_mentors_with_a_bad_from_date_names_the_from_option(sqlite_settings, tmp_path):
-    (tmp_path / "frontline.toml").write_bytes((Path(__file__).resolve().parent.parent / "frontline.example.toml").read_bytes())
+    (tmp_path / "frontline.toml").write_bytes(
+        (Path(__file__).resolve().parent.parent / "frontline.example.toml").read_bytes()
+    )
     result = runner.invoke(app, ["mentors", "--from", "2026-02-30"])
     _no_traceback(result)
     assert result.exit_code == 1
@@ -106,7 +110,7 @@ def test_mentors_with_a_bad_from_date_names_the_from_option(sqlite_settings, tmp
 
 @pytest.mark.parametrize("url", ["foo://bar", "not a url"])
 def test_an_unusable_database_url_is_a_clear_error(sqlite_settings, monkeypatch, url):
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     monkeypatch.setenv("FRONTLINE_DATABASE_URL", url)
     get_settings.cache_clear()
@@ -117,7 +121,7 @@ def test_an_unusable_database_url_is_a_clear_error(sqlite_settings, monkeypatch,
 
 
 def test_an_invalid_setting_is_a_clear_error_before_any_command_runs(sqlite_settings, monkeypatch):
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     monkeypatch.setenv("FRONTLINE_TIMEZONE", "Nowhere/Atlantis")
     monkeypatch.setenv("FRONTLINE_BASE_URL", "frontline.example.com")
@@ -166,13 +170,16 @@ def test_roster_with_a_nul_byte_in_a_cell_is_refused_naming_row_and_column(setti
     )
     _no_traceback(result)
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[0] == f"{departments}:2: head_email: contains the control character U+0000; remove it"
+    assert (
+        result.stderr.splitlines()[0]
+        == f"{departments}:2: head_email: contains the control character U+0000; remove it"
+    )
     with Session(get_engine()) as s:
         assert s.exec(select(Department)).all() == []
 
 
 def test_init_with_a_policy_path_in_a_missing_folder_says_so(sqlite_settings, monkeypatch, tmp_path):
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     policy = tmp_path / "no-such-folder" / "frontline.toml"
     monkeypatch.setenv("FRONTLINE_POLICY_PATH", str(policy))
@@ -195,7 +202,7 @@ def test_demo_with_a_dir_that_is_a_file_says_so(tmp_path):
 
 
 def test_an_unreachable_database_is_a_clear_error_that_hides_the_password(sqlite_settings, monkeypatch):
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     monkeypatch.setenv("FRONTLINE_DATABASE_URL", "postgresql+psycopg://frontline:s3cret@127.0.0.1:1/frontline")
     get_settings.cache_clear()
@@ -215,8 +222,13 @@ def test_an_unreachable_prefect_api_is_a_clear_error(sqlite_settings):
     import sys
 
     env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:1/api"}
-    proc = subprocess.run([sys.executable, "-c", "from frontline.cli import main; main()", "mail", "send"], env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from frontline.cli import main; main()", "mail", "send"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "error: cannot reach the Prefect API at http://127.0.0.1:1/api (PREFECT_API_URL)" in proc.stderr
@@ -240,5 +252,6 @@ def test_pair_and_plan_with_a_policy_naming_no_existing_support_department_chang
         result = runner.invoke(app, args)
         _no_traceback(result)
         assert result.exit_code == 1
-        assert result.stderr.startswith("error: policy support_department 'Suport' is not a department of the "
-                                        "roster (known: Support)")
+        assert result.stderr.startswith(
+            "error: policy support_department 'Suport' is not a department of the roster (known: Support)"
+        )

@@ -30,7 +30,8 @@ def csrf_of(html: str) -> str:
 def signin_link_from_outbox(engine, to: str) -> str:
     with Session(engine) as s:
         row = s.exec(
-            select(OutboundMessage).where(OutboundMessage.kind == "signin", OutboundMessage.recipient == to)
+            select(OutboundMessage)
+            .where(OutboundMessage.kind == "signin", OutboundMessage.recipient == to)
             .order_by(OutboundMessage.id.desc())
         ).first()
         assert row is not None, f"no sign-in mail queued for {to}"
@@ -67,29 +68,84 @@ def company(settings, engine):
         people = []
         for i in range(6):
             dept = eng if i < 3 else fin
-            people.append(Employee(employee_id=f"E{i}", name=f"Person {i}", email=f"p{i}@example.com",
-                                   department_id=dept.id, hire_date=today - timedelta(days=800), timezone="Europe/Berlin",
-                                   country="DE", languages=["en"]))
-        people.append(Employee(employee_id="S1", name="Mentor One", email="m1@example.com", department_id=support.id,
-                               hire_date=today - timedelta(days=900), timezone="Europe/Berlin", country="DE",
-                               languages=["en"], is_mentor=True, mentor_capacity=2))
+            people.append(
+                Employee(
+                    employee_id=f"E{i}",
+                    name=f"Person {i}",
+                    email=f"p{i}@example.com",
+                    department_id=dept.id,
+                    hire_date=today - timedelta(days=800),
+                    timezone="Europe/Berlin",
+                    country="DE",
+                    languages=["en"],
+                )
+            )
+        people.append(
+            Employee(
+                employee_id="S1",
+                name="Mentor One",
+                email="m1@example.com",
+                department_id=support.id,
+                hire_date=today - timedelta(days=900),
+                timezone="Europe/Berlin",
+                country="DE",
+                languages=["en"],
+                is_mentor=True,
+                mentor_capacity=2,
+            )
+        )
         s.add_all(people)
         s.flush()
         start = today - timedelta(days=today.weekday()) + timedelta(weeks=2)
-        s.add(Rotation(employee_id=people[0].id, start=start, end=start + timedelta(days=27), kind="cycle",
-                       due=start - timedelta(weeks=3)))
-        s.add(Observation(rotator_id=people[0].id, text="Customers cannot find the export button",
-                          impact=3, product_area="export", category="confusing_ux", target_department_id=eng.id))
-        s.add(Observation(rotator_id=people[3].id, text="=HYPERLINK(\"http://evil.example\",\"click\")",
-                          suggestion="@SUM(1+1)", impact=2, product_area="billing", category="bug",
-                          target_department_id=fin.id, urgent=True))
-        s.add(Observation(rotator_id=people[4].id, text="-2+3 refunds take weeks", impact=4,
-                          product_area="billing", category="policy_pricing", target_department_id=fin.id))
+        s.add(
+            Rotation(
+                employee_id=people[0].id,
+                start=start,
+                end=start + timedelta(days=27),
+                kind="cycle",
+                due=start - timedelta(weeks=3),
+            )
+        )
+        s.add(
+            Observation(
+                rotator_id=people[0].id,
+                text="Customers cannot find the export button",
+                impact=3,
+                product_area="export",
+                category="confusing_ux",
+                target_department_id=eng.id,
+            )
+        )
+        s.add(
+            Observation(
+                rotator_id=people[3].id,
+                text='=HYPERLINK("http://evil.example","click")',
+                suggestion="@SUM(1+1)",
+                impact=2,
+                product_area="billing",
+                category="bug",
+                target_department_id=fin.id,
+                urgent=True,
+            )
+        )
+        s.add(
+            Observation(
+                rotator_id=people[4].id,
+                text="-2+3 refunds take weeks",
+                impact=4,
+                product_area="billing",
+                category="policy_pricing",
+                target_department_id=fin.id,
+            )
+        )
         add_hr(s, "hr@example.com", actor="test")
         s.commit()
-        ids = {"eng": eng.id, "fin": fin.id, "obs_eng": s.exec(select(Observation.id).where(
-            Observation.target_department_id == eng.id)).first(),
-            "obs_fin": s.exec(select(Observation.id).where(Observation.target_department_id == fin.id)).first()}
+        ids = {
+            "eng": eng.id,
+            "fin": fin.id,
+            "obs_eng": s.exec(select(Observation.id).where(Observation.target_department_id == eng.id)).first(),
+            "obs_fin": s.exec(select(Observation.id).where(Observation.target_department_id == fin.id)).first(),
+        }
     return ids
 
 
@@ -187,8 +243,8 @@ def test_csv_export_guards_against_formula_injection(client, engine):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     by_text = {row["text"]: row for row in rows}
-    assert "'=HYPERLINK(\"http://evil.example\",\"click\")" in by_text
-    assert by_text["'=HYPERLINK(\"http://evil.example\",\"click\")"]["suggestion"] == "'@SUM(1+1)"
+    assert '\'=HYPERLINK("http://evil.example","click")' in by_text
+    assert by_text['\'=HYPERLINK("http://evil.example","click")']["suggestion"] == "'@SUM(1+1)"
     assert "'-2+3 refunds take weeks" in by_text
     for row in rows:
         for value in row.values():
@@ -196,7 +252,7 @@ def test_csv_export_guards_against_formula_injection(client, engine):
 
 
 def test_spreadsheet_safe_cells():
-    from frontline.security import spreadsheet_safe
+    from frontline.core.security import spreadsheet_safe
 
     for bad in ["=1+1", "+1", "-1", "@x", "\tx", "\rx"]:
         assert spreadsheet_safe(bad) == "'" + bad
@@ -206,8 +262,15 @@ def test_spreadsheet_safe_cells():
 
 def test_observation_filters_and_escaping(client, engine, company):
     with Session(engine) as s:
-        s.add(Observation(text="<script>alert(1)</script> checkout broke", impact=5, product_area="checkout",
-                          category="bug", target_department_id=company["eng"]))
+        s.add(
+            Observation(
+                text="<script>alert(1)</script> checkout broke",
+                impact=5,
+                product_area="checkout",
+                category="bug",
+                target_department_id=company["eng"],
+            )
+        )
         s.commit()
     sign_in(client, engine, "hr@example.com")
     r = client.get("/console/observations", params={"q": "checkout"})
@@ -233,8 +296,10 @@ def test_roster_upload_with_bad_rows_shows_every_error_and_writes_nothing(client
     r = client.post(
         "/console/roster",
         data={"csrf_token": csrf_of(page.text)},
-        files={"departments": ("departments.csv", departments, "text/csv"),
-               "employees": ("employees.csv", employees, "text/csv")},
+        files={
+            "departments": ("departments.csv", departments, "text/csv"),
+            "employees": ("employees.csv", employees, "text/csv"),
+        },
     )
     assert r.status_code == 422
     assert "Nothing was imported" in r.text
@@ -281,8 +346,8 @@ def test_mentors_page_lists_load(client, engine, company):
 
 def _valid_monday(engine, rotation_id: int, within_weeks: int = 8) -> date:
     """A Monday the planner's hard rules accept for this rotation (blackouts in the policy vary with today)."""
-    from frontline.planning import PlanningError, validate_start
-    from frontline.policy import load_policy
+    from frontline.core.policy import load_policy
+    from frontline.rotations.service import PlanningError, validate_start
 
     pol = load_policy()
     with Session(engine) as s:
@@ -301,7 +366,7 @@ def _valid_monday(engine, rotation_id: int, within_weeks: int = 8) -> date:
 
 
 def test_move_needs_reason_and_confirmation_then_queues_invite_update(client, engine):
-    from frontline.invites import process_invites
+    from frontline.calendar.invites import process_invites
 
     with Session(engine) as s:
         rot = s.exec(select(Rotation)).first()
@@ -324,8 +389,11 @@ def test_move_needs_reason_and_confirmation_then_queues_invite_update(client, en
     assert r.status_code == 200 and "Confirm" in r.text and str(target) in r.text
     with Session(engine) as s:
         assert s.get(Rotation, rid).start == old_start  # the preview wrote nothing
-    r = client.post(url, data={"csrf_token": token, "new_start": target.isoformat(), "reason": "customer visit",
-                               "confirm": "yes"}, follow_redirects=False)
+    r = client.post(
+        url,
+        data={"csrf_token": token, "new_start": target.isoformat(), "reason": "customer visit", "confirm": "yes"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     r = client.get(r.headers["location"])
     assert "Calendar updates queued: 1" in r.text
@@ -343,8 +411,9 @@ def test_invalid_move_is_explained_and_heads_cannot_act(client, engine, company)
         rid = s.exec(select(Rotation.id)).first()
     sign_in(client, engine, "hr@example.com")
     token = csrf_of(client.get(f"/console/plan/rotations/{rid}").text)
-    r = client.post(f"/console/plan/rotations/{rid}/move",
-                    data={"csrf_token": token, "new_start": "2030-01-02", "reason": "x"})  # a Wednesday
+    r = client.post(
+        f"/console/plan/rotations/{rid}/move", data={"csrf_token": token, "new_start": "2030-01-02", "reason": "x"}
+    )  # a Wednesday
     assert r.status_code == 400 and "rotations start on a Monday" in r.text
     head = TestClient(client.app, base_url="http://frontline.test")
     sign_in(head, engine, "eve@example.com")
@@ -369,27 +438,43 @@ def test_dry_run_shows_the_diff_and_apply_writes_it(client, engine):
     with Session(engine) as s:
         assert len(s.exec(select(Rotation)).all()) == before  # nothing written
     run_id = re.search(r'name="preview_run" value="(\d+)"', r.text).group(1)
-    r = client.post("/console/plan/rerun/apply", data={"csrf_token": token, "weeks": "26", "reason": "",
-                                                       "preview_run": run_id})
+    r = client.post(
+        "/console/plan/rerun/apply", data={"csrf_token": token, "weeks": "26", "reason": "", "preview_run": run_id}
+    )
     assert r.status_code == 400
-    r = client.post("/console/plan/rerun/apply", data={"csrf_token": token, "weeks": "26", "reason": "quarterly plan",
-                                                       "preview_run": run_id})
+    r = client.post(
+        "/console/plan/rerun/apply",
+        data={"csrf_token": token, "weeks": "26", "reason": "quarterly plan", "preview_run": run_id},
+    )
     assert r.status_code == 200 and "Plan applied" in r.text and "differ" not in r.text
     with Session(engine) as s:
         assert len(s.exec(select(Rotation)).all()) > before
-        assert s.exec(select(AuditEvent).where(AuditEvent.action == "console.plan_apply")).one().reason == "quarterly plan"
+        assert (
+            s.exec(select(AuditEvent).where(AuditEvent.action == "console.plan_apply")).one().reason == "quarterly plan"
+        )
 
 
 def test_hr_re_pairs_a_rotator_with_another_mentor(client, engine, company):
-    from frontline import mentoring
-    from frontline.policy import load_policy
+    from frontline.core.policy import load_policy
+    from frontline.mentors import service as mentoring
     from models import MentorPairing
 
     with Session(engine) as s:
         support = s.exec(select(Department).where(Department.name == "Support")).one()
-        s.add(Employee(employee_id="S2", name="Mentor Two", email="m2@example.com", department_id=support.id,
-                       hire_date=date.today() - timedelta(days=900), timezone="Europe/Berlin", country="DE",
-                       languages=["en"], is_mentor=True, mentor_capacity=2))
+        s.add(
+            Employee(
+                employee_id="S2",
+                name="Mentor Two",
+                email="m2@example.com",
+                department_id=support.id,
+                hire_date=date.today() - timedelta(days=900),
+                timezone="Europe/Berlin",
+                country="DE",
+                languages=["en"],
+                is_mentor=True,
+                mentor_capacity=2,
+            )
+        )
         s.commit()
         mentoring.pair_mentors(s, load_policy(), actor="test")
         s.commit()
@@ -403,8 +488,10 @@ def test_hr_re_pairs_a_rotator_with_another_mentor(client, engine, company):
     assert r.status_code == 200 and "replaced by" in r.text  # the confirmation page
     with Session(engine) as s:
         assert s.exec(select(MentorPairing).where(MentorPairing.status == "active")).one().mentor_id == first_mentor
-    r = client.post(f"/console/plan/rotations/{rid}/repair",
-                    data={"csrf_token": token, "reason": "personal conflict", "confirm": "yes"})
+    r = client.post(
+        f"/console/plan/rotations/{rid}/repair",
+        data={"csrf_token": token, "reason": "personal conflict", "confirm": "yes"},
+    )
     assert r.status_code == 200
     with Session(engine) as s:
         active = s.exec(select(MentorPairing).where(MentorPairing.status == "active")).one()
@@ -438,15 +525,18 @@ def test_head_acknowledges_an_observation_and_the_rotator_is_told(client, engine
     sign_in(client, engine, "eve@example.com")
     page = client.get(f"/console/observations/{company['obs_eng']}")
     assert "Acknowledge" in page.text
-    r = client.post(f"/console/observations/{company['obs_eng']}/ack",
-                    data={"csrf_token": csrf_of(page.text), "state": "planned", "note": "fix in Q1"})
+    r = client.post(
+        f"/console/observations/{company['obs_eng']}/ack",
+        data={"csrf_token": csrf_of(page.text), "state": "planned", "note": "fix in Q1"},
+    )
     assert r.status_code == 200 and "Marked as planned" in r.text
     with Session(engine) as s:
         obs = s.get(Observation, company["obs_eng"])
         assert (obs.ack_state, obs.ack_by, obs.ack_note) == ("planned", "eve@example.com", "fix in Q1")
         assert s.exec(select(OutboundMessage).where(OutboundMessage.recipient == "p0@example.com")).first() is not None
-    r = client.post(f"/console/observations/{company['obs_fin']}/ack",
-                    data={"csrf_token": csrf_of(page.text), "state": "fixed"})
+    r = client.post(
+        f"/console/observations/{company['obs_fin']}/ack", data={"csrf_token": csrf_of(page.text), "state": "fixed"}
+    )
     assert r.status_code == 403
 
 
@@ -454,16 +544,29 @@ def test_good_roster_upload_imports_and_lists_new_hires_and_leavers(client, engi
     sign_in(client, engine, "hr@example.com")
     page = client.get("/console/roster")
     assert "No roster has been imported yet" in page.text
-    departments = ("department,head_name,head_email,max_away_fraction\nSupport,Sue Port,sue@example.com,\n"
-                   "Engineering,Eve Engineer,eve@example.com,\nFinance,Finn Ance,finn@example.com,\n")
+    departments = (
+        "department,head_name,head_email,max_away_fraction\nSupport,Sue Port,sue@example.com,\n"
+        "Engineering,Eve Engineer,eve@example.com,\nFinance,Finn Ance,finn@example.com,\n"
+    )
     header = "employee_id,name,email,department,title,hire_date,timezone,country,languages,skills,mentor,mentor_capacity,last_rotation\n"
-    keep = "".join(f"E{i},Person {i},p{i}@example.com,{'Engineering' if i < 3 else 'Finance'},,2024-01-01,Europe/Berlin,DE,en,,no,0,\n"
-                   for i in range(5))  # E5 is missing: a leaver
-    employees = header + keep + "S1,Mentor One,m1@example.com,Support,,2024-01-01,Europe/Berlin,DE,en,,yes,2,\n" \
+    keep = "".join(
+        f"E{i},Person {i},p{i}@example.com,{'Engineering' if i < 3 else 'Finance'},,2024-01-01,Europe/Berlin,DE,en,,no,0,\n"
+        for i in range(5)
+    )  # E5 is missing: a leaver
+    employees = (
+        header
+        + keep
+        + "S1,Mentor One,m1@example.com,Support,,2024-01-01,Europe/Berlin,DE,en,,yes,2,\n"
         + "N9,Zoë Ñew,zoe@example.com,Finance,,2026-11-02,Europe/Madrid,ES,es;en,,no,0,\n"
-    r = client.post("/console/roster", data={"csrf_token": csrf_of(page.text)},
-                    files={"departments": ("departments.csv", departments.encode("utf-8-sig"), "text/csv"),
-                           "employees": ("employees.csv", employees.encode(), "text/csv")})
+    )
+    r = client.post(
+        "/console/roster",
+        data={"csrf_token": csrf_of(page.text)},
+        files={
+            "departments": ("departments.csv", departments.encode("utf-8-sig"), "text/csv"),
+            "employees": ("employees.csv", employees.encode(), "text/csv"),
+        },
+    )
     assert r.status_code == 200, r.text
     assert "Imported:" in r.text
     new_hires = r.text.split('id="new-hires"')[1].split("</table>")[0]
@@ -498,14 +601,16 @@ def test_dashboard_participation_and_observation_figures(client, engine, company
 def test_dashboard_shows_wrap_up_feedback_per_role(client, engine, company):
     """Survey answers feed the dashboard: HR sees every mentor's rating; a head sees only the answers
     of their own department's rotators and no per-mentor table."""
-    from frontline.mentoring import save_feedback
+    from frontline.mentors.service import save_feedback
     from models import MentorPairing
 
     with Session(engine) as s:
         mentor = s.exec(select(Employee).where(Employee.employee_id == "S1")).one()
         rot_eng = s.exec(select(Rotation)).first()  # Person 0, Engineering
         fin_person = s.exec(select(Employee).where(Employee.employee_id == "E3")).one()
-        rot_fin = Rotation(employee_id=fin_person.id, start=rot_eng.start, end=rot_eng.end, kind="cycle", due=rot_eng.due)
+        rot_fin = Rotation(
+            employee_id=fin_person.id, start=rot_eng.start, end=rot_eng.end, kind="cycle", due=rot_eng.due
+        )
         s.add(rot_fin)
         s.flush()
         pairings = [MentorPairing(rotation_id=r.id, mentor_id=mentor.id) for r in (rot_eng, rot_fin)]
@@ -534,12 +639,26 @@ def test_plan_lists_unplaced_of_the_latest_applied_run(client, engine):
     from models import PlanRun
 
     with Session(engine) as s:
-        s.add(PlanRun(horizon_start=date.today(), horizon_weeks=4, dry_run=False,
-                      unplaced=[{"employee_id": "E3", "code": "no_seat", "reason": "no free seat in any allowed week"},
-                                {"employee_id": "E1", "code": "blocked", "reason": "absence covers the window"}]))
+        s.add(
+            PlanRun(
+                horizon_start=date.today(),
+                horizon_weeks=4,
+                dry_run=False,
+                unplaced=[
+                    {"employee_id": "E3", "code": "no_seat", "reason": "no free seat in any allowed week"},
+                    {"employee_id": "E1", "code": "blocked", "reason": "absence covers the window"},
+                ],
+            )
+        )
         s.commit()
-        s.add(PlanRun(horizon_start=date.today(), horizon_weeks=4, dry_run=True,
-                      unplaced=[{"employee_id": "E4", "code": "department_cap", "reason": "from a dry run"}]))
+        s.add(
+            PlanRun(
+                horizon_start=date.today(),
+                horizon_weeks=4,
+                dry_run=True,
+                unplaced=[{"employee_id": "E4", "code": "department_cap", "reason": "from a dry run"}],
+            )
+        )
         s.commit()
     sign_in(client, engine, "hr@example.com")
     table = client.get("/console/plan").text.split('id="unplaced"')[1].split("</table>")[0]
@@ -552,7 +671,7 @@ def test_plan_lists_unplaced_of_the_latest_applied_run(client, engine):
 
 
 def test_cookie_flags_and_tampered_session(client, engine, monkeypatch):
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     header = client.get("/console/signin").headers["set-cookie"]
     assert "HttpOnly" in header and "samesite=lax" in header.lower() and "Secure" not in header
@@ -581,15 +700,19 @@ def test_sign_in_returns_to_the_page_asked_for_and_never_off_site(client, engine
     r = client.get("/console/observations?urgent=1", follow_redirects=False)
     form = client.get(r.headers["location"]).text
     assert 'name="next" value="/console/observations?urgent=1"' in form
-    client.post("/console/signin", data={"email": "hr@example.com", "csrf_token": csrf_of(form),
-                                         "next": "/console/observations?urgent=1"})
+    client.post(
+        "/console/signin",
+        data={"email": "hr@example.com", "csrf_token": csrf_of(form), "next": "/console/observations?urgent=1"},
+    )
     path = "/" + signin_link_from_outbox(engine, "hr@example.com").split("/", 3)[3]
     r = client.post(path, data={"csrf_token": csrf_of(client.get(path).text)}, follow_redirects=False)
     assert r.headers["location"] == "/console/observations?urgent=1"
     other = TestClient(client.app, base_url="http://frontline.test")
     form = other.get("/console/signin").text
-    other.post("/console/signin", data={"email": "eve@example.com", "csrf_token": csrf_of(form),
-                                        "next": "https://evil.example/console"})
+    other.post(
+        "/console/signin",
+        data={"email": "eve@example.com", "csrf_token": csrf_of(form), "next": "https://evil.example/console"},
+    )
     path = "/" + signin_link_from_outbox(engine, "eve@example.com").split("/", 3)[3]
     r = other.post(path, data={"csrf_token": csrf_of(other.get(path).text)}, follow_redirects=False)
     assert r.headers["location"] == "/console"

@@ -33,8 +33,8 @@ def _free_port() -> int:
 
 def _seed(tmp: Path) -> dict:
     """Roster import of a generated 600-person company, the planner, and invites for the first weeks."""
-    from frontline.roster import apply_roster, parse_roster
-    from frontline.synth import generate_company, write_csvs
+    from frontline.demo.synth import generate_company, write_csvs
+    from frontline.people.roster import apply_roster, parse_roster
     from frontline.web.auth import add_hr
     from models import Department, Employee, Observation, Rotation, get_engine, init_db
 
@@ -46,16 +46,18 @@ def _seed(tmp: Path) -> dict:
         apply_roster(s, parsed, actor="test")
         add_hr(s, HR, actor="test")
         s.commit()
-    from frontline.policy import load_policy
+    from frontline.core.policy import load_policy
 
     pol = load_policy()
     monday = date.today() - timedelta(days=date.today().weekday())
-    from frontline import planning
+    from frontline.rotations import service as planning
 
     with Session(engine) as s:
         # A company in steady state: most long-serving people rotated at some point in the last year,
         # so the plan has both a backlog and room to move things around.
-        for i, e in enumerate(s.exec(select(Employee).where(Employee.last_rotation.is_(None)).order_by(Employee.id)).all()):
+        for i, e in enumerate(
+            s.exec(select(Employee).where(Employee.last_rotation.is_(None)).order_by(Employee.id)).all()
+        ):
             if e.hire_date < monday - timedelta(days=400) and i % 5:
                 e.last_rotation = monday - timedelta(days=30 + (i * 7) % 330)
                 s.add(e)
@@ -63,20 +65,32 @@ def _seed(tmp: Path) -> dict:
         result = planning.plan_rotations(s, pol, monday, 26, dry_run=False, actor="test")
         s.commit()
         assert result.planned > 100
-    from frontline.invites import process_invites
+    from frontline.calendar.invites import process_invites
 
     with Session(engine) as s:
-        soon = s.exec(select(Rotation.id).where(Rotation.status != "cancelled", Rotation.start <= monday + timedelta(weeks=6),
-                                                Rotation.end >= monday)).all()
+        soon = s.exec(
+            select(Rotation.id).where(
+                Rotation.status != "cancelled", Rotation.start <= monday + timedelta(weeks=6), Rotation.end >= monday
+            )
+        ).all()
         process_invites(s, list(soon), as_of=date.today(), announce_weeks=8)
         s.commit()
     with Session(engine) as s:
-        departments = s.exec(select(Department).where(Department.name != pol.support_department)
-                             .order_by(Department.name)).all()
+        departments = s.exec(
+            select(Department).where(Department.name != pol.support_department).order_by(Department.name)
+        ).all()
         a, b = departments[0], departments[1]
         rotator = s.exec(select(Employee).where(Employee.department_id == a.id)).first()
-        s.add(Observation(rotator_id=rotator.id, text=f"Only {b.name} may read this", impact=3, product_area="billing",
-                          category="bug", target_department_id=b.id))
+        s.add(
+            Observation(
+                rotator_id=rotator.id,
+                text=f"Only {b.name} may read this",
+                impact=3,
+                product_area="billing",
+                category="bug",
+                target_department_id=b.id,
+            )
+        )
         s.commit()
         employees = s.exec(select(Employee).where(Employee.active.is_(True))).all()
         move = _movable_invited_rotation(s, pol, monday)
@@ -85,11 +99,14 @@ def _seed(tmp: Path) -> dict:
 
 def _movable_invited_rotation(s: Session, pol, monday: date) -> dict:
     """An announced rotation and a Monday inside the invite window that the planner's hard rules allow."""
-    from frontline.planning import PlanningError, validate_start
+    from frontline.rotations.service import PlanningError, validate_start
     from models import Rotation
 
-    invited = s.exec(select(Rotation).where(Rotation.status == "invited", Rotation.start > monday)
-                     .order_by(Rotation.start, Rotation.id)).all()
+    invited = s.exec(
+        select(Rotation)
+        .where(Rotation.status == "invited", Rotation.start > monday)
+        .order_by(Rotation.start, Rotation.id)
+    ).all()
     for rot in invited:
         for weeks in range(1, 9):  # the 8-week invite window
             candidate = monday + timedelta(weeks=weeks)
@@ -107,7 +124,7 @@ def _movable_invited_rotation(s: Session, pol, monday: date) -> dict:
 def console_server(tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip("Debian Chromium (/usr/bin/chromium) is not installed; `make chromium` installs it")
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
     from models.db import _engine_for
 
     tmp = tmp_path_factory.mktemp("console")
@@ -122,7 +139,9 @@ def console_server(tmp_path_factory):
     # The example policy, with room to move a rotation whatever today's date (its year-end blackout
     # stacks the backlog into January, which at 10% can leave no department a free week to move to).
     policy_text = (ROOT / "frontline.example.toml").read_text(encoding="utf-8")
-    policy_text = re.sub(r"(?m)^max_department_away_fraction = [0-9.]+", "max_department_away_fraction = 0.25", policy_text)
+    policy_text = re.sub(
+        r"(?m)^max_department_away_fraction = [0-9.]+", "max_department_away_fraction = 0.25", policy_text
+    )
     policy_text = re.sub(r"(?m)^seats_per_week = \d+", "seats_per_week = 60", policy_text)
     Path(env["FRONTLINE_POLICY_PATH"]).write_text(policy_text, encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp:
@@ -132,9 +151,21 @@ def console_server(tmp_path_factory):
         get_settings.cache_clear()
         info = _seed(tmp)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "frontline.web.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            env={**os.environ, **env}, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "frontline.web.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env={**os.environ, **env},
+            cwd=ROOT,
         )
         try:
             deadline = time.monotonic() + 60
@@ -161,8 +192,9 @@ def browser(console_server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM),
-                               args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
         yield b
         b.close()
 
@@ -171,8 +203,11 @@ def _latest_signin_link(engine, to: str) -> str:
     from models import OutboundMessage
 
     with Session(engine) as s:
-        row = s.exec(select(OutboundMessage).where(OutboundMessage.kind == "signin", OutboundMessage.recipient == to)
-                     .order_by(OutboundMessage.id.desc())).first()
+        row = s.exec(
+            select(OutboundMessage)
+            .where(OutboundMessage.kind == "signin", OutboundMessage.recipient == to)
+            .order_by(OutboundMessage.id.desc())
+        ).first()
     assert row is not None, f"no sign-in link queued for {to}"
     part = next(p for p in email.message_from_bytes(row.mime).walk() if p.get_content_type() == "text/plain")
     return re.search(r"(http://\S+/console/signin/\S+)", part.get_payload(decode=True).decode()).group(1)
@@ -210,8 +245,10 @@ def test_hr_signs_in_views_plan_and_dashboard(browser, console_server, artifacts
             assert response.status == 200
             timings.append(_server_ms(response))
         rows = page.locator("#plan .days").count()
-        print(f"\nplan view, {console_server['employees']} employees ({rows} rows shown), 16 weeks: "
-              f"server time {', '.join(f'{t:.0f}' for t in timings)} ms (first, then warm)")
+        print(
+            f"\nplan view, {console_server['employees']} employees ({rows} rows shown), 16 weeks: "
+            f"server time {', '.join(f'{t:.0f}' for t in timings)} ms (first, then warm)"
+        )
         assert rows >= 400  # everyone outside support is on the plan
         assert page.locator("#plan a.rot").count() >= 40  # 20 seats, 4-week rotations: about 5 starts a week
         assert page.locator("#seat-load .gauge").count() == 16
@@ -251,14 +288,19 @@ def test_move_a_rotation_with_a_reason_queues_the_invite_update(browser, console
         with Session(console_server["engine"]) as s:
             rot = s.get(Rotation, rid)
             assert rot.start == target and rot.locked
-            event = s.exec(select(AuditEvent).where(AuditEvent.action == "rotation.move",
-                                                    AuditEvent.subject_id == str(rid))).one()
+            event = s.exec(
+                select(AuditEvent).where(AuditEvent.action == "rotation.move", AuditEvent.subject_id == str(rid))
+            ).one()
             assert event.actor == HR and event.reason == "Customer workshop that week"
-            update = s.exec(select(OutboundMessage).where(
-                OutboundMessage.idempotency_key == f"invite:{rid}:{console_server['move_sequence'] + 1}")).one()
+            update = s.exec(
+                select(OutboundMessage).where(
+                    OutboundMessage.idempotency_key == f"invite:{rid}:{console_server['move_sequence'] + 1}"
+                )
+            ).one()
             assert update.state == "pending"
-            part = next(p for p in email.message_from_bytes(update.mime).walk()
-                        if p.get_content_type() == "text/calendar")
+            part = next(
+                p for p in email.message_from_bytes(update.mime).walk() if p.get_content_type() == "text/calendar"
+            )
             ics = part.get_payload(decode=True).decode()
             assert "METHOD:REQUEST" in ics and f"SEQUENCE:{console_server['move_sequence'] + 1}" in ics
             assert f"DTSTART;VALUE=DATE:{target:%Y%m%d}" in ics
@@ -279,8 +321,11 @@ def test_planner_dry_run_shows_the_changes_before_applying(browser, console_serv
         page.click("#dry-run")
         page.wait_for_selector("#change-count")
         changes = int(page.locator("#change-count").inner_text())
-        assert (page.locator("#plan-diff tbody tr").count() == min(changes, 500)) if changes else \
-            page.locator("text=Nothing would change").is_visible()
+        assert (
+            (page.locator("#plan-diff tbody tr").count() == min(changes, 500))
+            if changes
+            else page.locator("text=Nothing would change").is_visible()
+        )
         assert page.locator("#apply-plan").is_visible()  # applying is a separate, confirmed step
         with Session(console_server["engine"]) as s:
             assert sorted((r.id, r.start, r.status) for r in s.exec(select(Rotation)).all()) == before

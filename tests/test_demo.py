@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from frontline.demo import STEPS, demo_policy_text, run_demo, seats_for
+from frontline.demo.runner import STEPS, demo_policy_text, run_demo, seats_for
 
 
 def test_demo_policy_is_the_example_with_company_values(tmp_path):
-    from frontline.policy import load_policy
+    from frontline.core.policy import load_policy
 
     path = tmp_path / "frontline.toml"
     path.write_text(demo_policy_text("Customer Care", seats_for(1000)), encoding="utf-8")
@@ -26,8 +26,8 @@ def test_demo_policy_is_the_example_with_company_values(tmp_path):
 @pytest.mark.prefect
 def test_demo_runs_every_step_and_starts_fresh_each_time(prefect_harness, monkeypatch, tmp_path):
     from frontline.cli import app
-    from frontline.policy import load_policy
-    from frontline.settings import get_settings
+    from frontline.core.policy import load_policy
+    from frontline.core.settings import get_settings
     from models import AuditEvent, Employee, get_engine
 
     for var in ("FRONTLINE_DATABASE_URL", "FRONTLINE_OUTBOX_DIR", "FRONTLINE_POLICY_PATH"):

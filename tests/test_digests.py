@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from email import policy
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from frontline import digests
+from frontline.digests import service as digests
 from models import Department, Employee, Observation, OutboundMessage, Rotation, session_scope
 
 WEEK = "2027-W05"  # Monday 1 February 2027
-MONDAY = datetime(2027, 2, 1, tzinfo=timezone.utc)
+MONDAY = datetime(2027, 2, 1, tzinfo=UTC)
 
 
 def _dept(session, name, **kw):
@@ -27,8 +27,15 @@ def _dept(session, name, **kw):
 
 
 def _emp(session, name, dept):
-    e = Employee(employee_id=name.lower(), name=name, email=f"{name.lower()}@example.com", department_id=dept.id,
-                 hire_date=date(2020, 1, 1), timezone="Europe/Berlin", country="DE")
+    e = Employee(
+        employee_id=name.lower(),
+        name=name,
+        email=f"{name.lower()}@example.com",
+        department_id=dept.id,
+        hire_date=date(2020, 1, 1),
+        timezone="Europe/Berlin",
+        country="DE",
+    )
     session.add(e)
     session.flush()
     return e
@@ -38,8 +45,9 @@ def _obs(session, rotator, target, text, when, **kw):
     kw.setdefault("impact", 3)
     kw.setdefault("product_area", "export")
     kw.setdefault("category", "confusing_ux")
-    o = Observation(rotator_id=rotator.id if rotator else None, target_department_id=target.id, text=text,
-                    created_at=when, **kw)
+    o = Observation(
+        rotator_id=rotator.id if rotator else None, target_department_id=target.id, text=text, created_at=when, **kw
+    )
     session.add(o)
     session.flush()
     return o
@@ -62,22 +70,62 @@ def _make_company(engine):
         _obs(s, bob, eng, "Customers can't find export", t)
         _obs(s, bob, eng, "Where is the export button?", t + timedelta(days=1), customer_count=3)
         _obs(s, carol, eng, "Customer could not locate the export menu", t + timedelta(days=2))
-        _obs(s, carol, eng, "Checkout crashes when paying by card", t + timedelta(days=2), urgent=True,
-             product_area="checkout", category="bug", impact=5)
-        _obs(s, alice, sales, "The pricing page is confusing about VAT", t + timedelta(days=3),
-             product_area="billing", category="policy_pricing")
+        _obs(
+            s,
+            carol,
+            eng,
+            "Checkout crashes when paying by card",
+            t + timedelta(days=2),
+            urgent=True,
+            product_area="checkout",
+            category="bug",
+            impact=5,
+        )
+        _obs(
+            s,
+            alice,
+            sales,
+            "The pricing page is confusing about VAT",
+            t + timedelta(days=3),
+            product_area="billing",
+            category="policy_pricing",
+        )
         _obs(s, alice, eng, "Customers cannot find the export menu either", t + timedelta(days=4))
         # previous week: one export complaint addressed to Engineering
         _obs(s, bob, eng, "Cannot find where to export my data", t - timedelta(days=5))
         # next week (must not count)
         _obs(s, bob, eng, "Next week's complaint", t + timedelta(days=8))
-        s.add(Rotation(employee_id=alice.id, start=date(2027, 1, 25), end=date(2027, 2, 21), kind="cycle",
-                       due=date(2027, 1, 25), status="invited"))
+        s.add(
+            Rotation(
+                employee_id=alice.id,
+                start=date(2027, 1, 25),
+                end=date(2027, 2, 21),
+                kind="cycle",
+                due=date(2027, 1, 25),
+                status="invited",
+            )
+        )
         dave, erin = _emp(s, "Dave", eng), _emp(s, "Erin", eng)
-        s.add(Rotation(employee_id=dave.id, start=date(2027, 2, 15), end=date(2027, 3, 14), kind="cycle",
-                       due=date(2027, 2, 15), status="draft"))
-        s.add(Rotation(employee_id=erin.id, start=date(2027, 2, 8), end=date(2027, 3, 7), kind="cycle",
-                       due=date(2027, 2, 8), status="cancelled"))
+        s.add(
+            Rotation(
+                employee_id=dave.id,
+                start=date(2027, 2, 15),
+                end=date(2027, 3, 14),
+                kind="cycle",
+                due=date(2027, 2, 15),
+                status="draft",
+            )
+        )
+        s.add(
+            Rotation(
+                employee_id=erin.id,
+                start=date(2027, 2, 8),
+                end=date(2027, 3, 7),
+                kind="cycle",
+                due=date(2027, 2, 8),
+                status="cancelled",
+            )
+        )
         ids = {"eng": eng.id, "sales": sales.id, "support": support.id, "legal": quiet.id}
     return ids
 
@@ -98,7 +146,7 @@ def test_week_parsing_and_window(settings):
     from zoneinfo import ZoneInfo
 
     start, end = digests.week_window("2027-W05", ZoneInfo("Europe/Berlin"))
-    assert start == datetime(2027, 1, 31, 23, tzinfo=timezone.utc) and end - start == timedelta(days=7)
+    assert start == datetime(2027, 1, 31, 23, tzinfo=UTC) and end - start == timedelta(days=7)
 
 
 def test_routing_own_vs_addressed(engine, company):
@@ -158,7 +206,9 @@ def test_queue_idempotent_headers_and_text_part(engine, company):
         assert eng.idempotency_key == f"digest:{company['eng']}:{WEEK}:cto@example.com"
         # themes were stored on the week's observations
         stored = s.exec(select(Observation.theme).where(Observation.text == "Where is the export button?")).one()
-        assert stored == s.exec(select(Observation.theme).where(Observation.text == "Customers can't find export")).one()
+        assert (
+            stored == s.exec(select(Observation.theme).where(Observation.text == "Customers can't find export")).one()
+        )
     msg, text, html = _parts(eng)
     assert WEEK in msg["Subject"] and "Engineering" in msg["Subject"]
     assert msg["List-Unsubscribe"].startswith("<http://frontline.test/digest/unsubscribe/")
@@ -169,7 +219,9 @@ def test_queue_idempotent_headers_and_text_part(engine, company):
     # the plain-text twin is readable: no markup, key facts present
     assert "<" not in text.replace("<http", "")
     assert "ADDRESSED TO YOU: 4 observations (last week 1)" in text
-    assert "* 75% of this week's observations addressed to you: " in text and '"Where is the export button?" - Bob' in text
+    assert (
+        "* 75% of this week's observations addressed to you: " in text and '"Where is the export button?" - Bob' in text
+    )
     assert "URGENT (1)" in text and "Now: Alice (until 21 Feb)" in text and "Next: Dave (from 15 Feb)" in text
     assert "Unsubscribe: http://frontline.test/digest/unsubscribe/" in text
 
@@ -234,9 +286,16 @@ def test_size_stays_under_limit_with_many_observations(engine, settings):
         areas = ["export", "billing", "checkout", "onboarding", "mobile app", "account", "shipping", "hardware"]
         cats = ["bug", "confusing_ux", "missing_feature"]
         for i in range(400):
-            _obs(s, people[i % 20], eng, f"Observation {i}: {areas[i % 8]} problem number {i % 37}. {long}",
-                 MONDAY + timedelta(minutes=20 * i), product_area=areas[i % 8], category=cats[i % 3],
-                 urgent=(i % 25 == 0))
+            _obs(
+                s,
+                people[i % 20],
+                eng,
+                f"Observation {i}: {areas[i % 8]} problem number {i % 37}. {long}",
+                MONDAY + timedelta(minutes=20 * i),
+                product_area=areas[i % 8],
+                category=cats[i % 3],
+                urgent=(i % 25 == 0),
+            )
         out = digests.queue_digests(s, WEEK, department_ids=[eng.id])
         assert out[0].queued == 1
         row = s.exec(select(OutboundMessage).where(OutboundMessage.kind == "digest")).one()
@@ -252,7 +311,7 @@ def test_size_stays_under_limit_with_many_observations(engine, settings):
 def test_theme_action_link_and_unsubscribe(engine, company):
     from fastapi.testclient import TestClient
 
-    from frontline.links import digest_unsubscribe_url, theme_action_url
+    from frontline.core.links import digest_unsubscribe_url, theme_action_url
     from frontline.web.app import create_app
 
     with session_scope(engine) as s:
@@ -265,7 +324,7 @@ def test_theme_action_link_and_unsubscribe(engine, company):
     token = path.split("/")[-1].split("?")[0]
     forged = path.replace(token, token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"))
     assert client.get(forged).status_code == 403
-    from frontline.links import ack_url  # a genuine single-observation ack token opens nothing here
+    from frontline.core.links import ack_url  # a genuine single-observation ack token opens nothing here
 
     other_kind = ack_url(1, "cto@example.com").removeprefix("http://frontline.test/ack/")
     assert client.post(f"/digest/theme/{other_kind}", data={"action": "fixed"}).status_code == 403
@@ -279,7 +338,9 @@ def test_theme_action_link_and_unsubscribe(engine, company):
         assert states["Where is the export button?"] == "planned"
         assert states["Customers can't find export"] == "planned"
         assert states["Checkout crashes when paying by card"] == "new"  # another theme
-        alice = s.exec(select(Observation).where(Observation.text == "Customers cannot find the export menu either")).one()
+        alice = s.exec(
+            select(Observation).where(Observation.text == "Customers cannot find the export menu either")
+        ).one()
         assert alice.ack_state == ("planned" if alice.theme == label else "new")
         told = s.exec(select(OutboundMessage).where(OutboundMessage.kind == "observation_update")).all()
         assert {r.recipient for r in told} >= {"bob@example.com"}  # the reporting rotator hears back
@@ -298,7 +359,7 @@ def test_theme_action_link_of_a_removed_recipient_is_refused(engine, company):
     the head of that department, it shows none of its observations and changes nothing."""
     from fastapi.testclient import TestClient
 
-    from frontline.links import theme_action_url
+    from frontline.core.links import theme_action_url
     from frontline.web.app import create_app
 
     with session_scope(engine) as s:
@@ -310,14 +371,16 @@ def test_theme_action_link_of_a_removed_recipient_is_refused(engine, company):
         s.add(dept)
     client = TestClient(create_app())
     path = theme_action_url(company["eng"], WEEK, area, cat, label, "cto@example.com").removeprefix(
-        "http://frontline.test")
+        "http://frontline.test"
+    )
     page = client.get(path)
     assert page.status_code == 403 and "export button" not in page.text
     assert client.post(path, data={"action": "fixed"}).status_code == 403
     with session_scope(engine) as s:
         assert {o.ack_state for o in s.exec(select(Observation))} == {"new"}
     still = theme_action_url(company["eng"], WEEK, area, cat, label, "vp@example.com").removeprefix(
-        "http://frontline.test")
+        "http://frontline.test"
+    )
     assert client.get(still).status_code == 200
 
 
@@ -325,7 +388,7 @@ def test_acknowledgements_show_in_next_digest(engine, company):
     with session_scope(engine) as s:
         digests.queue_digests(s, WEEK)
         for o in s.exec(select(Observation).where(Observation.target_department_id == company["eng"])):
-            if o.theme and "export" in o.text.lower() and o.created_at.replace(tzinfo=timezone.utc) < MONDAY + timedelta(days=7):
+            if o.theme and "export" in o.text.lower() and o.created_at.replace(tzinfo=UTC) < MONDAY + timedelta(days=7):
                 o.ack_state, o.ack_by, o.ack_at = "fixed", "cto@example.com", MONDAY + timedelta(days=9)
     next_week = digests.shift_week(WEEK, 1)
     with session_scope(engine) as s:
@@ -353,8 +416,12 @@ def test_send_digests_flow(sqlite_engine, sqlite_settings, prefect_harness):
     first = send_digests(week=WEEK, return_state=True)
     rows = first.result()
     by_name = {r["department"]: r for r in rows}
-    assert by_name["Engineering"] == {"department": "Engineering", "observations": 6, "themes": by_name["Engineering"]["themes"],
-                                      "status": "queued 1"}
+    assert by_name["Engineering"] == {
+        "department": "Engineering",
+        "observations": 6,
+        "themes": by_name["Engineering"]["themes"],
+        "status": "queued 1",
+    }
     assert by_name["Legal"]["status"] == "nothing to report"
     second = send_digests(week=WEEK, department="engineering", return_state=True)
     again = second.result()
@@ -367,9 +434,16 @@ def test_send_digests_flow(sqlite_engine, sqlite_settings, prefect_harness):
     from prefect.settings import PREFECT_API_URL
 
     # (plain REST: this Prefect client sends explicit nulls the server's FastAPI rejects in artifact filters)
-    found = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", timeout=30,
-                       json={"artifacts": {"key": {"any_": ["digests"]}, "flow_run_id": {"any_": run_ids}},
-                             "sort": "CREATED_DESC", "limit": 5, "offset": 0})
+    found = httpx.post(
+        f"{PREFECT_API_URL.value()}/artifacts/filter",
+        timeout=30,
+        json={
+            "artifacts": {"key": {"any_": ["digests"]}, "flow_run_id": {"any_": run_ids}},
+            "sort": "CREATED_DESC",
+            "limit": 5,
+            "offset": 0,
+        },
+    )
     found.raise_for_status()
     data = [a["data"] for a in found.json()]
     assert len(data) == 2 and "Engineering" in str(data) and "already queued" in str(data[0])
@@ -391,8 +465,9 @@ def test_digest_renders_in_chromium(sqlite_engine, sqlite_settings, artifacts_di
     page_file = artifacts_dir / "digest-engineering.html"
     page_file.write_text(html, encoding="utf-8")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(chromium),
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = pw.chromium.launch(
+            executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
         try:
             page = browser.new_page(viewport={"width": 600, "height": 800})
             page.set_content(html, wait_until="load")
@@ -432,7 +507,7 @@ def test_cli_preview_and_bad_input(sqlite_engine, sqlite_settings, tmp_path):
 
 
 def test_week_is_taken_in_the_organisation_time_zone(engine, settings, monkeypatch):
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     monkeypatch.setenv("FRONTLINE_TIMEZONE", "Europe/Berlin")
     get_settings.cache_clear()
@@ -441,24 +516,24 @@ def test_week_is_taken_in_the_organisation_time_zone(engine, settings, monkeypat
         bob = _emp(s, "Bob", sales)
         # Sunday 7 Feb 23:30 in Berlin is 22:30 UTC: still week 5. Monday 8 Feb 00:30 Berlin (Sunday
         # 23:30 UTC) is already week 6, and Monday 1 Feb 00:30 Berlin (Sunday 31 Jan 23:30 UTC) is week 5.
-        _obs(s, bob, eng, "late sunday", datetime(2027, 2, 7, 22, 30, tzinfo=timezone.utc))
-        _obs(s, bob, eng, "early next monday", datetime(2027, 2, 7, 23, 30, tzinfo=timezone.utc))
-        _obs(s, bob, eng, "early monday", datetime(2027, 1, 31, 23, 30, tzinfo=timezone.utc))
+        _obs(s, bob, eng, "late sunday", datetime(2027, 2, 7, 22, 30, tzinfo=UTC))
+        _obs(s, bob, eng, "early next monday", datetime(2027, 2, 7, 23, 30, tzinfo=UTC))
+        _obs(s, bob, eng, "early monday", datetime(2027, 1, 31, 23, 30, tzinfo=UTC))
         data = digests.load_week(s, WEEK)
     assert sorted(o.text for o in data.current) == ["early monday", "late sunday"]
-    assert digests.last_completed_week(datetime(2027, 2, 7, 23, 30, tzinfo=timezone.utc)) == "2027-W05"
+    assert digests.last_completed_week(datetime(2027, 2, 7, 23, 30, tzinfo=UTC)) == "2027-W05"
 
 
 def test_theme_action_end_to_end_shows_in_next_digest(engine, settings):
     """A head clicks *fixed* on last week's theme; this week's digest reports it; the rotators were told."""
     from fastapi.testclient import TestClient
 
-    from frontline.links import theme_action_url
+    from frontline.core.links import theme_action_url
     from frontline.web.app import create_app
 
     last_week = digests.last_completed_week()
     this_week = digests.shift_week(last_week, 1)
-    tuesday = datetime.combine(digests.week_monday(last_week) + timedelta(days=1), datetime.min.time(), timezone.utc)
+    tuesday = datetime.combine(digests.week_monday(last_week) + timedelta(days=1), datetime.min.time(), UTC)
     with session_scope(engine) as s:
         eng, sales = _dept(s, "Engineering"), _dept(s, "Sales")
         bob, sue = _emp(s, "Bob", sales), _emp(s, "Sue", sales)
@@ -473,8 +548,12 @@ def test_theme_action_end_to_end_shows_in_next_digest(engine, settings):
     with session_scope(engine) as s:
         data = digests.load_week(s, this_week)
         content = digests.build_digest(data, data.departments[eng_id])
-        told = {r.recipient for r in s.exec(select(OutboundMessage).where(OutboundMessage.kind == "observation_update"))}
+        told = {
+            r.recipient for r in s.exec(select(OutboundMessage).where(OutboundMessage.kind == "observation_update"))
+        }
     assert told == {"bob@example.com", "sue@example.com"}
-    assert [(a.label, a.state, a.count, a.by) for a in content.acted] == [(label, "fixed", 2, "head@engineering.example")]
+    assert [(a.label, a.state, a.count, a.by) for a in content.acted] == [
+        (label, "fixed", 2, "head@engineering.example")
+    ]
     assert not content.empty  # what the department did is news enough to send
     assert "fixed: " in digests.render_digest(content, "head@engineering.example").text

@@ -8,11 +8,11 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
+from observation_factories import body, mails, org, write_policy
 from sqlmodel import select
 
-from frontline.observations import escalate_overdue_observations, set_ack_state, submit_observation
+from frontline.observations.intake import escalate_overdue_observations, set_ack_state, submit_observation
 from models import AuditEvent, Observation, session_scope, utcnow
-from observation_factories import body, mails, org, write_policy
 
 URGENT = {
     "text": "Checkout charges cards twice; customer jane@example.com lost 2x 49.99 EUR",

@@ -9,10 +9,12 @@ import asyncio
 
 import httpx
 import pytest
+from observation_factories import org, set_policy_value, write_policy
 from pydantic import ValidationError
 from sqlmodel import func, select
 
-from frontline.observations import (
+from frontline.core.security import hash_secret
+from frontline.observations.intake import (
     ObservationConflict,
     Pending,
     RateLimited,
@@ -25,15 +27,13 @@ from frontline.observations import (
     revoke_api_token,
     submit_batch,
 )
-from frontline.security import hash_secret
 from models import AuditEvent, Employee, Observation, OutboundMessage, session_scope
-from observation_factories import org, set_policy_value, write_policy
 
 
 @pytest.fixture
 def world(settings, engine):
     write_policy(settings)
-    from frontline.observations import _policy_cache
+    from frontline.observations.intake import _policy_cache
 
     _policy_cache.clear()
     with session_scope(engine) as session:
@@ -42,8 +42,13 @@ def world(settings, engine):
 
 
 def fields(**overrides):
-    data = {"text": "Refund for jane@example.com failed twice", "impact": 3, "product_area": "billing",
-            "category": "bug", "customer_count": 1}
+    data = {
+        "text": "Refund for jane@example.com failed twice",
+        "impact": 3,
+        "product_area": "billing",
+        "category": "bug",
+        "customer_count": 1,
+    }
     data.update(overrides)
     return data
 
@@ -136,8 +141,9 @@ def test_concurrent_api_requests_through_the_writer(engine, world):
             requests = []
             for i in range(40):  # 20 distinct ids, each sent twice at the same time
                 who = "E100" if i % 20 < 10 else "E200"
-                requests.append(client.post("/api/observations",
-                                            json=fields(employee_id=who, client_request_id=f"c-{i % 20}")))
+                requests.append(
+                    client.post("/api/observations", json=fields(employee_id=who, client_request_id=f"c-{i % 20}"))
+                )
             requests.append(client.post("/api/observations", json=fields(employee_id="E100", impact=9)))
             return await asyncio.gather(*requests)
 
@@ -168,10 +174,16 @@ def test_writer_falls_back_when_another_writer_takes_the_same_request_id(engine,
     other_writer = Session(engine)
     theirs = submit_batch(other_writer, [Pending(fields(client_request_id="race"), "api", rotator_id=rita)])[0]
     out: list = []
-    worker = threading.Thread(target=lambda: out.extend(GroupCommitWriter._write([
-        Pending(fields(client_request_id="race"), "api", rotator_id=rita),
-        Pending(fields(client_request_id="calm"), "api", rotator_id=otto),
-    ])))
+    worker = threading.Thread(
+        target=lambda: out.extend(
+            GroupCommitWriter._write(
+                [
+                    Pending(fields(client_request_id="race"), "api", rotator_id=rita),
+                    Pending(fields(client_request_id="calm"), "api", rotator_id=otto),
+                ]
+            )
+        )
+    )
     worker.start()
     time.sleep(0.5)  # the batch has checked the ids and waits on the other writer's uncommitted row/lock
     other_writer.commit()

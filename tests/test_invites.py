@@ -3,18 +3,23 @@ delivered over real SMTP on loopback, parsed back with ``email``, icalendar and 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
-from icalendar import Calendar
 from ical.calendar_stream import IcsCalendarStream
+from icalendar import Calendar
+from mailserver import SMTPServer
 from sqlmodel import Session, select
 
-from frontline.invites import process_invites, process_reminders, rotations_for_reminders, rotations_to_announce
+from frontline.calendar.invites import (
+    process_invites,
+    process_reminders,
+    rotations_for_reminders,
+    rotations_to_announce,
+)
 from frontline.mail.delivery import deliver_pending
 from frontline.mail.transport import SMTPTransport
-from mailserver import SMTPServer
 from models import Department, Employee, MentorPairing, Observation, OutboundMessage, Rotation
 
 START = date(2026, 3, 16)  # a Monday; Berlin switches to summer time on 29 March
@@ -37,22 +42,60 @@ def seed(engine) -> dict[str, int]:
         s.add(sales)
         s.add(support)
         s.flush()
-        rotator = Employee(employee_id="E1", name='Doe, "Jane"', email="jane@example.com", department_id=sales.id,
-                           hire_date=date(2024, 1, 1), timezone="Europe/Berlin", country="DE")
-        mentor = Employee(employee_id="S1", name="Max Mentor", email="max@example.com", department_id=support.id,
-                          hire_date=date(2020, 1, 1), timezone="Europe/Berlin", country="DE", is_mentor=True, mentor_capacity=2)
-        other = Employee(employee_id="S2", name="Nora Next", email="nora@example.com", department_id=support.id,
-                         hire_date=date(2020, 1, 1), timezone="Europe/Berlin", country="DE", is_mentor=True, mentor_capacity=2)
+        rotator = Employee(
+            employee_id="E1",
+            name='Doe, "Jane"',
+            email="jane@example.com",
+            department_id=sales.id,
+            hire_date=date(2024, 1, 1),
+            timezone="Europe/Berlin",
+            country="DE",
+        )
+        mentor = Employee(
+            employee_id="S1",
+            name="Max Mentor",
+            email="max@example.com",
+            department_id=support.id,
+            hire_date=date(2020, 1, 1),
+            timezone="Europe/Berlin",
+            country="DE",
+            is_mentor=True,
+            mentor_capacity=2,
+        )
+        other = Employee(
+            employee_id="S2",
+            name="Nora Next",
+            email="nora@example.com",
+            department_id=support.id,
+            hire_date=date(2020, 1, 1),
+            timezone="Europe/Berlin",
+            country="DE",
+            is_mentor=True,
+            mentor_capacity=2,
+        )
         s.add_all([rotator, mentor, other])
         s.flush()
-        rotation = Rotation(employee_id=rotator.id, start=START, end=START + timedelta(days=27), kind="cycle", due=START)
-        later = Rotation(employee_id=other.id, start=START + timedelta(weeks=12), end=START + timedelta(weeks=16, days=-1),
-                         kind="cycle", due=START)
+        rotation = Rotation(
+            employee_id=rotator.id, start=START, end=START + timedelta(days=27), kind="cycle", due=START
+        )
+        later = Rotation(
+            employee_id=other.id,
+            start=START + timedelta(weeks=12),
+            end=START + timedelta(weeks=16, days=-1),
+            kind="cycle",
+            due=START,
+        )
         s.add_all([rotation, later])
         s.flush()
         s.add(MentorPairing(rotation_id=rotation.id, mentor_id=mentor.id, checkin_weekday=2, checkin_time_utc="09:00"))
-        ids = {"rotator": rotator.id, "mentor": mentor.id, "other": other.id, "rotation": rotation.id, "later": later.id,
-               "sales": sales.id}
+        ids = {
+            "rotator": rotator.id,
+            "mentor": mentor.id,
+            "other": other.id,
+            "rotation": rotation.id,
+            "later": later.id,
+            "sales": sales.id,
+        }
         s.commit()
     return ids
 
@@ -123,9 +166,11 @@ def test_create_move_cancel_over_real_smtp(engine, settings, smtp):
     assert 'CN="Doe, Jane"' in unfolded and "PARTSTAT=NEEDS-ACTION" in unfolded and "RSVP=TRUE" in unfolded
     assert "TRANSP:TRANSPARENT" in unfolded and "ORGANIZER;CN=Frontline:mailto:frontline@example.com" in unfolded
     dtstamp = inv["event"]["DTSTAMP"].dt
-    assert abs(dtstamp - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    assert abs(dtstamp - datetime.now(UTC)) < timedelta(minutes=5)
     # the HTML body stands on its own: dates, mentor, observation link
-    html = next(p for p in smtp.handler.messages[first.index(inv)].walk() if p.get_content_type() == "text/html").get_content()
+    html = next(
+        p for p in smtp.handler.messages[first.index(inv)].walk() if p.get_content_type() == "text/html"
+    ).get_content()
     assert "Monday 16 March 2026" in html and "Max Mentor" in html and "http://frontline.test/observe/" in html
     assert "Doe, &#34;Jane&#34;" in html or "Doe, &quot;Jane&quot;" in html  # escaped, not raw
     # the check-in series went to both, local 10:00 Berlin on Wednesdays
@@ -196,7 +241,11 @@ def test_replaced_mentor_gets_a_cancel_and_the_new_one_an_invite(engine, setting
         old = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == ids["rotation"])).one()
         old.status = "replaced"
         s.add(old)
-        s.add(MentorPairing(rotation_id=ids["rotation"], mentor_id=ids["other"], checkin_weekday=3, checkin_time_utc="13:00"))
+        s.add(
+            MentorPairing(
+                rotation_id=ids["rotation"], mentor_id=ids["other"], checkin_weekday=3, checkin_time_utc="13:00"
+            )
+        )
         s.commit()
     counts = run_invites(engine)
     assert counts["updates"] == 1 and counts["checkin_requests"] == 2 and counts["checkin_cancels"] == 1
@@ -229,9 +278,18 @@ def test_reminders_welcome_and_nudge_are_sent_once(engine, settings):
     assert remind(START)["welcomes"] == 1
     assert remind(START + timedelta(days=1))["queued"] == 0  # Tuesday: welcome done, no nudge before Thursday
     with Session(engine) as s:
-        s.add(Observation(rotator_id=ids["rotator"], rotation_id=ids["rotation"], text="x", impact=3, product_area="billing",
-                          category="bug", target_department_id=ids["sales"],
-                          created_at=datetime(2026, 3, 17, 12, tzinfo=timezone.utc)))
+        s.add(
+            Observation(
+                rotator_id=ids["rotator"],
+                rotation_id=ids["rotation"],
+                text="x",
+                impact=3,
+                product_area="billing",
+                category="bug",
+                target_department_id=ids["sales"],
+                created_at=datetime(2026, 3, 17, 12, tzinfo=UTC),
+            )
+        )
         s.commit()
     assert remind(START + timedelta(days=3))["nudges"] == 0  # wrote one this week
     thursday2 = START + timedelta(days=10)
@@ -249,8 +307,8 @@ def test_reminders_welcome_and_nudge_are_sent_once(engine, settings):
 def test_calendar_feeds_personal_team_revoked(engine, settings):
     from fastapi.testclient import TestClient
 
-    from frontline.calendar import create_feed_token
-    from frontline.security import hash_secret
+    from frontline.calendar.feeds import create_feed_token
+    from frontline.core.security import hash_secret
     from frontline.web.app import create_app
     from models import CalendarFeedToken, utcnow
 
@@ -262,8 +320,15 @@ def test_calendar_feeds_personal_team_revoked(engine, settings):
             monday = today - timedelta(days=today.weekday()) + timedelta(weeks=weeks)
             rot.start, rot.end = monday, monday + timedelta(days=27)
             s.add(rot)
-        s.add(Rotation(employee_id=ids["mentor"], start=today + timedelta(days=500), end=today + timedelta(days=527),
-                       kind="cycle", due=today))  # beyond a year: not in any feed
+        s.add(
+            Rotation(
+                employee_id=ids["mentor"],
+                start=today + timedelta(days=500),
+                end=today + timedelta(days=527),
+                kind="cycle",
+                due=today,
+            )
+        )  # beyond a year: not in any feed
         jane, jane_token = create_feed_token(s, employee_id=ids["rotator"])
         max_row, max_token = create_feed_token(s, employee_id=ids["mentor"])
         _team, team_token = create_feed_token(s, employee_id=None, label="HR")
@@ -279,18 +344,27 @@ def test_calendar_feeds_personal_team_revoked(engine, settings):
     assert "METHOD" not in res.text and "ATTENDEE" not in res.text
     assert "REFRESH-INTERVAL;VALUE=DURATION:PT12H" in res.text and "X-PUBLISHED-TTL:PT12H" in res.text
     summaries = sorted(e.summary for e in cal.events)  # the series master and its kickoff / wrap-up overrides
-    assert summaries == ["Check-in: Doe, Jane / Max Mentor", "Customer-support rotation (tentative)",
-                         "Kickoff: Doe, Jane / Max Mentor", "Wrap-up: Doe, Jane / Max Mentor"]
+    assert summaries == [
+        "Check-in: Doe, Jane / Max Mentor",
+        "Customer-support rotation (tentative)",
+        "Kickoff: Doe, Jane / Max Mentor",
+        "Wrap-up: Doe, Jane / Max Mentor",
+    ]
     checkin = next(e for e in cal.events if e.summary.startswith("Check-in"))
     assert checkin.dtstart.tzinfo is not None and "BEGIN:VTIMEZONE" in res.text
 
     mentor_feed = IcsCalendarStream.calendar_from_ics(client.get(f"/calendar/{max_token}.ics").text)
     assert sorted(e.summary for e in mentor_feed.events) == [  # his own rotation is more than a year away
-        "Check-in: Doe, Jane / Max Mentor", "Kickoff: Doe, Jane / Max Mentor", "Wrap-up: Doe, Jane / Max Mentor"]
+        "Check-in: Doe, Jane / Max Mentor",
+        "Kickoff: Doe, Jane / Max Mentor",
+        "Wrap-up: Doe, Jane / Max Mentor",
+    ]
 
     team = IcsCalendarStream.calendar_from_ics(client.get(f"/calendar/{team_token}.ics").text)
     assert sorted(e.summary for e in team.events) == [
-        "Support rotation: Doe, Jane (tentative)", "Support rotation: Nora Next (tentative)"]
+        "Support rotation: Doe, Jane (tentative)",
+        "Support rotation: Nora Next (tentative)",
+    ]
 
     assert client.get("/calendar/not-a-real-token.ics").status_code == 404
     with Session(engine) as s:
@@ -316,7 +390,11 @@ def test_calendar_feed_cli_create_list_revoke(engine, settings):
     assert runner.invoke(app, ["calendar", "feed", "create"]).exit_code != 0
     assert "no employee" in runner.invoke(app, ["calendar", "feed", "create", "--employee", "nobody"]).output
     listing = runner.invoke(app, ["calendar", "feed", "list"])
-    assert "jane@example.com" in listing.output and "active" in listing.output and url.rsplit("/", 1)[1] not in listing.output
+    assert (
+        "jane@example.com" in listing.output
+        and "active" in listing.output
+        and url.rsplit("/", 1)[1] not in listing.output
+    )
     assert runner.invoke(app, ["calendar", "feed", "revoke", "1"]).exit_code == 0
     assert "revoked" in runner.invoke(app, ["calendar", "feed", "list"]).output
 
@@ -325,7 +403,7 @@ def test_calendar_feed_cli_create_list_revoke(engine, settings):
 def test_invite_reminder_and_delivery_flows(prefect_harness, sqlite_engine, sqlite_settings, smtp, monkeypatch):
     from flows.invites import send_invites, send_reminders
     from flows.mail import deliver_mail
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     sqlite_settings.policy_path.write_text('support_department = "Support"\n[reminders]\ndays_before = [7, 1]\n')
     monkeypatch.setenv("FRONTLINE_SMTP_URL", smtp.url)
@@ -354,8 +432,11 @@ def test_announced_rotation_moved_beyond_the_window_is_still_updated(engine, set
     counts = run_invites(engine)
     assert counts["updates"] == 1
     assert deliver(engine, smtp) == 6
-    update = next(summary(m) for m in smtp.handler.messages[3:] if m["To"].addresses[0].addr_spec == "jane@example.com"
-                  and "rotation" in summary(m)["uid"])
+    update = next(
+        summary(m)
+        for m in smtp.handler.messages[3:]
+        if m["To"].addresses[0].addr_spec == "jane@example.com" and "rotation" in summary(m)["uid"]
+    )
     assert update["seq"] == 1 and update["strict"].events[0].dtstart == START + timedelta(weeks=20)
     assert run_invites(engine)["queued"] == 0
 
@@ -384,7 +465,9 @@ def test_rotation_moved_after_its_reminder_gets_a_reminder_for_the_new_start(eng
     assert remind(new_start - timedelta(days=7))["reminders"] == 1
     assert remind(new_start - timedelta(days=7))["queued"] == 0
     with Session(engine) as s:
-        reminders = s.exec(select(OutboundMessage).where(OutboundMessage.kind == "reminder").order_by(OutboundMessage.id)).all()
+        reminders = s.exec(
+            select(OutboundMessage).where(OutboundMessage.kind == "reminder").order_by(OutboundMessage.id)
+        ).all()
     assert len(reminders) == 2
     assert "in 7 days" in reminders[1].subject and str(new_start.day) in reminders[1].subject
 
@@ -414,7 +497,7 @@ def test_mentor_replaced_without_a_successor_cancels_the_rotators_checkins_too(e
 def test_unlocked_announced_rotation_kept_in_place_still_gets_its_reminder(engine, settings):
     """HR unlocks an invited rotation (it becomes a draft the planner may move) and the planner keeps it
     where it was: the rotator was told these dates, so the reminder still goes out (nothing else does)."""
-    from frontline import planning
+    from frontline.rotations import service as planning
 
     ids = seed(engine)
     run_invites(engine)
@@ -471,8 +554,11 @@ def test_onboarding_invite_uses_the_policy_working_hours_like_send_invites(engin
         s.commit()
     assert invite_task.fn(ids["rotation"], AS_OF, 8)["checkin_requests"] == 2
     with Session(engine) as s:
-        mime = s.exec(select(OutboundMessage.mime).where(OutboundMessage.idempotency_key.startswith("checkins:"))).first()
-    from email import message_from_bytes, policy as email_policy
+        mime = s.exec(
+            select(OutboundMessage.mime).where(OutboundMessage.idempotency_key.startswith("checkins:"))
+        ).first()
+    from email import message_from_bytes
+    from email import policy as email_policy
 
     text = message_from_bytes(mime, policy=email_policy.default).get_body(("plain",)).get_content()
     assert "kickoff Monday 16 March 2026 at 07:30" in text, text
@@ -482,30 +568,34 @@ def test_console_invite_updates_use_the_policy_working_hours(engine, settings):
     """The HR console queues invite updates after a move/re-pair: same working hours as send-invites."""
     from zoneinfo import ZoneInfo
 
-    from frontline.policy import load_policy
+    from frontline.core.clock import today
+    from frontline.core.policy import load_policy
     from frontline.web.console import actions
-    from frontline.web.console.common import today
 
     settings.policy_path.write_text('support_department = "Support"\n[mentoring]\nworking_hours = [7, 15]\n')
     ids = seed(engine)
     start = today() + timedelta(days=14 - today().weekday())  # a Monday two weeks ahead
-    local = datetime.combine(start + timedelta(days=2), datetime.min.time().replace(hour=7, minute=30),
-                             tzinfo=ZoneInfo("Europe/Berlin"))
+    local = datetime.combine(
+        start + timedelta(days=2), datetime.min.time().replace(hour=7, minute=30), tzinfo=ZoneInfo("Europe/Berlin")
+    )
     with Session(engine) as s:
         rot = s.get(Rotation, ids["rotation"])
         rot.start, rot.end = start, start + timedelta(days=27)
         s.add(rot)
         p = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == ids["rotation"])).one()
-        p.checkin_weekday, p.checkin_time_utc = 2, f"{local.astimezone(timezone.utc):%H:%M}"
+        p.checkin_weekday, p.checkin_time_utc = 2, f"{local.astimezone(UTC):%H:%M}"
         s.add(p)
         s.commit()
     with Session(engine) as s:
         assert actions.queue_invite_updates(s, load_policy(), [ids["rotation"]]) == 1
         s.commit()
-    from email import message_from_bytes, policy as email_policy
+    from email import message_from_bytes
+    from email import policy as email_policy
 
     with Session(engine) as s:
-        mime = s.exec(select(OutboundMessage.mime).where(OutboundMessage.idempotency_key.startswith("checkins:"))).first()
+        mime = s.exec(
+            select(OutboundMessage.mime).where(OutboundMessage.idempotency_key.startswith("checkins:"))
+        ).first()
     text = message_from_bytes(mime, policy=email_policy.default).get_body(("plain",)).get_content()
     assert f"kickoff Monday {start.day} {start:%B %Y} at 07:30" in text, text
 
@@ -538,8 +628,10 @@ def test_mentor_without_a_checkin_slot_is_still_told(engine, settings):
         s.commit()
     assert run_invites(engine)["updates"] == 1
     rows = mentor_mail()
-    assert sorted((r.recipient, r.subject.split()[0]) for r in rows[1:]) == [("max@example.com", "No"),
-                                                                            ("nora@example.com", "You")]
+    assert sorted((r.recipient, r.subject.split()[0]) for r in rows[1:]) == [
+        ("max@example.com", "No"),
+        ("nora@example.com", "You"),
+    ]
     assert run_invites(engine)["queued"] == 0
     with Session(engine) as s:  # the rotation is cancelled: the mentor (no check-ins to cancel) is told
         rot = s.get(Rotation, ids["rotation"])
@@ -567,5 +659,7 @@ def test_cancel_after_an_unannounced_move_names_the_dates_the_rotator_was_told(e
         cancel = s.exec(select(OutboundMessage).where(OutboundMessage.idempotency_key.startswith("cancel:"))).one()
     assert cancel.subject == "Cancelled: your support rotation Monday 16 March 2026 to Sunday 12 April 2026"
     deliver(engine, smtp)
-    cancels = [x for x in map(summary, smtp.handler.messages) if x["uid"].startswith("rotation-") and x["method"] == "CANCEL"]
+    cancels = [
+        x for x in map(summary, smtp.handler.messages) if x["uid"].startswith("rotation-") and x["method"] == "CANCEL"
+    ]
     assert len(cancels) == 1 and cancels[0]["event"]["DTSTART"].dt == START

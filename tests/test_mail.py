@@ -7,13 +7,13 @@ from datetime import timedelta
 from email import message_from_bytes, policy
 
 import pytest
+from mailserver import SMTPServer
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from frontline.mail import compose, enqueue
 from frontline.mail.delivery import claim_batch, deliver_pending, send_claimed
 from frontline.mail.transport import FolderTransport, SMTPTransport, eml_name
-from mailserver import SMTPServer
 from models import OutboundMessage, utcnow
 
 
@@ -31,7 +31,9 @@ def queue(engine, n: int, kind: str = "test", prefix: str = "msg") -> list[str]:
     ids = []
     with Session(engine) as session:
         for i in range(n):
-            msg = compose(to=f"person{i}@example.com", subject=f"Hello {i}", text=f"body {i}\n", html=f"<p>body {i}</p>")
+            msg = compose(
+                to=f"person{i}@example.com", subject=f"Hello {i}", text=f"body {i}\n", html=f"<p>body {i}</p>"
+            )
             row = enqueue(session, msg, kind=kind, idempotency_key=f"{prefix}:{i}")
             ids.append(row.message_id)
         session.commit()
@@ -140,7 +142,11 @@ def test_crash_after_smtp_accepted_resends_only_the_message_in_flight(engine, se
     got = smtp.handler.message_ids()
     assert sorted(got) == sorted([ids[0]] + ids)  # message 0 twice (same id), the others once
     assert got.count(ids[0]) == 2 and all(got.count(m) == 1 for m in ids[1:])
-    copies = [raw for raw, m in zip(smtp.handler.raw, smtp.handler.messages) if str(m["Message-ID"]).strip() == ids[0]]
+    copies = [
+        raw
+        for raw, m in zip(smtp.handler.raw, smtp.handler.messages, strict=True)
+        if str(m["Message-ID"]).strip() == ids[0]
+    ]
     assert copies[0] == copies[1]
     assert all(r.state == "sent" for r in rows(engine))
 
@@ -200,7 +206,13 @@ def test_folder_transport_writes_atomically_and_redelivery_overwrites(engine, se
 
 def test_smtp_url_forms():
     t = SMTPTransport("smtps://ops%40corp:p%3Ass@mail.example.com")
-    assert (t.host, t.port, t.implicit_tls, t.username, t.password) == ("mail.example.com", 465, True, "ops@corp", "p:ss")
+    assert (t.host, t.port, t.implicit_tls, t.username, t.password) == (
+        "mail.example.com",
+        465,
+        True,
+        "ops@corp",
+        "p:ss",
+    )
     assert "p:ss" not in repr(t)
     t = SMTPTransport("smtp://relay:2525?tls=none")
     assert (t.port, t.tls, t.username) == (2525, "none", None)
@@ -239,7 +251,7 @@ def test_mail_status_and_retry_cli(engine, settings, smtp):
 @pytest.mark.prefect
 def test_deliver_mail_flow_batches_and_counts(prefect_harness, sqlite_engine, sqlite_settings, smtp, monkeypatch):
     from flows.mail import deliver_mail
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
     from models import AuditEvent
 
     monkeypatch.setenv("FRONTLINE_SMTP_URL", smtp.url)
@@ -304,14 +316,16 @@ def test_tls_and_login(engine, settings, tmp_path, implicit):
 
 
 @pytest.mark.prefect
-def test_deliver_mail_flow_retries_the_batch_while_the_server_is_down(prefect_harness, sqlite_engine, sqlite_settings, monkeypatch):
+def test_deliver_mail_flow_retries_the_batch_while_the_server_is_down(
+    prefect_harness, sqlite_engine, sqlite_settings, monkeypatch
+):
     """A listener that hangs up at once: every connection fails, the batch task is retried (3 retries),
     then the run fails and the messages stay pending with no attempt counted."""
     import socket as socketlib
 
     from flows.mail import deliver_mail
+    from frontline.core.settings import get_settings
     from frontline.mail.transport import TransportUnavailable
-    from frontline.settings import get_settings
 
     listener = socketlib.socket()
     listener.bind(("127.0.0.1", 0))

@@ -9,15 +9,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from frontline.mentoring import (
-    choose_checkin,
+from frontline.core.policy import parse_policy
+from frontline.mentors.service import (
     checkin_events,
+    choose_checkin,
     events_for,
     mentor_load,
     pair_mentors,
     queue_surveys,
 )
-from frontline.policy import parse_policy
 from models import (
     Absence,
     AuditEvent,
@@ -45,9 +45,17 @@ def _company(session):
 
     def person(key, dept, tz, langs, skills=(), mentor=False, cap=0):
         e = Employee(
-            employee_id=key, name=key.title(), email=f"{key}@example.com", department_id=dept.id,
-            hire_date=date(2020, 1, 1), timezone=tz, country="DE", languages=list(langs), skills=list(skills),
-            is_mentor=mentor, mentor_capacity=cap,
+            employee_id=key,
+            name=key.title(),
+            email=f"{key}@example.com",
+            department_id=dept.id,
+            hire_date=date(2020, 1, 1),
+            timezone=tz,
+            country="DE",
+            languages=list(langs),
+            skills=list(skills),
+            is_mentor=mentor,
+            mentor_capacity=cap,
         )
         session.add(e)
         people[key] = e
@@ -64,8 +72,14 @@ def _company(session):
 
 
 def _rotation(session, who, start, weeks=4, kind="cycle", status="draft"):
-    r = Rotation(employee_id=who.id, start=start, end=start + timedelta(weeks=weeks) - timedelta(days=1),
-                 kind=kind, status=status, due=start)
+    r = Rotation(
+        employee_id=who.id,
+        start=start,
+        end=start + timedelta(weeks=weeks) - timedelta(days=1),
+        kind=kind,
+        status=status,
+        due=start,
+    )
     session.add(r)
     session.flush()
     return r
@@ -96,7 +110,9 @@ def _assert_working_hours(events, mentor_tz, rotator_tz, hours=(9, 17)):
 def test_pairs_from_db_with_rules_slots_and_stability(engine, settings):
     with session_scope(engine) as s:
         p = _company(s)
-        rots = [_rotation(s, p[k], date(2027, 3, 1) + timedelta(weeks=i)) for i, k in enumerate(["dora", "emil", "finn"])]
+        rots = [
+            _rotation(s, p[k], date(2027, 3, 1) + timedelta(weeks=i)) for i, k in enumerate(["dora", "emil", "finn"])
+        ]
         gina_rot = _rotation(s, p["gina"], date(2027, 3, 1))
         result = pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
     assert len(result.created) == 3 and result.kept == 0
@@ -124,18 +140,20 @@ def test_pairs_from_db_with_rules_slots_and_stability(engine, settings):
         assert {k: v.id for k, v in _active(s).items()} == first_ids
         rows = mentor_load(s, POLICY, date(2027, 3, 1), 6)
         assert sum(r["total"] for r in rows) == 3
-        from frontline.mentoring import mentor_columns
+        from frontline.mentors.service import mentor_columns
 
         cols = mentor_columns(s, [r.id for r in rots] + [gina_rot.id])
         assert set(cols) == {r.id for r in rots}
         for rid, c in cols.items():
             m = s.get(Employee, active[rid].mentor_id)
             assert c == {"mentor_employee_id": m.employee_id, "mentor_email": m.email}
-        from frontline.planning import export_rows
+        from frontline.rotations.service import export_rows
 
         exported = {r["rotation_id"]: r for r in export_rows(s)}
         assert exported[gina_rot.id]["mentor_email"] == ""
-        assert {rid: exported[rid]["mentor_email"] for rid in cols} == {rid: c["mentor_email"] for rid, c in cols.items()}
+        assert {rid: exported[rid]["mentor_email"] for rid in cols} == {
+            rid: c["mentor_email"] for rid, c in cols.items()
+        }
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "pairing.run")).first() is not None
 
 
@@ -160,7 +178,7 @@ def test_repair_only_what_must_change(engine, settings, change):
         p = _company(s)
         r1 = _rotation(s, p["dora"], date(2027, 3, 1))
         r2 = _rotation(s, p["emil"], date(2027, 3, 1))
-        r3 = _rotation(s, p["finn"], date(2027, 5, 3))
+        _rotation(s, p["finn"], date(2027, 5, 3))
         pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
     with session_scope(engine) as s:
         before = _active(s)
@@ -259,7 +277,7 @@ def test_checkin_series_keeps_local_time_across_dst(mentor_tz, rotator_tz, start
     utc_times = {e.start.astimezone(ZoneInfo("UTC")).time() for e in series}
     assert len(utc_times) == 2  # ... so the UTC time moves with DST
     _assert_working_hours(events, mentor_tz, rotator_tz)
-    for a, b in zip(series, series[1:]):
+    for a, b in zip(series, series[1:], strict=False):
         assert (b.start.date() - a.start.date()).days == 7
 
 
@@ -272,8 +290,7 @@ def test_checkin_avoids_the_mentors_other_slots():
     first = choose_checkin(start, end, "Europe/Berlin", "Europe/Berlin")
     p = MentorPairing(rotation_id=1, mentor_id=1, checkin_weekday=first[0], checkin_time_utc=first[1])
     local = events_for(start, end, p, "Europe/Berlin", "Europe/Berlin", 30, (9, 17))[1].start
-    second = choose_checkin(start, end, "Europe/Berlin", "Europe/Berlin",
-                            taken={(local.weekday(), f"{local:%H:%M}")})
+    second = choose_checkin(start, end, "Europe/Berlin", "Europe/Berlin", taken={(local.weekday(), f"{local:%H:%M}")})
     assert second != first
 
 
@@ -304,7 +321,7 @@ def test_surveys_queued_once_in_the_last_week(engine, settings):
 def test_survey_web_form(engine, settings, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from frontline.links import survey_url
+    from frontline.core.links import survey_url
     from frontline.web.app import create_app
 
     pairing_id = _paired(engine)
@@ -317,7 +334,7 @@ def test_survey_web_form(engine, settings, monkeypatch):
     assert client.get("/survey/not-a-token").status_code == 403
     assert client.post(path[:-3] + "xyz", data={"rotation_usefulness": "5", "usefulness": "5"}).status_code == 403
     # a token for another purpose
-    from frontline.links import observe_url
+    from frontline.core.links import observe_url
 
     other = observe_url(1).rsplit("/", 1)[1]
     assert client.get(f"/survey/{other}").status_code == 403
@@ -326,7 +343,9 @@ def test_survey_web_form(engine, settings, monkeypatch):
     monkeypatch.setattr(_time, "time", lambda: real() - 31 * 86400)
     old = survey_url(pairing_id, "mentor")
     monkeypatch.setattr(_time, "time", real)
-    expired = client.post(old.removeprefix("http://frontline.test"), data={"rotation_usefulness": "4", "usefulness": "4"})
+    expired = client.post(
+        old.removeprefix("http://frontline.test"), data={"rotation_usefulness": "4", "usefulness": "4"}
+    )
     assert expired.status_code == 403 and "expired" in expired.text
     # invalid values are refused, nothing stored
     bad = client.post(path, data={"rotation_usefulness": "9", "usefulness": "3"})
@@ -343,7 +362,7 @@ def test_survey_web_form(engine, settings, monkeypatch):
     with session_scope(engine) as s:
         rows = s.exec(select(PairingFeedback)).all()
         assert [(r.role, r.rotation_usefulness, r.usefulness, r.comment) for r in rows] == [("rotator", 2, 3, "better")]
-        from frontline.mentoring import mentor_feedback
+        from frontline.mentors.service import mentor_feedback
 
         mentor_id = s.get(MentorPairing, pairing_id).mentor_id
         assert mentor_feedback(s) == {mentor_id: 3.0}
@@ -351,7 +370,8 @@ def test_survey_web_form(engine, settings, monkeypatch):
 
 @pytest.mark.prefect
 def test_pair_and_survey_flows(prefect_harness, sqlite_engine, sqlite_settings):
-    from flows.pair import pair_mentors as pair_flow, send_surveys
+    from flows.pair import pair_mentors as pair_flow
+    from flows.pair import send_surveys
 
     (sqlite_settings.policy_path).write_text('support_department = "Support"\n')
     with session_scope(sqlite_engine) as s:

@@ -13,15 +13,15 @@ import time
 from pathlib import Path
 
 import httpx
-from markupsafe import escape
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
+from observation_factories import body, mails, org, set_policy_value, write_policy
 from sqlmodel import func, select
 
-from frontline.links import observe_url
-from frontline.observations import create_api_token, revoke_api_token
+from frontline.core.links import observe_url
+from frontline.observations.intake import create_api_token, revoke_api_token
 from models import AuditEvent, Department, Employee, Observation, session_scope
-from observation_factories import body, mails, org, set_policy_value, write_policy
 
 XSS = [
     "<script>alert('x')</script>",
@@ -33,13 +33,17 @@ XSS = [
 @pytest.fixture
 def world(settings, engine):
     write_policy(settings)
-    from frontline.observations import _policy_cache
+    from frontline.observations.intake import _policy_cache
 
     _policy_cache.clear()
     with session_scope(engine) as session:
         made = org(session)
-        return {"rotator": made["rotator"].id, "other": made["other"].id, "mentor": made["mentor"].id,
-                "rotator_hr": made["rotator"].employee_id}
+        return {
+            "rotator": made["rotator"].id,
+            "other": made["other"].id,
+            "mentor": made["mentor"].id,
+            "rotator_hr": made["rotator"].employee_id,
+        }
 
 
 @pytest.fixture
@@ -62,9 +66,15 @@ def form_fields(page: str) -> dict[str, str]:
 
 
 def valid_form(**overrides) -> dict[str, str]:
-    data = {"text": "Customer jane@example.com was charged twice at checkout", "impact": "4",
-            "customer_count": "3", "product_area": "checkout", "category": "bug", "target_department": "",
-            "suggestion": "Call back on +44 20 7946 0958"}
+    data = {
+        "text": "Customer jane@example.com was charged twice at checkout",
+        "impact": "4",
+        "customer_count": "3",
+        "product_area": "checkout",
+        "category": "bug",
+        "target_department": "",
+        "suggestion": "Call back on +44 20 7946 0958",
+    }
     data.update(overrides)
     return data
 
@@ -87,8 +97,14 @@ def open_form(client, employee_id: int):
 def test_valid_submission_is_stored_redacted_and_audited(client, engine, world):
     link, hidden = open_form(client, world["rotator"])
     page = client.get(link).text
-    for label in ("What happened?", "Customer impact", "Product area", "Category",
-                  "Which department should hear it?", "Urgent"):
+    for label in (
+        "What happened?",
+        "Customer impact",
+        "Product area",
+        "Category",
+        "Which department should hear it?",
+        "Urgent",
+    ):
         assert label in page
     assert '<label for="f-text">' in page and 'name="viewport"' in page  # labelled fields, mobile layout
     response = client.post(link, data={**hidden, **valid_form()})
@@ -118,8 +134,7 @@ def test_chosen_department_overrides_the_suggestion(client, engine, world):
     assert r.status_code == 200
     with session_scope(engine) as session:
         obs = session.exec(select(Observation)).one()
-        assert obs.target_department_id == session.exec(
-            select(Observation.target_department_id)).one()
+        assert obs.target_department_id == session.exec(select(Observation.target_department_id)).one()
         from models import Department
 
         assert session.get(Department, obs.target_department_id).name == "Product"
@@ -133,7 +148,7 @@ def test_forged_expired_and_foreign_links_are_refused(client, engine, world, mon
         assert client.get(bad).status_code == 403
         assert client.post(bad, data={**hidden, **valid_form()}).status_code == 403
     # a token of another purpose (acknowledge) never opens the form
-    from frontline.links import make_token
+    from frontline.core.links import make_token
 
     ack = make_token("ack", {"e": world["rotator"]})
     assert client.post(f"/observe/{ack}", data={**hidden, **valid_form()}).status_code == 403
@@ -161,8 +176,15 @@ def test_forged_expired_and_foreign_links_are_refused(client, engine, world, mon
 
 def test_malformed_input_is_rejected_with_field_messages(client, engine, world):
     link, hidden = open_form(client, world["rotator"])
-    r = client.post(link, data={**hidden, **valid_form(text="  ", impact="abc", product_area="moon base",
-                                                        customer_count="-2", target_department="Nope")})
+    r = client.post(
+        link,
+        data={
+            **hidden,
+            **valid_form(
+                text="  ", impact="abc", product_area="moon base", customer_count="-2", target_department="Nope"
+            ),
+        },
+    )
     assert r.status_code == 422
     assert 'id="form-errors"' in r.text
     assert "What happened?</a>: this is required" in r.text
@@ -182,8 +204,11 @@ def test_a_form_with_too_many_fields_is_refused_not_a_crash(client, engine, worl
     crafted = "&".join(f"x{i}=1" for i in range(60))
     from urllib.parse import urlencode
 
-    r = client.post(link, content=urlencode({**hidden, **valid_form()}) + "&" + crafted,
-                    headers={"content-type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        link,
+        content=urlencode({**hidden, **valid_form()}) + "&" + crafted,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 403 and "Nothing was saved" in r.text  # was an unhandled ValueError (500)
     assert count(engine) == 0
     ack = client.post("/ack/some-token", content=crafted, headers={"content-type": "application/x-www-form-urlencoded"})
@@ -208,8 +233,14 @@ def test_oversized_bodies_are_refused(client, engine, world):
 def test_xss_payloads_come_back_escaped_everywhere(client, engine, world):
     link, hidden = open_form(client, world["rotator"])
     for i, payload in enumerate(XSS):
-        r = client.post(link, data={**hidden, "client_request_id": f"x{i}",
-                                    **valid_form(text=f"t {payload}", suggestion=f"s {payload}", urgent="on")})
+        r = client.post(
+            link,
+            data={
+                **hidden,
+                "client_request_id": f"x{i}",
+                **valid_form(text=f"t {payload}", suggestion=f"s {payload}", urgent="on"),
+            },
+        )
         assert r.status_code == 200
         assert payload not in r.text and str(escape(payload)) in r.text
     page = client.get(link).text  # recent observations list
@@ -217,14 +248,21 @@ def test_xss_payloads_come_back_escaped_everywhere(client, engine, world):
         assert payload not in page
     # invalid values echoed in error messages and re-filled fields
     payload = XSS[1]
-    r = client.post(link, data={**hidden, **valid_form(text=payload, product_area=payload, category=payload,
-                                                        target_department=payload, impact=payload)})
+    r = client.post(
+        link,
+        data={
+            **hidden,
+            **valid_form(
+                text=payload, product_area=payload, category=payload, target_department=payload, impact=payload
+            ),
+        },
+    )
     assert r.status_code == 422 and payload not in r.text and "&lt;img" in r.text
     # escalation mail (HTML and text) and the acknowledge page
     with session_scope(engine) as session:
         sent = mails(session, "escalation")
         assert len(sent) == len(XSS)
-        for msg, payload in zip(sent, XSS):
+        for msg, payload in zip(sent, XSS, strict=True):
             html_part = body(msg, "html")
             assert payload not in html_part and str(escape(payload)) in html_part
             assert payload in body(msg, "plain")  # text/plain is not HTML: shown verbatim, harmless
@@ -232,7 +270,7 @@ def test_xss_payloads_come_back_escaped_everywhere(client, engine, world):
             ack_page = client.get(html.unescape(ack)).text
             assert payload not in ack_page and str(escape(payload)) in ack_page
         # the "what happened to your observation" mail, with a hostile note from the acting head
-        from frontline.observations import set_ack_state
+        from frontline.observations.intake import set_ack_state
 
         first = session.exec(select(Observation).order_by(Observation.id)).first()
         set_ack_state(session, [first.id], "planned", by="head@example.com", note=f"n {XSS[0]}")
@@ -301,8 +339,13 @@ def test_ack_link_of_a_former_head_is_refused(client, engine, world):
 
 
 def api_body(**overrides):
-    data = {"text": "Export to CSV fails for card 4111 1111 1111 1111", "impact": 3, "product_area": "export",
-            "category": "bug", "customer_count": 2}
+    data = {
+        "text": "Export to CSV fails for card 4111 1111 1111 1111",
+        "impact": 3,
+        "product_area": "export",
+        "category": "bug",
+        "customer_count": 2,
+    }
     data.update(overrides)
     return data
 
@@ -325,7 +368,9 @@ def test_api_auth_validation_create_and_replay(client, engine, world):
     assert ("body", "text") in problems
     r = client.post(url, json=api_body(product_area="moon"), headers=auth)  # policy check, after auth
     assert r.status_code == 422 and "unknown product area 'moon'" in r.json()["detail"][0]["msg"]
-    assert client.post(url, content=b"{not json", headers={**auth, "content-type": "application/json"}).status_code == 422
+    assert (
+        client.post(url, content=b"{not json", headers={**auth, "content-type": "application/json"}).status_code == 422
+    )
     created = client.post(url, json=api_body(client_request_id="req-1"), headers=auth)
     assert created.status_code == 201, created.text
     out = created.json()
@@ -343,7 +388,9 @@ def test_api_auth_validation_create_and_replay(client, engine, world):
     r = client.post(url, json=api_body(employee_id="E200"), headers=iauth)
     assert r.status_code == 201 and r.json()["employee_id"] == "E200"
     # the same client_request_id from another rotator is a conflict, not a replay
-    assert client.post(url, json=api_body(employee_id="E200", client_request_id="req-1"), headers=iauth).status_code == 409
+    assert (
+        client.post(url, json=api_body(employee_id="E200", client_request_id="req-1"), headers=iauth).status_code == 409
+    )
     with session_scope(engine) as session:
         revoke_api_token(session, "zendesk")
     assert client.post(url, json=api_body(employee_id="E200"), headers=iauth).status_code == 401
@@ -359,7 +406,11 @@ def test_api_rate_limit_and_size_limit(client, engine, world, settings):
     with session_scope(engine) as session:
         _row, secret = create_api_token(session, "rita", session.get(Employee, world["rotator"]))
     auth = {"Authorization": f"Bearer {secret}"}
-    assert [client.post("/api/observations", json=api_body(), headers=auth).status_code for _ in range(3)] == [201, 201, 429]
+    assert [client.post("/api/observations", json=api_body(), headers=auth).status_code for _ in range(3)] == [
+        201,
+        201,
+        429,
+    ]
     r = client.post("/api/observations", json=api_body(), headers=auth)
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
     r = client.post("/api/observations", json=api_body(text="y" * 70_000), headers=auth)
@@ -373,8 +424,18 @@ def test_openapi_schema_describes_the_api(client):
     assert {"201", "401", "422", "429"} <= set(op["responses"])
     assert op["security"] == [{"HTTPBearer": []}]
     props = schema["components"]["schemas"]["ObservationCreate"]["properties"]
-    assert {"text", "impact", "customer_count", "product_area", "category", "target_department",
-            "suggestion", "urgent", "client_request_id", "employee_id"} <= set(props)
+    assert {
+        "text",
+        "impact",
+        "customer_count",
+        "product_area",
+        "category",
+        "target_department",
+        "suggestion",
+        "urgent",
+        "client_request_id",
+        "employee_id",
+    } <= set(props)
 
 
 # ------------------------------------------------------------------------------------ real server
@@ -390,9 +451,23 @@ def test_real_uvicorn_on_loopback(sqlite_settings, sqlite_engine, tmp_path):
     port = free_port()
     env = {**os.environ, **{k: v for k, v in os.environ.items() if k.startswith("FRONTLINE_")}}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "frontline.web.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "frontline.web.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -429,12 +504,47 @@ def test_cli_observe_add_and_api_tokens(world, engine):
     from frontline.cli import app
 
     runner = CliRunner()
-    r = runner.invoke(app, ["observe", "add", "--employee", "E100", "--text", "Refund to DE89 3704 0044 0532 0130 00 failed",
-                            "--impact", "4", "--area", "billing", "--category", "bug", "--urgent", "--request-id", "cli-1"])
+    r = runner.invoke(
+        app,
+        [
+            "observe",
+            "add",
+            "--employee",
+            "E100",
+            "--text",
+            "Refund to DE89 3704 0044 0532 0130 00 failed",
+            "--impact",
+            "4",
+            "--area",
+            "billing",
+            "--category",
+            "bug",
+            "--urgent",
+            "--request-id",
+            "cli-1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "stored for Finance (urgent: head emailed); redacted {'iban': 1}" in r.output
-    r = runner.invoke(app, ["observe", "add", "--employee", "E100", "--text", "again", "--impact", "4",
-                            "--area", "billing", "--category", "bug", "--request-id", "cli-1"])
+    r = runner.invoke(
+        app,
+        [
+            "observe",
+            "add",
+            "--employee",
+            "E100",
+            "--text",
+            "again",
+            "--impact",
+            "4",
+            "--area",
+            "billing",
+            "--category",
+            "bug",
+            "--request-id",
+            "cli-1",
+        ],
+    )
     assert r.exit_code == 0 and "already stored" in r.output
     r = runner.invoke(app, ["observe", "add", "--employee", "E100", "--text", "x", "--impact", "9", "--area", "moon"])
     assert r.exit_code == 2

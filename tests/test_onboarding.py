@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from frontline.events import emit_new_hires, employee_id_from_resource, onboarding_candidates, resource_id
+from frontline.people.events import emit_new_hires, employee_id_from_resource, onboarding_candidates, resource_id
 
 
 def _people(engine, today: date):
@@ -19,8 +19,18 @@ def _people(engine, today: date):
         s.flush()
 
         def emp(eid, dept, hired, **kw):
-            s.add(Employee(employee_id=eid, name=eid, email=f"{eid}@example.com", department_id=dept.id,
-                           hire_date=hired, timezone="Europe/Berlin", country="DE", **kw))
+            s.add(
+                Employee(
+                    employee_id=eid,
+                    name=eid,
+                    email=f"{eid}@example.com",
+                    department_id=dept.id,
+                    hire_date=hired,
+                    timezone="Europe/Berlin",
+                    country="DE",
+                    **kw,
+                )
+            )
 
         emp("NEW", eng, today - timedelta(days=3))
         emp("FUTURE", eng, today + timedelta(days=20))
@@ -65,7 +75,7 @@ def test_resource_ids_round_trip():
 def _policy(settings, **overrides):
     from pathlib import Path
 
-    from frontline.policy import load_policy
+    from frontline.core.policy import load_policy
 
     example = Path(__file__).resolve().parent.parent / "frontline.example.toml"
     text = example.read_text()
@@ -80,7 +90,7 @@ def _policy(settings, **overrides):
 def test_plan_new_hire_adds_one_rotation_and_moves_nobody(settings, engine):
     from sqlmodel import select
 
-    from frontline.onboarding import plan_new_hire
+    from frontline.rotations.onboarding import plan_new_hire
     from models import AuditEvent, Employee, Rotation, session_scope
 
     today = date(2026, 11, 24)  # a Tuesday; the horizon starts Monday 2026-11-30
@@ -91,8 +101,16 @@ def test_plan_new_hire_adds_one_rotation_and_moves_nobody(settings, engine):
         old = s.exec(select(Employee).where(Employee.employee_id == "OLD")).one()
         taken = [date(2026, 12, 28)]
         for start in taken:
-            s.add(Rotation(employee_id=old.id, start=start, end=start + timedelta(weeks=4, days=-1),
-                           kind="cycle", status="draft", due=start))
+            s.add(
+                Rotation(
+                    employee_id=old.id,
+                    start=start,
+                    end=start + timedelta(weeks=4, days=-1),
+                    kind="cycle",
+                    status="draft",
+                    due=start,
+                )
+            )
     with session_scope(engine) as s:
         out = plan_new_hire(s, policy, "NEW", today=today)
     assert out["status"] == "planned", out
@@ -103,8 +121,14 @@ def test_plan_new_hire_adds_one_rotation_and_moves_nobody(settings, engine):
     assert start == date(2027, 1, 25), start
     with session_scope(engine) as s:
         rows = s.exec(select(Rotation).order_by(Rotation.start)).all()
-        assert sorted(r.start for r in rows if r.employee_id != s.exec(
-            select(Employee.id).where(Employee.employee_id == "NEW")).one()) == taken, "nobody else moved"
+        assert (
+            sorted(
+                r.start
+                for r in rows
+                if r.employee_id != s.exec(select(Employee.id).where(Employee.employee_id == "NEW")).one()
+            )
+            == taken
+        ), "nobody else moved"
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "rotation.created")).all()
     with session_scope(engine) as s:
         again = plan_new_hire(s, policy, "NEW", today=today)
@@ -134,10 +158,28 @@ def test_onboard_new_hire_flow_end_to_end(sqlite_settings, sqlite_engine, prefec
         s.add_all([support, eng])
         s.flush()
         common = dict(timezone="Europe/Berlin", country="DE", languages=["en"])
-        s.add(Employee(employee_id="M1", name="Mia Mentor", email="mia@example.com", department_id=support.id,
-                       hire_date=date(2020, 1, 6), is_mentor=True, mentor_capacity=2, **common))
-        s.add(Employee(employee_id="N1", name="Nora New", email="nora@example.com", department_id=eng.id,
-                       hire_date=today - timedelta(days=2), **common))
+        s.add(
+            Employee(
+                employee_id="M1",
+                name="Mia Mentor",
+                email="mia@example.com",
+                department_id=support.id,
+                hire_date=date(2020, 1, 6),
+                is_mentor=True,
+                mentor_capacity=2,
+                **common,
+            )
+        )
+        s.add(
+            Employee(
+                employee_id="N1",
+                name="Nora New",
+                email="nora@example.com",
+                department_id=eng.id,
+                hire_date=today - timedelta(days=2),
+                **common,
+            )
+        )
 
     state = onboard_new_hire("frontline.employee.N1", return_state=True)
     out = state.result()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from frontline.pairing import Mentor, Rotator, Weights, objective, solve, solve_greedy, violations
+from frontline.mentors.solver import Mentor, Rotator, Weights, objective, solve, solve_greedy, violations
 
 W = Weights()
 LANGS = ["en", "de", "ja"]
@@ -35,7 +36,7 @@ def instances(draw, max_rot=6, max_ment=3, weeks=6):
                 ever_mentored=draw(st.booleans()),
                 feedback=draw(st.one_of(st.none(), st.sampled_from([1.0, 3.5, 5.0]))),
                 load_so_far=draw(st.integers(0, 2)),
-                busy_weeks={w: 1 for w in draw(st.sets(st.integers(0, weeks - 1), max_size=2))},
+                busy_weeks=dict.fromkeys(draw(st.sets(st.integers(0, weeks - 1), max_size=2)), 1),
             )
         )
     rotators = []
@@ -62,7 +63,7 @@ def brute_force(rotators, mentors, w=W):
     """The true optimum: every assignment of each rotator to a mentor or to nobody."""
     best = None
     for choice in itertools.product([None] + [x.key for x in mentors], repeat=len(rotators)):
-        a = {r.key: mk for r, mk in zip(rotators, choice) if mk is not None}
+        a = {r.key: mk for r, mk in zip(rotators, choice, strict=True) if mk is not None}
         if violations(rotators, mentors, w, a):
             continue
         v = objective(rotators, mentors, w, a)
@@ -201,17 +202,33 @@ def test_medium_instance_gap_and_no_violations():
 
     rnd = random.Random(3)
     mentors = [
-        _m(f"m{j}", tz_hours=rnd.choice(ZONES), capacity=rnd.randint(1, 3), annual_cap=6,
-           languages=frozenset(rnd.sample(LANGS, rnd.randint(1, 2))), skills=frozenset(rnd.sample(SKILLS, 1)),
-           feedback=rnd.choice([None, 2.5, 4.5]), ever_mentored=rnd.random() < 0.7)
+        _m(
+            f"m{j}",
+            tz_hours=rnd.choice(ZONES),
+            capacity=rnd.randint(1, 3),
+            annual_cap=6,
+            languages=frozenset(rnd.sample(LANGS, rnd.randint(1, 2))),
+            skills=frozenset(rnd.sample(SKILLS, 1)),
+            feedback=rnd.choice([None, 2.5, 4.5]),
+            ever_mentored=rnd.random() < 0.7,
+        )
         for j in range(30)
     ]
     rotators = []
     for i in range(200):
         s = rnd.randrange(48)
-        rotators.append(_r(f"r{i}", s, s + 4, tz_hours=rnd.choice(ZONES), dept=rnd.choice(DEPTS[1:]),
-                           languages=frozenset(rnd.sample(LANGS, rnd.randint(1, 2))),
-                           skills=frozenset(rnd.sample(SKILLS, rnd.randint(0, 2))), is_new_hire=rnd.random() < 0.2))
+        rotators.append(
+            _r(
+                f"r{i}",
+                s,
+                s + 4,
+                tz_hours=rnd.choice(ZONES),
+                dept=rnd.choice(DEPTS[1:]),
+                languages=frozenset(rnd.sample(LANGS, rnd.randint(1, 2))),
+                skills=frozenset(rnd.sample(SKILLS, rnd.randint(0, 2))),
+                is_new_hire=rnd.random() < 0.2,
+            )
+        )
     sol = solve(rotators, mentors, W, exact_pairs=0)
     assert violations(rotators, mentors, W, sol.assignments) == []
     assert sol.gap is not None and sol.gap < 0.002
@@ -226,20 +243,37 @@ def _medium(seed: int, n_rot: int = 300, n_ment: int = 40):
 
     rnd = random.Random(seed)
     mentors = [
-        _m(f"m{j}", tz_hours=rnd.choice(ZONES), capacity=rnd.randint(2, 3), annual_cap=rnd.randint(8, 10),
-           languages=frozenset({"en"} | set(rnd.sample(LANGS, 1))), skills=frozenset(rnd.sample(SKILLS, 1)),
-           feedback=rnd.choice([None, 2.5, 4.5]), ever_mentored=rnd.random() < 0.7,
-           unavailable_weeks=frozenset({rnd.randrange(52)}) if rnd.random() < 0.3 else frozenset(),
-           busy_weeks={rnd.randrange(52): 1} if rnd.random() < 0.2 else {}, load_so_far=rnd.randint(0, 2))
+        _m(
+            f"m{j}",
+            tz_hours=rnd.choice(ZONES),
+            capacity=rnd.randint(2, 3),
+            annual_cap=rnd.randint(8, 10),
+            languages=frozenset({"en"} | set(rnd.sample(LANGS, 1))),
+            skills=frozenset(rnd.sample(SKILLS, 1)),
+            feedback=rnd.choice([None, 2.5, 4.5]),
+            ever_mentored=rnd.random() < 0.7,
+            unavailable_weeks=frozenset({rnd.randrange(52)}) if rnd.random() < 0.3 else frozenset(),
+            busy_weeks={rnd.randrange(52): 1} if rnd.random() < 0.2 else {},
+            load_so_far=rnd.randint(0, 2),
+        )
         for j in range(n_ment)
     ]
     rotators = []
     for i in range(n_rot):
         s = rnd.randrange(48)
-        rotators.append(_r(f"r{i}", s, s + 4, tz_hours=rnd.choice(ZONES), dept=rnd.choice(DEPTS[1:]),
-                           languages=frozenset(rnd.sample(LANGS, rnd.randint(1, 2))),
-                           skills=frozenset(rnd.sample(SKILLS, rnd.randint(0, 2))), is_new_hire=rnd.random() < 0.2,
-                           previous_mentors=frozenset({f"m{rnd.randrange(n_ment)}"}) if rnd.random() < 0.3 else frozenset()))
+        rotators.append(
+            _r(
+                f"r{i}",
+                s,
+                s + 4,
+                tz_hours=rnd.choice(ZONES),
+                dept=rnd.choice(DEPTS[1:]),
+                languages=frozenset(rnd.sample(LANGS, rnd.randint(1, 2))),
+                skills=frozenset(rnd.sample(SKILLS, rnd.randint(0, 2))),
+                is_new_hire=rnd.random() < 0.2,
+                previous_mentors=frozenset({f"m{rnd.randrange(n_ment)}"}) if rnd.random() < 0.3 else frozenset(),
+            )
+        )
     return rotators, mentors
 
 
@@ -270,7 +304,7 @@ def test_fast_eligibility_scan_matches_the_rule_checks(inst):
     # static_parts (used by the other paths and by the unmatched explanations), pair by pair and in cost
     import numpy as np
 
-    from frontline.pairing import _Data
+    from frontline.mentors.solver import _Data
 
     rotators, mentors = inst
     d = _Data(rotators, mentors, W)

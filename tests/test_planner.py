@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from frontline.planner import (
+from frontline.rotations.solver import (
     LockedRotation,
     Person,
     PlanInput,
@@ -128,7 +128,7 @@ def exact_optimum(inp: PlanInput) -> float:
         c.append(big + (inp.weights.move if p.current_start is not None and p.current_start in window(inp, p) else 0))
     n = len(cols)
     rows, colidx = [], []
-    for j, (i, s) in enumerate(cols):
+    for j, (i, _start) in enumerate(cols):
         rows.append(i)
         colidx.append(j)
     A_eq = sp.csr_matrix((np.ones(n), (rows, colidx)), shape=(len(inp.people), n))
@@ -140,7 +140,9 @@ def exact_optimum(inp: PlanInput) -> float:
         rhs.append(max(inp.seats_per_week - locked, 0))
         for d in depts:
             locked_d = sum(1 for lr in inp.locked if lr.dept == d and lr.start_week <= w < lr.start_week + L)
-            ub_rows.append({j: 1.0 for j, (i, s) in enumerate(cols) if s >= 0 and inp.people[i].dept == d and s <= w < s + L})
+            ub_rows.append(
+                {j: 1.0 for j, (i, s) in enumerate(cols) if s >= 0 and inp.people[i].dept == d and s <= w < s + L}
+            )
             rhs.append(max(inp.dept_caps.get(d, inp.seats_per_week) - locked_d, 0))
     data, r_, c_ = [], [], []
     for r, row in enumerate(ub_rows):
@@ -154,7 +156,7 @@ def exact_optimum(inp: PlanInput) -> float:
     for k in range(K):
         for w in range(W):
             r = len(ub_rows) + k * W + w
-            for j, (i, s) in enumerate(cols):
+            for j, (_i, s) in enumerate(cols):
                 if s == w:
                     r_.append(r)
                     c_.append(j)
@@ -201,9 +203,17 @@ def companies(draw, max_people: int = 9):
     ]
     blackout = frozenset(draw(st.lists(st.integers(0, weeks - 1), max_size=2)))
     return PlanInput(
-        horizon_start=MONDAY, weeks=weeks, length_weeks=L, seats_per_week=seats, people=people, dept_caps=caps,
-        locked=locked, blocked_starts=blackout, new_hire_within_weeks=draw(st.integers(1, 4)),
-        early_weeks=draw(st.integers(0, 2)), weights=Weights(balance=draw(st.sampled_from([2.0, 0.0, 0.3, 7.0])), balance_steps=draw(st.integers(1, 3))),
+        horizon_start=MONDAY,
+        weeks=weeks,
+        length_weeks=L,
+        seats_per_week=seats,
+        people=people,
+        dept_caps=caps,
+        locked=locked,
+        blocked_starts=blackout,
+        new_hire_within_weeks=draw(st.integers(1, 4)),
+        early_weeks=draw(st.integers(0, 2)),
+        weights=Weights(balance=draw(st.sampled_from([2.0, 0.0, 0.3, 7.0])), balance_steps=draw(st.integers(1, 3))),
     )
 
 
@@ -218,12 +228,26 @@ def cohorts(draw):
     for i in range(draw(st.integers(3, 10))):
         nh = draw(st.integers(0, 3)) == 0
         due = draw(st.sampled_from(dues))
-        people.append(Person(f"E{i:03d}", draw(st.sampled_from(depts)), due if nh else -5, due, None, nh,
-                             current_start=draw(st.one_of(st.none(), st.integers(0, weeks - 1)))))
+        people.append(
+            Person(
+                f"E{i:03d}",
+                draw(st.sampled_from(depts)),
+                due if nh else -5,
+                due,
+                None,
+                nh,
+                current_start=draw(st.one_of(st.none(), st.integers(0, weeks - 1))),
+            )
+        )
     locked = [LockedRotation(f"L{i}", "D0", draw(st.integers(0, weeks - 1))) for i in range(draw(st.integers(0, 2)))]
     return PlanInput(
-        horizon_start=MONDAY, weeks=weeks, length_weeks=L, seats_per_week=draw(st.integers(3, 10)), people=people,
-        dept_caps={d: draw(st.integers(2, 6)) for d in depts}, locked=locked,
+        horizon_start=MONDAY,
+        weeks=weeks,
+        length_weeks=L,
+        seats_per_week=draw(st.integers(3, 10)),
+        people=people,
+        dept_caps={d: draw(st.integers(2, 6)) for d in depts},
+        locked=locked,
         blocked_starts=frozenset(draw(st.lists(st.integers(0, weeks - 1), max_size=3))),
         new_hire_within_weeks=draw(st.integers(1, 3)),
         weights=Weights(balance=draw(st.sampled_from([2.0, 1.0, 4.0])), balance_steps=draw(st.integers(1, 3))),
@@ -236,13 +260,19 @@ def test_hard_rules_and_exact_optimum(inp):
     out = solve(inp)
     assert_hard_rules(inp, out)
     no_start = sum(1 for u in out.unplaced if u.code in {"no_window", "blocked"})
-    assert all(not window(inp, p) for p in inp.people if p.key in {u.key for u in out.unplaced if u.code in {"no_window", "blocked"}})
+    assert all(
+        not window(inp, p)
+        for p in inp.people
+        if p.key in {u.key for u in out.unplaced if u.code in {"no_window", "blocked"}}
+    )
     # the objective is the plan's own cost ...
     big = unplaced_penalty(inp)
     placed_cost = sum(cost(inp, p, out.assignments[p.key]) for p in inp.people if p.key in out.assignments)
     dropped = [p for p in inp.people if p.key not in out.assignments and window(inp, p)]
     dropped_cost = sum(big + (inp.weights.move if p.current_start in window(inp, p) else 0) for p in dropped)
-    assert out.objective == pytest.approx(placed_cost + dropped_cost + balance(inp, out.assignments), rel=1e-9, abs=1e-6)
+    assert out.objective == pytest.approx(
+        placed_cost + dropped_cost + balance(inp, out.assignments), rel=1e-9, abs=1e-6
+    )
     # ... it equals the exact per-employee optimum, and the LP bound is below it
     optimum = exact_optimum(inp) - big * no_start
     assert out.objective == pytest.approx(optimum, rel=1e-7, abs=1e-6)
@@ -295,7 +325,9 @@ def test_department_cap_binds_and_is_explained():
 
 def test_locked_rotations_use_capacity_and_stay():
     people = [Person("A", "Eng", 0, 0), Person("B", "Eng", 0, 0)]
-    inp = PlanInput(MONDAY, 6, 2, 1, people, {"Eng": 3}, locked=[LockedRotation("C", "Eng", 0), LockedRotation("D", "Eng", -1)])
+    inp = PlanInput(
+        MONDAY, 6, 2, 1, people, {"Eng": 3}, locked=[LockedRotation("C", "Eng", 0), LockedRotation("D", "Eng", -1)]
+    )
     out = solve(inp)
     assert_hard_rules(inp, out)
     assert out.assignments == {"A": 2, "B": 4}
@@ -314,8 +346,16 @@ def test_stability_keeps_current_starts():
 def test_new_hires_never_lost():
     # no room inside the onboarding window: the new hire still gets a (late) start
     people = [Person("NH", "Eng", 0, 0, is_new_hire=True)]
-    inp = PlanInput(MONDAY, 12, 2, 1, people, {}, locked=[LockedRotation(f"L{i}", "Ops", 2 * i) for i in range(4)],
-                    new_hire_within_weeks=2)
+    inp = PlanInput(
+        MONDAY,
+        12,
+        2,
+        1,
+        people,
+        {},
+        locked=[LockedRotation(f"L{i}", "Ops", 2 * i) for i in range(4)],
+        new_hire_within_weeks=2,
+    )
     out = solve(inp)
     assert out.assignments == {"NH": 8}
 

@@ -10,9 +10,9 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import select
 
-from frontline import planning
-from frontline.planning import PlanningError
-from frontline.policy import parse_policy
+from frontline.core.policy import parse_policy
+from frontline.rotations import service as planning
+from frontline.rotations.service import PlanningError
 from models import Absence, AuditEvent, Department, Employee, MentorPairing, PlanRun, Rotation, session_scope
 
 H = date(2027, 1, 4)  # a Monday: the horizon start of every test
@@ -35,14 +35,24 @@ def _company(engine) -> dict[str, int]:
     with session_scope(engine) as s:
         depts = {}
         for name, frac in (("Support", None), ("Engineering", None), ("Sales", 0.5)):
-            d = Department(name=name, head_name=f"{name} Head", head_email=f"{name.lower()}@example.com", max_away_fraction=frac)
+            d = Department(
+                name=name, head_name=f"{name} Head", head_email=f"{name.lower()}@example.com", max_away_fraction=frac
+            )
             s.add(d)
             s.flush()
             depts[name] = d.id
 
         def emp(eid, dept, **kw):
-            e = Employee(employee_id=eid, name=eid, email=f"{eid.lower()}@example.com", department_id=depts[dept],
-                         hire_date=kw.pop("hire_date", date(2020, 1, 1)), timezone="Europe/Berlin", country="DE", **kw)
+            e = Employee(
+                employee_id=eid,
+                name=eid,
+                email=f"{eid.lower()}@example.com",
+                department_id=depts[dept],
+                hire_date=kw.pop("hire_date", date(2020, 1, 1)),
+                timezone="Europe/Berlin",
+                country="DE",
+                **kw,
+            )
             s.add(e)
             s.flush()
             ids[eid] = e.id
@@ -63,7 +73,9 @@ def _company(engine) -> dict[str, int]:
 
 def _rotations(engine) -> dict[str, Rotation]:
     with session_scope(engine) as s:
-        rows = s.exec(select(Rotation, Employee).where(Rotation.employee_id == Employee.id).where(Rotation.status != "cancelled")).all()
+        rows = s.exec(
+            select(Rotation, Employee).where(Rotation.employee_id == Employee.id).where(Rotation.status != "cancelled")
+        ).all()
         return {e.employee_id: r for r, e in rows}
 
 
@@ -74,7 +86,9 @@ def _plan(engine, **kw):
 
 def _assert_rules(engine) -> None:
     with session_scope(engine) as s:
-        rows = s.exec(select(Rotation, Employee).where(Rotation.employee_id == Employee.id).where(Rotation.status != "cancelled")).all()
+        rows = s.exec(
+            select(Rotation, Employee).where(Rotation.employee_id == Employee.id).where(Rotation.status != "cancelled")
+        ).all()
         absences = s.exec(select(Absence)).all()
         dept_of = {e.id: e.department_id for e in s.exec(select(Employee)).all()}
         dept_ids = {d.name: d.id for d in s.exec(select(Department)).all()}
@@ -161,8 +175,18 @@ def test_stable_replan_moves_only_what_must(engine, settings):
         a2.active, a2.left_on = False, H
         s.add(a2)
         eng = s.exec(select(Department).where(Department.name == "Engineering")).one()
-        s.add(Employee(employee_id="E9", name="E9", email="e9@example.com", department_id=eng.id, hire_date=date(2019, 1, 1),
-                       timezone="UTC", country="GB", last_rotation=date(2026, 3, 1)))
+        s.add(
+            Employee(
+                employee_id="E9",
+                name="E9",
+                email="e9@example.com",
+                department_id=eng.id,
+                hire_date=date(2019, 1, 1),
+                timezone="UTC",
+                country="GB",
+                last_rotation=date(2026, 3, 1),
+            )
+        )
     result = _plan(engine)
     after = {k: r.start for k, r in _rotations(engine).items()}
     assert "A2" not in after and "E9" in after
@@ -236,8 +260,12 @@ def test_overrides_validated_and_audited(engine, settings):
         assert s.get(Rotation, rots["A1"].id) is None  # a never-announced draft is withdrawn
         assert s.get(Employee, ids["A1"]).exempt_until == date(2027, 12, 31)
         actions = [(e.action, e.reason) for e in s.exec(select(AuditEvent).order_by(AuditEvent.id)).all()]
-    for action, reason in [("rotation.move", "wants June"), ("rotation.swap", "they traded"),
-                           ("rotation.defer", "project deadline"), ("employee.exempt", "parental leave")]:
+    for action, reason in [
+        ("rotation.move", "wants June"),
+        ("rotation.swap", "they traded"),
+        ("rotation.defer", "project deadline"),
+        ("employee.exempt", "parental leave"),
+    ]:
         assert (action, reason) in actions
     # the planner keeps HR's decisions
     _plan(engine)
@@ -257,14 +285,21 @@ def test_export_json_and_csv(engine, settings):
     assert all(set(required) <= set(r) for r in data)
     assert [r["start"] for r in data] == sorted(r["start"] for r in data)
     nh = next(r for r in data if r["employee_id"] == "NH")
-    assert nh["kind"] == "new_hire" and nh["status"] == "draft" and nh["locked"] is False and nh["email"] == "nh@example.com"
+    assert (
+        nh["kind"] == "new_hire"
+        and nh["status"] == "draft"
+        and nh["locked"] is False
+        and nh["email"] == "nh@example.com"
+    )
     parsed = list(csv.DictReader(io.StringIO(planning.export_text(rows, "csv"))))
     assert len(parsed) == 11 and set(required) <= set(parsed[0])
     with pytest.raises(PlanningError):
         planning.export_text(rows, "xml")
     # German public holidays inside a rotation are shown (Easter Monday 2027-03-29, Good Friday 2027-03-26)
     assert planning.holidays_between("DE", date(2027, 3, 22), date(2027, 4, 4)) == [
-        (date(2027, 3, 26), "Good Friday"), (date(2027, 3, 29), "Easter Monday")]
+        (date(2027, 3, 26), "Good Friday"),
+        (date(2027, 3, 29), "Easter Monday"),
+    ]
 
 
 def test_cli_export_and_override(engine, settings):
@@ -274,7 +309,9 @@ def test_cli_export_and_override(engine, settings):
 
     settings.policy_path.write_text(
         'support_department = "Support"\nlength_weeks = 2\nseats_per_week = 3\nmax_department_away_fraction = 0.25\n'
-        'new_hire_within_weeks = 4\n', encoding="utf-8")
+        "new_hire_within_weeks = 4\n",
+        encoding="utf-8",
+    )
     _company(engine)
     _plan(engine)
     runner = CliRunner()
@@ -296,7 +333,9 @@ def test_plan_flow(sqlite_engine, sqlite_settings, prefect_harness, capsys):
 
     sqlite_settings.policy_path.write_text(
         'support_department = "Support"\nlength_weeks = 2\nseats_per_week = 3\nmax_department_away_fraction = 0.25\n'
-        'new_hire_within_weeks = 4\n', encoding="utf-8")
+        "new_hire_within_weeks = 4\n",
+        encoding="utf-8",
+    )
     _company(sqlite_engine)
     out = plan_rotations(start=H, weeks=26)
     assert out["summary"]["planned"] == 11 and len(out["week_load"]) == 26
@@ -307,9 +346,16 @@ def test_plan_flow(sqlite_engine, sqlite_settings, prefect_harness, capsys):
     import httpx
     from prefect.settings import PREFECT_API_URL
 
-    found = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", timeout=30,
-                       json={"artifacts": {"key": {"any_": ["rotation-plan", "rotation-plan-week-load"]}},
-                             "sort": "CREATED_DESC", "limit": 5, "offset": 0})
+    found = httpx.post(
+        f"{PREFECT_API_URL.value()}/artifacts/filter",
+        timeout=30,
+        json={
+            "artifacts": {"key": {"any_": ["rotation-plan", "rotation-plan-week-load"]}},
+            "sort": "CREATED_DESC",
+            "limit": 5,
+            "offset": 0,
+        },
+    )
     found.raise_for_status()
     keys = {a["key"] for a in found.json()}
     assert keys == {"rotation-plan", "rotation-plan-week-load"}
@@ -318,7 +364,7 @@ def test_plan_flow(sqlite_engine, sqlite_settings, prefect_harness, capsys):
 
 def test_csv_export_cells_cannot_run_as_spreadsheet_formulas():
     row = {name: "" for name, _ in planning.EXPORT_COLUMNS} | dict.fromkeys(planning.MENTOR_COLUMNS, "")
-    row |= {"employee_id": "E1", "department": "=HYPERLINK(\"http://evil.example\")", "email": "@sum@example.com"}
+    row |= {"employee_id": "E1", "department": '=HYPERLINK("http://evil.example")', "email": "@sum@example.com"}
     parsed = next(csv.DictReader(io.StringIO(planning.export_text([row], "csv"))))
-    assert parsed["department"] == "'=HYPERLINK(\"http://evil.example\")"
+    assert parsed["department"] == '\'=HYPERLINK("http://evil.example")'
     assert parsed["email"] == "'@sum@example.com" and parsed["employee_id"] == "E1"

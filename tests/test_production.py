@@ -49,7 +49,7 @@ class Processes:
         self.procs: list[tuple[str, subprocess.Popen]] = []
 
     def start(self, name: str, args: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen:
-        log = open(self.logdir / f"{name}.log", "wb")
+        log = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115 - the child process keeps writing to it
         proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append((name, proc))
         return proc
@@ -159,7 +159,9 @@ def _wait_final(api: Api, run_id: str, timeout: float, diagnostics) -> dict:
         return run if run["state_type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} else None
 
     run = _wait(f"flow run {run_id}", final, timeout, diagnostics)
-    assert run["state_type"] == "COMPLETED", f"run {run['name']} ended {run['state_type']}: {run['state']}\n{diagnostics()}"
+    assert run["state_type"] == "COMPLETED", (
+        f"run {run['name']} ended {run['state_type']}: {run['state']}\n{diagnostics()}"
+    )
     return run
 
 
@@ -167,7 +169,6 @@ def _wait_final(api: Api, run_id: str, timeout: float, diagnostics) -> dict:
 def pg_databases():
     """A fresh PostgreSQL database for the Prefect server and one for Frontline; dropped afterwards."""
     import psycopg
-
     from conftest import postgres_unavailable
 
     problem = postgres_unavailable()
@@ -207,9 +208,7 @@ def test_deployments_worker_and_new_hire_event_on_postgres(tmp_path, pg_database
     smtp = TLSServer(cert, key, implicit=False, user="bot@corp", password=SMTP_PASSWORD)
     policy = tmp_path / "frontline.toml"
     policy.write_text((ROOT / "frontline.example.toml").read_text())
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "FRONTLINE_"))
-    } | {
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "FRONTLINE_"))} | {
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
         "PREFECT_API_URL": api_url,
@@ -251,7 +250,9 @@ def test_deployments_worker_and_new_hire_event_on_postgres(tmp_path, pg_database
 
     smtp.start()
     try:
-        procs.start("server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env)
+        procs.start(
+            "server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env
+        )
         init_db(engine)  # while the server boots
         import httpx
 
@@ -265,9 +266,19 @@ def test_deployments_worker_and_new_hire_event_on_postgres(tmp_path, pg_database
         print(f"\n  server healthy after {time.monotonic() - started:.1f}s")
         _run([str(BIN / "prefect"), "work-pool", "create", "frontline-pool", "--type", "process"], env)
         _run([str(BIN / "prefect"), "concurrency-limit", "create", "frontline-planning", "1"], env)
-        procs.start("worker", [str(BIN / "prefect"), "worker", "start", "--pool", "frontline-pool", "--limit", "2"], env)
-        _run([sys.executable, "-c", "import sys; from prefect.blocks.system import Secret; "
-              "Secret(value=sys.stdin.read()).save('frontline-smtp-password')"], env, stdin=SMTP_PASSWORD)
+        procs.start(
+            "worker", [str(BIN / "prefect"), "worker", "start", "--pool", "frontline-pool", "--limit", "2"], env
+        )
+        _run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from prefect.blocks.system import Secret; "
+                "Secret(value=sys.stdin.read()).save('frontline-smtp-password')",
+            ],
+            env,
+            stdin=SMTP_PASSWORD,
+        )
         _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env, timeout=240)
         print(f"  deployed after {time.monotonic() - started:.1f}s")
 
@@ -284,13 +295,18 @@ def test_deployments_worker_and_new_hire_event_on_postgres(tmp_path, pg_database
         onboarding_id = api.deployment_id("onboard-new-hire", "onboard-new-hire")
 
         def onboarding_run_for(employee_id: str):
-            from frontline.events import employee_id_from_resource
+            from frontline.people.events import employee_id_from_resource
 
-            runs = [r for r in api.runs_of(onboarding_id)
-                    if employee_id_from_resource(str(r["parameters"].get("employee_id"))) == employee_id]
+            runs = [
+                r
+                for r in api.runs_of(onboarding_id)
+                if employee_id_from_resource(str(r["parameters"].get("employee_id"))) == employee_id
+            ]
             return runs[0] if runs else None
 
-        run = _wait("the onboarding run triggered by N1's hire event", lambda: onboarding_run_for("N1"), 60, diagnostics)
+        run = _wait(
+            "the onboarding run triggered by N1's hire event", lambda: onboarding_run_for("N1"), 60, diagnostics
+        )
         run = _wait_final(api, run["id"], 120, diagnostics)
         assert run["name"] == "onboard-N1", "meaningful run name"
         assert_onboarded(engine, "N1", smtp)
@@ -299,9 +315,22 @@ def test_deployments_worker_and_new_hire_event_on_postgres(tmp_path, pg_database
         # 3. another "add employee" path: the CLI import without a flow run emits the event itself
         hire2 = f"N2,Noah New,noah@example.com,Engineering,Engineer,{(today - timedelta(days=1)).isoformat()},Europe/Paris,FR,en,go,no,0,"
         roster2 = _write_roster(tmp_path / "roster2", today, extra=[hire2])
-        _run([str(BIN / "frontline"), "roster", "import", "--no-flow", "--departments", str(roster2["departments"]),
-              "--employees", str(roster2["employees"])], env)
-        run = _wait("the onboarding run triggered by N2's hire event", lambda: onboarding_run_for("N2"), 60, diagnostics)
+        _run(
+            [
+                str(BIN / "frontline"),
+                "roster",
+                "import",
+                "--no-flow",
+                "--departments",
+                str(roster2["departments"]),
+                "--employees",
+                str(roster2["employees"]),
+            ],
+            env,
+        )
+        run = _wait(
+            "the onboarding run triggered by N2's hire event", lambda: onboarding_run_for("N2"), 60, diagnostics
+        )
         _wait_final(api, run["id"], 120, diagnostics)
         assert_onboarded(engine, "N2", smtp)
 
@@ -351,16 +380,20 @@ def assert_onboarded(engine, employee_id: str, smtp) -> None:
         rotation = rotations[0]
         assert rotation.start >= emp.hire_date and rotation.start.weekday() == 0
         assert rotation.status == "invited", f"{employee_id}'s rotation was announced"
-        pairing = session.exec(select(MentorPairing).where(MentorPairing.rotation_id == rotation.id,
-                                                          MentorPairing.status == "active")).one()
+        pairing = session.exec(
+            select(MentorPairing).where(MentorPairing.rotation_id == rotation.id, MentorPairing.status == "active")
+        ).one()
         mentor = session.get(Employee, pairing.mentor_id)
         assert mentor.employee_id in {"S1", "S2"}
         mail = session.exec(select(OutboundMessage).where(OutboundMessage.recipient.contains(emp.email))).all()
         invites = [m for m in mail if m.kind.startswith("invite")]
         assert invites and all(m.state == "sent" for m in invites), [(m.kind, m.state) for m in mail]
-        audit = session.exec(select(AuditEvent).where(AuditEvent.action == "onboarding.run",
-                                                      AuditEvent.subject_id == employee_id)).all()
+        audit = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "onboarding.run", AuditEvent.subject_id == employee_id)
+        ).all()
         assert len(audit) == 1 and audit[0].details["mentor"] == mentor.employee_id
-    assert any(emp.email in str(m["To"]) and "text/calendar" in {part.get_content_type() for part in m.walk()}
-               for m in smtp.handler.messages), f"an invite for {employee_id} reached the SMTP server"
+    assert any(
+        emp.email in str(m["To"]) and "text/calendar" in {part.get_content_type() for part in m.walk()}
+        for m in smtp.handler.messages
+    ), f"an invite for {employee_id} reached the SMTP server"
     assert smtp.logins and set(smtp.logins) == {"bot@corp"}, "logged in with the password from the Secret block"

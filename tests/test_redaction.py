@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from frontline.redaction import iban_ok, luhn_ok, redact
+from frontline.observations.redaction import iban_ok, luhn_ok, redact
 
 CORPUS = Path(__file__).parent / "data" / "redaction_corpus.jsonl"
 PLACEHOLDER = re.compile(r"\[(email|iban|card|ssn|ip|phone)\]")
@@ -50,13 +50,15 @@ def test_precision_and_recall(capsys):
             k["tp"] += hit
             k["fp"] += max(0, got.get(kind, 0) - expected[kind])
             k["fn"] += max(0, expected[kind] - got.get(kind, 0))
-    for kind, k in sorted(per_kind.items()):
+    for _kind, k in sorted(per_kind.items()):
         tp, fp, fn = tp + k["tp"], fp + k["fp"], fn + k["fn"]
     precision = tp / (tp + fp)
     recall = tp / (tp + fn)
     with capsys.disabled():
-        print(f"\nredaction corpus: {len(load_corpus())} cases; precision {precision:.3f}, recall {recall:.3f} "
-              f"(tp={tp} fp={fp} fn={fn})")
+        print(
+            f"\nredaction corpus: {len(load_corpus())} cases; precision {precision:.3f}, recall {recall:.3f} "
+            f"(tp={tp} fp={fp} fn={fn})"
+        )
         for kind, k in sorted(per_kind.items()):
             print(f"  {kind:6s} tp={k['tp']:3d} fp={k['fp']:2d} fn={k['fn']:2d}")
     assert precision == 1.0  # no false positive on the corpus

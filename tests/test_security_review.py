@@ -40,8 +40,9 @@ def test_console_posts_have_a_body_size_limit(client):
     form = "&".join(f"f{i}=" + "a" * 500_000 for i in range(6))  # 3 MB
     r = client.post("/console/signin", content=form, headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 413, r.status_code
-    r = client.post("/console/observations/1/ack", content=form,
-                    headers={"content-type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        "/console/observations/1/ack", content=form, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert r.status_code == 413, r.status_code
     # a normal form still reaches the CSRF check
     assert client.post("/console/signin", data={"email": "a@example.com"}).status_code == 403
@@ -57,8 +58,8 @@ def test_an_empty_secret_key_signs_nothing(sqlite_settings, monkeypatch):
     an empty key, which anyone could use to forge them: signing and verifying refuse, naming the setting."""
     from itsdangerous import URLSafeTimedSerializer
 
-    from frontline.security import sign, verify
-    from frontline.settings import get_settings
+    from frontline.core.security import sign, verify
+    from frontline.core.settings import get_settings
 
     monkeypatch.setenv("FRONTLINE_SECRET_KEY", "")
     get_settings.cache_clear()

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from frontline.policy import PolicyError, load_policy, parse_policy
-from frontline.settings import Settings
+from frontline.core.policy import PolicyError, load_policy, parse_policy
+from frontline.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,8 +17,10 @@ def test_example_policy_is_valid():
 
 def test_policy_errors_name_file_key_and_reason(tmp_path):
     bad = tmp_path / "frontline.toml"
-    bad.write_text('support_department = "Support"\nseats_per_week = 0\nlenght_weeks = 4\n'
-                   '[[blackouts]]\nstart = 2027-01-10\nend = 2027-01-01\n')
+    bad.write_text(
+        'support_department = "Support"\nseats_per_week = 0\nlenght_weeks = 4\n'
+        "[[blackouts]]\nstart = 2027-01-10\nend = 2027-01-01\n"
+    )
     with pytest.raises(PolicyError) as info:
         load_policy(bad)
     problems = info.value.problems

@@ -13,7 +13,7 @@ SMTP_PASSWORD = "s3cr3t-Smtp-Pa55word"
 
 
 def _populate(engine):
-    from frontline.audit import record
+    from frontline.core.audit import record
     from models import (
         Department,
         Employee,
@@ -29,27 +29,70 @@ def _populate(engine):
         dept = Department(name="Finance", head_name="Hé Ad", head_email="head@example.com")
         s.add(dept)
         s.flush()
-        emp = Employee(employee_id="E1", name="Ann", email="ann@example.com", department_id=dept.id,
-                       hire_date=date(2024, 1, 1), timezone="Europe/Berlin", country="DE")
+        emp = Employee(
+            employee_id="E1",
+            name="Ann",
+            email="ann@example.com",
+            department_id=dept.id,
+            hire_date=date(2024, 1, 1),
+            timezone="Europe/Berlin",
+            country="DE",
+        )
         s.add(emp)
         s.flush()
         common = dict(message_id="<x@example.com>", mime=b"Subject: x\r\n\r\nx")
-        s.add(OutboundMessage(idempotency_key="k-failed", kind="invite", recipient="a@example.com", state="failed",
-                              attempts=8, last_error="550 mailbox unavailable", **common))
-        s.add(OutboundMessage(idempotency_key="k-sending", kind="digest", recipient="b@example.com", state="sending",
-                              attempts=1, next_attempt_at=now - timedelta(minutes=5), **common))
-        s.add(OutboundMessage(idempotency_key="k-backlog", kind="reminder", recipient="c@example.com",
-                              next_attempt_at=now - timedelta(hours=2), **common))
+        s.add(
+            OutboundMessage(
+                idempotency_key="k-failed",
+                kind="invite",
+                recipient="a@example.com",
+                state="failed",
+                attempts=8,
+                last_error="550 mailbox unavailable",
+                **common,
+            )
+        )
+        s.add(
+            OutboundMessage(
+                idempotency_key="k-sending",
+                kind="digest",
+                recipient="b@example.com",
+                state="sending",
+                attempts=1,
+                next_attempt_at=now - timedelta(minutes=5),
+                **common,
+            )
+        )
+        s.add(
+            OutboundMessage(
+                idempotency_key="k-backlog",
+                kind="reminder",
+                recipient="c@example.com",
+                next_attempt_at=now - timedelta(hours=2),
+                **common,
+            )
+        )
         s.add(OutboundMessage(idempotency_key="k-fine", kind="reminder", recipient="d@example.com", **common))
-        s.add(OutboundMessage(idempotency_key="k-sent", kind="reminder", recipient="e@example.com", state="sent", **common))
-        base = dict(rotator_id=emp.id, text="t", impact=5, product_area="billing", category="bug",
-                    target_department_id=dept.id)
+        s.add(
+            OutboundMessage(
+                idempotency_key="k-sent", kind="reminder", recipient="e@example.com", state="sent", **common
+            )
+        )
+        base = dict(
+            rotator_id=emp.id, text="t", impact=5, product_area="billing", category="bug", target_department_id=dept.id
+        )
         s.add(Observation(urgent=True, created_at=now - timedelta(hours=30), **base))  # overdue
         s.add(Observation(urgent=True, created_at=now - timedelta(hours=1), **base))  # within SLA
         s.add(Observation(urgent=True, created_at=now - timedelta(hours=30), ack_state="acknowledged", **base))
         s.add(Observation(urgent=False, created_at=now - timedelta(hours=90), **base))
-        s.add(PlanRun(horizon_start=date(2026, 1, 5), horizon_weeks=52, planned=10,
-                      unplaced=[{"employee_id": "E9", "reason": "no seat in window"}]))
+        s.add(
+            PlanRun(
+                horizon_start=date(2026, 1, 5),
+                horizon_weeks=52,
+                planned=10,
+                unplaced=[{"employee_id": "E9", "reason": "no seat in window"}],
+            )
+        )
         s.add(PlanRun(horizon_start=date(2026, 1, 5), horizon_weeks=52, dry_run=True, unplaced=[]))
         record(s, actor="flow:deliver-mail", action="mail.deliver", sent=3, failed=1)
         record(s, actor="flow:deliver-mail", action="mail.deliver", sent=7, failed=0)
@@ -58,7 +101,7 @@ def _populate(engine):
 
 def test_status_reports_last_runs_and_stuck_work_without_secrets(settings, engine, monkeypatch):
     from frontline.cli import app
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     monkeypatch.setenv("FRONTLINE_SMTP_URL", f"smtp://bot:{SMTP_PASSWORD}@127.0.0.1:2525")
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
@@ -104,7 +147,7 @@ def test_smtp_password_block_fills_the_url_and_is_never_shown(sqlite_settings, p
     """The SMTP password lives in a Prefect Secret block; the URL in the environment has none."""
     from prefect.blocks.system import Secret
 
-    from frontline.settings import Settings
+    from frontline.core.settings import Settings
 
     Secret(value="p@ss/w:rd " + SMTP_PASSWORD).save("frontline-test-smtp-password", overwrite=True)
     Secret(value="key-from-block").save("frontline-test-secret-key", overwrite=True)
@@ -119,10 +162,17 @@ def test_smtp_password_block_fills_the_url_and_is_never_shown(sqlite_settings, p
 
     parts = urlsplit(url)
     assert (parts.username, unquote(parts.password), parts.hostname, parts.port, parts.query) == (
-        "bot", "p@ss/w:rd " + SMTP_PASSWORD, "127.0.0.1", 2525, "tls=none")
+        "bot",
+        "p@ss/w:rd " + SMTP_PASSWORD,
+        "127.0.0.1",
+        2525,
+        "tls=none",
+    )
     assert settings.signing_key() == "key-from-block"
     assert SMTP_PASSWORD not in repr(settings) and SMTP_PASSWORD not in str(settings.model_dump())
 
     missing = Settings(smtp_url="smtp://bot@127.0.0.1:2525", smtp_password_block="no-such-block")
-    with pytest.raises(RuntimeError, match="FRONTLINE_SMTP_PASSWORD_BLOCK: cannot read the Prefect Secret block 'no-such-block'"):
+    with pytest.raises(
+        RuntimeError, match="FRONTLINE_SMTP_PASSWORD_BLOCK: cannot read the Prefect Secret block 'no-such-block'"
+    ):
         missing.smtp_url_value()

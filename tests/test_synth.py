@@ -4,7 +4,7 @@ from collections import Counter
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from frontline.synth import (
+from frontline.demo.synth import (
     ABSENCE_COLUMNS,
     DEPARTMENT_COLUMNS,
     EMPLOYEE_COLUMNS,
@@ -98,22 +98,37 @@ def test_100k_employees_in_a_few_seconds():
 
 
 def test_generated_csvs_are_a_valid_roster_that_round_trips(tmp_path):
-    from frontline.roster import parse_roster
+    from frontline.people.roster import parse_roster
 
     for seed in (1, 2, 3):
         company = generate_company(250, seed=seed, today=TODAY)
         paths = write_csvs(company, tmp_path / str(seed))
         parsed = parse_roster(paths["departments"], paths["employees"], paths["absences"])
         assert [
-            {"department": d.name, "head_name": d.head_name, "head_email": d.head_email,
-             "max_away_fraction": d.max_away_fraction}
+            {
+                "department": d.name,
+                "head_name": d.head_name,
+                "head_email": d.head_email,
+                "max_away_fraction": d.max_away_fraction,
+            }
             for d in parsed.departments
         ] == company.departments
         assert [
-            {"employee_id": e.employee_id, "name": e.name, "email": e.email, "department": e.department,
-             "title": e.title, "hire_date": e.hire_date, "timezone": e.timezone, "country": e.country,
-             "languages": e.languages, "skills": e.skills, "mentor": e.is_mentor,
-             "mentor_capacity": e.mentor_capacity, "last_rotation": e.last_rotation}
+            {
+                "employee_id": e.employee_id,
+                "name": e.name,
+                "email": e.email,
+                "department": e.department,
+                "title": e.title,
+                "hire_date": e.hire_date,
+                "timezone": e.timezone,
+                "country": e.country,
+                "languages": e.languages,
+                "skills": e.skills,
+                "mentor": e.is_mentor,
+                "mentor_capacity": e.mentor_capacity,
+                "last_rotation": e.last_rotation,
+            }
             for e in parsed.employees
         ] == company.employees
         assert [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from frontline.themes import ThemeInput, find_themes, normalise, shorten, theme_of
+from frontline.digests.themes import ThemeInput, find_themes, normalise, shorten, theme_of
 
 EXPORT = [
     "Customers can't find export",
@@ -34,13 +34,17 @@ def test_export_paraphrases_cluster_together_and_unrelated_do_not():
 
 
 def test_product_area_and_category_always_separate():
-    items = _items(EXPORT[:2]) + _items(EXPORT[2:], area="billing", start=10) + _items(
-        ["Where is the export button?"], category="bug", start=20
+    items = (
+        _items(EXPORT[:2])
+        + _items(EXPORT[2:], area="billing", start=10)
+        + _items(["Where is the export button?"], category="bug", start=20)
     )
     themes = find_themes(items)
     assert sorted(t.size for t in themes) == [1, 2, 2]
     assert {(t.product_area, t.category) for t in themes} == {
-        ("export", "confusing_ux"), ("billing", "confusing_ux"), ("export", "bug")
+        ("export", "confusing_ux"),
+        ("billing", "confusing_ux"),
+        ("export", "bug"),
     }
 
 
@@ -61,7 +65,7 @@ def test_labels_are_short_readable_and_deterministic():
 
 
 def test_large_group_uses_sampled_path_and_keeps_everyone():
-    import frontline.themes as themes_mod
+    import frontline.digests.themes as themes_mod
 
     texts = [f"{EXPORT[i % 4]} (case {i})" for i in range(40)] + [f"{OTHER[0]} (case {i})" for i in range(40)]
     old = themes_mod.DENSE_GROUP_LIMIT
@@ -77,10 +81,20 @@ def test_large_group_uses_sampled_path_and_keeps_everyone():
 
 
 def test_semantic_path_on_a_larger_week_keeps_paraphrases_together():
-    import frontline.themes as themes_mod
+    import frontline.digests.themes as themes_mod
 
-    tails = ["", " today", " again", " on the phone", " in chat", " twice", " this morning", " (enterprise)",
-             " after the update", " and got annoyed"]
+    tails = [
+        "",
+        " today",
+        " again",
+        " on the phone",
+        " in chat",
+        " twice",
+        " this morning",
+        " (enterprise)",
+        " after the update",
+        " and got annoyed",
+    ]
     texts = [e + t for t in tails for e in EXPORT] + [o + t for t in tails for o in OTHER]
     assert themes_mod._semantic(themes_mod._normalised(texts)) is not None  # LSA component in use
     themes = find_themes(_items(texts))

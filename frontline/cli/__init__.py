@@ -15,11 +15,12 @@ from typer.core import TyperGroup
 
 from frontline.cli.common import console_error, fail, open_database, shown_database_url
 
+
 class _Frontline(TyperGroup):
     """Before any command runs (but not for --help), refuse invalid FRONTLINE_* settings, one clear line each."""
 
     def invoke(self, ctx):
-        from frontline.settings import SettingsError, get_settings
+        from frontline.core.settings import SettingsError, get_settings
 
         if "--help" not in [*getattr(ctx, "_protected_args", []), *ctx.args]:
             try:
@@ -53,7 +54,7 @@ def init_command(
     ),
 ) -> None:
     """Create the database or upgrade it to the newest schema (safe to run again)."""
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     settings = get_settings()
     revision = open_database(upgrade=True)
@@ -63,7 +64,9 @@ def init_command(
         try:
             shutil.copyfile(example, settings.policy_path)
         except OSError as exc:
-            fail(f"cannot write the example policy to {settings.policy_path} (FRONTLINE_POLICY_PATH): {exc.strerror or exc}")
+            fail(
+                f"cannot write the example policy to {settings.policy_path} (FRONTLINE_POLICY_PATH): {exc.strerror or exc}"
+            )
         typer.echo(f"wrote the example policy to {settings.policy_path}; edit it to match your company")
 
 
@@ -81,7 +84,13 @@ from frontline.cli import roster as _roster  # noqa: E402
 from frontline.cli import serve as _serve  # noqa: E402
 from frontline.cli import status as _status  # noqa: E402
 
-SETUP, PLANNING, MAIL, VOICE, OPERATE = "Set up", "Rotations and mentors", "Mail and calendar", "Observations and digests", "Operate"
+SETUP, PLANNING, MAIL, VOICE, OPERATE = (
+    "Set up",
+    "Rotations and mentors",
+    "Mail and calendar",
+    "Observations and digests",
+    "Operate",
+)
 app.registered_commands[0].rich_help_panel = SETUP  # init
 app.command("demo", rich_help_panel=SETUP)(_demo.demo_command)
 app.add_typer(_roster.app, name="roster", rich_help_panel=SETUP)

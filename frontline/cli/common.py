@@ -22,7 +22,7 @@ def shown_database_url() -> str:
     """The configured database URL with any password replaced by ***, for messages."""
     import re
 
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", get_settings().database_url)
 
@@ -42,7 +42,7 @@ def open_database(upgrade: bool = True) -> str:
 
 
 def load_policy_or_exit():
-    from frontline.policy import PolicyError, load_policy
+    from frontline.core.policy import PolicyError, load_policy
 
     try:
         return load_policy()
@@ -74,8 +74,10 @@ def run_flow(flow: Any, **parameters: Any) -> Any:
             raise
         from prefect.settings import PREFECT_API_URL
 
-        fail(f"cannot reach the Prefect API at {PREFECT_API_URL.value()} (PREFECT_API_URL); start that server, "
-             "or unset PREFECT_API_URL to run the job in this process; nothing was done")
+        fail(
+            f"cannot reach the Prefect API at {PREFECT_API_URL.value()} (PREFECT_API_URL); start that server, "
+            "or unset PREFECT_API_URL to run the job in this process; nothing was done"
+        )
 
 
 def echo_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:

@@ -8,8 +8,9 @@ import typer
 
 from frontline.cli.common import echo_table, fail, open_database
 
-users_app = typer.Typer(help="Who may use the HR web console (HR admins; heads and rotators need no entry).",
-                        no_args_is_help=True)
+users_app = typer.Typer(
+    help="Who may use the HR web console (HR admins; heads and rotators need no entry).", no_args_is_help=True
+)
 app = typer.Typer(help="The HR web console (served by `frontline serve` under /console).", no_args_is_help=True)
 
 
@@ -51,15 +52,24 @@ def list_command() -> None:
     open_database()
     with session_scope() as session:
         rows = session.exec(select(ConsoleUser).order_by(ConsoleUser.email)).all()
-        echo_table([{"email": u.email, "role": u.role, "added_by": u.added_by,
-                     "since": u.created_at.date().isoformat(),
-                     "state": "disabled" if u.disabled_at else "active"} for u in rows])
+        echo_table(
+            [
+                {
+                    "email": u.email,
+                    "role": u.role,
+                    "added_by": u.added_by,
+                    "since": u.created_at.date().isoformat(),
+                    "state": "disabled" if u.disabled_at else "active",
+                }
+                for u in rows
+            ]
+        )
 
 
 @app.command("link")
 def link_command(email: str = typer.Argument(..., help="Email of an HR admin, department head or rotator.")) -> None:
     """Print a one-time sign-in link for EMAIL (valid 15 minutes) without sending mail, for bootstrap/testing."""
-    from frontline.links import signin_url
+    from frontline.core.links import signin_url
     from frontline.web.auth import load_principal
     from models import session_scope
 
@@ -67,6 +77,8 @@ def link_command(email: str = typer.Argument(..., help="Email of an HR admin, de
     with session_scope() as session:
         principal = load_principal(session, email)
         if principal is None:
-            fail(f"{email} has no console role: add it with `frontline users add-hr {email}` "
-                 "(or it must be a department head or an active employee)")
+            fail(
+                f"{email} has no console role: add it with `frontline users add-hr {email}` "
+                "(or it must be a department head or an active employee)"
+            )
     typer.echo(signin_url(principal.email, secrets.token_urlsafe(16)))

@@ -27,7 +27,7 @@ def demo_command(
     # real either way (see them with --flow-logs, or in the Prefect UI against a server).
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if flow_logs else "WARNING")
     from frontline.cli.common import fail
-    from frontline.demo import DemoError, run_demo
+    from frontline.demo.runner import DemoError, run_demo
 
     try:
         run_demo(directory, n_employees=employees, seed=seed, echo=typer.echo)

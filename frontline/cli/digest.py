@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,14 +13,20 @@ app = typer.Typer(help="Weekly department digests of front-line observations.", 
 
 @app.command("send")
 def send_command(
-    week: Optional[str] = typer.Option(None, help="ISO week such as 2027-W05 (default: the last completed week)."),
-    department: Optional[str] = typer.Option(None, help="Only this department (name)."),
-    preview: Optional[Path] = typer.Option(
+    week: str | None = typer.Option(None, help="ISO week such as 2027-W05 (default: the last completed week)."),
+    department: str | None = typer.Option(None, help="Only this department (name)."),
+    preview: Path | None = typer.Option(
         None, help="Write <department>-<week>.html and .txt files to this folder instead of queuing mail."
     ),
 ) -> None:
     """Queue each department's digest for the week (once per recipient and week, ever), or preview it."""
-    from frontline.digests import DigestError, department_ids_named, last_completed_week, parse_week, preview_digests
+    from frontline.digests.service import (
+        DigestError,
+        department_ids_named,
+        last_completed_week,
+        parse_week,
+        preview_digests,
+    )
     from models import session_scope
 
     week = week or last_completed_week()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from frontline.cli.common import echo_table, fail, open_database
@@ -31,11 +29,19 @@ def status_command() -> None:
         else:
             typer.echo("oldest pending: (none)")
         if info["stale_sending"]:
-            typer.echo(f"{info['stale_sending']} message(s) stuck in 'sending' past their lease; the next run re-sends them")
+            typer.echo(
+                f"{info['stale_sending']} message(s) stuck in 'sending' past their lease; the next run re-sends them"
+            )
         typer.echo("failed:")
         echo_table(
             [
-                {"id": m.id, "kind": m.kind, "to": m.recipient, "attempts": m.attempts, "last_error": (m.last_error or "")[:120]}
+                {
+                    "id": m.id,
+                    "kind": m.kind,
+                    "to": m.recipient,
+                    "attempts": m.attempts,
+                    "last_error": (m.last_error or "")[:120],
+                }
                 for m in info["failed"]
             ],
             ["id", "kind", "to", "attempts", "last_error"],
@@ -44,11 +50,11 @@ def status_command() -> None:
 
 @app.command("retry")
 def retry_command(
-    ids: Optional[list[int]] = typer.Option(None, "--id", help="Outbox message id to retry (repeatable)."),
+    ids: list[int] | None = typer.Option(None, "--id", help="Outbox message id to retry (repeatable)."),
     all_failed: bool = typer.Option(False, "--all-failed", help="Retry every failed message."),
 ) -> None:
     """Put failed messages back in the queue (due now, fresh attempt budget). Run `frontline mail send` next."""
-    from frontline.audit import record
+    from frontline.core.audit import record
     from frontline.mail.delivery import retry
     from models import session_scope
 
@@ -59,14 +65,22 @@ def retry_command(
         n = retry(session, ids=ids, all_failed=all_failed)
         if ids and n == 0:
             fail(f"none of the ids {', '.join(map(str, ids))} is a failed message (see `frontline mail status`)")
-        record(session, actor="cli", action="mail.retry", subject_type="outbound_message", ids=ids or [], all_failed=all_failed, count=n)
+        record(
+            session,
+            actor="cli",
+            action="mail.retry",
+            subject_type="outbound_message",
+            ids=ids or [],
+            all_failed=all_failed,
+            count=n,
+        )
     typer.echo(f"{n} message(s) queued again")
 
 
 @app.command("send")
 def send_command(
     batch_size: int = typer.Option(200, min=1, help="Messages per batch (one SMTP connection each)."),
-    max_batches: Optional[int] = typer.Option(None, min=1, help="Stop after this many batches."),
+    max_batches: int | None = typer.Option(None, min=1, help="Stop after this many batches."),
 ) -> None:
     """Deliver due messages now (runs the deliver_mail flow)."""
     from flows.mail import deliver_mail

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from frontline.cli.common import echo_table, fail, load_policy_or_exit, open_database
 
-app = typer.Typer(help="Front-line observations: add one, list recent ones, print a personal form link.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Front-line observations: add one, list recent ones, print a personal form link.", no_args_is_help=True
+)
 api_token_app = typer.Typer(help="Bearer tokens for the JSON API (POST /api/observations).", no_args_is_help=True)
 
 
@@ -32,21 +31,27 @@ def add_command(
     area: str = typer.Option("other", "--area", help="Product area (policy taxonomy)"),
     category: str = typer.Option("other", "--category", help="Category (bug, confusing_ux, ...)"),
     customers: int = typer.Option(1, "--customers", help="How many customers mentioned it today"),
-    department: Optional[str] = typer.Option(None, "--department", help="Target department (default: suggested)"),
-    suggestion: Optional[str] = typer.Option(None, "--suggestion", help="Optional suggestion"),
+    department: str | None = typer.Option(None, "--department", help="Target department (default: suggested)"),
+    suggestion: str | None = typer.Option(None, "--suggestion", help="Optional suggestion"),
     urgent: bool = typer.Option(False, "--urgent", help="Needs management attention now (emails the head)"),
-    request_id: Optional[str] = typer.Option(None, "--request-id", help="client_request_id for safe retries"),
+    request_id: str | None = typer.Option(None, "--request-id", help="client_request_id for safe retries"),
 ) -> None:
     """Store one observation (redacted, audited; urgent ones are escalated at once)."""
     from pydantic import ValidationError
 
-    from frontline.observations import ObservationConflict, RateLimited, submit
+    from frontline.observations.intake import ObservationConflict, RateLimited, submit
     from models import Department, session_scope
 
     policy = load_policy_or_exit()
     open_database()
-    data = {"text": text, "impact": impact, "customer_count": customers, "product_area": area,
-            "category": category, "urgent": urgent}
+    data = {
+        "text": text,
+        "impact": impact,
+        "customer_count": customers,
+        "product_area": area,
+        "category": category,
+        "urgent": urgent,
+    }
     if department:
         data["target_department"] = department
     if suggestion:
@@ -82,19 +87,29 @@ def list_command(limit: int = typer.Option(20, min=1, help="How many, newest fir
         rows = session.exec(select(Observation).order_by(Observation.id.desc()).limit(limit)).all()
         depts = {d.id: d.name for d in session.exec(select(Department)).all()}
         people = {e.id: e.employee_id for e in session.exec(select(Employee)).all()}
-        echo_table([
-            {"id": o.id, "created": o.created_at.strftime("%Y-%m-%d %H:%M"), "by": people.get(o.rotator_id, ""),
-             "area": o.product_area, "category": o.category, "to": depts.get(o.target_department_id, ""),
-             "impact": o.impact, "urgent": "yes" if o.urgent else "", "state": o.ack_state,
-             "text": (o.text[:50] + "…") if len(o.text) > 50 else o.text}
-            for o in rows
-        ])
+        echo_table(
+            [
+                {
+                    "id": o.id,
+                    "created": o.created_at.strftime("%Y-%m-%d %H:%M"),
+                    "by": people.get(o.rotator_id, ""),
+                    "area": o.product_area,
+                    "category": o.category,
+                    "to": depts.get(o.target_department_id, ""),
+                    "impact": o.impact,
+                    "urgent": "yes" if o.urgent else "",
+                    "state": o.ack_state,
+                    "text": (o.text[:50] + "…") if len(o.text) > 50 else o.text,
+                }
+                for o in rows
+            ]
+        )
 
 
 @app.command("link")
 def link_command(employee: str = typer.Option(..., "--employee", help="HR employee id")) -> None:
     """Print the personal observation form link of one employee."""
-    from frontline.links import observe_url
+    from frontline.core.links import observe_url
     from models import session_scope
 
     open_database()
@@ -105,11 +120,12 @@ def link_command(employee: str = typer.Option(..., "--employee", help="HR employ
 @api_token_app.command("create")
 def token_create(
     name: str = typer.Option(..., "--name", help="A name to recognise and revoke the token by"),
-    employee: Optional[str] = typer.Option(
-        None, "--employee", help="Rotator the token submits as; omit for an integration token"),
+    employee: str | None = typer.Option(
+        None, "--employee", help="Rotator the token submits as; omit for an integration token"
+    ),
 ) -> None:
     """Create a token and print its secret once (only a hash is stored)."""
-    from frontline.observations import create_api_token
+    from frontline.observations.intake import create_api_token
     from models import session_scope
 
     open_database()
@@ -127,7 +143,7 @@ def token_create(
 @api_token_app.command("revoke")
 def token_revoke(name: str = typer.Option(..., "--name", help="Name of the token to revoke")) -> None:
     """Revoke a token at once."""
-    from frontline.observations import revoke_api_token
+    from frontline.observations.intake import revoke_api_token
     from models import session_scope
 
     open_database()
@@ -148,8 +164,14 @@ def token_list() -> None:
     open_database()
     with session_scope() as session:
         people = {e.id: e.employee_id for e in session.exec(select(Employee)).all()}
-        echo_table([
-            {"name": t.name, "employee": people.get(t.employee_id, "(integration)"),
-             "created": t.created_at.strftime("%Y-%m-%d"), "revoked": t.revoked_at.strftime("%Y-%m-%d") if t.revoked_at else ""}
-            for t in session.exec(select(ApiToken).order_by(ApiToken.id)).all()
-        ])
+        echo_table(
+            [
+                {
+                    "name": t.name,
+                    "employee": people.get(t.employee_id, "(integration)"),
+                    "created": t.created_at.strftime("%Y-%m-%d"),
+                    "revoked": t.revoked_at.strftime("%Y-%m-%d") if t.revoked_at else "",
+                }
+                for t in session.exec(select(ApiToken).order_by(ApiToken.id)).all()
+            ]
+        )

@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Optional
+from datetime import date
 
 import typer
 
 from frontline.cli.common import echo_table, load_policy_or_exit, open_database, run_flow
+from frontline.core import clock
 
 
-def _as_of(value: Optional[str], option: str = "--as-of") -> date | None:
+def _as_of(value: str | None, option: str = "--as-of") -> date | None:
     if value is None:
         return None
     try:
@@ -45,7 +45,7 @@ def _print(out: dict) -> None:
 
 def pair_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be paired; write nothing."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Day to plan from (YYYY-MM-DD; default today)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Day to plan from (YYYY-MM-DD; default today)."),
     flow: bool = typer.Option(True, "--flow/--no-flow", help="Run as a Prefect flow run (default) or directly."),
 ) -> None:
     """Pair every planned rotation of the next 52 weeks with a mentor from the support team.
@@ -53,7 +53,7 @@ def pair_command(
     Keeps existing pairings; re-pairs only rotations whose mentor left or is absent; never gives anyone the same mentor twice. Prints the matches, the unmatched with the reason and the smallest relaxation that would help, and the objective, lower bound and gap of the optimiser.
     """
     from frontline.cli.common import fail
-    from frontline.mentoring import PairingError
+    from frontline.mentors.service import PairingError
 
     day = _as_of(as_of)
     policy = load_policy_or_exit()
@@ -61,7 +61,7 @@ def pair_command(
     try:
         if flow:
             from flows.pair import pair_mentors
-            from frontline.mentoring import support_department
+            from frontline.mentors.service import support_department
             from models import session_scope
 
             with session_scope() as session:
@@ -69,15 +69,19 @@ def pair_command(
 
             out = run_flow(pair_mentors, as_of=day, dry_run=dry_run)
         else:
-            from frontline.mentoring import pair_mentors
+            from frontline.mentors.service import pair_mentors
             from models import session_scope
 
             with session_scope() as session:
                 result = pair_mentors(session, policy, as_of=day, actor="cli", dry_run=dry_run)
                 if dry_run:
                     session.rollback()
-            out = {"summary": result.summary(), "created": result.created, "replaced": result.replaced,
-                   "unmatched": result.unmatched}
+            out = {
+                "summary": result.summary(),
+                "created": result.created,
+                "replaced": result.replaced,
+                "unmatched": result.unmatched,
+            }
     except PairingError as exc:
         fail(str(exc))
     _print(out)
@@ -85,23 +89,22 @@ def pair_command(
 
 def mentors_command(
     weeks: int = typer.Option(8, "--weeks", min=1, max=60, help="How many weeks to show."),
-    start: Optional[str] = typer.Option(None, "--from", help="First week (any day of it; default this week)."),
+    start: str | None = typer.Option(None, "--from", help="First week (any day of it; default this week)."),
 ) -> None:
     """Active pairings per mentor per week (columns: ISO week numbers), with capacity."""
-    from frontline.mentoring import mentor_load
-    from frontline.settings import get_settings
+    from frontline.mentors.service import mentor_load
     from models import session_scope
 
     policy = load_policy_or_exit()
     open_database()
-    day = _as_of(start, "--from") or datetime.now(get_settings().tz).date()
+    day = _as_of(start, "--from") or clock.today()
     with session_scope() as session:
         rows = mentor_load(session, policy, day, weeks)
     echo_table(rows)
 
 
 def surveys_command(
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Day (YYYY-MM-DD; default today)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Day (YYYY-MM-DD; default today)."),
     flow: bool = typer.Option(True, "--flow/--no-flow", help="Run as a Prefect flow run (default) or directly."),
 ) -> None:
     """Queue the wrap-up survey for both sides of every pairing in its last week (never twice)."""
@@ -113,7 +116,7 @@ def surveys_command(
 
         counts = run_flow(send_surveys, as_of=day)
     else:
-        from frontline.mentoring import queue_surveys
+        from frontline.mentors.service import queue_surveys
         from models import session_scope
 
         with session_scope() as session:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,7 +20,7 @@ app = typer.Typer(
 TARGET_HELP = "A rotation id, or an employee id (their upcoming rotation)."
 
 
-def _date(value: Optional[str], option: str) -> Optional[date]:
+def _date(value: str | None, option: str) -> date | None:
     if value is None:
         return None
     try:
@@ -33,7 +32,9 @@ def _date(value: Optional[str], option: str) -> Optional[date]:
 def _print_summary(out: dict) -> None:
     s = out["summary"]
     verb = "would plan" if s["dry_run"] else "planned"
-    typer.echo(f"horizon: {s['weeks']} weeks from Monday {s['horizon_start']}{' (dry run: nothing written)' if s['dry_run'] else ''}")
+    typer.echo(
+        f"horizon: {s['weeks']} weeks from Monday {s['horizon_start']}{' (dry run: nothing written)' if s['dry_run'] else ''}"
+    )
     typer.echo(f"{verb}: {s['planned']} rotation(s), {s['new_hires']} new hire(s), {s['late']} late")
     typer.echo(
         f"changes: {s['created']} new, {s['moved']} moved, {s['kept']} kept, {s['removed']} removed; "
@@ -56,7 +57,9 @@ def _print_summary(out: dict) -> None:
 @app.callback()
 def plan_command(
     ctx: typer.Context,
-    start: Optional[str] = typer.Option(None, "--from", help="First day of the horizon (YYYY-MM-DD; moved to the next Monday). Default: today."),
+    start: str | None = typer.Option(
+        None, "--from", help="First day of the horizon (YYYY-MM-DD; moved to the next Monday). Default: today."
+    ),
     weeks: int = typer.Option(52, "--weeks", min=1, max=260, help="Horizon length in weeks."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and what would change; write no rotations."),
 ) -> None:
@@ -67,8 +70,8 @@ def plan_command(
     policy = load_policy_or_exit()
     open_database()
     from flows.plan import plan_rotations
-    from frontline.mentoring import support_department
-    from frontline.planning import PlanningError
+    from frontline.mentors.service import support_department
+    from frontline.rotations.service import PlanningError
     from models import session_scope
 
     try:
@@ -83,14 +86,14 @@ def plan_command(
 @app.command("export")
 def export_command(
     fmt: str = typer.Option("json", "--format", help="json (a list of objects) or csv."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     include_cancelled: bool = typer.Option(False, help="Also list cancelled rotations."),
 ) -> None:
     """One record per rotation: employee_id, email, department, start, end, kind, status, locked, ..."""
     if fmt not in {"json", "csv"}:
         fail(f"--format: {fmt!r} is not json or csv")
     open_database()
-    from frontline.planning import export_rows, export_text
+    from frontline.rotations.service import export_rows, export_text
     from models import session_scope
 
     with session_scope() as session:
@@ -107,7 +110,7 @@ def export_command(
 
 def _override(action) -> None:
     """Run ``action(session, policy)`` in one transaction; planning errors become clear CLI errors."""
-    from frontline.planning import PlanningError
+    from frontline.rotations.service import PlanningError
     from models import session_scope
 
     policy = load_policy_or_exit()
@@ -121,7 +124,7 @@ def _override(action) -> None:
 
 
 def _rotation_id(session, target: str) -> int:
-    from frontline.planning import upcoming_rotation
+    from frontline.rotations.service import upcoming_rotation
 
     return int(target) if target.isdigit() else upcoming_rotation(session, target).id
 
@@ -130,9 +133,13 @@ REASON = typer.Option(..., "--reason", help="Why (required; stored in the audit 
 
 
 @app.command("move")
-def move_command(target: str = typer.Argument(..., help=TARGET_HELP), new_start: str = typer.Argument(..., help="New start (a Monday)."), reason: str = REASON) -> None:
+def move_command(
+    target: str = typer.Argument(..., help=TARGET_HELP),
+    new_start: str = typer.Argument(..., help="New start (a Monday)."),
+    reason: str = REASON,
+) -> None:
     """Move a rotation to a new Monday and lock it there."""
-    from frontline import planning
+    from frontline.rotations import service as planning
 
     day = _date(new_start, "NEW_START")
 
@@ -144,9 +151,11 @@ def move_command(target: str = typer.Argument(..., help=TARGET_HELP), new_start:
 
 
 @app.command("swap")
-def swap_command(a: str = typer.Argument(..., help=TARGET_HELP), b: str = typer.Argument(..., help=TARGET_HELP), reason: str = REASON) -> None:
+def swap_command(
+    a: str = typer.Argument(..., help=TARGET_HELP), b: str = typer.Argument(..., help=TARGET_HELP), reason: str = REASON
+) -> None:
     """Exchange the start weeks of two rotations (both become locked)."""
-    from frontline import planning
+    from frontline.rotations import service as planning
 
     def act(session, policy):
         ra, rb = planning.swap(session, policy, _rotation_id(session, a), _rotation_id(session, b), reason)
@@ -158,12 +167,12 @@ def swap_command(a: str = typer.Argument(..., help=TARGET_HELP), b: str = typer.
 @app.command("defer")
 def defer_command(
     target: str = typer.Argument(..., help=TARGET_HELP),
-    weeks: Optional[int] = typer.Option(None, "--weeks", min=1, help="Start this many weeks later."),
-    until: Optional[str] = typer.Option(None, "--until", help="Start on the first Monday on or after this date."),
+    weeks: int | None = typer.Option(None, "--weeks", min=1, help="Start this many weeks later."),
+    until: str | None = typer.Option(None, "--until", help="Start on the first Monday on or after this date."),
     reason: str = REASON,
 ) -> None:
     """Start a rotation later (locks it)."""
-    from frontline import planning
+    from frontline.rotations import service as planning
 
     day = _date(until, "--until")
 
@@ -181,7 +190,7 @@ def exempt_command(
     reason: str = REASON,
 ) -> None:
     """Exempt an employee from rotating until a date; their rotations inside it are withdrawn."""
-    from frontline import planning
+    from frontline.rotations import service as planning
 
     day = _date(until, "--until")
 
@@ -195,14 +204,20 @@ def exempt_command(
 @app.command("lock")
 def lock_command(target: str = typer.Argument(..., help=TARGET_HELP), reason: str = REASON) -> None:
     """Lock a rotation: the planner never moves it."""
-    from frontline import planning
+    from frontline.rotations import service as planning
 
-    _override(lambda session, policy: f"rotation {planning.lock(session, _rotation_id(session, target), reason).id} locked")
+    _override(
+        lambda session, policy: f"rotation {planning.lock(session, _rotation_id(session, target), reason).id} locked"
+    )
 
 
 @app.command("unlock")
 def unlock_command(target: str = typer.Argument(..., help=TARGET_HELP), reason: str = REASON) -> None:
     """Unlock a rotation (also an announced one): the next plan may move it; a move is announced as an update."""
-    from frontline import planning
+    from frontline.rotations import service as planning
 
-    _override(lambda session, policy: f"rotation {planning.unlock(session, _rotation_id(session, target), reason).id} unlocked")
+    _override(
+        lambda session, policy: (
+            f"rotation {planning.unlock(session, _rotation_id(session, target), reason).id} unlocked"
+        )
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -26,7 +25,7 @@ def _refuse(problems: list[str]) -> None:
 def import_command(
     departments: Path = typer.Option(..., "--departments", help="departments.csv (UTF-8, with or without BOM)."),
     employees: Path = typer.Option(..., "--employees", help="employees.csv: the full list of current staff."),
-    absences: Optional[Path] = typer.Option(
+    absences: Path | None = typer.Option(
         None, "--absences", help="absences.csv; replaces the absences of everyone imported. Omit to keep them."
     ),
     flow: bool = typer.Option(
@@ -41,7 +40,7 @@ def import_command(
 
     Any bad row aborts the import: every problem is printed as file:row: column: message, the exit code is 1 and the database is left untouched.
     """
-    from frontline.roster import RosterError, import_roster, parse_roster
+    from frontline.people.roster import RosterError, import_roster, parse_roster
 
     # Validate before anything opens the database or starts Prefect.
     try:
@@ -65,7 +64,7 @@ def import_command(
 
             with session_scope() as session:
                 result = import_roster(session, departments, employees, absences, actor="cli")
-            from frontline.events import emit_new_hires
+            from frontline.people.events import emit_new_hires
 
             emit_new_hires(result.new_hire_ids, source="cli")  # (the flow path emits inside the flow)
     except RosterError as exc:
@@ -78,13 +77,13 @@ def import_command(
 def check_command(
     departments: Path = typer.Option(..., "--departments", help="departments.csv (UTF-8, with or without BOM)."),
     employees: Path = typer.Option(..., "--employees", help="employees.csv: the full list of current staff."),
-    absences: Optional[Path] = typer.Option(None, "--absences", help="absences.csv (optional)."),
+    absences: Path | None = typer.Option(None, "--absences", help="absences.csv (optional)."),
 ) -> None:
     """Check roster files without importing them.
 
     Runs every check of `roster import` that needs no database (it cannot see whether an e-mail address still belongs to someone outside the files) and prints every problem as file:row: column: message.
     """
-    from frontline.roster import RosterError, parse_roster
+    from frontline.people.roster import RosterError, parse_roster
 
     try:
         parsed = parse_roster(departments, employees, absences)

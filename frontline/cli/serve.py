@@ -19,5 +19,13 @@ def serve_command(
 
     load_policy_or_exit()
     open_database()
-    uvicorn.run("frontline.web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=access_log, proxy_headers=True)
+    uvicorn.run(
+        "frontline.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=access_log,
+        proxy_headers=True,
+    )

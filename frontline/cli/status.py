@@ -33,8 +33,9 @@ def flow_names() -> list[str]:
     import importlib
     import pkgutil
 
-    import flows
     from prefect import Flow
+
+    import flows
 
     names: list[str] = []
     for info in pkgutil.iter_modules(flows.__path__):
@@ -84,7 +85,9 @@ def last_runs_from_audit(session, jobs: list[str], now: datetime) -> list[dict[s
         event = events.get(job)
         summary = ""
         if event is not None:
-            summary = ", ".join(f"{k}={v}" for k, v in (event.details or {}).items() if isinstance(v, (int, float, str)))
+            summary = ", ".join(
+                f"{k}={v}" for k, v in (event.details or {}).items() if isinstance(v, (int, float, str))
+            )
         rows.append(
             {
                 "job": job,
@@ -101,7 +104,7 @@ def stuck_items(session, *, now: datetime, sla_hours: float) -> dict[str, list[d
     """Everything that needs a human: see the module docstring."""
     from sqlmodel import select
 
-    from models import OutboundMessage, Observation, PlanRun
+    from models import Observation, OutboundMessage, PlanRun
 
     def mail_rows(condition) -> list[dict[str, Any]]:
         rows = session.exec(select(OutboundMessage).where(condition).order_by(OutboundMessage.id)).all()
@@ -147,7 +150,8 @@ def stuck_items(session, *, now: datetime, sla_hours: float) -> dict[str, list[d
     ]
     plan = session.exec(select(PlanRun).where(PlanRun.dry_run == False).order_by(PlanRun.id.desc())).first()  # noqa: E712
     stuck["unplaced_in_last_plan"] = [
-        {k: v for k, v in entry.items() if isinstance(v, (str, int, float))} for entry in (plan.unplaced if plan else [])
+        {k: v for k, v in entry.items() if isinstance(v, (str, int, float))}
+        for entry in (plan.unplaced if plan else [])
     ]
     return stuck
 
@@ -205,9 +209,7 @@ def prefect_runs(now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, An
                 )
             failed = client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(
-                        type=FlowRunFilterStateType(any_=[StateType.FAILED, StateType.CRASHED])
-                    ),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.FAILED, StateType.CRASHED])),
                     start_time=FlowRunFilterStartTime(after_=now - timedelta(days=1)),
                 ),
                 sort=FlowRunSort.START_TIME_DESC,
@@ -231,8 +233,8 @@ def prefect_runs(now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, An
 def collect_status(now: datetime | None = None, *, with_prefect: bool = True) -> dict[str, Any]:
     from sqlalchemy.engine import make_url
 
-    from frontline.policy import PolicyError, load_policy
-    from frontline.settings import get_settings
+    from frontline.core.policy import PolicyError, load_policy
+    from frontline.core.settings import get_settings
     from models import session_scope, utcnow
 
     now = now or utcnow()
@@ -240,7 +242,7 @@ def collect_status(now: datetime | None = None, *, with_prefect: bool = True) ->
     try:
         sla_hours = load_policy().observations.escalation_sla_hours
     except PolicyError:
-        from frontline.policy import Observations
+        from frontline.core.policy import Observations
 
         sla_hours = Observations().escalation_sla_hours
     with session_scope() as session:

@@ -51,7 +51,7 @@ class DeliveryResult:
     failed: int = 0
     errors: list[str] = field(default_factory=list)
 
-    def add(self, other: "DeliveryResult") -> None:
+    def add(self, other: DeliveryResult) -> None:
         self.claimed += other.claimed
         self.sent += other.sent
         self.retry += other.retry
@@ -74,7 +74,9 @@ def _due_filter(now: datetime):
     )
 
 
-def claim_batch(engine: Engine, limit: int = 200, *, now: datetime | None = None, lease: timedelta = LEASE) -> list[int]:
+def claim_batch(
+    engine: Engine, limit: int = 200, *, now: datetime | None = None, lease: timedelta = LEASE
+) -> list[int]:
     """Take up to ``limit`` due rows for this worker (compare-and-set); returns their ids, committed."""
     now = now or utcnow()
     with Session(engine) as session:
@@ -195,7 +197,7 @@ def _from_header(mime: bytes) -> str:
     headers = BytesHeaderParser(policy=default).parsebytes(mime)
     value = headers.get("From")
     if value is None:
-        from frontline.settings import get_settings
+        from frontline.core.settings import get_settings
 
         return get_settings().mail_from
     return str(value)
@@ -260,7 +262,9 @@ def deliver_pending(
 def status(session: Session) -> dict:
     """Counts per state and kind, the oldest pending message, and the failed ones with their errors."""
     counts = session.exec(
-        select(OutboundMessage.state, OutboundMessage.kind, func.count()).group_by(OutboundMessage.state, OutboundMessage.kind)
+        select(OutboundMessage.state, OutboundMessage.kind, func.count()).group_by(
+            OutboundMessage.state, OutboundMessage.kind
+        )
     ).all()
     oldest = session.exec(
         select(OutboundMessage).where(OutboundMessage.state == "pending").order_by(OutboundMessage.created_at).limit(1)
@@ -269,7 +273,9 @@ def status(session: Session) -> dict:
         select(OutboundMessage).where(OutboundMessage.state == "failed").order_by(OutboundMessage.id)
     ).all()
     stale = session.exec(
-        select(func.count(OutboundMessage.id)).where(OutboundMessage.state == "sending", OutboundMessage.next_attempt_at <= utcnow())
+        select(func.count(OutboundMessage.id)).where(
+            OutboundMessage.state == "sending", OutboundMessage.next_attempt_at <= utcnow()
+        )
     ).one()
     return {
         "counts": [{"state": s, "kind": k, "count": n} for s, k, n in sorted(counts)],
@@ -279,7 +285,9 @@ def status(session: Session) -> dict:
     }
 
 
-def retry(session: Session, *, ids: list[int] | None = None, all_failed: bool = False, now: datetime | None = None) -> int:
+def retry(
+    session: Session, *, ids: list[int] | None = None, all_failed: bool = False, now: datetime | None = None
+) -> int:
     """Put failed messages (by id, or all of them) back to pending, due now, with a fresh attempt budget."""
     if not ids and not all_failed:
         raise ValueError("name message ids or ask for all failed messages")

@@ -20,7 +20,7 @@ from models import OutboundMessage, utcnow
 
 
 def _sender() -> str:
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     return get_settings().mail_from
 

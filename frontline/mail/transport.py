@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-
 _CRLF = re.compile(rb"\r?\n")
 
 
@@ -218,7 +217,7 @@ def _decode(value: bytes | str) -> str:
 def transport_from_settings(settings=None) -> Transport:
     """SMTP when ``FRONTLINE_SMTP_URL`` is set, otherwise the outbox folder."""
     if settings is None:
-        from frontline.settings import get_settings
+        from frontline.core.settings import get_settings
 
         settings = get_settings()
     url = settings.smtp_url_value()  # includes the password from a Prefect Secret block when configured

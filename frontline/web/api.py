@@ -25,14 +25,15 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 
-from frontline.observations import (
+from frontline.core.security import hash_secret
+from frontline.observations.intake import (
     ObservationConflict,
     ObservationIn,
     Pending,
@@ -46,7 +47,6 @@ from frontline.observations import (
     error_list,
     submit_batch,
 )
-from frontline.security import hash_secret
 from models import get_engine, session_scope
 
 router = APIRouter(prefix="/api", tags=["observations"])
@@ -54,7 +54,7 @@ bearer = HTTPBearer(auto_error=False, description="API token from `frontline api
 
 
 class ObservationCreate(ObservationIn):
-    employee_id: Optional[str] = Field(
+    employee_id: str | None = Field(
         default=None,
         max_length=100,
         description="HR employee id of the rotator: required with an integration token, optional with a rotator token",
@@ -66,7 +66,7 @@ class ObservationOut(BaseModel):
     created_at: datetime
     employee_id: str
     text: str = Field(description="As stored, after PII redaction")
-    suggestion: Optional[str]
+    suggestion: str | None
     impact: int
     customer_count: int
     product_area: str
@@ -75,7 +75,7 @@ class ObservationOut(BaseModel):
     urgent: bool
     ack_state: str
     redactions: dict[str, int] = Field(description="How many items of each kind were redacted")
-    client_request_id: Optional[str]
+    client_request_id: str | None
     replayed: bool = Field(description="True when this answers a repeated client_request_id")
 
 
@@ -97,7 +97,7 @@ class MessageOut(BaseModel):
 class Caller:
     token_hash: str
     token_name: str
-    employee_id: Optional[int]  # Employee.id of a rotator token; None for an integration token
+    employee_id: int | None  # Employee.id of a rotator token; None for an integration token
 
 
 TOKEN_CACHE_SECONDS = 10.0
@@ -109,7 +109,7 @@ def _forget_token(token_hash: str) -> None:
         _token_cache.pop(key, None)
 
 
-async def authenticated(credentials: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> Caller:
+async def authenticated(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
     """The caller's API token. A dependency, so it is checked before the body is validated: an
     unauthenticated request gets 401, never field errors. Known tokens are cached for a few seconds;
     the writing transaction re-checks that the token is still unrevoked."""
@@ -148,9 +148,9 @@ class GroupCommitWriter:
     written again one per transaction, so each gets its own correct answer."""
 
     def __init__(self) -> None:
-        self.queue: Optional[asyncio.Queue] = None
-        self.loop: Optional[asyncio.AbstractEventLoop] = None
-        self.task: Optional[asyncio.Task] = None
+        self.queue: asyncio.Queue | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.task: asyncio.Task | None = None
 
     async def submit(self, item: Pending) -> Stored:
         loop = asyncio.get_running_loop()
@@ -179,7 +179,7 @@ class GroupCommitWriter:
                     if not future.done():
                         future.set_exception(RuntimeError(f"observation writer stopped: {exc!r}"))
                 raise
-            for (_item, future), result in zip(batch, results):
+            for (_item, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue
                 if isinstance(result, BaseException):

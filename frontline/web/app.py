@@ -27,7 +27,9 @@ def create_app() -> FastAPI:
     # Body size limits: link forms and the API (64 KB), console forms (parsed for the CSRF check before
     # sign-in, 1 MB) and the roster upload (three CSV files).
     app.add_middleware(observe.BodySizeLimit)
-    app.add_middleware(observe.BodySizeLimit, max_bytes=1024 * 1024, prefixes=("/console",), exclude=("/console/roster",))
+    app.add_middleware(
+        observe.BodySizeLimit, max_bytes=1024 * 1024, prefixes=("/console",), exclude=("/console/roster",)
+    )
     app.add_middleware(
         observe.BodySizeLimit, max_bytes=3 * roster.MAX_UPLOAD_BYTES + 1024 * 1024, prefixes=("/console/roster",)
     )

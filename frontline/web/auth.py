@@ -1,10 +1,10 @@
 """Console sign-in and access control: email magic links, signed session cookies, CSRF, roles.
 
 * **Sign-in**: a person types their email; if it belongs to someone with a console role, a single-use
-  magic link (``frontline.links.signin_url``, 15 minutes) is queued through the outbox. The page says
+  magic link (``frontline.core.links.signin_url``, 15 minutes) is queued through the outbox. The page says
   the same thing whether or not the address is known. Opening the link shows a *Sign in* button
   (mail scanners that prefetch links cannot sign anyone in); pressing it starts a session.
-* **Session**: a cookie holding a signed payload (``frontline.security``, purpose ``console-session``):
+* **Session**: a cookie holding a signed payload (``frontline.core.security``, purpose ``console-session``):
   a random session id and, once signed in, the email. HttpOnly, SameSite=Lax, Secure when the base URL
   is https, 12 hours. Roles are looked up in the database on every request, so removing a role takes
   effect at once.
@@ -28,13 +28,13 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.background import BackgroundTask
 from sqlmodel import Session, func, select
+from starlette.background import BackgroundTask
 
-from frontline import audit
-from frontline.links import read_token, signin_url
-from frontline.security import InvalidToken, sign, verify
-from frontline.templating import render_html
+from frontline.core import audit
+from frontline.core.links import read_token, signin_url
+from frontline.core.security import InvalidToken, sign, verify
+from frontline.core.templating import render_html
 from models import AuditEvent, ConsoleUser, Department, Employee, OutboundMessage, session_scope, utcnow
 
 COOKIE = "frontline_console"
@@ -157,7 +157,7 @@ def db() -> Iterator[Session]:
 
 
 def _secure_cookies() -> bool:
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     return get_settings().base_url.startswith("https://")
 
@@ -224,14 +224,18 @@ async def require_csrf(request: Request) -> None:
             token = value if isinstance(value, str) else None
     raw = request.cookies.get(COOKIE)
     if not token or not raw:
-        raise ConsoleDenied("This form has expired or was not sent from Frontline (missing CSRF token). "
-                            "Go back, reload the page and try again.")
+        raise ConsoleDenied(
+            "This form has expired or was not sent from Frontline (missing CSRF token). "
+            "Go back, reload the page and try again."
+        )
     try:
         data = verify(SESSION_PURPOSE, raw, max_age_seconds=SESSION_SECONDS)
         sid = verify(CSRF_PURPOSE, token, max_age_seconds=SESSION_SECONDS)
     except InvalidToken:
-        raise ConsoleDenied("This form has expired or was not sent from Frontline (bad CSRF token). "
-                            "Go back, reload the page and try again.") from None
+        raise ConsoleDenied(
+            "This form has expired or was not sent from Frontline (bad CSRF token). "
+            "Go back, reload the page and try again."
+        ) from None
     if not isinstance(data, dict) or not secrets.compare_digest(str(data.get("sid")), str(sid)):
         raise ConsoleDenied("This form does not belong to your session (CSRF token mismatch).")
 
@@ -327,8 +331,11 @@ def request_signin(session: Session, email: str) -> bool:
     recent = session.exec(
         select(func.count())
         .select_from(OutboundMessage)
-        .where(OutboundMessage.kind == "signin", OutboundMessage.recipient == principal.email,
-               OutboundMessage.created_at >= since)
+        .where(
+            OutboundMessage.kind == "signin",
+            OutboundMessage.recipient == principal.email,
+            OutboundMessage.created_at >= since,
+        )
     ).one()
     if recent >= SIGNIN_REQUESTS_PER_15_MIN:
         return False
@@ -342,13 +349,18 @@ def request_signin(session: Session, email: str) -> bool:
         "If you did not ask for it, ignore this message.\n"
     )
     body = (
-        f"<p>Hello {html.escape(principal.name)},</p><p><a href=\"{html.escape(link)}\">Sign in to the Frontline "
+        f'<p>Hello {html.escape(principal.name)},</p><p><a href="{html.escape(link)}">Sign in to the Frontline '
         "console</a> (valid for 15 minutes, once).</p><p>If you did not ask for it, ignore this message.</p>"
     )
     message = outbox.compose(to=principal.email, subject="Your Frontline sign-in link", text=text, html=body)
     outbox.enqueue(session, message, kind="signin", idempotency_key=f"signin:{nonce}")
-    audit.record(session, actor=principal.email, action="console.signin_link", subject_type="console_user",
-                 subject_id=principal.email)
+    audit.record(
+        session,
+        actor=principal.email,
+        action="console.signin_link",
+        subject_type="console_user",
+        subject_id=principal.email,
+    )
     return True
 
 
@@ -360,8 +372,9 @@ def signin_form(request: Request, next: str | None = None) -> Response:
 
 
 @router.post("/signin")
-def signin_request(request: Request, email: str = Form(""), next: str = Form(""),
-                   session: Session = Depends(db)) -> Response:
+def signin_request(
+    request: Request, email: str = Form(""), next: str = Form(""), session: Session = Depends(db)
+) -> Response:
     queued = request_signin(session, email)
     session.commit()
     data = dict(console_session(request))
@@ -384,7 +397,7 @@ def deliver_soon() -> None:
         from frontline.mail.delivery import deliver_pending
 
         deliver_pending(max_batches=1)
-    except Exception:  # noqa: BLE001 - the scheduled delivery retries; never break the sign-in page
+    except Exception:
         logging.getLogger(__name__).exception("immediate delivery of the sign-in link failed")
 
 
@@ -402,12 +415,16 @@ def _read_signin_token(token: str) -> dict[str, str]:
 
 
 def _link_used(session: Session, nonce: str) -> bool:
-    return session.exec(
-        select(AuditEvent.id).where(
-            AuditEvent.action == "console.signin", AuditEvent.subject_type == "signin_link",
-            AuditEvent.subject_id == nonce[:100],
-        )
-    ).first() is not None
+    return (
+        session.exec(
+            select(AuditEvent.id).where(
+                AuditEvent.action == "console.signin",
+                AuditEvent.subject_type == "signin_link",
+                AuditEvent.subject_id == nonce[:100],
+            )
+        ).first()
+        is not None
+    )
 
 
 @router.get("/signin/{token}")
@@ -426,8 +443,13 @@ def signin_complete(request: Request, token: str, session: Session = Depends(db)
     principal = load_principal(session, payload["m"])
     if principal is None:
         raise ConsoleDenied("This account has no access to the console.")
-    audit.record(session, actor=principal.email, action="console.signin", subject_type="signin_link",
-                 subject_id=payload["n"][:100])
+    audit.record(
+        session,
+        actor=principal.email,
+        action="console.signin",
+        subject_type="signin_link",
+        subject_id=payload["n"][:100],
+    )
     session.commit()
     target = safe_next(console_session(request).get("next"))
     start_session(request, principal.email)
@@ -445,7 +467,9 @@ def signout(request: Request) -> Response:
 
 def _denied_page(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ConsoleDenied)
-    return page(request, "web/console/error.html", status_code=exc.status_code, code=exc.status_code, message=exc.message)
+    return page(
+        request, "web/console/error.html", status_code=exc.status_code, code=exc.status_code, message=exc.message
+    )
 
 
 def _signin_redirect(request: Request, exc: Exception) -> Response:

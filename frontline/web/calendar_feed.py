@@ -14,7 +14,7 @@ router = APIRouter()
 
 @router.get("/calendar/{token}.ics", include_in_schema=False)
 def calendar_feed(token: str) -> Response:
-    from frontline.calendar import feed_ics, find_feed_token
+    from frontline.calendar.feeds import feed_ics, find_feed_token
     from models import session_scope
 
     with session_scope() as session:

@@ -2,7 +2,7 @@
 
 Both are server-rendered and work without JavaScript.
 
-**Who is who.** The path token is a personal signed link (:mod:`frontline.links`, purpose
+**Who is who.** The path token is a personal signed link (:mod:`frontline.core.links`, purpose
 ``observe`` bound to ``Employee.id``, valid ``policy.observations.link_valid_days``). A forged,
 tampered, expired or wrong-purpose token, or one for a person who left, gets 403 and nothing is stored.
 
@@ -31,8 +31,10 @@ from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from frontline.links import DAY, read_token
-from frontline.observations import (
+from frontline.core.links import DAY, read_token
+from frontline.core.security import InvalidToken, sign, verify
+from frontline.core.templating import render_html
+from frontline.observations.intake import (
     ACK_STATE_LABELS,
     ACK_STATES,
     ObservationConflict,
@@ -46,8 +48,6 @@ from frontline.observations import (
     submit,
     suggested_department,
 )
-from frontline.security import InvalidToken, sign, verify
-from frontline.templating import render_html
 from models import Department, Employee, Observation, get_engine, session_scope
 
 router = APIRouter(include_in_schema=False)
@@ -70,23 +70,37 @@ LABELS = {
     "client_request_id": "Form id",
     "nonce": "Form",
 }
-IMPACTS = [(1, "minor"), (2, "annoying"), (3, "blocks a task"), (4, "costs money or trust"), (5, "severe / many people")]
+IMPACTS = [
+    (1, "minor"),
+    (2, "annoying"),
+    (3, "blocks a task"),
+    (4, "costs money or trust"),
+    (5, "severe / many people"),
+]
 
 
 class BodySizeLimit:
     """ASGI middleware: refuse request bodies over ``max_bytes`` on the observation paths with 413,
     whether announced by Content-Length or streamed in chunks."""
 
-    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES, prefixes: tuple[str, ...] = LIMITED_PREFIXES,
-                 exclude: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        app,
+        max_bytes: int = MAX_BODY_BYTES,
+        prefixes: tuple[str, ...] = LIMITED_PREFIXES,
+        exclude: tuple[str, ...] = (),
+    ):
         self.app = app
         self.max_bytes = max_bytes
         self.prefixes = prefixes
         self.exclude = exclude
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes) or (
-                self.exclude and scope["path"].startswith(self.exclude)):
+        if (
+            scope["type"] != "http"
+            or not scope["path"].startswith(self.prefixes)
+            or (self.exclude and scope["path"].startswith(self.exclude))
+        ):
             return await self.app(scope, receive, send)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
@@ -125,16 +139,26 @@ class BodySizeLimit:
             await self._refuse(scope, send)
 
     async def _refuse(self, scope, send):
-        limit = f"{self.max_bytes // (1024 * 1024)} MB" if self.max_bytes >= 1024 * 1024 else f"{self.max_bytes // 1024} KB"
+        limit = (
+            f"{self.max_bytes // (1024 * 1024)} MB" if self.max_bytes >= 1024 * 1024 else f"{self.max_bytes // 1024} KB"
+        )
         message = f"request body too large: at most {limit}"
         if scope["path"].startswith("/api/"):
             body, kind = f'{{"detail":"{message}"}}'.encode(), b"application/json"
         else:  # a person at a form: a page that says what happened
             body = render_html("web/observe_error.html", heading="Too much text", message=message).encode()
             kind = b"text/html; charset=utf-8"
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", kind),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -200,8 +224,16 @@ def _form_context(session: Session, employee: Employee, policy, **extra: Any) ->
         "client_request_id": f"web-{uuid.uuid4().hex}",
         "recent": recent_observations(session, employee.id),
         "state_labels": ACK_STATE_LABELS,
-        "values": {"text": "", "impact": "", "customer_count": "1", "product_area": "", "category": "",
-                   "target_department": "", "suggestion": "", "urgent": False},
+        "values": {
+            "text": "",
+            "impact": "",
+            "customer_count": "1",
+            "product_area": "",
+            "category": "",
+            "target_department": "",
+            "suggestion": "",
+            "urgent": False,
+        },
         "errors": {},
         "saved": None,
         "saved_department": None,
@@ -211,13 +243,21 @@ def _form_context(session: Session, employee: Employee, policy, **extra: Any) ->
     return ctx
 
 
-REDACTION_NAMES = {"email": "email address", "phone": "phone number", "card": "card number", "iban": "IBAN",
-                   "ssn": "social security number", "ip": "IP address"}
+REDACTION_NAMES = {
+    "email": "email address",
+    "phone": "phone number",
+    "card": "card number",
+    "iban": "IBAN",
+    "ssn": "social security number",
+    "ip": "IP address",
+}
 
 
 def redaction_note(counts: dict[str, int]) -> str | None:
-    parts = [f"{n} {REDACTION_NAMES.get(k, k)}{'es' if n > 1 and REDACTION_NAMES.get(k, k).endswith('ss') else ('s' if n > 1 else '')}"
-             for k, n in sorted(counts.items())]
+    parts = [
+        f"{n} {REDACTION_NAMES.get(k, k)}{'es' if n > 1 and REDACTION_NAMES.get(k, k).endswith('ss') else ('s' if n > 1 else '')}"
+        for k, n in sorted(counts.items())
+    ]
     return ", ".join(parts) or None
 
 
@@ -249,19 +289,28 @@ async def observe_submit(token: str, request: Request) -> HTMLResponse:
         except InvalidToken as exc:
             if exc.expired:
                 values = _values(form)
-                ctx = _form_context(session, employee, policy, action=request.url.path, values=values,
-                                    errors={"nonce": "the form was open for more than a day; please send it again"})
+                ctx = _form_context(
+                    session,
+                    employee,
+                    policy,
+                    action=request.url.path,
+                    values=values,
+                    errors={"nonce": "the form was open for more than a day; please send it again"},
+                )
                 return _page("web/observe.html", 400, **ctx)
             return _denied("this form is not valid for this link; reopen your personal link")
         if nonce != {"e": employee.id}:
             return _denied("this form belongs to someone else's link; reopen your personal link")
         values = _values(form)
         if "__invalid__" in form:
-            ctx = _form_context(session, employee, policy, action=request.url.path, values=values,
-                                errors={"text": form["__invalid__"]})
+            ctx = _form_context(
+                session, employee, policy, action=request.url.path, values=values, errors={"text": form["__invalid__"]}
+            )
             return _page("web/observe.html", 400, **ctx)
-        data = {k: values[k] for k in ("text", "impact", "customer_count", "product_area", "category",
-                                       "target_department", "suggestion")}
+        data = {
+            k: values[k]
+            for k in ("text", "impact", "customer_count", "product_area", "category", "target_department", "suggestion")
+        }
         data["urgent"] = bool(values["urgent"])
         if form.get("client_request_id"):
             data["client_request_id"] = form["client_request_id"]
@@ -274,21 +323,47 @@ async def observe_submit(token: str, request: Request) -> HTMLResponse:
             for err in exc.errors(include_url=False):
                 field = str(err["loc"][0]) if err["loc"] else "text"
                 errors.setdefault(field, _friendly(err))
-            ctx = _form_context(session, employee, policy, action=request.url.path, values=values, errors=errors,
-                                client_request_id=form.get("client_request_id") or f"web-{uuid.uuid4().hex}")
+            ctx = _form_context(
+                session,
+                employee,
+                policy,
+                action=request.url.path,
+                values=values,
+                errors=errors,
+                client_request_id=form.get("client_request_id") or f"web-{uuid.uuid4().hex}",
+            )
             return _page("web/observe.html", 422, **ctx)
         except RateLimited as exc:
-            ctx = _form_context(session, employee, policy, action=request.url.path, values=values,
-                                errors={"text": f"{exc}. Your text is kept below."})
+            ctx = _form_context(
+                session,
+                employee,
+                policy,
+                action=request.url.path,
+                values=values,
+                errors={"text": f"{exc}. Your text is kept below."},
+            )
             return _page("web/observe.html", 429, headers={"Retry-After": str(exc.retry_after)}, **ctx)
         except ObservationConflict:
-            ctx = _form_context(session, employee, policy, action=request.url.path, values=values,
-                                errors={"client_request_id": "this form was already used; please send it again"})
+            ctx = _form_context(
+                session,
+                employee,
+                policy,
+                action=request.url.path,
+                values=values,
+                errors={"client_request_id": "this form was already used; please send it again"},
+            )
             return _page("web/observe.html", 409, **ctx)
         obs = result.observation
         dept = session.get(Department, obs.target_department_id)
-        ctx = _form_context(session, employee, policy, action=request.url.path, saved=obs, saved_department=dept.name,
-                            redaction_note=redaction_note(obs.redactions))
+        ctx = _form_context(
+            session,
+            employee,
+            policy,
+            action=request.url.path,
+            saved=obs,
+            saved_department=dept.name,
+            redaction_note=redaction_note(obs.redactions),
+        )
         return _page("web/observe.html", 200, **ctx)
 
 
@@ -329,8 +404,11 @@ def _ack_target(session: Session, token: str) -> tuple[Observation, dict]:
     recipient = payload.get("r")
     if recipient is not None:  # bound to the head it was sent to: only while they still receive this department's mail
         department = session.get(Department, obs.target_department_id)
-        current = {a.strip().lower() for a in [department.head_email, *(department.digest_recipients or [])] if a} \
-            if department is not None else set()
+        current = (
+            {a.strip().lower() for a in [department.head_email, *(department.digest_recipients or [])] if a}
+            if department is not None
+            else set()
+        )
         if not isinstance(recipient, str) or recipient.strip().lower() not in current:
             raise InvalidToken("this link was sent to someone who no longer receives this department's escalations")
     return obs, payload
@@ -376,8 +454,9 @@ async def ack_submit(token: str, request: Request) -> HTMLResponse:
             return _denied("this form belongs to another observation")
         state = form.get("state", "")
         if state not in ACK_STATES:
-            ctx = _ack_context(session, obs, nonce=form["nonce"], action=request.url.path,
-                               error="choose what happens next")
+            ctx = _ack_context(
+                session, obs, nonce=form["nonce"], action=request.url.path, error="choose what happens next"
+            )
             return _page("web/ack.html", 422, **ctx)
         by = payload.get("r") or "escalation link"
         set_ack_state(session, [obs.id], state, by=by, note=(form.get("note") or "")[:2000])

@@ -1,7 +1,7 @@
 """The wrap-up survey (``/survey/<token>``): two questions (how useful was the rotation / the pairing,
 1-5) and a comment, one answer per pairing and side.
 
-The token is a signed link (:func:`frontline.links.survey_url`, purpose ``survey``) naming the pairing
+The token is a signed link (:func:`frontline.core.links.survey_url`, purpose ``survey``) naming the pairing
 and the side (``rotator`` or ``mentor``); a forged, tampered, expired or wrong-purpose token gets 403
 and nothing is stored. GET only shows the form (mail scanners prefetch links); POST stores the answer.
 Answering again replaces the earlier answer (the form shows it). Comments are untrusted: templates
@@ -17,9 +17,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session, select
 
-from frontline.links import read_token
-from frontline.security import InvalidToken
-from frontline.templating import render_html
+from frontline.core.links import read_token
+from frontline.core.security import InvalidToken
+from frontline.core.templating import render_html
 from models import Employee, MentorPairing, PairingFeedback, Rotation, get_engine, session_scope
 
 router = APIRouter(include_in_schema=False)
@@ -43,7 +43,11 @@ def _denied(message: str) -> HTMLResponse:
 def _context(session: Session, token: str) -> dict[str, Any]:
     """Who answers about which pairing; raises InvalidToken."""
     payload = read_token("survey", token)
-    if not isinstance(payload, dict) or not isinstance(payload.get("p"), int) or payload.get("r") not in ("rotator", "mentor"):
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("p"), int)
+        or payload.get("r") not in ("rotator", "mentor")
+    ):
         raise InvalidToken("this link is not valid")
     pairing = session.get(MentorPairing, payload["p"])
     if pairing is None:
@@ -54,8 +58,18 @@ def _context(session: Session, token: str) -> dict[str, Any]:
     existing = session.exec(
         select(PairingFeedback).where(PairingFeedback.pairing_id == pairing.id, PairingFeedback.role == payload["r"])
     ).first()
-    return {"pairing": pairing, "rotation": rotation, "rotator": rotator, "mentor": mentor, "role": payload["r"],
-            "existing": existing, "scale": SCALE, "errors": {}, "saved": False, "max_comment": MAX_COMMENT}
+    return {
+        "pairing": pairing,
+        "rotation": rotation,
+        "rotator": rotator,
+        "mentor": mentor,
+        "role": payload["r"],
+        "existing": existing,
+        "scale": SCALE,
+        "errors": {},
+        "saved": False,
+        "max_comment": MAX_COMMENT,
+    }
 
 
 @router.get("/survey/{token}", response_class=HTMLResponse)
@@ -70,7 +84,7 @@ def survey_form(token: str) -> HTMLResponse:
 
 @router.post("/survey/{token}", response_class=HTMLResponse)
 async def survey_submit(token: str, request: Request) -> HTMLResponse:
-    from frontline.mentoring import save_feedback
+    from frontline.mentors.service import save_feedback
 
     raw = await request.body()
     try:
@@ -96,7 +110,8 @@ async def survey_submit(token: str, request: Request) -> HTMLResponse:
         if errors:
             ctx.update(errors=errors, values=fields)
             return _page("web/survey.html", 422, **ctx)
-        row = save_feedback(session, ctx["pairing"].id, ctx["role"], values["rotation_usefulness"],
-                            values["usefulness"], comment)
+        row = save_feedback(
+            session, ctx["pairing"].id, ctx["role"], values["rotation_usefulness"], values["usefulness"], comment
+        )
         ctx.update(existing=row, saved=True)
         return _page("web/survey.html", **ctx)

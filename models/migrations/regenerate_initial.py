@@ -19,9 +19,7 @@ def main() -> None:
     target.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         engine = get_engine(f"sqlite:///{Path(tmp) / 'empty.db'}")
-        command.revision(
-            alembic_config(engine), message="initial schema", autogenerate=True, rev_id="0001"
-        )
+        command.revision(alembic_config(engine), message="initial schema", autogenerate=True, rev_id="0001")
     generated = next((MIGRATIONS_DIR / "versions").glob("0001_*.py"))
     generated.rename(target)
     print(f"wrote {target}")

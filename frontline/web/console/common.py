@@ -1,26 +1,15 @@
-"""Helpers shared by the console pages: dates, the policy, scope by role, optional modules."""
+"""Helpers shared by the console pages: parsing query values, the policy, scope by role, optional modules."""
 
 from __future__ import annotations
 
 import importlib
-from datetime import date, datetime, timedelta
+from datetime import date
 from types import ModuleType
 
 from sqlmodel import Session, select
 
 from frontline.web.auth import ConsoleDenied, Principal
 from models import Department
-
-
-def monday(day: date) -> date:
-    return day - timedelta(days=day.weekday())
-
-
-def today() -> date:
-    """Today in the organisation's time zone."""
-    from frontline.settings import get_settings
-
-    return datetime.now(get_settings().tz).date()
 
 
 def parse_date(value: str | None, what: str) -> date | None:
@@ -43,7 +32,7 @@ def parse_int(value: str | None, what: str) -> int | None:
 
 def policy():
     """The policy, or an error page that lists the problems."""
-    from frontline.policy import PolicyError, load_policy
+    from frontline.core.policy import PolicyError, load_policy
 
     try:
         return load_policy()
@@ -75,8 +64,3 @@ def check_department(user: Principal, department_id: int | None) -> None:
         return
     if not user.can_see_department(department_id):
         raise ConsoleDenied("You can only see your own department.")
-
-
-def iso_week(day: date) -> str:
-    year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}"

@@ -4,16 +4,17 @@ and the rotators' and mentors' wrap-up feedback."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlmodel import Session, select
 
-from frontline.mentoring import feedback_summary
-from frontline.planning import add_months
+from frontline.core.clock import iso_week, monday, today
+from frontline.mentors.service import feedback_summary
+from frontline.rotations.service import add_months
 from frontline.web.auth import Principal, current_user, db, page, redirect, require_csrf
-from frontline.web.console.common import iso_week, monday, policy, today, visible_departments
+from frontline.web.console.common import policy, visible_departments
 from models import Employee, Observation, Rotation
 
 router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], include_in_schema=False)
@@ -38,8 +39,11 @@ def participation(session: Session, department_ids: list[int], pol, now: date) -
     rows = session.exec(
         select(Rotation)
         .join(Employee, Employee.id == Rotation.employee_id)
-        .where(Rotation.status != "cancelled", Employee.active.is_(True),
-               Employee.department_id.in_(department_ids or [-1]))
+        .where(
+            Rotation.status != "cancelled",
+            Employee.active.is_(True),
+            Employee.department_id.in_(department_ids or [-1]),
+        )
     ).all()
     for r in rows:
         by_employee[r.employee_id].append(r)
@@ -73,8 +77,14 @@ def participation(session: Session, department_ids: list[int], pol, now: date) -
             nxt = upcoming[0]
             if nxt.due < this_monday:
                 c["overdue"] += 1
-                overdue.append({"employee": e, "due": nxt.due, "planned": nxt.start,
-                                "weeks_late": (this_monday - nxt.due).days // 7})
+                overdue.append(
+                    {
+                        "employee": e,
+                        "due": nxt.due,
+                        "planned": nxt.start,
+                        "weeks_late": (this_monday - nxt.due).days // 7,
+                    }
+                )
             continue
         in_new_hire_window = e.hire_date + timedelta(weeks=pol.new_hire_within_weeks) > now
         past_due = e.last_rotation is None or e.last_rotation <= cycle_start
@@ -82,8 +92,14 @@ def participation(session: Session, department_ids: list[int], pol, now: date) -
             c["overdue"] += 1
             c["unplanned"] += 1
             due = add_months(e.last_rotation, pol.cycle_months) if e.last_rotation else None
-            overdue.append({"employee": e, "due": due, "planned": None,
-                            "weeks_late": ((this_monday - monday(due)).days // 7) if due else None})
+            overdue.append(
+                {
+                    "employee": e,
+                    "due": due,
+                    "planned": None,
+                    "weeks_late": ((this_monday - monday(due)).days // 7) if due else None,
+                }
+            )
         else:
             c["not_due"] += 1
     overdue.sort(key=lambda o: (o["planned"] is not None, -(o["weeks_late"] or 10**6), o["employee"].name))
@@ -91,13 +107,19 @@ def participation(session: Session, department_ids: list[int], pol, now: date) -
     for c in per_dept.values():
         total.update(c)
     rotated_people.sort(key=lambda p: (p["employee"].department_id, p["employee"].name))
-    return {"per_department": per_dept, "total": total, "overdue": overdue, "on_rotation": on_rotation,
-            "rotated": rotated_people, "cycle_start": cycle_start}
+    return {
+        "per_department": per_dept,
+        "total": total,
+        "overdue": overdue,
+        "on_rotation": on_rotation,
+        "rotated": rotated_people,
+        "cycle_start": cycle_start,
+    }
 
 
 def observation_weeks(session: Session, department_ids: list[int] | None, now: date) -> dict:
     first = monday(now) - timedelta(weeks=OBSERVATION_WEEKS - 1)
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     tz = get_settings().tz
     since = datetime.combine(first, time.min, tzinfo=tz)
@@ -112,7 +134,7 @@ def observation_weeks(session: Session, department_ids: list[int] | None, now: d
     urgent = urgent_acked = 0
     for created_at, state, is_urgent in session.exec(query).all():
         if created_at.tzinfo is None:  # SQLite hands back naive UTC
-            created_at = created_at.replace(tzinfo=timezone.utc)
+            created_at = created_at.replace(tzinfo=UTC)
         week = iso_week(created_at.astimezone(tz).date())
         counts[week] += 1
         if state != "new":
@@ -123,8 +145,10 @@ def observation_weeks(session: Session, department_ids: list[int] | None, now: d
     total = sum(counts.values())
     peak = max(counts.values(), default=0)
     return {
-        "weeks": [{"week": w, "count": counts[w], "acked": acked[w],
-                   "width": round(100 * counts[w] / peak) if peak else 0} for w in weeks],
+        "weeks": [
+            {"week": w, "count": counts[w], "acked": acked[w], "width": round(100 * counts[w] / peak) if peak else 0}
+            for w in weeks
+        ],
         "total": total,
         "acked_share": (sum(acked.values()) / total) if total else None,
         "urgent": urgent,
@@ -142,5 +166,13 @@ def dashboard(request: Request, user: Principal = Depends(current_user), session
     part = participation(session, [d.id for d in departments], pol, now)
     obs = observation_weeks(session, None if user.is_hr else list(user.head_of), now)
     feedback = feedback_summary(session, None if user.is_hr else list(user.head_of))
-    return page(request, "web/console/dashboard.html", departments=departments, part=part, obs=obs,
-                feedback=feedback, today=now, policy=pol)
+    return page(
+        request,
+        "web/console/dashboard.html",
+        departments=departments,
+        part=part,
+        obs=obs,
+        feedback=feedback,
+        today=now,
+        policy=pol,
+    )

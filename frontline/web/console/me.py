@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlmodel import Session, select
 
+from frontline.core.clock import aware
 from frontline.web.auth import ConsoleDenied, Principal, current_user, db, page, require_csrf
-from frontline.web.console.observations import _aware
 from models import Department, Employee, MentorPairing, Observation, Rotation
 
 router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], include_in_schema=False)
@@ -32,5 +32,13 @@ def my_rotation(request: Request, user: Principal = Depends(current_user), sessi
         select(Observation).where(Observation.rotator_id == me.id).order_by(Observation.created_at.desc()).limit(200)
     ).all()
     departments = {d.id: d.name for d in session.exec(select(Department)).all()}
-    return page(request, "web/console/me.html", me=me, rotations=rotations, mentors=mentors,
-                observations=observations, departments=departments, aware=_aware)
+    return page(
+        request,
+        "web/console/me.html",
+        me=me,
+        rotations=rotations,
+        mentors=mentors,
+        observations=observations,
+        departments=departments,
+        aware=aware,
+    )

@@ -4,7 +4,7 @@ Weeks are columns (each week is seven day-columns, so absences show to the day),
 grouped by department. Rotation bars are coloured by kind (new hire / cycle) and state (draft,
 invited, locked); absences are hatched on the person's row, blackouts and public holidays shaded over
 the whole plan. Above the people: the seat load per week against ``seats_per_week``, and per
-department the number away against the department cap (``frontline.planner.department_cap``). Filters
+department the number away against the department cap (``frontline.rotations.solver.department_cap``). Filters
 (department, week range, status) are GET parameters. Below: the unplaced people of the latest plan run.
 
 HR sees every department; a department head sees their own (read-only).
@@ -22,18 +22,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlmodel import Session, select
 
-from frontline.planner import department_cap  # the solver's cap rule, so the plan draws what it used
+from frontline.core.clock import iso_week, monday, today
+from frontline.rotations.solver import department_cap  # the solver's cap rule, so the plan draws what it used
 from frontline.web.auth import Principal, db, page, require_csrf, require_staff
-from frontline.web.console.common import (
-    check_department,
-    iso_week,
-    monday,
-    parse_date,
-    parse_int,
-    policy,
-    today,
-    visible_departments,
-)
+from frontline.web.console.common import check_department, parse_date, parse_int, policy, visible_departments
 from models import Absence, Employee, PlanRun, Rotation
 
 router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], include_in_schema=False)
@@ -87,8 +79,9 @@ def rotation_css(r: Rotation) -> str:
     return " ".join(css)
 
 
-def build_plan(session: Session, user: Principal, pol, *, start: date, weeks: int, department_id: int | None,
-               status: str) -> dict:
+def build_plan(
+    session: Session, user: Principal, pol, *, start: date, weeks: int, department_id: int | None, status: str
+) -> dict:
     days = weeks * 7
     end = start + timedelta(days=days - 1)
     departments = [d for d in visible_departments(session, user) if d.name != pol.support_department]
@@ -98,7 +91,8 @@ def build_plan(session: Session, user: Principal, pol, *, start: date, weeks: in
     # Headcount of every department (caps depend on it) and everyone's rotations in the horizon:
     # the seat load and the department load count all of them, whatever the filter.
     employees = session.exec(
-        select(Employee).where(Employee.active.is_(True), Employee.department_id.in_([d.id for d in departments] or [-1]))
+        select(Employee)
+        .where(Employee.active.is_(True), Employee.department_id.in_([d.id for d in departments] or [-1]))
         .order_by(Employee.name, Employee.id)
     ).all()
     headcount: dict[int, int] = defaultdict(int)
@@ -130,8 +124,12 @@ def build_plan(session: Session, user: Principal, pol, *, start: date, weeks: in
     groups: dict[int, Group] = {}
     for d in shown_depts:
         fraction = d.max_away_fraction if d.max_away_fraction is not None else pol.max_department_away_fraction
-        groups[d.id] = Group(department=d, headcount=headcount[d.id], cap=department_cap(fraction, headcount[d.id]),
-                             away=dept_away[d.id][:] if d.id in dept_away else [0] * weeks)
+        groups[d.id] = Group(
+            department=d,
+            headcount=headcount[d.id],
+            cap=department_cap(fraction, headcount[d.id]),
+            away=dept_away[d.id][:] if d.id in dept_away else [0] * weeks,
+        )
     counts = defaultdict(int)
     for e in shown_employees:
         rots = sorted(by_employee.get(e.id, []), key=lambda r: r.start)
@@ -152,9 +150,18 @@ def build_plan(session: Session, user: Principal, pol, *, start: date, weeks: in
             state = r.status + (", locked" if r.locked else "")
             late = (r.start - r.due).days // 7
             title = f"{e.name}: {kind} rotation {r.start} – {r.end} ({state}); due {r.due}" + (
-                f", {late} week(s) late" if late > 0 else "")
-            row.bars.append(Bar(span[0], span[1], rotation_css(r), title, f"/console/plan/rotations/{r.id}",
-                                label=r.start.strftime("%d %b") + (" · locked" if r.locked else "")))
+                f", {late} week(s) late" if late > 0 else ""
+            )
+            row.bars.append(
+                Bar(
+                    span[0],
+                    span[1],
+                    rotation_css(r),
+                    title,
+                    f"/console/plan/rotations/{r.id}",
+                    label=r.start.strftime("%d %b") + (" · locked" if r.locked else ""),
+                )
+            )
             counts[r.status] += 1
         for a in absences.get(e.id, []):
             span = _span(a.start, a.end, start, days)
@@ -167,20 +174,35 @@ def build_plan(session: Session, user: Principal, pol, *, start: date, weeks: in
     for b in pol.blackouts:
         span = _span(b.start, b.end, start, days)
         if span is not None:
-            blackouts.append({"left": 100 * (span[0] - 1) / days, "width": 100 * (span[1] - span[0]) / days,
-                              "title": f"blackout {b.start} – {b.end} {b.reason}".strip()})
+            blackouts.append(
+                {
+                    "left": 100 * (span[0] - 1) / days,
+                    "width": 100 * (span[1] - span[0]) / days,
+                    "title": f"blackout {b.start} – {b.end} {b.reason}".strip(),
+                }
+            )
     holidays_by_week: dict[int, list[str]] = defaultdict(list)
     if pol.holidays_country:
-        for day, name in sorted(holidays.country_holidays(pol.holidays_country,
-                                                          years=range(start.year, end.year + 1)).items()):
+        for day, name in sorted(
+            holidays.country_holidays(pol.holidays_country, years=range(start.year, end.year + 1)).items()
+        ):
             if start <= day <= end:
                 holidays_by_week[(day - start).days // 7].append(f"{day:%a %d %b}: {name}")
     seats = pol.seats_per_week
     return {
-        "start": start, "end": end, "weeks": weeks, "days": days,
-        "week_heads": [{"start": ws, "label": iso_week(ws), "holidays": holidays_by_week.get(i, []),
-                        "blackout": any(b.start <= ws + timedelta(days=6) and b.end >= ws for b in pol.blackouts)}
-                       for i, ws in enumerate(week_starts)],
+        "start": start,
+        "end": end,
+        "weeks": weeks,
+        "days": days,
+        "week_heads": [
+            {
+                "start": ws,
+                "label": iso_week(ws),
+                "holidays": holidays_by_week.get(i, []),
+                "blackout": any(b.start <= ws + timedelta(days=6) and b.end >= ws for b in pol.blackouts),
+            }
+            for i, ws in enumerate(week_starts)
+        ],
         "seat_load": [{"n": n, "pct": min(100, round(100 * n / seats)), "over": n > seats} for n in seat_load],
         "seats": seats,
         "groups": [g for g in groups.values() if g.rows or status == "all"],
@@ -193,8 +215,9 @@ def build_plan(session: Session, user: Principal, pol, *, start: date, weeks: in
 
 
 def latest_unplaced(session: Session, user: Principal, departments: dict) -> dict | None:
-    run = session.exec(select(PlanRun).where(PlanRun.dry_run.is_(False))
-                       .order_by(PlanRun.started_at.desc(), PlanRun.id.desc())).first()
+    run = session.exec(
+        select(PlanRun).where(PlanRun.dry_run.is_(False)).order_by(PlanRun.started_at.desc(), PlanRun.id.desc())
+    ).first()
     if run is None:
         return None
     keys = [str(u.get("employee_id") or u.get("key") or "") for u in run.unplaced]
@@ -202,14 +225,21 @@ def latest_unplaced(session: Session, user: Principal, departments: dict) -> dic
     if keys:
         people = {e.employee_id: e for e in session.exec(select(Employee).where(Employee.employee_id.in_(keys))).all()}
     items = []
-    for u, key in zip(run.unplaced, keys):
+    for u, key in zip(run.unplaced, keys, strict=True):
         e = people.get(key)
         if e is not None and not user.can_see_department(e.department_id):
             continue
         if e is None and not user.is_hr:
             continue
-        items.append({"key": key, "employee": e, "department": departments.get(e.department_id) if e else None,
-                      "code": u.get("code", ""), "reason": u.get("reason", "")})
+        items.append(
+            {
+                "key": key,
+                "employee": e,
+                "department": departments.get(e.department_id) if e else None,
+                "code": u.get("code", ""),
+                "reason": u.get("reason", ""),
+            }
+        )
     return {"run": run, "items": items}
 
 
@@ -236,12 +266,23 @@ def plan_page(
     plan = build_plan(session, user, pol, start=first, weeks=n_weeks, department_id=dept_id, status=status)
     unplaced = latest_unplaced(session, user, plan["dept_by_id"])
     query_seconds = time.perf_counter() - t0
-    response = page(request, "web/console/plan.html", plan=plan, unplaced=unplaced, statuses=STATUSES,
-                    f={"department": "" if dept_id is None else str(dept_id), "start": first.isoformat(),
-                       "weeks": n_weeks, "status": status},
-                    prev_start=(first - timedelta(weeks=n_weeks)).isoformat(),
-                    next_start=(first + timedelta(weeks=n_weeks)).isoformat(),
-                    query_ms=round(1000 * query_seconds), can_act=user.is_hr)
+    response = page(
+        request,
+        "web/console/plan.html",
+        plan=plan,
+        unplaced=unplaced,
+        statuses=STATUSES,
+        f={
+            "department": "" if dept_id is None else str(dept_id),
+            "start": first.isoformat(),
+            "weeks": n_weeks,
+            "status": status,
+        },
+        prev_start=(first - timedelta(weeks=n_weeks)).isoformat(),
+        next_start=(first + timedelta(weeks=n_weeks)).isoformat(),
+        query_ms=round(1000 * query_seconds),
+        can_act=user.is_hr,
+    )
     total = time.perf_counter() - t0
     response.headers["Server-Timing"] = f"query;dur={1000 * query_seconds:.1f}, total;dur={1000 * total:.1f}"
     return response

@@ -1,5 +1,5 @@
 """``/console/roster``: upload the three roster CSVs (all or nothing, every problem listed inline) and
-see who joined and who left in the last import. Parsing and writing are :mod:`frontline.roster`'s."""
+see who joined and who left in the last import. Parsing and writing are :mod:`frontline.people.roster`'s."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ SHOW_PEOPLE = 100
 
 def _last_import(session: Session) -> dict | None:
     event = session.exec(
-        select(AuditEvent).where(AuditEvent.action == "roster.import").order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        select(AuditEvent)
+        .where(AuditEvent.action == "roster.import")
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
     ).first()
     if event is None:
         return None
@@ -30,9 +32,20 @@ def _last_import(session: Session) -> dict | None:
         if not ids:
             return []
         rows = session.exec(select(Employee).where(Employee.employee_id.in_(ids))).all()
-        return sorted(({"employee_id": e.employee_id, "name": e.name, "email": e.email,
-                        "department": departments.get(e.department_id, ""), "hire_date": e.hire_date,
-                        "left_on": e.left_on} for e in rows), key=lambda p: p["name"])
+        return sorted(
+            (
+                {
+                    "employee_id": e.employee_id,
+                    "name": e.name,
+                    "email": e.email,
+                    "department": departments.get(e.department_id, ""),
+                    "hire_date": e.hire_date,
+                    "left_on": e.left_on,
+                }
+                for e in rows
+            ),
+            key=lambda p: p["name"],
+        )
 
     return {
         "event": event,
@@ -46,8 +59,14 @@ def _last_import(session: Session) -> dict | None:
 
 
 def _roster_page(request: Request, session: Session, problems: list[str] | None = None, status_code: int = 200):
-    return page(request, "web/console/roster.html", status_code=status_code, problems=problems or [],
-                last=_last_import(session), show=SHOW_PEOPLE)
+    return page(
+        request,
+        "web/console/roster.html",
+        status_code=status_code,
+        problems=problems or [],
+        last=_last_import(session),
+        show=SHOW_PEOPLE,
+    )
 
 
 @router.get("/roster")
@@ -74,7 +93,7 @@ async def roster_upload(
     user: Principal = Depends(require_hr),
     session: Session = Depends(db),
 ) -> Response:
-    from frontline.roster import RosterError, apply_roster, parse_roster
+    from frontline.people.roster import RosterError, apply_roster, parse_roster
 
     problems: list[str] = []
     dept = await _read(departments, "departments", problems)
@@ -93,7 +112,7 @@ async def roster_upload(
         session.rollback()
         return _roster_page(request, session, exc.problems, status_code=422)
     session.commit()
-    from frontline.events import emit_new_hires
+    from frontline.people.events import emit_new_hires
 
     emit_new_hires(result.new_hire_ids, source="console")  # onboarding runs at once when Prefect is configured
     return redirect(request, with_flash("/console/roster", "Imported: " + result.summary()))

@@ -30,13 +30,14 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 from zoneinfo import available_timezones
 
 from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
-from frontline import audit
+from frontline.core import audit, clock
+from frontline.core.errors import RosterError
 from models import Absence, Department, Employee, MentorPairing, Rotation, utcnow
 
 DEPARTMENT_COLUMNS = ["department", "head_name", "head_email", "max_away_fraction"]
@@ -56,9 +57,18 @@ EMPLOYEE_COLUMNS = [
     "last_rotation",
 ]
 ABSENCE_COLUMNS = ["employee_id", "start", "end", "reason"]
-OPTIONAL_COLUMNS = {"max_away_fraction", "title", "languages", "skills", "mentor", "mentor_capacity", "last_rotation", "reason"}
+OPTIONAL_COLUMNS = {
+    "max_away_fraction",
+    "title",
+    "languages",
+    "skills",
+    "mentor",
+    "mentor_capacity",
+    "last_rotation",
+    "reason",
+}
 
-RosterSource = Union[Path, str, tuple[str, Union[str, bytes]]]
+RosterSource = Path | str | tuple[str, str | bytes]
 
 _EMAIL = re.compile(
     r"^[^\s@<>(),;:\"\[\]\\]+@(?:[^\s@<>(),;:\"\[\]\\.]+\.)+[^\s@<>(),;:\"\[\]\\.0-9][^\s@<>(),;:\"\[\]\\.]+$"
@@ -68,14 +78,6 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _YES = {"yes", "y", "true", "1"}
 _NO = {"no", "n", "false", "0", ""}
-
-
-class RosterError(ValueError):
-    """The roster cannot be imported; ``problems`` lists every ``file:row: column: message``."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__(f"{len(problems)} problem(s) in the roster:\n" + "\n".join(problems))
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,9 @@ class _Table:
             self.problem(1, "(header)", f"not valid CSV: {exc}")
             return False
         if header is None or not any(h.strip() for h in header):
-            self.problem(1, "(header)", f"the file is empty; the first line must be the header: {','.join(self.columns)}")
+            self.problem(
+                1, "(header)", f"the file is empty; the first line must be the header: {','.join(self.columns)}"
+            )
             return False
         self.header = [h.strip().lower() for h in header]
         ok = True
@@ -271,7 +275,7 @@ class _Table:
                 if any(cell.strip() for cell in row):
                     self.problem(start, "(row)", f"{len(row)} values but the header has {width} columns")
                 continue
-            cells = dict(zip(header, (cell.strip() for cell in row)))
+            cells = dict(zip(header, (cell.strip() for cell in row), strict=False))
             controls = {name: value for name, value in cells.items() if _CONTROL.search(value)}
             for name, value in controls.items():
                 char = _CONTROL.search(value).group()
@@ -281,7 +285,7 @@ class _Table:
             if len(row) < width:
                 if not any(cells.values()):
                     continue  # blank lines are allowed
-                cells.update((name, "") for name in header[len(row):])
+                cells.update((name, "") for name in header[len(row) :])
             elif not any(cells.values()):
                 continue
             yield start, cells
@@ -441,8 +445,20 @@ def _parse_employees(table: _Table, departments: set[str] | None, departments_fi
         if not r.bad:
             rows.append(
                 EmployeeRow(
-                    line, employee_id, name, email, department, title, hire_date, tz,  # type: ignore[arg-type]
-                    country.upper(), languages, skills, is_mentor, capacity, last_rotation,  # type: ignore[union-attr]
+                    line,
+                    employee_id,
+                    name,
+                    email,
+                    department,
+                    title,
+                    hire_date,
+                    tz,  # type: ignore[arg-type]
+                    country.upper(),
+                    languages,
+                    skills,
+                    is_mentor,
+                    capacity,
+                    last_rotation,  # type: ignore[union-attr]
                 )
             )
     return rows
@@ -484,7 +500,9 @@ def parse_roster(
 
     departments = _parse_departments(dept_table) if dept_table.ok else []
     # Every named department counts for the employees, even one whose row has another problem.
-    dept_names = {c["department"].casefold() for _l, c in dept_table.records() if c["department"]} if dept_table.ok else None
+    dept_names = (
+        {c["department"].casefold() for _l, c in dept_table.records() if c["department"]} if dept_table.ok else None
+    )
     employees = _parse_employees(emp_table, dept_names, dept_table.name) if emp_table.ok else []
     if emp_table.ok and not emp_table.records():
         # A full import without anyone would mark the whole company as left: surely a wrong file.
@@ -511,12 +529,6 @@ def _dedupe(problems: list[str]) -> list[str]:
 # --- applying ----------------------------------------------------------------------------------
 
 
-def _today() -> date:
-    from frontline.settings import get_settings
-
-    return datetime.now(get_settings().tz).date()
-
-
 def _check_against_database(session: Session, parsed: ParsedRoster) -> None:
     """Problems only the database can reveal: an e-mail still held by someone outside this import."""
     in_file = {e.employee_id for e in parsed.employees}
@@ -533,14 +545,26 @@ def _check_against_database(session: Session, parsed: ParsedRoster) -> None:
         raise RosterError(problems)
 
 
-_EMPLOYEE_FIELDS = ("name", "email", "department_id", "title", "hire_date", "timezone", "country", "languages",
-                    "skills", "is_mentor", "mentor_capacity", "last_rotation")
+_EMPLOYEE_FIELDS = (
+    "name",
+    "email",
+    "department_id",
+    "title",
+    "hire_date",
+    "timezone",
+    "country",
+    "languages",
+    "skills",
+    "is_mentor",
+    "mentor_capacity",
+    "last_rotation",
+)
 
 
 def apply_roster(session: Session, parsed: ParsedRoster, actor: str = "cli", today: date | None = None) -> ImportResult:
     """Write a parsed roster in the session's transaction (the caller commits). Raises :class:`RosterError`
     before writing anything if the database reveals a problem."""
-    today = today or _today()
+    today = today or clock.today()
     _check_against_database(session, parsed)
     result = ImportResult()
     now = utcnow()
@@ -550,8 +574,12 @@ def apply_roster(session: Session, parsed: ParsedRoster, actor: str = "cli", tod
     dept_ids: dict[str, int] = {}
     for row in parsed.departments:
         dept = existing_depts.get(row.name.casefold())
-        values = {"name": row.name, "head_name": row.head_name, "head_email": row.head_email,
-                  "max_away_fraction": row.max_away_fraction}
+        values = {
+            "name": row.name,
+            "head_name": row.head_name,
+            "head_email": row.head_email,
+            "max_away_fraction": row.max_away_fraction,
+        }
         if dept is None:
             dept = Department(**values, created_at=now, updated_at=now)
             session.add(dept)
@@ -572,22 +600,39 @@ def apply_roster(session: Session, parsed: ParsedRoster, actor: str = "cli", tod
     # Employees: upsert by employee_id (plain rows and bulk statements: fast for 100k people).
     table = Employee.__table__
     existing = {
-        r.employee_id: r for r in session.execute(select(*(table.c[k] for k in ("id", "employee_id", "active", *_EMPLOYEE_FIELDS))))
+        r.employee_id: r
+        for r in session.execute(select(*(table.c[k] for k in ("id", "employee_id", "active", *_EMPLOYEE_FIELDS))))
     }
     new_rows: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     renamed: list[dict[str, Any]] = []
     for row in parsed.employees:
         values = {
-            "name": row.name, "email": row.email, "department_id": dept_ids[row.department], "title": row.title,
-            "hire_date": row.hire_date, "timezone": row.timezone, "country": row.country,
-            "languages": list(row.languages), "skills": list(row.skills), "is_mentor": row.is_mentor,
-            "mentor_capacity": row.mentor_capacity, "last_rotation": row.last_rotation,
+            "name": row.name,
+            "email": row.email,
+            "department_id": dept_ids[row.department],
+            "title": row.title,
+            "hire_date": row.hire_date,
+            "timezone": row.timezone,
+            "country": row.country,
+            "languages": list(row.languages),
+            "skills": list(row.skills),
+            "is_mentor": row.is_mentor,
+            "mentor_capacity": row.mentor_capacity,
+            "last_rotation": row.last_rotation,
         }
         old = existing.get(row.employee_id)
         if old is None:
-            new_rows.append({**values, "employee_id": row.employee_id, "active": True, "left_on": None,
-                             "created_at": now, "updated_at": now})
+            new_rows.append(
+                {
+                    **values,
+                    "employee_id": row.employee_id,
+                    "active": True,
+                    "left_on": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
             result.new_hire_ids.append(row.employee_id)
             continue
         if old.last_rotation is not None and (row.last_rotation is None or row.last_rotation < old.last_rotation):
@@ -616,7 +661,8 @@ def apply_roster(session: Session, parsed: ParsedRoster, actor: str = "cli", tod
     leaver_ids = [r.id for r in leavers]
     for start in range(0, len(leaver_ids), 1000):
         session.execute(
-            update(table).where(table.c.id.in_(leaver_ids[start : start + 1000]))
+            update(table)
+            .where(table.c.id.in_(leaver_ids[start : start + 1000]))
             .values(active=False, left_on=today, updated_at=now)
         )
     result.left_ids = [r.employee_id for r in leavers]

@@ -115,8 +115,8 @@ class Weights:
     unmatched_penalty: float = 1000.0
 
     @classmethod
-    def from_policy(cls, mentoring) -> "Weights":
-        """From ``policy.mentoring`` (a :class:`frontline.policy.Mentoring`)."""
+    def from_policy(cls, mentoring) -> Weights:
+        """From ``policy.mentoring`` (a :class:`frontline.core.policy.Mentoring`)."""
         return cls(
             max_timezone_gap_hours=float(mentoring.max_timezone_gap_hours),
             shared_skill=mentoring.weight_shared_skill,
@@ -534,9 +534,19 @@ def solve(
     # one scan of every pair: each rotator's ``pool_size`` cheapest eligible mentors (priced cheaply in
     # every round) and the cost threshold below which no eligible mentor lies outside the pool
     if method == "flow" or (method == "auto" and d.n * d.m > max(exact_pairs, lp_pairs)):
-        return _solve_flow(d, t0, c0, stats, scale=flow_scale, rounds=flow_rounds, pool=flow_pool,
-                           random_arcs=flow_random_arcs, band=flow_band, gap_target=gap_target,
-                           time_limit=time_limit)
+        return _solve_flow(
+            d,
+            t0,
+            c0,
+            stats,
+            scale=flow_scale,
+            rounds=flow_rounds,
+            pool=flow_pool,
+            random_arcs=flow_random_arcs,
+            band=flow_band,
+            gap_target=gap_target,
+            time_limit=time_limit,
+        )
     pr, pm, pc, _best, count = d.pools(all_r, pool_size)
     pthr = d.last_threshold.copy()
     # the Lagrangian bound with all multipliers at zero: everyone gets their cheapest eligible mentor
@@ -776,9 +786,21 @@ def _flow_assign(d: _Data, rots, er, em, ec, annual, scale: int):
     return assign, lam_m, u
 
 
-def _solve_flow(d: _Data, t0: float, c0: float, stats: dict, *, scale: int, rounds: int, pool: int,
-                random_arcs: int, band: float, gap_target: float, time_limit: float,
-                repair_pairs: int = 100_000) -> Solution:
+def _solve_flow(
+    d: _Data,
+    t0: float,
+    c0: float,
+    stats: dict,
+    *,
+    scale: int,
+    rounds: int,
+    pool: int,
+    random_arcs: int,
+    band: float,
+    gap_target: float,
+    time_limit: float,
+    repair_pairs: int = 100_000,
+) -> Solution:
     """Large instances: min-cost flow over the year with the annual caps (a relaxation: no weekly
     concurrency rows) on candidate pairs, priced against EVERY eligible pair; then a small exact MIP
     repairs the weeks the flow overfills (see the module docstring).
@@ -1036,7 +1058,7 @@ def _finish(d: _Data, assign: np.ndarray, bound, method: str, t0: float, stats: 
     total, costs = _objective(d, assign)
     matched = np.nonzero(assign >= 0)[0]
     assignments = {d.rotators[i].key: d.mentors[assign[i]].key for i in matched}
-    cost_map = {d.rotators[i].key: round(float(c), 6) for i, c in zip(matched, costs)}
+    cost_map = {d.rotators[i].key: round(float(c), 6) for i, c in zip(matched, costs, strict=True)}
     unmatched_idx = np.nonzero(assign < 0)[0]
     unmatched = explain_unmatched(d, assign, unmatched_idx)
     gap = None
@@ -1057,7 +1079,7 @@ def _label(x: Mentor) -> str:
 def explain_unmatched(d: _Data, assign: np.ndarray, idx: Iterable[int]) -> list[Unmatched]:
     """Why each rotator in ``idx`` has no mentor, and the smallest relaxation that would give one
     (re-checking eligibility under relaxed rules against the capacity left by ``assign``)."""
-    idx = list(int(i) for i in idx)
+    idx = [int(i) for i in idx]
     if not idx:
         return []
     rescap, annual, _ = _residual(d, assign, d.rescap, d.annual)
@@ -1069,7 +1091,7 @@ def explain_unmatched(d: _Data, assign: np.ndarray, idx: Iterable[int]) -> list[
         seat_ok = (rescap[:, d.s[i] : d.e[i]].min(axis=1) > 0) & (annual > 0)
         cost = d.cost_block(ri, dtz[None, :])[0]
 
-        def best(mask):
+        def best(mask, cost=cost):
             js = np.nonzero(mask)[0]
             return None if len(js) == 0 else int(js[np.argmin(cost[js])])
 
@@ -1158,7 +1180,9 @@ def violations(
     for (mk, w), c in weekly.items():
         x = by_key[mk]
         if c + x.busy_weeks.get(w, 0) > x.capacity:
-            problems.append(f"mentor {mk} has {c + x.busy_weeks.get(w, 0)} rotators in week {w} (capacity {x.capacity})")
+            problems.append(
+                f"mentor {mk} has {c + x.busy_weeks.get(w, 0)} rotators in week {w} (capacity {x.capacity})"
+            )
     for mk, c in yearly.items():
         if c > by_key[mk].annual_cap:
             problems.append(f"mentor {mk} gets {c} rotators (annual cap {by_key[mk].annual_cap})")

@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from frontline import audit
-from frontline.policy import Policy
+from frontline.core import audit
+from frontline.core.policy import Policy
 from models import Employee, Rotation
 
 
@@ -37,14 +37,22 @@ def plan_new_hire(
     ``already_planned``, ``not_planned`` (not someone to plan now: left, support, exempt, not due) or
     ``unplaced`` (no start week satisfies the rules; ``reason`` says which rule binds).
     """
-    from frontline.planner import LockedRotation, solve
-    from frontline.planning import load_input, monday_on_or_after, rotation_end, today_in_org
+    from frontline.core import clock
+    from frontline.core.clock import monday_on_or_after
+    from frontline.rotations.service import load_input, rotation_end
+    from frontline.rotations.solver import LockedRotation, solve
 
     emp = session.exec(select(Employee).where(Employee.employee_id == employee_id)).first()
     if emp is None:
         raise LookupError(f"no employee with employee_id {employee_id!r}")
-    horizon = monday_on_or_after(today or today_in_org())
-    result: dict[str, Any] = {"employee_id": employee_id, "status": "", "rotation_id": None, "start": None, "reason": ""}
+    horizon = monday_on_or_after(today or clock.today())
+    result: dict[str, Any] = {
+        "employee_id": employee_id,
+        "status": "",
+        "rotation_id": None,
+        "start": None,
+        "reason": "",
+    }
 
     existing = session.exec(
         select(Rotation)
@@ -57,7 +65,10 @@ def plan_new_hire(
     loaded = load_input(session, policy, horizon, weeks)
     person = next((p for p in loaded.inp.people if p.key == employee_id), None)
     if person is None:
-        return result | {"status": "not_planned", "reason": "not someone to plan now (left, support, exempt or not due)"}
+        return result | {
+            "status": "not_planned",
+            "reason": "not someone to plan now (left, support, exempt or not due)",
+        }
 
     by_key = {p.key: p for p in loaded.inp.people}
     others = [
@@ -69,8 +80,14 @@ def plan_new_hire(
     out = solve(inp)
     if employee_id not in out.assignments:
         reason = out.unplaced[0].reason if out.unplaced else "no feasible start week"
-        audit.record(session, actor=actor, action="onboarding.unplaced", subject_type="employee",
-                     subject_id=employee_id, reason=reason)
+        audit.record(
+            session,
+            actor=actor,
+            action="onboarding.unplaced",
+            subject_type="employee",
+            subject_id=employee_id,
+            reason=reason,
+        )
         return result | {"status": "unplaced", "reason": reason}
 
     start = horizon + timedelta(weeks=out.assignments[employee_id])
@@ -85,6 +102,14 @@ def plan_new_hire(
     )
     session.add(rotation)
     session.flush()
-    audit.record(session, actor=actor, action="rotation.created", subject_type="rotation", subject_id=rotation.id,
-                 reason="new hire onboarding (add-only plan)", employee_id=employee_id, start=start.isoformat())
+    audit.record(
+        session,
+        actor=actor,
+        action="rotation.created",
+        subject_type="rotation",
+        subject_id=rotation.id,
+        reason="new hire onboarding (add-only plan)",
+        employee_id=employee_id,
+        start=start.isoformat(),
+    )
     return result | {"status": "planned", "rotation_id": rotation.id, "start": start.isoformat()}

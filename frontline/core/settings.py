@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from frontline.core.errors import SettingsError
+
 VAR_DIR = Path("var")
 
 
@@ -31,7 +33,9 @@ class Settings(BaseSettings):
     smtp_rate_per_second: float = Field(default=10.0, gt=0, description="Maximum messages per second over SMTP.")
     mail_from: str = Field(default="Frontline <frontline@example.com>", description="Sender and calendar ORGANIZER.")
     outbox_dir: Path = Field(default=VAR_DIR / "outbox", description="Folder for .eml files when SMTP is unset.")
-    base_url: str = Field(default="http://127.0.0.1:8000", description="Public base URL of the web app (links in mail).")
+    base_url: str = Field(
+        default="http://127.0.0.1:8000", description="Public base URL of the web app (links in mail)."
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Key that signs links and cookies. Unset: a random key is generated once in var/secret.key.",
@@ -84,7 +88,6 @@ class Settings(BaseSettings):
                 fh.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
 
-
     def smtp_url_value(self) -> str | None:
         """The SMTP URL to connect with (None = outbox folder), with the password from the Prefect Secret
         block ``smtp_password_block`` when one is named. Never log the result."""
@@ -113,17 +116,10 @@ def _prefect_secret(name: str, field: str) -> str:
     try:
         value = Secret.load(name, _sync=True).get()
     except Exception as exc:  # noqa: BLE001 - any failure: say which setting and block, never the value
-        raise RuntimeError(f"FRONTLINE_{field.upper()}: cannot read the Prefect Secret block {name!r}: "
-                           f"{type(exc).__name__}") from None
+        raise RuntimeError(
+            f"FRONTLINE_{field.upper()}: cannot read the Prefect Secret block {name!r}: {type(exc).__name__}"
+        ) from None
     return str(value)
-
-
-class SettingsError(ValueError):
-    """A FRONTLINE_* setting is invalid; ``problems`` lists ``FRONTLINE_<NAME>: message``."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 @lru_cache

@@ -34,15 +34,12 @@ from sqlalchemy import types as satypes
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
-import models  # noqa: F401  (registers every table)
+import models
+from frontline.core.errors import BackupError
 
 FORMAT = "frontline-export"
 VERSION = 1
 BATCH = 1000
-
-
-class BackupError(Exception):
-    """A file that cannot be imported, or a database that must not be overwritten."""
 
 
 @dataclass
@@ -233,7 +230,9 @@ def _import_state(engine: Engine, path: Path, *, force: bool) -> BackupResult:
         if header.get("format") != FORMAT:
             raise BackupError(f"{path}:1: not a Frontline export (format={header.get('format')!r})")
         if header.get("version") != VERSION:
-            raise BackupError(f"{path}:1: export format version {header.get('version')!r}; this Frontline reads {VERSION}")
+            raise BackupError(
+                f"{path}:1: export format version {header.get('version')!r}; this Frontline reads {VERSION}"
+            )
         current = schema_revision(conn)
         if header.get("schema_revision") != current:
             raise BackupError(
@@ -290,7 +289,9 @@ def _import_state(engine: Engine, path: Path, *, force: bool) -> BackupResult:
             raise BackupError(f"{path}: truncated file (no end marker); nothing was imported")
         expected = {n: c for n, c in trailer.get("counts", {}).items() if c}
         if expected != {n: c for n, c in counts.items() if c}:
-            raise BackupError(f"{path}: row counts {counts} differ from the end marker {expected}; nothing was imported")
+            raise BackupError(
+                f"{path}: row counts {counts} differ from the end marker {expected}; nothing was imported"
+            )
         if conn.dialect.name == "postgresql":
             _reset_sequences(conn)
     return BackupResult(schema_revision=header["schema_revision"], counts=counts)

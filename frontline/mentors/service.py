@@ -2,7 +2,7 @@
 
 :func:`pair_mentors` pairs every planned rotation (status ``draft`` or ``invited``, not yet over,
 starting within the 52-week horizon) that has no active pairing, using the whole-horizon optimiser in
-:mod:`frontline.pairing`. It is stable and minimal:
+:mod:`frontline.mentors.solver`. It is stable and minimal:
 
 * an active pairing is kept unless it *must* change: the mentor left (``Employee.active`` false or
   ``left_on`` before the rotation ends), is no longer a mentor, or has an absence overlapping the
@@ -31,16 +31,18 @@ from __future__ import annotations
 
 import time as _time
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from frontline import audit, pairing as solver
-from frontline.planning import PlanningError
-from frontline.policy import Policy
+from frontline.core import audit, clock
+from frontline.core.clock import monday
+from frontline.core.errors import PairingError
+from frontline.core.policy import Policy
+from frontline.mentors import solver
 from models import Absence, Department, Employee, MentorPairing, PairingFeedback, Rotation, utcnow
 
 HORIZON_WEEKS = 52
@@ -93,16 +95,6 @@ def offset_hours(tzname: str, day: date) -> float:
     return datetime.combine(day, time(12), tzinfo=zone(tzname)).utcoffset().total_seconds() / 3600
 
 
-def monday(day: date) -> date:
-    return day - timedelta(days=day.weekday())
-
-
-def _org_today() -> date:
-    from frontline.settings import get_settings
-
-    return datetime.now(get_settings().tz).date()
-
-
 def _weeks(rot: Rotation) -> int:
     return max(1, ((rot.end - rot.start).days + 7) // 7)
 
@@ -113,7 +105,7 @@ def _weeks(rot: Rotation) -> int:
 
 def _valid_at(local: datetime, minutes: int, rotator_zone: ZoneInfo, hours: tuple[int, int]) -> bool:
     """``local`` (aware, mentor zone) is a real time inside both people's working hours on a weekday."""
-    utc = local.astimezone(timezone.utc)
+    utc = local.astimezone(UTC)
     if utc.astimezone(local.tzinfo).replace(tzinfo=None) != local.replace(tzinfo=None):
         return False  # does not exist (skipped by a DST change)
     h0, h1 = hours
@@ -152,7 +144,8 @@ def choose_checkin(
         for half in range(hours[0] * 2, hours[1] * 2):
             local_t = time(half // 2, 30 * (half % 2))
             occurrences = [
-                datetime.combine(first_monday + timedelta(weeks=k, days=weekday), local_t, tzinfo=mz) for k in range(weeks)
+                datetime.combine(first_monday + timedelta(weeks=k, days=weekday), local_t, tzinfo=mz)
+                for k in range(weeks)
             ]
             occurrences = [o for o in occurrences if start <= o.date() <= end]
             if not occurrences or not all(_valid_at(o, minutes, rz, hours) for o in occurrences):
@@ -166,7 +159,7 @@ def choose_checkin(
                 best = (score, first)
     if best is None:
         return None
-    utc = best[1].astimezone(timezone.utc)
+    utc = best[1].astimezone(UTC)
     return utc.weekday(), f"{utc:%H:%M}"
 
 
@@ -184,11 +177,12 @@ def slot_local(rotation: Rotation, pairing: MentorPairing, mentor_tz: str) -> da
         return None
     hh, _, mm = pairing.checkin_time_utc.partition(":")
     day = rotation.start + timedelta(days=(pairing.checkin_weekday - rotation.start.weekday()) % 7)
-    return datetime.combine(day, time(int(hh), int(mm or 0)), tzinfo=timezone.utc).astimezone(zone(mentor_tz))
+    return datetime.combine(day, time(int(hh), int(mm or 0)), tzinfo=UTC).astimezone(zone(mentor_tz))
 
 
-def checkin_events(session: Session, pairing: MentorPairing, minutes: int | None = None,
-                   hours: tuple[int, int] | None = None) -> list[CheckInEvent]:
+def checkin_events(
+    session: Session, pairing: MentorPairing, minutes: int | None = None, hours: tuple[int, int] | None = None
+) -> list[CheckInEvent]:
     """The meetings of a pairing, for calendar invites to both people (mentor and rotator).
 
     * ``kickoff``: on the rotation's first day (its Monday) at the slot's mentor-local time when that is
@@ -208,7 +202,7 @@ def checkin_events(session: Session, pairing: MentorPairing, minutes: int | None
     if rotation is None or mentor is None or rotator is None:
         return []
     if minutes is None or hours is None:
-        from frontline.policy import load_policy
+        from frontline.core.policy import load_policy
 
         m = load_policy().mentoring
         minutes = m.checkin_minutes if minutes is None else minutes
@@ -216,8 +210,15 @@ def checkin_events(session: Session, pairing: MentorPairing, minutes: int | None
     return events_for(rotation.start, rotation.end, pairing, mentor.timezone, rotator.timezone, minutes, hours)
 
 
-def events_for(start: date, end: date, pairing: MentorPairing, mentor_tz: str, rotator_tz: str,
-               minutes: int, hours: tuple[int, int]) -> list[CheckInEvent]:
+def events_for(
+    start: date,
+    end: date,
+    pairing: MentorPairing,
+    mentor_tz: str,
+    rotator_tz: str,
+    minutes: int,
+    hours: tuple[int, int],
+) -> list[CheckInEvent]:
     """:func:`checkin_events` without the database."""
     mz, rz = zone(mentor_tz), zone(rotator_tz)
     fake = Rotation(employee_id=0, start=start, end=end, kind="cycle", due=start)
@@ -254,7 +255,9 @@ def events_for(start: date, end: date, pairing: MentorPairing, mentor_tz: str, r
 # Pairing
 
 
-def _mentor_problem(rot: Rotation, mentor: Employee, absences: list[Absence], mentors: dict[int, Employee]) -> str | None:
+def _mentor_problem(
+    rot: Rotation, mentor: Employee, absences: list[Absence], mentors: dict[int, Employee]
+) -> str | None:
     """Why an active pairing cannot stay (None when it can)."""
     if not mentor.active or (mentor.left_on is not None and mentor.left_on <= rot.end):
         return f"mentor {mentor.name} left"
@@ -285,8 +288,13 @@ def feedback_summary(session: Session, department_ids: list[int] | None = None) 
     rotator = aliased(Employee)
     mentor = aliased(Employee)
     query = (
-        select(PairingFeedback.role, PairingFeedback.rotation_usefulness, PairingFeedback.usefulness,
-               mentor.id, mentor.name)
+        select(
+            PairingFeedback.role,
+            PairingFeedback.rotation_usefulness,
+            PairingFeedback.usefulness,
+            mentor.id,
+            mentor.name,
+        )
         .join(MentorPairing, MentorPairing.id == PairingFeedback.pairing_id)
         .join(Rotation, Rotation.id == MentorPairing.rotation_id)
         .join(rotator, rotator.id == Rotation.employee_id)
@@ -310,7 +318,10 @@ def feedback_summary(session: Session, department_ids: list[int] | None = None) 
         return sum(values) / len(values) if values else None
 
     mentors = sorted(
-        ({"mentor": m["mentor"], "answers": len(m["ratings"]), "average": mean(m["ratings"])} for m in per_mentor.values()),
+        (
+            {"mentor": m["mentor"], "answers": len(m["ratings"]), "average": mean(m["ratings"])}
+            for m in per_mentor.values()
+        ),
         key=lambda m: (-m["average"], -m["answers"], m["mentor"]),
     )
     return {
@@ -320,10 +331,6 @@ def feedback_summary(session: Session, department_ids: list[int] | None = None) 
         "pairing_by_mentors": mean(pairing_scores["mentor"]),
         "mentors": mentors,
     }
-
-
-class PairingError(PlanningError):
-    """The pairing cannot run as configured (for example the policy names no existing support department)."""
 
 
 def support_department(session: Session, policy: Policy) -> Department | None:
@@ -353,7 +360,7 @@ def pair_mentors(
 
     With ``dry_run`` nothing is written; the result says what would happen."""
     t0 = _time.perf_counter()
-    as_of = as_of or _org_today()
+    as_of = as_of or clock.today()
     h0 = monday(as_of)
     h_end = h0 + timedelta(weeks=HORIZON_WEEKS)
     result = PairingResult(as_of=as_of, horizon_start=h0, dry_run=dry_run)
@@ -364,12 +371,14 @@ def pair_mentors(
     mentor_rows = []
     if support is not None:
         mentor_rows = session.exec(
-            select(Employee).where(
+            select(Employee)
+            .where(
                 Employee.department_id == support.id,
                 Employee.is_mentor == True,  # noqa: E712
                 Employee.active == True,  # noqa: E712
                 Employee.mentor_capacity > 0,
-            ).order_by(Employee.id)
+            )
+            .order_by(Employee.id)
         ).all()
     mentors = {e.id: e for e in mentor_rows if e.left_on is None or e.left_on > as_of}
     absences: dict[int, list[Absence]] = {}
@@ -381,10 +390,12 @@ def pair_mentors(
     ).all()
     rot_by_id = {r.id: r for r in rotations}
     active = session.exec(
-        select(MentorPairing).where(MentorPairing.status == "active", MentorPairing.rotation_id.in_(list(rot_by_id) or [-1]))
+        select(MentorPairing).where(
+            MentorPairing.status == "active", MentorPairing.rotation_id.in_(list(rot_by_id) or [-1])
+        )
     ).all()
     # pairings of cancelled rotations (anywhere in time) are cancelled too
-    for p, r in session.exec(
+    for p, _rotation in session.exec(
         select(MentorPairing, Rotation)
         .join(Rotation, Rotation.id == MentorPairing.rotation_id)
         .where(MentorPairing.status == "active", Rotation.status == "cancelled")
@@ -423,7 +434,7 @@ def pair_mentors(
         return (day - h0).days // 7
 
     busy: dict[int, dict[int, int]] = {mid: {} for mid in mentors}
-    load: dict[int, int] = {mid: 0 for mid in mentors}
+    load: dict[int, int] = dict.fromkeys(mentors, 0)
     taken_slots: dict[int, list[tuple[date, date, tuple[int, str]]]] = {mid: [] for mid in mentors}
     for p in kept:
         rot = rot_by_id[p.rotation_id]
@@ -520,25 +531,53 @@ def pair_mentors(
         if old is not None:
             old_p, reason = old
             result.replaced.append(
-                {"pairing_id": old_p.id, "rotation_id": r.id, "rotator": e.name,
-                 "old_mentor": emp(old_p.mentor_id).name if emp(old_p.mentor_id) else old_p.mentor_id,
-                 "reason": reason, "new_mentor": mentors[mid].name if mid is not None else None}
+                {
+                    "pairing_id": old_p.id,
+                    "rotation_id": r.id,
+                    "rotator": e.name,
+                    "old_mentor": emp(old_p.mentor_id).name if emp(old_p.mentor_id) else old_p.mentor_id,
+                    "reason": reason,
+                    "new_mentor": mentors[mid].name if mid is not None else None,
+                }
             )
             if not dry_run:
                 old_p.status, old_p.reason, old_p.updated_at = "replaced", reason, utcnow()
                 session.add(old_p)
-                audit.record(session, actor=actor, action="pairing.replaced", subject_type="pairing",
-                             subject_id=old_p.id, reason=reason, rotation_id=r.id, mentor_id=old_p.mentor_id,
-                             new_mentor_id=mid)
+                audit.record(
+                    session,
+                    actor=actor,
+                    action="pairing.replaced",
+                    subject_type="pairing",
+                    subject_id=old_p.id,
+                    reason=reason,
+                    rotation_id=r.id,
+                    mentor_id=old_p.mentor_id,
+                    new_mentor_id=mid,
+                )
         if mid is None:
             continue
         mentor = mentors[mid]
         taken = {s for (a, b, s) in taken_slots[mid] if a <= r.end and b >= r.start}
-        slot = choose_checkin(r.start, r.end, mentor.timezone, e.timezone, minutes=mcfg.checkin_minutes,
-                              hours=tuple(mcfg.working_hours), taken=taken)
-        row = {"rotation_id": r.id, "rotator": e.name, "rotator_email": e.email, "mentor": mentor.name,
-               "mentor_email": mentor.email, "start": r.start.isoformat(), "cost": sol.costs.get(r.id),
-               "checkin": None, "pairing_id": None}
+        slot = choose_checkin(
+            r.start,
+            r.end,
+            mentor.timezone,
+            e.timezone,
+            minutes=mcfg.checkin_minutes,
+            hours=tuple(mcfg.working_hours),
+            taken=taken,
+        )
+        row = {
+            "rotation_id": r.id,
+            "rotator": e.name,
+            "rotator_email": e.email,
+            "mentor": mentor.name,
+            "mentor_email": mentor.email,
+            "start": r.start.isoformat(),
+            "cost": sol.costs.get(r.id),
+            "checkin": None,
+            "pairing_id": None,
+        }
         if slot is not None:
             p_tmp = MentorPairing(rotation_id=r.id, mentor_id=mid, checkin_weekday=slot[0], checkin_time_utc=slot[1])
             first = slot_local(r, p_tmp, mentor.timezone)
@@ -547,26 +586,53 @@ def pair_mentors(
         if not dry_run:
             sequence = earlier.get(r.id, 0)  # 0 for the first pairing of a rotation, then 1, 2, ...
             p = MentorPairing(
-                rotation_id=r.id, mentor_id=mid, status="active", score=sol.costs.get(r.id),
-                checkin_weekday=slot[0] if slot else None, checkin_time_utc=slot[1] if slot else None,
-                sequence=sequence, reason=(f"replaces pairing {old[0].id}: {old[1]}" if old else None),
+                rotation_id=r.id,
+                mentor_id=mid,
+                status="active",
+                score=sol.costs.get(r.id),
+                checkin_weekday=slot[0] if slot else None,
+                checkin_time_utc=slot[1] if slot else None,
+                sequence=sequence,
+                reason=(f"replaces pairing {old[0].id}: {old[1]}" if old else None),
             )
             session.add(p)
             session.flush()
             row["pairing_id"] = p.id
             if old:
-                audit.record(session, actor=actor, action="pairing.created", subject_type="pairing", subject_id=p.id,
-                             reason=p.reason, rotation_id=r.id, mentor_id=mid, replaces=old[0].id)
+                audit.record(
+                    session,
+                    actor=actor,
+                    action="pairing.created",
+                    subject_type="pairing",
+                    subject_id=p.id,
+                    reason=p.reason,
+                    rotation_id=r.id,
+                    mentor_id=mid,
+                    replaces=old[0].id,
+                )
         result.created.append(row)
     if sol is not None:
         for u in sol.unmatched:
             r = rot_by_id[u.key]
-            result.unmatched.append({"rotation_id": r.id, "rotator": emp(r.employee_id).name,
-                                     "start": r.start.isoformat(), "reason": u.reason, "relaxation": u.relaxation})
+            result.unmatched.append(
+                {
+                    "rotation_id": r.id,
+                    "rotator": emp(r.employee_id).name,
+                    "start": r.start.isoformat(),
+                    "reason": u.reason,
+                    "relaxation": u.relaxation,
+                }
+            )
     result.seconds = _time.perf_counter() - t0
     if not dry_run:
-        audit.record(session, actor=actor, action="pairing.run", subject_type="horizon", subject_id=h0.isoformat(),
-                     **result.summary())
+        audit.record(
+            session,
+            actor=actor,
+            action="pairing.run",
+            subject_type="horizon",
+            subject_id=h0.isoformat(),
+            **result.summary(),
+        )
     return result
 
 
@@ -581,13 +647,19 @@ def mentor_load(session: Session, policy: Policy, start: date, weeks: int) -> li
     end = start + timedelta(weeks=weeks) - timedelta(days=1)
     support = session.exec(select(Department).where(Department.name == policy.support_department)).first()
     mentors = session.exec(
-        select(Employee).where(Employee.department_id == (support.id if support else -1), Employee.is_mentor == True)  # noqa: E712
+        select(Employee)
+        .where(Employee.department_id == (support.id if support else -1), Employee.is_mentor == True)  # noqa: E712
         .order_by(Employee.name)
     ).all()
     rows = session.exec(
         select(MentorPairing, Rotation)
         .join(Rotation, Rotation.id == MentorPairing.rotation_id)
-        .where(MentorPairing.status == "active", Rotation.status != "cancelled", Rotation.end >= start, Rotation.start <= end)
+        .where(
+            MentorPairing.status == "active",
+            Rotation.status != "cancelled",
+            Rotation.end >= start,
+            Rotation.start <= end,
+        )
     ).all()
     per: dict[int, dict[int, int]] = {}
     total: dict[int, int] = {}
@@ -599,8 +671,13 @@ def mentor_load(session: Session, policy: Policy, start: date, weeks: int) -> li
                 per.setdefault(p.mentor_id, {})[k] = per.setdefault(p.mentor_id, {}).get(k, 0) + 1
     out = []
     for m in mentors:
-        row = {"mentor": m.name, "email": m.email, "capacity": m.mentor_capacity, "active": m.active,
-               "total": total.get(m.id, 0)}
+        row = {
+            "mentor": m.name,
+            "email": m.email,
+            "capacity": m.mentor_capacity,
+            "active": m.active,
+            "total": total.get(m.id, 0),
+        }
         for k in range(weeks):
             wk0 = start + timedelta(weeks=k)
             row[f"w{wk0.isocalendar().week:02d}"] = per.get(m.id, {}).get(k, 0)
@@ -617,8 +694,12 @@ def survey_due(session: Session, as_of: date) -> list[tuple[MentorPairing, Rotat
     rows = session.exec(
         select(MentorPairing, Rotation)
         .join(Rotation, Rotation.id == MentorPairing.rotation_id)
-        .where(MentorPairing.status == "active", Rotation.status != "cancelled",
-               Rotation.end >= as_of - timedelta(days=14), Rotation.start <= as_of)
+        .where(
+            MentorPairing.status == "active",
+            Rotation.status != "cancelled",
+            Rotation.end >= as_of - timedelta(days=14),
+            Rotation.start <= as_of,
+        )
         .order_by(MentorPairing.id)
     ).all()
     return [(p, r) for p, r in rows if as_of >= monday(r.end)]
@@ -627,11 +708,11 @@ def survey_due(session: Session, as_of: date) -> list[tuple[MentorPairing, Rotat
 def queue_surveys(session: Session, as_of: date | None = None, actor: str = "cli") -> dict[str, int]:
     """Queue the wrap-up survey for both sides of every pairing in its last week (idempotency key
     ``survey:<pairing>:<role>``, so re-running queues nothing twice)."""
-    from frontline.links import survey_url
+    from frontline.core.links import survey_url
+    from frontline.core.templating import render_html, render_text
     from frontline.mail import compose, enqueue
-    from frontline.templating import render_html, render_text
 
-    as_of = as_of or _org_today()
+    as_of = as_of or clock.today()
     counts = {"due": 0, "queued": 0, "already": 0}
     for p, r in survey_due(session, as_of):
         rotator = session.get(Employee, r.employee_id)
@@ -642,8 +723,14 @@ def queue_surveys(session: Session, as_of: date | None = None, actor: str = "cli
             if not person.active or (person.left_on is not None and person.left_on <= as_of):
                 continue  # left the company: no mail to a departed address
             counts["due"] += 1
-            ctx = {"person": person.name, "other": other.name, "role": role, "url": survey_url(p.id, role),
-                   "start": r.start, "end": r.end}
+            ctx = {
+                "person": person.name,
+                "other": other.name,
+                "role": role,
+                "url": survey_url(p.id, role),
+                "start": r.start,
+                "end": r.end,
+            }
             msg = compose(
                 to=person.email,
                 subject="How was your support rotation?" if role == "rotator" else f"How was mentoring {rotator.name}?",
@@ -655,12 +742,15 @@ def queue_surveys(session: Session, as_of: date | None = None, actor: str = "cli
             else:
                 counts["queued"] += 1
     if counts["queued"]:
-        audit.record(session, actor=actor, action="survey.queued", subject_type="day", subject_id=as_of.isoformat(), **counts)
+        audit.record(
+            session, actor=actor, action="survey.queued", subject_type="day", subject_id=as_of.isoformat(), **counts
+        )
     return counts
 
 
-def save_feedback(session: Session, pairing_id: int, role: str, rotation_usefulness: int, usefulness: int,
-                  comment: str | None) -> PairingFeedback:
+def save_feedback(
+    session: Session, pairing_id: int, role: str, rotation_usefulness: int, usefulness: int, comment: str | None
+) -> PairingFeedback:
     """Store (or replace: the latest answer counts) one side's survey answer."""
     if role not in ("rotator", "mentor"):
         raise ValueError("role must be rotator or mentor")
@@ -672,10 +762,20 @@ def save_feedback(session: Session, pairing_id: int, role: str, rotation_usefuln
         select(PairingFeedback).where(PairingFeedback.pairing_id == pairing_id, PairingFeedback.role == role)
     ).first()
     if row is None:
-        row = PairingFeedback(pairing_id=pairing_id, role=role, rotation_usefulness=rotation_usefulness,
-                              usefulness=usefulness, comment=comment)
+        row = PairingFeedback(
+            pairing_id=pairing_id,
+            role=role,
+            rotation_usefulness=rotation_usefulness,
+            usefulness=usefulness,
+            comment=comment,
+        )
     else:
-        row.rotation_usefulness, row.usefulness, row.comment, row.updated_at = rotation_usefulness, usefulness, comment, utcnow()
+        row.rotation_usefulness, row.usefulness, row.comment, row.updated_at = (
+            rotation_usefulness,
+            usefulness,
+            comment,
+            utcnow(),
+        )
     session.add(row)
     session.flush()
     return row

@@ -16,7 +16,9 @@ seconds. The nightly planning run still picks those hires up.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
+
+from frontline.core import clock
 
 HIRED = "frontline.employee.hired"
 RESOURCE_PREFIX = "frontline.employee."
@@ -28,7 +30,7 @@ def resource_id(employee_id: str) -> str:
 
 def employee_id_from_resource(resource: str) -> str:
     """``frontline.employee.E123`` -> ``E123`` (a bare id is returned unchanged)."""
-    return resource[len(RESOURCE_PREFIX):] if resource.startswith(RESOURCE_PREFIX) else resource
+    return resource[len(RESOURCE_PREFIX) :] if resource.startswith(RESOURCE_PREFIX) else resource
 
 
 def prefect_api_available() -> bool:
@@ -45,8 +47,7 @@ def onboarding_candidates(session, employee_ids: Iterable[str], today: date | No
     first import of a whole company does not "hire" everyone who joined years ago)."""
     from sqlmodel import select
 
-    from frontline.policy import PolicyError, load_policy
-    from frontline.settings import get_settings
+    from frontline.core.policy import PolicyError, load_policy
     from models import Department, Employee
 
     ids = [str(i) for i in employee_ids]
@@ -57,7 +58,7 @@ def onboarding_candidates(session, employee_ids: Iterable[str], today: date | No
         support, weeks = policy.support_department, policy.new_hire_within_weeks
     except PolicyError:
         support, weeks = None, 8
-    today = today or datetime.now(get_settings().tz).date()
+    today = today or clock.today()
     earliest = today - timedelta(weeks=weeks)
     rows = session.exec(
         select(Employee.employee_id, Department.name)

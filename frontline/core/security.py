@@ -24,12 +24,14 @@ class InvalidToken(Exception):
 
 def _serializer(purpose: str, key: str | None = None) -> URLSafeTimedSerializer:
     if key is None:
-        from frontline.settings import get_settings
+        from frontline.core.settings import get_settings
 
         key = get_settings().signing_key()
     if not key or not key.strip():  # an empty key would let anyone forge every link and cookie
-        raise ValueError("the secret key is empty: set FRONTLINE_SECRET_KEY to a long random value (or unset it "
-                         "to have one generated in var/secret.key)")
+        raise ValueError(
+            "the secret key is empty: set FRONTLINE_SECRET_KEY to a long random value (or unset it "
+            "to have one generated in var/secret.key)"
+        )
     return URLSafeTimedSerializer(key, salt=f"frontline:{purpose}")
 
 

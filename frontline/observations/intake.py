@@ -10,20 +10,21 @@ through :func:`set_ack_state`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
-from frontline import audit
-from frontline.policy import Policy, load_policy
-from frontline.redaction import redact
-from models import Department, Employee, MentorPairing, Observation, Rotation, utcnow
+from frontline.core import audit, clock
+from frontline.core.policy import Policy, load_policy
+from frontline.observations.redaction import redact
+from models import ApiToken, Department, Employee, MentorPairing, Observation, Rotation, utcnow
 
 ACK_STATES = ("acknowledged", "planned", "fixed", "wont_fix")
 ACK_STATE_LABELS = {
@@ -69,7 +70,7 @@ _policy_cache: dict[str, tuple[int, Policy]] = {}
 def current_policy(path: Path | str | None = None) -> Policy:
     """The policy file, parsed once and re-read only when the file changes (hot paths call this)."""
     if path is None:
-        from frontline.settings import get_settings
+        from frontline.core.settings import get_settings
 
         path = get_settings().policy_path
     key = str(path)
@@ -104,12 +105,12 @@ class ObservationIn(BaseModel):
     customer_count: int = Field(default=1, ge=0, description="How many customers mentioned it today")
     product_area: str = Field(min_length=1, max_length=100, description="One of the policy's product areas")
     category: str = Field(min_length=1, max_length=32, description="One of the policy's categories")
-    target_department: Optional[str] = Field(
+    target_department: str | None = Field(
         default=None, max_length=200, description="Department that should hear it (default: suggested from the area)"
     )
-    suggestion: Optional[str] = Field(default=None, max_length=HARD_MAX_TEXT, description="Optional suggestion")
+    suggestion: str | None = Field(default=None, max_length=HARD_MAX_TEXT, description="Optional suggestion")
     urgent: bool = Field(default=False, description="Needs management attention now")
-    client_request_id: Optional[str] = Field(
+    client_request_id: str | None = Field(
         default=None,
         max_length=100,
         pattern=r"^[A-Za-z0-9._:\-]+$",
@@ -125,7 +126,7 @@ class ObservationIn(BaseModel):
 
     @field_validator("text", "suggestion")
     @classmethod
-    def _policy_length(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+    def _policy_length(cls, value: str | None, info: ValidationInfo) -> str | None:
         policy = (info.context or {}).get("policy")
         if value is not None and policy is not None and len(value) > policy.observations.max_text_chars:
             raise PydanticCustomError(
@@ -150,7 +151,8 @@ class ObservationIn(BaseModel):
         policy = (info.context or {}).get("policy")
         if policy is not None and value not in policy.observations.product_areas:
             raise PydanticCustomError(
-                "unknown_area", "unknown product area {value}; choose one of: {choices}",
+                "unknown_area",
+                "unknown product area {value}; choose one of: {choices}",
                 {"value": repr(value), "choices": ", ".join(policy.observations.product_areas)},
             )
         return value
@@ -161,19 +163,18 @@ class ObservationIn(BaseModel):
         policy = (info.context or {}).get("policy")
         if policy is not None and value not in policy.observations.categories:
             raise PydanticCustomError(
-                "unknown_category", "unknown category {value}; choose one of: {choices}",
+                "unknown_category",
+                "unknown category {value}; choose one of: {choices}",
                 {"value": repr(value), "choices": ", ".join(policy.observations.categories)},
             )
         return value
 
     @field_validator("target_department")
     @classmethod
-    def _known_department(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+    def _known_department(cls, value: str | None, info: ValidationInfo) -> str | None:
         departments = (info.context or {}).get("departments")
         if value is not None and departments is not None and value not in departments:
-            raise PydanticCustomError(
-                "unknown_department", "no department is called {value}", {"value": repr(value)}
-            )
+            raise PydanticCustomError("unknown_department", "no department is called {value}", {"value": repr(value)})
         return value
 
 
@@ -181,13 +182,15 @@ def department_names(session: Session) -> list[str]:
     return list(session.exec(select(Department.name).order_by(Department.name)).all())
 
 
-def validate_observation(data: ObservationIn | dict[str, Any], policy: Policy, departments: Iterable[str]) -> ObservationIn:
+def validate_observation(
+    data: ObservationIn | dict[str, Any], policy: Policy, departments: Iterable[str]
+) -> ObservationIn:
     """Validate against the policy and the departments; raises ``pydantic.ValidationError``."""
     raw = data.model_dump(exclude_unset=True) if isinstance(data, ObservationIn) else data
     return ObservationIn.model_validate(raw, context={"policy": policy, "departments": set(departments)})
 
 
-def suggested_department(product_area: str, policy: Policy, departments: Iterable[str]) -> Optional[str]:
+def suggested_department(product_area: str, policy: Policy, departments: Iterable[str]) -> str | None:
     """The department the form proposes for ``product_area``: the policy's ``area_departments`` entry,
     else a department named like the area, else the support department (None when none exists)."""
     names = list(departments)
@@ -220,14 +223,8 @@ def _validation_error(field: str, message: str) -> ValidationError:
 # ------------------------------------------------------------------------------------ queries
 
 
-def org_today() -> date:
-    from frontline.settings import get_settings
-
-    return utcnow().astimezone(get_settings().tz).date()
-
-
-def current_rotation(session: Session, employee_id: int, on: date | None = None) -> Optional[Rotation]:
-    on = on or org_today()
+def current_rotation(session: Session, employee_id: int, on: date | None = None) -> Rotation | None:
+    on = on or clock.today()
     return session.exec(
         select(Rotation)
         .where(Rotation.employee_id == employee_id, Rotation.status != "cancelled")
@@ -236,7 +233,7 @@ def current_rotation(session: Session, employee_id: int, on: date | None = None)
     ).first()
 
 
-def mentor_for(session: Session, rotation_id: Optional[int]) -> Optional[Employee]:
+def mentor_for(session: Session, rotation_id: int | None) -> Employee | None:
     if rotation_id is None:
         return None
     return session.exec(
@@ -258,14 +255,12 @@ def recent_observations(session: Session, rotator_id: int, limit: int = 10) -> l
     )
 
 
-def _raise_if_over_limit(count: int, oldest: Optional[datetime], limit: int, now: datetime) -> None:
+def _raise_if_over_limit(count: int, oldest: datetime | None, limit: int, now: datetime) -> None:
     if count >= limit:
         if isinstance(oldest, str):  # SQLite may hand back an aggregate's text
             oldest = datetime.fromisoformat(oldest)
         if oldest is not None and oldest.tzinfo is None:  # SQLite returns naive UTC
-            from datetime import timezone
-
-            oldest = oldest.replace(tzinfo=timezone.utc)
+            oldest = oldest.replace(tzinfo=UTC)
         retry = (oldest + timedelta(hours=1) - now).total_seconds() if oldest else 60
         raise RateLimited(limit, max(1, math.ceil(retry)))
 
@@ -298,7 +293,7 @@ class UnknownEmployee(Exception):
 class Submission:
     observation: Observation
     created: bool  # False: an idempotent replay of an earlier client_request_id
-    department_name: Optional[str] = None  # the target department's name (when already known)
+    department_name: str | None = None  # the target department's name (when already known)
 
 
 @dataclass
@@ -310,9 +305,9 @@ class Pending:
 
     data: dict[str, Any]
     source: str
-    rotator_id: Optional[int] = None
-    token_hash: Optional[str] = None
-    employee_hr_id: Optional[str] = None
+    rotator_id: int | None = None
+    token_hash: str | None = None
+    employee_hr_id: str | None = None
     require_active: bool = True  # refuse (RotatorInactive) unless the rotator is active in the database
 
 
@@ -323,7 +318,7 @@ class Stored:
     id: int
     created_at: datetime
     text: str
-    suggestion: Optional[str]
+    suggestion: str | None
     impact: int
     customer_count: int
     product_area: str
@@ -332,28 +327,28 @@ class Stored:
     urgent: bool
     ack_state: str
     redactions: dict[str, int]
-    client_request_id: Optional[str]
+    client_request_id: str | None
     created: bool  # False: an idempotent replay of an earlier client_request_id
     employee_id: str = ""  # the rotator's HR employee id
 
 
 _OBS = Observation.__table__
 _STORED_COLUMNS = (
-    _OBS.c.id, _OBS.c.created_at, _OBS.c.text, _OBS.c.suggestion, _OBS.c.impact, _OBS.c.customer_count,
-    _OBS.c.product_area, _OBS.c.category, _OBS.c.target_department_id, _OBS.c.urgent, _OBS.c.ack_state,
-    _OBS.c.redactions, _OBS.c.client_request_id, _OBS.c.rotator_id,
+    _OBS.c.id,
+    _OBS.c.created_at,
+    _OBS.c.text,
+    _OBS.c.suggestion,
+    _OBS.c.impact,
+    _OBS.c.customer_count,
+    _OBS.c.product_area,
+    _OBS.c.category,
+    _OBS.c.target_department_id,
+    _OBS.c.urgent,
+    _OBS.c.ack_state,
+    _OBS.c.redactions,
+    _OBS.c.client_request_id,
+    _OBS.c.rotator_id,
 )
-
-
-def _aware(value: Any) -> Any:
-    """SQLite hands back naive UTC datetimes (or text for aggregates): make them aware UTC."""
-    from datetime import timezone
-
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if isinstance(value, datetime) and value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value
 
 
 class _BatchStatements:
@@ -374,22 +369,28 @@ class _BatchStatements:
         self.rotations = (
             select(rot.c.employee_id, rot.c.id)
             .where(rot.c.employee_id.in_(bindparam("ids", expanding=True)), rot.c.status != "cancelled")
-            .where(rot.c.start <= bindparam("today", type_=rot.c.start.type),
-                   rot.c.end >= bindparam("today", type_=rot.c.end.type))
+            .where(
+                rot.c.start <= bindparam("today", type_=rot.c.start.type),
+                rot.c.end >= bindparam("today", type_=rot.c.end.type),
+            )
             .order_by(rot.c.employee_id, rot.c.start.desc(), rot.c.id.desc())
         )
         self.employees = select(emp.c.id, emp.c.employee_id, emp.c.email, emp.c.active).where(
-            or_(emp.c.id.in_(bindparam("ids", expanding=True)), emp.c.employee_id.in_(bindparam("hr_ids", expanding=True)))
+            or_(
+                emp.c.id.in_(bindparam("ids", expanding=True)),
+                emp.c.employee_id.in_(bindparam("hr_ids", expanding=True)),
+            )
         )
         self.tokens = select(tok.c.token_hash, tok.c.employee_id).where(
-            tok.c.token_hash.in_(bindparam("hashes", expanding=True)), tok.c.revoked_at == None  # noqa: E711
+            tok.c.token_hash.in_(bindparam("hashes", expanding=True)),
+            tok.c.revoked_at == None,  # noqa: E711
         )
         self.departments = select(Department.__table__.c.name, Department.__table__.c.id)
         self.insert = insert(_OBS).returning(_OBS.c.id, sort_by_parameter_order=True)
         self.audit = insert(AuditEvent.__table__)
 
 
-_STATEMENTS: Optional[_BatchStatements] = None
+_STATEMENTS: _BatchStatements | None = None
 
 
 def submit_batch(
@@ -423,7 +424,7 @@ def submit_batch(
     session.flush()  # the statements below run on the session's connection, without autoflush
     conn = session.connection()
     now = utcnow()
-    today = org_today()
+    today = clock.today()
     ids_by_name = dict(conn.execute(st.departments).all())
     names_by_id = {v: k for k, v in ids_by_name.items()}
     names = departments if departments is not None else list(ids_by_name)
@@ -465,15 +466,32 @@ def submit_batch(
     if crids:
         for row in conn.execute(st.by_crid, {"crids": crids}).all():
             earlier[row.client_request_id] = row
-    recent = {r[0]: [r[1], _aware(r[2])] for r in conn.execute(st.recent, {"ids": rotator_ids, "since": now - timedelta(hours=1)})}
+    recent = {
+        r[0]: [r[1], clock.aware(r[2])]
+        for r in conn.execute(st.recent, {"ids": rotator_ids, "since": now - timedelta(hours=1)})
+    }
     rotation_of: dict[int, int] = {}
     for employee_id, rotation_id in conn.execute(st.rotations, {"ids": rotator_ids, "today": today}).all():
         rotation_of.setdefault(employee_id, rotation_id)
 
     def stored_from_row(row, emp) -> Stored:
-        return Stored(row.id, _aware(row.created_at), row.text, row.suggestion, row.impact, row.customer_count,
-                      row.product_area, row.category, names_by_id.get(row.target_department_id, ""), bool(row.urgent),
-                      row.ack_state, dict(row.redactions or {}), row.client_request_id, False, emp.employee_id)
+        return Stored(
+            row.id,
+            clock.aware(row.created_at),
+            row.text,
+            row.suggestion,
+            row.impact,
+            row.customer_count,
+            row.product_area,
+            row.category,
+            names_by_id.get(row.target_department_id, ""),
+            bool(row.urgent),
+            row.ack_state,
+            dict(row.redactions or {}),
+            row.client_request_id,
+            False,
+            emp.employee_id,
+        )
 
     results: list[Any] = [None] * len(items)
     rows: list[dict[str, Any]] = []
@@ -510,12 +528,26 @@ def submit_batch(
             for kind, n in suggestion_counts.items():
                 counts[kind] = counts.get(kind, 0) + n
             values = {
-                "client_request_id": crid, "rotator_id": emp.id, "rotation_id": rotation_of.get(emp.id),
-                "created_at": now, "text": text, "suggestion": suggestion, "impact": obs_in.impact,
-                "customer_count": obs_in.customer_count, "product_area": obs_in.product_area,
-                "category": obs_in.category, "target_department_id": ids_by_name[target_name],
-                "urgent": obs_in.urgent, "source": item.source, "redactions": counts, "theme": None,
-                "ack_state": "new", "ack_by": None, "ack_at": None, "ack_note": None, "escalated_at": None,
+                "client_request_id": crid,
+                "rotator_id": emp.id,
+                "rotation_id": rotation_of.get(emp.id),
+                "created_at": now,
+                "text": text,
+                "suggestion": suggestion,
+                "impact": obs_in.impact,
+                "customer_count": obs_in.customer_count,
+                "product_area": obs_in.product_area,
+                "category": obs_in.category,
+                "target_department_id": ids_by_name[target_name],
+                "urgent": obs_in.urgent,
+                "source": item.source,
+                "redactions": counts,
+                "theme": None,
+                "ack_state": "new",
+                "ack_by": None,
+                "ack_at": None,
+                "ack_note": None,
+                "escalated_at": None,
                 "escalation_level": 0,
             }
             recent[emp.id] = [count + 1, oldest or now]
@@ -523,31 +555,63 @@ def submit_batch(
                 claimed[crid] = index
             rows.append(values)
             placed.append((index, values, target_name))
-        except (ValidationError, RateLimited, ObservationConflict, RotatorInactive, TokenRevoked, WrongRotator,
-                UnknownEmployee) as exc:
+        except (
+            ValidationError,
+            RateLimited,
+            ObservationConflict,
+            RotatorInactive,
+            TokenRevoked,
+            WrongRotator,
+            UnknownEmployee,
+        ) as exc:
             results[index] = exc
 
     if rows:
         new_ids = [r[0] for r in conn.execute(st.insert, rows).all()]
         audits = []
-        for (index, values, target_name), new_id in zip(placed, new_ids):
+        for (index, values, target_name), new_id in zip(placed, new_ids, strict=True):
             item = items[index]
-            results[index] = Stored(new_id, now, values["text"], values["suggestion"], values["impact"],
-                                    values["customer_count"], values["product_area"], values["category"], target_name,
-                                    values["urgent"], "new", values["redactions"], values["client_request_id"], True,
-                                    who[index].employee_id)
-            audits.append({
-                "at": now, "actor": who[index].email, "action": "observation.submitted",
-                "subject_type": "observation", "subject_id": str(new_id), "reason": None,
-                "details": {"source": item.source, "urgent": values["urgent"], "product_area": values["product_area"],
-                            "category": values["category"], "target_department": target_name,
-                            "redactions": values["redactions"]},
-            })
+            results[index] = Stored(
+                new_id,
+                now,
+                values["text"],
+                values["suggestion"],
+                values["impact"],
+                values["customer_count"],
+                values["product_area"],
+                values["category"],
+                target_name,
+                values["urgent"],
+                "new",
+                values["redactions"],
+                values["client_request_id"],
+                True,
+                who[index].employee_id,
+            )
+            audits.append(
+                {
+                    "at": now,
+                    "actor": who[index].email,
+                    "action": "observation.submitted",
+                    "subject_type": "observation",
+                    "subject_id": str(new_id),
+                    "reason": None,
+                    "details": {
+                        "source": item.source,
+                        "urgent": values["urgent"],
+                        "product_area": values["product_area"],
+                        "category": values["category"],
+                        "target_department": target_name,
+                        "redactions": values["redactions"],
+                    },
+                }
+            )
         conn.execute(st.audit, audits)
-        for (index, values, _name), new_id in zip(placed, new_ids):
+        for (index, values, _name), new_id in zip(placed, new_ids, strict=True):
             if values["urgent"]:
-                send_escalation(session, session.get(Observation, new_id), level=1,
-                                rotator=session.get(Employee, who[index].id))
+                send_escalation(
+                    session, session.get(Observation, new_id), level=1, rotator=session.get(Employee, who[index].id)
+                )
     for index, result in enumerate(results):
         if isinstance(result, tuple):  # a repeat of a client_request_id stored earlier in this batch
             first = results[result[1]]
@@ -617,9 +681,9 @@ def send_escalation(
 ) -> bool:
     """Queue the escalation mail of ``level`` (1: the head at once; 2: digest recipients and head
     after the SLA) for an urgent observation. Returns False if that level was already queued."""
-    from frontline.links import ack_url
+    from frontline.core.links import ack_url
+    from frontline.core.templating import render_html, render_text
     from frontline.mail import compose, enqueue
-    from frontline.templating import render_html, render_text
 
     department = department or session.get(Department, obs.target_department_id)
     rotator = rotator or (session.get(Employee, obs.rotator_id) if obs.rotator_id else None)
@@ -700,8 +764,8 @@ def set_ack_state(
     """Record that ``by`` acknowledged / planned / fixed / won't fix these observations, audit it, and
     queue a "what happened to your observation" mail to each reporting rotator (one per observation
     and state). Unknown ids or states raise ``ValueError`` before anything is written."""
+    from frontline.core.templating import render_html, render_text
     from frontline.mail import compose, enqueue
-    from frontline.templating import render_html, render_text
 
     if state not in ACK_STATES:
         raise ValueError(f"unknown state {state!r}; expected one of {', '.join(ACK_STATES)}")
@@ -721,8 +785,13 @@ def set_ack_state(
         obs.ack_state, obs.ack_by, obs.ack_at, obs.ack_note = state, by, now, note
         session.add(obs)
         audit.record(
-            session, actor=by, action="observation.ack", subject_type="observation", subject_id=obs.id,
-            state=state, previous=previous,
+            session,
+            actor=by,
+            action="observation.ack",
+            subject_type="observation",
+            subject_id=obs.id,
+            state=state,
+            previous=previous,
         )
         rotator = session.get(Employee, obs.rotator_id) if obs.rotator_id else None
         if rotator is not None and rotator.email:
@@ -742,7 +811,12 @@ def set_ack_state(
                 text=render_text("email/observation_update.txt", **ctx),
                 html=render_html("email/observation_update.html", **ctx),
             )
-            enqueue(session, message, kind="observation_update", idempotency_key=_update_key(session, obs.id, state, previous))
+            enqueue(
+                session,
+                message,
+                kind="observation_update",
+                idempotency_key=_update_key(session, obs.id, state, previous),
+            )
         changed.append(obs)
     return changed
 
@@ -759,8 +833,13 @@ def _update_key(session: Session, obs_id: int, state: str, previous: str | None)
     exists = session.exec(select(OutboundMessage.id).where(OutboundMessage.idempotency_key == key)).first()
     if exists is None:
         return key
-    n = len(session.exec(select(OutboundMessage.id).where(
-        OutboundMessage.idempotency_key.startswith(f"observation-update:{obs_id}:"))).all())
+    n = len(
+        session.exec(
+            select(OutboundMessage.id).where(
+                OutboundMessage.idempotency_key.startswith(f"observation-update:{obs_id}:")
+            )
+        ).all()
+    )
     return f"{key}:{n}"
 
 
@@ -769,13 +848,13 @@ def _update_key(session: Session, obs_id: int, state: str, previous: str | None)
 API_TOKEN_PREFIX = "flo_"
 
 
-def create_api_token(session: Session, name: str, employee: Employee | None = None) -> tuple["ApiToken", str]:
+def create_api_token(session: Session, name: str, employee: Employee | None = None) -> tuple[ApiToken, str]:
     """A new bearer token for ``POST /api/observations``: per rotator (``employee``) or per
     integration (None: each request names the rotator). Returns the row and the secret, which is
     shown once; only its hash is stored."""
     import secrets
 
-    from frontline.security import hash_secret
+    from frontline.core.security import hash_secret
     from models import ApiToken
 
     name = name.strip()
@@ -787,8 +866,15 @@ def create_api_token(session: Session, name: str, employee: Employee | None = No
     row = ApiToken(name=name, employee_id=employee.id if employee else None, token_hash=hash_secret(secret))
     session.add(row)
     session.flush()
-    audit.record(session, actor="cli", action="api_token.created", subject_type="api_token", subject_id=row.id,
-                 name=name, employee=employee.employee_id if employee else None)
+    audit.record(
+        session,
+        actor="cli",
+        action="api_token.created",
+        subject_type="api_token",
+        subject_id=row.id,
+        name=name,
+        employee=employee.employee_id if employee else None,
+    )
     return row, secret
 
 
@@ -800,8 +886,9 @@ def revoke_api_token(session: Session, name: str) -> int:
     for row in rows:
         row.revoked_at = utcnow()
         session.add(row)
-        audit.record(session, actor="cli", action="api_token.revoked", subject_type="api_token", subject_id=row.id,
-                     name=name)
+        audit.record(
+            session, actor="cli", action="api_token.revoked", subject_type="api_token", subject_id=row.id, name=name
+        )
     return len(rows)
 
 
@@ -811,7 +898,7 @@ _TOKEN_BY_HASH = None
 def authenticate_api_token(session: Session, secret: str):
     """The active token for ``secret`` (looked up by its hash) as a row (``id``, ``name``,
     ``employee_id``, ``revoked_at``), or None."""
-    from frontline.security import hash_secret
+    from frontline.core.security import hash_secret
     from models import ApiToken
 
     if not secret or len(secret) > 200:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from frontline.security import sign, verify
+from frontline.core.security import sign, verify
 
 DAY = 24 * 3600
 
@@ -23,7 +23,7 @@ LIFETIMES = {
 
 
 def _base() -> str:
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     return get_settings().base_url
 
@@ -35,7 +35,7 @@ def make_token(purpose: str, payload: Any) -> str:
 
 
 def read_token(purpose: str, token: str, max_age_seconds: float | None = None) -> Any:
-    """The payload of a valid token of ``purpose``; raises ``frontline.security.InvalidToken``."""
+    """The payload of a valid token of ``purpose``; raises ``frontline.core.security.InvalidToken``."""
     return verify(purpose, token, max_age_seconds=max_age_seconds or LIFETIMES[purpose])
 
 
@@ -75,7 +75,12 @@ THEME_ACTIONS = ("acknowledged", "planned", "fixed", "wont_fix")
 
 
 def theme_action_url(
-    department_id: int, week: str, product_area: str, category: str, theme: str, recipient: str,
+    department_id: int,
+    week: str,
+    product_area: str,
+    category: str,
+    theme: str,
+    recipient: str,
     action: str | None = None,
 ) -> str:
     """A department head acting on one digest theme (purpose ``ack``): the signed token names the

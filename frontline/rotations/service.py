@@ -1,6 +1,6 @@
 """Planning service: turns the database (roster, absences, policy, existing rotations) into a plan.
 
-``plan_rotations`` loads everything, asks the pure solver in :mod:`frontline.planner` for start weeks,
+``plan_rotations`` loads everything, asks the pure solver in :mod:`frontline.rotations.solver` for start weeks,
 and writes draft ``Rotation`` rows and a ``PlanRun``. Rules (README, *Planning*):
 
 * Planned: active employees outside the support department who are not exempt for the whole horizon
@@ -18,45 +18,33 @@ and writes draft ``Rotation`` rows and a ``PlanRun``. Rules (README, *Planning*)
 
 from __future__ import annotations
 
-import calendar
-from bisect import bisect_left, bisect_right
 import csv
 import io
 import json
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from sqlmodel import Session, select
 
-from frontline import audit
-from frontline.planner import LockedRotation, Person, PlanInput, Weights, department_cap, solve, week_loads
-from frontline.security import spreadsheet_safe
-from frontline.policy import Policy
+from frontline.core import audit, clock
+from frontline.core.clock import add_months, monday_on_or_after
+from frontline.core.errors import PlanningError
+from frontline.core.policy import Policy
+from frontline.core.security import spreadsheet_safe
+from frontline.rotations.solver import LockedRotation, Person, PlanInput, Weights, department_cap, solve, week_loads
 from models import Absence, Department, Employee, MentorPairing, PlanRun, Rotation, utcnow
 
 FIXED_STATUSES = {"invited", "done"}
 
 
-class PlanningError(ValueError):
-    """An override or request breaks a rule; the message says which and why."""
-
-
 # --------------------------------------------------------------------------------------------------
 # Dates <-> week indices
-
-
-def monday_on_or_after(day: date) -> date:
-    return day + timedelta(days=(7 - day.weekday()) % 7)
-
-
-def add_months(day: date, months: int) -> date:
-    y, m = divmod(day.month - 1 + months, 12)
-    year, month = day.year + y, m + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -77,12 +65,6 @@ def blocked_starts_for(horizon: date, length_weeks: int, start: date, end: date)
 
 def rotation_end(start: date, length_weeks: int) -> date:
     return start + timedelta(days=7 * length_weeks - 1)
-
-
-def today_in_org() -> date:
-    from frontline.settings import get_settings
-
-    return datetime.now(get_settings().tz).date()
 
 
 @lru_cache(maxsize=512)
@@ -217,7 +199,9 @@ def build_input(
                     stale.append((r, f"employee exempt until {e.exempt_until}"))
             elif why_not != "fixed":
                 for r in future_drafts + beyond:
-                    stale.append((r, {"left": "employee left", "support": "employee is in the support department"}[why_not]))
+                    stale.append(
+                        (r, {"left": "employee left", "support": "employee is in the support department"}[why_not])
+                    )
             else:
                 for r in future_drafts + beyond:
                     stale.append((r, "employee already has a fixed rotation"))
@@ -273,7 +257,9 @@ def build_input(
         )
         planned_rows[e.employee_id] = e
         kinds[e.employee_id] = "new_hire" if new_hire else "cycle"
-        dues[e.employee_id] = monday_on_or_after(due_date) if due_date >= horizon else due_date - timedelta(days=due_date.weekday())
+        dues[e.employee_id] = (
+            monday_on_or_after(due_date) if due_date >= horizon else due_date - timedelta(days=due_date.weekday())
+        )
         if cur is not None:
             drafts[e.employee_id] = cur
     inp = PlanInput(
@@ -367,10 +353,10 @@ def plan_rotations(
     """Plan the horizon of ``weeks`` weeks from the Monday on or after ``start`` (default: today)."""
     if weeks < 1 or weeks > 260:
         raise PlanningError(f"weeks must be between 1 and 260, not {weeks}")
-    from frontline.mentoring import support_department
+    from frontline.mentors.service import support_department
 
     support_department(session, policy)  # a typo would plan the support team as rotators
-    horizon = monday_on_or_after(start or today or today_in_org())
+    horizon = monday_on_or_after(start or today or clock.today())
     loaded = load_input(session, policy, horizon, weeks)
     inp = loaded.inp
     out = solve(inp)
@@ -384,7 +370,15 @@ def plan_rotations(
         nonlocal removed
         removed += 1
         action = "cancelled" if _must_cancel(session, rot) else "deleted"
-        changes.append({"employee_id": employee_id, "action": action, "old_start": rot.start.isoformat(), "new_start": None, "why": why})
+        changes.append(
+            {
+                "employee_id": employee_id,
+                "action": action,
+                "old_start": rot.start.isoformat(),
+                "new_start": None,
+                "why": why,
+            }
+        )
         if not dry_run:
             withdraw(session, rot, why, actor, employee_id=employee_id)
 
@@ -406,10 +400,26 @@ def plan_rotations(
         start_day = horizon + timedelta(weeks=out.assignments[key])
         if draft is None:
             created += 1
-            changes.append({"employee_id": key, "action": "created", "old_start": None, "new_start": start_day.isoformat(), "why": "planned"})
+            changes.append(
+                {
+                    "employee_id": key,
+                    "action": "created",
+                    "old_start": None,
+                    "new_start": start_day.isoformat(),
+                    "why": "planned",
+                }
+            )
             if not dry_run:
-                session.add(Rotation(employee_id=e.id, start=start_day, end=rotation_end(start_day, L), kind=loaded.kinds[key],
-                                     status="draft", due=loaded.due_dates[key]))
+                session.add(
+                    Rotation(
+                        employee_id=e.id,
+                        start=start_day,
+                        end=rotation_end(start_day, L),
+                        kind=loaded.kinds[key],
+                        status="draft",
+                        due=loaded.due_dates[key],
+                    )
+                )
             continue
         if draft.start == start_day:
             kept += 1
@@ -421,18 +431,38 @@ def plan_rotations(
         old_week = (draft.start - horizon).days // 7
         why = _why_moved(inp, by_key[key], old_week, out.assignments[key], loads)
         reason = f"moved from {draft.start} to {start_day}: {why}"
-        changes.append({"employee_id": key, "action": "moved", "old_start": draft.start.isoformat(), "new_start": start_day.isoformat(), "why": why})
+        changes.append(
+            {
+                "employee_id": key,
+                "action": "moved",
+                "old_start": draft.start.isoformat(),
+                "new_start": start_day.isoformat(),
+                "why": why,
+            }
+        )
         if not dry_run:
-            audit.record(session, actor=actor, action="rotation.moved", subject_type="rotation", subject_id=draft.id,
-                         reason=reason, employee_id=key, old_start=draft.start.isoformat(), new_start=start_day.isoformat())
+            audit.record(
+                session,
+                actor=actor,
+                action="rotation.moved",
+                subject_type="rotation",
+                subject_id=draft.id,
+                reason=reason,
+                employee_id=key,
+                old_start=draft.start.isoformat(),
+                new_start=start_day.isoformat(),
+            )
             draft.start, draft.end, draft.kind = start_day, rotation_end(start_day, L), loaded.kinds[key]
             draft.due, draft.change_reason, draft.updated_at = loaded.due_dates[key], reason, now
             session.add(draft)
 
     # figures
     late = sum(
-        1 for k, s in out.assignments.items()
-        if s > max(by_key[k].due_week, by_key[k].release_week, 0) + (policy.new_hire_within_weeks if by_key[k].is_new_hire else 0)
+        1
+        for k, s in out.assignments.items()
+        if s
+        > max(by_key[k].due_week, by_key[k].release_week, 0)
+        + (policy.new_hire_within_weeks if by_key[k].is_new_hire else 0)
     )
     new_hires = sum(1 for k in out.assignments if by_key[k].is_new_hire)
     seat, _dept = week_loads(inp, out.assignments)
@@ -442,7 +472,12 @@ def plan_rotations(
     for lr in inp.locked:
         starts[lr.start_week] += 1
     week_load = [
-        {"week": (horizon + timedelta(weeks=w)).isoformat(), "starts": starts.get(w, 0), "on_rotation": int(seat[w]), "seats": inp.seats_per_week}
+        {
+            "week": (horizon + timedelta(weeks=w)).isoformat(),
+            "starts": starts.get(w, 0),
+            "on_rotation": int(seat[w]),
+            "seats": inp.seats_per_week,
+        }
         for w in range(weeks)
     ]
     hols: list[dict[str, Any]] = []
@@ -452,26 +487,69 @@ def plan_rotations(
         for day, name in holidays_between(e.country or policy.holidays_country, first, rotation_end(first, L)):
             hols.append({"employee_id": key, "country": e.country, "date": day.isoformat(), "name": name})
     unplaced = [
-        {"employee_id": u.key, "email": loaded.employees[u.key].email, "department": by_key[u.key].dept, "code": u.code, "reason": u.reason}
+        {
+            "employee_id": u.key,
+            "email": loaded.employees[u.key].email,
+            "department": by_key[u.key].dept,
+            "code": u.code,
+            "reason": u.reason,
+        }
         for u in out.unplaced
     ]
     result = PlanResult(
-        run_id=None, horizon_start=horizon, weeks=weeks, dry_run=dry_run, planned=len(out.assignments), new_hires=new_hires,
-        late=late, unplaced=unplaced, objective=out.objective, lower_bound=out.lower_bound, gap=out.gap,
-        solve_seconds=round(out.solve_seconds, 3), created=created, moved=moved, kept=kept, removed=removed,
-        fixed=len(loaded.fixed), skipped=loaded.skipped, changes=changes, week_load=week_load, holidays=hols,
+        run_id=None,
+        horizon_start=horizon,
+        weeks=weeks,
+        dry_run=dry_run,
+        planned=len(out.assignments),
+        new_hires=new_hires,
+        late=late,
+        unplaced=unplaced,
+        objective=out.objective,
+        lower_bound=out.lower_bound,
+        gap=out.gap,
+        solve_seconds=round(out.solve_seconds, 3),
+        created=created,
+        moved=moved,
+        kept=kept,
+        removed=removed,
+        fixed=len(loaded.fixed),
+        skipped=loaded.skipped,
+        changes=changes,
+        week_load=week_load,
+        holidays=hols,
         stats={k: v for k, v in out.stats.items() if isinstance(v, (int, float, str))},
     )
-    run = PlanRun(horizon_start=horizon, horizon_weeks=weeks, dry_run=dry_run, planned=result.planned, objective=out.objective,
-                  lower_bound=out.lower_bound, solve_seconds=result.solve_seconds,
-                  summary={**result.summary(), "changes": changes[:500]}, unplaced=unplaced)
+    run = PlanRun(
+        horizon_start=horizon,
+        horizon_weeks=weeks,
+        dry_run=dry_run,
+        planned=result.planned,
+        objective=out.objective,
+        lower_bound=out.lower_bound,
+        solve_seconds=result.solve_seconds,
+        summary={**result.summary(), "changes": changes[:500]},
+        unplaced=unplaced,
+    )
     session.add(run)
     session.flush()
     result.run_id = run.id
     if not dry_run:
-        audit.record(session, actor=actor, action="plan.run", subject_type="plan_run", subject_id=run.id,
-                     planned=result.planned, created=created, moved=moved, kept=kept, removed=removed,
-                     unplaced=len(unplaced), objective=out.objective, lower_bound=out.lower_bound)
+        audit.record(
+            session,
+            actor=actor,
+            action="plan.run",
+            subject_type="plan_run",
+            subject_id=run.id,
+            planned=result.planned,
+            created=created,
+            moved=moved,
+            kept=kept,
+            removed=removed,
+            unplaced=len(unplaced),
+            objective=out.objective,
+            lower_bound=out.lower_bound,
+        )
     return result
 
 
@@ -486,8 +564,16 @@ def _must_cancel(session: Session, rot: Rotation) -> bool:
 def withdraw(session: Session, rot: Rotation, why: str, actor: str, **details: Any) -> str:
     """Cancel or delete ``rot`` with an audit event; returns ``cancelled`` or ``deleted``."""
     action = "cancelled" if _must_cancel(session, rot) else "deleted"
-    audit.record(session, actor=actor, action=f"rotation.{action}", subject_type="rotation", subject_id=rot.id,
-                 reason=why, start=rot.start.isoformat(), **details)
+    audit.record(
+        session,
+        actor=actor,
+        action=f"rotation.{action}",
+        subject_type="rotation",
+        subject_id=rot.id,
+        reason=why,
+        start=rot.start.isoformat(),
+        **details,
+    )
     if action == "cancelled":
         rot.status, rot.change_reason, rot.updated_at = "cancelled", why, utcnow()
         session.add(rot)
@@ -510,7 +596,12 @@ EXPORT_COLUMNS: list[tuple[str, Callable[[Rotation, Employee, Department], Any]]
     ("kind", lambda r, e, d: r.kind),
     ("status", lambda r, e, d: r.status),
     ("locked", lambda r, e, d: bool(r.locked or r.status in FIXED_STATUSES)),
-    ("holidays", lambda r, e, d: "; ".join(f"{day.isoformat()} {name}" for day, name in holidays_between(e.country, r.start, r.end))),
+    (
+        "holidays",
+        lambda r, e, d: "; ".join(
+            f"{day.isoformat()} {name}" for day, name in holidays_between(e.country, r.start, r.end)
+        ),
+    ),
 ]
 
 
@@ -519,12 +610,16 @@ MENTOR_COLUMNS = ["mentor_employee_id", "mentor_email"]
 
 def export_rows(session: Session, include_cancelled: bool = False) -> list[dict[str, Any]]:
     """One record per rotation (ordered by start, employee): the columns of ``EXPORT_COLUMNS``."""
-    stmt = select(Rotation, Employee, Department).where(Rotation.employee_id == Employee.id).where(Employee.department_id == Department.id)
+    stmt = (
+        select(Rotation, Employee, Department)
+        .where(Rotation.employee_id == Employee.id)
+        .where(Employee.department_id == Department.id)
+    )
     if not include_cancelled:
         stmt = stmt.where(Rotation.status != "cancelled")
     rows = session.exec(stmt).all()
     rows = sorted(rows, key=lambda t: (t[0].start, t[1].employee_id, t[0].id))
-    from frontline.mentoring import mentor_columns  # the active mentor pairing (empty when none yet)
+    from frontline.mentors.service import mentor_columns  # the active mentor pairing (empty when none yet)
 
     mentors = mentor_columns(session, [r.id for r, _e, _d in rows])
     blank = dict.fromkeys(MENTOR_COLUMNS, "")
@@ -536,7 +631,9 @@ def export_text(rows: list[dict[str, Any]], fmt: str) -> str:
         return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=[name for name, _ in EXPORT_COLUMNS] + MENTOR_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(
+            buf, fieldnames=[name for name, _ in EXPORT_COLUMNS] + MENTOR_COLUMNS, lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
         return buf.getvalue()
@@ -569,8 +666,15 @@ def _employee(session: Session, employee_id: str) -> Employee:
     return e
 
 
-def validate_start(session: Session, policy: Policy, rot: Rotation, new_start: date, *, ignore: set[int] = frozenset(),
-                   check_capacity: bool = True) -> None:
+def validate_start(
+    session: Session,
+    policy: Policy,
+    rot: Rotation,
+    new_start: date,
+    *,
+    ignore: set[int] = frozenset(),
+    check_capacity: bool = True,
+) -> None:
     """Raise PlanningError when ``rot`` may not start on ``new_start`` (hard rules)."""
     L = policy.length_weeks
     end = rotation_end(new_start, L)
@@ -584,19 +688,30 @@ def validate_start(session: Session, policy: Policy, rot: Rotation, new_start: d
         raise PlanningError(f"{who} leaves on {e.left_on}; a rotation {new_start}..{end} would not end before that")
     for a in session.exec(select(Absence).where(Absence.employee_id == e.id)).all():
         if a.start <= end and a.end >= new_start:
-            raise PlanningError(f"{new_start}..{end} overlaps {who}'s absence {a.start}..{a.end} ({a.reason or 'absence'})")
+            raise PlanningError(
+                f"{new_start}..{end} overlaps {who}'s absence {a.start}..{a.end} ({a.reason or 'absence'})"
+            )
     for b in policy.blackouts:
         if b.start <= end and b.end >= new_start:
-            raise PlanningError(f"{new_start}..{end} overlaps the blackout {b.start}..{b.end} ({b.reason or 'blackout'})")
+            raise PlanningError(
+                f"{new_start}..{end} overlaps the blackout {b.start}..{b.end} ({b.reason or 'blackout'})"
+            )
     if not check_capacity:
         return
     others = session.exec(
-        select(Rotation, Employee).where(Rotation.employee_id == Employee.id).where(Rotation.status != "cancelled")
-        .where(Rotation.start <= end).where(Rotation.end >= new_start)
+        select(Rotation, Employee)
+        .where(Rotation.employee_id == Employee.id)
+        .where(Rotation.status != "cancelled")
+        .where(Rotation.start <= end)
+        .where(Rotation.end >= new_start)
     ).all()
     others = [(r, oe) for r, oe in others if r.id != rot.id and r.id not in ignore]
     dept = session.get(Department, e.department_id)
-    headcount = len(session.exec(select(Employee.id).where(Employee.department_id == e.department_id).where(Employee.active == True)).all())  # noqa: E712
+    headcount = len(
+        session.exec(
+            select(Employee.id).where(Employee.department_id == e.department_id).where(Employee.active == True)  # noqa: E712 - SQL, not Python truth
+        ).all()
+    )
     fraction = dept.max_away_fraction if dept.max_away_fraction is not None else policy.max_department_away_fraction
     cap = department_cap(fraction, headcount)
     day = new_start
@@ -611,7 +726,9 @@ def validate_start(session: Session, policy: Policy, rot: Rotation, new_start: d
         day += timedelta(days=7)
 
 
-def move(session: Session, policy: Policy, rotation_id: int, new_start: date, reason: str, actor: str = "cli") -> Rotation:
+def move(
+    session: Session, policy: Policy, rotation_id: int, new_start: date, reason: str, actor: str = "cli"
+) -> Rotation:
     """Move a rotation to ``new_start`` (a Monday) and lock it there."""
     reason = _reason(reason)
     rot = _rotation(session, rotation_id)
@@ -620,12 +737,22 @@ def move(session: Session, policy: Policy, rotation_id: int, new_start: date, re
     rot.start, rot.end, rot.locked = new_start, rotation_end(new_start, policy.length_weeks), True
     rot.change_reason, rot.updated_at = f"moved by HR from {old} to {new_start}: {reason}", utcnow()
     session.add(rot)
-    audit.record(session, actor=actor, action="rotation.move", subject_type="rotation", subject_id=rot.id, reason=reason,
-                 old_start=old.isoformat(), new_start=new_start.isoformat())
+    audit.record(
+        session,
+        actor=actor,
+        action="rotation.move",
+        subject_type="rotation",
+        subject_id=rot.id,
+        reason=reason,
+        old_start=old.isoformat(),
+        new_start=new_start.isoformat(),
+    )
     return rot
 
 
-def swap(session: Session, policy: Policy, rotation_a: int, rotation_b: int, reason: str, actor: str = "cli") -> tuple[Rotation, Rotation]:
+def swap(
+    session: Session, policy: Policy, rotation_a: int, rotation_b: int, reason: str, actor: str = "cli"
+) -> tuple[Rotation, Rotation]:
     """Exchange the start weeks of two rotations and lock both."""
     reason = _reason(reason)
     a, b = _rotation(session, rotation_a), _rotation(session, rotation_b)
@@ -640,15 +767,26 @@ def swap(session: Session, policy: Policy, rotation_a: int, rotation_b: int, rea
         rot.start, rot.end, rot.locked, rot.updated_at = new, rotation_end(new, policy.length_weeks), True, now
         rot.change_reason = f"swapped by HR with rotation {other.id} ({old} -> {new}): {reason}"
         session.add(rot)
-    audit.record(session, actor=actor, action="rotation.swap", subject_type="rotation", subject_id=a.id, reason=reason,
-                 other_rotation=b.id, a_start=sb.isoformat(), b_start=sa.isoformat())
+    audit.record(
+        session,
+        actor=actor,
+        action="rotation.swap",
+        subject_type="rotation",
+        subject_id=a.id,
+        reason=reason,
+        other_rotation=b.id,
+        a_start=sb.isoformat(),
+        b_start=sa.isoformat(),
+    )
     return a, b
 
 
 def upcoming_rotation(session: Session, employee_id: str) -> Rotation:
     e = _employee(session, employee_id)
     rot = session.exec(
-        select(Rotation).where(Rotation.employee_id == e.id).where(Rotation.status.in_(["draft", "invited"]))
+        select(Rotation)
+        .where(Rotation.employee_id == e.id)
+        .where(Rotation.status.in_(["draft", "invited"]))
         .order_by(Rotation.start.desc())
     ).first()
     if rot is None:
@@ -656,8 +794,16 @@ def upcoming_rotation(session: Session, employee_id: str) -> Rotation:
     return rot
 
 
-def defer(session: Session, policy: Policy, rotation_id: int, *, weeks: int | None = None, until: date | None = None,
-          reason: str, actor: str = "cli") -> Rotation:
+def defer(
+    session: Session,
+    policy: Policy,
+    rotation_id: int,
+    *,
+    weeks: int | None = None,
+    until: date | None = None,
+    reason: str,
+    actor: str = "cli",
+) -> Rotation:
     """Start a rotation ``weeks`` weeks later, or on the first Monday on or after ``until``; locks it."""
     reason = _reason(reason)
     rot = _rotation(session, rotation_id)
@@ -673,27 +819,47 @@ def defer(session: Session, policy: Policy, rotation_id: int, *, weeks: int | No
     rot.start, rot.end, rot.locked = new_start, rotation_end(new_start, policy.length_weeks), True
     rot.change_reason, rot.updated_at = f"deferred by HR from {old} to {new_start}: {reason}", utcnow()
     session.add(rot)
-    audit.record(session, actor=actor, action="rotation.defer", subject_type="rotation", subject_id=rot.id, reason=reason,
-                 old_start=old.isoformat(), new_start=new_start.isoformat())
+    audit.record(
+        session,
+        actor=actor,
+        action="rotation.defer",
+        subject_type="rotation",
+        subject_id=rot.id,
+        reason=reason,
+        old_start=old.isoformat(),
+        new_start=new_start.isoformat(),
+    )
     return rot
 
 
-def exempt(session: Session, employee_id: str, until: date, reason: str, actor: str = "cli", today: date | None = None) -> Employee:
+def exempt(
+    session: Session, employee_id: str, until: date, reason: str, actor: str = "cli", today: date | None = None
+) -> Employee:
     """Exempt an employee from rotating until ``until`` (inclusive); their rotations inside it are withdrawn."""
     reason = _reason(reason)
     e = _employee(session, employee_id)
-    today = today or today_in_org()
+    today = today or clock.today()
     if until < today:
         raise PlanningError(f"until {until} is in the past")
     e.exempt_until, e.exempt_reason, e.updated_at = until, reason, utcnow()
     session.add(e)
     withdrawn = []
-    for rot in session.exec(select(Rotation).where(Rotation.employee_id == e.id).where(Rotation.status.in_(["draft", "invited"]))).all():
+    for rot in session.exec(
+        select(Rotation).where(Rotation.employee_id == e.id).where(Rotation.status.in_(["draft", "invited"]))
+    ).all():
         if rot.start <= until and rot.start >= today:
             withdrawn.append(rot.id)
             withdraw(session, rot, f"employee exempt until {until}: {reason}", actor, employee_id=e.employee_id)
-    audit.record(session, actor=actor, action="employee.exempt", subject_type="employee", subject_id=e.employee_id, reason=reason,
-                 until=until.isoformat(), withdrawn_rotations=withdrawn)
+    audit.record(
+        session,
+        actor=actor,
+        action="employee.exempt",
+        subject_type="employee",
+        subject_id=e.employee_id,
+        reason=reason,
+        until=until.isoformat(),
+        withdrawn_rotations=withdrawn,
+    )
     return e
 
 
@@ -707,8 +873,14 @@ def set_lock(session: Session, rotation_id: int, locked: bool, reason: str, acto
         rot.status = "draft"
     rot.updated_at = utcnow()
     session.add(rot)
-    audit.record(session, actor=actor, action="rotation.lock" if locked else "rotation.unlock", subject_type="rotation",
-                 subject_id=rot.id, reason=reason)
+    audit.record(
+        session,
+        actor=actor,
+        action="rotation.lock" if locked else "rotation.unlock",
+        subject_type="rotation",
+        subject_id=rot.id,
+        reason=reason,
+    )
     return rot
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
 
@@ -122,8 +122,14 @@ def _vevents(item: AllDayEvent | TimedEvent, *, sequence: int, stamp: datetime) 
             original = _occurrence(item.start, index)
             start = new_start or original
             override = Event.new(
-                uid=item.uid, summary=summary, start=start, end=start + item.duration, stamp=stamp,
-                sequence=sequence, description=item.description or None, recurrence_id=original,
+                uid=item.uid,
+                summary=summary,
+                start=start,
+                end=start + item.duration,
+                stamp=stamp,
+                sequence=sequence,
+                description=item.description or None,
+                recurrence_id=original,
             )
             override.add("transp", "OPAQUE")
             events.append(override)
@@ -188,7 +194,7 @@ def itip_calendar(obj: ItipObject, *, stamp: datetime | None = None) -> Calendar
         raise ValueError(f"unsupported iTIP method {obj.method!r}")
     if not obj.attendees:
         raise ValueError(f"{obj.event.uid}: an iTIP {method} needs at least one attendee")
-    stamp = stamp or datetime.now(timezone.utc)
+    stamp = stamp or datetime.now(UTC)
     cal = Calendar.new(prodid=PRODID, method=method)
     del cal["UID"]  # keep the object minimal: the event UID is the one that matters
     events = _vevents(obj.event, sequence=obj.sequence, stamp=stamp)
@@ -251,7 +257,7 @@ def feed_calendar(
 ) -> Calendar:
     """A subscription feed (no METHOD, no attendees) with REFRESH-INTERVAL and X-PUBLISHED-TTL.
     ``sequences`` (UID -> SEQUENCE) lets clients notice changed events."""
-    stamp = datetime.now(timezone.utc)
+    stamp = datetime.now(UTC)
     cal = Calendar.new(prodid=PRODID, name=name)  # NAME and X-WR-CALNAME
     del cal["UID"]
     ttl = _duration(refresh)
@@ -271,117 +277,7 @@ def _duration(value: timedelta) -> str:
 
 
 def organizer_from_settings() -> Person:
-    from frontline.settings import get_settings
+    from frontline.core.settings import get_settings
 
     name, addr = parseaddr(get_settings().mail_from)
     return Person(name=name or "Frontline", email=addr)
-
-
-# --- subscription feeds -----------------------------------------------------------------------------
-
-FEED_PAST = timedelta(weeks=8)
-FEED_AHEAD = timedelta(days=366)
-
-
-def feed_url(token: str) -> str:
-    from frontline.settings import get_settings
-
-    return f"{get_settings().base_url}/calendar/{token}.ics"
-
-
-def create_feed_token(session, *, employee_id: int | None, label: str = "") -> tuple[object, str]:
-    """A new feed token (``employee_id`` None = the team feed). Returns (row, secret token); only the
-    token's hash is stored, so the token can be shown once and never again."""
-    import secrets
-
-    from frontline.security import hash_secret
-    from models import CalendarFeedToken
-
-    token = secrets.token_urlsafe(32)
-    row = CalendarFeedToken(employee_id=employee_id, token_hash=hash_secret(token), label=label[:200])
-    session.add(row)
-    session.flush()
-    return row, token
-
-
-def find_feed_token(session, token: str):
-    """The live (not revoked) token row for a presented token, or None."""
-    from sqlmodel import select
-
-    from frontline.security import hash_secret
-    from models import CalendarFeedToken
-
-    if not token or len(token) > 200:
-        return None
-    row = session.exec(select(CalendarFeedToken).where(CalendarFeedToken.token_hash == hash_secret(token))).first()
-    if row is None or row.revoked_at is not None:
-        return None
-    return row
-
-
-def feed_ics(session, row, *, today: date | None = None) -> bytes | None:
-    """The feed for a token row: that person's rotations and check-ins (as rotator or mentor), or every
-    rotation for the team feed, from 8 weeks back to a year ahead. None when the person no longer exists
-    or has left."""
-    from sqlmodel import select
-
-    from frontline.invites import checkin_series
-    from frontline.policy import PolicyError, load_policy
-    from frontline.settings import get_settings
-    from models import Employee, MentorPairing, Rotation
-
-    settings = get_settings()
-    today = today or datetime.now(settings.tz).date()
-    lo, hi = today - FEED_PAST, today + FEED_AHEAD
-    domain = sender_domain(settings.mail_from)
-    try:
-        mentoring = load_policy().mentoring
-        minutes, hours = mentoring.checkin_minutes, tuple(mentoring.working_hours)
-    except PolicyError:
-        minutes, hours = 30, (9, 17)
-    window = select(Rotation).where(Rotation.status != "cancelled", Rotation.end >= lo, Rotation.start <= hi)
-    items: list[AllDayEvent | TimedEvent] = []
-    sequences: dict[str, int] = {}
-
-    def add_rotation(rot: Rotation, who: Employee | None) -> None:
-        uid = f"feed-rotation-{rot.id}@{domain}"
-        tentative = " (tentative)" if rot.status == "draft" else ""
-        title = f"Support rotation: {clean_name(who.name)}" if who is not None else "Customer-support rotation"
-        items.append(AllDayEvent(uid, title + tentative, rot.start, rot.end))
-        sequences[uid] = rot.sequence
-
-    if row.employee_id is None:
-        name = "Frontline: all support rotations"
-        team = (
-            select(Rotation, Employee)
-            .join(Employee, Employee.id == Rotation.employee_id)
-            .where(Rotation.status != "cancelled", Rotation.end >= lo, Rotation.start <= hi)
-            .order_by(Rotation.start, Rotation.id)
-        )
-        for rot, who in session.exec(team).all():
-            add_rotation(rot, who)
-    else:
-        person = session.get(Employee, row.employee_id)
-        if person is None or not person.active:
-            return None
-        name = f"Frontline: {clean_name(person.name)}"
-        for rot in session.exec(window.where(Rotation.employee_id == person.id).order_by(Rotation.start)).all():
-            add_rotation(rot, None)
-        pairings = session.exec(
-            select(MentorPairing, Rotation)
-            .join(Rotation, Rotation.id == MentorPairing.rotation_id)
-            .where(MentorPairing.status == "active", Rotation.status != "cancelled", Rotation.end >= lo, Rotation.start <= hi)
-            .where((MentorPairing.mentor_id == person.id) | (Rotation.employee_id == person.id))
-        ).all()
-        for pairing, rot in pairings:
-            mentor = session.get(Employee, pairing.mentor_id)
-            rotator = session.get(Employee, rot.employee_id)
-            series = checkin_series(rot, pairing, mentor, minutes, settings.tz, rotator=rotator, hours=hours) if mentor else None
-            if series is None:
-                continue
-            uid = f"feed-checkins-{rot.id}@{domain}"
-            names = f"{clean_name(rotator.name)} / {clean_name(mentor.name)}"
-            items.append(TimedEvent(uid, f"Check-in: {names}", series.first, timedelta(minutes=series.minutes),
-                                    weekly_count=series.count, overrides=series.overrides(names)))
-            sequences[uid] = rot.sequence
-    return feed_calendar(name, items, sequences=sequences).to_ical()

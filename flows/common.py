@@ -28,7 +28,7 @@ def run_name(label: str, *parameters: str) -> Callable[[], str]:
         except Exception:  # noqa: BLE001 - a name must never fail a run
             pass
         try:
-            from frontline.settings import get_settings
+            from frontline.core.settings import get_settings
 
             now = datetime.now(get_settings().tz)
         except Exception:  # noqa: BLE001

@@ -276,7 +276,9 @@ def _people_arrays(inp: PlanInput, people: list[Person], depts: list[str]) -> _P
     glob = [b for b in inp.blocked_starts if 0 <= b < W]
     if glob:
         allowed[:, glob] = False
-    cur = np.fromiter((NO_START if p.current_start is None else p.current_start for p in people), dtype=np.int64, count=N)
+    cur = np.fromiter(
+        (NO_START if p.current_start is None else p.current_start for p in people), dtype=np.int64, count=N
+    )
     valid = (cur >= 0) & (cur < W)
     valid[valid] = allowed[np.nonzero(valid)[0], cur[valid]]
     cur = np.where(valid, cur, NO_START)  # an old start that is no longer allowed must move, at no extra cost
@@ -365,8 +367,14 @@ def _eq_matrix(col_class: np.ndarray, nclass: int) -> sp.csr_matrix:
 
 
 def _solve_mip(
-    m: _Model, b_ub: np.ndarray, big: float, time_limit: float, rel_gap: float = 1e-9,
-    balance: float = 0.0, start_rhs: np.ndarray | None = None, weeks: int = 0,
+    m: _Model,
+    b_ub: np.ndarray,
+    big: float,
+    time_limit: float,
+    rel_gap: float = 1e-9,
+    balance: float = 0.0,
+    start_rhs: np.ndarray | None = None,
+    weeks: int = 0,
 ):
     """Integer counts per column (+ unplaced slack per class); returns (y, proven optimal) or (None, False).
 
@@ -390,7 +398,10 @@ def _solve_mip(
         c,
         integrality=np.concatenate([np.ones(ncol + nclass), np.zeros(W)]),
         bounds=Bounds(np.zeros(ncol + nclass + W), ub),
-        constraints=[LinearConstraint(A_full, -np.inf, np.concatenate(cons_rhs)), LinearConstraint(A_eq, m.counts, m.counts)],
+        constraints=[
+            LinearConstraint(A_full, -np.inf, np.concatenate(cons_rhs)),
+            LinearConstraint(A_eq, m.counts, m.counts),
+        ],
         options={"time_limit": max(time_limit, 1.0), "mip_rel_gap": rel_gap, "presolve": True},
     )
     if res.x is None:
@@ -399,7 +410,13 @@ def _solve_mip(
 
 
 def _lp_flow(
-    inp: PlanInput, cap: _Capacity, m: _Model, big: float, ndept: int, dept_of_person: np.ndarray, time_limit: float,
+    inp: PlanInput,
+    cap: _Capacity,
+    m: _Model,
+    big: float,
+    ndept: int,
+    dept_of_person: np.ndarray,
+    time_limit: float,
     start_rhs: np.ndarray | None = None,
 ):
     """The LP in "flow" form: class columns y[c, s] feed node (dept, s) whose total z[d, s] carries the
@@ -407,7 +424,7 @@ def _lp_flow(
     far sparser matrix than with the sliding-window rows on every column.
     Variables: y (columns), slack (per class), z (dept x week), over (step x week, when balance is on).
     Rows: class eq, node eq, capacity ub, balance ub (sum_d z[d, w] - over[k, w] <= start_rhs[k, w])."""
-    W, L, R = inp.weeks, inp.length_weeks, cap.R
+    W = inp.weeks
     nclass, ncol, nz = len(m.counts), len(m.col_cost), ndept * W
     col_dept = dept_of_person[m.idx[_first_member(m)]][m.col_class]
     node = col_dept * W + m.col_start
@@ -433,7 +450,13 @@ def _lp_flow(
         b_ub = np.concatenate([b_ub, start_rhs])
         c = np.concatenate([c, np.full(nb, inp.weights.balance)])
     return linprog(
-        c, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs",
+        c,
+        A_ub=A_ub,
+        b_ub=b_ub,
+        A_eq=A_eq,
+        b_eq=b_eq,
+        bounds=(0, None),
+        method="highs",
         options={"time_limit": max(time_limit, 1.0), "presolve": True},
     )
 
@@ -446,7 +469,13 @@ def _first_member(m: _Model) -> np.ndarray:
 
 
 def _solve_lp(
-    inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, big: float, t0: float, stats: dict,
+    inp: PlanInput,
+    P: _People,
+    cap: _Capacity,
+    idx: np.ndarray,
+    big: float,
+    t0: float,
+    stats: dict,
     start_rhs: np.ndarray | None = None,
 ):
     """LP relaxation by growing windows (column generation on whole start weeks).
@@ -456,7 +485,7 @@ def _solve_lp(
     LP is solved again. When nothing improves, the LP value is the optimum of the full LP: a proven lower
     bound of every plan. Returns (model, column values, lower bound); column values None when HiGHS fails.
     """
-    W, L = inp.weeks, inp.length_weeks
+    W = inp.weeks
     first, last = P.first[idx], P.last[idx]
     end = np.minimum(last, first + inp.initial_window - 1)
     weeks = np.arange(W, dtype=np.int64)
@@ -591,7 +620,7 @@ def solve(inp: PlanInput) -> PlanOutput:
     cost = (
         start_costs(inp, start_of[placed], P.due[placed], P.nh[placed], P.cur[placed]) if len(placed) else np.zeros(0)
     )
-    costs = {people[i].key: float(c) for i, c in zip(placed, cost)}
+    costs = {people[i].key: float(c) for i, c in zip(placed, cost, strict=True)}
     left = [people[i] for i in idx if start_of[i] == NO_START]
     if left:
         unplaced.extend(explain_unplaced(inp, left, assignments))
@@ -693,7 +722,11 @@ def explain_unplaced(inp: PlanInput, people: list[Person], assignments: dict[str
             out.append(Unplaced(p.key, "no_seat", f"no free seat in any allowed start week ({window})"))
         elif all(dept_full) and not any(seat_full):
             out.append(
-                Unplaced(p.key, "department_cap", f"department {p.dept} already has {cap} away in every allowed start week ({window})")
+                Unplaced(
+                    p.key,
+                    "department_cap",
+                    f"department {p.dept} already has {cap} away in every allowed start week ({window})",
+                )
             )
         else:
             out.append(
@@ -745,7 +778,9 @@ def greedy(inp: PlanInput) -> PlanOutput:
     stats = {"method": "greedy", "balance_cost": 0.0}
     if inp.weights.balance > 0:
         to_place = len(people) - sum(1 for u in unplaced if u.code in ("no_window", "blocked"))
-        starts = np.bincount(np.fromiter(assignments.values(), dtype=np.int64, count=len(assignments)), minlength=inp.weeks)
+        starts = np.bincount(
+            np.fromiter(assignments.values(), dtype=np.int64, count=len(assignments)), minlength=inp.weeks
+        )
         stats["balance_cost"] = balance_cost(inp, starts[: inp.weeks], balance_target(inp, to_place))
         objective += stats["balance_cost"]
     return PlanOutput(assignments, sorted(unplaced), objective, None, None, time.perf_counter() - t0, stats, costs)

@@ -40,17 +40,29 @@ FRAGMENT_SIMILARITY = 0.15  # ... when at least this similar (centroid cosine)
 
 # Phrases that say the same thing, mapped to one token (applied in order, after contractions).
 _SYNONYMS: list[tuple[str, str]] = [
-    (r"\b(where(?:'s| is| are| do i| can i| do you| did)?(?: (?:find|get|see))?|"
-     r"(?:can ?not|could not|did not|does not|do not) (?:find|locate|see)|unable to (?:find|locate|see)|not able to (?:find|locate)|hard to (?:find|locate|see)|"
-     r"can ?not (?:locate|see)|looking for|search(?:ed|ing)? for|locate|hidden|missing from|no sign of)\b", " find "),
-    (r"\b(buttons?|menus?|options?|links?|tabs?|icons?|toggles?|settings? page|dropdowns?|entry|entries)\b", " control "),
-    (r"\b(crash(?:es|ed|ing)?|freez(?:e|es|ing)|froze|hangs?|stuck|not responding|blank screen|white screen)\b", " crash "),
+    (
+        r"\b(where(?:'s| is| are| do i| can i| do you| did)?(?: (?:find|get|see))?|"
+        r"(?:can ?not|could not|did not|does not|do not) (?:find|locate|see)|unable to (?:find|locate|see)|not able to (?:find|locate)|hard to (?:find|locate|see)|"
+        r"can ?not (?:locate|see)|looking for|search(?:ed|ing)? for|locate|hidden|missing from|no sign of)\b",
+        " find ",
+    ),
+    (
+        r"\b(buttons?|menus?|options?|links?|tabs?|icons?|toggles?|settings? page|dropdowns?|entry|entries)\b",
+        " control ",
+    ),
+    (
+        r"\b(crash(?:es|ed|ing)?|freez(?:e|es|ing)|froze|hangs?|stuck|not responding|blank screen|white screen)\b",
+        " crash ",
+    ),
     (r"\b(slow(?:ly|er)?|lag(?:gy|s)?|takes? (?:ages|forever|too long)|time(?:s|d)? out|timeouts?)\b", " slow "),
     (r"\b(charged twice|double charged?|double[- ]billed|duplicate charges?|billed twice)\b", " doublecharge "),
     (r"\b(refunds?|money back|reimburse(?:d|ment)?)\b", " refund "),
     (r"\b(expensive|pricey|overpriced|too much money|costs? too much|price (?:is )?too high)\b", " expensive "),
     (r"\b(log ?in|sign ?in|signing in|logging in)\b", " login "),
-    (r"\b(password reset|reset (?:my |the |their )?password|forgot(?:ten)? (?:my |the |their )?password)\b", " pwreset "),
+    (
+        r"\b(password reset|reset (?:my |the |their )?password|forgot(?:ten)? (?:my |the |their )?password)\b",
+        " pwreset ",
+    ),
     (r"\b(csv|xlsx|excel|spreadsheet|download(?:s|ed|ing)? (?:the |their |my )?data)\b", " export "),
     (r"\b(late|delayed|delay|not arrived|never arrived|hasn't arrived|has not arrived|still waiting)\b", " late "),
     (r"\b(confus(?:ing|ed|es)|unclear|not clear|hard to understand|makes no sense|puzzl(?:ed|ing))\b", " confusing "),
@@ -58,18 +70,173 @@ _SYNONYMS: list[tuple[str, str]] = [
     (r"\b(love[sd]?|great|awesome|fantastic|happy with|delighted)\b", " praise "),
 ]
 _CONTRACTIONS = [
-    (r"\bcan['’]?t\b", "can not"), (r"\bcannot\b", "can not"), (r"\bwon['’]t\b", "will not"),
-    (r"\bn['’]t\b", " not"), (r"(\w)n['’]t\b", r"\1 not"), (r"['’]re\b", " are"), (r"['’]s\b", ""),
-    (r"['’]ve\b", " have"), (r"['’]ll\b", " will"), (r"['’]d\b", " would"), (r"['’]m\b", " am"),
+    (r"\bcan['’]?t\b", "can not"),
+    (r"\bcannot\b", "can not"),
+    (r"\bwon['’]t\b", "will not"),
+    (r"\bn['’]t\b", " not"),
+    (r"(\w)n['’]t\b", r"\1 not"),
+    (r"['’]re\b", " are"),
+    (r"['’]s\b", ""),
+    (r"['’]ve\b", " have"),
+    (r"['’]ll\b", " will"),
+    (r"['’]d\b", " would"),
+    (r"['’]m\b", " am"),
 ]
 _STOP = frozenset(
-    """a an the and or but if then so of to in on at by for from with about into over under again is are was were be been
-    being am do does did doing have has had having i me my we our you your he she it its they them their this that these
-    those there here what which who whom when why how all any both each few more most other some such no nor only own same
-    than too very just also can could would should will shall may might must now still even really please get got gets
-    customer customers client clients user users people person someone somebody caller callers they'd he's she's one
-    asked asks ask said says say told tell tells want wants wanted need needs needed keep keeps trying tried try today
-    again always never every time times thing things way lot lots bit""".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "then",
+        "so",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "from",
+        "with",
+        "about",
+        "into",
+        "over",
+        "under",
+        "again",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "am",
+        "do",
+        "does",
+        "did",
+        "doing",
+        "have",
+        "has",
+        "had",
+        "having",
+        "i",
+        "me",
+        "my",
+        "we",
+        "our",
+        "you",
+        "your",
+        "he",
+        "she",
+        "it",
+        "its",
+        "they",
+        "them",
+        "their",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "when",
+        "why",
+        "how",
+        "all",
+        "any",
+        "both",
+        "each",
+        "few",
+        "more",
+        "most",
+        "other",
+        "some",
+        "such",
+        "no",
+        "nor",
+        "only",
+        "own",
+        "same",
+        "than",
+        "too",
+        "very",
+        "just",
+        "also",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "now",
+        "still",
+        "even",
+        "really",
+        "please",
+        "get",
+        "got",
+        "gets",
+        "customer",
+        "customers",
+        "client",
+        "clients",
+        "user",
+        "users",
+        "people",
+        "person",
+        "someone",
+        "somebody",
+        "caller",
+        "callers",
+        "they'd",
+        "he's",
+        "she's",
+        "one",
+        "asked",
+        "asks",
+        "ask",
+        "said",
+        "says",
+        "say",
+        "told",
+        "tell",
+        "tells",
+        "want",
+        "wants",
+        "wanted",
+        "need",
+        "needs",
+        "needed",
+        "keep",
+        "keeps",
+        "trying",
+        "tried",
+        "try",
+        "today",
+        "again",
+        "always",
+        "never",
+        "every",
+        "time",
+        "times",
+        "thing",
+        "things",
+        "way",
+        "lot",
+        "lots",
+        "bit",
+    ]
 )
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ied", "ies", "ed", "es", "ly", "s")
 _COMPILED_SYN = [(re.compile(p), r) for p, r in _SYNONYMS]
@@ -126,7 +293,7 @@ def shorten(text: str, limit: int = LABEL_CHARS) -> str:
     t = " ".join(text.split())
     lead = re.match(r"^[^:.!?]{1,24}:\s+(?=\S{2})", t)  # "Caller said: ..." / "FYI: ..." lead-ins
     if lead and len(t) - lead.end() >= 12:
-        t = t[lead.end():]
+        t = t[lead.end() :]
         t = t[0].upper() + t[1:]
     m = re.search(r"[.!?;\n](\s|$)", t)
     if m and m.start() >= 12:
@@ -301,8 +468,14 @@ def find_themes(
     for (area, category), members in ordered:
         rows = None if z is None else z[offset : offset + len(members)]
         offset += len(members)
-        labels, x = cluster_texts(norm[(area, category)], distance_threshold, fragment_fraction=fragment_fraction,
-                                  fragment_similarity=fragment_similarity, normalised=True, semantic=rows)
+        labels, x = cluster_texts(
+            norm[(area, category)],
+            distance_threshold,
+            fragment_fraction=fragment_fraction,
+            fragment_similarity=fragment_similarity,
+            normalised=True,
+            semantic=rows,
+        )
         for cluster in sorted(set(labels.tolist())):
             idx = np.flatnonzero(labels == cluster)
             if len(idx) == 1:
@@ -315,8 +488,15 @@ def find_themes(
                 order = idx[np.argsort(-np.round(centrality, 9), kind="stable")]
             ids = [members[i].id for i in order]
             central = members[order[0]]
-            themes.append(Theme(label=shorten(central.text), product_area=area, category=category,
-                                member_ids=ids, central_id=central.id))
+            themes.append(
+                Theme(
+                    label=shorten(central.text),
+                    product_area=area,
+                    category=category,
+                    member_ids=ids,
+                    central_id=central.id,
+                )
+            )
     themes.sort(key=lambda t: (-t.size, t.label, t.product_area, t.category))
     return themes
 

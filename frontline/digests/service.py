@@ -10,11 +10,11 @@ Routing, for department *D*:
   (``Observation.target_department_id``). An observation a D member addressed to D appears once, in (a),
   marked as addressed to D.
 
-Themes (:mod:`frontline.themes`) are computed once per run over the week *and* the previous week, so a
+Themes (:mod:`frontline.digests.themes`) are computed once per run over the week *and* the previous week, so a
 theme's count can be compared with last week's. Each current-week observation stores its theme label in
 ``Observation.theme``. A theme's action link (acknowledge / planned / fixed / won't fix) applies to that
 week's observations of the theme that are addressed to D, through
-:func:`frontline.observations.set_ack_state`, which also tells the reporting rotators.
+:func:`frontline.observations.intake.set_ack_state`, which also tells the reporting rotators.
 
 Delivery: one message per recipient (``Department.digest_recipients``, else the head), queued through
 the outbox with the key ``digest:<department id>:<week>:<recipient>``; a re-run queues nothing new.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,7 +34,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, or_, update
 from sqlmodel import Session, select
 
-from frontline.themes import ThemeInput, find_themes, shorten
+from frontline.core import clock
+from frontline.core.clock import iso_week
+from frontline.core.errors import DigestError
+from frontline.digests.themes import ThemeInput, find_themes, shorten
 from models import Department, DigestOptOut, Employee, Observation, Rotation
 
 MAX_HTML_BYTES = 100_000
@@ -48,10 +51,6 @@ ACK_LABELS = {
     "wont_fix": "won't fix",
 }
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
-
-
-class DigestError(ValueError):
-    """Bad digest input (week format, unknown department)."""
 
 
 # ---------------------------------------------------------------------------------------------- weeks
@@ -74,11 +73,6 @@ def week_monday(week: str) -> date:
     return date.fromisocalendar(year, num, 1)
 
 
-def iso_week(day: date) -> str:
-    year, num, _ = day.isocalendar()
-    return f"{year}-W{num:02d}"
-
-
 def shift_week(week: str, weeks: int) -> str:
     return iso_week(week_monday(week) + timedelta(weeks=weeks))
 
@@ -86,28 +80,16 @@ def shift_week(week: str, weeks: int) -> str:
 def week_window(week: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """[start, end) of the week in UTC: local Monday 00:00 to the next local Monday 00:00."""
     monday = week_monday(week)
-    start = datetime.combine(monday, time(0), tzinfo=tz).astimezone(timezone.utc)
-    end = datetime.combine(monday + timedelta(days=7), time(0), tzinfo=tz).astimezone(timezone.utc)
+    start = datetime.combine(monday, time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(monday + timedelta(days=7), time(0), tzinfo=tz).astimezone(UTC)
     return start, end
 
 
 def last_completed_week(now: datetime | None = None, tz: ZoneInfo | None = None) -> str:
     """The ISO week before the one containing ``now`` (organisation time zone)."""
-    tz = tz or _tz()
-    now = now or datetime.now(timezone.utc)
+    tz = tz or clock.org_tz()
+    now = now or datetime.now(UTC)
     return iso_week(now.astimezone(tz).date() - timedelta(days=7))
-
-
-def _tz() -> ZoneInfo:
-    from frontline.settings import get_settings
-
-    return get_settings().tz
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite returns naive UTC
-        return value.replace(tzinfo=timezone.utc)
-    return value
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -153,10 +135,22 @@ class WeekData:
 
 
 _OBS_COLUMNS = (
-    Observation.id, Observation.created_at, Observation.text, Observation.impact, Observation.customer_count,
-    Observation.product_area, Observation.category, Observation.target_department_id, Observation.urgent,
-    Observation.rotator_id, Employee.name, Employee.department_id, Observation.ack_state, Observation.ack_by,
-    Observation.ack_at, Observation.theme,
+    Observation.id,
+    Observation.created_at,
+    Observation.text,
+    Observation.impact,
+    Observation.customer_count,
+    Observation.product_area,
+    Observation.category,
+    Observation.target_department_id,
+    Observation.urgent,
+    Observation.rotator_id,
+    Employee.name,
+    Employee.department_id,
+    Observation.ack_state,
+    Observation.ack_by,
+    Observation.ack_at,
+    Observation.theme,
 )
 
 
@@ -174,22 +168,41 @@ def _obs_rows(session: Session, where: list, department_ids: list[int] | None) -
 
 def _to_obs(r: tuple, current: bool) -> Obs:
     return Obs(
-        id=r[0], created_at=_aware(r[1]), text=r[2], impact=r[3], customer_count=r[4], product_area=r[5],
-        category=r[6], target_department_id=r[7], urgent=bool(r[8]), rotator_id=r[9],
-        rotator_name=r[10] if r[10] is not None else "(unknown rotator)", rotator_department_id=r[11],
-        ack_state=r[12], ack_by=r[13], ack_at=_aware(r[14]), theme=r[15], current=current,
+        id=r[0],
+        created_at=clock.aware(r[1]),
+        text=r[2],
+        impact=r[3],
+        customer_count=r[4],
+        product_area=r[5],
+        category=r[6],
+        target_department_id=r[7],
+        urgent=bool(r[8]),
+        rotator_id=r[9],
+        rotator_name=r[10] if r[10] is not None else "(unknown rotator)",
+        rotator_department_id=r[11],
+        ack_state=r[12],
+        ack_by=r[13],
+        ack_at=clock.aware(r[14]),
+        theme=r[15],
+        current=current,
     )
 
 
 def compute_themes(session: Session, week: str, *, persist: bool = True) -> dict[int, ThemeKey]:
     """Themes over the week and the previous week (all departments); stores each current-week
     observation's label in ``Observation.theme`` when ``persist``. Returns ``{observation id: key}``."""
-    tz = _tz()
+    tz = clock.org_tz()
     start, end = week_window(week, tz)
     prev_start, _ = week_window(shift_week(week, -1), tz)
     rows = session.exec(
-        select(Observation.id, Observation.text, Observation.product_area, Observation.category,
-               Observation.created_at, Observation.theme)
+        select(
+            Observation.id,
+            Observation.text,
+            Observation.product_area,
+            Observation.category,
+            Observation.created_at,
+            Observation.theme,
+        )
         .where(Observation.created_at >= prev_start, Observation.created_at < end)
         .order_by(Observation.id)
     ).all()
@@ -200,8 +213,7 @@ def compute_themes(session: Session, week: str, *, persist: bool = True) -> dict
             mapping[mid] = (t.product_area, t.category, t.label)
     if persist:
         changed = [
-            (r[0], mapping[r[0]][2]) for r in rows
-            if _aware(r[4]) >= start and r[5] != mapping[r[0]][2][:200]
+            (r[0], mapping[r[0]][2]) for r in rows if clock.aware(r[4]) >= start and r[5] != mapping[r[0]][2][:200]
         ]
         if changed:
             table = Observation.__table__
@@ -220,7 +232,7 @@ def load_week(
     themes: dict[int, ThemeKey] | None = None,
 ) -> WeekData:
     """Everything the digests of ``department_ids`` (default: all) need for ``week``, as plain data."""
-    tz = _tz()
+    tz = clock.org_tz()
     start, end = week_window(week, tz)
     prev_start, _ = week_window(shift_week(week, -1), tz)
     if themes is None:
@@ -228,12 +240,13 @@ def load_week(
     window = _obs_rows(session, [Observation.created_at >= prev_start, Observation.created_at < end], department_ids)
     current, previous = [], []
     for r in window:
-        is_current = _aware(r[1]) >= start
+        is_current = clock.aware(r[1]) >= start
         (current if is_current else previous).append(_to_obs(r, is_current))
     open_urgent = [
         _to_obs(r, False)
         for r in _obs_rows(
-            session, [Observation.urgent == True, Observation.ack_state == "new", Observation.created_at < start],  # noqa: E712
+            session,
+            [Observation.urgent == True, Observation.ack_state == "new", Observation.created_at < start],  # noqa: E712
             department_ids,
         )
     ]
@@ -247,8 +260,11 @@ def load_week(
     departments = {d.id: d for d in session.exec(dept_stmt)}
     monday = week_monday(week)
     rot_stmt = (
-        select(Rotation, Employee).join(Employee, Rotation.employee_id == Employee.id)
-        .where(Rotation.status != "cancelled", Rotation.end >= monday, Rotation.start <= monday + timedelta(days=7 + 28))
+        select(Rotation, Employee)
+        .join(Employee, Rotation.employee_id == Employee.id)
+        .where(
+            Rotation.status != "cancelled", Rotation.end >= monday, Rotation.start <= monday + timedelta(days=7 + 28)
+        )
     )
     if department_ids is not None:
         rot_stmt = rot_stmt.where(Employee.department_id.in_(department_ids))
@@ -323,8 +339,11 @@ class ThemeSummary:
     def ack_summary(self) -> str:
         if not self.actionable:
             return ""
-        parts = [f"{n} {'awaiting your response' if s == 'new' else ACK_LABELS.get(s, s)}"
-                 for s, n in sorted(self.ack.items()) if n]
+        parts = [
+            f"{n} {'awaiting your response' if s == 'new' else ACK_LABELS.get(s, s)}"
+            for s, n in sorted(self.ack.items())
+            if n
+        ]
         return ", ".join(parts)
 
 
@@ -414,12 +433,21 @@ def _themes_for(
             seen.add(text.lower())
             quotes.append(Quote(text, o.rotator_name, _day(o.created_at, tz), o.impact, o.customer_count))
         addressed = [o for o in members if o.target_department_id == department_id]
-        out.append(ThemeSummary(
-            product_area=k[0], category=k[1], label=k[2], count=len(members), previous=prev_counts.get(k, 0),
-            share=len(members) / total if total else 0.0, quotes=quotes,
-            reporters=len({o.rotator_id for o in members}), customers=sum(o.customer_count for o in members),
-            ack=dict(Counter(o.ack_state for o in addressed)), actionable=len(addressed),
-        ))
+        out.append(
+            ThemeSummary(
+                product_area=k[0],
+                category=k[1],
+                label=k[2],
+                count=len(members),
+                previous=prev_counts.get(k, 0),
+                share=len(members) / total if total else 0.0,
+                quotes=quotes,
+                reporters=len({o.rotator_id for o in members}),
+                customers=sum(o.customer_count for o in members),
+                ack=dict(Counter(o.ack_state for o in addressed)),
+                actionable=len(addressed),
+            )
+        )
     out.sort(key=lambda t: (-t.count, -t.customers, t.label))
     top = out[0].count if out else 1
     for t in out:
@@ -428,7 +456,7 @@ def _themes_for(
 
 
 def build_digest(week: WeekData, department: Department) -> DigestContent:
-    tz = _tz()
+    tz = clock.org_tz()
     d = department.id
     own = [o for o in week.current if o.rotator_department_id == d]
     addressed = [o for o in week.current if o.target_department_id == d and o.rotator_department_id != d]
@@ -443,23 +471,40 @@ def build_digest(week: WeekData, department: Department) -> DigestContent:
         Metric("urgent", sum(o.urgent for o in both), sum(o.urgent for o in prev_both)),
     ]
     sections = [
-        Section("addressed", "Addressed to you",
-                f"What rotators from other departments think {department.name} should hear.",
-                "of this week's observations addressed to you",
-                len(addressed), len(prev_addressed), len({o.rotator_id for o in addressed}),
-                _themes_for(addressed, prev_addressed, week, d, tz)),
-        Section("own", "From your people on rotation",
-                f"What {department.name} colleagues heard from customers, wherever they addressed it.",
-                "of this week's observations by your people",
-                len(own), len(prev_own), len({o.rotator_id for o in own}),
-                _themes_for(own, prev_own, week, d, tz)),
+        Section(
+            "addressed",
+            "Addressed to you",
+            f"What rotators from other departments think {department.name} should hear.",
+            "of this week's observations addressed to you",
+            len(addressed),
+            len(prev_addressed),
+            len({o.rotator_id for o in addressed}),
+            _themes_for(addressed, prev_addressed, week, d, tz),
+        ),
+        Section(
+            "own",
+            "From your people on rotation",
+            f"What {department.name} colleagues heard from customers, wherever they addressed it.",
+            "of this week's observations by your people",
+            len(own),
+            len(prev_own),
+            len({o.rotator_id for o in own}),
+            _themes_for(own, prev_own, week, d, tz),
+        ),
     ]
     urgent_obs = [o for o in week.current if o.urgent and o.target_department_id == d]
     urgent_obs += [o for o in week.open_urgent if o.target_department_id == d]
     urgent_obs.sort(key=lambda o: (o.ack_state != "new", o.created_at, o.id))
     urgent = [
-        UrgentItem(" ".join(o.text.split()), o.rotator_name, _day(o.created_at, tz), o.product_area, o.ack_state,
-                   o.ack_by, max(0, (week.end - o.created_at).days))
+        UrgentItem(
+            " ".join(o.text.split()),
+            o.rotator_name,
+            _day(o.created_at, tz),
+            o.product_area,
+            o.ack_state,
+            o.ack_by,
+            max(0, (week.end - o.created_at).days),
+        )
         for o in urgent_obs
     ]
     acted_groups: dict[tuple[str, str], list[Obs]] = defaultdict(list)
@@ -482,9 +527,19 @@ def build_digest(week: WeekData, department: Department) -> DigestContent:
         elif r.start > sunday:
             next_.append(person)
     return DigestContent(
-        department_id=d, department_name=department.name, week=week.week, first_day=monday, last_day=sunday,
-        metrics=metrics, sections=sections, urgent=urgent, acted=acted, rotating_now=now_, rotating_next=next_,
-        observations=len(both), theme_count=sum(len(s.themes) for s in sections),
+        department_id=d,
+        department_name=department.name,
+        week=week.week,
+        first_day=monday,
+        last_day=sunday,
+        metrics=metrics,
+        sections=sections,
+        urgent=urgent,
+        acted=acted,
+        rotating_now=now_,
+        rotating_next=next_,
+        observations=len(both),
+        theme_count=sum(len(s.themes) for s in sections),
     )
 
 
@@ -519,8 +574,8 @@ def _trim(text: str, limit: int) -> str:
 
 
 def _context(content: DigestContent, recipient: str, limits: Limits) -> dict[str, Any]:
-    from frontline.links import THEME_ACTIONS, digest_unsubscribe_url, theme_action_url
-    from frontline.settings import get_settings
+    from frontline.core.links import THEME_ACTIONS, digest_unsubscribe_url, theme_action_url
+    from frontline.core.settings import get_settings
 
     sections = []
     for s in content.sections:
@@ -528,19 +583,26 @@ def _context(content: DigestContent, recipient: str, limits: Limits) -> dict[str
         for t in s.themes[: limits.themes]:
             actions = []
             if t.actionable:  # one signed token per theme; the pre-selected action rides in the query string
-                base = theme_action_url(content.department_id, content.week, t.product_area, t.category, t.label,
-                                        recipient)
+                base = theme_action_url(
+                    content.department_id, content.week, t.product_area, t.category, t.label, recipient
+                )
                 actions = [(ACK_LABELS[a], f"{base}?action={a}") for a in THEME_ACTIONS]
-            themes.append({
-                "t": t,
-                "quotes": [
-                    {"text": _trim(q.text, limits.quote_chars), "q": q} for q in t.quotes[: limits.quotes]
-                ],
-                "more_quotes": max(0, t.count - min(len(t.quotes), limits.quotes)),
-                "actions": actions,
-            })
-        sections.append({"s": s, "themes": themes, "more_themes": max(0, len(s.themes) - limits.themes),
-                         "more_themes_count": sum(t.count for t in s.themes[limits.themes:])})
+            themes.append(
+                {
+                    "t": t,
+                    "quotes": [{"text": _trim(q.text, limits.quote_chars), "q": q} for q in t.quotes[: limits.quotes]],
+                    "more_quotes": max(0, t.count - min(len(t.quotes), limits.quotes)),
+                    "actions": actions,
+                }
+            )
+        sections.append(
+            {
+                "s": s,
+                "themes": themes,
+                "more_themes": max(0, len(s.themes) - limits.themes),
+                "more_themes_count": sum(t.count for t in s.themes[limits.themes :]),
+            }
+        )
     urgent = [{"u": u, "text": _trim(u.text, limits.quote_chars)} for u in content.urgent[: limits.urgent]]
     top = max((t for sec in content.sections for t in sec.themes[:1]), key=lambda t: t.count, default=None)
     preheader = f"{content.observations} observation{'s' if content.observations != 1 else ''}"
@@ -587,7 +649,7 @@ def inline_css(html: str) -> str:
 
 def render_digest(content: DigestContent, recipient: str, *, inline: bool = True) -> RenderedDigest:
     """HTML (CSS inlined) and plain text for one recipient, tightened until the HTML fits the budget."""
-    from frontline.templating import render_html, render_text
+    from frontline.core.templating import render_html, render_text
 
     for limits in LIMIT_STEPS:
         ctx = _context(content, recipient, limits)
@@ -626,8 +688,12 @@ class Outcome:
 
     def row(self) -> dict[str, Any]:
         status = f"queued {self.queued}" if self.queued else (self.skipped or "already queued")
-        return {"department": self.department, "observations": self.observations, "themes": self.themes,
-                "status": status}
+        return {
+            "department": self.department,
+            "observations": self.observations,
+            "themes": self.themes,
+            "status": status,
+        }
 
 
 def idempotency_key(department_id: int, week: str, recipient: str) -> str:
@@ -676,7 +742,10 @@ def queue_digests(
                 continue
             rendered = render_digest(content, recipient)
             message = compose(
-                to=recipient, subject=rendered.subject, text=rendered.text, html=rendered.html,
+                to=recipient,
+                subject=rendered.subject,
+                text=rendered.text,
+                html=rendered.html,
                 headers={
                     "List-Unsubscribe": f"<{rendered.unsubscribe_url}>",
                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -738,14 +807,16 @@ def department_ids_named(session: Session, name: str | None) -> list[int] | None
 def theme_observations(session: Session, payload: dict[str, Any]) -> list[Observation]:
     """The observations a theme action link applies to: the week's observations of that theme addressed
     to the link's department."""
-    start, end = week_window(payload["w"], _tz())
+    start, end = week_window(payload["w"], clock.org_tz())
     rows = session.exec(
-        select(Observation).where(
+        select(Observation)
+        .where(
             Observation.target_department_id == payload["d"],
             Observation.theme == payload["t"][:200],
             Observation.created_at >= start,
             Observation.created_at < end,
-        ).order_by(Observation.id)
+        )
+        .order_by(Observation.id)
     ).all()
     area, category = payload["a"].strip().lower(), payload["c"].strip().lower()
     return [o for o in rows if o.product_area.strip().lower() == area and o.category.strip().lower() == category]

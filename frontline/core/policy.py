@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from frontline.core.errors import PolicyError
+
 DEFAULT_CATEGORIES = [
     "bug",
     "confusing_ux",
@@ -24,14 +26,6 @@ DEFAULT_CATEGORIES = [
 ]
 
 
-class PolicyError(ValueError):
-    """The policy file is missing, unreadable or invalid; ``problems`` lists ``file: key: message``."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,7 +36,7 @@ class Blackout(_Strict):
     reason: str = ""
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Blackout":
+    def _ordered(self) -> Blackout:
         if self.end < self.start:
             raise ValueError(f"end {self.end} is before start {self.start}")
         return self
@@ -62,7 +56,17 @@ class Mentoring(_Strict):
 
 class Observations(_Strict):
     product_areas: list[str] = Field(
-        default_factory=lambda: ["billing", "checkout", "export", "onboarding", "mobile app", "hardware", "shipping", "account", "other"]
+        default_factory=lambda: [
+            "billing",
+            "checkout",
+            "export",
+            "onboarding",
+            "mobile app",
+            "hardware",
+            "shipping",
+            "account",
+            "other",
+        ]
     )
     categories: list[str] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
     escalation_sla_hours: float = Field(default=24, gt=0)
@@ -76,7 +80,7 @@ class Observations(_Strict):
     max_customer_count: int = Field(default=100000, ge=1, description="upper bound of 'customers who mentioned it'")
 
     @model_validator(mode="after")
-    def _mapped_areas_exist(self) -> "Observations":
+    def _mapped_areas_exist(self) -> Observations:
         unknown = sorted(set(self.area_departments) - set(self.product_areas))
         if unknown:
             raise ValueError(f"area_departments names product areas not in product_areas: {', '.join(unknown)}")
@@ -136,7 +140,7 @@ def parse_policy(data: dict, source: str = "frontline.toml") -> Policy:
 def load_policy(path: Path | str | None = None) -> Policy:
     """Read and validate the policy file (default: the configured ``policy_path``)."""
     if path is None:
-        from frontline.settings import get_settings
+        from frontline.core.settings import get_settings
 
         path = get_settings().policy_path
     path = Path(path)

@@ -32,13 +32,13 @@ Thursday on to rotators without an observation since Monday of that week.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from types import SimpleNamespace
-from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import Session, select
 
-from frontline.calendar import (
+from frontline.calendar.ics import (
     AllDayEvent,
     ItipObject,
     Person,
@@ -48,8 +48,8 @@ from frontline.calendar import (
     organizer_from_settings,
     rotation_uid,
 )
+from frontline.core.templating import render_html, render_text
 from frontline.mail import compose, enqueue
-from frontline.templating import render_html, render_text
 from models import Employee, MentorPairing, Observation, Rotation, utcnow
 
 ACTIVE = ("draft", "invited")
@@ -69,7 +69,7 @@ class Counts:
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
 
-    def add(self, other: "Counts") -> None:
+    def add(self, other: Counts) -> None:
         for key, value in other.__dict__.items():
             setattr(self, key, getattr(self, key) + value)
 
@@ -100,27 +100,34 @@ class CheckinSeries:
         return f"{WEEKDAYS[self.first.weekday()]}s at {self.first:%H:%M} ({self.first.tzinfo.key})"
 
     def overrides(self, names: str) -> tuple[tuple[int, datetime | None, str], ...]:
-        """Week 1 is the kickoff, the last week the wrap-up (as :func:`frontline.mentoring.checkin_events`)."""
+        """Week 1 is the kickoff, the last week the wrap-up (as :func:`frontline.mentors.service.checkin_events`)."""
         if self.count < 2:
             return ()
         return ((0, self.kickoff, f"Kickoff: {names}"), (self.count - 1, None, f"Wrap-up: {names}"))
 
 
-def checkin_series(rotation, pairing: MentorPairing, mentor: Employee, minutes: int, org_tz: ZoneInfo,
-                   rotator: Employee | None = None, hours: tuple[int, int] = (9, 17)) -> CheckinSeries | None:
+def checkin_series(
+    rotation,
+    pairing: MentorPairing,
+    mentor: Employee,
+    minutes: int,
+    org_tz: ZoneInfo,
+    rotator: Employee | None = None,
+    hours: tuple[int, int] = (9, 17),
+) -> CheckinSeries | None:
     """The weekly check-in series of a pairing, or None when the pairing has no slot.
 
     The pairing stores its slot as weekday + HH:MM UTC for the rotation's first week. The series keeps
     the *local* time that slot has in the mentor's time zone, so it does not move by an hour when
     daylight saving starts or ends during the rotation. The kickoff (first day) comes from
-    :func:`frontline.mentoring.events_for`, which owns the meeting rules; in the calendar it replaces
+    :func:`frontline.mentors.service.events_for`, which owns the meeting rules; in the calendar it replaces
     the first week's occurrence and the last occurrence is the wrap-up.
     """
     if pairing.checkin_weekday is None or not pairing.checkin_time_utc:
         return None
     hh, _, mins = pairing.checkin_time_utc.partition(":")
     day = rotation.start + timedelta(days=(pairing.checkin_weekday - rotation.start.weekday()) % 7)
-    instant = datetime.combine(day, time(int(hh), int(mins or 0)), tzinfo=timezone.utc)
+    instant = datetime.combine(day, time(int(hh), int(mins or 0)), tzinfo=UTC)
     local_zone = _zone(mentor.timezone, org_tz)
     first = instant.astimezone(local_zone)
     count = 0
@@ -128,10 +135,17 @@ def checkin_series(rotation, pairing: MentorPairing, mentor: Employee, minutes: 
         count += 1
     if count == 0:
         return None
-    from frontline.mentoring import events_for
+    from frontline.mentors.service import events_for
 
-    meetings = events_for(rotation.start, rotation.end, pairing, mentor.timezone,
-                          rotator.timezone if rotator else mentor.timezone, minutes, hours)
+    meetings = events_for(
+        rotation.start,
+        rotation.end,
+        pairing,
+        mentor.timezone,
+        rotator.timezone if rotator else mentor.timezone,
+        minutes,
+        hours,
+    )
     kickoff = next((m.start for m in meetings if m.kind == "kickoff"), None)
     return CheckinSeries(first=first, count=count, minutes=minutes, kickoff=kickoff)
 
@@ -142,13 +156,13 @@ def checkin_series(rotation, pairing: MentorPairing, mentor: Employee, minutes: 
 def rotations_to_announce(session: Session, as_of: date, announce_weeks: int = 8) -> list[int]:
     """Ids of rotations that may need an invite, update or cancellation (cheap pre-filter)."""
     horizon = as_of + timedelta(weeks=announce_weeks)
-    active = select(Rotation.id).where(
-        Rotation.status.in_(ACTIVE), Rotation.start <= horizon, Rotation.end >= as_of
-    )
+    active = select(Rotation.id).where(Rotation.status.in_(ACTIVE), Rotation.start <= horizon, Rotation.end >= as_of)
     cancelled = select(Rotation.id).where(Rotation.status == "cancelled", Rotation.announced_state == "invited")
     # announced, then moved (possibly beyond the window): the rotator must hear about the new dates
     moved = select(Rotation.id).where(
-        Rotation.status.in_(ACTIVE), Rotation.announced_state == "invited", Rotation.announced_start != Rotation.start,
+        Rotation.status.in_(ACTIVE),
+        Rotation.announced_state == "invited",
+        Rotation.announced_start != Rotation.start,
         Rotation.end >= as_of,
     )
     ids = set(session.exec(active).all()) | set(session.exec(cancelled).all()) | set(session.exec(moved).all())
@@ -185,9 +199,18 @@ def _queue(session: Session, ctx: _Context, msg, kind: str, key: str) -> bool:
     return False
 
 
-def _rotation_mail(session, ctx: _Context, rotation: Rotation, rotator: Employee, mentor: Employee | None,
-                   series: CheckinSeries | None, method: str, sequence: int, update: bool) -> bool:
-    from frontline.links import observe_url
+def _rotation_mail(
+    session,
+    ctx: _Context,
+    rotation: Rotation,
+    rotator: Employee,
+    mentor: Employee | None,
+    series: CheckinSeries | None,
+    method: str,
+    sequence: int,
+    update: bool,
+) -> bool:
+    from frontline.core.links import observe_url
 
     weeks = ((rotation.end - rotation.start).days + 1) // 7
     event = AllDayEvent(
@@ -210,22 +233,45 @@ def _rotation_mail(session, ctx: _Context, rotation: Rotation, rotator: Employee
     else:
         subject = f"Your support rotation: {first} to {last}"
     context = dict(
-        subject=subject, method=method, what="rotation", update=update, recipient=rotator, first_day=first,
-        last_day=last, weeks=weeks, mentor=mentor, observe_link=observe_url(rotator.id),
+        subject=subject,
+        method=method,
+        what="rotation",
+        update=update,
+        recipient=rotator,
+        first_day=first,
+        last_day=last,
+        weeks=weeks,
+        mentor=mentor,
+        observe_link=observe_url(rotator.id),
         previous_first_day=longdate(rotation.announced_start) if rotation.announced_start else None,
-        checkin_when=series.when if series else None, checkin_minutes=ctx.checkin_minutes,
+        checkin_when=series.when if series else None,
+        checkin_minutes=ctx.checkin_minutes,
     )
     msg = invite_message(
-        obj, to=_person(rotator), subject=subject, stamp=ctx.stamp,
-        text=render_text("email/invite.txt", **context), html=render_html("email/invite.html", **context),
+        obj,
+        to=_person(rotator),
+        subject=subject,
+        stamp=ctx.stamp,
+        text=render_text("email/invite.txt", **context),
+        html=render_html("email/invite.html", **context),
     )
     key = f"{'cancel' if method == 'CANCEL' else 'invite'}:{rotation.id}:{sequence}"
     return _queue(session, ctx, msg, "invite", key)
 
 
-def _checkin_mail(session, ctx: _Context, rotation: Rotation, rotator: Employee, mentor: Employee,
-                  series: CheckinSeries, recipient: Employee, method: str, sequence: int, update: bool,
-                  reason: str = "") -> bool:
+def _checkin_mail(
+    session,
+    ctx: _Context,
+    rotation: Rotation,
+    rotator: Employee,
+    mentor: Employee,
+    series: CheckinSeries,
+    recipient: Employee,
+    method: str,
+    sequence: int,
+    update: bool,
+    reason: str = "",
+) -> bool:
     for_mentor = recipient.id == mentor.id
     other = rotator if for_mentor else mentor
     attendees = [_person(rotator), _person(mentor)] if method == "REQUEST" else [_person(recipient)]
@@ -243,31 +289,67 @@ def _checkin_mail(session, ctx: _Context, rotation: Rotation, rotator: Employee,
     if method == "CANCEL":
         subject = f"Cancelled: check-ins with {other.name}"
     else:
-        subject = f"{'Updated: ' if update else ''}Weekly check-ins with {other.name} from {longdate(series.first.date())}"
+        subject = (
+            f"{'Updated: ' if update else ''}Weekly check-ins with {other.name} from {longdate(series.first.date())}"
+        )
     context = dict(
-        subject=subject, method=method, what="checkins", update=update, recipient=recipient, other=other,
-        for_mentor=for_mentor, first_day=longdate(rotation.start), last_day=longdate(rotation.end),
-        checkin_when=series.when, checkin_count=series.count, checkin_first=longdate(series.first.date()),
+        subject=subject,
+        method=method,
+        what="checkins",
+        update=update,
+        recipient=recipient,
+        other=other,
+        for_mentor=for_mentor,
+        first_day=longdate(rotation.start),
+        last_day=longdate(rotation.end),
+        checkin_when=series.when,
+        checkin_count=series.count,
+        checkin_first=longdate(series.first.date()),
         checkin_last=longdate((series.first + timedelta(weeks=series.count - 1)).date()),
-        checkin_kickoff=f"{longdate(series.kickoff.date())} at {series.kickoff:%H:%M}" if series.kickoff and series.count > 1 else None,
-        checkin_minutes=series.minutes, reason=reason,
+        checkin_kickoff=f"{longdate(series.kickoff.date())} at {series.kickoff:%H:%M}"
+        if series.kickoff and series.count > 1
+        else None,
+        checkin_minutes=series.minutes,
+        reason=reason,
     )
     msg = invite_message(
-        obj, to=_person(recipient), subject=subject, stamp=ctx.stamp,
-        text=render_text("email/invite.txt", **context), html=render_html("email/invite.html", **context),
+        obj,
+        to=_person(recipient),
+        subject=subject,
+        stamp=ctx.stamp,
+        text=render_text("email/invite.txt", **context),
+        html=render_html("email/invite.html", **context),
     )
     prefix = "checkins-cancel" if method == "CANCEL" else "checkins"
     return _queue(session, ctx, msg, "invite", f"{prefix}:{rotation.id}:{sequence}:{recipient.id}")
 
 
-def _mentor_mail(session, ctx: _Context, rotation: Rotation, rotator: Employee, mentor: Employee, sequence: int,
-                 assigned: bool, reason: str = "") -> bool:
+def _mentor_mail(
+    session,
+    ctx: _Context,
+    rotation: Rotation,
+    rotator: Employee,
+    mentor: Employee,
+    sequence: int,
+    assigned: bool,
+    reason: str = "",
+) -> bool:
     """Plain mail to a mentor when there is no check-in series to carry the news (pairing without a slot)."""
     first, last = longdate(rotation.start), longdate(rotation.end)
-    subject = (f"You are mentoring {rotator.name} ({first} to {last})" if assigned
-               else f"No longer mentoring {rotator.name} ({first} to {last})")
-    text = render_text("email/mentor.txt", mentor=mentor, rotator=rotator, first_day=first, last_day=last,
-                       assigned=assigned, reason=reason)
+    subject = (
+        f"You are mentoring {rotator.name} ({first} to {last})"
+        if assigned
+        else f"No longer mentoring {rotator.name} ({first} to {last})"
+    )
+    text = render_text(
+        "email/mentor.txt",
+        mentor=mentor,
+        rotator=rotator,
+        first_day=first,
+        last_day=last,
+        assigned=assigned,
+        reason=reason,
+    )
     msg = compose(to=_addr(mentor), subject=subject, text=text)
     prefix = "mentor" if assigned else "mentor-released"
     return _queue(session, ctx, msg, "mentor", f"{prefix}:{rotation.id}:{sequence}:{mentor.id}")
@@ -285,11 +367,16 @@ def process_invites(
 ) -> Counts:
     """Decide and queue invites for these rotations; updates the rotations. Caller commits."""
     if org_tz is None:
-        from frontline.settings import get_settings
+        from frontline.core.settings import get_settings
 
         org_tz = get_settings().tz
-    ctx = _Context(organizer=organizer_from_settings(), org_tz=org_tz, checkin_minutes=checkin_minutes, stamp=utcnow(),
-                   working_hours=tuple(working_hours))
+    ctx = _Context(
+        organizer=organizer_from_settings(),
+        org_tz=org_tz,
+        checkin_minutes=checkin_minutes,
+        stamp=utcnow(),
+        working_hours=tuple(working_hours),
+    )
     horizon = as_of + timedelta(weeks=announce_weeks)
     for rotation in session.exec(select(Rotation).where(Rotation.id.in_(rotation_ids)).order_by(Rotation.id)).all():
         _process_one(session, ctx, rotation, as_of, horizon)
@@ -300,7 +387,11 @@ def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: dat
     rotator = session.get(Employee, rotation.employee_id)
     pairing = _active_pairing(session, rotation.id)
     mentor = session.get(Employee, pairing.mentor_id) if pairing else None
-    series = checkin_series(rotation, pairing, mentor, ctx.checkin_minutes, ctx.org_tz, rotator, ctx.working_hours) if pairing and mentor else None
+    series = (
+        checkin_series(rotation, pairing, mentor, ctx.checkin_minutes, ctx.org_tz, rotator, ctx.working_hours)
+        if pairing and mentor
+        else None
+    )
     old_mentor = (
         session.get(Employee, rotation.announced_mentor_id) if rotation.announced_mentor_id is not None else None
     )
@@ -311,20 +402,43 @@ def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: dat
             return
         sequence = rotation.sequence + 1
         told = rotation.announced_start or rotation.start  # cancel the dates the rotator was told
-        announced = SimpleNamespace(id=rotation.id, start=told, end=told + (rotation.end - rotation.start),
-                                    announced_start=rotation.announced_start)
+        announced = SimpleNamespace(
+            id=rotation.id,
+            start=told,
+            end=told + (rotation.end - rotation.start),
+            announced_start=rotation.announced_start,
+        )
         _rotation_mail(session, ctx, announced, rotator, old_mentor, None, "CANCEL", sequence, update=True)
         ctx.counts.cancels += 1
         if old_mentor is not None:
             old_pairing_series = _series_for(session, rotation, old_mentor, ctx)
             if old_pairing_series is not None:
                 for person in (rotator, old_mentor):
-                    _checkin_mail(session, ctx, announced, rotator, old_mentor, old_pairing_series, person, "CANCEL",
-                                  sequence, update=True, reason="The support rotation was cancelled.")
+                    _checkin_mail(
+                        session,
+                        ctx,
+                        announced,
+                        rotator,
+                        old_mentor,
+                        old_pairing_series,
+                        person,
+                        "CANCEL",
+                        sequence,
+                        update=True,
+                        reason="The support rotation was cancelled.",
+                    )
                     ctx.counts.checkin_cancels += 1
             else:
-                _mentor_mail(session, ctx, announced, rotator, old_mentor, sequence, assigned=False,
-                             reason="The support rotation was cancelled.")
+                _mentor_mail(
+                    session,
+                    ctx,
+                    announced,
+                    rotator,
+                    old_mentor,
+                    sequence,
+                    assigned=False,
+                    reason="The support rotation was cancelled.",
+                )
         rotation.sequence = sequence
         rotation.announced_state = "cancelled"
         rotation.updated_at = utcnow()
@@ -359,23 +473,49 @@ def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: dat
             ctx.counts.checkin_requests += 1
     elif mentor is not None and (rotation.announced_state != "invited" or rotation.announced_mentor_id != mentor_id):
         _mentor_mail(session, ctx, rotation, rotator, mentor, sequence, assigned=True)
-    if (
-        rotation.announced_state == "invited"
-        and old_mentor is not None
-        and old_mentor.id != mentor_id
-    ):
+    if rotation.announced_state == "invited" and old_mentor is not None and old_mentor.id != mentor_id:
         old_series = _series_for(session, rotation, old_mentor, ctx)
         if old_series is not None:
-            _checkin_mail(session, ctx, rotation, rotator, old_mentor, old_series, old_mentor, "CANCEL", sequence,
-                          update=True, reason=f"{rotator.name} has a different mentor now.")
+            _checkin_mail(
+                session,
+                ctx,
+                rotation,
+                rotator,
+                old_mentor,
+                old_series,
+                old_mentor,
+                "CANCEL",
+                sequence,
+                update=True,
+                reason=f"{rotator.name} has a different mentor now.",
+            )
             ctx.counts.checkin_cancels += 1
             if series is None or mentor is None:  # no new series replaces the rotator's copy of this UID
-                _checkin_mail(session, ctx, rotation, rotator, old_mentor, old_series, rotator, "CANCEL", sequence,
-                              update=True, reason=f"The check-ins with {old_mentor.name} are cancelled.")
+                _checkin_mail(
+                    session,
+                    ctx,
+                    rotation,
+                    rotator,
+                    old_mentor,
+                    old_series,
+                    rotator,
+                    "CANCEL",
+                    sequence,
+                    update=True,
+                    reason=f"The check-ins with {old_mentor.name} are cancelled.",
+                )
                 ctx.counts.checkin_cancels += 1
         else:
-            _mentor_mail(session, ctx, rotation, rotator, old_mentor, sequence, assigned=False,
-                         reason=f"{rotator.name} has a different mentor now." if mentor else "")
+            _mentor_mail(
+                session,
+                ctx,
+                rotation,
+                rotator,
+                old_mentor,
+                sequence,
+                assigned=False,
+                reason=f"{rotator.name} has a different mentor now." if mentor else "",
+            )
     rotation.sequence = sequence
     rotation.announced_state = "invited"
     rotation.announced_start = rotation.start
@@ -396,8 +536,15 @@ def _series_for(session: Session, rotation: Rotation, mentor: Employee, ctx: _Co
         return None
     start = rotation.announced_start or rotation.start
     announced = SimpleNamespace(start=start, end=start + (rotation.end - rotation.start))
-    return checkin_series(announced, pairing, mentor, ctx.checkin_minutes, ctx.org_tz,
-                          session.get(Employee, rotation.employee_id), ctx.working_hours)
+    return checkin_series(
+        announced,
+        pairing,
+        mentor,
+        ctx.checkin_minutes,
+        ctx.org_tz,
+        session.get(Employee, rotation.employee_id),
+        ctx.working_hours,
+    )
 
 
 # --- reminders --------------------------------------------------------------------------------------
@@ -430,56 +577,83 @@ def process_reminders(
     org_tz: ZoneInfo | None = None,
 ) -> dict[str, int]:
     """Queue the reminders, welcomes and nudges due on ``as_of`` for these rotations. Caller commits."""
-    from frontline.links import observe_url
+    from frontline.core.links import observe_url
 
     if org_tz is None:
-        from frontline.settings import get_settings
+        from frontline.core.settings import get_settings
 
         org_tz = get_settings().tz
     counts = {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0}
     monday = as_of - timedelta(days=as_of.weekday())
-    week_start_utc = datetime.combine(monday, time(0), tzinfo=org_tz).astimezone(timezone.utc)
+    week_start_utc = datetime.combine(monday, time(0), tzinfo=org_tz).astimezone(UTC)
     iso = as_of.isocalendar()
     week_label = f"{iso.year}-W{iso.week:02d}"
     for rotation in session.exec(select(Rotation).where(Rotation.id.in_(rotation_ids)).order_by(Rotation.id)).all():
-        if (rotation.status not in ACTIVE or rotation.announced_state != "invited"
-                or rotation.announced_start != rotation.start):
+        if (
+            rotation.status not in ACTIVE
+            or rotation.announced_state != "invited"
+            or rotation.announced_start != rotation.start
+        ):
             continue
         rotator = session.get(Employee, rotation.employee_id)
         if rotator is None or not rotator.active or (rotator.left_on is not None and rotator.left_on <= as_of):
             continue  # a leaver (the roster import keeps a rotation that already started) gets no more mail
         pairing = _active_pairing(session, rotation.id)
         mentor = session.get(Employee, pairing.mentor_id) if pairing else None
-        series = checkin_series(rotation, pairing, mentor, checkin_minutes, org_tz, rotator, tuple(working_hours)) if pairing and mentor else None
+        series = (
+            checkin_series(rotation, pairing, mentor, checkin_minutes, org_tz, rotator, tuple(working_hours))
+            if pairing and mentor
+            else None
+        )
         base = dict(
-            rotator=rotator, mentor=mentor, first_day=longdate(rotation.start), last_day=longdate(rotation.end),
-            observe_link=observe_url(rotator.id), checkin_when=series.when if series else None,
+            rotator=rotator,
+            mentor=mentor,
+            first_day=longdate(rotation.start),
+            last_day=longdate(rotation.end),
+            observe_link=observe_url(rotator.id),
+            checkin_when=series.when if series else None,
         )
         due = [d for d in days_before if d > 0 and rotation.start - timedelta(days=d) <= as_of < rotation.start]
         if due:
             days = min(due)
             subject = f"Your support rotation starts {'tomorrow' if days == 1 else f'in {days} days'} ({longdate(rotation.start)})"
-            msg = compose(to=_addr(rotator), subject=subject, text=render_text("email/reminder.txt", subject=subject, days=days, **base),
-                          html=render_html("email/reminder.html", subject=subject, days=days, **base))
-            if enqueue(session, msg, kind="reminder", idempotency_key=f"reminder:{rotation.id}:{rotation.start.isoformat()}:{days}"):
+            msg = compose(
+                to=_addr(rotator),
+                subject=subject,
+                text=render_text("email/reminder.txt", subject=subject, days=days, **base),
+                html=render_html("email/reminder.html", subject=subject, days=days, **base),
+            )
+            if enqueue(
+                session,
+                msg,
+                kind="reminder",
+                idempotency_key=f"reminder:{rotation.id}:{rotation.start.isoformat()}:{days}",
+            ):
                 counts["reminders"] += 1
         if rotation.start <= as_of < rotation.start + timedelta(days=7):
             subject = "Welcome to the front line" + (f": meet your mentor {mentor.name}" if mentor else "")
-            msg = compose(to=_addr(rotator), subject=subject, text=render_text("email/welcome.txt", subject=subject, **base),
-                          html=render_html("email/welcome.html", subject=subject, **base))
+            msg = compose(
+                to=_addr(rotator),
+                subject=subject,
+                text=render_text("email/welcome.txt", subject=subject, **base),
+                html=render_html("email/welcome.html", subject=subject, **base),
+            )
             if enqueue(session, msg, kind="welcome", idempotency_key=f"welcome:{rotation.id}"):
                 counts["welcomes"] += 1
         if weekly_nudge and as_of.weekday() >= 3 and rotation.start <= as_of <= rotation.end:
             wrote = session.exec(
-                select(Observation.id).where(
-                    Observation.rotator_id == rotator.id, Observation.created_at >= week_start_utc
-                ).limit(1)
+                select(Observation.id)
+                .where(Observation.rotator_id == rotator.id, Observation.created_at >= week_start_utc)
+                .limit(1)
             ).first()
             if wrote is None:
                 subject = f"What did customers struggle with this week? ({week_label})"
-                msg = compose(to=_addr(rotator), subject=subject,
-                              text=render_text("email/nudge.txt", subject=subject, week=week_label, **base),
-                              html=render_html("email/nudge.html", subject=subject, week=week_label, **base))
+                msg = compose(
+                    to=_addr(rotator),
+                    subject=subject,
+                    text=render_text("email/nudge.txt", subject=subject, week=week_label, **base),
+                    html=render_html("email/nudge.html", subject=subject, week=week_label, **base),
+                )
                 if enqueue(session, msg, kind="nudge", idempotency_key=f"nudge:{rotator.id}:{week_label}"):
                     counts["nudges"] += 1
     counts["queued"] = counts["reminders"] + counts["welcomes"] + counts["nudges"]
@@ -489,7 +663,7 @@ def process_reminders(
 def _addr(e: Employee):
     from email.headerregistry import Address
 
-    from frontline.calendar import clean_name
+    from frontline.calendar.ics import clean_name
 
     return Address(display_name=clean_name(e.name), addr_spec=e.email)
 

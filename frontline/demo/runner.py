@@ -17,13 +17,15 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import Any
 
-from frontline.synth import SyntheticCompany
+from frontline.core import clock
+from frontline.core.errors import DemoError
+from frontline.demo.synth import SyntheticCompany
 
-EXAMPLE_POLICY = Path(__file__).resolve().parent.parent / "frontline.example.toml"
+EXAMPLE_POLICY = Path(__file__).resolve().parents[2] / "frontline.example.toml"
 
 
 @dataclass
@@ -83,17 +85,12 @@ def demo_policy_text(support_department: str, seats_per_week: int, mentor_annual
     return text
 
 
-class DemoError(Exception):
-    """The demo cannot start (for example its folder cannot be created)."""
-
-
 def prepare(directory: Path, n_employees: int, seed: int = 7, today: date | None = None) -> DemoContext:
     """Point the settings at the demo folder and clear what a previous run left there.
 
     Must run before anything opens the database: it sets ``FRONTLINE_*`` in the environment and clears
     the cached settings."""
-    from frontline.settings import get_settings
-
+    from frontline.core.settings import get_settings
     from models import get_engine
 
     directory = Path(directory).resolve()
@@ -114,7 +111,7 @@ def prepare(directory: Path, n_employees: int, seed: int = 7, today: date | None
     os.environ["FRONTLINE_OUTBOX_DIR"] = str(ctx.outbox_dir)
     os.environ["FRONTLINE_POLICY_PATH"] = str(ctx.policy_path)
     get_settings.cache_clear()
-    ctx.today = today or datetime.now(get_settings().tz).date()
+    ctx.today = today or clock.today()
     return ctx
 
 
@@ -122,7 +119,7 @@ def prepare(directory: Path, n_employees: int, seed: int = 7, today: date | None
 
 
 def step_generate(ctx: DemoContext) -> str:
-    from frontline.synth import generate_company, write_csvs
+    from frontline.demo.synth import generate_company, write_csvs
 
     ctx.company = company = generate_company(ctx.n_employees, seed=ctx.seed, today=ctx.today)
     ctx.csvs = write_csvs(company, ctx.directory / "roster")
@@ -130,7 +127,9 @@ def step_generate(ctx: DemoContext) -> str:
     mentors = sum(1 for e in company.employees if e["mentor"])
     rotators = sum(1 for e in company.employees if e["department"] != company.support_department)
     ctx.policy_path.write_text(
-        demo_policy_text(company.support_department, seats_for(ctx.n_employees), mentor_annual_cap_for(rotators, mentors)),
+        demo_policy_text(
+            company.support_department, seats_for(ctx.n_employees), mentor_annual_cap_for(rotators, mentors)
+        ),
         encoding="utf-8",
     )
     ctx.outputs["policy"] = ctx.policy_path
@@ -143,7 +142,7 @@ def step_generate(ctx: DemoContext) -> str:
 
 
 def step_init(ctx: DemoContext) -> str:
-    from frontline.policy import load_policy
+    from frontline.core.policy import load_policy
     from models import init_db
 
     policy = load_policy()
@@ -198,33 +197,150 @@ def step_pair_mentors(ctx: DemoContext) -> str:
 
 DEMO_OBSERVATIONS = [
     # (area, category, impact, customers, urgent, text, suggestion)
-    ("checkout", "bug", 5, 14, True, "Checkout charges the card twice when the 3-D Secure window times out; "
-     "customer anna.k@example.org sent screenshots of both charges on 4111 1111 1111 1111", "Refund both and block retries"),
-    ("checkout", "bug", 4, 6, False, "Double charge again after the 3-D Secure timeout, customer called from +44 20 7946 0958", None),
-    ("checkout", "bug", 4, 3, False, "Card charged twice at checkout after the bank verification popup timed out", None),
-    ("billing", "policy_pricing", 3, 5, False, "Customers do not understand why the yearly plan shows VAT twice on the invoice",
-     "Show VAT once, with the rate"),
-    ("billing", "policy_pricing", 3, 2, False, "Invoice shows VAT twice for yearly plans; refund to DE89 3704 0044 0532 0130 00 requested", None),
-    ("billing", "confusing_ux", 2, 4, False, "People cannot find where to download past invoices", "Link invoices from the account menu"),
-    ("export", "bug", 4, 8, True, "CSV export times out for accounts with more than 10k rows since 3.14.2; "
-     "big customers cannot close their month", None),
-    ("export", "bug", 3, 3, False, "Export to CSV times out on large accounts, customer jo@example.net retried 5 times", None),
+    (
+        "checkout",
+        "bug",
+        5,
+        14,
+        True,
+        "Checkout charges the card twice when the 3-D Secure window times out; "
+        "customer anna.k@example.org sent screenshots of both charges on 4111 1111 1111 1111",
+        "Refund both and block retries",
+    ),
+    (
+        "checkout",
+        "bug",
+        4,
+        6,
+        False,
+        "Double charge again after the 3-D Secure timeout, customer called from +44 20 7946 0958",
+        None,
+    ),
+    (
+        "checkout",
+        "bug",
+        4,
+        3,
+        False,
+        "Card charged twice at checkout after the bank verification popup timed out",
+        None,
+    ),
+    (
+        "billing",
+        "policy_pricing",
+        3,
+        5,
+        False,
+        "Customers do not understand why the yearly plan shows VAT twice on the invoice",
+        "Show VAT once, with the rate",
+    ),
+    (
+        "billing",
+        "policy_pricing",
+        3,
+        2,
+        False,
+        "Invoice shows VAT twice for yearly plans; refund to DE89 3704 0044 0532 0130 00 requested",
+        None,
+    ),
+    (
+        "billing",
+        "confusing_ux",
+        2,
+        4,
+        False,
+        "People cannot find where to download past invoices",
+        "Link invoices from the account menu",
+    ),
+    (
+        "export",
+        "bug",
+        4,
+        8,
+        True,
+        "CSV export times out for accounts with more than 10k rows since 3.14.2; "
+        "big customers cannot close their month",
+        None,
+    ),
+    (
+        "export",
+        "bug",
+        3,
+        3,
+        False,
+        "Export to CSV times out on large accounts, customer jo@example.net retried 5 times",
+        None,
+    ),
     ("export", "missing_feature", 2, 2, False, "Several customers asked for an Excel export instead of CSV", None),
-    ("onboarding", "confusing_ux", 3, 7, False, "New customers skip the bank details step and then cannot get paid out",
-     "Make the step mandatory"),
-    ("onboarding", "confusing_ux", 3, 4, False, "Onboarding checklist hides the bank details step below the fold", None),
-    ("onboarding", "documentation", 2, 2, False, "The onboarding guide still shows the old dashboard screenshots", None),
+    (
+        "onboarding",
+        "confusing_ux",
+        3,
+        7,
+        False,
+        "New customers skip the bank details step and then cannot get paid out",
+        "Make the step mandatory",
+    ),
+    (
+        "onboarding",
+        "confusing_ux",
+        3,
+        4,
+        False,
+        "Onboarding checklist hides the bank details step below the fold",
+        None,
+    ),
+    (
+        "onboarding",
+        "documentation",
+        2,
+        2,
+        False,
+        "The onboarding guide still shows the old dashboard screenshots",
+        None,
+    ),
     ("mobile app", "bug", 4, 11, False, "The mobile app logs people out every morning after the last update", None),
     ("mobile app", "bug", 4, 5, False, "Android app signs users out overnight since version 5.2", None),
     ("mobile app", "praise", 1, 3, False, "Customers love the new dark mode in the app", None),
-    ("shipping", "delivery_fulfilment", 4, 9, True, "Parcels to Austria have been stuck at the hub for 6 days; "
-     "customer +43 1 58858 0 says the tracking page shows nothing", "Tell customers proactively"),
-    ("shipping", "delivery_fulfilment", 3, 4, False, "Deliveries promised in 2 days took 9 for several Austrian customers", None),
+    (
+        "shipping",
+        "delivery_fulfilment",
+        4,
+        9,
+        True,
+        "Parcels to Austria have been stuck at the hub for 6 days; "
+        "customer +43 1 58858 0 says the tracking page shows nothing",
+        "Tell customers proactively",
+    ),
+    (
+        "shipping",
+        "delivery_fulfilment",
+        3,
+        4,
+        False,
+        "Deliveries promised in 2 days took 9 for several Austrian customers",
+        None,
+    ),
     ("hardware", "bug", 5, 2, True, "Two customers report the charger getting very hot after 20 minutes", None),
     ("hardware", "documentation", 2, 1, False, "Manual page 12 shows the wrong button for pairing", None),
-    ("account", "confusing_ux", 2, 3, False, "Password reset link expires after 15 minutes, customers call in frustrated",
-     "Make it 1 hour"),
-    ("account", "missing_feature", 2, 2, False, "Customers want two-factor authentication with an authenticator app", None),
+    (
+        "account",
+        "confusing_ux",
+        2,
+        3,
+        False,
+        "Password reset link expires after 15 minutes, customers call in frustrated",
+        "Make it 1 hour",
+    ),
+    (
+        "account",
+        "missing_feature",
+        2,
+        2,
+        False,
+        "Customers want two-factor authentication with an authenticator app",
+        None,
+    ),
     ("other", "praise", 1, 1, False, "A customer thanked us for the quick refund last week", None),
 ]
 
@@ -238,28 +354,41 @@ def step_collect_observations(ctx: DemoContext) -> str:
 
     from flows.escalations import escalate_overdue
     from frontline.cli.common import run_flow
-    from frontline.observations import current_policy, set_ack_state, submit_observation
-    from frontline.policy import load_policy
+    from frontline.core.policy import load_policy
+    from frontline.observations.intake import current_policy, set_ack_state, submit_observation
     from models import Department, Employee, Rotation, session_scope, utcnow
 
     policy = load_policy()
     with session_scope() as session:
         support = session.exec(select(Department.id).where(Department.name == policy.support_department)).first()
         on_rotation = session.exec(
-            select(Employee).join(Rotation, Rotation.employee_id == Employee.id)
-            .where(Rotation.status != "cancelled").order_by(Rotation.start, Employee.id)
+            select(Employee)
+            .join(Rotation, Rotation.employee_id == Employee.id)
+            .where(Rotation.status != "cancelled")
+            .order_by(Rotation.start, Employee.id)
         ).all()
-        people = list({e.id: e for e in on_rotation}.values()) or session.exec(
-            select(Employee).where(Employee.active == True, Employee.department_id != support)  # noqa: E712
-            .order_by(Employee.id)
-        ).all()
+        people = (
+            list({e.id: e for e in on_rotation}.values())
+            or session.exec(
+                select(Employee)
+                .where(Employee.active == True, Employee.department_id != support)  # noqa: E712
+                .order_by(Employee.id)
+            ).all()
+        )
         if not people:
             return "no employees to file observations"
         stored, urgent, redacted = [], [], 0
         for i, (area, category, impact, customers, is_urgent, text, suggestion) in enumerate(DEMO_OBSERVATIONS):
             rotator = people[(i * 7) % len(people)]
-            data = {"text": text, "impact": impact, "customer_count": customers, "product_area": area,
-                    "category": category, "urgent": is_urgent, "client_request_id": f"demo-{i}"}
+            data = {
+                "text": text,
+                "impact": impact,
+                "customer_count": customers,
+                "product_area": area,
+                "category": category,
+                "urgent": is_urgent,
+                "client_request_id": f"demo-{i}",
+            }
             if suggestion:
                 data["suggestion"] = suggestion
             obs = submit_observation(session, rotator, data, "demo")
@@ -268,8 +397,13 @@ def step_collect_observations(ctx: DemoContext) -> str:
             if obs.urgent:
                 urgent.append(obs.id)
         if urgent:
-            set_ack_state(session, [urgent[0]], "acknowledged", by="demo: department head",
-                          note="We are on it; refunds are going out today.")
+            set_ack_state(
+                session,
+                [urgent[0]],
+                "acknowledged",
+                by="demo: department head",
+                note="We are on it; refunds are going out today.",
+            )
     sla = current_policy().observations.escalation_sla_hours
     escalated = run_flow(escalate_overdue, as_of=utcnow() + timedelta(hours=sla + 1))
     ctx.results["collect_observations"] = {"stored": stored, "urgent": urgent, "escalated": escalated}
@@ -285,14 +419,15 @@ def step_send_digests(ctx: DemoContext) -> str:
 
     from flows.digests import send_digests
     from frontline.cli.common import run_flow
-    from frontline.digests import iso_week, preview_digests
-    from frontline.settings import get_settings
+    from frontline.core.clock import iso_week
+    from frontline.core.settings import get_settings
+    from frontline.digests.service import preview_digests
     from models import Observation, session_scope
 
     with session_scope() as session:  # the week of the newest observation (else this week)
         newest = session.exec(select(func.max(Observation.created_at))).one()
     if newest is not None and newest.tzinfo is None:
-        newest = newest.replace(tzinfo=timezone.utc)
+        newest = newest.replace(tzinfo=UTC)
     week = iso_week(newest.astimezone(get_settings().tz).date() if newest else ctx.today)
     rows = ctx.results["send_digests"] = run_flow(send_digests, week=week)
     folder = ctx.directory / "digests"
@@ -319,11 +454,10 @@ def step_send_invites(ctx: DemoContext) -> str:
 
 
 def step_send_reminders(ctx: DemoContext) -> str:
-    from flows.invites import send_reminders
-    from frontline.cli.common import run_flow
-
     from sqlmodel import func, select
 
+    from flows.invites import send_reminders
+    from frontline.cli.common import run_flow
     from models import Rotation, session_scope
 
     r = ctx.results["send_reminders"] = run_flow(send_reminders, as_of=ctx.today)
@@ -331,16 +465,19 @@ def step_send_reminders(ctx: DemoContext) -> str:
     # Fast-forward the clock through the first rotation week (the flows are idempotent per day and
     # person, so this is what the hourly schedule would have sent by then).
     with session_scope() as session:
-        first = session.exec(select(func.min(Rotation.start)).where(Rotation.start > ctx.today,
-                                                                    Rotation.status != "cancelled")).one()
+        first = session.exec(
+            select(func.min(Rotation.start)).where(Rotation.start > ctx.today, Rotation.status != "cancelled")
+        ).one()
     if first is not None:
         totals = {"reminders": 0, "welcomes": 0, "nudges": 0}
         for day in (first - timedelta(days=1), first, first + timedelta(days=3)):
             later = run_flow(send_reminders, as_of=day)
             for key in totals:
                 totals[key] += later[key]
-        line += (f"; by the Thursday of the first rotation week ({(first + timedelta(days=3)).isoformat()}): "
-                 f"{totals['reminders']} reminders, {totals['welcomes']} welcomes, {totals['nudges']} nudges")
+        line += (
+            f"; by the Thursday of the first rotation week ({(first + timedelta(days=3)).isoformat()}): "
+            f"{totals['reminders']} reminders, {totals['welcomes']} welcomes, {totals['nudges']} nudges"
+        )
     return line
 
 
@@ -355,9 +492,9 @@ def step_deliver_mail(ctx: DemoContext) -> str:
 
 def step_web_console(ctx: DemoContext) -> str:
     """An HR admin for the console and the team's calendar feed, so the web app has something to show."""
-    from frontline.calendar import create_feed_token
-    from frontline.settings import get_settings
-    from frontline.synth import EMAIL_DOMAIN
+    from frontline.calendar.feeds import create_feed_token
+    from frontline.core.settings import get_settings
+    from frontline.demo.synth import EMAIL_DOMAIN
     from frontline.web.auth import add_hr
     from models import session_scope
 
@@ -366,8 +503,10 @@ def step_web_console(ctx: DemoContext) -> str:
         add_hr(session, hr, actor="demo")
         _row, token = create_feed_token(session, employee_id=None, label="demo team feed")
     ctx.results["web_console"] = {"hr": hr}
-    return (f"HR admin {hr}; team calendar feed {get_settings().base_url}/calendar/{token}.ics; "
-            f"with the exports below, run `frontline serve` and sign in with `frontline console link {hr}`")
+    return (
+        f"HR admin {hr}; team calendar feed {get_settings().base_url}/calendar/{token}.ics; "
+        f"with the exports below, run `frontline serve` and sign in with `frontline console link {hr}`"
+    )
 
 
 # The demo, in order. Later jobs add their step here (one line each).
@@ -388,7 +527,10 @@ STEPS: list[tuple[str, Step]] = [
 
 
 def run_demo(
-    directory: Path, n_employees: int = 300, seed: int = 7, echo: Callable[[str], Any] = print,
+    directory: Path,
+    n_employees: int = 300,
+    seed: int = 7,
+    echo: Callable[[str], Any] = print,
     today: date | None = None,
 ) -> DemoContext:
     """Run every step in order, echoing one line per step, then where the outputs are."""
@@ -404,6 +546,8 @@ def run_demo(
     for label, path in ctx.outputs.items():
         echo(f"  {label}: {path}")
     echo("To look around with the other commands, first run:")
-    echo(f"  export FRONTLINE_DATABASE_URL={ctx.database_url} FRONTLINE_OUTBOX_DIR={ctx.outbox_dir} "
-         f"FRONTLINE_POLICY_PATH={ctx.policy_path}")
+    echo(
+        f"  export FRONTLINE_DATABASE_URL={ctx.database_url} FRONTLINE_OUTBOX_DIR={ctx.outbox_dir} "
+        f"FRONTLINE_POLICY_PATH={ctx.policy_path}"
+    )
     return ctx

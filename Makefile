@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test test-fast bench lock migration chromium postgres clean
+.PHONY: install demo test test-fast lint format bench lock migration chromium postgres clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ postgres:
 
 test: install chromium postgres
 	$(BIN)/python -m pytest
+
+# ruff (lint + format check) and mypy: .ci/run runs this before the tests.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not integration and not browser"

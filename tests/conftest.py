@@ -7,6 +7,11 @@
 * ``sqlite_engine``: the SQLite half alone, for tests whose subject is not the database.
 * ``settings``: ``FRONTLINE_*`` pointed at the test database and a temporary outbox.
 * ``prefect_harness``: one real Prefect API server for the whole session, started on first use.
+* ``chromium``: the path of Debian's Chromium for Playwright; where it is missing the browser tests skip
+  with the reason, except with ``FRONTLINE_REQUIRE_BROWSER=1`` (set by ``.ci/run``), which fails them.
+
+Markers: tests that run on PostgreSQL (the ``postgres`` half of ``engine``/``database``/``settings``, and
+tests marked by hand) carry the ``postgres`` marker, so ``-m postgres`` / ``-m "not postgres"`` select them.
 """
 
 from __future__ import annotations
@@ -26,6 +31,34 @@ ARTIFACTS = Path(os.environ.get("FRONTLINE_TEST_ARTIFACTS", Path(__file__).resol
 
 _pg_problem: str | None = None
 _pg_checked = False
+
+
+CHROMIUM = Path(os.environ.get("FRONTLINE_TEST_CHROMIUM", "/usr/bin/chromium"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the PostgreSQL half of every parametrised database test with ``postgres``."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("database") == "postgres":
+            item.add_marker(pytest.mark.postgres)
+
+
+def require(problem: str, variable: str) -> None:
+    """Skip with ``problem``, or fail when ``variable`` is 1 (CI must run what it claims)."""
+    if os.environ.get(variable) == "1":
+        pytest.fail(f"{problem} (and {variable}=1 requires it)")
+    pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium for Playwright (never a downloaded browser)."""
+    if not CHROMIUM.exists():
+        require(
+            f"Debian Chromium ({CHROMIUM}) is not installed; `make chromium` installs it", "FRONTLINE_REQUIRE_BROWSER"
+        )
+    return CHROMIUM
 
 
 def postgres_unavailable() -> str | None:
@@ -76,9 +109,7 @@ def make_database(backend: str, tmp_path: Path):
         return
     problem = postgres_unavailable()
     if problem:
-        if os.environ.get("FRONTLINE_REQUIRE_PG") == "1":
-            pytest.fail(problem)
-        pytest.skip(problem)
+        require(problem, "FRONTLINE_REQUIRE_PG")
     import psycopg
 
     schema = f"t_{uuid.uuid4().hex[:12]}"

@@ -11,7 +11,9 @@ import pytest
 from observation_factories import body, mails, org, write_policy
 from sqlmodel import select
 
-from frontline.observations.intake import escalate_overdue_observations, set_ack_state, submit_observation
+from frontline.observations.acknowledgement import set_ack_state
+from frontline.observations.escalation import escalate_overdue_observations
+from frontline.observations.intake import submit_observation
 from models import AuditEvent, Observation, session_scope, utcnow
 
 URGENT = {

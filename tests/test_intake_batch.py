@@ -14,28 +14,26 @@ from pydantic import ValidationError
 from sqlmodel import func, select
 
 from frontline.core.security import hash_secret
+from frontline.observations.api_tokens import create_api_token, revoke_api_token
 from frontline.observations.intake import (
     ObservationConflict,
+    ObservationOut,
     Pending,
     RateLimited,
     RotatorInactive,
-    Stored,
     TokenRevoked,
     UnknownEmployee,
     WrongRotator,
-    create_api_token,
-    revoke_api_token,
     submit_batch,
 )
+from frontline.observations.policy import forget_cached_policies
 from models import AuditEvent, Employee, Observation, OutboundMessage, session_scope
 
 
 @pytest.fixture
 def world(settings, engine):
     write_policy(settings)
-    from frontline.observations.intake import _policy_cache
-
-    _policy_cache.clear()
+    forget_cached_policies()
     with session_scope(engine) as session:
         made = org(session)
         return {"rotator": made["rotator"].id, "other": made["other"].id}
@@ -67,7 +65,7 @@ def test_batch_applies_every_rule_per_item(engine, world, settings):
     rita, otto = world["rotator"], world["other"]
     with session_scope(engine) as session:
         earlier = submit_batch(session, [Pending(fields(client_request_id="old-1"), "api", rotator_id=rita)])[0]
-    assert isinstance(earlier, Stored) and earlier.created
+    assert isinstance(earlier, ObservationOut) and not earlier.replayed
     items = [
         Pending(fields(client_request_id="a"), "api", rotator_id=rita),
         Pending(fields(client_request_id="a"), "api", rotator_id=rita),  # repeat inside the batch: replay
@@ -82,14 +80,14 @@ def test_batch_applies_every_rule_per_item(engine, world, settings):
     with session_scope(engine) as session:
         results = submit_batch(session, items)
     a, a_again, a_other, old_again, old_other, invalid, third, fourth, urgent = results
-    assert isinstance(a, Stored) and a.created and a.text == "Refund for [email] failed twice"
-    assert isinstance(a_again, Stored) and not a_again.created and a_again.id == a.id
+    assert isinstance(a, ObservationOut) and not a.replayed and a.text == "Refund for [email] failed twice"
+    assert isinstance(a_again, ObservationOut) and a_again.replayed and a_again.id == a.id
     assert isinstance(a_other, ObservationConflict) and isinstance(old_other, ObservationConflict)
-    assert isinstance(old_again, Stored) and not old_again.created and old_again.id == earlier.id
+    assert isinstance(old_again, ObservationOut) and old_again.replayed and old_again.id == earlier.id
     assert isinstance(invalid, ValidationError) and "unknown product area 'moon'" in str(invalid)
-    assert isinstance(third, Stored) and third.created and third.redactions == {"phone": 1}
+    assert isinstance(third, ObservationOut) and not third.replayed and third.redactions == {"phone": 1}
     assert isinstance(fourth, RateLimited)
-    assert isinstance(urgent, Stored) and urgent.created and urgent.target_department == "Finance"
+    assert isinstance(urgent, ObservationOut) and not urgent.replayed and urgent.target_department == "Finance"
     assert counts(engine) == (4, 4)  # earlier + a + third + urgent, each audited once
     with session_scope(engine) as session:
         mails = session.exec(select(OutboundMessage).where(OutboundMessage.kind == "escalation")).all()
@@ -118,9 +116,9 @@ def test_batch_rechecks_tokens_and_rotators(engine, world):
     ]
     with session_scope(engine) as session:
         results = submit_batch(session, items)
-    assert isinstance(results[0], Stored) and results[0].employee_id == "E100"
+    assert isinstance(results[0], ObservationOut) and results[0].employee_id == "E100"
     assert isinstance(results[1], WrongRotator)
-    assert isinstance(results[2], Stored) and results[2].employee_id == "E100"
+    assert isinstance(results[2], ObservationOut) and results[2].employee_id == "E100"
     assert isinstance(results[3], UnknownEmployee)
     assert isinstance(results[4], RotatorInactive)
     assert isinstance(results[5], TokenRevoked) and isinstance(results[6], TokenRevoked)
@@ -190,6 +188,6 @@ def test_writer_falls_back_when_another_writer_takes_the_same_request_id(engine,
     other_writer.close()
     worker.join(60)
     race, calm = out
-    assert isinstance(race, Stored) and not race.created and race.id == theirs.id
-    assert isinstance(calm, Stored) and calm.created
+    assert isinstance(race, ObservationOut) and race.replayed and race.id == theirs.id
+    assert isinstance(calm, ObservationOut) and not calm.replayed
     assert counts(engine) == (2, 2)

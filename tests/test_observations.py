@@ -20,7 +20,8 @@ from observation_factories import body, mails, org, set_policy_value, write_poli
 from sqlmodel import func, select
 
 from frontline.core.links import observe_url
-from frontline.observations.intake import create_api_token, revoke_api_token
+from frontline.observations.api_tokens import create_api_token, revoke_api_token
+from frontline.observations.policy import forget_cached_policies
 from models import AuditEvent, Department, Employee, Observation, session_scope
 
 XSS = [
@@ -33,9 +34,7 @@ XSS = [
 @pytest.fixture
 def world(settings, engine):
     write_policy(settings)
-    from frontline.observations.intake import _policy_cache
-
-    _policy_cache.clear()
+    forget_cached_policies()
     with session_scope(engine) as session:
         made = org(session)
         return {
@@ -270,7 +269,7 @@ def test_xss_payloads_come_back_escaped_everywhere(client, engine, world):
             ack_page = client.get(html.unescape(ack)).text
             assert payload not in ack_page and str(escape(payload)) in ack_page
         # the "what happened to your observation" mail, with a hostile note from the acting head
-        from frontline.observations.intake import set_ack_state
+        from frontline.observations.acknowledgement import set_ack_state
 
         first = session.exec(select(Observation).order_by(Observation.id)).first()
         set_ack_state(session, [first.id], "planned", by="head@example.com", note=f"n {XSS[0]}")

@@ -128,15 +128,19 @@ def test_valid_submission_is_stored_redacted_and_audited(client, engine, world):
 
 
 def test_chosen_department_overrides_the_suggestion(client, engine, world):
+    """The policy routes checkout to Engineering; a rotator who picks Product is heard by Product."""
+    from frontline.observations.intake import department_names, suggested_department
+    from frontline.observations.policy import current_policy
+
+    with session_scope(engine) as session:
+        assert suggested_department("checkout", current_policy(), department_names(session)) == "Engineering"
     link, hidden = open_form(client, world["rotator"])
-    r = client.post(link, data={**hidden, **valid_form(target_department="Product")})
-    assert r.status_code == 200
+    r = client.post(link, data={**hidden, **valid_form(product_area="checkout", target_department="Product")})
+    assert r.status_code == 200 and "sent to <strong>Product</strong>" in r.text
     with session_scope(engine) as session:
         obs = session.exec(select(Observation)).one()
-        assert obs.target_department_id == session.exec(select(Observation.target_department_id)).one()
-        from models import Department
-
-        assert session.get(Department, obs.target_department_id).name == "Product"
+        product = session.exec(select(Department).where(Department.name == "Product")).one()
+        assert obs.target_department_id == product.id
 
 
 def test_forged_expired_and_foreign_links_are_refused(client, engine, world, monkeypatch):

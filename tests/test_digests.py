@@ -530,14 +530,20 @@ def test_week_is_taken_in_the_organisation_time_zone(engine, settings, monkeypat
 
 
 def test_theme_action_end_to_end_shows_in_next_digest(engine, settings):
-    """A head clicks *fixed* on last week's theme; this week's digest reports it; the rotators were told."""
+    """A head clicks *fixed* on last week's theme; this week's digest reports it; the rotators were told.
+    The click happens at a fixed moment (``NOW``, through the route's clock dependency), so the test
+    means the same on any day it runs."""
     from fastapi.testclient import TestClient
 
+    from frontline.core.clock import aware
     from frontline.core.links import theme_action_url
     from frontline.web.app import create_app
+    from frontline.web.digest import request_time
 
-    last_week = digests.last_completed_week()
+    now = datetime(2027, 2, 10, 14, tzinfo=UTC)  # Wednesday of 2027-W06
+    last_week = digests.last_completed_week(now)
     this_week = digests.shift_week(last_week, 1)
+    assert (last_week, this_week) == ("2027-W05", "2027-W06")
     tuesday = datetime.combine(digests.week_monday(last_week) + timedelta(days=1), datetime.min.time(), UTC)
     with session_scope(engine) as s:
         eng, sales = _dept(s, "Engineering"), _dept(s, "Sales")
@@ -547,10 +553,13 @@ def test_theme_action_end_to_end_shows_in_next_digest(engine, settings):
         digests.queue_digests(s, last_week)
         label = s.exec(select(Observation.theme)).first()
         eng_id = eng.id
+    app = create_app()
+    app.dependency_overrides[request_time] = lambda: now
     link = theme_action_url(eng_id, last_week, "export", "confusing_ux", label, "head@engineering.example")
-    response = TestClient(create_app()).post(link.removeprefix("http://frontline.test"), data={"action": "fixed"})
+    response = TestClient(app).post(link.removeprefix("http://frontline.test"), data={"action": "fixed"})
     assert response.status_code == 200 and "Marked <strong>fixed</strong>" in response.text
     with session_scope(engine) as s:
+        assert {aware(o.ack_at) for o in s.exec(select(Observation))} == {now}
         data = digests.load_week(s, this_week)
         content = digests.build_digest(data, data.departments[eng_id])
         told = {

@@ -157,37 +157,51 @@ def test_concurrent_api_requests_through_the_writer(engine, world):
     assert counts(engine) == (20, 20)
 
 
-def test_writer_falls_back_when_another_writer_takes_the_same_request_id(engine, world):
+def test_writer_falls_back_when_another_writer_takes_the_same_request_id(engine, world, monkeypatch):
     """Another process stores the same ``client_request_id`` between the batch's check and its insert:
     the batch fails as a whole and the writer re-runs each item alone, so the request gets a replay of
-    the other writer's row and the rest of the batch is still stored."""
-    import threading
-    import time
+    the other writer's row and the rest of the batch is still stored.
 
-    from sqlmodel import Session
+    The interleaving is forced, not timed: the other writer stores and commits its row from inside the
+    batch's insert phase (:func:`~frontline.observations.intake.insert_rows`), after the batch has
+    looked its ids up (:func:`~frontline.observations.intake.load_history`)."""
+    from sqlalchemy.exc import IntegrityError
 
-    from frontline.web.api import GroupCommitWriter
+    from frontline.observations import intake
+    from frontline.web import api
 
     rita, otto = world["rotator"], world["other"]
-    other_writer = Session(engine)
-    theirs = submit_batch(other_writer, [Pending(fields(client_request_id="race"), "api", rotator_id=rita)])[0]
-    out: list = []
-    worker = threading.Thread(
-        target=lambda: out.extend(
-            GroupCommitWriter._write(
-                [
-                    Pending(fields(client_request_id="race"), "api", rotator_id=rita),
-                    Pending(fields(client_request_id="calm"), "api", rotator_id=otto),
-                ]
-            )
-        )
+    theirs: list = []
+    insert_failures: list = []
+    alone: list = []
+    real_insert, real_one = intake.insert_rows, api._one
+
+    def other_writer_first(conn, rows):
+        if not theirs:  # the batch has checked "race"; another writer takes it now, and commits
+            theirs.append(None)
+            with session_scope(engine) as other:
+                theirs[0] = submit_batch(other, [Pending(fields(client_request_id="race"), "api", rotator_id=rita)])[0]
+        try:
+            return real_insert(conn, rows)
+        except IntegrityError as exc:
+            insert_failures.append(exc)
+            raise
+
+    def one_alone(item):
+        alone.append(item.data["client_request_id"])
+        return real_one(item)
+
+    monkeypatch.setattr(intake, "insert_rows", other_writer_first)
+    monkeypatch.setattr(api, "_one", one_alone)
+    race, calm = api.GroupCommitWriter._write(
+        [
+            Pending(fields(client_request_id="race"), "api", rotator_id=rita),
+            Pending(fields(client_request_id="calm"), "api", rotator_id=otto),
+        ]
     )
-    worker.start()
-    time.sleep(0.5)  # the batch has checked the ids and waits on the other writer's uncommitted row/lock
-    other_writer.commit()
-    other_writer.close()
-    worker.join(60)
-    race, calm = out
-    assert isinstance(race, ObservationOut) and race.replayed and race.id == theirs.id
+    assert len(insert_failures) == 1  # the batch's insert met the other writer's row ...
+    assert alone == ["race", "calm"]  # ... so the writer fell back to one item per transaction
+    assert isinstance(theirs[0], ObservationOut) and not theirs[0].replayed
+    assert isinstance(race, ObservationOut) and race.replayed and race.id == theirs[0].id
     assert isinstance(calm, ObservationOut) and not calm.replayed
     assert counts(engine) == (2, 2)

@@ -53,6 +53,20 @@ def _obs(session, rotator, target, text, when, **kw):
     return o
 
 
+def _rotation(session, employee, start, status):
+    """A four-week cycle rotation of ``employee`` from ``start``."""
+    session.add(
+        Rotation(
+            employee_id=employee.id,
+            start=start,
+            end=start + timedelta(weeks=4, days=-1),
+            kind="cycle",
+            due=start,
+            status=status,
+        )
+    )
+
+
 @pytest.fixture
 def company(engine, settings):
     """Engineering, Sales, Support; observations in WEEK and the week before."""
@@ -95,37 +109,10 @@ def _make_company(engine):
         _obs(s, bob, eng, "Cannot find where to export my data", t - timedelta(days=5))
         # next week (must not count)
         _obs(s, bob, eng, "Next week's complaint", t + timedelta(days=8))
-        s.add(
-            Rotation(
-                employee_id=alice.id,
-                start=date(2027, 1, 25),
-                end=date(2027, 2, 21),
-                kind="cycle",
-                due=date(2027, 1, 25),
-                status="invited",
-            )
-        )
+        _rotation(s, alice, date(2027, 1, 25), "invited")
         dave, erin = _emp(s, "Dave", eng), _emp(s, "Erin", eng)
-        s.add(
-            Rotation(
-                employee_id=dave.id,
-                start=date(2027, 2, 15),
-                end=date(2027, 3, 14),
-                kind="cycle",
-                due=date(2027, 2, 15),
-                status="draft",
-            )
-        )
-        s.add(
-            Rotation(
-                employee_id=erin.id,
-                start=date(2027, 2, 8),
-                end=date(2027, 3, 7),
-                kind="cycle",
-                due=date(2027, 2, 8),
-                status="cancelled",
-            )
-        )
+        _rotation(s, dave, date(2027, 2, 15), "draft")
+        _rotation(s, erin, date(2027, 2, 8), "cancelled")
         ids = {"eng": eng.id, "sales": sales.id, "support": support.id, "legal": quiet.id}
     return ids
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from observation_factories import body, mails, org, write_policy
+from observation_factories import body, mails, world_ids
 from sqlmodel import select
 
 from frontline.observations.acknowledgement import set_ack_state
@@ -28,9 +28,7 @@ URGENT = {
 
 @pytest.fixture
 def world(settings, engine):
-    write_policy(settings)
-    with session_scope(engine) as session:
-        return {k: (v.id if hasattr(v, "id") else {n: d.id for n, d in v.items()}) for k, v in org(session).items()}
+    return world_ids(settings, engine)
 
 
 def _submit(engine, world, **overrides):

@@ -9,7 +9,7 @@ import asyncio
 
 import httpx
 import pytest
-from observation_factories import org, set_policy_value, write_policy
+from observation_factories import set_policy_value, world_ids
 from pydantic import ValidationError
 from sqlmodel import func, select
 
@@ -26,17 +26,12 @@ from frontline.observations.intake import (
     WrongRotator,
     submit_batch,
 )
-from frontline.observations.policy import forget_cached_policies
 from models import AuditEvent, Employee, Observation, OutboundMessage, session_scope
 
 
 @pytest.fixture
 def world(settings, engine):
-    write_policy(settings)
-    forget_cached_policies()
-    with session_scope(engine) as session:
-        made = org(session)
-        return {"rotator": made["rotator"].id, "other": made["other"].id}
+    return world_ids(settings, engine)
 
 
 def fields(**overrides):

@@ -16,12 +16,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from markupsafe import escape
-from observation_factories import body, mails, org, set_policy_value, write_policy
+from observation_factories import body, mails, org, set_policy_value, world_ids, write_policy
 from sqlmodel import func, select
 
 from frontline.core.links import observe_url
 from frontline.observations.api_tokens import create_api_token, revoke_api_token
-from frontline.observations.policy import forget_cached_policies
 from models import AuditEvent, Department, Employee, Observation, session_scope
 
 XSS = [
@@ -33,16 +32,7 @@ XSS = [
 
 @pytest.fixture
 def world(settings, engine):
-    write_policy(settings)
-    forget_cached_policies()
-    with session_scope(engine) as session:
-        made = org(session)
-        return {
-            "rotator": made["rotator"].id,
-            "other": made["other"].id,
-            "mentor": made["mentor"].id,
-            "rotator_hr": made["rotator"].employee_id,
-        }
+    return world_ids(settings, engine)
 
 
 @pytest.fixture

@@ -163,20 +163,22 @@ class ObservationIn(BaseModel):
             raise PydanticCustomError("too_large", "must be at most {limit}", {"limit": limit})
         return value
 
-    @field_validator("product_area")
+    @field_validator("product_area", "category")
     @classmethod
-    def _known_area(cls, value: str, info: ValidationInfo) -> str:
+    def _known_choice(cls, value: str, info: ValidationInfo) -> str:
         policy = _policy_of(info)
-        if policy is not None and value not in policy.observations.product_areas:
-            raise _unknown_choice("unknown_area", "product area", value, policy.observations.product_areas)
-        return value
-
-    @field_validator("category")
-    @classmethod
-    def _known_category(cls, value: str, info: ValidationInfo) -> str:
-        policy = _policy_of(info)
-        if policy is not None and value not in policy.observations.categories:
-            raise _unknown_choice("unknown_category", "category", value, policy.observations.categories)
+        if policy is None:
+            return value
+        kind, what, choices = {
+            "product_area": ("unknown_area", "product area", policy.observations.product_areas),
+            "category": ("unknown_category", "category", policy.observations.categories),
+        }[info.field_name or ""]
+        if value not in choices:
+            raise PydanticCustomError(
+                kind,
+                f"unknown {what} {{value}}; choose one of: {{choices}}",
+                {"value": repr(value), "choices": ", ".join(choices)},
+            )
         return value
 
     @field_validator("target_department")
@@ -186,14 +188,6 @@ class ObservationIn(BaseModel):
         if value is not None and departments is not None and value not in departments:
             raise PydanticCustomError("unknown_department", "no department is called {value}", {"value": repr(value)})
         return value
-
-
-def _unknown_choice(kind: str, what: str, value: str, choices: Sequence[str]) -> PydanticCustomError:
-    return PydanticCustomError(
-        kind,
-        f"unknown {what} {{value}}; choose one of: {{choices}}",
-        {"value": repr(value), "choices": ", ".join(choices)},
-    )
 
 
 # One record for a stored observation as plain values (usable after the session is closed): what

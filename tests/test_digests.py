@@ -558,3 +558,52 @@ def test_theme_action_end_to_end_shows_in_next_digest(engine, settings):
     ]
     assert not content.empty  # what the department did is news enough to send
     assert "fixed: " in digests.render_digest(content, "head@engineering.example").text
+
+
+def test_digest_phases_alone():
+    """build_digest's phases on hand-made data (no database): routing sends a department's own people's
+    observations to "own" wherever addressed, and what it did is grouped by theme and state."""
+    from zoneinfo import ZoneInfo
+
+    from frontline.digests.content import acted_items, route, urgent_items
+    from frontline.digests.loading import DigestObservation, WeekData
+
+    def obs(i, rotator_dept, target, **kw):
+        defaults = dict(
+            text=f"text {i}",
+            impact=3,
+            customer_count=1,
+            product_area="export",
+            category="bug",
+            urgent=False,
+            rotator_id=i,
+            rotator_name=f"R{i}",
+            ack_state="new",
+            ack_by=None,
+            ack_at=None,
+            theme=None,
+            current=True,
+        )
+        return DigestObservation(
+            id=i,
+            created_at=MONDAY + timedelta(hours=i),
+            target_department_id=target,
+            rotator_department_id=rotator_dept,
+            **{**defaults, **kw},
+        )
+
+    eng, sales = 1, 2
+    current = [obs(1, sales, eng), obs(2, eng, eng), obs(3, eng, sales), obs(4, sales, eng, urgent=True)]
+    acted = [
+        obs(5, sales, eng, ack_state="fixed", ack_by="cto@example.com", theme="Export", current=False),
+        obs(6, sales, eng, ack_state="fixed", ack_by="head@example.com", theme="Export", current=False),
+        obs(7, sales, sales, ack_state="planned", theme="Other department", current=False),
+    ]
+    end = MONDAY + timedelta(days=7)
+    week = WeekData(WEEK, MONDAY, end, current, [], [], acted, {}, {}, [], set())
+    routed = route(week, eng)
+    assert [o.id for o in routed.own] == [2, 3] and [o.id for o in routed.addressed] == [1, 4]
+    assert [u.text for u in urgent_items(week, eng, ZoneInfo("UTC"))] == ["text 4"]
+    assert [(a.label, a.state, a.count, a.by) for a in acted_items(week, eng)] == [
+        ("Export", "fixed", 2, "cto@example.com, head@example.com")
+    ]

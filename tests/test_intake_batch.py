@@ -200,3 +200,77 @@ def test_writer_falls_back_when_another_writer_takes_the_same_request_id(engine,
     assert isinstance(race, ObservationOut) and race.replayed and race.id == theirs[0].id
     assert isinstance(calm, ObservationOut) and not calm.replayed
     assert counts(engine) == (2, 2)
+
+
+def test_batch_phases_decide_without_a_database():
+    """The batch's decisions are pure functions of what it read (phases tested alone): a replay wins over
+    invalid fields, a repeat inside the batch answers like the item it repeats, another rotator's id is a
+    conflict, and the hourly limit counts what the batch itself accepts."""
+    from datetime import UTC, date, datetime, timedelta
+    from types import SimpleNamespace
+
+    from observation_factories import ROOT
+
+    from frontline.core.policy import load_policy
+    from frontline.observations.intake import (
+        BatchContext,
+        History,
+        RotatorRow,
+        SameAs,
+        answer_repeats,
+        plan_batch,
+        validate_submission,
+    )
+
+    policy = load_policy(ROOT / "frontline.example.toml")  # 60 submissions per hour; billing -> Finance
+    now = datetime(2027, 2, 1, 12, tzinfo=UTC)
+    ctx = BatchContext(now, date(2027, 2, 1), policy, {"Finance": 1, "Engineering": 2}, ["Finance", "Engineering"])
+    rita, otto = RotatorRow(1, "E100", "e100@example.com", True), RotatorRow(2, "E200", "e200@example.com", True)
+    stored = SimpleNamespace(
+        id=7,
+        created_at=now - timedelta(days=1),
+        text="stored before",
+        suggestion=None,
+        impact=3,
+        customer_count=1,
+        product_area="billing",
+        category="bug",
+        target_department_id=1,
+        urgent=False,
+        ack_state="new",
+        redactions={},
+        client_request_id="old",
+        rotator_id=1,
+    )
+    items = [
+        Pending(fields(product_area="moon", client_request_id="old"), "api", rotator_id=1),  # replay, not invalid
+        Pending(fields(client_request_id="new"), "api", rotator_id=1),  # Rita's 60th this hour: stored
+        Pending(fields(client_request_id="new"), "api", rotator_id=1),  # repeat inside the batch
+        Pending(fields(client_request_id="new"), "api", rotator_id=2),  # someone else's id: conflict
+        Pending(fields(), "api", rotator_id=1),  # Rita's 61st: over the limit
+    ]
+    valid: list = []
+    for item in items:
+        try:
+            valid.append(validate_submission(item.data, policy, ctx.allowed_targets, ctx.department_ids))
+        except ValidationError as exc:
+            valid.append(exc)
+    assert isinstance(valid[0], ValidationError) and valid[1].target == "Finance"
+    history = History({"old": stored}, {1: (59, now - timedelta(minutes=30))}, {1: 11})
+
+    plan = plan_batch(items, [rita, rita, rita, otto, rita], valid, history, ctx)
+
+    replay, first, again, conflict, over = plan.results
+    assert isinstance(replay, ObservationOut) and replay.replayed and replay.id == 7
+    assert replay.target_department == "Finance" and replay.employee_id == "E100"
+    assert first is None and again == SameAs(1)  # the first is answered once it is stored
+    assert isinstance(conflict, ObservationConflict)
+    assert isinstance(over, RateLimited) and over.retry_after == 1800  # the oldest of the hour leaves in 30 min
+    assert [p.index for p in plan.placed] == [1] and history.recent[1][0] == 60
+    values = plan.placed[0].values
+    assert values["text"] == "Refund for [email] failed twice" and values["redactions"] == {"email": 1}
+    assert values["rotation_id"] == 11 and values["target_department_id"] == 1 and values["created_at"] == now
+
+    plan.results[1] = replay.model_copy(update={"id": 8, "replayed": False})  # what the record phase answers
+    answers = answer_repeats(plan.results)
+    assert answers[1].id == answers[2].id == 8 and not answers[1].replayed and answers[2].replayed

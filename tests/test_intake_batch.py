@@ -219,7 +219,7 @@ def test_batch_phases_decide_without_a_database():
         SameAs,
         answer_repeats,
         plan_batch,
-        validate_submission,
+        validate_items,
     )
 
     policy = load_policy(ROOT / "frontline.example.toml")  # 60 submissions per hour; billing -> Finance
@@ -249,12 +249,7 @@ def test_batch_phases_decide_without_a_database():
         Pending(fields(client_request_id="new"), "api", rotator_id=2),  # someone else's id: conflict
         Pending(fields(), "api", rotator_id=1),  # Rita's 61st: over the limit
     ]
-    valid: list = []
-    for item in items:
-        try:
-            valid.append(validate_submission(item.data, policy, ctx.allowed_targets, ctx.department_ids))
-        except ValidationError as exc:
-            valid.append(exc)
+    valid = validate_items(items, ctx)
     assert isinstance(valid[0], ValidationError) and valid[1].target == "Finance"
     history = History({"old": stored}, {1: (59, now - timedelta(minutes=30))}, {1: 11})
 

@@ -10,7 +10,8 @@ goes through :func:`frontline.observations.acknowledgement.set_ack_state`; API t
 
 :func:`submit_batch` runs in named phases, each a function that can be tested alone:
 
-1. :func:`validate_submission`: the fields against the policy and the departments (pure);
+1. :func:`validate_items` (:func:`validate_submission` each): the fields against the policy and the
+   departments (pure);
 2. :func:`resolve_rotators`: who submits each item (API token or rotator id; revoked, inactive, wrong);
 3. :func:`load_history`: what the database already holds for the batch (earlier ``client_request_id``
    rows, submissions in the last hour, current rotations);
@@ -298,6 +299,18 @@ def validate_submission(
     if target is None or target not in department_ids:
         raise _validation_error("target_department", "choose the department that should hear about this")
     return Valid(obs_in, target)
+
+
+def validate_items(items: Sequence[Pending], ctx: BatchContext) -> list[Valid | Exception]:
+    """Phase 1 over a batch: per item, its validated fields or the ``ValidationError`` refusing them
+    (kept, not raised: a replay of an earlier ``client_request_id`` is answered whatever its fields)."""
+    out: list[Valid | Exception] = []
+    for item in items:
+        try:
+            out.append(validate_submission(item.data, ctx.policy, ctx.allowed_targets, ctx.department_ids))
+        except ValidationError as exc:
+            out.append(exc)
+    return out
 
 
 # ------------------------------------------------------------------------------------ batch: statements
@@ -764,15 +777,11 @@ def submit_batch(
     for item in items:
         if item.source not in SOURCES:
             raise ValueError(f"unknown source {item.source!r}")
+    policy = policy or current_policy()
     session.flush()  # the statements below run on the session's connection, without autoflush
     conn = session.connection()
-    ctx = load_context(conn, policy or current_policy(), departments)
-    valid: list[Valid | Exception] = []
-    for item in items:
-        try:
-            valid.append(validate_submission(item.data, ctx.policy, ctx.allowed_targets, ctx.department_ids))
-        except ValidationError as exc:
-            valid.append(exc)
+    ctx = load_context(conn, policy, departments)
+    valid = validate_items(items, ctx)
     who = resolve_rotators(conn, items)
     history = load_history(conn, items, who, ctx.now, ctx.today)
     plan = plan_batch(items, who, valid, history, ctx)

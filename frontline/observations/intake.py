@@ -191,11 +191,10 @@ class ObservationIn(BaseModel):
         return value
 
 
-# One record for a stored observation as plain values (usable after the session is closed): what
-# submit_batch answers for each stored or replayed submission, and what POST /api/observations returns.
+# An observation as stored (text and suggestion after PII redaction), as plain values usable after the
+# session is closed: what submit_batch answers for each stored or replayed submission, and what
+# POST /api/observations returns (no docstring: it would become the API schema's description).
 class ObservationOut(BaseModel):
-    """An observation as stored (text and suggestion after PII redaction)."""
-
     id: int
     created_at: datetime
     employee_id: str  # the rotator's HR employee id

@@ -63,7 +63,7 @@ def seed(url: str, tmp: Path, rotators: int) -> tuple[str, list[str]]:
     from datetime import date
 
     from frontline.core.settings import get_settings
-    from frontline.observations.intake import create_api_token
+    from frontline.observations.api_tokens import create_api_token
     from models import Department, Employee, get_engine, init_db, session_scope
 
     policy = tmp / "frontline.toml"

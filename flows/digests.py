@@ -40,18 +40,14 @@ def queue_batch(week: str, department_ids: list[int], themes: dict) -> list[dict
 def send_digests(week: str | None = None, department: str | None = None) -> list[dict]:
     """Queue the digests for ``week`` (ISO ``2027-W05``; default: last completed week) for every
     department, or only ``department`` (name). Returns one row per department."""
-    from sqlmodel import select
-
     from frontline.core.audit import record
-    from frontline.digests.service import department_ids_named, last_completed_week, parse_week
-    from models import Department, session_scope
+    from frontline.digests.service import all_department_ids, department_ids_named, last_completed_week, parse_week
+    from models import session_scope
 
     week = week or last_completed_week()
     parse_week(week)
     with session_scope() as session:
-        ids = department_ids_named(session, department) or list(
-            session.exec(select(Department.id).order_by(Department.id)).all()
-        )
+        ids = department_ids_named(session, department) or all_department_ids(session)
     themes = assign_themes(week)
     rows: list[dict] = []
     for i in range(0, len(ids), BATCH_SIZE):

@@ -20,24 +20,13 @@ from flows.common import run_name
 @task(name="escalate-overdue-observations", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
 def escalate_batch(as_of_iso: str | None) -> list[dict]:
     from frontline.core.audit import record
-    from frontline.observations.intake import escalate_overdue_observations
-    from models import Department, Observation, session_scope, utcnow
+    from frontline.observations.escalation import escalate_overdue_observations, escalation_summary
+    from models import session_scope, utcnow
 
     as_of = datetime.fromisoformat(as_of_iso) if as_of_iso else utcnow()
     with session_scope() as session:
         ids = escalate_overdue_observations(session, as_of)
-        rows = []
-        for oid in ids:
-            obs = session.get(Observation, oid)
-            dept = session.get(Department, obs.target_department_id)
-            rows.append(
-                {
-                    "observation": oid,
-                    "department": dept.name,
-                    "created_at": obs.created_at.isoformat(),
-                    "product_area": obs.product_area,
-                }
-            )
+        rows = escalation_summary(session, ids)
         record(
             session,
             actor="flow:escalate-overdue",

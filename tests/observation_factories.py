@@ -11,7 +11,8 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from models import Department, Employee, MentorPairing, OutboundMessage, Rotation
+from frontline.observations.policy import forget_cached_policies
+from models import Department, Employee, MentorPairing, OutboundMessage, Rotation, session_scope
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,6 +93,24 @@ def org(session: Session) -> dict:
     session.add(MentorPairing(rotation_id=rotation.id, mentor_id=mentor.id, status="active"))
     session.flush()
     return {"depts": depts, "rotator": rotator, "other": other, "mentor": mentor, "rotation": rotation}
+
+
+def world_ids(settings, engine) -> dict:
+    """The example policy (read afresh) and :func:`org` in the test's database, as ids usable after the
+    session is closed: ``rotator``, ``other``, ``mentor``, ``rotation``, ``rotator_hr`` (the rotator's HR
+    id) and ``depts`` (name -> id)."""
+    write_policy(settings)
+    forget_cached_policies()
+    with session_scope(engine) as session:
+        made = org(session)
+        return {
+            "rotator": made["rotator"].id,
+            "other": made["other"].id,
+            "mentor": made["mentor"].id,
+            "rotation": made["rotation"].id,
+            "rotator_hr": made["rotator"].employee_id,
+            "depts": {name: d.id for name, d in made["depts"].items()},
+        }
 
 
 def mails(session: Session, kind: str | None = None) -> list:

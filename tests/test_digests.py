@@ -53,6 +53,20 @@ def _obs(session, rotator, target, text, when, **kw):
     return o
 
 
+def _rotation(session, employee, start, status):
+    """A four-week cycle rotation of ``employee`` from ``start``."""
+    session.add(
+        Rotation(
+            employee_id=employee.id,
+            start=start,
+            end=start + timedelta(weeks=4, days=-1),
+            kind="cycle",
+            due=start,
+            status=status,
+        )
+    )
+
+
 @pytest.fixture
 def company(engine, settings):
     """Engineering, Sales, Support; observations in WEEK and the week before."""
@@ -95,37 +109,10 @@ def _make_company(engine):
         _obs(s, bob, eng, "Cannot find where to export my data", t - timedelta(days=5))
         # next week (must not count)
         _obs(s, bob, eng, "Next week's complaint", t + timedelta(days=8))
-        s.add(
-            Rotation(
-                employee_id=alice.id,
-                start=date(2027, 1, 25),
-                end=date(2027, 2, 21),
-                kind="cycle",
-                due=date(2027, 1, 25),
-                status="invited",
-            )
-        )
+        _rotation(s, alice, date(2027, 1, 25), "invited")
         dave, erin = _emp(s, "Dave", eng), _emp(s, "Erin", eng)
-        s.add(
-            Rotation(
-                employee_id=dave.id,
-                start=date(2027, 2, 15),
-                end=date(2027, 3, 14),
-                kind="cycle",
-                due=date(2027, 2, 15),
-                status="draft",
-            )
-        )
-        s.add(
-            Rotation(
-                employee_id=erin.id,
-                start=date(2027, 2, 8),
-                end=date(2027, 3, 7),
-                kind="cycle",
-                due=date(2027, 2, 8),
-                status="cancelled",
-            )
-        )
+        _rotation(s, dave, date(2027, 2, 15), "draft")
+        _rotation(s, erin, date(2027, 2, 8), "cancelled")
         ids = {"eng": eng.id, "sales": sales.id, "support": support.id, "legal": quiet.id}
     return ids
 
@@ -416,10 +403,15 @@ def test_send_digests_flow(sqlite_engine, sqlite_settings, prefect_harness):
     first = send_digests(week=WEEK, return_state=True)
     rows = first.result()
     by_name = {r["department"]: r for r in rows}
+    with session_scope(sqlite_engine) as s:  # the same week built directly, outside the flow
+        data = digests.load_week(s, WEEK)
+        built = digests.build_digest(data, data.departments[ids["eng"]])
+    # addressed: export (3), checkout crash (1); own: VAT pricing (1), export menu (1)
+    assert built.theme_count == 4
     assert by_name["Engineering"] == {
         "department": "Engineering",
         "observations": 6,
-        "themes": by_name["Engineering"]["themes"],
+        "themes": 4,
         "status": "queued 1",
     }
     assert by_name["Legal"]["status"] == "nothing to report"
@@ -525,14 +517,20 @@ def test_week_is_taken_in_the_organisation_time_zone(engine, settings, monkeypat
 
 
 def test_theme_action_end_to_end_shows_in_next_digest(engine, settings):
-    """A head clicks *fixed* on last week's theme; this week's digest reports it; the rotators were told."""
+    """A head clicks *fixed* on last week's theme; this week's digest reports it; the rotators were told.
+    The click happens at a fixed moment (``NOW``, through the route's clock dependency), so the test
+    means the same on any day it runs."""
     from fastapi.testclient import TestClient
 
+    from frontline.core.clock import aware
     from frontline.core.links import theme_action_url
     from frontline.web.app import create_app
+    from frontline.web.digest import request_time
 
-    last_week = digests.last_completed_week()
+    now = datetime(2027, 2, 10, 14, tzinfo=UTC)  # Wednesday of 2027-W06
+    last_week = digests.last_completed_week(now)
     this_week = digests.shift_week(last_week, 1)
+    assert (last_week, this_week) == ("2027-W05", "2027-W06")
     tuesday = datetime.combine(digests.week_monday(last_week) + timedelta(days=1), datetime.min.time(), UTC)
     with session_scope(engine) as s:
         eng, sales = _dept(s, "Engineering"), _dept(s, "Sales")
@@ -542,10 +540,13 @@ def test_theme_action_end_to_end_shows_in_next_digest(engine, settings):
         digests.queue_digests(s, last_week)
         label = s.exec(select(Observation.theme)).first()
         eng_id = eng.id
+    app = create_app()
+    app.dependency_overrides[request_time] = lambda: now
     link = theme_action_url(eng_id, last_week, "export", "confusing_ux", label, "head@engineering.example")
-    response = TestClient(create_app()).post(link.removeprefix("http://frontline.test"), data={"action": "fixed"})
+    response = TestClient(app).post(link.removeprefix("http://frontline.test"), data={"action": "fixed"})
     assert response.status_code == 200 and "Marked <strong>fixed</strong>" in response.text
     with session_scope(engine) as s:
+        assert {aware(o.ack_at) for o in s.exec(select(Observation))} == {now}
         data = digests.load_week(s, this_week)
         content = digests.build_digest(data, data.departments[eng_id])
         told = {
@@ -557,3 +558,52 @@ def test_theme_action_end_to_end_shows_in_next_digest(engine, settings):
     ]
     assert not content.empty  # what the department did is news enough to send
     assert "fixed: " in digests.render_digest(content, "head@engineering.example").text
+
+
+def test_digest_phases_alone():
+    """build_digest's phases on hand-made data (no database): routing sends a department's own people's
+    observations to "own" wherever addressed, and what it did is grouped by theme and state."""
+    from zoneinfo import ZoneInfo
+
+    from frontline.digests.content import acted_items, route, urgent_items
+    from frontline.digests.loading import DigestObservation, WeekData
+
+    def obs(i, rotator_dept, target, **kw):
+        defaults = dict(
+            text=f"text {i}",
+            impact=3,
+            customer_count=1,
+            product_area="export",
+            category="bug",
+            urgent=False,
+            rotator_id=i,
+            rotator_name=f"R{i}",
+            ack_state="new",
+            ack_by=None,
+            ack_at=None,
+            theme=None,
+            current=True,
+        )
+        return DigestObservation(
+            id=i,
+            created_at=MONDAY + timedelta(hours=i),
+            target_department_id=target,
+            rotator_department_id=rotator_dept,
+            **{**defaults, **kw},
+        )
+
+    eng, sales = 1, 2
+    current = [obs(1, sales, eng), obs(2, eng, eng), obs(3, eng, sales), obs(4, sales, eng, urgent=True)]
+    acted = [
+        obs(5, sales, eng, ack_state="fixed", ack_by="cto@example.com", theme="Export", current=False),
+        obs(6, sales, eng, ack_state="fixed", ack_by="head@example.com", theme="Export", current=False),
+        obs(7, sales, sales, ack_state="planned", theme="Other department", current=False),
+    ]
+    end = MONDAY + timedelta(days=7)
+    week = WeekData(WEEK, MONDAY, end, current, [], [], acted, {}, {}, [], set())
+    routed = route(week, eng)
+    assert [o.id for o in routed.own] == [2, 3] and [o.id for o in routed.addressed] == [1, 4]
+    assert [u.text for u in urgent_items(week, eng, ZoneInfo("UTC"))] == ["text 4"]
+    assert [(a.label, a.state, a.count, a.by) for a in acted_items(week, eng)] == [
+        ("Export", "fixed", 2, "cto@example.com, head@example.com")
+    ]

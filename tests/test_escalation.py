@@ -8,10 +8,12 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from observation_factories import body, mails, org, write_policy
+from observation_factories import body, mails, world_ids
 from sqlmodel import select
 
-from frontline.observations.intake import escalate_overdue_observations, set_ack_state, submit_observation
+from frontline.observations.acknowledgement import set_ack_state
+from frontline.observations.escalation import escalate_overdue_observations
+from frontline.observations.intake import submit_observation
 from models import AuditEvent, Observation, session_scope, utcnow
 
 URGENT = {
@@ -26,9 +28,7 @@ URGENT = {
 
 @pytest.fixture
 def world(settings, engine):
-    write_policy(settings)
-    with session_scope(engine) as session:
-        return {k: (v.id if hasattr(v, "id") else {n: d.id for n, d in v.items()}) for k, v in org(session).items()}
+    return world_ids(settings, engine)
 
 
 def _submit(engine, world, **overrides):

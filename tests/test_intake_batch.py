@@ -9,22 +9,21 @@ import asyncio
 
 import httpx
 import pytest
-from observation_factories import org, set_policy_value, write_policy
+from observation_factories import set_policy_value, world_ids
 from pydantic import ValidationError
 from sqlmodel import func, select
 
 from frontline.core.security import hash_secret
+from frontline.observations.api_tokens import create_api_token, revoke_api_token
 from frontline.observations.intake import (
     ObservationConflict,
+    ObservationOut,
     Pending,
     RateLimited,
     RotatorInactive,
-    Stored,
     TokenRevoked,
     UnknownEmployee,
     WrongRotator,
-    create_api_token,
-    revoke_api_token,
     submit_batch,
 )
 from models import AuditEvent, Employee, Observation, OutboundMessage, session_scope
@@ -32,13 +31,7 @@ from models import AuditEvent, Employee, Observation, OutboundMessage, session_s
 
 @pytest.fixture
 def world(settings, engine):
-    write_policy(settings)
-    from frontline.observations.intake import _policy_cache
-
-    _policy_cache.clear()
-    with session_scope(engine) as session:
-        made = org(session)
-        return {"rotator": made["rotator"].id, "other": made["other"].id}
+    return world_ids(settings, engine)
 
 
 def fields(**overrides):
@@ -67,7 +60,7 @@ def test_batch_applies_every_rule_per_item(engine, world, settings):
     rita, otto = world["rotator"], world["other"]
     with session_scope(engine) as session:
         earlier = submit_batch(session, [Pending(fields(client_request_id="old-1"), "api", rotator_id=rita)])[0]
-    assert isinstance(earlier, Stored) and earlier.created
+    assert isinstance(earlier, ObservationOut) and not earlier.replayed
     items = [
         Pending(fields(client_request_id="a"), "api", rotator_id=rita),
         Pending(fields(client_request_id="a"), "api", rotator_id=rita),  # repeat inside the batch: replay
@@ -82,14 +75,14 @@ def test_batch_applies_every_rule_per_item(engine, world, settings):
     with session_scope(engine) as session:
         results = submit_batch(session, items)
     a, a_again, a_other, old_again, old_other, invalid, third, fourth, urgent = results
-    assert isinstance(a, Stored) and a.created and a.text == "Refund for [email] failed twice"
-    assert isinstance(a_again, Stored) and not a_again.created and a_again.id == a.id
+    assert isinstance(a, ObservationOut) and not a.replayed and a.text == "Refund for [email] failed twice"
+    assert isinstance(a_again, ObservationOut) and a_again.replayed and a_again.id == a.id
     assert isinstance(a_other, ObservationConflict) and isinstance(old_other, ObservationConflict)
-    assert isinstance(old_again, Stored) and not old_again.created and old_again.id == earlier.id
+    assert isinstance(old_again, ObservationOut) and old_again.replayed and old_again.id == earlier.id
     assert isinstance(invalid, ValidationError) and "unknown product area 'moon'" in str(invalid)
-    assert isinstance(third, Stored) and third.created and third.redactions == {"phone": 1}
+    assert isinstance(third, ObservationOut) and not third.replayed and third.redactions == {"phone": 1}
     assert isinstance(fourth, RateLimited)
-    assert isinstance(urgent, Stored) and urgent.created and urgent.target_department == "Finance"
+    assert isinstance(urgent, ObservationOut) and not urgent.replayed and urgent.target_department == "Finance"
     assert counts(engine) == (4, 4)  # earlier + a + third + urgent, each audited once
     with session_scope(engine) as session:
         mails = session.exec(select(OutboundMessage).where(OutboundMessage.kind == "escalation")).all()
@@ -118,9 +111,9 @@ def test_batch_rechecks_tokens_and_rotators(engine, world):
     ]
     with session_scope(engine) as session:
         results = submit_batch(session, items)
-    assert isinstance(results[0], Stored) and results[0].employee_id == "E100"
+    assert isinstance(results[0], ObservationOut) and results[0].employee_id == "E100"
     assert isinstance(results[1], WrongRotator)
-    assert isinstance(results[2], Stored) and results[2].employee_id == "E100"
+    assert isinstance(results[2], ObservationOut) and results[2].employee_id == "E100"
     assert isinstance(results[3], UnknownEmployee)
     assert isinstance(results[4], RotatorInactive)
     assert isinstance(results[5], TokenRevoked) and isinstance(results[6], TokenRevoked)
@@ -159,37 +152,120 @@ def test_concurrent_api_requests_through_the_writer(engine, world):
     assert counts(engine) == (20, 20)
 
 
-def test_writer_falls_back_when_another_writer_takes_the_same_request_id(engine, world):
+def test_writer_falls_back_when_another_writer_takes_the_same_request_id(engine, world, monkeypatch):
     """Another process stores the same ``client_request_id`` between the batch's check and its insert:
     the batch fails as a whole and the writer re-runs each item alone, so the request gets a replay of
-    the other writer's row and the rest of the batch is still stored."""
-    import threading
-    import time
+    the other writer's row and the rest of the batch is still stored.
 
-    from sqlmodel import Session
+    The interleaving is forced, not timed: the other writer stores and commits its row from inside the
+    batch's insert phase (:func:`~frontline.observations.intake.insert_rows`), after the batch has
+    looked its ids up (:func:`~frontline.observations.intake.load_history`)."""
+    from sqlalchemy.exc import IntegrityError
 
-    from frontline.web.api import GroupCommitWriter
+    from frontline.observations import intake
+    from frontline.web import api
 
     rita, otto = world["rotator"], world["other"]
-    other_writer = Session(engine)
-    theirs = submit_batch(other_writer, [Pending(fields(client_request_id="race"), "api", rotator_id=rita)])[0]
-    out: list = []
-    worker = threading.Thread(
-        target=lambda: out.extend(
-            GroupCommitWriter._write(
-                [
-                    Pending(fields(client_request_id="race"), "api", rotator_id=rita),
-                    Pending(fields(client_request_id="calm"), "api", rotator_id=otto),
-                ]
-            )
-        )
+    theirs: list = []
+    insert_failures: list = []
+    alone: list = []
+    real_insert, real_one = intake.insert_rows, api._one
+
+    def other_writer_first(conn, rows):
+        if not theirs:  # the batch has checked "race"; another writer takes it now, and commits
+            theirs.append(None)
+            with session_scope(engine) as other:
+                theirs[0] = submit_batch(other, [Pending(fields(client_request_id="race"), "api", rotator_id=rita)])[0]
+        try:
+            return real_insert(conn, rows)
+        except IntegrityError as exc:
+            insert_failures.append(exc)
+            raise
+
+    def one_alone(item):
+        alone.append(item.data["client_request_id"])
+        return real_one(item)
+
+    monkeypatch.setattr(intake, "insert_rows", other_writer_first)
+    monkeypatch.setattr(api, "_one", one_alone)
+    race, calm = api.GroupCommitWriter._write(
+        [
+            Pending(fields(client_request_id="race"), "api", rotator_id=rita),
+            Pending(fields(client_request_id="calm"), "api", rotator_id=otto),
+        ]
     )
-    worker.start()
-    time.sleep(0.5)  # the batch has checked the ids and waits on the other writer's uncommitted row/lock
-    other_writer.commit()
-    other_writer.close()
-    worker.join(60)
-    race, calm = out
-    assert isinstance(race, Stored) and not race.created and race.id == theirs.id
-    assert isinstance(calm, Stored) and calm.created
+    assert len(insert_failures) == 1  # the batch's insert met the other writer's row ...
+    assert alone == ["race", "calm"]  # ... so the writer fell back to one item per transaction
+    assert isinstance(theirs[0], ObservationOut) and not theirs[0].replayed
+    assert isinstance(race, ObservationOut) and race.replayed and race.id == theirs[0].id
+    assert isinstance(calm, ObservationOut) and not calm.replayed
     assert counts(engine) == (2, 2)
+
+
+def test_batch_phases_decide_without_a_database():
+    """The batch's decisions are pure functions of what it read (phases tested alone): a replay wins over
+    invalid fields, a repeat inside the batch answers like the item it repeats, another rotator's id is a
+    conflict, and the hourly limit counts what the batch itself accepts."""
+    from datetime import UTC, date, datetime, timedelta
+    from types import SimpleNamespace
+
+    from observation_factories import ROOT
+
+    from frontline.core.policy import load_policy
+    from frontline.observations.intake import (
+        BatchContext,
+        History,
+        RotatorRow,
+        SameAs,
+        answer_repeats,
+        plan_batch,
+        validate_items,
+    )
+
+    policy = load_policy(ROOT / "frontline.example.toml")  # 60 submissions per hour; billing -> Finance
+    now = datetime(2027, 2, 1, 12, tzinfo=UTC)
+    ctx = BatchContext(now, date(2027, 2, 1), policy, {"Finance": 1, "Engineering": 2}, ["Finance", "Engineering"])
+    rita, otto = RotatorRow(1, "E100", "e100@example.com", True), RotatorRow(2, "E200", "e200@example.com", True)
+    stored = SimpleNamespace(
+        id=7,
+        created_at=now - timedelta(days=1),
+        text="stored before",
+        suggestion=None,
+        impact=3,
+        customer_count=1,
+        product_area="billing",
+        category="bug",
+        target_department_id=1,
+        urgent=False,
+        ack_state="new",
+        redactions={},
+        client_request_id="old",
+        rotator_id=1,
+    )
+    items = [
+        Pending(fields(product_area="moon", client_request_id="old"), "api", rotator_id=1),  # replay, not invalid
+        Pending(fields(client_request_id="new"), "api", rotator_id=1),  # Rita's 60th this hour: stored
+        Pending(fields(client_request_id="new"), "api", rotator_id=1),  # repeat inside the batch
+        Pending(fields(client_request_id="new"), "api", rotator_id=2),  # someone else's id: conflict
+        Pending(fields(), "api", rotator_id=1),  # Rita's 61st: over the limit
+    ]
+    valid = validate_items(items, ctx)
+    assert isinstance(valid[0], ValidationError) and valid[1].target == "Finance"
+    history = History({"old": stored}, {1: (59, now - timedelta(minutes=30))}, {1: 11})
+
+    plan = plan_batch(items, [rita, rita, rita, otto, rita], valid, history, ctx)
+
+    replay, first, again, conflict, over = plan.results
+    assert isinstance(replay, ObservationOut) and replay.replayed and replay.id == 7
+    assert replay.target_department == "Finance" and replay.employee_id == "E100"
+    assert first is None and again == SameAs(1)  # the first is answered once it is stored
+    assert isinstance(conflict, ObservationConflict)
+    assert isinstance(over, RateLimited) and over.retry_after == 1800  # the oldest of the hour leaves in 30 min
+    assert [p.index for p in plan.placed] == [1] and history.recent[1][0] == 60
+    values = plan.placed[0].values
+    assert values["text"] == "Refund for [email] failed twice" and values["redactions"] == {"email": 1}
+    assert values["rotation_id"] == 11 and values["target_department_id"] == 1 and values["created_at"] == now
+
+    plan.results[1] = replay.model_copy(update={"id": 8, "replayed": False})  # what the record phase answers
+    answers = answer_repeats(plan.results)
+    assert answers[1].id == answers[2].id == 8 and not answers[1].replayed and answers[2].replayed

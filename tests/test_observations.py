@@ -16,11 +16,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from markupsafe import escape
-from observation_factories import body, mails, org, set_policy_value, write_policy
+from observation_factories import body, mails, org, set_policy_value, world_ids, write_policy
 from sqlmodel import func, select
 
 from frontline.core.links import observe_url
-from frontline.observations.intake import create_api_token, revoke_api_token
+from frontline.observations.api_tokens import create_api_token, revoke_api_token
 from models import AuditEvent, Department, Employee, Observation, session_scope
 
 XSS = [
@@ -32,18 +32,7 @@ XSS = [
 
 @pytest.fixture
 def world(settings, engine):
-    write_policy(settings)
-    from frontline.observations.intake import _policy_cache
-
-    _policy_cache.clear()
-    with session_scope(engine) as session:
-        made = org(session)
-        return {
-            "rotator": made["rotator"].id,
-            "other": made["other"].id,
-            "mentor": made["mentor"].id,
-            "rotator_hr": made["rotator"].employee_id,
-        }
+    return world_ids(settings, engine)
 
 
 @pytest.fixture
@@ -129,15 +118,19 @@ def test_valid_submission_is_stored_redacted_and_audited(client, engine, world):
 
 
 def test_chosen_department_overrides_the_suggestion(client, engine, world):
+    """The policy routes checkout to Engineering; a rotator who picks Product is heard by Product."""
+    from frontline.observations.intake import department_names, suggested_department
+    from frontline.observations.policy import current_policy
+
+    with session_scope(engine) as session:
+        assert suggested_department("checkout", current_policy(), department_names(session)) == "Engineering"
     link, hidden = open_form(client, world["rotator"])
-    r = client.post(link, data={**hidden, **valid_form(target_department="Product")})
-    assert r.status_code == 200
+    r = client.post(link, data={**hidden, **valid_form(product_area="checkout", target_department="Product")})
+    assert r.status_code == 200 and "sent to <strong>Product</strong>" in r.text
     with session_scope(engine) as session:
         obs = session.exec(select(Observation)).one()
-        assert obs.target_department_id == session.exec(select(Observation.target_department_id)).one()
-        from models import Department
-
-        assert session.get(Department, obs.target_department_id).name == "Product"
+        product = session.exec(select(Department).where(Department.name == "Product")).one()
+        assert obs.target_department_id == product.id
 
 
 def test_forged_expired_and_foreign_links_are_refused(client, engine, world, monkeypatch):
@@ -270,7 +263,7 @@ def test_xss_payloads_come_back_escaped_everywhere(client, engine, world):
             ack_page = client.get(html.unescape(ack)).text
             assert payload not in ack_page and str(escape(payload)) in ack_page
         # the "what happened to your observation" mail, with a hostile note from the acting head
-        from frontline.observations.intake import set_ack_state
+        from frontline.observations.acknowledgement import set_ack_state
 
         first = session.exec(select(Observation).order_by(Observation.id)).first()
         set_ack_state(session, [first.id], "planned", by="head@example.com", note=f"n {XSS[0]}")

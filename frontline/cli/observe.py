@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from frontline.cli.common import echo_table, fail, load_policy_or_exit, open_database
@@ -11,8 +13,13 @@ app = typer.Typer(
 )
 api_token_app = typer.Typer(help="Bearer tokens for the JSON API (POST /api/observations).", no_args_is_help=True)
 
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
-def _employee(session, employee_id: str):
+    from models import Employee
+
+
+def _employee(session: Session, employee_id: str) -> Employee:
     from sqlmodel import select
 
     from models import Employee
@@ -40,7 +47,7 @@ def add_command(
     from pydantic import ValidationError
 
     from frontline.observations.intake import ObservationConflict, RateLimited, submit
-    from models import Department, session_scope
+    from models import session_scope
 
     policy = load_policy_or_exit()
     open_database()
@@ -63,7 +70,6 @@ def add_command(
             rotator = _employee(session, employee)
             result = submit(session, rotator, data, "cli", policy=policy)
             obs = result.observation
-            dept = session.get(Department, obs.target_department_id)
     except ValidationError as exc:
         for err in exc.errors(include_url=False, include_input=False):
             typer.echo(f"error: {'.'.join(map(str, err['loc']))}: {err['msg']}", err=True)
@@ -72,19 +78,21 @@ def add_command(
         fail(str(exc))
     verb = "stored" if result.created else "already stored (same --request-id)"
     extra = f"; redacted {obs.redactions}" if obs.redactions else ""
-    typer.echo(f"observation #{obs.id} {verb} for {dept.name}{' (urgent: head emailed)' if obs.urgent else ''}{extra}")
+    typer.echo(
+        f"observation #{obs.id} {verb} for {result.department_name}{' (urgent: head emailed)' if obs.urgent else ''}{extra}"
+    )
 
 
 @app.command("list")
 def list_command(limit: int = typer.Option(20, min=1, help="How many, newest first")) -> None:
     """Recent observations (redacted text, truncated)."""
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from models import Department, Employee, Observation, session_scope
 
     open_database()
     with session_scope() as session:
-        rows = session.exec(select(Observation).order_by(Observation.id.desc()).limit(limit)).all()
+        rows = session.exec(select(Observation).order_by(col(Observation.id).desc()).limit(limit)).all()
         depts = {d.id: d.name for d in session.exec(select(Department)).all()}
         people = {e.id: e.employee_id for e in session.exec(select(Employee)).all()}
         echo_table(
@@ -114,7 +122,10 @@ def link_command(employee: str = typer.Option(..., "--employee", help="HR employ
 
     open_database()
     with session_scope() as session:
-        typer.echo(observe_url(_employee(session, employee).id))
+        person = _employee(session, employee)
+        if person.id is None:
+            fail(f"employee {employee!r} is not stored yet")
+        typer.echo(observe_url(person.id))
 
 
 @api_token_app.command("create")
@@ -125,7 +136,7 @@ def token_create(
     ),
 ) -> None:
     """Create a token and print its secret once (only a hash is stored)."""
-    from frontline.observations.intake import create_api_token
+    from frontline.observations.api_tokens import create_api_token
     from models import session_scope
 
     open_database()
@@ -143,7 +154,7 @@ def token_create(
 @api_token_app.command("revoke")
 def token_revoke(name: str = typer.Option(..., "--name", help="Name of the token to revoke")) -> None:
     """Revoke a token at once."""
-    from frontline.observations.intake import revoke_api_token
+    from frontline.observations.api_tokens import revoke_api_token
     from models import session_scope
 
     open_database()
@@ -157,21 +168,19 @@ def token_revoke(name: str = typer.Option(..., "--name", help="Name of the token
 @api_token_app.command("list")
 def token_list() -> None:
     """Tokens (names, owners, state; never secrets)."""
-    from sqlmodel import select
-
-    from models import ApiToken, Employee, session_scope
+    from frontline.observations.api_tokens import list_api_tokens
+    from models import session_scope
 
     open_database()
     with session_scope() as session:
-        people = {e.id: e.employee_id for e in session.exec(select(Employee)).all()}
         echo_table(
             [
                 {
                     "name": t.name,
-                    "employee": people.get(t.employee_id, "(integration)"),
+                    "employee": employee or "(integration)",
                     "created": t.created_at.strftime("%Y-%m-%d"),
                     "revoked": t.revoked_at.strftime("%Y-%m-%d") if t.revoked_at else "",
                 }
-                for t in session.exec(select(ApiToken).order_by(ApiToken.id)).all()
+                for t, employee in list_api_tokens(session)
             ]
         )

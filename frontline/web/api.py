@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response
@@ -33,17 +33,17 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 
 from frontline.core.security import hash_secret
+from frontline.observations.api_tokens import authenticate_api_token
 from frontline.observations.intake import (
     ObservationConflict,
     ObservationIn,
+    ObservationOut,
     Pending,
     RateLimited,
     RotatorInactive,
-    Stored,
     TokenRevoked,
     UnknownEmployee,
     WrongRotator,
-    authenticate_api_token,
     error_list,
     submit_batch,
 )
@@ -59,24 +59,6 @@ class ObservationCreate(ObservationIn):
         max_length=100,
         description="HR employee id of the rotator: required with an integration token, optional with a rotator token",
     )
-
-
-class ObservationOut(BaseModel):
-    id: int
-    created_at: datetime
-    employee_id: str
-    text: str = Field(description="As stored, after PII redaction")
-    suggestion: str | None
-    impact: int
-    customer_count: int
-    product_area: str
-    category: str
-    target_department: str
-    urgent: bool
-    ack_state: str
-    redactions: dict[str, int] = Field(description="How many items of each kind were redacted")
-    client_request_id: str | None
-    replayed: bool = Field(description="True when this answers a repeated client_request_id")
 
 
 class ErrorEntry(BaseModel):
@@ -138,6 +120,7 @@ async def authenticated(credentials: HTTPAuthorizationCredentials | None = Depen
 
 
 MAX_BATCH = 128
+_Waiting = tuple[Pending, asyncio.Future[ObservationOut]]  # a queued submission and its request's answer
 
 
 class GroupCommitWriter:
@@ -148,21 +131,20 @@ class GroupCommitWriter:
     written again one per transaction, so each gets its own correct answer."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue | None = None
+        self.queue: asyncio.Queue[_Waiting] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
 
-    async def submit(self, item: Pending) -> Stored:
+    async def submit(self, item: Pending) -> ObservationOut:
         loop = asyncio.get_running_loop()
-        if self.loop is not loop or self.task is None or self.task.done():
+        if self.queue is None or self.loop is not loop or self.task is None or self.task.done():
             self.loop, self.queue = loop, asyncio.Queue()
-            self.task = loop.create_task(self._run())
-        future = loop.create_future()
+            self.task = loop.create_task(self._run(self.queue))
+        future: asyncio.Future[ObservationOut] = loop.create_future()
         self.queue.put_nowait((item, future))
         return await future
 
-    async def _run(self) -> None:
-        queue = self.queue
+    async def _run(self, queue: asyncio.Queue[_Waiting]) -> None:
         while True:
             batch = [await queue.get()]
             while len(batch) < MAX_BATCH and not queue.empty():
@@ -188,7 +170,7 @@ class GroupCommitWriter:
                     future.set_result(result)
 
     @staticmethod
-    def _write(items: list[Pending]) -> list:
+    def _write(items: list[Pending]) -> list[ObservationOut | Exception]:
         try:
             with session_scope(get_engine()) as session:
                 return submit_batch(session, items)
@@ -196,7 +178,7 @@ class GroupCommitWriter:
             return [_one(item) for item in items]
 
 
-def _one(item: Pending):
+def _one(item: Pending) -> ObservationOut | Exception:
     try:
         with session_scope(get_engine()) as session:
             return submit_batch(session, [item])[0]
@@ -204,17 +186,15 @@ def _one(item: Pending):
         return exc
 
 
-_executor = None
+_executor: ThreadPoolExecutor | None = None
 
 
-def _writer_thread():
+def _writer_thread() -> ThreadPoolExecutor:
     """The one thread that writes batches (one writer per process: no lock contention between
     writers; the event loop keeps reading and validating requests while a batch waits for the disk
     or the database server)."""
     global _executor
     if _executor is None:
-        from concurrent.futures import ThreadPoolExecutor
-
         _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observation-writer")
     return _executor
 
@@ -268,22 +248,6 @@ async def create_observation(
         return _error(429, str(exc), {"Retry-After": str(exc.retry_after)})
     except ObservationConflict as exc:
         return _error(409, str(exc))
-    if not obs.created:
+    if obs.replayed:
         response.status_code = 200
-    return ObservationOut(
-        id=obs.id,
-        created_at=obs.created_at,
-        employee_id=obs.employee_id,
-        text=obs.text,
-        suggestion=obs.suggestion,
-        impact=obs.impact,
-        customer_count=obs.customer_count,
-        product_area=obs.product_area,
-        category=obs.category,
-        target_department=obs.target_department,
-        urgent=obs.urgent,
-        ack_state=obs.ack_state,
-        redactions=obs.redactions,
-        client_request_id=obs.client_request_id,
-        replayed=not obs.created,
-    )
+    return obs

@@ -3,7 +3,7 @@
 * ``GET /digest/theme/{token}?action=planned`` shows what the link applies to and a confirm form (mail
   scanners that prefetch links change nothing); ``POST`` applies the chosen state to the week's
   observations of the theme addressed to the department through
-  :func:`frontline.observations.intake.set_ack_state`, which records it and tells the reporting rotators.
+  :func:`frontline.digests.service.apply_theme_action`, which records it and tells the reporting rotators.
 * ``GET /digest/unsubscribe/{token}`` confirms; ``POST`` (also RFC 8058 one-click, no login) records the
   opt-out in :class:`models.DigestOptOut`.
 
@@ -13,19 +13,35 @@ else is needed (the links are sent to that one recipient).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Depends, Form
 from fastapi.responses import HTMLResponse
 
-from frontline.core import audit
+from frontline.core.clock import utcnow
 from frontline.core.links import THEME_ACTIONS, read_token
 from frontline.core.security import InvalidToken
 from frontline.core.templating import render_html
-from frontline.digests.service import ACK_LABELS, DigestError, theme_observations, unsubscribe
-from models import Department, session_scope
+from frontline.digests.service import (
+    ACK_LABELS,
+    DigestError,
+    ThemeLink,
+    ThemeView,
+    apply_theme_action,
+    digest_department,
+    recipient_still_current,
+    theme_view,
+    unsubscribe,
+)
+from models import session_scope
 
 router = APIRouter(prefix="/digest", tags=["digest"])
+
+
+def request_time() -> datetime:
+    """When a request acts (a dependency, so a test can fix the clock of an end-to-end run)."""
+    return utcnow()
 
 
 def _page(name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
@@ -50,29 +66,18 @@ def _payload(purpose: str, token: str) -> dict[str, Any]:
     return payload
 
 
-def _check_recipient(session, payload: dict[str, Any]) -> None:
-    """The link is bound to the recipient it was sent to: it works only while they still head the
-    department or receive its digest (raises InvalidToken otherwise)."""
-    department = session.get(Department, payload["d"])
-    current = (
-        {a.strip().lower() for a in [department.head_email, *(department.digest_recipients or [])] if a}
-        if department is not None
-        else set()
-    )
-    if payload["r"].strip().lower() not in current:
-        raise InvalidToken("this link was sent to someone who no longer receives this department's digest")
+_NOT_CURRENT = "this link was sent to someone who no longer receives this department's digest"
 
 
-def _theme_context(session, payload: dict[str, Any]) -> dict[str, Any]:
-    department = session.get(Department, payload["d"])
+def _theme_context(link: ThemeLink, view: ThemeView) -> dict[str, Any]:
     return {
         "title": "Respond to a digest theme",
-        "theme": payload["t"],
-        "week": payload["w"],
-        "area": payload["a"],
-        "category": payload["c"],
-        "department": department.name if department else "(deleted department)",
-        "observations": theme_observations(session, payload),
+        "theme": link.theme,
+        "week": link.week,
+        "area": link.product_area,
+        "category": link.category,
+        "department": view.department,
+        "observations": view.observations,
         "labels": ACK_LABELS,
         "choices": [(a, ACK_LABELS[a]) for a in THEME_ACTIONS],
     }
@@ -81,24 +86,22 @@ def _theme_context(session, payload: dict[str, Any]) -> dict[str, Any]:
 @router.get("/theme/{token}", response_class=HTMLResponse)
 def theme_confirm(token: str, action: str | None = None) -> HTMLResponse:
     try:
-        payload = _payload("ack", token)
+        link = ThemeLink.from_payload(_payload("ack", token))
     except InvalidToken as exc:
         return _denied(exc)
     with session_scope() as session:
-        try:
-            _check_recipient(session, payload)
-        except InvalidToken as exc:
-            return _denied(exc)
-        ctx = _theme_context(session, payload)
+        if not recipient_still_current(session, link):
+            return _denied(_NOT_CURRENT)
+        ctx = _theme_context(link, theme_view(session, link))
         return _page("web/digest_theme.html", selected=action if action in THEME_ACTIONS else None, done=None, **ctx)
 
 
 @router.post("/theme/{token}", response_class=HTMLResponse)
-def theme_apply(token: str, action: str = Form(...), note: str = Form("")) -> HTMLResponse:
-    from frontline.observations.intake import set_ack_state
-
+def theme_apply(
+    token: str, action: str = Form(...), note: str = Form(""), now: datetime = Depends(request_time)
+) -> HTMLResponse:
     try:
-        payload = _payload("ack", token)
+        link = ThemeLink.from_payload(_payload("ack", token))
     except InvalidToken as exc:
         return _denied(exc)
     if action not in THEME_ACTIONS:
@@ -110,27 +113,11 @@ def theme_apply(token: str, action: str = Form(...), note: str = Form("")) -> HT
         )
     try:
         with session_scope() as session:
-            try:
-                _check_recipient(session, payload)
-            except InvalidToken as exc:
-                return _denied(exc)
-            ctx = _theme_context(session, payload)
-            ids = [o.id for o in ctx["observations"]]
-            if ids:
-                set_ack_state(session, ids, action, payload["r"], note=note[:2000] or None)
-                audit.record(
-                    session,
-                    actor=payload["r"],
-                    action="digest.theme_action",
-                    subject_type="department",
-                    subject_id=payload["d"],
-                    week=payload["w"],
-                    theme=payload["t"],
-                    state=action,
-                    observations=len(ids),
-                )
-            ctx["observations"] = theme_observations(session, payload)
-            return _page("web/digest_theme.html", selected=action, done=action if ids else None, **ctx)
+            if not recipient_still_current(session, link):
+                return _denied(_NOT_CURRENT)
+            acted = apply_theme_action(session, link, action, note[:2000] or None, now=now)
+            ctx = _theme_context(link, theme_view(session, link))
+            return _page("web/digest_theme.html", selected=action, done=action if acted else None, **ctx)
     except (ValueError, DigestError) as exc:
         return _page("web/digest_error.html", 400, title="Could not apply", message=str(exc))
 
@@ -141,19 +128,13 @@ def _unsubscribe_page(token: str, apply: bool) -> HTMLResponse:
     except InvalidToken as exc:
         return _denied(exc)
     with session_scope() as session:
-        department = session.get(Department, payload["d"])
+        department = digest_department(session, payload["d"])
         if department is None:
             return _page(
                 "web/digest_error.html", 404, title="Unknown digest", message="This department no longer exists."
             )
-        if apply and unsubscribe(session, department.id, payload["m"]):
-            audit.record(
-                session,
-                actor=payload["m"],
-                action="digest.unsubscribe",
-                subject_type="department",
-                subject_id=department.id,
-            )
+        if apply:
+            unsubscribe(session, payload["d"], payload["m"])
         return _page(
             "web/digest_unsubscribe.html",
             title="Digest subscription",

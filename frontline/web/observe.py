@@ -23,32 +23,32 @@ by :class:`BodySizeLimit` (413).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlmodel import Session
 
 from frontline.core.links import DAY, read_token
+from frontline.core.policy import Policy
 from frontline.core.security import InvalidToken, sign, verify
 from frontline.core.templating import render_html
+from frontline.observations.acknowledgement import AckTarget, ack_link_target, set_ack_state
 from frontline.observations.intake import (
-    ACK_STATE_LABELS,
-    ACK_STATES,
     ObservationConflict,
     RateLimited,
-    category_label,
-    current_policy,
-    current_rotation,
     department_names,
-    recent_observations,
-    set_ack_state,
     submit,
     suggested_department,
 )
-from models import Department, Employee, Observation, get_engine, session_scope
+from frontline.observations.policy import current_policy
+from frontline.observations.rotators import active_employee, current_rotation, recent_observations
+from frontline.observations.vocabulary import ACK_STATE_LABELS, ACK_STATES, category_label
+from models import Employee, get_engine, session_scope
 
 router = APIRouter(include_in_schema=False)
 
@@ -181,12 +181,12 @@ def _denied(message: str, heading: str = "This link does not work") -> HTMLRespo
     return _page("web/observe_error.html", 403, heading=heading, message=message)
 
 
-def _rotator_from_token(session: Session, token: str, policy) -> Employee:
+def _rotator_from_token(session: Session, token: str, policy: Policy) -> Employee:
     payload = read_token("observe", token, max_age_seconds=policy.observations.link_valid_days * DAY)
     if not isinstance(payload, dict) or not isinstance(payload.get("e"), int):
         raise InvalidToken("this link is not valid")
-    employee = session.get(Employee, payload["e"])
-    if employee is None or not employee.active:
+    employee = active_employee(session, payload["e"])
+    if employee is None:
         raise InvalidToken("this link belongs to nobody who can submit observations")
     return employee
 
@@ -205,12 +205,12 @@ async def _form_fields(request: Request) -> dict[str, str]:
     return {k: v[-1] for k, v in fields.items()}
 
 
-def _form_context(session: Session, employee: Employee, policy, **extra: Any) -> dict[str, Any]:
+def _form_context(session: Session, employee: Employee, policy: Policy, **extra: Any) -> dict[str, Any]:
     names = department_names(session)
     suggestions = [(a, suggested_department(a, policy, names)) for a in policy.observations.product_areas]
     ctx = {
         "employee": employee,
-        "rotation": current_rotation(session, employee.id),
+        "rotation": current_rotation(session, employee.id) if employee.id is not None else None,
         "areas": policy.observations.product_areas,
         "categories": [(c, category_label(c)) for c in policy.observations.categories],
         "departments": names,
@@ -222,7 +222,7 @@ def _form_context(session: Session, employee: Employee, policy, **extra: Any) ->
         "sla_hours": policy.observations.escalation_sla_hours,
         "nonce": sign(FORM_PURPOSE, {"e": employee.id}),
         "client_request_id": f"web-{uuid.uuid4().hex}",
-        "recent": recent_observations(session, employee.id),
+        "recent": recent_observations(session, employee.id) if employee.id is not None else [],
         "state_labels": ACK_STATE_LABELS,
         "values": {
             "text": "",
@@ -241,6 +241,25 @@ def _form_context(session: Session, employee: Employee, policy, **extra: Any) ->
     }
     ctx.update(extra)
     return ctx
+
+
+@dataclass
+class _FormPage:
+    """The form page of one person's link, shown again with what they typed."""
+
+    session: Session
+    employee: Employee
+    policy: Policy
+    action: str
+    values: dict[str, Any]
+
+    def again(
+        self, status: int, errors: dict[str, str], headers: dict[str, str] | None = None, **extra: Any
+    ) -> HTMLResponse:
+        ctx = _form_context(
+            self.session, self.employee, self.policy, action=self.action, values=self.values, errors=errors, **extra
+        )
+        return _page("web/observe.html", status, headers=headers, **ctx)
 
 
 REDACTION_NAMES = {
@@ -284,87 +303,70 @@ async def observe_submit(token: str, request: Request) -> HTMLResponse:
             employee = _rotator_from_token(session, token, policy)
         except InvalidToken as exc:
             return _denied(str(exc))
-        try:
-            nonce = verify(FORM_PURPOSE, form.get("nonce", ""), max_age_seconds=FORM_SECONDS)
-        except InvalidToken as exc:
-            if exc.expired:
-                values = _values(form)
-                ctx = _form_context(
-                    session,
-                    employee,
-                    policy,
-                    action=request.url.path,
-                    values=values,
-                    errors={"nonce": "the form was open for more than a day; please send it again"},
-                )
-                return _page("web/observe.html", 400, **ctx)
-            return _denied("this form is not valid for this link; reopen your personal link")
-        if nonce != {"e": employee.id}:
-            return _denied("this form belongs to someone else's link; reopen your personal link")
-        values = _values(form)
+        form_page = _FormPage(session, employee, policy, request.url.path, _values(form))
+        refused = _nonce_refusal(form, employee, form_page)
+        if refused is not None:
+            return refused
         if "__invalid__" in form:
-            ctx = _form_context(
-                session, employee, policy, action=request.url.path, values=values, errors={"text": form["__invalid__"]}
-            )
-            return _page("web/observe.html", 400, **ctx)
-        data = {
-            k: values[k]
-            for k in ("text", "impact", "customer_count", "product_area", "category", "target_department", "suggestion")
-        }
-        data["urgent"] = bool(values["urgent"])
-        if form.get("client_request_id"):
-            data["client_request_id"] = form["client_request_id"]
-        if data["customer_count"].strip() == "":
-            del data["customer_count"]  # left empty: the default (1)
-        try:
-            result = submit(session, employee, data, "web", policy=policy)
-        except ValidationError as exc:
-            errors = {}
-            for err in exc.errors(include_url=False):
-                field = str(err["loc"][0]) if err["loc"] else "text"
-                errors.setdefault(field, _friendly(err))
-            ctx = _form_context(
-                session,
-                employee,
-                policy,
-                action=request.url.path,
-                values=values,
-                errors=errors,
-                client_request_id=form.get("client_request_id") or f"web-{uuid.uuid4().hex}",
-            )
-            return _page("web/observe.html", 422, **ctx)
-        except RateLimited as exc:
-            ctx = _form_context(
-                session,
-                employee,
-                policy,
-                action=request.url.path,
-                values=values,
-                errors={"text": f"{exc}. Your text is kept below."},
-            )
-            return _page("web/observe.html", 429, headers={"Retry-After": str(exc.retry_after)}, **ctx)
-        except ObservationConflict:
-            ctx = _form_context(
-                session,
-                employee,
-                policy,
-                action=request.url.path,
-                values=values,
-                errors={"client_request_id": "this form was already used; please send it again"},
-            )
-            return _page("web/observe.html", 409, **ctx)
-        obs = result.observation
-        dept = session.get(Department, obs.target_department_id)
-        ctx = _form_context(
-            session,
-            employee,
-            policy,
-            action=request.url.path,
-            saved=obs,
-            saved_department=dept.name,
-            redaction_note=redaction_note(obs.redactions),
-        )
-        return _page("web/observe.html", 200, **ctx)
+            return form_page.again(400, {"text": form["__invalid__"]})
+        return _store(form, form_page)
+
+
+def _nonce_refusal(form: dict[str, str], employee: Employee, form_page: _FormPage) -> HTMLResponse | None:
+    """The answer to a form whose nonce is expired (the form again), forged or minted for another
+    person's link (403); None for a good one."""
+    try:
+        nonce = verify(FORM_PURPOSE, form.get("nonce", ""), max_age_seconds=FORM_SECONDS)
+    except InvalidToken as exc:
+        if exc.expired:
+            return form_page.again(400, {"nonce": "the form was open for more than a day; please send it again"})
+        return _denied("this form is not valid for this link; reopen your personal link")
+    if nonce != {"e": employee.id}:
+        return _denied("this form belongs to someone else's link; reopen your personal link")
+    return None
+
+
+def _store(form: dict[str, str], form_page: _FormPage) -> HTMLResponse:
+    """Submit the form's observation; the thank-you page, or the form again with what went wrong."""
+    session, employee, policy = form_page.session, form_page.employee, form_page.policy
+    try:
+        result = submit(session, employee, _submission(form, form_page.values), "web", policy=policy)
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for err in exc.errors(include_url=False):
+            errors.setdefault(str(err["loc"][0]) if err["loc"] else "text", _friendly(err))
+        new_id = form.get("client_request_id") or f"web-{uuid.uuid4().hex}"
+        return form_page.again(422, errors, client_request_id=new_id)
+    except RateLimited as exc:
+        errors = {"text": f"{exc}. Your text is kept below."}
+        return form_page.again(429, errors, headers={"Retry-After": str(exc.retry_after)})
+    except ObservationConflict:
+        return form_page.again(409, {"client_request_id": "this form was already used; please send it again"})
+    obs = result.observation
+    ctx = _form_context(
+        session,
+        employee,
+        policy,
+        action=form_page.action,
+        saved=obs,
+        saved_department=result.department_name,
+        redaction_note=redaction_note(obs.redactions),
+    )
+    return _page("web/observe.html", 200, **ctx)
+
+
+def _submission(form: dict[str, str], values: dict[str, Any]) -> dict[str, Any]:
+    """The observation's fields from the form (an empty customer count: the default, 1)."""
+    data = {
+        k: values[k]
+        for k in ("text", "impact", "customer_count", "product_area", "category", "target_department", "suggestion")
+    }
+    data["urgent"] = bool(values["urgent"])
+    if form.get("client_request_id"):
+        data["client_request_id"] = form["client_request_id"]
+    if data["customer_count"].strip() == "":
+        del data["customer_count"]  # left empty: the default (1)
+    return data
 
 
 def _values(form: dict[str, str]) -> dict[str, Any]:
@@ -380,7 +382,7 @@ def _values(form: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _friendly(err: dict[str, Any]) -> str:
+def _friendly(err: ErrorDetails) -> str:
     kind = err["type"]
     if kind in {"missing", "string_too_short"} or (kind == "int_parsing" and err.get("input") in ("", None)):
         return "this is required"
@@ -394,32 +396,19 @@ def _friendly(err: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------ acknowledge
 
 
-def _ack_target(session: Session, token: str) -> tuple[Observation, dict]:
+def _ack_target(session: Session, token: str) -> tuple[AckTarget, dict[str, Any]]:
     payload = read_token("ack", token)
     if not isinstance(payload, dict) or not isinstance(payload.get("o"), int):
         raise InvalidToken("this link is not valid")
-    obs = session.get(Observation, payload["o"])
-    if obs is None:
-        raise InvalidToken("this observation no longer exists")
-    recipient = payload.get("r")
-    if recipient is not None:  # bound to the head it was sent to: only while they still receive this department's mail
-        department = session.get(Department, obs.target_department_id)
-        current = (
-            {a.strip().lower() for a in [department.head_email, *(department.digest_recipients or [])] if a}
-            if department is not None
-            else set()
-        )
-        if not isinstance(recipient, str) or recipient.strip().lower() not in current:
-            raise InvalidToken("this link was sent to someone who no longer receives this department's escalations")
-    return obs, payload
+    return ack_link_target(session, payload["o"], payload.get("r")), payload
 
 
-def _ack_context(session: Session, obs: Observation, **extra: Any) -> dict[str, Any]:
+def _ack_context(target: AckTarget, **extra: Any) -> dict[str, Any]:
     ctx = {
-        "obs": obs,
-        "department": session.get(Department, obs.target_department_id),
-        "rotator": session.get(Employee, obs.rotator_id) if obs.rotator_id else None,
-        "category_label": category_label(obs.category),
+        "obs": target.observation,
+        "department": target.department,
+        "rotator": target.rotator,
+        "category_label": category_label(target.observation.category),
         "state_labels": ACK_STATE_LABELS,
         "states": ACK_STATES,
         "selected": "acknowledged",
@@ -434,11 +423,11 @@ def _ack_context(session: Session, obs: Observation, **extra: Any) -> dict[str, 
 def ack_page(token: str, request: Request) -> HTMLResponse:
     with session_scope(get_engine()) as session:
         try:
-            obs, _payload = _ack_target(session, token)
+            target, payload = _ack_target(session, token)
         except InvalidToken as exc:
             return _denied(str(exc))
-        nonce = sign(ACK_FORM_PURPOSE, {"o": obs.id})
-        return _page("web/ack.html", **_ack_context(session, obs, nonce=nonce, action=request.url.path))
+        nonce = sign(ACK_FORM_PURPOSE, {"o": payload["o"]})
+        return _page("web/ack.html", **_ack_context(target, nonce=nonce, action=request.url.path))
 
 
 @router.post("/ack/{token}", response_class=HTMLResponse)
@@ -446,18 +435,16 @@ async def ack_submit(token: str, request: Request) -> HTMLResponse:
     form = await _form_fields(request)
     with session_scope(get_engine()) as session:
         try:
-            obs, payload = _ack_target(session, token)
+            target, payload = _ack_target(session, token)
             nonce = verify(ACK_FORM_PURPOSE, form.get("nonce", ""), max_age_seconds=FORM_SECONDS)
         except InvalidToken as exc:
             return _denied(str(exc))
-        if nonce != {"o": obs.id}:
+        if nonce != {"o": payload["o"]}:
             return _denied("this form belongs to another observation")
         state = form.get("state", "")
         if state not in ACK_STATES:
-            ctx = _ack_context(
-                session, obs, nonce=form["nonce"], action=request.url.path, error="choose what happens next"
-            )
+            ctx = _ack_context(target, nonce=form["nonce"], action=request.url.path, error="choose what happens next")
             return _page("web/ack.html", 422, **ctx)
         by = payload.get("r") or "escalation link"
-        set_ack_state(session, [obs.id], state, by=by, note=(form.get("note") or "")[:2000])
-        return _page("web/ack.html", **_ack_context(session, obs, done=True))
+        set_ack_state(session, [payload["o"]], state, by=by, note=(form.get("note") or "")[:2000])
+        return _page("web/ack.html", **_ack_context(target, done=True))

@@ -1,0 +1,258 @@
+"""Loading a digest week: the observations of the week and the week before (with the rotator's name and
+department), open urgent items, what was acted on, the departments, rotations and opt-outs, all as
+plain data (:class:`WeekData`) for :func:`frontline.digests.content.build_digest`; and the week's
+themes (:func:`compute_themes`), computed once per run over both weeks and stored on the observations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
+
+from frontline.core import clock
+from frontline.core.errors import DigestError
+from frontline.digests.themes import ThemeInput, find_themes
+from frontline.digests.weeks import shift_week, week_monday, week_window
+from models import Department, DigestOptOut, Employee, Observation, Rotation
+
+ThemeKey = tuple[str, str, str]  # (product_area, category, label)
+
+
+@dataclass
+class DigestObservation:
+    id: int
+    created_at: datetime
+    text: str
+    impact: int
+    customer_count: int
+    product_area: str
+    category: str
+    target_department_id: int
+    urgent: bool
+    rotator_id: int | None
+    rotator_name: str
+    rotator_department_id: int | None
+    ack_state: str
+    ack_by: str | None
+    ack_at: datetime | None
+    theme: str | None
+    current: bool  # in the digest week (else: the previous week, or an older open urgent item)
+
+
+@dataclass
+class WeekData:
+    week: str
+    start: datetime
+    end: datetime
+    current: list[DigestObservation]
+    previous: list[DigestObservation]
+    open_urgent: list[DigestObservation]  # urgent, still "new", created before the week
+    acted: list[DigestObservation]  # acknowledged/acted on during the week
+    themes: dict[int, ThemeKey]
+    departments: dict[int, Department]
+    rotations: list[tuple[Rotation, Employee]]
+    opt_outs: set[tuple[int, str]]
+
+
+_OBS_COLUMNS = (
+    col(Observation.id),
+    col(Observation.created_at),
+    col(Observation.text),
+    col(Observation.impact),
+    col(Observation.customer_count),
+    col(Observation.product_area),
+    col(Observation.category),
+    col(Observation.target_department_id),
+    col(Observation.urgent),
+    col(Observation.rotator_id),
+    col(Employee.name),
+    col(Employee.department_id),
+    col(Observation.ack_state),
+    col(Observation.ack_by),
+    col(Observation.ack_at),
+    col(Observation.theme),
+)
+
+
+def _rows(session: Session, statement: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
+    """Plain rows of a Core statement on the session's connection (after a flush, as a query would)."""
+    session.flush()
+    return session.connection().execute(statement).all()
+
+
+def _obs_rows(
+    session: Session, where: list[ColumnElement[bool]], department_ids: list[int] | None
+) -> Sequence[sa.Row[Any]]:
+    """Observation columns plus the rotator's name and department (plain rows: no ORM objects, fast)."""
+    stmt = sa.select(*_OBS_COLUMNS).join(Employee, col(Observation.rotator_id) == col(Employee.id), isouter=True)
+    for clause in where:
+        stmt = stmt.where(clause)
+    if department_ids is not None:
+        stmt = stmt.where(
+            sa.or_(
+                col(Observation.target_department_id).in_(department_ids),
+                col(Employee.department_id).in_(department_ids),
+            )
+        )
+    return _rows(session, stmt.order_by(col(Observation.id)))
+
+
+def _to_obs(r: Sequence[Any], current: bool) -> DigestObservation:
+    created_at = clock.aware(r[1])
+    assert created_at is not None  # a NOT NULL column
+    return DigestObservation(
+        id=r[0],
+        created_at=created_at,
+        text=r[2],
+        impact=r[3],
+        customer_count=r[4],
+        product_area=r[5],
+        category=r[6],
+        target_department_id=r[7],
+        urgent=bool(r[8]),
+        rotator_id=r[9],
+        rotator_name=r[10] if r[10] is not None else "(unknown rotator)",
+        rotator_department_id=r[11],
+        ack_state=r[12],
+        ack_by=r[13],
+        ack_at=clock.aware(r[14]),
+        theme=r[15],
+        current=current,
+    )
+
+
+def compute_themes(session: Session, week: str, *, persist: bool = True) -> dict[int, ThemeKey]:
+    """Themes over the week and the previous week (all departments); stores each current-week
+    observation's label in ``Observation.theme`` when ``persist``. Returns ``{observation id: key}``."""
+    tz = clock.org_tz()
+    start, end = week_window(week, tz)
+    prev_start, _ = week_window(shift_week(week, -1), tz)
+    created = col(Observation.created_at)
+    rows = _rows(
+        session,
+        sa.select(
+            col(Observation.id),
+            col(Observation.text),
+            col(Observation.product_area),
+            col(Observation.category),
+            created,
+            col(Observation.theme),
+        )
+        .where(created >= prev_start, created < end)
+        .order_by(col(Observation.id)),
+    )
+    themes = find_themes(ThemeInput(r[0], r[1], r[2], r[3]) for r in rows)
+    mapping: dict[int, ThemeKey] = {}
+    for t in themes:
+        for mid in t.member_ids:
+            mapping[mid] = (t.product_area, t.category, t.label)
+    if persist:
+        changed = [
+            (r[0], mapping[r[0]][2])
+            for r in rows
+            if (when := clock.aware(r[4])) is not None and when >= start and r[5] != mapping[r[0]][2][:200]
+        ]
+        if changed:
+            session.connection().execute(
+                sa.update(Observation)
+                .where(col(Observation.id) == sa.bindparam("oid"))
+                .values(theme=sa.bindparam("label")),
+                [{"oid": oid, "label": label[:200]} for oid, label in changed],
+            )
+    return mapping
+
+
+def load_week(
+    session: Session,
+    week: str,
+    *,
+    department_ids: list[int] | None = None,
+    themes: dict[int, ThemeKey] | None = None,
+) -> WeekData:
+    """Everything the digests of ``department_ids`` (default: all) need for ``week``, as plain data."""
+    tz = clock.org_tz()
+    start, end = week_window(week, tz)
+    prev_start, _ = week_window(shift_week(week, -1), tz)
+    if themes is None:
+        themes = compute_themes(session, week, persist=False)
+    created = col(Observation.created_at)
+    current: list[DigestObservation] = []
+    previous: list[DigestObservation] = []
+    for r in _obs_rows(session, [created >= prev_start, created < end], department_ids):
+        o = _to_obs(r, False)
+        o.current = o.created_at >= start
+        (current if o.current else previous).append(o)
+    open_urgent = [
+        _to_obs(r, False)
+        for r in _obs_rows(
+            session,
+            [col(Observation.urgent) == True, col(Observation.ack_state) == "new", created < start],  # noqa: E712
+            department_ids,
+        )
+    ]
+    acked = col(Observation.ack_at)
+    acted = [_to_obs(r, False) for r in _obs_rows(session, [acked >= start, acked < end], department_ids)]
+    return WeekData(
+        week,
+        start,
+        end,
+        current,
+        previous,
+        open_urgent,
+        acted,
+        themes,
+        _departments(session, department_ids),
+        _rotations(session, week, department_ids),
+        _opt_outs(session, department_ids),
+    )
+
+
+def _departments(session: Session, department_ids: list[int] | None) -> dict[int, Department]:
+    stmt = select(Department).order_by(col(Department.id))
+    if department_ids is not None:
+        stmt = stmt.where(col(Department.id).in_(department_ids))
+    return {d.id: d for d in session.exec(stmt) if d.id is not None}
+
+
+def _rotations(session: Session, week: str, department_ids: list[int] | None) -> list[tuple[Rotation, Employee]]:
+    """Rotations of the week and the four weeks after it (who rotates now, who next)."""
+    monday = week_monday(week)
+    stmt = (
+        select(Rotation, Employee)
+        .join(Employee, col(Rotation.employee_id) == col(Employee.id))
+        .where(
+            Rotation.status != "cancelled", Rotation.end >= monday, Rotation.start <= monday + timedelta(days=7 + 28)
+        )
+    )
+    if department_ids is not None:
+        stmt = stmt.where(col(Employee.department_id).in_(department_ids))
+    return list(session.exec(stmt.order_by(col(Rotation.start), col(Employee.name))).all())
+
+
+def _opt_outs(session: Session, department_ids: list[int] | None) -> set[tuple[int, str]]:
+    stmt = select(DigestOptOut.department_id, DigestOptOut.email)
+    if department_ids is not None:
+        stmt = stmt.where(col(DigestOptOut.department_id).in_(department_ids))
+    return {(d, m.lower()) for d, m in session.exec(stmt)}
+
+
+def all_department_ids(session: Session) -> list[int]:
+    return [i for i in session.exec(select(Department.id).order_by(col(Department.id))).all() if i is not None]
+
+
+def department_ids_named(session: Session, name: str | None) -> list[int] | None:
+    """``None`` for all departments, else the id of the department called ``name`` (case-insensitive)."""
+    if name is None:
+        return None
+    rows = session.exec(select(Department.id, Department.name)).all()
+    match = [i for i, n in rows if i is not None and n.lower() == name.strip().lower()]
+    if not match:
+        known = ", ".join(sorted(n for _i, n in rows)[:20])
+        raise DigestError(f"no department named {name!r} (known: {known})")
+    return match

@@ -1,0 +1,133 @@
+"""Rendering a digest for one recipient: HTML with its CSS inlined and a plain-text twin, tightened
+step by step (:data:`LIMIT_STEPS`) until the HTML fits the mail size budget; the subject line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from frontline.digests.content import ACK_LABELS, BAR_MAX_PX, DigestContent, Section, ThemeSummary
+
+MAX_HTML_BYTES = 100_000
+SIZE_BUDGET = 95_000  # re-render with tighter limits above this (headers and MIME add a little)
+
+
+@dataclass(frozen=True)
+class Limits:
+    themes: int = 8
+    quotes: int = 3
+    quote_chars: int = 300
+    urgent: int = 10
+    acted: int = 10
+
+
+LIMIT_STEPS = [Limits(), Limits(6, 2, 220, 8, 8), Limits(4, 1, 160, 5, 5), Limits(3, 1, 100, 3, 3)]
+
+
+@dataclass
+class RenderedDigest:
+    subject: str
+    html: str
+    text: str
+    unsubscribe_url: str
+    limits: Limits
+
+
+def _trim(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _theme_entry(content: DigestContent, t: ThemeSummary, recipient: str, limits: Limits) -> dict[str, Any]:
+    """One theme as the templates show it: trimmed quotes and, when the department can act on it, one
+    action link per state (one signed token per theme; the pre-selected action rides in the query)."""
+    from frontline.core.links import THEME_ACTIONS, theme_action_url
+
+    actions = []
+    if t.actionable:
+        base = theme_action_url(content.department_id, content.week, t.product_area, t.category, t.label, recipient)
+        actions = [(ACK_LABELS[a], f"{base}?action={a}") for a in THEME_ACTIONS]
+    return {
+        "t": t,
+        "quotes": [{"text": _trim(q.text, limits.quote_chars), "q": q} for q in t.quotes[: limits.quotes]],
+        "more_quotes": max(0, t.count - min(len(t.quotes), limits.quotes)),
+        "actions": actions,
+    }
+
+
+def _section_entry(content: DigestContent, s: Section, recipient: str, limits: Limits) -> dict[str, Any]:
+    return {
+        "s": s,
+        "themes": [_theme_entry(content, t, recipient, limits) for t in s.themes[: limits.themes]],
+        "more_themes": max(0, len(s.themes) - limits.themes),
+        "more_themes_count": sum(t.count for t in s.themes[limits.themes :]),
+    }
+
+
+def _preheader(content: DigestContent) -> str:
+    """The inbox preview line: how many, how many urgent, the top theme."""
+    top = max((t for sec in content.sections for t in sec.themes[:1]), key=lambda t: t.count, default=None)
+    preheader = f"{content.observations} observation{'s' if content.observations != 1 else ''}"
+    if content.urgent:
+        preheader += f", {len(content.urgent)} urgent"
+    if top is not None:
+        preheader += f"; top theme: {top.label} ({top.count})"
+    return preheader
+
+
+def _context(content: DigestContent, recipient: str, limits: Limits) -> dict[str, Any]:
+    from frontline.core.links import digest_unsubscribe_url
+    from frontline.core.settings import get_settings
+
+    base_url = get_settings().base_url
+    return {
+        "c": content,
+        "sections": [_section_entry(content, s, recipient, limits) for s in content.sections],
+        "urgent": [{"u": u, "text": _trim(u.text, limits.quote_chars)} for u in content.urgent[: limits.urgent]],
+        "more_urgent": max(0, len(content.urgent) - limits.urgent),
+        "acted": content.acted[: limits.acted],
+        "more_acted": max(0, len(content.acted) - limits.acted),
+        "ack_labels": ACK_LABELS,
+        "preheader": _preheader(content),
+        "bar_max": BAR_MAX_PX,
+        "recipient": recipient,
+        "unsubscribe_url": digest_unsubscribe_url(content.department_id, recipient),
+        "app_url": base_url,
+        "console_url": f"{base_url}/console/observations?department={content.department_id}",
+    }
+
+
+def subject_for(content: DigestContent) -> str:
+    n = content.observations
+    return (
+        f"{content.department_name}: customer observations, week {content.week} "
+        f"({content.first_day:%d %b}–{content.last_day:%d %b %Y}), {n} observation{'s' if n != 1 else ''}"
+    )
+
+
+@cache
+def _inliner() -> Any:
+    import css_inline
+
+    return css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
+
+
+def inline_css(html: str) -> str:
+    return str(_inliner().inline(html))
+
+
+def render_digest(content: DigestContent, recipient: str, *, inline: bool = True) -> RenderedDigest:
+    """HTML (CSS inlined) and plain text for one recipient, tightened until the HTML fits the budget."""
+    from frontline.core.templating import render_html, render_text
+
+    for limits in LIMIT_STEPS:
+        ctx = _context(content, recipient, limits)
+        html = render_html("email/digest.html", **ctx)
+        if inline:
+            html = inline_css(html)
+        if len(html.encode()) <= SIZE_BUDGET or limits is LIMIT_STEPS[-1]:
+            break
+    text = render_text("email/digest.txt", **ctx)
+    return RenderedDigest(subject_for(content), html, text, ctx["unsubscribe_url"], limits)

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test test-fast lint format bench lock migration chromium postgres clean
+.PHONY: install demo test test-fast lint format bench lock migration migration-new chromium postgres clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ lock:
 
 migration: install
 	$(BIN)/python -m models.migrations.regenerate_initial
+
+# the next numbered migration from the models: make migration-new MESSAGE="what changed"
+migration-new: install
+	$(BIN)/python -m models.migrations.new_revision "$(MESSAGE)"
 
 clean:
 	rm -rf $(VENV) var test-artifacts .pytest_cache

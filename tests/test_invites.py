@@ -304,16 +304,20 @@ def test_reminders_welcome_and_nudge_are_sent_once(engine, settings):
     assert b"Max Mentor" in welcome.mime
 
 
+FEED_TODAY = date(2031, 10, 22)  # a fixed day, far from the seed's dates and from the machine's clock
+
+
 def test_calendar_feeds_personal_team_revoked(engine, settings):
     from fastapi.testclient import TestClient
 
-    from frontline.calendar.feeds import create_feed_token
+    from frontline.calendar.feeds import create_feed_token, feed_ics, find_feed_token
     from frontline.core.security import hash_secret
     from frontline.web.app import create_app
+    from frontline.web.calendar_feed import organisation_today
     from models import CalendarFeedToken, utcnow
 
     ids = seed(engine)
-    today = date.today()
+    today = FEED_TODAY
     with Session(engine) as s:  # move the seeded rotations near today so they fall in the feed window
         for rid, weeks in ((ids["rotation"], 2), (ids["later"], 20)):
             rot = s.get(Rotation, rid)
@@ -337,7 +341,9 @@ def test_calendar_feeds_personal_team_revoked(engine, settings):
         stored = s.get(CalendarFeedToken, jane_id).token_hash
     assert stored == hash_secret(jane_token) and jane_token not in stored
 
-    client = TestClient(create_app())
+    app = create_app()
+    app.dependency_overrides[organisation_today] = lambda: today  # the feed's "today" is the fixed day
+    client = TestClient(app)
     res = client.get(f"/calendar/{jane_token}.ics")
     assert res.status_code == 200 and res.headers["content-type"].startswith("text/calendar")
     cal = IcsCalendarStream.calendar_from_ics(res.text)
@@ -365,6 +371,10 @@ def test_calendar_feeds_personal_team_revoked(engine, settings):
         "Support rotation: Doe, Jane (tentative)",
         "Support rotation: Nora Next (tentative)",
     ]
+
+    with Session(engine) as s:  # the window follows the day asked for: two years on, nothing is left
+        later = feed_ics(s, find_feed_token(s, team_token), today=today + timedelta(days=730))
+    assert b"BEGIN:VCALENDAR" in later and b"BEGIN:VEVENT" not in later
 
     assert client.get("/calendar/not-a-real-token.ics").status_code == 404
     with Session(engine) as s:

@@ -492,10 +492,10 @@ def step_deliver_mail(ctx: DemoContext) -> str:
 
 def step_web_console(ctx: DemoContext) -> str:
     """An HR admin for the console and the team's calendar feed, so the web app has something to show."""
+    from frontline.access.accounts import add_hr
     from frontline.calendar.feeds import create_feed_token
     from frontline.core.settings import get_settings
     from frontline.demo.synth import EMAIL_DOMAIN
-    from frontline.web.auth import add_hr
     from models import session_scope
 
     hr = f"hr@{EMAIL_DOMAIN}"

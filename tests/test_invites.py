@@ -18,6 +18,7 @@ from frontline.calendar.invites import (
     rotations_for_reminders,
     rotations_to_announce,
 )
+from frontline.core import clock
 from frontline.mail.delivery import deliver_pending
 from frontline.mail.transport import SMTPTransport
 from models import Department, Employee, MentorPairing, Observation, OutboundMessage, Rotation
@@ -166,7 +167,7 @@ def test_create_move_cancel_over_real_smtp(engine, settings, smtp):
     assert 'CN="Doe, Jane"' in unfolded and "PARTSTAT=NEEDS-ACTION" in unfolded and "RSVP=TRUE" in unfolded
     assert "TRANSP:TRANSPARENT" in unfolded and "ORGANIZER;CN=Frontline:mailto:frontline@example.com" in unfolded
     dtstamp = inv["event"]["DTSTAMP"].dt
-    assert abs(dtstamp - datetime.now(UTC)) < timedelta(minutes=5)
+    assert abs(dtstamp - clock.utcnow()) < timedelta(minutes=5), "DTSTAMP is the organisation clock's now"
     # the HTML body stands on its own: dates, mentor, observation link
     html = next(
         p for p in smtp.handler.messages[first.index(inv)].walk() if p.get_content_type() == "text/html"

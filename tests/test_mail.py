@@ -19,11 +19,8 @@ from models import OutboundMessage, utcnow
 
 @pytest.fixture
 def smtp():
-    server = SMTPServer().start()
-    try:
+    with SMTPServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def queue(engine, n: int, kind: str = "test", prefix: str = "msg") -> list[str]:

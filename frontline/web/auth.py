@@ -122,10 +122,7 @@ async def require_csrf(request: Request) -> None:
             form = await request.form()
             value = form.get("csrf_token")
             token = value if isinstance(value, str) else None
-    try:
-        sessions.check_csrf(request.cookies.get(COOKIE), token)
-    except AccessDenied as exc:
-        raise ConsoleDenied.from_access(exc) from None
+    sessions.check_csrf(request.cookies.get(COOKIE), token)  # AccessDenied: the console's error page
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -236,19 +233,13 @@ def deliver_soon() -> None:
 
 @router.get("/signin/{token}")
 def signin_link(request: Request, token: str, session: Session = Depends(db)) -> Response:
-    try:
-        link = signin.open_signin_link(session, token)
-    except AccessDenied as exc:
-        raise ConsoleDenied.from_access(exc) from None
+    link = signin.open_signin_link(session, token)
     return page(request, "web/console/signin_confirm.html", email=link.email, token=token, user=None)
 
 
 @router.post("/signin/{token}")
 def signin_complete(request: Request, token: str, session: Session = Depends(db)) -> Response:
-    try:
-        principal = signin.consume_signin_link(session, token)
-    except AccessDenied as exc:
-        raise ConsoleDenied.from_access(exc) from None
+    principal = signin.consume_signin_link(session, token)
     session.commit()
     target = safe_next(console_session(request).get("next"))
     start_session(request, principal.email)
@@ -265,6 +256,9 @@ def signout(request: Request) -> Response:
 
 
 def _denied_page(request: Request, exc: Exception) -> Response:
+    """The console's error page for a :class:`ConsoleDenied`, or for a refusal of :mod:`frontline.access`."""
+    if isinstance(exc, AccessDenied):
+        exc = ConsoleDenied.from_access(exc)
     assert isinstance(exc, ConsoleDenied)
     return page(
         request, "web/console/error.html", status_code=exc.status_code, code=exc.status_code, message=exc.message
@@ -280,6 +274,7 @@ def install(app: FastAPI) -> None:
     """Add the sign-in routes and the console's error pages to ``app``."""
     app.include_router(router)
     app.add_exception_handler(ConsoleDenied, _denied_page)
+    app.add_exception_handler(AccessDenied, _denied_page)  # sign-in links, CSRF (frontline.access)
     app.add_exception_handler(SignInRequired, _signin_redirect)
 
 

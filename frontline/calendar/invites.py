@@ -264,6 +264,23 @@ def _queue_invite(
     return _queue(session, ctx, msg, "invite", key)
 
 
+def _invite_context(
+    subject: str, method: str, what: str, update: bool, recipient: Employee, rotation: _Dates, **more: Any
+) -> dict[str, Any]:
+    """What ``email/invite.*`` needs for any invite (``what``: ``rotation`` or ``checkins``), plus ``more``."""
+    first_day, last_day = longdate(rotation.start), longdate(rotation.end)
+    return dict(
+        subject=subject,
+        method=method,
+        what=what,
+        update=update,
+        recipient=recipient,
+        first_day=first_day,
+        last_day=last_day,
+        **more,
+    )
+
+
 def _rotation_mail(
     session: Session,
     ctx: _Context,
@@ -296,14 +313,13 @@ def _rotation_mail(
         subject = f"Updated: your support rotation now {first} to {last}"
     else:
         subject = f"Your support rotation: {first} to {last}"
-    context = dict(
-        subject=subject,
-        method=method,
-        what="rotation",
-        update=update,
-        recipient=rotator,
-        first_day=first,
-        last_day=last,
+    context = _invite_context(
+        subject,
+        method,
+        "rotation",
+        update,
+        rotator,
+        rotation,
         weeks=weeks,
         mentor=mentor,
         observe_link=observe_url(rotator.id),
@@ -348,16 +364,15 @@ def _checkin_mail(
         subject = (
             f"{'Updated: ' if update else ''}Weekly check-ins with {other.name} from {longdate(series.first.date())}"
         )
-    context = dict(
-        subject=subject,
-        method=method,
-        what="checkins",
-        update=update,
-        recipient=recipient,
+    context = _invite_context(
+        subject,
+        method,
+        "checkins",
+        update,
+        recipient,
+        rotation,
         other=other,
         for_mentor=for_mentor,
-        first_day=longdate(rotation.start),
-        last_day=longdate(rotation.end),
         checkin_when=series.when,
         checkin_count=series.count,
         checkin_first=longdate(series.first.date()),

@@ -1,8 +1,11 @@
-"""Meaningful Prefect flow-run names: ``<job>-<key parameters>-<organisation date and time>``.
+"""What every flow shares: run names, the planning tag, and what a run leaves behind.
 
-``@flow(name="send-digests", flow_run_name=run_name("send-digests", "week", "department"))`` names a run
-``send-digests-2027-W05-20270208-0700`` instead of Prefect's random ``sweet-grebe``, so the run list in
-the UI and ``frontline status`` read like a log. Parameters that are unset are left out.
+* Meaningful Prefect flow-run names: ``<job>-<key parameters>-<organisation date and time>``.
+  ``@flow(name="send-digests", flow_run_name=run_name("send-digests", "week", "department"))`` names a run
+  ``send-digests-2027-W05-20270208-0700`` instead of Prefect's random ``sweet-grebe``, so the run list in
+  the UI and ``frontline status`` read like a log. Parameters that are unset are left out.
+* :func:`report`: the run's artifact (a table or markdown, under a fixed key) and, for the flows whose
+  service does not audit itself, its AuditEvent (actor ``flow:<name>``, which ``frontline status`` reads).
 """
 
 from __future__ import annotations

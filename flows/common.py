@@ -1,13 +1,21 @@
-"""Meaningful Prefect flow-run names: ``<job>-<key parameters>-<organisation date and time>``.
+"""What every flow shares: run names, the planning tag, and what a run leaves behind.
 
-``@flow(name="send-digests", flow_run_name=run_name("send-digests", "week", "department"))`` names a run
-``send-digests-2027-W05-20270208-0700`` instead of Prefect's random ``sweet-grebe``, so the run list in
-the UI and ``frontline status`` read like a log. Parameters that are unset are left out.
+* Meaningful Prefect flow-run names: ``<job>-<key parameters>-<organisation date and time>``.
+  ``@flow(name="send-digests", flow_run_name=run_name("send-digests", "week", "department"))`` names a run
+  ``send-digests-2027-W05-20270208-0700`` instead of Prefect's random ``sweet-grebe``, so the run list in
+  the UI and ``frontline status`` read like a log. Parameters that are unset are left out.
+* :func:`report`: the run's artifact (a table or markdown, under a fixed key) and, for the flows whose
+  service does not audit itself, its AuditEvent (actor ``flow:<name>``, which ``frontline status`` reads).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 # Tag on the tasks that write the plan or the pairings (planning, pairing, onboarding): with a
 # concurrency limit of 1 on it (``prefect concurrency-limit create frontline-planning 1``) two of them
@@ -37,3 +45,64 @@ def run_name(label: str, *parameters: str) -> Callable[[], str]:
         return "-".join(p.replace(" ", "_")[:60] for p in parts)
 
     return name
+
+
+# --- what a run leaves behind: one artifact and, for the flows that own it, one AuditEvent ---------
+
+
+@dataclass(frozen=True)
+class Audit:
+    """The AuditEvent a flow run leaves: who (``flow:<name>``), what, about what, with which figures."""
+
+    actor: str
+    action: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+    subject_type: str | None = None
+    subject_id: str | None = None
+
+
+def counts_table(counts: Mapping[str, Any], key: str = "what", value: str = "count") -> list[dict[str, Any]]:
+    """``{"sent": 3, ...}`` as artifact rows ``[{"what": "sent", "count": 3}, ...]`` (column names as given)."""
+    return [{key: k, value: v} for k, v in counts.items()]
+
+
+def report(
+    key: str,
+    description: str,
+    *,
+    table: Sequence[Mapping[str, Any]] | None = None,
+    markdown: str | None = None,
+    audit: Audit | None = None,
+    session: Session | None = None,
+) -> None:
+    """Leave the run's artifact ``key`` (a ``markdown`` text, else a ``table``) and, with ``audit``, its
+    AuditEvent: in ``session`` when given (the same transaction as the work it records), else in a
+    transaction of its own."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    if markdown is not None:
+        create_markdown_artifact(key=key, markdown=markdown, description=description)
+    else:
+        create_table_artifact(key=key, table=[dict(row) for row in table or []], description=description)
+    if audit is None:
+        return
+    if session is not None:
+        _record(session, audit)
+        return
+    from models import session_scope
+
+    with session_scope() as own:
+        _record(own, audit)
+
+
+def _record(session: Session, audit: Audit) -> None:
+    from frontline.core.audit import record
+
+    record(
+        session,
+        actor=audit.actor,
+        action=audit.action,
+        subject_type=audit.subject_type,
+        subject_id=audit.subject_id,
+        **audit.details,
+    )

@@ -10,10 +10,9 @@ The run leaves a table artifact (department, observations, themes, queued/skippe
 from __future__ import annotations
 
 from prefect import flow, task
-from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import run_name
+from flows.common import Audit, report, run_name
 
 BATCH_SIZE = 50
 
@@ -40,7 +39,6 @@ def queue_batch(week: str, department_ids: list[int], themes: dict) -> list[dict
 def send_digests(week: str | None = None, department: str | None = None) -> list[dict]:
     """Queue the digests for ``week`` (ISO ``2027-W05``; default: last completed week) for every
     department, or only ``department`` (name). Returns one row per department."""
-    from frontline.core.audit import record
     from frontline.digests.service import all_department_ids, department_ids_named, last_completed_week, parse_week
     from models import session_scope
 
@@ -53,19 +51,16 @@ def send_digests(week: str | None = None, department: str | None = None) -> list
     for i in range(0, len(ids), BATCH_SIZE):
         rows.extend(queue_batch(week, ids[i : i + BATCH_SIZE], themes))
     queued = sum(int(r["status"].split()[1]) for r in rows if r["status"].startswith("queued"))
-    create_table_artifact(
-        key="digests",
+    report(
+        "digests",
+        f"Weekly digests for {week}: {queued} message(s) queued, {len(rows)} department(s)",
         table=rows or [{"department": "-", "observations": 0, "themes": 0, "status": "no departments"}],
-        description=f"Weekly digests for {week}: {queued} message(s) queued, {len(rows)} department(s)",
-    )
-    with session_scope() as session:
-        record(
-            session,
-            actor="flow:send-digests",
-            action="digests.send",
+        audit=Audit(
+            "flow:send-digests",
+            "digests.send",
+            {"departments": len(rows), "queued": queued},
             subject_type="week",
             subject_id=week,
-            departments=len(rows),
-            queued=queued,
-        )
+        ),
+    )
     return rows

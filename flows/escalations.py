@@ -11,15 +11,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from prefect import flow, task
-from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import run_name
+from flows.common import Audit, report, run_name
+
+EMPTY_ROW = {"observation": "-", "department": "-", "created_at": "-", "product_area": "-"}
 
 
 @task(name="escalate-overdue-observations", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
 def escalate_batch(as_of_iso: str | None) -> list[dict]:
-    from frontline.core.audit import record
+    """Escalate, then leave the ``escalations`` artifact and the audit event in the same transaction."""
     from frontline.observations.escalation import escalate_overdue_observations, escalation_summary
     from models import session_scope, utcnow
 
@@ -27,12 +28,16 @@ def escalate_batch(as_of_iso: str | None) -> list[dict]:
     with session_scope() as session:
         ids = escalate_overdue_observations(session, as_of)
         rows = escalation_summary(session, ids)
-        record(
-            session,
-            actor="flow:escalate-overdue",
-            action="observations.escalate_overdue",
-            as_of=as_of.isoformat(),
-            escalated=len(ids),
+        report(
+            "escalations",
+            f"Second escalation of {len(rows)} unacknowledged urgent observation(s)",
+            table=rows or [EMPTY_ROW],
+            audit=Audit(
+                "flow:escalate-overdue",
+                "observations.escalate_overdue",
+                {"as_of": as_of.isoformat(), "escalated": len(ids)},
+            ),
+            session=session,
         )
     return rows
 
@@ -43,9 +48,4 @@ def escalate_overdue(as_of: datetime | None = None) -> list[int]:
     if as_of is not None and as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
     rows = escalate_batch(as_of.isoformat() if as_of else None)
-    create_table_artifact(
-        key="escalations",
-        table=rows or [{"observation": "-", "department": "-", "created_at": "-", "product_area": "-"}],
-        description=f"Second escalation of {len(rows)} unacknowledged urgent observation(s)",
-    )
     return [r["observation"] for r in rows]

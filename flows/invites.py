@@ -10,10 +10,9 @@ from __future__ import annotations
 from datetime import date
 
 from prefect import flow, task
-from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import run_name
+from flows.common import Audit, counts_table, report, run_name
 
 BATCH = 50
 
@@ -46,7 +45,7 @@ def invite_batch(
             as_of=as_of,
             announce_weeks=announce_weeks,
             checkin_minutes=checkin_minutes,
-            working_hours=tuple(working_hours),
+            working_hours=working_hours,
         )
     return counts.as_dict()
 
@@ -55,26 +54,24 @@ def invite_batch(
 def send_invites(as_of: date | None = None, announce_weeks: int = 8) -> dict:
     """Queue calendar invites, updates and cancellations for rotations starting within ``announce_weeks``."""
     from frontline.calendar.invites import Counts, rotations_to_announce
-    from frontline.core.audit import record
     from frontline.core.policy import load_policy
     from models import session_scope
 
     as_of = as_of or _today()
     mentoring = load_policy().mentoring
-    minutes, hours = mentoring.checkin_minutes, tuple(mentoring.working_hours)
+    minutes, hours = mentoring.checkin_minutes, mentoring.working_hours
     with session_scope() as session:
         ids = rotations_to_announce(session, as_of, announce_weeks)
     totals = Counts()
     for chunk in _chunks(ids, BATCH):
         totals.add(Counts(**invite_batch(chunk, as_of, announce_weeks, minutes, hours)))
     result = {"rotations_checked": len(ids), **totals.as_dict()}
-    create_table_artifact(
-        key="send-invites",
-        table=[{"what": k, "count": v} for k, v in result.items()],
-        description=f"Calendar invites as of {as_of} (window {announce_weeks} weeks)",
+    report(
+        "send-invites",
+        f"Calendar invites as of {as_of} (window {announce_weeks} weeks)",
+        table=counts_table(result),
+        audit=Audit("flow:send-invites", "invites.send", {"as_of": as_of.isoformat(), **result}),
     )
-    with session_scope() as session:
-        record(session, actor="flow:send-invites", action="invites.send", as_of=as_of.isoformat(), **result)
     return result
 
 
@@ -98,7 +95,7 @@ def reminder_batch(
             days_before=days_before,
             weekly_nudge=weekly_nudge,
             checkin_minutes=checkin_minutes,
-            working_hours=tuple(working_hours),
+            working_hours=working_hours,
         )
 
 
@@ -106,7 +103,6 @@ def reminder_batch(
 def send_reminders(as_of: date | None = None) -> dict:
     """Queue the reminders (N days before), day-one welcomes and weekly observation nudges due ``as_of``."""
     from frontline.calendar.invites import rotations_for_reminders
-    from frontline.core.audit import record
     from frontline.core.policy import load_policy
     from models import session_scope
 
@@ -123,16 +119,15 @@ def send_reminders(as_of: date | None = None) -> dict:
             days,
             policy.reminders.weekly_nudge,
             policy.mentoring.checkin_minutes,
-            tuple(policy.mentoring.working_hours),
+            policy.mentoring.working_hours,
         )
         for key in totals:
             totals[key] += counts[key]
     result = {"rotations_checked": len(ids), **totals}
-    create_table_artifact(
-        key="send-reminders",
-        table=[{"what": k, "count": v} for k, v in result.items()],
-        description=f"Reminders, welcomes and nudges as of {as_of}",
+    report(
+        "send-reminders",
+        f"Reminders, welcomes and nudges as of {as_of}",
+        table=counts_table(result),
+        audit=Audit("flow:send-reminders", "reminders.send", {"as_of": as_of.isoformat(), **result}),
     )
-    with session_scope() as session:
-        record(session, actor="flow:send-reminders", action="reminders.send", as_of=as_of.isoformat(), **result)
     return result

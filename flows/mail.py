@@ -9,12 +9,13 @@ backoff and show up as ``retry`` in the artifact.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from flows.common import run_name
+from flows.common import Audit, counts_table, report, run_name
 from frontline.mail.delivery import deliver_batch
 from frontline.mail.transport import TransportUnavailable, transport_from_settings
 
@@ -39,7 +40,7 @@ def deliver_mail_batch(batch_size: int) -> dict:
     return result.as_dict()
 
 
-def _is_transport_error(state) -> bool:
+def _is_transport_error(state: Any) -> bool:
     try:
         state.result()
     except TransportUnavailable:
@@ -55,9 +56,6 @@ def deliver_mail(batch_size: int = 200, max_batches: int | None = None, retry_de
 
     When the transport is unavailable, a batch task is retried 3 times after ``retry_delay_seconds``,
     twice that, and four times that; then the flow run fails and the messages stay queued."""
-    from frontline.core.audit import record
-    from models import session_scope
-
     batch_task = deliver_mail_batch.with_options(
         retry_delay_seconds=exponential_backoff(backoff_factor=retry_delay_seconds) if retry_delay_seconds > 0 else 0
     )
@@ -69,11 +67,10 @@ def deliver_mail(batch_size: int = 200, max_batches: int | None = None, retry_de
             totals[key] += counts[key]
         if counts["claimed"] < batch_size:
             break
-    create_table_artifact(
-        key="mail-delivery",
-        table=[{"outcome": k, "messages": totals[k]} for k in ("sent", "retry", "failed")],
-        description=f"Outbox delivery: {totals['claimed']} message(s) in {totals['batches']} batch(es)",
+    report(
+        "mail-delivery",
+        f"Outbox delivery: {totals['claimed']} message(s) in {totals['batches']} batch(es)",
+        table=counts_table({k: totals[k] for k in ("sent", "retry", "failed")}, "outcome", "messages"),
+        audit=Audit("flow:deliver-mail", "mail.deliver", totals),
     )
-    with session_scope() as session:
-        record(session, actor="flow:deliver-mail", action="mail.deliver", **totals)
     return totals

@@ -20,10 +20,9 @@ from __future__ import annotations
 from datetime import date
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import PLANNING_TAG
+from flows.common import PLANNING_TAG, Audit, report
 from frontline.people.events import employee_id_from_resource
 
 ACTOR = "flow:onboard-new-hire"
@@ -53,7 +52,7 @@ def plan_task(employee_id: str, as_of: date) -> dict:
 
 @task(name="onboard-pair", retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE, tags=[PLANNING_TAG])
 def pair_task(as_of: date, rotation_id: int) -> dict:
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from frontline.core.policy import load_policy
     from frontline.mentors.service import pair_mentors
@@ -64,7 +63,7 @@ def pair_task(as_of: date, rotation_id: int) -> dict:
     with session_scope() as session:
         row = session.exec(
             select(MentorPairing, Employee)
-            .join(Employee, Employee.id == MentorPairing.mentor_id)
+            .join(Employee, col(Employee.id) == col(MentorPairing.mentor_id))
             .where(MentorPairing.rotation_id == rotation_id, MentorPairing.status == "active")
         ).first()
     unmatched = [u for u in result.unmatched if u.get("rotation_id") == rotation_id]
@@ -89,7 +88,7 @@ def invite_task(rotation_id: int, as_of: date, announce_weeks: int) -> dict:
             as_of=as_of,
             announce_weeks=announce_weeks,
             checkin_minutes=mentoring.checkin_minutes,
-            working_hours=tuple(mentoring.working_hours),
+            working_hours=mentoring.working_hours,
         )
     return counts.as_dict()
 
@@ -101,9 +100,6 @@ def onboard_new_hire(
     """Onboard one new hire now: plan (add-only), pair with a mentor, queue invites, deliver mail.
 
     ``employee_id`` is the external id, or the event resource id ``frontline.employee.<id>``."""
-    from frontline.core.audit import record
-    from models import session_scope
-
     logger = get_run_logger()
     employee_id = employee_id_from_resource(employee_id)
     as_of = as_of or _today()
@@ -119,6 +115,25 @@ def onboard_new_hire(
 
             outcome["mail"] = deliver_mail()
     plan = outcome["plan"]
+    details = {
+        "plan": plan["status"],
+        "rotation_id": rotation_id,
+        "start": plan["start"],
+        "mentor": outcome.get("pairing", {}).get("mentor"),
+        "invites": outcome.get("invites", {}).get("queued", 0),
+    }
+    report(
+        "onboarding",
+        f"Onboarding of {employee_id}",
+        markdown=_summary(employee_id, outcome),
+        audit=Audit(ACTOR, "onboarding.run", details, subject_type="employee", subject_id=employee_id),
+    )
+    return outcome
+
+
+def _summary(employee_id: str, outcome: dict) -> str:
+    """The run as markdown: the plan, the mentor and invites (when planned), the mail delivered."""
+    plan = outcome["plan"]
     lines = [f"# Onboarding {employee_id}", "", f"- plan: **{plan['status']}** {plan['start'] or ''} {plan['reason']}"]
     if "pairing" in outcome:
         p = outcome["pairing"]
@@ -130,20 +145,4 @@ def onboard_new_hire(
         lines.append(
             f"- mail delivered: {outcome['mail'].get('sent', 0)} sent, {outcome['mail'].get('failed', 0)} failed"
         )
-    create_markdown_artifact(
-        key="onboarding", markdown="\n".join(lines) + "\n", description=f"Onboarding of {employee_id}"
-    )
-    with session_scope() as session:
-        record(
-            session,
-            actor=ACTOR,
-            action="onboarding.run",
-            subject_type="employee",
-            subject_id=employee_id,
-            plan=plan["status"],
-            rotation_id=rotation_id,
-            start=plan["start"],
-            mentor=outcome.get("pairing", {}).get("mentor"),
-            invites=outcome.get("invites", {}).get("queued", 0),
-        )
-    return outcome
+    return "\n".join(lines) + "\n"

@@ -12,10 +12,9 @@ from __future__ import annotations
 from datetime import date
 
 from prefect import flow, task
-from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import PLANNING_TAG, run_name
+from flows.common import PLANNING_TAG, counts_table, report, run_name
 
 
 def _today() -> date:
@@ -60,7 +59,7 @@ def pair_mentors(as_of: date | None = None, dry_run: bool = False) -> dict:
     table += [
         {"what": f"replaced: {r['old_mentor']} for {r['rotator']}", "value": r["reason"]} for r in out["replaced"]
     ]
-    create_table_artifact(key="pair-mentors", table=table, description=f"Mentor pairing as of {as_of}")
+    report("pair-mentors", f"Mentor pairing as of {as_of}", table=table)
     return out
 
 
@@ -78,9 +77,5 @@ def send_surveys(as_of: date | None = None) -> dict:
     """Queue the two-question wrap-up survey to rotator and mentor of every pairing in its last week."""
     as_of = as_of or _today()
     counts = survey_batch(as_of)
-    create_table_artifact(
-        key="send-surveys",
-        table=[{"what": k, "count": v} for k, v in counts.items()],
-        description=f"Wrap-up surveys as of {as_of}",
-    )
+    report("send-surveys", f"Wrap-up surveys as of {as_of}", table=counts_table(counts))
     return counts

@@ -11,10 +11,9 @@ from __future__ import annotations
 from datetime import date
 
 from prefect import flow, task
-from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import PLANNING_TAG, run_name
+from flows.common import PLANNING_TAG, report, run_name
 
 
 @task(name="plan-solve", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE, tags=[PLANNING_TAG])
@@ -56,14 +55,14 @@ def plan_rotations(start: date | None = None, weeks: int = 52, dry_run: bool = F
         )
     ]
     gap = "n/a" if s.get("gap") is None else f"{100 * s['gap']:.3f}%"
-    create_table_artifact(
-        key="rotation-plan",
+    report(
+        "rotation-plan",
+        f"Rotation plan from {s['horizon_start']}: {s['planned']} planned, {s['unplaced_count']} unplaced, gap {gap}",
         table=rows,
-        description=f"Rotation plan from {s['horizon_start']}: {s['planned']} planned, {s['unplaced_count']} unplaced, gap {gap}",
     )
-    create_table_artifact(
-        key="rotation-plan-week-load",
+    report(
+        "rotation-plan-week-load",
+        "People starting and on rotation per week (including locked rotations) against the seats",
         table=out["week_load"] or [{"week": "-", "starts": 0, "on_rotation": 0, "seats": 0}],
-        description="People starting and on rotation per week (including locked rotations) against the seats",
     )
     return out

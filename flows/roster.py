@@ -8,12 +8,14 @@ counts. The AuditEvent is written by :func:`frontline.people.roster.apply_roster
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
-from flows.common import run_name  # meaningful run names (issue 9)
+from flows.common import counts_table, report, run_name  # meaningful run names (issue 9)
 from frontline.people.roster import ImportResult, RosterError
 
 ARTIFACT_KEY = "roster-import"
@@ -36,7 +38,7 @@ def apply_roster_task(departments: str, employees: str, absences: str | None, ac
 @flow(name="import-roster", flow_run_name=run_name("import-roster"))
 def import_roster_flow(
     departments: str, employees: str, absences: str | None = None, actor: str = "flow:import-roster"
-) -> ImportResult:
+) -> ImportResult | State[Any]:
     """Import departments.csv, employees.csv and optionally absences.csv (paths) into the database.
 
     A refused roster fails the run (state message lists the problems; calling the flow raises
@@ -45,17 +47,13 @@ def import_roster_flow(
     result = apply_roster_task(departments, employees, absences, actor)
     if isinstance(result, RosterError):
         lines = "\n".join(f"- `{p}`" for p in result.problems)
-        create_markdown_artifact(
-            key=ARTIFACT_KEY,
+        report(
+            ARTIFACT_KEY,
+            "Roster import refused",
             markdown=f"# Roster import refused\n\n{len(result.problems)} problem(s); nothing was written.\n\n{lines}\n",
-            description="Roster import refused",
         )
         return Failed(message=str(result), data=result)
-    create_table_artifact(
-        key=ARTIFACT_KEY,
-        table=[{"what": k, "count": v} for k, v in result.counts().items()],
-        description=f"Roster import: {result.summary()}",
-    )
+    report(ARTIFACT_KEY, f"Roster import: {result.summary()}", table=counts_table(result.counts()))
     from frontline.people.events import emit_new_hires
 
     emit_new_hires(result.new_hire_ids, source="roster-import")  # triggers the onboard-new-hire deployment

@@ -72,6 +72,12 @@ class SMTPServer:
     def stop(self) -> None:
         self.controller.stop()
 
+    def __enter__(self) -> SMTPServer:  # ``with SMTPServer() as server:`` runs it for the block
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
 
 def make_certificate(directory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1 (also its own CA); returns (cert.pem, key.pem) paths."""

@@ -24,6 +24,7 @@ from frontline.operations.backup import (
 )
 
 ROWS_PER_TABLE = 3
+COMPANY_TODAY = dt.date(2031, 10, 20)  # a Monday far from the seeded timestamps and from the machine's clock
 
 
 def _value(table, column, i: int, ids: dict[str, list[int]]):
@@ -87,7 +88,7 @@ def dump(engine) -> dict[str, list[dict]]:
 def run_a_company(url: str, engine, tmp_path, monkeypatch) -> None:
     """A synthetic company imported and put through the domain functions of the jobs (plan, pair,
     invites, an observation, digests, mail delivery), as the demo does, on ``engine``."""
-    from datetime import date, timedelta
+    from datetime import timedelta
 
     from sqlmodel import select as sm_select
 
@@ -112,7 +113,7 @@ def run_a_company(url: str, engine, tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("FRONTLINE_SMTP_URL", raising=False)
     get_settings.cache_clear()
     policy = load_policy()
-    today = date.today()
+    today = COMPANY_TODAY  # every date of the company's life is derived from this fixed day
     files = synth.write_csvs(synth.generate_company(80, seed=3, today=today), tmp_path / "roster")
     with session_scope(engine) as s:
         import_roster(s, files["departments"], files["employees"], files["absences"], actor="test", today=today)

@@ -88,6 +88,14 @@ def _copy_examples(tmp_path: Path) -> dict[str, Path]:
     return out
 
 
+def _import_args(paths: dict[str, Path], *options: str, absences: bool = True) -> list[str]:
+    """``frontline roster import [options]`` for the roster files in ``paths``."""
+    files = ["--departments", str(paths["departments"]), "--employees", str(paths["employees"])]
+    if absences:
+        files += ["--absences", str(paths["absences"])]
+    return ["roster", "import", *options, *files]
+
+
 def test_roster_import_with_bad_files_exits_non_zero_and_lists_problems_on_stderr(sqlite_settings, tmp_path):
     paths = _copy_examples(tmp_path)
     text = paths["employees"].read_text(encoding="utf-8")
@@ -97,16 +105,7 @@ def test_roster_import_with_bad_files_exits_non_zero_and_lists_problems_on_stder
     paths["absences"].write_text("employee_id,start,end,reason\nE404,2027-01-01,2026-12-01,PTO\n", encoding="utf-8")
     result = runner.invoke(
         app,
-        [
-            "roster",
-            "import",
-            "--departments",
-            str(paths["departments"]),
-            "--employees",
-            str(paths["employees"]),
-            "--absences",
-            str(paths["absences"]),
-        ],
+        _import_args(paths),
     )
     assert result.exit_code == 1
     e, a = paths["employees"], paths["absences"]
@@ -135,15 +134,7 @@ def test_roster_import_without_flow(sqlite_settings, tmp_path):
     from models import Employee, get_engine
 
     paths = _copy_examples(tmp_path)
-    args = [
-        "roster",
-        "import",
-        "--no-flow",
-        "--departments",
-        str(paths["departments"]),
-        "--employees",
-        str(paths["employees"]),
-    ]
+    args = _import_args(paths, "--no-flow", absences=False)
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "roster imported: departments 4 new" in result.stdout
@@ -165,16 +156,7 @@ def test_roster_import_runs_as_a_prefect_flow(prefect_harness, sqlite_settings, 
     paths = _copy_examples(tmp_path)
     result = runner.invoke(
         app,
-        [
-            "roster",
-            "import",
-            "--departments",
-            str(paths["departments"]),
-            "--employees",
-            str(paths["employees"]),
-            "--absences",
-            str(paths["absences"]),
-        ],
+        _import_args(paths),
     )
     assert result.exit_code == 0, result.output
     assert "employees 8 new" in result.stdout

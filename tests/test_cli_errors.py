@@ -78,6 +78,13 @@ def test_import_state_of_a_garbled_file_names_the_line_and_imports_nothing(sqlit
         assert s.exec(select(Department)).all() == []
 
 
+def _example_policy(folder: Path) -> None:
+    """The example policy as ``frontline.toml`` in ``folder`` (where the settings fixtures look for it)."""
+    (folder / "frontline.toml").write_bytes(
+        (Path(__file__).resolve().parent.parent / "frontline.example.toml").read_bytes()
+    )
+
+
 def test_plan_export_to_an_unwritable_path_is_a_clear_error(sqlite_settings, tmp_path):
     missing = tmp_path / "no-such-folder" / "plan.csv"
     result = runner.invoke(app, ["plan", "export", "--format", "csv", "-o", str(missing)])
@@ -87,9 +94,7 @@ def test_plan_export_to_an_unwritable_path_is_a_clear_error(sqlite_settings, tmp
 
 
 def test_digest_preview_into_a_path_that_is_a_file_is_a_clear_error(sqlite_settings, tmp_path):
-    (tmp_path / "frontline.toml").write_bytes(
-        (Path(__file__).resolve().parent.parent / "frontline.example.toml").read_bytes()
-    )
+    _example_policy(tmp_path)
     not_a_folder = tmp_path / "previews"
     not_a_folder.write_text("I am a file\n", encoding="utf-8")
     result = runner.invoke(app, ["digest", "send", "--week", "2026-W48", "--preview", str(not_a_folder)])
@@ -99,9 +104,7 @@ def test_digest_preview_into_a_path_that_is_a_file_is_a_clear_error(sqlite_setti
 
 
 def test_mentors_with_a_bad_from_date_names_the_from_option(sqlite_settings, tmp_path):
-    (tmp_path / "frontline.toml").write_bytes(
-        (Path(__file__).resolve().parent.parent / "frontline.example.toml").read_bytes()
-    )
+    _example_policy(tmp_path)
     result = runner.invoke(app, ["mentors", "--from", "2026-02-30"])
     _no_traceback(result)
     assert result.exit_code == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pytest
 from sqlalchemy import func, select
@@ -10,6 +11,8 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from frontline.demo.runner import STEPS, demo_policy_text, run_demo, seats_for
+
+DEMO_TODAY = date(2031, 10, 22)  # the demo's "today", far from the machine's clock
 
 
 def test_demo_policy_is_the_example_with_company_values(tmp_path):
@@ -36,7 +39,8 @@ def test_demo_runs_every_step_and_starts_fresh_each_time(prefect_harness, monkey
     directory = tmp_path / "demo"
     lines: list[str] = []
     try:
-        ctx = run_demo(directory, n_employees=40, seed=11, echo=lines.append)
+        ctx = run_demo(directory, n_employees=40, seed=11, echo=lines.append, today=DEMO_TODAY)
+        assert ctx.today == DEMO_TODAY
         assert get_settings().database_url == f"sqlite:///{directory.resolve() / 'frontline.db'}"
         assert load_policy().support_department == "Support"
         with Session(get_engine()) as s:
@@ -45,7 +49,8 @@ def test_demo_runs_every_step_and_starts_fresh_each_time(prefect_harness, monkey
             assert [e.actor for e in events] == ["demo"]
 
         out = "\n".join(lines)
-        assert lines[0].startswith("Frontline demo: 40 synthetic employees, seed 11")
+        assert lines[0].startswith("Frontline demo: 40 synthetic employees, seed 11, today 2031-10-22")
+        assert "rotations planned from 2031-10-27" in out, "the plan starts the Monday after the demo's today"
         for number, (name, _step) in enumerate(STEPS, start=1):
             assert f"[{number}/{len(STEPS)}] {name}: " in out
         assert re.search(r"generate company: 40 employees in 8 departments across \d+ time zones, \d+ mentors", out)
@@ -58,13 +63,17 @@ def test_demo_runs_every_step_and_starts_fresh_each_time(prefect_harness, monkey
         feed = re.search(r"team calendar feed \S+(/calendar/\S+\.ics)", out).group(1)
         from fastapi.testclient import TestClient
 
+        from frontline.access.principal import load_principal
         from frontline.web.app import create_app
-        from frontline.web.auth import load_principal
+        from frontline.web.calendar_feed import organisation_today
 
         with Session(get_engine()) as s:
             assert load_principal(s, "hr@example.com").is_hr
-        response = TestClient(create_app()).get(feed)
+        web = create_app()
+        web.dependency_overrides[organisation_today] = lambda: DEMO_TODAY
+        response = TestClient(web).get(feed)
         assert response.status_code == 200 and "BEGIN:VCALENDAR" in response.text
+        assert "Support rotation: " in response.text, "the team feed shows the demo's planned rotations"
 
         # Again through the command line: a fresh database, so everyone is new again (not "unchanged").
         (directory / "outbox").mkdir(exist_ok=True)

@@ -18,6 +18,7 @@ from frontline.calendar.invites import (
     rotations_for_reminders,
     rotations_to_announce,
 )
+from frontline.core import clock
 from frontline.mail.delivery import deliver_pending
 from frontline.mail.transport import SMTPTransport
 from models import Department, Employee, MentorPairing, Observation, OutboundMessage, Rotation
@@ -28,11 +29,8 @@ AS_OF = date(2026, 3, 2)
 
 @pytest.fixture
 def smtp():
-    server = SMTPServer().start()
-    try:
+    with SMTPServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def seed(engine) -> dict[str, int]:
@@ -51,27 +49,22 @@ def seed(engine) -> dict[str, int]:
             timezone="Europe/Berlin",
             country="DE",
         )
-        mentor = Employee(
-            employee_id="S1",
-            name="Max Mentor",
-            email="max@example.com",
-            department_id=support.id,
-            hire_date=date(2020, 1, 1),
-            timezone="Europe/Berlin",
-            country="DE",
-            is_mentor=True,
-            mentor_capacity=2,
-        )
-        other = Employee(
-            employee_id="S2",
-            name="Nora Next",
-            email="nora@example.com",
-            department_id=support.id,
-            hire_date=date(2020, 1, 1),
-            timezone="Europe/Berlin",
-            country="DE",
-            is_mentor=True,
-            mentor_capacity=2,
+        mentor, other = (
+            Employee(
+                employee_id=employee_id,
+                name=name,
+                email=email,
+                department_id=support.id,
+                hire_date=date(2020, 1, 1),
+                timezone="Europe/Berlin",
+                country="DE",
+                is_mentor=True,
+                mentor_capacity=2,
+            )
+            for employee_id, name, email in (
+                ("S1", "Max Mentor", "max@example.com"),
+                ("S2", "Nora Next", "nora@example.com"),
+            )
         )
         s.add_all([rotator, mentor, other])
         s.flush()
@@ -106,6 +99,15 @@ def run_invites(engine, as_of=AS_OF) -> dict:
         counts = process_invites(s, ids, as_of=as_of, announce_weeks=8)
         s.commit()
     return counts.as_dict()
+
+
+def remind_on(engine, day: date) -> dict:
+    """The reminders run for ``day`` (7 and 1 days before), committed."""
+    with Session(engine) as s:
+        rids = rotations_for_reminders(s, day, [7, 1])
+        counts = process_reminders(s, rids, as_of=day, days_before=[7, 1])
+        s.commit()
+    return counts
 
 
 def deliver(engine, smtp) -> int:
@@ -146,6 +148,16 @@ def summary(msg: EmailMessage):
     }
 
 
+def change_rotation(engine, rid: int, **fields) -> None:
+    """Set these fields of a rotation (as HR or the planner would), committed."""
+    with Session(engine) as s:
+        rot = s.get(Rotation, rid)
+        for name, value in fields.items():
+            setattr(rot, name, value)
+        s.add(rot)
+        s.commit()
+
+
 def rotation(engine, rid) -> Rotation:
     with Session(engine) as s:
         return s.get(Rotation, rid)
@@ -166,7 +178,7 @@ def test_create_move_cancel_over_real_smtp(engine, settings, smtp):
     assert 'CN="Doe, Jane"' in unfolded and "PARTSTAT=NEEDS-ACTION" in unfolded and "RSVP=TRUE" in unfolded
     assert "TRANSP:TRANSPARENT" in unfolded and "ORGANIZER;CN=Frontline:mailto:frontline@example.com" in unfolded
     dtstamp = inv["event"]["DTSTAMP"].dt
-    assert abs(dtstamp - datetime.now(UTC)) < timedelta(minutes=5)
+    assert abs(dtstamp - clock.utcnow()) < timedelta(minutes=5), "DTSTAMP is the organisation clock's now"
     # the HTML body stands on its own: dates, mentor, observation link
     html = next(
         p for p in smtp.handler.messages[first.index(inv)].walk() if p.get_content_type() == "text/html"
@@ -196,11 +208,7 @@ def test_create_move_cancel_over_real_smtp(engine, settings, smtp):
     assert deliver(engine, smtp) == 0
 
     # moved by a week -> REQUEST, same UID, SEQUENCE 1
-    with Session(engine) as s:
-        rot = s.get(Rotation, ids["rotation"])
-        rot.start, rot.end = START + timedelta(weeks=1), START + timedelta(days=34)
-        s.add(rot)
-        s.commit()
+    change_rotation(engine, ids["rotation"], start=START + timedelta(weeks=1), end=START + timedelta(days=34))
     moved = run_invites(engine)
     assert moved["updates"] == 1 and moved["checkin_requests"] == 2
     assert deliver(engine, smtp) == 3
@@ -212,11 +220,7 @@ def test_create_move_cancel_over_real_smtp(engine, settings, smtp):
     assert run_invites(engine)["queued"] == 0
 
     # cancelled -> CANCEL, same UID, SEQUENCE 2, STATUS:CANCELLED; check-ins cancelled for both
-    with Session(engine) as s:
-        rot = s.get(Rotation, ids["rotation"])
-        rot.status = "cancelled"
-        s.add(rot)
-        s.commit()
+    change_rotation(engine, ids["rotation"], status="cancelled")
     cancelled = run_invites(engine)
     assert cancelled["cancels"] == 1 and cancelled["checkin_cancels"] == 2
     assert deliver(engine, smtp) == 3
@@ -263,20 +267,15 @@ def test_reminders_welcome_and_nudge_are_sent_once(engine, settings):
     ids = seed(engine)
     run_invites(engine)
 
-    def remind(day: date) -> dict:
-        with Session(engine) as s:
-            rids = rotations_for_reminders(s, day, [7, 1])
-            counts = process_reminders(s, rids, as_of=day, days_before=[7, 1])
-            s.commit()
-        return counts
-
-    assert remind(START - timedelta(days=8))["queued"] == 0
-    assert remind(START - timedelta(days=7))["reminders"] == 1
-    assert remind(START - timedelta(days=6))["queued"] == 0  # the 7-day one was sent already
-    assert remind(START - timedelta(days=1))["reminders"] == 1
-    assert remind(START - timedelta(days=1))["queued"] == 0
-    assert remind(START)["welcomes"] == 1
-    assert remind(START + timedelta(days=1))["queued"] == 0  # Tuesday: welcome done, no nudge before Thursday
+    assert remind_on(engine, START - timedelta(days=8))["queued"] == 0
+    assert remind_on(engine, START - timedelta(days=7))["reminders"] == 1
+    assert remind_on(engine, START - timedelta(days=6))["queued"] == 0  # the 7-day one was sent already
+    assert remind_on(engine, START - timedelta(days=1))["reminders"] == 1
+    assert remind_on(engine, START - timedelta(days=1))["queued"] == 0
+    assert remind_on(engine, START)["welcomes"] == 1
+    assert (
+        remind_on(engine, START + timedelta(days=1))["queued"] == 0
+    )  # Tuesday: welcome done, no nudge before Thursday
     with Session(engine) as s:
         s.add(
             Observation(
@@ -291,10 +290,10 @@ def test_reminders_welcome_and_nudge_are_sent_once(engine, settings):
             )
         )
         s.commit()
-    assert remind(START + timedelta(days=3))["nudges"] == 0  # wrote one this week
+    assert remind_on(engine, START + timedelta(days=3))["nudges"] == 0  # wrote one this week
     thursday2 = START + timedelta(days=10)
-    assert remind(thursday2)["nudges"] == 1
-    assert remind(thursday2 + timedelta(days=1))["nudges"] == 0  # once per ISO week
+    assert remind_on(engine, thursday2)["nudges"] == 1
+    assert remind_on(engine, thursday2 + timedelta(days=1))["nudges"] == 0  # once per ISO week
     with Session(engine) as s:
         rows = s.exec(select(OutboundMessage).order_by(OutboundMessage.id)).all()
         keys = [r.idempotency_key for r in rows if r.kind != "invite"]
@@ -304,16 +303,20 @@ def test_reminders_welcome_and_nudge_are_sent_once(engine, settings):
     assert b"Max Mentor" in welcome.mime
 
 
+FEED_TODAY = date(2031, 10, 22)  # a fixed day, far from the seed's dates and from the machine's clock
+
+
 def test_calendar_feeds_personal_team_revoked(engine, settings):
     from fastapi.testclient import TestClient
 
-    from frontline.calendar.feeds import create_feed_token
+    from frontline.calendar.feeds import create_feed_token, feed_ics, find_feed_token
     from frontline.core.security import hash_secret
     from frontline.web.app import create_app
+    from frontline.web.calendar_feed import organisation_today
     from models import CalendarFeedToken, utcnow
 
     ids = seed(engine)
-    today = date.today()
+    today = FEED_TODAY
     with Session(engine) as s:  # move the seeded rotations near today so they fall in the feed window
         for rid, weeks in ((ids["rotation"], 2), (ids["later"], 20)):
             rot = s.get(Rotation, rid)
@@ -337,7 +340,9 @@ def test_calendar_feeds_personal_team_revoked(engine, settings):
         stored = s.get(CalendarFeedToken, jane_id).token_hash
     assert stored == hash_secret(jane_token) and jane_token not in stored
 
-    client = TestClient(create_app())
+    app = create_app()
+    app.dependency_overrides[organisation_today] = lambda: today  # the feed's "today" is the fixed day
+    client = TestClient(app)
     res = client.get(f"/calendar/{jane_token}.ics")
     assert res.status_code == 200 and res.headers["content-type"].startswith("text/calendar")
     cal = IcsCalendarStream.calendar_from_ics(res.text)
@@ -365,6 +370,10 @@ def test_calendar_feeds_personal_team_revoked(engine, settings):
         "Support rotation: Doe, Jane (tentative)",
         "Support rotation: Nora Next (tentative)",
     ]
+
+    with Session(engine) as s:  # the window follows the day asked for: two years on, nothing is left
+        later = feed_ics(s, find_feed_token(s, team_token), today=today + timedelta(days=730))
+    assert b"BEGIN:VCALENDAR" in later and b"BEGIN:VEVENT" not in later
 
     assert client.get("/calendar/not-a-real-token.ics").status_code == 404
     with Session(engine) as s:
@@ -424,11 +433,9 @@ def test_invite_reminder_and_delivery_flows(prefect_harness, sqlite_engine, sqli
 def test_announced_rotation_moved_beyond_the_window_is_still_updated(engine, settings, smtp):
     ids = seed(engine)
     run_invites(engine)
-    with Session(engine) as s:
-        rot = s.get(Rotation, ids["rotation"])
-        rot.start, rot.end = START + timedelta(weeks=20), START + timedelta(weeks=24, days=-1)
-        s.add(rot)
-        s.commit()
+    change_rotation(
+        engine, ids["rotation"], start=START + timedelta(weeks=20), end=START + timedelta(weeks=24, days=-1)
+    )
     counts = run_invites(engine)
     assert counts["updates"] == 1
     assert deliver(engine, smtp) == 6
@@ -447,23 +454,12 @@ def test_rotation_moved_after_its_reminder_gets_a_reminder_for_the_new_start(eng
     ids = seed(engine)
     run_invites(engine)
 
-    def remind(day: date) -> dict:
-        with Session(engine) as s:
-            rids = rotations_for_reminders(s, day, [7, 1])
-            counts = process_reminders(s, rids, as_of=day, days_before=[7, 1])
-            s.commit()
-        return counts
-
-    assert remind(START - timedelta(days=7))["reminders"] == 1
+    assert remind_on(engine, START - timedelta(days=7))["reminders"] == 1
     new_start = START + timedelta(weeks=2)
-    with Session(engine) as s:
-        rot = s.get(Rotation, ids["rotation"])
-        rot.start, rot.end = new_start, new_start + timedelta(days=27)
-        s.add(rot)
-        s.commit()
+    change_rotation(engine, ids["rotation"], start=new_start, end=new_start + timedelta(days=27))
     run_invites(engine, as_of=START - timedelta(days=6))
-    assert remind(new_start - timedelta(days=7))["reminders"] == 1
-    assert remind(new_start - timedelta(days=7))["queued"] == 0
+    assert remind_on(engine, new_start - timedelta(days=7))["reminders"] == 1
+    assert remind_on(engine, new_start - timedelta(days=7))["queued"] == 0
     with Session(engine) as s:
         reminders = s.exec(
             select(OutboundMessage).where(OutboundMessage.kind == "reminder").order_by(OutboundMessage.id)
@@ -506,22 +502,11 @@ def test_unlocked_announced_rotation_kept_in_place_still_gets_its_reminder(engin
         s.commit()
     assert run_invites(engine)["queued"] == 0  # nothing changed: nothing is sent
 
-    def remind(day: date) -> dict:
-        with Session(engine) as s:
-            rids = rotations_for_reminders(s, day, [7, 1])
-            counts = process_reminders(s, rids, as_of=day, days_before=[7, 1])
-            s.commit()
-        return counts
-
-    assert remind(START - timedelta(days=7))["reminders"] == 1
-    assert remind(START)["welcomes"] == 1
+    assert remind_on(engine, START - timedelta(days=7))["reminders"] == 1
+    assert remind_on(engine, START)["welcomes"] == 1
     # moved but not yet announced: no reminder about dates the rotator has not been told
-    with Session(engine) as s:
-        rot = s.get(Rotation, ids["rotation"])
-        rot.start, rot.end = START + timedelta(weeks=3), START + timedelta(weeks=3, days=27)
-        s.add(rot)
-        s.commit()
-    assert remind(START + timedelta(weeks=3) - timedelta(days=7))["queued"] == 0
+    change_rotation(engine, ids["rotation"], start=START + timedelta(weeks=3), end=START + timedelta(weeks=3, days=27))
+    assert remind_on(engine, START + timedelta(weeks=3) - timedelta(days=7))["queued"] == 0
 
 
 def test_no_welcome_or_nudge_to_a_rotator_who_has_left(engine, settings):
@@ -633,11 +618,7 @@ def test_mentor_without_a_checkin_slot_is_still_told(engine, settings):
         ("nora@example.com", "You"),
     ]
     assert run_invites(engine)["queued"] == 0
-    with Session(engine) as s:  # the rotation is cancelled: the mentor (no check-ins to cancel) is told
-        rot = s.get(Rotation, ids["rotation"])
-        rot.status = "cancelled"
-        s.add(rot)
-        s.commit()
+    change_rotation(engine, ids["rotation"], status="cancelled")  # the mentor (no check-ins to cancel) is told
     assert run_invites(engine)["cancels"] == 1
     assert [(r.recipient, r.subject.split()[0]) for r in mentor_mail()[3:]] == [("nora@example.com", "No")]
     assert run_invites(engine)["queued"] == 0
@@ -648,12 +629,13 @@ def test_cancel_after_an_unannounced_move_names_the_dates_the_rotator_was_told(e
     new ones the rotator never heard of."""
     ids = seed(engine)
     run_invites(engine)
-    with Session(engine) as s:
-        rot = s.get(Rotation, ids["rotation"])
-        rot.start, rot.end = START + timedelta(weeks=3), START + timedelta(weeks=3, days=27)
-        rot.status = "cancelled"
-        s.add(rot)
-        s.commit()
+    change_rotation(
+        engine,
+        ids["rotation"],
+        start=START + timedelta(weeks=3),
+        end=START + timedelta(weeks=3, days=27),
+        status="cancelled",
+    )
     assert run_invites(engine)["cancels"] == 1
     with Session(engine) as s:
         cancel = s.exec(select(OutboundMessage).where(OutboundMessage.idempotency_key.startswith("cancel:"))).one()

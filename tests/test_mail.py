@@ -19,11 +19,8 @@ from models import OutboundMessage, utcnow
 
 @pytest.fixture
 def smtp():
-    server = SMTPServer().start()
-    try:
+    with SMTPServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def queue(engine, n: int, kind: str = "test", prefix: str = "msg") -> list[str]:
@@ -354,16 +351,28 @@ def test_deliver_mail_flow_retries_the_batch_while_the_server_is_down(
     assert all(r.state == "pending" and r.attempts == 0 for r in rows(sqlite_engine))
 
 
-def test_rate_limit_spaces_sends_and_lease_covers_a_throttled_batch(engine, settings, smtp):
-    import time
+def test_rate_limit_spaces_sends_and_lease_covers_a_throttled_batch(engine, settings, smtp, monkeypatch):
+    from frontline.mail import transport as transport_module
 
+    class VirtualClock:  # the transport's clock: time passes only while it sleeps (no wall-clock timing)
+        def __init__(self):
+            self.now, self.sleeps = 1000.0, []
+
+        def monotonic(self):
+            return self.now
+
+        def sleep(self, seconds):
+            self.sleeps.append(round(seconds, 6))
+            self.now += seconds
+
+    clock = VirtualClock()
+    monkeypatch.setattr(transport_module, "time", clock)
     ids = queue(engine, 6)
     transport = SMTPTransport(smtp.url, rate_per_second=20)  # at most one message every 50 ms
     t0 = utcnow()
-    started = time.monotonic()
     assert deliver_pending(engine, transport, batch_size=3, max_batches=1, now=t0).sent == 3
     transport.close()
-    assert time.monotonic() - started >= 0.1  # three sends need two full gaps
+    assert clock.sleeps == [0.05, 0.05]  # three sends: two full gaps
     assert smtp.handler.message_ids() == ids[:3]
     from frontline.mail.delivery import deliver_batch
 

@@ -4,15 +4,16 @@ secrets from the environment or Prefect Secret blocks."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
 
 SMTP_PASSWORD = "s3cr3t-Smtp-Pa55word"
+NOW = datetime(2031, 10, 22, 9, 30, tzinfo=UTC)  # a fixed instant, far from the machine's clock
 
 
-def _populate(engine):
+def _populate(engine, now: datetime):
     from frontline.core.audit import record
     from models import (
         Department,
@@ -21,10 +22,8 @@ def _populate(engine):
         OutboundMessage,
         PlanRun,
         session_scope,
-        utcnow,
     )
 
-    now = utcnow()
     with session_scope(engine) as s:
         dept = Department(name="Finance", head_name="Hé Ad", head_email="head@example.com")
         s.add(dept)
@@ -72,7 +71,11 @@ def _populate(engine):
                 **common,
             )
         )
-        s.add(OutboundMessage(idempotency_key="k-fine", kind="reminder", recipient="d@example.com", **common))
+        s.add(
+            OutboundMessage(
+                idempotency_key="k-fine", kind="reminder", recipient="d@example.com", next_attempt_at=now, **common
+            )
+        )
         s.add(
             OutboundMessage(
                 idempotency_key="k-sent", kind="reminder", recipient="e@example.com", state="sent", **common
@@ -94,19 +97,43 @@ def _populate(engine):
             )
         )
         s.add(PlanRun(horizon_start=date(2026, 1, 5), horizon_weeks=52, dry_run=True, unplaced=[]))
-        record(s, actor="flow:deliver-mail", action="mail.deliver", sent=3, failed=1)
-        record(s, actor="flow:deliver-mail", action="mail.deliver", sent=7, failed=0)
-        record(s, actor="hr@example.com", action="rotation.move")
+        record(s, actor="flow:deliver-mail", action="mail.deliver", sent=3, failed=1).at = now - timedelta(hours=5)
+        record(s, actor="flow:deliver-mail", action="mail.deliver", sent=7, failed=0).at = now - timedelta(hours=3)
+        record(s, actor="hr@example.com", action="rotation.move").at = now - timedelta(hours=1)
+
+
+def test_status_report_as_of_an_explicit_instant(settings, engine):
+    """The service: everything is judged against the ``now`` it is given (not the machine's clock)."""
+    from frontline.operations.status import collect_status
+    from models import session_scope
+
+    _populate(engine, NOW)
+    with session_scope(engine) as s:
+        report = collect_status(s, now=NOW, with_prefect=False)
+    assert report["now"] == "2031-10-22 09:30:00Z" and report["ok"] is False and "prefect" not in report
+    jobs = {row["job"]: row for row in report["jobs"]}
+    assert jobs["deliver-mail"]["ago"] == "3h ago" and "sent=7" in jobs["deliver-mail"]["summary"]
+    assert jobs["send-invites"]["ago"] == "never", "every flow is a job, run or not"
+    stuck = report["stuck"]
+    assert [m["recipient"] for m in stuck["mail_stuck_sending"]] == ["b@example.com"]
+    assert [m["recipient"] for m in stuck["mail_pending_backlog"]] == ["c@example.com"]
+    assert [o["created"] for o in stuck["urgent_unacknowledged"]] == ["2031-10-21 03:30:00Z"]
+    with session_scope(engine) as s:  # a day earlier nothing was overdue or backlogged yet
+        earlier = collect_status(s, now=NOW - timedelta(days=1), with_prefect=False)["stuck"]
+    assert earlier["urgent_unacknowledged"] == [] and earlier["mail_pending_backlog"] == []
+    assert earlier["mail_stuck_sending"] == []
 
 
 def test_status_reports_last_runs_and_stuck_work_without_secrets(settings, engine, monkeypatch):
     from frontline.cli import app
+    from frontline.core import clock
     from frontline.core.settings import get_settings
 
     monkeypatch.setenv("FRONTLINE_SMTP_URL", f"smtp://bot:{SMTP_PASSWORD}@127.0.0.1:2525")
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setattr(clock, "utcnow", lambda: NOW)  # the command asks the organisation clock for "now"
     get_settings.cache_clear()
-    _populate(engine)
+    _populate(engine, NOW)
     runner = CliRunner()
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -115,6 +142,7 @@ def test_status_reports_last_runs_and_stuck_work_without_secrets(settings, engin
         result = runner.invoke(app, ["status", "--json", "--check"])
     assert result.exit_code == 1, result.output  # stuck work -> non-zero with --check
     report = json.loads(result.output)
+    assert report["now"] == "2031-10-22 09:30:00Z"
     jobs = {row["job"]: row for row in report["jobs"]}
     assert "sent=7" in jobs["deliver-mail"]["summary"], "the newest audit event of the flow is shown"
     assert "hr@example.com" not in jobs, "only flow actors are jobs"

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
 
 from icalendar import Calendar, Event, vCalAddress
+
+from frontline.core import clock
 
 PRODID = "-//Frontline//Frontline support rotations//EN"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -194,7 +196,7 @@ def itip_calendar(obj: ItipObject, *, stamp: datetime | None = None) -> Calendar
         raise ValueError(f"unsupported iTIP method {obj.method!r}")
     if not obj.attendees:
         raise ValueError(f"{obj.event.uid}: an iTIP {method} needs at least one attendee")
-    stamp = stamp or datetime.now(UTC)
+    stamp = stamp or clock.utcnow()
     cal = Calendar.new(prodid=PRODID, method=method)
     del cal["UID"]  # keep the object minimal: the event UID is the one that matters
     events = _vevents(obj.event, sequence=obj.sequence, stamp=stamp)
@@ -257,7 +259,7 @@ def feed_calendar(
 ) -> Calendar:
     """A subscription feed (no METHOD, no attendees) with REFRESH-INTERVAL and X-PUBLISHED-TTL.
     ``sequences`` (UID -> SEQUENCE) lets clients notice changed events."""
-    stamp = datetime.now(UTC)
+    stamp = clock.utcnow()
     cal = Calendar.new(prodid=PRODID, name=name)  # NAME and X-WR-CALNAME
     del cal["UID"]
     ttl = _duration(refresh)

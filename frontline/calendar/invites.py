@@ -31,12 +31,15 @@ Thursday on to rotators without an observation since Monday of that week.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from types import SimpleNamespace
+from email.headerregistry import Address
+from email.message import EmailMessage
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from frontline.calendar.ics import (
     AllDayEvent,
@@ -44,10 +47,13 @@ from frontline.calendar.ics import (
     Person,
     TimedEvent,
     checkins_uid,
+    clean_name,
     invite_message,
     organizer_from_settings,
     rotation_uid,
 )
+from frontline.core import clock
+from frontline.core.links import observe_url
 from frontline.core.templating import render_html, render_text
 from frontline.mail import compose, enqueue
 from models import Employee, MentorPairing, Observation, Rotation, utcnow
@@ -153,32 +159,76 @@ def checkin_series(
 # --- invites ----------------------------------------------------------------------------------------
 
 
+def working_hours_pair(hours: Sequence[int]) -> tuple[int, int]:
+    """Local working hours as ``(start, end)`` (a Prefect task parameter may arrive as a list)."""
+    start, end = hours
+    return int(start), int(end)
+
+
 def rotations_to_announce(session: Session, as_of: date, announce_weeks: int = 8) -> list[int]:
     """Ids of rotations that may need an invite, update or cancellation (cheap pre-filter)."""
     horizon = as_of + timedelta(weeks=announce_weeks)
-    active = select(Rotation.id).where(Rotation.status.in_(ACTIVE), Rotation.start <= horizon, Rotation.end >= as_of)
-    cancelled = select(Rotation.id).where(Rotation.status == "cancelled", Rotation.announced_state == "invited")
+    rotation_id, status = col(Rotation.id), col(Rotation.status)
+    active = select(rotation_id).where(status.in_(ACTIVE), Rotation.start <= horizon, Rotation.end >= as_of)
+    cancelled = select(rotation_id).where(status == "cancelled", Rotation.announced_state == "invited")
     # announced, then moved (possibly beyond the window): the rotator must hear about the new dates
-    moved = select(Rotation.id).where(
-        Rotation.status.in_(ACTIVE),
+    moved = select(rotation_id).where(
+        status.in_(ACTIVE),
         Rotation.announced_state == "invited",
-        Rotation.announced_start != Rotation.start,
+        col(Rotation.announced_start) != Rotation.start,
         Rotation.end >= as_of,
     )
     ids = set(session.exec(active).all()) | set(session.exec(cancelled).all()) | set(session.exec(moved).all())
-    return sorted(ids)
+    return sorted(i for i in ids if i is not None)
+
+
+def _rotations(session: Session, rotation_ids: list[int]) -> Sequence[Rotation]:
+    return session.exec(select(Rotation).where(col(Rotation.id).in_(rotation_ids)).order_by(col(Rotation.id))).all()
+
+
+def _employee(session: Session, employee_id: int) -> Employee:
+    employee = session.get(Employee, employee_id)
+    if employee is None:  # employees are never deleted (leavers are marked), so a rotation always has one
+        raise LookupError(f"no employee with id {employee_id}")
+    return employee
 
 
 def _active_pairing(session: Session, rotation_id: int) -> MentorPairing | None:
     return session.exec(
         select(MentorPairing)
         .where(MentorPairing.rotation_id == rotation_id, MentorPairing.status == "active")
-        .order_by(MentorPairing.id.desc())
+        .order_by(col(MentorPairing.id).desc())
     ).first()
 
 
 def _person(e: Employee) -> Person:
     return Person(name=e.name, email=e.email)
+
+
+def _addr(e: Employee) -> Address:
+    return Address(display_name=clean_name(e.name), addr_spec=e.email)
+
+
+@dataclass(frozen=True)
+class _Dates:
+    """The rotation as a mail speaks of it: its own dates, or (for a cancellation) the dates the rotator
+    was told (``announced_start``), over the same length."""
+
+    id: int
+    start: date
+    end: date
+    previous_start: date | None  # the start the rotator was last told, if any
+
+    @classmethod
+    def current(cls, rotation: Rotation) -> _Dates:
+        assert rotation.id is not None
+        return cls(rotation.id, rotation.start, rotation.end, rotation.announced_start)
+
+    @classmethod
+    def as_told(cls, rotation: Rotation) -> _Dates:
+        assert rotation.id is not None
+        told = rotation.announced_start or rotation.start
+        return cls(rotation.id, told, told + (rotation.end - rotation.start), rotation.announced_start)
 
 
 @dataclass
@@ -191,7 +241,7 @@ class _Context:
     counts: Counts = field(default_factory=Counts)
 
 
-def _queue(session: Session, ctx: _Context, msg, kind: str, key: str) -> bool:
+def _queue(session: Session, ctx: _Context, msg: EmailMessage, kind: str, key: str) -> bool:
     row = enqueue(session, msg, kind=kind, idempotency_key=key)
     if row is not None:
         ctx.counts.queued += 1
@@ -199,10 +249,42 @@ def _queue(session: Session, ctx: _Context, msg, kind: str, key: str) -> bool:
     return False
 
 
+def _queue_invite(
+    session: Session, ctx: _Context, obj: ItipObject, recipient: Employee, context: dict[str, Any], key: str
+) -> bool:
+    """Queue one iMIP invite mail: the iTIP object with the text and HTML of ``email/invite.*``."""
+    msg = invite_message(
+        obj,
+        to=_person(recipient),
+        subject=context["subject"],
+        stamp=ctx.stamp,
+        text=render_text("email/invite.txt", **context),
+        html=render_html("email/invite.html", **context),
+    )
+    return _queue(session, ctx, msg, "invite", key)
+
+
+def _invite_context(
+    subject: str, method: str, what: str, update: bool, recipient: Employee, rotation: _Dates, **more: Any
+) -> dict[str, Any]:
+    """What ``email/invite.*`` needs for any invite (``what``: ``rotation`` or ``checkins``), plus ``more``."""
+    first_day, last_day = longdate(rotation.start), longdate(rotation.end)
+    return dict(
+        subject=subject,
+        method=method,
+        what=what,
+        update=update,
+        recipient=recipient,
+        first_day=first_day,
+        last_day=last_day,
+        **more,
+    )
+
+
 def _rotation_mail(
-    session,
+    session: Session,
     ctx: _Context,
-    rotation: Rotation,
+    rotation: _Dates,
     rotator: Employee,
     mentor: Employee | None,
     series: CheckinSeries | None,
@@ -210,8 +292,7 @@ def _rotation_mail(
     sequence: int,
     update: bool,
 ) -> bool:
-    from frontline.core.links import observe_url
-
+    assert rotator.id is not None
     weeks = ((rotation.end - rotation.start).days + 1) // 7
     event = AllDayEvent(
         uid=rotation_uid(rotation.id, ctx.organizer.email),
@@ -232,37 +313,28 @@ def _rotation_mail(
         subject = f"Updated: your support rotation now {first} to {last}"
     else:
         subject = f"Your support rotation: {first} to {last}"
-    context = dict(
-        subject=subject,
-        method=method,
-        what="rotation",
-        update=update,
-        recipient=rotator,
-        first_day=first,
-        last_day=last,
+    context = _invite_context(
+        subject,
+        method,
+        "rotation",
+        update,
+        rotator,
+        rotation,
         weeks=weeks,
         mentor=mentor,
         observe_link=observe_url(rotator.id),
-        previous_first_day=longdate(rotation.announced_start) if rotation.announced_start else None,
+        previous_first_day=longdate(rotation.previous_start) if rotation.previous_start else None,
         checkin_when=series.when if series else None,
         checkin_minutes=ctx.checkin_minutes,
     )
-    msg = invite_message(
-        obj,
-        to=_person(rotator),
-        subject=subject,
-        stamp=ctx.stamp,
-        text=render_text("email/invite.txt", **context),
-        html=render_html("email/invite.html", **context),
-    )
     key = f"{'cancel' if method == 'CANCEL' else 'invite'}:{rotation.id}:{sequence}"
-    return _queue(session, ctx, msg, "invite", key)
+    return _queue_invite(session, ctx, obj, rotator, context, key)
 
 
 def _checkin_mail(
-    session,
+    session: Session,
     ctx: _Context,
-    rotation: Rotation,
+    rotation: _Dates,
     rotator: Employee,
     mentor: Employee,
     series: CheckinSeries,
@@ -292,16 +364,15 @@ def _checkin_mail(
         subject = (
             f"{'Updated: ' if update else ''}Weekly check-ins with {other.name} from {longdate(series.first.date())}"
         )
-    context = dict(
-        subject=subject,
-        method=method,
-        what="checkins",
-        update=update,
-        recipient=recipient,
+    context = _invite_context(
+        subject,
+        method,
+        "checkins",
+        update,
+        recipient,
+        rotation,
         other=other,
         for_mentor=for_mentor,
-        first_day=longdate(rotation.start),
-        last_day=longdate(rotation.end),
         checkin_when=series.when,
         checkin_count=series.count,
         checkin_first=longdate(series.first.date()),
@@ -312,22 +383,14 @@ def _checkin_mail(
         checkin_minutes=series.minutes,
         reason=reason,
     )
-    msg = invite_message(
-        obj,
-        to=_person(recipient),
-        subject=subject,
-        stamp=ctx.stamp,
-        text=render_text("email/invite.txt", **context),
-        html=render_html("email/invite.html", **context),
-    )
     prefix = "checkins-cancel" if method == "CANCEL" else "checkins"
-    return _queue(session, ctx, msg, "invite", f"{prefix}:{rotation.id}:{sequence}:{recipient.id}")
+    return _queue_invite(session, ctx, obj, recipient, context, f"{prefix}:{rotation.id}:{sequence}:{recipient.id}")
 
 
 def _mentor_mail(
-    session,
+    session: Session,
     ctx: _Context,
-    rotation: Rotation,
+    rotation: _Dates,
     rotator: Employee,
     mentor: Employee,
     sequence: int,
@@ -362,29 +425,37 @@ def process_invites(
     as_of: date,
     announce_weeks: int = 8,
     checkin_minutes: int = 30,
-    working_hours: tuple[int, int] = (9, 17),
+    working_hours: Sequence[int] = (9, 17),
     org_tz: ZoneInfo | None = None,
 ) -> Counts:
     """Decide and queue invites for these rotations; updates the rotations. Caller commits."""
-    if org_tz is None:
-        from frontline.core.settings import get_settings
-
-        org_tz = get_settings().tz
     ctx = _Context(
         organizer=organizer_from_settings(),
-        org_tz=org_tz,
+        org_tz=org_tz or clock.org_tz(),
         checkin_minutes=checkin_minutes,
         stamp=utcnow(),
-        working_hours=tuple(working_hours),
+        working_hours=working_hours_pair(working_hours),
     )
     horizon = as_of + timedelta(weeks=announce_weeks)
-    for rotation in session.exec(select(Rotation).where(Rotation.id.in_(rotation_ids)).order_by(Rotation.id)).all():
+    for rotation in _rotations(session, rotation_ids):
         _process_one(session, ctx, rotation, as_of, horizon)
     return ctx.counts
 
 
-def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: date, horizon: date) -> None:
-    rotator = session.get(Employee, rotation.employee_id)
+@dataclass(frozen=True)
+class _Parties:
+    """Who a rotation's mail concerns: the rotator, the current mentor and their check-in series, and
+    the mentor named in the last invite (``announced_mentor_id``)."""
+
+    rotator: Employee
+    mentor: Employee | None
+    series: CheckinSeries | None
+    old_mentor: Employee | None
+
+
+def _load_parties(session: Session, ctx: _Context, rotation: Rotation) -> _Parties:
+    assert rotation.id is not None
+    rotator = _employee(session, rotation.employee_id)
     pairing = _active_pairing(session, rotation.id)
     mentor = session.get(Employee, pairing.mentor_id) if pairing else None
     series = (
@@ -395,127 +466,28 @@ def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: dat
     old_mentor = (
         session.get(Employee, rotation.announced_mentor_id) if rotation.announced_mentor_id is not None else None
     )
+    return _Parties(rotator, mentor, series, old_mentor)
 
+
+def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: date, horizon: date) -> None:
+    """One rotation: load who it concerns, decide what changed since the last announcement (see the
+    module docstring's table), queue the mail, and remember what was announced."""
+    parties = _load_parties(session, ctx, rotation)
     if rotation.status == "cancelled":
         if rotation.announced_state != "invited":
             ctx.counts.unchanged += 1
             return
-        sequence = rotation.sequence + 1
-        told = rotation.announced_start or rotation.start  # cancel the dates the rotator was told
-        announced = SimpleNamespace(
-            id=rotation.id,
-            start=told,
-            end=told + (rotation.end - rotation.start),
-            announced_start=rotation.announced_start,
-        )
-        _rotation_mail(session, ctx, announced, rotator, old_mentor, None, "CANCEL", sequence, update=True)
-        ctx.counts.cancels += 1
-        if old_mentor is not None:
-            old_pairing_series = _series_for(session, rotation, old_mentor, ctx)
-            if old_pairing_series is not None:
-                for person in (rotator, old_mentor):
-                    _checkin_mail(
-                        session,
-                        ctx,
-                        announced,
-                        rotator,
-                        old_mentor,
-                        old_pairing_series,
-                        person,
-                        "CANCEL",
-                        sequence,
-                        update=True,
-                        reason="The support rotation was cancelled.",
-                    )
-                    ctx.counts.checkin_cancels += 1
-            else:
-                _mentor_mail(
-                    session,
-                    ctx,
-                    announced,
-                    rotator,
-                    old_mentor,
-                    sequence,
-                    assigned=False,
-                    reason="The support rotation was cancelled.",
-                )
-        rotation.sequence = sequence
-        rotation.announced_state = "cancelled"
-        rotation.updated_at = utcnow()
-        session.add(rotation)
+        _announce_cancellation(session, ctx, rotation, parties)
         return
-
-    announced_and_moved = rotation.announced_state == "invited" and rotation.announced_start != rotation.start
-    if rotation.status not in ACTIVE or rotation.end < as_of or (rotation.start > horizon and not announced_and_moved):
+    mentor_id = parties.mentor.id if parties.mentor else None
+    decision = _request_to_send(rotation, mentor_id, as_of, horizon)
+    if decision is None:
         ctx.counts.unchanged += 1
         return
-    mentor_id = mentor.id if mentor else None
-    if rotation.announced_state is None:
-        sequence, update = rotation.sequence, False
-    elif (
-        rotation.announced_state == "cancelled"
-        or rotation.announced_start != rotation.start
-        or rotation.announced_mentor_id != mentor_id
-    ):
-        sequence, update = rotation.sequence + 1, True
-    else:
-        ctx.counts.unchanged += 1
-        return
-
-    _rotation_mail(session, ctx, rotation, rotator, mentor, series, "REQUEST", sequence, update)
-    if update:
-        ctx.counts.updates += 1
-    else:
-        ctx.counts.requests += 1
-    if mentor is not None and series is not None:
-        for person in (rotator, mentor):
-            _checkin_mail(session, ctx, rotation, rotator, mentor, series, person, "REQUEST", sequence, update)
-            ctx.counts.checkin_requests += 1
-    elif mentor is not None and (rotation.announced_state != "invited" or rotation.announced_mentor_id != mentor_id):
-        _mentor_mail(session, ctx, rotation, rotator, mentor, sequence, assigned=True)
-    if rotation.announced_state == "invited" and old_mentor is not None and old_mentor.id != mentor_id:
-        old_series = _series_for(session, rotation, old_mentor, ctx)
-        if old_series is not None:
-            _checkin_mail(
-                session,
-                ctx,
-                rotation,
-                rotator,
-                old_mentor,
-                old_series,
-                old_mentor,
-                "CANCEL",
-                sequence,
-                update=True,
-                reason=f"{rotator.name} has a different mentor now.",
-            )
-            ctx.counts.checkin_cancels += 1
-            if series is None or mentor is None:  # no new series replaces the rotator's copy of this UID
-                _checkin_mail(
-                    session,
-                    ctx,
-                    rotation,
-                    rotator,
-                    old_mentor,
-                    old_series,
-                    rotator,
-                    "CANCEL",
-                    sequence,
-                    update=True,
-                    reason=f"The check-ins with {old_mentor.name} are cancelled.",
-                )
-                ctx.counts.checkin_cancels += 1
-        else:
-            _mentor_mail(
-                session,
-                ctx,
-                rotation,
-                rotator,
-                old_mentor,
-                sequence,
-                assigned=False,
-                reason=f"{rotator.name} has a different mentor now." if mentor else "",
-            )
+    sequence, update = decision
+    _announce_request(session, ctx, rotation, parties, sequence, update)
+    if rotation.announced_state == "invited" and parties.old_mentor is not None and parties.old_mentor.id != mentor_id:
+        _release_old_mentor(session, ctx, rotation, parties, parties.old_mentor, sequence)
     rotation.sequence = sequence
     rotation.announced_state = "invited"
     rotation.announced_start = rotation.start
@@ -525,25 +497,111 @@ def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: dat
     session.add(rotation)
 
 
-def _series_for(session: Session, rotation: Rotation, mentor: Employee, ctx: _Context) -> CheckinSeries | None:
+def _request_to_send(rotation: Rotation, mentor_id: int | None, as_of: date, horizon: date) -> tuple[int, bool] | None:
+    """``(sequence, update)`` of the REQUEST an active rotation needs, or None when it needs nothing:
+    outside the window (unless announced and moved since), or announced exactly as it is now."""
+    announced_and_moved = rotation.announced_state == "invited" and rotation.announced_start != rotation.start
+    if rotation.status not in ACTIVE or rotation.end < as_of or (rotation.start > horizon and not announced_and_moved):
+        return None
+    if rotation.announced_state is None:
+        return rotation.sequence, False
+    if (
+        rotation.announced_state == "cancelled"
+        or rotation.announced_start != rotation.start
+        or rotation.announced_mentor_id != mentor_id
+    ):
+        return rotation.sequence + 1, True
+    return None
+
+
+def _announce_cancellation(session: Session, ctx: _Context, rotation: Rotation, parties: _Parties) -> None:
+    """CANCEL the dates the rotator was told; cancel the old mentor's check-ins (or tell them by mail)."""
+    sequence = rotation.sequence + 1
+    told = _Dates.as_told(rotation)
+    rotator, old_mentor = parties.rotator, parties.old_mentor
+    _rotation_mail(session, ctx, told, rotator, old_mentor, None, "CANCEL", sequence, update=True)
+    ctx.counts.cancels += 1
+    if old_mentor is not None:
+        reason = "The support rotation was cancelled."
+        old_series = _series_for(session, ctx, rotation, rotator, old_mentor)
+        if old_series is not None:
+            recipients = [(rotator, reason), (old_mentor, reason)]
+            _cancel_checkins(session, ctx, told, rotator, old_mentor, old_series, sequence, recipients)
+        else:
+            _mentor_mail(session, ctx, told, rotator, old_mentor, sequence, assigned=False, reason=reason)
+    rotation.sequence = sequence
+    rotation.announced_state = "cancelled"
+    rotation.updated_at = utcnow()
+    session.add(rotation)
+
+
+def _announce_request(
+    session: Session, ctx: _Context, rotation: Rotation, parties: _Parties, sequence: int, update: bool
+) -> None:
+    """The rotation REQUEST to the rotator, and the check-in series to rotator and mentor (or, without a
+    series, a plain mail to a newly named mentor)."""
+    rotator, mentor, series = parties.rotator, parties.mentor, parties.series
+    dates = _Dates.current(rotation)
+    _rotation_mail(session, ctx, dates, rotator, mentor, series, "REQUEST", sequence, update)
+    if update:
+        ctx.counts.updates += 1
+    else:
+        ctx.counts.requests += 1
+    if mentor is not None and series is not None:
+        for person in (rotator, mentor):
+            _checkin_mail(session, ctx, dates, rotator, mentor, series, person, "REQUEST", sequence, update)
+            ctx.counts.checkin_requests += 1
+    elif mentor is not None and (rotation.announced_state != "invited" or rotation.announced_mentor_id != mentor.id):
+        _mentor_mail(session, ctx, dates, rotator, mentor, sequence, assigned=True)
+
+
+def _release_old_mentor(
+    session: Session, ctx: _Context, rotation: Rotation, parties: _Parties, old_mentor: Employee, sequence: int
+) -> None:
+    """The mentor named in the last invite was replaced: CANCEL their copy of the check-in series, and the
+    rotator's copy when no new series replaces it (or, without a series, tell the old mentor by mail)."""
+    rotator = parties.rotator
+    dates = _Dates.current(rotation)
+    old_series = _series_for(session, ctx, rotation, rotator, old_mentor)
+    if old_series is None:
+        reason = f"{rotator.name} has a different mentor now." if parties.mentor else ""
+        _mentor_mail(session, ctx, dates, rotator, old_mentor, sequence, assigned=False, reason=reason)
+        return
+    recipients = [(old_mentor, f"{rotator.name} has a different mentor now.")]
+    if parties.series is None or parties.mentor is None:  # no new series replaces the rotator's copy of this UID
+        recipients.append((rotator, f"The check-ins with {old_mentor.name} are cancelled."))
+    _cancel_checkins(session, ctx, dates, rotator, old_mentor, old_series, sequence, recipients)
+
+
+def _cancel_checkins(
+    session: Session,
+    ctx: _Context,
+    dates: _Dates,
+    rotator: Employee,
+    mentor: Employee,
+    series: CheckinSeries,
+    sequence: int,
+    recipients: list[tuple[Employee, str]],
+) -> None:
+    """CANCEL ``mentor``'s check-in series with ``rotator``, one mail per (recipient, reason)."""
+    for person, reason in recipients:
+        _checkin_mail(session, ctx, dates, rotator, mentor, series, person, "CANCEL", sequence, True, reason)
+        ctx.counts.checkin_cancels += 1
+
+
+def _series_for(
+    session: Session, ctx: _Context, rotation: Rotation, rotator: Employee, mentor: Employee
+) -> CheckinSeries | None:
     """The check-in series that was announced with ``mentor`` (their latest pairing for this rotation)."""
     pairing = session.exec(
         select(MentorPairing)
         .where(MentorPairing.rotation_id == rotation.id, MentorPairing.mentor_id == mentor.id)
-        .order_by(MentorPairing.id.desc())
+        .order_by(col(MentorPairing.id).desc())
     ).first()
     if pairing is None:
         return None
-    start = rotation.announced_start or rotation.start
-    announced = SimpleNamespace(start=start, end=start + (rotation.end - rotation.start))
     return checkin_series(
-        announced,
-        pairing,
-        mentor,
-        ctx.checkin_minutes,
-        ctx.org_tz,
-        session.get(Employee, rotation.employee_id),
-        ctx.working_hours,
+        _Dates.as_told(rotation), pairing, mentor, ctx.checkin_minutes, ctx.org_tz, rotator, ctx.working_hours
     )
 
 
@@ -552,17 +610,38 @@ def _series_for(session: Session, rotation: Rotation, mentor: Employee, ctx: _Co
 
 def rotations_for_reminders(session: Session, as_of: date, days_before: list[int]) -> list[int]:
     ahead = as_of + timedelta(days=max(days_before or [0]))
-    return sorted(
-        session.exec(
-            select(Rotation.id).where(
-                Rotation.status.in_(ACTIVE),  # an unlocked announced rotation is a draft again
-                Rotation.announced_state == "invited",
-                Rotation.announced_start == Rotation.start,  # only the dates the rotator was told
-                Rotation.start <= ahead,
-                Rotation.end >= as_of,
-            )
-        ).all()
-    )
+    ids = session.exec(
+        select(Rotation.id).where(
+            col(Rotation.status).in_(ACTIVE),  # an unlocked announced rotation is a draft again
+            Rotation.announced_state == "invited",
+            Rotation.announced_start == Rotation.start,  # only the dates the rotator was told
+            Rotation.start <= ahead,
+            Rotation.end >= as_of,
+        )
+    ).all()
+    return sorted(i for i in ids if i is not None)
+
+
+@dataclass
+class _ReminderRun:
+    """What every rotation's reminders share on one run: the day, the policy, the ISO week of nudges."""
+
+    as_of: date
+    days_before: list[int]
+    weekly_nudge: bool
+    checkin_minutes: int
+    working_hours: tuple[int, int]
+    org_tz: ZoneInfo
+    counts: dict[str, int] = field(default_factory=lambda: {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0})
+
+    @property
+    def week_label(self) -> str:
+        return clock.iso_week(self.as_of)
+
+    @property
+    def week_start_utc(self) -> datetime:
+        """Monday 00:00 of ``as_of``'s week, organisation time, in UTC (observations since then count)."""
+        return datetime.combine(clock.monday(self.as_of), time(0), tzinfo=self.org_tz).astimezone(UTC)
 
 
 def process_reminders(
@@ -573,99 +652,123 @@ def process_reminders(
     days_before: list[int],
     weekly_nudge: bool = True,
     checkin_minutes: int = 30,
-    working_hours: tuple[int, int] = (9, 17),
+    working_hours: Sequence[int] = (9, 17),
     org_tz: ZoneInfo | None = None,
 ) -> dict[str, int]:
     """Queue the reminders, welcomes and nudges due on ``as_of`` for these rotations. Caller commits."""
-    from frontline.core.links import observe_url
-
-    if org_tz is None:
-        from frontline.core.settings import get_settings
-
-        org_tz = get_settings().tz
-    counts = {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0}
-    monday = as_of - timedelta(days=as_of.weekday())
-    week_start_utc = datetime.combine(monday, time(0), tzinfo=org_tz).astimezone(UTC)
-    iso = as_of.isocalendar()
-    week_label = f"{iso.year}-W{iso.week:02d}"
-    for rotation in session.exec(select(Rotation).where(Rotation.id.in_(rotation_ids)).order_by(Rotation.id)).all():
-        if (
-            rotation.status not in ACTIVE
-            or rotation.announced_state != "invited"
-            or rotation.announced_start != rotation.start
-        ):
+    run = _ReminderRun(
+        as_of=as_of,
+        days_before=days_before,
+        weekly_nudge=weekly_nudge,
+        checkin_minutes=checkin_minutes,
+        working_hours=working_hours_pair(working_hours),
+        org_tz=org_tz or clock.org_tz(),
+    )
+    for rotation in _rotations(session, rotation_ids):
+        rotator = _reminder_recipient(session, rotation, as_of)
+        if rotator is None:
             continue
-        rotator = session.get(Employee, rotation.employee_id)
-        if rotator is None or not rotator.active or (rotator.left_on is not None and rotator.left_on <= as_of):
-            continue  # a leaver (the roster import keeps a rotation that already started) gets no more mail
-        pairing = _active_pairing(session, rotation.id)
-        mentor = session.get(Employee, pairing.mentor_id) if pairing else None
-        series = (
-            checkin_series(rotation, pairing, mentor, checkin_minutes, org_tz, rotator, tuple(working_hours))
-            if pairing and mentor
-            else None
-        )
-        base = dict(
-            rotator=rotator,
-            mentor=mentor,
-            first_day=longdate(rotation.start),
-            last_day=longdate(rotation.end),
-            observe_link=observe_url(rotator.id),
-            checkin_when=series.when if series else None,
-        )
-        due = [d for d in days_before if d > 0 and rotation.start - timedelta(days=d) <= as_of < rotation.start]
-        if due:
-            days = min(due)
-            subject = f"Your support rotation starts {'tomorrow' if days == 1 else f'in {days} days'} ({longdate(rotation.start)})"
-            msg = compose(
-                to=_addr(rotator),
-                subject=subject,
-                text=render_text("email/reminder.txt", subject=subject, days=days, **base),
-                html=render_html("email/reminder.html", subject=subject, days=days, **base),
-            )
-            if enqueue(
-                session,
-                msg,
-                kind="reminder",
-                idempotency_key=f"reminder:{rotation.id}:{rotation.start.isoformat()}:{days}",
-            ):
-                counts["reminders"] += 1
-        if rotation.start <= as_of < rotation.start + timedelta(days=7):
-            subject = "Welcome to the front line" + (f": meet your mentor {mentor.name}" if mentor else "")
-            msg = compose(
-                to=_addr(rotator),
-                subject=subject,
-                text=render_text("email/welcome.txt", subject=subject, **base),
-                html=render_html("email/welcome.html", subject=subject, **base),
-            )
-            if enqueue(session, msg, kind="welcome", idempotency_key=f"welcome:{rotation.id}"):
-                counts["welcomes"] += 1
-        if weekly_nudge and as_of.weekday() >= 3 and rotation.start <= as_of <= rotation.end:
-            wrote = session.exec(
-                select(Observation.id)
-                .where(Observation.rotator_id == rotator.id, Observation.created_at >= week_start_utc)
-                .limit(1)
-            ).first()
-            if wrote is None:
-                subject = f"What did customers struggle with this week? ({week_label})"
-                msg = compose(
-                    to=_addr(rotator),
-                    subject=subject,
-                    text=render_text("email/nudge.txt", subject=subject, week=week_label, **base),
-                    html=render_html("email/nudge.html", subject=subject, week=week_label, **base),
-                )
-                if enqueue(session, msg, kind="nudge", idempotency_key=f"nudge:{rotator.id}:{week_label}"):
-                    counts["nudges"] += 1
-    counts["queued"] = counts["reminders"] + counts["welcomes"] + counts["nudges"]
-    return counts
+        base = _reminder_context(session, run, rotation, rotator)
+        if _send_reminder(session, run, rotation, rotator, base):
+            run.counts["reminders"] += 1
+        if _send_welcome(session, run, rotation, rotator, base):
+            run.counts["welcomes"] += 1
+        if _send_nudge(session, run, rotation, rotator, base):
+            run.counts["nudges"] += 1
+    run.counts["queued"] = run.counts["reminders"] + run.counts["welcomes"] + run.counts["nudges"]
+    return run.counts
 
 
-def _addr(e: Employee):
-    from email.headerregistry import Address
+def _reminder_recipient(session: Session, rotation: Rotation, as_of: date) -> Employee | None:
+    """The rotator, when the rotation still stands as announced and they have not left; else None."""
+    if (
+        rotation.status not in ACTIVE
+        or rotation.announced_state != "invited"
+        or rotation.announced_start != rotation.start
+    ):
+        return None
+    rotator = session.get(Employee, rotation.employee_id)
+    if rotator is None or not rotator.active or (rotator.left_on is not None and rotator.left_on <= as_of):
+        return None  # a leaver (the roster import keeps a rotation that already started) gets no more mail
+    return rotator
 
-    from frontline.calendar.ics import clean_name
 
-    return Address(display_name=clean_name(e.name), addr_spec=e.email)
+def _reminder_context(session: Session, run: _ReminderRun, rotation: Rotation, rotator: Employee) -> dict[str, Any]:
+    """What the reminder, welcome and nudge templates share: the people, the dates, the links."""
+    assert rotation.id is not None and rotator.id is not None
+    pairing = _active_pairing(session, rotation.id)
+    mentor = session.get(Employee, pairing.mentor_id) if pairing else None
+    series = (
+        checkin_series(rotation, pairing, mentor, run.checkin_minutes, run.org_tz, rotator, run.working_hours)
+        if pairing and mentor
+        else None
+    )
+    return dict(
+        rotator=rotator,
+        mentor=mentor,
+        first_day=longdate(rotation.start),
+        last_day=longdate(rotation.end),
+        observe_link=observe_url(rotator.id),
+        checkin_when=series.when if series else None,
+    )
+
+
+def _queue_notice(
+    session: Session, rotator: Employee, kind: str, key: str, subject: str, context: dict[str, Any]
+) -> bool:
+    """Queue one plain notice (``email/<kind>.txt`` and ``.html``) to the rotator; False if already queued."""
+    msg = compose(
+        to=_addr(rotator),
+        subject=subject,
+        text=render_text(f"email/{kind}.txt", subject=subject, **context),
+        html=render_html(f"email/{kind}.html", subject=subject, **context),
+    )
+    return enqueue(session, msg, kind=kind, idempotency_key=key) is not None
+
+
+def _send_reminder(
+    session: Session, run: _ReminderRun, rotation: Rotation, rotator: Employee, base: dict[str, Any]
+) -> bool:
+    """``policy.reminders.days_before``: only the nearest due one, keyed by the start it speaks of."""
+    as_of = run.as_of
+    due = [d for d in run.days_before if d > 0 and rotation.start - timedelta(days=d) <= as_of < rotation.start]
+    if not due:
+        return False
+    days = min(due)
+    when = "tomorrow" if days == 1 else f"in {days} days"
+    subject = f"Your support rotation starts {when} ({longdate(rotation.start)})"
+    key = f"reminder:{rotation.id}:{rotation.start.isoformat()}:{days}"
+    return _queue_notice(session, rotator, "reminder", key, subject, dict(base, days=days))
+
+
+def _send_welcome(
+    session: Session, run: _ReminderRun, rotation: Rotation, rotator: Employee, base: dict[str, Any]
+) -> bool:
+    """In the rotation's first week."""
+    if not rotation.start <= run.as_of < rotation.start + timedelta(days=7):
+        return False
+    mentor = base["mentor"]
+    subject = "Welcome to the front line" + (f": meet your mentor {mentor.name}" if mentor else "")
+    return _queue_notice(session, rotator, "welcome", f"welcome:{rotation.id}", subject, base)
+
+
+def _send_nudge(
+    session: Session, run: _ReminderRun, rotation: Rotation, rotator: Employee, base: dict[str, Any]
+) -> bool:
+    """From Thursday on, during the rotation, to a rotator without an observation since Monday."""
+    as_of = run.as_of
+    if not (run.weekly_nudge and as_of.weekday() >= 3 and rotation.start <= as_of <= rotation.end):
+        return False
+    wrote = session.exec(
+        select(Observation.id)
+        .where(Observation.rotator_id == rotator.id, Observation.created_at >= run.week_start_utc)
+        .limit(1)
+    ).first()
+    if wrote is not None:
+        return False
+    week = run.week_label
+    subject = f"What did customers struggle with this week? ({week})"
+    return _queue_notice(session, rotator, "nudge", f"nudge:{rotator.id}:{week}", subject, dict(base, week=week))
 
 
 __all__ = [
@@ -676,4 +779,5 @@ __all__ = [
     "process_reminders",
     "rotations_for_reminders",
     "rotations_to_announce",
+    "working_hours_pair",
 ]

@@ -17,7 +17,7 @@ app = typer.Typer(help="The HR web console (served by `frontline serve` under /c
 @users_app.command("add-hr")
 def add_hr_command(email: str = typer.Argument(..., help="Work email of the HR admin.")) -> None:
     """Give EMAIL the HR admin role in the console (sees and changes everything)."""
-    from frontline.web.auth import add_hr
+    from frontline.access.accounts import add_hr
     from models import session_scope
 
     open_database()
@@ -32,7 +32,7 @@ def add_hr_command(email: str = typer.Argument(..., help="Work email of the HR a
 @users_app.command("remove-hr")
 def remove_hr_command(email: str = typer.Argument(..., help="Work email of the HR admin.")) -> None:
     """Take the HR admin role away from EMAIL (effective on their next page view)."""
-    from frontline.web.auth import remove_hr
+    from frontline.access.accounts import remove_hr
     from models import session_scope
 
     open_database()
@@ -45,32 +45,20 @@ def remove_hr_command(email: str = typer.Argument(..., help="Work email of the H
 @users_app.command("list")
 def list_command() -> None:
     """List the HR admins of the console."""
-    from sqlmodel import select
-
-    from models import ConsoleUser, session_scope
+    from frontline.access.accounts import list_hr
+    from models import session_scope
 
     open_database()
     with session_scope() as session:
-        rows = session.exec(select(ConsoleUser).order_by(ConsoleUser.email)).all()
-        echo_table(
-            [
-                {
-                    "email": u.email,
-                    "role": u.role,
-                    "added_by": u.added_by,
-                    "since": u.created_at.date().isoformat(),
-                    "state": "disabled" if u.disabled_at else "active",
-                }
-                for u in rows
-            ]
-        )
+        rows = list_hr(session)
+    echo_table(rows)
 
 
 @app.command("link")
 def link_command(email: str = typer.Argument(..., help="Email of an HR admin, department head or rotator.")) -> None:
     """Print a one-time sign-in link for EMAIL (valid 15 minutes) without sending mail, for bootstrap/testing."""
+    from frontline.access.principal import load_principal
     from frontline.core.links import signin_url
-    from frontline.web.auth import load_principal
     from models import session_scope
 
     open_database()

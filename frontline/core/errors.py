@@ -55,3 +55,11 @@ class BackupError(FrontlineError):
 
 class DemoError(FrontlineError):
     """The demo cannot start (for example its folder cannot be created)."""
+
+
+class AccessDenied(FrontlineError):
+    """The console refuses a request: no role for this page or account, or a form without a valid CSRF token."""
+
+
+class SignInLinkError(AccessDenied):
+    """A console sign-in link that is expired, not valid or already used (the person asks for a new one)."""

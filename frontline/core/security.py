@@ -42,7 +42,8 @@ def sign(purpose: str, payload: Any, *, key: str | None = None) -> str:
 def verify(purpose: str, token: str, *, max_age_seconds: float, key: str | None = None) -> Any:
     """The payload of a valid token; raises :class:`InvalidToken` otherwise."""
     try:
-        return _serializer(purpose, key).loads(token, max_age=max_age_seconds)
+        # token ages are whole seconds, so "age > max_age" is the same against the whole part of max_age
+        return _serializer(purpose, key).loads(token, max_age=int(max_age_seconds))
     except SignatureExpired:
         raise InvalidToken("this link has expired", expired=True) from None
     except BadSignature:

@@ -7,6 +7,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -113,8 +114,12 @@ def _prefect_secret(name: str, field: str) -> str:
     """The value of the Prefect Secret block ``name`` (needs a reachable Prefect API)."""
     from prefect.blocks.system import Secret
 
+    force_sync: dict[str, Any] = {"_sync": True}  # Prefect's async_dispatch option: load here, never a coroutine
     try:
-        value = Secret.load(name, _sync=True).get()
+        block = Secret.load(name, **force_sync)
+        if not isinstance(block, Secret):
+            raise TypeError(f"Secret.load returned {type(block).__name__}")
+        value = block.get()
     except Exception as exc:  # noqa: BLE001 - any failure: say which setting and block, never the value
         raise RuntimeError(
             f"FRONTLINE_{field.upper()}: cannot read the Prefect Secret block {name!r}: {type(exc).__name__}"

@@ -21,9 +21,12 @@ from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import Session, col, select
+
 from frontline.core import clock
 from frontline.core.errors import DemoError
 from frontline.demo.synth import SyntheticCompany
+from models import Department, Employee, Rotation
 
 EXAMPLE_POLICY = Path(__file__).resolve().parents[2] / "frontline.example.toml"
 
@@ -348,54 +351,18 @@ DEMO_OBSERVATIONS = [
 def step_collect_observations(ctx: DemoContext) -> str:
     """Rotators file realistic observations (some urgent, some with customer data that is redacted);
     one urgent one is acknowledged, then the SLA check runs as if 25 hours had passed."""
-    from datetime import timedelta
-
-    from sqlmodel import select
-
     from flows.escalations import escalate_overdue
     from frontline.cli.common import run_flow
     from frontline.core.policy import load_policy
-    from frontline.observations.intake import current_policy, set_ack_state, submit_observation
-    from models import Department, Employee, Rotation, session_scope, utcnow
+    from frontline.observations.intake import current_policy, set_ack_state
+    from models import session_scope, utcnow
 
     policy = load_policy()
     with session_scope() as session:
-        support = session.exec(select(Department.id).where(Department.name == policy.support_department)).first()
-        on_rotation = session.exec(
-            select(Employee)
-            .join(Rotation, Rotation.employee_id == Employee.id)
-            .where(Rotation.status != "cancelled")
-            .order_by(Rotation.start, Employee.id)
-        ).all()
-        people = (
-            list({e.id: e for e in on_rotation}.values())
-            or session.exec(
-                select(Employee)
-                .where(Employee.active == True, Employee.department_id != support)  # noqa: E712
-                .order_by(Employee.id)
-            ).all()
-        )
+        people = _observers(session, policy.support_department)
         if not people:
             return "no employees to file observations"
-        stored, urgent, redacted = [], [], 0
-        for i, (area, category, impact, customers, is_urgent, text, suggestion) in enumerate(DEMO_OBSERVATIONS):
-            rotator = people[(i * 7) % len(people)]
-            data = {
-                "text": text,
-                "impact": impact,
-                "customer_count": customers,
-                "product_area": area,
-                "category": category,
-                "urgent": is_urgent,
-                "client_request_id": f"demo-{i}",
-            }
-            if suggestion:
-                data["suggestion"] = suggestion
-            obs = submit_observation(session, rotator, data, "demo")
-            stored.append(obs.id)
-            redacted += sum(obs.redactions.values())
-            if obs.urgent:
-                urgent.append(obs.id)
+        stored, urgent, redacted = _file_demo_observations(session, people)
         if urgent:
             set_ack_state(
                 session,
@@ -412,6 +379,57 @@ def step_collect_observations(ctx: DemoContext) -> str:
         f"{len(urgent)} urgent mailed to their heads at once, 1 acknowledged; {sla + 1:.0f} h later "
         f"{len(escalated)} unacknowledged escalated to the digest recipients"
     )
+
+
+def _observers(session: Session, support_department: str) -> list[Employee]:
+    """Who files the demo's observations: the people with a rotation (earliest first), else every active
+    employee outside support."""
+    support = session.exec(select(Department.id).where(Department.name == support_department)).first()
+    on_rotation = session.exec(
+        select(Employee)
+        .join(Rotation, col(Rotation.employee_id) == col(Employee.id))
+        .where(Rotation.status != "cancelled")
+        .order_by(col(Rotation.start), col(Employee.id))
+    ).all()
+    if on_rotation:
+        return list({e.id: e for e in on_rotation}.values())
+    return list(
+        session.exec(
+            select(Employee)
+            .where(col(Employee.active).is_(True), Employee.department_id != support)
+            .order_by(col(Employee.id))
+        ).all()
+    )
+
+
+def _file_demo_observations(session: Session, people: list[Employee]) -> tuple[list[int], list[int], int]:
+    """Each of :data:`DEMO_OBSERVATIONS` filed by every 7th person round the list: (ids stored, ids of the
+    urgent ones, PII items redacted)."""
+    from frontline.observations.intake import submit_observation
+
+    stored: list[int] = []
+    urgent: list[int] = []
+    redacted = 0
+    for i, (area, category, impact, customers, is_urgent, text, suggestion) in enumerate(DEMO_OBSERVATIONS):
+        rotator = people[(i * 7) % len(people)]
+        data: dict[str, Any] = {
+            "text": text,
+            "impact": impact,
+            "customer_count": customers,
+            "product_area": area,
+            "category": category,
+            "urgent": is_urgent,
+            "client_request_id": f"demo-{i}",
+        }
+        if suggestion:
+            data["suggestion"] = suggestion
+        obs = submit_observation(session, rotator, data, "demo")
+        assert obs.id is not None
+        stored.append(obs.id)
+        redacted += sum(obs.redactions.values())
+        if obs.urgent:
+            urgent.append(obs.id)
+    return stored, urgent, redacted
 
 
 def step_send_digests(ctx: DemoContext) -> str:
@@ -492,10 +510,10 @@ def step_deliver_mail(ctx: DemoContext) -> str:
 
 def step_web_console(ctx: DemoContext) -> str:
     """An HR admin for the console and the team's calendar feed, so the web app has something to show."""
+    from frontline.access.accounts import add_hr
     from frontline.calendar.feeds import create_feed_token
     from frontline.core.settings import get_settings
     from frontline.demo.synth import EMAIL_DOMAIN
-    from frontline.web.auth import add_hr
     from models import session_scope
 
     hr = f"hr@{EMAIL_DOMAIN}"

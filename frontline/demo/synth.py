@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from frontline.core import clock
 from frontline.people.roster import ABSENCE_COLUMNS, DEPARTMENT_COLUMNS, EMPLOYEE_COLUMNS
 
 SUPPORT = "Support"
@@ -392,7 +393,7 @@ class SyntheticCompany:
     employees: list[dict[str, Any]] = field(default_factory=list)
     absences: list[dict[str, Any]] = field(default_factory=list)
     seed: int = 7
-    today: date = field(default_factory=date.today)
+    today: date = field(default_factory=clock.today)
 
     @property
     def support_department(self) -> str:
@@ -416,17 +417,34 @@ def department_count(n_employees: int) -> int:
     return 15
 
 
+_Department = tuple[str, float, float | None, list[str], list[str]]
+_Locale = tuple[float, list[tuple[str, str]], list[str], list[_Name], list[_Name], bool]
+HIRE_SPAN_DAYS = 8 * 365
+
+
 def generate_company(n_employees: int, seed: int = 7, today: date | None = None) -> SyntheticCompany:
-    """Generate a realistic company of ``n_employees`` people (deterministic for a given seed and today)."""
+    """Generate a realistic company of ``n_employees`` people (deterministic for a given seed and today).
+
+    Phases, in the order they draw from the one seeded random stream (so the order is part of the
+    output): department of each person → the people → departments with their heads → absences."""
     if n_employees < 1:
         raise ValueError("n_employees must be at least 1")
-    today = today or date.today()
+    today = today or clock.today()
     rng = random.Random(seed)
     depts = _DEPARTMENTS[: department_count(n_employees)]
+    dept_of = _department_of_each(n_employees, depts, rng)
+    employees = _employees(n_employees, depts, dept_of, today, rng)
+    _ensure_a_support_mentor(employees)
+    departments = _department_rows(depts, employees)
+    absences = _absences(employees, today, rng)
+    return SyntheticCompany(departments=departments, employees=employees, absences=absences, seed=seed, today=today)
 
-    # Department sizes: Support ~9%, the rest by weight; every department gets at least one person.
+
+def department_sizes(n_employees: int, n_departments: int) -> tuple[int, list[int]]:
+    """(Support's size, the other departments' sizes): Support ~9%, the rest by weight; every department
+    gets at least one person (a tiny company puts what is left over into Support)."""
+    others = _DEPARTMENTS[1:n_departments]
     n_support = max(1, round(n_employees * 0.09))
-    others = depts[1:]
     total_w = sum(d[1] for d in others) or 1.0
     sizes = [max(1, int((n_employees - n_support) * d[1] / total_w)) for d in others]
     leftover = n_employees - n_support - sum(sizes)
@@ -441,83 +459,112 @@ def generate_company(n_employees: int, seed: int = 7, today: date | None = None)
         if i > 10 * n_employees + 100:  # tiny companies: put the rest into Support
             n_support += leftover
             leftover = 0
+    return n_support, sizes
+
+
+def _department_of_each(n_employees: int, depts: list[_Department], rng: random.Random) -> list[int]:
+    """Index (into ``depts``) of each person's department, shuffled."""
+    n_support, sizes = department_sizes(n_employees, len(depts))
     dept_of: list[int] = [0] * n_support
     for k, size in enumerate(sizes, start=1):
         dept_of.extend([k] * size)
     rng.shuffle(dept_of)
+    return dept_of
 
+
+def _employees(
+    n_employees: int, depts: list[_Department], dept_of: list[int], today: date, rng: random.Random
+) -> list[dict[str, Any]]:
     loc_weights = [loc[0] for loc in _LOCALES]
     locale_idx = rng.choices(range(len(_LOCALES)), weights=loc_weights, k=n_employees)
     used_emails: set[str] = set()
-    employees: list[dict[str, Any]] = []
-    hire_span_days = 8 * 365
-    for idx in range(n_employees):
-        d = depts[dept_of[idx]]
-        _w, places, local_langs, firsts, lasts, family_first = _LOCALES[locale_idx[idx]]
-        tz, country = places[0] if len(places) == 1 else rng.choice(places)
-        first, last = rng.choice(firsts), rng.choice(lasts)
-        if family_first:
-            sep = "" if _is_cjk(last[0]) else " "  # 佐藤太郎, 김민준; but Nguyễn Thị Mai
-            name = f"{last[0]}{sep}{first[0]}"
-        else:
-            name = f"{first[0]} {last[0]}"
-        local = f"{first[1]}.{last[1]}"
-        email = f"{local}@{EMAIL_DOMAIN}"
-        if email in used_emails:
-            email = f"{local}{idx + 1}@{EMAIL_DOMAIN}"
-        used_emails.add(email)
+    return [
+        _employee(idx, depts[dept_of[idx]], _LOCALES[locale_idx[idx]], used_emails, today, rng)
+        for idx in range(n_employees)
+    ]
 
-        langs = list(local_langs)
-        if not langs or rng.random() < 0.92:
-            langs = ["en", *langs]
-        if rng.random() < 0.15:
-            extra = rng.choice(["es", "fr", "de", "pt", "zh", "ja"])
-            if extra not in langs:
-                langs.append(extra)
-        skills = rng.sample(PRODUCT_SKILLS, rng.randint(1, 2)) + rng.sample(d[3], min(len(d[3]), rng.randint(1, 2)))
-        skills = list(dict.fromkeys(skills))  # "onboarding" is both a product area and a People skill
 
-        new_hire = rng.random() < 0.10
-        if new_hire:
-            hire = today + timedelta(days=rng.randint(1, 365))
-        else:
-            # more recent hires are more common (a growing company)
-            hire = today - timedelta(days=int(hire_span_days * rng.random() ** 1.6))
-        is_support = d[0] == SUPPORT
-        last_rotation = None
-        # A company already running rotations: most people rotated within the last cycle, so due dates
-        # spread over the coming year; about one in ten has never rotated (due now).
-        if not new_hire and not is_support and rng.random() < 0.9:
-            days_ago = rng.randint(0, 380)
-            candidate = today - timedelta(days=days_ago)
-            if candidate > hire:
-                last_rotation = candidate
-        mentor = is_support and not new_hire and rng.random() < 0.7
-        employees.append(
-            {
-                "employee_id": f"E{idx + 1:06d}",
-                "name": name,
-                "email": email,
-                "department": d[0],
-                "title": rng.choice(d[4]),
-                "hire_date": hire,
-                "timezone": tz,
-                "country": country,
-                "languages": langs,
-                "skills": skills,
-                "mentor": mentor,
-                "mentor_capacity": rng.randint(1, 3) if mentor else 0,
-                "last_rotation": last_rotation,
-            }
-        )
+def _employee(
+    idx: int, d: _Department, locale: _Locale, used_emails: set[str], today: date, rng: random.Random
+) -> dict[str, Any]:
+    """One person: name and address from their locale, languages, skills, hire date, last rotation, mentoring."""
+    _w, places, local_langs, firsts, lasts, family_first = locale
+    tz, country = places[0] if len(places) == 1 else rng.choice(places)
+    name, email = _name_and_email(idx, firsts, lasts, family_first, used_emails, rng)
+    langs = list(local_langs)
+    if not langs or rng.random() < 0.92:
+        langs = ["en", *langs]
+    if rng.random() < 0.15:
+        extra = rng.choice(["es", "fr", "de", "pt", "zh", "ja"])
+        if extra not in langs:
+            langs.append(extra)
+    skills = rng.sample(PRODUCT_SKILLS, rng.randint(1, 2)) + rng.sample(d[3], min(len(d[3]), rng.randint(1, 2)))
+    skills = list(dict.fromkeys(skills))  # "onboarding" is both a product area and a People skill
+    new_hire, hire, last_rotation = _hire_and_last_rotation(d[0] == SUPPORT, today, rng)
+    mentor = d[0] == SUPPORT and not new_hire and rng.random() < 0.7
+    return {
+        "employee_id": f"E{idx + 1:06d}",
+        "name": name,
+        "email": email,
+        "department": d[0],
+        "title": rng.choice(d[4]),
+        "hire_date": hire,
+        "timezone": tz,
+        "country": country,
+        "languages": langs,
+        "skills": skills,
+        "mentor": mentor,
+        "mentor_capacity": rng.randint(1, 3) if mentor else 0,
+        "last_rotation": last_rotation,
+    }
 
-    # Make sure a support team always has at least one mentor.
+
+def _name_and_email(
+    idx: int, firsts: list[_Name], lasts: list[_Name], family_first: bool, used_emails: set[str], rng: random.Random
+) -> tuple[str, str]:
+    first, last = rng.choice(firsts), rng.choice(lasts)
+    if family_first:
+        sep = "" if _is_cjk(last[0]) else " "  # 佐藤太郎, 김민준; but Nguyễn Thị Mai
+        name = f"{last[0]}{sep}{first[0]}"
+    else:
+        name = f"{first[0]} {last[0]}"
+    local = f"{first[1]}.{last[1]}"
+    email = f"{local}@{EMAIL_DOMAIN}"
+    if email in used_emails:
+        email = f"{local}{idx + 1}@{EMAIL_DOMAIN}"
+    used_emails.add(email)
+    return name, email
+
+
+def _hire_and_last_rotation(is_support: bool, today: date, rng: random.Random) -> tuple[bool, date, date | None]:
+    """(new hire?, hire date, last rotation): one in ten starts within the coming year."""
+    new_hire = rng.random() < 0.10
+    if new_hire:
+        hire = today + timedelta(days=rng.randint(1, 365))
+    else:
+        # more recent hires are more common (a growing company)
+        hire = today - timedelta(days=int(HIRE_SPAN_DAYS * rng.random() ** 1.6))
+    last_rotation = None
+    # A company already running rotations: most people rotated within the last cycle, so due dates
+    # spread over the coming year; about one in ten has never rotated (due now).
+    if not new_hire and not is_support and rng.random() < 0.9:
+        days_ago = rng.randint(0, 380)
+        candidate = today - timedelta(days=days_ago)
+        if candidate > hire:
+            last_rotation = candidate
+    return new_hire, hire, last_rotation
+
+
+def _ensure_a_support_mentor(employees: list[dict[str, Any]]) -> None:
+    """Make sure a support team always has at least one mentor."""
     support_people = [e for e in employees if e["department"] == SUPPORT]
     if support_people and not any(e["mentor"] for e in support_people):
         support_people[0]["mentor"] = True
         support_people[0]["mentor_capacity"] = 2
 
-    # Heads: the longest-serving member of each department.
+
+def _department_rows(depts: list[_Department], employees: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The departments that have people, each headed by its longest-serving member."""
     head_of: dict[str, dict[str, Any]] = {}
     for e in employees:
         cur = head_of.get(e["department"])
@@ -531,7 +578,11 @@ def generate_company(n_employees: int, seed: int = 7, today: date | None = None)
         departments.append(
             {"department": d[0], "head_name": head["name"], "head_email": head["email"], "max_away_fraction": d[2]}
         )
+    return departments
 
+
+def _absences(employees: list[dict[str, Any]], today: date, rng: random.Random) -> list[dict[str, Any]]:
+    """About 30% of people have PTO (one or two spells) in the coming months; a few take parental leave."""
     absences: list[dict[str, Any]] = []
     for e in employees:
         if rng.random() >= 0.30:
@@ -547,7 +598,7 @@ def generate_company(n_employees: int, seed: int = 7, today: date | None = None)
             end = start + timedelta(days=7 * weeks - 1)
             absences.append({"employee_id": e["employee_id"], "start": start, "end": end, "reason": reason})
             cursor = end + timedelta(days=14)
-    return SyntheticCompany(departments=departments, employees=employees, absences=absences, seed=seed, today=today)
+    return absences
 
 
 def _is_cjk(text: str) -> bool:

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import CursorResult, and_, or_, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, func, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, func, select
 
 from frontline.mail.transport import PartialDelivery, SendError, Transport, TransportUnavailable
 from models import OutboundMessage, utcnow
@@ -67,11 +69,22 @@ def backoff(attempts: int, base: float = BACKOFF_SECONDS, cap: float = BACKOFF_C
     return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
 
 
-def _due_filter(now: datetime):
-    return and_(
-        OutboundMessage.next_attempt_at <= now,
-        or_(OutboundMessage.state == "pending", OutboundMessage.state == "sending"),
-    )
+# the outbox's columns, as SQL expressions
+msg_id, msg_state, msg_due, msg_attempts = (
+    col(OutboundMessage.id),
+    col(OutboundMessage.state),
+    col(OutboundMessage.next_attempt_at),
+    col(OutboundMessage.attempts),
+)
+
+
+def _due_filter(now: datetime) -> ColumnElement[bool]:
+    return and_(msg_due <= now, or_(msg_state == "pending", msg_state == "sending"))
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE changed (``Session.execute`` is typed as returning a plain ``Result``)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def claim_batch(
@@ -80,27 +93,19 @@ def claim_batch(
     """Take up to ``limit`` due rows for this worker (compare-and-set); returns their ids, committed."""
     now = now or utcnow()
     with Session(engine) as session:
-        query = (
-            select(OutboundMessage.id, OutboundMessage.state)
-            .where(_due_filter(now))
-            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
-            .limit(limit)
-        )
+        query = select(msg_id, msg_state).where(_due_filter(now)).order_by(msg_due, msg_id).limit(limit)
         if engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         candidates = session.exec(query).all()
         claimed: list[int] = []
         for row_id, seen_state in candidates:
+            assert row_id is not None  # a primary key
             result = session.execute(
                 update(OutboundMessage)
-                .where(
-                    OutboundMessage.id == row_id,
-                    OutboundMessage.state == seen_state,
-                    OutboundMessage.next_attempt_at <= now,
-                )
-                .values(state="sending", next_attempt_at=now + lease, attempts=OutboundMessage.attempts + 1)
+                .where(msg_id == row_id, msg_state == seen_state, msg_due <= now)
+                .values(state="sending", next_attempt_at=now + lease, attempts=msg_attempts + 1)
             )
-            if result.rowcount == 1:
+            if _rowcount(result) == 1:
                 claimed.append(row_id)
         session.commit()
     return claimed
@@ -114,17 +119,15 @@ def release(engine: Engine, ids: list[int], *, now: datetime | None = None) -> N
     with Session(engine) as session:
         session.execute(
             update(OutboundMessage)
-            .where(OutboundMessage.id.in_(ids), OutboundMessage.state == "sending")
-            .values(state="pending", next_attempt_at=now, attempts=OutboundMessage.attempts - 1)
+            .where(msg_id.in_(ids), msg_state == "sending")
+            .values(state="pending", next_attempt_at=now, attempts=msg_attempts - 1)
         )
         session.commit()
 
 
-def _finish(session: Session, row_id: int, **values) -> None:
+def _finish(session: Session, row_id: int, **values: Any) -> None:
     """Record one outcome and commit at once (only a row this worker still holds in 'sending')."""
-    session.execute(
-        update(OutboundMessage).where(OutboundMessage.id == row_id, OutboundMessage.state == "sending").values(**values)
-    )
+    session.execute(update(OutboundMessage).where(msg_id == row_id, msg_state == "sending").values(**values))
     session.commit()
 
 
@@ -146,9 +149,7 @@ def send_claimed(
     with Session(engine) as session:
         loaded = {
             row.id: (row.mime, row.recipient, row.message_id, row.attempts)
-            for row in session.exec(
-                select(OutboundMessage).where(OutboundMessage.id.in_(ids), OutboundMessage.state == "sending")
-            ).all()
+            for row in session.exec(select(OutboundMessage).where(msg_id.in_(ids), msg_state == "sending")).all()
         }
         session.commit()
         for position, row_id in enumerate(ids):
@@ -259,24 +260,16 @@ def deliver_pending(
 # --- operations (CLI) --------------------------------------------------------------------------------
 
 
-def status(session: Session) -> dict:
-    """Counts per state and kind, the oldest pending message, and the failed ones with their errors."""
-    counts = session.exec(
-        select(OutboundMessage.state, OutboundMessage.kind, func.count()).group_by(
-            OutboundMessage.state, OutboundMessage.kind
-        )
-    ).all()
+def status(session: Session, *, now: datetime | None = None) -> dict[str, Any]:
+    """Counts per state and kind, the oldest pending message, the failed ones with their errors, and how
+    many are stuck in ``sending`` past their lease at ``now``."""
+    kind = col(OutboundMessage.kind)
+    counts = session.exec(select(msg_state, kind, func.count()).group_by(msg_state, kind)).all()
     oldest = session.exec(
-        select(OutboundMessage).where(OutboundMessage.state == "pending").order_by(OutboundMessage.created_at).limit(1)
+        select(OutboundMessage).where(msg_state == "pending").order_by(col(OutboundMessage.created_at)).limit(1)
     ).first()
-    failed = session.exec(
-        select(OutboundMessage).where(OutboundMessage.state == "failed").order_by(OutboundMessage.id)
-    ).all()
-    stale = session.exec(
-        select(func.count(OutboundMessage.id)).where(
-            OutboundMessage.state == "sending", OutboundMessage.next_attempt_at <= utcnow()
-        )
-    ).one()
+    failed = session.exec(select(OutboundMessage).where(msg_state == "failed").order_by(msg_id)).all()
+    stale = session.exec(select(func.count(msg_id)).where(msg_state == "sending", msg_due <= (now or utcnow()))).one()
     return {
         "counts": [{"state": s, "kind": k, "count": n} for s, k, n in sorted(counts)],
         "oldest_pending": oldest,
@@ -291,8 +284,8 @@ def retry(
     """Put failed messages (by id, or all of them) back to pending, due now, with a fresh attempt budget."""
     if not ids and not all_failed:
         raise ValueError("name message ids or ask for all failed messages")
-    statement = update(OutboundMessage).where(OutboundMessage.state == "failed")
+    statement = update(OutboundMessage).where(msg_state == "failed")
     if ids:
-        statement = statement.where(OutboundMessage.id.in_(ids))
+        statement = statement.where(msg_id.in_(ids))
     result = session.execute(statement.values(state="pending", attempts=0, next_attempt_at=now or utcnow()))
-    return result.rowcount
+    return _rowcount(result)

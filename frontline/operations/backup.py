@@ -120,21 +120,21 @@ def export_lines(engine: Engine, result: BackupResult | None = None) -> Iterator
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        result.schema_revision = schema_revision(conn)
         header = {
             "format": FORMAT,
             "version": VERSION,
-            "schema_revision": schema_revision(conn),
+            "schema_revision": result.schema_revision,
             "exported_at": models.utcnow().isoformat(),
             "dialect": conn.dialect.name,
             "tables": names,
         }
-        result.schema_revision = header["schema_revision"]
         yield json.dumps(header)
         for table in tables():
             order = list(table.primary_key.columns) or list(table.columns)
             n = 0
-            result = conn.execution_options(yield_per=BATCH).execute(select(table).order_by(*order))
-            for row in result.mappings():
+            rows = conn.execution_options(yield_per=BATCH).execute(select(table).order_by(*order))
+            for row in rows.mappings():
                 yield json.dumps({"t": table.name, "r": {k: _encode(v) for k, v in row.items()}}, ensure_ascii=False)
                 n += 1
             counts[table.name] = n
@@ -219,79 +219,93 @@ def import_state(engine: Engine, source: Path | str, *, force: bool = False) -> 
 
 
 def _import_state(engine: Engine, path: Path, *, force: bool) -> BackupResult:
-    by_name = {t.name: t for t in tables()}
-    counts: dict[str, int] = {}
+    """Check the header, empty (or refuse) the database, load the rows, check them against the trailer."""
     with path.open("rb") as fh, engine.begin() as conn:
         lines = _read(fh, str(path))
         try:
             _, header = next(lines)
         except StopIteration:
             raise BackupError(f"{path}: empty file") from None
-        if header.get("format") != FORMAT:
-            raise BackupError(f"{path}:1: not a Frontline export (format={header.get('format')!r})")
-        if header.get("version") != VERSION:
-            raise BackupError(
-                f"{path}:1: export format version {header.get('version')!r}; this Frontline reads {VERSION}"
-            )
-        current = schema_revision(conn)
-        if header.get("schema_revision") != current:
-            raise BackupError(
-                f"{path}:1: the export is at schema revision {header.get('schema_revision')!r} but the database "
-                f"is at {current!r}; migrate both to the same revision first (frontline init)"
-            )
-        unknown = [n for n in header.get("tables", []) if n not in by_name]
-        if unknown:
-            raise BackupError(f"{path}:1: tables unknown to this Frontline: {', '.join(unknown)}")
-
-        existing = {n: c for n, c in row_counts(conn).items() if c}
-        if existing:
-            if not force:
-                listing = ", ".join(f"{n}={c}" for n, c in existing.items())
-                raise BackupError(f"the database is not empty ({listing}); use --force to replace its contents")
-            for table in reversed(tables()):
-                conn.execute(table.delete())
-
-        decoders = {name: {c.name: _decoder(c) for c in t.columns} for name, t in by_name.items()}
-        batch: list[dict] = []
-        batch_table: str | None = None
-        trailer = None
-
-        def flush() -> None:
-            if batch:
-                conn.execute(by_name[batch_table].insert(), batch)
-                batch.clear()
-
-        for lineno, obj in lines:
-            if trailer is not None:
-                raise BackupError(f"{path}:{lineno}: data after the end marker")
-            if obj.get("end"):
-                trailer = obj
-                continue
-            name, row = obj.get("t"), obj.get("r")
-            if name not in by_name or not isinstance(row, dict):
-                raise BackupError(f"{path}:{lineno}: unknown table {name!r} or malformed row")
-            cols = decoders[name]
-            try:
-                values = {k: cols[k](v) if v is not None else None for k, v in row.items()}
-            except KeyError as exc:
-                raise BackupError(f"{path}:{lineno}: table {name} has no column {exc.args[0]!r}") from None
-            except (ValueError, TypeError) as exc:
-                raise BackupError(f"{path}:{lineno}: bad value in table {name}: {exc}") from None
-            if name != batch_table:
-                flush()
-                batch_table = name
-            batch.append(values)
-            counts[name] = counts.get(name, 0) + 1
-            if len(batch) >= BATCH:
-                flush()
-        flush()
-        if trailer is None:
-            raise BackupError(f"{path}: truncated file (no end marker); nothing was imported")
-        expected = {n: c for n, c in trailer.get("counts", {}).items() if c}
-        if expected != {n: c for n, c in counts.items() if c}:
-            raise BackupError(
-                f"{path}: row counts {counts} differ from the end marker {expected}; nothing was imported"
-            )
+        _check_header(path, header, schema_revision(conn))
+        _clear_or_refuse(conn, force=force)
+        counts = _load_rows(conn, path, lines)
         if conn.dialect.name == "postgresql":
             _reset_sequences(conn)
     return BackupResult(schema_revision=header["schema_revision"], counts=counts)
+
+
+def _check_header(path: Path, header: dict[str, Any], current_revision: str) -> None:
+    """The file is a Frontline export in this format version, at the database's schema revision, with
+    only tables this Frontline knows."""
+    if header.get("format") != FORMAT:
+        raise BackupError(f"{path}:1: not a Frontline export (format={header.get('format')!r})")
+    if header.get("version") != VERSION:
+        raise BackupError(f"{path}:1: export format version {header.get('version')!r}; this Frontline reads {VERSION}")
+    if header.get("schema_revision") != current_revision:
+        raise BackupError(
+            f"{path}:1: the export is at schema revision {header.get('schema_revision')!r} but the database "
+            f"is at {current_revision!r}; migrate both to the same revision first (frontline init)"
+        )
+    known = {t.name for t in tables()}
+    unknown = [n for n in header.get("tables", []) if n not in known]
+    if unknown:
+        raise BackupError(f"{path}:1: tables unknown to this Frontline: {', '.join(unknown)}")
+
+
+def _clear_or_refuse(conn: Connection, *, force: bool) -> None:
+    """Refuse a database that holds rows, unless ``force`` (then delete them, children first)."""
+    existing = {n: c for n, c in row_counts(conn).items() if c}
+    if not existing:
+        return
+    if not force:
+        listing = ", ".join(f"{n}={c}" for n, c in existing.items())
+        raise BackupError(f"the database is not empty ({listing}); use --force to replace its contents")
+    for table in reversed(tables()):
+        conn.execute(table.delete())
+
+
+def _load_rows(conn: Connection, path: Path, lines: Iterator[tuple[int, dict]]) -> dict[str, int]:
+    """Insert every row line (batched per table) up to the trailer; the counts per table, checked
+    against the trailer's."""
+    by_name = {t.name: t for t in tables()}
+    decoders = {name: {c.name: _decoder(c) for c in t.columns} for name, t in by_name.items()}
+    counts: dict[str, int] = {}
+    batch: list[dict] = []
+    batch_table: str | None = None
+    trailer = None
+
+    def flush() -> None:
+        if batch and batch_table is not None:
+            conn.execute(by_name[batch_table].insert(), batch)
+            batch.clear()
+
+    for lineno, obj in lines:
+        if trailer is not None:
+            raise BackupError(f"{path}:{lineno}: data after the end marker")
+        if obj.get("end"):
+            trailer = obj
+            continue
+        name, row = obj.get("t"), obj.get("r")
+        if name not in by_name or not isinstance(row, dict):
+            raise BackupError(f"{path}:{lineno}: unknown table {name!r} or malformed row")
+        cols = decoders[name]
+        try:
+            values = {k: cols[k](v) if v is not None else None for k, v in row.items()}
+        except KeyError as exc:
+            raise BackupError(f"{path}:{lineno}: table {name} has no column {exc.args[0]!r}") from None
+        except (ValueError, TypeError) as exc:
+            raise BackupError(f"{path}:{lineno}: bad value in table {name}: {exc}") from None
+        if name != batch_table:
+            flush()
+            batch_table = name
+        batch.append(values)
+        counts[name] = counts.get(name, 0) + 1
+        if len(batch) >= BATCH:
+            flush()
+    flush()
+    if trailer is None:
+        raise BackupError(f"{path}: truncated file (no end marker); nothing was imported")
+    expected = {n: c for n, c in trailer.get("counts", {}).items() if c}
+    if expected != {n: c for n, c in counts.items() if c}:
+        raise BackupError(f"{path}: row counts {counts} differ from the end marker {expected}; nothing was imported")
+    return counts

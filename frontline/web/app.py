@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 from fastapi import FastAPI
 
 
@@ -33,4 +37,24 @@ def create_app() -> FastAPI:
     app.add_middleware(
         observe.BodySizeLimit, max_bytes=3 * roster.MAX_UPLOAD_BYTES + 1024 * 1024, prefixes=("/console/roster",)
     )
+    _freeze_heap_on_startup(app)
     return app
+
+
+def _freeze_heap_on_startup(app: FastAPI) -> None:
+    """Once the server has started, move everything imported so far (Prefect, SciPy, SQLAlchemy: millions
+    of objects) out of the garbage collector's reach with ``gc.freeze()``. Without it, every few requests
+    a full collection walks that whole heap: measured as a 1.3 s stall in one plan view out of three on
+    600 employees; with it, every view takes 0.1-0.2 s."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            import gc
+
+            gc.collect()
+            gc.freeze()
+            yield state
+
+    app.router.lifespan_context = lifespan

@@ -1,48 +1,38 @@
-"""Console sign-in and access control: email magic links, signed session cookies, CSRF, roles.
+"""Console sign-in routes and access control: the FastAPI side of :mod:`frontline.access`.
 
 * **Sign-in**: a person types their email; if it belongs to someone with a console role, a single-use
-  magic link (``frontline.core.links.signin_url``, 15 minutes) is queued through the outbox. The page says
-  the same thing whether or not the address is known. Opening the link shows a *Sign in* button
-  (mail scanners that prefetch links cannot sign anyone in); pressing it starts a session.
-* **Session**: a cookie holding a signed payload (``frontline.core.security``, purpose ``console-session``):
-  a random session id and, once signed in, the email. HttpOnly, SameSite=Lax, Secure when the base URL
-  is https, 12 hours. Roles are looked up in the database on every request, so removing a role takes
-  effect at once.
+  magic link is queued (:func:`frontline.access.signin.request_signin`). The page says the same thing
+  whether or not the address is known. Opening the link shows a *Sign in* button (mail scanners that
+  prefetch links cannot sign anyone in); pressing it starts a session.
+* **Session**: a cookie holding the signed session payload (:mod:`frontline.access.sessions`). HttpOnly,
+  SameSite=Lax, Secure when the base URL is https, 12 hours. Roles are looked up in the database on every
+  request (:func:`frontline.access.principal.load_principal`), so removing a role takes effect at once.
 * **CSRF**: every POST must carry ``csrf_token`` (form field or ``X-CSRF-Token`` header): a token
-  signed for the session id in the cookie (double submit, bound to the session). Missing or wrong: 403.
-* **Roles**: HR admin (a :class:`models.ConsoleUser` row, ``frontline users add-hr``), department head
-  (``Department.head_email``: their departments only), rotator (``Employee.email``: their own rotation
-  and observations).
+  signed for the session id in the cookie. Missing or wrong: 403.
+* **Roles**: :func:`require_hr` (HR admins), :func:`require_staff` (HR admins and department heads),
+  :func:`current_user` (anyone with a role).
 """
 
 from __future__ import annotations
 
-import html
-import secrets
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session, func, select
+from sqlmodel import Session
 from starlette.background import BackgroundTask
 
-from frontline.core import audit
-from frontline.core.links import read_token, signin_url
-from frontline.core.security import InvalidToken, sign, verify
+from frontline.access import sessions, signin
+from frontline.access.accounts import add_hr, remove_hr  # re-exported (see __all__) for existing callers
+from frontline.access.principal import Principal, load_principal
+from frontline.access.sessions import SESSION_SECONDS
+from frontline.core.errors import AccessDenied, SignInLinkError
 from frontline.core.templating import render_html
-from models import AuditEvent, ConsoleUser, Department, Employee, OutboundMessage, session_scope, utcnow
+from models import session_scope
 
 COOKIE = "frontline_console"
-SESSION_PURPOSE = "console-session"
-CSRF_PURPOSE = "console-csrf"
-FLASH_PURPOSE = "console-flash"
-SESSION_SECONDS = 12 * 3600
-SIGNIN_REQUESTS_PER_15_MIN = 5
 
 
 # --------------------------------------------------------------------------------------- errors
@@ -56,95 +46,14 @@ class ConsoleDenied(Exception):
         self.message = message
         self.status_code = status_code
 
+    @classmethod
+    def from_access(cls, exc: AccessDenied) -> ConsoleDenied:
+        """The page for a refusal of :mod:`frontline.access`: 400 for a bad sign-in link, else 403."""
+        return cls(str(exc), status_code=400 if isinstance(exc, SignInLinkError) else 403)
+
 
 class SignInRequired(Exception):
     """No signed-in session: redirect to the sign-in page."""
-
-
-# ------------------------------------------------------------------------------------ principal
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is signed in and what they may see."""
-
-    email: str
-    name: str
-    is_hr: bool = False
-    head_of: dict[int, str] = field(default_factory=dict)  # department id -> name
-    employee_id: int | None = None  # Employee.id when the person is an employee
-
-    @property
-    def is_head(self) -> bool:
-        return bool(self.head_of)
-
-    @property
-    def roles(self) -> list[str]:
-        roles = []
-        if self.is_hr:
-            roles.append("HR admin")
-        if self.head_of:
-            roles.append("head of " + ", ".join(sorted(self.head_of.values())))
-        if self.employee_id is not None:
-            roles.append("rotator")
-        return roles
-
-    def can_see_department(self, department_id: int | None) -> bool:
-        return self.is_hr or (department_id is not None and department_id in self.head_of)
-
-
-def normalise_email(email: str) -> str:
-    return (email or "").strip().lower()
-
-
-def load_principal(session: Session, email: str) -> Principal | None:
-    """The console identity of ``email``, or ``None`` when it has no role at all."""
-    email = normalise_email(email)
-    if not email or "@" not in email:
-        return None
-    hr = session.exec(
-        select(ConsoleUser).where(
-            func.lower(ConsoleUser.email) == email, ConsoleUser.role == "hr", ConsoleUser.disabled_at.is_(None)
-        )
-    ).first()
-    heads = session.exec(select(Department).where(func.lower(Department.head_email) == email)).all()
-    employee = session.exec(
-        select(Employee).where(func.lower(Employee.email) == email, Employee.active.is_(True))
-    ).first()
-    if hr is None and not heads and employee is None:
-        return None
-    name = employee.name if employee else (heads[0].head_name if heads else email)
-    return Principal(
-        email=email,
-        name=name,
-        is_hr=hr is not None,
-        head_of={d.id: d.name for d in heads},
-        employee_id=employee.id if employee else None,
-    )
-
-
-def add_hr(session: Session, email: str, *, actor: str) -> ConsoleUser:
-    """Make ``email`` an HR admin of the console (idempotent; re-enables a disabled one)."""
-    email = normalise_email(email)
-    if "@" not in email or len(email) > 320:
-        raise ValueError(f"{email!r} is not an email address")
-    user = session.exec(select(ConsoleUser).where(ConsoleUser.email == email)).first()
-    if user is None:
-        user = ConsoleUser(email=email, role="hr", added_by=actor)
-        session.add(user)
-    user.disabled_at = None
-    audit.record(session, actor=actor, action="console.add_hr", subject_type="console_user", subject_id=email)
-    return user
-
-
-def remove_hr(session: Session, email: str, *, actor: str) -> bool:
-    email = normalise_email(email)
-    user = session.exec(select(ConsoleUser).where(ConsoleUser.email == email)).first()
-    if user is None or user.disabled_at is not None:
-        return False
-    user.disabled_at = utcnow()
-    audit.record(session, actor=actor, action="console.remove_hr", subject_type="console_user", subject_id=email)
-    return True
 
 
 # ------------------------------------------------------------------------------ session / cookie
@@ -167,15 +76,9 @@ def console_session(request: Request) -> dict[str, Any]:
     cached = getattr(request.state, "console_session", None)
     if cached is not None:
         return cached
-    data = None
-    raw = request.cookies.get(COOKIE)
-    if raw:
-        try:
-            data = verify(SESSION_PURPOSE, raw, max_age_seconds=SESSION_SECONDS)
-        except InvalidToken:
-            data = None
-    if not isinstance(data, dict) or not isinstance(data.get("sid"), str):
-        data = {"sid": secrets.token_urlsafe(18)}
+    data = sessions.read_session(request.cookies.get(COOKIE))
+    if data is None:
+        data = sessions.new_session()
         request.state.console_cookie = data  # set on the response by page()/redirect()
     request.state.console_session = data
     return data
@@ -183,10 +86,7 @@ def console_session(request: Request) -> dict[str, Any]:
 
 def start_session(request: Request, email: str | None) -> dict[str, Any]:
     """A fresh session id (no fixation), signed in as ``email`` (or anonymous when None)."""
-    data: dict[str, Any] = {"sid": secrets.token_urlsafe(18)}
-    if email:
-        data["email"] = email
-        data["at"] = int(time.time())
+    data = sessions.new_session(email)
     request.state.console_session = data
     request.state.console_cookie = data
     return data
@@ -197,7 +97,7 @@ def _apply_cookie(request: Request, response: Response) -> Response:
     if data is not None:
         response.set_cookie(
             COOKIE,
-            sign(SESSION_PURPOSE, data),
+            sessions.sign_session(data),
             max_age=SESSION_SECONDS,
             httponly=True,
             samesite="lax",
@@ -208,7 +108,7 @@ def _apply_cookie(request: Request, response: Response) -> Response:
 
 
 def csrf_token(request: Request) -> str:
-    return sign(CSRF_PURPOSE, console_session(request)["sid"])
+    return sessions.csrf_token(console_session(request)["sid"])
 
 
 async def require_csrf(request: Request) -> None:
@@ -222,57 +122,32 @@ async def require_csrf(request: Request) -> None:
             form = await request.form()
             value = form.get("csrf_token")
             token = value if isinstance(value, str) else None
-    raw = request.cookies.get(COOKIE)
-    if not token or not raw:
-        raise ConsoleDenied(
-            "This form has expired or was not sent from Frontline (missing CSRF token). "
-            "Go back, reload the page and try again."
-        )
-    try:
-        data = verify(SESSION_PURPOSE, raw, max_age_seconds=SESSION_SECONDS)
-        sid = verify(CSRF_PURPOSE, token, max_age_seconds=SESSION_SECONDS)
-    except InvalidToken:
-        raise ConsoleDenied(
-            "This form has expired or was not sent from Frontline (bad CSRF token). "
-            "Go back, reload the page and try again."
-        ) from None
-    if not isinstance(data, dict) or not secrets.compare_digest(str(data.get("sid")), str(sid)):
-        raise ConsoleDenied("This form does not belong to your session (CSRF token mismatch).")
+    sessions.check_csrf(request.cookies.get(COOKIE), token)  # AccessDenied: the console's error page
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render a console template with the common context (user, CSRF token) and the session cookie."""
     context.setdefault("user", getattr(request.state, "principal", None))
-    context.setdefault("flash", _read_flash(request.query_params.get("done")))
+    context.setdefault("flash", sessions.read_flash(request.query_params.get("done")))
     context["csrf_token"] = csrf_token(request)
     context["request_path"] = request.url.path
     response = HTMLResponse(render_html(template, **context), status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "same-origin"
-    return _apply_cookie(request, response)
-
-
-def _read_flash(token: str | None) -> str | None:
-    """The message of a signed ``done=`` parameter (so nobody can put their own text on a console page)."""
-    if not token:
-        return None
-    try:
-        message = verify(FLASH_PURPOSE, token, max_age_seconds=600)
-    except InvalidToken:
-        return None
-    return message if isinstance(message, str) else None
+    _apply_cookie(request, response)
+    return response
 
 
 def with_flash(url: str, message: str) -> str:
     """``url`` with a signed one-line message shown once at the top of the page."""
-    from urllib.parse import quote as _quote
-
-    return f"{url}{'&' if '?' in url else '?'}done={_quote(sign(FLASH_PURPOSE, message), safe='')}"
+    return f"{url}{'&' if '?' in url else '?'}done={quote(sessions.sign_flash(message), safe='')}"
 
 
 def redirect(request: Request, url: str) -> RedirectResponse:
-    return _apply_cookie(request, RedirectResponse(url, status_code=303))  # type: ignore[return-value]
+    response = RedirectResponse(url, status_code=303)
+    _apply_cookie(request, response)
+    return response
 
 
 def safe_next(url: str | None) -> str:
@@ -319,51 +194,6 @@ def require_staff(user: Principal = Depends(current_user)) -> Principal:
 router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], include_in_schema=False)
 
 
-def request_signin(session: Session, email: str) -> bool:
-    """Queue a magic link for ``email`` if it has a console role (and is not over the rate limit).
-
-    Returns whether a link was queued; callers must not reveal it to the person asking.
-    """
-    principal = load_principal(session, email)
-    if principal is None:
-        return False
-    since = utcnow() - timedelta(minutes=15)
-    recent = session.exec(
-        select(func.count())
-        .select_from(OutboundMessage)
-        .where(
-            OutboundMessage.kind == "signin",
-            OutboundMessage.recipient == principal.email,
-            OutboundMessage.created_at >= since,
-        )
-    ).one()
-    if recent >= SIGNIN_REQUESTS_PER_15_MIN:
-        return False
-    from frontline.mail import outbox
-
-    nonce = secrets.token_urlsafe(16)
-    link = signin_url(principal.email, nonce)
-    text = (
-        f"Hello {principal.name},\n\n"
-        f"Use this link to sign in to the Frontline console (valid for 15 minutes, once):\n\n{link}\n\n"
-        "If you did not ask for it, ignore this message.\n"
-    )
-    body = (
-        f'<p>Hello {html.escape(principal.name)},</p><p><a href="{html.escape(link)}">Sign in to the Frontline '
-        "console</a> (valid for 15 minutes, once).</p><p>If you did not ask for it, ignore this message.</p>"
-    )
-    message = outbox.compose(to=principal.email, subject="Your Frontline sign-in link", text=text, html=body)
-    outbox.enqueue(session, message, kind="signin", idempotency_key=f"signin:{nonce}")
-    audit.record(
-        session,
-        actor=principal.email,
-        action="console.signin_link",
-        subject_type="console_user",
-        subject_id=principal.email,
-    )
-    return True
-
-
 @router.get("/signin")
 def signin_form(request: Request, next: str | None = None) -> Response:
     if console_session(request).get("email"):
@@ -375,7 +205,7 @@ def signin_form(request: Request, next: str | None = None) -> Response:
 def signin_request(
     request: Request, email: str = Form(""), next: str = Form(""), session: Session = Depends(db)
 ) -> Response:
-    queued = request_signin(session, email)
+    queued = signin.request_signin(session, email)
     session.commit()
     data = dict(console_session(request))
     data["next"] = safe_next(next)  # where this browser goes after following the link
@@ -401,55 +231,15 @@ def deliver_soon() -> None:
         logging.getLogger(__name__).exception("immediate delivery of the sign-in link failed")
 
 
-def _read_signin_token(token: str) -> dict[str, str]:
-    try:
-        payload = read_token("signin", token)
-    except InvalidToken as exc:
-        raise ConsoleDenied(
-            "This sign-in link has expired. Request a new one." if exc.expired else "This sign-in link is not valid.",
-            status_code=400,
-        ) from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("m"), str) or not isinstance(payload.get("n"), str):
-        raise ConsoleDenied("This sign-in link is not valid.", status_code=400)
-    return payload
-
-
-def _link_used(session: Session, nonce: str) -> bool:
-    return (
-        session.exec(
-            select(AuditEvent.id).where(
-                AuditEvent.action == "console.signin",
-                AuditEvent.subject_type == "signin_link",
-                AuditEvent.subject_id == nonce[:100],
-            )
-        ).first()
-        is not None
-    )
-
-
 @router.get("/signin/{token}")
 def signin_link(request: Request, token: str, session: Session = Depends(db)) -> Response:
-    payload = _read_signin_token(token)
-    if _link_used(session, payload["n"]):
-        raise ConsoleDenied("This sign-in link was already used. Request a new one.", status_code=400)
-    return page(request, "web/console/signin_confirm.html", email=payload["m"], token=token, user=None)
+    link = signin.open_signin_link(session, token)
+    return page(request, "web/console/signin_confirm.html", email=link.email, token=token, user=None)
 
 
 @router.post("/signin/{token}")
 def signin_complete(request: Request, token: str, session: Session = Depends(db)) -> Response:
-    payload = _read_signin_token(token)
-    if _link_used(session, payload["n"]):
-        raise ConsoleDenied("This sign-in link was already used. Request a new one.", status_code=400)
-    principal = load_principal(session, payload["m"])
-    if principal is None:
-        raise ConsoleDenied("This account has no access to the console.")
-    audit.record(
-        session,
-        actor=principal.email,
-        action="console.signin",
-        subject_type="signin_link",
-        subject_id=payload["n"][:100],
-    )
+    principal = signin.consume_signin_link(session, token)
     session.commit()
     target = safe_next(console_session(request).get("next"))
     start_session(request, principal.email)
@@ -466,6 +256,9 @@ def signout(request: Request) -> Response:
 
 
 def _denied_page(request: Request, exc: Exception) -> Response:
+    """The console's error page for a :class:`ConsoleDenied`, or for a refusal of :mod:`frontline.access`."""
+    if isinstance(exc, AccessDenied):
+        exc = ConsoleDenied.from_access(exc)
     assert isinstance(exc, ConsoleDenied)
     return page(
         request, "web/console/error.html", status_code=exc.status_code, code=exc.status_code, message=exc.message
@@ -477,30 +270,33 @@ def _signin_redirect(request: Request, exc: Exception) -> Response:
     return redirect(request, "/console/signin?next=" + quote(safe_next(target), safe=""))
 
 
-def _freeze_heap_on_startup(app: FastAPI) -> None:
-    """Once the server has started, move everything imported so far (Prefect, SciPy, SQLAlchemy: millions
-    of objects) out of the garbage collector's reach with ``gc.freeze()``. Without it, every few requests
-    a full collection walks that whole heap: measured as a 1.3 s stall in one plan view out of three on
-    600 employees; with it, every view takes 0.1-0.2 s."""
-    from contextlib import asynccontextmanager
-
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a):
-        async with inner(a) as state:
-            import gc
-
-            gc.collect()
-            gc.freeze()
-            yield state
-
-    app.router.lifespan_context = lifespan
-
-
 def install(app: FastAPI) -> None:
     """Add the sign-in routes and the console's error pages to ``app``."""
     app.include_router(router)
     app.add_exception_handler(ConsoleDenied, _denied_page)
+    app.add_exception_handler(AccessDenied, _denied_page)  # sign-in links, CSRF (frontline.access)
     app.add_exception_handler(SignInRequired, _signin_redirect)
-    _freeze_heap_on_startup(app)
+
+
+__all__ = [
+    "COOKIE",
+    "ConsoleDenied",
+    "Principal",
+    "SignInRequired",
+    "add_hr",
+    "console_session",
+    "csrf_token",
+    "current_user",
+    "db",
+    "install",
+    "load_principal",
+    "page",
+    "redirect",
+    "remove_hr",
+    "require_csrf",
+    "require_hr",
+    "require_staff",
+    "safe_next",
+    "start_session",
+    "with_flash",
+]

@@ -7,19 +7,27 @@ tokens get 404, indistinguishable from each other.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response
+from datetime import date
+
+from fastapi import APIRouter, Depends, HTTPException, Response
+
+from frontline.core import clock
 
 router = APIRouter()
 
 
+def organisation_today() -> date:
+    """Today in the organisation's time zone (a dependency, so a test can fix the day)."""
+    return clock.today()
+
+
 @router.get("/calendar/{token}.ics", include_in_schema=False)
-def calendar_feed(token: str) -> Response:
-    from frontline.calendar.feeds import feed_ics, find_feed_token
+def calendar_feed(token: str, today: date = Depends(organisation_today)) -> Response:
+    from frontline.calendar.feeds import feed_for_token
     from models import session_scope
 
     with session_scope() as session:
-        row = find_feed_token(session, token)
-        body = feed_ics(session, row) if row is not None else None
+        body = feed_for_token(session, token, today=today)
     if body is None:
         raise HTTPException(status_code=404, detail="no such calendar")
     return Response(

@@ -1,0 +1,294 @@
+"""The operational status of a Frontline installation: the last run of each job and anything stuck.
+
+Sources:
+
+* the AuditEvent table: every flow records an event with actor ``flow:<flow name>`` when it finishes
+  (works without a Prefect server, e.g. for the demo);
+* the Prefect API, when one is configured (``PREFECT_API_URL``): per deployment the last finished run
+  (state, name, start, duration) and the next scheduled one, and the failed/crashed runs of the last day;
+* stuck work in the Frontline database: mail in ``failed``, mail ``sending`` past its lease (a worker died),
+  mail due for over 30 minutes and still ``pending`` (delivery not running), urgent observations past the
+  escalation SLA and unacknowledged, people the last plan could not place.
+
+:func:`collect_status` returns the whole report as plain data (``frontline status`` prints it, as a table
+or as JSON). No secret is ever part of it (the database URL is shown without its password).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, func, select
+
+from models import AuditEvent, Observation, OutboundMessage, PlanRun
+
+PENDING_BACKLOG = timedelta(minutes=30)
+LIST_LIMIT = 10
+STUCK_KINDS = (
+    "mail_failed",
+    "mail_stuck_sending",
+    "mail_pending_backlog",
+    "urgent_unacknowledged",
+    "unplaced_in_last_plan",
+)
+
+Row = dict[str, Any]
+
+
+def flow_names() -> list[str]:
+    """The name of every Prefect flow in the ``flows`` package (the jobs Frontline runs)."""
+    import importlib
+    import pkgutil
+
+    from prefect import Flow
+
+    import flows
+
+    names: list[str] = []
+    for info in pkgutil.iter_modules(flows.__path__):
+        module = importlib.import_module(f"flows.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, Flow) and value.__module__ == module.__name__ and value.name not in names:
+                names.append(value.name)
+    return sorted(names)
+
+
+def _iso(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else ""
+
+
+def _ago(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "never"
+    seconds = int((now - value).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}min ago"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600}h ago"
+    return f"{seconds // 86400}d ago"
+
+
+# --- the audit trail -----------------------------------------------------------------------------
+
+
+def last_runs_from_audit(session: Session, jobs: list[str], now: datetime) -> list[Row]:
+    """Last AuditEvent per flow (``actor = flow:<name>``), one row per job; jobs never run say so."""
+    latest = (
+        select(AuditEvent.actor, func.max(AuditEvent.id).label("id"))
+        .where(col(AuditEvent.actor).like("flow:%"))
+        .group_by(col(AuditEvent.actor))
+        .subquery()
+    )
+    events = {
+        e.actor.removeprefix("flow:"): e
+        for e in session.exec(select(AuditEvent).join(latest, col(AuditEvent.id) == latest.c.id)).all()
+    }
+    rows = []
+    for job in sorted(set(jobs) | set(events)):
+        event = events.get(job)
+        summary = ""
+        if event is not None:
+            summary = ", ".join(
+                f"{k}={v}" for k, v in (event.details or {}).items() if isinstance(v, (int, float, str))
+            )
+        rows.append(
+            {
+                "job": job,
+                "last_run": _iso(event.at) if event else "",
+                "ago": _ago(event.at if event else None, now),
+                "action": event.action if event else "",
+                "summary": summary[:100],
+            }
+        )
+    return rows
+
+
+# --- stuck work ----------------------------------------------------------------------------------
+
+
+def _mail_rows(session: Session, condition: ColumnElement[bool]) -> list[Row]:
+    rows = session.exec(select(OutboundMessage).where(condition).order_by(col(OutboundMessage.id))).all()
+    return [
+        {
+            "id": m.id,
+            "kind": m.kind,
+            "recipient": m.recipient,
+            "attempts": m.attempts,
+            "since": _iso(m.next_attempt_at if m.state != "failed" else m.created_at),
+            "error": (m.last_error or "")[:80],
+        }
+        for m in rows
+    ]
+
+
+def _overdue_urgent(session: Session, now: datetime, sla_hours: float) -> list[Row]:
+    overdue = session.exec(
+        select(Observation)
+        .where(
+            col(Observation.urgent).is_(True),
+            Observation.ack_state == "new",
+            Observation.created_at <= now - timedelta(hours=sla_hours),
+        )
+        .order_by(col(Observation.created_at))
+    ).all()
+    return [
+        {
+            "id": o.id,
+            "created": _iso(o.created_at),
+            "department_id": o.target_department_id,
+            "escalation_level": o.escalation_level,
+            "area": o.product_area,
+        }
+        for o in overdue
+    ]
+
+
+def _unplaced_in_last_plan(session: Session) -> list[Row]:
+    plan = session.exec(select(PlanRun).where(col(PlanRun.dry_run).is_(False)).order_by(col(PlanRun.id).desc())).first()
+    return [
+        {k: v for k, v in entry.items() if isinstance(v, (str, int, float))}
+        for entry in (plan.unplaced if plan else [])
+    ]
+
+
+def stuck_items(session: Session, *, now: datetime, sla_hours: float) -> dict[str, list[Row]]:
+    """Everything that needs a human (see the module docstring), one list per kind of :data:`STUCK_KINDS`."""
+    state, due = col(OutboundMessage.state), col(OutboundMessage.next_attempt_at)
+    return {
+        "mail_failed": _mail_rows(session, state == "failed"),
+        "mail_stuck_sending": _mail_rows(session, (state == "sending") & (due <= now)),
+        "mail_pending_backlog": _mail_rows(session, (state == "pending") & (due <= now - PENDING_BACKLOG)),
+        "urgent_unacknowledged": _overdue_urgent(session, now, sla_hours),
+        "unplaced_in_last_plan": _unplaced_in_last_plan(session),
+    }
+
+
+# --- Prefect -------------------------------------------------------------------------------------
+
+
+def prefect_runs(now: datetime) -> tuple[list[Row], list[Row]] | str:
+    """(last run per deployment, failed runs of the last 24 h) from the Prefect API, or why not."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return "no Prefect API configured (PREFECT_API_URL unset): showing the audit trail only"
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            flows_by_id = {f.id: f.name for f in client.read_flows()}
+            return _deployment_rows(client, flows_by_id), _failed_runs(client, flows_by_id, now)
+    except Exception as exc:  # noqa: BLE001 - the report must still come out
+        return f"Prefect API at {PREFECT_API_URL.value()} not reachable: {type(exc).__name__}: {exc}"[:300]
+
+
+def _deployment_rows(client: Any, flows_by_id: dict[Any, str]) -> list[Row]:
+    """Per deployment: the last finished (or running) run and the next scheduled one."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    finished = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED, StateType.RUNNING]
+
+    def runs_in(deployment_id: Any, states: list[StateType], sort: FlowRunSort) -> list[Any]:
+        return client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states))),
+            sort=sort,
+            limit=1,
+        )
+
+    rows = []
+    for d in sorted(client.read_deployments(), key=lambda d: d.name):
+        last = runs_in(d.id, finished, FlowRunSort.START_TIME_DESC)
+        upcoming = runs_in(d.id, [StateType.SCHEDULED], FlowRunSort.EXPECTED_START_TIME_ASC)
+        run = last[0] if last else None
+        rows.append(
+            {
+                "deployment": f"{flows_by_id.get(d.flow_id, '?')}/{d.name}",
+                "last_state": run.state_name if run else "never",
+                "last_run": run.name if run else "",
+                "started": _iso(run.start_time) if run else "",
+                "seconds": round(run.total_run_time.total_seconds(), 1) if run else "",
+                "next": _iso(upcoming[0].expected_start_time) if upcoming else "",
+            }
+        )
+    return rows
+
+
+def _failed_runs(client: Any, flows_by_id: dict[Any, str], now: datetime) -> list[Row]:
+    """The failed or crashed flow runs that started in the 24 hours before ``now`` (newest first)."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterStartTime,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    failed = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.FAILED, StateType.CRASHED])),
+            start_time=FlowRunFilterStartTime(after_=now - timedelta(days=1)),
+        ),
+        sort=FlowRunSort.START_TIME_DESC,
+        limit=LIST_LIMIT,
+    )
+    return [
+        {
+            "flow_run": r.name,
+            "flow": flows_by_id.get(r.flow_id, "?"),
+            "state": r.state_name,
+            "started": _iso(r.start_time),
+            "message": ((r.state.message if r.state else "") or "")[:80],
+        }
+        for r in failed
+    ]
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+def _escalation_sla_hours() -> float:
+    """The policy's escalation SLA, or its default when the policy cannot be read (the report still comes out)."""
+    from frontline.core.policy import Observations, PolicyError, load_policy
+
+    try:
+        return load_policy().observations.escalation_sla_hours
+    except PolicyError:
+        return Observations().escalation_sla_hours
+
+
+def collect_status(session: Session, *, now: datetime, with_prefect: bool = True) -> dict[str, Any]:
+    """The whole report as of ``now``: ``now``, ``database`` (no password), ``jobs``, ``stuck`` (see
+    :func:`stuck_items`), ``prefect`` (when asked: its deployments and failures, or a ``note`` why not)
+    and ``ok`` (nothing stuck, nothing failed)."""
+    from sqlalchemy.engine import make_url
+
+    from frontline.core.settings import get_settings
+
+    report: dict[str, Any] = {
+        "now": _iso(now),
+        "database": make_url(get_settings().database_url).render_as_string(hide_password=True),
+        "jobs": last_runs_from_audit(session, flow_names(), now),
+        "stuck": stuck_items(session, now=now, sla_hours=_escalation_sla_hours()),
+    }
+    if with_prefect:
+        prefect = prefect_runs(now)
+        if isinstance(prefect, str):
+            report["prefect"] = {"note": prefect}
+        else:
+            report["prefect"] = {"deployments": prefect[0], "failed_last_24h": prefect[1]}
+    report["ok"] = not any(report["stuck"].values()) and not report.get("prefect", {}).get("failed_last_24h")
+    return report

@@ -8,9 +8,12 @@ counts. The AuditEvent is written by :func:`frontline.people.roster.apply_roster
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from flows.common import run_name  # meaningful run names (issue 9)
@@ -36,7 +39,7 @@ def apply_roster_task(departments: str, employees: str, absences: str | None, ac
 @flow(name="import-roster", flow_run_name=run_name("import-roster"))
 def import_roster_flow(
     departments: str, employees: str, absences: str | None = None, actor: str = "flow:import-roster"
-) -> ImportResult:
+) -> ImportResult | State[Any]:
     """Import departments.csv, employees.csv and optionally absences.csv (paths) into the database.
 
     A refused roster fails the run (state message lists the problems; calling the flow raises

@@ -98,7 +98,7 @@ def test_100k_employees_in_a_few_seconds():
 
 
 def test_generated_csvs_are_a_valid_roster_that_round_trips(tmp_path):
-    from frontline.people.roster import parse_roster
+    from frontline.people.roster_csv import parse_roster
 
     for seed in (1, 2, 3):
         company = generate_company(250, seed=seed, today=TODAY)

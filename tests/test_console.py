@@ -346,8 +346,9 @@ def test_mentors_page_lists_load(client, engine, company):
 
 def _valid_monday(engine, rotation_id: int, within_weeks: int = 8) -> date:
     """A Monday the planner's hard rules accept for this rotation (blackouts in the policy vary with today)."""
+    from frontline.core.errors import PlanningError
     from frontline.core.policy import load_policy
-    from frontline.rotations.service import PlanningError, validate_start
+    from frontline.rotations.overrides import validate_start
 
     pol = load_policy()
     with Session(engine) as s:

@@ -10,9 +10,11 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import select
 
+from frontline.core.errors import PlanningError
 from frontline.core.policy import parse_policy
-from frontline.rotations import service as planning
-from frontline.rotations.service import PlanningError
+from frontline.rotations import export, overrides
+from frontline.rotations.service import plan_rotations
+from frontline.rotations.weeks import holidays_between
 from models import Absence, AuditEvent, Department, Employee, MentorPairing, PlanRun, Rotation, session_scope
 
 H = date(2027, 1, 4)  # a Monday: the horizon start of every test
@@ -81,7 +83,7 @@ def _rotations(engine) -> dict[str, Rotation]:
 
 def _plan(engine, **kw):
     with session_scope(engine) as s:
-        return planning.plan_rotations(s, POLICY, start=H, weeks=kw.pop("weeks", 26), **kw)
+        return plan_rotations(s, POLICY, start=H, weeks=kw.pop("weeks", 26), **kw)
 
 
 def _assert_rules(engine) -> None:
@@ -215,13 +217,13 @@ def test_announced_and_locked_rotations_never_move(engine, settings):
         s.add(inv)
         # an absence now overlaps the announced rotation: it still does not move (HR decides)
         s.add(Absence(employee_id=ids["E1"], start=inv.start, end=inv.start, reason="doctor"))
-        planning.lock(s, rots["E2"].id, "agreed with the team")
+        overrides.lock(s, rots["E2"].id, "agreed with the team")
     _plan(engine)
     after = _rotations(engine)
     assert after["E1"].start == rots["E1"].start and after["E1"].status == "invited"
     assert after["E2"].start == rots["E2"].start and after["E2"].locked
     with session_scope(engine) as s:
-        planning.unlock(s, rots["E1"].id, "let the planner fix the clash")
+        overrides.unlock(s, rots["E1"].id, "let the planner fix the clash")
     result = _plan(engine)
     after = _rotations(engine)
     assert after["E1"].start != rots["E1"].start and after["E1"].status == "draft"
@@ -235,27 +237,27 @@ def test_overrides_validated_and_audited(engine, settings):
     rots = _rotations(engine)
     with session_scope(engine) as s:
         with pytest.raises(PlanningError, match="reason is required"):
-            planning.move(s, POLICY, rots["E4"].id, date(2027, 6, 7), "  ")
+            overrides.move(s, POLICY, rots["E4"].id, date(2027, 6, 7), "  ")
         with pytest.raises(PlanningError, match="Monday"):
-            planning.move(s, POLICY, rots["E4"].id, date(2027, 6, 8), "wants June")
+            overrides.move(s, POLICY, rots["E4"].id, date(2027, 6, 8), "wants June")
         with pytest.raises(PlanningError, match="absence"):
-            planning.move(s, POLICY, rots["E0"].id, date(2027, 1, 11), "asap")
+            overrides.move(s, POLICY, rots["E0"].id, date(2027, 1, 11), "asap")
         with pytest.raises(PlanningError, match="blackout"):
-            planning.move(s, POLICY, rots["E4"].id, date(2027, 3, 1), "launch week")
+            overrides.move(s, POLICY, rots["E4"].id, date(2027, 3, 1), "launch week")
         with pytest.raises(PlanningError, match="before"):
-            planning.move(s, POLICY, rots["NH"].id, date(2027, 2, 1), "early")
+            overrides.move(s, POLICY, rots["NH"].id, date(2027, 2, 1), "early")
         with pytest.raises(PlanningError, match="does not exist"):
-            planning.lock(s, 99999, "x")
-        moved = planning.move(s, POLICY, rots["E4"].id, date(2027, 6, 7), "wants June")
+            overrides.lock(s, 99999, "x")
+        moved = overrides.move(s, POLICY, rots["E4"].id, date(2027, 6, 7), "wants June")
         assert moved.locked and moved.end == date(2027, 6, 20) and "wants June" in moved.change_reason
     with session_scope(engine) as s:
-        a, b = planning.swap(s, POLICY, rots["E5"].id, rots["E6"].id, "they traded")
+        a, b = overrides.swap(s, POLICY, rots["E5"].id, rots["E6"].id, "they traded")
         assert (a.start, b.start) == (rots["E6"].start, rots["E5"].start) and a.locked and b.locked
-        d = planning.defer(s, POLICY, planning.upcoming_rotation(s, "E7").id, weeks=3, reason="project deadline")
+        d = overrides.defer(s, POLICY, overrides.upcoming_rotation(s, "E7").id, weeks=3, reason="project deadline")
         assert d.start == rots["E7"].start + timedelta(weeks=3)
         with pytest.raises(PlanningError, match="either"):
-            planning.defer(s, POLICY, d.id, reason="x")
-        planning.exempt(s, "A1", date(2027, 12, 31), "parental leave", today=H)
+            overrides.defer(s, POLICY, d.id, reason="x")
+        overrides.exempt(s, "A1", date(2027, 12, 31), "parental leave", today=H)
     with session_scope(engine) as s:
         assert s.get(Rotation, rots["A1"].id) is None  # a never-announced draft is withdrawn
         assert s.get(Employee, ids["A1"]).exempt_until == date(2027, 12, 31)
@@ -278,9 +280,9 @@ def test_export_json_and_csv(engine, settings):
     _company(engine)
     _plan(engine)
     with session_scope(engine) as s:
-        rows = planning.export_rows(s)
+        rows = export.export_rows(s)
     required = ["employee_id", "email", "department", "start", "end", "kind", "status", "locked"]
-    data = json.loads(planning.export_text(rows, "json"))
+    data = json.loads(export.export_text(rows, "json"))
     assert isinstance(data, list) and len(data) == 11
     assert all(set(required) <= set(r) for r in data)
     assert [r["start"] for r in data] == sorted(r["start"] for r in data)
@@ -291,12 +293,12 @@ def test_export_json_and_csv(engine, settings):
         and nh["locked"] is False
         and nh["email"] == "nh@example.com"
     )
-    parsed = list(csv.DictReader(io.StringIO(planning.export_text(rows, "csv"))))
+    parsed = list(csv.DictReader(io.StringIO(export.export_text(rows, "csv"))))
     assert len(parsed) == 11 and set(required) <= set(parsed[0])
     with pytest.raises(PlanningError):
-        planning.export_text(rows, "xml")
+        export.export_text(rows, "xml")
     # German public holidays inside a rotation are shown (Easter Monday 2027-03-29, Good Friday 2027-03-26)
-    assert planning.holidays_between("DE", date(2027, 3, 22), date(2027, 4, 4)) == [
+    assert holidays_between("DE", date(2027, 3, 22), date(2027, 4, 4)) == [
         (date(2027, 3, 26), "Good Friday"),
         (date(2027, 3, 29), "Easter Monday"),
     ]
@@ -363,8 +365,8 @@ def test_plan_flow(sqlite_engine, sqlite_settings, prefect_harness, capsys):
 
 
 def test_csv_export_cells_cannot_run_as_spreadsheet_formulas():
-    row = {name: "" for name, _ in planning.EXPORT_COLUMNS} | dict.fromkeys(planning.MENTOR_COLUMNS, "")
+    row = {name: "" for name, _ in export.EXPORT_COLUMNS} | dict.fromkeys(export.MENTOR_COLUMNS, "")
     row |= {"employee_id": "E1", "department": '=HYPERLINK("http://evil.example")', "email": "@sum@example.com"}
-    parsed = next(csv.DictReader(io.StringIO(planning.export_text([row], "csv"))))
+    parsed = next(csv.DictReader(io.StringIO(export.export_text([row], "csv"))))
     assert parsed["department"] == '\'=HYPERLINK("http://evil.example")'
     assert parsed["email"] == "'@sum@example.com" and parsed["employee_id"] == "E1"

@@ -13,7 +13,8 @@ from sqlmodel import select
 from frontline.core.errors import PlanningError
 from frontline.core.policy import parse_policy
 from frontline.rotations import export, overrides
-from frontline.rotations.service import plan_rotations
+from frontline.rotations.service import load_input, plan_rotations
+from frontline.rotations.solver import solve
 from frontline.rotations.weeks import holidays_between
 from models import Absence, AuditEvent, Department, Employee, MentorPairing, PlanRun, Rotation, session_scope
 
@@ -113,27 +114,51 @@ def _assert_rules(engine) -> None:
         assert n <= caps[d], (d, w, n)
 
 
+# Due weeks of the fixture, worked out by hand: due cycle_months (12) after the last rotation, on the Monday
+# on or after it; never rotated: due at the horizon start; the new hire: the Monday after the hire date.
+EXPECTED_DUE = {
+    **{f"E{i}": H for i in (0, 2, 4, 6)},
+    "E1": date(2027, 1, 25),  # last rotation 2026-01-21
+    "E3": date(2027, 3, 8),  # 2026-03-02
+    "E5": date(2027, 4, 12),  # 2026-04-11
+    "E7": date(2027, 5, 24),  # 2026-05-21
+    "NH": date(2027, 2, 15),  # hired 2027-02-10
+    "A1": H,
+    "A2": date(2027, 6, 7),  # 2026-06-01
+}
+
+
 def test_plan_from_database(engine, settings):
-    ids = _company(engine)
+    _company(engine)
+    with session_scope(engine) as s:  # what the solver decides for this database, before anything is written
+        expected = solve(load_input(s, POLICY, H, 26).inp)
     result = _plan(engine)
     rots = _rotations(engine)
     # everyone outside Support who has not left and is not exempt: 8 engineers, the new hire, A1, A2
-    assert set(rots) == {f"E{i}" for i in range(8)} | {"NH", "A1", "A2"}
-    assert result.planned == 11 and result.created == 11 and not result.unplaced
+    assert set(rots) == set(EXPECTED_DUE) == set(expected.assignments)
+    assert result.planned == 11 and result.created == 11 and not result.unplaced and not expected.unplaced
+    # the rotations written are the solver's plan: its start weeks, as 2-week drafts nobody was told about
+    assert {k: r.start for k, r in rots.items()} == {k: H + timedelta(weeks=w) for k, w in expected.assignments.items()}
+    for key, r in rots.items():
+        assert (r.status, r.locked, r.announced_start, r.sequence) == ("draft", False, None, 0), key
+        assert r.end == r.start + timedelta(days=13) and r.due == EXPECTED_DUE[key], key
+        assert r.kind == ("new_hire" if key == "NH" else "cycle"), key
+    assert sorted((c["employee_id"], c["action"], c["new_start"]) for c in result.changes) == sorted(
+        (k, "created", r.start.isoformat()) for k, r in rots.items()
+    )
     _assert_rules(engine)
-    assert rots["NH"].kind == "new_hire" and rots["NH"].start >= date(2027, 2, 10)
-    assert rots["E1"].kind == "cycle" and rots["E0"].start >= date(2027, 2, 15)  # after the absence
+    assert rots["NH"].start >= date(2027, 2, 10) and rots["E0"].start >= date(2027, 2, 15)  # after the absence
     assert result.skipped == {"left": 1, "support": 2, "exempt": 1}
-    assert result.lower_bound is not None and result.gap is not None and result.gap < 1e-6
+    assert result.objective == pytest.approx(expected.objective) and result.gap is not None and result.gap < 1e-6
     with session_scope(engine) as s:
         run = s.get(PlanRun, result.run_id)
         assert run.planned == 11 and run.objective == pytest.approx(result.objective) and run.summary["created"] == 11
-        assert s.exec(select(AuditEvent).where(AuditEvent.action == "plan.run")).first() is not None
+        event = s.exec(select(AuditEvent).where(AuditEvent.action == "plan.run")).one()
+        assert event.subject_id == str(run.id) and event.details["created"] == 11
     # same inputs, same plan: nothing changes
     again = _plan(engine)
     assert (again.created, again.moved, again.removed, again.kept) == (0, 0, 0, 11)
     assert {k: r.start for k, r in _rotations(engine).items()} == {k: r.start for k, r in rots.items()}
-    assert ids
 
 
 def test_short_replan_leaves_drafts_after_its_horizon_alone(engine, settings):

@@ -94,7 +94,7 @@ def test_100k_employees_in_a_few_seconds():
     elapsed = time.process_time() - started
     assert len(company.employees) == 100_000
     assert len({e["email"] for e in company.employees}) == 100_000
-    assert elapsed < 10, f"took {elapsed:.1f} s of CPU"
+    assert elapsed < 30, f"took {elapsed:.1f} s of CPU (about 1.5 s on a 2026 laptop core)"
 
 
 def test_generated_csvs_are_a_valid_roster_that_round_trips(tmp_path):

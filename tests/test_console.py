@@ -69,6 +69,22 @@ def today(monkeypatch) -> date:
     return TODAY
 
 
+def mentor(employee_id: str, name: str, email: str, support_id: int | None) -> Employee:
+    """A support-team mentor for two rotators, hired long before ``TODAY``."""
+    return Employee(
+        employee_id=employee_id,
+        name=name,
+        email=email,
+        department_id=support_id,
+        hire_date=TODAY - timedelta(days=900),
+        timezone="Europe/Berlin",
+        country="DE",
+        languages=["en"],
+        is_mentor=True,
+        mentor_capacity=2,
+    )
+
+
 @pytest.fixture
 def company(settings, engine, today):
     """Two departments with heads, a few employees, an HR admin, observations for both departments (made
@@ -98,20 +114,7 @@ def company(settings, engine, today):
                     languages=["en"],
                 )
             )
-        people.append(
-            Employee(
-                employee_id="S1",
-                name="Mentor One",
-                email="m1@example.com",
-                department_id=support.id,
-                hire_date=today - timedelta(days=900),
-                timezone="Europe/Berlin",
-                country="DE",
-                languages=["en"],
-                is_mentor=True,
-                mentor_capacity=2,
-            )
-        )
+        people.append(mentor("S1", "Mentor One", "m1@example.com", support.id))
         s.add_all(people)
         s.flush()
         start = MONDAY + timedelta(weeks=2)
@@ -483,20 +486,7 @@ def test_hr_re_pairs_a_rotator_with_another_mentor(client, engine, company):
 
     with Session(engine) as s:
         support = s.exec(select(Department).where(Department.name == "Support")).one()
-        s.add(
-            Employee(
-                employee_id="S2",
-                name="Mentor Two",
-                email="m2@example.com",
-                department_id=support.id,
-                hire_date=TODAY - timedelta(days=900),
-                timezone="Europe/Berlin",
-                country="DE",
-                languages=["en"],
-                is_mentor=True,
-                mentor_capacity=2,
-            )
-        )
+        s.add(mentor("S2", "Mentor Two", "m2@example.com", support.id))
         s.commit()
         mentoring.pair_mentors(s, load_policy(), actor="test")
         s.commit()

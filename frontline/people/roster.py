@@ -202,37 +202,19 @@ def _upsert_departments(session: Session, parsed: ParsedRoster, result: ImportRe
     return ids
 
 
-_EMPLOYEE_FIELDS = (
-    "name",
-    "email",
-    "department_id",
-    "title",
-    "hire_date",
-    "timezone",
-    "country",
-    "languages",
-    "skills",
-    "is_mentor",
-    "mentor_capacity",
-    "last_rotation",
+# The employee fields a roster sets: one per employees.csv column but the key, in the same order.
+_EMPLOYEE_FIELDS = tuple(
+    {"department": "department_id", "mentor": "is_mentor"}.get(c, c) for c in EMPLOYEE_COLUMNS if c != "employee_id"
 )
 
 
 def _employee_values(row: EmployeeRow, department_id: int) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "email": row.email,
-        "department_id": department_id,
-        "title": row.title,
-        "hire_date": row.hire_date,
-        "timezone": row.timezone,
-        "country": row.country,
-        "languages": list(row.languages),
-        "skills": list(row.skills),
-        "is_mentor": row.is_mentor,
-        "mentor_capacity": row.mentor_capacity,
-        "last_rotation": row.last_rotation,
-    }
+    """The employee fields of ``row`` (list fields copied)."""
+    values: dict[str, Any] = {}
+    for name in _EMPLOYEE_FIELDS:
+        value = department_id if name == "department_id" else getattr(row, name)
+        values[name] = list(value) if isinstance(value, list) else value
+    return values
 
 
 def _upsert_employees(

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import available_timezones
 
 from frontline.core.errors import RosterError
@@ -246,6 +246,13 @@ class _Row:
         self.bad = True
         self.table.problem(self.line, column, message)
 
+    def unique(self, seen: dict[Any, int], key: Any, column: str, duplicate: str) -> None:
+        """Remember that ``key`` is first on this row, or record ``duplicate`` with the row it was first on."""
+        if key in seen:
+            self.problem(column, f"{duplicate} (first on row {seen[key]})")
+        else:
+            seen[key] = self.line
+
     def text(self, column: str, *, required: bool = True, max_len: int = 300) -> str | None:
         value = self.cells.get(column, "")
         if not value and required:
@@ -316,11 +323,7 @@ def _parse_departments(table: _Table) -> list[DepartmentRow]:
             except ValueError:
                 r.problem("max_away_fraction", f"{raw!r} is not a number (a fraction such as 0.1)")
         if name is not None:
-            key = name.casefold()
-            if key in first_line:
-                r.problem("department", f"duplicate department {name!r} (first on row {first_line[key]})")
-            else:
-                first_line[key] = line
+            r.unique(first_line, name.casefold(), "department", f"duplicate department {name!r}")
         if not r.bad and name is not None and head_name is not None and head_email is not None:
             rows.append(DepartmentRow(line, name, head_name, head_email, fraction))
     return rows
@@ -358,15 +361,9 @@ def _parse_employees(table: _Table, departments: set[str] | None, departments_fi
         if department is not None and departments is not None and department.casefold() not in departments:
             r.problem("department", f"unknown department {department!r} (not in {departments_file})")
         if employee_id is not None:
-            if employee_id in id_line:
-                r.problem("employee_id", f"duplicate employee_id {employee_id!r} (first on row {id_line[employee_id]})")
-            else:
-                id_line[employee_id] = line
+            r.unique(id_line, employee_id, "employee_id", f"duplicate employee_id {employee_id!r}")
         if email is not None:
-            if email in email_line:
-                r.problem("email", f"duplicate email {email!r} (first on row {email_line[email]})")
-            else:
-                email_line[email] = line
+            r.unique(email_line, email, "email", f"duplicate email {email!r}")
         if r.bad or employee_id is None or name is None or email is None or department is None:
             continue
         if hire_date is None or tz is None or country is None:
@@ -432,11 +429,7 @@ def _parse_absences(table: _Table, employees: set[str] | None, employees_file: s
             if end < start:
                 r.problem("end", f"end {end} is before start {start}")
             elif employee_id is not None:
-                key = (employee_id, start, end)
-                if key in span_line:
-                    r.problem("start", f"duplicate absence {start}..{end} (first on row {span_line[key]})")
-                else:
-                    span_line[key] = line
+                r.unique(span_line, (employee_id, start, end), "start", f"duplicate absence {start}..{end}")
         if not r.bad and employee_id is not None and start is not None and end is not None:
             rows.append(AbsenceRow(line, employee_id, start, end, reason))
     return rows

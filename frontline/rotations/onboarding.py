@@ -53,15 +53,9 @@ def plan_new_hire(
         "start": None,
         "reason": "",
     }
-
-    existing = session.exec(
-        select(Rotation)
-        .where(col(Rotation.employee_id) == emp.id, Rotation.status != "cancelled", col(Rotation.end) >= horizon)
-        .order_by(col(Rotation.start))
-    ).first()
+    existing = _live_rotation(session, emp.id, horizon)
     if existing is not None:
         return result | {"status": "already_planned", "rotation_id": existing.id, "start": existing.start.isoformat()}
-
     planning = load_input(session, policy, horizon, weeks)
     inp = add_only_input(planning, employee_id)
     if inp is None:
@@ -81,10 +75,32 @@ def plan_new_hire(
             reason=reason,
         )
         return result | {"status": "unplaced", "reason": reason}
-
     start = week_start(horizon, out.assignments[employee_id])
+    rotation = _add_draft(session, policy, planning, emp.id, employee_id, start, actor)
+    return result | {"status": "planned", "rotation_id": rotation.id, "start": start.isoformat()}
+
+
+def _live_rotation(session: Session, employee_pk: int, horizon: date) -> Rotation | None:
+    """The employee's first rotation that is not cancelled and not over before the horizon."""
+    return session.exec(
+        select(Rotation)
+        .where(col(Rotation.employee_id) == employee_pk, Rotation.status != "cancelled", col(Rotation.end) >= horizon)
+        .order_by(col(Rotation.start))
+    ).first()
+
+
+def _add_draft(
+    session: Session,
+    policy: Policy,
+    planning: PlanningInput,
+    employee_pk: int,
+    employee_id: str,
+    start: date,
+    actor: str,
+) -> Rotation:
+    """The new hire's draft rotation from ``start``, with its audit event."""
     rotation = Rotation(
-        employee_id=emp.id,
+        employee_id=employee_pk,
         start=start,
         end=rotation_end(start, policy.length_weeks),
         kind=planning.kinds[employee_id],
@@ -104,7 +120,7 @@ def plan_new_hire(
         employee_id=employee_id,
         start=start.isoformat(),
     )
-    return result | {"status": "planned", "rotation_id": rotation.id, "start": start.isoformat()}
+    return rotation
 
 
 def add_only_input(planning: PlanningInput, employee_id: str) -> PlanInput | None:

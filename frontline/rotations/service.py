@@ -232,7 +232,8 @@ class _PlanWriter:
         if self.dry_run:
             return
         owner = self.planning.employees[key]
-        assert owner.id is not None  # a row read from the database
+        if owner.id is None:  # never: the row was read from the database
+            raise RuntimeError(f"employee {key} has no id")
         self.session.add(
             Rotation(
                 employee_id=owner.id,

@@ -29,7 +29,7 @@ from frontline.people.directory import employees_by_external_id
 from frontline.rotations import timeline
 from frontline.rotations.queries import latest_applied_run
 from frontline.rotations.solver import department_cap  # the solver's cap rule, so the plan draws what it used
-from frontline.rotations.weeks import holidays_between
+from frontline.rotations.weeks import holidays_between, week_of, week_start
 from frontline.web.auth import Principal, db, page, require_csrf, require_staff
 from frontline.web.console.common import check_department, parse_date, parse_int, policy, visible_departments
 from models import Absence, Department, Employee, Rotation
@@ -148,10 +148,10 @@ def _week_heads(pol: Policy, start: date, weeks: int) -> list[dict[str, Any]]:
     end = start + timedelta(days=weeks * 7 - 1)
     holidays_by_week: dict[int, list[str]] = defaultdict(list)
     for day, name in holidays_between(pol.holidays_country, start, end):
-        holidays_by_week[(day - start).days // 7].append(f"{day:%a %d %b}: {name}")
+        holidays_by_week[week_of(start, day)].append(f"{day:%a %d %b}: {name}")
     heads = []
     for i in range(weeks):
-        ws = start + timedelta(weeks=i)
+        ws = week_start(start, i)
         heads.append(
             {
                 "start": ws,

@@ -1,14 +1,20 @@
 """The HR web console through the real ASGI app (TestClient), on SQLite and PostgreSQL: sign-in by magic
-link, roles, CSRF, department isolation, the CSV export's formula guard and roster upload errors."""
+link, roles, CSRF, department isolation, the CSV export's formula guard and roster upload errors.
+
+Everything happens on ``TODAY``, whatever the machine's calendar says: the fixtures' dates derive from it
+and the ``today`` fixture sets the organisation clock (:mod:`frontline.core.clock`) the console reads to
+it. ``FRONTLINE_TEST_TODAY=YYYY-MM-DD`` runs the tests on another day.
+"""
 
 from __future__ import annotations
 
 import csv
 import email
 import io
+import os
 import re
 import shutil
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +25,8 @@ from models import AuditEvent, Department, Employee, Observation, OutboundMessag
 
 ROOT = Path(__file__).resolve().parent.parent
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+TODAY = date.fromisoformat(os.environ.get("FRONTLINE_TEST_TODAY", "2027-03-03"))
+MONDAY = TODAY - timedelta(days=TODAY.weekday())
 
 
 def csrf_of(html: str) -> str:
@@ -53,12 +61,38 @@ def sign_in(client: TestClient, engine, who: str) -> None:
 
 
 @pytest.fixture
-def company(settings, engine):
-    """Two departments with heads, a few employees, an HR admin, observations for both departments."""
+def today(monkeypatch) -> date:
+    """``TODAY`` is the organisation's today for the app under test (its clock's ``now`` is noon of that day)."""
+    from frontline.core import clock
+
+    monkeypatch.setattr(clock, "now", lambda: datetime.combine(TODAY, time(12), tzinfo=clock.org_tz()))
+    return TODAY
+
+
+def mentor(employee_id: str, name: str, email: str, support_id: int | None) -> Employee:
+    """A support-team mentor for two rotators, hired long before ``TODAY``."""
+    return Employee(
+        employee_id=employee_id,
+        name=name,
+        email=email,
+        department_id=support_id,
+        hire_date=TODAY - timedelta(days=900),
+        timezone="Europe/Berlin",
+        country="DE",
+        languages=["en"],
+        is_mentor=True,
+        mentor_capacity=2,
+    )
+
+
+@pytest.fixture
+def company(settings, engine, today):
+    """Two departments with heads, a few employees, an HR admin, observations for both departments (made
+    at noon ``today``); Person 0 has a draft rotation from the Monday two weeks after ``today``."""
     from frontline.web.auth import add_hr
 
     shutil.copyfile(ROOT / "frontline.example.toml", settings.policy_path)
-    today = date.today()
+    noon = datetime.combine(today, time(12), tzinfo=UTC)
     with Session(engine) as s:
         support = Department(name="Support", head_name="Sue Port", head_email="sue@example.com")
         eng = Department(name="Engineering", head_name="Eve Engineer", head_email="eve@example.com")
@@ -80,23 +114,10 @@ def company(settings, engine):
                     languages=["en"],
                 )
             )
-        people.append(
-            Employee(
-                employee_id="S1",
-                name="Mentor One",
-                email="m1@example.com",
-                department_id=support.id,
-                hire_date=today - timedelta(days=900),
-                timezone="Europe/Berlin",
-                country="DE",
-                languages=["en"],
-                is_mentor=True,
-                mentor_capacity=2,
-            )
-        )
+        people.append(mentor("S1", "Mentor One", "m1@example.com", support.id))
         s.add_all(people)
         s.flush()
-        start = today - timedelta(days=today.weekday()) + timedelta(weeks=2)
+        start = MONDAY + timedelta(weeks=2)
         s.add(
             Rotation(
                 employee_id=people[0].id,
@@ -114,6 +135,7 @@ def company(settings, engine):
                 product_area="export",
                 category="confusing_ux",
                 target_department_id=eng.id,
+                created_at=noon,
             )
         )
         s.add(
@@ -126,6 +148,7 @@ def company(settings, engine):
                 category="bug",
                 target_department_id=fin.id,
                 urgent=True,
+                created_at=noon,
             )
         )
         s.add(
@@ -136,6 +159,7 @@ def company(settings, engine):
                 product_area="billing",
                 category="policy_pricing",
                 target_department_id=fin.id,
+                created_at=noon,
             )
         )
         add_hr(s, "hr@example.com", actor="test")
@@ -345,14 +369,15 @@ def test_mentors_page_lists_load(client, engine, company):
 
 
 def _valid_monday(engine, rotation_id: int, within_weeks: int = 8) -> date:
-    """A Monday the planner's hard rules accept for this rotation (blackouts in the policy vary with today)."""
+    """A Monday the planner's hard rules accept for this rotation (blackouts in the policy vary with the day)."""
+    from frontline.core.errors import PlanningError
     from frontline.core.policy import load_policy
-    from frontline.rotations.service import PlanningError, validate_start
+    from frontline.rotations.overrides import validate_start
 
     pol = load_policy()
     with Session(engine) as s:
         rot = s.get(Rotation, rotation_id)
-        first = date.today() - timedelta(days=date.today().weekday()) + timedelta(weeks=1)
+        first = MONDAY + timedelta(weeks=1)
         for w in range(within_weeks):
             candidate = first + timedelta(weeks=w)
             if candidate == rot.start:
@@ -370,7 +395,7 @@ def test_move_needs_reason_and_confirmation_then_queues_invite_update(client, en
 
     with Session(engine) as s:
         rot = s.exec(select(Rotation)).first()
-        process_invites(s, [rot.id], as_of=date.today())  # the rotator was invited
+        process_invites(s, [rot.id], as_of=TODAY)  # the rotator was invited
         s.commit()
         s.refresh(rot)
         assert rot.status == "invited" and rot.announced_start == rot.start
@@ -461,20 +486,7 @@ def test_hr_re_pairs_a_rotator_with_another_mentor(client, engine, company):
 
     with Session(engine) as s:
         support = s.exec(select(Department).where(Department.name == "Support")).one()
-        s.add(
-            Employee(
-                employee_id="S2",
-                name="Mentor Two",
-                email="m2@example.com",
-                department_id=support.id,
-                hire_date=date.today() - timedelta(days=900),
-                timezone="Europe/Berlin",
-                country="DE",
-                languages=["en"],
-                is_mentor=True,
-                mentor_capacity=2,
-            )
-        )
+        s.add(mentor("S2", "Mentor Two", "m2@example.com", support.id))
         s.commit()
         mentoring.pair_mentors(s, load_policy(), actor="test")
         s.commit()
@@ -579,7 +591,7 @@ def test_good_roster_upload_imports_and_lists_new_hires_and_leavers(client, engi
 def test_dashboard_participation_and_observation_figures(client, engine, company):
     with Session(engine) as s:
         p2 = s.exec(select(Employee).where(Employee.employee_id == "E2")).one()
-        p2.last_rotation = date.today() - timedelta(days=40)  # rotated this cycle
+        p2.last_rotation = TODAY - timedelta(days=40)  # rotated this cycle
         s.add(p2)
         s.commit()
     sign_in(client, engine, "eve@example.com")  # head of Engineering: E0 (planned late), E1 (nothing), E2 (rotated)
@@ -641,7 +653,7 @@ def test_plan_lists_unplaced_of_the_latest_applied_run(client, engine):
     with Session(engine) as s:
         s.add(
             PlanRun(
-                horizon_start=date.today(),
+                horizon_start=MONDAY,
                 horizon_weeks=4,
                 dry_run=False,
                 unplaced=[
@@ -653,7 +665,7 @@ def test_plan_lists_unplaced_of_the_latest_applied_run(client, engine):
         s.commit()
         s.add(
             PlanRun(
-                horizon_start=date.today(),
+                horizon_start=MONDAY,
                 horizon_weeks=4,
                 dry_run=True,
                 unplaced=[{"employee_id": "E4", "code": "department_cap", "reason": "from a dry run"}],

@@ -1,7 +1,12 @@
 """The HR console end to end in headless Chromium (Debian's /usr/bin/chromium through Playwright):
 uvicorn on loopback serves the real app against a SQLite database seeded with a 600-person synthetic
 company (roster import, then the planner). Screenshots of the plan view and the dashboard are saved to
-test-artifacts/."""
+test-artifacts/.
+
+Everything happens on ``TODAY``, whatever the machine's calendar says: the company is generated and
+planned as of that day and the server's organisation clock (:func:`frontline.core.clock.today`) is set to
+it. ``FRONTLINE_TEST_TODAY=YYYY-MM-DD`` runs the tests on another day.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +21,28 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
 HR = "hr-admin@example.com"
+TODAY = date.fromisoformat(os.environ.get("FRONTLINE_TEST_TODAY", "2027-03-03"))
+MONDAY = TODAY - timedelta(days=TODAY.weekday())
+
+# uvicorn with the organisation clock set to the test's day (argv: the day, the port)
+SERVER = """
+import sys
+from datetime import date
+
+from frontline.core import clock
+
+day = date.fromisoformat(sys.argv[1])
+clock.today = lambda: day
+import uvicorn
+
+uvicorn.run("frontline.web.app:create_app", factory=True, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
 
 
 def _free_port() -> int:
@@ -31,26 +51,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _seed(tmp: Path) -> dict:
-    """Roster import of a generated 600-person company, the planner, and invites for the first weeks."""
+def _seed(tmp: Path, today: date) -> dict:
+    """Roster import of a 600-person company generated as of ``today``, the planner from that week, and
+    invites for the first weeks."""
     from frontline.demo.synth import generate_company, write_csvs
-    from frontline.people.roster import apply_roster, parse_roster
+    from frontline.people.roster import apply_roster
+    from frontline.people.roster_csv import parse_roster
+    from frontline.rotations.service import plan_rotations
     from frontline.web.auth import add_hr
     from models import Department, Employee, Observation, Rotation, get_engine, init_db
 
     engine = get_engine()
     init_db(engine)
-    files = write_csvs(generate_company(600), tmp / "roster")
+    files = write_csvs(generate_company(600, today=today), tmp / "roster")
     parsed = parse_roster(files["departments"], files["employees"], files.get("absences"))
     with Session(engine) as s:
-        apply_roster(s, parsed, actor="test")
+        apply_roster(s, parsed, actor="test", today=today)
         add_hr(s, HR, actor="test")
         s.commit()
     from frontline.core.policy import load_policy
 
     pol = load_policy()
-    monday = date.today() - timedelta(days=date.today().weekday())
-    from frontline.rotations import service as planning
+    monday = today - timedelta(days=today.weekday())
 
     with Session(engine) as s:
         # A company in steady state: most long-serving people rotated at some point in the last year,
@@ -62,7 +84,7 @@ def _seed(tmp: Path) -> dict:
                 e.last_rotation = monday - timedelta(days=30 + (i * 7) % 330)
                 s.add(e)
         s.commit()
-        result = planning.plan_rotations(s, pol, monday, 26, dry_run=False, actor="test")
+        result = plan_rotations(s, pol, monday, 26, dry_run=False, actor="test", today=today)
         s.commit()
         assert result.planned > 100
     from frontline.calendar.invites import process_invites
@@ -73,7 +95,7 @@ def _seed(tmp: Path) -> dict:
                 Rotation.status != "cancelled", Rotation.start <= monday + timedelta(weeks=6), Rotation.end >= monday
             )
         ).all()
-        process_invites(s, list(soon), as_of=date.today(), announce_weeks=8)
+        process_invites(s, list(soon), as_of=today, announce_weeks=8)
         s.commit()
     with Session(engine) as s:
         departments = s.exec(
@@ -94,12 +116,20 @@ def _seed(tmp: Path) -> dict:
         s.commit()
         employees = s.exec(select(Employee).where(Employee.active.is_(True))).all()
         move = _movable_invited_rotation(s, pol, monday)
-        return {"head_a": a.head_email, "dept_a": a.id, "dept_b": b.id, "employees": len(employees), **move}
+        return {
+            "head_a": a.head_email,
+            "dept_a": a.id,
+            "dept_b": b.id,
+            "employees": len(employees),
+            "support": pol.support_department,
+            **move,
+        }
 
 
 def _movable_invited_rotation(s: Session, pol, monday: date) -> dict:
     """An announced rotation and a Monday inside the invite window that the planner's hard rules allow."""
-    from frontline.rotations.service import PlanningError, validate_start
+    from frontline.core.errors import PlanningError
+    from frontline.rotations.overrides import validate_start
     from models import Rotation
 
     invited = s.exec(
@@ -121,9 +151,7 @@ def _movable_invited_rotation(s: Session, pol, monday: date) -> dict:
 
 
 @pytest.fixture(scope="module")
-def console_server(tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip("Debian Chromium (/usr/bin/chromium) is not installed; `make chromium` installs it")
+def console_server(chromium, tmp_path_factory):
     from frontline.core.settings import get_settings
     from models.db import _engine_for
 
@@ -149,23 +177,9 @@ def console_server(tmp_path_factory):
             mp.setenv(k, v)
         mp.delenv("FRONTLINE_SMTP_URL", raising=False)
         get_settings.cache_clear()
-        info = _seed(tmp)
+        info = _seed(tmp, TODAY)
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "frontline.web.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env={**os.environ, **env},
-            cwd=ROOT,
+            [sys.executable, "-c", SERVER, TODAY.isoformat(), str(port)], env={**os.environ, **env}, cwd=ROOT
         )
         try:
             deadline = time.monotonic() + 60
@@ -188,12 +202,12 @@ def console_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(console_server):
+def browser(chromium, console_server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         b = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
         )
         yield b
         b.close()
@@ -232,7 +246,33 @@ def _server_ms(response) -> float:
     return float(re.search(r"total;dur=([0-9.]+)", timing).group(1))
 
 
+def _plan_view(engine, support: str, weeks: int) -> tuple[set[int], list]:
+    """What the plan view of ``weeks`` weeks from MONDAY draws for HR: the people it lists (active, outside
+    the support department) and their live rotations overlapping those weeks."""
+    from models import Department, Employee, Rotation
+
+    end = MONDAY + timedelta(weeks=weeks, days=-1)
+    with Session(engine) as s:
+        people = set(
+            s.exec(
+                select(Employee.id)
+                .join(Department, col(Department.id) == col(Employee.department_id))
+                .where(col(Employee.active).is_(True), Department.name != support)
+            ).all()
+        )
+        rotations = s.exec(
+            select(Rotation).where(
+                Rotation.status != "cancelled", col(Rotation.start) <= end, col(Rotation.end) >= MONDAY
+            )
+        ).all()
+    return people, [r for r in rotations if r.employee_id in people]
+
+
 def test_hr_signs_in_views_plan_and_dashboard(browser, console_server, artifacts_dir):
+    people, rotations = _plan_view(console_server["engine"], console_server["support"], 16)
+    invited = [r for r in rotations if r.status == "invited"]
+    invited_people = {r.employee_id for r in invited}
+    assert len(people) >= 400 and len(rotations) >= 40 and invited  # the seed: 600 people, invites for 6 weeks
     context, page = _sign_in(browser, console_server, HR)
     try:
         assert page.url.endswith("/console")
@@ -249,17 +289,19 @@ def test_hr_signs_in_views_plan_and_dashboard(browser, console_server, artifacts
             f"\nplan view, {console_server['employees']} employees ({rows} rows shown), 16 weeks: "
             f"server time {', '.join(f'{t:.0f}' for t in timings)} ms (first, then warm)"
         )
-        assert rows >= 400  # everyone outside support is on the plan
-        assert page.locator("#plan a.rot").count() >= 40  # 20 seats, 4-week rotations: about 5 starts a week
+        assert rows == len(people)  # everyone outside support is on the plan, once
+        assert page.locator("#plan a.rot").count() == len(rotations)  # a bar per rotation in those weeks
         assert page.locator("#seat-load .gauge").count() == 16
         page.screenshot(path=str(artifacts_dir / "console-plan.png"))
 
-        # filters are plain GET parameters
+        # filters are plain GET parameters: only the people with an invited rotation, with all their bars
         page.select_option("select[name=status]", "invited")
         page.click("form.filters button[type=submit]")
         assert "status=invited" in page.url
-        assert page.locator("#plan a.rot.st-invited").count() > 0
-        assert page.locator("#plan a.rot.st-draft").count() <= page.locator("#plan .days").count()
+        assert page.locator("#plan .days").count() == len(invited_people)
+        assert page.locator("#plan a.rot.st-invited").count() == len(invited)
+        drafts_of_invited = [r for r in rotations if r.status == "draft" and r.employee_id in invited_people]
+        assert page.locator("#plan a.rot.st-draft").count() == len(drafts_of_invited)
     finally:
         context.close()
 
@@ -309,9 +351,26 @@ def test_move_a_rotation_with_a_reason_queues_the_invite_update(browser, console
 
 
 def test_planner_dry_run_shows_the_changes_before_applying(browser, console_server):
-    from models import PlanRun, Rotation
+    from models import Absence, Employee, PlanRun, Rotation
 
-    with Session(console_server["engine"]) as s:
+    engine = console_server["engine"]
+    with Session(engine) as s:
+        # a draft rotation whose first days now overlap an absence: the planner must move it, and says why
+        draft = s.exec(
+            select(Rotation)
+            .where(
+                Rotation.status == "draft",
+                col(Rotation.locked).is_(False),
+                col(Rotation.start) >= MONDAY + timedelta(weeks=2),
+                col(Rotation.start) < MONDAY + timedelta(weeks=20),
+            )
+            .order_by(col(Rotation.start), col(Rotation.id))
+        ).first()
+        assert draft is not None, "the seed plans drafts in the coming weeks"
+        who = s.get(Employee, draft.employee_id)
+        s.add(Absence(employee_id=who.id, start=draft.start, end=draft.start + timedelta(days=2), reason="conference"))
+        s.commit()
+        moved_key, old_start = who.employee_id, draft.start.isoformat()
         before = sorted((r.id, r.start, r.status) for r in s.exec(select(Rotation)).all())
     context, page = _sign_in(browser, console_server, HR)
     try:
@@ -320,16 +379,22 @@ def test_planner_dry_run_shows_the_changes_before_applying(browser, console_serv
         page.fill("input[name=weeks]", "26")
         page.click("#dry-run")
         page.wait_for_selector("#change-count")
-        changes = int(page.locator("#change-count").inner_text())
-        assert (
-            (page.locator("#plan-diff tbody tr").count() == min(changes, 500))
-            if changes
-            else page.locator("text=Nothing would change").is_visible()
-        )
-        assert page.locator("#apply-plan").is_visible()  # applying is a separate, confirmed step
-        with Session(console_server["engine"]) as s:
+        with Session(engine) as s:
+            run = s.exec(select(PlanRun).order_by(col(PlanRun.id).desc())).first()
+            assert run.dry_run and run.horizon_start == MONDAY and run.horizon_weeks == 26
+            expected = run.summary["changes"]
+            # previewing wrote no rotation
             assert sorted((r.id, r.start, r.status) for r in s.exec(select(Rotation)).all()) == before
-            assert s.exec(select(PlanRun).order_by(PlanRun.id.desc())).first().dry_run
+        assert 1 <= len(expected) < 500
+        assert int(page.locator("#change-count").inner_text()) == len(expected)
+        assert not page.locator("text=Nothing would change").is_visible()
+        shown = [row.locator("td").all_inner_texts() for row in page.locator("#plan-diff tbody tr").all()]
+        assert [(action, old, new) for _who, action, old, new, _why in shown] == [
+            (c["action"], c["old_start"] or "", c["new_start"] or "") for c in expected
+        ]
+        i = next(i for i, c in enumerate(expected) if c["employee_id"] == moved_key)
+        assert shown[i][1:3] == ["moved", old_start] and shown[i][3] != old_start and "absence" in shown[i][4]
+        assert page.locator("#apply-plan").is_visible()  # applying is a separate, confirmed step
     finally:
         context.close()
 

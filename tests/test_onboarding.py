@@ -151,7 +151,7 @@ def test_onboard_new_hire_flow_end_to_end(sqlite_settings, sqlite_engine, prefec
 
     example = Path(__file__).resolve().parent.parent / "frontline.example.toml"
     sqlite_settings.policy_path.write_text(example.read_text())
-    today = date.today()
+    today = date(2027, 3, 3)  # the flow runs "as of" this day, whatever the machine's calendar says
     with session_scope(sqlite_engine) as s:
         support = Department(name="Support", head_name="S", head_email="s@example.com")
         eng = Department(name="Engineering", head_name="E", head_email="e@example.com")
@@ -181,7 +181,7 @@ def test_onboard_new_hire_flow_end_to_end(sqlite_settings, sqlite_engine, prefec
             )
         )
 
-    state = onboard_new_hire("frontline.employee.N1", return_state=True)
+    state = onboard_new_hire("frontline.employee.N1", as_of=today, return_state=True)
     out = state.result()
     assert out["employee_id"] == "N1" and out["plan"]["status"] == "planned", out
     assert out["pairing"]["mentor"] == "M1" and out["invites"]["queued"] >= 1 and out["mail"]["sent"] >= 1
@@ -195,7 +195,7 @@ def test_onboard_new_hire_flow_end_to_end(sqlite_settings, sqlite_engine, prefec
         assert mail and {m.state for m in mail} == {"sent"}
     assert list(sqlite_settings.outbox_dir.glob("*.eml")), "delivered to the outbox folder"
 
-    again = onboard_new_hire("N1")
+    again = onboard_new_hire("N1", as_of=today)
     assert again["plan"]["status"] == "already_planned" and again["invites"]["queued"] == 0
     with session_scope(sqlite_engine) as s:
         assert len(s.exec(select(OutboundMessage)).all()) == len(mail), "a second run queues nothing"

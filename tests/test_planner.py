@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from datetime import date
 
 import numpy as np
@@ -380,10 +381,12 @@ def test_larger_company_gap_and_speed():
     for p in people:
         counts[p.dept] = counts.get(p.dept, 0) + 1
     inp = PlanInput(MONDAY, 52, 4, 160, people, {d: department_cap(0.1, n) for d, n in counts.items()})
+    cpu = time.process_time()
     out = solve(inp)
+    cpu = time.process_time() - cpu  # CPU time, not wall time: the machine may be busy with other work
     assert_hard_rules(inp, out)
     assert out.gap is not None and out.gap < 0.005
-    assert out.solve_seconds < 30
+    assert cpu < 60, f"took {cpu:.1f} s of CPU (about 2.5 s on a 2026 laptop core)"
     assert greedy(inp).objective > out.objective
 
 

@@ -10,9 +10,12 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import select
 
+from frontline.core.errors import PlanningError
 from frontline.core.policy import parse_policy
-from frontline.rotations import service as planning
-from frontline.rotations.service import PlanningError
+from frontline.rotations import export, overrides
+from frontline.rotations.service import load_input, plan_rotations
+from frontline.rotations.solver import solve
+from frontline.rotations.weeks import holidays_between
 from models import Absence, AuditEvent, Department, Employee, MentorPairing, PlanRun, Rotation, session_scope
 
 H = date(2027, 1, 4)  # a Monday: the horizon start of every test
@@ -81,7 +84,7 @@ def _rotations(engine) -> dict[str, Rotation]:
 
 def _plan(engine, **kw):
     with session_scope(engine) as s:
-        return planning.plan_rotations(s, POLICY, start=H, weeks=kw.pop("weeks", 26), **kw)
+        return plan_rotations(s, POLICY, start=H, weeks=kw.pop("weeks", 26), **kw)
 
 
 def _assert_rules(engine) -> None:
@@ -111,27 +114,51 @@ def _assert_rules(engine) -> None:
         assert n <= caps[d], (d, w, n)
 
 
+# Due weeks of the fixture, worked out by hand: due cycle_months (12) after the last rotation, on the Monday
+# on or after it; never rotated: due at the horizon start; the new hire: the Monday after the hire date.
+EXPECTED_DUE = {
+    **{f"E{i}": H for i in (0, 2, 4, 6)},
+    "E1": date(2027, 1, 25),  # last rotation 2026-01-21
+    "E3": date(2027, 3, 8),  # 2026-03-02
+    "E5": date(2027, 4, 12),  # 2026-04-11
+    "E7": date(2027, 5, 24),  # 2026-05-21
+    "NH": date(2027, 2, 15),  # hired 2027-02-10
+    "A1": H,
+    "A2": date(2027, 6, 7),  # 2026-06-01
+}
+
+
 def test_plan_from_database(engine, settings):
-    ids = _company(engine)
+    _company(engine)
+    with session_scope(engine) as s:  # what the solver decides for this database, before anything is written
+        expected = solve(load_input(s, POLICY, H, 26).inp)
     result = _plan(engine)
     rots = _rotations(engine)
     # everyone outside Support who has not left and is not exempt: 8 engineers, the new hire, A1, A2
-    assert set(rots) == {f"E{i}" for i in range(8)} | {"NH", "A1", "A2"}
-    assert result.planned == 11 and result.created == 11 and not result.unplaced
+    assert set(rots) == set(EXPECTED_DUE) == set(expected.assignments)
+    assert result.planned == 11 and result.created == 11 and not result.unplaced and not expected.unplaced
+    # the rotations written are the solver's plan: its start weeks, as 2-week drafts nobody was told about
+    assert {k: r.start for k, r in rots.items()} == {k: H + timedelta(weeks=w) for k, w in expected.assignments.items()}
+    for key, r in rots.items():
+        assert (r.status, r.locked, r.announced_start, r.sequence) == ("draft", False, None, 0), key
+        assert r.end == r.start + timedelta(days=13) and r.due == EXPECTED_DUE[key], key
+        assert r.kind == ("new_hire" if key == "NH" else "cycle"), key
+    assert sorted((c["employee_id"], c["action"], c["new_start"]) for c in result.changes) == sorted(
+        (k, "created", r.start.isoformat()) for k, r in rots.items()
+    )
     _assert_rules(engine)
-    assert rots["NH"].kind == "new_hire" and rots["NH"].start >= date(2027, 2, 10)
-    assert rots["E1"].kind == "cycle" and rots["E0"].start >= date(2027, 2, 15)  # after the absence
+    assert rots["NH"].start >= date(2027, 2, 10) and rots["E0"].start >= date(2027, 2, 15)  # after the absence
     assert result.skipped == {"left": 1, "support": 2, "exempt": 1}
-    assert result.lower_bound is not None and result.gap is not None and result.gap < 1e-6
+    assert result.objective == pytest.approx(expected.objective) and result.gap is not None and result.gap < 1e-6
     with session_scope(engine) as s:
         run = s.get(PlanRun, result.run_id)
         assert run.planned == 11 and run.objective == pytest.approx(result.objective) and run.summary["created"] == 11
-        assert s.exec(select(AuditEvent).where(AuditEvent.action == "plan.run")).first() is not None
+        event = s.exec(select(AuditEvent).where(AuditEvent.action == "plan.run")).one()
+        assert event.subject_id == str(run.id) and event.details["created"] == 11
     # same inputs, same plan: nothing changes
     again = _plan(engine)
     assert (again.created, again.moved, again.removed, again.kept) == (0, 0, 0, 11)
     assert {k: r.start for k, r in _rotations(engine).items()} == {k: r.start for k, r in rots.items()}
-    assert ids
 
 
 def test_short_replan_leaves_drafts_after_its_horizon_alone(engine, settings):
@@ -215,13 +242,13 @@ def test_announced_and_locked_rotations_never_move(engine, settings):
         s.add(inv)
         # an absence now overlaps the announced rotation: it still does not move (HR decides)
         s.add(Absence(employee_id=ids["E1"], start=inv.start, end=inv.start, reason="doctor"))
-        planning.lock(s, rots["E2"].id, "agreed with the team")
+        overrides.lock(s, rots["E2"].id, "agreed with the team")
     _plan(engine)
     after = _rotations(engine)
     assert after["E1"].start == rots["E1"].start and after["E1"].status == "invited"
     assert after["E2"].start == rots["E2"].start and after["E2"].locked
     with session_scope(engine) as s:
-        planning.unlock(s, rots["E1"].id, "let the planner fix the clash")
+        overrides.unlock(s, rots["E1"].id, "let the planner fix the clash")
     result = _plan(engine)
     after = _rotations(engine)
     assert after["E1"].start != rots["E1"].start and after["E1"].status == "draft"
@@ -235,27 +262,27 @@ def test_overrides_validated_and_audited(engine, settings):
     rots = _rotations(engine)
     with session_scope(engine) as s:
         with pytest.raises(PlanningError, match="reason is required"):
-            planning.move(s, POLICY, rots["E4"].id, date(2027, 6, 7), "  ")
+            overrides.move(s, POLICY, rots["E4"].id, date(2027, 6, 7), "  ")
         with pytest.raises(PlanningError, match="Monday"):
-            planning.move(s, POLICY, rots["E4"].id, date(2027, 6, 8), "wants June")
+            overrides.move(s, POLICY, rots["E4"].id, date(2027, 6, 8), "wants June")
         with pytest.raises(PlanningError, match="absence"):
-            planning.move(s, POLICY, rots["E0"].id, date(2027, 1, 11), "asap")
+            overrides.move(s, POLICY, rots["E0"].id, date(2027, 1, 11), "asap")
         with pytest.raises(PlanningError, match="blackout"):
-            planning.move(s, POLICY, rots["E4"].id, date(2027, 3, 1), "launch week")
+            overrides.move(s, POLICY, rots["E4"].id, date(2027, 3, 1), "launch week")
         with pytest.raises(PlanningError, match="before"):
-            planning.move(s, POLICY, rots["NH"].id, date(2027, 2, 1), "early")
+            overrides.move(s, POLICY, rots["NH"].id, date(2027, 2, 1), "early")
         with pytest.raises(PlanningError, match="does not exist"):
-            planning.lock(s, 99999, "x")
-        moved = planning.move(s, POLICY, rots["E4"].id, date(2027, 6, 7), "wants June")
+            overrides.lock(s, 99999, "x")
+        moved = overrides.move(s, POLICY, rots["E4"].id, date(2027, 6, 7), "wants June")
         assert moved.locked and moved.end == date(2027, 6, 20) and "wants June" in moved.change_reason
     with session_scope(engine) as s:
-        a, b = planning.swap(s, POLICY, rots["E5"].id, rots["E6"].id, "they traded")
+        a, b = overrides.swap(s, POLICY, rots["E5"].id, rots["E6"].id, "they traded")
         assert (a.start, b.start) == (rots["E6"].start, rots["E5"].start) and a.locked and b.locked
-        d = planning.defer(s, POLICY, planning.upcoming_rotation(s, "E7").id, weeks=3, reason="project deadline")
+        d = overrides.defer(s, POLICY, overrides.upcoming_rotation(s, "E7").id, weeks=3, reason="project deadline")
         assert d.start == rots["E7"].start + timedelta(weeks=3)
         with pytest.raises(PlanningError, match="either"):
-            planning.defer(s, POLICY, d.id, reason="x")
-        planning.exempt(s, "A1", date(2027, 12, 31), "parental leave", today=H)
+            overrides.defer(s, POLICY, d.id, reason="x")
+        overrides.exempt(s, "A1", date(2027, 12, 31), "parental leave", today=H)
     with session_scope(engine) as s:
         assert s.get(Rotation, rots["A1"].id) is None  # a never-announced draft is withdrawn
         assert s.get(Employee, ids["A1"]).exempt_until == date(2027, 12, 31)
@@ -278,9 +305,9 @@ def test_export_json_and_csv(engine, settings):
     _company(engine)
     _plan(engine)
     with session_scope(engine) as s:
-        rows = planning.export_rows(s)
+        rows = export.export_rows(s)
     required = ["employee_id", "email", "department", "start", "end", "kind", "status", "locked"]
-    data = json.loads(planning.export_text(rows, "json"))
+    data = json.loads(export.export_text(rows, "json"))
     assert isinstance(data, list) and len(data) == 11
     assert all(set(required) <= set(r) for r in data)
     assert [r["start"] for r in data] == sorted(r["start"] for r in data)
@@ -291,12 +318,12 @@ def test_export_json_and_csv(engine, settings):
         and nh["locked"] is False
         and nh["email"] == "nh@example.com"
     )
-    parsed = list(csv.DictReader(io.StringIO(planning.export_text(rows, "csv"))))
+    parsed = list(csv.DictReader(io.StringIO(export.export_text(rows, "csv"))))
     assert len(parsed) == 11 and set(required) <= set(parsed[0])
     with pytest.raises(PlanningError):
-        planning.export_text(rows, "xml")
+        export.export_text(rows, "xml")
     # German public holidays inside a rotation are shown (Easter Monday 2027-03-29, Good Friday 2027-03-26)
-    assert planning.holidays_between("DE", date(2027, 3, 22), date(2027, 4, 4)) == [
+    assert holidays_between("DE", date(2027, 3, 22), date(2027, 4, 4)) == [
         (date(2027, 3, 26), "Good Friday"),
         (date(2027, 3, 29), "Easter Monday"),
     ]
@@ -363,8 +390,8 @@ def test_plan_flow(sqlite_engine, sqlite_settings, prefect_harness, capsys):
 
 
 def test_csv_export_cells_cannot_run_as_spreadsheet_formulas():
-    row = {name: "" for name, _ in planning.EXPORT_COLUMNS} | dict.fromkeys(planning.MENTOR_COLUMNS, "")
+    row = {name: "" for name, _ in export.EXPORT_COLUMNS} | dict.fromkeys(export.MENTOR_COLUMNS, "")
     row |= {"employee_id": "E1", "department": '=HYPERLINK("http://evil.example")', "email": "@sum@example.com"}
-    parsed = next(csv.DictReader(io.StringIO(planning.export_text([row], "csv"))))
+    parsed = next(csv.DictReader(io.StringIO(export.export_text([row], "csv"))))
     assert parsed["department"] == '\'=HYPERLINK("http://evil.example")'
     assert parsed["email"] == "'@sum@example.com" and parsed["employee_id"] == "E1"

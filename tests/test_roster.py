@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import MetaData, select
 from sqlmodel import Session
 
-from frontline.people.roster import RosterError, apply_roster, import_roster, parse_roster
+from frontline.core.errors import RosterError
+from frontline.people.roster import apply_roster, import_roster
+from frontline.people.roster_csv import parse_roster
 from models import Absence, AuditEvent, Department, Employee, MentorPairing, Rotation, session_scope
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -94,11 +94,11 @@ def test_100k_employees_in_a_few_seconds():
     elapsed = time.process_time() - started
     assert len(company.employees) == 100_000
     assert len({e["email"] for e in company.employees}) == 100_000
-    assert elapsed < 10, f"took {elapsed:.1f} s of CPU"
+    assert elapsed < 30, f"took {elapsed:.1f} s of CPU (about 1.5 s on a 2026 laptop core)"
 
 
 def test_generated_csvs_are_a_valid_roster_that_round_trips(tmp_path):
-    from frontline.people.roster import parse_roster
+    from frontline.people.roster_csv import parse_roster
 
     for seed in (1, 2, 3):
         company = generate_company(250, seed=seed, today=TODAY)

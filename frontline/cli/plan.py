@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from frontline.cli.common import echo_table, fail, load_policy_or_exit, open_database, run_flow
+from frontline.core.errors import PlanningError
 
 app = typer.Typer(
     help=(
@@ -20,13 +21,15 @@ app = typer.Typer(
 TARGET_HELP = "A rotation id, or an employee id (their upcoming rotation)."
 
 
-def _date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
+def _date(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
         fail(f"{option}: {value!r} is not a date (use YYYY-MM-DD)")
+
+
+def _optional_date(value: str | None, option: str) -> date | None:
+    return None if value is None else _date(value, option)
 
 
 def _print_summary(out: dict) -> None:
@@ -66,12 +69,11 @@ def plan_command(
     """Plan rotations for the horizon (runs the plan-rotations flow) and print the summary."""
     if ctx.invoked_subcommand is not None:
         return
-    day = _date(start, "--from")
+    day = _optional_date(start, "--from")
     policy = load_policy_or_exit()
     open_database()
     from flows.plan import plan_rotations
     from frontline.mentors.service import support_department
-    from frontline.rotations.service import PlanningError
     from models import session_scope
 
     try:
@@ -93,7 +95,7 @@ def export_command(
     if fmt not in {"json", "csv"}:
         fail(f"--format: {fmt!r} is not json or csv")
     open_database()
-    from frontline.rotations.service import export_rows, export_text
+    from frontline.rotations.export import export_rows, export_text
     from models import session_scope
 
     with session_scope() as session:
@@ -110,7 +112,6 @@ def export_command(
 
 def _override(action) -> None:
     """Run ``action(session, policy)`` in one transaction; planning errors become clear CLI errors."""
-    from frontline.rotations.service import PlanningError
     from models import session_scope
 
     policy = load_policy_or_exit()
@@ -124,9 +125,14 @@ def _override(action) -> None:
 
 
 def _rotation_id(session, target: str) -> int:
-    from frontline.rotations.service import upcoming_rotation
+    from frontline.rotations.overrides import upcoming_rotation
 
-    return int(target) if target.isdigit() else upcoming_rotation(session, target).id
+    if target.isdigit():
+        return int(target)
+    rotation_id = upcoming_rotation(session, target).id
+    if rotation_id is None:  # never: the rotation was read from the database
+        raise PlanningError(f"the rotation of {target} is not stored yet")
+    return rotation_id
 
 
 REASON = typer.Option(..., "--reason", help="Why (required; stored in the audit trail).")
@@ -139,12 +145,12 @@ def move_command(
     reason: str = REASON,
 ) -> None:
     """Move a rotation to a new Monday and lock it there."""
-    from frontline.rotations import service as planning
+    from frontline.rotations import overrides
 
     day = _date(new_start, "NEW_START")
 
     def act(session, policy):
-        rot = planning.move(session, policy, _rotation_id(session, target), day, reason)
+        rot = overrides.move(session, policy, _rotation_id(session, target), day, reason)
         return f"rotation {rot.id} now {rot.start}..{rot.end} (locked)"
 
     _override(act)
@@ -155,10 +161,10 @@ def swap_command(
     a: str = typer.Argument(..., help=TARGET_HELP), b: str = typer.Argument(..., help=TARGET_HELP), reason: str = REASON
 ) -> None:
     """Exchange the start weeks of two rotations (both become locked)."""
-    from frontline.rotations import service as planning
+    from frontline.rotations import overrides
 
     def act(session, policy):
-        ra, rb = planning.swap(session, policy, _rotation_id(session, a), _rotation_id(session, b), reason)
+        ra, rb = overrides.swap(session, policy, _rotation_id(session, a), _rotation_id(session, b), reason)
         return f"rotation {ra.id} now starts {ra.start}; rotation {rb.id} now starts {rb.start} (both locked)"
 
     _override(act)
@@ -172,12 +178,12 @@ def defer_command(
     reason: str = REASON,
 ) -> None:
     """Start a rotation later (locks it)."""
-    from frontline.rotations import service as planning
+    from frontline.rotations import overrides
 
-    day = _date(until, "--until")
+    day = _optional_date(until, "--until")
 
     def act(session, policy):
-        rot = planning.defer(session, policy, _rotation_id(session, target), weeks=weeks, until=day, reason=reason)
+        rot = overrides.defer(session, policy, _rotation_id(session, target), weeks=weeks, until=day, reason=reason)
         return f"rotation {rot.id} deferred to {rot.start}..{rot.end} (locked)"
 
     _override(act)
@@ -190,12 +196,12 @@ def exempt_command(
     reason: str = REASON,
 ) -> None:
     """Exempt an employee from rotating until a date; their rotations inside it are withdrawn."""
-    from frontline.rotations import service as planning
+    from frontline.rotations import overrides
 
     day = _date(until, "--until")
 
     def act(session, policy):
-        e = planning.exempt(session, employee_id, day, reason)
+        e = overrides.exempt(session, employee_id, day, reason)
         return f"{e.employee_id} exempt until {e.exempt_until}; re-run `frontline plan` to fill the gap"
 
     _override(act)
@@ -204,20 +210,20 @@ def exempt_command(
 @app.command("lock")
 def lock_command(target: str = typer.Argument(..., help=TARGET_HELP), reason: str = REASON) -> None:
     """Lock a rotation: the planner never moves it."""
-    from frontline.rotations import service as planning
+    from frontline.rotations import overrides
 
     _override(
-        lambda session, policy: f"rotation {planning.lock(session, _rotation_id(session, target), reason).id} locked"
+        lambda session, policy: f"rotation {overrides.lock(session, _rotation_id(session, target), reason).id} locked"
     )
 
 
 @app.command("unlock")
 def unlock_command(target: str = typer.Argument(..., help=TARGET_HELP), reason: str = REASON) -> None:
     """Unlock a rotation (also an announced one): the next plan may move it; a move is announced as an update."""
-    from frontline.rotations import service as planning
+    from frontline.rotations import overrides
 
     _override(
         lambda session, policy: (
-            f"rotation {planning.unlock(session, _rotation_id(session, target), reason).id} unlocked"
+            f"rotation {overrides.unlock(session, _rotation_id(session, target), reason).id} unlocked"
         )
     )

@@ -40,7 +40,9 @@ def import_command(
 
     Any bad row aborts the import: every problem is printed as file:row: column: message, the exit code is 1 and the database is left untouched.
     """
-    from frontline.people.roster import RosterError, import_roster, parse_roster
+    from frontline.core.errors import RosterError
+    from frontline.people.roster import import_roster
+    from frontline.people.roster_csv import parse_roster
 
     # Validate before anything opens the database or starts Prefect.
     try:
@@ -83,7 +85,8 @@ def check_command(
 
     Runs every check of `roster import` that needs no database (it cannot see whether an e-mail address still belongs to someone outside the files) and prints every problem as file:row: column: message.
     """
-    from frontline.people.roster import RosterError, parse_roster
+    from frontline.core.errors import RosterError
+    from frontline.people.roster_csv import parse_roster
 
     try:
         parsed = parse_roster(departments, employees, absences)

@@ -17,8 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from frontline.core import clock
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 HIRED = "frontline.employee.hired"
 RESOURCE_PREFIX = "frontline.employee."
@@ -41,11 +45,11 @@ def prefect_api_available() -> bool:
     return bool(PREFECT_API_URL.value()) or FlowRunContext.get() is not None or TaskRunContext.get() is not None
 
 
-def onboarding_candidates(session, employee_ids: Iterable[str], today: date | None = None) -> list[str]:
+def onboarding_candidates(session: Session, employee_ids: Iterable[str], today: date | None = None) -> list[str]:
     """The ids among ``employee_ids`` that are new hires to onboard now: active, outside the support
     department, never rotated, hired no longer ago than the policy's ``new_hire_within_weeks`` (so the
     first import of a whole company does not "hire" everyone who joined years ago)."""
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from frontline.core.policy import PolicyError, load_policy
     from models import Department, Employee
@@ -62,12 +66,12 @@ def onboarding_candidates(session, employee_ids: Iterable[str], today: date | No
     earliest = today - timedelta(weeks=weeks)
     rows = session.exec(
         select(Employee.employee_id, Department.name)
-        .join(Department, Department.id == Employee.department_id)
+        .join(Department, col(Department.id) == col(Employee.department_id))
         .where(
-            Employee.employee_id.in_(ids),
-            Employee.active == True,  # noqa: E712 - SQL expression
-            Employee.last_rotation.is_(None),
-            Employee.hire_date >= earliest,
+            col(Employee.employee_id).in_(ids),
+            col(Employee.active) == True,  # noqa: E712 - SQL expression
+            col(Employee.last_rotation).is_(None),
+            col(Employee.hire_date) >= earliest,
         )
     ).all()
     keep = {eid for eid, dept in rows if support is None or dept.casefold() != support.casefold()}

@@ -2,9 +2,9 @@
 
 Two steps, one code path for the CLI, the flow and the web console:
 
-* :func:`parse_roster` reads and validates every row of every file (no database). It collects *every*
-  problem as ``file:row: column: message`` (row = the line number a user sees, header = line 1) and
-  raises :class:`RosterError` if there is any.
+* :func:`frontline.people.roster_csv.parse_roster` reads and validates every row of every file (no
+  database). It collects *every* problem as ``file:row: column: message`` (row = the line number a user
+  sees, header = line 1) and raises :class:`RosterError` if there is any.
 * :func:`apply_roster` checks the parsed roster against the database (e-mail addresses still held by
   people outside the import), then upserts everything in the caller's transaction. Nothing is written
   when a problem is found.
@@ -18,112 +18,47 @@ Semantics (documented in the README, *Roster import*):
 * ``last_rotation`` never moves backwards (Frontline records rotations itself);
 * with an absences file, the absences of every employee in the import are replaced by the file's rows;
   without one, absences are left alone.
-
-Each input is a path or a ``(name, text_or_bytes)`` pair (uploads), decoded as UTF-8 with or without BOM.
 """
 
 from __future__ import annotations
 
-import csv
-import re
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
-from zoneinfo import available_timezones
 
-from sqlalchemy import insert, select, update
-from sqlmodel import Session
+from sqlalchemy import Row, delete, insert, select, update
+from sqlmodel import Session, col
 
 from frontline.core import audit, clock
 from frontline.core.errors import RosterError
-from models import Absence, Department, Employee, MentorPairing, Rotation, utcnow
-
-DEPARTMENT_COLUMNS = ["department", "head_name", "head_email", "max_away_fraction"]
-EMPLOYEE_COLUMNS = [
-    "employee_id",
-    "name",
-    "email",
-    "department",
-    "title",
-    "hire_date",
-    "timezone",
-    "country",
-    "languages",
-    "skills",
-    "mentor",
-    "mentor_capacity",
-    "last_rotation",
-]
-ABSENCE_COLUMNS = ["employee_id", "start", "end", "reason"]
-OPTIONAL_COLUMNS = {
-    "max_away_fraction",
-    "title",
-    "languages",
-    "skills",
-    "mentor",
-    "mentor_capacity",
-    "last_rotation",
-    "reason",
-}
-
-RosterSource = Path | str | tuple[str, str | bytes]
-
-_EMAIL = re.compile(
-    r"^[^\s@<>(),;:\"\[\]\\]+@(?:[^\s@<>(),;:\"\[\]\\.]+\.)+[^\s@<>(),;:\"\[\]\\.0-9][^\s@<>(),;:\"\[\]\\.]+$"
+from frontline.people.directory import department_names, employees_by_external_id
+from frontline.people.roster_csv import (
+    ABSENCE_COLUMNS,
+    DEPARTMENT_COLUMNS,
+    EMPLOYEE_COLUMNS,
+    AbsenceRow,
+    EmployeeRow,
+    ParsedRoster,
+    RosterSource,
+    parse_roster,
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # (PostgreSQL refuses NUL in text)
-_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
-_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
-_YES = {"yes", "y", "true", "1"}
-_NO = {"no", "n", "false", "0", ""}
+from models import Absence, AuditEvent, Department, Employee, MentorPairing, Rotation, utcnow
 
+__all__ = [
+    "ABSENCE_COLUMNS",  # the columns are kept importable from here for the demo's CSV writer
+    "DEPARTMENT_COLUMNS",
+    "EMPLOYEE_COLUMNS",
+    "ImportResult",
+    "ParsedRoster",
+    "RosterError",
+    "apply_roster",
+    "import_roster",
+    "last_import",
+    "parse_roster",
+]
 
-@dataclass(frozen=True)
-class DepartmentRow:
-    line: int
-    name: str
-    head_name: str
-    head_email: str
-    max_away_fraction: float | None
-
-
-@dataclass(frozen=True)
-class EmployeeRow:
-    line: int
-    employee_id: str
-    name: str
-    email: str
-    department: str
-    title: str
-    hire_date: date
-    timezone: str
-    country: str
-    languages: list[str]
-    skills: list[str]
-    is_mentor: bool
-    mentor_capacity: int
-    last_rotation: date | None
-
-
-@dataclass(frozen=True)
-class AbsenceRow:
-    line: int
-    employee_id: str
-    start: date
-    end: date
-    reason: str
-
-
-@dataclass
-class ParsedRoster:
-    """A validated roster. ``absences`` is None when no absences file was given (absences untouched)."""
-
-    departments: list[DepartmentRow]
-    employees: list[EmployeeRow]
-    absences: list[AbsenceRow] | None
-    files: dict[str, str] = field(default_factory=dict)
+BATCH = 2000  # rows per bulk INSERT/UPDATE
+ID_BATCH = 1000  # ids per IN (...) list
 
 
 @dataclass
@@ -166,374 +101,55 @@ class ImportResult:
         return "; ".join(parts)
 
 
-# --- reading -----------------------------------------------------------------------------------
+def import_roster(
+    session: Session,
+    departments_csv: RosterSource,
+    employees_csv: RosterSource,
+    absences_csv: RosterSource | None = None,
+    actor: str = "cli",
+    today: date | None = None,
+) -> ImportResult:
+    """Parse and apply in one go (raises :class:`RosterError` before writing anything)."""
+    return apply_roster(session, parse_roster(departments_csv, employees_csv, absences_csv), actor=actor, today=today)
 
 
-def _source(source: RosterSource) -> tuple[str, str | bytes | None, str | None]:
-    """(display name, content, problem)."""
-    if isinstance(source, tuple):
-        name, content = source
-        return str(name), content, None
-    path = Path(source)
-    try:
-        return str(source), path.read_bytes(), None
-    except FileNotFoundError:
-        return str(source), None, "file not found"
-    except OSError as exc:
-        return str(source), None, f"cannot read the file: {exc.strerror or exc}"
+def apply_roster(session: Session, parsed: ParsedRoster, actor: str = "cli", today: date | None = None) -> ImportResult:
+    """Write a parsed roster in the session's transaction (the caller commits). Raises :class:`RosterError`
+    before writing anything if the database reveals a problem.
 
-
-def _decode(content: str | bytes) -> tuple[str | None, str | None]:
-    if isinstance(content, str):
-        return content.removeprefix("\ufeff"), None
-    try:
-        return content.decode("utf-8-sig"), None
-    except UnicodeDecodeError as exc:
-        line = content[: exc.start].count(b"\n") + 1
-        return None, f"{line}: (file): not UTF-8 text (byte {exc.start}); save the file as UTF-8"
-
-
-class _Table:
-    """One CSV file: the header check and the records with the line each starts on."""
-
-    def __init__(self, source: RosterSource, columns: list[str], problems: list[str]):
-        self.name, content, problem = _source(source)
-        self.columns = columns
-        self.problems = problems
-        self.ok = False
-        self.header: list[str] = []
-        self._records: list[tuple[int, dict[str, str]]] | None = None
-        self._text = ""
-        if problem:
-            self.problem(1, "(file)", problem)
-            return
-        text, problem = _decode(content)  # type: ignore[arg-type]
-        if problem:
-            problems.append(f"{self.name}:{problem}")
-            return
-        self._text = text or ""
-        self.ok = self._read_header()
-
-    def problem(self, line: int, column: str, message: str) -> None:
-        self.problems.append(f"{self.name}:{line}: {column}: {message}")
-
-    def _reader(self) -> csv.reader:
-        return csv.reader(self._text.splitlines(keepends=True), strict=True)
-
-    def _read_header(self) -> bool:
-        reader = self._reader()
-        try:
-            header = next(reader, None)
-        except csv.Error as exc:
-            self.problem(1, "(header)", f"not valid CSV: {exc}")
-            return False
-        if header is None or not any(h.strip() for h in header):
-            self.problem(
-                1, "(header)", f"the file is empty; the first line must be the header: {','.join(self.columns)}"
-            )
-            return False
-        self.header = [h.strip().lower() for h in header]
-        ok = True
-        seen: set[str] = set()
-        for name in self.header:
-            if name in seen:
-                self.problem(1, name, "column appears twice in the header")
-                ok = False
-            seen.add(name)
-            if name not in self.columns:
-                self.problem(1, name or "(empty)", f"unknown column (expected: {','.join(self.columns)})")
-                ok = False
-        for name in self.columns:
-            if name not in seen and name not in OPTIONAL_COLUMNS:
-                self.problem(1, name, "missing column")
-                ok = False
-        return ok
-
-    def records(self) -> list[tuple[int, dict[str, str]]]:
-        """(line the record starts on, column -> stripped cell) for every non-blank record; read once."""
-        if self._records is None:
-            self._records = list(self._read_records())
-        return self._records
-
-    def _read_records(self) -> Iterator[tuple[int, dict[str, str]]]:
-        reader = self._reader()
-        next(reader, None)
-        header = self.header
-        width = len(header)
-        last_line = reader.line_num
-        while True:
-            start = last_line + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                self.problem(start, "(row)", f"not valid CSV: {exc}")
-                return
-            last_line = reader.line_num
-            if len(row) > width:
-                if any(cell.strip() for cell in row):
-                    self.problem(start, "(row)", f"{len(row)} values but the header has {width} columns")
-                continue
-            cells = dict(zip(header, (cell.strip() for cell in row), strict=False))
-            controls = {name: value for name, value in cells.items() if _CONTROL.search(value)}
-            for name, value in controls.items():
-                char = _CONTROL.search(value).group()
-                self.problem(start, name, f"contains the control character U+{ord(char):04X}; remove it")
-            if controls:
-                continue
-            if len(row) < width:
-                if not any(cells.values()):
-                    continue  # blank lines are allowed
-                cells.update((name, "") for name in header[len(row) :])
-            elif not any(cells.values()):
-                continue
-            yield start, cells
-
-
-class _Row:
-    """Field parsers for one record; each records its problem and returns None when the cell is bad."""
-
-    def __init__(self, table: _Table, line: int, cells: dict[str, str]):
-        self.table, self.line, self.cells = table, line, cells
-        self.bad = False
-
-    def problem(self, column: str, message: str) -> None:
-        self.bad = True
-        self.table.problem(self.line, column, message)
-
-    def text(self, column: str, *, required: bool = True, max_len: int = 300) -> str | None:
-        value = self.cells.get(column, "")
-        if not value and required:
-            self.problem(column, "required value is empty")
-            return None
-        if len(value) > max_len:
-            self.problem(column, f"longer than {max_len} characters")
-            return None
-        return value
-
-    def email(self, column: str) -> str | None:
-        value = self.text(column, max_len=320)
-        if value is None:
-            return None
-        if not _EMAIL.match(value) or ".." in value or value.startswith(".") or ".@" in value:
-            self.problem(column, f"{value!r} is not a valid e-mail address")
-            return None
-        return value.lower()
-
-    def date(self, column: str, *, required: bool = True) -> date | None:
-        value = self.cells.get(column, "")
-        if not value:
-            if required:
-                self.problem(column, "required date is empty (use YYYY-MM-DD)")
-            return None
-        try:
-            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-                raise ValueError
-            return date.fromisoformat(value)
-        except ValueError:
-            self.problem(column, f"{value!r} is not an ISO 8601 date (YYYY-MM-DD)")
-            return None
-
-    def items(self, column: str) -> list[str]:
-        seen: list[str] = []
-        for part in self.cells.get(column, "").split(";"):
-            part = part.strip()
-            if part and part not in seen:
-                seen.append(part)
-        return seen
-
-
-_ZONES: set[str] | None = None
-
-
-def _zones() -> set[str]:
-    global _ZONES
-    if _ZONES is None:
-        _ZONES = available_timezones()
-    return _ZONES
-
-
-def _parse_departments(table: _Table) -> list[DepartmentRow]:
-    rows: list[DepartmentRow] = []
-    first_line: dict[str, int] = {}
-    for line, cells in table.records():
-        r = _Row(table, line, cells)
-        name = r.text("department", max_len=200)
-        head_name = r.text("head_name")
-        head_email = r.email("head_email")
-        fraction = None
-        raw = cells.get("max_away_fraction", "")
-        if raw:
-            try:
-                fraction = float(raw)
-                if not 0 < fraction <= 1:
-                    r.problem("max_away_fraction", f"{raw} is not greater than 0 and at most 1 (e.g. 0.1 = 10%)")
-            except ValueError:
-                r.problem("max_away_fraction", f"{raw!r} is not a number (a fraction such as 0.1)")
-        if name is not None:
-            key = name.casefold()
-            if key in first_line:
-                r.problem("department", f"duplicate department {name!r} (first on row {first_line[key]})")
-            else:
-                first_line[key] = line
-        if not r.bad:
-            rows.append(DepartmentRow(line, name, head_name, head_email, fraction))  # type: ignore[arg-type]
-    return rows
-
-
-def _parse_employees(table: _Table, departments: set[str] | None, departments_file: str) -> list[EmployeeRow]:
-    rows: list[EmployeeRow] = []
-    id_line: dict[str, int] = {}
-    email_line: dict[str, int] = {}
-    zones = _zones()
-    for line, cells in table.records():
-        r = _Row(table, line, cells)
-        employee_id = r.text("employee_id", max_len=100)
-        name = r.text("name")
-        email = r.email("email")
-        department = r.text("department", max_len=200)
-        title = r.text("title", required=False) or ""
-        hire_date = r.date("hire_date")
-        tz = r.text("timezone", max_len=64)
-        if tz is not None and tz not in zones:
-            r.problem("timezone", f"unknown IANA time zone {tz!r} (e.g. Europe/Berlin)")
-        country = r.text("country", max_len=10)
-        if country is not None and not _COUNTRY.match(country):
-            r.problem("country", f"{country!r} is not a two-letter country code (ISO 3166-1, e.g. DE)")
-        languages = r.items("languages")
-        for lang in languages:
-            if not _LANGUAGE.match(lang):
-                r.problem("languages", f"{lang!r} is not a language code such as en or pt-BR")
-        skills = r.items("skills")
-        for skill in skills:
-            if len(skill) > 100:
-                r.problem("skills", f"skill {skill[:20]!r}... is longer than 100 characters")
-        raw_mentor = cells.get("mentor", "").lower()
-        is_mentor = raw_mentor in _YES
-        if raw_mentor not in _YES | _NO:
-            r.problem("mentor", f"{cells.get('mentor')!r} is not yes or no")
-        capacity = 0
-        raw_cap = cells.get("mentor_capacity", "")
-        if raw_cap:
-            try:
-                capacity = int(raw_cap)
-            except ValueError:
-                r.problem("mentor_capacity", f"{raw_cap!r} is not a whole number")
-            else:
-                if capacity < 0:
-                    r.problem("mentor_capacity", f"{capacity} is negative")
-                elif raw_mentor in _NO and capacity > 0:
-                    r.problem("mentor_capacity", f"capacity {capacity} given but mentor is no (leave it empty)")
-                elif is_mentor and capacity == 0:
-                    r.problem("mentor_capacity", "a mentor needs a capacity of at least 1 (or leave it empty for 1)")
-        elif is_mentor:
-            capacity = 1
-        last_rotation = r.date("last_rotation", required=False)
-        if department is not None and departments is not None and department.casefold() not in departments:
-            r.problem("department", f"unknown department {department!r} (not in {departments_file})")
-        if employee_id is not None:
-            if employee_id in id_line:
-                r.problem("employee_id", f"duplicate employee_id {employee_id!r} (first on row {id_line[employee_id]})")
-            else:
-                id_line[employee_id] = line
-        if email is not None:
-            if email in email_line:
-                r.problem("email", f"duplicate email {email!r} (first on row {email_line[email]})")
-            else:
-                email_line[email] = line
-        if not r.bad:
-            rows.append(
-                EmployeeRow(
-                    line,
-                    employee_id,
-                    name,
-                    email,
-                    department,
-                    title,
-                    hire_date,
-                    tz,  # type: ignore[arg-type]
-                    country.upper(),
-                    languages,
-                    skills,
-                    is_mentor,
-                    capacity,
-                    last_rotation,  # type: ignore[union-attr]
-                )
-            )
-    return rows
-
-
-def _parse_absences(table: _Table, employees: set[str] | None, employees_file: str) -> list[AbsenceRow]:
-    rows: list[AbsenceRow] = []
-    span_line: dict[tuple[str, date, date], int] = {}
-    for line, cells in table.records():
-        r = _Row(table, line, cells)
-        employee_id = r.text("employee_id", max_len=100)
-        start = r.date("start")
-        end = r.date("end")
-        reason = r.text("reason", required=False, max_len=200) or ""
-        if employee_id is not None and employees is not None and employee_id not in employees:
-            r.problem("employee_id", f"unknown employee {employee_id!r} (not in {employees_file})")
-        if start and end:
-            if end < start:
-                r.problem("end", f"end {end} is before start {start}")
-            elif employee_id is not None:
-                key = (employee_id, start, end)
-                if key in span_line:
-                    r.problem("start", f"duplicate absence {start}..{end} (first on row {span_line[key]})")
-                else:
-                    span_line[key] = line
-        if not r.bad:
-            rows.append(AbsenceRow(line, employee_id, start, end, reason))  # type: ignore[arg-type]
-    return rows
-
-
-def parse_roster(
-    departments_csv: RosterSource, employees_csv: RosterSource, absences_csv: RosterSource | None = None
-) -> ParsedRoster:
-    """Read and validate the roster files. Raises :class:`RosterError` listing every problem."""
-    problems: list[str] = []
-    dept_table = _Table(departments_csv, DEPARTMENT_COLUMNS, problems)
-    emp_table = _Table(employees_csv, EMPLOYEE_COLUMNS, problems)
-    abs_table = _Table(absences_csv, ABSENCE_COLUMNS, problems) if absences_csv is not None else None
-
-    departments = _parse_departments(dept_table) if dept_table.ok else []
-    # Every named department counts for the employees, even one whose row has another problem.
-    dept_names = (
-        {c["department"].casefold() for _l, c in dept_table.records() if c["department"]} if dept_table.ok else None
+    Phases: check against the database -> departments -> employees -> leavers (and their future
+    rotations) -> absences -> the audit event."""
+    today = today or clock.today()
+    _check_against_database(session, parsed)
+    result = ImportResult()
+    now = utcnow()
+    dept_ids = _upsert_departments(session, parsed, result, now)
+    existing = _upsert_employees(session, parsed, dept_ids, result, now)
+    _mark_leavers(session, parsed, existing, result, today, now)
+    if parsed.absences is not None:
+        _replace_absences(session, parsed.employees, parsed.absences, result)
+    audit.record(
+        session,
+        actor=actor,
+        action="roster.import",
+        subject_type="roster",
+        reason=f"roster import from {', '.join(parsed.files.values()) or 'uploaded files'}",
+        **result.counts(),
+        files=parsed.files,
+        new_hire_ids=result.new_hire_ids[:200],
+        left_ids=result.left_ids[:200],
     )
-    employees = _parse_employees(emp_table, dept_names, dept_table.name) if emp_table.ok else []
-    if emp_table.ok and not emp_table.records():
-        # A full import without anyone would mark the whole company as left: surely a wrong file.
-        emp_table.problem(2, "(file)", "no employees (a full import must list everyone who works here)")
-    absences: list[AbsenceRow] | None = None
-    if abs_table is not None:
-        ids = {cells.get("employee_id", "") for _l, cells in emp_table.records()} if emp_table.ok else None
-        absences = _parse_absences(abs_table, ids, emp_table.name) if abs_table.ok else []
-    if problems:
-        raise RosterError(_dedupe(problems))
-    # Employees name departments case-insensitively; store the spelling of departments.csv.
-    canonical = {d.name.casefold(): d.name for d in departments}
-    employees = [replace(e, department=canonical[e.department.casefold()]) for e in employees]
-    files = {"departments": dept_table.name, "employees": emp_table.name}
-    if abs_table is not None:
-        files["absences"] = abs_table.name
-    return ParsedRoster(departments, employees, absences, files)
-
-
-def _dedupe(problems: list[str]) -> list[str]:
-    return list(dict.fromkeys(problems))
-
-
-# --- applying ----------------------------------------------------------------------------------
+    session.flush()
+    return result
 
 
 def _check_against_database(session: Session, parsed: ParsedRoster) -> None:
     """Problems only the database can reveal: an e-mail still held by someone outside this import."""
     in_file = {e.employee_id for e in parsed.employees}
     holders = {
-        email: eid for email, eid in session.execute(select(Employee.email, Employee.employee_id)) if eid not in in_file
+        email: eid
+        for email, eid in session.execute(select(col(Employee.email), col(Employee.employee_id)))
+        if eid not in in_file
     }
     problems = [
         f"{parsed.files.get('employees', 'employees.csv')}:{e.line}: email: {e.email!r} belongs to employee "
@@ -545,43 +161,26 @@ def _check_against_database(session: Session, parsed: ParsedRoster) -> None:
         raise RosterError(problems)
 
 
-_EMPLOYEE_FIELDS = (
-    "name",
-    "email",
-    "department_id",
-    "title",
-    "hire_date",
-    "timezone",
-    "country",
-    "languages",
-    "skills",
-    "is_mentor",
-    "mentor_capacity",
-    "last_rotation",
-)
-
-
-def apply_roster(session: Session, parsed: ParsedRoster, actor: str = "cli", today: date | None = None) -> ImportResult:
-    """Write a parsed roster in the session's transaction (the caller commits). Raises :class:`RosterError`
-    before writing anything if the database reveals a problem."""
-    today = today or clock.today()
-    _check_against_database(session, parsed)
-    result = ImportResult()
-    now = utcnow()
-
-    # Departments: upsert by name.
-    existing_depts = {d.name.casefold(): d for d in session.execute(select(Department)).scalars()}
-    dept_ids: dict[str, int] = {}
+def _upsert_departments(session: Session, parsed: ParsedRoster, result: ImportResult, now: datetime) -> dict[str, int]:
+    """Departments upserted by name (case-insensitive); returns name -> id."""
+    existing = {d.name.casefold(): d for d in session.execute(select(Department)).scalars()}
     for row in parsed.departments:
-        dept = existing_depts.get(row.name.casefold())
-        values = {
+        dept = existing.get(row.name.casefold())
+        values: dict[str, Any] = {
             "name": row.name,
             "head_name": row.head_name,
             "head_email": row.head_email,
             "max_away_fraction": row.max_away_fraction,
         }
         if dept is None:
-            dept = Department(**values, created_at=now, updated_at=now)
+            dept = Department(
+                name=row.name,
+                head_name=row.head_name,
+                head_email=row.head_email,
+                max_away_fraction=row.max_away_fraction,
+                created_at=now,
+                updated_at=now,
+            )
             session.add(dept)
             result.departments_created += 1
         elif any(getattr(dept, k) != v for k, v in values.items()):
@@ -592,35 +191,44 @@ def apply_roster(session: Session, parsed: ParsedRoster, actor: str = "cli", tod
             result.departments_updated += 1
         else:
             result.departments_unchanged += 1
-        existing_depts[row.name.casefold()] = dept
+        existing[row.name.casefold()] = dept
     session.flush()
+    ids: dict[str, int] = {}
     for row in parsed.departments:
-        dept_ids[row.name] = existing_depts[row.name.casefold()].id  # type: ignore[assignment]
+        dept_id = existing[row.name.casefold()].id
+        if dept_id is None:
+            raise RuntimeError(f"department {row.name!r} has no id after the flush")
+        ids[row.name] = dept_id
+    return ids
 
-    # Employees: upsert by employee_id (plain rows and bulk statements: fast for 100k people).
-    table = Employee.__table__
-    existing = {
-        r.employee_id: r
-        for r in session.execute(select(*(table.c[k] for k in ("id", "employee_id", "active", *_EMPLOYEE_FIELDS))))
-    }
+
+# The employee fields a roster sets: one per employees.csv column but the key, in the same order.
+_EMPLOYEE_FIELDS = tuple(
+    {"department": "department_id", "mentor": "is_mentor"}.get(c, c) for c in EMPLOYEE_COLUMNS if c != "employee_id"
+)
+
+
+def _employee_values(row: EmployeeRow, department_id: int) -> dict[str, Any]:
+    """The employee fields of ``row`` (list fields copied)."""
+    values: dict[str, Any] = {}
+    for name in _EMPLOYEE_FIELDS:
+        value = department_id if name == "department_id" else getattr(row, name)
+        values[name] = list(value) if isinstance(value, list) else value
+    return values
+
+
+def _upsert_employees(
+    session: Session, parsed: ParsedRoster, dept_ids: dict[str, int], result: ImportResult, now: datetime
+) -> dict[str, Row[Any]]:
+    """Employees upserted by ``employee_id`` (plain rows and bulk statements: fast for 100k people).
+    Returns the rows that existed before, by ``employee_id``."""
+    columns = [col(getattr(Employee, k)) for k in ("id", "employee_id", "active", *_EMPLOYEE_FIELDS)]
+    existing: dict[str, Row[Any]] = {r.employee_id: r for r in session.execute(select(*columns))}
     new_rows: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     renamed: list[dict[str, Any]] = []
     for row in parsed.employees:
-        values = {
-            "name": row.name,
-            "email": row.email,
-            "department_id": dept_ids[row.department],
-            "title": row.title,
-            "hire_date": row.hire_date,
-            "timezone": row.timezone,
-            "country": row.country,
-            "languages": list(row.languages),
-            "skills": list(row.skills),
-            "is_mentor": row.is_mentor,
-            "mentor_capacity": row.mentor_capacity,
-            "last_rotation": row.last_rotation,
-        }
+        values = _employee_values(row, dept_ids[row.department])
         old = existing.get(row.employee_id)
         if old is None:
             new_rows.append(
@@ -649,70 +257,37 @@ def apply_roster(session: Session, parsed: ParsedRoster, actor: str = "cli", tod
         updates.append({"id": old.id, **changed, "updated_at": now})
     result.employees_updated = len(updates)
     for batch in (updates, renamed):
-        for start in range(0, len(batch), 2000):
-            session.execute(update(Employee), batch[start : start + 2000])
-    for start in range(0, len(new_rows), 2000):
-        session.execute(insert(Employee), new_rows[start : start + 2000])
+        for start in range(0, len(batch), BATCH):
+            session.execute(update(Employee), batch[start : start + BATCH])
+    for start in range(0, len(new_rows), BATCH):
+        session.execute(insert(Employee), new_rows[start : start + BATCH])
     result.employees_created = len(new_rows)
+    return existing
 
-    # Leavers: active employees missing from the import.
+
+def _mark_leavers(
+    session: Session,
+    parsed: ParsedRoster,
+    existing: dict[str, Row[Any]],
+    result: ImportResult,
+    today: date,
+    now: datetime,
+) -> None:
+    """Active employees missing from the import have left (today); their future rotations are cancelled."""
     in_file = {e.employee_id for e in parsed.employees}
     leavers = [r for r in existing.values() if r.active and r.employee_id not in in_file]
-    leaver_ids = [r.id for r in leavers]
-    for start in range(0, len(leaver_ids), 1000):
+    leaver_ids: list[int] = [r.id for r in leavers]
+    for start in range(0, len(leaver_ids), ID_BATCH):
         session.execute(
-            update(table)
-            .where(table.c.id.in_(leaver_ids[start : start + 1000]))
+            update(Employee)
+            .where(col(Employee.id).in_(leaver_ids[start : start + ID_BATCH]))
             .values(active=False, left_on=today, updated_at=now)
+            .execution_options(synchronize_session=False)
         )
     result.left_ids = [r.employee_id for r in leavers]
     result.employees_left = len(leavers)
     if leavers:
         result.rotations_cancelled = _cancel_future_rotations(session, leaver_ids, today, now)
-
-    # Absences: replace the set of every employee in the import.
-    if parsed.absences is not None:
-        ids = dict(session.execute(select(Employee.employee_id, Employee.id)).all())
-        wanted: dict[int, set[tuple[date, date, str]]] = {ids[e.employee_id]: set() for e in parsed.employees}
-        for a in parsed.absences:
-            wanted[ids[a.employee_id]].add((a.start, a.end, a.reason))
-        current: dict[int, dict[tuple[date, date, str], int]] = {}
-        for aid, emp_id, a_start, a_end, reason in session.execute(
-            select(Absence.id, Absence.employee_id, Absence.start, Absence.end, Absence.reason)
-        ):
-            if emp_id in wanted:
-                current.setdefault(emp_id, {})[(a_start, a_end, reason)] = aid
-        stale = [aid for emp_id, spans in current.items() for span, aid in spans.items() if span not in wanted[emp_id]]
-        if stale:
-            for start in range(0, len(stale), 1000):
-                session.execute(Absence.__table__.delete().where(Absence.id.in_(stale[start : start + 1000])))
-            session.flush()
-        fresh = [
-            {"employee_id": emp_id, "start": s, "end": e, "reason": reason}
-            for emp_id, spans in wanted.items()
-            for (s, e, reason) in sorted(spans)
-            if (s, e, reason) not in current.get(emp_id, {})
-        ]
-        for start in range(0, len(fresh), 2000):
-            session.execute(insert(Absence), fresh[start : start + 2000])
-        result.absences = len(parsed.absences)
-        result.absences_added = len(fresh)
-        result.absences_removed = len(stale)
-
-    r = result
-    audit.record(
-        session,
-        actor=actor,
-        action="roster.import",
-        subject_type="roster",
-        reason=f"roster import from {', '.join(parsed.files.values()) or 'uploaded files'}",
-        **r.counts(),
-        files=parsed.files,
-        new_hire_ids=r.new_hire_ids[:200],
-        left_ids=r.left_ids[:200],
-    )
-    session.flush()
-    return r
 
 
 def _cancel_future_rotations(session: Session, employee_ids: list[int], today: date, now: datetime) -> int:
@@ -720,8 +295,10 @@ def _cancel_future_rotations(session: Session, employee_ids: list[int], today: d
     rotation_ids = [
         rid
         for (rid,) in session.execute(
-            select(Rotation.id).where(
-                Rotation.employee_id.in_(employee_ids), Rotation.start >= today, Rotation.status != "cancelled"
+            select(col(Rotation.id)).where(
+                col(Rotation.employee_id).in_(employee_ids),
+                col(Rotation.start) >= today,
+                col(Rotation.status) != "cancelled",
             )
         )
     ]
@@ -729,26 +306,100 @@ def _cancel_future_rotations(session: Session, employee_ids: list[int], today: d
         return 0
     session.execute(
         update(Rotation)
-        .where(Rotation.id.in_(rotation_ids))
+        .where(col(Rotation.id).in_(rotation_ids))
         .values(status="cancelled", change_reason=reason, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     session.execute(
         update(MentorPairing)
-        .where(MentorPairing.rotation_id.in_(rotation_ids), MentorPairing.status == "active")
+        .where(col(MentorPairing.rotation_id).in_(rotation_ids), col(MentorPairing.status) == "active")
         .values(status="cancelled", reason=reason, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     return len(rotation_ids)
 
 
-def import_roster(
-    session: Session,
-    departments_csv: RosterSource,
-    employees_csv: RosterSource,
-    absences_csv: RosterSource | None = None,
-    actor: str = "cli",
-    today: date | None = None,
-) -> ImportResult:
-    """Parse and apply in one go (raises :class:`RosterError` before writing anything)."""
-    return apply_roster(session, parse_roster(departments_csv, employees_csv, absences_csv), actor=actor, today=today)
+def _replace_absences(
+    session: Session, employees: list[EmployeeRow], absences: list[AbsenceRow], result: ImportResult
+) -> None:
+    """The absences of every employee in the import become the file's rows (unchanged ones stay)."""
+    pks = session.execute(select(col(Employee.employee_id), col(Employee.id))).tuples()
+    ids = {eid: pk for eid, pk in pks if pk is not None}
+    wanted: dict[int, set[tuple[date, date, str]]] = {ids[e.employee_id]: set() for e in employees}
+    for a in absences:
+        wanted[ids[a.employee_id]].add((a.start, a.end, a.reason))
+    current: dict[int, dict[tuple[date, date, str], int]] = {}
+    for aid, emp_id, a_start, a_end, reason in session.execute(
+        select(col(Absence.id), col(Absence.employee_id), col(Absence.start), col(Absence.end), col(Absence.reason))
+    ):
+        if emp_id in wanted:
+            current.setdefault(emp_id, {})[(a_start, a_end, reason)] = aid
+    stale = [aid for emp_id, spans in current.items() for span, aid in spans.items() if span not in wanted[emp_id]]
+    if stale:
+        for start in range(0, len(stale), ID_BATCH):
+            session.execute(
+                delete(Absence)
+                .where(col(Absence.id).in_(stale[start : start + ID_BATCH]))
+                .execution_options(synchronize_session=False)
+            )
+        session.flush()
+    fresh = [
+        {"employee_id": emp_id, "start": s, "end": e, "reason": reason}
+        for emp_id, spans in wanted.items()
+        for (s, e, reason) in sorted(spans)
+        if (s, e, reason) not in current.get(emp_id, {})
+    ]
+    for start in range(0, len(fresh), BATCH):
+        session.execute(insert(Absence), fresh[start : start + BATCH])
+    result.absences = len(absences)
+    result.absences_added = len(fresh)
+    result.absences_removed = len(stale)
+
+
+# --------------------------------------------------------------------------------------------------
+# The last import, for the console
+
+
+def last_import(session: Session, show: int) -> dict[str, Any] | None:
+    """The latest ``roster.import`` audit event with its counts and files, and the first ``show`` new
+    hires and leavers it names (by name). None before the first import."""
+    event = (
+        session.execute(
+            select(AuditEvent)
+            .where(col(AuditEvent.action) == "roster.import")
+            .order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+        )
+        .scalars()
+        .first()
+    )
+    if event is None:
+        return None
+    details = event.details or {}
+    names = department_names(session)
+
+    def people(ids: list[str]) -> list[dict[str, Any]]:
+        found = employees_by_external_id(session, list(ids or [])[:show])
+        return sorted(
+            (
+                {
+                    "employee_id": e.employee_id,
+                    "name": e.name,
+                    "email": e.email,
+                    "department": names.get(e.department_id, ""),
+                    "hire_date": e.hire_date,
+                    "left_on": e.left_on,
+                }
+                for e in found.values()
+            ),
+            key=lambda p: p["name"],
+        )
+
+    return {
+        "event": event,
+        "counts": {k: v for k, v in details.items() if isinstance(v, int)},
+        "files": details.get("files", {}),
+        "new_hires": people(details.get("new_hire_ids", [])),
+        "new_hire_count": details.get("employees_created", len(details.get("new_hire_ids", []))),
+        "leavers": people(details.get("left_ids", [])),
+        "leaver_count": details.get("employees_left", len(details.get("left_ids", []))),
+    }

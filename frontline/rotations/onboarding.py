@@ -12,13 +12,18 @@ Idempotent: a person who already has a rotation in the horizon is left alone and
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from frontline.core import audit
+from frontline.core import audit, clock
+from frontline.core.clock import monday_on_or_after
 from frontline.core.policy import Policy
+from frontline.rotations.inputs import PlanningInput
+from frontline.rotations.service import load_input
+from frontline.rotations.solver import LockedRotation, PlanInput, solve
+from frontline.rotations.weeks import rotation_end, week_of, week_start
 from models import Employee, Rotation
 
 
@@ -37,13 +42,8 @@ def plan_new_hire(
     ``already_planned``, ``not_planned`` (not someone to plan now: left, support, exempt, not due) or
     ``unplaced`` (no start week satisfies the rules; ``reason`` says which rule binds).
     """
-    from frontline.core import clock
-    from frontline.core.clock import monday_on_or_after
-    from frontline.rotations.service import load_input, rotation_end
-    from frontline.rotations.solver import LockedRotation, solve
-
-    emp = session.exec(select(Employee).where(Employee.employee_id == employee_id)).first()
-    if emp is None:
+    emp = session.exec(select(Employee).where(col(Employee.employee_id) == employee_id)).first()
+    if emp is None or emp.id is None:
         raise LookupError(f"no employee with employee_id {employee_id!r}")
     horizon = monday_on_or_after(today or clock.today())
     result: dict[str, Any] = {
@@ -53,30 +53,16 @@ def plan_new_hire(
         "start": None,
         "reason": "",
     }
-
-    existing = session.exec(
-        select(Rotation)
-        .where(Rotation.employee_id == emp.id, Rotation.status != "cancelled", Rotation.end >= horizon)
-        .order_by(Rotation.start)
-    ).first()
+    existing = _live_rotation(session, emp.id, horizon)
     if existing is not None:
         return result | {"status": "already_planned", "rotation_id": existing.id, "start": existing.start.isoformat()}
-
-    loaded = load_input(session, policy, horizon, weeks)
-    person = next((p for p in loaded.inp.people if p.key == employee_id), None)
-    if person is None:
+    planning = load_input(session, policy, horizon, weeks)
+    inp = add_only_input(planning, employee_id)
+    if inp is None:
         return result | {
             "status": "not_planned",
             "reason": "not someone to plan now (left, support, exempt or not due)",
         }
-
-    by_key = {p.key: p for p in loaded.inp.people}
-    others = [
-        LockedRotation(key, by_key[key].dept, (rot.start - horizon).days // 7)
-        for key, rot in loaded.drafts.items()
-        if key != employee_id
-    ]
-    inp = dataclasses.replace(loaded.inp, people=[person], locked=list(loaded.inp.locked) + others)
     out = solve(inp)
     if employee_id not in out.assignments:
         reason = out.unplaced[0].reason if out.unplaced else "no feasible start week"
@@ -89,15 +75,37 @@ def plan_new_hire(
             reason=reason,
         )
         return result | {"status": "unplaced", "reason": reason}
+    start = week_start(horizon, out.assignments[employee_id])
+    rotation = _add_draft(session, policy, planning, emp.id, employee_id, start, actor)
+    return result | {"status": "planned", "rotation_id": rotation.id, "start": start.isoformat()}
 
-    start = horizon + timedelta(weeks=out.assignments[employee_id])
+
+def _live_rotation(session: Session, employee_pk: int, horizon: date) -> Rotation | None:
+    """The employee's first rotation that is not cancelled and not over before the horizon."""
+    return session.exec(
+        select(Rotation)
+        .where(col(Rotation.employee_id) == employee_pk, Rotation.status != "cancelled", col(Rotation.end) >= horizon)
+        .order_by(col(Rotation.start))
+    ).first()
+
+
+def _add_draft(
+    session: Session,
+    policy: Policy,
+    planning: PlanningInput,
+    employee_pk: int,
+    employee_id: str,
+    start: date,
+    actor: str,
+) -> Rotation:
+    """The new hire's draft rotation from ``start``, with its audit event."""
     rotation = Rotation(
-        employee_id=emp.id,
+        employee_id=employee_pk,
         start=start,
         end=rotation_end(start, policy.length_weeks),
-        kind=loaded.kinds[employee_id],
+        kind=planning.kinds[employee_id],
         status="draft",
-        due=loaded.due_dates[employee_id],
+        due=planning.due_dates[employee_id],
         change_reason="planned at hire (onboarding)",
     )
     session.add(rotation)
@@ -112,4 +120,20 @@ def plan_new_hire(
         employee_id=employee_id,
         start=start.isoformat(),
     )
-    return result | {"status": "planned", "rotation_id": rotation.id, "start": start.isoformat()}
+    return rotation
+
+
+def add_only_input(planning: PlanningInput, employee_id: str) -> PlanInput | None:
+    """The solver input that places only ``employee_id``, with everyone else's draft as fixed capacity
+    (None when the nightly plan would not plan that person now). Pure."""
+    person = next((p for p in planning.inp.people if p.key == employee_id), None)
+    if person is None:
+        return None
+    horizon = planning.inp.horizon_start
+    dept_of = {p.key: p.dept for p in planning.inp.people}
+    others = [
+        LockedRotation(key, dept_of[key], week_of(horizon, rot.start))
+        for key, rot in planning.drafts.items()
+        if key != employee_id
+    ]
+    return dataclasses.replace(planning.inp, people=[person], locked=list(planning.inp.locked) + others)

@@ -33,7 +33,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -122,7 +122,7 @@ class PlanOutput:
     lower_bound: float | None
     gap: float | None
     solve_seconds: float
-    stats: dict = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
     costs: dict[str, float] = field(default_factory=dict)  # person key -> cost of their placement
 
 
@@ -535,9 +535,52 @@ def _solve_lp(
         end[grow] = np.minimum(last[grow], step)
 
 
+@dataclass
+class _Run:
+    """One call of :func:`solve`: the people as arrays, the capacity rows, the balance rows and the clock."""
+
+    inp: PlanInput
+    P: _People
+    cap: _Capacity
+    big: float  # the cost of leaving one person unplaced
+    target: float  # starts per week that cost no balance
+    start_rhs: np.ndarray | None  # right-hand sides of the balance rows (None: balance off)
+    t0: float
+    stats: dict[str, Any]
+
+    def time_left(self) -> float:
+        return self.inp.time_limit - (time.perf_counter() - self.t0)
+
+
 def solve(inp: PlanInput) -> PlanOutput:
-    """Plan ``inp.people`` (see the module docstring). Never raises for over-subscribed input."""
+    """Plan ``inp.people`` (see the module docstring). Never raises for over-subscribed input.
+
+    Phases: check the input -> people as arrays -> LP relaxation rounded down (:func:`_lp_rounded`) ->
+    MIP repair of the rest (:func:`_repair`) -> the exact class MIP while a gap is left
+    (:func:`_exact_mip`) -> the output, with a reason for everyone unplaced (:func:`_output`)."""
     t0 = time.perf_counter()
+    people = _checked_people(inp)
+    depts = sorted({p.dept for p in people} | {lr.dept for lr in inp.locked})
+    P = _people_arrays(inp, people, depts)
+    cap = _capacity(inp, depts)
+    big = unplaced_penalty(inp)
+    stats: dict[str, Any] = {"people": len(people)}
+    unplaced = _without_a_start(P)
+    idx = np.nonzero(P.allowed.any(axis=1))[0]
+    target = balance_target(inp, len(idx))
+    run = _Run(inp, P, cap, big, target, _balance_rhs(inp, target), t0, stats)
+    stats["balance_target"] = round(target, 4)
+    if len(idx):
+        start_of, objective, lower_bound, method = _optimise(run, idx)
+    else:  # nothing to place: only locked starts beyond the target (a constant) cost balance
+        start_of = np.full(len(people), NO_START, dtype=np.int64)
+        objective = balance_cost(inp, np.zeros(inp.weeks), target) if inp.weights.balance > 0 else 0.0
+        lower_bound, method = objective, "empty"
+    return _output(run, idx, start_of, objective, lower_bound, method, unplaced)
+
+
+def _checked_people(inp: PlanInput) -> list[Person]:
+    """``inp.people`` in key order; ValueError for input no plan can come from."""
     if inp.horizon_start.weekday() != 0:
         raise ValueError(f"horizon_start {inp.horizon_start} is not a Monday")
     people = sorted(inp.people, key=lambda p: p.key)
@@ -547,74 +590,112 @@ def solve(inp: PlanInput) -> PlanOutput:
     clash = [p.key for p in people if p.key in locked_keys]
     if clash:
         raise ValueError(f"people with a locked rotation must not be planned again: {clash[:5]}")
-    depts = sorted({p.dept for p in people} | {lr.dept for lr in inp.locked})
-    P = _people_arrays(inp, people, depts)
-    cap = _capacity(inp, depts)
-    big = unplaced_penalty(inp)
-    stats: dict = {"people": len(people)}
+    return people
+
+
+def _without_a_start(P: _People) -> list[Unplaced]:
+    """People with no allowed start week at all (outside the optimisation)."""
     unplaced: list[Unplaced] = []
-    has_start = P.allowed.any(axis=1)
-    for i in np.nonzero(~has_start)[0]:
-        p = people[i]
+    for i in np.nonzero(~P.allowed.any(axis=1))[0]:
+        p = P.people[i]
         if P.first[i] > P.last[i]:
             unplaced.append(Unplaced(p.key, "no_window", "no possible start week inside the planning horizon"))
         else:
             unplaced.append(
                 Unplaced(p.key, "blocked", "absences or blackouts overlap every possible start week in the window")
             )
-    idx = np.nonzero(has_start)[0]
-    start_of = np.full(len(people), NO_START, dtype=np.int64)
-    lower_bound: float | None = 0.0
-    method = "empty"
-    target = balance_target(inp, len(idx))
-    bal = inp.weights.balance
-    start_rhs = _balance_rhs(inp, target)
-    stats["balance_target"] = round(target, 4)
-    if len(idx):
-        t_lp = time.perf_counter()
-        m, x, lower_bound = _solve_lp(inp, P, cap, idx, big, t0, stats, start_rhs)
-        stats["lp_seconds"] = round(time.perf_counter() - t_lp, 3)
-        if x is not None:
-            method = "lp"
-            _take(m, np.floor(x + INT_TOL).astype(np.int64), start_of)
-        else:  # LP failed (time limit, numerics): greedy plan, no proven bound
-            method = "greedy-fallback"
-            g = greedy(inp)
-            pos = {p.key: i for i, p in enumerate(people)}
-            for k, s in g.assignments.items():
-                start_of[pos[k]] = s
-        rest = idx[start_of[idx] == NO_START]
-        stats["repair_people"] = int(len(rest))
-        if len(rest):
-            t_mip = time.perf_counter()
-            used = _used(inp, P, cap, start_of)
-            mr = _model(inp, P, cap, rest, P.last[rest])
-            rhs = _balance_rhs(inp, target, _week_starts(inp, start_of))
-            budget = inp.time_limit - (time.perf_counter() - t0)
-            y, _ok = _solve_mip(mr, cap.b_ub - used, big, budget, balance=bal, start_rhs=rhs, weeks=inp.weeks)
-            stats["repair_seconds"] = round(time.perf_counter() - t_mip, 3)
-            if y is not None:
-                _take(mr, y, start_of)
-                method += "+repair"
-        objective = _objective(inp, P, start_of, idx, big, target)
-        if lower_bound is not None and objective - lower_bound > 1e-6 * max(1.0, abs(objective)):
-            full = _model(inp, P, cap, idx, P.last[idx])
-            if len(full.col_cost) <= inp.exact_mip_max_columns:
-                t_ex = time.perf_counter()
-                budget = min(inp.exact_mip_seconds, inp.time_limit - (time.perf_counter() - t0))
-                y, ok = _solve_mip(full, cap.b_ub, big, budget, balance=bal, start_rhs=start_rhs, weeks=inp.weeks)
-                stats["exact_mip_seconds"] = round(time.perf_counter() - t_ex, 3)
-                if y is not None:
-                    alt = np.full(len(people), NO_START, dtype=np.int64)
-                    _take(full, y, alt)
-                    obj2 = _objective(inp, P, alt, idx, big, target)
-                    if obj2 < objective - 1e-9:
-                        start_of, objective, method = alt, obj2, "exact-mip"
-                    if ok:  # proven optimal within 1e-9: its value is a bound too
-                        lower_bound = max(lower_bound, obj2 * (1 - 1e-9))
-    else:  # nothing to place: only locked starts beyond the target (a constant) cost balance
-        objective = balance_cost(inp, np.zeros(inp.weeks), target) if bal > 0 else 0.0
-        lower_bound = objective
+    return unplaced
+
+
+def _optimise(run: _Run, idx: np.ndarray) -> tuple[np.ndarray, float, float | None, str]:
+    """(start per person or NO_START, objective, lower bound or None, method) for the people ``idx``."""
+    start_of = np.full(len(run.P.people), NO_START, dtype=np.int64)
+    lower_bound, method = _lp_rounded(run, idx, start_of)
+    method += _repair(run, idx, start_of)
+    objective = _objective(run.inp, run.P, start_of, idx, run.big, run.target)
+    if lower_bound is not None and objective - lower_bound > 1e-6 * max(1.0, abs(objective)):
+        return _exact_mip(run, idx, start_of, objective, lower_bound, method)
+    return start_of, objective, lower_bound, method
+
+
+def _lp_rounded(run: _Run, idx: np.ndarray, start_of: np.ndarray) -> tuple[float | None, str]:
+    """Solve the LP relaxation and give everyone the integral part of their class's starts (in ``start_of``).
+    Returns (lower bound, method); when HiGHS fails, the greedy plan and no bound."""
+    inp, P = run.inp, run.P
+    t_lp = time.perf_counter()
+    m, x, lower_bound = _solve_lp(inp, P, run.cap, idx, run.big, run.t0, run.stats, run.start_rhs)
+    run.stats["lp_seconds"] = round(time.perf_counter() - t_lp, 3)
+    if x is not None:
+        _take(m, np.floor(x + INT_TOL).astype(np.int64), start_of)
+        return lower_bound, "lp"
+    # LP failed (time limit, numerics): greedy plan, no proven bound
+    pos = {p.key: i for i, p in enumerate(P.people)}
+    for k, s in greedy(inp).assignments.items():
+        start_of[pos[k]] = s
+    return lower_bound, "greedy-fallback"
+
+
+def _repair(run: _Run, idx: np.ndarray, start_of: np.ndarray) -> str:
+    """Place the people the rounding left out with a MIP on the capacity that is left (in ``start_of``).
+    Returns what to add to the method's name."""
+    inp, P, cap = run.inp, run.P, run.cap
+    rest = idx[start_of[idx] == NO_START]
+    run.stats["repair_people"] = int(len(rest))
+    if not len(rest):
+        return ""
+    t_mip = time.perf_counter()
+    used = _used(inp, P, cap, start_of)
+    mr = _model(inp, P, cap, rest, P.last[rest])
+    rhs = _balance_rhs(inp, run.target, _week_starts(inp, start_of))
+    y, _ok = _solve_mip(
+        mr, cap.b_ub - used, run.big, run.time_left(), balance=inp.weights.balance, start_rhs=rhs, weeks=inp.weeks
+    )
+    run.stats["repair_seconds"] = round(time.perf_counter() - t_mip, 3)
+    if y is None:
+        return ""
+    _take(mr, y, start_of)
+    return "+repair"
+
+
+def _exact_mip(
+    run: _Run, idx: np.ndarray, start_of: np.ndarray, objective: float, lower_bound: float, method: str
+) -> tuple[np.ndarray, float, float | None, str]:
+    """When the repaired plan leaves a gap and the class model is small, solve the whole class model as a
+    MIP as well: the better plan wins, and a proven optimum raises the bound."""
+    inp, P, cap = run.inp, run.P, run.cap
+    full = _model(inp, P, cap, idx, P.last[idx])
+    if len(full.col_cost) > inp.exact_mip_max_columns:
+        return start_of, objective, lower_bound, method
+    t_ex = time.perf_counter()
+    budget = min(inp.exact_mip_seconds, run.time_left())
+    y, ok = _solve_mip(
+        full, cap.b_ub, run.big, budget, balance=inp.weights.balance, start_rhs=run.start_rhs, weeks=inp.weeks
+    )
+    run.stats["exact_mip_seconds"] = round(time.perf_counter() - t_ex, 3)
+    if y is None:
+        return start_of, objective, lower_bound, method
+    alt = np.full(len(P.people), NO_START, dtype=np.int64)
+    _take(full, y, alt)
+    obj2 = _objective(inp, P, alt, idx, run.big, run.target)
+    if obj2 < objective - 1e-9:
+        start_of, objective, method = alt, obj2, "exact-mip"
+    if ok:  # proven optimal within 1e-9: its value is a bound too
+        lower_bound = max(lower_bound, obj2 * (1 - 1e-9))
+    return start_of, objective, lower_bound, method
+
+
+def _output(
+    run: _Run,
+    idx: np.ndarray,
+    start_of: np.ndarray,
+    objective: float,
+    lower_bound: float | None,
+    method: str,
+    unplaced: list[Unplaced],
+) -> PlanOutput:
+    """The assignments, each placement's cost, the unplaced with their reasons, the gap and the stats."""
+    inp, P, stats = run.inp, run.P, run.stats
+    people = P.people
     assignments = {people[i].key: int(start_of[i]) for i in idx if start_of[i] != NO_START}
     placed = np.array([i for i in idx if start_of[i] != NO_START], dtype=np.int64)
     cost = (
@@ -625,23 +706,23 @@ def solve(inp: PlanInput) -> PlanOutput:
     if left:
         unplaced.extend(explain_unplaced(inp, left, assignments))
     unplaced.sort(key=lambda u: u.key)
+    gap: float | None = None
     if lower_bound is not None:
         lower_bound = min(lower_bound, objective)
         gap = (objective - lower_bound) / abs(objective) if objective > 0 else 0.0
-    else:
-        gap = None
+    bal = inp.weights.balance
     stats["method"] = method
     stats["placement_cost"] = round(float(cost.sum()), 6)
-    stats["balance_cost"] = round(balance_cost(inp, _week_starts(inp, start_of), target), 6) if bal > 0 else 0.0
-    stats["unplaced_penalty"] = big
-    return PlanOutput(assignments, unplaced, objective, lower_bound, gap, time.perf_counter() - t0, stats, costs)
+    stats["balance_cost"] = round(balance_cost(inp, _week_starts(inp, start_of), run.target), 6) if bal > 0 else 0.0
+    stats["unplaced_penalty"] = run.big
+    return PlanOutput(assignments, unplaced, objective, lower_bound, gap, time.perf_counter() - run.t0, stats, costs)
 
 
 def _take(m: _Model, y: np.ndarray, start_of: np.ndarray) -> None:
     """Give the members of each class (in key order) the class's starts, earliest first."""
     order = np.lexsort((m.col_start, m.col_class))
     nclass = len(m.counts)
-    members = [[] for _ in range(nclass)]
+    members: list[list[int]] = [[] for _ in range(nclass)]
     for pos, cl in enumerate(m.class_of):
         members[cl].append(m.idx[pos])
     taken = np.zeros(nclass, dtype=np.int64)
@@ -680,7 +761,9 @@ def _objective(inp: PlanInput, P: _People, start_of: np.ndarray, idx: np.ndarray
 # Explanations, loads and the greedy baseline
 
 
-def week_loads(inp: PlanInput, assignments: dict[str, int], people: list[Person] | None = None):
+def week_loads(
+    inp: PlanInput, assignments: dict[str, int], people: list[Person] | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(seat load per week, {dept: load per week}) including locked rotations; weeks 0 .. weeks + L - 2."""
     people = inp.people if people is None else people
     dept_of = {p.key: p.dept for p in people}
@@ -775,14 +858,15 @@ def greedy(inp: PlanInput) -> PlanOutput:
         assignments[p.key] = start
         costs[p.key] = person_cost(inp, p, start)
     objective = float(sum(costs.values()) + sum(costs_unplaced))
-    stats = {"method": "greedy", "balance_cost": 0.0}
+    stats: dict[str, Any] = {"method": "greedy", "balance_cost": 0.0}
     if inp.weights.balance > 0:
         to_place = len(people) - sum(1 for u in unplaced if u.code in ("no_window", "blocked"))
         starts = np.bincount(
             np.fromiter(assignments.values(), dtype=np.int64, count=len(assignments)), minlength=inp.weeks
         )
-        stats["balance_cost"] = balance_cost(inp, starts[: inp.weeks], balance_target(inp, to_place))
-        objective += stats["balance_cost"]
+        balance = balance_cost(inp, starts[: inp.weeks], balance_target(inp, to_place))
+        stats["balance_cost"] = balance
+        objective += balance
     return PlanOutput(assignments, sorted(unplaced), objective, None, None, time.perf_counter() - t0, stats, costs)
 
 

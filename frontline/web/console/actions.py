@@ -1,6 +1,7 @@
 """HR actions on the plan, each a POST with a confirmation page and a required reason, all audited:
-move, swap, defer, exempt, lock, unlock (the planner's overrides in :mod:`frontline.rotations.service`), and
-re-running the planner as a dry run that shows the changes before they are applied.
+move, swap, defer, exempt, lock, unlock, re-pair (the overrides in :mod:`frontline.rotations.overrides`), and
+re-running the planner (:func:`frontline.rotations.service.plan_rotations`) as a dry run that shows the
+changes before they are applied.
 
 A first POST validates the change by performing it inside the request's transaction and rolling it
 back, then shows what will happen; the confirmation POST (``confirm=yes``) performs it, commits, and
@@ -10,14 +11,20 @@ rotations it touched (nothing is queued for a draft nobody was told about yet).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from frontline.core import audit
-from frontline.core.clock import monday, today
+from frontline.core import audit, clock
+from frontline.core.clock import monday
+from frontline.core.errors import PlanningError
+from frontline.core.policy import Policy
+from frontline.people.directory import employee_by_id_or_email, employees_by_external_id
+from frontline.rotations import overrides, queries
+from frontline.rotations.service import plan_rotations
 from frontline.web.auth import (
     ConsoleDenied,
     Principal,
@@ -30,7 +37,7 @@ from frontline.web.auth import (
     with_flash,
 )
 from frontline.web.console.common import check_department, optional, parse_date, parse_int, policy
-from models import AuditEvent, Department, Employee, MentorPairing, PlanRun, Rotation, utcnow
+from models import Employee, Rotation
 
 router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], include_in_schema=False)
 
@@ -46,34 +53,17 @@ ACTIONS = {
 MAX_REASON = 1000
 
 
-def _planning():
-    module = optional("frontline.rotations.service")
-    if module is None:
-        raise ConsoleDenied("The planner is not installed.", status_code=501)
-    return module
-
-
-def _rotation_context(session: Session, user: Principal, rotation_id: int) -> dict:
-    rotation = session.get(Rotation, rotation_id)
-    if rotation is None:
+def _rotation_context(session: Session, user: Principal, rotation_id: int) -> dict[str, Any]:
+    details = queries.rotation_details(session, rotation_id)
+    if details is None:
         raise ConsoleDenied("No such rotation.", status_code=404)
-    employee = session.get(Employee, rotation.employee_id)
-    check_department(user, employee.department_id)
-    pairing = session.exec(
-        select(MentorPairing).where(MentorPairing.rotation_id == rotation.id, MentorPairing.status == "active")
-    ).first()
-    history = session.exec(
-        select(AuditEvent)
-        .where(AuditEvent.subject_type == "rotation", AuditEvent.subject_id == str(rotation.id))
-        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-        .limit(50)
-    ).all()
+    check_department(user, details.employee.department_id)
     return {
-        "r": rotation,
-        "employee": employee,
-        "department": session.get(Department, employee.department_id),
-        "mentor": session.get(Employee, pairing.mentor_id) if pairing else None,
-        "history": history,
+        "r": details.rotation,
+        "employee": details.employee,
+        "department": details.department,
+        "mentor": details.mentor,
+        "history": details.history,
     }
 
 
@@ -84,7 +74,7 @@ def _detail(
     rotation_id: int,
     *,
     error: str | None = None,
-    values: dict | None = None,
+    values: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
     ctx = _rotation_context(session, user, rotation_id)
@@ -110,103 +100,79 @@ def rotation_page(
 
 
 def _perform(
-    session: Session, pol, planning, action: str, rotation: Rotation, employee: Employee, values: dict, actor: str
+    session: Session,
+    pol: Policy,
+    action: str,
+    rotation: Rotation,
+    employee: Employee,
+    values: dict[str, str],
+    actor: str,
 ) -> tuple[str, list[int]]:
     """Apply one override in the session; returns (what happened, rotation ids whose invites may change)."""
     reason = values["reason"]
     rid = rotation.id
+    if rid is None:
+        raise ConsoleDenied("No such rotation.", status_code=404)
     if action == "move":
         new_start = parse_date(values.get("new_start"), "new start")
         if new_start is None:
-            raise planning.PlanningError("choose the new start date (a Monday)")
+            raise PlanningError("choose the new start date (a Monday)")
         old = rotation.start
-        planning.move(session, pol, rid, new_start, reason, actor=actor)
+        overrides.move(session, pol, rid, new_start, reason, actor=actor)
         return f"{employee.name}: rotation moved from {old} to {new_start} and locked", [rid]
     if action == "swap":
-        other_key = (values.get("other") or "").strip()
-        if not other_key:
-            raise planning.PlanningError("give the employee id or email of the rotator to swap with")
-        other_emp = session.exec(
-            select(Employee).where((Employee.employee_id == other_key) | (Employee.email == other_key.lower()))
-        ).first()
-        if other_emp is None:
-            raise planning.PlanningError(f"no employee {other_key!r}")
-        other = planning.upcoming_rotation(session, other_emp.employee_id)
-        a_start, b_start = rotation.start, other.start
-        planning.swap(session, pol, rid, other.id, reason, actor=actor)
-        return (
-            f"{employee.name} now starts {b_start}, {other_emp.name} now starts {a_start} (both locked)",
-            [rid, other.id],
-        )
+        return _swap(session, pol, rotation, employee, (values.get("other") or "").strip(), reason, actor)
     if action == "defer":
         weeks = parse_int(values.get("weeks"), "weeks")
         until = parse_date(values.get("until"), "until")
         old = rotation.start
-        rot = planning.defer(session, pol, rid, weeks=weeks, until=until, reason=reason, actor=actor)
+        rot = overrides.defer(session, pol, rid, weeks=weeks, until=until, reason=reason, actor=actor)
         return f"{employee.name}: rotation deferred from {old} to {rot.start} and locked", [rid]
     if action == "exempt":
-        until = parse_date(values.get("until"), "until")
-        if until is None:
-            raise planning.PlanningError("choose the date the exemption ends")
-        affected = list(
-            session.exec(
-                select(Rotation.id).where(
-                    Rotation.employee_id == employee.id, Rotation.status.in_(["draft", "invited"])
-                )
-            ).all()
-        )
-        planning.exempt(session, employee.employee_id, until, reason, actor=actor, today=today())
-        session.flush()
-        remaining = set(session.exec(select(Rotation.id).where(Rotation.id.in_(affected or [-1]))).all())
-        return f"{employee.name} is exempt until {until}; rotations inside it withdrawn", sorted(remaining)
+        return _exempt(session, employee, parse_date(values.get("until"), "until"), reason, actor)
     if action == "repair":
-        return _repair(session, pol, planning, rotation, employee, reason, actor)
+        replaced = overrides.replace_mentor(session, pol, rid, employee.name, reason, actor)
+        old_name = replaced.old_mentor.name if replaced.old_mentor else "?"
+        summary = f"{employee.name}: mentor {old_name} replaced by {replaced.new_mentor}"
+        if replaced.other_rotation_ids:
+            summary += f" (the pairing run also paired {len(replaced.other_rotation_ids)} other rotation(s) that had no mentor)"
+        return summary, [rid, *replaced.other_rotation_ids]
     if action in ("lock", "unlock"):
-        getattr(planning, action)(session, rid, reason, actor=actor)
+        overrides.set_lock(session, rid, action == "lock", reason, actor=actor)
         return f"{employee.name}: rotation {action}ed", [rid]
     raise ConsoleDenied(f"Unknown action {action!r}.", status_code=404)
 
 
-def _repair(
-    session: Session, pol, planning, rotation: Rotation, employee: Employee, reason: str, actor: str
+def _swap(
+    session: Session, pol: Policy, rotation: Rotation, employee: Employee, other_key: str, reason: str, actor: str
 ) -> tuple[str, list[int]]:
-    """HR replaces the rotator's mentor: the active pairing is marked ``replaced`` (so that mentor is never
-    proposed again for this person) and :func:`frontline.mentors.service.pair_mentors` picks the new one. Like
-    the nightly job, that run also pairs any other rotation that still has no mentor."""
-    from frontline.mentors import service as mentoring
-
-    pairing = session.exec(
-        select(MentorPairing).where(MentorPairing.rotation_id == rotation.id, MentorPairing.status == "active")
-    ).first()
-    if pairing is None:
-        raise planning.PlanningError(f"{employee.name} has no mentor yet; the pairing job will pair them")
-    old = session.get(Employee, pairing.mentor_id)
-    pairing.status, pairing.reason, pairing.updated_at = "replaced", f"re-paired by HR: {reason}", utcnow()
-    session.add(pairing)
-    audit.record(
-        session,
-        actor=actor,
-        action="pairing.replaced",
-        subject_type="pairing",
-        subject_id=pairing.id,
-        reason=reason,
-        rotation_id=rotation.id,
-        mentor_id=pairing.mentor_id,
+    if not other_key:
+        raise PlanningError("give the employee id or email of the rotator to swap with")
+    other_emp = employee_by_id_or_email(session, other_key)
+    if other_emp is None:
+        raise PlanningError(f"no employee {other_key!r}")
+    other = overrides.upcoming_rotation(session, other_emp.employee_id)
+    if rotation.id is None or other.id is None:
+        raise PlanningError(f"{other_emp.name} has no stored rotation to swap with")
+    a_start, b_start = rotation.start, other.start
+    overrides.swap(session, pol, rotation.id, other.id, reason, actor=actor)
+    return (
+        f"{employee.name} now starts {b_start}, {other_emp.name} now starts {a_start} (both locked)",
+        [rotation.id, other.id],
     )
+
+
+def _exempt(session: Session, employee: Employee, until: date | None, reason: str, actor: str) -> tuple[str, list[int]]:
+    if until is None:
+        raise PlanningError("choose the date the exemption ends")
+    affected = queries.open_rotation_ids(session, employee.id) if employee.id is not None else []
+    overrides.exempt(session, employee.employee_id, until, reason, actor=actor, today=clock.today())
     session.flush()
-    result = mentoring.pair_mentors(session, pol, actor=actor)
-    new = next((c for c in result.created if c["rotation_id"] == rotation.id), None)
-    if new is None:
-        why = next((u.get("reason") for u in result.unmatched if u.get("rotation_id") == rotation.id), None)
-        raise planning.PlanningError(f"no other mentor fits {employee.name}" + (f": {why}" if why else ""))
-    others = [c["rotation_id"] for c in result.created if c["rotation_id"] != rotation.id]
-    summary = f"{employee.name}: mentor {old.name if old else '?'} replaced by {new['mentor']}"
-    if others:
-        summary += f" (the pairing run also paired {len(others)} other rotation(s) that had no mentor)"
-    return summary, [rotation.id, *others]
+    remaining = queries.existing_rotation_ids(session, affected)
+    return f"{employee.name} is exempt until {until}; rotations inside it withdrawn", sorted(remaining)
 
 
-def queue_invite_updates(session: Session, pol, rotation_ids: list[int]) -> int | None:
+def queue_invite_updates(session: Session, pol: Policy, rotation_ids: list[int]) -> int | None:
     """Queue calendar updates/cancellations for these rotations (None when invites are not installed)."""
     invites = optional("frontline.calendar.invites")
     if invites is None or not rotation_ids:
@@ -214,7 +180,7 @@ def queue_invite_updates(session: Session, pol, rotation_ids: list[int]) -> int 
     counts = invites.process_invites(
         session,
         rotation_ids,
-        as_of=today(),
+        as_of=clock.today(),
         checkin_minutes=pol.mentoring.checkin_minutes,
         working_hours=tuple(pol.mentoring.working_hours),
     )
@@ -255,14 +221,13 @@ def rotation_action(
             status_code=400,
             error=f"{ACTIONS[action]}: a reason is required (it is kept in the audit trail).",
         )
-    planning = _planning()
     pol = policy()
     ctx = _rotation_context(session, user, rotation_id)
     rotation, employee = ctx["r"], ctx["employee"]
     try:
-        summary, touched = _perform(session, pol, planning, action, rotation, employee, values, user.email)
+        summary, touched = _perform(session, pol, action, rotation, employee, values, user.email)
         session.flush()
-    except (planning.PlanningError, ConsoleDenied) as exc:
+    except (PlanningError, ConsoleDenied) as exc:
         session.rollback()
         message = exc.message if isinstance(exc, ConsoleDenied) else str(exc)
         return _detail(
@@ -289,7 +254,9 @@ def rotation_action(
     queued = queue_invite_updates(session, pol, touched)
     session.commit()
     done = summary + (f". Calendar updates queued: {queued}" if queued is not None else "")
-    target = f"/console/plan/rotations/{rotation_id}" if session.get(Rotation, rotation_id) else "/console/plan"
+    target = (
+        f"/console/plan/rotations/{rotation_id}" if queries.rotation_exists(session, rotation_id) else "/console/plan"
+    )
     return redirect(request, with_flash(target, done))
 
 
@@ -302,13 +269,13 @@ def rerun_form(request: Request, user: Principal = Depends(require_hr)) -> Respo
         request,
         "web/console/rerun.html",
         result=None,
-        f={"start": monday(today()).isoformat(), "weeks": 52},
+        f={"start": monday(clock.today()).isoformat(), "weeks": 52},
         error=None,
     )
 
 
-def _horizon(start: str, weeks: str) -> tuple:
-    first = monday(parse_date(start, "start") or today())
+def _horizon(start: str, weeks: str) -> tuple[date, int]:
+    first = monday(parse_date(start, "start") or clock.today())
     n = parse_int(weeks, "weeks") or 52
     if not 1 <= n <= 104:
         raise ConsoleDenied("weeks: between 1 and 104.", status_code=400)
@@ -323,11 +290,10 @@ def rerun_dry(
     user: Principal = Depends(require_hr),
     session: Session = Depends(db),
 ) -> Response:
-    planning = _planning()
     first, n = _horizon(start, weeks)
     try:
-        result = planning.plan_rotations(session, policy(), first, n, dry_run=True, actor=user.email)
-    except planning.PlanningError as exc:
+        result = plan_rotations(session, policy(), first, n, dry_run=True, actor=user.email)
+    except PlanningError as exc:
         session.rollback()
         return page(
             request,
@@ -338,12 +304,7 @@ def rerun_dry(
             f={"start": first.isoformat(), "weeks": n},
         )
     session.commit()  # the dry run's PlanRun row (dry_run = true) records what was previewed
-    names = {
-        e.employee_id: e
-        for e in session.exec(
-            select(Employee).where(Employee.employee_id.in_([c["employee_id"] for c in result.changes] or ["-"]))
-        ).all()
-    }
+    names = employees_by_external_id(session, [c["employee_id"] for c in result.changes])
     return page(
         request,
         "web/console/rerun.html",
@@ -364,13 +325,12 @@ def rerun_apply(
     user: Principal = Depends(require_hr),
     session: Session = Depends(db),
 ) -> Response:
-    planning = _planning()
     first, n = _horizon(start, weeks)
     reason = reason.strip()[:MAX_REASON]
     if not reason:
         raise ConsoleDenied("Applying a plan needs a reason (it is kept in the audit trail).", status_code=400)
     pol = policy()
-    result = planning.plan_rotations(session, pol, first, n, dry_run=False, actor=user.email)
+    result = plan_rotations(session, pol, first, n, dry_run=False, actor=user.email)
     audit.record(
         session,
         actor=user.email,
@@ -384,15 +344,7 @@ def rerun_apply(
         removed=result.removed,
     )
     session.flush()
-    touched = list(
-        session.exec(
-            select(Rotation.id).where(
-                Rotation.start <= first + timedelta(weeks=n),
-                Rotation.end >= today(),
-                Rotation.announced_state.is_not(None),
-            )
-        ).all()
-    )
+    touched = queries.announced_rotation_ids(session, starting_by=first + timedelta(weeks=n), ending_from=clock.today())
     queued = queue_invite_updates(session, pol, touched)
     session.commit()
     done = (
@@ -400,7 +352,7 @@ def rerun_apply(
         f"{len(result.unplaced)} unplaced"
     )
     if preview_run:
-        preview = session.get(PlanRun, parse_int(preview_run, "preview"))
+        preview = queries.plan_run(session, parse_int(preview_run, "preview"))
         if preview is not None and (preview.summary or {}).get("changes") != result.changes[:500]:
             done += " (the data changed since the preview, so the changes differ from it)"
     if queued is not None:

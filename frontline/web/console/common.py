@@ -6,8 +6,10 @@ import importlib
 from datetime import date
 from types import ModuleType
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
+from frontline.core.policy import Policy
+from frontline.people.directory import departments
 from frontline.web.auth import ConsoleDenied, Principal
 from models import Department
 
@@ -30,7 +32,7 @@ def parse_int(value: str | None, what: str) -> int | None:
         raise ConsoleDenied(f"{what}: {value!r} is not a number.", status_code=400) from None
 
 
-def policy():
+def policy() -> Policy:
     """The policy, or an error page that lists the problems."""
     from frontline.core.policy import PolicyError, load_policy
 
@@ -52,10 +54,7 @@ def optional(module: str) -> ModuleType | None:
 
 def visible_departments(session: Session, user: Principal) -> list[Department]:
     """Departments the user may see (all for HR, their own for a head), by name."""
-    query = select(Department).order_by(Department.name)
-    if not user.is_hr:
-        query = query.where(Department.id.in_(list(user.head_of) or [-1]))
-    return list(session.exec(query).all())
+    return departments(session, None if user.is_hr else user.head_of)
 
 
 def check_department(user: Principal, department_id: int | None) -> None:

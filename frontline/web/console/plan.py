@@ -16,17 +16,23 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
-import holidays
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from frontline.core.clock import iso_week, monday, today
+from frontline.core import clock
+from frontline.core.clock import iso_week, monday
+from frontline.core.policy import Policy
+from frontline.people.directory import employees_by_external_id
+from frontline.rotations import timeline
+from frontline.rotations.queries import latest_applied_run
 from frontline.rotations.solver import department_cap  # the solver's cap rule, so the plan draws what it used
+from frontline.rotations.weeks import holidays_between, week_of, week_start
 from frontline.web.auth import Principal, db, page, require_csrf, require_staff
 from frontline.web.console.common import check_department, parse_date, parse_int, policy, visible_departments
-from models import Absence, Employee, PlanRun, Rotation
+from models import Absence, Department, Employee, Rotation
 
 router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], include_in_schema=False)
 
@@ -55,7 +61,7 @@ class Row:
 
 @dataclass
 class Group:
-    department: object
+    department: Department
     headcount: int
     cap: int
     away: list[int]
@@ -79,151 +85,146 @@ def rotation_css(r: Rotation) -> str:
     return " ".join(css)
 
 
-def build_plan(
-    session: Session, user: Principal, pol, *, start: date, weeks: int, department_id: int | None, status: str
-) -> dict:
-    days = weeks * 7
-    end = start + timedelta(days=days - 1)
-    departments = [d for d in visible_departments(session, user) if d.name != pol.support_department]
-    dept_by_id = {d.id: d for d in departments}
-    shown_depts = [d for d in departments if department_id is None or d.id == department_id]
+def _shown(rots: list[Rotation], status: str) -> bool:
+    """The status filter: does a person with these rotations (in the window) get a row?"""
+    if status in ("draft", "invited"):
+        return any(r.status == status for r in rots)
+    if status == "locked":
+        return any(r.locked for r in rots)
+    if status in ("new_hire", "cycle"):
+        return any(r.kind == status for r in rots)
+    if status == "unplanned":
+        return not rots
+    return True
 
-    # Headcount of every department (caps depend on it) and everyone's rotations in the horizon:
-    # the seat load and the department load count all of them, whatever the filter.
-    employees = session.exec(
-        select(Employee)
-        .where(Employee.active.is_(True), Employee.department_id.in_([d.id for d in departments] or [-1]))
-        .order_by(Employee.name, Employee.id)
-    ).all()
-    headcount: dict[int, int] = defaultdict(int)
-    for e in employees:
-        headcount[e.department_id] += 1
-    all_rotations = session.exec(
-        select(Rotation).where(Rotation.status != "cancelled", Rotation.start <= end, Rotation.end >= start)
-    ).all()
-    seat_load = [0] * weeks
-    emp_dept = {e.id: e.department_id for e in employees}
-    dept_away: dict[int, list[int]] = defaultdict(lambda: [0] * weeks)
-    by_employee: dict[int, list[Rotation]] = defaultdict(list)
-    for r in all_rotations:
-        first = max(0, (r.start - start).days // 7)
-        last = min(weeks - 1, (r.end - start).days // 7)
-        for w in range(first, last + 1):
-            seat_load[w] += 1
-            if r.employee_id in emp_dept:
-                dept_away[emp_dept[r.employee_id]][w] += 1
-        by_employee[r.employee_id].append(r)
 
-    shown_ids = {d.id for d in shown_depts}
-    shown_employees = [e for e in employees if e.department_id in shown_ids]
-    absences: dict[int, list[Absence]] = defaultdict(list)
-    if shown_employees:
-        for a in session.exec(select(Absence).where(Absence.start <= end, Absence.end >= start)).all():
-            absences[a.employee_id].append(a)
+def _rotation_bar(e: Employee, r: Rotation, start: date, days: int) -> Bar | None:
+    span = _span(r.start, r.end, start, days)
+    if span is None:
+        return None
+    kind = "new hire" if r.kind == "new_hire" else "cycle"
+    state = r.status + (", locked" if r.locked else "")
+    late = (r.start - r.due).days // 7
+    title = f"{e.name}: {kind} rotation {r.start} – {r.end} ({state}); due {r.due}" + (
+        f", {late} week(s) late" if late > 0 else ""
+    )
+    label = r.start.strftime("%d %b") + (" · locked" if r.locked else "")
+    return Bar(span[0], span[1], rotation_css(r), title, f"/console/plan/rotations/{r.id}", label=label)
 
-    groups: dict[int, Group] = {}
-    for d in shown_depts:
-        fraction = d.max_away_fraction if d.max_away_fraction is not None else pol.max_department_away_fraction
-        groups[d.id] = Group(
-            department=d,
-            headcount=headcount[d.id],
-            cap=department_cap(fraction, headcount[d.id]),
-            away=dept_away[d.id][:] if d.id in dept_away else [0] * weeks,
-        )
-    counts = defaultdict(int)
-    for e in shown_employees:
-        rots = sorted(by_employee.get(e.id, []), key=lambda r: r.start)
-        if status in ("draft", "invited") and not any(r.status == status for r in rots):
-            continue
-        if status == "locked" and not any(r.locked for r in rots):
-            continue
-        if status in ("new_hire", "cycle") and not any(r.kind == status for r in rots):
-            continue
-        if status == "unplanned" and rots:
-            continue
-        row = Row(employee=e, exempt=e.exempt_until is not None and e.exempt_until >= start)
-        for r in rots:
-            span = _span(r.start, r.end, start, days)
-            if span is None:
-                continue
-            kind = "new hire" if r.kind == "new_hire" else "cycle"
-            state = r.status + (", locked" if r.locked else "")
-            late = (r.start - r.due).days // 7
-            title = f"{e.name}: {kind} rotation {r.start} – {r.end} ({state}); due {r.due}" + (
-                f", {late} week(s) late" if late > 0 else ""
-            )
-            row.bars.append(
-                Bar(
-                    span[0],
-                    span[1],
-                    rotation_css(r),
-                    title,
-                    f"/console/plan/rotations/{r.id}",
-                    label=r.start.strftime("%d %b") + (" · locked" if r.locked else ""),
-                )
-            )
+
+def _row(
+    e: Employee, rots: list[Rotation], absences: list[Absence], start: date, days: int, counts: dict[str, int]
+) -> Row:
+    """One person's row: a bar per rotation (counted by status in ``counts``), hatching per absence."""
+    row = Row(employee=e, exempt=e.exempt_until is not None and e.exempt_until >= start)
+    for r in rots:
+        bar = _rotation_bar(e, r, start, days)
+        if bar is not None:
+            row.bars.append(bar)
             counts[r.status] += 1
-        for a in absences.get(e.id, []):
-            span = _span(a.start, a.end, start, days)
-            if span is not None:
-                row.absences.append(Bar(span[0], span[1], "abs", f"away {a.start} – {a.end} {a.reason}".strip()))
-        groups[e.department_id].rows.append(row)
-
-    week_starts = [start + timedelta(weeks=w) for w in range(weeks)]
-    blackouts = []
-    for b in pol.blackouts:
-        span = _span(b.start, b.end, start, days)
+    for a in absences:
+        span = _span(a.start, a.end, start, days)
         if span is not None:
-            blackouts.append(
-                {
-                    "left": 100 * (span[0] - 1) / days,
-                    "width": 100 * (span[1] - span[0]) / days,
-                    "title": f"blackout {b.start} – {b.end} {b.reason}".strip(),
-                }
-            )
+            row.absences.append(Bar(span[0], span[1], "abs", f"away {a.start} – {a.end} {a.reason}".strip()))
+    return row
+
+
+def _groups(
+    departments: list[Department], headcount: dict[int | None, int], loads: timeline.WeekLoads, pol: Policy, weeks: int
+) -> dict[int | None, Group]:
+    """A group per department shown, with its headcount, cap and people away per week."""
+    groups: dict[int | None, Group] = {}
+    for d in departments:
+        fraction = d.max_away_fraction if d.max_away_fraction is not None else pol.max_department_away_fraction
+        n = headcount.get(d.id, 0)
+        groups[d.id] = Group(
+            department=d, headcount=n, cap=department_cap(fraction, n), away=list(loads.away.get(d.id, [0] * weeks))
+        )
+    return groups
+
+
+def _week_heads(pol: Policy, start: date, weeks: int) -> list[dict[str, Any]]:
+    """A column head per week: ISO week, public holidays of the policy's country, whether a blackout touches it."""
+    end = start + timedelta(days=weeks * 7 - 1)
     holidays_by_week: dict[int, list[str]] = defaultdict(list)
-    if pol.holidays_country:
-        for day, name in sorted(
-            holidays.country_holidays(pol.holidays_country, years=range(start.year, end.year + 1)).items()
-        ):
-            if start <= day <= end:
-                holidays_by_week[(day - start).days // 7].append(f"{day:%a %d %b}: {name}")
-    seats = pol.seats_per_week
-    return {
-        "start": start,
-        "end": end,
-        "weeks": weeks,
-        "days": days,
-        "week_heads": [
+    for day, name in holidays_between(pol.holidays_country, start, end):
+        holidays_by_week[week_of(start, day)].append(f"{day:%a %d %b}: {name}")
+    heads = []
+    for i in range(weeks):
+        ws = week_start(start, i)
+        heads.append(
             {
                 "start": ws,
                 "label": iso_week(ws),
                 "holidays": holidays_by_week.get(i, []),
                 "blackout": any(b.start <= ws + timedelta(days=6) and b.end >= ws for b in pol.blackouts),
             }
-            for i, ws in enumerate(week_starts)
-        ],
-        "seat_load": [{"n": n, "pct": min(100, round(100 * n / seats)), "over": n > seats} for n in seat_load],
+        )
+    return heads
+
+
+def _blackouts(pol: Policy, start: date, days: int) -> list[dict[str, Any]]:
+    """The policy's blackouts as shaded bands (left and width in % of the plan)."""
+    bands = []
+    for b in pol.blackouts:
+        span = _span(b.start, b.end, start, days)
+        if span is not None:
+            bands.append(
+                {
+                    "left": 100 * (span[0] - 1) / days,
+                    "width": 100 * (span[1] - span[0]) / days,
+                    "title": f"blackout {b.start} – {b.end} {b.reason}".strip(),
+                }
+            )
+    return bands
+
+
+def build_plan(
+    session: Session, user: Principal, pol: Policy, *, start: date, weeks: int, department_id: int | None, status: str
+) -> dict[str, Any]:
+    """Everything the timeline draws. The seat load and the department load count every rotation in the
+    horizon, whatever the filters show."""
+    days = weeks * 7
+    end = start + timedelta(days=days - 1)
+    departments = [d for d in visible_departments(session, user) if d.name != pol.support_department]
+    shown_depts = [d for d in departments if department_id is None or d.id == department_id]
+    window = timeline.plan_window(session, [d.id for d in departments], start, end)
+    shown_ids = {d.id for d in shown_depts}
+    shown_employees = [e for e in window.employees if e.department_id in shown_ids]
+    absences = timeline.absences_between(session, start, end) if shown_employees else {}
+    by_employee = window.rotations_by_employee()
+    loads = timeline.week_loads(window, weeks)
+    groups = _groups(shown_depts, window.headcount(), loads, pol, weeks)
+    counts: dict[str, int] = defaultdict(int)
+    for e in shown_employees:
+        rots = sorted(by_employee.get(e.id, []), key=lambda r: r.start)
+        if _shown(rots, status):
+            groups[e.department_id].rows.append(_row(e, rots, absences.get(e.id, []), start, days, counts))
+    seats = pol.seats_per_week
+    return {
+        "start": start,
+        "end": end,
+        "weeks": weeks,
+        "days": days,
+        "week_heads": _week_heads(pol, start, weeks),
+        "seat_load": [{"n": n, "pct": min(100, round(100 * n / seats)), "over": n > seats} for n in loads.seats],
         "seats": seats,
         "groups": [g for g in groups.values() if g.rows or status == "all"],
-        "blackouts": blackouts,
+        "blackouts": _blackouts(pol, start, days),
         "departments": departments,
-        "dept_by_id": dept_by_id,
+        "dept_by_id": {d.id: d for d in departments},
         "people": sum(len(g.rows) for g in groups.values()),
         "counts": dict(counts),
     }
 
 
 def latest_unplaced(session: Session, user: Principal, departments: dict) -> dict | None:
-    run = session.exec(
-        select(PlanRun).where(PlanRun.dry_run.is_(False)).order_by(PlanRun.started_at.desc(), PlanRun.id.desc())
-    ).first()
+    """The unplaced people of the latest applied plan run that ``user`` may see."""
+    run = latest_applied_run(session)
     if run is None:
         return None
     keys = [str(u.get("employee_id") or u.get("key") or "") for u in run.unplaced]
-    people = {}
-    if keys:
-        people = {e.employee_id: e for e in session.exec(select(Employee).where(Employee.employee_id.in_(keys))).all()}
+    people = employees_by_external_id(session, keys)
     items = []
     for u, key in zip(run.unplaced, keys, strict=True):
         e = people.get(key)
@@ -259,7 +260,7 @@ def plan_page(
     if dept_id is None and not user.is_hr:
         dept_id = min(user.head_of)  # a head sees their own department
     check_department(user, dept_id)
-    first = monday(parse_date(start, "start") or today())
+    first = monday(parse_date(start, "start") or clock.today())
     n_weeks = max(1, min(MAX_WEEKS, parse_int(weeks, "weeks") or DEFAULT_WEEKS))
     if status not in STATUSES:
         status = "all"

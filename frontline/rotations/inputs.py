@@ -1,0 +1,280 @@
+"""The planner's input, built from plain rows (pure: no session, no clock).
+
+:func:`build_input` turns the roster (departments, employees, absences), the policy and the stored
+rotations into the solver's :class:`~frontline.rotations.solver.PlanInput`, and keeps the rows behind it
+so that the planning service can write the plan back. Rules (README, *Planning*):
+
+* Planned: active employees outside the support department who are not exempt for the whole horizon
+  and have not left. New hires (never rotated, hired less than ``new_hire_within_weeks`` before the
+  horizon, or hired later) start at or after their hire week; everyone else is due ``cycle_months``
+  after their last rotation (never rotated: due now).
+* Fixed, never moved: rotations that are locked, or announced (status ``invited``/``done``) unless HR
+  unlocked them; rotations that started before the horizon are history (they count as the last rotation
+  and, while they run, use seats).
+* Drafts of people who are no longer planned (left, support, exempt, already fixed, duplicates) are
+  *stale*: the service withdraws them, each with the reason recorded here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Protocol, TypeVar
+
+from frontline.core.clock import add_months, monday, monday_on_or_after
+from frontline.core.policy import Policy
+from frontline.rotations.lifecycle import is_fixed
+from frontline.rotations.solver import LockedRotation, Person, PlanInput, Weights, department_cap
+from frontline.rotations.weeks import blocked_starts_for, first_week_on_or_after, week_of
+from models import Absence, Department, Employee, Rotation
+
+WHY_STALE = {
+    "left": "employee left",
+    "support": "employee is in the support department",
+    "fixed": "employee already has a fixed rotation",
+}
+
+
+@dataclass
+class PlanningInput:
+    """The solver's input and the rows behind it (what the planning service writes back)."""
+
+    inp: PlanInput
+    employees: dict[str, Employee]  # employee_id -> row (people planned)
+    drafts: dict[str, Rotation]  # employee_id -> movable draft rotation
+    stale_drafts: list[tuple[Rotation, str]]  # drafts of people no longer planned, with why
+    kinds: dict[str, str]  # employee_id -> new_hire | cycle
+    due_dates: dict[str, date]  # employee_id -> Monday of the week the rotation is due
+    fixed: list[Rotation]  # rotations that hold seats and never move
+    skipped: dict[str, int]  # why not planned -> how many people
+    dept_caps: dict[str, int]  # department name -> at most this many away at once
+
+
+class _HasEmployee(Protocol):
+    @property
+    def employee_id(self) -> int: ...
+
+
+_Row = TypeVar("_Row", bound=_HasEmployee)
+
+
+def _by_employee(rows: Iterable[_Row]) -> dict[int | None, list[_Row]]:
+    grouped: dict[int | None, list[_Row]] = defaultdict(list)
+    for row in rows:
+        grouped[row.employee_id].append(row)
+    return grouped
+
+
+def department_caps(
+    policy: Policy, horizon: date, departments: Sequence[Department], employees: Sequence[Employee]
+) -> dict[str, int]:
+    """Department name -> at most this many away at once, from the headcount on the horizon's first day."""
+    headcount: dict[int | None, int] = defaultdict(int)
+    for e in employees:
+        if e.active and (e.left_on is None or e.left_on > horizon):
+            headcount[e.department_id] += 1
+    caps: dict[str, int] = {}
+    for dept in departments:
+        fraction = dept.max_away_fraction if dept.max_away_fraction is not None else policy.max_department_away_fraction
+        caps[dept.name] = department_cap(fraction, headcount.get(dept.id, 0))
+    return caps
+
+
+def blackout_starts(policy: Policy, horizon: date) -> frozenset[int]:
+    """Start weeks whose rotation would overlap one of the policy's blackouts."""
+    blocked: set[int] = set()
+    for b in policy.blackouts:
+        blocked.update(blocked_starts_for(horizon, policy.length_weeks, b.start, b.end))
+    return frozenset(blocked)
+
+
+@dataclass
+class _Rotations:
+    """One employee's rotations (oldest first) seen from the horizon."""
+
+    history: list[Rotation]  # started before the horizon
+    running: list[Rotation]  # ... and still running on its first day
+    fixed: list[Rotation]  # start in the horizon or later and never move
+    drafts: list[Rotation]  # movable, start inside the horizon
+    beyond: list[Rotation]  # movable, start after the horizon ends: outside this run's scope
+
+    @classmethod
+    def split(cls, rots: list[Rotation], horizon: date, horizon_end: date) -> _Rotations:
+        history = [r for r in rots if r.start < horizon]
+        future = [r for r in rots if r.start >= horizon]
+        drafts = [r for r in future if not is_fixed(r)]
+        return cls(
+            history=history,
+            running=[r for r in history if r.end >= horizon],
+            fixed=[r for r in future if is_fixed(r)],
+            drafts=[r for r in drafts if r.start < horizon_end],
+            beyond=[r for r in drafts if r.start >= horizon_end],
+        )
+
+
+@dataclass
+class _Due:
+    """When one person is due and the weeks they may start in (indices from the horizon start)."""
+
+    new_hire: bool
+    hire_week: int
+    release_week: int  # not before the hire week or the end of an exemption
+    deadline_week: int | None  # last start that ends before the person leaves
+    due_date: date
+    due_week: int
+
+
+@dataclass
+class _InputBuilder:
+    """Goes through the employees one by one (in employee_id order) and collects the solver's input."""
+
+    policy: Policy
+    horizon: date
+    weeks: int
+    absences: dict[int | None, list[Absence]]
+    people: list[Person] = field(default_factory=list)
+    locked: list[LockedRotation] = field(default_factory=list)
+    employees: dict[str, Employee] = field(default_factory=dict)
+    drafts: dict[str, Rotation] = field(default_factory=dict)
+    stale: list[tuple[Rotation, str]] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)
+    dues: dict[str, date] = field(default_factory=dict)
+    fixed: list[Rotation] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def horizon_end(self) -> date:
+        return self.horizon + timedelta(weeks=self.weeks)
+
+    def add(self, e: Employee, dept: str, rots: _Rotations) -> None:
+        """Hold the seats of ``e``'s fixed rotations, then plan ``e`` or say why not."""
+        for r in rots.running + rots.fixed:  # they use seats whatever happens to their owner
+            self.locked.append(LockedRotation(e.employee_id, dept, week_of(self.horizon, r.start)))
+            self.fixed.append(r)
+        why_not = self._why_not_planned(e, dept, rots)
+        if why_not:
+            self._skip(why_not, self._stale_reasons(why_not, e, rots))
+            return
+        if rots.beyond and not rots.drafts:
+            self._skip("planned_after_horizon", [(r, "duplicate draft rotation") for r in rots.beyond[1:]])
+            return
+        self.stale.extend((r, "duplicate draft rotation") for r in rots.drafts[1:] + rots.beyond)
+        due = self._due(e, rots.history)
+        if due.new_hire and due.hire_week >= self.weeks:
+            self._skip(
+                "hired_after_horizon", [(r, f"hired after the horizon ends ({e.hire_date})") for r in rots.drafts]
+            )
+            return
+        if not due.new_hire and due.due_week >= self.weeks:
+            why = f"not due before {self.horizon_end} (due {due.due_date})"
+            self._skip("not_due", [(r, why) for r in rots.drafts])
+            return
+        self._plan(e, dept, rots, due)
+
+    def _skip(self, why_not: str, stale: list[tuple[Rotation, str]]) -> None:
+        self.skipped[why_not] += 1
+        self.stale.extend(stale)
+
+    def _why_not_planned(self, e: Employee, dept: str, rots: _Rotations) -> str | None:
+        if not e.active or (e.left_on is not None and e.left_on <= self.horizon):
+            return "left"
+        if dept == self.policy.support_department:
+            return "support"
+        if e.exempt_until is not None and e.exempt_until >= self.horizon_end:
+            return "exempt"
+        if rots.running or rots.fixed:
+            return "fixed"
+        return None
+
+    @staticmethod
+    def _stale_reasons(why_not: str, e: Employee, rots: _Rotations) -> list[tuple[Rotation, str]]:
+        """The drafts of someone not planned, each with the reason it is withdrawn."""
+        if why_not == "exempt" and e.exempt_until is not None:
+            inside = rots.drafts + [b for b in rots.beyond if b.start <= e.exempt_until]
+            return [(r, f"employee exempt until {e.exempt_until}") for r in inside]
+        return [(r, WHY_STALE[why_not]) for r in rots.drafts + rots.beyond]
+
+    def _due(self, e: Employee, history: list[Rotation]) -> _Due:
+        horizon, policy = self.horizon, self.policy
+        last_rot = max([d for d in [e.last_rotation, *(r.start for r in history)] if d is not None], default=None)
+        hire_week = first_week_on_or_after(horizon, e.hire_date)
+        release = hire_week
+        if e.exempt_until is not None and e.exempt_until >= horizon:
+            release = max(release, first_week_on_or_after(horizon, e.exempt_until + timedelta(days=1)))
+        deadline = None
+        if e.left_on is not None:
+            deadline = ((e.left_on - horizon).days - 7 * policy.length_weeks) // 7
+        new_hire = last_rot is None and e.hire_date > horizon - timedelta(weeks=policy.new_hire_within_weeks)
+        if new_hire:
+            return _Due(True, hire_week, release, deadline, horizon + timedelta(weeks=hire_week), hire_week)
+        due_date = horizon if last_rot is None else add_months(last_rot, policy.cycle_months)
+        due_week = max(first_week_on_or_after(horizon, due_date), -52)
+        return _Due(False, hire_week, release, deadline, due_date, due_week)
+
+    def _plan(self, e: Employee, dept: str, rots: _Rotations, due: _Due) -> None:
+        L, horizon = self.policy.length_weeks, self.horizon
+        blocked: set[int] = set()
+        for a in self.absences.get(e.id, []):
+            blocked.update(blocked_starts_for(horizon, L, a.start, a.end))
+        cur = rots.drafts[0] if rots.drafts else None
+        self.people.append(
+            Person(
+                key=e.employee_id,
+                dept=dept,
+                release_week=due.release_week,
+                due_week=due.due_week,
+                deadline_week=due.deadline_week,
+                is_new_hire=due.new_hire,
+                blocked_starts=frozenset(b for b in blocked if -L <= b <= self.weeks),
+                current_start=None if cur is None else week_of(horizon, cur.start),
+            )
+        )
+        self.employees[e.employee_id] = e
+        self.kinds[e.employee_id] = "new_hire" if due.new_hire else "cycle"
+        self.dues[e.employee_id] = monday_on_or_after(due.due_date) if due.due_date >= horizon else monday(due.due_date)
+        if cur is not None:
+            self.drafts[e.employee_id] = cur
+
+
+def build_input(
+    policy: Policy,
+    horizon: date,
+    weeks: int,
+    departments: Sequence[Department],
+    employees: Sequence[Employee],
+    absence_rows: Sequence[Absence],
+    rotations: Sequence[Rotation],
+) -> PlanningInput:
+    """The planner's input from plain rows (no session needed: the benchmark builds rows in memory)."""
+    caps = department_caps(policy, horizon, departments, employees)
+    dept_names: dict[int | None, str] = {d.id: d.name for d in departments}
+    by_emp = _by_employee(r for r in rotations if r.status != "cancelled")
+    builder = _InputBuilder(policy, horizon, weeks, _by_employee(absence_rows))
+    for e in sorted(employees, key=lambda e: e.employee_id):
+        rots = sorted(by_emp.get(e.id, []), key=lambda r: (r.start, r.id or 0))
+        builder.add(e, dept_names[e.department_id], _Rotations.split(rots, horizon, builder.horizon_end))
+    inp = PlanInput(
+        horizon_start=horizon,
+        weeks=weeks,
+        length_weeks=policy.length_weeks,
+        seats_per_week=policy.seats_per_week,
+        people=builder.people,
+        dept_caps=caps,
+        locked=builder.locked,
+        blocked_starts=blackout_starts(policy, horizon),
+        new_hire_within_weeks=policy.new_hire_within_weeks,
+        weights=Weights(balance=policy.balance_weight),
+    )
+    return PlanningInput(
+        inp,
+        builder.employees,
+        builder.drafts,
+        builder.stale,
+        builder.kinds,
+        builder.dues,
+        builder.fixed,
+        dict(builder.skipped),
+        caps,
+    )

@@ -304,12 +304,13 @@ def test_fast_eligibility_scan_matches_the_rule_checks(inst):
     # static_parts (used by the other paths and by the unmatched explanations), pair by pair and in cost
     import numpy as np
 
-    from frontline.mentors.solver import _Data
+    from frontline.mentors.solver.model import Instance
 
     rotators, mentors = inst
-    d = _Data(rotators, mentors, W)
+    d = Instance(rotators, mentors, W)
     count, cols, costs = d.eligible_all(block=3)
-    pr, pm, pc, _, count_ref = d.pools(np.arange(d.n), d.m)
+    pool = d.pools(np.arange(d.n), d.m)
+    (pr, pm, pc), count_ref = pool.edges, pool.n_eligible
     order = np.lexsort((pm, pr))
     assert count.tolist() == count_ref.tolist()
     assert cols.tolist() == pm[order].tolist()

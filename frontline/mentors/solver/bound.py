@@ -47,19 +47,12 @@ def _load_counts(inst: Instance, annual: np.ndarray, lam_m: np.ndarray) -> np.nd
 
 
 def lagrangian(
-    inst: Instance,
-    pool: Edges,
-    threshold: np.ndarray,
-    rots: np.ndarray,
-    annual: np.ndarray,
-    rescap: np.ndarray,
-    lam_m: np.ndarray,
-    lam_w: np.ndarray,
+    inst: Instance, pool: Edges, threshold: np.ndarray, rots: np.ndarray, lam_m: np.ndarray, lam_w: np.ndarray
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """The Lagrangian bound for multipliers ``lam_m`` (mentor load rows) and ``lam_w`` (m, H) (weekly
     rows), all >= 0, over the pool plus its thresholds (valid for every eligible pair), and its
     supergradient (``g_m``, ``g_w``) from the rotators' cheapest priced choices."""
-    P = inst.w.unmatched_penalty
+    P, annual, rescap = inst.w.unmatched_penalty, inst.annual, inst.rescap
     pr, pm, _ = pool
     lw = np.zeros((inst.m, inst.H + 1))
     np.cumsum(lam_w, axis=1, out=lw[:, 1:])
@@ -87,18 +80,17 @@ def improve_bound(
     pool: Edges,
     threshold: np.ndarray,
     rots: np.ndarray,
-    annual: np.ndarray,
-    rescap: np.ndarray,
     lam_m: np.ndarray,
     lam_w: np.ndarray,
     upper: float,
     steps: int = 40,
 ) -> float:
-    """Raise a Lagrangian bound: scale the LP duals (they are too high when the LP was cut short),
-    then projected supergradient steps (Polyak step towards ``upper``). Returns the best bound."""
+    """Raise the Lagrangian bound of :func:`lagrangian` from the LP duals ``lam_m``, ``lam_w``: scale
+    them (they are too high when the LP was cut short), then projected supergradient steps (Polyak step
+    towards ``upper``). Returns the best bound."""
 
     def value(lm: np.ndarray, lwk: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        return lagrangian(inst, pool, threshold, rots, annual, rescap, lm, lwk)
+        return lagrangian(inst, pool, threshold, rots, lm, lwk)
 
     best_val = -np.inf
     best = (lam_m, lam_w)

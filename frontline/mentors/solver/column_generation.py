@@ -298,7 +298,7 @@ def solve_by_lp(
         model = rnd.model
         lam_w = np.zeros((inst.m, inst.H))
         lam_w[model.wrow_m, model.wrow_w] = rnd.lam[model.Mn :]
-        improved = improve_bound(inst, sc.pool, sc.threshold, rots, inst.annual, inst.rescap, rnd.lam_m, lam_w, total)
+        improved = improve_bound(inst, sc.pool, sc.threshold, rots, rnd.lam_m, lam_w, total)
         stats["bound_improved_from"] = round(float(bound), 3)
         bound = max(bound, improved)
     stats["t_total"] = round(time.perf_counter() - t0, 3)

@@ -1,6 +1,7 @@
 """Flows ``pair-mentors`` and ``send-surveys``.
 
-Thin: the decisions live in :mod:`frontline.mentors.service` (the optimiser in :mod:`frontline.mentors.solver`).
+Thin: the decisions live in :mod:`frontline.mentors.service` (the optimiser in :mod:`frontline.mentors.solver`)
+and :mod:`frontline.mentors.surveys`.
 ``pair-mentors`` is one task (the whole horizon is optimised at once, in one transaction) and records
 a table artifact with the summary and the unmatched rotators; re-running it keeps every valid pairing,
 so it creates nothing twice. ``send-surveys`` queues the wrap-up surveys of pairings in their last week
@@ -66,7 +67,7 @@ def pair_mentors(as_of: date | None = None, dry_run: bool = False) -> dict:
 
 @task(name="survey-batch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
 def survey_batch(as_of: date) -> dict:
-    from frontline.mentors.service import queue_surveys
+    from frontline.mentors.surveys import queue_surveys
     from models import session_scope
 
     with session_scope() as session:

@@ -10,14 +10,9 @@ import pytest
 from sqlmodel import select
 
 from frontline.core.policy import parse_policy
-from frontline.mentors.service import (
-    checkin_events,
-    choose_checkin,
-    events_for,
-    mentor_load,
-    pair_mentors,
-    queue_surveys,
-)
+from frontline.mentors.checkins import checkin_events, choose_checkin, events_for
+from frontline.mentors.service import mentor_load, pair_mentors
+from frontline.mentors.surveys import queue_surveys
 from models import (
     Absence,
     AuditEvent,
@@ -362,7 +357,7 @@ def test_survey_web_form(engine, settings, monkeypatch):
     with session_scope(engine) as s:
         rows = s.exec(select(PairingFeedback)).all()
         assert [(r.role, r.rotation_usefulness, r.usefulness, r.comment) for r in rows] == [("rotator", 2, 3, "better")]
-        from frontline.mentors.service import mentor_feedback
+        from frontline.mentors.surveys import mentor_feedback
 
         mentor_id = s.get(MentorPairing, pairing_id).mentor_id
         assert mentor_feedback(s) == {mentor_id: 3.0}

@@ -57,9 +57,9 @@ def feed_ics(session, row, *, today: date | None = None) -> bytes | None:
     or has left."""
     from sqlmodel import select
 
-    from frontline.calendar.invites import checkin_series
     from frontline.core.policy import PolicyError, load_policy
     from frontline.core.settings import get_settings
+    from frontline.mentors.checkins import checkin_series
     from models import Employee, MentorPairing, Rotation
 
     settings = get_settings()

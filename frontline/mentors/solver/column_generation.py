@@ -19,7 +19,7 @@ import numpy as np
 
 from frontline.mentors.solver.bound import dual_value, improve_bound, priced_best
 from frontline.mentors.solver.greedy import fill_the_rest, greedy_fill
-from frontline.mentors.solver.lp import AssignmentModel
+from frontline.mentors.solver.lp import AssignmentModel, LpSolution
 from frontline.mentors.solver.model import EPS, Edges, Instance
 from frontline.mentors.solver.problem import Solution
 from frontline.mentors.solver.solution import finish
@@ -84,20 +84,37 @@ class LpRound:
     u: np.ndarray  # per rotator
     cpu_seconds: float
 
+    @classmethod
+    def from_lp(
+        cls, inst: Instance, rots: np.ndarray, model: AssignmentModel, lp: LpSolution, cpu_seconds: float
+    ) -> LpRound:
+        lam_m = np.zeros(inst.m)
+        lam_m[model.ments] = lp.lam[: model.Mn]
+        lw = np.zeros((inst.m, inst.H + 1))
+        np.add.at(lw, (model.wrow_m, model.wrow_w + 1), lp.lam[model.Mn :])
+        lw = np.cumsum(lw, axis=1)
+        u = np.zeros(inst.n)
+        u[rots] = lp.u
+        return cls(model, lp.value, lp.x, lp.lam, lam_m, lw, u, cpu_seconds)
+
+    def bound(self, inst: Instance, best: np.ndarray, rots: np.ndarray) -> float:
+        """The Lagrangian bound of these duals, valid for the whole problem, given each rotator's cheapest
+        priced cost ``best`` over every eligible pair (or a lower estimate of it): plus the load term (per
+        mentor, the load increments cheaper than its dual) and the capacity term of the weekly rows."""
+        zterm = 0.0
+        for j in np.nonzero(self.lam_m > EPS)[0]:
+            q = inst.w.load_balance * (inst.load0[j] + np.arange(inst.annual[j]))
+            zterm += np.minimum(0.0, q - self.lam_m[j]).sum()
+        Mn = self.model.Mn
+        capterm = -(self.lam[Mn:] * self.model.b_ub[Mn:]).sum()
+        return dual_value(inst, best, rots, zterm, capterm)
+
 
 def _solve_round(inst: Instance, rots: np.ndarray, edges: Edges, allowed: np.ndarray | None) -> LpRound:
     t_it = time.process_time()
     model = AssignmentModel(inst, rots, edges, inst.rescap, inst.annual, np.zeros(inst.m), allowed)
     lp = model.solve_lp()
-    cpu = time.process_time() - t_it
-    lam_m = np.zeros(inst.m)
-    lam_m[model.ments] = lp.lam[: model.Mn]
-    lw = np.zeros((inst.m, inst.H + 1))
-    np.add.at(lw, (model.wrow_m, model.wrow_w + 1), lp.lam[model.Mn :])
-    lw = np.cumsum(lw, axis=1)
-    u = np.zeros(inst.n)
-    u[rots] = lp.u
-    return LpRound(model, lp.value, lp.x, lp.lam, lam_m, lw, u, cpu)
+    return LpRound.from_lp(inst, rots, model, lp, time.process_time() - t_it)
 
 
 def _add_violated_rows(inst: Instance, rnd: LpRound, allowed: np.ndarray) -> int:
@@ -140,17 +157,6 @@ def _price_every_pair(
     return new.join(full.edges.take(fresh)), full.best
 
 
-def _dual_terms(inst: Instance, rnd: LpRound) -> tuple[float, float]:
-    """The load term (per mentor, the load increments cheaper than its dual) and the capacity term."""
-    zterm = 0.0
-    for j in np.nonzero(rnd.lam_m > EPS)[0]:
-        q = inst.w.load_balance * (inst.load0[j] + np.arange(inst.annual[j]))
-        zterm += np.minimum(0.0, q - rnd.lam_m[j]).sum()
-    Mn = rnd.model.Mn
-    capterm = -(rnd.lam[Mn:] * rnd.model.b_ub[Mn:]).sum()
-    return zterm, capterm
-
-
 def _far_from(value: float, bound: float, gap_target: float) -> bool:
     """The LP value is not yet within a quarter of the gap target of the bound."""
     return (value - bound) > gap_target * max(value, 1e-9) / 4
@@ -178,13 +184,12 @@ def column_generation(
         rnd = _solve_round(inst, rots, edges, allowed)
         rows_added = 0 if allowed is None else _add_violated_rows(inst, rnd, allowed)
         new, best = _price_pool(inst, sc, edges, rnd, columns_per_round)
-        zterm, capterm = _dual_terms(inst, rnd)
-        bound = max(bound, dual_value(inst, best, rots, zterm, capterm))
+        bound = max(bound, rnd.bound(inst, best, rots))
         nearly_priced_out = rows_added == 0 and len(new.rot) <= 0.005 * len(rots)
         full_scan = nearly_priced_out and _far_from(rnd.value, bound, gap_target)
         if full_scan:  # the pool is (nearly) priced out: scan every eligible pair (exact pricing and bound)
             new, best = _price_every_pair(inst, rots, rnd, columns_per_round, edges, new)
-            bound = max(bound, dual_value(inst, best, rots, zterm, capterm))
+            bound = max(bound, rnd.bound(inst, best, rots))
         log = (rnd.model.E, rnd.model.W, rows_added, len(new.rot), full_scan, round(rnd.cpu_seconds, 2))
         stats.setdefault("lp_log", []).append((*log, round(time.process_time() - t_it, 2)))
         if len(new.rot) == 0 and rows_added == 0:
@@ -194,7 +199,7 @@ def column_generation(
         if iterations >= max_rounds or time.perf_counter() - t0 > time_limit / 2:
             if not full_scan:  # stopped early: still report the exact bound for these duals
                 best = inst.pools(rots, 1, lam_m=rnd.lam_m, lw=rnd.lw, u=rnd.u).best
-                bound = max(bound, dual_value(inst, best, rots, zterm, capterm))
+                bound = max(bound, rnd.bound(inst, best, rots))
             break
         edges = edges.join(new)
     stats["lp_iterations"] = iterations

@@ -185,12 +185,22 @@ def flow_assign(
     return assign, lam_m, u
 
 
+def potential_bound(inst: Instance, pairs: EligiblePairs, lam_m: np.ndarray) -> tuple[float, np.ndarray]:
+    """The Lagrangian bound for mentor potentials ``lam_m`` >= 0 (any, not only the flow's): each rotator's
+    cheapest priced eligible pair (capped at the penalty), plus the load term. Also returns the priced
+    cost of every eligible pair."""
+    P = inst.w.unmatched_penalty
+    priced = pairs.cost + lam_m[pairs.ment]
+    best = np.minimum.reduceat(priced, pairs.starts)
+    value = float(np.minimum(P, best).sum()) + P * (inst.n - len(pairs.rots)) + load_term(inst, inst.annual, lam_m)
+    return value, priced
+
+
 def flow_rounds(
     inst: Instance, pairs: EligiblePairs, edges: Edges, cfg: FlowSettings, t0: float, stats: dict[str, Any]
 ) -> tuple[np.ndarray, float, Edges]:
     """Flow, price every eligible pair with its potentials, add the promising pairs, again (see the
     module docstring). Returns the last flow's assignment, the best bound and the final edges."""
-    P, R = inst.w.unmatched_penalty, len(pairs.rots)
     bound = -np.inf
     t_flow = t_price = 0.0
     it = 0
@@ -200,11 +210,8 @@ def flow_rounds(
         assign, lam_m, u = flow_assign(inst, pairs.rots, edges, inst.annual, cfg.scale)
         t_flow += time.perf_counter() - t1
         t1 = time.perf_counter()
-        # Lagrangian bound for these potentials: each rotator's cheapest priced eligible pair (capped at
-        # the penalty), plus the load term; valid for any potentials >= 0
-        priced = pairs.cost + lam_m[pairs.ment]
-        best = np.minimum.reduceat(priced, pairs.starts)
-        bound = max(bound, float(np.minimum(P, best).sum()) + P * (inst.n - R) + load_term(inst, inst.annual, lam_m))
+        value_of_potentials, priced = potential_bound(inst, pairs, lam_m)
+        bound = max(bound, value_of_potentials)
         value = inst.total_cost(assign)[0]
         done = value - bound <= cfg.gap_target * max(value, 1e-9) / 2
         new = Edges.empty()

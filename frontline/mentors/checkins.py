@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import Session
 
+from frontline.core import clock
 from models import Employee, MentorPairing, Rotation
 
 SLOT_WEEKDAYS = (1, 2, 3, 4)  # Tuesday..Friday in the mentor's zone (Monday is the kickoff)
@@ -90,7 +91,7 @@ def choose_checkin(
     earlier weekday."""
     mz, rz = zone(mentor_tz), zone(rotator_tz)
     weeks = _weeks(start, end)
-    first_monday = start - timedelta(days=start.weekday())
+    first_monday = clock.monday(start)
     best: tuple[tuple[bool, bool, float, int], datetime] | None = None
     for weekday in SLOT_WEEKDAYS:
         for local_t in _half_hours(hours):

@@ -24,42 +24,47 @@ ZONES = [-5.0, 0.0, 1.0, 3.0, 9.0]
 SKILLS = ["billing", "export", "shipping"]
 
 
+def _person(draw):
+    """What rotators and mentors both have: department, languages, skills, time zone."""
+    return dict(
+        dept=draw(st.sampled_from(DEPTS)),
+        languages=frozenset(draw(st.sets(st.sampled_from(LANGS), min_size=1, max_size=2))),
+        skills=frozenset(draw(st.sets(st.sampled_from(SKILLS), max_size=2))),
+        tz_hours=draw(st.sampled_from(ZONES)),
+    )
+
+
 @st.composite
 def instances(draw, max_rot=6, max_ment=3, weeks=6):
     n = draw(st.integers(1, max_rot))
     m = draw(st.integers(1, max_ment))
-    mentors = []
-    for j in range(m):
-        mentors.append(
-            Mentor(
-                key=f"m{j}",
-                dept=draw(st.sampled_from(DEPTS)),
-                languages=frozenset(draw(st.sets(st.sampled_from(LANGS), min_size=1, max_size=2))),
-                skills=frozenset(draw(st.sets(st.sampled_from(SKILLS), max_size=2))),
-                tz_hours=draw(st.sampled_from(ZONES)),
-                capacity=draw(st.integers(0, 2)),
-                annual_cap=draw(st.integers(0, 3)),
-                unavailable_weeks=frozenset(draw(st.sets(st.integers(0, weeks - 1), max_size=2))),
-                ever_mentored=draw(st.booleans()),
-                feedback=draw(st.one_of(st.none(), st.sampled_from([1.0, 3.5, 5.0]))),
-                load_so_far=draw(st.integers(0, 2)),
-                busy_weeks=dict.fromkeys(draw(st.sets(st.integers(0, weeks - 1), max_size=2)), 1),
-            )
+    weeks_of = st.sets(st.integers(0, weeks - 1), max_size=2)
+    mentors = [
+        Mentor(
+            key=f"m{j}",
+            **_person(draw),
+            capacity=draw(st.integers(0, 2)),
+            annual_cap=draw(st.integers(0, 3)),
+            unavailable_weeks=frozenset(draw(weeks_of)),
+            ever_mentored=draw(st.booleans()),
+            feedback=draw(st.one_of(st.none(), st.sampled_from([1.0, 3.5, 5.0]))),
+            load_so_far=draw(st.integers(0, 2)),
+            busy_weeks=dict.fromkeys(draw(weeks_of), 1),
         )
+        for j in range(m)
+    ]
     rotators = []
     for i in range(n):
         s = draw(st.integers(0, weeks - 2))
         e = draw(st.integers(s + 1, min(weeks, s + 3)))
+        previous = frozenset(draw(st.sets(st.sampled_from([x.key for x in mentors]), max_size=1)))
         rotators.append(
             Rotator(
                 key=f"r{i}",
-                dept=draw(st.sampled_from(DEPTS)),
-                languages=frozenset(draw(st.sets(st.sampled_from(LANGS), min_size=1, max_size=2))),
-                skills=frozenset(draw(st.sets(st.sampled_from(SKILLS), max_size=2))),
-                tz_hours=draw(st.sampled_from(ZONES)),
+                **_person(draw),
                 start_week=s,
                 end_week=e,
-                previous_mentors=frozenset(draw(st.sets(st.sampled_from([x.key for x in mentors]), max_size=1))),
+                previous_mentors=previous,
                 is_new_hire=draw(st.booleans()),
             )
         )

@@ -1,7 +1,7 @@
 """Flows ``pair-mentors`` and ``send-surveys``.
 
-Thin: the decisions live in :mod:`frontline.mentors.service` (the optimiser in :mod:`frontline.mentors.solver`).
-``pair-mentors`` is one task (the whole horizon is optimised at once, in one transaction) and records
+Thin: the decisions live in :mod:`frontline.mentors.service` (the optimiser in :mod:`frontline.mentors.solver`)
+and :mod:`frontline.mentors.surveys`. ``pair-mentors`` is one task (the whole horizon is optimised at once, in one transaction) and records
 a table artifact with the summary and the unmatched rotators; re-running it keeps every valid pairing,
 so it creates nothing twice. ``send-surveys`` queues the wrap-up surveys of pairings in their last week
 (idempotency key ``survey:<pairing>:<role>``).
@@ -15,12 +15,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import PLANNING_TAG, counts_table, report, run_name
-
-
-def _today() -> date:
-    from frontline.core import clock
-
-    return clock.today()
+from frontline.core import clock
 
 
 @task(name="pair-horizon", retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE, tags=[PLANNING_TAG])
@@ -45,7 +40,7 @@ def pair_horizon(as_of: date, dry_run: bool) -> dict:
 @flow(name="pair-mentors", flow_run_name=run_name("pair-mentors", "as_of"))
 def pair_mentors(as_of: date | None = None, dry_run: bool = False) -> dict:
     """Pair every planned rotation of the next 52 weeks with a mentor; re-pair only what must change."""
-    as_of = as_of or _today()
+    as_of = as_of or clock.today()
     out = pair_horizon(as_of, dry_run)
     s = out["summary"]
     table = [{"what": k, "value": "" if v is None else str(v)} for k, v in s.items()]
@@ -65,7 +60,7 @@ def pair_mentors(as_of: date | None = None, dry_run: bool = False) -> dict:
 
 @task(name="survey-batch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
 def survey_batch(as_of: date) -> dict:
-    from frontline.mentors.service import queue_surveys
+    from frontline.mentors.surveys import queue_surveys
     from models import session_scope
 
     with session_scope() as session:
@@ -75,7 +70,7 @@ def survey_batch(as_of: date) -> dict:
 @flow(name="send-surveys", flow_run_name=run_name("send-surveys", "as_of"))
 def send_surveys(as_of: date | None = None) -> dict:
     """Queue the two-question wrap-up survey to rotator and mentor of every pairing in its last week."""
-    as_of = as_of or _today()
+    as_of = as_of or clock.today()
     counts = survey_batch(as_of)
     report("send-surveys", f"Wrap-up surveys as of {as_of}", table=counts_table(counts))
     return counts

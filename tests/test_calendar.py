@@ -22,7 +22,7 @@ from frontline.calendar.ics import (
     invite_message,
     itip_calendar,
 )
-from frontline.calendar.invites import checkin_series
+from frontline.mentors.checkins import checkin_series
 from models import Employee, MentorPairing, Rotation
 
 ORG = Person("Frontline", "frontline@example.com")

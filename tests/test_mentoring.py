@@ -10,14 +10,9 @@ import pytest
 from sqlmodel import select
 
 from frontline.core.policy import parse_policy
-from frontline.mentors.service import (
-    checkin_events,
-    choose_checkin,
-    events_for,
-    mentor_load,
-    pair_mentors,
-    queue_surveys,
-)
+from frontline.mentors.checkins import checkin_events, choose_checkin, events_for
+from frontline.mentors.service import mentor_load, pair_mentors
+from frontline.mentors.surveys import queue_surveys
 from models import (
     Absence,
     AuditEvent,
@@ -252,6 +247,93 @@ def test_unmatched_capacity_with_relaxation(engine, settings):
     assert u["relaxation"] == "possible if Anna had one more seat"
 
 
+# --- the pairing phases alone, without a database -----------------------------------------------
+
+
+def _plain_state():
+    """Two mentors (Anna stays, Bert left on 15 March), three planned rotations and a cancelled one."""
+    from frontline.mentors.service import PairingState
+
+    def person(i, name, dept, tz="Europe/Berlin", **kw):
+        return Employee(
+            id=i,
+            employee_id=name,
+            name=name.title(),
+            email=f"{name}@example.com",
+            department_id=dept,
+            hire_date=date(2020, 1, 1),
+            timezone=tz,
+            country="DE",
+            languages=["en"],
+            skills=[],
+            **kw,
+        )
+
+    anna = person(1, "anna", 1, is_mentor=True, mentor_capacity=2)
+    bert = person(2, "bert", 1, is_mentor=True, mentor_capacity=2, left_on=date(2027, 3, 15))
+    dora, emil, finn = person(3, "dora", 2), person(4, "emil", 2, tz="America/New_York"), person(5, "finn", 3)
+
+    def rotation(i, who, start, status="draft", kind="cycle"):
+        end = start + timedelta(weeks=4) - timedelta(days=1)
+        return Rotation(id=i, employee_id=who.id, start=start, end=end, kind=kind, status=status, due=start)
+
+    rots = [
+        rotation(10, dora, date(2027, 2, 8)),  # weeks 1-4 of the horizon, with Anna: kept
+        rotation(11, emil, date(2027, 3, 1), kind="new_hire"),  # with Bert, who leaves: re-paired
+        rotation(12, finn, date(2027, 3, 8)),  # no pairing yet
+        rotation(13, finn, date(2027, 4, 5), status="cancelled"),  # not planned: left alone
+    ]
+    active = [
+        MentorPairing(id=100, rotation_id=10, mentor_id=1, checkin_weekday=2, checkin_time_utc="12:00"),
+        MentorPairing(id=101, rotation_id=11, mentor_id=2),
+        MentorPairing(id=102, rotation_id=10, mentor_id=1),  # a second active pairing of rotation 10
+        MentorPairing(id=103, rotation_id=13, mentor_id=1),
+    ]
+    return PairingState(
+        as_of=AS_OF,
+        horizon_start=AS_OF,
+        mentors={1: anna},  # Bert is no longer eligible
+        absences={1: [Absence(employee_id=1, start=date(2027, 6, 1), end=date(2027, 6, 9))]},
+        rotations=rots,
+        active=active,
+        employees={e.id: e for e in (anna, bert, dora, emil, finn)},
+        history={5: {7}},
+        feedback={1: 4.5},
+        ever={1},
+        departments={1: "Support", 2: "Engineering", 3: "Sales"},
+    )
+
+
+def test_triage_keeps_what_may_stay_and_says_why_the_rest_changes():
+    from frontline.mentors.service import triage
+
+    plan = triage(_plain_state())
+    assert [p.id for p in plan.kept] == [100]
+    assert {rid: (p.id, reason) for rid, (p, reason) in plan.to_replace.items()} == {
+        10: (102, "duplicate active pairing"),
+        11: (101, "mentor Bert left"),
+    }
+    assert [r.id for r in plan.need] == [11, 12]  # rotation 10 keeps pairing 100; 13 is cancelled
+
+
+def test_solver_input_from_plain_records():
+    from frontline.mentors.service import solver_input, triage
+
+    state = _plain_state()
+    rotators, mentors = solver_input(state, triage(state), annual_cap=10)
+    (anna,) = mentors
+    assert (anna.key, anna.dept, anna.capacity, anna.feedback, anna.ever_mentored) == (1, "Support", 2, 4.5, True)
+    assert anna.load_so_far == 1 and anna.annual_cap == 9  # the kept pairing of rotation 10
+    assert dict(anna.busy_weeks) == {1: 1, 2: 1, 3: 1, 4: 1}  # rotation 10: 8 Feb - 7 Mar = weeks 1..4
+    assert anna.unavailable_weeks == frozenset(range(17, 19))  # 1-9 June
+    assert anna.tz_hours == 1.0  # Berlin in February
+    emil, finn = rotators
+    assert (emil.key, emil.dept, emil.start_week, emil.end_week, emil.is_new_hire) == (11, "Engineering", 4, 8, True)
+    assert emil.previous_mentors == frozenset({2})  # the mentor being replaced
+    assert emil.tz_hours == -5.0  # New York on 1 March (before the DST change)
+    assert (finn.key, finn.start_week, finn.end_week, finn.previous_mentors) == (12, 5, 9, frozenset({7}))
+
+
 # --- check-in slots and DST ----------------------------------------------------------------------
 
 
@@ -362,7 +444,7 @@ def test_survey_web_form(engine, settings, monkeypatch):
     with session_scope(engine) as s:
         rows = s.exec(select(PairingFeedback)).all()
         assert [(r.role, r.rotation_usefulness, r.usefulness, r.comment) for r in rows] == [("rotator", 2, 3, "better")]
-        from frontline.mentors.service import mentor_feedback
+        from frontline.mentors.surveys import mentor_feedback
 
         mentor_id = s.get(MentorPairing, pairing_id).mentor_id
         assert mentor_feedback(s) == {mentor_id: 3.0}

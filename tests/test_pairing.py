@@ -1,8 +1,15 @@
-"""The mentor-matching optimiser (pure): hard rules, optimality against brute force, unmatched reasons."""
+"""The mentor-matching optimiser (pure): hard rules, optimality against brute force, unmatched reasons.
+
+The oracle (:func:`broken_rules`, :func:`definition_cost`, :func:`brute_force`) is written here from the
+rules and costs as the solver's docstring defines them; it shares no code with the solver, not even its
+checker (:mod:`frontline.mentors.solver.check`, which is itself compared with the oracle below).
+"""
 
 from __future__ import annotations
 
 import itertools
+import random
+from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,59 +24,130 @@ ZONES = [-5.0, 0.0, 1.0, 3.0, 9.0]
 SKILLS = ["billing", "export", "shipping"]
 
 
+def _person(draw):
+    """What rotators and mentors both have: department, languages, skills, time zone."""
+    return dict(
+        dept=draw(st.sampled_from(DEPTS)),
+        languages=frozenset(draw(st.sets(st.sampled_from(LANGS), min_size=1, max_size=2))),
+        skills=frozenset(draw(st.sets(st.sampled_from(SKILLS), max_size=2))),
+        tz_hours=draw(st.sampled_from(ZONES)),
+    )
+
+
 @st.composite
 def instances(draw, max_rot=6, max_ment=3, weeks=6):
     n = draw(st.integers(1, max_rot))
     m = draw(st.integers(1, max_ment))
-    mentors = []
-    for j in range(m):
-        mentors.append(
-            Mentor(
-                key=f"m{j}",
-                dept=draw(st.sampled_from(DEPTS)),
-                languages=frozenset(draw(st.sets(st.sampled_from(LANGS), min_size=1, max_size=2))),
-                skills=frozenset(draw(st.sets(st.sampled_from(SKILLS), max_size=2))),
-                tz_hours=draw(st.sampled_from(ZONES)),
-                capacity=draw(st.integers(0, 2)),
-                annual_cap=draw(st.integers(0, 3)),
-                unavailable_weeks=frozenset(draw(st.sets(st.integers(0, weeks - 1), max_size=2))),
-                ever_mentored=draw(st.booleans()),
-                feedback=draw(st.one_of(st.none(), st.sampled_from([1.0, 3.5, 5.0]))),
-                load_so_far=draw(st.integers(0, 2)),
-                busy_weeks=dict.fromkeys(draw(st.sets(st.integers(0, weeks - 1), max_size=2)), 1),
-            )
+    weeks_of = st.sets(st.integers(0, weeks - 1), max_size=2)
+    mentors = [
+        Mentor(
+            key=f"m{j}",
+            **_person(draw),
+            capacity=draw(st.integers(0, 2)),
+            annual_cap=draw(st.integers(0, 3)),
+            unavailable_weeks=frozenset(draw(weeks_of)),
+            ever_mentored=draw(st.booleans()),
+            feedback=draw(st.one_of(st.none(), st.sampled_from([1.0, 3.5, 5.0]))),
+            load_so_far=draw(st.integers(0, 2)),
+            busy_weeks=dict.fromkeys(draw(weeks_of), 1),
         )
+        for j in range(m)
+    ]
     rotators = []
     for i in range(n):
         s = draw(st.integers(0, weeks - 2))
         e = draw(st.integers(s + 1, min(weeks, s + 3)))
+        previous = frozenset(draw(st.sets(st.sampled_from([x.key for x in mentors]), max_size=1)))
         rotators.append(
             Rotator(
                 key=f"r{i}",
-                dept=draw(st.sampled_from(DEPTS)),
-                languages=frozenset(draw(st.sets(st.sampled_from(LANGS), min_size=1, max_size=2))),
-                skills=frozenset(draw(st.sets(st.sampled_from(SKILLS), max_size=2))),
-                tz_hours=draw(st.sampled_from(ZONES)),
+                **_person(draw),
                 start_week=s,
                 end_week=e,
-                previous_mentors=frozenset(draw(st.sets(st.sampled_from([x.key for x in mentors]), max_size=1))),
+                previous_mentors=previous,
                 is_new_hire=draw(st.booleans()),
             )
         )
     return rotators, mentors
 
 
-def brute_force(rotators, mentors, w=W):
-    """The true optimum: every assignment of each rotator to a mentor or to nobody."""
-    best = None
-    for choice in itertools.product([None] + [x.key for x in mentors], repeat=len(rotators)):
-        a = {r.key: mk for r, mk in zip(rotators, choice, strict=True) if mk is not None}
-        if violations(rotators, mentors, w, a):
+def broken_rules(rotators, mentors, w, assignment):
+    """The hard rules ``assignment`` (rotator key -> mentor key) breaks, one line each."""
+    mentor = {m.key: m for m in mentors}
+    broken = []
+    seats = Counter()  # (mentor, week) -> new rotators
+    for r in rotators:
+        if r.key not in assignment:
             continue
-        v = objective(rotators, mentors, w, a)
-        if best is None or v < best:
-            best = v
-    return best
+        m = mentor[assignment[r.key]]
+        weeks = set(range(r.start_week, r.end_week))
+        rules = {
+            "another department": r.dept != m.dept,
+            "a shared language": len(r.languages & m.languages) > 0,
+            "time zones close enough": abs(r.tz_hours - m.tz_hours) <= w.max_timezone_gap_hours,
+            "not a previous mentor": m.key not in r.previous_mentors,
+            "not absent": not (weeks & set(m.unavailable_weeks)),
+        }
+        broken += [f"{r.key} -> {m.key}: {rule}" for rule, ok in rules.items() if not ok]
+        for week in weeks:
+            seats[m.key, week] += 1
+    for (key, week), n in seats.items():
+        if n + mentor[key].busy_weeks.get(week, 0) > mentor[key].capacity:
+            broken.append(f"{key}: more than {mentor[key].capacity} rotators in week {week}")
+    for key, n in Counter(assignment.values()).items():
+        if n > mentor[key].annual_cap:
+            broken.append(f"{key}: more than {mentor[key].annual_cap} new rotators")
+    return broken
+
+
+def definition_cost(rotators, mentors, w, assignment):
+    """The objective as the solver's docstring defines it: per pairing, ``timezone_hour`` per hour apart,
+    ``shared_skill`` per skill of the rotator the mentor lacks, ``feedback`` * (5 - rating, 3 unknown),
+    ``first_time_mentor_new_hire`` for a new hire with a mentor who never mentored; per mentor, the j-th
+    rotator of the year (counting ``load_so_far``) costs ``load_balance`` * (j - 1); per rotator without
+    a mentor, ``unmatched_penalty``."""
+    mentor = {m.key: m for m in mentors}
+    total = 0.0
+    for r in rotators:
+        if r.key not in assignment:
+            total += w.unmatched_penalty
+            continue
+        m = mentor[assignment[r.key]]
+        rating = 3.0 if m.feedback is None else m.feedback
+        total += w.timezone_hour * abs(r.tz_hours - m.tz_hours)
+        total += w.shared_skill * len([skill for skill in r.skills if skill not in m.skills])
+        total += w.feedback * (5 - rating)
+        if r.is_new_hire and not m.ever_mentored:
+            total += w.first_time_mentor_new_hire
+    for key, n in Counter(assignment.values()).items():
+        before = mentor[key].load_so_far
+        total += sum(w.load_balance * (j - 1) for j in range(before + 1, before + n + 1))
+    return total
+
+
+def all_assignments(rotators, mentors):
+    """Every way to give each rotator one mentor or nobody."""
+    for choice in itertools.product([None] + [m.key for m in mentors], repeat=len(rotators)):
+        yield {r.key: key for r, key in zip(rotators, choice, strict=True) if key is not None}
+
+
+def brute_force(rotators, mentors, w=W):
+    """The true optimum: the cheapest assignment that breaks no rule."""
+    return min(
+        definition_cost(rotators, mentors, w, a)
+        for a in all_assignments(rotators, mentors)
+        if not broken_rules(rotators, mentors, w, a)
+    )
+
+
+def _assert_sound(sol, rotators, mentors):
+    """No rule broken, everyone matched or explained, objective by the definition, a bound below it."""
+    assert broken_rules(rotators, mentors, W, sol.assignments) == []
+    assert set(sol.assignments) | {u.key for u in sol.unmatched} == {r.key for r in rotators}
+    assert not set(sol.assignments) & {u.key for u in sol.unmatched}
+    assert all(u.reason for u in sol.unmatched)
+    assert sol.objective == pytest.approx(definition_cost(rotators, mentors, W, sol.assignments))
+    assert sol.bound is not None and sol.bound <= sol.objective + 1e-6
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -79,13 +157,18 @@ def test_every_hard_rule_holds_and_each_unmatched_has_a_reason(inst):
     # the small-instance MIP, and the LP column-generation path with all / lazily added weekly rows
     # ... and the large-instance min-cost flow with weekly repair (forced)
     for kw in ({}, {"exact_pairs": 0}, {"exact_pairs": 0, "lazy_rows": True}, {"method": "flow"}):
-        sol = solve(rotators, mentors, W, **kw)
-        assert violations(rotators, mentors, W, sol.assignments) == []
-        assert set(sol.assignments) | {u.key for u in sol.unmatched} == {r.key for r in rotators}
-        assert not set(sol.assignments) & {u.key for u in sol.unmatched}
-        assert all(u.reason for u in sol.unmatched)
-        assert sol.objective == pytest.approx(objective(rotators, mentors, W, sol.assignments))
-        assert sol.bound is not None and sol.bound <= sol.objective + 1e-6
+        _assert_sound(solve(rotators, mentors, W, **kw), rotators, mentors)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances(max_rot=5, max_ment=3), st.randoms(use_true_random=False))
+def test_the_checker_agrees_with_the_definitions(inst, rnd):
+    # frontline.mentors.solver.check (used by the benchmark) against the oracle, on any assignment
+    rotators, mentors = inst
+    for _ in range(5):
+        a = {r.key: rnd.choice(mentors).key for r in rotators if rnd.random() < 0.7}
+        assert bool(violations(rotators, mentors, W, a)) == bool(broken_rules(rotators, mentors, W, a))
+        assert objective(rotators, mentors, W, a) == pytest.approx(definition_cost(rotators, mentors, W, a))
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -94,16 +177,74 @@ def test_objective_and_bound_against_brute_force(inst):
     rotators, mentors = inst
     opt = brute_force(rotators, mentors)
     exact = solve(rotators, mentors, W)
+    _assert_sound(exact, rotators, mentors)
     assert exact.objective == pytest.approx(opt, rel=1e-6, abs=1e-6)
     cg = solve(rotators, mentors, W, exact_pairs=0, gap_target=0.0, lazy_rows=len(rotators) % 2 == 0)
+    _assert_sound(cg, rotators, mentors)
     # the bound is a true lower bound and the gap is honest
     assert cg.bound <= opt + 1e-6
     assert opt <= cg.objective + 1e-6
     assert cg.objective - opt <= cg.gap * cg.objective + 1e-6
     flow = solve(rotators, mentors, W, method="flow")
+    _assert_sound(flow, rotators, mentors)
     assert flow.bound <= opt + 1e-6  # the flow's Lagrangian bound is a true lower bound
     assert opt <= flow.objective + 1e-6
     assert flow.objective - opt <= flow.gap * flow.objective + 1e-6
+
+
+def lagrangian_bounds(rotators, mentors, draw):
+    """The bounds each method computes from multipliers >= 0 (``draw(kind, n)``: n of them for the mentor
+    load rows or the weekly rows), over every eligible pair: the LP duals as column generation reads them
+    (rows of the model), the Lagrangian the bound improvement steps on, and the flow's mentor potentials."""
+    import numpy as np
+
+    from frontline.mentors.solver.bound import lagrangian, priced_best
+    from frontline.mentors.solver.column_generation import LpRound
+    from frontline.mentors.solver.flow import eligible_pairs, potential_bound
+    from frontline.mentors.solver.lp import AssignmentModel, LpSolution
+    from frontline.mentors.solver.model import Instance
+
+    d = Instance(rotators, mentors, W)
+    every = d.pools(np.arange(d.n), d.m)  # every eligible pair: no threshold needed
+    rots = np.nonzero(every.n_eligible > 0)[0]
+    if not len(rots):
+        return []
+    model = AssignmentModel(d, rots, every.edges, d.rescap, d.annual, np.zeros(d.m))
+    lam = np.array(draw("load", model.Mn) + draw("weekly", model.W))
+    lp = LpSolution(0.0, np.zeros(model.E + model.R + model.Z), np.zeros(len(rots)), lam)
+    duals = LpRound.from_lp(d, rots, model, lp, 0.0)
+    best = priced_best(d, every.edges, every.threshold, duals.lam_m, duals.lw)[1]
+    lam_m, lam_w = np.array(draw("load", d.m)), np.array(draw("weekly", d.m * d.H)).reshape(d.m, d.H)
+    return [
+        duals.bound(d, best, rots),
+        lagrangian(d, every.edges, every.threshold, rots, lam_m, lam_w)[0],
+        potential_bound(d, eligible_pairs(d), lam_m)[0],
+    ]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances(max_rot=5, max_ment=3), st.randoms(use_true_random=False))
+def test_lagrangian_bounds_never_exceed_the_optimum(inst, rnd):
+    # weak duality: whatever the multipliers (>= 0), the bounds the methods report from them are below the
+    # true optimum (solve clips its bound to the objective, which would hide a bound that is too high)
+    rotators, mentors = inst
+    opt = brute_force(rotators, mentors)
+    for scale in (0.0, 1.0, 5.0, 50.0, W.unmatched_penalty):
+        for bound in lagrangian_bounds(rotators, mentors, lambda _, n, s=scale: [s * rnd.random() for _ in range(n)]):
+            assert bound <= opt + 1e-6
+
+
+def test_the_bounds_count_the_weekly_seats():
+    # three rotators want the one seat a mentor has in week 0: a weekly row binds, and a high price on
+    # it must be paid back by the capacity term, or the bound exceeds the optimum (2 unmatched)
+    rotators, mentors = [_r(k, 0, 1) for k in "abc"], [_m("m", capacity=1)]
+    opt = brute_force(rotators, mentors)
+    assert opt == 2 * W.unmatched_penalty + W.feedback * (5 - 3)  # one matched (feedback unknown: 3)
+    for price in (0.0, 10.0, W.unmatched_penalty):
+        for bound in lagrangian_bounds(
+            rotators, mentors, lambda kind, n, p=price: [p if kind == "weekly" else 0.0] * n
+        ):
+            assert bound <= opt + 1e-6
 
 
 def _m(key, **kw):
@@ -197,9 +338,30 @@ def test_whole_horizon_beats_week_by_week_greedy():
     assert opt.objective < greedy.objective
 
 
-def test_medium_instance_gap_and_no_violations():
-    import random
+def _random_rotators(rnd, n, mentors_with_history=0):
+    """A year of 4-week rotations; with ``mentors_with_history``, 30 % had one of that many mentors."""
+    rotators = []
+    for i in range(n):
+        s = rnd.randrange(48)
+        rotators.append(
+            _r(
+                f"r{i}",
+                s,
+                s + 4,
+                tz_hours=rnd.choice(ZONES),
+                dept=rnd.choice(DEPTS[1:]),
+                languages=frozenset(rnd.sample(LANGS, rnd.randint(1, 2))),
+                skills=frozenset(rnd.sample(SKILLS, rnd.randint(0, 2))),
+                is_new_hire=rnd.random() < 0.2,
+                previous_mentors=frozenset({f"m{rnd.randrange(mentors_with_history)}"})
+                if mentors_with_history and rnd.random() < 0.3
+                else frozenset(),
+            )
+        )
+    return rotators
 
+
+def test_medium_instance_gap_and_no_violations():
     rnd = random.Random(3)
     mentors = [
         _m(
@@ -214,33 +376,18 @@ def test_medium_instance_gap_and_no_violations():
         )
         for j in range(30)
     ]
-    rotators = []
-    for i in range(200):
-        s = rnd.randrange(48)
-        rotators.append(
-            _r(
-                f"r{i}",
-                s,
-                s + 4,
-                tz_hours=rnd.choice(ZONES),
-                dept=rnd.choice(DEPTS[1:]),
-                languages=frozenset(rnd.sample(LANGS, rnd.randint(1, 2))),
-                skills=frozenset(rnd.sample(SKILLS, rnd.randint(0, 2))),
-                is_new_hire=rnd.random() < 0.2,
-            )
-        )
+    rotators = _random_rotators(rnd, 200)
     sol = solve(rotators, mentors, W, exact_pairs=0)
-    assert violations(rotators, mentors, W, sol.assignments) == []
+    assert broken_rules(rotators, mentors, W, sol.assignments) == []
+    assert sol.objective == pytest.approx(definition_cost(rotators, mentors, W, sol.assignments))
     assert sol.gap is not None and sol.gap < 0.002
     greedy = solve_greedy(rotators, mentors, W)
-    assert violations(rotators, mentors, W, greedy.assignments) == []
+    assert broken_rules(rotators, mentors, W, greedy.assignments) == []
     assert sol.objective <= greedy.objective
 
 
 def _medium(seed: int, n_rot: int = 300, n_ment: int = 40):
     """A year with 3 seats or fewer per mentor and week, absences, kept pairings, history."""
-    import random
-
     rnd = random.Random(seed)
     mentors = [
         _m(
@@ -258,23 +405,7 @@ def _medium(seed: int, n_rot: int = 300, n_ment: int = 40):
         )
         for j in range(n_ment)
     ]
-    rotators = []
-    for i in range(n_rot):
-        s = rnd.randrange(48)
-        rotators.append(
-            _r(
-                f"r{i}",
-                s,
-                s + 4,
-                tz_hours=rnd.choice(ZONES),
-                dept=rnd.choice(DEPTS[1:]),
-                languages=frozenset(rnd.sample(LANGS, rnd.randint(1, 2))),
-                skills=frozenset(rnd.sample(SKILLS, rnd.randint(0, 2))),
-                is_new_hire=rnd.random() < 0.2,
-                previous_mentors=frozenset({f"m{rnd.randrange(n_ment)}"}) if rnd.random() < 0.3 else frozenset(),
-            )
-        )
-    return rotators, mentors
+    return _random_rotators(rnd, n_rot, mentors_with_history=n_ment), mentors
 
 
 @pytest.mark.parametrize("seed", [1, 3])
@@ -284,9 +415,8 @@ def test_large_method_on_a_medium_instance_against_the_exact_mip(seed):
     assert exact.method == "mip-exact"
     flow = solve(rotators, mentors, W, method="flow")
     assert flow.method == "flow+repair" and flow.stats["overfull_cells"] > 0  # the repair really ran
-    assert violations(rotators, mentors, W, flow.assignments) == []  # every hard rule, 0 weekly violations
-    assert set(flow.assignments) | {u.key for u in flow.unmatched} == {r.key for r in rotators}
-    assert flow.objective == pytest.approx(objective(rotators, mentors, W, flow.assignments))
+    _assert_sound(flow, rotators, mentors)  # every hard rule, 0 weekly violations
+    assert exact.objective == pytest.approx(definition_cost(rotators, mentors, W, exact.assignments))
     # the bound is below the proven optimum, and the reported gap covers the true distance to it
     assert flow.bound <= exact.objective + 1e-6 <= flow.objective + 2e-6
     assert flow.objective - exact.objective <= flow.gap * flow.objective + 1e-6
@@ -304,12 +434,13 @@ def test_fast_eligibility_scan_matches_the_rule_checks(inst):
     # static_parts (used by the other paths and by the unmatched explanations), pair by pair and in cost
     import numpy as np
 
-    from frontline.mentors.solver import _Data
+    from frontline.mentors.solver.model import Instance
 
     rotators, mentors = inst
-    d = _Data(rotators, mentors, W)
+    d = Instance(rotators, mentors, W)
     count, cols, costs = d.eligible_all(block=3)
-    pr, pm, pc, _, count_ref = d.pools(np.arange(d.n), d.m)
+    pool = d.pools(np.arange(d.n), d.m)
+    (pr, pm, pc), count_ref = pool.edges, pool.n_eligible
     order = np.lexsort((pm, pr))
     assert count.tolist() == count_ref.tolist()
     assert cols.tolist() == pm[order].tolist()

@@ -16,9 +16,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, or_, select
 
 from frontline.calendar.ics import AllDayEvent, TimedEvent, clean_name, feed_calendar, sender_domain
-from frontline.calendar.invites import CheckinSeries, checkin_series
 from frontline.core import audit
 from frontline.core.security import hash_secret
+from frontline.mentors.checkins import CheckinSeries, checkin_series
 from models import CalendarFeedToken, Employee, MentorPairing, Rotation, utcnow
 
 FEED_PAST = timedelta(weeks=8)

@@ -37,7 +37,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
@@ -56,6 +56,7 @@ from frontline.core import clock
 from frontline.core.links import observe_url
 from frontline.core.templating import render_html, render_text
 from frontline.mail import compose, enqueue
+from frontline.mentors.checkins import CheckinSeries, checkin_series
 from models import Employee, MentorPairing, Observation, Rotation, utcnow
 
 ACTIVE = ("draft", "invited")
@@ -82,78 +83,6 @@ class Counts:
 
 def longdate(day: date) -> str:
     return f"{WEEKDAYS[day.weekday()]} {day.day} {day:%B %Y}"
-
-
-def _zone(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
-    try:
-        return ZoneInfo(name) if name else fallback
-    except (ZoneInfoNotFoundError, ValueError):
-        return fallback
-
-
-# --- check-ins --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckinSeries:
-    first: datetime  # aware, in the local zone the series keeps
-    count: int
-    minutes: int
-    kickoff: datetime | None = None  # replaces the first week's occurrence (rotation's first day)
-
-    @property
-    def when(self) -> str:
-        return f"{WEEKDAYS[self.first.weekday()]}s at {self.first:%H:%M} ({self.first.tzinfo.key})"
-
-    def overrides(self, names: str) -> tuple[tuple[int, datetime | None, str], ...]:
-        """Week 1 is the kickoff, the last week the wrap-up (as :func:`frontline.mentors.service.checkin_events`)."""
-        if self.count < 2:
-            return ()
-        return ((0, self.kickoff, f"Kickoff: {names}"), (self.count - 1, None, f"Wrap-up: {names}"))
-
-
-def checkin_series(
-    rotation,
-    pairing: MentorPairing,
-    mentor: Employee,
-    minutes: int,
-    org_tz: ZoneInfo,
-    rotator: Employee | None = None,
-    hours: tuple[int, int] = (9, 17),
-) -> CheckinSeries | None:
-    """The weekly check-in series of a pairing, or None when the pairing has no slot.
-
-    The pairing stores its slot as weekday + HH:MM UTC for the rotation's first week. The series keeps
-    the *local* time that slot has in the mentor's time zone, so it does not move by an hour when
-    daylight saving starts or ends during the rotation. The kickoff (first day) comes from
-    :func:`frontline.mentors.service.events_for`, which owns the meeting rules; in the calendar it replaces
-    the first week's occurrence and the last occurrence is the wrap-up.
-    """
-    if pairing.checkin_weekday is None or not pairing.checkin_time_utc:
-        return None
-    hh, _, mins = pairing.checkin_time_utc.partition(":")
-    day = rotation.start + timedelta(days=(pairing.checkin_weekday - rotation.start.weekday()) % 7)
-    instant = datetime.combine(day, time(int(hh), int(mins or 0)), tzinfo=UTC)
-    local_zone = _zone(mentor.timezone, org_tz)
-    first = instant.astimezone(local_zone)
-    count = 0
-    while first.date() + timedelta(weeks=count) <= rotation.end:
-        count += 1
-    if count == 0:
-        return None
-    from frontline.mentors.service import events_for
-
-    meetings = events_for(
-        rotation.start,
-        rotation.end,
-        pairing,
-        mentor.timezone,
-        rotator.timezone if rotator else mentor.timezone,
-        minutes,
-        hours,
-    )
-    kickoff = next((m.start for m in meetings if m.kind == "kickoff"), None)
-    return CheckinSeries(first=first, count=count, minutes=minutes, kickoff=kickoff)
 
 
 # --- invites ----------------------------------------------------------------------------------------

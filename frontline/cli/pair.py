@@ -53,21 +53,21 @@ def pair_command(
     Keeps existing pairings; re-pairs only rotations whose mentor left or is absent; never gives anyone the same mentor twice. Prints the matches, the unmatched with the reason and the smallest relaxation that would help, and the objective, lower bound and gap of the optimiser.
     """
     from frontline.cli.common import fail
-    from frontline.mentors.service import PairingError
+    from frontline.core.errors import PairingError
 
     day = _as_of(as_of)
     policy = load_policy_or_exit()
     open_database()
     try:
         if flow:
-            from flows.pair import pair_mentors
+            from flows.pair import pair_mentors as pair_flow
             from frontline.mentors.service import support_department
             from models import session_scope
 
             with session_scope() as session:
                 support_department(session, policy)  # refuse a misconfigured policy before starting Prefect
 
-            out = run_flow(pair_mentors, as_of=day, dry_run=dry_run)
+            out = run_flow(pair_flow, as_of=day, dry_run=dry_run)
         else:
             from frontline.mentors.service import pair_mentors
             from models import session_scope
@@ -116,7 +116,7 @@ def surveys_command(
 
         counts = run_flow(send_surveys, as_of=day)
     else:
-        from frontline.mentors.service import queue_surveys
+        from frontline.mentors.surveys import queue_surveys
         from models import session_scope
 
         with session_scope() as session:

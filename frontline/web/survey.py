@@ -15,12 +15,13 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from frontline.core.links import read_token
 from frontline.core.security import InvalidToken
 from frontline.core.templating import render_html
-from models import Employee, MentorPairing, PairingFeedback, Rotation, get_engine, session_scope
+from frontline.mentors.surveys import ROLES, pairing_survey, save_feedback
+from models import get_engine, session_scope
 
 router = APIRouter(include_in_schema=False)
 
@@ -43,28 +44,14 @@ def _denied(message: str) -> HTMLResponse:
 def _context(session: Session, token: str) -> dict[str, Any]:
     """Who answers about which pairing; raises InvalidToken."""
     payload = read_token("survey", token)
-    if (
-        not isinstance(payload, dict)
-        or not isinstance(payload.get("p"), int)
-        or payload.get("r") not in ("rotator", "mentor")
-    ):
+    if not isinstance(payload, dict) or not isinstance(payload.get("p"), int) or payload.get("r") not in ROLES:
         raise InvalidToken("this link is not valid")
-    pairing = session.get(MentorPairing, payload["p"])
-    if pairing is None:
+    survey = pairing_survey(session, payload["p"], payload["r"])
+    if survey is None:
         raise InvalidToken("this survey no longer exists")
-    rotation = session.get(Rotation, pairing.rotation_id)
-    rotator = session.get(Employee, rotation.employee_id)
-    mentor = session.get(Employee, pairing.mentor_id)
-    existing = session.exec(
-        select(PairingFeedback).where(PairingFeedback.pairing_id == pairing.id, PairingFeedback.role == payload["r"])
-    ).first()
     return {
-        "pairing": pairing,
-        "rotation": rotation,
-        "rotator": rotator,
-        "mentor": mentor,
+        **survey.as_context(),
         "role": payload["r"],
-        "existing": existing,
         "scale": SCALE,
         "errors": {},
         "saved": False,
@@ -84,8 +71,6 @@ def survey_form(token: str) -> HTMLResponse:
 
 @router.post("/survey/{token}", response_class=HTMLResponse)
 async def survey_submit(token: str, request: Request) -> HTMLResponse:
-    from frontline.mentors.service import save_feedback
-
     raw = await request.body()
     try:
         fields = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=10).items()}

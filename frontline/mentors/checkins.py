@@ -1,0 +1,269 @@
+"""When a rotator and their mentor meet: the weekly check-in slot and the meetings it gives.
+
+:func:`choose_checkin` picks a 30-minute slot (``checkin_minutes``) on a Tuesday-Friday, inside both
+people's working hours (``working_hours``, local) in *every* week of the rotation, avoiding the
+mentor's other check-ins. It is stored like the invites job reads it: the weekday and HH:MM **in UTC
+of the first week's occurrence** (``MentorPairing.checkin_weekday``, ``checkin_time_utc``); the series
+then keeps the *mentor's local* time across daylight-saving changes.
+
+:func:`events_for` / :func:`checkin_events` turn a pairing's slot into its meetings (kickoff, weekly
+check-ins, wrap-up); :func:`checkin_series` is the same as one weekly calendar series with the kickoff
+and wrap-up as overrides (what the invites and the calendar feeds send).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlmodel import Session
+
+from frontline.core import clock
+from models import Employee, MentorPairing, Rotation
+
+SLOT_WEEKDAYS = (1, 2, 3, 4)  # Tuesday..Friday in the mentor's zone (Monday is the kickoff)
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+class Span(Protocol):
+    """A rotation's first and last day (a :class:`models.Rotation`, or the dates once announced)."""
+
+    @property
+    def start(self) -> date: ...
+
+    @property
+    def end(self) -> date: ...
+
+
+def zone(name: str | None, fallback: ZoneInfo | None = None) -> ZoneInfo:
+    """The IANA zone ``name``; ``fallback`` (else UTC) when it is empty or unknown."""
+    try:
+        return ZoneInfo(name) if name else (fallback or ZoneInfo("UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        return fallback or ZoneInfo("UTC")
+
+
+def _weeks(start: date, end: date) -> int:
+    """Weeks a rotation [start, end] touches, counting from its first day (at least 1)."""
+    return max(1, ((end - start).days + 7) // 7)
+
+
+def _half_hours(hours: tuple[int, int]) -> list[time]:
+    """Every half hour from the start of the working hours to the last one before their end."""
+    return [time(half // 2, 30 * (half % 2)) for half in range(hours[0] * 2, hours[1] * 2)]
+
+
+def _valid_at(local: datetime, minutes: int, rotator_zone: ZoneInfo, hours: tuple[int, int]) -> bool:
+    """``local`` (aware, mentor zone) is a real time inside both people's working hours on a weekday."""
+    utc = local.astimezone(UTC)
+    if utc.astimezone(local.tzinfo).replace(tzinfo=None) != local.replace(tzinfo=None):
+        return False  # does not exist (skipped by a DST change)
+    h0, h1 = hours
+    for t in (local, utc.astimezone(rotator_zone)):
+        end = t + timedelta(minutes=minutes)
+        if t.weekday() > 4 or end.date() != t.date():
+            return False
+        if t.time() < time(h0) or (end.hour, end.minute) > (h1, 0):
+            return False
+    return True
+
+
+def choose_checkin(
+    start: date,
+    end: date,
+    mentor_tz: str,
+    rotator_tz: str,
+    *,
+    minutes: int = 30,
+    hours: tuple[int, int] = (9, 17),
+    taken: Set[tuple[int, str]] = frozenset(),
+) -> tuple[int, str] | None:
+    """A weekly slot for a rotation ``[start, end]``: ``(weekday, "HH:MM")`` of the first occurrence
+    in UTC, or None when no Tuesday-Friday time is inside both working hours in every week.
+
+    Candidates are mentor-local Tuesday-Friday times on the half hour; each must be valid in every
+    week (the local time is kept, so DST changes are checked week by week), and on the first Monday
+    at the same time (the kickoff). ``taken`` holds the mentor's other slots (mentor-local weekday,
+    "HH:MM"), avoided when possible. Preference: both people's local times close to 13:00, then the
+    earlier weekday."""
+    mz, rz = zone(mentor_tz), zone(rotator_tz)
+    weeks = _weeks(start, end)
+    first_monday = clock.monday(start)
+    best: tuple[tuple[bool, bool, float, int], datetime] | None = None
+    for weekday in SLOT_WEEKDAYS:
+        for local_t in _half_hours(hours):
+            occurrences = [
+                datetime.combine(first_monday + timedelta(weeks=k, days=weekday), local_t, tzinfo=mz)
+                for k in range(weeks)
+            ]
+            occurrences = [o for o in occurrences if start <= o.date() <= end]
+            if not occurrences or not all(_valid_at(o, minutes, rz, hours) for o in occurrences):
+                continue
+            first = occurrences[0]
+            r_local = first.astimezone(rz)
+            closeness = abs(first.hour + first.minute / 60 - 13) + abs(r_local.hour + r_local.minute / 60 - 13)
+            kickoff_ok = _valid_at(datetime.combine(start, local_t, tzinfo=mz), minutes, rz, hours)
+            score = ((weekday, f"{local_t:%H:%M}") in taken, not kickoff_ok, closeness, weekday)
+            if best is None or score < best[0]:
+                best = (score, first)
+    if best is None:
+        return None
+    utc = best[1].astimezone(UTC)
+    return utc.weekday(), f"{utc:%H:%M}"
+
+
+def first_slot_utc(start: date, pairing: MentorPairing) -> datetime | None:
+    """The first week's check-in of a rotation starting on ``start``, in UTC (None without a slot)."""
+    if pairing.checkin_weekday is None or not pairing.checkin_time_utc:
+        return None
+    hh, _, mm = pairing.checkin_time_utc.partition(":")
+    day = start + timedelta(days=(pairing.checkin_weekday - start.weekday()) % 7)
+    return datetime.combine(day, time(int(hh), int(mm or 0)), tzinfo=UTC)
+
+
+def slot_local(rotation: Span, pairing: MentorPairing, mentor_tz: str) -> datetime | None:
+    """The first week's check-in as an aware datetime in the mentor's zone (None without a slot)."""
+    first = first_slot_utc(rotation.start, pairing)
+    return None if first is None else first.astimezone(zone(mentor_tz))
+
+
+def slot_key(local: datetime) -> tuple[int, str]:
+    """A slot as (mentor-local weekday, "HH:MM"): what :func:`choose_checkin` avoids when ``taken``."""
+    return local.weekday(), f"{local:%H:%M}"
+
+
+@dataclass(frozen=True)
+class CheckInEvent:
+    kind: str  # kickoff | checkin | wrapup
+    start: datetime  # aware, in ``tzid``
+    end: datetime
+    tzid: str  # the mentor's IANA zone: the series keeps this local time across DST changes
+
+
+def checkin_events(
+    session: Session, pairing: MentorPairing, minutes: int | None = None, hours: tuple[int, int] | None = None
+) -> list[CheckInEvent]:
+    """The meetings of a pairing, for calendar invites to both people (mentor and rotator).
+
+    * ``kickoff``: on the rotation's first day (its Monday) at the slot's mentor-local time when that is
+      inside both working hours, else the first half hour that is (falls back to the slot time);
+    * ``checkin``: weekly at the slot, in weeks 2 .. n-1 of an n-week rotation (week 1 has the kickoff);
+    * ``wrapup``: at the slot in the last week (the survey goes out that week).
+
+    Every event keeps the same *local* time in the mentor's zone (``tzid``) across daylight-saving
+    changes: ``start``/``end`` are aware datetimes in that zone (an iCalendar writer should emit
+    ``DTSTART;TZID=<tzid>`` with a VTIMEZONE, or convert each to UTC itself). The slot is stored on the
+    pairing as weekday + HH:MM in UTC of the first week's occurrence (see :func:`choose_checkin`).
+    Empty when the pairing has no slot. ``minutes``/``hours`` default to ``policy.mentoring``.
+    """
+    rotation = session.get(Rotation, pairing.rotation_id)
+    mentor = session.get(Employee, pairing.mentor_id)
+    rotator = session.get(Employee, rotation.employee_id) if rotation else None
+    if rotation is None or mentor is None or rotator is None:
+        return []
+    if minutes is None or hours is None:
+        from frontline.core.policy import load_policy
+
+        m = load_policy().mentoring
+        minutes = m.checkin_minutes if minutes is None else minutes
+        hours = (m.working_hours[0], m.working_hours[1]) if hours is None else hours
+    return events_for(rotation.start, rotation.end, pairing, mentor.timezone, rotator.timezone, minutes, hours)
+
+
+def events_for(
+    start: date,
+    end: date,
+    pairing: MentorPairing,
+    mentor_tz: str,
+    rotator_tz: str,
+    minutes: int,
+    hours: tuple[int, int],
+) -> list[CheckInEvent]:
+    """:func:`checkin_events` without the database."""
+    mz, rz = zone(mentor_tz), zone(rotator_tz)
+    first_utc = first_slot_utc(start, pairing)
+    if first_utc is None:
+        return []
+    first = first_utc.astimezone(mz)
+    tzid = mz.key
+    local_t = first.time()
+    dur = timedelta(minutes=minutes)
+    kickoff = datetime.combine(start, local_t, tzinfo=mz)
+    if not _valid_at(kickoff, minutes, rz, hours):
+        candidates = (datetime.combine(start, t, tzinfo=mz) for t in _half_hours(hours))
+        kickoff = next((c for c in candidates if _valid_at(c, minutes, rz, hours)), kickoff)
+    events = [CheckInEvent("kickoff", kickoff, kickoff + dur, tzid)]
+    slots = [datetime.combine(first.date() + timedelta(weeks=k), local_t, tzinfo=mz) for k in range(_weeks(start, end))]
+    slots = [s for s in slots if s.date() <= end]
+    for k, s in enumerate(slots):
+        if k == len(slots) - 1:
+            events.append(CheckInEvent("wrapup", s, s + dur, tzid))
+        elif k >= 1:
+            events.append(CheckInEvent("checkin", s, s + dur, tzid))
+    return events
+
+
+@dataclass(frozen=True)
+class CheckinSeries:
+    first: datetime  # aware, in the local zone the series keeps
+    count: int
+    minutes: int
+    kickoff: datetime | None = None  # replaces the first week's occurrence (rotation's first day)
+
+    @property
+    def when(self) -> str:
+        return f"{WEEKDAY_NAMES[self.first.weekday()]}s at {self.first:%H:%M} ({zone_key(self.first)})"
+
+    def overrides(self, names: str) -> tuple[tuple[int, datetime | None, str], ...]:
+        """Week 1 is the kickoff, the last week the wrap-up (as :func:`checkin_events`)."""
+        if self.count < 2:
+            return ()
+        return ((0, self.kickoff, f"Kickoff: {names}"), (self.count - 1, None, f"Wrap-up: {names}"))
+
+
+def zone_key(moment: datetime) -> str:
+    """The IANA name of an aware datetime's zone (``str`` of it for a zone that is not a ZoneInfo)."""
+    tz = moment.tzinfo
+    return tz.key if isinstance(tz, ZoneInfo) else str(tz)
+
+
+def checkin_series(
+    rotation: Span,
+    pairing: MentorPairing,
+    mentor: Employee,
+    minutes: int,
+    org_tz: ZoneInfo,
+    rotator: Employee | None = None,
+    hours: tuple[int, int] = (9, 17),
+) -> CheckinSeries | None:
+    """The weekly check-in series of a pairing, or None when the pairing has no slot.
+
+    The pairing stores its slot as weekday + HH:MM UTC for the rotation's first week. The series keeps
+    the *local* time that slot has in the mentor's time zone (the organisation's zone ``org_tz`` when
+    the mentor's is unknown), so it does not move by an hour when daylight saving starts or ends during
+    the rotation. The kickoff (first day) comes from :func:`events_for`, which owns the meeting rules;
+    in the calendar it replaces the first week's occurrence and the last occurrence is the wrap-up.
+    """
+    first_utc = first_slot_utc(rotation.start, pairing)
+    if first_utc is None:
+        return None
+    first = first_utc.astimezone(zone(mentor.timezone, org_tz))
+    count = 0
+    while first.date() + timedelta(weeks=count) <= rotation.end:
+        count += 1
+    if count == 0:
+        return None
+    meetings = events_for(
+        rotation.start,
+        rotation.end,
+        pairing,
+        mentor.timezone,
+        rotator.timezone if rotator else mentor.timezone,
+        minutes,
+        hours,
+    )
+    kickoff = next((m.start for m in meetings if m.kind == "kickoff"), None)
+    return CheckinSeries(first=first, count=count, minutes=minutes, kickoff=kickoff)

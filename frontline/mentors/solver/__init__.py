@@ -1,0 +1,157 @@
+"""Mentor matching for the whole horizon at once (pure: no database).
+
+Input: rotators (who rotates in which weeks) and mentors (support staff with weekly and annual capacity).
+Output: one mentor per rotator, or a reason plus the smallest relaxation that would help.
+
+Hard rules (never broken):
+
+* never a mentor from the rotator's own department;
+* at least one shared language;
+* time zones at most ``max_timezone_gap_hours`` apart (offsets at the rotation's start);
+* never a mentor the rotator had before (``previous_mentors``);
+* the mentor is not unavailable (absence) in any week of the rotation;
+* in every week of the rotation the mentor has at most ``capacity`` rotators (seats already taken by
+  kept pairings are given as ``busy_weeks``);
+* at most ``annual_cap`` new rotators per mentor over the horizon.
+
+Soft terms (costs, all >= 0, weights from ``policy.mentoring``), per pairing:
+
+* ``weight_shared_skill`` per skill of the rotator the mentor does NOT share (equivalent to a bonus
+  per shared skill, but keeps every cost non-negative so that a relative gap is meaningful);
+* ``weight_timezone_hour`` per hour of time-zone difference;
+* ``weight_feedback`` * (5 - the mentor's average pairing feedback; 3 when unknown);
+* ``weight_first_time_mentor_new_hire`` when a new hire goes to a mentor who has never mentored anyone
+  (our reading of "first-time mentors get a new hire only after they have mentored someone": a cost,
+  so a first-time mentor still takes a new hire when no one else can);
+* even load: the k-th rotator of a mentor (counting ``load_so_far``) costs ``weight_load_balance * (k-1)``
+  (convex, so the optimiser spreads rotators across mentors);
+* a rotator left unmatched costs ``unmatched_penalty`` (far above any pairing cost, so the number of
+  matched rotators is maximised first).
+
+Methods (:func:`solve` picks one by size). Mid-size instances (:mod:`.column_generation`): one
+vectorised pass over all rotator x mentor pairs checks the hard rules and keeps each rotator's ``pool_size`` cheapest eligible mentors (plus the cost threshold below which no
+eligible mentor lies outside the pool). The LP relaxation of the exact model (assignment rows, a load
+row per mentor with convex load-cost increments that also carry the annual cap, and weekly-concurrency
+rows only where they can bind; ``lazy_rows`` adds those only when the LP violates them) starts from the
+``initial_candidates`` cheapest mentors per rotator and is solved by HiGHS dual simplex
+(``scipy.optimize.linprog``) with column generation: pool columns with a negative reduced cost enter;
+when the pool is (nearly) priced out, every eligible pair is priced again. The duals give a Lagrangian
+lower bound valid for the *whole* problem (every eligible pair, inside or outside the pools). The
+rounds stop when the LP value is within a quarter of ``gap_target`` of the bound (or at ``max_rounds``
+/ half the ``time_limit``). Rotators the LP assigns integrally are fixed; the rest are solved exactly by
+a HiGHS MIP (``scipy.optimize.milp``) on the remaining capacity. Small instances (rotators x mentors up
+to ``exact_pairs``) skip all this: one exact MIP over every eligible pair. The reported gap is
+``(objective - bound) / objective``.
+
+Large instances (rotators x mentors above ``lp_pairs``; :mod:`.flow`): one full-year
+transportation min-cost flow (OR-Tools ``SimpleMinCostFlow``, imported lazily: never import
+``highspy`` in the same process) with the annual caps and the convex load cost (one unit arc per
+annual seat) but WITHOUT the weekly concurrency rows, so its optimum is a relaxation. It runs on
+candidate pairs: each rotator's cheapest eligible mentors plus a few pseudo-random ones; every round
+the flow's potentials (shortest distances to the sink in the residual graph) price EVERY eligible
+pair, pairs of negative reduced cost join, and the Lagrangian value of those potentials over every
+eligible pair, in the original float costs, is the lower bound (valid for the whole problem: it
+relaxes the weekly rows and prices the rest exactly; the integer scaling of the costs only affects
+which potentials are tried). Then the weeks the flow overfills are repaired: every rotator in an
+overfilled (mentor, week) cell is freed and re-assigned by an exact HiGHS MIP on the capacity left
+(weekly rows included), anyone still left takes the cheapest mentor with a free seat. The result has
+no weekly violation by construction (checked).
+
+The package, by what each module does: :mod:`.problem` (the input and output records), :mod:`.model`
+(the instance as arrays: hard rules, costs, week grid), :mod:`.lp` (the LP / MIP over candidate edges),
+:mod:`.bound` (Lagrangian bounds), :mod:`.column_generation` and :mod:`.flow` (the two methods),
+:mod:`.greedy` (baseline and safety net), :mod:`.explain` (why someone is unmatched),
+:mod:`.solution` (assignment -> :class:`Solution`) and :mod:`.check` (an independent checker of any
+assignment: hard-rule violations and objective, written from the definitions above, not from the
+solver's arrays).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from frontline.mentors.solver.check import objective, violations, weekly_cap_violations
+from frontline.mentors.solver.column_generation import solve_by_lp
+from frontline.mentors.solver.flow import FlowSettings, solve_by_flow
+from frontline.mentors.solver.greedy import solve_greedy
+from frontline.mentors.solver.model import Instance
+from frontline.mentors.solver.problem import Mentor, Rotator, Solution, Unmatched, Weights
+
+METHODS = ("auto", "mip", "flow", "lp")
+
+
+def solve(
+    rotators: Sequence[Rotator],
+    mentors: Sequence[Mentor],
+    weights: Weights = Weights(),
+    *,
+    initial_candidates: int = 8,
+    pool_size: int = 40,
+    columns_per_round: int = 3,
+    gap_target: float = 0.001,
+    max_rounds: int = 30,
+    time_limit: float = 60.0,
+    exact_pairs: int = 20_000,
+    lp_pairs: int = 1_000_000,
+    lazy_rows: bool = False,
+    method: str = "auto",
+    flow_scale: int = 100,
+    flow_rounds: int = 8,
+    flow_pool: int = 10,
+    flow_random_arcs: int = 6,
+    flow_band: float = 2.0,
+) -> Solution:
+    """Optimal mentor matching over the whole horizon (see the module docstring).
+
+    ``method``: ``"auto"`` (rotators x mentors up to ``exact_pairs``: the exact MIP; up to
+    ``lp_pairs``: LP column generation; above: the min-cost flow with weekly repair), ``"mip"``,
+    ``"lp"`` or ``"flow"``."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r} (auto, mip, flow or lp)")
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    inst = Instance(rotators, mentors, weights)
+    stats: dict = {"rotators": inst.n, "mentors": inst.m}
+    if inst.n == 0:
+        return Solution({}, {}, [], 0.0, 0.0, 0.0, time.perf_counter() - t0, "empty", stats)
+    pairs = inst.n * inst.m
+    if method == "flow" or (method == "auto" and pairs > max(exact_pairs, lp_pairs)):
+        cfg = FlowSettings(
+            scale=flow_scale,
+            rounds=flow_rounds,
+            pool=flow_pool,
+            random_arcs=flow_random_arcs,
+            band=flow_band,
+            gap_target=gap_target,
+            time_limit=time_limit,
+        )
+        return solve_by_flow(inst, t0, c0, stats, cfg)
+    return solve_by_lp(
+        inst,
+        t0,
+        c0,
+        stats,
+        exact=method == "mip" or (method == "auto" and pairs <= exact_pairs),
+        initial_candidates=initial_candidates,
+        pool_size=pool_size,
+        columns_per_round=columns_per_round,
+        gap_target=gap_target,
+        max_rounds=max_rounds,
+        time_limit=time_limit,
+        lazy_rows=lazy_rows,
+    )
+
+
+__all__ = [
+    "Mentor",
+    "Rotator",
+    "Solution",
+    "Unmatched",
+    "Weights",
+    "objective",
+    "solve",
+    "solve_greedy",
+    "violations",
+    "weekly_cap_violations",
+]

@@ -48,7 +48,10 @@ def main() -> None:
     from sqlmodel import select
     from themes import generate
 
-    from frontline.digests import service as digests
+    from frontline.digests.content import build_digest
+    from frontline.digests.loading import compute_themes, load_week
+    from frontline.digests.queue import queue_digests
+    from frontline.digests.render import SIZE_BUDGET, render_digest
     from frontline.mail.outbox import compose
     from models import Department, Employee, Observation, OutboundMessage, get_engine, init_db, session_scope
 
@@ -102,16 +105,14 @@ def main() -> None:
 
     t0 = time.perf_counter()
     with session_scope(engine) as s:
-        themes = digests.compute_themes(s, WEEK)
+        themes = compute_themes(s, WEEK)
     t_themes = time.perf_counter() - t0
     ids = list(range(1, args.departments + 1))
     t0 = time.perf_counter()
     queued = 0
     for i in range(0, len(ids), 50):
         with session_scope(engine) as s:
-            queued += sum(
-                o.queued for o in digests.queue_digests(s, WEEK, department_ids=ids[i : i + 50], themes=themes)
-            )
+            queued += sum(o.queued for o in queue_digests(s, WEEK, department_ids=ids[i : i + 50], themes=themes))
     t_queue = time.perf_counter() - t0
     with session_scope(engine) as s:
         total_bytes = s.exec(select(func.sum(func.length(OutboundMessage.mime)))).one()
@@ -119,18 +120,18 @@ def main() -> None:
 
     # Baselines on the same content (digests built once, outside the timing)
     with session_scope(engine) as s:
-        data = digests.load_week(s, WEEK, themes=themes)
-    contents = [digests.build_digest(data, d) for d in data.departments.values()]
+        data = load_week(s, WEEK, themes=themes)
+    contents = [build_digest(data, d) for d in data.departments.values()]
     t0 = time.perf_counter()
     raw_bytes = 0
     for c in contents:
-        r = digests.render_digest(c, f"head{c.department_id}@example.com", inline=False)
+        r = render_digest(c, f"head{c.department_id}@example.com", inline=False)
         raw_bytes += len(compose(to="x@example.com", subject=r.subject, text=r.text, html=r.html).as_bytes())
     t_noinline = time.perf_counter() - t0
     t0 = time.perf_counter()
     text_bytes = 0
     for c in contents:
-        r = digests.render_digest(c, f"head{c.department_id}@example.com", inline=False)
+        r = render_digest(c, f"head{c.department_id}@example.com", inline=False)
         text_bytes += len(compose(to="x@example.com", subject=r.subject, text=r.text).as_bytes())
     t_text = time.perf_counter() - t0
     # (the text-only baseline still renders the HTML template inside render_digest; subtract nothing, be conservative)
@@ -152,7 +153,7 @@ def main() -> None:
     )
     print(
         f"queued {queued} digests; largest message {largest / 1024:.1f} KB (HTML part capped at "
-        f"{digests.SIZE_BUDGET // 1000} KB); full path = {t_queue / t_noinline:.2f}x the no-inlining render time, "
+        f"{SIZE_BUDGET // 1000} KB); full path = {t_queue / t_noinline:.2f}x the no-inlining render time, "
         f"{total_bytes / raw_bytes:.2f}x its bytes"
     )
     engine.dispose()

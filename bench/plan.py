@@ -35,7 +35,7 @@ def build(n: int, seed: int):
     sys.path.insert(0, str(ROOT))
     from frontline.core.policy import parse_policy
     from frontline.demo.synth import generate_company
-    from frontline.rotations.service import build_input
+    from frontline.rotations.inputs import build_input
 
     company = generate_company(n, seed=seed, today=TODAY)
     seats = max(2, math.ceil(n * 4 / 52 * 1.3))  # as the demo: everyone once a year plus 30% slack

@@ -126,11 +126,14 @@ def run(args, url: str, work: Path) -> int:
     from frontline.core.policy import load_policy
     from frontline.core.settings import get_settings
     from frontline.demo import synth
-    from frontline.digests.service import compute_themes, queue_digests
+    from frontline.digests.loading import compute_themes
+    from frontline.digests.queue import queue_digests
     from frontline.mail.delivery import deliver_batch
     from frontline.mail.transport import FolderTransport
     from frontline.mentors.service import pair_mentors
-    from frontline.observations.intake import escalate_overdue_observations, set_ack_state, submit
+    from frontline.observations.acknowledgement import set_ack_state
+    from frontline.observations.escalation import escalate_overdue_observations
+    from frontline.observations.intake import submit
     from frontline.people.roster import import_roster
     from frontline.rotations.service import plan_rotations
     from models import Department, Employee, Observation, OutboundMessage, Rotation, get_engine, init_db, session_scope

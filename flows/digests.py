@@ -19,7 +19,7 @@ BATCH_SIZE = 50
 
 @task(name="digest-themes", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
 def assign_themes(week: str) -> dict:
-    from frontline.digests.service import compute_themes
+    from frontline.digests.loading import compute_themes
     from models import session_scope
 
     with session_scope() as session:
@@ -28,7 +28,7 @@ def assign_themes(week: str) -> dict:
 
 @task(name="digest-batch", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
 def queue_batch(week: str, department_ids: list[int], themes: dict) -> list[dict]:
-    from frontline.digests.service import queue_digests
+    from frontline.digests.queue import queue_digests
     from models import session_scope
 
     with session_scope() as session:
@@ -39,7 +39,8 @@ def queue_batch(week: str, department_ids: list[int], themes: dict) -> list[dict
 def send_digests(week: str | None = None, department: str | None = None) -> list[dict]:
     """Queue the digests for ``week`` (ISO ``2027-W05``; default: last completed week) for every
     department, or only ``department`` (name). Returns one row per department."""
-    from frontline.digests.service import all_department_ids, department_ids_named, last_completed_week, parse_week
+    from frontline.digests.loading import all_department_ids, department_ids_named
+    from frontline.digests.weeks import last_completed_week, parse_week
     from models import session_scope
 
     week = week or last_completed_week()

@@ -16,7 +16,8 @@ from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from flows.common import counts_table, report, run_name  # meaningful run names (issue 9)
-from frontline.people.roster import ImportResult, RosterError
+from frontline.core.errors import RosterError
+from frontline.people.roster import ImportResult
 
 ARTIFACT_KEY = "roster-import"
 

@@ -97,7 +97,7 @@ def run_a_company(url: str, engine, tmp_path, monkeypatch) -> None:
     from frontline.core.policy import load_policy
     from frontline.core.settings import get_settings
     from frontline.demo import synth
-    from frontline.digests.service import queue_digests
+    from frontline.digests.queue import queue_digests
     from frontline.mail.delivery import deliver_pending
     from frontline.mentors.service import pair_mentors
     from frontline.observations.intake import submit

@@ -150,7 +150,7 @@ def test_roster_import_runs_as_a_prefect_flow(prefect_harness, sqlite_settings, 
     from prefect.artifacts import Artifact
 
     from flows.roster import import_roster_flow
-    from frontline.people.roster import RosterError
+    from frontline.core.errors import RosterError
     from models import AuditEvent, get_engine
 
     paths = _copy_examples(tmp_path)

@@ -89,7 +89,7 @@ def mentor(employee_id: str, name: str, email: str, support_id: int | None) -> E
 def company(settings, engine, today):
     """Two departments with heads, a few employees, an HR admin, observations for both departments (made
     at noon ``today``); Person 0 has a draft rotation from the Monday two weeks after ``today``."""
-    from frontline.web.auth import add_hr
+    from frontline.access.accounts import add_hr
 
     shutil.copyfile(ROOT / "frontline.example.toml", settings.policy_path)
     noon = datetime.combine(today, time(12), tzinfo=UTC)
@@ -613,7 +613,7 @@ def test_dashboard_participation_and_observation_figures(client, engine, company
 def test_dashboard_shows_wrap_up_feedback_per_role(client, engine, company):
     """Survey answers feed the dashboard: HR sees every mentor's rating; a head sees only the answers
     of their own department's rotators and no per-mentor table."""
-    from frontline.mentors.service import save_feedback
+    from frontline.mentors.surveys import save_feedback
     from models import MentorPairing
 
     with Session(engine) as s:

@@ -54,11 +54,11 @@ def _free_port() -> int:
 def _seed(tmp: Path, today: date) -> dict:
     """Roster import of a 600-person company generated as of ``today``, the planner from that week, and
     invites for the first weeks."""
+    from frontline.access.accounts import add_hr
     from frontline.demo.synth import generate_company, write_csvs
     from frontline.people.roster import apply_roster
     from frontline.people.roster_csv import parse_roster
     from frontline.rotations.service import plan_rotations
-    from frontline.web.auth import add_hr
     from models import Department, Employee, Observation, Rotation, get_engine, init_db
 
     engine = get_engine()

@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from frontline.digests import service as digests
+from frontline.core.errors import DigestError
+from frontline.digests.content import BAR_MAX_PX, build_digest
+from frontline.digests.loading import compute_themes, load_week
+from frontline.digests.queue import preview_digests, queue_digests
+from frontline.digests.render import MAX_HTML_BYTES, render_digest
+from frontline.digests.weeks import last_completed_week, parse_week, shift_week, week_monday, week_window
 from models import Department, Employee, Observation, OutboundMessage, Rotation, session_scope
 
 WEEK = "2027-W05"  # Monday 1 February 2027
@@ -119,20 +124,20 @@ def _make_company(engine):
 
 def _digest(engine, dept_id):
     with session_scope(engine) as s:
-        data = digests.load_week(s, WEEK)
-        return digests.build_digest(data, data.departments[dept_id])
+        data = load_week(s, WEEK)
+        return build_digest(data, data.departments[dept_id])
 
 
 def test_week_parsing_and_window(settings):
-    assert digests.week_monday("2027-W05") == date(2027, 2, 1)
-    assert digests.shift_week("2027-W01", -1) == "2026-W53"
-    with pytest.raises(digests.DigestError, match="expected ISO week"):
-        digests.parse_week("2027-5")
-    with pytest.raises(digests.DigestError, match="no ISO week 54"):
-        digests.parse_week("2027-W54")
+    assert week_monday("2027-W05") == date(2027, 2, 1)
+    assert shift_week("2027-W01", -1) == "2026-W53"
+    with pytest.raises(DigestError, match="expected ISO week"):
+        parse_week("2027-5")
+    with pytest.raises(DigestError, match="no ISO week 54"):
+        parse_week("2027-W54")
     from zoneinfo import ZoneInfo
 
-    start, end = digests.week_window("2027-W05", ZoneInfo("Europe/Berlin"))
+    start, end = week_window("2027-W05", ZoneInfo("Europe/Berlin"))
     assert start == datetime(2027, 1, 31, 23, tzinfo=UTC) and end - start == timedelta(days=7)
 
 
@@ -180,11 +185,11 @@ def _parts(row: OutboundMessage):
 
 def test_queue_idempotent_headers_and_text_part(engine, company):
     with session_scope(engine) as s:
-        out = {o.department: o for o in digests.queue_digests(s, WEEK)}
+        out = {o.department: o for o in queue_digests(s, WEEK)}
     assert out["Engineering"].queued == 1 and out["Sales"].queued == 1 and out["Support"].queued == 1
     assert out["Legal"].queued == 0 and out["Legal"].skipped == "nothing to report"
     with session_scope(engine) as s:
-        again = digests.queue_digests(s, WEEK)
+        again = queue_digests(s, WEEK)
         assert sum(o.queued for o in again) == 0
         assert {o.department: o.already for o in again}["Engineering"] == 1
         rows = s.exec(select(OutboundMessage).where(OutboundMessage.kind == "digest")).all()
@@ -217,7 +222,7 @@ def test_empty_departments_skipped_unless_opted_in(engine, company):
     with session_scope(engine) as s:
         s.get(Department, company["legal"]).digest_when_empty = True
     with session_scope(engine) as s:
-        out = {o.department: o for o in digests.queue_digests(s, WEEK, department_ids=[company["legal"]])}
+        out = {o.department: o for o in queue_digests(s, WEEK, department_ids=[company["legal"]])}
     assert out["Legal"].queued == 1
     with session_scope(engine) as s:
         row = s.exec(select(OutboundMessage).where(OutboundMessage.recipient == "head@legal.example")).one()
@@ -248,10 +253,10 @@ def test_hostile_text_is_escaped(engine, settings):
         mallory = _emp(s, 'Mallory "><b>', sales)
         for i, text in enumerate(HOSTILE):
             _obs(s, mallory, eng, text, MONDAY + timedelta(hours=i + 1), urgent=(i == 0))
-        data = digests.load_week(s, WEEK)
-        content = digests.build_digest(data, data.departments[eng.id])
-    raw = digests.render_digest(content, "head@eng.example", inline=False).html
-    inlined = digests.render_digest(content, "head@eng.example").html
+        data = load_week(s, WEEK)
+        content = build_digest(data, data.departments[eng.id])
+    raw = render_digest(content, "head@eng.example", inline=False).html
+    inlined = render_digest(content, "head@eng.example").html
     for html in (raw, inlined):
         assert "<script" not in html and "<img" not in html and "<b>" not in html
         assert "&lt;script&gt;" in html
@@ -261,7 +266,7 @@ def test_hostile_text_is_escaped(engine, settings):
         assert not [a for a in parsed.attrs if a[0].startswith("on")]
         hrefs = [v for k, v in parsed.attrs if k == "href"]
         assert hrefs and all(h == "http://frontline.test" or h.startswith("http://frontline.test/") for h in hrefs)
-    text = digests.render_digest(content, "head@eng.example").text
+    text = render_digest(content, "head@eng.example").text
     assert "<script>alert('x')</script>" in text  # text/plain is never interpreted as HTML
 
 
@@ -283,13 +288,13 @@ def test_size_stays_under_limit_with_many_observations(engine, settings):
                 category=cats[i % 3],
                 urgent=(i % 25 == 0),
             )
-        out = digests.queue_digests(s, WEEK, department_ids=[eng.id])
+        out = queue_digests(s, WEEK, department_ids=[eng.id])
         assert out[0].queued == 1
         row = s.exec(select(OutboundMessage).where(OutboundMessage.kind == "digest")).one()
-        data = digests.load_week(s, WEEK, department_ids=[eng.id])
-        content = digests.build_digest(data, data.departments[eng.id])
+        data = load_week(s, WEEK, department_ids=[eng.id])
+        content = build_digest(data, data.departments[eng.id])
     _msg, text, html = _parts(row)
-    assert len(html.encode()) < digests.MAX_HTML_BYTES
+    assert len(html.encode()) < MAX_HTML_BYTES
     assert content.theme_count > 8
     assert re.search(r"… and \d+ more themes? \(\d+ observations\) in the app\.", html)
     assert "more urgent items" in html or len(content.urgent) <= 10
@@ -302,7 +307,7 @@ def test_theme_action_link_and_unsubscribe(engine, company):
     from frontline.web.app import create_app
 
     with session_scope(engine) as s:
-        digests.queue_digests(s, WEEK)
+        queue_digests(s, WEEK)
         eng_obs = s.exec(select(Observation).where(Observation.text == "Where is the export button?")).one()
         label, area, cat = eng_obs.theme, eng_obs.product_area, eng_obs.category
     client = TestClient(create_app())
@@ -337,7 +342,7 @@ def test_theme_action_link_and_unsubscribe(engine, company):
     assert client.get(unsub).status_code == 200
     assert client.post(unsub, data={"List-Unsubscribe": "One-Click"}).status_code == 200
     with session_scope(engine) as s:
-        out = {o.department: o for o in digests.queue_digests(s, digests.shift_week(WEEK, 1))}
+        out = {o.department: o for o in queue_digests(s, shift_week(WEEK, 1))}
     assert out["Engineering"].queued == 0 and "unsubscribed" in out["Engineering"].skipped
 
 
@@ -350,7 +355,7 @@ def test_theme_action_link_of_a_removed_recipient_is_refused(engine, company):
     from frontline.web.app import create_app
 
     with session_scope(engine) as s:
-        digests.queue_digests(s, WEEK)
+        queue_digests(s, WEEK)
         eng_obs = s.exec(select(Observation).where(Observation.text == "Where is the export button?")).one()
         label, area, cat = eng_obs.theme, eng_obs.product_area, eng_obs.category
         dept = s.get(Department, company["eng"])
@@ -373,22 +378,22 @@ def test_theme_action_link_of_a_removed_recipient_is_refused(engine, company):
 
 def test_acknowledgements_show_in_next_digest(engine, company):
     with session_scope(engine) as s:
-        digests.queue_digests(s, WEEK)
+        queue_digests(s, WEEK)
         for o in s.exec(select(Observation).where(Observation.target_department_id == company["eng"])):
             if o.theme and "export" in o.text.lower() and o.created_at.replace(tzinfo=UTC) < MONDAY + timedelta(days=7):
                 o.ack_state, o.ack_by, o.ack_at = "fixed", "cto@example.com", MONDAY + timedelta(days=9)
-    next_week = digests.shift_week(WEEK, 1)
+    next_week = shift_week(WEEK, 1)
     with session_scope(engine) as s:
-        data = digests.load_week(s, next_week)
-        content = digests.build_digest(data, data.departments[company["eng"]])
+        data = load_week(s, next_week)
+        content = build_digest(data, data.departments[company["eng"]])
     assert content.acted and content.acted[0].state == "fixed" and content.acted[0].by == "cto@example.com"
-    rendered = digests.render_digest(content, "cto@example.com")
+    rendered = render_digest(content, "cto@example.com")
     assert "What your department did this week" in rendered.html and "fixed" in rendered.text
 
 
 def test_preview_writes_files(engine, company, tmp_path):
     with session_scope(engine) as s:
-        out = digests.preview_digests(s, WEEK, tmp_path, department_ids=[company["eng"]])
+        out = preview_digests(s, WEEK, tmp_path, department_ids=[company["eng"]])
         assert not s.exec(select(OutboundMessage)).all()
     html = Path(out[0].files[0])
     assert html.name == f"engineering-{WEEK}.html" and "Addressed to you" in html.read_text()
@@ -404,8 +409,8 @@ def test_send_digests_flow(sqlite_engine, sqlite_settings, prefect_harness):
     rows = first.result()
     by_name = {r["department"]: r for r in rows}
     with session_scope(sqlite_engine) as s:  # the same week built directly, outside the flow
-        data = digests.load_week(s, WEEK)
-        built = digests.build_digest(data, data.departments[ids["eng"]])
+        data = load_week(s, WEEK)
+        built = build_digest(data, data.departments[ids["eng"]])
     # addressed: export (3), checkout crash (1); own: VAT pricing (1), export menu (1)
     assert built.theme_count == 4
     assert by_name["Engineering"] == {
@@ -450,10 +455,10 @@ def test_digest_renders_in_chromium(sqlite_engine, sqlite_settings, artifacts_di
 
     ids = _make_company(sqlite_engine)
     with session_scope(sqlite_engine) as s:
-        digests.compute_themes(s, WEEK)
-        data = digests.load_week(s, WEEK)
-        content = digests.build_digest(data, data.departments[ids["eng"]])
-    html = digests.render_digest(content, "cto@example.com").html
+        compute_themes(s, WEEK)
+        data = load_week(s, WEEK)
+        content = build_digest(data, data.departments[ids["eng"]])
+    html = render_digest(content, "cto@example.com").html
     page_file = artifacts_dir / "digest-engineering.html"
     page_file.write_text(html, encoding="utf-8")
     with sync_playwright() as pw:
@@ -475,7 +480,7 @@ def test_digest_renders_in_chromium(sqlite_engine, sqlite_settings, artifacts_di
     assert len(boxes) == content.theme_count  # one bar per theme shown
     assert all(b is not None and b["width"] > 0 and b["height"] > 0 for b in boxes)
     widest = max(b["width"] for b in boxes)
-    assert widest == pytest.approx(digests.BAR_MAX_PX, abs=2)  # the largest theme gets the full bar
+    assert widest == pytest.approx(BAR_MAX_PX, abs=2)  # the largest theme gets the full bar
     assert overflow <= 600  # nothing forces horizontal scrolling at 600 px
 
 
@@ -511,9 +516,9 @@ def test_week_is_taken_in_the_organisation_time_zone(engine, settings, monkeypat
         _obs(s, bob, eng, "late sunday", datetime(2027, 2, 7, 22, 30, tzinfo=UTC))
         _obs(s, bob, eng, "early next monday", datetime(2027, 2, 7, 23, 30, tzinfo=UTC))
         _obs(s, bob, eng, "early monday", datetime(2027, 1, 31, 23, 30, tzinfo=UTC))
-        data = digests.load_week(s, WEEK)
+        data = load_week(s, WEEK)
     assert sorted(o.text for o in data.current) == ["early monday", "late sunday"]
-    assert digests.last_completed_week(datetime(2027, 2, 7, 23, 30, tzinfo=UTC)) == "2027-W05"
+    assert last_completed_week(datetime(2027, 2, 7, 23, 30, tzinfo=UTC)) == "2027-W05"
 
 
 def test_theme_action_end_to_end_shows_in_next_digest(engine, settings):
@@ -528,16 +533,16 @@ def test_theme_action_end_to_end_shows_in_next_digest(engine, settings):
     from frontline.web.digest import request_time
 
     now = datetime(2027, 2, 10, 14, tzinfo=UTC)  # Wednesday of 2027-W06
-    last_week = digests.last_completed_week(now)
-    this_week = digests.shift_week(last_week, 1)
+    last_week = last_completed_week(now)
+    this_week = shift_week(last_week, 1)
     assert (last_week, this_week) == ("2027-W05", "2027-W06")
-    tuesday = datetime.combine(digests.week_monday(last_week) + timedelta(days=1), datetime.min.time(), UTC)
+    tuesday = datetime.combine(week_monday(last_week) + timedelta(days=1), datetime.min.time(), UTC)
     with session_scope(engine) as s:
         eng, sales = _dept(s, "Engineering"), _dept(s, "Sales")
         bob, sue = _emp(s, "Bob", sales), _emp(s, "Sue", sales)
         _obs(s, bob, eng, "Customers can't find export", tuesday)
         _obs(s, sue, eng, "Where is the export button?", tuesday + timedelta(hours=3))
-        digests.queue_digests(s, last_week)
+        queue_digests(s, last_week)
         label = s.exec(select(Observation.theme)).first()
         eng_id = eng.id
     app = create_app()
@@ -547,8 +552,8 @@ def test_theme_action_end_to_end_shows_in_next_digest(engine, settings):
     assert response.status_code == 200 and "Marked <strong>fixed</strong>" in response.text
     with session_scope(engine) as s:
         assert {aware(o.ack_at) for o in s.exec(select(Observation))} == {now}
-        data = digests.load_week(s, this_week)
-        content = digests.build_digest(data, data.departments[eng_id])
+        data = load_week(s, this_week)
+        content = build_digest(data, data.departments[eng_id])
         told = {
             r.recipient for r in s.exec(select(OutboundMessage).where(OutboundMessage.kind == "observation_update"))
         }
@@ -557,7 +562,7 @@ def test_theme_action_end_to_end_shows_in_next_digest(engine, settings):
         (label, "fixed", 2, "head@engineering.example")
     ]
     assert not content.empty  # what the department did is news enough to send
-    assert "fixed: " in digests.render_digest(content, "head@engineering.example").text
+    assert "fixed: " in render_digest(content, "head@engineering.example").text
 
 
 def test_digest_phases_alone():

@@ -493,12 +493,12 @@ def test_mentor_replaced_without_a_successor_cancels_the_rotators_checkins_too(e
 def test_unlocked_announced_rotation_kept_in_place_still_gets_its_reminder(engine, settings):
     """HR unlocks an invited rotation (it becomes a draft the planner may move) and the planner keeps it
     where it was: the rotator was told these dates, so the reminder still goes out (nothing else does)."""
-    from frontline.rotations import service as planning
+    from frontline.rotations.overrides import unlock
 
     ids = seed(engine)
     run_invites(engine)
     with Session(engine) as s:
-        planning.unlock(s, ids["rotation"], "let the planner move it if needed")
+        unlock(s, ids["rotation"], "let the planner move it if needed")
         s.commit()
     assert run_invites(engine)["queued"] == 0  # nothing changed: nothing is sent
 

@@ -142,7 +142,7 @@ def test_pairs_from_db_with_rules_slots_and_stability(engine, settings):
         for rid, c in cols.items():
             m = s.get(Employee, active[rid].mentor_id)
             assert c == {"mentor_employee_id": m.employee_id, "mentor_email": m.email}
-        from frontline.rotations.service import export_rows
+        from frontline.rotations.export import export_rows
 
         exported = {r["rotation_id"]: r for r in export_rows(s)}
         assert exported[gina_rot.id]["mentor_email"] == ""

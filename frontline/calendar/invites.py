@@ -701,9 +701,7 @@ def _send_nudge(
 
 
 __all__ = [
-    "CheckinSeries",
     "Counts",
-    "checkin_series",
     "process_invites",
     "process_reminders",
     "rotations_for_reminders",

@@ -20,13 +20,10 @@ def send_command(
     ),
 ) -> None:
     """Queue each department's digest for the week (once per recipient and week, ever), or preview it."""
-    from frontline.digests.service import (
-        DigestError,
-        department_ids_named,
-        last_completed_week,
-        parse_week,
-        preview_digests,
-    )
+    from frontline.core.errors import DigestError
+    from frontline.digests.loading import department_ids_named
+    from frontline.digests.queue import preview_digests
+    from frontline.digests.weeks import last_completed_week, parse_week
     from models import session_scope
 
     week = week or last_completed_week()

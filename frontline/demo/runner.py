@@ -354,7 +354,8 @@ def step_collect_observations(ctx: DemoContext) -> str:
     from flows.escalations import escalate_overdue
     from frontline.cli.common import run_flow
     from frontline.core.policy import load_policy
-    from frontline.observations.intake import current_policy, set_ack_state
+    from frontline.observations.acknowledgement import set_ack_state
+    from frontline.observations.policy import current_policy
     from models import session_scope, utcnow
 
     policy = load_policy()
@@ -439,7 +440,7 @@ def step_send_digests(ctx: DemoContext) -> str:
     from frontline.cli.common import run_flow
     from frontline.core.clock import iso_week
     from frontline.core.settings import get_settings
-    from frontline.digests.service import preview_digests
+    from frontline.digests.queue import preview_digests
     from models import Observation, session_scope
 
     with session_scope() as session:  # the week of the newest observation (else this week)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from frontline.core import clock
-from frontline.people.roster import ABSENCE_COLUMNS, DEPARTMENT_COLUMNS, EMPLOYEE_COLUMNS
+from frontline.people.roster_csv import ABSENCE_COLUMNS, DEPARTMENT_COLUMNS, EMPLOYEE_COLUMNS
 
 SUPPORT = "Support"
 EMAIL_DOMAIN = "example.com"

@@ -45,12 +45,7 @@ from frontline.core.policy import Mentoring, Policy
 from frontline.mentors import solver
 from frontline.mentors.checkins import choose_checkin, slot_key, slot_local, zone, zone_key
 from frontline.mentors.pairings import active_pairings_overlapping
-
-# re-exported until frontline/web/console/dashboard.py and tests/test_console.py import them from
-# frontline.mentors.surveys (files of other owners)
-from frontline.mentors.surveys import feedback_summary as feedback_summary
 from frontline.mentors.surveys import mentor_feedback
-from frontline.mentors.surveys import save_feedback as save_feedback
 from models import Absence, Department, Employee, MentorPairing, Rotation, utcnow
 
 HORIZON_WEEKS = 52

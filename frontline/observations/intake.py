@@ -41,13 +41,8 @@ from sqlmodel import Session, col, select
 
 from frontline.core import clock
 from frontline.core.policy import Policy
-
-# Re-exported for callers outside this package that still import them from here (frontline.demo.runner,
-# bench/soak.py); new code imports them from the module of their job.
-from frontline.observations.acknowledgement import set_ack_state as set_ack_state
-from frontline.observations.escalation import escalate_overdue_observations as escalate_overdue_observations
 from frontline.observations.escalation import send_escalation
-from frontline.observations.policy import current_policy as current_policy
+from frontline.observations.policy import current_policy
 from frontline.observations.redaction import redact
 from frontline.observations.vocabulary import SOURCES
 from models import ApiToken, AuditEvent, Department, Employee, Observation, Rotation, utcnow

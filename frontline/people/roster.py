@@ -33,8 +33,6 @@ from frontline.core import audit, clock
 from frontline.core.errors import RosterError
 from frontline.people.directory import department_names, employees_by_external_id
 from frontline.people.roster_csv import (
-    ABSENCE_COLUMNS,
-    DEPARTMENT_COLUMNS,
     EMPLOYEE_COLUMNS,
     AbsenceRow,
     EmployeeRow,
@@ -45,16 +43,10 @@ from frontline.people.roster_csv import (
 from models import Absence, AuditEvent, Department, Employee, MentorPairing, Rotation, utcnow
 
 __all__ = [
-    "ABSENCE_COLUMNS",  # the columns are kept importable from here for the demo's CSV writer
-    "DEPARTMENT_COLUMNS",
-    "EMPLOYEE_COLUMNS",
     "ImportResult",
-    "ParsedRoster",
-    "RosterError",
     "apply_roster",
     "import_roster",
     "last_import",
-    "parse_roster",
 ]
 
 BATCH = 2000  # rows per bulk INSERT/UPDATE

@@ -39,7 +39,7 @@ def dashboard_figures(
 ) -> DashboardFigures:
     """The figures for ``department_ids`` (participation) and, for a department head, the observations and
     feedback of ``head_of`` (None: HR, every department)."""
-    from frontline.mentors.service import feedback_summary
+    from frontline.mentors.surveys import feedback_summary
 
     scope = None if head_of is None else list(head_of)
     return DashboardFigures(

@@ -29,10 +29,8 @@ from frontline.core import audit, clock
 from frontline.core.clock import monday_on_or_after
 from frontline.core.errors import PlanningError
 from frontline.core.policy import Policy
-from frontline.rotations.export import export_rows
 from frontline.rotations.inputs import PlanningInput, build_input
 from frontline.rotations.lifecycle import must_cancel, withdraw
-from frontline.rotations.overrides import unlock
 from frontline.rotations.solver import Person, PlanInput, PlanOutput, solve, week_loads
 from frontline.rotations.weeks import holidays_between, rotation_end, week_of, week_start
 from models import Absence, Department, Employee, PlanRun, Rotation, utcnow
@@ -40,13 +38,8 @@ from models import Absence, Department, Employee, PlanRun, Rotation, utcnow
 __all__ = [
     "PlanResult",
     "PlanningError",
-    "build_input",
     "load_input",
     "plan_rotations",
-    # Kept importable from here for callers outside this package that predate the split
-    # (tests/test_mentoring.py, tests/test_invites.py); new code imports them from their modules.
-    "export_rows",
-    "unlock",
 ]
 
 

@@ -25,7 +25,6 @@ from sqlmodel import Session
 from starlette.background import BackgroundTask
 
 from frontline.access import sessions, signin
-from frontline.access.accounts import add_hr, remove_hr  # re-exported (see __all__) for existing callers
 from frontline.access.principal import Principal, load_principal
 from frontline.access.sessions import SESSION_SECONDS
 from frontline.core.errors import AccessDenied, SignInLinkError
@@ -283,16 +282,13 @@ __all__ = [
     "ConsoleDenied",
     "Principal",
     "SignInRequired",
-    "add_hr",
     "console_session",
     "csrf_token",
     "current_user",
     "db",
     "install",
-    "load_principal",
     "page",
     "redirect",
-    "remove_hr",
     "require_csrf",
     "require_hr",
     "require_staff",

@@ -3,7 +3,7 @@
 * ``GET /digest/theme/{token}?action=planned`` shows what the link applies to and a confirm form (mail
   scanners that prefetch links change nothing); ``POST`` applies the chosen state to the week's
   observations of the theme addressed to the department through
-  :func:`frontline.digests.service.apply_theme_action`, which records it and tells the reporting rotators.
+  :func:`frontline.digests.theme_actions.apply_theme_action`, which records it and tells the reporting rotators.
 * ``GET /digest/unsubscribe/{token}`` confirms; ``POST`` (also RFC 8058 one-click, no login) records the
   opt-out in :class:`models.DigestOptOut`.
 
@@ -20,19 +20,18 @@ from fastapi import APIRouter, Depends, Form
 from fastapi.responses import HTMLResponse
 
 from frontline.core.clock import utcnow
+from frontline.core.errors import DigestError
 from frontline.core.links import THEME_ACTIONS, read_token
 from frontline.core.security import InvalidToken
 from frontline.core.templating import render_html
-from frontline.digests.service import (
-    ACK_LABELS,
-    DigestError,
+from frontline.digests.content import ACK_LABELS
+from frontline.digests.queue import digest_department, unsubscribe
+from frontline.digests.theme_actions import (
     ThemeLink,
     ThemeView,
     apply_theme_action,
-    digest_department,
     recipient_still_current,
     theme_view,
-    unsubscribe,
 )
 from models import session_scope
 

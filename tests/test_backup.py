@@ -149,6 +149,7 @@ def run_a_company(url: str, engine, tmp_path, monkeypatch) -> None:
     assert counts["outboundmessage"] > counts["rotation"] // 2 and counts["auditevent"] >= 4, counts
 
 
+@pytest.mark.postgres
 def test_sqlite_to_postgres_round_trip_keeps_every_row(tmp_path, monkeypatch):
     sqlite = make_database("sqlite", tmp_path / "a")
     url, src = next(sqlite)

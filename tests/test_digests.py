@@ -447,10 +447,7 @@ def test_send_digests_flow(sqlite_engine, sqlite_settings, prefect_harness):
 
 
 @pytest.mark.browser
-def test_digest_renders_in_chromium(sqlite_engine, sqlite_settings, artifacts_dir):
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.skip("Debian Chromium (/usr/bin/chromium) is not installed; `make chromium` installs it")
+def test_digest_renders_in_chromium(chromium, sqlite_engine, sqlite_settings, artifacts_dir):
     from playwright.sync_api import sync_playwright
 
     ids = _make_company(sqlite_engine)

@@ -169,13 +169,11 @@ def _wait_final(api: Api, run_id: str, timeout: float, diagnostics) -> dict:
 def pg_databases():
     """A fresh PostgreSQL database for the Prefect server and one for Frontline; dropped afterwards."""
     import psycopg
-    from conftest import postgres_unavailable
+    from conftest import postgres_unavailable, require
 
     problem = postgres_unavailable()
     if problem:
-        if os.environ.get("FRONTLINE_REQUIRE_PG") == "1":
-            pytest.fail(problem)
-        pytest.skip(problem)
+        require(problem, "FRONTLINE_REQUIRE_PG")
     suffix = uuid.uuid4().hex[:10]
     names = {"prefect": f"prefect_it_{suffix}", "frontline": f"frontline_it_{suffix}"}
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
@@ -189,6 +187,7 @@ def pg_databases():
                 conn.execute(f'drop database if exists "{name}" with (force)')
 
 
+@pytest.mark.postgres
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_deployments_worker_and_new_hire_event_on_postgres(tmp_path, pg_databases):
     from sqlmodel import select

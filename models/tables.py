@@ -190,6 +190,34 @@ class ConsoleUser(SQLModel, table=True):
     disabled_at: datetime | None = None
 
 
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in console session, held on the server: the cookie carries its id (``sid``, stored here
+    only as a SHA-256); signing out or expiry ends it, so a copied cookie stops working. ``signin_nonce``
+    names the magic link that started it and is unique: a link signs in once, even when it is posted
+    several times at the same moment."""
+
+    __tablename__ = "console_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sid_hash: str = Field(max_length=64, unique=True, description="sha256 of the session id in the cookie")
+    email: str = Field(max_length=320, index=True)
+    signin_nonce: str = Field(max_length=100, unique=True, description="the sign-in link it was started with")
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
+    ended_at: datetime | None = Field(default=None, description="signed out (or ended by an admin)")
+
+
+class RateLimitBucket(SQLModel, table=True):
+    """One rate limit counter (:mod:`frontline.core.ratelimit`): ``count`` uses since ``window_start``.
+    ``key`` names what is limited and for whom, e.g. ``signin-ip:203.0.113.9`` (addresses are hashed)."""
+
+    __tablename__ = "rate_limit_bucket"
+
+    key: str = Field(primary_key=True, max_length=200)
+    window_start: datetime = Field(index=True)
+    count: int = 0
+
+
 class OutboundMessage(SQLModel, table=True):
     """The mail outbox: every message is written here first, then delivered."""
 

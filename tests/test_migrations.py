@@ -17,6 +17,10 @@ def test_migrations_match_models(engine):
 
 
 def test_init_is_idempotent(engine):
-    from models import init_db
+    from alembic.script import ScriptDirectory
 
-    assert init_db(engine) == init_db(engine) == "0001"
+    from models import init_db
+    from models.db import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()  # the newest revision
+    assert init_db(engine) == init_db(engine) == head

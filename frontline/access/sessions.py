@@ -1,7 +1,10 @@
-"""The signed payloads behind the console's cookie, its CSRF tokens and its flash messages.
+"""The console's sessions (signed cookie payload + server-side row), its CSRF tokens and its flash messages.
 
 * **Session**: a signed payload (:mod:`frontline.core.security`, purpose ``console-session``): a random
-  session id and, once signed in, the email and the time of sign-in; valid 12 hours.
+  session id and, once signed in, the email and the time of sign-in; valid 12 hours. A signed-in session
+  also lives on the server (:class:`models.ConsoleSession`, keyed by the SHA-256 of the id): it is
+  created by the sign-in link (:func:`start`), checked on every request (:func:`is_active`) and ended by
+  signing out (:func:`end`), so a copied cookie stops working at sign-out, not 12 hours later.
 * **CSRF**: a token signed for the session id (double submit, bound to the session).
 * **Flash**: a one-line message signed so nobody can put their own text on a console page (10 minutes).
 """
@@ -9,11 +12,16 @@
 from __future__ import annotations
 
 import secrets
-import time
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
+
+from frontline.core.clock import utcnow
 from frontline.core.errors import AccessDenied
-from frontline.core.security import InvalidToken, sign, verify
+from frontline.core.security import InvalidToken, hash_secret, sign, verify
+from models import ConsoleSession
 
 SESSION_PURPOSE = "console-session"
 CSRF_PURPOSE = "console-csrf"
@@ -22,13 +30,61 @@ SESSION_SECONDS = 12 * 3600
 FLASH_SECONDS = 600
 
 
-def new_session(email: str | None = None) -> dict[str, Any]:
-    """A fresh session id (no fixation), signed in as ``email`` (or anonymous when None)."""
-    data: dict[str, Any] = {"sid": secrets.token_urlsafe(18)}
-    if email:
-        data["email"] = email
-        data["at"] = int(time.time())
-    return data
+KEEP_ENDED_SESSIONS = timedelta(days=30)  # server-side rows are deleted this long after they expired
+
+
+def new_session() -> dict[str, Any]:
+    """A fresh anonymous session (a new id: no fixation); it carries the CSRF tokens of the sign-in forms."""
+    return {"sid": secrets.token_urlsafe(18)}
+
+
+def start(session: Session, email: str, signin_nonce: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """Sign ``email`` in: a new session id, recorded on the server with the sign-in link's nonce, which is
+    unique (flushed here: a second use of the same link raises ``IntegrityError``). Returns the cookie
+    payload. The caller commits."""
+    now = now or utcnow()
+    sid = secrets.token_urlsafe(18)
+    row = ConsoleSession(
+        sid_hash=hash_secret(sid),
+        email=email,
+        signin_nonce=signin_nonce[:100],
+        created_at=now,
+        expires_at=now + timedelta(seconds=SESSION_SECONDS),
+    )
+    session.add(row)
+    session.flush()
+    session.execute(delete(ConsoleSession).where(col(ConsoleSession.expires_at) < now - KEEP_ENDED_SESSIONS))
+    return {"sid": sid, "email": email, "at": int(now.timestamp())}
+
+
+def _row(session: Session, data: dict[str, Any]) -> ConsoleSession | None:
+    sid = data.get("sid")
+    if not isinstance(sid, str):
+        return None
+    return session.exec(select(ConsoleSession).where(ConsoleSession.sid_hash == hash_secret(sid))).first()
+
+
+def is_active(session: Session, data: dict[str, Any], *, now: datetime | None = None) -> bool:
+    """Whether the signed-in cookie payload ``data`` names a session the server still holds: started by a
+    sign-in link for the same address, not signed out, not expired."""
+    row = _row(session, data)
+    return (
+        row is not None
+        and row.ended_at is None
+        and row.expires_at > (now or utcnow())
+        and secrets.compare_digest(row.email, str(data.get("email", "")))
+    )
+
+
+def end(session: Session, data: dict[str, Any], *, now: datetime | None = None) -> bool:
+    """Sign out: the server forgets the session of ``data`` (every copy of its cookie stops working).
+    False when there was no active session. The caller commits."""
+    row = _row(session, data)
+    if row is None or row.ended_at is not None:
+        return False
+    row.ended_at = now or utcnow()
+    session.add(row)
+    return True
 
 
 def sign_session(data: dict[str, Any]) -> str:

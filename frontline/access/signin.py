@@ -1,10 +1,14 @@
 """Magic-link sign-in: issuing a single-use link by mail, and consuming it.
 
-A person types their email; if it belongs to someone with a console role, a single-use link
-(:func:`frontline.core.links.signin_url`, 15 minutes) is queued through the outbox, at most
-:data:`SIGNIN_REQUESTS_PER_15_MIN` per address in 15 minutes. Callers answer the same whether or not a
-link was queued. A link is used up when it signs someone in: the ``console.signin`` audit event records
-its nonce.
+A person types their email. The request is admitted (:func:`admit_request`) within the rate limits:
+:data:`SIGNIN_REQUESTS_PER_ADDRESS` per address and :data:`SIGNIN_REQUESTS_PER_IP` per client IP in
+:data:`RATE_WINDOW`, counted atomically (:mod:`frontline.core.ratelimit`), for every address whether or
+not it exists. Only after the answer is sent does :func:`queue_link` look the address up and, if it
+belongs to someone with a console role, queue a single-use link (:func:`frontline.core.links.signin_url`,
+15 minutes) through the outbox. So the answer, and the work done before it, is the same for a known and
+an unknown address. A link is used up when it signs someone in: the server-side session it starts
+(:func:`frontline.access.sessions.start`) records its nonce, which is unique in the table, so the same
+link posted several times at once starts one session; the ``console.signin`` audit event records it too.
 """
 
 from __future__ import annotations
@@ -12,44 +16,47 @@ from __future__ import annotations
 import html
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
-from sqlmodel import Session, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
 
-from frontline.access.principal import Principal, load_principal
-from frontline.core import audit
+from frontline.access import sessions
+from frontline.access.principal import Principal, load_principal, normalise_email
+from frontline.core import audit, ratelimit
 from frontline.core.errors import AccessDenied, SignInLinkError
 from frontline.core.links import read_token, signin_url
 from frontline.core.security import InvalidToken
-from models import AuditEvent, OutboundMessage, utcnow
+from models import ConsoleSession
 
-SIGNIN_REQUESTS_PER_15_MIN = 5
+SIGNIN_REQUESTS_PER_ADDRESS = 5
+SIGNIN_REQUESTS_PER_IP = 30
 RATE_WINDOW = timedelta(minutes=15)
+MAX_EMAIL_LENGTH = 320
 
 
-def recent_signin_requests(session: Session, email: str, *, now: datetime | None = None) -> int:
-    """Sign-in links queued for ``email`` in the last 15 minutes."""
-    since = (now or utcnow()) - RATE_WINDOW
-    return session.exec(
-        select(func.count())
-        .select_from(OutboundMessage)
-        .where(
-            OutboundMessage.kind == "signin",
-            OutboundMessage.recipient == email,
-            OutboundMessage.created_at >= since,
-        )
-    ).one()
+def admit_request(session: Session, email: str, *, ip: str | None) -> bool:
+    """Count a sign-in request against the per-IP and per-address limits; False when over either.
+
+    The same statements run for every address, known or not (nothing here looks it up), so neither the
+    answer nor its timing tells whether an address has an account. The caller commits."""
+    email = normalise_email(email)[:MAX_EMAIL_LENGTH]
+    ratelimit.forget_expired(session, older_than=timedelta(days=1))
+    ip_ok = ratelimit.take(
+        session, ratelimit.key_for("signin-ip", ip or "unknown"), limit=SIGNIN_REQUESTS_PER_IP, window=RATE_WINDOW
+    )
+    address_ok = ratelimit.take(
+        session, ratelimit.key_for("signin-mail", email), limit=SIGNIN_REQUESTS_PER_ADDRESS, window=RATE_WINDOW
+    )
+    return ip_ok and address_ok
 
 
-def request_signin(session: Session, email: str) -> bool:
-    """Queue a magic link for ``email`` if it has a console role (and is not over the rate limit).
-
-    Returns whether a link was queued; callers must not reveal it to the person asking.
-    """
+def queue_link(session: Session, email: str) -> bool:
+    """Queue a magic link for ``email`` if it has a console role; whether one was queued (never tell the
+    person asking). Run after :func:`admit_request` admitted the request, outside the request's answer."""
     principal = load_principal(session, email)
     if principal is None:
-        return False
-    if recent_signin_requests(session, principal.email) >= SIGNIN_REQUESTS_PER_15_MIN:
         return False
     _queue_link(session, principal)
     audit.record(
@@ -60,6 +67,12 @@ def request_signin(session: Session, email: str) -> bool:
         subject_id=principal.email,
     )
     return True
+
+
+def request_signin(session: Session, email: str, *, ip: str | None = None) -> bool:
+    """:func:`admit_request` and :func:`queue_link` in one transaction (the CLI and tests; the web app
+    runs the second step after answering)."""
+    return admit_request(session, email, ip=ip) and queue_link(session, email)
 
 
 def _queue_link(session: Session, principal: Principal) -> None:
@@ -102,16 +115,7 @@ def read_signin_link(token: str) -> SignInLink:
 
 
 def link_used(session: Session, nonce: str) -> bool:
-    return (
-        session.exec(
-            select(AuditEvent.id).where(
-                AuditEvent.action == "console.signin",
-                AuditEvent.subject_type == "signin_link",
-                AuditEvent.subject_id == nonce[:100],
-            )
-        ).first()
-        is not None
-    )
+    return session.exec(select(ConsoleSession.id).where(ConsoleSession.signin_nonce == nonce[:100])).first() is not None
 
 
 def open_signin_link(session: Session, token: str) -> SignInLink:
@@ -122,15 +126,28 @@ def open_signin_link(session: Session, token: str) -> SignInLink:
     return link
 
 
-def consume_signin_link(session: Session, token: str) -> Principal:
-    """Use up a sign-in link (audited as ``console.signin``) and return who it signs in.
+@dataclass(frozen=True)
+class SignedIn:
+    """Who a sign-in link signed in, and the payload of their new session cookie."""
 
-    :class:`SignInLinkError` for a link that cannot sign in, :class:`AccessDenied` when the account has
-    lost every console role since the link was sent. The caller commits."""
+    principal: Principal
+    cookie: dict[str, Any]
+
+
+def consume_signin_link(session: Session, token: str) -> SignedIn:
+    """Use up a sign-in link: start its server-side session (audited as ``console.signin``).
+
+    :class:`SignInLinkError` for a link that cannot sign in (also when another request used it first,
+    even at the same moment: the session's link nonce is unique), :class:`AccessDenied` when the account
+    has lost every console role since the link was sent. The caller commits."""
     link = open_signin_link(session, token)
     principal = load_principal(session, link.email)
     if principal is None:
         raise AccessDenied("This account has no access to the console.")
+    try:
+        cookie = sessions.start(session, principal.email, link.nonce)
+    except IntegrityError:  # the transaction is spoilt: the caller rolls it back
+        raise SignInLinkError("This sign-in link was already used. Request a new one.") from None
     audit.record(
         session,
         actor=principal.email,
@@ -138,4 +155,4 @@ def consume_signin_link(session: Session, token: str) -> Principal:
         subject_type="signin_link",
         subject_id=link.nonce[:100],
     )
-    return principal
+    return SignedIn(principal, cookie)

@@ -1,12 +1,19 @@
 """Console sign-in routes and access control: the FastAPI side of :mod:`frontline.access`.
 
-* **Sign-in**: a person types their email; if it belongs to someone with a console role, a single-use
-  magic link is queued (:func:`frontline.access.signin.request_signin`). The page says the same thing
-  whether or not the address is known. Opening the link shows a *Sign in* button (mail scanners that
-  prefetch links cannot sign anyone in); pressing it starts a session.
-* **Session**: a cookie holding the signed session payload (:mod:`frontline.access.sessions`). HttpOnly,
-  SameSite=Lax, Secure when the base URL is https, 12 hours. Roles are looked up in the database on every
-  request (:func:`frontline.access.principal.load_principal`), so removing a role takes effect at once.
+* **Sign-in**: a person types their email. The request is counted against the per-IP and per-address
+  limits (:func:`frontline.access.signin.admit_request`, the same work for every address); the page,
+  the same whether or not the address is known, is sent; only then, if the address belongs to someone
+  with a console role, is a single-use magic link queued and delivered
+  (:func:`frontline.access.signin.queue_link`). Opening the link shows a *Sign in* button (mail scanners
+  that prefetch links cannot sign anyone in); pressing it starts a session.
+* **Session**: a cookie holding the signed session payload, backed by a server-side session
+  (:mod:`frontline.access.sessions`). HttpOnly, SameSite=Lax, Secure when the base URL is https, 12 hours;
+  signing out ends it on the server, so a copied cookie stops working. Roles are looked up in the
+  database on every request (:func:`frontline.access.principal.load_principal`), so removing a role
+  takes effect at once.
+* **Authenticate before reading bodies**: a POST to a console page other than sign-in is refused (403)
+  unless its cookie names an active signed-in session, before any of its body is read
+  (:class:`SignedInBeforeBody`).
 * **CSRF**: every POST must carry ``csrf_token`` (form field or ``X-CSRF-Token`` header): a token
   signed for the session id in the cookie. Missing or wrong: 403.
 * **Roles**: :func:`require_hr` (HR admins), :func:`require_staff` (HR admins and department heads),
@@ -23,6 +30,8 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 from starlette.background import BackgroundTask
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from frontline.access import sessions, signin
 from frontline.access.principal import Principal, load_principal
@@ -83,9 +92,10 @@ def console_session(request: Request) -> dict[str, Any]:
     return data
 
 
-def start_session(request: Request, email: str | None) -> dict[str, Any]:
-    """A fresh session id (no fixation), signed in as ``email`` (or anonymous when None)."""
-    data = sessions.new_session(email)
+def start_session(request: Request, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Put the session payload ``data`` in the cookie (a signed-in one from
+    :func:`frontline.access.sessions.start`), or a fresh anonymous one when None (no fixation)."""
+    data = data if data is not None else sessions.new_session()
     request.state.console_session = data
     request.state.console_cookie = data
     return data
@@ -131,10 +141,7 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     context["csrf_token"] = csrf_token(request)
     context["request_path"] = request.url.path
     response = HTMLResponse(render_html(template, **context), status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "same-origin"
-    _apply_cookie(request, response)
+    _apply_cookie(request, response)  # security headers (CSP, no framing, no-store): frontline.web.middleware
     return response
 
 
@@ -167,9 +174,12 @@ def current_user(request: Request, session: Session = Depends(db)) -> Principal:
     email = data.get("email")
     if not email:
         raise SignInRequired()
+    if not sessions.is_active(session, data):  # signed out (maybe from another copy of the cookie) or expired
+        start_session(request)
+        raise SignInRequired()
     principal = load_principal(session, email)
     if principal is None:
-        start_session(request, None)
+        start_session(request)
         raise ConsoleDenied("Your account no longer has access to the console.")
     request.state.principal = principal
     return principal
@@ -200,20 +210,40 @@ def signin_form(request: Request, next: str | None = None) -> Response:
     return page(request, "web/console/signin.html", next=safe_next(next), sent=False, user=None)
 
 
+def client_ip(request: Request) -> str | None:
+    """The client's address (uvicorn puts a trusted proxy's X-Forwarded-For here, see ``frontline serve``)."""
+    return request.client.host if request.client else None
+
+
 @router.post("/signin")
 def signin_request(
     request: Request, email: str = Form(""), next: str = Form(""), session: Session = Depends(db)
 ) -> Response:
-    queued = signin.request_signin(session, email)
+    admitted = signin.admit_request(session, email, ip=client_ip(request))
     session.commit()
     data = dict(console_session(request))
     data["next"] = safe_next(next)  # where this browser goes after following the link
     request.state.console_session = request.state.console_cookie = data
-    # Same answer whether or not the address is known.
+    # Same answer, after the same work, whether or not the address is known: whether it is, and the
+    # link, are looked at after the answer is sent.
     response = page(request, "web/console/signin.html", next="/console", sent=True, user=None)
-    if queued:  # after the response is sent, so the answer takes no longer for a known address
-        response.background = BackgroundTask(deliver_soon)
+    if admitted:
+        response.background = BackgroundTask(send_signin_link, email)
     return response
+
+
+def send_signin_link(email: str) -> None:
+    """After the answer: queue the sign-in link if ``email`` has a console role, and deliver it now."""
+    import logging
+
+    try:
+        with session_scope() as session:
+            queued = signin.queue_link(session, email)
+    except Exception:
+        logging.getLogger(__name__).exception("queuing a sign-in link failed")
+        return
+    if queued:
+        deliver_soon()
 
 
 def deliver_soon() -> None:
@@ -238,17 +268,74 @@ def signin_link(request: Request, token: str, session: Session = Depends(db)) ->
 
 @router.post("/signin/{token}")
 def signin_complete(request: Request, token: str, session: Session = Depends(db)) -> Response:
-    principal = signin.consume_signin_link(session, token)
+    signed_in = signin.consume_signin_link(session, token)
     session.commit()
     target = safe_next(console_session(request).get("next"))
-    start_session(request, principal.email)
+    start_session(request, signed_in.cookie)
     return redirect(request, target)
 
 
 @router.post("/signout")
-def signout(request: Request) -> Response:
-    start_session(request, None)
+def signout(request: Request, session: Session = Depends(db)) -> Response:
+    sessions.end(session, console_session(request))  # on the server: every copy of the cookie stops working
+    session.commit()
+    start_session(request)
     return redirect(request, "/console/signin")
+
+
+# ---------------------------------------------------------------------- authenticate before the body
+
+SIGNIN_PATHS = ("/console/signin",)  # the sign-in form and its links: the only console POSTs without a session
+
+
+def signed_in(cookie: str | None) -> bool:
+    """Whether a cookie value names an active signed-in console session (signature, then the server)."""
+    data = sessions.read_session(cookie)
+    if data is None or not data.get("email"):
+        return False
+    with session_scope() as session:
+        return sessions.is_active(session, data)
+
+
+class SignedInBeforeBody:
+    """ASGI middleware: an unsafe request to a console page other than sign-in must come with an active
+    signed-in session, checked before a byte of its body is read; otherwise 403 and the connection is
+    closed. (Role checks and CSRF follow in the routes; the roster upload checks the HR role before it
+    reads its files too.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] in {"GET", "HEAD", "OPTIONS"}
+            or not (scope["path"] == "/console" or scope["path"].startswith("/console/"))
+            or scope["path"].startswith(SIGNIN_PATHS)
+        ):
+            return await self.app(scope, receive, send)
+        from anyio import to_thread
+
+        cookie = HTTPConnection(scope).cookies.get(COOKIE)
+        if await to_thread.run_sync(signed_in, cookie):
+            return await self.app(scope, receive, send)
+        body = render_html(
+            "web/observe_error.html",
+            heading="Sign in first",
+            message="This console action needs a signed-in session. Sign in at /console/signin and try again.",
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 403,
+                "headers": [
+                    (b"content-type", b"text/html; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 # ----------------------------------------------------------------------------------- app wiring
@@ -269,12 +356,34 @@ def _signin_redirect(request: Request, exc: Exception) -> Response:
     return redirect(request, "/console/signin?next=" + quote(safe_next(target), safe=""))
 
 
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    """A request value FastAPI could not accept (an id out of range, a word for a number): the console's
+    error page (400) naming it; elsewhere (the JSON API) FastAPI's 422 list, written as ASCII JSON so an
+    input echoed back (half a surrogate pair, say) cannot break the answer."""
+    import json
+
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
+
+    assert isinstance(exc, RequestValidationError)
+    if not request.url.path.startswith("/console"):
+        content = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+        return Response(content, status_code=422, media_type="application/json")
+    problems = "; ".join(
+        f"{err['loc'][-1] if err.get('loc') else 'request'}: {str(err.get('msg', 'invalid'))}" for err in exc.errors()
+    )
+    return _denied_page(request, ConsoleDenied(f"This address is not valid ({problems}).", status_code=400))
+
+
 def install(app: FastAPI) -> None:
     """Add the sign-in routes and the console's error pages to ``app``."""
+    from fastapi.exceptions import RequestValidationError
+
     app.include_router(router)
     app.add_exception_handler(ConsoleDenied, _denied_page)
     app.add_exception_handler(AccessDenied, _denied_page)  # sign-in links, CSRF (frontline.access)
     app.add_exception_handler(SignInRequired, _signin_redirect)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
 
 
 __all__ = [

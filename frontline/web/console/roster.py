@@ -3,16 +3,20 @@ see who joined and who left in the last import. Parsing is :mod:`frontline.peopl
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlmodel import Session
+from starlette.datastructures import UploadFile
 
 from frontline.core.errors import RosterError
 from frontline.people.roster import apply_roster, last_import
 from frontline.people.roster_csv import parse_roster
 from frontline.web.auth import Principal, db, page, redirect, require_csrf, require_hr, with_flash
 
-router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], include_in_schema=False)
+# The HR check comes before the CSRF check, which parses the form: nobody else's upload is read at all.
+router = APIRouter(
+    prefix="/console", dependencies=[Depends(require_hr), Depends(require_csrf)], include_in_schema=False
+)
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 SHOW_PEOPLE = 100
@@ -36,8 +40,8 @@ def roster_page(request: Request, user: Principal = Depends(require_hr), session
     return _roster_page(request, session)
 
 
-async def _read(upload: UploadFile | None, label: str, problems: list[str]) -> tuple[str, bytes] | None:
-    if upload is None or not upload.filename:
+async def _read(upload: object, label: str, problems: list[str]) -> tuple[str, bytes] | None:
+    if not isinstance(upload, UploadFile) or not upload.filename:
         return None
     data = await upload.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
@@ -48,17 +52,15 @@ async def _read(upload: UploadFile | None, label: str, problems: list[str]) -> t
 
 @router.post("/roster")
 async def roster_upload(
-    request: Request,
-    departments: UploadFile | None = File(None),
-    employees: UploadFile | None = File(None),
-    absences: UploadFile | None = File(None),
-    user: Principal = Depends(require_hr),
-    session: Session = Depends(db),
+    request: Request, user: Principal = Depends(require_hr), session: Session = Depends(db)
 ) -> Response:
+    # The files are read from the form here, after the HR check (a File() parameter would make FastAPI
+    # read the whole body before any dependency runs).
+    form = await request.form()
     problems: list[str] = []
-    dept = await _read(departments, "departments", problems)
-    emp = await _read(employees, "employees", problems)
-    absn = await _read(absences, "absences", problems)
+    dept = await _read(form.get("departments"), "departments", problems)
+    emp = await _read(form.get("employees"), "employees", problems)
+    absn = await _read(form.get("absences"), "absences", problems)
     if dept is None and not problems:
         problems.append("departments.csv: choose the departments file")
     if emp is None and not problems:

@@ -6,6 +6,7 @@ binds the person or object it was made for. Lifetimes come from the policy where
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from frontline.core.security import sign, verify
@@ -57,13 +58,13 @@ def survey_url(pairing_id: int, role: str) -> str:
     return url("survey", "survey", {"p": pairing_id, "r": role})
 
 
-def ack_url(observation_id: int, recipient: str | None = None) -> str:
-    """Acknowledge one urgent observation (purpose ``ack``; ``recipient`` is recorded as who acted).
+def ack_url(observation_id: int, recipient: str) -> str:
+    """Acknowledge one urgent observation (purpose ``ack``), bound to the ``recipient`` it is mailed to:
+    it works only while they still receive the department's mail, and records them as who acted.
     GET shows a confirmation page; only the POST from that page changes anything."""
-    payload: dict[str, Any] = {"o": observation_id}
-    if recipient:
-        payload["r"] = recipient.strip().lower()
-    return url("ack", "ack", payload)
+    if not recipient or not recipient.strip():
+        raise ValueError("an acknowledge link is bound to the person it is mailed to")
+    return url("ack", "ack", {"o": observation_id, "r": recipient.strip().lower()})
 
 
 def signin_url(email: str, nonce: str) -> str:
@@ -98,3 +99,23 @@ def theme_action_url(
 def digest_unsubscribe_url(department_id: int, email: str) -> str:
     """One-click unsubscribe of ``email`` from a department's digest (purpose ``unsubscribe``)."""
     return url("unsubscribe", "digest/unsubscribe", {"d": department_id, "m": email.strip().lower()})
+
+
+# ------------------------------------------------------------------------------ logs
+
+_TOKEN_PATHS = re.compile(
+    r"(?P<prefix>/(?:observe|ack|survey|console/signin|digest/theme|digest/unsubscribe|calendar))/"
+    r"(?P<token>[^/?#\s]+?)(?P<suffix>\.ics)?(?=$|[/?#\s])"
+)
+_LONG_SEGMENT = re.compile(r"(?<=/)[A-Za-z0-9_.~%-]{32,}(?=$|[/?#\s])")  # any other secret-looking segment
+_SECRET_QUERY = re.compile(r"(?i)(?<=[?&])(token|key|secret|password|sig|signature|csrf_token)=[^&#\s]*")
+MASK = "[token]"
+
+
+def mask_link_tokens(path: str) -> str:
+    """``path`` (with its query) as it may be logged: the token of every signed link and feed URL, any
+    other path segment that looks like a secret, and secret-named query values replaced by ``[token]``.
+    ``/observe/eyJlIjo...`` -> ``/observe/[token]``; ``/calendar/cal_x.ics`` -> ``/calendar/[token].ics``."""
+    path = _TOKEN_PATHS.sub(lambda m: f"{m['prefix']}/{MASK}{m['suffix'] or ''}", path)
+    path = _LONG_SEGMENT.sub(MASK, path)
+    return _SECRET_QUERY.sub(lambda m: f"{m.group(1)}={MASK}", path)

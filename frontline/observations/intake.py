@@ -41,6 +41,7 @@ from sqlmodel import Session, col, select
 
 from frontline.core import clock
 from frontline.core.policy import Policy
+from frontline.core.security import unstorable_character
 from frontline.observations.escalation import send_escalation
 from frontline.observations.policy import current_policy
 from frontline.observations.redaction import redact
@@ -130,6 +131,14 @@ class ObservationIn(BaseModel):
         pattern=r"^[A-Za-z0-9._:\-]+$",
         description="Client-chosen id; resubmitting the same id returns the first observation (safe retries)",
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        """NUL, other control characters and lone surrogates: a 422 for the field, not a database error."""
+        if isinstance(value, str) and (reason := unstorable_character(value)):
+            raise PydanticCustomError("unstorable_character", reason)
+        return value
 
     @field_validator("suggestion", "target_department", mode="before")
     @classmethod

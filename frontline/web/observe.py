@@ -170,11 +170,8 @@ class _TooLarge(Exception):
 
 
 def _page(name: str, status: int = 200, headers: dict[str, str] | None = None, **ctx: Any) -> HTMLResponse:
-    response = HTMLResponse(render_html(name, **ctx), status_code=status, headers=headers)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
-    return response
+    # security headers (CSP, no framing, no-store, no referrer) come from frontline.web.middleware
+    return HTMLResponse(render_html(name, **ctx), status_code=status, headers=headers)
 
 
 def _denied(message: str, heading: str = "This link does not work") -> HTMLResponse:
@@ -445,6 +442,6 @@ async def ack_submit(token: str, request: Request) -> HTMLResponse:
         if state not in ACK_STATES:
             ctx = _ack_context(target, nonce=form["nonce"], action=request.url.path, error="choose what happens next")
             return _page("web/ack.html", 422, **ctx)
-        by = payload.get("r") or "escalation link"
+        by = str(payload["r"])  # bound: ack_link_target refused a link without a recipient
         set_ack_state(session, [payload["o"]], state, by=by, note=(form.get("note") or "")[:2000])
         return _page("web/ack.html", **_ack_context(target, done=True))

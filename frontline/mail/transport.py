@@ -3,7 +3,9 @@
 * :class:`SMTPTransport`: ``FRONTLINE_SMTP_URL``. ``smtp://[user:password@]host[:port]`` uses STARTTLS
   whenever the server offers it (``?tls=none`` disables it, ``?tls=starttls`` requires it),
   ``smtps://...`` connects with implicit TLS (port 465 by default); ``?cafile=/path/ca.pem`` trusts a
-  private CA (certificates and host names are always verified). One connection is reused for a whole
+  private CA (certificates and host names are always verified). A user name and password are only ever
+  sent over TLS: a server that offers no STARTTLS (or had it stripped on the way) is refused before
+  login unless the URL says ``?tls=none`` explicitly (a relay on a trusted network). One connection is reused for a whole
   batch, re-opened after the server drops it, and sends are spaced to ``rate_per_second``.
 * :class:`FolderTransport` (the default when no SMTP URL is set): each message becomes
   ``<outbox_dir>/<hash of Message-ID>.eml``, written to a temporary file and renamed into place, so a
@@ -128,14 +130,22 @@ class SMTPTransport:
             else:
                 smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname="frontline")
             smtp.ehlo()
+            encrypted = self.implicit_tls
             if not self.implicit_tls and self.tls != "none":
                 if smtp.has_extn("starttls"):
                     smtp.starttls(context=self.context)
                     smtp.ehlo()
+                    encrypted = True
                 elif self.tls == "starttls":
                     smtp.close()
                     raise TransportUnavailable(f"{self.host}:{self.port} does not offer STARTTLS (tls=starttls)")
             if self.username:
+                if not encrypted and self.tls != "none":
+                    smtp.close()
+                    raise TransportUnavailable(
+                        f"{self.host}:{self.port} offers no STARTTLS: refusing to send the SMTP password "
+                        "unencrypted (use smtps://, or add ?tls=none to the URL only for a relay on a trusted network)"
+                    )
                 smtp.login(self.username, self.password or "")
         except TransportUnavailable:
             raise

@@ -29,7 +29,12 @@ class _Frontline(TyperGroup):
                 for problem in exc.problems:
                     console_error(problem)
                 raise typer.Exit(2) from None
-        return super().invoke(ctx)
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:  # a setting read later, e.g. where the secret key lives
+            for problem in exc.problems:
+                console_error(problem)
+            raise typer.Exit(2) from None
 
 
 app = typer.Typer(

@@ -12,13 +12,17 @@ def serve_command(
     log_level: str = typer.Option("info", help="uvicorn log level"),
     access_log: bool = typer.Option(True, help="Log every request"),
 ) -> None:
-    """Serve the web app with uvicorn (the database is created/upgraded first)."""
+    """Serve the web app with uvicorn (the database is created/upgraded first).
+
+    The access log shows paths with the tokens of signed links and feed URLs replaced by [token]."""
     import uvicorn
 
     from frontline.cli.common import load_policy_or_exit, open_database
+    from frontline.core.settings import get_settings
 
     load_policy_or_exit()
     open_database()
+    get_settings().signing_key()  # a missing key setting fails here, not at the first link
     uvicorn.run(
         "frontline.web.app:create_app",
         factory=True,

@@ -39,7 +39,13 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr | None = Field(
         default=None,
-        description="Key that signs links and cookies. Unset: a random key is generated once in var/secret.key.",
+        description="Key that signs links and cookies. Unset: read from secret_key_block or secret_key_file.",
+    )
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="Absolute path of the file holding the secret key (generated there, mode 0600, when "
+        "missing). Unset: secret.key next to the SQLite database file; with PostgreSQL set this, "
+        "secret_key or secret_key_block.",
     )
     smtp_password_block: str | None = Field(
         default=None,
@@ -70,21 +76,53 @@ class Settings(BaseSettings):
             raise ValueError("base_url must be an http(s) URL such as https://frontline.example.com")
         return value.rstrip("/")
 
+    @field_validator("secret_key_file")
+    @classmethod
+    def _absolute_key_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_absolute():
+            raise ValueError(
+                "must be an absolute path (a relative one would name another file in every working directory)"
+            )
+        return value.expanduser() if value is not None else None
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def secret_key_path(self) -> Path:
+        """Where the secret key file is, from the settings alone (never the working directory):
+        ``secret_key_file``, else ``secret.key`` next to the SQLite database file. A SQLite URL with a
+        relative path is resolved like the database itself; with any other database (PostgreSQL, where
+        the web app and the workers may run on different machines) the file must be named."""
+        if self.secret_key_file is not None:
+            return self.secret_key_file
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return Path(url.database).resolve().parent / "secret.key"
+        raise SettingsError(
+            [
+                "FRONTLINE_SECRET_KEY_FILE: the secret key cannot be kept next to this database; set "
+                "FRONTLINE_SECRET_KEY_FILE to an absolute path (generated there when missing), "
+                "FRONTLINE_SECRET_KEY or FRONTLINE_SECRET_KEY_BLOCK, the same for the web app and every worker"
+            ]
+        )
+
     def signing_key(self) -> str:
-        """The secret key: ``secret_key``, else the Prefect Secret block ``secret_key_block``, else generated
-        once and stored in ``var/secret.key`` (mode 0600)."""
+        """The secret key: ``secret_key``, else the Prefect Secret block ``secret_key_block``, else the file
+        :meth:`secret_key_path` (generated once, mode 0600)."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         if self.secret_key_block:
             return _prefect_secret(self.secret_key_block, "secret_key_block")
-        path = VAR_DIR / "secret.key"
+        path = self.secret_key_path()
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process created it first: use theirs
+                return path.read_text().strip()
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
         return path.read_text().strip()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -30,7 +31,8 @@ def _serializer(purpose: str, key: str | None = None) -> URLSafeTimedSerializer:
     if not key or not key.strip():  # an empty key would let anyone forge every link and cookie
         raise ValueError(
             "the secret key is empty: set FRONTLINE_SECRET_KEY to a long random value (or unset it "
-            "to have one generated in var/secret.key)"
+            "to have one generated in the file FRONTLINE_SECRET_KEY_FILE names, by default secret.key next "
+            "to the SQLite database)"
         )
     return URLSafeTimedSerializer(key, salt=f"frontline:{purpose}")
 
@@ -59,13 +61,40 @@ def secret_matches(secret: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_hash)
 
 
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def unstorable_character(text: str) -> str | None:
+    """Why ``text`` cannot be taken as it is, or None: a NUL (PostgreSQL refuses to store it), another
+    control character (tab and line breaks are fine) or half of a surrogate pair (not valid Unicode; it
+    cannot be written as UTF-8)."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    if char == "\x00":
+        return "contains a NUL character (U+0000)"
+    if "\ud800" <= char <= "\udfff":
+        return f"contains half of a surrogate pair (U+{ord(char):04X}), which is not valid Unicode"
+    return f"contains a control character (U+{ord(char):04X})"
+
+
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Characters a spreadsheet may split a cell on when it guesses the delimiter or the locale's list
+# separator (Excel in much of Europe splits on ";"), and line breaks a sloppy importer splits rows on.
+CELL_SEPARATORS = ",;\t|\r\n"
+_SPLIT_FORMULA = re.compile(r"([,;\t|\r\n])( *[=+\-@])")  # spaces only: a tab or line break is a separator
 
 
 def spreadsheet_safe(value: object) -> object:
-    """A CSV cell that a spreadsheet will not run as a formula: text starting with = + - @ tab or CR
-    gets a leading single quote (OWASP CSV injection guidance). Numbers are left alone. Every CSV
+    """A CSV cell that a spreadsheet will not run as a formula, however it splits the cell (OWASP CSV
+    injection guidance): text starting with = + - @ tab or CR gets a leading single quote, and so does
+    every piece after a separator a spreadsheet may split on (``x;=1+1`` -> ``x;'=1+1``, which Excel in
+    a ";" locale would otherwise split into ``x`` and a formula). Numbers are left alone. Every CSV
     export goes through this."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    if not isinstance(value, str):
+        return value
+    value = _SPLIT_FORMULA.sub(r"\1'\2", value)
+    if value.startswith(FORMULA_PREFIXES) or value.lstrip(" ").startswith(FORMULA_PREFIXES):
         return "'" + value
     return value

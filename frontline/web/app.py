@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,10 +11,11 @@ from fastapi import FastAPI
 
 
 def create_app() -> FastAPI:
-    from frontline.web import api, auth, calendar_feed, digest, observe, survey
+    from frontline.web import api, auth, calendar_feed, digest, middleware, observe, survey
     from frontline.web.console import actions, dashboard, me, mentors, observations, plan, roster
 
     app = FastAPI(title="Frontline", version="0.1.0")
+    mask_tokens_in_access_log()
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -28,6 +30,9 @@ def create_app() -> FastAPI:
     app.include_router(calendar_feed.router)  # GET /calendar/<token>.ics
     app.include_router(survey.router)  # GET/POST /survey/<token>
 
+    # Console POSTs (other than sign-in) need a signed-in session before their body is read (innermost:
+    # an announced body over the limits below is refused with 413 first).
+    app.add_middleware(auth.SignedInBeforeBody)
     # Body size limits: link forms and the API (64 KB), console forms (parsed for the CSRF check before
     # sign-in, 1 MB) and the roster upload (three CSV files).
     app.add_middleware(observe.BodySizeLimit)
@@ -37,6 +42,8 @@ def create_app() -> FastAPI:
     app.add_middleware(
         observe.BodySizeLimit, max_bytes=3 * roster.MAX_UPLOAD_BYTES + 1024 * 1024, prefixes=("/console/roster",)
     )
+    app.add_middleware(middleware.RefuseNul)  # NUL in the path, query or a url-encoded form: 400
+    app.add_middleware(middleware.SecurityHeaders)  # outermost: every answer, refusals above included
     _freeze_heap_on_startup(app)
     return app
 
@@ -58,3 +65,24 @@ def _freeze_heap_on_startup(app: FastAPI) -> None:
             yield state
 
     app.router.lifespan_context = lifespan
+
+
+class MaskTokens(logging.Filter):
+    """Replace the tokens of signed links and feed URLs in uvicorn's access log lines (the request path is
+    the third argument of ``uvicorn.access`` records) with ``[token]``: a log reader must not be able to
+    open someone's observation form, calendar or sign-in link."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from frontline.core.links import mask_link_tokens
+
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], mask_link_tokens(args[2]), *args[3:])
+        return True
+
+
+def mask_tokens_in_access_log() -> None:
+    """Install :class:`MaskTokens` on the ``uvicorn.access`` logger (once, whoever runs the app)."""
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, MaskTokens) for f in logger.filters):
+        logger.addFilter(MaskTokens())

@@ -33,5 +33,5 @@ def calendar_feed(token: str, today: date = Depends(organisation_today)) -> Resp
     return Response(
         content=body,
         media_type="text/calendar; charset=utf-8",
-        headers={"Cache-Control": "private, max-age=3600", "Content-Disposition": 'inline; filename="frontline.ics"'},
+        headers={"Cache-Control": "no-store", "Content-Disposition": 'inline; filename="frontline.ics"'},  # personal
     )

@@ -30,11 +30,8 @@ SCALE = [(1, "not useful"), (2, "a little"), (3, "useful"), (4, "very useful"), 
 
 
 def _page(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-    response = HTMLResponse(render_html(name, **ctx), status_code=status)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
-    return response
+    # security headers (CSP, no framing, no-store, no referrer) come from frontline.web.middleware
+    return HTMLResponse(render_html(name, **ctx), status_code=status)
 
 
 def _denied(message: str) -> HTMLResponse:

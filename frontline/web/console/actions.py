@@ -36,7 +36,7 @@ from frontline.web.auth import (
     require_staff,
     with_flash,
 )
-from frontline.web.console.common import check_department, optional, parse_date, parse_int, policy
+from frontline.web.console.common import DbId, check_department, optional, parse_date, parse_int, policy
 from models import Employee, Rotation
 
 router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], include_in_schema=False)
@@ -94,7 +94,7 @@ def _detail(
 
 @router.get("/plan/rotations/{rotation_id}")
 def rotation_page(
-    request: Request, rotation_id: int, user: Principal = Depends(require_staff), session: Session = Depends(db)
+    request: Request, rotation_id: DbId, user: Principal = Depends(require_staff), session: Session = Depends(db)
 ) -> Response:
     return _detail(request, session, user, rotation_id)
 
@@ -190,7 +190,7 @@ def queue_invite_updates(session: Session, pol: Policy, rotation_ids: list[int])
 @router.post("/plan/rotations/{rotation_id}/{action}")
 def rotation_action(
     request: Request,
-    rotation_id: int,
+    rotation_id: DbId,
     action: str,
     reason: str = Form(""),
     new_start: str = Form(""),

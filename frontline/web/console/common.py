@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 from datetime import date
 from types import ModuleType
+from typing import Annotated
 
+from fastapi import Path
 from sqlmodel import Session
 
 from frontline.core.policy import Policy
@@ -13,23 +15,40 @@ from frontline.people.directory import departments
 from frontline.web.auth import ConsoleDenied, Principal
 from models import Department
 
+# Dates a person can mean in a plan: far enough for any horizon, near enough that adding a horizon of
+# weeks or going back to a Monday never leaves the calendar (9999-12-31 + 1 week is an OverflowError).
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2999, 12, 31)
+MAX_ID = 2**31 - 1  # the largest INTEGER id PostgreSQL stores (SQLite's is larger; one limit for both)
+
+# An id in a console path: 1 to MAX_ID, else 400 with a message (not the database's overflow as a 500).
+DbId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
 
 def parse_date(value: str | None, what: str) -> date | None:
     if value in (None, ""):
         return None
     try:
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
     except ValueError:
         raise ConsoleDenied(f"{what}: {value!r} is not a date (YYYY-MM-DD).", status_code=400) from None
+    if not EARLIEST_DATE <= parsed <= LATEST_DATE:
+        raise ConsoleDenied(
+            f"{what}: {value} is out of range (from {EARLIEST_DATE} to {LATEST_DATE}).", status_code=400
+        )
+    return parsed
 
 
 def parse_int(value: str | None, what: str) -> int | None:
     if value in (None, ""):
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ConsoleDenied(f"{what}: {value!r} is not a number.", status_code=400) from None
+    if abs(number) > MAX_ID:
+        raise ConsoleDenied(f"{what}: {value} is out of range.", status_code=400)
+    return number
 
 
 def policy() -> Policy:

@@ -33,7 +33,7 @@ from frontline.web.auth import (
     require_staff,
     with_flash,
 )
-from frontline.web.console.common import check_department, parse_int, policy, visible_departments
+from frontline.web.console.common import DbId, check_department, parse_int, policy, visible_departments
 from models import Observation
 
 router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], include_in_schema=False)
@@ -193,7 +193,7 @@ def can_acknowledge(user: Principal, obs: Observation) -> bool:
 
 @router.get("/observations/{observation_id}")
 def observation_detail(
-    request: Request, observation_id: int, user: Principal = Depends(current_user), session: Session = Depends(db)
+    request: Request, observation_id: DbId, user: Principal = Depends(current_user), session: Session = Depends(db)
 ) -> Response:
     target = ack_target(session, _visible_observation(session, user, observation_id))
     return page(
@@ -211,7 +211,7 @@ def observation_detail(
 @router.post("/observations/{observation_id}/ack")
 def observation_ack(
     request: Request,
-    observation_id: int,
+    observation_id: DbId,
     state: str = Form(...),
     note: str = Form(""),
     user: Principal = Depends(current_user),

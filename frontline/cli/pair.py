@@ -15,11 +15,11 @@ def _as_of(value: str | None, option: str = "--as-of") -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
-    except ValueError:
+        return clock.parse_day(value)
+    except ValueError as exc:
         from frontline.cli.common import fail
 
-        fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)")
+        fail(f"{option}: {exc}")
 
 
 def _print(out: dict) -> None:

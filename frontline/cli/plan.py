@@ -22,10 +22,12 @@ TARGET_HELP = "A rotation id, or an employee id (their upcoming rotation)."
 
 
 def _date(value: str, option: str) -> date:
+    from frontline.core.clock import parse_day
+
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        fail(f"{option}: {value!r} is not a date (use YYYY-MM-DD)")
+        return parse_day(value)
+    except ValueError as exc:
+        fail(f"{option}: {exc}")
 
 
 def _optional_date(value: str | None, option: str) -> date | None:

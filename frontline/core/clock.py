@@ -65,3 +65,22 @@ def iso_week(day: date) -> str:
     """``day``'s ISO week as ``YYYY-Www``."""
     year, num, _ = day.isocalendar()
     return f"{year}-W{num:02d}"
+
+
+# Days a person can mean in a plan or a query: far enough for any horizon, near enough that adding a
+# horizon of weeks or going back to a Monday never leaves the calendar (9999-12-31 + 1 week is an
+# OverflowError, 0001-01-01 minus a day too).
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2999, 12, 31)
+
+
+def parse_day(value: str) -> date:
+    """A day written YYYY-MM-DD, from :data:`EARLIEST_DATE` to :data:`LATEST_DATE`; ``ValueError`` saying
+    what is wrong otherwise (callers add the field's name)."""
+    try:
+        day = date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ValueError(f"{value} is out of range (from {EARLIEST_DATE} to {LATEST_DATE})")
+    return day

@@ -10,15 +10,12 @@ from typing import Annotated
 from fastapi import Path
 from sqlmodel import Session
 
+from frontline.core.clock import parse_day
 from frontline.core.policy import Policy
 from frontline.people.directory import departments
 from frontline.web.auth import ConsoleDenied, Principal
 from models import Department
 
-# Dates a person can mean in a plan: far enough for any horizon, near enough that adding a horizon of
-# weeks or going back to a Monday never leaves the calendar (9999-12-31 + 1 week is an OverflowError).
-EARLIEST_DATE = date(1900, 1, 1)
-LATEST_DATE = date(2999, 12, 31)
 MAX_ID = 2**31 - 1  # the largest INTEGER id PostgreSQL stores (SQLite's is larger; one limit for both)
 
 # An id in a console path: 1 to MAX_ID, else 400 with a message (not the database's overflow as a 500).
@@ -29,14 +26,9 @@ def parse_date(value: str | None, what: str) -> date | None:
     if value in (None, ""):
         return None
     try:
-        parsed = date.fromisoformat(value)
-    except ValueError:
-        raise ConsoleDenied(f"{what}: {value!r} is not a date (YYYY-MM-DD).", status_code=400) from None
-    if not EARLIEST_DATE <= parsed <= LATEST_DATE:
-        raise ConsoleDenied(
-            f"{what}: {value} is out of range (from {EARLIEST_DATE} to {LATEST_DATE}).", status_code=400
-        )
-    return parsed
+        return parse_day(value)  # also refuses days a horizon cannot be added to (9999-12-31, 0001-01-01)
+    except ValueError as exc:
+        raise ConsoleDenied(f"{what}: {exc}.", status_code=400) from None
 
 
 def parse_int(value: str | None, what: str) -> int | None:

@@ -213,7 +213,8 @@ class RateLimitBucket(SQLModel, table=True):
 
     __tablename__ = "rate_limit_bucket"
 
-    key: str = Field(primary_key=True, max_length=200)
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
     window_start: datetime = Field(index=True)
     count: int = 0
 

@@ -2,7 +2,7 @@
 
 Revision ID: i12_sessions_limits
 Revises: 0001
-Create Date: 2026-12-04 20:21:47.612786
+Create Date: 2026-12-04 21:19:17.398584
 """
 from typing import Sequence, Union
 
@@ -36,10 +36,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_console_session_expires_at'), ['expires_at'], unique=False)
 
     op.create_table('rate_limit_bucket',
+    sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('window_start', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('key')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('key')
     )
     with op.batch_alter_table('rate_limit_bucket', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_rate_limit_bucket_window_start'), ['window_start'], unique=False)

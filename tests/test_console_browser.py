@@ -213,17 +213,25 @@ def browser(chromium, console_server):
         b.close()
 
 
-def _latest_signin_link(engine, to: str) -> str:
+def _signin_links(engine, to: str) -> list:
     from models import OutboundMessage
 
     with Session(engine) as s:
-        row = s.exec(
+        return s.exec(
             select(OutboundMessage)
             .where(OutboundMessage.kind == "signin", OutboundMessage.recipient == to)
-            .order_by(OutboundMessage.id.desc())
-        ).first()
-    assert row is not None, f"no sign-in link queued for {to}"
-    part = next(p for p in email.message_from_bytes(row.mime).walk() if p.get_content_type() == "text/plain")
+            .order_by(OutboundMessage.id)
+        ).all()
+
+
+def _new_signin_link(engine, to: str, seen: int) -> str:
+    """The link queued for ``to`` after ``seen`` earlier ones: it is queued after the sign-in page has
+    answered (and a random pause of up to 0.5 s), so wait for it a little."""
+    deadline = time.monotonic() + 15
+    while len(rows := _signin_links(engine, to)) <= seen:
+        assert time.monotonic() < deadline, f"no new sign-in link queued for {to}"
+        time.sleep(0.1)
+    part = next(p for p in email.message_from_bytes(rows[-1].mime).walk() if p.get_content_type() == "text/plain")
     return re.search(r"(http://\S+/console/signin/\S+)", part.get_payload(decode=True).decode()).group(1)
 
 
@@ -232,10 +240,11 @@ def _sign_in(browser, server, who: str):
     page = context.new_page()
     page.goto(server["url"] + "/console")  # not signed in: redirected to the sign-in page
     assert "/console/signin" in page.url
+    seen = len(_signin_links(server["engine"], who))
     page.fill("#email", who)
     page.click("button[type=submit]")
     page.wait_for_selector("#signin-sent")
-    page.goto(_latest_signin_link(server["engine"], who))
+    page.goto(_new_signin_link(server["engine"], who, seen))
     page.click("#signin-confirm")
     page.wait_for_load_state()
     return context, page

@@ -19,4 +19,4 @@ def test_migrations_match_models(engine):
 def test_init_is_idempotent(engine):
     from models import init_db
 
-    assert init_db(engine) == init_db(engine) == "0001"
+    assert init_db(engine) == init_db(engine) == "i12_dept_active_lease"

@@ -387,3 +387,372 @@ def test_compose_makes_every_header_one_line():
     assert parsed["Bcc"] is None and parsed["X-Evil"] is None
     assert str(parsed["Subject"]) == "Hello Bcc: y@evil.example"
     assert [a.addr_spec for a in parsed["To"].addresses] == ["eve@example.com", "bob@example.com"]
+
+
+# --- item 1: a partial roster is refused unless the leavers are confirmed ---------------------------------
+
+DEPARTMENT_ROWS = "department,head_name,head_email\nSales,Hanna,head@example.com\nSupport,Sam,lead@example.com\n"
+
+
+def employees_csv(ids: range) -> str:
+    rows = "".join(f"E{i},Person {i},p{i}@example.com,Sales,2020-01-01,Europe/Berlin,DE\n" for i in ids)
+    return EMPLOYEE_HEADER + rows
+
+
+def _import(engine, employees: str, departments: str = DEPARTMENT_ROWS, **options):
+    from frontline.people.roster import import_roster
+    from models import session_scope
+
+    with session_scope(engine) as session:
+        return import_roster(
+            session, ("departments.csv", departments), ("employees.csv", employees), today=date(2031, 3, 3), **options
+        )
+
+
+def _company_of_80_with_future_rotations(engine) -> None:
+    _import(engine, employees_csv(range(80)))
+    with Session(engine) as s:
+        for e in s.exec(select(Employee).order_by(Employee.id)).all()[2:66]:  # 64 of those who will leave
+            s.add(
+                Rotation(
+                    employee_id=e.id, start=date(2031, 4, 7), end=date(2031, 5, 4), kind="cycle", due=date(2031, 4, 7)
+                )
+            )
+        s.commit()
+
+
+def _state(engine) -> tuple[int, int]:
+    """(active employees, cancelled rotations)."""
+    with Session(engine) as s:
+        active = len(s.exec(select(Employee).where(Employee.active == True)).all())  # noqa: E712
+        cancelled = len(s.exec(select(Rotation).where(Rotation.status == "cancelled")).all())
+    return active, cancelled
+
+
+def test_a_partial_employees_file_is_refused_naming_the_count(engine, settings):
+    """The issue's case: a two-row employees.csv marked 78 of 80 people as left and cancelled 64 future
+    rotations without a warning. Now the import is refused, naming the counts, and nothing is written."""
+    from frontline.people.roster import LeaversNotConfirmed
+
+    _company_of_80_with_future_rotations(engine)
+    with pytest.raises(LeaversNotConfirmed) as refused:
+        _import(engine, employees_csv(range(2)))
+    assert (refused.value.count, refused.value.active, refused.value.allowed) == (78, 80, 8)
+    assert refused.value.problems[0].startswith(
+        "employees.csv: this import would mark 78 of 80 active employees as left and cancel 64 future rotation(s); "
+        "more than 8 (policy roster: 10% of active staff, at least 5) needs an explicit confirmation of the count."
+    )
+    assert _state(engine) == (80, 0)
+    with pytest.raises(LeaversNotConfirmed):  # confirming fewer than would leave is not a confirmation
+        _import(engine, employees_csv(range(2)), allow_leavers=77)
+    assert _state(engine) == (80, 0)
+    result = _import(engine, employees_csv(range(2)), allow_leavers=78)
+    assert (result.employees_left, result.rotations_cancelled) == (78, 64)
+    assert _state(engine) == (2, 64)
+
+
+def test_a_few_leavers_need_no_confirmation(engine, settings):
+    """Up to the policy's allowance (max(5, 10%)) an import goes through as before."""
+    _import(engine, employees_csv(range(80)))
+    assert _import(engine, employees_csv(range(72))).employees_left == 8  # 10% of 80
+    _import(engine, employees_csv(range(6)), allow_leavers=66)
+    assert _import(engine, employees_csv(range(1))).employees_left == 5  # at least five, however small
+
+
+def test_the_threshold_is_the_policy(engine, settings):
+    from observation_factories import write_policy
+
+    from frontline.people.roster import LeaversNotConfirmed
+
+    write_policy(settings, "")
+    text = settings.policy_path.read_text().replace("max_leaver_fraction = 0.1", "max_leaver_fraction = 0.5")
+    settings.policy_path.write_text(text.replace("min_leavers_allowed = 5", "min_leavers_allowed = 0"))
+    _import(engine, employees_csv(range(10)))
+    assert _import(engine, employees_csv(range(5))).employees_left == 5  # 50% of 10
+    with pytest.raises(LeaversNotConfirmed):
+        _import(engine, employees_csv(range(2)))  # 3 of 5 > 2
+
+
+def test_roster_check_and_import_on_the_command_line(engine, settings, tmp_path):
+    from typer.testing import CliRunner
+
+    from frontline.cli import app
+
+    _company_of_80_with_future_rotations(engine)
+    (tmp_path / "departments.csv").write_text(DEPARTMENT_ROWS)
+    (tmp_path / "employees.csv").write_text(employees_csv(range(2)))
+    files = ["--departments", str(tmp_path / "departments.csv"), "--employees", str(tmp_path / "employees.csv")]
+    runner = CliRunner()
+    check = runner.invoke(app, ["roster", "check", *files])
+    assert check.exit_code == 1, check.output
+    assert "would mark 78 of 80 active employees as left and cancel 64 future rotation(s)" in check.stderr
+    refused = runner.invoke(app, ["roster", "import", "--no-flow", *files])
+    assert refused.exit_code == 1 and "--allow-leavers 78" in refused.stderr
+    assert _state(engine) == (80, 0)
+    confirmed_check = runner.invoke(app, ["roster", "check", *files, "--allow-leavers", "78"])
+    assert confirmed_check.exit_code == 0, confirmed_check.output
+    assert (
+        "78 of 80 active employees would be marked as left (64 future rotation(s) cancelled)" in confirmed_check.stdout
+    )
+    done = runner.invoke(app, ["roster", "import", "--no-flow", *files, "--allow-leavers", "78"])
+    assert done.exit_code == 0, done.output
+    assert _state(engine) == (2, 64)
+
+
+@pytest.mark.prefect
+def test_the_import_flow_takes_the_confirmation(sqlite_engine, sqlite_settings, prefect_harness, tmp_path):
+    from flows.roster import import_roster_flow
+    from frontline.people.roster import LeaversNotConfirmed
+
+    _import(sqlite_engine, employees_csv(range(40)))
+    (tmp_path / "departments.csv").write_text(DEPARTMENT_ROWS)
+    (tmp_path / "employees.csv").write_text(employees_csv(range(3)))
+    paths = dict(departments=str(tmp_path / "departments.csv"), employees=str(tmp_path / "employees.csv"))
+    with pytest.raises(LeaversNotConfirmed):
+        import_roster_flow(**paths)
+    assert _state(sqlite_engine) == (40, 0)
+    assert import_roster_flow(**paths, allow_leavers=37).employees_left == 37
+
+
+def test_the_console_upload_asks_to_confirm_the_leavers(engine, settings):
+    """HR uploads a partial file: the page names the count and asks for a confirmation (the files chosen
+    again and a box ticked); only then is the import written."""
+    from fastapi.testclient import TestClient
+
+    from frontline.web.app import create_app
+
+    _company_of_80_with_future_rotations(engine)
+    files = {
+        "departments": ("departments.csv", DEPARTMENT_ROWS.encode(), "text/csv"),
+        "employees": ("employees.csv", employees_csv(range(2)).encode(), "text/csv"),
+    }
+    with TestClient(create_app()) as client:
+        _sign_in_hr(client, engine)
+        token = _csrf(client.get("/console/roster").text)
+        asked = client.post("/console/roster", data={"csrf_token": token}, files=files)
+        assert asked.status_code == 409
+        assert "78 of 80 active employees would be marked as left" in asked.text
+        assert 'name="allow_leavers" type="checkbox" value="78" required' in asked.text
+        assert _state(engine) == (80, 0)
+        confirmed = client.post(
+            "/console/roster",
+            data={"csrf_token": _csrf(asked.text), "allow_leavers": "78"},
+            files=files,
+            follow_redirects=False,
+        )
+        assert confirmed.status_code == 303, confirmed.text
+    assert _state(engine) == (2, 64)
+
+
+def _csrf(html: str) -> str:
+    import re
+
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def _sign_in_hr(client, engine, email: str = "hr@example.com") -> None:
+    """An HR admin signs in through the magic link that the outbox holds."""
+
+    from models import ConsoleUser
+
+    with Session(engine) as s:
+        if s.exec(select(ConsoleUser).where(ConsoleUser.email == email)).first() is None:
+            s.add(ConsoleUser(email=email))
+            s.commit()
+    _follow_signin_link(client, engine, email)
+
+
+def _follow_signin_link(client, engine, email: str) -> None:
+    import re
+
+    assert (
+        client.post(
+            "/console/signin", data={"email": email, "csrf_token": _csrf(client.get("/console/signin").text)}
+        ).status_code
+        == 200
+    )
+    with Session(engine) as s:
+        row = s.exec(
+            select(OutboundMessage).where(OutboundMessage.kind == "signin").order_by(OutboundMessage.id.desc())
+        ).first()
+    msg = message_from_bytes(row.mime, policy=policy.default)
+    link = re.search(r"(https?://\S+/console/signin/\S+)", msg.get_body(("plain",)).get_content()).group(1)
+    path = "/" + link.split("/", 3)[3]
+    r = client.post(path, data={"csrf_token": _csrf(client.get(path).text)}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+
+
+# --- item 5: departments missing from an import are deactivated -------------------------------------------
+
+THREE_DEPARTMENTS = DEPARTMENT_ROWS + "Finance,Fiona,fiona@example.com\n"
+
+
+def test_a_department_missing_from_the_import_is_deactivated_and_its_head_loses_access(engine, settings):
+    """A department removed from departments.csv kept its head, who still signed in and read its
+    observations, and it stayed a target. Now it is deactivated (kept, with its history) and leaves every
+    target list; listed again, it is back."""
+    from observation_factories import write_policy
+
+    from frontline.access.principal import load_principal
+    from frontline.digests.loading import all_department_ids
+    from frontline.observations.acknowledgement import receives_department_mail
+    from frontline.observations.intake import department_names
+    from frontline.people.directory import departments
+    from models import Observation
+
+    write_policy(settings)
+    employees = employees_csv(range(3)) + "F1,Fin Person,f1@example.com,Finance,2020-01-01,Europe/Berlin,DE\n"
+    _import(engine, employees, THREE_DEPARTMENTS)
+    with Session(engine) as s:
+        finance = s.exec(select(Department).where(Department.name == "Finance")).one()
+        rotator = s.exec(select(Employee).where(Employee.employee_id == "E1")).one()
+        s.add(
+            Observation(
+                rotator_id=rotator.id,
+                text="t",
+                impact=3,
+                product_area="billing",
+                category="bug",
+                target_department_id=finance.id,
+            )
+        )
+        s.commit()
+        assert load_principal(s, "fiona@example.com").head_of == {finance.id: "Finance"}
+
+    result = _import(engine, employees_csv(range(3)))
+    assert result.departments_deactivated == 1 and result.deactivated_departments == ["Finance"]
+    assert "1 deactivated" in result.summary()
+    with Session(engine) as s:
+        finance = s.exec(select(Department).where(Department.name == "Finance")).one()
+        assert (finance.active, finance.deactivated_on) == (False, date(2031, 3, 3))
+        assert len(s.exec(select(Observation)).all()) == 1  # history kept
+        assert load_principal(s, "fiona@example.com") is None  # no console any more
+        assert "Finance" not in department_names(s)  # observation form and API
+        assert finance.id not in all_department_ids(s)  # digests
+        assert "Finance" not in [d.name for d in departments(s)]  # console filters, plan, dashboard
+        assert not receives_department_mail(finance, "fiona@example.com")  # escalation and digest links
+
+    _import(engine, employees_csv(range(3)), THREE_DEPARTMENTS)  # listed again: active again
+    with Session(engine) as s:
+        assert load_principal(s, "fiona@example.com") is not None
+        assert "Finance" in department_names(s)
+
+
+def test_an_observation_cannot_be_addressed_to_a_deactivated_department(engine, settings):
+    from observation_factories import write_policy
+    from pydantic import ValidationError
+
+    from frontline.observations.intake import submit_observation
+    from models import session_scope
+
+    write_policy(settings)
+    _import(engine, employees_csv(range(3)), THREE_DEPARTMENTS)
+    _import(engine, employees_csv(range(3)))
+    with session_scope(engine) as s:
+        rotator = s.exec(select(Employee).where(Employee.employee_id == "E1")).one()
+        data = dict(text="Customers cannot pay", impact=3, product_area="billing", category="bug")
+        with pytest.raises(ValidationError, match="target_department"):
+            submit_observation(s, rotator, {**data, "target_department": "Finance"}, "web")
+        stored = submit_observation(s, rotator, data, "web")  # billing suggests Finance: now the fallback
+        target = s.get(Department, stored.target_department_id)
+        assert target is not None and target.name == "Support"
+
+
+# --- item 6: status flags what needs a human ----------------------------------------------------------
+
+
+def _invited_rotation_with_mentor(engine) -> tuple[int, int]:
+    """An announced (invited) rotation starting next Monday, paired with the only mentor; (rotation, mentor)."""
+    from frontline.core import clock
+
+    start = clock.monday(clock.today()) + timedelta(weeks=1)
+    rotation_id = _rotation(engine, start, mentor_name="Max Mentor")
+    with Session(engine) as s:
+        rot = s.get(Rotation, rotation_id)
+        pairing = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == rotation_id)).one()
+        rot.status, rot.announced_state, rot.announced_start, rot.announced_mentor_id = (
+            "invited",
+            "invited",
+            start,
+            pairing.mentor_id,
+        )
+        s.add(rot)
+        s.commit()
+        return rotation_id, pairing.mentor_id
+
+
+def test_status_flags_a_rotation_that_lost_its_mentor_after_the_invite(engine, settings):
+    """The mentor becomes absent after the invite went out; the pairing job finds nobody else: the rotator
+    is alone while status used to say 'all clear'."""
+    from typer.testing import CliRunner
+
+    from frontline.cli import app
+    from frontline.core.policy import load_policy
+    from frontline.mentors.service import pair_mentors
+    from models import Absence, session_scope
+
+    (settings.policy_path).write_text('support_department = "Support"\n')
+    rotation_id, mentor_id = _invited_rotation_with_mentor(engine)
+    runner = CliRunner()
+    before = runner.invoke(app, ["status", "--no-prefect", "--check"])
+    assert before.exit_code == 0, before.output
+    with session_scope(engine) as s:
+        rot = s.get(Rotation, rotation_id)
+        s.add(Absence(employee_id=mentor_id, start=rot.start, end=rot.end, reason="sick"))
+        s.flush()
+        result = pair_mentors(s, load_policy(), actor="test")
+        assert len(result.replaced) == 1 and result.created == []
+    after = runner.invoke(app, ["status", "--no-prefect", "--check", "--json"])
+    assert after.exit_code == 1, after.output
+    import json
+
+    flagged = json.loads(after.output)["stuck"]["rotations_without_mentor"]
+    assert [(r["rotation"], r["mentor"], r["state"]) for r in flagged] == [
+        (rotation_id, "lost after the invite", "invited")
+    ]
+    text = runner.invoke(app, ["status", "--no-prefect"]).output
+    assert "Rotations announced or under way without a mentor" in text and "attention needed" in text
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["support_department = [\n", 'support_department = "Support"\nlength_weeks = "four"\n', None],
+    ids=["not-toml", "invalid", "missing"],
+)
+def test_a_corrupt_policy_file_fails_status_check_and_answers_503(engine, settings, content):
+    """A corrupt policy file made the observation form and the API answer a bare 500, and status --check
+    exited 0. Now: 503 with a clear message (no server paths), and status names the problem."""
+    import json
+
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from frontline.cli import app
+    from frontline.core.links import observe_url
+    from frontline.observations.api_tokens import create_api_token
+    from frontline.observations.policy import forget_cached_policies
+    from frontline.web.app import create_app
+
+    _import(engine, employees_csv(range(2)))
+    with Session(engine) as s:
+        rotator = s.exec(select(Employee).where(Employee.employee_id == "E1")).one()
+        _token, secret = create_api_token(s, "test", rotator)
+        s.commit()
+        link = observe_url(rotator.id)
+    if content is not None:
+        settings.policy_path.write_text(content)
+    forget_cached_policies()
+    report = CliRunner().invoke(app, ["status", "--no-prefect", "--check", "--json"])
+    assert report.exit_code == 1, report.output
+    problems = json.loads(report.output)["stuck"]["policy_unusable"]
+    assert problems and all(str(settings.policy_path) in p["problem"] for p in problems)
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        form = client.get("/" + link.split("/", 3)[3])
+        api = client.post(
+            "/api/observations",
+            json={"text": "x", "impact": 3, "product_area": "billing", "category": "bug"},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+    assert form.status_code == 503 and "Frontline is not available right now" in form.text
+    assert str(settings.policy_path) not in form.text and form.headers["Retry-After"] == "300"
+    assert api.status_code == 503 and "configuration needs fixing" in api.json()["detail"]

@@ -39,7 +39,9 @@ def send_escalation(
     rotator: Employee | None = None,
 ) -> bool:
     """Queue the escalation mail of ``level`` (1: the head at once; 2: digest recipients and head
-    after the SLA) for an urgent observation. Returns False if that level was already queued."""
+    after the SLA) for an urgent observation. Returns False if that level was already queued, or when the
+    department was deactivated by a roster import (its head lost access: the observation waits, unacknowledged,
+    in ``frontline status`` for HR)."""
     from frontline.core.links import ack_url
     from frontline.core.templating import render_html, render_text
     from frontline.mail import compose, enqueue
@@ -49,6 +51,8 @@ def send_escalation(
     department = department or session.get(Department, obs.target_department_id)
     if department is None:
         raise LookupError(f"observation #{obs.id} is addressed to a department that no longer exists")
+    if not department.active:
+        return False
     rotator = rotator or (session.get(Employee, obs.rotator_id) if obs.rotator_id else None)
     mentor = mentor_for(session, obs.rotation_id)
     to: list[str | Address] = list(escalation_recipients(department, level))

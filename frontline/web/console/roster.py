@@ -3,12 +3,12 @@ see who joined and who left in the last import. Parsing is :mod:`frontline.peopl
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from sqlmodel import Session
 
 from frontline.core.errors import RosterError
-from frontline.people.roster import apply_roster, last_import
+from frontline.people.roster import LeaversNotConfirmed, apply_roster, last_import
 from frontline.people.roster_csv import parse_roster
 from frontline.web.auth import Principal, db, page, redirect, require_csrf, require_hr, with_flash
 
@@ -19,13 +19,19 @@ SHOW_PEOPLE = 100
 
 
 def _roster_page(
-    request: Request, session: Session, problems: list[str] | None = None, status_code: int = 200
+    request: Request,
+    session: Session,
+    problems: list[str] | None = None,
+    status_code: int = 200,
+    confirm: LeaversNotConfirmed | None = None,
 ) -> Response:
+    """The page; with ``confirm``, the refusal of a large number of leavers and the box to confirm it."""
     return page(
         request,
         "web/console/roster.html",
         status_code=status_code,
         problems=problems or [],
+        confirm=confirm,
         last=last_import(session, SHOW_PEOPLE),
         show=SHOW_PEOPLE,
     )
@@ -52,6 +58,7 @@ async def roster_upload(
     departments: UploadFile | None = File(None),
     employees: UploadFile | None = File(None),
     absences: UploadFile | None = File(None),
+    allow_leavers: int | None = Form(None, ge=0),
     user: Principal = Depends(require_hr),
     session: Session = Depends(db),
 ) -> Response:
@@ -67,7 +74,10 @@ async def roster_upload(
         return _roster_page(request, session, problems, status_code=422)
     try:
         parsed = parse_roster(dept, emp, absn)
-        result = apply_roster(session, parsed, actor=user.email)
+        result = apply_roster(session, parsed, actor=user.email, allow_leavers=allow_leavers)
+    except LeaversNotConfirmed as exc:  # the page asks to confirm that many leavers (files chosen again)
+        session.rollback()
+        return _roster_page(request, session, exc.problems, status_code=409, confirm=exc)
     except RosterError as exc:
         session.rollback()
         return _roster_page(request, session, exc.problems, status_code=422)

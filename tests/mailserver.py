@@ -5,8 +5,8 @@
 ``"drop"`` (close the connection in the middle of DATA without answering).
 
 For the fault-injection suite (``tests/test_faults.py``) the handler can also be slow (``delay`` seconds
-before answering each message: the message counts as accepted when the answer goes out, as on a real
-server that has queued it), misbehave at random (``random_faults``: a probability and a seed; each
+before answering each message, ``slow`` for chosen Message-IDs: the message counts as accepted when the
+answer goes out, as on a real server that has queued it), misbehave at random (``random_faults``: a probability and a seed; each
 attempt then draws one of the actions above), and the server can be killed and restarted on the same
 port (:meth:`SMTPServer.kill`, :meth:`SMTPServer.restart`) while a batch is being sent.
 """
@@ -37,6 +37,7 @@ class RecordingHandler:
         self.attempts = 0
         self.connections = 0
         self.delay = 0.0
+        self.slow: dict[str, float] = {}  # Message-ID -> seconds, instead of ``delay`` for that message
         self.random_faults: tuple[float, random.Random] | None = None
         self.accepted = threading.Event()  # set at every accepted message (tests wait on it)
         self.on_accept = None  # called with the number of messages accepted so far (e.g. to kill the server)
@@ -65,9 +66,11 @@ class RecordingHandler:
         self.attempts += 1
         raw = envelope.original_content or envelope.content
         msg = message_from_bytes(raw, policy=policy.default)
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        action = self._next_fault(str(msg.get("Message-ID", "")).strip())
+        message_id = str(msg.get("Message-ID", "")).strip()
+        delay = self.slow.get(message_id, self.delay)
+        if delay:
+            await asyncio.sleep(delay)
+        action = self._next_fault(message_id)
         if action is not None:
             if action == "drop":
                 server.transport.close()

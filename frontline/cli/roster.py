@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from sqlmodel import Session
 
 from frontline.cli.common import console_error, echo_table, open_database, run_flow
 from frontline.core.errors import RosterError
-from frontline.people.roster import LeaversNotConfirmed
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 app = typer.Typer(
     help="The HR roster: import departments, employees and absences from CSV files (see README, Roster import).",
@@ -21,6 +22,8 @@ app = typer.Typer(
 
 
 def _refuse(exc: RosterError) -> NoReturn:
+    from frontline.people.roster import LeaversNotConfirmed
+
     for problem in exc.problems:
         typer.echo(problem, err=True)
     if isinstance(exc, LeaversNotConfirmed):
@@ -106,7 +109,7 @@ def check_command(
 ) -> None:
     """Check roster files without importing them.
 
-    Runs every check of `roster import` and prints every problem as file:row: column: message, then what the import would do to the database: how many active employees would be marked as left (and their future rotations cancelled) and which departments deactivated. Exits with 1 when the import would be refused, including when it would mark more people as left than the policy allows without --allow-leavers. Without a reachable database only the files are checked (it says so).
+    Runs every check of `roster import` and prints every problem as file:row: column: message, then what the import would do to the database: how many active employees would be marked as left (and their future rotations cancelled) and which departments deactivated. Exits with 1 when the import would be refused, including when it would mark more people as left than the policy allows without --allow-leavers. Without a database (none yet, or unreachable) only the files are checked, and it says so; it never creates one.
     """
     from frontline.people.roster import preview_roster
     from frontline.people.roster_csv import parse_roster
@@ -121,28 +124,36 @@ def check_command(
     counts = f"{len(parsed.departments)} departments, {len(parsed.employees)} employees"
     if parsed.absences is not None:
         counts += f", {len(parsed.absences)} absences"
-    session_factory = _database_if_reachable()
+    typer.echo(f"roster OK: {counts}")
+    session_factory = _existing_database()
     if session_factory is None:
-        typer.echo(f"roster files OK: {counts} (leavers not counted: the database cannot be opened)")
         return
     try:
         with session_factory() as session:
             preview = preview_roster(session, parsed, allow_leavers=allow_leavers)
     except RosterError as exc:
         _refuse(exc)
-    typer.echo(f"roster OK: {counts}; {preview.summary()}")
+    typer.echo(f"against the database: {preview.summary()}")
 
 
-def _database_if_reachable() -> Callable[[], AbstractContextManager[Session]] | None:
-    """``models.session_scope`` once the configured database is open and migrated; None (with the reason
-    on stderr) when it cannot be reached."""
+def _existing_database() -> Callable[[], AbstractContextManager[Session]] | None:
+    """``models.session_scope`` once the configured database is open and migrated; None (saying why) when
+    there is none yet (a SQLite file that does not exist: the check creates nothing) or it cannot be reached."""
+    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, OperationalError
 
+    from frontline.cli.common import shown_database_url
+    from frontline.core.settings import get_settings
     from models import init_db, session_scope
 
     try:
+        url = make_url(get_settings().database_url)
+        if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).exists()):
+            typer.echo(f"no database yet ({shown_database_url()}): nobody would be marked as left")
+            return None
         init_db()
     except (OperationalError, ArgumentError) as exc:
-        console_error(f"cannot open the database: {getattr(exc, 'orig', None) or exc}")
+        console_error(f"cannot open the database {shown_database_url()!r}: {getattr(exc, 'orig', None) or exc}")
+        typer.echo("leavers not counted: the database cannot be opened")
         return None
     return session_scope

@@ -432,7 +432,7 @@ def _state(engine) -> tuple[int, int]:
 def test_a_partial_employees_file_is_refused_naming_the_count(engine, settings):
     """The issue's case: a two-row employees.csv marked 78 of 80 people as left and cancelled 64 future
     rotations without a warning. Now the import is refused, naming the counts, and nothing is written."""
-    from frontline.people.roster import LeaversNotConfirmed
+    from frontline.core.errors import LeaversNotConfirmed
 
     _company_of_80_with_future_rotations(engine)
     with pytest.raises(LeaversNotConfirmed) as refused:
@@ -443,6 +443,10 @@ def test_a_partial_employees_file_is_refused_naming_the_count(engine, settings):
         "more than 8 (policy roster: 10% of active staff, at least 5) needs an explicit confirmation of the count."
     )
     assert _state(engine) == (80, 0)
+    import pickle  # a flow run's result may be pickled: the refusal survives it whole
+
+    copy = pickle.loads(pickle.dumps(refused.value))
+    assert (copy.count, copy.problems, str(copy)) == (78, refused.value.problems, str(refused.value))
     with pytest.raises(LeaversNotConfirmed):  # confirming fewer than would leave is not a confirmation
         _import(engine, employees_csv(range(2)), allow_leavers=77)
     assert _state(engine) == (80, 0)
@@ -462,7 +466,7 @@ def test_a_few_leavers_need_no_confirmation(engine, settings):
 def test_the_threshold_is_the_policy(engine, settings):
     from observation_factories import write_policy
 
-    from frontline.people.roster import LeaversNotConfirmed
+    from frontline.core.errors import LeaversNotConfirmed
 
     write_policy(settings, "")
     text = settings.policy_path.read_text().replace("max_leaver_fraction = 0.1", "max_leaver_fraction = 0.5")
@@ -503,7 +507,7 @@ def test_roster_check_and_import_on_the_command_line(engine, settings, tmp_path)
 @pytest.mark.prefect
 def test_the_import_flow_takes_the_confirmation(sqlite_engine, sqlite_settings, prefect_harness, tmp_path):
     from flows.roster import import_roster_flow
-    from frontline.people.roster import LeaversNotConfirmed
+    from frontline.core.errors import LeaversNotConfirmed
 
     _import(sqlite_engine, employees_csv(range(40)))
     (tmp_path / "departments.csv").write_text(DEPARTMENT_ROWS)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 
 from frontline.cli.common import console_error, echo_table, open_database, run_flow
-from frontline.core.errors import RosterError
+from frontline.core.errors import LeaversNotConfirmed, RosterError
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -22,8 +22,6 @@ app = typer.Typer(
 
 
 def _refuse(exc: RosterError) -> NoReturn:
-    from frontline.people.roster import LeaversNotConfirmed
-
     for problem in exc.problems:
         typer.echo(problem, err=True)
     if isinstance(exc, LeaversNotConfirmed):

@@ -37,7 +37,7 @@ from sqlalchemy import Row, delete, insert, select, update
 from sqlmodel import Session, col
 
 from frontline.core import audit, clock
-from frontline.core.errors import RosterError
+from frontline.core.errors import LeaversNotConfirmed, RosterError
 from frontline.core.policy import Roster
 from frontline.people.directory import department_names, employees_by_external_id
 from frontline.people.roster_csv import (
@@ -52,7 +52,6 @@ from models import Absence, AuditEvent, Department, Employee, MentorPairing, Rot
 
 __all__ = [
     "ImportResult",
-    "LeaversNotConfirmed",
     "RosterPreview",
     "apply_roster",
     "import_roster",
@@ -105,15 +104,6 @@ class ImportResult:
         if self.absences is not None:
             parts.append(f"absences {self.absences} (+{self.absences_added} / -{self.absences_removed})")
         return "; ".join(parts)
-
-
-class LeaversNotConfirmed(RosterError):
-    """The import would mark more active employees as left than the policy allows without confirmation
-    (``count`` of ``active``; ``allowed`` without confirmation). Nothing was written."""
-
-    def __init__(self, problem: str, count: int, active: int, allowed: int, rotations: int):
-        super().__init__([problem])
-        self.count, self.active, self.allowed, self.rotations = count, active, allowed, rotations
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from sqlmodel import Session
 
-from frontline.core.errors import RosterError
-from frontline.people.roster import LeaversNotConfirmed, apply_roster, last_import
+from frontline.core.errors import LeaversNotConfirmed, RosterError
+from frontline.people.roster import apply_roster, last_import
 from frontline.people.roster_csv import parse_roster
 from frontline.web.auth import Principal, db, page, redirect, require_csrf, require_hr, with_flash
 

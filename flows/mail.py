@@ -52,18 +52,19 @@ def _is_transport_error(state: Any) -> bool:
 
 @flow(name="deliver-mail", flow_run_name=run_name("deliver-mail"))
 def deliver_mail(batch_size: int = 200, max_batches: int | None = None, retry_delay_seconds: float = 5.0) -> dict:
-    """Deliver every due outbox message; returns counts (batches, claimed, sent, retry, failed).
+    """Deliver every due outbox message; returns counts (batches, claimed, sent, retry, failed, and
+    taken_over: claimed rows another sender held by the time this one reached them, not sent here).
 
     When the transport is unavailable, a batch task is retried 3 times after ``retry_delay_seconds``,
     twice that, and four times that; then the flow run fails and the messages stay queued."""
     batch_task = deliver_mail_batch.with_options(
         retry_delay_seconds=exponential_backoff(backoff_factor=retry_delay_seconds) if retry_delay_seconds > 0 else 0
     )
-    totals = {"batches": 0, "claimed": 0, "sent": 0, "retry": 0, "failed": 0}
+    totals = {"batches": 0, "claimed": 0, "sent": 0, "retry": 0, "failed": 0, "taken_over": 0}
     while max_batches is None or totals["batches"] < max_batches:
         counts = batch_task(batch_size)
         totals["batches"] += 1
-        for key in ("claimed", "sent", "retry", "failed"):
+        for key in ("claimed", "sent", "retry", "failed", "taken_over"):
             totals[key] += counts[key]
         if counts["claimed"] < batch_size:
             break

@@ -23,7 +23,9 @@ ARTIFACT_KEY = "roster-import"
 
 
 @task(name="apply-roster", cache_policy=NO_CACHE)
-def apply_roster_task(departments: str, employees: str, absences: str | None, actor: str) -> ImportResult | RosterError:
+def apply_roster_task(
+    departments: str, employees: str, absences: str | None, actor: str, allow_leavers: int | None = None
+) -> ImportResult | RosterError:
     """The whole import in one transaction. A refused roster is returned (not raised): it is an answer,
     not a crash, and retrying cannot change it."""
     from frontline.people.roster import import_roster
@@ -31,21 +33,27 @@ def apply_roster_task(departments: str, employees: str, absences: str | None, ac
 
     try:
         with session_scope() as session:
-            return import_roster(session, departments, employees, absences, actor=actor)
+            return import_roster(session, departments, employees, absences, actor=actor, allow_leavers=allow_leavers)
     except RosterError as exc:
         return exc
 
 
 @flow(name="import-roster", flow_run_name=run_name("import-roster"))
 def import_roster_flow(
-    departments: str, employees: str, absences: str | None = None, actor: str = "flow:import-roster"
+    departments: str,
+    employees: str,
+    absences: str | None = None,
+    actor: str = "flow:import-roster",
+    allow_leavers: int | None = None,
 ) -> ImportResult | State[Any]:
     """Import departments.csv, employees.csv and optionally absences.csv (paths) into the database.
 
+    ``allow_leavers`` confirms that up to that many active employees missing from employees.csv are marked
+    as left (needed beyond ``policy.roster``'s allowance; see :class:`~frontline.people.roster.LeaversNotConfirmed`).
     A refused roster fails the run (state message lists the problems; calling the flow raises
     :class:`~frontline.people.roster.RosterError`) and writes nothing.
     """
-    result = apply_roster_task(departments, employees, absences, actor)
+    result = apply_roster_task(departments, employees, absences, actor, allow_leavers)
     if isinstance(result, RosterError):
         lines = "\n".join(f"- `{p}`" for p in result.problems)
         report(

@@ -39,6 +39,15 @@ def _engine_for(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        @event.listens_for(engine, "savepoint")
+        def _begin_before_savepoint(conn, _name):  # pragma: no cover - exercised by every savepoint
+            # pysqlite opens a transaction only before the first INSERT/UPDATE/DELETE. A SAVEPOINT issued
+            # before any write then starts one of its own, and releasing it COMMITS, outside the caller's
+            # transaction (a later rollback would not undo it). Open the real transaction first; IMMEDIATE
+            # takes the write lock now, waiting (busy_timeout) instead of failing on a stale snapshot.
+            if not conn.connection.dbapi_connection.in_transaction:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 

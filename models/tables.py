@@ -24,6 +24,10 @@ class Department(SQLModel, table=True):
     digest_recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     max_away_fraction: float | None = Field(default=None, ge=0, le=1)
     digest_when_empty: bool = False
+    active: bool = Field(
+        default=True, description="False once the department is missing from a roster import (history is kept)"
+    )
+    deactivated_on: date | None = Field(default=None, description="Day of the import that left the department out")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -232,6 +236,9 @@ class OutboundMessage(SQLModel, table=True):
     message_id: str = Field(max_length=300)
     mime: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     state: str = Field(default="pending", max_length=16, description="pending | sending | sent | failed")
+    lease_token: str | None = Field(
+        default=None, max_length=64, description="While sending: the token of the sender that holds the row"
+    )
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)

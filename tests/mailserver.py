@@ -3,11 +3,20 @@
 ``faults`` maps a Message-ID to the list of things to do on its next attempts, consumed one per attempt:
 ``"421"`` / ``"451"`` (temporary rejection), ``"550"`` / ``"554"`` (permanent-looking rejection), or
 ``"drop"`` (close the connection in the middle of DATA without answering).
+
+For the fault-injection suite (``tests/test_faults.py``) the handler can also be slow (``delay`` seconds
+before answering each message, ``slow`` for chosen Message-IDs: the message counts as accepted when the
+answer goes out, as on a real server that has queued it), misbehave at random (``random_faults``: a probability and a seed; each
+attempt then draws one of the actions above), and the server can be killed and restarted on the same
+port (:meth:`SMTPServer.kill`, :meth:`SMTPServer.restart`) while a batch is being sent.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 import socket
+import threading
 from email import message_from_bytes, policy
 
 from aiosmtpd.controller import Controller
@@ -27,6 +36,26 @@ class RecordingHandler:
         self.faults: dict[str, list[str]] = {}
         self.attempts = 0
         self.connections = 0
+        self.delay = 0.0
+        self.slow: dict[str, float] = {}  # Message-ID -> seconds, instead of ``delay`` for that message
+        self.random_faults: tuple[float, random.Random] | None = None
+        self.accepted = threading.Event()  # set at every accepted message (tests wait on it)
+        self.on_accept = None  # called with the number of messages accepted so far (e.g. to kill the server)
+
+    def misbehave(self, rate: float, seed: int, actions: tuple[str, ...] = ("421", "451", "550", "554", "drop")):
+        """From now on, each attempt fails with probability ``rate`` with one of ``actions`` (seeded)."""
+        self.random_faults = (rate, random.Random(seed))
+        self._actions = actions
+
+    def _next_fault(self, message_id: str) -> str | None:
+        plan = self.faults.get(message_id)
+        if plan:
+            return plan.pop(0)
+        if self.random_faults is not None:
+            rate, rng = self.random_faults
+            if rng.random() < rate:
+                return rng.choice(self._actions)
+        return None
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.connections += 1
@@ -37,9 +66,12 @@ class RecordingHandler:
         self.attempts += 1
         raw = envelope.original_content or envelope.content
         msg = message_from_bytes(raw, policy=policy.default)
-        plan = self.faults.get(str(msg.get("Message-ID", "")).strip())
-        if plan:
-            action = plan.pop(0)
+        message_id = str(msg.get("Message-ID", "")).strip()
+        delay = self.slow.get(message_id, self.delay)
+        if delay:
+            await asyncio.sleep(delay)
+        action = self._next_fault(message_id)
+        if action is not None:
             if action == "drop":
                 server.transport.close()
                 return "421 closing"  # never reaches the client: the connection is gone
@@ -47,6 +79,9 @@ class RecordingHandler:
         self.messages.append(msg)
         self.raw.append(raw)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.accepted.set()
+        if self.on_accept is not None:
+            self.on_accept(len(self.messages))
         return "250 Message accepted for delivery"
 
     def message_ids(self) -> list[str]:
@@ -57,7 +92,7 @@ class SMTPServer:
     def __init__(self):
         self.handler = RecordingHandler()
         self.port = free_port()
-        self.controller = Controller(
+        self.controller: Controller | None = Controller(
             self.handler, hostname="127.0.0.1", port=self.port, server_hostname="localhost", ready_timeout=5.0
         )
 
@@ -66,11 +101,25 @@ class SMTPServer:
         return f"smtp://127.0.0.1:{self.port}?tls=none"
 
     def start(self) -> SMTPServer:
+        assert self.controller is not None
         self.controller.start()
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def kill(self) -> None:
+        """Stop listening and cut every open connection at once (messages in flight get no answer)."""
+        self.stop()
+
+    def restart(self) -> SMTPServer:
+        """Listen again on the same port with the same handler (what it recorded is kept)."""
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, server_hostname="localhost", ready_timeout=5.0
+        )
+        return self.start()
 
     def __enter__(self) -> SMTPServer:  # ``with SMTPServer() as server:`` runs it for the block
         return self.start()

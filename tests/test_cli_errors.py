@@ -175,7 +175,7 @@ def test_roster_with_a_nul_byte_in_a_cell_is_refused_naming_row_and_column(setti
     assert result.exit_code == 1
     assert (
         result.stderr.splitlines()[0]
-        == f"{departments}:2: head_email: contains the control character U+0000; remove it"
+        == f"{departments}:2: head_email: contains the control character U+0000; remove it (every field is one line of text)"
     )
     with Session(get_engine()) as s:
         assert s.exec(select(Department)).all() == []

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from frontline.mail import compose, enqueue
-from frontline.mail.delivery import claim_batch, deliver_pending, send_claimed
+from frontline.mail.delivery import LEASE, claim_batch, deliver_pending, send_claimed
 from frontline.mail.transport import FolderTransport, SMTPTransport, eml_name
 from models import OutboundMessage, utcnow
 
@@ -131,9 +131,9 @@ def test_crash_after_smtp_accepted_resends_only_the_message_in_flight(engine, se
     crashed.close()  # ... and the process died here: row 0 is still 'sending'
 
     transport = SMTPTransport(smtp.url, rate_per_second=1000)
-    early = deliver_pending(engine, transport, now=t0 + timedelta(minutes=5))
+    early = deliver_pending(engine, transport, now=t0 + LEASE - timedelta(seconds=10))
     assert early.claimed == 0  # the lease protects a worker that may still be running
-    later = deliver_pending(engine, transport, now=t0 + timedelta(minutes=11))
+    later = deliver_pending(engine, transport, now=t0 + LEASE + timedelta(seconds=1))
     transport.close()
     assert later.sent == 4
     got = smtp.handler.message_ids()
@@ -157,7 +157,7 @@ def test_two_workers_never_claim_the_same_message(engine, settings):
             got = claim_batch(engine, 7)
             if not got:
                 return
-            claims[slot].extend(got)
+            claims[slot].extend(got.ids)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
     for t in threads:
@@ -257,7 +257,7 @@ def test_deliver_mail_flow_batches_and_counts(prefect_harness, sqlite_engine, sq
     ids = queue(sqlite_engine, 5)
     smtp.handler.faults = {ids[1]: ["451"]}
     result = deliver_mail(batch_size=2)
-    assert result == {"batches": 3, "claimed": 5, "sent": 4, "retry": 1, "failed": 0}
+    assert result == {"batches": 3, "claimed": 5, "sent": 4, "retry": 1, "failed": 0, "taken_over": 0}
     assert sorted(smtp.handler.message_ids()) == sorted(ids[:1] + ids[2:])
     assert deliver_mail(batch_size=2)["claimed"] == 0  # the retry is not due yet
     with Session(sqlite_engine) as session:
@@ -351,7 +351,7 @@ def test_deliver_mail_flow_retries_the_batch_while_the_server_is_down(
     assert all(r.state == "pending" and r.attempts == 0 for r in rows(sqlite_engine))
 
 
-def test_rate_limit_spaces_sends_and_lease_covers_a_throttled_batch(engine, settings, smtp, monkeypatch):
+def test_rate_limit_spaces_sends_and_the_lease_is_renewed_before_each_send(engine, settings, smtp, monkeypatch):
     from frontline.mail import transport as transport_module
 
     class VirtualClock:  # the transport's clock: time passes only while it sleeps (no wall-clock timing)
@@ -378,9 +378,7 @@ def test_rate_limit_spaces_sends_and_lease_covers_a_throttled_batch(engine, sett
 
     leases = []
 
-    class Throttled:  # a transport limited to one message per 100 s (checks its lease while "sending")
-        min_interval = 100.0
-
+    class Throttled:  # a transport that checks the lease of the message it is "sending"
         def send(self, mime, *, message_id, **kw):
             with Session(engine) as session:
                 row = session.exec(select(OutboundMessage).where(OutboundMessage.message_id == message_id)).one()
@@ -390,5 +388,6 @@ def test_rate_limit_spaces_sends_and_lease_covers_a_throttled_batch(engine, sett
             pass
 
     assert deliver_batch(engine, Throttled(), batch_size=3, now=t0).sent == 3
-    # 3 messages x 100 s, twice over, plus a minute: another worker cannot take the batch over meanwhile
-    assert leases == [("sending", timedelta(seconds=660))] * 3
+    # each message is sent under a lease just renewed for a full LEASE (fencing compare-and-set)
+    assert [state for state, _ in leases] == ["sending"] * 3
+    assert all(LEASE <= lease < LEASE + timedelta(seconds=30) for _, lease in leases)

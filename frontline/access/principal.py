@@ -1,8 +1,9 @@
 """Who is signed in and what they may see: the console identity of an email address.
 
 Roles are looked up in the database every time (never stored in the cookie), so removing a role takes
-effect at once: HR admin (a :class:`models.ConsoleUser` row), department head (``Department.head_email``:
-their departments only), rotator (``Employee.email``: their own rotation and observations).
+effect at once: HR admin (a :class:`models.ConsoleUser` row), department head (``Department.head_email`` of
+an active department: their departments only; a department deactivated by the roster import takes its
+head's access with it), rotator (``Employee.email``: their own rotation and observations).
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ def load_principal(session: Session, email: str) -> Principal | None:
             col(ConsoleUser.disabled_at).is_(None),
         )
     ).first()
-    heads = session.exec(select(Department).where(func.lower(Department.head_email) == email)).all()
+    heads = session.exec(
+        select(Department).where(func.lower(Department.head_email) == email, col(Department.active).is_(True))
+    ).all()
     employee = session.exec(
         select(Employee).where(func.lower(Employee.email) == email, col(Employee.active).is_(True))
     ).first()

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
@@ -28,9 +27,9 @@ from email.utils import parseaddr
 from icalendar import Calendar, Event, vCalAddress
 
 from frontline.core import clock
+from frontline.core.text import one_line
 
 PRODID = "-//Frontline//Frontline support rotations//EN"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -85,8 +84,9 @@ class ItipObject:
 
 
 def clean_name(name: str) -> str:
-    """A display name safe for a CN parameter: no CR/LF, control characters or double quotes."""
-    return " ".join(_CONTROL.sub(" ", (name or "").replace('"', "")).split())
+    """A display name safe for a CN parameter or a mail header: no control characters (CR/LF included),
+    line separators (U+2028, U+2029, U+0085) or double quotes."""
+    return one_line((name or "").replace('"', ""))
 
 
 def sender_domain(sender: str) -> str:
@@ -228,7 +228,7 @@ def invite_message(
     method = obj.method.upper()
     msg = EmailMessage()
     msg["To"] = Address(display_name=clean_name(to.name), addr_spec=to.email)
-    msg["Subject"] = subject
+    msg["Subject"] = one_line(subject)
     msg["From"] = _format_person(obj.organizer)
     msg.set_content(text)  # text/plain
     msg.add_alternative(html, subtype="html")

@@ -1,7 +1,8 @@
 """``frontline status``: the last run of each job and anything stuck (the report comes from
 :func:`frontline.operations.status.collect_status`; this module prints it).
 
-``--check`` exits with status 1 when anything is stuck (for cron/monitoring); ``--json`` prints the
+``--check`` exits with status 1 when anything is stuck or needs a human (a policy file that cannot be
+used, a rotation without its mentor, ...; for cron/monitoring); ``--json`` prints the
 same report as JSON. No secret is ever printed (the database URL is shown without its password).
 """
 
@@ -26,12 +27,19 @@ def titles() -> dict[str, str]:
         "pending (is the deliver-mail deployment running?)",
         "urgent_unacknowledged": "Urgent observations past the escalation SLA, unacknowledged",
         "unplaced_in_last_plan": "People the last plan could not place",
+        "policy_unusable": "Policy file problems (the jobs, the observation form and the API stop until fixed)",
+        "rotations_without_mentor": "Rotations announced or under way without a mentor (`frontline pair` finds "
+        "one when it can; else add mentors or pair by hand)",
+        "observations_for_inactive_departments": "Unacknowledged observations addressed to a deactivated department "
+        "(nobody reads them: acknowledge or re-address them)",
     }
 
 
 def status_command(
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    check: bool = typer.Option(False, "--check", help="Exit with status 1 when anything is stuck or failed."),
+    check: bool = typer.Option(
+        False, "--check", help="Exit with status 1 when anything is stuck, failed or needs a human (see the list)."
+    ),
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Also ask the Prefect API (when configured)."),
 ) -> None:
     """Show the last run of each job and anything stuck (failed mail, overdue urgent observations, ...)."""

@@ -37,6 +37,19 @@ class RosterError(ProblemsError):
         self.args = (f"{len(problems)} problem(s) in the roster:\n" + "\n".join(problems),)
 
 
+class LeaversNotConfirmed(RosterError):
+    """A roster import would mark more active employees as left than the policy allows without a
+    confirmation: ``count`` of ``active`` (``allowed`` without one), cancelling ``rotations`` future
+    rotations. Nothing was written; confirming at least ``count`` lets the import through."""
+
+    def __init__(self, problem: str, count: int, active: int, allowed: int, rotations: int):
+        super().__init__([problem])
+        self.count, self.active, self.allowed, self.rotations = count, active, allowed, rotations
+
+    def __reduce__(self):  # pickled as a flow run's result: rebuild it from its own fields
+        return (type(self), (self.problems[0], self.count, self.active, self.allowed, self.rotations))
+
+
 class PlanningError(FrontlineError, ValueError):
     """An override or request breaks a rule; the message says which and why."""
 

@@ -92,6 +92,21 @@ class Reminders(_Strict):
     weekly_nudge: bool = True
 
 
+class Roster(_Strict):
+    """The roster import's guard against a partial file (which would mark most of the company as left)."""
+
+    max_leaver_fraction: float = Field(
+        default=0.1, ge=0, le=1, description="share of active staff an import may mark as left without confirmation"
+    )
+    min_leavers_allowed: int = Field(
+        default=5, ge=0, description="...but always at least this many (small companies, a few leavers at once)"
+    )
+
+    def leavers_allowed(self, active: int) -> int:
+        """How many of ``active`` employees one import may mark as left without an explicit confirmation."""
+        return max(self.min_leavers_allowed, int(self.max_leaver_fraction * active))
+
+
 class Policy(_Strict):
     support_department: str
     length_weeks: int = Field(default=4, ge=1, le=26)
@@ -107,6 +122,7 @@ class Policy(_Strict):
     mentoring: Mentoring = Field(default_factory=Mentoring)
     observations: Observations = Field(default_factory=Observations)
     reminders: Reminders = Field(default_factory=Reminders)
+    roster: Roster = Field(default_factory=Roster)
 
     @field_validator("holidays_country")
     @classmethod

@@ -214,9 +214,12 @@ def load_week(
 
 
 def _departments(session: Session, department_ids: list[int] | None) -> dict[int, Department]:
+    """The departments asked for; all active ones by default (a deactivated department gets no digest)."""
     stmt = select(Department).order_by(col(Department.id))
     if department_ids is not None:
         stmt = stmt.where(col(Department.id).in_(department_ids))
+    else:
+        stmt = stmt.where(col(Department.active).is_(True))
     return {d.id: d for d in session.exec(stmt) if d.id is not None}
 
 
@@ -243,16 +246,20 @@ def _opt_outs(session: Session, department_ids: list[int] | None) -> set[tuple[i
 
 
 def all_department_ids(session: Session) -> list[int]:
-    return [i for i in session.exec(select(Department.id).order_by(col(Department.id))).all() if i is not None]
+    """Every active department (those a roster import deactivated get no digest)."""
+    query = select(Department.id).where(col(Department.active).is_(True)).order_by(col(Department.id))
+    return [i for i in session.exec(query).all() if i is not None]
 
 
 def department_ids_named(session: Session, name: str | None) -> list[int] | None:
     """``None`` for all departments, else the id of the department called ``name`` (case-insensitive)."""
     if name is None:
         return None
-    rows = session.exec(select(Department.id, Department.name)).all()
-    match = [i for i, n in rows if i is not None and n.lower() == name.strip().lower()]
+    rows = session.exec(select(Department.id, Department.name, Department.active)).all()
+    match = [(i, active) for i, n, active in rows if i is not None and n.lower() == name.strip().lower()]
     if not match:
-        known = ", ".join(sorted(n for _i, n in rows)[:20])
+        known = ", ".join(sorted(n for _i, n, active in rows if active)[:20])
         raise DigestError(f"no department named {name!r} (known: {known})")
-    return match
+    if not any(active for _i, active in match):
+        raise DigestError(f"department {name!r} is no longer in the roster (deactivated): it gets no digest")
+    return [i for i, active in match if active]

@@ -4,10 +4,18 @@ States: ``pending`` → ``sending`` → ``sent`` | back to ``pending`` (retry la
 
 * **Claim** (:func:`claim_batch`): rows that are ``pending`` and due (``next_attempt_at <= now``), plus
   ``sending`` rows whose lease has run out (a worker died mid-batch), are taken with a compare-and-set
-  ``UPDATE ... WHERE id = :id AND state = :seen_state AND next_attempt_at <= :now``. Only the worker whose
-  update changed the row owns it, so two workers never send the same row at the same time. While a row
-  is ``sending``, ``next_attempt_at`` holds the end of its lease. On PostgreSQL the candidate select uses
-  ``FOR UPDATE SKIP LOCKED`` so concurrent workers pick different rows instead of queueing on locks.
+  ``UPDATE ... WHERE id = :id AND state = :seen_state AND next_attempt_at <= :now`` that also writes a
+  fresh random *lease token* of this sender into ``lease_token``. Only the worker whose update changed
+  the row owns it. While a row is ``sending``, ``next_attempt_at`` holds the end of its lease
+  (:data:`LEASE`). On PostgreSQL the candidate select uses ``FOR UPDATE SKIP LOCKED`` so concurrent
+  workers pick different rows instead of queueing on locks.
+* **Lease renewal** (:class:`Heartbeat`): while a sender is alive a thread renews the lease of every row
+  it still holds every quarter lease, so a slow server (seconds per message) never lets another sender
+  take over a batch that is still being sent. A sender that dies stops renewing, and its rows become
+  claimable one lease later.
+* **Fencing** (:func:`_hold`, :func:`_finish`): right before each send, and when recording the outcome, a
+  compare-and-set on ``lease_token`` checks that the row is still this sender's. A sender that was frozen
+  past its lease (and whose rows another sender took) skips them instead of sending them again.
 * **Send**: one transport connection per batch; each outcome is committed right after the send, so a
   crash can leave at most the one message in flight unrecorded.
 * **Outcome**: ``sent`` (with ``sent_at``); a refused or interrupted send goes back to ``pending`` with
@@ -27,6 +35,11 @@ updates the same event. The folder transport is idempotent outright: a re-delive
 
 from __future__ import annotations
 
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -39,10 +52,12 @@ from sqlmodel import Session, col, func, select
 from frontline.mail.transport import PartialDelivery, SendError, Transport, TransportUnavailable
 from models import OutboundMessage, utcnow
 
-LEASE = timedelta(minutes=10)
+LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 8
 BACKOFF_SECONDS = 60.0
 BACKOFF_CAP_SECONDS = 6 * 3600.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,6 +66,7 @@ class DeliveryResult:
     sent: int = 0
     retry: int = 0
     failed: int = 0
+    taken_over: int = 0  # claimed rows another sender held by the time this one came to them (not sent here)
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: DeliveryResult) -> None:
@@ -58,10 +74,42 @@ class DeliveryResult:
         self.sent += other.sent
         self.retry += other.retry
         self.failed += other.failed
+        self.taken_over += other.taken_over
         self.errors.extend(other.errors)
 
     def as_dict(self) -> dict[str, int]:
-        return {"claimed": self.claimed, "sent": self.sent, "retry": self.retry, "failed": self.failed}
+        return {
+            "claimed": self.claimed,
+            "sent": self.sent,
+            "retry": self.retry,
+            "failed": self.failed,
+            "taken_over": self.taken_over,
+        }
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The rows one sender took (:func:`claim_batch`), the token that proves it still holds them, and the
+    length of the lease it renews."""
+
+    ids: list[int]
+    token: str
+    lease: timedelta = LEASE
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class _Clock:
+    """The sender's clock: real UTC time, or a fixed ``now`` (tests, re-runs) advanced by the time elapsed."""
+
+    def __init__(self, now: datetime | None):
+        self.fixed, self.started = now, time.monotonic()
+
+    def __call__(self) -> datetime:
+        if self.fixed is None:
+            return utcnow()
+        return self.fixed + timedelta(seconds=time.monotonic() - self.started)
 
 
 def backoff(attempts: int, base: float = BACKOFF_SECONDS, cap: float = BACKOFF_CAP_SECONDS) -> timedelta:
@@ -70,11 +118,13 @@ def backoff(attempts: int, base: float = BACKOFF_SECONDS, cap: float = BACKOFF_C
 
 
 # the outbox's columns, as SQL expressions
-msg_id, msg_state, msg_due, msg_attempts = (
+msg_id, msg_state, msg_due, msg_attempts, msg_token, msg_kind = (
     col(OutboundMessage.id),
     col(OutboundMessage.state),
     col(OutboundMessage.next_attempt_at),
     col(OutboundMessage.attempts),
+    col(OutboundMessage.lease_token),
+    col(OutboundMessage.kind),
 )
 
 
@@ -88,12 +138,22 @@ def _rowcount(result: Any) -> int:
 
 
 def claim_batch(
-    engine: Engine, limit: int = 200, *, now: datetime | None = None, lease: timedelta = LEASE
-) -> list[int]:
-    """Take up to ``limit`` due rows for this worker (compare-and-set); returns their ids, committed."""
+    engine: Engine,
+    limit: int = 200,
+    *,
+    now: datetime | None = None,
+    lease: timedelta = LEASE,
+    kinds: Sequence[str] | None = None,
+) -> Claim:
+    """Take up to ``limit`` due rows (of ``kinds`` only, when given) for a new sender (compare-and-set);
+    returns them with the sender's lease token, committed."""
     now = now or utcnow()
+    token = secrets.token_hex(16)
     with Session(engine) as session:
-        query = select(msg_id, msg_state).where(_due_filter(now)).order_by(msg_due, msg_id).limit(limit)
+        query = select(msg_id, msg_state).where(_due_filter(now))
+        if kinds is not None:
+            query = query.where(msg_kind.in_(list(kinds)))
+        query = query.order_by(msg_due, msg_id).limit(limit)
         if engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         candidates = session.exec(query).all()
@@ -103,60 +163,140 @@ def claim_batch(
             result = session.execute(
                 update(OutboundMessage)
                 .where(msg_id == row_id, msg_state == seen_state, msg_due <= now)
-                .values(state="sending", next_attempt_at=now + lease, attempts=msg_attempts + 1)
+                .values(state="sending", next_attempt_at=now + lease, attempts=msg_attempts + 1, lease_token=token)
             )
             if _rowcount(result) == 1:
                 claimed.append(row_id)
         session.commit()
-    return claimed
+    return Claim(claimed, token, lease)
 
 
-def release(engine: Engine, ids: list[int], *, now: datetime | None = None) -> None:
-    """Give claimed rows back untouched (the transport was unavailable): pending, due now, attempt not counted."""
+def release(engine: Engine, claim: Claim, ids: list[int] | None = None, *, now: datetime | None = None) -> None:
+    """Give claimed rows (all, or ``ids``) back untouched (the transport was unavailable): pending, due
+    now, attempt not counted. Only rows this sender still holds."""
+    ids = claim.ids if ids is None else ids
     if not ids:
         return
     now = now or utcnow()
     with Session(engine) as session:
         session.execute(
             update(OutboundMessage)
-            .where(msg_id.in_(ids), msg_state == "sending")
-            .values(state="pending", next_attempt_at=now, attempts=msg_attempts - 1)
+            .where(msg_id.in_(ids), msg_state == "sending", msg_token == claim.token)
+            .values(state="pending", next_attempt_at=now, attempts=msg_attempts - 1, lease_token=None)
         )
         session.commit()
 
 
-def _finish(session: Session, row_id: int, **values: Any) -> None:
-    """Record one outcome and commit at once (only a row this worker still holds in 'sending')."""
-    session.execute(update(OutboundMessage).where(msg_id == row_id, msg_state == "sending").values(**values))
+def renew(engine: Engine, claim: Claim, *, now: datetime | None = None) -> int:
+    """Extend the lease of every row ``claim`` still holds to ``now + lease``; returns how many it holds."""
+    now = now or utcnow()
+    with Session(engine) as session:
+        result = session.execute(
+            update(OutboundMessage)
+            .where(msg_token == claim.token, msg_state == "sending")
+            .values(next_attempt_at=now + claim.lease)
+        )
+        session.commit()
+    return _rowcount(result)
+
+
+class Heartbeat:
+    """Renews a claim's lease every quarter lease while the sender works (also while one slow send
+    blocks it), so a live sender's rows are never taken over; stops with the ``with`` block."""
+
+    def __init__(self, engine: Engine, claim: Claim, clock: Callable[[], datetime]):
+        self.engine, self.claim, self.clock = engine, claim, clock
+        self.interval = max(0.05, claim.lease.total_seconds() / 4)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox-lease-heartbeat", daemon=True)
+        self.beats = 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                renew(self.engine, self.claim, now=self.clock())
+                self.beats += 1
+            except Exception:  # the database may be busy or gone: fencing still protects every send
+                log.warning("could not renew the outbox lease", exc_info=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _hold(session: Session, claim: Claim, row_id: int, now: datetime) -> bool:
+    """Fencing, right before a send: still this sender's row? Compare-and-set on the lease token, which
+    also renews the lease. False when another sender took the row over (its lease ran out meanwhile)."""
+    result = session.execute(
+        update(OutboundMessage)
+        .where(msg_id == row_id, msg_state == "sending", msg_token == claim.token)
+        .values(next_attempt_at=now + claim.lease)
+    )
     session.commit()
+    return _rowcount(result) == 1
+
+
+def _finish(session: Session, claim: Claim, row_id: int, **values: Any) -> bool:
+    """Record one outcome and commit at once, only on a row this sender still holds; False otherwise."""
+    result = session.execute(
+        update(OutboundMessage)
+        .where(msg_id == row_id, msg_state == "sending", msg_token == claim.token)
+        .values(lease_token=None, **values)
+    )
+    session.commit()
+    return _rowcount(result) == 1
 
 
 def send_claimed(
     engine: Engine,
-    ids: list[int],
+    claim: Claim,
     transport: Transport,
     *,
     now: datetime | None = None,
     max_attempts: int = MAX_ATTEMPTS,
     backoff_seconds: float = BACKOFF_SECONDS,
 ) -> DeliveryResult:
-    """Send the claimed rows over one transport session and record each outcome (committed one by one).
+    """Send the claimed rows over one transport session and record each outcome (committed one by one),
+    renewing the lease meanwhile (:class:`Heartbeat`) and checking before each send that the row is still
+    held (:func:`_hold`).
 
     Raises :class:`TransportUnavailable` (after releasing the unsent rows) when the transport cannot
     send at all, so the caller can retry the whole batch later.
     """
-    result = DeliveryResult(claimed=len(ids))
+    clock = _Clock(now)
+    with Heartbeat(engine, claim, clock):
+        return _send_all(engine, claim, transport, clock, max_attempts, backoff_seconds)
+
+
+def _send_all(
+    engine: Engine,
+    claim: Claim,
+    transport: Transport,
+    clock: Callable[[], datetime],
+    max_attempts: int,
+    backoff_seconds: float,
+) -> DeliveryResult:
+    result = DeliveryResult(claimed=len(claim))
     with Session(engine) as session:
         loaded = {
             row.id: (row.mime, row.recipient, row.message_id, row.attempts)
-            for row in session.exec(select(OutboundMessage).where(msg_id.in_(ids), msg_state == "sending")).all()
+            for row in session.exec(
+                select(OutboundMessage).where(msg_id.in_(claim.ids), msg_state == "sending", msg_token == claim.token)
+            ).all()
         }
         session.commit()
-        for position, row_id in enumerate(ids):
+        for position, row_id in enumerate(claim.ids):
             if row_id not in loaded:
+                result.taken_over += 1
                 continue
             mime, recipients, message_id, attempts = loaded.pop(row_id)
-            stamp = now or utcnow()
+            if not _hold(session, claim, row_id, clock()):
+                result.taken_over += 1  # another sender has it now: sending it here would duplicate it
+                continue
             try:
                 transport.send(
                     mime,
@@ -165,30 +305,34 @@ def send_claimed(
                     message_id=message_id,
                 )
             except TransportUnavailable:
-                release(engine, ids[position:], now=stamp)
+                release(engine, claim, claim.ids[position:], now=clock())
                 raise
             except PartialDelivery as exc:
-                _finish(session, row_id, state="sent", sent_at=stamp, last_error=str(exc)[:2000])
+                _record(session, claim, row_id, result, state="sent", sent_at=clock(), last_error=str(exc)[:2000])
                 result.sent += 1
             except SendError as exc:
                 error = str(exc)[:2000]
                 result.errors.append(f"#{row_id}: {error}")
                 if attempts >= max_attempts:
-                    _finish(session, row_id, state="failed", last_error=error)
+                    _record(session, claim, row_id, result, state="failed", last_error=error)
                     result.failed += 1
                 else:
-                    _finish(
-                        session,
-                        row_id,
-                        state="pending",
-                        last_error=error,
-                        next_attempt_at=stamp + backoff(attempts, backoff_seconds),
-                    )
+                    stamp = clock()
+                    retry_at = stamp + backoff(attempts, backoff_seconds)
+                    _record(session, claim, row_id, result, state="pending", last_error=error, next_attempt_at=retry_at)
                     result.retry += 1
             else:
-                _finish(session, row_id, state="sent", sent_at=stamp, last_error=None)
+                _record(session, claim, row_id, result, state="sent", sent_at=clock(), last_error=None)
                 result.sent += 1
     return result
+
+
+def _record(session: Session, claim: Claim, row_id: int, result: DeliveryResult, **values: Any) -> None:
+    """:func:`_finish`, saying so when the row was taken over while it was being sent (the new holder
+    sends it again: the one duplicate at-least-once allows)."""
+    if not _finish(session, claim, row_id, **values):
+        log.warning("outbox message #%s was taken over while it was being sent; it may arrive twice", row_id)
+        result.errors.append(f"#{row_id}: taken over by another sender while being sent")
 
 
 def _from_header(mime: bytes) -> str:
@@ -213,17 +357,17 @@ def deliver_batch(
     lease: timedelta = LEASE,
     max_attempts: int = MAX_ATTEMPTS,
     backoff_seconds: float = BACKOFF_SECONDS,
+    kinds: Sequence[str] | None = None,
 ) -> DeliveryResult:
-    """Claim one batch and send it. ``claimed == 0`` means nothing is due.
+    """Claim one batch (of ``kinds`` only, when given) and send it. ``claimed == 0`` means nothing is due.
 
-    The lease always covers the whole batch at the transport's rate limit (twice over, plus a minute),
-    so a slow, throttled batch is never taken over by another worker while it is still being sent."""
-    interval = getattr(transport, "min_interval", 0.0) or 0.0
-    lease = max(lease, timedelta(seconds=2 * batch_size * interval + 60))
-    ids = claim_batch(engine, batch_size, now=now, lease=lease)
-    if not ids:
+    However slow the server, the batch stays this sender's while it lives: the lease is renewed every
+    quarter lease and before each send, and a row whose lease ran out anyway (the process was frozen) and
+    was taken by another sender is skipped, not sent twice."""
+    claim = claim_batch(engine, batch_size, now=now, lease=lease, kinds=kinds)
+    if not claim.ids:
         return DeliveryResult()
-    return send_claimed(engine, ids, transport, now=now, max_attempts=max_attempts, backoff_seconds=backoff_seconds)
+    return send_claimed(engine, claim, transport, now=now, max_attempts=max_attempts, backoff_seconds=backoff_seconds)
 
 
 def deliver_pending(
@@ -257,6 +401,17 @@ def deliver_pending(
     return total
 
 
+URGENT_BATCH = 5
+
+
+def deliver_urgent(kind: str, *, engine: Engine | None = None, limit: int = URGENT_BATCH) -> DeliveryResult:
+    """Deliver due messages of one ``kind`` now (the web app's sign-in links): one batch of at most
+    ``limit`` messages, with the same claims, lease and fencing as every sender. Bounded on purpose: a
+    burst of requests cannot turn into senders that drain the whole outbox; everything else waits for
+    the scheduled ``deliver-mail`` run."""
+    return deliver_pending(engine, batch_size=limit, max_batches=1, kinds=[kind])
+
+
 # --- operations (CLI) --------------------------------------------------------------------------------
 
 
@@ -287,5 +442,7 @@ def retry(
     statement = update(OutboundMessage).where(msg_state == "failed")
     if ids:
         statement = statement.where(msg_id.in_(ids))
-    result = session.execute(statement.values(state="pending", attempts=0, next_attempt_at=now or utcnow()))
+    result = session.execute(
+        statement.values(state="pending", attempts=0, next_attempt_at=now or utcnow(), lease_token=None)
+    )
     return _rowcount(result)

@@ -12,10 +12,11 @@ import hashlib
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, parseaddr
+from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from frontline.core.text import one_line
 from models import OutboundMessage, utcnow
 
 
@@ -43,20 +44,29 @@ def compose(
 ) -> EmailMessage:
     """A ``text/plain`` message, or ``multipart/alternative`` (text + HTML) when ``html`` is given.
 
-    Header values are set through the email package, which refuses CR/LF injection.
+    Every header value (subject, display names, extra headers) is made one line first
+    (:func:`frontline.core.text.one_line`): a name with CR/LF or U+2028 from the roster becomes a space
+    instead of a refused header or an injected one.
     """
     msg = EmailMessage()
     recipients = to if isinstance(to, list) else [to]
-    msg["To"] = ", ".join(str(r) for r in recipients)
+    msg["To"] = ", ".join(str(safe_address(r)) for r in recipients)
     if cc:
-        msg["Cc"] = ", ".join(cc)
-    msg["Subject"] = subject
+        msg["Cc"] = ", ".join(one_line(c) for c in cc)
+    msg["Subject"] = one_line(subject)
     for name, value in (headers or {}).items():
-        msg[name] = value
+        msg[name] = one_line(value)
     msg.set_content(text)
     if html is not None:
         msg.add_alternative(html, subtype="html")
     return msg
+
+
+def safe_address(recipient: str | Address) -> str | Address:
+    """A recipient with its display name on one line (see :func:`compose`)."""
+    if isinstance(recipient, Address):
+        return Address(display_name=one_line(recipient.display_name), addr_spec=recipient.addr_spec)
+    return one_line(recipient)
 
 
 def enqueue(
@@ -70,7 +80,8 @@ def enqueue(
 
     Fills in ``From`` (the configured sender), ``Date``, a deterministic ``Message-ID`` and
     ``Auto-Submitted: auto-generated`` when absent. Returns the new row, or ``None`` if the key was
-    already queued (the caller's transaction is left intact either way).
+    already queued. The row is written in the caller's transaction: it is committed with it, or rolled
+    back with it (see :func:`_insert_unless_queued`).
     """
     if session.exec(select(OutboundMessage.id).where(OutboundMessage.idempotency_key == idempotency_key)).first():
         return None
@@ -83,7 +94,7 @@ def enqueue(
     if "Auto-Submitted" not in message:
         message["Auto-Submitted"] = "auto-generated"
     recipients = [addr for _name, addr in getaddresses(message.get_all("To", []) + message.get_all("Cc", []))]
-    row = OutboundMessage(
+    values = dict(
         idempotency_key=idempotency_key,
         kind=kind,
         recipient=", ".join(recipients),
@@ -91,9 +102,32 @@ def enqueue(
         message_id=str(message["Message-ID"]),
         mime=message.as_bytes(),
     )
-    try:
-        with session.begin_nested():  # a concurrent writer may have won the race: the unique key decides
-            session.add(row)
-    except IntegrityError:
-        return None
-    return row
+    row_id = _insert_unless_queued(session, values)
+    return None if row_id is None else session.get(OutboundMessage, row_id)
+
+
+def _insert_unless_queued(session: Session, values: dict[str, Any]) -> int | None:
+    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id``: the new row's id, or None when
+    a message with that key exists (also one a concurrent transaction committed meanwhile).
+
+    A plain statement in the caller's transaction, no savepoint: the row lives and dies with the caller's
+    work on both databases (a savepoint on SQLite, before anything else was written, used to commit on
+    its own, so an invite survived the rollback of the dates it announced)."""
+    columns = OutboundMessage(**values).model_dump(exclude={"id"})  # with the model's defaults (state, times)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(OutboundMessage)
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(OutboundMessage)
+    else:  # pragma: no cover - Frontline runs on SQLite and PostgreSQL only
+        raise RuntimeError(f"unsupported database {dialect!r}")
+    statement = (
+        statement.values(**columns)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(col(OutboundMessage.id))
+    )
+    return session.execute(statement).scalar_one_or_none()

@@ -164,8 +164,9 @@ def _update_key(session: Session, obs_id: int, state: str) -> str:
 
 def receives_department_mail(department: Department | None, email: object) -> bool:
     """Whether ``email`` still heads ``department`` or receives its digest (the people an escalation or
-    a digest link may have been mailed to). False for a department that no longer exists."""
-    if department is None or not isinstance(email, str):
+    a digest link may have been mailed to). False for a department that no longer exists or that a roster
+    import deactivated (its head lost access)."""
+    if department is None or not department.active or not isinstance(email, str):
         return False
     current = {a.strip().lower() for a in [department.head_email, *(department.digest_recipients or [])] if a}
     return email.strip().lower() in current

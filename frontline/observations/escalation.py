@@ -86,7 +86,9 @@ def send_escalation(
     recipients and head after the SLA) for an urgent observation, one per recipient, within the
     per-recipient cap. Returns True when this call completed the level (every mail of it queued, some
     now); False when they all were queued before, or when some wait for the cap (the observation then
-    keeps its lower level, and the next ``escalate-overdue`` run tries again)."""
+    keeps its lower level, and the next ``escalate-overdue`` run tries again). Returns False too when the
+    department was deactivated by a roster import (its head lost access: the observation waits,
+    unacknowledged, in ``frontline status`` for HR)."""
     from frontline.core.links import ack_url
 
     if obs.id is None:
@@ -95,6 +97,8 @@ def send_escalation(
     department = department or session.get(Department, obs.target_department_id)
     if department is None:
         raise LookupError(f"observation #{obs.id} is addressed to a department that no longer exists")
+    if not department.active:
+        return False
     rotator = rotator or (session.get(Employee, obs.rotator_id) if obs.rotator_id else None)
     mentor = mentor_for(session, obs.rotation_id)
     recipients = escalation_recipients(department, level)

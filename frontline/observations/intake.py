@@ -242,7 +242,11 @@ class Pending:
 
 
 def department_names(session: Session) -> list[str]:
-    return list(session.exec(select(Department.name).order_by(col(Department.name))).all())
+    """The departments an observation may be addressed to: the active ones (a department missing from the
+    last roster import is deactivated and no longer a target)."""
+    return list(
+        session.exec(select(Department.name).where(col(Department.active).is_(True)).order_by(col(Department.name)))
+    )
 
 
 def validate_observation(
@@ -372,7 +376,7 @@ class _BatchStatements:
             col(ApiToken.token_hash).in_(sa.bindparam("hashes", expanding=True)),
             col(ApiToken.revoked_at).is_(None),
         )
-        self.departments = sa.select(col(Department.name), col(Department.id))
+        self.departments = sa.select(col(Department.name), col(Department.id), col(Department.active))
         self.insert = sa.insert(Observation).returning(col(Observation.id), sort_by_parameter_order=True)
         self.audit = sa.insert(AuditEvent)
 
@@ -393,7 +397,7 @@ class BatchContext:
     today: date
     policy: Policy
     department_ids: dict[str, int]  # name -> id, every department
-    allowed_targets: list[str]  # the names a submission may address (the caller's list, else all)
+    allowed_targets: list[str]  # the names a submission may address (the caller's list, else every active one)
 
     @property
     def department_names(self) -> dict[int, str]:
@@ -401,8 +405,10 @@ class BatchContext:
 
 
 def load_context(conn: Connection, policy: Policy, departments: list[str] | None) -> BatchContext:
-    ids_by_name: dict[str, int] = {r[0]: r[1] for r in conn.execute(_statements().departments).all()}
-    allowed = departments if departments is not None else list(ids_by_name)
+    rows = conn.execute(_statements().departments).all()
+    ids_by_name: dict[str, int] = {r[0]: r[1] for r in rows}
+    active = {r[0] for r in rows if r[2]}
+    allowed = [d for d in departments if d in active] if departments is not None else sorted(active)
     return BatchContext(utcnow(), clock.today(), policy, ids_by_name, allowed)
 
 

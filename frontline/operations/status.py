@@ -8,7 +8,11 @@ Sources:
   (state, name, start, duration) and the next scheduled one, and the failed/crashed runs of the last day;
 * stuck work in the Frontline database: mail in ``failed``, mail ``sending`` past its lease (a worker died),
   mail due for over 30 minutes and still ``pending`` (delivery not running), urgent observations past the
-  escalation SLA and unacknowledged, people the last plan could not place.
+  escalation SLA and unacknowledged, people the last plan could not place;
+* what else needs a human (:func:`needs_a_human`): a policy file that cannot be used (the jobs, the
+  observation form and the API stop) or names a support department the roster lacks, rotations announced
+  or under way without a mentor (their mentor became absent or left and nobody could replace them), and
+  unacknowledged observations addressed to a department the roster import deactivated (nobody reads them).
 
 :func:`collect_status` returns the whole report as plain data (``frontline status`` prints it, as a table
 or as JSON). No secret is ever part of it (the database URL is shown without its password).
@@ -16,13 +20,13 @@ or as JSON). No secret is ever part of it (the database URL is shown without its
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, func, select
 
-from models import AuditEvent, Observation, OutboundMessage, PlanRun
+from models import AuditEvent, Department, Employee, MentorPairing, Observation, OutboundMessage, PlanRun, Rotation
 
 PENDING_BACKLOG = timedelta(minutes=30)
 LIST_LIMIT = 10
@@ -32,6 +36,9 @@ STUCK_KINDS = (
     "mail_pending_backlog",
     "urgent_unacknowledged",
     "unplaced_in_last_plan",
+    "policy_unusable",
+    "rotations_without_mentor",
+    "observations_for_inactive_departments",
 )
 
 Row = dict[str, Any]
@@ -164,7 +171,95 @@ def stuck_items(session: Session, *, now: datetime, sla_hours: float) -> dict[st
         "mail_pending_backlog": _mail_rows(session, (state == "pending") & (due <= now - PENDING_BACKLOG)),
         "urgent_unacknowledged": _overdue_urgent(session, now, sla_hours),
         "unplaced_in_last_plan": _unplaced_in_last_plan(session),
+        **needs_a_human(session, now=now),
     }
+
+
+# --- what else needs a human (issue 12) -------------------------------------------------------------
+
+
+def needs_a_human(session: Session, *, now: datetime) -> dict[str, list[Row]]:
+    """The checks beyond stuck mail and observations: ``policy_unusable``, ``rotations_without_mentor``,
+    ``observations_for_inactive_departments`` (see the module docstring)."""
+    from frontline.core import clock
+
+    today = now.astimezone(clock.org_tz()).date()
+    return {
+        "policy_unusable": policy_problems(session),
+        "rotations_without_mentor": rotations_without_mentor(session, today),
+        "observations_for_inactive_departments": observations_for_inactive_departments(session),
+    }
+
+
+def policy_problems(session: Session) -> list[Row]:
+    """Why the policy file cannot be used (missing, unreadable, invalid: every job, the observation form and
+    the API stop), or the support department it names that the roster has no active department for."""
+    from frontline.core.errors import PolicyError
+    from frontline.core.policy import load_policy
+
+    try:
+        policy = load_policy()
+    except PolicyError as exc:
+        return [{"problem": problem} for problem in exc.problems]
+    departments = session.exec(select(Department.name, Department.active)).all()
+    if departments and not any(name == policy.support_department and active for name, active in departments):
+        return [
+            {
+                "problem": f"support_department {policy.support_department!r} is not an active department of the "
+                "roster: mentor pairing cannot run (fix frontline.toml or departments.csv)"
+            }
+        ]
+    return []
+
+
+def rotations_without_mentor(session: Session, today: date) -> list[Row]:
+    """Rotations announced to their rotator (``invited``) and not over that have no active mentor pairing:
+    the mentor became absent or left after the invite went out and the pairing job found nobody else (or
+    they never had one). The rotator is alone on the front line until someone pairs them by hand."""
+    paired = select(col(MentorPairing.rotation_id)).where(col(MentorPairing.status) == "active")
+    rows = session.exec(
+        select(Rotation, Employee)
+        .join(Employee, col(Employee.id) == col(Rotation.employee_id))
+        .where(
+            col(Rotation.status) == "invited",
+            col(Rotation.announced_state) == "invited",
+            col(Rotation.end) >= today,
+            col(Rotation.id).not_in(paired),
+        )
+        .order_by(col(Rotation.start), col(Rotation.id))
+    ).all()
+    return [
+        {
+            "rotation": rotation.id,
+            "rotator": employee.employee_id,
+            "start": rotation.start.isoformat(),
+            "end": rotation.end.isoformat(),
+            "state": "under way" if rotation.start <= today else "invited",
+            "mentor": "lost after the invite" if rotation.announced_mentor_id is not None else "never paired",
+        }
+        for rotation, employee in rows
+    ]
+
+
+def observations_for_inactive_departments(session: Session) -> list[Row]:
+    """New (unacknowledged) observations addressed to a department the roster import deactivated: its head
+    lost access and it gets no digest, so nobody will read them unless HR acts."""
+    rows = session.exec(
+        select(Observation, Department)
+        .join(Department, col(Department.id) == col(Observation.target_department_id))
+        .where(col(Department.active).is_(False), col(Observation.ack_state) == "new")
+        .order_by(col(Observation.id))
+    ).all()
+    return [
+        {
+            "id": obs.id,
+            "department": department.name,
+            "deactivated_on": department.deactivated_on.isoformat() if department.deactivated_on else "",
+            "created": _iso(obs.created_at),
+            "urgent": obs.urgent,
+        }
+        for obs, department in rows
+    ]
 
 
 # --- Prefect -------------------------------------------------------------------------------------

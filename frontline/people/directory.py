@@ -9,9 +9,14 @@ from sqlmodel import Session, col, select
 from models import Department, Employee
 
 
-def departments(session: Session, only: Collection[int] | None = None) -> list[Department]:
-    """Departments by name: all of them, or those with an id in ``only``."""
+def departments(
+    session: Session, only: Collection[int] | None = None, *, include_inactive: bool = False
+) -> list[Department]:
+    """Active departments by name: all of them, or those with an id in ``only`` (with ``include_inactive``,
+    also those a roster import deactivated)."""
     query = select(Department).order_by(col(Department.name))
+    if not include_inactive:
+        query = query.where(col(Department.active).is_(True))
     if only is not None:
         query = query.where(col(Department.id).in_(list(only) or [-1]))
     return list(session.exec(query).all())

@@ -11,10 +11,17 @@ Two steps, one code path for the CLI, the flow and the web console:
 
 Semantics (documented in the README, *Roster import*):
 
-* departments are upserted by name; departments missing from the file are kept;
+* departments are upserted by name; departments missing from the file are *deactivated*
+  (``Department.active`` false, ``deactivated_on`` = today; never deleted, their observations stay): their
+  heads lose the console and the department leaves every target list (observation form, digests, console
+  filters); a department that reappears is active again;
 * employees are upserted by ``employee_id``; an active employee missing from the file is marked as left
   (``active=False``, ``left_on=today``, never deleted) and their rotations starting today or later are cancelled; an
   employee who reappears is active again;
+* **a partial file is refused**: an import that would mark more than ``policy.roster`` allows
+  (``max(min_leavers_allowed, max_leaver_fraction x active staff)``, default max(5, 10%)) as left raises
+  :class:`LeaversNotConfirmed`, naming the count, unless the caller confirms at least that many
+  (``allow_leavers``; ``frontline roster import --allow-leavers N``, the console's confirmation);
 * ``last_rotation`` never moves backwards (Frontline records rotations itself);
 * with an absences file, the absences of every employee in the import are replaced by the file's rows;
   without one, absences are left alone.
@@ -30,7 +37,8 @@ from sqlalchemy import Row, delete, insert, select, update
 from sqlmodel import Session, col
 
 from frontline.core import audit, clock
-from frontline.core.errors import RosterError
+from frontline.core.errors import LeaversNotConfirmed, RosterError
+from frontline.core.policy import Roster
 from frontline.people.directory import department_names, employees_by_external_id
 from frontline.people.roster_csv import (
     EMPLOYEE_COLUMNS,
@@ -44,9 +52,11 @@ from models import Absence, AuditEvent, Department, Employee, MentorPairing, Rot
 
 __all__ = [
     "ImportResult",
+    "RosterPreview",
     "apply_roster",
     "import_roster",
     "last_import",
+    "preview_roster",
 ]
 
 BATCH = 2000  # rows per bulk INSERT/UPDATE
@@ -58,6 +68,7 @@ class ImportResult:
     departments_created: int = 0
     departments_updated: int = 0
     departments_unchanged: int = 0
+    departments_deactivated: int = 0
     employees_created: int = 0
     employees_updated: int = 0
     employees_unchanged: int = 0
@@ -68,6 +79,7 @@ class ImportResult:
     absences_removed: int = 0
     new_hire_ids: list[str] = field(default_factory=list)
     left_ids: list[str] = field(default_factory=list)
+    deactivated_departments: list[str] = field(default_factory=list)
 
     @property
     def new_hires(self) -> int:
@@ -82,7 +94,8 @@ class ImportResult:
 
     def summary(self) -> str:
         parts = [
-            f"departments {self.departments_created} new / {self.departments_updated} updated",
+            f"departments {self.departments_created} new / {self.departments_updated} updated"
+            + (f" / {self.departments_deactivated} deactivated" if self.departments_deactivated else ""),
             f"employees {self.employees_created} new / {self.employees_updated} updated / "
             f"{self.employees_unchanged} unchanged / {self.employees_left} left",
         ]
@@ -93,6 +106,29 @@ class ImportResult:
         return "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class RosterPreview:
+    """What an import would do to the people and departments already in the database."""
+
+    active: int  # active employees now
+    leaving: list[str]  # employee_ids of active employees missing from the file
+    rotations_cancelled: int  # their rotations starting today or later
+    allowed: int  # leavers accepted without confirmation (policy.roster)
+    departments_deactivated: list[str]  # active departments missing from the file
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return len(self.leaving) > self.allowed
+
+    def summary(self) -> str:
+        text = f"{len(self.leaving)} of {self.active} active employees would be marked as left"
+        if self.rotations_cancelled:
+            text += f" ({self.rotations_cancelled} future rotation(s) cancelled)"
+        if self.departments_deactivated:
+            text += f"; departments deactivated: {', '.join(self.departments_deactivated)}"
+        return text
+
+
 def import_roster(
     session: Session,
     departments_csv: RosterSource,
@@ -100,22 +136,98 @@ def import_roster(
     absences_csv: RosterSource | None = None,
     actor: str = "cli",
     today: date | None = None,
+    allow_leavers: int | None = None,
 ) -> ImportResult:
     """Parse and apply in one go (raises :class:`RosterError` before writing anything)."""
-    return apply_roster(session, parse_roster(departments_csv, employees_csv, absences_csv), actor=actor, today=today)
+    parsed = parse_roster(departments_csv, employees_csv, absences_csv)
+    return apply_roster(session, parsed, actor=actor, today=today, allow_leavers=allow_leavers)
 
 
-def apply_roster(session: Session, parsed: ParsedRoster, actor: str = "cli", today: date | None = None) -> ImportResult:
+def roster_guard() -> Roster:
+    """``policy.roster``; its defaults when the policy file cannot be read (the guard never switches off)."""
+    from frontline.core.errors import PolicyError
+    from frontline.core.policy import load_policy
+
+    try:
+        return load_policy().roster
+    except PolicyError:
+        return Roster()
+
+
+def preview_roster(
+    session: Session,
+    parsed: ParsedRoster,
+    today: date | None = None,
+    *,
+    allow_leavers: int | None = None,
+    guard: Roster | None = None,
+) -> RosterPreview:
+    """Everything an import would be refused for that only the database can tell, and what it would do
+    to the people there; writes nothing. Raises :class:`RosterError` (an e-mail address still held by
+    someone outside the import) or :class:`LeaversNotConfirmed` (more leavers than allowed and than
+    ``allow_leavers``)."""
+    today = today or clock.today()
+    _check_against_database(session, parsed)
+    in_file = {e.employee_id for e in parsed.employees}
+    active = [
+        (pk, eid)
+        for pk, eid in session.execute(
+            select(col(Employee.id), col(Employee.employee_id)).where(col(Employee.active).is_(True))
+        ).tuples()
+    ]
+    leaving = sorted(eid for _pk, eid in active if eid not in in_file)
+    leaving_pks = [pk for pk, eid in active if eid not in in_file]
+    names = {d.name.casefold() for d in parsed.departments}
+    gone = sorted(
+        name
+        for name in session.execute(select(col(Department.name)).where(col(Department.active).is_(True))).scalars()
+        if name.casefold() not in names
+    )
+    guard = guard or roster_guard()
+    preview = RosterPreview(
+        active=len(active),
+        leaving=leaving,
+        rotations_cancelled=len(_future_rotation_ids(session, leaving_pks, today)),
+        allowed=guard.leavers_allowed(len(active)),
+        departments_deactivated=gone,
+    )
+    if preview.needs_confirmation and len(leaving) > (allow_leavers or 0):
+        raise _not_confirmed(parsed, preview, guard)
+    return preview
+
+
+def _not_confirmed(parsed: ParsedRoster, preview: RosterPreview, guard: Roster) -> LeaversNotConfirmed:
+    n, file = len(preview.leaving), parsed.files.get("employees", "employees.csv")
+    rotations = f" and cancel {preview.rotations_cancelled} future rotation(s)" if preview.rotations_cancelled else ""
+    problem = (
+        f"{file}: this import would mark {n} of {preview.active} active employees as left{rotations}; more than "
+        f"{preview.allowed} (policy roster: {guard.max_leaver_fraction:.0%} of active staff, at least "
+        f"{guard.min_leavers_allowed}) needs an explicit confirmation of the count. If {file} is not the full list "
+        f"of everyone who works here, fix it; if {n} people really left, confirm {n} (nothing was written)"
+    )
+    return LeaversNotConfirmed(problem, n, preview.active, preview.allowed, preview.rotations_cancelled)
+
+
+def apply_roster(
+    session: Session,
+    parsed: ParsedRoster,
+    actor: str = "cli",
+    today: date | None = None,
+    *,
+    allow_leavers: int | None = None,
+    guard: Roster | None = None,
+) -> ImportResult:
     """Write a parsed roster in the session's transaction (the caller commits). Raises :class:`RosterError`
-    before writing anything if the database reveals a problem.
+    before writing anything if the database reveals a problem, :class:`LeaversNotConfirmed` when it would
+    mark more people as left than ``policy.roster`` allows and ``allow_leavers`` confirms.
 
     Phases: check against the database -> departments -> employees -> leavers (and their future
     rotations) -> absences -> the audit event."""
     today = today or clock.today()
-    _check_against_database(session, parsed)
+    preview_roster(session, parsed, today, allow_leavers=allow_leavers, guard=guard)
     result = ImportResult()
     now = utcnow()
-    dept_ids = _upsert_departments(session, parsed, result, now)
+    dept_ids = _upsert_departments(session, parsed, result, now, today)
     existing = _upsert_employees(session, parsed, dept_ids, result, now)
     _mark_leavers(session, parsed, existing, result, today, now)
     if parsed.absences is not None:
@@ -130,6 +242,8 @@ def apply_roster(session: Session, parsed: ParsedRoster, actor: str = "cli", tod
         files=parsed.files,
         new_hire_ids=result.new_hire_ids[:200],
         left_ids=result.left_ids[:200],
+        deactivated_departments=result.deactivated_departments[:200],
+        allow_leavers=allow_leavers,
     )
     session.flush()
     return result
@@ -153,8 +267,11 @@ def _check_against_database(session: Session, parsed: ParsedRoster) -> None:
         raise RosterError(problems)
 
 
-def _upsert_departments(session: Session, parsed: ParsedRoster, result: ImportResult, now: datetime) -> dict[str, int]:
-    """Departments upserted by name (case-insensitive); returns name -> id."""
+def _upsert_departments(
+    session: Session, parsed: ParsedRoster, result: ImportResult, now: datetime, today: date
+) -> dict[str, int]:
+    """Departments upserted by name (case-insensitive), active again if they were not; active departments
+    missing from the file deactivated (history kept). Returns name -> id of the file's departments."""
     existing = {d.name.casefold(): d for d in session.execute(select(Department)).scalars()}
     for row in parsed.departments:
         dept = existing.get(row.name.casefold())
@@ -163,6 +280,8 @@ def _upsert_departments(session: Session, parsed: ParsedRoster, result: ImportRe
             "head_name": row.head_name,
             "head_email": row.head_email,
             "max_away_fraction": row.max_away_fraction,
+            "active": True,
+            "deactivated_on": None,
         }
         if dept is None:
             dept = Department(
@@ -184,6 +303,13 @@ def _upsert_departments(session: Session, parsed: ParsedRoster, result: ImportRe
         else:
             result.departments_unchanged += 1
         existing[row.name.casefold()] = dept
+    in_file = {row.name.casefold() for row in parsed.departments}
+    for key, dept in sorted(existing.items()):
+        if key not in in_file and dept.active:
+            dept.active, dept.deactivated_on, dept.updated_at = False, today, now
+            session.add(dept)
+            result.deactivated_departments.append(dept.name)
+    result.departments_deactivated = len(result.deactivated_departments)
     session.flush()
     ids: dict[str, int] = {}
     for row in parsed.departments:
@@ -282,18 +408,26 @@ def _mark_leavers(
         result.rotations_cancelled = _cancel_future_rotations(session, leaver_ids, today, now)
 
 
+def _future_rotation_ids(session: Session, employee_ids: list[int], today: date) -> list[int]:
+    """Rotations of these employees starting today or later and not cancelled yet."""
+    found: list[int] = []
+    for start in range(0, len(employee_ids), ID_BATCH):
+        found += [
+            rid
+            for (rid,) in session.execute(
+                select(col(Rotation.id)).where(
+                    col(Rotation.employee_id).in_(employee_ids[start : start + ID_BATCH]),
+                    col(Rotation.start) >= today,
+                    col(Rotation.status) != "cancelled",
+                )
+            )
+        ]
+    return found
+
+
 def _cancel_future_rotations(session: Session, employee_ids: list[int], today: date, now: datetime) -> int:
     reason = f"employee left (missing from the roster import of {today.isoformat()})"
-    rotation_ids = [
-        rid
-        for (rid,) in session.execute(
-            select(col(Rotation.id)).where(
-                col(Rotation.employee_id).in_(employee_ids),
-                col(Rotation.start) >= today,
-                col(Rotation.status) != "cancelled",
-            )
-        )
-    ]
+    rotation_ids = _future_rotation_ids(session, employee_ids, today)
     if not rotation_ids:
         return 0
     session.execute(

@@ -11,6 +11,7 @@ Each input is a path or a ``(name, text_or_bytes)`` pair (uploads), decoded as U
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import available_timezones
 
 from frontline.core.errors import RosterError
+from frontline.core.text import forbidden_character, one_line
 
 if TYPE_CHECKING:
     from _csv import Reader
@@ -57,7 +59,6 @@ RosterSource = Path | str | tuple[str, str | bytes]
 _EMAIL = re.compile(
     r"^[^\s@<>(),;:\"\[\]\\]+@(?:[^\s@<>(),;:\"\[\]\\.]+\.)+[^\s@<>(),;:\"\[\]\\.0-9][^\s@<>(),;:\"\[\]\\.]+$"
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # (PostgreSQL refuses NUL in text)
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _YES = {"yes", "y", "true", "1"}
@@ -148,6 +149,7 @@ class _Table:
         self.header: list[str] = []
         self._records: list[tuple[int, dict[str, str]]] | None = None
         self._text = ""
+        self.reported: set[tuple[int, str]] = set()
         if problem or content is None:
             self.problem(1, "(file)", problem or "cannot read the file")
             return
@@ -159,10 +161,13 @@ class _Table:
         self.ok = self._read_header()
 
     def problem(self, line: int, column: str, message: str) -> None:
-        self.problems.append(f"{self.name}:{line}: {column}: {message}")
+        if (line, column) not in self.reported:  # a cell with a control character: that problem says it all
+            self.problems.append(f"{self.name}:{line}: {column}: {message}")
 
     def _reader(self) -> Reader:
-        return csv.reader(self._text.splitlines(keepends=True), strict=True)
+        # Lines end at CR, LF or CRLF only: str.splitlines would also split at U+2028, U+0085, form feed...
+        # inside a cell, turning one bad character into a cascade of misleading row errors.
+        return csv.reader(io.StringIO(self._text, newline=""), strict=True)
 
     def _read_header(self) -> bool:
         reader = self._reader()
@@ -220,12 +225,12 @@ class _Table:
                     self.problem(start, "(row)", f"{len(row)} values but the header has {width} columns")
                 continue
             cells = dict(zip(header, (cell.strip() for cell in row), strict=False))
-            controls = {name: value for name, value in cells.items() if _CONTROL.search(value)}
-            for name, value in controls.items():
-                char = _CONTROL.findall(value)[0]
-                self.problem(start, name, f"contains the control character U+{ord(char):04X}; remove it")
-            if controls:
-                continue
+            for name, raw in zip(header, row, strict=False):
+                char = forbidden_character(raw)
+                if char is not None:  # reported once; the rest of the row is still checked (this cell cleaned)
+                    self.problem(start, name, f"contains {char}; remove it (every field is one line of text)")
+                    self.reported.add((start, name))
+                    cells[name] = one_line(raw)
             if len(row) < width:
                 if not any(cells.values()):
                     continue  # blank lines are allowed

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 
 def create_app() -> FastAPI:
-    from frontline.web import api, auth, calendar_feed, digest, middleware, observe, survey
+    from frontline.web import api, auth, calendar_feed, digest, middleware, observe, survey, unavailable
     from frontline.web.console import actions, dashboard, me, mentors, observations, plan, roster
 
     app = FastAPI(title="Frontline", version="0.1.0")
@@ -22,6 +22,7 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     auth.install(app)  # console sign-in, sessions, CSRF, error pages
+    unavailable.install(app)  # an unusable policy file: 503 with a clear page (JSON for the API)
     for console_page in (dashboard, observations, me, roster, plan, mentors, actions):
         app.include_router(console_page.router)
     app.include_router(digest.router)  # digest theme actions, unsubscribe

@@ -258,15 +258,15 @@ def send_signin_link(email: str) -> None:
 
 
 def deliver_soon() -> None:
-    """Deliver due mail now (one batch, the outbox's own delivery path with its claims and retries), so a
-    15-minute sign-in link does not wait for the next scheduled delivery run. Failures stay in the outbox
-    for the scheduled run to retry."""
+    """Deliver the due sign-in links now, so a 15-minute link does not wait for the next scheduled
+    delivery run: one small batch of ``signin`` messages only (the outbox's own claims, lease and fencing),
+    never a sender of the whole outbox. Failures stay in the outbox for the scheduled run to retry."""
     import logging
 
     try:
-        from frontline.mail.delivery import deliver_pending
+        from frontline.mail.delivery import deliver_urgent
 
-        deliver_pending(max_batches=1)
+        deliver_urgent("signin")
     except Exception:
         logging.getLogger(__name__).exception("immediate delivery of the sign-in link failed")
 

@@ -50,7 +50,7 @@ def policy() -> Policy:
     try:
         return load_policy()
     except PolicyError as exc:
-        raise ConsoleDenied("The policy file cannot be used: " + "; ".join(exc.problems), status_code=500) from None
+        raise ConsoleDenied("The policy file cannot be used: " + "; ".join(exc.problems), status_code=503) from None
 
 
 def optional(module: str) -> ModuleType | None:

@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from sqlmodel import Session
 from starlette.datastructures import UploadFile
 
-from frontline.core.errors import RosterError
+from frontline.core.errors import LeaversNotConfirmed, RosterError
 from frontline.people.roster import apply_roster, last_import
 from frontline.people.roster_csv import parse_roster
 from frontline.web.auth import Principal, db, page, redirect, require_csrf, require_hr, with_flash
@@ -23,13 +23,19 @@ SHOW_PEOPLE = 100
 
 
 def _roster_page(
-    request: Request, session: Session, problems: list[str] | None = None, status_code: int = 200
+    request: Request,
+    session: Session,
+    problems: list[str] | None = None,
+    status_code: int = 200,
+    confirm: LeaversNotConfirmed | None = None,
 ) -> Response:
+    """The page; with ``confirm``, the refusal of a large number of leavers and the box to confirm it."""
     return page(
         request,
         "web/console/roster.html",
         status_code=status_code,
         problems=problems or [],
+        confirm=confirm,
         last=last_import(session, SHOW_PEOPLE),
         show=SHOW_PEOPLE,
     )
@@ -50,6 +56,16 @@ async def _read(upload: object, label: str, problems: list[str]) -> tuple[str, b
     return (upload.filename, data)
 
 
+def _allow_leavers(value: object, problems: list[str]) -> int | None:
+    """The confirmed number of leavers from the confirmation box (empty: none confirmed)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    problems.append("allow_leavers: confirm with a whole number of people, 0 or more")
+    return None
+
+
 @router.post("/roster")
 async def roster_upload(
     request: Request, user: Principal = Depends(require_hr), session: Session = Depends(db)
@@ -61,6 +77,7 @@ async def roster_upload(
     dept = await _read(form.get("departments"), "departments", problems)
     emp = await _read(form.get("employees"), "employees", problems)
     absn = await _read(form.get("absences"), "absences", problems)
+    allow_leavers = _allow_leavers(form.get("allow_leavers"), problems)
     if dept is None and not problems:
         problems.append("departments.csv: choose the departments file")
     if emp is None and not problems:
@@ -69,7 +86,10 @@ async def roster_upload(
         return _roster_page(request, session, problems, status_code=422)
     try:
         parsed = parse_roster(dept, emp, absn)
-        result = apply_roster(session, parsed, actor=user.email)
+        result = apply_roster(session, parsed, actor=user.email, allow_leavers=allow_leavers)
+    except LeaversNotConfirmed as exc:  # the page asks to confirm that many leavers (files chosen again)
+        session.rollback()
+        return _roster_page(request, session, exc.problems, status_code=409, confirm=exc)
     except RosterError as exc:
         session.rollback()
         return _roster_page(request, session, exc.problems, status_code=422)

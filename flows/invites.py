@@ -12,122 +12,26 @@ from datetime import date
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import Audit, counts_table, report, run_name
+from flows import jobs
+from flows.common import run_name
 
-BATCH = 50
+BATCH = jobs.INVITE_BATCH
 
-
-def _today() -> date:
-    from frontline.core import clock
-
-    return clock.today()
-
-
-def _chunks(ids: list[int], size: int) -> list[list[int]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
-
-
-@task(name="invite-batch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
-def invite_batch(
-    rotation_ids: list[int],
-    as_of: date,
-    announce_weeks: int,
-    checkin_minutes: int,
-    working_hours: tuple[int, int] = (9, 17),
-) -> dict:
-    from frontline.calendar.invites import process_invites
-    from models import session_scope
-
-    with session_scope() as session:
-        counts = process_invites(
-            session,
-            rotation_ids,
-            as_of=as_of,
-            announce_weeks=announce_weeks,
-            checkin_minutes=checkin_minutes,
-            working_hours=working_hours,
-        )
-    return counts.as_dict()
+invite_batch = task(name="invite-batch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)(
+    jobs.invite_batch
+)
+reminder_batch = task(name="reminder-batch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)(
+    jobs.reminder_batch
+)
 
 
 @flow(name="send-invites", flow_run_name=run_name("send-invites", "as_of"))
 def send_invites(as_of: date | None = None, announce_weeks: int = 8) -> dict:
     """Queue calendar invites, updates and cancellations for rotations starting within ``announce_weeks``."""
-    from frontline.calendar.invites import Counts, rotations_to_announce
-    from frontline.core.policy import load_policy
-    from models import session_scope
-
-    as_of = as_of or _today()
-    mentoring = load_policy().mentoring
-    minutes, hours = mentoring.checkin_minutes, mentoring.working_hours
-    with session_scope() as session:
-        ids = rotations_to_announce(session, as_of, announce_weeks)
-    totals = Counts()
-    for chunk in _chunks(ids, BATCH):
-        totals.add(Counts(**invite_batch(chunk, as_of, announce_weeks, minutes, hours)))
-    result = {"rotations_checked": len(ids), **totals.as_dict()}
-    report(
-        "send-invites",
-        f"Calendar invites as of {as_of} (window {announce_weeks} weeks)",
-        table=counts_table(result),
-        audit=Audit("flow:send-invites", "invites.send", {"as_of": as_of.isoformat(), **result}),
-    )
-    return result
-
-
-@task(name="reminder-batch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
-def reminder_batch(
-    rotation_ids: list[int],
-    as_of: date,
-    days_before: list[int],
-    weekly_nudge: bool,
-    checkin_minutes: int,
-    working_hours: tuple[int, int] = (9, 17),
-) -> dict:
-    from frontline.calendar.invites import process_reminders
-    from models import session_scope
-
-    with session_scope() as session:
-        return process_reminders(
-            session,
-            rotation_ids,
-            as_of=as_of,
-            days_before=days_before,
-            weekly_nudge=weekly_nudge,
-            checkin_minutes=checkin_minutes,
-            working_hours=working_hours,
-        )
+    return jobs.send_invites(as_of, announce_weeks, batch=invite_batch)
 
 
 @flow(name="send-reminders", flow_run_name=run_name("send-reminders", "as_of"))
 def send_reminders(as_of: date | None = None) -> dict:
     """Queue the reminders (N days before), day-one welcomes and weekly observation nudges due ``as_of``."""
-    from frontline.calendar.invites import rotations_for_reminders
-    from frontline.core.policy import load_policy
-    from models import session_scope
-
-    as_of = as_of or _today()
-    policy = load_policy()
-    days = list(policy.reminders.days_before)
-    with session_scope() as session:
-        ids = rotations_for_reminders(session, as_of, days)
-    totals = {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0}
-    for chunk in _chunks(ids, BATCH):
-        counts = reminder_batch(
-            chunk,
-            as_of,
-            days,
-            policy.reminders.weekly_nudge,
-            policy.mentoring.checkin_minutes,
-            policy.mentoring.working_hours,
-        )
-        for key in totals:
-            totals[key] += counts[key]
-    result = {"rotations_checked": len(ids), **totals}
-    report(
-        "send-reminders",
-        f"Reminders, welcomes and nudges as of {as_of}",
-        table=counts_table(result),
-        audit=Audit("flow:send-reminders", "reminders.send", {"as_of": as_of.isoformat(), **result}),
-    )
-    return result
+    return jobs.send_reminders(as_of, batch=reminder_batch)

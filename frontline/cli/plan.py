@@ -74,7 +74,6 @@ def plan_command(
     day = _optional_date(start, "--from")
     policy = load_policy_or_exit()
     open_database()
-    from flows.plan import plan_rotations
     from frontline.mentors.service import support_department
     from models import session_scope
 
@@ -84,7 +83,7 @@ def plan_command(
     except PlanningError as exc:
         fail(str(exc))
 
-    _print_summary(run_flow(plan_rotations, start=day, weeks=weeks, dry_run=dry_run))
+    _print_summary(run_flow("plan-rotations", start=day, weeks=weeks, dry_run=dry_run))
 
 
 @app.command("export")

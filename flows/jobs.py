@@ -1,0 +1,429 @@
+"""The body of every job the CLI runs, as plain functions: no Prefect import here.
+
+Each flow module (``flows/plan.py``, ...) wraps these: its tasks are the *step* functions below under
+Prefect's ``@task`` (retries, tags, names) and its flow calls the *job* function below with those tasks
+as the steps. :mod:`flows.runner` calls the same job functions with the plain steps when a command runs
+a job without Prefect (no server configured: a direct run recorded in Frontline's audit; a server
+configured: the run, its steps and artifacts recorded there through its API). So there is one body per
+job, whichever way it runs, and the scheduled deployments in ``prefect.yaml`` stay real Prefect flows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from flows.common import Audit, counts_table, report, run_logger
+
+if TYPE_CHECKING:
+    from frontline.core.errors import RosterError
+    from frontline.people.roster import ImportResult
+
+# --- plan-rotations --------------------------------------------------------------------------------
+
+PLAN_FIGURES = (
+    "horizon_start",
+    "weeks",
+    "dry_run",
+    "planned",
+    "new_hires",
+    "late",
+    "unplaced_count",
+    "created",
+    "moved",
+    "kept",
+    "removed",
+    "fixed",
+    "objective",
+    "lower_bound",
+    "gap",
+    "solve_seconds",
+)
+
+
+def solve_plan(start: date | None, weeks: int, dry_run: bool) -> dict:
+    from frontline.core.policy import load_policy
+    from frontline.rotations.service import plan_rotations as plan
+    from models import session_scope
+
+    policy = load_policy()
+    with session_scope() as session:
+        result = plan(session, policy, start=start, weeks=weeks, dry_run=dry_run, actor="flow:plan-rotations")
+    return {"summary": result.summary(), "unplaced": result.unplaced, "week_load": result.week_load}
+
+
+def plan_rotations(
+    start: date | None = None, weeks: int = 52, dry_run: bool = False, *, solve: Callable[..., dict] = solve_plan
+) -> dict:
+    out = solve(start, weeks, dry_run)
+    s = out["summary"]
+    gap = "n/a" if s.get("gap") is None else f"{100 * s['gap']:.3f}%"
+    report(
+        "rotation-plan",
+        f"Rotation plan from {s['horizon_start']}: {s['planned']} planned, {s['unplaced_count']} unplaced, gap {gap}",
+        table=[{"figure": k, "value": s.get(k)} for k in PLAN_FIGURES],
+    )
+    report(
+        "rotation-plan-week-load",
+        "People starting and on rotation per week (including locked rotations) against the seats",
+        table=out["week_load"] or [{"week": "-", "starts": 0, "on_rotation": 0, "seats": 0}],
+    )
+    return out
+
+
+# --- pair-mentors and send-surveys ------------------------------------------------------------------
+
+
+def pair_horizon(as_of: date, dry_run: bool) -> dict:
+    from frontline.core.policy import load_policy
+    from frontline.mentors.service import pair_mentors as pair
+    from models import session_scope
+
+    policy = load_policy()
+    with session_scope() as session:
+        result = pair(session, policy, as_of=as_of, actor="flow:pair-mentors", dry_run=dry_run)
+        if dry_run:
+            session.rollback()
+    return {
+        "summary": result.summary(),
+        "unmatched": result.unmatched,
+        "replaced": result.replaced,
+        "created": result.created,
+    }
+
+
+def pair_mentors(as_of: date | None = None, dry_run: bool = False, *, pair: Callable[..., dict] = pair_horizon) -> dict:
+    from frontline.core import clock
+
+    as_of = as_of or clock.today()
+    out = pair(as_of, dry_run)
+    table = [{"what": k, "value": "" if v is None else str(v)} for k, v in out["summary"].items()]
+    table += [
+        {
+            "what": f"unmatched: {u['rotator']} ({u['start']})",
+            "value": u["reason"] + (f"; {u['relaxation']}" if u["relaxation"] else ""),
+        }
+        for u in out["unmatched"]
+    ]
+    table += [
+        {"what": f"replaced: {r['old_mentor']} for {r['rotator']}", "value": r["reason"]} for r in out["replaced"]
+    ]
+    report("pair-mentors", f"Mentor pairing as of {as_of}", table=table)
+    return out
+
+
+def survey_batch(as_of: date) -> dict:
+    from frontline.mentors.surveys import queue_surveys
+    from models import session_scope
+
+    with session_scope() as session:
+        return queue_surveys(session, as_of, actor="flow:send-surveys")
+
+
+def send_surveys(as_of: date | None = None, *, batch: Callable[..., dict] = survey_batch) -> dict:
+    from frontline.core import clock
+
+    as_of = as_of or clock.today()
+    counts = batch(as_of)
+    report("send-surveys", f"Wrap-up surveys as of {as_of}", table=counts_table(counts))
+    return counts
+
+
+# --- import-roster ----------------------------------------------------------------------------------
+
+ROSTER_ARTIFACT = "roster-import"
+
+
+def apply_roster(
+    departments: str, employees: str, absences: str | None, actor: str, allow_leavers: int | None = None
+) -> ImportResult | RosterError:
+    """The whole import in one transaction. A refused roster is returned (not raised): it is an answer,
+    not a crash, and retrying cannot change it."""
+    from frontline.core.errors import RosterError
+    from frontline.people.roster import import_roster
+    from models import session_scope
+
+    try:
+        with session_scope() as session:
+            return import_roster(session, departments, employees, absences, actor=actor, allow_leavers=allow_leavers)
+    except RosterError as exc:
+        return exc
+
+
+def import_roster(
+    departments: str,
+    employees: str,
+    absences: str | None = None,
+    actor: str = "flow:import-roster",
+    allow_leavers: int | None = None,
+    *,
+    apply: Callable[..., Any] = apply_roster,
+) -> ImportResult:
+    """The import; a refused roster leaves the markdown artifact listing every problem and raises
+    :class:`~frontline.core.errors.RosterError` (nothing written)."""
+    from frontline.core.errors import RosterError
+    from frontline.people.events import emit_new_hires
+
+    result = apply(departments, employees, absences, actor, allow_leavers)
+    if isinstance(result, RosterError):
+        lines = "\n".join(f"- `{p}`" for p in result.problems)
+        report(
+            ROSTER_ARTIFACT,
+            "Roster import refused",
+            markdown=f"# Roster import refused\n\n{len(result.problems)} problem(s); nothing was written.\n\n{lines}\n",
+        )
+        raise result
+    report(ROSTER_ARTIFACT, f"Roster import: {result.summary()}", table=counts_table(result.counts()))
+    emit_new_hires(result.new_hire_ids, source="roster-import")  # triggers the onboard-new-hire deployment
+    return result
+
+
+# --- deliver-mail -----------------------------------------------------------------------------------
+
+
+def deliver_mail_batch(batch_size: int) -> dict:
+    from frontline.mail.delivery import deliver_batch
+    from frontline.mail.transport import transport_from_settings
+    from models import get_engine
+
+    transport = transport_from_settings()
+    try:
+        result = deliver_batch(get_engine(), transport, batch_size=batch_size)
+    finally:
+        transport.close()
+    for error in result.errors[:20]:
+        run_logger().warning("not delivered yet: %s", error)
+    return result.as_dict()
+
+
+def deliver_mail(
+    batch_size: int = 200,
+    max_batches: int | None = None,
+    retry_delay_seconds: float = 5.0,
+    *,
+    batch: Callable[[int], dict] = deliver_mail_batch,
+) -> dict:
+    totals = {"batches": 0, "claimed": 0, "sent": 0, "retry": 0, "failed": 0, "taken_over": 0}
+    while max_batches is None or totals["batches"] < max_batches:
+        counts = batch(batch_size)
+        totals["batches"] += 1
+        for key in ("claimed", "sent", "retry", "failed", "taken_over"):
+            totals[key] += counts[key]
+        if counts["claimed"] < batch_size:
+            break
+    report(
+        "mail-delivery",
+        f"Outbox delivery: {totals['claimed']} message(s) in {totals['batches']} batch(es)",
+        table=counts_table({k: totals[k] for k in ("sent", "retry", "failed")}, "outcome", "messages"),
+        audit=Audit("flow:deliver-mail", "mail.deliver", totals),
+    )
+    return totals
+
+
+# --- send-digests -----------------------------------------------------------------------------------
+
+DIGEST_BATCH = 50
+
+
+def assign_themes(week: str) -> dict:
+    from frontline.digests.loading import compute_themes
+    from models import session_scope
+
+    with session_scope() as session:
+        return compute_themes(session, week, persist=True)
+
+
+def queue_digest_batch(week: str, department_ids: list[int], themes: dict) -> list[dict]:
+    from frontline.digests.queue import queue_digests
+    from models import session_scope
+
+    with session_scope() as session:
+        return [o.row() for o in queue_digests(session, week, department_ids=department_ids, themes=themes)]
+
+
+def send_digests(
+    week: str | None = None,
+    department: str | None = None,
+    *,
+    themes_step: Callable[[str], dict] = assign_themes,
+    batch: Callable[..., list[dict]] = queue_digest_batch,
+) -> list[dict]:
+    from frontline.digests.loading import all_department_ids, department_ids_named
+    from frontline.digests.weeks import last_completed_week, parse_week
+    from models import session_scope
+
+    week = week or last_completed_week()
+    parse_week(week)
+    with session_scope() as session:
+        ids = department_ids_named(session, department) or all_department_ids(session)
+    themes = themes_step(week)
+    rows: list[dict] = []
+    for i in range(0, len(ids), DIGEST_BATCH):
+        rows.extend(batch(week, ids[i : i + DIGEST_BATCH], themes))
+    queued = sum(int(r["status"].split()[1]) for r in rows if r["status"].startswith("queued"))
+    report(
+        "digests",
+        f"Weekly digests for {week}: {queued} message(s) queued, {len(rows)} department(s)",
+        table=rows or [{"department": "-", "observations": 0, "themes": 0, "status": "no departments"}],
+        audit=Audit(
+            "flow:send-digests",
+            "digests.send",
+            {"departments": len(rows), "queued": queued},
+            subject_type="week",
+            subject_id=week,
+        ),
+    )
+    return rows
+
+
+# --- send-invites and send-reminders ----------------------------------------------------------------
+
+INVITE_BATCH = 50
+
+
+def _today() -> date:
+    from frontline.core import clock
+
+    return clock.today()
+
+
+def _chunks(ids: list[int], size: int) -> list[list[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def invite_batch(
+    rotation_ids: list[int],
+    as_of: date,
+    announce_weeks: int,
+    checkin_minutes: int,
+    working_hours: tuple[int, int] = (9, 17),
+) -> dict:
+    from frontline.calendar.invites import process_invites
+    from models import session_scope
+
+    with session_scope() as session:
+        counts = process_invites(
+            session,
+            rotation_ids,
+            as_of=as_of,
+            announce_weeks=announce_weeks,
+            checkin_minutes=checkin_minutes,
+            working_hours=working_hours,
+        )
+    return counts.as_dict()
+
+
+def send_invites(
+    as_of: date | None = None, announce_weeks: int = 8, *, batch: Callable[..., dict] = invite_batch
+) -> dict:
+    from frontline.calendar.invites import Counts, rotations_to_announce
+    from frontline.core.policy import load_policy
+    from models import session_scope
+
+    as_of = as_of or _today()
+    mentoring = load_policy().mentoring
+    minutes, hours = mentoring.checkin_minutes, mentoring.working_hours
+    with session_scope() as session:
+        ids = rotations_to_announce(session, as_of, announce_weeks)
+    totals = Counts()
+    for chunk in _chunks(ids, INVITE_BATCH):
+        totals.add(Counts(**batch(chunk, as_of, announce_weeks, minutes, hours)))
+    result = {"rotations_checked": len(ids), **totals.as_dict()}
+    report(
+        "send-invites",
+        f"Calendar invites as of {as_of} (window {announce_weeks} weeks)",
+        table=counts_table(result),
+        audit=Audit("flow:send-invites", "invites.send", {"as_of": as_of.isoformat(), **result}),
+    )
+    return result
+
+
+def reminder_batch(
+    rotation_ids: list[int],
+    as_of: date,
+    days_before: list[int],
+    weekly_nudge: bool,
+    checkin_minutes: int,
+    working_hours: tuple[int, int] = (9, 17),
+) -> dict:
+    from frontline.calendar.invites import process_reminders
+    from models import session_scope
+
+    with session_scope() as session:
+        return process_reminders(
+            session,
+            rotation_ids,
+            as_of=as_of,
+            days_before=days_before,
+            weekly_nudge=weekly_nudge,
+            checkin_minutes=checkin_minutes,
+            working_hours=working_hours,
+        )
+
+
+def send_reminders(as_of: date | None = None, *, batch: Callable[..., dict] = reminder_batch) -> dict:
+    from frontline.calendar.invites import rotations_for_reminders
+    from frontline.core.policy import load_policy
+    from models import session_scope
+
+    as_of = as_of or _today()
+    policy = load_policy()
+    days = list(policy.reminders.days_before)
+    with session_scope() as session:
+        ids = rotations_for_reminders(session, as_of, days)
+    totals = {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0}
+    for chunk in _chunks(ids, INVITE_BATCH):
+        counts = batch(
+            chunk,
+            as_of,
+            days,
+            policy.reminders.weekly_nudge,
+            policy.mentoring.checkin_minutes,
+            policy.mentoring.working_hours,
+        )
+        for key in totals:
+            totals[key] += counts[key]
+    result = {"rotations_checked": len(ids), **totals}
+    report(
+        "send-reminders",
+        f"Reminders, welcomes and nudges as of {as_of}",
+        table=counts_table(result),
+        audit=Audit("flow:send-reminders", "reminders.send", {"as_of": as_of.isoformat(), **result}),
+    )
+    return result
+
+
+# --- escalate-overdue -------------------------------------------------------------------------------
+
+ESCALATION_EMPTY_ROW = {"observation": "-", "department": "-", "created_at": "-", "product_area": "-"}
+
+
+def escalate_batch(as_of_iso: str | None) -> list[dict]:
+    """Escalate, then leave the ``escalations`` artifact and the audit event in the same transaction."""
+    from frontline.observations.escalation import escalate_overdue_observations, escalation_summary
+    from models import session_scope, utcnow
+
+    as_of = datetime.fromisoformat(as_of_iso) if as_of_iso else utcnow()
+    with session_scope() as session:
+        ids = escalate_overdue_observations(session, as_of)
+        rows = escalation_summary(session, ids)
+        report(
+            "escalations",
+            f"Second escalation of {len(rows)} unacknowledged urgent observation(s)",
+            table=rows or [ESCALATION_EMPTY_ROW],
+            audit=Audit(
+                "flow:escalate-overdue",
+                "observations.escalate_overdue",
+                {"as_of": as_of.isoformat(), "escalated": len(ids)},
+            ),
+            session=session,
+        )
+    return rows
+
+
+def escalate_overdue(as_of: datetime | None = None, *, batch: Callable[..., list[dict]] = escalate_batch) -> list[int]:
+    if as_of is not None and as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    rows = batch(as_of.isoformat() if as_of else None)
+    return [r["observation"] for r in rows]

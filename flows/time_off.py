@@ -24,7 +24,24 @@ from frontline.people.time_off import FeedError, TimeOffResult, source_of
 ARTIFACT_KEY = "time-off-sync"
 
 
-@task(name="fetch-time-off-feed", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+def _worth_retrying(task: Any, task_run: Any, state: State[Any]) -> bool:
+    """Retry a fetch that got no answer or a server error; a 404 or a bad file will not change in a minute."""
+    try:
+        state.result()
+    except FeedError as exc:
+        return exc.transient
+    except Exception:  # noqa: BLE001 - anything else unexpected: retry as Prefect would
+        return True
+    return False
+
+
+@task(
+    name="fetch-time-off-feed",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=_worth_retrying,
+    cache_policy=NO_CACHE,
+)
 def fetch_task(feed: TimeOffFeed, settings: TimeOff) -> bytes:
     from frontline.people.time_off import fetch_feed
 

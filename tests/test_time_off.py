@@ -382,3 +382,12 @@ def test_the_sync_flow_replans_a_draft_that_now_overlaps_time_off(
         for r in live:
             assert not (r.start <= date(2031, 11, 7) and r.end >= date(2031, 11, 3)), (r.start, r.end)
     assert _absences(sqlite_engine, ids) == EXPECTED
+    # the command prints each feed, names the broken one without its URL, and exits with 1
+    from typer.testing import CliRunner
+
+    from frontline.cli import app
+
+    out = CliRunner().invoke(app, ["time-off", "sync", "--as-of", "2031-10-27"])
+    assert out.exit_code == 1, out.output
+    assert "calendar team-ooo: 7 event(s), 3 people, 7 absence(s) (+0 / -0)" in out.output
+    assert "calendar feed broken: the server answered HTTP 404" in out.output and base not in out.output

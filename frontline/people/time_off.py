@@ -39,7 +39,12 @@ UNMATCHED_SHOWN = 5
 
 
 class FeedError(Exception):
-    """A feed that could not be read: nothing of it was written. The message names the feed, never its URL."""
+    """A feed that could not be read: nothing of it was written. The message names the feed, never its URL.
+    ``transient``: worth trying again soon (no answer, a server error), unlike a refusal or a bad file."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,10 @@ def fetch_feed(feed: TimeOffFeed, settings: TimeOff) -> bytes:
             client.stream("GET", feed.url, headers={"Accept": "text/calendar"}) as answer,
         ):
             if answer.status_code != 200:
-                raise FeedError(f"calendar feed {feed.name}: the server answered HTTP {answer.status_code}")
+                raise FeedError(
+                    f"calendar feed {feed.name}: the server answered HTTP {answer.status_code}",
+                    transient=answer.status_code >= 500 or answer.status_code == 429,
+                )
             chunks: list[bytes] = []
             size = 0
             for chunk in answer.iter_bytes():
@@ -115,7 +123,7 @@ def fetch_feed(feed: TimeOffFeed, settings: TimeOff) -> bytes:
             return b"".join(chunks)
     except httpx.HTTPError as exc:
         # the exception text may contain the URL: name only the kind of failure
-        raise FeedError(f"calendar feed {feed.name}: cannot fetch it ({type(exc).__name__})") from None
+        raise FeedError(f"calendar feed {feed.name}: cannot fetch it ({type(exc).__name__})", transient=True) from None
 
 
 # --------------------------------------------------------------------------------------------------

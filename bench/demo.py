@@ -6,7 +6,8 @@
 Runs ``frontline demo --employees N --seed S`` in a fresh process per checkout (``--tree``, repeatable; the
 first is the baseline), each in its own temporary folder, one after the other, and prints per step the
 seconds each took, the whole run's wall and CPU seconds and the process's peak resident memory, then
-whether the summary lines (the figures each step prints, timings removed) are the same in every run.
+whether the summary lines (the figures each step prints; timings, the schema revision and the random
+calendar-feed token removed) are the same in every run.
 Figures, not pass/fail; the load average is printed first.
 """
 
@@ -55,7 +56,8 @@ def run(tree: Path, employees: int, seed: int) -> dict:
         m = STEP.match(line.strip())
         if m:
             steps[m.group(3)] = float(m.group(5))
-            summary.append(f"{m.group(3)}: {m.group(4)}")
+            line = re.sub(r"/calendar/[\w-]+\.ics", "/calendar/<random token>.ics", m.group(4))
+            summary.append(f"{m.group(3)}: {re.sub(r'schema revision \S+', 'schema revision <head>', line)}")
     return {
         "steps": steps,
         "summary": summary,

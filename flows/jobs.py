@@ -18,7 +18,19 @@ from flows.common import Audit, counts_table, report, run_logger
 
 if TYPE_CHECKING:
     from frontline.core.errors import RosterError
+    from frontline.core.policy import TimeOff, TimeOffFeed
     from frontline.people.roster import ImportResult
+    from frontline.people.time_off import TimeOffResult
+
+
+class JobFailed(Exception):
+    """A job that did part of its work and failed the rest: ``data`` is what it did (a flow returns it in
+    its Failed state; a command prints it before the errors)."""
+
+    def __init__(self, message: str, data: Any):
+        super().__init__(message)
+        self.data = data
+
 
 # --- plan-rotations --------------------------------------------------------------------------------
 
@@ -427,3 +439,99 @@ def escalate_overdue(as_of: datetime | None = None, *, batch: Callable[..., list
         raise ValueError("as_of must be timezone-aware")
     rows = batch(as_of.isoformat() if as_of else None)
     return [r["observation"] for r in rows]
+
+
+# --- sync-time-off ----------------------------------------------------------------------------------
+
+TIME_OFF_ARTIFACT = "time-off-sync"
+
+
+def fetch_time_off_feed(feed: TimeOffFeed, settings: TimeOff) -> bytes:
+    from frontline.people.time_off import fetch_feed
+
+    return fetch_feed(feed, settings)
+
+
+def apply_time_off_feed(feed: TimeOffFeed, data: bytes, settings: TimeOff, today: date) -> TimeOffResult:
+    from frontline.core.clock import org_tz, utcnow
+    from frontline.operations.connectors import record_success
+    from frontline.people.time_off import apply_feed, read_calendar, source_of
+    from models import session_scope
+
+    calendar = read_calendar(data, feed.name)
+    with session_scope() as session:
+        result = apply_feed(session, feed, calendar, today, settings, org_tz())
+        record_success(session, source_of(feed), result.summary(), utcnow())
+        return result
+
+
+def _record_time_off_failure(feed: TimeOffFeed, message: str) -> None:
+    from frontline.core.clock import utcnow
+    from frontline.operations.connectors import record_failure
+    from frontline.people.time_off import source_of
+    from models import session_scope
+
+    with session_scope() as session:
+        record_failure(session, source_of(feed), message, utcnow())
+
+
+def sync_time_off(
+    as_of: date | None = None,
+    replan: bool = True,
+    *,
+    fetch: Callable[..., bytes] = fetch_time_off_feed,
+    apply: Callable[..., TimeOffResult] = apply_time_off_feed,
+    replan_with: Callable[..., dict] = plan_rotations,
+) -> dict[str, Any]:
+    """Read every calendar feed of the policy's ``[time_off]``; re-plan (``replan_with``) when new time off
+    overlaps a live rotation. A feed that fails is recorded for ``frontline status`` and the others go on;
+    then :class:`JobFailed` carries what was done."""
+    from frontline.core.clock import today
+    from frontline.core.policy import load_policy
+    from frontline.people.time_off import FeedError
+
+    policy = load_policy()
+    day = as_of or today()
+    results: list[TimeOffResult] = []
+    errors: list[str] = []
+    for feed in policy.time_off.feeds:
+        try:
+            data = fetch(feed, policy.time_off)
+            results.append(apply(feed, data, policy.time_off, day))
+        except FeedError as exc:
+            errors.append(str(exc))
+            _record_time_off_failure(feed, str(exc))
+    affected = sorted({r for res in results for r in res.affected_rotations})
+    replanned = replan_with(start=day) if affected and replan else None
+    rows = [
+        {
+            "feed": r.feed,
+            "events": r.events,
+            "people": r.people,
+            "absences": r.absences,
+            "added": r.added,
+            "removed": r.removed,
+            "unmatched": len(r.unmatched),
+            "rotations_overlapping": len(r.affected_rotations),
+        }
+        for r in results
+    ] + [{"feed": e, "events": "failed"} for e in errors]
+    summary = {
+        "feeds": len(policy.time_off.feeds),
+        "failed": len(errors),
+        "absences_added": sum(r.added for r in results),
+        "absences_removed": sum(r.removed for r in results),
+        "rotations_overlapping": len(affected),
+        "replanned": replanned is not None,
+    }
+    report(
+        TIME_OFF_ARTIFACT,
+        f"Time off from {len(policy.time_off.feeds)} calendar feed(s): {summary['absences_added']} added, "
+        f"{summary['absences_removed']} removed, {len(errors)} failed",
+        table=rows or [{"feed": "(no feeds in the policy's [time_off])"}],
+        audit=Audit(actor="flow:sync-time-off", action="time_off.sync", details=summary),
+    )
+    out = {"summary": summary, "feeds": [r.summary() for r in results], "errors": errors}
+    if errors:
+        raise JobFailed("; ".join(errors), out)
+    return out

@@ -96,6 +96,12 @@ JOBS: dict[str, JobSpec] = {
             ("as_of",),
         ),
         JobSpec(
+            "sync-time-off",
+            "flows.jobs:sync_time_off",
+            "flows.time_off:sync_time_off",
+            {"fetch": "fetch-time-off-feed", "apply": "apply-time-off-feed"},
+        ),
+        JobSpec(
             "escalate-overdue",
             "flows.jobs:escalate_overdue",
             "flows.escalations:escalate_overdue",
@@ -292,9 +298,11 @@ def _run_with_prefect(spec: JobSpec, parameters: dict[str, Any]) -> Any:
     # 20 s timeout. Explicit settings in the environment always win.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.jobs import JobFailed
+
     flow = _load(spec.flow)
     try:
-        return flow(**parameters)
+        state = flow(**parameters, return_state=True)
     except RuntimeError as exc:
         # Prefect's client says this before the flow run starts (nothing has been done yet).
         if not str(exc).startswith("Failed to reach API"):
@@ -302,6 +310,12 @@ def _run_with_prefect(spec: JobSpec, parameters: dict[str, Any]) -> Any:
         from prefect.settings import PREFECT_API_URL
 
         raise PrefectUnreachable(str(PREFECT_API_URL.value()), "Failed to reach API") from None
+    if not state.is_failed():
+        return state.result()
+    data = state.result(raise_on_failure=False)  # what the job returned with its Failed state, or raised
+    if isinstance(data, BaseException):
+        raise data
+    raise JobFailed(state.message or "the flow run failed", data)
 
 
 # --- recording on a Prefect server through its REST API ---------------------------------------------

@@ -57,7 +57,8 @@ def run(tree: Path, employees: int, seed: int) -> dict:
         if m:
             steps[m.group(3)] = float(m.group(5))
             line = re.sub(r"/calendar/[\w-]+\.ics", "/calendar/<random token>.ics", m.group(4))
-            summary.append(f"{m.group(3)}: {re.sub(r'schema revision \S+', 'schema revision <head>', line)}")
+            line = re.sub(r"schema revision \S+", "schema revision <head>", line)
+            summary.append(f"{m.group(3)}: {line}")
     return {
         "steps": steps,
         "summary": summary,

@@ -163,7 +163,7 @@ def _current_valid(inp: PlanInput, p: Person) -> bool:
 def person_cost(inp: PlanInput, p: Person, start: int | None) -> float:
     """Cost of starting ``p`` in week ``start`` (None: unplaced)."""
     if start is None:
-        return unplaced_penalty(inp) + (inp.weights.move if _current_valid(inp, p) else 0.0)
+        return unplaced_cost(inp, p) + (inp.weights.move if _current_valid(inp, p) else 0.0)
     cur = p.current_start if _current_valid(inp, p) else -1e9
     return float(start_costs(inp, [start], [p.due_week], [p.is_new_hire], [cur])[0])
 
@@ -174,6 +174,36 @@ def unplaced_penalty(inp: PlanInput) -> float:
     w, span = inp.weights, inp.weeks + 60
     worst = max(w.new_hire * span * span + w.new_hire_outside_window * span, w.cycle * span * span) + w.move
     return float(10 * worst + 1e4)
+
+
+def _max_step_cost(inp: PlanInput, late: np.ndarray) -> np.ndarray:
+    """An upper bound of what placing anyone ``late`` weeks after their due week can cost, plus what the
+    exchange of one placed person for another can change elsewhere (moves, balance)."""
+    w = inp.weights
+    late = np.maximum(np.asarray(late, dtype=np.float64), 0.0)
+    nh = w.new_hire * late * late + w.new_hire_outside_window * np.maximum(late - inp.new_hire_within_weeks, 0.0)
+    cyc = w.cycle * late * late
+    extra = w.early * max(inp.early_weeks, 0) + 2 * w.move + 2 * w.balance * max(w.balance_steps, 1) + 1.0
+    return np.maximum(nh, cyc) + extra
+
+
+def fairness_penalty(inp: PlanInput, due) -> np.ndarray:
+    """The part of the unplaced cost that grows with how overdue a person is: ``F(weeks - due)`` with
+    ``F(n) = sum over l < n of (the most any placement l weeks late can cost + 1)``.
+
+    One week earlier due adds more than any placement in the horizon costs, so leaving out someone due
+    earlier while someone due later is placed is never cheapest: taking the later person out and placing the
+    earlier one (where the capacity allows) always lowers the objective (the fairness rule)."""
+    due = np.asarray(due, dtype=np.int64)
+    n = np.maximum(inp.weeks - due, 0)
+    top = int(n.max()) if n.size else 0
+    F = np.concatenate([[0.0], np.cumsum(_max_step_cost(inp, np.arange(top)))])
+    return F[n]
+
+
+def unplaced_cost(inp: PlanInput, p: Person) -> float:
+    """What leaving ``p`` unplaced costs: the base penalty plus :func:`fairness_penalty` of their due week."""
+    return unplaced_penalty(inp) + float(fairness_penalty(inp, [p.due_week])[0])
 
 
 def locked_starts(inp: PlanInput) -> np.ndarray:
@@ -356,7 +386,11 @@ def _model(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, end: np.
     rep_p = idx[rep]
     col_cost = start_costs(inp, col_start, P.due[rep_p][col_class], P.nh[rep_p][col_class], P.cur[rep_p][col_class])
     A = _matrix(inp, cap, P.dept[rep_p][col_class], col_start)
-    slack = unplaced_penalty(inp) + np.where(P.cur[rep_p] != NO_START, inp.weights.move, 0.0)
+    slack = (
+        unplaced_penalty(inp)
+        + fairness_penalty(inp, P.due[rep_p])
+        + np.where(P.cur[rep_p] != NO_START, inp.weights.move, 0.0)
+    )
     return _Model(idx, class_of, counts, col_class.astype(np.int64), col_start.astype(np.int64), col_cost, A, slack)
 
 
@@ -572,6 +606,10 @@ def solve(inp: PlanInput) -> PlanOutput:
     stats["balance_target"] = round(target, 4)
     if len(idx):
         start_of, objective, lower_bound, method = _optimise(run, idx)
+        stats["fairness_exchanges"] = exchanges = _enforce_fairness(run, idx, start_of)
+        if exchanges:  # each exchange lowered the objective: the bound still holds
+            objective = _objective(inp, P, start_of, idx, big, target)
+            method += "+fairness"
     else:  # nothing to place: only locked starts beyond the target (a constant) cost balance
         start_of = np.full(len(people), NO_START, dtype=np.int64)
         objective = balance_cost(inp, np.zeros(inp.weeks), target) if inp.weights.balance > 0 else 0.0
@@ -718,6 +756,103 @@ def _output(
     return PlanOutput(assignments, unplaced, objective, lower_bound, gap, time.perf_counter() - run.t0, stats, costs)
 
 
+# --------------------------------------------------------------------------------------------------
+# Fairness
+
+
+@dataclass
+class _Loads:
+    """People on rotation per week (seats) and per (department, week), locked rotations included."""
+
+    inp: PlanInput
+    P: _People
+    seat: np.ndarray
+    dept: np.ndarray  # (departments, weeks)
+    caps: np.ndarray  # per department
+
+    @classmethod
+    def of(cls, inp: PlanInput, P: _People, start_of: np.ndarray) -> _Loads:
+        seat, dept = locked_load(inp, P.depts)
+        loads = cls(inp, P, seat, dept, np.array([_dept_cap(inp, d) for d in P.depts], dtype=np.int64))
+        for i in np.nonzero(start_of != NO_START)[0]:
+            loads.add(int(i), int(start_of[i]), 1)
+        return loads
+
+    def add(self, i: int, start: int, n: int) -> None:
+        L = self.inp.length_weeks
+        self.seat[start : start + L] += n
+        self.dept[self.P.dept[i], start : start + L] += n
+
+    def _window_sum(self, flags: np.ndarray) -> np.ndarray:
+        """Per start week 0 .. weeks - 1: how many of the rotation's weeks are flagged."""
+        cum = np.concatenate([[0], np.cumsum(flags.astype(np.int64))])
+        s = np.arange(self.inp.weeks)
+        return cum[np.minimum(s + self.inp.length_weeks, len(flags))] - cum[s]
+
+    def best_start(self, i: int) -> int | None:
+        """The cheapest allowed start of person ``i`` that fits the seats and their department cap, or None."""
+        inp, P, d = self.inp, self.P, self.P.dept[i]
+        full = (self.seat >= inp.seats_per_week) | (self.dept[d] >= self.caps[d])
+        ok = np.nonzero(P.allowed[i] & (self._window_sum(full) == 0))[0]
+        if not len(ok):
+            return None
+        cost = start_costs(inp, ok, P.due[i], P.nh[i], P.cur[i])
+        return int(ok[int(np.argmin(cost))])
+
+    def freed_by(self, i: int, cand: np.ndarray, start_of: np.ndarray) -> np.ndarray:
+        """Which of the placed people ``cand`` would, taken out, let person ``i`` start somewhere allowed:
+        every full week of some allowed start must lie inside their rotation (and the department's full
+        weeks only help when they are of the same department)."""
+        inp, P, d, L = self.inp, self.P, self.P.dept[i], self.inp.length_weeks
+        seat_full, dept_full = self.seat == inp.seats_per_week, self.dept[d] == self.caps[d]
+        over = (self.seat > inp.seats_per_week) | (self.dept[d] > self.caps[d])
+        hope = P.allowed[i] & (self._window_sum(over) == 0)
+        helps = np.zeros(len(cand), dtype=bool)
+        t, same = start_of[cand], P.dept[cand] == d
+        for s in np.nonzero(hope)[0].tolist():
+            weeks = np.arange(s, min(s + L, len(self.seat)))
+            blocking = weeks[seat_full[weeks] | dept_full[weeks]]
+            if not len(blocking):  # fits already (never: the caller asked because nothing fits)
+                continue
+            lo, hi = int(blocking.min()), int(blocking.max())
+            inside = (t <= lo) & (t + L - 1 >= hi)
+            helps |= inside & (same | ~dept_full[weeks].any())
+        return helps
+
+
+def _enforce_fairness(run: _Run, idx: np.ndarray, start_of: np.ndarray) -> int:
+    """The fairness rule, whatever the solver's rounding left: nobody stays unplaced while a free start fits
+    them or while someone due later is placed whose rotation, taken out, would let them start (most overdue
+    first; the later person is then unplaced and may in turn take the place of someone due even later).
+
+    Each placement or exchange lowers the objective (:func:`fairness_penalty`), so an optimal plan is left as
+    it is and the loop ends. Returns the number of placements and exchanges made (in ``start_of``)."""
+    P = run.P
+    loads = _Loads.of(run.inp, P, start_of)
+    changes, changed = 0, True
+    while changed:
+        changed = False
+        left = idx[start_of[idx] == NO_START]
+        for a in left[np.lexsort((left, P.due[left]))]:
+            s = loads.best_start(int(a))
+            if s is None:
+                placed = np.nonzero(start_of != NO_START)[0]
+                cand = placed[P.due[placed] > P.due[a]]
+                cand = cand[np.lexsort((cand, -P.due[cand]))]  # latest due first
+                for b in cand[loads.freed_by(int(a), cand, start_of)]:
+                    loads.add(int(b), int(start_of[b]), -1)
+                    s = loads.best_start(int(a))
+                    if s is not None:
+                        start_of[b] = NO_START
+                        break
+                    loads.add(int(b), int(start_of[b]), 1)
+            if s is not None:
+                start_of[a] = s
+                loads.add(int(a), s, 1)
+                changes, changed = changes + 1, True
+    return changes
+
+
 def _take(m: _Model, y: np.ndarray, start_of: np.ndarray) -> None:
     """Give the members of each class (in key order) the class's starts, earliest first."""
     order = np.lexsort((m.col_start, m.col_class))
@@ -754,7 +889,8 @@ def _objective(inp: PlanInput, P: _People, start_of: np.ndarray, idx: np.ndarray
     cost = start_costs(inp, s[ok], P.due[p], P.nh[p], P.cur[p]).sum() if len(p) else 0.0
     dropped = idx[~ok]
     bal = balance_cost(inp, _week_starts(inp, start_of), target) if inp.weights.balance > 0 else 0.0
-    return float(cost + big * len(dropped) + inp.weights.move * (P.cur[dropped] != NO_START).sum() + bal)
+    slack = big * len(dropped) + fairness_penalty(inp, P.due[dropped]).sum()
+    return float(cost + slack + inp.weights.move * (P.cur[dropped] != NO_START).sum() + bal)
 
 
 # --------------------------------------------------------------------------------------------------

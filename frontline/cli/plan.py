@@ -13,7 +13,8 @@ from frontline.core.errors import PlanningError
 app = typer.Typer(
     help=(
         "Plan support rotations for everyone (optimal within the policy's hard rules), export the plan, "
-        "and override it: move, swap, defer, exempt, lock, unlock. Overrides need --reason and are audited."
+        "and override it: move, swap, defer, add, exempt, lock, unlock. Overrides need --reason and are audited; "
+        "a refused move, defer or add names the nearest weeks that fit and the rotations that would make it fit."
     ),
     invoke_without_command=True,
 )
@@ -187,6 +188,25 @@ def defer_command(
     def act(session, policy):
         rot = overrides.defer(session, policy, _rotation_id(session, target), weeks=weeks, until=day, reason=reason)
         return f"rotation {rot.id} deferred to {rot.start}..{rot.end} (locked)"
+
+    _override(act)
+
+
+@app.command("add")
+def add_command(
+    employee_id: str = typer.Argument(..., help="Employee id of someone without a planned rotation."),
+    week: str = typer.Argument(..., help="Start (a Monday, YYYY-MM-DD)."),
+    reason: str = REASON,
+) -> None:
+    """Give someone the plan left unplaced a rotation starting WEEK (locked, so the next plan keeps it).
+    A refusal names the nearest weeks that fit and the rotations that would make room."""
+    from frontline.rotations import overrides
+
+    day = _date(week, "WEEK")
+
+    def act(session, policy):
+        rot = overrides.add(session, policy, employee_id, day, reason)
+        return f"rotation {rot.id} added for {employee_id}: {rot.start}..{rot.end} ({rot.kind}, locked)"
 
     _override(act)
 

@@ -54,10 +54,39 @@ def _print_summary(out: dict) -> None:
     typer.echo(f"objective {s['objective']:.1f}, lower bound {lb}, gap {gap}, solved in {s['solve_seconds']:.2f} s")
     if s.get("holiday_rotations"):
         typer.echo(f"{s['holiday_rotations']} rotation(s) include public holidays (shown in the export)")
+    _print_changes(out.get("changes") or [], s["dry_run"])
     unplaced = out["unplaced"]
     typer.echo(f"unplaced: {len(unplaced)}")
     if unplaced:
         echo_table(unplaced, ["employee_id", "department", "code", "reason"])
+
+
+CHANGES_SHOWN = 200
+ACTION_ORDER = {"moved": 0, "cancelled": 1, "deleted": 2, "created": 3}
+
+
+def _print_changes(changes: list[dict], dry_run: bool) -> None:
+    """Every change by name: who, what, from, to, why (moves and removals first; at most CHANGES_SHOWN lines)."""
+    if not changes:
+        typer.echo("nothing to change" if dry_run else "nothing changed")
+        return
+    typer.echo("changes that would be made:" if dry_run else "changes made:")
+    rows = sorted(changes, key=lambda c: (ACTION_ORDER.get(c["action"], 9), c.get("new_start") or "", c["employee_id"]))
+    echo_table(
+        [
+            {
+                "who": f"{c['employee_id']} {c.get('name', '')}".strip(),
+                "change": c["action"],
+                "from": c.get("old_start"),
+                "to": c.get("new_start"),
+                "why": c["why"],
+            }
+            for c in rows[:CHANGES_SHOWN]
+        ],
+        ["who", "change", "from", "to", "why"],
+    )
+    if len(rows) > CHANGES_SHOWN:
+        typer.echo(f"... and {len(rows) - CHANGES_SHOWN} more (all of them: the flow artifact rotation-plan-changes)")
 
 
 @app.callback()

@@ -18,6 +18,7 @@ from models.tables import (
     PlanRun,
     RateLimitBucket,
     Rotation,
+    WeekPreference,
     utcnow,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "PlanRun",
     "RateLimitBucket",
     "Rotation",
+    "WeekPreference",
     "get_engine",
     "init_db",
     "session_scope",

@@ -125,3 +125,76 @@ def tight(draw):
 def test_fairness_on_random_tight_instances(inp):
     out = solve(inp)
     assert unfair_pairs(inp, out.assignments) == []
+
+
+# --- preferences: soft terms below fairness and a new hire's lateness ------------------------------
+
+
+def test_preferences_move_a_cycle_start_within_what_lateness_allows():
+    def start(**prefs) -> int:
+        inp = PlanInput(MONDAY, 8, 1, 5, [Person("P", "D", -60, 2, **prefs)], {})
+        return solve(inp).assignments["P"]
+
+    assert start() == 2  # on time
+    assert start(unavailable=frozenset({2, 3})) == 1  # one week early (0.5) rather than an unavailable week (2)
+    assert start(preferred=frozenset({1})) == 1  # a preferred week one early (0.5) beats on time elsewhere (1)
+    assert start(preferred=frozenset({4})) == 2  # two weeks late (4) is too much for a preference (1)
+    assert start(unavailable=frozenset({0, 1, 2})) == 3  # one week late (1) rather than an unavailable week (2)
+    assert start(unavailable=frozenset({0, 1, 2, 3})) == 2  # but not two weeks late (4)
+    assert start(unavailable=frozenset({0, 1, 2, 3, 4, 5, 6, 7})) == 2  # nothing available: on time anyway
+
+
+def test_a_new_hire_never_waits_for_preferences():
+    for prefs in ({"unavailable": frozenset({0})}, {"preferred": frozenset({1})}, {"unavailable": frozenset({0, 1})}):
+        nh = Person("NH", "D", 0, 0, is_new_hire=True, **prefs)
+        for balance in (0.0, 2.0, 3.0):
+            out = solve(PlanInput(MONDAY, 8, 1, 5, [nh], {}, weights=Weights(balance=balance)))
+            assert out.assignments["NH"] == 0, (prefs, balance)
+
+
+@st.composite
+def tight_with_preferences(draw):
+    """:func:`tight` companies where everyone states random preferred and unavailable weeks (no drafts, so
+    that the move cost is not part of the comparison)."""
+    inp = draw(tight())
+    weeks = st.frozensets(st.integers(-1, inp.weeks + 3), max_size=4)
+    roomy = draw(st.booleans())  # half of them with room to spare, where a preference could pull someone later
+    people = [
+        Person(
+            p.key,
+            p.dept,
+            p.release_week,
+            p.due_week,
+            p.deadline_week,
+            p.is_new_hire or (roomy and draw(st.booleans())),
+            p.blocked_starts,
+            None,
+        )
+        for p in inp.people
+    ]
+    people = [Person(**{**p.__dict__, "release_week": p.due_week}) if p.is_new_hire else p for p in people]
+    if roomy:
+        inp = PlanInput(
+            **{**inp.__dict__, "seats_per_week": inp.seats_per_week + 3, "dept_caps": dict.fromkeys(inp.dept_caps, 4)}
+        )
+    people = [
+        Person(**{**p.__dict__, "preferred": draw(weeks), "unavailable": draw(weeks)}) if draw(st.booleans()) else p
+        for p in people
+    ]
+    return PlanInput(**{**inp.__dict__, "people": people})
+
+
+def free_earlier_start(inp: PlanInput, assignments: dict[str, int], p: Person) -> int | None:
+    """An allowed start before ``p``'s own in which ``p`` would fit with everyone else where they are."""
+    others = {k: s for k, s in assignments.items() if k != p.key}
+    return next((s for s in window(inp, p) if s < assignments[p.key] and fits(inp, p, s, others)), None)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tight_with_preferences())
+def test_preferences_never_outweigh_fairness_or_a_new_hires_lateness(inp):
+    out = solve(inp)
+    assert unfair_pairs(inp, out.assignments) == []
+    for p in inp.people:
+        if p.is_new_hire and p.key in out.assignments:
+            assert free_earlier_start(inp, out.assignments, p) is None, (p.key, out.assignments[p.key])

@@ -19,6 +19,7 @@ from models.tables import (
     PlanRun,
     RateLimitBucket,
     Rotation,
+    WeekPreference,
     utcnow,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "PlanRun",
     "RateLimitBucket",
     "Rotation",
+    "WeekPreference",
     "get_engine",
     "init_db",
     "session_scope",

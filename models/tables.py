@@ -72,6 +72,22 @@ class Absence(SQLModel, table=True):
     source: str = Field(default="roster", max_length=120, index=True)
 
 
+class WeekPreference(SQLModel, table=True):
+    """A week an employee would like to be on rotation (``preferred``) or would rather not (``unavailable``).
+    Soft: the planner honours it below fairness and a new hire's lateness (absences are the hard version).
+    ``source`` says who stated it: ``roster`` rows are replaced by each import that has the column, other
+    sources (``request``: the employee's own change request) are kept until their writer replaces them."""
+
+    __table_args__ = (UniqueConstraint("employee_id", "week", "kind", "source", name="uq_week_preference"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    employee_id: int = Field(foreign_key="employee.id", index=True)
+    week: date = Field(description="Monday of the week")
+    kind: str = Field(max_length=16, description="preferred | unavailable")
+    source: str = Field(default="roster", max_length=16, description="roster | request | ...")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class Rotation(SQLModel, table=True):
     """One person's support rotation: ``length_weeks`` weeks from Monday ``start`` to Sunday ``end``."""
 

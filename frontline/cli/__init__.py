@@ -100,7 +100,7 @@ app.registered_commands[0].rich_help_panel = SETUP  # init
 app.command("demo", rich_help_panel=SETUP)(_demo.demo_command)
 app.add_typer(_roster.app, name="roster", rich_help_panel=SETUP)
 app.add_typer(_plan.app, name="plan", rich_help_panel=PLANNING)
-app.command("pair", rich_help_panel=PLANNING)(_pair.pair_command)
+app.add_typer(_pair.pair_app, name="pair", rich_help_panel=PLANNING)
 app.command("mentors", rich_help_panel=PLANNING)(_pair.mentors_command)
 app.command("surveys", rich_help_panel=PLANNING)(_pair.surveys_command)
 app.add_typer(_mail.app, name="mail", rich_help_panel=MAIL)

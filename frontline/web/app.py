@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 
 def create_app() -> FastAPI:
-    from frontline.web import api, auth, calendar_feed, digest, middleware, observe, survey, unavailable
+    from frontline.web import api, auth, calendar_feed, digest, middleware, observe, pairing, survey, unavailable
     from frontline.web.console import actions, dashboard, me, mentors, observations, plan, roster
 
     app = FastAPI(title="Frontline", version="0.1.0")
@@ -30,6 +30,7 @@ def create_app() -> FastAPI:
     app.include_router(api.router)  # POST /api/observations
     app.include_router(calendar_feed.router)  # GET /calendar/<token>.ics
     app.include_router(survey.router)  # GET/POST /survey/<token>
+    app.include_router(pairing.router)  # GET/POST /pairing/<token>: a mentor accepts or declines
 
     # Console POSTs (other than sign-in) need a signed-in session before their body is read (innermost:
     # an announced body over the limits below is refused with 413 first).

@@ -25,6 +25,7 @@ from frontline.core.policy import Policy
 from frontline.mentors import review
 from frontline.people.directory import employee_by_id_or_email, employees_by_external_id
 from frontline.rotations import overrides, queries
+from frontline.rotations import requests as change_requests
 from frontline.rotations.service import plan_rotations
 from frontline.web.auth import (
     ConsoleDenied,
@@ -89,6 +90,13 @@ def _detail(
         v=values or {},
         actions=ACTIONS,
         can_act=user.is_hr and r.status not in ("cancelled", "done"),
+        can_ask=(
+            not user.is_hr
+            and r.status in ("draft", "invited")
+            and r.start > clock.today()
+            and ctx["employee"].department_id in user.head_of
+        ),
+        pending_request=change_requests.pending_request(session, rotation_id),
         suggested_start=(r.start + timedelta(weeks=1)).isoformat(),
         **ctx,
     )

@@ -108,3 +108,44 @@ def test_rotator_asks_from_console_me_and_head_from_the_rotation_page(client, en
             ("cannot_do", "declined", "rotator"),
             ("move", "pending", "head"),
         ]
+
+
+def test_hr_chooses_a_mentor_in_the_console_and_sees_why_others_have_none(client, engine):
+    from frontline.core.policy import load_policy
+    from frontline.mentors.service import pair_mentors
+
+    rid, _eid = _rotation(engine)
+    with Session(engine) as s:
+        mentor = s.exec(select(Employee).where(Employee.employee_id == "S1")).one()
+        mentor.languages = ["de"]
+        s.add(mentor)
+        s.commit()
+        pair_mentors(s, load_policy(), as_of=MONDAY, actor="test")
+        s.commit()
+    sign_in(client, engine, "hr@example.com")
+    page = client.get("/console/mentors?weeks=8")
+    row = re.search(r'<table class="data" id="unpaired">.*?</table>', page.text, re.S).group(0)
+    assert "Person 0" in row and "no mentor shares a language (en)" in row
+    detail = client.get(f"/console/plan/rotations/{rid}")
+    token = csrf_of(detail.text)
+    refused = client.post(
+        f"/console/plan/rotations/{rid}/mentor", data={"csrf_token": token, "mentor": "m1@example.com", "reason": "x"}
+    )
+    assert refused.status_code == 400 and "hard rule &#39;language&#39;" in refused.text
+    with Session(engine) as s:
+        mentor = s.exec(select(Employee).where(Employee.employee_id == "S1")).one()
+        mentor.languages = ["de", "en"]
+        s.add(mentor)
+        s.commit()
+    preview = client.post(
+        f"/console/plan/rotations/{rid}/mentor", data={"csrf_token": token, "mentor": "S1", "reason": "asked for"}
+    )
+    assert preview.status_code == 200 and "mentor is now Mentor One" in preview.text
+    done = client.post(
+        f"/console/plan/rotations/{rid}/mentor",
+        data={"csrf_token": token, "mentor": "S1", "reason": "asked for", "confirm": "yes"},
+        follow_redirects=True,
+    )
+    assert done.status_code == 200 and "Mentor One &lt;m1@example.com&gt;" in done.text
+    page = client.get("/console/mentors?weeks=8")
+    assert "Person 0" not in re.search(r"<section>\s*<h2>Without a mentor.*?</section>", page.text, re.S).group(0)

@@ -136,14 +136,61 @@ class MentorPairing(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     rotation_id: int = Field(foreign_key="rotation.id", index=True)
     mentor_id: int = Field(foreign_key="employee.id")
-    status: str = Field(default="active", max_length=16, description="active | replaced | cancelled")
+    status: str = Field(
+        default="active",
+        max_length=16,
+        description="proposed (held for HR review) | active | replaced | cancelled | declined (by the mentor) "
+        "| rejected (by HR)",
+    )
     score: float | None = None
     checkin_weekday: int | None = Field(default=None, ge=0, le=6, description="0 = Monday")
     checkin_time_utc: str | None = Field(default=None, max_length=5, description="HH:MM in UTC")
     sequence: int = 0
     reason: str | None = Field(default=None, sa_column=Column(Text))
+    response: str | None = Field(
+        default=None, max_length=16, description="the mentor's answer to the signed link: accepted | declined"
+    )
+    responded_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class PairingGap(SQLModel, table=True):
+    """Why a planned rotation has no mentor, as the last pairing run that tried it found (one row per
+    rotation; removed once it is paired). The console's "Without a mentor" list shows it."""
+
+    __tablename__ = "pairing_gap"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rotation_id: int = Field(foreign_key="rotation.id", unique=True)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    relaxation: str | None = Field(default=None, sa_column=Column(Text))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ChangeRequest(SQLModel, table=True):
+    """A rotator's or a department head's request to change one rotation, queued for HR
+    (:mod:`frontline.rotations.requests`)."""
+
+    __tablename__ = "change_request"
+    __table_args__ = (Index("ix_change_request_status", "status", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rotation_id: int = Field(foreign_key="rotation.id", index=True)
+    employee_id: int = Field(foreign_key="employee.id", description="whose rotation")
+    kind: str = Field(max_length=16, description="another_week | cannot_do | move (a head moving one of their people)")
+    requester_email: str = Field(max_length=320)
+    requester_role: str = Field(max_length=16, description="rotator | head")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    preferred_weeks: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False), description="Mondays (ISO dates), best first"
+    )
+    status: str = Field(default="pending", max_length=16, description="pending | approved | declined")
+    decided_by: str | None = Field(default=None, max_length=320, description="an HR email, 'cli', or 'policy'")
+    decided_at: datetime | None = None
+    decision_note: str | None = Field(default=None, sa_column=Column(Text))
+    outcome: str | None = Field(default=None, sa_column=Column(Text), description="what changed, as told")
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class PairingFeedback(SQLModel, table=True):

@@ -52,6 +52,9 @@ class Mentoring(_Strict):
     weight_load_balance: float = Field(default=0.5, ge=0)
     weight_feedback: float = Field(default=2.0, ge=0)
     weight_first_time_mentor_new_hire: float = Field(default=5.0, ge=0)
+    review: bool = Field(
+        default=False, description="hold new pairings as proposals until HR approves them (console or CLI)"
+    )
 
 
 class Observations(_Strict):
@@ -142,6 +145,12 @@ class TimeOff(_Strict):
         if repeated:
             raise ValueError(f"feed names must be unique: {', '.join(repeated)}")
         return self
+class Requests(_Strict):
+    """Change requests from rotators and heads (:mod:`frontline.rotations.requests`)."""
+
+    auto_approve: bool = Field(
+        default=False, description="approve at once a request naming a week that fits every hard rule"
+    )
 
 
 class Policy(_Strict):
@@ -161,6 +170,7 @@ class Policy(_Strict):
     reminders: Reminders = Field(default_factory=Reminders)
     roster: Roster = Field(default_factory=Roster)
     time_off: TimeOff = Field(default_factory=TimeOff)
+    requests: Requests = Field(default_factory=Requests)
 
     @field_validator("holidays_country")
     @classmethod

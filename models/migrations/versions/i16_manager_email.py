@@ -1,7 +1,7 @@
 """employees may name their manager (told when their rotation is planned, moved or cancelled)
 
 Revision ID: i16_manager_email
-Revises: i12_dept_active_lease
+Revises: i15_time_off
 Create Date: 2026-12-04 22:30:00
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlmodel
 
 
 revision: str = 'i16_manager_email'
-down_revision: Union[str, None] = 'i12_dept_active_lease'
+down_revision: Union[str, None] = 'i15_time_off'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -527,7 +527,8 @@ def _layout_problems(page, axe_source: str, width: int) -> list[str]:
 
 
 def _console_pages(server) -> dict[str, list[str]]:
-    """Every console page, per who opens it (HR, a department head who is also an employee)."""
+    """Every console page a signed-in person opens with a GET, per who opens it (HR; a department head
+    who is also an employee)."""
     from models import Observation
 
     with Session(server["engine"]) as s:
@@ -535,11 +536,6 @@ def _console_pages(server) -> dict[str, list[str]]:
             s.exec(select(Observation.id).where(Observation.target_department_id == server["dept_a"])).first()
             or s.exec(select(Observation.id)).first()
         )
-    from frontline.access.accounts import add_hr
-
-    with Session(server["engine"]) as s:  # an HR admin of its own: sign-ins are rate-limited per address
-        add_hr(s, LAYOUT_HR, actor="test")
-        s.commit()
     hr = [
         "/console",
         "/console/plan",
@@ -557,26 +553,61 @@ def _console_pages(server) -> dict[str, list[str]]:
 def test_every_console_page_fits_a_laptop_and_a_phone_without_serious_axe_violations(
     browser, console_server, axe_source, artifacts_dir
 ):
+    """Every console page at 1280 and 375 px: the sign-in steps, HR's pages, a head's pages, the
+    confirmation step of an action and the error page."""
+    from frontline.access.accounts import add_hr
+
+    server, engine = console_server, console_server["engine"]
+    with Session(engine) as s:  # an HR admin of its own: sign-ins are rate-limited per address
+        add_hr(s, LAYOUT_HR, actor="test")
+        s.commit()
+    pages = _console_pages(server)
     problems: list[str] = []
-    # the sign-in pages, signed out
-    context = browser.new_context(bypass_csp=True)
-    try:
-        page = context.new_page()
-        page.goto(console_server["url"] + "/console/signin")
+
+    def check(page) -> None:
         for width in WIDTHS:
-            problems += _layout_problems(page, axe_source, width)
+            problems.extend(_layout_problems(page, axe_source, width))
+
+    context = browser.new_context(bypass_csp=True)
+    try:  # signing in: the form, "link sent", the link's confirmation page
+        page = context.new_page()
+        page.goto(server["url"] + "/console/signin")
+        check(page)
+        seen = len(_signin_links(engine, LAYOUT_HR))
+        page.fill("#email", LAYOUT_HR)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#signin-sent")
+        check(page)
+        page.goto(_new_signin_link(engine, LAYOUT_HR, seen))
+        check(page)
+        page.click("#signin-confirm")
+        page.wait_for_load_state()
+        for path in pages[LAYOUT_HR]:
+            response = page.goto(server["url"] + path)
+            assert response.status == 200, (path, response.status)
+            check(page)
+            if path == "/console":
+                for width in WIDTHS:
+                    page.set_viewport_size({"width": width, "height": 900})
+                    page.screenshot(path=str(artifacts_dir / f"console-dashboard-{width}.png"), full_page=True)
+        # an action's confirmation step (not confirmed), or the form with its refusal
+        page.goto(server["url"] + f"/console/plan/rotations/{server['move_rotation']}")
+        page.fill("#move-start", (server["move_to"] + timedelta(weeks=1)).isoformat())
+        page.fill("#move-reason", "Layout check")
+        page.click("#move-submit")
+        page.wait_for_selector("#confirm-summary, .errors")
+        check(page)
     finally:
         context.close()
-    for who, paths in _console_pages(console_server).items():
-        context, page = _sign_in(browser, console_server, who, bypass_csp=True)
-        try:
-            for path in paths:
-                response = page.goto(console_server["url"] + path)
-                assert response.status == 200, (who, path, response.status)
-                for width in WIDTHS:
-                    problems += _layout_problems(page, axe_source, width)
-                    if path == "/console" and who == LAYOUT_HR:
-                        page.screenshot(path=str(artifacts_dir / f"console-dashboard-{width}.png"), full_page=True)
-        finally:
-            context.close()
+    head = server["head_a"]
+    context, page = _sign_in(browser, server, head, bypass_csp=True)
+    try:
+        for path in pages[head]:
+            response = page.goto(server["url"] + path)
+            assert response.status == 200, (head, path, response.status)
+            check(page)
+        assert page.goto(server["url"] + "/console/roster").status == 403  # the error page
+        check(page)
+    finally:
+        context.close()
     assert not problems, "\n".join(problems)

@@ -49,6 +49,9 @@ class Employee(SQLModel, table=True):
     is_mentor: bool = False
     mentor_capacity: int = Field(default=0, ge=0)
     last_rotation: date | None = None
+    manager_email: str | None = Field(
+        default=None, max_length=320, description="Told when this person's rotation is planned, moved or cancelled"
+    )
     active: bool = True
     left_on: date | None = None
     exempt_until: date | None = None

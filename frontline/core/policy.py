@@ -107,6 +107,15 @@ class Roster(_Strict):
         return max(self.min_leavers_allowed, int(self.max_leaver_fraction * active))
 
 
+class Redaction(_Strict):
+    """PII redaction of observations: what must never be redacted."""
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description="the company's own numbers and addresses (hotline, support mailbox, '@domain', shop IBAN), kept",
+    )
+
+
 class Policy(_Strict):
     support_department: str
     length_weeks: int = Field(default=4, ge=1, le=26)
@@ -123,6 +132,7 @@ class Policy(_Strict):
     observations: Observations = Field(default_factory=Observations)
     reminders: Reminders = Field(default_factory=Reminders)
     roster: Roster = Field(default_factory=Roster)
+    redaction: Redaction = Field(default_factory=Redaction)
 
     @field_validator("holidays_country")
     @classmethod

@@ -340,6 +340,23 @@ class DigestOptOut(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class ContactCount(SQLModel, table=True):
+    """Customer contacts one rotator handled on one day (the denominator of "N of M contacts"): recorded
+    on the observation form or posted by an integration (``POST /api/contacts``); the latest record of a
+    (rotator, day) replaces the earlier one. ``by_area`` optionally splits the day's contacts by product area."""
+
+    __table_args__ = (UniqueConstraint("employee_id", "day", name="uq_contactcount_employee_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    employee_id: int = Field(foreign_key="employee.id", index=True)
+    day: date = Field(index=True)
+    contacts: int = Field(ge=0)
+    by_area: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    source: str = Field(default="web", max_length=16, description="web | api")
+    recorded_by: str = Field(default="", max_length=320, description="the rotator, or the API token's name")
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+
 class ConnectorStatus(SQLModel, table=True):
     """The last success and the last error of one connector (e.g. ``calendar:team-ooo``), for ``frontline status``.
     Errors are recorded in their own transaction, so a failed sync that wrote nothing still leaves its trace."""

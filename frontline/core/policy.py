@@ -110,6 +110,15 @@ class Roster(_Strict):
         return max(self.min_leavers_allowed, int(self.max_leaver_fraction * active))
 
 
+class Redaction(_Strict):
+    """PII redaction of observations: what must never be redacted."""
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description="the company's own numbers and addresses (hotline, support mailbox, '@domain', shop IBAN), kept",
+    )
+
+
 class TimeOffFeed(_Strict):
     """One out-of-office calendar (an iCalendar URL). A person's own feed names them (``employee_id``): every busy
     event in it is their time off. A team feed does not: each event belongs to the people it names as attendees
@@ -169,6 +178,7 @@ class Policy(_Strict):
     observations: Observations = Field(default_factory=Observations)
     reminders: Reminders = Field(default_factory=Reminders)
     roster: Roster = Field(default_factory=Roster)
+    redaction: Redaction = Field(default_factory=Redaction)
     time_off: TimeOff = Field(default_factory=TimeOff)
     requests: Requests = Field(default_factory=Requests)
 

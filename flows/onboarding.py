@@ -135,6 +135,15 @@ def queued_runs() -> list[Any]:
     deployment_id, own_id = deployment.id, flow_run.id
     if not deployment_id:
         return []
+    runs: list[Any] = []
+    try:
+        _read_queued(deployment_id, runs)
+    except Exception as exc:  # noqa: BLE001 - without the list nothing is cancelled: those runs run and find nothing
+        get_run_logger().warning("could not list the queued onboarding runs: %s", exc)
+    return [r.id for r in runs if str(r.id) != str(own_id)]
+
+
+def _read_queued(deployment_id: Any, runs: list[Any]) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         DeploymentFilter,
@@ -146,14 +155,18 @@ def queued_runs() -> list[Any]:
     from prefect.client.schemas.objects import StateType
 
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
-            ),
-            limit=1000,
-        )
-    return [r.id for r in runs if str(r.id) != str(own_id)]
+        while True:  # pages of 200, the API's largest
+            page = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+                ),
+                limit=200,
+                offset=len(runs),
+            )
+            runs += page
+            if len(page) < 200:
+                break
 
 
 def cancel_coalesced(run_ids: list[Any]) -> int:

@@ -154,6 +154,8 @@ class TimeOff(_Strict):
         if repeated:
             raise ValueError(f"feed names must be unique: {', '.join(repeated)}")
         return self
+
+
 class Requests(_Strict):
     """Change requests from rotators and heads (:mod:`frontline.rotations.requests`)."""
 

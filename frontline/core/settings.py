@@ -119,6 +119,7 @@ class Settings(BaseSettings):
     @property
     def hr_groups(self) -> frozenset[str]:
         return frozenset(g.strip() for g in self.oidc_hr_groups.split(",") if g.strip())
+
     def configured_database_url(self) -> str:
         """``database_url`` for opening the database. In a flow run a worker started (a deployment run) the
         URL must have been set (``FRONTLINE_DATABASE_URL`` in the environment or ``.env``): the default would

@@ -37,6 +37,8 @@ def recording() -> Iterator[list[dict[str, str]]]:
         yield seen
     finally:
         _recorded.reset(token)
+
+
 # Headers that carry URLs or tokens mail clients read literally (RFC 2369 / RFC 8058): written as they are,
 # never as RFC 2047 encoded words (which the default policy makes of a line it cannot fold, and which
 # hide the unsubscribe button in mail clients).

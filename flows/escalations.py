@@ -24,6 +24,7 @@ escalate_batch = task(name="escalate-overdue-observations", retries=2, retry_del
 
 
 @flow(name="escalate-overdue", flow_run_name=run_name("escalate-overdue"))
-def escalate_overdue(as_of: datetime | None = None) -> list[int]:
-    """Escalate overdue urgent observations once more; returns the ids escalated in this run."""
-    return jobs.escalate_overdue(as_of, batch=escalate_batch)
+def escalate_overdue(as_of: datetime | None = None, dry_run: bool = False) -> dict:
+    """Escalate overdue urgent observations once more. Returns ``escalated`` (the observation ids escalated in
+    this run, or that would be), ``dry_run`` and ``messages`` (kind, to, subject of the mail queued)."""
+    return jobs.escalate_overdue(as_of, dry_run, batch=escalate_batch)

@@ -62,7 +62,12 @@ def solve_plan(start: date | None, weeks: int, dry_run: bool) -> dict:
     policy = load_policy()
     with session_scope() as session:
         result = plan(session, policy, start=start, weeks=weeks, dry_run=dry_run, actor="flow:plan-rotations")
-    return {"summary": result.summary(), "unplaced": result.unplaced, "week_load": result.week_load}
+    return {
+        "summary": result.summary(),
+        "unplaced": result.unplaced,
+        "week_load": result.week_load,
+        "changes": result.changes,
+    }
 
 
 def plan_rotations(
@@ -75,6 +80,24 @@ def plan_rotations(
         "rotation-plan",
         f"Rotation plan from {s['horizon_start']}: {s['planned']} planned, {s['unplaced_count']} unplaced, gap {gap}",
         table=[{"figure": k, "value": s.get(k)} for k in PLAN_FIGURES],
+    )
+    report(
+        "rotation-plan-changes",
+        "What this run changed (or would change): who, from, to, why",
+        table=[
+            {k: c.get(k) for k in ("employee_id", "name", "action", "old_start", "new_start", "why")}
+            for c in out["changes"]
+        ]
+        or [
+            {
+                "employee_id": "-",
+                "name": "-",
+                "action": "nothing changed",
+                "old_start": "-",
+                "new_start": "-",
+                "why": "-",
+            }
+        ],
     )
     report(
         "rotation-plan-week-load",
@@ -290,8 +313,11 @@ def send_digests(
 
 
 # --- send-invites and send-reminders ----------------------------------------------------------------
+# With ``dry_run`` every batch makes the same decisions and rolls its transaction back: the result lists
+# the messages that would be queued (``messages``: kind, to, subject) and nothing is written or audited.
 
 INVITE_BATCH = 50
+MAX_LISTED = 1000  # messages listed in a result (the counts cover all)
 
 
 def _today() -> date:
@@ -310,11 +336,13 @@ def invite_batch(
     announce_weeks: int,
     checkin_minutes: int,
     working_hours: tuple[int, int] = (9, 17),
+    dry_run: bool = False,
 ) -> dict:
     from frontline.calendar.invites import process_invites
+    from frontline.mail.outbox import recording
     from models import session_scope
 
-    with session_scope() as session:
+    with session_scope() as session, recording() as queued:
         counts = process_invites(
             session,
             rotation_ids,
@@ -323,11 +351,22 @@ def invite_batch(
             checkin_minutes=checkin_minutes,
             working_hours=working_hours,
         )
-    return counts.as_dict()
+        if dry_run:
+            session.rollback()
+    return {**counts.as_dict(), "messages": queued}
+
+
+def _finish(result: dict, messages: list[dict], dry_run: bool) -> dict:
+    """The job's result: the counts, whether it was a dry run, and the messages queued (or that would be)."""
+    return {**result, "dry_run": dry_run, "messages": messages[:MAX_LISTED]}
 
 
 def send_invites(
-    as_of: date | None = None, announce_weeks: int = 8, *, batch: Callable[..., dict] = invite_batch
+    as_of: date | None = None,
+    announce_weeks: int = 8,
+    dry_run: bool = False,
+    *,
+    batch: Callable[..., dict] = invite_batch,
 ) -> dict:
     from frontline.calendar.invites import Counts, rotations_to_announce
     from frontline.core.policy import load_policy
@@ -339,16 +378,19 @@ def send_invites(
     with session_scope() as session:
         ids = rotations_to_announce(session, as_of, announce_weeks)
     totals = Counts()
+    messages: list[dict] = []
     for chunk in _chunks(ids, INVITE_BATCH):
-        totals.add(Counts(**batch(chunk, as_of, announce_weeks, minutes, hours)))
+        counts = batch(chunk, as_of, announce_weeks, minutes, hours, dry_run)
+        messages.extend(counts.pop("messages"))
+        totals.add(Counts(**counts))
     result = {"rotations_checked": len(ids), **totals.as_dict()}
     report(
         "send-invites",
-        f"Calendar invites as of {as_of} (window {announce_weeks} weeks)",
+        f"Calendar invites as of {as_of} (window {announce_weeks} weeks){' - dry run, nothing queued' if dry_run else ''}",
         table=counts_table(result),
-        audit=Audit("flow:send-invites", "invites.send", {"as_of": as_of.isoformat(), **result}),
+        audit=None if dry_run else Audit("flow:send-invites", "invites.send", {"as_of": as_of.isoformat(), **result}),
     )
-    return result
+    return _finish(result, messages, dry_run)
 
 
 def reminder_batch(
@@ -358,12 +400,14 @@ def reminder_batch(
     weekly_nudge: bool,
     checkin_minutes: int,
     working_hours: tuple[int, int] = (9, 17),
+    dry_run: bool = False,
 ) -> dict:
     from frontline.calendar.invites import process_reminders
+    from frontline.mail.outbox import recording
     from models import session_scope
 
-    with session_scope() as session:
-        return process_reminders(
+    with session_scope() as session, recording() as queued:
+        counts = process_reminders(
             session,
             rotation_ids,
             as_of=as_of,
@@ -372,9 +416,14 @@ def reminder_batch(
             checkin_minutes=checkin_minutes,
             working_hours=working_hours,
         )
+        if dry_run:
+            session.rollback()
+    return {**counts, "messages": queued}
 
 
-def send_reminders(as_of: date | None = None, *, batch: Callable[..., dict] = reminder_batch) -> dict:
+def send_reminders(
+    as_of: date | None = None, dry_run: bool = False, *, batch: Callable[..., dict] = reminder_batch
+) -> dict:
     from frontline.calendar.invites import rotations_for_reminders
     from frontline.core.policy import load_policy
     from models import session_scope
@@ -385,6 +434,7 @@ def send_reminders(as_of: date | None = None, *, batch: Callable[..., dict] = re
     with session_scope() as session:
         ids = rotations_for_reminders(session, as_of, days)
     totals = {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0}
+    messages: list[dict] = []
     for chunk in _chunks(ids, INVITE_BATCH):
         counts = batch(
             chunk,
@@ -393,17 +443,21 @@ def send_reminders(as_of: date | None = None, *, batch: Callable[..., dict] = re
             policy.reminders.weekly_nudge,
             policy.mentoring.checkin_minutes,
             policy.mentoring.working_hours,
+            dry_run,
         )
+        messages.extend(counts.pop("messages"))
         for key in totals:
             totals[key] += counts[key]
     result = {"rotations_checked": len(ids), **totals}
     report(
         "send-reminders",
-        f"Reminders, welcomes and nudges as of {as_of}",
+        f"Reminders, welcomes and nudges as of {as_of}{' - dry run, nothing queued' if dry_run else ''}",
         table=counts_table(result),
-        audit=Audit("flow:send-reminders", "reminders.send", {"as_of": as_of.isoformat(), **result}),
+        audit=None
+        if dry_run
+        else Audit("flow:send-reminders", "reminders.send", {"as_of": as_of.isoformat(), **result}),
     )
-    return result
+    return _finish(result, messages, dry_run)
 
 
 # --- escalate-overdue -------------------------------------------------------------------------------
@@ -411,34 +465,45 @@ def send_reminders(as_of: date | None = None, *, batch: Callable[..., dict] = re
 ESCALATION_EMPTY_ROW = {"observation": "-", "department": "-", "created_at": "-", "product_area": "-"}
 
 
-def escalate_batch(as_of_iso: str | None) -> list[dict]:
-    """Escalate, then leave the ``escalations`` artifact and the audit event in the same transaction."""
+def escalate_batch(as_of_iso: str | None, dry_run: bool = False) -> dict:
+    """Escalate, then leave the ``escalations`` artifact and the audit event in the same transaction
+    (a dry run escalates, lists the mail it queued and rolls everything back)."""
+    from frontline.mail.outbox import recording
     from frontline.observations.escalation import escalate_overdue_observations, escalation_summary
     from models import session_scope, utcnow
 
     as_of = datetime.fromisoformat(as_of_iso) if as_of_iso else utcnow()
-    with session_scope() as session:
+    with session_scope() as session, recording() as queued:
         ids = escalate_overdue_observations(session, as_of)
         rows = escalation_summary(session, ids)
+        if dry_run:
+            session.rollback()
         report(
             "escalations",
-            f"Second escalation of {len(rows)} unacknowledged urgent observation(s)",
+            f"Second escalation of {len(rows)} unacknowledged urgent observation(s)"
+            + (" - dry run, nothing queued" if dry_run else ""),
             table=rows or [ESCALATION_EMPTY_ROW],
-            audit=Audit(
+            audit=None
+            if dry_run
+            else Audit(
                 "flow:escalate-overdue",
                 "observations.escalate_overdue",
                 {"as_of": as_of.isoformat(), "escalated": len(ids)},
             ),
             session=session,
         )
-    return rows
+    return {"rows": rows, "messages": queued}
 
 
-def escalate_overdue(as_of: datetime | None = None, *, batch: Callable[..., list[dict]] = escalate_batch) -> list[int]:
+def escalate_overdue(
+    as_of: datetime | None = None, dry_run: bool = False, *, batch: Callable[..., dict] = escalate_batch
+) -> dict:
+    """Escalate overdue urgent observations once more. Returns ``escalated`` (the observation ids escalated in
+    this run, or that would be), ``dry_run`` and ``messages`` (kind, to, subject of the mail queued)."""
     if as_of is not None and as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
-    rows = batch(as_of.isoformat() if as_of else None)
-    return [r["observation"] for r in rows]
+    out = batch(as_of.isoformat() if as_of else None, dry_run)
+    return {"escalated": [r["observation"] for r in out["rows"]], "dry_run": dry_run, "messages": out["messages"]}
 
 
 # --- sync-time-off ----------------------------------------------------------------------------------

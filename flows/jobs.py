@@ -600,3 +600,25 @@ def sync_time_off(
     if errors:
         raise JobFailed("; ".join(errors), out)
     return out
+
+
+# --- deliver-chat -----------------------------------------------------------------------------------
+
+
+def send_chat() -> dict[str, Any]:
+    from frontline.chat.service import deliver_due
+    from frontline.core.clock import utcnow
+    from frontline.core.policy import load_policy
+    from models import session_scope
+
+    chat = load_policy().chat
+    with session_scope() as session:
+        done = deliver_due(session, chat, utcnow())
+    return {"sent": done.sent, "failed": done.failed, "dropped": done.dropped, "errors": done.errors}
+
+
+def deliver_chat(*, send: Callable[[], dict[str, Any]] = send_chat) -> dict[str, Any]:
+    out = send()
+    counts = {k: out[k] for k in ("sent", "failed", "dropped")}
+    report("deliver-chat", f"Chat: {out['sent']} sent, {out['failed']} failed", table=counts_table(counts))
+    return out

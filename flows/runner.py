@@ -101,6 +101,7 @@ JOBS: dict[str, JobSpec] = {
             "flows.time_off:sync_time_off",
             {"fetch": "fetch-time-off-feed", "apply": "apply-time-off-feed"},
         ),
+        JobSpec("deliver-chat", "flows.jobs:deliver_chat", "flows.chat:deliver_chat", {"send": "send-chat"}),
         JobSpec(
             "escalate-overdue",
             "flows.jobs:escalate_overdue",

@@ -13,7 +13,7 @@ app = typer.Typer(
 
 @app.command("send")
 def send_command() -> None:
-    """Send the chat notifications that are due (a Prefect flow run, like the scheduled deliver-chat).
+    """Send the chat notifications that are due (the job of the scheduled deliver-chat flow, run as every command runs its job).
 
     Channels come from the policy's chat section (HR's channel and one per department); their URLs are never printed. A channel that refuses is named with its error, the message is retried later, and the command exits with 1.
     """
@@ -22,9 +22,7 @@ def send_command() -> None:
         typer.echo("no chat channels in the policy's chat section (see frontline.example.toml); nothing to do")
         return
     open_database()
-    from flows.chat import deliver_chat
-
-    out = run_flow(deliver_chat)
+    out = run_flow("deliver-chat")
     echo_table([{"what": k, "count": out[k]} for k in ("sent", "failed", "dropped")], ["what", "count"])
     for target, error in sorted(out["errors"].items()):
         console_error(f"chat {target}: {error}")

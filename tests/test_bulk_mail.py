@@ -1,6 +1,7 @@
 """Mail queued in bulk (issue 14) is byte for byte the mail queued one message at a time: invites,
 updates, cancellations, check-ins and reminders decided for a whole batch of rotations against the same
-decisions made one rotation per call, and ``enqueue_many`` against ``enqueue`` called in turn."""
+decisions made one rotation per call, ``enqueue_many`` against ``enqueue`` called in turn, and digests
+built from the week's department index for many departments against one department per call."""
 
 from __future__ import annotations
 
@@ -219,4 +220,36 @@ def test_enqueue_many_is_enqueue_called_in_turn(sqlite_settings, tmp_path):
     finally:
         bulk.dispose()
         single.dispose()
+        _engine_for.cache_clear()
+
+
+def test_digests_built_from_the_department_index_are_the_ones_built_one_department_at_a_time(sqlite_settings, tmp_path):
+    """The week is indexed by department once (``WeekData.by_department``); every department's digest
+    queued in one batch is byte for byte the one queued when its department is loaded alone."""
+    from frontline.digests.loading import compute_themes
+    from frontline.digests.queue import queue_digests
+    from tests.test_digests import WEEK, _make_company
+
+    batch, alone = _engine(tmp_path, "batch"), _engine(tmp_path, "alone")
+    try:
+        ids = _make_company(batch)
+        assert _make_company(alone) == ids
+        with Session(batch) as s:
+            themes = compute_themes(s, WEEK, persist=True)
+            rows = [o.row() for o in queue_digests(s, WEEK, department_ids=sorted(ids.values()), themes=themes)]
+            s.commit()
+        one_by_one = []
+        with Session(alone) as s:
+            themes = compute_themes(s, WEEK, persist=True)
+            s.commit()
+        for department_id in sorted(ids.values()):
+            with Session(alone) as s:
+                one_by_one += [o.row() for o in queue_digests(s, WEEK, department_ids=[department_id], themes=themes)]
+                s.commit()
+        assert rows == one_by_one
+        a, b = _outbox(batch), _outbox(alone)
+        assert len(a) >= 2 and a == b
+    finally:
+        batch.dispose()
+        alone.dispose()
         _engine_for.cache_clear()

@@ -45,12 +45,17 @@ def fill_the_rest(inst: Instance, assign: np.ndarray, rots: np.ndarray) -> np.nd
     return left
 
 
+def greedy_weekly(inst: Instance) -> np.ndarray:
+    """The baseline's assignment (see :func:`solve_greedy`) on an instance already built."""
+    assign = np.full(inst.n, -1, dtype=np.int64)
+    order = np.lexsort((np.arange(inst.n), inst.s))
+    greedy_fill(inst, assign, order, inst.rescap.copy(), inst.annual.copy())
+    return assign
+
+
 def solve_greedy(rotators: Sequence[Rotator], mentors: Sequence[Mentor], weights: Weights = Weights()) -> Solution:
     """Baseline: week by week (by start week), each rotator takes the cheapest eligible mentor with a
     free seat, counting the load-balance cost of the mentor's current load."""
     t0 = time.perf_counter()
     inst = Instance(rotators, mentors, weights)
-    assign = np.full(inst.n, -1, dtype=np.int64)
-    order = np.lexsort((np.arange(inst.n), inst.s))
-    greedy_fill(inst, assign, order, inst.rescap.copy(), inst.annual.copy())
-    return finish(inst, assign, None, "greedy-weekly", t0, {"rotators": inst.n, "mentors": inst.m})
+    return finish(inst, greedy_weekly(inst), None, "greedy-weekly", t0, {"rotators": inst.n, "mentors": inst.m})

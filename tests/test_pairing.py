@@ -481,3 +481,14 @@ def test_heuristic_methods_are_never_worse_than_the_week_by_week_greedy(seed):
         sol = solve(rotators, mentors, W, method=method)
         _assert_sound(sol, rotators, mentors)
         assert sol.objective <= greedy.objective + 1e-6
+
+
+def test_greedy_method_for_the_largest_instances_is_sound_and_its_bound_is_below_the_optimum():
+    rotators, mentors = _medium(1, n_rot=200, n_ment=20)
+    exact = solve(rotators, mentors, W, method="mip")
+    sol = solve(rotators, mentors, W, method="greedy")
+    assert sol.method == "greedy+rescue"
+    _assert_sound(sol, rotators, mentors)
+    assert sol.bound is not None and sol.bound <= exact.objective + 1e-6 <= sol.objective + 1e-6
+    # ``auto`` takes it above ``flow_pairs``
+    assert solve(rotators, mentors, W, flow_pairs=100).method == "greedy+rescue"

@@ -30,7 +30,7 @@ from frontline.core import audit, clock
 from frontline.core.clock import monday_on_or_after
 from frontline.core.errors import PlanningError
 from frontline.core.policy import Policy
-from frontline.rotations.inputs import PlanningInput, build_input
+from frontline.rotations.inputs import EMPLOYEE_COLUMNS, PlanningInput, build_input
 from frontline.rotations.lifecycle import must_cancel, withdraw
 from frontline.rotations.solver import Person, PlanInput, PlanOutput, solve, week_loads
 from frontline.rotations.weeks import holidays_between, rotation_end, week_of, week_start
@@ -51,7 +51,9 @@ def load_input(session: Session, policy: Policy, horizon: date, weeks: int) -> P
         horizon,
         weeks,
         session.exec(select(Department)).all(),
-        session.exec(select(Employee).order_by(col(Employee.employee_id))).all(),
+        session.exec(
+            select(*(getattr(Employee, c) for c in EMPLOYEE_COLUMNS)).order_by(col(Employee.employee_id))
+        ).all(),
         session.exec(select(Absence)).all(),
         session.exec(select(Rotation).where(Rotation.status != "cancelled").order_by(col(Rotation.id))).all(),
     )

@@ -87,18 +87,21 @@ def _take(inst: Instance, rescap: np.ndarray, annual: np.ndarray, k: int, j: int
     annual[j] += sign
 
 
-def rescue_unmatched(inst: Instance, assign: np.ndarray, limit: int = 2_000) -> int:
+def rescue_unmatched(inst: Instance, assign: np.ndarray, limit: int = 2_000, seconds: float = 10.0) -> int:
     """Ejection chains of length one for the unmatched (mutates ``assign``): an unmatched rotator ``i``
     takes mentor ``j`` (eligible, under the annual cap) when one rotator ``k`` of ``j`` covers every week
     in which ``j`` is full and ``k`` can move to another mentor with a seat. Worth it whenever it applies:
-    the unmatched penalty is far above any change of pairing costs. Tries at most ``limit`` rotators.
-    Returns how many it matched."""
+    the unmatched penalty is far above any change of pairing costs. Tries at most ``limit`` rotators,
+    for at most ``seconds``. Returns how many it matched."""
+    deadline = time.perf_counter() + seconds
     rescap, annual, _ = inst.residual(assign, inst.rescap, inst.annual)
     by_mentor: dict[int, list[int]] = {}
     for k in np.nonzero(assign >= 0)[0].tolist():
         by_mentor.setdefault(int(assign[k]), []).append(k)
     rescued = 0
     for i in np.nonzero(assign < 0)[0][:limit].tolist():
+        if time.perf_counter() > deadline:
+            break
         ri = np.array([i])
         rules = inst.rules(ri)
         ok = (rules.dept & rules.language & rules.tz & rules.available & rules.not_previous)[0] & (annual > 0)

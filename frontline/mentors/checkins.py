@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Set
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -259,13 +259,41 @@ class CheckinSeries:
 
     @property
     def when(self) -> str:
-        return f"{WEEKDAY_NAMES[self.first.weekday()]}s at {self.first:%H:%M} ({zone_key(self.first)})"
+        """The weekly slot in the zone the series keeps (the mentor's), e.g. "Wednesdays at 10:00 (Europe/Berlin)"."""
+        return self.when_in(self.first.tzinfo)
+
+    def weekly(self) -> list[datetime]:
+        """The weekly occurrences at the slot (the first week's is replaced by the kickoff when there is one)."""
+        weeks = range(1, self.count) if self.count > 1 and self.kickoff is not None else range(self.count)
+        return [self.first + timedelta(weeks=k) for k in weeks]  # wall-clock arithmetic: keeps the local time
+
+    def when_in(self, tz: tzinfo | None) -> str:
+        """The weekly slot as a recipient in ``tz`` reads it, e.g. "Wednesdays at 04:00 (America/New_York)".
+
+        The series keeps the mentor's local time, so where the two zones change daylight saving time on
+        different days the recipient's time moves during the rotation; each change is named with the date
+        it starts: "Wednesdays at 04:00 (America/New_York); at 05:00 from Wednesday 1 April 2026"."""
+        local = [o.astimezone(tz) for o in self.weekly()] or [self.first.astimezone(tz)]
+        head = local[0]
+        parts = [f"{WEEKDAY_NAMES[head.weekday()]}s at {head:%H:%M} ({zone_key(head)})"]
+        previous = head
+        for moment in local[1:]:
+            if (moment.weekday(), moment.time()) != (previous.weekday(), previous.time()):
+                day = "" if moment.weekday() == previous.weekday() else f"{WEEKDAY_NAMES[moment.weekday()]}s "
+                parts.append(f"{day}at {moment:%H:%M} from {longdate(moment.date())}")
+            previous = moment
+        return "; ".join(parts)
 
     def overrides(self, names: str) -> tuple[tuple[int, datetime | None, str], ...]:
         """Week 1 is the kickoff, the last week the wrap-up (as :func:`checkin_events`)."""
         if self.count < 2:
             return ()
         return ((0, self.kickoff, f"Kickoff: {names}"), (self.count - 1, None, f"Wrap-up: {names}"))
+
+
+def longdate(day: date) -> str:
+    """E.g. "Wednesday 18 March 2026"."""
+    return f"{WEEKDAY_NAMES[day.weekday()]} {day.day} {day:%B %Y}"
 
 
 def zone_key(moment: datetime) -> str:

@@ -63,6 +63,8 @@ class EmployeeRow(Protocol):
     @property
     def email(self) -> str: ...
     @property
+    def name(self) -> str: ...
+    @property
     def department_id(self) -> int: ...
     @property
     def hire_date(self) -> date: ...
@@ -82,6 +84,7 @@ EMPLOYEE_COLUMNS = (
     "id",
     "employee_id",
     "email",
+    "name",
     "department_id",
     "hire_date",
     "country",

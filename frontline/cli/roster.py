@@ -50,7 +50,9 @@ def import_command(
     ),
     allow_leavers: int | None = typer.Option(None, "--allow-leavers", min=0, metavar="N", help=ALLOW_LEAVERS_HELP),
     flow: bool = typer.Option(
-        True, "--flow/--no-flow", help="Run as a Prefect flow run (default) or directly in this process (quicker)."
+        True,
+        "--flow/--no-flow",
+        help="Run as a job (default: recorded in the audit, or on the Prefect server when PREFECT_API_URL is set) or call the service directly.",
     ),
 ) -> None:
     """Import a full roster, all or nothing.
@@ -72,10 +74,8 @@ def import_command(
     open_database()
     try:
         if flow:
-            from flows.roster import import_roster_flow
-
             result = run_flow(
-                import_roster_flow,
+                "import-roster",
                 departments=str(departments),
                 employees=str(employees),
                 absences=None if absences is None else str(absences),

@@ -237,15 +237,17 @@ class Routed:
 
 def route(week: WeekData, department_id: int) -> Routed:
     """Phase 1: (a) from the department's people, (b) addressed to it by anyone else; this week and last."""
-    d = department_id
+    d, index = department_id, week.by_department
 
-    def own(obs: list[DigestObservation]) -> list[DigestObservation]:
-        return [o for o in obs if o.rotator_department_id == d]
+    def addressed(name: str) -> list[DigestObservation]:
+        return [o for o in index.get(f"{name}_to", d) if o.rotator_department_id != d]
 
-    def addressed(obs: list[DigestObservation]) -> list[DigestObservation]:
-        return [o for o in obs if o.target_department_id == d and o.rotator_department_id != d]
-
-    return Routed(own(week.current), addressed(week.current), own(week.previous), addressed(week.previous))
+    return Routed(
+        list(index.get("current_from", d)),
+        addressed("current"),
+        list(index.get("previous_from", d)),
+        addressed("previous"),
+    )
 
 
 def metrics_for(routed: Routed) -> list[Metric]:
@@ -299,8 +301,8 @@ def sections_for(routed: Routed, week: WeekData, department: Department, tz: Zon
 def urgent_items(week: WeekData, department_id: int, tz: ZoneInfo) -> list[UrgentItem]:
     """Phase 4: urgent observations addressed to the department this week, and older ones still open;
     open ones first, then oldest first."""
-    urgent_obs = [o for o in week.current if o.urgent and o.target_department_id == department_id]
-    urgent_obs += [o for o in week.open_urgent if o.target_department_id == department_id]
+    urgent_obs = [o for o in week.by_department.get("current_to", department_id) if o.urgent]
+    urgent_obs += week.by_department.get("open_urgent_to", department_id)
     urgent_obs.sort(key=lambda o: (o.ack_state != "new", o.created_at, o.id))
     return [
         UrgentItem(
@@ -319,8 +321,8 @@ def urgent_items(week: WeekData, department_id: int, tz: ZoneInfo) -> list[Urgen
 def acted_items(week: WeekData, department_id: int) -> list[ActedItem]:
     """Phase 5: what the department did this week, by theme and state (largest first)."""
     groups: dict[tuple[str, str], list[DigestObservation]] = defaultdict(list)
-    for o in week.acted:
-        if o.target_department_id == department_id and o.ack_state != "new":
+    for o in week.by_department.get("acted_to", department_id):
+        if o.ack_state != "new":
             groups[(o.theme or shorten(o.text), o.ack_state)].append(o)
     return [
         ActedItem(label, state, len(items), ", ".join(sorted({o.ack_by for o in items if o.ack_by})) or "someone")
@@ -333,9 +335,7 @@ def rotating_people(week: WeekData, department_id: int) -> tuple[list[RotatingPe
     monday = week_monday(week.week)
     sunday = monday + timedelta(days=6)
     now_, next_ = [], []
-    for r, e in week.rotations:
-        if e.department_id != department_id:
-            continue
+    for r, e in week.by_department.rotations.get(department_id, []):
         person = RotatingPerson(e.name, r.start, r.end)
         if r.start <= sunday and r.end >= monday:
             now_.append(person)

@@ -312,12 +312,12 @@ def _semantic(norm: list[str]) -> np.ndarray | None:
     """LSA (truncated SVD of word TF-IDF over *all* the texts): words that occur in the same contexts
     ("coupon" / "voucher" next to "code", "invalid", "checkout") get close, which plain TF-IDF cannot
     see. ``None`` when the input is too small to learn co-occurrence from. Deterministic (fixed seed)."""
+    if len(norm) < LSA_MIN_DOCS:  # before importing scikit-learn (~1 s): a quiet week needs none of it
+        return None
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
 
-    if len(norm) < LSA_MIN_DOCS:
-        return None
     try:
         w = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2, token_pattern=r"\S+").fit_transform(norm)
     except ValueError:

@@ -11,6 +11,7 @@ Each input is a path or a ``(name, text_or_bytes)`` pair (uploads), decoded as U
 from __future__ import annotations
 
 import csv
+import datetime as _dt
 import io
 import re
 from collections.abc import Iterator
@@ -41,6 +42,8 @@ EMPLOYEE_COLUMNS = [
     "mentor",
     "mentor_capacity",
     "last_rotation",
+    "preferred_weeks",
+    "unavailable_weeks",
 ]
 ABSENCE_COLUMNS = ["employee_id", "start", "end", "reason"]
 OPTIONAL_COLUMNS = {
@@ -52,6 +55,8 @@ OPTIONAL_COLUMNS = {
     "mentor_capacity",
     "last_rotation",
     "reason",
+    "preferred_weeks",
+    "unavailable_weeks",
 }
 
 RosterSource = Path | str | tuple[str, str | bytes]
@@ -90,6 +95,9 @@ class EmployeeRow:
     is_mentor: bool
     mentor_capacity: int
     last_rotation: date | None
+    # soft wishes (Mondays); None = the column is not in the file (what is stored stays)
+    preferred_weeks: tuple[date, ...] | None = None
+    unavailable_weeks: tuple[date, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -291,6 +299,15 @@ class _Row:
             self.problem(column, f"{value!r} is not an ISO 8601 date (YYYY-MM-DD)")
             return None
 
+    def weeks(self, column: str) -> tuple[_dt.date, ...]:
+        """``;``-separated weeks (``YYYY-MM-DD``, ``YYYY-Www`` or ``A..B``) as their Mondays."""
+        from frontline.people.preferences import parse_weeks
+
+        weeks, problems = parse_weeks(self.cells.get(column, ""))
+        for problem in problems:
+            self.problem(column, problem)
+        return tuple(weeks)
+
     def items(self, column: str) -> list[str]:
         seen: list[str] = []
         for part in self.cells.get(column, "").split(";"):
@@ -363,6 +380,8 @@ def _parse_employees(table: _Table, departments: set[str] | None, departments_fi
                 r.problem("skills", f"skill {skill[:20]!r}... is longer than 100 characters")
         is_mentor, capacity = _mentor(r, cells)
         last_rotation = r.date("last_rotation", required=False)
+        preferred = r.weeks("preferred_weeks") if "preferred_weeks" in table.header else None
+        unavailable = r.weeks("unavailable_weeks") if "unavailable_weeks" in table.header else None
         if department is not None and departments is not None and department.casefold() not in departments:
             r.problem("department", f"unknown department {department!r} (not in {departments_file})")
         if employee_id is not None:
@@ -389,6 +408,8 @@ def _parse_employees(table: _Table, departments: set[str] | None, departments_fi
                 is_mentor,
                 capacity,
                 last_rotation,
+                preferred,
+                unavailable,
             )
         )
     return rows

@@ -228,6 +228,7 @@ def add_command(
     reason: str = REASON,
 ) -> None:
     """Give someone the plan left unplaced a rotation starting WEEK (locked, so the next plan keeps it).
+
     A refusal names the nearest weeks that fit and the rotations that would make room."""
     from frontline.rotations import overrides
 

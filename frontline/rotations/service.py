@@ -45,7 +45,9 @@ __all__ = [
 
 
 def load_input(session: Session, policy: Policy, horizon: date, weeks: int) -> PlanningInput:
-    """Read the roster, absences and rotations and build the planner's input."""
+    """Read the roster, absences, preferences and rotations and build the planner's input."""
+    from frontline.people.preferences import weeks_by_employee
+
     return build_input(
         policy,
         horizon,
@@ -56,6 +58,7 @@ def load_input(session: Session, policy: Policy, horizon: date, weeks: int) -> P
         ).all(),
         session.exec(select(Absence)).all(),
         session.exec(select(Rotation).where(Rotation.status != "cancelled").order_by(col(Rotation.id))).all(),
+        weeks_by_employee(session),
     )
 
 

@@ -141,7 +141,7 @@ class PairingGap(SQLModel, table=True):
     __tablename__ = "pairing_gap"
 
     id: int | None = Field(default=None, primary_key=True)
-    rotation_id: int = Field(foreign_key="rotation.id", unique=True)
+    rotation_id: int = Field(foreign_key="rotation.id", index=True)
     reason: str = Field(sa_column=Column(Text, nullable=False))
     relaxation: str | None = Field(default=None, sa_column=Column(Text))
     updated_at: datetime = Field(default_factory=utcnow)

@@ -32,8 +32,9 @@ def upgrade() -> None:
         sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(['rotation_id'], ['rotation.id'], ),
         sa.PrimaryKeyConstraint('id'),
-        sa.UniqueConstraint('rotation_id'),
     )
+    with op.batch_alter_table('pairing_gap', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_pairing_gap_rotation_id'), ['rotation_id'], unique=False)
     op.create_table(
         'change_request',
         sa.Column('reason', sa.Text(), nullable=False),
@@ -64,6 +65,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_change_request_rotation_id'))
         batch_op.drop_index('ix_change_request_status')
     op.drop_table('change_request')
+    with op.batch_alter_table('pairing_gap', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_pairing_gap_rotation_id'))
     op.drop_table('pairing_gap')
     with op.batch_alter_table('mentorpairing', schema=None) as batch_op:
         batch_op.drop_column('responded_at')

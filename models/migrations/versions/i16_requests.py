@@ -2,7 +2,7 @@
 rotation has no mentor (pairing_gap), and change requests from rotators and heads (change_request)
 
 Revision ID: i16_requests
-Revises: i12_dept_active_lease
+Revises: i15_time_off
 Create Date: 2026-12-04 22:40:00
 """
 from typing import Sequence, Union
@@ -13,7 +13,7 @@ import sqlmodel
 
 
 revision: str = 'i16_requests'
-down_revision: Union[str, None] = 'i12_dept_active_lease'
+down_revision: Union[str, None] = 'i15_time_off'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -10,6 +10,7 @@ from models.tables import (
     ConnectorStatus,
     ConsoleSession,
     ConsoleUser,
+    ContactCount,
     Department,
     DigestOptOut,
     Employee,
@@ -21,6 +22,7 @@ from models.tables import (
     PlanRun,
     RateLimitBucket,
     Rotation,
+    WeekPreference,
     utcnow,
 )
 
@@ -33,6 +35,7 @@ __all__ = [
     "ConsoleSession",
     "ConnectorStatus",
     "ConsoleUser",
+    "ContactCount",
     "Department",
     "DigestOptOut",
     "Employee",
@@ -44,6 +47,7 @@ __all__ = [
     "PlanRun",
     "RateLimitBucket",
     "Rotation",
+    "WeekPreference",
     "get_engine",
     "init_db",
     "session_scope",

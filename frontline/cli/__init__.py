@@ -83,6 +83,7 @@ from frontline.cli import demo as _demo  # noqa: E402
 from frontline.cli import digest as _digest  # noqa: E402
 from frontline.cli import mail as _mail  # noqa: E402
 from frontline.cli import observe as _observe  # noqa: E402
+from frontline.cli import outreach as _outreach  # noqa: E402
 from frontline.cli import pair as _pair  # noqa: E402
 from frontline.cli import plan as _plan  # noqa: E402
 from frontline.cli import requests as _requests  # noqa: E402
@@ -108,6 +109,9 @@ app.command("mentors", rich_help_panel=PLANNING)(_pair.mentors_command)
 app.add_typer(_requests.app, name="requests", rich_help_panel=PLANNING)
 app.command("surveys", rich_help_panel=PLANNING)(_pair.surveys_command)
 app.add_typer(_mail.app, name="mail", rich_help_panel=MAIL)
+app.add_typer(_outreach.invites_app, name="invites", rich_help_panel=MAIL)
+app.add_typer(_outreach.reminders_app, name="reminders", rich_help_panel=MAIL)
+app.add_typer(_outreach.escalations_app, name="escalations", rich_help_panel=MAIL)
 app.add_typer(_calendar.app, name="calendar", rich_help_panel=MAIL)
 app.add_typer(_observe.app, name="observe", rich_help_panel=VOICE)
 app.add_typer(_observe.api_token_app, name="api-token", rich_help_panel=VOICE)

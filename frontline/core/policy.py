@@ -110,11 +110,12 @@ class Roster(_Strict):
         return max(self.min_leavers_allowed, int(self.max_leaver_fraction * active))
 
 
-class Requests(_Strict):
-    """Change requests from rotators and heads (:mod:`frontline.rotations.requests`)."""
+class Redaction(_Strict):
+    """PII redaction of observations: what must never be redacted."""
 
-    auto_approve: bool = Field(
-        default=False, description="approve at once a request naming a week that fits every hard rule"
+    allow: list[str] = Field(
+        default_factory=list,
+        description="the company's own numbers and addresses (hotline, support mailbox, '@domain', shop IBAN), kept",
     )
 
 
@@ -155,6 +156,14 @@ class TimeOff(_Strict):
         return self
 
 
+class Requests(_Strict):
+    """Change requests from rotators and heads (:mod:`frontline.rotations.requests`)."""
+
+    auto_approve: bool = Field(
+        default=False, description="approve at once a request naming a week that fits every hard rule"
+    )
+
+
 class Policy(_Strict):
     support_department: str
     length_weeks: int = Field(default=4, ge=1, le=26)
@@ -171,9 +180,9 @@ class Policy(_Strict):
     observations: Observations = Field(default_factory=Observations)
     reminders: Reminders = Field(default_factory=Reminders)
     roster: Roster = Field(default_factory=Roster)
-    requests: Requests = Field(default_factory=Requests)
-
+    redaction: Redaction = Field(default_factory=Redaction)
     time_off: TimeOff = Field(default_factory=TimeOff)
+    requests: Requests = Field(default_factory=Requests)
 
     @field_validator("holidays_country")
     @classmethod

@@ -24,13 +24,12 @@ def is_fixed(rot: Rotation) -> bool:
 
 
 def must_cancel(session: Session, rot: Rotation) -> bool:
-    """Announced rotations, rotations that already have a mentor pairing and rotations someone asked to
-    change (the request keeps pointing at it) are cancelled (so the rotator and mentor hear about it);
-    other never-announced drafts are deleted."""
+    """Announced rotations, and rotations that already have a mentor pairing, are cancelled (so the
+    rotator and mentor hear about it); never-announced drafts are deleted."""
     if rot.announced_start is not None or rot.status in FIXED_STATUSES:
         return True
     if session.exec(select(ChangeRequest.id).where(col(ChangeRequest.rotation_id) == rot.id)).first() is not None:
-        return True
+        return True  # a request about it keeps its history (and its requester is told the outcome)
     return session.exec(select(MentorPairing.id).where(col(MentorPairing.rotation_id) == rot.id)).first() is not None
 
 
@@ -52,7 +51,7 @@ def withdraw(session: Session, rot: Rotation, why: str, actor: str, **details: A
         session.add(rot)
     else:
         for gap in session.exec(select(PairingGap).where(col(PairingGap.rotation_id) == rot.id)).all():
-            session.delete(gap)  # why it had no mentor: moot once the rotation is gone
+            session.delete(gap)  # why it had no mentor goes with it
         session.flush()
         session.delete(rot)
     return action

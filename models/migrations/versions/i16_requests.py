@@ -2,7 +2,7 @@
 rotation has no mentor (pairing_gap), and change requests from rotators and heads (change_request)
 
 Revision ID: i16_requests
-Revises: i15_time_off
+Revises: i16_preferences
 Create Date: 2026-12-04 22:40:00
 """
 from typing import Sequence, Union
@@ -13,7 +13,7 @@ import sqlmodel
 
 
 revision: str = 'i16_requests'
-down_revision: Union[str, None] = 'i15_time_off'
+down_revision: Union[str, None] = 'i16_preferences'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
@@ -32,9 +32,8 @@ def upgrade() -> None:
         sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(['rotation_id'], ['rotation.id'], ),
         sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('rotation_id'),
     )
-    with op.batch_alter_table('pairing_gap', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_pairing_gap_rotation_id'), ['rotation_id'], unique=False)
     op.create_table(
         'change_request',
         sa.Column('reason', sa.Text(), nullable=False),
@@ -65,8 +64,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_change_request_rotation_id'))
         batch_op.drop_index('ix_change_request_status')
     op.drop_table('change_request')
-    with op.batch_alter_table('pairing_gap', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_pairing_gap_rotation_id'))
     op.drop_table('pairing_gap')
     with op.batch_alter_table('mentorpairing', schema=None) as batch_op:
         batch_op.drop_column('responded_at')

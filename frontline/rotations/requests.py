@@ -138,8 +138,6 @@ def submit(
     if existing is not None:
         raise PlanningError(f"there is already a request for this rotation waiting for HR (request {existing.id})")
     weeks = list(preferred_weeks or [])
-    if kind in ("another_week", "move") and not weeks:
-        raise PlanningError("name at least one week that would suit (HR checks it against the rules)")
     req = ChangeRequest(
         rotation_id=rotation_id,
         employee_id=person.id or 0,
@@ -236,7 +234,7 @@ def approve(
             f"{person.name} is released from the rotation {rot.start} to {rot.end}; the next plan places them later."
         )
     else:
-        raise PlanningError("name the week the rotation should move to")
+        raise PlanningError("the request names no week: approve it with the week the rotation should move to")
     req.status, req.decided_by, req.decided_at = "approved", actor, utcnow()
     req.decision_note, req.outcome = (note or "").strip() or None, outcome
     session.add(req)

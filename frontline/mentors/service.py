@@ -717,6 +717,18 @@ def gaps_for(session: Session, rotation_ids: list[int]) -> dict[int, PairingGap]
     return {g.rotation_id: g for g in rows}
 
 
+def mentor_answers(session: Session, rotation_ids: list[int]) -> dict[int, str]:
+    """The active mentor's answer to the signed pairing link (``accepted``), by rotation id (absent: none yet)."""
+    if not rotation_ids:
+        return {}
+    rows = session.exec(
+        select(MentorPairing.rotation_id, MentorPairing.response).where(
+            MentorPairing.status == "active", col(MentorPairing.rotation_id).in_(rotation_ids)
+        )
+    ).all()
+    return {rid: response for rid, response in rows if response}
+
+
 def proposed_rotation_ids(session: Session, rotation_ids: list[int]) -> set[int]:
     """Those of these rotations whose pairing waits for HR's review."""
     if not rotation_ids:

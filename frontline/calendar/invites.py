@@ -56,7 +56,7 @@ from frontline.calendar.ics import (
     rotation_uid,
 )
 from frontline.core import clock
-from frontline.core.links import observe_url
+from frontline.core.links import observe_url, pairing_url, request_url
 from frontline.core.templating import render_html, render_text
 from frontline.mail import compose, enqueue
 from frontline.mentors.checkins import CheckinSeries, checkin_series, longdate, zone
@@ -261,6 +261,7 @@ def _rotation_mail(
         mentor_only=mentor_only,
         old_mentor=old_mentor,
         observe_link=observe_url(rotator.id),
+        request_link=request_url(rotation.id, rotator.id) if method != "CANCEL" else None,
         previous_first_day=longdate(rotation.previous_start) if rotation.previous_start else None,
         checkin_when=series.when_in(zone(rotator.timezone, ctx.org_tz)) if series else None,
         checkin_minutes=ctx.checkin_minutes,
@@ -281,6 +282,7 @@ def _checkin_mail(
     sequence: int,
     update: bool,
     reason: str = "",
+    respond_link: str | None = None,
 ) -> bool:
     for_mentor = recipient.id == mentor.id
     other = rotator if for_mentor else mentor
@@ -320,6 +322,7 @@ def _checkin_mail(
         checkin_kickoff=f"{longdate(kickoff.date())} at {kickoff:%H:%M}" if kickoff and series.count > 1 else None,
         checkin_minutes=series.minutes,
         reason=reason,
+        respond_link=respond_link if for_mentor and method == "REQUEST" else None,
     )
     prefix = "checkins-cancel" if method == "CANCEL" else "checkins"
     return _queue_invite(session, ctx, obj, recipient, context, f"{prefix}:{rotation.id}:{sequence}:{recipient.id}")
@@ -334,6 +337,7 @@ def _mentor_mail(
     sequence: int,
     assigned: bool,
     reason: str = "",
+    respond_link: str | None = None,
 ) -> bool:
     """Plain mail to a mentor when there is no check-in series to carry the news (pairing without a slot)."""
     first, last = longdate(rotation.start), longdate(rotation.end)
@@ -350,6 +354,7 @@ def _mentor_mail(
         last_day=last,
         assigned=assigned,
         reason=reason,
+        respond_link=respond_link if assigned else None,
     )
     msg = compose(to=_addr(mentor), subject=subject, text=text)
     prefix = "mentor" if assigned else "mentor-released"
@@ -421,6 +426,13 @@ class _Parties:
     mentor: Employee | None
     series: CheckinSeries | None
     old_mentor: Employee | None
+    pairing: MentorPairing | None = None
+
+    def respond_link(self) -> str | None:
+        """The mentor's signed accept/decline link for the current pairing."""
+        if self.pairing is None or self.pairing.id is None or self.mentor is None or self.mentor.id is None:
+            return None
+        return pairing_url(self.pairing.id, self.mentor.id)
 
 
 def _load_parties(session: Session, ctx: _Context, rotation: Rotation) -> _Parties:
@@ -436,7 +448,7 @@ def _load_parties(session: Session, ctx: _Context, rotation: Rotation) -> _Parti
     old_mentor = (
         session.get(Employee, rotation.announced_mentor_id) if rotation.announced_mentor_id is not None else None
     )
-    return _Parties(rotator, mentor, series, old_mentor)
+    return _Parties(rotator, mentor, series, old_mentor, pairing)
 
 
 def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: date, horizon: date) -> None:
@@ -536,11 +548,14 @@ def _announce_request(
     else:
         ctx.counts.requests += 1
     if mentor is not None and series is not None:
+        link = parties.respond_link()
         for person in (rotator, mentor):
-            _checkin_mail(session, ctx, dates, rotator, mentor, series, person, "REQUEST", sequence, update)
+            _checkin_mail(
+                session, ctx, dates, rotator, mentor, series, person, "REQUEST", sequence, update, respond_link=link
+            )
             ctx.counts.checkin_requests += 1
     elif mentor is not None and (rotation.announced_state != "invited" or rotation.announced_mentor_id != mentor.id):
-        _mentor_mail(session, ctx, dates, rotator, mentor, sequence, assigned=True)
+        _mentor_mail(session, ctx, dates, rotator, mentor, sequence, assigned=True, respond_link=parties.respond_link())
 
 
 def _release_old_mentor(

@@ -91,7 +91,7 @@ def observations_page(
 ) -> Response:
     total = search.count_matching(session, query.filter)
     rows = search.newest_matching(session, query.filter, MAX_ROWS)
-    labels = search.theme_labels(rows)
+    labels = search.theme_labels(session, rows)
 
     def label(o: Observation) -> str:
         return labels.get(o.id, ("(no theme)", False))[0] if o.id is not None else "(no theme)"

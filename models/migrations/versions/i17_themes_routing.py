@@ -1,7 +1,7 @@
 """observation embeddings (theme grouping cache); who routed each observation (learnt routing)
 
 Revision ID: i17_themes_routing
-Revises: i12_dept_active_lease
+Revises: i15_time_off
 Create Date: 2026-12-04 22:45:00
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlmodel
 
 
 revision: str = 'i17_themes_routing'
-down_revision: Union[str, None] = 'i12_dept_active_lease'
+down_revision: Union[str, None] = 'i15_time_off'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

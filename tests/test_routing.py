@@ -181,3 +181,23 @@ def test_digest_link_reroutes_the_themes_observations(world, sqlite_engine):
         403,
         404,
     )
+
+
+def test_table_entry_naming_a_missing_department_is_reported_by_status(world, sqlite_engine):
+    from frontline.observations.routing import table_problems
+    from frontline.operations.status import collect_status, routing_table_problems
+
+    assert table_problems({"shipping": "Operations"}, ["Support", "operations"]) == []
+    with session_scope(sqlite_engine) as session:
+        assert routing_table_problems(session) == []  # the example policy's departments all exist
+        ops = session.get(Department, world["depts"]["Operations"])
+        ops.active = False
+        session.add(ops)
+    with session_scope(sqlite_engine) as session:
+        problems = [r["problem"] for r in routing_table_problems(session)]
+        assert len(problems) == 2 and all("'Operations'" in p for p in problems)  # hardware and shipping
+        assert "'hardware'" in problems[0] and "'shipping'" in problems[1]
+        from frontline.core import clock
+
+        report = collect_status(session, now=clock.utcnow(), with_prefect=False)
+        assert report["stuck"]["routing_table_unknown_departments"] and not report["ok"]

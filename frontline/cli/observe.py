@@ -121,8 +121,7 @@ def themes_command(
     department: str | None = typer.Option(None, "--department", help="Only themes addressed to this department"),
     fmt: str = typer.Option("table", "--format", help="table | json"),
 ) -> None:
-    """Themes of the observations filed between two days: label and observation ids (the grouping the
-    digest and the console use)."""
+    """Themes of the observations filed between two days: label and observation ids (the grouping the digest and the console use)."""
     import json
     from datetime import datetime, time, timedelta
 

@@ -147,6 +147,19 @@ def forget_routers() -> None:
         _cache.clear()
 
 
+def table_problems(area_departments: dict[str, str], departments: Iterable[str]) -> list[str]:
+    """Entries of the policy's ``observations.area_departments`` naming a department that ``departments``
+    (the roster's active ones) lacks: observations of that area would fall back to the support department
+    unnoticed. Reported by ``roster check`` and ``frontline status``."""
+    known = {d.lower() for d in departments}
+    return [
+        f"observations.area_departments: {area!r} -> {dept!r}, but the roster has no active department {dept!r} "
+        "(its observations fall back to the support department; fix frontline.toml or departments.csv)"
+        for area, dept in sorted(area_departments.items())
+        if dept.lower() not in known
+    ]
+
+
 class RerouteError(ValueError):
     """A re-route that cannot be done (unknown observation or department, or no change)."""
 

@@ -449,6 +449,8 @@ def _clauses(t: str) -> list[str]:
         before = t[start : m.start()].rsplit(" ", 1)[-1].lower().strip("(\"'")
         if m.group().startswith(".") and (before in _ABBREVIATIONS or len(before) <= 1 or "." in before):
             continue
+        if t[start : m.start()].count('"') % 2 == 1 and m.group() != "\n":
+            continue  # inside a quotation: "Something went wrong. Try again"
         end = m.start() + (1 if m.group()[:1] in "?!" else 0)
         piece = t[start:end].strip(" -–—")
         if piece:
@@ -561,7 +563,7 @@ _STOPWORDS_BY_LANGUAGE = {
 def _balance_quotes(t: str) -> str:
     """Close a quotation the clause split left open (or drop it when it opens at the very end)."""
     if t.count('"') % 2 == 1:
-        head = t[: t.rfind('"')].rstrip()
+        head = t[: t.rfind('"')].rstrip(" =+&/,;:-–—(")
         return head if len(head) >= 15 else t + '"'
     return t
 

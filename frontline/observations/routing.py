@@ -13,6 +13,7 @@ Measured by ``bench/routing.py`` on tests/data/observations_eval.jsonl.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -112,7 +113,7 @@ def training_examples(conn: Connection, limit: int = MAX_EXAMPLES) -> list[Examp
 
 
 def _version(conn: Connection) -> tuple:
-    """Changes whenever the training set does: a new human-routed observation or a re-route."""
+    """Changes when the training set has changed enough to retrain: ~5% more examples, or a re-route."""
     row = conn.execute(
         sa.select(sa.func.count(col(Observation.id)), sa.func.max(col(Observation.id))).where(
             col(Observation.routed_by).in_(LEARN_FROM)
@@ -121,7 +122,11 @@ def _version(conn: Connection) -> tuple:
     rerouted = conn.execute(
         sa.select(sa.func.max(col(AuditEvent.id))).where(col(AuditEvent.action) == REROUTE_ACTION)
     ).scalar()
-    return (str(conn.engine.url), row[0], row[1], rerouted)
+    # Retrain when the examples grew by ~5% (not on every new one: training runs on the intake path)
+    # or a head re-routed something (rare, and the point of learning).
+    count = int(row[0] or 0)
+    bucket = count if count < 2 * MIN_EXAMPLES else int(math.log(count) / math.log(1.05))
+    return (str(conn.engine.url), bucket, rerouted)
 
 
 _cache: dict[str, tuple[tuple, Router]] = {}

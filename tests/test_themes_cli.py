@@ -101,3 +101,21 @@ def test_observe_themes_refuses_bad_input(stored):
     assert runner.invoke(app, ["observe", "themes", "--from", "2026-11-05", "--to", "2026-11-01"]).exit_code != 0
     r = runner.invoke(app, ["observe", "themes", "--from", "2026-11-01", "--to", "2026-11-05", "--department", "Nope"])
     assert r.exit_code != 0 and "no department" in r.output
+
+
+def test_a_page_that_must_answer_fast_embeds_few_new_texts(stored, sqlite_engine):
+    from frontline.digests.grouping import group_observations
+    from frontline.digests.themes import ThemeInput
+
+    _world, ids = stored
+    with session_scope(sqlite_engine) as session:
+        items = [
+            ThemeInput(o.id, o.text, o.product_area, o.category)
+            for o in session.exec(select(Observation).where(Observation.id.in_(ids))).all()
+        ]
+        lexical = group_observations(session, items, max_new_embeddings=len(items) - 1)
+        assert session.exec(select(ObservationEmbedding)).all() == []  # too many new texts: none embedded now
+        # the lexical fallback keeps (area, category) apart: the wrongly filed umlaut note is alone
+        assert [ids[2]] in [sorted(t.member_ids) for t in lexical]
+        semantic = group_observations(session, items, max_new_embeddings=len(items))
+        assert sorted(sorted(t.member_ids) for t in semantic) == [ids[:3], ids[3:]]

@@ -63,14 +63,39 @@ def observation_vectors(session: Session, items: Sequence[ThemeInput]) -> dict[i
     return found
 
 
-def group_observations(session: Session, items: Sequence[ThemeInput]) -> list[Theme]:
-    """Themes of ``items`` (ids are Observation ids), with the cached embeddings."""
+def group_observations(
+    session: Session, items: Sequence[ThemeInput], *, max_new_embeddings: int | None = None
+) -> list[Theme]:
+    """Themes of ``items`` (ids are Observation ids), with the cached embeddings. With
+    ``max_new_embeddings`` (a web page that must answer quickly), more texts than that without a stored
+    vector make it use the lexical grouping this time (the digest run stores them)."""
     from frontline.core.settings import get_settings
 
     items = list(items)
     if not get_settings().theme_embeddings:
         return find_themes(items, embed=False)
+    if max_new_embeddings is not None and _unembedded(session, items) > max_new_embeddings:
+        return find_themes(items, embed=False)
     return find_themes(items, vectors=observation_vectors(session, items))
+
+
+def _unembedded(session: Session, items: Sequence[ThemeInput]) -> int:
+    ids = sorted({int(i.id) for i in items})  # type: ignore[call-overload]
+    have = 0
+    for start in range(0, len(ids), _INSERT_CHUNK):
+        chunk = ids[start : start + _INSERT_CHUNK]
+        have += int(
+            session.connection()
+            .execute(
+                sa.select(sa.func.count(col(ObservationEmbedding.id))).where(
+                    col(ObservationEmbedding.observation_id).in_(chunk),
+                    col(ObservationEmbedding.model) == embeddings.MODEL_ID,
+                )
+            )
+            .scalar()
+            or 0
+        )
+    return len(ids) - have
 
 
 @dataclass

@@ -17,6 +17,7 @@ from frontline.observations.vocabulary import STATES
 from models import Department, Employee, Observation
 
 MAX_COMPUTED_THEMES = 2000
+MAX_NEW_EMBEDDINGS = 64  # a console page embeds at most this many new texts (else lexical themes this time)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ def theme_labels(
                 for o in missing
                 if o.id is not None
             ],
+            max_new_embeddings=MAX_NEW_EMBEDDINGS,
         )
         for oid, label in theme_of(found).items():
             labels[oid] = (label, True)

@@ -18,7 +18,8 @@ from sqlmodel import Session, col, select
 
 from frontline.core import clock
 from frontline.core.errors import DigestError
-from frontline.digests.themes import ThemeInput, find_themes
+from frontline.digests.grouping import group_observations
+from frontline.digests.themes import ThemeInput
 from frontline.digests.weeks import shift_week, week_monday, week_window
 from models import Department, DigestOptOut, Employee, Observation, Rotation
 
@@ -179,7 +180,7 @@ def compute_themes(session: Session, week: str, *, persist: bool = True) -> dict
         .where(created >= prev_start, created < end)
         .order_by(col(Observation.id)),
     )
-    themes = find_themes(ThemeInput(r[0], r[1], r[2], r[3]) for r in rows)
+    themes = group_observations(session, [ThemeInput(r[0], r[1], r[2], r[3]) for r in rows])
     mapping: dict[int, ThemeKey] = {}
     for t in themes:
         for mid in t.member_ids:

@@ -222,7 +222,7 @@ class ContactsSummary:
             return (
                 f"{self.customers} of {self.contacts} contacts this week (no percentage below {self.minimum} contacts)"
             )
-        return f"{share_text(self.customers, self.contacts)} contacts this week"
+        return share_text(self.customers, self.contacts, unit="contacts", suffix="this week")
 
 
 @dataclass
@@ -543,7 +543,7 @@ def top_issues(routed: Routed, week: WeekData, department_id: int, tz: ZoneInfo,
                 actionable=len(addressed),
                 trend8=_weekly_counts(week, d, k, routed, "count"),
                 customers_text=(
-                    f"{share_text(customers, contacts)} contacts"
+                    share_text(customers, contacts, unit="contacts")
                     if contacts >= MIN_CONTACTS_FOR_SHARE
                     else f"{customers} customer{'s' if customers != 1 else ''}"
                 ),

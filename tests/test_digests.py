@@ -142,38 +142,42 @@ def test_week_parsing_and_window(settings):
 
 
 def test_routing_own_vs_addressed(engine, company):
+    from frontline.digests.content import TAG_ADDRESSED, TAG_OWN
+
     eng = _digest(engine, company["eng"])
-    addressed, own = eng.sections
-    addressed_texts = sorted(q.text for t in addressed.themes for q in t.quotes)
-    own_texts = sorted(q.text for t in own.themes for q in t.quotes)
-    assert addressed.total == 4  # Bob x2, Carol x2; not Alice's (own people) nor next week's
-    assert own.total == 2  # Alice's two, one addressed to Sales, one to Engineering (appears once, here)
+    metrics = {m.label: m.value for m in eng.metrics}
+    assert metrics["addressed to you"] == 4  # Bob x2, Carol x2; not Alice's (own people) nor next week's
+    assert metrics["from your people on rotation"] == 2  # Alice's two, to Sales and to Engineering (once, here)
+    own_texts = sorted(q.text for t in eng.issues if TAG_OWN in t.tags for q in t.quotes)
+    addressed_only = sorted(q.text for t in eng.issues if t.tags == [TAG_ADDRESSED] for q in t.quotes)
     assert "The pricing page is confusing about VAT" in own_texts
     assert "Customers cannot find the export menu either" in own_texts
-    assert "Customers cannot find the export menu either" not in addressed_texts
-    assert "Next week's complaint" not in addressed_texts + own_texts
+    assert "Customers cannot find the export menu either" not in addressed_only
+    assert "Next week's complaint" not in own_texts + addressed_only
     assert eng.observations == 6
-    sales = _digest(engine, company["sales"])
-    assert sales.sections[0].total == 1  # Alice's pricing note is addressed to Sales
-    assert sales.sections[1].total == 2  # Bob's two this week (both to Engineering; next week's excluded)
+    sales = {m.label: m.value for m in _digest(engine, company["sales"]).metrics}
+    assert sales["addressed to you"] == 1  # Alice's pricing note is addressed to Sales
+    assert sales["from your people on rotation"] == 2  # Bob's two this week (to Engineering; next week's excluded)
     assert [p.name for p in eng.rotating_now] == ["Alice"]
     assert [p.name for p in eng.rotating_next] == ["Dave"]  # Erin's rotation was cancelled
 
 
 def test_numbers_shares_and_trend(engine, company):
+    from frontline.digests.content import TAG_ADDRESSED, TAG_OWN
+
     eng = _digest(engine, company["eng"])
     metrics = {m.label: m for m in eng.metrics}
     assert metrics["addressed to you"].value == 4 and metrics["addressed to you"].previous == 1
     assert metrics["addressed to you"].change == "+3 (+300%) vs last week"
     assert metrics["customers affected"].value == 1 + 3 + 1 + 1 + 1 + 1
     assert metrics["urgent for you"].value == 1 and metrics["urgent for you"].change == "new this week"
-    addressed = eng.sections[0]
-    export = addressed.themes[0]
-    assert export.count == 3 and export.percent == 75  # 3 of the 4 addressed observations
-    assert export.previous == 1 and export.trend == "+2 vs last week"
-    assert export.customers == 5
-    assert sum(t.count for t in addressed.themes) == addressed.total
-    assert abs(sum(t.share for t in addressed.themes) - 1) < 1e-9
+    export = eng.issues[0]  # the export problem: most customers
+    assert export.product_area == "export" and export.tags == [TAG_ADDRESSED, TAG_OWN]
+    assert export.count == 4 and export.previous == 1 and export.trend == "+3 vs last week"
+    assert export.customers == 6 and export.customers_text == "6 customers"  # no contacts recorded: no share
+    assert export.share_text is None  # 6 observations: too few for a share
+    assert [p.value for p in export.trend8][-2:] == [1, 4]
+    assert sum(t.count for t in eng.issues) == eng.observations
     assert [u.text for u in eng.urgent] == ["Checkout crashes when paying by card"]
     assert eng.urgent[0].ack_state == "new"
 

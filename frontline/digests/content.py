@@ -4,13 +4,12 @@ Routing, for department *D*:
 
 * **(a) From your people**: observations made by D's own employees on rotation, wherever addressed.
 * **(b) Addressed to you**: observations any *other* rotator addressed to D
-  (``Observation.target_department_id``). An observation a D member addressed to D appears once, in (a),
-  marked as addressed to D.
+  (``Observation.target_department_id``). An observation a D member addressed to D counts once, in (a).
 
 :func:`build_digest` runs in named phases, each testable alone: :func:`route` (own vs addressed, this
-week and last), :func:`metrics_for`, :func:`sections_for` (themes with quotes, trends and shares),
-:func:`urgent_items`, :func:`acted_items`, :func:`rotating_people`, and (issue 17) :func:`top_issues`:
-every problem once, ranked, with its sources as tags, and :func:`contacts_summary`: "N of M contacts".
+week and last), :func:`metrics_for`, :func:`contacts_summary` ("N of M contacts", 8 weeks),
+:func:`top_issues` (every problem once, both routes together, its sources as tags, ranked, with quotes,
+trends and shares), :func:`urgent_items`, :func:`acted_items`, :func:`rotating_people`.
 
 **Ranking of the top issues**: ``customers affected x mean impact (1-5) x trend``, where trend is
 ``(this week + 1) / (last week + 1)`` kept within 0.5..3 (a growing issue rises, a fading one sinks,
@@ -36,7 +35,6 @@ from frontline.observations.contacts import MIN_CONTACTS_FOR_SHARE, MIN_OBSERVAT
 from frontline.observations.vocabulary import ACK_STATE_SHORT_LABELS
 from models import Department
 
-BAR_MAX_PX = 220
 ACK_LABELS = ACK_STATE_SHORT_LABELS  # "new", "acknowledged", "planned", "fixed", "won't fix"
 
 
@@ -68,56 +66,6 @@ class Quote:
     day: str
     impact: int
     customers: int
-
-
-@dataclass
-class ThemeSummary:
-    product_area: str
-    category: str
-    label: str
-    count: int
-    previous: int
-    share: float  # of the section's observations this week, 0..1
-    quotes: list[Quote]
-    reporters: int
-    customers: int
-    ack: dict[str, int]  # state -> observations addressed to the department
-    actionable: int  # observations of the theme addressed to the department (the action applies to these)
-    bar_px: int = 0
-
-    @property
-    def percent(self) -> int:
-        return round(100 * self.share)
-
-    @property
-    def trend(self) -> str:
-        if self.previous == 0:
-            return "new"
-        diff = self.count - self.previous
-        return "same as last week" if diff == 0 else f"{'+' if diff > 0 else '−'}{abs(diff)} vs last week"
-
-    @property
-    def ack_summary(self) -> str:
-        if not self.actionable:
-            return ""
-        parts = [
-            f"{n} {'awaiting your response' if s == 'new' else ACK_LABELS.get(s, s)}"
-            for s, n in sorted(self.ack.items())
-            if n
-        ]
-        return ", ".join(parts)
-
-
-@dataclass
-class Section:
-    key: str  # "addressed" | "own"
-    title: str
-    blurb: str
-    share_of: str  # "of this week's observations addressed to you"
-    total: int
-    previous: int
-    rotators: int
-    themes: list[ThemeSummary]
 
 
 @dataclass
@@ -233,7 +181,6 @@ class DigestContent:
     first_day: date
     last_day: date
     metrics: list[Metric]
-    sections: list[Section]
     urgent: list[UrgentItem]
     acted: list[ActedItem]
     rotating_now: list[RotatingPerson]
@@ -254,49 +201,6 @@ class DigestContent:
 
 def _day(value: datetime, tz: ZoneInfo) -> str:
     return value.astimezone(tz).strftime("%a %d %b")
-
-
-def summarise_themes(
-    items: list[DigestObservation],
-    previous: list[DigestObservation],
-    week: WeekData,
-    department_id: int,
-    tz: ZoneInfo,
-) -> list[ThemeSummary]:
-    """One summary per theme of ``items`` (largest first), with last week's count of the same theme in
-    ``previous``, quotes (highest impact first, each text once) and the department's response so far."""
-
-    def key(o: DigestObservation) -> ThemeKey:
-        return week.themes.get(o.id) or (o.product_area, o.category, shorten(o.text))
-
-    groups: dict[ThemeKey, list[DigestObservation]] = defaultdict(list)
-    for o in items:
-        groups[key(o)].append(o)
-    prev_counts = Counter(key(o) for o in previous)
-    total = len(items)
-    out = []
-    for k, members in groups.items():
-        addressed = [o for o in members if o.target_department_id == department_id]
-        out.append(
-            ThemeSummary(
-                product_area=k[0],
-                category=k[1],
-                label=k[2],
-                count=len(members),
-                previous=prev_counts.get(k, 0),
-                share=len(members) / total if total else 0.0,
-                quotes=_quotes(members, tz, week),
-                reporters=len({o.rotator_id for o in members}),
-                customers=sum(o.customer_count for o in members),
-                ack=dict(Counter(o.ack_state for o in addressed)),
-                actionable=len(addressed),
-            )
-        )
-    out.sort(key=lambda t: (-t.count, -t.customers, t.label))
-    top = out[0].count if out else 1
-    for t in out:
-        t.bar_px = max(4, round(BAR_MAX_PX * t.count / top))
-    return out
 
 
 def person(week: WeekData, employee_id: int | None, name: str) -> str:
@@ -376,42 +280,6 @@ def metrics_for(routed: Routed, urgent: int | None = None, urgent_before: int | 
         Metric("from your people on rotation", len(routed.own), len(routed.prev_own)),
         Metric("customers affected", sum(o.customer_count for o in both), sum(o.customer_count for o in prev_both)),
         Metric("urgent for you", urgent, urgent_before),
-    ]
-
-
-def sections_for(routed: Routed, week: WeekData, department: Department, tz: ZoneInfo) -> list[Section]:
-    """Phase 3: the two sections, "Addressed to you" then "From your people on rotation", with themes."""
-    d = _department_id(department)
-    parts = [
-        (
-            "addressed",
-            "Addressed to you",
-            f"What rotators from other departments think {department.name} should hear.",
-            "of this week's observations addressed to you",
-            routed.addressed,
-            routed.prev_addressed,
-        ),
-        (
-            "own",
-            "From your people on rotation",
-            f"What {department.name} colleagues heard from customers, wherever they addressed it.",
-            "of this week's observations by your people",
-            routed.own,
-            routed.prev_own,
-        ),
-    ]
-    return [
-        Section(
-            key,
-            title,
-            blurb,
-            share_of,
-            len(items),
-            len(previous),
-            len({o.rotator_id for o in items}),
-            summarise_themes(items, previous, week, d, tz),
-        )
-        for key, title, blurb, share_of, items, previous in parts
     ]
 
 
@@ -572,7 +440,6 @@ def build_digest(week: WeekData, department: Department) -> DigestContent:
     tz = clock.org_tz()
     d = _department_id(department)
     routed = route(week, d)
-    sections = sections_for(routed, week, department, tz)
     rotating_now, rotating_next = rotating_people(week, d)
     monday = week_monday(week.week)
     urgent = urgent_items(week, d, tz)
@@ -586,7 +453,6 @@ def build_digest(week: WeekData, department: Department) -> DigestContent:
         first_day=monday,
         last_day=monday + timedelta(days=6),
         metrics=metrics_for(routed, len(urgent), urgent_before),
-        sections=sections,
         urgent=urgent,
         acted=acted_items(week, d),
         rotating_now=rotating_now,

@@ -191,7 +191,8 @@ def test_contacts_share_needs_a_large_base_and_has_an_8_week_trend(engine, setti
         people = ids["sales_people"]
         for day in range(5):  # 3 people x 5 days x 40 = 600 contacts this week
             for p in people:
-                s.add(ContactCount(employee_id=p, day=monday + timedelta(days=day), contacts=40))
+                split = {"export": 10} if p != people[2] or day < 1 else {}  # 2 x 5 x 10 + 10 = 110
+                s.add(ContactCount(employee_id=p, day=monday + timedelta(days=day), contacts=40, by_area=split))
         s.add(ContactCount(employee_id=people[0], day=monday - timedelta(days=14), contacts=60))  # 2 weeks ago
     content = _build(engine, ids["eng"])
     export = next(i for i in content.issues if i.product_area == "export")
@@ -220,6 +221,8 @@ def test_contacts_share_needs_a_large_base_and_has_an_8_week_trend(engine, setti
     assert "of 60" in c.trend[-3].share and "%" not in c.trend[-3].share  # 60 contacts: too few for a share
     export = next(i for i in content.issues if i.product_area == "export")
     assert export.customers_text == "30 of 600 contacts (5.0%)"
+    # contacts split by area give the export issue its own base (110 export contacts, at least 100)
+    assert export.area_text == "30 of 110 export contacts (27%)"
     assert [p.value for p in export.trend8] == [0, 0, 0, 0, 0, 1, 0, 2]
     rendered = render_digest(content, "head@engineering.example")
     assert f"{customers} of 600 contacts this week" in rendered.html and "8 weeks: 0 0 0 0 0 1 0 2" in rendered.text

@@ -131,6 +131,7 @@ class Issue:
     trend8: list[WeekPoint]  # observations per week, oldest first, this week last
     customers_text: str  # "12 of 480 contacts (2.5%)", or "12 customers" on a small base
     share_text: str | None  # "35% of this week's 40 observations for you", only on a base of 20 or more
+    area_text: str | None = None  # "9 of 150 export contacts (6.0%)", where contacts were split by area
     bar_pct: int = 0  # bar length, % of the largest issue's customers
 
     @property
@@ -418,6 +419,11 @@ def top_issues(routed: Routed, week: WeekData, department_id: int, tz: ZoneInfo,
                 share_text=(
                     f"{round(100 * len(members) / base)}% of this week's {base} observations for you"
                     if base >= MIN_OBSERVATIONS_FOR_SHARE
+                    else None
+                ),
+                area_text=(
+                    share_text(customers, week.area_contacts[k[0]], unit=f"{k[0]} contacts")
+                    if week.area_contacts.get(k[0], 0) >= MIN_CONTACTS_FOR_SHARE
                     else None
                 ),
             )

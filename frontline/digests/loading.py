@@ -19,7 +19,7 @@ from frontline.core import clock
 from frontline.core.errors import DigestError
 from frontline.digests.themes import ThemeInput, find_themes
 from frontline.digests.weeks import shift_week, week_monday, week_window
-from frontline.observations.contacts import weekly_contacts
+from frontline.observations.contacts import contacts_by_area, weekly_contacts
 from models import Department, DigestOptOut, Employee, Observation, Rotation
 
 ThemeKey = tuple[str, str, str]  # (product_area, category, label)
@@ -64,6 +64,7 @@ class WeekData:
     history: list[HistoryObservation] = field(default_factory=list)  # the TREND_WEEKS - 2 weeks before
     person_labels: dict[int, str] = field(default_factory=dict)  # employee id -> name told apart from namesakes
     actor_names: dict[str, str] = field(default_factory=dict)  # e-mail (lower case) -> person's name
+    area_contacts: dict[str, int] = field(default_factory=dict)  # this week's contacts by product area, if split
 
 
 TREND_WEEKS = 8
@@ -236,6 +237,7 @@ def load_week(
         _history(session, week, department_ids),
         _person_labels(session),
         _actor_names(session),
+        contacts_by_area(session, week_monday(week)),
     )
 
 

@@ -52,6 +52,9 @@ class Mentoring(_Strict):
     weight_load_balance: float = Field(default=0.5, ge=0)
     weight_feedback: float = Field(default=2.0, ge=0)
     weight_first_time_mentor_new_hire: float = Field(default=5.0, ge=0)
+    review: bool = Field(
+        default=False, description="hold new pairings as proposals until HR approves them (console or CLI)"
+    )
 
 
 class Observations(_Strict):
@@ -153,6 +156,14 @@ class TimeOff(_Strict):
         return self
 
 
+class Requests(_Strict):
+    """Change requests from rotators and heads (:mod:`frontline.rotations.requests`)."""
+
+    auto_approve: bool = Field(
+        default=False, description="approve at once a request naming a week that fits every hard rule"
+    )
+
+
 class Policy(_Strict):
     support_department: str
     length_weeks: int = Field(default=4, ge=1, le=26)
@@ -171,6 +182,7 @@ class Policy(_Strict):
     roster: Roster = Field(default_factory=Roster)
     redaction: Redaction = Field(default_factory=Redaction)
     time_off: TimeOff = Field(default_factory=TimeOff)
+    requests: Requests = Field(default_factory=Requests)
 
     @field_validator("holidays_country")
     @classmethod

@@ -9,6 +9,9 @@ so even a message delivered twice after a crash is recognisably the same message
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from email import policy as email_policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -19,6 +22,22 @@ from sqlmodel import Session, col, select
 
 from frontline.core.text import one_line
 from models import OutboundMessage, utcnow
+
+_recorded: ContextVar[list[dict[str, str]] | None] = ContextVar("outbox_recorded", default=None)
+
+
+@contextmanager
+def recording() -> Iterator[list[dict[str, str]]]:
+    """Collect what :func:`enqueue` queues inside the block: one ``{"kind", "to", "subject", "key"}`` per new
+    message (a key already queued is not listed). A dry run records, then rolls its transaction back: the
+    list says what would be sent to whom, and nothing stays in the outbox."""
+    seen: list[dict[str, str]] = []
+    token = _recorded.set(seen)
+    try:
+        yield seen
+    finally:
+        _recorded.reset(token)
+
 
 # Headers that carry URLs or tokens mail clients read literally (RFC 2369 / RFC 8058): written as they are,
 # never as RFC 2047 encoded words (which the default policy makes of a line it cannot fold, and which
@@ -121,7 +140,14 @@ def enqueue(
         mime=message.as_bytes(),
     )
     row_id = _insert_unless_queued(session, values)
-    return None if row_id is None else session.get(OutboundMessage, row_id)
+    if row_id is None:
+        return None
+    seen = _recorded.get()
+    if seen is not None:
+        seen.append(
+            {"kind": kind, "to": str(values["recipient"]), "subject": str(values["subject"]), "key": idempotency_key}
+        )
+    return session.get(OutboundMessage, row_id)
 
 
 def _insert_unless_queued(session: Session, values: dict[str, Any]) -> int | None:

@@ -55,7 +55,15 @@ from models import Employee, get_engine, session_scope
 router = APIRouter(include_in_schema=False)
 
 MAX_BODY_BYTES = 64 * 1024
-LIMITED_PREFIXES = ("/observe/", "/ack/", "/api/observations", "/survey/", "/digest/")  # every token-link form
+LIMITED_PREFIXES = (
+    "/observe/",
+    "/ack/",
+    "/api/observations",
+    "/survey/",
+    "/digest/",
+    "/pairing/",
+    "/request/",
+)  # every token-link form
 FORM_PURPOSE = "observe-form"
 ACK_FORM_PURPOSE = "ack-form"
 FORM_SECONDS = 24 * 3600

@@ -1,7 +1,7 @@
 """contacts handled per rotator and day (the denominator of the digest's shares)
 
 Revision ID: i17_contacts
-Revises: i15_time_off
+Revises: i16_requests
 Create Date: 2026-12-04 22:45:00
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlmodel
 
 
 revision: str = 'i17_contacts'
-down_revision: Union[str, None] = 'i15_time_off'
+down_revision: Union[str, None] = 'i16_requests'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -674,7 +674,17 @@ def test_a_worker_stopped_during_a_run_leaves_it_recoverable(production):
     prod.start_worker()
     if stopped["state_type"] == "CRASHED":
         _run([str(BIN / "prefect"), "flow-run", "retry", run["id"]], prod.env)
-        _wait_final(api, run["id"], 240, prod.diagnostics)
+
+        def final():
+            r = api.run(run["id"])
+            return r if r["state_type"] in {"COMPLETED", "CANCELLED", "FAILED", "CRASHED"} else None
+
+        retried = _wait("the retried run", final, 240, prod.diagnostics)
+        # it runs, or another onboarding run (queued for one of the nine hires) got the slot first, onboarded
+        # everyone and cancelled it as coalesced: either way the interrupted work is done
+        message = retried["state"]["message"] or ""
+        assert retried["state_type"] == "COMPLETED" or "coalesced" in message, f"{retried['state_name']}: {message}"
+        print(f"  retried run ended {retried['state_name']} {message[:60]}")
 
     def settled():
         runs = prod.runs_of("onboard-new-hire", "onboard-new-hire")

@@ -58,13 +58,18 @@ class Employee(SQLModel, table=True):
 
 
 class Absence(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("employee_id", "start", "end", name="uq_absence_span"),)
+    """A day span someone cannot rotate. ``source`` says where it came from: ``roster`` (absences.csv, replaced
+    by every import that has that file) or ``calendar:<feed name>`` (an out-of-office calendar feed, replaced by
+    each sync of that feed); one source never touches another's rows."""
+
+    __table_args__ = (UniqueConstraint("employee_id", "start", "end", "source", name="uq_absence_span"),)
 
     id: int | None = Field(default=None, primary_key=True)
     employee_id: int = Field(foreign_key="employee.id", index=True)
     start: date
     end: date = Field(description="Last day of the absence (inclusive)")
     reason: str = Field(default="", max_length=200)
+    source: str = Field(default="roster", max_length=120, index=True)
 
 
 class Rotation(SQLModel, table=True):
@@ -267,6 +272,18 @@ class DigestOptOut(SQLModel, table=True):
     department_id: int = Field(foreign_key="department.id", index=True)
     email: str = Field(max_length=320)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ConnectorStatus(SQLModel, table=True):
+    """The last success and the last error of one connector (e.g. ``calendar:team-ooo``), for ``frontline status``.
+    Errors are recorded in their own transaction, so a failed sync that wrote nothing still leaves its trace."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True, index=True)
+    last_success_at: datetime | None = None
+    last_success: str = Field(default="", max_length=500, description="what the last success did, in a line")
+    last_error_at: datetime | None = None
+    last_error: str = Field(default="", max_length=500)
 
 
 class AuditEvent(SQLModel, table=True):

@@ -88,6 +88,7 @@ from frontline.cli import plan as _plan  # noqa: E402
 from frontline.cli import roster as _roster  # noqa: E402
 from frontline.cli import serve as _serve  # noqa: E402
 from frontline.cli import status as _status  # noqa: E402
+from frontline.cli import time_off as _time_off  # noqa: E402
 
 SETUP, PLANNING, MAIL, VOICE, OPERATE = (
     "Set up",
@@ -99,6 +100,7 @@ SETUP, PLANNING, MAIL, VOICE, OPERATE = (
 app.registered_commands[0].rich_help_panel = SETUP  # init
 app.command("demo", rich_help_panel=SETUP)(_demo.demo_command)
 app.add_typer(_roster.app, name="roster", rich_help_panel=SETUP)
+app.add_typer(_time_off.app, name="time-off", rich_help_panel=SETUP)
 app.add_typer(_plan.app, name="plan", rich_help_panel=PLANNING)
 app.command("pair", rich_help_panel=PLANNING)(_pair.pair_command)
 app.command("mentors", rich_help_panel=PLANNING)(_pair.mentors_command)

@@ -33,6 +33,7 @@ def titles() -> dict[str, str]:
         "one when it can; else add mentors or pair by hand)",
         "observations_for_inactive_departments": "Unacknowledged observations addressed to a deactivated department "
         "(nobody reads them: acknowledge or re-address them)",
+        "connectors_failing": "Connectors whose last attempt failed (their data is as of their last success)",
     }
 
 
@@ -77,6 +78,9 @@ def echo_report(report: dict[str, Any]) -> None:
     typer.echo(f"Frontline status at {report['now']} (database {report['database']})\n")
     typer.echo("Last run of each job (audit trail):")
     echo_table(report["jobs"], ["job", "last_run", "ago", "action", "summary"])
+    if report.get("connectors"):
+        typer.echo("\nConnectors (last success, last error):")
+        echo_table(report["connectors"], ["connector", "state", "last_success", "last_error", "detail"])
     prefect_part = report.get("prefect")
     if prefect_part is not None:
         typer.echo("")

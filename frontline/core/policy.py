@@ -107,6 +107,43 @@ class Roster(_Strict):
         return max(self.min_leavers_allowed, int(self.max_leaver_fraction * active))
 
 
+class TimeOffFeed(_Strict):
+    """One out-of-office calendar (an iCalendar URL). A person's own feed names them (``employee_id``): every busy
+    event in it is their time off. A team feed does not: each event belongs to the people it names as attendees
+    or organiser (by e-mail, as in employees.csv)."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
+    url: str = Field(min_length=1, description="http(s):// or file:// address of the .ics (may hold a secret token)")
+    employee_id: str | None = Field(default=None, max_length=100)
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://", "file://")):
+            raise ValueError("must start with https://, http:// or file://")
+        return value
+
+
+class TimeOff(_Strict):
+    """Time off read from calendars on a schedule (``frontline timeoff sync``, deployment ``sync-time-off``)."""
+
+    feeds: list[TimeOffFeed] = Field(default_factory=list)
+    horizon_weeks: int = Field(default=52, ge=1, le=104, description="how far ahead events are read")
+    min_hours: float = Field(
+        default=4, gt=0, le=24, description="a timed event makes a day off when it covers this many hours of it"
+    )
+    timeout_seconds: float = Field(default=20, gt=0, le=300)
+    max_bytes: int = Field(default=20_000_000, ge=1000, description="a feed larger than this is refused")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> TimeOff:
+        names = [f.name for f in self.feeds]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"feed names must be unique: {', '.join(repeated)}")
+        return self
+
+
 class Policy(_Strict):
     support_department: str
     length_weeks: int = Field(default=4, ge=1, le=26)
@@ -123,6 +160,7 @@ class Policy(_Strict):
     observations: Observations = Field(default_factory=Observations)
     reminders: Reminders = Field(default_factory=Reminders)
     roster: Roster = Field(default_factory=Roster)
+    time_off: TimeOff = Field(default_factory=TimeOff)
 
     @field_validator("holidays_country")
     @classmethod

@@ -56,6 +56,27 @@ class Settings(BaseSettings):
         default=None,
         description="Name of a Prefect Secret block holding the secret key (used when secret_key is unset).",
     )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer URL of the company's identity provider (single sign-on for the "
+        "console). Unset: sign-in by e-mailed link only.",
+    )
+    oidc_client_id: str | None = Field(default=None, description="Frontline's client id at the identity provider.")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="Frontline's client secret (confidential client). Never logged."
+    )
+    oidc_scopes: str = Field(default="openid email profile", description="Scopes asked for at sign-in.")
+    oidc_groups_claim: str = Field(default="groups", description="ID-token claim that lists the user's groups.")
+    oidc_hr_groups: str = Field(
+        default="",
+        description="Comma-separated groups whose members are HR admins of the console (granted at each "
+        "single sign-on, and taken back at the next one without the group). Heads are found by e-mail.",
+    )
+    oidc_label: str = Field(default="your company account", description="Shown on the sign-in button.")
+    magic_links: bool = Field(
+        default=True,
+        description="Allow sign-in by e-mailed one-time link. Turn off once single sign-on is set up.",
+    )
     timezone: str = Field(default="UTC", description="Organisation time zone (IANA name).")
     policy_path: Path = Field(default=Path("frontline.toml"), description="Path of the policy file.")
 
@@ -98,6 +119,20 @@ class Settings(BaseSettings):
                 ]
             )
         return self.database_url
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("oidc_issuer must be an https URL such as https://login.example.com")
+        return value.rstrip("/")
+
+    @property
+    def hr_groups(self) -> frozenset[str]:
+        return frozenset(g.strip() for g in self.oidc_hr_groups.split(",") if g.strip())
 
     @property
     def tz(self) -> ZoneInfo:

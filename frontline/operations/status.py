@@ -14,7 +14,9 @@ Sources:
 * what else needs a human (:func:`needs_a_human`): a policy file that cannot be used (the jobs, the
   observation form and the API stop) or names a support department the roster lacks, rotations announced
   or under way without a mentor (their mentor became absent or left and nobody could replace them), and
-  unacknowledged observations addressed to a department the roster import deactivated (nobody reads them).
+  unacknowledged observations addressed to a department the roster import deactivated (nobody reads them),
+  and connectors (calendar feeds) whose last attempt failed;
+* the connectors table: each connector's last success and last error (``connectors``).
 
 :func:`collect_status` returns the whole report as plain data (``frontline status`` prints it, as a table
 or as JSON). No secret is ever part of it (the database URL is shown without its password).
@@ -41,6 +43,7 @@ STUCK_KINDS = (
     "policy_unusable",
     "rotations_without_mentor",
     "observations_for_inactive_departments",
+    "connectors_failing",
 )
 
 Row = dict[str, Any]
@@ -190,7 +193,24 @@ def needs_a_human(session: Session, *, now: datetime) -> dict[str, list[Row]]:
         "policy_unusable": policy_problems(session),
         "rotations_without_mentor": rotations_without_mentor(session, today),
         "observations_for_inactive_departments": observations_for_inactive_departments(session),
+        "connectors_failing": connectors_failing(session),
     }
+
+
+def connectors_failing(session: Session) -> list[Row]:
+    """Connectors (calendar feeds) whose last attempt failed: their time off is as of their last success."""
+    from frontline.operations.connectors import connector_rows
+
+    return [
+        {
+            "connector": c["connector"],
+            "last_error_at": _iso(c["last_error_at"]),
+            "last_error": c["last_error"],
+            "last_success_at": _iso(c["last_success_at"]) or "never",
+        }
+        for c in connector_rows(session)
+        if c["failing"]
+    ]
 
 
 def policy_problems(session: Session) -> list[Row]:
@@ -456,6 +476,21 @@ def _escalation_sla_hours() -> float:
         return Observations().escalation_sla_hours
 
 
+def _connectors(session: Session, now: datetime) -> list[Row]:
+    from frontline.operations.connectors import connector_rows
+
+    return [
+        {
+            "connector": c["connector"],
+            "last_success": _ago(c["last_success_at"], now),
+            "last_error": _ago(c["last_error_at"], now) if c["last_error_at"] else "-",
+            "state": "FAILING" if c["failing"] else "ok",
+            "detail": c["last_error"] if c["failing"] else c["last_success"],
+        }
+        for c in connector_rows(session)
+    ]
+
+
 def collect_status(session: Session, *, now: datetime, with_prefect: bool = True) -> dict[str, Any]:
     """The whole report as of ``now``: ``now``, ``database`` (no password), ``jobs``, ``stuck`` (see
     :func:`stuck_items`), ``prefect`` (when asked: see :func:`prefect_runs`, or a ``note`` why not)
@@ -468,6 +503,7 @@ def collect_status(session: Session, *, now: datetime, with_prefect: bool = True
         "now": _iso(now),
         "database": make_url(get_settings().database_url).render_as_string(hide_password=True),
         "jobs": last_runs_from_audit(session, flow_names(), now),
+        "connectors": _connectors(session, now),
         "stuck": stuck_items(session, now=now, sla_hours=_escalation_sla_hours()),
     }
     if with_prefect:

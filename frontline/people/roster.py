@@ -470,7 +470,8 @@ def _cancel_future_rotations(session: Session, employee_ids: list[int], today: d
 def _replace_absences(
     session: Session, employees: list[EmployeeRow], absences: list[AbsenceRow], result: ImportResult
 ) -> None:
-    """The absences of every employee in the import become the file's rows (unchanged ones stay)."""
+    """The absences.csv absences of every employee in the import become the file's rows (unchanged ones stay;
+    absences read from calendar feeds are left alone)."""
     pks = session.execute(select(col(Employee.employee_id), col(Employee.id))).tuples()
     ids = {eid: pk for eid, pk in pks if pk is not None}
     wanted: dict[int, set[tuple[date, date, str]]] = {ids[e.employee_id]: set() for e in employees}
@@ -478,7 +479,9 @@ def _replace_absences(
         wanted[ids[a.employee_id]].add((a.start, a.end, a.reason))
     current: dict[int, dict[tuple[date, date, str], int]] = {}
     for aid, emp_id, a_start, a_end, reason in session.execute(
-        select(col(Absence.id), col(Absence.employee_id), col(Absence.start), col(Absence.end), col(Absence.reason))
+        select(
+            col(Absence.id), col(Absence.employee_id), col(Absence.start), col(Absence.end), col(Absence.reason)
+        ).where(col(Absence.source) == "roster")  # time off read from calendars is the feeds' to replace
     ):
         if emp_id in wanted:
             current.setdefault(emp_id, {})[(a_start, a_end, reason)] = aid
@@ -492,7 +495,7 @@ def _replace_absences(
             )
         session.flush()
     fresh = [
-        {"employee_id": emp_id, "start": s, "end": e, "reason": reason}
+        {"employee_id": emp_id, "start": s, "end": e, "reason": reason, "source": "roster"}
         for emp_id, spans in wanted.items()
         for (s, e, reason) in sorted(spans)
         if (s, e, reason) not in current.get(emp_id, {})

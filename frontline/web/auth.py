@@ -6,6 +6,9 @@
   with a console role, is a single-use magic link queued and delivered
   (:func:`frontline.access.signin.queue_link`). Opening the link shows a *Sign in* button (mail scanners
   that prefetch links cannot sign anyone in); pressing it starts a session.
+* **Single sign-on** (when ``FRONTLINE_OIDC_ISSUER`` is set): ``/console/sso`` sends the browser to the
+  identity provider and ``/console/sso/callback`` checks its answer (:mod:`frontline.access.oidc`); with
+  ``FRONTLINE_MAGIC_LINKS=false`` the e-mailed links are refused (404) and only single sign-on remains.
 * **Session**: a cookie holding the signed session payload, backed by a server-side session
   (:mod:`frontline.access.sessions`). HttpOnly, SameSite=Lax, Secure when the base URL is https, 12 hours;
   signing out ends it on the server, so a copied cookie stops working. Roles are looked up in the
@@ -204,11 +207,88 @@ def require_staff(user: Principal = Depends(current_user)) -> Principal:
 router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], include_in_schema=False)
 
 
+def _signin_page(
+    request: Request, next_url: str, *, sent: bool = False, error: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    from frontline.access import oidc
+    from frontline.core.settings import get_settings
+
+    settings = get_settings()
+    return page(
+        request,
+        "web/console/signin.html",
+        status_code=status_code,
+        next=next_url,
+        sent=sent,
+        user=None,
+        sso_label=settings.oidc_label if oidc.enabled(settings) else None,
+        magic_links=settings.magic_links,
+        sso_error=error,
+    )
+
+
+def _magic_links_on() -> None:
+    from frontline.core.settings import get_settings
+
+    if not get_settings().magic_links:
+        raise ConsoleDenied("Sign-in links are switched off here: sign in with single sign-on.", status_code=404)
+
+
 @router.get("/signin")
 def signin_form(request: Request, next: str | None = None) -> Response:
     if console_session(request).get("email"):
         return redirect(request, safe_next(next))
-    return page(request, "web/console/signin.html", next=safe_next(next), sent=False, user=None)
+    return _signin_page(request, safe_next(next))
+
+
+# --- single sign-on (OpenID Connect; frontline.access.oidc) ---
+
+
+@router.get("/sso")
+def sso_start(request: Request, next: str | None = None) -> Response:
+    """Send the browser to the identity provider, keeping state, nonce and PKCE verifier in the cookie."""
+    from frontline.access import oidc
+    from frontline.core.settings import get_settings
+
+    settings = get_settings()
+    if not oidc.enabled(settings):
+        raise ConsoleDenied("Single sign-on is not configured here.", status_code=404)
+    try:
+        url, pending = oidc.begin(settings, safe_next(next))
+    except oidc.OidcError as exc:
+        return _signin_page(request, safe_next(next), error=str(exc), status_code=502)
+    data = dict(console_session(request))
+    data["oidc"] = pending.as_dict()
+    start_session(request, data)
+    response = RedirectResponse(url, status_code=303)
+    _apply_cookie(request, response)
+    return response
+
+
+@router.get("/sso/callback")
+def sso_callback(request: Request, session: Session = Depends(db)) -> Response:
+    """The identity provider's answer: check it, verify the ID token, map roles, start the session."""
+    from frontline.access import oidc
+    from frontline.core.settings import get_settings
+
+    settings = get_settings()
+    if not oidc.enabled(settings):
+        raise ConsoleDenied("Single sign-on is not configured here.", status_code=404)
+    data = dict(console_session(request))
+    pending = oidc.Pending.from_dict(data.pop("oidc", None))
+    start_session(request, data)  # the pending sign-in is used up, whatever happens next
+    params = {k: v for k, v in request.query_params.items() if isinstance(v, str)}
+    try:
+        identity = oidc.finish(settings, pending, params)
+    except oidc.OidcError as exc:
+        return _signin_page(request, "/console", error=str(exc), status_code=403)
+    cookie = oidc.sign_in(session, settings, identity, pending.nonce if pending else "")
+    session.commit()
+    if cookie is None:
+        message = f"{identity.email} has no access to the Frontline console; ask HR."
+        return _signin_page(request, "/console", error=message, status_code=403)
+    start_session(request, cookie)
+    return redirect(request, safe_next(pending.next if pending else None))
 
 
 def client_ip(request: Request) -> str | None:
@@ -220,6 +300,7 @@ def client_ip(request: Request) -> str | None:
 def signin_request(
     request: Request, email: str = Form(""), next: str = Form(""), session: Session = Depends(db)
 ) -> Response:
+    _magic_links_on()
     admitted = signin.admit_request(session, email, ip=client_ip(request))
     session.commit()
     data = dict(console_session(request))
@@ -227,7 +308,7 @@ def signin_request(
     request.state.console_session = request.state.console_cookie = data
     # Same answer, after the same work, whether or not the address is known: whether it is, and the
     # link, are looked at after the answer is sent.
-    response = page(request, "web/console/signin.html", next="/console", sent=True, user=None)
+    response = _signin_page(request, "/console", sent=True)
     if admitted:
         response.background = BackgroundTask(send_signin_link, email)
     return response
@@ -273,12 +354,14 @@ def deliver_soon() -> None:
 
 @router.get("/signin/{token}")
 def signin_link(request: Request, token: str, session: Session = Depends(db)) -> Response:
+    _magic_links_on()
     link = signin.open_signin_link(session, token)
     return page(request, "web/console/signin_confirm.html", email=link.email, token=token, user=None)
 
 
 @router.post("/signin/{token}")
 def signin_complete(request: Request, token: str, session: Session = Depends(db)) -> Response:
+    _magic_links_on()
     signed_in = signin.consume_signin_link(session, token)
     session.commit()
     target = safe_next(console_session(request).get("next"))

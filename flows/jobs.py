@@ -600,3 +600,31 @@ def sync_time_off(
     if errors:
         raise JobFailed("; ".join(errors), out)
     return out
+
+
+# --- deliver-chat -----------------------------------------------------------------------------------
+
+
+def send_chat() -> dict:
+    from frontline.chat.service import deliver_due
+    from frontline.core.clock import utcnow
+    from frontline.core.policy import load_policy
+    from models import session_scope
+
+    chat = load_policy().chat
+    with session_scope() as session:
+        done = deliver_due(session, chat, utcnow())
+    return {"sent": done.sent, "failed": done.failed, "dropped": done.dropped, "errors": done.errors}
+
+
+def deliver_chat(*, send: Callable[[], dict] = send_chat) -> dict:
+    """Send the chat notifications that are due (a failed send is retried by a later run, with backoff)."""
+    out = send()
+    counts = {k: out[k] for k in ("sent", "failed", "dropped")}
+    report(
+        "deliver-chat",
+        f"Chat: {out['sent']} sent, {out['failed']} failed",
+        table=counts_table(counts),
+        audit=Audit("flow:deliver-chat", "chat.deliver", counts),
+    )
+    return out

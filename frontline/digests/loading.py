@@ -68,22 +68,6 @@ class WeekData:
     actor_names: dict[str, str] = field(default_factory=dict)  # e-mail (lower case) -> person's name
     area_contacts: dict[str, int] = field(default_factory=dict)  # this week's contacts by product area, if split
 
-
-TREND_WEEKS = 8
-
-
-@dataclass
-class HistoryObservation:
-    """An observation of an older week of the 8-week trend (what the trend counts, nothing more)."""
-
-    week_index: int  # 0 = the oldest of TREND_WEEKS
-    target_department_id: int
-    rotator_department_id: int | None
-    customer_count: int
-    product_area: str
-    category: str
-    theme: str | None
-
     @cached_property
     def by_department(self) -> DepartmentIndex:
         """The week's lists bucketed by department once, in their order: each digest then reads its own
@@ -100,6 +84,22 @@ class HistoryObservation:
         for rotation, employee in self.rotations:
             index.rotations.setdefault(employee.department_id, []).append((rotation, employee))
         return index
+
+
+TREND_WEEKS = 8
+
+
+@dataclass
+class HistoryObservation:
+    """An observation of an older week of the 8-week trend (what the trend counts, nothing more)."""
+
+    week_index: int  # 0 = the oldest of TREND_WEEKS
+    target_department_id: int
+    rotator_department_id: int | None
+    customer_count: int
+    product_area: str
+    category: str
+    theme: str | None
 
 
 @dataclass

@@ -57,7 +57,7 @@ def get_engine(url: str | None = None) -> Engine:
     if url is None:
         from frontline.core.settings import get_settings
 
-        url = get_settings().database_url
+        url = get_settings().configured_database_url()
     return _engine_for(normalise_url(url))
 
 

@@ -569,7 +569,7 @@ def test_good_roster_upload_imports_and_lists_new_hires_and_leavers(client, engi
         header
         + keep
         + "S1,Mentor One,m1@example.com,Support,,2024-01-01,Europe/Berlin,DE,en,,yes,2,\n"
-        + "N9,Zoë Ñew,zoe@example.com,Finance,,2026-11-02,Europe/Madrid,ES,es;en,,no,0,\n"
+        + f"N9,Zoë Ñew,zoe@example.com,Finance,,{TODAY - timedelta(weeks=4)},Europe/Madrid,ES,es;en,,no,0,\n"
     )
     r = client.post(
         "/console/roster",

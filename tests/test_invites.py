@@ -537,7 +537,7 @@ def test_onboarding_invite_uses_the_policy_working_hours_like_send_invites(engin
         p.checkin_weekday, p.checkin_time_utc = 2, "06:30"  # 07:30 in Berlin (CET): inside 7-15, outside 9-17
         s.add(p)
         s.commit()
-    assert invite_task.fn(ids["rotation"], AS_OF, 8)["checkin_requests"] == 2
+    assert invite_task.fn([ids["rotation"]], AS_OF, 8)["checkin_requests"] == 2
     with Session(engine) as s:
         mime = s.exec(
             select(OutboundMessage.mime).where(OutboundMessage.idempotency_key.startswith("checkins:"))

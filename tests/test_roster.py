@@ -72,7 +72,10 @@ def test_examples_round_trip_with_unicode_and_bom(engine):
     assert (EXAMPLES / "departments.csv").read_bytes().startswith(b"\xef\xbb\xbf")
     result = run_import(engine, {k: EXAMPLES / f"{k}.csv" for k in ("departments", "employees", "absences")})
     assert (result.departments_created, result.employees_created, result.absences) == (4, 8, 3)
-    assert result.new_hire_ids == [f"E00{i}" for i in range(1, 9)]
+    # a first import creates everyone, but only E008 (hired 2027-02-01, after the import day) is a new hire:
+    # everyone else was hired years before the policy's 8-week new-hire window
+    assert result.new_hire_ids == ["E008"] and result.new_hires == 1 and result.counts()["new_hires"] == 1
+    assert "8 new / " in result.summary() and "1 new hire(s)" in result.summary()
 
     import csv
 
@@ -104,6 +107,7 @@ def test_examples_round_trip_with_unicode_and_bom(engine):
                 "yes" if e.is_mentor else "no",
                 str(e.mentor_capacity) if e.is_mentor else "",
                 e.last_rotation.isoformat() if e.last_rotation else "",
+                e.manager_email or "",
             ] == list(r.values())
             assert e.active and e.left_on is None
         assert emps["E003"].name == "佐藤太郎" and depts[emps["E005"].department_id].head_name == "Nguyễn Thị Mai"

@@ -65,3 +65,31 @@ def test_generated_secret_key_is_stable_and_private(tmp_path, monkeypatch):
     key = s.signing_key()
     assert key == Settings().signing_key() and len(key) > 40
     assert (tmp_path / "var" / "secret.key").stat().st_mode & 0o077 == 0
+
+
+def test_a_deployment_flow_run_without_a_configured_database_fails_loudly(tmp_path):
+    """A process a worker starts for a flow run (PREFECT__FLOW_RUN_ID set) with no FRONTLINE_DATABASE_URL
+    (neither in the environment nor in .env) must fail, not create an empty var/frontline.db and run there."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    code = (
+        "from models import get_engine; from sqlalchemy import text; get_engine().connect().execute(text('select 1'))"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("FRONTLINE_", "PREFECT__"))}
+
+    def run(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=base | env, capture_output=True, text=True, timeout=120
+        )
+
+    worker_run = {"PREFECT__FLOW_RUN_ID": str(uuid.uuid4())}
+    refused = run(**worker_run)
+    assert refused.returncode != 0 and "FRONTLINE_DATABASE_URL: not set in this deployment flow run" in refused.stderr
+    assert not (tmp_path / "var").exists(), "no local SQLite file was created"
+    (tmp_path / ".env").write_text(f"FRONTLINE_DATABASE_URL=sqlite:///{tmp_path / 'configured.db'}\n")
+    assert run(**worker_run).returncode == 0, "configured in $FRONTLINE_HOME/.env: fine"
+    (tmp_path / ".env").unlink()
+    assert run().returncode == 0 and (tmp_path / "var" / "frontline.db").exists(), "outside a worker: the default"

@@ -97,6 +97,7 @@ def plan_command(
     ),
     weeks: int = typer.Option(52, "--weeks", min=1, max=260, help="Horizon length in weeks."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and what would change; write no rotations."),
+    flow: bool = typer.Option(True, "--flow/--no-flow", help="Run as a Prefect flow run (default) or directly."),
 ) -> None:
     """Plan rotations for the horizon (runs the plan-rotations flow) and print the summary."""
     if ctx.invoked_subcommand is not None:
@@ -104,15 +105,23 @@ def plan_command(
     day = _optional_date(start, "--from")
     policy = load_policy_or_exit()
     open_database()
-    from flows.plan import plan_rotations
     from frontline.mentors.service import support_department
     from models import session_scope
 
     try:
         with session_scope() as session:
             support_department(session, policy)  # refuse a misconfigured policy before starting Prefect
+        if not flow:
+            from frontline.rotations.service import plan_rotations as plan
+
+            with session_scope() as session:
+                result = plan(session, policy, start=day, weeks=weeks, dry_run=dry_run, actor="cli")
+                summary = {"summary": result.summary(), "unplaced": result.unplaced}
+            _print_summary(summary)
+            return
     except PlanningError as exc:
         fail(str(exc))
+    from flows.plan import plan_rotations
 
     _print_summary(run_flow(plan_rotations, start=day, weeks=weeks, dry_run=dry_run))
 

@@ -2,7 +2,8 @@
 :func:`frontline.operations.status.collect_status`; this module prints it).
 
 ``--check`` exits with status 1 when anything is stuck or needs a human (a policy file that cannot be
-used, a rotation without its mentor, ...; for cron/monitoring); ``--json`` prints the
+used, a rotation without its mentor, a late or crashed flow run, a work pool no worker polls, ...; for
+cron/monitoring); ``--json`` prints the
 same report as JSON. No secret is ever printed (the database URL is shown without its password).
 """
 
@@ -33,6 +34,17 @@ def titles() -> dict[str, str]:
         "observations_for_inactive_departments": "Unacknowledged observations addressed to a deactivated department "
         "(nobody reads them: acknowledge or re-address them)",
         "connectors_failing": "Connectors whose last attempt failed (their data is as of their last success)",
+    }
+
+
+def prefect_titles() -> dict[str, str]:
+    """A heading per kind of Prefect trouble ``--check`` flags."""
+    from frontline.operations.status import LATE_AFTER
+
+    return {
+        "failed_last_24h": "Failed or crashed flow runs in the last 24 h",
+        "late_runs": f"Late flow runs (over {int(LATE_AFTER.total_seconds())} s past their start, taken by no worker)",
+        "work_pools_without_worker": "Work pools paused or polled by no worker (start `prefect worker start --pool ...`)",
     }
 
 
@@ -77,8 +89,13 @@ def echo_report(report: dict[str, Any]) -> None:
         else:
             typer.echo("Prefect deployments:")
             echo_table(prefect_part["deployments"])
-            typer.echo("\nFailed or crashed flow runs in the last 24 h:")
-            echo_table(prefect_part["failed_last_24h"])
+            typer.echo("\nWork pools (a pool no worker polls runs nothing):")
+            echo_table(prefect_part["work_pools"])
+            for key, title in prefect_titles().items():
+                items = prefect_part[key]
+                typer.echo(f"\n{title}: {len(items)}")
+                if items:
+                    echo_table(items)
     for key, title in titles().items():
         items = report["stuck"][key]
         typer.echo(f"\n{title}: {len(items)}")

@@ -120,6 +120,20 @@ class Settings(BaseSettings):
     def hr_groups(self) -> frozenset[str]:
         return frozenset(g.strip() for g in self.oidc_hr_groups.split(",") if g.strip())
 
+    def configured_database_url(self) -> str:
+        """``database_url`` for opening the database. In a flow run a worker started (a deployment run) the
+        URL must have been set (``FRONTLINE_DATABASE_URL`` in the environment or ``.env``): the default would
+        quietly create an empty SQLite file in the worker's folder and run the job against it."""
+        if "database_url" not in self.model_fields_set and in_deployment_run():
+            raise SettingsError(
+                [
+                    "FRONTLINE_DATABASE_URL: not set in this deployment flow run; refusing to create a local "
+                    "SQLite database. Set it in the worker's environment or in $FRONTLINE_HOME/.env before the "
+                    "worker starts (README: Run in production)"
+                ]
+            )
+        return self.database_url
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -181,6 +195,21 @@ class Settings(BaseSettings):
             host = f"[{host}]"
         netloc = f"{parts.username}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def in_deployment_run() -> bool:
+    """True inside a flow run of a deployment: the process a worker started for it (``PREFECT__FLOW_RUN_ID``
+    is set), or any flow run whose context names a deployment."""
+    import sys
+
+    if os.environ.get("PREFECT__FLOW_RUN_ID"):
+        return True
+    if "prefect.context" not in sys.modules:  # Prefect not even loaded: not in a flow run
+        return False
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return bool(context and context.flow_run and context.flow_run.deployment_id)
 
 
 def _prefect_secret(name: str, field: str) -> str:

@@ -5,7 +5,9 @@ Sources:
 * the AuditEvent table: every flow records an event with actor ``flow:<flow name>`` when it finishes
   (works without a Prefect server, e.g. for the demo);
 * the Prefect API, when one is configured (``PREFECT_API_URL``): per deployment the last finished run
-  (state, name, start, duration) and the next scheduled one, and the failed/crashed runs of the last day;
+  (state, name, start, duration) and the next scheduled one, the failed/crashed runs of the last day, the
+  late runs (past their start time, taken by no worker) and each work pool with the workers polling it (a
+  pool paused or polled by no worker runs nothing: flagged);
 * stuck work in the Frontline database: mail in ``failed``, mail ``sending`` past its lease (a worker died),
   mail due for over 30 minutes and still ``pending`` (delivery not running), urgent observations past the
   escalation SLA and unacknowledged, people the last plan could not place;
@@ -285,8 +287,15 @@ def observations_for_inactive_departments(session: Session) -> list[Row]:
 # --- Prefect -------------------------------------------------------------------------------------
 
 
-def prefect_runs(now: datetime) -> tuple[list[Row], list[Row]] | str:
-    """(last run per deployment, failed runs of the last 24 h) from the Prefect API, or why not."""
+LATE_AFTER = timedelta(seconds=60)  # a run still Scheduled this long after its time is late (no worker took it)
+PREFECT_FLAGS = ("failed_last_24h", "late_runs", "work_pools_without_worker")
+
+
+def prefect_runs(now: datetime) -> dict[str, list[Row]] | str:
+    """From the Prefect API: ``deployments`` (last and next run of each), ``failed_last_24h`` (failed or
+    crashed runs), ``late_runs`` (runs past their start time that no worker has taken), ``work_pools`` (each
+    pool the deployments use: status, workers polling) and ``work_pools_without_worker`` (pools paused or
+    that no worker has polled lately, so nothing runs); or why the API could not be asked."""
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
@@ -296,12 +305,88 @@ def prefect_runs(now: datetime) -> tuple[list[Row], list[Row]] | str:
     try:
         with get_client(sync_client=True) as client:
             flows_by_id = {f.id: f.name for f in client.read_flows()}
-            return _deployment_rows(client, flows_by_id), _failed_runs(client, flows_by_id, now)
+            deployments = client.read_deployments()
+            pools = _work_pools(client, sorted({d.work_pool_name for d in deployments if d.work_pool_name}), now)
+            return {
+                "deployments": _deployment_rows(client, flows_by_id, deployments),
+                "failed_last_24h": _failed_runs(client, flows_by_id, now),
+                "late_runs": _late_runs(client, flows_by_id, now),
+                "work_pools": pools,
+                "work_pools_without_worker": [p for p in pools if p["problem"]],
+            }
     except Exception as exc:  # noqa: BLE001 - the report must still come out
         return f"Prefect API at {PREFECT_API_URL.value()} not reachable: {type(exc).__name__}: {exc}"[:300]
 
 
-def _deployment_rows(client: Any, flows_by_id: dict[Any, str]) -> list[Row]:
+def _work_pools(client: Any, names: list[str], now: datetime) -> list[Row]:
+    """Each work pool: its status and the workers that polled it lately (a heartbeat within three of their
+    heartbeat intervals). A pool that is paused, missing or that no worker polls runs nothing."""
+    rows = []
+    for name in names:
+        try:
+            pool = client.read_work_pool(name)
+        except Exception as exc:  # noqa: BLE001 - e.g. a deployment naming a pool nobody created
+            rows.append(
+                {"pool": name, "status": "missing", "workers_polling": 0, "last_poll": "", "problem": str(exc)[:80]}
+            )
+            continue
+        workers = client.read_workers_for_work_pool(name)
+        beats = [w.last_heartbeat_time for w in workers if w.last_heartbeat_time]
+        polling = [
+            w
+            for w in workers
+            if w.last_heartbeat_time
+            and now - w.last_heartbeat_time <= timedelta(seconds=3 * (w.heartbeat_interval_seconds or 30))
+        ]
+        problem = ""
+        if pool.is_paused:
+            problem = "paused: no run starts"
+        elif not polling:
+            problem = "offline: no worker polling" + (f" since {_iso(max(beats))}" if beats else " (never)")
+        rows.append(
+            {
+                "pool": name,
+                "status": getattr(pool.status, "value", pool.status) or "",
+                "workers_polling": len(polling),
+                "last_poll": _iso(max(beats)) if beats else "",
+                "problem": problem,
+            }
+        )
+    return rows
+
+
+def _late_runs(client: Any, flows_by_id: dict[Any, str], now: datetime) -> list[Row]:
+    """Runs that should have started over :data:`LATE_AFTER` ago and were not taken by a worker: state
+    ``Late`` (Prefect's own mark) or still ``Scheduled``. Runs waiting for a concurrency slot are not late."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterState,
+        FlowRunFilterStateName,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    late = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Late", "Scheduled"])),
+            expected_start_time=FlowRunFilterExpectedStartTime(before_=now - LATE_AFTER),
+        ),
+        sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+        limit=LIST_LIMIT,
+    )
+    return [
+        {
+            "flow_run": r.name,
+            "flow": flows_by_id.get(r.flow_id, "?"),
+            "state": r.state_name,
+            "expected_start": _iso(r.expected_start_time),
+            "late_by": _ago(r.expected_start_time, now).removesuffix(" ago"),
+        }
+        for r in late
+    ]
+
+
+def _deployment_rows(client: Any, flows_by_id: dict[Any, str], deployments: list[Any]) -> list[Row]:
     """Per deployment: the last finished (or running) run and the next scheduled one."""
     from prefect.client.schemas.filters import (
         DeploymentFilter,
@@ -324,7 +409,7 @@ def _deployment_rows(client: Any, flows_by_id: dict[Any, str]) -> list[Row]:
         )
 
     rows = []
-    for d in sorted(client.read_deployments(), key=lambda d: d.name):
+    for d in sorted(deployments, key=lambda d: d.name):
         last = runs_in(d.id, finished, FlowRunSort.START_TIME_DESC)
         upcoming = runs_in(d.id, [StateType.SCHEDULED], FlowRunSort.EXPECTED_START_TIME_ASC)
         run = last[0] if last else None
@@ -402,8 +487,8 @@ def _connectors(session: Session, now: datetime) -> list[Row]:
 
 def collect_status(session: Session, *, now: datetime, with_prefect: bool = True) -> dict[str, Any]:
     """The whole report as of ``now``: ``now``, ``database`` (no password), ``jobs``, ``stuck`` (see
-    :func:`stuck_items`), ``prefect`` (when asked: its deployments and failures, or a ``note`` why not)
-    and ``ok`` (nothing stuck, nothing failed)."""
+    :func:`stuck_items`), ``prefect`` (when asked: see :func:`prefect_runs`, or a ``note`` why not)
+    and ``ok`` (nothing stuck, nothing failed, no late run, every work pool polled by a worker)."""
     from sqlalchemy.engine import make_url
 
     from frontline.core.settings import get_settings
@@ -417,9 +502,7 @@ def collect_status(session: Session, *, now: datetime, with_prefect: bool = True
     }
     if with_prefect:
         prefect = prefect_runs(now)
-        if isinstance(prefect, str):
-            report["prefect"] = {"note": prefect}
-        else:
-            report["prefect"] = {"deployments": prefect[0], "failed_last_24h": prefect[1]}
-    report["ok"] = not any(report["stuck"].values()) and not report.get("prefect", {}).get("failed_last_24h")
+        report["prefect"] = {"note": prefect} if isinstance(prefect, str) else prefect
+    prefect_part = report.get("prefect", {})
+    report["ok"] = not any(report["stuck"].values()) and not any(prefect_part.get(k) for k in PREFECT_FLAGS)
     return report

@@ -30,7 +30,7 @@ Semantics (documented in the README, *Roster import*):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, delete, insert, select, update
@@ -85,7 +85,10 @@ class ImportResult:
 
     @property
     def new_hires(self) -> int:
-        return self.employees_created
+        """Created employees who are new hires: never rotated, hired within the policy's
+        ``new_hire_within_weeks`` before the import day or later (a first import creates everyone, but only
+        these are new)."""
+        return len(self.new_hire_ids)
 
     def counts(self) -> dict[str, int]:
         """The numbers (no id lists), e.g. for an artifact table or the audit trail."""
@@ -100,6 +103,7 @@ class ImportResult:
             + (f" / {self.departments_deactivated} deactivated" if self.departments_deactivated else ""),
             f"employees {self.employees_created} new / {self.employees_updated} updated / "
             f"{self.employees_unchanged} unchanged / {self.employees_left} left",
+            f"{self.new_hires} new hire(s)",
         ]
         if self.rotations_cancelled:
             parts.append(f"{self.rotations_cancelled} future rotation(s) cancelled")
@@ -158,6 +162,17 @@ def roster_guard() -> Roster:
         return load_policy().roster
     except PolicyError:
         return Roster()
+
+
+def new_hire_weeks() -> int:
+    """``policy.new_hire_within_weeks``; its default when the policy file cannot be read."""
+    from frontline.core.errors import PolicyError
+    from frontline.core.policy import Policy, load_policy
+
+    try:
+        return load_policy().new_hire_within_weeks
+    except PolicyError:
+        return Policy.model_fields["new_hire_within_weeks"].default
 
 
 def preview_roster(
@@ -234,7 +249,7 @@ def apply_roster(
     result = ImportResult()
     now = utcnow()
     dept_ids = _upsert_departments(session, parsed, result, now, today)
-    existing = _upsert_employees(session, parsed, dept_ids, result, now)
+    existing = _upsert_employees(session, parsed, dept_ids, result, now, today - timedelta(weeks=new_hire_weeks()))
     _mark_leavers(session, parsed, existing, result, today, now)
     if parsed.absences is not None:
         _replace_absences(session, parsed.employees, parsed.absences, result)
@@ -346,10 +361,16 @@ def _employee_values(row: EmployeeRow, department_id: int) -> dict[str, Any]:
 
 
 def _upsert_employees(
-    session: Session, parsed: ParsedRoster, dept_ids: dict[str, int], result: ImportResult, now: datetime
+    session: Session,
+    parsed: ParsedRoster,
+    dept_ids: dict[str, int],
+    result: ImportResult,
+    now: datetime,
+    new_hires_since: date,
 ) -> dict[str, Row[Any]]:
     """Employees upserted by ``employee_id`` (plain rows and bulk statements: fast for 100k people).
-    Returns the rows that existed before, by ``employee_id``."""
+    Returns the rows that existed before, by ``employee_id``. A created employee never rotated and hired
+    on or after ``new_hires_since`` is a new hire (``result.new_hire_ids``)."""
     columns = [col(getattr(Employee, k)) for k in ("id", "employee_id", "active", *_EMPLOYEE_FIELDS)]
     existing: dict[str, Row[Any]] = {r.employee_id: r for r in session.execute(select(*columns))}
     new_rows: list[dict[str, Any]] = []
@@ -369,7 +390,8 @@ def _upsert_employees(
                     "updated_at": now,
                 }
             )
-            result.new_hire_ids.append(row.employee_id)
+            if row.last_rotation is None and row.hire_date >= new_hires_since:
+                result.new_hire_ids.append(row.employee_id)  # a real new hire, not a first import's veteran
             continue
         if old.last_rotation is not None and (row.last_rotation is None or row.last_rotation < old.last_rotation):
             values["last_rotation"] = old.last_rotation  # never move backwards
@@ -578,7 +600,7 @@ def last_import(session: Session, show: int) -> dict[str, Any] | None:
         "counts": {k: v for k, v in details.items() if isinstance(v, int)},
         "files": details.get("files", {}),
         "new_hires": people(details.get("new_hire_ids", [])),
-        "new_hire_count": details.get("employees_created", len(details.get("new_hire_ids", []))),
+        "new_hire_count": details.get("new_hires", len(details.get("new_hire_ids", []))),
         "leavers": people(details.get("left_ids", [])),
         "leaver_count": details.get("employees_left", len(details.get("left_ids", []))),
     }

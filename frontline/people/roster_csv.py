@@ -42,6 +42,7 @@ EMPLOYEE_COLUMNS = [
     "mentor",
     "mentor_capacity",
     "last_rotation",
+    "manager_email",
     "preferred_weeks",
     "unavailable_weeks",
 ]
@@ -54,6 +55,7 @@ OPTIONAL_COLUMNS = {
     "mentor",
     "mentor_capacity",
     "last_rotation",
+    "manager_email",
     "reason",
     "preferred_weeks",
     "unavailable_weeks",
@@ -95,6 +97,7 @@ class EmployeeRow:
     is_mentor: bool
     mentor_capacity: int
     last_rotation: date | None
+    manager_email: str | None = None  # told once per change of this person's rotation (dates or cancellation)
     # soft wishes (Mondays); None = the column is not in the file (what is stored stays)
     preferred_weeks: tuple[date, ...] | None = None
     unavailable_weeks: tuple[date, ...] | None = None
@@ -380,6 +383,9 @@ def _parse_employees(table: _Table, departments: set[str] | None, departments_fi
                 r.problem("skills", f"skill {skill[:20]!r}... is longer than 100 characters")
         is_mentor, capacity = _mentor(r, cells)
         last_rotation = r.date("last_rotation", required=False)
+        manager_email = r.email("manager_email") if cells.get("manager_email", "") else None
+        if manager_email is not None and email is not None and manager_email == email:
+            r.problem("manager_email", f"{manager_email!r} is the employee's own address (leave it empty)")
         preferred = r.weeks("preferred_weeks") if "preferred_weeks" in table.header else None
         unavailable = r.weeks("unavailable_weeks") if "unavailable_weeks" in table.header else None
         if department is not None and departments is not None and department.casefold() not in departments:
@@ -408,6 +414,7 @@ def _parse_employees(table: _Table, departments: set[str] | None, departments_fi
                 is_mentor,
                 capacity,
                 last_rotation,
+                manager_email,
                 preferred,
                 unavailable,
             )

@@ -23,8 +23,10 @@ from frontline.core import audit, clock
 from frontline.core.clock import monday
 from frontline.core.errors import OverrideRefused, PlanningError
 from frontline.core.policy import Policy
+from frontline.mentors import review
 from frontline.people.directory import employee_by_id_or_email, employees_by_external_id
 from frontline.rotations import overrides, queries
+from frontline.rotations import requests as change_requests
 from frontline.rotations.service import plan_rotations
 from frontline.web.auth import (
     ConsoleDenied,
@@ -50,6 +52,7 @@ ACTIONS = {
     "lock": "Lock",
     "unlock": "Unlock",
     "repair": "Re-pair with another mentor",
+    "mentor": "Choose the mentor",
 }
 MAX_REASON = 1000
 
@@ -90,6 +93,13 @@ def _detail(
         v=values or {},
         actions=ACTIONS,
         can_act=user.is_hr and r.status not in ("cancelled", "done"),
+        can_ask=(
+            not user.is_hr
+            and r.status in ("draft", "invited")
+            and r.start > clock.today()
+            and ctx["employee"].department_id in user.head_of
+        ),
+        pending_request=change_requests.pending_request(session, rotation_id),
         suggested_start=(r.start + timedelta(weeks=1)).isoformat(),
         **ctx,
     )
@@ -142,6 +152,8 @@ def _perform(
         if replaced.other_rotation_ids:
             summary += f" (the pairing run also paired {len(replaced.other_rotation_ids)} other rotation(s) that had no mentor)"
         return summary, [rid, *replaced.other_rotation_ids]
+    if action == "mentor":
+        return _set_mentor(session, pol, rotation, employee, (values.get("mentor") or "").strip(), reason, actor)
     if action in ("lock", "unlock"):
         overrides.set_lock(session, rid, action == "lock", reason, actor=actor)
         return f"{employee.name}: rotation {action}ed", [rid]
@@ -165,6 +177,20 @@ def _swap(
         f"{employee.name} now starts {b_start}, {other_emp.name} now starts {a_start} (both locked)",
         [rotation.id, other.id],
     )
+
+
+def _set_mentor(
+    session: Session, pol: Policy, rotation: Rotation, employee: Employee, mentor_key: str, reason: str, actor: str
+) -> tuple[str, list[int]]:
+    if not mentor_key:
+        raise PlanningError("give the mentor's employee id or e-mail address")
+    mentor = employee_by_id_or_email(session, mentor_key)
+    if mentor is None:
+        raise PlanningError(f"no employee {mentor_key!r}")
+    if rotation.id is None:
+        raise PlanningError("the rotation is not stored yet")
+    review.set_mentor(session, pol, rotation.id, mentor, reason, actor)
+    return f"{employee.name}: mentor is now {mentor.name} (chosen by HR)", [rotation.id]
 
 
 def _exempt(session: Session, employee: Employee, until: date | None, reason: str, actor: str) -> tuple[str, list[int]]:
@@ -202,6 +228,7 @@ def rotation_action(
     other: str = Form(""),
     weeks: str = Form(""),
     until: str = Form(""),
+    mentor: str = Form(""),
     confirm: str = Form(""),
     user: Principal = Depends(require_hr),
     session: Session = Depends(db),
@@ -215,6 +242,7 @@ def rotation_action(
         "other": other,
         "weeks": weeks,
         "until": until,
+        "mentor": mentor.strip()[:320],
     }
     if not values["reason"]:
         return _detail(

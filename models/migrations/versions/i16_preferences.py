@@ -1,7 +1,7 @@
 """employees' preferred and unavailable weeks (soft planning terms)
 
 Revision ID: i16_preferences
-Revises: i15_time_off
+Revises: i16_manager_email
 Create Date: 2026-12-04 22:45:00
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlmodel
 
 
 revision: str = 'i16_preferences'
-down_revision: Union[str, None] = 'i15_time_off'
+down_revision: Union[str, None] = 'i16_manager_email'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -48,7 +48,7 @@ from frontline.people.roster_csv import (
     RosterSource,
     parse_roster,
 )
-from models import Absence, AuditEvent, Department, Employee, MentorPairing, Rotation, utcnow
+from models import Absence, AuditEvent, Department, Employee, MentorPairing, Rotation, WeekPreference, utcnow
 
 __all__ = [
     "ImportResult",
@@ -519,19 +519,42 @@ def _replace_absences(
 
 def _replace_preferences(session: Session, employees: list[EmployeeRow], result: ImportResult) -> None:
     """Each employee's ``roster`` preferred / unavailable weeks become the file's, for the columns the file
-    has (weeks stated in a change request stay)."""
-    from frontline.people.preferences import PREFERRED, UNAVAILABLE, set_weeks
+    has (weeks stated in a change request stay). In bulk: one read, batched deletes and inserts."""
+    from frontline.people.preferences import PREFERRED, UNAVAILABLE
 
     if not any(e.preferred_weeks is not None or e.unavailable_weeks is not None for e in employees):
         return
     pks = session.execute(select(col(Employee.employee_id), col(Employee.id))).tuples()
     ids = {eid: pk for eid, pk in pks if pk is not None}
+    wanted: dict[tuple[int, str], set[date]] = {}
     for e in employees:
         for kind, weeks in ((PREFERRED, e.preferred_weeks), (UNAVAILABLE, e.unavailable_weeks)):
             if weeks is not None:
-                added, removed = set_weeks(session, ids[e.employee_id], kind, weeks, source="roster")
-                result.preference_weeks_added += added
-                result.preference_weeks_removed += removed
+                wanted[(ids[e.employee_id], kind)] = set(weeks)
+    have: dict[tuple[int, str], dict[date, int]] = {}
+    for pid, emp_id, week, kind in session.execute(
+        select(
+            col(WeekPreference.id), col(WeekPreference.employee_id), col(WeekPreference.week), col(WeekPreference.kind)
+        ).where(col(WeekPreference.source) == "roster")
+    ):
+        have.setdefault((emp_id, kind), {})[week] = pid
+    stale = [pid for key, weeks in have.items() if key in wanted for w, pid in weeks.items() if w not in wanted[key]]
+    for start in range(0, len(stale), ID_BATCH):
+        session.execute(
+            delete(WeekPreference)
+            .where(col(WeekPreference.id).in_(stale[start : start + ID_BATCH]))
+            .execution_options(synchronize_session=False)
+        )
+    fresh = [
+        {"employee_id": emp_id, "week": w, "kind": kind, "source": "roster", "created_at": utcnow()}
+        for (emp_id, kind), weeks in wanted.items()
+        for w in sorted(weeks)
+        if w not in have.get((emp_id, kind), {})
+    ]
+    for start in range(0, len(fresh), BATCH):
+        session.execute(insert(WeekPreference), fresh[start : start + BATCH])
+    result.preference_weeks_added += len(fresh)
+    result.preference_weeks_removed += len(stale)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -85,7 +85,10 @@ def test_no_preferred_week_fits_names_the_rule_and_changes_nothing(sqlite_engine
             preferred_weeks=[date(2027, 4, 5)],
             today=TODAY,
         )
-        with pytest.raises(PlanningError, match=r"none of the preferred weeks fits \(2027-04-05: .*absence"):
+        with pytest.raises(
+            PlanningError,
+            match=r"none of the preferred weeks fits \(2027-04-05: .*absence.*\); the nearest weeks that fit: 2027-04-12, 2027-04-19, 2027-04-26;",
+        ):
             cr.approve(s, POLICY, req.id, "hr", today=TODAY)
         assert rot.start == MARCH and req.status == "pending"
         cr.approve(s, POLICY, req.id, "hr", week=date(2027, 5, 12), today=TODAY)  # HR's own week (a Wednesday)

@@ -22,7 +22,7 @@ Every outcome is mailed to the requester through the outbox (``request:<id>:<sta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -236,7 +236,11 @@ def approve(
         week = first_fitting_week(session, policy, rot, weeks, today)
         if week is None:
             why = "; ".join(f"{w}: {_why_not(session, policy, rot, w, today)}" for w in weeks)
-            raise PlanningError(f"none of the preferred weeks fits ({why}); approve with another week or decline")
+            near = overrides.nearest_weeks(
+                session, policy, rot, weeks[0], not_before=clock.monday(today) + timedelta(weeks=1)
+            )
+            hint = f"; the nearest weeks that fit: {', '.join(d.isoformat() for d in near)}" if near else ""
+            raise PlanningError(f"none of the preferred weeks fits ({why}){hint}; approve with another week or decline")
     if week is not None:
         week = clock.monday(week)
         problem = _why_not(session, policy, rot, week, today)

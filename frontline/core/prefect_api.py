@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+BUSY_STATUSES = frozenset({429, 502, 503, 504})
+BUSY_RETRIES = 5
+
 
 def configured_api_url() -> str | None:
     """The Prefect API URL this process would use, found without importing Prefect when it is not loaded:
@@ -72,19 +75,24 @@ class PrefectApi:
         when the server cannot be reached or answers with an error."""
         import http.client
         import json
+        import time
 
         body = json.dumps(payload).encode()
-        for attempt in (1, 2):  # a kept-alive connection the server has closed: reconnect once
-            connection = self._connect()
-            try:
-                connection.request("POST", self.prefix + path, body=body, headers=self.headers)
-                answer = connection.getresponse()
-                data = answer.read()
+        for busy in range(BUSY_RETRIES + 1):  # a busy server (429/502/503/504), as Prefect's own client retries
+            for attempt in (1, 2):  # a kept-alive connection the server has closed: reconnect once
+                connection = self._connect()
+                try:
+                    connection.request("POST", self.prefix + path, body=body, headers=self.headers)
+                    answer = connection.getresponse()
+                    data = answer.read()
+                    break
+                except (http.client.HTTPException, ConnectionError):
+                    self.close()
+                    if attempt == 2:
+                        raise
+            if answer.status not in BUSY_STATUSES or busy == BUSY_RETRIES:
                 break
-            except (http.client.HTTPException, ConnectionError):
-                self.close()
-                if attempt == 2:
-                    raise
+            time.sleep(min(8.0, 0.5 * 2**busy))
         if answer.status >= 400:
             raise OSError(f"Prefect API {path}: HTTP {answer.status} {data[:300].decode(errors='replace')}")
         return json.loads(data) if data else None

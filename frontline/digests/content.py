@@ -350,8 +350,8 @@ def _weekly_counts(
     for h in week.history:
         if not ours(h.target_department_id, h.rotator_department_id):
             continue
-        if key is not None and (h.product_area, h.category, h.theme) != key:
-            continue
+        if key is not None and h.theme != key[2]:
+            continue  # by the label stored by its week's digest (a theme may span areas and categories)
         points[h.week_index].value += 1 if value == "count" else h.customer_count
     for index, items in ((TREND_WEEKS - 2, routed.prev_both), (TREND_WEEKS - 1, routed.both)):
         for o in items:

@@ -47,6 +47,10 @@ def test_another_week_approved_moves_the_rotation_and_the_invite_is_updated(engi
             today=TODAY,
         )
         assert req.status == "pending" and req.preferred_weeks == ["2027-04-05"]
+        from frontline.people.preferences import weeks_by_employee
+
+        # the weeks she named are her preferences for later plans too
+        assert weeks_by_employee(s)[rot.employee_id] == (frozenset({date(2027, 4, 5)}), frozenset())
         with pytest.raises(PlanningError, match="already a request"):
             cr.submit(
                 s,

@@ -160,6 +160,11 @@ def submit(
         kind=kind,
         preferred_weeks=req.preferred_weeks,
     )
+    if requester_role == "rotator" and weeks and person.id is not None:
+        from frontline.people.preferences import set_weeks
+
+        # the weeks a rotator says would suit are their preferences for later plans too (soft terms)
+        set_weeks(session, person.id, "preferred", weeks, source="request")
     _tell_hr(session, policy, req, person)
     if policy.requests.auto_approve and weeks:
         fitting = first_fitting_week(session, policy, rot, weeks, today)

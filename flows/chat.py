@@ -1,7 +1,8 @@
 """Flow ``deliver-chat``: send the queued chat notifications through Apprise (every two minutes).
 
-One task: the due messages of the queue (:func:`frontline.chat.service.deliver_due`), committed together;
-a failed send is retried by a later run with backoff, so the task itself is not retried.
+One step: the due messages of the queue (:func:`frontline.chat.service.deliver_due`). A failed send is
+retried by a later run with backoff, so the step itself is not retried. The body is
+:func:`flows.jobs.deliver_chat`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from prefect.cache_policies import NO_CACHE
 from flows import jobs
 from flows.common import run_name
 
-send_chat_task = task(name="send-chat", cache_policy=NO_CACHE)(jobs.send_chat)
+send_chat = task(name="send-chat", cache_policy=NO_CACHE)(jobs.send_chat)
 
 
 @flow(name="deliver-chat", flow_run_name=run_name("deliver-chat"))
 def deliver_chat() -> dict[str, Any]:
     """Send the chat notifications that are due."""
-    return jobs.deliver_chat(send=send_chat_task)
+    return jobs.deliver_chat(send=send_chat)

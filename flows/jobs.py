@@ -605,7 +605,7 @@ def sync_time_off(
 # --- deliver-chat -----------------------------------------------------------------------------------
 
 
-def send_chat() -> dict[str, Any]:
+def send_chat() -> dict:
     from frontline.chat.service import deliver_due
     from frontline.core.clock import utcnow
     from frontline.core.policy import load_policy
@@ -617,8 +617,14 @@ def send_chat() -> dict[str, Any]:
     return {"sent": done.sent, "failed": done.failed, "dropped": done.dropped, "errors": done.errors}
 
 
-def deliver_chat(*, send: Callable[[], dict[str, Any]] = send_chat) -> dict[str, Any]:
+def deliver_chat(*, send: Callable[[], dict] = send_chat) -> dict:
+    """Send the chat notifications that are due (a failed send is retried by a later run, with backoff)."""
     out = send()
     counts = {k: out[k] for k in ("sent", "failed", "dropped")}
-    report("deliver-chat", f"Chat: {out['sent']} sent, {out['failed']} failed", table=counts_table(counts))
+    report(
+        "deliver-chat",
+        f"Chat: {out['sent']} sent, {out['failed']} failed",
+        table=counts_table(counts),
+        audit=Audit("flow:deliver-chat", "chat.deliver", counts),
+    )
     return out

@@ -95,6 +95,7 @@ JOBS: dict[str, JobSpec] = {
             {"batch": "reminder-batch"},
             ("as_of",),
         ),
+        JobSpec("deliver-chat", "flows.jobs:deliver_chat", "flows.chat:deliver_chat", {"send": "send-chat"}),
         JobSpec(
             "sync-time-off",
             "flows.jobs:sync_time_off",

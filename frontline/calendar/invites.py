@@ -18,7 +18,10 @@ goes to the rotator and to the mentor, one email each; a replaced mentor receive
 series, and so does the rotator when no new series replaces it (no successor, or one without a slot).
 A pairing without a check-in slot has no series to carry the news, so its mentor gets a plain mail
 instead (``mentor:<rotation>:<sequence>:<mentor>`` when assigned, ``mentor-released:...`` when
-replaced or the rotation is cancelled). Every email carries an idempotency key (``invite:<rotation>:<sequence>``,
+replaced or the rotation is cancelled). When the roster names the rotator's manager (``manager_email``),
+the manager gets one plain mail per change of the dates (announced, moved, reinstated, cancelled; not a
+mentor change), ``manager:<rotation>:<sequence>``. Times in the text are each recipient's own local time
+(the .ics keeps the mentor's TZID). Every email carries an idempotency key (``invite:<rotation>:<sequence>``,
 ``cancel:<rotation>:<sequence>``, ``checkins:<rotation>:<sequence>:<employee>``,
 ``checkins-cancel:<rotation>:<sequence>:<employee>``), so a re-run queues nothing twice.
 

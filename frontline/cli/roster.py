@@ -15,6 +15,8 @@ from frontline.core.errors import LeaversNotConfirmed, RosterError
 if TYPE_CHECKING:
     from sqlmodel import Session
 
+    from frontline.people.roster_csv import ParsedRoster
+
 app = typer.Typer(
     help="The HR roster: import departments, employees and absences from CSV files (see README, Roster import).",
     no_args_is_help=True,
@@ -123,6 +125,7 @@ def check_command(
     if parsed.absences is not None:
         counts += f", {len(parsed.absences)} absences"
     typer.echo(f"roster OK: {counts}")
+    _check_routing_table(parsed)
     session_factory = _existing_database()
     if session_factory is None:
         return
@@ -132,6 +135,21 @@ def check_command(
     except RosterError as exc:
         _refuse(exc)
     typer.echo(f"against the database: {preview.summary()}")
+
+
+def _check_routing_table(parsed: ParsedRoster) -> None:
+    """Warn about policy routing-table entries naming a department these files do not have."""
+    from frontline.core.errors import PolicyError
+    from frontline.core.policy import load_policy
+    from frontline.observations.routing import table_problems
+
+    try:
+        policy = load_policy()
+    except PolicyError:
+        return
+    names = [d.name for d in parsed.departments]
+    for problem in table_problems(policy.observations.area_departments, names):
+        typer.echo(f"warning: {problem}")
 
 
 def _existing_database() -> Callable[[], AbstractContextManager[Session]] | None:

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+BUSY_STATUSES = frozenset({429, 502, 503, 504})
+BUSY_RETRIES = 5
+
 
 def configured_api_url() -> str | None:
     """The Prefect API URL this process would use, found without importing Prefect when it is not loaded:
@@ -30,10 +33,6 @@ def configured_api_url() -> str | None:
     active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
     url = (profiles.get("profiles", {}).get(active) or {}).get("PREFECT_API_URL")
     return str(url) if url else None
-
-
-RETRIES = 5  # attempts after the first, as Prefect's client (PREFECT_CLIENT_MAX_RETRIES)
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class PrefectApi:
@@ -72,44 +71,31 @@ class PrefectApi:
         return self.connection
 
     def post(self, path: str, payload: Any) -> Any:
-        """POST ``payload`` as JSON to ``path`` (below the API URL); the decoded answer. Like Prefect's own
-        client, a busy server (429, 502, 503, 504) or a dropped connection is tried again, up to
-        ``RETRIES`` times with growing pauses. Raises ``OSError`` when the server cannot be reached or
-        answers with an error."""
+        """POST ``payload`` as JSON to ``path`` (below the API URL); the decoded answer. Raises ``OSError``
+        when the server cannot be reached or answers with an error."""
+        import http.client
         import json
         import time
 
         body = json.dumps(payload).encode()
-        for attempt in range(RETRIES + 1):
-            try:
-                status, data = self._send(path, body)
-            except ConnectionRefusedError:
-                raise  # nothing listens there: say so at once
-            except OSError:
-                if attempt == RETRIES:
-                    raise
-            else:
-                if status not in RETRY_STATUSES or attempt == RETRIES:
+        for busy in range(BUSY_RETRIES + 1):  # a busy server (429/502/503/504), as Prefect's own client retries
+            for attempt in (1, 2):  # a kept-alive connection the server has closed: reconnect once
+                connection = self._connect()
+                try:
+                    connection.request("POST", self.prefix + path, body=body, headers=self.headers)
+                    answer = connection.getresponse()
+                    data = answer.read()
                     break
-            time.sleep(min(8.0, 0.25 * 2**attempt))
-        if status >= 400:
-            raise OSError(f"Prefect API {path}: HTTP {status} {data[:300].decode(errors='replace')}")
+                except (http.client.HTTPException, ConnectionError):
+                    self.close()
+                    if attempt == 2:
+                        raise
+            if answer.status not in BUSY_STATUSES or busy == BUSY_RETRIES:
+                break
+            time.sleep(min(8.0, 0.5 * 2**busy))
+        if answer.status >= 400:
+            raise OSError(f"Prefect API {path}: HTTP {answer.status} {data[:300].decode(errors='replace')}")
         return json.loads(data) if data else None
-
-    def _send(self, path: str, body: bytes) -> tuple[int, bytes]:
-        import http.client
-
-        connection = self._connect()
-        try:
-            connection.request("POST", self.prefix + path, body=body, headers=self.headers)
-            answer = connection.getresponse()
-            return answer.status, answer.read()
-        except ConnectionRefusedError:
-            self.close()
-            raise
-        except (http.client.HTTPException, OSError) as exc:
-            self.close()  # a kept-alive connection the server closed: a new one next time
-            raise OSError(str(exc) or type(exc).__name__) from exc
 
     def emit_events(self, events: list[dict[str, Any]]) -> None:
         """Send events (``event``, ``resource``, ``related``, ``payload``) as Prefect's client would: each

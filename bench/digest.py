@@ -2,7 +2,7 @@
 
 Builds a temporary SQLite database with D departments (default 1,000), two rotators each and O
 observations (default 50) addressed to every department by rotators of other departments, texts from
-the generated paraphrase set of ``bench/themes.py``. Then, as the ``send_digests`` flow does (without
+the generated paraphrase set of ``bench/synthetic_observations.py``. Then, as the ``send_digests`` flow does (without
 Prefect): themes once for the week, then ``queue_digests`` per batch of 50 departments (render HTML
 with CSS inlined + text twin, compose, write to the outbox).
 
@@ -34,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--departments", type=int, default=1000)
     ap.add_argument("--observations", type=int, default=50, help="per department")
+    ap.add_argument("--embeddings", action="store_true", help="group themes with the sentence model too")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="frontline-bench-digest-"))
     os.environ.update(
@@ -42,11 +43,14 @@ def main() -> None:
             "FRONTLINE_OUTBOX_DIR": str(tmp / "outbox"),
             "FRONTLINE_SECRET_KEY": "bench-secret",
             "FRONTLINE_BASE_URL": "https://frontline.example.com",
+            # Rendering and queueing at scale; the sentence model's cost is per new observation, paid once
+            # (bench/themes.py reports it). --embeddings measures the full grouping (slow on a loaded CPU).
+            "FRONTLINE_THEME_EMBEDDINGS": "true" if args.embeddings else "false",
         }
     )
     from sqlalchemy import func
     from sqlmodel import select
-    from themes import generate
+    from synthetic_observations import generate
 
     from frontline.digests.content import build_digest
     from frontline.digests.loading import compute_themes, load_week

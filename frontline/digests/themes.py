@@ -1,21 +1,18 @@
 """Themes: group observations that describe the same customer pain.
 
-Two stages, both deterministic (same input, same themes, same labels):
+**Semantic grouping** (default, :func:`find_themes`): every text's multilingual sentence embedding
+(:mod:`frontline.digests.embeddings`), centred, beside TF-IDF word+char vectors and a one-hot of the
+picked category (:class:`ThemeParams`), clustered with average linkage over *all* the items, so notes in
+different languages, or filed under the wrong area, meet when they describe one problem.
 
-1. **Structure**: observations are first split by ``(product_area, category)``; a billing bug and an
-   export UX complaint are never one theme.
-2. **Free text**: within each group the texts are normalised (lower case, contractions expanded, a small
-   synonym table maps "where is", "can't find", "unable to locate" ... to one token, domain stop words
-   such as "customer" dropped, light suffix stemming) and vectorised with TF-IDF over word 1-2 grams
-   *and* character 3-5 grams (robust to typos and inflections). Cosine distances are clustered with
-   average-linkage agglomerative clustering cut at ``distance_threshold``. With enough observations
-   (``LSA_MIN_DOCS``) an LSA component (truncated SVD of word TF-IDF over *all* observations, so words
-   used in the same contexts come close) is added to the vectors. Groups too large for a dense
-   distance matrix are clustered from an evenly spaced sample, the rest assigned to the nearest theme.
+**Lexical fallback** (no model, or ``embed=False``): split by ``(product_area, category)``, then within
+each group the normalised texts (contractions, a synonym table, domain stop words, light stemming) as
+TF-IDF word 1-2 grams and character 3-5 grams, plus an LSA component from ``LSA_MIN_DOCS`` items on,
+clustered with average linkage; large groups from a sample.
 
-Each theme gets a short readable label: the first clause of its most central observation (highest mean
-similarity to the other members), shortened on a word boundary. Labels are what
-:attr:`models.Observation.theme` stores.
+Both are deterministic. A theme's label (:func:`theme_label`) is a clean first sentence of a central
+member, preferably one in the organisation's language: no lead-in filler, no redaction placeholder,
+never cut inside a word. Labels are what :attr:`models.Observation.theme` stores.
 """
 
 from __future__ import annotations

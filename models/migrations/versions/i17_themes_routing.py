@@ -1,7 +1,7 @@
 """observation embeddings (theme grouping cache); who routed each observation (learnt routing)
 
 Revision ID: i17_themes_routing
-Revises: i15_chat
+Revises: i17_contacts
 Create Date: 2026-12-04 22:45:00
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlmodel
 
 
 revision: str = 'i17_themes_routing'
-down_revision: Union[str, None] = 'i15_chat'
+down_revision: Union[str, None] = 'i17_contacts'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -357,6 +357,28 @@ class ContactCount(SQLModel, table=True):
     recorded_at: datetime = Field(default_factory=utcnow)
 
 
+class ChatMessage(SQLModel, table=True):
+    """A chat notification waiting for delivery through Apprise (:mod:`frontline.chat`): queued in the
+    transaction of the event it tells about, sent by the ``deliver-chat`` job. ``target`` names the policy's
+    channel (``hr`` or ``department:<name>``); the channel's URL (a secret) is read from the policy when sending,
+    never stored here."""
+
+    __tablename__ = "chat_message"
+    __table_args__ = (Index("ix_chat_message_state_due", "state", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    target: str = Field(max_length=250)
+    title: str = Field(max_length=300)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default="pending", max_length=16, description="pending | sent | failed | dropped")
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
 class ConnectorStatus(SQLModel, table=True):
     """The last success and the last error of one connector (e.g. ``calendar:team-ooo``), for ``frontline status``.
     Errors are recorded in their own transaction, so a failed sync that wrote nothing still leaves its trace."""

@@ -78,6 +78,7 @@ def init_command(
 # --- topics: one module each, shown in panels in the order a user meets them ----------------------
 from frontline.cli import backup as _backup  # noqa: E402
 from frontline.cli import calendar as _calendar  # noqa: E402
+from frontline.cli import chat as _chat  # noqa: E402
 from frontline.cli import console as _console  # noqa: E402
 from frontline.cli import demo as _demo  # noqa: E402
 from frontline.cli import digest as _digest  # noqa: E402
@@ -113,6 +114,7 @@ app.add_typer(_outreach.invites_app, name="invites", rich_help_panel=MAIL)
 app.add_typer(_outreach.reminders_app, name="reminders", rich_help_panel=MAIL)
 app.add_typer(_outreach.escalations_app, name="escalations", rich_help_panel=MAIL)
 app.add_typer(_calendar.app, name="calendar", rich_help_panel=MAIL)
+app.add_typer(_chat.app, name="chat", rich_help_panel=MAIL)
 app.add_typer(_observe.app, name="observe", rich_help_panel=VOICE)
 app.add_typer(_observe.api_token_app, name="api-token", rich_help_panel=VOICE)
 app.add_typer(_digest.app, name="digest", rich_help_panel=VOICE)

@@ -164,6 +164,25 @@ class Requests(_Strict):
     )
 
 
+class Chat(_Strict):
+    """Chat notifications through Apprise (every message still goes by mail too). Values are Apprise URLs
+    (``slack://...``, ``workflows://...`` for Microsoft Teams, ``mmost://...``, ...); they hold secrets and are
+    never shown or stored, only the channel's name (``hr``, ``department:Finance``)."""
+
+    hr: str | None = Field(default=None, description="HR's channel: new change requests")
+    departments: dict[str, str] = Field(
+        default_factory=dict, description="department name -> channel: its urgent observations"
+    )
+    max_attempts: int = Field(default=8, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _urls(self) -> Chat:
+        for name, url in [("hr", self.hr), *[(f"departments.{k}", v) for k, v in self.departments.items()]]:
+            if url is not None and "://" not in url:
+                raise ValueError(f"chat.{name}: not an Apprise URL (e.g. slack://TokenA/TokenB/TokenC)")
+        return self
+
+
 class Policy(_Strict):
     support_department: str
     length_weeks: int = Field(default=4, ge=1, le=26)
@@ -182,6 +201,7 @@ class Policy(_Strict):
     roster: Roster = Field(default_factory=Roster)
     redaction: Redaction = Field(default_factory=Redaction)
     time_off: TimeOff = Field(default_factory=TimeOff)
+    chat: Chat = Field(default_factory=Chat)
     requests: Requests = Field(default_factory=Requests)
 
     @field_validator("holidays_country")

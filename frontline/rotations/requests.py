@@ -162,11 +162,29 @@ def submit(
         kind=kind,
         preferred_weeks=req.preferred_weeks,
     )
+    _tell_hr(session, policy, req, person)
     if policy.requests.auto_approve and weeks:
         fitting = first_fitting_week(session, policy, rot, weeks)
         if fitting is not None:
             approve(session, policy, req.id or 0, "policy", week=fitting, note="fits every hard rule", today=today)
     return req
+
+
+def _tell_hr(session: Session, policy: Policy, req: ChangeRequest, person: Employee) -> None:
+    """HR's chat channel (policy ``[chat] hr``) hears of every new request too."""
+    from frontline.chat.service import chat_safe, notify
+    from frontline.core.settings import get_settings
+
+    weeks = ", ".join(req.preferred_weeks) or "none named"
+    reason = chat_safe(req.reason)
+    notify(
+        session,
+        policy.chat,
+        "hr",
+        key=f"request:{req.id}",
+        title=f"Change request {req.id} ({req.kind.replace('_', ' ')}) for {person.name}",
+        body=f"{reason[:600]}\nPreferred weeks: {weeks}\n{get_settings().base_url}/console/requests",
+    )
 
 
 def _why_not(session: Session, policy: Policy, rot: Rotation, week: date) -> str | None:

@@ -128,8 +128,10 @@ def record_task(hires: dict[str, dict[str, Any]]) -> None:
 
 
 def queued_runs() -> list[Any]:
-    """Ids of the other runs of this run's deployment that have not started (Scheduled, Late, waiting for
-    the concurrency slot). Empty outside a deployment run (a direct call, the demo)."""
+    """Ids of the other runs of this run's deployment that have not started: Scheduled, Late, waiting for
+    the concurrency slot, or Pending. With the deployment's limit of 1 a Pending run next to this running one
+    is an orphan: a worker claimed it and stopped before starting it (its slot lease has lapsed, or this run
+    would not hold the slot). Empty outside a deployment run (a direct call, the demo)."""
     from prefect.runtime import deployment, flow_run
 
     deployment_id, own_id = deployment.id, flow_run.id
@@ -159,7 +161,7 @@ def _read_queued(deployment_id: Any, runs: list[Any]) -> None:
             page = client.read_flow_runs(
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
                 flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING]))
                 ),
                 limit=200,
                 offset=len(runs),

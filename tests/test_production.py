@@ -595,16 +595,17 @@ def _alive(pid: int) -> bool:
 
 
 def systemd_stop(worker: subprocess.Popen) -> dict[str, float]:
-    """``systemctl stop`` as the documented unit specifies it: the ExecStop commands (real /bin/kill and
-    /bin/sleep, $MAINPID = the worker), then KillSignal to every process left in the unit
-    (KillMode=control-group), SIGKILL to whatever is left after TimeoutStopSec. Returns when each ended."""
+    """``systemctl stop`` as the documented unit specifies it: its ExecStop commands (the real
+    ``examples/systemd/frontline-worker-stop``, $MAINPID = the worker, /srv/frontline = this checkout), then
+    KillSignal to every process left in the unit (KillMode=control-group), SIGKILL to whatever is left after
+    TimeoutStopSec. Returns when the worker exited and when the unit stopped (and how many needed SIGKILL)."""
     unit = _unit_service()
     assert unit["KillMode"] == ["control-group"] and unit["KillSignal"] == ["SIGTERM"]
     timeout = float(unit["TimeoutStopSec"][0])
     group = _descendants(worker.pid)  # the flow-run processes (their own sessions, but in the unit's cgroup)
     t0 = time.monotonic()
     for command in unit["ExecStop"]:
-        args = command.lstrip("-").replace("$MAINPID", str(worker.pid)).split()
+        args = command.lstrip("-").replace("$MAINPID", str(worker.pid)).replace("/srv/frontline", str(ROOT)).split()
         subprocess.run(args, check=not command.startswith("-"), timeout=timeout)
     times: dict[str, float] = {}
     try:
@@ -656,7 +657,7 @@ def test_a_worker_stopped_during_a_run_leaves_it_recoverable(production):
     time.sleep(1.5)  # well inside the run (it plans, pairs, invites and delivers for nine people)
     times = systemd_stop(worker)
     print(f"\n  stop during run {run['name']}: {times}")
-    assert "worker_exited" in times and times["worker_exited"] < 10, f"the worker stops by itself: {times}"
+    assert "worker_exited" in times and times["worker_exited"] < 25, f"the worker stops by itself: {times}"
     assert "sigkill" not in times, f"nothing needed SIGKILL: {times}"
     stopped = _wait(
         "the interrupted run to reach a final state",
@@ -673,7 +674,17 @@ def test_a_worker_stopped_during_a_run_leaves_it_recoverable(production):
     prod.start_worker()
     if stopped["state_type"] == "CRASHED":
         _run([str(BIN / "prefect"), "flow-run", "retry", run["id"]], prod.env)
-        _wait_final(api, run["id"], 240, prod.diagnostics)
+
+        def final():
+            r = api.run(run["id"])
+            return r if r["state_type"] in {"COMPLETED", "CANCELLED", "FAILED", "CRASHED"} else None
+
+        retried = _wait("the retried run", final, 240, prod.diagnostics)
+        # it runs, or another onboarding run (queued for one of the nine hires) got the slot first, onboarded
+        # everyone and cancelled it as coalesced: either way the interrupted work is done
+        message = retried["state"]["message"] or ""
+        assert retried["state_type"] == "COMPLETED" or "coalesced" in message, f"{retried['state_name']}: {message}"
+        print(f"  retried run ended {retried['state_name']} {message[:60]}")
 
     def settled():
         runs = prod.runs_of("onboard-new-hire", "onboard-new-hire")

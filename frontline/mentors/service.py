@@ -35,18 +35,20 @@ from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlmodel import Session, col, func, select
 
 from frontline.core import audit, clock
 from frontline.core.errors import PairingError
 from frontline.core.policy import Mentoring, Policy
-from frontline.mentors import solver
 from frontline.mentors.checkins import choose_checkin, slot_key, slot_local, zone, zone_key
 from frontline.mentors.pairings import active_pairings_overlapping
 from frontline.mentors.surveys import mentor_feedback
 from models import Absence, Department, Employee, MentorPairing, PairingGap, Rotation, utcnow
+
+if TYPE_CHECKING:  # the solver imports SciPy (~1 s): only pairing itself loads it
+    from frontline.mentors import solver
 
 HORIZON_WEEKS = 52
 PLANNED = ("draft", "invited")
@@ -341,6 +343,8 @@ def _unavailable_weeks(state: PairingState, e: Employee) -> frozenset[int]:
 
 
 def solver_mentors(state: PairingState, kept: list[MentorPairing], annual_cap: int) -> list[solver.Mentor]:
+    from frontline.mentors import solver
+
     busy, load = _kept_load(state, kept)
     return [
         solver.Mentor(
@@ -363,6 +367,8 @@ def solver_mentors(state: PairingState, kept: list[MentorPairing], annual_cap: i
 
 
 def solver_rotators(state: PairingState, plan: Triage) -> list[solver.Rotator]:
+    from frontline.mentors import solver
+
     out = []
     for r in plan.need:
         e = state.employees[r.employee_id]
@@ -617,6 +623,8 @@ def pair_mentors(
         plan = plan.only(set(only))
     result.kept = len(plan.kept)
     rotators, mentors = solver_input(state, plan, policy.mentoring.annual_cap)
+    from frontline.mentors import solver
+
     weights = solver.Weights.from_policy(policy.mentoring)
     sol = solver.solve(rotators, mentors, weights, time_limit=time_limit) if rotators else None
     if sol is not None:
@@ -707,6 +715,18 @@ def gaps_for(session: Session, rotation_ids: list[int]) -> dict[int, PairingGap]
         return {}
     rows = session.exec(select(PairingGap).where(col(PairingGap.rotation_id).in_(rotation_ids))).all()
     return {g.rotation_id: g for g in rows}
+
+
+def mentor_answers(session: Session, rotation_ids: list[int]) -> dict[int, str]:
+    """The active mentor's answer to the signed pairing link (``accepted``), by rotation id (absent: none yet)."""
+    if not rotation_ids:
+        return {}
+    rows = session.exec(
+        select(MentorPairing.rotation_id, MentorPairing.response).where(
+            MentorPairing.status == "active", col(MentorPairing.rotation_id).in_(rotation_ids)
+        )
+    ).all()
+    return {rid: response for rid, response in rows if response}
 
 
 def proposed_rotation_ids(session: Session, rotation_ids: list[int]) -> set[int]:

@@ -44,6 +44,7 @@ STUCK_KINDS = (
     "rotations_without_mentor",
     "observations_for_inactive_departments",
     "connectors_failing",
+    "routing_table_unknown_departments",
 )
 
 Row = dict[str, Any]
@@ -194,7 +195,24 @@ def needs_a_human(session: Session, *, now: datetime) -> dict[str, list[Row]]:
         "rotations_without_mentor": rotations_without_mentor(session, today),
         "observations_for_inactive_departments": observations_for_inactive_departments(session),
         "connectors_failing": connectors_failing(session),
+        "routing_table_unknown_departments": routing_table_problems(session),
     }
+
+
+def routing_table_problems(session: Session) -> list[Row]:
+    """Policy routing-table entries naming a department the roster has no active department for."""
+    from frontline.core.errors import PolicyError
+    from frontline.core.policy import load_policy
+    from frontline.observations.routing import table_problems
+
+    try:
+        policy = load_policy()
+    except PolicyError:
+        return []  # reported under policy_unusable
+    active = session.exec(select(Department.name).where(col(Department.active).is_(True))).all()
+    if not active:
+        return []  # no roster yet
+    return [{"problem": p} for p in table_problems(policy.observations.area_departments, active)]
 
 
 def connectors_failing(session: Session) -> list[Row]:
@@ -288,6 +306,7 @@ def observations_for_inactive_departments(session: Session) -> list[Row]:
 
 
 LATE_AFTER = timedelta(seconds=60)  # a run still Scheduled this long after its time is late (no worker took it)
+STUCK_PENDING = timedelta(minutes=10)  # claimed by a worker that never started it (stopped at that moment)
 PREFECT_FLAGS = ("failed_last_24h", "late_runs", "work_pools_without_worker")
 
 
@@ -357,7 +376,8 @@ def _work_pools(client: Any, names: list[str], now: datetime) -> list[Row]:
 
 def _late_runs(client: Any, flows_by_id: dict[Any, str], now: datetime) -> list[Row]:
     """Runs that should have started over :data:`LATE_AFTER` ago and were not taken by a worker: state
-    ``Late`` (Prefect's own mark) or still ``Scheduled``. Runs waiting for a concurrency slot are not late."""
+    ``Late`` (Prefect's own mark) or still ``Scheduled``; and runs ``Pending`` for over :data:`STUCK_PENDING`
+    (a worker claimed them and stopped before starting them). Runs waiting for a concurrency slot are not late."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterExpectedStartTime,
@@ -366,14 +386,18 @@ def _late_runs(client: Any, flows_by_id: dict[Any, str], now: datetime) -> list[
     )
     from prefect.client.schemas.sorting import FlowRunSort
 
-    late = client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Late", "Scheduled"])),
-            expected_start_time=FlowRunFilterExpectedStartTime(before_=now - LATE_AFTER),
-        ),
-        sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-        limit=LIST_LIMIT,
-    )
+    def runs(names: list[str], before: datetime) -> list[Any]:
+        return client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(name=FlowRunFilterStateName(any_=names)),
+                expected_start_time=FlowRunFilterExpectedStartTime(before_=before),
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            limit=LIST_LIMIT,
+        )
+
+    late = runs(["Late", "Scheduled"], now - LATE_AFTER)
+    late += [r for r in runs(["Pending"], now - STUCK_PENDING) if r.state and now - r.state.timestamp > STUCK_PENDING]
     return [
         {
             "flow_run": r.name,

@@ -3,7 +3,8 @@
 ``frontline.employee.hired`` (resource ``frontline.employee.<employee_id>``) is emitted for every new
 hire created by the roster import or by any other "add employee" path. The ``onboard-new-hire``
 deployment in ``prefect.yaml`` has a trigger on it and runs :func:`flows.onboarding.onboard_new_hire`
-for that person within seconds (plan, pair, invite, deliver).
+within seconds; that run onboards every pending new hire (plan, pair, invite, deliver), so the runs of many
+events coalesce.
 
 Events carry the stable external employee id only: no names, no email addresses (events are kept by
 the Prefect server and shown in its UI).
@@ -15,6 +16,7 @@ seconds. The nightly planning run still picks those hires up.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -38,7 +40,12 @@ def employee_id_from_resource(resource: str) -> str:
 
 
 def prefect_api_available() -> bool:
-    """True when events would reach a Prefect server: an API URL is configured or a run is active."""
+    """True when events would reach a Prefect server: an API URL is configured or a run is active.
+    Does not import Prefect when it is not loaded yet (then no run can be active)."""
+    if "prefect" not in sys.modules:
+        from frontline.core.prefect_api import configured_api_url
+
+        return configured_api_url() is not None
     from prefect.context import FlowRunContext, TaskRunContext
     from prefect.settings import PREFECT_API_URL
 
@@ -92,6 +99,8 @@ def emit_new_hires(
 
         with session_scope() as session:
             ids = onboarding_candidates(session, ids)
+    if "prefect" not in sys.modules:  # a command's job run (flows.runner): no need for Prefect's client
+        return _emit_over_http(ids, source)
     from prefect.events import emit_event
 
     emitted = 0
@@ -104,3 +113,34 @@ def emit_new_hires(
         )
         emitted += event is not None
     return emitted
+
+
+def _emit_over_http(ids: list[str], source: str) -> int:
+    from frontline.core.prefect_api import PrefectApi, configured_api_url
+
+    url = configured_api_url()
+    if not ids or url is None:
+        return 0
+    api = PrefectApi(url)
+    try:
+        api.emit_events(
+            [
+                {
+                    "event": HIRED,
+                    "resource": {"prefect.resource.id": resource_id(i), "prefect.resource.role": "employee"},
+                    "related": [
+                        {"prefect.resource.id": f"frontline.source.{source}", "prefect.resource.role": "source"}
+                    ],
+                    "payload": {"employee_id": i, "source": source},
+                }
+                for i in ids
+            ]
+        )
+    except OSError as exc:  # like Prefect's own emitter: never fail the import that hired them
+        import logging
+
+        logging.getLogger(__name__).warning("new-hire events not sent (the nightly planning run plans them): %s", exc)
+        return 0
+    finally:
+        api.close()
+    return len(ids)

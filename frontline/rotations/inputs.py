@@ -18,7 +18,7 @@ so that the planning service can write the plan back. Rules (README, *Planning*)
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Protocol, TypeVar
@@ -177,6 +177,7 @@ class _InputBuilder:
     horizon: date
     weeks: int
     absences: dict[int | None, list[Absence]]
+    preferences: Mapping[int, tuple[frozenset[date], frozenset[date]]] = field(default_factory=dict)
     people: list[Person] = field(default_factory=list)
     locked: list[LockedRotation] = field(default_factory=list)
     employees: dict[str, EmployeeRow] = field(default_factory=dict)
@@ -256,12 +257,23 @@ class _InputBuilder:
         due_week = max(first_week_on_or_after(horizon, due_date), -52)
         return _Due(False, hire_week, release, deadline, due_date, due_week)
 
+    def _preference_weeks(self, e: EmployeeRow) -> tuple[frozenset[int], frozenset[int]]:
+        if e.id is None or e.id not in self.preferences:
+            return frozenset(), frozenset()
+        preferred, unavailable = self.preferences[e.id]
+        L = self.policy.length_weeks
+        return (
+            _weeks_in_range(self.horizon, self.weeks, L, preferred),
+            _weeks_in_range(self.horizon, self.weeks, L, unavailable),
+        )
+
     def _plan(self, e: EmployeeRow, dept: str, rots: _Rotations, due: _Due) -> None:
         L, horizon = self.policy.length_weeks, self.horizon
         blocked: set[int] = set()
         for a in self.absences.get(e.id, []):
             blocked.update(blocked_starts_for(horizon, L, a.start, a.end))
         cur = rots.drafts[0] if rots.drafts else None
+        preferred, unavailable = self._preference_weeks(e)
         self.people.append(
             Person(
                 key=e.employee_id,
@@ -272,6 +284,8 @@ class _InputBuilder:
                 is_new_hire=due.new_hire,
                 blocked_starts=frozenset(b for b in blocked if -L <= b <= self.weeks),
                 current_start=None if cur is None else week_of(horizon, cur.start),
+                preferred=preferred,
+                unavailable=unavailable,
             )
         )
         self.employees[e.employee_id] = e
@@ -279,6 +293,11 @@ class _InputBuilder:
         self.dues[e.employee_id] = monday_on_or_after(due.due_date) if due.due_date >= horizon else monday(due.due_date)
         if cur is not None:
             self.drafts[e.employee_id] = cur
+
+
+def _weeks_in_range(horizon: date, weeks: int, length: int, days: frozenset[date]) -> frozenset[int]:
+    """Mondays as week indices from the horizon start, only those a rotation of the horizon can touch."""
+    return frozenset(w for w in (week_of(horizon, d) for d in days) if 0 <= w < weeks + length)
 
 
 def build_input(
@@ -289,12 +308,14 @@ def build_input(
     employees: Sequence[EmployeeRow],
     absence_rows: Sequence[Absence],
     rotations: Sequence[Rotation],
+    preferences: Mapping[int, tuple[frozenset[date], frozenset[date]]] | None = None,
 ) -> PlanningInput:
-    """The planner's input from plain rows (no session needed: the benchmark builds rows in memory)."""
+    """The planner's input from plain rows (no session needed: the benchmark builds rows in memory).
+    ``preferences``: employee id -> (preferred Mondays, unavailable Mondays), soft terms of the plan."""
     caps = department_caps(policy, horizon, departments, employees)
     dept_names: dict[int | None, str] = {d.id: d.name for d in departments}
     by_emp = _by_employee(r for r in rotations if r.status != "cancelled")
-    builder = _InputBuilder(policy, horizon, weeks, _by_employee(absence_rows))
+    builder = _InputBuilder(policy, horizon, weeks, _by_employee(absence_rows), preferences or {})
     for e in sorted(employees, key=lambda e: e.employee_id):
         rots = sorted(by_emp.get(e.id, []), key=lambda r: (r.start, r.id or 0))
         builder.add(e, dept_names[e.department_id], _Rotations.split(rots, horizon, builder.horizon_end))

@@ -33,7 +33,7 @@ from frontline.core.policy import Policy
 from frontline.rotations.inputs import EMPLOYEE_COLUMNS, PlanningInput, build_input
 from frontline.rotations.lifecycle import must_cancel, withdraw
 from frontline.rotations.solver import Person, PlanInput, PlanOutput, solve, week_loads
-from frontline.rotations.weeks import holidays_between, rotation_end, week_of, week_start
+from frontline.rotations.weeks import holidays_between, rotation_end, week_of, week_start, weeks_late
 from models import Absence, Department, Employee, PlanRun, Rotation, utcnow
 
 __all__ = [
@@ -45,7 +45,9 @@ __all__ = [
 
 
 def load_input(session: Session, policy: Policy, horizon: date, weeks: int) -> PlanningInput:
-    """Read the roster, absences and rotations and build the planner's input."""
+    """Read the roster, absences, preferences and rotations and build the planner's input."""
+    from frontline.people.preferences import weeks_by_employee
+
     return build_input(
         policy,
         horizon,
@@ -56,6 +58,7 @@ def load_input(session: Session, policy: Policy, horizon: date, weeks: int) -> P
         ).all(),
         session.exec(select(Absence)).all(),
         session.exec(select(Rotation).where(Rotation.status != "cancelled").order_by(col(Rotation.id))).all(),
+        weeks_by_employee(session),
     )
 
 
@@ -298,15 +301,15 @@ class _PlanWriter:
 # Figures and the record of the run
 
 
-def _late_count(inp: PlanInput, out: PlanOutput, policy: Policy) -> int:
-    """Rotations that start after their due week (new hires: after their onboarding window)."""
-    by_key = {p.key: p for p in inp.people}
+def _late_count(planning: PlanningInput, out: PlanOutput, policy: Policy) -> int:
+    """Rotations that start after their due week (new hires: after their onboarding window), by the rule
+    the dashboard's Overdue figure uses (:func:`frontline.rotations.weeks.weeks_late` of the due date the
+    rotation row records), so the two agree."""
+    horizon, within = planning.inp.horizon_start, policy.new_hire_within_weeks
     return sum(
         1
         for k, s in out.assignments.items()
-        if s
-        > max(by_key[k].due_week, by_key[k].release_week, 0)
-        + (policy.new_hire_within_weeks if by_key[k].is_new_hire else 0)
+        if weeks_late(week_start(horizon, s), planning.due_dates[k], planning.kinds[k] == "new_hire", within) > 0
     )
 
 
@@ -370,7 +373,7 @@ def _result(
         dry_run=dry_run,
         planned=len(out.assignments),
         new_hires=sum(1 for k in out.assignments if k in new_hires),
-        late=_late_count(planning.inp, out, policy),
+        late=_late_count(planning, out, policy),
         unplaced=_unplaced_rows(planning, out),
         objective=out.objective,
         lower_bound=out.lower_bound,

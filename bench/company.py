@@ -364,8 +364,9 @@ def _baseline_plan(out_db: str) -> dict[str, Any]:
     from frontline.rotations.service import load_input
     from frontline.rotations.solver import greedy
     from frontline.rotations.weeks import rotation_end, week_start
-    from models import session_scope
+    from models import init_db, session_scope
 
+    init_db()  # as the command does: the database is upgraded to this code's schema first
     policy = load_policy()
     t0 = time.perf_counter()
     with session_scope() as s:
@@ -397,8 +398,9 @@ def _baseline_pair() -> dict[str, Any]:
     from frontline.core.policy import load_policy
     from frontline.mentors import solver
     from frontline.mentors.service import load_state, solver_input, support_department, triage
-    from models import session_scope
+    from models import init_db, session_scope
 
+    init_db()  # as the command does: the database is upgraded to this code's schema first
     policy = load_policy()
     t0 = time.perf_counter()
     with session_scope() as s:

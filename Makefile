@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test test-fast lint format bench lock migration migration-new chromium postgres clean
+.PHONY: install demo test test-fast lint format bench lock migration migration-new chromium axe postgres clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,12 +25,24 @@ chromium:
 	      || echo "warning: could not install chromium; browser tests will be skipped"; \
 	  else echo "warning: chromium missing and apt-get unavailable; browser tests will be skipped"; fi; }
 
+# axe-core from npm (package.json, package-lock.json): the browser tests inject it into every console page.
+AXE := node_modules/axe-core/axe.min.js
+axe: $(AXE)
+
+$(AXE): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null) \
+	      || echo "warning: could not install npm; the accessibility checks will be skipped"; \
+	  else echo "warning: npm missing and apt-get unavailable; the accessibility checks will be skipped"; fi; }
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error && touch $@; fi
+
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { \
 	  command -v pg_ctlcluster >/dev/null 2>&1 && \
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start 2>/dev/null; true; }
 
-test: install chromium postgres
+test: install chromium axe postgres
 	$(BIN)/python -m pytest
 
 # ruff (lint + format check) and mypy: .ci/run runs this before the tests.
@@ -61,4 +73,4 @@ migration-new: install
 	$(BIN)/python -m models.migrations.new_revision "$(MESSAGE)"
 
 clean:
-	rm -rf $(VENV) var test-artifacts .pytest_cache
+	rm -rf $(VENV) var test-artifacts .pytest_cache node_modules

@@ -2,7 +2,7 @@
 
 One task loads the roster and solves (the whole plan is one optimisation, so it is one unit worth
 retrying; it writes in one transaction, and re-running for the same inputs changes nothing). The run
-leaves two table artifacts, the plan summary and the per-week load, plus the PlanRun row and the audit
+leaves three table artifacts, the plan summary, its changes (who, from, to, why) and the per-week load, plus the PlanRun row and the audit
 events written by :func:`frontline.rotations.service.plan_rotations`.
 """
 
@@ -25,7 +25,12 @@ def solve_plan(start: date | None, weeks: int, dry_run: bool) -> dict:
     policy = load_policy()
     with session_scope() as session:
         result = plan(session, policy, start=start, weeks=weeks, dry_run=dry_run, actor="flow:plan-rotations")
-    return {"summary": result.summary(), "unplaced": result.unplaced, "week_load": result.week_load}
+    return {
+        "summary": result.summary(),
+        "unplaced": result.unplaced,
+        "week_load": result.week_load,
+        "changes": result.changes,
+    }
 
 
 @flow(name="plan-rotations", flow_run_name=run_name("plan-rotations", "start"))
@@ -59,6 +64,24 @@ def plan_rotations(start: date | None = None, weeks: int = 52, dry_run: bool = F
         "rotation-plan",
         f"Rotation plan from {s['horizon_start']}: {s['planned']} planned, {s['unplaced_count']} unplaced, gap {gap}",
         table=rows,
+    )
+    report(
+        "rotation-plan-changes",
+        "What this run changed (or would change): who, from, to, why",
+        table=[
+            {k: c.get(k) for k in ("employee_id", "name", "action", "old_start", "new_start", "why")}
+            for c in out["changes"]
+        ]
+        or [
+            {
+                "employee_id": "-",
+                "name": "-",
+                "action": "nothing changed",
+                "old_start": "-",
+                "new_start": "-",
+                "why": "-",
+            }
+        ],
     )
     report(
         "rotation-plan-week-load",

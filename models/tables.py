@@ -49,6 +49,9 @@ class Employee(SQLModel, table=True):
     is_mentor: bool = False
     mentor_capacity: int = Field(default=0, ge=0)
     last_rotation: date | None = None
+    manager_email: str | None = Field(
+        default=None, max_length=320, description="Told when this person's rotation is planned, moved or cancelled"
+    )
     active: bool = True
     left_on: date | None = None
     exempt_until: date | None = None
@@ -70,6 +73,22 @@ class Absence(SQLModel, table=True):
     end: date = Field(description="Last day of the absence (inclusive)")
     reason: str = Field(default="", max_length=200)
     source: str = Field(default="roster", max_length=120, index=True)
+
+
+class WeekPreference(SQLModel, table=True):
+    """A week an employee would like to be on rotation (``preferred``) or would rather not (``unavailable``).
+    Soft: the planner honours it below fairness and a new hire's lateness (absences are the hard version).
+    ``source`` says who stated it: ``roster`` rows are replaced by each import that has the column, other
+    sources (``request``: the employee's own change request) are kept until their writer replaces them."""
+
+    __table_args__ = (UniqueConstraint("employee_id", "week", "kind", "source", name="uq_week_preference"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    employee_id: int = Field(foreign_key="employee.id", index=True)
+    week: date = Field(description="Monday of the week")
+    kind: str = Field(max_length=16, description="preferred | unavailable")
+    source: str = Field(default="roster", max_length=16, description="roster | request | ...")
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class Rotation(SQLModel, table=True):
@@ -120,14 +139,61 @@ class MentorPairing(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     rotation_id: int = Field(foreign_key="rotation.id", index=True)
     mentor_id: int = Field(foreign_key="employee.id")
-    status: str = Field(default="active", max_length=16, description="active | replaced | cancelled")
+    status: str = Field(
+        default="active",
+        max_length=16,
+        description="proposed (held for HR review) | active | replaced | cancelled | declined (by the mentor) "
+        "| rejected (by HR)",
+    )
     score: float | None = None
     checkin_weekday: int | None = Field(default=None, ge=0, le=6, description="0 = Monday")
     checkin_time_utc: str | None = Field(default=None, max_length=5, description="HH:MM in UTC")
     sequence: int = 0
     reason: str | None = Field(default=None, sa_column=Column(Text))
+    response: str | None = Field(
+        default=None, max_length=16, description="the mentor's answer to the signed link: accepted | declined"
+    )
+    responded_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class PairingGap(SQLModel, table=True):
+    """Why a planned rotation has no mentor, as the last pairing run that tried it found (one row per
+    rotation; removed once it is paired). The console's "Without a mentor" list shows it."""
+
+    __tablename__ = "pairing_gap"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rotation_id: int = Field(foreign_key="rotation.id", unique=True)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    relaxation: str | None = Field(default=None, sa_column=Column(Text))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ChangeRequest(SQLModel, table=True):
+    """A rotator's or a department head's request to change one rotation, queued for HR
+    (:mod:`frontline.rotations.requests`)."""
+
+    __tablename__ = "change_request"
+    __table_args__ = (Index("ix_change_request_status", "status", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rotation_id: int = Field(foreign_key="rotation.id", index=True)
+    employee_id: int = Field(foreign_key="employee.id", description="whose rotation")
+    kind: str = Field(max_length=16, description="another_week | cannot_do | move (a head moving one of their people)")
+    requester_email: str = Field(max_length=320)
+    requester_role: str = Field(max_length=16, description="rotator | head")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    preferred_weeks: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False), description="Mondays (ISO dates), best first"
+    )
+    status: str = Field(default="pending", max_length=16, description="pending | approved | declined")
+    decided_by: str | None = Field(default=None, max_length=320, description="an HR email, 'cli', or 'policy'")
+    decided_at: datetime | None = None
+    decision_note: str | None = Field(default=None, sa_column=Column(Text))
+    outcome: str | None = Field(default=None, sa_column=Column(Text), description="what changed, as told")
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class PairingFeedback(SQLModel, table=True):
@@ -272,6 +338,45 @@ class DigestOptOut(SQLModel, table=True):
     department_id: int = Field(foreign_key="department.id", index=True)
     email: str = Field(max_length=320)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ContactCount(SQLModel, table=True):
+    """Customer contacts one rotator handled on one day (the denominator of "N of M contacts"): recorded
+    on the observation form or posted by an integration (``POST /api/contacts``); the latest record of a
+    (rotator, day) replaces the earlier one. ``by_area`` optionally splits the day's contacts by product area."""
+
+    __table_args__ = (UniqueConstraint("employee_id", "day", name="uq_contactcount_employee_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    employee_id: int = Field(foreign_key="employee.id", index=True)
+    day: date = Field(index=True)
+    contacts: int = Field(ge=0)
+    by_area: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    source: str = Field(default="web", max_length=16, description="web | api")
+    recorded_by: str = Field(default="", max_length=320, description="the rotator, or the API token's name")
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+
+class ChatMessage(SQLModel, table=True):
+    """A chat notification waiting for delivery through Apprise (:mod:`frontline.chat`): queued in the
+    transaction of the event it tells about, sent by the ``deliver-chat`` job. ``target`` names the policy's
+    channel (``hr`` or ``department:<name>``); the channel's URL (a secret) is read from the policy when sending,
+    never stored here."""
+
+    __tablename__ = "chat_message"
+    __table_args__ = (Index("ix_chat_message_state_due", "state", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    target: str = Field(max_length=250)
+    title: str = Field(max_length=300)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default="pending", max_length=16, description="pending | sent | failed | dropped")
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
 
 
 class ConnectorStatus(SQLModel, table=True):

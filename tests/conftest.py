@@ -9,6 +9,7 @@
 * ``prefect_harness``: one real Prefect API server for the whole session, started on first use.
 * ``chromium``: the path of Debian's Chromium for Playwright; where it is missing the browser tests skip
   with the reason, except with ``FRONTLINE_REQUIRE_BROWSER=1`` (set by ``.ci/run``), which fails them.
+* ``axe_source``: axe-core's script (npm, ``make axe``) for the accessibility checks; missing, the same.
 
 Markers: tests that run on PostgreSQL (the ``postgres`` half of ``engine``/``database``/``settings``, and
 tests marked by hand) carry the ``postgres`` marker, so ``-m postgres`` / ``-m "not postgres"`` select them.
@@ -59,6 +60,17 @@ def chromium() -> Path:
             f"Debian Chromium ({CHROMIUM}) is not installed; `make chromium` installs it", "FRONTLINE_REQUIRE_BROWSER"
         )
     return CHROMIUM
+
+
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core's ``axe.min.js`` from npm (``make axe``, part of ``make test``), to inject into pages."""
+    if not AXE.exists():
+        require(f"axe-core ({AXE}) is not installed; `make axe` installs it from npm", "FRONTLINE_REQUIRE_BROWSER")
+    return AXE.read_text(encoding="utf-8")
 
 
 def postgres_unavailable() -> str | None:

@@ -31,6 +31,8 @@ def _value(table, column, i: int, ids: dict[str, list[int]]):
     """A value for ``column`` of the ``i``-th synthetic row (unique where it must be; awkward on purpose)."""
     if column.foreign_keys:
         target = next(iter(column.foreign_keys)).column.table.name
+        if column.unique:  # one row per target (e.g. pairing_gap.rotation_id): the target's rows of this pass
+            return ids[target][len(ids[target]) - ROWS_PER_TABLE + i % ROWS_PER_TABLE]
         return ids[target][i % len(ids[target])]
     if _is_json(column):
         return {"n": i, "list": [i, "ü ✓ 東京", None], "nested": {"x": 1.5}} if i % 2 else [f"item-{i}", "Ω"]

@@ -235,8 +235,8 @@ def _new_signin_link(engine, to: str, seen: int) -> str:
     return re.search(r"(http://\S+/console/signin/\S+)", part.get_payload(decode=True).decode()).group(1)
 
 
-def _sign_in(browser, server, who: str):
-    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+def _sign_in(browser, server, who: str, **options):
+    context = browser.new_context(viewport={"width": 1600, "height": 1000}, **options)
     page = context.new_page()
     page.goto(server["url"] + "/console")  # not signed in: redirected to the sign-in page
     assert "/console/signin" in page.url
@@ -467,3 +467,147 @@ def test_bad_roster_upload_shows_row_errors(browser, console_server, tmp_path):
             assert len(s.exec(select(Employee).where(Employee.active.is_(True))).all()) == console_server["employees"]
     finally:
         context.close()
+
+
+# --- layout and accessibility of every console page (issue 16) ------------------------------------------
+
+LAYOUT_HR = "hr-layout@example.com"
+WIDTHS = (1280, 375)  # a laptop, and a phone: department heads arrive from mail
+
+# Elements of the page that overlap although neither contains the other (tables drawn over each other).
+OVERLAPS = """() => {
+  const boxes = [...document.querySelectorAll('main table, main section, main .card')].filter(e => e.checkVisibility())
+    .map(e => [e, e.getBoundingClientRect()]).filter(([, r]) => r.width > 0 && r.height > 0);
+  const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : '');
+  const out = [];
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const [a, ra] = boxes[i], [b, rb] = boxes[j];
+    if (a.contains(b) || b.contains(a)) continue;
+    const x = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left);
+    const y = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
+    if (x > 1 && y > 1) out.push(name(a) + ' overlaps ' + name(b));
+  }
+  return out;
+}"""
+
+# The innermost elements that stick out of the window (outside boxes that scroll on their own).
+WIDE = """() => {
+  const w = document.documentElement.clientWidth;
+  const scrolls = e => { for (let p = e.parentElement; p; p = p.parentElement)
+    if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(p).overflowX)) return true; return false; };
+  const out = [...document.body.querySelectorAll('*')].filter(e => e.checkVisibility()
+    && e.getBoundingClientRect().right > w + 1 && !scrolls(e));
+  return out.filter(e => !out.some(o => o !== e && e.contains(o))).slice(0, 4)
+    .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : '')
+      + ' (' + Math.round(e.getBoundingClientRect().width) + 'px)');
+}"""
+
+AXE_RUN = """async () => {
+  const result = await axe.run(document, {resultTypes: ['violations']});
+  return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ') + ' ' + (n.failureSummary || '').split('\\n').slice(1, 2).join(''))}));
+}"""
+
+
+def _layout_problems(page, axe_source: str, width: int) -> list[str]:
+    """At ``width`` px: horizontal overflow of the page, overlapping tables, axe-core violations of
+    impact serious or critical (axe-core from npm, injected by Playwright)."""
+    page.set_viewport_size({"width": width, "height": 900})
+    problems = []
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    if overflow > 0:
+        problems.append(f"the page is {overflow}px wider than the window: {page.evaluate(WIDE)}")
+    problems += page.evaluate(OVERLAPS)
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=axe_source)
+    for v in page.evaluate(AXE_RUN):
+        if v["impact"] in ("serious", "critical"):
+            problems.append(f"axe {v['id']} ({v['impact']}: {v['help']}): {v['nodes']}")
+    return [f"{page.url.split('/', 3)[-1]} at {width}px: {p}" for p in problems]
+
+
+def _console_pages(server) -> dict[str, list[str]]:
+    """Every console page a signed-in person opens with a GET, per who opens it (HR; a department head
+    who is also an employee)."""
+    from models import Observation
+
+    with Session(server["engine"]) as s:
+        observation = (
+            s.exec(select(Observation.id).where(Observation.target_department_id == server["dept_a"])).first()
+            or s.exec(select(Observation.id)).first()
+        )
+    hr = [
+        "/console",
+        "/console/plan",
+        f"/console/plan/rotations/{server['move_rotation']}",
+        "/console/plan/rerun",
+        "/console/observations",
+        f"/console/observations/{observation}",
+        "/console/roster",
+        "/console/mentors",
+    ]
+    head = ["/console", "/console/plan", "/console/observations", "/console/me"]
+    return {LAYOUT_HR: hr, server["head_a"]: head}
+
+
+def test_every_console_page_fits_a_laptop_and_a_phone_without_serious_axe_violations(
+    browser, console_server, axe_source, artifacts_dir
+):
+    """Every console page at 1280 and 375 px: the sign-in steps, HR's pages, a head's pages, the
+    confirmation step of an action and the error page."""
+    from frontline.access.accounts import add_hr
+
+    server, engine = console_server, console_server["engine"]
+    with Session(engine) as s:  # an HR admin of its own: sign-ins are rate-limited per address
+        add_hr(s, LAYOUT_HR, actor="test")
+        s.commit()
+    pages = _console_pages(server)
+    problems: list[str] = []
+
+    def check(page) -> None:
+        for width in WIDTHS:
+            problems.extend(_layout_problems(page, axe_source, width))
+
+    context = browser.new_context(bypass_csp=True)
+    try:  # signing in: the form, "link sent", the link's confirmation page
+        page = context.new_page()
+        page.goto(server["url"] + "/console/signin")
+        check(page)
+        seen = len(_signin_links(engine, LAYOUT_HR))
+        page.fill("#email", LAYOUT_HR)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#signin-sent")
+        check(page)
+        page.goto(_new_signin_link(engine, LAYOUT_HR, seen))
+        check(page)
+        page.click("#signin-confirm")
+        page.wait_for_load_state()
+        for path in pages[LAYOUT_HR]:
+            response = page.goto(server["url"] + path)
+            assert response.status == 200, (path, response.status)
+            check(page)
+            if path == "/console":
+                for width in WIDTHS:
+                    page.set_viewport_size({"width": width, "height": 900})
+                    page.screenshot(path=str(artifacts_dir / f"console-dashboard-{width}.png"), full_page=True)
+        # an action's confirmation step (not confirmed), or the form with its refusal
+        page.goto(server["url"] + f"/console/plan/rotations/{server['move_rotation']}")
+        page.fill("#move-start", (server["move_to"] + timedelta(weeks=1)).isoformat())
+        page.fill("#move-reason", "Layout check")
+        page.click("#move-submit")
+        page.wait_for_selector("#confirm-summary, .errors")
+        check(page)
+    finally:
+        context.close()
+    head = server["head_a"]
+    context, page = _sign_in(browser, server, head, bypass_csp=True)
+    try:
+        for path in pages[head]:
+            response = page.goto(server["url"] + path)
+            assert response.status == 200, (head, path, response.status)
+            check(page)
+        assert page.goto(server["url"] + "/console/roster").status == 403  # the error page
+        check(page)
+    finally:
+        context.close()
+    assert not problems, "\n".join(problems)

@@ -127,8 +127,10 @@ def test_escalate_overdue_flow(prefect_harness, settings, engine, world):
 
     oid = _submit(engine, world)
     later = utcnow() + timedelta(hours=30)
-    assert escalate_overdue(as_of=later) == [oid]
-    assert escalate_overdue(as_of=later) == []
+    preview = escalate_overdue(as_of=later, dry_run=True)
+    assert preview["escalated"] == [oid] and preview["dry_run"] and len(preview["messages"]) == 2
+    assert escalate_overdue(as_of=later)["escalated"] == [oid]  # the dry run wrote nothing
+    assert escalate_overdue(as_of=later)["escalated"] == []
     with session_scope(engine) as session:
         assert len(mails(session, "escalation")) == 4  # level 1: head and mentor; level 2: head and leads
         assert session.exec(select(AuditEvent).where(AuditEvent.action == "observations.escalate_overdue")).all()

@@ -83,6 +83,20 @@ def open_form(client, employee_id: int):
 # ------------------------------------------------------------------------------------ form
 
 
+def test_policy_allow_list_keeps_the_hotline_when_stored(client, engine, world, settings):
+    """The company's own hotline named in ``[redaction] allow`` is stored as written; the customer's
+    number beside it is still redacted."""
+    set_policy_value(settings, "allow", '["0800 123 4567"]')
+    link, hidden = open_form(client, world["rotator"])
+    text = "Told her to call our hotline 0800 123 4567; her mobile +49 170 1234567 got no SMS"
+    response = client.post(link, data={**hidden, **valid_form(text=text, suggestion="")})
+    assert response.status_code == 200, response.text
+    with session_scope(engine) as session:
+        obs = session.exec(select(Observation)).one()
+        assert obs.text == "Told her to call our hotline 0800 123 4567; her mobile [phone] got no SMS"
+        assert obs.redactions == {"phone": 1}
+
+
 def test_valid_submission_is_stored_redacted_and_audited(client, engine, world):
     link, hidden = open_form(client, world["rotator"])
     page = client.get(link).text

@@ -364,12 +364,28 @@ def test_plan_flow(sqlite_engine, sqlite_settings, prefect_harness, capsys):
         encoding="utf-8",
     )
     _company(sqlite_engine)
+    preview = plan_rotations(start=H, weeks=26, dry_run=True)
+    _print_summary(preview)  # `frontline plan --dry-run` names every change: who, from, to, why
+    printed = capsys.readouterr().out
+    assert "changes that would be made:" in printed and not _rotations(sqlite_engine)
+    assert len([c for c in preview["changes"] if c["action"] == "created"]) == 11
+    nh = next(line for line in printed.splitlines() if line.startswith("NH NH "))
+    assert "created" in nh and "new hire (hired 2027-02-10)" in nh
     out = plan_rotations(start=H, weeks=26)
     assert out["summary"]["planned"] == 11 and len(out["week_load"]) == 26
     assert len(_rotations(sqlite_engine)) == 11
     _print_summary(out)  # what `frontline plan` prints
     printed = capsys.readouterr().out
     assert "planned: 11 rotation(s), 1 new hire(s)" in printed and "gap 0.000%" in printed and "unplaced: 0" in printed
+    assert "changes made:" in printed
+    # an absence over E3's planned weeks: the dry run names the move, from where to where and why
+    e3 = _rotations(sqlite_engine)["E3"]
+    with session_scope(sqlite_engine) as s:
+        s.add(Absence(employee_id=e3.employee_id, start=e3.start, end=e3.end, reason="surgery"))
+    _print_summary(plan_rotations(start=H, weeks=26, dry_run=True))
+    moved = [line for line in capsys.readouterr().out.splitlines() if line.startswith("E3 E3 ")]
+    assert len(moved) == 1 and "moved" in moved[0] and e3.start.isoformat() in moved[0]
+    assert "its weeks now overlap an absence" in moved[0]
     import httpx
     from prefect.settings import PREFECT_API_URL
 

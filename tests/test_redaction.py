@@ -8,36 +8,38 @@ it moves to the positive cases, in ``data/make_redaction_corpus.py``)."""
 
 from __future__ import annotations
 
-import json
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from frontline.observations.redaction import iban_ok, luhn_ok, redact
+from frontline.core.policy import parse_policy
+from frontline.observations.redaction import allow_list, iban_ok, looks_like_date, luhn_ok, redact
 
-CORPUS = Path(__file__).parent / "data" / "redaction_corpus.jsonl"
-PLACEHOLDER = re.compile(r"\[(email|iban|card|ssn|ip|phone)\]")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import redaction as bench
 
-
-def load_corpus() -> list[dict]:
-    return [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+PLACEHOLDER = bench.PLACEHOLDER
+load_corpus = bench.load_corpus
 
 
 def test_corpus_is_large_and_balanced():
     cases = load_corpus()
     kinds = Counter(c["kind"] for c in cases)
-    assert len(cases) >= 80
-    assert kinds["positive"] >= 40 and kinds["negative"] >= 30
+    assert len(cases) >= 220
+    assert kinds["positive"] >= 120 and kinds["negative"] >= 100
+    assert sum(bool(c.get("realistic")) for c in cases) >= 60
     expected_kinds = Counter(k for c in cases for k in PLACEHOLDER.findall(c["expected"]))
-    for kind in ("email", "phone", "card", "iban"):
-        assert expected_kinds[kind] >= 5, kind
+    for kind in ("email", "phone", "card", "iban", "ip"):
+        assert expected_kinds[kind] >= 12, kind
+    assert expected_kinds["ssn"] >= 6
 
 
 @pytest.mark.parametrize("case", [c for c in load_corpus() if c["kind"] != "known_miss"], ids=lambda c: c["text"][:40])
 def test_case_redacts_exactly(case):
-    clean, counts = redact(case["text"])
+    clean, counts = redact(case["text"], case.get("allow", ()))
     assert clean == case["expected"]
     assert counts == dict(Counter(PLACEHOLDER.findall(case["expected"])))
 
@@ -45,7 +47,7 @@ def test_case_redacts_exactly(case):
 def test_positive_cases_expect_whole_items_redacted():
     """A placeholder glued to the rest of an address (``o'[email]``: the ``o'`` leaks) is a miss, not an
     expectation: such a case belongs to the known misses, with the whole item redacted as expected."""
-    partial = re.compile(r"[\w.'+%-]\[email\]|\[email\][\w@-]")
+    partial = re.compile(r"[\w.+%-]\[email\]|\w'\[email\]|\[email\][\w@-]")
     glued = [c["text"] for c in load_corpus() if c["kind"] == "positive" and partial.search(c["expected"])]
     assert not glued, f"positive cases expecting part of an address to stay: {glued}"
 
@@ -57,36 +59,52 @@ def test_known_misses_still_miss(case):
     assert clean != case["expected"], "redaction handles this now: list it as a positive case"
 
 
-def test_precision_and_recall(capsys):
-    """An item counts as found only when the case comes out exactly as expected: a partly redacted
-    address (``o'[email]``) is a miss, not a hit."""
-    tp = fp = fn = 0
-    per_kind: dict[str, Counter] = {}
-    for case in load_corpus():
-        expected = Counter(PLACEHOLDER.findall(case["expected"]))
-        clean, got = redact(case["text"])
-        exact = clean == case["expected"]
-        for kind in set(expected) | set(got):
-            k = per_kind.setdefault(kind, Counter())
-            hit = min(expected[kind], got.get(kind, 0)) if exact else 0
-            k["tp"] += hit
-            k["fp"] += max(0, got.get(kind, 0) - expected[kind])
-            k["fn"] += expected[kind] - hit
-    for _kind, k in sorted(per_kind.items()):
-        tp, fp, fn = tp + k["tp"], fp + k["fp"], fn + k["fn"]
-    precision = tp / (tp + fp)
-    recall = tp / (tp + fn)
+def test_recall_per_kind_and_clean_lines(capsys):
+    """Recall per claimed kind >= 99% and no clean line changed (the realistic ones included: versions,
+    dates after a phone word, tracking numbers, SIRET, the company's own hotline); the figures are printed
+    beside the code before issue 17 (``bench/redaction_baseline.py``), as ``bench/redaction.py`` does."""
+    cases = load_corpus()
+    now = bench.measure(bench.current(), cases)
+    before = bench.measure(bench.baseline(), cases)
     with capsys.disabled():
-        print(
-            f"\nredaction corpus: {len(load_corpus())} cases; precision {precision:.3f}, recall {recall:.3f} "
-            f"(tp={tp} fp={fp} fn={fn})"
-        )
-        for kind, k in sorted(per_kind.items()):
-            print(f"  {kind:6s} tp={k['tp']:3d} fp={k['fp']:2d} fn={k['fn']:2d}")
-    assert precision == 1.0  # no false positive on the corpus
-    # 58 of 62 items: the 4 known misses (o'brien's partly redacted address among them since it is counted
-    # honestly as a miss). Fixing redaction (another issue) raises this bound again.
-    assert recall >= 0.93
+        print(f"\nredaction corpus: {len(cases)} cases\n" + bench.report(now, before))
+    for kind, k in now["per_kind"].items():
+        assert bench.recall(k) >= 0.99, (kind, k)
+        assert k["fp"] == 0, (kind, k)
+    assert now["clean_changed"] == 0, now["changed_lines"]
+    # the corpus does tell the difference: the old code misses and over-redacts on it
+    assert before["realistic_changed"] >= 10
+    assert min(bench.recall(k) for k in before["per_kind"].values()) < 0.9
+
+
+def test_allow_list_keeps_the_companys_own_numbers_only():
+    allowed = ["+49 800 1234567", "support@help.example", "@frontline-shop.example", "DE89 3704 0044 0532 0130 00"]
+    text = (
+        "hotline 0800 1234567 and +49 800 1234567, cust +49 170 1234567; support@help.example, "
+        "a@frontline-shop.example, jane@example.com; refund DE89-3704-0044-0532-0130-00 not GB82 WEST 1234 5698 7654 32"
+    )
+    clean, counts = redact(text, allowed)
+    assert clean == (
+        "hotline 0800 1234567 and +49 800 1234567, cust [phone]; support@help.example, "
+        "a@frontline-shop.example, [email]; refund DE89-3704-0044-0532-0130-00 not [iban]"
+    )
+    assert counts == {"phone": 1, "email": 1, "iban": 1}
+    # without the allow-list every one of them is redacted
+    assert redact(text)[1] == {"phone": 3, "email": 3, "iban": 2}
+    assert allow_list(tuple(allowed)) is allow_list(tuple(allowed))  # parsed once
+
+
+def test_policy_names_the_allow_list():
+    policy = parse_policy({"support_department": "Support", "redaction": {"allow": ["0800 123 4567"]}})
+    assert policy.redaction.allow == ["0800 123 4567"]
+    assert parse_policy({"support_department": "Support"}).redaction.allow == []
+
+
+def test_dates_are_told_from_numbers():
+    for raw in ("15.03.2024", "03-15-2024", "2024-03-15", "2024 03 15", "12.03.24", "04/11/2024"):
+        assert looks_like_date(raw), raw
+    for raw in ("415-555-2671", "32.13.2024", "030 901820", "2024-13-45"):
+        assert not looks_like_date(raw), raw
 
 
 def test_unchanged_text_is_returned_as_is():

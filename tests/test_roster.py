@@ -107,6 +107,7 @@ def test_examples_round_trip_with_unicode_and_bom(engine):
                 "yes" if e.is_mentor else "no",
                 str(e.mentor_capacity) if e.is_mentor else "",
                 e.last_rotation.isoformat() if e.last_rotation else "",
+                e.manager_email or "",
             ] == list(r.values())
             assert e.active and e.left_on is None
         assert emps["E003"].name == "佐藤太郎" and depts[emps["E005"].department_id].head_name == "Nguyễn Thị Mai"

@@ -128,6 +128,7 @@ def test_generated_csvs_are_a_valid_roster_that_round_trips(tmp_path):
                 "mentor": e.is_mentor,
                 "mentor_capacity": e.mentor_capacity,
                 "last_rotation": e.last_rotation,
+                "manager_email": e.manager_email,
             }
             for e in parsed.employees
         ] == company.employees

@@ -53,14 +53,13 @@ from frontline.calendar.ics import (
     rotation_uid,
 )
 from frontline.core import clock
-from frontline.core.links import observe_url
+from frontline.core.links import observe_url, pairing_url, request_url
 from frontline.core.templating import render_html, render_text
 from frontline.mail import compose, enqueue
-from frontline.mentors.checkins import CheckinSeries, checkin_series
+from frontline.mentors.checkins import CheckinSeries, checkin_series, longdate, zone
 from models import Employee, MentorPairing, Observation, Rotation, utcnow
 
 ACTIVE = ("draft", "invited")
-WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
 @dataclass
@@ -70,6 +69,7 @@ class Counts:
     cancels: int = 0
     checkin_requests: int = 0
     checkin_cancels: int = 0
+    manager_notices: int = 0
     queued: int = 0
     unchanged: int = 0
 
@@ -79,10 +79,6 @@ class Counts:
     def add(self, other: Counts) -> None:
         for key, value in other.__dict__.items():
             setattr(self, key, getattr(self, key) + value)
-
-
-def longdate(day: date) -> str:
-    return f"{WEEKDAYS[day.weekday()]} {day.day} {day:%B %Y}"
 
 
 # --- invites ----------------------------------------------------------------------------------------
@@ -220,7 +216,12 @@ def _rotation_mail(
     method: str,
     sequence: int,
     update: bool,
+    *,
+    mentor_only: bool = False,
+    old_mentor: Employee | None = None,
 ) -> bool:
+    """The rotation invite to the rotator. ``mentor_only``: an update whose dates are unchanged (the
+    mentor changed from ``old_mentor``), said as such."""
     assert rotator.id is not None
     weeks = ((rotation.end - rotation.start).days + 1) // 7
     event = AllDayEvent(
@@ -238,6 +239,9 @@ def _rotation_mail(
     first, last = longdate(rotation.start), longdate(rotation.end)
     if method == "CANCEL":
         subject = f"Cancelled: your support rotation {first} to {last}"
+    elif mentor_only:
+        now = mentor.name if mentor else "to be announced"
+        subject = f"Your mentor changed to {now}; dates unchanged ({first} to {last})"
     elif update:
         subject = f"Updated: your support rotation now {first} to {last}"
     else:
@@ -251,9 +255,12 @@ def _rotation_mail(
         rotation,
         weeks=weeks,
         mentor=mentor,
+        mentor_only=mentor_only,
+        old_mentor=old_mentor,
         observe_link=observe_url(rotator.id),
+        request_link=request_url(rotation.id, rotator.id) if method != "CANCEL" else None,
         previous_first_day=longdate(rotation.previous_start) if rotation.previous_start else None,
-        checkin_when=series.when if series else None,
+        checkin_when=series.when_in(zone(rotator.timezone, ctx.org_tz)) if series else None,
         checkin_minutes=ctx.checkin_minutes,
     )
     key = f"{'cancel' if method == 'CANCEL' else 'invite'}:{rotation.id}:{sequence}"
@@ -272,9 +279,12 @@ def _checkin_mail(
     sequence: int,
     update: bool,
     reason: str = "",
+    respond_link: str | None = None,
 ) -> bool:
     for_mentor = recipient.id == mentor.id
     other = rotator if for_mentor else mentor
+    tz = zone(recipient.timezone, ctx.org_tz)  # times in the mail are the recipient's own (the .ics carries the TZID)
+    kickoff = series.kickoff.astimezone(tz) if series.kickoff else None
     attendees = [_person(rotator), _person(mentor)] if method == "REQUEST" else [_person(recipient)]
     event = TimedEvent(
         uid=checkins_uid(rotation.id, ctx.organizer.email),
@@ -302,15 +312,14 @@ def _checkin_mail(
         rotation,
         other=other,
         for_mentor=for_mentor,
-        checkin_when=series.when,
+        checkin_when=series.when_in(tz),
         checkin_count=series.count,
-        checkin_first=longdate(series.first.date()),
-        checkin_last=longdate((series.first + timedelta(weeks=series.count - 1)).date()),
-        checkin_kickoff=f"{longdate(series.kickoff.date())} at {series.kickoff:%H:%M}"
-        if series.kickoff and series.count > 1
-        else None,
+        checkin_first=longdate(series.first.astimezone(tz).date()),
+        checkin_last=longdate((series.first + timedelta(weeks=series.count - 1)).astimezone(tz).date()),
+        checkin_kickoff=f"{longdate(kickoff.date())} at {kickoff:%H:%M}" if kickoff and series.count > 1 else None,
         checkin_minutes=series.minutes,
         reason=reason,
+        respond_link=respond_link if for_mentor and method == "REQUEST" else None,
     )
     prefix = "checkins-cancel" if method == "CANCEL" else "checkins"
     return _queue_invite(session, ctx, obj, recipient, context, f"{prefix}:{rotation.id}:{sequence}:{recipient.id}")
@@ -325,6 +334,7 @@ def _mentor_mail(
     sequence: int,
     assigned: bool,
     reason: str = "",
+    respond_link: str | None = None,
 ) -> bool:
     """Plain mail to a mentor when there is no check-in series to carry the news (pairing without a slot)."""
     first, last = longdate(rotation.start), longdate(rotation.end)
@@ -341,10 +351,43 @@ def _mentor_mail(
         last_day=last,
         assigned=assigned,
         reason=reason,
+        respond_link=respond_link if assigned else None,
     )
     msg = compose(to=_addr(mentor), subject=subject, text=text)
     prefix = "mentor" if assigned else "mentor-released"
     return _queue(session, ctx, msg, "mentor", f"{prefix}:{rotation.id}:{sequence}:{mentor.id}")
+
+
+def _manager_mail(
+    session: Session, ctx: _Context, rotation: _Dates, rotator: Employee, change: str, sequence: int
+) -> bool:
+    """Tell the rotator's manager (``Employee.manager_email``, from the roster) that the rotation was
+    announced (``change`` ``new``), ``moved`` or ``cancelled``: one mail per change, keyed
+    ``manager:<rotation>:<sequence>``. False (nothing queued) without a manager or when already queued."""
+    if not rotator.manager_email:
+        return False
+    first, last = longdate(rotation.start), longdate(rotation.end)
+    weeks = ((rotation.end - rotation.start).days + 1) // 7
+    if change == "cancelled":
+        subject = f"Cancelled: {rotator.name}'s support rotation {first} to {last}"
+    elif change == "moved":
+        subject = f"Moved: {rotator.name}'s support rotation now {first} to {last}"
+    else:
+        subject = f"{rotator.name} is on the support rotation {first} to {last}"
+    text = render_text(
+        "email/manager.txt",
+        rotator=rotator,
+        change=change,
+        first_day=first,
+        last_day=last,
+        weeks=weeks,
+        previous_first_day=longdate(rotation.previous_start) if rotation.previous_start else None,
+    )
+    msg = compose(to=rotator.manager_email, subject=subject, text=text)
+    if _queue(session, ctx, msg, "manager", f"manager:{rotation.id}:{sequence}"):
+        ctx.counts.manager_notices += 1
+        return True
+    return False
 
 
 def process_invites(
@@ -380,6 +423,13 @@ class _Parties:
     mentor: Employee | None
     series: CheckinSeries | None
     old_mentor: Employee | None
+    pairing: MentorPairing | None = None
+
+    def respond_link(self) -> str | None:
+        """The mentor's signed accept/decline link for the current pairing."""
+        if self.pairing is None or self.pairing.id is None or self.mentor is None or self.mentor.id is None:
+            return None
+        return pairing_url(self.pairing.id, self.mentor.id)
 
 
 def _load_parties(session: Session, ctx: _Context, rotation: Rotation) -> _Parties:
@@ -395,7 +445,7 @@ def _load_parties(session: Session, ctx: _Context, rotation: Rotation) -> _Parti
     old_mentor = (
         session.get(Employee, rotation.announced_mentor_id) if rotation.announced_mentor_id is not None else None
     )
-    return _Parties(rotator, mentor, series, old_mentor)
+    return _Parties(rotator, mentor, series, old_mentor, pairing)
 
 
 def _process_one(session: Session, ctx: _Context, rotation: Rotation, as_of: date, horizon: date) -> None:
@@ -450,6 +500,7 @@ def _announce_cancellation(session: Session, ctx: _Context, rotation: Rotation, 
     rotator, old_mentor = parties.rotator, parties.old_mentor
     _rotation_mail(session, ctx, told, rotator, old_mentor, None, "CANCEL", sequence, update=True)
     ctx.counts.cancels += 1
+    _manager_mail(session, ctx, told, rotator, "cancelled", sequence)
     if old_mentor is not None:
         reason = "The support rotation was cancelled."
         old_series = _series_for(session, ctx, rotation, rotator, old_mentor)
@@ -471,17 +522,37 @@ def _announce_request(
     series, a plain mail to a newly named mentor)."""
     rotator, mentor, series = parties.rotator, parties.mentor, parties.series
     dates = _Dates.current(rotation)
-    _rotation_mail(session, ctx, dates, rotator, mentor, series, "REQUEST", sequence, update)
+    dates_told = rotation.announced_state == "invited" and rotation.announced_start == rotation.start
+    mentor_only = update and dates_told  # an update that is not a move nor a reinstatement: the mentor changed
+    _rotation_mail(
+        session,
+        ctx,
+        dates,
+        rotator,
+        mentor,
+        series,
+        "REQUEST",
+        sequence,
+        update,
+        mentor_only=mentor_only,
+        old_mentor=parties.old_mentor,
+    )
+    if not dates_told:  # announced, reinstated or moved: the manager hears of the dates (not of a mentor change)
+        moved = rotation.announced_state == "invited"
+        _manager_mail(session, ctx, dates, rotator, "moved" if moved else "new", sequence)
     if update:
         ctx.counts.updates += 1
     else:
         ctx.counts.requests += 1
     if mentor is not None and series is not None:
+        link = parties.respond_link()
         for person in (rotator, mentor):
-            _checkin_mail(session, ctx, dates, rotator, mentor, series, person, "REQUEST", sequence, update)
+            _checkin_mail(
+                session, ctx, dates, rotator, mentor, series, person, "REQUEST", sequence, update, respond_link=link
+            )
             ctx.counts.checkin_requests += 1
     elif mentor is not None and (rotation.announced_state != "invited" or rotation.announced_mentor_id != mentor.id):
-        _mentor_mail(session, ctx, dates, rotator, mentor, sequence, assigned=True)
+        _mentor_mail(session, ctx, dates, rotator, mentor, sequence, assigned=True, respond_link=parties.respond_link())
 
 
 def _release_old_mentor(
@@ -638,7 +709,7 @@ def _reminder_context(session: Session, run: _ReminderRun, rotation: Rotation, r
         first_day=longdate(rotation.start),
         last_day=longdate(rotation.end),
         observe_link=observe_url(rotator.id),
-        checkin_when=series.when if series else None,
+        checkin_when=series.when_in(zone(rotator.timezone, run.org_tz)) if series else None,
     )
 
 

@@ -78,13 +78,16 @@ def init_command(
 # --- topics: one module each, shown in panels in the order a user meets them ----------------------
 from frontline.cli import backup as _backup  # noqa: E402
 from frontline.cli import calendar as _calendar  # noqa: E402
+from frontline.cli import chat as _chat  # noqa: E402
 from frontline.cli import console as _console  # noqa: E402
 from frontline.cli import demo as _demo  # noqa: E402
 from frontline.cli import digest as _digest  # noqa: E402
 from frontline.cli import mail as _mail  # noqa: E402
 from frontline.cli import observe as _observe  # noqa: E402
+from frontline.cli import outreach as _outreach  # noqa: E402
 from frontline.cli import pair as _pair  # noqa: E402
 from frontline.cli import plan as _plan  # noqa: E402
+from frontline.cli import requests as _requests  # noqa: E402
 from frontline.cli import roster as _roster  # noqa: E402
 from frontline.cli import serve as _serve  # noqa: E402
 from frontline.cli import status as _status  # noqa: E402
@@ -102,11 +105,16 @@ app.command("demo", rich_help_panel=SETUP)(_demo.demo_command)
 app.add_typer(_roster.app, name="roster", rich_help_panel=SETUP)
 app.add_typer(_time_off.app, name="time-off", rich_help_panel=SETUP)
 app.add_typer(_plan.app, name="plan", rich_help_panel=PLANNING)
-app.command("pair", rich_help_panel=PLANNING)(_pair.pair_command)
+app.add_typer(_pair.pair_app, name="pair", rich_help_panel=PLANNING)
 app.command("mentors", rich_help_panel=PLANNING)(_pair.mentors_command)
+app.add_typer(_requests.app, name="requests", rich_help_panel=PLANNING)
 app.command("surveys", rich_help_panel=PLANNING)(_pair.surveys_command)
 app.add_typer(_mail.app, name="mail", rich_help_panel=MAIL)
+app.add_typer(_outreach.invites_app, name="invites", rich_help_panel=MAIL)
+app.add_typer(_outreach.reminders_app, name="reminders", rich_help_panel=MAIL)
+app.add_typer(_outreach.escalations_app, name="escalations", rich_help_panel=MAIL)
 app.add_typer(_calendar.app, name="calendar", rich_help_panel=MAIL)
+app.add_typer(_chat.app, name="chat", rich_help_panel=MAIL)
 app.add_typer(_observe.app, name="observe", rich_help_panel=VOICE)
 app.add_typer(_observe.api_token_app, name="api-token", rich_help_panel=VOICE)
 app.add_typer(_digest.app, name="digest", rich_help_panel=VOICE)

@@ -1,5 +1,6 @@
-"""``frontline pair``: pair rotators with mentors; ``frontline mentors``: load per mentor per week;
-``frontline surveys``: queue the wrap-up surveys."""
+"""``frontline pair``: pair rotators with mentors (and ``pair set``, ``pair proposals``, ``pair approve``,
+``pair reject``); ``frontline mentors``: load per mentor per week; ``frontline surveys``: queue the wrap-up
+surveys."""
 
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ def _print(out: dict) -> None:
     if s["objective"] is not None:
         gap = "-" if s["gap"] is None else f"{100 * s['gap']:.3f} %"
         typer.echo(f"objective {s['objective']}  bound {s['bound']}  gap {gap}  ({s['method']}, {s['seconds']} s)")
-    if out["created"]:
+    if out["created"] and any(c.get("status") == "proposed" for c in out["created"]):
+        typer.echo("\nproposed (policy mentoring.review: nobody is told until HR approves; frontline pair proposals):")
+        echo_table(out["created"], ["rotation_id", "rotator", "start", "mentor", "checkin", "cost"])
+    elif out["created"]:
         typer.echo("\nmatched:")
         echo_table(out["created"], ["rotation_id", "rotator", "start", "mentor", "checkin", "cost"])
     if out["replaced"]:
@@ -43,7 +47,18 @@ def _print(out: dict) -> None:
         echo_table(out["unmatched"], ["rotation_id", "rotator", "start", "reason", "relaxation"])
 
 
+pair_app = typer.Typer(
+    help=(
+        "Pair rotators with mentors from the support team (runs the pair-mentors flow). Subcommands: choose a "
+        "mentor by hand (set) and review the proposals held by policy mentoring.review (proposals, approve, reject)."
+    ),
+    invoke_without_command=True,
+)
+
+
+@pair_app.callback()
 def pair_command(
+    ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be paired; write nothing."),
     as_of: str | None = typer.Option(None, "--as-of", help="Day to plan from (YYYY-MM-DD; default today)."),
     flow: bool = typer.Option(True, "--flow/--no-flow", help="Run as a Prefect flow run (default) or directly."),
@@ -55,6 +70,8 @@ def pair_command(
     from frontline.cli.common import fail
     from frontline.core.errors import PairingError
 
+    if ctx.invoked_subcommand is not None:
+        return
     day = _as_of(as_of)
     policy = load_policy_or_exit()
     open_database()
@@ -122,3 +139,109 @@ def surveys_command(
         with session_scope() as session:
             counts = queue_surveys(session, day, actor="cli")
     typer.echo(", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+# ------------------------------------------------------------------------------ people in the loop
+
+
+def _pairing_action(action) -> None:
+    """Run ``action(session, policy)`` in one transaction; pairing errors become one clear line."""
+    from frontline.cli.common import fail
+    from frontline.core.errors import PlanningError
+    from models import session_scope
+
+    policy = load_policy_or_exit()
+    open_database()
+    try:
+        with session_scope() as session:
+            message = action(session, policy)
+    except PlanningError as exc:
+        fail(str(exc))
+    typer.echo(message)
+
+
+REASON = typer.Option(..., "--reason", help="Why (required; stored in the audit trail).")
+
+
+@pair_app.command("set")
+def set_command(
+    rotation: str = typer.Argument(..., help="A rotation id, or an employee id (their upcoming rotation)."),
+    mentor: str = typer.Argument(..., help="The mentor's employee id or e-mail address."),
+    reason: str = REASON,
+    as_of: str | None = typer.Option(None, "--as-of", help="Day the rules are checked for (default today)."),
+) -> None:
+    """Make MENTOR the mentor of ROTATION, checked against every hard rule of the pairing (a refusal names the rule). The earlier mentor is replaced; the next invites run tells everyone."""
+    from frontline.cli.plan import _rotation_id
+    from frontline.core.errors import PairingError
+    from frontline.mentors.review import set_mentor
+    from frontline.people.directory import employee_by_id_or_email
+
+    day = _as_of(as_of)
+
+    def act(session, policy):
+        person = employee_by_id_or_email(session, mentor.strip())
+        if person is None:
+            raise PairingError(f"no employee {mentor!r} (give an employee id or e-mail address)")
+        p = set_mentor(session, policy, _rotation_id(session, rotation), person, reason, "cli", as_of=day)
+        return f"rotation {p.rotation_id}: mentor is now {person.name} (pairing {p.id}); the next invites run tells everyone"
+
+    _pairing_action(act)
+
+
+@pair_app.command("proposals")
+def proposals_command() -> None:
+    """Pairings held for review (policy mentoring.review = true), by rotation start."""
+    from frontline.mentors.review import proposals
+    from models import session_scope
+
+    open_database()
+    with session_scope() as session:
+        rows = [p.as_row() for p in proposals(session)]
+    if not rows:
+        typer.echo("no proposals waiting for review")
+        return
+    echo_table(rows, ["pairing_id", "rotation_id", "rotator", "start", "mentor", "mentor_email", "cost"])
+
+
+@pair_app.command("approve")
+def approve_command(
+    pairings: list[int] = typer.Argument(None, help="Pairing ids (see frontline pair proposals)."),
+    all_: bool = typer.Option(False, "--all", help="Approve every proposal waiting for review."),
+    note: str = typer.Option("", "--note", help="Optional note for the audit trail."),
+) -> None:
+    """Approve proposed pairings: they become active and the next invites run tells both sides."""
+    from frontline.core.errors import PairingError
+    from frontline.mentors.review import approve_proposal, proposals
+
+    def act(session, _policy):
+        ids = [p.pairing.id for p in proposals(session) if p.pairing.id is not None] if all_ else list(pairings or [])
+        if not ids:
+            raise PairingError("name the pairing ids to approve, or --all")
+        for pid in ids:
+            approve_proposal(session, pid, "cli", note)
+        return f"approved {len(ids)} pairing(s); the next invites run tells both sides"
+
+    _pairing_action(act)
+
+
+@pair_app.command("reject")
+def reject_command(
+    pairing: int = typer.Argument(..., help="Pairing id (see frontline pair proposals)."),
+    reason: str = REASON,
+) -> None:
+    """Reject a proposed pairing: that mentor is never proposed for the rotator again, and the rotation alone is paired again (a new proposal, or the reason nobody fits)."""
+    from frontline.mentors.review import reject_proposal
+
+    def act(session, policy):
+        result = reject_proposal(session, policy, pairing, reason, "cli")
+        if result.created:
+            c = result.created[0]
+            return f"rejected; new proposal for rotation {c['rotation_id']}: {c['mentor']} (pairing {c['pairing_id']})"
+        if result.unmatched:
+            u = result.unmatched[0]
+            return f"rejected; no other mentor fits: {u['reason']}" + (
+                f" ({u['relaxation']})" if u["relaxation"] else ""
+            )
+        return "rejected"
+
+    _pairing_action(act)

@@ -13,7 +13,8 @@ from frontline.core.errors import PlanningError
 app = typer.Typer(
     help=(
         "Plan support rotations for everyone (optimal within the policy's hard rules), export the plan, "
-        "and override it: move, swap, defer, exempt, lock, unlock. Overrides need --reason and are audited."
+        "and override it: move, swap, defer, add, exempt, lock, unlock. Overrides need --reason and are audited; "
+        "a refused move, defer or add names the nearest weeks that fit and the rotations that would make it fit."
     ),
     invoke_without_command=True,
 )
@@ -53,10 +54,39 @@ def _print_summary(out: dict) -> None:
     typer.echo(f"objective {s['objective']:.1f}, lower bound {lb}, gap {gap}, solved in {s['solve_seconds']:.2f} s")
     if s.get("holiday_rotations"):
         typer.echo(f"{s['holiday_rotations']} rotation(s) include public holidays (shown in the export)")
+    _print_changes(out.get("changes") or [], s["dry_run"])
     unplaced = out["unplaced"]
     typer.echo(f"unplaced: {len(unplaced)}")
     if unplaced:
         echo_table(unplaced, ["employee_id", "department", "code", "reason"])
+
+
+CHANGES_SHOWN = 200
+ACTION_ORDER = {"moved": 0, "cancelled": 1, "deleted": 2, "created": 3}
+
+
+def _print_changes(changes: list[dict], dry_run: bool) -> None:
+    """Every change by name: who, what, from, to, why (moves and removals first; at most CHANGES_SHOWN lines)."""
+    if not changes:
+        typer.echo("nothing to change" if dry_run else "nothing changed")
+        return
+    typer.echo("changes that would be made:" if dry_run else "changes made:")
+    rows = sorted(changes, key=lambda c: (ACTION_ORDER.get(c["action"], 9), c.get("new_start") or "", c["employee_id"]))
+    echo_table(
+        [
+            {
+                "who": f"{c['employee_id']} {c.get('name', '')}".strip(),
+                "change": c["action"],
+                "from": c.get("old_start"),
+                "to": c.get("new_start"),
+                "why": c["why"],
+            }
+            for c in rows[:CHANGES_SHOWN]
+        ],
+        ["who", "change", "from", "to", "why"],
+    )
+    if len(rows) > CHANGES_SHOWN:
+        typer.echo(f"... and {len(rows) - CHANGES_SHOWN} more (all of them: the flow artifact rotation-plan-changes)")
 
 
 @app.callback()
@@ -67,6 +97,7 @@ def plan_command(
     ),
     weeks: int = typer.Option(52, "--weeks", min=1, max=260, help="Horizon length in weeks."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and what would change; write no rotations."),
+    flow: bool = typer.Option(True, "--flow/--no-flow", help="Run as a Prefect flow run (default) or directly."),
 ) -> None:
     """Plan rotations for the horizon (runs the plan-rotations flow) and print the summary."""
     if ctx.invoked_subcommand is not None:
@@ -74,15 +105,23 @@ def plan_command(
     day = _optional_date(start, "--from")
     policy = load_policy_or_exit()
     open_database()
-    from flows.plan import plan_rotations
     from frontline.mentors.service import support_department
     from models import session_scope
 
     try:
         with session_scope() as session:
             support_department(session, policy)  # refuse a misconfigured policy before starting Prefect
+        if not flow:
+            from frontline.rotations.service import plan_rotations as plan
+
+            with session_scope() as session:
+                result = plan(session, policy, start=day, weeks=weeks, dry_run=dry_run, actor="cli")
+                summary = {"summary": result.summary(), "unplaced": result.unplaced}
+            _print_summary(summary)
+            return
     except PlanningError as exc:
         fail(str(exc))
+    from flows.plan import plan_rotations
 
     _print_summary(run_flow(plan_rotations, start=day, weeks=weeks, dry_run=dry_run))
 
@@ -187,6 +226,26 @@ def defer_command(
     def act(session, policy):
         rot = overrides.defer(session, policy, _rotation_id(session, target), weeks=weeks, until=day, reason=reason)
         return f"rotation {rot.id} deferred to {rot.start}..{rot.end} (locked)"
+
+    _override(act)
+
+
+@app.command("add")
+def add_command(
+    employee_id: str = typer.Argument(..., help="Employee id of someone without a planned rotation."),
+    week: str = typer.Argument(..., help="Start (a Monday, YYYY-MM-DD)."),
+    reason: str = REASON,
+) -> None:
+    """Give someone the plan left unplaced a rotation starting WEEK (locked, so the next plan keeps it).
+
+    A refusal names the nearest weeks that fit and the rotations that would make room."""
+    from frontline.rotations import overrides
+
+    day = _date(week, "WEEK")
+
+    def act(session, policy):
+        rot = overrides.add(session, policy, employee_id, day, reason)
+        return f"rotation {rot.id} added for {employee_id}: {rot.start}..{rot.end} ({rot.kind}, locked)"
 
     _override(act)
 

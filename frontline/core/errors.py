@@ -54,6 +54,46 @@ class PlanningError(FrontlineError, ValueError):
     """An override or request breaks a rule; the message says which and why."""
 
 
+class OverrideRefused(PlanningError):
+    """An override (move, defer, add) breaks a hard rule. ``problem`` says which; ``alternatives`` are the
+    nearest start Mondays (ISO dates) that fit every rule; ``partners`` the rotations that would make the
+    requested week fit (dicts with ``rotation_id``, ``employee_id``, ``name``, ``start``, ``end`` and ``how``:
+    ``swap`` = exchange the two start weeks with ``frontline plan swap``, ``room`` = move or defer that
+    rotation first). ``rotation_id`` is the rotation asked about (None for an added one)."""
+
+    def __init__(
+        self,
+        problem: str,
+        wanted: str,
+        alternatives: list[str],
+        partners: list[dict],
+        rotation_id: int | None = None,
+    ):
+        self.problem, self.wanted, self.rotation_id = problem, wanted, rotation_id
+        self.alternatives, self.partners = list(alternatives), list(partners)
+        super().__init__(self.text())
+
+    def text(self) -> str:
+        lines = [self.problem]
+        if self.alternatives:
+            lines.append("nearest weeks that fit: " + ", ".join(self.alternatives))
+        else:
+            lines.append("no week within half a year of it fits")
+        target = str(self.rotation_id) if self.rotation_id is not None else "ROTATION"
+        for p in self.partners:
+            who = f"{p['employee_id']} {p['name']} (rotation {p['rotation_id']}, {p['start']}..{p['end']})"
+            if p["how"] == "swap":
+                lines.append(
+                    f"swap partner for {self.wanted}: {who}: frontline plan swap {target} {p['rotation_id']} --reason ..."
+                )
+            else:
+                lines.append(f"{self.wanted} fits if this rotation moves or is deferred first: {who}")
+        return "\n".join(lines)
+
+    def __reduce__(self):
+        return (type(self), (self.problem, self.wanted, self.alternatives, self.partners, self.rotation_id))
+
+
 class PairingError(PlanningError):
     """The pairing cannot run as configured (for example the policy names no existing support department)."""
 

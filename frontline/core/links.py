@@ -20,6 +20,8 @@ LIFETIMES = {
     "survey": 30 * DAY,  # rotation / pairing feedback survey
     "signin": 15 * 60,  # console magic link
     "unsubscribe": 365 * DAY,
+    "pairing": 60 * DAY,  # a mentor accepting or declining a pairing
+    "request": 60 * DAY,  # a rotator asking to change their rotation
 }
 
 
@@ -72,6 +74,18 @@ def signin_url(email: str, nonce: str) -> str:
     return url("signin", "console/signin", {"m": email.strip().lower(), "n": nonce})
 
 
+def pairing_url(pairing_id: int, mentor_id: int) -> str:
+    """A mentor accepting or declining one pairing (purpose ``pairing``), bound to that mentor
+    (``Employee.id``): the link answers for nobody else and for no other pairing."""
+    return url("pairing", "pairing", {"p": pairing_id, "m": mentor_id})
+
+
+def request_url(rotation_id: int, employee_id: int) -> str:
+    """A rotator asking to change one rotation (purpose ``request``: another week, or cannot do it),
+    bound to the rotation and its rotator (``Employee.id``)."""
+    return url("request", "request", {"r": rotation_id, "e": employee_id})
+
+
 THEME_ACTIONS = ("acknowledged", "planned", "fixed", "wont_fix")
 
 
@@ -104,7 +118,7 @@ def digest_unsubscribe_url(department_id: int, email: str) -> str:
 # ------------------------------------------------------------------------------ logs
 
 _TOKEN_PATHS = re.compile(
-    r"(?P<prefix>/(?:observe|ack|survey|console/signin|digest/theme|digest/unsubscribe|calendar))/"
+    r"(?P<prefix>/(?:observe|ack|survey|pairing|request|console/signin|digest/theme|digest/unsubscribe|calendar))/"
     r"(?P<token>[^/?#\s]+?)(?P<suffix>\.ics)?(?=$|[/?#\s])"
 )
 _LONG_SEGMENT = re.compile(r"(?<=/)[A-Za-z0-9_.~%-]{32,}(?=$|[/?#\s])")  # any other secret-looking segment

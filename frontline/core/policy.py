@@ -52,6 +52,9 @@ class Mentoring(_Strict):
     weight_load_balance: float = Field(default=0.5, ge=0)
     weight_feedback: float = Field(default=2.0, ge=0)
     weight_first_time_mentor_new_hire: float = Field(default=5.0, ge=0)
+    review: bool = Field(
+        default=False, description="hold new pairings as proposals until HR approves them (console or CLI)"
+    )
 
 
 class Observations(_Strict):
@@ -107,6 +110,15 @@ class Roster(_Strict):
         return max(self.min_leavers_allowed, int(self.max_leaver_fraction * active))
 
 
+class Redaction(_Strict):
+    """PII redaction of observations: what must never be redacted."""
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description="the company's own numbers and addresses (hotline, support mailbox, '@domain', shop IBAN), kept",
+    )
+
+
 class TimeOffFeed(_Strict):
     """One out-of-office calendar (an iCalendar URL). A person's own feed names them (``employee_id``): every busy
     event in it is their time off. A team feed does not: each event belongs to the people it names as attendees
@@ -144,6 +156,33 @@ class TimeOff(_Strict):
         return self
 
 
+class Requests(_Strict):
+    """Change requests from rotators and heads (:mod:`frontline.rotations.requests`)."""
+
+    auto_approve: bool = Field(
+        default=False, description="approve at once a request naming a week that fits every hard rule"
+    )
+
+
+class Chat(_Strict):
+    """Chat notifications through Apprise (every message still goes by mail too). Values are Apprise URLs
+    (``slack://...``, ``workflows://...`` for Microsoft Teams, ``mmost://...``, ...); they hold secrets and are
+    never shown or stored, only the channel's name (``hr``, ``department:Finance``)."""
+
+    hr: str | None = Field(default=None, description="HR's channel: new change requests")
+    departments: dict[str, str] = Field(
+        default_factory=dict, description="department name -> channel: its urgent observations"
+    )
+    max_attempts: int = Field(default=8, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _urls(self) -> Chat:
+        for name, url in [("hr", self.hr), *[(f"departments.{k}", v) for k, v in self.departments.items()]]:
+            if url is not None and "://" not in url:
+                raise ValueError(f"chat.{name}: not an Apprise URL (e.g. slack://TokenA/TokenB/TokenC)")
+        return self
+
+
 class Policy(_Strict):
     support_department: str
     length_weeks: int = Field(default=4, ge=1, le=26)
@@ -160,7 +199,10 @@ class Policy(_Strict):
     observations: Observations = Field(default_factory=Observations)
     reminders: Reminders = Field(default_factory=Reminders)
     roster: Roster = Field(default_factory=Roster)
+    redaction: Redaction = Field(default_factory=Redaction)
     time_off: TimeOff = Field(default_factory=TimeOff)
+    chat: Chat = Field(default_factory=Chat)
+    requests: Requests = Field(default_factory=Requests)
 
     @field_validator("holidays_country")
     @classmethod

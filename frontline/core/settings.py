@@ -106,20 +106,6 @@ class Settings(BaseSettings):
             )
         return value.expanduser() if value is not None else None
 
-    def configured_database_url(self) -> str:
-        """``database_url`` for opening the database. In a flow run a worker started (a deployment run) the
-        URL must have been set (``FRONTLINE_DATABASE_URL`` in the environment or ``.env``): the default would
-        quietly create an empty SQLite file in the worker's folder and run the job against it."""
-        if "database_url" not in self.model_fields_set and in_deployment_run():
-            raise SettingsError(
-                [
-                    "FRONTLINE_DATABASE_URL: not set in this deployment flow run; refusing to create a local "
-                    "SQLite database. Set it in the worker's environment or in $FRONTLINE_HOME/.env before the "
-                    "worker starts (README: Run in production)"
-                ]
-            )
-        return self.database_url
-
     @field_validator("oidc_issuer")
     @classmethod
     def _issuer_url(cls, value: str | None) -> str | None:
@@ -133,6 +119,20 @@ class Settings(BaseSettings):
     @property
     def hr_groups(self) -> frozenset[str]:
         return frozenset(g.strip() for g in self.oidc_hr_groups.split(",") if g.strip())
+
+    def configured_database_url(self) -> str:
+        """``database_url`` for opening the database. In a flow run a worker started (a deployment run) the
+        URL must have been set (``FRONTLINE_DATABASE_URL`` in the environment or ``.env``): the default would
+        quietly create an empty SQLite file in the worker's folder and run the job against it."""
+        if "database_url" not in self.model_fields_set and in_deployment_run():
+            raise SettingsError(
+                [
+                    "FRONTLINE_DATABASE_URL: not set in this deployment flow run; refusing to create a local "
+                    "SQLite database. Set it in the worker's environment or in $FRONTLINE_HOME/.env before the "
+                    "worker starts (README: Run in production)"
+                ]
+            )
+        return self.database_url
 
     @property
     def tz(self) -> ZoneInfo:

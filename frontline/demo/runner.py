@@ -373,7 +373,7 @@ def step_collect_observations(ctx: DemoContext) -> str:
                 note="We are on it; refunds are going out today.",
             )
     sla = current_policy().observations.escalation_sla_hours
-    escalated = run_flow(escalate_overdue, as_of=utcnow() + timedelta(hours=sla + 1))
+    escalated = run_flow(escalate_overdue, as_of=utcnow() + timedelta(hours=sla + 1))["escalated"]
     ctx.results["collect_observations"] = {"stored": stored, "urgent": urgent, "escalated": escalated}
     return (
         f"{len(stored)} observations from {min(len(people), len(stored))} rotators ({redacted} PII items redacted); "

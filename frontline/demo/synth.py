@@ -436,6 +436,7 @@ def generate_company(n_employees: int, seed: int = 7, today: date | None = None)
     employees = _employees(n_employees, depts, dept_of, today, rng)
     _ensure_a_support_mentor(employees)
     departments = _department_rows(depts, employees)
+    _managers(departments, employees)
     absences = _absences(employees, today, rng)
     return SyntheticCompany(departments=departments, employees=employees, absences=absences, seed=seed, today=today)
 
@@ -579,6 +580,14 @@ def _department_rows(depts: list[_Department], employees: list[dict[str, Any]]) 
             {"department": d[0], "head_name": head["name"], "head_email": head["email"], "max_away_fraction": d[2]}
         )
     return departments
+
+
+def _managers(departments: list[dict[str, Any]], employees: list[dict[str, Any]]) -> None:
+    """Everyone's manager is their department head (who has none); no random draws."""
+    head_email = {d["department"]: d["head_email"] for d in departments}
+    for e in employees:
+        manager = head_email.get(e["department"])
+        e["manager_email"] = manager if manager != e["email"] else None
 
 
 def _absences(employees: list[dict[str, Any]], today: date, rng: random.Random) -> list[dict[str, Any]]:

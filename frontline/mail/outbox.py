@@ -9,6 +9,10 @@ so even a message delivered twice after a crash is recognisably the same message
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from email import policy as email_policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, parseaddr
@@ -18,6 +22,31 @@ from sqlmodel import Session, col, select
 
 from frontline.core.text import one_line
 from models import OutboundMessage, utcnow
+
+_recorded: ContextVar[list[dict[str, str]] | None] = ContextVar("outbox_recorded", default=None)
+
+
+@contextmanager
+def recording() -> Iterator[list[dict[str, str]]]:
+    """Collect what :func:`enqueue` queues inside the block: one ``{"kind", "to", "subject", "key"}`` per new
+    message (a key already queued is not listed). A dry run records, then rolls its transaction back: the
+    list says what would be sent to whom, and nothing stays in the outbox."""
+    seen: list[dict[str, str]] = []
+    token = _recorded.set(seen)
+    try:
+        yield seen
+    finally:
+        _recorded.reset(token)
+
+
+# Headers that carry URLs or tokens mail clients read literally (RFC 2369 / RFC 8058): written as they are,
+# never as RFC 2047 encoded words (which the default policy makes of a line it cannot fold, and which
+# hide the unsubscribe button in mail clients).
+LITERAL_HEADERS = frozenset({"list-unsubscribe", "list-unsubscribe-post", "list-id", "list-help", "list-post"})
+MAX_LITERAL_LINE = 900  # RFC 5322 allows 998 characters a line
+# Raw values set with ``set_raw`` are written unchanged (refold_source="none"); every other header is
+# folded as with the default policy.
+_POLICY = email_policy.default.clone(refold_source="none")
 
 
 def _sender() -> str:
@@ -44,18 +73,26 @@ def compose(
 ) -> EmailMessage:
     """A ``text/plain`` message, or ``multipart/alternative`` (text + HTML) when ``html`` is given.
 
+    ``List-Unsubscribe`` and the other :data:`LITERAL_HEADERS` go out as written (one line, unfolded, not
+    RFC 2047 encoded), so mail clients find the URL and show their unsubscribe button.
+
     Every header value (subject, display names, extra headers) is made one line first
     (:func:`frontline.core.text.one_line`): a name with CR/LF or U+2028 from the roster becomes a space
     instead of a refused header or an injected one.
     """
-    msg = EmailMessage()
+    msg = EmailMessage(policy=_POLICY)
     recipients = to if isinstance(to, list) else [to]
     msg["To"] = ", ".join(str(safe_address(r)) for r in recipients)
     if cc:
         msg["Cc"] = ", ".join(one_line(c) for c in cc)
     msg["Subject"] = one_line(subject)
     for name, value in (headers or {}).items():
-        msg[name] = one_line(value)
+        value = one_line(value)
+        literal = name.lower() in LITERAL_HEADERS and value.isascii() and len(name) + len(value) < MAX_LITERAL_LINE
+        if literal:
+            msg.set_raw(name, value)
+        else:
+            msg[name] = value
     msg.set_content(text)
     if html is not None:
         msg.add_alternative(html, subtype="html")
@@ -103,7 +140,14 @@ def enqueue(
         mime=message.as_bytes(),
     )
     row_id = _insert_unless_queued(session, values)
-    return None if row_id is None else session.get(OutboundMessage, row_id)
+    if row_id is None:
+        return None
+    seen = _recorded.get()
+    if seen is not None:
+        seen.append(
+            {"kind": kind, "to": str(values["recipient"]), "subject": str(values["subject"]), "key": idempotency_key}
+        )
+    return session.get(OutboundMessage, row_id)
 
 
 def _insert_unless_queued(session: Session, values: dict[str, Any]) -> int | None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Set
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -88,11 +89,28 @@ def choose_checkin(
     week (the local time is kept, so DST changes are checked week by week), and on the first Monday
     at the same time (the kickoff). ``taken`` holds the mentor's other slots (mentor-local weekday,
     "HH:MM"), avoided when possible. Preference: both people's local times close to 13:00, then the
-    earlier weekday."""
+    earlier weekday. The candidates are ranked once per (dates, zones, length, hours)
+    (:func:`ranked_slots`); a pairing takes the first one not ``taken``, else the first."""
+    ranked = ranked_slots(start, end, mentor_tz, rotator_tz, minutes, hours)
+    if not ranked:
+        return None
+    for key, slot in ranked:
+        if key not in taken:
+            return slot
+    return ranked[0][1]
+
+
+@lru_cache(maxsize=65536)
+def ranked_slots(
+    start: date, end: date, mentor_tz: str, rotator_tz: str, minutes: int, hours: tuple[int, int]
+) -> tuple[tuple[tuple[int, str], tuple[int, str]], ...]:
+    """Every valid candidate of :func:`choose_checkin` as (mentor-local key, UTC slot), best first
+    (kickoff possible, closeness to 13:00 for both, weekday; ties in candidate order). Cached: a company
+    has few (start, end, mentor zone, rotator zone) combinations."""
     mz, rz = zone(mentor_tz), zone(rotator_tz)
     weeks = _weeks(start, end)
     first_monday = clock.monday(start)
-    best: tuple[tuple[bool, bool, float, int], datetime] | None = None
+    found: list[tuple[tuple[bool, float, int], int, tuple[int, str], tuple[int, str]]] = []
     for weekday in SLOT_WEEKDAYS:
         for local_t in _half_hours(hours):
             occurrences = [
@@ -106,13 +124,11 @@ def choose_checkin(
             r_local = first.astimezone(rz)
             closeness = abs(first.hour + first.minute / 60 - 13) + abs(r_local.hour + r_local.minute / 60 - 13)
             kickoff_ok = _valid_at(datetime.combine(start, local_t, tzinfo=mz), minutes, rz, hours)
-            score = ((weekday, f"{local_t:%H:%M}") in taken, not kickoff_ok, closeness, weekday)
-            if best is None or score < best[0]:
-                best = (score, first)
-    if best is None:
-        return None
-    utc = best[1].astimezone(UTC)
-    return utc.weekday(), f"{utc:%H:%M}"
+            utc = first.astimezone(UTC)
+            score = (not kickoff_ok, closeness, weekday)
+            found.append((score, len(found), (weekday, f"{local_t:%H:%M}"), (utc.weekday(), f"{utc:%H:%M}")))
+    found.sort(key=lambda f: (f[0], f[1]))
+    return tuple((key, slot) for _score, _order, key, slot in found)
 
 
 def first_slot_utc(start: date, pairing: MentorPairing) -> datetime | None:
@@ -215,13 +231,41 @@ class CheckinSeries:
 
     @property
     def when(self) -> str:
-        return f"{WEEKDAY_NAMES[self.first.weekday()]}s at {self.first:%H:%M} ({zone_key(self.first)})"
+        """The weekly slot in the zone the series keeps (the mentor's), e.g. "Wednesdays at 10:00 (Europe/Berlin)"."""
+        return self.when_in(self.first.tzinfo)
+
+    def weekly(self) -> list[datetime]:
+        """The weekly occurrences at the slot (the first week's is replaced by the kickoff when there is one)."""
+        weeks = range(1, self.count) if self.count > 1 and self.kickoff is not None else range(self.count)
+        return [self.first + timedelta(weeks=k) for k in weeks]  # wall-clock arithmetic: keeps the local time
+
+    def when_in(self, tz: tzinfo | None) -> str:
+        """The weekly slot as a recipient in ``tz`` reads it, e.g. "Wednesdays at 04:00 (America/New_York)".
+
+        The series keeps the mentor's local time, so where the two zones change daylight saving time on
+        different days the recipient's time moves during the rotation; each change is named with the date
+        it starts: "Wednesdays at 04:00 (America/New_York); at 05:00 from Wednesday 1 April 2026"."""
+        local = [o.astimezone(tz) for o in self.weekly()] or [self.first.astimezone(tz)]
+        head = local[0]
+        parts = [f"{WEEKDAY_NAMES[head.weekday()]}s at {head:%H:%M} ({zone_key(head)})"]
+        previous = head
+        for moment in local[1:]:
+            if (moment.weekday(), moment.time()) != (previous.weekday(), previous.time()):
+                day = "" if moment.weekday() == previous.weekday() else f"{WEEKDAY_NAMES[moment.weekday()]}s "
+                parts.append(f"{day}at {moment:%H:%M} from {longdate(moment.date())}")
+            previous = moment
+        return "; ".join(parts)
 
     def overrides(self, names: str) -> tuple[tuple[int, datetime | None, str], ...]:
         """Week 1 is the kickoff, the last week the wrap-up (as :func:`checkin_events`)."""
         if self.count < 2:
             return ()
         return ((0, self.kickoff, f"Kickoff: {names}"), (self.count - 1, None, f"Wrap-up: {names}"))
+
+
+def longdate(day: date) -> str:
+    """E.g. "Wednesday 18 March 2026"."""
+    return f"{WEEKDAY_NAMES[day.weekday()]} {day.day} {day:%B %Y}"
 
 
 def zone_key(moment: datetime) -> str:

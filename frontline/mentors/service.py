@@ -31,7 +31,7 @@ Check-ins live in :mod:`frontline.mentors.checkins`, the wrap-up surveys in :mod
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
@@ -46,10 +46,11 @@ from frontline.mentors import solver
 from frontline.mentors.checkins import choose_checkin, slot_key, slot_local, zone, zone_key
 from frontline.mentors.pairings import active_pairings_overlapping
 from frontline.mentors.surveys import mentor_feedback
-from models import Absence, Department, Employee, MentorPairing, Rotation, utcnow
+from models import Absence, Department, Employee, MentorPairing, PairingGap, Rotation, utcnow
 
 HORIZON_WEEKS = 52
 PLANNED = ("draft", "invited")
+HOLDING = ("active", "proposed")  # pairings that hold a mentor's seat (a proposal waits for HR's review)
 Slot = tuple[date, date, tuple[int, str]]  # a rotation's first and last day, and its check-in slot
 
 
@@ -122,7 +123,7 @@ def cancel_pairings_of_cancelled_rotations(session: Session, *, dry_run: bool) -
     rows = session.exec(
         select(MentorPairing)
         .join(Rotation, col(Rotation.id) == MentorPairing.rotation_id)
-        .where(MentorPairing.status == "active", Rotation.status == "cancelled")
+        .where(col(MentorPairing.status).in_(HOLDING), Rotation.status == "cancelled")
     ).all()
     if not dry_run:
         for p in rows:
@@ -144,7 +145,7 @@ class PairingState:
     mentors: dict[int, Employee]  # who may mentor now, by id
     absences: dict[int, list[Absence]]  # by employee, those ending in the horizon or later
     rotations: list[Rotation]  # not over, starting in the horizon, by start
-    active: list[MentorPairing]  # the active pairings of those rotations
+    active: list[MentorPairing]  # the active and proposed pairings of those rotations
     employees: dict[int, Employee]  # the rotators of those rotations and the mentors of those pairings
     history: dict[int, set[int]] = field(default_factory=dict)  # employee -> every mentor they ever had
     earlier: dict[int, int] = field(default_factory=dict)  # rotation -> pairings it had (any status)
@@ -228,7 +229,7 @@ def load_state(session: Session, support: Department | None, as_of: date) -> Pai
     active = list(
         session.exec(
             select(MentorPairing).where(
-                MentorPairing.status == "active", col(MentorPairing.rotation_id).in_(rotation_ids or [-1])
+                col(MentorPairing.status).in_(HOLDING), col(MentorPairing.rotation_id).in_(rotation_ids or [-1])
             )
         ).all()
     )
@@ -264,6 +265,14 @@ class Triage:
     kept: list[MentorPairing]
     to_replace: dict[int, tuple[MentorPairing, str]]  # rotation id -> (old pairing, why it must change)
     need: list[Rotation]  # planned rotations without a pairing that stays, by start
+
+    def only(self, rotation_ids: Collection[int]) -> Triage:
+        """The same triage, changing nothing but ``rotation_ids`` (a re-pair of those rotations alone)."""
+        return Triage(
+            self.kept,
+            {k: v for k, v in self.to_replace.items() if k in rotation_ids},
+            [r for r in self.need if r.id in rotation_ids],
+        )
 
 
 def mentor_problem(
@@ -404,7 +413,7 @@ def kept_slots(state: PairingState, kept: list[MentorPairing]) -> dict[int, list
 
 
 @dataclass
-class _Writer:
+class PairingWriter:
     """Phase 5 for one run: replaced and new pairings with their audit events, rotation by rotation."""
 
     session: Session
@@ -414,6 +423,7 @@ class _Writer:
     taken: dict[int, list[Slot]]
     actor: str
     dry_run: bool
+    status: str = "active"  # "proposed" when policy mentoring.review holds new pairings for HR
 
     def audit(self, action: str, pairing: MentorPairing, reason: str | None, **details: Any) -> None:
         audit.record(
@@ -478,7 +488,7 @@ class _Writer:
         p = MentorPairing(
             rotation_id=cast(int, r.id),
             mentor_id=mid,
-            status="active",
+            status=self.status,
             score=cost,
             checkin_weekday=slot[0] if slot else None,
             checkin_time_utc=slot[1] if slot else None,
@@ -495,6 +505,9 @@ class _Writer:
             row["pairing_id"] = p.id
             if old:
                 self.audit("pairing.created", p, p.reason, rotation_id=r.id, mentor_id=mid, replaces=old[0].id)
+            if self.status == "proposed":
+                self.audit("pairing.proposed", p, None, rotation_id=r.id, mentor_id=mid)
+        row["status"] = self.status
         self.result.created.append(row)
 
     def unmatched(self, sol: solver.Solution) -> None:
@@ -522,9 +535,11 @@ def write_pairings(
     actor: str,
     dry_run: bool,
 ) -> None:
-    """Replace the pairings that must change, create the new ones (with a check-in slot each) and list
-    the unmatched; with ``dry_run`` only ``result`` says what would happen."""
-    writer = _Writer(session, state, mentoring, result, kept_slots(state, plan.kept), actor, dry_run)
+    """Replace the pairings that must change, create the new ones (with a check-in slot each; held as
+    proposals when ``mentoring.review``) and list the unmatched; with ``dry_run`` only ``result`` says
+    what would happen."""
+    status = "proposed" if mentoring.review else "active"
+    writer = PairingWriter(session, state, mentoring, result, kept_slots(state, plan.kept), actor, dry_run, status)
     assigned = cast("dict[Hashable, int]", sol.assignments if sol else {})  # rotation id -> mentor id
     for r in plan.need:
         old = plan.to_replace.get(cast(int, r.id))
@@ -535,6 +550,28 @@ def write_pairings(
             writer.create(r, mid, sol.costs.get(r.id), old)
     if sol is not None:
         writer.unmatched(sol)
+    if not dry_run:
+        record_gaps(session, [cast(int, r.id) for r in plan.need], result.unmatched)
+
+
+def record_gaps(session: Session, tried: list[int], unmatched: list[dict[str, Any]]) -> None:
+    """Remember why each rotation of ``tried`` that is still unmatched has no mentor (reason and the
+    relaxation that would help: :class:`models.PairingGap`); forget the gaps of the others."""
+    if not tried:
+        return
+    for gap in session.exec(select(PairingGap).where(col(PairingGap.rotation_id).in_(tried))).all():
+        session.delete(gap)
+    session.flush()
+    for u in unmatched:
+        session.add(
+            PairingGap(rotation_id=u["rotation_id"], reason=u["reason"] or "no mentor fits", relaxation=u["relaxation"])
+        )
+
+
+def forget_gap(session: Session, rotation_id: int) -> None:
+    """The rotation has a mentor now (set by HR): drop its recorded gap."""
+    for gap in session.exec(select(PairingGap).where(PairingGap.rotation_id == rotation_id)).all():
+        session.delete(gap)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -549,10 +586,13 @@ def pair_mentors(
     *,
     dry_run: bool = False,
     time_limit: float = 60.0,
+    only: Collection[int] | None = None,
 ) -> PairingResult:
     """Pair every planned rotation without an active pairing (see the module docstring).
 
-    With ``dry_run`` nothing is written; the result says what would happen."""
+    With ``dry_run`` nothing is written; the result says what would happen. With ``only`` (rotation ids)
+    just those rotations are (re-)paired and every other pairing and gap is left as it is (a mentor's
+    decline or HR's rejection re-pairs that rotation alone)."""
     t0 = _time.perf_counter()
     as_of = as_of or clock.today()
     result = PairingResult(as_of=as_of, horizon_start=clock.monday(as_of), dry_run=dry_run)
@@ -560,6 +600,8 @@ def pair_mentors(
     result.cancelled = cancel_pairings_of_cancelled_rotations(session, dry_run=dry_run)
     state = load_state(session, support, as_of)
     plan = triage(state)
+    if only is not None:
+        plan = plan.only(set(only))
     result.kept = len(plan.kept)
     rotators, mentors = solver_input(state, plan, policy.mentoring.annual_cap)
     weights = solver.Weights.from_policy(policy.mentoring)
@@ -575,6 +617,7 @@ def pair_mentors(
             action="pairing.run",
             subject_type="horizon",
             subject_id=state.horizon_start.isoformat(),
+            only=sorted(only) if only is not None else None,
             **result.summary(),
         )
     return result
@@ -643,6 +686,26 @@ def pairings_in_view(
     paired = [(r, e, mentors.get(active[r.id].mentor_id)) for r, e in rows if r.id in active]
     unpaired = [(r, e) for r, e in rows if r.id not in active]
     return paired, unpaired
+
+
+def gaps_for(session: Session, rotation_ids: list[int]) -> dict[int, PairingGap]:
+    """Why each of these rotations has no mentor (the last pairing run that tried it), by rotation id."""
+    if not rotation_ids:
+        return {}
+    rows = session.exec(select(PairingGap).where(col(PairingGap.rotation_id).in_(rotation_ids))).all()
+    return {g.rotation_id: g for g in rows}
+
+
+def proposed_rotation_ids(session: Session, rotation_ids: list[int]) -> set[int]:
+    """Those of these rotations whose pairing waits for HR's review."""
+    if not rotation_ids:
+        return set()
+    rows = session.exec(
+        select(MentorPairing.rotation_id).where(
+            MentorPairing.status == "proposed", col(MentorPairing.rotation_id).in_(rotation_ids)
+        )
+    ).all()
+    return set(rows)
 
 
 def mentor_columns(session: Session, rotation_ids: list[int]) -> dict[int, dict[str, str]]:

@@ -32,6 +32,18 @@ UPDATE_WINDOW = timedelta(hours=1)
 UPDATE_KEY = "observation-update"
 
 
+def _allowed_numbers() -> tuple[str, ...]:
+    """The policy's ``[redaction] allow`` (the company's own numbers), or none when no policy is readable
+    here (a note is still redacted; the policy error is reported where the policy is loaded)."""
+    from frontline.core.errors import PolicyError
+    from frontline.observations.policy import current_policy
+
+    try:
+        return tuple(current_policy().redaction.allow)
+    except PolicyError:
+        return ()
+
+
 def set_ack_state(
     session: Session,
     observation_ids: Iterable[int],
@@ -54,7 +66,7 @@ def set_ack_state(
         raise ValueError(f"no observation with id {', '.join(map(str, missing))}")
     note = note.strip() if note and note.strip() else None
     if note:
-        note, _counts = redact(note)
+        note, _counts = redact(note, _allowed_numbers())
     now = now or utcnow()
     changed = []
     for oid in ids:

@@ -137,6 +137,8 @@ def send_escalation(
             to=queued,
             deferred=len(deferred),  # how many recipients are over the cap (addresses stay out of the log)
         )
+    if queued:
+        _tell_the_channel(session, obs, department, level)
     if deferred:
         return False
     if obs.escalation_level < level:
@@ -144,6 +146,28 @@ def send_escalation(
         obs.escalated_at = now
         session.add(obs)
     return bool(queued)
+
+
+def _tell_the_channel(session: Session, obs: Observation, department: Department, level: int) -> None:
+    """The department's chat channel (policy ``[chat.departments]``) hears of the escalation too."""
+    from frontline.chat.service import chat_safe, notify
+    from frontline.core.settings import get_settings
+
+    policy = current_policy()
+    what = "Urgent observation" if level == 1 else "Still unacknowledged after the SLA"
+    body = (
+        f"{chat_safe(obs.text)[:600]}\n\nArea: {obs.product_area} · {category_label(obs.category)} · impact "
+        f"{obs.impact}/5 · {obs.customer_count} customer(s)\n"
+        f"{get_settings().base_url}/console/observations/{obs.id}"
+    )
+    notify(
+        session,
+        policy.chat,
+        f"department:{department.name}",
+        key=f"escalation:{obs.id}:{level}",
+        title=f"{what} for {department.name} (#{obs.id})",
+        body=body,
+    )
 
 
 def overdue_observations(session: Session, as_of: datetime, sla_hours: float) -> list[Observation]:

@@ -44,7 +44,7 @@ from frontline.core.policy import Policy
 from frontline.core.security import unstorable_character
 from frontline.observations.escalation import send_escalation
 from frontline.observations.policy import current_policy
-from frontline.observations.redaction import redact
+from frontline.observations.redaction import allow_list, redact
 from frontline.observations.vocabulary import SOURCES
 from models import ApiToken, AuditEvent, Department, Employee, Observation, Rotation, utcnow
 
@@ -580,8 +580,9 @@ def row_values(item: Pending, valid: Valid, emp: RotatorRow, ctx: BatchContext, 
     """The row to insert for an accepted item (pure): text and suggestion redacted, the redaction
     counts (never the values) kept."""
     obs_in = valid.observation
-    text, text_counts = redact(obs_in.text)
-    suggestion, suggestion_counts = redact(obs_in.suggestion) if obs_in.suggestion else (None, {})
+    allow = allow_list(tuple(ctx.policy.redaction.allow))
+    text, text_counts = redact(obs_in.text, allow)
+    suggestion, suggestion_counts = redact(obs_in.suggestion, allow) if obs_in.suggestion else (None, {})
     counts = dict(text_counts)
     for kind, n in suggestion_counts.items():
         counts[kind] = counts.get(kind, 0) + n

@@ -41,6 +41,7 @@ EMPLOYEE_COLUMNS = [
     "mentor",
     "mentor_capacity",
     "last_rotation",
+    "manager_email",
 ]
 ABSENCE_COLUMNS = ["employee_id", "start", "end", "reason"]
 OPTIONAL_COLUMNS = {
@@ -51,6 +52,7 @@ OPTIONAL_COLUMNS = {
     "mentor",
     "mentor_capacity",
     "last_rotation",
+    "manager_email",
     "reason",
 }
 
@@ -90,6 +92,7 @@ class EmployeeRow:
     is_mentor: bool
     mentor_capacity: int
     last_rotation: date | None
+    manager_email: str | None = None  # told once per change of this person's rotation (dates or cancellation)
 
 
 @dataclass(frozen=True)
@@ -363,6 +366,9 @@ def _parse_employees(table: _Table, departments: set[str] | None, departments_fi
                 r.problem("skills", f"skill {skill[:20]!r}... is longer than 100 characters")
         is_mentor, capacity = _mentor(r, cells)
         last_rotation = r.date("last_rotation", required=False)
+        manager_email = r.email("manager_email") if cells.get("manager_email", "") else None
+        if manager_email is not None and email is not None and manager_email == email:
+            r.problem("manager_email", f"{manager_email!r} is the employee's own address (leave it empty)")
         if department is not None and departments is not None and department.casefold() not in departments:
             r.problem("department", f"unknown department {department!r} (not in {departments_file})")
         if employee_id is not None:
@@ -389,6 +395,7 @@ def _parse_employees(table: _Table, departments: set[str] | None, departments_fi
                 is_mentor,
                 capacity,
                 last_rotation,
+                manager_email,
             )
         )
     return rows

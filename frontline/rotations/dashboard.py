@@ -53,6 +53,16 @@ def dashboard_figures(
 # Participation
 
 
+def weeks_late(rotation: Rotation, policy: Policy) -> int:
+    """Whole weeks a rotation starts after it was due (0 when on time or early): after the week of
+    ``Rotation.due`` for a cycle rotation, after ``new_hire_within_weeks`` weeks past the hire week
+    (``due``) for a new hire (the planner's rule). Measured to the planned start, so it does not grow by itself."""
+    due_week = monday(rotation.due)
+    if rotation.kind == "new_hire":
+        due_week += timedelta(weeks=policy.new_hire_within_weeks)  # as the planner's new-hire window
+    return max((monday(rotation.start) - due_week).days // 7, 0)
+
+
 @dataclass
 class _Participation:
     """Sorts people into rotated / on rotation / exempt / scheduled / overdue / not due, per department."""
@@ -74,6 +84,7 @@ class _Participation:
         c = self.per_department[e.department_id]
         c["people"] += 1
         current = next((r for r in rots if r.start <= today <= r.end), None)
+        upcoming = sorted((r for r in rots if r.start > today), key=lambda r: r.start)
         if current is not None:
             self.on_rotation.append({"employee": e, "rotation": current})
         if any(r.start > cycle_start for r in started) or (
@@ -84,19 +95,20 @@ class _Participation:
             self.rotated.append({"employee": e, "when": last})
         elif e.exempt_until is not None and e.exempt_until >= today:
             c["exempt"] += 1
-        elif upcoming := sorted((r for r in rots if r.start > today), key=lambda r: r.start):
+        elif upcoming:
             c["scheduled"] += 1
-            self._scheduled(e, upcoming[0], c)
         else:
             self._unscheduled(e, c)
+        if upcoming:  # whoever the plan starts after their due week is overdue, as the plan says
+            self._scheduled(e, upcoming[0], c)
 
     def _scheduled(self, e: Employee, nxt: Rotation, c: Counter[str]) -> None:
-        """Overdue when the next rotation starts later than the week it was due."""
-        this_monday = monday(self.today)
-        if nxt.due < this_monday:
+        """Overdue when the planned rotation starts after the week it was due (a new hire: after the
+        onboarding window), by the weeks from there to the planned start (not to today)."""
+        late = weeks_late(nxt, self.policy)
+        if late > 0:
             c["overdue"] += 1
-            weeks_late = (this_monday - nxt.due).days // 7
-            self.overdue.append({"employee": e, "due": nxt.due, "planned": nxt.start, "weeks_late": weeks_late})
+            self.overdue.append({"employee": e, "due": nxt.due, "planned": nxt.start, "weeks_late": late})
 
     def _unscheduled(self, e: Employee, c: Counter[str]) -> None:
         """Overdue when past due (never rotated, or not for a cycle) and outside the new-hire window."""
@@ -133,9 +145,10 @@ def participation(
     """Who has rotated this cycle, who is scheduled, who is overdue, per department.
 
     *Rotated this cycle*: a rotation started within the last ``cycle_months`` (or the roster's
-    ``last_rotation`` is that recent). *Overdue*: not rotated this cycle, not exempt, and either the
-    planned rotation starts later than the week it was due, or nothing is planned although the person
-    is past due (``last_rotation`` older than a cycle or never rotated, outside the new-hire window).
+    ``last_rotation`` is that recent). *Overdue*, as the plan has it: the next planned rotation starts
+    after the week it was due (a new hire: after the onboarding window; see :func:`weeks_late`, measured
+    to the planned start), or nothing is planned although the person is past due (not rotated this
+    cycle, not exempt, ``last_rotation`` older than a cycle or never rotated, outside the new-hire window).
     """
     ids = list(department_ids) or [-1]
     employees = session.exec(

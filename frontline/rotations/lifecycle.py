@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from frontline.core import audit
-from models import MentorPairing, Rotation, utcnow
+from models import ChangeRequest, MentorPairing, PairingGap, Rotation, utcnow
 
 FIXED_STATUSES = frozenset({"invited", "done"})
 
@@ -28,6 +28,8 @@ def must_cancel(session: Session, rot: Rotation) -> bool:
     rotator and mentor hear about it); never-announced drafts are deleted."""
     if rot.announced_start is not None or rot.status in FIXED_STATUSES:
         return True
+    if session.exec(select(ChangeRequest.id).where(col(ChangeRequest.rotation_id) == rot.id)).first() is not None:
+        return True  # a request about it keeps its history (and its requester is told the outcome)
     return session.exec(select(MentorPairing.id).where(col(MentorPairing.rotation_id) == rot.id)).first() is not None
 
 
@@ -48,5 +50,8 @@ def withdraw(session: Session, rot: Rotation, why: str, actor: str, **details: A
         rot.status, rot.change_reason, rot.updated_at = "cancelled", why, utcnow()
         session.add(rot)
     else:
+        for gap in session.exec(select(PairingGap).where(col(PairingGap.rotation_id) == rot.id)).all():
+            session.delete(gap)  # why it had no mentor goes with it
+        session.flush()
         session.delete(rot)
     return action

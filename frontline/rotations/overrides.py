@@ -1,7 +1,9 @@
-"""HR overrides of the plan: move, swap, defer, exempt, lock, unlock, and re-pairing a rotator's mentor.
+"""HR overrides of the plan: move, swap, defer, add, exempt, lock, unlock, and re-pairing a rotator's mentor.
 
 Each override is validated against the planner's hard rules (:func:`validate_start`), needs a reason and is
-audited; a moved, swapped or deferred rotation becomes locked, so the next plan keeps HR's decision. The
+audited; a moved, swapped, deferred or added rotation is locked, so the next plan keeps HR's decision. A
+refused move, defer or add names the nearest weeks that fit and the rotations that would make it fit
+(:func:`validate_or_explain`). The
 caller owns the transaction (the console performs an override, shows the outcome, and rolls it back until
 HR confirms).
 """
@@ -15,8 +17,8 @@ from datetime import date, timedelta
 from sqlmodel import Session, col, select
 
 from frontline.core import audit, clock
-from frontline.core.clock import monday_on_or_after
-from frontline.core.errors import PlanningError
+from frontline.core.clock import add_months, monday, monday_on_or_after
+from frontline.core.errors import OverrideRefused, PlanningError
 from frontline.core.policy import Policy
 from frontline.rotations.lifecycle import withdraw
 from frontline.rotations.queries import active_pairing
@@ -93,6 +95,8 @@ def validate_start(
         raise PlanningError(f"{new_start} is before {who} is hired on {e.hire_date}")
     if not e.active or (e.left_on is not None and end >= e.left_on):
         raise PlanningError(f"{who} leaves on {e.left_on}; a rotation {new_start}..{end} would not end before that")
+    if e.exempt_until is not None and new_start <= e.exempt_until:
+        raise PlanningError(f"{who} is exempt until {e.exempt_until} ({e.exempt_reason or 'exemption'})")
     for a in session.exec(select(Absence).where(col(Absence.employee_id) == e.id)).all():
         if a.start <= end and a.end >= new_start:
             raise PlanningError(
@@ -153,6 +157,118 @@ def _check_capacity(
 
 
 # --------------------------------------------------------------------------------------------------
+# What would work instead
+
+
+def _fits(session: Session, policy: Policy, rot: Rotation, day: date, ignore: Collection[int | None] = ()) -> bool:
+    try:
+        validate_start(session, policy, rot, day, ignore=ignore)
+    except PlanningError:
+        return False
+    return True
+
+
+def nearest_weeks(
+    session: Session,
+    policy: Policy,
+    rot: Rotation,
+    wanted: date,
+    *,
+    not_before: date,
+    count: int = 3,
+    span_weeks: int = 26,
+) -> list[date]:
+    """Up to ``count`` start Mondays nearest to ``wanted`` (within ``span_weeks``; earlier first on a tie,
+    none before ``not_before``) on which ``rot`` fits every hard rule, in date order."""
+    base = monday(wanted)
+    found: list[date] = []
+    for k in range(0, span_weeks + 1):
+        days = [base] if k == 0 else [base - timedelta(weeks=k), base + timedelta(weeks=k)]
+        for day in days:
+            if day != wanted and day >= not_before and day != rot.start and _fits(session, policy, rot, day):
+                found.append(day)
+        if len(found) >= count:
+            break
+    return sorted(found[:count])
+
+
+def fit_partners(session: Session, policy: Policy, rot: Rotation, wanted: date, limit: int = 5) -> list[dict]:
+    """Rotations that would make ``rot`` fit on ``wanted``: first those starting that week whose start weeks
+    can be exchanged with ``rot``'s (``how = swap``); when none, those whose weeks overlap and whose leaving
+    would make room (``how = room``, due latest first). Only when ``wanted`` breaks no personal rule."""
+    if not _personal_ok(session, policy, rot, wanted):
+        return []
+    end = rotation_end(wanted, policy.length_weeks)
+    rows = session.exec(
+        select(Rotation, Employee)
+        .where(col(Rotation.employee_id) == col(Employee.id))
+        .where(col(Rotation.status).in_(OPEN_STATUSES))
+        .where(col(Rotation.start) <= end)
+        .where(col(Rotation.end) >= wanted)
+        .order_by(col(Rotation.due).desc(), col(Rotation.id))
+    ).all()
+    others = [(r, e) for r, e in rows if r.id != rot.id]
+    swaps = [
+        _partner(r, e, "swap")
+        for r, e in others
+        if r.start == wanted
+        and rot.id is not None
+        and _fits(session, policy, rot, wanted, ignore={r.id})
+        and _fits(session, policy, r, rot.start, ignore={rot.id})
+    ]
+    if swaps:
+        return swaps[:limit]
+    room = [_partner(r, e, "room") for r, e in others if _fits(session, policy, rot, wanted, ignore={r.id})]
+    return room[:limit]
+
+
+def _personal_ok(session: Session, policy: Policy, rot: Rotation, day: date) -> bool:
+    """``rot`` on ``day`` breaks none of its owner's own rules (only seats or the department cap may be full)."""
+    try:
+        validate_start(session, policy, rot, day, check_capacity=False)
+    except PlanningError:
+        return False
+    return True
+
+
+def _partner(r: Rotation, e: Employee, how: str) -> dict:
+    return {
+        "rotation_id": r.id,
+        "employee_id": e.employee_id,
+        "name": e.name,
+        "start": r.start.isoformat(),
+        "end": r.end.isoformat(),
+        "how": how,
+    }
+
+
+def validate_or_explain(
+    session: Session,
+    policy: Policy,
+    rot: Rotation,
+    new_start: date,
+    *,
+    not_before: date | None = None,
+    today: date | None = None,
+) -> None:
+    """:func:`validate_start`; a refusal becomes :class:`OverrideRefused` naming the nearest weeks that fit
+    (not before ``not_before``, default the coming Monday) and the rotations that would make it fit."""
+    try:
+        validate_start(session, policy, rot, new_start)
+    except PlanningError as exc:
+        earliest = monday_on_or_after(today or clock.today())
+        if not_before is not None:
+            earliest = max(earliest, not_before)
+        raise OverrideRefused(
+            str(exc),
+            new_start.isoformat(),
+            [d.isoformat() for d in nearest_weeks(session, policy, rot, new_start, not_before=earliest)],
+            fit_partners(session, policy, rot, new_start) if new_start.weekday() == 0 else [],
+            rot.id,
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------------
 # Overrides
 
 
@@ -179,12 +295,19 @@ def _reschedule(
 
 
 def move(
-    session: Session, policy: Policy, rotation_id: int, new_start: date, reason: str, actor: str = "cli"
+    session: Session,
+    policy: Policy,
+    rotation_id: int,
+    new_start: date,
+    reason: str,
+    actor: str = "cli",
+    today: date | None = None,
 ) -> Rotation:
-    """Move a rotation to ``new_start`` (a Monday) and lock it there."""
+    """Move a rotation to ``new_start`` (a Monday) and lock it there. A refusal names the nearest weeks that
+    fit (from ``today``'s coming Monday on) and the swap partners that would make ``new_start`` fit."""
     reason = _reason(reason)
     rot = _rotation(session, rotation_id)
-    validate_start(session, policy, rot, new_start)
+    validate_or_explain(session, policy, rot, new_start, today=today)
     return _reschedule(session, policy, rot, new_start, "move", reason, actor)
 
 
@@ -228,8 +351,10 @@ def defer(
     until: date | None = None,
     reason: str,
     actor: str = "cli",
+    today: date | None = None,
 ) -> Rotation:
-    """Start a rotation ``weeks`` weeks later, or on the first Monday on or after ``until``; locks it."""
+    """Start a rotation ``weeks`` weeks later, or on the first Monday on or after ``until``; locks it. A
+    refusal names the nearest later weeks that fit and the swap partners that would make it fit."""
     reason = _reason(reason)
     rot = _rotation(session, rotation_id)
     if weeks is not None and until is None:
@@ -242,8 +367,90 @@ def defer(
         raise PlanningError("give either a number of weeks or an until date")
     if new_start <= rot.start:
         raise PlanningError(f"{new_start} is not later than the current start {rot.start}")
-    validate_start(session, policy, rot, new_start)
+    validate_or_explain(session, policy, rot, new_start, not_before=rot.start + timedelta(weeks=1), today=today)
     return _reschedule(session, policy, rot, new_start, "defer", reason, actor)
+
+
+def add(
+    session: Session,
+    policy: Policy,
+    employee_id: str,
+    start: date,
+    reason: str,
+    actor: str = "cli",
+    today: date | None = None,
+) -> Rotation:
+    """Give ``employee_id`` (someone the plan left unplaced, or anyone without a planned rotation) a rotation
+    starting on ``start`` (a Monday), locked so the next plan keeps it. Checked against the hard rules; a
+    refusal names the nearest weeks that fit and the rotations that would make room."""
+    reason = _reason(reason)
+    e = _employee(session, employee_id)
+    today = today or clock.today()
+    who = f"{e.employee_id} ({e.email})"
+    if not e.active:
+        raise PlanningError(f"{who} has left")
+    dept = session.get(Department, e.department_id)
+    if dept is not None and dept.name == policy.support_department:
+        raise PlanningError(f"{who} is in the support department ({dept.name}), which mentors rather than rotates")
+    if start < monday_on_or_after(today):
+        raise PlanningError(f"{start} is in the past; rotations are added from {monday_on_or_after(today)} on")
+    existing = session.exec(
+        select(Rotation)
+        .where(col(Rotation.employee_id) == e.id)
+        .where(col(Rotation.status).in_(OPEN_STATUSES))
+        .where(col(Rotation.end) >= today)
+        .order_by(col(Rotation.start))
+    ).first()
+    if existing is not None:
+        raise PlanningError(
+            f"{who} already has rotation {existing.id} ({existing.start}..{existing.end}); "
+            f"use `frontline plan move {existing.id} {start} --reason ...` to change it"
+        )
+    if e.id is None:  # never: the row was read from the database
+        raise PlanningError(f"employee {employee_id} is not stored yet")
+    kind, due = _kind_and_due(session, policy, e, start)
+    rot = Rotation(
+        employee_id=e.id,
+        start=start,
+        end=rotation_end(start, policy.length_weeks),
+        kind=kind,
+        status="draft",
+        due=due,
+        locked=True,
+        change_reason=f"added by HR: {reason}",
+    )
+    validate_or_explain(session, policy, rot, start, today=today)
+    session.add(rot)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="rotation.add",
+        subject_type="rotation",
+        subject_id=rot.id,
+        reason=reason,
+        employee_id=e.employee_id,
+        start=start.isoformat(),
+    )
+    return rot
+
+
+def _kind_and_due(session: Session, policy: Policy, e: Employee, start: date) -> tuple[str, date]:
+    """As the planner sees it: a new hire (never rotated, hired recently) is due in the hire week; anyone
+    else ``cycle_months`` after their last rotation (never rotated: now)."""
+    earlier = session.exec(
+        select(Rotation)
+        .where(col(Rotation.employee_id) == e.id)
+        .where(col(Rotation.status).in_(("invited", "done", "draft")))
+        .where(col(Rotation.start) < start)
+        .order_by(col(Rotation.start).desc())
+    ).first()
+    starts = [d for d in (e.last_rotation, earlier.start if earlier is not None else None) if d is not None]
+    last_rot = max(starts, default=None)
+    if last_rot is None and e.hire_date > start - timedelta(weeks=policy.new_hire_within_weeks):
+        return "new_hire", monday(e.hire_date)
+    due = start if last_rot is None else add_months(last_rot, policy.cycle_months)
+    return "cycle", monday(due)
 
 
 def exempt(

@@ -170,9 +170,13 @@ class _PlanWriter:
     removed: int = 0
 
     def _change(self, employee_id: str, action: str, old: date | None, new: date | None, why: str) -> None:
+        person = self.planning.employees.get(employee_id)
+        if person is None:
+            person = self.session.exec(select(Employee).where(col(Employee.employee_id) == employee_id)).first()
         self.changes.append(
             {
                 "employee_id": employee_id,
+                "name": person.name if person is not None else "",
                 "action": action,
                 "old_start": None if old is None else old.isoformat(),
                 "new_start": None if new is None else new.isoformat(),
@@ -221,7 +225,14 @@ class _PlanWriter:
 
     def _create(self, key: str, start_day: date) -> None:
         self.created += 1
-        self._change(key, "created", None, start_day, "planned")
+        due, owner = self.planning.due_dates[key], self.planning.employees[key]
+        if self.planning.kinds[key] == "new_hire":
+            why = f"new hire (hired {owner.hire_date})"
+        elif due < self.horizon:
+            why = f"overdue since the week of {due}"
+        else:
+            why = f"due in the week of {due}"
+        self._change(key, "created", None, start_day, why)
         if self.dry_run:
             return
         owner = self.planning.employees[key]

@@ -10,8 +10,9 @@ blocked start week (absences, blackouts), no start before ``release_week`` or af
 ``deadline_week``. Soft rules (the objective, see :class:`Weights`): squared weeks late, new hires
 weighted above cycle staff, a heavy linear cost per week a new hire starts after their onboarding
 window, a small cost per week a cycle rotation starts early, a cost for moving an existing draft
-rotation (stable re-planning), a very large cost per person left unplaced and, last, balance across
-weeks: a convex piecewise-linear cost of the starts in each week, ``balance`` per start beyond the
+rotation (stable re-planning), a very large cost per person left unplaced that grows with how overdue
+they are (fairness, :func:`fairness_penalty`), the people's preferred and unavailable weeks
+(:func:`preference_costs`) and, last, balance across weeks: a convex piecewise-linear cost of the starts in each week, ``balance`` per start beyond the
 weekly target, ``2 x balance`` beyond twice the target, ... (continuous variables
 ``over[k, w] >= starts_w - k x target``, integer target, inside the same LP/MIP, so the bound stays exact).
 
@@ -60,6 +61,12 @@ class Weights:
     # week; nobody 3+ weeks late waits longer (next week >= 7). 0 turns balance off.
     balance: float = 2.0
     balance_steps: int = 3
+    # Preferences (soft, below fairness and a new hire's lateness): a rotation overlapping an unavailable week
+    # costs 2/3 x ``preference``, and each of its weeks outside the person's preferred weeks (when they named
+    # any) 1/3 x ``preference`` / length. None = min(3, new_hire - 1 - balance x balance_steps) >= 0: one
+    # person's preferences change a plan's cost by less than a new hire's first week late, even together
+    # with the balance term (3 with the defaults: an unavailable week outweighs one week late for cycle staff).
+    preference: float | None = None
     unplaced: float | None = None  # per unplaced person; None = 10 x the largest placement cost + 10^4
 
 
@@ -75,6 +82,8 @@ class Person:
     is_new_hire: bool = False
     blocked_starts: frozenset[int] = frozenset()  # start weeks whose rotation would overlap an absence
     current_start: int | None = None  # start of this person's existing draft rotation (stability)
+    preferred: frozenset[int] = frozenset()  # weeks they would like to be on rotation (soft)
+    unavailable: frozenset[int] = frozenset()  # weeks they would rather not be on rotation (soft)
 
 
 @dataclass(frozen=True)
@@ -163,9 +172,36 @@ def _current_valid(inp: PlanInput, p: Person) -> bool:
 def person_cost(inp: PlanInput, p: Person, start: int | None) -> float:
     """Cost of starting ``p`` in week ``start`` (None: unplaced)."""
     if start is None:
-        return unplaced_penalty(inp) + (inp.weights.move if _current_valid(inp, p) else 0.0)
+        return unplaced_cost(inp, p) + (inp.weights.move if _current_valid(inp, p) else 0.0)
     cur = p.current_start if _current_valid(inp, p) else -1e9
-    return float(start_costs(inp, [start], [p.due_week], [p.is_new_hire], [cur])[0])
+    base = float(start_costs(inp, [start], [p.due_week], [p.is_new_hire], [cur])[0])
+    return base + float(preference_costs(inp, p)[start])
+
+
+def preference_weight(inp: PlanInput) -> float:
+    """The most one person's preferences can add to a start's cost (see :class:`Weights`)."""
+    w = inp.weights
+    if w.preference is not None:
+        return max(w.preference, 0.0)
+    return float(min(3.0, max(0.0, w.new_hire - 1.0 - w.balance * max(w.balance_steps, 1))))
+
+
+def preference_costs(inp: PlanInput, p: Person) -> np.ndarray:
+    """What ``p``'s preferences add to a start in each week 0 .. weeks - 1 (zeros without preferences)."""
+    W, L = inp.weeks, inp.length_weeks
+    cost = np.zeros(W, dtype=np.float64)
+    pi = preference_weight(inp)
+    if pi <= 0 or not (p.preferred or p.unavailable):
+        return cost
+    starts = np.arange(W)
+    covered = starts[:, None] + np.arange(L)[None, :]  # (W, L): the weeks each start covers
+    if p.unavailable:
+        bad = np.isin(covered, np.fromiter(p.unavailable, dtype=np.int64))
+        cost += np.where(bad.any(axis=1), 2.0 * pi / 3.0, 0.0)
+    if p.preferred:
+        outside = ~np.isin(covered, np.fromiter(p.preferred, dtype=np.int64))
+        cost += (pi / 3.0) * outside.sum(axis=1) / L
+    return cost
 
 
 def unplaced_penalty(inp: PlanInput) -> float:
@@ -174,6 +210,42 @@ def unplaced_penalty(inp: PlanInput) -> float:
     w, span = inp.weights, inp.weeks + 60
     worst = max(w.new_hire * span * span + w.new_hire_outside_window * span, w.cycle * span * span) + w.move
     return float(10 * worst + 1e4)
+
+
+def _max_step_cost(inp: PlanInput, late: np.ndarray) -> np.ndarray:
+    """An upper bound of what placing anyone ``late`` weeks after their due week can cost, plus what the
+    exchange of one placed person for another can change elsewhere (moves, balance)."""
+    w = inp.weights
+    late = np.maximum(np.asarray(late, dtype=np.float64), 0.0)
+    nh = w.new_hire * late * late + w.new_hire_outside_window * np.maximum(late - inp.new_hire_within_weeks, 0.0)
+    cyc = w.cycle * late * late
+    extra = (
+        w.early * max(inp.early_weeks, 0)
+        + 2 * w.move
+        + 2 * w.balance * max(w.balance_steps, 1)
+        + 2 * preference_weight(inp)
+        + 1.0
+    )
+    return np.maximum(nh, cyc) + extra
+
+
+def fairness_penalty(inp: PlanInput, due) -> np.ndarray:
+    """The part of the unplaced cost that grows with how overdue a person is: ``F(weeks - due)`` with
+    ``F(n) = sum over l < n of (the most any placement l weeks late can cost + 1)``.
+
+    One week earlier due adds more than any placement in the horizon costs, so leaving out someone due
+    earlier while someone due later is placed is never cheapest: taking the later person out and placing the
+    earlier one (where the capacity allows) always lowers the objective (the fairness rule)."""
+    due = np.asarray(due, dtype=np.int64)
+    n = np.maximum(inp.weeks - due, 0)
+    top = int(n.max()) if n.size else 0
+    F = np.concatenate([[0.0], np.cumsum(_max_step_cost(inp, np.arange(top)))])
+    return F[n]
+
+
+def unplaced_cost(inp: PlanInput, p: Person) -> float:
+    """What leaving ``p`` unplaced costs: the base penalty plus :func:`fairness_penalty` of their due week."""
+    return unplaced_penalty(inp) + float(fairness_penalty(inp, [p.due_week])[0])
 
 
 def locked_starts(inp: PlanInput) -> np.ndarray:
@@ -259,6 +331,11 @@ class _People:
     nh: np.ndarray
     cur: np.ndarray  # current draft start if still allowed, else NO_START
     allowed: np.ndarray  # (N, weeks) bool: start allowed (window, absences, blackouts)
+    pid: np.ndarray  # preference profile per person (0: none)
+    pref: np.ndarray  # (profiles, weeks): what each profile adds to a start's cost
+
+    def pref_cost(self, people: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        return self.pref[self.pid[people], starts]
 
 
 def _people_arrays(inp: PlanInput, people: list[Person], depts: list[str]) -> _People:
@@ -282,6 +359,16 @@ def _people_arrays(inp: PlanInput, people: list[Person], depts: list[str]) -> _P
     valid = (cur >= 0) & (cur < W)
     valid[valid] = allowed[np.nonzero(valid)[0], cur[valid]]
     cur = np.where(valid, cur, NO_START)  # an old start that is no longer allowed must move, at no extra cost
+    profiles: dict[tuple[frozenset[int], frozenset[int]], int] = {(frozenset(), frozenset()): 0}
+    rows = [np.zeros(W, dtype=np.float64)]
+    pid = np.zeros(N, dtype=np.int64)
+    for i, p in enumerate(people):
+        if p.preferred or p.unavailable:
+            key = (p.preferred, p.unavailable)
+            if key not in profiles:
+                profiles[key] = len(rows)
+                rows.append(preference_costs(inp, p))
+            pid[i] = profiles[key]
     return _People(
         people,
         depts,
@@ -292,6 +379,8 @@ def _people_arrays(inp: PlanInput, people: list[Person], depts: list[str]) -> _P
         np.fromiter((p.is_new_hire for p in people), dtype=bool, count=N),
         cur,
         allowed,
+        pid,
+        np.vstack(rows),
     )
 
 
@@ -348,15 +437,20 @@ def _model(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, end: np.
     W = inp.weeks
     allowed = P.allowed[idx] & (np.arange(W)[None, :] <= end[:, None])
     bits = np.packbits(allowed, axis=1).astype(np.int64)
-    keys = np.column_stack([P.dept[idx], P.due[idx], P.nh[idx].astype(np.int64), P.cur[idx], bits])
+    keys = np.column_stack([P.dept[idx], P.due[idx], P.nh[idx].astype(np.int64), P.cur[idx], P.pid[idx], bits])
     uniq, rep, class_of = np.unique(keys, axis=0, return_index=True, return_inverse=True)
     class_of = class_of.ravel()
     counts = np.bincount(class_of, minlength=len(uniq)).astype(np.int64)
     col_class, col_start = np.nonzero(allowed[rep])
     rep_p = idx[rep]
     col_cost = start_costs(inp, col_start, P.due[rep_p][col_class], P.nh[rep_p][col_class], P.cur[rep_p][col_class])
+    col_cost = col_cost + P.pref_cost(rep_p[col_class], col_start)
     A = _matrix(inp, cap, P.dept[rep_p][col_class], col_start)
-    slack = unplaced_penalty(inp) + np.where(P.cur[rep_p] != NO_START, inp.weights.move, 0.0)
+    slack = (
+        unplaced_penalty(inp)
+        + fairness_penalty(inp, P.due[rep_p])
+        + np.where(P.cur[rep_p] != NO_START, inp.weights.move, 0.0)
+    )
     return _Model(idx, class_of, counts, col_class.astype(np.int64), col_start.astype(np.int64), col_cost, A, slack)
 
 
@@ -514,6 +608,7 @@ def _solve_lp(
         for chunk in np.array_split(open_, max(1, len(open_) // 20000)):
             p = idx[chunk]
             rc = start_costs(inp, weeks[None, :], P.due[p][:, None], P.nh[p][:, None], P.cur[p][:, None])
+            rc = rc + P.pref[P.pid[p]]
             rc = rc - pi[chunk][:, None] - node_dual[P.dept[p]]
             outside = P.allowed[p] & (weeks[None, :] > end[chunk][:, None])
             rc = np.where(outside, rc, np.inf)
@@ -572,6 +667,10 @@ def solve(inp: PlanInput) -> PlanOutput:
     stats["balance_target"] = round(target, 4)
     if len(idx):
         start_of, objective, lower_bound, method = _optimise(run, idx)
+        stats["fairness_exchanges"] = exchanges = _enforce_fairness(run, idx, start_of)
+        if exchanges:  # each exchange lowered the objective: the bound still holds
+            objective = _objective(inp, P, start_of, idx, big, target)
+            method += "+fairness"
     else:  # nothing to place: only locked starts beyond the target (a constant) cost balance
         start_of = np.full(len(people), NO_START, dtype=np.int64)
         objective = balance_cost(inp, np.zeros(inp.weeks), target) if inp.weights.balance > 0 else 0.0
@@ -699,7 +798,10 @@ def _output(
     assignments = {people[i].key: int(start_of[i]) for i in idx if start_of[i] != NO_START}
     placed = np.array([i for i in idx if start_of[i] != NO_START], dtype=np.int64)
     cost = (
-        start_costs(inp, start_of[placed], P.due[placed], P.nh[placed], P.cur[placed]) if len(placed) else np.zeros(0)
+        start_costs(inp, start_of[placed], P.due[placed], P.nh[placed], P.cur[placed])
+        + P.pref_cost(placed, start_of[placed])
+        if len(placed)
+        else np.zeros(0)
     )
     costs = {people[i].key: float(c) for i, c in zip(placed, cost, strict=True)}
     left = [people[i] for i in idx if start_of[i] == NO_START]
@@ -716,6 +818,103 @@ def _output(
     stats["balance_cost"] = round(balance_cost(inp, _week_starts(inp, start_of), run.target), 6) if bal > 0 else 0.0
     stats["unplaced_penalty"] = run.big
     return PlanOutput(assignments, unplaced, objective, lower_bound, gap, time.perf_counter() - run.t0, stats, costs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fairness
+
+
+@dataclass
+class _Loads:
+    """People on rotation per week (seats) and per (department, week), locked rotations included."""
+
+    inp: PlanInput
+    P: _People
+    seat: np.ndarray
+    dept: np.ndarray  # (departments, weeks)
+    caps: np.ndarray  # per department
+
+    @classmethod
+    def of(cls, inp: PlanInput, P: _People, start_of: np.ndarray) -> _Loads:
+        seat, dept = locked_load(inp, P.depts)
+        loads = cls(inp, P, seat, dept, np.array([_dept_cap(inp, d) for d in P.depts], dtype=np.int64))
+        for i in np.nonzero(start_of != NO_START)[0]:
+            loads.add(int(i), int(start_of[i]), 1)
+        return loads
+
+    def add(self, i: int, start: int, n: int) -> None:
+        L = self.inp.length_weeks
+        self.seat[start : start + L] += n
+        self.dept[self.P.dept[i], start : start + L] += n
+
+    def _window_sum(self, flags: np.ndarray) -> np.ndarray:
+        """Per start week 0 .. weeks - 1: how many of the rotation's weeks are flagged."""
+        cum = np.concatenate([[0], np.cumsum(flags.astype(np.int64))])
+        s = np.arange(self.inp.weeks)
+        return cum[np.minimum(s + self.inp.length_weeks, len(flags))] - cum[s]
+
+    def best_start(self, i: int) -> int | None:
+        """The cheapest allowed start of person ``i`` that fits the seats and their department cap, or None."""
+        inp, P, d = self.inp, self.P, self.P.dept[i]
+        full = (self.seat >= inp.seats_per_week) | (self.dept[d] >= self.caps[d])
+        ok = np.nonzero(P.allowed[i] & (self._window_sum(full) == 0))[0]
+        if not len(ok):
+            return None
+        cost = start_costs(inp, ok, P.due[i], P.nh[i], P.cur[i]) + P.pref[P.pid[i], ok]
+        return int(ok[int(np.argmin(cost))])
+
+    def freed_by(self, i: int, cand: np.ndarray, start_of: np.ndarray) -> np.ndarray:
+        """Which of the placed people ``cand`` would, taken out, let person ``i`` start somewhere allowed:
+        every full week of some allowed start must lie inside their rotation (and the department's full
+        weeks only help when they are of the same department)."""
+        inp, P, d, L = self.inp, self.P, self.P.dept[i], self.inp.length_weeks
+        seat_full, dept_full = self.seat == inp.seats_per_week, self.dept[d] == self.caps[d]
+        over = (self.seat > inp.seats_per_week) | (self.dept[d] > self.caps[d])
+        hope = P.allowed[i] & (self._window_sum(over) == 0)
+        helps = np.zeros(len(cand), dtype=bool)
+        t, same = start_of[cand], P.dept[cand] == d
+        for s in np.nonzero(hope)[0].tolist():
+            weeks = np.arange(s, min(s + L, len(self.seat)))
+            blocking = weeks[seat_full[weeks] | dept_full[weeks]]
+            if not len(blocking):  # fits already (never: the caller asked because nothing fits)
+                continue
+            lo, hi = int(blocking.min()), int(blocking.max())
+            inside = (t <= lo) & (t + L - 1 >= hi)
+            helps |= inside & (same | ~dept_full[weeks].any())
+        return helps
+
+
+def _enforce_fairness(run: _Run, idx: np.ndarray, start_of: np.ndarray) -> int:
+    """The fairness rule, whatever the solver's rounding left: nobody stays unplaced while a free start fits
+    them or while someone due later is placed whose rotation, taken out, would let them start (most overdue
+    first; the later person is then unplaced and may in turn take the place of someone due even later).
+
+    Each placement or exchange lowers the objective (:func:`fairness_penalty`), so an optimal plan is left as
+    it is and the loop ends. Returns the number of placements and exchanges made (in ``start_of``)."""
+    P = run.P
+    loads = _Loads.of(run.inp, P, start_of)
+    changes, changed = 0, True
+    while changed:
+        changed = False
+        left = idx[start_of[idx] == NO_START]
+        for a in left[np.lexsort((left, P.due[left]))]:
+            s = loads.best_start(int(a))
+            if s is None:
+                placed = np.nonzero(start_of != NO_START)[0]
+                cand = placed[P.due[placed] > P.due[a]]
+                cand = cand[np.lexsort((cand, -P.due[cand]))]  # latest due first
+                for b in cand[loads.freed_by(int(a), cand, start_of)]:
+                    loads.add(int(b), int(start_of[b]), -1)
+                    s = loads.best_start(int(a))
+                    if s is not None:
+                        start_of[b] = NO_START
+                        break
+                    loads.add(int(b), int(start_of[b]), 1)
+            if s is not None:
+                start_of[a] = s
+                loads.add(int(a), s, 1)
+                changes, changed = changes + 1, True
+    return changes
 
 
 def _take(m: _Model, y: np.ndarray, start_of: np.ndarray) -> None:
@@ -751,10 +950,11 @@ def _objective(inp: PlanInput, P: _People, start_of: np.ndarray, idx: np.ndarray
     s = start_of[idx]
     ok = s != NO_START
     p = idx[ok]
-    cost = start_costs(inp, s[ok], P.due[p], P.nh[p], P.cur[p]).sum() if len(p) else 0.0
+    cost = (start_costs(inp, s[ok], P.due[p], P.nh[p], P.cur[p]) + P.pref_cost(p, s[ok])).sum() if len(p) else 0.0
     dropped = idx[~ok]
     bal = balance_cost(inp, _week_starts(inp, start_of), target) if inp.weights.balance > 0 else 0.0
-    return float(cost + big * len(dropped) + inp.weights.move * (P.cur[dropped] != NO_START).sum() + bal)
+    slack = big * len(dropped) + fairness_penalty(inp, P.due[dropped]).sum()
+    return float(cost + slack + inp.weights.move * (P.cur[dropped] != NO_START).sum() + bal)
 
 
 # --------------------------------------------------------------------------------------------------

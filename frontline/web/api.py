@@ -1,4 +1,4 @@
-"""JSON API: ``POST /api/observations`` (bearer token per rotator or per integration).
+"""JSON API: ``POST /api/observations`` and ``POST /api/contacts`` (bearer token per rotator or per integration).
 
 * A **rotator token** (``frontline api-token create --name X --employee E100``) submits as that
   person; the body may omit ``employee_id`` (if given it must match, else 403).
@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from frontline.core.security import hash_secret
 from frontline.observations.api_tokens import authenticate_api_token
+from frontline.observations.contacts import ContactsIn, ContactsRefused, record_contacts_by_token
 from frontline.observations.intake import (
     ObservationConflict,
     ObservationIn,
@@ -251,3 +252,73 @@ async def create_observation(
     if obs.replayed:
         response.status_code = 200
     return obs
+
+
+class ContactsCreate(ContactsIn):
+    employee_id: str | None = Field(
+        default=None,
+        max_length=100,
+        description="HR employee id of the rotator: required with an integration token, optional with a rotator token",
+    )
+
+
+class ContactsBatch(BaseModel):
+    """Several days (or several rotators, with an integration token) in one request."""
+
+    model_config = {"extra": "forbid"}
+    items: list[ContactsCreate] = Field(min_length=1, max_length=500)
+
+
+class ContactsOut(BaseModel):
+    employee_id: str
+    day: str
+    contacts: int
+    by_area: dict[str, int]
+
+
+@router.post(
+    "/contacts",
+    status_code=201,
+    response_model=list[ContactsOut],
+    summary="Record contacts a rotator handled per day (the base of the digest's shares)",
+    responses={
+        401: {"model": MessageOut, "description": "Missing, unknown or revoked token"},
+        403: {"model": MessageOut, "description": "A rotator token used for someone else, or an inactive rotator"},
+        422: {"model": ValidationErrorOut, "description": "Invalid fields (nothing is recorded)"},
+    },
+)
+def create_contacts(body: ContactsCreate | ContactsBatch, token: Caller = Depends(authenticated)):
+    """One object (``{"day", "contacts", "by_area"?, "employee_id"?}``) or ``{"items": [...]}``. The latest
+    record of a (rotator, day) replaces the earlier one, so re-sending an export is safe."""
+    from frontline.observations.policy import current_policy
+
+    items = body.items if isinstance(body, ContactsBatch) else [body]
+    policy = current_policy()
+    out: list[dict[str, Any]] = []
+    try:
+        with session_scope(get_engine()) as session:
+            by_rotator: dict[str | None, list[ContactsCreate]] = {}
+            for item in items:
+                by_rotator.setdefault(item.employee_id, []).append(item)
+            for hr_id, entries in by_rotator.items():
+                plain = [ContactsIn(day=e.day, contacts=e.contacts, by_area=e.by_area) for e in entries]
+                employee, rows = record_contacts_by_token(session, token.token_hash, hr_id, plain, policy=policy)
+                out += [
+                    {
+                        "employee_id": employee.employee_id,
+                        "day": r.day.isoformat(),
+                        "contacts": r.contacts,
+                        "by_area": r.by_area,
+                    }
+                    for r in rows
+                ]
+    except TokenRevoked as exc:
+        _forget_token(token.token_hash)
+        return _error(401, str(exc), {"WWW-Authenticate": "Bearer"})
+    except UnknownEmployee as exc:
+        return _field_error("employee_id", str(exc), exc.kind)
+    except (WrongRotator, RotatorInactive) as exc:
+        return _error(403, str(exc))
+    except ContactsRefused as exc:
+        return _field_error(exc.field, str(exc))
+    return out

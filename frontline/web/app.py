@@ -11,8 +11,19 @@ from fastapi import FastAPI
 
 
 def create_app() -> FastAPI:
-    from frontline.web import api, auth, calendar_feed, digest, middleware, observe, survey, unavailable
-    from frontline.web.console import actions, dashboard, me, mentors, observations, plan, roster
+    from frontline.web import (
+        api,
+        auth,
+        calendar_feed,
+        change_request,
+        digest,
+        middleware,
+        observe,
+        pairing,
+        survey,
+        unavailable,
+    )
+    from frontline.web.console import actions, dashboard, me, mentors, observations, plan, requests, roster
 
     app = FastAPI(title="Frontline", version="0.1.0")
     mask_tokens_in_access_log()
@@ -23,13 +34,16 @@ def create_app() -> FastAPI:
 
     auth.install(app)  # console sign-in, sessions, CSRF, error pages
     unavailable.install(app)  # an unusable policy file: 503 with a clear page (JSON for the API)
-    for console_page in (dashboard, observations, me, roster, plan, mentors, actions):
+    # requests before actions: /plan/rotations/<id>/request is not one of the actions' /plan/rotations/<id>/<action>
+    for console_page in (dashboard, observations, me, roster, plan, mentors, requests, actions):
         app.include_router(console_page.router)
     app.include_router(digest.router)  # digest theme actions, unsubscribe
     app.include_router(observe.router)  # GET/POST /observe/<token>, /ack/<token>
     app.include_router(api.router)  # POST /api/observations
     app.include_router(calendar_feed.router)  # GET /calendar/<token>.ics
     app.include_router(survey.router)  # GET/POST /survey/<token>
+    app.include_router(pairing.router)  # GET/POST /pairing/<token>: a mentor accepts or declines
+    app.include_router(change_request.router)  # GET/POST /request/<token>: a rotator asks for a change
 
     # Console POSTs (other than sign-in) need a signed-in session before their body is read (innermost:
     # an announced body over the limits below is refused with 413 first).

@@ -33,11 +33,13 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from sqlmodel import Session
 
+from frontline.core import clock
 from frontline.core.links import DAY, read_token
 from frontline.core.policy import Policy
 from frontline.core.security import InvalidToken, sign, verify
 from frontline.core.templating import render_html
 from frontline.observations.acknowledgement import AckTarget, ack_link_target, set_ack_state
+from frontline.observations.contacts import ContactsIn, ContactsRefused, contacts_on, record_contacts
 from frontline.observations.intake import (
     ObservationConflict,
     RateLimited,
@@ -53,7 +55,15 @@ from models import Employee, get_engine, session_scope
 router = APIRouter(include_in_schema=False)
 
 MAX_BODY_BYTES = 64 * 1024
-LIMITED_PREFIXES = ("/observe/", "/ack/", "/api/observations", "/survey/", "/digest/")  # every token-link form
+LIMITED_PREFIXES = (
+    "/observe/",
+    "/ack/",
+    "/api/observations",
+    "/survey/",
+    "/digest/",
+    "/pairing/",
+    "/request/",
+)  # every token-link form
 FORM_PURPOSE = "observe-form"
 ACK_FORM_PURPOSE = "ack-form"
 FORM_SECONDS = 24 * 3600
@@ -235,6 +245,11 @@ def _form_context(session: Session, employee: Employee, policy: Policy, **extra:
         "saved": None,
         "saved_department": None,
         "redaction_note": None,
+        "today": clock.today(),
+        "contacts_today": contacts_on(session, employee.id, clock.today()) if employee.id is not None else None,
+        "contacts_saved": None,
+        "contacts_errors": {},
+        "contacts_values": {},
     }
     ctx.update(extra)
     return ctx
@@ -307,6 +322,54 @@ async def observe_submit(token: str, request: Request) -> HTMLResponse:
         if "__invalid__" in form:
             return form_page.again(400, {"text": form["__invalid__"]})
         return _store(form, form_page)
+
+
+@router.post("/observe/{token}/contacts", response_class=HTMLResponse)
+async def contacts_submit(token: str, request: Request) -> HTMLResponse:
+    """The observation page's "contacts handled" form: one number for a day (today by default), optionally
+    split by product area; recording the same day again replaces the number."""
+    form = await _form_fields(request)
+    policy = current_policy()
+    with session_scope(get_engine()) as session:
+        try:
+            employee = _rotator_from_token(session, token, policy)
+        except InvalidToken as exc:
+            return _denied(str(exc))
+        action = request.url.path.removesuffix("/contacts")
+        form_page = _FormPage(session, employee, policy, action, _values({}))
+        refused = _nonce_refusal(form, employee, form_page)
+        if refused is not None:
+            return refused
+        values = {k: v for k, v in form.items() if k == "contacts" or k == "day" or k.startswith("area:")}
+        try:
+            entry = ContactsIn(
+                day=form.get("day") or clock.today().isoformat(),
+                contacts=form.get("contacts", "").strip() or -1,
+                by_area={
+                    k.removeprefix("area:"): int(v) for k, v in values.items() if k.startswith("area:") and v.strip()
+                },
+            )
+            row = record_contacts(
+                session,
+                employee,
+                entry,
+                policy=policy,
+                source="web",
+                recorded_by=employee.email or f"employee:{employee.id}",
+            )
+        except (ValidationError, ValueError) as exc:
+            if isinstance(exc, ContactsRefused):
+                errors = {exc.field: str(exc)}
+            elif isinstance(exc, ValidationError):
+                errors = {
+                    str(e["loc"][0]) if e["loc"] else "contacts": _friendly(e) for e in exc.errors(include_url=False)
+                }
+            else:
+                errors = {"by_area": "each area's number must be a whole number"}
+            return form_page.again(422, {}, contacts_errors=errors, contacts_values=values)
+        return form_page.again(
+            200, {}, contacts_saved=row, contacts_today=contacts_on(session, employee.id or 0, clock.today())
+        )
 
 
 def _nonce_refusal(form: dict[str, str], employee: Employee, form_page: _FormPage) -> HTMLResponse | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
@@ -20,10 +21,12 @@ from sqlmodel import Session
 
 from frontline.core import audit, clock
 from frontline.core.clock import monday
-from frontline.core.errors import PlanningError
+from frontline.core.errors import OverrideRefused, PlanningError
 from frontline.core.policy import Policy
+from frontline.mentors import review
 from frontline.people.directory import employee_by_id_or_email, employees_by_external_id
 from frontline.rotations import overrides, queries
+from frontline.rotations import requests as change_requests
 from frontline.rotations.service import plan_rotations
 from frontline.web.auth import (
     ConsoleDenied,
@@ -49,6 +52,7 @@ ACTIONS = {
     "lock": "Lock",
     "unlock": "Unlock",
     "repair": "Re-pair with another mentor",
+    "mentor": "Choose the mentor",
 }
 MAX_REASON = 1000
 
@@ -76,6 +80,7 @@ def _detail(
     error: str | None = None,
     values: dict[str, str] | None = None,
     status_code: int = 200,
+    refused: OverrideRefused | None = None,
 ) -> Response:
     ctx = _rotation_context(session, user, rotation_id)
     r = ctx["r"]
@@ -84,9 +89,17 @@ def _detail(
         "web/console/rotation.html",
         status_code=status_code,
         error=error,
+        refused=refused,
         v=values or {},
         actions=ACTIONS,
         can_act=user.is_hr and r.status not in ("cancelled", "done"),
+        can_ask=(
+            not user.is_hr
+            and r.status in ("draft", "invited")
+            and r.start > clock.today()
+            and ctx["employee"].department_id in user.head_of
+        ),
+        pending_request=change_requests.pending_request(session, rotation_id),
         suggested_start=(r.start + timedelta(weeks=1)).isoformat(),
         **ctx,
     )
@@ -118,7 +131,7 @@ def _perform(
         if new_start is None:
             raise PlanningError("choose the new start date (a Monday)")
         old = rotation.start
-        overrides.move(session, pol, rid, new_start, reason, actor=actor)
+        overrides.move(session, pol, rid, new_start, reason, actor=actor, today=clock.today())
         return f"{employee.name}: rotation moved from {old} to {new_start} and locked", [rid]
     if action == "swap":
         return _swap(session, pol, rotation, employee, (values.get("other") or "").strip(), reason, actor)
@@ -126,7 +139,9 @@ def _perform(
         weeks = parse_int(values.get("weeks"), "weeks")
         until = parse_date(values.get("until"), "until")
         old = rotation.start
-        rot = overrides.defer(session, pol, rid, weeks=weeks, until=until, reason=reason, actor=actor)
+        rot = overrides.defer(
+            session, pol, rid, weeks=weeks, until=until, reason=reason, actor=actor, today=clock.today()
+        )
         return f"{employee.name}: rotation deferred from {old} to {rot.start} and locked", [rid]
     if action == "exempt":
         return _exempt(session, employee, parse_date(values.get("until"), "until"), reason, actor)
@@ -137,6 +152,8 @@ def _perform(
         if replaced.other_rotation_ids:
             summary += f" (the pairing run also paired {len(replaced.other_rotation_ids)} other rotation(s) that had no mentor)"
         return summary, [rid, *replaced.other_rotation_ids]
+    if action == "mentor":
+        return _set_mentor(session, pol, rotation, employee, (values.get("mentor") or "").strip(), reason, actor)
     if action in ("lock", "unlock"):
         overrides.set_lock(session, rid, action == "lock", reason, actor=actor)
         return f"{employee.name}: rotation {action}ed", [rid]
@@ -160,6 +177,20 @@ def _swap(
         f"{employee.name} now starts {b_start}, {other_emp.name} now starts {a_start} (both locked)",
         [rotation.id, other.id],
     )
+
+
+def _set_mentor(
+    session: Session, pol: Policy, rotation: Rotation, employee: Employee, mentor_key: str, reason: str, actor: str
+) -> tuple[str, list[int]]:
+    if not mentor_key:
+        raise PlanningError("give the mentor's employee id or e-mail address")
+    mentor = employee_by_id_or_email(session, mentor_key)
+    if mentor is None:
+        raise PlanningError(f"no employee {mentor_key!r}")
+    if rotation.id is None:
+        raise PlanningError("the rotation is not stored yet")
+    review.set_mentor(session, pol, rotation.id, mentor, reason, actor)
+    return f"{employee.name}: mentor is now {mentor.name} (chosen by HR)", [rotation.id]
 
 
 def _exempt(session: Session, employee: Employee, until: date | None, reason: str, actor: str) -> tuple[str, list[int]]:
@@ -197,6 +228,7 @@ def rotation_action(
     other: str = Form(""),
     weeks: str = Form(""),
     until: str = Form(""),
+    mentor: str = Form(""),
     confirm: str = Form(""),
     user: Principal = Depends(require_hr),
     session: Session = Depends(db),
@@ -210,6 +242,7 @@ def rotation_action(
         "other": other,
         "weeks": weeks,
         "until": until,
+        "mentor": mentor.strip()[:320],
     }
     if not values["reason"]:
         return _detail(
@@ -229,7 +262,8 @@ def rotation_action(
         session.flush()
     except (PlanningError, ConsoleDenied) as exc:
         session.rollback()
-        message = exc.message if isinstance(exc, ConsoleDenied) else str(exc)
+        refused = exc if isinstance(exc, OverrideRefused) else None
+        message = exc.message if isinstance(exc, ConsoleDenied) else refused.problem if refused else str(exc)
         return _detail(
             request,
             session,
@@ -238,6 +272,7 @@ def rotation_action(
             values=values,
             status_code=400,
             error=f"{ACTIONS[action]} is not possible: {message}",
+            refused=refused,
         )
     if confirm != "yes":
         session.rollback()  # a preview: nothing is written until the HR admin confirms
@@ -358,3 +393,96 @@ def rerun_apply(
     if queued is not None:
         done += f". Calendar updates queued: {queued}"
     return redirect(request, with_flash("/console/plan", done))
+
+
+# ------------------------------------------------------------------------------- add a rotation
+
+
+def _add_page(
+    request: Request,
+    session: Session,
+    user: Principal,
+    employee_key: str,
+    *,
+    values: dict[str, str] | None = None,
+    error: str | None = None,
+    refused: OverrideRefused | None = None,
+    status_code: int = 200,
+) -> Response:
+    employee = employee_by_id_or_email(session, employee_key)
+    if employee is None:
+        raise ConsoleDenied("No such employee.", status_code=404)
+    check_department(user, employee.department_id)
+    return page(
+        request,
+        "web/console/add.html",
+        status_code=status_code,
+        employee=employee,
+        v=values or {"new_start": monday(clock.today() + timedelta(days=7)).isoformat()},
+        error=error,
+        refused=refused,
+    )
+
+
+@router.get("/plan/people/{employee_key}/add")
+def add_form(
+    request: Request, employee_key: str, user: Principal = Depends(require_hr), session: Session = Depends(db)
+) -> Response:
+    return _add_page(request, session, user, employee_key)
+
+
+@router.post("/plan/people/{employee_key}/add")
+def add_action(
+    request: Request,
+    employee_key: str,
+    reason: str = Form(""),
+    new_start: str = Form(""),
+    confirm: str = Form(""),
+    user: Principal = Depends(require_hr),
+    session: Session = Depends(db),
+) -> Response:
+    """Give an unplaced person a rotation: preview (validated, rolled back), then confirm (written, locked)."""
+    values = {"action": "add", "reason": reason.strip()[:MAX_REASON], "new_start": new_start}
+    employee = employee_by_id_or_email(session, employee_key)
+    if employee is None:
+        raise ConsoleDenied("No such employee.", status_code=404)
+    check_department(user, employee.department_id)
+    try:
+        if not values["reason"]:
+            raise PlanningError("a reason is required (it is kept in the audit trail)")
+        start = parse_date(new_start, "start")
+        if start is None:
+            raise PlanningError("choose the start date (a Monday)")
+        rot = overrides.add(
+            session, policy(), employee.employee_id, start, values["reason"], actor=user.email, today=clock.today()
+        )
+    except (PlanningError, ConsoleDenied) as exc:
+        session.rollback()
+        refused = exc if isinstance(exc, OverrideRefused) else None
+        message = exc.message if isinstance(exc, ConsoleDenied) else refused.problem if refused else str(exc)
+        return _add_page(
+            request,
+            session,
+            user,
+            employee_key,
+            values=values,
+            error=f"Adding a rotation is not possible: {message}",
+            refused=refused,
+            status_code=400,
+        )
+    summary = f"{employee.name}: new rotation {rot.start} to {rot.end} ({rot.kind.replace('_', ' ')}, locked)"
+    if confirm != "yes":
+        session.rollback()
+        return page(
+            request,
+            "web/console/confirm.html",
+            title="Add a rotation",
+            summary=summary,
+            values=values,
+            action_url=f"/console/plan/people/{quote(employee.employee_id, safe='')}/add",
+            back_url=f"/console/plan/people/{quote(employee.employee_id, safe='')}/add",
+            employee=employee,
+        )
+    rotation_id = rot.id
+    session.commit()
+    return redirect(request, with_flash(f"/console/plan/rotations/{rotation_id}", summary))

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
-from frontline.core.clock import aware
+from frontline.core.clock import aware, today
 from frontline.observations.rotators import rotator_overview
+from frontline.rotations.requests import KINDS, requests_for_rotations
 from frontline.web.auth import ConsoleDenied, Principal, current_user, db, page, require_csrf
 
 router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], include_in_schema=False)
@@ -27,4 +28,7 @@ def my_rotation(request: Request, user: Principal = Depends(current_user), sessi
         observations=overview.observations,
         departments=overview.departments,
         aware=aware,
+        requests=requests_for_rotations(session, [r.id for r in overview.rotations if r.id is not None]),
+        askable_ids=[r.id for r in overview.rotations if r.status in ("draft", "invited") and r.start > today()],
+        request_kinds=[(k, KINDS[k]) for k in ("another_week", "cannot_do")],
     )

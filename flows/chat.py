@@ -1,7 +1,8 @@
 """Flow ``deliver-chat``: send the queued chat notifications through Apprise (every two minutes).
 
-One task: the due messages of the queue (:func:`frontline.chat.service.deliver_due`), committed together;
-a failed send is retried by a later run with backoff, so the task itself is not retried.
+One step: the due messages of the queue (:func:`frontline.chat.service.deliver_due`). A failed send is
+retried by a later run with backoff, so the step itself is not retried. The body is
+:func:`flows.jobs.deliver_chat`.
 """
 
 from __future__ import annotations
@@ -11,26 +12,13 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import counts_table, report, run_name
+from flows import jobs
+from flows.common import run_name
 
-
-@task(name="send-chat", cache_policy=NO_CACHE)
-def send_chat_task() -> dict[str, Any]:
-    from frontline.chat.service import deliver_due
-    from frontline.core.clock import utcnow
-    from frontline.core.policy import load_policy
-    from models import session_scope
-
-    chat = load_policy().chat
-    with session_scope() as session:
-        done = deliver_due(session, chat, utcnow())
-    return {"sent": done.sent, "failed": done.failed, "dropped": done.dropped, "errors": done.errors}
+send_chat = task(name="send-chat", cache_policy=NO_CACHE)(jobs.send_chat)
 
 
 @flow(name="deliver-chat", flow_run_name=run_name("deliver-chat"))
 def deliver_chat() -> dict[str, Any]:
     """Send the chat notifications that are due."""
-    out = send_chat_task()
-    counts = {k: out[k] for k in ("sent", "failed", "dropped")}
-    report("deliver-chat", f"Chat: {out['sent']} sent, {out['failed']} failed", table=counts_table(counts))
-    return out
+    return jobs.deliver_chat(send=send_chat)

@@ -10,12 +10,16 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlmodel import Session
+
+# The run of flows.runner.run_job under way in this context: None inside Prefect or outside any job.
+CURRENT_RUN: contextvars.ContextVar[Any] = contextvars.ContextVar("frontline_local_run", default=None)
 
 # Tag on the tasks that write the plan or the pairings (planning, pairing, onboarding): with a
 # concurrency limit of 1 on it (``prefect concurrency-limit create frontline-planning 1``) two of them
@@ -25,26 +29,50 @@ PLANNING_TAG = "frontline-planning"
 
 def run_name(label: str, *parameters: str) -> Callable[[], str]:
     def name() -> str:
-        from datetime import datetime
-
-        parts = [label]
+        values: Mapping[str, Any] = {}
         try:
             from prefect.runtime import flow_run
 
             values = flow_run.parameters or {}
-            parts += [str(values[p]) for p in parameters if values.get(p) not in (None, "")]
         except Exception:  # noqa: BLE001 - a name must never fail a run
             pass
-        try:
-            from frontline.core.settings import get_settings
+        return format_run_name(label, parameters, values)
 
-            now = datetime.now(get_settings().tz)
-        except Exception:  # noqa: BLE001
-            now = datetime.now()
-        parts.append(now.strftime("%Y%m%d-%H%M"))
-        return "-".join(p.replace(" ", "_")[:60] for p in parts)
-
+    name.label = label  # type: ignore[attr-defined]  # read by flows.runner to name runs without Prefect
+    name.parameters = parameters  # type: ignore[attr-defined]
     return name
+
+
+def format_run_name(label: str, parameters: Sequence[str], values: Mapping[str, Any]) -> str:
+    """``<label>-<values of parameters that are set>-<organisation date and time>``."""
+    from datetime import datetime
+
+    parts = [label]
+    parts += [str(values[p]) for p in parameters if values.get(p) not in (None, "")]
+    try:
+        from frontline.core.settings import get_settings
+
+        now = datetime.now(get_settings().tz)
+    except Exception:  # noqa: BLE001 - a name must never fail a run
+        now = datetime.now()
+    parts.append(now.strftime("%Y%m%d-%H%M"))
+    return "-".join(p.replace(" ", "_")[:60] for p in parts)
+
+
+def run_logger() -> Any:
+    """Prefect's run logger inside a Prefect flow or task run (its lines reach the server), else the
+    ``frontline.jobs`` logger. Never imports Prefect when Prefect is not loaded yet."""
+    import logging
+    import sys
+
+    if "prefect" in sys.modules:
+        from prefect.context import FlowRunContext, TaskRunContext
+
+        if FlowRunContext.get() is not None or TaskRunContext.get() is not None:
+            from prefect import get_run_logger
+
+            return get_run_logger()
+    return logging.getLogger("frontline.jobs")
 
 
 # --- what a run leaves behind: one artifact and, for the flows that own it, one AuditEvent ---------
@@ -78,12 +106,17 @@ def report(
     """Leave the run's artifact ``key`` (a ``markdown`` text, else a ``table``) and, with ``audit``, its
     AuditEvent: in ``session`` when given (the same transaction as the work it records), else in a
     transaction of its own."""
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
-    if markdown is not None:
-        create_markdown_artifact(key=key, markdown=markdown, description=description)
+    rows = [dict(row) for row in table or []]
+    local = CURRENT_RUN.get()
+    if local is not None:  # a run without Prefect (flows.runner): it keeps the artifact itself
+        local.artifact(key, description, markdown=markdown, table=None if markdown is not None else rows)
     else:
-        create_table_artifact(key=key, table=[dict(row) for row in table or []], description=description)
+        from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+        if markdown is not None:
+            create_markdown_artifact(key=key, markdown=markdown, description=description)
+        else:
+            create_table_artifact(key=key, table=rows, description=description)
     if audit is None:
         return
     if session is not None:

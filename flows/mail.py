@@ -11,33 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from flows.common import Audit, counts_table, report, run_name
-from frontline.mail.delivery import deliver_batch
-from frontline.mail.transport import TransportUnavailable, transport_from_settings
+from flows import jobs
+from flows.common import run_name
+from frontline.mail.transport import TransportUnavailable
 
-
-@task(
+deliver_mail_batch = task(
     name="deliver-mail-batch",
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     retry_condition_fn=lambda task, task_run, state: _is_transport_error(state),
     cache_policy=NO_CACHE,
-)
-def deliver_mail_batch(batch_size: int) -> dict:
-    from models import get_engine
-
-    transport = transport_from_settings()
-    try:
-        result = deliver_batch(get_engine(), transport, batch_size=batch_size)
-    finally:
-        transport.close()
-    for error in result.errors[:20]:
-        get_run_logger().warning("not delivered yet: %s", error)
-    return result.as_dict()
+)(jobs.deliver_mail_batch)
 
 
 def _is_transport_error(state: Any) -> bool:
@@ -60,18 +48,4 @@ def deliver_mail(batch_size: int = 200, max_batches: int | None = None, retry_de
     batch_task = deliver_mail_batch.with_options(
         retry_delay_seconds=exponential_backoff(backoff_factor=retry_delay_seconds) if retry_delay_seconds > 0 else 0
     )
-    totals = {"batches": 0, "claimed": 0, "sent": 0, "retry": 0, "failed": 0, "taken_over": 0}
-    while max_batches is None or totals["batches"] < max_batches:
-        counts = batch_task(batch_size)
-        totals["batches"] += 1
-        for key in ("claimed", "sent", "retry", "failed", "taken_over"):
-            totals[key] += counts[key]
-        if counts["claimed"] < batch_size:
-            break
-    report(
-        "mail-delivery",
-        f"Outbox delivery: {totals['claimed']} message(s) in {totals['batches']} batch(es)",
-        table=counts_table({k: totals[k] for k in ("sent", "retry", "failed")}, "outcome", "messages"),
-        audit=Audit("flow:deliver-mail", "mail.deliver", totals),
-    )
-    return totals
+    return jobs.deliver_mail(batch_size, max_batches, retry_delay_seconds, batch=batch_task)

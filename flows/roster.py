@@ -15,27 +15,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
-from flows.common import counts_table, report, run_name  # meaningful run names (issue 9)
+from flows import jobs
+from flows.common import run_name  # meaningful run names (issue 9)
 from frontline.core.errors import RosterError
 from frontline.people.roster import ImportResult
 
-ARTIFACT_KEY = "roster-import"
+ARTIFACT_KEY = jobs.ROSTER_ARTIFACT
 
-
-@task(name="apply-roster", cache_policy=NO_CACHE)
-def apply_roster_task(
-    departments: str, employees: str, absences: str | None, actor: str, allow_leavers: int | None = None
-) -> ImportResult | RosterError:
-    """The whole import in one transaction. A refused roster is returned (not raised): it is an answer,
-    not a crash, and retrying cannot change it."""
-    from frontline.people.roster import import_roster
-    from models import session_scope
-
-    try:
-        with session_scope() as session:
-            return import_roster(session, departments, employees, absences, actor=actor, allow_leavers=allow_leavers)
-    except RosterError as exc:
-        return exc
+apply_roster_task = task(name="apply-roster", cache_policy=NO_CACHE)(jobs.apply_roster)
 
 
 @flow(name="import-roster", flow_run_name=run_name("import-roster"))
@@ -53,17 +40,7 @@ def import_roster_flow(
     A refused roster fails the run (state message lists the problems; calling the flow raises
     :class:`~frontline.people.roster.RosterError`) and writes nothing.
     """
-    result = apply_roster_task(departments, employees, absences, actor, allow_leavers)
-    if isinstance(result, RosterError):
-        lines = "\n".join(f"- `{p}`" for p in result.problems)
-        report(
-            ARTIFACT_KEY,
-            "Roster import refused",
-            markdown=f"# Roster import refused\n\n{len(result.problems)} problem(s); nothing was written.\n\n{lines}\n",
-        )
-        return Failed(message=str(result), data=result)
-    report(ARTIFACT_KEY, f"Roster import: {result.summary()}", table=counts_table(result.counts()))
-    from frontline.people.events import emit_new_hires
-
-    emit_new_hires(result.new_hire_ids, source="roster-import")  # triggers the onboard-new-hire deployment
-    return result
+    try:
+        return jobs.import_roster(departments, employees, absences, actor, allow_leavers, apply=apply_roster_task)
+    except RosterError as exc:
+        return Failed(message=str(exc), data=exc)

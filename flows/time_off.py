@@ -17,11 +17,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
-from flows.common import Audit, report, run_name
-from frontline.core.policy import TimeOff, TimeOffFeed
-from frontline.people.time_off import FeedError, TimeOffResult, source_of
+from flows import jobs
+from flows.common import run_name
+from frontline.people.time_off import FeedError
 
-ARTIFACT_KEY = "time-off-sync"
+ARTIFACT_KEY = jobs.TIME_OFF_ARTIFACT
 
 
 def _worth_retrying(task: Any, task_run: Any, state: State[Any]) -> bool:
@@ -35,95 +35,23 @@ def _worth_retrying(task: Any, task_run: Any, state: State[Any]) -> bool:
     return False
 
 
-@task(
+fetch_task = task(
     name="fetch-time-off-feed",
     retries=2,
     retry_delay_seconds=[5, 30],
     retry_condition_fn=_worth_retrying,
     cache_policy=NO_CACHE,
-)
-def fetch_task(feed: TimeOffFeed, settings: TimeOff) -> bytes:
-    from frontline.people.time_off import fetch_feed
-
-    return fetch_feed(feed, settings)
-
-
-@task(name="apply-time-off-feed", cache_policy=NO_CACHE)
-def apply_task(feed: TimeOffFeed, data: bytes, settings: TimeOff, today: date) -> TimeOffResult:
-    from frontline.core.clock import org_tz, utcnow
-    from frontline.operations.connectors import record_success
-    from frontline.people.time_off import apply_feed, read_calendar
-    from models import session_scope
-
-    calendar = read_calendar(data, feed.name)
-    with session_scope() as session:
-        result = apply_feed(session, feed, calendar, today, settings, org_tz())
-        record_success(session, source_of(feed), result.summary(), utcnow())
-        return result
-
-
-def _record_failure(feed: TimeOffFeed, message: str) -> None:
-    from frontline.core.clock import utcnow
-    from frontline.operations.connectors import record_failure
-    from models import session_scope
-
-    with session_scope() as session:
-        record_failure(session, source_of(feed), message, utcnow())
+)(jobs.fetch_time_off_feed)
+apply_task = task(name="apply-time-off-feed", cache_policy=NO_CACHE)(jobs.apply_time_off_feed)
 
 
 @flow(name="sync-time-off", flow_run_name=run_name("sync-time-off"))
 def sync_time_off(as_of: date | None = None, replan: bool = True) -> dict[str, Any] | State[Any]:
     """Read every calendar feed in the policy's ``[time_off]`` into absences; re-plan when new time off
     overlaps a live rotation."""
-    from frontline.core.clock import today
-    from frontline.core.policy import load_policy
+    from flows.plan import plan_rotations
 
-    policy = load_policy()
-    day = as_of or today()
-    results: list[TimeOffResult] = []
-    errors: list[str] = []
-    for feed in policy.time_off.feeds:
-        try:
-            data = fetch_task(feed, policy.time_off)
-            results.append(apply_task(feed, data, policy.time_off, day))
-        except FeedError as exc:
-            errors.append(str(exc))
-            _record_failure(feed, str(exc))
-    affected = sorted({r for res in results for r in res.affected_rotations})
-    replanned: dict[str, Any] | None = None
-    if affected and replan:
-        from flows.plan import plan_rotations
-
-        replanned = plan_rotations(start=day)
-    rows = [
-        {
-            "feed": r.feed,
-            "events": r.events,
-            "people": r.people,
-            "absences": r.absences,
-            "added": r.added,
-            "removed": r.removed,
-            "unmatched": len(r.unmatched),
-            "rotations_overlapping": len(r.affected_rotations),
-        }
-        for r in results
-    ] + [{"feed": e, "events": "failed"} for e in errors]
-    summary = {
-        "feeds": len(policy.time_off.feeds),
-        "failed": len(errors),
-        "absences_added": sum(r.added for r in results),
-        "absences_removed": sum(r.removed for r in results),
-        "rotations_overlapping": len(affected),
-        "replanned": replanned is not None,
-    }
-    report(
-        ARTIFACT_KEY,
-        f"Time off from {len(policy.time_off.feeds)} calendar feed(s): {summary['absences_added']} added, "
-        f"{summary['absences_removed']} removed, {len(errors)} failed",
-        table=rows or [{"feed": "(no feeds in the policy's [time_off])"}],
-        audit=Audit(actor="flow:sync-time-off", action="time_off.sync", details=summary),
-    )
-    out = {"summary": summary, "feeds": [r.summary() for r in results], "errors": errors}
-    if errors:
-        return Failed(message="; ".join(errors), data=out)
-    return out
+    try:
+        return jobs.sync_time_off(as_of, replan, fetch=fetch_task, apply=apply_task, replan_with=plan_rotations)
+    except jobs.JobFailed as exc:
+        return Failed(message=str(exc), data=exc.data)

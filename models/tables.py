@@ -230,6 +230,12 @@ class Observation(SQLModel, table=True):
     product_area: str = Field(max_length=100)
     category: str = Field(max_length=32)
     target_department_id: int = Field(foreign_key="department.id")
+    routed_by: str = Field(
+        default="rotator",
+        max_length=16,
+        description="who chose target_department: rotator | router (learnt suggestion) | table (policy) | head "
+        "(re-routed) | legacy (before routing was recorded). The router learns from rotator and head only.",
+    )
     urgent: bool = False
     source: str = Field(default="web", max_length=16, description="web | api | cli | import")
     redactions: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -240,6 +246,16 @@ class Observation(SQLModel, table=True):
     ack_note: str | None = Field(default=None, sa_column=Column(Text))
     escalated_at: datetime | None = None
     escalation_level: int = 0
+
+
+class ObservationEmbedding(SQLModel, table=True):
+    """The sentence embedding of an observation's text (frontline.digests.embeddings), computed once and
+    reused by every theme grouping; ``model`` names the model, so a new model re-embeds."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    observation_id: int = Field(foreign_key="observation.id", unique=True, index=True)
+    model: str = Field(max_length=100)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False), description="float32 little-endian")
 
 
 class ApiToken(SQLModel, table=True):

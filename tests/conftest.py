@@ -169,6 +169,9 @@ def _configure(monkeypatch, tmp_path: Path, url: str):
     monkeypatch.setenv("FRONTLINE_SECRET_KEY", "test-secret-key-not-for-production")
     monkeypatch.setenv("FRONTLINE_BASE_URL", "http://frontline.test")
     monkeypatch.delenv("FRONTLINE_SMTP_URL", raising=False)
+    # The sentence model costs ~0.1-1 s per new text on a loaded CI machine: tests that group stored
+    # observations use the lexical grouping unless they turn it on (tests/test_themes*.py do).
+    monkeypatch.setenv("FRONTLINE_THEME_EMBEDDINGS", os.environ.get("FRONTLINE_TEST_THEME_EMBEDDINGS", "false"))
     get_settings.cache_clear()
     settings = get_settings()
     yield settings

@@ -85,7 +85,10 @@ def test_no_preferred_week_fits_names_the_rule_and_changes_nothing(sqlite_engine
             preferred_weeks=[date(2027, 4, 5)],
             today=TODAY,
         )
-        with pytest.raises(PlanningError, match=r"none of the preferred weeks fits \(2027-04-05: .*absence"):
+        with pytest.raises(
+            PlanningError,
+            match=r"none of the preferred weeks fits \(2027-04-05: .*absence.*\); the nearest weeks that fit: 2027-04-12, 2027-04-19, 2027-04-26;",
+        ):
             cr.approve(s, POLICY, req.id, "hr", today=TODAY)
         assert rot.start == MARCH and req.status == "pending"
         cr.approve(s, POLICY, req.id, "hr", week=date(2027, 5, 12), today=TODAY)  # HR's own week (a Wednesday)
@@ -149,17 +152,6 @@ def test_cannot_do_releases_the_person_and_decline_tells_why(sqlite_engine, sqli
         assert cr.may_request(s, other.id, "e@example.com", "head")
         assert not cr.may_request(s, other.id, "l@example.com", "head")  # Sales' head, Emil is in Engineering
         assert not cr.may_request(s, other.id, "dora@example.com", "rotator")
-        with pytest.raises(PlanningError, match="name at least one week"):
-            cr.submit(
-                s,
-                POLICY,
-                other.id,
-                kind="move",
-                requester_email="e@example.com",
-                requester_role="head",
-                reason="release",
-                today=TODAY,
-            )
         move = cr.submit(
             s,
             POLICY,
@@ -181,3 +173,27 @@ def test_cannot_do_releases_the_person_and_decline_tells_why(sqlite_engine, sqli
         assert cr.list_requests(s) == []
         assert s.exec(select(ChangeRequest)).all()[0].decided_by == "hr"
         assert s.get(Rotation, other.id).locked is False
+
+
+def test_a_request_without_weeks_needs_hrs_week(sqlite_engine, sqlite_settings):
+    with session_scope(sqlite_engine) as s:
+        p = _company(s)
+        rot = _rotation(s, p["emil"], MARCH)
+        req = cr.submit(
+            s,
+            AUTO,
+            rot.id,
+            kind="move",
+            requester_email="e@example.com",
+            requester_role="head",
+            reason="quarter close",
+            today=TODAY,
+        )
+        assert req.status == "pending"  # nothing to auto-approve without a week
+        with pytest.raises(PlanningError, match="names no week"):
+            cr.approve(s, POLICY, req.id, "hr", today=TODAY)
+        with pytest.raises(PlanningError, match="has started or is over"):
+            cr.approve(s, POLICY, req.id, "hr", week=TODAY, today=TODAY)
+        cr.approve(s, POLICY, req.id, "hr", week=date(2027, 4, 12), today=TODAY)
+        assert rot.start == date(2027, 4, 12)
+        assert "Emil's rotation moves from the week of 2027-03-01" in _mail(s, f"request:{req.id}:approved")[2]

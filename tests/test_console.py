@@ -552,6 +552,30 @@ def test_head_acknowledges_an_observation_and_the_rotator_is_told(client, engine
     assert r.status_code == 403
 
 
+def test_head_reroutes_an_observation_that_is_not_theirs(client, engine, company):
+    sign_in(client, engine, "eve@example.com")
+    page = client.get(f"/console/observations/{company['obs_eng']}")
+    assert "Not ours? Re-route it" in page.text and "<option>Finance</option>" in page.text
+    assert "<option>Engineering</option>" not in page.text  # not to where it already is
+    r = client.post(
+        f"/console/observations/{company['obs_eng']}/reroute",
+        data={"csrf_token": csrf_of(page.text), "department": "Finance", "reason": "billing problem"},
+    )
+    assert r.status_code == 200 and "Engineering → Finance" in r.text
+    with Session(engine) as s:
+        obs = s.get(Observation, company["obs_eng"])
+        fin = s.exec(select(Department).where(Department.name == "Finance")).one()
+        assert obs.target_department_id == fin.id and obs.routed_by == "head"
+        event = s.exec(select(AuditEvent).where(AuditEvent.action == "observation.rerouted")).one()
+        assert (event.actor, event.reason) == ("eve@example.com", "billing problem")
+    # now Finance's: Eve can no longer see it, let alone move it again
+    r = client.post(
+        f"/console/observations/{company['obs_eng']}/reroute",
+        data={"csrf_token": csrf_of(page.text), "department": "Support"},
+    )
+    assert r.status_code == 403
+
+
 def test_good_roster_upload_imports_and_lists_new_hires_and_leavers(client, engine):
     sign_in(client, engine, "hr@example.com")
     page = client.get("/console/roster")

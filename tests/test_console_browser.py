@@ -529,9 +529,10 @@ def _layout_problems(page, axe_source: str, width: int) -> list[str]:
 def _console_pages(server) -> dict[str, list[str]]:
     """Every console page a signed-in person opens with a GET, per who opens it (HR; a department head
     who is also an employee)."""
-    from models import Observation
+    from models import Employee, Observation
 
     with Session(server["engine"]) as s:
+        someone = s.exec(select(Employee.employee_id).where(Employee.department_id == server["dept_a"])).first()
         observation = (
             s.exec(select(Observation.id).where(Observation.target_department_id == server["dept_a"])).first()
             or s.exec(select(Observation.id)).first()
@@ -541,6 +542,8 @@ def _console_pages(server) -> dict[str, list[str]]:
         "/console/plan",
         f"/console/plan/rotations/{server['move_rotation']}",
         "/console/plan/rerun",
+        f"/console/plan/people/{someone}/add",
+        "/console/requests",
         "/console/observations",
         f"/console/observations/{observation}",
         "/console/roster",

@@ -85,6 +85,9 @@ def test_overdue_agrees_with_the_plan_and_is_measured_to_the_planned_start(sqlit
         else:
             assert shown[key]["planned"] is None
     assert part["total"]["unplanned"] == sum(1 for v in expected.values() if v is None)
+    # the plan's own summary says the same: "N late" are the planned ones, the unplaced are listed apart
+    assert result.late == sum(1 for v in expected.values() if v is not None)
+    assert part["total"]["overdue"] == result.late + len([v for v in expected.values() if v is None])
 
     # a week earlier, same plan: the lateness is the planned start's, not today's (it does not grow by itself)
     later = _dashboard(engine, today - timedelta(weeks=1))

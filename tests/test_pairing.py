@@ -445,3 +445,50 @@ def test_fast_eligibility_scan_matches_the_rule_checks(inst):
     assert count.tolist() == count_ref.tolist()
     assert cols.tolist() == pm[order].tolist()
     assert np.allclose(costs, pc[order])
+
+
+def test_an_unmatched_rotator_is_rescued_by_moving_the_one_who_blocks_its_mentor():
+    """Ejection chain: ``a`` speaks only English (mentor A), ``b`` speaks both and prefers A (cheaper);
+    week by week ``b`` comes first and takes A's only seat, leaving ``a`` without a mentor. Moving ``b``
+    to B frees A for ``a``: both are matched, every hard rule holds (independent checker)."""
+    import numpy as np
+
+    from frontline.mentors.solver.greedy import greedy_weekly, rescue_unmatched
+    from frontline.mentors.solver.model import Instance
+
+    mentors = [_m("A", tz_hours=0.0), _m("B", tz_hours=3.0, languages=frozenset({"de"}))]
+    rotators = [_r("b", s=0, languages=frozenset({"en", "de"})), _r("a", s=1, e=5)]
+    inst = Instance(rotators, mentors, W)
+    assign = greedy_weekly(inst)
+    assert assign.tolist() == [0, -1]  # the baseline leaves ``a`` unmatched
+    assert rescue_unmatched(inst, assign) == 1
+    assert assign.tolist() == [1, 0]
+    pairs = {rotators[i].key: mentors[int(j)].key for i, j in enumerate(assign) if j >= 0}
+    assert violations(rotators, mentors, W, pairs) == []
+    assert np.all(assign >= 0)
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_heuristic_methods_are_never_worse_than_the_week_by_week_greedy(seed):
+    import dataclasses
+
+    rotators, mentors = _medium(seed, n_rot=400, n_ment=25)
+    mentors = [
+        dataclasses.replace(m, capacity=1) for m in mentors
+    ]  # weekly seats tight: the flow's repair ends above the greedy
+    greedy = solve_greedy(rotators, mentors, W)
+    for method in ("flow", "lp"):
+        sol = solve(rotators, mentors, W, method=method)
+        _assert_sound(sol, rotators, mentors)
+        assert sol.objective <= greedy.objective + 1e-6
+
+
+def test_greedy_method_for_the_largest_instances_is_sound_and_its_bound_is_below_the_optimum():
+    rotators, mentors = _medium(1, n_rot=200, n_ment=20)
+    exact = solve(rotators, mentors, W, method="mip")
+    sol = solve(rotators, mentors, W, method="greedy")
+    assert sol.method == "greedy+rescue"
+    _assert_sound(sol, rotators, mentors)
+    assert sol.bound is not None and sol.bound <= exact.objective + 1e-6 <= sol.objective + 1e-6
+    # ``auto`` takes it above ``flow_pairs``
+    assert solve(rotators, mentors, W, flow_pairs=100).method == "greedy+rescue"

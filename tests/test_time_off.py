@@ -322,7 +322,7 @@ def test_days_off_follow_the_persons_day_and_dst():
 
 
 def test_status_shows_each_connector_and_flags_a_failing_one(engine, settings, feed_server):
-    from flows.time_off import _record_failure
+    from flows.jobs import _record_time_off_failure as _record_failure
     from frontline.operations.status import collect_status
 
     base, feeds = feed_server

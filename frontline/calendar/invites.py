@@ -18,7 +18,10 @@ goes to the rotator and to the mentor, one email each; a replaced mentor receive
 series, and so does the rotator when no new series replaces it (no successor, or one without a slot).
 A pairing without a check-in slot has no series to carry the news, so its mentor gets a plain mail
 instead (``mentor:<rotation>:<sequence>:<mentor>`` when assigned, ``mentor-released:...`` when
-replaced or the rotation is cancelled). Every email carries an idempotency key (``invite:<rotation>:<sequence>``,
+replaced or the rotation is cancelled). When the roster names the rotator's manager (``manager_email``),
+the manager gets one plain mail per change of the dates (announced, moved, reinstated, cancelled; not a
+mentor change), ``manager:<rotation>:<sequence>``. Times in the text are each recipient's own local time
+(the .ics keeps the mentor's TZID). Every email carries an idempotency key (``invite:<rotation>:<sequence>``,
 ``cancel:<rotation>:<sequence>``, ``checkins:<rotation>:<sequence>:<employee>``,
 ``checkins-cancel:<rotation>:<sequence>:<employee>``), so a re-run queues nothing twice.
 
@@ -55,7 +58,7 @@ from frontline.calendar.ics import (
 from frontline.core import clock
 from frontline.core.links import observe_url, pairing_url, request_url
 from frontline.core.templating import render_html, render_text
-from frontline.mail import compose, enqueue
+from frontline.mail import compose, enqueue_many
 from frontline.mentors.checkins import CheckinSeries, checkin_series, longdate, zone
 from models import Employee, MentorPairing, Observation, Rotation, utcnow
 
@@ -118,14 +121,6 @@ def _employee(session: Session, employee_id: int) -> Employee:
     return employee
 
 
-def _active_pairing(session: Session, rotation_id: int) -> MentorPairing | None:
-    return session.exec(
-        select(MentorPairing)
-        .where(MentorPairing.rotation_id == rotation_id, MentorPairing.status == "active")
-        .order_by(col(MentorPairing.id).desc())
-    ).first()
-
-
 def _person(e: Employee) -> Person:
     return Person(name=e.name, email=e.email)
 
@@ -164,19 +159,46 @@ class _Context:
     stamp: datetime
     working_hours: tuple[int, int] = (9, 17)
     counts: Counts = field(default_factory=Counts)
+    # the batch's mail, queued at the end in one go (frontline.mail.enqueue_many), in this order
+    pending: list[tuple[EmailMessage, str, str]] = field(default_factory=list)
+    # every pairing of the batch's rotations, newest first (see _preload)
+    pairings: dict[int, list[MentorPairing]] = field(default_factory=dict)
 
 
-def _queue(session: Session, ctx: _Context, msg: EmailMessage, kind: str, key: str) -> bool:
-    row = enqueue(session, msg, kind=kind, idempotency_key=key)
-    if row is not None:
-        ctx.counts.queued += 1
-        return True
-    return False
+def _queue(session: Session, ctx: _Context, msg: EmailMessage, kind: str, key: str) -> None:
+    ctx.pending.append((msg, kind, key))
+
+
+def _flush(session: Session, ctx: _Context) -> None:
+    kinds = {key: kind for _msg, kind, key in ctx.pending}
+    queued = enqueue_many(session, ctx.pending)
+    ctx.counts.queued += len(queued)
+    ctx.counts.manager_notices += sum(1 for key in queued if kinds[key] == "manager")
+    ctx.pending.clear()
+
+
+def _preload(session: Session, rotations: Sequence[Rotation]) -> dict[int, list[MentorPairing]]:
+    """Every pairing of these rotations (newest first, by rotation), and everyone their mail concerns
+    loaded into the session, in two queries: the per-rotation ``session.get(Employee, ...)`` calls are then
+    answered from the session instead of a query each."""
+    ids = [r.id for r in rotations if r.id is not None]
+    by_rotation: dict[int, list[MentorPairing]] = {}
+    if not ids:
+        return by_rotation
+    pairings = session.exec(
+        select(MentorPairing).where(col(MentorPairing.rotation_id).in_(ids)).order_by(col(MentorPairing.id).desc())
+    ).all()
+    for pairing in pairings:
+        by_rotation.setdefault(pairing.rotation_id, []).append(pairing)
+    people = {r.employee_id for r in rotations} | {p.mentor_id for p in pairings}
+    people |= {r.announced_mentor_id for r in rotations if r.announced_mentor_id is not None}
+    session.exec(select(Employee).where(col(Employee.id).in_(people))).all()
+    return by_rotation
 
 
 def _queue_invite(
     session: Session, ctx: _Context, obj: ItipObject, recipient: Employee, context: dict[str, Any], key: str
-) -> bool:
+) -> None:
     """Queue one iMIP invite mail: the iTIP object with the text and HTML of ``email/invite.*``."""
     msg = invite_message(
         obj,
@@ -186,7 +208,7 @@ def _queue_invite(
         text=render_text("email/invite.txt", **context),
         html=render_html("email/invite.html", **context),
     )
-    return _queue(session, ctx, msg, "invite", key)
+    _queue(session, ctx, msg, "invite", key)
 
 
 def _invite_context(
@@ -219,7 +241,7 @@ def _rotation_mail(
     *,
     mentor_only: bool = False,
     old_mentor: Employee | None = None,
-) -> bool:
+) -> None:
     """The rotation invite to the rotator. ``mentor_only``: an update whose dates are unchanged (the
     mentor changed from ``old_mentor``), said as such."""
     assert rotator.id is not None
@@ -264,7 +286,7 @@ def _rotation_mail(
         checkin_minutes=ctx.checkin_minutes,
     )
     key = f"{'cancel' if method == 'CANCEL' else 'invite'}:{rotation.id}:{sequence}"
-    return _queue_invite(session, ctx, obj, rotator, context, key)
+    _queue_invite(session, ctx, obj, rotator, context, key)
 
 
 def _checkin_mail(
@@ -280,7 +302,7 @@ def _checkin_mail(
     update: bool,
     reason: str = "",
     respond_link: str | None = None,
-) -> bool:
+) -> None:
     for_mentor = recipient.id == mentor.id
     other = rotator if for_mentor else mentor
     tz = zone(recipient.timezone, ctx.org_tz)  # times in the mail are the recipient's own (the .ics carries the TZID)
@@ -322,7 +344,7 @@ def _checkin_mail(
         respond_link=respond_link if for_mentor and method == "REQUEST" else None,
     )
     prefix = "checkins-cancel" if method == "CANCEL" else "checkins"
-    return _queue_invite(session, ctx, obj, recipient, context, f"{prefix}:{rotation.id}:{sequence}:{recipient.id}")
+    _queue_invite(session, ctx, obj, recipient, context, f"{prefix}:{rotation.id}:{sequence}:{recipient.id}")
 
 
 def _mentor_mail(
@@ -335,7 +357,7 @@ def _mentor_mail(
     assigned: bool,
     reason: str = "",
     respond_link: str | None = None,
-) -> bool:
+) -> None:
     """Plain mail to a mentor when there is no check-in series to carry the news (pairing without a slot)."""
     first, last = longdate(rotation.start), longdate(rotation.end)
     subject = (
@@ -355,17 +377,18 @@ def _mentor_mail(
     )
     msg = compose(to=_addr(mentor), subject=subject, text=text)
     prefix = "mentor" if assigned else "mentor-released"
-    return _queue(session, ctx, msg, "mentor", f"{prefix}:{rotation.id}:{sequence}:{mentor.id}")
+    _queue(session, ctx, msg, "mentor", f"{prefix}:{rotation.id}:{sequence}:{mentor.id}")
 
 
 def _manager_mail(
     session: Session, ctx: _Context, rotation: _Dates, rotator: Employee, change: str, sequence: int
-) -> bool:
+) -> None:
     """Tell the rotator's manager (``Employee.manager_email``, from the roster) that the rotation was
     announced (``change`` ``new``), ``moved`` or ``cancelled``: one mail per change, keyed
-    ``manager:<rotation>:<sequence>``. False (nothing queued) without a manager or when already queued."""
+    ``manager:<rotation>:<sequence>`` (counted in ``manager_notices`` when queued, see :func:`_flush`);
+    nothing without a manager."""
     if not rotator.manager_email:
-        return False
+        return
     first, last = longdate(rotation.start), longdate(rotation.end)
     weeks = ((rotation.end - rotation.start).days + 1) // 7
     if change == "cancelled":
@@ -384,10 +407,7 @@ def _manager_mail(
         previous_first_day=longdate(rotation.previous_start) if rotation.previous_start else None,
     )
     msg = compose(to=rotator.manager_email, subject=subject, text=text)
-    if _queue(session, ctx, msg, "manager", f"manager:{rotation.id}:{sequence}"):
-        ctx.counts.manager_notices += 1
-        return True
-    return False
+    _queue(session, ctx, msg, "manager", f"manager:{rotation.id}:{sequence}")
 
 
 def process_invites(
@@ -409,8 +429,11 @@ def process_invites(
         working_hours=working_hours_pair(working_hours),
     )
     horizon = as_of + timedelta(weeks=announce_weeks)
-    for rotation in _rotations(session, rotation_ids):
+    rotations = _rotations(session, rotation_ids)
+    ctx.pairings = _preload(session, rotations)
+    for rotation in rotations:
         _process_one(session, ctx, rotation, as_of, horizon)
+    _flush(session, ctx)
     return ctx.counts
 
 
@@ -435,7 +458,7 @@ class _Parties:
 def _load_parties(session: Session, ctx: _Context, rotation: Rotation) -> _Parties:
     assert rotation.id is not None
     rotator = _employee(session, rotation.employee_id)
-    pairing = _active_pairing(session, rotation.id)
+    pairing = next((p for p in ctx.pairings.get(rotation.id, []) if p.status == "active"), None)
     mentor = session.get(Employee, pairing.mentor_id) if pairing else None
     series = (
         checkin_series(rotation, pairing, mentor, ctx.checkin_minutes, ctx.org_tz, rotator, ctx.working_hours)
@@ -593,11 +616,8 @@ def _series_for(
     session: Session, ctx: _Context, rotation: Rotation, rotator: Employee, mentor: Employee
 ) -> CheckinSeries | None:
     """The check-in series that was announced with ``mentor`` (their latest pairing for this rotation)."""
-    pairing = session.exec(
-        select(MentorPairing)
-        .where(MentorPairing.rotation_id == rotation.id, MentorPairing.mentor_id == mentor.id)
-        .order_by(col(MentorPairing.id).desc())
-    ).first()
+    assert rotation.id is not None
+    pairing = next((p for p in ctx.pairings.get(rotation.id, []) if p.mentor_id == mentor.id), None)
     if pairing is None:
         return None
     return checkin_series(
@@ -633,6 +653,8 @@ class _ReminderRun:
     working_hours: tuple[int, int]
     org_tz: ZoneInfo
     counts: dict[str, int] = field(default_factory=lambda: {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0})
+    pending: list[tuple[EmailMessage, str, str]] = field(default_factory=list)  # queued at the end, in order
+    pairings: dict[int, list[MentorPairing]] = field(default_factory=dict)  # see _preload
 
     @property
     def week_label(self) -> str:
@@ -664,17 +686,20 @@ def process_reminders(
         working_hours=working_hours_pair(working_hours),
         org_tz=org_tz or clock.org_tz(),
     )
-    for rotation in _rotations(session, rotation_ids):
+    rotations = _rotations(session, rotation_ids)
+    run.pairings = _preload(session, rotations)
+    for rotation in rotations:
         rotator = _reminder_recipient(session, rotation, as_of)
         if rotator is None:
             continue
         base = _reminder_context(session, run, rotation, rotator)
-        if _send_reminder(session, run, rotation, rotator, base):
-            run.counts["reminders"] += 1
-        if _send_welcome(session, run, rotation, rotator, base):
-            run.counts["welcomes"] += 1
-        if _send_nudge(session, run, rotation, rotator, base):
-            run.counts["nudges"] += 1
+        _send_reminder(session, run, rotation, rotator, base)
+        _send_welcome(session, run, rotation, rotator, base)
+        _send_nudge(session, run, rotation, rotator, base)
+    kinds = {key: kind for _msg, kind, key in run.pending}
+    for key in enqueue_many(session, run.pending):  # one existence query and one INSERT per 500
+        run.counts[f"{kinds[key]}s"] += 1
+    run.pending.clear()
     run.counts["queued"] = run.counts["reminders"] + run.counts["welcomes"] + run.counts["nudges"]
     return run.counts
 
@@ -696,7 +721,7 @@ def _reminder_recipient(session: Session, rotation: Rotation, as_of: date) -> Em
 def _reminder_context(session: Session, run: _ReminderRun, rotation: Rotation, rotator: Employee) -> dict[str, Any]:
     """What the reminder, welcome and nudge templates share: the people, the dates, the links."""
     assert rotation.id is not None and rotator.id is not None
-    pairing = _active_pairing(session, rotation.id)
+    pairing = next((p for p in run.pairings.get(rotation.id, []) if p.status == "active"), None)
     mentor = session.get(Employee, pairing.mentor_id) if pairing else None
     series = (
         checkin_series(rotation, pairing, mentor, run.checkin_minutes, run.org_tz, rotator, run.working_hours)
@@ -714,16 +739,18 @@ def _reminder_context(session: Session, run: _ReminderRun, rotation: Rotation, r
 
 
 def _queue_notice(
-    session: Session, rotator: Employee, kind: str, key: str, subject: str, context: dict[str, Any]
+    run: _ReminderRun, rotator: Employee, kind: str, key: str, subject: str, context: dict[str, Any]
 ) -> bool:
-    """Queue one plain notice (``email/<kind>.txt`` and ``.html``) to the rotator; False if already queued."""
+    """Add one plain notice (``email/<kind>.txt`` and ``.html``) to the rotator to the run's mail (queued
+    at the end unless its key is already queued)."""
     msg = compose(
         to=_addr(rotator),
         subject=subject,
         text=render_text(f"email/{kind}.txt", subject=subject, **context),
         html=render_html(f"email/{kind}.html", subject=subject, **context),
     )
-    return enqueue(session, msg, kind=kind, idempotency_key=key) is not None
+    run.pending.append((msg, kind, key))
+    return True
 
 
 def _send_reminder(
@@ -738,7 +765,7 @@ def _send_reminder(
     when = "tomorrow" if days == 1 else f"in {days} days"
     subject = f"Your support rotation starts {when} ({longdate(rotation.start)})"
     key = f"reminder:{rotation.id}:{rotation.start.isoformat()}:{days}"
-    return _queue_notice(session, rotator, "reminder", key, subject, dict(base, days=days))
+    return _queue_notice(run, rotator, "reminder", key, subject, dict(base, days=days))
 
 
 def _send_welcome(
@@ -749,7 +776,7 @@ def _send_welcome(
         return False
     mentor = base["mentor"]
     subject = "Welcome to the front line" + (f": meet your mentor {mentor.name}" if mentor else "")
-    return _queue_notice(session, rotator, "welcome", f"welcome:{rotation.id}", subject, base)
+    return _queue_notice(run, rotator, "welcome", f"welcome:{rotation.id}", subject, base)
 
 
 def _send_nudge(
@@ -768,7 +795,7 @@ def _send_nudge(
         return False
     week = run.week_label
     subject = f"What did customers struggle with this week? ({week})"
-    return _queue_notice(session, rotator, "nudge", f"nudge:{rotator.id}:{week}", subject, dict(base, week=week))
+    return _queue_notice(run, rotator, "nudge", f"nudge:{rotator.id}:{week}", subject, dict(base, week=week))
 
 
 __all__ = [

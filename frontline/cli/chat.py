@@ -22,9 +22,7 @@ def send_command() -> None:
         typer.echo("no chat channels in the policy's chat section (see frontline.example.toml); nothing to do")
         return
     open_database()
-    from flows.chat import deliver_chat
-
-    out = run_flow(deliver_chat)
+    out = run_flow("deliver-chat")
     echo_table([{"what": k, "count": out[k]} for k in ("sent", "failed", "dropped")], ["what", "count"])
     for target, error in sorted(out["errors"].items()):
         console_error(f"chat {target}: {error}")

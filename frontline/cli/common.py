@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any, NoReturn
 
@@ -52,30 +51,16 @@ def load_policy_or_exit():
         raise typer.Exit(2) from None
 
 
-def prepare_local_prefect() -> None:
-    """Defaults for running flows from the CLI without a Prefect server (ephemeral mode).
+def run_flow(flow_name: str, **parameters: Any) -> Any:
+    """Run the job ``flow_name`` (e.g. ``plan-rotations``) from a command: directly in this process,
+    recorded in Frontline's audit or on the configured Prefect server (see :mod:`flows.runner`)."""
+    from flows.runner import PrefectUnreachable, run_job
 
-    The temporary server Prefect starts for the first flow run needs ~15-25 s on a small machine,
-    more than Prefect's default 20 s start-up timeout; flow heartbeats only matter to a server that
-    watches for crashed runs. Explicit settings in the environment always win.
-    """
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-
-def run_flow(flow: Any, **parameters: Any) -> Any:
-    """Run a Prefect flow in this process (a real flow run; ephemeral server unless one is configured)."""
-    prepare_local_prefect()
     try:
-        return flow(**parameters)
-    except RuntimeError as exc:
-        # Prefect's client says this before the flow run starts (nothing has been done yet).
-        if not str(exc).startswith("Failed to reach API"):
-            raise
-        from prefect.settings import PREFECT_API_URL
-
+        return run_job(flow_name, **parameters)
+    except PrefectUnreachable as exc:
         fail(
-            f"cannot reach the Prefect API at {PREFECT_API_URL.value()} (PREFECT_API_URL); start that server, "
+            f"cannot reach the Prefect API at {exc.url} (PREFECT_API_URL); start that server, "
             "or unset PREFECT_API_URL to run the job in this process; nothing was done"
         )
 

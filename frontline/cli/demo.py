@@ -19,7 +19,7 @@ def demo_command(
 ) -> None:
     """Generate a realistic synthetic company and run every job on it end to end.
 
-    The demo uses its own folder (database, outbox, policy, CSV files) and starts from scratch each run; your own database and policy are not touched. Flows run as real Prefect flow runs without a server (the first one starts Prefect's temporary server, which takes 15-25 s).
+    The demo uses its own folder (database, outbox, policy, CSV files) and starts from scratch each run; your own database and policy are not touched. Every job runs in this process as a command runs it (recorded in the demo database's audit; on the Prefect server when PREFECT_API_URL is set; FRONTLINE_JOB_RUNNER=prefect runs real Prefect flow runs, starting Prefect's temporary server).
     """
     import os
 

@@ -43,9 +43,7 @@ def send_command(
                 return
     except DigestError as exc:
         fail(str(exc))
-    from flows.digests import send_digests
-
-    rows = run_flow(send_digests, week=week, department=department)
+    rows = run_flow("send-digests", week=week, department=department)
     echo_table(rows, ["department", "observations", "themes", "status"])
     queued = sum(int(r["status"].split()[1]) for r in rows if r["status"].startswith("queued"))
     typer.echo(f"{queued} digest message(s) queued for {week}; `frontline mail send` delivers them")

@@ -83,9 +83,8 @@ def send_command(
     max_batches: int | None = typer.Option(None, min=1, help="Stop after this many batches."),
 ) -> None:
     """Deliver due messages now (runs the deliver_mail flow)."""
-    from flows.mail import deliver_mail
     from frontline.cli.common import run_flow
 
     open_database()
-    counts = run_flow(deliver_mail, batch_size=batch_size, max_batches=max_batches)
+    counts = run_flow("deliver-mail", batch_size=batch_size, max_batches=max_batches)
     typer.echo(f"sent {counts['sent']}, retry later {counts['retry']}, failed {counts['failed']}")

@@ -114,6 +114,75 @@ def list_command(limit: int = typer.Option(20, min=1, help="How many, newest fir
         )
 
 
+@app.command("themes")
+def themes_command(
+    start: str = typer.Option(..., "--from", help="First day (YYYY-MM-DD, organisation time zone)"),
+    end: str = typer.Option(..., "--to", help="Last day, included (YYYY-MM-DD)"),
+    department: str | None = typer.Option(None, "--department", help="Only themes addressed to this department"),
+    fmt: str = typer.Option("table", "--format", help="table | json"),
+) -> None:
+    """Themes of the observations filed between two days: label and observation ids (the grouping the digest and the console use)."""
+    import json
+    from datetime import datetime, time, timedelta
+
+    from sqlmodel import select
+
+    from frontline.core import clock
+    from frontline.digests.grouping import themes_between
+    from models import Department, session_scope
+
+    if fmt not in ("table", "json"):
+        fail("--format: table or json")
+    try:
+        first, last = clock.parse_day(start), clock.parse_day(end)
+    except ValueError as exc:
+        fail(f"--from/--to: {exc}")
+    if last < first:
+        fail("--to is before --from")
+    tz = clock.org_tz()
+    since = datetime.combine(first, time(), tz)
+    until = datetime.combine(last + timedelta(days=1), time(), tz)
+    open_database()
+    with session_scope() as session:
+        if (
+            department is not None
+            and session.exec(select(Department).where(Department.name == department)).first() is None
+        ):
+            fail(f"no department named {department!r}")
+        rows = themes_between(session, since, until, department=department)
+    if fmt == "json":
+        payload = {
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "department": department,
+            "themes": [
+                {
+                    "label": r.label,
+                    "size": len(r.observation_ids),
+                    "product_area": r.product_area,
+                    "category": r.category,
+                    "observation_ids": r.observation_ids,
+                    "departments": r.departments,
+                }
+                for r in rows
+            ],
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    echo_table(
+        [
+            {
+                "size": len(r.observation_ids),
+                "label": r.label,
+                "area": r.product_area,
+                "category": r.category,
+                "ids": ",".join(map(str, r.observation_ids[:12])) + ("…" if len(r.observation_ids) > 12 else ""),
+            }
+            for r in rows
+        ]
+    )
+
+
 @app.command("link")
 def link_command(employee: str = typer.Option(..., "--employee", help="HR employee id")) -> None:
     """Print the personal observation form link of one employee."""

@@ -59,9 +59,8 @@ def invites_send(
     day = _day(as_of)
     load_policy_or_exit()
     open_database()
-    from flows.invites import send_invites
 
-    result = run_flow(send_invites, as_of=day, announce_weeks=weeks, dry_run=dry_run)
+    result = run_flow("send-invites", as_of=day, announce_weeks=weeks, dry_run=dry_run)
     _print(result)
 
 
@@ -71,9 +70,8 @@ def reminders_send(as_of: str | None = AS_OF, dry_run: bool = DRY_RUN) -> None:
     day = _day(as_of)
     load_policy_or_exit()
     open_database()
-    from flows.invites import send_reminders
 
-    result = run_flow(send_reminders, as_of=day, dry_run=dry_run)
+    result = run_flow("send-reminders", as_of=day, dry_run=dry_run)
     _print(result)
 
 
@@ -83,10 +81,9 @@ def escalations_run(as_of: str | None = AS_OF, dry_run: bool = DRY_RUN) -> None:
     day = _day(as_of)
     load_policy_or_exit()
     open_database()
-    from flows.escalations import escalate_overdue
 
     moment = None if day is None else datetime.combine(day, time(23, 59), tzinfo=clock.org_tz()).astimezone(UTC)
-    result = run_flow(escalate_overdue, as_of=moment, dry_run=dry_run)
+    result = run_flow("escalate-overdue", as_of=moment, dry_run=dry_run)
     ids = result["escalated"]
     verb = "would escalate" if dry_run else "escalated"
     typer.echo(f"{verb} {len(ids)} observation(s){': ' + ', '.join(map(str, ids)) if ids else ''}")

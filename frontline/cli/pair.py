@@ -61,7 +61,11 @@ def pair_command(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be paired; write nothing."),
     as_of: str | None = typer.Option(None, "--as-of", help="Day to plan from (YYYY-MM-DD; default today)."),
-    flow: bool = typer.Option(True, "--flow/--no-flow", help="Run as a Prefect flow run (default) or directly."),
+    flow: bool = typer.Option(
+        True,
+        "--flow/--no-flow",
+        help="Run as a job (default: recorded in the audit, or on the Prefect server when PREFECT_API_URL is set) or call the service directly.",
+    ),
 ) -> None:
     """Pair every planned rotation of the next 52 weeks with a mentor from the support team.
 
@@ -77,14 +81,13 @@ def pair_command(
     open_database()
     try:
         if flow:
-            from flows.pair import pair_mentors as pair_flow
             from frontline.mentors.service import support_department
             from models import session_scope
 
             with session_scope() as session:
                 support_department(session, policy)  # refuse a misconfigured policy before starting Prefect
 
-            out = run_flow(pair_flow, as_of=day, dry_run=dry_run)
+            out = run_flow("pair-mentors", as_of=day, dry_run=dry_run)
         else:
             from frontline.mentors.service import pair_mentors
             from models import session_scope
@@ -122,16 +125,18 @@ def mentors_command(
 
 def surveys_command(
     as_of: str | None = typer.Option(None, "--as-of", help="Day (YYYY-MM-DD; default today)."),
-    flow: bool = typer.Option(True, "--flow/--no-flow", help="Run as a Prefect flow run (default) or directly."),
+    flow: bool = typer.Option(
+        True,
+        "--flow/--no-flow",
+        help="Run as a job (default: recorded in the audit, or on the Prefect server when PREFECT_API_URL is set) or call the service directly.",
+    ),
 ) -> None:
     """Queue the wrap-up survey for both sides of every pairing in its last week (never twice)."""
     day = _as_of(as_of)
     load_policy_or_exit()
     open_database()
     if flow:
-        from flows.pair import send_surveys
-
-        counts = run_flow(send_surveys, as_of=day)
+        counts = run_flow("send-surveys", as_of=day)
     else:
         from frontline.mentors.surveys import queue_surveys
         from models import session_scope

@@ -121,9 +121,7 @@ def plan_command(
             return
     except PlanningError as exc:
         fail(str(exc))
-    from flows.plan import plan_rotations
-
-    _print_summary(run_flow(plan_rotations, start=day, weeks=weeks, dry_run=dry_run))
+    _print_summary(run_flow("plan-rotations", start=day, weeks=weeks, dry_run=dry_run))
 
 
 @app.command("export")

@@ -15,6 +15,8 @@ from frontline.core.errors import LeaversNotConfirmed, RosterError
 if TYPE_CHECKING:
     from sqlmodel import Session
 
+    from frontline.people.roster_csv import ParsedRoster
+
 app = typer.Typer(
     help="The HR roster: import departments, employees and absences from CSV files (see README, Roster import).",
     no_args_is_help=True,
@@ -50,7 +52,9 @@ def import_command(
     ),
     allow_leavers: int | None = typer.Option(None, "--allow-leavers", min=0, metavar="N", help=ALLOW_LEAVERS_HELP),
     flow: bool = typer.Option(
-        True, "--flow/--no-flow", help="Run as a Prefect flow run (default) or directly in this process (quicker)."
+        True,
+        "--flow/--no-flow",
+        help="Run as a job (default: recorded in the audit, or on the Prefect server when PREFECT_API_URL is set) or call the service directly.",
     ),
 ) -> None:
     """Import a full roster, all or nothing.
@@ -72,10 +76,8 @@ def import_command(
     open_database()
     try:
         if flow:
-            from flows.roster import import_roster_flow
-
             result = run_flow(
-                import_roster_flow,
+                "import-roster",
                 departments=str(departments),
                 employees=str(employees),
                 absences=None if absences is None else str(absences),
@@ -123,6 +125,7 @@ def check_command(
     if parsed.absences is not None:
         counts += f", {len(parsed.absences)} absences"
     typer.echo(f"roster OK: {counts}")
+    _check_routing_table(parsed)
     session_factory = _existing_database()
     if session_factory is None:
         return
@@ -132,6 +135,21 @@ def check_command(
     except RosterError as exc:
         _refuse(exc)
     typer.echo(f"against the database: {preview.summary()}")
+
+
+def _check_routing_table(parsed: ParsedRoster) -> None:
+    """Warn about policy routing-table entries naming a department these files do not have."""
+    from frontline.core.errors import PolicyError
+    from frontline.core.policy import load_policy
+    from frontline.observations.routing import table_problems
+
+    try:
+        policy = load_policy()
+    except PolicyError:
+        return
+    names = [d.name for d in parsed.departments]
+    for problem in table_problems(policy.observations.area_departments, names):
+        typer.echo(f"warning: {problem}")
 
 
 def _existing_database() -> Callable[[], AbstractContextManager[Session]] | None:

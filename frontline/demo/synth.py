@@ -517,6 +517,8 @@ def _employee(
         "mentor": mentor,
         "mentor_capacity": rng.randint(1, 3) if mentor else 0,
         "last_rotation": last_rotation,
+        "preferred_weeks": [],  # soft wishes: none in the synthetic company (the columns are shown empty)
+        "unavailable_weeks": [],
     }
 
 

@@ -4,29 +4,37 @@ Routing, for department *D*:
 
 * **(a) From your people**: observations made by D's own employees on rotation, wherever addressed.
 * **(b) Addressed to you**: observations any *other* rotator addressed to D
-  (``Observation.target_department_id``). An observation a D member addressed to D appears once, in (a),
-  marked as addressed to D.
+  (``Observation.target_department_id``). An observation a D member addressed to D counts once, in (a).
 
 :func:`build_digest` runs in named phases, each testable alone: :func:`route` (own vs addressed, this
-week and last), :func:`metrics_for`, :func:`sections_for` (themes with quotes, trends and shares),
-:func:`urgent_items`, :func:`acted_items`, :func:`rotating_people`.
+week and last), :func:`metrics_for`, :func:`contacts_summary` ("N of M contacts", 8 weeks),
+:func:`top_issues` (every problem once, both routes together, its sources as tags, ranked, with quotes,
+trends and shares), :func:`urgent_items`, :func:`acted_items`, :func:`rotating_people`.
+
+**Ranking of the top issues**: ``customers affected x mean impact (1-5) x trend``, where trend is
+``(this week + 1) / (last week + 1)`` kept within 0.5..3 (a growing issue rises, a fading one sinks,
+one noisy week cannot dominate). Ties: more observations, then label.
+
+**Shares** are shown only on a base large enough to mean something: a share of contacts when at least
+``MIN_CONTACTS_FOR_SHARE`` (100) contacts were recorded that week, a share of observations when the
+base has at least ``MIN_OBSERVATIONS_FOR_SHARE`` (20) observations; below that, counts only.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from frontline.core import clock
-from frontline.digests.loading import DigestObservation, ThemeKey, WeekData
+from frontline.digests.loading import TREND_WEEKS, DigestObservation, ThemeKey, WeekData
 from frontline.digests.themes import shorten
-from frontline.digests.weeks import week_monday
+from frontline.digests.weeks import shift_week, week_monday
+from frontline.observations.contacts import MIN_CONTACTS_FOR_SHARE, MIN_OBSERVATIONS_FOR_SHARE, share_text
 from frontline.observations.vocabulary import ACK_STATE_SHORT_LABELS
 from models import Department
 
-BAR_MAX_PX = 220
 ACK_LABELS = ACK_STATE_SHORT_LABELS  # "new", "acknowledged", "planned", "fixed", "won't fix"
 
 
@@ -61,56 +69,6 @@ class Quote:
 
 
 @dataclass
-class ThemeSummary:
-    product_area: str
-    category: str
-    label: str
-    count: int
-    previous: int
-    share: float  # of the section's observations this week, 0..1
-    quotes: list[Quote]
-    reporters: int
-    customers: int
-    ack: dict[str, int]  # state -> observations addressed to the department
-    actionable: int  # observations of the theme addressed to the department (the action applies to these)
-    bar_px: int = 0
-
-    @property
-    def percent(self) -> int:
-        return round(100 * self.share)
-
-    @property
-    def trend(self) -> str:
-        if self.previous == 0:
-            return "new"
-        diff = self.count - self.previous
-        return "same as last week" if diff == 0 else f"{'+' if diff > 0 else '−'}{abs(diff)} vs last week"
-
-    @property
-    def ack_summary(self) -> str:
-        if not self.actionable:
-            return ""
-        parts = [
-            f"{n} {'awaiting your response' if s == 'new' else ACK_LABELS.get(s, s)}"
-            for s, n in sorted(self.ack.items())
-            if n
-        ]
-        return ", ".join(parts)
-
-
-@dataclass
-class Section:
-    key: str  # "addressed" | "own"
-    title: str
-    blurb: str
-    share_of: str  # "of this week's observations addressed to you"
-    total: int
-    previous: int
-    rotators: int
-    themes: list[ThemeSummary]
-
-
-@dataclass
 class UrgentItem:
     text: str
     reporter: str
@@ -136,6 +94,86 @@ class RotatingPerson:
     end: date
 
 
+TAG_URGENT, TAG_ADDRESSED, TAG_OWN = "urgent", "addressed to you", "from your people"
+
+
+@dataclass
+class WeekPoint:
+    """One week of a trend: its ISO week, a count, and (for contacts) the base."""
+
+    week: str
+    value: int
+    base: int = 0
+
+    @property
+    def share(self) -> str:
+        return share_text(self.value, self.base)
+
+
+@dataclass
+class Issue:
+    """One problem of the department's week, shown once whatever its sources (:data:`TAG_URGENT`,
+    :data:`TAG_ADDRESSED`, :data:`TAG_OWN`)."""
+
+    product_area: str
+    category: str
+    label: str
+    count: int
+    previous: int
+    customers: int
+    impact: float  # mean impact of its observations, 1..5
+    score: float
+    tags: list[str]
+    quotes: list[Quote]
+    reporters: int
+    ack: dict[str, int]
+    actionable: int  # observations addressed to the department (a response applies to these)
+    trend8: list[WeekPoint]  # observations per week, oldest first, this week last
+    customers_text: str  # "12 of 480 contacts (2.5%)", or "12 customers" on a small base
+    share_text: str | None  # "35% of this week's 40 observations for you", only on a base of 20 or more
+    area_text: str | None = None  # "9 of 150 export contacts (6.0%)", where contacts were split by area
+    bar_pct: int = 0  # bar length, % of the largest issue's customers
+
+    @property
+    def trend(self) -> str:
+        if self.previous == 0:
+            return "new this week"
+        diff = self.count - self.previous
+        return "same as last week" if diff == 0 else f"{'+' if diff > 0 else '−'}{abs(diff)} vs last week"
+
+    @property
+    def ack_summary(self) -> str:
+        if not self.actionable:
+            return ""
+        parts = [
+            f"{n} {'awaiting your response' if s == 'new' else ACK_LABELS.get(s, s)}"
+            for s, n in sorted(self.ack.items())
+            if n
+        ]
+        return ", ".join(parts)
+
+
+@dataclass
+class ContactsSummary:
+    """ "N of M contacts this week (x%)": customers who raised something for the department (N) out of
+    all contacts rotators handled (M), this week and over the last 8 weeks."""
+
+    customers: int
+    contacts: int
+    trend: list[WeekPoint]
+    minimum: int = MIN_CONTACTS_FOR_SHARE
+
+    @property
+    def text(self) -> str:
+        if self.contacts == 0:
+            return f"{self.customers} customers this week (no contacts recorded: shares cannot be given)"
+        if self.contacts < self.minimum:
+            return (
+                f"{self.customers} of {self.contacts} contacts this week (no percentage below {self.minimum} contacts)"
+            )
+        return share_text(self.customers, self.contacts, unit="contacts", suffix="this week")
+
+
 @dataclass
 class DigestContent:
     department_id: int
@@ -144,13 +182,18 @@ class DigestContent:
     first_day: date
     last_day: date
     metrics: list[Metric]
-    sections: list[Section]
     urgent: list[UrgentItem]
     acted: list[ActedItem]
     rotating_now: list[RotatingPerson]
     rotating_next: list[RotatingPerson]
     observations: int
     theme_count: int
+    issues: list[Issue] = field(default_factory=list)
+    contacts: ContactsSummary | None = None
+
+    @property
+    def urgent_open(self) -> int:
+        return sum(u.ack_state == "new" for u in self.urgent)
 
     @property
     def empty(self) -> bool:
@@ -161,50 +204,23 @@ def _day(value: datetime, tz: ZoneInfo) -> str:
     return value.astimezone(tz).strftime("%a %d %b")
 
 
-def summarise_themes(
-    items: list[DigestObservation],
-    previous: list[DigestObservation],
-    week: WeekData,
-    department_id: int,
-    tz: ZoneInfo,
-) -> list[ThemeSummary]:
-    """One summary per theme of ``items`` (largest first), with last week's count of the same theme in
-    ``previous``, quotes (highest impact first, each text once) and the department's response so far."""
-
-    def key(o: DigestObservation) -> ThemeKey:
-        return week.themes.get(o.id) or (o.product_area, o.category, shorten(o.text))
-
-    groups: dict[ThemeKey, list[DigestObservation]] = defaultdict(list)
-    for o in items:
-        groups[key(o)].append(o)
-    prev_counts = Counter(key(o) for o in previous)
-    total = len(items)
-    out = []
-    for k, members in groups.items():
-        addressed = [o for o in members if o.target_department_id == department_id]
-        out.append(
-            ThemeSummary(
-                product_area=k[0],
-                category=k[1],
-                label=k[2],
-                count=len(members),
-                previous=prev_counts.get(k, 0),
-                share=len(members) / total if total else 0.0,
-                quotes=_quotes(members, tz),
-                reporters=len({o.rotator_id for o in members}),
-                customers=sum(o.customer_count for o in members),
-                ack=dict(Counter(o.ack_state for o in addressed)),
-                actionable=len(addressed),
-            )
-        )
-    out.sort(key=lambda t: (-t.count, -t.customers, t.label))
-    top = out[0].count if out else 1
-    for t in out:
-        t.bar_px = max(4, round(BAR_MAX_PX * t.count / top))
-    return out
+def person(week: WeekData, employee_id: int | None, name: str) -> str:
+    """A person as the digest names them: told apart from namesakes ("Alex Kim (Sales)")."""
+    return week.person_labels.get(employee_id, name) if employee_id is not None else name
 
 
-def _quotes(members: list[DigestObservation], tz: ZoneInfo) -> list[Quote]:
+def actor(week: WeekData, by: str | None) -> str:
+    """Who acted, for people: a known address becomes the person's name; an internal actor (``demo: ...``,
+    ``api:...``, ``cli:...``) is never shown."""
+    if not by:
+        return "someone in your department"
+    name = week.actor_names.get(by.strip().lower())
+    if name:
+        return name
+    return by if "@" in by and ":" not in by else "someone in your department"
+
+
+def _quotes(members: list[DigestObservation], tz: ZoneInfo, week: WeekData) -> list[Quote]:
     """A theme's quotes: high impact first, then earliest; the same text (ignoring case and spacing) once."""
     ranked = sorted(members, key=lambda o: (-o.impact, o.created_at, o.id))
     quotes, seen = [], set()
@@ -213,7 +229,9 @@ def _quotes(members: list[DigestObservation], tz: ZoneInfo) -> list[Quote]:
         if text.lower() in seen:
             continue
         seen.add(text.lower())
-        quotes.append(Quote(text, o.rotator_name, _day(o.created_at, tz), o.impact, o.customer_count))
+        quotes.append(
+            Quote(text, person(week, o.rotator_id, o.rotator_name), _day(o.created_at, tz), o.impact, o.customer_count)
+        )
     return quotes
 
 
@@ -237,79 +255,51 @@ class Routed:
 
 def route(week: WeekData, department_id: int) -> Routed:
     """Phase 1: (a) from the department's people, (b) addressed to it by anyone else; this week and last."""
-    d = department_id
+    d, index = department_id, week.by_department
 
-    def own(obs: list[DigestObservation]) -> list[DigestObservation]:
-        return [o for o in obs if o.rotator_department_id == d]
+    def addressed(name: str) -> list[DigestObservation]:
+        return [o for o in index.get(f"{name}_to", d) if o.rotator_department_id != d]
 
-    def addressed(obs: list[DigestObservation]) -> list[DigestObservation]:
-        return [o for o in obs if o.target_department_id == d and o.rotator_department_id != d]
+    return Routed(
+        list(index.get("current_from", d)),
+        addressed("current"),
+        list(index.get("previous_from", d)),
+        addressed("previous"),
+    )
 
-    return Routed(own(week.current), addressed(week.current), own(week.previous), addressed(week.previous))
 
-
-def metrics_for(routed: Routed) -> list[Metric]:
-    """Phase 2: the headline numbers, each with last week's."""
+def metrics_for(routed: Routed, urgent: int | None = None, urgent_before: int | None = None) -> list[Metric]:
+    """Phase 2: the headline numbers, each with last week's. ``urgent``: the digest's urgent list (urgent
+    items addressed to the department, this week's and older open ones), so the headline, the section,
+    the text and the preview line give one number."""
     both, prev_both = routed.both, routed.prev_both
+    if urgent is None:
+        urgent = sum(o.urgent for o in both)
+    if urgent_before is None:
+        urgent_before = sum(o.urgent for o in prev_both)
     return [
         Metric("observations in your digest", len(both), len(prev_both)),
         Metric("addressed to you", len(routed.addressed), len(routed.prev_addressed)),
         Metric("from your people on rotation", len(routed.own), len(routed.prev_own)),
         Metric("customers affected", sum(o.customer_count for o in both), sum(o.customer_count for o in prev_both)),
-        Metric("urgent", sum(o.urgent for o in both), sum(o.urgent for o in prev_both)),
-    ]
-
-
-def sections_for(routed: Routed, week: WeekData, department: Department, tz: ZoneInfo) -> list[Section]:
-    """Phase 3: the two sections, "Addressed to you" then "From your people on rotation", with themes."""
-    d = _department_id(department)
-    parts = [
-        (
-            "addressed",
-            "Addressed to you",
-            f"What rotators from other departments think {department.name} should hear.",
-            "of this week's observations addressed to you",
-            routed.addressed,
-            routed.prev_addressed,
-        ),
-        (
-            "own",
-            "From your people on rotation",
-            f"What {department.name} colleagues heard from customers, wherever they addressed it.",
-            "of this week's observations by your people",
-            routed.own,
-            routed.prev_own,
-        ),
-    ]
-    return [
-        Section(
-            key,
-            title,
-            blurb,
-            share_of,
-            len(items),
-            len(previous),
-            len({o.rotator_id for o in items}),
-            summarise_themes(items, previous, week, d, tz),
-        )
-        for key, title, blurb, share_of, items, previous in parts
+        Metric("urgent for you", urgent, urgent_before),
     ]
 
 
 def urgent_items(week: WeekData, department_id: int, tz: ZoneInfo) -> list[UrgentItem]:
     """Phase 4: urgent observations addressed to the department this week, and older ones still open;
     open ones first, then oldest first."""
-    urgent_obs = [o for o in week.current if o.urgent and o.target_department_id == department_id]
-    urgent_obs += [o for o in week.open_urgent if o.target_department_id == department_id]
+    urgent_obs = [o for o in week.by_department.get("current_to", department_id) if o.urgent]
+    urgent_obs += week.by_department.get("open_urgent_to", department_id)
     urgent_obs.sort(key=lambda o: (o.ack_state != "new", o.created_at, o.id))
     return [
         UrgentItem(
             " ".join(o.text.split()),
-            o.rotator_name,
+            person(week, o.rotator_id, o.rotator_name),
             _day(o.created_at, tz),
             o.product_area,
             o.ack_state,
-            o.ack_by,
+            actor(week, o.ack_by) if o.ack_state != "new" else None,
             max(0, (week.end - o.created_at).days),
         )
         for o in urgent_obs
@@ -319,11 +309,11 @@ def urgent_items(week: WeekData, department_id: int, tz: ZoneInfo) -> list[Urgen
 def acted_items(week: WeekData, department_id: int) -> list[ActedItem]:
     """Phase 5: what the department did this week, by theme and state (largest first)."""
     groups: dict[tuple[str, str], list[DigestObservation]] = defaultdict(list)
-    for o in week.acted:
-        if o.target_department_id == department_id and o.ack_state != "new":
+    for o in week.by_department.get("acted_to", department_id):
+        if o.ack_state != "new":
             groups[(o.theme or shorten(o.text), o.ack_state)].append(o)
     return [
-        ActedItem(label, state, len(items), ", ".join(sorted({o.ack_by for o in items if o.ack_by})) or "someone")
+        ActedItem(label, state, len(items), ", ".join(sorted({actor(week, o.ack_by) for o in items})))
         for (label, state), items in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     ]
 
@@ -333,15 +323,116 @@ def rotating_people(week: WeekData, department_id: int) -> tuple[list[RotatingPe
     monday = week_monday(week.week)
     sunday = monday + timedelta(days=6)
     now_, next_ = [], []
-    for r, e in week.rotations:
-        if e.department_id != department_id:
-            continue
-        person = RotatingPerson(e.name, r.start, r.end)
+    for r, e in week.by_department.rotations.get(department_id, []):
+        who = RotatingPerson(person(week, e.id, e.name), r.start, r.end)
         if r.start <= sunday and r.end >= monday:
-            now_.append(person)
+            now_.append(who)
         elif r.start > sunday:
-            next_.append(person)
+            next_.append(who)
     return now_, next_
+
+
+def _trend_factor(count: int, previous: int) -> float:
+    return min(3.0, max(0.5, (count + 1) / (previous + 1)))
+
+
+def _weekly_counts(
+    week: WeekData, department_id: int, key: ThemeKey | None, routed: Routed, value: str
+) -> list[WeekPoint]:
+    """Per week of the last :data:`TREND_WEEKS` (oldest first): the department's observations (both routes)
+    of the theme ``key`` (all when None), counted as observations (``value`` "count") or customers."""
+    d = department_id
+
+    def ours(target: int, rotator_department: int | None) -> bool:
+        return rotator_department == d or target == d
+
+    points = [WeekPoint(shift_week(week.week, i - TREND_WEEKS + 1), 0) for i in range(TREND_WEEKS)]
+    for h in week.history:
+        if not ours(h.target_department_id, h.rotator_department_id):
+            continue
+        if key is not None and h.theme != key[2]:
+            continue  # by the label stored by its week's digest (a theme may span areas and categories)
+        points[h.week_index].value += 1 if value == "count" else h.customer_count
+    for index, items in ((TREND_WEEKS - 2, routed.prev_both), (TREND_WEEKS - 1, routed.both)):
+        for o in items:
+            if key is None or _key(week, o) == key:
+                points[index].value += 1 if value == "count" else o.customer_count
+    return points
+
+
+def _key(week: WeekData, o: DigestObservation) -> ThemeKey:
+    return week.themes.get(o.id) or (o.product_area, o.category, shorten(o.text))
+
+
+def contacts_summary(routed: Routed, week: WeekData, department_id: int) -> ContactsSummary:
+    """Customers who raised something for the department out of all contacts handled, this week and over
+    the last 8 weeks (each week with its own base)."""
+    trend = _weekly_counts(week, department_id, None, routed, "customers")
+    contacts = week.weekly_contacts or [0] * TREND_WEEKS
+    for point, base in zip(trend, contacts, strict=False):
+        point.base = base
+    return ContactsSummary(trend[-1].value, trend[-1].base, trend)
+
+
+def top_issues(routed: Routed, week: WeekData, department_id: int, tz: ZoneInfo, contacts: int) -> list[Issue]:
+    """Every problem of the department's week once (both routes together), its sources as tags, ranked by
+    customers x impact x trend (see the module docstring), with the 8-week trend of each."""
+    d = department_id
+    groups: dict[ThemeKey, list[DigestObservation]] = defaultdict(list)
+    for o in routed.both:
+        groups[_key(week, o)].append(o)
+    previous = Counter(_key(week, o) for o in routed.prev_both)
+    base = len(routed.both)
+    issues = []
+    for k, members in groups.items():
+        customers = sum(o.customer_count for o in members)
+        impact = sum(o.impact for o in members) / len(members)
+        tags = []
+        if any(o.urgent for o in members):
+            tags.append(TAG_URGENT)
+        if any(o.target_department_id == d and o.rotator_department_id != d for o in members):
+            tags.append(TAG_ADDRESSED)
+        if any(o.rotator_department_id == d for o in members):
+            tags.append(TAG_OWN)
+        addressed = [o for o in members if o.target_department_id == d]
+        issues.append(
+            Issue(
+                product_area=k[0],
+                category=k[1],
+                label=k[2],
+                count=len(members),
+                previous=previous.get(k, 0),
+                customers=customers,
+                impact=impact,
+                score=customers * impact * _trend_factor(len(members), previous.get(k, 0)),
+                tags=tags,
+                quotes=_quotes(members, tz, week),
+                reporters=len({o.rotator_id for o in members}),
+                ack=dict(Counter(o.ack_state for o in addressed)),
+                actionable=len(addressed),
+                trend8=_weekly_counts(week, d, k, routed, "count"),
+                customers_text=(
+                    share_text(customers, contacts, unit="contacts")
+                    if contacts >= MIN_CONTACTS_FOR_SHARE
+                    else f"{customers} customer{'s' if customers != 1 else ''}"
+                ),
+                share_text=(
+                    f"{round(100 * len(members) / base)}% of this week's {base} observations for you"
+                    if base >= MIN_OBSERVATIONS_FOR_SHARE
+                    else None
+                ),
+                area_text=(
+                    share_text(customers, week.area_contacts[k[0]], unit=f"{k[0]} contacts")
+                    if week.area_contacts.get(k[0], 0) >= MIN_CONTACTS_FOR_SHARE
+                    else None
+                ),
+            )
+        )
+    issues.sort(key=lambda i: (-i.score, -i.count, i.label))
+    top = max((i.customers for i in issues), default=0) or 1
+    for i in issues:
+        i.bar_pct = max(2, round(100 * i.customers / top))
+    return issues
 
 
 def _department_id(department: Department) -> int:
@@ -355,21 +446,25 @@ def build_digest(week: WeekData, department: Department) -> DigestContent:
     tz = clock.org_tz()
     d = _department_id(department)
     routed = route(week, d)
-    sections = sections_for(routed, week, department, tz)
     rotating_now, rotating_next = rotating_people(week, d)
     monday = week_monday(week.week)
+    urgent = urgent_items(week, d, tz)
+    urgent_before = sum(o.urgent for o in week.previous if o.target_department_id == d)
+    contacts = contacts_summary(routed, week, d)
+    issues = top_issues(routed, week, d, tz, contacts.contacts)
     return DigestContent(
         department_id=d,
         department_name=department.name,
         week=week.week,
         first_day=monday,
         last_day=monday + timedelta(days=6),
-        metrics=metrics_for(routed),
-        sections=sections,
-        urgent=urgent_items(week, d, tz),
+        metrics=metrics_for(routed, len(urgent), urgent_before),
+        urgent=urgent,
         acted=acted_items(week, d),
         rotating_now=rotating_now,
         rotating_next=rotating_next,
         observations=len(routed.both),
-        theme_count=sum(len(s.themes) for s in sections),
+        theme_count=len(issues),
+        issues=issues,
+        contacts=contacts,
     )

@@ -7,8 +7,9 @@ themes (:func:`compute_themes`), computed once per run over both weeks and store
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,8 +18,10 @@ from sqlmodel import Session, col, select
 
 from frontline.core import clock
 from frontline.core.errors import DigestError
-from frontline.digests.themes import ThemeInput, find_themes
+from frontline.digests.grouping import group_observations
+from frontline.digests.themes import ThemeInput
 from frontline.digests.weeks import shift_week, week_monday, week_window
+from frontline.observations.contacts import contacts_by_area, weekly_contacts
 from models import Department, DigestOptOut, Employee, Observation, Rotation
 
 ThemeKey = tuple[str, str, str]  # (product_area, category, label)
@@ -58,6 +61,59 @@ class WeekData:
     departments: dict[int, Department]
     rotations: list[tuple[Rotation, Employee]]
     opt_outs: set[tuple[int, str]]
+    # issue 17: the 8-week view, the base of shares, and names people can tell apart
+    weekly_contacts: list[int] = field(default_factory=list)  # contacts handled, oldest of TREND_WEEKS first
+    history: list[HistoryObservation] = field(default_factory=list)  # the TREND_WEEKS - 2 weeks before
+    person_labels: dict[int, str] = field(default_factory=dict)  # employee id -> name told apart from namesakes
+    actor_names: dict[str, str] = field(default_factory=dict)  # e-mail (lower case) -> person's name
+    area_contacts: dict[str, int] = field(default_factory=dict)  # this week's contacts by product area, if split
+
+    @cached_property
+    def by_department(self) -> DepartmentIndex:
+        """The week's lists bucketed by department once, in their order: each digest then reads its own
+        buckets instead of rescanning the whole week (linear in departments, not quadratic)."""
+        index = DepartmentIndex()
+        for name in ("current", "previous"):
+            for o in getattr(self, name):
+                index.bucket(f"{name}_from", o.rotator_department_id).append(o)
+                index.bucket(f"{name}_to", o.target_department_id).append(o)
+        for o in self.open_urgent:
+            index.bucket("open_urgent_to", o.target_department_id).append(o)
+        for o in self.acted:
+            index.bucket("acted_to", o.target_department_id).append(o)
+        for rotation, employee in self.rotations:
+            index.rotations.setdefault(employee.department_id, []).append((rotation, employee))
+        return index
+
+
+TREND_WEEKS = 8
+
+
+@dataclass
+class HistoryObservation:
+    """An observation of an older week of the 8-week trend (what the trend counts, nothing more)."""
+
+    week_index: int  # 0 = the oldest of TREND_WEEKS
+    target_department_id: int
+    rotator_department_id: int | None
+    customer_count: int
+    product_area: str
+    category: str
+    theme: str | None
+
+
+@dataclass
+class DepartmentIndex:
+    """``WeekData.by_department``: observation lists by (list name, department id), rotations by department."""
+
+    lists: dict[tuple[str, int | None], list[DigestObservation]] = field(default_factory=dict)
+    rotations: dict[int | None, list[tuple[Rotation, Employee]]] = field(default_factory=dict)
+
+    def bucket(self, name: str, department_id: int | None) -> list[DigestObservation]:
+        return self.lists.setdefault((name, department_id), [])
+
+    def get(self, name: str, department_id: int) -> list[DigestObservation]:
+        return self.lists.get((name, department_id), [])
 
 
 _OBS_COLUMNS = (
@@ -147,7 +203,7 @@ def compute_themes(session: Session, week: str, *, persist: bool = True) -> dict
         .where(created >= prev_start, created < end)
         .order_by(col(Observation.id)),
     )
-    themes = find_themes(ThemeInput(r[0], r[1], r[2], r[3]) for r in rows)
+    themes = group_observations(session, [ThemeInput(r[0], r[1], r[2], r[3]) for r in rows])
     mapping: dict[int, ThemeKey] = {}
     for t in themes:
         for mid in t.member_ids:
@@ -210,7 +266,74 @@ def load_week(
         _departments(session, department_ids),
         _rotations(session, week, department_ids),
         _opt_outs(session, department_ids),
+        weekly_contacts(session, [week_monday(shift_week(week, i - TREND_WEEKS + 1)) for i in range(TREND_WEEKS)]),
+        _history(session, week, department_ids),
+        _person_labels(session),
+        _actor_names(session),
+        contacts_by_area(session, week_monday(week)),
     )
+
+
+def _history(session: Session, week: str, department_ids: list[int] | None) -> list[HistoryObservation]:
+    """The observations of the TREND_WEEKS - 2 weeks before last week, with the theme stored by the digest
+    run of their week (the 8-week trend of an issue counts those filed under the same theme)."""
+    tz = clock.org_tz()
+    starts = [week_window(shift_week(week, i - TREND_WEEKS + 1), tz)[0] for i in range(TREND_WEEKS - 1)]
+    created = col(Observation.created_at)
+    stmt = (
+        sa.select(
+            created,
+            col(Observation.target_department_id),
+            col(Employee.department_id),
+            col(Observation.customer_count),
+            col(Observation.product_area),
+            col(Observation.category),
+            col(Observation.theme),
+        )
+        .join(Employee, col(Observation.rotator_id) == col(Employee.id), isouter=True)
+        .where(created >= starts[0], created < starts[-1])
+    )
+    if department_ids is not None:
+        stmt = stmt.where(
+            sa.or_(
+                col(Observation.target_department_id).in_(department_ids),
+                col(Employee.department_id).in_(department_ids),
+            )
+        )
+    out = []
+    for r in _rows(session, stmt):
+        when = clock.aware(r[0])
+        index = max(i for i, start in enumerate(starts) if when is not None and when >= start)
+        out.append(HistoryObservation(index, r[1], r[2], r[3], r[4], r[5], r[6]))
+    return out
+
+
+def _person_labels(session: Session) -> dict[int, str]:
+    """Employees who share their name with someone else, told apart: "Alex Kim (Sales)", and with the HR id
+    when two namesakes work in the same department. Everyone else is shown by name alone."""
+    names = sa.select(col(Employee.name)).group_by(col(Employee.name)).having(sa.func.count() > 1)
+    rows = _rows(
+        session,
+        sa.select(col(Employee.id), col(Employee.name), col(Employee.employee_id), col(Department.name))
+        .join(Department, col(Employee.department_id) == col(Department.id), isouter=True)
+        .where(col(Employee.name).in_(names)),
+    )
+    seen: dict[tuple[str, str | None], int] = {}
+    for _id, name, _hr, dept in rows:
+        seen[(name, dept)] = seen.get((name, dept), 0) + 1
+    return {
+        r[0]: f"{r[1]} ({r[3] or 'no department'}{', ' + r[2] if seen[(r[1], r[3])] > 1 else ''})"
+        for r in rows
+        if r[0] is not None
+    }
+
+
+def _actor_names(session: Session) -> dict[str, str]:
+    """Who acknowledged, by e-mail: employees and department heads, so the digest names people."""
+    names = {e.lower(): n for e, n in _rows(session, sa.select(col(Employee.email), col(Employee.name)))}
+    for e, n in _rows(session, sa.select(col(Department.head_email), col(Department.head_name))):
+        names.setdefault(e.lower(), n)
+    return names
 
 
 def _departments(session: Session, department_ids: list[int] | None) -> dict[int, Department]:

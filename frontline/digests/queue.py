@@ -136,7 +136,7 @@ def preview_digests(
     outcomes: list[Outcome] = []
     for dept, content, out in _digests_with_news(data, outcomes):
         recipient = (recipients_for(dept, set()) or [dept.head_email])[0]
-        rendered = render_digest(content, recipient)
+        rendered = render_digest(content, recipient, preview=True)
         base = out_dir / f"{_slug(dept.name)}-{week}"
         try:
             base.with_suffix(".html").write_text(rendered.html, encoding="utf-8")

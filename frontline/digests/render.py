@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from frontline.digests.content import ACK_LABELS, BAR_MAX_PX, DigestContent, Section, ThemeSummary
+from frontline.digests.content import ACK_LABELS, DigestContent, Issue
 
 MAX_HTML_BYTES = 100_000
 SIZE_BUDGET = 95_000  # re-render with tighter limits above this (headers and MIME add a little)
@@ -40,59 +40,68 @@ def _trim(text: str, limit: int) -> str:
     return text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def _theme_entry(content: DigestContent, t: ThemeSummary, recipient: str, limits: Limits) -> dict[str, Any]:
-    """One theme as the templates show it: trimmed quotes and, when the department can act on it, one
-    action link per state (one signed token per theme; the pre-selected action rides in the query)."""
+def _issue_entry(content: DigestContent, t: Issue, recipient: str, limits: Limits, preview: bool) -> dict[str, Any]:
+    """One issue as the templates show it: trimmed quotes and, when the department can act on it, one
+    action link per state (one signed token per theme; the pre-selected action rides in the query). In a
+    preview the actions are listed without links (a preview's themes are not stored, so a link would
+    change nothing)."""
     from frontline.core.links import THEME_ACTIONS, theme_action_url
 
-    actions = []
+    actions: list[tuple[str, str | None]] = []
     if t.actionable:
-        base = theme_action_url(content.department_id, content.week, t.product_area, t.category, t.label, recipient)
-        actions = [(ACK_LABELS[a], f"{base}?action={a}") for a in THEME_ACTIONS]
+        if preview:
+            actions = [(ACK_LABELS[a], None) for a in THEME_ACTIONS]
+        else:
+            base = theme_action_url(content.department_id, content.week, t.product_area, t.category, t.label, recipient)
+            actions = [(ACK_LABELS[a], f"{base}?action={a}") for a in THEME_ACTIONS]
     return {
         "t": t,
         "quotes": [{"text": _trim(q.text, limits.quote_chars), "q": q} for q in t.quotes[: limits.quotes]],
         "more_quotes": max(0, t.count - min(len(t.quotes), limits.quotes)),
         "actions": actions,
+        "spark": max((p.value for p in t.trend8), default=0) or 1,
     }
 
 
-def _section_entry(content: DigestContent, s: Section, recipient: str, limits: Limits) -> dict[str, Any]:
-    return {
-        "s": s,
-        "themes": [_theme_entry(content, t, recipient, limits) for t in s.themes[: limits.themes]],
-        "more_themes": max(0, len(s.themes) - limits.themes),
-        "more_themes_count": sum(t.count for t in s.themes[limits.themes :]),
-    }
+def urgent_line(content: DigestContent) -> str:
+    """ "3 urgent (1 still open)": the one urgent count of the digest (headline, section, text, preview)."""
+    n = len(content.urgent)
+    if not n:
+        return "no urgent items"
+    return f"{n} urgent ({content.urgent_open} still open)"
 
 
 def _preheader(content: DigestContent) -> str:
-    """The inbox preview line: how many, how many urgent, the top theme."""
-    top = max((t for sec in content.sections for t in sec.themes[:1]), key=lambda t: t.count, default=None)
+    """The inbox preview line: how many, how many urgent (the same count as the text and the HTML), the
+    top issue."""
     preheader = f"{content.observations} observation{'s' if content.observations != 1 else ''}"
     if content.urgent:
-        preheader += f", {len(content.urgent)} urgent"
-    if top is not None:
-        preheader += f"; top theme: {top.label} ({top.count})"
+        preheader += f", {urgent_line(content)}"
+    if content.issues:
+        top = content.issues[0]
+        preheader += f"; top issue: {top.label} ({top.count})"
     return preheader
 
 
-def _context(content: DigestContent, recipient: str, limits: Limits) -> dict[str, Any]:
+def _context(content: DigestContent, recipient: str, limits: Limits, preview: bool = False) -> dict[str, Any]:
     from frontline.core.links import digest_unsubscribe_url
     from frontline.core.settings import get_settings
 
     base_url = get_settings().base_url
     return {
         "c": content,
-        "sections": [_section_entry(content, s, recipient, limits) for s in content.sections],
+        "issues": [_issue_entry(content, t, recipient, limits, preview) for t in content.issues[: limits.themes]],
+        "more_issues": max(0, len(content.issues) - limits.themes),
+        "more_issues_count": sum(t.count for t in content.issues[limits.themes :]),
         "urgent": [{"u": u, "text": _trim(u.text, limits.quote_chars)} for u in content.urgent[: limits.urgent]],
         "more_urgent": max(0, len(content.urgent) - limits.urgent),
+        "urgent_line": urgent_line(content),
         "acted": content.acted[: limits.acted],
         "more_acted": max(0, len(content.acted) - limits.acted),
         "ack_labels": ACK_LABELS,
         "preheader": _preheader(content),
-        "bar_max": BAR_MAX_PX,
         "recipient": recipient,
+        "preview": preview,
         "unsubscribe_url": digest_unsubscribe_url(content.department_id, recipient),
         "app_url": base_url,
         "console_url": f"{base_url}/console/observations?department={content.department_id}",
@@ -118,12 +127,15 @@ def inline_css(html: str) -> str:
     return str(_inliner().inline(html))
 
 
-def render_digest(content: DigestContent, recipient: str, *, inline: bool = True) -> RenderedDigest:
-    """HTML (CSS inlined) and plain text for one recipient, tightened until the HTML fits the budget."""
+def render_digest(
+    content: DigestContent, recipient: str, *, inline: bool = True, preview: bool = False
+) -> RenderedDigest:
+    """HTML (CSS inlined) and plain text for one recipient, tightened until the HTML fits the budget.
+    ``preview``: response links shown disabled (a preview is not sent; its themes are not stored)."""
     from frontline.core.templating import render_html, render_text
 
     for limits in LIMIT_STEPS:
-        ctx = _context(content, recipient, limits)
+        ctx = _context(content, recipient, limits, preview)
         html = render_html("email/digest.html", **ctx)
         if inline:
             html = inline_css(html)

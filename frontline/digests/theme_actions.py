@@ -53,8 +53,9 @@ def theme_observations(session: Session, link: ThemeLink) -> list[Observation]:
         )
         .order_by(col(Observation.id))
     ).all()
-    area, category = link.product_area.strip().lower(), link.category.strip().lower()
-    return [o for o in rows if o.product_area.strip().lower() == area and o.category.strip().lower() == category]
+    # A theme's observations may carry different areas and categories (a semantic theme gathers a
+    # problem filed under the wrong area); the lexical fallback keeps one (area, category) per theme.
+    return list(rows)
 
 
 @dataclass
@@ -68,6 +69,19 @@ class ThemeView:
 def theme_view(session: Session, link: ThemeLink) -> ThemeView:
     department = session.get(Department, link.department_id)
     return ThemeView(department.name if department else "(deleted department)", theme_observations(session, link))
+
+
+def reroute_theme(session: Session, link: ThemeLink, department: str, observation_ids: list[int] | None = None) -> int:
+    """ "Not ours": send the theme's observations (or those of ``observation_ids`` among them) to
+    ``department`` as the link's recipient (audited; the router learns from it). Returns how many.
+    ``RerouteError`` for an unknown department."""
+    from frontline.observations.routing import reroute
+
+    theirs = [o.id for o in theme_observations(session, link) if o.id is not None]
+    chosen = theirs if not observation_ids else [i for i in theirs if i in set(observation_ids)]
+    for oid in chosen:
+        reroute(session, oid, department, actor=link.recipient, reason=f"digest week {link.week}")
+    return len(chosen)
 
 
 def apply_theme_action(

@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from frontline.digests.embeddings import Embedder
 
 DEFAULT_DISTANCE_THRESHOLD = 0.95  # with the LSA component (tuned on bench/themes.py, two seeds)
 LEXICAL_ONLY_THRESHOLD = 0.93  # small inputs (no LSA): TF-IDF alone
@@ -35,6 +39,7 @@ LEXICAL_WEIGHT = 0.3  # share of the TF-IDF part in the combined vector (the res
 DENSE_GROUP_LIMIT = 2500  # above this, a group is clustered from a sample (memory stays bounded)
 ASSIGN_SIMILARITY = 0.15  # large groups: an item joins a sample theme at this centroid cosine
 LABEL_CHARS = 70
+BACKGROUND_PRIOR = 50  # semantic grouping: weight (in items) of the shipped background mean when centring
 FRAGMENT_FRACTION = 0.05  # clusters below this share of their group (min 3) join their nearest larger theme ...
 FRAGMENT_SIMILARITY = 0.15  # ... when at least this similar (centroid cosine)
 
@@ -295,13 +300,318 @@ def shorten(text: str, limit: int = LABEL_CHARS) -> str:
     if lead and len(t) - lead.end() >= 12:
         t = t[lead.end() :]
         t = t[0].upper() + t[1:]
-    m = re.search(r"[.!?;\n](\s|$)", t)
-    if m and m.start() >= 12:
-        t = t[: m.start() + 1] if t[m.start()] in "?!" else t[: m.start()]
+    clauses = _clauses(t)
+    if clauses and len(clauses[0]) >= 12:
+        t = clauses[0]
+    return _cut(t, limit)
+
+
+def _cut(t: str, limit: int = LABEL_CHARS) -> str:
+    """``t`` in at most ``limit`` characters, cut between words (never inside one), with no dangling
+    connective or punctuation before the ellipsis."""
     if len(t) <= limit:
         return t
-    cut = t[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:-–—")
-    return cut + "…"
+    words = t[: limit - 1].split(" ")
+    if len(words) > 1 and not t[limit - 1 : limit].isspace():
+        words = words[:-1]  # the last word was cut
+    while len(words) > 1 and (words[-1].lower().strip(",;:") in _DANGLING or not words[-1].strip("-–—,;:(")):
+        words.pop()
+    return " ".join(words).rstrip(",;:-–—(") + "…"
+
+
+_ABBREVIATIONS = frozenset(
+    [
+        "e.g",
+        "i.e",
+        "approx",
+        "vs",
+        "etc",
+        "no",
+        "nr",
+        "ca",
+        "z.b",
+        "u.a",
+        "bzw",
+        "usw",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "min",
+        "max",
+        "incl",
+        "excl",
+        "v",
+        "ver",
+        "vol",
+        "p.s",
+        "ps",
+        "pls",
+        "tel",
+        "fig",
+        "dept",
+        "sr",
+        "st",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+    ]
+)
+_DANGLING = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "with",
+        "of",
+        "to",
+        "for",
+        "in",
+        "on",
+        "at",
+        "by",
+        "from",
+        "as",
+        "that",
+        "which",
+        "when",
+        "while",
+        "because",
+        "bc",
+        "w/",
+        "und",
+        "oder",
+        "der",
+        "die",
+        "das",
+        "mit",
+        "y",
+        "o",
+        "el",
+        "la",
+        "los",
+        "las",
+        "de",
+        "del",
+        "con",
+        "en",
+        "et",
+        "ou",
+        "le",
+        "les",
+        "du",
+        "des",
+        "avec",
+        "e",
+    ]
+)
+_PLACEHOLDER = re.compile(r"\[(?:email|phone|card|iban|ip|ssn|name|url|address|redacted)\]", re.I)
+_FILLER_CLAUSE = re.compile(
+    r"^(?:this is a pattern.*|.*not a one[- ]off.*|pattern.*|fyi|heads up|update|again|same (?:as|thing).*|"
+    r"another one|one more|see above|as (?:above|before)|\d+ (?:of (?:my|our|today'?s) )?\d* ?(?:calls?|chats?|tickets?)"
+    r"(?: today| this week)?)$",
+    re.I,
+)
+_LEAD_INS = [
+    re.compile(p, re.I)
+    for p in (
+        r"^(?:fyi|heads up|update|again|btw|note|ok so|so|also|urgent|pls note|hi|hey)\b[:,!\-–—]?\s*",
+        r"^\d+ (?:of (?:my|our|today'?s) )?\d* ?(?:calls?|chats?|tickets?|customers?|cx)(?: today| this week| so far)?"
+        r"\s*(?:[:,\-–—]|said|say|are|were|had|with|about)\s*",
+        r"^(?:(?:\d+|two|three|four|five|another|one more|a|the|my|this|one|same)\s+)?(?:more\s+)?"
+        r"(?:cx|cust|custs|customers?|callers?|clients?|users?|people|guy|lady|woman|man|merchant|shop owner|"
+        r"caller on chat|chat)\s+(?:today\s+|this week\s+|again\s+|on (?:the )?phone\s+|on chat\s+)?"
+        r"(?:said|says|saying|reports?|reported|reporting|told (?:me|us)|asked|asks|asking|complain(?:s|ed|ing)?"
+        r"(?: about| that)?|wrote|writes|calling about|called(?: about)?|mentions?|mentioned|is|was|were|are|"
+        r"had|has|can'?t|cannot)?(?:\s+(?:that|about))?\s*[:,\-–—]?\s*",
+        r"^[^:.!?]{1,24}:\s+(?=\S{2})",
+    )
+]
+
+
+def _clauses(t: str) -> list[str]:
+    """Sentences of ``t``, split after . ! ? ; or a line break, never after an abbreviation, a
+    single letter or inside a number ("v5.12", "approx. 20", "z.B. Excel")."""
+    out, start = [], 0
+    for m in re.finditer(r"[.!?;…]+(?=\s|$)|\n|\s[-–—]\s", t):
+        before = t[start : m.start()].rsplit(" ", 1)[-1].lower().strip("(\"'")
+        if m.group().startswith(".") and (before in _ABBREVIATIONS or len(before) <= 1 or "." in before):
+            continue
+        if t[start : m.start()].count('"') % 2 == 1 and m.group() != "\n":
+            continue  # inside a quotation: "Something went wrong. Try again"
+        end = m.start() + (1 if m.group()[:1] in "?!" else 0)
+        piece = t[start:end].strip(" -–—")
+        if piece:
+            out.append(piece)
+        start = m.end()
+    rest = t[start:].strip(" -–—")
+    if rest:
+        out.append(rest)
+    return out
+
+
+def _strip_lead_in(t: str) -> str:
+    for _ in range(3):
+        before = t
+        for pattern in _LEAD_INS:
+            m = pattern.match(t)
+            if m and len(t) - m.end() >= 12:
+                t = t[m.end() :]
+        if t == before:
+            break
+    return t
+
+
+_STOPWORDS_BY_LANGUAGE = {
+    "en": [
+        "the",
+        "and",
+        "is",
+        "was",
+        "are",
+        "with",
+        "not",
+        "for",
+        "they",
+        "this",
+        "that",
+        "have",
+        "it",
+        "of",
+        "to",
+        "on",
+        "my",
+        "can",
+    ],
+    "de": [
+        "der",
+        "die",
+        "das",
+        "und",
+        "ist",
+        "nicht",
+        "ein",
+        "eine",
+        "mit",
+        "auf",
+        "kunde",
+        "kundin",
+        "bei",
+        "sich",
+        "wird",
+        "im",
+        "den",
+        "dem",
+        "zu",
+    ],
+    "es": [
+        "el",
+        "la",
+        "los",
+        "las",
+        "y",
+        "es",
+        "no",
+        "con",
+        "una",
+        "un",
+        "que",
+        "por",
+        "para",
+        "del",
+        "se",
+        "cliente",
+        "al",
+    ],
+    "fr": [
+        "le",
+        "la",
+        "les",
+        "et",
+        "est",
+        "pas",
+        "une",
+        "un",
+        "avec",
+        "pour",
+        "que",
+        "des",
+        "du",
+        "il",
+        "elle",
+        "au",
+        "client",
+        "sur",
+    ],
+    "pt": ["o", "a", "os", "as", "e", "não", "com", "uma", "um", "que", "para", "do", "da", "cliente", "no", "na"],
+    "nl": ["de", "het", "en", "is", "niet", "een", "met", "op", "van", "klant", "voor", "dat", "bij", "zijn"],
+}
+
+
+def _balance_quotes(t: str) -> str:
+    """Close a quotation the clause split left open (or drop it when it opens at the very end)."""
+    if t.count('"') % 2 == 1:
+        head = t[: t.rfind('"')].rstrip(" =+&/,;:-–—(")
+        return head if len(head) >= 15 else t + '"'
+    return t
+
+
+def detect_language(text: str) -> str:
+    """A rough guess of the language of ``text`` (en, de, es, fr, pt, nl) by common words."""
+    words = re.findall(r"[a-zà-ÿß]+", text.lower())
+    scores = {lang: sum(w in set(stop) for w in words) for lang, stop in _STOPWORDS_BY_LANGUAGE.items()}
+    best = max(scores, key=lambda k: (scores[k], k == "en"))
+    return best if scores[best] > 0 else "en"
+
+
+def label_candidate(text: str) -> tuple[str, int]:
+    """The label ``text`` would give and its penalty (0 = clean): the first clause that says something,
+    lead-in filler ("2 cx today said", "FYI:") removed, never a placeholder, cut between words."""
+    t = " ".join(text.split())
+    penalty = 0
+    if _PLACEHOLDER.search(t):
+        penalty += 3
+        t = _PLACEHOLDER.sub("", t)
+        t = re.sub(r"\s+([,.;:!?])", r"\1", re.sub(r"\(\s*\)|\s{2,}", " ", t)).strip()
+    clauses = [c for c in (_strip_lead_in(c) for c in _clauses(t)) if c and not _FILLER_CLAUSE.match(c.strip(" :,"))]
+    clauses = [c for c in clauses if len(c.split()) >= 3] or clauses
+    if not clauses:
+        return _cut(t), 10
+    if clauses[0] != _clauses(t)[0] if _clauses(t) else False:
+        penalty += 1  # the first sentence was filler
+    label = _balance_quotes(clauses[0].strip(" :,-–—"))
+    if len(label) < 15:
+        penalty += 2
+    if label.isupper():
+        label = label.capitalize()
+    label = label[0].upper() + label[1:]
+    return _cut(label), penalty
+
+
+def theme_label(ranked_texts: Sequence[str], language: str = "en", candidates: int = 40) -> str:
+    """The label of a theme whose member texts are ``ranked_texts`` (most central first): the clean
+    label of a central member, preferring one written in the organisation's ``language``."""
+    best: tuple[float, str] | None = None
+    for rank, text in enumerate(ranked_texts[:candidates]):
+        label, penalty = label_candidate(text)
+        score = rank + 2 * penalty + (100 if detect_language(text) != language else 0)
+        if best is None or score < best[0]:
+            best = (score, label)
+    if best is None:
+        return ""
+    return best[1]
 
 
 def _normalised(texts: Sequence[str]) -> list[str]:
@@ -312,12 +622,12 @@ def _semantic(norm: list[str]) -> np.ndarray | None:
     """LSA (truncated SVD of word TF-IDF over *all* the texts): words that occur in the same contexts
     ("coupon" / "voucher" next to "code", "invalid", "checkout") get close, which plain TF-IDF cannot
     see. ``None`` when the input is too small to learn co-occurrence from. Deterministic (fixed seed)."""
+    if len(norm) < LSA_MIN_DOCS:  # before importing scikit-learn (~1 s): a quiet week needs none of it
+        return None
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
 
-    if len(norm) < LSA_MIN_DOCS:
-        return None
     try:
         w = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2, token_pattern=r"\S+").fit_transform(norm)
     except ValueError:
@@ -440,6 +750,17 @@ def _sort_key(value: object):
     return (0, value) if isinstance(value, (int, float)) else (1, str(value))
 
 
+@dataclass(frozen=True)
+class ThemeParams:
+    """Weights and cut of the semantic grouping (chosen on the first half of tests/data/observations_eval.jsonl
+    only, checked on the second half: ``python bench/themes.py --tune``)."""
+
+    text_weight: float = 0.5  # share of the TF-IDF word+char vector beside the (centred) sentence embedding
+    category_weight: float = 0.1  # the category the rotator picked: a soft hint, not a wall
+    area_weight: float = 0.0  # the product area: often picked wrongly or lazily ("other"), so no weight
+    distance_threshold: float = 0.8  # average-linkage cut on cosine distance
+
+
 def find_themes(
     items: Iterable[ThemeInput],
     *,
@@ -447,12 +768,150 @@ def find_themes(
     fragment_fraction: float = FRAGMENT_FRACTION,
     fragment_similarity: float = FRAGMENT_SIMILARITY,
     semantic: bool = True,
+    vectors: Mapping[Any, np.ndarray | None] | None = None,
+    params: ThemeParams | None = None,
+    embed: Embedder | None | bool = True,
+    language: str | None = None,
 ) -> list[Theme]:
     """Group ``items`` into themes, largest first (ties: label). Every item is in exactly one theme.
 
-    With ``semantic`` (default) and at least ``LSA_MIN_DOCS`` items, an LSA component learnt from all
-    the items joins the TF-IDF features; ``distance_threshold`` defaults to the cut tuned for the
-    features in use."""
+    Semantic grouping (default) embeds every text with the multilingual sentence model (``vectors`` holds
+    embeddings already known by item id; the rest are computed with ``embed``, default
+    :func:`frontline.digests.embeddings.embedder`) and clusters all items together, so a German and an
+    English note about one problem meet and a problem filed under the wrong area still joins its theme.
+    Without the model (``embed=False`` or the package unusable) it falls back to the lexical grouping
+    (per (area, category), TF-IDF + LSA). Labels are written in ``language`` (default: settings)."""
+    items = list(items)
+    if language is None:
+        language = _org_language()
+    if semantic and embed is not False and items:
+        matrix = _embeddings(items, vectors or {}, None if embed is True else embed)
+        if matrix is not None:
+            return _semantic_themes(items, matrix, params or ThemeParams(), language)
+    return _lexical_themes(
+        items,
+        distance_threshold=distance_threshold,
+        fragment_fraction=fragment_fraction,
+        fragment_similarity=fragment_similarity,
+        semantic=semantic,
+        language=language,
+    )
+
+
+def _org_language() -> str:
+    from frontline.core.errors import SettingsError
+    from frontline.core.settings import get_settings
+
+    try:
+        return get_settings().language
+    except SettingsError:  # settings unreadable (a bare library call): English
+        return "en"
+
+
+def _embeddings(items: list[ThemeInput], known: Mapping[Any, np.ndarray | None], embed: Embedder | None):
+    """One row per item: the known vector, else a computed one. ``None`` when some are missing and no
+    model is available."""
+    from frontline.digests.embeddings import DIM, embedder
+
+    rows = np.zeros((len(items), DIM), dtype=np.float32)
+    todo = []
+    for i, item in enumerate(items):
+        v = known.get(item.id)
+        if v is None:
+            todo.append(i)
+        else:
+            rows[i] = v
+    if todo:
+        fn = embed or embedder()
+        if fn is None:
+            return None
+        rows[todo] = fn([items[i].text for i in todo])
+    return rows
+
+
+def _semantic_features(items: list[ThemeInput], emb: np.ndarray, params: ThemeParams):
+    """Centred sentence embeddings (e5 vectors share a large common direction; removing the mean spreads
+    them) beside TF-IDF word+char vectors of the normalised text and one-hots of the picked fields."""
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.preprocessing import normalize
+
+    from frontline.digests.embeddings import background_mean
+
+    # The set's own mean, pulled towards the shipped background mean while the set is small.
+    n = len(items)
+    centre = (emb.sum(axis=0) + BACKGROUND_PRIOR * background_mean()) / (n + BACKGROUND_PRIOR)
+    centred = emb - centre
+    parts = [csr_matrix(normalize(centred))]
+    if params.text_weight > 0:
+        parts.append(_vectorise([i.text for i in items]) * np.sqrt(params.text_weight))
+    for weight, values in (
+        (params.category_weight, [i.category.strip().lower() for i in items]),
+        (params.area_weight, [i.product_area.strip().lower() for i in items]),
+    ):
+        if weight > 0:
+            keys = {v: k for k, v in enumerate(sorted(set(values)))}
+            onehot = csr_matrix(
+                (np.ones(len(values)), ([keys[v] for v in values], range(len(values)))), shape=(len(keys), len(values))
+            ).T
+            parts.append(onehot * np.sqrt(weight))
+    return normalize(hstack(parts).tocsr())
+
+
+def _semantic_themes(items: list[ThemeInput], emb: np.ndarray, params: ThemeParams, language: str) -> list[Theme]:
+    perm = sorted(range(len(items)), key=lambda k: _sort_key(items[k].id))
+    items = [items[k] for k in perm]
+    emb = emb[perm]
+    x = _semantic_features(items, emb, params)
+    if x.shape[0] <= DENSE_GROUP_LIMIT:
+        labels = _cluster_dense(x, params.distance_threshold)
+    else:
+        labels = _cluster_large(x, params.distance_threshold, DENSE_GROUP_LIMIT)
+    themes = []
+    for cluster in sorted(set(labels.tolist())):
+        idx = np.flatnonzero(labels == cluster)
+        members = [items[i] for i in idx]
+        area = _majority([m.product_area.strip().lower() for m in members])
+        category = _majority([m.category.strip().lower() for m in members])
+        themes.append(_make_theme(members, x[idx], area, category, language))
+    themes.sort(key=lambda t: (-t.size, t.label, t.product_area, t.category))
+    return themes
+
+
+def _majority(values: list[str]) -> str:
+    counts: dict[str, int] = defaultdict(int)
+    for v in values:
+        counts[v] += 1
+    return min(counts, key=lambda v: (-counts[v], v))
+
+
+def _make_theme(members: list[ThemeInput], sub, area: str, category: str, language: str) -> Theme:
+    if len(members) == 1:
+        order = np.zeros(1, dtype=int)
+    else:
+        # sum of similarities to all members = similarity to the members' sum (O(nnz))
+        centrality = np.asarray(sub @ np.asarray(sub.sum(axis=0)).ravel()).ravel()
+        # most central first; ties broken by the earlier id (stable sort over id order)
+        order = np.argsort(-np.round(centrality, 9), kind="stable")
+    ranked = [members[i] for i in order]
+    return Theme(
+        label=theme_label([m.text for m in ranked], language),
+        product_area=area,
+        category=category,
+        member_ids=[m.id for m in ranked],
+        central_id=ranked[0].id,
+    )
+
+
+def _lexical_themes(
+    items: list[ThemeInput],
+    *,
+    distance_threshold: float | None,
+    fragment_fraction: float,
+    fragment_similarity: float,
+    semantic: bool,
+    language: str,
+) -> list[Theme]:
+    """The fallback without the sentence model: split by (area, category), TF-IDF (+ LSA) inside."""
     groups: dict[tuple[str, str], list[ThemeInput]] = defaultdict(list)
     for item in items:
         groups[(item.product_area.strip().lower(), item.category.strip().lower())].append(item)
@@ -478,25 +937,7 @@ def find_themes(
         )
         for cluster in sorted(set(labels.tolist())):
             idx = np.flatnonzero(labels == cluster)
-            if len(idx) == 1:
-                order = idx
-            else:
-                sub = x[idx]
-                # sum of similarities to all members = similarity to the members' sum (O(nnz))
-                centrality = np.asarray(sub @ np.asarray(sub.sum(axis=0)).ravel()).ravel()
-                # most central first; ties broken by the earlier id (stable sort over id order)
-                order = idx[np.argsort(-np.round(centrality, 9), kind="stable")]
-            ids = [members[i].id for i in order]
-            central = members[order[0]]
-            themes.append(
-                Theme(
-                    label=shorten(central.text),
-                    product_area=area,
-                    category=category,
-                    member_ids=ids,
-                    central_id=central.id,
-                )
-            )
+            themes.append(_make_theme([members[i] for i in idx], x[idx], area, category, language))
     themes.sort(key=lambda t: (-t.size, t.label, t.product_area, t.category))
     return themes
 

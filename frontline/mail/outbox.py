@@ -9,7 +9,7 @@ so even a message delivered twice after a crash is recognisably the same message
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from email import policy as email_policy
@@ -122,6 +122,31 @@ def enqueue(
     """
     if session.exec(select(OutboundMessage.id).where(OutboundMessage.idempotency_key == idempotency_key)).first():
         return None
+    values = _row_values(message, kind, idempotency_key)
+    row_id = _insert_unless_queued(session, values)
+    if row_id is None:
+        return None
+    _note_queued(values)
+    return session.get(OutboundMessage, row_id)
+
+
+def _note_queued(values: dict[str, Any]) -> None:
+    """Tell :func:`recording` about a message just queued."""
+    seen = _recorded.get()
+    if seen is not None:
+        seen.append(
+            {
+                "kind": str(values["kind"]),
+                "to": str(values["recipient"]),
+                "subject": str(values["subject"]),
+                "key": str(values["idempotency_key"]),
+            }
+        )
+
+
+def _row_values(message: EmailMessage, kind: str, idempotency_key: str) -> dict[str, Any]:
+    """The outbox row of ``message``, after filling in ``From``, ``Date``, ``Message-ID`` and
+    ``Auto-Submitted`` when absent (the same for :func:`enqueue` and :func:`enqueue_many`)."""
     if "From" not in message:
         message["From"] = _sender()
     if "Date" not in message:
@@ -131,7 +156,7 @@ def enqueue(
     if "Auto-Submitted" not in message:
         message["Auto-Submitted"] = "auto-generated"
     recipients = [addr for _name, addr in getaddresses(message.get_all("To", []) + message.get_all("Cc", []))]
-    values = dict(
+    return dict(
         idempotency_key=idempotency_key,
         kind=kind,
         recipient=", ".join(recipients),
@@ -139,15 +164,39 @@ def enqueue(
         message_id=str(message["Message-ID"]),
         mime=message.as_bytes(),
     )
-    row_id = _insert_unless_queued(session, values)
-    if row_id is None:
-        return None
-    seen = _recorded.get()
-    if seen is not None:
-        seen.append(
-            {"kind": kind, "to": str(values["recipient"]), "subject": str(values["subject"]), "key": idempotency_key}
+
+
+BULK_CHUNK = 500  # keys per existence query and rows per INSERT (well under both databases' parameter limits)
+
+
+def enqueue_many(session: Session, items: Sequence[tuple[EmailMessage, str, str]]) -> list[str]:
+    """:func:`enqueue` for many ``(message, kind, idempotency_key)`` at once, in order: one existence
+    query and one multi-row ``INSERT ... ON CONFLICT DO NOTHING`` per 500 messages instead of two
+    statements per message. A key already queued, or seen earlier in ``items``, is skipped (its
+    message untouched), exactly as calling :func:`enqueue` for each in turn would. The rows are
+    written in the caller's transaction. Returns the keys queued now."""
+    queued: list[str] = []
+    seen: set[str] = set()
+    for i in range(0, len(items), BULK_CHUNK):
+        chunk = items[i : i + BULK_CHUNK]
+        keys = [key for _m, _k, key in chunk]
+        seen |= set(
+            session.exec(
+                select(OutboundMessage.idempotency_key).where(col(OutboundMessage.idempotency_key).in_(keys))
+            ).all()
         )
-    return session.get(OutboundMessage, row_id)
+        rows = []
+        for message, kind, key in chunk:
+            if key in seen:
+                continue
+            seen.add(key)
+            rows.append(_row_values(message, kind, key))
+        written = set(_insert_many_unless_queued(session, rows))
+        for values in rows:
+            if values["idempotency_key"] in written:
+                queued.append(str(values["idempotency_key"]))
+                _note_queued(values)
+    return queued
 
 
 def _insert_unless_queued(session: Session, values: dict[str, Any]) -> int | None:
@@ -157,7 +206,22 @@ def _insert_unless_queued(session: Session, values: dict[str, Any]) -> int | Non
     A plain statement in the caller's transaction, no savepoint: the row lives and dies with the caller's
     work on both databases (a savepoint on SQLite, before anything else was written, used to commit on
     its own, so an invite survived the rollback of the dates it announced)."""
-    columns = OutboundMessage(**values).model_dump(exclude={"id"})  # with the model's defaults (state, times)
+    statement = _insert_ignoring_duplicates(session, [values]).returning(col(OutboundMessage.id))
+    return session.execute(statement).scalar_one_or_none()
+
+
+def _insert_many_unless_queued(session: Session, rows: list[dict[str, Any]]) -> list[str]:
+    """The multi-row form of :func:`_insert_unless_queued`: the keys of the rows written."""
+    if not rows:
+        return []
+    statement = _insert_ignoring_duplicates(session, rows).returning(col(OutboundMessage.idempotency_key))
+    written = set(session.execute(statement).scalars().all())
+    return [row["idempotency_key"] for row in rows if row["idempotency_key"] in written]
+
+
+def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> Any:
+    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING`` of ``rows`` with the model's defaults."""
+    columns = [OutboundMessage(**values).model_dump(exclude={"id"}) for values in rows]  # state, times
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -169,9 +233,4 @@ def _insert_unless_queued(session: Session, values: dict[str, Any]) -> int | Non
         statement = sqlite_insert(OutboundMessage)
     else:  # pragma: no cover - Frontline runs on SQLite and PostgreSQL only
         raise RuntimeError(f"unsupported database {dialect!r}")
-    statement = (
-        statement.values(**columns)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(col(OutboundMessage.id))
-    )
-    return session.execute(statement).scalar_one_or_none()
+    return statement.values(columns).on_conflict_do_nothing(index_elements=["idempotency_key"])

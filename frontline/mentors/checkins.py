@@ -100,33 +100,61 @@ def choose_checkin(
     return ranked[0][1]
 
 
+_Cell = tuple[bool, float, tuple[int, str]]  # valid, closeness to 13:00 (both sides), UTC (weekday, "HH:MM")
+
+
+@lru_cache(maxsize=200_000)
+def _week_table(
+    mentor_tz: str, rotator_tz: str, monday: date, minutes: int, hours: tuple[int, int]
+) -> tuple[_Cell, ...]:
+    """Every candidate (Tuesday-Friday x half hour, in :func:`choose_checkin`'s order) in the week of
+    ``monday``: valid for both people, closeness of both local times to 13:00, and the time in UTC.
+    Shared by every rotation of these two zones that covers this week."""
+    mz, rz = zone(mentor_tz), zone(rotator_tz)
+    out: list[_Cell] = []
+    for weekday in SLOT_WEEKDAYS:
+        for local_t in _half_hours(hours):
+            occ = datetime.combine(monday + timedelta(days=weekday), local_t, tzinfo=mz)
+            r_local = occ.astimezone(rz)
+            closeness = abs(occ.hour + occ.minute / 60 - 13) + abs(r_local.hour + r_local.minute / 60 - 13)
+            utc = occ.astimezone(UTC)
+            out.append((_valid_at(occ, minutes, rz, hours), closeness, (utc.weekday(), f"{utc:%H:%M}")))
+    return tuple(out)
+
+
+@lru_cache(maxsize=50_000)
+def _kickoff_table(
+    mentor_tz: str, rotator_tz: str, day: date, minutes: int, hours: tuple[int, int]
+) -> tuple[bool, ...]:
+    """Per half hour: the kickoff at that mentor-local time on ``day`` suits both people."""
+    mz, rz = zone(mentor_tz), zone(rotator_tz)
+    return tuple(_valid_at(datetime.combine(day, t, tzinfo=mz), minutes, rz, hours) for t in _half_hours(hours))
+
+
 @lru_cache(maxsize=65536)
 def ranked_slots(
     start: date, end: date, mentor_tz: str, rotator_tz: str, minutes: int, hours: tuple[int, int]
 ) -> tuple[tuple[tuple[int, str], tuple[int, str]], ...]:
     """Every valid candidate of :func:`choose_checkin` as (mentor-local key, UTC slot), best first
-    (kickoff possible, closeness to 13:00 for both, weekday; ties in candidate order). Cached: a company
-    has few (start, end, mentor zone, rotator zone) combinations."""
-    mz, rz = zone(mentor_tz), zone(rotator_tz)
-    weeks = _weeks(start, end)
+    (kickoff possible, closeness to 13:00 for both, weekday; ties in candidate order). Built from the
+    per-week tables of the two zones (:func:`_week_table`), so a company computes each (mentor zone,
+    rotator zone, week) once, not once per pairing."""
     first_monday = clock.monday(start)
+    mondays = [first_monday + timedelta(weeks=k) for k in range(_weeks(start, end))]
+    tables = [_week_table(mentor_tz, rotator_tz, m, minutes, hours) for m in mondays]
+    kickoff = _kickoff_table(mentor_tz, rotator_tz, start, minutes, hours)
+    half_hours = _half_hours(hours)
     found: list[tuple[tuple[bool, float, int], int, tuple[int, str], tuple[int, str]]] = []
+    c = -1
     for weekday in SLOT_WEEKDAYS:
-        for local_t in _half_hours(hours):
-            occurrences = [
-                datetime.combine(first_monday + timedelta(weeks=k, days=weekday), local_t, tzinfo=mz)
-                for k in range(weeks)
-            ]
-            occurrences = [o for o in occurrences if start <= o.date() <= end]
-            if not occurrences or not all(_valid_at(o, minutes, rz, hours) for o in occurrences):
+        for h, local_t in enumerate(half_hours):
+            c += 1
+            weeks = [k for k, m in enumerate(mondays) if start <= m + timedelta(days=weekday) <= end]
+            if not weeks or not all(tables[k][c][0] for k in weeks):
                 continue
-            first = occurrences[0]
-            r_local = first.astimezone(rz)
-            closeness = abs(first.hour + first.minute / 60 - 13) + abs(r_local.hour + r_local.minute / 60 - 13)
-            kickoff_ok = _valid_at(datetime.combine(start, local_t, tzinfo=mz), minutes, rz, hours)
-            utc = first.astimezone(UTC)
-            score = (not kickoff_ok, closeness, weekday)
-            found.append((score, len(found), (weekday, f"{local_t:%H:%M}"), (utc.weekday(), f"{utc:%H:%M}")))
+            _valid, closeness, utc_slot = tables[weeks[0]][c]
+            score = (not kickoff[h], closeness, weekday)
+            found.append((score, len(found), (weekday, f"{local_t:%H:%M}"), utc_slot))
     found.sort(key=lambda f: (f[0], f[1]))
     return tuple((key, slot) for _score, _order, key, slot in found)
 

@@ -153,6 +153,7 @@ def set_mentor(
     if old is not None:
         writer.replace(rot, old, cast(int, mentor.id))
     writer.create(rot, cast(int, mentor.id), None, None)
+    writer.flush()  # the writer inserts in bulk: the new pairing gets its id here
     pairing = session.get(MentorPairing, result.created[-1]["pairing_id"])
     assert pairing is not None
     pairing.reason = f"set by HR: {reason}"

@@ -35,18 +35,20 @@ from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlmodel import Session, col, func, select
 
 from frontline.core import audit, clock
 from frontline.core.errors import PairingError
 from frontline.core.policy import Mentoring, Policy
-from frontline.mentors import solver
 from frontline.mentors.checkins import choose_checkin, slot_key, slot_local, zone, zone_key
 from frontline.mentors.pairings import active_pairings_overlapping
 from frontline.mentors.surveys import mentor_feedback
 from models import Absence, Department, Employee, MentorPairing, PairingGap, Rotation, utcnow
+
+if TYPE_CHECKING:  # the solver imports SciPy (~1 s): only pairing itself loads it
+    from frontline.mentors import solver
 
 HORIZON_WEEKS = 52
 PLANNED = ("draft", "invited")
@@ -341,6 +343,8 @@ def _unavailable_weeks(state: PairingState, e: Employee) -> frozenset[int]:
 
 
 def solver_mentors(state: PairingState, kept: list[MentorPairing], annual_cap: int) -> list[solver.Mentor]:
+    from frontline.mentors import solver
+
     busy, load = _kept_load(state, kept)
     return [
         solver.Mentor(
@@ -363,6 +367,8 @@ def solver_mentors(state: PairingState, kept: list[MentorPairing], annual_cap: i
 
 
 def solver_rotators(state: PairingState, plan: Triage) -> list[solver.Rotator]:
+    from frontline.mentors import solver
+
     out = []
     for r in plan.need:
         e = state.employees[r.employee_id]
@@ -424,6 +430,7 @@ class PairingWriter:
     actor: str
     dry_run: bool
     status: str = "active"  # "proposed" when policy mentoring.review holds new pairings for HR
+    new: list[tuple[MentorPairing, dict[str, Any], tuple[MentorPairing, str] | None]] = field(default_factory=list)
 
     def audit(self, action: str, pairing: MentorPairing, reason: str | None, **details: Any) -> None:
         audit.record(
@@ -500,15 +507,26 @@ class PairingWriter:
             self.taken[mid].append((r.start, r.end, slot_key(first)))
             row["checkin"] = f"{first:%a %H:%M} {zone_key(first)}"
         if not self.dry_run:
-            self.session.add(p)
-            self.session.flush()
-            row["pairing_id"] = p.id
-            if old:
-                self.audit("pairing.created", p, p.reason, rotation_id=r.id, mentor_id=mid, replaces=old[0].id)
-            if self.status == "proposed":
-                self.audit("pairing.proposed", p, None, rotation_id=r.id, mentor_id=mid)
+            self.new.append((p, row, old))
         row["status"] = self.status
         self.result.created.append(row)
+
+    def flush(self) -> None:
+        """Insert the new pairings in one go (one flush, not one per pairing), then their ids and the
+        audit events of the replacements."""
+        if not self.new:
+            return
+        self.session.add_all([p for p, _row, _old in self.new])
+        self.session.flush()
+        for p, row, old in self.new:
+            row["pairing_id"] = p.id
+            if old:
+                self.audit(
+                    "pairing.created", p, p.reason, rotation_id=p.rotation_id, mentor_id=p.mentor_id, replaces=old[0].id
+                )
+            if self.status == "proposed":
+                self.audit("pairing.proposed", p, None, rotation_id=p.rotation_id, mentor_id=p.mentor_id)
+        self.new.clear()
 
     def unmatched(self, sol: solver.Solution) -> None:
         for u in sol.unmatched:
@@ -548,6 +566,7 @@ def write_pairings(
             writer.replace(r, old, mid)
         if mid is not None and sol is not None:
             writer.create(r, mid, sol.costs.get(r.id), old)
+    writer.flush()
     if sol is not None:
         writer.unmatched(sol)
     if not dry_run:
@@ -604,6 +623,8 @@ def pair_mentors(
         plan = plan.only(set(only))
     result.kept = len(plan.kept)
     rotators, mentors = solver_input(state, plan, policy.mentoring.annual_cap)
+    from frontline.mentors import solver
+
     weights = solver.Weights.from_policy(policy.mentoring)
     sol = solver.solve(rotators, mentors, weights, time_limit=time_limit) if rotators else None
     if sol is not None:
@@ -694,6 +715,18 @@ def gaps_for(session: Session, rotation_ids: list[int]) -> dict[int, PairingGap]
         return {}
     rows = session.exec(select(PairingGap).where(col(PairingGap.rotation_id).in_(rotation_ids))).all()
     return {g.rotation_id: g for g in rows}
+
+
+def mentor_answers(session: Session, rotation_ids: list[int]) -> dict[int, str]:
+    """The active mentor's answer to the signed pairing link (``accepted``), by rotation id (absent: none yet)."""
+    if not rotation_ids:
+        return {}
+    rows = session.exec(
+        select(MentorPairing.rotation_id, MentorPairing.response).where(
+            MentorPairing.status == "active", col(MentorPairing.rotation_id).in_(rotation_ids)
+        )
+    ).all()
+    return {rid: response for rid, response in rows if response}
 
 
 def proposed_rotation_ids(session: Session, rotation_ids: list[int]) -> set[int]:

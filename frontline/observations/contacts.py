@@ -135,14 +135,29 @@ def weekly_contacts(session: Session, mondays: Sequence[date]) -> list[int]:
     return totals
 
 
-def share_text(part: int, base: int, minimum: int = MIN_CONTACTS_FOR_SHARE) -> str:
-    """``"12 of 480 (2.5%)"``; without the percentage when ``base`` is below ``minimum``."""
+def contacts_by_area(session: Session, monday: date) -> dict[str, int]:
+    """Contacts of the week starting ``monday`` by product area, where rotators split their day by area."""
+    rows = session.exec(
+        select(ContactCount).where(col(ContactCount.day) >= monday, col(ContactCount.day) <= monday + timedelta(days=6))
+    ).all()
+    totals: dict[str, int] = {}
+    for row in rows:
+        for area, n in (row.by_area or {}).items():
+            totals[area] = totals.get(area, 0) + int(n)
+    return totals
+
+
+def share_text(part: int, base: int, minimum: int = MIN_CONTACTS_FOR_SHARE, unit: str = "", suffix: str = "") -> str:
+    """``"12 of 480 contacts this week (2.5%)"`` (``unit`` "contacts", ``suffix`` "this week"); without the
+    percentage when ``base`` is below ``minimum``, and just the part when there is no base."""
+    words = " ".join(w for w in (unit, suffix) if w)
     if base <= 0:
         return f"{part}"
+    text = f"{part} of {base}" + (f" {words}" if words else "")
     if base < minimum:
-        return f"{part} of {base}"
+        return text
     pct = 100 * part / base
-    return f"{part} of {base} ({pct:.1f}%)" if pct < 10 else f"{part} of {base} ({pct:.0f}%)"
+    return f"{text} ({pct:.1f}%)" if pct < 10 else f"{text} ({pct:.0f}%)"
 
 
 def record_contacts_by_token(

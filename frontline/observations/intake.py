@@ -26,7 +26,7 @@ goes through :func:`frontline.observations.acknowledgement.set_ack_state`; API t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -45,6 +45,7 @@ from frontline.core.security import unstorable_character
 from frontline.observations.escalation import send_escalation
 from frontline.observations.policy import current_policy
 from frontline.observations.redaction import allow_list, redact
+from frontline.observations.routing import Router, current_router
 from frontline.observations.vocabulary import SOURCES
 from models import ApiToken, AuditEvent, Department, Employee, Observation, Rotation, utcnow
 
@@ -293,19 +294,32 @@ class Valid:
 
     observation: ObservationIn
     target: str  # the department's name: the one chosen, else the suggested one
+    routed_by: str = "rotator"  # rotator (chosen) | router (learnt suggestion) | table (policy suggestion)
 
 
 def validate_submission(
-    data: dict[str, Any], policy: Policy, allowed: Iterable[str], department_ids: dict[str, int]
+    data: dict[str, Any],
+    policy: Policy,
+    allowed: Iterable[str],
+    department_ids: dict[str, int],
+    router: Callable[[], Router | None] | None = None,
 ) -> Valid:
     """Phase 1: the fields against the policy and the departments ``allowed`` as targets, and the
-    department it goes to. Raises ``pydantic.ValidationError``."""
+    department it goes to: the rotator's choice, else the learnt router's suggestion (``router`` gives
+    it, loaded only when needed), else the policy table's. Raises ``pydantic.ValidationError``."""
     names = list(allowed)
     obs_in = validate_observation(data, policy, names)
-    target = obs_in.target_department or suggested_department(obs_in.product_area, policy, names)
+    if obs_in.target_department:
+        return Valid(obs_in, obs_in.target_department, "rotator")
+    learnt = router() if router is not None else None
+    if learnt is not None:
+        guess = learnt.suggest(obs_in.text, obs_in.product_area, obs_in.category, department_ids.keys() & set(names))
+        if guess is not None:
+            return Valid(obs_in, guess, "router")
+    target = suggested_department(obs_in.product_area, policy, names)
     if target is None or target not in department_ids:
         raise _validation_error("target_department", "choose the department that should hear about this")
-    return Valid(obs_in, target)
+    return Valid(obs_in, target, "table")
 
 
 def validate_items(items: Sequence[Pending], ctx: BatchContext) -> list[Valid | Exception]:
@@ -314,7 +328,7 @@ def validate_items(items: Sequence[Pending], ctx: BatchContext) -> list[Valid | 
     out: list[Valid | Exception] = []
     for item in items:
         try:
-            out.append(validate_submission(item.data, ctx.policy, ctx.allowed_targets, ctx.department_ids))
+            out.append(validate_submission(item.data, ctx.policy, ctx.allowed_targets, ctx.department_ids, ctx.router))
         except ValidationError as exc:
             out.append(exc)
     return out
@@ -398,6 +412,7 @@ class BatchContext:
     policy: Policy
     department_ids: dict[str, int]  # name -> id, every department
     allowed_targets: list[str]  # the names a submission may address (the caller's list, else every active one)
+    router: Callable[[], Router | None] | None = None  # the learnt router, loaded on first use
 
     @property
     def department_names(self) -> dict[int, str]:
@@ -409,7 +424,14 @@ def load_context(conn: Connection, policy: Policy, departments: list[str] | None
     ids_by_name: dict[str, int] = {r[0]: r[1] for r in rows}
     active = {r[0] for r in rows if r[2]}
     allowed = [d for d in departments if d in active] if departments is not None else sorted(active)
-    return BatchContext(utcnow(), clock.today(), policy, ids_by_name, allowed)
+    loaded: list[Router | None] = []
+
+    def router() -> Router | None:
+        if not loaded:
+            loaded.append(current_router(conn))
+        return loaded[0]
+
+    return BatchContext(utcnow(), clock.today(), policy, ids_by_name, allowed, router)
 
 
 class RotatorRow(NamedTuple):
@@ -598,6 +620,7 @@ def row_values(item: Pending, valid: Valid, emp: RotatorRow, ctx: BatchContext, 
         "product_area": obs_in.product_area,
         "category": obs_in.category,
         "target_department_id": ctx.department_ids[valid.target],
+        "routed_by": valid.routed_by,
         "urgent": obs_in.urgent,
         "source": item.source,
         "redactions": counts,
@@ -717,6 +740,7 @@ def audit_values(placed: Placed, new_id: int, item: Pending, emp: RotatorRow, no
             "product_area": values["product_area"],
             "category": values["category"],
             "target_department": placed.target,
+            "routed_by": values["routed_by"],
             "redactions": values["redactions"],
         },
     }

@@ -349,19 +349,40 @@ def _redact_ibans(text: str, allow: AllowList) -> tuple[str, int]:
     return _replace_spans(text, spans, PLACEHOLDERS["iban"]), len(spans)
 
 
+def _card_at(raw: str, groups: list[re.Match[str]]) -> tuple[int, int] | None:
+    """The span (within ``raw``) of a card made of whole consecutive ``groups``: the whole run when it is
+    one; in a longer run (several cards in a row), the first window of up to five groups that is."""
+    digits = "".join(g.group(0) for g in groups)
+    if len(digits) <= 19:
+        windows = [(0, len(groups))]
+    else:
+        windows = [(i, j) for i in range(len(groups)) for j in range(min(len(groups), i + 5), i, -1)]
+    for i, j in windows:
+        part = [g.group(0) for g in groups[i:j]]
+        joined = "".join(part)
+        if 12 <= len(joined) <= 19 and luhn_ok(joined) and card_brand_ok(joined) and _card_grouping_ok(part):
+            return groups[i].start(), groups[j - 1].end()
+    return None
+
+
 def _redact_cards(text: str, allow: AllowList) -> tuple[str, int]:
     spans = []
     for m in _DIGIT_GROUPS.finditer(text):
         raw = m.group(0)
-        groups = re.findall(r"\d+", raw)
-        digits = "".join(groups)
-        if not 12 <= len(digits) <= 19 or len(set(re.findall(r"\D+", raw))) > 1:
+        if len(set(re.findall(r"\D+", raw))) > 1:
             continue  # one kind of separator throughout
-        if not (luhn_ok(digits) and card_brand_ok(digits) and _card_grouping_ok(groups)):
+        groups = list(re.finditer(r"\d+", raw))
+        if sum(len(g.group(0)) for g in groups) < 12 or _not_pii_before(text, m.start()):
             continue
-        if _not_pii_before(text, m.start()) or allow.keeps(raw):
-            continue
-        spans.append(m.span())
+        rest = groups
+        while rest:
+            found = _card_at(raw, rest)
+            if found is None:
+                break
+            start, end = found
+            if not allow.keeps(raw[start:end]):
+                spans.append((m.start() + start, m.start() + end))
+            rest = [g for g in rest if g.start() >= end]
     return _replace_spans(text, spans, PLACEHOLDERS["card"]), len(spans)
 
 

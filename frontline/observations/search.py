@@ -11,11 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from frontline.digests.themes import ThemeInput, find_themes, theme_of
+from frontline.digests.grouping import group_observations
+from frontline.digests.themes import ThemeInput, theme_of
 from frontline.observations.vocabulary import STATES
 from models import Department, Employee, Observation
 
 MAX_COMPUTED_THEMES = 2000
+MAX_NEW_EMBEDDINGS = 64  # a console page embeds at most this many new texts (else lexical themes this time)
 
 
 @dataclass(frozen=True)
@@ -89,16 +91,22 @@ def export_rows(session: Session, f: ObservationFilter) -> list[tuple[Observatio
     )
 
 
-def theme_labels(rows: list[Observation], limit: int = MAX_COMPUTED_THEMES) -> dict[int, tuple[str, bool]]:
+def theme_labels(
+    session: Session, rows: list[Observation], limit: int = MAX_COMPUTED_THEMES
+) -> dict[int, tuple[str, bool]]:
     """``{observation id: (theme label, computed_now)}``: the stored theme, else one computed now with
-    :func:`frontline.digests.themes.find_themes` over the rows that have none (at most ``limit``)."""
+    :func:`frontline.digests.grouping.group_observations` over the rows that have none (at most ``limit``)."""
     labels: dict[int, tuple[str, bool]] = {o.id: (o.theme, False) for o in rows if o.theme and o.id is not None}
     missing = [o for o in rows if not o.theme and o.id is not None][:limit]
     if missing:
-        found = find_themes(
-            ThemeInput(id=o.id, text=o.text, product_area=o.product_area, category=o.category)
-            for o in missing
-            if o.id is not None
+        found = group_observations(
+            session,
+            [
+                ThemeInput(id=o.id, text=o.text, product_area=o.product_area, category=o.category)
+                for o in missing
+                if o.id is not None
+            ],
+            max_new_embeddings=MAX_NEW_EMBEDDINGS,
         )
         for oid, label in theme_of(found).items():
             labels[oid] = (label, True)

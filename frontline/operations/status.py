@@ -44,6 +44,7 @@ STUCK_KINDS = (
     "rotations_without_mentor",
     "observations_for_inactive_departments",
     "connectors_failing",
+    "routing_table_unknown_departments",
 )
 
 Row = dict[str, Any]
@@ -194,7 +195,24 @@ def needs_a_human(session: Session, *, now: datetime) -> dict[str, list[Row]]:
         "rotations_without_mentor": rotations_without_mentor(session, today),
         "observations_for_inactive_departments": observations_for_inactive_departments(session),
         "connectors_failing": connectors_failing(session),
+        "routing_table_unknown_departments": routing_table_problems(session),
     }
+
+
+def routing_table_problems(session: Session) -> list[Row]:
+    """Policy routing-table entries naming a department the roster has no active department for."""
+    from frontline.core.errors import PolicyError
+    from frontline.core.policy import load_policy
+    from frontline.observations.routing import table_problems
+
+    try:
+        policy = load_policy()
+    except PolicyError:
+        return []  # reported under policy_unusable
+    active = session.exec(select(Department.name).where(col(Department.active).is_(True))).all()
+    if not active:
+        return []  # no roster yet
+    return [{"problem": p} for p in table_problems(policy.observations.area_departments, active)]
 
 
 def connectors_failing(session: Session) -> list[Row]:

@@ -16,6 +16,7 @@ seconds. The nightly planning run still picks those hires up.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -39,7 +40,12 @@ def employee_id_from_resource(resource: str) -> str:
 
 
 def prefect_api_available() -> bool:
-    """True when events would reach a Prefect server: an API URL is configured or a run is active."""
+    """True when events would reach a Prefect server: an API URL is configured or a run is active.
+    Does not import Prefect when it is not loaded yet (then no run can be active)."""
+    if "prefect" not in sys.modules:
+        from frontline.core.prefect_api import configured_api_url
+
+        return configured_api_url() is not None
     from prefect.context import FlowRunContext, TaskRunContext
     from prefect.settings import PREFECT_API_URL
 
@@ -93,6 +99,8 @@ def emit_new_hires(
 
         with session_scope() as session:
             ids = onboarding_candidates(session, ids)
+    if "prefect" not in sys.modules:  # a command's job run (flows.runner): no need for Prefect's client
+        return _emit_over_http(ids, source)
     from prefect.events import emit_event
 
     emitted = 0
@@ -105,3 +113,34 @@ def emit_new_hires(
         )
         emitted += event is not None
     return emitted
+
+
+def _emit_over_http(ids: list[str], source: str) -> int:
+    from frontline.core.prefect_api import PrefectApi, configured_api_url
+
+    url = configured_api_url()
+    if not ids or url is None:
+        return 0
+    api = PrefectApi(url)
+    try:
+        api.emit_events(
+            [
+                {
+                    "event": HIRED,
+                    "resource": {"prefect.resource.id": resource_id(i), "prefect.resource.role": "employee"},
+                    "related": [
+                        {"prefect.resource.id": f"frontline.source.{source}", "prefect.resource.role": "source"}
+                    ],
+                    "payload": {"employee_id": i, "source": source},
+                }
+                for i in ids
+            ]
+        )
+    except OSError as exc:  # like Prefect's own emitter: never fail the import that hired them
+        import logging
+
+        logging.getLogger(__name__).warning("new-hire events not sent (the nightly planning run plans them): %s", exc)
+        return 0
+    finally:
+        api.close()
+    return len(ids)

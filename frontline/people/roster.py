@@ -48,7 +48,7 @@ from frontline.people.roster_csv import (
     RosterSource,
     parse_roster,
 )
-from models import Absence, AuditEvent, Department, Employee, MentorPairing, Rotation, utcnow
+from models import Absence, AuditEvent, Department, Employee, MentorPairing, Rotation, WeekPreference, utcnow
 
 __all__ = [
     "ImportResult",
@@ -77,6 +77,8 @@ class ImportResult:
     absences: int | None = None
     absences_added: int = 0
     absences_removed: int = 0
+    preference_weeks_added: int = 0
+    preference_weeks_removed: int = 0
     new_hire_ids: list[str] = field(default_factory=list)
     left_ids: list[str] = field(default_factory=list)
     deactivated_departments: list[str] = field(default_factory=list)
@@ -107,6 +109,10 @@ class ImportResult:
             parts.append(f"{self.rotations_cancelled} future rotation(s) cancelled")
         if self.absences is not None:
             parts.append(f"absences {self.absences} (+{self.absences_added} / -{self.absences_removed})")
+        if self.preference_weeks_added or self.preference_weeks_removed:
+            parts.append(
+                f"preferred/unavailable weeks +{self.preference_weeks_added} / -{self.preference_weeks_removed}"
+            )
         return "; ".join(parts)
 
 
@@ -247,6 +253,7 @@ def apply_roster(
     _mark_leavers(session, parsed, existing, result, today, now)
     if parsed.absences is not None:
         _replace_absences(session, parsed.employees, parsed.absences, result)
+    _replace_preferences(session, parsed.employees, result)
     audit.record(
         session,
         actor=actor,
@@ -336,8 +343,11 @@ def _upsert_departments(
 
 
 # The employee fields a roster sets: one per employees.csv column but the key, in the same order.
+_NOT_EMPLOYEE_FIELDS = {"employee_id", "preferred_weeks", "unavailable_weeks"}  # stored elsewhere
 _EMPLOYEE_FIELDS = tuple(
-    {"department": "department_id", "mentor": "is_mentor"}.get(c, c) for c in EMPLOYEE_COLUMNS if c != "employee_id"
+    {"department": "department_id", "mentor": "is_mentor"}.get(c, c)
+    for c in EMPLOYEE_COLUMNS
+    if c not in _NOT_EMPLOYEE_FIELDS
 )
 
 
@@ -505,6 +515,46 @@ def _replace_absences(
     result.absences = len(absences)
     result.absences_added = len(fresh)
     result.absences_removed = len(stale)
+
+
+def _replace_preferences(session: Session, employees: list[EmployeeRow], result: ImportResult) -> None:
+    """Each employee's ``roster`` preferred / unavailable weeks become the file's, for the columns the file
+    has (weeks stated in a change request stay). In bulk: one read, batched deletes and inserts."""
+    from frontline.people.preferences import PREFERRED, UNAVAILABLE
+
+    if not any(e.preferred_weeks is not None or e.unavailable_weeks is not None for e in employees):
+        return
+    pks = session.execute(select(col(Employee.employee_id), col(Employee.id))).tuples()
+    ids = {eid: pk for eid, pk in pks if pk is not None}
+    wanted: dict[tuple[int, str], set[date]] = {}
+    for e in employees:
+        for kind, weeks in ((PREFERRED, e.preferred_weeks), (UNAVAILABLE, e.unavailable_weeks)):
+            if weeks is not None:
+                wanted[(ids[e.employee_id], kind)] = set(weeks)
+    have: dict[tuple[int, str], dict[date, int]] = {}
+    for pid, emp_id, week, kind in session.execute(
+        select(
+            col(WeekPreference.id), col(WeekPreference.employee_id), col(WeekPreference.week), col(WeekPreference.kind)
+        ).where(col(WeekPreference.source) == "roster")
+    ):
+        have.setdefault((emp_id, kind), {})[week] = pid
+    stale = [pid for key, weeks in have.items() if key in wanted for w, pid in weeks.items() if w not in wanted[key]]
+    for start in range(0, len(stale), ID_BATCH):
+        session.execute(
+            delete(WeekPreference)
+            .where(col(WeekPreference.id).in_(stale[start : start + ID_BATCH]))
+            .execution_options(synchronize_session=False)
+        )
+    fresh = [
+        {"employee_id": emp_id, "week": w, "kind": kind, "source": "roster", "created_at": utcnow()}
+        for (emp_id, kind), weeks in wanted.items()
+        for w in sorted(weeks)
+        if w not in have.get((emp_id, kind), {})
+    ]
+    for start in range(0, len(fresh), BATCH):
+        session.execute(insert(WeekPreference), fresh[start : start + BATCH])
+    result.preference_weeks_added += len(fresh)
+    result.preference_weeks_removed += len(stale)
 
 
 # --------------------------------------------------------------------------------------------------

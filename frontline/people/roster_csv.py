@@ -11,6 +11,7 @@ Each input is a path or a ``(name, text_or_bytes)`` pair (uploads), decoded as U
 from __future__ import annotations
 
 import csv
+import datetime as _dt
 import io
 import re
 from collections.abc import Iterator
@@ -42,6 +43,8 @@ EMPLOYEE_COLUMNS = [
     "mentor_capacity",
     "last_rotation",
     "manager_email",
+    "preferred_weeks",
+    "unavailable_weeks",
 ]
 ABSENCE_COLUMNS = ["employee_id", "start", "end", "reason"]
 OPTIONAL_COLUMNS = {
@@ -54,6 +57,8 @@ OPTIONAL_COLUMNS = {
     "last_rotation",
     "manager_email",
     "reason",
+    "preferred_weeks",
+    "unavailable_weeks",
 }
 
 RosterSource = Path | str | tuple[str, str | bytes]
@@ -93,6 +98,9 @@ class EmployeeRow:
     mentor_capacity: int
     last_rotation: date | None
     manager_email: str | None = None  # told once per change of this person's rotation (dates or cancellation)
+    # soft wishes (Mondays); None = the column is not in the file (what is stored stays)
+    preferred_weeks: tuple[date, ...] | None = None
+    unavailable_weeks: tuple[date, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -294,6 +302,15 @@ class _Row:
             self.problem(column, f"{value!r} is not an ISO 8601 date (YYYY-MM-DD)")
             return None
 
+    def weeks(self, column: str) -> tuple[_dt.date, ...]:
+        """``;``-separated weeks (``YYYY-MM-DD``, ``YYYY-Www`` or ``A..B``) as their Mondays."""
+        from frontline.people.preferences import parse_weeks
+
+        weeks, problems = parse_weeks(self.cells.get(column, ""))
+        for problem in problems:
+            self.problem(column, problem)
+        return tuple(weeks)
+
     def items(self, column: str) -> list[str]:
         seen: list[str] = []
         for part in self.cells.get(column, "").split(";"):
@@ -369,6 +386,8 @@ def _parse_employees(table: _Table, departments: set[str] | None, departments_fi
         manager_email = r.email("manager_email") if cells.get("manager_email", "") else None
         if manager_email is not None and email is not None and manager_email == email:
             r.problem("manager_email", f"{manager_email!r} is the employee's own address (leave it empty)")
+        preferred = r.weeks("preferred_weeks") if "preferred_weeks" in table.header else None
+        unavailable = r.weeks("unavailable_weeks") if "unavailable_weeks" in table.header else None
         if department is not None and departments is not None and department.casefold() not in departments:
             r.problem("department", f"unknown department {department!r} (not in {departments_file})")
         if employee_id is not None:
@@ -396,6 +415,8 @@ def _parse_employees(table: _Table, departments: set[str] | None, departments_fi
                 capacity,
                 last_rotation,
                 manager_email,
+                preferred,
+                unavailable,
             )
         )
     return rows

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from frontline.core.clock import add_months, iso_week, monday, org_tz
 from frontline.core.policy import Policy
+from frontline.rotations.weeks import weeks_late as late_by
 from models import Employee, Observation, Rotation
 
 OBSERVATION_WEEKS = 12
@@ -54,13 +55,9 @@ def dashboard_figures(
 
 
 def weeks_late(rotation: Rotation, policy: Policy) -> int:
-    """Whole weeks a rotation starts after it was due (0 when on time or early): after the week of
-    ``Rotation.due`` for a cycle rotation, after ``new_hire_within_weeks`` weeks past the hire week
-    (``due``) for a new hire (the planner's rule). Measured to the planned start, so it does not grow by itself."""
-    due_week = monday(rotation.due)
-    if rotation.kind == "new_hire":
-        due_week += timedelta(weeks=policy.new_hire_within_weeks)  # as the planner's new-hire window
-    return max((monday(rotation.start) - due_week).days // 7, 0)
+    """Whole weeks a rotation starts after it was due (:func:`frontline.rotations.weeks.weeks_late`, the
+    plan summary's rule). Measured to the planned start, so it does not grow by itself."""
+    return late_by(rotation.start, rotation.due, rotation.kind == "new_hire", policy.new_hire_within_weeks)
 
 
 @dataclass

@@ -18,7 +18,7 @@ so that the planning service can write the plan back. Rules (README, *Planning*)
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Protocol, TypeVar
@@ -28,7 +28,7 @@ from frontline.core.policy import Policy
 from frontline.rotations.lifecycle import is_fixed
 from frontline.rotations.solver import LockedRotation, Person, PlanInput, Weights, department_cap
 from frontline.rotations.weeks import blocked_starts_for, first_week_on_or_after, week_of
-from models import Absence, Department, Employee, Rotation
+from models import Absence, Department, Rotation
 
 WHY_STALE = {
     "left": "employee left",
@@ -42,7 +42,7 @@ class PlanningInput:
     """The solver's input and the rows behind it (what the planning service writes back)."""
 
     inp: PlanInput
-    employees: dict[str, Employee]  # employee_id -> row (people planned)
+    employees: dict[str, EmployeeRow]  # employee_id -> row (people planned)
     drafts: dict[str, Rotation]  # employee_id -> movable draft rotation
     stale_drafts: list[tuple[Rotation, str]]  # drafts of people no longer planned, with why
     kinds: dict[str, str]  # employee_id -> new_hire | cycle
@@ -50,6 +50,49 @@ class PlanningInput:
     fixed: list[Rotation]  # rotations that hold seats and never move
     skipped: dict[str, int]  # why not planned -> how many people
     dept_caps: dict[str, int]  # department name -> at most this many away at once
+
+
+class EmployeeRow(Protocol):
+    """What planning reads of an employee: a :class:`models.Employee`, or a row of just these columns
+    (:func:`frontline.rotations.service.load_input` selects them: no ORM object per employee)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def employee_id(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def department_id(self) -> int: ...
+    @property
+    def hire_date(self) -> date: ...
+    @property
+    def country(self) -> str: ...
+    @property
+    def last_rotation(self) -> date | None: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def left_on(self) -> date | None: ...
+    @property
+    def exempt_until(self) -> date | None: ...
+
+
+EMPLOYEE_COLUMNS = (
+    "id",
+    "employee_id",
+    "email",
+    "name",
+    "department_id",
+    "hire_date",
+    "country",
+    "last_rotation",
+    "active",
+    "left_on",
+    "exempt_until",
+)
 
 
 class _HasEmployee(Protocol):
@@ -68,7 +111,7 @@ def _by_employee(rows: Iterable[_Row]) -> dict[int | None, list[_Row]]:
 
 
 def department_caps(
-    policy: Policy, horizon: date, departments: Sequence[Department], employees: Sequence[Employee]
+    policy: Policy, horizon: date, departments: Sequence[Department], employees: Sequence[EmployeeRow]
 ) -> dict[str, int]:
     """Department name -> at most this many away at once, from the headcount on the horizon's first day."""
     headcount: dict[int | None, int] = defaultdict(int)
@@ -134,9 +177,10 @@ class _InputBuilder:
     horizon: date
     weeks: int
     absences: dict[int | None, list[Absence]]
+    preferences: Mapping[int, tuple[frozenset[date], frozenset[date]]] = field(default_factory=dict)
     people: list[Person] = field(default_factory=list)
     locked: list[LockedRotation] = field(default_factory=list)
-    employees: dict[str, Employee] = field(default_factory=dict)
+    employees: dict[str, EmployeeRow] = field(default_factory=dict)
     drafts: dict[str, Rotation] = field(default_factory=dict)
     stale: list[tuple[Rotation, str]] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)
@@ -148,7 +192,7 @@ class _InputBuilder:
     def horizon_end(self) -> date:
         return self.horizon + timedelta(weeks=self.weeks)
 
-    def add(self, e: Employee, dept: str, rots: _Rotations) -> None:
+    def add(self, e: EmployeeRow, dept: str, rots: _Rotations) -> None:
         """Hold the seats of ``e``'s fixed rotations, then plan ``e`` or say why not."""
         for r in rots.running + rots.fixed:  # they use seats whatever happens to their owner
             self.locked.append(LockedRotation(e.employee_id, dept, week_of(self.horizon, r.start)))
@@ -177,7 +221,7 @@ class _InputBuilder:
         self.skipped[why_not] += 1
         self.stale.extend(stale)
 
-    def _why_not_planned(self, e: Employee, dept: str, rots: _Rotations) -> str | None:
+    def _why_not_planned(self, e: EmployeeRow, dept: str, rots: _Rotations) -> str | None:
         if not e.active or (e.left_on is not None and e.left_on <= self.horizon):
             return "left"
         if dept == self.policy.support_department:
@@ -189,14 +233,14 @@ class _InputBuilder:
         return None
 
     @staticmethod
-    def _stale_reasons(why_not: str, e: Employee, rots: _Rotations) -> list[tuple[Rotation, str]]:
+    def _stale_reasons(why_not: str, e: EmployeeRow, rots: _Rotations) -> list[tuple[Rotation, str]]:
         """The drafts of someone not planned, each with the reason it is withdrawn."""
         if why_not == "exempt" and e.exempt_until is not None:
             inside = rots.drafts + [b for b in rots.beyond if b.start <= e.exempt_until]
             return [(r, f"employee exempt until {e.exempt_until}") for r in inside]
         return [(r, WHY_STALE[why_not]) for r in rots.drafts + rots.beyond]
 
-    def _due(self, e: Employee, history: list[Rotation]) -> _Due:
+    def _due(self, e: EmployeeRow, history: list[Rotation]) -> _Due:
         horizon, policy = self.horizon, self.policy
         last_rot = max([d for d in [e.last_rotation, *(r.start for r in history)] if d is not None], default=None)
         hire_week = first_week_on_or_after(horizon, e.hire_date)
@@ -213,12 +257,23 @@ class _InputBuilder:
         due_week = max(first_week_on_or_after(horizon, due_date), -52)
         return _Due(False, hire_week, release, deadline, due_date, due_week)
 
-    def _plan(self, e: Employee, dept: str, rots: _Rotations, due: _Due) -> None:
+    def _preference_weeks(self, e: EmployeeRow) -> tuple[frozenset[int], frozenset[int]]:
+        if e.id is None or e.id not in self.preferences:
+            return frozenset(), frozenset()
+        preferred, unavailable = self.preferences[e.id]
+        L = self.policy.length_weeks
+        return (
+            _weeks_in_range(self.horizon, self.weeks, L, preferred),
+            _weeks_in_range(self.horizon, self.weeks, L, unavailable),
+        )
+
+    def _plan(self, e: EmployeeRow, dept: str, rots: _Rotations, due: _Due) -> None:
         L, horizon = self.policy.length_weeks, self.horizon
         blocked: set[int] = set()
         for a in self.absences.get(e.id, []):
             blocked.update(blocked_starts_for(horizon, L, a.start, a.end))
         cur = rots.drafts[0] if rots.drafts else None
+        preferred, unavailable = self._preference_weeks(e)
         self.people.append(
             Person(
                 key=e.employee_id,
@@ -229,6 +284,8 @@ class _InputBuilder:
                 is_new_hire=due.new_hire,
                 blocked_starts=frozenset(b for b in blocked if -L <= b <= self.weeks),
                 current_start=None if cur is None else week_of(horizon, cur.start),
+                preferred=preferred,
+                unavailable=unavailable,
             )
         )
         self.employees[e.employee_id] = e
@@ -238,20 +295,27 @@ class _InputBuilder:
             self.drafts[e.employee_id] = cur
 
 
+def _weeks_in_range(horizon: date, weeks: int, length: int, days: frozenset[date]) -> frozenset[int]:
+    """Mondays as week indices from the horizon start, only those a rotation of the horizon can touch."""
+    return frozenset(w for w in (week_of(horizon, d) for d in days) if 0 <= w < weeks + length)
+
+
 def build_input(
     policy: Policy,
     horizon: date,
     weeks: int,
     departments: Sequence[Department],
-    employees: Sequence[Employee],
+    employees: Sequence[EmployeeRow],
     absence_rows: Sequence[Absence],
     rotations: Sequence[Rotation],
+    preferences: Mapping[int, tuple[frozenset[date], frozenset[date]]] | None = None,
 ) -> PlanningInput:
-    """The planner's input from plain rows (no session needed: the benchmark builds rows in memory)."""
+    """The planner's input from plain rows (no session needed: the benchmark builds rows in memory).
+    ``preferences``: employee id -> (preferred Mondays, unavailable Mondays), soft terms of the plan."""
     caps = department_caps(policy, horizon, departments, employees)
     dept_names: dict[int | None, str] = {d.id: d.name for d in departments}
     by_emp = _by_employee(r for r in rotations if r.status != "cancelled")
-    builder = _InputBuilder(policy, horizon, weeks, _by_employee(absence_rows))
+    builder = _InputBuilder(policy, horizon, weeks, _by_employee(absence_rows), preferences or {})
     for e in sorted(employees, key=lambda e: e.employee_id):
         rots = sorted(by_emp.get(e.id, []), key=lambda r: (r.start, r.id or 0))
         builder.add(e, dept_names[e.department_id], _Rotations.split(rots, horizon, builder.horizon_end))

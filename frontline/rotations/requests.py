@@ -22,7 +22,7 @@ Every outcome is mailed to the requester through the outbox (``request:<id>:<sta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -138,8 +138,6 @@ def submit(
     if existing is not None:
         raise PlanningError(f"there is already a request for this rotation waiting for HR (request {existing.id})")
     weeks = list(preferred_weeks or [])
-    if kind in ("another_week", "move") and not weeks:
-        raise PlanningError("name at least one week that would suit (HR checks it against the rules)")
     req = ChangeRequest(
         rotation_id=rotation_id,
         employee_id=person.id or 0,
@@ -164,7 +162,7 @@ def submit(
     )
     _tell_hr(session, policy, req, person)
     if policy.requests.auto_approve and weeks:
-        fitting = first_fitting_week(session, policy, rot, weeks)
+        fitting = first_fitting_week(session, policy, rot, weeks, today)
         if fitting is not None:
             approve(session, policy, req.id or 0, "policy", week=fitting, note="fits every hard rule", today=today)
     return req
@@ -187,9 +185,11 @@ def _tell_hr(session: Session, policy: Policy, req: ChangeRequest, person: Emplo
     )
 
 
-def _why_not(session: Session, policy: Policy, rot: Rotation, week: date) -> str | None:
+def _why_not(session: Session, policy: Policy, rot: Rotation, week: date, today: date | None = None) -> str | None:
     if week == rot.start:
         return "that is the current week"
+    if week <= clock.monday(today or clock.today()):
+        return "that week has started or is over"
     try:
         overrides.validate_start(session, policy, rot, week)
     except PlanningError as exc:
@@ -197,8 +197,10 @@ def _why_not(session: Session, policy: Policy, rot: Rotation, week: date) -> str
     return None
 
 
-def first_fitting_week(session: Session, policy: Policy, rot: Rotation, weeks: list[date]) -> date | None:
-    return next((w for w in weeks if _why_not(session, policy, rot, w) is None), None)
+def first_fitting_week(
+    session: Session, policy: Policy, rot: Rotation, weeks: list[date], today: date | None = None
+) -> date | None:
+    return next((w for w in weeks if _why_not(session, policy, rot, w, today) is None), None)
 
 
 def _open(session: Session, request_id: int) -> ChangeRequest:
@@ -224,27 +226,37 @@ def approve(
     the week (HR's, else every preferred one) does not fit, and changes nothing then."""
     req = _open(session, request_id)
     rot, person = _rotation(session, req.rotation_id)
-    if rot.status not in OPEN:
-        raise PlanningError(f"the rotation is {rot.status} now; decline the request instead")
+    today = today or clock.today()
+    if rot.status not in OPEN or rot.start <= today:
+        state = rot.status if rot.status not in OPEN else "started"
+        raise PlanningError(f"the rotation is {state} now; decline the request instead")
     label = f"change request {req.id} ({KINDS[req.kind]})"
     if week is None and req.preferred_weeks:
         weeks = [date.fromisoformat(w) for w in req.preferred_weeks]
-        week = first_fitting_week(session, policy, rot, weeks)
+        week = first_fitting_week(session, policy, rot, weeks, today)
         if week is None:
-            why = "; ".join(f"{w}: {_why_not(session, policy, rot, w)}" for w in weeks)
-            raise PlanningError(f"none of the preferred weeks fits ({why}); approve with another week or decline")
+            why = "; ".join(f"{w}: {_why_not(session, policy, rot, w, today)}" for w in weeks)
+            near = overrides.nearest_weeks(
+                session, policy, rot, weeks[0], not_before=clock.monday(today) + timedelta(weeks=1)
+            )
+            hint = f"; the nearest weeks that fit: {', '.join(d.isoformat() for d in near)}" if near else ""
+            raise PlanningError(f"none of the preferred weeks fits ({why}){hint}; approve with another week or decline")
     if week is not None:
         week = clock.monday(week)
+        problem = _why_not(session, policy, rot, week, today)
+        if problem is not None:
+            raise PlanningError(f"the week of {week} does not fit: {problem}")
         old = rot.start
         overrides.move(session, policy, rot.id or 0, week, f"{label}: {req.reason}", actor=actor)
-        outcome = f"Your rotation moves from the week of {old} to {rot.start} to {rot.end}."
+        whose = "Your" if req.requester_email == person.email else f"{person.name}'s"
+        outcome = f"{whose} rotation moves from the week of {old} to {rot.start} to {rot.end}."
     elif req.kind == "cannot_do":
         overrides.exempt(session, person.employee_id, rot.end, f"{label}: {req.reason}", actor=actor, today=today)
         outcome = (
             f"{person.name} is released from the rotation {rot.start} to {rot.end}; the next plan places them later."
         )
     else:
-        raise PlanningError("name the week the rotation should move to")
+        raise PlanningError("the request names no week: approve it with the week the rotation should move to")
     req.status, req.decided_by, req.decided_at = "approved", actor, utcnow()
     req.decision_note, req.outcome = (note or "").strip() or None, outcome
     session.add(req)

@@ -67,7 +67,9 @@ class Weights:
     # person's preferences change a plan's cost by less than a new hire's first week late, even together
     # with the balance term (3 with the defaults: an unavailable week outweighs one week late for cycle staff).
     preference: float | None = None
-    unplaced: float | None = None  # per unplaced person; None = 10 x the largest placement cost + 10^4
+    # per unplaced person, before fairness_penalty (which grows with how overdue they are);
+    # None = 10 x the largest placement cost + 10^4
+    unplaced: float | None = None
 
 
 @dataclass(frozen=True)

@@ -65,3 +65,14 @@ def holidays_between(country: str | None, start: date, end: date) -> list[tuple[
         for i in range(bisect_left(days, start), bisect_right(days, end)):
             out.append((days[i], names[i]))
     return out
+
+
+def weeks_late(start: date, due: date, new_hire: bool, new_hire_within_weeks: int) -> int:
+    """Whole weeks a rotation starting on ``start`` is late (0 when on time or early): after the week of
+    ``due`` for a cycle rotation; for a new hire (``due`` is the hire week) after ``new_hire_within_weeks``
+    weeks past it, the planner's window. The plan summary, the plan view and the dashboard all use this."""
+    due_monday = due - timedelta(days=due.weekday())
+    if new_hire:
+        due_monday += timedelta(weeks=new_hire_within_weeks)
+    start_monday = start - timedelta(days=start.weekday())
+    return max((start_monday - due_monday).days // 7, 0)

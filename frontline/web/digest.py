@@ -31,8 +31,11 @@ from frontline.digests.theme_actions import (
     ThemeView,
     apply_theme_action,
     recipient_still_current,
+    reroute_theme,
     theme_view,
 )
+from frontline.observations.intake import department_names
+from frontline.observations.routing import RerouteError
 from models import session_scope
 
 router = APIRouter(prefix="/digest", tags=["digest"])
@@ -68,8 +71,13 @@ def _payload(purpose: str, token: str) -> dict[str, Any]:
 _NOT_CURRENT = "this link was sent to someone who no longer receives this department's digest"
 
 
-def _theme_context(link: ThemeLink, view: ThemeView) -> dict[str, Any]:
+def _theme_context(
+    link: ThemeLink, view: ThemeView, departments: list[str] | None = None, token: str = ""
+) -> dict[str, Any]:
     return {
+        "token": token,
+        "departments": [d for d in departments or [] if d != view.department],
+        "rerouted": None,
         "title": "Respond to a digest theme",
         "theme": link.theme,
         "week": link.week,
@@ -91,8 +99,28 @@ def theme_confirm(token: str, action: str | None = None) -> HTMLResponse:
     with session_scope() as session:
         if not recipient_still_current(session, link):
             return _denied(_NOT_CURRENT)
-        ctx = _theme_context(link, theme_view(session, link))
+        ctx = _theme_context(link, theme_view(session, link), department_names(session), token)
         return _page("web/digest_theme.html", selected=action if action in THEME_ACTIONS else None, done=None, **ctx)
+
+
+@router.post("/theme/{token}/reroute", response_class=HTMLResponse)
+def theme_reroute(token: str, department: str = Form(...), observation: list[int] | None = Form(None)) -> HTMLResponse:
+    """ "Not ours -> Finance" from the digest: the theme's observations addressed to the link's department
+    (or the ticked ones) go to ``department``; the router learns from it."""
+    try:
+        link = ThemeLink.from_payload(_payload("ack", token))
+    except InvalidToken as exc:
+        return _denied(exc)
+    try:
+        with session_scope() as session:
+            if not recipient_still_current(session, link):
+                return _denied(_NOT_CURRENT)
+            moved = reroute_theme(session, link, department, observation)
+            ctx = _theme_context(link, theme_view(session, link), department_names(session), token)
+            ctx["rerouted"] = (moved, department)
+            return _page("web/digest_theme.html", selected=None, done=None, **ctx)
+    except RerouteError as exc:
+        return _page("web/digest_error.html", 400, title="Could not re-route", message=str(exc))
 
 
 @router.post("/theme/{token}", response_class=HTMLResponse)
@@ -115,7 +143,7 @@ def theme_apply(
             if not recipient_still_current(session, link):
                 return _denied(_NOT_CURRENT)
             acted = apply_theme_action(session, link, action, note[:2000] or None, now=now)
-            ctx = _theme_context(link, theme_view(session, link))
+            ctx = _theme_context(link, theme_view(session, link), department_names(session), token)
             return _page("web/digest_theme.html", selected=action, done=action if acted else None, **ctx)
     except (ValueError, DigestError) as exc:
         return _page("web/digest_error.html", 400, title="Could not apply", message=str(exc))

@@ -220,6 +220,13 @@ pos("visa 4111111111111111 exp 09/26, cvv in notes - pls purge", "visa [card] ex
 pos("Mastercard 2223 0031 2200 3222 charged 3x", "Mastercard [card] charged 3x")
 pos("test card 4242-4242-4242-4242 worked in prod?!", "test card [card] worked in prod?!")
 pos("UnionPay 6200000000000005 fails 3ds", "UnionPay [card] fails 3ds")
+pos("cards 4111 1111 1111 1111 5555 5555 5555 4444 both declined", "cards [card] [card] both declined", "two in a row")
+pos("card 4111 1111 1111 1111 12 27 cvc given", "card [card] 12 27 cvc given", "expiry right after the number")
+pos(
+    "refund DE89 3704 0044 0532 0130 00 not GB82 WEST 1234 5698 7654 32",
+    "refund [iban] not [iban]",
+    "two IBANs in one line",
+)
 # IBANs with dashes and double spaces
 pos("refund to DE89-3704-0044-0532-0130-00 asap", "refund to [iban] asap")
 pos("iban GB82-WEST-1234-5698-7654-32 for the refund", "iban [iban] for the refund")

@@ -20,7 +20,10 @@ Phases (:func:`solve_by_flow`):
    bound, nothing joins, after ``rounds`` or half the ``time_limit``.
 4. :func:`repair_weeks`: every rotator in an overfilled (mentor, week) cell is freed and re-assigned by
    an exact HiGHS MIP on the capacity left (weekly rows included); anyone still left takes the cheapest
-   mentor with a free seat. The result has no weekly violation by construction (checked).
+   mentor with a free seat. The result has no weekly violation by construction (checked). When more
+   than ``repair_rotators`` are freed (weekly seats far tighter than the flow assumes, as in the demo
+   companies at 10k employees) the MIP would not finish in time: they are re-assigned greedily instead
+   (and :func:`frontline.mentors.solver.solve` keeps the week-by-week greedy's solution when cheaper).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class FlowSettings:
     gap_target: float
     time_limit: float
     repair_pairs: int = 100_000  # the repair sees every eligible pair of the freed rotators up to this many
+    repair_rotators: int = 1_500  # beyond this many freed rotators the repair is greedy (the MIP would not finish)
 
 
 @dataclass
@@ -255,6 +259,10 @@ def repair_weeks(
     stats["repaired_rotators"] = int(len(free))
     assign[free] = -1
     used_rescap, used_annual, extra = inst.residual(assign, inst.rescap, inst.annual)
+    if len(free) > cfg.repair_rotators:  # weekly seats far too tight for the flow: the exact repair cannot finish
+        greedy_fill(inst, assign, free, used_rescap, used_annual)
+        fill_the_rest(inst, assign, free)
+        return "flow+greedy"
     candidates = edges.take(np.isin(edges.rot, free))
     if pairs.per_rotator[free].sum() <= cfg.repair_pairs:  # few enough: every eligible pair of them
         fpos = np.searchsorted(pairs.rots, free)

@@ -45,12 +45,91 @@ def fill_the_rest(inst: Instance, assign: np.ndarray, rots: np.ndarray) -> np.nd
     return left
 
 
+def greedy_weekly(inst: Instance) -> np.ndarray:
+    """The baseline's assignment (see :func:`solve_greedy`) on an instance already built."""
+    assign = np.full(inst.n, -1, dtype=np.int64)
+    order = np.lexsort((np.arange(inst.n), inst.s))
+    greedy_fill(inst, assign, order, inst.rescap.copy(), inst.annual.copy())
+    return assign
+
+
 def solve_greedy(rotators: Sequence[Rotator], mentors: Sequence[Mentor], weights: Weights = Weights()) -> Solution:
     """Baseline: week by week (by start week), each rotator takes the cheapest eligible mentor with a
     free seat, counting the load-balance cost of the mentor's current load."""
     t0 = time.perf_counter()
     inst = Instance(rotators, mentors, weights)
-    assign = np.full(inst.n, -1, dtype=np.int64)
-    order = np.lexsort((np.arange(inst.n), inst.s))
-    greedy_fill(inst, assign, order, inst.rescap.copy(), inst.annual.copy())
-    return finish(inst, assign, None, "greedy-weekly", t0, {"rotators": inst.n, "mentors": inst.m})
+    return finish(inst, greedy_weekly(inst), None, "greedy-weekly", t0, {"rotators": inst.n, "mentors": inst.m})
+
+
+def _open_mentor(inst: Instance, k: int, rescap: np.ndarray, annual: np.ndarray, avoid: int) -> int:
+    """The cheapest eligible mentor other than ``avoid`` with a seat for rotator ``k`` (-1 if none)."""
+    rk = np.array([k])
+    rules = inst.rules(rk)
+    ok = (rules.dept & rules.language & rules.tz & rules.available & rules.not_previous)[0]
+    ok &= inst.free_seats(k, rescap, annual)
+    ok[avoid] = False
+    if not ok.any():
+        return -1
+    cost = inst.cost_block(rk, rules.tz_distance)[0]
+    return int(np.argmin(np.where(ok, cost, np.inf)))
+
+
+def _without(inst: Instance, rescap: np.ndarray, k: int, j: int) -> np.ndarray:
+    """``rescap`` as if rotator ``k`` had left mentor ``j`` (a copy)."""
+    out = rescap.copy()
+    out[j, inst.s[k] : inst.e[k]] += 1
+    return out
+
+
+def _take(inst: Instance, rescap: np.ndarray, annual: np.ndarray, k: int, j: int, sign: int) -> None:
+    """Rotator ``k`` joins (``sign`` -1) or leaves (+1) mentor ``j``: seats and annual cap."""
+    rescap[j, inst.s[k] : inst.e[k]] += sign
+    annual[j] += sign
+
+
+def rescue_unmatched(inst: Instance, assign: np.ndarray, limit: int = 2_000, seconds: float = 10.0) -> int:
+    """Ejection chains of length one for the unmatched (mutates ``assign``): an unmatched rotator ``i``
+    takes mentor ``j`` (eligible, under the annual cap) when one rotator ``k`` of ``j`` covers every week
+    in which ``j`` is full and ``k`` can move to another mentor with a seat. Worth it whenever it applies:
+    the unmatched penalty is far above any change of pairing costs. Tries at most ``limit`` rotators,
+    for at most ``seconds``. Returns how many it matched."""
+    deadline = time.perf_counter() + seconds
+    rescap, annual, _ = inst.residual(assign, inst.rescap, inst.annual)
+    by_mentor: dict[int, list[int]] = {}
+    for k in np.nonzero(assign >= 0)[0].tolist():
+        by_mentor.setdefault(int(assign[k]), []).append(k)
+    rescued = 0
+    for i in np.nonzero(assign < 0)[0][:limit].tolist():
+        if time.perf_counter() > deadline:
+            break
+        ri = np.array([i])
+        rules = inst.rules(ri)
+        ok = (rules.dept & rules.language & rules.tz & rules.available & rules.not_previous)[0] & (annual > 0)
+        if not ok.any():
+            continue
+        cost = inst.cost_block(ri, rules.tz_distance)[0]
+        s, e = int(inst.s[i]), int(inst.e[i])
+        for j in np.nonzero(ok)[0][np.argsort(cost[ok], kind="stable")].tolist():
+            full = np.nonzero(rescap[j, s:e] <= 0)[0] + s
+            if len(full) and (rescap[j, full] < 0).any():
+                continue
+            mover = -1  # nobody needs to move: a seat after all
+            if len(full):
+                blockers = [k for k in by_mentor.get(j, []) if inst.s[k] <= full[0] and inst.e[k] > full[-1]]
+                if not blockers:
+                    continue
+                mover = blockers[0]
+                target = _open_mentor(inst, mover, _without(inst, rescap, mover, j), annual, j)
+                if target < 0:
+                    continue
+                _take(inst, rescap, annual, mover, j, +1)
+                _take(inst, rescap, annual, mover, target, -1)
+                assign[mover] = target
+                by_mentor[j].remove(mover)
+                by_mentor.setdefault(target, []).append(mover)
+            _take(inst, rescap, annual, i, j, -1)
+            assign[i] = j
+            by_mentor.setdefault(j, []).append(i)
+            rescued += 1
+            break
+    return rescued

@@ -43,6 +43,7 @@ def mentors_page(
     paired, unpaired = mentoring.pairings_in_view(session, first, last)
     gaps = mentoring.gaps_for(session, [r.id for r, _e in unpaired if r.id is not None])
     held = mentoring.proposed_rotation_ids(session, [r.id for r, _e in unpaired if r.id is not None])
+    answers = mentoring.mentor_answers(session, [r.id for r, _e, _m in paired if r.id is not None])
     return page(
         request,
         "web/console/mentors.html",
@@ -53,6 +54,7 @@ def mentors_page(
         unpaired=unpaired,
         gaps=gaps,
         held=held,
+        answers=answers,
         proposals=review.proposals(session),
         review_on=pol.mentoring.review,
         annual_cap=pol.mentoring.annual_cap,

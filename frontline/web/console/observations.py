@@ -21,6 +21,8 @@ from frontline.core.clock import aware
 from frontline.core.security import spreadsheet_safe
 from frontline.observations import search
 from frontline.observations.acknowledgement import ack_target, set_ack_state
+from frontline.observations.intake import department_names
+from frontline.observations.routing import RerouteError, reroute
 from frontline.observations.vocabulary import ACK_STATES, STATES
 from frontline.web.auth import (
     ConsoleDenied,
@@ -91,7 +93,7 @@ def observations_page(
 ) -> Response:
     total = search.count_matching(session, query.filter)
     rows = search.newest_matching(session, query.filter, MAX_ROWS)
-    labels = search.theme_labels(rows)
+    labels = search.theme_labels(session, rows)
 
     def label(o: Observation) -> str:
         return labels.get(o.id, ("(no theme)", False))[0] if o.id is not None else "(no theme)"
@@ -204,6 +206,7 @@ def observation_detail(
         department=target.department,
         states=STATES,
         can_ack=can_acknowledge(user, target.observation),
+        departments=department_names(session),
         aware=aware,
     )
 
@@ -225,3 +228,27 @@ def observation_ack(
     set_ack_state(session, [observation_id], state, by=user.email, note=note)
     session.commit()
     return redirect(request, with_flash(f"/console/observations/{observation_id}", f"Marked as {state}"))
+
+
+@router.post("/observations/{observation_id}/reroute")
+def observation_reroute(
+    request: Request,
+    observation_id: DbId,
+    department: str = Form(...),
+    reason: str = Form(""),
+    user: Principal = Depends(current_user),
+    session: Session = Depends(db),
+) -> Response:
+    """ "Not ours -> Finance": HR or the head of the department it is addressed to sends it on; audited,
+    and the router learns from it."""
+    obs = _visible_observation(session, user, observation_id)
+    if not can_acknowledge(user, obs):
+        raise ConsoleDenied("Only HR and the head of the department it is addressed to can re-route it.")
+    try:
+        old = reroute(session, observation_id, department, actor=user.email, reason=reason.strip()[:500] or None)
+    except RerouteError as exc:
+        raise ConsoleDenied(str(exc), status_code=400) from None
+    session.commit()
+    return redirect(
+        request, with_flash("/console/observations", f"Observation #{observation_id}: {old} → {department}")
+    )

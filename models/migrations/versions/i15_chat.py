@@ -1,7 +1,7 @@
 """chat messages
 
 Revision ID: i15_chat
-Revises: i17_contacts
+Revises: i17_themes_routing
 Create Date: 2026-12-04 23:17:52.102335
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlmodel
 
 
 revision: str = 'i15_chat'
-down_revision: Union[str, None] = 'i17_contacts'
+down_revision: Union[str, None] = 'i17_themes_routing'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1,0 +1,102 @@
+"""The demo per step: seconds per step, whole wall and CPU time, peak memory, and the summary lines.
+
+    .venv/bin/python bench/demo.py                          # 10,000 employees, this checkout
+    .venv/bin/python bench/demo.py --employees 2000 --tree /tmp/old --tree .   # two checkouts, same run
+
+Runs ``frontline demo --employees N --seed S`` in a fresh process per checkout (``--tree``, repeatable; the
+first is the baseline), each in its own temporary folder, one after the other, and prints per step the
+seconds each took, the whole run's wall and CPU seconds and the process's peak resident memory, then
+whether the summary lines (the figures each step prints; timings, the schema revision and the random
+calendar-feed token removed) are the same in every run.
+Figures, not pass/fail; the load average is printed first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STEP = re.compile(r"^\[(\d+)/(\d+)\] ([^:]+): (.*) \((\d+(?:\.\d+)?) s\)$")
+
+
+def run(tree: Path, employees: int, seed: int) -> dict:
+    folder = Path(tempfile.mkdtemp(prefix="frontline-bench-demo-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FRONTLINE_", "PREFECT_"))}
+    env.update(
+        PYTHONPATH=str(tree),
+        PREFECT_HOME=str(folder / "prefect-home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="600",
+        FRONTLINE_SECRET_KEY="bench-secret-key-bench-secret-key",
+    )
+    code = (
+        "import resource, sys\nfrom frontline.cli import main\nsys.argv[0] = 'frontline'\ntry:\n    main()\n"
+        "finally:\n    print('peak-kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
+    )
+    argv = [sys.executable, "-c", code, "demo", "--employees", str(employees), "--seed", str(seed)]
+    argv += ["--dir", str(folder / "demo")]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, env=env, cwd=folder, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"demo in {tree} failed: {proc.stderr[-3000:]}")
+    steps: dict[str, float] = {}
+    summary: list[str] = []
+    for line in proc.stdout.splitlines():
+        m = STEP.match(line.strip())
+        if m:
+            steps[m.group(3)] = float(m.group(5))
+            line = re.sub(r"/calendar/[\w-]+\.ics", "/calendar/<random token>.ics", m.group(4))
+            line = re.sub(r"schema revision \S+", "schema revision <head>", line)
+            summary.append(f"{m.group(3)}: {line}")
+    return {
+        "steps": steps,
+        "summary": summary,
+        "wall": wall,
+        "cpu": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
+        "peak_mb": int(re.findall(r"peak-kib (\d+)", proc.stderr)[-1]) / 1024,  # the demo's own process
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--employees", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--tree", type=Path, action="append", help="checkout to run (repeatable); default this one")
+    args = parser.parse_args()
+    trees = [t.resolve() for t in (args.tree or [ROOT])]
+    print(
+        f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1, 5 min); {args.employees} employees, seed {args.seed}"
+    )
+    results = [run(tree, args.employees, args.seed) for tree in trees]
+    names = list(results[0]["steps"])
+    width = max(len(n) for n in names)
+    print(f"{'step':<{width}} " + " ".join(f"{str(t)[-24:]:>24}" for t in trees))
+    for name in names:
+        print(f"{name:<{width}} " + " ".join(f"{r['steps'].get(name, float('nan')):>22.1f} s" for r in results))
+    for label, key, unit in (
+        ("whole, wall", "wall", "s"),
+        ("whole, CPU", "cpu", "s"),
+        ("peak memory", "peak_mb", "MB"),
+    ):
+        print(f"{label:<{width}} " + " ".join(f"{r[key]:>22.1f} {unit:<2}"[:25].rjust(24) for r in results))
+    same = all(r["summary"] == results[0]["summary"] for r in results)
+    print(f"summary lines identical in every run: {same}")
+    if not same:
+        for r, tree in zip(results, trees, strict=True):
+            print(f"--- {tree}")
+            print("\n".join(r["summary"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -593,8 +593,8 @@ def test_good_roster_upload_imports_and_lists_new_hires_and_leavers(client, engi
         header
         + keep
         + "S1,Mentor One,m1@example.com,Support,,2024-01-01,Europe/Berlin,DE,en,,yes,2,\n"
-        + f"N9,Zoë Ñew,zoe@example.com,Finance,,{TODAY - timedelta(weeks=4)},Europe/Madrid,ES,es;en,,no,0,\n"
-    )
+        + f"N9,Zoë Ñew,zoe@example.com,Finance,,{TODAY - timedelta(days=10)},Europe/Madrid,ES,es;en,,no,0,\n"
+    )  # N9 is the one new hire (hired within the policy's window); E0-E4 and S1 joined long ago
     r = client.post(
         "/console/roster",
         data={"csrf_token": csrf_of(page.text)},
@@ -608,6 +608,7 @@ def test_good_roster_upload_imports_and_lists_new_hires_and_leavers(client, engi
     new_hires = r.text.split('id="new-hires"')[1].split("</table>")[0]
     leavers = r.text.split('id="leavers"')[1].split("</table>")[0]
     assert "Zoë Ñew" in new_hires and "Person 5" in leavers
+    assert "Person 1" not in new_hires and "New hires in the last import (1)" in r.text
     with Session(engine) as s:
         assert s.exec(select(Employee).where(Employee.employee_id == "E5")).one().active is False
 

@@ -81,3 +81,20 @@ def echo_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> 
     for r in rows:
         typer.echo("  ".join(cell(r, c).ljust(widths[c]) for c in columns).rstrip())
     sys.stdout.flush()
+
+
+def run_in_transaction(action: Any) -> None:
+    """Run ``action(session, policy)`` in one transaction and print the line it returns; a refusal
+    (:class:`~frontline.core.errors.PlanningError`, also for pairings and requests) is one clear error line
+    and nothing is written. The overrides, ``pair set/approve/reject`` and ``requests approve/decline``."""
+    from frontline.core.errors import PlanningError
+    from models import session_scope
+
+    policy = load_policy_or_exit()
+    open_database()
+    try:
+        with session_scope() as session:
+            message = action(session, policy)
+    except PlanningError as exc:
+        fail(str(exc))
+    typer.echo(message)

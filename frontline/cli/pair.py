@@ -8,7 +8,7 @@ from datetime import date
 
 import typer
 
-from frontline.cli.common import echo_table, load_policy_or_exit, open_database, run_flow
+from frontline.cli.common import echo_table, load_policy_or_exit, open_database, run_flow, run_in_transaction
 from frontline.core import clock
 
 
@@ -149,22 +149,6 @@ def surveys_command(
 # ------------------------------------------------------------------------------ people in the loop
 
 
-def _pairing_action(action) -> None:
-    """Run ``action(session, policy)`` in one transaction; pairing errors become one clear line."""
-    from frontline.cli.common import fail
-    from frontline.core.errors import PlanningError
-    from models import session_scope
-
-    policy = load_policy_or_exit()
-    open_database()
-    try:
-        with session_scope() as session:
-            message = action(session, policy)
-    except PlanningError as exc:
-        fail(str(exc))
-    typer.echo(message)
-
-
 REASON = typer.Option(..., "--reason", help="Why (required; stored in the audit trail).")
 
 
@@ -190,7 +174,7 @@ def set_command(
         p = set_mentor(session, policy, _rotation_id(session, rotation), person, reason, "cli", as_of=day)
         return f"rotation {p.rotation_id}: mentor is now {person.name} (pairing {p.id}); the next invites run tells everyone"
 
-    _pairing_action(act)
+    run_in_transaction(act)
 
 
 @pair_app.command("proposals")
@@ -226,7 +210,7 @@ def approve_command(
             approve_proposal(session, pid, "cli", note)
         return f"approved {len(ids)} pairing(s); the next invites run tells both sides"
 
-    _pairing_action(act)
+    run_in_transaction(act)
 
 
 @pair_app.command("reject")
@@ -249,4 +233,4 @@ def reject_command(
             )
         return "rejected"
 
-    _pairing_action(act)
+    run_in_transaction(act)

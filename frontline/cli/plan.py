@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from frontline.cli.common import echo_table, fail, load_policy_or_exit, open_database, run_flow
+from frontline.cli.common import echo_table, fail, load_policy_or_exit, open_database, run_flow, run_in_transaction
 from frontline.core.errors import PlanningError
 
 app = typer.Typer(
@@ -149,20 +149,6 @@ def export_command(
         typer.echo(f"wrote {output}", err=True)
 
 
-def _override(action) -> None:
-    """Run ``action(session, policy)`` in one transaction; planning errors become clear CLI errors."""
-    from models import session_scope
-
-    policy = load_policy_or_exit()
-    open_database()
-    try:
-        with session_scope() as session:
-            message = action(session, policy)
-    except PlanningError as exc:
-        fail(str(exc))
-    typer.echo(message)
-
-
 def _rotation_id(session, target: str) -> int:
     from frontline.rotations.overrides import upcoming_rotation
 
@@ -192,7 +178,7 @@ def move_command(
         rot = overrides.move(session, policy, _rotation_id(session, target), day, reason)
         return f"rotation {rot.id} now {rot.start}..{rot.end} (locked)"
 
-    _override(act)
+    run_in_transaction(act)
 
 
 @app.command("swap")
@@ -206,7 +192,7 @@ def swap_command(
         ra, rb = overrides.swap(session, policy, _rotation_id(session, a), _rotation_id(session, b), reason)
         return f"rotation {ra.id} now starts {ra.start}; rotation {rb.id} now starts {rb.start} (both locked)"
 
-    _override(act)
+    run_in_transaction(act)
 
 
 @app.command("defer")
@@ -225,7 +211,7 @@ def defer_command(
         rot = overrides.defer(session, policy, _rotation_id(session, target), weeks=weeks, until=day, reason=reason)
         return f"rotation {rot.id} deferred to {rot.start}..{rot.end} (locked)"
 
-    _override(act)
+    run_in_transaction(act)
 
 
 @app.command("add")
@@ -245,7 +231,7 @@ def add_command(
         rot = overrides.add(session, policy, employee_id, day, reason)
         return f"rotation {rot.id} added for {employee_id}: {rot.start}..{rot.end} ({rot.kind}, locked)"
 
-    _override(act)
+    run_in_transaction(act)
 
 
 @app.command("exempt")
@@ -263,7 +249,7 @@ def exempt_command(
         e = overrides.exempt(session, employee_id, day, reason)
         return f"{e.employee_id} exempt until {e.exempt_until}; re-run `frontline plan` to fill the gap"
 
-    _override(act)
+    run_in_transaction(act)
 
 
 @app.command("lock")
@@ -271,7 +257,7 @@ def lock_command(target: str = typer.Argument(..., help=TARGET_HELP), reason: st
     """Lock a rotation: the planner never moves it."""
     from frontline.rotations import overrides
 
-    _override(
+    run_in_transaction(
         lambda session, policy: f"rotation {overrides.lock(session, _rotation_id(session, target), reason).id} locked"
     )
 
@@ -281,7 +267,7 @@ def unlock_command(target: str = typer.Argument(..., help=TARGET_HELP), reason: 
     """Unlock a rotation (also an announced one): the next plan may move it; a move is announced as an update."""
     from frontline.rotations import overrides
 
-    _override(
+    run_in_transaction(
         lambda session, policy: (
             f"rotation {overrides.unlock(session, _rotation_id(session, target), reason).id} unlocked"
         )

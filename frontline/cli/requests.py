@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from frontline.cli.common import echo_table, fail, load_policy_or_exit, open_database
+from frontline.cli.common import echo_table, fail, open_database, run_in_transaction
 
 app = typer.Typer(
     help=(
@@ -35,20 +35,6 @@ def list_command(
     echo_table(rows, COLUMNS)
 
 
-def _decide(action) -> None:
-    from frontline.core.errors import PlanningError
-    from models import session_scope
-
-    policy = load_policy_or_exit()
-    open_database()
-    try:
-        with session_scope() as session:
-            message = action(session, policy)
-    except PlanningError as exc:
-        fail(str(exc))
-    typer.echo(message)
-
-
 @app.command("approve")
 def approve_command(
     request_id: int = typer.Argument(..., help="Request id (see frontline requests list)."),
@@ -70,7 +56,7 @@ def approve_command(
         req = approve(session, policy, request_id, "cli", week=day, note=note)
         return f"request {req.id} approved: {req.outcome}"
 
-    _decide(act)
+    run_in_transaction(act)
 
 
 @app.command("decline")
@@ -85,4 +71,4 @@ def decline_command(
         req = decline(session, request_id, "cli", reason)
         return f"request {req.id} declined"
 
-    _decide(act)
+    run_in_transaction(act)

@@ -115,6 +115,16 @@ def invite_task(rotation_ids: list[int], as_of: date, announce_weeks: int) -> di
     return counts.as_dict() | {"invited": sorted(invited)}
 
 
+@task(name="onboard-unrecorded", retries=1, retry_delay_seconds=[5], cache_policy=NO_CACHE)
+def unrecorded_task(as_of: date, announce_weeks: int) -> dict[str, dict[str, Any]]:
+    from frontline.core.policy import load_policy
+    from frontline.rotations.onboarding import unrecorded_onboarded
+    from models import session_scope
+
+    with session_scope() as session:
+        return unrecorded_onboarded(session, load_policy(), today=as_of, announce_weeks=announce_weeks)
+
+
 @task(name="onboard-record", retries=1, retry_delay_seconds=[5], cache_policy=NO_CACHE)
 def record_task(hires: dict[str, dict[str, Any]]) -> None:
     from frontline.rotations.onboarding import record_onboarded
@@ -222,7 +232,10 @@ def onboard_new_hire(
         coalesced += cancel_coalesced(queued)
         logger.info("round %d: %d hire(s) onboarded", len(rounds), len(pending))
     record_task(hires)
-    outcome |= {"hires": hires, "rounds": rounds, "coalesced_runs": coalesced}
+    late = unrecorded_task(as_of, announce_weeks)  # hires an interrupted run onboarded but did not record
+    if late:
+        record_task(late)
+    outcome |= {"hires": hires, "rounds": rounds, "coalesced_runs": coalesced, "recorded_late": sorted(late)}
     placed = [h for h in hires.values() if h["status"] == "planned"]
     details = {
         "hires": len(hires),

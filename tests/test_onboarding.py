@@ -185,6 +185,15 @@ def test_pending_new_hires_until_paired_and_announced(settings, engine):
     with session_scope(engine) as s:
         assert pending_new_hires(s, policy, today=today) == ["FUTURE"]
         assert pending_new_hires(s, policy, today=today + timedelta(weeks=9)) == ["FUTURE"], "NEW: hired too long ago"
+    # onboarded, but the run stopped before its record: the next run records NEW (once), never FUTURE
+    from frontline.rotations.onboarding import record_onboarded, unrecorded_onboarded
+
+    with session_scope(engine) as s:
+        late = unrecorded_onboarded(s, policy, today=today)
+        assert list(late) == ["NEW"] and late["NEW"]["mentor"] == "SUPPORTER" and late["NEW"]["invited"] is True
+        record_onboarded(s, late, "flow:onboard-new-hire")
+    with session_scope(engine) as s:
+        assert unrecorded_onboarded(s, policy, today=today) == {}
 
 
 @pytest.mark.prefect

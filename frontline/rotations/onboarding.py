@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from frontline.core import clock
 from frontline.core.policy import Policy
-from models import Department, Employee, MentorPairing, Rotation
+from models import AuditEvent, Department, Employee, MentorPairing, Rotation
 
 LIVE = ("draft", "invited")
 
@@ -137,6 +137,59 @@ def plan_new_hires(
                 "reason": reason,
             }
     return {"plan": result.summary(), "hires": hires}
+
+
+def unrecorded_onboarded(
+    session: Session, policy: Policy, *, today: date | None = None, announce_weeks: int = 8
+) -> dict[str, dict[str, Any]]:
+    """New hires onboarding owes nothing any more (not :func:`pending_new_hires`) but who have no
+    ``onboarding.hire`` record: a run stopped between its last step and its record (a worker stopped mid-run),
+    or they were placed by another job. Each with what the record says (rotation, start, mentor, invited), so
+    the next onboarding run can record them; the work itself is never redone."""
+    today = today or clock.today()
+    pending = set(pending_new_hires(session, policy, today=today, announce_weeks=announce_weeks))
+    rows = session.exec(
+        select(Employee.id, Employee.employee_id)
+        .join(Department, col(Department.id) == col(Employee.department_id))
+        .where(
+            col(Employee.active).is_(True),
+            col(Employee.last_rotation).is_(None),
+            col(Employee.hire_date) >= new_hire_since(policy, today),
+            col(Department.name) != policy.support_department,
+        )
+    ).all()
+    key_of = {int(pk): str(eid) for pk, eid in rows if pk is not None and str(eid) not in pending}
+    if not key_of:
+        return {}
+    recorded = set(
+        session.exec(
+            select(AuditEvent.subject_id).where(
+                AuditEvent.action == "onboarding.hire", col(AuditEvent.subject_id).in_(list(key_of.values()))
+            )
+        ).all()
+    )
+    first: dict[int, Rotation] = {}
+    for live in session.exec(
+        select(Rotation)
+        .where(col(Rotation.employee_id).in_(list(key_of)), col(Rotation.status).in_(LIVE), Rotation.end >= today)
+        .order_by(col(Rotation.start))
+    ).all():
+        first.setdefault(live.employee_id, live)
+    mentors = mentors_of(session, [r.id for r in first.values() if r.id is not None])
+    out: dict[str, dict[str, Any]] = {}
+    for pk, employee_id in key_of.items():
+        rotation = first.get(pk)
+        if employee_id in recorded or rotation is None or rotation.id is None:
+            continue
+        out[employee_id] = {
+            "status": "planned",
+            "rotation_id": rotation.id,
+            "start": rotation.start.isoformat(),
+            "mentor": mentors.get(rotation.id),
+            "invited": rotation.status == "invited",
+            "reason": "onboarded before this run (e.g. by a run stopped before its record); recorded now",
+        }
+    return out
 
 
 def mentors_of(session: Session, rotation_ids: Iterable[int]) -> dict[int, str]:

@@ -235,6 +235,10 @@ def onboard_new_hire(
     late = unrecorded_task(as_of, announce_weeks)  # hires an interrupted run onboarded but did not record
     if late:
         record_task(late)
+        if deliver:  # that run may have stopped before delivering their invites: deliver them now
+            from flows.mail import deliver_mail
+
+            deliver_mail()
     outcome |= {"hires": hires, "rounds": rounds, "coalesced_runs": coalesced, "recorded_late": sorted(late)}
     placed = [h for h in hires.values() if h["status"] == "planned"]
     details = {

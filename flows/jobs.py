@@ -403,13 +403,16 @@ def reminder_batch(
     dry_run: bool = False,
 ) -> dict:
     from frontline.calendar.invites import process_reminders
+    from frontline.core.policy import load_policy
     from frontline.mail.outbox import recording
     from models import session_scope
 
+    chat = load_policy().chat
     with session_scope() as session, recording() as queued:
         counts = process_reminders(
             session,
             rotation_ids,
+            chat=chat,
             as_of=as_of,
             days_before=days_before,
             weekly_nudge=weekly_nudge,
@@ -433,7 +436,7 @@ def send_reminders(
     days = list(policy.reminders.days_before)
     with session_scope() as session:
         ids = rotations_for_reminders(session, as_of, days)
-    totals = {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0}
+    totals = {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0, "chats": 0}
     messages: list[dict] = []
     for chunk in _chunks(ids, INVITE_BATCH):
         counts = batch(
@@ -447,7 +450,9 @@ def send_reminders(
         )
         messages.extend(counts.pop("messages"))
         for key in totals:
-            totals[key] += counts[key]
+            totals[key] += counts.get(key, 0)
+    if not policy.chat.people:
+        del totals["chats"]  # no chat channel for people: nothing to report
     result = {"rotations_checked": len(ids), **totals}
     report(
         "send-reminders",

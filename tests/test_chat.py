@@ -27,7 +27,9 @@ SLACK_TOKENS = "T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"
 class Recorder:
     def __init__(self) -> None:
         self.posts: list[tuple[str, dict]] = []
+        self.lookups: list[str] = []
         self.status = 200
+        self.slack_users = {"ron@example.com": "U0RON"}  # Slack's users.lookupByEmail directory
 
 
 def _certificate(folder: Path) -> tuple[Path, Path]:
@@ -70,9 +72,31 @@ def endpoint(tmp_path, monkeypatch) -> Iterator[tuple[str, Recorder]]:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             recorder.posts.append((self.path, json.loads(body or b"{}")))
             self.send_response(recorder.status)
+            if self.path.startswith("/api/"):  # Slack's Web API answers JSON, ok or not
+                self._json(
+                    {"ok": recorder.status == 200, "ts": "1.2"}
+                    | ({} if recorder.status == 200 else {"error": "invalid_auth"})
+                )
+                return
             self.send_header("Content-Type", "text/plain")
             self.end_headers()
             self.wfile.write(b"ok" if recorder.status == 200 else b"invalid_token")
+
+        def do_GET(self) -> None:  # Slack's users.lookupByEmail
+            from urllib.parse import parse_qs, urlsplit
+
+            email = parse_qs(urlsplit(self.path).query).get("email", [""])[0]
+            recorder.lookups.append(email)
+            user = recorder.slack_users.get(email)
+            self.send_response(200)
+            self._json({"ok": True, "user": {"id": user}} if user else {"ok": False, "error": "users_not_found"})
+
+        def _json(self, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def log_message(self, *args: object) -> None:
             pass
@@ -84,6 +108,7 @@ def endpoint(tmp_path, monkeypatch) -> Iterator[tuple[str, Recorder]]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"127.0.0.1:{server.server_address[1]}"
     monkeypatch.setattr(slack.NotifySlack, "webhook_url", f"https://{base}/services")
+    monkeypatch.setattr(slack.NotifySlack, "api_url", f"https://{base}/api/{{}}")
     try:
         yield base, recorder
     finally:
@@ -258,3 +283,124 @@ def test_no_channel_no_message_and_a_removed_channel_drops_its_queue(engine, set
         done = deliver_due(s, Chat(hr=chat.hr), datetime.now(UTC))  # Finance's channel was taken out
         assert done.dropped == 1 and s.exec(select(ChatMessage)).one().state == "dropped"
     assert recorder.posts == []
+
+
+SLACK_BOT = "xoxb-1234-1234-4ddbc191d40ee098cbaae6f3523ada2d"
+
+
+def _people_policy(settings, *, mail_too: bool = True) -> Chat:
+    from frontline.core.policy import load_policy
+
+    lines = ["[chat]", f'people = "slack://{SLACK_BOT}/{{email}}?verify=no"']
+    if not mail_too:
+        lines.append("mail_too = false")
+    write_policy(settings, "\n".join(lines) + "\n")
+    return load_policy().chat
+
+
+def _announced(engine, rotation_id: int) -> date:
+    with session_scope(engine) as s:
+        rot = s.get(Rotation, rotation_id)
+        assert rot is not None
+        rot.announced_state = "invited"
+        s.add(rot)
+        return rot.start
+
+
+def _reminders(engine, chat: Chat, day: date) -> dict[str, int]:
+    from frontline.calendar.invites import process_reminders, rotations_for_reminders
+
+    with session_scope(engine) as s:
+        ids = rotations_for_reminders(s, day, [7, 1])
+        return process_reminders(s, ids, as_of=day, days_before=[7, 1], chat=chat)
+
+
+def _mail_subjects(engine) -> list[str]:
+    from models import OutboundMessage
+
+    with session_scope(engine) as s:
+        return [m.subject for m in s.exec(select(OutboundMessage)).all()]
+
+
+def test_a_rotator_is_reminded_in_slack_by_their_work_email_and_by_mail(engine, settings, endpoint):
+    from frontline.chat.service import deliver_due
+
+    base, recorder = endpoint
+    ids = _company(engine)
+    start = _announced(engine, ids["rotation"])
+    chat = _people_policy(settings)
+    counts = _reminders(engine, chat, start - timedelta(days=7))
+    assert (counts["reminders"], counts["chats"]) == (1, 1)
+    assert _reminders(engine, chat, start - timedelta(days=7))["chats"] == 0  # the same reminder: not again
+    assert [x for x in _mail_subjects(engine) if "starts in 7 days" in x]  # mail still goes (mail_too)
+    with session_scope(engine) as s:
+        done = deliver_due(s, chat, datetime.now(UTC))
+    assert (done.sent, done.failed) == (1, 0) and recorder.lookups == ["ron@example.com"]
+    path, body = recorder.posts[0]
+    assert path == "/api/chat.postMessage" and body["channel"] == "U0RON"  # a direct message to Ron
+    text = json.dumps(body)
+    assert "Your support rotation starts in 7 days" in text and "/observe/" in text
+
+
+def test_mail_too_false_tells_the_rotator_in_chat_only_and_never_twice(engine, settings, endpoint):
+    base, recorder = endpoint
+    ids = _company(engine)
+    start = _announced(engine, ids["rotation"])
+    chat = _people_policy(settings, mail_too=False)
+    counts = _reminders(engine, chat, start - timedelta(days=7))
+    assert (counts["reminders"], counts["chats"]) == (0, 1)
+    assert _reminders(engine, chat, start - timedelta(days=7)) == counts | {"chats": 0}
+    assert not [x for x in _mail_subjects(engine) if "starts in" in x]
+    with session_scope(engine) as s:
+        assert [m.idempotency_key for m in s.exec(select(ChatMessage)).all()] == [
+            f"chat:reminder:{ids['rotation']}:{start.isoformat()}:7"
+        ]
+
+
+def test_a_person_slack_does_not_know_or_who_left_is_not_messaged_and_the_token_is_never_shown(
+    engine, settings, endpoint
+):
+    from frontline.chat.service import deliver_due
+    from frontline.operations.status import collect_status
+
+    base, recorder = endpoint
+    ids = _company(engine)
+    start = _announced(engine, ids["rotation"])
+    chat = _people_policy(settings)
+    _reminders(engine, chat, start - timedelta(days=7))
+    recorder.slack_users = {}  # Slack has no user with Ron's address
+    now = datetime.now(UTC)
+    with session_scope(engine) as s:
+        done = deliver_due(s, chat, now)
+        assert (
+            done.failed == 1 and SLACK_BOT not in json.dumps(done.errors) and "4ddbc191" not in json.dumps(done.errors)
+        )
+        report = collect_status(s, now=now + timedelta(seconds=1), with_prefect=False)
+    assert [f["connector"] for f in report["stuck"]["connectors_failing"]] == ["chat:people"]
+    assert "4ddbc191" not in str(report) and recorder.posts == []
+    with session_scope(engine) as s:
+        ron = s.get(Employee, ids["ron"])
+        assert ron is not None
+        ron.active = False
+        s.add(ron)
+    with session_scope(engine) as s:
+        done = deliver_due(s, chat, now + timedelta(hours=2))
+        assert done.dropped == 1 and s.exec(select(ChatMessage)).one().state == "dropped"
+    assert recorder.posts == []
+
+
+@pytest.mark.parametrize(
+    ("toml", "error"),
+    [
+        ('people = "slack://xoxb-1-2-abc/"', "needs {email}"),
+        ("mail_too = false", "needs chat.people"),
+        ('people = "just text {email}"', "not an Apprise URL"),
+    ],
+)
+def test_a_chat_policy_that_would_tell_nobody_is_refused(toml, error):
+    import tomllib
+
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=error):
+        Chat.model_validate(tomllib.loads(toml))

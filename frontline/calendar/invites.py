@@ -57,6 +57,7 @@ from frontline.calendar.ics import (
 )
 from frontline.core import clock
 from frontline.core.links import observe_url, pairing_url, request_url
+from frontline.core.policy import Chat
 from frontline.core.templating import render_html, render_text
 from frontline.mail import compose, enqueue_many
 from frontline.mentors.checkins import CheckinSeries, checkin_series, longdate, zone
@@ -652,7 +653,10 @@ class _ReminderRun:
     checkin_minutes: int
     working_hours: tuple[int, int]
     org_tz: ZoneInfo
-    counts: dict[str, int] = field(default_factory=lambda: {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0})
+    chat: Chat | None = None  # the policy's [chat]: with ``people``, rotators are told in chat too
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"reminders": 0, "welcomes": 0, "nudges": 0, "queued": 0, "chats": 0}
+    )
     pending: list[tuple[EmailMessage, str, str]] = field(default_factory=list)  # queued at the end, in order
     pairings: dict[int, list[MentorPairing]] = field(default_factory=dict)  # see _preload
 
@@ -676,9 +680,12 @@ def process_reminders(
     checkin_minutes: int = 30,
     working_hours: Sequence[int] = (9, 17),
     org_tz: ZoneInfo | None = None,
+    chat: Chat | None = None,
 ) -> dict[str, int]:
-    """Queue the reminders, welcomes and nudges due on ``as_of`` for these rotations. Caller commits."""
+    """Queue the reminders, welcomes and nudges due on ``as_of`` for these rotations (also by chat with
+    ``chat.people``; not by mail then when ``chat.mail_too`` is false). Caller commits."""
     run = _ReminderRun(
+        chat=chat,
         as_of=as_of,
         days_before=days_before,
         weekly_nudge=weekly_nudge,
@@ -738,11 +745,40 @@ def _reminder_context(session: Session, run: _ReminderRun, rotation: Rotation, r
     )
 
 
+def _chat_notice(
+    session: Session, chat: Chat, rotator: Employee, key: str, subject: str, context: dict[str, Any]
+) -> bool:
+    """Queue the chat form of one notice to the rotator (True when queued now, False when queued before)."""
+    from frontline.chat.service import notify, person_target
+
+    lines = [f"Your rotation: {context['first_day']} to {context['last_day']}."]
+    mentor = context.get("mentor")
+    if mentor is not None:
+        lines.append(f"Your mentor: {mentor.name} ({mentor.email}).")
+    if context.get("checkin_when"):
+        lines.append(f"Check-ins: {context['checkin_when']}.")
+    lines.append(f"Tell us what customers struggle with: {context['observe_link']}")
+    return notify(
+        session, chat, person_target(rotator.employee_id), key=f"chat:{key}", title=subject, body="\n".join(lines)
+    )
+
+
 def _queue_notice(
-    run: _ReminderRun, rotator: Employee, kind: str, key: str, subject: str, context: dict[str, Any]
+    session: Session,
+    run: _ReminderRun,
+    rotator: Employee,
+    kind: str,
+    key: str,
+    subject: str,
+    context: dict[str, Any],
 ) -> bool:
     """Add one plain notice (``email/<kind>.txt`` and ``.html``) to the rotator to the run's mail (queued
-    at the end unless its key is already queued)."""
+    at the end unless its key is already queued), and to their chat when the policy has ``people``."""
+    if run.chat is not None and run.chat.people is not None:
+        if _chat_notice(session, run.chat, rotator, key, subject, context):
+            run.counts["chats"] += 1
+        if not run.chat.mail_too:
+            return True  # told in chat (now or by an earlier run: the key is the same)
     msg = compose(
         to=_addr(rotator),
         subject=subject,
@@ -765,7 +801,7 @@ def _send_reminder(
     when = "tomorrow" if days == 1 else f"in {days} days"
     subject = f"Your support rotation starts {when} ({longdate(rotation.start)})"
     key = f"reminder:{rotation.id}:{rotation.start.isoformat()}:{days}"
-    return _queue_notice(run, rotator, "reminder", key, subject, dict(base, days=days))
+    return _queue_notice(session, run, rotator, "reminder", key, subject, dict(base, days=days))
 
 
 def _send_welcome(
@@ -776,7 +812,7 @@ def _send_welcome(
         return False
     mentor = base["mentor"]
     subject = "Welcome to the front line" + (f": meet your mentor {mentor.name}" if mentor else "")
-    return _queue_notice(run, rotator, "welcome", f"welcome:{rotation.id}", subject, base)
+    return _queue_notice(session, run, rotator, "welcome", f"welcome:{rotation.id}", subject, base)
 
 
 def _send_nudge(
@@ -795,7 +831,7 @@ def _send_nudge(
         return False
     week = run.week_label
     subject = f"What did customers struggle with this week? ({week})"
-    return _queue_notice(run, rotator, "nudge", f"nudge:{rotator.id}:{week}", subject, dict(base, week=week))
+    return _queue_notice(session, run, rotator, "nudge", f"nudge:{rotator.id}:{week}", subject, dict(base, week=week))
 
 
 __all__ = [

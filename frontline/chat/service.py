@@ -1,7 +1,7 @@
 """Chat notifications: queue in the caller's transaction, deliver later through Apprise.
 
-* :func:`notify` queues a :class:`models.ChatMessage` for a channel the policy names (``hr`` or
-  ``department:<name>``), once per idempotency key, in the transaction of the event it tells about (so a
+* :func:`notify` queues a :class:`models.ChatMessage` for a channel the policy names (``hr``,
+  ``department:<name>``, or ``person:<employee_id>`` through the policy's ``people`` URL), once per idempotency key, in the transaction of the event it tells about (so a
   rolled-back event tells nobody). A channel the policy does not have is no message.
 * :func:`deliver_due` sends what is due with Apprise, one channel URL at a time, read from the policy when
   sending (the URL is a secret: it is never stored, logged or shown; errors are scrubbed of it). A failure is
@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -22,7 +23,7 @@ from sqlmodel import Session, col, select
 from frontline.core.policy import Chat
 from frontline.core.text import one_line
 from frontline.operations.connectors import record_failure, record_success
-from models import ChatMessage
+from models import ChatMessage, Employee
 
 MAX_TITLE = 300
 MAX_BODY = 3000
@@ -34,11 +35,32 @@ def chat_safe(text: str) -> str:
     return text.replace("<", "‹").replace(">", "›").replace("@", "＠")
 
 
-def channel_url(chat: Chat, target: str) -> str | None:
+PERSON = "person:"
+
+
+def person_target(employee_id: str) -> str:
+    """The target of messages to one person (by their stable employee id, so a changed e-mail is followed)."""
+    return PERSON + employee_id
+
+
+def connector_name(target: str) -> str:
+    """The connectors-table row a target's outcomes go to: one per channel, one for all people."""
+    return "chat:people" if target.startswith(PERSON) else f"chat:{target}"
+
+
+def channel_url(chat: Chat, target: str, email: str | None = None) -> str | None:
+    """The Apprise URL for ``target``; for a person, the policy's ``people`` URL with their ``email``
+    (None when the policy has no such channel or the person's address is not known)."""
     if target == "hr":
         return chat.hr
     if target.startswith("department:"):
         return chat.departments.get(target.removeprefix("department:"))
+    if target.startswith(PERSON):
+        if chat.people is None:
+            return None
+        if email is None:
+            return chat.people  # queueing: the address is looked up when sending
+        return chat.people.replace("{email}", quote(email, safe="@+"))
     return None
 
 
@@ -83,7 +105,9 @@ def _send(url: str, title: str, body: str) -> str | None:
     if ok:
         return None
     text = one_line(captured.getvalue() or "the chat service refused the message")
-    return text.replace(url, "<channel URL>")[:400]
+    for secret in {url, url.split("://", 1)[-1].split("/", 1)[0]}:
+        text = text.replace(secret, "<channel URL>")
+    return text[:400]
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -100,10 +124,18 @@ def deliver_due(session: Session, chat: Chat, now: datetime, *, send: Any = _sen
         .order_by(col(ChatMessage.next_attempt_at), col(ChatMessage.id))
         .limit(BATCH)
     ).all()
+    people = _addresses(session, [m.target for m in due])
     for message in due:
-        url = channel_url(chat, message.target)
+        person = message.target.startswith(PERSON)
+        email = people.get(message.target)
+        url = channel_url(chat, message.target, email) if (email or not person) else None
         if url is None:
-            message.state, message.last_error = "dropped", "the policy no longer has this channel"
+            message.state = "dropped"
+            message.last_error = (
+                "the person has left or is unknown"
+                if person and chat.people is not None
+                else "the policy no longer has this channel"
+            )
             result.dropped += 1
         else:
             error = send(url, message.title, message.body)
@@ -111,7 +143,7 @@ def deliver_due(session: Session, chat: Chat, now: datetime, *, send: Any = _sen
             if error is None:
                 message.state, message.sent_at, message.last_error = "sent", now, None
                 result.sent += 1
-                record_success(session, f"chat:{message.target}", f"sent {message.idempotency_key}", now)
+                record_success(session, connector_name(message.target), f"sent {message.idempotency_key}", now)
             else:
                 message.last_error = error
                 if message.attempts >= chat.max_attempts:
@@ -119,8 +151,21 @@ def deliver_due(session: Session, chat: Chat, now: datetime, *, send: Any = _sen
                 else:
                     message.next_attempt_at = now + _backoff(message.attempts)
                 result.failed += 1
-                result.errors[message.target] = error
-                record_failure(session, f"chat:{message.target}", error, now)
+                result.errors[connector_name(message.target)] = error
+                record_failure(session, connector_name(message.target), error, now)
         session.add(message)
         session.flush()
     return result
+
+
+def _addresses(session: Session, targets: list[str]) -> dict[str, str]:
+    """``person:<employee_id>`` -> the current work e-mail of each active person among ``targets``."""
+    ids = {t.removeprefix(PERSON) for t in targets if t.startswith(PERSON)}
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(Employee.employee_id, Employee.email).where(
+            col(Employee.employee_id).in_(sorted(ids)), col(Employee.active).is_(True)
+        )
+    ).all()
+    return {PERSON + employee_id: email for employee_id, email in rows}

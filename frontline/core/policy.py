@@ -173,13 +173,33 @@ class Chat(_Strict):
     departments: dict[str, str] = Field(
         default_factory=dict, description="department name -> channel: its urgent observations"
     )
+    people: str | None = Field(
+        default=None,
+        description="an Apprise URL with {email} where the person's work e-mail goes (e.g. a Slack bot: "
+        "slack://xoxb-.../{email}, which Slack resolves to the person's direct messages): rotators' reminders, "
+        "welcomes and nudges",
+    )
+    mail_too: bool = Field(
+        default=True, description="false: a rotator told by chat (people) is not also mailed the same reminder"
+    )
     max_attempts: int = Field(default=8, ge=1, le=50)
 
     @model_validator(mode="after")
     def _urls(self) -> Chat:
-        for name, url in [("hr", self.hr), *[(f"departments.{k}", v) for k, v in self.departments.items()]]:
+        named = [
+            ("hr", self.hr),
+            ("people", self.people),
+            *[(f"departments.{k}", v) for k, v in self.departments.items()],
+        ]
+        for name, url in named:
             if url is not None and "://" not in url:
                 raise ValueError(f"chat.{name}: not an Apprise URL (e.g. slack://TokenA/TokenB/TokenC)")
+        if self.people is not None and "{email}" not in self.people:
+            raise ValueError(
+                "chat.people: needs {email} where the person's address goes (e.g. slack://xoxb-.../{email})"
+            )
+        if not self.mail_too and self.people is None:
+            raise ValueError("chat.mail_too = false needs chat.people (else rotators would be told nothing)")
         return self
 
 

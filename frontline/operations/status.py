@@ -45,6 +45,7 @@ STUCK_KINDS = (
     "observations_for_inactive_departments",
     "connectors_failing",
     "routing_table_unknown_departments",
+    "scim_deactivations_held",
 )
 
 Row = dict[str, Any]
@@ -196,7 +197,18 @@ def needs_a_human(session: Session, *, now: datetime) -> dict[str, list[Row]]:
         "observations_for_inactive_departments": observations_for_inactive_departments(session),
         "connectors_failing": connectors_failing(session),
         "routing_table_unknown_departments": routing_table_problems(session),
+        "scim_deactivations_held": scim_deactivations_held(session),
     }
+
+
+def scim_deactivations_held(session: Session) -> list[Row]:
+    """SCIM deactivations the leaver safety rule holds for HR (``frontline scim leavers confirm``)."""
+    from frontline.people.scim import held_leavers
+
+    return [
+        {"employee_id": h["employee_id"], "name": h["name"], "held_since": _iso(h["held_since"])}
+        for h in held_leavers(session)
+    ]
 
 
 def routing_table_problems(session: Session) -> list[Row]:

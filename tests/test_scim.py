@@ -429,3 +429,153 @@ def test_status_lists_the_connector(scim_world, engine):
     _provision(client, "E002")
     ok = row()
     assert ok["state"] == "ok" and "employee E002" in ok["detail"]
+
+
+# ------------------------------------------------------------------------- the running app, scim2-tester
+
+
+class EventRecorder:
+    """A loopback HTTP server standing in for the Prefect API's ``POST /api/events``: records what it gets."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        events: list[dict] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path == "/api/events":
+                    events.extend(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.events = events
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def provider_with_examples():
+    """The provider's models with example values for what Frontline checks against its own data (a roster
+    department, an IANA time zone, language tags, a date, a country code): scim2-tester fills every other
+    attribute with random strings, which Frontline rightly refuses for these."""
+    import typing
+
+    from frontline.people.scim import provider
+
+    p = provider()
+    models = {m.__name__: m for m in p.models}
+    user_models = (models["User"], p.model_for("User"))
+
+    def examples(model, field: str, values: list[str]) -> None:
+        model.model_fields[field].examples = values
+
+    examples(models["EnterpriseUser"], "department", ["Sales", "Engineering", "support"])
+    examples(models["FrontlineUser"], "start_date", ["2027-01-04", "2026-03-02T00:00:00Z"])
+    examples(models["FrontlineUser"], "country", ["DE", "BR", "us"])
+    for m in user_models:
+        examples(m, "timezone", ["Europe/Berlin", "America/Sao_Paulo"])
+        examples(m, "preferred_language", ["en-US", "de"])
+        examples(m, "locale", ["pt-BR", "fr_FR"])
+    address = typing.get_args(typing.get_args(models["User"].model_fields["addresses"].annotation)[0])[0]
+    examples(address, "country", ["DE", "JP"])
+    return p
+
+
+def test_scim2_tester_against_uvicorn(settings, engine, tmp_path):
+    """uvicorn on loopback serving the whole app; scim2-tester runs every check it has (discovery, CRUD of
+    Users and Groups, filters, attributes, PATCH add/replace/remove, random URLs): all must succeed. Then a
+    new hire created over HTTP reaches the (recording) Prefect API as a frontline.employee.hired event."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+    import httpx2
+    from mailserver import free_port
+    from scim2_client.engines.httpx2 import SyncSCIMClient
+    from scim2_tester import check_server
+    from scim2_tester.utils import Status
+
+    write_policy(settings)
+    with session_scope(engine) as session:
+        company(session, staff=3)
+        _row, secret = create_token(session, "tester")
+    recorder = EventRecorder()
+    port = free_port()
+    env = {**os.environ, "PREFECT_API_URL": recorder.url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "frontline.web.app:create_app", "--factory"]
+        + ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.2)
+        http = httpx2.Client(base_url=f"{base}/scim/v2", headers={"Authorization": f"Bearer {secret}"})
+        results = check_server(SyncSCIMClient(http, provider=provider_with_examples()))
+        failed = [(r.status.name, r.resource_type, r.title, r.reason) for r in results if r.status != Status.SUCCESS]
+        assert not failed, failed
+        assert len(results) > 100 and {r.resource_type for r in results} >= {"User", "Group"}
+        # a new hire over HTTP: the event goes out after the commit
+        body = user("new.hire@example.com", "NH1")
+        body[FL] = {"startDate": monday_after(14).isoformat()}
+        r = httpx.post(f"{base}/scim/v2/Users", json=body, headers={**CT, "Authorization": f"Bearer {secret}"})
+        assert r.status_code == 201, r.text
+        hired = [e for e in recorder.events if e["payload"].get("employee_id") == "NH1"]
+        assert [(e["event"], e["payload"]) for e in hired] == [
+            ("frontline.employee.hired", {"employee_id": "NH1", "source": "scim"})
+        ]
+        assert hired[0]["resource"]["prefect.resource.id"] == "frontline.employee.NH1"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        recorder.close()
+    log = proc.stdout.read().decode()
+    assert secret not in log
+
+
+def test_user_without_department_waits_until_the_provider_sends_one(scim_world, engine):
+    client, _ = scim_world
+    body = user("late@example.com", "L1")
+    del body[ENT]["department"]
+    r = client.post("/scim/v2/Users", json=body, headers=CT)
+    assert r.status_code == 201, r.text
+    from frontline.people.scim import unprovisioned_users
+
+    with session_scope(engine) as session:
+        assert session.exec(select(Employee).where(Employee.employee_id == "L1")).first() is None
+        assert [(u["userName"], u["missing"]) for u in unprovisioned_users(session)] == [
+            ("late@example.com", "department")
+        ]
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": f"{ENT}:department", "value": "Sales"}],
+    }
+    assert client.patch(f"/scim/v2/Users/{r.json()['id']}", json=patch, headers=CT).status_code in (200, 204)
+    with session_scope(engine) as session:
+        assert session.exec(select(Employee).where(Employee.employee_id == "L1")).one().active
+        assert unprovisioned_users(session) == []

@@ -46,6 +46,7 @@ STUCK_KINDS = (
     "connectors_failing",
     "routing_table_unknown_departments",
     "scim_deactivations_held",
+    "scim_users_not_employees",
 )
 
 Row = dict[str, Any]
@@ -198,7 +199,18 @@ def needs_a_human(session: Session, *, now: datetime) -> dict[str, list[Row]]:
         "connectors_failing": connectors_failing(session),
         "routing_table_unknown_departments": routing_table_problems(session),
         "scim_deactivations_held": scim_deactivations_held(session),
+        "scim_users_not_employees": scim_users_not_employees(session),
     }
+
+
+def scim_users_not_employees(session: Session) -> list[Row]:
+    """SCIM Users the identity provider sent without a work e-mail or a department: no employee yet."""
+    from frontline.people.scim import unprovisioned_users
+
+    return [
+        {"scim_id": u["scim_id"], "userName": u["userName"], "missing": u["missing"], "since": _iso(u["since"])}
+        for u in unprovisioned_users(session)
+    ]
 
 
 def scim_deactivations_held(session: Session) -> list[Row]:

@@ -239,6 +239,11 @@ class Person:
     active: bool
 
 
+class Incomplete(Exception):
+    """A User without what Frontline needs to schedule someone (a work e-mail, a department): kept as the
+    provider wrote it, not an employee until an update brings the missing attribute."""
+
+
 def _invalid(attribute: str, why: str) -> InvalidValueException:
     return InvalidValueException(detail=f"{attribute}: {why}; nothing was written")
 
@@ -276,8 +281,12 @@ def _person(session: Session, data: dict[str, Any], scim_id: str, today: date, c
     if not email and _EMAIL.match(str(data.get("userName", ""))):
         email = str(data["userName"])
     email = _one_line(email, "emails", 320).lower()
+    if not email and current is not None:
+        email = current.email
+    elif not email:
+        raise Incomplete("no work e-mail address (emails)")
     if not _EMAIL.match(email):
-        raise _invalid("emails", f"a work e-mail address is required (got {email!r})")
+        raise _invalid("emails", f"{email!r} is not an e-mail address")
     name_obj = data.get("name") or {}
     name = (
         data.get("displayName")
@@ -300,7 +309,7 @@ def _person(session: Session, data: dict[str, Any], scim_id: str, today: date, c
     elif current is not None:
         department_id = current.department_id
     else:
-        raise _invalid(f"{ENTERPRISE}:department", "a department is required (one of the roster's departments)")
+        raise Incomplete(f"no department ({ENTERPRISE}:department)")
     zone = _one_line(data.get("timezone") or (current.timezone if current else get_settings().timezone), "timezone", 64)
     if zone not in _zones():
         raise _invalid("timezone", f"unknown IANA time zone {zone!r} (e.g. Europe/Berlin)")
@@ -404,7 +413,10 @@ def _provision(session: Session, row: ScimResource, today: date, now: datetime) 
     from frontline.people.roster import new_hire_weeks
 
     employee = _linked_employee(session, row)
-    person = _person(session, row.payload, row.scim_id, today, employee)
+    try:
+        person = _person(session, row.payload, row.scim_id, today, employee)
+    except Incomplete as missing:
+        return Outcome(f"stored user {row.payload.get('userName')!r}, not an employee yet: {missing}")
     if employee is not None and employee.employee_id != person.employee_id:
         clash = session.exec(select(Employee).where(Employee.employee_id == person.employee_id)).first()
         if clash is not None:
@@ -505,6 +517,34 @@ def recent_leavers(session: Session, now: datetime) -> int:
             .where(AuditEvent.action == "scim.leaver", col(AuditEvent.at) >= now - LEAVER_WINDOW)
         ).one()
     )
+
+
+def unprovisioned_users(session: Session) -> list[dict[str, Any]]:
+    """Live SCIM Users that are no employee (no work e-mail or no department yet), oldest first."""
+    rows = session.exec(
+        select(ScimResource)
+        .where(ScimResource.resource_type == "User", col(ScimResource.employee_id).is_(None))
+        .order_by(col(ScimResource.id))
+    ).all()
+    result = []
+    for r in rows:
+        emails = r.payload.get("emails") or []
+        result.append(
+            {
+                "scim_id": r.scim_id,
+                "userName": r.payload.get("userName", ""),
+                "missing": ", ".join(
+                    what
+                    for what, absent in (
+                        ("e-mail", not emails and "@" not in str(r.payload.get("userName", ""))),
+                        ("department", not (r.payload.get(ENTERPRISE) or {}).get("department")),
+                    )
+                    if absent
+                ),
+                "since": r.created_at,
+            }
+        )
+    return result
 
 
 def held_leavers(session: Session) -> list[dict[str, Any]]:
@@ -798,6 +838,7 @@ __all__ = [
     "confirm_leavers",
     "create_token",
     "held_leavers",
+    "unprovisioned_users",
     "list_tokens",
     "provider",
     "record_error",

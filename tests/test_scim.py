@@ -579,3 +579,22 @@ def test_user_without_department_waits_until_the_provider_sends_one(scim_world, 
     with session_scope(engine) as session:
         assert session.exec(select(Employee).where(Employee.employee_id == "L1")).one().active
         assert unprovisioned_users(session) == []
+
+
+def test_database_down_is_503_with_retry_after_and_nothing_written(scim_world, engine, monkeypatch):
+    """Frontline is the SCIM server: "the other side down" is its own database. The provider is told to
+    retry (Okta and Entra ID do); the connector's error is recorded once the database answers again."""
+    from frontline.core.settings import get_settings
+
+    client, _ = scim_world
+    before = counts(engine)
+    good = get_settings().database_url
+    monkeypatch.setenv("FRONTLINE_DATABASE_URL", "postgresql://frontline@127.0.0.1:9/nowhere?connect_timeout=2")
+    get_settings.cache_clear()
+    r = client.post("/scim/v2/Users", json=user("down@example.com", "DN1"), headers=CT)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "60", r.text
+    assert r.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"] and "retry" in r.json()["detail"]
+    monkeypatch.setenv("FRONTLINE_DATABASE_URL", good)
+    get_settings.cache_clear()
+    assert counts(engine) == before
+    assert client.post("/scim/v2/Users", json=user("down@example.com", "DN1"), headers=CT).status_code == 201

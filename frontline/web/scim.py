@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from http import HTTPStatus
 from typing import Any
 
 from scim2_models import UnauthorizedException
@@ -17,6 +18,7 @@ from scim2_server.applications.asgi import ASGIApplication
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 from scim2_server.service import ScimService
+from sqlalchemy.exc import SQLAlchemyError
 
 from frontline.people import scim
 
@@ -71,6 +73,18 @@ class ScimApp(ASGIApplication):
             request.subject = name
         return await self.handler.handle(request)
 
+    def handle_exception(self, request: ScimRequest, exception: Exception) -> ScimResponse:
+        """The database cannot be reached: 503 with Retry-After (Okta and Entra ID retry), as a SCIM error;
+        the transaction was rolled back, so nothing was written."""
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exception, OperationalError):
+            self.log.warning("SCIM %s %s: database unavailable: %s", request.method, request.path, type(exception))
+            detail = "Frontline's database is unavailable; nothing was written, retry later"
+            body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "503", "detail": detail}
+            return ScimResponse(HTTPStatus.SERVICE_UNAVAILABLE, body, {"Retry-After": "60"})
+        return super().handle_exception(request, exception)
+
     async def serve(self, request: ScimRequest) -> ScimResponse:
         response = await super().serve(request)
         status = int(response.status)
@@ -79,7 +93,10 @@ class ScimApp(ASGIApplication):
             kind = f" {body['scimType']}" if body.get("scimType") else ""
             path = request.path.split("?")[0]
             message = f"{request.method} {path}: {status}{kind}: {body.get('detail', '')}"
-            await asyncio.to_thread(scim.record_error, message)
+            try:
+                await asyncio.to_thread(scim.record_error, message)
+            except SQLAlchemyError:  # the database is down: the answer still goes out, the log says why
+                self.log.warning("SCIM connector status not recorded: %s", message)
         return response
 
 

@@ -598,3 +598,20 @@ def test_database_down_is_503_with_retry_after_and_nothing_written(scim_world, e
     get_settings.cache_clear()
     assert counts(engine) == before
     assert client.post("/scim/v2/Users", json=user("down@example.com", "DN1"), headers=CT).status_code == 201
+
+
+def test_etags_and_body_limit(scim_world, engine):
+    client, _ = scim_world
+    r = client.post("/scim/v2/Users", json=user("etag@example.com", "ET1"), headers=CT)
+    scim_id, etag = r.json()["id"], r.headers["ETag"]
+    body = {**user("etag@example.com", "ET1"), "title": "First"}
+    assert client.put(f"/scim/v2/Users/{scim_id}", json=body, headers={**CT, "If-Match": etag}).status_code == 200
+    body["title"] = "Second"
+    r = client.put(f"/scim/v2/Users/{scim_id}", json=body, headers={**CT, "If-Match": etag})  # stale version
+    assert r.status_code == 412, r.text
+    with session_scope(engine) as session:
+        assert session.exec(select(Employee).where(Employee.employee_id == "ET1")).one().title == "First"
+    big = {**user("big@example.com", "BIG"), "nickName": "x" * (1024 * 1024)}
+    assert client.post("/scim/v2/Users", json=big, headers=CT).status_code == 413
+    found = client.get("/scim/v2/Users", params={"filter": 'title eq "First" and active eq true'}).json()
+    assert [u["id"] for u in found["Resources"]] == [scim_id]

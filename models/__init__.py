@@ -24,6 +24,8 @@ from models.tables import (
     PlanRun,
     RateLimitBucket,
     Rotation,
+    ScimResource,
+    ScimToken,
     WeekPreference,
     utcnow,
 )
@@ -51,6 +53,8 @@ __all__ = [
     "PlanRun",
     "RateLimitBucket",
     "Rotation",
+    "ScimResource",
+    "ScimToken",
     "WeekPreference",
     "get_engine",
     "init_db",

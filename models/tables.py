@@ -418,3 +418,33 @@ class AuditEvent(SQLModel, table=True):
     subject_id: str | None = Field(default=None, max_length=100)
     reason: str | None = Field(default=None, sa_column=Column(Text))
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ScimToken(SQLModel, table=True):
+    """A bearer token of an identity provider's SCIM client (``frontline scim token create``); only its hash is kept."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    token_hash: str = Field(max_length=128, unique=True, description="sha256 of the secret (frontline.core.security)")
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class ScimResource(SQLModel, table=True):
+    """A SCIM User or Group as the identity provider last wrote it (never a password). A User is linked to the
+    employee it provisions; ``held_since`` is set while its deactivation waits for HR's confirmation (the
+    leaver safety rule), during which the employee stays active."""
+
+    __table_args__ = (UniqueConstraint("resource_type", "user_name_key", name="uq_scim_user_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    resource_type: str = Field(max_length=16, index=True, description="User or Group")
+    scim_id: str = Field(max_length=64, unique=True, index=True)
+    user_name_key: str | None = Field(default=None, max_length=320, description="case-folded userName (Users)")
+    external_id: str | None = Field(default=None, max_length=320, index=True)
+    employee_id: int | None = Field(default=None, foreign_key="employee.id", index=True)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    held_since: datetime | None = Field(default=None, description="deactivation held for HR confirmation since")

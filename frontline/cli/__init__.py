@@ -89,6 +89,7 @@ from frontline.cli import pair as _pair  # noqa: E402
 from frontline.cli import plan as _plan  # noqa: E402
 from frontline.cli import requests as _requests  # noqa: E402
 from frontline.cli import roster as _roster  # noqa: E402
+from frontline.cli import scim as _scim  # noqa: E402
 from frontline.cli import serve as _serve  # noqa: E402
 from frontline.cli import status as _status  # noqa: E402
 from frontline.cli import time_off as _time_off  # noqa: E402
@@ -104,6 +105,7 @@ app.registered_commands[0].rich_help_panel = SETUP  # init
 app.command("demo", rich_help_panel=SETUP)(_demo.demo_command)
 app.add_typer(_roster.app, name="roster", rich_help_panel=SETUP)
 app.add_typer(_time_off.app, name="time-off", rich_help_panel=SETUP)
+app.add_typer(_scim.app, name="scim", rich_help_panel=SETUP)
 app.add_typer(_plan.app, name="plan", rich_help_panel=PLANNING)
 app.add_typer(_pair.pair_app, name="pair", rich_help_panel=PLANNING)
 app.command("mentors", rich_help_panel=PLANNING)(_pair.mentors_command)

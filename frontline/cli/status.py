@@ -34,6 +34,10 @@ def titles() -> dict[str, str]:
         "observations_for_inactive_departments": "Unacknowledged observations addressed to a deactivated department "
         "(nobody reads them: acknowledge or re-address them)",
         "connectors_failing": "Connectors whose last attempt failed (their data is as of their last success)",
+        "scim_deactivations_held": "SCIM deactivations held for HR by the leaver safety rule "
+        "(frontline scim leavers confirm)",
+        "scim_users_not_employees": "SCIM users that are no employee yet: map a work e-mail and the enterprise "
+        "department at the identity provider",
         "routing_table_unknown_departments": "Routing table entries naming a department the roster lacks "
         "(observations of that area fall back to the support department)",
     }

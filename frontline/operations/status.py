@@ -45,6 +45,8 @@ STUCK_KINDS = (
     "observations_for_inactive_departments",
     "connectors_failing",
     "routing_table_unknown_departments",
+    "scim_deactivations_held",
+    "scim_users_not_employees",
 )
 
 Row = dict[str, Any]
@@ -196,7 +198,29 @@ def needs_a_human(session: Session, *, now: datetime) -> dict[str, list[Row]]:
         "observations_for_inactive_departments": observations_for_inactive_departments(session),
         "connectors_failing": connectors_failing(session),
         "routing_table_unknown_departments": routing_table_problems(session),
+        "scim_deactivations_held": scim_deactivations_held(session),
+        "scim_users_not_employees": scim_users_not_employees(session),
     }
+
+
+def scim_users_not_employees(session: Session) -> list[Row]:
+    """SCIM Users the identity provider sent without a work e-mail or a department: no employee yet."""
+    from frontline.people.scim import unprovisioned_users
+
+    return [
+        {"scim_id": u["scim_id"], "userName": u["userName"], "missing": u["missing"], "since": _iso(u["since"])}
+        for u in unprovisioned_users(session)
+    ]
+
+
+def scim_deactivations_held(session: Session) -> list[Row]:
+    """SCIM deactivations the leaver safety rule holds for HR (``frontline scim leavers confirm``)."""
+    from frontline.people.scim import held_leavers
+
+    return [
+        {"employee_id": h["employee_id"], "name": h["name"], "held_since": _iso(h["held_since"])}
+        for h in held_leavers(session)
+    ]
 
 
 def routing_table_problems(session: Session) -> list[Row]:

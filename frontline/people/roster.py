@@ -55,7 +55,9 @@ __all__ = [
     "RosterPreview",
     "apply_roster",
     "import_roster",
+    "future_rotation_count",
     "last_import",
+    "mark_left",
     "preview_roster",
 ]
 
@@ -426,18 +428,29 @@ def _mark_leavers(
     """Active employees missing from the import have left (today); their future rotations are cancelled."""
     in_file = {e.employee_id for e in parsed.employees}
     leavers = [r for r in existing.values() if r.active and r.employee_id not in in_file]
-    leaver_ids: list[int] = [r.id for r in leavers]
-    for start in range(0, len(leaver_ids), ID_BATCH):
+    result.left_ids = [r.employee_id for r in leavers]
+    result.employees_left = len(leavers)
+    reason = f"employee left (missing from the roster import of {today.isoformat()})"
+    result.rotations_cancelled = mark_left(session, [r.id for r in leavers], today, now, reason)
+
+
+def mark_left(session: Session, employee_ids: list[int], today: date, now: datetime, reason: str) -> int:
+    """Mark these employees (``Employee.id``) as left today and cancel their rotations starting today or later
+    (with their mentor pairings), giving ``reason``. The one leaver path of the roster import and SCIM
+    provisioning. Returns how many rotations were cancelled."""
+    for start in range(0, len(employee_ids), ID_BATCH):
         session.execute(
             update(Employee)
-            .where(col(Employee.id).in_(leaver_ids[start : start + ID_BATCH]))
+            .where(col(Employee.id).in_(employee_ids[start : start + ID_BATCH]))
             .values(active=False, left_on=today, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-    result.left_ids = [r.employee_id for r in leavers]
-    result.employees_left = len(leavers)
-    if leavers:
-        result.rotations_cancelled = _cancel_future_rotations(session, leaver_ids, today, now)
+    return _cancel_future_rotations(session, employee_ids, today, now, reason) if employee_ids else 0
+
+
+def future_rotation_count(session: Session, employee_ids: list[int], today: date) -> int:
+    """How many rotations of these employees start today or later and are not cancelled."""
+    return len(_future_rotation_ids(session, employee_ids, today))
 
 
 def _future_rotation_ids(session: Session, employee_ids: list[int], today: date) -> list[int]:
@@ -457,8 +470,7 @@ def _future_rotation_ids(session: Session, employee_ids: list[int], today: date)
     return found
 
 
-def _cancel_future_rotations(session: Session, employee_ids: list[int], today: date, now: datetime) -> int:
-    reason = f"employee left (missing from the roster import of {today.isoformat()})"
+def _cancel_future_rotations(session: Session, employee_ids: list[int], today: date, now: datetime, reason: str) -> int:
     rotation_ids = _future_rotation_ids(session, employee_ids, today)
     if not rotation_ids:
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 
@@ -20,6 +20,7 @@ def create_app() -> FastAPI:
         middleware,
         observe,
         pairing,
+        scim,
         survey,
         unavailable,
     )
@@ -44,6 +45,7 @@ def create_app() -> FastAPI:
     app.include_router(survey.router)  # GET/POST /survey/<token>
     app.include_router(pairing.router)  # GET/POST /pairing/<token>: a mentor accepts or declines
     app.include_router(change_request.router)  # GET/POST /request/<token>: a rotator asks for a change
+    app.mount(scim.PREFIX, cast(Any, scim.make_app()))  # /scim/v2: SCIM 2.0 provisioning (Okta, Entra ID)
 
     # Console POSTs (other than sign-in) need a signed-in session before their body is read (innermost:
     # an announced body over the limits below is refused with 413 first).
@@ -57,6 +59,7 @@ def create_app() -> FastAPI:
     app.add_middleware(
         observe.BodySizeLimit, max_bytes=3 * roster.MAX_UPLOAD_BYTES + 1024 * 1024, prefixes=("/console/roster",)
     )
+    app.add_middleware(observe.BodySizeLimit, max_bytes=scim.MAX_BODY_BYTES, prefixes=(scim.PREFIX + "/",))
     app.add_middleware(middleware.RefuseNul)  # NUL in the path, query or a url-encoded form: 400
     app.add_middleware(middleware.SecurityHeaders)  # outermost: every answer, refusals above included
     _freeze_heap_on_startup(app)

@@ -38,9 +38,12 @@ def free_port() -> int:
 class Dovecot:
     """``with Dovecot({"frontline@example.com": "pw"}) as server: server.url(user, password)``."""
 
-    def __init__(self, users: dict[str, str]):
+    def __init__(self, users: dict[str, str], *, tls: bool = False):
         self.users = users
+        self.tls = tls
         self.port = free_port()
+        self.tls_port = free_port() if tls else 0  # implicit TLS (imaps); with tls the plain port offers STARTTLS
+        self.cafile = ""
         self.dir = Path(tempfile.mkdtemp(prefix="frontline-dovecot-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -57,6 +60,12 @@ class Dovecot:
         d = self.dir
         for sub in ("run", "state", "mail"):
             (d / sub).mkdir()
+        ssl = "ssl = no"
+        if self.tls:  # a self-signed certificate for 127.0.0.1, its own CA (tests/mailserver.py)
+            from mailserver import make_certificate
+
+            self.cafile, key = make_certificate(d)
+            ssl = f"ssl = yes\nssl_cert = <{self.cafile}\nssl_key = <{key}"
         (d / "passwd").write_text("".join(f"{u}:{{PLAIN}}{p}::::::\n" for u, p in self.users.items()))
         if os.geteuid() == 0:  # the mail processes run as the dovecot user: they own the maildirs
             os.chmod(d, 0o755)
@@ -67,7 +76,7 @@ state_dir = {d}/state
 log_path = {d}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -92,7 +101,8 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.tls_port}
   }}
 }}
 service pop3-login {{

@@ -189,7 +189,7 @@ def flags(server: Dovecot, folder: str = "INBOX") -> list[set[bytes]]:
     client = imap(server)
     try:
         client.select_folder(folder, readonly=True)
-        return [set(f) for _, f in sorted(client.get_flags(client.search(["ALL"])).items())]
+        return [set(f) - {b"\\Recent"} for _, f in sorted(client.get_flags(client.search(["ALL"])).items())]
     finally:
         client.logout()
 
@@ -415,6 +415,56 @@ def test_the_command_reads_the_mailbox_and_moves_handled_mail_to_the_processed_f
     out = CliRunner().invoke(app, ["calendar", "replies"])
     assert out.exit_code == 1 and "login as 'frontline@example.com' refused" in out.output, out.output
     assert "not-the-password" not in out.output
+
+
+def test_tls_and_starttls_with_a_private_ca_and_a_refused_certificate(sqlite_engine, sqlite_settings, monkeypatch):
+    from flows.jobs import JobFailed
+    from frontline.core.settings import get_settings
+
+    if dovecot_missing():
+        require(str(dovecot_missing()), "FRONTLINE_REQUIRE_DOVECOT")
+    monkeypatch.setenv("FRONTLINE_MAIL_FROM", f"Frontline <{ORGANISER}>")
+    write_policy_for(sqlite_settings)
+    ids = seed(sqlite_engine)
+    send_invites(sqlite_engine)
+    invite = queued_invite(sqlite_engine, ids["rotation"])
+    user = "frontline%40example.com"
+    with Dovecot({ORGANISER: PASSWORD}, tls=True) as server:
+        append(server, reply_mail(reply_ics(invite, "TENTATIVE"), message_id="<t@m>"))
+        append(server, reply_mail(reply_ics(invite, "ACCEPTED"), message_id="<a@m>"))
+
+        def use(url: str) -> dict:
+            monkeypatch.setenv("FRONTLINE_IMAP_URL", url)
+            get_settings.cache_clear()
+            return run()
+
+        # without the private CA the certificate is refused: nothing read, nothing written
+        with pytest.raises(JobFailed) as failed:
+            use(f"imaps://{user}:{PASSWORD}@127.0.0.1:{server.tls_port}/INBOX")
+        assert f"IMAP 127.0.0.1:{server.tls_port}: TLS failed while connecting" in str(failed.value)
+        assert "certificate verify failed" in str(failed.value) and PASSWORD not in str(failed.value)
+        assert written(sqlite_engine)["replies"] == 0 and flags(server) == [set(), set()]
+        # implicit TLS, then STARTTLS, each trusting the private CA
+        assert (
+            use(f"imaps://{user}:{PASSWORD}@127.0.0.1:{server.tls_port}/INBOX?cafile={server.cafile}")["counts"]["read"]
+            == 2
+        )
+        append(server, reply_mail(reply_ics(invite, "DECLINED"), message_id="<d@m>"))
+        out = use(f"imap://{user}:{PASSWORD}@127.0.0.1:{server.port}/INBOX?cafile={server.cafile}")
+        assert out["counts"]["declined"] == 1 and out["counts"]["requests_opened"] == 1, out
+    # a server without STARTTLS never gets the password on imap:// (unless ?tls=none says so)
+    with Dovecot({ORGANISER: PASSWORD}) as plain:
+        with pytest.raises(JobFailed) as failed:
+            use(f"imap://{user}:{PASSWORD}@127.0.0.1:{plain.port}/INBOX")
+        assert "offers no STARTTLS: refusing to send the password unencrypted" in str(failed.value)
+        assert "Login: user=" not in plain.log()
+    assert written(sqlite_engine) == {"replies": 3, "requests": 1, "rsvp_audit": 3}
+
+
+def write_policy_for(settings) -> None:
+    from observation_factories import write_policy
+
+    write_policy(settings)
 
 
 # --- pure parts ------------------------------------------------------------------------------------------------

@@ -298,6 +298,20 @@ def test_an_accept_and_a_tentative_are_recorded_and_shown_to_hr(engine, mailbox)
         assert answers(s, [ids["rotation"]]) == {}
 
 
+def test_a_decline_once_the_rotation_has_started_is_recorded_without_a_request(engine, mailbox):
+    ids = seed(engine)
+    send_invites(engine)
+    ics = reply_ics(queued_invite(engine, ids["rotation"]), "DECLINED", comment="ill\x00 all\x07 week")
+    append(mailbox, reply_mail(ics, message_id="<late@m>"))
+    out = run(as_of=START + timedelta(days=2))
+    assert out["counts"]["declined"] == 1 and out["counts"]["requests_opened"] == 0, out
+    assert "no change request: the rotation has started" in out["lines"][0]
+    with Session(engine) as s:
+        [reply] = s.exec(select(InviteReply)).all()
+        assert reply.comment == "ill all week" and reply.request_id is None
+    assert written(engine) == {"replies": 1, "requests": 0, "rsvp_audit": 1}
+
+
 # --- bad input ---------------------------------------------------------------------------------------------
 
 
@@ -320,17 +334,23 @@ def test_mail_that_is_not_a_current_reply_of_the_rotator_is_skipped_with_the_rea
         reply_mail(
             reply_ics(current, "DECLINED", attendee="omar@example.com"), sender="omar@example.com", message_id="<o@m>"
         ),
+        reply_mail(
+            reply_ics(current, "ACCEPTED", attendee="stranger@elsewhere.test"),
+            sender="stranger@elsewhere.test",
+            message_id="<stranger@m>",
+        ),
         reply_mail(garbage, message_id="<malformed@m>"),
         plain_mail("<plain@m>"),
         reply_mail(reply_ics(invite, "DECLINED"), message_id="<stale@m>"),
     )
     out = run()
-    assert out["counts"]["read"] == 6 and out["counts"]["skipped"] == 5 and out["counts"]["stale"] == 1, out
+    assert out["counts"]["read"] == 7 and out["counts"]["skipped"] == 6 and out["counts"]["stale"] == 1, out
     reasons = "\n".join(out["skips"] + out["lines"])
     for expected in (
         "<unknown-uid@m>: unknown UID 'rotation-999@example.com': rotation 999 does not exist",
         "<foreign@m>: unknown UID 'meeting-42@elsewhere.test'",
         f"<o@m>: attendee omar@example.com is not the rotator of rotation {ids['rotation']}",
+        f"<stranger@m>: attendee stranger@elsewhere.test is not the rotator of rotation {ids['rotation']}",
         "<malformed@m>: malformed calendar",
         "<plain@m>: not a calendar reply",
         "<stale@m>: stale: the reply of jane@example.com answers SEQUENCE 0",
@@ -338,7 +358,7 @@ def test_mail_that_is_not_a_current_reply_of_the_rotator_is_skipped_with_the_rea
         assert expected in reasons, (expected, reasons)
     assert written(engine) == {"replies": 0, "requests": 0, "rsvp_audit": 0}
     # every mail is handled: skipped ones flagged for a person to look at, the stale one only seen
-    assert flags(mailbox) == [{b"\\Seen", b"\\Flagged"}] * 5 + [{b"\\Seen"}]
+    assert flags(mailbox) == [{b"\\Seen", b"\\Flagged"}] * 6 + [{b"\\Seen"}]
     assert run()["counts"]["read"] == 0
 
 

@@ -86,14 +86,20 @@ def message_key(raw: bytes, header: str | None) -> str:
 
 
 def read_message(raw: bytes) -> ReadMessage:
-    """The reply in one mail (see the module docstring); never raises for a bad mail."""
-    msg = message_from_bytes(raw, policy=policy.default)
-    key = message_key(raw, str(msg.get("Message-ID", "") or ""))
-    sender = one_line(str(msg.get("From", "") or ""))[:200]
+    """The reply in one mail (see the module docstring); never raises for a bad mail (one that cannot be
+    read would otherwise stop every later run at the same mail)."""
+    try:
+        msg = message_from_bytes(raw, policy=policy.default)
+        key = message_key(raw, str(msg.get("Message-ID", "") or ""))
+        sender = one_line(str(msg.get("From", "") or ""))[:200]
+    except Exception as exc:  # noqa: BLE001 - headers so broken the email package gives up
+        return ReadMessage(message_key(raw, None), "", None, f"unreadable mail: {type(exc).__name__}")
     try:
         return ReadMessage(key, sender, _reply_in(msg, raw), None)
     except Skip as exc:
         return ReadMessage(key, sender, None, exc.reason)
+    except Exception as exc:  # noqa: BLE001 - a MIME or calendar structure no parser step expected
+        return ReadMessage(key, sender, None, f"malformed mail: {one_line(str(exc))[:200] or type(exc).__name__}")
 
 
 def _calendar_parts(msg: EmailMessage) -> list[bytes]:

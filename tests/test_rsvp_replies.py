@@ -487,6 +487,47 @@ def write_policy_for(settings) -> None:
     write_policy(settings)
 
 
+@pytest.mark.prefect
+def test_the_password_can_come_from_a_prefect_secret_block(
+    sqlite_engine, sqlite_settings, prefect_harness, monkeypatch
+):
+    from prefect.blocks.system import Secret
+
+    from frontline.core.settings import get_settings
+
+    if dovecot_missing():
+        require(str(dovecot_missing()), "FRONTLINE_REQUIRE_DOVECOT")
+    Secret(value=PASSWORD).save("frontline-test-imap-password", overwrite=True)
+    monkeypatch.setenv("FRONTLINE_MAIL_FROM", f"Frontline <{ORGANISER}>")
+    write_policy_for(sqlite_settings)
+    ids = seed(sqlite_engine)
+    send_invites(sqlite_engine)
+    with Dovecot({ORGANISER: PASSWORD}) as server:
+        append(
+            server, reply_mail(reply_ics(queued_invite(sqlite_engine, ids["rotation"]), "ACCEPTED"), message_id="<a@m>")
+        )
+        monkeypatch.setenv(
+            "FRONTLINE_IMAP_URL", f"imap://frontline%40example.com@127.0.0.1:{server.port}/INBOX?tls=none"
+        )
+        monkeypatch.setenv("FRONTLINE_IMAP_PASSWORD_BLOCK", "frontline-test-imap-password")
+        get_settings.cache_clear()
+        assert PASSWORD not in repr(get_settings())
+        assert run()["counts"]["accepted"] == 1
+        # the scheduled deployment's flow: a real Prefect flow run with its task
+        from flows.replies import read_rsvp_replies
+
+        append(
+            server, reply_mail(reply_ics(queued_invite(sqlite_engine, ids["rotation"]), "DECLINED"), message_id="<d@m>")
+        )
+        state = read_rsvp_replies(as_of=AS_OF, return_state=True)
+        assert state.is_completed() and state.result()["counts"]["requests_opened"] == 1
+        Secret(value="not-the-password").save("frontline-test-imap-password", overwrite=True)
+        state = read_rsvp_replies(as_of=AS_OF, return_state=True)
+        assert state.is_failed() and "login as 'frontline@example.com' refused" in (state.message or ""), state
+        assert server.log().count("auth failed") == 1, "a refused login is not retried"
+    assert written(sqlite_engine) == {"replies": 2, "requests": 1, "rsvp_audit": 2}
+
+
 # --- pure parts ------------------------------------------------------------------------------------------------
 
 

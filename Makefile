@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test test-fast lint format bench lock migration migration-new chromium axe postgres clean
+.PHONY: install demo test test-fast lint format bench lock migration migration-new chromium axe postgres dovecot clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ chromium:
 	      || echo "warning: could not install chromium; browser tests will be skipped"; \
 	  else echo "warning: chromium missing and apt-get unavailable; browser tests will be skipped"; fi; }
 
+# RSVP reply tests read a real IMAP mailbox: Debian's Dovecot, started by the tests on loopback with a
+# temporary configuration (the package's own service is not used).
+dovecot:
+	@command -v dovecot >/dev/null 2>&1 || test -x /usr/sbin/dovecot || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null) \
+	      || echo "warning: could not install dovecot-imapd; the RSVP reply tests will be skipped"; \
+	  else echo "warning: dovecot missing and apt-get unavailable; the RSVP reply tests will be skipped"; fi; }
+
 # axe-core from npm (package.json, package-lock.json): the browser tests inject it into every console page.
 AXE := node_modules/axe-core/axe.min.js
 axe: $(AXE)
@@ -42,7 +51,7 @@ postgres:
 	  command -v pg_ctlcluster >/dev/null 2>&1 && \
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start 2>/dev/null; true; }
 
-test: install chromium axe postgres
+test: install chromium axe postgres dovecot
 	$(BIN)/python -m pytest
 
 # ruff (lint + format check) and mypy: .ci/run runs this before the tests.

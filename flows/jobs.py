@@ -607,6 +607,76 @@ def sync_time_off(
     return out
 
 
+# --- read-rsvp-replies ------------------------------------------------------------------------------
+
+RSVP_ARTIFACT = "rsvp-replies"
+RSVP_CONNECTOR = "rsvp-replies"
+
+
+class MailboxNotConfigured(Exception):
+    """FRONTLINE_IMAP_URL is unset: there is no mailbox to read."""
+
+
+def read_mailbox(as_of: date | None) -> dict[str, Any]:
+    """One pass over the organiser mailbox (:func:`frontline.calendar.replies.process_mailbox`). Raises
+    :class:`frontline.mail.imap.MailboxError` when the mailbox cannot be used (nothing is written)."""
+    from frontline.calendar.ics import organizer_from_settings
+    from frontline.calendar.replies import process_mailbox
+    from frontline.core.clock import today
+    from frontline.core.policy import load_policy
+    from frontline.mail.imap import MailboxError, mailbox_from_settings
+
+    try:
+        mailbox = mailbox_from_settings()
+    except ValueError as exc:  # a URL that cannot be used: never retried
+        raise MailboxError(str(exc), transient=False) from None
+    if mailbox is None:
+        raise MailboxNotConfigured("FRONTLINE_IMAP_URL is not set: no organiser mailbox to read (README: RSVP replies)")
+    run = process_mailbox(mailbox, load_policy(), sender=organizer_from_settings().email, today=as_of or today())
+    return {
+        "configured": True,
+        "counts": run.counts(),
+        "lines": run.lines,
+        "skips": run.skips,
+        "summary": run.summary(),
+    }
+
+
+def read_rsvp_replies(as_of: date | None = None, *, read: Callable[..., dict] = read_mailbox) -> dict[str, Any]:
+    """Read the RSVP replies in the organiser mailbox: accepts and tentatives are recorded, a decline opens
+    a change request for HR. The mailbox's last success or error is recorded for ``frontline status``; a
+    mailbox that cannot be used (server down, wrong password) writes nothing else and fails the run."""
+    from frontline.core.clock import utcnow
+    from frontline.mail.imap import MailboxError
+    from frontline.operations.connectors import record_failure, record_success
+    from models import session_scope
+
+    log = run_logger()
+    try:
+        out = read(as_of)
+    except MailboxNotConfigured as exc:  # nothing to read is not a failure: the connector is simply not in use
+        log.info("%s", exc)
+        return {"configured": False, "counts": {}, "lines": [], "skips": [], "summary": str(exc)}
+    except MailboxError as exc:
+        with session_scope() as session:
+            record_failure(session, RSVP_CONNECTOR, str(exc), utcnow())
+        raise JobFailed(
+            str(exc), {"configured": True, "counts": {}, "lines": [], "skips": [], "summary": "failed"}
+        ) from None
+    for line in out["skips"]:
+        log.warning("RSVP reply skipped: %s", line)
+    with session_scope() as session:
+        record_success(session, RSVP_CONNECTOR, out["summary"], utcnow())
+        report(
+            RSVP_ARTIFACT,
+            f"RSVP replies: {out['summary']}",
+            table=counts_table(out["counts"]) + [{"what": "skipped: " + line, "count": 1} for line in out["skips"]],
+            audit=Audit("flow:read-rsvp-replies", "rsvp.read", out["counts"]),
+            session=session,
+        )
+    return out
+
+
 # --- deliver-chat -----------------------------------------------------------------------------------
 
 

@@ -102,7 +102,12 @@ JOBS: dict[str, JobSpec] = {
             "flows.time_off:sync_time_off",
             {"fetch": "fetch-time-off-feed", "apply": "apply-time-off-feed"},
         ),
-        JobSpec("deliver-chat", "flows.jobs:deliver_chat", "flows.chat:deliver_chat", {"send": "send-chat"}),
+        JobSpec(
+            "read-rsvp-replies",
+            "flows.jobs:read_rsvp_replies",
+            "flows.replies:read_rsvp_replies",
+            {"read": "read-rsvp-mailbox"},
+        ),
         JobSpec(
             "escalate-overdue",
             "flows.jobs:escalate_overdue",

@@ -196,6 +196,27 @@ class ChangeRequest(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class InviteReply(SQLModel, table=True):
+    """One RSVP reply (iTIP ``METHOD:REPLY``) to a rotation invite, read from the organiser mailbox
+    (:mod:`frontline.calendar.replies`). Unique by the mail's Message-ID, so a re-read applies nothing twice;
+    the rotation's answer is its newest reply (highest SEQUENCE, then DTSTAMP)."""
+
+    __tablename__ = "invite_reply"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=300, unique=True, description="Message-ID of the reply mail")
+    rotation_id: int = Field(foreign_key="rotation.id", index=True)
+    attendee: str = Field(max_length=320, description="the replying attendee's e-mail (the rotator)")
+    partstat: str = Field(max_length=16, description="ACCEPTED | DECLINED | TENTATIVE")
+    sequence: int = Field(default=0, description="SEQUENCE of the invite the reply answers")
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+    replied_at: datetime = Field(description="DTSTAMP of the reply (when the attendee answered)")
+    request_id: int | None = Field(
+        default=None, foreign_key="change_request.id", description="the change request a decline opened"
+    )
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+
 class PairingFeedback(SQLModel, table=True):
     """One answer to the wrap-up survey of a pairing: by the rotator or by the mentor (one each; a
     second submission replaces the first)."""

@@ -70,3 +70,45 @@ def list_command() -> None:
     with session_scope() as session:
         out = list_feeds(session)
     echo_table(out, ["id", "for", "label", "created", "state"])
+
+
+@app.command("replies")
+def replies_command(
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="The day a decline is judged on (YYYY-MM-DD; default today)."
+    ),
+) -> None:
+    """Read the RSVP replies in the organiser mailbox (a flow run, like the scheduled read-rsvp-replies).
+
+    Accepts and tentatives are recorded on the rotation; a decline opens a change request for HR (once per
+    rotation while one waits). A mail that is not a reply to a current rotation invite of its rotator is
+    skipped with the reason, and nothing is written for it. A mailbox that cannot be used (server down,
+    wrong password, no such folder) changes nothing and the command exits with 1. The password is never
+    printed.
+    """
+    from frontline.cli.common import console_error, run_flow
+    from frontline.core.clock import parse_day
+    from frontline.core.settings import get_settings
+
+    day = None
+    if as_of is not None:
+        try:
+            day = parse_day(as_of)
+        except ValueError as exc:
+            fail(f"--as-of: {exc}")
+    if get_settings().imap_url is None:
+        typer.echo("FRONTLINE_IMAP_URL is not set: no organiser mailbox to read (README: RSVP replies); nothing to do")
+        return
+    open_database()
+    from flows.jobs import JobFailed
+
+    try:
+        data = run_flow("read-rsvp-replies", as_of=day)
+    except JobFailed as exc:
+        console_error(f"RSVP replies: {exc}")
+        raise typer.Exit(1) from None
+    for line in data["lines"]:
+        typer.echo(line)
+    for line in data["skips"]:
+        typer.echo(f"skipped {line}")
+    echo_table([{"what": k, "count": v} for k, v in data["counts"].items()], ["what", "count"])

@@ -52,6 +52,22 @@ class Settings(BaseSettings):
         description="Name of a Prefect Secret block holding the SMTP password; it replaces the password "
         "in smtp_url (which then needs only smtp://user@host:587). Read when mail is sent, never logged.",
     )
+    imap_url: SecretStr | None = Field(
+        default=None,
+        description="The organiser mailbox that receives RSVP replies: imaps://user@host:993/INBOX (TLS), "
+        "imap://user@host:143/INBOX (STARTTLS) or imap://...?tls=none (a trusted loopback only); "
+        "?cafile=/path trusts a private CA. Unset: replies are not read.",
+    )
+    imap_password_block: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the IMAP password (replaces the password in "
+        "imap_url). Read when the mailbox is opened, never logged.",
+    )
+    imap_processed_folder: str | None = Field(
+        default=None,
+        description="Folder that handled replies are moved to (created when missing). Unset: they are marked "
+        "\\Seen and stay where they are; only unseen mail is read.",
+    )
     secret_key_block: str | None = Field(
         default=None,
         description="Name of a Prefect Secret block holding the secret key (used when secret_key is unset).",
@@ -194,22 +210,32 @@ class Settings(BaseSettings):
     def smtp_url_value(self) -> str | None:
         """The SMTP URL to connect with (None = outbox folder), with the password from the Prefect Secret
         block ``smtp_password_block`` when one is named. Never log the result."""
-        if self.smtp_url is None or not self.smtp_url.get_secret_value():
-            return None
-        url = self.smtp_url.get_secret_value()
-        if not self.smtp_password_block:
-            return url
-        from urllib.parse import quote, urlsplit, urlunsplit
+        return _url_with_block_password(self.smtp_url, self.smtp_password_block, "smtp")
 
-        parts = urlsplit(url)
-        if not parts.username:
-            raise ValueError("smtp_password_block needs a user name in smtp_url (smtp://user@host:587)")
-        password = quote(_prefect_secret(self.smtp_password_block, "smtp_password_block"), safe="")
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = f"{parts.username}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    def imap_url_value(self) -> str | None:
+        """The IMAP URL of the organiser mailbox (None = RSVP replies are not read), with the password from
+        the Prefect Secret block ``imap_password_block`` when one is named. Never log the result."""
+        return _url_with_block_password(self.imap_url, self.imap_password_block, "imap")
+
+
+def _url_with_block_password(value: SecretStr | None, block: str | None, kind: str) -> str | None:
+    """``value``'s URL, its password replaced by the Prefect Secret block ``block`` when one is named."""
+    if value is None or not value.get_secret_value():
+        return None
+    url = value.get_secret_value()
+    if not block:
+        return url
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.username:
+        raise ValueError(f"{kind}_password_block needs a user name in {kind}_url ({kind}://user@host)")
+    password = quote(_prefect_secret(block, f"{kind}_password_block"), safe="")
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def in_deployment_run() -> bool:

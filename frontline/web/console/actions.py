@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
+from frontline.calendar import replies
 from frontline.core import audit, clock
 from frontline.core.clock import monday
 from frontline.core.errors import OverrideRefused, PlanningError
@@ -68,6 +69,7 @@ def _rotation_context(session: Session, user: Principal, rotation_id: int) -> di
         "department": details.department,
         "mentor": details.mentor,
         "history": details.history,
+        "answer": replies.answers(session, [rotation_id]).get(rotation_id),
     }
 
 

@@ -159,8 +159,9 @@ def test_each_recorded_payload_reads_as_a_ticket():
     assert zd.tags == ["export", "csv_timeout", "plan_pro"] and zd.event_key == "2026-12-03T14:05:11Z"
     assert zd.subject == "CSV export times out for large acount" and "40k orders" in zd.description
     assert zd.updated_at == datetime(2026, 12, 3, 14, 5, 11, tzinfo=UTC)
+    assert zd.description.endswith("<script>alert('x')</script>")  # Zendesk's text is plain text, kept as written
 
-    fd = read_ticket(source("freshdesk", FD_SECRET).mapping(), {}, recorded("freshdesk_ticket_updated.json"))
+    fd = read_ticket(source("freshdesk", FD_SECRET).mapping(), {}, recorded("freshdesk_ticket_updated.json"), True)
     assert (fd.ticket_id, fd.assignee_email, fd.tags) == (
         "7731",
         "rita.rotator@example.com",
@@ -169,7 +170,7 @@ def test_each_recorded_payload_reads_as_a_ticket():
     assert "la app móvil se cierra" in fd.description and "<div>" not in fd.description  # HTML to text
 
     headers = {"x-helpscout-event": "convo.assigned"}
-    hs = read_ticket(source("helpscout", HS_SECRET).mapping(), headers, recorded("helpscout_convo_assigned.json"))
+    hs = read_ticket(source("helpscout", HS_SECRET).mapping(), headers, recorded("helpscout_convo_assigned.json"), True)
     assert (hs.ticket_id, hs.assignee_id, hs.tags) == ("2391938111", "9865", ["account", "login"])
     assert hs.event_key == "convo.assigned:2026-12-03T14:55:02Z"
     assert hs.description.startswith("Hello,\nafter reseting my password")  # the customer's thread, the oldest
@@ -405,8 +406,9 @@ def test_ticket_events_become_drafts_and_counts_once_and_bad_ones_write_nothing(
         report = collect_status(s, now=datetime.now(UTC), with_prefect=False)
     rows = {c["connector"]: c for c in report["connectors"]}
     assert {"helpdesk:zendesk", "helpdesk:freshdesk", "helpdesk:helpscout"} <= set(rows)
-    assert rows["helpdesk:zendesk"]["last_error"] and rows["helpdesk:zendesk"]["last_success"]
-    assert "HTTP 401" in rows["helpdesk:freshdesk"]["last_error"]
+    assert rows["helpdesk:zendesk"]["state"] == "ok" and "ticket 48219 ignored" in rows["helpdesk:zendesk"]["detail"]
+    assert "field event_id" in rows["helpdesk:zendesk"]["last_error_detail"]  # an older error stays visible
+    assert "HTTP 401: bad credentials" in rows["helpdesk:freshdesk"]["last_error_detail"]
     assert ZD_SECRET not in str(report) and FD_SECRET not in str(report)
 
 
@@ -429,10 +431,10 @@ def test_the_rotator_opens_a_draft_edits_and_sends_it_or_discards_it(live, engin
     link = observe_url(live["rotator"]).removeprefix("http://frontline.test")
     page = http.get(link).text
     assert 'id="drafts"' in page and "zendesk 48213" in page and "freshdesk 7731" in page
-    assert "<script>alert" not in page and "&lt;script&gt;alert" in page  # ticket text is escaped
     opened = http.get(f"{link}?draft={ids['zendesk']}")
     assert opened.status_code == 200 and 'name="draft_id"' in opened.text and 'id="draft-note"' in opened.text
     assert '<option value="export" selected>' in opened.text
+    assert "<script>alert" not in opened.text and "&lt;script&gt;alert" in opened.text  # ticket text is escaped
     text = re.search(r'<textarea id="f-text"[^>]*>(.*?)</textarea>', opened.text, re.S).group(1)
     assert "[email]" in text and "jane.doe" not in text
     fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', opened.text))
@@ -460,7 +462,7 @@ def test_the_rotator_opens_a_draft_edits_and_sends_it_or_discards_it(live, engin
     with session_scope(engine) as s:
         assert s.get(ObservationDraft, ids["freshdesk"]).status == "discarded"
         assert s.exec(select(func.count()).select_from(Observation)).one() == 1  # a discarded draft is nothing
-        assert {a for (a,) in s.exec(select(AuditEvent.action)).all() if a.startswith("draft.")} == {
+        assert {a for a in s.exec(select(AuditEvent.action)).all() if a.startswith("draft.")} == {
             "draft.submitted",
             "draft.discarded",
         }

@@ -33,7 +33,14 @@ from sqlmodel import Session, col, func, select
 from frontline.core import audit, clock
 from frontline.core.policy import HelpdeskSource, Policy
 from frontline.observations.contacts import MAX_CONTACTS_PER_DAY, ContactsIn, ContactsRefused, record_contacts
-from frontline.observations.helpdesk_payload import HelpdeskRefused, Ticket, product_area, read_ticket, verify_signature
+from frontline.observations.helpdesk_payload import (
+    HTML_BODIES,
+    HelpdeskRefused,
+    Ticket,
+    product_area,
+    read_ticket,
+    verify_signature,
+)
 from frontline.observations.redaction import allow_list, redact
 from frontline.operations.connectors import record_failure, record_success
 from models import ContactCount, Employee, HelpdeskEvent, ObservationDraft, Rotation, session_scope
@@ -68,7 +75,7 @@ def receive(engine: Engine, policy: Policy, name: str, headers: Mapping[str, str
     now = clock.utcnow()
     try:
         verify_signature(source, headers, body, now, policy.helpdesk.replay_window_seconds)
-        ticket = read_ticket(source.mapping(), headers, body)
+        ticket = read_ticket(source.mapping(), headers, body, source.kind in HTML_BODIES)
     except HelpdeskRefused as exc:
         with session_scope(engine) as session:
             record_failure(session, connector_name(name), f"HTTP {exc.status}: {exc}", now)

@@ -22,7 +22,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import html
 import json
 import re
 from collections.abc import Mapping
@@ -195,16 +194,15 @@ class _Text(HTMLParser):
         self.parts.append(data)
 
 
-def plain_text(value: str) -> str:
-    """A ticket's text as plain text: HTML (Freshdesk's and Help Scout's bodies) reduced to its words, control
-    characters (NUL ...) and lone surrogates replaced, runs of blank lines collapsed."""
-    if re.search(r"<[a-zA-Z/][^>]*>", value):
+def plain_text(value: str, is_html: bool = False) -> str:
+    """A ticket's text as plain text: HTML (``is_html``: Freshdesk's and Help Scout's bodies) reduced to its
+    words (Zendesk's placeholders are plain text: a ``<`` there is the customer's), control characters
+    (NUL ...) and lone surrogates replaced, runs of blank lines collapsed."""
+    if is_html:
         parser = _Text()
         parser.feed(value)
         parser.close()
         value = "".join(parser.parts)
-    else:
-        value = html.unescape(value) if "&" in value and ";" in value else value
     value = value.encode("utf-8", "replace").decode("utf-8")
     value = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " ", value.replace("\r\n", "\n"))
     value = re.sub(r"[ \t\u00a0]+", " ", value)
@@ -262,8 +260,8 @@ def decode(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def read_ticket(mapping: HelpdeskFields, headers: Mapping[str, str], body: bytes) -> Ticket:
-    """The ticket of one event (``headers`` with lower-case names). Raises :class:`HelpdeskRefused` (400)
+def read_ticket(mapping: HelpdeskFields, headers: Mapping[str, str], body: bytes, is_html: bool = False) -> Ticket:
+    """The ticket of one event (``headers`` with lower-case names; ``is_html``: the description is HTML). Raises :class:`HelpdeskRefused` (400)
     naming the field and its path when the body is not a JSON object, a mapped key is absent or a value
     cannot be read. An empty assignee is not an error (an unassigned ticket is ignored later)."""
     payload = decode(body)
@@ -304,10 +302,13 @@ def read_ticket(mapping: HelpdeskFields, headers: Mapping[str, str], body: bytes
         assignee_email=email.lower() if email else None,
         assignee_id=agent,
         subject=plain_text(subject),
-        description=plain_text(description),
+        description=plain_text(description, is_html),
         tags=tags,
         updated_at=_time(get("updated_at", mapping.updated_at), mapping.updated_at),
     )
+
+
+HTML_BODIES = ("freshdesk", "helpscout")  # the products whose ticket descriptions are HTML
 
 
 def product_area(source: HelpdeskSource, tags: list[str]) -> str | None:

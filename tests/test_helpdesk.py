@@ -477,3 +477,24 @@ def test_a_ticket_of_a_rotator_off_rotation_that_day_is_ignored(live, engine):
     with session_scope(engine) as s:
         assert s.exec(select(func.count()).select_from(ObservationDraft)).one() == 0
         assert s.exec(select(func.count()).select_from(ContactCount)).one() == 0
+
+
+def test_the_same_event_delivered_many_times_at_once_is_taken_once(live, engine):
+    """Helpdesks retry after a timeout while the first delivery may still be in flight: eight copies of one
+    event at once (each signed on its own) leave one event, one draft and a count of one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = restamp(recorded("zendesk_ticket_solved.json"), datetime.now(UTC) - timedelta(hours=1))
+
+    def deliver(_: int) -> tuple[int, str]:
+        with httpx.Client(base_url=live["base"], timeout=60) as http:
+            r = http.post("/api/helpdesk/zendesk", content=body, headers=zendesk_headers(body))
+            is_json = r.headers.get("content-type", "").startswith("application/json")
+            return r.status_code, r.json().get("result", r.text) if is_json else r.text
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(deliver, range(8)))
+    assert sorted(answers) == [(200, "duplicate")] * 7 + [(200, "recorded")], answers
+    state = snapshot(engine)
+    assert len(state["events"]) == 1 and len(state["drafts"]) == 1
+    assert [c[2:] for c in state["contacts"]] == [(1, "helpdesk")]

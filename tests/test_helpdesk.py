@@ -352,6 +352,11 @@ def test_ticket_events_become_drafts_and_counts_once_and_bad_ones_write_nothing(
         == "event_id"
     )
     assert http.post("/api/helpdesk/jira", content=zd, headers=zendesk_headers(zd)).status_code == 404
+    huge = zd.replace(b'"status"', b'"padding": "' + b"x" * 600_000 + b'", "status"')
+    assert http.post("/api/helpdesk/zendesk", content=huge, headers=zendesk_headers(huge)).status_code == 413
+    deleted = b'{"id": 2391938111}'  # Help Scout's convo.deleted: signed, but no conversation to take
+    r = http.post("/api/helpdesk/helpscout", content=deleted, headers=helpscout_headers(deleted, "convo.deleted"))
+    assert r.status_code == 202 and "carries no conversation" in r.json()["reason"]
     assert snapshot(engine) == after_first
 
     # a ticket of an agent who is not a rotator: acknowledged, ignored, counted; its retry too

@@ -37,6 +37,7 @@ from frontline.observations.helpdesk_payload import (
     HTML_BODIES,
     HelpdeskRefused,
     Ticket,
+    not_a_ticket_event,
     product_area,
     read_ticket,
     verify_signature,
@@ -75,6 +76,8 @@ def receive(engine: Engine, policy: Policy, name: str, headers: Mapping[str, str
     now = clock.utcnow()
     try:
         verify_signature(source, headers, body, now, policy.helpdesk.replay_window_seconds)
+        if (why := not_a_ticket_event(source.kind, headers)) is not None:
+            return Answer(202, {"result": "ignored", "reason": why})
         ticket = read_ticket(source.mapping(), headers, body, source.kind in HTML_BODIES)
     except HelpdeskRefused as exc:
         with session_scope(engine) as session:

@@ -311,6 +311,17 @@ def read_ticket(mapping: HelpdeskFields, headers: Mapping[str, str], body: bytes
 HTML_BODIES = ("freshdesk", "helpscout")  # the products whose ticket descriptions are HTML
 
 
+def not_a_ticket_event(kind: str, headers: Mapping[str, str]) -> str | None:
+    """Why a signed event carries no ticket to take (Help Scout's ``convo.deleted``, ``customer.*``, ``tag.*``,
+    ``satisfaction.ratings``, ...: the webhook may be subscribed to more than conversations), else None."""
+    if kind != "helpscout":
+        return None
+    event = headers.get("x-helpscout-event", "")
+    if not event.startswith("convo.") or event == "convo.deleted":
+        return f"Help Scout event {event[:60]!r} carries no conversation"
+    return None  # the products whose ticket descriptions are HTML
+
+
 def product_area(source: HelpdeskSource, tags: list[str]) -> str | None:
     """The draft's product area: the first tag the source maps to one (case-insensitive), else its default."""
     by_lower = {k.lower(): v for k, v in source.tag_areas.items()}

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/console", dependencies=[Depends(require_csrf)], incl
 @router.get("/me")
 def my_rotation(request: Request, user: Principal = Depends(current_user), session: Session = Depends(db)) -> Response:
     overview = rotator_overview(session, user.employee_id) if user.employee_id is not None else None
-    if overview is None:
+    if overview is None or user.employee_id is None:
         raise ConsoleDenied("Only employees have a rotation page.")
     return page(
         request,

@@ -389,9 +389,54 @@ class ContactCount(SQLModel, table=True):
     day: date = Field(index=True)
     contacts: int = Field(ge=0)
     by_area: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    source: str = Field(default="web", max_length=16, description="web | api")
+    source: str = Field(default="web", max_length=16, description="web | api | helpdesk")
     recorded_by: str = Field(default="", max_length=320, description="the rotator, or the API token's name")
     recorded_at: datetime = Field(default_factory=utcnow)
+
+
+class HelpdeskEvent(SQLModel, table=True):
+    """One ticket event received from a helpdesk (``POST /api/helpdesk/<source>``), keyed by what the helpdesk
+    sends again when it retries: (source, ticket id, event key: e.g. the ticket's ``updated_at``). A retried
+    event finds its row and changes nothing. ``outcome``: ``recorded`` (a rotator's ticket: draft and count) or
+    ``ignored`` (``reason`` says why: not an employee, not on rotation that day). The helpdesk's count of a
+    rotator's day is the number of distinct tickets of their ``recorded`` events on that ``day``."""
+
+    __table_args__ = (
+        UniqueConstraint("source", "ticket_id", "event_key", name="uq_helpdeskevent_key"),
+        Index("ix_helpdeskevent_employee_day", "employee_id", "day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=50, description="the policy's [helpdesk.sources.<name>]")
+    ticket_id: str = Field(max_length=100)
+    event_key: str = Field(max_length=300)
+    received_at: datetime = Field(default_factory=utcnow)
+    day: date = Field(description="the organisation's day the ticket was handled (its updated_at)")
+    employee_id: int | None = Field(default=None, foreign_key="employee.id")
+    outcome: str = Field(max_length=16, description="recorded | ignored")
+    reason: str = Field(default="", max_length=300)
+
+
+class ObservationDraft(SQLModel, table=True):
+    """An observation prefilled from a rotator's helpdesk ticket, waiting for the rotator: ``open`` until they
+    submit it from their observation page (``submitted``, ``observation_id`` set) or discard it
+    (``discarded``). Drafts are never observations: digests, routing and escalation never see them. The text
+    is the ticket's subject and description with customer PII redacted; one draft per ticket."""
+
+    __table_args__ = (UniqueConstraint("source", "ticket_id", name="uq_observationdraft_ticket"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rotator_id: int = Field(foreign_key="employee.id", index=True)
+    source: str = Field(max_length=50)
+    ticket_id: str = Field(max_length=100)
+    day: date
+    text: str = Field(sa_column=Column(Text, nullable=False), description="subject and description, PII redacted")
+    product_area: str | None = Field(default=None, max_length=100)
+    redactions: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="open", max_length=16, description="open | submitted | discarded")
+    observation_id: int | None = Field(default=None, foreign_key="observation.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class ChatMessage(SQLModel, table=True):

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from models import AuditEvent, Department, Employee, Observation, OutboundMessage, Rotation
+from models import AuditEvent, Department, Employee, Observation, ObservationDraft, OutboundMessage, Rotation
 
 ROOT = Path(__file__).resolve().parent.parent
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -259,6 +259,20 @@ def test_rotator_sees_only_their_own(client, engine, company):
     assert client.get("/console/observations").status_code == 403
     assert client.get(f"/console/observations/{company['obs_fin']}").status_code == 403
     assert client.get("/console/plan").status_code == 403
+
+
+def test_rotator_page_points_to_their_open_helpdesk_drafts_only(client, engine, company, today):
+    with Session(engine) as s:
+        people = {e.email: e.id for e in s.exec(select(Employee))}
+        for who, ticket, status in [("p0", "48213", "open"), ("p0", "48214", "submitted"), ("p1", "48215", "open")]:
+            s.add(ObservationDraft(rotator_id=people[f"{who}@example.com"], source="zendesk", ticket_id=ticket,
+                                   day=today, text="<b>CSV export</b> times out", status=status))  # fmt: skip
+        s.commit()
+    sign_in(client, engine, "p0@example.com")
+    r = client.get("/console/me")
+    assert r.status_code == 200 and 'id="my-drafts"' in r.text and "1 observation draft " in r.text
+    assert "zendesk 48213" in r.text and "48214" not in r.text and "48215" not in r.text
+    assert re.search(r'href="http://frontline\.test/observe/[^"]+#drafts"', r.text)
 
 
 def test_csv_export_guards_against_formula_injection(client, engine):

@@ -86,7 +86,9 @@ def echo_report(report: dict[str, Any]) -> None:
     echo_table(report["jobs"], ["job", "last_run", "ago", "action", "summary"])
     if report.get("connectors"):
         typer.echo("\nConnectors (last success, last error):")
-        echo_table(report["connectors"], ["connector", "state", "last_success", "last_error", "detail"])
+        echo_table(
+            report["connectors"], ["connector", "state", "last_success", "last_error", "detail", "last_error_detail"]
+        )
     prefect_part = report.get("prefect")
     if prefect_part is not None:
         typer.echo("")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import tomllib
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from frontline.core.errors import PolicyError
 
@@ -203,6 +204,138 @@ class Chat(_Strict):
         return self
 
 
+# The field paths each helpdesk product's recorded payload uses (tests/data/helpdesk/), the defaults of
+# [helpdesk.sources.<name>]; a path is dotted keys and list indexes (``-1`` the last), ``header:<Name>`` a
+# request header, several paths (``event_id``) are joined.
+HELPDESK_DEFAULT_FIELDS: dict[str, dict[str, str | list[str]]] = {
+    "zendesk": {
+        "ticket_id": "ticket.id",
+        "event_id": ["ticket.updated_at"],
+        "assignee_email": "ticket.assignee.email",
+        "assignee_id": "ticket.assignee.id",
+        "subject": "ticket.title",
+        "description": "ticket.description",
+        "tags": "ticket.tags",
+        "updated_at": "ticket.updated_at",
+    },
+    "freshdesk": {
+        "ticket_id": "freshdesk_webhook.ticket_id",
+        "event_id": ["freshdesk_webhook.ticket_updated_at"],
+        "assignee_email": "freshdesk_webhook.ticket_agent_email",
+        "assignee_id": "",
+        "subject": "freshdesk_webhook.ticket_subject",
+        "description": "freshdesk_webhook.ticket_description",
+        "tags": "freshdesk_webhook.ticket_tags",
+        "updated_at": "freshdesk_webhook.ticket_updated_at",
+    },
+    "helpscout": {
+        "ticket_id": "id",
+        "event_id": ["header:X-HelpScout-Event", "userUpdatedAt"],
+        "assignee_email": "assignee.email",
+        "assignee_id": "assignee.id",
+        "subject": "subject",
+        "description": "_embedded.threads.-1.body",
+        "tags": "tags",
+        "updated_at": "userUpdatedAt",
+    },
+}
+HELPDESK_REQUIRED_FIELDS = ("ticket_id", "event_id", "subject", "updated_at")
+
+
+def _check_path(path: str) -> str:
+    if path.startswith("header:"):
+        if not path.removeprefix("header:").strip():
+            raise ValueError(f"{path!r}: name the header after 'header:'")
+        return path
+    if any(not part for part in path.split(".")):
+        raise ValueError(f"{path!r}: empty key in the path (write keys separated by single dots, e.g. ticket.id)")
+    return path
+
+
+class HelpdeskFields(_Strict):
+    """Where each value is in one source's payload (see :data:`HELPDESK_DEFAULT_FIELDS`); an empty path: not used."""
+
+    ticket_id: str = ""
+    event_id: list[str] = Field(default_factory=list, description="paths joined: together unique per ticket event")
+    assignee_email: str = ""
+    assignee_id: str = Field(default="", description="the helpdesk's agent id, looked up in the source's agents")
+    subject: str = ""
+    description: str = ""
+    tags: str = Field(default="", description="a list of tags, or one string of tags separated by commas or spaces")
+    updated_at: str = Field(default="", description="when the rotator handled the ticket (ISO 8601 or Unix seconds)")
+
+    @field_validator("ticket_id", "assignee_email", "assignee_id", "subject", "description", "tags", "updated_at")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return _check_path(value) if value else value
+
+    @field_validator("event_id")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        return [_check_path(v) for v in value]
+
+
+class HelpdeskSource(_Strict):
+    """One helpdesk posting ticket events to ``/api/helpdesk/<name>`` (``kind`` says how it signs them)."""
+
+    kind: Literal["zendesk", "freshdesk", "helpscout"]
+    secret: SecretStr = Field(description="the webhook's signing secret (Zendesk, Help Scout) or shared password")
+    basic_user: str = Field(default="frontline", max_length=200, description="Freshdesk: the basic-auth user name")
+    fields: dict[str, str | list[str]] = Field(default_factory=dict, description="overrides of the default paths")
+    agents: dict[str, str] = Field(default_factory=dict, description="helpdesk agent id -> HR employee id")
+    tag_areas: dict[str, str] = Field(default_factory=dict, description="ticket tag -> product area")
+    default_area: str | None = Field(default=None, description="the draft's area when no tag names one")
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("the secret must be at least 16 characters long")
+        return value
+
+    def mapping(self) -> HelpdeskFields:
+        """The product's default paths with this source's overrides."""
+        return HelpdeskFields.model_validate({**HELPDESK_DEFAULT_FIELDS[self.kind], **self.fields})
+
+    @model_validator(mode="after")
+    def _valid_mapping(self) -> HelpdeskSource:
+        unknown = sorted(set(self.fields) - set(HelpdeskFields.model_fields))
+        if unknown:
+            raise ValueError(
+                f"fields: unknown field {', '.join(unknown)} (known: {', '.join(HelpdeskFields.model_fields)})"
+            )
+        try:
+            mapping = self.mapping()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(f"fields.{first['loc'][0]}: {first['msg'].removeprefix('Value error, ')}") from None
+        missing = [f for f in HELPDESK_REQUIRED_FIELDS if not getattr(mapping, f)]
+        if not mapping.assignee_email and not mapping.assignee_id:
+            missing.append("assignee_email or assignee_id")
+        if missing:
+            raise ValueError(f"fields: a path is needed for {', '.join(missing)}")
+        return self
+
+
+class Helpdesk(_Strict):
+    """Ticket events from helpdesks (``POST /api/helpdesk/<source>``): drafts of observations and contact counts."""
+
+    sources: dict[str, HelpdeskSource] = Field(default_factory=dict)
+    replay_window_seconds: int = Field(
+        default=300, ge=30, le=3600, description="a signed timestamp older or newer than this is refused"
+    )
+
+    @field_validator("sources")
+    @classmethod
+    def _names(cls, value: dict[str, HelpdeskSource]) -> dict[str, HelpdeskSource]:
+        import re
+
+        bad = sorted(n for n in value if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,49}", n))
+        if bad:
+            raise ValueError(f"source names are lower-case letters, digits, - and _: {', '.join(map(repr, bad))}")
+        return value
+
+
 class Policy(_Strict):
     support_department: str
     length_weeks: int = Field(default=4, ge=1, le=26)
@@ -223,6 +356,20 @@ class Policy(_Strict):
     time_off: TimeOff = Field(default_factory=TimeOff)
     chat: Chat = Field(default_factory=Chat)
     requests: Requests = Field(default_factory=Requests)
+    helpdesk: Helpdesk = Field(default_factory=Helpdesk)
+
+    @model_validator(mode="after")
+    def _helpdesk_areas(self) -> Policy:
+        areas = set(self.observations.product_areas)
+        for name, source in self.helpdesk.sources.items():
+            named = [*source.tag_areas.values(), *([source.default_area] if source.default_area else [])]
+            unknown = sorted(set(named) - areas)
+            if unknown:
+                raise ValueError(
+                    f"helpdesk.sources.{name}: product area {', '.join(map(repr, unknown))} is not in "
+                    "observations.product_areas"
+                )
+        return self
 
     @field_validator("holidays_country")
     @classmethod

@@ -85,7 +85,7 @@ _SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?
 _SSN_LOOSE = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}( ?)(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
 _SSN_WORD = re.compile(r"(?:\bssn|\bss#|social\s+security(?:\s+(?:number|no\.?|#))?)\W{0,4}(?:\w+\W+){0,2}$", re.I)
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4 = re.compile(rf"(?<![\w.])(?<!\w/)({_OCTET}(?:\.{_OCTET}){{3}})(?![\w.]|\.\d)", re.IGNORECASE)
+_IPV4 = re.compile(rf"(?<![\w.])(?<!\w/)({_OCTET}(?:\.{_OCTET}){{3}})(?!\w|\.\w)", re.IGNORECASE)
 _IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*[0-9A-Fa-f](?:%[\w.]*\w)?(?![\w:])")
 _VERSION_WORDS = (
     r"version|versión|versão|versione|ver|rev|revision|release|build|v|firmware|fw|bios|driver|kernel|patch|update|updated|upgrade|upgraded|"

@@ -528,6 +528,7 @@ def _connectors(session: Session, now: datetime) -> list[Row]:
             "last_error": _ago(c["last_error_at"], now) if c["last_error_at"] else "-",
             "state": "FAILING" if c["failing"] else "ok",
             "detail": c["last_error"] if c["failing"] else c["last_success"],
+            "last_error_detail": c["last_error"] or "-",  # shown even when a success came after it
         }
         for c in connector_rows(session)
     ]

@@ -17,6 +17,7 @@ def create_app() -> FastAPI:
         calendar_feed,
         change_request,
         digest,
+        helpdesk,
         middleware,
         observe,
         pairing,
@@ -41,6 +42,7 @@ def create_app() -> FastAPI:
     app.include_router(digest.router)  # digest theme actions, unsubscribe
     app.include_router(observe.router)  # GET/POST /observe/<token>, /ack/<token>
     app.include_router(api.router)  # POST /api/observations
+    app.include_router(helpdesk.router)  # POST /api/helpdesk/<source>: ticket events of helpdesk webhooks
     app.include_router(calendar_feed.router)  # GET /calendar/<token>.ics
     app.include_router(survey.router)  # GET/POST /survey/<token>
     app.include_router(pairing.router)  # GET/POST /pairing/<token>: a mentor accepts or declines
@@ -53,6 +55,7 @@ def create_app() -> FastAPI:
     # Body size limits: link forms and the API (64 KB), console forms (parsed for the CSRF check before
     # sign-in, 1 MB) and the roster upload (three CSV files).
     app.add_middleware(observe.BodySizeLimit)
+    app.add_middleware(observe.BodySizeLimit, max_bytes=helpdesk.MAX_BODY_BYTES, prefixes=("/api/helpdesk/",))
     app.add_middleware(
         observe.BodySizeLimit, max_bytes=1024 * 1024, prefixes=("/console",), exclude=("/console/roster",)
     )

@@ -40,6 +40,7 @@ from frontline.core.security import InvalidToken, sign, verify
 from frontline.core.templating import render_html
 from frontline.observations.acknowledgement import AckTarget, ack_link_target, set_ack_state
 from frontline.observations.contacts import ContactsIn, ContactsRefused, contacts_on, record_contacts
+from frontline.observations.drafts import close_draft, open_draft, open_drafts
 from frontline.observations.intake import (
     ObservationConflict,
     RateLimited,
@@ -50,7 +51,7 @@ from frontline.observations.intake import (
 from frontline.observations.policy import current_policy
 from frontline.observations.rotators import active_employee, current_rotation, recent_observations
 from frontline.observations.vocabulary import ACK_STATE_LABELS, ACK_STATES, category_label
-from models import Employee, get_engine, session_scope
+from models import Employee, ObservationDraft, get_engine, session_scope
 
 router = APIRouter(include_in_schema=False)
 
@@ -79,6 +80,7 @@ LABELS = {
     "urgent": "Urgent",
     "client_request_id": "Form id",
     "nonce": "Form",
+    "draft": "Draft from your ticket",
 }
 IMPACTS = [
     (1, "minor"),
@@ -250,8 +252,15 @@ def _form_context(session: Session, employee: Employee, policy: Policy, **extra:
         "contacts_saved": None,
         "contacts_errors": {},
         "contacts_values": {},
+        "drafts": open_drafts(session, employee.id) if employee.id is not None else [],
+        "draft": None,
+        "draft_redaction_note": None,
+        "draft_discarded": None,
     }
     ctx.update(extra)
+    draft = ctx["draft"]
+    if isinstance(draft, ObservationDraft):
+        ctx["draft_redaction_note"] = redaction_note(draft.redactions)
     return ctx
 
 
@@ -264,10 +273,12 @@ class _FormPage:
     policy: Policy
     action: str
     values: dict[str, Any]
+    draft: ObservationDraft | None = None  # the helpdesk draft the form was opened from
 
     def again(
         self, status: int, errors: dict[str, str], headers: dict[str, str] | None = None, **extra: Any
     ) -> HTMLResponse:
+        extra.setdefault("draft", self.draft)
         ctx = _form_context(
             self.session, self.employee, self.policy, action=self.action, values=self.values, errors=errors, **extra
         )
@@ -303,7 +314,40 @@ def observe_form(token: str, request: Request) -> HTMLResponse:
             employee = _rotator_from_token(session, token, policy)
         except InvalidToken as exc:
             return _denied(str(exc))
-        return _page("web/observe.html", **_form_context(session, employee, policy, action=request.url.path))
+        page = _FormPage(session, employee, policy, request.url.path, _values({}))
+        wanted = request.query_params.get("draft")
+        if wanted is None:
+            return page.again(200, {})
+        draft = open_draft(session, employee.id or 0, int(wanted)) if wanted.isdigit() and len(wanted) < 12 else None
+        if draft is None:
+            return page.again(404, {"draft": "this draft is not one of your open drafts (sent or discarded already?)"})
+        page.values.update(text=draft.text, product_area=draft.product_area or "")
+        page.draft = draft
+        return page.again(200, {})
+
+
+@router.post("/observe/{token}/drafts/{draft_id}/discard", response_class=HTMLResponse)
+async def draft_discard(token: str, draft_id: int, request: Request) -> HTMLResponse:
+    """Discard one of the rotator's helpdesk drafts (it is kept, marked discarded, and never shown again)."""
+    form = await _form_fields(request)
+    policy = current_policy()
+    with session_scope(get_engine()) as session:
+        try:
+            employee = _rotator_from_token(session, token, policy)
+        except InvalidToken as exc:
+            return _denied(str(exc))
+        action = request.url.path.split("/drafts/")[0]
+        form_page = _FormPage(session, employee, policy, action, _values({}))
+        refused = _nonce_refusal(form, employee, form_page)
+        if refused is not None:
+            return refused
+        draft = open_draft(session, employee.id or 0, draft_id)
+        if draft is None:
+            return form_page.again(
+                404, {"draft": "this draft is not one of your open drafts (sent or discarded already?)"}
+            )
+        close_draft(session, draft, employee, None)
+        return form_page.again(200, {}, draft_discarded=draft)
 
 
 @router.post("/observe/{token}", response_class=HTMLResponse)
@@ -319,6 +363,9 @@ async def observe_submit(token: str, request: Request) -> HTMLResponse:
         refused = _nonce_refusal(form, employee, form_page)
         if refused is not None:
             return refused
+        draft_id = form.get("draft_id", "")
+        if draft_id.isdigit() and len(draft_id) < 12:
+            form_page.draft = open_draft(session, employee.id or 0, int(draft_id))
         if "__invalid__" in form:
             return form_page.again(400, {"text": form["__invalid__"]})
         return _store(form, form_page)
@@ -403,6 +450,8 @@ def _store(form: dict[str, str], form_page: _FormPage) -> HTMLResponse:
     except ObservationConflict:
         return form_page.again(409, {"client_request_id": "this form was already used; please send it again"})
     obs = result.observation
+    if form_page.draft is not None:  # submitted from a helpdesk draft: the draft is used up, in this transaction
+        close_draft(session, form_page.draft, employee, obs.id)
     ctx = _form_context(
         session,
         employee,

@@ -1,8 +1,8 @@
 """A real SMTP server on loopback (aiosmtpd) that records what it accepts and can misbehave on demand.
 
 ``faults`` maps a Message-ID to the list of things to do on its next attempts, consumed one per attempt:
-``"421"`` / ``"451"`` (temporary rejection), ``"550"`` / ``"554"`` (permanent-looking rejection), or
-``"drop"`` (close the connection in the middle of DATA without answering).
+``"421"`` / ``"451"`` (temporary rejection), ``"550"`` / ``"554"`` (permanent-looking rejection), a
+whole reply (``"451 4.7.1 rate limited"``), or ``"drop"`` (close the connection in the middle of DATA without answering).
 
 For the fault-injection suite (``tests/test_faults.py``) the handler can also be slow (``delay`` seconds
 before answering each message, ``slow`` for chosen Message-IDs: the message counts as accepted when the
@@ -102,6 +102,8 @@ class RecordingHandler:
             if action == "drop":
                 server.transport.close()
                 return "421 closing"  # never reaches the client: the connection is gone
+            if " " in action:  # a whole reply, e.g. "554 5.7.1 rate limit exceeded, message refused"
+                return action
             return f"{action} simulated {'temporary' if action.startswith('4') else 'permanent'} failure"
         self.messages.append(msg)
         self.raw.append(raw)

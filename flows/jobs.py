@@ -239,12 +239,12 @@ def deliver_mail(
     *,
     batch: Callable[[int], dict] = deliver_mail_batch,
 ) -> dict:
-    totals = {"batches": 0, "claimed": 0, "sent": 0, "retry": 0, "failed": 0, "taken_over": 0}
+    totals = {"batches": 0, "claimed": 0, "sent": 0, "retry": 0, "failed": 0, "taken_over": 0, "throttled": 0}
     while max_batches is None or totals["batches"] < max_batches:
         counts = batch(batch_size)
         totals["batches"] += 1
-        for key in ("claimed", "sent", "retry", "failed", "taken_over"):
-            totals[key] += counts[key]
+        for key in ("claimed", "sent", "retry", "failed", "taken_over", "throttled"):
+            totals[key] += counts.get(key, 0)
         if counts["claimed"] < batch_size:
             break
     report(

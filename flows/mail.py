@@ -41,7 +41,8 @@ def _is_transport_error(state: Any) -> bool:
 @flow(name="deliver-mail", flow_run_name=run_name("deliver-mail"))
 def deliver_mail(batch_size: int = 200, max_batches: int | None = None, retry_delay_seconds: float = 5.0) -> dict:
     """Deliver every due outbox message; returns counts (batches, claimed, sent, retry, failed, and
-    taken_over: claimed rows another sender held by the time this one reached them, not sent here).
+    taken_over: claimed rows another sender held by the time this one reached them, not sent here; and
+    throttled: replies of a server asking to slow down, after which the message was sent again).
 
     When the transport is unavailable, a batch task is retried 3 times after ``retry_delay_seconds``,
     twice that, and four times that; then the flow run fails and the messages stay queued."""

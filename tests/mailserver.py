@@ -1,14 +1,19 @@
 """A real SMTP server on loopback (aiosmtpd) that records what it accepts and can misbehave on demand.
 
 ``faults`` maps a Message-ID to the list of things to do on its next attempts, consumed one per attempt:
-``"421"`` / ``"451"`` (temporary rejection), ``"550"`` / ``"554"`` (permanent-looking rejection), or
-``"drop"`` (close the connection in the middle of DATA without answering).
+``"421"`` / ``"451"`` (temporary rejection), ``"550"`` / ``"554"`` (permanent-looking rejection), a
+whole reply (``"451 4.7.1 rate limited"``), or ``"drop"`` (close the connection in the middle of DATA without answering).
 
 For the fault-injection suite (``tests/test_faults.py``) the handler can also be slow (``delay`` seconds
 before answering each message, ``slow`` for chosen Message-IDs: the message counts as accepted when the
 answer goes out, as on a real server that has queued it), misbehave at random (``random_faults``: a probability and a seed; each
 attempt then draws one of the actions above), and the server can be killed and restarted on the same
 port (:meth:`SMTPServer.kill`, :meth:`SMTPServer.restart`) while a batch is being sent.
+
+Like Postfix or Exchange it advertises ``PIPELINING`` (``pipelining = False`` to leave it out; aiosmtpd
+reads commands one line at a time, so pipelined commands work either way). ``limit(n, reply)`` makes it a
+throttling relay: above ``n`` messages accepted in the last second it answers ``reply`` (e.g.
+``"451 4.7.1 rate limited"``) and counts it in ``throttled``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import asyncio
 import random
 import socket
 import threading
+import time
+from collections import deque
 from email import message_from_bytes, policy
 
 from aiosmtpd.controller import Controller
@@ -41,6 +48,15 @@ class RecordingHandler:
         self.random_faults: tuple[float, random.Random] | None = None
         self.accepted = threading.Event()  # set at every accepted message (tests wait on it)
         self.on_accept = None  # called with the number of messages accepted so far (e.g. to kill the server)
+        self.pipelining = True  # advertise PIPELINING in the EHLO reply
+        self.rate_limit: tuple[int, str] | None = None  # (messages per second, throttling reply)
+        self.throttled = 0  # throttling replies sent
+        self.accept_times: list[float] = []  # monotonic time of each accepted message
+        self._window: deque[float] = deque()
+
+    def limit(self, per_second: int, reply: str = "451 4.7.1 rate limited, slow down") -> None:
+        """Answer ``reply`` to a message when ``per_second`` were accepted in the last second."""
+        self.rate_limit = (per_second, reply)
 
     def misbehave(self, rate: float, seed: int, actions: tuple[str, ...] = ("421", "451", "550", "554", "drop")):
         """From now on, each attempt fails with probability ``rate`` with one of ``actions`` (seeded)."""
@@ -60,6 +76,8 @@ class RecordingHandler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.connections += 1
         session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
         return responses
 
     async def handle_DATA(self, server, session, envelope):
@@ -70,15 +88,27 @@ class RecordingHandler:
         delay = self.slow.get(message_id, self.delay)
         if delay:
             await asyncio.sleep(delay)
+        if self.rate_limit is not None:
+            per_second, reply = self.rate_limit
+            now = time.monotonic()
+            while self._window and self._window[0] <= now - 1.0:
+                self._window.popleft()
+            if len(self._window) >= per_second:
+                self.throttled += 1
+                return reply  # after a 421 the client hangs up (as it must)
+            self._window.append(now)
         action = self._next_fault(message_id)
         if action is not None:
             if action == "drop":
                 server.transport.close()
                 return "421 closing"  # never reaches the client: the connection is gone
+            if " " in action:  # a whole reply, e.g. "554 5.7.1 rate limit exceeded, message refused"
+                return action
             return f"{action} simulated {'temporary' if action.startswith('4') else 'permanent'} failure"
         self.messages.append(msg)
         self.raw.append(raw)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.accept_times.append(time.monotonic())
         self.accepted.set()
         if self.on_accept is not None:
             self.on_accept(len(self.messages))

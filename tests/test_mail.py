@@ -257,7 +257,7 @@ def test_deliver_mail_flow_batches_and_counts(prefect_harness, sqlite_engine, sq
     ids = queue(sqlite_engine, 5)
     smtp.handler.faults = {ids[1]: ["451"]}
     result = deliver_mail(batch_size=2)
-    assert result == {"batches": 3, "claimed": 5, "sent": 4, "retry": 1, "failed": 0, "taken_over": 0}
+    assert result == {"batches": 3, "claimed": 5, "sent": 4, "retry": 1, "failed": 0, "taken_over": 0, "throttled": 0}
     assert sorted(smtp.handler.message_ids()) == sorted(ids[:1] + ids[2:])
     assert deliver_mail(batch_size=2)["claimed"] == 0  # the retry is not due yet
     with Session(sqlite_engine) as session:

@@ -31,7 +31,12 @@ class Settings(BaseSettings):
         description="smtp://user:pass@host:587 (STARTTLS), smtps://user:pass@host:465 (TLS) or "
         "smtp://host:25?tls=none. Unset: mail is written as .eml files to outbox_dir.",
     )
-    smtp_rate_per_second: float = Field(default=10.0, gt=0, description="Maximum messages per second over SMTP.")
+    smtp_rate_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="Optional hard maximum of messages per second over SMTP. Unset: no fixed cap; sends "
+        "slow down by themselves when the server throttles (421/451 with 4.7.x) and speed up again.",
+    )
     mail_from: str = Field(default="Frontline <frontline@example.com>", description="Sender and calendar ORGANIZER.")
     outbox_dir: Path = Field(default=VAR_DIR / "outbox", description="Folder for .eml files when SMTP is unset.")
     base_url: str = Field(

@@ -18,6 +18,10 @@ States: ``pending`` → ``sending`` → ``sent`` | back to ``pending`` (retry la
   past its lease (and whose rows another sender took) skips them instead of sending them again.
 * **Send**: one transport connection per batch; each outcome is committed right after the send, so a
   crash can leave at most the one message in flight unrecorded.
+* **Throttling** (the server answers 421/451 with 4.7.x, "rate limited", ...: :class:`Throttled`): not an
+  outcome. The transport's pacer slows down and pauses; the same message is sent again (fenced again
+  by :func:`_hold`), its attempt not counted again. After :data:`MAX_THROTTLED_IN_A_ROW` throttling
+  replies in a row the rest of the batch is released like an unavailable transport.
 * **Outcome**: ``sent`` (with ``sent_at``); a refused or interrupted send goes back to ``pending`` with
   ``next_attempt_at`` = now + ``backoff_seconds * 2**(attempts-1)`` (capped), and after ``max_attempts``
   attempts to ``failed`` with the SMTP error in ``last_error``.
@@ -49,13 +53,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, func, select
 
-from frontline.mail.transport import PartialDelivery, SendError, Transport, TransportUnavailable
+from frontline.mail.transport import PartialDelivery, SendError, Throttled, Transport, TransportUnavailable
 from models import OutboundMessage, utcnow
 
 LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 8
 BACKOFF_SECONDS = 60.0
 BACKOFF_CAP_SECONDS = 6 * 3600.0
+MAX_THROTTLED_IN_A_ROW = 12  # then the server is treated as unavailable (about 2.5 min of pauses, see Pacer)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,7 @@ class DeliveryResult:
     retry: int = 0
     failed: int = 0
     taken_over: int = 0  # claimed rows another sender held by the time this one came to them (not sent here)
+    throttled: int = 0  # throttling replies (the message was sent again after a pause, no attempt counted)
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: DeliveryResult) -> None:
@@ -75,6 +81,7 @@ class DeliveryResult:
         self.retry += other.retry
         self.failed += other.failed
         self.taken_over += other.taken_over
+        self.throttled += other.throttled
         self.errors.extend(other.errors)
 
     def as_dict(self) -> dict[str, int]:
@@ -84,6 +91,7 @@ class DeliveryResult:
             "retry": self.retry,
             "failed": self.failed,
             "taken_over": self.taken_over,
+            "throttled": self.throttled,
         }
 
 
@@ -294,16 +302,10 @@ def _send_all(
                 result.taken_over += 1
                 continue
             mime, recipients, message_id, attempts = loaded.pop(row_id)
-            if not _hold(session, claim, row_id, clock()):
-                result.taken_over += 1  # another sender has it now: sending it here would duplicate it
-                continue
             try:
-                transport.send(
-                    mime,
-                    mail_from=_from_header(mime),
-                    recipients=[r.strip() for r in recipients.split(",") if r.strip()],
-                    message_id=message_id,
-                )
+                if not _send_held(session, claim, row_id, transport, clock, result, mime, recipients, message_id):
+                    result.taken_over += 1  # another sender has it now: sending it here would duplicate it
+                    continue
             except TransportUnavailable:
                 release(engine, claim, claim.ids[position:], now=clock())
                 raise
@@ -327,6 +329,34 @@ def _send_all(
     return result
 
 
+def _send_held(
+    session: Session,
+    claim: Claim,
+    row_id: int,
+    transport: Transport,
+    clock: Callable[[], datetime],
+    result: DeliveryResult,
+    mime: bytes,
+    recipients: str,
+    message_id: str,
+) -> bool:
+    """Send one claimed row if this sender still holds it (:func:`_hold`), again after each throttling
+    reply (the transport pauses first). False when the row was taken over; raises what the transport
+    raises, and :class:`TransportUnavailable` when the server keeps throttling."""
+    mail_from, to = _from_header(mime), [r.strip() for r in recipients.split(",") if r.strip()]
+    in_a_row = 0
+    while _hold(session, claim, row_id, clock()):
+        try:
+            transport.send(mime, mail_from=mail_from, recipients=to, message_id=message_id)
+            return True
+        except Throttled as exc:
+            result.throttled += 1
+            in_a_row += 1
+            if in_a_row >= MAX_THROTTLED_IN_A_ROW:
+                raise TransportUnavailable(f"the server keeps throttling: {exc}") from exc
+    return False
+
+
 def _record(session: Session, claim: Claim, row_id: int, result: DeliveryResult, **values: Any) -> None:
     """:func:`_finish`, saying so when the row was taken over while it was being sent (the new holder
     sends it again: the one duplicate at-least-once allows)."""
@@ -336,11 +366,12 @@ def _record(session: Session, claim: Claim, row_id: int, result: DeliveryResult,
 
 
 def _from_header(mime: bytes) -> str:
+    """The message's From header as written (RFC 2047 words left encoded: only its address is used, as
+    the envelope sender). The compat32 header parser is about 6 times cheaper than the default policy's,
+    which was a large share of the time per message on a fast relay."""
     from email.parser import BytesHeaderParser
-    from email.policy import default
 
-    headers = BytesHeaderParser(policy=default).parsebytes(mime)
-    value = headers.get("From")
+    value = BytesHeaderParser().parsebytes(mime).get("From")
     if value is None:
         from frontline.core.settings import get_settings
 

@@ -28,12 +28,16 @@ import smtplib
 import ssl
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 _CRLF = re.compile(rb"\r?\n")
+# Files of a batch written at once: each waits for its fsync, and the fsyncs in flight together share
+# the file system's journal commits (about 1 ms a file instead of 5-10 ms one after the other on ext4).
+WRITERS = 8
 
 
 class SendError(Exception):
@@ -86,8 +90,11 @@ class FolderTransport:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            for message_id, mime in messages:
-                self._write(self.folder / eml_name(message_id), mime)
+            if len(messages) == 1:
+                self._write(self.folder / eml_name(messages[0][0]), messages[0][1])
+            else:  # fsyncs in flight together share the file system's journal commits
+                with ThreadPoolExecutor(WRITERS, thread_name_prefix="outbox-folder") as pool:
+                    list(pool.map(lambda m: self._write(self.folder / eml_name(m[0]), m[1]), messages))
             _sync_folder(self.folder)
         except OSError as exc:
             raise TransportUnavailable(f"cannot write to the outbox folder {self.folder}: {exc}") from exc

@@ -27,6 +27,33 @@ ROOT = Path(__file__).resolve().parent.parent
 STEP = re.compile(r"^\[(\d+)/(\d+)\] ([^:]+): (.*) \((\d+(?:\.\d+)?) s\)$")
 
 
+# The demo's process: every step is wrapped to print the process's peak resident memory so far after it
+# (the same for any checkout: the demo's steps are the list ``frontline.demo.runner.STEPS``).
+CHILD = """
+import resource, sys
+import frontline.demo.runner as runner
+from frontline.cli import main
+
+def peak_kib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def measured(name, step):
+    def run(ctx):
+        try:
+            return step(ctx)
+        finally:
+            print('step-peak-kib', peak_kib(), name, file=sys.stderr)
+    return run
+
+runner.STEPS[:] = [(name, measured(name, step)) for name, step in runner.STEPS]
+sys.argv[0] = 'frontline'
+try:
+    main()
+finally:
+    print('peak-kib', peak_kib(), file=sys.stderr)
+"""
+
+
 def run(tree: Path, employees: int, seed: int) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="frontline-bench-demo-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FRONTLINE_", "PREFECT_"))}
@@ -37,10 +64,7 @@ def run(tree: Path, employees: int, seed: int) -> dict:
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="600",
         FRONTLINE_SECRET_KEY="bench-secret-key-bench-secret-key",
     )
-    code = (
-        "import resource, sys\nfrom frontline.cli import main\nsys.argv[0] = 'frontline'\ntry:\n    main()\n"
-        "finally:\n    print('peak-kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
-    )
+    code = CHILD
     argv = [sys.executable, "-c", code, "demo", "--employees", str(employees), "--seed", str(seed)]
     argv += ["--dir", str(folder / "demo")]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -59,8 +83,10 @@ def run(tree: Path, employees: int, seed: int) -> dict:
             line = re.sub(r"/calendar/[\w-]+\.ics", "/calendar/<random token>.ics", m.group(4))
             line = re.sub(r"schema revision \S+", "schema revision <head>", line)
             summary.append(f"{m.group(3)}: {line}")
+    step_peak = {name: int(kib) / 1024 for kib, name in re.findall(r"^step-peak-kib (\d+) (.+)$", proc.stderr, re.M)}
     return {
         "steps": steps,
+        "step_peak_mb": step_peak,
         "summary": summary,
         "wall": wall,
         "cpu": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
@@ -84,6 +110,9 @@ def main() -> None:
     print(f"{'step':<{width}} " + " ".join(f"{str(t)[-24:]:>24}" for t in trees))
     for name in names:
         print(f"{name:<{width}} " + " ".join(f"{r['steps'].get(name, float('nan')):>22.1f} s" for r in results))
+    print(f"{'peak memory after step':<{width}}")
+    for name in names:
+        print(f"{name:<{width}} " + " ".join(f"{r['step_peak_mb'].get(name, float('nan')):>21.0f} MB" for r in results))
     for label, key, unit in (
         ("whole, wall", "wall", "s"),
         ("whole, CPU", "cpu", "s"),
@@ -92,10 +121,9 @@ def main() -> None:
         print(f"{label:<{width}} " + " ".join(f"{r[key]:>22.1f} {unit:<2}"[:25].rjust(24) for r in results))
     same = all(r["summary"] == results[0]["summary"] for r in results)
     print(f"summary lines identical in every run: {same}")
-    if not same:
-        for r, tree in zip(results, trees, strict=True):
-            print(f"--- {tree}")
-            print("\n".join(r["summary"]))
+    for r, tree in zip(results, trees, strict=True) if not same else [(results[0], trees[0])]:
+        print(f"--- {tree}" if not same else "--- summary")
+        print("\n".join(r["summary"]))
 
 
 if __name__ == "__main__":

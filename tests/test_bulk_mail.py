@@ -1,11 +1,15 @@
 """Mail queued in bulk (issue 14) is byte for byte the mail queued one message at a time: invites,
-updates, cancellations, check-ins and reminders decided for a whole batch of rotations against the same
-decisions made one rotation per call, ``enqueue_many`` against ``enqueue`` called in turn, and digests
+updates, cancellations, check-ins and reminders decided for a whole batch of rotations (shared ``.ics``
+bytes, cached header classes, reminders already queued not rendered again) against the same decisions
+made one rotation per call and built the plain way (the standard library's email policy, every calendar
+object built for its own message), ``enqueue_many`` against ``enqueue`` called in turn, and digests
 built from the week's department index for many departments against one department per call."""
 
 from __future__ import annotations
 
+import email.policy
 import re
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -116,10 +120,37 @@ def _change(engine, ids: list[int]) -> None:
         s.commit()
 
 
+@contextmanager
+def plain_path(plain: bool):
+    """With ``plain``, messages are built the plain way: the standard library's email policy (a new
+    header class per header) and every calendar object built for its own message (no shared
+    ``.ics`` bytes, no cached VTIMEZONE)."""
+    if not plain:
+        yield
+        return
+    from frontline.calendar import ics
+
+    saved = ics.MAIL_POLICY, outbox_module._POLICY, ics._itip_bytes
+    ics.MAIL_POLICY = email.policy.default
+    outbox_module._POLICY = email.policy.default.clone(refold_source="none")
+    ics._itip_bytes = _uncached_ics
+    try:
+        yield
+    finally:
+        ics.MAIL_POLICY, outbox_module._POLICY, ics._itip_bytes = saved
+
+
+def _uncached_ics(obj, stamp) -> bytes:
+    from frontline.calendar import ics
+
+    ics._timezone.cache_clear()
+    return ics.itip_calendar(obj, stamp=stamp).to_ical()
+
+
 def _invite(engine, batches: list[list[int]]) -> dict[str, int]:
     totals: dict[str, int] = {}
     for batch in batches:
-        with Session(engine) as s:
+        with Session(engine) as s, plain_path(len(batches) > 1):
             counts = process_invites(s, batch, as_of=AS_OF, announce_weeks=8).as_dict()
             s.commit()
         for k, v in counts.items():
@@ -130,7 +161,7 @@ def _invite(engine, batches: list[list[int]]) -> dict[str, int]:
 def _remind(engine, batches: list[list[int]], day: date) -> dict[str, int]:
     totals: dict[str, int] = {}
     for batch in batches:
-        with Session(engine) as s:
+        with Session(engine) as s, plain_path(len(batches) > 1):
             counts = process_reminders(s, batch, as_of=day, days_before=[7, 1])
             s.commit()
         for k, v in counts.items():

@@ -29,6 +29,7 @@ from icalendar import Calendar, Event, Timezone, vCalAddress
 
 from frontline.core import clock
 from frontline.core.text import one_line
+from frontline.mail.policy import MAIL_POLICY
 
 PRODID = "-//Frontline//Frontline support rotations//EN"
 
@@ -243,9 +244,9 @@ def invite_message(
     """The iMIP email for one recipient (``multipart/mixed`` as described in the module docstring)."""
     from email.headerregistry import Address
 
-    ics = itip_calendar(obj, stamp=stamp).to_ical()
+    ics = _itip_bytes(obj, stamp) if stamp is not None else itip_calendar(obj).to_ical()
     method = obj.method.upper()
-    msg = EmailMessage()
+    msg = EmailMessage(policy=MAIL_POLICY)
     msg["To"] = Address(display_name=clean_name(to.name), addr_spec=to.email)
     msg["Subject"] = one_line(subject)
     msg["From"] = _format_person(obj.organizer)
@@ -261,6 +262,25 @@ def invite_message(
     msg.make_mixed()
     msg.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
     return msg
+
+
+def _itip_bytes(obj: ItipObject, stamp: datetime) -> bytes:
+    """``itip_calendar(obj, stamp=stamp).to_ical()``, built once for the recipients of the same object
+    (a check-in REQUEST goes to rotator and mentor with the same attendees)."""
+    return _itip_bytes_of(obj.method, obj.event, obj.sequence, obj.organizer, tuple(obj.attendees), stamp)
+
+
+@lru_cache(maxsize=64)
+def _itip_bytes_of(
+    method: str,
+    event: AllDayEvent | TimedEvent,
+    sequence: int,
+    organizer: Person,
+    attendees: tuple[Person, ...],
+    stamp: datetime,
+) -> bytes:
+    obj = ItipObject(method, event, sequence, organizer, list(attendees))
+    return itip_calendar(obj, stamp=stamp).to_ical()
 
 
 def _format_person(person: Person) -> str:

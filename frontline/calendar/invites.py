@@ -34,7 +34,7 @@ Thursday on to rotators without an observation since Monday of that week.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from email.headerregistry import Address
@@ -60,6 +60,7 @@ from frontline.core.links import observe_url, pairing_url, request_url
 from frontline.core.policy import Chat
 from frontline.core.templating import render_html, render_text
 from frontline.mail import compose, enqueue_many
+from frontline.mail.outbox import queued_keys
 from frontline.mentors.checkins import CheckinSeries, checkin_series, longdate, zone
 from models import Employee, MentorPairing, Observation, Rotation, utcnow
 
@@ -162,8 +163,9 @@ class _Context:
     counts: Counts = field(default_factory=Counts)
     # the batch's mail, queued at the end in one go (frontline.mail.enqueue_many), in this order
     pending: list[tuple[EmailMessage, str, str]] = field(default_factory=list)
-    # every pairing of the batch's rotations, newest first (see _preload)
+    # every pairing of the batch's rotations, newest first, and everyone their mail concerns (see _preload)
     pairings: dict[int, list[MentorPairing]] = field(default_factory=dict)
+    people: list[Employee] = field(default_factory=list)
 
 
 def _queue(session: Session, ctx: _Context, msg: EmailMessage, kind: str, key: str) -> None:
@@ -178,14 +180,16 @@ def _flush(session: Session, ctx: _Context) -> None:
     ctx.pending.clear()
 
 
-def _preload(session: Session, rotations: Sequence[Rotation]) -> dict[int, list[MentorPairing]]:
+def _preload(session: Session, rotations: Sequence[Rotation]) -> tuple[dict[int, list[MentorPairing]], list[Employee]]:
     """Every pairing of these rotations (newest first, by rotation), and everyone their mail concerns
     loaded into the session, in two queries: the per-rotation ``session.get(Employee, ...)`` calls are then
-    answered from the session instead of a query each."""
+    answered from the session instead of a query each. The caller keeps the returned people for as long
+    as it looks them up: the session holds its objects weakly, so unreferenced ones would be dropped and
+    each ``session.get`` would be a query again."""
     ids = [r.id for r in rotations if r.id is not None]
     by_rotation: dict[int, list[MentorPairing]] = {}
     if not ids:
-        return by_rotation
+        return by_rotation, []
     pairings = session.exec(
         select(MentorPairing).where(col(MentorPairing.rotation_id).in_(ids)).order_by(col(MentorPairing.id).desc())
     ).all()
@@ -193,8 +197,7 @@ def _preload(session: Session, rotations: Sequence[Rotation]) -> dict[int, list[
         by_rotation.setdefault(pairing.rotation_id, []).append(pairing)
     people = {r.employee_id for r in rotations} | {p.mentor_id for p in pairings}
     people |= {r.announced_mentor_id for r in rotations if r.announced_mentor_id is not None}
-    session.exec(select(Employee).where(col(Employee.id).in_(people))).all()
-    return by_rotation
+    return by_rotation, list(session.exec(select(Employee).where(col(Employee.id).in_(people))).all())
 
 
 def _queue_invite(
@@ -431,7 +434,7 @@ def process_invites(
     )
     horizon = as_of + timedelta(weeks=announce_weeks)
     rotations = _rotations(session, rotation_ids)
-    ctx.pairings = _preload(session, rotations)
+    ctx.pairings, ctx.people = _preload(session, rotations)
     for rotation in rotations:
         _process_one(session, ctx, rotation, as_of, horizon)
     _flush(session, ctx)
@@ -659,6 +662,8 @@ class _ReminderRun:
     )
     pending: list[tuple[EmailMessage, str, str]] = field(default_factory=list)  # queued at the end, in order
     pairings: dict[int, list[MentorPairing]] = field(default_factory=dict)  # see _preload
+    people: list[Employee] = field(default_factory=list)  # see _preload
+    wrote: set[int] = field(default_factory=set)  # rotators with an observation since Monday (nudges)
 
     @property
     def week_label(self) -> str:
@@ -694,15 +699,29 @@ def process_reminders(
         org_tz=org_tz or clock.org_tz(),
     )
     rotations = _rotations(session, rotation_ids)
-    run.pairings = _preload(session, rotations)
+    run.pairings, run.people = _preload(session, rotations)
+    run.wrote = _wrote_this_week(session, run, rotations)
+    due: list[tuple[Rotation, Employee, list[_Notice]]] = []
     for rotation in rotations:
         rotator = _reminder_recipient(session, rotation, as_of)
         if rotator is None:
             continue
-        base = _reminder_context(session, run, rotation, rotator)
-        _send_reminder(session, run, rotation, rotator, base)
-        _send_welcome(session, run, rotation, rotator, base)
-        _send_nudge(session, run, rotation, rotator, base)
+        notices = [
+            n
+            for n in (_reminder_due(run, rotation), _welcome_due(run, rotation), _nudge_due(run, rotation, rotator))
+            if n
+        ]
+        if notices:
+            due.append((rotation, rotator, notices))
+    # Keys queued by an earlier run are not rendered again (the hourly run finds most of them queued).
+    queued_before = queued_keys(session, [n.key for _r, _p, notices in due for n in notices])
+    for rotation, rotator, notices in due:
+        notices = [n for n in notices if n.key not in queued_before]
+        if notices:
+            base = _reminder_context(session, run, rotation, rotator)
+            for notice in notices:
+                if not _tell_in_chat(session, run, rotator, notice, base):
+                    _queue_notice(run, rotator, notice, base)
     kinds = {key: kind for _msg, kind, key in run.pending}
     for key in enqueue_many(session, run.pending):  # one existence query and one INSERT per 500
         run.counts[f"{kinds[key]}s"] += 1
@@ -745,93 +764,102 @@ def _reminder_context(session: Session, run: _ReminderRun, rotation: Rotation, r
     )
 
 
-def _chat_notice(
-    session: Session, chat: Chat, rotator: Employee, key: str, subject: str, context: dict[str, Any]
+@dataclass(frozen=True)
+class _Notice:
+    """One reminder, welcome or nudge due to a rotator: its kind (``email/<kind>.*``), key, subject (given
+    the template context) and what its template needs beyond the shared context."""
+
+    kind: str
+    key: str
+    subject: Callable[[dict[str, Any]], str]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _tell_in_chat(
+    session: Session, run: _ReminderRun, rotator: Employee, notice: _Notice, base: dict[str, Any]
 ) -> bool:
-    """Queue the chat form of one notice to the rotator (True when queued now, False when queued before)."""
+    """Queue the chat form of one notice when the policy has ``chat.people`` (once per key: a re-run finds it
+    queued). True when the rotator is told in chat only (``chat.mail_too`` false): no mail then."""
+    chat = run.chat
+    if chat is None or chat.people is None:
+        return False
     from frontline.chat.service import notify, person_target
 
-    lines = [f"Your rotation: {context['first_day']} to {context['last_day']}."]
-    mentor = context.get("mentor")
+    lines = [f"Your rotation: {base['first_day']} to {base['last_day']}."]
+    mentor = base.get("mentor")
     if mentor is not None:
         lines.append(f"Your mentor: {mentor.name} ({mentor.email}).")
-    if context.get("checkin_when"):
-        lines.append(f"Check-ins: {context['checkin_when']}.")
-    lines.append(f"Tell us what customers struggle with: {context['observe_link']}")
-    return notify(
-        session, chat, person_target(rotator.employee_id), key=f"chat:{key}", title=subject, body="\n".join(lines)
-    )
+    if base.get("checkin_when"):
+        lines.append(f"Check-ins: {base['checkin_when']}.")
+    lines.append(f"Tell us what customers struggle with: {base['observe_link']}")
+    target = person_target(rotator.employee_id)
+    if notify(session, chat, target, key=f"chat:{notice.key}", title=notice.subject(base), body="\n".join(lines)):
+        run.counts["chats"] += 1
+    return not chat.mail_too
 
 
-def _queue_notice(
-    session: Session,
-    run: _ReminderRun,
-    rotator: Employee,
-    kind: str,
-    key: str,
-    subject: str,
-    context: dict[str, Any],
-) -> bool:
+def _queue_notice(run: _ReminderRun, rotator: Employee, notice: _Notice, base: dict[str, Any]) -> None:
     """Add one plain notice (``email/<kind>.txt`` and ``.html``) to the rotator to the run's mail (queued
-    at the end unless its key is already queued), and to their chat when the policy has ``people``."""
-    if run.chat is not None and run.chat.people is not None:
-        if _chat_notice(session, run.chat, rotator, key, subject, context):
-            run.counts["chats"] += 1
-        if not run.chat.mail_too:
-            return True  # told in chat (now or by an earlier run: the key is the same)
+    at the end unless its key is already queued)."""
+    subject, context = notice.subject(base), dict(base, **notice.extra)
     msg = compose(
         to=_addr(rotator),
         subject=subject,
-        text=render_text(f"email/{kind}.txt", subject=subject, **context),
-        html=render_html(f"email/{kind}.html", subject=subject, **context),
+        text=render_text(f"email/{notice.kind}.txt", subject=subject, **context),
+        html=render_html(f"email/{notice.kind}.html", subject=subject, **context),
     )
-    run.pending.append((msg, kind, key))
-    return True
+    run.pending.append((msg, notice.kind, notice.key))
 
 
-def _send_reminder(
-    session: Session, run: _ReminderRun, rotation: Rotation, rotator: Employee, base: dict[str, Any]
-) -> bool:
+def _reminder_due(run: _ReminderRun, rotation: Rotation) -> _Notice | None:
     """``policy.reminders.days_before``: only the nearest due one, keyed by the start it speaks of."""
     as_of = run.as_of
     due = [d for d in run.days_before if d > 0 and rotation.start - timedelta(days=d) <= as_of < rotation.start]
     if not due:
-        return False
+        return None
     days = min(due)
     when = "tomorrow" if days == 1 else f"in {days} days"
     subject = f"Your support rotation starts {when} ({longdate(rotation.start)})"
     key = f"reminder:{rotation.id}:{rotation.start.isoformat()}:{days}"
-    return _queue_notice(session, run, rotator, "reminder", key, subject, dict(base, days=days))
+    return _Notice("reminder", key, lambda _base: subject, {"days": days})
 
 
-def _send_welcome(
-    session: Session, run: _ReminderRun, rotation: Rotation, rotator: Employee, base: dict[str, Any]
-) -> bool:
+def _welcome_due(run: _ReminderRun, rotation: Rotation) -> _Notice | None:
     """In the rotation's first week."""
     if not rotation.start <= run.as_of < rotation.start + timedelta(days=7):
-        return False
-    mentor = base["mentor"]
-    subject = "Welcome to the front line" + (f": meet your mentor {mentor.name}" if mentor else "")
-    return _queue_notice(session, run, rotator, "welcome", f"welcome:{rotation.id}", subject, base)
+        return None
+
+    def subject(base: dict[str, Any]) -> str:
+        mentor = base["mentor"]
+        return "Welcome to the front line" + (f": meet your mentor {mentor.name}" if mentor else "")
+
+    return _Notice("welcome", f"welcome:{rotation.id}", subject)
 
 
-def _send_nudge(
-    session: Session, run: _ReminderRun, rotation: Rotation, rotator: Employee, base: dict[str, Any]
-) -> bool:
-    """From Thursday on, during the rotation, to a rotator without an observation since Monday."""
-    as_of = run.as_of
-    if not (run.weekly_nudge and as_of.weekday() >= 3 and rotation.start <= as_of <= rotation.end):
-        return False
+def _nudges_due(run: _ReminderRun) -> bool:
+    return run.weekly_nudge and run.as_of.weekday() >= 3
+
+
+def _wrote_this_week(session: Session, run: _ReminderRun, rotations: Sequence[Rotation]) -> set[int]:
+    """The rotators of ``rotations`` with an observation since Monday (one query; none before Thursday)."""
+    if not _nudges_due(run) or not rotations:
+        return set()
+    rotators = {r.employee_id for r in rotations}
     wrote = session.exec(
-        select(Observation.id)
-        .where(Observation.rotator_id == rotator.id, Observation.created_at >= run.week_start_utc)
-        .limit(1)
-    ).first()
-    if wrote is not None:
-        return False
+        select(Observation.rotator_id)
+        .where(col(Observation.rotator_id).in_(rotators), Observation.created_at >= run.week_start_utc)
+        .distinct()
+    ).all()
+    return {i for i in wrote if i is not None}
+
+
+def _nudge_due(run: _ReminderRun, rotation: Rotation, rotator: Employee) -> _Notice | None:
+    """From Thursday on, during the rotation, to a rotator without an observation since Monday."""
+    if not (_nudges_due(run) and rotation.start <= run.as_of <= rotation.end) or rotator.id in run.wrote:
+        return None
     week = run.week_label
     subject = f"What did customers struggle with this week? ({week})"
-    return _queue_notice(session, run, rotator, "nudge", f"nudge:{rotator.id}:{week}", subject, dict(base, week=week))
+    return _Notice("nudge", f"nudge:{rotator.id}:{week}", lambda _base: subject, {"week": week})
 
 
 __all__ = [

@@ -17,7 +17,10 @@ States: ``pending`` → ``sending`` → ``sent`` | back to ``pending`` (retry la
   compare-and-set on ``lease_token`` checks that the row is still this sender's. A sender that was frozen
   past its lease (and whose rows another sender took) skips them instead of sending them again.
 * **Send**: one transport connection per batch; each outcome is committed right after the send, so a
-  crash can leave at most the one message in flight unrecorded.
+  crash can leave at most the one message in flight unrecorded. The outbox folder takes the whole batch
+  at once (:func:`_send_batch`): fenced and loaded in one transaction, every file written and synced,
+  the folder synced once, then the batch marked ``sent`` in one commit; a crash before that commit
+  re-delivers the batch to the same file names (idempotent, see below).
 * **Throttling** (the server answers 421/451 with 4.7.x, "rate limited", ...: :class:`Throttled`): not an
   outcome. The transport's pacer slows down and pauses; the same message is sent again (fenced again
   by :func:`_hold`), its attempt not counted again. After :data:`MAX_THROTTLED_IN_A_ROW` throttling
@@ -46,7 +49,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import CursorResult, and_, or_, update
 from sqlalchemy.engine import Engine
@@ -280,6 +283,14 @@ def send_claimed(
         return _send_all(engine, claim, transport, clock, max_attempts, backoff_seconds)
 
 
+class BatchTransport(Protocol):
+    """A transport that takes a whole batch at once (:class:`~frontline.mail.transport.FolderTransport`):
+    ``send_batch`` returns only when every message of the batch is durably delivered, or raises
+    :class:`TransportUnavailable` (then none counts as delivered)."""
+
+    def send_batch(self, messages: list[tuple[str, bytes]]) -> None: ...
+
+
 def _send_all(
     engine: Engine,
     claim: Claim,
@@ -288,6 +299,8 @@ def _send_all(
     max_attempts: int,
     backoff_seconds: float,
 ) -> DeliveryResult:
+    if hasattr(transport, "send_batch"):
+        return _send_batch(engine, claim, cast(BatchTransport, transport), clock)
     result = DeliveryResult(claimed=len(claim))
     with Session(engine) as session:
         loaded = {
@@ -355,6 +368,47 @@ def _send_held(
             if in_a_row >= MAX_THROTTLED_IN_A_ROW:
                 raise TransportUnavailable(f"the server keeps throttling: {exc}") from exc
     return False
+
+
+def _send_batch(
+    engine: Engine, claim: Claim, transport: BatchTransport, clock: Callable[[], datetime]
+) -> DeliveryResult:
+    """The claimed rows through a batch transport: the held rows are fenced and loaded in one
+    transaction (the lease renewed by the same compare-and-set as :func:`_hold`), written in one go,
+    then marked ``sent`` in one commit, only on rows this sender still holds.
+
+    No loss: ``sent`` is committed only after ``send_batch`` returned, i.e. after every file and the
+    folder were synced to disk. A crash before that commit leaves the rows ``sending``; one lease later
+    they are delivered again to the same file names (from the Message-ID), same bytes: idempotent."""
+    result = DeliveryResult(claimed=len(claim))
+    with Session(engine) as session:
+        held = msg_id.in_(claim.ids), msg_state == "sending", msg_token == claim.token
+        session.execute(update(OutboundMessage).where(*held).values(next_attempt_at=clock() + claim.lease))
+        rows = session.exec(
+            select(msg_id, col(OutboundMessage.message_id), col(OutboundMessage.mime)).where(*held).order_by(msg_id)
+        ).all()
+        session.commit()
+        ids = [row_id for row_id, _message_id, _mime in rows if row_id is not None]
+        result.taken_over = len(claim) - len(ids)  # another sender has them now: not written here
+        try:
+            transport.send_batch([(message_id, mime) for _row_id, message_id, mime in rows])
+        except TransportUnavailable:
+            release(engine, claim, ids, now=clock())
+            raise
+        del rows
+        recorded = session.execute(
+            update(OutboundMessage)
+            .where(msg_id.in_(ids), msg_state == "sending", msg_token == claim.token)
+            .values(state="sent", sent_at=clock(), last_error=None, lease_token=None)
+        )
+        session.commit()
+    result.sent = len(ids)
+    if _rowcount(recorded) != len(ids):  # taken over while being written: the new holder rewrites the same files
+        log.warning("%d outbox message(s) were taken over while being written", len(ids) - _rowcount(recorded))
+        result.errors.append(
+            f"{len(ids) - _rowcount(recorded)} message(s) taken over by another sender while being written"
+        )
+    return result
 
 
 def _record(session: Session, claim: Claim, row_id: int, result: DeliveryResult, **values: Any) -> None:

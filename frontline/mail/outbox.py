@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from email import policy as email_policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, parseaddr
@@ -21,6 +20,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from frontline.core.text import one_line
+from frontline.mail.policy import MAIL_POLICY
 from models import OutboundMessage, utcnow
 
 _recorded: ContextVar[list[dict[str, str]] | None] = ContextVar("outbox_recorded", default=None)
@@ -46,7 +46,7 @@ LITERAL_HEADERS = frozenset({"list-unsubscribe", "list-unsubscribe-post", "list-
 MAX_LITERAL_LINE = 900  # RFC 5322 allows 998 characters a line
 # Raw values set with ``set_raw`` are written unchanged (refold_source="none"); every other header is
 # folded as with the default policy.
-_POLICY = email_policy.default.clone(refold_source="none")
+_POLICY = MAIL_POLICY.clone(refold_source="none")
 
 
 def _sender() -> str:
@@ -169,6 +169,20 @@ def _row_values(message: EmailMessage, kind: str, idempotency_key: str) -> dict[
 BULK_CHUNK = 500  # keys per existence query and rows per INSERT (well under both databases' parameter limits)
 
 
+def queued_keys(session: Session, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` are in the outbox already (one query per 500 keys): a caller that would
+    render many messages can skip those :func:`enqueue_many` would skip anyway."""
+    found: set[str] = set()
+    for i in range(0, len(keys), BULK_CHUNK):
+        chunk = list(keys[i : i + BULK_CHUNK])
+        found |= set(
+            session.exec(
+                select(OutboundMessage.idempotency_key).where(col(OutboundMessage.idempotency_key).in_(chunk))
+            ).all()
+        )
+    return found
+
+
 def enqueue_many(session: Session, items: Sequence[tuple[EmailMessage, str, str]]) -> list[str]:
     """:func:`enqueue` for many ``(message, kind, idempotency_key)`` at once, in order: one existence
     query and one multi-row ``INSERT ... ON CONFLICT DO NOTHING`` per 500 messages instead of two
@@ -179,12 +193,7 @@ def enqueue_many(session: Session, items: Sequence[tuple[EmailMessage, str, str]
     seen: set[str] = set()
     for i in range(0, len(items), BULK_CHUNK):
         chunk = items[i : i + BULK_CHUNK]
-        keys = [key for _m, _k, key in chunk]
-        seen |= set(
-            session.exec(
-                select(OutboundMessage.idempotency_key).where(col(OutboundMessage.idempotency_key).in_(keys))
-            ).all()
-        )
+        seen |= queued_keys(session, [key for _m, _k, key in chunk])
         rows = []
         for message, kind, key in chunk:
             if key in seen:

@@ -12,8 +12,11 @@
   the server throttles (:func:`is_throttle`), then adaptive (halve the rate and pause on a throttling
   reply, never below the rate the server was accepting; probe upward again additively).
 * :class:`FolderTransport` (the default when no SMTP URL is set): each message becomes
-  ``<outbox_dir>/<hash of Message-ID>.eml``, written to a temporary file and renamed into place, so a
-  reader never sees half a file and a re-delivery overwrites the same file instead of adding a copy.
+  ``<outbox_dir>/<hash of Message-ID>.eml``, written to a temporary file, flushed to disk (``fsync``) and
+  renamed into place, so a reader never sees half a file and a re-delivery overwrites the same file
+  instead of adding a copy. :meth:`FolderTransport.send_batch` writes a whole claimed batch that way and
+  then syncs the folder once, so the renames are on disk before the delivery marks the batch sent (one
+  commit per batch, see :mod:`frontline.mail.delivery`).
 
 Errors: :class:`SendError` for one message (the server refused it or dropped the connection while it
 was being sent; the message is retried later), :class:`TransportUnavailable` when no message can be
@@ -33,6 +36,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Protocol
@@ -40,6 +44,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 _CRLF = re.compile(rb"\r?\n")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+# Files of a batch written at once: each waits for its fsync, and the fsyncs in flight together share
+# the file system's journal commits (about 1 ms a file instead of 5-10 ms one after the other on ext4).
+WRITERS = 8
 
 
 class SendError(Exception):
@@ -193,30 +200,66 @@ def eml_name(message_id: str) -> str:
 
 
 class FolderTransport:
+    """Messages as ``.eml`` files in one folder (see the module docstring).
+
+    Durability: a file's bytes are ``fsync``-ed before its rename, and the folder is ``fsync``-ed after
+    the renames (once per :meth:`send_batch`, once per :meth:`send`), so when either returns the files
+    survive a power loss under their final names. The delivery records ``sent`` only after that, so a
+    crash at any point leaves the row ``sending`` and its next delivery rewrites the same file name (from
+    the Message-ID) with the same bytes: nothing lost, no second copy."""
+
     name = "folder"
 
     def __init__(self, folder: Path | str):
         self.folder = Path(folder)
 
     def send(self, mime: bytes, *, mail_from: str, recipients: list[str], message_id: str) -> None:
+        self.send_batch([(message_id, mime)])
+
+    def send_batch(self, messages: list[tuple[str, bytes]]) -> None:
+        """Write every ``(message_id, mime)`` as its file (temporary file, fsync, rename), then sync the
+        folder once. Raises :class:`TransportUnavailable` when the folder cannot be written (files
+        already renamed stay: each is complete, and rewriting it later gives the same file)."""
+        if not messages:
+            return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            target = self.folder / eml_name(message_id)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".eml")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(mime)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            if len(messages) == 1:
+                self._write(self.folder / eml_name(messages[0][0]), messages[0][1])
+            else:  # fsyncs in flight together share the file system's journal commits
+                with ThreadPoolExecutor(WRITERS, thread_name_prefix="outbox-folder") as pool:
+                    list(pool.map(lambda m: self._write(self.folder / eml_name(m[0]), m[1]), messages))
+            _sync_folder(self.folder)
         except OSError as exc:
             raise TransportUnavailable(f"cannot write to the outbox folder {self.folder}: {exc}") from exc
 
+    def _write(self, target: Path, mime: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".eml")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(mime)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
     def close(self) -> None:
         pass
+
+
+def _sync_folder(folder: Path) -> None:
+    """``fsync`` the folder itself, so the renames into it are on disk (POSIX; a no-op where a
+    directory cannot be opened, as on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except (PermissionError, IsADirectoryError):  # pragma: no cover - Windows
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class SMTPTransport:

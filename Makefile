@@ -1,18 +1,38 @@
 # Frontline: `make demo` and `make test` are all a fresh machine needs (Python 3.11+, make).
+# Two locks from pyproject.toml (`make lock`): requirements.lock, what the product runs on (all `make demo`
+# installs), and requirements-dev.lock, the same pins plus the test and lint tools (`make test`, `make lint`).
+# Installs go through uv (pinned, from PyPI into the venv); the stamps make a re-run instant.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+UV_VERSION := 0.13.8
+UV     := $(BIN)/uv
+UV_STAMP  := $(VENV)/.uv-$(UV_VERSION)
+STAMP     := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
+UV_INSTALL := $(UV) pip install --quiet --python $(BIN)/python
 
-.PHONY: install demo test test-fast lint format bench lock migration migration-new chromium axe postgres dovecot clean
+.PHONY: install install-dev demo test test-fast lint format bench lock migration migration-new chromium axe postgres dovecot clean
 
-$(STAMP): requirements.lock pyproject.toml
+$(UV_STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
-	@rm -f $(VENV)/.installed-* && touch $@
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@rm -f $(VENV)/.uv-* && touch $@
+
+# the runtime: what `make demo` needs, and nothing else
+$(STAMP): requirements.lock pyproject.toml $(UV_STAMP)
+	$(UV_INSTALL) -r requirements.lock
+	$(UV_INSTALL) --no-deps -e .
+	@rm -f $(VENV)/.installed-[0-9]* && touch $@
+
+# the runtime plus the test and lint tools (same pins)
+$(DEV_STAMP): requirements-dev.lock $(STAMP)
+	$(UV_INSTALL) -r requirements-dev.lock
+	@rm -f $(VENV)/.installed-dev-* && touch $@
 
 install: $(STAMP)
+
+install-dev: $(DEV_STAMP)
 
 demo: install
 	$(BIN)/frontline demo
@@ -51,28 +71,32 @@ postgres:
 	  command -v pg_ctlcluster >/dev/null 2>&1 && \
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start 2>/dev/null; true; }
 
-test: install chromium axe postgres dovecot
+test: install-dev chromium axe postgres dovecot
 	$(BIN)/python -m pytest
 
 # ruff (lint + format check) and mypy: .ci/run runs this before the tests.
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-format: install
+format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test-fast: install
+test-fast: install-dev
 	$(BIN)/python -m pytest -m "not integration and not browser"
 
 bench: install
 	$(BIN)/python bench/plan.py
 
-lock:
-	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11
+# Both locks from pyproject.toml, runtime first; the dev lock is resolved under the runtime pins
+# (-c), so the two agree on every shared package. Pins already in a lock are kept unless pyproject.toml
+# rules them out (delete a lock file to re-resolve it from scratch).
+LOCK_ARGS := --python-version 3.11 --quiet --custom-compile-command "make lock"
+lock: $(UV_STAMP)
+	$(UV) pip compile pyproject.toml $(LOCK_ARGS) -o requirements.lock
+	$(UV) pip compile pyproject.toml --extra dev -c requirements.lock $(LOCK_ARGS) -o requirements-dev.lock
 
 migration: install
 	$(BIN)/python -m models.migrations.regenerate_initial

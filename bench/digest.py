@@ -1,169 +1,250 @@
-"""Digest throughput: render and queue digests for many departments.
+"""Digests at scale (issue 14): the scheduled job and ``digest send --preview`` for many departments.
 
-Builds a temporary SQLite database with D departments (default 1,000), two rotators each and O
-observations (default 50) addressed to every department by rotators of other departments, texts from
-the generated paraphrase set of ``bench/synthetic_observations.py``. Then, as the ``send_digests`` flow does (without
-Prefect): themes once for the week, then ``queue_digests`` per batch of 50 departments (render HTML
-with CSS inlined + text twin, compose, write to the outbox).
+For each size (``--sizes``, default 250,500,1000 departments) a temporary SQLite database gets D
+departments, two rotators each and O observations (default 50) addressed to every department by
+rotators of any department, texts from the generated paraphrase set of ``bench/synthetic_observations.py``.
+Then, with the product's defaults (``FRONTLINE_THEME_EMBEDDINGS`` as ``--embeddings`` says, see below):
 
-Prints seconds and MB of mail, and in the same run two baselines that skip work: rendering the same
-digests without CSS inlining, and a plain-text-only message (no HTML part), neither written to the DB.
+* ``digest send --preview DIR`` as a whole command (a fresh ``frontline`` process: start-up, themes,
+  load, build, render, write the files), wall seconds;
+* the scheduled job as ``frontline digest send`` runs it (job ``send-digests`` in this process, without Prefect:
+  themes once for the week, then batches of 50 departments: load, build, render with CSS inlined,
+  compose, enqueue), seconds per phase (measured by wrapping the module functions, so the same
+  bench measures any checkout).
 
-usage: python bench/digest.py [--departments 1000] [--observations 50]
+Each checkout given with ``--tree`` (repeatable; default this one) runs in its own process on its own
+database built the same way (same seeds), so ``--tree /tmp/before --tree .`` prints the code before
+and after a change side by side, measured in the same run. ``ms/dept`` and its ratio to the smallest
+size show whether the cost per department stays flat (linear) as departments grow.
+
+The sentence model (``--embeddings``) is off by default here: its cost is per new observation, paid once
+when an observation is first grouped and then stored (bench/themes.py reports it); at 50,000 new texts
+it would dominate everything else by hours on a loaded CPU.
+
+``--profile FILE`` (one size, one tree) writes a cProfile of the scheduled job and the preview to FILE.
+
+usage: python bench/digest.py [--sizes 250,500,1000] [--observations 50] [--tree PATH ...] [--profile FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 WEEK = "2027-W05"
 MONDAY = datetime(2027, 2, 1, tzinfo=UTC)
+PHASES = ("themes", "load", "build", "render", "compose", "enqueue")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--departments", type=int, default=1000)
-    ap.add_argument("--observations", type=int, default=50, help="per department")
-    ap.add_argument("--embeddings", action="store_true", help="group themes with the sentence model too")
-    args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="frontline-bench-digest-"))
-    os.environ.update(
-        {
-            "FRONTLINE_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
-            "FRONTLINE_OUTBOX_DIR": str(tmp / "outbox"),
-            "FRONTLINE_SECRET_KEY": "bench-secret",
-            "FRONTLINE_BASE_URL": "https://frontline.example.com",
-            # Rendering and queueing at scale; the sentence model's cost is per new observation, paid once
-            # (bench/themes.py reports it). --embeddings measures the full grouping (slow on a loaded CPU).
-            "FRONTLINE_THEME_EMBEDDINGS": "true" if args.embeddings else "false",
-        }
-    )
-    from sqlalchemy import func
-    from sqlmodel import select
+def _env(tmp: Path, embeddings: bool) -> dict[str, str]:
+    return {
+        "FRONTLINE_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+        "FRONTLINE_OUTBOX_DIR": str(tmp / "outbox"),
+        "FRONTLINE_SECRET_KEY": "bench-secret",
+        "FRONTLINE_BASE_URL": "https://frontline.example.com",
+        "FRONTLINE_THEME_EMBEDDINGS": "true" if embeddings else "false",
+    }
+
+
+def setup(departments: int, per_department: int) -> int:
     from synthetic_observations import generate
 
-    from frontline.digests.content import build_digest
-    from frontline.digests.loading import compute_themes, load_week
-    from frontline.digests.queue import queue_digests
-    from frontline.digests.render import SIZE_BUDGET, render_digest
-    from frontline.mail.outbox import compose
-    from models import Department, Employee, Observation, OutboundMessage, get_engine, init_db, session_scope
+    from models import Department, Employee, Observation, get_engine, init_db, session_scope
 
     engine = get_engine()
     init_db(engine)
     rng = random.Random(3)
-    n_obs = args.departments * args.observations
+    n_obs = departments * per_department
     items, _truth = generate(n_obs, seed=11)
-    t0 = time.perf_counter()
     with session_scope(engine) as s:
         depts = [
             Department(name=f"Department {i:04d}", head_name=f"Head {i}", head_email=f"head{i}@example.com")
-            for i in range(args.departments)
+            for i in range(departments)
         ]
         s.add_all(depts)
         s.flush()
-        people = []
-        for d in depts:
-            for k in range(2):
-                people.append(
-                    Employee(
-                        employee_id=f"e{d.id}-{k}",
-                        name=f"Rotator {d.id}-{k}",
-                        email=f"r{d.id}-{k}@example.com",
-                        department_id=d.id,
-                        hire_date=date(2020, 1, 1),
-                        timezone="UTC",
-                        country="DE",
-                    )
-                )
+        people = [
+            Employee(
+                employee_id=f"e{d.id}-{k}",
+                name=f"Rotator {d.id}-{k}",
+                email=f"r{d.id}-{k}@example.com",
+                department_id=d.id,
+                hire_date=date(2020, 1, 1),
+                timezone="UTC",
+                country="DE",
+            )
+            for d in depts
+            for k in range(2)
+        ]
         s.add_all(people)
         s.flush()
-        obs = []
-        for i, item in enumerate(items):
-            target = depts[i // args.observations]
-            rotator = people[rng.randrange(len(people))]
-            obs.append(
-                Observation(
-                    rotator_id=rotator.id,
-                    target_department_id=target.id,
-                    text=item.text,
-                    product_area=item.product_area,
-                    category=item.category,
-                    impact=rng.randint(1, 5),
-                    urgent=rng.random() < 0.02,
-                    created_at=MONDAY + timedelta(seconds=rng.randrange(7 * 86400)),
-                )
+        s.add_all(
+            Observation(
+                rotator_id=people[rng.randrange(len(people))].id,
+                target_department_id=depts[i // per_department].id,
+                text=item.text,
+                product_area=item.product_area,
+                category=item.category,
+                impact=rng.randint(1, 5),
+                urgent=rng.random() < 0.02,
+                created_at=MONDAY + timedelta(seconds=rng.randrange(7 * 86400)),
             )
-        s.add_all(obs)
-    print(f"setup: {args.departments} departments, {n_obs} observations in {time.perf_counter() - t0:.1f} s")
-
-    t0 = time.perf_counter()
-    with session_scope(engine) as s:
-        themes = compute_themes(s, WEEK)
-    t_themes = time.perf_counter() - t0
-    ids = list(range(1, args.departments + 1))
-    t0 = time.perf_counter()
-    queued = 0
-    for i in range(0, len(ids), 50):
-        with session_scope(engine) as s:
-            queued += sum(o.queued for o in queue_digests(s, WEEK, department_ids=ids[i : i + 50], themes=themes))
-    t_queue = time.perf_counter() - t0
-    with session_scope(engine) as s:
-        total_bytes = s.exec(select(func.sum(func.length(OutboundMessage.mime)))).one()
-        largest = s.exec(select(func.max(func.length(OutboundMessage.mime)))).one()
-
-    # Baselines on the same content (digests built once, outside the timing)
-    with session_scope(engine) as s:
-        data = load_week(s, WEEK, themes=themes)
-    contents = [build_digest(data, d) for d in data.departments.values()]
-    t0 = time.perf_counter()
-    raw_bytes = 0
-    for c in contents:
-        r = render_digest(c, f"head{c.department_id}@example.com", inline=False)
-        raw_bytes += len(compose(to="x@example.com", subject=r.subject, text=r.text, html=r.html).as_bytes())
-    t_noinline = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    text_bytes = 0
-    for c in contents:
-        r = render_digest(c, f"head{c.department_id}@example.com", inline=False)
-        text_bytes += len(compose(to="x@example.com", subject=r.subject, text=r.text).as_bytes())
-    t_text = time.perf_counter() - t0
-    # (the text-only baseline still renders the HTML template inside render_digest; subtract nothing, be conservative)
-
-    mb = 1024 * 1024
-    print(f"themes for the week: {t_themes:.1f} s ({len(set(themes.values()))} themes)")
-    print(f"{'path':58} {'seconds':>8} {'MB mail':>8} {'ms/dept':>8}")
-    print(
-        f"{'frontline: load + render + inline CSS + compose + enqueue':58} {t_queue:8.1f} {total_bytes / mb:8.1f} "
-        f"{1000 * t_queue / args.departments:8.1f}"
-    )
-    print(
-        f"{'baseline: render + compose, no CSS inlining, no DB':58} {t_noinline:8.1f} {raw_bytes / mb:8.1f} "
-        f"{1000 * t_noinline / args.departments:8.1f}"
-    )
-    print(
-        f"{'baseline: plain-text-only message, no DB':58} {t_text:8.1f} {text_bytes / mb:8.1f} "
-        f"{1000 * t_text / args.departments:8.1f}"
-    )
-    print(
-        f"queued {queued} digests; largest message {largest / 1024:.1f} KB (HTML part capped at "
-        f"{SIZE_BUDGET // 1000} KB); full path = {t_queue / t_noinline:.2f}x the no-inlining render time, "
-        f"{total_bytes / raw_bytes:.2f}x its bytes"
-    )
+            for i, item in enumerate(items)
+        )
     engine.dispose()
+    return n_obs
+
+
+def _timed(module: object, name: str, spent: dict[str, float], phase: str) -> None:
+    """Wrap ``module.name`` so its time adds to ``spent[phase]`` (outermost call only)."""
+    inner = getattr(module, name)
+    depth = [0]
+
+    def wrapper(*args, **kwargs):
+        depth[0] += 1
+        t0 = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            depth[0] -= 1
+            if depth[0] == 0:
+                spent[phase] += time.perf_counter() - t0
+
+    setattr(module, name, wrapper)
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One size on one checkout (this process imports the checkout's code): prints one JSON line."""
+    import flows  # noqa: F401 - the checkout's packages first (synthetic_observations puts this one on the path)
+    import frontline  # noqa: F401
+    import models  # noqa: F401
+
+    tmp = Path(tempfile.mkdtemp(prefix="frontline-bench-digest-"))
+    env = _env(tmp, args.embeddings)
+    os.environ.update(env)
+    t0 = time.perf_counter()
+    n_obs = setup(args.departments, args.observations)
+    result: dict[str, object] = {"setup": time.perf_counter() - t0, "observations": n_obs}
+
+    # digest send --preview: the whole command in a fresh process, as a person runs it
+    script = tmp / "frontline_cli.py"
+    script.write_text("from frontline.cli import main\n\nmain()\n", encoding="utf-8")
+    profile = ["-m", "cProfile", "-o", f"{args.profile}.preview"] if args.profile else []
+    cmd = [sys.executable, *profile, str(script), "digest", "send", "--week", WEEK, "--preview", str(tmp / "preview")]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=False)
+    result["preview"] = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"preview failed: {proc.stderr[-3000:]}")
+    result["preview_files"] = len(list((tmp / "preview").glob("*.html")))
+
+    # the scheduled job: flows.jobs.send_digests (the flow's body) with its phases timed
+    import frontline.digests.loading as loading
+    import frontline.digests.queue as queue
+    import frontline.mail.outbox as outbox
+    from flows.runner import run_job
+
+    spent = dict.fromkeys(PHASES, 0.0)
+    _timed(loading, "compute_themes", spent, "themes")
+    _timed(queue, "load_week", spent, "load")
+    _timed(queue, "build_digest", spent, "build")
+    _timed(queue, "render_digest", spent, "render")
+    _timed(outbox, "compose", spent, "compose")
+    for name in ("enqueue", "enqueue_many"):
+        if hasattr(outbox, name):
+            _timed(outbox, name, spent, "enqueue")
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    t0 = time.perf_counter()
+    rows = run_job("send-digests", week=WEEK)
+    result["job"] = time.perf_counter() - t0
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(f"{args.profile}.job")
+    result.update(spent)
+    result["queued"] = sum(int(r["status"].split()[1]) for r in rows if r["status"].startswith("queued"))
+
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from models import Observation, OutboundMessage, get_engine, session_scope
+
+    with session_scope() as s:
+        result["mail_mb"] = (s.exec(select(func.sum(func.length(OutboundMessage.mime)))).one() or 0) / 2**20
+        result["themes_n"] = len(s.exec(select(func.distinct(Observation.theme))).all())
+    get_engine().dispose()
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(result))
+
+
+def run(tree: Path, departments: int, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, str(HERE / "digest.py"), "--worker", "--departments", str(departments)]
+    cmd += ["--observations", str(args.observations)] + (["--embeddings"] if args.embeddings else [])
+    if args.profile:
+        cmd += ["--profile", args.profile]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), str(HERE)])}
+    proc = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench in {tree} at {departments} departments failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="250,500,1000", help="departments, comma-separated")
+    ap.add_argument("--departments", type=int, default=1000, help=argparse.SUPPRESS)
+    ap.add_argument("--observations", type=int, default=50, help="per department")
+    ap.add_argument("--tree", type=Path, action="append", help="checkout to measure (repeatable); default this one")
+    ap.add_argument("--embeddings", action="store_true", help="group themes with the sentence model too (slow)")
+    ap.add_argument("--profile", help="write cProfile stats to FILE.job and FILE.preview (one size, one tree)")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    trees = [t.resolve() for t in (args.tree or [ROOT])]
+    load = os.getloadavg()[0]
+    print(
+        f"{args.observations} observations per department; themes {'with' if args.embeddings else 'without'} "
+        f"the sentence model; load average {load:.1f} at the start"
+    )
+    cols = ["themes", "load", "build", "render", "compose", "enqueue", "job", "preview"]
+    print(f"{'checkout':24} {'depts':>6} " + " ".join(f"{c:>8}" for c in cols) + f" {'ms/dept':>8} {'ratio':>6}")
+    first: dict[Path, float] = {}
+    for size in sizes:
+        for tree in trees:
+            r = run(tree, size, args)
+            per = 1000 * (float(r["job"]) + float(r["preview"])) / size
+            first.setdefault(tree, per)
+            cells = " ".join(f"{float(r[c]):8.2f}" for c in cols)
+            print(f"{str(tree)[-24:]:24} {size:6d} {cells} {per:8.2f} {per / first[tree]:6.2f}", flush=True)
+            print(
+                f"{'':31} setup {float(r['setup']):.1f} s, {r['queued']} queued ({float(r['mail_mb']):.1f} MB), "
+                f"{r['preview_files']} previews, {r['themes_n']} themes",
+                flush=True,
+            )
+    print(
+        "seconds: themes/load/build/render/compose/enqueue are the scheduled job's phases, job = the whole "
+        "job as `frontline digest send` runs it, preview = the whole `frontline digest send --preview` process; "
+        "ms/dept = (job + preview) per department, ratio = ms/dept against the smallest size (1.0 = linear)"
+    )
 
 
 if __name__ == "__main__":

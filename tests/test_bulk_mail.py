@@ -284,3 +284,44 @@ def test_digests_built_from_the_department_index_are_the_ones_built_one_departme
         batch.dispose()
         alone.dispose()
         _engine_for.cache_clear()
+
+
+def test_digests_queued_in_bulk_are_the_ones_enqueued_one_by_one(sqlite_settings, tmp_path):
+    """``queue_digests`` writes a batch's digests with one existence query and one multi-row insert
+    (``enqueue_many``); the outbox is byte for byte the one ``enqueue`` writes message by message, each
+    department's week loaded alone; and a second run queues nothing on either side."""
+    from frontline.digests.content import build_digest
+    from frontline.digests.loading import compute_themes, load_week
+    from frontline.digests.queue import compose_digest, idempotency_key, queue_digests, recipients_for
+    from tests.test_digest_scale import WEEK, make_departments
+
+    bulk, single = _engine(tmp_path, "bulk"), _engine(tmp_path, "single")
+    try:
+        ids = make_departments(bulk, 6)
+        assert make_departments(single, 6) == ids
+        with Session(bulk) as s:
+            themes = compute_themes(s, WEEK, persist=True)
+            queued = sum(o.queued for o in queue_digests(s, WEEK, department_ids=ids, themes=themes))
+            assert sum(o.queued for o in queue_digests(s, WEEK, department_ids=ids, themes=themes)) == 0
+            s.commit()
+        with Session(single) as s:
+            themes = compute_themes(s, WEEK, persist=True)
+            s.commit()
+        one_by_one = 0
+        for department_id in ids:
+            with Session(single) as s:
+                data = load_week(s, WEEK, department_ids=[department_id], themes=themes)
+                dept = data.departments[department_id]
+                content = build_digest(data, dept)
+                for recipient in recipients_for(dept, data.opt_outs):
+                    message = compose_digest(dept, content, recipient)
+                    key = idempotency_key(department_id, WEEK, recipient)
+                    one_by_one += enqueue(s, message, kind="digest", idempotency_key=key) is not None
+                s.commit()
+        a, b = _outbox(bulk), _outbox(single)
+        assert queued == one_by_one == len(a) >= 8
+        assert a == b
+    finally:
+        bulk.dispose()
+        single.dispose()
+        _engine_for.cache_clear()

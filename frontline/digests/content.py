@@ -341,23 +341,39 @@ def _weekly_counts(
 ) -> list[WeekPoint]:
     """Per week of the last :data:`TREND_WEEKS` (oldest first): the department's observations (both routes)
     of the theme ``key`` (all when None), counted as observations (``value`` "count") or customers."""
+    if key is None:
+        return _trends(week, department_id, routed, value)[None]
+    return _trends(week, department_id, routed, value, [key])[key]
+
+
+def _trends(
+    week: WeekData, department_id: int, routed: Routed, value: str, keys: list[ThemeKey] | None = None
+) -> dict[ThemeKey | None, list[WeekPoint]]:
+    """:func:`_weekly_counts` of every theme in ``keys`` (and of all, under ``None``) from one pass over
+    the department's observations: a digest's trends cost its observations, not observations x issues."""
     d = department_id
-
-    def ours(target: int, rotator_department: int | None) -> bool:
-        return rotator_department == d or target == d
-
-    points = [WeekPoint(shift_week(week.week, i - TREND_WEEKS + 1), 0) for i in range(TREND_WEEKS)]
-    for h in week.history:
-        if not ours(h.target_department_id, h.rotator_department_id):
+    names = [shift_week(week.week, i - TREND_WEEKS + 1) for i in range(TREND_WEEKS)]
+    total = [0] * TREND_WEEKS
+    by_label: dict[str, list[int]] = {}  # older weeks: by the label stored by its week's digest
+    by_key: dict[ThemeKey, list[int]] = {}  # last week and this week: by the theme key
+    for h in week.by_department.history.get(d, []):
+        if h.rotator_department_id != d and h.target_department_id != d:
             continue
-        if key is not None and h.theme != key[2]:
-            continue  # by the label stored by its week's digest (a theme may span areas and categories)
-        points[h.week_index].value += 1 if value == "count" else h.customer_count
+        n = 1 if value == "count" else h.customer_count
+        total[h.week_index] += n
+        if h.theme is not None:  # (a theme may span areas and categories)
+            by_label.setdefault(h.theme, [0] * TREND_WEEKS)[h.week_index] += n
     for index, items in ((TREND_WEEKS - 2, routed.prev_both), (TREND_WEEKS - 1, routed.both)):
         for o in items:
-            if key is None or _key(week, o) == key:
-                points[index].value += 1 if value == "count" else o.customer_count
-    return points
+            n = 1 if value == "count" else o.customer_count
+            total[index] += n
+            by_key.setdefault(_key(week, o), [0] * TREND_WEEKS)[index] += n
+    out: dict[ThemeKey | None, list[WeekPoint]] = {None: [WeekPoint(w, v) for w, v in zip(names, total, strict=True)]}
+    zeros = [0] * TREND_WEEKS
+    for k in keys or []:
+        older, recent = by_label.get(k[2], zeros), by_key.get(k, zeros)
+        out[k] = [WeekPoint(w, older[i] if i < TREND_WEEKS - 2 else recent[i]) for i, w in enumerate(names)]
+    return out
 
 
 def _key(week: WeekData, o: DigestObservation) -> ThemeKey:
@@ -381,6 +397,7 @@ def top_issues(routed: Routed, week: WeekData, department_id: int, tz: ZoneInfo,
     groups: dict[ThemeKey, list[DigestObservation]] = defaultdict(list)
     for o in routed.both:
         groups[_key(week, o)].append(o)
+    trends = _trends(week, d, routed, "count", list(groups))
     previous = Counter(_key(week, o) for o in routed.prev_both)
     base = len(routed.both)
     issues = []
@@ -410,7 +427,7 @@ def top_issues(routed: Routed, week: WeekData, department_id: int, tz: ZoneInfo,
                 reporters=len({o.rotator_id for o in members}),
                 ack=dict(Counter(o.ack_state for o in addressed)),
                 actionable=len(addressed),
-                trend8=_weekly_counts(week, d, k, routed, "count"),
+                trend8=trends[k],
                 customers_text=(
                     share_text(customers, contacts, unit="contacts")
                     if contacts >= MIN_CONTACTS_FOR_SHARE
@@ -449,7 +466,7 @@ def build_digest(week: WeekData, department: Department) -> DigestContent:
     rotating_now, rotating_next = rotating_people(week, d)
     monday = week_monday(week.week)
     urgent = urgent_items(week, d, tz)
-    urgent_before = sum(o.urgent for o in week.previous if o.target_department_id == d)
+    urgent_before = sum(o.urgent for o in week.by_department.get("previous_to", d))
     contacts = contacts_summary(routed, week, d)
     issues = top_issues(routed, week, d, tz, contacts.contacts)
     return DigestContent(

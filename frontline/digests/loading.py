@@ -83,6 +83,10 @@ class WeekData:
             index.bucket("acted_to", o.target_department_id).append(o)
         for rotation, employee in self.rotations:
             index.rotations.setdefault(employee.department_id, []).append((rotation, employee))
+        for h in self.history:
+            index.history.setdefault(h.target_department_id, []).append(h)
+            if h.rotator_department_id != h.target_department_id:
+                index.history.setdefault(h.rotator_department_id, []).append(h)
         return index
 
 
@@ -108,6 +112,8 @@ class DepartmentIndex:
 
     lists: dict[tuple[str, int | None], list[DigestObservation]] = field(default_factory=dict)
     rotations: dict[int | None, list[tuple[Rotation, Employee]]] = field(default_factory=dict)
+    # the older weeks of the trend by department (target or rotator's; once when both are the same)
+    history: dict[int | None, list[HistoryObservation]] = field(default_factory=dict)
 
     def bucket(self, name: str, department_id: int | None) -> list[DigestObservation]:
         return self.lists.setdefault((name, department_id), [])

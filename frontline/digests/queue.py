@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from frontline.core import audit
 from frontline.core.errors import DigestError
@@ -70,12 +71,13 @@ def _digests_with_news(data: WeekData, outcomes: list[Outcome]) -> Iterator[tupl
         yield dept, content, out
 
 
-def _queue_one(session: Session, dept: Department, content: DigestContent, recipient: str, key: str) -> bool:
-    """Render and queue the digest for one recipient; False when its key was already queued."""
-    from frontline.mail.outbox import compose, enqueue
+def compose_digest(dept: Department, content: DigestContent, recipient: str) -> EmailMessage:
+    """The digest message of ``dept`` for one recipient: rendered (HTML with CSS inlined, text twin) and
+    composed with its unsubscribe and list headers."""
+    from frontline.mail.outbox import compose
 
     rendered = render_digest(content, recipient)
-    message = compose(
+    return compose(
         to=recipient,
         subject=rendered.subject,
         text=rendered.text,
@@ -86,7 +88,19 @@ def _queue_one(session: Session, dept: Department, content: DigestContent, recip
             "List-Id": f"{dept.name} digest <digest-{dept.id}.frontline>",
         },
     )
-    return enqueue(session, message, kind="digest", idempotency_key=key) is not None
+
+
+def _queued_keys(session: Session, keys: list[str]) -> set[str]:
+    """The keys of ``keys`` already in the outbox: one query per :data:`BULK_CHUNK` keys (not one per key)."""
+    from frontline.mail.outbox import BULK_CHUNK
+
+    found: set[str] = set()
+    for i in range(0, len(keys), BULK_CHUNK):
+        chunk = keys[i : i + BULK_CHUNK]
+        found |= set(
+            session.exec(select(OutboundMessage.idempotency_key).where(col(OutboundMessage.idempotency_key).in_(chunk)))
+        )
+    return found
 
 
 def queue_digests(
@@ -96,25 +110,42 @@ def queue_digests(
     department_ids: list[int] | None = None,
     themes: dict[int, ThemeKey] | None = None,
 ) -> list[Outcome]:
-    """Render and queue the digests of ``department_ids`` (default: all) for ``week``."""
+    """Render and queue the digests of ``department_ids`` (default: all) for ``week``.
+
+    The statements do not grow with the departments: the week is loaded once, the keys already queued
+    are found with one query (per 500 keys), only the other digests are rendered, and they are written
+    with :func:`frontline.mail.outbox.enqueue_many` (one multi-row insert per 500 messages). The rows are
+    byte for byte those :func:`frontline.mail.outbox.enqueue` would write one by one."""
+    from frontline.mail.outbox import enqueue_many
+
     parse_week(week)
     if themes is None:
         themes = compute_themes(session, week, persist=True)
     data = load_week(session, week, department_ids=department_ids, themes=themes)
     outcomes: list[Outcome] = []
+    wanted: list[tuple[Department, DigestContent, Outcome, list[tuple[str, str]]]] = []
     for dept, content, out in _digests_with_news(data, outcomes):
         recipients = recipients_for(dept, data.opt_outs)
         if not recipients:
             out.skipped = "no recipients (all unsubscribed)"
             continue
-        for recipient in recipients:
-            key = idempotency_key(content.department_id, week, recipient)
-            if session.exec(select(OutboundMessage.id).where(OutboundMessage.idempotency_key == key)).first():
+        wanted.append((dept, content, out, [(r, idempotency_key(content.department_id, week, r)) for r in recipients]))
+    already = _queued_keys(session, [key for *_x, pairs in wanted for _r, key in pairs])
+    batch: list[tuple[EmailMessage, str, str]] = []
+    owner: dict[str, Outcome] = {}
+    for dept, content, out, pairs in wanted:
+        for recipient, key in pairs:
+            if key in already or key in owner:
                 out.already += 1
-            elif _queue_one(session, dept, content, recipient, key):
-                out.queued += 1
-            else:
-                out.already += 1
+                continue
+            owner[key] = out
+            batch.append((compose_digest(dept, content, recipient), "digest", key))
+    written = set(enqueue_many(session, batch))
+    for key, out in owner.items():
+        if key in written:
+            out.queued += 1
+        else:
+            out.already += 1  # queued meanwhile by a concurrent run
     return outcomes
 
 

@@ -656,13 +656,31 @@ def _vectorise(texts: list[str], *, normalised: bool = False, semantic: np.ndarr
     return x
 
 
+def _gram(x) -> np.ndarray:
+    """``x @ x.T`` as a dense array. The columns set in most rows (the LSA or sentence-embedding part,
+    kept inside the sparse matrix) are multiplied as a dense block (BLAS), the rest as sparse: the same
+    similarities without a sparse product of dense rows, which cost seconds on a few thousand items."""
+    n = x.shape[0]
+    filled = np.diff(x.tocsc().indptr)
+    dense = np.flatnonzero(filled > n // 2)
+    if len(dense) == 0:
+        return np.asarray((x @ x.T).toarray())
+    block = x[:, dense].toarray()
+    sim = block @ block.T
+    rest = np.flatnonzero(filled <= n // 2)
+    if len(rest):
+        part = x[:, rest]
+        sim += (part @ part.T).toarray()
+    return np.asarray(sim)
+
+
 def _cluster_dense(x, threshold: float) -> np.ndarray:
     from sklearn.cluster import AgglomerativeClustering
 
     n = x.shape[0]
     if n == 1:
         return np.zeros(1, dtype=int)
-    sim = (x @ x.T).toarray()
+    sim = _gram(x)
     dist = np.clip(1.0 - sim, 0.0, 2.0)
     np.fill_diagonal(dist, 0.0)
     model = AgglomerativeClustering(
@@ -778,7 +796,36 @@ def find_themes(
     English note about one problem meet and a problem filed under the wrong area still joins its theme.
     Without the model (``embed=False`` or the package unusable) it falls back to the lexical grouping
     (per (area, category), TF-IDF + LSA). Labels are written in ``language`` (default: settings)."""
-    items = list(items)
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: the matrices are tall and thin (items x 60-400), where a second thread gains
+    # nothing and, on a busy machine, OpenBLAS's spinning threads made the SVD and QR steps ~20x slower.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _find_themes(
+            list(items),
+            distance_threshold=distance_threshold,
+            fragment_fraction=fragment_fraction,
+            fragment_similarity=fragment_similarity,
+            semantic=semantic,
+            vectors=vectors,
+            params=params,
+            embed=embed,
+            language=language,
+        )
+
+
+def _find_themes(
+    items: list[ThemeInput],
+    *,
+    distance_threshold: float | None,
+    fragment_fraction: float,
+    fragment_similarity: float,
+    semantic: bool,
+    vectors: Mapping[Any, np.ndarray | None] | None,
+    params: ThemeParams | None,
+    embed: Embedder | None | bool,
+    language: str | None,
+) -> list[Theme]:
     if language is None:
         language = _org_language()
     if semantic and embed is not False and items:

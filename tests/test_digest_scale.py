@@ -1,0 +1,194 @@
+"""Digests at scale (issue 14): the SQL statements a digest run sends do not grow with the number of
+departments (a department more costs rows, never queries), for the week's themes, the queued digests and
+the previews. Counted with an SQLAlchemy ``before_cursor_execute`` listener on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlmodel import Session, select
+
+from models import Department, DigestOptOut, Employee, Observation, OutboundMessage, Rotation
+
+WEEK = "2027-W05"  # Monday 1 February 2027
+MONDAY = datetime(2027, 2, 1, tzinfo=UTC)
+TEXTS = [
+    ("export", "confusing_ux", "Customers can't find the export button"),
+    ("export", "confusing_ux", "Where is the CSV export? a caller looked for ages"),
+    ("checkout", "bug", "Checkout crashes when paying by card"),
+    ("checkout", "bug", "Card payment at checkout fails with an error"),
+    ("billing", "policy_pricing", "The pricing page is confusing about VAT"),
+]
+
+
+def make_departments(engine, n: int) -> list[int]:
+    """``n`` departments, each alike: two people (one shares a name with someone in the next department),
+    observations this week (addressed by the next department's people, and its own), last week and five
+    weeks ago (the trend), an urgent item still open from before, one acknowledged during the week,
+    rotations now and next; every other department has two recipients, the third one an opt-out."""
+    with Session(engine) as s:
+        depts = [
+            Department(
+                name=f"Dept {i:03d}",
+                head_name=f"Head {i}",
+                head_email=f"head{i}@example.com",
+                digest_recipients=[f"a{i}@example.com", f"b{i}@example.com"] if i % 2 else [],
+            )
+            for i in range(n)
+        ]
+        s.add_all(depts)
+        s.flush()
+        people = []
+        for i, d in enumerate(depts):
+            for k, name in enumerate((f"Person {i}", f"Namesake {i // 2}")):
+                people.append(
+                    Employee(
+                        employee_id=f"e{i}-{k}",
+                        name=name,
+                        email=f"p{i}-{k}@example.com",
+                        department_id=d.id,
+                        hire_date=date(2020, 1, 1),
+                        timezone="UTC",
+                        country="DE",
+                    )
+                )
+        s.add_all(people)
+        s.flush()
+        for i, d in enumerate(depts):
+            if i % 3 == 2:
+                s.add(DigestOptOut(department_id=d.id, email=f"b{i}@example.com"))
+            other = people[2 * ((i + 1) % n)]
+            own = people[2 * i + 1]
+            for j, (area, category, text) in enumerate(TEXTS):
+                when = MONDAY + timedelta(hours=9 + j, days=j % 7)
+                rotator = own if j == 4 else other
+                s.add(
+                    Observation(
+                        rotator_id=rotator.id,
+                        target_department_id=d.id,
+                        text=f"{text} ({i})",
+                        product_area=area,
+                        category=category,
+                        impact=1 + j % 5,
+                        customer_count=1 + j,
+                        urgent=j == 2,
+                        created_at=when,
+                    )
+                )
+            for days, extra in ((-4, {}), (-33, {"theme": "Customers can't find the export button"})):
+                s.add(
+                    Observation(
+                        rotator_id=other.id,
+                        target_department_id=d.id,
+                        text=f"Export is hard to find ({i}, {days})",
+                        product_area="export",
+                        category="confusing_ux",
+                        impact=2,
+                        created_at=MONDAY + timedelta(days=days),
+                        **extra,
+                    )
+                )
+            s.add(
+                Observation(
+                    rotator_id=other.id,
+                    target_department_id=d.id,
+                    text=f"Refund never arrived ({i})",
+                    product_area="billing",
+                    category="bug",
+                    impact=4,
+                    urgent=True,
+                    created_at=MONDAY - timedelta(days=20),
+                )
+            )
+            s.add(
+                Observation(
+                    rotator_id=other.id,
+                    target_department_id=d.id,
+                    text=f"Invoices show the wrong address ({i})",
+                    product_area="billing",
+                    category="bug",
+                    impact=4,
+                    created_at=MONDAY - timedelta(days=10),
+                    ack_state="planned",
+                    ack_by=f"head{i}@example.com",
+                    ack_at=MONDAY + timedelta(days=2),
+                )
+            )
+            for k, start, status in ((0, date(2027, 1, 25), "invited"), (1, date(2027, 2, 15), "draft")):
+                s.add(
+                    Rotation(
+                        employee_id=people[2 * i + k].id,
+                        start=start,
+                        end=start + timedelta(weeks=4, days=-1),
+                        kind="cycle",
+                        due=start,
+                        status=status,
+                    )
+                )
+        s.commit()
+        return [d.id for d in depts if d.id is not None]
+
+
+@contextmanager
+def counted(engine) -> Iterator[list[str]]:
+    """The SQL statements sent to ``engine`` inside the block (an executemany counts once)."""
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def _empty(engine) -> None:
+    from sqlmodel import SQLModel
+
+    with engine.begin() as conn:
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+def _run(engine, n: int, tmp_path: Path) -> dict[str, int]:
+    """Statements of each step of a digest run over ``n`` departments (on emptied tables)."""
+    from frontline.digests.loading import compute_themes
+    from frontline.digests.queue import preview_digests, queue_digests
+
+    _empty(engine)
+    ids = make_departments(engine, n)
+    steps: dict[str, int] = {}
+    with Session(engine) as s:
+        with counted(engine) as statements:
+            themes = compute_themes(s, WEEK, persist=True)
+        steps["themes"] = len(statements)
+        with counted(engine) as statements:
+            outcomes = queue_digests(s, WEEK, department_ids=ids, themes=themes)
+        steps["queue"] = len(statements)
+        s.commit()
+        recipients = sum((2 - (i % 3 == 2)) if i % 2 else 1 for i in range(n))
+        assert sum(o.queued for o in outcomes) == recipients == len(s.exec(select(OutboundMessage.id)).all())
+        with counted(engine) as statements:
+            again = queue_digests(s, WEEK, department_ids=ids, themes=themes)
+        steps["queue again"] = len(statements)
+        assert sum(o.queued for o in again) == 0 and sum(o.already for o in again) == recipients
+        with counted(engine) as statements:
+            previews = preview_digests(s, WEEK, tmp_path / f"preview-{n}")
+        steps["preview"] = len(statements)
+        assert sum(1 for o in previews if o.files) == n
+    return steps
+
+
+def test_statements_of_a_digest_run_do_not_grow_with_departments(engine, settings, tmp_path):
+    """3 departments and 12 departments (each with the same kinds of rows) cost the same number of SQL
+    statements in every step: nothing is queried per department, per recipient or per observation."""
+    small = _run(engine, 3, tmp_path)
+    large = _run(engine, 12, tmp_path)
+    assert small == large, f"statements per step, 3 departments {small} vs 12 departments {large}"
+    assert all(v > 0 for v in small.values())

@@ -86,39 +86,28 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     unknown = [k for k in keys if k not in table.c]
     if unknown:
         raise ValueError(f"bulk insert into {table.name}: no column(s) {', '.join(unknown)}")
+    keyset = set(keys)
     for n, row in enumerate(rows):
-        if len(row) != len(keys) or any(k not in row for k in keys):
+        if row.keys() != keyset:
             raise ValueError(f"bulk insert into {table.name}: row {n} has keys {sorted(row)}, not {sorted(keys)}")
     session.flush()
     conn = session.connection()
     dialect = conn.dialect
     compiled = insert(table).compile(dialect=dialect, column_keys=keys, for_executemany=True)  # no RETURNING
-    extra = [b for b in compiled.binds if b not in keys]
+    extra = [b for b in compiled.binds if b not in keyset]
     if extra:  # a column default the statement would compute per row: the caller must give it
         raise ValueError(f"bulk insert into {table.name}: give the column(s) {', '.join(sorted(extra))}")
-    converters = []
+    values: list[list[Any]] = []
     for k in keys:
+        column = [row[k] for row in rows]
         process = table.c[k].type.dialect_impl(dialect).bind_processor(dialect)
-        memo: dict[Any, Any] = {}
-        converters.append((k, process, memo))
-    values: list[list[Any]] = [[] for _ in keys]
-    for j, (k, process, memo) in enumerate(converters):
-        out = values[j]
-        if process is None:
-            out.extend(row[k] for row in rows)
-            continue
-        for row in rows:
-            v = row[k]
-            if v is None:
-                out.append(None)
-                continue
-            try:
-                out.append(memo[v])
-            except KeyError:
-                memo[v] = c = process(v)
-                out.append(c)
-            except TypeError:  # unhashable
-                out.append(process(v))
+        if process is not None:
+            try:  # each distinct value once
+                converted = {v: (None if v is None else process(v)) for v in set(column)}
+                column = list(map(converted.__getitem__, column))
+            except TypeError:  # unhashable values: one by one
+                column = [None if v is None else process(v) for v in column]
+        values.append(column)
     if compiled.positional:
         position = [keys.index(name) for name in compiled.positiontup or []]
         params: list[Any] = list(zip(*(values[j] for j in position), strict=True))

@@ -28,7 +28,7 @@ from frontline.core.policy import Policy
 from frontline.rotations.lifecycle import is_fixed
 from frontline.rotations.solver import LockedRotation, Person, PlanInput, Weights, department_cap
 from frontline.rotations.weeks import blocked_starts_for, first_week_on_or_after, week_of
-from models import Absence, Department, Rotation
+from models import Department, Rotation
 
 WHY_STALE = {
     "left": "employee left",
@@ -78,6 +78,17 @@ class EmployeeRow(Protocol):
     def left_on(self) -> date | None: ...
     @property
     def exempt_until(self) -> date | None: ...
+
+
+class AbsenceRow(Protocol):
+    """What planning reads of an absence: a :class:`models.Absence` or a row of these columns."""
+
+    @property
+    def employee_id(self) -> int: ...
+    @property
+    def start(self) -> date: ...
+    @property
+    def end(self) -> date: ...
 
 
 EMPLOYEE_COLUMNS = (
@@ -145,6 +156,8 @@ class _Rotations:
 
     @classmethod
     def split(cls, rots: list[Rotation], horizon: date, horizon_end: date) -> _Rotations:
+        if not rots:  # most people on a first plan: nothing to split (the lists are never changed)
+            return _NO_ROTATIONS
         history = [r for r in rots if r.start < horizon]
         future = [r for r in rots if r.start >= horizon]
         drafts = [r for r in future if not is_fixed(r)]
@@ -155,6 +168,10 @@ class _Rotations:
             drafts=[r for r in drafts if r.start < horizon_end],
             beyond=[r for r in drafts if r.start >= horizon_end],
         )
+
+
+_NO_ROTATIONS = _Rotations([], [], [], [], [])
+_NONE: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -176,7 +193,7 @@ class _InputBuilder:
     policy: Policy
     horizon: date
     weeks: int
-    absences: dict[int | None, list[Absence]]
+    absences: dict[int | None, list[AbsenceRow]]
     preferences: Mapping[int, tuple[frozenset[date], frozenset[date]]] = field(default_factory=dict)
     people: list[Person] = field(default_factory=list)
     locked: list[LockedRotation] = field(default_factory=list)
@@ -187,6 +204,7 @@ class _InputBuilder:
     dues: dict[str, date] = field(default_factory=dict)
     fixed: list[Rotation] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    _due_after: dict[date, date] = field(default_factory=dict)
 
     @property
     def horizon_end(self) -> date:
@@ -253,13 +271,20 @@ class _InputBuilder:
         new_hire = last_rot is None and e.hire_date > horizon - timedelta(weeks=policy.new_hire_within_weeks)
         if new_hire:
             return _Due(True, hire_week, release, deadline, horizon + timedelta(weeks=hire_week), hire_week)
-        due_date = horizon if last_rot is None else add_months(last_rot, policy.cycle_months)
+        due_date = horizon if last_rot is None else self._cycle_due(last_rot)
         due_week = max(first_week_on_or_after(horizon, due_date), -52)
         return _Due(False, hire_week, release, deadline, due_date, due_week)
 
+    def _cycle_due(self, last_rotation: date) -> date:
+        """``cycle_months`` after ``last_rotation`` (asked once per distinct date)."""
+        due = self._due_after.get(last_rotation)
+        if due is None:
+            due = self._due_after[last_rotation] = add_months(last_rotation, self.policy.cycle_months)
+        return due
+
     def _preference_weeks(self, e: EmployeeRow) -> tuple[frozenset[int], frozenset[int]]:
         if e.id is None or e.id not in self.preferences:
-            return frozenset(), frozenset()
+            return _NONE, _NONE
         preferred, unavailable = self.preferences[e.id]
         L = self.policy.length_weeks
         return (
@@ -270,7 +295,7 @@ class _InputBuilder:
     def _plan(self, e: EmployeeRow, dept: str, rots: _Rotations, due: _Due) -> None:
         L, horizon = self.policy.length_weeks, self.horizon
         blocked: set[int] = set()
-        for a in self.absences.get(e.id, []):
+        for a in self.absences.get(e.id, ()):
             blocked.update(blocked_starts_for(horizon, L, a.start, a.end))
         cur = rots.drafts[0] if rots.drafts else None
         preferred, unavailable = self._preference_weeks(e)
@@ -282,7 +307,7 @@ class _InputBuilder:
                 due_week=due.due_week,
                 deadline_week=due.deadline_week,
                 is_new_hire=due.new_hire,
-                blocked_starts=frozenset(b for b in blocked if -L <= b <= self.weeks),
+                blocked_starts=frozenset(b for b in blocked if -L <= b <= self.weeks) if blocked else _NONE,
                 current_start=None if cur is None else week_of(horizon, cur.start),
                 preferred=preferred,
                 unavailable=unavailable,
@@ -306,7 +331,7 @@ def build_input(
     weeks: int,
     departments: Sequence[Department],
     employees: Sequence[EmployeeRow],
-    absence_rows: Sequence[Absence],
+    absence_rows: Sequence[AbsenceRow],
     rotations: Sequence[Rotation],
     preferences: Mapping[int, tuple[frozenset[date], frozenset[date]]] | None = None,
 ) -> PlanningInput:
@@ -317,7 +342,8 @@ def build_input(
     by_emp = _by_employee(r for r in rotations if r.status != "cancelled")
     builder = _InputBuilder(policy, horizon, weeks, _by_employee(absence_rows), preferences or {})
     for e in sorted(employees, key=lambda e: e.employee_id):
-        rots = sorted(by_emp.get(e.id, []), key=lambda r: (r.start, r.id or 0))
+        rots = by_emp.get(e.id)
+        rots = sorted(rots, key=lambda r: (r.start, r.id or 0)) if rots else []
         builder.add(e, dept_names[e.department_id], _Rotations.split(rots, horizon, builder.horizon_end))
     inp = PlanInput(
         horizon_start=horizon,

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlmodel import Session, col, select
@@ -29,7 +30,7 @@ from frontline.core import audit, clock
 from frontline.core.clock import monday_on_or_after
 from frontline.core.errors import PlanningError
 from frontline.core.policy import Policy
-from frontline.rotations.inputs import EMPLOYEE_COLUMNS, PlanningInput, build_input
+from frontline.rotations.inputs import EMPLOYEE_COLUMNS, AbsenceRow, PlanningInput, build_input
 from frontline.rotations.lifecycle import must_cancel, withdraw
 from frontline.rotations.solver import Person, PlanInput, PlanOutput, solve, week_loads
 from frontline.rotations.weeks import holidays_between, rotation_end, week_of, week_start, weeks_late
@@ -56,7 +57,10 @@ def load_input(session: Session, policy: Policy, horizon: date, weeks: int) -> P
         session.exec(
             select(*(getattr(Employee, c) for c in EMPLOYEE_COLUMNS)).order_by(col(Employee.employee_id))
         ).all(),
-        session.exec(select(Absence)).all(),
+        cast(
+            Sequence[AbsenceRow],
+            session.exec(select(col(Absence.employee_id), col(Absence.start), col(Absence.end))).all(),
+        ),
         session.exec(select(Rotation).where(Rotation.status != "cancelled").order_by(col(Rotation.id))).all(),
         weeks_by_employee(session),
     )
@@ -308,13 +312,10 @@ class _PlanWriter:
 def _late_count(planning: PlanningInput, out: PlanOutput, policy: Policy) -> int:
     """Rotations that start after their due week (new hires: after their onboarding window), by the rule
     the dashboard's Overdue figure uses (:func:`frontline.rotations.weeks.weeks_late` of the due date the
-    rotation row records), so the two agree."""
+    rotation row records), so the two agree. Asked once per distinct (start, due, kind)."""
     horizon, within = planning.inp.horizon_start, policy.new_hire_within_weeks
-    return sum(
-        1
-        for k, s in out.assignments.items()
-        if weeks_late(week_start(horizon, s), planning.due_dates[k], planning.kinds[k] == "new_hire", within) > 0
-    )
+    keys = Counter((s, planning.due_dates[k], planning.kinds[k] == "new_hire") for k, s in out.assignments.items())
+    return sum(n for (s, due, nh), n in keys.items() if weeks_late(week_start(horizon, s), due, nh, within) > 0)
 
 
 def _week_load(inp: PlanInput, out: PlanOutput) -> list[dict[str, Any]]:
@@ -334,15 +335,20 @@ def _week_load(inp: PlanInput, out: PlanOutput) -> list[dict[str, Any]]:
 
 
 def _rotation_holidays(planning: PlanningInput, out: PlanOutput, policy: Policy) -> list[dict[str, Any]]:
-    """The public holidays inside each planned rotation (the employee's country, else the policy's)."""
+    """The public holidays inside each planned rotation (the employee's country, else the policy's); the
+    calendar is asked once per (country, start week), not once per rotation."""
     hols: list[dict[str, Any]] = []
+    found: dict[tuple[str | None, int], list[tuple[str, str]]] = {}
     for key, s in sorted(out.assignments.items()):
         e = planning.employees[key]
-        first = week_start(planning.inp.horizon_start, s)
-        for day, name in holidays_between(
-            e.country or policy.holidays_country, first, rotation_end(first, policy.length_weeks)
-        ):
-            hols.append({"employee_id": key, "country": e.country, "date": day.isoformat(), "name": name})
+        country = e.country or policy.holidays_country
+        days = found.get((country, s))
+        if days is None:
+            first = week_start(planning.inp.horizon_start, s)
+            end = rotation_end(first, policy.length_weeks)
+            days = found[(country, s)] = [(d.isoformat(), n) for d, n in holidays_between(country, first, end)]
+        for day, name in days:
+            hols.append({"employee_id": key, "country": e.country, "date": day, "name": name})
     return hols
 
 

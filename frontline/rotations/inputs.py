@@ -28,7 +28,7 @@ from frontline.core.policy import Policy
 from frontline.rotations.lifecycle import is_fixed
 from frontline.rotations.solver import LockedRotation, Person, PlanInput, Weights, department_cap
 from frontline.rotations.weeks import blocked_starts_for, first_week_on_or_after, week_of
-from models import Department, Rotation
+from models import Department
 
 WHY_STALE = {
     "left": "employee left",
@@ -43,11 +43,11 @@ class PlanningInput:
 
     inp: PlanInput
     employees: dict[str, EmployeeRow]  # employee_id -> row (people planned)
-    drafts: dict[str, Rotation]  # employee_id -> movable draft rotation
-    stale_drafts: list[tuple[Rotation, str]]  # drafts of people no longer planned, with why
+    drafts: dict[str, RotationRow]  # employee_id -> movable draft rotation
+    stale_drafts: list[tuple[RotationRow, str]]  # drafts of people no longer planned, with why
     kinds: dict[str, str]  # employee_id -> new_hire | cycle
     due_dates: dict[str, date]  # employee_id -> Monday of the week the rotation is due
-    fixed: list[Rotation]  # rotations that hold seats and never move
+    fixed: list[RotationRow]  # rotations that hold seats and never move
     skipped: dict[str, int]  # why not planned -> how many people
     dept_caps: dict[str, int]  # department name -> at most this many away at once
 
@@ -78,6 +78,31 @@ class EmployeeRow(Protocol):
     def left_on(self) -> date | None: ...
     @property
     def exempt_until(self) -> date | None: ...
+
+
+class RotationRow(Protocol):
+    """What planning reads of a stored rotation: a :class:`models.Rotation` or a row of
+    :data:`ROTATION_COLUMNS` (the service reads rows; it loads the ORM object only of a rotation it changes)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def employee_id(self) -> int: ...
+    @property
+    def start(self) -> date: ...
+    @property
+    def end(self) -> date: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def locked(self) -> bool: ...
+    @property
+    def announced_start(self) -> date | None: ...
+
+
+ROTATION_COLUMNS = ("id", "employee_id", "start", "end", "kind", "status", "locked", "announced_start")
 
 
 class AbsenceRow(Protocol):
@@ -148,26 +173,29 @@ def blackout_starts(policy: Policy, horizon: date) -> frozenset[int]:
 class _Rotations:
     """One employee's rotations (oldest first) seen from the horizon."""
 
-    history: list[Rotation]  # started before the horizon
-    running: list[Rotation]  # ... and still running on its first day
-    fixed: list[Rotation]  # start in the horizon or later and never move
-    drafts: list[Rotation]  # movable, start inside the horizon
-    beyond: list[Rotation]  # movable, start after the horizon ends: outside this run's scope
+    history: list[RotationRow]  # started before the horizon
+    running: list[RotationRow]  # ... and still running on its first day
+    fixed: list[RotationRow]  # start in the horizon or later and never move
+    drafts: list[RotationRow]  # movable, start inside the horizon
+    beyond: list[RotationRow]  # movable, start after the horizon ends: outside this run's scope
 
     @classmethod
-    def split(cls, rots: list[Rotation], horizon: date, horizon_end: date) -> _Rotations:
+    def split(cls, rots: list[RotationRow], horizon: date, horizon_end: date) -> _Rotations:
         if not rots:  # most people on a first plan: nothing to split (the lists are never changed)
             return _NO_ROTATIONS
-        history = [r for r in rots if r.start < horizon]
-        future = [r for r in rots if r.start >= horizon]
-        drafts = [r for r in future if not is_fixed(r)]
-        return cls(
-            history=history,
-            running=[r for r in history if r.end >= horizon],
-            fixed=[r for r in future if is_fixed(r)],
-            drafts=[r for r in drafts if r.start < horizon_end],
-            beyond=[r for r in drafts if r.start >= horizon_end],
-        )
+        out = cls([], [], [], [], [])
+        for r in rots:  # one pass, in order
+            if r.start < horizon:
+                out.history.append(r)
+                if r.end >= horizon:
+                    out.running.append(r)
+            elif is_fixed(r):
+                out.fixed.append(r)
+            elif r.start < horizon_end:
+                out.drafts.append(r)
+            else:
+                out.beyond.append(r)
+        return out
 
 
 _NO_ROTATIONS = _Rotations([], [], [], [], [])
@@ -198,11 +226,11 @@ class _InputBuilder:
     people: list[Person] = field(default_factory=list)
     locked: list[LockedRotation] = field(default_factory=list)
     employees: dict[str, EmployeeRow] = field(default_factory=dict)
-    drafts: dict[str, Rotation] = field(default_factory=dict)
-    stale: list[tuple[Rotation, str]] = field(default_factory=list)
+    drafts: dict[str, RotationRow] = field(default_factory=dict)
+    stale: list[tuple[RotationRow, str]] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)
     dues: dict[str, date] = field(default_factory=dict)
-    fixed: list[Rotation] = field(default_factory=list)
+    fixed: list[RotationRow] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _due_after: dict[date, date] = field(default_factory=dict)
 
@@ -235,7 +263,7 @@ class _InputBuilder:
             return
         self._plan(e, dept, rots, due)
 
-    def _skip(self, why_not: str, stale: list[tuple[Rotation, str]]) -> None:
+    def _skip(self, why_not: str, stale: list[tuple[RotationRow, str]]) -> None:
         self.skipped[why_not] += 1
         self.stale.extend(stale)
 
@@ -251,14 +279,14 @@ class _InputBuilder:
         return None
 
     @staticmethod
-    def _stale_reasons(why_not: str, e: EmployeeRow, rots: _Rotations) -> list[tuple[Rotation, str]]:
+    def _stale_reasons(why_not: str, e: EmployeeRow, rots: _Rotations) -> list[tuple[RotationRow, str]]:
         """The drafts of someone not planned, each with the reason it is withdrawn."""
         if why_not == "exempt" and e.exempt_until is not None:
             inside = rots.drafts + [b for b in rots.beyond if b.start <= e.exempt_until]
             return [(r, f"employee exempt until {e.exempt_until}") for r in inside]
         return [(r, WHY_STALE[why_not]) for r in rots.drafts + rots.beyond]
 
-    def _due(self, e: EmployeeRow, history: list[Rotation]) -> _Due:
+    def _due(self, e: EmployeeRow, history: list[RotationRow]) -> _Due:
         horizon, policy = self.horizon, self.policy
         last_rot = max([d for d in [e.last_rotation, *(r.start for r in history)] if d is not None], default=None)
         hire_week = first_week_on_or_after(horizon, e.hire_date)
@@ -332,7 +360,7 @@ def build_input(
     departments: Sequence[Department],
     employees: Sequence[EmployeeRow],
     absence_rows: Sequence[AbsenceRow],
-    rotations: Sequence[Rotation],
+    rotations: Sequence[RotationRow],
     preferences: Mapping[int, tuple[frozenset[date], frozenset[date]]] | None = None,
 ) -> PlanningInput:
     """The planner's input from plain rows (no session needed: the benchmark builds rows in memory).

@@ -30,7 +30,14 @@ from frontline.core import audit, clock
 from frontline.core.clock import monday_on_or_after
 from frontline.core.errors import PlanningError
 from frontline.core.policy import Policy
-from frontline.rotations.inputs import EMPLOYEE_COLUMNS, AbsenceRow, PlanningInput, build_input
+from frontline.rotations.inputs import (
+    EMPLOYEE_COLUMNS,
+    ROTATION_COLUMNS,
+    AbsenceRow,
+    PlanningInput,
+    RotationRow,
+    build_input,
+)
 from frontline.rotations.lifecycle import must_cancel, withdraw
 from frontline.rotations.solver import Person, PlanInput, PlanOutput, solve, week_loads
 from frontline.rotations.weeks import holidays_between, rotation_end, week_of, week_start, weeks_late
@@ -61,7 +68,11 @@ def load_input(session: Session, policy: Policy, horizon: date, weeks: int) -> P
             Sequence[AbsenceRow],
             session.exec(select(col(Absence.employee_id), col(Absence.start), col(Absence.end))).all(),
         ),
-        session.exec(select(Rotation).where(Rotation.status != "cancelled").order_by(col(Rotation.id))).all(),
+        session.exec(
+            select(*(getattr(Rotation, c) for c in ROTATION_COLUMNS))
+            .where(Rotation.status != "cancelled")
+            .order_by(col(Rotation.id))
+        ).all(),
         weeks_by_employee(session),
     )
 
@@ -183,6 +194,7 @@ class _PlanWriter:
     kept: int = 0
     removed: int = 0
     new_rows: list[dict[str, Any]] = field(default_factory=list)
+    orm: dict[int, Rotation] = field(default_factory=dict)  # rotation id -> the ORM object of a changed one
 
     def _change(self, employee_id: str, action: str, old: date | None, new: date | None, why: str) -> None:
         person = self.planning.employees.get(employee_id)
@@ -199,9 +211,27 @@ class _PlanWriter:
             }
         )
 
+    def _load(self, rows: list[RotationRow]) -> None:
+        """The ORM objects of the rotations about to change, in a few queries (the input holds plain rows)."""
+        ids = [r.id for r in rows if r.id is not None and r.id not in self.orm]
+        for lo in range(0, len(ids), 500):
+            for rot in self.session.exec(select(Rotation).where(col(Rotation.id).in_(ids[lo : lo + 500]))).all():
+                if rot.id is not None:
+                    self.orm[rot.id] = rot
+
+    def _rotation(self, row: RotationRow) -> Rotation:
+        rot = self.orm.get(row.id) if row.id is not None else None
+        if rot is None:
+            self._load([row])
+            rot = self.orm.get(row.id) if row.id is not None else None
+        if rot is None:  # never: the row was read from the database in this transaction
+            raise PlanningError(f"rotation {row.id} is no longer stored")
+        return rot
+
     def withdraw_stale(self) -> None:
         """Withdraw the drafts of people who are no longer planned (left, support, exempt, duplicates, ...)."""
         keys: dict[int, str] = {}
+        self._load([rot for rot, _why in self.planning.stale_drafts])
         for rot, why in self.planning.stale_drafts:
             if rot.employee_id not in keys:
                 owner = self.session.get(Employee, rot.employee_id)
@@ -214,6 +244,16 @@ class _PlanWriter:
         unplaced = {u.key: u for u in out.unplaced}
         loads = week_loads(planning.inp, out.assignments)
         by_key = {p.key: p for p in planning.inp.people}
+        self._load(  # the drafts this run changes (moved, re-kinded or withdrawn): not the kept ones
+            [
+                d
+                for k, d in planning.drafts.items()
+                if k not in out.assignments
+                or d.start != week_start(self.horizon, out.assignments[k])
+                or d.kind != planning.kinds[k]
+                or d.end != rotation_end(d.start, self.length_weeks)
+            ]
+        )
         for key in sorted(by_key):
             draft = planning.drafts.get(key)
             if key not in out.assignments:
@@ -231,7 +271,8 @@ class _PlanWriter:
                     key, draft, start_day, _why_moved(planning.inp, by_key[key], old_week, out.assignments[key], loads)
                 )
 
-    def _remove(self, rot: Rotation, why: str, employee_id: str) -> None:
+    def _remove(self, row: RotationRow, why: str, employee_id: str) -> None:
+        rot = self._rotation(row)
         self.removed += 1
         action = "cancelled" if must_cancel(self.session, rot) else "deleted"
         self._change(employee_id, action, rot.start, None, why)
@@ -275,14 +316,16 @@ class _PlanWriter:
         bulk_insert(self.session, Rotation.__table__, self.new_rows)  # type: ignore[attr-defined]
         self.new_rows.clear()
 
-    def _keep(self, key: str, draft: Rotation) -> None:
+    def _keep(self, key: str, row: RotationRow) -> None:
         self.kept += 1
-        kind, end = self.planning.kinds[key], rotation_end(draft.start, self.length_weeks)
-        if not self.dry_run and (draft.kind != kind or draft.end != end):
+        kind, end = self.planning.kinds[key], rotation_end(row.start, self.length_weeks)
+        if not self.dry_run and (row.kind != kind or row.end != end):
+            draft = self._rotation(row)
             draft.kind, draft.end, draft.updated_at = kind, end, self.now
             self.session.add(draft)
 
-    def _move(self, key: str, draft: Rotation, start_day: date, why: str) -> None:
+    def _move(self, key: str, row: RotationRow, start_day: date, why: str) -> None:
+        draft = self._rotation(row)
         self.moved += 1
         reason = f"moved from {draft.start} to {start_day}: {why}"
         self._change(key, "moved", draft.start, start_day, why)

@@ -16,9 +16,11 @@ overrides are in :mod:`frontline.rotations.overrides`, the export in :mod:`front
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any, cast
@@ -134,15 +136,30 @@ def plan_rotations(
 
     support_department(session, policy)  # a typo would plan the support team as rotators
     horizon = monday_on_or_after(start or today or clock.today())
-    planning = load_input(session, policy, horizon, weeks)
-    out = solve(planning.inp)
-    writer = _PlanWriter(session, planning, horizon, policy.length_weeks, dry_run, actor)
-    writer.withdraw_stale()
-    writer.apply(out)
-    writer.insert_new()
-    result = _result(policy, planning, out, writer, horizon, weeks, dry_run)
-    _record_run(session, result, out, dry_run, actor)
+    with _no_cyclic_gc():
+        planning = load_input(session, policy, horizon, weeks)
+        out = solve(planning.inp)
+        writer = _PlanWriter(session, planning, horizon, policy.length_weeks, dry_run, actor)
+        writer.withdraw_stale()
+        writer.apply(out)
+        writer.insert_new()
+        result = _result(policy, planning, out, writer, horizon, weeks, dry_run)
+        _record_run(session, result, out, dry_run, actor)
     return result
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Python's cycle collector paused while planning (reference counting still frees everything else): the
+    run makes a few hundred thousand small objects (rows, people, changes) and no cycles worth collecting,
+    and the collections those allocations trigger re-scan everything alive, ~10 % of a 100k plan's CPU."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -233,10 +233,21 @@ class _InputBuilder:
     fixed: list[RotationRow] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _due_after: dict[date, date] = field(default_factory=dict)
+    _week_on_or_after: dict[date, int] = field(default_factory=dict)
+    _due_monday: dict[date, date] = field(default_factory=dict)
+    horizon_end: date = field(init=False)
+    _new_hire_after: date = field(init=False)  # hired after this day and never rotated: a new hire
 
-    @property
-    def horizon_end(self) -> date:
-        return self.horizon + timedelta(weeks=self.weeks)
+    def __post_init__(self) -> None:
+        self.horizon_end = self.horizon + timedelta(weeks=self.weeks)
+        self._new_hire_after = self.horizon - timedelta(weeks=self.policy.new_hire_within_weeks)
+
+    def _first_week(self, day: date) -> int:
+        """:func:`first_week_on_or_after` the horizon start, asked once per distinct day (hire dates repeat)."""
+        week = self._week_on_or_after.get(day)
+        if week is None:
+            week = self._week_on_or_after[day] = first_week_on_or_after(self.horizon, day)
+        return week
 
     def add(self, e: EmployeeRow, dept: str, rots: _Rotations) -> None:
         """Hold the seats of ``e``'s fixed rotations, then plan ``e`` or say why not."""
@@ -288,19 +299,21 @@ class _InputBuilder:
 
     def _due(self, e: EmployeeRow, history: list[RotationRow]) -> _Due:
         horizon, policy = self.horizon, self.policy
-        last_rot = max([d for d in [e.last_rotation, *(r.start for r in history)] if d is not None], default=None)
-        hire_week = first_week_on_or_after(horizon, e.hire_date)
+        last_rot = e.last_rotation
+        if history:
+            last_rot = max([d for d in [last_rot, *(r.start for r in history)] if d is not None], default=None)
+        hire_week = self._first_week(e.hire_date)
         release = hire_week
         if e.exempt_until is not None and e.exempt_until >= horizon:
             release = max(release, first_week_on_or_after(horizon, e.exempt_until + timedelta(days=1)))
         deadline = None
         if e.left_on is not None:
             deadline = ((e.left_on - horizon).days - 7 * policy.length_weeks) // 7
-        new_hire = last_rot is None and e.hire_date > horizon - timedelta(weeks=policy.new_hire_within_weeks)
+        new_hire = last_rot is None and e.hire_date > self._new_hire_after
         if new_hire:
             return _Due(True, hire_week, release, deadline, horizon + timedelta(weeks=hire_week), hire_week)
         due_date = horizon if last_rot is None else self._cycle_due(last_rot)
-        due_week = max(first_week_on_or_after(horizon, due_date), -52)
+        due_week = max(self._first_week(due_date), -52)
         return _Due(False, hire_week, release, deadline, due_date, due_week)
 
     def _cycle_due(self, last_rotation: date) -> date:
@@ -343,7 +356,11 @@ class _InputBuilder:
         )
         self.employees[e.employee_id] = e
         self.kinds[e.employee_id] = "new_hire" if due.new_hire else "cycle"
-        self.dues[e.employee_id] = monday_on_or_after(due.due_date) if due.due_date >= horizon else monday(due.due_date)
+        due_monday = self._due_monday.get(due.due_date)
+        if due_monday is None:
+            day = due.due_date
+            due_monday = self._due_monday[day] = monday_on_or_after(day) if day >= horizon else monday(day)
+        self.dues[e.employee_id] = due_monday
         if cur is not None:
             self.drafts[e.employee_id] = cur
 

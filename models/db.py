@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event, insert
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
@@ -71,6 +72,49 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def bulk_insert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert ``rows`` (mappings with the same keys, every column without a default among them) into ``table``
+    in the session's transaction, as one DBAPI ``executemany``: no ORM object, no per-row statement, and each
+    distinct value converted by its column type's bind processor once (dates and timestamps repeat across
+    rows), so the stored values are exactly what an ORM insert stores. The session is flushed first. Returns
+    the number of rows inserted; ValueError (nothing written) when a row has other keys or a column is missing."""
+    if not rows:
+        return 0
+    keys = list(rows[0])
+    unknown = [k for k in keys if k not in table.c]
+    if unknown:
+        raise ValueError(f"bulk insert into {table.name}: no column(s) {', '.join(unknown)}")
+    keyset = set(keys)
+    for n, row in enumerate(rows):
+        if row.keys() != keyset:
+            raise ValueError(f"bulk insert into {table.name}: row {n} has keys {sorted(row)}, not {sorted(keys)}")
+    session.flush()
+    conn = session.connection()
+    dialect = conn.dialect
+    compiled = insert(table).compile(dialect=dialect, column_keys=keys, for_executemany=True)  # no RETURNING
+    extra = [b for b in compiled.binds if b not in keyset]
+    if extra:  # a column default the statement would compute per row: the caller must give it
+        raise ValueError(f"bulk insert into {table.name}: give the column(s) {', '.join(sorted(extra))}")
+    values: list[list[Any]] = []
+    for k in keys:
+        column = [row[k] for row in rows]
+        process = table.c[k].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            try:  # each distinct value once
+                converted = {v: (None if v is None else process(v)) for v in set(column)}
+                column = list(map(converted.__getitem__, column))
+            except TypeError:  # unhashable values: one by one
+                column = [None if v is None else process(v) for v in column]
+        values.append(column)
+    if compiled.positional:
+        position = [keys.index(name) for name in compiled.positiontup or []]
+        params: list[Any] = list(zip(*(values[j] for j in position), strict=True))
+    else:
+        params = [dict(zip(keys, vals, strict=True)) for vals in zip(*values, strict=True)]
+    conn.exec_driver_sql(compiled.string, params)
+    return len(rows)
 
 
 def alembic_config(engine: Engine):

@@ -116,7 +116,7 @@ def plan_command(
 
             with session_scope() as session:
                 result = plan(session, policy, start=day, weeks=weeks, dry_run=dry_run, actor="cli")
-                summary = {"summary": result.summary(), "unplaced": result.unplaced}
+                summary = {"summary": result.summary(), "unplaced": result.unplaced, "changes": result.changes}
             _print_summary(summary)
             return
     except PlanningError as exc:

@@ -28,7 +28,7 @@ from frontline.core.policy import Policy
 from frontline.rotations.lifecycle import is_fixed
 from frontline.rotations.solver import LockedRotation, Person, PlanInput, Weights, department_cap
 from frontline.rotations.weeks import blocked_starts_for, first_week_on_or_after, week_of
-from models import Absence, Department, Rotation
+from models import Department
 
 WHY_STALE = {
     "left": "employee left",
@@ -43,11 +43,11 @@ class PlanningInput:
 
     inp: PlanInput
     employees: dict[str, EmployeeRow]  # employee_id -> row (people planned)
-    drafts: dict[str, Rotation]  # employee_id -> movable draft rotation
-    stale_drafts: list[tuple[Rotation, str]]  # drafts of people no longer planned, with why
+    drafts: dict[str, RotationRow]  # employee_id -> movable draft rotation
+    stale_drafts: list[tuple[RotationRow, str]]  # drafts of people no longer planned, with why
     kinds: dict[str, str]  # employee_id -> new_hire | cycle
     due_dates: dict[str, date]  # employee_id -> Monday of the week the rotation is due
-    fixed: list[Rotation]  # rotations that hold seats and never move
+    fixed: list[RotationRow]  # rotations that hold seats and never move
     skipped: dict[str, int]  # why not planned -> how many people
     dept_caps: dict[str, int]  # department name -> at most this many away at once
 
@@ -78,6 +78,42 @@ class EmployeeRow(Protocol):
     def left_on(self) -> date | None: ...
     @property
     def exempt_until(self) -> date | None: ...
+
+
+class RotationRow(Protocol):
+    """What planning reads of a stored rotation: a :class:`models.Rotation` or a row of
+    :data:`ROTATION_COLUMNS` (the service reads rows; it loads the ORM object only of a rotation it changes)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def employee_id(self) -> int: ...
+    @property
+    def start(self) -> date: ...
+    @property
+    def end(self) -> date: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def locked(self) -> bool: ...
+    @property
+    def announced_start(self) -> date | None: ...
+
+
+ROTATION_COLUMNS = ("id", "employee_id", "start", "end", "kind", "status", "locked", "announced_start")
+
+
+class AbsenceRow(Protocol):
+    """What planning reads of an absence: a :class:`models.Absence` or a row of these columns."""
+
+    @property
+    def employee_id(self) -> int: ...
+    @property
+    def start(self) -> date: ...
+    @property
+    def end(self) -> date: ...
 
 
 EMPLOYEE_COLUMNS = (
@@ -137,24 +173,33 @@ def blackout_starts(policy: Policy, horizon: date) -> frozenset[int]:
 class _Rotations:
     """One employee's rotations (oldest first) seen from the horizon."""
 
-    history: list[Rotation]  # started before the horizon
-    running: list[Rotation]  # ... and still running on its first day
-    fixed: list[Rotation]  # start in the horizon or later and never move
-    drafts: list[Rotation]  # movable, start inside the horizon
-    beyond: list[Rotation]  # movable, start after the horizon ends: outside this run's scope
+    history: list[RotationRow]  # started before the horizon
+    running: list[RotationRow]  # ... and still running on its first day
+    fixed: list[RotationRow]  # start in the horizon or later and never move
+    drafts: list[RotationRow]  # movable, start inside the horizon
+    beyond: list[RotationRow]  # movable, start after the horizon ends: outside this run's scope
 
     @classmethod
-    def split(cls, rots: list[Rotation], horizon: date, horizon_end: date) -> _Rotations:
-        history = [r for r in rots if r.start < horizon]
-        future = [r for r in rots if r.start >= horizon]
-        drafts = [r for r in future if not is_fixed(r)]
-        return cls(
-            history=history,
-            running=[r for r in history if r.end >= horizon],
-            fixed=[r for r in future if is_fixed(r)],
-            drafts=[r for r in drafts if r.start < horizon_end],
-            beyond=[r for r in drafts if r.start >= horizon_end],
-        )
+    def split(cls, rots: list[RotationRow], horizon: date, horizon_end: date) -> _Rotations:
+        if not rots:  # most people on a first plan: nothing to split (the lists are never changed)
+            return _NO_ROTATIONS
+        out = cls([], [], [], [], [])
+        for r in rots:  # one pass, in order
+            if r.start < horizon:
+                out.history.append(r)
+                if r.end >= horizon:
+                    out.running.append(r)
+            elif is_fixed(r):
+                out.fixed.append(r)
+            elif r.start < horizon_end:
+                out.drafts.append(r)
+            else:
+                out.beyond.append(r)
+        return out
+
+
+_NO_ROTATIONS = _Rotations([], [], [], [], [])
+_NONE: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -176,21 +221,33 @@ class _InputBuilder:
     policy: Policy
     horizon: date
     weeks: int
-    absences: dict[int | None, list[Absence]]
+    absences: dict[int | None, list[AbsenceRow]]
     preferences: Mapping[int, tuple[frozenset[date], frozenset[date]]] = field(default_factory=dict)
     people: list[Person] = field(default_factory=list)
     locked: list[LockedRotation] = field(default_factory=list)
     employees: dict[str, EmployeeRow] = field(default_factory=dict)
-    drafts: dict[str, Rotation] = field(default_factory=dict)
-    stale: list[tuple[Rotation, str]] = field(default_factory=list)
+    drafts: dict[str, RotationRow] = field(default_factory=dict)
+    stale: list[tuple[RotationRow, str]] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)
     dues: dict[str, date] = field(default_factory=dict)
-    fixed: list[Rotation] = field(default_factory=list)
+    fixed: list[RotationRow] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    _due_after: dict[date, date] = field(default_factory=dict)
+    _week_on_or_after: dict[date, int] = field(default_factory=dict)
+    _due_monday: dict[date, date] = field(default_factory=dict)
+    horizon_end: date = field(init=False)
+    _new_hire_after: date = field(init=False)  # hired after this day and never rotated: a new hire
 
-    @property
-    def horizon_end(self) -> date:
-        return self.horizon + timedelta(weeks=self.weeks)
+    def __post_init__(self) -> None:
+        self.horizon_end = self.horizon + timedelta(weeks=self.weeks)
+        self._new_hire_after = self.horizon - timedelta(weeks=self.policy.new_hire_within_weeks)
+
+    def _first_week(self, day: date) -> int:
+        """:func:`first_week_on_or_after` the horizon start, asked once per distinct day (hire dates repeat)."""
+        week = self._week_on_or_after.get(day)
+        if week is None:
+            week = self._week_on_or_after[day] = first_week_on_or_after(self.horizon, day)
+        return week
 
     def add(self, e: EmployeeRow, dept: str, rots: _Rotations) -> None:
         """Hold the seats of ``e``'s fixed rotations, then plan ``e`` or say why not."""
@@ -217,7 +274,7 @@ class _InputBuilder:
             return
         self._plan(e, dept, rots, due)
 
-    def _skip(self, why_not: str, stale: list[tuple[Rotation, str]]) -> None:
+    def _skip(self, why_not: str, stale: list[tuple[RotationRow, str]]) -> None:
         self.skipped[why_not] += 1
         self.stale.extend(stale)
 
@@ -233,33 +290,42 @@ class _InputBuilder:
         return None
 
     @staticmethod
-    def _stale_reasons(why_not: str, e: EmployeeRow, rots: _Rotations) -> list[tuple[Rotation, str]]:
+    def _stale_reasons(why_not: str, e: EmployeeRow, rots: _Rotations) -> list[tuple[RotationRow, str]]:
         """The drafts of someone not planned, each with the reason it is withdrawn."""
         if why_not == "exempt" and e.exempt_until is not None:
             inside = rots.drafts + [b for b in rots.beyond if b.start <= e.exempt_until]
             return [(r, f"employee exempt until {e.exempt_until}") for r in inside]
         return [(r, WHY_STALE[why_not]) for r in rots.drafts + rots.beyond]
 
-    def _due(self, e: EmployeeRow, history: list[Rotation]) -> _Due:
+    def _due(self, e: EmployeeRow, history: list[RotationRow]) -> _Due:
         horizon, policy = self.horizon, self.policy
-        last_rot = max([d for d in [e.last_rotation, *(r.start for r in history)] if d is not None], default=None)
-        hire_week = first_week_on_or_after(horizon, e.hire_date)
+        last_rot = e.last_rotation
+        if history:
+            last_rot = max([d for d in [last_rot, *(r.start for r in history)] if d is not None], default=None)
+        hire_week = self._first_week(e.hire_date)
         release = hire_week
         if e.exempt_until is not None and e.exempt_until >= horizon:
             release = max(release, first_week_on_or_after(horizon, e.exempt_until + timedelta(days=1)))
         deadline = None
         if e.left_on is not None:
             deadline = ((e.left_on - horizon).days - 7 * policy.length_weeks) // 7
-        new_hire = last_rot is None and e.hire_date > horizon - timedelta(weeks=policy.new_hire_within_weeks)
+        new_hire = last_rot is None and e.hire_date > self._new_hire_after
         if new_hire:
             return _Due(True, hire_week, release, deadline, horizon + timedelta(weeks=hire_week), hire_week)
-        due_date = horizon if last_rot is None else add_months(last_rot, policy.cycle_months)
-        due_week = max(first_week_on_or_after(horizon, due_date), -52)
+        due_date = horizon if last_rot is None else self._cycle_due(last_rot)
+        due_week = max(self._first_week(due_date), -52)
         return _Due(False, hire_week, release, deadline, due_date, due_week)
+
+    def _cycle_due(self, last_rotation: date) -> date:
+        """``cycle_months`` after ``last_rotation`` (asked once per distinct date)."""
+        due = self._due_after.get(last_rotation)
+        if due is None:
+            due = self._due_after[last_rotation] = add_months(last_rotation, self.policy.cycle_months)
+        return due
 
     def _preference_weeks(self, e: EmployeeRow) -> tuple[frozenset[int], frozenset[int]]:
         if e.id is None or e.id not in self.preferences:
-            return frozenset(), frozenset()
+            return _NONE, _NONE
         preferred, unavailable = self.preferences[e.id]
         L = self.policy.length_weeks
         return (
@@ -270,7 +336,7 @@ class _InputBuilder:
     def _plan(self, e: EmployeeRow, dept: str, rots: _Rotations, due: _Due) -> None:
         L, horizon = self.policy.length_weeks, self.horizon
         blocked: set[int] = set()
-        for a in self.absences.get(e.id, []):
+        for a in self.absences.get(e.id, ()):
             blocked.update(blocked_starts_for(horizon, L, a.start, a.end))
         cur = rots.drafts[0] if rots.drafts else None
         preferred, unavailable = self._preference_weeks(e)
@@ -282,7 +348,7 @@ class _InputBuilder:
                 due_week=due.due_week,
                 deadline_week=due.deadline_week,
                 is_new_hire=due.new_hire,
-                blocked_starts=frozenset(b for b in blocked if -L <= b <= self.weeks),
+                blocked_starts=frozenset(b for b in blocked if -L <= b <= self.weeks) if blocked else _NONE,
                 current_start=None if cur is None else week_of(horizon, cur.start),
                 preferred=preferred,
                 unavailable=unavailable,
@@ -290,7 +356,11 @@ class _InputBuilder:
         )
         self.employees[e.employee_id] = e
         self.kinds[e.employee_id] = "new_hire" if due.new_hire else "cycle"
-        self.dues[e.employee_id] = monday_on_or_after(due.due_date) if due.due_date >= horizon else monday(due.due_date)
+        due_monday = self._due_monday.get(due.due_date)
+        if due_monday is None:
+            day = due.due_date
+            due_monday = self._due_monday[day] = monday_on_or_after(day) if day >= horizon else monday(day)
+        self.dues[e.employee_id] = due_monday
         if cur is not None:
             self.drafts[e.employee_id] = cur
 
@@ -306,8 +376,8 @@ def build_input(
     weeks: int,
     departments: Sequence[Department],
     employees: Sequence[EmployeeRow],
-    absence_rows: Sequence[Absence],
-    rotations: Sequence[Rotation],
+    absence_rows: Sequence[AbsenceRow],
+    rotations: Sequence[RotationRow],
     preferences: Mapping[int, tuple[frozenset[date], frozenset[date]]] | None = None,
 ) -> PlanningInput:
     """The planner's input from plain rows (no session needed: the benchmark builds rows in memory).
@@ -317,7 +387,8 @@ def build_input(
     by_emp = _by_employee(r for r in rotations if r.status != "cancelled")
     builder = _InputBuilder(policy, horizon, weeks, _by_employee(absence_rows), preferences or {})
     for e in sorted(employees, key=lambda e: e.employee_id):
-        rots = sorted(by_emp.get(e.id, []), key=lambda r: (r.start, r.id or 0))
+        rots = by_emp.get(e.id)
+        rots = sorted(rots, key=lambda r: (r.start, r.id or 0)) if rots else []
         builder.add(e, dept_names[e.department_id], _Rotations.split(rots, horizon, builder.horizon_end))
     inp = PlanInput(
         horizon_start=horizon,

@@ -8,7 +8,7 @@ invites and pairings can be cancelled too; a draft nobody heard of is simply del
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
@@ -18,7 +18,14 @@ from models import ChangeRequest, MentorPairing, PairingGap, Rotation, utcnow
 FIXED_STATUSES = frozenset({"invited", "done"})
 
 
-def is_fixed(rot: Rotation) -> bool:
+class _Status(Protocol):
+    @property
+    def locked(self) -> bool: ...
+    @property
+    def status(self) -> str: ...
+
+
+def is_fixed(rot: _Status) -> bool:
     """Locked by HR, announced or over: the planner never moves it."""
     return rot.locked or rot.status in FIXED_STATUSES
 

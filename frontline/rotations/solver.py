@@ -973,9 +973,17 @@ def week_loads(
     seat, dept = locked_load(inp, depts)
     pos = {d: i for i, d in enumerate(depts)}
     L, R = inp.length_weeks, _rows(inp)
-    for key, s in assignments.items():
-        seat[max(s, 0) : min(s + L, R)] += 1
-        dept[pos[dept_of[key]], max(s, 0) : min(s + L, R)] += 1
+    if assignments:  # starts counted per (department, week), then spread over each rotation's L weeks
+        d = np.fromiter((pos[dept_of[k]] for k in assignments), dtype=np.int64, count=len(assignments))
+        s = np.fromiter(assignments.values(), dtype=np.int64, count=len(assignments))
+        lo = np.clip(s, 0, R)
+        hi = np.clip(s + L, 0, R)
+        diff = np.zeros((len(depts), R + 1), dtype=np.int64)
+        np.add.at(diff, (d, lo), 1)
+        np.add.at(diff, (d, hi), -1)
+        load = np.cumsum(diff, axis=1)[:, :R]
+        dept += load
+        seat += load.sum(axis=0)
     return seat, {d: dept[pos[d]] for d in depts}
 
 

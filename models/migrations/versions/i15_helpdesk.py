@@ -1,7 +1,7 @@
 """helpdesk events and observation drafts
 
 Revision ID: i15_helpdesk
-Revises: i15_chat
+Revises: i15_rsvp
 Create Date: 2026-12-05 03:24:43.871222
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlmodel
 
 
 revision: str = 'i15_helpdesk'
-down_revision: Union[str, None] = 'i15_chat'
+down_revision: Union[str, None] = 'i15_rsvp'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

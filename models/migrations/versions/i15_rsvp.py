@@ -1,7 +1,7 @@
 """invite replies (RSVP replies read from the organiser mailbox)
 
 Revision ID: i15_rsvp
-Revises: i15_chat
+Revises: i15_scim
 Create Date: 2026-12-05 03:25:15.652013
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlmodel
 
 
 revision: str = 'i15_rsvp'
-down_revision: Union[str, None] = 'i15_chat'
+down_revision: Union[str, None] = 'i15_scim'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -615,3 +615,14 @@ def test_etags_and_body_limit(scim_world, engine):
     assert client.post("/scim/v2/Users", json=big, headers=CT).status_code == 413
     found = client.get("/scim/v2/Users", params={"filter": 'title eq "First" and active eq true'}).json()
     assert [u["id"] for u in found["Resources"]] == [scim_id]
+
+
+def test_unfiltered_list_pages(scim_world):
+    client, _ = scim_world
+    made = [_provision(client, f"E{i:03d}") for i in range(1, 6)]
+    page = client.get("/scim/v2/Users", params={"startIndex": 2, "count": 2}).json()
+    assert (page["totalResults"], page["startIndex"], page["itemsPerPage"]) == (5, 2, 2)
+    assert [u["id"] for u in page["Resources"]] == made[1:3]
+    last = client.get("/scim/v2/Users", params={"startIndex": 5, "count": 10}).json()
+    assert [u["id"] for u in last["Resources"]] == made[4:]
+    assert client.get("/scim/v2/Users", params={"count": 0}).json()["totalResults"] == 5

@@ -626,3 +626,25 @@ def test_unfiltered_list_pages(scim_world):
     last = client.get("/scim/v2/Users", params={"startIndex": 5, "count": 10}).json()
     assert [u["id"] for u in last["Resources"]] == made[4:]
     assert client.get("/scim/v2/Users", params={"count": 0}).json()["totalResults"] == 5
+
+
+def test_token_commands(settings, engine):
+    from typer.testing import CliRunner
+
+    from frontline.cli import app
+    from frontline.people.scim import authenticate
+
+    runner = CliRunner()
+    made = runner.invoke(app, ["scim", "token", "create", "--name", "entra"])
+    assert made.exit_code == 0, made.output
+    secret = made.output.strip().splitlines()[-1]
+    assert secret.startswith("fls_") and authenticate(secret) == "entra"
+    assert runner.invoke(app, ["scim", "token", "create", "--name", "entra"]).exit_code == 1  # name taken
+    listed = runner.invoke(app, ["scim", "token", "list"])
+    assert "entra" in listed.output and secret not in listed.output
+    with session_scope(engine) as session:
+        assert secret not in json.dumps([e.details for e in session.exec(select(AuditEvent)).all()])
+    assert runner.invoke(app, ["scim", "token", "revoke", "--name", "entra"]).exit_code == 0
+    assert authenticate(secret) is None
+    assert runner.invoke(app, ["scim", "token", "revoke", "--name", "entra"]).exit_code == 1
+    assert "no deactivation is held" in runner.invoke(app, ["scim", "leavers"]).output

@@ -252,6 +252,15 @@ def test_mass_deactivation_beyond_the_policy_is_held_for_hr(scim_world, engine, 
     # the provider sees what it asked for; Frontline waits for HR
     assert client.get(f"/scim/v2/Users/{ids[5]}").json()["active"] is False
     assert "held for HR confirmation" in connector(engine).last_success
+    # one more, deleted instead: held as well; provisioned again, the hold goes with the old record
+    extra = _provision(client, "E008")
+    assert client.delete(f"/scim/v2/Users/{extra}").status_code == 204
+    with session_scope(engine) as session:
+        assert [h["employee_id"] for h in held_leavers(session)] == ["E006", "E007", "E008"]
+    _provision(client, "E008")
+    with session_scope(engine) as session:
+        assert [h["employee_id"] for h in held_leavers(session)] == ["E006", "E007"]
+        assert session.exec(select(Employee).where(Employee.employee_id == "E008")).one().active
     from typer.testing import CliRunner
 
     from frontline.cli import app

@@ -404,6 +404,11 @@ def _linked_employee(session: Session, row: ScimResource) -> Employee | None:
     ).first()
     if owner is not None:
         raise UniquenessException(detail=f"employeeNumber {number!r} is already provisioned by user {owner.scim_id}")
+    for old in session.exec(  # a deleted User's held deactivation: this User now speaks for the employee
+        select(ScimResource).where(ScimResource.employee_id == employee.id, col(ScimResource.held_since).is_not(None))
+    ).all():
+        old.held_since = None
+        session.add(old)
     return employee
 
 

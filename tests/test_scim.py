@@ -252,6 +252,15 @@ def test_mass_deactivation_beyond_the_policy_is_held_for_hr(scim_world, engine, 
     # the provider sees what it asked for; Frontline waits for HR
     assert client.get(f"/scim/v2/Users/{ids[5]}").json()["active"] is False
     assert "held for HR confirmation" in connector(engine).last_success
+    # one more, deleted instead: held as well; provisioned again, the hold goes with the old record
+    extra = _provision(client, "E008")
+    assert client.delete(f"/scim/v2/Users/{extra}").status_code == 204
+    with session_scope(engine) as session:
+        assert [h["employee_id"] for h in held_leavers(session)] == ["E006", "E007", "E008"]
+    _provision(client, "E008")
+    with session_scope(engine) as session:
+        assert [h["employee_id"] for h in held_leavers(session)] == ["E006", "E007"]
+        assert session.exec(select(Employee).where(Employee.employee_id == "E008")).one().active
     from typer.testing import CliRunner
 
     from frontline.cli import app
@@ -615,3 +624,36 @@ def test_etags_and_body_limit(scim_world, engine):
     assert client.post("/scim/v2/Users", json=big, headers=CT).status_code == 413
     found = client.get("/scim/v2/Users", params={"filter": 'title eq "First" and active eq true'}).json()
     assert [u["id"] for u in found["Resources"]] == [scim_id]
+
+
+def test_unfiltered_list_pages(scim_world):
+    client, _ = scim_world
+    made = [_provision(client, f"E{i:03d}") for i in range(1, 6)]
+    page = client.get("/scim/v2/Users", params={"startIndex": 2, "count": 2}).json()
+    assert (page["totalResults"], page["startIndex"], page["itemsPerPage"]) == (5, 2, 2)
+    assert [u["id"] for u in page["Resources"]] == made[1:3]
+    last = client.get("/scim/v2/Users", params={"startIndex": 5, "count": 10}).json()
+    assert [u["id"] for u in last["Resources"]] == made[4:]
+    assert client.get("/scim/v2/Users", params={"count": 0}).json()["totalResults"] == 5
+
+
+def test_token_commands(settings, engine):
+    from typer.testing import CliRunner
+
+    from frontline.cli import app
+    from frontline.people.scim import authenticate
+
+    runner = CliRunner()
+    made = runner.invoke(app, ["scim", "token", "create", "--name", "entra"])
+    assert made.exit_code == 0, made.output
+    secret = made.output.strip().splitlines()[-1]
+    assert secret.startswith("fls_") and authenticate(secret) == "entra"
+    assert runner.invoke(app, ["scim", "token", "create", "--name", "entra"]).exit_code == 1  # name taken
+    listed = runner.invoke(app, ["scim", "token", "list"])
+    assert "entra" in listed.output and secret not in listed.output
+    with session_scope(engine) as session:
+        assert secret not in json.dumps([e.details for e in session.exec(select(AuditEvent)).all()])
+    assert runner.invoke(app, ["scim", "token", "revoke", "--name", "entra"]).exit_code == 0
+    assert authenticate(secret) is None
+    assert runner.invoke(app, ["scim", "token", "revoke", "--name", "entra"]).exit_code == 1
+    assert "no deactivation is held" in runner.invoke(app, ["scim", "leavers"]).output

@@ -1,4 +1,4 @@
-"""What each connector (a calendar feed today) last did: its last success and its last error.
+"""What each connector (calendar feeds, SCIM provisioning) last did: its last success and its last error.
 
 A failure is recorded in a transaction of its own (the work that failed wrote nothing), a success in the
 transaction of the work it describes. ``frontline status`` lists every connector and flags one whose last

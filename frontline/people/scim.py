@@ -404,6 +404,11 @@ def _linked_employee(session: Session, row: ScimResource) -> Employee | None:
     ).first()
     if owner is not None:
         raise UniquenessException(detail=f"employeeNumber {number!r} is already provisioned by user {owner.scim_id}")
+    for old in session.exec(  # a deleted User's held deactivation: this User now speaks for the employee
+        select(ScimResource).where(ScimResource.employee_id == employee.id, col(ScimResource.held_since).is_not(None))
+    ).all():
+        old.held_since = None
+        session.add(old)
     return employee
 
 
@@ -629,9 +634,21 @@ class FrontlineStorage(ScimStorage):
         *,
         position: Any = None,
     ) -> SearchPage:
+        """Unfiltered lists of one type are paged by the database (Okta's import walks them 100 at a time);
+        ``userName``/``externalId``/``id eq`` use their columns; other filters read every resource of the type
+        and match it with scim2-models (see the README for the cost)."""
         found: list[Resource[Any]] = []
         scim_filter = search_request.filter
+        start = search_request.start_index_0 or 0
         with session_scope() as session:
+            if scim_filter is None and len(resource_types) == 1:
+                rt = resource_types[0]
+                where = (ScimResource.resource_type == _name(rt), _live())
+                total = session.exec(select(sa.func.count()).select_from(ScimResource).where(*where)).one()
+                page = select(ScimResource).where(*where).order_by(col(ScimResource.id)).offset(start)
+                if search_request.count is not None:
+                    page = page.limit(search_request.count)
+                return SearchPage(int(total), [_resource(rt, r) for r in session.exec(page).all()])
             for rt in resource_types:
                 query = select(ScimResource).where(ScimResource.resource_type == _name(rt), _live())
                 query = _narrow(query, scim_filter)
@@ -641,7 +658,6 @@ class FrontlineStorage(ScimStorage):
                     typed = parametrize(ScimFilter, _model(rt))(str(scim_filter))
                     resources = [r for r in resources if typed.match(r)]
                 found += resources
-        start = search_request.start_index_0 or 0
         stop = None if search_request.count is None else start + search_request.count
         return SearchPage(len(found), found[start:stop])
 

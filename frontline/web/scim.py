@@ -2,23 +2,23 @@
 
 scim2-server's ASGI application serves the protocol over :class:`frontline.people.scim.AsyncFrontlineStorage`
 (the database work lives there). This module adds what is Frontline's: the bearer token (a hashed
-``frontline scim token create`` token; never logged), Entra ID's PATCH dialect, and every refused request
-recorded as the connector's last error (``frontline status``), without the token.
+``frontline scim token create`` token; never logged), 503 when the database is unreachable, 409 when a
+concurrent request took a unique value, and every refused request recorded as the connector's last error
+(``frontline status``), without the token. Entra ID's PATCH dialect (``"op": "Replace"``, ``"value":
+"False"``) is read by scim2-models as it is (``tests/test_scim.py`` sends it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from http import HTTPStatus
-from typing import Any
 
-from scim2_models import UnauthorizedException
+from scim2_models import UnauthorizedException, UniquenessException
 from scim2_server.applications.asgi import ASGIApplication
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 from scim2_server.service import ScimService
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from frontline.people import scim
 
@@ -26,41 +26,8 @@ PREFIX = "/scim"
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def normalise_patch(body: bytes) -> bytes:
-    """Entra ID writes ``"op": "Replace"`` and booleans as strings (``"value": "False"``); RFC 7644 has
-    lower-case operations and JSON booleans. Rewrite those two things and nothing else (a body that is not a
-    JSON PatchOp is passed on untouched, for the service to refuse with its own error)."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return body
-    if not isinstance(data, dict) or not isinstance(data.get("Operations"), list):
-        return body
-    for op in data["Operations"]:
-        if not isinstance(op, dict):
-            continue
-        if isinstance(op.get("op"), str):
-            op["op"] = op["op"].lower()
-        value = op.get("value")
-        if isinstance(value, str) and value.lower() in ("true", "false") and str(op.get("path", "")).endswith("active"):
-            op["value"] = value.lower() == "true"
-        elif (
-            isinstance(value, dict)
-            and isinstance(value.get("active"), str)
-            and value["active"].lower() in ("true", "false")
-        ):
-            value["active"] = value["active"].lower() == "true"
-    return json.dumps(data).encode()
-
-
 class ScimApp(ASGIApplication):
-    """scim2-server's ASGI application with Frontline's token, PATCH dialect and connector status."""
-
-    async def read_request(self, scope: Any, receive: Any) -> ScimRequest:
-        request = await super().read_request(scope, receive)
-        if request.method == "PATCH" and request.body:
-            request.body = normalise_patch(request.body)
-        return request
+    """scim2-server's ASGI application with Frontline's token, database errors and connector status."""
 
     async def dispatch_request(self, request: ScimRequest) -> ScimResponse:
         if self.needs_auth(request):
@@ -76,13 +43,15 @@ class ScimApp(ASGIApplication):
     def handle_exception(self, request: ScimRequest, exception: Exception) -> ScimResponse:
         """The database cannot be reached: 503 with Retry-After (Okta and Entra ID retry), as a SCIM error;
         the transaction was rolled back, so nothing was written."""
-        from sqlalchemy.exc import OperationalError
 
         if isinstance(exception, OperationalError):
             self.log.warning("SCIM %s %s: database unavailable: %s", request.method, request.path, type(exception))
             detail = "Frontline's database is unavailable; nothing was written, retry later"
             body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "503", "detail": detail}
             return ScimResponse(HTTPStatus.SERVICE_UNAVAILABLE, body, {"Retry-After": "60"})
+        if isinstance(exception, IntegrityError):  # two requests took the same userName or e-mail at once
+            detail = "a unique value (userName, e-mail, employee number) was taken by a concurrent request; retry"
+            return self.service.error_response(UniquenessException(detail=detail))
         return super().handle_exception(request, exception)
 
     async def serve(self, request: ScimRequest) -> ScimResponse:

@@ -576,6 +576,21 @@ def test_the_password_can_come_from_a_prefect_secret_block(
     assert written(sqlite_engine) == {"replies": 2, "requests": 1, "rsvp_audit": 2}
 
 
+def test_without_a_mailbox_the_job_and_the_command_do_nothing(sqlite_engine, sqlite_settings, monkeypatch):
+    from typer.testing import CliRunner
+
+    from frontline.cli import app
+
+    monkeypatch.delenv("FRONTLINE_IMAP_URL", raising=False)
+    write_policy_for(sqlite_settings)
+    out = run()
+    assert out["configured"] is False and out["counts"] == {}
+    with Session(sqlite_engine) as s:
+        assert s.exec(select(ConnectorStatus)).all() == []
+    result = CliRunner().invoke(app, ["calendar", "replies"])
+    assert result.exit_code == 0 and "FRONTLINE_IMAP_URL is not set" in result.output, result.output
+
+
 # --- pure parts ------------------------------------------------------------------------------------------------
 
 

@@ -613,10 +613,6 @@ RSVP_ARTIFACT = "rsvp-replies"
 RSVP_CONNECTOR = "rsvp-replies"
 
 
-class MailboxNotConfigured(Exception):
-    """FRONTLINE_IMAP_URL is unset: there is no mailbox to read."""
-
-
 def read_mailbox(as_of: date | None) -> dict[str, Any]:
     """One pass over the organiser mailbox (:func:`frontline.calendar.replies.process_mailbox`). Raises
     :class:`frontline.mail.imap.MailboxError` when the mailbox cannot be used (nothing is written)."""
@@ -630,8 +626,14 @@ def read_mailbox(as_of: date | None) -> dict[str, Any]:
         mailbox = mailbox_from_settings()
     except ValueError as exc:  # a URL that cannot be used: never retried
         raise MailboxError(str(exc), transient=False) from None
-    if mailbox is None:
-        raise MailboxNotConfigured("FRONTLINE_IMAP_URL is not set: no organiser mailbox to read (README: RSVP replies)")
+    if mailbox is None:  # the connector is not in use: nothing to read is not a failure
+        return {
+            "configured": False,
+            "counts": {},
+            "lines": [],
+            "skips": [],
+            "summary": "FRONTLINE_IMAP_URL is not set: no organiser mailbox to read (README: RSVP replies)",
+        }
     run = process_mailbox(mailbox, load_policy(), sender=organizer_from_settings().email, today=as_of or today())
     return {
         "configured": True,
@@ -654,15 +656,15 @@ def read_rsvp_replies(as_of: date | None = None, *, read: Callable[..., dict] = 
     log = run_logger()
     try:
         out = read(as_of)
-    except MailboxNotConfigured as exc:  # nothing to read is not a failure: the connector is simply not in use
-        log.info("%s", exc)
-        return {"configured": False, "counts": {}, "lines": [], "skips": [], "summary": str(exc)}
     except MailboxError as exc:
         with session_scope() as session:
             record_failure(session, RSVP_CONNECTOR, str(exc), utcnow())
         raise JobFailed(
             str(exc), {"configured": True, "counts": {}, "lines": [], "skips": [], "summary": "failed"}
         ) from None
+    if not out["configured"]:
+        log.info("%s", out["summary"])
+        return out
     for line in out["skips"]:
         log.warning("RSVP reply skipped: %s", line)
     with session_scope() as session:

@@ -28,8 +28,6 @@ def _worth_retrying(task: Any, task_run: Any, state: State[Any]) -> bool:
         state.result()
     except MailboxError as exc:
         return exc.transient
-    except jobs.MailboxNotConfigured:
-        return False
     except Exception:  # noqa: BLE001 - anything else unexpected: retry as Prefect would
         return True
     return False

@@ -5,6 +5,7 @@ as Outlook sends it) or inline plus an ``.ics`` attachment (as Google does). Bot
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
@@ -312,6 +313,53 @@ def test_a_decline_once_the_rotation_has_started_is_recorded_without_a_request(e
     assert written(engine) == {"replies": 1, "requests": 0, "rsvp_audit": 1}
 
 
+def test_two_runs_applying_the_same_mail_at_once_open_one_request(engine, mailbox):
+    """A command run beside the scheduled one: both read the same decline before either commits. The unique
+    Message-ID makes the later commit fail whole (its change request included)."""
+    import threading
+
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from frontline.calendar.replies import apply_reply, read_message
+    from frontline.core.policy import load_policy
+
+    ids = seed(engine)
+    send_invites(engine)
+    message = read_message(
+        reply_mail(reply_ics(queued_invite(engine, ids["rotation"]), "DECLINED"), message_id="<d@m>")
+    )
+    pol = load_policy()
+    now = datetime(2031, 10, 28, 10, 0, tzinfo=UTC)
+    outcome: dict[str, str] = {}
+
+    def apply(session: Session) -> None:
+        apply_reply(session, pol, message, sender=ORGANISER, received_at=now, today=AS_OF)
+
+    def second(ready: threading.Event) -> None:
+        with Session(engine) as s2:
+            try:
+                s2.connection()  # its transaction starts before the first run commits
+                ready.set()
+                apply(s2)
+                s2.commit()
+                outcome["second"] = "committed"
+            except (IntegrityError, OperationalError) as exc:
+                s2.rollback()
+                outcome["second"] = type(exc).__name__
+
+    with Session(engine) as s1:
+        apply(s1)
+        ready = threading.Event()
+        thread = threading.Thread(target=second, args=(ready,))
+        thread.start()
+        ready.wait(10)
+        time.sleep(0.5)
+        s1.commit()
+    thread.join(30)
+    assert outcome == {"second": "IntegrityError"}, outcome
+    assert written(engine) == {"replies": 1, "requests": 1, "rsvp_audit": 1}
+
+
 # --- bad input ---------------------------------------------------------------------------------------------
 
 
@@ -526,6 +574,21 @@ def test_the_password_can_come_from_a_prefect_secret_block(
         assert state.is_failed() and "login as 'frontline@example.com' refused" in (state.message or ""), state
         assert server.log().count("auth failed") == 1, "a refused login is not retried"
     assert written(sqlite_engine) == {"replies": 2, "requests": 1, "rsvp_audit": 2}
+
+
+def test_without_a_mailbox_the_job_and_the_command_do_nothing(sqlite_engine, sqlite_settings, monkeypatch):
+    from typer.testing import CliRunner
+
+    from frontline.cli import app
+
+    monkeypatch.delenv("FRONTLINE_IMAP_URL", raising=False)
+    write_policy_for(sqlite_settings)
+    out = run()
+    assert out["configured"] is False and out["counts"] == {}
+    with Session(sqlite_engine) as s:
+        assert s.exec(select(ConnectorStatus)).all() == []
+    result = CliRunner().invoke(app, ["calendar", "replies"])
+    assert result.exit_code == 0 and "FRONTLINE_IMAP_URL is not set" in result.output, result.output
 
 
 # --- pure parts ------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from frontline.core import audit, clock
@@ -401,11 +402,21 @@ class MailboxRun:
         return ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in c.items())
 
 
+def _recorded(message_id: str) -> bool:
+    from models import session_scope
+
+    with session_scope() as session:
+        found = session.exec(select(InviteReply.id).where(col(InviteReply.message_id) == message_id)).first()
+    return found is not None
+
+
 def process_mailbox(mailbox: Mailbox, policy_: Policy, *, sender: str, today: date) -> MailboxRun:
     """Read every unhandled mail of ``mailbox``: each one applied in its own transaction (a Skip or an error
     rolls back everything of that mail), then marked handled on the server. A mail marked handled was
     committed first; a mail committed but not marked (the connection dropped) is recognised by its
-    Message-ID next time and only marked. :class:`frontline.mail.imap.MailboxError` when the server cannot
+    Message-ID next time and only marked. Two runs reading the same mail at once (a command beside the
+    schedule) cannot both apply it: ``invite_reply.message_id`` is unique, so the later commit fails, writes
+    nothing (its change request included) and counts the mail as a duplicate. :class:`frontline.mail.imap.MailboxError` when the server cannot
     be used."""
     from models import session_scope
 
@@ -423,8 +434,15 @@ def process_mailbox(mailbox: Mailbox, policy_: Policy, *, sender: str, today: da
                 message = read_message(raw)
                 received = mail_date(raw) or clock.utcnow()
                 try:
-                    with session_scope() as session:
-                        done = apply_reply(session, policy_, message, sender=sender, received_at=received, today=today)
+                    try:
+                        with session_scope() as session:
+                            done = apply_reply(
+                                session, policy_, message, sender=sender, received_at=received, today=today
+                            )
+                    except IntegrityError:
+                        if not _recorded(message.message_id):
+                            raise
+                        raise Skip("already recorded by a run at the same time", kind="duplicate") from None
                 except Skip as skip:
                     line = f"{message.message_id}: {skip.reason}"
                     setattr(run, skip.kind, getattr(run, skip.kind) + 1)

@@ -80,11 +80,7 @@ def replies_command(
 ) -> None:
     """Read the RSVP replies in the organiser mailbox (a flow run, like the scheduled read-rsvp-replies).
 
-    Accepts and tentatives are recorded on the rotation; a decline opens a change request for HR (once per
-    rotation while one waits). A mail that is not a reply to a current rotation invite of its rotator is
-    skipped with the reason, and nothing is written for it. A mailbox that cannot be used (server down,
-    wrong password, no such folder) changes nothing and the command exits with 1. The password is never
-    printed.
+    Accepts and tentatives are recorded on the rotation; a decline opens a change request for HR (once per rotation while one waits). A mail that is not a reply to a current rotation invite of its rotator is skipped with the reason, and nothing is written for it. A mailbox that cannot be used (server down, wrong password, no such folder) changes nothing and the command exits with 1. The password is never printed.
     """
     from frontline.cli.common import console_error, run_flow
     from frontline.core.clock import parse_day

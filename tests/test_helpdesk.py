@@ -369,7 +369,7 @@ def test_ticket_events_become_drafts_and_counts_once_and_bad_ones_write_nothing(
         ignored = s.exec(select(HelpdeskEvent).where(HelpdeskEvent.outcome == "ignored")).one()
         assert ignored.ticket_id == "48219" and "not an employee" in ignored.reason
         assert s.exec(select(func.count()).select_from(ObservationDraft)).one() == 1
-    assert "1 recorded, 1 ignored" in connector(engine, "helpdesk:zendesk").last_success
+    assert f"{day.isoformat()}: 1 recorded, 1 ignored" in connector(engine, "helpdesk:zendesk").last_success
 
     # Freshdesk (basic auth) and Help Scout (agent id mapped to E100): her other tickets of the day
     fd = restamp(recorded("freshdesk_ticket_updated.json"), an_hour_ago)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -148,11 +148,11 @@ def take(session: Session, policy: Policy, name: str, source: HelpdeskSource, ti
         outcome=event.outcome,
         reason=reason or None,
     )
-    totals = outcome_totals(session, name)
+    totals = outcome_totals(session, name, ticket.day)
     record_success(
         session,
         connector_name(name),
-        f"{detail} ({totals.get('recorded', 0)} recorded, {totals.get('ignored', 0)} ignored in all)",
+        f"{detail} ({ticket.day.isoformat()}: {totals.get('recorded', 0)} recorded, {totals.get('ignored', 0)} ignored)",
         now,
     )
     return answer
@@ -228,7 +228,7 @@ def draft_for(
     return draft
 
 
-def helpdesk_count(session: Session, employee_id: int, day: Any) -> int:
+def helpdesk_count(session: Session, employee_id: int, day: date) -> int:
     """Distinct tickets of ``employee_id``'s recorded events on ``day`` (all sources)."""
     rows = session.exec(
         select(HelpdeskEvent.source, HelpdeskEvent.ticket_id)
@@ -265,8 +265,11 @@ def count_day(session: Session, policy: Policy, name: str, employee: Employee, t
     return n
 
 
-def outcome_totals(session: Session, name: str) -> dict[str, int]:
+def outcome_totals(session: Session, name: str, day: date) -> dict[str, int]:
+    """Events of source ``name`` on ``day`` by outcome (``recorded``, ``ignored``)."""
     rows = session.exec(
-        select(HelpdeskEvent.outcome, func.count()).where(HelpdeskEvent.source == name).group_by(HelpdeskEvent.outcome)
+        select(HelpdeskEvent.outcome, func.count())
+        .where(HelpdeskEvent.source == name, HelpdeskEvent.day == day)
+        .group_by(HelpdeskEvent.outcome)
     ).all()
     return {outcome: int(n) for outcome, n in rows}

@@ -503,3 +503,19 @@ def test_the_same_event_delivered_many_times_at_once_is_taken_once(live, engine)
     state = snapshot(engine)
     assert len(state["events"]) == 1 and len(state["drafts"]) == 1
     assert [c[2:] for c in state["contacts"]] == [(1, "helpdesk")]
+
+    # eight different tickets at once, the first events of a source: they race for the source's status row,
+    # the day's count and the rotator's row; every one is taken
+    fd = restamp(recorded("freshdesk_ticket_updated.json"), datetime.now(UTC) - timedelta(hours=1))
+    tickets = [fd.replace(b'"ticket_id": 7731', f'"ticket_id": {8000 + i}'.encode()) for i in range(8)]
+
+    def deliver_ticket(body: bytes) -> tuple[int, str]:
+        with httpx.Client(base_url=live["base"], timeout=60) as http:
+            r = http.post("/api/helpdesk/freshdesk", content=body, headers=freshdesk_headers())
+            is_json = r.headers.get("content-type", "").startswith("application/json")
+            return r.status_code, r.json().get("result", r.text) if is_json else r.text
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(deliver_ticket, tickets))
+    assert answers == [(200, "recorded")] * 8, answers
+    assert [c[2:] for c in snapshot(engine)["contacts"]] == [(9, "helpdesk")]

@@ -83,14 +83,17 @@ def receive(engine: Engine, policy: Policy, name: str, headers: Mapping[str, str
         with session_scope(engine) as session:
             record_failure(session, connector_name(name), f"HTTP {exc.status}: {exc}", now)
         raise
-    try:
-        with session_scope(engine) as session:
-            return take(session, policy, name, source, ticket, now)
-    except IntegrityError:  # the same event taken by a concurrent request since we looked
-        with session_scope(engine) as session:
-            if _seen(session, name, ticket) is not None:
-                return Answer(200, {"result": "duplicate", "ticket_id": ticket.ticket_id})
-        raise
+    for attempt in range(3):
+        try:
+            with session_scope(engine) as session:
+                return take(session, policy, name, source, ticket, now)
+        except IntegrityError:
+            # A concurrent request committed a row we were inserting since we looked: the same event (then
+            # this one is a duplicate), or the ticket's draft, the day's count or the connector's status row
+            # (then taking the event again finds them and updates them).
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _seen(session: Session, name: str, ticket: Ticket) -> HelpdeskEvent | None:
@@ -243,6 +246,10 @@ def count_day(session: Session, policy: Policy, name: str, employee: Employee, t
     an API integration) recorded that day, or the day is outside what contact counts accept. The count
     written, else None."""
     assert employee.id is not None
+    # One writer of a rotator's count at a time: the row lock (PostgreSQL; SQLite has one writer anyway) makes
+    # a concurrent event of theirs wait until ours commits, and its count then includes ours. FOR NO KEY UPDATE
+    # (key_share): it must not conflict with the key-share locks the foreign keys of our inserts took.
+    session.exec(select(Employee.id).where(Employee.id == employee.id).with_for_update(key_share=True)).first()
     existing = session.exec(
         select(ContactCount).where(ContactCount.employee_id == employee.id, ContactCount.day == ticket.day)
     ).first()

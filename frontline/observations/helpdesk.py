@@ -80,8 +80,14 @@ def receive(engine: Engine, policy: Policy, name: str, headers: Mapping[str, str
             return Answer(202, {"result": "ignored", "reason": why})
         ticket = read_ticket(source.mapping(), headers, body, source.kind in HTML_BODIES)
     except HelpdeskRefused as exc:
-        with session_scope(engine) as session:
-            record_failure(session, connector_name(name), f"HTTP {exc.status}: {exc}", now)
+        for attempt in range(2):  # two first refusals at once both create the status row: the second updates it
+            try:
+                with session_scope(engine) as session:
+                    record_failure(session, connector_name(name), f"HTTP {exc.status}: {exc}", now)
+                break
+            except IntegrityError:
+                if attempt == 1:
+                    raise
         raise
     for attempt in range(3):
         try:

@@ -276,7 +276,9 @@ def live(settings, engine, tmp_path) -> Iterator[dict]:
             yield {**ids, "http": http, "base": base}
     finally:
         proc.terminate()
-        proc.wait(10)
+        log = proc.communicate(timeout=10)[0].decode(errors="replace")
+    for secret in (ZD_SECRET, FD_SECRET, HS_SECRET, "jane.doe@gmail.com"):
+        assert secret not in log, "the server's log holds a secret or a customer's address"
 
 
 def snapshot(engine) -> dict[str, object]:

@@ -404,6 +404,7 @@ class HelpdeskEvent(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "ticket_id", "event_key", name="uq_helpdeskevent_key"),
         Index("ix_helpdeskevent_employee_day", "employee_id", "day"),
+        Index("ix_helpdeskevent_source_day", "source", "day"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -276,7 +276,9 @@ def live(settings, engine, tmp_path) -> Iterator[dict]:
             yield {**ids, "http": http, "base": base}
     finally:
         proc.terminate()
-        proc.wait(10)
+        log = proc.communicate(timeout=10)[0].decode(errors="replace")
+    for secret in (ZD_SECRET, FD_SECRET, HS_SECRET, "jane.doe@gmail.com"):
+        assert secret not in log, "the server's log holds a secret or a customer's address"
 
 
 def snapshot(engine) -> dict[str, object]:
@@ -369,7 +371,7 @@ def test_ticket_events_become_drafts_and_counts_once_and_bad_ones_write_nothing(
         ignored = s.exec(select(HelpdeskEvent).where(HelpdeskEvent.outcome == "ignored")).one()
         assert ignored.ticket_id == "48219" and "not an employee" in ignored.reason
         assert s.exec(select(func.count()).select_from(ObservationDraft)).one() == 1
-    assert "1 recorded, 1 ignored" in connector(engine, "helpdesk:zendesk").last_success
+    assert f"{day.isoformat()}: 1 recorded, 1 ignored" in connector(engine, "helpdesk:zendesk").last_success
 
     # Freshdesk (basic auth) and Help Scout (agent id mapped to E100): her other tickets of the day
     fd = restamp(recorded("freshdesk_ticket_updated.json"), an_hour_ago)
@@ -503,3 +505,19 @@ def test_the_same_event_delivered_many_times_at_once_is_taken_once(live, engine)
     state = snapshot(engine)
     assert len(state["events"]) == 1 and len(state["drafts"]) == 1
     assert [c[2:] for c in state["contacts"]] == [(1, "helpdesk")]
+
+    # eight different tickets at once, the first events of a source: they race for the source's status row,
+    # the day's count and the rotator's row; every one is taken
+    fd = restamp(recorded("freshdesk_ticket_updated.json"), datetime.now(UTC) - timedelta(hours=1))
+    tickets = [fd.replace(b'"ticket_id": 7731', f'"ticket_id": {8000 + i}'.encode()) for i in range(8)]
+
+    def deliver_ticket(body: bytes) -> tuple[int, str]:
+        with httpx.Client(base_url=live["base"], timeout=60) as http:
+            r = http.post("/api/helpdesk/freshdesk", content=body, headers=freshdesk_headers())
+            is_json = r.headers.get("content-type", "").startswith("application/json")
+            return r.status_code, r.json().get("result", r.text) if is_json else r.text
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(deliver_ticket, tickets))
+    assert answers == [(200, "recorded")] * 8, answers
+    assert [c[2:] for c in snapshot(engine)["contacts"]] == [(9, "helpdesk")]

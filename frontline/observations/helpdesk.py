@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -80,17 +80,26 @@ def receive(engine: Engine, policy: Policy, name: str, headers: Mapping[str, str
             return Answer(202, {"result": "ignored", "reason": why})
         ticket = read_ticket(source.mapping(), headers, body, source.kind in HTML_BODIES)
     except HelpdeskRefused as exc:
-        with session_scope(engine) as session:
-            record_failure(session, connector_name(name), f"HTTP {exc.status}: {exc}", now)
+        for attempt in range(2):  # two first refusals at once both create the status row: the second updates it
+            try:
+                with session_scope(engine) as session:
+                    record_failure(session, connector_name(name), f"HTTP {exc.status}: {exc}", now)
+                break
+            except IntegrityError:
+                if attempt == 1:
+                    raise
         raise
-    try:
-        with session_scope(engine) as session:
-            return take(session, policy, name, source, ticket, now)
-    except IntegrityError:  # the same event taken by a concurrent request since we looked
-        with session_scope(engine) as session:
-            if _seen(session, name, ticket) is not None:
-                return Answer(200, {"result": "duplicate", "ticket_id": ticket.ticket_id})
-        raise
+    for attempt in range(3):
+        try:
+            with session_scope(engine) as session:
+                return take(session, policy, name, source, ticket, now)
+        except IntegrityError:
+            # A concurrent request committed a row we were inserting since we looked: the same event (then
+            # this one is a duplicate), or the ticket's draft, the day's count or the connector's status row
+            # (then taking the event again finds them and updates them).
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _seen(session: Session, name: str, ticket: Ticket) -> HelpdeskEvent | None:
@@ -148,11 +157,11 @@ def take(session: Session, policy: Policy, name: str, source: HelpdeskSource, ti
         outcome=event.outcome,
         reason=reason or None,
     )
-    totals = outcome_totals(session, name)
+    totals = outcome_totals(session, name, ticket.day)
     record_success(
         session,
         connector_name(name),
-        f"{detail} ({totals.get('recorded', 0)} recorded, {totals.get('ignored', 0)} ignored in all)",
+        f"{detail} ({ticket.day.isoformat()}: {totals.get('recorded', 0)} recorded, {totals.get('ignored', 0)} ignored)",
         now,
     )
     return answer
@@ -228,7 +237,7 @@ def draft_for(
     return draft
 
 
-def helpdesk_count(session: Session, employee_id: int, day: Any) -> int:
+def helpdesk_count(session: Session, employee_id: int, day: date) -> int:
     """Distinct tickets of ``employee_id``'s recorded events on ``day`` (all sources)."""
     rows = session.exec(
         select(HelpdeskEvent.source, HelpdeskEvent.ticket_id)
@@ -243,6 +252,10 @@ def count_day(session: Session, policy: Policy, name: str, employee: Employee, t
     an API integration) recorded that day, or the day is outside what contact counts accept. The count
     written, else None."""
     assert employee.id is not None
+    # One writer of a rotator's count at a time: the row lock (PostgreSQL; SQLite has one writer anyway) makes
+    # a concurrent event of theirs wait until ours commits, and its count then includes ours. FOR NO KEY UPDATE
+    # (key_share): it must not conflict with the key-share locks the foreign keys of our inserts took.
+    session.exec(select(Employee.id).where(Employee.id == employee.id).with_for_update(key_share=True)).first()
     existing = session.exec(
         select(ContactCount).where(ContactCount.employee_id == employee.id, ContactCount.day == ticket.day)
     ).first()
@@ -265,8 +278,11 @@ def count_day(session: Session, policy: Policy, name: str, employee: Employee, t
     return n
 
 
-def outcome_totals(session: Session, name: str) -> dict[str, int]:
+def outcome_totals(session: Session, name: str, day: date) -> dict[str, int]:
+    """Events of source ``name`` on ``day`` by outcome (``recorded``, ``ignored``)."""
     rows = session.exec(
-        select(HelpdeskEvent.outcome, func.count()).where(HelpdeskEvent.source == name).group_by(HelpdeskEvent.outcome)
+        select(HelpdeskEvent.outcome, func.count())
+        .where(HelpdeskEvent.source == name, HelpdeskEvent.day == day)
+        .group_by(HelpdeskEvent.outcome)
     ).all()
     return {outcome: int(n) for outcome, n in rows}

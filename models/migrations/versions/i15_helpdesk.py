@@ -35,6 +35,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('helpdeskevent', schema=None) as batch_op:
         batch_op.create_index('ix_helpdeskevent_employee_day', ['employee_id', 'day'], unique=False)
+        batch_op.create_index('ix_helpdeskevent_source_day', ['source', 'day'], unique=False)
 
     op.create_table('observationdraft',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -67,6 +68,7 @@ def downgrade() -> None:
 
     op.drop_table('observationdraft')
     with op.batch_alter_table('helpdeskevent', schema=None) as batch_op:
+        batch_op.drop_index('ix_helpdeskevent_source_day')
         batch_op.drop_index('ix_helpdeskevent_employee_day')
 
     op.drop_table('helpdeskevent')

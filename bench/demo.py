@@ -5,7 +5,8 @@
 
 Runs ``frontline demo --employees N --seed S`` in a fresh process per checkout (``--tree``, repeatable; the
 first is the baseline), each in its own temporary folder, one after the other, and prints per step the
-seconds each took, the whole run's wall and CPU seconds and the process's peak resident memory, then
+seconds each took (wall and CPU), the CPU milliseconds per email of the invite and delivery steps, the
+process's peak resident memory after each step, the whole run's wall and CPU seconds, then
 whether the summary lines (the figures each step prints; timings, the schema revision and the random
 calendar-feed token removed) are the same in every run.
 Figures, not pass/fail; the load average is printed first.
@@ -37,12 +38,18 @@ from frontline.cli import main
 def peak_kib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
 def measured(name, step):
     def run(ctx):
+        started = cpu()
         try:
             return step(ctx)
         finally:
             print('step-peak-kib', peak_kib(), name, file=sys.stderr)
+            print('step-cpu', round(cpu() - started, 2), name, file=sys.stderr)
     return run
 
 runner.STEPS[:] = [(name, measured(name, step)) for name, step in runner.STEPS]
@@ -81,12 +88,21 @@ def run(tree: Path, employees: int, seed: int) -> dict:
         if m:
             steps[m.group(3)] = float(m.group(5))
             line = re.sub(r"/calendar/[\w-]+\.ics", "/calendar/<random token>.ics", m.group(4))
-            line = re.sub(r"schema revision \S+", "schema revision <head>", line)
+            line = re.sub(r"schema revision [^;\s]+", "schema revision <head>", line)
             summary.append(f"{m.group(3)}: {line}")
     step_peak = {name: int(kib) / 1024 for kib, name in re.findall(r"^step-peak-kib (\d+) (.+)$", proc.stderr, re.M)}
+    step_cpu = {name: float(sec) for sec, name in re.findall(r"^step-cpu ([\d.]+) (.+)$", proc.stderr, re.M)}
+    per_message = {}  # CPU ms per email of the mail steps (the counts from their summary lines)
+    for name, pattern in (("send invites", r"(\d+) emails queued"), ("deliver mail", r"(\d+) emails delivered")):
+        line = next((line for line in summary if line.startswith(name + ":")), "")
+        found = re.search(pattern, line)
+        if found and int(found.group(1)) and name in step_cpu:
+            per_message[name] = 1000 * step_cpu[name] / int(found.group(1))
     return {
         "steps": steps,
         "step_peak_mb": step_peak,
+        "step_cpu": step_cpu,
+        "per_message_ms": per_message,
         "summary": summary,
         "wall": wall,
         "cpu": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
@@ -110,6 +126,14 @@ def main() -> None:
     print(f"{'step':<{width}} " + " ".join(f"{str(t)[-24:]:>24}" for t in trees))
     for name in names:
         print(f"{name:<{width}} " + " ".join(f"{r['steps'].get(name, float('nan')):>22.1f} s" for r in results))
+    print(f"{'CPU seconds per step':<{width}}")
+    for name in names:
+        print(f"{name:<{width}} " + " ".join(f"{r['step_cpu'].get(name, float('nan')):>22.1f} s" for r in results))
+    print(f"{'CPU ms per email':<{width}}")
+    for name in ("send invites", "deliver mail"):
+        print(
+            f"{name:<{width}} " + " ".join(f"{r['per_message_ms'].get(name, float('nan')):>21.2f} ms" for r in results)
+        )
     print(f"{'peak memory after step':<{width}}")
     for name in names:
         print(f"{name:<{width}} " + " ".join(f"{r['step_peak_mb'].get(name, float('nan')):>21.0f} MB" for r in results))

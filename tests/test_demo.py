@@ -84,3 +84,62 @@ def test_demo_runs_every_step_and_starts_fresh_each_time(prefect_harness, monkey
         assert not (directory / "outbox" / "stale.eml").exists()
     finally:
         get_settings.cache_clear()
+
+
+# What every step of the demo reports for 80 employees, seed 5, today 2031-10-22 (recorded before issue
+# 14's demo work; the schema revision, the digest week, which follows the machine's clock, and the random
+# feed token left out). A change to the planner or the pairing solver that changes these figures on
+# purpose re-records them; anything else must leave them as they are.
+SUMMARY_80_SEED_5 = [
+    "generate company: 80 employees in 8 departments across 21 time zones, 5 mentors in Support, 3 new hires "
+    "coming this year, 26 absences (seed 5)",
+    "create database: fresh database at schema revision <head>; policy: 4-week rotations, 8 seats per week, "
+    "mentors from Support",
+    "import roster: departments 8 new / 0 updated; employees 80 new / 0 updated / 0 unchanged / 0 left; 20 new "
+    "hire(s); absences 26 (+26 / -0)",
+    "plan rotations: 70 rotations planned from 2031-10-27 (7 new hires, 28 late, 1 unplaced); objective 1830596, "
+    "optimality gap 0.000 %",
+    "pair mentors: 65 rotations paired with a mentor (0 kept, 0 re-paired, 3 unmatched); optimality gap 0.000 %",
+    "collect observations: 22 observations from 22 rotators (6 PII items redacted); 4 urgent mailed to their "
+    "heads at once, 1 acknowledged; 25 h later 3 unacknowledged escalated to the digest recipients",
+    "send digests: 6 department digests queued for <week> (2 with nothing to report); 6 previews written",
+    "send invites: 16 rotations in the next 8 weeks: 16 invites, 0 updates, 0 cancellations, 30 check-in "
+    "invites, 16 manager notices; 62 emails queued",
+    "send reminders: today: 6 reminders, 0 welcomes, 0 observation nudges queued; by the Thursday of the first "
+    "rotation week (2031-10-30): 8 reminders, 6 welcomes, 6 nudges",
+    "deliver mail: 102 emails delivered to the outbox folder in 1 batch(es), 0 failed",
+    "web console: HR admin hr@example.com; team calendar feed http://127.0.0.1:8000/calendar/<token>.ics; with "
+    "the exports below, run `frontline serve` and sign in with `frontline console link hr@example.com`",
+]
+
+
+def test_the_demo_reports_the_same_figures_for_the_same_seed(monkeypatch, tmp_path):
+    """Issue 14's speed-ups (bulk mail, the mail policy, the outbox folder's batches) change no figure
+    any step reports, and every queued email is in the outbox folder once."""
+    from frontline.core.settings import get_settings
+    from frontline.mail.transport import eml_name
+    from models import OutboundMessage, get_engine
+
+    for var in ("FRONTLINE_DATABASE_URL", "FRONTLINE_OUTBOX_DIR", "FRONTLINE_POLICY_PATH"):
+        monkeypatch.setenv(var, "restored-after-the-test")
+    monkeypatch.setenv("FRONTLINE_SECRET_KEY", "test-secret-key-not-for-production")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("FRONTLINE_JOB_RUNNER", raising=False)
+    lines: list[str] = []
+    try:
+        ctx = run_demo(tmp_path / "demo", n_employees=80, seed=5, echo=lines.append, today=DEMO_TODAY)
+        summary = []
+        for line in lines:
+            m = re.match(r"^\[\d+/\d+\] ([^:]+): (.*) \(\d+(?:\.\d+)? s\)$", line)
+            if m:
+                text = re.sub(r"schema revision [^;\s]+", "schema revision <head>", m.group(2))
+                text = re.sub(r"queued for \d{4}-W\d{2}", "queued for <week>", text)
+                summary.append(f"{m.group(1)}: " + re.sub(r"/calendar/[\w-]+\.ics", "/calendar/<token>.ics", text))
+        assert summary == SUMMARY_80_SEED_5
+        with Session(get_engine()) as s:
+            rows = s.exec(select(OutboundMessage)).scalars().all()
+        assert {r.state for r in rows} == {"sent"}
+        files = sorted(p.name for p in ctx.outbox_dir.iterdir())
+        assert files == sorted(eml_name(r.message_id) for r in rows)
+    finally:
+        get_settings.cache_clear()

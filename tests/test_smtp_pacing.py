@@ -12,8 +12,8 @@ from mailserver import SMTPServer
 from sqlmodel import Session, select
 
 from frontline.mail import compose, enqueue
-from frontline.mail.delivery import deliver_pending
-from frontline.mail.transport import Pacer, SMTPTransport, is_throttle
+from frontline.mail.delivery import MAX_THROTTLED_IN_A_ROW, deliver_pending
+from frontline.mail.transport import Pacer, SMTPTransport, TransportUnavailable, is_throttle
 from models import OutboundMessage, utcnow
 
 
@@ -100,6 +100,22 @@ def test_throttling_server_slows_down_and_every_message_arrives_once(engine, set
     assert elapsed < 90 / 5, f"{elapsed:.1f} s: slowed far below the 15 msg/s the server accepts"
     if reply.startswith("421"):
         assert transport.connections > 1  # reconnected after each 421
+
+
+def test_a_server_that_keeps_throttling_gets_the_batch_back_untouched(engine, settings, smtp, monkeypatch):
+    """Twelve throttling replies in a row: the server is treated as unavailable. The batch is released
+    (pending, due now, no attempt counted) and ``TransportUnavailable`` tells deliver-mail to retry the
+    batch later, instead of pausing forever or failing messages."""
+    monkeypatch.setattr(Pacer, "PAUSE", 0.001)  # the pauses double from here: 12 in a row take ~4 s
+    monkeypatch.setattr(Pacer, "MIN_RATE", 1000.0)  # and the halved rate does not space sends further
+    smtp.handler.limit(0, "451 4.7.1 rate limited")
+    queue(engine, 3)
+    transport = SMTPTransport(smtp.url)
+    with pytest.raises(TransportUnavailable, match="keeps throttling: 451 4.7.1"):
+        deliver_pending(engine, transport)
+    transport.close()
+    assert smtp.handler.throttled == MAX_THROTTLED_IN_A_ROW and smtp.handler.messages == []
+    assert all(r.state == "pending" and r.attempts == 0 and r.lease_token is None for r in rows(engine))
 
 
 def test_permanent_refusal_still_fails_the_message_even_when_it_mentions_a_rate(engine, settings, smtp):

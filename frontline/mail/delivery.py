@@ -60,7 +60,7 @@ LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 8
 BACKOFF_SECONDS = 60.0
 BACKOFF_CAP_SECONDS = 6 * 3600.0
-MAX_THROTTLED_IN_A_ROW = 12  # then the server is treated as unavailable (about 2.5 min of pauses, see Pacer)
+MAX_THROTTLED_IN_A_ROW = 12  # then the server is treated as unavailable (2-3 minutes of pauses, see Pacer)
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import re
 import smtplib
 import socket
 import sys
 import tempfile
 import time
 from collections import Counter, deque
-from email import message_from_bytes, policy
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiosmtpd.controller import Controller
 
 from frontline.mail.transport import _CRLF, PartialDelivery, SendError, SMTPTransport, _decode
+
+MESSAGE_ID = re.compile(rb"(?im)^Message-ID:\s*(<[^>\r\n]+>)")
 
 
 class CountingHandler:
@@ -69,8 +71,8 @@ class CountingHandler:
             self.window.append(now)
         self.count += 1
         self.times.append(now)
-        msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
-        self.ids[str(msg.get("Message-ID", "")).strip()] += 1
+        found = MESSAGE_ID.search(envelope.original_content or envelope.content)  # cheaper than parsing it all
+        self.ids[found.group(1).decode() if found else ""] += 1
         return "250 OK"
 
 

@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import re
 import smtplib
 import socket
 import sys
 import tempfile
 import time
 from collections import Counter, deque
-from email import message_from_bytes, policy
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiosmtpd.controller import Controller
 
 from frontline.mail.transport import _CRLF, PartialDelivery, SendError, SMTPTransport, _decode
+
+MESSAGE_ID = re.compile(rb"(?im)^Message-ID:\s*(<[^>\r\n]+>)")
 
 
 class CountingHandler:
@@ -69,8 +71,8 @@ class CountingHandler:
             self.window.append(now)
         self.count += 1
         self.times.append(now)
-        msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
-        self.ids[str(msg.get("Message-ID", "")).strip()] += 1
+        found = MESSAGE_ID.search(envelope.original_content or envelope.content)  # cheaper than parsing it all
+        self.ids[found.group(1).decode() if found else ""] += 1
         return "250 OK"
 
 
@@ -255,17 +257,16 @@ def main() -> None:
         os.environ["FRONTLINE_SMTP_URL"] = server.url  # defaults: nothing else set
         get_settings.cache_clear()
         assert get_settings().smtp_rate_per_second is None
-        rounds, took = 3, {"new": 0.0, "fast": 0.0}
+        rounds, took = 4, {"new": 0.0, "fast": 0.0}
         per_round = max(1, n // rounds)
-        for r in range(rounds):  # alternate, so that load from other processes hits both alike
-            seconds, result = outbox_run(engine, f"new{r}", per_round)
-            assert result.sent == per_round, result
-            took["new"] += seconds
-            old = OldPathTransport(server.url, rate=0)
-            seconds, result = outbox_run(engine, f"fast{r}", per_round, old)
-            old.close()
-            assert result.sent == per_round, result
-            took["fast"] += seconds
+        for r in range(rounds):  # alternate, and swap who goes first, so that load hits both alike
+            for which in ("new", "fast") if r % 2 == 0 else ("fast", "new"):
+                old = OldPathTransport(server.url, rate=0) if which == "fast" else None
+                seconds, result = outbox_run(engine, f"{which}{r}", per_round, old)
+                if old is not None:
+                    old.close()
+                assert result.sent == per_round, result
+                took[which] += seconds
         old = OldPathTransport(server.url, rate=10.0)
         old_s, old_result = outbox_run(engine, "old10", args.old_messages, old)
         old.close()
@@ -274,7 +275,7 @@ def main() -> None:
     done = rounds * per_round
     old_rate, new_rate = old_result.sent / old_s, done / took["new"]
     twice = sum(c - 1 for c in counted.ids.values() if c > 1)
-    print(f"\n2. outbox path (claim + send + mark sent, SQLite), {done} messages each, 3 alternating rounds")
+    print(f"\n2. outbox path (claim + send + mark sent, SQLite), {done} messages each, 4 alternating rounds")
     print(f"   old path, old default 10 msg/s (baseline):  {old_rate:8.1f} msg/s  ({args.old_messages} messages)")
     print(f"   old path, unpaced (old settings refused):   {done / took['fast']:8.1f} msg/s")
     print(f"   now, default settings:                      {new_rate:8.1f} msg/s  ({new_rate / old_rate:.0f}x)")

@@ -12,8 +12,8 @@ from mailserver import SMTPServer
 from sqlmodel import Session, select
 
 from frontline.mail import compose, enqueue
-from frontline.mail.delivery import deliver_pending
-from frontline.mail.transport import Pacer, SMTPTransport, is_throttle
+from frontline.mail.delivery import MAX_THROTTLED_IN_A_ROW, deliver_pending
+from frontline.mail.transport import Pacer, SMTPTransport, TransportUnavailable, is_throttle
 from models import OutboundMessage, utcnow
 
 
@@ -100,6 +100,29 @@ def test_throttling_server_slows_down_and_every_message_arrives_once(engine, set
     assert elapsed < 90 / 5, f"{elapsed:.1f} s: slowed far below the 15 msg/s the server accepts"
     if reply.startswith("421"):
         assert transport.connections > 1  # reconnected after each 421
+
+
+def test_a_server_that_keeps_throttling_gets_the_batch_back(engine, settings, smtp, monkeypatch):
+    """Twelve throttling replies in a row for one message: that message gets a counted attempt with its
+    backoff (so a reply that only looks like throttling cannot hold the queue forever: it fails after
+    max_attempts like any 4xx), the rest of the batch is released untouched (pending, due now, no
+    attempt counted), and ``TransportUnavailable`` tells deliver-mail to retry the batch later."""
+    monkeypatch.setattr(Pacer, "PAUSE", 0.001)  # the pauses double from here: 12 in a row take ~4 s
+    monkeypatch.setattr(Pacer, "MIN_RATE", 1000.0)  # and the halved rate does not space sends further
+    smtp.handler.limit(0, "451 4.7.1 rate limited")
+    ids = queue(engine, 3)
+    transport = SMTPTransport(smtp.url)
+    started = utcnow()
+    with pytest.raises(TransportUnavailable, match="keeps throttling: 451 4.7.1"):
+        deliver_pending(engine, transport, backoff_seconds=60)
+    transport.close()
+    assert smtp.handler.throttled == MAX_THROTTLED_IN_A_ROW and smtp.handler.messages == []
+    state = {r.message_id: r for r in rows(engine)}
+    first = state[ids[0]]
+    assert first.state == "pending" and first.attempts == 1 and first.last_error.startswith("451 4.7.1")
+    assert first.next_attempt_at >= started + timedelta(seconds=59)
+    assert all(state[m].state == "pending" and state[m].attempts == 0 for m in ids[1:])
+    assert all(r.lease_token is None for r in state.values())
 
 
 def test_permanent_refusal_still_fails_the_message_even_when_it_mentions_a_rate(engine, settings, smtp):

@@ -24,7 +24,10 @@ States: ``pending`` → ``sending`` → ``sent`` | back to ``pending`` (retry la
 * **Throttling** (the server answers 421/451 with 4.7.x, "rate limited", ...: :class:`Throttled`): not an
   outcome. The transport's pacer slows down and pauses; the same message is sent again (fenced again
   by :func:`_hold`), its attempt not counted again. After :data:`MAX_THROTTLED_IN_A_ROW` throttling
-  replies in a row the rest of the batch is released like an unavailable transport.
+  replies in a row that message is recorded as a refused attempt (its backoff; failed after
+  ``max_attempts``: a reply that only looks like throttling, e.g. a 4.7.1 policy refusal of one
+  recipient, cannot hold the queue forever) and the rest of the batch is released like an unavailable
+  transport.
 * **Outcome**: ``sent`` (with ``sent_at``); a refused or interrupted send goes back to ``pending`` with
   ``next_attempt_at`` = now + ``backoff_seconds * 2**(attempts-1)`` (capped), and after ``max_attempts``
   attempts to ``failed`` with the SMTP error in ``last_error``.
@@ -63,7 +66,7 @@ LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 8
 BACKOFF_SECONDS = 60.0
 BACKOFF_CAP_SECONDS = 6 * 3600.0
-MAX_THROTTLED_IN_A_ROW = 12  # then the server is treated as unavailable (about 2.5 min of pauses, see Pacer)
+MAX_THROTTLED_IN_A_ROW = 12  # then the server is treated as unavailable (2-3 minutes of pauses, see Pacer)
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,12 @@ msg_id, msg_state, msg_due, msg_attempts, msg_token, msg_kind = (
 )
 
 
+# The per-message UPDATEs (claim, hold, finish) need not find and refresh the rows' objects in the
+# session (the ORM's default, which cost about as much as the UPDATE itself): nothing reads such an
+# object after the update, and every commit expires them anyway.
+_PLAIN = update(OutboundMessage).execution_options(synchronize_session=False)
+
+
 def _due_filter(now: datetime) -> ColumnElement[bool]:
     return and_(msg_due <= now, or_(msg_state == "pending", msg_state == "sending"))
 
@@ -172,9 +181,9 @@ def claim_batch(
         for row_id, seen_state in candidates:
             assert row_id is not None  # a primary key
             result = session.execute(
-                update(OutboundMessage)
-                .where(msg_id == row_id, msg_state == seen_state, msg_due <= now)
-                .values(state="sending", next_attempt_at=now + lease, attempts=msg_attempts + 1, lease_token=token)
+                _PLAIN.where(msg_id == row_id, msg_state == seen_state, msg_due <= now).values(
+                    state="sending", next_attempt_at=now + lease, attempts=msg_attempts + 1, lease_token=token
+                )
             )
             if _rowcount(result) == 1:
                 claimed.append(row_id)
@@ -243,9 +252,9 @@ def _hold(session: Session, claim: Claim, row_id: int, now: datetime) -> bool:
     """Fencing, right before a send: still this sender's row? Compare-and-set on the lease token, which
     also renews the lease. False when another sender took the row over (its lease ran out meanwhile)."""
     result = session.execute(
-        update(OutboundMessage)
-        .where(msg_id == row_id, msg_state == "sending", msg_token == claim.token)
-        .values(next_attempt_at=now + claim.lease)
+        _PLAIN.where(msg_id == row_id, msg_state == "sending", msg_token == claim.token).values(
+            next_attempt_at=now + claim.lease
+        )
     )
     session.commit()
     return _rowcount(result) == 1
@@ -254,9 +263,9 @@ def _hold(session: Session, claim: Claim, row_id: int, now: datetime) -> bool:
 def _finish(session: Session, claim: Claim, row_id: int, **values: Any) -> bool:
     """Record one outcome and commit at once, only on a row this sender still holds; False otherwise."""
     result = session.execute(
-        update(OutboundMessage)
-        .where(msg_id == row_id, msg_state == "sending", msg_token == claim.token)
-        .values(lease_token=None, **values)
+        _PLAIN.where(msg_id == row_id, msg_state == "sending", msg_token == claim.token).values(
+            lease_token=None, **values
+        )
     )
     session.commit()
     return _rowcount(result) == 1
@@ -319,27 +328,54 @@ def _send_all(
                 if not _send_held(session, claim, row_id, transport, clock, result, mime, recipients, message_id):
                     result.taken_over += 1  # another sender has it now: sending it here would duplicate it
                     continue
-            except TransportUnavailable:
-                release(engine, claim, claim.ids[position:], now=clock())
+            except TransportUnavailable as exc:
+                unsent = claim.ids[position:]
+                if isinstance(exc, KeepsThrottling):  # this message gets its attempt, like any 4xx
+                    _refused(session, claim, row_id, result, exc.last, attempts, clock, max_attempts, backoff_seconds)
+                    unsent = unsent[1:]
+                release(engine, claim, unsent, now=clock())
                 raise
             except PartialDelivery as exc:
                 _record(session, claim, row_id, result, state="sent", sent_at=clock(), last_error=str(exc)[:2000])
                 result.sent += 1
             except SendError as exc:
-                error = str(exc)[:2000]
-                result.errors.append(f"#{row_id}: {error}")
-                if attempts >= max_attempts:
-                    _record(session, claim, row_id, result, state="failed", last_error=error)
-                    result.failed += 1
-                else:
-                    stamp = clock()
-                    retry_at = stamp + backoff(attempts, backoff_seconds)
-                    _record(session, claim, row_id, result, state="pending", last_error=error, next_attempt_at=retry_at)
-                    result.retry += 1
+                _refused(session, claim, row_id, result, exc, attempts, clock, max_attempts, backoff_seconds)
             else:
                 _record(session, claim, row_id, result, state="sent", sent_at=clock(), last_error=None)
                 result.sent += 1
     return result
+
+
+class KeepsThrottling(TransportUnavailable):
+    """:data:`MAX_THROTTLED_IN_A_ROW` throttling replies in a row for one message (``last`` is the last)."""
+
+    def __init__(self, last: Throttled):
+        super().__init__(f"the server keeps throttling: {last}")
+        self.last = last
+
+
+def _refused(
+    session: Session,
+    claim: Claim,
+    row_id: int,
+    result: DeliveryResult,
+    exc: SendError,
+    attempts: int,
+    clock: Callable[[], datetime],
+    max_attempts: int,
+    backoff_seconds: float,
+) -> None:
+    """Record a refused attempt: back to pending with the message's backoff, or failed after
+    ``max_attempts``."""
+    error = str(exc)[:2000]
+    result.errors.append(f"#{row_id}: {error}")
+    if attempts >= max_attempts:
+        _record(session, claim, row_id, result, state="failed", last_error=error)
+        result.failed += 1
+    else:
+        retry_at = clock() + backoff(attempts, backoff_seconds)
+        _record(session, claim, row_id, result, state="pending", last_error=error, next_attempt_at=retry_at)
+        result.retry += 1
 
 
 def _send_held(
@@ -355,7 +391,7 @@ def _send_held(
 ) -> bool:
     """Send one claimed row if this sender still holds it (:func:`_hold`), again after each throttling
     reply (the transport pauses first). False when the row was taken over; raises what the transport
-    raises, and :class:`TransportUnavailable` when the server keeps throttling."""
+    raises, and :class:`KeepsThrottling` when the server keeps throttling."""
     mail_from, to = _from_header(mime), [r.strip() for r in recipients.split(",") if r.strip()]
     in_a_row = 0
     while _hold(session, claim, row_id, clock()):
@@ -366,7 +402,7 @@ def _send_held(
             result.throttled += 1
             in_a_row += 1
             if in_a_row >= MAX_THROTTLED_IN_A_ROW:
-                raise TransportUnavailable(f"the server keeps throttling: {exc}") from exc
+                raise KeepsThrottling(exc) from exc
     return False
 
 

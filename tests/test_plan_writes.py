@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from frontline.rotations.service import PlanResult
-from models import Department, Employee, Rotation, session_scope
+from frontline.core.policy import parse_policy
+from frontline.rotations.service import PlanResult, plan_rotations
+from models import Absence, Department, Employee, Rotation, session_scope
 from models.db import bulk_insert
 
 COLUMNS = 'employee_id, start, "end", kind, status, locked, due, sequence, announced_start, change_reason, created_at, updated_at'
@@ -133,3 +134,90 @@ def test_summary_leaves_out_the_per_rotation_lists_and_is_json():
     assert s["skipped"] == {"left": 1} and s["stats"] == {"method": "lp"} and s["objective"] == 1.5
     s["skipped"]["left"] = 9  # a copy: the result is not changed through the summary
     assert result.skipped == {"left": 1}
+
+
+POLICY = parse_policy(
+    {
+        "support_department": "Support",
+        "length_weeks": 2,
+        "new_hire_within_weeks": 4,
+        "cycle_months": 12,
+        "seats_per_week": 4,
+        "max_department_away_fraction": 0.25,
+    }
+)
+H = date(2027, 1, 4)
+
+
+def _company(engine, n: int = 40) -> None:
+    """Support (1) and Engineering/Sales (n): due at different times, some new hires, a few absences."""
+    with session_scope(engine) as s:
+        depts = {}
+        for name in ("Support", "Engineering", "Sales"):
+            d = Department(name=name, head_name="H", head_email=f"{name.lower()}@example.com")
+            s.add(d)
+            s.flush()
+            depts[name] = d.id
+        s.add(
+            Employee(
+                employee_id="S0",
+                name="S0",
+                email="s0@example.com",
+                department_id=depts["Support"],
+                hire_date=date(2020, 1, 1),
+                timezone="UTC",
+                country="DE",
+            )
+        )
+        for i in range(n):
+            e = Employee(
+                employee_id=f"P{i:03d}",
+                name=f"P{i}",
+                email=f"p{i}@example.com",
+                department_id=depts["Engineering" if i % 3 else "Sales"],
+                hire_date=date(2027, 1, 20) if i % 7 == 0 else date(2021, 1, 1),
+                last_rotation=None if i % 5 == 0 else date(2026, 1, 1) + timedelta(days=9 * i),
+                timezone="UTC",
+                country="DE",
+            )
+            s.add(e)
+            s.flush()
+            if i % 6 == 1:
+                s.add(Absence(employee_id=e.id, start=H + timedelta(days=7 * i), end=H + timedelta(days=7 * i + 9)))
+
+
+def _table(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    'select id, employee_id, start, "end", kind, status, due, change_reason, updated_at from rotation order by id'
+                )
+            )
+        ]
+
+
+def test_replan_rewrites_nothing_and_corrects_only_a_stale_draft(engine, settings):
+    """A re-run keeps every draft without writing it (the writer reads plain rows; no row is touched); a draft
+    whose stored kind no longer matches is the only row rewritten."""
+    _company(engine)
+    with session_scope(engine) as s:
+        first = plan_rotations(s, POLICY, start=H, weeks=26)
+    assert first.created == first.planned > 20
+    stored = _table(engine)
+    with session_scope(engine) as s:
+        again = plan_rotations(s, POLICY, start=H, weeks=26)
+    assert (again.created, again.moved, again.removed, again.kept) == (0, 0, 0, first.planned)
+    assert again.changes == [] and _table(engine) == stored
+    victim = stored[3]
+    wrong = "new_hire" if victim[4] == "cycle" else "cycle"
+    with engine.begin() as conn:
+        conn.execute(text("update rotation set kind = :k where id = :i"), {"k": wrong, "i": victim[0]})
+    with session_scope(engine) as s:
+        third = plan_rotations(s, POLICY, start=H, weeks=26)
+    assert (third.created, third.moved, third.removed, third.kept) == (0, 0, 0, first.planned)
+    now = _table(engine)
+    assert [r for r in now if r[0] != victim[0]] == [r for r in stored if r[0] != victim[0]]
+    fixed = next(r for r in now if r[0] == victim[0])
+    assert fixed[:4] == victim[:4] and fixed[4] == victim[4] and fixed[8] != victim[8]

@@ -136,16 +136,15 @@ def test_summary_leaves_out_the_per_rotation_lists_and_is_json():
     assert result.skipped == {"left": 1}
 
 
-POLICY = parse_policy(
-    {
-        "support_department": "Support",
-        "length_weeks": 2,
-        "new_hire_within_weeks": 4,
-        "cycle_months": 12,
-        "seats_per_week": 4,
-        "max_department_away_fraction": 0.25,
-    }
-)
+POLICY_TABLE = {
+    "support_department": "Support",
+    "length_weeks": 2,
+    "new_hire_within_weeks": 4,
+    "cycle_months": 12,
+    "seats_per_week": 4,
+    "max_department_away_fraction": 0.25,
+}
+POLICY = parse_policy(POLICY_TABLE)
 H = date(2027, 1, 4)
 
 
@@ -221,3 +220,45 @@ def test_replan_rewrites_nothing_and_corrects_only_a_stale_draft(engine, setting
     assert [r for r in now if r[0] != victim[0]] == [r for r in stored if r[0] != victim[0]]
     fixed = next(r for r in now if r[0] == victim[0])
     assert fixed[:4] == victim[:4] and fixed[4] == victim[4] and fixed[8] != victim[8]
+
+
+def test_a_stored_rotation_holds_its_seat_in_every_week_it_touches(engine, settings):
+    """A fixed rotation need not run Monday to Sunday (a stored past one, here Wednesday to Tuesday over five
+    calendar weeks): the planner keeps its seat in all five, as the independent checker counts them."""
+    one_seat = parse_policy({**POLICY_TABLE, "seats_per_week": 1})
+    with session_scope(engine) as s:
+        d = Department(name="Eng", head_name="H", head_email="h@example.com")
+        sup = Department(name="Support", head_name="H", head_email="s@example.com")
+        s.add_all([d, sup])
+        s.flush()
+        people = {}
+        for key in ("OLD", "NEW"):
+            e = Employee(
+                employee_id=key,
+                name=key,
+                email=f"{key.lower()}@example.com",
+                department_id=d.id,
+                hire_date=date(2020, 1, 1),
+                last_rotation=date(2025, 12, 1),
+                timezone="UTC",
+                country="DE",
+            )
+            s.add(e)
+            s.flush()
+            people[key] = e.id
+        start = date(2026, 12, 30)  # a Wednesday: the rotation touches the weeks of 12-28 .. 2027-01-25
+        s.add(
+            Rotation(
+                employee_id=people["OLD"],
+                start=start,
+                end=start + timedelta(days=27),
+                kind="cycle",
+                status="done",
+                due=start,
+            )
+        )
+    with session_scope(engine) as s:
+        plan_rotations(s, one_seat, start=H, weeks=26)
+    with session_scope(engine) as s:
+        new = s.exec(select(Rotation).where(Rotation.employee_id == people["NEW"])).one()
+    assert new.start == date(2027, 2, 1)  # the first Monday after the old rotation's last week (2027-01-25)

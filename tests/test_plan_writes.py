@@ -262,3 +262,25 @@ def test_a_stored_rotation_holds_its_seat_in_every_week_it_touches(engine, setti
     with session_scope(engine) as s:
         new = s.exec(select(Rotation).where(Rotation.employee_id == people["NEW"])).one()
     assert new.start == date(2027, 2, 1)  # the first Monday after the old rotation's last week (2027-01-25)
+
+
+def test_cli_no_flow_prints_the_changes_it_made(engine, settings):
+    """``frontline plan --no-flow`` names every change as the flow path does (it printed "nothing changed")."""
+    from typer.testing import CliRunner
+
+    from frontline.cli import app
+
+    settings.policy_path.write_text(
+        'support_department = "Support"\nlength_weeks = 2\nseats_per_week = 4\nmax_department_away_fraction = 0.25\n'
+        "new_hire_within_weeks = 4\n",
+        encoding="utf-8",
+    )
+    _company(engine, 12)
+    out = CliRunner().invoke(app, ["plan", "--from", H.isoformat(), "--weeks", "26", "--no-flow"])
+    assert out.exit_code == 0, out.output
+    assert "changes made:" in out.output and "nothing changed" not in out.output
+    created = [line for line in out.output.splitlines() if " created " in line]
+    with session_scope(engine) as s:
+        assert len(created) == len(s.exec(select(Rotation)).all()) > 5
+    again = CliRunner().invoke(app, ["plan", "--from", H.isoformat(), "--weeks", "26", "--no-flow"])
+    assert again.exit_code == 0 and "nothing changed" in again.output

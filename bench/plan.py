@@ -125,9 +125,9 @@ def demo(sizes: list[int], variants: list[str], seed: int) -> None:
 
     print(co.load_line())
     head = (
-        f"{'employees':>9} {'variant':>7} | {'wall s':>7} {'solve s':>7} {'peak MB':>7} {'objective':>11} "
-        f"{'bound':>11} {'gap':>8} {'viol':>4} | {'greedy wall s':>13} {'solve s':>7} {'objective':>11} {'viol':>4} "
-        f"| {'obj ratio':>9} {'wall ratio':>10}"
+        f"{'employees':>9} {'variant':>7} | {'wall s':>7} {'cpu s':>6} {'solve s':>7} {'peak MB':>7} {'objective':>11} "
+        f"{'bound':>11} {'gap':>8} {'viol':>4} | {'greedy wall s':>13} {'cpu s':>6} {'solve s':>7} {'objective':>11} "
+        f"{'viol':>4} | {'obj ratio':>9} {'wall ratio':>10} {'cpu ratio':>9}"
     )
     print(head)
     print("-" * len(head), flush=True)
@@ -136,6 +136,7 @@ def demo(sizes: list[int], variants: list[str], seed: int) -> None:
             c = co.build(n, variant, seed)
             co.imported(c)
             wall, peak, out = co.frontline(c, "plan", "--from", co.TODAY.isoformat(), name="plan")
+            cpu = co.CPU_SECONDS["plan.log"]
             f = co.parse_figures(
                 out,
                 {
@@ -152,9 +153,10 @@ def demo(sizes: list[int], variants: list[str], seed: int) -> None:
             gap = "-" if f["gap"] is None else f"{f['gap']:.3f}%"
             bound = "-" if f["bound"] is None else f"{f['bound']:,.0f}"
             print(
-                f"{n:>9} {variant:>7} | {wall:>7.2f} {f['solve'] or 0:>7.2f} {peak:>7.0f} {obj:>11,.0f} {bound:>11} "
-                f"{gap:>8} {sum(viol.values()):>4} | {b['wall_s']:>13.2f} {b['solve_s']:>7.2f} {b['objective']:>11,.0f} "
-                f"{b['violations']:>4} | {b['objective'] / max(obj, 1e-9):>8.2f}x {wall / b['wall_s']:>9.2f}x",
+                f"{n:>9} {variant:>7} | {wall:>7.2f} {cpu:>6.2f} {f['solve'] or 0:>7.2f} {peak:>7.0f} {obj:>11,.0f} "
+                f"{bound:>11} {gap:>8} {sum(viol.values()):>4} | {b['wall_s']:>13.2f} {b['cpu_s']:>6.2f} "
+                f"{b['solve_s']:>7.2f} {b['objective']:>11,.0f} {b['violations']:>4} | "
+                f"{b['objective'] / max(obj, 1e-9):>8.2f}x {wall / b['wall_s']:>9.2f}x {cpu / b['cpu_s']:>8.2f}x",
                 flush=True,
             )
             if viol:

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from frontline.rotations.service import PlanResult
-from models import Department, Employee, Rotation, session_scope
+from frontline.core.policy import parse_policy
+from frontline.rotations.service import PlanResult, plan_rotations
+from models import Absence, Department, Employee, Rotation, session_scope
 from models.db import bulk_insert
 
 COLUMNS = 'employee_id, start, "end", kind, status, locked, due, sequence, announced_start, change_reason, created_at, updated_at'
@@ -133,3 +134,153 @@ def test_summary_leaves_out_the_per_rotation_lists_and_is_json():
     assert s["skipped"] == {"left": 1} and s["stats"] == {"method": "lp"} and s["objective"] == 1.5
     s["skipped"]["left"] = 9  # a copy: the result is not changed through the summary
     assert result.skipped == {"left": 1}
+
+
+POLICY_TABLE = {
+    "support_department": "Support",
+    "length_weeks": 2,
+    "new_hire_within_weeks": 4,
+    "cycle_months": 12,
+    "seats_per_week": 4,
+    "max_department_away_fraction": 0.25,
+}
+POLICY = parse_policy(POLICY_TABLE)
+H = date(2027, 1, 4)
+
+
+def _company(engine, n: int = 40) -> None:
+    """Support (1) and Engineering/Sales (n): due at different times, some new hires, a few absences."""
+    with session_scope(engine) as s:
+        depts = {}
+        for name in ("Support", "Engineering", "Sales"):
+            d = Department(name=name, head_name="H", head_email=f"{name.lower()}@example.com")
+            s.add(d)
+            s.flush()
+            depts[name] = d.id
+        s.add(
+            Employee(
+                employee_id="S0",
+                name="S0",
+                email="s0@example.com",
+                department_id=depts["Support"],
+                hire_date=date(2020, 1, 1),
+                timezone="UTC",
+                country="DE",
+            )
+        )
+        for i in range(n):
+            e = Employee(
+                employee_id=f"P{i:03d}",
+                name=f"P{i}",
+                email=f"p{i}@example.com",
+                department_id=depts["Engineering" if i % 3 else "Sales"],
+                hire_date=date(2027, 1, 20) if i % 7 == 0 else date(2021, 1, 1),
+                last_rotation=None if i % 5 == 0 else date(2026, 1, 1) + timedelta(days=9 * i),
+                timezone="UTC",
+                country="DE",
+            )
+            s.add(e)
+            s.flush()
+            if i % 6 == 1:
+                s.add(Absence(employee_id=e.id, start=H + timedelta(days=7 * i), end=H + timedelta(days=7 * i + 9)))
+
+
+def _table(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    'select id, employee_id, start, "end", kind, status, due, change_reason, updated_at from rotation order by id'
+                )
+            )
+        ]
+
+
+def test_replan_rewrites_nothing_and_corrects_only_a_stale_draft(engine, settings):
+    """A re-run keeps every draft without writing it (the writer reads plain rows; no row is touched); a draft
+    whose stored kind no longer matches is the only row rewritten."""
+    _company(engine)
+    with session_scope(engine) as s:
+        first = plan_rotations(s, POLICY, start=H, weeks=26)
+    assert first.created == first.planned > 20
+    stored = _table(engine)
+    with session_scope(engine) as s:
+        again = plan_rotations(s, POLICY, start=H, weeks=26)
+    assert (again.created, again.moved, again.removed, again.kept) == (0, 0, 0, first.planned)
+    assert again.changes == [] and _table(engine) == stored
+    victim = stored[3]
+    wrong = "new_hire" if victim[4] == "cycle" else "cycle"
+    with engine.begin() as conn:
+        conn.execute(text("update rotation set kind = :k where id = :i"), {"k": wrong, "i": victim[0]})
+    with session_scope(engine) as s:
+        third = plan_rotations(s, POLICY, start=H, weeks=26)
+    assert (third.created, third.moved, third.removed, third.kept) == (0, 0, 0, first.planned)
+    now = _table(engine)
+    assert [r for r in now if r[0] != victim[0]] == [r for r in stored if r[0] != victim[0]]
+    fixed = next(r for r in now if r[0] == victim[0])
+    assert fixed[:4] == victim[:4] and fixed[4] == victim[4] and fixed[8] != victim[8]
+
+
+def test_a_stored_rotation_holds_its_seat_in_every_week_it_touches(engine, settings):
+    """A fixed rotation need not run Monday to Sunday (a stored past one, here Wednesday to Tuesday over five
+    calendar weeks): the planner keeps its seat in all five, as the independent checker counts them."""
+    one_seat = parse_policy({**POLICY_TABLE, "seats_per_week": 1})
+    with session_scope(engine) as s:
+        d = Department(name="Eng", head_name="H", head_email="h@example.com")
+        sup = Department(name="Support", head_name="H", head_email="s@example.com")
+        s.add_all([d, sup])
+        s.flush()
+        people = {}
+        for key in ("OLD", "NEW"):
+            e = Employee(
+                employee_id=key,
+                name=key,
+                email=f"{key.lower()}@example.com",
+                department_id=d.id,
+                hire_date=date(2020, 1, 1),
+                last_rotation=date(2025, 12, 1),
+                timezone="UTC",
+                country="DE",
+            )
+            s.add(e)
+            s.flush()
+            people[key] = e.id
+        start = date(2026, 12, 30)  # a Wednesday: the rotation touches the weeks of 12-28 .. 2027-01-25
+        s.add(
+            Rotation(
+                employee_id=people["OLD"],
+                start=start,
+                end=start + timedelta(days=27),
+                kind="cycle",
+                status="done",
+                due=start,
+            )
+        )
+    with session_scope(engine) as s:
+        plan_rotations(s, one_seat, start=H, weeks=26)
+    with session_scope(engine) as s:
+        new = s.exec(select(Rotation).where(Rotation.employee_id == people["NEW"])).one()
+    assert new.start == date(2027, 2, 1)  # the first Monday after the old rotation's last week (2027-01-25)
+
+
+def test_cli_no_flow_prints_the_changes_it_made(engine, settings):
+    """``frontline plan --no-flow`` names every change as the flow path does (it printed "nothing changed")."""
+    from typer.testing import CliRunner
+
+    from frontline.cli import app
+
+    settings.policy_path.write_text(
+        'support_department = "Support"\nlength_weeks = 2\nseats_per_week = 4\nmax_department_away_fraction = 0.25\n'
+        "new_hire_within_weeks = 4\n",
+        encoding="utf-8",
+    )
+    _company(engine, 12)
+    out = CliRunner().invoke(app, ["plan", "--from", H.isoformat(), "--weeks", "26", "--no-flow"])
+    assert out.exit_code == 0, out.output
+    assert "changes made:" in out.output and "nothing changed" not in out.output
+    created = [line for line in out.output.splitlines() if " created " in line]
+    with session_scope(engine) as s:
+        assert len(created) == len(s.exec(select(Rotation)).all()) > 5
+    again = CliRunner().invoke(app, ["plan", "--from", H.isoformat(), "--weeks", "26", "--no-flow"])
+    assert again.exit_code == 0 and "nothing changed" in again.output

@@ -252,7 +252,9 @@ class _InputBuilder:
     def add(self, e: EmployeeRow, dept: str, rots: _Rotations) -> None:
         """Hold the seats of ``e``'s fixed rotations, then plan ``e`` or say why not."""
         for r in rots.running + rots.fixed:  # they use seats whatever happens to their owner
-            self.locked.append(LockedRotation(e.employee_id, dept, week_of(self.horizon, r.start)))
+            # its seats in every week it touches: a stored rotation need not run Monday to Sunday
+            first, last = week_of(self.horizon, r.start), week_of(self.horizon, r.end)
+            self.locked.append(LockedRotation(e.employee_id, dept, first, last))
             self.fixed.append(r)
         why_not = self._why_not_planned(e, dept, rots)
         if why_not:

@@ -95,6 +95,7 @@ class LockedRotation:
     key: str
     dept: str
     start_week: int
+    end_week: int | None = None  # last week it covers (a stored rotation's real end); None: start + length - 1
 
 
 @dataclass
@@ -300,7 +301,8 @@ def locked_load(inp: PlanInput, depts: list[str]) -> tuple[np.ndarray, np.ndarra
     dept_index = {d: i for i, d in enumerate(depts)}
     dept = np.zeros((len(depts), R), dtype=np.int64)
     for lr in inp.locked:
-        lo, hi = max(lr.start_week, 0), min(lr.start_week + L, R)
+        last = lr.start_week + L - 1 if lr.end_week is None else lr.end_week
+        lo, hi = max(lr.start_week, 0), min(last + 1, R)
         if lo >= hi:
             continue
         seat[lo:hi] += 1

@@ -155,8 +155,15 @@ def _assert_sound(sol, rotators, mentors):
 def test_every_hard_rule_holds_and_each_unmatched_has_a_reason(inst):
     rotators, mentors = inst
     # the small-instance MIP, and the LP column-generation path with all / lazily added weekly rows
-    # ... and the large-instance min-cost flow with weekly repair (forced)
-    for kw in ({}, {"exact_pairs": 0}, {"exact_pairs": 0, "lazy_rows": True}, {"method": "flow"}):
+    # ... the large-instance cohort flows, and the full-year min-cost flow with weekly repair (forced)
+    for kw in (
+        {},
+        {"exact_pairs": 0},
+        {"exact_pairs": 0, "lazy_rows": True},
+        {"method": "cohorts"},
+        {"method": "cohorts", "cohort_candidates": 1},
+        {"method": "flow"},
+    ):
         _assert_sound(solve(rotators, mentors, W, **kw), rotators, mentors)
 
 
@@ -190,6 +197,12 @@ def test_objective_and_bound_against_brute_force(inst):
     assert flow.bound <= opt + 1e-6  # the flow's Lagrangian bound is a true lower bound
     assert opt <= flow.objective + 1e-6
     assert flow.objective - opt <= flow.gap * flow.objective + 1e-6
+    for k in (1, 40):  # one candidate per rotator: the bound then rests on pricing every other pair
+        cohorts = solve(rotators, mentors, W, method="cohorts", cohort_candidates=k)
+        _assert_sound(cohorts, rotators, mentors)
+        assert cohorts.bound <= opt + 1e-6  # the kept-week Lagrangian bound is a true lower bound
+        assert opt <= cohorts.objective + 1e-6
+        assert cohorts.objective - opt <= cohorts.gap * cohorts.objective + 1e-6
 
 
 def lagrangian_bounds(rotators, mentors, draw):
@@ -490,5 +503,5 @@ def test_greedy_method_for_the_largest_instances_is_sound_and_its_bound_is_below
     assert sol.method == "greedy+rescue"
     _assert_sound(sol, rotators, mentors)
     assert sol.bound is not None and sol.bound <= exact.objective + 1e-6 <= sol.objective + 1e-6
-    # ``auto`` takes it above ``flow_pairs``
-    assert solve(rotators, mentors, W, flow_pairs=100).method == "greedy+rescue"
+    # ``auto`` takes the cohort flows above ``lp_pairs``
+    assert solve(rotators, mentors, W, exact_pairs=0, lp_pairs=100).method == "cohorts"

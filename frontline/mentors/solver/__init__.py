@@ -74,6 +74,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from frontline.mentors.solver.check import objective, violations, weekly_cap_violations
+from frontline.mentors.solver.cohorts import CohortSettings, solve_by_cohorts
 from frontline.mentors.solver.column_generation import solve_by_lp
 from frontline.mentors.solver.flow import FlowSettings, solve_by_flow
 from frontline.mentors.solver.greedy import greedy_weekly, rescue_unmatched, solve_greedy
@@ -81,7 +82,7 @@ from frontline.mentors.solver.model import Instance
 from frontline.mentors.solver.problem import Mentor, Rotator, Solution, Unmatched, Weights
 from frontline.mentors.solver.solution import finish
 
-METHODS = ("auto", "mip", "flow", "lp", "greedy")
+METHODS = ("auto", "mip", "lp", "cohorts", "flow", "greedy")
 
 
 def solve(
@@ -97,7 +98,9 @@ def solve(
     time_limit: float = 60.0,
     exact_pairs: int = 20_000,
     lp_pairs: int = 1_000_000,
-    flow_pairs: int = 100_000_000,
+    cohort_candidates: int = 40,
+    cohort_passes: int = 6,
+    cohort_bound_rounds: int = 6,
     lazy_rows: bool = False,
     method: str = "auto",
     flow_scale: int = 100,
@@ -109,12 +112,13 @@ def solve(
     """Optimal mentor matching over the whole horizon (see the module docstring).
 
     ``method``: ``"auto"`` (rotators x mentors up to ``exact_pairs``: the exact MIP; up to
-    ``lp_pairs``: LP column generation; up to ``flow_pairs``: the min-cost flow with weekly repair;
-    above: the week-by-week greedy with the simplest bound), ``"mip"``, ``"lp"``, ``"flow"`` or
-    ``"greedy"``. The heuristic methods return the cheaper of their solution and the greedy's, with
-    the unmatched rescued where an ejection chain allows (:func:`.greedy.rescue_unmatched`)."""
+    ``lp_pairs``: LP column generation; above: cohort flows with the kept-week bound,
+    :mod:`.cohorts`), ``"mip"``, ``"lp"``, ``"cohorts"``, ``"flow"`` (the full-year flow with a weekly
+    repair, the method before the cohorts) or ``"greedy"`` (the week-by-week greedy with the simplest
+    bound). The LP and flow methods return the cheaper of their solution and the greedy's, with the
+    unmatched rescued where an ejection chain allows (:func:`.greedy.rescue_unmatched`)."""
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r} (auto, mip, flow, lp or greedy)")
+        raise ValueError(f"unknown method {method!r} (auto, mip, lp, cohorts, flow or greedy)")
     t0 = time.perf_counter()
     c0 = time.process_time()
     inst = Instance(rotators, mentors, weights)
@@ -122,9 +126,18 @@ def solve(
     if inst.n == 0:
         return Solution({}, {}, [], 0.0, 0.0, 0.0, time.perf_counter() - t0, "empty", stats)
     pairs = inst.n * inst.m
-    if method == "greedy" or (method == "auto" and pairs > flow_pairs):
+    if method == "greedy":
         return _greedy_with_bound(inst, t0, c0, stats)
-    if method == "flow" or (method == "auto" and pairs > max(exact_pairs, lp_pairs)):
+    if method == "cohorts" or (method == "auto" and pairs > max(exact_pairs, lp_pairs)):
+        cohort_cfg = CohortSettings(
+            candidates=cohort_candidates,
+            passes=cohort_passes,
+            bound_rounds=cohort_bound_rounds,
+            gap_target=gap_target,
+            time_limit=time_limit,
+        )
+        return solve_by_cohorts(inst, t0, c0, stats, cohort_cfg)
+    if method == "flow":
         cfg = FlowSettings(
             scale=flow_scale,
             rounds=flow_rounds,

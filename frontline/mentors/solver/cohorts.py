@@ -50,13 +50,14 @@ class CohortSettings:
     scale: int = 100  # costs times this, rounded, for the flows
     time_limit: float = 60.0
     gap_target: float = 0.001
+    block: int = 512  # rotators per block of the scans
 
 
-def candidates(inst: Instance, size: int) -> tuple[Edges, np.ndarray, float]:
+def candidates(inst: Instance, size: int, block: int = 512) -> tuple[Edges, np.ndarray, float]:
     """Each rotator's ``size`` cheapest eligible pairs, by rotator then cost, each rotator's number of
     eligible mentors, and the bound with every multiplier at zero (each rotator's cheapest eligible
     mentor, or the unmatched penalty)."""
-    found = inst.pools(np.arange(inst.n), size)
+    found = inst.pools(np.arange(inst.n), size, block=block)
     pool = found.edges.take(np.lexsort((found.edges.cost, found.edges.rot)))
     bound0 = float(np.minimum(inst.w.unmatched_penalty, found.best).sum())
     return pool, found.n_eligible, bound0
@@ -259,7 +260,7 @@ def kept_week_bound(
         lam_m, v, u, value, assign = kept_week_flow(inst, rots, edges, kept, cfg.scale)
         lw = np.zeros((inst.m, inst.H + 1))
         np.cumsum(v, axis=1, out=lw[:, 1:])
-        priced = inst.pools(rots, cfg.columns, lam_m=lam_m, lw=lw, u=u)  # every eligible pair, in blocks
+        priced = inst.pools(rots, cfg.columns, block=cfg.block, lam_m=lam_m, lw=lw, u=u)  # every eligible pair
         here = dual_value(inst, priced.best, rots, load_term(inst, inst.annual, lam_m), -float((v * cap).sum()))
         bound = max(bound, here)
         new = priced.edges.take(~np.isin(priced.edges.keys(inst.m), edges.keys(inst.m)))
@@ -277,7 +278,7 @@ def solve_by_cohorts(inst: Instance, t0: float, c0: float, stats: dict[str, Any]
     """Cohort flows for the pairing, the kept-week flow for the bound (see the module docstring)."""
     if cfg.candidates < 1 or cfg.passes < 1 or cfg.scale < 1:
         raise ValueError("cohort candidates, passes and scale must be >= 1")
-    pool, n_eligible, bound0 = candidates(inst, cfg.candidates)
+    pool, n_eligible, bound0 = candidates(inst, cfg.candidates, cfg.block)
     stats["eligible_pairs"] = int(n_eligible.sum())
     stats["t_scan"] = round(time.perf_counter() - t0, 3)
     rots = np.nonzero(n_eligible > 0)[0]

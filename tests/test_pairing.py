@@ -503,8 +503,9 @@ def test_greedy_method_for_the_largest_instances_is_sound_and_its_bound_is_below
     assert sol.method == "greedy+rescue"
     _assert_sound(sol, rotators, mentors)
     assert sol.bound is not None and sol.bound <= exact.objective + 1e-6 <= sol.objective + 1e-6
-    # ``auto`` takes the cohort flows above ``lp_pairs``
+    # ``auto`` takes the cohort flows above ``lp_pairs``, the greedy above ``flow_pairs``
     assert solve(rotators, mentors, W, exact_pairs=0, lp_pairs=100).method == "cohorts"
+    assert solve(rotators, mentors, W, flow_pairs=100).method == "greedy+rescue"
 
 
 @pytest.mark.parametrize("seed", [3, 5])

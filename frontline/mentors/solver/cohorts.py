@@ -155,12 +155,13 @@ def cohort_passes(
 ) -> np.ndarray:
     """From ``start`` (an assignment within every weekly seat and annual cap; nobody paired in the first
     pass), re-pair each cohort against all the others, in order of their start, pass after pass (see the
-    module docstring). Returns the assignment (mentor index per rotator, -1 unmatched)."""
+    module docstring). Returns the best pass's assignment (mentor index per rotator, -1 unmatched)."""
     assign = start.copy()
     rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
     load = inst.load0 + extra
-    values = []
-    for p in range(cfg.passes):
+    values: list[float] = []
+    best = assign
+    for _pass in range(cfg.passes):
         for group in cohorts.groups:
             # free the cohort: its seats go back
             had = group[assign[group] >= 0]
@@ -172,13 +173,17 @@ def cohort_passes(
             assign[group] = -1
             pair_cohort(inst, cohorts, group, assign, rescap, annual, load, cfg.scale)
         values.append(round(inst.total_cost(assign)[0], 3))
-        if p and values[-1] >= values[-2] - 1e-9:
+        if values[-1] <= min(values[:-1], default=np.inf):
+            best = assign.copy()
+        else:  # a re-pairing can lose when a cohort's candidates are full (the fill then takes what is left)
+            break
+        if len(values) > 1 and values[-1] >= values[-2] - 1e-9:
             break
         if time.perf_counter() > deadline:
             break
     stats["cohort_passes"] = values
     stats["cohorts"] = len(cohorts.groups)
-    return assign
+    return best
 
 
 def _kept_weeks(inst: Instance, rots: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ and the convex load cost as one unit arc per seat). Phases (:func:`solve_by_coho
    selection is kept, so 100k employees fit) keeps each rotator's ``candidates`` cheapest eligible mentors.
 2. :func:`cohort_passes`: the cohorts in order of their start, each paired by its flow on the seats the
    others leave; then again, each cohort freed and re-paired against all the others (block coordinate
-   descent, never worse than the pass before), until a pass gains nothing or the time share is used.
+   descent; the best pass is kept), until a pass gains less than half the ``gap_target`` or the time
+   share is used.
    Someone whose candidates are all full takes the cheapest eligible mentor with a seat (every mentor).
    Weekly seats and annual caps hold by construction (checked).
 3. :func:`kept_week_bound`: the lower bound. Keep the weekly rows of every ``L``-th week only (``L`` the
@@ -177,8 +178,8 @@ def cohort_passes(
             best = assign.copy()
         else:  # a re-pairing can lose when a cohort's candidates are full (the fill then takes what is left)
             break
-        if len(values) > 1 and values[-1] >= values[-2] - 1e-9:
-            break
+        if len(values) > 1 and values[-2] - values[-1] <= cfg.gap_target / 2 * values[-1]:
+            break  # the pass gained less than half the gap target
         if time.perf_counter() > deadline:
             break
     stats["cohort_passes"] = values

@@ -41,10 +41,16 @@ class Span(Protocol):
 
 def zone(name: str | None, fallback: ZoneInfo | None = None) -> ZoneInfo:
     """The IANA zone ``name``; ``fallback`` (else UTC) when it is empty or unknown."""
+    return (_known_zone(name) if name else None) or fallback or ZoneInfo("UTC")
+
+
+@lru_cache(maxsize=4096)
+def _known_zone(name: str) -> ZoneInfo | None:
+    """``ZoneInfo(name)``, or None when unknown (kept: ZoneInfo's own cache holds only a few strongly)."""
     try:
-        return ZoneInfo(name) if name else (fallback or ZoneInfo("UTC"))
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return fallback or ZoneInfo("UTC")
+        return None
 
 
 def _weeks(start: date, end: date) -> int:
@@ -111,6 +117,12 @@ def _steady_offset(tz: ZoneInfo, monday: date) -> timedelta | None:
     return before if before == after else None
 
 
+@lru_cache(maxsize=100_000)
+def _week_offset(name: str, monday: date) -> timedelta | None:
+    """:func:`_steady_offset` of the zone ``name``."""
+    return _steady_offset(zone(name), monday)
+
+
 def _week_table(
     mentor_tz: str, rotator_tz: str, monday: date, minutes: int, hours: tuple[int, int]
 ) -> tuple[_Cell, ...]:
@@ -119,8 +131,7 @@ def _week_table(
     Shared by every rotation of these two zones that covers this week, and, when neither zone changes
     its offset that week, by every week and pair of zones with the same two offsets (the table depends
     on nothing else then)."""
-    mz, rz = zone(mentor_tz), zone(rotator_tz)
-    m_off, r_off = _steady_offset(mz, monday), _steady_offset(rz, monday)
+    m_off, r_off = _week_offset(mentor_tz, monday), _week_offset(rotator_tz, monday)
     if m_off is not None and r_off is not None:
         return _offset_table(m_off, r_off, minutes, hours)
     return _zone_week_table(mentor_tz, rotator_tz, monday, minutes, hours)

@@ -4,7 +4,8 @@
     .venv/bin/python bench/pair.py --small    # 2,000 x 300 only
 
 ``solve`` picks its method by size (2,000 x 300: LP column generation, proven optimal; 20,000 x 3,000:
-min-cost flow with weekly repair); at 2,000 x 300 the flow method is also run (forced) for comparison.
+cohort flows with the kept-week bound); the full-year flow with weekly repair (the method before the
+cohorts) is also run (forced) for comparison.
 
 Synthetic company (seeded): rotators in 25 departments rotate 4 weeks starting in a random week of the
 year; mentors are support staff (a few also belong to rotating departments, so the own-department

@@ -481,3 +481,25 @@ def test_no_survey_to_someone_who_has_left(engine, settings):
         counts = queue_surveys(s, date(2027, 3, 22))
         assert counts["queued"] == 1
         assert [m.idempotency_key for m in s.exec(select(OutboundMessage)).all()] == [f"survey:{pairing_id}:mentor"]
+
+
+def test_checkin_tables_shared_by_offset_equal_the_zone_tables_in_every_week():
+    """The check-in candidates of a week are shared by every pair of zones with the same two offsets
+    when neither changes that week; they must equal those computed from the zones themselves in every
+    week of two years, daylight-saving weeks included (zones changing on Sunday, Friday, at midnight,
+    by half an hour, south and north)."""
+    from datetime import date, timedelta
+
+    from frontline.mentors import checkins
+
+    zones = ["America/Denver", "Europe/London", "Asia/Tokyo", "America/Santiago", "Asia/Jerusalem"]
+    zones += ["Australia/Lord_Howe", "Asia/Kolkata", "Pacific/Auckland", "America/St_Johns", "Africa/Cairo"]
+    shared = 0
+    for mz in zones:
+        for rz in zones:
+            for k in range(105):
+                monday = date(2026, 1, 5) + timedelta(weeks=k)
+                fast = checkins._week_table(mz, rz, monday, 30, (9, 17))
+                assert fast == checkins._zone_week_table(mz, rz, monday, 30, (9, 17)), (mz, rz, monday)
+                shared += checkins._steady_offset(checkins.zone(mz), monday) is not None
+    assert shared > 0.8 * len(zones) ** 2 * 105  # most weeks take the shared table

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Set
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -41,10 +41,16 @@ class Span(Protocol):
 
 def zone(name: str | None, fallback: ZoneInfo | None = None) -> ZoneInfo:
     """The IANA zone ``name``; ``fallback`` (else UTC) when it is empty or unknown."""
+    return (_known_zone(name) if name else None) or fallback or ZoneInfo("UTC")
+
+
+@lru_cache(maxsize=4096)
+def _known_zone(name: str) -> ZoneInfo | None:
+    """``ZoneInfo(name)``, or None when unknown (kept: ZoneInfo's own cache holds only a few strongly)."""
     try:
-        return ZoneInfo(name) if name else (fallback or ZoneInfo("UTC"))
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return fallback or ZoneInfo("UTC")
+        return None
 
 
 def _weeks(start: date, end: date) -> int:
@@ -57,7 +63,7 @@ def _half_hours(hours: tuple[int, int]) -> list[time]:
     return [time(half // 2, 30 * (half % 2)) for half in range(hours[0] * 2, hours[1] * 2)]
 
 
-def _valid_at(local: datetime, minutes: int, rotator_zone: ZoneInfo, hours: tuple[int, int]) -> bool:
+def _valid_at(local: datetime, minutes: int, rotator_zone: tzinfo, hours: tuple[int, int]) -> bool:
     """``local`` (aware, mentor zone) is a real time inside both people's working hours on a weekday."""
     utc = local.astimezone(UTC)
     if utc.astimezone(local.tzinfo).replace(tzinfo=None) != local.replace(tzinfo=None):
@@ -103,14 +109,50 @@ def choose_checkin(
 _Cell = tuple[bool, float, tuple[int, str]]  # valid, closeness to 13:00 (both sides), UTC (weekday, "HH:MM")
 
 
-@lru_cache(maxsize=200_000)
+def _steady_offset(tz: ZoneInfo, monday: date) -> timedelta | None:
+    """The zone's UTC offset through the week of ``monday`` (from the Sunday before to the Sunday after),
+    or None when it changes in that time (a daylight-saving week)."""
+    before = datetime.combine(monday - timedelta(days=1), time(0), tzinfo=tz).utcoffset()
+    after = datetime.combine(monday + timedelta(days=7), time(0), tzinfo=tz).utcoffset()
+    return before if before == after else None
+
+
+@lru_cache(maxsize=100_000)
+def _week_offset(name: str, monday: date) -> timedelta | None:
+    """:func:`_steady_offset` of the zone ``name``."""
+    return _steady_offset(zone(name), monday)
+
+
 def _week_table(
     mentor_tz: str, rotator_tz: str, monday: date, minutes: int, hours: tuple[int, int]
 ) -> tuple[_Cell, ...]:
     """Every candidate (Tuesday-Friday x half hour, in :func:`choose_checkin`'s order) in the week of
     ``monday``: valid for both people, closeness of both local times to 13:00, and the time in UTC.
-    Shared by every rotation of these two zones that covers this week."""
-    mz, rz = zone(mentor_tz), zone(rotator_tz)
+    Shared by every rotation of these two zones that covers this week, and, when neither zone changes
+    its offset that week, by every week and pair of zones with the same two offsets (the table depends
+    on nothing else then)."""
+    m_off, r_off = _week_offset(mentor_tz, monday), _week_offset(rotator_tz, monday)
+    if m_off is not None and r_off is not None:
+        return _offset_table(m_off, r_off, minutes, hours)
+    return _zone_week_table(mentor_tz, rotator_tz, monday, minutes, hours)
+
+
+@lru_cache(maxsize=4096)
+def _offset_table(m_off: timedelta, r_off: timedelta, minutes: int, hours: tuple[int, int]) -> tuple[_Cell, ...]:
+    """:func:`_week_table` for two fixed offsets (any week: the table does not depend on the date then;
+    computed on the week of 2024-01-01)."""
+    return _table(timezone(m_off), timezone(r_off), date(2024, 1, 1), minutes, hours)
+
+
+@lru_cache(maxsize=200_000)
+def _zone_week_table(
+    mentor_tz: str, rotator_tz: str, monday: date, minutes: int, hours: tuple[int, int]
+) -> tuple[_Cell, ...]:
+    """:func:`_week_table` in a week when one of the zones changes its offset."""
+    return _table(zone(mentor_tz), zone(rotator_tz), monday, minutes, hours)
+
+
+def _table(mz: tzinfo, rz: tzinfo, monday: date, minutes: int, hours: tuple[int, int]) -> tuple[_Cell, ...]:
     out: list[_Cell] = []
     for weekday in SLOT_WEEKDAYS:
         for local_t in _half_hours(hours):

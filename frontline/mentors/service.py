@@ -34,7 +34,7 @@ import time as _time
 from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlmodel import Session, col, func, select
@@ -91,6 +91,7 @@ class PairingResult:
         }
 
 
+@lru_cache(maxsize=100_000)  # a company has few zones and few start days: 100k rotators, ~2k distinct pairs
 def offset_hours(tzname: str, day: date) -> float:
     """UTC offset of ``tzname`` at noon of ``day``, in hours."""
     offset = datetime.combine(day, time(12), tzinfo=zone(tzname)).utcoffset()

@@ -43,23 +43,22 @@ a HiGHS MIP (``scipy.optimize.milp``) on the remaining capacity. Small instances
 to ``exact_pairs``) skip all this: one exact MIP over every eligible pair. The reported gap is
 ``(objective - bound) / objective``.
 
-Large instances (rotators x mentors above ``lp_pairs``; :mod:`.flow`): one full-year
-transportation min-cost flow (OR-Tools ``SimpleMinCostFlow``, imported lazily: never import
-``highspy`` in the same process) with the annual caps and the convex load cost (one unit arc per
-annual seat) but WITHOUT the weekly concurrency rows, so its optimum is a relaxation. It runs on
-candidate pairs: each rotator's cheapest eligible mentors plus a few pseudo-random ones; every round
-the flow's potentials (shortest distances to the sink in the residual graph) price EVERY eligible
-pair, pairs of negative reduced cost join, and the Lagrangian value of those potentials over every
-eligible pair, in the original float costs, is the lower bound (valid for the whole problem: it
-relaxes the weekly rows and prices the rest exactly; the integer scaling of the costs only affects
-which potentials are tried). Then the weeks the flow overfills are repaired: every rotator in an
-overfilled (mentor, week) cell is freed and re-assigned by an exact HiGHS MIP on the capacity left
-(weekly rows included), anyone still left takes the cheapest mentor with a free seat. The result has
-no weekly violation by construction (checked).
+Large instances (rotators x mentors above ``lp_pairs``, up to ``flow_pairs``; :mod:`.cohorts`): rotators
+with the same weeks (a cohort) compete for the same weekly seats, so pairing one cohort with everyone
+else fixed is a transportation problem, solved exactly by a min-cost flow (OR-Tools, imported lazily:
+never import ``highspy`` in the same process) on each rotator's cheapest eligible mentors, the cohorts in
+order of their start and then again, each against all the others, while a pass gains. The bound keeps
+the weekly rows of every L-th week (L the shortest rotation; each rotator is charged at the first kept
+week it covers), which makes the relaxation a network flow; its potentials are Lagrange multipliers for the whole
+problem, every eligible pair is priced against them in blocks (pairs of negative reduced cost join the
+flow) and the Lagrangian value over every eligible pair is the bound. The full-year flow without weekly
+rows and a weekly repair (:mod:`.flow`, the method before the cohorts) is kept as ``method="flow"``.
+Above ``flow_pairs`` (100k employees): the week-by-week greedy, with the bound where every multiplier
+is zero.
 
 The package, by what each module does: :mod:`.problem` (the input and output records), :mod:`.model`
 (the instance as arrays: hard rules, costs, week grid), :mod:`.lp` (the LP / MIP over candidate edges),
-:mod:`.bound` (Lagrangian bounds), :mod:`.column_generation` and :mod:`.flow` (the two methods),
+:mod:`.bound` (Lagrangian bounds), :mod:`.column_generation`, :mod:`.cohorts` and :mod:`.flow` (the methods),
 :mod:`.greedy` (baseline and safety net), :mod:`.explain` (why someone is unmatched),
 :mod:`.solution` (assignment -> :class:`Solution`) and :mod:`.check` (an independent checker of any
 assignment: hard-rule violations and objective, written from the definitions above, not from the
@@ -74,6 +73,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from frontline.mentors.solver.check import objective, violations, weekly_cap_violations
+from frontline.mentors.solver.cohorts import CohortSettings, solve_by_cohorts
 from frontline.mentors.solver.column_generation import solve_by_lp
 from frontline.mentors.solver.flow import FlowSettings, solve_by_flow
 from frontline.mentors.solver.greedy import greedy_weekly, rescue_unmatched, solve_greedy
@@ -81,7 +81,7 @@ from frontline.mentors.solver.model import Instance
 from frontline.mentors.solver.problem import Mentor, Rotator, Solution, Unmatched, Weights
 from frontline.mentors.solver.solution import finish
 
-METHODS = ("auto", "mip", "flow", "lp", "greedy")
+METHODS = ("auto", "mip", "lp", "cohorts", "flow", "greedy")
 
 
 def solve(
@@ -98,6 +98,9 @@ def solve(
     exact_pairs: int = 20_000,
     lp_pairs: int = 1_000_000,
     flow_pairs: int = 100_000_000,
+    cohort_candidates: int = 40,
+    cohort_passes: int = 6,
+    cohort_bound_rounds: int = 6,
     lazy_rows: bool = False,
     method: str = "auto",
     flow_scale: int = 100,
@@ -109,12 +112,13 @@ def solve(
     """Optimal mentor matching over the whole horizon (see the module docstring).
 
     ``method``: ``"auto"`` (rotators x mentors up to ``exact_pairs``: the exact MIP; up to
-    ``lp_pairs``: LP column generation; up to ``flow_pairs``: the min-cost flow with weekly repair;
-    above: the week-by-week greedy with the simplest bound), ``"mip"``, ``"lp"``, ``"flow"`` or
-    ``"greedy"``. The heuristic methods return the cheaper of their solution and the greedy's, with
+    ``lp_pairs``: LP column generation; up to ``flow_pairs``: cohort flows with the kept-week bound,
+    :mod:`.cohorts`; above: the week-by-week greedy with the simplest bound), ``"mip"``, ``"lp"``,
+    ``"cohorts"``, ``"flow"`` (the full-year flow with a weekly repair, the method before the cohorts)
+    or ``"greedy"``. The LP and flow methods return the cheaper of their solution and the greedy's, with
     the unmatched rescued where an ejection chain allows (:func:`.greedy.rescue_unmatched`)."""
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r} (auto, mip, flow, lp or greedy)")
+        raise ValueError(f"unknown method {method!r} (auto, mip, lp, cohorts, flow or greedy)")
     t0 = time.perf_counter()
     c0 = time.process_time()
     inst = Instance(rotators, mentors, weights)
@@ -124,7 +128,16 @@ def solve(
     pairs = inst.n * inst.m
     if method == "greedy" or (method == "auto" and pairs > flow_pairs):
         return _greedy_with_bound(inst, t0, c0, stats)
-    if method == "flow" or (method == "auto" and pairs > max(exact_pairs, lp_pairs)):
+    if method == "cohorts" or (method == "auto" and pairs > max(exact_pairs, lp_pairs)):
+        cohort_cfg = CohortSettings(
+            candidates=cohort_candidates,
+            passes=cohort_passes,
+            bound_rounds=cohort_bound_rounds,
+            gap_target=gap_target,
+            time_limit=time_limit,
+        )
+        return solve_by_cohorts(inst, t0, c0, stats, cohort_cfg)
+    if method == "flow":
         cfg = FlowSettings(
             scale=flow_scale,
             rounds=flow_rounds,

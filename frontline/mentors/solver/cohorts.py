@@ -1,0 +1,309 @@
+"""Large instances: cohort flows for the pairing, a kept-week flow for the bound.
+
+Rotators who start and end in the same weeks (a *cohort*; the demo companies have 52 of them, however
+many people) compete for exactly the same weekly seats: for one cohort, the weekly rows collapse into one
+seat count per mentor (the fewest seats left in any of its weeks), so pairing a cohort with everyone
+else fixed is a transportation problem, solved exactly by a min-cost flow (OR-Tools, with the annual caps
+and the convex load cost as one unit arc per seat). Phases (:func:`solve_by_cohorts`):
+
+1. :func:`candidates`: one scan of every pair in blocks (:meth:`.model.Instance.pools`: nothing but the
+   selection is kept, so 100k employees fit) keeps each rotator's ``candidates`` cheapest eligible mentors.
+2. :func:`cohort_passes`: the cohorts in order of their start, each paired by its flow on the seats the
+   others leave; then again, each cohort freed and re-paired against all the others (block coordinate
+   descent; the best pass is kept), until a pass gains less than half the ``gap_target`` or the time
+   share is used.
+   Someone whose candidates are all full takes the cheapest eligible mentor with a seat (every mentor).
+   Weekly seats and annual caps hold by construction (checked).
+3. :func:`kept_week_bound`: the lower bound. Keep the weekly rows of every ``L``-th week only (``L`` the
+   shortest rotation, offset where most rotators are away), each rotator charged at the first kept week
+   it covers: that relaxation is a network flow (rotator -> (mentor, kept week) node, whose arc carries
+   that week's seats -> mentor -> sink over the load arcs), far stronger than dropping every weekly row
+   (the demo's seats are tight in the first weeks of the year). Its potentials are Lagrange multipliers
+   (mentor load rows ``lam_m``, kept weekly rows ``v``) for the WHOLE problem: every eligible pair is
+   priced against them in blocks (:meth:`.model.Instance.pools` with duals), pairs of negative reduced
+   cost join the flow, and the Lagrangian value over every eligible pair is a lower bound, whatever the
+   candidates (:func:`.bound.dual_value`). Rounds stop when nothing joins or at the time share.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from frontline.mentors.solver.bound import dual_value, load_term
+from frontline.mentors.solver.flow import _distances_to_sink
+from frontline.mentors.solver.greedy import greedy_fill, rescue_unmatched
+from frontline.mentors.solver.model import Edges, Instance
+from frontline.mentors.solver.problem import Solution
+from frontline.mentors.solver.solution import finish
+
+
+@dataclass(frozen=True)
+class CohortSettings:
+    candidates: int = 40  # cheapest eligible mentors kept per rotator
+    passes: int = 6  # at most this many passes over the cohorts
+    bound_rounds: int = 6  # at most this many kept-week flows (each prices every eligible pair)
+    columns: int = 3  # pairs per rotator that join the bound's flow per round
+    flow_candidates: int = 10  # cheapest candidates per rotator in the bound's first flow
+    scale: int = 100  # costs times this, rounded, for the flows
+    time_limit: float = 60.0
+    gap_target: float = 0.001
+    block: int = 512  # rotators per block of the scans
+
+
+def candidates(inst: Instance, size: int, block: int = 512) -> tuple[Edges, np.ndarray, float]:
+    """Each rotator's ``size`` cheapest eligible pairs, by rotator then cost, each rotator's number of
+    eligible mentors, and the bound with every multiplier at zero (each rotator's cheapest eligible
+    mentor, or the unmatched penalty)."""
+    found = inst.pools(np.arange(inst.n), size, block=block)
+    pool = found.edges.take(np.lexsort((found.edges.cost, found.edges.rot)))
+    bound0 = float(np.minimum(inst.w.unmatched_penalty, found.best).sum())
+    return pool, found.n_eligible, bound0
+
+
+def _flow(
+    tails: np.ndarray, heads: np.ndarray, caps: np.ndarray, costs: np.ndarray, supply: int, nodes: int
+) -> np.ndarray:
+    """Min-cost flow (OR-Tools): ``supply`` units from the first ``supply`` nodes (one each) to the last
+    node; returns the flow on every arc."""
+    from ortools.graph.python import min_cost_flow  # lazy: never imported together with highspy
+
+    flow = min_cost_flow.SimpleMinCostFlow()
+    flow.add_arcs_with_capacity_and_unit_cost(tails.astype(np.int32), heads.astype(np.int32), caps, costs)
+    supplies = np.zeros(nodes, dtype=np.int64)
+    supplies[:supply] = 1
+    supplies[-1] = -supply
+    flow.set_nodes_supplies(np.arange(nodes, dtype=np.int32), supplies)
+    status = flow.solve()
+    if status != flow.OPTIMAL:  # pragma: no cover - every rotator can always go unmatched
+        raise RuntimeError(f"min-cost flow failed with status {status}")
+    return np.asarray(flow.flows(np.arange(len(tails), dtype=np.int32)))
+
+
+def _load_arcs(inst: Instance, ments: np.ndarray, seats: np.ndarray, load: np.ndarray, scale: int) -> tuple:
+    """One unit arc per seat of each mentor in ``ments``, costing the load-balance increment."""
+    lm = np.repeat(np.arange(len(ments)), seats)
+    lk = np.arange(len(lm)) - np.repeat(np.cumsum(seats) - seats, seats)
+    cost = np.rint(scale * inst.w.load_balance * (load[ments][lm] + lk)).astype(np.int64)
+    return lm, cost
+
+
+class Cohorts:
+    """The rotators grouped by (start, end) week, with their candidate pairs."""
+
+    def __init__(self, inst: Instance, pool: Edges, rots: np.ndarray):
+        self.inst = inst
+        self.pool = pool
+        self.first = np.searchsorted(pool.rot, np.arange(inst.n + 1))  # pool edges of rotator i: first[i]:first[i+1]
+        key = inst.s[rots] * (inst.H + 1) + inst.e[rots]
+        order = np.argsort(key, kind="stable")
+        cut = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True])
+        self.groups = [rots[order[a:b]] for a, b in zip(cut[:-1], cut[1:], strict=True)]
+
+    def edges_of(self, group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(position in ``group``, mentor, cost) of the group's candidate pairs."""
+        lo, hi = self.first[group], self.first[group + 1]
+        lens = hi - lo
+        ix = np.repeat(lo - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())
+        return np.repeat(np.arange(len(group)), lens), self.pool.ment[ix], self.pool.cost[ix]
+
+
+def pair_cohort(
+    inst: Instance,
+    cohorts: Cohorts,
+    group: np.ndarray,
+    assign: np.ndarray,
+    rescap: np.ndarray,
+    annual: np.ndarray,
+    load: np.ndarray,
+    scale: int,
+) -> None:
+    """Pair one cohort (unpaired in ``assign``) optimally on the seats left (mutates ``assign``,
+    ``rescap``, ``annual``, ``load``); those its candidates cannot seat take the cheapest eligible mentor
+    with a seat, if any."""
+    s, e = int(inst.s[group[0]]), int(inst.e[group[0]])
+    seats = np.minimum(rescap[:, s:e].min(axis=1), annual).clip(0)
+    loc, mm, cc = cohorts.edges_of(group)
+    open_ = seats[mm] > 0
+    loc, mm, cc = loc[open_], mm[open_], cc[open_]
+    R = len(group)
+    if len(mm):
+        ments, mpos = np.unique(mm, return_inverse=True)
+        lm, lcost = _load_arcs(inst, ments, np.minimum(seats[ments], R), load, scale)
+        T = R + len(ments)
+        tails = np.concatenate([loc, np.arange(R), R + lm])
+        heads = np.concatenate([R + mpos, np.full(R + len(lm), T)])
+        P = int(round(inst.w.unmatched_penalty * scale))
+        costs = np.concatenate([np.rint(cc * scale).astype(np.int64), np.full(R, P, dtype=np.int64), lcost])
+        used = _flow(tails, heads, np.ones(len(tails), dtype=np.int64), costs, R, T + 1)[: len(loc)] > 0
+        picked, mj = group[loc[used]], mm[used]
+        assign[picked] = mj
+        np.subtract.at(rescap, (mj[:, None], np.arange(s, e)[None, :]), 1)
+        np.subtract.at(annual, mj, 1)
+        np.add.at(load, mj, 1)
+    left = group[assign[group] < 0]
+    if len(left):
+        greedy_fill(inst, assign, left, rescap, annual)
+        filled = assign[left]
+        np.add.at(load, filled[filled >= 0], 1)
+
+
+def cohort_passes(
+    inst: Instance, cohorts: Cohorts, start: np.ndarray, cfg: CohortSettings, deadline: float, stats: dict[str, Any]
+) -> np.ndarray:
+    """From ``start`` (an assignment within every weekly seat and annual cap; nobody paired in the first
+    pass), re-pair each cohort against all the others, in order of their start, pass after pass (see the
+    module docstring). Returns the best pass's assignment (mentor index per rotator, -1 unmatched)."""
+    assign = start.copy()
+    rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
+    load = inst.load0 + extra
+    values: list[float] = []
+    best = assign
+    for _pass in range(cfg.passes):
+        for group in cohorts.groups:
+            # free the cohort: its seats go back
+            had = group[assign[group] >= 0]
+            mj = assign[had]
+            s, e = int(inst.s[group[0]]), int(inst.e[group[0]])
+            np.add.at(rescap, (mj[:, None], np.arange(s, e)[None, :]), 1)
+            np.add.at(annual, mj, 1)
+            np.subtract.at(load, mj, 1)
+            assign[group] = -1
+            pair_cohort(inst, cohorts, group, assign, rescap, annual, load, cfg.scale)
+        values.append(round(inst.total_cost(assign)[0], 3))
+        if values[-1] <= min(values[:-1], default=np.inf):
+            best = assign.copy()
+        else:  # a re-pairing can lose when a cohort's candidates are full (the fill then takes what is left)
+            break
+        if len(values) > 1 and values[-2] - values[-1] <= cfg.gap_target / 2 * values[-1]:
+            break  # the pass gained less than half the gap target
+        if time.perf_counter() > deadline:
+            break
+    stats["cohort_passes"] = values
+    stats["cohorts"] = len(cohorts.groups)
+    return best
+
+
+def _kept_weeks(inst: Instance, rots: np.ndarray) -> np.ndarray:
+    """Per rotator, the kept week it is charged at (-1: none): every ``L``-th week (``L`` the shortest
+    rotation), at the offset where the kept weeks hold the most rotators on rotation."""
+    L = max(1, int((inst.e[rots] - inst.s[rots]).min()))
+    away = np.zeros(inst.H + 1)
+    np.add.at(away, inst.s[rots], 1)
+    np.add.at(away, inst.e[rots], -1)
+    away = np.cumsum(away)[: inst.H]
+    weeks = np.arange(inst.H)
+    offset = int(np.argmax([(away[weeks % L == k] ** 2).sum() for k in range(L)]))
+    kept = inst.s + (offset - inst.s) % L
+    return np.where(kept < inst.e, kept, -1)
+
+
+def kept_week_flow(
+    inst: Instance, rots: np.ndarray, edges: Edges, kept: np.ndarray, scale: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray]:
+    """The kept-week relaxation as a min-cost flow over ``edges``; returns its multipliers (``lam_m``
+    per mentor, ``v`` (m, H), rotator duals ``u``, all in cost units) from the potentials of the optimal
+    flow (shortest distances to the sink in the residual graph), the flow's value and its assignment
+    (mentor per rotator, -1 unmatched; weekly seats hold in the kept weeks only)."""
+    H, m, R = inst.H, inst.m, len(rots)
+    er, em, ec = edges
+    pos = np.full(inst.n, -1, dtype=np.int64)
+    pos[rots] = np.arange(R)
+    kw = kept[er]
+    cellkey = np.where(kw >= 0, em * H + kw, -1)
+    cells = np.unique(cellkey[cellkey >= 0])
+    C = len(cells)
+    Mo = R + C  # nodes: rotators, (mentor, kept week) cells, mentors, sink
+    T = Mo + m
+    lm, lcost = _load_arcs(inst, np.arange(m), inst.annual, inst.load0, scale)
+    heads_e = np.where(kw >= 0, R + np.searchsorted(cells, cellkey), Mo + em)
+    tails = np.concatenate([pos[er], R + np.arange(C), np.arange(R), Mo + lm])
+    heads = np.concatenate([heads_e, Mo + cells // H, np.full(R + len(lm), T)])
+    cell_seats = np.maximum(inst.rescap.reshape(-1)[cells], 0)
+    caps = np.concatenate([np.ones(len(er)), cell_seats, np.ones(R + len(lm))]).astype(np.int64)
+    P = int(round(inst.w.unmatched_penalty * scale))
+    costs = np.concatenate(
+        [np.rint(ec * scale).astype(np.int64), np.zeros(C, dtype=np.int64), np.full(R, P, dtype=np.int64), lcost]
+    )
+    flows = _flow(tails, heads, caps, costs, R, T + 1)
+    fwd, bwd = flows < caps, flows > 0
+    dist = _distances_to_sink(
+        np.concatenate([tails[fwd], heads[bwd]]),
+        np.concatenate([heads[fwd], tails[bwd]]),
+        np.concatenate([costs[fwd], -costs[bwd]]).astype(np.float64),
+        T,
+    )
+    dist = np.where(np.isfinite(dist), dist, 0.0)
+    lam_m = np.maximum(0.0, dist[Mo:T]) / scale
+    v = np.zeros(m * H)
+    v[cells] = np.maximum(0.0, dist[R:Mo] - dist[Mo + cells // H]) / scale
+    u = np.zeros(inst.n)
+    u[rots] = dist[:R] / scale
+    used = flows[: len(er)] > 0
+    assign = np.full(inst.n, -1, dtype=np.int64)
+    assign[er[used]] = em[used]
+    return lam_m, v.reshape(m, H), u, float((flows * costs).sum()) / scale, assign
+
+
+def kept_week_bound(
+    inst: Instance,
+    rots: np.ndarray,
+    edges: Edges,
+    cfg: CohortSettings,
+    deadline: float,
+    stats: dict[str, Any],
+) -> tuple[float, np.ndarray]:
+    """The Lagrangian lower bound of the kept-week relaxation, every eligible pair priced (see the module
+    docstring), and the last flow's assignment."""
+    kept = _kept_weeks(inst, rots)
+    cap = np.maximum(inst.rescap, 0)
+    bound = -np.inf
+    log = []
+    for _ in range(cfg.bound_rounds):
+        lam_m, v, u, value, assign = kept_week_flow(inst, rots, edges, kept, cfg.scale)
+        lw = np.zeros((inst.m, inst.H + 1))
+        np.cumsum(v, axis=1, out=lw[:, 1:])
+        priced = inst.pools(rots, cfg.columns, block=cfg.block, lam_m=lam_m, lw=lw, u=u)  # every eligible pair
+        here = dual_value(inst, priced.best, rots, load_term(inst, inst.annual, lam_m), -float((v * cap).sum()))
+        bound = max(bound, here)
+        new = priced.edges.take(~np.isin(priced.edges.keys(inst.m), edges.keys(inst.m)))
+        log.append((len(edges.rot), round(value, 3), round(here, 3), len(new.rot)))
+        if not len(new.rot) or value - bound <= cfg.gap_target * max(value, 1e-9) / 4:
+            break
+        if time.perf_counter() > deadline:
+            break
+        edges = edges.join(new)
+    stats["bound_log"] = log
+    return float(bound), assign
+
+
+def solve_by_cohorts(inst: Instance, t0: float, c0: float, stats: dict[str, Any], cfg: CohortSettings) -> Solution:
+    """Cohort flows for the pairing, the kept-week flow for the bound (see the module docstring)."""
+    if cfg.candidates < 1 or cfg.passes < 1 or cfg.scale < 1:
+        raise ValueError("cohort candidates, passes and scale must be >= 1")
+    pool, n_eligible, bound0 = candidates(inst, cfg.candidates, cfg.block)
+    stats["eligible_pairs"] = int(n_eligible.sum())
+    stats["t_scan"] = round(time.perf_counter() - t0, 3)
+    rots = np.nonzero(n_eligible > 0)[0]
+    if len(rots) == 0:  # nobody has an eligible mentor
+        nobody = np.full(inst.n, -1, dtype=np.int64)
+        return finish(inst, nobody, inst.w.unmatched_penalty * inst.n, "no-eligible-pairs", t0, stats)
+    cohorts = Cohorts(inst, pool, rots)
+    empty = np.full(inst.n, -1, dtype=np.int64)
+    assign = cohort_passes(inst, cohorts, empty, cfg, t0 + 0.4 * cfg.time_limit, stats)
+    stats["rescued"] = rescue_unmatched(inst, assign)
+    if len(inst.overfull(assign, inst.rescap)):  # pragma: no cover - must never ship
+        raise RuntimeError("cohort pairing overfilled a mentor")
+    stats["t_pairing"] = round(time.perf_counter() - t0, 3)
+    matched = np.nonzero(assign >= 0)[0]
+    mine = Edges(matched, assign[matched], inst.pair_costs(matched, assign[matched]))
+    start = pool.take(np.arange(len(pool.rot)) - cohorts.first[pool.rot] < cfg.flow_candidates)
+    edges = start.join(mine.take(~np.isin(mine.keys(inst.m), start.keys(inst.m))))
+    bound, _ = kept_week_bound(inst, rots, edges, cfg, t0 + 0.85 * cfg.time_limit, stats)
+    bound = max(bound, bound0)
+    stats["t_total"] = round(time.perf_counter() - t0, 3)
+    stats["cpu_total"] = round(time.process_time() - c0, 3)
+    return finish(inst, assign, bound, "cohorts", t0, stats)

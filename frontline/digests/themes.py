@@ -796,6 +796,7 @@ def find_themes(
     English note about one problem meet and a problem filed under the wrong area still joins its theme.
     Without the model (``embed=False`` or the package unusable) it falls back to the lexical grouping
     (per (area, category), TF-IDF + LSA). Labels are written in ``language`` (default: settings)."""
+    import scipy.linalg  # noqa: F401 - loads SciPy's own BLAS now, so the limit below covers it too
     from threadpoolctl import threadpool_limits
 
     # One BLAS thread: the matrices are tall and thin (items x 60-400), where a second thread gains

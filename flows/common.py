@@ -27,6 +27,23 @@ CURRENT_RUN: contextvars.ContextVar[Any] = contextvars.ContextVar("frontline_loc
 PLANNING_TAG = "frontline-planning"
 
 
+def retry_when_transient(error: type[Exception]) -> Callable[[Any, Any, Any], bool]:
+    """A Prefect ``retry_condition_fn`` for a connector task: an ``error`` retries only when its
+    ``transient`` is true (no answer, a server error; a refused login or a bad file will not change in a
+    minute); anything else unexpected retries as Prefect would; success never."""
+
+    def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+        try:
+            state.result()
+        except error as exc:
+            return bool(getattr(exc, "transient", False))
+        except Exception:  # noqa: BLE001 - anything else unexpected: retry as Prefect would
+            return True
+        return False
+
+    return worth_retrying
+
+
 def run_name(label: str, *parameters: str) -> Callable[[], str]:
     def name() -> str:
         values: Mapping[str, Any] = {}

@@ -18,26 +18,14 @@ from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from flows import jobs
-from flows.common import run_name
+from flows.common import retry_when_transient, run_name
 from frontline.mail.imap import MailboxError
-
-
-def _worth_retrying(task: Any, task_run: Any, state: State[Any]) -> bool:
-    """Retry a mailbox that did not answer; a refused login will not change in a minute."""
-    try:
-        state.result()
-    except MailboxError as exc:
-        return exc.transient
-    except Exception:  # noqa: BLE001 - anything else unexpected: retry as Prefect would
-        return True
-    return False
-
 
 read_task = task(
     name="read-rsvp-mailbox",
     retries=2,
     retry_delay_seconds=[10, 60],
-    retry_condition_fn=_worth_retrying,
+    retry_condition_fn=retry_when_transient(MailboxError),
     cache_policy=NO_CACHE,
 )(jobs.read_mailbox)
 

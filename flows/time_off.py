@@ -18,28 +18,17 @@ from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from flows import jobs
-from flows.common import run_name
+from flows.common import retry_when_transient, run_name
 from frontline.people.time_off import FeedError
 
 ARTIFACT_KEY = jobs.TIME_OFF_ARTIFACT
-
-
-def _worth_retrying(task: Any, task_run: Any, state: State[Any]) -> bool:
-    """Retry a fetch that got no answer or a server error; a 404 or a bad file will not change in a minute."""
-    try:
-        state.result()
-    except FeedError as exc:
-        return exc.transient
-    except Exception:  # noqa: BLE001 - anything else unexpected: retry as Prefect would
-        return True
-    return False
 
 
 fetch_task = task(
     name="fetch-time-off-feed",
     retries=2,
     retry_delay_seconds=[5, 30],
-    retry_condition_fn=_worth_retrying,
+    retry_condition_fn=retry_when_transient(FeedError),
     cache_policy=NO_CACHE,
 )(jobs.fetch_time_off_feed)
 apply_task = task(name="apply-time-off-feed", cache_policy=NO_CACHE)(jobs.apply_time_off_feed)

@@ -19,10 +19,13 @@ $(UV_STAMP):
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	@rm -f $(VENV)/.uv-* && touch $@
 
-# the runtime: what `make demo` needs, and nothing else
+# the runtime: what `make demo` needs, and nothing else. Compiled to bytecode at install (uv does not by
+# default, and where PYTHONDONTWRITEBYTECODE is set nothing is ever cached): otherwise every command
+# compiles ~1,000 modules again, ~1.9 s of a 10k `frontline plan`'s 3.7 s.
 $(STAMP): requirements.lock pyproject.toml $(UV_STAMP)
-	$(UV_INSTALL) -r requirements.lock
+	$(UV_INSTALL) --compile-bytecode -r requirements.lock
 	$(UV_INSTALL) --no-deps -e .
+	@$(BIN)/python -m compileall -q -j0 frontline flows models >/dev/null
 	@rm -f $(VENV)/.installed-[0-9]* && touch $@
 
 # the runtime plus the test and lint tools (same pins)

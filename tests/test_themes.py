@@ -193,3 +193,27 @@ def test_theme_labels_name_the_problem_in_the_organisations_language():
     texts = ["Der CSV-Export zerstört die Umlaute", "CSV export breaks umlauts"]
     assert theme_label(texts, "en") == "CSV export breaks umlauts"
     assert theme_label(texts, "de") == "Der CSV-Export zerstört die Umlaute"
+
+
+def test_normalised_texts_are_each_texts_own_even_when_repeated():
+    """``_normalised`` normalises each distinct text once (issue 14); every position still gets its own
+    text's form: texts that share a prefix, differ only in spacing or case, or normalise to nothing (the
+    fallback keeps the text's own spacing) are told apart."""
+    from frontline.digests.themes import _normalised
+
+    long = "Customers cannot find the export button on the reports page when they "
+    texts = [
+        long + "log in",
+        long + "sign up",
+        long + "log in",
+        "the",
+        " the ",
+        "THE",
+        "the  ",
+        "Crashes on login",
+        "crashes on login",
+        "Crashes  on login ",
+        "the",
+    ]
+    assert _normalised(texts) == [normalise(t) or t.lower() for t in texts]
+    assert _normalised(texts)[3:5] == ["the", " the "]

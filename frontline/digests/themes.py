@@ -612,7 +612,16 @@ def theme_label(ranked_texts: Sequence[str], language: str = "en", candidates: i
 
 
 def _normalised(texts: Sequence[str]) -> list[str]:
-    return [normalise(t) or t.lower() for t in texts]
+    """The comparison forms of ``texts``, each distinct text normalised once (a week repeats many texts
+    word for word: "Can't find the export button")."""
+    done: dict[str, str] = {}
+    out = []
+    for t in texts:
+        n = done.get(t)
+        if n is None:
+            n = done[t] = normalise(t) or t.lower()
+        out.append(n)
+    return out
 
 
 def _semantic(norm: list[str]) -> np.ndarray | None:
@@ -963,7 +972,11 @@ def _lexical_themes(
     ordered = sorted(groups.items())
     for _key, members in ordered:
         members.sort(key=lambda i: _sort_key(i.id))
-    norm = {key: _normalised([m.text for m in members]) for key, members in ordered}
+    every = _normalised([m.text for _key, members in ordered for m in members])  # duplicates across groups too
+    norm, offset = {}, 0
+    for key, members in ordered:
+        norm[key] = every[offset : offset + len(members)]
+        offset += len(members)
     z = _semantic([t for key, _m in ordered for t in norm[key]]) if semantic else None
     if distance_threshold is None:
         distance_threshold = DEFAULT_DISTANCE_THRESHOLD if z is not None else LEXICAL_ONLY_THRESHOLD

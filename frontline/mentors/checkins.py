@@ -189,9 +189,9 @@ def ranked_slots(
     found: list[tuple[tuple[bool, float, int], int, tuple[int, str], tuple[int, str]]] = []
     c = -1
     for weekday in SLOT_WEEKDAYS:
+        weeks = [k for k, m in enumerate(mondays) if start <= m + timedelta(days=weekday) <= end]  # per weekday
         for h, local_t in enumerate(half_hours):
             c += 1
-            weeks = [k for k, m in enumerate(mondays) if start <= m + timedelta(days=weekday) <= end]
             if not weeks or not all(tables[k][c][0] for k in weeks):
                 continue
             _valid, closeness, utc_slot = tables[weeks[0]][c]

@@ -205,8 +205,14 @@ def first_slot_utc(start: date, pairing: MentorPairing) -> datetime | None:
     """The first week's check-in of a rotation starting on ``start``, in UTC (None without a slot)."""
     if pairing.checkin_weekday is None or not pairing.checkin_time_utc:
         return None
-    hh, _, mm = pairing.checkin_time_utc.partition(":")
-    day = start + timedelta(days=(pairing.checkin_weekday - start.weekday()) % 7)
+    return slot_start_utc(start, (pairing.checkin_weekday, pairing.checkin_time_utc))
+
+
+def slot_start_utc(start: date, slot: tuple[int, str]) -> datetime:
+    """The first occurrence on or after ``start`` of a slot (UTC weekday, "HH:MM"), in UTC."""
+    weekday, hhmm = slot
+    hh, _, mm = hhmm.partition(":")
+    day = start + timedelta(days=(weekday - start.weekday()) % 7)
     return datetime.combine(day, time(int(hh), int(mm or 0)), tzinfo=UTC)
 
 

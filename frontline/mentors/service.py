@@ -42,10 +42,11 @@ from sqlmodel import Session, col, func, select
 from frontline.core import audit, clock
 from frontline.core.errors import PairingError
 from frontline.core.policy import Mentoring, Policy
-from frontline.mentors.checkins import choose_checkin, slot_key, slot_local, zone, zone_key
+from frontline.mentors.checkins import choose_checkin, slot_key, slot_local, slot_start_utc, zone, zone_key
 from frontline.mentors.pairings import active_pairings_overlapping
 from frontline.mentors.surveys import mentor_feedback
 from models import Absence, Department, Employee, MentorPairing, PairingGap, Rotation, utcnow
+from models.db import bulk_insert
 
 if TYPE_CHECKING:  # the solver imports SciPy (~1 s): only pairing itself loads it
     from frontline.mentors import solver
@@ -431,15 +432,17 @@ class PairingWriter:
     actor: str
     dry_run: bool
     status: str = "active"  # "proposed" when policy mentoring.review holds new pairings for HR
-    new: list[tuple[MentorPairing, dict[str, Any], tuple[MentorPairing, str] | None]] = field(default_factory=list)
+    # the new pairings' column values, their result row and the pairing they replace (see :meth:`flush`)
+    new: list[tuple[dict[str, Any], dict[str, Any], tuple[MentorPairing, str] | None]] = field(default_factory=list)
+    now: datetime = field(default_factory=utcnow)  # created_at and updated_at of every new pairing of the run
 
-    def audit(self, action: str, pairing: MentorPairing, reason: str | None, **details: Any) -> None:
+    def audit(self, action: str, pairing_id: int | None, reason: str | None, **details: Any) -> None:
         audit.record(
             self.session,
             actor=self.actor,
             action=action,
             subject_type="pairing",
-            subject_id=pairing.id,
+            subject_id=pairing_id,
             reason=reason,
             **details,
         )
@@ -461,7 +464,7 @@ class PairingWriter:
             return
         old_p.status, old_p.reason, old_p.updated_at = "replaced", reason, utcnow()
         self.session.add(old_p)
-        self.audit("pairing.replaced", old_p, reason, rotation_id=r.id, mentor_id=old_p.mentor_id, new_mentor_id=mid)
+        self.audit("pairing.replaced", old_p.id, reason, rotation_id=r.id, mentor_id=old_p.mentor_id, new_mentor_id=mid)
 
     def checkin(self, r: Rotation, rotator: Employee, mentor: Employee) -> tuple[int, str] | None:
         """The new pairing's check-in slot, avoiding the mentor's slots in overlapping rotations."""
@@ -493,40 +496,57 @@ class PairingWriter:
             "checkin": None,
             "pairing_id": None,
         }
-        p = MentorPairing(
-            rotation_id=cast(int, r.id),
-            mentor_id=mid,
-            status=self.status,
-            score=cost,
-            checkin_weekday=slot[0] if slot else None,
-            checkin_time_utc=slot[1] if slot else None,
-            sequence=self.state.earlier.get(cast(int, r.id), 0),  # 0 for a rotation's first pairing, then 1, 2, ...
-            reason=(f"replaces pairing {old[0].id}: {old[1]}" if old else None),
-        )
-        first = slot_local(r, p, mentor.timezone)
-        if first is not None:
+        if slot is not None:
+            first = slot_start_utc(r.start, slot).astimezone(zone(mentor.timezone))
             self.taken[mid].append((r.start, r.end, slot_key(first)))
             row["checkin"] = f"{first:%a %H:%M} {zone_key(first)}"
         if not self.dry_run:
-            self.new.append((p, row, old))
+            values = {
+                "rotation_id": cast(int, r.id),
+                "mentor_id": mid,
+                "status": self.status,
+                "score": cost,
+                "checkin_weekday": slot[0] if slot else None,
+                "checkin_time_utc": slot[1] if slot else None,
+                "sequence": self.state.earlier.get(
+                    cast(int, r.id), 0
+                ),  # 0 for a rotation's first pairing, then 1, 2, ...
+                "reason": (f"replaces pairing {old[0].id}: {old[1]}" if old else None),
+                "response": None,
+                "responded_at": None,
+                "created_at": self.now,
+                "updated_at": self.now,
+            }
+            self.new.append((values, row, old))
         row["status"] = self.status
         self.result.created.append(row)
 
     def flush(self) -> None:
-        """Insert the new pairings in one go (one flush, not one per pairing), then their ids and the
-        audit events of the replacements."""
+        """Insert the new pairings in one DBAPI ``executemany`` (:func:`models.db.bulk_insert`: no ORM object
+        per pairing), read their ids back (rows of these rotations above the highest id before the insert),
+        then record the audit events of the replacements and proposals."""
         if not self.new:
             return
-        self.session.add_all([p for p, _row, _old in self.new])
         self.session.flush()
-        for p, row, old in self.new:
-            row["pairing_id"] = p.id
+        table = MentorPairing.__table__  # type: ignore[attr-defined]
+        before = self.session.exec(select(func.max(col(MentorPairing.id)))).one() or 0
+        bulk_insert(self.session, table, [values for values, _row, _old in self.new])
+        ids = {
+            rid: pid
+            for pid, rid in self.session.exec(
+                select(col(MentorPairing.id), col(MentorPairing.rotation_id))
+                .where(col(MentorPairing.id) > before)
+                .order_by(col(MentorPairing.id))
+            ).all()
+        }
+        for values, row, old in self.new:
+            pid = ids[values["rotation_id"]]
+            row["pairing_id"] = pid
+            rid, mid, reason = values["rotation_id"], values["mentor_id"], values["reason"]
             if old:
-                self.audit(
-                    "pairing.created", p, p.reason, rotation_id=p.rotation_id, mentor_id=p.mentor_id, replaces=old[0].id
-                )
+                self.audit("pairing.created", pid, reason, rotation_id=rid, mentor_id=mid, replaces=old[0].id)
             if self.status == "proposed":
-                self.audit("pairing.proposed", p, None, rotation_id=p.rotation_id, mentor_id=p.mentor_id)
+                self.audit("pairing.proposed", pid, None, rotation_id=rid, mentor_id=mid)
         self.new.clear()
 
     def unmatched(self, sol: solver.Solution) -> None:

@@ -31,11 +31,11 @@ Check-ins live in :mod:`frontline.mentors.checkins`, the wrap-up surveys in :mod
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Collection, Hashable
+from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlmodel import Session, col, func, select
 
@@ -140,17 +140,102 @@ def cancel_pairings_of_cancelled_rotations(session: Session, *, dry_run: bool) -
 # Pairing, phase 1: what the database says
 
 
+class PersonFacts(Protocol):
+    """What pairing reads of a person: an :class:`models.Employee`, or a :class:`Person` read by columns."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def department_id(self) -> int: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def languages(self) -> list[str]: ...
+    @property
+    def skills(self) -> list[str]: ...
+    @property
+    def mentor_capacity(self) -> int: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def left_on(self) -> date | None: ...
+
+
+class RotationFacts(Protocol):
+    """What pairing reads of a rotation: a :class:`models.Rotation`, or a :class:`PlannedRotation`."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def employee_id(self) -> int: ...
+    @property
+    def start(self) -> date: ...
+    @property
+    def end(self) -> date: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """An employee's columns pairing reads (a plain record: no ORM entity per rotator)."""
+
+    id: int
+    name: str
+    email: str
+    department_id: int
+    timezone: str
+    languages: list[str]
+    skills: list[str]
+    mentor_capacity: int
+    active: bool
+    left_on: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRotation:
+    """A rotation's columns pairing reads."""
+
+    id: int
+    employee_id: int
+    start: date
+    end: date
+    kind: str
+    status: str
+
+
+PERSON_COLUMNS = (
+    Employee.id,
+    Employee.name,
+    Employee.email,
+    Employee.department_id,
+    Employee.timezone,
+    Employee.languages,
+    Employee.skills,
+    Employee.mentor_capacity,
+    Employee.active,
+    Employee.left_on,
+)
+ROTATION_COLUMNS = (Rotation.id, Rotation.employee_id, Rotation.start, Rotation.end, Rotation.kind, Rotation.status)
+
+
 @dataclass
 class PairingState:
     """Everything pairing reads, as plain records (no session needed after :func:`load_state`)."""
 
     as_of: date
     horizon_start: date  # the Monday of ``as_of``'s week: week 0 of the solver
-    mentors: dict[int, Employee]  # who may mentor now, by id
+    mentors: dict[int, PersonFacts]  # who may mentor now, by id
     absences: dict[int, list[Absence]]  # by employee, those ending in the horizon or later
-    rotations: list[Rotation]  # not over, starting in the horizon, by start
+    rotations: list[RotationFacts]  # not over, starting in the horizon, by start
     active: list[MentorPairing]  # the active and proposed pairings of those rotations
-    employees: dict[int, Employee]  # the rotators of those rotations and the mentors of those pairings
+    employees: dict[int, PersonFacts]  # the rotators of those rotations and the mentors of those pairings
     history: dict[int, set[int]] = field(default_factory=dict)  # employee -> every mentor they ever had
     earlier: dict[int, int] = field(default_factory=dict)  # rotation -> pairings it had (any status)
     feedback: dict[int, float] = field(default_factory=dict)  # mentor -> average rotator rating
@@ -161,18 +246,18 @@ class PairingState:
         return (day - self.horizon_start).days // 7
 
     @cached_property
-    def rotation_by_id(self) -> dict[int, Rotation]:
+    def rotation_by_id(self) -> dict[int, RotationFacts]:
         return {r.id: r for r in self.rotations if r.id is not None}
 
-    def rotation(self, rotation_id: int) -> Rotation:
+    def rotation(self, rotation_id: int) -> RotationFacts:
         return self.rotation_by_id[rotation_id]
 
 
-def _eligible_mentors(session: Session, support: Department | None, as_of: date) -> dict[int, Employee]:
+def _eligible_mentors(session: Session, support: Department | None, as_of: date) -> dict[int, PersonFacts]:
     if support is None:
         return {}
     rows = session.exec(
-        select(Employee)
+        select(*PERSON_COLUMNS)  # type: ignore[call-overload]
         .where(
             Employee.department_id == support.id,
             Employee.is_mentor == True,  # noqa: E712
@@ -181,12 +266,21 @@ def _eligible_mentors(session: Session, support: Department | None, as_of: date)
         )
         .order_by(col(Employee.id))
     ).all()
-    return {e.id: e for e in rows if e.id is not None and (e.left_on is None or e.left_on > as_of)}
+    people = [Person(*row) for row in rows]
+    return {e.id: e for e in people if e.left_on is None or e.left_on > as_of}
 
 
-def _employees(session: Session, ids: set[int]) -> dict[int, Employee]:
+def _employee_entities(session: Session, ids: set[int]) -> dict[int, Employee]:
     rows = session.exec(select(Employee).where(col(Employee.id).in_(sorted(ids)))).all() if ids else []
     return {e.id: e for e in rows if e.id is not None}
+
+
+def _employees(session: Session, ids: set[int]) -> dict[int, PersonFacts]:
+    """The people ``ids`` by id, read by columns (:class:`Person`)."""
+    if not ids:
+        return {}
+    rows = session.exec(select(*PERSON_COLUMNS).where(col(Employee.id).in_(sorted(ids)))).all()  # type: ignore[call-overload]
+    return {row[0]: Person(*row) for row in rows}
 
 
 def _history(session: Session, employee_ids: set[int]) -> dict[int, set[int]]:
@@ -222,13 +316,14 @@ def load_state(session: Session, support: Department | None, as_of: date) -> Pai
     absences: dict[int, list[Absence]] = {}
     for a in session.exec(select(Absence).where(Absence.end >= h0)).all():
         absences.setdefault(a.employee_id, []).append(a)
-    rotations = list(
-        session.exec(
-            select(Rotation)
+    rotations: list[RotationFacts] = [
+        PlannedRotation(*row)
+        for row in session.exec(
+            select(*ROTATION_COLUMNS)  # type: ignore[call-overload]
             .where(Rotation.end >= as_of, Rotation.start < h_end)
             .order_by(col(Rotation.start), col(Rotation.id))
         ).all()
-    )
+    ]
     rotation_ids = [r.id for r in rotations if r.id is not None]
     active = list(
         session.exec(
@@ -268,7 +363,7 @@ def load_state(session: Session, support: Department | None, as_of: date) -> Pai
 class Triage:
     kept: list[MentorPairing]
     to_replace: dict[int, tuple[MentorPairing, str]]  # rotation id -> (old pairing, why it must change)
-    need: list[Rotation]  # planned rotations without a pairing that stays, by start
+    need: list[RotationFacts]  # planned rotations without a pairing that stays, by start
 
     def only(self, rotation_ids: Collection[int]) -> Triage:
         """The same triage, changing nothing but ``rotation_ids`` (a re-pair of those rotations alone)."""
@@ -280,7 +375,7 @@ class Triage:
 
 
 def mentor_problem(
-    rot: Rotation, mentor: Employee, absences: list[Absence], mentors: dict[int, Employee]
+    rot: RotationFacts, mentor: PersonFacts, absences: list[Absence], mentors: Mapping[int, PersonFacts]
 ) -> str | None:
     """Why an active pairing cannot stay (None when it can)."""
     if not mentor.active or (mentor.left_on is not None and mentor.left_on <= rot.end):
@@ -334,7 +429,7 @@ def _kept_load(state: PairingState, kept: list[MentorPairing]) -> tuple[dict[int
     return busy, load
 
 
-def _unavailable_weeks(state: PairingState, e: Employee) -> frozenset[int]:
+def _unavailable_weeks(state: PairingState, e: PersonFacts) -> frozenset[int]:
     """Weeks of the horizon (and a little beyond) a mentor is absent or gone."""
     weeks: set[int] = set()
     for a in state.absences.get(cast(int, e.id), []):
@@ -447,7 +542,7 @@ class PairingWriter:
             **details,
         )
 
-    def replace(self, r: Rotation, old: tuple[MentorPairing, str], mid: int | None) -> None:
+    def replace(self, r: RotationFacts, old: tuple[MentorPairing, str], mid: int | None) -> None:
         old_p, reason = old
         old_mentor = self.state.employees.get(old_p.mentor_id)
         self.result.replaced.append(
@@ -466,7 +561,7 @@ class PairingWriter:
         self.session.add(old_p)
         self.audit("pairing.replaced", old_p.id, reason, rotation_id=r.id, mentor_id=old_p.mentor_id, new_mentor_id=mid)
 
-    def checkin(self, r: Rotation, rotator: Employee, mentor: Employee) -> tuple[int, str] | None:
+    def checkin(self, r: RotationFacts, rotator: PersonFacts, mentor: PersonFacts) -> tuple[int, str] | None:
         """The new pairing's check-in slot, avoiding the mentor's slots in overlapping rotations."""
         mid = cast(int, mentor.id)
         taken = {s for (a, b, s) in self.taken[mid] if a <= r.end and b >= r.start}
@@ -482,7 +577,7 @@ class PairingWriter:
         )
         return slot
 
-    def create(self, r: Rotation, mid: int, cost: float | None, old: tuple[MentorPairing, str] | None) -> None:
+    def create(self, r: RotationFacts, mid: int, cost: float | None, old: tuple[MentorPairing, str] | None) -> None:
         rotator, mentor = self.state.employees[r.employee_id], self.state.mentors[mid]
         slot = self.checkin(r, rotator, mentor)
         row: dict[str, Any] = {
@@ -724,7 +819,7 @@ def pairings_in_view(
             )
         ).all()
     }
-    mentors = _employees(session, {p.mentor_id for p in active.values()})
+    mentors = _employee_entities(session, {p.mentor_id for p in active.values()})
     paired = [(r, e, mentors.get(active[r.id].mentor_id)) for r, e in rows if r.id in active]
     unpaired = [(r, e) for r, e in rows if r.id not in active]
     return paired, unpaired

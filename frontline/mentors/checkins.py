@@ -148,20 +148,51 @@ def _offset_table(m_off: timedelta, r_off: timedelta, minutes: int, hours: tuple
 def _zone_week_table(
     mentor_tz: str, rotator_tz: str, monday: date, minutes: int, hours: tuple[int, int]
 ) -> tuple[_Cell, ...]:
-    """:func:`_week_table` in a week when one of the zones changes its offset."""
-    return _table(zone(mentor_tz), zone(rotator_tz), monday, minutes, hours)
+    """:func:`_week_table` in a week when one of the zones changes its offset: the days on which neither
+    zone changes (:func:`_steady_day`) are taken from the shared table of their two offsets, the others
+    computed from the zones."""
+    mz, rz = zone(mentor_tz), zone(rotator_tz)
+    per_day = len(_half_hours(hours))
+    out: list[_Cell] = []
+    for i, weekday in enumerate(SLOT_WEEKDAYS):
+        day = monday + timedelta(days=weekday)
+        offsets = _steady_day(mz, rz, day)
+        if offsets is None:
+            out.extend(_day_cells(mz, rz, day, minutes, hours))
+        else:
+            out.extend(_offset_table(offsets[0], offsets[1], minutes, hours)[i * per_day : (i + 1) * per_day])
+    return tuple(out)
+
+
+def _steady_day(mz: tzinfo, rz: tzinfo, day: date) -> tuple[timedelta, timedelta] | None:
+    """Both zones' UTC offsets through the mentor-local ``day`` (its midnight to the next), or None when
+    either changes in that time."""
+    first = datetime.combine(day, time(0), tzinfo=mz)
+    last = datetime.combine(day + timedelta(days=1), time(0), tzinfo=mz)
+    m0, m1 = first.utcoffset(), last.utcoffset()
+    r0, r1 = first.astimezone(rz).utcoffset(), last.astimezone(rz).utcoffset()
+    if m0 is None or r0 is None or m0 != m1 or r0 != r1:
+        return None
+    return m0, r0
 
 
 def _table(mz: tzinfo, rz: tzinfo, monday: date, minutes: int, hours: tuple[int, int]) -> tuple[_Cell, ...]:
     out: list[_Cell] = []
     for weekday in SLOT_WEEKDAYS:
-        for local_t in _half_hours(hours):
-            occ = datetime.combine(monday + timedelta(days=weekday), local_t, tzinfo=mz)
-            r_local = occ.astimezone(rz)
-            closeness = abs(occ.hour + occ.minute / 60 - 13) + abs(r_local.hour + r_local.minute / 60 - 13)
-            utc = occ.astimezone(UTC)
-            out.append((_valid_at(occ, minutes, rz, hours), closeness, (utc.weekday(), f"{utc:%H:%M}")))
+        out.extend(_day_cells(mz, rz, monday + timedelta(days=weekday), minutes, hours))
     return tuple(out)
+
+
+def _day_cells(mz: tzinfo, rz: tzinfo, day: date, minutes: int, hours: tuple[int, int]) -> list[_Cell]:
+    """The candidates of one day (mentor-local half hours), as :func:`_week_table` lists them."""
+    out: list[_Cell] = []
+    for local_t in _half_hours(hours):
+        occ = datetime.combine(day, local_t, tzinfo=mz)
+        r_local = occ.astimezone(rz)
+        closeness = abs(occ.hour + occ.minute / 60 - 13) + abs(r_local.hour + r_local.minute / 60 - 13)
+        utc = occ.astimezone(UTC)
+        out.append((_valid_at(occ, minutes, rz, hours), closeness, (utc.weekday(), f"{utc:%H:%M}")))
+    return out
 
 
 @lru_cache(maxsize=50_000)

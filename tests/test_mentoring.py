@@ -499,7 +499,59 @@ def test_checkin_tables_shared_by_offset_equal_the_zone_tables_in_every_week():
         for rz in zones:
             for k in range(105):
                 monday = date(2026, 1, 5) + timedelta(weeks=k)
+                direct = checkins._table(checkins.zone(mz), checkins.zone(rz), monday, 30, (9, 17))
                 fast = checkins._week_table(mz, rz, monday, 30, (9, 17))
-                assert fast == checkins._zone_week_table(mz, rz, monday, 30, (9, 17)), (mz, rz, monday)
+                assert fast == direct, (mz, rz, monday)
+                # the zone table of a daylight-saving week takes its steady days from the shared tables
+                assert checkins._zone_week_table(mz, rz, monday, 30, (9, 17)) == direct, (mz, rz, monday)
                 shared += checkins._steady_offset(checkins.zone(mz), monday) is not None
     assert shared > 0.8 * len(zones) ** 2 * 105  # most weeks take the shared table
+
+
+def _ranked_from_zones(start, end, mz, rz, minutes=30, hours=(9, 17)):
+    """The ranking from the zones themselves, week by week (no table shared by offset): the reference."""
+    from frontline.mentors import checkins
+
+    mondays = [monday_of(start) + timedelta(weeks=k) for k in range(max(1, ((end - start).days + 7) // 7))]
+    tables = [checkins._zone_week_table(mz, rz, m, minutes, hours) for m in mondays]
+    kickoff = checkins._kickoff_table(mz, rz, start, minutes, hours)
+    found, c = [], -1
+    for weekday in checkins.SLOT_WEEKDAYS:
+        for h, local_t in enumerate(checkins._half_hours(hours)):
+            c += 1
+            weeks = [k for k, m in enumerate(mondays) if start <= m + timedelta(days=weekday) <= end]
+            if weeks and all(tables[k][c][0] for k in weeks):
+                found.append(
+                    (
+                        (not kickoff[h], tables[weeks[0]][c][1], weekday),
+                        len(found),
+                        (weekday, f"{local_t:%H:%M}"),
+                        tables[weeks[0]][c][2],
+                    )
+                )
+    found.sort(key=lambda f: (f[0], f[1]))
+    return tuple((key, slot) for _s, _o, key, slot in found)
+
+
+def test_rankings_shared_by_offset_equal_the_rankings_from_the_zones():
+    """A rotation's ranked check-in slots are shared by every rotation whose zones keep the same offsets over
+    the same weekdays (kickoff included); they must equal the ranking computed from the zones themselves for
+    rotations starting on every day of two years (daylight-saving weeks included), of 1 to 5 weeks."""
+    from frontline.mentors import checkins
+
+    zones = ["America/Denver", "Europe/London", "Asia/Tokyo", "America/Santiago", "Australia/Lord_Howe"]
+    zones += ["Asia/Kolkata", "America/St_Johns", "Africa/Cairo", "Europe/Berlin"]
+    for mz in zones:
+        for rz in zones:
+            for d in range(0, 730, 3):
+                start = date(2026, 1, 1) + timedelta(days=d)
+                end = start + timedelta(days=7 * (1 + d % 5) - 1 - d % 2)
+                ranked = checkins.ranked_slots(start, end, mz, rz, 30, (9, 17))
+                assert ranked == _ranked_from_zones(start, end, mz, rz), (mz, rz, start, end)
+    checkins._ranked.cache_clear()
+    for k in range(104):  # 4-week rotations over two years, two zones with the same offsets
+        start = date(2026, 1, 5) + timedelta(weeks=k)
+        checkins.ranked_slots(start, start + timedelta(days=27), "Europe/Berlin", "Europe/Rome", 30, (9, 17))
+    # one ranking for summer, one for winter, and 5 around each of the 4 changes (a change on a Sunday makes
+    # the weeks both sides unsteady; a 4-week rotation touches them in 5 ways): 22 rankings for 104 rotations
+    assert checkins._ranked.cache_info().currsize <= 2 + 5 * 4

@@ -148,20 +148,51 @@ def _offset_table(m_off: timedelta, r_off: timedelta, minutes: int, hours: tuple
 def _zone_week_table(
     mentor_tz: str, rotator_tz: str, monday: date, minutes: int, hours: tuple[int, int]
 ) -> tuple[_Cell, ...]:
-    """:func:`_week_table` in a week when one of the zones changes its offset."""
-    return _table(zone(mentor_tz), zone(rotator_tz), monday, minutes, hours)
+    """:func:`_week_table` in a week when one of the zones changes its offset: the days on which neither
+    zone changes (:func:`_steady_day`) are taken from the shared table of their two offsets, the others
+    computed from the zones."""
+    mz, rz = zone(mentor_tz), zone(rotator_tz)
+    per_day = len(_half_hours(hours))
+    out: list[_Cell] = []
+    for i, weekday in enumerate(SLOT_WEEKDAYS):
+        day = monday + timedelta(days=weekday)
+        offsets = _steady_day(mz, rz, day)
+        if offsets is None:
+            out.extend(_day_cells(mz, rz, day, minutes, hours))
+        else:
+            out.extend(_offset_table(offsets[0], offsets[1], minutes, hours)[i * per_day : (i + 1) * per_day])
+    return tuple(out)
+
+
+def _steady_day(mz: tzinfo, rz: tzinfo, day: date) -> tuple[timedelta, timedelta] | None:
+    """Both zones' UTC offsets through the mentor-local ``day`` (its midnight to the next), or None when
+    either changes in that time."""
+    first = datetime.combine(day, time(0), tzinfo=mz)
+    last = datetime.combine(day + timedelta(days=1), time(0), tzinfo=mz)
+    m0, m1 = first.utcoffset(), last.utcoffset()
+    r0, r1 = first.astimezone(rz).utcoffset(), last.astimezone(rz).utcoffset()
+    if m0 is None or r0 is None or m0 != m1 or r0 != r1:
+        return None
+    return m0, r0
 
 
 def _table(mz: tzinfo, rz: tzinfo, monday: date, minutes: int, hours: tuple[int, int]) -> tuple[_Cell, ...]:
     out: list[_Cell] = []
     for weekday in SLOT_WEEKDAYS:
-        for local_t in _half_hours(hours):
-            occ = datetime.combine(monday + timedelta(days=weekday), local_t, tzinfo=mz)
-            r_local = occ.astimezone(rz)
-            closeness = abs(occ.hour + occ.minute / 60 - 13) + abs(r_local.hour + r_local.minute / 60 - 13)
-            utc = occ.astimezone(UTC)
-            out.append((_valid_at(occ, minutes, rz, hours), closeness, (utc.weekday(), f"{utc:%H:%M}")))
+        out.extend(_day_cells(mz, rz, monday + timedelta(days=weekday), minutes, hours))
     return tuple(out)
+
+
+def _day_cells(mz: tzinfo, rz: tzinfo, day: date, minutes: int, hours: tuple[int, int]) -> list[_Cell]:
+    """The candidates of one day (mentor-local half hours), as :func:`_week_table` lists them."""
+    out: list[_Cell] = []
+    for local_t in _half_hours(hours):
+        occ = datetime.combine(day, local_t, tzinfo=mz)
+        r_local = occ.astimezone(rz)
+        closeness = abs(occ.hour + occ.minute / 60 - 13) + abs(r_local.hour + r_local.minute / 60 - 13)
+        utc = occ.astimezone(UTC)
+        out.append((_valid_at(occ, minutes, rz, hours), closeness, (utc.weekday(), f"{utc:%H:%M}")))
+    return out
 
 
 @lru_cache(maxsize=50_000)
@@ -169,29 +200,76 @@ def _kickoff_table(
     mentor_tz: str, rotator_tz: str, day: date, minutes: int, hours: tuple[int, int]
 ) -> tuple[bool, ...]:
     """Per half hour: the kickoff at that mentor-local time on ``day`` suits both people."""
-    mz, rz = zone(mentor_tz), zone(rotator_tz)
+    return _kickoff(zone(mentor_tz), zone(rotator_tz), day, minutes, hours)
+
+
+@lru_cache(maxsize=4096)
+def _offset_kickoff_table(
+    m_off: timedelta, r_off: timedelta, weekday: int, minutes: int, hours: tuple[int, int]
+) -> tuple[bool, ...]:
+    """:func:`_kickoff_table` for two fixed offsets (a day of a week when neither zone changes its offset:
+    it depends on nothing but the weekday then; computed in the week of 2024-01-01)."""
+    return _kickoff(timezone(m_off), timezone(r_off), date(2024, 1, 1) + timedelta(days=weekday), minutes, hours)
+
+
+def _kickoff(mz: tzinfo, rz: tzinfo, day: date, minutes: int, hours: tuple[int, int]) -> tuple[bool, ...]:
     return tuple(_valid_at(datetime.combine(day, t, tzinfo=mz), minutes, rz, hours) for t in _half_hours(hours))
 
 
-@lru_cache(maxsize=65536)
+_TableKey = tuple[timedelta, timedelta] | tuple[str, str, date]  # two steady offsets, or two zones and a Monday
+
+
+def _table_key(mentor_tz: str, rotator_tz: str, monday: date) -> _TableKey:
+    """What the week's table (:func:`_week_table`) depends on: the two offsets when both are steady that week."""
+    m_off, r_off = _week_offset(mentor_tz, monday), _week_offset(rotator_tz, monday)
+    if m_off is not None and r_off is not None:
+        return (m_off, r_off)
+    return (mentor_tz, rotator_tz, monday)
+
+
 def ranked_slots(
     start: date, end: date, mentor_tz: str, rotator_tz: str, minutes: int, hours: tuple[int, int]
 ) -> tuple[tuple[tuple[int, str], tuple[int, str]], ...]:
     """Every valid candidate of :func:`choose_checkin` as (mentor-local key, UTC slot), best first
     (kickoff possible, closeness to 13:00 for both, weekday; ties in candidate order). Built from the
     per-week tables of the two zones (:func:`_week_table`), so a company computes each (mentor zone,
-    rotator zone, week) once, not once per pairing."""
+    rotator zone, week) once, not once per pairing; and ranked once per what the ranking depends on (the
+    weeks' tables, the kickoff's table, where the rotation starts and ends in its weeks): every rotation of
+    the same length and weekdays whose zones keep the same two offsets shares it."""
     first_monday = clock.monday(start)
-    mondays = [first_monday + timedelta(weeks=k) for k in range(_weeks(start, end))]
-    tables = [_week_table(mentor_tz, rotator_tz, m, minutes, hours) for m in mondays]
-    kickoff = _kickoff_table(mentor_tz, rotator_tz, start, minutes, hours)
+    keys = tuple(
+        _table_key(mentor_tz, rotator_tz, first_monday + timedelta(weeks=k)) for k in range(_weeks(start, end))
+    )
+    week0 = keys[0]
+    if len(week0) == 2:  # a steady first week: the kickoff depends on the two offsets and the weekday alone
+        kickoff = _offset_kickoff_table(week0[0], week0[1], start.weekday(), minutes, hours)
+    else:
+        kickoff = _kickoff_table(mentor_tz, rotator_tz, start, minutes, hours)
+    return _ranked(keys, kickoff, (start - first_monday).days, (end - first_monday).days, minutes, hours)
+
+
+@lru_cache(maxsize=65536)
+def _ranked(
+    keys: tuple[_TableKey, ...],
+    kickoff: tuple[bool, ...],
+    first: int,
+    last: int,
+    minutes: int,
+    hours: tuple[int, int],
+) -> tuple[tuple[tuple[int, str], tuple[int, str]], ...]:
+    """:func:`ranked_slots` for the weeks' table keys, the kickoff's table, and the rotation's first and last
+    day counted from its first Monday."""
+    tables = [
+        _offset_table(key[0], key[1], minutes, hours) if len(key) == 2 else _zone_week_table(*key, minutes, hours)
+        for key in keys
+    ]
     half_hours = _half_hours(hours)
     found: list[tuple[tuple[bool, float, int], int, tuple[int, str], tuple[int, str]]] = []
     c = -1
     for weekday in SLOT_WEEKDAYS:
+        weeks = [k for k in range(len(keys)) if first <= 7 * k + weekday <= last]  # per weekday
         for h, local_t in enumerate(half_hours):
             c += 1
-            weeks = [k for k, m in enumerate(mondays) if start <= m + timedelta(days=weekday) <= end]
             if not weeks or not all(tables[k][c][0] for k in weeks):
                 continue
             _valid, closeness, utc_slot = tables[weeks[0]][c]
@@ -205,8 +283,14 @@ def first_slot_utc(start: date, pairing: MentorPairing) -> datetime | None:
     """The first week's check-in of a rotation starting on ``start``, in UTC (None without a slot)."""
     if pairing.checkin_weekday is None or not pairing.checkin_time_utc:
         return None
-    hh, _, mm = pairing.checkin_time_utc.partition(":")
-    day = start + timedelta(days=(pairing.checkin_weekday - start.weekday()) % 7)
+    return slot_start_utc(start, (pairing.checkin_weekday, pairing.checkin_time_utc))
+
+
+def slot_start_utc(start: date, slot: tuple[int, str]) -> datetime:
+    """The first occurrence on or after ``start`` of a slot (UTC weekday, "HH:MM"), in UTC."""
+    weekday, hhmm = slot
+    hh, _, mm = hhmm.partition(":")
+    day = start + timedelta(days=(weekday - start.weekday()) % 7)
     return datetime.combine(day, time(int(hh), int(mm or 0)), tzinfo=UTC)
 
 

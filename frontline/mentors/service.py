@@ -31,21 +31,22 @@ Check-ins live in :mod:`frontline.mentors.checkins`, the wrap-up surveys in :mod
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Collection, Hashable
+from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlmodel import Session, col, func, select
 
 from frontline.core import audit, clock
 from frontline.core.errors import PairingError
 from frontline.core.policy import Mentoring, Policy
-from frontline.mentors.checkins import choose_checkin, slot_key, slot_local, zone, zone_key
+from frontline.mentors.checkins import choose_checkin, slot_key, slot_local, slot_start_utc, zone, zone_key
 from frontline.mentors.pairings import active_pairings_overlapping
 from frontline.mentors.surveys import mentor_feedback
 from models import Absence, Department, Employee, MentorPairing, PairingGap, Rotation, utcnow
+from models.db import bulk_insert
 
 if TYPE_CHECKING:  # the solver imports SciPy (~1 s): only pairing itself loads it
     from frontline.mentors import solver
@@ -139,17 +140,102 @@ def cancel_pairings_of_cancelled_rotations(session: Session, *, dry_run: bool) -
 # Pairing, phase 1: what the database says
 
 
+class PersonFacts(Protocol):
+    """What pairing reads of a person: an :class:`models.Employee`, or a :class:`Person` read by columns."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def department_id(self) -> int: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def languages(self) -> list[str]: ...
+    @property
+    def skills(self) -> list[str]: ...
+    @property
+    def mentor_capacity(self) -> int: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def left_on(self) -> date | None: ...
+
+
+class RotationFacts(Protocol):
+    """What pairing reads of a rotation: a :class:`models.Rotation`, or a :class:`PlannedRotation`."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def employee_id(self) -> int: ...
+    @property
+    def start(self) -> date: ...
+    @property
+    def end(self) -> date: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """An employee's columns pairing reads (a plain record: no ORM entity per rotator)."""
+
+    id: int
+    name: str
+    email: str
+    department_id: int
+    timezone: str
+    languages: list[str]
+    skills: list[str]
+    mentor_capacity: int
+    active: bool
+    left_on: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRotation:
+    """A rotation's columns pairing reads."""
+
+    id: int
+    employee_id: int
+    start: date
+    end: date
+    kind: str
+    status: str
+
+
+PERSON_COLUMNS = (
+    Employee.id,
+    Employee.name,
+    Employee.email,
+    Employee.department_id,
+    Employee.timezone,
+    Employee.languages,
+    Employee.skills,
+    Employee.mentor_capacity,
+    Employee.active,
+    Employee.left_on,
+)
+ROTATION_COLUMNS = (Rotation.id, Rotation.employee_id, Rotation.start, Rotation.end, Rotation.kind, Rotation.status)
+
+
 @dataclass
 class PairingState:
     """Everything pairing reads, as plain records (no session needed after :func:`load_state`)."""
 
     as_of: date
     horizon_start: date  # the Monday of ``as_of``'s week: week 0 of the solver
-    mentors: dict[int, Employee]  # who may mentor now, by id
+    mentors: dict[int, PersonFacts]  # who may mentor now, by id
     absences: dict[int, list[Absence]]  # by employee, those ending in the horizon or later
-    rotations: list[Rotation]  # not over, starting in the horizon, by start
+    rotations: list[RotationFacts]  # not over, starting in the horizon, by start
     active: list[MentorPairing]  # the active and proposed pairings of those rotations
-    employees: dict[int, Employee]  # the rotators of those rotations and the mentors of those pairings
+    employees: dict[int, PersonFacts]  # the rotators of those rotations and the mentors of those pairings
     history: dict[int, set[int]] = field(default_factory=dict)  # employee -> every mentor they ever had
     earlier: dict[int, int] = field(default_factory=dict)  # rotation -> pairings it had (any status)
     feedback: dict[int, float] = field(default_factory=dict)  # mentor -> average rotator rating
@@ -160,18 +246,18 @@ class PairingState:
         return (day - self.horizon_start).days // 7
 
     @cached_property
-    def rotation_by_id(self) -> dict[int, Rotation]:
+    def rotation_by_id(self) -> dict[int, RotationFacts]:
         return {r.id: r for r in self.rotations if r.id is not None}
 
-    def rotation(self, rotation_id: int) -> Rotation:
+    def rotation(self, rotation_id: int) -> RotationFacts:
         return self.rotation_by_id[rotation_id]
 
 
-def _eligible_mentors(session: Session, support: Department | None, as_of: date) -> dict[int, Employee]:
+def _eligible_mentors(session: Session, support: Department | None, as_of: date) -> dict[int, PersonFacts]:
     if support is None:
         return {}
     rows = session.exec(
-        select(Employee)
+        select(*PERSON_COLUMNS)  # type: ignore[call-overload]
         .where(
             Employee.department_id == support.id,
             Employee.is_mentor == True,  # noqa: E712
@@ -180,12 +266,21 @@ def _eligible_mentors(session: Session, support: Department | None, as_of: date)
         )
         .order_by(col(Employee.id))
     ).all()
-    return {e.id: e for e in rows if e.id is not None and (e.left_on is None or e.left_on > as_of)}
+    people = [Person(*row) for row in rows]
+    return {e.id: e for e in people if e.left_on is None or e.left_on > as_of}
 
 
-def _employees(session: Session, ids: set[int]) -> dict[int, Employee]:
+def _employee_entities(session: Session, ids: set[int]) -> dict[int, Employee]:
     rows = session.exec(select(Employee).where(col(Employee.id).in_(sorted(ids)))).all() if ids else []
     return {e.id: e for e in rows if e.id is not None}
+
+
+def _employees(session: Session, ids: set[int]) -> dict[int, PersonFacts]:
+    """The people ``ids`` by id, read by columns (:class:`Person`)."""
+    if not ids:
+        return {}
+    rows = session.exec(select(*PERSON_COLUMNS).where(col(Employee.id).in_(sorted(ids)))).all()  # type: ignore[call-overload]
+    return {row[0]: Person(*row) for row in rows}
 
 
 def _history(session: Session, employee_ids: set[int]) -> dict[int, set[int]]:
@@ -221,13 +316,14 @@ def load_state(session: Session, support: Department | None, as_of: date) -> Pai
     absences: dict[int, list[Absence]] = {}
     for a in session.exec(select(Absence).where(Absence.end >= h0)).all():
         absences.setdefault(a.employee_id, []).append(a)
-    rotations = list(
-        session.exec(
-            select(Rotation)
+    rotations: list[RotationFacts] = [
+        PlannedRotation(*row)
+        for row in session.exec(
+            select(*ROTATION_COLUMNS)  # type: ignore[call-overload]
             .where(Rotation.end >= as_of, Rotation.start < h_end)
             .order_by(col(Rotation.start), col(Rotation.id))
         ).all()
-    )
+    ]
     rotation_ids = [r.id for r in rotations if r.id is not None]
     active = list(
         session.exec(
@@ -267,7 +363,7 @@ def load_state(session: Session, support: Department | None, as_of: date) -> Pai
 class Triage:
     kept: list[MentorPairing]
     to_replace: dict[int, tuple[MentorPairing, str]]  # rotation id -> (old pairing, why it must change)
-    need: list[Rotation]  # planned rotations without a pairing that stays, by start
+    need: list[RotationFacts]  # planned rotations without a pairing that stays, by start
 
     def only(self, rotation_ids: Collection[int]) -> Triage:
         """The same triage, changing nothing but ``rotation_ids`` (a re-pair of those rotations alone)."""
@@ -279,7 +375,7 @@ class Triage:
 
 
 def mentor_problem(
-    rot: Rotation, mentor: Employee, absences: list[Absence], mentors: dict[int, Employee]
+    rot: RotationFacts, mentor: PersonFacts, absences: list[Absence], mentors: Mapping[int, PersonFacts]
 ) -> str | None:
     """Why an active pairing cannot stay (None when it can)."""
     if not mentor.active or (mentor.left_on is not None and mentor.left_on <= rot.end):
@@ -333,7 +429,7 @@ def _kept_load(state: PairingState, kept: list[MentorPairing]) -> tuple[dict[int
     return busy, load
 
 
-def _unavailable_weeks(state: PairingState, e: Employee) -> frozenset[int]:
+def _unavailable_weeks(state: PairingState, e: PersonFacts) -> frozenset[int]:
     """Weeks of the horizon (and a little beyond) a mentor is absent or gone."""
     weeks: set[int] = set()
     for a in state.absences.get(cast(int, e.id), []):
@@ -431,20 +527,22 @@ class PairingWriter:
     actor: str
     dry_run: bool
     status: str = "active"  # "proposed" when policy mentoring.review holds new pairings for HR
-    new: list[tuple[MentorPairing, dict[str, Any], tuple[MentorPairing, str] | None]] = field(default_factory=list)
+    # the new pairings' column values, their result row and the pairing they replace (see :meth:`flush`)
+    new: list[tuple[dict[str, Any], dict[str, Any], tuple[MentorPairing, str] | None]] = field(default_factory=list)
+    now: datetime = field(default_factory=utcnow)  # created_at and updated_at of every new pairing of the run
 
-    def audit(self, action: str, pairing: MentorPairing, reason: str | None, **details: Any) -> None:
+    def audit(self, action: str, pairing_id: int | None, reason: str | None, **details: Any) -> None:
         audit.record(
             self.session,
             actor=self.actor,
             action=action,
             subject_type="pairing",
-            subject_id=pairing.id,
+            subject_id=pairing_id,
             reason=reason,
             **details,
         )
 
-    def replace(self, r: Rotation, old: tuple[MentorPairing, str], mid: int | None) -> None:
+    def replace(self, r: RotationFacts, old: tuple[MentorPairing, str], mid: int | None) -> None:
         old_p, reason = old
         old_mentor = self.state.employees.get(old_p.mentor_id)
         self.result.replaced.append(
@@ -461,9 +559,9 @@ class PairingWriter:
             return
         old_p.status, old_p.reason, old_p.updated_at = "replaced", reason, utcnow()
         self.session.add(old_p)
-        self.audit("pairing.replaced", old_p, reason, rotation_id=r.id, mentor_id=old_p.mentor_id, new_mentor_id=mid)
+        self.audit("pairing.replaced", old_p.id, reason, rotation_id=r.id, mentor_id=old_p.mentor_id, new_mentor_id=mid)
 
-    def checkin(self, r: Rotation, rotator: Employee, mentor: Employee) -> tuple[int, str] | None:
+    def checkin(self, r: RotationFacts, rotator: PersonFacts, mentor: PersonFacts) -> tuple[int, str] | None:
         """The new pairing's check-in slot, avoiding the mentor's slots in overlapping rotations."""
         mid = cast(int, mentor.id)
         taken = {s for (a, b, s) in self.taken[mid] if a <= r.end and b >= r.start}
@@ -479,7 +577,7 @@ class PairingWriter:
         )
         return slot
 
-    def create(self, r: Rotation, mid: int, cost: float | None, old: tuple[MentorPairing, str] | None) -> None:
+    def create(self, r: RotationFacts, mid: int, cost: float | None, old: tuple[MentorPairing, str] | None) -> None:
         rotator, mentor = self.state.employees[r.employee_id], self.state.mentors[mid]
         slot = self.checkin(r, rotator, mentor)
         row: dict[str, Any] = {
@@ -493,40 +591,57 @@ class PairingWriter:
             "checkin": None,
             "pairing_id": None,
         }
-        p = MentorPairing(
-            rotation_id=cast(int, r.id),
-            mentor_id=mid,
-            status=self.status,
-            score=cost,
-            checkin_weekday=slot[0] if slot else None,
-            checkin_time_utc=slot[1] if slot else None,
-            sequence=self.state.earlier.get(cast(int, r.id), 0),  # 0 for a rotation's first pairing, then 1, 2, ...
-            reason=(f"replaces pairing {old[0].id}: {old[1]}" if old else None),
-        )
-        first = slot_local(r, p, mentor.timezone)
-        if first is not None:
+        if slot is not None:
+            first = slot_start_utc(r.start, slot).astimezone(zone(mentor.timezone))
             self.taken[mid].append((r.start, r.end, slot_key(first)))
             row["checkin"] = f"{first:%a %H:%M} {zone_key(first)}"
         if not self.dry_run:
-            self.new.append((p, row, old))
+            values = {
+                "rotation_id": cast(int, r.id),
+                "mentor_id": mid,
+                "status": self.status,
+                "score": cost,
+                "checkin_weekday": slot[0] if slot else None,
+                "checkin_time_utc": slot[1] if slot else None,
+                "sequence": self.state.earlier.get(
+                    cast(int, r.id), 0
+                ),  # 0 for a rotation's first pairing, then 1, 2, ...
+                "reason": (f"replaces pairing {old[0].id}: {old[1]}" if old else None),
+                "response": None,
+                "responded_at": None,
+                "created_at": self.now,
+                "updated_at": self.now,
+            }
+            self.new.append((values, row, old))
         row["status"] = self.status
         self.result.created.append(row)
 
     def flush(self) -> None:
-        """Insert the new pairings in one go (one flush, not one per pairing), then their ids and the
-        audit events of the replacements."""
+        """Insert the new pairings in one DBAPI ``executemany`` (:func:`models.db.bulk_insert`: no ORM object
+        per pairing), read their ids back (rows of these rotations above the highest id before the insert),
+        then record the audit events of the replacements and proposals."""
         if not self.new:
             return
-        self.session.add_all([p for p, _row, _old in self.new])
         self.session.flush()
-        for p, row, old in self.new:
-            row["pairing_id"] = p.id
+        table = MentorPairing.__table__  # type: ignore[attr-defined]
+        before = self.session.exec(select(func.max(col(MentorPairing.id)))).one() or 0
+        bulk_insert(self.session, table, [values for values, _row, _old in self.new])
+        ids = {
+            rid: pid
+            for pid, rid in self.session.exec(
+                select(col(MentorPairing.id), col(MentorPairing.rotation_id))
+                .where(col(MentorPairing.id) > before)
+                .order_by(col(MentorPairing.id))
+            ).all()
+        }
+        for values, row, old in self.new:
+            pid = ids[values["rotation_id"]]
+            row["pairing_id"] = pid
+            rid, mid, reason = values["rotation_id"], values["mentor_id"], values["reason"]
             if old:
-                self.audit(
-                    "pairing.created", p, p.reason, rotation_id=p.rotation_id, mentor_id=p.mentor_id, replaces=old[0].id
-                )
+                self.audit("pairing.created", pid, reason, rotation_id=rid, mentor_id=mid, replaces=old[0].id)
             if self.status == "proposed":
-                self.audit("pairing.proposed", p, None, rotation_id=p.rotation_id, mentor_id=p.mentor_id)
+                self.audit("pairing.proposed", pid, None, rotation_id=rid, mentor_id=mid)
         self.new.clear()
 
     def unmatched(self, sol: solver.Solution) -> None:
@@ -704,7 +819,7 @@ def pairings_in_view(
             )
         ).all()
     }
-    mentors = _employees(session, {p.mentor_id for p in active.values()})
+    mentors = _employee_entities(session, {p.mentor_id for p in active.values()})
     paired = [(r, e, mentors.get(active[r.id].mentor_id)) for r, e in rows if r.id in active]
     unpaired = [(r, e) for r, e in rows if r.id not in active]
     return paired, unpaired

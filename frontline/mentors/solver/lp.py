@@ -5,6 +5,9 @@ min sum c_e x_e + P sum s_r + sum q_mk z_mk, where x_e picks edge e, s_r leaves 
 (cost P, the unmatched penalty) and z_mk is the k-th new rotator of mentor m (the convex load-cost
 increment q_mk; at most the annual cap of them). Rows: one assignment row per rotator (= 1), one load
 row per mentor (edges - z <= 0), and the weekly concurrency rows that can bind (:func:`weekly_rows`).
+
+SciPy is imported where a model is built or solved (~0.5 s): the cohort method for the largest instances
+(``frontline pair`` on a company) never builds one, so it does not pay for that import.
 """
 
 from __future__ import annotations
@@ -12,8 +15,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from frontline.mentors.solver.model import Edges, Instance
 
@@ -73,6 +74,8 @@ class AssignmentModel:
         load_extra: np.ndarray,
         allowed: np.ndarray | None = None,
     ):
+        from scipy import sparse
+
         self.inst = inst
         self.rots = rots  # rotator indices in this model
         er, em, ec = edges
@@ -118,6 +121,8 @@ class AssignmentModel:
         self.mip_optimal = False
 
     def solve_lp(self) -> LpSolution:
+        from scipy.optimize import linprog
+
         has_rows = bool(self.A_ub.shape[0])
         res = linprog(
             self.c,
@@ -137,6 +142,8 @@ class AssignmentModel:
     def solve_mip(self, time_limit: float) -> np.ndarray | None:
         """The integer optimum (or HiGHS's best in ``time_limit``; None when it found nothing); sets
         ``mip_dual_bound`` and ``mip_optimal``."""
+        from scipy.optimize import Bounds, LinearConstraint, milp
+
         integrality = np.concatenate([np.ones(self.E + self.R), np.zeros(self.Z)])
         cons = [LinearConstraint(self.A_eq, 1, 1)]
         if self.A_ub.shape[0]:

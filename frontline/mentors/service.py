@@ -37,6 +37,7 @@ from datetime import date, datetime, time, timedelta
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, func, select
 
 from frontline.core import audit, clock
@@ -46,7 +47,6 @@ from frontline.mentors.checkins import choose_checkin, slot_key, slot_local, slo
 from frontline.mentors.pairings import active_pairings_overlapping
 from frontline.mentors.surveys import mentor_feedback
 from models import Absence, Department, Employee, MentorPairing, PairingGap, Rotation, utcnow
-from models.db import bulk_insert
 
 if TYPE_CHECKING:  # the solver imports SciPy (~1 s): only pairing itself loads it
     from frontline.mentors import solver
@@ -617,25 +617,19 @@ class PairingWriter:
         self.result.created.append(row)
 
     def flush(self) -> None:
-        """Insert the new pairings in one DBAPI ``executemany`` (:func:`models.db.bulk_insert`: no ORM object
-        per pairing), read their ids back (rows of these rotations above the highest id before the insert),
-        then record the audit events of the replacements and proposals."""
+        """Insert the new pairings in one multi-row INSERT ... RETURNING (no ORM object per pairing; the ids
+        come back in the order of the rows, so a concurrent writer cannot be mistaken for this one), then
+        record the audit events of the replacements and proposals."""
         if not self.new:
             return
         self.session.flush()
         table = MentorPairing.__table__  # type: ignore[attr-defined]
-        before = self.session.exec(select(func.max(col(MentorPairing.id)))).one() or 0
-        bulk_insert(self.session, table, [values for values, _row, _old in self.new])
-        ids = {
-            rid: pid
-            for pid, rid in self.session.exec(
-                select(col(MentorPairing.id), col(MentorPairing.rotation_id))
-                .where(col(MentorPairing.id) > before)
-                .order_by(col(MentorPairing.id))
-            ).all()
-        }
-        for values, row, old in self.new:
-            pid = ids[values["rotation_id"]]
+        inserted = self.session.connection().execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            [values for values, _row, _old in self.new],
+        )
+        ids = [pid for (pid,) in inserted]
+        for (values, row, old), pid in zip(self.new, ids, strict=True):
             row["pairing_id"] = pid
             rid, mid, reason = values["rotation_id"], values["mentor_id"], values["reason"]
             if old:

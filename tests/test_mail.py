@@ -148,6 +148,36 @@ def test_crash_after_smtp_accepted_resends_only_the_message_in_flight(engine, se
     assert all(r.state == "sent" for r in rows(engine))
 
 
+def test_a_sender_stopped_mid_batch_gives_its_unsent_rows_back_at_once(engine, settings, smtp):
+    """A worker stopped with SIGTERM (Prefect raises TerminationSignal in the flow run) or Ctrl-C while
+    sending: the rows it holds go back to pending, due now and with their attempt not counted, instead
+    of waiting one lease; what it sent stays sent; the signal itself propagates."""
+    from prefect.exceptions import TerminationSignal
+
+    from frontline.mail.delivery import deliver_batch
+
+    ids = queue(engine, 5)
+
+    class StoppedAfterTwo(SMTPTransport):
+        sent = 0
+
+        def send(self, *args, **kwargs):
+            if self.sent == 2:
+                raise TerminationSignal(15)  # the signal arrives while the third message is being sent
+            super().send(*args, **kwargs)
+            self.sent += 1
+
+    transport = StoppedAfterTwo(smtp.url, rate_per_second=1000)
+    with pytest.raises(TerminationSignal):
+        deliver_batch(engine, transport, batch_size=10)
+    transport.close()
+    states = sorted((r.state, r.attempts) for r in rows(engine))
+    assert states == [("pending", 0)] * 3 + [("sent", 1)] * 2
+    assert all(r.next_attempt_at <= utcnow() and r.lease_token is None for r in rows(engine) if r.state == "pending")
+    again = deliver_pending(engine, SMTPTransport(smtp.url, rate_per_second=1000))  # no lease to wait for
+    assert again.sent == 3 and sorted(smtp.handler.message_ids()) == sorted(ids)
+
+
 def test_two_workers_never_claim_the_same_message(engine, settings):
     queue(engine, 60)
     claims: list[list[int]] = [[], []]

@@ -691,5 +691,19 @@ def test_a_worker_stopped_during_a_run_leaves_it_recoverable(production):
         return runs if all(r["state_type"] in {"COMPLETED", "CANCELLED", "FAILED", "CRASHED"} for r in runs) else None
 
     _wait("every onboarding run to finish", settled, 240, prod.diagnostics)
+    # Mail the stopped run had claimed but not sent stays `sending` until its lease (2 minutes) runs out
+    # when the stop did not reach the sending thread; the deliver-mail schedule sends it then. Let that
+    # time pass (end the leases) and run the delivery as the schedule would.
+    from sqlalchemy import update
+
+    from frontline.core.clock import utcnow
+    from models import OutboundMessage
+
+    with session_scope(prod.engine) as s:
+        held = s.exec(select(OutboundMessage.id).where(OutboundMessage.state == "sending")).all()
+        s.execute(update(OutboundMessage).where(OutboundMessage.state == "sending").values(next_attempt_at=utcnow()))
+    print(f"  {len(held)} message(s) still held by the stopped run's lease")
+    if held:
+        prod.frontline("mail", "send")
     assert_onboarded(prod.engine, [f"H{n:02d}" for n in range(1, 61)], prod.smtp)
     print(f"  recovered; test part done after {prod.elapsed()}")

@@ -289,7 +289,17 @@ def send_claimed(
     """
     clock = _Clock(now)
     with Heartbeat(engine, claim, clock):
-        return _send_all(engine, claim, transport, clock, max_attempts, backoff_seconds)
+        try:
+            return _send_all(engine, claim, transport, clock, max_attempts, backoff_seconds)
+        except BaseException:
+            # Stopped (a worker's SIGTERM reaches a flow run as Prefect's TerminationSignal; Ctrl-C) or an
+            # unexpected error: give back the rows still held now, not one lease later. A message in flight
+            # may go again (at-least-once, as after a crash). The original error is what propagates.
+            try:
+                release(engine, claim, now=clock())
+            except Exception:  # noqa: BLE001 - the database may be why we stopped: the lease still ends
+                log.warning("could not give back %d claimed outbox message(s); their lease will", len(claim))
+            raise
 
 
 class BatchTransport(Protocol):

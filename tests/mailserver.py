@@ -226,3 +226,18 @@ class TLSServer(SMTPServer):
             self.controller = Controller(self.handler, ssl_context=ctx, auth_require_tls=False, **common)
         else:
             self.controller = Controller(self.handler, tls_context=ctx, require_starttls=True, **common)
+
+
+class VirtualClock:
+    """Stands in for the transport module's clock (``monotonic``/``sleep``): time passes only when told or
+    while the sender sleeps, so pacing is checked without wall-clock timing."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 1000.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 6))
+        self.now += seconds

@@ -389,18 +389,9 @@ def test_deliver_mail_flow_retries_the_batch_while_the_server_is_down(
 
 
 def test_rate_limit_spaces_sends_and_the_lease_is_renewed_before_each_send(engine, settings, smtp, monkeypatch):
+    from mailserver import VirtualClock
+
     from frontline.mail import transport as transport_module
-
-    class VirtualClock:  # the transport's clock: time passes only while it sleeps (no wall-clock timing)
-        def __init__(self):
-            self.now, self.sleeps = 1000.0, []
-
-        def monotonic(self):
-            return self.now
-
-        def sleep(self, seconds):
-            self.sleeps.append(round(seconds, 6))
-            self.now += seconds
 
     clock = VirtualClock()
     monkeypatch.setattr(transport_module, "time", clock)

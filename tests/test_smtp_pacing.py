@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from mailserver import SMTPServer
+from mailserver import SMTPServer, VirtualClock
 from sqlmodel import Session, select
 
 from frontline.mail import compose, enqueue
@@ -191,20 +191,6 @@ def test_pipelined_and_plain_sends_deliver_the_same_bytes(engine, settings):
             got[pipelining] = [raw.split(b"\r\n\r\n", 1)[1] for raw in server.handler.raw]  # the bodies
     assert got[True][0].startswith(b"line 0\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n"), got[True][0]
     assert got[True] == got[False]
-
-
-class VirtualClock:
-    """The transport module's clock: time passes only when told (or while the pacer sleeps)."""
-
-    def __init__(self):
-        self.now, self.sleeps = 1000.0, []
-
-    def monotonic(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(round(seconds, 6))
-        self.now += seconds
 
 
 @pytest.fixture

@@ -305,6 +305,8 @@ def redaction_note(counts: dict[str, int]) -> str | None:
 
 # ------------------------------------------------------------------------------------ form
 
+_NOT_AN_OPEN_DRAFT = {"draft": "this draft is not one of your open drafts (sent or discarded already?)"}
+
 
 @router.get("/observe/{token}", response_class=HTMLResponse)
 def observe_form(token: str, request: Request) -> HTMLResponse:
@@ -320,7 +322,7 @@ def observe_form(token: str, request: Request) -> HTMLResponse:
             return page.again(200, {})
         draft = open_draft(session, employee.id or 0, int(wanted)) if wanted.isdigit() and len(wanted) < 12 else None
         if draft is None:
-            return page.again(404, {"draft": "this draft is not one of your open drafts (sent or discarded already?)"})
+            return page.again(404, _NOT_AN_OPEN_DRAFT)
         page.values.update(text=draft.text, product_area=draft.product_area or "")
         page.draft = draft
         return page.again(200, {})
@@ -343,9 +345,7 @@ async def draft_discard(token: str, draft_id: int, request: Request) -> HTMLResp
             return refused
         draft = open_draft(session, employee.id or 0, draft_id)
         if draft is None:
-            return form_page.again(
-                404, {"draft": "this draft is not one of your open drafts (sent or discarded already?)"}
-            )
+            return form_page.again(404, _NOT_AN_OPEN_DRAFT)
         close_draft(session, draft, employee, None)
         return form_page.again(200, {}, draft_discarded=draft)
 

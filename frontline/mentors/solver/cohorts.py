@@ -49,7 +49,7 @@ from frontline.mentors.solver.weekly_bound import every_week_bound
 class CohortSettings:
     candidates: int = 40  # cheapest eligible mentors kept per rotator
     passes: int = 6  # at most this many passes over the cohorts
-    bound_rounds: int = 6  # at most this many kept-week flows (each prices every eligible pair)
+    bound_rounds: int = 2  # at most this many kept-week flows (each prices every eligible pair)
     columns: int = 3  # pairs per rotator that join the bound's flow per round
     flow_candidates: int = 10  # cheapest candidates per rotator in the bound's first flow
     scale: int = 100  # costs times this, rounded, for the flows

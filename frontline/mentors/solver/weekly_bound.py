@@ -75,6 +75,44 @@ def _line_flow(inst: Instance, edges: Edges, reduced: np.ndarray, scale: float) 
     return float((flows * costs).sum()) / scale, chosen
 
 
+def _negative_pairs(inst: Instance, rots: np.ndarray, lam_m: np.ndarray, u: np.ndarray, block: int) -> Edges:
+    """Every eligible pair of negative reduced cost ``c + lam_m - u`` (the rules and costs of
+    :meth:`.model.Instance.rules` and :meth:`.model.Instance.cost_block`, block by block), returned with
+    the reduced cost in place of the cost; of the pairs of one mentor with the same weeks only as many
+    as the mentor's fewest seats in those weeks, the cheapest (no more of them fit at once, and any of
+    them can stand in for another: the minimum is unchanged), so that rotators nobody can seat (whose
+    potential is the penalty, negative with every eligible mentor) do not flood the flow."""
+    parts: list[Edges] = []
+    for b0 in range(0, len(rots), block):
+        ri = rots[b0 : b0 + block]
+        rules = inst.rules(ri)
+        reduced = inst.cost_block(ri, rules.tz_distance) + lam_m[None, :] - u[ri, None]
+        rr, mm = np.nonzero(rules.eligible & (reduced < 0))
+        parts.append(_fewest_seats(inst, Edges(ri[rr], mm, reduced[rr, mm])))
+    if not parts:
+        return Edges.empty()
+    return _fewest_seats(inst, Edges(*(np.concatenate(x) for x in zip(*parts, strict=True))))
+
+
+def _fewest_seats(inst: Instance, edges: Edges) -> Edges:
+    """Of the ``edges`` (cost = reduced cost) of one mentor with the same weeks, the cheapest ``k``, ``k``
+    the mentor's fewest seats in those weeks."""
+    if not len(edges.rot):
+        return edges
+    s, e = inst.s[edges.rot], inst.e[edges.rot]
+    group = (edges.ment * (inst.H + 1) + s) * (inst.H + 1) + e
+    order = np.lexsort((edges.cost, group))
+    g = group[order]
+    first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    rank = np.arange(len(g)) - np.repeat(first, np.diff(np.r_[first, len(g)]))
+    heads = order[first]  # one edge per group
+    hm, hs, he = edges.ment[heads], s[heads], e[heads]
+    fewest = np.full(len(heads), np.iinfo(np.int64).max)
+    for k in range(int((he - hs).max())):
+        fewest = np.minimum(fewest, inst.rescap[hm, np.minimum(hs + k, he - 1)])
+    return edges.take(order[rank < np.repeat(np.maximum(fewest, 0), np.diff(np.r_[first, len(g)]))])
+
+
 def every_week_bound(
     inst: Instance,
     rots: np.ndarray,
@@ -90,10 +128,8 @@ def every_week_bound(
     P = inst.w.unmatched_penalty
     lam_m = np.maximum(lam_m, 0.0)
     u = np.minimum(u, P)
-    # every eligible pair of negative reduced cost c + lam - u (the margin keeps those within rounding)
-    scan = inst.pools(rots, inst.m, block=block, lam_m=lam_m, lw=np.zeros((inst.m, inst.H + 1)), u=u + 1e-5)
-    edges = scan.edges
-    value, _ = _line_flow(inst, edges, edges.cost + lam_m[edges.ment] - u[edges.rot], scale)
+    edges = _negative_pairs(inst, rots, lam_m, u, block)
+    value, _ = _line_flow(inst, edges, edges.cost, scale)
     bound = float(u[rots].sum()) + value + load_term(inst, inst.annual, lam_m) + P * (inst.n - len(rots))
     stats["every_week_pairs"] = len(edges.rot)
     return bound

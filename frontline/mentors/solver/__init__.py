@@ -100,7 +100,7 @@ def solve(
     flow_pairs: int = 100_000_000,
     cohort_candidates: int = 40,
     cohort_passes: int = 6,
-    cohort_bound_rounds: int = 6,
+    cohort_bound_rounds: int = 2,
     lazy_rows: bool = False,
     method: str = "auto",
     flow_scale: int = 100,

@@ -47,7 +47,10 @@ Large instances (rotators x mentors above ``lp_pairs``, up to ``flow_pairs``; :m
 with the same weeks (a cohort) compete for the same weekly seats, so pairing one cohort with everyone
 else fixed is a transportation problem, solved exactly by a min-cost flow (OR-Tools, imported lazily:
 never import ``highspy`` in the same process) on each rotator's cheapest eligible mentors, the cohorts in
-order of their start and then again, each against all the others, while a pass gains. The bound keeps
+order of their start (``cohort_passes`` passes at most, each cohort against all the others). Then
+:mod:`.improve` frees two overlapping cohorts at a time (a *block*: their weekly rows nest, so the block
+is still one exact min-cost flow, and rotators of one cohort can take seats the other leaves),
+``block_passes`` passes over the blocks, each kept only when the objective drops. The bound keeps
 the weekly rows of every L-th week (L the shortest rotation; each rotator is charged at the first kept
 week it covers), which makes the relaxation a network flow; its potentials are Lagrange multipliers for the whole
 problem, every eligible pair is priced against them in blocks (pairs of negative reduced cost join the
@@ -59,6 +62,7 @@ is zero.
 The package, by what each module does: :mod:`.problem` (the input and output records), :mod:`.model`
 (the instance as arrays: hard rules, costs, week grid), :mod:`.lp` (the LP / MIP over candidate edges),
 :mod:`.bound` (Lagrangian bounds), :mod:`.column_generation`, :mod:`.cohorts` and :mod:`.flow` (the methods),
+:mod:`.improve` (the block flows after the cohort passes),
 :mod:`.greedy` (baseline and safety net), :mod:`.explain` (why someone is unmatched),
 :mod:`.solution` (assignment -> :class:`Solution`) and :mod:`.check` (an independent checker of any
 assignment: hard-rule violations and objective, written from the definitions above, not from the
@@ -69,6 +73,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
@@ -77,6 +82,7 @@ from frontline.mentors.solver.cohorts import CohortSettings, solve_by_cohorts
 from frontline.mentors.solver.column_generation import solve_by_lp
 from frontline.mentors.solver.flow import FlowSettings, solve_by_flow
 from frontline.mentors.solver.greedy import greedy_weekly, rescue_unmatched, solve_greedy
+from frontline.mentors.solver.improve import ImproveSettings, improve_by_blocks
 from frontline.mentors.solver.model import Instance
 from frontline.mentors.solver.problem import Mentor, Rotator, Solution, Unmatched, Weights
 from frontline.mentors.solver.solution import finish
@@ -99,8 +105,11 @@ def solve(
     lp_pairs: int = 1_000_000,
     flow_pairs: int = 100_000_000,
     cohort_candidates: int = 40,
-    cohort_passes: int = 6,
+    cohort_passes: int = 1,
     cohort_bound_rounds: int = 2,
+    block_passes: int = 1,
+    block_reach: int = 1,
+    block_candidates: int = 20,
     lazy_rows: bool = False,
     method: str = "auto",
     flow_scale: int = 100,
@@ -112,11 +121,15 @@ def solve(
     """Optimal mentor matching over the whole horizon (see the module docstring).
 
     ``method``: ``"auto"`` (rotators x mentors up to ``exact_pairs``: the exact MIP; up to
-    ``lp_pairs``: LP column generation; up to ``flow_pairs``: cohort flows with the kept-week bound,
-    :mod:`.cohorts`; above: the week-by-week greedy with the simplest bound), ``"mip"``, ``"lp"``,
+    ``lp_pairs``: LP column generation; up to ``flow_pairs``: cohort flows (``cohort_passes``), then the
+    block flows of :mod:`.improve` (``block_passes``, ``block_reach``, ``block_candidates``; 0 passes: none)
+    with the kept-week bound, :mod:`.cohorts`; above: the week-by-week greedy with the simplest bound), ``"mip"``, ``"lp"``,
     ``"cohorts"``, ``"flow"`` (the full-year flow with a weekly repair, the method before the cohorts)
     or ``"greedy"``. The LP and flow methods return the cheaper of their solution and the greedy's, with
-    the unmatched rescued where an ejection chain allows (:func:`.greedy.rescue_unmatched`)."""
+    the unmatched rescued where an ejection chain allows (:func:`.greedy.rescue_unmatched`).
+
+    Long because every method's settings pass through this one signature (the service and the benchmark
+    call only this function)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (auto, mip, lp, cohorts, flow or greedy)")
     t0 = time.perf_counter()
@@ -136,7 +149,11 @@ def solve(
             gap_target=gap_target,
             time_limit=time_limit,
         )
-        return solve_by_cohorts(inst, t0, c0, stats, cohort_cfg)
+        improve = None
+        if block_passes > 0:
+            blocks = ImproveSettings(candidates=block_candidates, passes=block_passes, reach=block_reach)
+            improve = partial(improve_by_blocks, cfg=blocks)
+        return solve_by_cohorts(inst, t0, c0, stats, cohort_cfg, improve)
     if method == "flow":
         cfg = FlowSettings(
             scale=flow_scale,

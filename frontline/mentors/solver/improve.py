@@ -1,0 +1,209 @@
+"""Improving a pairing after the cohort passes: exact flows over pairs of overlapping cohorts.
+
+A cohort pass (:func:`.cohorts.cohort_passes`) re-pairs one cohort with everyone else fixed, so it cannot
+move a rotator of one cohort to mentor Y while a rotator of an overlapping cohort leaves Y (a swap of
+seats between cohorts whose weeks differ). This step frees two overlapping cohorts A and B at once (a
+*block*) and re-pairs both exactly by one min-cost flow. Per mentor a block has three kinds of weeks
+(only A on rotation, both, only B) and its weekly rows reduce to three nested ones: A's rotators <= the
+fewest seats left in the A-only weeks, B's <= those of the B-only weeks, A's + B's <= those of the shared
+weeks (the fewest seats of a kind of week bind for all its weeks). Nested rows are a flow: rotator ->
+(mentor, A or B) -> mentor, whose arcs carry the first two, and the mentor's unit load arcs to the sink
+(the convex load cost, as in the cohort flows), as many as the shared weeks' seats and the annual cap
+allow. So the block's pairing is optimal over its rotators' ``candidates`` cheapest eligible mentors
+plus their current mentor (staying put is always possible: no flow can lose, up to the flows' cost
+rounding, and a block's result is kept only when the exact objective drops).
+
+:func:`blocks` lists every pair of overlapping cohorts at most ``reach`` places apart in start order;
+:func:`improve_by_blocks` re-pairs them in that order, pass after pass while a pass gains. (Larger
+neighbourhoods measured at 10k employees: blocks of a few cohorts solved as a MIP with every weekly row
+(HiGHS) or many blocks apart in time in one flow gain about as much per pass but cost 3-8x the time.)
+Work per pass is one flow of two cohorts per block, each arc a candidate pair: it grows linearly with
+the rotators. Deterministic: the blocks, their order and the flows depend only on the input (the
+deadline is a safety net).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from frontline.mentors.solver.cohorts import Cohorts, _flow, _load_arcs
+from frontline.mentors.solver.model import Instance
+
+
+@dataclass(frozen=True)
+class ImproveSettings:
+    candidates: int = 20  # cheapest candidates per rotator in the block flows (plus the current mentor)
+    passes: int = 1  # at most this many passes over the blocks
+    reach: int = 1  # pairs of cohorts up to this many places apart (in start order) form blocks
+    scale: int = 100  # costs times this, rounded, for the flows
+    min_gain: float = 1e-4  # stop when a pass gains less than this fraction of the objective
+    chunk: int = 1_000  # at most this many rotators per flow (a larger block is re-paired in pieces)
+
+
+def blocks(cohorts: Cohorts, inst: Instance, reach: int) -> list[tuple[int, int]]:
+    """Every pair of overlapping cohorts (indices into ``cohorts.groups``, which are in start order) at
+    most ``reach`` places apart: those whose first cohort is even-numbered, then the others, each in
+    order of the first cohort (a tiling, then the tiling across its seams: measured at 10k employees,
+    0.06 % lower after one pass than every block in start order, same time)."""
+    span = [(int(inst.s[g[0]]), int(inst.e[g[0]])) if len(g) else (0, 0) for g in cohorts.groups]
+    out = []
+    for a in range(len(span)):
+        for b in range(a + 1, min(len(span), a + 1 + reach)):
+            if span[b][0] < span[a][1] and span[a][0] < span[b][1]:
+                out.append((a, b))
+    return sorted(out, key=lambda ab: (ab[0] % 2, ab))
+
+
+def _ranks(lens: np.ndarray) -> np.ndarray:
+    """0, 1, ..., len-1 for each length in ``lens``, concatenated."""
+    return np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+
+
+def _fewest(rescap: np.ndarray, weeks: np.ndarray, none: int) -> np.ndarray:
+    """Per mentor (row of ``rescap``): the fewest seats left over ``weeks`` (``none`` when there are no
+    such weeks), at least 0."""
+    if not len(weeks):
+        return np.full(rescap.shape[0], none, dtype=np.int64)
+    return np.maximum(rescap[:, weeks].min(axis=1), 0).astype(np.int64)
+
+
+def _block_cost(inst: Instance, rots: np.ndarray, mentors: np.ndarray, load: np.ndarray) -> float:
+    """The part of the objective that depends on how ``rots`` are paired (``mentors``, -1 unmatched),
+    the others' load ``load`` fixed: pair costs, the unmatched penalty and the load increments."""
+    ok = mentors >= 0
+    pair = float(inst.pair_costs(rots[ok], mentors[ok]).sum()) if ok.any() else 0.0
+    count = np.bincount(mentors[ok], minlength=inst.m)
+    js = np.nonzero(count)[0]
+    c = count[js].astype(np.float64)
+    loads = inst.w.load_balance * (c * load[js] + c * (c - 1) / 2)
+    return pair + float(loads.sum()) + inst.w.unmatched_penalty * float((~ok).sum())
+
+
+def _book(inst: Instance, rots: np.ndarray, mentors: np.ndarray, state: tuple, sign: int) -> None:
+    """``rots`` leave (``sign`` +1) or join (-1) ``mentors`` (-1: none): seats, annual caps and load."""
+    rescap, annual, load = state
+    ok = mentors >= 0
+    r, mj = rots[ok], mentors[ok]
+    if not len(r):
+        return
+    lens = inst.e[r] - inst.s[r]
+    weeks = np.repeat(inst.s[r], lens) + _ranks(lens)
+    np.add.at(rescap, (np.repeat(mj, lens), weeks), sign)
+    np.add.at(annual, mj, sign)
+    np.add.at(load, mj, -sign)
+
+
+def pair_block(
+    inst: Instance,
+    cohorts: Cohorts,
+    rots: np.ndarray,
+    n_a: int,
+    assign: np.ndarray,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray],
+    cand: np.ndarray,
+    scale: int,
+) -> bool:
+    """Re-pair ``rots`` (the first ``n_a`` of cohort A, the rest of an overlapping cohort B) by one
+    min-cost flow, everyone else fixed (see the module docstring). ``state`` = (weekly seats left,
+    annual caps left, load per mentor) after ``assign``; ``cand``: per pool edge, whether it is among the
+    candidates. Keeps the result (mutating ``assign`` and ``state``) only when the exact objective drops;
+    returns whether it did. Long because it builds the flow's layers (rotators, (mentor, cohort),
+    mentors with their load arcs) and then books or reverts the result."""
+    R = len(rots)
+    before = assign[rots].copy()
+    _book(inst, rots, before, state, +1)  # free the block: its seats go back
+    rescap, annual, load = state
+    loc, mm, cc = cohorts.edges_of(rots)
+    lens = cohorts.first[rots + 1] - cohorts.first[rots]
+    keep = cand[np.repeat(cohorts.first[rots], lens) + _ranks(lens)]
+    cur = np.nonzero(before >= 0)[0]
+    loc = np.concatenate([loc[keep], cur])
+    mm = np.concatenate([mm[keep], before[cur]])
+    cc = np.concatenate([cc[keep], inst.pair_costs(rots[cur], before[cur])])
+    first = np.unique(loc * inst.m + mm, return_index=True)[1]  # the current pair may be a candidate too
+    loc, mm, cc = loc[first], mm[first], cc[first]
+    ments, mpos = np.unique(mm, return_inverse=True)
+    M = len(ments)
+    wa = np.arange(int(inst.s[rots[0]]), int(inst.e[rots[0]]))
+    wb = np.arange(int(inst.s[rots[-1]]), int(inst.e[rots[-1]]))
+    both = np.intersect1d(wa, wb)
+    sub = rescap[ments]
+    seats_a = _fewest(sub, np.setdiff1d(wa, both), R)
+    seats_b = _fewest(sub, np.setdiff1d(wb, both), R)
+    counts = np.bincount(mpos, minlength=M)
+    total = np.minimum.reduce([_fewest(sub, both, R), seats_a + seats_b, np.maximum(annual[ments], 0), counts])
+    lm, lcost = _load_arcs(inst, ments, total, load, scale)
+    # nodes: rotators [0, R), (mentor, A) [R, R + M), (mentor, B) [R + M, R + 2M), mentors, sink
+    in_b = (loc >= n_a).astype(np.int64)
+    T = R + 3 * M
+    P = int(round(inst.w.unmatched_penalty * scale))
+    tails = np.concatenate([loc, np.arange(R), R + np.arange(2 * M), R + 2 * M + lm])
+    heads = np.concatenate(
+        [R + in_b * M + mpos, np.full(R, T), R + 2 * M + np.tile(np.arange(M), 2), np.full(len(lm), T)]
+    )
+    caps = np.concatenate([np.ones(len(loc) + R, dtype=np.int64), seats_a, seats_b, np.ones(len(lm), dtype=np.int64)])
+    costs = np.concatenate(
+        [np.rint(cc * scale).astype(np.int64), np.full(R, P, dtype=np.int64), np.zeros(2 * M, dtype=np.int64), lcost]
+    )
+    used = _flow(tails, heads, caps, costs, R, T + 1)[: len(loc)] > 0
+    after = np.full(R, -1, dtype=np.int64)
+    after[loc[used]] = mm[used]
+    better = _block_cost(inst, rots, after, load) < _block_cost(inst, rots, before, load) - 1e-9
+    final = after if better else before
+    assign[rots] = final
+    _book(inst, rots, final, state, -1)
+    return better
+
+
+def _chunks(inst: Instance, ga: np.ndarray, gb: np.ndarray, chunk: int) -> list[tuple[np.ndarray, int]]:
+    """The block of cohorts ``ga`` and ``gb`` as (rotators, how many of them are in ``ga``), in pieces of
+    at most ``chunk`` rotators, by time zone (who shares a time zone shares candidate mentors)."""
+    rots = np.concatenate([ga, gb])
+    if len(rots) <= chunk:
+        return [(rots, len(ga))]
+    order = np.lexsort((rots, inst.tz_r[rots]))
+    out = []
+    for k in range(-(-len(rots) // chunk)):
+        piece = np.sort(order[k * chunk : (k + 1) * chunk])  # positions: ga's before gb's
+        out.append((rots[piece], int((piece < len(ga)).sum())))
+    return out
+
+
+def improve_by_blocks(
+    inst: Instance,
+    cohorts: Cohorts,
+    assign: np.ndarray,
+    deadline: float,
+    stats: dict[str, Any],
+    cfg: ImproveSettings = ImproveSettings(),
+) -> np.ndarray:
+    """Block flows (see the module docstring) from ``assign`` (within every weekly seat and annual cap),
+    pass after pass while a pass gains at least ``min_gain`` of the objective, at most ``passes``, and
+    not after ``deadline``. Returns the improved assignment (never worse than ``assign``)."""
+    assign = assign.copy()
+    rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
+    state = (rescap, annual, inst.load0 + extra)
+    cand = _ranks(np.diff(cohorts.first)) < cfg.candidates
+    todo = blocks(cohorts, inst, cfg.reach)
+    values = [round(inst.total_cost(assign)[0], 3)]
+    kept = 0
+    flows = 0
+    for _pass in range(cfg.passes):
+        for a, b in todo:
+            for rots, n_a in _chunks(inst, cohorts.groups[a], cohorts.groups[b], cfg.chunk):
+                kept += pair_block(inst, cohorts, rots, n_a, assign, state, cand, cfg.scale)
+                flows += 1
+            if time.perf_counter() > deadline:
+                break
+        values.append(round(inst.total_cost(assign)[0], 3))
+        if values[-2] - values[-1] < cfg.min_gain * values[-1] or time.perf_counter() > deadline:
+            break
+    stats["block_passes"] = values
+    stats["blocks"] = len(todo)
+    stats["block_flows"] = flows
+    stats["block_flows_kept"] = kept
+    return assign

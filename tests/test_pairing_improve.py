@@ -1,0 +1,162 @@
+"""The block flows after the cohort passes (:mod:`frontline.mentors.solver.improve`): a block's flow is
+the exact optimum of its neighbourhood (checked by brute force), the step never worsens a pairing and
+never breaks a rule (checked by the oracle in ``tests/test_pairing.py``, which shares no code with the
+solver), and it is deterministic."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from frontline.mentors.solver import solve
+from frontline.mentors.solver.cohorts import Cohorts, CohortSettings, candidates, cohort_passes
+from frontline.mentors.solver.improve import ImproveSettings, blocks, improve_by_blocks, pair_block
+from frontline.mentors.solver.model import Instance
+from tests.test_pairing import W, _assert_sound, _medium, broken_rules, definition_cost, instances
+
+
+def _keys(inst: Instance, assign: np.ndarray) -> dict:
+    return {inst.rotators[i].key: inst.mentors[int(j)].key for i, j in enumerate(assign) if j >= 0}
+
+
+HEAVY_LOAD = dataclasses.replace(W, load_balance=4.0)  # the load term decides more often
+
+
+def _setup(rotators, mentors, size=1_000, w=W):
+    inst = Instance(rotators, mentors, w)
+    pool, n_eligible, _ = candidates(inst, size)
+    cohorts = Cohorts(inst, pool, np.nonzero(n_eligible > 0)[0])
+    return inst, cohorts
+
+
+def _random_start(inst: Instance, seed: int) -> np.ndarray:
+    """A feasible pairing far from optimal: rotators in random order, each with a random eligible mentor
+    that has a seat (or nobody, one time in four)."""
+    rnd = np.random.default_rng(seed)
+    assign = np.full(inst.n, -1, dtype=np.int64)
+    rescap, annual = inst.rescap.copy(), inst.annual.copy()
+    for i in rnd.permutation(inst.n):
+        rules = inst.rules(np.array([i]))
+        ok = np.nonzero((rules.eligible[0]) & inst.free_seats(int(i), rescap, annual))[0]
+        if len(ok) and rnd.random() < 0.75:
+            j = int(rnd.choice(ok))
+            assign[i] = j
+            rescap[j, inst.s[i] : inst.e[i]] -= 1
+            annual[j] -= 1
+    return assign
+
+
+def _block_optimum(rotators, mentors, w, fixed: dict, free: list) -> float:
+    """Brute force: the cheapest assignment of the ``free`` rotators (keys), everyone else as in ``fixed``,
+    that breaks no rule."""
+    best = np.inf
+    for choice in itertools.product([None] + [m.key for m in mentors], repeat=len(free)):
+        a = {k: v for k, v in fixed.items() if k not in free}
+        a.update({k: c for k, c in zip(free, choice, strict=True) if c is not None})
+        if not broken_rules(rotators, mentors, w, a):
+            best = min(best, definition_cost(rotators, mentors, w, a))
+    return best
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances(max_rot=5, max_ment=3), st.integers(0, 10), st.sampled_from([W, HEAVY_LOAD]), st.integers(0, 99))
+def test_a_block_flow_is_the_exact_optimum_of_its_two_cohorts(inst_, pick, w, seed):
+    """Everyone outside the block fixed (a random pairing), both cohorts re-paired: the same objective
+    as brute force over every way to pair the block's rotators (weekly seats of the A-only, shared and
+    B-only weeks, annual caps, load costs and kept pairings all count)."""
+    rotators, mentors = inst_
+    inst, cohorts = _setup(rotators, mentors, w=w)
+    pairs = blocks(cohorts, inst, reach=len(cohorts.groups))
+    if not pairs:
+        return
+    a, b = pairs[pick % len(pairs)]
+    assign = _random_start(inst, seed)
+    rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
+    state = (rescap, annual, inst.load0 + extra)
+    rots = np.concatenate([cohorts.groups[a], cohorts.groups[b]])
+    cand = np.ones(len(cohorts.pool.rot), dtype=bool)
+    pair_block(inst, cohorts, rots, len(cohorts.groups[a]), assign, state, cand, 100)
+    after = _keys(inst, assign)
+    assert broken_rules(rotators, mentors, w, after) == []
+    free = [inst.rotators[i].key for i in rots]
+    assert definition_cost(rotators, mentors, w, after) == pytest.approx(
+        _block_optimum(rotators, mentors, w, after, free)
+    )
+    # the state it keeps is the state of the new assignment
+    again = inst.residual(assign, inst.rescap, inst.annual)
+    assert (again[0] == state[0]).all() and (again[1] == state[1]).all()
+    assert np.allclose(inst.load0 + again[2], state[2])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances(max_rot=6, max_ment=3), st.integers(1, 3), st.integers(1, 4), st.integers(0, 99))
+def test_the_step_never_worsens_nor_breaks_a_rule_and_stays_above_the_optimum(inst_, size, chunk, seed):
+    """From a random pairing, with few candidates and small pieces: never worse, no rule broken,
+    never below the exact MIP's optimum."""
+    rotators, mentors = inst_
+    inst, cohorts = _setup(rotators, mentors, size)
+    start = _random_start(inst, seed)
+    cfg = ImproveSettings(candidates=size, passes=3, reach=3, chunk=chunk)
+    out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, {}, cfg)
+    after = _keys(inst, out)
+    assert broken_rules(rotators, mentors, W, after) == []
+    before = definition_cost(rotators, mentors, W, _keys(inst, start))
+    cost = definition_cost(rotators, mentors, W, after)
+    assert cost <= before + 1e-9
+    exact = solve(rotators, mentors, W, method="mip")
+    assert exact.objective <= cost + 1e-6
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_blocks_improve_the_cohort_passes_on_a_medium_instance(seed):
+    """One seat per mentor and week (the weekly rows bind): the cohort method with the block flows ends
+    below the cohort passes alone, above the proven optimum, every rule kept; the same input gives the
+    same pairs."""
+    rotators, mentors = _medium(seed)
+    mentors = [dataclasses.replace(m, capacity=1) for m in mentors]
+    exact = solve(rotators, mentors, W, method="mip")
+    assert exact.method == "mip-exact"
+    plain = solve(rotators, mentors, W, method="cohorts", cohort_passes=6, block_passes=0)  # as before
+    improved = solve(rotators, mentors, W, method="cohorts")
+    for sol in (plain, improved):
+        _assert_sound(sol, rotators, mentors)
+    assert exact.objective - 1e-6 <= improved.objective < plain.objective
+    assert improved.stats["block_flows_kept"] > 0
+    assert solve(rotators, mentors, W, method="cohorts").assignments == improved.assignments
+
+
+def test_the_step_after_the_cohort_passes_gains_and_keeps_every_rule():
+    """The step on the cohort passes' own result (its documented use), with pieces smaller than a block."""
+    rotators, mentors = _medium(2)
+    mentors = [dataclasses.replace(m, capacity=1) for m in mentors]
+    inst, cohorts = _setup(rotators, mentors, 40)
+    start = cohort_passes(inst, cohorts, np.full(inst.n, -1), CohortSettings(passes=1), time.perf_counter() + 60, {})
+    stats: dict = {}
+    out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, stats, ImproveSettings(chunk=7))
+    assert broken_rules(rotators, mentors, W, _keys(inst, out)) == []
+    assert stats["block_passes"][-1] < stats["block_passes"][0]
+    assert stats["block_passes"] == sorted(stats["block_passes"], reverse=True)
+    assert stats["block_passes"][-1] == pytest.approx(definition_cost(rotators, mentors, W, _keys(inst, out)))
+
+
+def test_a_block_flow_counts_the_load_the_others_leave():
+    """Two mentors alike but for the load they already carry (X: 3 rotators before, Y: none), and two
+    overlapping rotations both with X: the block moves both to Y, the even-load term's choice."""
+    from tests.test_pairing import _m, _r
+
+    mentors = [_m("X", capacity=2, annual_cap=9, load_so_far=3), _m("Y", capacity=2, annual_cap=9)]
+    rotators = [_r("a", 0, 4), _r("b", 2, 6)]
+    inst, cohorts = _setup(rotators, mentors, w=HEAVY_LOAD)
+    assign = np.array([0, 0])
+    rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
+    state = (rescap, annual, inst.load0 + extra)
+    rots = np.concatenate(cohorts.groups)
+    cand = np.ones(len(cohorts.pool.rot), dtype=bool)
+    assert pair_block(inst, cohorts, rots, 1, assign, state, cand, 100)
+    assert _keys(inst, assign) == {"a": "Y", "b": "Y"}

@@ -54,6 +54,10 @@ def test_normalisation_maps_synonyms_and_contractions():
     assert normalise("Customers can't find export") == normalise("where is export")
     assert "control" in normalise("the export button") and "control" in normalise("the export menu")
     assert normalise("It crashed") == normalise("it freezes")
+    # contractions with either apostrophe, and the two without one ("cant", "cannot")
+    assert normalise("They’re sure it won't load") == normalise("they are sure it will not load")
+    assert normalise("I cant log in") == normalise("I cannot log in") == normalise("I can't log in")
+    assert normalise("Export isn’t there") == normalise("export is not there")
 
 
 def test_labels_are_short_readable_and_deterministic():

@@ -259,7 +259,8 @@ def _stem(word: str) -> str:
 def normalise(text: str) -> str:
     """The comparison form of an observation text (what the vectorisers see)."""
     t = text.lower()
-    for pattern, repl in _COMPILED_CON:
+    # all but the first two contraction patterns ("cant", "cannot") need an apostrophe to match
+    for pattern, repl in _COMPILED_CON if "'" in t or "’" in t else _COMPILED_CON[:2]:
         t = pattern.sub(repl, t)
     for pattern, repl in _COMPILED_SYN:
         t = pattern.sub(repl, t)

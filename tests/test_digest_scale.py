@@ -192,3 +192,44 @@ def test_statements_of_a_digest_run_do_not_grow_with_departments(engine, setting
     large = _run(engine, 12, tmp_path)
     assert small == large, f"statements per step, 3 departments {small} vs 12 departments {large}"
     assert all(v > 0 for v in small.values())
+
+
+class _Counted(list):
+    """A list that counts the items read by iterating it."""
+
+    reads = 0
+
+    def __iter__(self):
+        for item in super().__iter__():
+            self.reads += 1
+            yield item
+
+
+def _items_read(engine, n: int) -> dict[str, int]:
+    """Items of the week's lists read while building and rendering the digests of ``n`` departments."""
+    from frontline.digests.content import build_digest
+    from frontline.digests.loading import compute_themes, load_week
+    from frontline.digests.render import render_digest
+
+    _empty(engine)
+    make_departments(engine, n)
+    with Session(engine) as s:
+        data = load_week(s, WEEK, themes=compute_themes(s, WEEK, persist=False))
+        lists = {
+            name: _Counted(getattr(data, name))
+            for name in ("current", "previous", "open_urgent", "acted", "history", "rotations")
+        }
+        for name, counted in lists.items():
+            setattr(data, name, counted)
+        for dept in data.departments.values():
+            render_digest(build_digest(data, dept), "head@example.com")
+    assert all(len(c) >= n for c in lists.values())
+    return {name: c.reads for name, c in lists.items()}
+
+
+def test_digests_read_the_week_once_not_once_per_department(engine, settings):
+    """Building and rendering every department's digest reads each of the week's lists once (to index it
+    by department), whatever the number of departments: 4 times the departments (each alike) read 4 times
+    the items. A digest that rescanned the whole week for its department would read 16 times as many."""
+    small, large = _items_read(engine, 3), _items_read(engine, 12)
+    assert large == {name: 4 * reads for name, reads in small.items()}, (small, large)

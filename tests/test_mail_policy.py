@@ -13,7 +13,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from frontline.mail.policy import MAIL_POLICY, qp_body_encode
+from frontline.mail.policy import MAIL_POLICY, as_bytes, qp_body_encode
 
 ALPHABET = [
     " ",
@@ -75,3 +75,24 @@ def test_messages_are_byte_identical_to_the_standard_librarys(seed: int) -> None
     ours = _message(MAIL_POLICY, text, html)
     assert ours == _message(email.policy.default, text, html)
     assert b"Content-Transfer-Encoding" in ours
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_messages_are_written_as_the_standard_generator_writes_them(seed: int) -> None:
+    """:func:`frontline.mail.policy.as_bytes` (bodies written in one piece) gives the bytes of
+    ``message.as_bytes()``: bodies with and without CR, in the policy's ``\\n`` and in CRLF line endings."""
+    rng = random.Random(1000 + seed)
+    text, html = _body(rng), _body(rng)
+    if seed % 2:
+        text, html = text.replace("\r", ""), html.replace("\r", "")
+    for policy in (MAIL_POLICY, MAIL_POLICY.clone(linesep="\r\n")):
+        msg = EmailMessage(policy=policy)
+        msg["Subject"] = "Digest"
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+        standard = msg.as_bytes()  # sets the boundary: both sides write the same one
+        assert as_bytes(msg) == standard
+        raw = EmailMessage(policy=policy)  # a payload set as it is keeps its CRs until written
+        raw["Content-Type"] = "text/calendar; charset=utf-8"
+        raw.set_payload(text.encode("ascii", "replace").decode("ascii") + "\r\nEND:X\rY\n")
+        assert as_bytes(raw) == raw.as_bytes()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from frontline.digests.themes import ThemeInput, find_themes, normalise, shorten, theme_of
 
 EXPORT = [
@@ -52,6 +54,10 @@ def test_normalisation_maps_synonyms_and_contractions():
     assert normalise("Customers can't find export") == normalise("where is export")
     assert "control" in normalise("the export button") and "control" in normalise("the export menu")
     assert normalise("It crashed") == normalise("it freezes")
+    # contractions with either apostrophe, and the two without one ("cant", "cannot")
+    assert normalise("They’re sure it won't load") == normalise("they are sure it will not load")
+    assert normalise("I cant log in") == normalise("I cannot log in") == normalise("I can't log in")
+    assert normalise("Export isn’t there") == normalise("export is not there")
 
 
 def test_labels_are_short_readable_and_deterministic():
@@ -217,3 +223,60 @@ def test_normalised_texts_are_each_texts_own_even_when_repeated():
     ]
     assert _normalised(texts) == [normalise(t) or t.lower() for t in texts]
     assert _normalised(texts)[3:5] == ["the", " the "]
+
+
+def _repeated_week(n: int = 600, seed: int = 5):
+    """Generated observations (bench/synthetic_observations.py): a week that repeats many texts."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from synthetic_observations import generate
+
+    return generate(n, seed=seed)[0]
+
+
+def test_repeated_texts_are_vectorised_once_with_the_vectors_of_every_copy():
+    """Equal normalised texts are one row weighted by their count (issue 14): the TF-IDF rows are those
+    scikit-learn gives over the repeated texts, and with no repeats the very same matrix as before."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from frontline.digests.themes import _distinct, _normalised, _tfidf
+
+    norm = _normalised([i.text for i in _repeated_week()])
+    distinct, inverse, counts = _distinct(norm)
+    assert len(distinct) < len(norm) and counts.sum() == len(norm)
+    for options in ({"analyzer": "char_wb", "ngram_range": (3, 5)}, {"ngram_range": (1, 2), "token_pattern": r"\S+"}):
+        for min_df in (1, 2):
+            plain = TfidfVectorizer(sublinear_tf=True, min_df=min_df, **options).fit_transform(norm)
+            weighted = _tfidf(distinct, counts, min_df=min_df, **options)
+            assert weighted.shape[1] == plain.shape[1]
+            assert abs(weighted[inverse] - plain).max() < 1e-12
+    unique = list(dict.fromkeys(norm))
+    plain = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), token_pattern=r"\S+").fit_transform(unique)
+    same = _tfidf(unique, np.ones(len(unique), dtype=int), ngram_range=(1, 2), token_pattern=r"\S+")
+    assert (same != plain).nnz == 0
+
+
+def test_weighted_average_linkage_is_average_linkage_over_the_repeated_rows():
+    """Clustering each distinct row once, weighted by its count, gives the partition scikit-learn's
+    average linkage gives over every repeated row (on random points and on a generated week)."""
+    from scipy.sparse import csr_matrix
+    from sklearn.metrics import adjusted_rand_score
+    from sklearn.preprocessing import normalize
+
+    from frontline.digests.themes import _cluster_dense, _distinct, _normalised, _vectorise
+
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = normalize(rng.random((200, 12)) ** 4)
+        counts = rng.integers(1, 4, len(x))
+        repeated = _cluster_dense(csr_matrix(np.repeat(x, counts, axis=0)), 0.3)
+        weighted = np.repeat(_cluster_dense(csr_matrix(x), 0.3, counts), counts)
+        assert len(set(repeated)) > 20
+        assert adjusted_rand_score(repeated, weighted) == 1.0
+    norm = _normalised([i.text for i in _repeated_week()])
+    distinct, inverse, counts = _distinct(norm)
+    repeated = _cluster_dense(_vectorise(norm, normalised=True), 0.93)
+    weighted = _cluster_dense(_vectorise(distinct, normalised=True, counts=counts), 0.93, counts)[inverse]
+    assert adjusted_rand_score(repeated, weighted) == 1.0

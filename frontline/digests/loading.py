@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from frontline.core import clock
 from frontline.core.errors import DigestError
+from frontline.core.heap import no_cyclic_gc
 from frontline.digests.grouping import group_observations
 from frontline.digests.themes import ThemeInput
 from frontline.digests.weeks import shift_week, week_monday, week_window
@@ -216,7 +217,8 @@ def compute_themes(session: Session, week: str, *, persist: bool = True) -> dict
         .where(created >= prev_start, created < end)
         .order_by(col(Observation.id)),
     )
-    themes = group_observations(session, [ThemeInput(r[0], r[1], r[2], r[3]) for r in rows])
+    with no_cyclic_gc():
+        themes = group_observations(session, [ThemeInput(r[0], r[1], r[2], r[3]) for r in rows])
     mapping: dict[int, ThemeKey] = {}
     for t in themes:
         for mid in t.member_ids:

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from frontline.core import audit
 from frontline.core.errors import DigestError
+from frontline.core.heap import no_cyclic_gc
 from frontline.digests.content import DigestContent, build_digest
 from frontline.digests.loading import ThemeKey, WeekData, compute_themes, load_week
 from frontline.digests.render import render_digest
@@ -119,33 +120,36 @@ def queue_digests(
     from frontline.mail.outbox import enqueue_many
 
     parse_week(week)
-    if themes is None:
-        themes = compute_themes(session, week, persist=True)
-    data = load_week(session, week, department_ids=department_ids, themes=themes)
-    outcomes: list[Outcome] = []
-    wanted: list[tuple[Department, DigestContent, Outcome, list[tuple[str, str]]]] = []
-    for dept, content, out in _digests_with_news(data, outcomes):
-        recipients = recipients_for(dept, data.opt_outs)
-        if not recipients:
-            out.skipped = "no recipients (all unsubscribed)"
-            continue
-        wanted.append((dept, content, out, [(r, idempotency_key(content.department_id, week, r)) for r in recipients]))
-    already = _queued_keys(session, [key for *_x, pairs in wanted for _r, key in pairs])
-    batch: list[tuple[EmailMessage, str, str]] = []
-    owner: dict[str, Outcome] = {}
-    for dept, content, out, pairs in wanted:
-        for recipient, key in pairs:
-            if key in already or key in owner:
-                out.already += 1
+    with no_cyclic_gc():  # the week's rows stay alive while each digest makes thousands of objects
+        if themes is None:
+            themes = compute_themes(session, week, persist=True)
+        data = load_week(session, week, department_ids=department_ids, themes=themes)
+        outcomes: list[Outcome] = []
+        wanted: list[tuple[Department, DigestContent, Outcome, list[tuple[str, str]]]] = []
+        for dept, content, out in _digests_with_news(data, outcomes):
+            recipients = recipients_for(dept, data.opt_outs)
+            if not recipients:
+                out.skipped = "no recipients (all unsubscribed)"
                 continue
-            owner[key] = out
-            batch.append((compose_digest(dept, content, recipient), "digest", key))
-    written = set(enqueue_many(session, batch))
-    for key, out in owner.items():
-        if key in written:
-            out.queued += 1
-        else:
-            out.already += 1  # queued meanwhile by a concurrent run
+            wanted.append(
+                (dept, content, out, [(r, idempotency_key(content.department_id, week, r)) for r in recipients])
+            )
+        already = _queued_keys(session, [key for *_x, pairs in wanted for _r, key in pairs])
+        batch: list[tuple[EmailMessage, str, str]] = []
+        owner: dict[str, Outcome] = {}
+        for dept, content, out, pairs in wanted:
+            for recipient, key in pairs:
+                if key in already or key in owner:
+                    out.already += 1
+                    continue
+                owner[key] = out
+                batch.append((compose_digest(dept, content, recipient), "digest", key))
+        written = set(enqueue_many(session, batch))
+        for key, out in owner.items():
+            if key in written:
+                out.queued += 1
+            else:
+                out.already += 1  # queued meanwhile by a concurrent run
     return outcomes
 
 
@@ -163,19 +167,22 @@ def preview_digests(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DigestError(f"cannot create the preview folder {out_dir}: {exc.strerror or exc}") from None
-    data = load_week(session, week, department_ids=department_ids)
-    outcomes: list[Outcome] = []
-    for dept, content, out in _digests_with_news(data, outcomes):
-        recipient = (recipients_for(dept, set()) or [dept.head_email])[0]
-        rendered = render_digest(content, recipient, preview=True)
-        base = out_dir / f"{_slug(dept.name)}-{week}"
-        try:
-            base.with_suffix(".html").write_text(rendered.html, encoding="utf-8")
-            base.with_suffix(".txt").write_text(f"Subject: {rendered.subject}\n\n{rendered.text}\n", encoding="utf-8")
-        except OSError as exc:
-            raise DigestError(f"cannot write the preview {base}.html/.txt: {exc.strerror or exc}") from None
-        out.files = [str(base.with_suffix(".html")), str(base.with_suffix(".txt"))]
-        out.skipped = "preview written"
+    with no_cyclic_gc():
+        data = load_week(session, week, department_ids=department_ids)
+        outcomes: list[Outcome] = []
+        for dept, content, out in _digests_with_news(data, outcomes):
+            recipient = (recipients_for(dept, set()) or [dept.head_email])[0]
+            rendered = render_digest(content, recipient, preview=True)
+            base = out_dir / f"{_slug(dept.name)}-{week}"
+            try:
+                base.with_suffix(".html").write_text(rendered.html, encoding="utf-8")
+                base.with_suffix(".txt").write_text(
+                    f"Subject: {rendered.subject}\n\n{rendered.text}\n", encoding="utf-8"
+                )
+            except OSError as exc:
+                raise DigestError(f"cannot write the preview {base}.html/.txt: {exc.strerror or exc}") from None
+            out.files = [str(base.with_suffix(".html")), str(base.with_suffix(".txt"))]
+            out.skipped = "preview written"
     return outcomes
 
 

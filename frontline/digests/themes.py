@@ -259,7 +259,8 @@ def _stem(word: str) -> str:
 def normalise(text: str) -> str:
     """The comparison form of an observation text (what the vectorisers see)."""
     t = text.lower()
-    for pattern, repl in _COMPILED_CON:
+    # all but the first two contraction patterns ("cant", "cannot") need an apostrophe to match
+    for pattern, repl in _COMPILED_CON if "'" in t or "’" in t else _COMPILED_CON[:2]:
         t = pattern.sub(repl, t)
     for pattern, repl in _COMPILED_SYN:
         t = pattern.sub(repl, t)
@@ -624,40 +625,83 @@ def _normalised(texts: Sequence[str]) -> list[str]:
     return out
 
 
+def _distinct(texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The distinct ``texts`` in first-seen order, each text's index among them, and how often each
+    occurs. A week repeats many texts word for word ("Can't find the export button"): they are
+    vectorised and clustered once, weighted by their count (the same result as one row each)."""
+    index: dict[str, int] = {}
+    inverse = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.intp, count=len(texts))
+    return list(index), inverse, np.bincount(inverse, minlength=len(index))
+
+
+def _tfidf(texts: list[str], counts: np.ndarray, *, min_df: int = 1, **options: Any):
+    """``TfidfVectorizer(sublinear_tf=True, min_df=min_df, **options).fit_transform`` of the texts with
+    text ``k`` repeated ``counts[k]`` times, one row per distinct text: the document frequencies (and the
+    ``min_df`` cut) count the repeats, so every row is the one the repeated input would give (the same
+    arithmetic as scikit-learn's). Raises ``ValueError`` when no term is left, as scikit-learn does."""
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+
+    tf = CountVectorizer(dtype=np.float64, **options).fit_transform(texts).tocsr()
+    df = np.bincount(
+        tf.indices, weights=np.repeat(counts.astype(np.float64), np.diff(tf.indptr)), minlength=tf.shape[1]
+    )
+    if min_df > 1:
+        keep = np.flatnonzero(df >= min_df)
+        if not len(keep):
+            raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
+        tf, df = tf[:, keep], df[keep]
+    transformer = TfidfTransformer(sublinear_tf=True).fit(tf)
+    idf = np.full_like(df, fill_value=int(counts.sum()) + 1, dtype=np.float64)
+    idf /= df + 1.0
+    np.log(idf, out=idf)
+    transformer.idf_ = idf + 1.0
+    return transformer.transform(tf, copy=False)
+
+
 def _semantic(norm: list[str]) -> np.ndarray | None:
     """LSA (truncated SVD of word TF-IDF over *all* the texts): words that occur in the same contexts
     ("coupon" / "voucher" next to "code", "invalid", "checkout") get close, which plain TF-IDF cannot
-    see. ``None`` when the input is too small to learn co-occurrence from. Deterministic (fixed seed)."""
+    see. ``None`` when the input is too small to learn co-occurrence from. Deterministic (fixed seed).
+    Each distinct text is one row weighted by the square root of its count (the SVD of the repeated rows)."""
     if len(norm) < LSA_MIN_DOCS:  # before importing scikit-learn (~1 s): a quiet week needs none of it
         return None
     from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
 
+    distinct, inverse, counts = _distinct(norm)
     try:
-        w = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2, token_pattern=r"\S+").fit_transform(norm)
+        w = _tfidf(distinct, counts, min_df=2, ngram_range=(1, 2), token_pattern=r"\S+")
     except ValueError:
         return None
     dims = min(LSA_DIMS, w.shape[1] - 1, w.shape[0] - 1)
     if dims < 10:
         return None
+    if counts.max() > 1:  # X^T X of the repeated rows = (sqrt(c) X)^T (sqrt(c) X); a row's scale goes with normalize
+        w = w.multiply(np.sqrt(counts)[:, None]).tocsr()
     z = TruncatedSVD(dims, algorithm="randomized", n_iter=5, random_state=0).fit_transform(w)
-    return normalize(z)
+    return normalize(z)[inverse]
 
 
-def _vectorise(texts: list[str], *, normalised: bool = False, semantic: np.ndarray | None = None):
+def _vectorise(
+    texts: list[str],
+    *,
+    normalised: bool = False,
+    semantic: np.ndarray | None = None,
+    counts: np.ndarray | None = None,
+):
+    """TF-IDF word 1-2 grams and character 3-5 grams of the (normalised) texts, beside ``semantic`` rows
+    when given; with ``counts``, text ``k`` stands for ``counts[k]`` equal texts (see :func:`_tfidf`)."""
     from scipy.sparse import csr_matrix, hstack
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
 
     norm = texts if normalised else _normalised(texts)
-    words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, min_df=1, token_pattern=r"\S+")
-    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=1)
+    if counts is None:
+        counts = np.ones(len(norm), dtype=np.intp)
     try:
-        w = words.fit_transform(norm)
+        w = _tfidf(norm, counts, analyzer="word", ngram_range=(1, 2), token_pattern=r"\S+")
     except ValueError:  # empty vocabulary (all texts empty after normalising)
         w = None
-    c = chars.fit_transform([t if t.strip() else "_" for t in norm])
+    c = _tfidf([t if t.strip() else "_" for t in norm], counts, analyzer="char_wb", ngram_range=(3, 5))
     # Words carry the meaning; character grams bridge inflections and typos.
     x = normalize(c if w is None else hstack([w * np.sqrt(0.6), c * np.sqrt(0.4)]).tocsr())
     if semantic is not None:
@@ -683,19 +727,60 @@ def _gram(x) -> np.ndarray:
     return np.asarray(sim)
 
 
-def _cluster_dense(x, threshold: float) -> np.ndarray:
-    from sklearn.cluster import AgglomerativeClustering
-
+def _cluster_dense(x, threshold: float, counts: np.ndarray | None = None) -> np.ndarray:
+    """Average-linkage clusters of the rows of ``x`` (cosine distance), cut at ``threshold``; with
+    ``counts``, row ``k`` stands for ``counts[k]`` identical items (:func:`_average_linkage`)."""
     n = x.shape[0]
     if n == 1:
         return np.zeros(1, dtype=int)
     sim = _gram(x)
     dist = np.clip(1.0 - sim, 0.0, 2.0)
     np.fill_diagonal(dist, 0.0)
+    if counts is not None and counts.max() > 1:
+        return _average_linkage(dist, counts, threshold)
+    from sklearn.cluster import AgglomerativeClustering
+
     model = AgglomerativeClustering(
         n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold
     )
     return model.fit_predict(dist)
+
+
+def _average_linkage(dist: np.ndarray, counts: np.ndarray, threshold: float) -> np.ndarray:
+    """Flat clusters of average linkage over rows that each stand for ``counts[k]`` identical items (at
+    distance 0 from each other, so they would be merged first): merge the closest pair of clusters while
+    it is nearer than ``threshold``, the distance of a merged cluster being the count-weighted mean of
+    its parts' (Lance-Williams, UPGMA) -- the clusters average linkage gives over the repeated items,
+    without their rows. O(n^2) memory, about O(n^2) time (nearest neighbours kept per row)."""
+    n = len(counts)
+    d = np.array(dist, dtype=np.float64)
+    np.fill_diagonal(d, np.inf)
+    size = counts.astype(np.float64)
+    alive = np.ones(n, dtype=bool)
+    parent = np.arange(n)
+    nearest = d.argmin(axis=1)
+    nearest_d = d[np.arange(n), nearest]
+    while True:
+        i = int(nearest_d.argmin())
+        if not nearest_d[i] < threshold:
+            break
+        j = int(nearest[i])
+        row = (size[i] * d[i] + size[j] * d[j]) / (size[i] + size[j])
+        row[i] = np.inf
+        d[i], d[:, i] = row, row
+        d[j], d[:, j] = np.inf, np.inf
+        size[i] += size[j]
+        alive[j], parent[j], nearest_d[j] = False, i, np.inf
+        # a merged distance lies between its parts', so only rows whose nearest was i or j can change
+        stale = np.flatnonzero(((nearest == i) | (nearest == j)) & alive)
+        nearest[stale] = d[stale].argmin(axis=1)
+        nearest_d[stale] = d[stale, nearest[stale]]
+    for k in range(n):  # parents are merged later than their children: follow each chain to its root
+        root = k
+        while parent[root] != root:
+            root = parent[root]
+        parent[k] = root
+    return np.unique(parent, return_inverse=True)[1].astype(int)
 
 
 def _cluster_large(x, threshold: float, sample: int) -> np.ndarray:
@@ -759,10 +844,17 @@ def cluster_texts(
     normalised: bool = False,
     semantic: np.ndarray | None = None,
 ):
-    """Cluster labels (ints) and the feature matrix of ``texts`` (TF-IDF, plus ``semantic`` rows when given)."""
-    x = _vectorise(list(texts), normalised=normalised, semantic=semantic)
-    if x.shape[0] <= DENSE_GROUP_LIMIT:
-        labels = _cluster_dense(x, distance_threshold)
+    """Cluster labels (ints) and the feature matrix of ``texts`` (TF-IDF, plus ``semantic`` rows when given).
+    Equal (normalised) texts are vectorised and clustered once, weighted by their count."""
+    norm = list(texts) if normalised else _normalised(list(texts))
+    distinct, inverse, counts = _distinct(norm)
+    first = np.zeros(len(distinct), dtype=np.intp)
+    first[inverse[::-1]] = np.arange(len(norm) - 1, -1, -1)
+    rows = None if semantic is None else semantic[first]
+    xd = _vectorise(distinct, normalised=True, semantic=rows, counts=counts)
+    x = xd[inverse] if len(distinct) < len(norm) else xd
+    if xd.shape[0] <= DENSE_GROUP_LIMIT:
+        labels = _cluster_dense(xd, distance_threshold, counts)[inverse]
     else:
         labels = _cluster_large(x, distance_threshold, DENSE_GROUP_LIMIT)
     if fragment_fraction > 0 and x.shape[0] >= 10:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from frontline.core.text import one_line
-from frontline.mail.policy import MAIL_POLICY
+from frontline.mail.policy import MAIL_POLICY, as_bytes
 from models import OutboundMessage, utcnow
 
 _recorded: ContextVar[list[dict[str, str]] | None] = ContextVar("outbox_recorded", default=None)
@@ -162,7 +162,7 @@ def _row_values(message: EmailMessage, kind: str, idempotency_key: str) -> dict[
         recipient=", ".join(recipients),
         subject=str(message.get("Subject", ""))[:500],
         message_id=str(message["Message-ID"]),
-        mime=message.as_bytes(),
+        mime=as_bytes(message),
     )
 
 

@@ -23,9 +23,11 @@ import binascii
 import email.charset
 from email import contentmanager
 from email.contentmanager import ContentManager, raw_data_manager
+from email.generator import NLCRE, BytesGenerator  # type: ignore[attr-defined]  # NLCRE: not in the stubs
 from email.headerregistry import BaseHeader, HeaderRegistry
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.policy import EmailPolicy
+from io import BytesIO
 from typing import Any
 
 HEADERS_KEPT = 4096  # parsed headers kept for reuse (the cache is emptied when full)
@@ -201,3 +203,26 @@ CONTENT_MANAGER.set_handlers = dict(raw_data_manager.set_handlers)  # type: igno
 CONTENT_MANAGER.add_set_handler(str, set_text_content)
 
 MAIL_POLICY = MailPolicy(header_factory=CachedHeaderRegistry(), content_manager=CONTENT_MANAGER)
+
+
+class MailBytesGenerator(BytesGenerator):
+    """``email.generator.BytesGenerator`` that writes a body in one piece: the standard one splits it on
+    every line ending with a regular expression and writes each line and line ending in turn (~1 ms for
+    a 70 kB digest); a body without a CR is already in the policy's ``\\n`` line endings and is written as
+    it is. The bytes are the same (``tests/test_mail_policy.py``)."""
+
+    def _write_lines(self, lines: str) -> None:
+        if not lines:
+            return
+        nl: str = self._NL  # type: ignore[attr-defined]  # set by Generator.flatten, not in the stubs
+        if "\r" not in lines:
+            self.write(lines if nl == "\n" else lines.replace("\n", nl))
+        else:
+            self.write(nl.join(NLCRE.split(lines)))
+
+
+def as_bytes(message: Message) -> bytes:
+    """``message.as_bytes()``, the same bytes, with :class:`MailBytesGenerator`."""
+    fp = BytesIO()
+    MailBytesGenerator(fp, mangle_from_=False, policy=message.policy).flatten(message)
+    return fp.getvalue()

@@ -16,11 +16,9 @@ overrides are in :mod:`frontline.rotations.overrides`, the export in :mod:`front
 
 from __future__ import annotations
 
-import gc
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any, cast
@@ -31,6 +29,7 @@ from sqlmodel import Session, col, select
 from frontline.core import audit, clock
 from frontline.core.clock import monday_on_or_after
 from frontline.core.errors import PlanningError
+from frontline.core.heap import no_cyclic_gc
 from frontline.core.policy import Policy
 from frontline.rotations.inputs import (
     EMPLOYEE_COLUMNS,
@@ -136,7 +135,7 @@ def plan_rotations(
 
     support_department(session, policy)  # a typo would plan the support team as rotators
     horizon = monday_on_or_after(start or today or clock.today())
-    with _no_cyclic_gc():
+    with no_cyclic_gc():
         planning = load_input(session, policy, horizon, weeks)
         out = solve(planning.inp)
         writer = _PlanWriter(session, planning, horizon, policy.length_weeks, dry_run, actor)
@@ -146,20 +145,6 @@ def plan_rotations(
         result = _result(policy, planning, out, writer, horizon, weeks, dry_run)
         _record_run(session, result, out, dry_run, actor)
     return result
-
-
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Python's cycle collector paused while planning (reference counting still frees everything else): the
-    run makes a few hundred thousand small objects (rows, people, changes) and no cycles worth collecting,
-    and the collections those allocations trigger re-scan everything alive, ~10 % of a 100k plan's CPU."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # --------------------------------------------------------------------------------------------------

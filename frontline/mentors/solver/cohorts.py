@@ -282,7 +282,7 @@ def kept_week_bound(
     return float(bound), assign
 
 
-Improve = Callable[[Instance, "Cohorts", np.ndarray, float, dict[str, Any]], np.ndarray]
+Improve = Callable[[Instance, Cohorts, np.ndarray, float, dict[str, Any]], np.ndarray]
 
 
 def solve_by_cohorts(

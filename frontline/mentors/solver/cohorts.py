@@ -289,7 +289,7 @@ def kept_week_bound(
     return float(bound), assign, duals
 
 
-Improve = Callable[[Instance, "Cohorts", np.ndarray, float, dict[str, Any]], np.ndarray]
+Improve = Callable[[Instance, Cohorts, np.ndarray, float, dict[str, Any]], np.ndarray]
 
 
 def solve_by_cohorts(

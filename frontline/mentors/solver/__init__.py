@@ -54,14 +54,17 @@ is still one exact min-cost flow, and rotators of one cohort can take seats the 
 the weekly rows of every L-th week (L the shortest rotation; each rotator is charged at the first kept
 week it covers), which makes the relaxation a network flow; its potentials are Lagrange multipliers for the whole
 problem, every eligible pair is priced against them in blocks (pairs of negative reduced cost join the
-flow) and the Lagrangian value over every eligible pair is the bound. The full-year flow without weekly
+flow) and the Lagrangian value over every eligible pair is a bound; a second one keeps every weekly row and
+relaxes the assignment rows with the flow's rotator potentials instead (:mod:`.weekly_bound`: one min-cost
+flow over every mentor's week line), and the larger is reported. The full-year flow without weekly
 rows and a weekly repair (:mod:`.flow`, the method before the cohorts) is kept as ``method="flow"``.
 Above ``flow_pairs`` (100k employees): the week-by-week greedy, with the bound where every multiplier
 is zero.
 
 The package, by what each module does: :mod:`.problem` (the input and output records), :mod:`.model`
 (the instance as arrays: hard rules, costs, week grid), :mod:`.lp` (the LP / MIP over candidate edges),
-:mod:`.bound` (Lagrangian bounds), :mod:`.column_generation`, :mod:`.cohorts` and :mod:`.flow` (the methods),
+:mod:`.bound` (Lagrangian bounds), :mod:`.weekly_bound` (the bound with every weekly row),
+:mod:`.column_generation`, :mod:`.cohorts` and :mod:`.flow` (the methods),
 :mod:`.improve` (the block flows after the cohort passes),
 :mod:`.greedy` (baseline and safety net), :mod:`.explain` (why someone is unmatched),
 :mod:`.solution` (assignment -> :class:`Solution`) and :mod:`.check` (an independent checker of any

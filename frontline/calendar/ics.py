@@ -29,7 +29,8 @@ from icalendar import Calendar, Event, Timezone, vCalAddress
 
 from frontline.core import clock
 from frontline.core.text import one_line
-from frontline.mail.policy import MAIL_POLICY
+from frontline.mail.mime import shaped
+from frontline.mail.policy import CONTENT_MANAGER, MAIL_POLICY, encode_base64, encode_text
 
 PRODID = "-//Frontline//Frontline support rotations//EN"
 
@@ -246,22 +247,37 @@ def invite_message(
 
     ics = _itip_bytes(obj, stamp) if stamp is not None else itip_calendar(obj).to_ical()
     method = obj.method.upper()
-    msg = EmailMessage(policy=MAIL_POLICY)
-    msg["To"] = Address(display_name=clean_name(to.name), addr_spec=to.email)
-    msg["Subject"] = one_line(subject)
-    msg["From"] = _format_person(obj.organizer)
-    msg.set_content(text)  # text/plain
-    msg.add_alternative(html, subtype="html")
-    msg.add_alternative(  # the same CRLF bytes as the attachment
-        ics,
-        maintype="text",
-        subtype="calendar",
-        params={"method": method, "charset": "UTF-8"},
-        cte="base64",
-    )
-    msg.make_mixed()
-    msg.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
-    return msg
+    policy = MAIL_POLICY
+    leading = [
+        ("To", Address(display_name=clean_name(to.name), addr_spec=to.email)),
+        ("Subject", one_line(subject)),
+        ("From", _format_person(obj.organizer)),
+    ]
+
+    def build() -> EmailMessage:
+        msg = EmailMessage(policy=policy)
+        for name, value in leading:
+            msg[name] = value
+        msg.set_content(text)  # text/plain
+        msg.add_alternative(html, subtype="html")
+        msg.add_alternative(  # the same CRLF bytes as the attachment
+            ics,
+            maintype="text",
+            subtype="calendar",
+            params={"method": method, "charset": "UTF-8"},
+            cte="base64",
+        )
+        msg.make_mixed()
+        msg.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
+        return msg
+
+    if policy.content_manager is not CONTENT_MANAGER:
+        return build()
+    text_cte, text_payload = encode_text(text, policy)
+    html_cte, html_payload = encode_text(html, policy)
+    ics_payload = encode_base64(ics, policy)
+    payloads = [text_payload, html_payload, ics_payload, ics_payload]
+    return shaped(policy, ("invite", method, text_cte, html_cte), leading, payloads, build)
 
 
 def _itip_bytes(obj: ItipObject, stamp: datetime) -> bytes:

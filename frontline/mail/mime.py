@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 import re
 import sys
+from collections.abc import Callable, Iterator
 from email import generator
 from email.message import EmailMessage, Message
 from email.policy import EmailPolicy
@@ -140,3 +141,60 @@ def _header(policy: EmailPolicy, name: str, value: Any) -> bytes:
     ):
         raise _NotCovered
     return folded
+
+
+# --- messages of a known shape, built by copying ------------------------------------------------------
+# Building a message with ``set_content``/``add_alternative``/``make_mixed``/``add_attachment`` parses and
+# sets the same content headers again for every message (a third of an invite's time once the generator
+# was gone). Messages of one *shape* (the same kinds of parts, transfer encodings and parameters) differ
+# only in a few leading headers (To, Subject, ...) and in the parts' payloads, so the first message of a
+# shape is built by the standard library and kept, and the next ones copy its parts with their own
+# headers and payloads. The payloads are computed by the same functions ``set_content`` calls, and the
+# first message checks that they are the ones it stored.
+
+_shapes: dict[tuple[Any, ...], EmailMessage] = {}
+SHAPES_KEPT = 256
+
+
+def shaped(
+    policy: EmailPolicy,
+    shape: tuple[Any, ...],
+    leading: list[tuple[str, Any]],
+    payloads: list[str],
+    build: Callable[[], EmailMessage],
+) -> EmailMessage:
+    """The message ``build()`` makes, built by copying the one it made for the same ``shape`` (which must
+    name everything its content headers depend on), with ``leading`` headers first (set as
+    ``message[name] = value`` sets them) and the leaf parts' ``payloads`` in order (depth first)."""
+    key = (policy, *shape)
+    kept = _shapes.get(key)
+    if kept is None:
+        message = build()
+        names = [name for name, _value in message._headers[: len(leading)]]  # type: ignore[attr-defined]
+        if _leaf_payloads(message) != payloads or names != [name for name, _value in leading]:
+            return message  # not the shape described (tests/test_mail_policy.py checks that they are): not kept
+        if len(_shapes) >= SHAPES_KEPT:
+            _shapes.clear()
+        _shapes[key] = _copy(message, iter(payloads))  # kept apart: the caller adds headers to its message
+        return message
+    copy = _copy(kept, iter(payloads))
+    copy._headers[: len(leading)] = [policy.header_store_parse(name, value) for name, value in leading]  # type: ignore[attr-defined]
+    return copy
+
+
+def _leaf_payloads(part: Message) -> list[Any]:
+    payload = part._payload  # type: ignore[attr-defined]
+    if isinstance(payload, list):
+        return [p for sub in payload for p in _leaf_payloads(sub)]
+    return [payload]
+
+
+def _copy(part: EmailMessage, payloads: Iterator[str]) -> EmailMessage:
+    """``part`` with its own header list (header objects are immutable and shared) and ``payloads``."""
+    copy = part.__class__.__new__(part.__class__)
+    copy.__dict__.update(part.__dict__)
+    copy._headers = list(part._headers)  # type: ignore[attr-defined]
+    copy.defects = list(part.defects)
+    payload = part._payload  # type: ignore[attr-defined]
+    copy._payload = [_copy(sub, payloads) for sub in payload] if isinstance(payload, list) else next(payloads)  # type: ignore[attr-defined]
+    return copy

@@ -20,8 +20,8 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from frontline.core.text import one_line
-from frontline.mail.mime import message_bytes
-from frontline.mail.policy import MAIL_POLICY
+from frontline.mail.mime import message_bytes, shaped
+from frontline.mail.policy import CONTENT_MANAGER, MAIL_POLICY, encode_text
 from models import OutboundMessage, utcnow
 
 _recorded: ContextVar[list[dict[str, str]] | None] = ContextVar("outbox_recorded", default=None)
@@ -81,23 +81,36 @@ def compose(
     (:func:`frontline.core.text.one_line`): a name with CR/LF or U+2028 from the roster becomes a space
     instead of a refused header or an injected one.
     """
-    msg = EmailMessage(policy=_POLICY)
+    policy = _POLICY
     recipients = to if isinstance(to, list) else [to]
-    msg["To"] = ", ".join(str(safe_address(r)) for r in recipients)
+    leading = [("To", ", ".join(str(safe_address(r)) for r in recipients))]
     if cc:
-        msg["Cc"] = ", ".join(one_line(c) for c in cc)
-    msg["Subject"] = one_line(subject)
-    for name, value in (headers or {}).items():
-        value = one_line(value)
-        literal = name.lower() in LITERAL_HEADERS and value.isascii() and len(name) + len(value) < MAX_LITERAL_LINE
-        if literal:
-            msg.set_raw(name, value)
-        else:
+        leading.append(("Cc", ", ".join(one_line(c) for c in cc)))
+    leading.append(("Subject", one_line(subject)))
+
+    def build() -> EmailMessage:
+        msg = EmailMessage(policy=policy)
+        for name, value in leading:
             msg[name] = value
-    msg.set_content(text)
-    if html is not None:
-        msg.add_alternative(html, subtype="html")
-    return msg
+        for name, value in (headers or {}).items():
+            value = one_line(value)
+            literal = name.lower() in LITERAL_HEADERS and value.isascii() and len(name) + len(value) < MAX_LITERAL_LINE
+            if literal:
+                msg.set_raw(name, value)
+            else:
+                msg[name] = value
+        msg.set_content(text)
+        if html is not None:
+            msg.add_alternative(html, subtype="html")
+        return msg
+
+    if headers or policy.content_manager is not CONTENT_MANAGER:
+        return build()
+    text_cte, text_payload = encode_text(text, policy)
+    if html is None:
+        return shaped(policy, ("text", bool(cc), text_cte), leading, [text_payload], build)
+    html_cte, html_payload = encode_text(html, policy)
+    return shaped(policy, ("alternative", bool(cc), text_cte, html_cte), leading, [text_payload, html_payload], build)
 
 
 def safe_address(recipient: str | Address) -> str | Address:

@@ -175,7 +175,7 @@ def shaped(
             return message  # not the shape described (tests/test_mail_policy.py checks that they are): not kept
         if len(_shapes) >= SHAPES_KEPT:
             _shapes.clear()
-        _shapes[key] = _copy(message, iter(payloads))  # kept apart: the caller adds headers to its message
+        _shapes[key] = _copy(message, iter([""] * len(payloads)))  # kept apart: the caller adds headers to its own
         return message
     copy = _copy(kept, iter(payloads))
     copy._headers[: len(leading)] = [policy.header_store_parse(name, value) for name, value in leading]  # type: ignore[attr-defined]

@@ -240,14 +240,22 @@ def _insert_many_unless_queued(session: Session, rows: list[dict[str, Any]]) -> 
     """The multi-row form of :func:`_insert_unless_queued`: the keys of the rows written."""
     if not rows:
         return []
-    statement = _insert_ignoring_duplicates(session, rows).returning(col(OutboundMessage.idempotency_key))
-    written = set(session.execute(statement).scalars().all())
+    # One statement executed for many parameter sets: SQLAlchemy sends them as multi-row INSERTs
+    # ("insertmanyvalues", RETURNING included) and compiles the statement once per process, instead of
+    # compiling a statement with every row's values for every batch.
+    statement = _insert_ignoring_duplicates(session).returning(col(OutboundMessage.idempotency_key))
+    written = set(session.execute(statement, _with_defaults(rows)).scalars().all())
     return [row["idempotency_key"] for row in rows if row["idempotency_key"] in written]
 
 
-def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> Any:
-    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING`` of ``rows`` with the model's defaults."""
-    columns = [OutboundMessage(**values).model_dump(exclude={"id"}) for values in rows]  # state, times
+def _with_defaults(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with the model's defaults (state, times)."""
+    return [OutboundMessage(**values).model_dump(exclude={"id"}) for values in rows]
+
+
+def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]] | None = None) -> Any:
+    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING``, of ``rows`` with the model's defaults when
+    given (else the statement to execute with parameter sets)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -259,4 +267,6 @@ def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) ->
         statement = sqlite_insert(OutboundMessage)
     else:  # pragma: no cover - Frontline runs on SQLite and PostgreSQL only
         raise RuntimeError(f"unsupported database {dialect!r}")
-    return statement.values(columns).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    if rows is not None:
+        statement = statement.values(_with_defaults(rows))
+    return statement.on_conflict_do_nothing(index_elements=["idempotency_key"])

@@ -204,3 +204,20 @@ def test_a_boundary_found_in_the_text_is_drawn_as_the_generator_draws_it() -> No
     ours = mime._new_boundary(text)
     random_module.seed(3)
     assert ours == BytesGenerator._make_boundary(text) == first + ".1"  # type: ignore[attr-defined]
+
+
+def test_line_endings_of_a_raw_payload_are_written_as_the_generator_writes_them() -> None:
+    import random as random_module
+
+    from frontline.mail import mime
+
+    for policy in (MAIL_POLICY, email.policy.default):
+        message = EmailMessage(policy=policy)
+        message["Subject"] = "raw"
+        message.set_content("x\n")
+        message.add_alternative("<p>y</p>\n", subtype="html")
+        message.get_payload()[0].set_payload("a\r\nb\rc\n\nd")
+        random_module.seed(1)
+        ours = mime.message_bytes(message)
+        random_module.seed(1)
+        assert ours == message.as_bytes() and b"a\nb\nc\n\nd" in ours

@@ -249,8 +249,14 @@ def _insert_many_unless_queued(session: Session, rows: list[dict[str, Any]]) -> 
 
 
 def _with_defaults(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with the model's defaults (state, times)."""
-    return [OutboundMessage(**values).model_dump(exclude={"id"}) for values in rows]
+    """The rows with the model's defaults (state, times): ``OutboundMessage(**values).model_dump(exclude=
+    {"id"})`` without building a model object per row (a table model does not validate, so the values
+    are the same; each default factory is called for each row, as the model would)."""
+    fields = [(name, info) for name, info in OutboundMessage.model_fields.items() if name != "id"]
+    return [
+        {name: values[name] if name in values else info.get_default(call_default_factory=True) for name, info in fields}
+        for values in rows
+    ]
 
 
 def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]] | None = None) -> Any:

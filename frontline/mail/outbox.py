@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, parseaddr
+from functools import lru_cache
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -58,9 +59,20 @@ def _sender() -> str:
 
 def message_id_for(idempotency_key: str, sender: str | None = None) -> str:
     """Deterministic ``Message-ID`` for a key: ``<hash@sender-domain>``."""
-    domain = parseaddr(sender or _sender())[1].rpartition("@")[2] or "frontline.invalid"
+    domain = _domain(sender or _sender())
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
     return f"<{digest}@{domain}>"
+
+
+@lru_cache(maxsize=64)
+def _domain(sender: str) -> str:
+    return parseaddr(sender)[1].rpartition("@")[2] or "frontline.invalid"
+
+
+@lru_cache(maxsize=4096)
+def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
+    """The addresses ``email.utils.getaddresses`` finds in these header values (parsed once per values)."""
+    return tuple(addr for _name, addr in getaddresses(list(values)))
 
 
 def compose(
@@ -169,7 +181,7 @@ def _row_values(message: EmailMessage, kind: str, idempotency_key: str) -> dict[
         message["Message-ID"] = message_id_for(idempotency_key, str(message["From"]))
     if "Auto-Submitted" not in message:
         message["Auto-Submitted"] = "auto-generated"
-    recipients = [addr for _name, addr in getaddresses(message.get_all("To", []) + message.get_all("Cc", []))]
+    recipients = _addresses(tuple(str(v) for v in message.get_all("To", []) + message.get_all("Cc", [])))
     return dict(
         idempotency_key=idempotency_key,
         kind=kind,

@@ -27,6 +27,22 @@ NOW = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
 AS_OF = date(2026, 3, 2)
 MONDAY = date(2026, 3, 16)  # Berlin and New York change to summer time around these rotations
 ZONES = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC", "Australia/Sydney", "Europe/London"]
+# Names as a roster may hold them: non-ASCII, long enough to fold the headers and the .ics lines (inside
+# multi-byte characters too), and hostile (quotes, commas, semicolons, colons, CR/LF, U+2028, a
+# backslash, a caret).
+ROTATOR_NAMES = [
+    "Zoë Ångström {i}",
+    'Doe {i}, "Jane"; Bcc: x@evil.example',
+    "Maximiliane Aurelia Konstantinopoulou-Wittgenstein von Hohenzollern-Ångström {i}",
+    "Line\r\nBreak {i}\u2028Sep",
+    "Ōtsuka Ryūnosuke 大塚龍之介 ({i}) \\ caret^ test: ok",
+    "{i}",
+]
+MENTOR_NAMES = [
+    "Mentor 0",
+    "Siobhán Ní Bhriain-Ó Súilleabháin, Senior Support Engineer; EMEA",
+    "Mentor\r\n2 ’quoted’ 'single'",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +71,7 @@ def _seed(engine) -> list[int]:
         mentors = [
             Employee(
                 employee_id=f"S{i}",
-                name=f"Mentor {i}",
+                name=MENTOR_NAMES[i],
                 email=f"mentor{i}@example.com",
                 department_id=support.id,
                 hire_date=date(2020, 1, 1),
@@ -69,7 +85,7 @@ def _seed(engine) -> list[int]:
         rotators = [
             Employee(
                 employee_id=f"E{i}",
-                name=f'Doe {i}, "Jane"' if i % 2 else f"Zoë Ångström {i}",
+                name=ROTATOR_NAMES[i % len(ROTATOR_NAMES)].format(i=i),
                 email=f"r{i}@example.com",
                 department_id=sales.id,
                 hire_date=date(2024, 1, 1),
@@ -123,21 +139,23 @@ def _change(engine, ids: list[int]) -> None:
 @contextmanager
 def plain_path(plain: bool):
     """With ``plain``, messages are built the plain way: the standard library's email policy (a new
-    header class per header) and every calendar object built for its own message (no shared
-    ``.ics`` bytes, no cached VTIMEZONE)."""
+    header class per header), every calendar object built by icalendar for its own message (no shared
+    ``.ics`` bytes, no cached VTIMEZONE, not ``ics.itip_bytes``) and every message written by the standard
+    library's generator (``message.as_bytes()``, not ``frontline.mail.mime``)."""
     if not plain:
         yield
         return
     from frontline.calendar import ics
 
-    saved = ics.MAIL_POLICY, outbox_module._POLICY, ics._itip_bytes
+    saved = ics.MAIL_POLICY, outbox_module._POLICY, ics._itip_bytes, outbox_module._as_bytes
     ics.MAIL_POLICY = email.policy.default
     outbox_module._POLICY = email.policy.default.clone(refold_source="none")
     ics._itip_bytes = _uncached_ics
+    outbox_module._as_bytes = lambda message: message.as_bytes()  # the standard library's generator
     try:
         yield
     finally:
-        ics.MAIL_POLICY, outbox_module._POLICY, ics._itip_bytes = saved
+        ics.MAIL_POLICY, outbox_module._POLICY, ics._itip_bytes, outbox_module._as_bytes = saved
 
 
 def _uncached_ics(obj, stamp) -> bytes:

@@ -29,7 +29,8 @@ from icalendar import Calendar, Event, Timezone, vCalAddress
 
 from frontline.core import clock
 from frontline.core.text import one_line
-from frontline.mail.policy import MAIL_POLICY
+from frontline.mail.mime import shaped
+from frontline.mail.policy import CONTENT_MANAGER, MAIL_POLICY, encode_base64, encode_text
 
 PRODID = "-//Frontline//Frontline support rotations//EN"
 
@@ -246,22 +247,37 @@ def invite_message(
 
     ics = _itip_bytes(obj, stamp) if stamp is not None else itip_calendar(obj).to_ical()
     method = obj.method.upper()
-    msg = EmailMessage(policy=MAIL_POLICY)
-    msg["To"] = Address(display_name=clean_name(to.name), addr_spec=to.email)
-    msg["Subject"] = one_line(subject)
-    msg["From"] = _format_person(obj.organizer)
-    msg.set_content(text)  # text/plain
-    msg.add_alternative(html, subtype="html")
-    msg.add_alternative(  # the same CRLF bytes as the attachment
-        ics,
-        maintype="text",
-        subtype="calendar",
-        params={"method": method, "charset": "UTF-8"},
-        cte="base64",
-    )
-    msg.make_mixed()
-    msg.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
-    return msg
+    policy = MAIL_POLICY
+    leading = [
+        ("To", Address(display_name=clean_name(to.name), addr_spec=to.email)),
+        ("Subject", one_line(subject)),
+        ("From", _format_person(obj.organizer)),
+    ]
+
+    def build() -> EmailMessage:
+        msg = EmailMessage(policy=policy)
+        for name, value in leading:
+            msg[name] = value
+        msg.set_content(text)  # text/plain
+        msg.add_alternative(html, subtype="html")
+        msg.add_alternative(  # the same CRLF bytes as the attachment
+            ics,
+            maintype="text",
+            subtype="calendar",
+            params={"method": method, "charset": "UTF-8"},
+            cte="base64",
+        )
+        msg.make_mixed()
+        msg.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
+        return msg
+
+    if policy.content_manager is not CONTENT_MANAGER:
+        return build()
+    text_cte, text_payload = encode_text(text, policy)
+    html_cte, html_payload = encode_text(html, policy)
+    ics_payload = encode_base64(ics, policy)
+    payloads = [text_payload, html_payload, ics_payload, ics_payload]
+    return shaped(policy, ("invite", method, text_cte, html_cte), leading, payloads, build)
 
 
 def _itip_bytes(obj: ItipObject, stamp: datetime) -> bytes:
@@ -280,7 +296,187 @@ def _itip_bytes_of(
     stamp: datetime,
 ) -> bytes:
     obj = ItipObject(method, event, sequence, organizer, list(attendees))
-    return itip_calendar(obj, stamp=stamp).to_ical()
+    written = itip_bytes(obj, stamp)
+    return written if written is not None else itip_calendar(obj, stamp=stamp).to_ical()
+
+
+# --- the .ics text written directly ------------------------------------------------------------------
+# ``itip_calendar(obj, stamp=stamp).to_ical()`` builds an icalendar object tree per message and folds
+# every line a character at a time: about a third of an invite's time. :func:`itip_bytes` writes the same
+# bytes from the fixed layout of an iTIP object (``tests/test_ics_writer.py`` compares the two on hostile
+# names and texts, long lines and many zones; ``tests/test_bulk_mail.py`` on whole outboxes).
+
+_FOLD_AT = 74  # icalendar's _foldline: at most 74 octets a line before "CRLF SPACE" (RFC 5545: 75)
+_ESCAPED_AT_END = (ord("\\"), ord("^"))  # not left last on a folded line (icalendar issue #1501)
+
+
+def _fold(line: str) -> bytes:
+    """One content line folded as icalendar folds it: UTF-8, at most 74 octets before each fold, never
+    inside a character, and a backslash or caret that ends a full line moved to the next one."""
+    data = line.encode("utf-8")
+    if len(data) <= _FOLD_AT:
+        return data
+    chunks = []
+    start, end = 0, len(data)
+    while end - start > _FOLD_AT:
+        cut = start + _FOLD_AT
+        while data[cut] & 0xC0 == 0x80:  # a UTF-8 continuation byte: cut before its character
+            cut -= 1
+        if data[cut - 1] in _ESCAPED_AT_END and cut - start > 1:
+            cut -= 1
+        chunks.append(data[start:cut])
+        start = cut
+    chunks.append(data[start:])
+    return b"\r\n ".join(chunks)
+
+
+def _text(value: str) -> str:
+    """RFC 5545 TEXT escaping, in icalendar's order (``\\N`` read as a newline first; CR LF, LF and CR each
+    become ``\\n``)."""
+    return (
+        value.replace("\\N", "\n")
+        .replace("\\", "\\\\")
+        .replace(";", "\\;")
+        .replace(",", "\\,")
+        .replace("\r\n", "\\n")
+        .replace("\n", "\\n")
+        .replace("\r", "\\n")
+    )
+
+
+def _cn(name: str) -> str:
+    """A CN parameter value as icalendar writes it: RFC 6868 escapes (``^`` ``^^``, newline ``^n``,
+    ``"`` ``^'``), then double quotes when it holds a space, ``'``, ``,``, ``;``, ``:`` or ``’``."""
+    value = name.replace("^", "^^").replace("\r\n", "^n").replace("\r", "^n").replace("\n", "^n")
+    value = value.replace('"', "^'")
+    if any(c in value for c in " ',;:\u2019"):
+        return f'"{value}"'
+    return value
+
+
+_ATTENDEE_PARAMS = "CUTYPE=INDIVIDUAL;PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT;RSVP=TRUE"
+
+
+def _address_line(prop: str, person: Person, *, attendee: bool) -> bytes:
+    """ORGANIZER or ATTENDEE as :func:`_address` makes it (parameters in icalendar's sorted order)."""
+    name = clean_name(person.name)
+    params = [f"CN={_cn(name)}"] if name else []
+    if attendee:
+        params.append(_ATTENDEE_PARAMS)
+    head = ";".join([prop, *params])
+    return _fold(f"{head}:mailto:{person.email}")
+
+
+@lru_cache(maxsize=256)
+def _zone_form(tzinfo) -> tuple[str, bool] | None:
+    """How icalendar writes a date-time in ``tzinfo``: its parameters (``;TZID=...`` or nothing) and
+    whether the value ends in ``Z``; asked of icalendar once per zone. None for a zone without a plain
+    ``TZID`` (written by icalendar itself then)."""
+    from icalendar import vDDDTypes
+
+    prop = vDDDTypes(datetime(2026, 1, 1, 12, tzinfo=tzinfo))
+    params = prop.params.to_ical().decode()
+    utc = prop.to_ical().endswith(b"Z")
+    if utc and not params:
+        return "", True
+    if not utc and params.startswith("TZID=") and ";" not in params and '"' not in params:
+        return ";" + params, False
+    return None
+
+
+def _when(prop: str, value: date | datetime) -> str | None:
+    if not isinstance(value, datetime):
+        return f"{prop};VALUE=DATE:{value.year:04}{value.month:02}{value.day:02}"
+    form = _zone_form(value.tzinfo)
+    if form is None:
+        return None
+    params, utc = form
+    stamp = f"{value.year:04}{value.month:02}{value.day:02}T{value.hour:02}{value.minute:02}{value.second:02}"
+    return f"{prop}{params}:{stamp}{'Z' if utc else ''}"
+
+
+def _vevent_lines(
+    obj: ItipObject, start, end, stamp: str, summary: str, recurrence_id: datetime | None, master: bool
+) -> list[bytes] | None:
+    """One VEVENT of :func:`itip_calendar`, in icalendar's property order (SUMMARY, DTSTART, DTEND,
+    DTSTAMP, UID, RECURRENCE-ID, SEQUENCE, RRULE, then the rest by name). None when a time needs
+    icalendar's own writing. Long because it is the property list itself, one line each."""
+    item = obj.event
+    lines = [_when("DTSTART", start), _when("DTEND", end)]
+    recurrence = _when("RECURRENCE-ID", recurrence_id) if recurrence_id is not None else ""
+    if None in lines or recurrence is None:
+        return None
+    out = [b"BEGIN:VEVENT", _fold("SUMMARY:" + _text(summary))]
+    out += [_fold(line) for line in lines if line]
+    out += [stamp.encode(), _fold("UID:" + _text(item.uid))]
+    if recurrence:
+        out.append(_fold(recurrence))
+    out.append(f"SEQUENCE:{obj.sequence}".encode())
+    if master and isinstance(item, TimedEvent) and item.weekly_count and item.weekly_count > 1:
+        out.append(f"RRULE:FREQ=WEEKLY;COUNT={item.weekly_count}".encode())
+    out += [_address_line("ATTENDEE", person, attendee=True) for person in obj.attendees]
+    if item.description:
+        out.append(_fold("DESCRIPTION:" + _text(item.description)))
+    out.append(_address_line("ORGANIZER", obj.organizer, attendee=False))
+    out.append(b"STATUS:CANCELLED" if obj.method.upper() == "CANCEL" else b"STATUS:CONFIRMED")
+    if isinstance(item, AllDayEvent):
+        out.append(b"TRANSP:TRANSPARENT")
+        if item.url:
+            out.append(_fold("URL:" + item.url))
+    else:
+        out.append(b"TRANSP:OPAQUE")
+    out.append(b"END:VEVENT")
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _timezone_bytes(tzid: str, first: date, last: date) -> bytes:
+    """The VTIMEZONE block :func:`_with_timezones` adds, as bytes (built once per zone and date range)."""
+    component = _timezone(tzid, first, last)
+    return component.to_ical() if component is not None else b""
+
+
+def itip_bytes(obj: ItipObject, stamp: datetime) -> bytes | None:
+    """``itip_calendar(obj, stamp=stamp).to_ical()``, written directly; None for what the direct writer
+    does not cover (a stamp not in UTC, zones without a plain TZID, overrides in another zone), which
+    icalendar then writes. Long because it is the calendar's layout, event by event."""
+    method = obj.method.upper()
+    if method not in {"REQUEST", "CANCEL"} or not obj.attendees:
+        return None  # itip_calendar raises the error
+    item = obj.event
+    dtstamp = _when("DTSTAMP", stamp)
+    if dtstamp is None or not dtstamp.endswith("Z"):
+        return None
+    events: list[list[bytes] | None]
+    zone_block = b""
+    if isinstance(item, AllDayEvent):
+        end_day = item.last_day + timedelta(days=1)
+        events = [_vevent_lines(obj, item.first_day, end_day, dtstamp, item.summary, None, True)]
+    else:
+        events = [_vevent_lines(obj, item.start, item.start + item.duration, dtstamp, item.summary, None, True)]
+        if item.weekly_count and item.weekly_count > 1:
+            for index, new_start, summary in item.overrides:
+                if not 0 <= index < item.weekly_count:
+                    return None  # _vevents raises the error
+                if method == "CANCEL":
+                    continue  # cancelling the master cancels the whole series, overrides included
+                original = _occurrence(item.start, index)
+                start = new_start or original
+                if start.tzinfo is not item.start.tzinfo:
+                    return None
+                events.append(_vevent_lines(obj, start, start + item.duration, dtstamp, summary, original, False))
+        form = _zone_form(item.start.tzinfo)
+        if form is not None and not form[1]:
+            tzid = form[0].removeprefix(";TZID=")
+            first, last = _span(item)
+            zone_block = _timezone_bytes(tzid, first - timedelta(days=366), last + timedelta(days=366))
+    head = [b"BEGIN:VCALENDAR", b"VERSION:2.0", _fold("PRODID:" + _text(PRODID)), b"METHOD:" + method.encode()]
+    body: list[bytes] = []
+    for lines in events:
+        if lines is None:
+            return None
+        body += lines
+    return b"\r\n".join(head) + b"\r\n" + zone_block + b"\r\n".join(body) + b"\r\nEND:VCALENDAR\r\n"
 
 
 def _format_person(person: Person) -> str:

@@ -15,12 +15,14 @@ from contextvars import ContextVar
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, parseaddr
+from functools import lru_cache
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from frontline.core.text import one_line
-from frontline.mail.policy import MAIL_POLICY, as_bytes
+from frontline.mail.mime import message_bytes, shaped
+from frontline.mail.policy import CONTENT_MANAGER, MAIL_POLICY, encode_text
 from models import OutboundMessage, utcnow
 
 _recorded: ContextVar[list[dict[str, str]] | None] = ContextVar("outbox_recorded", default=None)
@@ -57,9 +59,20 @@ def _sender() -> str:
 
 def message_id_for(idempotency_key: str, sender: str | None = None) -> str:
     """Deterministic ``Message-ID`` for a key: ``<hash@sender-domain>``."""
-    domain = parseaddr(sender or _sender())[1].rpartition("@")[2] or "frontline.invalid"
+    domain = _domain(sender or _sender())
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
     return f"<{digest}@{domain}>"
+
+
+@lru_cache(maxsize=64)
+def _domain(sender: str) -> str:
+    return parseaddr(sender)[1].rpartition("@")[2] or "frontline.invalid"
+
+
+@lru_cache(maxsize=4096)
+def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
+    """The addresses ``email.utils.getaddresses`` finds in these header values (parsed once per values)."""
+    return tuple(addr for _name, addr in getaddresses(list(values)))
 
 
 def compose(
@@ -80,23 +93,36 @@ def compose(
     (:func:`frontline.core.text.one_line`): a name with CR/LF or U+2028 from the roster becomes a space
     instead of a refused header or an injected one.
     """
-    msg = EmailMessage(policy=_POLICY)
+    policy = _POLICY
     recipients = to if isinstance(to, list) else [to]
-    msg["To"] = ", ".join(str(safe_address(r)) for r in recipients)
+    leading = [("To", ", ".join(str(safe_address(r)) for r in recipients))]
     if cc:
-        msg["Cc"] = ", ".join(one_line(c) for c in cc)
-    msg["Subject"] = one_line(subject)
-    for name, value in (headers or {}).items():
-        value = one_line(value)
-        literal = name.lower() in LITERAL_HEADERS and value.isascii() and len(name) + len(value) < MAX_LITERAL_LINE
-        if literal:
-            msg.set_raw(name, value)
-        else:
+        leading.append(("Cc", ", ".join(one_line(c) for c in cc)))
+    leading.append(("Subject", one_line(subject)))
+
+    def build() -> EmailMessage:
+        msg = EmailMessage(policy=policy)
+        for name, value in leading:
             msg[name] = value
-    msg.set_content(text)
-    if html is not None:
-        msg.add_alternative(html, subtype="html")
-    return msg
+        for name, value in (headers or {}).items():
+            value = one_line(value)
+            literal = name.lower() in LITERAL_HEADERS and value.isascii() and len(name) + len(value) < MAX_LITERAL_LINE
+            if literal:
+                msg.set_raw(name, value)
+            else:
+                msg[name] = value
+        msg.set_content(text)
+        if html is not None:
+            msg.add_alternative(html, subtype="html")
+        return msg
+
+    if headers or policy.content_manager is not CONTENT_MANAGER:
+        return build()
+    text_cte, text_payload = encode_text(text, policy)
+    if html is None:
+        return shaped(policy, ("text", bool(cc), text_cte), leading, [text_payload], build)
+    html_cte, html_payload = encode_text(html, policy)
+    return shaped(policy, ("alternative", bool(cc), text_cte, html_cte), leading, [text_payload, html_payload], build)
 
 
 def safe_address(recipient: str | Address) -> str | Address:
@@ -155,15 +181,18 @@ def _row_values(message: EmailMessage, kind: str, idempotency_key: str) -> dict[
         message["Message-ID"] = message_id_for(idempotency_key, str(message["From"]))
     if "Auto-Submitted" not in message:
         message["Auto-Submitted"] = "auto-generated"
-    recipients = [addr for _name, addr in getaddresses(message.get_all("To", []) + message.get_all("Cc", []))]
+    recipients = _addresses(tuple(str(v) for v in message.get_all("To", []) + message.get_all("Cc", [])))
     return dict(
         idempotency_key=idempotency_key,
         kind=kind,
         recipient=", ".join(recipients),
         subject=str(message.get("Subject", ""))[:500],
         message_id=str(message["Message-ID"]),
-        mime=as_bytes(message),
+        mime=_as_bytes(message),
     )
+
+
+_as_bytes = message_bytes  # message.as_bytes(), written directly (frontline.mail.mime); tests swap in the generator
 
 
 BULK_CHUNK = 500  # keys per existence query and rows per INSERT (well under both databases' parameter limits)
@@ -223,14 +252,28 @@ def _insert_many_unless_queued(session: Session, rows: list[dict[str, Any]]) -> 
     """The multi-row form of :func:`_insert_unless_queued`: the keys of the rows written."""
     if not rows:
         return []
-    statement = _insert_ignoring_duplicates(session, rows).returning(col(OutboundMessage.idempotency_key))
-    written = set(session.execute(statement).scalars().all())
+    # One statement executed for many parameter sets: SQLAlchemy sends them as multi-row INSERTs
+    # ("insertmanyvalues", RETURNING included) and compiles the statement once per process, instead of
+    # compiling a statement with every row's values for every batch.
+    statement = _insert_ignoring_duplicates(session).returning(col(OutboundMessage.idempotency_key))
+    written = set(session.execute(statement, _with_defaults(rows)).scalars().all())
     return [row["idempotency_key"] for row in rows if row["idempotency_key"] in written]
 
 
-def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> Any:
-    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING`` of ``rows`` with the model's defaults."""
-    columns = [OutboundMessage(**values).model_dump(exclude={"id"}) for values in rows]  # state, times
+def _with_defaults(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with the model's defaults (state, times): ``OutboundMessage(**values).model_dump(exclude=
+    {"id"})`` without building a model object per row (a table model does not validate, so the values
+    are the same; each default factory is called for each row, as the model would)."""
+    fields = [(name, info) for name, info in OutboundMessage.model_fields.items() if name != "id"]
+    return [
+        {name: values[name] if name in values else info.get_default(call_default_factory=True) for name, info in fields}
+        for values in rows
+    ]
+
+
+def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]] | None = None) -> Any:
+    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING``, of ``rows`` with the model's defaults when
+    given (else the statement to execute with parameter sets)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -242,4 +285,6 @@ def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) ->
         statement = sqlite_insert(OutboundMessage)
     else:  # pragma: no cover - Frontline runs on SQLite and PostgreSQL only
         raise RuntimeError(f"unsupported database {dialect!r}")
-    return statement.values(columns).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    if rows is not None:
+        statement = statement.values(_with_defaults(rows))
+    return statement.on_conflict_do_nothing(index_elements=["idempotency_key"])

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import binascii
 import email.charset
+import sys
 from email import contentmanager
 from email.contentmanager import ContentManager, raw_data_manager
-from email.generator import NLCRE, BytesGenerator  # type: ignore[attr-defined]  # NLCRE: not in the stubs
-from email.headerregistry import BaseHeader, HeaderRegistry
-from email.message import EmailMessage, Message
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
+from email.message import EmailMessage
 from email.policy import EmailPolicy
-from io import BytesIO
 from typing import Any
 
 HEADERS_KEPT = 4096  # parsed headers kept for reuse (the cache is emptied when full)
@@ -40,7 +39,7 @@ class CachedHeaderRegistry(HeaderRegistry):
     def __init__(self) -> None:
         super().__init__()
         self._classes: dict[type, type[BaseHeader]] = {}
-        self._headers: dict[tuple[str, str], BaseHeader] = {}
+        self._headers: dict[tuple[Any, ...], BaseHeader] = {}
 
     def __getitem__(self, name: str) -> Any:
         kind = self.registry.get(name.lower(), self.default_class)
@@ -50,14 +49,18 @@ class CachedHeaderRegistry(HeaderRegistry):
         return made
 
     def __call__(self, name: str, value: Any) -> Any:
-        if type(value) is not str:  # an Address, a Group, ...: parsed as the standard registry does
+        if type(value) is str:
+            key: tuple[Any, ...] = (name, value)
+        elif type(value) is Address:  # one recipient: the same person is written to several times a batch
+            key = (name, Address, value.display_name, value.username, value.domain)
+        else:  # a Group, a list, ...: parsed as the standard registry does
             return self[name](name, value)
-        header = self._headers.get((name, value))
+        header = self._headers.get(key)
         if header is None:
             header = self[name](name, value)
             if len(self._headers) >= HEADERS_KEPT:
                 self._headers.clear()
-            self._headers[(name, value)] = header
+            self._headers[key] = header
         return header
 
 
@@ -71,9 +74,26 @@ class MailPolicy(EmailPolicy):
         kept = value.__dict__.get("_frontline_folded")
         if kept is not None and kept[0] is self:
             return str(kept[1])
-        folded = value.fold(policy=self)
+        folded = _on_one_line(value, self)
+        if folded is None:
+            folded = value.fold(policy=self)
         value.__dict__["_frontline_folded"] = (self, folded)
         return str(folded)
+
+
+def _on_one_line(header: Any, policy: EmailPolicy) -> str | None:
+    """``header.fold(policy=policy)`` for a header that fits on one line: the standard library's folder
+    (``_header_value_parser._refold_parse_tree``) writes the name, ": " and the parsed value as they are
+    when the value is ASCII without line breaks and the line fits ``max_line_length``; None otherwise
+    (folded by the standard library then, encoded words and all)."""
+    tree = getattr(header, "_parse_tree", None)
+    if not tree:
+        return None
+    text = str(tree)
+    room = (policy.max_line_length or sys.maxsize) - len(header.name) - 2
+    if len(text) > room or not text.isascii() or "\n" in text or "\r" in text:
+        return None
+    return f"{header.name}: {text}{policy.linesep}"
 
 
 # Bytes quoted-printable writes as they are (``email.quoprimime``'s body map plus CR and LF): the rest,
@@ -175,6 +195,17 @@ def _encode_text(string: str, charset: str, cte: str | None, policy: Any) -> tup
     return contentmanager._encode_text(string, charset, cte, policy)  # type: ignore[attr-defined]  # private
 
 
+def encode_text(string: str, policy: Any, charset: str = "utf-8") -> tuple[str, str]:
+    """The transfer encoding and payload ``message.set_content(string)`` stores under ``policy`` (this
+    module's content manager): what :func:`frontline.mail.mime.shaped` needs to build a message by copying."""
+    return _encode_text(string, charset, None, policy)
+
+
+def encode_base64(data: bytes, policy: Any) -> str:
+    """The payload ``message.set_content(data, ..., cte="base64")`` stores for bytes."""
+    return contentmanager._encode_base64(data, max_line_length=policy.max_line_length)  # type: ignore[attr-defined]
+
+
 def set_text_content(
     msg: EmailMessage,
     string: str,
@@ -203,26 +234,3 @@ CONTENT_MANAGER.set_handlers = dict(raw_data_manager.set_handlers)  # type: igno
 CONTENT_MANAGER.add_set_handler(str, set_text_content)
 
 MAIL_POLICY = MailPolicy(header_factory=CachedHeaderRegistry(), content_manager=CONTENT_MANAGER)
-
-
-class MailBytesGenerator(BytesGenerator):
-    """``email.generator.BytesGenerator`` that writes a body in one piece: the standard one splits it on
-    every line ending with a regular expression and writes each line and line ending in turn (~1 ms for
-    a 70 kB digest); a body without a CR is already in the policy's ``\\n`` line endings and is written as
-    it is. The bytes are the same (``tests/test_mail_policy.py``)."""
-
-    def _write_lines(self, lines: str) -> None:
-        if not lines:
-            return
-        nl: str = self._NL  # type: ignore[attr-defined]  # set by Generator.flatten, not in the stubs
-        if "\r" not in lines:
-            self.write(lines if nl == "\n" else lines.replace("\n", nl))
-        else:
-            self.write(nl.join(NLCRE.split(lines)))
-
-
-def as_bytes(message: Message) -> bytes:
-    """``message.as_bytes()``, the same bytes, with :class:`MailBytesGenerator`."""
-    fp = BytesIO()
-    MailBytesGenerator(fp, mangle_from_=False, policy=message.policy).flatten(message)
-    return fp.getvalue()

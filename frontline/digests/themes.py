@@ -8,7 +8,8 @@ different languages, or filed under the wrong area, meet when they describe one 
 **Lexical fallback** (no model, or ``embed=False``): split by ``(product_area, category)``, then within
 each group the normalised texts (contractions, a synonym table, domain stop words, light stemming) as
 TF-IDF word 1-2 grams and character 3-5 grams, plus an LSA component from ``LSA_MIN_DOCS`` items on,
-clustered with average linkage; large groups from a sample.
+clustered with average linkage; equal normalised texts are one row weighted by their count (the same
+vectors and clusters as one row each); groups of more than ``DENSE_GROUP_LIMIT`` distinct texts from a sample.
 
 Both are deterministic. A theme's label (:func:`theme_label`) is a clean first sentence of a central
 member, preferably one in the organisation's language: no lead-in filler, no redaction placeholder,
@@ -33,7 +34,7 @@ LEXICAL_ONLY_THRESHOLD = 0.93  # small inputs (no LSA): TF-IDF alone
 LSA_MIN_DOCS = 50  # below this many observations there is too little co-occurrence to learn from
 LSA_DIMS = 60
 LEXICAL_WEIGHT = 0.3  # share of the TF-IDF part in the combined vector (the rest: LSA)
-DENSE_GROUP_LIMIT = 2500  # above this, a group is clustered from a sample (memory stays bounded)
+DENSE_GROUP_LIMIT = 2500  # distinct texts; above this, a group is clustered from a sample (memory stays bounded)
 ASSIGN_SIMILARITY = 0.15  # large groups: an item joins a sample theme at this centroid cosine
 LABEL_CHARS = 70
 BACKGROUND_PRIOR = 50  # semantic grouping: weight (in items) of the shipped background mean when centring

@@ -659,6 +659,27 @@ def _tfidf(texts: list[str], counts: np.ndarray, *, min_df: int = 1, **options: 
     return transformer.transform(tf, copy=False)
 
 
+class _WordCharGrams:
+    """scikit-learn's ``analyzer="char_wb", ngram_range=(3, 5)`` (character 3-5 grams inside each
+    whitespace-separated word, padded with a space), with each distinct word's grams made once: a text's
+    grams are its words' grams in order, so the counts are the ones scikit-learn's own analyzer gives."""
+
+    def __init__(self) -> None:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        self._grams = CountVectorizer(analyzer="char_wb", ngram_range=(3, 5)).build_analyzer()
+        self._of_word: dict[str, list[str]] = {}
+
+    def __call__(self, text: str) -> list[str]:
+        out: list[str] = []
+        for word in text.lower().split():  # scikit-learn: lower case, then split on white space
+            grams = self._of_word.get(word)
+            if grams is None:
+                grams = self._of_word[word] = self._grams(word)
+            out += grams
+        return out
+
+
 def _semantic(norm: list[str]) -> np.ndarray | None:
     """LSA (truncated SVD of word TF-IDF over *all* the texts): words that occur in the same contexts
     ("coupon" / "voucher" next to "code", "invalid", "checkout") get close, which plain TF-IDF cannot
@@ -702,7 +723,7 @@ def _vectorise(
         w = _tfidf(norm, counts, analyzer="word", ngram_range=(1, 2), token_pattern=r"\S+")
     except ValueError:  # empty vocabulary (all texts empty after normalising)
         w = None
-    c = _tfidf([t if t.strip() else "_" for t in norm], counts, analyzer="char_wb", ngram_range=(3, 5))
+    c = _tfidf([t if t.strip() else "_" for t in norm], counts, analyzer=_WordCharGrams())
     # Words carry the meaning; character grams bridge inflections and typos.
     x = normalize(c if w is None else hstack([w * np.sqrt(0.6), c * np.sqrt(0.4)]).tocsr())
     if semantic is not None:

@@ -18,7 +18,13 @@ true department is that department (how well its digest separates its own proble
 
 Embeddings are cached in .cache/embeddings (per text and model), so only the first run pays for them.
 
-usage: python bench/themes.py [--tune] [--lexical] [--labels]
+``--generated N`` instead groups N generated observations (bench/synthetic_observations.py, the texts
+bench/digest.py queues: 16 template themes, many texts repeated word for word) with the lexical grouping
+the bench's digests use, and prints ARI/NMI against the template each text came from: a check that the
+large-group path (thousands of observations per area and category) keeps its quality, not a measure of
+quality on real notes (paraphrases of templates are far easier).
+
+usage: python bench/themes.py [--tune] [--lexical] [--labels] [--generated N]
 """
 
 from __future__ import annotations
@@ -96,12 +102,34 @@ def tune(rows: list[dict], vectors: dict) -> None:
     del truth
 
 
+def generated(n: int) -> None:
+    """The lexical grouping of ``n`` generated observations (seed 11, as bench/digest.py) against their templates."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from synthetic_observations import generate
+
+    items, truth = generate(n, seed=11)
+    t0, c0 = time.perf_counter(), time.process_time()
+    themes = find_themes(items, embed=False, language="en")
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    pred = _labels_of(themes, [i.id for i in items])
+    every = list(range(n))
+    ari, nmi = _scores(truth, pred, every)
+    print(
+        f"{n} generated observations, {len(set(truth))} template themes, {len({i.text for i in items})} distinct texts: "
+        f"lexical grouping ARI {ari:.4f}, NMI {nmi:.4f}, {len(themes)} themes, {secs:.2f} s ({cpu:.2f} s CPU)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--generated", type=int, metavar="N", help="only: the lexical grouping of N generated observations")
     ap.add_argument("--tune", action="store_true", help="repeat the half/half parameter search")
     ap.add_argument("--lexical", action="store_true", help="also the product's grouping without embeddings")
     ap.add_argument("--labels", action="store_true", help="print every theme's label and size")
     args = ap.parse_args()
+    if args.generated:
+        generated(args.generated)
+        return
     rows = load()
     ids = [r["id"] for r in rows]
     truth = [r["theme"] for r in rows]

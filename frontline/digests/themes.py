@@ -8,7 +8,8 @@ different languages, or filed under the wrong area, meet when they describe one 
 **Lexical fallback** (no model, or ``embed=False``): split by ``(product_area, category)``, then within
 each group the normalised texts (contractions, a synonym table, domain stop words, light stemming) as
 TF-IDF word 1-2 grams and character 3-5 grams, plus an LSA component from ``LSA_MIN_DOCS`` items on,
-clustered with average linkage; large groups from a sample.
+clustered with average linkage; equal normalised texts are one row weighted by their count (the same
+vectors and clusters as one row each); groups of more than ``DENSE_GROUP_LIMIT`` distinct texts from a sample.
 
 Both are deterministic. A theme's label (:func:`theme_label`) is a clean first sentence of a central
 member, preferably one in the organisation's language: no lead-in filler, no redaction placeholder,
@@ -33,7 +34,7 @@ LEXICAL_ONLY_THRESHOLD = 0.93  # small inputs (no LSA): TF-IDF alone
 LSA_MIN_DOCS = 50  # below this many observations there is too little co-occurrence to learn from
 LSA_DIMS = 60
 LEXICAL_WEIGHT = 0.3  # share of the TF-IDF part in the combined vector (the rest: LSA)
-DENSE_GROUP_LIMIT = 2500  # above this, a group is clustered from a sample (memory stays bounded)
+DENSE_GROUP_LIMIT = 2500  # distinct texts; above this, a group is clustered from a sample (memory stays bounded)
 ASSIGN_SIMILARITY = 0.15  # large groups: an item joins a sample theme at this centroid cosine
 LABEL_CHARS = 70
 BACKGROUND_PRIOR = 50  # semantic grouping: weight (in items) of the shipped background mean when centring
@@ -658,6 +659,27 @@ def _tfidf(texts: list[str], counts: np.ndarray, *, min_df: int = 1, **options: 
     return transformer.transform(tf, copy=False)
 
 
+class _WordCharGrams:
+    """scikit-learn's ``analyzer="char_wb", ngram_range=(3, 5)`` (character 3-5 grams inside each
+    whitespace-separated word, padded with a space), with each distinct word's grams made once: a text's
+    grams are its words' grams in order, so the counts are the ones scikit-learn's own analyzer gives."""
+
+    def __init__(self) -> None:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        self._grams = CountVectorizer(analyzer="char_wb", ngram_range=(3, 5)).build_analyzer()
+        self._of_word: dict[str, list[str]] = {}
+
+    def __call__(self, text: str) -> list[str]:
+        out: list[str] = []
+        for word in text.lower().split():  # scikit-learn: lower case, then split on white space
+            grams = self._of_word.get(word)
+            if grams is None:
+                grams = self._of_word[word] = self._grams(word)
+            out += grams
+        return out
+
+
 def _semantic(norm: list[str]) -> np.ndarray | None:
     """LSA (truncated SVD of word TF-IDF over *all* the texts): words that occur in the same contexts
     ("coupon" / "voucher" next to "code", "invalid", "checkout") get close, which plain TF-IDF cannot
@@ -701,7 +723,7 @@ def _vectorise(
         w = _tfidf(norm, counts, analyzer="word", ngram_range=(1, 2), token_pattern=r"\S+")
     except ValueError:  # empty vocabulary (all texts empty after normalising)
         w = None
-    c = _tfidf([t if t.strip() else "_" for t in norm], counts, analyzer="char_wb", ngram_range=(3, 5))
+    c = _tfidf([t if t.strip() else "_" for t in norm], counts, analyzer=_WordCharGrams())
     # Words carry the meaning; character grams bridge inflections and typos.
     x = normalize(c if w is None else hstack([w * np.sqrt(0.6), c * np.sqrt(0.4)]).tocsr())
     if semantic is not None:

@@ -97,7 +97,7 @@ def solve(
     time_limit: float = 60.0,
     exact_pairs: int = 20_000,
     lp_pairs: int = 1_000_000,
-    flow_pairs: int = 100_000_000,
+    flow_pairs: int = 2_000_000_000,
     cohort_candidates: int = 40,
     cohort_passes: int = 6,
     cohort_bound_rounds: int = 6,

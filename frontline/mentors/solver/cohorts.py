@@ -33,11 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from frontline.mentors.solver.bound import dual_value, load_term
+from frontline.mentors.solver.bound import dual_value, lagrangian, load_term
 from frontline.mentors.solver.flow import _distances_to_sink
 from frontline.mentors.solver.greedy import greedy_fill, rescue_unmatched
-from frontline.mentors.solver.model import Edges, Instance
+from frontline.mentors.solver.model import Edges, Instance, Pool
 from frontline.mentors.solver.problem import Solution
+from frontline.mentors.solver.scan import scan
 from frontline.mentors.solver.solution import finish
 
 
@@ -51,17 +52,25 @@ class CohortSettings:
     scale: int = 100  # costs times this, rounded, for the flows
     time_limit: float = 60.0
     gap_target: float = 0.001
-    block: int = 512  # rotators per block of the scans
+    block: int = 1024  # rotators per block of the scans
+    flow_bound_rotators: int = 40_000  # above: the load bound (:func:`load_bound`) instead of the kept-week flows
+    load_bound_steps: int = 15  # at most this many multiplier steps of the load bound
 
 
-def candidates(inst: Instance, size: int, block: int = 512) -> tuple[Edges, np.ndarray, float]:
+def candidates(inst: Instance, size: int, block: int = 1024) -> tuple[Edges, np.ndarray, float]:
     """Each rotator's ``size`` cheapest eligible pairs, by rotator then cost, each rotator's number of
     eligible mentors, and the bound with every multiplier at zero (each rotator's cheapest eligible
     mentor, or the unmatched penalty)."""
-    found = inst.pools(np.arange(inst.n), size, block=block)
-    pool = found.edges.take(np.lexsort((found.edges.cost, found.edges.rot)))
-    bound0 = float(np.minimum(inst.w.unmatched_penalty, found.best).sum())
-    return pool, found.n_eligible, bound0
+    pool, found = candidate_scan(inst, size, block)
+    return pool, found.n_eligible, float(np.minimum(inst.w.unmatched_penalty, found.best).sum())
+
+
+def candidate_scan(inst: Instance, size: int, block: int = 1024) -> tuple[Edges, Pool]:
+    """:func:`candidates`' pool and the whole scan (:func:`.scan.scan`: each rotator's cheapest cost and
+    a threshold below every cost left out). Ties go pseudo-randomly, not by mentor order: rotators
+    alike then keep different mentors among equally cheap ones, which the flows need to spread the load."""
+    found = scan(inst, np.arange(inst.n), size, block=block, spread=1e-3)
+    return found.edges.take(np.lexsort((found.edges.cost, found.edges.rot))), found
 
 
 def _flow(
@@ -263,14 +272,25 @@ def kept_week_bound(
     bound = -np.inf
     log = []
     for _ in range(cfg.bound_rounds):
+        t1 = time.perf_counter()
         lam_m, v, u, value, assign = kept_week_flow(inst, rots, edges, kept, cfg.scale)
+        t2 = time.perf_counter()
         lw = np.zeros((inst.m, inst.H + 1))
         np.cumsum(v, axis=1, out=lw[:, 1:])
-        priced = inst.pools(rots, cfg.columns, block=cfg.block, lam_m=lam_m, lw=lw, u=u)  # every eligible pair
+        priced = scan(inst, rots, cfg.columns, block=cfg.block, lam_m=lam_m, lw=lw, u=u)  # every eligible pair
         here = dual_value(inst, priced.best, rots, load_term(inst, inst.annual, lam_m), -float((v * cap).sum()))
         bound = max(bound, here)
         new = priced.edges.take(~np.isin(priced.edges.keys(inst.m), edges.keys(inst.m)))
-        log.append((len(edges.rot), round(value, 3), round(here, 3), len(new.rot)))
+        log.append(
+            (
+                len(edges.rot),
+                round(value, 3),
+                round(here, 3),
+                len(new.rot),
+                round(t2 - t1, 2),
+                round(time.perf_counter() - t2, 2),
+            )
+        )
         if not len(new.rot) or value - bound <= cfg.gap_target * max(value, 1e-9) / 4:
             break
         if time.perf_counter() > deadline:
@@ -280,11 +300,54 @@ def kept_week_bound(
     return float(bound), assign
 
 
+def load_bound(
+    inst: Instance, pool: Edges, found: Pool, rots: np.ndarray, upper: float, steps: int, deadline: float, stats: dict
+) -> float:
+    """A Lagrangian lower bound without any flow or further scan, for instances too large for the
+    kept-week flows: relax the mentor load rows (``lam_m``) and the weekly rows (``lam_w``). With the same
+    multiplier for every mentor each rotator's cheapest priced mentor is its cheapest mentor plus that
+    multiplier (exact, from the scan), so the best common multiplier is found on a grid; then projected
+    supergradient steps (Polyak, towards ``upper``) over the candidate pool, where a mentor outside a
+    rotator's pool costs at least the scan's threshold plus the smallest mentor multiplier (weekly
+    multipliers are >= 0), which keeps every value a bound for the whole problem (:func:`.bound.lagrangian`
+    with the threshold raised by that smallest multiplier)."""
+    P, w = inst.w.unmatched_penalty, inst.w.load_balance
+    best = np.minimum(P, found.best[rots])
+    top = w * float((inst.load0 + inst.annual).max()) + w
+    grid = np.arange(0.0, max(top, w), max(w, 1e-3) / 4)
+    values = [
+        float(np.minimum(P, best + lam).sum())
+        + P * (inst.n - len(rots))
+        + load_term(inst, inst.annual, np.full(inst.m, lam))
+        for lam in grid
+    ]
+    k = int(np.argmax(values))
+    bound = values[k]
+    lm, lwk = np.full(inst.m, grid[k]), np.zeros((inst.m, inst.H))
+    log = [round(bound, 3)]
+    for _ in range(steps):
+        if time.perf_counter() > deadline:
+            break
+        val, g_m, g_w = lagrangian(inst, pool, found.threshold + lm.min(), rots, lm, lwk)
+        bound = max(bound, val)
+        norm = float((g_m**2).sum() + (g_w[g_w > 0] ** 2).sum() + (g_w[(g_w < 0) & (lwk > 0)] ** 2).sum())
+        if norm == 0 or upper - val <= 0:
+            break
+        t = 0.5 * (upper - val) / norm
+        lm = np.maximum(0.0, lm + t * g_m)
+        lwk = np.maximum(0.0, lwk + t * g_w)
+    log.append(round(bound, 3))
+    stats["load_bound_log"] = log
+    return float(bound)
+
+
 def solve_by_cohorts(inst: Instance, t0: float, c0: float, stats: dict[str, Any], cfg: CohortSettings) -> Solution:
     """Cohort flows for the pairing, the kept-week flow for the bound (see the module docstring)."""
     if cfg.candidates < 1 or cfg.passes < 1 or cfg.scale < 1:
         raise ValueError("cohort candidates, passes and scale must be >= 1")
-    pool, n_eligible, bound0 = candidates(inst, cfg.candidates, cfg.block)
+    pool, found = candidate_scan(inst, cfg.candidates, cfg.block)
+    n_eligible = found.n_eligible
+    bound0 = float(np.minimum(inst.w.unmatched_penalty, found.best).sum())
     stats["eligible_pairs"] = int(n_eligible.sum())
     stats["t_scan"] = round(time.perf_counter() - t0, 3)
     rots = np.nonzero(n_eligible > 0)[0]
@@ -293,16 +356,21 @@ def solve_by_cohorts(inst: Instance, t0: float, c0: float, stats: dict[str, Any]
         return finish(inst, nobody, inst.w.unmatched_penalty * inst.n, "no-eligible-pairs", t0, stats)
     cohorts = Cohorts(inst, pool, rots)
     empty = np.full(inst.n, -1, dtype=np.int64)
-    assign = cohort_passes(inst, cohorts, empty, cfg, t0 + 0.4 * cfg.time_limit, stats)
+    big = len(rots) > cfg.flow_bound_rotators  # no kept-week flows: more time for the passes
+    assign = cohort_passes(inst, cohorts, empty, cfg, t0 + (0.5 if big else 0.4) * cfg.time_limit, stats)
     stats["rescued"] = rescue_unmatched(inst, assign)
     if len(inst.overfull(assign, inst.rescap)):  # pragma: no cover - must never ship
         raise RuntimeError("cohort pairing overfilled a mentor")
     stats["t_pairing"] = round(time.perf_counter() - t0, 3)
-    matched = np.nonzero(assign >= 0)[0]
-    mine = Edges(matched, assign[matched], inst.pair_costs(matched, assign[matched]))
-    start = pool.take(np.arange(len(pool.rot)) - cohorts.first[pool.rot] < cfg.flow_candidates)
-    edges = start.join(mine.take(~np.isin(mine.keys(inst.m), start.keys(inst.m))))
-    bound, _ = kept_week_bound(inst, rots, edges, cfg, t0 + 0.85 * cfg.time_limit, stats)
+    if big:
+        upper = inst.total_cost(assign)[0]
+        bound = load_bound(inst, pool, found, rots, upper, cfg.load_bound_steps, t0 + 0.6 * cfg.time_limit, stats)
+    else:
+        matched = np.nonzero(assign >= 0)[0]
+        mine = Edges(matched, assign[matched], inst.pair_costs(matched, assign[matched]))
+        start = pool.take(np.arange(len(pool.rot)) - cohorts.first[pool.rot] < cfg.flow_candidates)
+        edges = start.join(mine.take(~np.isin(mine.keys(inst.m), start.keys(inst.m))))
+        bound, _ = kept_week_bound(inst, rots, edges, cfg, t0 + 0.85 * cfg.time_limit, stats)
     bound = max(bound, bound0)
     stats["t_total"] = round(time.perf_counter() - t0, 3)
     stats["cpu_total"] = round(time.process_time() - c0, 3)

@@ -6,8 +6,10 @@ seat count per mentor (the fewest seats left in any of its weeks), so pairing a 
 else fixed is a transportation problem, solved exactly by a min-cost flow (OR-Tools, with the annual caps
 and the convex load cost as one unit arc per seat). Phases (:func:`solve_by_cohorts`):
 
-1. :func:`candidates`: one scan of every pair in blocks (:meth:`.model.Instance.pools`: nothing but the
-   selection is kept, so 100k employees fit) keeps each rotator's ``candidates`` cheapest eligible mentors.
+1. :func:`candidates`: one scan of every pair by groups of rotators with the same weeks and time zone
+   (:func:`.scan.scan`: nothing but the selection is kept, so 100k employees fit, in about 4 s) keeps each
+   rotator's ``candidates`` cheapest eligible mentors, ties spread pseudo-randomly (not by mentor order:
+   rotators alike would all keep the same few mentors, and the flows could not spread the load).
 2. :func:`cohort_passes`: the cohorts in order of their start, each paired by its flow on the seats the
    others leave; then again, each cohort freed and re-paired against all the others (block coordinate
    descent; the best pass is kept), until a pass gains less than half the ``gap_target`` or the time
@@ -23,6 +25,8 @@ and the convex load cost as one unit arc per seat). Phases (:func:`solve_by_coho
    priced against them in blocks (:meth:`.model.Instance.pools` with duals), pairs of negative reduced
    cost join the flow, and the Lagrangian value over every eligible pair is a lower bound, whatever the
    candidates (:func:`.bound.dual_value`). Rounds stop when nothing joins or at the time share.
+   Above ``flow_bound_rotators`` (100k employees) one such flow takes 15-25 s and its first multipliers are
+   poor (the Lagrangian value below zero): :func:`load_bound` instead, and the passes get more time.
 """
 
 from __future__ import annotations

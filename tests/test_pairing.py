@@ -613,3 +613,32 @@ def test_cohort_load_bound_is_below_the_optimum(seed):
         assert "load_bound_log" in sol.stats and "bound_log" not in sol.stats
         assert sol.bound <= exact.objective + 1e-6 <= sol.objective + 2e-6
         assert sol.bound > candidates(inst, k)[2] + 1.0
+
+
+def test_cohort_fill_makes_the_greedy_fills_choices():
+    """The cohort method's fill for rotators with the same weeks (rules and costs by blocks) chooses what
+    the greedy's fill (rotator by rotator) chooses, seats and annual caps running out on the way."""
+    import dataclasses
+
+    import numpy as np
+
+    from frontline.mentors.solver.cohorts import fill_same_weeks
+    from frontline.mentors.solver.greedy import greedy_fill
+    from frontline.mentors.solver.model import Instance
+
+    rotators, mentors = _medium(7, n_rot=200, n_ment=20)
+    rotators = [dataclasses.replace(r, start_week=3, end_week=7) for r in rotators]
+    mentors = [dataclasses.replace(x, annual_cap=4 + j % 3) for j, x in enumerate(mentors)]
+    inst = Instance(rotators, mentors, W)
+    rots = np.arange(inst.n)
+    outcomes = []
+    for fill in (greedy_fill, fill_same_weeks):
+        assign = np.full(inst.n, -1, dtype=np.int64)
+        assign[:5] = np.arange(5)  # some already paired: their load counts
+        rescap, annual, _ = inst.residual(assign, inst.rescap, inst.annual)
+        kwargs = {"block": 16} if fill is fill_same_weeks else {}
+        fill(inst, assign, rots[5:], rescap, annual, **kwargs)
+        outcomes.append((assign, rescap, annual))
+    (a1, r1, n1), (a2, r2, n2) = outcomes
+    assert (a1[5:] < 0).any() and (a1[5:] >= 0).sum() > 20  # seats ran out for some
+    assert np.array_equal(a1, a2) and np.array_equal(r1, r2) and np.array_equal(n1, n2)

@@ -39,7 +39,7 @@ import numpy as np
 
 from frontline.mentors.solver.bound import dual_value, lagrangian, load_term
 from frontline.mentors.solver.flow import _distances_to_sink
-from frontline.mentors.solver.greedy import greedy_fill, rescue_unmatched
+from frontline.mentors.solver.greedy import rescue_unmatched
 from frontline.mentors.solver.model import Edges, Instance, Pool
 from frontline.mentors.solver.problem import Solution
 from frontline.mentors.solver.scan import scan
@@ -159,9 +159,40 @@ def pair_cohort(
         np.add.at(load, mj, 1)
     left = group[assign[group] < 0]
     if len(left):
-        greedy_fill(inst, assign, left, rescap, annual)
+        fill_same_weeks(inst, assign, left, rescap, annual)
         filled = assign[left]
         np.add.at(load, filled[filled >= 0], 1)
+
+
+def fill_same_weeks(
+    inst: Instance, assign: np.ndarray, rots: np.ndarray, rescap: np.ndarray, annual: np.ndarray, block: int = 256
+) -> None:
+    """:func:`.greedy.greedy_fill` for rotators with the same weeks (a cohort's), the same choices: each (in
+    order) takes its cheapest eligible mentor with a free seat, counting the mentor's current load. The
+    rules and costs are computed for a block of them at once (the seats of those weeks are one vector for
+    all of them), not rotator by rotator (mutates ``assign``, ``rescap`` and ``annual``)."""
+    s, e = int(inst.s[rots[0]]), int(inst.e[rots[0]])
+    if (inst.s[rots] != s).any() or (inst.e[rots] != e).any():
+        raise ValueError("fill_same_weeks needs rotators with the same weeks")
+    load = inst.load0.copy() + np.bincount(assign[assign >= 0], minlength=inst.m)
+    free = (rescap[:, s:e].min(axis=1) > 0) & (annual > 0)
+    for b0 in range(0, len(rots), block):
+        ri = rots[b0 : b0 + block]
+        rules = inst.rules(ri)
+        ok = rules.dept & rules.language & rules.tz & rules.available & rules.not_previous
+        cost = inst.cost_block(ri, rules.tz_distance)
+        for row, i in enumerate(ri.tolist()):
+            mask = ok[row] & free
+            if not mask.any():
+                continue
+            key = cost[row] + inst.w.load_balance * load
+            key[~mask] = np.inf
+            j = int(np.argmin(key))
+            assign[i] = j
+            rescap[j, s:e] -= 1
+            annual[j] -= 1
+            load[j] += 1
+            free[j] = rescap[j, s:e].min() > 0 and annual[j] > 0
 
 
 def cohort_passes(

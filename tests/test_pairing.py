@@ -614,3 +614,95 @@ def test_every_week_bound_counts_a_rotator_at_most_the_penalty():
         assert every_week_bound(d, rots, np.zeros(1), np.full(2, u), {}) <= opt + 1e-6
     # at the potentials of the optimum (the unmatched one worth the penalty) the bound is exact
     assert every_week_bound(d, rots, np.zeros(1), np.full(2, W.unmatched_penalty), {}) == pytest.approx(opt)
+
+
+@pytest.mark.parametrize("seed", [2, 6])
+def test_block_scan_is_the_full_scan(seed):
+    """The scan by groups of rotators with the same weeks and time zone (:mod:`.scan`, what the cohort
+    method uses) gives what the scan of every rotator x every mentor gives (:meth:`.Instance.pools`): the
+    same cheapest cost, number of eligible mentors and threshold per rotator and the same selected costs,
+    with and without multipliers, with mentors of the rotators' own departments, previous mentors,
+    absences and full weeks in the instance; with ties spread the same costs are kept."""
+    import dataclasses
+
+    import numpy as np
+
+    from frontline.mentors.solver.model import Instance
+    from frontline.mentors.solver.scan import scan
+
+    rotators, mentors = _medium(seed, n_rot=400, n_ment=60)
+    mentors = [dataclasses.replace(x, dept=rotators[j].dept) if j % 5 == 0 else x for j, x in enumerate(mentors)]
+    inst = Instance(rotators, mentors, W)
+    assert len(inst.prev) > 0 and np.isin(inst.dept_r, inst.dept_m).any()
+    rnd = np.random.default_rng(seed)
+    lam = rnd.uniform(0, 4, inst.m)
+    lw = np.zeros((inst.m, inst.H + 1))
+    np.cumsum(rnd.uniform(0, 1, (inst.m, inst.H)) * (rnd.random((inst.m, inst.H)) < 0.3), axis=1, out=lw[:, 1:])
+    u = rnd.uniform(2, 20, inst.n)
+    ri = np.arange(inst.n)
+
+    def selected(pool):
+        order = np.lexsort((pool.edges.cost, pool.edges.rot))
+        return pool.edges.rot[order], pool.edges.cost[order]
+
+    for size, duals in ((5, {}), (2, {"lam_m": lam, "lw": lw, "u": u})):
+        full = inst.pools(ri, size, **duals)
+        for spread in (0.0, 1e-3) if not duals else (0.0,):
+            ours = scan(inst, ri, size, block=16, spread=spread, **duals)
+            assert np.array_equal(ours.best, full.best)
+            assert np.array_equal(ours.n_eligible, full.n_eligible)
+            assert np.allclose(ours.threshold, full.threshold, atol=spread, rtol=0)
+            assert all(np.array_equal(a, b) for a, b in zip(selected(ours), selected(full), strict=True))
+            assert np.array_equal(ours.edges.cost, inst.pair_costs(ours.edges.rot, ours.edges.ment))
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_cohort_load_bound_is_below_the_optimum(seed):
+    """Above ``flow_bound_rotators`` (100k employees) the cohort method bounds without the kept-week flows
+    (:func:`.cohorts.load_bound`): a true lower bound (below the proven optimum) and above the bound with
+    every multiplier at zero (the common load multiplier alone raises it)."""
+    import time
+
+    from frontline.mentors.solver.cohorts import CohortSettings, candidates, solve_by_cohorts
+    from frontline.mentors.solver.model import Instance
+
+    rotators, mentors = _medium(seed, n_rot=200, n_ment=20)
+    exact = solve(rotators, mentors, W, method="mip")
+    assert exact.method == "mip-exact"
+    inst = Instance(rotators, mentors, W)
+    for k in (1, 5, 40):
+        cfg = CohortSettings(candidates=k, flow_bound_rotators=0)
+        sol = solve_by_cohorts(inst, time.perf_counter(), time.process_time(), {}, cfg)
+        _assert_sound(sol, rotators, mentors)
+        assert "load_bound_log" in sol.stats and "bound_log" not in sol.stats
+        assert sol.bound <= exact.objective + 1e-6 <= sol.objective + 2e-6
+        assert sol.bound > candidates(inst, k)[2] + 1.0
+
+
+def test_cohort_fill_makes_the_greedy_fills_choices():
+    """The cohort method's fill for rotators with the same weeks (rules and costs by blocks) chooses what
+    the greedy's fill (rotator by rotator) chooses, seats and annual caps running out on the way."""
+    import dataclasses
+
+    import numpy as np
+
+    from frontline.mentors.solver.cohorts import fill_same_weeks
+    from frontline.mentors.solver.greedy import greedy_fill
+    from frontline.mentors.solver.model import Instance
+
+    rotators, mentors = _medium(7, n_rot=200, n_ment=20)
+    rotators = [dataclasses.replace(r, start_week=3, end_week=7) for r in rotators]
+    mentors = [dataclasses.replace(x, annual_cap=4 + j % 3) for j, x in enumerate(mentors)]
+    inst = Instance(rotators, mentors, W)
+    rots = np.arange(inst.n)
+    outcomes = []
+    for fill in (greedy_fill, fill_same_weeks):
+        assign = np.full(inst.n, -1, dtype=np.int64)
+        assign[:5] = np.arange(5)  # some already paired: their load counts
+        rescap, annual, _ = inst.residual(assign, inst.rescap, inst.annual)
+        kwargs = {"block": 16} if fill is fill_same_weeks else {}
+        fill(inst, assign, rots[5:], rescap, annual, **kwargs)
+        outcomes.append((assign, rescap, annual))
+    (a1, r1, n1), (a2, r2, n2) = outcomes
+    assert (a1[5:] < 0).any() and (a1[5:] >= 0).sum() > 20  # seats ran out for some
+    assert np.array_equal(a1, a2) and np.array_equal(r1, r2) and np.array_equal(n1, n2)

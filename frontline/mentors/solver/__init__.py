@@ -46,26 +46,31 @@ to ``exact_pairs``) skip all this: one exact MIP over every eligible pair. The r
 Large instances (rotators x mentors above ``lp_pairs``, up to ``flow_pairs``; :mod:`.cohorts`): rotators
 with the same weeks (a cohort) compete for the same weekly seats, so pairing one cohort with everyone
 else fixed is a transportation problem, solved exactly by a min-cost flow (OR-Tools, imported lazily:
-never import ``highspy`` in the same process) on each rotator's cheapest eligible mentors, the cohorts in
-order of their start (``cohort_passes`` passes at most, each cohort against all the others). Then
-:mod:`.improve` frees two overlapping cohorts at a time (a *block*: their weekly rows nest, so the block
-is still one exact min-cost flow, and rotators of one cohort can take seats the other leaves),
-``block_passes`` passes over the blocks, each kept only when the objective drops. The bound keeps
-the weekly rows of every L-th week (L the shortest rotation; each rotator is charged at the first kept
-week it covers), which makes the relaxation a network flow; its potentials are Lagrange multipliers for the whole
-problem, every eligible pair is priced against them in blocks (pairs of negative reduced cost join the
-flow) and the Lagrangian value over every eligible pair is a bound; a second one keeps every weekly row and
-relaxes the assignment rows with the flow's rotator potentials instead (:mod:`.weekly_bound`: one min-cost
-flow over every mentor's week line), and the larger is reported. The full-year flow without weekly
-rows and a weekly repair (:mod:`.flow`, the method before the cohorts) is kept as ``method="flow"``.
-Above ``flow_pairs`` (100k employees): the week-by-week greedy, with the bound where every multiplier
-is zero.
+never import ``highspy`` in the same process) on each rotator's cheapest eligible mentors (ties spread
+pseudo-randomly), the cohorts in order of their start (``cohort_passes`` passes at most, each cohort
+against all the others, while a pass gains and time is left). Then :mod:`.improve` frees two overlapping
+cohorts at a time (a *block*: their weekly rows nest, so the block is still one exact min-cost flow, and
+rotators of one cohort can take seats the other leaves), ``block_passes`` passes over the blocks, each
+kept only when the objective drops. Every pair is scanned by groups of rotators with the same weeks and
+time zone against the mentors those leave (:mod:`.scan`; 100k employees: 508 M pairs in about 4 s). The
+bound keeps the weekly rows of every L-th week (L the shortest rotation; each rotator is charged at the
+first kept week it covers), which makes the relaxation a network flow; its potentials are Lagrange
+multipliers for the whole problem, every eligible pair is priced against them in blocks (pairs of
+negative reduced cost join the flow) and the Lagrangian value over every eligible pair is a bound; a
+second one keeps every weekly row and relaxes the assignment rows with the flow's rotator potentials
+instead (:mod:`.weekly_bound`: one min-cost flow over every mentor's week line), and the larger is
+reported. Above ``flow_bound_rotators`` (40,000; 100k employees) those flows are too slow (15-25 s each,
+and the first ones' multipliers are poor): the load bound instead (:func:`.cohorts.load_bound`: one
+multiplier for every mentor's load rows, exact from the scan, then supergradient steps over the
+candidates). The full-year flow without weekly rows and a weekly repair (:mod:`.flow`, the method before
+the cohorts) is kept as ``method="flow"``. Above ``flow_pairs``: the week-by-week greedy, with the bound
+where every multiplier is zero.
 
 The package, by what each module does: :mod:`.problem` (the input and output records), :mod:`.model`
 (the instance as arrays: hard rules, costs, week grid), :mod:`.lp` (the LP / MIP over candidate edges),
-:mod:`.bound` (Lagrangian bounds), :mod:`.weekly_bound` (the bound with every weekly row),
-:mod:`.column_generation`, :mod:`.cohorts` and :mod:`.flow` (the methods),
-:mod:`.improve` (the block flows after the cohort passes),
+:mod:`.bound` (Lagrangian bounds), :mod:`.weekly_bound` (the bound with every weekly row), :mod:`.scan`
+(every pair by groups, for large instances), :mod:`.column_generation`, :mod:`.cohorts` and :mod:`.flow`
+(the methods), :mod:`.improve` (the block flows after the cohort passes),
 :mod:`.greedy` (baseline and safety net), :mod:`.explain` (why someone is unmatched),
 :mod:`.solution` (assignment -> :class:`Solution`) and :mod:`.check` (an independent checker of any
 assignment: hard-rule violations and objective, written from the definitions above, not from the
@@ -106,7 +111,7 @@ def solve(
     time_limit: float = 60.0,
     exact_pairs: int = 20_000,
     lp_pairs: int = 1_000_000,
-    flow_pairs: int = 100_000_000,
+    flow_pairs: int = 2_000_000_000,
     cohort_candidates: int = 40,
     cohort_passes: int = 1,
     cohort_bound_rounds: int = 2,
@@ -186,8 +191,8 @@ def solve(
 
 
 def _greedy_with_bound(inst: Instance, t0: float, c0: float, stats: dict) -> Solution:
-    """Above ``flow_pairs`` rotator x mentor pairs (100k employees: 494 M pairs, 242 M eligible) the flow's
-    pricing would hold every eligible pair in memory: the week-by-week greedy, its unmatched rescued,
+    """Above ``flow_pairs`` rotator x mentor pairs (2 G; 100k employees have 508 M pairs, 243 M eligible,
+    and take the cohorts): the week-by-week greedy, its unmatched rescued,
     and the bound with every multiplier at zero (each rotator's cheapest eligible mentor, or the
     penalty), from one scan in blocks that keeps nothing but that minimum."""
     scan = inst.pools(np.arange(inst.n), 1)

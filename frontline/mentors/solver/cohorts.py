@@ -6,13 +6,16 @@ seat count per mentor (the fewest seats left in any of its weeks), so pairing a 
 else fixed is a transportation problem, solved exactly by a min-cost flow (OR-Tools, with the annual caps
 and the convex load cost as one unit arc per seat). Phases (:func:`solve_by_cohorts`):
 
-1. :func:`candidates`: one scan of every pair in blocks (:meth:`.model.Instance.pools`: nothing but the
-   selection is kept, so 100k employees fit) keeps each rotator's ``candidates`` cheapest eligible mentors.
+1. :func:`candidates`: one scan of every pair by groups of rotators with the same weeks and time zone
+   (:func:`.scan.scan`: nothing but the selection is kept, so 100k employees fit, in about 4 s) keeps each
+   rotator's ``candidates`` cheapest eligible mentors, ties spread pseudo-randomly (not by mentor order:
+   rotators alike would all keep the same few mentors, and the flows could not spread the load).
 2. :func:`cohort_passes`: the cohorts in order of their start, each paired by its flow on the seats the
    others leave; then again, each cohort freed and re-paired against all the others (block coordinate
-   descent; the best pass is kept), until a pass gains less than half the ``gap_target`` or the time
-   share is used. (:func:`solve` runs one pass, then the block flows of :mod:`.improve`, which also
-   re-pair two overlapping cohorts at a time: measured at 10k employees, more gain for the time.)
+   descent; the best pass is kept), until a pass gains less than half the ``gap_target`` or another
+   pass as long as the last would end after the time share. (:func:`solve` runs one pass, then the block
+   flows of :mod:`.improve`, which also re-pair two overlapping cohorts at a time: measured at 10k
+   employees, more gain for the time.)
    Someone whose candidates are all full takes the cheapest eligible mentor with a seat (every mentor).
    Weekly seats and annual caps hold by construction (checked).
 3. :func:`kept_week_bound`: the lower bound. Keep the weekly rows of every ``L``-th week only (``L`` the
@@ -24,6 +27,8 @@ and the convex load cost as one unit arc per seat). Phases (:func:`solve_by_coho
    priced against them in blocks (:meth:`.model.Instance.pools` with duals), pairs of negative reduced
    cost join the flow, and the Lagrangian value over every eligible pair is a lower bound, whatever the
    candidates (:func:`.bound.dual_value`). Rounds stop when nothing joins or at the time share.
+   Above ``flow_bound_rotators`` (100k employees) one such flow takes 15-25 s and its first multipliers are
+   poor (the Lagrangian value below zero): :func:`load_bound` instead, and the passes get more time.
 4. :func:`.weekly_bound.every_week_bound`: a second bound from the same flow, with EVERY weekly row: the
    flow's rotator potentials relax the assignment rows instead, which splits the problem per mentor
    into a min-cost flow on the mentor's week line (one flow for all of them). The larger bound is reported.
@@ -38,11 +43,12 @@ from typing import Any
 
 import numpy as np
 
-from frontline.mentors.solver.bound import dual_value, load_term
+from frontline.mentors.solver.bound import dual_value, lagrangian, load_term
 from frontline.mentors.solver.flow import _distances_to_sink
-from frontline.mentors.solver.greedy import greedy_fill, rescue_unmatched
-from frontline.mentors.solver.model import Edges, Instance
+from frontline.mentors.solver.greedy import rescue_unmatched
+from frontline.mentors.solver.model import Edges, Instance, Pool
 from frontline.mentors.solver.problem import Solution
+from frontline.mentors.solver.scan import scan
 from frontline.mentors.solver.solution import finish
 from frontline.mentors.solver.weekly_bound import every_week_bound
 
@@ -57,17 +63,25 @@ class CohortSettings:
     scale: int = 100  # costs times this, rounded, for the flows
     time_limit: float = 60.0
     gap_target: float = 0.001
-    block: int = 512  # rotators per block of the scans
+    block: int = 1024  # rotators per block of the scans
+    flow_bound_rotators: int = 40_000  # above: the load bound (:func:`load_bound`) instead of the kept-week flows
+    load_bound_steps: int = 15  # at most this many multiplier steps of the load bound
 
 
-def candidates(inst: Instance, size: int, block: int = 512) -> tuple[Edges, np.ndarray, float]:
+def candidates(inst: Instance, size: int, block: int = 1024) -> tuple[Edges, np.ndarray, float]:
     """Each rotator's ``size`` cheapest eligible pairs, by rotator then cost, each rotator's number of
     eligible mentors, and the bound with every multiplier at zero (each rotator's cheapest eligible
     mentor, or the unmatched penalty)."""
-    found = inst.pools(np.arange(inst.n), size, block=block)
-    pool = found.edges.take(np.lexsort((found.edges.cost, found.edges.rot)))
-    bound0 = float(np.minimum(inst.w.unmatched_penalty, found.best).sum())
-    return pool, found.n_eligible, bound0
+    pool, found = candidate_scan(inst, size, block)
+    return pool, found.n_eligible, float(np.minimum(inst.w.unmatched_penalty, found.best).sum())
+
+
+def candidate_scan(inst: Instance, size: int, block: int = 1024) -> tuple[Edges, Pool]:
+    """:func:`candidates`' pool and the whole scan (:func:`.scan.scan`: each rotator's cheapest cost and
+    a threshold below every cost left out). Ties go pseudo-randomly, not by mentor order: rotators
+    alike then keep different mentors among equally cheap ones, which the flows need to spread the load."""
+    found = scan(inst, np.arange(inst.n), size, block=block, spread=1e-3)
+    return found.edges.take(np.lexsort((found.edges.cost, found.edges.rot))), found
 
 
 def _flow(
@@ -152,9 +166,40 @@ def pair_cohort(
         np.add.at(load, mj, 1)
     left = group[assign[group] < 0]
     if len(left):
-        greedy_fill(inst, assign, left, rescap, annual)
+        fill_same_weeks(inst, assign, left, rescap, annual)
         filled = assign[left]
         np.add.at(load, filled[filled >= 0], 1)
+
+
+def fill_same_weeks(
+    inst: Instance, assign: np.ndarray, rots: np.ndarray, rescap: np.ndarray, annual: np.ndarray, block: int = 256
+) -> None:
+    """:func:`.greedy.greedy_fill` for rotators with the same weeks (a cohort's), the same choices: each (in
+    order) takes its cheapest eligible mentor with a free seat, counting the mentor's current load. The
+    rules and costs are computed for a block of them at once (the seats of those weeks are one vector for
+    all of them), not rotator by rotator (mutates ``assign``, ``rescap`` and ``annual``)."""
+    s, e = int(inst.s[rots[0]]), int(inst.e[rots[0]])
+    if (inst.s[rots] != s).any() or (inst.e[rots] != e).any():
+        raise ValueError("fill_same_weeks needs rotators with the same weeks")
+    load = inst.load0.copy() + np.bincount(assign[assign >= 0], minlength=inst.m)
+    free = (rescap[:, s:e].min(axis=1) > 0) & (annual > 0)
+    for b0 in range(0, len(rots), block):
+        ri = rots[b0 : b0 + block]
+        rules = inst.rules(ri)
+        ok = rules.dept & rules.language & rules.tz & rules.available & rules.not_previous
+        cost = inst.cost_block(ri, rules.tz_distance)
+        for row, i in enumerate(ri.tolist()):
+            mask = ok[row] & free
+            if not mask.any():
+                continue
+            key = cost[row] + inst.w.load_balance * load
+            key[~mask] = np.inf
+            j = int(np.argmin(key))
+            assign[i] = j
+            rescap[j, s:e] -= 1
+            annual[j] -= 1
+            load[j] += 1
+            free[j] = rescap[j, s:e].min() > 0 and annual[j] > 0
 
 
 def cohort_passes(
@@ -169,6 +214,7 @@ def cohort_passes(
     values: list[float] = []
     best = assign
     for _pass in range(cfg.passes):
+        started = time.perf_counter()
         for group in cohorts.groups:
             # free the cohort: its seats go back
             had = group[assign[group] >= 0]
@@ -186,8 +232,9 @@ def cohort_passes(
             break
         if len(values) > 1 and values[-2] - values[-1] <= cfg.gap_target / 2 * values[-1]:
             break  # the pass gained less than half the gap target
-        if time.perf_counter() > deadline:
-            break
+        now = time.perf_counter()
+        if now + (now - started) > deadline:
+            break  # another pass as long as this one would end after the time share
     stats["cohort_passes"] = values
     stats["cohorts"] = len(cohorts.groups)
     return best
@@ -271,15 +318,26 @@ def kept_week_bound(
     duals = (np.zeros(inst.m), np.zeros(inst.n))
     log = []
     for _ in range(cfg.bound_rounds):
+        t1 = time.perf_counter()
         lam_m, v, u, value, assign = kept_week_flow(inst, rots, edges, kept, cfg.scale)
+        t2 = time.perf_counter()
         lw = np.zeros((inst.m, inst.H + 1))
         np.cumsum(v, axis=1, out=lw[:, 1:])
-        priced = inst.pools(rots, cfg.columns, block=cfg.block, lam_m=lam_m, lw=lw, u=u)  # every eligible pair
+        priced = scan(inst, rots, cfg.columns, block=cfg.block, lam_m=lam_m, lw=lw, u=u)  # every eligible pair
         here = dual_value(inst, priced.best, rots, load_term(inst, inst.annual, lam_m), -float((v * cap).sum()))
         if here > bound:
             bound, duals = here, (lam_m, u)
         new = priced.edges.take(~np.isin(priced.edges.keys(inst.m), edges.keys(inst.m)))
-        log.append((len(edges.rot), round(value, 3), round(here, 3), len(new.rot)))
+        log.append(
+            (
+                len(edges.rot),
+                round(value, 3),
+                round(here, 3),
+                len(new.rot),
+                round(t2 - t1, 2),
+                round(time.perf_counter() - t2, 2),
+            )
+        )
         if not len(new.rot) or value - bound <= cfg.gap_target * max(value, 1e-9) / 4:
             break
         if time.perf_counter() > deadline:
@@ -287,6 +345,47 @@ def kept_week_bound(
         edges = edges.join(new)
     stats["bound_log"] = log
     return float(bound), assign, duals
+
+
+def load_bound(
+    inst: Instance, pool: Edges, found: Pool, rots: np.ndarray, upper: float, steps: int, deadline: float, stats: dict
+) -> float:
+    """A Lagrangian lower bound without any flow or further scan, for instances too large for the
+    kept-week flows: relax the mentor load rows (``lam_m``) and the weekly rows (``lam_w``). With the same
+    multiplier for every mentor each rotator's cheapest priced mentor is its cheapest mentor plus that
+    multiplier (exact, from the scan), so the best common multiplier is found on a grid; then projected
+    supergradient steps (Polyak, towards ``upper``) over the candidate pool, where a mentor outside a
+    rotator's pool costs at least the scan's threshold plus the smallest mentor multiplier (weekly
+    multipliers are >= 0), which keeps every value a bound for the whole problem (:func:`.bound.lagrangian`
+    with the threshold raised by that smallest multiplier)."""
+    P, w = inst.w.unmatched_penalty, inst.w.load_balance
+    best = np.minimum(P, found.best[rots])
+    top = w * float((inst.load0 + inst.annual).max()) + w
+    grid = np.arange(0.0, max(top, w), max(w, 1e-3) / 4)
+    values = [
+        float(np.minimum(P, best + lam).sum())
+        + P * (inst.n - len(rots))
+        + load_term(inst, inst.annual, np.full(inst.m, lam))
+        for lam in grid
+    ]
+    k = int(np.argmax(values))
+    bound = values[k]
+    lm, lwk = np.full(inst.m, grid[k]), np.zeros((inst.m, inst.H))
+    log = [round(bound, 3)]
+    for _ in range(steps):
+        if time.perf_counter() > deadline:
+            break
+        val, g_m, g_w = lagrangian(inst, pool, found.threshold + lm.min(), rots, lm, lwk)
+        bound = max(bound, val)
+        norm = float((g_m**2).sum() + (g_w[g_w > 0] ** 2).sum() + (g_w[(g_w < 0) & (lwk > 0)] ** 2).sum())
+        if norm == 0 or upper - val <= 0:
+            break
+        t = 0.5 * (upper - val) / norm
+        lm = np.maximum(0.0, lm + t * g_m)
+        lwk = np.maximum(0.0, lwk + t * g_w)
+    log.append(round(bound, 3))
+    stats["load_bound_log"] = log
+    return float(bound)
 
 
 Improve = Callable[[Instance, Cohorts, np.ndarray, float, dict[str, Any]], np.ndarray]
@@ -306,7 +405,9 @@ def solve_by_cohorts(
     the time limit at most."""
     if cfg.candidates < 1 or cfg.passes < 1 or cfg.scale < 1:
         raise ValueError("cohort candidates, passes and scale must be >= 1")
-    pool, n_eligible, bound0 = candidates(inst, cfg.candidates, cfg.block)
+    pool, found = candidate_scan(inst, cfg.candidates, cfg.block)
+    n_eligible = found.n_eligible
+    bound0 = float(np.minimum(inst.w.unmatched_penalty, found.best).sum())
     stats["eligible_pairs"] = int(n_eligible.sum())
     stats["t_scan"] = round(time.perf_counter() - t0, 3)
     rots = np.nonzero(n_eligible > 0)[0]
@@ -315,22 +416,27 @@ def solve_by_cohorts(
         return finish(inst, nobody, inst.w.unmatched_penalty * inst.n, "no-eligible-pairs", t0, stats)
     cohorts = Cohorts(inst, pool, rots)
     empty = np.full(inst.n, -1, dtype=np.int64)
-    assign = cohort_passes(inst, cohorts, empty, cfg, t0 + 0.4 * cfg.time_limit, stats)
+    big = len(rots) > cfg.flow_bound_rotators  # no kept-week flows: more time for the passes
+    assign = cohort_passes(inst, cohorts, empty, cfg, t0 + (0.5 if big else 0.4) * cfg.time_limit, stats)
     stats["rescued"] = rescue_unmatched(inst, assign)
     if improve is not None:
         assign = improve(inst, cohorts, assign, t0 + 0.6 * cfg.time_limit, stats)
     if len(inst.overfull(assign, inst.rescap)):  # pragma: no cover - must never ship
         raise RuntimeError("cohort pairing overfilled a mentor")
     stats["t_pairing"] = round(time.perf_counter() - t0, 3)
-    matched = np.nonzero(assign >= 0)[0]
-    mine = Edges(matched, assign[matched], inst.pair_costs(matched, assign[matched]))
-    start = pool.take(np.arange(len(pool.rot)) - cohorts.first[pool.rot] < cfg.flow_candidates)
-    edges = start.join(mine.take(~np.isin(mine.keys(inst.m), start.keys(inst.m))))
-    bound, _, (lam_m, u) = kept_week_bound(inst, rots, edges, cfg, t0 + 0.85 * cfg.time_limit, stats)
-    stats["kept_week_bound"] = round(bound, 3)
-    if time.perf_counter() < t0 + 0.9 * cfg.time_limit:
-        stats["every_week_bound"] = round(every_week_bound(inst, rots, lam_m, u, stats), 3)
-        bound = max(bound, stats["every_week_bound"])
+    if big:
+        upper = inst.total_cost(assign)[0]
+        bound = load_bound(inst, pool, found, rots, upper, cfg.load_bound_steps, t0 + 0.6 * cfg.time_limit, stats)
+    else:
+        matched = np.nonzero(assign >= 0)[0]
+        mine = Edges(matched, assign[matched], inst.pair_costs(matched, assign[matched]))
+        start = pool.take(np.arange(len(pool.rot)) - cohorts.first[pool.rot] < cfg.flow_candidates)
+        edges = start.join(mine.take(~np.isin(mine.keys(inst.m), start.keys(inst.m))))
+        bound, _, (lam_m, u) = kept_week_bound(inst, rots, edges, cfg, t0 + 0.85 * cfg.time_limit, stats)
+        stats["kept_week_bound"] = round(bound, 3)
+        if time.perf_counter() < t0 + 0.9 * cfg.time_limit:
+            stats["every_week_bound"] = round(every_week_bound(inst, rots, lam_m, u, stats), 3)
+            bound = max(bound, stats["every_week_bound"])
     bound = max(bound, bound0)
     stats["t_total"] = round(time.perf_counter() - t0, 3)
     stats["cpu_total"] = round(time.process_time() - c0, 3)

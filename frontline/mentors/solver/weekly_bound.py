@@ -18,7 +18,8 @@ min-cost flow on the mentor's week line: ``cap_mw`` seat units cross week ``w`` 
 carrying a rotation (arc ``start -> end``, capacity 1, its reduced cost); a cut between weeks ``w`` and
 ``w + 1`` is crossed by exactly ``cap_mw`` units, so at most ``cap_mw`` chosen rotations cover week
 ``w``. All mentors' lines form one flow (OR-Tools). Only pairs of negative reduced cost can be chosen;
-one scan of every eligible pair in blocks (:meth:`.model.Instance.pools`) finds them all. Costs are
+one scan of every pair in blocks (:func:`_negative_pairs`, the rules and costs of :class:`.model.Instance`)
+finds them all. Costs are
 scaled to integers rounding DOWN, so the flow's minimum is at most the exact one and the bound stays
 valid.
 

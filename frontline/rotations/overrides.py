@@ -534,7 +534,9 @@ def replace_mentor(
     the nightly job, that run also pairs any other rotation that still has no mentor. ``who`` names the
     rotator in the error messages."""
     from frontline.mentors import service as mentoring
+    from models.db import planning_lock
 
+    planning_lock(session, f"mentor replacement by {actor}")  # before reading: it re-runs the pairing
     pairing = active_pairing(session, rotation_id)
     if pairing is None:
         raise PlanningError(f"{who} has no mentor yet; the pairing job will pair them")

@@ -190,7 +190,8 @@ def planning_lock(session: Session, holder: str, *, wait: float | None = None) -
     """Take the planning lock in ``session``'s transaction, before the writer reads its input; it is held
     until that transaction commits or rolls back (so a second writer reads the first one's result), also
     when the process dies. Every writer of the plan or the pairings takes it (planning, pairing,
-    onboarding, HR's pairing changes); taking it again in the same transaction is free.
+    onboarding, HR's overrides, change-request approvals and pairing changes, a mentor's decline); taking
+    it again in the same transaction is free.
 
     * PostgreSQL: ``pg_advisory_xact_lock`` on (``PLANNING_LOCK_CLASS``, the schema): it blocks nobody but
       other planning writers of the same database schema; the holder names itself in ``application_name``.

@@ -168,3 +168,38 @@ def test_a_writer_that_waits_too_long_gives_up_naming_the_holder(engine, setting
     assert re.search(r"(since|at) 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d", message), message
     with session_scope(engine) as s:  # released at commit: the next writer plans at once
         assert planning.plan_rotations(s, PLAN_POLICY, start=AS_OF, actor="bob@example.com").created > 0
+
+
+def test_the_lock_holds_across_processes(database, settings):
+    """A writer in another process waits for this one and names it (its pid) when it gives up."""
+    import os
+    import subprocess
+    import sys
+
+    url, engine = database
+    script = (
+        "import sys\n"
+        "from frontline.core.errors import PlanningBusy\n"
+        "from models import session_scope\n"
+        "from models.db import get_engine, planning_lock\n"
+        "try:\n"
+        "    with session_scope(get_engine(sys.argv[1])) as s:\n"
+        "        planning_lock(s, 'pair-mentors by cli', wait=float(sys.argv[2]))\n"
+        "    print('taken')\n"
+        "except PlanningBusy as exc:\n"
+        "    print(exc)\n"
+    )
+
+    def other(wait: float) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script, url, str(wait)], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    with session_scope(engine) as holding:
+        models.db.planning_lock(holding, "plan-rotations by alice@example.com")
+        refused = other(0.5)
+    assert refused.startswith("pair-mentors by cli: another writer") and "alice@example.com" in refused
+    assert f"pid {os.getpid()}" in refused or "PostgreSQL pid" in refused
+    assert other(0.5) == "taken"  # released at commit

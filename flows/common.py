@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 CURRENT_RUN: contextvars.ContextVar[Any] = contextvars.ContextVar("frontline_local_run", default=None)
 
 # Tag on the tasks that write the plan or the pairings (planning, pairing, onboarding): with a
-# concurrency limit of 1 on it (``prefect concurrency-limit create frontline-planning 1``) two of them
-# never write at once, whichever deployments they run in.
+# concurrency limit of 1 on it (``prefect concurrency-limit create frontline-planning 1``) Prefect does not
+# start a second one while one runs, whichever deployments they run in. The guarantee is the database's
+# planning lock (``models.db.planning_lock``, taken by every writer, also without Prefect): the tag only
+# keeps a worker from holding a process that waits for it.
 PLANNING_TAG = "frontline-planning"
 
 

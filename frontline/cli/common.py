@@ -55,9 +55,12 @@ def run_flow(flow_name: str, **parameters: Any) -> Any:
     """Run the job ``flow_name`` (e.g. ``plan-rotations``) from a command: directly in this process,
     recorded in Frontline's audit or on the configured Prefect server (see :mod:`flows.runner`)."""
     from flows.runner import PrefectUnreachable, run_job
+    from frontline.core.errors import PlanningBusy
 
     try:
         return run_job(flow_name, **parameters)
+    except PlanningBusy as exc:  # another writer of the plan held the planning lock too long: who, since when
+        fail(str(exc))
     except PrefectUnreachable as exc:
         fail(
             f"cannot reach the Prefect API at {exc.url} (PREFECT_API_URL); start that server, "

@@ -72,7 +72,7 @@ def pair_command(
     Keeps existing pairings; re-pairs only rotations whose mentor left or is absent; never gives anyone the same mentor twice. Prints the matches, the unmatched with the reason and the smallest relaxation that would help, and the objective, lower bound and gap of the optimiser.
     """
     from frontline.cli.common import fail
-    from frontline.core.errors import PairingError
+    from frontline.core.errors import PlanningError
 
     if ctx.invoked_subcommand is not None:
         return
@@ -102,7 +102,7 @@ def pair_command(
                 "replaced": result.replaced,
                 "unmatched": result.unmatched,
             }
-    except PairingError as exc:
+    except PlanningError as exc:  # a pairing refused, or the planning lock held too long by another writer
         fail(str(exc))
     _print(out)
 

@@ -54,6 +54,11 @@ class PlanningError(FrontlineError, ValueError):
     """An override or request breaks a rule; the message says which and why."""
 
 
+class PlanningBusy(PlanningError):
+    """Another writer of the plan or the pairings held the planning lock (``models.db.planning_lock``)
+    longer than this one would wait; the message says who and since when. Nothing was written."""
+
+
 class OverrideRefused(PlanningError):
     """An override (move, defer, add) breaks a hard rule. ``problem`` says which; ``alternatives`` are the
     nearest start Mondays (ISO dates) that fit every rule; ``partners`` the rotations that would make the

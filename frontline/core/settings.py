@@ -109,6 +109,12 @@ class Settings(BaseSettings):
         description="Organisation language (en, de, es, fr, pt, nl): theme labels prefer observations written in it.",
     )
     policy_path: Path = Field(default=Path("frontline.toml"), description="Path of the policy file.")
+    planning_lock_wait: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds a writer of the plan or the pairings waits for another one to finish before it "
+        "gives up (README: How commands run jobs, one writer of the plan at a time).",
+    )
     job_runner: Literal["direct", "prefect"] = Field(
         default="direct",
         description="How commands run a job: direct (in the command's process without Prefect; recorded in "

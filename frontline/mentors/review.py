@@ -30,6 +30,7 @@ from frontline.core.policy import Policy
 from frontline.mentors import service
 from frontline.mentors.service import PLANNED, PairingResult
 from models import Employee, MentorPairing, Rotation, utcnow
+from models.db import planning_lock
 
 
 def _reason(reason: str | None) -> str:
@@ -125,6 +126,7 @@ def set_mentor(
     """HR makes ``mentor`` the mentor of rotation ``rotation_id`` (see the module docstring); raises
     :class:`PairingError` naming the broken rule(s) when the choice is not allowed."""
     reason = _reason(reason)
+    planning_lock(session, f"pair set by {actor}")  # before reading: a pairing run may be writing
     as_of = as_of or clock.today()
     rot = _planned_rotation(session, rotation_id, as_of)
     support = service.support_department(session, policy)
@@ -248,6 +250,7 @@ def reject_proposal(
     """The proposal is rejected (that mentor is never proposed for this rotator again) and the rotation
     alone is paired again: a new proposal, or a gap with its reason."""
     reason = _reason(reason)
+    planning_lock(session, f"pair reject by {actor}")  # before reading: it re-pairs the rotation
     p = _proposal(session, pairing_id)
     p.status, p.reason, p.updated_at = "rejected", f"rejected by HR: {reason}", utcnow()
     session.add(p)
@@ -311,6 +314,8 @@ def respond(
 ) -> Answer:
     """Record the mentor's answer (see the module docstring). Raises :class:`PairingError` when the
     pairing is no longer theirs to answer."""
+    if not accept:  # a decline re-pairs the rotation: lock before reading
+        planning_lock(session, f"mentor's decline of pairing {pairing_id}")
     view = pairing_view(session, pairing_id, mentor_id)
     if view is None:
         raise PairingError("this pairing does not exist (any more)")

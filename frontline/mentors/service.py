@@ -722,6 +722,10 @@ def pair_mentors(
     With ``dry_run`` nothing is written; the result says what would happen. With ``only`` (rotation ids)
     just those rotations are (re-)paired and every other pairing and gap is left as it is (a mentor's
     decline or HR's rejection re-pairs that rotation alone)."""
+    from models.db import planning_lock
+
+    if not dry_run:  # before reading: a second writer pairs from this one's result
+        planning_lock(session, f"pair-mentors by {actor}")
     t0 = _time.perf_counter()
     as_of = as_of or clock.today()
     result = PairingResult(as_of=as_of, horizon_start=clock.monday(as_of), dry_run=dry_run)

@@ -25,6 +25,7 @@ from frontline.rotations.queries import active_pairing
 from frontline.rotations.solver import department_cap
 from frontline.rotations.weeks import rotation_end
 from models import Absence, Department, Employee, Rotation, utcnow
+from models.db import planning_lock
 
 OPEN_STATUSES = ("draft", "invited")  # planned and not over: what an override may still change
 
@@ -306,6 +307,7 @@ def move(
     """Move a rotation to ``new_start`` (a Monday) and lock it there. A refusal names the nearest weeks that
     fit (from ``today``'s coming Monday on) and the swap partners that would make ``new_start`` fit."""
     reason = _reason(reason)
+    planning_lock(session, f"plan move by {actor}")  # before reading: a plan run may be writing
     rot = _rotation(session, rotation_id)
     validate_or_explain(session, policy, rot, new_start, today=today)
     return _reschedule(session, policy, rot, new_start, "move", reason, actor)
@@ -316,6 +318,7 @@ def swap(
 ) -> tuple[Rotation, Rotation]:
     """Exchange the start weeks of two rotations and lock both."""
     reason = _reason(reason)
+    planning_lock(session, f"plan swap by {actor}")  # before reading: a plan run may be writing
     a, b = _rotation(session, rotation_a), _rotation(session, rotation_b)
     if a.id == b.id:
         raise PlanningError("cannot swap a rotation with itself")
@@ -356,6 +359,7 @@ def defer(
     """Start a rotation ``weeks`` weeks later, or on the first Monday on or after ``until``; locks it. A
     refusal names the nearest later weeks that fit and the swap partners that would make it fit."""
     reason = _reason(reason)
+    planning_lock(session, f"plan defer by {actor}")  # before reading: a plan run may be writing
     rot = _rotation(session, rotation_id)
     if weeks is not None and until is None:
         if weeks < 1:
@@ -384,6 +388,7 @@ def add(
     starting on ``start`` (a Monday), locked so the next plan keeps it. Checked against the hard rules; a
     refusal names the nearest weeks that fit and the rotations that would make room."""
     reason = _reason(reason)
+    planning_lock(session, f"plan add by {actor}")  # before reading: a plan run may be writing
     e = _employee(session, employee_id)
     today = today or clock.today()
     who = f"{e.employee_id} ({e.email})"
@@ -458,6 +463,7 @@ def exempt(
 ) -> Employee:
     """Exempt an employee from rotating until ``until`` (inclusive); their rotations inside it are withdrawn."""
     reason = _reason(reason)
+    planning_lock(session, f"plan exempt by {actor}")  # before reading: a plan run may be writing
     e = _employee(session, employee_id)
     today = today or clock.today()
     if until < today:
@@ -488,6 +494,7 @@ def set_lock(session: Session, rotation_id: int, locked: bool, reason: str, acto
     """Lock (never moved by the planner) or unlock a rotation. Unlocking an announced rotation makes it a
     draft again (``announced_start`` stays, so a later move is announced as an update)."""
     reason = _reason(reason)
+    planning_lock(session, f"plan lock by {actor}")  # before reading: a plan run may be writing
     rot = _rotation(session, rotation_id)
     rot.locked = locked
     if not locked and rot.status == "invited":
@@ -535,6 +542,7 @@ def replace_mentor(
     rotator in the error messages."""
     from frontline.mentors import service as mentoring
 
+    planning_lock(session, f"mentor replacement by {actor}")  # before reading: it re-runs the pairing
     pairing = active_pairing(session, rotation_id)
     if pairing is None:
         raise PlanningError(f"{who} has no mentor yet; the pairing job will pair them")

@@ -35,6 +35,7 @@ from frontline.core.templating import render_text
 from frontline.mail import compose, enqueue
 from frontline.rotations import overrides
 from models import ChangeRequest, Department, Employee, Rotation, utcnow
+from models.db import planning_lock
 
 KINDS = {
     "another_week": "Request another week",
@@ -229,6 +230,7 @@ def approve(
 ) -> ChangeRequest:
     """Approve a request (see the module docstring); raises :class:`PlanningError` naming the rule when
     the week (HR's, else every preferred one) does not fit, and changes nothing then."""
+    planning_lock(session, f"change request approval by {actor}")  # before reading: a plan run may be writing
     req = _open(session, request_id)
     rot, person = _rotation(session, req.rotation_id)
     today = today or clock.today()

@@ -132,6 +132,10 @@ def plan_rotations(
     if weeks < 1 or weeks > 260:
         raise PlanningError(f"weeks must be between 1 and 260, not {weeks}")
     from frontline.mentors.service import support_department
+    from models.db import planning_lock
+
+    if not dry_run:  # before reading: a second writer plans from this one's result (a dry run writes no plan)
+        planning_lock(session, f"plan-rotations by {actor}")
 
     support_department(session, policy)  # a typo would plan the support team as rotators
     horizon = monday_on_or_after(start or today or clock.today())

@@ -1,0 +1,205 @@
+"""Two writers of the plan or the pairings at once (two HR people running ``frontline plan``, a plan and a
+pairing run, a new hire's onboarding next to ``frontline pair``), without Prefect's tag limit: the planning
+lock (``models.db.planning_lock``) makes the second wait for the first one's commit and plan from its
+result. On SQLite and PostgreSQL.
+
+Each writer runs in its own thread with its own session (its own connection), as two processes would.
+A rendezvous in the solver makes the race certain when there is no lock: each writer waits (up to
+``RENDEZVOUS`` seconds) for the other to have read its input too before it solves and writes. With the
+lock the second writer cannot read before the first commits, so the first waits out the rendezvous alone.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from datetime import date, timedelta
+
+import pytest
+from sqlmodel import select
+
+import frontline.mentors.solver as pairing_solver
+import models.db
+from frontline.core import audit
+from frontline.core.policy import parse_policy
+from frontline.mentors import service as mentoring
+from frontline.rotations import service as planning
+from models import Department, Employee, MentorPairing, Rotation, session_scope
+from tests.test_mentoring import AS_OF, POLICY, _company, _rotation
+
+RENDEZVOUS = 3.0  # seconds a writer waits for the other to have read its input
+PLAN_POLICY = parse_policy({"support_department": "Support", "seats_per_week": 3, "max_department_away_fraction": 0.5})
+
+
+def _race(monkeypatch, module, name: str, jobs) -> list:
+    """Run ``jobs`` (callables) in threads at once; the solver ``module.name`` waits at a rendezvous of all of
+    them first. Returns what each job returned (or raised)."""
+    barrier = threading.Barrier(len(jobs), timeout=RENDEZVOUS)
+    solve = getattr(module, name)
+
+    def meet_then_solve(*args, **kwargs):
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:  # the other writer could not read yet: it waits for our lock
+            pass
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, meet_then_solve)
+    out: list = [None] * len(jobs)
+
+    def run(i, job):
+        try:
+            out[i] = job()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    monkeypatch.setattr(module, name, solve)
+    for result in out:
+        if isinstance(result, BaseException):
+            raise result
+    return out
+
+
+def _without_lock(monkeypatch):
+    """The code as it was before the planning lock: a writer takes nothing before it reads."""
+    monkeypatch.setattr(models.db, "planning_lock", lambda session, holder, **kw: None)
+
+
+def _planning_company(engine, n: int = 12) -> None:
+    with session_scope(engine) as s:
+        _company(s)
+        eng = s.exec(select(Department).where(Department.name == "Engineering")).one()
+        for i in range(n):
+            s.add(
+                Employee(
+                    employee_id=f"x{i}",
+                    name=f"X{i}",
+                    email=f"x{i}@example.com",
+                    department_id=eng.id,
+                    hire_date=date(2020, 1, 1),
+                    timezone="Europe/Berlin",
+                    country="DE",
+                    languages=["en"],
+                )
+            )
+
+
+def _plan(engine):
+    def job():
+        with session_scope(engine) as s:
+            return planning.plan_rotations(s, PLAN_POLICY, start=AS_OF, actor="hr")
+
+    return job
+
+
+def _pair(engine):
+    def job():
+        with session_scope(engine) as s:
+            return mentoring.pair_mentors(s, POLICY, as_of=AS_OF, actor="hr")
+
+    return job
+
+
+@pytest.mark.parametrize("locked", [True, False], ids=["with-lock", "without-lock"])
+def test_two_plan_runs_at_once_plan_everyone_once(engine, settings, monkeypatch, locked):
+    if not locked:
+        _without_lock(monkeypatch)
+    _planning_company(engine)
+    first, second = _race(monkeypatch, planning, "solve", [_plan(engine), _plan(engine)])
+    with session_scope(engine) as s:
+        per_person = Counter(r.employee_id for r in s.exec(select(Rotation)).all())
+    if not locked:  # the race is real: both read no plan and both wrote one
+        assert max(per_person.values()) == 2
+        return
+    assert per_person and set(per_person.values()) == {1}
+    # the second planned from the first one's result: it changed nothing
+    assert sorted((r.created, r.moved, r.removed) for r in (first, second)) == [
+        (0, 0, 0),
+        (len(per_person), 0, 0),
+    ]
+
+
+@pytest.mark.parametrize("locked", [True, False], ids=["with-lock", "without-lock"])
+def test_two_pairing_runs_at_once_pair_each_rotation_once(engine, settings, monkeypatch, locked):
+    if not locked:
+        _without_lock(monkeypatch)
+    with session_scope(engine) as s:
+        p = _company(s)
+        rotations = [_rotation(s, p[k], date(2027, 3, 1) + timedelta(weeks=i)) for i, k in enumerate(["dora", "emil"])]
+    first, second = _race(monkeypatch, pairing_solver, "solve", [_pair(engine), _pair(engine)])
+    with session_scope(engine) as s:
+        active = Counter(p.rotation_id for p in s.exec(select(MentorPairing)).all() if p.status == "active")
+    if not locked:
+        assert max(active.values()) == 2
+        return
+    assert active == Counter({r.id: 1 for r in rotations})
+    assert sorted(len(r.created) for r in (first, second)) == [0, 2]
+
+
+def test_a_writer_that_waits_too_long_gives_up_naming_the_holder(engine, settings, monkeypatch):
+    from frontline.core.errors import PlanningBusy
+    from frontline.core.settings import get_settings
+    from models.db import planning_lock
+
+    monkeypatch.setenv("FRONTLINE_PLANNING_LOCK_WAIT", "1")
+    get_settings.cache_clear()
+    _planning_company(engine)
+    with session_scope(engine) as holding:
+        planning_lock(holding, "plan-rotations by alice@example.com")
+        planning_lock(holding, "the same transaction again")  # free: already held
+        t0 = time.monotonic()
+        with session_scope(engine) as other:  # other writers (mail delivery, the console) do not wait for it
+            audit.record(other, actor="flow:deliver-mail", action="mail.deliver")
+        assert time.monotonic() - t0 < 5
+        t0 = time.monotonic()
+        with pytest.raises(PlanningBusy) as refused, session_scope(engine) as s:
+            planning.plan_rotations(s, PLAN_POLICY, start=AS_OF, actor="bob@example.com")
+        assert 0.9 < time.monotonic() - t0 < 10
+    message = str(refused.value)
+    assert message.startswith("plan-rotations by bob@example.com: another writer")
+    assert "plan-rotations by alice@example.com" in message and "waited 1 s" in message
+    assert re.search(r"(since|at) 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d", message), message
+    with session_scope(engine) as s:  # released at commit: the next writer plans at once
+        assert planning.plan_rotations(s, PLAN_POLICY, start=AS_OF, actor="bob@example.com").created > 0
+
+
+def test_the_lock_holds_across_processes(database, settings):
+    """A writer in another process waits for this one and names it (its pid) when it gives up."""
+    import os
+    import subprocess
+    import sys
+
+    url, engine = database
+    script = (
+        "import sys\n"
+        "from frontline.core.errors import PlanningBusy\n"
+        "from models import session_scope\n"
+        "from models.db import get_engine, planning_lock\n"
+        "try:\n"
+        "    with session_scope(get_engine(sys.argv[1])) as s:\n"
+        "        planning_lock(s, 'pair-mentors by cli', wait=float(sys.argv[2]))\n"
+        "    print('taken')\n"
+        "except PlanningBusy as exc:\n"
+        "    print(exc)\n"
+    )
+
+    def other(wait: float) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script, url, str(wait)], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    with session_scope(engine) as holding:
+        models.db.planning_lock(holding, "plan-rotations by alice@example.com")
+        refused = other(0.5)
+    assert refused.startswith("pair-mentors by cli: another writer") and "alice@example.com" in refused
+    assert f"pid {os.getpid()}" in refused or "PostgreSQL pid" in refused
+    assert other(0.5) == "taken"  # released at commit

@@ -184,6 +184,9 @@ def init_db(engine: Engine | None = None) -> str:
 PLANNING_LOCK_CLASS = 0x46524F4E  # first key of the PostgreSQL advisory lock ("FRON"); the second is the schema's
 _HELD = "frontline_planning_lock"  # session.info: the transaction that holds it
 _FILE = "frontline_planning_lock_file"  # session.info: SQLite: the open lock file (closing it releases the lock)
+# session.info: the longest a web request's writer waits for the planning lock (seconds; see
+# frontline.web.auth.web_session): a person's click should not hang for the command-line wait.
+INTERACTIVE = "frontline_interactive_wait"
 
 
 def planning_lock(session: Session, holder: str, *, wait: float | None = None) -> None:
@@ -200,7 +203,8 @@ def planning_lock(session: Session, holder: str, *, wait: float | None = None) -
       (SQLite's write lock would stop mail delivery and the console for the whole run); the holder writes
       its name into the file.
 
-    A writer waits at most ``wait`` seconds (default: the setting ``FRONTLINE_PLANNING_LOCK_WAIT``), logging
+    A writer waits at most ``wait`` seconds (default: the setting ``FRONTLINE_PLANNING_LOCK_WAIT``, at most
+    ``session.info[INTERACTIVE]`` in a web request's session), logging
     who it waits for, then raises :class:`~frontline.core.errors.PlanningBusy` naming the holder and since
     when. After a wait the session's objects are re-read (expired) so nothing stale is planned from."""
     root = session.get_transaction()
@@ -212,6 +216,8 @@ def planning_lock(session: Session, holder: str, *, wait: float | None = None) -
         from frontline.core.settings import get_settings
 
         wait = get_settings().planning_lock_wait
+        if INTERACTIVE in session.info:  # a web request: someone is looking at a spinner
+            wait = min(wait, session.info[INTERACTIVE])
     if conn.dialect.name == "postgresql":
         waited = _pg_planning_lock(conn, holder, wait)
     else:

@@ -493,6 +493,36 @@ def test_dry_run_shows_the_diff_and_apply_writes_it(client, engine):
         )
 
 
+def test_apply_while_another_planner_runs_says_so_and_writes_nothing(client, engine, monkeypatch):
+    """Another writer of the plan holds the planning lock (a `frontline plan` running): the console's
+    apply waits at most the web's cap (not the command line's 300 s), then answers 409 with who holds
+    it, and writes nothing."""
+    from time import monotonic
+
+    from frontline.web import auth
+    from models.db import planning_lock
+
+    monkeypatch.setattr(auth, "WEB_PLANNING_LOCK_WAIT", 0.5)
+    sign_in(client, engine, "hr@example.com")
+    token = csrf_of(client.get("/console/plan/rerun").text)
+    with Session(engine) as s:
+        before = len(s.exec(select(Rotation)).all())
+    with Session(engine) as holding:
+        planning_lock(holding, "plan-rotations by cli")
+        t0 = monotonic()
+        r = client.post(
+            "/console/plan/rerun/apply", data={"csrf_token": token, "weeks": "26", "reason": "quarterly plan"}
+        )
+        assert monotonic() - t0 < 30
+        holding.rollback()
+    assert r.status_code == 409, r.text[:300]
+    assert "another writer of the plan" in r.text and "plan-rotations by cli" in r.text
+    with Session(engine) as s:
+        assert len(s.exec(select(Rotation)).all()) == before
+    r = client.post("/console/plan/rerun/apply", data={"csrf_token": token, "weeks": "26", "reason": "quarterly plan"})
+    assert r.status_code == 200 and "Plan applied" in r.text  # released: the next click goes through
+
+
 def test_hr_re_pairs_a_rotator_with_another_mentor(client, engine, company):
     from frontline.core.policy import load_policy
     from frontline.mentors import service as mentoring

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -43,6 +44,7 @@ from frontline.access.sessions import SESSION_SECONDS
 from frontline.core.errors import AccessDenied, SignInLinkError
 from frontline.core.templating import render_html
 from models import session_scope
+from models.db import INTERACTIVE
 
 COOKIE = "frontline_console"
 
@@ -71,9 +73,24 @@ class SignInRequired(Exception):
 # ------------------------------------------------------------------------------ session / cookie
 
 
+# The longest a writer of the plan or the pairings waits for another one (``models.db.planning_lock``) in a
+# web request: past it the person gets the "still running" page instead of a request that hangs for the
+# command line's wait (FRONTLINE_PLANNING_LOCK_WAIT, 300 s) and then times out in the browser or proxy.
+WEB_PLANNING_LOCK_WAIT = 15.0
+
+
+@contextmanager
+def web_session() -> Iterator[Session]:
+    """A database session for one web request (committed when the block succeeds): as
+    :func:`models.session_scope`, with the planning lock's wait capped at :data:`WEB_PLANNING_LOCK_WAIT`."""
+    with session_scope() as session:
+        session.info[INTERACTIVE] = WEB_PLANNING_LOCK_WAIT
+        yield session
+
+
 def db() -> Iterator[Session]:
     """A database session per request (committed when the handler succeeds)."""
-    with session_scope() as session:
+    with web_session() as session:
         yield session
 
 

@@ -22,7 +22,7 @@ from frontline.core.policy import load_policy
 from frontline.core.security import InvalidToken
 from frontline.core.templating import render_html
 from frontline.rotations.requests import KINDS, Asking, asking, parse_weeks, submit
-from models import get_engine, session_scope
+from frontline.web.auth import web_session
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,7 +62,7 @@ def _asking(session: Any, token: str) -> Asking:
 
 @router.get("/request/{token}", response_class=HTMLResponse)
 def request_page(token: str) -> HTMLResponse:
-    with session_scope(get_engine()) as session:
+    with web_session() as session:
         try:
             a = _asking(session, token)
         except InvalidToken as exc:
@@ -81,7 +81,7 @@ async def request_submit(token: str, request: Request) -> HTMLResponse:
     reason = (fields.get("reason") or [""])[-1]
     weeks = fields.get("week") or []
     values = {"kind": kind, "reason": reason, "weeks": weeks[:3]}
-    with session_scope(get_engine()) as session:
+    with web_session() as session:
         try:
             a = _asking(session, token)
         except InvalidToken as exc:

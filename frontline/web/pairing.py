@@ -22,8 +22,8 @@ from frontline.core.policy import load_policy
 from frontline.core.security import InvalidToken
 from frontline.core.templating import render_html
 from frontline.mentors.review import PairingView, pairing_view, respond
+from frontline.web.auth import web_session
 from frontline.web.console.actions import queue_invite_updates
-from models import get_engine, session_scope
 
 router = APIRouter(include_in_schema=False)
 
@@ -55,7 +55,7 @@ def _view(session: Any, token: str) -> PairingView:
 
 @router.get("/pairing/{token}", response_class=HTMLResponse)
 def pairing_page(token: str) -> HTMLResponse:
-    with session_scope(get_engine()) as session:
+    with web_session() as session:
         try:
             view = _view(session, token)
         except InvalidToken as exc:
@@ -71,7 +71,7 @@ async def pairing_answer(token: str, request: Request) -> HTMLResponse:
     except (UnicodeDecodeError, ValueError):
         fields = {}
     answer = fields.get("answer")
-    with session_scope(get_engine()) as session:
+    with web_session() as session:
         try:
             view = _view(session, token)
         except InvalidToken as exc:

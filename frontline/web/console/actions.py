@@ -367,7 +367,18 @@ def rerun_apply(
     if not reason:
         raise ConsoleDenied("Applying a plan needs a reason (it is kept in the audit trail).", status_code=400)
     pol = policy()
-    result = plan_rotations(session, pol, first, n, dry_run=False, actor=user.email)
+    try:
+        result = plan_rotations(session, pol, first, n, dry_run=False, actor=user.email)
+    except PlanningError as exc:  # e.g. another writer of the plan still running (PlanningBusy): nothing written
+        session.rollback()
+        return page(
+            request,
+            "web/console/rerun.html",
+            status_code=409,
+            result=None,
+            error=str(exc),
+            f={"start": first.isoformat(), "weeks": n},
+        )
     audit.record(
         session,
         actor=user.email,

@@ -203,3 +203,26 @@ def test_the_lock_holds_across_processes(database, settings):
     assert refused.startswith("pair-mentors by cli: another writer") and "alice@example.com" in refused
     assert f"pid {os.getpid()}" in refused or "PostgreSQL pid" in refused
     assert other(0.5) == "taken"  # released at commit
+
+
+def test_a_roster_import_waits_for_a_planning_run(engine, settings, monkeypatch):
+    """A roster import cancels its leavers' future rotations: a plan or pairing run that read before and
+    wrote after would put them back (a leaver invited). The import takes the planning lock before it
+    reads, so while a planner holds it the import waits and, past the wait, stops with nothing written."""
+    from frontline.core.errors import PlanningBusy
+    from frontline.core.settings import get_settings
+    from frontline.people.roster import import_roster
+    from models.db import planning_lock
+    from tests.test_roster import EXAMPLES, TODAY
+
+    monkeypatch.setenv("FRONTLINE_PLANNING_LOCK_WAIT", "1")
+    get_settings.cache_clear()
+    files = [EXAMPLES / f"{k}.csv" for k in ("departments", "employees", "absences")]
+    with session_scope(engine) as holding:
+        planning_lock(holding, "plan-rotations by alice@example.com")
+        with pytest.raises(PlanningBusy) as refused, session_scope(engine) as s:
+            import_roster(s, *files, actor="bob@example.com", today=TODAY)
+    assert str(refused.value).startswith("roster import by bob@example.com: another writer")
+    with session_scope(engine) as s:
+        assert s.exec(select(Employee)).first() is None  # nothing written
+        assert import_roster(s, *files, actor="bob@example.com", today=TODAY).employees_created == 8

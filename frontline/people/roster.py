@@ -49,6 +49,7 @@ from frontline.people.roster_csv import (
     parse_roster,
 )
 from models import Absence, AuditEvent, Department, Employee, MentorPairing, Rotation, WeekPreference, utcnow
+from models.db import planning_lock
 
 __all__ = [
     "ImportResult",
@@ -247,6 +248,9 @@ def apply_roster(
     Phases: check against the database -> departments -> employees -> leavers (and their future
     rotations) -> absences -> the audit event."""
     today = today or clock.today()
+    # Before reading: leavers' future rotations are cancelled here, and a plan or pairing run reading
+    # meanwhile would write them back (a leaver invited to a rotation). A dry run (preview) takes none.
+    planning_lock(session, f"roster import by {actor}")
     preview_roster(session, parsed, today, allow_leavers=allow_leavers, guard=guard)
     result = ImportResult()
     now = utcnow()

@@ -4,10 +4,10 @@ step by step (:data:`LIMIT_STEPS`) until the HTML fits the mail size budget; the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from frontline.digests.content import ACK_LABELS, DigestContent, Issue
+from frontline.digests.styles import inline_styles
 
 MAX_HTML_BYTES = 100_000
 SIZE_BUDGET = 95_000  # re-render with tighter limits above this (headers and MIME add a little)
@@ -116,17 +116,6 @@ def subject_for(content: DigestContent) -> str:
     )
 
 
-@cache
-def _inliner() -> Any:
-    import css_inline
-
-    return css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
-
-
-def inline_css(html: str) -> str:
-    return str(_inliner().inline(html))
-
-
 def render_digest(
     content: DigestContent, recipient: str, *, inline: bool = True, preview: bool = False
 ) -> RenderedDigest:
@@ -138,7 +127,7 @@ def render_digest(
         ctx = _context(content, recipient, limits, preview)
         html = render_html("email/digest.html", **ctx)
         if inline:
-            html = inline_css(html)
+            html = inline_styles(html)  # css-inline's result for this stylesheet (tests/test_digest_styles.py)
         if len(html.encode()) <= SIZE_BUDGET or limits is LIMIT_STEPS[-1]:
             break
     text = render_text("email/digest.txt", **ctx)

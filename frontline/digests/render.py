@@ -4,6 +4,7 @@ step by step (:data:`LIMIT_STEPS`) until the HTML fits the mail size budget; the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from frontline.digests.content import ACK_LABELS, DigestContent, Issue
@@ -116,6 +117,19 @@ def subject_for(content: DigestContent) -> str:
     )
 
 
+@cache
+def _inlined_template() -> Any:
+    """email/digest.html with its CSS inlined into the template source, once (its class attributes are
+    literals, so every start tag's style is known before rendering): rendering it gives the HTML that
+    inlining each rendered digest would (tests/test_digest_styles.py checks against css-inline)."""
+    from frontline.core.templating import environment
+
+    env = environment()
+    assert env.loader is not None
+    source = env.loader.get_source(env, "email/digest.html")[0]
+    return env.from_string(inline_styles(source))
+
+
 def render_digest(
     content: DigestContent, recipient: str, *, inline: bool = True, preview: bool = False
 ) -> RenderedDigest:
@@ -125,9 +139,7 @@ def render_digest(
 
     for limits in LIMIT_STEPS:
         ctx = _context(content, recipient, limits, preview)
-        html = render_html("email/digest.html", **ctx)
-        if inline:
-            html = inline_styles(html)  # css-inline's result for this stylesheet (tests/test_digest_styles.py)
+        html = _inlined_template().render(**ctx) if inline else render_html("email/digest.html", **ctx)
         if len(html.encode()) <= SIZE_BUDGET or limits is LIMIT_STEPS[-1]:
             break
     text = render_text("email/digest.txt", **ctx)

@@ -1,6 +1,8 @@
 """The digest's CSS inlined: the rules of the template's own ``<style>`` block written into each
 element's ``style`` attribute, what ``css_inline.CSSInliner(keep_style_tags=False)`` does for this
-stylesheet, without parsing and re-serialising the whole document for every recipient.
+stylesheet. frontline.digests.render applies it once to the template's source (every class attribute
+there is a literal; a class or style set by Jinja raises :class:`UnsupportedSelector`), so rendering a
+digest costs nothing for its CSS; it works the same on rendered HTML (tests compare both with css-inline).
 
 The stylesheet is compiled once per distinct ``<style>`` text. Selectors are the small set the digest
 template uses: compounds of a tag name and/or classes (``td``, ``.muted``, ``p.x``), optionally a
@@ -9,8 +11,9 @@ module, and the oracle test in tests/test_digest_styles.py, before using it). Th
 rules in order of specificity (classes, then tags), then of source order; the element's own ``style``
 declarations win over every rule. Inherited properties are not copied down (neither does css-inline).
 
-The start tags are found with a regular expression over Jinja's autoescaped output (no ``<`` or ``>``
-in text or attribute values); the style of a tag depends only on its name, classes, own style and which
+The start tags are found with a regular expression (Jinja's autoescaped output has no ``<`` or ``>`` in
+text or attribute values; the template has none inside its ``{{ }}``/``{% %}``, and each ``{% if %}``
+branch opens and closes its own tags); the style of a tag depends only on its name, classes, own style and which
 descendant-selector ancestors are open, so it is computed once per distinct combination."""
 
 from __future__ import annotations
@@ -153,8 +156,12 @@ def inline_styles(html: str) -> str:
         hit = cache.get(key)
         if hit is None:
             cm = _CLASS.search(attrs)
-            classes = frozenset((cm.group(1) or cm.group(2) or "").split()) if cm else frozenset()
             sm = _STYLE_ATTR.search(attrs)
+            if "{" in (cm.group(0) if cm else "") + (sm.group(0) if sm else ""):
+                raise UnsupportedSelector(
+                    f"a class or style set by Jinja ({m.group(0)}): write one start tag per branch"
+                )
+            classes = frozenset((cm.group(1) or cm.group(2) or "").split()) if cm else frozenset()
             style = _style_for(sheet, tag, classes, (sm.group(1) or sm.group(2) or "") if sm else "", open_path)
             new_tag: str | None
             if style is None:

@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 from frontline.digests.content import ACK_LABELS, DigestContent, Issue
+from frontline.digests.styles import inline_styles
 
 MAX_HTML_BYTES = 100_000
 SIZE_BUDGET = 95_000  # re-render with tighter limits above this (headers and MIME add a little)
@@ -117,14 +118,16 @@ def subject_for(content: DigestContent) -> str:
 
 
 @cache
-def _inliner() -> Any:
-    import css_inline
+def _inlined_template() -> Any:
+    """email/digest.html with its CSS inlined into the template source, once (its class attributes are
+    literals, so every start tag's style is known before rendering): rendering it gives the HTML that
+    inlining each rendered digest would (tests/test_digest_styles.py checks against css-inline)."""
+    from frontline.core.templating import environment
 
-    return css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
-
-
-def inline_css(html: str) -> str:
-    return str(_inliner().inline(html))
+    env = environment()
+    assert env.loader is not None
+    source = env.loader.get_source(env, "email/digest.html")[0]
+    return env.from_string(inline_styles(source))
 
 
 def render_digest(
@@ -136,9 +139,7 @@ def render_digest(
 
     for limits in LIMIT_STEPS:
         ctx = _context(content, recipient, limits, preview)
-        html = render_html("email/digest.html", **ctx)
-        if inline:
-            html = inline_css(html)
+        html = _inlined_template().render(**ctx) if inline else render_html("email/digest.html", **ctx)
         if len(html.encode()) <= SIZE_BUDGET or limits is LIMIT_STEPS[-1]:
             break
     text = render_text("email/digest.txt", **ctx)

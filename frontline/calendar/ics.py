@@ -27,6 +27,7 @@ from functools import lru_cache
 
 from icalendar import Calendar, Event, Timezone, vCalAddress
 
+from frontline.calendar import zones
 from frontline.core import clock
 from frontline.core.text import one_line
 from frontline.mail.mime import shaped
@@ -205,7 +206,7 @@ def _timezone(tzid: str, first: date, last: date) -> Timezone | None:
     zone's rules (about a quarter of the time an invite took); a batch of invites shares a few zones
     and start weeks. The component is shared between messages and never changed after this."""
     try:
-        return Timezone.from_tzid(tzid, first_date=first, last_date=last)
+        return zones.from_tzid(tzid, first, last)  # Timezone.from_tzid's component, faster
     except ValueError:  # a zone icalendar does not know: left out, as add_missing_timezones does
         return None
 

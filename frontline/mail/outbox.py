@@ -125,10 +125,17 @@ def compose(
     return shaped(policy, ("alternative", bool(cc), text_cte, html_cte), leading, [text_payload, html_payload], build)
 
 
+@lru_cache(maxsize=4096)
+def address(display_name: str, addr_spec: str) -> Address:
+    """``Address(display_name=display_name, addr_spec=addr_spec)``, made once per pair (parsing the
+    address is most of the cost, and an ``Address`` is immutable); raises the same errors."""
+    return Address(display_name=display_name, addr_spec=addr_spec)
+
+
 def safe_address(recipient: str | Address) -> str | Address:
     """A recipient with its display name on one line (see :func:`compose`)."""
     if isinstance(recipient, Address):
-        return Address(display_name=one_line(recipient.display_name), addr_spec=recipient.addr_spec)
+        return address(one_line(recipient.display_name), recipient.addr_spec)
     return one_line(recipient)
 
 

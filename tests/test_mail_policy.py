@@ -240,3 +240,36 @@ def test_line_endings_of_a_raw_payload_are_written_as_the_generator_writes_them(
         ours = mime.message_bytes(message)
         random_module.seed(1)
         assert ours == message.as_bytes() and b"a\nb\nc\n\nd" in ours
+
+
+def test_a_plain_message_id_stored_raw_is_written_and_read_as_the_parsed_one() -> None:
+    """``_row_values`` stores a Message-ID that ``plain_message_id`` accepts raw (not parsed): it must fold
+    to the bytes the parsed header folds to, with this policy and the standard one, and read back as the
+    same text; hostile domains (specials, spaces, CR/LF, non-ASCII, too long) are refused."""
+    from frontline.mail.outbox import message_id_for, plain_message_id
+
+    rng = random.Random(21)
+    default = email.policy.default
+    accepted = 0
+    for _ in range(3000):
+        domain = (
+            _value(rng)
+            if rng.random() < 0.5
+            else rng.choice(["example.com", "a-b.example", "x" * rng.randint(28, 36), "c"])
+        )
+        value = message_id_for(str(rng.random()), f"Frontline <f@{domain}>")
+        if rng.random() < 0.2:
+            value = f"<{'ab' * 16}@{domain}>"
+        if not plain_message_id(value):
+            continue
+        accepted += 1
+        parsed = default.fold_binary(*default.header_store_parse("Message-ID", value))
+        assert MAIL_POLICY.fold_binary("Message-ID", value) == parsed, value
+        assert default.fold_binary("Message-ID", value) == parsed, value
+        assert str(default.header_store_parse("Message-ID", value)[1]) == value
+        msg = EmailMessage(policy=MAIL_POLICY)
+        msg.set_raw("Message-ID", value)
+        assert str(msg["Message-ID"]) == value
+    assert accepted > 500
+    for domain in ["exa mple.com", "example.com>\r\nBcc: e@example.com", "é.com", "a..b", "(c)", 'x"y', "x\\y", ""]:
+        assert not plain_message_id(f"<{'0' * 32}@{domain}>"), domain

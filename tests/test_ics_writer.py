@@ -163,5 +163,12 @@ def test_vtimezone_is_what_icalendar_builds_in_every_zone():
             last = first + timedelta(days=800)
             expected = Timezone.from_tzid(tzid, first_date=first, last_date=last).to_ical()
             assert zones.from_tzid(tzid, first, last).to_ical() == expected, (tzid, first, last)
+    # ranges of one zone that share transitions (the walk from a transition on is kept per start)
+    for tzid in ["Europe/Berlin", "America/New_York", "Australia/Sydney", "Pacific/Chatham", "Africa/Casablanca"]:
+        for _ in range(25):
+            first = date(2025, 1, 1) + timedelta(days=rng.randrange(0, 120))
+            last = first + timedelta(days=rng.randrange(366, 900))
+            expected = Timezone.from_tzid(tzid, first_date=first, last_date=last).to_ical()
+            assert zones.from_tzid(tzid, first, last).to_ical() == expected, (tzid, first, last)
     with pytest.raises(ValueError):
         zones.from_tzid("Nowhere/Atlantis", date(2026, 1, 1), date(2027, 1, 1))

@@ -20,6 +20,7 @@ import zoneinfo
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
+from typing import Any
 from zoneinfo import _zoneinfo  # type: ignore[attr-defined]  # the pure-Python implementation
 
 from icalendar import Timezone, TimezoneDaylight, TimezoneStandard
@@ -62,6 +63,39 @@ def _runs_to_the_end(zone: tzinfo, start: datetime) -> bool:
     return after is not None and start.replace(tzinfo=None) - after > _MARGIN
 
 
+_segment_ends: dict[tuple[tzinfo, datetime, int], datetime] = {}
+
+
+def _segment_end(timezone: tzinfo, start: datetime, normalize: Any) -> datetime:
+    """icalendar's search for the end of the segment that begins at ``start``: the last second with
+    ``start``'s offset, stepping from 64 days down to 1 second. For a ``zoneinfo.ZoneInfo`` (whose offsets
+    never change) it is kept per start, so ranges of the same zone that reach the same transition walk on
+    from there once."""
+    kept = type(timezone) is zoneinfo.ZoneInfo
+    if kept:
+        key = (timezone, start.replace(tzinfo=None), start.fold)
+        found = _segment_ends.get(key)
+        if found is not None:
+            return found
+    offset_to = start.utcoffset()
+    end = start
+    for add_offset in _STEPS:
+        last_end = end
+        end = normalize(end + add_offset)
+        try:
+            while end.utcoffset() == offset_to:
+                last_end = end
+                end = normalize(end + add_offset)
+        except OverflowError:
+            break  # icalendar: zoneinfo does not go all the way
+        end = last_end
+    if kept:
+        if len(_segment_ends) >= 65536:
+            _segment_ends.clear()
+        _segment_ends[key] = end
+    return end
+
+
 def from_tzinfo(timezone: tzinfo, tzid: str, first_date: date, last_date: date) -> Timezone:
     """``Timezone.from_tzinfo`` of icalendar 7 (the same loop and component), with the walk of a segment
     that runs to the end skipped. Long because it is icalendar's function, kept as it is."""
@@ -83,16 +117,7 @@ def from_tzinfo(timezone: tzinfo, tzid: str, first_date: date, last_date: date) 
         offset_to = end.utcoffset()
         to_the_end = _runs_to_the_end(timezone, start)
         if not to_the_end:
-            for add_offset in _STEPS:
-                last_end = end
-                end = normalize(end + add_offset)
-                try:
-                    while end.utcoffset() == offset_to:
-                        last_end = end
-                        end = normalize(end + add_offset)
-                except OverflowError:
-                    break  # icalendar: zoneinfo does not go all the way
-                end = last_end
+            end = _segment_end(timezone, start, normalize)
         is_standard = start.dst() == timedelta()
         name = start.tzname()
         if name is None:

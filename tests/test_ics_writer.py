@@ -139,3 +139,36 @@ def test_what_the_writer_does_not_cover_is_left_to_icalendar():
     obj = ItipObject("REQUEST", naive_override, 0, Person("F", "f@x"), [Person("A", "a@x")])
     assert itip_bytes(obj, datetime(2026, 3, 2, tzinfo=UTC)) is None
     assert itip_bytes(obj, datetime(2026, 3, 2, tzinfo=ZoneInfo("Europe/Berlin"))) is None
+
+
+def test_vtimezone_is_what_icalendar_builds_in_every_zone():
+    """``zones.from_tzid`` (the walk without the steps to the year 9999 after a zone's last transition) is
+    icalendar's ``Timezone.from_tzid``, byte for byte, in every zone the standard library knows, over ranges
+    like the invites' (a year either side of the events) and ranges that start before, around and long after
+    a zone's last transition."""
+    from zoneinfo import available_timezones
+
+    from icalendar import Timezone
+
+    from frontline.calendar import zones
+
+    rng = random.Random(14)
+    for tzid in sorted(available_timezones()):
+        first = date(1960, 1, 1) + timedelta(days=rng.randrange(0, 30000))
+        last = first + timedelta(days=rng.choice([0, 1, 366, 800, 1500]))
+        expected = Timezone.from_tzid(tzid, first_date=first, last_date=last).to_ical()
+        assert zones.from_tzid(tzid, first, last).to_ical() == expected, (tzid, first, last)
+    for tzid in ["Asia/Kolkata", "America/Sao_Paulo", "UTC", "Etc/GMT+5", "Asia/Tokyo", "Europe/Moscow"]:
+        for first in [date(1940, 3, 1), date(2019, 1, 1), date(2019, 11, 2), date(2025, 6, 1), date(9990, 1, 1)]:
+            last = first + timedelta(days=800)
+            expected = Timezone.from_tzid(tzid, first_date=first, last_date=last).to_ical()
+            assert zones.from_tzid(tzid, first, last).to_ical() == expected, (tzid, first, last)
+    # ranges of one zone that share transitions (the walk from a transition on is kept per start)
+    for tzid in ["Europe/Berlin", "America/New_York", "Australia/Sydney", "Pacific/Chatham", "Africa/Casablanca"]:
+        for _ in range(25):
+            first = date(2025, 1, 1) + timedelta(days=rng.randrange(0, 120))
+            last = first + timedelta(days=rng.randrange(366, 900))
+            expected = Timezone.from_tzid(tzid, first_date=first, last_date=last).to_ical()
+            assert zones.from_tzid(tzid, first, last).to_ical() == expected, (tzid, first, last)
+    with pytest.raises(ValueError):
+        zones.from_tzid("Nowhere/Atlantis", date(2026, 1, 1), date(2027, 1, 1))

@@ -97,11 +97,19 @@ HEADER_PIECES = [
     "  ",
     "\t",
     "x" * 20,
+    "\r",
+    "\n",
+    "\r\n",
+    "é",
+    "\x00",
 ]
 
 
 def _value(rng: random.Random) -> str:
-    return "".join(rng.choice(HEADER_PIECES) for _ in range(rng.randint(1, 14))).strip() or "x"
+    value = "".join(rng.choice(HEADER_PIECES) for _ in range(rng.randint(1, 14)))
+    if rng.random() < 0.2:  # leading and trailing spaces, tabs and line breaks kept
+        return value
+    return value.strip() or "x"
 
 
 def test_headers_fold_as_the_standard_library_folds_them() -> None:
@@ -111,15 +119,26 @@ def test_headers_fold_as_the_standard_library_folds_them() -> None:
 
     rng = random.Random(7)
     default = email.policy.default
-    for _ in range(3000):
-        name = rng.choice(["Subject", "To", "From", "Cc", "Message-ID", "X-Note", "Content-Type"])
+    kinds = ["Subject", "To", "From", "Cc", "Message-ID", "X-Note", "Content-Type"]
+    kinds += ["Content-Transfer-Encoding", "MIME-Version", "Content-Disposition", "Auto-Submitted"]
+    for _ in range(6000):
+        name = rng.choice(kinds)
         value: object = _value(rng)
-        if name == "Subject" and rng.random() < 0.5:
-            value = "s" * rng.randint(60, 75) + str(value)[: rng.randint(0, 8)]
+        if name in ("Subject", "Message-ID", "X-Note", "Auto-Submitted") and rng.random() < 0.5:
+            # lines of 76 to 81 characters: at, under and over the 78-character limit
+            room = 78 - len(name) - 2
+            value = "s" * rng.randint(room - 8, room + 3) + str(value)[: rng.randint(0, 5)]
+        if name == "Message-ID" and rng.random() < 0.5:
+            value = f"<{'0123456789abcdef' * rng.randint(1, 4)}@{_value(rng)}>"
         if name in ("To", "From") and rng.random() < 0.5:
-            value = Address(display_name=_value(rng), addr_spec=f"p{rng.randint(0, 9)}@example.com")
-        if name == "Content-Type":
+            value = Address(
+                display_name=_value(rng).replace("\r", " ").replace("\n", " "),
+                addr_spec=f"p{rng.randint(0, 9)}@example.com",
+            )
+        if name == "Content-Type" and rng.random() < 0.5:
             value = rng.choice(["text/plain", 'text/plain; charset="utf-8"', "multipart/mixed"])
+        if name == "Content-Disposition" and rng.random() < 0.5:
+            value = f'attachment; filename="{_value(rng)}"'
         try:
             ours = MAIL_POLICY.fold_binary(*MAIL_POLICY.header_store_parse(name, value))
         except Exception as error:  # noqa: BLE001  # the standard library refuses the same values (checked below)
@@ -221,3 +240,36 @@ def test_line_endings_of_a_raw_payload_are_written_as_the_generator_writes_them(
         ours = mime.message_bytes(message)
         random_module.seed(1)
         assert ours == message.as_bytes() and b"a\nb\nc\n\nd" in ours
+
+
+def test_a_plain_message_id_stored_raw_is_written_and_read_as_the_parsed_one() -> None:
+    """``_row_values`` stores a Message-ID that ``plain_message_id`` accepts raw (not parsed): it must fold
+    to the bytes the parsed header folds to, with this policy and the standard one, and read back as the
+    same text; hostile domains (specials, spaces, CR/LF, non-ASCII, too long) are refused."""
+    from frontline.mail.outbox import message_id_for, plain_message_id
+
+    rng = random.Random(21)
+    default = email.policy.default
+    accepted = 0
+    for _ in range(3000):
+        domain = (
+            _value(rng)
+            if rng.random() < 0.5
+            else rng.choice(["example.com", "a-b.example", "x" * rng.randint(28, 36), "c"])
+        )
+        value = message_id_for(str(rng.random()), f"Frontline <f@{domain}>")
+        if rng.random() < 0.2:
+            value = f"<{'ab' * 16}@{domain}>"
+        if not plain_message_id(value):
+            continue
+        accepted += 1
+        parsed = default.fold_binary(*default.header_store_parse("Message-ID", value))
+        assert MAIL_POLICY.fold_binary("Message-ID", value) == parsed, value
+        assert default.fold_binary("Message-ID", value) == parsed, value
+        assert str(default.header_store_parse("Message-ID", value)[1]) == value
+        msg = EmailMessage(policy=MAIL_POLICY)
+        msg.set_raw("Message-ID", value)
+        assert str(msg["Message-ID"]) == value
+    assert accepted > 500
+    for domain in ["exa mple.com", "example.com>\r\nBcc: e@example.com", "é.com", "a..b", "(c)", 'x"y', "x\\y", ""]:
+        assert not plain_message_id(f"<{'0' * 32}@{domain}>"), domain

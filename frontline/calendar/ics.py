@@ -27,8 +27,10 @@ from functools import lru_cache
 
 from icalendar import Calendar, Event, Timezone, vCalAddress
 
+from frontline.calendar import zones
 from frontline.core import clock
 from frontline.core.text import one_line
+from frontline.mail import address
 from frontline.mail.mime import shaped
 from frontline.mail.policy import CONTENT_MANAGER, MAIL_POLICY, encode_base64, encode_text
 
@@ -92,6 +94,7 @@ def clean_name(name: str) -> str:
     return one_line((name or "").replace('"', ""))
 
 
+@lru_cache(maxsize=64)
 def sender_domain(sender: str) -> str:
     return parseaddr(sender)[1].rpartition("@")[2] or "frontline.invalid"
 
@@ -205,7 +208,7 @@ def _timezone(tzid: str, first: date, last: date) -> Timezone | None:
     zone's rules (about a quarter of the time an invite took); a batch of invites shares a few zones
     and start weeks. The component is shared between messages and never changed after this."""
     try:
-        return Timezone.from_tzid(tzid, first_date=first, last_date=last)
+        return zones.from_tzid(tzid, first, last)  # Timezone.from_tzid's component, faster
     except ValueError:  # a zone icalendar does not know: left out, as add_missing_timezones does
         return None
 
@@ -243,13 +246,11 @@ def invite_message(
     stamp: datetime | None = None,
 ) -> EmailMessage:
     """The iMIP email for one recipient (``multipart/mixed`` as described in the module docstring)."""
-    from email.headerregistry import Address
-
     ics = _itip_bytes(obj, stamp) if stamp is not None else itip_calendar(obj).to_ical()
     method = obj.method.upper()
     policy = MAIL_POLICY
     leading = [
-        ("To", Address(display_name=clean_name(to.name), addr_spec=to.email)),
+        ("To", address(clean_name(to.name), to.email)),
         ("Subject", one_line(subject)),
         ("From", _format_person(obj.organizer)),
     ]
@@ -480,9 +481,7 @@ def itip_bytes(obj: ItipObject, stamp: datetime) -> bytes | None:
 
 
 def _format_person(person: Person) -> str:
-    from email.headerregistry import Address
-
-    return str(Address(display_name=clean_name(person.name), addr_spec=person.email))
+    return str(address(clean_name(person.name), person.email))
 
 
 def feed_calendar(

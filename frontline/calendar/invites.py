@@ -59,7 +59,7 @@ from frontline.core import clock
 from frontline.core.links import observe_url, pairing_url, request_url
 from frontline.core.policy import Chat
 from frontline.core.templating import render_html, render_text
-from frontline.mail import compose, enqueue_many
+from frontline.mail import address, compose, enqueue_many
 from frontline.mail.outbox import queued_keys
 from frontline.mentors.checkins import CheckinSeries, checkin_series, longdate, zone
 from models import Employee, MentorPairing, Observation, Rotation, utcnow
@@ -128,7 +128,7 @@ def _person(e: Employee) -> Person:
 
 
 def _addr(e: Employee) -> Address:
-    return Address(display_name=clean_name(e.name), addr_spec=e.email)
+    return address(clean_name(e.name), e.email)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The one mail path: every email is composed, written to the outbox table (:func:`enqueue`), then
 delivered by the delivery flow through SMTP or into the local outbox folder."""
 
-from frontline.mail.outbox import compose, enqueue, enqueue_many, message_id_for
+from frontline.mail.outbox import address, compose, enqueue, enqueue_many, message_id_for
 
-__all__ = ["compose", "enqueue", "enqueue_many", "message_id_for"]
+__all__ = ["address", "compose", "enqueue", "enqueue_many", "message_id_for"]

@@ -9,6 +9,7 @@ so even a message delivered twice after a crash is recognisably the same message
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -125,10 +126,17 @@ def compose(
     return shaped(policy, ("alternative", bool(cc), text_cte, html_cte), leading, [text_payload, html_payload], build)
 
 
+@lru_cache(maxsize=4096)
+def address(display_name: str, addr_spec: str) -> Address:
+    """``Address(display_name=display_name, addr_spec=addr_spec)``, made once per pair (parsing the
+    address is most of the cost, and an ``Address`` is immutable); raises the same errors."""
+    return Address(display_name=display_name, addr_spec=addr_spec)
+
+
 def safe_address(recipient: str | Address) -> str | Address:
     """A recipient with its display name on one line (see :func:`compose`)."""
     if isinstance(recipient, Address):
-        return Address(display_name=one_line(recipient.display_name), addr_spec=recipient.addr_spec)
+        return address(one_line(recipient.display_name), recipient.addr_spec)
     return one_line(recipient)
 
 
@@ -170,6 +178,17 @@ def _note_queued(values: dict[str, Any]) -> None:
         )
 
 
+# A Message-ID of the form message_id_for writes with a plain domain: the standard library parses it into
+# tokens whose text is the value itself, so a line that fits is "Message-ID: <value>" either way.
+_PLAIN_MESSAGE_ID = re.compile(r"<[0-9a-f]{32}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>")
+
+
+def plain_message_id(value: str) -> bool:
+    """Whether ``value`` may be stored raw (``set_raw``): written as the parsed header is written
+    (``tests/test_mail_policy.py`` compares them), and read back as the same text."""
+    return _PLAIN_MESSAGE_ID.fullmatch(value) is not None and len(value) <= 78 - len("Message-ID: ")
+
+
 def _row_values(message: EmailMessage, kind: str, idempotency_key: str) -> dict[str, Any]:
     """The outbox row of ``message``, after filling in ``From``, ``Date``, ``Message-ID`` and
     ``Auto-Submitted`` when absent (the same for :func:`enqueue` and :func:`enqueue_many`)."""
@@ -178,7 +197,13 @@ def _row_values(message: EmailMessage, kind: str, idempotency_key: str) -> dict[
     if "Date" not in message:
         message["Date"] = format_datetime(utcnow())
     if "Message-ID" not in message:
-        message["Message-ID"] = message_id_for(idempotency_key, str(message["From"]))
+        message_id = message_id_for(idempotency_key, str(message["From"]))
+        if plain_message_id(message_id):
+            message.set_raw("Message-ID", message_id)  # written as the parsed header would be, without parsing it
+        else:
+            message["Message-ID"] = message_id
+    else:
+        message_id = str(message["Message-ID"])
     if "Auto-Submitted" not in message:
         message["Auto-Submitted"] = "auto-generated"
     recipients = _addresses(tuple(str(v) for v in message.get_all("To", []) + message.get_all("Cc", [])))
@@ -187,7 +212,7 @@ def _row_values(message: EmailMessage, kind: str, idempotency_key: str) -> dict[
         kind=kind,
         recipient=", ".join(recipients),
         subject=str(message.get("Subject", ""))[:500],
-        message_id=str(message["Message-ID"]),
+        message_id=message_id,
         mime=_as_bytes(message),
     )
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import binascii
 import email.charset
 import sys
-from email import contentmanager
+from email import contentmanager, headerregistry
 from email.contentmanager import ContentManager, raw_data_manager
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
@@ -81,6 +81,18 @@ class MailPolicy(EmailPolicy):
         return str(folded)
 
 
+_DECODED_IS_TREE = {
+    kind.parse.__func__  # type: ignore[attr-defined]
+    for kind in (
+        headerregistry.UnstructuredHeader,
+        headerregistry.MessageIDHeader,
+        headerregistry.ParameterizedMIMEHeader,
+        headerregistry.ContentTransferEncodingHeader,
+        headerregistry.MIMEVersionHeader,
+    )
+}
+
+
 def _on_one_line(header: Any, policy: EmailPolicy) -> str | None:
     """``header.fold(policy=policy)`` for a header that fits on one line: the standard library's folder
     (``_header_value_parser._refold_parse_tree``) writes the name, ": " and the parsed value as they are
@@ -89,7 +101,9 @@ def _on_one_line(header: Any, policy: EmailPolicy) -> str | None:
     tree = getattr(header, "_parse_tree", None)
     if not tree:
         return None
-    text = str(tree)
+    # str(tree) walks the whole parse tree; these kinds of header are the text str(tree) (their ``parse``
+    # sets ``decoded = str(parse_tree)``, changed only when it holds surrogates, which is not ASCII).
+    text = str.__str__(header) if getattr(type(header).parse, "__func__", None) in _DECODED_IS_TREE else str(tree)
     room = (policy.max_line_length or sys.maxsize) - len(header.name) - 2
     if len(text) > room or not text.isascii() or "\n" in text or "\r" in text:
         return None

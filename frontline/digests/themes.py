@@ -22,6 +22,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -242,11 +243,31 @@ _STOP = frozenset(
     ]
 )
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ied", "ies", "ed", "es", "ly", "s")
-_COMPILED_SYN = [(re.compile(p), r) for p, r in _SYNONYMS]
+# For each synonym pattern above, words one of which every match contains: a text with none of them is
+# skipped without running the pattern (most texts match a few patterns; each scan costs ~1.5 us). Keep
+# them in step with _SYNONYMS: tests/test_themes.py checks every alternative of every pattern against them.
+_SYNONYM_HINTS: list[tuple[str, ...]] = [
+    ("where", "find", "locate", "see", "looking", "search", "hidden", "missing", "sign"),
+    ("button", "menu", "option", "link", "tab", "icon", "toggle", "setting", "dropdown", "entr"),
+    ("crash", "freez", "froze", "hang", "stuck", "responding", "screen"),
+    ("slow", "lag", "take", "time"),
+    ("twice", "double", "duplicate"),
+    ("refund", "money", "reimburse"),
+    ("expensive", "pricey", "price", "money", "cost"),
+    ("log", "sign"),
+    ("password",),
+    ("csv", "xlsx", "excel", "spreadsheet", "download"),
+    ("late", "delay", "arrived", "waiting"),
+    ("confus", "unclear", "clear", "understand", "sense", "puzzl"),
+    ("doc", "manual", "guide", "help"),
+    ("love", "great", "awesome", "fantastic", "happy", "delighted"),
+]
+_COMPILED_SYN = [(re.compile(p), r, hints) for (p, r), hints in zip(_SYNONYMS, _SYNONYM_HINTS, strict=True)]
 _COMPILED_CON = [(re.compile(p), r) for p, r in _CONTRACTIONS]
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
+@lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     if len(word) <= 4:
         return word
@@ -263,8 +284,9 @@ def normalise(text: str) -> str:
     # all but the first two contraction patterns ("cant", "cannot") need an apostrophe to match
     for pattern, repl in _COMPILED_CON if "'" in t or "’" in t else _COMPILED_CON[:2]:
         t = pattern.sub(repl, t)
-    for pattern, repl in _COMPILED_SYN:
-        t = pattern.sub(repl, t)
+    for pattern, repl, hints in _COMPILED_SYN:
+        if any(h in t for h in hints):
+            t = pattern.sub(repl, t)
     words = [_stem(w) for w in _TOKEN.findall(t) if w not in _STOP]
     return " ".join(words)
 
@@ -731,18 +753,24 @@ def _vectorise(
     return x
 
 
+GRAM_DENSE_FRACTION = 16  # _gram: columns set in more than 1/16 of the rows are multiplied densely
+
+
 def _gram(x) -> np.ndarray:
-    """``x @ x.T`` as a dense array. The columns set in most rows (the LSA or sentence-embedding part,
-    kept inside the sparse matrix) are multiplied as a dense block (BLAS), the rest as sparse: the same
-    similarities without a sparse product of dense rows, which cost seconds on a few thousand items."""
+    """``x @ x.T`` as a dense array. The columns set in many rows (the LSA or sentence-embedding part,
+    kept inside the sparse matrix, and the common words and character grams) are multiplied as a dense
+    block (BLAS), the rest as sparse: a sparse product costs about the sum of its columns' squared
+    fill, so a column set in more than ``1 / GRAM_DENSE_FRACTION`` of the rows is cheaper in BLAS (the
+    same similarities up to rounding, ~1e-15; tests/test_themes.py checks the clusters are the same)."""
     n = x.shape[0]
     filled = np.diff(x.tocsc().indptr)
-    dense = np.flatnonzero(filled > n // 2)
+    cut = n // GRAM_DENSE_FRACTION
+    dense = np.flatnonzero(filled > cut)
     if len(dense) == 0:
         return np.asarray((x @ x.T).toarray())
     block = x[:, dense].toarray()
     sim = block @ block.T
-    rest = np.flatnonzero(filled <= n // 2)
+    rest = np.flatnonzero(filled <= cut)
     if len(rest):
         part = x[:, rest]
         sim += (part @ part.T).toarray()

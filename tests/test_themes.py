@@ -374,3 +374,60 @@ def test_gram_split_gives_the_clusters_of_the_plain_sparse_product(monkeypatch):
     monkeypatch.setattr(themes, "_gram", lambda x: np.asarray((x @ x.T).toarray()))
     plain = find_themes(items, embed=False, language="en")
     assert [(t.label, t.member_ids) for t in fast] == [(t.label, t.member_ids) for t in plain]
+
+
+def _reference_average_linkage(dist: np.ndarray, counts: np.ndarray, threshold: float) -> np.ndarray:
+    """``_average_linkage`` as it was before it compacted its matrix (issue 14): full rows to the end."""
+    n = len(counts)
+    d = np.array(dist, dtype=np.float64)
+    np.fill_diagonal(d, np.inf)
+    size = counts.astype(np.float64)
+    alive = np.ones(n, dtype=bool)
+    parent = np.arange(n)
+    nearest = d.argmin(axis=1)
+    nearest_d = d[np.arange(n), nearest]
+    while True:
+        i = int(nearest_d.argmin())
+        if not nearest_d[i] < threshold:
+            break
+        j = int(nearest[i])
+        row = (size[i] * d[i] + size[j] * d[j]) / (size[i] + size[j])
+        row[i] = np.inf
+        d[i], d[:, i] = row, row
+        d[j], d[:, j] = np.inf, np.inf
+        size[i] += size[j]
+        alive[j], parent[j], nearest_d[j] = False, i, np.inf
+        stale = np.flatnonzero(((nearest == i) | (nearest == j)) & alive)
+        nearest[stale] = d[stale].argmin(axis=1)
+        nearest_d[stale] = d[stale, nearest[stale]]
+    for k in range(n):
+        root = k
+        while parent[root] != root:
+            root = parent[root]
+        parent[k] = root
+    return np.unique(parent, return_inverse=True)[1].astype(int)
+
+
+def test_compacting_average_linkage_gives_the_reference_clusters():
+    """The compacting ``_average_linkage`` (issue 14) labels every row as the plain one does: random points
+    with ties (rounded distances), every threshold from "nothing merges" to "all in one", and a generated
+    week's distances."""
+    from scipy.spatial.distance import cdist
+
+    from frontline.digests.themes import _average_linkage, _distinct, _gram, _normalised, _vectorise
+
+    rng = np.random.default_rng(3)
+    for n, decimals in ((150, 2), (400, 12), (700, 3)):
+        points = rng.random((n, 6)) ** 3
+        dist = np.round(cdist(points, points, "cosine"), decimals)
+        counts = rng.integers(1, 5, n)
+        for threshold in (0.0, 0.02, 0.1, 0.3, 3.0):
+            ref = _reference_average_linkage(dist, counts, threshold)
+            assert np.array_equal(_average_linkage(dist.copy(), counts, threshold), ref)
+    distinct, _inverse, counts = _distinct(_normalised([i.text for i in _repeated_week(3000, seed=11)]))
+    dist = np.clip(1.0 - _gram(_vectorise(distinct, normalised=True, counts=counts)), 0.0, 2.0)
+    np.fill_diagonal(dist, 0.0)
+    for threshold in (0.5, 0.93):
+        ref = _reference_average_linkage(dist, counts, threshold)
+        assert len(set(ref)) > 3
+        assert np.array_equal(_average_linkage(dist.copy(), counts, threshold), ref)

@@ -285,8 +285,10 @@ def normalise(text: str) -> str:
     for pattern, repl in _COMPILED_CON if "'" in t or "’" in t else _COMPILED_CON[:2]:
         t = pattern.sub(repl, t)
     for pattern, repl, hints in _COMPILED_SYN:
-        if any(h in t for h in hints):
-            t = pattern.sub(repl, t)
+        for hint in hints:
+            if hint in t:
+                t = pattern.sub(repl, t)
+                break
     words = [_stem(w) for w in _TOKEN.findall(t) if w not in _STOP]
     return " ".join(words)
 
@@ -783,8 +785,9 @@ def _cluster_dense(x, threshold: float, counts: np.ndarray | None = None) -> np.
     n = x.shape[0]
     if n == 1:
         return np.zeros(1, dtype=int)
-    sim = _gram(x)
-    dist = np.clip(1.0 - sim, 0.0, 2.0)
+    dist = _gram(x)  # a fresh array: turned into distances in place (n^2 floats, no copies)
+    np.subtract(1.0, dist, out=dist)
+    np.clip(dist, 0.0, 2.0, out=dist)
     np.fill_diagonal(dist, 0.0)
     if counts is not None and counts.max() > 1:
         return _average_linkage(dist, counts, threshold)
@@ -801,15 +804,21 @@ def _average_linkage(dist: np.ndarray, counts: np.ndarray, threshold: float) -> 
     distance 0 from each other, so they would be merged first): merge the closest pair of clusters while
     it is nearer than ``threshold``, the distance of a merged cluster being the count-weighted mean of
     its parts' (Lance-Williams, UPGMA) -- the clusters average linkage gives over the repeated items,
-    without their rows. O(n^2) memory, about O(n^2) time (nearest neighbours kept per row)."""
+    without their rows. O(n^2) memory, about O(n^2) time (nearest neighbours kept per row).
+
+    Whenever half the clusters are merged away, the matrix keeps only the live ones (in the same order,
+    so every argmin picks the same cluster): the rescans of late merges, when a large cluster is many
+    rows' nearest, read short rows. ``dist`` (float64) is used as the work matrix: its contents are lost."""
     n = len(counts)
-    d = np.array(dist, dtype=np.float64)
+    d = np.asarray(dist, dtype=np.float64)
     np.fill_diagonal(d, np.inf)
     size = counts.astype(np.float64)
     alive = np.ones(n, dtype=bool)
+    label = np.arange(n)  # the original index of each row of d
     parent = np.arange(n)
     nearest = d.argmin(axis=1)
     nearest_d = d[np.arange(n), nearest]
+    live = n
     while True:
         i = int(nearest_d.argmin())
         if not nearest_d[i] < threshold:
@@ -820,11 +829,22 @@ def _average_linkage(dist: np.ndarray, counts: np.ndarray, threshold: float) -> 
         d[i], d[:, i] = row, row
         d[j], d[:, j] = np.inf, np.inf
         size[i] += size[j]
-        alive[j], parent[j], nearest_d[j] = False, i, np.inf
+        alive[j], parent[label[j]], nearest_d[j] = False, label[i], np.inf
+        live -= 1
         # a merged distance lies between its parts', so only rows whose nearest was i or j can change
         stale = np.flatnonzero(((nearest == i) | (nearest == j)) & alive)
         nearest[stale] = d[stale].argmin(axis=1)
         nearest_d[stale] = d[stale, nearest[stale]]
+        if 2 * live <= len(d) and live >= 64:
+            keep = np.flatnonzero(alive)
+            position = np.full(len(d), -1)
+            position[keep] = np.arange(live)
+            # a live row's nearest is live, unless the row is all infinity (then it never merges again)
+            d, size, label = d[np.ix_(keep, keep)], size[keep], label[keep]
+            nearest, nearest_d, alive = position[nearest[keep]], nearest_d[keep], alive[keep]
+            lost = nearest < 0
+            if lost.any():
+                nearest[lost] = d[lost].argmin(axis=1)
     for k in range(n):  # parents are merged later than their children: follow each chain to its root
         root = k
         while parent[root] != root:

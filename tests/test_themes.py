@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from frontline.digests.themes import ThemeInput, find_themes, normalise, shorten, theme_of
@@ -286,3 +288,146 @@ def test_weighted_average_linkage_is_average_linkage_over_the_repeated_rows():
     repeated = _cluster_dense(_vectorise(norm, normalised=True), 0.93)
     weighted = _cluster_dense(_vectorise(distinct, normalised=True, counts=counts), 0.93, counts)[inverse]
     assert adjusted_rand_score(repeated, weighted) == 1.0
+
+
+def _language(parsed) -> set[str]:
+    """Every string a regex without unbounded repeats matches (``\\b`` ignored): its finite language."""
+    import re._constants as c
+
+    out = {""}
+    for op, arg in parsed:
+        if op is c.LITERAL:
+            options = {chr(arg)}
+        elif op is c.AT:
+            continue
+        elif op is c.SUBPATTERN:
+            options = _language(arg[-1])
+        elif op is c.BRANCH:
+            options = set().union(*(_language(branch) for branch in arg[1]))
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT):
+            lo, hi, inner = arg
+            assert hi <= 2, "unbounded repeat"
+            once = _language(inner)
+            options, reps = set(), {""}
+            for k in range(hi + 1):
+                if k >= lo:
+                    options |= reps
+                reps = {a + b for a in reps for b in once}
+        elif op is c.IN:
+            options = set()
+            for kind, value in arg:
+                assert kind is c.LITERAL, kind
+                options.add(chr(value))
+        else:
+            raise AssertionError(op)
+        out = {a + b for a in out for b in options}
+    return out
+
+
+def test_synonym_hints_are_in_every_string_a_synonym_pattern_matches():
+    """``normalise`` runs a synonym pattern only on texts that contain one of its hint words (issue 14): every
+    string each pattern can match contains one of them, so skipping the others changes no text."""
+    import re._parser
+
+    from frontline.digests.themes import _SYNONYM_HINTS, _SYNONYMS
+
+    assert len(_SYNONYM_HINTS) == len(_SYNONYMS)
+    for (pattern, _repl), hints in zip(_SYNONYMS, _SYNONYM_HINTS, strict=True):
+        matches = _language(re._parser.parse(pattern))
+        assert len(matches) > 3 and all(re.fullmatch(pattern, m) for m in matches)
+        assert all(any(h in m for h in hints) for m in matches), [m for m in matches if not any(h in m for h in hints)]
+
+
+def _reference_normalise(text: str) -> str:
+    """``normalise`` as it was before the hints and the stem cache (issue 14): every pattern on every text."""
+    from frontline.digests.themes import _COMPILED_CON, _STOP, _SYNONYMS, _TOKEN, _stem
+
+    t = text.lower()
+    for pattern, repl in _COMPILED_CON:
+        t = pattern.sub(repl, t)
+    for pattern, repl in _SYNONYMS:
+        t = re.sub(pattern, repl, t)
+    return " ".join(_stem.__wrapped__(w) for w in _TOKEN.findall(t) if w not in _STOP)
+
+
+def test_fast_normalise_is_the_reference_normalise():
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent / "data" / "observations_eval.jsonl"
+    texts = [json.loads(line)["text"] for line in data.read_text().splitlines() if line.strip()]
+    texts += [i.text for i in _repeated_week(3000, seed=11)]
+    texts += ["Can't log in, the menu freezes", "hasn't arrived; double-billed", "No sign of the CSV", ""]
+    assert [normalise(t) for t in texts] == [_reference_normalise(t) for t in texts]
+
+
+def test_gram_split_gives_the_clusters_of_the_plain_sparse_product(monkeypatch):
+    """``_gram`` multiplies the often-set columns densely (issue 14): the same similarities up to rounding
+    and the very same themes as the plain sparse product ``x @ x.T`` on a generated week."""
+    from frontline.digests import themes
+
+    items = _repeated_week(4000, seed=11)
+    norm = themes._normalised([i.text for i in items])
+    x = themes._vectorise(list(dict.fromkeys(norm)), normalised=True)
+    assert abs(themes._gram(x) - (x @ x.T).toarray()).max() < 1e-12
+    fast = find_themes(items, embed=False, language="en")
+    monkeypatch.setattr(themes, "_gram", lambda x: np.asarray((x @ x.T).toarray()))
+    plain = find_themes(items, embed=False, language="en")
+    assert [(t.label, t.member_ids) for t in fast] == [(t.label, t.member_ids) for t in plain]
+
+
+def _reference_average_linkage(dist: np.ndarray, counts: np.ndarray, threshold: float) -> np.ndarray:
+    """``_average_linkage`` as it was before it compacted its matrix (issue 14): full rows to the end."""
+    n = len(counts)
+    d = np.array(dist, dtype=np.float64)
+    np.fill_diagonal(d, np.inf)
+    size = counts.astype(np.float64)
+    alive = np.ones(n, dtype=bool)
+    parent = np.arange(n)
+    nearest = d.argmin(axis=1)
+    nearest_d = d[np.arange(n), nearest]
+    while True:
+        i = int(nearest_d.argmin())
+        if not nearest_d[i] < threshold:
+            break
+        j = int(nearest[i])
+        row = (size[i] * d[i] + size[j] * d[j]) / (size[i] + size[j])
+        row[i] = np.inf
+        d[i], d[:, i] = row, row
+        d[j], d[:, j] = np.inf, np.inf
+        size[i] += size[j]
+        alive[j], parent[j], nearest_d[j] = False, i, np.inf
+        stale = np.flatnonzero(((nearest == i) | (nearest == j)) & alive)
+        nearest[stale] = d[stale].argmin(axis=1)
+        nearest_d[stale] = d[stale, nearest[stale]]
+    for k in range(n):
+        root = k
+        while parent[root] != root:
+            root = parent[root]
+        parent[k] = root
+    return np.unique(parent, return_inverse=True)[1].astype(int)
+
+
+def test_compacting_average_linkage_gives_the_reference_clusters():
+    """The compacting ``_average_linkage`` (issue 14) labels every row as the plain one does: random points
+    with ties (rounded distances), every threshold from "nothing merges" to "all in one", and a generated
+    week's distances."""
+    from scipy.spatial.distance import cdist
+
+    from frontline.digests.themes import _average_linkage, _distinct, _gram, _normalised, _vectorise
+
+    rng = np.random.default_rng(3)
+    for n, decimals in ((150, 2), (400, 12), (700, 3)):
+        points = rng.random((n, 6)) ** 3
+        dist = np.round(cdist(points, points, "cosine"), decimals)
+        counts = rng.integers(1, 5, n)
+        for threshold in (0.0, 0.02, 0.1, 0.3, 3.0):
+            ref = _reference_average_linkage(dist, counts, threshold)
+            assert np.array_equal(_average_linkage(dist.copy(), counts, threshold), ref)
+    distinct, _inverse, counts = _distinct(_normalised([i.text for i in _repeated_week(3000, seed=11)]))
+    dist = np.clip(1.0 - _gram(_vectorise(distinct, normalised=True, counts=counts)), 0.0, 2.0)
+    np.fill_diagonal(dist, 0.0)
+    for threshold in (0.5, 0.93):
+        ref = _reference_average_linkage(dist, counts, threshold)
+        assert len(set(ref)) > 3
+        assert np.array_equal(_average_linkage(dist.copy(), counts, threshold), ref)

@@ -22,6 +22,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -242,11 +243,31 @@ _STOP = frozenset(
     ]
 )
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ied", "ies", "ed", "es", "ly", "s")
-_COMPILED_SYN = [(re.compile(p), r) for p, r in _SYNONYMS]
+# For each synonym pattern above, words one of which every match contains: a text with none of them is
+# skipped without running the pattern (most texts match a few patterns; each scan costs ~1.5 us). Keep
+# them in step with _SYNONYMS: tests/test_themes.py checks every alternative of every pattern against them.
+_SYNONYM_HINTS: list[tuple[str, ...]] = [
+    ("where", "find", "locate", "see", "looking", "search", "hidden", "missing", "sign"),
+    ("button", "menu", "option", "link", "tab", "icon", "toggle", "setting", "dropdown", "entr"),
+    ("crash", "freez", "froze", "hang", "stuck", "responding", "screen"),
+    ("slow", "lag", "take", "time"),
+    ("twice", "double", "duplicate"),
+    ("refund", "money", "reimburse"),
+    ("expensive", "pricey", "price", "money", "cost"),
+    ("log", "sign"),
+    ("password",),
+    ("csv", "xlsx", "excel", "spreadsheet", "download"),
+    ("late", "delay", "arrived", "waiting"),
+    ("confus", "unclear", "clear", "understand", "sense", "puzzl"),
+    ("doc", "manual", "guide", "help"),
+    ("love", "great", "awesome", "fantastic", "happy", "delighted"),
+]
+_COMPILED_SYN = [(re.compile(p), r, hints) for (p, r), hints in zip(_SYNONYMS, _SYNONYM_HINTS, strict=True)]
 _COMPILED_CON = [(re.compile(p), r) for p, r in _CONTRACTIONS]
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
+@lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     if len(word) <= 4:
         return word
@@ -263,8 +284,11 @@ def normalise(text: str) -> str:
     # all but the first two contraction patterns ("cant", "cannot") need an apostrophe to match
     for pattern, repl in _COMPILED_CON if "'" in t or "’" in t else _COMPILED_CON[:2]:
         t = pattern.sub(repl, t)
-    for pattern, repl in _COMPILED_SYN:
-        t = pattern.sub(repl, t)
+    for pattern, repl, hints in _COMPILED_SYN:
+        for hint in hints:
+            if hint in t:
+                t = pattern.sub(repl, t)
+                break
     words = [_stem(w) for w in _TOKEN.findall(t) if w not in _STOP]
     return " ".join(words)
 
@@ -731,18 +755,24 @@ def _vectorise(
     return x
 
 
+GRAM_DENSE_FRACTION = 16  # _gram: columns set in more than 1/16 of the rows are multiplied densely
+
+
 def _gram(x) -> np.ndarray:
-    """``x @ x.T`` as a dense array. The columns set in most rows (the LSA or sentence-embedding part,
-    kept inside the sparse matrix) are multiplied as a dense block (BLAS), the rest as sparse: the same
-    similarities without a sparse product of dense rows, which cost seconds on a few thousand items."""
+    """``x @ x.T`` as a dense array. The columns set in many rows (the LSA or sentence-embedding part,
+    kept inside the sparse matrix, and the common words and character grams) are multiplied as a dense
+    block (BLAS), the rest as sparse: a sparse product costs about the sum of its columns' squared
+    fill, so a column set in more than ``1 / GRAM_DENSE_FRACTION`` of the rows is cheaper in BLAS (the
+    same similarities up to rounding, ~1e-15; tests/test_themes.py checks the clusters are the same)."""
     n = x.shape[0]
     filled = np.diff(x.tocsc().indptr)
-    dense = np.flatnonzero(filled > n // 2)
+    cut = n // GRAM_DENSE_FRACTION
+    dense = np.flatnonzero(filled > cut)
     if len(dense) == 0:
         return np.asarray((x @ x.T).toarray())
     block = x[:, dense].toarray()
     sim = block @ block.T
-    rest = np.flatnonzero(filled <= n // 2)
+    rest = np.flatnonzero(filled <= cut)
     if len(rest):
         part = x[:, rest]
         sim += (part @ part.T).toarray()
@@ -755,8 +785,9 @@ def _cluster_dense(x, threshold: float, counts: np.ndarray | None = None) -> np.
     n = x.shape[0]
     if n == 1:
         return np.zeros(1, dtype=int)
-    sim = _gram(x)
-    dist = np.clip(1.0 - sim, 0.0, 2.0)
+    dist = _gram(x)  # a fresh array: turned into distances in place (n^2 floats, no copies)
+    np.subtract(1.0, dist, out=dist)
+    np.clip(dist, 0.0, 2.0, out=dist)
     np.fill_diagonal(dist, 0.0)
     if counts is not None and counts.max() > 1:
         return _average_linkage(dist, counts, threshold)
@@ -773,15 +804,21 @@ def _average_linkage(dist: np.ndarray, counts: np.ndarray, threshold: float) -> 
     distance 0 from each other, so they would be merged first): merge the closest pair of clusters while
     it is nearer than ``threshold``, the distance of a merged cluster being the count-weighted mean of
     its parts' (Lance-Williams, UPGMA) -- the clusters average linkage gives over the repeated items,
-    without their rows. O(n^2) memory, about O(n^2) time (nearest neighbours kept per row)."""
+    without their rows. O(n^2) memory, about O(n^2) time (nearest neighbours kept per row).
+
+    Whenever half the clusters are merged away, the matrix keeps only the live ones (in the same order,
+    so every argmin picks the same cluster): the rescans of late merges, when a large cluster is many
+    rows' nearest, read short rows. ``dist`` (float64) is used as the work matrix: its contents are lost."""
     n = len(counts)
-    d = np.array(dist, dtype=np.float64)
+    d = np.asarray(dist, dtype=np.float64)
     np.fill_diagonal(d, np.inf)
     size = counts.astype(np.float64)
     alive = np.ones(n, dtype=bool)
+    label = np.arange(n)  # the original index of each row of d
     parent = np.arange(n)
     nearest = d.argmin(axis=1)
     nearest_d = d[np.arange(n), nearest]
+    live = n
     while True:
         i = int(nearest_d.argmin())
         if not nearest_d[i] < threshold:
@@ -792,11 +829,22 @@ def _average_linkage(dist: np.ndarray, counts: np.ndarray, threshold: float) -> 
         d[i], d[:, i] = row, row
         d[j], d[:, j] = np.inf, np.inf
         size[i] += size[j]
-        alive[j], parent[j], nearest_d[j] = False, i, np.inf
+        alive[j], parent[label[j]], nearest_d[j] = False, label[i], np.inf
+        live -= 1
         # a merged distance lies between its parts', so only rows whose nearest was i or j can change
         stale = np.flatnonzero(((nearest == i) | (nearest == j)) & alive)
         nearest[stale] = d[stale].argmin(axis=1)
         nearest_d[stale] = d[stale, nearest[stale]]
+        if 2 * live <= len(d) and live >= 64:
+            keep = np.flatnonzero(alive)
+            position = np.full(len(d), -1)
+            position[keep] = np.arange(live)
+            # a live row's nearest is live, unless the row is all infinity (then it never merges again)
+            d, size, label = d[np.ix_(keep, keep)], size[keep], label[keep]
+            nearest, nearest_d, alive = position[nearest[keep]], nearest_d[keep], alive[keep]
+            lost = nearest < 0
+            if lost.any():
+                nearest[lost] = d[lost].argmin(axis=1)
     for k in range(n):  # parents are merged later than their children: follow each chain to its root
         root = k
         while parent[root] != root:

@@ -64,7 +64,9 @@ def _part(part: Message, policy: EmailPolicy) -> bytes:
         return head + b"\n"
     if not _has_surrogates(payload) and not payload.isascii():
         raise _NotCovered  # the generator's own error (or charset handling) for such a payload
-    return head + b"\n" + _NLCRE.sub("\n", payload).encode("ascii", "surrogateescape")
+    if "\r" in payload:  # every line ending becomes "\n"; without a CR they all are already (a 70 kB digest: 0.2 ms)
+        payload = _NLCRE.sub("\n", payload)
+    return head + b"\n" + payload.encode("ascii", "surrogateescape")
 
 
 def _multipart(part: Message, subparts: list[Message], policy: EmailPolicy) -> bytes:

@@ -103,10 +103,22 @@ def improve_bound(
         val, g_m, g_w = value(lm, lwk)
         if val > best_val:
             best_val = val
-        norm = float((g_m**2).sum() + (g_w[g_w > 0] ** 2).sum() + (g_w[(g_w < 0) & (lwk > 0)] ** 2).sum())
-        if norm == 0 or upper - val <= 0:
+        stepped = polyak_step(lm, lwk, g_m, g_w, upper - val)
+        if stepped is None:
             break
-        t = 0.5 * (upper - val) / norm
-        lm = np.maximum(0.0, lm + t * g_m)
-        lwk = np.maximum(0.0, lwk + t * g_w)
+        lm, lwk = stepped
     return float(best_val)
+
+
+def polyak_step(
+    lam_m: np.ndarray, lam_w: np.ndarray, g_m: np.ndarray, g_w: np.ndarray, gap: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """One projected supergradient step on the multipliers (all >= 0) with Polyak's step length, half of
+    ``gap`` (an upper bound minus the current value) over the squared norm of the supergradient's feasible
+    part (a weekly component pushing a zero multiplier below zero does not count); ``None`` when there is
+    no step to take (a zero supergradient, or the value already at the upper bound)."""
+    norm = float((g_m**2).sum() + (g_w[g_w > 0] ** 2).sum() + (g_w[(g_w < 0) & (lam_w > 0)] ** 2).sum())
+    if norm == 0 or gap <= 0:
+        return None
+    t = 0.5 * gap / norm
+    return np.maximum(0.0, lam_m + t * g_m), np.maximum(0.0, lam_w + t * g_w)

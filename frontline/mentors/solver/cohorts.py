@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from frontline.mentors.solver.bound import dual_value, lagrangian, load_term
+from frontline.mentors.solver.bound import dual_value, lagrangian, load_term, polyak_step
 from frontline.mentors.solver.flow import _distances_to_sink
 from frontline.mentors.solver.greedy import rescue_unmatched
 from frontline.mentors.solver.model import Edges, Instance, Pool
@@ -377,12 +377,10 @@ def load_bound(
             break
         val, g_m, g_w = lagrangian(inst, pool, found.threshold + lm.min(), rots, lm, lwk)
         bound = max(bound, val)
-        norm = float((g_m**2).sum() + (g_w[g_w > 0] ** 2).sum() + (g_w[(g_w < 0) & (lwk > 0)] ** 2).sum())
-        if norm == 0 or upper - val <= 0:
+        stepped = polyak_step(lm, lwk, g_m, g_w, upper - val)
+        if stepped is None:
             break
-        t = 0.5 * (upper - val) / norm
-        lm = np.maximum(0.0, lm + t * g_m)
-        lwk = np.maximum(0.0, lwk + t * g_w)
+        lm, lwk = stepped
     log.append(round(bound, 3))
     stats["load_bound_log"] = log
     return float(bound)

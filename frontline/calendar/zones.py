@@ -45,11 +45,13 @@ def _constant_from(key: str) -> datetime | None:
     after the last transition has daylight-saving time (or the zone cannot be read)."""
     try:
         zone = _zoneinfo.ZoneInfo.no_cache(key)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        return None
-    if not isinstance(zone._tz_after, _zoneinfo._ttinfo):
+        after, transitions = zone._tz_after, zone._trans_utc
+        constant = isinstance(after, _zoneinfo._ttinfo)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError, AttributeError):
+        return None  # AttributeError: a Python whose private zoneinfo differs; icalendar's full walk then
+    if not constant:
         return None  # a POSIX rule with DST: transitions every year, forever
-    last = zone._trans_utc[-1] if zone._trans_utc else None
+    last = transitions[-1] if transitions else None
     if last is None:
         return datetime.min + _MARGIN
     return datetime.fromtimestamp(last, UTC).replace(tzinfo=None)

@@ -238,32 +238,34 @@ def _repeated_week(n: int = 600, seed: int = 5):
     return generate(n, seed=seed)[0]
 
 
+WORD_OPTIONS = {"ngram_range": (1, 2), "token_pattern": r"\S+"}  # what frontline.digests.themes configures
+
+
 def test_repeated_texts_are_vectorised_once_with_the_vectors_of_every_copy():
     """Equal normalised texts are one row weighted by their count (issue 14): the TF-IDF rows are those
     scikit-learn gives over the repeated texts, and with no repeats the very same matrix as before."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from frontline.digests.themes import _distinct, _normalised, _tfidf, _WordCharGrams
+    from frontline.digests.themes import _distinct, _normalised, _tfidf
 
     norm = _normalised([i.text for i in _repeated_week()])
     distinct, inverse, counts = _distinct(norm)
     assert len(distinct) < len(norm) and counts.sum() == len(norm)
-    for options in ({"analyzer": "char_wb", "ngram_range": (3, 5)}, {"ngram_range": (1, 2), "token_pattern": r"\S+"}):
+    analyzers = {"char_wb": {"analyzer": "char_wb", "ngram_range": (3, 5)}, "word": WORD_OPTIONS}
+    for analyzer, options in analyzers.items():
         for min_df in (1, 2):
             plain = TfidfVectorizer(sublinear_tf=True, min_df=min_df, **options).fit_transform(norm)
-            weighted = _tfidf(distinct, counts, min_df=min_df, **options)
+            weighted = _tfidf(distinct, counts, min_df=min_df, analyzer=analyzer)
             assert weighted.shape[1] == plain.shape[1]
             assert abs(weighted[inverse] - plain).max() < 1e-12
     unique = list(dict.fromkeys(norm)) + ["Ärger  mit\tdem   EXPORT", "ab", "x", "_", "a b c"]
     ones = np.ones(len(unique), dtype=int)
-    plain = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), token_pattern=r"\S+").fit_transform(unique)
-    same = _tfidf(unique, ones, ngram_range=(1, 2), token_pattern=r"\S+")
-    assert (same != plain).nnz == 0
-    # character grams made once per distinct word: the very matrix scikit-learn's char_wb analyzer gives
-    plain = TfidfVectorizer(sublinear_tf=True, analyzer="char_wb", ngram_range=(3, 5)).fit_transform(unique)
-    same = _tfidf(unique, ones, analyzer=_WordCharGrams())
-    assert same.shape == plain.shape and (same != plain).nnz == 0
-    assert np.array_equal(same.indices, plain.indices) and np.array_equal(same.data, plain.data)
+    for analyzer, options in analyzers.items():  # no repeats: the very matrix scikit-learn gives
+        plain = TfidfVectorizer(sublinear_tf=True, **options).fit_transform(unique)
+        same = _tfidf(unique, ones, analyzer=analyzer)
+        assert same.shape == plain.shape and (same != plain).nnz == 0
+        assert np.array_equal(same.indptr, plain.indptr) and np.array_equal(same.indices, plain.indices)
+        assert np.array_equal(same.data, plain.data)
 
 
 def test_weighted_average_linkage_is_average_linkage_over_the_repeated_rows():

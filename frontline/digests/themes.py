@@ -659,14 +659,16 @@ def _distinct(texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     return list(index), inverse, np.bincount(inverse, minlength=len(index))
 
 
-def _tfidf(texts: list[str], counts: np.ndarray, *, min_df: int = 1, **options: Any):
-    """``TfidfVectorizer(sublinear_tf=True, min_df=min_df, **options).fit_transform`` of the texts with
-    text ``k`` repeated ``counts[k]`` times, one row per distinct text: the document frequencies (and the
-    ``min_df`` cut) count the repeats, so every row is the one the repeated input would give (the same
-    arithmetic as scikit-learn's). Raises ``ValueError`` when no term is left, as scikit-learn does."""
-    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+def _tfidf(texts: list[str], counts: np.ndarray, *, min_df: int = 1, analyzer: str = "word"):
+    """``TfidfVectorizer(sublinear_tf=True, min_df=min_df, ...).fit_transform`` of the texts with text ``k``
+    repeated ``counts[k]`` times, one row per distinct text: word 1-2 grams (``analyzer="word"``,
+    ``token_pattern=r"\\S+"``) or character 3-5 grams inside words (``"char_wb"``). The document
+    frequencies (and the ``min_df`` cut) count the repeats, so every row is the one the repeated input
+    would give; the arithmetic is scikit-learn's (:mod:`frontline.digests.vectors`). Raises
+    ``ValueError`` when no term is left, as scikit-learn does."""
+    from frontline.digests import vectors
 
-    tf = CountVectorizer(dtype=np.float64, **options).fit_transform(texts).tocsr()
+    tf = vectors.word_counts(texts) if analyzer == "word" else vectors.char_counts(texts)
     df = np.bincount(
         tf.indices, weights=np.repeat(counts.astype(np.float64), np.diff(tf.indptr)), minlength=tf.shape[1]
     )
@@ -675,33 +677,7 @@ def _tfidf(texts: list[str], counts: np.ndarray, *, min_df: int = 1, **options: 
         if not len(keep):
             raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
         tf, df = tf[:, keep], df[keep]
-    transformer = TfidfTransformer(sublinear_tf=True).fit(tf)
-    idf = np.full_like(df, fill_value=int(counts.sum()) + 1, dtype=np.float64)
-    idf /= df + 1.0
-    np.log(idf, out=idf)
-    transformer.idf_ = idf + 1.0
-    return transformer.transform(tf, copy=False)
-
-
-class _WordCharGrams:
-    """scikit-learn's ``analyzer="char_wb", ngram_range=(3, 5)`` (character 3-5 grams inside each
-    whitespace-separated word, padded with a space), with each distinct word's grams made once: a text's
-    grams are its words' grams in order, so the counts are the ones scikit-learn's own analyzer gives."""
-
-    def __init__(self) -> None:
-        from sklearn.feature_extraction.text import CountVectorizer
-
-        self._grams = CountVectorizer(analyzer="char_wb", ngram_range=(3, 5)).build_analyzer()
-        self._of_word: dict[str, list[str]] = {}
-
-    def __call__(self, text: str) -> list[str]:
-        out: list[str] = []
-        for word in text.lower().split():  # scikit-learn: lower case, then split on white space
-            grams = self._of_word.get(word)
-            if grams is None:
-                grams = self._of_word[word] = self._grams(word)
-            out += grams
-        return out
+    return vectors.tfidf(tf, df, int(counts.sum()))
 
 
 def _semantic(norm: list[str]) -> np.ndarray | None:
@@ -709,14 +685,13 @@ def _semantic(norm: list[str]) -> np.ndarray | None:
     ("coupon" / "voucher" next to "code", "invalid", "checkout") get close, which plain TF-IDF cannot
     see. ``None`` when the input is too small to learn co-occurrence from. Deterministic (fixed seed).
     Each distinct text is one row weighted by the square root of its count (the SVD of the repeated rows)."""
-    if len(norm) < LSA_MIN_DOCS:  # before importing scikit-learn (~1 s): a quiet week needs none of it
+    if len(norm) < LSA_MIN_DOCS:  # too little co-occurrence to learn from
         return None
-    from sklearn.decomposition import TruncatedSVD
-    from sklearn.preprocessing import normalize
+    from frontline.digests.vectors import normalize, truncated_svd
 
     distinct, inverse, counts = _distinct(norm)
     try:
-        w = _tfidf(distinct, counts, min_df=2, ngram_range=(1, 2), token_pattern=r"\S+")
+        w = _tfidf(distinct, counts, min_df=2)
     except ValueError:
         return None
     dims = min(LSA_DIMS, w.shape[1] - 1, w.shape[0] - 1)
@@ -724,7 +699,7 @@ def _semantic(norm: list[str]) -> np.ndarray | None:
         return None
     if counts.max() > 1:  # X^T X of the repeated rows = (sqrt(c) X)^T (sqrt(c) X); a row's scale goes with normalize
         w = w.multiply(np.sqrt(counts)[:, None]).tocsr()
-    z = TruncatedSVD(dims, algorithm="randomized", n_iter=5, random_state=0).fit_transform(w)
+    z = truncated_svd(w, dims, n_iter=5, seed=0)
     return normalize(z)[inverse]
 
 
@@ -738,16 +713,17 @@ def _vectorise(
     """TF-IDF word 1-2 grams and character 3-5 grams of the (normalised) texts, beside ``semantic`` rows
     when given; with ``counts``, text ``k`` stands for ``counts[k]`` equal texts (see :func:`_tfidf`)."""
     from scipy.sparse import csr_matrix, hstack
-    from sklearn.preprocessing import normalize
+
+    from frontline.digests.vectors import normalize
 
     norm = texts if normalised else _normalised(texts)
     if counts is None:
         counts = np.ones(len(norm), dtype=np.intp)
     try:
-        w = _tfidf(norm, counts, analyzer="word", ngram_range=(1, 2), token_pattern=r"\S+")
+        w = _tfidf(norm, counts)
     except ValueError:  # empty vocabulary (all texts empty after normalising)
         w = None
-    c = _tfidf([t if t.strip() else "_" for t in norm], counts, analyzer=_WordCharGrams())
+    c = _tfidf([t if t.strip() else "_" for t in norm], counts, analyzer="char_wb")
     # Words carry the meaning; character grams bridge inflections and typos.
     x = normalize(c if w is None else hstack([w * np.sqrt(0.6), c * np.sqrt(0.4)]).tocsr())
     if semantic is not None:
@@ -791,12 +767,9 @@ def _cluster_dense(x, threshold: float, counts: np.ndarray | None = None) -> np.
     np.fill_diagonal(dist, 0.0)
     if counts is not None and counts.max() > 1:
         return _average_linkage(dist, counts, threshold)
-    from sklearn.cluster import AgglomerativeClustering
+    from frontline.digests.vectors import average_linkage
 
-    model = AgglomerativeClustering(
-        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold
-    )
-    return model.fit_predict(dist)
+    return average_linkage(dist, threshold)
 
 
 def _average_linkage(dist: np.ndarray, counts: np.ndarray, threshold: float) -> np.ndarray:
@@ -857,7 +830,7 @@ def _cluster_large(x, threshold: float, sample: int) -> np.ndarray:
     """Groups too big for one dense distance matrix: cluster an evenly spaced sample densely, assign
     every other item to the most similar sample theme (centroid cosine >= ``ASSIGN_SIMILARITY``), and
     cluster what is left the same way (recursively). Memory O(sample^2 + n * themes); deterministic."""
-    from sklearn.preprocessing import normalize
+    from frontline.digests.vectors import normalize
 
     n = x.shape[0]
     if n <= sample:
@@ -885,7 +858,7 @@ def _absorb_fragments(x, labels: np.ndarray, min_fraction: float, min_similarity
     """Attach clusters smaller than ``min_fraction`` of the group (and < 3 members at least) to the most
     similar larger cluster (centroid cosine >= ``min_similarity``); a fragment unlike every larger
     cluster stays on its own. One pass, deterministic."""
-    from sklearn.preprocessing import normalize
+    from frontline.digests.vectors import normalize
 
     n = len(labels)
     sizes = np.bincount(labels)
@@ -1049,9 +1022,9 @@ def _semantic_features(items: list[ThemeInput], emb: np.ndarray, params: ThemePa
     """Centred sentence embeddings (e5 vectors share a large common direction; removing the mean spreads
     them) beside TF-IDF word+char vectors of the normalised text and one-hots of the picked fields."""
     from scipy.sparse import csr_matrix, hstack
-    from sklearn.preprocessing import normalize
 
     from frontline.digests.embeddings import background_mean
+    from frontline.digests.vectors import normalize
 
     # The set's own mean, pulled towards the shipped background mean while the set is small.
     n = len(items)

@@ -360,6 +360,7 @@ def test_fast_normalise_is_the_reference_normalise():
     texts = [json.loads(line)["text"] for line in data.read_text().splitlines() if line.strip()]
     texts += [i.text for i in _repeated_week(3000, seed=11)]
     texts += ["Can't log in, the menu freezes", "hasn't arrived; double-billed", "No sign of the CSV", ""]
+    texts += ["Cannot find export", "cant log in", "CANT see the menu", "scan cannot start", "Cancel twice"]
     assert [normalise(t) for t in texts] == [_reference_normalise(t) for t in texts]
 
 

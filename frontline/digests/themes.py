@@ -281,8 +281,12 @@ def _stem(word: str) -> str:
 def normalise(text: str) -> str:
     """The comparison form of an observation text (what the vectorisers see)."""
     t = text.lower()
-    # all but the first two contraction patterns ("cant", "cannot") need an apostrophe to match
-    for pattern, repl in _COMPILED_CON if "'" in t or "’" in t else _COMPILED_CON[:2]:
+    # all but the first two contraction patterns need an apostrophe to match, and those two "can"
+    if "'" in t or "’" in t:
+        contractions = _COMPILED_CON
+    else:
+        contractions = _COMPILED_CON[:2] if "can" in t else []
+    for pattern, repl in contractions:
         t = pattern.sub(repl, t)
     for pattern, repl, hints in _COMPILED_SYN:
         for hint in hints:

@@ -11,10 +11,13 @@ lock the second writer cannot read before the first commits, so the first waits 
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
@@ -377,3 +380,87 @@ def test_a_scim_deactivation_that_waits_too_long_is_503_with_retry_after(scim_cl
     with session_scope(engine) as s:
         assert s.exec(select(Employee).where(Employee.employee_id == "X4")).one().active  # nothing written
     assert _deactivate(client, scim_id).status_code in (200, 204)  # released: applied at once
+
+
+class _Waits(logging.Handler):
+    """Set when a writer logs that it waits for the planning lock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "waits for the planning lock" in record.getMessage():
+            self.seen.set()
+
+
+@contextmanager
+def _uvicorn() -> Iterator[str]:
+    """The whole app under uvicorn on loopback, in this process (one event loop, its thread pool)."""
+    import uvicorn
+    from mailserver import free_port
+
+    from frontline.web.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_a_decline_waiting_for_the_planning_lock_does_not_stall_the_server(engine, settings):
+    """A mentor declines (the decline re-pairs the rotation, so it takes the planning lock) while a pairing
+    run holds the lock. The decline waits in a worker thread: the server keeps answering other requests
+    (``/healthz``, the pairing page) at once; when the run commits, the decline is applied."""
+    import httpx
+
+    from frontline.core.links import pairing_url
+    from models.db import planning_lock
+
+    settings.policy_path.write_text('support_department = "Support"\n', encoding="utf-8")
+    with session_scope(engine) as s:
+        p = _company(s)
+        dora = _rotation(s, p["dora"], date(2027, 3, 1))
+        mentoring.pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
+        first = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == dora.id)).one()
+        link = pairing_url(first.id or 0, first.mentor_id)
+    path = "/pairing/" + link.rsplit("/", 1)[1]
+    waits = _Waits()
+    logging.getLogger("frontline.planning").addHandler(waits)
+    answers: list = []
+    try:
+        with _uvicorn() as base:
+            with session_scope(engine) as holding:
+                planning_lock(holding, "pair-mentors by alice@example.com")
+                decline = threading.Thread(
+                    target=lambda: answers.append(
+                        httpx.post(base + path, data={"answer": "decline", "reason": "on leave"}, timeout=60)
+                    ),
+                    daemon=True,
+                )
+                decline.start()
+                assert waits.seen.wait(30), "the decline never waited for the planning lock"
+                for page in ("/healthz", path):
+                    t0 = time.monotonic()
+                    try:
+                        status = httpx.get(base + page, timeout=5).status_code
+                    except httpx.TimeoutException:
+                        status = None
+                    assert status == 200 and time.monotonic() - t0 < 1.5, (page, status, time.monotonic() - t0)
+                assert decline.is_alive()  # still waiting for the run
+            decline.join(60)
+    finally:
+        logging.getLogger("frontline.planning").removeHandler(waits)
+    assert answers and answers[0].status_code == 200, answers and answers[0].text
+    with session_scope(engine) as s:
+        rows = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == dora.id).order_by(MentorPairing.id))
+        assert [r.status for r in rows.all()] == ["declined", "active"]

@@ -1,7 +1,7 @@
-"""SCIM request latency on a company of N provisioned users (SQLite, the app in-process through Starlette's
-TestClient; no network):
+"""SCIM request latency on a company of N provisioned users (SQLite unless ``--database-url``; the app
+in-process through Starlette's TestClient; no network):
 
-    .venv/bin/python bench/scim.py [--users 2000] [--repeat 30]
+    .venv/bin/python bench/scim.py [--users 2000] [--repeat 30] [--database-url postgresql://...]
 
 It provisions ``--users`` SCIM Users (each an employee) through ``POST /scim/v2/Users`` and then times, per
 request (median and p90 of ``--repeat``):
@@ -49,10 +49,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--database-url", help="an empty database (default: a new SQLite file)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="frontline-scim-bench-"))
     os.environ.update(
-        FRONTLINE_DATABASE_URL=f"sqlite:///{work / 'f.db'}",
+        FRONTLINE_DATABASE_URL=args.database_url or f"sqlite:///{work / 'f.db'}",
         FRONTLINE_POLICY_PATH=str(work / "frontline.toml"),
         FRONTLINE_SECRET_KEY="bench-secret-key-not-for-production",
         FRONTLINE_THEME_EMBEDDINGS="false",

@@ -97,13 +97,7 @@ def roster_upload(
 ) -> Response:
     """A plain ``def`` (FastAPI's thread pool): the import waits for the planning lock (up to 15 s) and
     writes the roster; in the event loop that would stall every other request."""
-    dept, emp, absn, allow_leavers, problems = (
-        upload.dept,
-        upload.emp,
-        upload.absn,
-        upload.allow_leavers,
-        upload.problems,
-    )
+    dept, emp, problems = upload.dept, upload.emp, upload.problems
     if dept is None and not problems:
         problems.append("departments.csv: choose the departments file")
     if emp is None and not problems:
@@ -111,8 +105,8 @@ def roster_upload(
     if problems or dept is None or emp is None:
         return _roster_page(request, session, problems, status_code=422)
     try:
-        parsed = parse_roster(dept, emp, absn)
-        result = apply_roster(session, parsed, actor=user.email, allow_leavers=allow_leavers)
+        parsed = parse_roster(dept, emp, upload.absn)
+        result = apply_roster(session, parsed, actor=user.email, allow_leavers=upload.allow_leavers)
     except LeaversNotConfirmed as exc:  # the page asks to confirm that many leavers (files chosen again)
         session.rollback()
         return _roster_page(request, session, exc.problems, status_code=409, confirm=exc)

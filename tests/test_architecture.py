@@ -158,3 +158,28 @@ def test_web_routes_do_not_query_the_database():
             ):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.func.value.id}.{node.func.attr}(...)")
     assert not offenders, "queries in web routes (move them to a service):\n" + "\n".join(offenders)
+
+
+DB_NAMES = {"session_scope", "web_session", "session", "db"}  # a session opened, used or injected
+
+
+def async_functions_with_a_session() -> list[str]:
+    """``async def`` functions in ``frontline/web`` that open, use or are given a database session."""
+    found = []
+    for path in sorted((ROOT / "frontline" / "web").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.AsyncFunctionDef):
+                names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+                names |= {a.arg for a in node.args.args + node.args.kwonlyargs}
+                if names & DB_NAMES:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({sorted(names & DB_NAMES)})")
+    return found
+
+
+def test_web_database_work_runs_off_the_event_loop():
+    """Database work in an ``async def`` route or dependency runs in the event loop: while it waits (for
+    the planning lock up to 15 s, for SQLite's write lock, for PostgreSQL) every other request of the
+    server waits too. Routes that touch the database are plain ``def`` (FastAPI's thread pool), an async
+    dependency reads the body; async code hands database work to ``asyncio.to_thread``."""
+    offenders = async_functions_with_a_session()
+    assert not offenders, "database work in the event loop:\n" + "\n".join(offenders)

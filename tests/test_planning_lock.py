@@ -11,10 +11,13 @@ lock the second writer cannot read before the first commits, so the first waits 
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
@@ -226,3 +229,238 @@ def test_a_roster_import_waits_for_a_planning_run(engine, settings, monkeypatch)
     with session_scope(engine) as s:
         assert s.exec(select(Employee)).first() is None  # nothing written
         assert import_roster(s, *files, actor="bob@example.com", today=TODAY).employees_created == 8
+
+
+@pytest.fixture
+def scim_client(settings, engine):
+    """The app's SCIM endpoint over the test database: Departments Support (mentor M1), Sales, Engineering;
+    twelve Engineering staff X0..X11 with no rotation yet."""
+    from fastapi.testclient import TestClient
+    from observation_factories import forget_cached_policies, write_policy
+
+    from frontline.people.scim import create_token
+    from frontline.web.app import create_app
+    from tests.test_scim import company
+
+    write_policy(settings)
+    forget_cached_policies()
+    with session_scope(engine) as s:
+        company(s, staff=0)
+        eng = s.exec(select(Department).where(Department.name == "Engineering")).one()
+        for i in range(12):
+            s.add(
+                Employee(
+                    employee_id=f"X{i}",
+                    name=f"X{i}",
+                    email=f"x{i}@example.com",
+                    department_id=eng.id,
+                    hire_date=date(2020, 1, 1),
+                    timezone="Europe/Berlin",
+                    country="DE",
+                    languages=["en"],
+                )
+            )
+        _row, secret = create_token(s, "okta")
+    client = TestClient(create_app(), base_url="http://frontline.test")
+    client.headers["Authorization"] = f"Bearer {secret}"
+    return client
+
+
+def _scim_user(client, number: str) -> str:
+    from tests.test_scim import CT, user
+
+    r = client.post("/scim/v2/Users", json=user(f"{number.lower()}@example.com", number, "Engineering"), headers=CT)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _deactivate(client, scim_id: str):
+    from tests.test_scim import CT
+
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"active": False}}],
+    }
+    return client.patch(f"/scim/v2/Users/{scim_id}", json=patch, headers=CT)
+
+
+def _live_future_rotations(engine, employee_id: str) -> list[Rotation]:
+    from frontline.core import clock
+
+    with session_scope(engine) as s:
+        e = s.exec(select(Employee).where(Employee.employee_id == employee_id)).one()
+        return [
+            r
+            for r in s.exec(select(Rotation).where(Rotation.employee_id == e.id)).all()
+            if r.status != "cancelled" and r.start >= clock.today()
+        ]
+
+
+@pytest.mark.parametrize("locked", [True, False], ids=["with-lock", "without-lock"])
+def test_a_scim_deactivation_during_a_plan_run_waits_and_nothing_is_written_back(
+    scim_client, engine, settings, monkeypatch, locked
+):
+    """A plan run has read X3 as active and is solving when Okta deactivates X3. Without the lock the
+    deactivation commits at once (nothing to cancel yet) and the plan then writes X3 a rotation: a leaver
+    invited. With it the deactivation waits for the plan's commit, then cancels what the plan wrote."""
+    from frontline.core import clock
+
+    if not locked:
+        _without_lock(monkeypatch)
+    scim_id = _scim_user(scim_client, "X3")
+    solve, hold = planning.solve, 2.0
+    read = threading.Event()
+
+    def slow_solve(*args, **kwargs):
+        read.set()  # the plan's input is read: X3 is active in it
+        time.sleep(hold)
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(planning, "solve", slow_solve)
+    start = clock.today() + timedelta(days=14)
+    planned: list = []
+    runner = threading.Thread(target=lambda: planned.append(_plan_from(engine, start)), daemon=True)
+    runner.start()
+    assert read.wait(60)
+    t0 = time.monotonic()
+    answer = _deactivate(scim_client, scim_id)
+    waited = time.monotonic() - t0
+    runner.join(60)
+    assert answer.status_code in (200, 204), answer.text
+    assert planned and planned[0].created >= 12
+    with session_scope(engine) as s:
+        x3 = s.exec(select(Employee).where(Employee.employee_id == "X3")).one()
+        assert not x3.active
+        written = s.exec(select(Rotation).where(Rotation.employee_id == x3.id)).all()
+    assert written  # the plan did plan X3 (it read X3 as active)
+    if not locked:  # the race is real: the plan wrote X3's rotation after the deactivation
+        assert waited < hold
+        assert _live_future_rotations(engine, "X3")
+        return
+    assert waited > hold * 0.5  # it waited for the plan run's commit
+    assert _live_future_rotations(engine, "X3") == []  # then cancelled what the plan wrote
+    assert {r.status for r in written} == {"cancelled"}
+
+
+def _plan_from(engine, start: date):
+    with session_scope(engine) as s:
+        return planning.plan_rotations(s, PLAN_POLICY, start=start, actor="hr")
+
+
+def test_a_scim_deactivation_that_waits_too_long_is_503_with_retry_after(scim_client, engine, monkeypatch):
+    """Past the web's wait (here 1 s) the identity provider is told to retry: a SCIM error with 503 and
+    Retry-After (RFC 7644 keeps 409 for duplicates and version conflicts), naming the holder; nothing is
+    written. A write that deactivates nobody does not wait for the lock at all."""
+    from fastapi.testclient import TestClient
+
+    import frontline.web.scim
+    from frontline.web.app import create_app
+    from models.db import planning_lock
+    from tests.test_scim import CT
+
+    scim_id = _scim_user(scim_client, "X4")
+    monkeypatch.setattr(frontline.web.scim, "WEB_PLANNING_LOCK_WAIT", 1.0)
+    client = TestClient(create_app(), base_url="http://frontline.test", headers=dict(scim_client.headers))
+    with session_scope(engine) as holding:
+        planning_lock(holding, "plan-rotations by alice@example.com")
+        t0 = time.monotonic()
+        r = _deactivate(client, scim_id)
+        assert 0.9 < time.monotonic() - t0 < 10
+        assert r.status_code == 503 and r.headers["Retry-After"] == "30", r.text
+        body = r.json()
+        assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"] and body["status"] == "503"
+        assert "plan-rotations by alice@example.com" in body["detail"]
+        t0 = time.monotonic()  # a title change deactivates nobody: no wait
+        title = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "title", "value": "Engineer"}],
+        }
+        assert client.patch(f"/scim/v2/Users/{scim_id}", json=title, headers=CT).status_code in (200, 204)
+        assert time.monotonic() - t0 < 0.9
+    with session_scope(engine) as s:
+        assert s.exec(select(Employee).where(Employee.employee_id == "X4")).one().active  # nothing written
+    assert _deactivate(client, scim_id).status_code in (200, 204)  # released: applied at once
+
+
+class _Waits(logging.Handler):
+    """Set when a writer logs that it waits for the planning lock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "waits for the planning lock" in record.getMessage():
+            self.seen.set()
+
+
+@contextmanager
+def _uvicorn() -> Iterator[str]:
+    """The whole app under uvicorn on loopback, in this process (one event loop, its thread pool)."""
+    import uvicorn
+    from mailserver import free_port
+
+    from frontline.web.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_a_decline_waiting_for_the_planning_lock_does_not_stall_the_server(engine, settings):
+    """A mentor declines (the decline re-pairs the rotation, so it takes the planning lock) while a pairing
+    run holds the lock. The decline waits in a worker thread: the server keeps answering other requests
+    (``/healthz``, the pairing page) at once; when the run commits, the decline is applied."""
+    import httpx
+
+    from frontline.core.links import pairing_url
+    from models.db import planning_lock
+
+    settings.policy_path.write_text('support_department = "Support"\n', encoding="utf-8")
+    with session_scope(engine) as s:
+        p = _company(s)
+        dora = _rotation(s, p["dora"], date(2027, 3, 1))
+        mentoring.pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
+        first = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == dora.id)).one()
+        link = pairing_url(first.id or 0, first.mentor_id)
+    path = "/pairing/" + link.rsplit("/", 1)[1]
+    waits = _Waits()
+    logging.getLogger("frontline.planning").addHandler(waits)
+    answers: list = []
+    try:
+        with _uvicorn() as base:
+            with session_scope(engine) as holding:
+                planning_lock(holding, "pair-mentors by alice@example.com")
+                decline = threading.Thread(
+                    target=lambda: answers.append(
+                        httpx.post(base + path, data={"answer": "decline", "reason": "on leave"}, timeout=60)
+                    ),
+                    daemon=True,
+                )
+                decline.start()
+                assert waits.seen.wait(30), "the decline never waited for the planning lock"
+                for page in ("/healthz", path):
+                    t0 = time.monotonic()
+                    try:
+                        status = httpx.get(base + page, timeout=5).status_code
+                    except httpx.TimeoutException:
+                        status = None
+                    assert status == 200 and time.monotonic() - t0 < 1.5, (page, status, time.monotonic() - t0)
+                assert decline.is_alive()  # still waiting for the run
+            decline.join(60)
+    finally:
+        logging.getLogger("frontline.planning").removeHandler(waits)
+    assert answers and answers[0].status_code == 200, answers and answers[0].text
+    with session_scope(engine) as s:
+        rows = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == dora.id).order_by(MentorPairing.id))
+        assert [r.status for r in rows.all()] == ["declined", "active"]

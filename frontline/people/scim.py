@@ -29,6 +29,8 @@ import asyncio
 import re
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -59,6 +61,7 @@ from frontline.core import audit, clock
 from frontline.core.security import hash_secret
 from frontline.operations.connectors import record_failure, record_success
 from models import Department, Employee, ScimResource, ScimToken, session_scope, utcnow
+from models.db import INTERACTIVE, planning_lock
 
 CONNECTOR = "scim"
 TOKEN_PREFIX = "fls_"
@@ -575,6 +578,7 @@ def held_leavers(session: Session) -> list[dict[str, Any]]:
 def confirm_leavers(session: Session, employee_ids: list[str] | None, actor: str = "cli") -> list[str]:
     """Apply held deactivations (all of them, or those of ``employee_ids``): the people leave as any leaver
     does. Returns the employee ids that left. Raises ValueError naming an id that has none held."""
+    planning_lock(session, f"scim leavers confirm by {actor}")  # before reading: it cancels rotations, pairings
     held = {h["employee_id"]: h for h in held_leavers(session)}
     wanted = list(held) if employee_ids is None else employee_ids
     unknown = [i for i in wanted if i not in held]
@@ -602,7 +606,26 @@ def record_error(message: str) -> None:
 
 
 class FrontlineStorage(ScimStorage):
-    """scim2-server's storage over Frontline's database: one transaction per call."""
+    """scim2-server's storage over Frontline's database: one transaction per call.
+
+    A write that may deactivate someone (a User written with ``active: false``, a User deleted) cancels
+    rotations and pairings, so it takes the planning lock (:func:`models.db.planning_lock`) as the first
+    thing in its transaction, before it reads or writes anything: a plan or pairing run then cannot write
+    back what it cancelled, and it never holds SQLite's write lock while it waits. It waits at most
+    ``lock_wait`` seconds (the web's cap), then raises :class:`~frontline.core.errors.PlanningBusy`."""
+
+    def __init__(self, lock_wait: float | None = None) -> None:
+        super().__init__()
+        self.lock_wait = lock_wait
+
+    @contextmanager
+    def _writing(self, resource_type: ResourceType, deactivates: bool, what: str) -> Iterator[Session]:
+        with session_scope() as session:
+            if self.lock_wait is not None:
+                session.info[INTERACTIVE] = self.lock_wait
+            if deactivates and _name(resource_type) == "User":
+                planning_lock(session, f"SCIM {what}")
+            yield session
 
     def get(
         self,
@@ -665,7 +688,7 @@ class FrontlineStorage(ScimStorage):
         data = _payload(resource)
         scim_id = uuid.uuid4().hex
         new_hire = None
-        with session_scope() as session:
+        with self._writing(resource_type, data.get("active", True) is False, "create (inactive)") as session:
             now = utcnow()
             row = ScimResource(
                 resource_type=_name(resource_type),
@@ -692,7 +715,8 @@ class FrontlineStorage(ScimStorage):
         expected_version: str | None = None,
     ) -> Resource[Any]:
         data = _payload(resource)
-        with session_scope() as session:
+        deactivates = data.get("active", True) is False
+        with self._writing(resource_type, deactivates, f"deactivation of user {resource.id}") as session:
             row = self._row(session, resource_type, cast(str, resource.id))
             _check_version(row, expected_version)
             now = utcnow()
@@ -711,7 +735,7 @@ class FrontlineStorage(ScimStorage):
     def delete(self, resource_type: ResourceType, resource_id: str, *, expected_version: str | None = None) -> None:
         """A deleted User is a deactivated one (the employee is never deleted; the safety rule applies);
         its SCIM record is gone (404) and its userName free again."""
-        with session_scope() as session:
+        with self._writing(resource_type, True, f"deletion of user {resource_id}") as session:
             row = self._row(session, resource_type, resource_id)
             _check_version(row, expected_version)
             now = utcnow()
@@ -815,8 +839,8 @@ def _check_version(row: ScimResource, expected: str | None) -> None:
 class AsyncFrontlineStorage(AsyncScimStorage):
     """The storage for scim2-server's ASGI application: each call in a worker thread."""
 
-    def __init__(self) -> None:
-        self.storage = FrontlineStorage()
+    def __init__(self, lock_wait: float | None = None) -> None:
+        self.storage = FrontlineStorage(lock_wait)
 
     async def get(
         self,

@@ -31,9 +31,10 @@ from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.engine import Engine
 
 from frontline.core.security import hash_secret
-from frontline.observations.api_tokens import authenticate_api_token
+from frontline.observations.api_tokens import TokenRow, authenticate_api_token
 from frontline.observations.contacts import ContactsIn, ContactsRefused, record_contacts_by_token
 from frontline.observations.intake import (
     ObservationConflict,
@@ -92,6 +93,11 @@ def _forget_token(token_hash: str) -> None:
         _token_cache.pop(key, None)
 
 
+def _lookup(engine: Engine, secret: str) -> TokenRow | None:
+    with session_scope(engine) as session:
+        return authenticate_api_token(session, secret)
+
+
 async def authenticated(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
     """The caller's API token. A dependency, so it is checked before the body is validated: an
     unauthenticated request gets 401, never field errors. Known tokens are cached for a few seconds;
@@ -108,8 +114,7 @@ async def authenticated(credentials: HTTPAuthorizationCredentials | None = Depen
     now = time.monotonic()
     if cached is not None and cached[0] > now:
         return cached[1]
-    with session_scope(engine) as session:
-        token = authenticate_api_token(session, secret)
+    token = await asyncio.to_thread(_lookup, engine, secret)  # a database read: not in the event loop
     if token is None:
         _token_cache.pop(key, None)
         raise HTTPException(401, "unknown or revoked API token", headers=unauthorised)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from frontline.core import clock
@@ -70,13 +70,18 @@ def request_page(token: str) -> HTMLResponse:
         return _page(200, a)
 
 
-@router.post("/request/{token}", response_class=HTMLResponse)
-async def request_submit(token: str, request: Request) -> HTMLResponse:
+async def _request_form(request: Request) -> dict[str, list[str]]:
+    """The url-encoded form, read in the event loop; the route is a plain ``def``."""
     raw = await request.body()
     try:
-        fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
+        return parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
     except (UnicodeDecodeError, ValueError):
-        fields = {}
+        return {}
+
+
+@router.post("/request/{token}", response_class=HTMLResponse)
+def request_submit(token: str, fields: dict[str, list[str]] = Depends(_request_form)) -> HTMLResponse:
+    """A plain ``def`` (FastAPI's thread pool): an approval at once takes the planning lock."""
     kind = (fields.get("kind") or [""])[-1]
     reason = (fields.get("reason") or [""])[-1]
     weeks = fields.get("week") or []

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -201,7 +201,9 @@ def _rotator_from_token(session: Session, token: str, policy: Policy) -> Employe
 
 
 async def _form_fields(request: Request) -> dict[str, str]:
-    """The url-encoded form (single values). Parsed here so the body limit and charset are ours."""
+    """The url-encoded form (single values). Parsed here so the body limit and charset are ours. A
+    dependency: the body is read in the event loop, and the routes are plain ``def`` (FastAPI runs them in
+    its thread pool), so their database work never stalls the other requests."""
     raw = await request.body()
     try:
         text = raw.decode("utf-8")
@@ -329,9 +331,10 @@ def observe_form(token: str, request: Request) -> HTMLResponse:
 
 
 @router.post("/observe/{token}/drafts/{draft_id}/discard", response_class=HTMLResponse)
-async def draft_discard(token: str, draft_id: int, request: Request) -> HTMLResponse:
+def draft_discard(
+    token: str, draft_id: int, request: Request, form: dict[str, str] = Depends(_form_fields)
+) -> HTMLResponse:
     """Discard one of the rotator's helpdesk drafts (it is kept, marked discarded, and never shown again)."""
-    form = await _form_fields(request)
     policy = current_policy()
     with session_scope(get_engine()) as session:
         try:
@@ -351,8 +354,7 @@ async def draft_discard(token: str, draft_id: int, request: Request) -> HTMLResp
 
 
 @router.post("/observe/{token}", response_class=HTMLResponse)
-async def observe_submit(token: str, request: Request) -> HTMLResponse:
-    form = await _form_fields(request)
+def observe_submit(token: str, request: Request, form: dict[str, str] = Depends(_form_fields)) -> HTMLResponse:
     policy = current_policy()
     with session_scope(get_engine()) as session:
         try:
@@ -372,10 +374,9 @@ async def observe_submit(token: str, request: Request) -> HTMLResponse:
 
 
 @router.post("/observe/{token}/contacts", response_class=HTMLResponse)
-async def contacts_submit(token: str, request: Request) -> HTMLResponse:
+def contacts_submit(token: str, request: Request, form: dict[str, str] = Depends(_form_fields)) -> HTMLResponse:
     """The observation page's "contacts handled" form: one number for a day (today by default), optionally
     split by product area; recording the same day again replaces the number."""
-    form = await _form_fields(request)
     policy = current_policy()
     with session_scope(get_engine()) as session:
         try:
@@ -540,8 +541,7 @@ def ack_page(token: str, request: Request) -> HTMLResponse:
 
 
 @router.post("/ack/{token}", response_class=HTMLResponse)
-async def ack_submit(token: str, request: Request) -> HTMLResponse:
-    form = await _form_fields(request)
+def ack_submit(token: str, request: Request, form: dict[str, str] = Depends(_form_fields)) -> HTMLResponse:
     with session_scope(get_engine()) as session:
         try:
             target, payload = _ack_target(session, token)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from frontline.core.errors import PlanningError, PolicyError
@@ -63,13 +63,19 @@ def pairing_page(token: str) -> HTMLResponse:
         return _page("web/pairing.html", v=view, message=None, error=None, max_reason=MAX_REASON)
 
 
-@router.post("/pairing/{token}", response_class=HTMLResponse)
-async def pairing_answer(token: str, request: Request) -> HTMLResponse:
+async def _answer_form(request: Request) -> dict[str, str]:
+    """The url-encoded form (single values), read in the event loop; the route itself is a plain ``def``."""
     raw = await request.body()
     try:
-        fields = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=5).items()}
+        return {k: v[-1] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=5).items()}
     except (UnicodeDecodeError, ValueError):
-        fields = {}
+        return {}
+
+
+@router.post("/pairing/{token}", response_class=HTMLResponse)
+def pairing_answer(token: str, fields: dict[str, str] = Depends(_answer_form)) -> HTMLResponse:
+    """A plain ``def``: FastAPI runs it in its thread pool. A decline waits for the planning lock (up to
+    ``WEB_PLANNING_LOCK_WAIT``) and re-pairs; in the event loop that would stall every other request."""
     answer = fields.get("answer")
     with web_session() as session:
         try:

@@ -4,8 +4,10 @@ scim2-server's ASGI application serves the protocol over :class:`frontline.peopl
 (the database work lives there). This module adds what is Frontline's: the bearer token (a hashed
 ``frontline scim token create`` token; never logged), 503 when the database is unreachable, 409 when a
 concurrent request took a unique value, and every refused request recorded as the connector's last error
-(``frontline status``), without the token. Entra ID's PATCH dialect (``"op": "Replace"``, ``"value":
-"False"``) is read by scim2-models as it is (``tests/test_scim.py`` sends it).
+(``frontline status``), without the token; a deactivation that cannot have the planning lock within the
+web's wait (a plan or pairing run is writing) gets 503 with Retry-After, nothing written. Entra ID's PATCH
+dialect (``"op": "Replace"``, ``"value": "False"``) is read by scim2-models as it is (``tests/test_scim.py``
+sends it).
 """
 
 from __future__ import annotations
@@ -20,10 +22,16 @@ from scim2_server.responses import ScimResponse
 from scim2_server.service import ScimService
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from frontline.core.errors import PlanningBusy
 from frontline.people import scim
+from frontline.web.auth import WEB_PLANNING_LOCK_WAIT
 
 PREFIX = "/scim"
 MAX_BODY_BYTES = 1024 * 1024
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+# Retry-After when a deactivation found a plan or pairing run holding the planning lock past the web's wait:
+# such a run takes seconds to a few minutes (frontline pair at 10k: 11 s).
+BUSY_RETRY_AFTER = "30"
 
 
 class ScimApp(ASGIApplication):
@@ -44,10 +52,16 @@ class ScimApp(ASGIApplication):
         """The database cannot be reached: 503 with Retry-After (Okta and Entra ID retry), as a SCIM error;
         the transaction was rolled back, so nothing was written."""
 
+        if isinstance(exception, PlanningBusy):
+            # Not 409: RFC 7644 3.12 gives 409 to a duplicate (scimType uniqueness) or a version conflict, and
+            # identity providers treat it so. A plan or pairing run is writing: try again later (RFC 9110 503).
+            self.log.warning("SCIM %s %s: %s", request.method, request.path, exception)
+            body = {"schemas": [ERROR], "status": "503", "detail": str(exception)}
+            return ScimResponse(HTTPStatus.SERVICE_UNAVAILABLE, body, {"Retry-After": BUSY_RETRY_AFTER})
         if isinstance(exception, OperationalError):
             self.log.warning("SCIM %s %s: database unavailable: %s", request.method, request.path, type(exception))
             detail = "Frontline's database is unavailable; nothing was written, retry later"
-            body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "503", "detail": detail}
+            body = {"schemas": [ERROR], "status": "503", "detail": detail}
             return ScimResponse(HTTPStatus.SERVICE_UNAVAILABLE, body, {"Retry-After": "60"})
         if isinstance(exception, IntegrityError):  # two requests took the same userName or e-mail at once
             detail = "a unique value (userName, e-mail, employee number) was taken by a concurrent request; retry"
@@ -71,4 +85,8 @@ class ScimApp(ASGIApplication):
 
 def make_app() -> ScimApp:
     provider = scim.provider()
-    return ScimApp(scim.AsyncFrontlineStorage(), provider, service=ScimService(provider, secret=None))
+    return ScimApp(
+        scim.AsyncFrontlineStorage(lock_wait=WEB_PLANNING_LOCK_WAIT),
+        provider,
+        service=ScimService(provider, secret=None),
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
@@ -66,13 +66,17 @@ def survey_form(token: str) -> HTMLResponse:
         return _page("web/survey.html", **ctx)
 
 
-@router.post("/survey/{token}", response_class=HTMLResponse)
-async def survey_submit(token: str, request: Request) -> HTMLResponse:
+async def _survey_form(request: Request) -> dict[str, str]:
+    """The url-encoded form, read in the event loop; the route is a plain ``def`` (FastAPI's thread pool)."""
     raw = await request.body()
     try:
-        fields = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=10).items()}
+        return {k: v[-1] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=10).items()}
     except (UnicodeDecodeError, ValueError):
-        fields = {}
+        return {}
+
+
+@router.post("/survey/{token}", response_class=HTMLResponse)
+def survey_submit(token: str, fields: dict[str, str] = Depends(_survey_form)) -> HTMLResponse:
     with session_scope(get_engine()) as session:
         try:
             ctx = _context(session, token)

@@ -3,6 +3,8 @@ see who joined and who left in the last import. Parsing is :mod:`frontline.peopl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlmodel import Session
@@ -66,18 +68,36 @@ def _allow_leavers(value: object, problems: list[str]) -> int | None:
     return None
 
 
-@router.post("/roster")
-async def roster_upload(
-    request: Request, user: Principal = Depends(require_hr), session: Session = Depends(db)
-) -> Response:
-    # The files are read from the form here, after the HR check (a File() parameter would make FastAPI
-    # read the whole body before any dependency runs).
+@dataclass
+class _Upload:
+    dept: tuple[str, bytes] | None
+    emp: tuple[str, bytes] | None
+    absn: tuple[str, bytes] | None
+    allow_leavers: int | None
+    problems: list[str]
+
+
+async def _upload(request: Request) -> _Upload:
+    """The files, read from the form in the event loop after the HR and CSRF checks (a File() parameter
+    would make FastAPI read the whole body before any dependency runs); the route is a plain ``def``."""
     form = await request.form()
     problems: list[str] = []
     dept = await _read(form.get("departments"), "departments", problems)
     emp = await _read(form.get("employees"), "employees", problems)
     absn = await _read(form.get("absences"), "absences", problems)
-    allow_leavers = _allow_leavers(form.get("allow_leavers"), problems)
+    return _Upload(dept, emp, absn, _allow_leavers(form.get("allow_leavers"), problems), problems)
+
+
+@router.post("/roster")
+def roster_upload(
+    request: Request,
+    user: Principal = Depends(require_hr),
+    upload: _Upload = Depends(_upload),
+    session: Session = Depends(db),
+) -> Response:
+    """A plain ``def`` (FastAPI's thread pool): the import waits for the planning lock (up to 15 s) and
+    writes the roster; in the event loop that would stall every other request."""
+    dept, emp, problems = upload.dept, upload.emp, upload.problems
     if dept is None and not problems:
         problems.append("departments.csv: choose the departments file")
     if emp is None and not problems:
@@ -85,8 +105,8 @@ async def roster_upload(
     if problems or dept is None or emp is None:
         return _roster_page(request, session, problems, status_code=422)
     try:
-        parsed = parse_roster(dept, emp, absn)
-        result = apply_roster(session, parsed, actor=user.email, allow_leavers=allow_leavers)
+        parsed = parse_roster(dept, emp, upload.absn)
+        result = apply_roster(session, parsed, actor=user.email, allow_leavers=upload.allow_leavers)
     except LeaversNotConfirmed as exc:  # the page asks to confirm that many leavers (files chosen again)
         session.rollback()
         return _roster_page(request, session, exc.problems, status_code=409, confirm=exc)

@@ -40,7 +40,7 @@ from datetime import date, datetime, time, timedelta
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import Text, and_, insert, or_, type_coerce
+from sqlalchemy import Text, and_, or_, type_coerce
 from sqlmodel import Session, col, func, select
 
 from frontline.core import audit, clock
@@ -50,6 +50,7 @@ from frontline.mentors.checkins import choose_checkin, slot_key, slot_local, slo
 from frontline.mentors.pairings import active_pairings_overlapping
 from frontline.mentors.surveys import mentor_feedback
 from models import Absence, Department, Employee, MentorPairing, PairingGap, Rotation, utcnow
+from models.db import bulk_insert
 
 if TYPE_CHECKING:  # the solver imports SciPy (~1 s): only pairing itself loads it
     from frontline.mentors import solver
@@ -653,21 +654,25 @@ class PairingWriter:
         self.result.created.append(row)
 
     def flush(self) -> None:
-        """Insert the new pairings by multi-row INSERT ... RETURNING statements (no ORM object per pairing),
-        then record the audit events of the replacements and proposals. Each row returns its rotation with
-        its id (a run creates one pairing per rotation at most), so the rows need not come back in order:
-        asking for that order made SQLite insert them one statement per row (100k employees: 89k)."""
+        """Insert the new pairings in one DBAPI ``executemany`` (:func:`models.db.bulk_insert`: no ORM object
+        nor SQLAlchemy's bind processing per pairing), read their ids back by this run's own ``now`` (every new
+        pairing of the run has it as ``created_at``; no other writer runs meanwhile: the planning lock), then
+        record the audit events of the replacements and proposals."""
         if not self.new:
             return
-        self.session.flush()
         table = MentorPairing.__table__  # type: ignore[attr-defined]
-        inserted = self.session.connection().execute(
-            insert(table).returning(table.c.rotation_id, table.c.id),
-            [values for values, _row, _old in self.new],
-        )
-        ids: dict[int, int] = {row[0]: row[1] for row in inserted}
+        bulk_insert(self.session, table, [values for values, _row, _old in self.new])
+        mine = {values["rotation_id"] for values, _row, _old in self.new}
+        ids: dict[int, int] = {}
+        for rotation_id, pid in self.session.exec(
+            select(MentorPairing.rotation_id, MentorPairing.id).where(
+                MentorPairing.created_at == self.now, MentorPairing.status == self.status
+            )
+        ).all():
+            if rotation_id in mine:
+                ids[rotation_id] = cast(int, pid)
         if len(ids) != len(self.new):  # pragma: no cover - one new pairing per rotation (triage's ``need``)
-            raise RuntimeError("a pairing run created two pairings for one rotation")
+            raise RuntimeError("the new pairings could not be read back (two for one rotation?)")
         for values, row, old in self.new:
             pid = ids[values["rotation_id"]]
             row["pairing_id"] = pid

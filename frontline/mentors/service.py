@@ -733,8 +733,11 @@ def record_gaps(session: Session, tried: list[int], unmatched: list[dict[str, An
     relaxation that would help: :class:`models.PairingGap`); forget the gaps of the others."""
     if not tried:
         return
-    for gap in session.exec(select(PairingGap).where(col(PairingGap.rotation_id).in_(tried))).all():
-        session.delete(gap)
+    tried_set = set(tried)
+    # every recorded gap (one per rotation still without a mentor: few), not 100k ids bound one by one
+    for gap in session.exec(select(PairingGap)).all():
+        if gap.rotation_id in tried_set:
+            session.delete(gap)
     session.flush()
     for u in unmatched:
         session.add(

@@ -45,7 +45,7 @@ import numpy as np
 
 from frontline.mentors.solver.bound import dual_value, lagrangian, load_term, polyak_step
 from frontline.mentors.solver.flow import _distances_to_sink
-from frontline.mentors.solver.greedy import rescue_unmatched
+from frontline.mentors.solver.greedy import fill_the_rest, rescue_unmatched
 from frontline.mentors.solver.model import Edges, Instance, Pool
 from frontline.mentors.solver.problem import Solution
 from frontline.mentors.solver.scan import scan
@@ -404,8 +404,8 @@ def solve_by_cohorts(
     """Cohort flows for the pairing, the kept-week flow for the bound (see the module docstring).
     ``improve`` (``(inst, cohorts, assign, deadline, stats) -> assign``, never worse, e.g.
     :func:`.improve.improve_by_blocks`) runs after the cohort passes and the rescue, until
-    ``improve_share`` of the time limit at most (``improve_share_big`` above ``flow_bound_rotators``); the
-    unmatched are rescued again after it."""
+    ``improve_share`` of the time limit at most (``improve_share_big`` above ``flow_bound_rotators``); then
+    anyone unmatched takes a seat the blocks freed, if any (:func:`.greedy.fill_the_rest`)."""
     if cfg.candidates < 1 or cfg.passes < 1 or cfg.scale < 1:
         raise ValueError("cohort candidates, passes and scale must be >= 1")
     pool, found = candidate_scan(inst, cfg.candidates, cfg.block)
@@ -426,7 +426,7 @@ def solve_by_cohorts(
         share = cfg.improve_share_big if big else cfg.improve_share
         assign = improve(inst, cohorts, assign, t0 + share * cfg.time_limit, stats)
         # the blocks can free a seat someone unmatched fits (a re-run would pair them: not stable)
-        stats["rescued"] += rescue_unmatched(inst, assign)
+        stats["filled_after_blocks"] = int((assign[fill_the_rest(inst, assign, rots)] >= 0).sum())
     if len(inst.overfull(assign, inst.rescap)):  # pragma: no cover - must never ship
         raise RuntimeError("cohort pairing overfilled a mentor")
     stats["t_pairing"] = round(time.perf_counter() - t0, 3)

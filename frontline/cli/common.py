@@ -78,11 +78,11 @@ def echo_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> 
         value = row.get(column, "")
         return "-" if value is None else str(value)
 
-    widths = {c: max(len(c), *(len(cell(r, c)) for r in rows)) for c in columns}
-    typer.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
-    typer.echo("  ".join("-" * widths[c] for c in columns))
-    for r in rows:
-        typer.echo("  ".join(cell(r, c).ljust(widths[c]) for c in columns).rstrip())
+    cells = [[cell(r, c) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(line[k]) for line in cells)) for k, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(widths[k]) for k, c in enumerate(columns)).rstrip(), "  ".join("-" * w for w in widths)]
+    lines.extend("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells)
+    typer.echo("\n".join(lines))  # one write: 100k employees' pairings echoed line by line took 0.6 s
     sys.stdout.flush()
 
 

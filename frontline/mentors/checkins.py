@@ -227,6 +227,7 @@ def _table_key(mentor_tz: str, rotator_tz: str, monday: date) -> _TableKey:
     return (mentor_tz, rotator_tz, monday)
 
 
+@lru_cache(maxsize=65536)  # 100k employees: 89k pairings, far fewer (start, end, two zones)
 def ranked_slots(
     start: date, end: date, mentor_tz: str, rotator_tz: str, minutes: int, hours: tuple[int, int]
 ) -> tuple[tuple[tuple[int, str], tuple[int, str]], ...]:
@@ -235,7 +236,8 @@ def ranked_slots(
     per-week tables of the two zones (:func:`_week_table`), so a company computes each (mentor zone,
     rotator zone, week) once, not once per pairing; and ranked once per what the ranking depends on (the
     weeks' tables, the kickoff's table, where the rotation starts and ends in its weeks): every rotation of
-    the same length and weekdays whose zones keep the same two offsets shares it."""
+    the same length and weekdays whose zones keep the same two offsets shares it. Kept per (dates, zones,
+    length, hours) too: a company's pairings share a few thousand of those."""
     first_monday = clock.monday(start)
     keys = tuple(
         _table_key(mentor_tz, rotator_tz, first_monday + timedelta(weeks=k)) for k in range(_weeks(start, end))

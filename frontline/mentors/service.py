@@ -30,14 +30,17 @@ Check-ins live in :mod:`frontline.mentors.checkins`, the wrap-up surveys in :mod
 
 from __future__ import annotations
 
+import gc
+import json
 import time as _time
-from collections.abc import Collection, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Text, and_, or_, type_coerce
 from sqlmodel import Session, col, func, select
 
 from frontline.core import audit, clock
@@ -47,6 +50,7 @@ from frontline.mentors.checkins import choose_checkin, slot_key, slot_local, slo
 from frontline.mentors.pairings import active_pairings_overlapping
 from frontline.mentors.surveys import mentor_feedback
 from models import Absence, Department, Employee, MentorPairing, PairingGap, Rotation, utcnow
+from models.db import bulk_insert
 
 if TYPE_CHECKING:  # the solver imports SciPy (~1 s): only pairing itself loads it
     from frontline.mentors import solver
@@ -216,8 +220,8 @@ PERSON_COLUMNS = (
     Employee.email,
     Employee.department_id,
     Employee.timezone,
-    Employee.languages,
-    Employee.skills,
+    type_coerce(Employee.languages, Text),  # the JSON text: :func:`_decoder` decodes each distinct one once
+    type_coerce(Employee.skills, Text),
     Employee.mentor_capacity,
     Employee.active,
     Employee.left_on,
@@ -232,7 +236,7 @@ class PairingState:
     as_of: date
     horizon_start: date  # the Monday of ``as_of``'s week: week 0 of the solver
     mentors: dict[int, PersonFacts]  # who may mentor now, by id
-    absences: dict[int, list[Absence]]  # by employee, those ending in the horizon or later
+    absences: dict[int, list[Absence]]  # the mentors' (those who may mentor), ending in the horizon or later
     rotations: list[RotationFacts]  # not over, starting in the horizon, by start
     active: list[MentorPairing]  # the active and proposed pairings of those rotations
     employees: dict[int, PersonFacts]  # the rotators of those rotations and the mentors of those pairings
@@ -253,20 +257,52 @@ class PairingState:
         return self.rotation_by_id[rotation_id]
 
 
+def _decoder() -> Callable[[Any], list[str]]:
+    """A JSON list column's value as read by :data:`PERSON_COLUMNS` (its text, or already a list when the driver
+    decodes JSON itself) to a list, each distinct text decoded once (a company has few distinct language and
+    skill lists; 100k employees decoded one by one took 1-3 s). People with the same text share the list."""
+    seen: dict[str, list[str]] = {}
+
+    def decode(value: Any) -> list[str]:
+        if not isinstance(value, str):
+            return list(value or [])
+        out = seen.get(value)
+        if out is None:
+            out = seen[value] = list(json.loads(value) or [])
+        return out
+
+    return decode
+
+
+def _people(session: Session, where: Any) -> list[Person]:
+    """The people ``where`` selects, read by columns (:class:`Person`), by id."""
+    decode = _decoder()
+    rows = session.exec(select(*PERSON_COLUMNS).where(where).order_by(col(Employee.id))).all()  # type: ignore[call-overload]
+    return [
+        Person(pid, name, email, dept, tz, decode(langs), decode(skills), cap, active, left)
+        for pid, name, email, dept, tz, langs, skills, cap, active, left in rows
+    ]
+
+
+def _is_mentor(support: Department) -> Any:
+    """Who may mentor (those who left before the day aside): active members of ``support`` with
+    ``is_mentor`` and a positive capacity."""
+    return and_(
+        col(Employee.department_id) == support.id,
+        col(Employee.is_mentor) == True,  # noqa: E712
+        col(Employee.active) == True,  # noqa: E712
+        col(Employee.mentor_capacity) > 0,
+    )
+
+
+def _mentor_ids(support: Department) -> Any:
+    return select(Employee.id).where(_is_mentor(support))
+
+
 def _eligible_mentors(session: Session, support: Department | None, as_of: date) -> dict[int, PersonFacts]:
     if support is None:
         return {}
-    rows = session.exec(
-        select(*PERSON_COLUMNS)  # type: ignore[call-overload]
-        .where(
-            Employee.department_id == support.id,
-            Employee.is_mentor == True,  # noqa: E712
-            Employee.active == True,  # noqa: E712
-            Employee.mentor_capacity > 0,
-        )
-        .order_by(col(Employee.id))
-    ).all()
-    people = [Person(*row) for row in rows]
+    people = _people(session, _is_mentor(support))
     return {e.id: e for e in people if e.left_on is None or e.left_on > as_of}
 
 
@@ -275,69 +311,62 @@ def _employee_entities(session: Session, ids: set[int]) -> dict[int, Employee]:
     return {e.id: e for e in rows if e.id is not None}
 
 
-def _employees(session: Session, ids: set[int]) -> dict[int, PersonFacts]:
-    """The people ``ids`` by id, read by columns (:class:`Person`)."""
-    if not ids:
-        return {}
-    rows = session.exec(select(*PERSON_COLUMNS).where(col(Employee.id).in_(sorted(ids)))).all()  # type: ignore[call-overload]
-    return {row[0]: Person(*row) for row in rows}
-
-
-def _history(session: Session, employee_ids: set[int]) -> dict[int, set[int]]:
-    history: dict[int, set[int]] = {}
-    if employee_ids:
-        for eid, mid in session.exec(
-            select(Rotation.employee_id, MentorPairing.mentor_id)
-            .join(MentorPairing, col(MentorPairing.rotation_id) == Rotation.id)
-            .where(col(Rotation.employee_id).in_(sorted(employee_ids)))
-        ).all():
-            history.setdefault(eid, set()).add(mid)
-    return history
-
-
-def _pairings_per_rotation(session: Session, rotation_ids: list[int]) -> dict[int, int]:
-    if not rotation_ids:
-        return {}
-    rows = session.exec(
-        select(MentorPairing.rotation_id, func.count(col(MentorPairing.id)))
-        .where(col(MentorPairing.rotation_id).in_(rotation_ids))
-        .group_by(col(MentorPairing.rotation_id))
-    ).all()
-    return dict(rows)
-
-
 def load_state(session: Session, support: Department | None, as_of: date) -> PairingState:
     """Read what pairing needs: the mentors (of ``support``, see :func:`support_department`), absences,
     the rotations of the horizon and their active pairings, the people involved, pairing history,
-    earlier pairings per rotation, ratings, who has mentored before, and department names."""
+    earlier pairings per rotation, ratings, who has mentored before, and department names.
+
+    By a few set queries: the rotations of the horizon (and the planned ones among them) are subqueries of
+    the others, never lists of ids (100k employees: 90k ids bound one by one cost more than the reads)."""
     h0 = clock.monday(as_of)
     h_end = h0 + timedelta(weeks=HORIZON_WEEKS)
     mentors = _eligible_mentors(session, support, as_of)
     absences: dict[int, list[Absence]] = {}
-    for a in session.exec(select(Absence).where(Absence.end >= h0)).all():
-        absences.setdefault(a.employee_id, []).append(a)
+    if support is not None:  # a mentor's absences are all that count (:func:`triage`, :func:`solver_mentors`)
+        for a in session.exec(
+            select(Absence).where(Absence.end >= h0, col(Absence.employee_id).in_(_mentor_ids(support)))
+        ).all():
+            absences.setdefault(a.employee_id, []).append(a)
+    in_horizon = and_(col(Rotation.end) >= as_of, col(Rotation.start) < h_end)
     rotations: list[RotationFacts] = [
         PlannedRotation(*row)
         for row in session.exec(
             select(*ROTATION_COLUMNS)  # type: ignore[call-overload]
-            .where(Rotation.end >= as_of, Rotation.start < h_end)
+            .where(in_horizon)
             .order_by(col(Rotation.start), col(Rotation.id))
         ).all()
     ]
-    rotation_ids = [r.id for r in rotations if r.id is not None]
+    horizon_ids = select(Rotation.id).where(in_horizon)
+    planned = and_(in_horizon, col(Rotation.status).in_(PLANNED))
     active = list(
         session.exec(
             select(MentorPairing).where(
-                col(MentorPairing.status).in_(HOLDING), col(MentorPairing.rotation_id).in_(rotation_ids or [-1])
+                col(MentorPairing.status).in_(HOLDING), col(MentorPairing.rotation_id).in_(horizon_ids)
             )
         ).all()
     )
-    planned = [r for r in rotations if r.status in PLANNED]
     ever = session.exec(
         select(MentorPairing.mentor_id)
         .join(Rotation, col(Rotation.id) == MentorPairing.rotation_id)
         .where(MentorPairing.status != "cancelled", Rotation.start <= as_of)
         .distinct()
+    ).all()
+    rotators = select(Rotation.employee_id).where(in_horizon)
+    their_mentors = select(MentorPairing.mentor_id).where(
+        col(MentorPairing.status).in_(HOLDING), col(MentorPairing.rotation_id).in_(horizon_ids)
+    )
+    people = _people(session, or_(col(Employee.id).in_(rotators), col(Employee.id).in_(their_mentors)))
+    history: dict[int, set[int]] = {}
+    for eid, mid in session.exec(
+        select(Rotation.employee_id, MentorPairing.mentor_id)
+        .join(MentorPairing, col(MentorPairing.rotation_id) == Rotation.id)
+        .where(col(Rotation.employee_id).in_(select(Rotation.employee_id).where(planned)))
+    ).all():
+        history.setdefault(eid, set()).add(mid)
+    earlier = session.exec(
+        select(MentorPairing.rotation_id, func.count(col(MentorPairing.id)))
+        .where(col(MentorPairing.rotation_id).in_(select(Rotation.id).where(planned)))
+        .group_by(col(MentorPairing.rotation_id))
     ).all()
     return PairingState(
         as_of=as_of,
@@ -346,9 +375,9 @@ def load_state(session: Session, support: Department | None, as_of: date) -> Pai
         absences=absences,
         rotations=rotations,
         active=active,
-        employees=_employees(session, {r.employee_id for r in rotations} | {p.mentor_id for p in active}),
-        history=_history(session, {r.employee_id for r in planned}),
-        earlier=_pairings_per_rotation(session, [r.id for r in planned if r.id is not None]),
+        employees={e.id: e for e in people},
+        history=history,
+        earlier=dict(earlier),
         feedback=mentor_feedback(session),
         ever=set(ever),
         departments={d.id: d.name for d in session.exec(select(Department)).all() if d.id is not None},
@@ -515,6 +544,15 @@ def kept_slots(state: PairingState, kept: list[MentorPairing]) -> dict[int, list
     return taken
 
 
+@lru_cache(maxsize=100_000)
+def _first_checkin(start: date, slot: tuple[int, str], mentor_tz: str) -> tuple[tuple[int, str], str]:
+    """A new pairing's first check-in, mentor-local: its key (:func:`~frontline.mentors.checkins.slot_key`)
+    and how the result shows it ("Wed 13:00 Europe/Berlin"); the same for every pairing of that start, slot
+    and zone."""
+    first = slot_start_utc(start, slot).astimezone(zone(mentor_tz))
+    return slot_key(first), f"{first:%a %H:%M} {zone_key(first)}"
+
+
 @dataclass
 class PairingWriter:
     """Phase 5 for one run: replaced and new pairings with their audit events, rotation by rotation."""
@@ -592,9 +630,8 @@ class PairingWriter:
             "pairing_id": None,
         }
         if slot is not None:
-            first = slot_start_utc(r.start, slot).astimezone(zone(mentor.timezone))
-            self.taken[mid].append((r.start, r.end, slot_key(first)))
-            row["checkin"] = f"{first:%a %H:%M} {zone_key(first)}"
+            key, row["checkin"] = _first_checkin(r.start, slot, mentor.timezone)
+            self.taken[mid].append((r.start, r.end, key))
         if not self.dry_run:
             values = {
                 "rotation_id": cast(int, r.id),
@@ -617,19 +654,27 @@ class PairingWriter:
         self.result.created.append(row)
 
     def flush(self) -> None:
-        """Insert the new pairings in one multi-row INSERT ... RETURNING (no ORM object per pairing; the ids
-        come back in the order of the rows, so a concurrent writer cannot be mistaken for this one), then
+        """Insert the new pairings in one DBAPI ``executemany`` (:func:`models.db.bulk_insert`: no ORM object
+        nor SQLAlchemy's bind processing per pairing), read their ids back by this run's own ``now`` (every new
+        pairing of the run has it as ``created_at``; no other writer runs meanwhile: the planning lock), then
         record the audit events of the replacements and proposals."""
         if not self.new:
             return
-        self.session.flush()
         table = MentorPairing.__table__  # type: ignore[attr-defined]
-        inserted = self.session.connection().execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True),
-            [values for values, _row, _old in self.new],
-        )
-        ids = [pid for (pid,) in inserted]
-        for (values, row, old), pid in zip(self.new, ids, strict=True):
+        bulk_insert(self.session, table, [values for values, _row, _old in self.new])
+        mine = {values["rotation_id"] for values, _row, _old in self.new}
+        ids: dict[int, int] = {}
+        for rotation_id, pid in self.session.exec(
+            select(MentorPairing.rotation_id, MentorPairing.id).where(
+                MentorPairing.created_at == self.now, MentorPairing.status == self.status
+            )
+        ).all():
+            if rotation_id in mine:
+                ids[rotation_id] = cast(int, pid)
+        if len(ids) != len(self.new):  # pragma: no cover - one new pairing per rotation (triage's ``need``)
+            raise RuntimeError("the new pairings could not be read back (two for one rotation?)")
+        for values, row, old in self.new:
+            pid = ids[values["rotation_id"]]
             row["pairing_id"] = pid
             rid, mid, reason = values["rotation_id"], values["mentor_id"], values["reason"]
             if old:
@@ -688,8 +733,11 @@ def record_gaps(session: Session, tried: list[int], unmatched: list[dict[str, An
     relaxation that would help: :class:`models.PairingGap`); forget the gaps of the others."""
     if not tried:
         return
-    for gap in session.exec(select(PairingGap).where(col(PairingGap.rotation_id).in_(tried))).all():
-        session.delete(gap)
+    tried_set = set(tried)
+    # every recorded gap (one per rotation still without a mentor: few), not 100k ids bound one by one
+    for gap in session.exec(select(PairingGap)).all():
+        if gap.rotation_id in tried_set:
+            session.delete(gap)
     session.flush()
     for u in unmatched:
         session.add(
@@ -726,6 +774,35 @@ def pair_mentors(
 
     if not dry_run:  # before reading: a second writer pairs from this one's result
         planning_lock(session, f"pair-mentors by {actor}")
+    with _collector_paused():
+        return _pair_mentors(session, policy, as_of, actor, dry_run=dry_run, time_limit=time_limit, only=only)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while pairing reads, solves and writes (back as it was after): a run
+    builds a few records per rotation and frees nothing in cycles, while each collection walks every object
+    alive (100k employees: 1-2 s of CPU in the collector's passes, for nothing)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _pair_mentors(
+    session: Session,
+    policy: Policy,
+    as_of: date | None,
+    actor: str,
+    *,
+    dry_run: bool,
+    time_limit: float,
+    only: Collection[int] | None,
+) -> PairingResult:
+    """:func:`pair_mentors` after the planning lock."""
     t0 = _time.perf_counter()
     as_of = as_of or clock.today()
     result = PairingResult(as_of=as_of, horizon_start=clock.monday(as_of), dry_run=dry_run)

@@ -45,7 +45,7 @@ import numpy as np
 
 from frontline.mentors.solver.bound import dual_value, lagrangian, load_term, polyak_step
 from frontline.mentors.solver.flow import _distances_to_sink
-from frontline.mentors.solver.greedy import rescue_unmatched
+from frontline.mentors.solver.greedy import fill_the_rest, rescue_unmatched
 from frontline.mentors.solver.model import Edges, Instance, Pool
 from frontline.mentors.solver.problem import Solution
 from frontline.mentors.solver.scan import scan
@@ -66,6 +66,10 @@ class CohortSettings:
     block: int = 1024  # rotators per block of the scans
     flow_bound_rotators: int = 40_000  # above: the load bound (:func:`load_bound`) instead of the kept-week flows
     load_bound_steps: int = 15  # at most this many multiplier steps of the load bound
+    improve_share: float = 0.6  # the block flows (``improve``) end by this share of the time limit
+    # above ``flow_bound_rotators``: no kept-week flows, and the run outside the solver is short (100k
+    # employees: ~8 s of loading and writing), so the blocks may go on longer
+    improve_share_big: float = 0.7
 
 
 def candidates(inst: Instance, size: int, block: int = 1024) -> tuple[Edges, np.ndarray, float]:
@@ -399,8 +403,9 @@ def solve_by_cohorts(
 ) -> Solution:
     """Cohort flows for the pairing, the kept-week flow for the bound (see the module docstring).
     ``improve`` (``(inst, cohorts, assign, deadline, stats) -> assign``, never worse, e.g.
-    :func:`.improve.improve_by_blocks`) runs after the cohort passes and the rescue, until ``0.6`` of
-    the time limit at most."""
+    :func:`.improve.improve_by_blocks`) runs after the cohort passes and the rescue, until
+    ``improve_share`` of the time limit at most (``improve_share_big`` above ``flow_bound_rotators``); then
+    anyone unmatched takes a seat the blocks freed, if any (:func:`.greedy.fill_the_rest`)."""
     if cfg.candidates < 1 or cfg.passes < 1 or cfg.scale < 1:
         raise ValueError("cohort candidates, passes and scale must be >= 1")
     pool, found = candidate_scan(inst, cfg.candidates, cfg.block)
@@ -418,13 +423,16 @@ def solve_by_cohorts(
     assign = cohort_passes(inst, cohorts, empty, cfg, t0 + (0.5 if big else 0.4) * cfg.time_limit, stats)
     stats["rescued"] = rescue_unmatched(inst, assign)
     if improve is not None:
-        assign = improve(inst, cohorts, assign, t0 + 0.6 * cfg.time_limit, stats)
+        share = cfg.improve_share_big if big else cfg.improve_share
+        assign = improve(inst, cohorts, assign, t0 + share * cfg.time_limit, stats)
+        # the blocks can free a seat someone unmatched fits (a re-run would pair them: not stable)
+        stats["filled_after_blocks"] = int((assign[fill_the_rest(inst, assign, rots)] >= 0).sum())
     if len(inst.overfull(assign, inst.rescap)):  # pragma: no cover - must never ship
         raise RuntimeError("cohort pairing overfilled a mentor")
     stats["t_pairing"] = round(time.perf_counter() - t0, 3)
     if big:
         upper = inst.total_cost(assign)[0]
-        bound = load_bound(inst, pool, found, rots, upper, cfg.load_bound_steps, t0 + 0.6 * cfg.time_limit, stats)
+        bound = load_bound(inst, pool, found, rots, upper, cfg.load_bound_steps, t0 + 0.8 * cfg.time_limit, stats)
     else:
         matched = np.nonzero(assign >= 0)[0]
         mine = Edges(matched, assign[matched], inst.pair_costs(matched, assign[matched]))

@@ -62,14 +62,23 @@ class _IssueEntry:
     quotes: list[_Quote]
     more_quotes: int
     actions: list[tuple[str, str | None]]
-    spark: int
+    counts: list[str]  # observations per week of the 8-week trend, oldest first
+    bars: list[int]  # the sparkline's bar heights (px) of the weeks before this one
+    bar_now: int | None  # this week's bar height
+
+
+def _bar_height(value: int, top: int) -> int:
+    """A sparkline bar: 2 px, plus up to 14 px in proportion to the largest week (what the template
+    computed, ``2 + (14 * value / top)|round|int``, per bar)."""
+    return 2 + int(round(14 * value / top, 0))
 
 
 def _issue_entry(content: DigestContent, t: Issue, recipient: str, limits: Limits, preview: bool) -> _IssueEntry:
-    """One issue as the templates show it: trimmed quotes and, when the department can act on it, one
-    action link per state (one signed token per theme; the pre-selected action rides in the query). In a
-    preview the actions are listed without links (a preview's themes are not stored, so a link would
-    change nothing)."""
+    """One issue as the templates show it: trimmed quotes, its 8-week counts and sparkline bars (computed
+    here, once, rather than by filters for every bar of every issue: most of the template's time) and,
+    when the department can act on it, one action link per state (one signed token per theme; the
+    pre-selected action rides in the query). In a preview the actions are listed without links (a
+    preview's themes are not stored, so a link would change nothing)."""
     from frontline.core.links import THEME_ACTIONS, theme_action_url
 
     actions: list[tuple[str, str | None]] = []
@@ -79,12 +88,15 @@ def _issue_entry(content: DigestContent, t: Issue, recipient: str, limits: Limit
         else:
             base = theme_action_url(content.department_id, content.week, t.product_area, t.category, t.label, recipient)
             actions = [(ACK_LABELS[a], f"{base}?action={a}") for a in THEME_ACTIONS]
+    top = max((p.value for p in t.trend8), default=0) or 1
     return _IssueEntry(
         t,
         [_Quote(_trim(q.text, limits.quote_chars), q) for q in t.quotes[: limits.quotes]],
         max(0, t.count - min(len(t.quotes), limits.quotes)),
         actions,
-        max((p.value for p in t.trend8), default=0) or 1,
+        [str(p.value) for p in t.trend8],
+        [_bar_height(p.value, top) for p in t.trend8[:-1]],
+        _bar_height(t.trend8[-1].value, top) if t.trend8 else None,
     )
 
 

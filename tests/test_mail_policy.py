@@ -176,7 +176,18 @@ def _compose_like(policy: email.policy.EmailPolicy, rng: random.Random) -> Email
     try:
         html = _body(rng) if rng.random() < 0.7 else None
         cc = ["boss@example.com"] if rng.random() < 0.2 else None
-        headers = {"List-Unsubscribe": "<https://x.example/u>"} if rng.random() < 0.2 else None
+        headers = rng.choice(
+            [
+                None,
+                None,
+                {"List-Unsubscribe": "<https://x.example/u>"},
+                {  # a digest's: literal headers and a List-Id that is one only when ASCII
+                    "List-Unsubscribe": f"<https://x.example/digest/unsubscribe/{'t' * rng.randint(0, 150)}>",
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                    "List-Id": f"{rng.choice(['Sales', 'Zoë Ångström'])} digest <digest-{rng.randint(0, 9)}.frontline>",
+                },
+            ]
+        )
         to = rng.choice(["a@example.com", "Zoë Ångström <z@example.com>", 'Doe, "J" <d@example.com>'])
         message = outbox.compose(
             to=to, subject=_value(rng) * rng.randint(1, 6), text=_body(rng), html=html, cc=cc, headers=headers

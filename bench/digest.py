@@ -9,8 +9,10 @@ Then, with the product's defaults (``FRONTLINE_THEME_EMBEDDINGS`` as ``--embeddi
   load, build, render, write the files), wall seconds;
 * the scheduled job as ``frontline digest send`` runs it (job ``send-digests`` in this process, without Prefect:
   themes once for the week, then batches of 50 departments: load, build, render with CSS inlined,
-  compose, enqueue), seconds per phase (measured by wrapping the module functions, so the same
-  bench measures any checkout).
+  compose, enqueue), seconds per phase, wall and CPU (measured by wrapping the module functions, so the
+  same bench measures any checkout), and a hash of the outbox it wrote (the Date headers and the links'
+  signature times frozen, multipart boundaries aside): with several ``--tree``, whether the checkouts
+  queued byte-identical mail.
 
 Each checkout given with ``--tree`` (repeatable; default this one) runs in its own process on its own
 database built the same way (same seeds), so ``--tree /tmp/before --tree .`` prints the code before

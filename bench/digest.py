@@ -9,8 +9,10 @@ Then, with the product's defaults (``FRONTLINE_THEME_EMBEDDINGS`` as ``--embeddi
   load, build, render, write the files), wall seconds;
 * the scheduled job as ``frontline digest send`` runs it (job ``send-digests`` in this process, without Prefect:
   themes once for the week, then batches of 50 departments: load, build, render with CSS inlined,
-  compose, enqueue), seconds per phase (measured by wrapping the module functions, so the same
-  bench measures any checkout).
+  compose, enqueue), seconds per phase, wall and CPU (measured by wrapping the module functions, so the
+  same bench measures any checkout), and a hash of the outbox it wrote (the Date headers and the links'
+  signature times frozen, multipart boundaries aside): with several ``--tree``, whether the checkouts
+  queued byte-identical mail.
 
 Each checkout given with ``--tree`` (repeatable; default this one) runs in its own process on its own
 database built the same way (same seeds), so ``--tree /tmp/before --tree .`` prints the code before
@@ -29,9 +31,11 @@ usage: python bench/digest.py [--sizes 250,500,1000] [--observations 50] [--tree
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -43,6 +47,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WEEK = "2027-W05"
 MONDAY = datetime(2027, 2, 1, tzinfo=UTC)
+FROZEN = MONDAY + timedelta(days=7, hours=6)  # the Date headers and link timestamps of the job's messages
+BOUNDARY = re.compile(rb"={15}\d{19}==(?:\.\d+)?")  # a multipart boundary (random)
 PHASES = ("themes", "load", "build", "render", "compose", "enqueue")
 
 
@@ -106,19 +112,21 @@ def setup(departments: int, per_department: int) -> int:
 
 
 def _timed(module: object, name: str, spent: dict[str, float], phase: str) -> None:
-    """Wrap ``module.name`` so its time adds to ``spent[phase]`` (outermost call only)."""
+    """Wrap ``module.name`` so its wall time adds to ``spent[phase]`` and its CPU time to
+    ``spent[phase + "_cpu"]`` (outermost call only)."""
     inner = getattr(module, name)
     depth = [0]
 
     def wrapper(*args, **kwargs):
         depth[0] += 1
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             return inner(*args, **kwargs)
         finally:
             depth[0] -= 1
             if depth[0] == 0:
                 spent[phase] += time.perf_counter() - t0
+                spent[phase + "_cpu"] += time.process_time() - c0
 
     setattr(module, name, wrapper)
 
@@ -156,13 +164,19 @@ def worker(args: argparse.Namespace) -> None:
         raise SystemExit(f"preview failed: {proc.stderr[-3000:]}")
     result["preview_files"] = len(list((tmp / "preview").glob("*.html")))
 
-    # the scheduled job: flows.jobs.send_digests (the flow's body) with its phases timed
+    # the scheduled job: flows.jobs.send_digests (the flow's body) with its phases timed; the clock of the
+    # Date headers and of the links' signatures is frozen so that the outbox of every checkout can be
+    # compared byte for byte (``outbox``: a hash of its keys and messages, multipart boundaries aside)
+    from itsdangerous import TimestampSigner
+
     import frontline.digests.loading as loading
     import frontline.digests.queue as queue
     import frontline.mail.outbox as outbox
     from flows.runner import run_job
 
-    spent = dict.fromkeys(PHASES, 0.0)
+    outbox.utcnow = lambda: FROZEN  # type: ignore[attr-defined]
+    TimestampSigner.get_timestamp = lambda self: int(FROZEN.timestamp())  # type: ignore[method-assign]
+    spent = dict.fromkeys([*PHASES, *(f"{p}_cpu" for p in PHASES)], 0.0)
     _timed(loading, "compute_themes", spent, "themes")
     _timed(queue, "load_week", spent, "load")
     _timed(queue, "build_digest", spent, "build")
@@ -195,6 +209,11 @@ def worker(args: argparse.Namespace) -> None:
     with session_scope() as s:
         result["mail_mb"] = (s.exec(select(func.sum(func.length(OutboundMessage.mime)))).one() or 0) / 2**20
         result["themes_n"] = len(s.exec(select(func.distinct(Observation.theme))).all())
+        outbox_hash = hashlib.sha256()
+        rows = s.exec(select(OutboundMessage.idempotency_key, OutboundMessage.mime).order_by(OutboundMessage.id))
+        for key, mime in rows:
+            outbox_hash.update(key.encode() + b"\0" + BOUNDARY.sub(b"BOUNDARY", mime) + b"\0")
+        result["outbox"] = outbox_hash.hexdigest()[:16]
     get_engine().dispose()
     import shutil
 
@@ -238,21 +257,27 @@ def main() -> None:
     print(f"{'checkout':24} {'depts':>6} " + " ".join(f"{c[:11]:>8}" for c in cols) + f" {'cpu ms/d':>8} {'ratio':>6}")
     first: dict[Path, float] = {}
     for size in sizes:
+        outboxes = set()
         for tree in trees:
             r = run(tree, size, args)
+            outboxes.add(r["outbox"])
             per = 1000 * (float(r["job_cpu"]) + float(r["preview_cpu"])) / size
             first.setdefault(tree, per)
             cells = " ".join(f"{float(r[c]):8.2f}" for c in cols)
             print(f"{str(tree)[-24:]:24} {size:6d} {cells} {per:8.2f} {per / first[tree]:6.2f}", flush=True)
             print(
                 f"{'':31} setup {float(r['setup']):.1f} s, {r['queued']} queued ({float(r['mail_mb']):.1f} MB), "
-                f"{r['preview_files']} previews, {r['themes_n']} themes",
+                f"{r['preview_files']} previews, {r['themes_n']} themes, outbox {r['outbox']}; CPU s: "
+                + ", ".join(f"{p} {float(r[p + '_cpu']):.2f}" for p in PHASES),
                 flush=True,
             )
+        if len(trees) > 1:
+            print(f"{'':31} outboxes {'byte-identical' if len(outboxes) == 1 else 'DIFFER'} across checkouts")
     print(
         "seconds: themes/load/build/render/compose/enqueue are the scheduled job's phases, job = the whole "
         "job as `frontline digest send` runs it, preview = the whole `frontline digest send --preview` process "
-        "(wall seconds; *_cpu: CPU seconds of the same, steadier on a shared machine); cpu ms/d = (job_cpu + "
+        "(wall seconds; *_cpu and the phases' CPU s: CPU seconds of the same, steadier on a shared machine); "
+        "outbox: hash of the job's outbox (Date and link times frozen, boundaries aside); cpu ms/d = (job_cpu + "
         "preview_cpu) per department, ratio = cpu ms/d against the smallest size (1.0 = linear)"
     )
 

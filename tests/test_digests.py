@@ -632,3 +632,15 @@ def test_digest_phases_alone():
     assert [(a.label, a.state, a.count, a.by) for a in acted_items(week, eng)] == [
         ("Export", "fixed", 2, "cto@example.com, head@example.com")
     ]
+
+
+def test_sparkline_bars_are_the_heights_the_template_computed():
+    """``render._bar_height`` (computed once per issue) gives what the template's filters gave per bar,
+    ``2 + (14 * value / top)|round|int``, for every value up to the largest week."""
+    from frontline.core.templating import environment
+    from frontline.digests.render import _bar_height
+
+    template = environment().from_string("{{ 2 + (14 * value / top)|round|int }}")
+    for top in [*range(1, 80), 333, 1000]:
+        for value in range(top + 1):
+            assert str(_bar_height(value, top)) == template.render(value=value, top=top), (value, top)

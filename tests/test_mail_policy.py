@@ -50,10 +50,30 @@ def test_quoted_printable_matches_the_standard_library() -> None:
     for _ in range(3000):
         body = _body(rng).encode("utf-8", "surrogatepass").decode("latin-1")
         for width in (4, 5, 20, 76):
-            assert qp_body_encode(body, width) == email.quoprimime.body_encode(body, width), (body, width)
+            expected = email.quoprimime.body_encode(body, width)
+            assert qp_body_encode(body, width) == expected, (body, width)
+            assert qp_body_encode(body, width) == expected, (body, width)  # its lines encoded before
     assert qp_body_encode("") == ""
     with pytest.raises(ValueError, match="maxlinelen"):
         qp_body_encode("x", 3)
+
+
+def test_text_bodies_are_encoded_as_the_standard_library_encodes_them() -> None:
+    """``set_content``'s choice of transfer encoding and its payload, with the lines quoted-printable
+    encodes kept for reuse (:func:`frontline.mail.policy.qp_encode_lines`): the same on a first and a
+    second encoding of the same body, and for lines first seen in another body."""
+    from email import contentmanager
+
+    from frontline.mail.policy import _encode_text
+
+    rng = random.Random(15)
+    for _ in range(1500):
+        body = _body(rng).replace("\r", "") if rng.random() < 0.7 else _body(rng)
+        body += rng.choice(["", "\n" + "é" * 90, "\n" + "=x" * 45])
+        for cte in (None, "quoted-printable"):
+            expected = contentmanager._encode_text(body, "utf-8", cte, email.policy.default)  # type: ignore[attr-defined]
+            assert _encode_text(body, "utf-8", cte, MAIL_POLICY) == expected, (body, cte)
+            assert _encode_text(body, "utf-8", cte, MAIL_POLICY) == expected, (body, cte)
 
 
 def _message(policy: email.policy.EmailPolicy, text: str, html: str) -> bytes:
@@ -156,7 +176,18 @@ def _compose_like(policy: email.policy.EmailPolicy, rng: random.Random) -> Email
     try:
         html = _body(rng) if rng.random() < 0.7 else None
         cc = ["boss@example.com"] if rng.random() < 0.2 else None
-        headers = {"List-Unsubscribe": "<https://x.example/u>"} if rng.random() < 0.2 else None
+        headers = rng.choice(
+            [
+                None,
+                None,
+                {"List-Unsubscribe": "<https://x.example/u>"},
+                {  # a digest's: literal headers and a List-Id that is one only when ASCII
+                    "List-Unsubscribe": f"<https://x.example/digest/unsubscribe/{'t' * rng.randint(0, 150)}>",
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                    "List-Id": f"{rng.choice(['Sales', 'Zoë Ångström'])} digest <digest-{rng.randint(0, 9)}.frontline>",
+                },
+            ]
+        )
         to = rng.choice(["a@example.com", "Zoë Ångström <z@example.com>", 'Doe, "J" <d@example.com>'])
         message = outbox.compose(
             to=to, subject=_value(rng) * rng.randint(1, 6), text=_body(rng), html=html, cc=cc, headers=headers

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -34,6 +35,13 @@ def _serializer(purpose: str, key: str | None = None) -> URLSafeTimedSerializer:
             "to have one generated in the file FRONTLINE_SECRET_KEY_FILE names, by default secret.key next "
             "to the SQLite database)"
         )
+    return _made_serializer(purpose, key)
+
+
+@lru_cache(maxsize=64)
+def _made_serializer(purpose: str, key: str) -> URLSafeTimedSerializer:
+    """One serializer per purpose and key (it holds no state between calls; making one runs a JSON dump
+    to test its serializer: a quarter of signing a digest's links)."""
     return URLSafeTimedSerializer(key, salt=f"frontline:{purpose}")
 
 

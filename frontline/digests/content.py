@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from frontline.core import clock
@@ -201,7 +202,13 @@ class DigestContent:
 
 
 def _day(value: datetime, tz: ZoneInfo) -> str:
-    return value.astimezone(tz).strftime("%a %d %b")
+    """ "Mon 01 Feb": the day of ``value`` in ``tz`` (the text depends on the date alone: made once per date)."""
+    return _day_text(value.astimezone(tz).date())
+
+
+@lru_cache(maxsize=1024)
+def _day_text(day: date) -> str:
+    return day.strftime("%a %d %b")
 
 
 def person(week: WeekData, employee_id: int | None, name: str) -> str:
@@ -224,14 +231,16 @@ def _quotes(members: list[DigestObservation], tz: ZoneInfo, week: WeekData) -> l
     """A theme's quotes: high impact first, then earliest; the same text (ignoring case and spacing) once."""
     ranked = sorted(members, key=lambda o: (-o.impact, o.created_at, o.id))
     quotes, seen = [], set()
+    labels = week.person_labels
     for o in ranked:
         text = " ".join(o.text.split())
-        if text.lower() in seen:
+        folded = text.lower()
+        if folded in seen:
             continue
-        seen.add(text.lower())
-        quotes.append(
-            Quote(text, person(week, o.rotator_id, o.rotator_name), _day(o.created_at, tz), o.impact, o.customer_count)
-        )
+        seen.add(folded)
+        # person(week, o.rotator_id, o.rotator_name), inline: this runs for every observation of every digest
+        who = labels.get(o.rotator_id, o.rotator_name) if o.rotator_id is not None else o.rotator_name
+        quotes.append(Quote(text, who, _day(o.created_at, tz), o.impact, o.customer_count))
     return quotes
 
 
@@ -352,7 +361,7 @@ def _trends(
     """:func:`_weekly_counts` of every theme in ``keys`` (and of all, under ``None``) from one pass over
     the department's observations: a digest's trends cost its observations, not observations x issues."""
     d = department_id
-    names = [shift_week(week.week, i - TREND_WEEKS + 1) for i in range(TREND_WEEKS)]
+    names = _trend_weeks(week.week)
     total = [0] * TREND_WEEKS
     by_label: dict[str, list[int]] = {}  # older weeks: by the label stored by its week's digest
     by_key: dict[ThemeKey, list[int]] = {}  # last week and this week: by the theme key
@@ -374,6 +383,12 @@ def _trends(
         older, recent = by_label.get(k[2], zeros), by_key.get(k, zeros)
         out[k] = [WeekPoint(w, older[i] if i < TREND_WEEKS - 2 else recent[i]) for i, w in enumerate(names)]
     return out
+
+
+@lru_cache(maxsize=64)
+def _trend_weeks(week: str) -> tuple[str, ...]:
+    """The :data:`TREND_WEEKS` ISO weeks ending with ``week``, oldest first."""
+    return tuple(shift_week(week, i - TREND_WEEKS + 1) for i in range(TREND_WEEKS))
 
 
 def _key(week: WeekData, o: DigestObservation) -> ThemeKey:

@@ -28,7 +28,7 @@ from models import Department, DigestOptOut, Employee, Observation, Rotation
 ThemeKey = tuple[str, str, str]  # (product_area, category, label)
 
 
-@dataclass
+@dataclass(slots=True)
 class DigestObservation:
     id: int
     created_at: datetime
@@ -174,26 +174,32 @@ def _obs_rows(
 
 
 def _to_obs(r: Sequence[Any], current: bool) -> DigestObservation:
-    created_at = clock.aware(r[1])
-    assert created_at is not None  # a NOT NULL column
+    """A row of :data:`_OBS_COLUMNS` (in :class:`DigestObservation`'s field order) as the dataclass."""
+    (oid, created_at, text, impact, customers, area, category, target, urgent, rotator_id, name, *rest) = r
+    rotator_department_id, ack_state, ack_by, ack_at, theme = rest
+    if created_at.__class__ is not datetime or created_at.tzinfo is None:
+        created_at = clock.aware(created_at)
+        assert created_at is not None  # a NOT NULL column
+    if ack_at is not None and (ack_at.__class__ is not datetime or ack_at.tzinfo is None):
+        ack_at = clock.aware(ack_at)
     return DigestObservation(
-        id=r[0],
-        created_at=created_at,
-        text=r[2],
-        impact=r[3],
-        customer_count=r[4],
-        product_area=r[5],
-        category=r[6],
-        target_department_id=r[7],
-        urgent=bool(r[8]),
-        rotator_id=r[9],
-        rotator_name=r[10] if r[10] is not None else "(unknown rotator)",
-        rotator_department_id=r[11],
-        ack_state=r[12],
-        ack_by=r[13],
-        ack_at=clock.aware(r[14]),
-        theme=r[15],
-        current=current,
+        oid,
+        created_at,
+        text,
+        impact,
+        customers,
+        area,
+        category,
+        target,
+        bool(urgent),
+        rotator_id,
+        name if name is not None else "(unknown rotator)",
+        rotator_department_id,
+        ack_state,
+        ack_by,
+        ack_at,
+        theme,
+        current,
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from frontline.digests.content import ACK_LABELS, DigestContent, Issue
+from frontline.digests.content import ACK_LABELS, DigestContent, Issue, Quote, UrgentItem
 from frontline.digests.styles import inline_styles
 
 MAX_HTML_BYTES = 100_000
@@ -41,11 +41,44 @@ def _trim(text: str, limit: int) -> str:
     return text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def _issue_entry(content: DigestContent, t: Issue, recipient: str, limits: Limits, preview: bool) -> dict[str, Any]:
-    """One issue as the templates show it: trimmed quotes and, when the department can act on it, one
-    action link per state (one signed token per theme; the pre-selected action rides in the query). In a
-    preview the actions are listed without links (a preview's themes are not stored, so a link would
-    change nothing)."""
+@dataclass(slots=True)
+class _Quote:
+    """A quote as the templates show it: its text trimmed, the quote itself (an object, not a dict: Jinja
+    reads ``q.text`` as an attribute first, and a dict's missing attribute costs an exception)."""
+
+    text: str
+    q: Quote
+
+
+@dataclass(slots=True)
+class _Urgent:
+    u: UrgentItem
+    text: str
+
+
+@dataclass(slots=True)
+class _IssueEntry:
+    t: Issue
+    quotes: list[_Quote]
+    more_quotes: int
+    actions: list[tuple[str, str | None]]
+    counts: list[str]  # observations per week of the 8-week trend, oldest first
+    bars: list[int]  # the sparkline's bar heights (px) of the weeks before this one
+    bar_now: int | None  # this week's bar height
+
+
+def _bar_height(value: int, top: int) -> int:
+    """A sparkline bar: 2 px, plus up to 14 px in proportion to the largest week (what the template
+    computed, ``2 + (14 * value / top)|round|int``, per bar)."""
+    return 2 + int(round(14 * value / top, 0))
+
+
+def _issue_entry(content: DigestContent, t: Issue, recipient: str, limits: Limits, preview: bool) -> _IssueEntry:
+    """One issue as the templates show it: trimmed quotes, its 8-week counts and sparkline bars (computed
+    here, once, rather than by filters for every bar of every issue: most of the template's time) and,
+    when the department can act on it, one action link per state (one signed token per theme; the
+    pre-selected action rides in the query). In a preview the actions are listed without links (a
+    preview's themes are not stored, so a link would change nothing)."""
     from frontline.core.links import THEME_ACTIONS, theme_action_url
 
     actions: list[tuple[str, str | None]] = []
@@ -55,13 +88,16 @@ def _issue_entry(content: DigestContent, t: Issue, recipient: str, limits: Limit
         else:
             base = theme_action_url(content.department_id, content.week, t.product_area, t.category, t.label, recipient)
             actions = [(ACK_LABELS[a], f"{base}?action={a}") for a in THEME_ACTIONS]
-    return {
-        "t": t,
-        "quotes": [{"text": _trim(q.text, limits.quote_chars), "q": q} for q in t.quotes[: limits.quotes]],
-        "more_quotes": max(0, t.count - min(len(t.quotes), limits.quotes)),
-        "actions": actions,
-        "spark": max((p.value for p in t.trend8), default=0) or 1,
-    }
+    top = max((p.value for p in t.trend8), default=0) or 1
+    return _IssueEntry(
+        t,
+        [_Quote(_trim(q.text, limits.quote_chars), q) for q in t.quotes[: limits.quotes]],
+        max(0, t.count - min(len(t.quotes), limits.quotes)),
+        actions,
+        [str(p.value) for p in t.trend8],
+        [_bar_height(p.value, top) for p in t.trend8[:-1]],
+        _bar_height(t.trend8[-1].value, top) if t.trend8 else None,
+    )
 
 
 def urgent_line(content: DigestContent) -> str:
@@ -94,7 +130,7 @@ def _context(content: DigestContent, recipient: str, limits: Limits, preview: bo
         "issues": [_issue_entry(content, t, recipient, limits, preview) for t in content.issues[: limits.themes]],
         "more_issues": max(0, len(content.issues) - limits.themes),
         "more_issues_count": sum(t.count for t in content.issues[limits.themes :]),
-        "urgent": [{"u": u, "text": _trim(u.text, limits.quote_chars)} for u in content.urgent[: limits.urgent]],
+        "urgent": [_Urgent(u, _trim(u.text, limits.quote_chars)) for u in content.urgent[: limits.urgent]],
         "more_urgent": max(0, len(content.urgent) - limits.urgent),
         "urgent_line": urgent_line(content),
         "acted": content.acted[: limits.acted],

@@ -164,10 +164,12 @@ def shaped(
     leading: list[tuple[str, Any]],
     payloads: list[str],
     build: Callable[[], EmailMessage],
+    raw: list[bool] | None = None,
 ) -> EmailMessage:
     """The message ``build()`` makes, built by copying the one it made for the same ``shape`` (which must
     name everything its content headers depend on), with ``leading`` headers first (set as
-    ``message[name] = value`` sets them) and the leaf parts' ``payloads`` in order (depth first)."""
+    ``message[name] = value`` sets them, or as ``message.set_raw(name, value)`` where ``raw`` says so)
+    and the leaf parts' ``payloads`` in order (depth first)."""
     key = (policy, *shape)
     kept = _shapes.get(key)
     if kept is None:
@@ -180,7 +182,10 @@ def shaped(
         _shapes[key] = _copy(message, iter([""] * len(payloads)))  # kept apart: the caller adds headers to its own
         return message
     copy = _copy(kept, iter(payloads))
-    copy._headers[: len(leading)] = [policy.header_store_parse(name, value) for name, value in leading]  # type: ignore[attr-defined]
+    copy._headers[: len(leading)] = [  # type: ignore[attr-defined]
+        (name, value) if raw and raw[i] else policy.header_store_parse(name, value)
+        for i, (name, value) in enumerate(leading)
+    ]
     return copy
 
 

@@ -101,13 +101,17 @@ def compose(
         leading.append(("Cc", ", ".join(one_line(c) for c in cc)))
     leading.append(("Subject", one_line(subject)))
 
+    extra: list[tuple[str, str, bool]] = []  # (name, value on one line, written as it is)
+    for name, value in (headers or {}).items():
+        value = one_line(value)
+        literal = name.lower() in LITERAL_HEADERS and value.isascii() and len(name) + len(value) < MAX_LITERAL_LINE
+        extra.append((name, value, literal))
+
     def build() -> EmailMessage:
         msg = EmailMessage(policy=policy)
         for name, value in leading:
             msg[name] = value
-        for name, value in (headers or {}).items():
-            value = one_line(value)
-            literal = name.lower() in LITERAL_HEADERS and value.isascii() and len(name) + len(value) < MAX_LITERAL_LINE
+        for name, value, literal in extra:
             if literal:
                 msg.set_raw(name, value)
             else:
@@ -117,13 +121,19 @@ def compose(
             msg.add_alternative(html, subtype="html")
         return msg
 
-    if headers or policy.content_manager is not CONTENT_MANAGER:
+    if policy.content_manager is not CONTENT_MANAGER:
         return build()
+    # the extra headers follow To/Cc/Subject: leading headers of the shape too (their names, and which
+    # are written as they are, are part of the shape)
+    heads = leading + [(name, value) for name, value, _literal in extra]
+    raw = [False] * len(leading) + [literal for _name, _value, literal in extra]
+    names = tuple((name, literal) for name, _value, literal in extra)
     text_cte, text_payload = encode_text(text, policy)
     if html is None:
-        return shaped(policy, ("text", bool(cc), text_cte), leading, [text_payload], build)
+        return shaped(policy, ("text", bool(cc), text_cte, names), heads, [text_payload], build, raw)
     html_cte, html_payload = encode_text(html, policy)
-    return shaped(policy, ("alternative", bool(cc), text_cte, html_cte), leading, [text_payload, html_payload], build)
+    shape = ("alternative", bool(cc), text_cte, html_cte, names)
+    return shaped(policy, shape, heads, [text_payload, html_payload], build, raw)
 
 
 @lru_cache(maxsize=4096)

@@ -132,17 +132,51 @@ def _qp_quote(body: str) -> str:
 def qp_body_encode(body: str, maxlinelen: int = 76, eol: str = "\n") -> str:
     """``email.quoprimime.body_encode`` with the same output, faster: only the characters that need quoting
     are mapped. ``body`` is text decoded as Latin-1 (each character one byte), as the standard library
-    passes it. Long because it is the standard library's line-wrapping loop, kept as it is."""
+    passes it."""
     if maxlinelen < 4:
         raise ValueError("maxlinelen must be at least 4")
     if not body:
         return body
-    body = _qp_quote(body)
+    encoded = _qp_lines(_qp_quote(body).splitlines(), maxlinelen, eol)
+    if body[-1] in "\r\n":
+        encoded.append("")
+    return eol.join(encoded)
+
+
+QP_LINES_KEPT = 8192  # encoded lines kept for reuse, per line length (emptied when full)
+_qp_kept: dict[int, dict[bytes, str]] = {}
+
+
+def qp_encode_lines(lines: list[bytes], maxlinelen: int = 76) -> str:
+    """``qp_body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), maxlinelen)`` for the lines of
+    ``bytes.splitlines()`` (none holds a line break), each line encoded once per process: quoted-printable
+    encodes every line on its own (a line's quoting and soft breaks depend on that line alone; after
+    quoting, every character ``splitlines`` would break at other than those is an ``=XX``), and the
+    template lines of a message recur in every message of its kind (half the bytes of a digest's HTML)."""
+    if maxlinelen < 4:
+        raise ValueError("maxlinelen must be at least 4")
+    kept = _qp_kept.setdefault(maxlinelen, {})
+    out = []
+    for line in lines:
+        encoded = kept.get(line)
+        if encoded is None:
+            encoded = "\n".join(_qp_lines([_qp_quote(line.decode("latin-1"))], maxlinelen, "\n"))
+            if len(kept) >= QP_LINES_KEPT:
+                kept.clear()
+            kept[line] = encoded
+        out.append(encoded)
+    out.append("")  # the body's final line end
+    return "\n".join(out)
+
+
+def _qp_lines(quoted_lines: list[str], maxlinelen: int, eol: str) -> list[str]:
+    """The standard library's line-wrapping loop over already quoted lines, kept as it is: the output
+    lines (soft line breaks included)."""
     soft_break = "=" + eol
     maxlinelen1 = maxlinelen - 1
     encoded_body: list[str] = []
     append = encoded_body.append
-    for line in body.splitlines():
+    for line in quoted_lines:
         start = 0
         laststart = len(line) - 1 - maxlinelen
         while start <= laststart:
@@ -167,14 +201,12 @@ def qp_body_encode(body: str, maxlinelen: int = 76, eol: str = "\n") -> str:
             append(line[start:-1] + q)
         else:
             append(line[start:])
-    if body[-1] in "\r\n":
-        append("")
-    return eol.join(encoded_body)
+    return encoded_body
 
 
 def _encode_text(string: str, charset: str, cte: str | None, policy: Any) -> tuple[str, str]:
     """``email.contentmanager._encode_text`` (the same choice of encoding and the same payload) with
-    :func:`qp_body_encode`."""
+    :func:`qp_encode_lines` (:func:`qp_body_encode` for other line ends)."""
     lines = string.encode(charset).splitlines()
     linesep = policy.linesep.encode("ascii")
 
@@ -193,7 +225,10 @@ def _encode_text(string: str, charset: str, cte: str | None, policy: Any) -> tup
             if policy.cte_type == "8bit":
                 return "8bit", normal_body(lines).decode("ascii", "surrogateescape")
         sniff = embedded_body(lines[:10])
-        sniff_qp = qp_body_encode(sniff.decode("latin-1"), policy.max_line_length)
+        if linesep == b"\n":  # (lines is not empty: an empty string is 7bit above)
+            sniff_qp = qp_encode_lines(lines[:10], policy.max_line_length)
+        else:
+            sniff_qp = qp_body_encode(sniff.decode("latin-1"), policy.max_line_length)
         sniff_base64 = binascii.b2a_base64(sniff)
         if len(sniff_qp) > len(sniff_base64):
             cte = "base64"
@@ -202,10 +237,11 @@ def _encode_text(string: str, charset: str, cte: str | None, policy: Any) -> tup
             if len(lines) <= 10:
                 return cte, sniff_qp
             if linesep == b"\n":  # the sniffed lines are the body's first ten: encode only the rest
-                rest = qp_body_encode(normal_body(lines[10:]).decode("latin-1"), policy.max_line_length)
-                return cte, sniff_qp + rest
+                return cte, sniff_qp + qp_encode_lines(lines[10:], policy.max_line_length)
     if cte == "quoted-printable":
-        return cte, qp_body_encode(normal_body(lines).decode("latin-1"), policy.max_line_length)
+        if not lines:
+            return cte, qp_body_encode(normal_body(lines).decode("latin-1"), policy.max_line_length)
+        return cte, qp_encode_lines(lines, policy.max_line_length)
     return contentmanager._encode_text(string, charset, cte, policy)  # type: ignore[attr-defined]  # private
 
 

@@ -115,7 +115,7 @@ def solve(
     cohort_candidates: int = 40,
     cohort_passes: int = 1,
     cohort_bound_rounds: int = 2,
-    block_passes: int = 1,
+    block_passes: int = 2,
     block_reach: int = 1,
     block_candidates: int = 20,
     lazy_rows: bool = False,

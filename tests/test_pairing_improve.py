@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from frontline.mentors.solver import solve
-from frontline.mentors.solver.cohorts import Cohorts, CohortSettings, candidates, cohort_passes, exact_scale
+from frontline.mentors.solver.cohorts import Cohorts, CohortSettings, candidates, cohort_passes, exact_scale, priced
 from frontline.mentors.solver.improve import ImproveSettings, blocks, improve_by_blocks, pair_block
 from frontline.mentors.solver.model import Instance
 from tests.test_pairing import W, _assert_sound, _m, _medium, _r, broken_rules, definition_cost, instances
@@ -183,3 +183,37 @@ def test_exact_scale_is_the_smallest_factor_that_keeps_every_cost_whole():
     assert exact_scale(inst, np.array([1 / 3]), np.array([0.0]), 100) == 100  # none exact: as before
     inst, _ = _setup([_r("a")], [_m("X")], w=dataclasses.replace(W, load_balance=1.0))
     assert exact_scale(inst, np.array([7.0, 12.0]), np.array([2.0]), 100) == 1
+
+
+def test_a_priced_pass_leaves_the_seat_a_later_cohort_needs():
+    """X is the cheapest for both ``a`` (weeks 0-4) and ``b`` (weeks 2-6) but has one seat; Y suits
+    ``a`` only (one hour away) and nobody else suits ``b``. In start order ``a`` takes X and ``b`` stays
+    unmatched; with X's shared weeks priced (what seating ``b`` there is worth), ``a`` takes Y first.
+    The priced cohorts keep every pair and its order, each cost raised by the share of its weeks' prices."""
+    mentors = [_m("X"), _m("Y", tz_hours=1.0, languages=frozenset({"en", "de"}))]
+    rotators = [_r("a", 0, 4), _r("b", 2, 6, languages=frozenset({"ja", "en"}), skills=frozenset())]
+    rotators[1] = dataclasses.replace(rotators[1], previous_mentors=frozenset({"Y"}))
+    inst, cohorts = _setup(rotators, mentors)
+    cfg = CohortSettings(passes=1)
+    empty = np.full(inst.n, -1, dtype=np.int64)
+    plain = cohort_passes(inst, cohorts, empty, cfg, time.perf_counter() + 60, {})
+    assert _keys(inst, plain) == {"a": "X"}
+    mu = np.zeros((inst.m, inst.H))
+    mu[0, 2:4] = 2.0  # X's weeks shared by a and b
+    p = priced(inst, cohorts, mu, 0.5)
+    assert (p.pool.rot == cohorts.pool.rot).all() and (p.pool.ment == cohorts.pool.ment).all()
+    assert np.allclose(p.pool.cost - cohorts.pool.cost, np.where(p.pool.ment == 0, 2.0, 0.0))
+    out = cohort_passes(inst, p, empty, cfg, time.perf_counter() + 60, {})
+    assert _keys(inst, out) == {"a": "Y", "b": "X"}
+
+
+def test_the_cohort_method_pairs_again_by_a_priced_pass_after_the_bounds():
+    """Below ``flow_bound_rotators``: one plain pass (its pairs seed the bound's flow), the bounds, then
+    the pairing from scratch by the priced pass; sound, and the same input gives the same pairs."""
+    rotators, mentors = _medium(3)
+    mentors = [dataclasses.replace(m, capacity=1) for m in mentors]
+    sol = solve(rotators, mentors, W, method="cohorts")
+    _assert_sound(sol, rotators, mentors)
+    assert len(sol.stats["unpriced_pass"]) == 1 and len(sol.stats["cohort_passes"]) == 1
+    assert "every_week_bound" in sol.stats
+    assert solve(rotators, mentors, W, method="cohorts").assignments == sol.assignments

@@ -48,7 +48,9 @@ with the same weeks (a cohort) compete for the same weekly seats, so pairing one
 else fixed is a transportation problem, solved exactly by a min-cost flow (OR-Tools, imported lazily:
 never import ``highspy`` in the same process) on each rotator's cheapest eligible mentors (ties spread
 pseudo-randomly), the cohorts in order of their start (``cohort_passes`` passes at most, each cohort
-against all the others, while a pass gains and time is left). Then :mod:`.improve` frees two overlapping
+against all the others, while a pass gains and time is left; up to ``flow_bound_rotators``, once more
+after the bounds, each pair charged half the every-week bound's weekly prices over its weeks, so that
+early cohorts leave the seats later ones need). Then :mod:`.improve` frees two overlapping
 cohorts at a time (a *block*: their weekly rows nest, so the block is still one exact min-cost flow, and
 rotators of one cohort can take seats the other leaves), ``block_passes`` passes over the blocks, each
 kept only when the objective drops. Every pair is scanned by groups of rotators with the same weeks and

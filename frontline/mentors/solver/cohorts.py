@@ -340,7 +340,8 @@ def kept_week_bound(
     log = []
     for _ in range(cfg.bound_rounds):
         t1 = time.perf_counter()
-        lam_m, v, u, value, assign = kept_week_flow(inst, rots, edges, kept, cfg.scale)
+        scale = exact_scale(inst, edges.cost, inst.load0, cfg.scale)  # the same flow, fewer scaling phases
+        lam_m, v, u, value, assign = kept_week_flow(inst, rots, edges, kept, scale)
         t2 = time.perf_counter()
         lw = np.zeros((inst.m, inst.H + 1))
         np.cumsum(v, axis=1, out=lw[:, 1:])

@@ -205,6 +205,8 @@ def test_a_priced_pass_leaves_the_seat_a_later_cohort_needs():
     assert np.allclose(p.pool.cost - cohorts.pool.cost, np.where(p.pool.ment == 0, 2.0, 0.0))
     out = cohort_passes(inst, p, empty, cfg, time.perf_counter() + 60, {})
     assert _keys(inst, out) == {"a": "Y", "b": "X"}
+    huge = priced(inst, cohorts, mu * 1e6, 0.5)  # never above half the penalty: a seat stays better than none
+    assert np.allclose(huge.pool.cost, np.where(p.pool.ment == 0, W.unmatched_penalty / 2, cohorts.pool.cost))
 
 
 def test_the_cohort_method_pairs_again_by_a_priced_pass_after_the_bounds():

@@ -413,13 +413,16 @@ Improve = Callable[[Instance, Cohorts, np.ndarray, float, dict[str, Any]], np.nd
 
 def priced(inst: Instance, cohorts: Cohorts, mu: np.ndarray, share: float) -> Cohorts:
     """``cohorts`` with each candidate pair charged ``share`` of the weekly prices ``mu`` (m, H) over the
-    rotator's weeks (the same pairs in the same order: by rotator, then unpriced cost)."""
+    rotator's weeks, up to half the unmatched penalty (so that the priced flows still seat everyone they
+    can), the same pairs in the same order (by rotator, then unpriced cost)."""
     lw = np.zeros((inst.m, inst.H + 1))
     np.cumsum(mu, axis=1, out=lw[:, 1:])
     pool = cohorts.pool
     price = lw[pool.ment, inst.e[pool.rot]] - lw[pool.ment, inst.s[pool.rot]]
+    # never above half the penalty (unless the pair costs more): a seat stays better than none
+    cost = np.minimum(pool.cost + share * price, np.maximum(pool.cost, inst.w.unmatched_penalty / 2))
     rots = np.concatenate(cohorts.groups) if cohorts.groups else np.zeros(0, dtype=np.int64)
-    return Cohorts(inst, Edges(pool.rot, pool.ment, pool.cost + share * price), np.sort(rots))
+    return Cohorts(inst, Edges(pool.rot, pool.ment, cost), np.sort(rots))
 
 
 def flow_bounds(

@@ -117,7 +117,7 @@ def solve(
     cohort_candidates: int = 40,
     cohort_passes: int = 1,
     cohort_bound_rounds: int = 2,
-    block_passes: int = 2,
+    block_passes: int | None = None,
     block_reach: int = 1,
     block_candidates: int = 20,
     lazy_rows: bool = False,
@@ -132,7 +132,8 @@ def solve(
 
     ``method``: ``"auto"`` (rotators x mentors up to ``exact_pairs``: the exact MIP; up to
     ``lp_pairs``: LP column generation; up to ``flow_pairs``: cohort flows (``cohort_passes``), then the
-    block flows of :mod:`.improve` (``block_passes``, ``block_reach``, ``block_candidates``; 0 passes: none)
+    block flows of :mod:`.improve` (``block_passes``, ``block_reach``, ``block_candidates``; 0 passes: none;
+    default 2 up to 40,000 rotators, 1 above)
     with the kept-week bound, :mod:`.cohorts`; above: the week-by-week greedy with the simplest bound), ``"mip"``, ``"lp"``,
     ``"cohorts"``, ``"flow"`` (the full-year flow with a weekly repair, the method before the cohorts)
     or ``"greedy"``. The LP and flow methods return the cheaper of their solution and the greedy's, with
@@ -160,6 +161,8 @@ def solve(
             time_limit=time_limit,
         )
         improve = None
+        if block_passes is None:  # two passes where the bounds' flows run (10k employees), one above (100k)
+            block_passes = 2 if inst.n <= cohort_cfg.flow_bound_rotators else 1
         if block_passes > 0:
             blocks = ImproveSettings(candidates=block_candidates, passes=block_passes, reach=block_reach)
             improve = partial(improve_by_blocks, cfg=blocks)

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from frontline.mentors.solver import solve
-from frontline.mentors.solver.cohorts import Cohorts, CohortSettings, candidates, cohort_passes
+from frontline.mentors.solver.cohorts import Cohorts, CohortSettings, candidates, cohort_passes, exact_scale, priced
 from frontline.mentors.solver.improve import ImproveSettings, blocks, improve_by_blocks, pair_block
 from frontline.mentors.solver.model import Instance
-from tests.test_pairing import W, _assert_sound, _medium, broken_rules, definition_cost, instances
+from tests.test_pairing import W, _assert_sound, _m, _medium, _r, broken_rules, definition_cost, instances
 
 
 def _keys(inst: Instance, assign: np.ndarray) -> dict:
@@ -52,11 +52,12 @@ def _random_start(inst: Instance, seed: int) -> np.ndarray:
     return assign
 
 
-def _block_optimum(rotators, mentors, w, fixed: dict, free: list) -> float:
+def _block_optimum(rotators, mentors, w, fixed: dict, free: list, way_out: bool = True) -> float:
     """Brute force: the cheapest assignment of the ``free`` rotators (keys), everyone else as in ``fixed``,
-    that breaks no rule."""
+    that breaks no rule (without ``way_out``: every free rotator matched)."""
     best = np.inf
-    for choice in itertools.product([None] + [m.key for m in mentors], repeat=len(free)):
+    options = ([None] if way_out else []) + [m.key for m in mentors]
+    for choice in itertools.product(options, repeat=len(free)):
         a = {k: v for k, v in fixed.items() if k not in free}
         a.update({k: c for k, c in zip(free, choice, strict=True) if c is not None})
         if not broken_rules(rotators, mentors, w, a):
@@ -69,7 +70,8 @@ def _block_optimum(rotators, mentors, w, fixed: dict, free: list) -> float:
 def test_a_block_flow_is_the_exact_optimum_of_its_two_cohorts(inst_, pick, w, seed):
     """Everyone outside the block fixed (a random pairing), both cohorts re-paired: the same objective
     as brute force over every way to pair the block's rotators (weekly seats of the A-only, shared and
-    B-only weeks, annual caps, load costs and kept pairings all count)."""
+    B-only weeks, annual caps, load costs and kept pairings all count); when everyone of the block was
+    matched, over the ways that keep them all matched (the block gives no way out then)."""
     rotators, mentors = inst_
     inst, cohorts = _setup(rotators, mentors, w=w)
     pairs = blocks(cohorts, inst, reach=len(cohorts.groups))
@@ -80,13 +82,13 @@ def test_a_block_flow_is_the_exact_optimum_of_its_two_cohorts(inst_, pick, w, se
     rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
     state = (rescap, annual, inst.load0 + extra)
     rots = np.concatenate([cohorts.groups[a], cohorts.groups[b]])
-    cand = np.ones(len(cohorts.pool.rot), dtype=bool)
-    pair_block(inst, cohorts, rots, len(cohorts.groups[a]), assign, state, cand, 100)
+    way_out = bool((assign[rots] < 0).any())
+    pair_block(inst, cohorts, rots, len(cohorts.groups[a]), assign, state, 10**9, 100)
     after = _keys(inst, assign)
     assert broken_rules(rotators, mentors, w, after) == []
     free = [inst.rotators[i].key for i in rots]
     assert definition_cost(rotators, mentors, w, after) == pytest.approx(
-        _block_optimum(rotators, mentors, w, after, free)
+        _block_optimum(rotators, mentors, w, after, free, way_out)
     )
     # the state it keeps is the state of the new assignment
     again = inst.residual(assign, inst.rescap, inst.annual)
@@ -148,7 +150,6 @@ def test_the_step_after_the_cohort_passes_gains_and_keeps_every_rule():
 def test_a_block_flow_counts_the_load_the_others_leave():
     """Two mentors alike but for the load they already carry (X: 3 rotators before, Y: none), and two
     overlapping rotations both with X: the block moves both to Y, the even-load term's choice."""
-    from tests.test_pairing import _m, _r
 
     mentors = [_m("X", capacity=2, annual_cap=9, load_so_far=3), _m("Y", capacity=2, annual_cap=9)]
     rotators = [_r("a", 0, 4), _r("b", 2, 6)]
@@ -157,6 +158,64 @@ def test_a_block_flow_counts_the_load_the_others_leave():
     rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
     state = (rescap, annual, inst.load0 + extra)
     rots = np.concatenate(cohorts.groups)
-    cand = np.ones(len(cohorts.pool.rot), dtype=bool)
-    assert pair_block(inst, cohorts, rots, 1, assign, state, cand, 100)
+    assert pair_block(inst, cohorts, rots, 1, assign, state, 10**9, 100)
     assert _keys(inst, assign) == {"a": "Y", "b": "Y"}
+
+
+def test_a_block_flow_takes_the_cheapest_candidates_that_have_a_seat():
+    """With one candidate per rotator, that candidate is the cheapest mentor with a seat in the rotator's
+    weeks, not the cheapest of the pool: X is cheaper for ``a`` but ``c`` (outside the block) holds X's
+    only seat, so ``a`` gets Y (with the cheapest of the pool it would stay unmatched)."""
+    mentors = [_m("X"), _m("Y", tz_hours=1.0)]
+    rotators = [_r("c", 0, 4), _r("a", 2, 6)]
+    inst, cohorts = _setup(rotators, mentors)
+    assign = np.array([0, -1])
+    rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
+    state = (rescap, annual, inst.load0 + extra)
+    assert pair_block(inst, cohorts, np.array([1]), 1, assign, state, 1, 100)
+    assert _keys(inst, assign) == {"c": "X", "a": "Y"}
+
+
+def test_exact_scale_is_the_smallest_factor_that_keeps_every_cost_whole():
+    inst, _ = _setup([_r("a")], [_m("X")])  # W: load 0.5, penalty 1000
+    assert exact_scale(inst, np.array([7.0, 12.5]), np.array([0.0, 3.0]), 100) == 2
+    assert exact_scale(inst, np.array([7.0, 2.6]), np.array([0.0]), 100) == 10  # 2.6 and 0.5
+    assert exact_scale(inst, np.array([1 / 3]), np.array([0.0]), 100) == 100  # none exact: as before
+    inst, _ = _setup([_r("a")], [_m("X")], w=dataclasses.replace(W, load_balance=1.0))
+    assert exact_scale(inst, np.array([7.0, 12.0]), np.array([2.0]), 100) == 1
+
+
+def test_a_priced_pass_leaves_the_seat_a_later_cohort_needs():
+    """X is the cheapest for both ``a`` (weeks 0-4) and ``b`` (weeks 2-6) but has one seat; Y suits
+    ``a`` only (one hour away) and nobody else suits ``b``. In start order ``a`` takes X and ``b`` stays
+    unmatched; with X's shared weeks priced (what seating ``b`` there is worth), ``a`` takes Y first.
+    The priced cohorts keep every pair and its order, each cost raised by the share of its weeks' prices."""
+    mentors = [_m("X"), _m("Y", tz_hours=1.0, languages=frozenset({"en", "de"}))]
+    rotators = [_r("a", 0, 4), _r("b", 2, 6, languages=frozenset({"ja", "en"}), skills=frozenset())]
+    rotators[1] = dataclasses.replace(rotators[1], previous_mentors=frozenset({"Y"}))
+    inst, cohorts = _setup(rotators, mentors)
+    cfg = CohortSettings(passes=1)
+    empty = np.full(inst.n, -1, dtype=np.int64)
+    plain = cohort_passes(inst, cohorts, empty, cfg, time.perf_counter() + 60, {})
+    assert _keys(inst, plain) == {"a": "X"}
+    mu = np.zeros((inst.m, inst.H))
+    mu[0, 2:4] = 2.0  # X's weeks shared by a and b
+    p = priced(inst, cohorts, mu, 0.5)
+    assert (p.pool.rot == cohorts.pool.rot).all() and (p.pool.ment == cohorts.pool.ment).all()
+    assert np.allclose(p.pool.cost - cohorts.pool.cost, np.where(p.pool.ment == 0, 2.0, 0.0))
+    out = cohort_passes(inst, p, empty, cfg, time.perf_counter() + 60, {})
+    assert _keys(inst, out) == {"a": "Y", "b": "X"}
+    huge = priced(inst, cohorts, mu * 1e6, 0.5)  # never above half the penalty: a seat stays better than none
+    assert np.allclose(huge.pool.cost, np.where(p.pool.ment == 0, W.unmatched_penalty / 2, cohorts.pool.cost))
+
+
+def test_the_cohort_method_pairs_again_by_a_priced_pass_after_the_bounds():
+    """Below ``flow_bound_rotators``: one plain pass (its pairs seed the bound's flow), the bounds, then
+    the pairing from scratch by the priced pass; sound, and the same input gives the same pairs."""
+    rotators, mentors = _medium(3)
+    mentors = [dataclasses.replace(m, capacity=1) for m in mentors]
+    sol = solve(rotators, mentors, W, method="cohorts")
+    _assert_sound(sol, rotators, mentors)
+    assert len(sol.stats["unpriced_pass"]) == 1 and len(sol.stats["cohort_passes"]) == 1
+    assert "every_week_bound" in sol.stats
+    assert solve(rotators, mentors, W, method="cohorts").assignments == sol.assignments

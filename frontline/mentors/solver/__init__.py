@@ -48,7 +48,9 @@ with the same weeks (a cohort) compete for the same weekly seats, so pairing one
 else fixed is a transportation problem, solved exactly by a min-cost flow (OR-Tools, imported lazily:
 never import ``highspy`` in the same process) on each rotator's cheapest eligible mentors (ties spread
 pseudo-randomly), the cohorts in order of their start (``cohort_passes`` passes at most, each cohort
-against all the others, while a pass gains and time is left). Then :mod:`.improve` frees two overlapping
+against all the others, while a pass gains and time is left; up to ``flow_bound_rotators``, once more
+after the bounds, each pair charged half the every-week bound's weekly prices over its weeks, so that
+early cohorts leave the seats later ones need). Then :mod:`.improve` frees two overlapping
 cohorts at a time (a *block*: their weekly rows nest, so the block is still one exact min-cost flow, and
 rotators of one cohort can take seats the other leaves), ``block_passes`` passes over the blocks, each
 kept only when the objective drops. Every pair is scanned by groups of rotators with the same weeks and
@@ -115,7 +117,7 @@ def solve(
     cohort_candidates: int = 40,
     cohort_passes: int = 1,
     cohort_bound_rounds: int = 2,
-    block_passes: int = 1,
+    block_passes: int | None = None,
     block_reach: int = 1,
     block_candidates: int = 20,
     lazy_rows: bool = False,
@@ -130,7 +132,8 @@ def solve(
 
     ``method``: ``"auto"`` (rotators x mentors up to ``exact_pairs``: the exact MIP; up to
     ``lp_pairs``: LP column generation; up to ``flow_pairs``: cohort flows (``cohort_passes``), then the
-    block flows of :mod:`.improve` (``block_passes``, ``block_reach``, ``block_candidates``; 0 passes: none)
+    block flows of :mod:`.improve` (``block_passes``, ``block_reach``, ``block_candidates``; 0 passes: none;
+    default 2 up to 40,000 rotators, 1 above)
     with the kept-week bound, :mod:`.cohorts`; above: the week-by-week greedy with the simplest bound), ``"mip"``, ``"lp"``,
     ``"cohorts"``, ``"flow"`` (the full-year flow with a weekly repair, the method before the cohorts)
     or ``"greedy"``. The LP and flow methods return the cheaper of their solution and the greedy's, with
@@ -158,6 +161,8 @@ def solve(
             time_limit=time_limit,
         )
         improve = None
+        if block_passes is None:  # two passes where the bounds' flows run (10k employees), one above (100k)
+            block_passes = 2 if inst.n <= cohort_cfg.flow_bound_rotators else 1
         if block_passes > 0:
             blocks = ImproveSettings(candidates=block_candidates, passes=block_passes, reach=block_reach)
             improve = partial(improve_by_blocks, cfg=blocks)

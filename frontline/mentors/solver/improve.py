@@ -10,14 +10,23 @@ weeks (the fewest seats of a kind of week bind for all its weeks). Nested rows a
 (mentor, A or B) -> mentor, whose arcs carry the first two, and the mentor's unit load arcs to the sink
 (the convex load cost, as in the cohort flows), as many as the shared weeks' seats and the annual cap
 allow. So the block's pairing is optimal over its rotators' ``candidates`` cheapest eligible mentors
-plus their current mentor (staying put is always possible: no flow can lose, up to the flows' cost
-rounding, and a block's result is kept only when the exact objective drops).
+with a seat in their weeks (once the block is freed) plus their current mentor (staying put is always
+possible: no flow can lose, up to the flows' cost rounding, and a block's result is kept only when the
+exact objective drops). A rotator gets the way out (unmatched, at the penalty) only when someone of the
+block is unmatched; otherwise everyone stays matched (leaving someone out costs the penalty, 1000, far
+above what a block can gain), and without those arcs the flow's largest cost is a pair's, not the
+penalty, so OR-Tools' cost scaling takes fewer phases: with costs scaled by the smallest factor that
+keeps them exact (:func:`.cohorts.exact_scale`), a block pass at 10k employees takes ~0.4 s of CPU
+instead of ~0.7 s, so :func:`.solve` runs two.
 
 :func:`blocks` lists every pair of overlapping cohorts at most ``reach`` places apart in start order;
 :func:`improve_by_blocks` re-pairs them in that order, pass after pass while a pass gains. (Other
 neighbourhoods measured at 10k employees, from the same start: windows of 6 start weeks solved as a MIP
 with every weekly row (HiGHS) gain about twice as much per sweep as one pass of the blocks but take ~10x
-its CPU time; many blocks apart in time in one flow gain about as much per pass but cost ~5x.)
+its CPU time; many blocks apart in time in one flow gain about as much per pass but cost ~5x. With the
+cheaper flows, from the plain pass: a third pass, over blocks two cohorts apart, gains ~0.08 % for
+~0.45 s of CPU; 10 or 30 candidates instead of 20 lose or cost more; pairs of cohorts as the first pass
+instead of the cohort pass end lower at 10k base but far higher when seats are short.)
 Work per pass is one flow of two cohorts per block, each arc a candidate pair: it grows linearly with
 the rotators. Deterministic: the blocks, their order and the flows depend only on the input (the
 deadline is a safety net).
@@ -31,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from frontline.mentors.solver.cohorts import Cohorts, _flow, _load_arcs
+from frontline.mentors.solver.cohorts import Cohorts, _flow, _load_arcs, exact_scale
 from frontline.mentors.solver.model import Instance
 
 
@@ -105,22 +114,28 @@ def pair_block(
     n_a: int,
     assign: np.ndarray,
     state: tuple[np.ndarray, np.ndarray, np.ndarray],
-    cand: np.ndarray,
+    cand: int,
     scale: int,
 ) -> bool:
     """Re-pair ``rots`` (the first ``n_a`` of cohort A, the rest of an overlapping cohort B) by one
     min-cost flow, everyone else fixed (see the module docstring). ``state`` = (weekly seats left,
-    annual caps left, load per mentor) after ``assign``; ``cand``: per pool edge, whether it is among the
-    candidates. Keeps the result (mutating ``assign`` and ``state``) only when the exact objective drops;
+    annual caps left, load per mentor) after ``assign``; ``cand``: how many of each rotator's cheapest
+    pool edges with a seat take part (plus its current mentor). Keeps the result (mutating ``assign`` and ``state``) only when the exact objective drops;
     returns whether it did. Long because it builds the flow's layers (rotators, (mentor, cohort),
     mentors with their load arcs) and then books or reverts the result."""
     R = len(rots)
     before = assign[rots].copy()
     _book(inst, rots, before, state, +1)  # free the block: its seats go back
     rescap, annual, load = state
+    wa = np.arange(int(inst.s[rots[0]]), int(inst.e[rots[0]]))
+    wb = np.arange(int(inst.s[rots[-1]]), int(inst.e[rots[-1]]))
+    both = np.intersect1d(wa, wb)
+    open_a = (rescap[:, wa].min(axis=1) > 0) & (annual > 0)  # a seat in every week of A's (B's) rotation
+    open_b = (rescap[:, wb].min(axis=1) > 0) & (annual > 0)
     loc, mm, cc = cohorts.edges_of(rots)
-    lens = cohorts.first[rots + 1] - cohorts.first[rots]
-    keep = cand[np.repeat(cohorts.first[rots], lens) + _ranks(lens)]
+    ok = np.where(loc < n_a, open_a[mm], open_b[mm])
+    loc, mm, cc = loc[ok], mm[ok], cc[ok]  # still by rotator, then cost
+    keep = _ranks(np.bincount(loc, minlength=R)) < cand
     cur = np.nonzero(before >= 0)[0]
     loc = np.concatenate([loc[keep], cur])
     mm = np.concatenate([mm[keep], before[cur]])
@@ -129,26 +144,33 @@ def pair_block(
     loc, mm, cc = loc[first], mm[first], cc[first]
     ments, mpos = np.unique(mm, return_inverse=True)
     M = len(ments)
-    wa = np.arange(int(inst.s[rots[0]]), int(inst.e[rots[0]]))
-    wb = np.arange(int(inst.s[rots[-1]]), int(inst.e[rots[-1]]))
-    both = np.intersect1d(wa, wb)
     sub = rescap[ments]
     seats_a = _fewest(sub, np.setdiff1d(wa, both), R)
     seats_b = _fewest(sub, np.setdiff1d(wb, both), R)
     counts = np.bincount(mpos, minlength=M)
     total = np.minimum.reduce([_fewest(sub, both, R), seats_a + seats_b, np.maximum(annual[ments], 0), counts])
+    scale = exact_scale(inst, cc, load[ments], scale)
     lm, lcost = _load_arcs(inst, ments, total, load, scale)
     # nodes: rotators [0, R), (mentor, A) [R, R + M), (mentor, B) [R + M, R + 2M), mentors, sink
     in_b = (loc >= n_a).astype(np.int64)
     T = R + 3 * M
     P = int(round(inst.w.unmatched_penalty * scale))
-    tails = np.concatenate([loc, np.arange(R), R + np.arange(2 * M), R + 2 * M + lm])
+    # the way out (unmatched, at the penalty) only when someone of the block is unmatched: see the docstring
+    out = np.arange(R) if (before < 0).any() else np.zeros(0, dtype=np.int64)
+    tails = np.concatenate([loc, out, R + np.arange(2 * M), R + 2 * M + lm])
     heads = np.concatenate(
-        [R + in_b * M + mpos, np.full(R, T), R + 2 * M + np.tile(np.arange(M), 2), np.full(len(lm), T)]
+        [R + in_b * M + mpos, np.full(len(out), T), R + 2 * M + np.tile(np.arange(M), 2), np.full(len(lm), T)]
     )
-    caps = np.concatenate([np.ones(len(loc) + R, dtype=np.int64), seats_a, seats_b, np.ones(len(lm), dtype=np.int64)])
+    caps = np.concatenate(
+        [np.ones(len(loc) + len(out), dtype=np.int64), seats_a, seats_b, np.ones(len(lm), dtype=np.int64)]
+    )
     costs = np.concatenate(
-        [np.rint(cc * scale).astype(np.int64), np.full(R, P, dtype=np.int64), np.zeros(2 * M, dtype=np.int64), lcost]
+        [
+            np.rint(cc * scale).astype(np.int64),
+            np.full(len(out), P, dtype=np.int64),
+            np.zeros(2 * M, dtype=np.int64),
+            lcost,
+        ]
     )
     used = _flow(tails, heads, caps, costs, R, T + 1)[: len(loc)] > 0
     after = np.full(R, -1, dtype=np.int64)
@@ -188,7 +210,6 @@ def improve_by_blocks(
     assign = assign.copy()
     rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
     state = (rescap, annual, inst.load0 + extra)
-    cand = _ranks(np.diff(cohorts.first)) < cfg.candidates
     todo = blocks(cohorts, inst, cfg.reach)
     values = [round(inst.total_cost(assign)[0], 3)]
     kept = 0
@@ -196,7 +217,7 @@ def improve_by_blocks(
     for _pass in range(cfg.passes):
         for a, b in todo:
             for rots, n_a in _chunks(inst, cohorts.groups[a], cohorts.groups[b], cfg.chunk):
-                kept += pair_block(inst, cohorts, rots, n_a, assign, state, cand, cfg.scale)
+                kept += pair_block(inst, cohorts, rots, n_a, assign, state, cfg.candidates, cfg.scale)
                 flows += 1
             if time.perf_counter() > deadline:
                 break

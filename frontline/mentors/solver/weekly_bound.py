@@ -152,15 +152,19 @@ def every_week_bound(
     *,
     scale: float = 10_000.0,
     block: int = 512,
+    prices: list[np.ndarray] | None = None,
 ) -> float:
     """The bound of the module docstring at the rotator potentials ``u`` and load multipliers ``lam_m``
     (clipped at 0) of the kept-week flow, then the weekly Lagrangian at the week lines' prices (never
-    lower); ``rots`` the rotators with an eligible mentor. Returns the larger."""
+    lower); ``rots`` the rotators with an eligible mentor. Returns the larger; the weekly prices ``mu``
+    (m, H) are appended to ``prices`` when given (the cohort method pairs against them)."""
     P = inst.w.unmatched_penalty
     lam_m = np.maximum(lam_m, 0.0)
     u = np.minimum(u, P)
     edges = _negative_pairs(inst, rots, lam_m, u, block)
     value, mu = _line_flow(inst, edges, edges.cost, scale)
+    if prices is not None:
+        prices.append(mu)
     zterm = load_term(inst, inst.annual, lam_m)
     lines = float(u[rots].sum()) + value + zterm + P * (inst.n - len(rots))
     best = _cheapest_priced(inst, rots, lam_m, mu, block)

@@ -376,10 +376,10 @@ class Policy(_Strict):
     def _country(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        import holidays
+        from holidays.registry import EntityLoader  # the codes alone: no country module is imported
 
         value = value.upper()
-        if value not in holidays.list_supported_countries():
+        if value not in EntityLoader.get_country_codes(include_aliases=True):
             raise ValueError(f"{value!r} is not a country the holidays package knows")
         return value
 

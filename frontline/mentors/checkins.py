@@ -260,25 +260,49 @@ def _ranked(
     hours: tuple[int, int],
 ) -> tuple[tuple[tuple[int, str], tuple[int, str]], ...]:
     """:func:`ranked_slots` for the weeks' table keys, the kickoff's table, and the rotation's first and last
-    day counted from its first Monday."""
-    tables = [
-        _offset_table(key[0], key[1], minutes, hours) if len(key) == 2 else _zone_week_table(*key, minutes, hours)
-        for key in keys
-    ]
-    half_hours = _half_hours(hours)
-    found: list[tuple[tuple[bool, float, int], int, tuple[int, str], tuple[int, str]]] = []
-    c = -1
-    for weekday in SLOT_WEEKDAYS:
+    day counted from its first Monday. A candidate must be valid in every week its weekday falls in: the
+    AND of the weeks' validity bits (:func:`_valid_bits`, once per distinct table), not a cell by cell check."""
+    labels = _labels(hours)
+    per_day = len(labels)
+    found: list[tuple[bool, float, int, int, tuple[int, str], tuple[int, str]]] = []
+    for i, weekday in enumerate(SLOT_WEEKDAYS):
         weeks = [k for k in range(len(keys)) if first <= 7 * k + weekday <= last]  # per weekday
-        for h, local_t in enumerate(half_hours):
-            c += 1
-            if not weeks or not all(tables[k][c][0] for k in weeks):
-                continue
-            _valid, closeness, utc_slot = tables[weeks[0]][c]
-            score = (not kickoff[h], closeness, weekday)
-            found.append((score, len(found), (weekday, f"{local_t:%H:%M}"), utc_slot))
-    found.sort(key=lambda f: (f[0], f[1]))
-    return tuple((key, slot) for _score, _order, key, slot in found)
+        if not weeks:
+            continue
+        mask = (1 << per_day) - 1
+        for key in {keys[k] for k in weeks}:
+            mask &= _valid_bits(key, minutes, hours)[i]
+        if not mask:
+            continue
+        cells = _table_of(keys[weeks[0]], minutes, hours)
+        base = i * per_day
+        for h in range(per_day):
+            if mask >> h & 1:
+                _valid, closeness, utc_slot = cells[base + h]
+                found.append((not kickoff[h], closeness, weekday, len(found), (weekday, labels[h]), utc_slot))
+    found.sort()  # (kickoff possible, closeness, weekday), ties in candidate order (unique: never compared further)
+    return tuple((f[4], f[5]) for f in found)
+
+
+def _table_of(key: _TableKey, minutes: int, hours: tuple[int, int]) -> tuple[_Cell, ...]:
+    """The week's table (:func:`_week_table`) for its key (:func:`_table_key`)."""
+    if len(key) == 2:
+        return _offset_table(key[0], key[1], minutes, hours)
+    return _zone_week_table(key[0], key[1], key[2], minutes, hours)
+
+
+@lru_cache(maxsize=65536)
+def _valid_bits(key: _TableKey, minutes: int, hours: tuple[int, int]) -> tuple[int, ...]:
+    """Per weekday (:data:`SLOT_WEEKDAYS`), the week's valid half hours as bits (bit ``h``: the ``h``-th)."""
+    cells = _table_of(key, minutes, hours)
+    per_day = len(_labels(hours))
+    return tuple(sum(1 << h for h in range(per_day) if cells[i * per_day + h][0]) for i in range(len(SLOT_WEEKDAYS)))
+
+
+@lru_cache(maxsize=64)
+def _labels(hours: tuple[int, int]) -> tuple[str, ...]:
+    """The working hours' half hours as "HH:MM"."""
+    return tuple(f"{t:%H:%M}" for t in _half_hours(hours))
 
 
 def first_slot_utc(start: date, pairing: MentorPairing) -> datetime | None:

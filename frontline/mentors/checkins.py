@@ -199,8 +199,13 @@ def _day_cells(mz: tzinfo, rz: tzinfo, day: date, minutes: int, hours: tuple[int
 def _kickoff_table(
     mentor_tz: str, rotator_tz: str, day: date, minutes: int, hours: tuple[int, int]
 ) -> tuple[bool, ...]:
-    """Per half hour: the kickoff at that mentor-local time on ``day`` suits both people."""
-    return _kickoff(zone(mentor_tz), zone(rotator_tz), day, minutes, hours)
+    """Per half hour: the kickoff at that mentor-local time on ``day`` suits both people (the shared
+    table of the two offsets when neither zone changes its offset that day, as :func:`_zone_week_table`)."""
+    mz, rz = zone(mentor_tz), zone(rotator_tz)
+    offsets = _steady_day(mz, rz, day)
+    if offsets is not None:
+        return _offset_kickoff_table(offsets[0], offsets[1], day.weekday(), minutes, hours)
+    return _kickoff(mz, rz, day, minutes, hours)
 
 
 @lru_cache(maxsize=4096)

@@ -17,6 +17,7 @@ from collections.abc import Set
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
+from operator import itemgetter
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -224,6 +225,7 @@ def _kickoff(mz: tzinfo, rz: tzinfo, day: date, minutes: int, hours: tuple[int, 
 _TableKey = tuple[timedelta, timedelta] | tuple[str, str, date]  # two steady offsets, or two zones and a Monday
 
 
+@lru_cache(maxsize=100_000)
 def _table_key(mentor_tz: str, rotator_tz: str, monday: date) -> _TableKey:
     """What the week's table (:func:`_week_table`) depends on: the two offsets when both are steady that week."""
     m_off, r_off = _week_offset(mentor_tz, monday), _week_offset(rotator_tz, monday)
@@ -266,27 +268,47 @@ def _ranked(
 ) -> tuple[tuple[tuple[int, str], tuple[int, str]], ...]:
     """:func:`ranked_slots` for the weeks' table keys, the kickoff's table, and the rotation's first and last
     day counted from its first Monday. A candidate must be valid in every week its weekday falls in: the
-    AND of the weeks' validity bits (:func:`_valid_bits`, once per distinct table), not a cell by cell check."""
+    AND of the weeks' validity bits (:func:`_valid_bits`, once per distinct table), not a cell by cell check;
+    the ranking then depends on those bits and each weekday's first week alone (:func:`_ranked_bits`)."""
+    per_day = len(_labels(hours))
+    masks: list[int] = []
+    firsts: list[_TableKey | None] = []
+    for i, weekday in enumerate(SLOT_WEEKDAYS):
+        # the weeks k with first <= 7k + weekday <= last
+        weeks = range(max(0, -((weekday - first) // 7)), min(len(keys) - 1, (last - weekday) // 7) + 1)
+        mask = (1 << per_day) - 1 if weeks else 0
+        for key in {keys[k] for k in weeks}:
+            mask &= _valid_bits(key, minutes, hours)[i]
+        masks.append(mask)
+        firsts.append(keys[weeks[0]] if mask else None)
+    return _ranked_bits(tuple(firsts), tuple(masks), kickoff, minutes, hours)
+
+
+@lru_cache(maxsize=65536)
+def _ranked_bits(
+    firsts: tuple[_TableKey | None, ...],
+    masks: tuple[int, ...],
+    kickoff: tuple[bool, ...],
+    minutes: int,
+    hours: tuple[int, int],
+) -> tuple[tuple[tuple[int, str], tuple[int, str]], ...]:
+    """:func:`_ranked` for each weekday's first week's table key (None: no candidate that weekday) and valid
+    half hours (bits)."""
     labels = _labels(hours)
     per_day = len(labels)
     found: list[tuple[bool, float, int, int, tuple[int, str], tuple[int, str]]] = []
     for i, weekday in enumerate(SLOT_WEEKDAYS):
-        weeks = [k for k in range(len(keys)) if first <= 7 * k + weekday <= last]  # per weekday
-        if not weeks:
+        mask, key = masks[i], firsts[i]
+        if key is None:
             continue
-        mask = (1 << per_day) - 1
-        for key in {keys[k] for k in weeks}:
-            mask &= _valid_bits(key, minutes, hours)[i]
-        if not mask:
-            continue
-        cells = _table_of(keys[weeks[0]], minutes, hours)
+        cells = _table_of(key, minutes, hours)
         base = i * per_day
         for h in range(per_day):
             if mask >> h & 1:
                 _valid, closeness, utc_slot = cells[base + h]
                 found.append((not kickoff[h], closeness, weekday, len(found), (weekday, labels[h]), utc_slot))
     found.sort()  # (kickoff possible, closeness, weekday), ties in candidate order (unique: never compared further)
-    return tuple((f[4], f[5]) for f in found)
+    return tuple(map(itemgetter(4, 5), found))
 
 
 def _table_of(key: _TableKey, minutes: int, hours: tuple[int, int]) -> tuple[_Cell, ...]:

@@ -508,13 +508,28 @@ def test_checkin_tables_shared_by_offset_equal_the_zone_tables_in_every_week():
     assert shared > 0.8 * len(zones) ** 2 * 105  # most weeks take the shared table
 
 
+def test_kickoff_tables_shared_by_offset_equal_the_kickoff_from_the_zones():
+    """A kickoff day on which neither zone changes its offset takes the table shared by the two offsets; it
+    must equal the one computed from the zones on every day of two years (daylight-saving days included)."""
+    from frontline.mentors import checkins
+
+    zones = ["America/Denver", "Europe/London", "America/Santiago", "Australia/Lord_Howe", "Asia/Kolkata"]
+    zones += ["America/St_Johns", "Africa/Cairo", "Pacific/Auckland"]
+    for mz in zones:
+        for rz in zones:
+            for d in range(730):
+                day = date(2026, 1, 1) + timedelta(days=d)
+                direct = checkins._kickoff(checkins.zone(mz), checkins.zone(rz), day, 30, (9, 17))
+                assert checkins._kickoff_table(mz, rz, day, 30, (9, 17)) == direct, (mz, rz, day)
+
+
 def _ranked_from_zones(start, end, mz, rz, minutes=30, hours=(9, 17)):
     """The ranking from the zones themselves, week by week (no table shared by offset): the reference."""
     from frontline.mentors import checkins
 
     mondays = [monday_of(start) + timedelta(weeks=k) for k in range(max(1, ((end - start).days + 7) // 7))]
     tables = [checkins._zone_week_table(mz, rz, m, minutes, hours) for m in mondays]
-    kickoff = checkins._kickoff_table(mz, rz, start, minutes, hours)
+    kickoff = checkins._kickoff(checkins.zone(mz), checkins.zone(rz), start, minutes, hours)
     found, c = [], -1
     for weekday in checkins.SLOT_WEEKDAYS:
         for h, local_t in enumerate(checkins._half_hours(hours)):

@@ -226,3 +226,28 @@ def test_contacts_share_needs_a_large_base_and_has_an_8_week_trend(engine, setti
     assert [p.value for p in export.trend8] == [0, 0, 0, 0, 0, 1, 0, 2]
     rendered = render_digest(content, "head@engineering.example")
     assert f"{customers} of 600 contacts this week" in rendered.html and "8 weeks: 0 0 0 0 0 1 0 2" in rendered.text
+
+
+def test_issue_figures_tags_and_responses(engine, settings):
+    """An issue's figures come from its observations alone: customers summed, impact averaged, reporters
+    counted once, responses counted by state over those addressed to the department; "addressed to you"
+    only when someone from elsewhere addressed it (an own person's observation to the department is
+    "from your people" alone)."""
+    with session_scope(engine) as s:
+        eng, sales = _dept(s, "Engineering"), _dept(s, "Sales")
+        erin, sam, ann = _person(s, "Erin", eng, "E1"), _person(s, "Sam", sales, "S1"), _person(s, "Ann", sales, "S2")
+        t = MONDAY + timedelta(hours=9)
+        area = {"product_area": "dashboard", "category": "bug"}
+        _obs(s, erin, eng, "Dashboard charts are blank", t, ack_state="planned", **area)
+        _obs(s, erin, eng, "The dashboard charts stay blank", t + timedelta(hours=1), ack_state="planned", **area)
+        pay = {"product_area": "checkout", "category": "bug"}
+        _obs(s, sam, eng, "Checkout double charges cards", t, urgent=True, impact=5, customer_count=4, **pay)
+        _obs(s, ann, eng, "Cards charged twice at checkout", t, impact=2, customer_count=6, ack_state="fixed", **pay)
+        _obs(s, sam, eng, "Checkout charged a card twice", t, impact=2, customer_count=1, **pay)
+        eng_id = eng.id
+    issues = {i.product_area: i for i in _build(engine, eng_id).issues}
+    dash, pay_issue = issues["dashboard"], issues["checkout"]
+    assert (dash.tags, dash.ack, dash.actionable, dash.reporters, dash.count) == ([TAG_OWN], {"planned": 2}, 2, 1, 2)
+    assert pay_issue.tags == [TAG_URGENT, TAG_ADDRESSED] and pay_issue.reporters == 2
+    assert (pay_issue.customers, pay_issue.impact, pay_issue.actionable) == (11, 3.0, 3)
+    assert pay_issue.ack == {"new": 2, "fixed": 1}

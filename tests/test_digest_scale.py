@@ -233,3 +233,34 @@ def test_digests_read_the_week_once_not_once_per_department(engine, settings):
     the items. A digest that rescanned the whole week for its department would read 16 times as many."""
     small, large = _items_read(engine, 3), _items_read(engine, 12)
     assert large == {name: 4 * reads for name, reads in small.items()}, (small, large)
+
+
+def test_a_batch_loads_what_the_whole_week_gives_its_departments(engine, settings):
+    """``load_week`` for a batch of departments (two queries: addressed to the batch, then written by its
+    people elsewhere; open urgent and acted-on by target) gives each of its departments the very lists
+    the whole week's load gives it, in the same order, datetimes aware UTC as the ORM reads them (on
+    PostgreSQL with the session in another time zone, so the conversion is exercised)."""
+    from dataclasses import astuple
+
+    from frontline.digests.loading import load_week
+
+    _empty(engine)
+    ids = make_departments(engine, 5)
+    with Session(engine) as s:
+        if engine.dialect.name == "postgresql":
+            s.connection().exec_driver_sql("SET TIME ZONE 'America/New_York'")
+        full = load_week(s, WEEK, themes={}).by_department
+        names = ["current_from", "current_to", "previous_from", "previous_to", "open_urgent_to", "acted_to"]
+        seen = dict.fromkeys(names, 0)
+        for batch in ([ids[0]], ids[1:3], ids[3:]):
+            part = load_week(s, WEEK, department_ids=batch, themes={}).by_department
+            for d in batch:
+                for name in names:
+                    got = part.get(name, d)
+                    assert [astuple(o) for o in got] == [astuple(o) for o in full.get(name, d)], (name, d)
+                    seen[name] += len(got)
+                    for o in got:
+                        stored = s.get(Observation, o.id)
+                        assert stored is not None and (o.created_at, o.ack_at) == (stored.created_at, stored.ack_at)
+                        assert o.created_at.tzinfo is UTC and (o.ack_at is None or o.ack_at.tzinfo is UTC)
+        assert all(seen.values()), seen  # every list has items to compare

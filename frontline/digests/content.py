@@ -356,32 +356,51 @@ def _weekly_counts(
 
 
 def _trends(
-    week: WeekData, department_id: int, routed: Routed, value: str, keys: list[ThemeKey] | None = None
+    week: WeekData,
+    department_id: int,
+    routed: Routed,
+    value: str,
+    keys: list[ThemeKey] | None = None,
+    recent_keys: tuple[list[ThemeKey], list[ThemeKey]] | None = None,
 ) -> dict[ThemeKey | None, list[WeekPoint]]:
     """:func:`_weekly_counts` of every theme in ``keys`` (and of all, under ``None``) from one pass over
-    the department's observations: a digest's trends cost its observations, not observations x issues."""
+    the department's observations: a digest's trends cost its observations, not observations x issues.
+    ``recent_keys``: the theme keys of ``routed.prev_both`` and ``routed.both``, item for item, when the
+    caller has them (else computed here, and only when ``keys`` asks for themes)."""
     d = department_id
     names = _trend_weeks(week.week)
     total = [0] * TREND_WEEKS
     by_label: dict[str, list[int]] = {}  # older weeks: by the label stored by its week's digest
     by_key: dict[ThemeKey, list[int]] = {}  # last week and this week: by the theme key
+    customers = value != "count"
     for h in week.by_department.history.get(d, []):
         if h.rotator_department_id != d and h.target_department_id != d:
             continue
-        n = 1 if value == "count" else h.customer_count
+        n = h.customer_count if customers else 1
         total[h.week_index] += n
-        if h.theme is not None:  # (a theme may span areas and categories)
+        if keys and h.theme is not None:  # (a theme may span areas and categories)
             by_label.setdefault(h.theme, [0] * TREND_WEEKS)[h.week_index] += n
     for index, items in ((TREND_WEEKS - 2, routed.prev_both), (TREND_WEEKS - 1, routed.both)):
-        for o in items:
-            n = 1 if value == "count" else o.customer_count
+        if not keys:
+            total[index] += sum(o.customer_count for o in items) if customers else len(items)
+            continue
+        if recent_keys is not None:
+            item_keys = recent_keys[index - TREND_WEEKS + 2]
+        else:
+            item_keys = [_key(week, o) for o in items]
+        for o, k in zip(items, item_keys, strict=True):
+            n = o.customer_count if customers else 1
             total[index] += n
-            by_key.setdefault(_key(week, o), [0] * TREND_WEEKS)[index] += n
+            counts = by_key.get(k)
+            if counts is None:
+                counts = by_key[k] = [0] * TREND_WEEKS
+            counts[index] += n
     out: dict[ThemeKey | None, list[WeekPoint]] = {None: [WeekPoint(w, v) for w, v in zip(names, total, strict=True)]}
     zeros = [0] * TREND_WEEKS
+    older_weeks = TREND_WEEKS - 2
     for k in keys or []:
         older, recent = by_label.get(k[2], zeros), by_key.get(k, zeros)
-        out[k] = [WeekPoint(w, older[i] if i < TREND_WEEKS - 2 else recent[i]) for i, w in enumerate(names)]
+        out[k] = [WeekPoint(w, older[i] if i < older_weeks else recent[i]) for i, w in enumerate(names)]
     return out
 
 
@@ -407,41 +426,61 @@ def contacts_summary(routed: Routed, week: WeekData, department_id: int) -> Cont
 
 def top_issues(routed: Routed, week: WeekData, department_id: int, tz: ZoneInfo, contacts: int) -> list[Issue]:
     """Every problem of the department's week once (both routes together), its sources as tags, ranked by
-    customers x impact x trend (see the module docstring), with the 8-week trend of each."""
+    customers x impact x trend (see the module docstring), with the 8-week trend of each. Each observation's
+    theme key is found once, and each issue's figures come from one pass over its observations."""
     d = department_id
-    groups: dict[ThemeKey, list[DigestObservation]] = defaultdict(list)
-    for o in routed.both:
-        groups[_key(week, o)].append(o)
-    trends = _trends(week, d, routed, "count", list(groups))
-    previous = Counter(_key(week, o) for o in routed.prev_both)
-    base = len(routed.both)
+    both, prev_both = routed.both, routed.prev_both
+    keys = [_key(week, o) for o in both]
+    prev_keys = [_key(week, o) for o in prev_both]
+    groups: dict[ThemeKey, list[DigestObservation]] = {}
+    for o, k in zip(both, keys, strict=True):
+        members = groups.get(k)
+        if members is None:
+            groups[k] = [o]
+        else:
+            members.append(o)
+    trends = _trends(week, d, routed, "count", list(groups), (prev_keys, keys))
+    previous = Counter(prev_keys)
+    base = len(both)
+    area_contacts = week.area_contacts
     issues = []
     for k, members in groups.items():
-        customers = sum(o.customer_count for o in members)
-        impact = sum(o.impact for o in members) / len(members)
-        tags = []
-        if any(o.urgent for o in members):
-            tags.append(TAG_URGENT)
-        if any(o.target_department_id == d and o.rotator_department_id != d for o in members):
-            tags.append(TAG_ADDRESSED)
-        if any(o.rotator_department_id == d for o in members):
-            tags.append(TAG_OWN)
-        addressed = [o for o in members if o.target_department_id == d]
+        customers = impact_sum = actionable = 0
+        urgent = addressed_here = own = False
+        ack: dict[str, int] = {}
+        reporters = set()
+        for o in members:
+            customers += o.customer_count
+            impact_sum += o.impact
+            if o.urgent:
+                urgent = True
+            from_here = o.rotator_department_id == d
+            if from_here:
+                own = True
+            if o.target_department_id == d:
+                actionable += 1
+                ack[o.ack_state] = ack.get(o.ack_state, 0) + 1
+                if not from_here:
+                    addressed_here = True
+            reporters.add(o.rotator_id)
+        impact = impact_sum / len(members)
+        tags = [tag for tag, on in ((TAG_URGENT, urgent), (TAG_ADDRESSED, addressed_here), (TAG_OWN, own)) if on]
+        before = previous.get(k, 0)
         issues.append(
             Issue(
                 product_area=k[0],
                 category=k[1],
                 label=k[2],
                 count=len(members),
-                previous=previous.get(k, 0),
+                previous=before,
                 customers=customers,
                 impact=impact,
-                score=customers * impact * _trend_factor(len(members), previous.get(k, 0)),
+                score=customers * impact * _trend_factor(len(members), before),
                 tags=tags,
                 quotes=_quotes(members, tz, week),
-                reporters=len({o.rotator_id for o in members}),
-                ack=dict(Counter(o.ack_state for o in addressed)),
-                actionable=len(addressed),
+                reporters=len(reporters),
+                ack=ack,
+                actionable=actionable,
                 trend8=trends[k],
                 customers_text=(
                     share_text(customers, contacts, unit="contacts")
@@ -454,8 +493,8 @@ def top_issues(routed: Routed, week: WeekData, department_id: int, tz: ZoneInfo,
                     else None
                 ),
                 area_text=(
-                    share_text(customers, week.area_contacts[k[0]], unit=f"{k[0]} contacts")
-                    if week.area_contacts.get(k[0], 0) >= MIN_CONTACTS_FOR_SHARE
+                    share_text(customers, area_contacts[k[0]], unit=f"{k[0]} contacts")
+                    if area_contacts.get(k[0], 0) >= MIN_CONTACTS_FOR_SHARE
                     else None
                 ),
             )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -123,9 +123,11 @@ class DepartmentIndex:
         return self.lists.get((name, department_id), [])
 
 
+# The two datetimes as the dialect's plain DATETIME: :func:`_utc` makes them aware UTC, as the column type
+# would, without its per-value Python layer (two calls per value, ~0.3 s CPU on the 97k rows of the job).
 _OBS_COLUMNS = (
     col(Observation.id),
-    col(Observation.created_at),
+    sa.type_coerce(col(Observation.created_at), sa.DateTime()),
     col(Observation.text),
     col(Observation.impact),
     col(Observation.customer_count),
@@ -138,7 +140,7 @@ _OBS_COLUMNS = (
     col(Employee.department_id),
     col(Observation.ack_state),
     col(Observation.ack_by),
-    col(Observation.ack_at),
+    sa.type_coerce(col(Observation.ack_at), sa.DateTime()),
     col(Observation.theme),
 )
 
@@ -162,26 +164,50 @@ def _of_departments(department_ids: list[int]) -> ColumnElement[bool]:
 
 
 def _obs_rows(
-    session: Session, where: list[ColumnElement[bool]], department_ids: list[int] | None
+    session: Session, where: list[ColumnElement[bool]], department_ids: list[int] | None, *, rotators: bool = True
 ) -> Sequence[sa.Row[Any]]:
-    """Observation columns plus the rotator's name and department (plain rows: no ORM objects, fast)."""
+    """Observation columns plus the rotator's name and department (plain rows: no ORM objects, fast), by id.
+
+    For a batch of departments, two queries rather than one with ``OR``: those addressed to the batch
+    (on the (target department, created) index, so a week's range reads that week only), then, when
+    ``rotators``, those its people addressed elsewhere (on the rotator index). ``rotators=False`` for
+    the lists the digests read by target department only (open urgent items, what was acted on)."""
     stmt = sa.select(*_OBS_COLUMNS).join(Employee, col(Observation.rotator_id) == col(Employee.id), isouter=True)
     for clause in where:
         stmt = stmt.where(clause)
-    if department_ids is not None:
-        stmt = stmt.where(_of_departments(department_ids))
-    return _rows(session, stmt.order_by(col(Observation.id)))
+    if department_ids is None:
+        return _rows(session, stmt.order_by(col(Observation.id)))
+    target = col(Observation.target_department_id)
+    rows = list(_rows(session, stmt.where(target.in_(department_ids)).order_by(col(Observation.id))))
+    if rotators:
+        people = sa.select(col(Employee.id)).where(col(Employee.department_id).in_(department_ids))
+        rows += _rows(session, stmt.where(col(Observation.rotator_id).in_(people), target.not_in(department_ids)))
+        rows.sort(key=_row_id)
+    return rows
+
+
+def _row_id(row: sa.Row[Any]) -> int:
+    return int(row[0])
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A stored datetime as aware UTC, as the column type gives it: naive (SQLite) is UTC; an aware one
+    (PostgreSQL, in the session's time zone) is converted."""
+    when = clock.aware(value)
+    assert when is not None
+    return when if when.tzinfo is UTC else when.astimezone(UTC)
 
 
 def _to_obs(r: Sequence[Any], current: bool) -> DigestObservation:
     """A row of :data:`_OBS_COLUMNS` (in :class:`DigestObservation`'s field order) as the dataclass."""
     (oid, created_at, text, impact, customers, area, category, target, urgent, rotator_id, name, *rest) = r
     rotator_department_id, ack_state, ack_by, ack_at, theme = rest
-    if created_at.__class__ is not datetime or created_at.tzinfo is None:
-        created_at = clock.aware(created_at)
-        assert created_at is not None  # a NOT NULL column
-    if ack_at is not None and (ack_at.__class__ is not datetime or ack_at.tzinfo is None):
-        ack_at = clock.aware(ack_at)
+    if created_at.__class__ is datetime and created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=UTC)  # SQLite: naive UTC (the common case, inline)
+    elif created_at.__class__ is not datetime or created_at.tzinfo is not UTC:
+        created_at = _utc(created_at)
+    if ack_at is not None and (ack_at.__class__ is not datetime or ack_at.tzinfo is not UTC):
+        ack_at = _utc(ack_at)
     return DigestObservation(
         oid,
         created_at,
@@ -271,10 +297,13 @@ def load_week(
             session,
             [col(Observation.urgent) == True, col(Observation.ack_state) == "new", created < start],  # noqa: E712
             department_ids,
+            rotators=False,
         )
     ]
     acked = col(Observation.ack_at)
-    acted = [_to_obs(r, False) for r in _obs_rows(session, [acked >= start, acked < end], department_ids)]
+    acted = [
+        _to_obs(r, False) for r in _obs_rows(session, [acked >= start, acked < end], department_ids, rotators=False)
+    ]
     return WeekData(
         week,
         start,

@@ -75,23 +75,28 @@ def _without_lock(monkeypatch):
     monkeypatch.setattr(models.db, "planning_lock", lambda session, holder, **kw: None)
 
 
+def _engineers(s, n: int, prefix: str) -> None:
+    """``n`` engineers in Berlin, employee ids ``<prefix>0``.."""
+    eng = s.exec(select(Department).where(Department.name == "Engineering")).one()
+    for i in range(n):
+        s.add(
+            Employee(
+                employee_id=f"{prefix}{i}",
+                name=f"X{i}",
+                email=f"x{i}@example.com",
+                department_id=eng.id,
+                hire_date=date(2020, 1, 1),
+                timezone="Europe/Berlin",
+                country="DE",
+                languages=["en"],
+            )
+        )
+
+
 def _planning_company(engine, n: int = 12) -> None:
     with session_scope(engine) as s:
         _company(s)
-        eng = s.exec(select(Department).where(Department.name == "Engineering")).one()
-        for i in range(n):
-            s.add(
-                Employee(
-                    employee_id=f"x{i}",
-                    name=f"X{i}",
-                    email=f"x{i}@example.com",
-                    department_id=eng.id,
-                    hire_date=date(2020, 1, 1),
-                    timezone="Europe/Berlin",
-                    country="DE",
-                    languages=["en"],
-                )
-            )
+        _engineers(s, n, "x")
 
 
 def _plan(engine):
@@ -246,20 +251,7 @@ def scim_client(settings, engine):
     forget_cached_policies()
     with session_scope(engine) as s:
         company(s, staff=0)
-        eng = s.exec(select(Department).where(Department.name == "Engineering")).one()
-        for i in range(12):
-            s.add(
-                Employee(
-                    employee_id=f"X{i}",
-                    name=f"X{i}",
-                    email=f"x{i}@example.com",
-                    department_id=eng.id,
-                    hire_date=date(2020, 1, 1),
-                    timezone="Europe/Berlin",
-                    country="DE",
-                    languages=["en"],
-                )
-            )
+        _engineers(s, 12, "X")
         _row, secret = create_token(s, "okta")
     client = TestClient(create_app(), base_url="http://frontline.test")
     client.headers["Authorization"] = f"Bearer {secret}"

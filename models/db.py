@@ -218,10 +218,18 @@ def planning_lock(session: Session, holder: str, *, wait: float | None = None) -
         wait = get_settings().planning_lock_wait
         if INTERACTIVE in session.info:  # a web request: someone is looking at a spinner
             wait = min(wait, session.info[INTERACTIVE])
-    if conn.dialect.name == "postgresql":
-        waited = _pg_planning_lock(conn, holder, wait)
-    else:
-        waited = _sqlite_planning_lock(session, conn, holder, wait)
+    from frontline.core.errors import PlanningBusy
+
+    try:
+        if conn.dialect.name == "postgresql":
+            waited = _pg_planning_lock(conn, holder, wait)
+        else:
+            waited = _sqlite_planning_lock(session, conn, holder, wait)
+    except PlanningBusy as busy:
+        if INTERACTIVE not in session.info:
+            raise
+        _log().warning("%s, nothing was written (a web request's wait)", busy.detail())
+        raise PlanningBusy(busy.holder, busy.who, busy.waited, interactive=True) from None
     session.info[_HELD] = root
     if waited:
         session.flush()
@@ -231,16 +239,17 @@ def planning_lock(session: Session, holder: str, *, wait: float | None = None) -
 def _busy(holder: str, waited: float, who: str) -> Exception:
     from frontline.core.errors import PlanningBusy
 
-    return PlanningBusy(
-        f"{holder}: another writer of the plan or the pairings is still running ({who}); waited {waited:.0f} s "
-        f"(FRONTLINE_PLANNING_LOCK_WAIT), nothing was written. Run it again when that one has finished."
-    )
+    return PlanningBusy(holder, who, waited)
+
+
+def _log() -> Any:
+    import logging
+
+    return logging.getLogger("frontline.planning")
 
 
 def _waiting(holder: str, who: str) -> None:
-    import logging
-
-    logging.getLogger("frontline.planning").warning("%s waits for the planning lock: %s", holder, who)
+    _log().warning("%s waits for the planning lock: %s", holder, who)
 
 
 def _pg_planning_lock(conn: Any, holder: str, wait: float) -> bool:

@@ -361,7 +361,8 @@ def test_a_scim_deactivation_that_waits_too_long_is_503_with_retry_after(scim_cl
         assert r.status_code == 503 and r.headers["Retry-After"] == "30", r.text
         body = r.json()
         assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"] and body["status"] == "503"
-        assert "plan-rotations by alice@example.com" in body["detail"]
+        assert "plan-rotations by alice@example.com" in body["detail"] and "retry after 30 s" in body["detail"]
+        assert "FRONTLINE_PLANNING_LOCK_WAIT" not in body["detail"]  # the identity provider sets no such thing
         t0 = time.monotonic()  # a title change deactivates nobody: no wait
         title = {
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -375,13 +376,15 @@ def test_a_scim_deactivation_that_waits_too_long_is_503_with_retry_after(scim_cl
 
 
 class _Waits(logging.Handler):
-    """Set when a writer logs that it waits for the planning lock."""
+    """Set when a writer logs that it waits for the planning lock; keeps every message logged."""
 
     def __init__(self) -> None:
         super().__init__()
         self.seen = threading.Event()
+        self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
         if "waits for the planning lock" in record.getMessage():
             self.seen.set()
 
@@ -456,3 +459,43 @@ def test_a_decline_waiting_for_the_planning_lock_does_not_stall_the_server(engin
     with session_scope(engine) as s:
         rows = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == dora.id).order_by(MentorPairing.id))
         assert [r.status for r in rows.all()] == ["declined", "active"]
+
+
+def test_a_decline_that_waits_too_long_tells_the_mentor_to_try_again_without_internals(engine, settings, monkeypatch):
+    """Past the web's wait the mentor's page says another change is running and to try again (409), not the
+    command line's setting, nor who holds the lock (HR's e-mail, a process id): that goes to the log. The
+    decline is not applied, and applies once the run has committed."""
+    from fastapi.testclient import TestClient
+
+    import frontline.web.auth
+    from frontline.core.links import pairing_url
+    from frontline.web.app import create_app
+    from models.db import planning_lock
+
+    settings.policy_path.write_text('support_department = "Support"\n', encoding="utf-8")
+    with session_scope(engine) as s:
+        p = _company(s)
+        dora = _rotation(s, p["dora"], date(2027, 3, 1))
+        mentoring.pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
+        first = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == dora.id)).one()
+        path = "/pairing/" + pairing_url(first.id or 0, first.mentor_id).rsplit("/", 1)[1]
+    monkeypatch.setattr(frontline.web.auth, "WEB_PLANNING_LOCK_WAIT", 0.5)
+    client = TestClient(create_app(), base_url="http://frontline.test")
+    logged = _Waits()
+    logging.getLogger("frontline.planning").addHandler(logged)
+    try:
+        with session_scope(engine) as holding:
+            planning_lock(holding, "pair-mentors by alice@example.com")
+            r = client.post(path, data={"answer": "decline", "reason": "on leave"})
+    finally:
+        logging.getLogger("frontline.planning").removeHandler(logged)
+    assert r.status_code == 409, r.text
+    assert "Try again in a minute" in r.text and "nothing was written" in r.text
+    for internal in ("alice@example.com", "FRONTLINE_PLANNING_LOCK_WAIT", "pid"):
+        assert internal not in r.text, internal
+    assert any("alice@example.com" in m and "nothing was written" in m for m in logged.messages)
+    with session_scope(engine) as s:
+        assert s.get(MentorPairing, first.id).status == "active"  # nothing written
+    assert client.post(path, data={"answer": "decline", "reason": "on leave"}).status_code == 200
+    with session_scope(engine) as s:
+        assert s.get(MentorPairing, first.id).status == "declined"

@@ -56,7 +56,34 @@ class PlanningError(FrontlineError, ValueError):
 
 class PlanningBusy(PlanningError):
     """Another writer of the plan or the pairings held the planning lock (``models.db.planning_lock``)
-    longer than this one would wait; the message says who and since when. Nothing was written."""
+    longer than this one would wait. Nothing was written.
+
+    ``holder`` is the writer that gave up, ``who`` the one holding the lock (name, process, since when),
+    ``waited`` the seconds waited. On the command line the message names both and the setting that sets
+    the wait; in a web request (``interactive``: a mentor's answer, HR's console, SCIM) it says only that
+    another change is running and to try again: a mentor's page has no use for the setting, nor for HR's
+    e-mail address and a database process id (:meth:`detail` has them, for a log or an administrator)."""
+
+    def __init__(self, holder: str, who: str, waited: float, *, interactive: bool = False):
+        self.holder, self.who, self.waited, self.interactive = holder, who, waited, interactive
+        if interactive:
+            text = "Another change to the plan or the pairings is still running; nothing was written. Try again in a minute."
+        else:
+            text = f"{self.detail()} (FRONTLINE_PLANNING_LOCK_WAIT), nothing was written. Run it again when that one has finished."
+        super().__init__(text)
+
+    def detail(self) -> str:
+        return (
+            f"{self.holder}: another writer of the plan or the pairings is still running ({self.who}); "
+            f"waited {self.waited:.0f} s"
+        )
+
+    def __reduce__(self):  # pickled as a flow run's result: rebuild it from its own fields
+        return (_planning_busy, (self.holder, self.who, self.waited, self.interactive))
+
+
+def _planning_busy(holder: str, who: str, waited: float, interactive: bool) -> PlanningBusy:
+    return PlanningBusy(holder, who, waited, interactive=interactive)
 
 
 class OverrideRefused(PlanningError):

@@ -55,8 +55,10 @@ class ScimApp(ASGIApplication):
         if isinstance(exception, PlanningBusy):
             # Not 409: RFC 7644 3.12 gives 409 to a duplicate (scimType uniqueness) or a version conflict, and
             # identity providers treat it so. A plan or pairing run is writing: try again later (RFC 9110 503).
-            self.log.warning("SCIM %s %s: %s", request.method, request.path, exception)
-            body = {"schemas": [ERROR], "status": "503", "detail": str(exception)}
+            # The identity provider's administrator may see the detail: who holds the lock, not the CLI's setting.
+            detail = f"{exception.detail()}; nothing was written, retry after {BUSY_RETRY_AFTER} s"
+            self.log.warning("SCIM %s %s: %s", request.method, request.path, detail)
+            body = {"schemas": [ERROR], "status": "503", "detail": detail}
             return ScimResponse(HTTPStatus.SERVICE_UNAVAILABLE, body, {"Retry-After": BUSY_RETRY_AFTER})
         if isinstance(exception, OperationalError):
             self.log.warning("SCIM %s %s: database unavailable: %s", request.method, request.path, type(exception))

@@ -228,7 +228,7 @@ def planning_lock(session: Session, holder: str, *, wait: float | None = None) -
     except PlanningBusy as busy:
         if INTERACTIVE not in session.info:
             raise
-        _log().warning("%s, nothing was written (a web request's wait)", busy.detail())
+        _log().warning("%s; nothing was written (a web request's wait)", busy.detail())
         raise PlanningBusy(busy.holder, busy.who, busy.waited, interactive=True) from None
     session.info[_HELD] = root
     if waited:

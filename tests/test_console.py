@@ -517,6 +517,7 @@ def test_apply_while_another_planner_runs_says_so_and_writes_nothing(client, eng
         holding.rollback()
     assert r.status_code == 409, r.text[:300]
     assert "another writer of the plan" in r.text and "plan-rotations by cli" in r.text
+    assert "Try again in a minute" in r.text and "FRONTLINE_PLANNING_LOCK_WAIT" not in r.text  # the CLI's setting
     with Session(engine) as s:
         assert len(s.exec(select(Rotation)).all()) == before
     r = client.post("/console/plan/rerun/apply", data={"csrf_token": token, "weeks": "26", "reason": "quarterly plan"})

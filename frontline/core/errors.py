@@ -60,14 +60,17 @@ class PlanningBusy(PlanningError):
 
     ``holder`` is the writer that gave up, ``who`` the one holding the lock (name, process, since when),
     ``waited`` the seconds waited. On the command line the message names both and the setting that sets
-    the wait; in a web request (``interactive``: a mentor's answer, HR's console, SCIM) it says only that
-    another change is running and to try again: a mentor's page has no use for the setting, nor for HR's
-    e-mail address and a database process id (:meth:`detail` has them, for a log or an administrator)."""
+    the wait; in a web request (``interactive``: HR's console, SCIM, a mentor's answer) it names both and
+    says to try again in a minute (the setting is the command line's). :attr:`brief` says only that
+    another change is running, for pages people outside HR see (a mentor's, a rotator's): they have no use
+    for HR's e-mail address and a process id."""
+
+    brief = "Another change to the plan or the pairings is still running; nothing was written. Try again in a minute."
 
     def __init__(self, holder: str, who: str, waited: float, *, interactive: bool = False):
         self.holder, self.who, self.waited, self.interactive = holder, who, waited, interactive
         if interactive:
-            text = "Another change to the plan or the pairings is still running; nothing was written. Try again in a minute."
+            text = f"{self.detail()}; nothing was written. Try again in a minute."
         else:
             text = f"{self.detail()} (FRONTLINE_PLANNING_LOCK_WAIT), nothing was written. Run it again when that one has finished."
         super().__init__(text)

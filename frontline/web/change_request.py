@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from frontline.core import clock
-from frontline.core.errors import PlanningError, PolicyError
+from frontline.core.errors import PlanningBusy, PlanningError, PolicyError
 from frontline.core.links import read_token
 from frontline.core.policy import load_policy
 from frontline.core.security import InvalidToken
@@ -108,6 +108,8 @@ def request_submit(token: str, fields: dict[str, list[str]] = Depends(_request_f
             )
         except (PlanningError, PolicyError) as exc:
             session.rollback()
+            if isinstance(exc, PlanningBusy):  # auto-approval waited for a plan run: no HR e-mail or process id here
+                return _page(409, a, v=values, error=exc.brief)
             return _page(400, a, v=values, error=str(exc))
         session.commit()
         a = _asking(session, token)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from frontline.core.errors import PlanningError, PolicyError
+from frontline.core.errors import PlanningBusy, PlanningError, PolicyError
 from frontline.core.links import read_token
 from frontline.core.policy import load_policy
 from frontline.core.security import InvalidToken
@@ -100,7 +100,8 @@ def pairing_answer(token: str, fields: dict[str, str] = Depends(_answer_form)) -
                 queue_invite_updates(session, policy, [result.rotation_id])
         except (PlanningError, PolicyError) as exc:
             session.rollback()
-            return _page("web/pairing.html", 409, v=view, message=None, error=str(exc), max_reason=MAX_REASON)
+            error = exc.brief if isinstance(exc, PlanningBusy) else str(exc)  # no HR e-mail or process id here
+            return _page("web/pairing.html", 409, v=view, message=None, error=error, max_reason=MAX_REASON)
         session.commit()
         view = _view(session, token)
         return _page("web/pairing.html", v=view, message=result.message, error=None, max_reason=MAX_REASON)

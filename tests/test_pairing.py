@@ -11,6 +11,7 @@ import itertools
 import random
 from collections import Counter
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -710,3 +711,24 @@ def test_cohort_fill_makes_the_greedy_fills_choices():
     (a1, r1, n1), (a2, r2, n2) = outcomes
     assert (a1[5:] < 0).any() and (a1[5:] >= 0).sum() > 20  # seats ran out for some
     assert np.array_equal(a1, a2) and np.array_equal(r1, r2) and np.array_equal(n1, n2)
+
+
+def test_language_and_skill_bits_one_per_item_across_words():
+    """:func:`.model._masks`: bit ``vocab[item]`` of word ``vocab[item] // 64`` for each item known to the
+    vocabulary (unknown ones ignored), the same row for every group with the same items, 150 items over
+    three words."""
+    from frontline.mentors.solver.model import _masks
+
+    vocab = {f"s{k}": k for k in range(150)}
+    groups = [frozenset({"s0", "s63", "s64", "s149", "unknown"}), frozenset(), ["s1"], frozenset({"s149", "s64"})]
+    groups += [frozenset({f"s{k}" for k in range(i, i + 5)}) for i in range(140)]
+    got = _masks(groups, vocab)
+    assert got.shape == (len(groups), 3) and got.dtype == np.uint64
+    for row, group in zip(got, groups, strict=True):
+        want = [0, 0, 0]
+        for item in group:
+            if item in vocab:
+                want[vocab[item] // 64] |= 1 << (vocab[item] % 64)
+        assert [int(x) for x in row] == want
+    assert [int(x) for x in got[0]] == [1 | 1 << 63, 1, 1 << 21]
+    assert _masks([], vocab).shape == (0, 3)

@@ -80,14 +80,17 @@ def _vocab(items: Iterable[Iterable[str]]) -> dict[str, int]:
 
 
 def _masks(groups: Sequence[Iterable[str]], vocab: Mapping[str, int]) -> np.ndarray:
+    """One row of bits per group (bit ``vocab[item]`` for each of its items in ``vocab``), each distinct set
+    of items built once (10k rotators share a few hundred sets of languages and of skills)."""
     words = max(1, math.ceil(len(vocab) / 64))
-    out = np.zeros((len(groups), words), dtype=np.uint64)
-    for i, group in enumerate(groups):
-        for item in group:
-            j = vocab.get(item)
-            if j is not None:
-                out[i, j // 64] |= np.uint64(1) << np.uint64(j % 64)
-    return out
+    distinct: dict[frozenset[str], int] = {}
+    index = np.fromiter(
+        (distinct.setdefault(frozenset(group), len(distinct)) for group in groups), dtype=np.int64, count=len(groups)
+    )
+    bits = [sum({1 << vocab[item] for item in items if item in vocab}) for items in distinct]
+    word = (1 << 64) - 1
+    table = np.array([[b >> (64 * k) & word for k in range(words)] for b in bits], dtype=np.uint64)
+    return table.reshape(len(distinct), words)[index]
 
 
 def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:

@@ -732,3 +732,24 @@ def test_language_and_skill_bits_one_per_item_across_words():
         assert [int(x) for x in row] == want
     assert [int(x) for x in got[0]] == [1 | 1 << 63, 1, 1 << 21]
     assert _masks([], vocab).shape == (0, 3)
+
+
+def test_spread_ties_go_by_the_pairs_pseudo_random_key():
+    """Among equally cheap mentors, the scan with ``spread`` keeps, for rotator i, the ``size`` mentors j with
+    the smallest ``(i * 2654435761 + j * 40503) % 65521`` (the pseudo-random order the flows need to spread
+    the load), whatever the block size; the threshold is the next such key, scaled to ``spread``, minus it."""
+    from frontline.mentors.solver.model import Instance
+    from frontline.mentors.solver.scan import scan
+
+    mentors = [_m(f"m{j}") for j in range(70)]
+    rotators = [_r(f"r{i}") for i in range(300)]
+    inst = Instance(rotators, mentors, W)
+    spread, size = 1e-3, 4
+    for block in (7, 1024):
+        pool = scan(inst, np.arange(inst.n), size, block=block, spread=spread)
+        for i in (0, 1, 150, 299):
+            noise = (i * 2654435761 + np.arange(inst.m) * 40503) % 65521
+            want = np.argsort(noise, kind="stable")
+            assert sorted(pool.edges.ment[pool.edges.rot == i].tolist()) == sorted(want[:size].tolist())
+            base = pool.best[i]
+            assert pool.threshold[i] == pytest.approx(base + noise[want[size]] * spread / 65521 - spread, abs=1e-12)

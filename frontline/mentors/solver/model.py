@@ -330,15 +330,12 @@ class Instance:
         self, assign: np.ndarray, rescap: np.ndarray, annual: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Weekly seats and annual caps left after ``assign``, and the new rotators per mentor."""
-        rescap = rescap.copy()
-        annual = annual.copy()
-        extra = np.zeros(self.m)
-        for i in np.nonzero(assign >= 0)[0]:
-            j = assign[i]
-            rescap[j, self.s[i] : self.e[i]] -= 1
-            annual[j] -= 1
-            extra[j] += 1
-        return rescap, annual, extra
+        matched = np.nonzero(assign >= 0)[0]
+        mj = assign[matched]
+        _, cell = self.week_cells(mj, self.s[matched], self.e[matched])
+        rescap = rescap - np.bincount(cell, minlength=self.m * self.H).reshape(self.m, self.H).astype(rescap.dtype)
+        per_m = np.bincount(mj, minlength=self.m)
+        return rescap, annual - per_m.astype(annual.dtype), per_m.astype(np.float64)
 
     def overfull(self, assign: np.ndarray, rescap: np.ndarray) -> np.ndarray:
         """Cells (mentor * H + week) where ``assign`` puts more rotators than the residual seats."""

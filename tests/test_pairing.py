@@ -753,3 +753,43 @@ def test_spread_ties_go_by_the_pairs_pseudo_random_key():
             assert sorted(pool.edges.ment[pool.edges.rot == i].tolist()) == sorted(want[:size].tolist())
             base = pool.best[i]
             assert pool.threshold[i] == pytest.approx(base + noise[want[size]] * spread / 65521 - spread, abs=1e-12)
+
+
+@pytest.mark.parametrize("n_skills", [3, 150])
+def test_cost_block_is_pair_cost_bit_for_bit(n_skills):
+    """:meth:`.Instance.cost_block` (the matrix of a block of rotators with every mentor) gives exactly the
+    floating-point values of :meth:`.Instance.pair_cost` (its definition), with new hires and first-time
+    mentors, one or three words of skill bits, and integer or fractional weights."""
+    import random as _random
+
+    from frontline.mentors.solver.model import Instance
+
+    rnd = _random.Random(n_skills)
+    skills = [f"s{k}" for k in range(n_skills)]
+    mentors = [
+        _m(
+            f"m{j}",
+            skills=frozenset(rnd.sample(skills, rnd.randint(0, min(8, n_skills)))),
+            ever_mentored=rnd.random() < 0.5,
+            tz_hours=rnd.choice(ZONES),
+            feedback=rnd.choice([None, 1.0, 3.7, 5.0]),
+        )
+        for j in range(60)
+    ]
+    rotators = [
+        _r(
+            f"r{i}",
+            skills=frozenset(rnd.sample(skills, rnd.randint(0, min(8, n_skills)))),
+            is_new_hire=rnd.random() < 0.3,
+            tz_hours=rnd.choice(ZONES),
+        )
+        for i in range(120)
+    ]
+    for weights in (W, Weights(shared_skill=3, timezone_hour=0.7, first_time_mentor_new_hire=4, feedback=1.3)):
+        inst = Instance(rotators, mentors, weights)
+        assert (inst.skill_r.shape[1] > 1) == (n_skills > 64) and inst.newhire.any() and not inst.ever.all()
+        ri = np.arange(3, 97)
+        dtz = inst._tz_distance(ri)
+        want = inst.pair_cost(ri[:, None], np.arange(inst.m)[None, :], dtz)
+        got = inst.cost_block(ri, dtz)
+        assert got.dtype == want.dtype and np.array_equal(got.view(np.uint64), want.view(np.uint64))

@@ -316,6 +316,22 @@ def test_triage_keeps_what_may_stay_and_says_why_the_rest_changes():
     assert [r.id for r in plan.need] == [11, 12]  # rotation 10 keeps pairing 100; 13 is cancelled
 
 
+def test_kept_slots_are_the_kept_pairings_first_checkins_mentor_local():
+    """The slot a kept pairing holds: its stored UTC slot (Wednesday 12:00) on or after the rotation's start
+    (Monday 8 February 2027), as the mentor's local weekday and time (Berlin, UTC+1 in winter); without a
+    stored slot, or for a mentor no longer eligible, nothing."""
+    from frontline.mentors.service import kept_slots
+
+    state = _plain_state()
+    anna_kept, no_slot, bert_kept = state.active[0], state.active[2], state.active[1]
+    bert_kept.checkin_weekday, bert_kept.checkin_time_utc = 1, "08:00"  # Bert is no longer a mentor
+    assert kept_slots(state, [anna_kept, no_slot, bert_kept]) == {
+        1: [(date(2027, 2, 8), date(2027, 3, 7), (2, "13:00"))]
+    }
+    state.mentors[1].timezone = "America/New_York"  # UTC-5: Wednesday 07:00 there
+    assert kept_slots(state, [anna_kept])[1] == [(date(2027, 2, 8), date(2027, 3, 7), (2, "07:00"))]
+
+
 def test_solver_input_from_plain_records():
     from frontline.mentors.service import solver_input, triage
 

@@ -11,6 +11,7 @@ import itertools
 import random
 from collections import Counter
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -710,3 +711,85 @@ def test_cohort_fill_makes_the_greedy_fills_choices():
     (a1, r1, n1), (a2, r2, n2) = outcomes
     assert (a1[5:] < 0).any() and (a1[5:] >= 0).sum() > 20  # seats ran out for some
     assert np.array_equal(a1, a2) and np.array_equal(r1, r2) and np.array_equal(n1, n2)
+
+
+def test_language_and_skill_bits_one_per_item_across_words():
+    """:func:`.model._masks`: bit ``vocab[item]`` of word ``vocab[item] // 64`` for each item known to the
+    vocabulary (unknown ones ignored), the same row for every group with the same items, 150 items over
+    three words."""
+    from frontline.mentors.solver.model import _masks
+
+    vocab = {f"s{k}": k for k in range(150)}
+    groups = [frozenset({"s0", "s63", "s64", "s149", "unknown"}), frozenset(), ["s1"], frozenset({"s149", "s64"})]
+    groups += [frozenset({f"s{k}" for k in range(i, i + 5)}) for i in range(140)]
+    got = _masks(groups, vocab)
+    assert got.shape == (len(groups), 3) and got.dtype == np.uint64
+    for row, group in zip(got, groups, strict=True):
+        want = [0, 0, 0]
+        for item in group:
+            if item in vocab:
+                want[vocab[item] // 64] |= 1 << (vocab[item] % 64)
+        assert [int(x) for x in row] == want
+    assert [int(x) for x in got[0]] == [1 | 1 << 63, 1, 1 << 21]
+    assert _masks([], vocab).shape == (0, 3)
+
+
+def test_spread_ties_go_by_the_pairs_pseudo_random_key():
+    """Among equally cheap mentors, the scan with ``spread`` keeps, for rotator i, the ``size`` mentors j with
+    the smallest ``(i * 2654435761 + j * 40503) % 65521`` (the pseudo-random order the flows need to spread
+    the load), whatever the block size; the threshold is the next such key, scaled to ``spread``, minus it."""
+    from frontline.mentors.solver.model import Instance
+    from frontline.mentors.solver.scan import scan
+
+    mentors = [_m(f"m{j}") for j in range(70)]
+    rotators = [_r(f"r{i}") for i in range(300)]
+    inst = Instance(rotators, mentors, W)
+    spread, size = 1e-3, 4
+    for block in (7, 1024):
+        pool = scan(inst, np.arange(inst.n), size, block=block, spread=spread)
+        for i in (0, 1, 150, 299):
+            noise = (i * 2654435761 + np.arange(inst.m) * 40503) % 65521
+            want = np.argsort(noise, kind="stable")
+            assert sorted(pool.edges.ment[pool.edges.rot == i].tolist()) == sorted(want[:size].tolist())
+            base = pool.best[i]
+            assert pool.threshold[i] == pytest.approx(base + noise[want[size]] * spread / 65521 - spread, abs=1e-12)
+
+
+@pytest.mark.parametrize("n_skills", [3, 150])
+def test_cost_block_is_pair_cost_bit_for_bit(n_skills):
+    """:meth:`.Instance.cost_block` (the matrix of a block of rotators with every mentor) gives exactly the
+    floating-point values of :meth:`.Instance.pair_cost` (its definition), with new hires and first-time
+    mentors, one or three words of skill bits, and integer or fractional weights."""
+    import random as _random
+
+    from frontline.mentors.solver.model import Instance
+
+    rnd = _random.Random(n_skills)
+    skills = [f"s{k}" for k in range(n_skills)]
+    mentors = [
+        _m(
+            f"m{j}",
+            skills=frozenset(rnd.sample(skills, rnd.randint(0, min(8, n_skills)))),
+            ever_mentored=rnd.random() < 0.5,
+            tz_hours=rnd.choice(ZONES),
+            feedback=rnd.choice([None, 1.0, 3.7, 5.0]),
+        )
+        for j in range(60)
+    ]
+    rotators = [
+        _r(
+            f"r{i}",
+            skills=frozenset(rnd.sample(skills, rnd.randint(0, min(8, n_skills)))),
+            is_new_hire=rnd.random() < 0.3,
+            tz_hours=rnd.choice(ZONES),
+        )
+        for i in range(120)
+    ]
+    for weights in (W, Weights(shared_skill=3, timezone_hour=0.7, first_time_mentor_new_hire=4, feedback=1.3)):
+        inst = Instance(rotators, mentors, weights)
+        assert (inst.skill_r.shape[1] > 1) == (n_skills > 64) and inst.newhire.any() and not inst.ever.all()
+        ri = np.arange(3, 97)
+        dtz = inst._tz_distance(ri)
+        want = inst.pair_cost(ri[:, None], np.arange(inst.m)[None, :], dtz)
+        got = inst.cost_block(ri, dtz)
+        assert got.dtype == want.dtype and np.array_equal(got.view(np.uint64), want.view(np.uint64))

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from frontline.core.policy import PolicyError, load_policy, parse_policy
+from frontline.core.policy import PolicyError, holiday_country_codes, load_policy, parse_policy
 from frontline.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +41,26 @@ def test_policy_missing_file_and_bad_toml(tmp_path):
 def test_unknown_holiday_country():
     with pytest.raises(PolicyError, match="holidays_country"):
         parse_policy({"support_department": "Support", "holidays_country": "XX"})
+    assert parse_policy({"support_department": "Support", "holidays_country": "gb"}).holidays_country == "GB"
+
+
+def test_holiday_country_codes_are_the_registrys_without_importing_holidays():
+    """The codes read from the registry's source are exactly those the package lists (aliases included), and
+    reading them imports no part of the package (a fresh interpreter: this one may have imported it)."""
+    import subprocess
+    import sys
+
+    from holidays.registry import EntityLoader
+
+    holiday_country_codes.cache_clear()
+    assert holiday_country_codes() == frozenset(EntityLoader.get_country_codes(include_aliases=True))
+    assert {"DE", "DEU", "GB", "UK", "US", "USA"} <= holiday_country_codes()
+    script = (
+        "import sys; from frontline.core.policy import holiday_country_codes; codes = holiday_country_codes(); "
+        "print(len(codes), any(m == 'holidays' or m.startswith('holidays.') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split()[1] == "False" and int(out.stdout.split()[0]) > 200
 
 
 def test_settings_from_environment(monkeypatch):

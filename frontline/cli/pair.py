@@ -4,12 +4,14 @@ surveys."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import date
 
 import typer
 
 from frontline.cli.common import echo_table, load_policy_or_exit, open_database, run_flow, run_in_transaction
 from frontline.core import clock
+from frontline.core.heap import command_heap
 
 
 def _as_of(value: str | None, option: str = "--as-of") -> date | None:
@@ -71,12 +73,18 @@ def pair_command(
 
     Keeps existing pairings; re-pairs only rotations whose mentor left or is absent; never gives anyone the same mentor twice. Prints the matches, the unmatched with the reason and the smallest relaxation that would help, and the objective, lower bound and gap of the optimiser.
     """
-    from frontline.cli.common import fail
-    from frontline.core.errors import PlanningError
-
     if ctx.invoked_subcommand is not None:
         return
     day = _as_of(as_of)
+    with nullcontext() if flow else command_heap():  # --no-flow: one short process (see command_heap)
+        _pair(day, dry_run=dry_run, flow=flow)
+
+
+def _pair(day: date | None, *, dry_run: bool, flow: bool) -> None:
+    """:func:`pair_command`'s work: pair (through the job runner or directly) and print the result."""
+    from frontline.cli.common import fail
+    from frontline.core.errors import PlanningError
+
     policy = load_policy_or_exit()
     open_database()
     try:

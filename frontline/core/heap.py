@@ -21,3 +21,21 @@ def no_cyclic_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@contextmanager
+def command_heap() -> Iterator[None]:
+    """For the body of a command whose process ends soon after (``frontline pair --no-flow``): the cycle
+    collector paused inside, as :func:`no_cyclic_gc`, and whatever is still alive when the block ends (the
+    modules it imported, caches, the result being printed) moved out of the collector's reach
+    (``gc.freeze``) before it runs again. Without that, the first collections after a long pause scan every
+    object made in it that is still alive (10k employees: ~0.1 s of CPU after the pairing was written).
+    Cycles made inside are never collected (the process ends): never for a server or a long job."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()

@@ -45,7 +45,7 @@ from frontline.core import audit, clock
 from frontline.core.errors import PairingError
 from frontline.core.heap import no_cyclic_gc
 from frontline.core.policy import Mentoring, Policy
-from frontline.mentors.checkins import choose_checkin, slot_key, slot_local, slot_start_utc, zone, zone_key
+from frontline.mentors.checkins import choose_checkin, slot_key, slot_start_utc, zone, zone_key
 from frontline.mentors.pairings import active_pairings_overlapping
 from frontline.mentors.surveys import mentor_feedback
 from models import Absence, Department, Employee, MentorPairing, PairingGap, Rotation, utcnow
@@ -534,13 +534,24 @@ def kept_slots(state: PairingState, kept: list[MentorPairing]) -> dict[int, list
     """The check-in slots the kept pairings hold, per mentor (a new pairing avoids them when it can)."""
     taken: dict[int, list[Slot]] = {mid: [] for mid in state.mentors}
     for p in kept:
-        if p.mentor_id not in state.mentors:
+        mid = p.mentor_id
+        mentor = state.mentors.get(mid)
+        if mentor is None:
             continue
         rot = state.rotation(p.rotation_id)
-        first = slot_local(rot, p, state.mentors[p.mentor_id].timezone)
-        if first is not None:
-            taken[p.mentor_id].append((rot.start, rot.end, slot_key(first)))
+        key = _kept_checkin(rot.start, p.checkin_weekday, p.checkin_time_utc, mentor.timezone)
+        if key is not None:
+            taken[mid].append((rot.start, rot.end, key))
     return taken
+
+
+@lru_cache(maxsize=100_000)
+def _kept_checkin(start: date, weekday: int | None, time_utc: str | None, mentor_tz: str) -> tuple[int, str] | None:
+    """A kept pairing's first check-in as its mentor-local key (:func:`~frontline.mentors.checkins.slot_key`),
+    None without a slot; the same for every pairing of that start, slot and zone (a re-run keeps thousands)."""
+    if weekday is None or not time_utc:
+        return None
+    return slot_key(slot_start_utc(start, (weekday, time_utc)).astimezone(zone(mentor_tz)))
 
 
 @lru_cache(maxsize=100_000)

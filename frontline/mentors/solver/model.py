@@ -80,14 +80,17 @@ def _vocab(items: Iterable[Iterable[str]]) -> dict[str, int]:
 
 
 def _masks(groups: Sequence[Iterable[str]], vocab: Mapping[str, int]) -> np.ndarray:
+    """One row of bits per group (bit ``vocab[item]`` for each of its items in ``vocab``), each distinct set
+    of items built once (10k rotators share a few hundred sets of languages and of skills)."""
     words = max(1, math.ceil(len(vocab) / 64))
-    out = np.zeros((len(groups), words), dtype=np.uint64)
-    for i, group in enumerate(groups):
-        for item in group:
-            j = vocab.get(item)
-            if j is not None:
-                out[i, j // 64] |= np.uint64(1) << np.uint64(j % 64)
-    return out
+    distinct: dict[frozenset[str], int] = {}
+    index = np.fromiter(
+        (distinct.setdefault(frozenset(group), len(distinct)) for group in groups), dtype=np.int64, count=len(groups)
+    )
+    bits = [sum({1 << vocab[item] for item in items if item in vocab}) for items in distinct]
+    word = (1 << 64) - 1
+    table = np.array([[b >> (64 * k) & word for k in range(words)] for b in bits], dtype=np.uint64)
+    return table.reshape(len(distinct), words)[index]
 
 
 def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
@@ -209,8 +212,23 @@ class Instance:
         return cost
 
     def cost_block(self, ri: np.ndarray, dtz: np.ndarray) -> np.ndarray:
-        """Cost matrix (len(ri), m) of the rotators ``ri`` with every mentor."""
-        return self.pair_cost(ri[:, None], np.arange(self.m)[None, :], dtz)
+        """Cost matrix (len(ri), m) of the rotators ``ri`` with every mentor: :meth:`pair_cost`'s values bit
+        for bit (the same terms added in the same order), with fewer passes over the matrix: the shared
+        skills counted as integers, and the new-hire term added to the new hires' rows only (on the other
+        rows it adds 0.0 to a cost >= 0)."""
+        w = self.w
+        shared = np.bitwise_count(self.skill_r[ri, 0, None] & self.skill_m[None, :, 0])
+        if self.skill_r.shape[1] > 1:
+            shared = shared.astype(np.int64)
+            for k in range(1, self.skill_r.shape[1]):
+                shared += np.bitwise_count(self.skill_r[ri, k, None] & self.skill_m[None, :, k])
+        cost = w.timezone_hour * dtz
+        cost += w.shared_skill * (self.nskill_r[ri, None] - shared)
+        cost += self.mentor_const[None, :]
+        new_hires = np.nonzero(self.newhire[ri])[0]
+        if len(new_hires):
+            cost[new_hires] += w.first_time_mentor_new_hire * ~self.ever[None, :]
+        return cost
 
     def pair_costs(self, ri: np.ndarray, mi: np.ndarray) -> np.ndarray:
         """Cost of given pairs (vectors of equal length)."""
@@ -327,15 +345,12 @@ class Instance:
         self, assign: np.ndarray, rescap: np.ndarray, annual: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Weekly seats and annual caps left after ``assign``, and the new rotators per mentor."""
-        rescap = rescap.copy()
-        annual = annual.copy()
-        extra = np.zeros(self.m)
-        for i in np.nonzero(assign >= 0)[0]:
-            j = assign[i]
-            rescap[j, self.s[i] : self.e[i]] -= 1
-            annual[j] -= 1
-            extra[j] += 1
-        return rescap, annual, extra
+        matched = np.nonzero(assign >= 0)[0]
+        mj = assign[matched]
+        _, cell = self.week_cells(mj, self.s[matched], self.e[matched])
+        rescap = rescap - np.bincount(cell, minlength=self.m * self.H).reshape(self.m, self.H).astype(rescap.dtype)
+        per_m = np.bincount(mj, minlength=self.m)
+        return rescap, annual - per_m.astype(annual.dtype), per_m.astype(np.float64)
 
     def overfull(self, assign: np.ndarray, rescap: np.ndarray) -> np.ndarray:
         """Cells (mentor * H + week) where ``assign`` puts more rotators than the residual seats."""

@@ -55,7 +55,9 @@ def scan(
     w = inst.w
     gap = w.max_timezone_gap_hours + 1e-9
     has_seat = inst.annual > 0
-    mentor_depts = np.unique(inst.dept_m)
+    own_dept = np.isin(inst.dept_r, np.unique(inst.dept_m))  # rotators whose department has mentors
+    noise_r = ((np.arange(inst.n, dtype=np.int64) * 2654435761) % 65521).astype(np.uint32)  # the spread's terms
+    noise_m = ((np.arange(inst.m, dtype=np.int64) * 40503) % 65521).astype(np.uint32)
     one_word_skill = inst.skill_r.shape[1] == 1
     one_word_lang = inst.lang_r.shape[1] == 1
     week_ok: dict[tuple[int, int], np.ndarray] = {}
@@ -103,14 +105,18 @@ def scan(
                 ok = np.zeros((len(ri), len(cols)), dtype=bool)
                 for kw in range(inst.lang_r.shape[1]):
                     ok |= (inst.lang_r[ri, kw, None] & inst.lang_m[None, cols, kw]) != 0
-            own = np.isin(inst.dept_r[ri], mentor_depts)
+            own = own_dept[ri]
             if own.any():
                 rows = np.nonzero(own)[0]
                 ok[rows] &= inst.dept_r[ri[rows], None] != dept_c[None, :]
-            for row, i in enumerate(ri.tolist()):
-                js = inst.prev.get(i)
-                if js is not None:
-                    ok[row, np.searchsorted(cols, js[np.isin(js, cols)])] = False
+            had = [(row, js) for row, i in enumerate(ri.tolist()) if (js := inst.prev.get(i)) is not None]
+            if had:  # each one's previous mentors among the columns, all at once
+                at = np.full(inst.m, -1, dtype=np.int64)
+                at[cols] = np.arange(len(cols))
+                js_all = np.concatenate([js for _row, js in had])
+                rows_all = np.repeat([row for row, _js in had], [len(js) for _row, js in had])
+                hit = at[js_all] >= 0
+                ok[rows_all[hit], at[js_all[hit]]] = False
             count[ri] = ok.sum(axis=1)
             if priced_mode:
                 assert u is not None
@@ -129,7 +135,10 @@ def scan(
                 key = np.where(ok, base, np.inf)
                 best[ri] = key.min(axis=1)
                 if spread > 0:
-                    noise = (ri[:, None] * 2654435761 + cols[None, :] * 40503) % 65521
+                    # (ri * 2654435761 + col * 40503) % 65521 from the two terms' residues: their sum is below
+                    # 2 * 65521, and where it is below 65521 the unsigned difference wraps above it
+                    noise = noise_r[ri, None] + noise_m[None, cols]
+                    np.minimum(noise, noise - np.uint32(65521), out=noise)
                     key += noise * (spread / 65521)
                 keyr, ri_sel, rows = key, ri, np.arange(len(ri))
             if k < len(cols):

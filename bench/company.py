@@ -428,6 +428,40 @@ def _baseline_pair() -> dict[str, Any]:
     }
 
 
+def _offline_pair_bound(rounds: int) -> dict[str, Any]:
+    """A lower bound on the input ``frontline pair`` builds, with no time limit: the kept-week flow for
+    ``rounds`` rounds of pricing every eligible pair, then the every-week bound
+    (:func:`frontline.mentors.solver.cohorts.flow_bounds`, the same code the command runs up to 40,000
+    rotators with 2 rounds and a deadline). Valid whatever pairing it is compared with: it shows how far
+    the command's pairing is from optimal where the command's own bound is weaker (100k employees: the
+    load bound)."""
+    import numpy as np
+
+    from frontline.core.policy import load_policy
+    from frontline.mentors import solver
+    from frontline.mentors.service import load_state, solver_input, support_department, triage
+    from frontline.mentors.solver.cohorts import Cohorts, CohortSettings, candidate_scan, flow_bounds
+    from frontline.mentors.solver.model import Instance
+    from models import init_db, session_scope
+
+    init_db()
+    policy = load_policy()
+    with session_scope() as s:
+        state = load_state(s, support_department(s, policy), TODAY)
+        rotators, mentors = solver_input(state, triage(state), policy.mentoring.annual_cap)
+    c0 = time.process_time()
+    inst = Instance(rotators, mentors, solver.Weights.from_policy(policy.mentoring))
+    cfg = CohortSettings(bound_rounds=rounds)
+    pool, found = candidate_scan(inst, cfg.candidates, cfg.block)
+    rots = np.nonzero(found.n_eligible > 0)[0]
+    stats: dict[str, Any] = {}
+    unpaired = np.full(inst.n, -1, dtype=np.int64)  # the bound does not depend on a pairing
+    bound, _ = flow_bounds(inst, rots, Cohorts(inst, pool, rots), unpaired, cfg, (math.inf, math.inf), stats)
+    # nobody eligible costs the penalty in every pairing; the flows cover the others
+    bound = max(bound, float(np.minimum(inst.w.unmatched_penalty, found.best).sum()))
+    return {"bound": bound, "rounds": rounds, "bound_cpu_s": time.process_time() - c0, "log": stats.get("bound_log")}
+
+
 def baseline(company: Company, kind: str) -> dict[str, Any]:
     """Run a baseline in its own process (peak memory its own); returns its figures plus ``wall_s``, ``peak_mb``."""
     import json
@@ -481,3 +515,5 @@ if __name__ == "__main__":
         print(json.dumps(_baseline_plan(sys.argv[2])))
     elif sys.argv[1] == "pair":
         print(json.dumps(_baseline_pair()))
+    elif sys.argv[1] == "pair-bound":
+        print(json.dumps(_offline_pair_bound(int(os.environ.get("FRONTLINE_BENCH_BOUND_ROUNDS", "7"))), default=str))

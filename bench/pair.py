@@ -27,6 +27,7 @@ greedy baseline on the same input (own process) and the ratios.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -124,8 +125,9 @@ def run(n_rot: int, n_ment: int, time_limit: float = 900.0) -> None:
         print(f"{sol.method} stats: { {k: v for k, v in sol.stats.items() if k != 'lp_log'} }")
 
 
-def demo(sizes: list[int], variants: list[str], seed: int) -> None:
-    """``--company demo`` (see the module docstring)."""
+def demo(sizes: list[int], variants: list[str], seed: int, offline_rounds: int = 0) -> None:
+    """``--company demo`` (see the module docstring); ``offline_rounds`` > 0: also the offline bound
+    (:func:`company._offline_pair_bound`, own process) and the command's gap against it."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import company as co
 
@@ -173,6 +175,16 @@ def demo(sizes: list[int], variants: list[str], seed: int) -> None:
             )
             if hard:
                 print(f"{'':>9} violations: {viol}")
+            if offline_rounds > 0:
+                os.environ["FRONTLINE_BENCH_BOUND_ROUNDS"] = str(offline_rounds)
+                o = co.baseline(c, "pair-bound")
+                best = max(o["bound"], f["bound"] or 0.0)
+                print(
+                    f"{'':>9} offline bound {o['bound']:,.0f} ({offline_rounds} kept-week rounds at most, "
+                    f"{o['wall_s']:.0f} s wall, {o['bound_cpu_s']:.0f} s CPU, {o['peak_mb']:.0f} MB): the command's "
+                    f"pairing is within {100 * (obj - best) / max(obj, 1e-9):.3f}% of optimal",
+                    flush=True,
+                )
     print(co.load_line())
 
 
@@ -184,9 +196,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--small", action="store_true")
     ap.add_argument("--time-limit", type=float, default=900.0, help="optimiser wall-clock limit per instance (s)")
+    ap.add_argument(
+        "--offline-bound",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="demo: also a lower bound without time limit (kept-week flow rounds, then every week; own process)",
+    )
     args = ap.parse_args()
     if args.company == "demo":
-        demo([int(x) for x in args.sizes.split(",") if x], [v for v in args.variants.split(",") if v], args.seed)
+        sizes, variants = [int(x) for x in args.sizes.split(",") if x], [v for v in args.variants.split(",") if v]
+        demo(sizes, variants, args.seed, args.offline_bound)
         return
     run(2_000, 300, args.time_limit)
     if not args.small:

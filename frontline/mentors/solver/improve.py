@@ -52,6 +52,7 @@ class ImproveSettings:
     scale: int = 100  # costs times this, rounded, for the flows
     min_gain: float = 1e-4  # stop when a pass gains less than this fraction of the objective
     chunk: int = 1_000  # at most this many rotators per flow (a larger block is re-paired in pieces)
+    unmatched_passes: int = 4  # at most this many passes around the cohorts with someone unmatched
 
 
 def blocks(cohorts: Cohorts, inst: Instance, reach: int) -> list[tuple[int, int]]:
@@ -66,6 +67,19 @@ def blocks(cohorts: Cohorts, inst: Instance, reach: int) -> list[tuple[int, int]
             if span[b][0] < span[a][1] and span[a][0] < span[b][1]:
                 out.append((a, b))
     return sorted(out, key=lambda ab: (ab[0] % 2, ab))
+
+
+def around_unmatched(cohorts: Cohorts, inst: Instance, assign: np.ndarray) -> list[tuple[int, int]]:
+    """Every pair of overlapping cohorts, however far apart in start order, of which at least one has
+    someone unmatched in ``assign``, in order of the first cohort (see :func:`improve_by_blocks`)."""
+    span = [(int(inst.s[g[0]]), int(inst.e[g[0]])) if len(g) else (0, 0) for g in cohorts.groups]
+    short = [bool(len(g)) and bool((assign[g] < 0).any()) for g in cohorts.groups]
+    out = []
+    for a in range(len(span)):
+        for b in range(a + 1, len(span)):
+            if (short[a] or short[b]) and span[b][0] < span[a][1] and span[a][0] < span[b][1]:
+                out.append((a, b))
+    return out
 
 
 def _ranks(lens: np.ndarray) -> np.ndarray:
@@ -196,6 +210,31 @@ def _chunks(inst: Instance, ga: np.ndarray, gb: np.ndarray, chunk: int) -> list[
     return out
 
 
+def _one_pass(
+    inst: Instance,
+    cohorts: Cohorts,
+    todo: list[tuple[int, int]],
+    assign: np.ndarray,
+    state: tuple,
+    cfg: ImproveSettings,
+    deadline: float,
+) -> tuple[int, int]:
+    """Re-pair the blocks ``todo`` in order (mutating ``assign`` and ``state``), not after ``deadline``;
+    returns (flows, flows kept)."""
+    flows = kept = 0
+    for a, b in todo:
+        for rots, n_a in _chunks(inst, cohorts.groups[a], cohorts.groups[b], cfg.chunk):
+            kept += pair_block(inst, cohorts, rots, n_a, assign, state, cfg.candidates, cfg.scale)
+            flows += 1
+        if time.perf_counter() > deadline:
+            break
+    return flows, kept
+
+
+def _unmatched(cohorts: Cohorts, assign: np.ndarray) -> int:
+    return sum(int((assign[g] < 0).sum()) for g in cohorts.groups)
+
+
 def improve_by_blocks(
     inst: Instance,
     cohorts: Cohorts,
@@ -206,25 +245,37 @@ def improve_by_blocks(
 ) -> np.ndarray:
     """Block flows (see the module docstring) from ``assign`` (within every weekly seat and annual cap),
     pass after pass while a pass gains at least ``min_gain`` of the objective, at most ``passes``, and
-    not after ``deadline``. Returns the improved assignment (never worse than ``assign``)."""
+    not after ``deadline``. Then, while someone is unmatched, passes around them (at most
+    ``unmatched_passes``, each while the last matched someone more): every cohort with someone unmatched
+    re-paired with each cohort overlapping it, however far apart in start order (:func:`around_unmatched`;
+    a seat the unmatched need may be held by a rotator who can move only to a seat that a cohort two or
+    three starts away holds). Nobody unmatched: nothing more is done. Returns the improved assignment
+    (never worse than ``assign``)."""
     assign = assign.copy()
     rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
     state = (rescap, annual, inst.load0 + extra)
     todo = blocks(cohorts, inst, cfg.reach)
     values = [round(inst.total_cost(assign)[0], 3)]
-    kept = 0
-    flows = 0
+    kept = flows = 0
     for _pass in range(cfg.passes):
-        for a, b in todo:
-            for rots, n_a in _chunks(inst, cohorts.groups[a], cohorts.groups[b], cfg.chunk):
-                kept += pair_block(inst, cohorts, rots, n_a, assign, state, cfg.candidates, cfg.scale)
-                flows += 1
-            if time.perf_counter() > deadline:
-                break
+        f, k = _one_pass(inst, cohorts, todo, assign, state, cfg, deadline)
+        flows, kept = flows + f, kept + k
         values.append(round(inst.total_cost(assign)[0], 3))
         if values[-2] - values[-1] < cfg.min_gain * values[-1] or time.perf_counter() > deadline:
             break
+    matched = []
+    short = _unmatched(cohorts, assign)
+    for _pass in range(cfg.unmatched_passes if short else 0):
+        f, k = _one_pass(inst, cohorts, around_unmatched(cohorts, inst, assign), assign, state, cfg, deadline)
+        flows, kept = flows + f, kept + k
+        values.append(round(inst.total_cost(assign)[0], 3))
+        now = _unmatched(cohorts, assign)
+        matched.append(short - now)
+        if now == short or not now or time.perf_counter() > deadline:
+            break  # nobody more matched, or everyone is
+        short = now
     stats["block_passes"] = values
+    stats["matched_around_unmatched"] = matched
     stats["blocks"] = len(todo)
     stats["block_flows"] = flows
     stats["block_flows_kept"] = kept

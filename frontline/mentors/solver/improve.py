@@ -20,7 +20,12 @@ keeps them exact (:func:`.cohorts.exact_scale`), a block pass at 10k employees t
 instead of ~0.7 s, so :func:`.solve` runs two.
 
 :func:`blocks` lists every pair of overlapping cohorts at most ``reach`` places apart in start order;
-:func:`improve_by_blocks` re-pairs them in that order, pass after pass while a pass gains. (Other
+:func:`improve_by_blocks` re-pairs them in that order, pass after pass while a pass gains. Then, only
+while someone is unmatched, passes around them (:func:`around_unmatched`): each cohort with someone
+unmatched paired with every cohort overlapping it, however far apart in start order, while a pass matches
+someone more (a seat they need can be held by a rotator whose only other seat a cohort two or three starts
+away holds; 10k demo, seed 8, where a 909-rotator cohort fills the weeks: 25 -> 22 unmatched for ~0.5 s;
+where everyone is matched nothing changes). (Other
 neighbourhoods measured at 10k employees, from the same start: windows of 6 start weeks solved as a MIP
 with every weekly row (HiGHS) gain about twice as much per sweep as one pass of the blocks but take ~10x
 its CPU time; many blocks apart in time in one flow gain about as much per pass but cost ~5x. With the

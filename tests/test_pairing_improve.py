@@ -171,6 +171,26 @@ def test_someone_unmatched_gets_a_seat_through_a_block_of_cohorts_two_apart():
     assert broken_rules(rotators, mentors, W, _keys(inst, out)) == []
 
 
+def test_after_a_pass_around_the_unmatched_an_ejection_chain_may_seat_them():
+    """With one candidate per rotator both ``k`` and ``i`` (same weeks) have only X, which has one seat:
+    no block flow can seat ``i``. After the pass around the unmatched, the ejection chain moves ``k`` to
+    Y (outside its candidates; Y has two seats, ``c`` takes one) and gives ``i`` X; with
+    ``rescue_below=0`` ``i`` stays unmatched."""
+    mentors = [_m("X"), _m("Y", tz_hours=1.0, capacity=2)]
+    rotators = [_r("k", 0, 4), _r("i", 0, 4, previous_mentors=frozenset({"Y"})), _r("c", 2, 6)]
+    inst, cohorts = _setup(rotators, mentors)
+    start = np.array([0, -1, 1])
+    none: dict = {}
+    cfg = ImproveSettings(candidates=1, rescue_below=0)
+    out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, none, cfg)
+    assert _keys(inst, out) == {"k": "X", "c": "Y"}
+    stats: dict = {}
+    out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, stats, ImproveSettings(candidates=1))
+    assert _keys(inst, out) == {"k": "Y", "i": "X", "c": "Y"}
+    assert stats["matched_around_unmatched"] == [1]
+    assert broken_rules(rotators, mentors, W, _keys(inst, out)) == []
+
+
 def test_a_block_flow_counts_the_load_the_others_leave():
     """Two mentors alike but for the load they already carry (X: 3 rotators before, Y: none), and two
     overlapping rotations both with X: the block moves both to Y, the even-load term's choice."""

@@ -24,8 +24,10 @@ instead of ~0.7 s, so :func:`.solve` runs two.
 while someone is unmatched, passes around them (:func:`around_unmatched`): each cohort with someone
 unmatched paired with every cohort overlapping it, however far apart in start order, while a pass matches
 someone more (a seat they need can be held by a rotator whose only other seat a cohort two or three starts
-away holds; 10k demo, seed 8, where a 909-rotator cohort fills the weeks: 25 -> 22 unmatched for ~0.5 s;
-where everyone is matched nothing changes). (Other
+away holds), each followed by the ejection chains of :func:`.greedy.rescue_unmatched` when fewer than
+``rescue_below`` are left (the flows may have opened one; the tight demo's 736 are left out: the rescue
+tries them for up to 10 s). 10k demo, seed 8, where a 909-rotator cohort fills its weeks: 25 -> 18
+unmatched for ~1.5 s of CPU; where everyone is matched nothing changes. (Other
 neighbourhoods measured at 10k employees, from the same start: windows of 6 start weeks solved as a MIP
 with every weekly row (HiGHS) gain about twice as much per sweep as one pass of the blocks but take ~10x
 its CPU time; many blocks apart in time in one flow gain about as much per pass but cost ~5x. With the
@@ -46,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from frontline.mentors.solver.cohorts import Cohorts, _flow, _load_arcs, exact_scale
+from frontline.mentors.solver.greedy import rescue_unmatched
 from frontline.mentors.solver.model import Instance
 
 
@@ -58,6 +61,7 @@ class ImproveSettings:
     min_gain: float = 1e-4  # stop when a pass gains less than this fraction of the objective
     chunk: int = 1_000  # at most this many rotators per flow (a larger block is re-paired in pieces)
     unmatched_passes: int = 4  # at most this many passes around the cohorts with someone unmatched
+    rescue_below: int = 100  # after such a pass, ejection chains (:func:`.greedy.rescue_unmatched`) when fewer are left
 
 
 def blocks(cohorts: Cohorts, inst: Instance, reach: int) -> list[tuple[int, int]]:
@@ -254,8 +258,9 @@ def improve_by_blocks(
     ``unmatched_passes``, each while the last matched someone more): every cohort with someone unmatched
     re-paired with each cohort overlapping it, however far apart in start order (:func:`around_unmatched`;
     a seat the unmatched need may be held by a rotator who can move only to a seat that a cohort two or
-    three starts away holds). Nobody unmatched: nothing more is done. Returns the improved assignment
-    (never worse than ``assign``)."""
+    three starts away holds), each pass followed by the ejection chains when fewer than ``rescue_below``
+    are left. Nobody unmatched: nothing more is done. Returns the improved assignment (never worse than
+    ``assign``)."""
     assign = assign.copy()
     rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
     state = (rescap, annual, inst.load0 + extra)
@@ -273,8 +278,12 @@ def improve_by_blocks(
     for _pass in range(cfg.unmatched_passes if short else 0):
         f, k = _one_pass(inst, cohorts, around_unmatched(cohorts, inst, assign), assign, state, cfg, deadline)
         flows, kept = flows + f, kept + k
-        values.append(round(inst.total_cost(assign)[0], 3))
         now = _unmatched(cohorts, assign)
+        if 0 < now <= cfg.rescue_below and rescue_unmatched(inst, assign):  # the flows may open a chain
+            rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
+            state = (rescap, annual, inst.load0 + extra)
+            now = _unmatched(cohorts, assign)
+        values.append(round(inst.total_cost(assign)[0], 3))
         matched.append(short - now)
         if now == short or not now or time.perf_counter() > deadline:
             break  # nobody more matched, or everyone is

@@ -27,7 +27,7 @@ someone more (a seat they need can be held by a rotator whose only other seat a 
 away holds), each followed by the ejection chains of :func:`.greedy.rescue_unmatched` when fewer than
 ``rescue_below`` are left (the flows may have opened one; the tight demo's 736 are left out: the rescue
 tries them for up to 10 s). 10k demo, seed 8, where a 909-rotator cohort fills its weeks: 25 -> 18
-unmatched for ~1.5 s of CPU; where everyone is matched nothing changes. (Other
+unmatched for ~2.2 s more; where everyone is matched nothing changes. (Other
 neighbourhoods measured at 10k employees, from the same start: windows of 6 start weeks solved as a MIP
 with every weekly row (HiGHS) gain about twice as much per sweep as one pass of the blocks but take ~10x
 its CPU time; many blocks apart in time in one flow gain about as much per pass but cost ~5x. With the

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from frontline.mentors.solver import solve
 from frontline.mentors.solver.cohorts import Cohorts, CohortSettings, candidates, cohort_passes, exact_scale, priced
-from frontline.mentors.solver.improve import ImproveSettings, blocks, improve_by_blocks, pair_block
+from frontline.mentors.solver.improve import ImproveSettings, around_unmatched, blocks, improve_by_blocks, pair_block
 from frontline.mentors.solver.model import Instance
 from tests.test_pairing import W, _assert_sound, _m, _medium, _r, broken_rules, definition_cost, instances
 
@@ -145,6 +145,50 @@ def test_the_step_after_the_cohort_passes_gains_and_keeps_every_rule():
     assert stats["block_passes"][-1] < stats["block_passes"][0]
     assert stats["block_passes"] == sorted(stats["block_passes"], reverse=True)
     assert stats["block_passes"][-1] == pytest.approx(definition_cost(rotators, mentors, W, _keys(inst, out)))
+
+
+def test_someone_unmatched_gets_a_seat_through_a_block_of_cohorts_two_apart():
+    """X and Y have one seat a week. ``a`` (weeks 0-4) holds X, ``c`` (weeks 2-6) can only have X and is
+    unmatched; ``b`` (weeks 1-5, the cohort between them) speaks only German and has Z. The blocks of
+    neighbouring cohorts, (a, b) and (b, c), cannot seat ``c``: only a block of a and c moves ``a`` to
+    Y. The passes around the unmatched pair c's cohort with every cohort overlapping it, however far
+    apart in start order (a and c are two apart), and are run only while someone is unmatched."""
+    de = dict(languages=frozenset({"de"}))
+    mentors = [_m("X"), _m("Y", tz_hours=1.0), _m("Z", **de)]
+    rotators = [_r("a", 0, 4), _r("b", 1, 5, **de), _r("c", 2, 6, previous_mentors=frozenset({"Y"}))]
+    inst, cohorts = _setup(rotators, mentors)
+    start = np.array([0, 2, -1])
+    assert blocks(cohorts, inst, 1) == [(0, 1), (1, 2)]
+    assert around_unmatched(cohorts, inst, start) == [(0, 2), (1, 2)]
+    assert around_unmatched(cohorts, inst, np.array([0, 2, 0])) == []
+    plain: dict = {}
+    out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, plain, ImproveSettings(unmatched_passes=0))
+    assert _keys(inst, out) == {"a": "X", "b": "Z"}
+    stats: dict = {}
+    out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, stats, ImproveSettings())
+    assert _keys(inst, out) == {"a": "Y", "b": "Z", "c": "X"}
+    assert stats["matched_around_unmatched"] == [1]
+    assert broken_rules(rotators, mentors, W, _keys(inst, out)) == []
+
+
+def test_after_a_pass_around_the_unmatched_an_ejection_chain_may_seat_them():
+    """With one candidate per rotator both ``k`` and ``i`` (same weeks) have only X, which has one seat:
+    no block flow can seat ``i``. After the pass around the unmatched, the ejection chain moves ``k`` to
+    Y (outside its candidates; Y has two seats, ``c`` takes one) and gives ``i`` X; with
+    ``rescue_below=0`` ``i`` stays unmatched."""
+    mentors = [_m("X"), _m("Y", tz_hours=1.0, capacity=2)]
+    rotators = [_r("k", 0, 4), _r("i", 0, 4, previous_mentors=frozenset({"Y"})), _r("c", 2, 6)]
+    inst, cohorts = _setup(rotators, mentors)
+    start = np.array([0, -1, 1])
+    none: dict = {}
+    cfg = ImproveSettings(candidates=1, rescue_below=0)
+    out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, none, cfg)
+    assert _keys(inst, out) == {"k": "X", "c": "Y"}
+    stats: dict = {}
+    out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, stats, ImproveSettings(candidates=1))
+    assert _keys(inst, out) == {"k": "Y", "i": "X", "c": "Y"}
+    assert stats["matched_around_unmatched"] == [1]
+    assert broken_rules(rotators, mentors, W, _keys(inst, out)) == []
 
 
 def test_a_block_flow_counts_the_load_the_others_leave():

@@ -53,7 +53,8 @@ after the bounds, each pair charged half the every-week bound's weekly prices ov
 early cohorts leave the seats later ones need). Then :mod:`.improve` frees two overlapping
 cohorts at a time (a *block*: their weekly rows nest, so the block is still one exact min-cost flow, and
 rotators of one cohort can take seats the other leaves), ``block_passes`` passes over the blocks, each
-kept only when the objective drops. Every pair is scanned by groups of rotators with the same weeks and
+kept only when the objective drops; while someone is then unmatched, blocks of their cohort with every
+cohort overlapping it and the ejection chains, while a pass matches someone more. Every pair is scanned by groups of rotators with the same weeks and
 time zone against the mentors those leave (:mod:`.scan`; 100k employees: 508 M pairs in about 4 s). The
 bound keeps the weekly rows of every L-th week (L the shortest rotation; each rotator is charged at the
 first kept week it covers), which makes the relaxation a network flow; its potentials are Lagrange

@@ -20,7 +20,14 @@ keeps them exact (:func:`.cohorts.exact_scale`), a block pass at 10k employees t
 instead of ~0.7 s, so :func:`.solve` runs two.
 
 :func:`blocks` lists every pair of overlapping cohorts at most ``reach`` places apart in start order;
-:func:`improve_by_blocks` re-pairs them in that order, pass after pass while a pass gains. (Other
+:func:`improve_by_blocks` re-pairs them in that order, pass after pass while a pass gains. Then, only
+while someone is unmatched, passes around them (:func:`around_unmatched`): each cohort with someone
+unmatched paired with every cohort overlapping it, however far apart in start order, while a pass matches
+someone more (a seat they need can be held by a rotator whose only other seat a cohort two or three starts
+away holds), each followed by the ejection chains of :func:`.greedy.rescue_unmatched` when fewer than
+``rescue_below`` are left (the flows may have opened one; the tight demo's 736 are left out: the rescue
+tries them for up to 10 s). 10k demo, seed 8, where a 909-rotator cohort fills its weeks: 25 -> 18
+unmatched for ~2.2 s more; where everyone is matched nothing changes. (Other
 neighbourhoods measured at 10k employees, from the same start: windows of 6 start weeks solved as a MIP
 with every weekly row (HiGHS) gain about twice as much per sweep as one pass of the blocks but take ~10x
 its CPU time; many blocks apart in time in one flow gain about as much per pass but cost ~5x. With the
@@ -41,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from frontline.mentors.solver.cohorts import Cohorts, _flow, _load_arcs, exact_scale
+from frontline.mentors.solver.greedy import rescue_unmatched
 from frontline.mentors.solver.model import Instance
 
 
@@ -52,6 +60,8 @@ class ImproveSettings:
     scale: int = 100  # costs times this, rounded, for the flows
     min_gain: float = 1e-4  # stop when a pass gains less than this fraction of the objective
     chunk: int = 1_000  # at most this many rotators per flow (a larger block is re-paired in pieces)
+    unmatched_passes: int = 4  # at most this many passes around the cohorts with someone unmatched
+    rescue_below: int = 100  # after such a pass, ejection chains (:func:`.greedy.rescue_unmatched`) when fewer are left
 
 
 def blocks(cohorts: Cohorts, inst: Instance, reach: int) -> list[tuple[int, int]]:
@@ -66,6 +76,19 @@ def blocks(cohorts: Cohorts, inst: Instance, reach: int) -> list[tuple[int, int]
             if span[b][0] < span[a][1] and span[a][0] < span[b][1]:
                 out.append((a, b))
     return sorted(out, key=lambda ab: (ab[0] % 2, ab))
+
+
+def around_unmatched(cohorts: Cohorts, inst: Instance, assign: np.ndarray) -> list[tuple[int, int]]:
+    """Every pair of overlapping cohorts, however far apart in start order, of which at least one has
+    someone unmatched in ``assign``, in order of the first cohort (see :func:`improve_by_blocks`)."""
+    span = [(int(inst.s[g[0]]), int(inst.e[g[0]])) if len(g) else (0, 0) for g in cohorts.groups]
+    short = [bool(len(g)) and bool((assign[g] < 0).any()) for g in cohorts.groups]
+    out = []
+    for a in range(len(span)):
+        for b in range(a + 1, len(span)):
+            if (short[a] or short[b]) and span[b][0] < span[a][1] and span[a][0] < span[b][1]:
+                out.append((a, b))
+    return out
 
 
 def _ranks(lens: np.ndarray) -> np.ndarray:
@@ -196,6 +219,31 @@ def _chunks(inst: Instance, ga: np.ndarray, gb: np.ndarray, chunk: int) -> list[
     return out
 
 
+def _one_pass(
+    inst: Instance,
+    cohorts: Cohorts,
+    todo: list[tuple[int, int]],
+    assign: np.ndarray,
+    state: tuple,
+    cfg: ImproveSettings,
+    deadline: float,
+) -> tuple[int, int]:
+    """Re-pair the blocks ``todo`` in order (mutating ``assign`` and ``state``), not after ``deadline``;
+    returns (flows, flows kept)."""
+    flows = kept = 0
+    for a, b in todo:
+        for rots, n_a in _chunks(inst, cohorts.groups[a], cohorts.groups[b], cfg.chunk):
+            kept += pair_block(inst, cohorts, rots, n_a, assign, state, cfg.candidates, cfg.scale)
+            flows += 1
+        if time.perf_counter() > deadline:
+            break
+    return flows, kept
+
+
+def _unmatched(cohorts: Cohorts, assign: np.ndarray) -> int:
+    return sum(int((assign[g] < 0).sum()) for g in cohorts.groups)
+
+
 def improve_by_blocks(
     inst: Instance,
     cohorts: Cohorts,
@@ -206,25 +254,42 @@ def improve_by_blocks(
 ) -> np.ndarray:
     """Block flows (see the module docstring) from ``assign`` (within every weekly seat and annual cap),
     pass after pass while a pass gains at least ``min_gain`` of the objective, at most ``passes``, and
-    not after ``deadline``. Returns the improved assignment (never worse than ``assign``)."""
+    not after ``deadline``. Then, while someone is unmatched, passes around them (at most
+    ``unmatched_passes``, each while the last matched someone more): every cohort with someone unmatched
+    re-paired with each cohort overlapping it, however far apart in start order (:func:`around_unmatched`;
+    a seat the unmatched need may be held by a rotator who can move only to a seat that a cohort two or
+    three starts away holds), each pass followed by the ejection chains when fewer than ``rescue_below``
+    are left. Nobody unmatched: nothing more is done. Returns the improved assignment (never worse than
+    ``assign``)."""
     assign = assign.copy()
     rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
     state = (rescap, annual, inst.load0 + extra)
     todo = blocks(cohorts, inst, cfg.reach)
     values = [round(inst.total_cost(assign)[0], 3)]
-    kept = 0
-    flows = 0
+    kept = flows = 0
     for _pass in range(cfg.passes):
-        for a, b in todo:
-            for rots, n_a in _chunks(inst, cohorts.groups[a], cohorts.groups[b], cfg.chunk):
-                kept += pair_block(inst, cohorts, rots, n_a, assign, state, cfg.candidates, cfg.scale)
-                flows += 1
-            if time.perf_counter() > deadline:
-                break
+        f, k = _one_pass(inst, cohorts, todo, assign, state, cfg, deadline)
+        flows, kept = flows + f, kept + k
         values.append(round(inst.total_cost(assign)[0], 3))
         if values[-2] - values[-1] < cfg.min_gain * values[-1] or time.perf_counter() > deadline:
             break
+    matched = []
+    short = _unmatched(cohorts, assign)
+    for _pass in range(cfg.unmatched_passes if short else 0):
+        f, k = _one_pass(inst, cohorts, around_unmatched(cohorts, inst, assign), assign, state, cfg, deadline)
+        flows, kept = flows + f, kept + k
+        now = _unmatched(cohorts, assign)
+        if 0 < now <= cfg.rescue_below and rescue_unmatched(inst, assign):  # the flows may open a chain
+            rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
+            state = (rescap, annual, inst.load0 + extra)
+            now = _unmatched(cohorts, assign)
+        values.append(round(inst.total_cost(assign)[0], 3))
+        matched.append(short - now)
+        if now == short or not now or time.perf_counter() > deadline:
+            break  # nobody more matched, or everyone is
+        short = now
     stats["block_passes"] = values
+    stats["matched_around_unmatched"] = matched
     stats["blocks"] = len(todo)
     stats["block_flows"] = flows
     stats["block_flows_kept"] = kept

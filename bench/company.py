@@ -428,13 +428,16 @@ def _baseline_pair() -> dict[str, Any]:
     }
 
 
-def _offline_pair_bound(rounds: int) -> dict[str, Any]:
+def _offline_pair_bound(rounds: int, paired_db: str | None) -> dict[str, Any]:
     """A lower bound on the input ``frontline pair`` builds, with no time limit: the kept-week flow for
     ``rounds`` rounds of pricing every eligible pair, then the every-week bound
     (:func:`frontline.mentors.solver.cohorts.flow_bounds`, the same code the command runs up to 40,000
-    rotators with 2 rounds and a deadline). Valid whatever pairing it is compared with: it shows how far
-    the command's pairing is from optimal where the command's own bound is weaker (100k employees: the
-    load bound)."""
+    rotators with 2 rounds and a deadline). Valid for the whole problem whatever pairing it starts from: it
+    shows how far the command's pairing is from optimal where the command's own bound is weaker (100k
+    employees: the load bound). The first flow also gets the pairs the command stored (``paired_db``, a copy
+    of the database after it; active pairings by rotation id), as the command's own bound does."""
+    import sqlite3
+
     import numpy as np
 
     from frontline.core.policy import load_policy
@@ -455,8 +458,15 @@ def _offline_pair_bound(rounds: int) -> dict[str, Any]:
     pool, found = candidate_scan(inst, cfg.candidates, cfg.block)
     rots = np.nonzero(found.n_eligible > 0)[0]
     stats: dict[str, Any] = {}
-    unpaired = np.full(inst.n, -1, dtype=np.int64)  # the bound does not depend on a pairing
-    bound, _ = flow_bounds(inst, rots, Cohorts(inst, pool, rots), unpaired, cfg, (math.inf, math.inf), stats)
+    assign = np.full(inst.n, -1, dtype=np.int64)
+    if paired_db:
+        con = sqlite3.connect(paired_db)
+        stored = dict(con.execute("SELECT rotation_id, mentor_id FROM mentorpairing WHERE status = 'active'"))
+        con.close()
+        mentor_index = {m.key: j for j, m in enumerate(mentors)}
+        for i, r in enumerate(rotators):
+            assign[i] = mentor_index.get(stored.get(r.key), -1)
+    bound, _ = flow_bounds(inst, rots, Cohorts(inst, pool, rots), assign, cfg, (math.inf, math.inf), stats)
     # nobody eligible costs the penalty in every pairing; the flows cover the others
     bound = max(bound, float(np.minimum(inst.w.unmatched_penalty, found.best).sum()))
     return {"bound": bound, "rounds": rounds, "bound_cpu_s": time.process_time() - c0, "log": stats.get("bound_log")}
@@ -516,4 +526,5 @@ if __name__ == "__main__":
     elif sys.argv[1] == "pair":
         print(json.dumps(_baseline_pair()))
     elif sys.argv[1] == "pair-bound":
-        print(json.dumps(_offline_pair_bound(int(os.environ.get("FRONTLINE_BENCH_BOUND_ROUNDS", "7"))), default=str))
+        rounds = int(os.environ.get("FRONTLINE_BENCH_BOUND_ROUNDS", "7"))
+        print(json.dumps(_offline_pair_bound(rounds, os.environ.get("FRONTLINE_BENCH_PAIRED_DB")), default=str))

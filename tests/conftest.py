@@ -17,15 +17,20 @@ tests marked by hand) carry the ``postgres`` marker, so ``-m postgres`` / ``-m "
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
-# Prefect keeps state in PREFECT_HOME; never touch the developer's ~/.prefect from tests.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="frontline-prefect-home-"))
+# Prefect keeps state in PREFECT_HOME; never touch the developer's ~/.prefect from tests. The directory
+# is removed when the test run ends (each run made one more in /tmp before).
+if "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = _PREFECT_HOME = tempfile.mkdtemp(prefix="frontline-prefect-home-")
+    atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
 
 PG_URL = os.environ.get("FRONTLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ARTIFACTS = Path(os.environ.get("FRONTLINE_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))

@@ -34,7 +34,7 @@ candidate mentors (:func:`neighbourhood`, :func:`_chain`), the unmatched include
 cheapest candidates that have a seat, everyone else fixed: seed 8, 1,769 rotators and 34,710 pairs, 18 ->
 15 unmatched (145,349 -> 142,431) for ~2.3 s of MIP (~2.6 s of CPU in all); the whole neighbourhood
 (3,041 rotators: 14 left) takes ~9 s, a chain of two moves (2,471: 15 left) ~4 s, a second MIP after the
-first seats nobody more. (Other
+first seats nobody more; no MIP over more than ``mip_rotators`` (5,000). (Other
 neighbourhoods measured at 10k employees, from the same start: windows of 6 start weeks solved as a MIP
 with every weekly row (HiGHS) gain about twice as much per sweep as one pass of the blocks but take ~10x
 its CPU time; many blocks apart in time in one flow gain about as much per pass but cost ~5x. With the
@@ -76,6 +76,7 @@ class ImproveSettings:
     mip_depth: int = 1  # ... over the rotators of the neighbourhood a chain of this many moves reaches
     mip_nodes: int = 200  # HiGHS branch-and-bound node limit of that MIP (deterministic, unlike a time limit)
     mip_seconds: float = 10.0  # safety net: a MIP cut by this CPU time is dropped
+    mip_rotators: int = 5_000  # no MIP over more rotators than this (its CPU time grows faster than its size)
 
 
 def blocks(cohorts: Cohorts, inst: Instance, reach: int) -> list[tuple[int, int]]:
@@ -389,7 +390,7 @@ def improve_by_blocks(
         if not 0 < short < cfg.mip_below or time.perf_counter() > deadline:
             break
         hood = _chain(cohorts, inst, assign, neighbourhood(cohorts, inst, assign), cfg.mip_depth, cfg.mip_candidates)
-        if not pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats):
+        if len(hood) > cfg.mip_rotators or not pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats):
             break
         values.append(round(inst.total_cost(assign)[0], 3))
         matched.append(short - _unmatched(cohorts, assign))

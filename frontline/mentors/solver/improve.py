@@ -33,8 +33,8 @@ with every weekly row): the rotators of the cohorts overlapping theirs that hold
 candidate mentors (:func:`neighbourhood`, :func:`_chain`), the unmatched included, each with its 20
 cheapest candidates that have a seat, everyone else fixed: seed 8, 1,769 rotators and 34,710 pairs, 18 ->
 15 unmatched (145,349 -> 142,431) for ~2.3 s of MIP (~2.6 s of CPU in all); the whole neighbourhood
-(3,041 rotators: 14 left) takes ~9 s, a chain of two moves (2,471: 15 left) ~4 s, a second MIP after the
-first seats nobody more; no MIP over more than ``mip_rotators`` (5,000). (Other
+(3,041 rotators: 14 left) takes ~9 s, a chain of two moves (2,471: 15 left) ~4 s, 10 candidates 16 left
+(1.3 s), 30 candidates 15 (3.3 s); a second MIP after the first seats nobody more; no MIP over more than ``mip_rotators`` (5,000). (Other
 neighbourhoods measured at 10k employees, from the same start: windows of 6 start weeks solved as a MIP
 with every weekly row (HiGHS) gain about twice as much per sweep as one pass of the blocks but take ~10x
 its CPU time; many blocks apart in time in one flow gain about as much per pass but cost ~5x. With the

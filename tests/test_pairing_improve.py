@@ -162,7 +162,8 @@ def test_someone_unmatched_gets_a_seat_through_a_block_of_cohorts_two_apart():
     assert around_unmatched(cohorts, inst, start) == [(0, 2), (1, 2)]
     assert around_unmatched(cohorts, inst, np.array([0, 2, 0])) == []
     plain: dict = {}
-    out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, plain, ImproveSettings(unmatched_passes=0))
+    cfg = ImproveSettings(unmatched_passes=0, mip_rounds=0)
+    out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, plain, cfg)
     assert _keys(inst, out) == {"a": "X", "b": "Z"}
     stats: dict = {}
     out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, stats, ImproveSettings())
@@ -175,13 +176,13 @@ def test_after_a_pass_around_the_unmatched_an_ejection_chain_may_seat_them():
     """With one candidate per rotator both ``k`` and ``i`` (same weeks) have only X, which has one seat:
     no block flow can seat ``i``. After the pass around the unmatched, the ejection chain moves ``k`` to
     Y (outside its candidates; Y has two seats, ``c`` takes one) and gives ``i`` X; with
-    ``rescue_below=0`` ``i`` stays unmatched."""
+    ``rescue_below=0`` (and no MIP around the unmatched) ``i`` stays unmatched."""
     mentors = [_m("X"), _m("Y", tz_hours=1.0, capacity=2)]
     rotators = [_r("k", 0, 4), _r("i", 0, 4, previous_mentors=frozenset({"Y"})), _r("c", 2, 6)]
     inst, cohorts = _setup(rotators, mentors)
     start = np.array([0, -1, 1])
     none: dict = {}
-    cfg = ImproveSettings(candidates=1, rescue_below=0)
+    cfg = ImproveSettings(candidates=1, rescue_below=0, mip_rounds=0)
     out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, none, cfg)
     assert _keys(inst, out) == {"k": "X", "c": "Y"}
     stats: dict = {}
@@ -189,6 +190,36 @@ def test_after_a_pass_around_the_unmatched_an_ejection_chain_may_seat_them():
     assert _keys(inst, out) == {"k": "Y", "i": "X", "c": "Y"}
     assert stats["matched_around_unmatched"] == [1]
     assert broken_rules(rotators, mentors, W, _keys(inst, out)) == []
+
+
+def test_only_the_mip_around_the_unmatched_seats_someone_whose_mentor_two_cohorts_hold():
+    """X and Y have one seat a week. ``u`` (weeks 0-2) can only have X; ``a`` holds X in week 0 and ``b``
+    (another cohort) in week 1. No block of two cohorts, no ejection chain of one move seats ``u``: ``a``
+    and ``b`` must both move to Y. The exact MIP over the cohorts around the unmatched does, and ends at
+    the exact optimum (the MIP over the whole instance), deterministically and within every seat; with Y's
+    annual cap at 1 only one of them can move, so ``u`` stays unmatched and nobody is overfilled."""
+    for y_cap, seated in ((5, True), (1, False)):
+        mentors = [_m("X"), _m("Y", tz_hours=1.0, annual_cap=y_cap)]
+        rotators = [_r("a", 0, 1), _r("u", 0, 2, previous_mentors=frozenset({"Y"})), _r("b", 1, 2)]
+        inst, cohorts = _setup(rotators, mentors)
+        start = np.array([0, -1, 0])
+        plain: dict = {}
+        out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, plain, ImproveSettings(mip_rounds=0))
+        assert _keys(inst, out) == {"a": "X", "b": "X"}
+        outs = []
+        for _ in range(2):
+            stats: dict = {}
+            outs.append(improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, stats, ImproveSettings()))
+            assert len(inst.overfull(outs[-1], inst.rescap)) == 0
+            assert broken_rules(rotators, mentors, W, _keys(inst, outs[-1])) == []
+        assert np.array_equal(outs[0], outs[1])
+        if seated:
+            assert _keys(inst, outs[0]) == {"a": "Y", "u": "X", "b": "Y"}
+            assert stats["matched_around_unmatched"] == [0, 1]  # the passes around the unmatched seat nobody, the MIP u
+            exact = solve(rotators, mentors, W, method="mip")
+            assert inst.total_cost(outs[0])[0] == pytest.approx(exact.objective)
+        else:
+            assert outs[0][1] == -1
 
 
 def test_a_block_flow_counts_the_load_the_others_leave():

@@ -27,7 +27,14 @@ someone more (a seat they need can be held by a rotator whose only other seat a 
 away holds), each followed by the ejection chains of :func:`.greedy.rescue_unmatched` when fewer than
 ``rescue_below`` are left (the flows may have opened one; the tight demo's 736 are left out: the rescue
 tries them for up to 10 s). 10k demo, seed 8, where a 909-rotator cohort fills its weeks: 25 -> 18
-unmatched for ~2.2 s more; where everyone is matched nothing changes. (Other
+unmatched for ~2.2 s more; where everyone is matched nothing changes. Then, while fewer than ``mip_below``
+(and more than 0) are left, one exact MIP around them (:func:`pair_by_mip`, :class:`.lp.AssignmentModel`
+with every weekly row): the rotators of the cohorts overlapping theirs that hold a seat of one of their
+candidate mentors (:func:`neighbourhood`, :func:`_chain`), the unmatched included, each with its 20
+cheapest candidates that have a seat, everyone else fixed: seed 8, 1,769 rotators and 34,710 pairs, 18 ->
+15 unmatched (145,349 -> 142,431) for ~2.3 s of MIP (~2.6 s of CPU in all); the whole neighbourhood
+(3,041 rotators: 14 left) takes ~9 s, a chain of two moves (2,471: 15 left) ~4 s, 10 candidates 16 left
+(1.3 s), 30 candidates 15 (3.3 s); a second MIP after the first seats nobody more; no MIP over more than ``mip_rotators`` (5,000). (Other
 neighbourhoods measured at 10k employees, from the same start: windows of 6 start weeks solved as a MIP
 with every weekly row (HiGHS) gain about twice as much per sweep as one pass of the blocks but take ~10x
 its CPU time; many blocks apart in time in one flow gain about as much per pass but cost ~5x. With the
@@ -35,8 +42,9 @@ cheaper flows, from the plain pass: a third pass, over blocks two cohorts apart,
 ~0.45 s of CPU; 10 or 30 candidates instead of 20 lose or cost more; pairs of cohorts as the first pass
 instead of the cohort pass end lower at 10k base but far higher when seats are short.)
 Work per pass is one flow of two cohorts per block, each arc a candidate pair: it grows linearly with
-the rotators. Deterministic: the blocks, their order and the flows depend only on the input (the
-deadline is a safety net).
+the rotators. Deterministic: the blocks, their order, the flows and the MIP (a node limit, no time limit;
+a MIP that would pass ``mip_seconds`` of CPU, far above the ~2.3 s measured, is dropped whole) depend only
+on the input (the deadline is a safety net).
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ import numpy as np
 
 from frontline.mentors.solver.cohorts import Cohorts, _flow, _load_arcs, exact_scale
 from frontline.mentors.solver.greedy import rescue_unmatched
-from frontline.mentors.solver.model import Instance
+from frontline.mentors.solver.model import Edges, Instance
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,13 @@ class ImproveSettings:
     chunk: int = 1_000  # at most this many rotators per flow (a larger block is re-paired in pieces)
     unmatched_passes: int = 4  # at most this many passes around the cohorts with someone unmatched
     rescue_below: int = 100  # after such a pass, ejection chains (:func:`.greedy.rescue_unmatched`) when fewer are left
+    mip_rounds: int = 1  # then at most this many exact MIPs around the unmatched (:func:`mip_around_unmatched`)
+    mip_below: int = 100  # ... only when fewer than this many are left (and more than 0)
+    mip_candidates: int = 20  # cheapest candidates with a seat per rotator in that MIP (plus the current mentor)
+    mip_depth: int = 1  # ... over the rotators of the neighbourhood a chain of this many moves reaches
+    mip_nodes: int = 200  # HiGHS branch-and-bound node limit of that MIP (deterministic, unlike a time limit)
+    mip_seconds: float = 10.0  # safety net: a MIP cut by this CPU time is dropped
+    mip_rotators: int = 5_000  # no MIP over more rotators than this (its CPU time grows faster than its size)
 
 
 def blocks(cohorts: Cohorts, inst: Instance, reach: int) -> list[tuple[int, int]]:
@@ -205,6 +220,87 @@ def pair_block(
     return better
 
 
+def neighbourhood(cohorts: Cohorts, inst: Instance, assign: np.ndarray) -> np.ndarray:
+    """Every rotator of the cohorts overlapping the weeks of a cohort with someone unmatched in ``assign``
+    (those cohorts included), by cohort in start order."""
+    span = [(int(inst.s[g[0]]), int(inst.e[g[0]])) for g in cohorts.groups if len(g)]
+    groups = [g for g in cohorts.groups if len(g)]
+    short = [k for k, g in enumerate(groups) if (assign[g] < 0).any()]
+    take = [g for (s, e), g in zip(span, groups, strict=True) if any(s < span[k][1] and span[k][0] < e for k in short)]
+    hood = np.concatenate(take) if take else np.zeros(0, dtype=np.int64)
+    return hood
+
+
+def _chain(cohorts: Cohorts, inst: Instance, assign: np.ndarray, hood: np.ndarray, depth: int, cand: int) -> np.ndarray:
+    """The rotators of ``hood`` an ejection chain of ``depth`` moves from its unmatched can reach: the
+    unmatched, then those paired with one of their candidate mentors (``cand`` cheapest; the unmatched's
+    whole pool), then those paired with a candidate of these, ..., in ``hood``'s order."""
+    free = assign[hood] < 0
+    for _ in range(depth):
+        loc, mm, _cc = cohorts.edges_of(hood[free])
+        rank = _ranks(np.bincount(loc, minlength=int(free.sum())))
+        ments = np.zeros(inst.m, dtype=bool)
+        ments[mm[(rank < cand) | (assign[hood[free]][loc] < 0)]] = True
+        free |= (assign[hood] >= 0) & ments[np.maximum(assign[hood], 0)]
+    return hood[free]
+
+
+def pair_by_mip(
+    inst: Instance,
+    cohorts: Cohorts,
+    rots: np.ndarray,
+    assign: np.ndarray,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray],
+    cfg: ImproveSettings,
+    stats: dict[str, Any],
+) -> bool:
+    """Re-pair ``rots`` by one exact MIP (:class:`.lp.AssignmentModel`: every weekly row that can bind, the
+    annual caps, the convex load cost; HiGHS through ``scipy.optimize.milp``), everyone else fixed: the
+    seats they hold are out of the mentors' weekly seats and annual caps, their load counts in the load
+    cost. Each rotator's ``mip_candidates`` cheapest pool pairs with a seat in its weeks once ``rots`` are
+    freed, plus its current mentor (so staying put is feasible). First the LP relaxation: when it cannot
+    gain half the unmatched penalty (seat one more), no MIP. The MIP stops at ``mip_nodes`` nodes (no time
+    limit: the same input gives the same result). Keeps the result (mutating ``assign`` and ``state``)
+    only when the exact objective drops; returns whether it did."""
+    from frontline.mentors.solver.lp import AssignmentModel
+
+    before = assign[rots].copy()
+    _book(inst, rots, before, state, +1)  # free the neighbourhood: its seats go back
+    rescap, annual, load = state
+    loc, mm, cc = cohorts.edges_of(rots)
+    # a seat in every week of the rotation: prefix counts of full weeks per mentor (only the pool's mentors)
+    full = np.zeros((inst.m, inst.H + 1), dtype=np.int32)
+    np.cumsum(rescap <= 0, axis=1, out=full[:, 1:])
+    r = rots[loc]
+    ok = (full[mm, inst.e[r]] - full[mm, inst.s[r]] == 0) & (annual[mm] > 0)
+    loc, mm, cc = loc[ok], mm[ok], cc[ok]  # still by rotator, then cost
+    keep = _ranks(np.bincount(loc, minlength=len(rots))) < cfg.mip_candidates
+    cur = np.nonzero(before >= 0)[0]
+    loc = np.concatenate([loc[keep], cur])
+    mm = np.concatenate([mm[keep], before[cur]])
+    cc = np.concatenate([cc[keep], inst.pair_costs(rots[cur], before[cur])])
+    first = np.unique(loc * inst.m + mm, return_index=True)[1]  # the current pair may be a candidate too
+    edges = Edges(rots[loc[first]], mm[first], cc[first])
+    model = AssignmentModel(inst, rots, edges, rescap, annual, load - inst.load0)
+    now = _block_cost(inst, rots, before, load)
+    c0 = time.process_time()
+    xs = model.solve_mip(cfg.mip_seconds, cfg.mip_nodes)
+    cpu = time.process_time() - c0
+    stats.setdefault("mip_around_unmatched", []).append([len(rots), len(edges.rot), round(cpu, 2)])
+    after = before
+    if xs is not None and cpu < cfg.mip_seconds:  # cut by the time limit: dropped (it would depend on the machine)
+        after = np.full(len(rots), -1, dtype=np.int64)
+        pr, pm = model.picked(xs)
+        pos = np.full(inst.n, -1, dtype=np.int64)
+        pos[rots] = np.arange(len(rots))
+        after[pos[pr]] = pm
+    better = _block_cost(inst, rots, after, load) < now - 1e-9
+    final = after if better else before
+    assign[rots] = final
+    _book(inst, rots, final, state, -1)
+    return better
+
+
 def _chunks(inst: Instance, ga: np.ndarray, gb: np.ndarray, chunk: int) -> list[tuple[np.ndarray, int]]:
     """The block of cohorts ``ga`` and ``gb`` as (rotators, how many of them are in ``ga``), in pieces of
     at most ``chunk`` rotators, by time zone (who shares a time zone shares candidate mentors)."""
@@ -259,7 +355,8 @@ def improve_by_blocks(
     re-paired with each cohort overlapping it, however far apart in start order (:func:`around_unmatched`;
     a seat the unmatched need may be held by a rotator who can move only to a seat that a cohort two or
     three starts away holds), each pass followed by the ejection chains when fewer than ``rescue_below``
-    are left. Nobody unmatched: nothing more is done. Returns the improved assignment (never worse than
+    are left; then, while fewer than ``mip_below`` are left, at most ``mip_rounds`` exact MIPs around them
+    (:func:`pair_by_mip`). Nobody unmatched: nothing more is done. Returns the improved assignment (never worse than
     ``assign``)."""
     assign = assign.copy()
     rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
@@ -288,6 +385,15 @@ def improve_by_blocks(
         if now == short or not now or time.perf_counter() > deadline:
             break  # nobody more matched, or everyone is
         short = now
+    for _round in range(cfg.mip_rounds):
+        short = _unmatched(cohorts, assign)
+        if not 0 < short < cfg.mip_below or time.perf_counter() > deadline:
+            break
+        hood = _chain(cohorts, inst, assign, neighbourhood(cohorts, inst, assign), cfg.mip_depth, cfg.mip_candidates)
+        if len(hood) > cfg.mip_rotators or not pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats):
+            break
+        values.append(round(inst.total_cost(assign)[0], 3))
+        matched.append(short - _unmatched(cohorts, assign))
     stats["block_passes"] = values
     stats["matched_around_unmatched"] = matched
     stats["blocks"] = len(todo)

@@ -139,9 +139,10 @@ class AssignmentModel:
         lam = -res.ineqlin.marginals if has_rows else np.zeros(0)
         return LpSolution(res.fun, res.x, res.eqlin.marginals, lam)
 
-    def solve_mip(self, time_limit: float) -> np.ndarray | None:
-        """The integer optimum (or HiGHS's best in ``time_limit``; None when it found nothing); sets
-        ``mip_dual_bound`` and ``mip_optimal``."""
+    def solve_mip(self, time_limit: float | None, node_limit: int | None = None) -> np.ndarray | None:
+        """The integer optimum (or HiGHS's best in ``time_limit`` and ``node_limit`` branch-and-bound nodes;
+        None when it found nothing); sets ``mip_dual_bound`` and ``mip_optimal``. Without a time limit
+        the result depends only on the model (a node limit is deterministic)."""
         from scipy.optimize import Bounds, LinearConstraint, milp
 
         integrality = np.concatenate([np.ones(self.E + self.R), np.zeros(self.Z)])
@@ -153,7 +154,9 @@ class AssignmentModel:
             constraints=cons,
             integrality=integrality,
             bounds=Bounds(0, 1),
-            options={"time_limit": max(0.5, time_limit), "mip_rel_gap": 1e-6},
+            options={"mip_rel_gap": 1e-6}
+            | ({} if time_limit is None else {"time_limit": max(0.5, time_limit)})
+            | ({} if node_limit is None else {"node_limit": node_limit}),
         )
         self.mip_dual_bound = getattr(res, "mip_dual_bound", None)
         self.mip_optimal = res.status == 0

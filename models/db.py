@@ -23,8 +23,27 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+_ENGINES: list[Engine] = []  # every engine made by :func:`_engine_for` (for :func:`close_engines`)
+
+
+def close_engines() -> None:
+    """Close the pooled connections of every engine made so far (they reconnect if used again). For the end
+    of a command that paused the cycle collector (:func:`frontline.core.heap.command_heap`): nothing would
+    close them before the process ends, and SQLite would then leave its ``-wal`` and ``-shm`` files beside
+    the database, with the run's last writes in the WAL only (a copy of the database file alone, as a
+    backup by ``cp``, would miss them). Closing checkpoints the WAL into the database and removes it."""
+    for engine in _ENGINES:
+        engine.dispose()
+
+
 @lru_cache(maxsize=16)
 def _engine_for(url: str) -> Engine:
+    engine = _make_engine(url)
+    _ENGINES.append(engine)
+    return engine
+
+
+def _make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -412,23 +412,27 @@ def _uvicorn() -> Iterator[str]:
         thread.join(30)
 
 
+def _paired_rotation(engine, settings) -> tuple[Rotation, str]:
+    """Dora's rotation, paired with a mentor, and the path of that mentor's answer page."""
+    from frontline.core.links import pairing_url
+
+    settings.policy_path.write_text('support_department = "Support"\n', encoding="utf-8")
+    with session_scope(engine) as s:
+        dora = _rotation(s, _company(s)["dora"], date(2027, 3, 1))
+        mentoring.pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
+        first = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == dora.id)).one()
+        return dora, "/pairing/" + pairing_url(first.id or 0, first.mentor_id).rsplit("/", 1)[1]
+
+
 def test_a_decline_waiting_for_the_planning_lock_does_not_stall_the_server(engine, settings):
     """A mentor declines (the decline re-pairs the rotation, so it takes the planning lock) while a pairing
     run holds the lock. The decline waits in a worker thread: the server keeps answering other requests
     (``/healthz``, the pairing page) at once; when the run commits, the decline is applied."""
     import httpx
 
-    from frontline.core.links import pairing_url
     from models.db import planning_lock
 
-    settings.policy_path.write_text('support_department = "Support"\n', encoding="utf-8")
-    with session_scope(engine) as s:
-        p = _company(s)
-        dora = _rotation(s, p["dora"], date(2027, 3, 1))
-        mentoring.pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
-        first = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == dora.id)).one()
-        link = pairing_url(first.id or 0, first.mentor_id)
-    path = "/pairing/" + link.rsplit("/", 1)[1]
+    dora, path = _paired_rotation(engine, settings)
     waits = _Waits()
     logging.getLogger("frontline.planning").addHandler(waits)
     answers: list = []
@@ -468,17 +472,12 @@ def test_a_decline_that_waits_too_long_tells_the_mentor_to_try_again_without_int
     from fastapi.testclient import TestClient
 
     import frontline.web.auth
-    from frontline.core.links import pairing_url
     from frontline.web.app import create_app
     from models.db import planning_lock
 
-    settings.policy_path.write_text('support_department = "Support"\n', encoding="utf-8")
+    dora, path = _paired_rotation(engine, settings)
     with session_scope(engine) as s:
-        p = _company(s)
-        dora = _rotation(s, p["dora"], date(2027, 3, 1))
-        mentoring.pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
         first = s.exec(select(MentorPairing).where(MentorPairing.rotation_id == dora.id)).one()
-        path = "/pairing/" + pairing_url(first.id or 0, first.mentor_id).rsplit("/", 1)[1]
     monkeypatch.setattr(frontline.web.auth, "WEB_PLANNING_LOCK_WAIT", 0.5)
     client = TestClient(create_app(), base_url="http://frontline.test")
     logged = _Waits()

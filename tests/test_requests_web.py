@@ -160,3 +160,32 @@ def test_hr_chooses_a_mentor_in_the_console_and_sees_why_others_have_none(client
     page = client.get("/console/mentors?weeks=8")
     pairings = re.search(r'<table class="data" id="pairings">.*?</table>', page.text, re.S).group(0)
     assert '<span class="pill">accepted</span>' in pairings
+
+
+def test_a_request_waiting_too_long_for_a_plan_run_says_only_to_try_again(client, engine, settings, monkeypatch):
+    """With ``auto_approve`` a fitting request is approved at once, which takes the planning lock. While a
+    plan run holds it past the web's wait, the rotator's page says another change is running and to try
+    again (409), not HR's e-mail, a process id or the command line's setting; nothing is stored."""
+    import frontline.web.auth
+    from models.db import planning_lock
+
+    text = settings.policy_path.read_text(encoding="utf-8")
+    auto = re.sub(r"(?m)^auto_approve = false", "auto_approve = true", text)
+    assert auto != text
+    settings.policy_path.write_text(auto, encoding="utf-8")
+    monkeypatch.setattr(frontline.web.auth, "WEB_PLANNING_LOCK_WAIT", 0.5)
+    rid, eid = _rotation(engine)
+    path = "/" + request_url(rid, eid).split("/", 3)[3]
+    week = (MONDAY + timedelta(weeks=6)).isoformat()
+    with Session(engine) as holding:
+        planning_lock(holding, "plan-rotations by hr@example.com")
+        r = client.post(path, data={"kind": "another_week", "reason": "school holidays", "week": [week, ""]})
+        holding.rollback()
+    assert r.status_code == 409, r.text[:500]
+    assert "Try again in a minute" in r.text
+    for internal in ("hr@example.com", "FRONTLINE_PLANNING_LOCK_WAIT", "pid"):
+        assert internal not in r.text, internal
+    with Session(engine) as s:
+        assert s.exec(select(ChangeRequest)).all() == []
+    r = client.post(path, data={"kind": "another_week", "reason": "school holidays", "week": [week, ""]})
+    assert r.status_code == 200 and "approved" in r.text.lower(), r.text[:500]

@@ -27,11 +27,12 @@ _ENGINES: list[Engine] = []  # every engine made by :func:`_engine_for` (for :fu
 
 
 def close_engines() -> None:
-    """Close the pooled connections of every engine made so far (they reconnect if used again). For the end
-    of a command that paused the cycle collector (:func:`frontline.core.heap.command_heap`): nothing would
-    close them before the process ends, and SQLite would then leave its ``-wal`` and ``-shm`` files beside
-    the database, with the run's last writes in the WAL only (a copy of the database file alone, as a
-    backup by ``cp``, would miss them). Closing checkpoints the WAL into the database and removes it."""
+    """Close the pooled connections of every engine made so far (they reconnect if used again); run at
+    process exit (registered with the first engine). A command that paused the cycle collector and froze
+    what it left alive (:func:`frontline.core.heap.command_heap`) leaves them to nobody else: SQLite then
+    kept its ``-wal`` and ``-shm`` files beside the database, with the run's last writes in the WAL only (a
+    copy of the database file alone, as a backup by ``cp``, missed them). Closing checkpoints the WAL into
+    the database and removes it."""
     for engine in _ENGINES:
         engine.dispose()
 
@@ -39,6 +40,10 @@ def close_engines() -> None:
 @lru_cache(maxsize=16)
 def _engine_for(url: str) -> Engine:
     engine = _make_engine(url)
+    if not _ENGINES:
+        import atexit
+
+        atexit.register(close_engines)
     _ENGINES.append(engine)
     return engine
 

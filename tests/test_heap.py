@@ -36,7 +36,7 @@ def test_pair_without_flow_closes_its_database_so_sqlite_keeps_no_wal(sqlite_set
     """``frontline pair --no-flow`` runs under :func:`command_heap` (collector paused, what is left alive
     frozen), so nothing closes the pooled connections before the process ends: SQLite then left the run's
     writes in ``frontline.db-wal`` (a copy of the database file alone, as a backup by ``cp``, missed the
-    pairings). The command closes them: the WAL is checkpointed into the database and removed."""
+    pairings). ``models.db`` closes them at exit: the WAL is checkpointed into the database and removed."""
     import sqlite3
     import subprocess
     import sys

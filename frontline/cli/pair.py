@@ -4,6 +4,7 @@ surveys."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import date
 
 import typer
@@ -75,16 +76,8 @@ def pair_command(
     if ctx.invoked_subcommand is not None:
         return
     day = _as_of(as_of)
-    if flow:
+    with nullcontext() if flow else command_heap():  # --no-flow: one short process (see command_heap)
         _pair(day, dry_run=dry_run, flow=flow)
-        return
-    from models.db import close_engines
-
-    with command_heap():  # --no-flow: one short process (see command_heap)
-        try:
-            _pair(day, dry_run=dry_run, flow=flow)
-        finally:
-            close_engines()  # the paused collector never closes them: SQLite would leave its WAL behind
 
 
 def _pair(day: date | None, *, dry_run: bool, flow: bool) -> None:

@@ -662,10 +662,12 @@ def test_block_scan_is_the_full_scan(seed):
 
 
 @pytest.mark.parametrize("seed", [3, 4])
-def test_cohort_load_bound_is_below_the_optimum(seed):
-    """Above ``flow_bound_rotators`` (100k employees) the cohort method bounds without the kept-week flows
-    (:func:`.cohorts.load_bound`): a true lower bound (below the proven optimum) and above the bound with
-    every multiplier at zero (the common load multiplier alone raises it)."""
+def test_cohort_bound_beside_the_pairing_is_below_the_optimum(seed):
+    """Above ``flow_bound_rotators`` (100k employees) the cohort method runs the kept-week flows beside the
+    pairing (:class:`.cohorts.BoundBeside`: the first flow in a second process, the scans split between
+    the two) and keeps the load bound (:func:`.cohorts.load_bound`) too: every one a true lower bound
+    (below the proven optimum), the bound the larger, the load bound above the bound with every multiplier
+    at zero; the second process changes no figure (the same run in one process gives the same bound)."""
     import time
 
     from frontline.mentors.solver.cohorts import CohortSettings, candidates, solve_by_cohorts
@@ -676,12 +678,78 @@ def test_cohort_load_bound_is_below_the_optimum(seed):
     assert exact.method == "mip-exact"
     inst = Instance(rotators, mentors, W)
     for k in (1, 5, 40):
-        cfg = CohortSettings(candidates=k, flow_bound_rotators=0)
-        sol = solve_by_cohorts(inst, time.perf_counter(), time.process_time(), {}, cfg)
-        _assert_sound(sol, rotators, mentors)
-        assert "load_bound_log" in sol.stats and "bound_log" not in sol.stats
-        assert sol.bound <= exact.objective + 1e-6 <= sol.objective + 2e-6
-        assert sol.bound > candidates(inst, k)[2] + 1.0
+        bounds = []
+        for background in (True, False):
+            cfg = CohortSettings(candidates=k, flow_bound_rotators=0, background=background, block=16)
+            sol = solve_by_cohorts(inst, time.perf_counter(), time.process_time(), {}, cfg)
+            _assert_sound(sol, rotators, mentors)
+            kept = max(row[2] for row in sol.stats["bound_log"])
+            assert sol.stats["load_bound"] <= exact.objective + 1e-6
+            assert kept <= exact.objective + 1e-6
+            assert sol.bound == pytest.approx(max(kept, sol.stats["load_bound"]), abs=1e-3)
+            assert sol.bound <= exact.objective + 1e-6 <= sol.objective + 2e-6
+            assert sol.stats["load_bound"] > candidates(inst, k)[2] + 1.0
+            bounds.append([row[:4] for row in sol.stats["bound_log"]])  # not the timings
+        assert bounds[0] == bounds[1]
+
+
+def _pid_or_fail(fail: bool) -> int:
+    import os
+
+    if fail:
+        raise ValueError("boom in the child")
+    return os.getpid()
+
+
+def test_background_runs_in_a_second_process_and_reports_its_failure():
+    """:class:`.background.Background`: the result comes from another process (its pid), a failure there
+    is raised here with its traceback, and ``fork=False`` runs the function here."""
+    import os
+
+    from frontline.mentors.solver.background import Background
+
+    job = Background(_pid_or_fail, False)
+    assert job.forked and job.result() != os.getpid()
+    failed = Background(_pid_or_fail, True)
+    with pytest.raises(RuntimeError, match="boom in the child"):
+        failed.result()
+    here = Background(_pid_or_fail, False, fork=False)
+    assert not here.forked and here.result() == os.getpid()
+
+
+def test_priced_scan_split_between_two_processes_is_the_whole_scan(monkeypatch):
+    """The bound's priced scan with half the rotators in a second process (which it does start) gives
+    what one scan of every rotator gives: the same cheapest priced cost, number of eligible mentors and
+    threshold per rotator and the same selected pairs."""
+    import numpy as np
+
+    from frontline.mentors.solver import cohorts
+    from frontline.mentors.solver.background import Background
+    from frontline.mentors.solver.cohorts import priced_scan
+    from frontline.mentors.solver.model import Instance
+
+    forked = []
+
+    class Counted(Background):
+        def result(self):
+            forked.append(self.forked)
+            return super().result()
+
+    monkeypatch.setattr(cohorts, "Background", Counted)
+
+    rotators, mentors = _medium(5, n_rot=300, n_ment=40)
+    inst = Instance(rotators, mentors, W)
+    rnd = np.random.default_rng(5)
+    v = rnd.uniform(0, 1, (inst.m, inst.H)) * (rnd.random((inst.m, inst.H)) < 0.3)
+    mult = (rnd.uniform(0, 4, inst.m), v, rnd.uniform(2, 20, inst.n), 0.0, 0.0)
+    rots = np.arange(inst.n)
+    whole = priced_scan(inst, rots, 3, mult, block=16, fork=False)
+    split = priced_scan(inst, rots, 3, mult, block=16, fork=True)
+    assert forked == [True]
+    assert np.array_equal(whole.best, split.best)
+    assert np.array_equal(whole.n_eligible, split.n_eligible)
+    assert np.array_equal(whole.threshold, split.threshold)
+    assert np.array_equal(np.sort(whole.edges.keys(inst.m)), np.sort(split.edges.keys(inst.m)))
 
 
 def test_cohort_fill_makes_the_greedy_fills_choices():

@@ -725,7 +725,7 @@ def test_priced_scan_split_between_two_processes_is_the_whole_scan(monkeypatch):
 
     from frontline.mentors.solver import cohorts
     from frontline.mentors.solver.background import Background
-    from frontline.mentors.solver.cohorts import priced_scan
+    from frontline.mentors.solver.cohorts import candidate_scan, priced_scan
     from frontline.mentors.solver.model import Instance
 
     forked = []
@@ -750,6 +750,12 @@ def test_priced_scan_split_between_two_processes_is_the_whole_scan(monkeypatch):
     assert np.array_equal(whole.n_eligible, split.n_eligible)
     assert np.array_equal(whole.threshold, split.threshold)
     assert np.array_equal(np.sort(whole.edges.keys(inst.m)), np.sort(split.edges.keys(inst.m)))
+    # the candidates' scan (ties spread) split too: the very same pool, in the same order
+    one, one_scan = candidate_scan(inst, 5, block=16)
+    two, two_scan = candidate_scan(inst, 5, block=16, fork=True)
+    assert forked == [True, True]
+    assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(one_scan[1:], two_scan[1:], strict=True))
 
 
 def test_cohort_fill_makes_the_greedy_fills_choices():

@@ -62,10 +62,11 @@ multipliers for the whole problem, every eligible pair is priced against them in
 negative reduced cost join the flow) and the Lagrangian value over every eligible pair is a bound; a
 second one keeps every weekly row and relaxes the assignment rows with the flow's rotator potentials
 instead (:mod:`.weekly_bound`: one min-cost flow over every mentor's week line), and the larger is
-reported. Above ``flow_bound_rotators`` (40,000; 100k employees) those flows are too slow (15-25 s each,
-and the first ones' multipliers are poor): the load bound instead (:func:`.cohorts.load_bound`: one
-multiplier for every mentor's load rows, exact from the scan, then supergradient steps over the
-candidates). The full-year flow without weekly rows and a weekly repair (:mod:`.flow`, the method before
+reported. Above ``flow_bound_rotators`` (40,000; 100k employees) each kept-week flow takes ~10 s, so they
+run beside the pairing (:class:`.cohorts.BoundBeside`: the first in a second process while the block
+flows run, each scan split between the two processes), and the load bound (:func:`.cohorts.load_bound`:
+one multiplier for every mentor's load rows, exact from the scan, then supergradient steps over the
+candidates) is kept too. The full-year flow without weekly rows and a weekly repair (:mod:`.flow`, the method before
 the cohorts) is kept as ``method="flow"``. Above ``flow_pairs``: the week-by-week greedy, with the bound
 where every multiplier is zero.
 

@@ -42,8 +42,14 @@ class Background(Generic[T]):
         if fork and "fork" in multiprocessing.get_all_start_methods():
             ctx = multiprocessing.get_context("fork")
             self._recv, send = ctx.Pipe(duplex=False)
-            self._proc = ctx.Process(target=_child, args=(send, fn, args), name="frontline-solver")
-            self._proc.start()
+            # daemonic: ended, not waited for, if this process exits without asking for the result
+            proc = ctx.Process(target=_child, args=(send, fn, args), name="frontline-solver", daemon=True)
+            try:
+                proc.start()
+            except (AssertionError, OSError):  # a daemonic process may not have children; no fork left
+                self._recv.close()
+            else:
+                self._proc = proc
             send.close()
 
     @property
@@ -60,7 +66,11 @@ class Background(Generic[T]):
         try:
             status, payload, self.cpu_seconds = self._recv.recv()
         except EOFError:  # pragma: no cover - the child died without a word (killed, out of memory)
+            self._proc.join()
             status, payload = "error", f"the solver's second process ended with code {self._proc.exitcode}"
+        except BaseException:  # interrupted while waiting: the child goes too
+            self._proc.terminate()
+            raise
         finally:
             self._recv.close()
             self._proc.join()

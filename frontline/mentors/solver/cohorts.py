@@ -30,8 +30,10 @@ and the convex load cost as one unit arc per seat). Phases (:func:`solve_by_coho
    priced against them in blocks (:meth:`.model.Instance.pools` with duals), pairs of negative reduced
    cost join the flow, and the Lagrangian value over every eligible pair is a lower bound, whatever the
    candidates (:func:`.bound.dual_value`). Rounds stop when nothing joins or at the time share.
-   Above ``flow_bound_rotators`` (100k employees) one such flow takes 15-25 s and its first multipliers are
-   poor (the Lagrangian value below zero): :func:`load_bound` instead, and the passes get more time.
+   Above ``flow_bound_rotators`` (100k employees) one such flow takes ~10 s and three rounds are needed:
+   they run beside the pairing (:class:`BoundBeside`: the first flow in a second process during the block
+   flows, the scans split between the two processes, the flow's unmatched arc cheaper than the penalty),
+   and :func:`load_bound` (~1 s, no flow) is kept too.
 4. :func:`.weekly_bound.every_week_bound`: a second bound from the same flow, with EVERY weekly row: the
    flow's rotator potentials relax the assignment rows instead, which splits the problem per mentor
    into a min-cost flow on the mentor's week line (one flow for all of them). The larger bound is reported.
@@ -69,11 +71,11 @@ class CohortSettings:
     time_limit: float = 60.0
     gap_target: float = 0.001
     block: int = 1024  # rotators per block of the scans
-    flow_bound_rotators: int = 40_000  # above: the load bound (:func:`load_bound`) instead of the kept-week flows
+    flow_bound_rotators: int = 40_000  # above: the kept-week flows beside the pairing (:class:`BoundBeside`)
     load_bound_steps: int = 15  # at most this many multiplier steps of the load bound
     improve_share: float = 0.85  # the block flows (``improve``) end by this share of the time limit
-    # above ``flow_bound_rotators``: no kept-week flows, and the run outside the solver is short (100k
-    # employees: ~8 s of loading and writing), so the blocks may go on longer than the load bound's steps
+    # above ``flow_bound_rotators``: no kept-week flows before the blocks (the first runs beside them; 100k
+    # employees: the blocks stop gaining after ~15 s, and the bound's rounds take what is left)
     improve_share_big: float = 0.7
     price_share: float = 0.5  # the priced pass charges this share of the every-week bound's weekly prices
     # above ``flow_bound_rotators``: the kept-week bound beside the pairing (:class:`BoundBeside`)
@@ -83,7 +85,7 @@ class CohortSettings:
     # the flow's unmatched arc (not the penalty: the flow only makes multipliers, and with the penalty's
     # 1,000 the first flow's are poor: 658,767 instead of 1,105,032 at 100k employees, same later rounds)
     big_unmatched_cost: float = 30.0
-    big_bound_share: float = 0.8  # no round that would end after this share of the time limit
+    big_bound_share: float = 0.85  # no round that would end after this share of the time limit
     background: bool = True  # a second process (fork) for the first flow and half of each priced scan
 
 
@@ -95,11 +97,12 @@ def candidates(inst: Instance, size: int, block: int = 1024) -> tuple[Edges, np.
     return pool, found.n_eligible, float(np.minimum(inst.w.unmatched_penalty, found.best).sum())
 
 
-def candidate_scan(inst: Instance, size: int, block: int = 1024) -> tuple[Edges, Pool]:
+def candidate_scan(inst: Instance, size: int, block: int = 1024, fork: bool = False) -> tuple[Edges, Pool]:
     """:func:`candidates`' pool and the whole scan (:func:`.scan.scan`: each rotator's cheapest cost and
     a threshold below every cost left out). Ties go pseudo-randomly, not by mentor order: rotators
-    alike then keep different mentors among equally cheap ones, which the flows need to spread the load."""
-    found = scan(inst, np.arange(inst.n), size, block=block, spread=1e-3)
+    alike then keep different mentors among equally cheap ones, which the flows need to spread the load.
+    ``fork``: half the rotators scanned in a second process (:func:`scan_in_two`; the same outcome)."""
+    found = scan_in_two(partial(scan, block=block, spread=1e-3), inst, np.arange(inst.n), size, fork, block)
     return found.edges.take(np.lexsort((found.edges.cost, found.edges.rot))), found
 
 
@@ -356,16 +359,22 @@ def priced_scan(
     inst: Instance, rots: np.ndarray, columns: int, multipliers: Multipliers, block: int, fork: bool
 ) -> Pool:
     """:func:`.scan.scan` of every eligible pair of ``rots`` priced by the flow's multipliers; ``fork``:
-    the second half of the rotators in a second process (:class:`.background.Background`) meanwhile."""
+    half of it in a second process (:func:`scan_in_two`)."""
     lam_m, v, u = multipliers[:3]
     lw = np.zeros((inst.m, inst.H + 1))
     np.cumsum(v, axis=1, out=lw[:, 1:])
-    run = partial(scan, block=block, lam_m=lam_m, lw=lw, u=u)
+    return scan_in_two(partial(scan, block=block, lam_m=lam_m, lw=lw, u=u), inst, rots, columns, fork, block)
+
+
+def scan_in_two(run: Callable[..., Pool], inst: Instance, rots: np.ndarray, size: int, fork: bool, block: int) -> Pool:
+    """``run(inst, rots, size)`` (a :func:`.scan.scan`), the second half of ``rots`` in a second process
+    (:class:`.background.Background`) meanwhile when ``fork`` and there are two scan blocks at least. Each rotator's figures and pairs are its own, so the halves merge
+    into what one scan gives."""
     if not fork or len(rots) < 2 * block:
-        return run(inst, rots, columns)
+        return run(inst, rots, size)
     half = len(rots) // 2
-    other = Background(run, inst, rots[half:], columns)
-    mine, theirs = run(inst, rots[:half], columns), other.result()
+    other = Background(run, inst, rots[half:], size)
+    mine, theirs = run(inst, rots[:half], size), other.result()
     return Pool(
         mine.edges.join(theirs.edges),
         np.minimum(mine.best, theirs.best),
@@ -565,7 +574,8 @@ def solve_by_cohorts(
     anyone unmatched takes a seat the blocks freed, if any (:func:`.greedy.fill_the_rest`)."""
     if cfg.candidates < 1 or cfg.passes < 1 or cfg.scale < 1:
         raise ValueError("cohort candidates, passes and scale must be >= 1")
-    pool, found = candidate_scan(inst, cfg.candidates, cfg.block)
+    # 100k employees: the scan ~6 s in one process, ~3.5 s in two
+    pool, found = candidate_scan(inst, cfg.candidates, cfg.block, cfg.background and inst.n > cfg.flow_bound_rotators)
     n_eligible = found.n_eligible
     bound0 = float(np.minimum(inst.w.unmatched_penalty, found.best).sum())
     stats["eligible_pairs"] = int(n_eligible.sum())

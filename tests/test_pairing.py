@@ -693,26 +693,40 @@ def test_cohort_bound_beside_the_pairing_is_below_the_optimum(seed):
         assert bounds[0] == bounds[1]
 
 
-def _pid_or_fail(fail: bool) -> int:
+def _pid_or_fail(fail: bool, parent: int = 0) -> int:
     import os
 
-    if fail:
+    if fail and os.getpid() != parent:
         raise ValueError("boom in the child")
     return os.getpid()
 
 
-def test_background_runs_in_a_second_process_and_reports_its_failure():
-    """:class:`.background.Background`: the result comes from another process (its pid), a failure there
-    is raised here with its traceback, and ``fork=False`` runs the function here."""
+def _die_in_child(parent: int) -> str:
+    import os
+
+    if os.getpid() != parent:
+        os._exit(3)  # killed, as by the out-of-memory killer: no result, no traceback
+    return "done here"
+
+
+def test_background_runs_in_a_second_process_and_never_loses_the_work():
+    """:class:`.background.Background`: the result comes from another process (its pid); a child that
+    dies without a result, or fails, has the work done again here (a genuine error is then raised here
+    as itself) and its failure kept; ``fork=False`` runs the function here."""
     import os
 
     from frontline.mentors.solver.background import Background
 
     job = Background(_pid_or_fail, False)
-    assert job.forked and job.result() != os.getpid()
-    failed = Background(_pid_or_fail, True)
-    with pytest.raises(RuntimeError, match="boom in the child"):
-        failed.result()
+    assert job.forked and job.result() != os.getpid() and job.failure is None
+    died = Background(_die_in_child, os.getpid())
+    assert died.result() == "done here"
+    assert died.failure is not None and "code 3" in died.failure
+    failed_there = Background(_pid_or_fail, True, os.getpid())
+    assert failed_there.result() == os.getpid()
+    assert failed_there.failure is not None and "boom in the child" in failed_there.failure
+    with pytest.raises(ValueError, match="boom in the child"):
+        Background(_pid_or_fail, True).result()
     here = Background(_pid_or_fail, False, fork=False)
     assert not here.forked and here.result() == os.getpid()
 

@@ -4,7 +4,9 @@ OR-Tools' min-cost flow holds Python's global interpreter lock, so a thread besi
 (measured: 0.90 s + 1.06 s alone, 2.08 s together); a forked process does. The child inherits the
 parent's memory (copy on write: nothing is pickled on the way in), runs one function and sends its result
 back through a pipe. Where ``fork`` is not available (Windows, or turned off) the function runs in this
-process when its result is asked for: the same result, later.
+process when its result is asked for: the same result, later. If the child fails (killed, out of memory,
+an exception) the function runs again here, so the work is never lost and a genuine error is raised here
+as itself; ``failure`` keeps what happened to the child.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ def _child(send: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> N
 
 class Background(Generic[T]):
     """``fn(*args)`` in a forked process, started now; :meth:`result` waits for it. ``fork=False`` (or no
-    ``fork`` on this platform) runs it in this process when :meth:`result` is called. ``cpu_seconds``: the
-    processor time it took (after :meth:`result`)."""
+    ``fork`` on this platform) runs it in this process when :meth:`result` is called, as does a failure of
+    the child. ``cpu_seconds``: the processor time it took (after :meth:`result`)."""
 
     def __init__(self, fn: Callable[..., T], *args: Any, fork: bool = True) -> None:
         self._fn, self._args = fn, args
         self._proc: Any = None
         self.cpu_seconds = 0.0
+        self.failure: str | None = None  # what happened to the child, when it failed
         if fork and "fork" in multiprocessing.get_all_start_methods():
             ctx = multiprocessing.get_context("fork")
             self._recv, send = ctx.Pipe(duplex=False)
@@ -57,23 +60,28 @@ class Background(Generic[T]):
         return self._proc is not None
 
     def result(self) -> T:
-        """The function's result; raises RuntimeError (with the child's traceback) if it failed."""
+        """The function's result, from the child; if the child failed, from running the function here."""
         if self._proc is None:
-            c0 = time.process_time()
-            out = self._fn(*self._args)
-            self.cpu_seconds = time.process_time() - c0
-            return out
+            return self._here()
         try:
-            status, payload, self.cpu_seconds = self._recv.recv()
-        except EOFError:  # pragma: no cover - the child died without a word (killed, out of memory)
+            status, payload, cpu = self._recv.recv()
+        except EOFError:  # the child ended without a word (killed, out of memory)
             self._proc.join()
-            status, payload = "error", f"the solver's second process ended with code {self._proc.exitcode}"
+            status, payload, cpu = "error", f"ended with code {self._proc.exitcode} and no result", 0.0
         except BaseException:  # interrupted while waiting: the child goes too
             self._proc.terminate()
             raise
         finally:
             self._recv.close()
             self._proc.join()
-        if status != "ok":
-            raise RuntimeError(f"the solver's second process failed:\n{payload}")
-        return payload
+        if status == "ok":
+            self.cpu_seconds = cpu
+            return payload
+        self.failure = payload
+        return self._here()
+
+    def _here(self) -> T:
+        c0 = time.process_time()
+        out = self._fn(*self._args)
+        self.cpu_seconds = time.process_time() - c0
+        return out

@@ -295,11 +295,10 @@ def _kept_weeks(inst: Instance, rots: np.ndarray) -> np.ndarray:
 
 def kept_week_flow(
     inst: Instance, rots: np.ndarray, edges: Edges, kept: np.ndarray, scale: int, unmatched: float | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """The kept-week relaxation as a min-cost flow over ``edges``; returns its multipliers (``lam_m``
     per mentor, ``v`` (m, H), rotator duals ``u``, all in cost units) from the potentials of the optimal
-    flow (shortest distances to the sink in the residual graph), the flow's value and its assignment
-    (mentor per rotator, -1 unmatched; weekly seats hold in the kept weeks only). ``unmatched``: the
+    flow (shortest distances to the sink in the residual graph) and the flow's value. ``unmatched``: the
     unmatched arc's cost (default the penalty; the multipliers make a valid bound whatever it is)."""
     H, m, R = inst.H, inst.m, len(rots)
     er, em, ec = edges
@@ -335,10 +334,7 @@ def kept_week_flow(
     v[cells] = np.maximum(0.0, dist[R:Mo] - dist[Mo + cells // H]) / scale
     u = np.zeros(inst.n)
     u[rots] = dist[:R] / scale
-    used = flows[: len(er)] > 0
-    assign = np.full(inst.n, -1, dtype=np.int64)
-    assign[er[used]] = em[used]
-    return lam_m, v.reshape(m, H), u, float((flows * costs).sum()) / scale, assign
+    return lam_m, v.reshape(m, H), u, float((flows * costs).sum()) / scale
 
 
 Multipliers = tuple[np.ndarray, np.ndarray, np.ndarray, float, float]
@@ -351,7 +347,7 @@ def flow_multipliers(
     ``u``, its value and the seconds it took."""
     t1 = time.perf_counter()
     scale = exact_scale(inst, edges.cost, inst.load0, cfg.scale)  # the same flow, fewer scaling phases
-    lam_m, v, u, value, _ = kept_week_flow(inst, rots, edges, kept, scale, unmatched)
+    lam_m, v, u, value = kept_week_flow(inst, rots, edges, kept, scale, unmatched)
     return lam_m, v, u, value, time.perf_counter() - t1
 
 

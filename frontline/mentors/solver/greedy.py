@@ -61,24 +61,31 @@ def solve_greedy(rotators: Sequence[Rotator], mentors: Sequence[Mentor], weights
     return finish(inst, greedy_weekly(inst), None, "greedy-weekly", t0, {"rotators": inst.n, "mentors": inst.m})
 
 
-def _open_mentor(inst: Instance, k: int, rescap: np.ndarray, annual: np.ndarray, avoid: int) -> int:
-    """The cheapest eligible mentor other than ``avoid`` with a seat for rotator ``k`` (-1 if none)."""
-    rk = np.array([k])
-    rules = inst.rules(rk)
-    ok = (rules.dept & rules.language & rules.tz & rules.available & rules.not_previous)[0]
-    ok &= inst.free_seats(k, rescap, annual)
-    ok[avoid] = False
-    if not ok.any():
-        return -1
-    cost = inst.cost_block(rk, rules.tz_distance)[0]
-    return int(np.argmin(np.where(ok, cost, np.inf)))
+class _Movers:
+    """Where a rotator already paired could move: its eligible mentors and their costs (fixed, computed
+    once per rotator), then the cheapest with a seat in the current ``rescap``/``annual``."""
 
+    def __init__(self, inst: Instance, rescap: np.ndarray, annual: np.ndarray):
+        self.inst, self.rescap, self.annual = inst, rescap, annual
+        self._fixed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-def _without(inst: Instance, rescap: np.ndarray, k: int, j: int) -> np.ndarray:
-    """``rescap`` as if rotator ``k`` had left mentor ``j`` (a copy)."""
-    out = rescap.copy()
-    out[j, inst.s[k] : inst.e[k]] += 1
-    return out
+    def open_mentor(self, k: int, avoid: int) -> int:
+        """The cheapest eligible mentor other than ``avoid`` with a seat for rotator ``k`` in every week of
+        its rotation and under the annual cap (-1 if none); ``k``'s own seat with ``avoid`` is never counted
+        (``avoid`` is left out)."""
+        inst = self.inst
+        fixed = self._fixed.get(k)
+        if fixed is None:
+            rk = np.array([k])
+            rules = inst.rules(rk)
+            ok = (rules.dept & rules.language & rules.tz & rules.available & rules.not_previous)[0]
+            fixed = self._fixed[k] = (ok, inst.cost_block(rk, rules.tz_distance)[0])
+        ok, cost = fixed
+        free = ok & (self.annual > 0) & (self.rescap[:, inst.s[k] : inst.e[k]].min(axis=1) > 0)
+        free[avoid] = False
+        if not free.any():
+            return -1
+        return int(np.argmin(np.where(free, cost, np.inf)))
 
 
 def _take(inst: Instance, rescap: np.ndarray, annual: np.ndarray, k: int, j: int, sign: int) -> None:
@@ -95,9 +102,13 @@ def rescue_unmatched(inst: Instance, assign: np.ndarray, limit: int = 2_000, sec
     for at most ``seconds``. Returns how many it matched."""
     deadline = time.perf_counter() + seconds
     rescap, annual, _ = inst.residual(assign, inst.rescap, inst.annual)
+    movers = _Movers(inst, rescap, annual)
     by_mentor: dict[int, list[int]] = {}
     for k in np.nonzero(assign >= 0)[0].tolist():
         by_mentor.setdefault(int(assign[k]), []).append(k)
+    # (start, end, mentor) with no chain since the last rescue: whether one exists depends on the weeks
+    # and the seats only, so rotators of the same weeks skip it (the tight 10k demo: 736 unmatched)
+    dead: set[tuple[int, int, int]] = set()
     rescued = 0
     for i in np.nonzero(assign < 0)[0][:limit].tolist():
         if time.perf_counter() > deadline:
@@ -110,18 +121,14 @@ def rescue_unmatched(inst: Instance, assign: np.ndarray, limit: int = 2_000, sec
         cost = inst.cost_block(ri, rules.tz_distance)[0]
         s, e = int(inst.s[i]), int(inst.e[i])
         for j in np.nonzero(ok)[0][np.argsort(cost[ok], kind="stable")].tolist():
-            full = np.nonzero(rescap[j, s:e] <= 0)[0] + s
-            if len(full) and (rescap[j, full] < 0).any():
+            if (s, e, j) in dead:
                 continue
-            mover = -1  # nobody needs to move: a seat after all
-            if len(full):
-                blockers = [k for k in by_mentor.get(j, []) if inst.s[k] <= full[0] and inst.e[k] > full[-1]]
-                if not blockers:
-                    continue
-                mover = blockers[0]
-                target = _open_mentor(inst, mover, _without(inst, rescap, mover, j), annual, j)
-                if target < 0:
-                    continue
+            chain = _chain(inst, rescap, by_mentor, movers, s, e, j)
+            if chain is None:
+                dead.add((s, e, j))
+                continue
+            mover, target = chain
+            if mover >= 0:
                 _take(inst, rescap, annual, mover, j, +1)
                 _take(inst, rescap, annual, mover, target, -1)
                 assign[mover] = target
@@ -131,5 +138,24 @@ def rescue_unmatched(inst: Instance, assign: np.ndarray, limit: int = 2_000, sec
             assign[i] = j
             by_mentor.setdefault(j, []).append(i)
             rescued += 1
+            dead.clear()  # the seats changed
             break
     return rescued
+
+
+def _chain(
+    inst: Instance, rescap: np.ndarray, by_mentor: dict[int, list[int]], movers: _Movers, s: int, e: int, j: int
+) -> tuple[int, int] | None:
+    """How a rotator of weeks ``s``..``e`` can take mentor ``j``: (-1, -1) a seat is free after all; (``k``,
+    ``t``) the first rotator ``k`` of ``j`` covering every week in which ``j`` is full moves to mentor
+    ``t``; None when neither."""
+    full = np.nonzero(rescap[j, s:e] <= 0)[0] + s
+    if not len(full):
+        return -1, -1
+    if (rescap[j, full] < 0).any():
+        return None
+    mover = next((k for k in by_mentor.get(j, []) if inst.s[k] <= full[0] and inst.e[k] > full[-1]), -1)
+    if mover < 0:
+        return None
+    target = movers.open_mentor(mover, j)
+    return (mover, target) if target >= 0 else None

@@ -32,8 +32,9 @@ and the convex load cost as one unit arc per seat). Phases (:func:`solve_by_coho
    candidates (:func:`.bound.dual_value`). Rounds stop when nothing joins or at the time share.
    Above ``flow_bound_rotators`` (100k employees) one such flow takes ~10 s and three rounds are needed:
    they run beside the pairing (:class:`BoundBeside`: the first flow in a second process during the block
-   flows, the scans split between the two processes, the flow's unmatched arc cheaper than the penalty),
-   and :func:`load_bound` (~1 s, no flow) is kept too.
+   flows, the scans split between the two processes, the flow's unmatched arc cheaper than the penalty
+   unless the pairing leaves many unmatched, seats being short), and :func:`load_bound` (~1 s, no flow) is
+   kept too.
 4. :func:`.weekly_bound.every_week_bound`: a second bound from the same flow, with EVERY weekly row: the
    flow's rotator potentials relax the assignment rows instead, which splits the problem per mentor
    into a min-cost flow on the mentor's week line (one flow for all of them). The larger bound is reported.
@@ -79,12 +80,16 @@ class CohortSettings:
     improve_share_big: float = 0.7
     price_share: float = 0.5  # the priced pass charges this share of the every-week bound's weekly prices
     # above ``flow_bound_rotators``: the kept-week bound beside the pairing (:class:`BoundBeside`)
-    big_bound_rounds: int = 3  # kept-week flows at most
+    big_bound_rounds: int = 8  # kept-week flows at most (the deadline stops them first: 3 at 100k base, 4 tight)
     big_columns: int = 12  # pairs per rotator that join the flow per round
     big_flow_candidates: int = 5  # the first flow's cheapest candidates per rotator (10: the flow 10 s, not 6)
     # the flow's unmatched arc (not the penalty: the flow only makes multipliers, and with the penalty's
     # 1,000 the first flow's are poor: 658,767 instead of 1,105,032 at 100k employees, same later rounds)
     big_unmatched_cost: float = 30.0
+    # ... but the penalty after the first flow when the pairing leaves more unmatched than this share of its
+    # objective: the multipliers can then charge each of them the penalty, not 30 (the tight demo at 100k:
+    # 7,395 unmatched, the bound 842,924 -> 7,390,728 of 8,059,786); below it, the flows at 30 are faster
+    big_short_share: float = 0.0025
     big_bound_share: float = 0.85  # no round that would end after this share of the time limit
     background: bool = True  # a second process (fork) for the first flow and half of each priced scan
 
@@ -390,17 +395,20 @@ def kept_week_bound(
     big: bool = False,
     first: Multipliers | None = None,
     later: Edges | None = None,
+    short: bool = False,
 ) -> tuple[float, tuple[np.ndarray, np.ndarray]]:
     """The Lagrangian lower bound of the kept-week relaxation, every eligible pair priced (see the module
     docstring), and the multipliers (``lam_m``, rotator potentials ``u``) of the flow that gave the bound.
     No round starts that would end after ``deadline`` (as long as the last one). ``big``: the settings
     above ``flow_bound_rotators`` (``big_*``; scans half in a second process when ``cfg.background``);
     ``first``: the first flow's multipliers, already computed (:class:`BoundBeside`); ``later``: pairs that
-    join the flow after the first round (the final pairing's, when the first flow had an earlier one's)."""
+    join the flow after the first round (the final pairing's, when the first flow had an earlier one's);
+    ``short`` (with ``big``): the flows after the first with the unmatched penalty on their unmatched arc, not
+    ``big_unmatched_cost`` (seats are short)."""
     kept = _kept_weeks(inst, rots)
     cap = np.maximum(inst.rescap, 0)
     rounds, columns = (cfg.big_bound_rounds, cfg.big_columns) if big else (cfg.bound_rounds, cfg.columns)
-    unmatched = cfg.big_unmatched_cost if big else None
+    unmatched = cfg.big_unmatched_cost if big and not short else None
     bound = -np.inf
     duals = (np.zeros(inst.m), np.zeros(inst.n))
     log = []
@@ -467,8 +475,13 @@ class BoundBeside:
         if self.first.failure:  # the flow was run again here
             stats["background_failure"] = self.first.failure.strip().splitlines()[-1]
         later = paired_edges(self.inst, assign, exclude=self.edges)
+        inst, cfg = self.inst, self.cfg
+        short = (
+            inst.w.unmatched_penalty * (assign[self.rots] < 0).sum() > cfg.big_short_share * inst.total_cost(assign)[0]
+        )
+        stats["bound_short"] = bool(short)
         bound, _ = kept_week_bound(
-            self.inst, self.rots, self.edges, self.cfg, deadline, stats, big=True, first=first, later=later
+            inst, self.rots, self.edges, cfg, deadline, stats, big=True, first=first, later=later, short=short
         )
         return bound
 

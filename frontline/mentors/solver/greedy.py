@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -63,11 +63,23 @@ def solve_greedy(rotators: Sequence[Rotator], mentors: Sequence[Mentor], weights
 
 class _Movers:
     """Where a rotator already paired could move: its eligible mentors and their costs (fixed, computed
-    once per rotator), then the cheapest with a seat in the current ``rescap``/``annual``."""
+    once per rotator), then the cheapest with a seat in the current ``rescap``/``annual`` (which mentors
+    have a seat in given weeks is kept until :meth:`seats_changed`)."""
 
     def __init__(self, inst: Instance, rescap: np.ndarray, annual: np.ndarray):
         self.inst, self.rescap, self.annual = inst, rescap, annual
         self._fixed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._open: dict[tuple[int, int], np.ndarray] = {}
+
+    def seats_changed(self) -> None:
+        self._open.clear()
+
+    def _open_in(self, s: int, e: int) -> np.ndarray:
+        """Per mentor: a seat in every week ``s``..``e`` and under the annual cap."""
+        got = self._open.get((s, e))
+        if got is None:
+            got = self._open[(s, e)] = (self.rescap[:, s:e].min(axis=1) > 0) & (self.annual > 0)
+        return got
 
     def open_mentor(self, k: int, avoid: int) -> int:
         """The cheapest eligible mentor other than ``avoid`` with a seat for rotator ``k`` in every week of
@@ -81,7 +93,7 @@ class _Movers:
             ok = (rules.dept & rules.language & rules.tz & rules.available & rules.not_previous)[0]
             fixed = self._fixed[k] = (ok, inst.cost_block(rk, rules.tz_distance)[0])
         ok, cost = fixed
-        free = ok & (self.annual > 0) & (self.rescap[:, inst.s[k] : inst.e[k]].min(axis=1) > 0)
+        free = ok & self._open_in(int(inst.s[k]), int(inst.e[k]))
         free[avoid] = False
         if not free.any():
             return -1
@@ -110,15 +122,12 @@ def rescue_unmatched(inst: Instance, assign: np.ndarray, limit: int = 2_000, sec
     # and the seats only, so rotators of the same weeks skip it (the tight 10k demo: 736 unmatched)
     dead: set[tuple[int, int, int]] = set()
     rescued = 0
-    for i in np.nonzero(assign < 0)[0][:limit].tolist():
+    for i, eligible, cost in _rules_by_block(inst, np.nonzero(assign < 0)[0][:limit]):
         if time.perf_counter() > deadline:
             break
-        ri = np.array([i])
-        rules = inst.rules(ri)
-        ok = (rules.dept & rules.language & rules.tz & rules.available & rules.not_previous)[0] & (annual > 0)
+        ok = eligible & (annual > 0)
         if not ok.any():
             continue
-        cost = inst.cost_block(ri, rules.tz_distance)[0]
         s, e = int(inst.s[i]), int(inst.e[i])
         for j in np.nonzero(ok)[0][np.argsort(cost[ok], kind="stable")].tolist():
             if (s, e, j) in dead:
@@ -139,8 +148,21 @@ def rescue_unmatched(inst: Instance, assign: np.ndarray, limit: int = 2_000, sec
             by_mentor.setdefault(j, []).append(i)
             rescued += 1
             dead.clear()  # the seats changed
+            movers.seats_changed()
             break
     return rescued
+
+
+def _rules_by_block(inst: Instance, rots: np.ndarray, block: int = 256) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Each rotator of ``rots`` in order with its eligible mentors (every rule but the seats) and its costs,
+    computed for ``block`` rotators at once."""
+    for b0 in range(0, len(rots), block):
+        ri = rots[b0 : b0 + block]
+        rules = inst.rules(ri)
+        ok = rules.dept & rules.language & rules.tz & rules.available & rules.not_previous
+        cost = inst.cost_block(ri, rules.tz_distance)
+        for row, i in enumerate(ri.tolist()):
+            yield i, ok[row], cost[row]
 
 
 def _chain(

@@ -311,6 +311,27 @@ def test_reasons_and_relaxations():
     assert sol.unmatched[0].relaxation == "possible if Maya were not absent during the rotation"
 
 
+def test_reasons_computed_by_blocks_are_each_rotators_own():
+    """:func:`.explain.explain_unmatched` works out the rules and costs of a block of rotators at once: on
+    an instance short of seats (one seat a week) each unmatched rotator gets the reason and relaxation it
+    gets alone (a block of 1), whatever the block size, with several different relaxations among them."""
+    import numpy as np
+
+    from frontline.mentors.solver.explain import explain_unmatched
+    from frontline.mentors.solver.greedy import greedy_weekly
+    from frontline.mentors.solver.model import Instance
+
+    rotators, mentors = _medium(2, n_rot=300, n_ment=30)
+    mentors = [dataclasses.replace(m, capacity=1, annual_cap=12) for m in mentors]
+    inst = Instance(rotators, mentors, W)
+    assign = greedy_weekly(inst)
+    idx = np.nonzero(assign < 0)[0]
+    alone = explain_unmatched(inst, assign, idx, block=1)
+    assert len(alone) > 20 and len({u.relaxation for u in alone}) > 5
+    for block in (7, 256):
+        assert explain_unmatched(inst, assign, idx, block=block) == alone
+
+
 def test_weekly_capacity_is_per_week_not_per_horizon():
     # capacity 1: back-to-back rotations fit, overlapping ones do not
     sol = solve([_r("a", 0, 4), _r("b", 4, 8), _r("c", 2, 6)], [_m("m", annual_cap=3)], W)

@@ -58,25 +58,30 @@ def _relaxation(inst: Instance, rules: Rules, seat: np.ndarray, cost: np.ndarray
     return None
 
 
-def explain_unmatched(inst: Instance, assign: np.ndarray, idx: Iterable[int]) -> list[Unmatched]:
+def explain_unmatched(inst: Instance, assign: np.ndarray, idx: Iterable[int], block: int = 256) -> list[Unmatched]:
     """Why each rotator in ``idx`` has no mentor, and the smallest relaxation that would give one
     (re-checking eligibility under relaxed rules against the capacity left by ``assign``)."""
     idx = [int(i) for i in idx]
     if not idx:
         return []
+    if inst.m == 0:
+        return [Unmatched(inst.rotators[i].key, "there are no mentors", None) for i in idx]
     rescap, annual, _ = inst.residual(assign, inst.rescap, inst.annual)
     out = []
-    for i in idx:
-        r = inst.rotators[i]
-        if inst.m == 0:
-            out.append(Unmatched(r.key, "there are no mentors", None))
-            continue
-        ri = np.array([i])
-        rules = Rules(*(a[0] for a in inst.rules(ri)))
-        reason, hopeless = _reason(r, rules)
-        relax = None
-        if not hopeless:
-            cost = inst.cost_block(ri, rules.tz_distance[None, :])[0]
-            relax = _relaxation(inst, rules, inst.free_seats(i, rescap, annual), cost)
-        out.append(Unmatched(r.key, reason, relax))
+    seats: dict[tuple[int, int], np.ndarray] = {}  # per weeks: mentors with a seat in each and under the cap
+    for b0 in range(0, len(idx), block):  # the rules and costs of a block of rotators at once
+        ri = np.array(idx[b0 : b0 + block])
+        block_rules = inst.rules(ri)
+        costs = inst.cost_block(ri, block_rules.tz_distance)
+        for row, i in enumerate(ri.tolist()):
+            r = inst.rotators[i]
+            rules = Rules(*(a[row] for a in block_rules))
+            reason, hopeless = _reason(r, rules)
+            relax = None
+            if not hopeless:
+                weeks = (int(inst.s[i]), int(inst.e[i]))
+                if weeks not in seats:
+                    seats[weeks] = inst.free_seats(i, rescap, annual)
+                relax = _relaxation(inst, rules, seats[weeks], costs[row])
+            out.append(Unmatched(r.key, reason, relax))
     return out

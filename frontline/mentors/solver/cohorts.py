@@ -53,7 +53,7 @@ import numpy as np
 from frontline.mentors.solver.background import Background
 from frontline.mentors.solver.bound import dual_value, lagrangian, load_term, polyak_step
 from frontline.mentors.solver.flow import _distances_to_sink
-from frontline.mentors.solver.greedy import fill_the_rest, rescue_unmatched
+from frontline.mentors.solver.greedy import fill_the_rest, rescue_unmatched, rules_by_block
 from frontline.mentors.solver.model import Edges, Instance, Pool
 from frontline.mentors.solver.problem import Solution
 from frontline.mentors.solver.scan import scan
@@ -227,23 +227,18 @@ def fill_same_weeks(
         raise ValueError("fill_same_weeks needs rotators with the same weeks")
     load = inst.load0.copy() + np.bincount(assign[assign >= 0], minlength=inst.m)
     free = (rescap[:, s:e].min(axis=1) > 0) & (annual > 0)
-    for b0 in range(0, len(rots), block):
-        ri = rots[b0 : b0 + block]
-        rules = inst.rules(ri)
-        ok = rules.dept & rules.language & rules.tz & rules.available & rules.not_previous
-        cost = inst.cost_block(ri, rules.tz_distance)
-        for row, i in enumerate(ri.tolist()):
-            mask = ok[row] & free
-            if not mask.any():
-                continue
-            key = cost[row] + inst.w.load_balance * load
-            key[~mask] = np.inf
-            j = int(np.argmin(key))
-            assign[i] = j
-            rescap[j, s:e] -= 1
-            annual[j] -= 1
-            load[j] += 1
-            free[j] = rescap[j, s:e].min() > 0 and annual[j] > 0
+    for i, eligible, cost in rules_by_block(inst, rots, block):
+        mask = eligible & free
+        if not mask.any():
+            continue
+        key = cost + inst.w.load_balance * load
+        key[~mask] = np.inf
+        j = int(np.argmin(key))
+        assign[i] = j
+        rescap[j, s:e] -= 1
+        annual[j] -= 1
+        load[j] += 1
+        free[j] = rescap[j, s:e].min() > 0 and annual[j] > 0
 
 
 def cohort_passes(

@@ -122,7 +122,7 @@ def rescue_unmatched(inst: Instance, assign: np.ndarray, limit: int = 2_000, sec
     # and the seats only, so rotators of the same weeks skip it (the tight 10k demo: 736 unmatched)
     dead: set[tuple[int, int, int]] = set()
     rescued = 0
-    for i, eligible, cost in _rules_by_block(inst, np.nonzero(assign < 0)[0][:limit]):
+    for i, eligible, cost in rules_by_block(inst, np.nonzero(assign < 0)[0][:limit]):
         if time.perf_counter() > deadline:
             break
         ok = eligible & (annual > 0)
@@ -153,7 +153,7 @@ def rescue_unmatched(inst: Instance, assign: np.ndarray, limit: int = 2_000, sec
     return rescued
 
 
-def _rules_by_block(inst: Instance, rots: np.ndarray, block: int = 256) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+def rules_by_block(inst: Instance, rots: np.ndarray, block: int = 256) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Each rotator of ``rots`` in order with its eligible mentors (every rule but the seats) and its costs,
     computed for ``block`` rotators at once."""
     for b0 in range(0, len(rots), block):

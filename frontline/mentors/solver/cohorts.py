@@ -463,17 +463,16 @@ class BoundBeside:
             flow_multipliers, inst, rots, self.edges, kept, cfg, cfg.big_unmatched_cost, fork=cfg.background
         )
 
-    def bound(self, assign: np.ndarray, deadline: float, stats: dict[str, Any]) -> float:
-        """The kept-week bound, the final pairing ``assign``'s pairs joining after the first round."""
+    def bound(self, assign: np.ndarray, upper: float, deadline: float, stats: dict[str, Any]) -> float:
+        """The kept-week bound, the final pairing ``assign`` (objective ``upper``)'s pairs joining after the
+        first round."""
         first = self.first.result()
         stats["cpu_background_flow"] = round(self.first.cpu_seconds, 3)
         if self.first.failure:  # the flow was run again here
             stats["background_failure"] = self.first.failure.strip().splitlines()[-1]
         later = paired_edges(self.inst, assign, exclude=self.edges)
         inst, cfg = self.inst, self.cfg
-        short = (
-            inst.w.unmatched_penalty * (assign[self.rots] < 0).sum() > cfg.big_short_share * inst.total_cost(assign)[0]
-        )
+        short = inst.w.unmatched_penalty * (assign[self.rots] < 0).sum() > cfg.big_short_share * upper
         stats["bound_short"] = bool(short)
         bound, _ = kept_week_bound(
             inst, self.rots, self.edges, cfg, deadline, stats, big=True, first=first, later=later, short=short
@@ -616,7 +615,7 @@ def solve_by_cohorts(
         # the load bound (~1 s) while the second process ends the first kept-week flow
         bound = load_bound(inst, pool, found, rots, upper, cfg.load_bound_steps, t0 + 0.8 * T, stats)
         stats["load_bound"] = round(bound, 3)
-        bound = max(bound, beside.bound(assign, t0 + cfg.big_bound_share * T, stats))
+        bound = max(bound, beside.bound(assign, upper, t0 + cfg.big_bound_share * T, stats))
     bound = max(bound, bound0)
     stats["t_pairing"] = round(time.perf_counter() - t0, 3)
     stats["t_total"] = round(time.perf_counter() - t0, 3)

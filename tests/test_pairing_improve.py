@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from frontline.mentors.solver import solve
 from frontline.mentors.solver.cohorts import Cohorts, CohortSettings, candidates, cohort_passes, exact_scale, priced
 from frontline.mentors.solver.improve import ImproveSettings, around_unmatched, blocks, improve_by_blocks, pair_block
-from frontline.mentors.solver.model import Instance
+from frontline.mentors.solver.model import Edges, Instance
 from tests.test_pairing import W, _assert_sound, _m, _medium, _r, broken_rules, definition_cost, instances
 
 
@@ -220,6 +220,26 @@ def test_only_the_mip_around_the_unmatched_seats_someone_whose_mentor_two_cohort
             assert inst.total_cost(outs[0])[0] == pytest.approx(exact.objective)
         else:
             assert outs[0][1] == -1
+
+
+def test_the_mip_keeps_the_pairs_it_is_told_to_and_decides_the_rest():
+    """X and Y have one seat a week and ``b`` (who had Y before) can only have X, ``a`` either:
+    the optimum gives ``b`` X and ``a`` Y. With ``a``-X fixed (as :func:`.improve.pair_by_mip` fixes the
+    pairs its LP takes whole), ``a`` keeps X and ``b``, left only the full X, stays unmatched."""
+    from frontline.mentors.solver.lp import AssignmentModel
+
+    mentors = [_m("X"), _m("Y", tz_hours=1.0)]
+    rotators = [_r("a"), _r("b", previous_mentors=frozenset({"Y"}))]
+    inst, cohorts = _setup(rotators, mentors)
+    rots = np.arange(2)
+    loc, mm, cc = cohorts.edges_of(rots)
+    edges = Edges(rots[loc], mm, cc)
+    model = AssignmentModel(inst, rots, edges, inst.rescap, inst.annual, np.zeros(inst.m))
+    picked = lambda xs: {inst.rotators[r].key: inst.mentors[m].key for r, m in zip(*model.picked(xs), strict=True)}  # noqa: E731
+    assert picked(model.solve_mip(None)) == {"a": "Y", "b": "X"}
+    fixed = (edges.rot == 0) & (edges.ment == 0)
+    assert fixed.sum() == 1
+    assert picked(model.solve_mip(None, fixed=fixed)) == {"a": "X"}
 
 
 def test_a_block_flow_counts_the_load_the_others_leave():

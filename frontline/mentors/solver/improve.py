@@ -31,10 +31,14 @@ unmatched for ~2.2 s more; where everyone is matched nothing changes. Then, whil
 (and more than 0) are left, one exact MIP around them (:func:`pair_by_mip`, :class:`.lp.AssignmentModel`
 with every weekly row): the rotators of the cohorts overlapping theirs that hold a seat of one of their
 candidate mentors (:func:`neighbourhood`, :func:`_chain`), the unmatched included, each with its 20
-cheapest candidates that have a seat, everyone else fixed: seed 8, 1,769 rotators and 34,710 pairs, 18 ->
-15 unmatched (145,349 -> 142,431) for ~2.3 s of MIP (~2.6 s of CPU in all); the whole neighbourhood
-(3,041 rotators: 14 left) takes ~9 s, a chain of two moves (2,471: 15 left) ~4 s, 10 candidates 16 left
-(1.3 s), 30 candidates 15 (3.3 s); a second MIP after the first seats nobody more; no MIP over more than ``mip_rotators`` (5,000). (Other
+cheapest candidates that have a seat, everyone else fixed; the pairs its LP relaxation takes whole are
+kept and the MIP decides the rest (HiGHS's root work on the whole model was the cost: 2026-12-06, the
+seed-8 company as the benchmark builds it that day, 1,751 rotators and 33,911 pairs, 16 -> 11 unmatched:
+the whole MIP 143,423 -> 138,567.5 in ~7.5 s of CPU whatever its node limit (1 to 200), the LP ~1.5 s
+taking 1,668 rotators whole and the MIP over the other 83 ~0.3 s: 138,574, the same 11 unmatched; with
+10 candidates 13 left). Measured before, on an earlier build of that company: the whole neighbourhood (3,041 rotators: 14
+left) ~9 s, a chain of two moves (2,471: 15 left) ~4 s; a second MIP after the first seats nobody more;
+no MIP over more than ``mip_rotators`` (5,000). (Other
 neighbourhoods measured at 10k employees, from the same start: windows of 6 start weeks solved as a MIP
 with every weekly row (HiGHS) gain about twice as much per sweep as one pass of the blocks but take ~10x
 its CPU time; many blocks apart in time in one flow gain about as much per pass but cost ~5x. With the
@@ -43,7 +47,7 @@ cheaper flows, from the plain pass: a third pass, over blocks two cohorts apart,
 instead of the cohort pass end lower at 10k base but far higher when seats are short.)
 Work per pass is one flow of two cohorts per block, each arc a candidate pair: it grows linearly with
 the rotators. Deterministic: the blocks, their order, the flows and the MIP (a node limit, no time limit;
-a MIP that would pass ``mip_seconds`` of CPU, far above the ~2.3 s measured, is dropped whole) depend only
+a MIP that would pass ``mip_seconds`` of CPU, far above the ~2 s measured, is dropped whole) depend only
 on the input (the deadline is a safety net).
 """
 
@@ -258,7 +262,8 @@ def pair_by_mip(
     annual caps, the convex load cost; HiGHS through ``scipy.optimize.milp``), everyone else fixed: the
     seats they hold are out of the mentors' weekly seats and annual caps, their load counts in the load
     cost. Each rotator's ``mip_candidates`` cheapest pool pairs with a seat in its weeks once ``rots`` are
-    freed, plus its current mentor (so staying put is feasible). The MIP stops at ``mip_nodes`` nodes, so
+    freed, plus its current mentor (so staying put is feasible). The pairs the LP relaxation takes whole
+    are fixed, the MIP decides the others (the module docstring). The MIP stops at ``mip_nodes`` nodes, so
     the same input gives the same result; a MIP that used ``mip_seconds`` of CPU, or ran into HiGHS's
     wall-clock limit (three times that: only on a machine loaded several times over), is dropped whole,
     never kept cut short. Keeps the result (mutating ``assign`` and ``state``) only when the exact
@@ -285,9 +290,10 @@ def pair_by_mip(
     model = AssignmentModel(inst, rots, edges, rescap, annual, load - inst.load0)
     now = _block_cost(inst, rots, before, load)
     c0, t0 = time.process_time(), time.perf_counter()
-    xs = model.solve_mip(3 * cfg.mip_seconds, cfg.mip_nodes)
+    fixed = model.solve_lp().x[: model.E] > 1 - 1e-6  # the LP's whole pairs stay; the MIP decides the rest
+    xs = model.solve_mip(3 * cfg.mip_seconds, cfg.mip_nodes, fixed=fixed)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
-    stats.setdefault("mip_around_unmatched", []).append([len(rots), len(edges.rot), round(cpu, 2)])
+    stats.setdefault("mip_around_unmatched", []).append([len(rots), len(edges.rot), int(fixed.sum()), round(cpu, 2)])
     after = before
     in_time = cpu < cfg.mip_seconds and wall < 0.99 * 3 * cfg.mip_seconds
     if xs is not None and in_time:  # a cut MIP is dropped: what it found would depend on the machine

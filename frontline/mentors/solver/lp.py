@@ -139,12 +139,19 @@ class AssignmentModel:
         lam = -res.ineqlin.marginals if has_rows else np.zeros(0)
         return LpSolution(res.fun, res.x, res.eqlin.marginals, lam)
 
-    def solve_mip(self, time_limit: float | None, node_limit: int | None = None) -> np.ndarray | None:
+    def solve_mip(
+        self, time_limit: float | None, node_limit: int | None = None, fixed: np.ndarray | None = None
+    ) -> np.ndarray | None:
         """The integer optimum (or HiGHS's best in ``time_limit`` and ``node_limit`` branch-and-bound nodes;
         None when it found nothing); sets ``mip_dual_bound`` and ``mip_optimal``. Without a time limit
-        the result depends only on the model (a node limit is deterministic)."""
+        the result depends only on the model (a node limit is deterministic). ``fixed`` (bool per edge):
+        those edges are taken (x = 1; HiGHS's presolve removes them with their rotators and seats), the
+        optimum is then over the rest."""
         from scipy.optimize import Bounds, LinearConstraint, milp
 
+        lower = np.zeros(len(self.c))
+        if fixed is not None:
+            lower[: self.E][fixed] = 1.0
         integrality = np.concatenate([np.ones(self.E + self.R), np.zeros(self.Z)])
         cons = [LinearConstraint(self.A_eq, 1, 1)]
         if self.A_ub.shape[0]:
@@ -153,7 +160,7 @@ class AssignmentModel:
             self.c,
             constraints=cons,
             integrality=integrality,
-            bounds=Bounds(0, 1),
+            bounds=Bounds(lower, 1),
             options={"mip_rel_gap": 1e-6}
             | ({} if time_limit is None else {"time_limit": max(0.5, time_limit)})
             | ({} if node_limit is None else {"node_limit": node_limit}),

@@ -172,6 +172,24 @@ def test_someone_unmatched_gets_a_seat_through_a_block_of_cohorts_two_apart():
     assert broken_rules(rotators, mentors, W, _keys(inst, out)) == []
 
 
+def test_no_second_pass_around_the_unmatched_after_one_that_seated_almost_none_of_them():
+    """As above (``c`` is seated only by the pass around the unmatched), with 100 more people whom only
+    Z, full, could take: the first pass seats ``c``, 1 of 101 (under 1 %), so no second pass is run;
+    with the share at 0 a second runs (and seats nobody)."""
+    de = dict(languages=frozenset({"de"}))
+    mentors = [_m("X"), _m("Y", tz_hours=1.0), _m("Z", **de)]
+    crowd = [_r(f"d{k}", 1, 5, **de) for k in range(100)]
+    rotators = [_r("a", 0, 4), _r("b", 1, 5, **de), _r("c", 2, 6, previous_mentors=frozenset({"Y"})), *crowd]
+    inst, cohorts = _setup(rotators, mentors)
+    start = np.array([0, 2, -1] + [-1] * len(crowd))
+    for share, passes in ((ImproveSettings().unmatched_pass_share, [1]), (0.0, [1, 0])):
+        stats: dict = {}
+        cfg = ImproveSettings(unmatched_pass_share=share, mip_rounds=0)
+        out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, stats, cfg)
+        assert _keys(inst, out) == {"a": "Y", "b": "Z", "c": "X"}
+        assert stats["matched_around_unmatched"] == passes
+
+
 def test_after_a_pass_around_the_unmatched_an_ejection_chain_may_seat_them():
     """With one candidate per rotator both ``k`` and ``i`` (same weeks) have only X, which has one seat:
     no block flow can seat ``i``. After the pass around the unmatched, the ejection chain moves ``k`` to

@@ -233,6 +233,7 @@ def test_only_the_mip_around_the_unmatched_seats_someone_whose_mentor_two_cohort
         assert np.array_equal(outs[0], outs[1])
         if seated:
             assert _keys(inst, outs[0]) == {"a": "Y", "u": "X", "b": "Y"}
+            assert stats["mip_around_unmatched"][0][2] >= 0  # pairs its LP took whole (fixed)
             assert stats["matched_around_unmatched"] == [0, 1]  # the passes around the unmatched seat nobody, the MIP u
             exact = solve(rotators, mentors, W, method="mip")
             assert inst.total_cost(outs[0])[0] == pytest.approx(exact.objective)
@@ -258,6 +259,24 @@ def test_the_mip_keeps_the_pairs_it_is_told_to_and_decides_the_rest():
     fixed = (edges.rot == 0) & (edges.ment == 0)
     assert fixed.sum() == 1
     assert picked(model.solve_mip(None, fixed=fixed)) == {"a": "X"}
+
+
+def test_the_mip_around_the_unmatched_decides_every_pair_when_its_lp_fails(monkeypatch):
+    """The case above where only the MIP seats ``u``: with the LP relaxation failing (HiGHS gives up), no
+    pair is fixed and the MIP alone still seats ``u`` (-1 fixed in the stats); the pairing is not lost."""
+    from frontline.mentors.solver.lp import AssignmentModel
+
+    def failing(self):
+        raise RuntimeError("LP relaxation failed: simulated")
+
+    monkeypatch.setattr(AssignmentModel, "solve_lp", failing)
+    mentors = [_m("X"), _m("Y", tz_hours=1.0)]
+    rotators = [_r("a", 0, 1), _r("u", 0, 2, previous_mentors=frozenset({"Y"})), _r("b", 1, 2)]
+    inst, cohorts = _setup(rotators, mentors)
+    stats: dict = {}
+    out = improve_by_blocks(inst, cohorts, np.array([0, -1, 0]), time.perf_counter() + 60, stats, ImproveSettings())
+    assert _keys(inst, out) == {"a": "Y", "u": "X", "b": "Y"}
+    assert stats["mip_around_unmatched"][0][2] == -1
 
 
 def test_a_block_flow_counts_the_load_the_others_leave():

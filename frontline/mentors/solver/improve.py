@@ -293,10 +293,14 @@ def pair_by_mip(
     model = AssignmentModel(inst, rots, edges, rescap, annual, load - inst.load0)
     now = _block_cost(inst, rots, before, load)
     c0, t0 = time.process_time(), time.perf_counter()
-    fixed = model.solve_lp().x[: model.E] > 1 - 1e-6  # the LP's whole pairs stay; the MIP decides the rest
+    try:  # the LP's whole pairs stay; the MIP decides the rest
+        fixed: np.ndarray | None = model.solve_lp().x[: model.E] > 1 - 1e-6
+    except RuntimeError:  # HiGHS did not solve the LP: the MIP decides every pair
+        fixed = None
     xs = model.solve_mip(3 * cfg.mip_seconds, cfg.mip_nodes, fixed=fixed)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
-    stats.setdefault("mip_around_unmatched", []).append([len(rots), len(edges.rot), int(fixed.sum()), round(cpu, 2)])
+    n_fixed = -1 if fixed is None else int(fixed.sum())
+    stats.setdefault("mip_around_unmatched", []).append([len(rots), len(edges.rot), n_fixed, round(cpu, 2)])
     after = before
     in_time = cpu < cfg.mip_seconds and wall < 0.99 * 3 * cfg.mip_seconds
     if xs is not None and in_time:  # a cut MIP is dropped: what it found would depend on the machine

@@ -20,37 +20,36 @@ keeps them exact (:func:`.cohorts.exact_scale`), a block pass at 10k employees t
 instead of ~0.7 s, so :func:`.solve` runs two.
 
 :func:`blocks` lists every pair of overlapping cohorts at most ``reach`` places apart in start order;
-:func:`improve_by_blocks` re-pairs them in that order, pass after pass while a pass gains. Then, only
-while someone is unmatched, passes around them (:func:`around_unmatched`): each cohort with someone
-unmatched paired with every cohort overlapping it, however far apart in start order (a seat they need can
-be held by a rotator whose only other seat a cohort two or three starts away holds), while a pass seats at
-least ``unmatched_pass_share`` (1 %) of those left, one at least (with thousands unmatched the shortage is
-the seats': the tight demo at 100k employees, 7,397 unmatched, the first pass seats 1 in ~8 s, a second
-none in ~8 s more, which the bound's rounds then lack), each followed by the ejection chains of :func:`.greedy.rescue_unmatched` when fewer than
-``rescue_below`` are left (the flows may have opened one; the tight demo's 736 are left out: the rescue
-tries them for up to 10 s). 10k demo, seed 8, where a 909-rotator cohort fills its weeks: 25 -> 18
-unmatched for ~2.2 s more; where everyone is matched nothing changes. Then, while fewer than ``mip_below``
-(and more than 0) are left, one exact MIP around them (:func:`pair_by_mip`, :class:`.lp.AssignmentModel`
-with every weekly row): the rotators of the cohorts overlapping theirs that hold a seat of one of their
-candidate mentors (:func:`neighbourhood`, :func:`_chain`), the unmatched included, each with its 20
-cheapest candidates that have a seat, everyone else fixed; the pairs its LP relaxation takes whole are
-kept and the MIP decides the rest (HiGHS's root work on the whole model was the cost: 2026-12-06, the
-seed-8 company as the benchmark builds it that day, 1,751 rotators and 33,911 pairs, 16 -> 11 unmatched:
-the whole MIP 143,423 -> 138,567.5 in ~7.5 s of CPU whatever its node limit (1 to 200), the LP ~1.5 s
-taking 1,668 rotators whole and the MIP over the other 83 ~0.3 s: 138,574, the same 11 unmatched; with
-10 candidates 13 left). Measured before, on an earlier build of that company: the whole neighbourhood (3,041 rotators: 14
-left) ~9 s, a chain of two moves (2,471: 15 left) ~4 s; a second MIP after the first seats nobody more;
-no MIP over more than ``mip_rotators`` (5,000). (Other
-neighbourhoods measured at 10k employees, from the same start: windows of 6 start weeks solved as a MIP
-with every weekly row (HiGHS) gain about twice as much per sweep as one pass of the blocks but take ~10x
-its CPU time; many blocks apart in time in one flow gain about as much per pass but cost ~5x. With the
-cheaper flows, from the plain pass: a third pass, over blocks two cohorts apart, gains ~0.08 % for
-~0.45 s of CPU; 10 or 30 candidates instead of 20 lose or cost more; pairs of cohorts as the first pass
-instead of the cohort pass end lower at 10k base but far higher when seats are short.)
-Work per pass is one flow of two cohorts per block, each arc a candidate pair: it grows linearly with
-the rotators. Deterministic: the blocks, their order, the flows and the MIP (a node limit, no time limit;
-a MIP that would pass ``mip_seconds`` of CPU, far above the ~2 s measured, is dropped whole) depend only
-on the input (the deadline is a safety net).
+:func:`improve_by_blocks` re-pairs them in that order, pass after pass while a pass gains. Then, only while
+someone is unmatched, passes around them (:func:`around_unmatched`): each cohort with someone unmatched paired
+with every cohort overlapping it, however far apart in start order (a seat they need can be held by a rotator
+whose only other seat a cohort two or three starts away holds), while a pass seats at least
+``unmatched_pass_share`` (1 %) of those left, one at least (with thousands unmatched the shortage is the
+seats': the tight demo at 100k employees, 7,397 unmatched, the first pass seats 1 in ~8 s, a second none in ~8
+s more, which the bound's rounds then lack), each followed by the ejection chains of
+:func:`.greedy.rescue_unmatched` when fewer than ``rescue_below`` are left (the flows may have opened one; the
+tight demo's 736 are left out: the rescue tries them for up to 10 s). 10k demo, seed 8, where a 909-rotator
+cohort fills its weeks: 25 -> 18 unmatched for ~2.2 s more; where everyone is matched nothing changes. Then,
+while fewer than ``mip_below`` (and more than 0) are left, one exact MIP around them (:func:`pair_by_mip`,
+:class:`.lp.AssignmentModel` with every weekly row): the rotators of the cohorts overlapping theirs that hold
+a seat of one of their candidate mentors (:func:`neighbourhood`, :func:`_chain`), the unmatched included, each
+with its 20 cheapest candidates that have a seat, everyone else fixed; the pairs its LP relaxation takes whole
+are kept and the MIP decides the rest (HiGHS's root work on the whole model was the cost: 2026-12-06, the
+seed-8 company as the benchmark builds it that day, 1,751 rotators and 33,911 pairs, 16 -> 11 unmatched: the
+whole MIP 143,423 -> 138,567.5 in ~7.5 s of CPU whatever its node limit (1 to 200), the LP ~1.5 s taking 1,668
+rotators whole and the MIP over the other 83 ~0.3 s: 138,574, the same 11 unmatched; with 10 candidates 13
+left). Measured before, on an earlier build of that company: the whole neighbourhood (3,041 rotators: 14 left)
+~9 s, a chain of two moves (2,471: 15 left) ~4 s; a second MIP after the first seats nobody more (also with
+the LP's pairs fixed, 2026-12-06); no MIP over more than ``mip_rotators`` (5,000). (Other neighbourhoods
+measured at 10k employees, from the same start: windows of 6 start weeks solved as a MIP with every weekly row
+(HiGHS) gain about twice as much per sweep as one pass of the blocks but take ~10x its CPU time; many blocks
+apart in time in one flow gain about as much per pass but cost ~5x. With the cheaper flows, from the plain
+pass: a third pass, over blocks two cohorts apart, gains ~0.08 % for ~0.45 s of CPU; 10 or 30 candidates
+instead of 20 lose or cost more; pairs of cohorts as the first pass instead of the cohort pass end lower at
+10k base but far higher when seats are short.) Work per pass is one flow of two cohorts per block, each arc a
+candidate pair: it grows linearly with the rotators. Deterministic: the blocks, their order, the flows and the
+MIP (a node limit, no time limit; a MIP that would pass ``mip_seconds`` of CPU, far above the ~2 s measured,
+is dropped whole) depend only on the input (the deadline is a safety net).
 """
 
 from __future__ import annotations
@@ -363,16 +362,16 @@ def improve_by_blocks(
     stats: dict[str, Any],
     cfg: ImproveSettings = ImproveSettings(),
 ) -> np.ndarray:
-    """Block flows (see the module docstring) from ``assign`` (within every weekly seat and annual cap),
-    pass after pass while a pass gains at least ``min_gain`` of the objective, at most ``passes``, and
-    not after ``deadline``. Then, while someone is unmatched, passes around them (at most
-    ``unmatched_passes``, each while the last seated ``unmatched_pass_share`` of them, one at least): every cohort with someone unmatched
-    re-paired with each cohort overlapping it, however far apart in start order (:func:`around_unmatched`;
-    a seat the unmatched need may be held by a rotator who can move only to a seat that a cohort two or
-    three starts away holds), each pass followed by the ejection chains when fewer than ``rescue_below``
-    are left; then, while fewer than ``mip_below`` are left, at most ``mip_rounds`` exact MIPs around them
-    (:func:`pair_by_mip`). Nobody unmatched: nothing more is done. Returns the improved assignment (never worse than
-    ``assign``)."""
+    """Block flows (see the module docstring) from ``assign`` (within every weekly seat and annual cap), pass after
+    pass while a pass gains at least ``min_gain`` of the objective, at most ``passes``, and not after
+    ``deadline``. Then, while someone is unmatched, passes around them (at most ``unmatched_passes``, each
+    while the last seated ``unmatched_pass_share`` of them, one at least): every cohort with someone unmatched
+    re-paired with each cohort overlapping it, however far apart in start order (:func:`around_unmatched`; a
+    seat the unmatched need may be held by a rotator who can move only to a seat that a cohort two or three
+    starts away holds), each pass followed by the ejection chains when fewer than ``rescue_below`` are left;
+    then, while fewer than ``mip_below`` are left, at most ``mip_rounds`` exact MIPs around them
+    (:func:`pair_by_mip`). Nobody unmatched: nothing more is done. Returns the improved assignment (never
+    worse than ``assign``)."""
     assign = assign.copy()
     rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
     state = (rescap, annual, inst.load0 + extra)

@@ -815,6 +815,100 @@ def test_cohort_bound_beside_a_pairing_short_of_seats_charges_the_penalty():
     assert bounds[False] < 0.2 * exact.objective
 
 
+def _two_whole_rounds(inst, cfg):
+    """The big kept-week bound's first two rounds, by hand: (pairs after them, the second whole flow's
+    load multipliers, the bound after them, the kept weeks, the rotators)."""
+    import time
+
+    from frontline.mentors.solver.bound import dual_value, load_term
+    from frontline.mentors.solver.cohorts import (
+        Cohorts,
+        _kept_weeks,
+        candidate_scan,
+        cohort_passes,
+        flow_multipliers,
+        priced_scan,
+        seed_edges,
+    )
+
+    pool, found = candidate_scan(inst, cfg.candidates, cfg.block)
+    rots = np.nonzero(found.n_eligible > 0)[0]
+    cohorts = Cohorts(inst, pool, rots)
+    start = np.full(inst.n, -1, dtype=np.int64)
+    assign = cohort_passes(inst, cohorts, start, cfg, time.perf_counter() + 60, {})
+    edges = seed_edges(inst, cohorts, assign, cfg.big_flow_candidates)
+    kept = _kept_weeks(inst, rots)
+    cap = np.maximum(inst.rescap, 0)
+    for _ in range(2):
+        flow = flow_multipliers(inst, rots, edges, kept, cfg, cfg.big_unmatched_cost)
+        priced = priced_scan(inst, rots, cfg.big_columns, flow, cfg.block, False)
+        lam_m, v = flow[0], flow[1]
+        bound = dual_value(inst, priced.best, rots, load_term(inst, inst.annual, lam_m), -float((v * cap).sum()))
+        edges = edges.join(priced.edges.take(~np.isin(priced.edges.keys(inst.m), edges.keys(inst.m))))
+    return edges, lam_m, bound, kept, rots
+
+
+def test_kept_week_flows_split_per_week_price_a_valid_bound_above_the_whole_rounds():
+    """After two rounds of the whole kept-week flow, the flows split per kept week with the second
+    round's load multipliers fixed (:func:`.cohorts.split_flow_multipliers`, what the bound beside a 100k
+    pairing runs when a whole round no longer fits) give multipliers whose Lagrangian over every pair is
+    below the proven optimum and above the bound after the two whole rounds; the same with half of the
+    weeks' flows in a second process."""
+    from frontline.mentors.solver.bound import dual_value, load_term
+    from frontline.mentors.solver.cohorts import CohortSettings, priced_scan, split_flow_multipliers
+    from frontline.mentors.solver.model import Instance
+
+    rotators, mentors = _medium(3, n_rot=200, n_ment=20)
+    exact = solve(rotators, mentors, W, method="mip")
+    assert exact.method == "mip-exact"
+    inst = Instance(rotators, mentors, W)
+    cfg = CohortSettings(block=16, big_columns=1, big_flow_candidates=1)
+    edges, lam_m, whole, kept, rots = _two_whole_rounds(inst, cfg)
+    assert whole <= exact.objective + 1e-6
+    outs = [
+        split_flow_multipliers(inst, edges, kept, lam_m, cfg, cfg.big_unmatched_cost, fork) for fork in (False, True)
+    ]
+    for a, b in zip(outs[0][:3], outs[1][:3], strict=True):
+        assert np.array_equal(a, b)
+    lam, v = outs[0][0], outs[0][1]
+    assert np.array_equal(lam, lam_m) and (v >= 0).all() and v.any()
+    priced = priced_scan(inst, rots, cfg.big_columns, outs[0], cfg.block, False)
+    cap = np.maximum(inst.rescap, 0)
+    split = dual_value(inst, priced.best, rots, load_term(inst, inst.annual, lam), -float((v * cap).sum()))
+    assert whole + 1.0 < split <= exact.objective + 1e-6
+
+
+def test_the_bound_beside_the_pairing_splits_its_flows_only_when_a_whole_round_would_not_fit(monkeypatch):
+    """:func:`.cohorts.kept_week_bound` (big): rounds of the whole flow while another would end before the
+    deadline; when one would not (here each whole flow claims 5,000 s against a deadline 1,000 s away)
+    but a split one would (0.15 of that), the later rounds are split per kept week, until no pair joins;
+    every bound below the proven optimum."""
+    import time
+
+    from frontline.mentors.solver import cohorts
+    from frontline.mentors.solver.cohorts import CohortSettings, kept_week_bound, seed_edges
+    from frontline.mentors.solver.model import Instance
+
+    rotators, mentors = _medium(3, n_rot=200, n_ment=20)
+    exact = solve(rotators, mentors, W, method="mip")
+    inst = Instance(rotators, mentors, W)
+    cfg = CohortSettings(block=16, big_columns=1, big_flow_candidates=1)
+    pool, found = cohorts.candidate_scan(inst, cfg.candidates, cfg.block)
+    rots = np.nonzero(found.n_eligible > 0)[0]
+    co = cohorts.Cohorts(inst, pool, rots)
+    assign = cohorts.cohort_passes(inst, co, np.full(inst.n, -1, dtype=np.int64), cfg, time.perf_counter() + 60, {})
+    edges = seed_edges(inst, co, assign, cfg.big_flow_candidates)
+    quick: dict = {}
+    kept_week_bound(inst, rots, edges, cfg, time.perf_counter() + 1000, quick, big=True)
+    assert quick["bound_split_rounds"] == 0 and len(quick["bound_log"]) > 2
+    real = cohorts.flow_multipliers
+    monkeypatch.setattr(cohorts, "flow_multipliers", lambda *a: (*real(*a)[:4], 5000.0))
+    slow: dict = {}
+    bound, _ = kept_week_bound(inst, rots, edges, cfg, time.perf_counter() + 1000, slow, big=True)
+    assert slow["bound_split_rounds"] == len(slow["bound_log"]) - 1 >= 2
+    assert bound <= exact.objective + 1e-6
+
+
 def _pid_or_fail(fail: bool, parent: int = 0) -> int:
     import os
 

@@ -30,11 +30,13 @@ and the convex load cost as one unit arc per seat). Phases (:func:`solve_by_coho
    priced against them in blocks (:meth:`.model.Instance.pools` with duals), pairs of negative reduced
    cost join the flow, and the Lagrangian value over every eligible pair is a lower bound, whatever the
    candidates (:func:`.bound.dual_value`). Rounds stop when nothing joins or at the time share.
-   Above ``flow_bound_rotators`` (100k employees) one such flow takes ~10 s and three rounds are needed:
+   Above ``flow_bound_rotators`` (100k employees) one such flow takes 10-15 s and three rounds are needed:
    they run beside the pairing (:class:`BoundBeside`: the first flow in a second process during the block
    flows, the scans split between the two processes, the flow's unmatched arc cheaper than the penalty
    unless the pairing leaves many unmatched, seats being short), and :func:`load_bound` (~1 s, no flow) is
-   kept too.
+   kept too. When another whole round would end after the deadline, the later rounds split the flow per
+   kept week with the last whole flow's load multipliers fixed (:func:`split_flow_multipliers`, ~2 s in
+   two processes instead of 10-15 s; the scan is then most of a round).
 4. :func:`.weekly_bound.every_week_bound`: a second bound from the same flow, with EVERY weekly row: the
    flow's rotator potentials relax the assignment rows instead, which splits the problem per mentor
    into a min-cost flow on the mentor's week line (one flow for all of them). The larger bound is reported.
@@ -80,7 +82,12 @@ class CohortSettings:
     improve_share_big: float = 0.7
     price_share: float = 0.5  # the priced pass charges this share of the every-week bound's weekly prices
     # above ``flow_bound_rotators``: the kept-week bound beside the pairing (:class:`BoundBeside`)
-    big_bound_rounds: int = 8  # kept-week flows at most (the deadline stops them first: 3 at 100k base, 4 tight)
+    big_bound_rounds: int = 12  # kept-week rounds at most (the deadline or an empty scan stops them first)
+    # when another round with the whole kept-week flow would end after the deadline, rounds with the flow
+    # split per kept week (:func:`split_flow_multipliers`, the last whole flow's load multipliers fixed; 100k
+    # base: 2.4-3.2 s instead of 10-15 s a flow, each worth a third of a whole round after two whole ones),
+    # their flows estimated at this share of the last whole flow's time until one is measured
+    big_split_share: float = 0.15
     big_columns: int = 12  # pairs per rotator that join the flow per round
     big_flow_candidates: int = 5  # the first flow's cheapest candidates per rotator (10: the flow 10 s, not 6)
     # the flow's unmatched arc (not the penalty: the flow only makes multipliers, and with the penalty's
@@ -351,6 +358,100 @@ def flow_multipliers(
     return lam_m, v, u, value, time.perf_counter() - t1
 
 
+def split_flow_multipliers(
+    inst: Instance,
+    edges: Edges,
+    kept: np.ndarray,
+    lam_m: np.ndarray,
+    cfg: CohortSettings,
+    unmatched: float | None,
+    fork: bool = False,
+) -> Multipliers:
+    """The kept-week relaxation over ``edges`` with the mentors' load rows priced by ``lam_m`` (fixed, from
+    a whole flow of :func:`kept_week_flow`) instead of kept: it falls apart into one transportation flow
+    per kept week (each rotator charged at its kept week: rotator -> (mentor, week) cell -> sink, arc
+    cost the pair's cost plus ``lam_m``, the cell's arc that week's seats; the unmatched arc ``unmatched``,
+    default the penalty). Returns ``lam_m``, the cells' multipliers ``v`` and the rotator potentials ``u``
+    from each flow's potentials (as :func:`kept_week_flow`; any ``lam_m``, ``v`` >= 0 price a valid
+    Lagrangian bound), the value 0 (the caller keeps the whole flow's) and the seconds it took. OR-Tools'
+    time grows faster than a flow's size: at 100k employees the 13 flows take ~2.4-3.2 s where one whole
+    flow takes 10-15 s. ``fork``: about half of the weeks' flows (by pairs) in a second process
+    (:class:`.background.Background`); each week's flow is its own, so the result is the same."""
+    t1 = time.perf_counter()
+    P = inst.w.unmatched_penalty if unmatched is None else unmatched
+    cost = edges.cost + lam_m[edges.ment]
+    scale = exact_scale(inst, cost, inst.load0, cfg.scale)
+    kw = kept[edges.rot]
+    v = np.zeros(inst.m * inst.H)
+    u = np.zeros(inst.n)
+    away = kw < 0  # no kept week (none at the demo's rotations): the cheapest arc, or unmatched
+    if away.any():
+        best = np.full(inst.n, np.inf)
+        np.minimum.at(best, edges.rot[away], cost[away])
+        free = np.unique(edges.rot[away])
+        u[free] = np.minimum(best[free], P)
+    sizes = np.bincount(kw[~away], minlength=inst.H)
+    mine: list[int] = []
+    theirs: list[int] = []
+    for week in np.argsort(-sizes, kind="stable"):  # the largest first, each to the lighter half
+        if sizes[week]:
+            (mine if sum(sizes[mine]) <= sum(sizes[theirs]) else theirs).append(int(week))
+    args = (inst, edges.rot, edges.ment, cost, kw, P, scale)
+    other = Background(_week_flows, *args, theirs, fork=fork and bool(theirs))
+    for cells, cv, who, wu in (_week_flows(*args, mine), other.result()):
+        v[cells], u[who] = cv, wu
+    return lam_m, v.reshape(inst.m, inst.H), u, 0.0, time.perf_counter() - t1
+
+
+def _week_flows(
+    inst: Instance,
+    er: np.ndarray,
+    em: np.ndarray,
+    cost: np.ndarray,
+    kw: np.ndarray,
+    P: float,
+    scale: int,
+    weeks: list[int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The flows of :func:`split_flow_multipliers` for the kept ``weeks``: (cells, their ``v``, rotators,
+    their ``u``)."""
+    H = inst.H
+    seats = np.maximum(inst.rescap, 0).reshape(-1)
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for week in weeks:
+        sel = np.flatnonzero(kw == week)
+        who = np.unique(er[sel])
+        R = len(who)
+        cellkey = em[sel] * H + week
+        cells = np.unique(cellkey)
+        C = len(cells)
+        T = R + C
+        tails = np.concatenate([np.searchsorted(who, er[sel]), R + np.arange(C), np.arange(R)])
+        heads = np.concatenate([R + np.searchsorted(cells, cellkey), np.full(C + R, T)])
+        caps = np.concatenate([np.ones(len(sel)), seats[cells], np.ones(R)]).astype(np.int64)
+        costs = np.concatenate(
+            [
+                np.rint(cost[sel] * scale).astype(np.int64),
+                np.zeros(C, dtype=np.int64),
+                np.full(R, int(round(P * scale)), dtype=np.int64),
+            ]
+        )
+        flows = _flow(tails, heads, caps, costs, R, T + 1)
+        fwd, bwd = flows < caps, flows > 0
+        dist = _distances_to_sink(
+            np.concatenate([tails[fwd], heads[bwd]]),
+            np.concatenate([heads[fwd], tails[bwd]]),
+            np.concatenate([costs[fwd], -costs[bwd]]).astype(np.float64),
+            T,
+        )
+        dist = np.where(np.isfinite(dist), dist, 0.0)
+        out.append((cells, np.maximum(0.0, dist[R:T]) / scale, who, dist[:R] / scale))
+    if not out:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, np.zeros(0), empty, np.zeros(0)
+    return tuple(np.concatenate(x) for x in zip(*out, strict=True))  # type: ignore[return-value]
+
+
 def priced_scan(
     inst: Instance, rots: np.ndarray, columns: int, multipliers: Multipliers, block: int, fork: bool
 ) -> Pool:
@@ -394,7 +495,10 @@ def kept_week_bound(
 ) -> tuple[float, tuple[np.ndarray, np.ndarray]]:
     """The Lagrangian lower bound of the kept-week relaxation, every eligible pair priced (see the module
     docstring), and the multipliers (``lam_m``, rotator potentials ``u``) of the flow that gave the bound.
-    No round starts that would end after ``deadline`` (as long as the last one). ``big``: the settings
+    No round starts that would end after ``deadline`` (as long as the last one). ``big``: when another
+    round of the whole flow would, but one with the flow split per kept week would not (estimated at
+    ``big_split_share`` of the whole flow's time, then as long as the last), the later rounds are split
+    (:func:`split_flow_multipliers`; ``bound_split_rounds`` in ``stats``). ``big`` also means the settings
     above ``flow_bound_rotators`` (``big_*``; scans half in a second process when ``cfg.background``);
     ``first``: the first flow's multipliers, already computed (:class:`BoundBeside`); ``later``: pairs that
     join the flow after the first round (the final pairing's, when the first flow had an earlier one's);
@@ -407,11 +511,23 @@ def kept_week_bound(
     bound = -np.inf
     duals = (np.zeros(inst.m), np.zeros(inst.n))
     log = []
+    whole = (np.zeros(inst.m), 0.0)  # the last whole flow's load multipliers and value
+    split = False  # the rounds' flows split per kept week (once a whole round no longer fits)
+    splits = 0
     for k in range(rounds):
-        flow = first if k == 0 and first is not None else flow_multipliers(inst, rots, edges, kept, cfg, unmatched)
+        if k == 0 and first is not None:
+            flow = first
+        elif split:
+            flow = split_flow_multipliers(inst, edges, kept, whole[0], cfg, unmatched, cfg.background)
+            splits += 1
+        else:
+            flow = flow_multipliers(inst, rots, edges, kept, cfg, unmatched)
         t2 = time.perf_counter()
         priced = priced_scan(inst, rots, columns, flow, cfg.block, big and cfg.background)
-        lam_m, v, u, value, flow_s = flow
+        lam_m, v, u, _, flow_s = flow
+        if not split:
+            whole = (lam_m, flow[3])
+        value = whole[1]  # the relaxation's value over these pairs (>= every bound from them)
         here = dual_value(inst, priced.best, rots, load_term(inst, inst.annual, lam_m), -float((v * cap).sum()))
         if here > bound:
             bound, duals = here, (lam_m, u)
@@ -422,13 +538,16 @@ def kept_week_bound(
         )
         if not len(new.rot) or value - bound <= cfg.gap_target * max(value, 1e-9) / 4:
             break
-        if now + flow_s + (now - t2) > deadline:
-            break  # another round as long as this one would end after the deadline
+        if now + flow_s + (now - t2) > deadline:  # another round as long as this one would end after it
+            if not big or split or now + cfg.big_split_share * flow_s + (now - t2) > deadline:
+                break
+            split = True  # ... but one with the flow split per kept week would not
         if k == 0 and later is not None:
             known = np.concatenate([edges.keys(inst.m), new.keys(inst.m)])
             new = new.join(later.take(~np.isin(later.keys(inst.m), known)))
         edges = edges.join(new)
     stats["bound_log"] = log
+    stats["bound_split_rounds"] = splits
     return float(bound), duals
 
 
@@ -453,7 +572,8 @@ class BoundBeside:
     itself takes ~16 s. So the first flow (seeded with the first cohort pass, which is ready after ~9 s)
     runs in a second process beside the block flows (:class:`.background.Background`); when the pairing
     is done the final pairing's pairs join, and each priced scan is split between the two processes.
-    Measured at 100k employees (2 cores, base): 2.0 % after two rounds, 0.88 % after three."""
+    Measured at 100k employees (2 cores, base): 2.0 % after two rounds, 0.88 % after three; when the
+    third does not fit, 0.96 % after two rounds split per kept week (2026-12-06, sixth session)."""
 
     def __init__(self, inst: Instance, rots: np.ndarray, cohorts: Cohorts, assign: np.ndarray, cfg: CohortSettings):
         self.inst, self.rots, self.cfg = inst, rots, cfg

@@ -76,7 +76,7 @@ class ImproveSettings:
     unmatched_passes: int = 4  # at most this many passes around the cohorts with someone unmatched
     unmatched_pass_share: float = 0.01  # ... another only when the last seated at least this share of them
     rescue_below: int = 100  # after such a pass, ejection chains (:func:`.greedy.rescue_unmatched`) when fewer are left
-    mip_rounds: int = 1  # then at most this many exact MIPs around the unmatched (:func:`mip_around_unmatched`)
+    mip_rounds: int = 1  # then at most this many exact MIPs around the unmatched (:func:`pair_by_mip`)
     mip_below: int = 100  # ... only when fewer than this many are left (and more than 0)
     mip_candidates: int = 20  # cheapest candidates with a seat per rotator in that MIP (plus the current mentor)
     mip_depth: int = 1  # ... over the rotators of the neighbourhood a chain of this many moves reaches

@@ -85,7 +85,8 @@ class CohortSettings:
     big_bound_rounds: int = 12  # kept-week rounds at most (the deadline or an empty scan stops them first)
     # when another round with the whole kept-week flow would end after the deadline, rounds with the flow
     # split per kept week (:func:`split_flow_multipliers`, the last whole flow's load multipliers fixed; 100k
-    # base: 2.4-3.2 s instead of 10-15 s a flow, each worth a third of a whole round after two whole ones),
+    # base: ~1.8 s in two processes instead of 10-15 s a flow; after two whole rounds, the first split
+    # round gains ~3/4 of what a third whole round does and three of them, in about its time, all of it),
     # their flows estimated at this share of the last whole flow's time until one is measured
     big_split_share: float = 0.15
     big_columns: int = 12  # pairs per rotator that join the flow per round

@@ -138,6 +138,22 @@ def _flow(
     return np.asarray(flow.flows(np.arange(len(tails), dtype=np.int32)))
 
 
+def _flow_potentials(
+    tails: np.ndarray, heads: np.ndarray, caps: np.ndarray, costs: np.ndarray, supply: int, T: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The optimal flow of :func:`_flow` (``supply`` units to node ``T``, the last) and its potentials: each
+    node's shortest distance to ``T`` in the flow's residual graph (0 where there is no path)."""
+    flows = _flow(tails, heads, caps, costs, supply, T + 1)
+    fwd, bwd = flows < caps, flows > 0
+    dist = _distances_to_sink(
+        np.concatenate([tails[fwd], heads[bwd]]),
+        np.concatenate([heads[fwd], tails[bwd]]),
+        np.concatenate([costs[fwd], -costs[bwd]]).astype(np.float64),
+        T,
+    )
+    return flows, np.where(np.isfinite(dist), dist, 0.0)
+
+
 def exact_scale(inst: Instance, costs: np.ndarray, load: np.ndarray, fallback: int) -> int:
     """The smallest of 1, 2, 4, 5, 10, 20, 25, 50 below ``fallback`` that makes every arc cost of a flow
     integral (the pair ``costs``, the unmatched penalty and the load increments of mentors at ``load``),
@@ -328,15 +344,7 @@ def kept_week_flow(
     costs = np.concatenate(
         [np.rint(ec * scale).astype(np.int64), np.zeros(C, dtype=np.int64), np.full(R, P, dtype=np.int64), lcost]
     )
-    flows = _flow(tails, heads, caps, costs, R, T + 1)
-    fwd, bwd = flows < caps, flows > 0
-    dist = _distances_to_sink(
-        np.concatenate([tails[fwd], heads[bwd]]),
-        np.concatenate([heads[fwd], tails[bwd]]),
-        np.concatenate([costs[fwd], -costs[bwd]]).astype(np.float64),
-        T,
-    )
-    dist = np.where(np.isfinite(dist), dist, 0.0)
+    flows, dist = _flow_potentials(tails, heads, caps, costs, R, T)
     lam_m = np.maximum(0.0, dist[Mo:T]) / scale
     v = np.zeros(m * H)
     v[cells] = np.maximum(0.0, dist[R:Mo] - dist[Mo + cells // H]) / scale
@@ -437,15 +445,7 @@ def _week_flows(
                 np.full(R, int(round(P * scale)), dtype=np.int64),
             ]
         )
-        flows = _flow(tails, heads, caps, costs, R, T + 1)
-        fwd, bwd = flows < caps, flows > 0
-        dist = _distances_to_sink(
-            np.concatenate([tails[fwd], heads[bwd]]),
-            np.concatenate([heads[fwd], tails[bwd]]),
-            np.concatenate([costs[fwd], -costs[bwd]]).astype(np.float64),
-            T,
-        )
-        dist = np.where(np.isfinite(dist), dist, 0.0)
+        _, dist = _flow_potentials(tails, heads, caps, costs, R, T)
         out.append((cells, np.maximum(0.0, dist[R:T]) / scale, who, dist[:R] / scale))
     if not out:
         empty = np.zeros(0, dtype=np.int64)

@@ -390,16 +390,10 @@ def split_flow_multipliers(
     P = inst.w.unmatched_penalty if unmatched is None else unmatched
     cost = edges.cost + lam_m[edges.ment]
     scale = exact_scale(inst, cost, inst.load0, cfg.scale)
-    kw = kept[edges.rot]
+    kw = kept[edges.rot]  # every rotator with an eligible mentor has one (:func:`_kept_weeks`)
     v = np.zeros(inst.m * inst.H)
     u = np.zeros(inst.n)
-    away = kw < 0  # no kept week (none at the demo's rotations): the cheapest arc, or unmatched
-    if away.any():
-        best = np.full(inst.n, np.inf)
-        np.minimum.at(best, edges.rot[away], cost[away])
-        free = np.unique(edges.rot[away])
-        u[free] = np.minimum(best[free], P)
-    sizes = np.bincount(kw[~away], minlength=inst.H)
+    sizes = np.bincount(kw, minlength=inst.H)
     mine: list[int] = []
     theirs: list[int] = []
     for week in np.argsort(-sizes, kind="stable"):  # the largest first, each to the lighter half

@@ -5,10 +5,13 @@ makes the difference. The checks below restate the hard rules independently of t
 from __future__ import annotations
 
 from datetime import date
+from unittest import mock
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from frontline.rotations import solver
 from frontline.rotations.solver import LockedRotation, Person, PlanInput, Weights, solve, unplaced_cost
 
 MONDAY = date(2027, 1, 4)
@@ -124,6 +127,42 @@ def tight(draw):
 @given(tight())
 def test_fairness_on_random_tight_instances(inp):
     out = solve(inp)
+    assert unfair_pairs(inp, out.assignments) == []
+
+
+def latest_due_first(run, idx):
+    """A stand-in for the optimiser (``solver._optimise``) that makes the most unfair plan it can: the latest
+    due placed first, each in the first start week of their window that fits (the test's own rules)."""
+    inp, plan = run.inp, {}
+    for p in sorted(inp.people, key=lambda p: (-p.due_week, p.key)):
+        s = next((s for s in window(inp, p) if fits(inp, p, s, plan)), None)
+        if s is not None:
+            plan[p.key] = s
+    start_of = np.array([plan.get(p.key, solver.NO_START) for p in run.P.people], dtype=np.int64)
+    return start_of, 0.0, None, "latest-due-first"
+
+
+def test_the_exchange_pass_undoes_the_issues_unfair_plan():
+    """The issue's case again, from the plan that places the five colleagues due later (and not the two most
+    overdue): the exchange pass alone must end where the optimiser does."""
+    people = [Person("OLD1", "Sales", -60, -39), Person("OLD2", "Sales", -60, -33)]
+    people += [Person(f"LATER{i}", "Sales", -60, 4 + 2 * i) for i in range(5)]
+    inp = PlanInput(MONDAY, 20, 4, 6, people, {"Sales": 1})
+    with mock.patch.object(solver, "_optimise", latest_due_first):
+        out = solve(inp)
+    assert out.stats["fairness_exchanges"] >= 2
+    assert "OLD1" in out.assignments and "OLD2" in out.assignments
+    assert sorted(u.key for u in out.unplaced) == ["LATER3", "LATER4"]
+    assert unfair_pairs(inp, out.assignments) == []
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tight())
+def test_the_exchange_pass_makes_any_plan_fair(inp):
+    """Whatever plan the solver hands over (here the most unfair one), nobody stays unplaced while a free start
+    or the place of someone due later would fit them (the safety net behind the optimiser's penalties)."""
+    with mock.patch.object(solver, "_optimise", latest_due_first):
+        out = solve(inp)
     assert unfair_pairs(inp, out.assignments) == []
 
 

@@ -886,28 +886,32 @@ class _Loads:
     def freed_by(self, i: int, cand: np.ndarray, start_of: np.ndarray) -> np.ndarray:
         """Which of the placed people ``cand`` would, taken out, let person ``i`` start somewhere allowed:
         every full week of some allowed start must lie inside their rotation (and the department's full
-        weeks only help when they are of the same department). Worked out per start week of theirs: the
-        starts whose rotation covers the full weeks of one of ``i``'s starts (two masks over the weeks,
-        one for anyone, one for the same department only), then one lookup per candidate."""
-        inp, P, d, L = self.inp, self.P, self.P.dept[i], self.inp.length_weeks
+        weeks only help when they are of the same department). Worked out over start weeks, not candidates:
+        for each allowed start of ``i``, its first and last full week give the starts whose rotation covers
+        them (two masks over the weeks, one for anyone, one for the same department only), then one lookup
+        per candidate (100k employees, seats for 60 %: 29k people left out, ~10 s -> ~1.5 s)."""
+        inp, P, d, L, W = self.inp, self.P, self.P.dept[i], self.inp.length_weeks, self.inp.weeks
         seat_full, dept_full = self.seat == inp.seats_per_week, self.dept[d] == self.caps[d]
         over = (self.seat > inp.seats_per_week) | (self.dept[d] > self.caps[d])
-        hope = P.allowed[i] & (self._window_sum(over) == 0)
-        anyone = np.zeros(inp.weeks + 1, dtype=np.int64)  # difference arrays of the two masks over starts
-        same_only = np.zeros(inp.weeks + 1, dtype=np.int64)
-        for s in np.nonzero(hope)[0].tolist():
-            weeks = np.arange(s, min(s + L, len(self.seat)))
-            blocking = weeks[seat_full[weeks] | dept_full[weeks]]
-            if not len(blocking):  # fits already (never: the caller asked because nothing fits)
-                continue
-            lo, hi = min(int(blocking.min()), inp.weeks - 1), max(int(blocking.max()) - L + 1, 0)
-            if hi <= lo:  # starts hi .. lo cover every blocking week
-                mask = same_only if dept_full[weeks].any() else anyone
-                mask[hi] += 1
-                mask[lo + 1] -= 1
+        s = np.nonzero(P.allowed[i] & (self._window_sum(over) == 0))[0]  # the starts with hope
+        n = len(self.seat)
+        at = np.arange(n)
+        full = seat_full | dept_full
+        next_full = np.minimum.accumulate(np.where(full, at, n)[::-1])[::-1]  # first full week >= w
+        last_full = np.maximum.accumulate(np.where(full, at, -1))  # last full week <= w
+        end = np.minimum(s + L, n) - 1  # the start's last week
+        first, last = next_full[s], last_full[end]
+        lo, hi = np.minimum(first, W - 1), np.maximum(last - L + 1, 0)  # starts hi .. lo cover them all
+        ok = (first <= end) & (hi <= lo)
+        dept_weeks = self._window_sum(dept_full)[s] > 0
+        masks = []
+        for sel in (ok & ~dept_weeks, ok & dept_weeks):  # anyone's rotation helps; only the same department's
+            diff = np.zeros(W + 1, dtype=np.int64)
+            np.add.at(diff, hi[sel], 1)
+            np.add.at(diff, lo[sel] + 1, -1)
+            masks.append(np.cumsum(diff)[:W] > 0)
         t = start_of[cand]
-        helps = np.cumsum(anyone)[t] > 0
-        return helps | ((np.cumsum(same_only)[t] > 0) & (P.dept[cand] == d))
+        return masks[0][t] | (masks[1][t] & (P.dept[cand] == d))
 
 
 def _enforce_fairness(run: _Run, idx: np.ndarray, start_of: np.ndarray) -> int:

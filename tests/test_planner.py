@@ -373,7 +373,9 @@ def test_department_cap_definition():
     assert department_cap(0.05, 0) == 1
 
 
-def test_larger_company_gap_and_speed():
+def larger_company(seats: int) -> PlanInput:
+    """2,000 people in 9 departments (10 % new hires, some three-week absences), 52 weeks of 4-week rotations,
+    department caps of 10 %, ``seats`` a week."""
     rng = random.Random(5)
     people = []
     for i in range(2000):
@@ -384,7 +386,11 @@ def test_larger_company_gap_and_speed():
     counts: dict[str, int] = {}
     for p in people:
         counts[p.dept] = counts.get(p.dept, 0) + 1
-    inp = PlanInput(MONDAY, 52, 4, 160, people, {d: department_cap(0.1, n) for d, n in counts.items()})
+    return PlanInput(MONDAY, 52, 4, seats, people, {d: department_cap(0.1, n) for d, n in counts.items()})
+
+
+def test_larger_company_gap_and_speed():
+    inp = larger_company(160)
     cpu = time.process_time()
     out = solve(inp)
     cpu = time.process_time() - cpu  # CPU time, not wall time: the machine may be busy with other work
@@ -402,17 +408,7 @@ def test_wide_lps_take_the_interior_point_and_the_same_optimum(seats):
     (5,200 seat weeks, 700 left out): more rotation weeks than seats, so the windows are whole from the
     start and there is one LP. Either way the plan is as good as the dual simplex's and the bound the same
     LP optimum."""
-    rng = random.Random(5)
-    people = []
-    for i in range(2000):
-        nh = rng.random() < 0.1
-        due = rng.randint(0, 51) if nh else rng.randint(-20, 51)
-        blocked = frozenset(range(a, a + 3)) if (a := rng.randint(-2, 60)) % 3 == 0 else frozenset()
-        people.append(Person(f"E{i:05d}", f"D{i % 9}", due if nh else 0, due, None, nh, blocked))
-    counts: dict[str, int] = {}
-    for p in people:
-        counts[p.dept] = counts.get(p.dept, 0) + 1
-    inp = PlanInput(MONDAY, 52, 4, seats, people, {d: department_cap(0.1, n) for d, n in counts.items()})
+    inp = larger_company(seats)
     out = solve(inp)
     simplex = solve(PlanInput(**{**inp.__dict__, "ipm_columns_per_row": math.inf}))
     methods = out.stats["lp_round_methods"]

@@ -889,7 +889,7 @@ class _Loads:
         weeks only help when they are of the same department). Worked out over start weeks, not candidates:
         for each allowed start of ``i``, its first and last full week give the starts whose rotation covers
         them (two masks over the weeks, one for anyone, one for the same department only), then one lookup
-        per candidate (100k employees, seats for 60 %: 29k people left out, ~10 s -> ~1.5 s)."""
+        per candidate (100k employees, seats for 60 %: 29k people left out, the pass 10.5 -> 1.8 s)."""
         inp, P, d, L, W = self.inp, self.P, self.P.dept[i], self.inp.length_weeks, self.inp.weeks
         seat_full, dept_full = self.seat == inp.seats_per_week, self.dept[d] == self.caps[d]
         over = (self.seat > inp.seats_per_week) | (self.dept[d] > self.caps[d])

@@ -403,7 +403,7 @@ def test_larger_company_gap_and_speed():
 @pytest.mark.parametrize("seats", [160, 100])
 def test_wide_lps_take_the_interior_point_and_the_same_optimum(seats):
     """Wide LPs (more than ``ipm_columns_per_row`` columns a row) go to HiGHS's interior point (with
-    crossover), 2-3x faster there than its dual simplex. 160 seats a week (2,000 people, 8,000 rotation weeks
+    crossover), faster there than its dual simplex (CPU 1.7 against 2.4 s, 1.1 against 3.0). 160 seats a week (2,000 people, 8,000 rotation weeks
     against 8,320 seat weeks): the first LP (10 weeks a window) is narrow, the grown ones are wide. 100 seats
     (5,200 seat weeks, 700 left out): more rotation weeks than seats, so the windows are whole from the
     start and there is one LP. Either way the plan is as good as the dual simplex's and the bound the same

@@ -425,6 +425,91 @@ def test_wide_lps_take_the_interior_point_and_the_same_optimum(seats):
     assert out.gap is not None and out.gap < 1e-9
 
 
+def apart(inp: PlanInput) -> PlanInput:
+    """The same input with every class kept apart (no merged classes: the exact classes' own LP)."""
+    return PlanInput(**{**inp.__dict__, "hall_rows_per_class": 0})
+
+
+@pytest.mark.parametrize("seats", [100, 130])
+def test_merged_classes_give_the_exact_lp(seats):
+    """Seats short (whole windows): classes that differ only in their absences are merged for the LP, and
+    Hall's rows make the merged LP exact. Its optimum is the exact classes' own, every merged start is shared
+    out to people allowed to start then (no fallback to the exact LP), and the plan is the same."""
+    inp = larger_company(seats)
+    out, exact = solve(inp), solve(apart(inp))
+    assert out.stats["lp_classes"] < out.stats["classes"] == exact.stats["lp_classes"]
+    assert out.stats["hall_rows"] > 0 and exact.stats["hall_rows"] == 0
+    assert "lp_status" not in out.stats  # shared out as it came, not re-solved
+    assert_hard_rules(inp, out)
+    assert out.lower_bound == pytest.approx(exact.lower_bound, rel=1e-12)
+    assert out.objective == pytest.approx(exact.objective, rel=1e-12)
+    assert out.gap is not None and out.gap < 1e-9
+
+
+def test_hall_rows_of_overlapping_absences():
+    """Three people alike but for their absences (B away in weeks 1-2, C in weeks 2-3), all due in week 2,
+    two seats a week, and 20 colleagues due later who take every seat left (so the windows are whole and
+    the three are merged). Only A may start in week 2: the merged LP needs the row of the absences'
+    intersection, y(week 2) <= 1; the rows of B's and C's own absences allow 2, and the LP would then put
+    two people in week 2 that only one of them may take."""
+    people = [
+        Person("A", "D0", -6, 2, None, False),
+        Person("B", "D0", -6, 2, None, False, frozenset({1, 2})),
+        Person("C", "D0", -6, 2, None, False, frozenset({2, 3})),
+    ]
+    people += [Person(f"F{i:02d}", "D1", -6, 7, None, False) for i in range(20)]
+    inp = PlanInput(MONDAY, 8, 1, 2, people, {"D0": 10, "D1": 10})
+    out, exact = solve(inp), solve(apart(inp))
+    assert out.stats["lp_classes"] == 2 and out.stats["hall_rows"] == 3  # weeks {1, 2}, {2, 3} and {2}
+    assert "lp_status" not in out.stats
+    assert_hard_rules(inp, out)
+    assert out.assignments["A"] == 2 and {out.assignments["B"], out.assignments["C"]} <= {0, 1, 3}
+    assert out.lower_bound == pytest.approx(exact.lower_bound, rel=1e-12) and out.gap == 0
+
+
+def short_seats_with_absences(rng: random.Random) -> PlanInput:
+    """Few seats, people on a few due weeks (so classes merge), many with an absence or two."""
+    weeks, L = rng.randint(6, 14), rng.randint(1, 3)
+    dues = [rng.randint(-4, weeks - 1) for _ in range(rng.randint(1, 3))]
+    people = []
+    for i in range(rng.randint(8, 30)):
+        blocked: set[int] = set()
+        for _ in range(rng.randint(0, 2)):
+            a = rng.randint(-1, weeks)
+            blocked |= set(range(a, a + rng.randint(1, 4)))
+        nh, due = rng.randint(0, 4) == 0, rng.choice(dues)
+        dept = rng.choice(["D0", "D1"])
+        people.append(Person(f"E{i:03d}", dept, due if nh else -6, due, None, nh, frozenset(blocked)))
+    return PlanInput(
+        horizon_start=MONDAY,
+        weeks=weeks,
+        length_weeks=L,
+        seats_per_week=rng.randint(1, 3),
+        people=people,
+        dept_caps={"D0": rng.randint(1, 3), "D1": rng.randint(1, 3)},
+        blocked_starts=frozenset(rng.sample(range(weeks), rng.randint(0, 2))),
+        weights=Weights(balance=rng.choice([2.0, 0.0])),
+    )
+
+
+def test_merged_lp_is_exact_on_random_companies():
+    """On 150 random companies with short seats and absences, merged classes give the exact classes' LP
+    optimum and their starts can always be shared out (without Hall's rows the merged LP is a relaxation:
+    a lower optimum, or starts nobody in the class may take). Most of the companies do merge classes."""
+    rng = random.Random(11)
+    merged = 0
+    for _ in range(150):
+        inp = short_seats_with_absences(rng)
+        out, exact = solve(inp), solve(apart(inp))
+        assert "lp_status" not in out.stats
+        assert_hard_rules(inp, out)
+        assert out.lower_bound is not None and exact.lower_bound is not None
+        assert out.lower_bound == pytest.approx(exact.lower_bound, rel=1e-9, abs=1e-6)
+        assert out.objective >= out.lower_bound - 1e-6
+        merged += "hall_rows" in out.stats and out.stats["hall_rows"] > 0
+    assert merged >= 50
+
+
 def test_balance_spreads_a_cohort_after_a_blackout_but_never_delays_new_hires():
     # a cohort of 12 due in week 3, right after a blackout over weeks 0-2 (which also blocks their early weeks),
     # plus 4 new hires hired in week 3; 1-week rotations and 20 seats, so capacity never binds

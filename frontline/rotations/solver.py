@@ -121,6 +121,9 @@ class PlanInput:
     # simplex needs ~18k pivots over 85k columns (10k employees, seats 60 % of need: 7.1 s; interior point
     # 2.9 s; 100k: 66.5 s against 38.1 s), while on the demo's own LPs (6-7 columns a row) it is 2-3x faster
     ipm_columns_per_row: float = 12.0
+    # whole windows (seats short): classes that differ only in their allowed start weeks are merged for the LP,
+    # with Hall's rows to keep it exact (see _coarse); a class with more such rows keeps its parts apart
+    hall_rows_per_class: int = 2000
 
     def week_start(self, week: int) -> date:
         return self.horizon_start + timedelta(weeks=week)
@@ -522,12 +525,14 @@ def _lp_flow(
     dept_of_person: np.ndarray,
     time_limit: float,
     start_rhs: np.ndarray | None = None,
+    hall: tuple[sp.csr_matrix, np.ndarray] | None = None,
 ):
     """The LP in "flow" form: class columns y[c, s] feed node (dept, s) whose total z[d, s] carries the
     capacity rows. Every y column has two non-zeros (its class row and its node row), so HiGHS works on a
     far sparser matrix than with the sliding-window rows on every column.
     Variables: y (columns), slack (per class), z (dept x week), over (step x week, when balance is on).
-    Rows: class eq, node eq, capacity ub, balance ub (sum_d z[d, w] - over[k, w] <= start_rhs[k, w])."""
+    Rows: class eq, node eq, capacity ub, Hall's rows of merged classes over y (see :func:`_coarse`), balance ub
+    (sum_d z[d, w] - over[k, w] <= start_rhs[k, w])."""
     W = inp.weeks
     nclass, ncol, nz = len(m.counts), len(m.col_cost), ndept * W
     col_dept = dept_of_person[m.idx[_first_member(m)]][m.col_class]
@@ -543,6 +548,9 @@ def _lp_flow(
     A_ub = sp.hstack([sp.csr_matrix((Az.shape[0], ncol + nclass)), Az], format="csr")
     c = np.concatenate([m.col_cost, m.slack_cost, np.zeros(nz)])
     b_ub = cap.b_ub
+    if hall is not None and hall[0].shape[0]:
+        H = sp.hstack([hall[0], sp.csr_matrix((hall[0].shape[0], nclass + nz))], format="csr")
+        A_ub, b_ub = sp.vstack([A_ub, H], format="csr"), np.concatenate([b_ub, hall[1]])
     if start_rhs is not None:
         nb = len(start_rhs)
         Zw = sp.csr_matrix((np.ones(nz), (z_start, np.arange(nz))), shape=(W, nz))
@@ -553,7 +561,8 @@ def _lp_flow(
         A_eq = sp.hstack([A_eq, sp.csr_matrix((A_eq.shape[0], nb))], format="csr")
         b_ub = np.concatenate([b_ub, start_rhs])
         c = np.concatenate([c, np.full(nb, inp.weights.balance)])
-    wide = len(c) > inp.ipm_columns_per_row * (A_ub.shape[0] + A_eq.shape[0])
+    nhall = 0 if hall is None else hall[0].shape[0]  # short rows: not counted
+    wide = len(c) > inp.ipm_columns_per_row * (A_ub.shape[0] - nhall + A_eq.shape[0])
     res = linprog(
         c,
         A_ub=A_ub,
@@ -575,6 +584,148 @@ def _first_member(m: _Model) -> np.ndarray:
     return first
 
 
+@dataclass
+class _Coarse:
+    """The classes of a model merged where only their allowed start weeks differ (see :func:`_coarse`)."""
+
+    lp: _Model  # the merged classes (the LP's columns: every start week one of its parts may take)
+    of_fine: np.ndarray  # merged class per class of the exact model
+    col_map: np.ndarray  # merged column per column of the exact model
+    hall: sp.csr_matrix  # Hall's rows over the merged columns: the sum of y over a week set <= hall_rhs
+    hall_rhs: np.ndarray
+
+
+def _coarse(inp: PlanInput, P: _People, cap: _Capacity, fine: _Model) -> _Coarse:
+    """Merge the classes of ``fine`` that differ only in their allowed start weeks (same department, due week,
+    kind, current start and preferences, so the same costs). 100k employees with seats for 60 %: the
+    absences' patterns make 10,797 classes of what would be 1,576, and the LP over their 381k columns took
+    37-40 s.
+
+    Merged, a class may start in any week one of its parts may: alone, a relaxation. It is made exact by
+    Hall's condition for sharing the merged starts ``y`` out to the parts (:func:`_disaggregate`, a
+    transportation problem): for every set S of weeks, ``y(S) <= n - (members of the parts that may start in
+    none of S)``. With ``H_g`` the weeks the merged class may start in and part ``g`` may not, the parts that
+    may start in none of S are those with ``S <= H_g``, and for a given family of them the tightest S is the
+    intersection of their ``H_g``; so one row per intersection of the parts' ``H_g`` is enough (week
+    bitmasks; :func:`_hall_sets`). The merged LP then has the exact LP's optimum, and every solution of it can
+    be shared out. A class with more than ``PlanInput.hall_rows_per_class`` intersections (many different
+    absences: their number grows with the square of the parts) keeps its parts apart instead."""
+    W = inp.weeks
+    nfine = len(fine.counts)
+    rep = fine.idx[_first_member(fine)]
+    masks = _week_masks(fine.col_class, fine.col_start, nfine, W)
+    apart = np.zeros(nfine, dtype=bool)
+    g = np.arange(nfine, dtype=np.int64)
+    while True:
+        keys = np.column_stack(
+            [P.dept[rep], P.due[rep], P.nh[rep].astype(np.int64), P.cur[rep], P.pid[rep], np.where(apart, g, -1)]
+        )
+        _, crep, of_fine = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        of_fine = of_fine.ravel()
+        rows, too_many = _hall_sets(of_fine, masks, fine.counts, inp.hall_rows_per_class)
+        if not len(too_many):
+            break
+        apart[np.isin(of_fine, too_many)] = True
+    col_key = of_fine[fine.col_class] * W + fine.col_start
+    ckeys, first_col, col_map = np.unique(col_key, return_index=True, return_inverse=True)
+    col_class, col_start = of_fine[fine.col_class[first_col]], fine.col_start[first_col]
+    lp = _Model(
+        fine.idx,
+        of_fine[fine.class_of],
+        np.bincount(of_fine, weights=fine.counts, minlength=len(crep)).astype(np.int64),
+        col_class,
+        col_start,
+        fine.col_cost[first_col],
+        _matrix(inp, cap, P.dept[rep[crep]][col_class], col_start),
+        fine.slack_cost[crep],
+    )
+    r: list[int] = []
+    c: list[int] = []
+    for k, (cl, weeks_set, _bound) in enumerate(rows):
+        starts = [w for w in range(W) if weeks_set >> w & 1]
+        r.extend([k] * len(starts))
+        c.extend(np.searchsorted(ckeys, cl * W + np.asarray(starts, dtype=np.int64)).tolist())
+    hall = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(rows), len(ckeys)))
+    rhs = np.fromiter((bound for _, _, bound in rows), dtype=np.float64, count=len(rows))
+    return _Coarse(lp, of_fine, col_map.ravel(), hall, rhs)
+
+
+def _week_masks(col_class: np.ndarray, col_start: np.ndarray, nclass: int, weeks: int) -> list[int]:
+    """Per class: its allowed start weeks as a bitmask (bit w = week w)."""
+    allowed = np.zeros((nclass, weeks), dtype=bool)
+    allowed[col_class, col_start] = True
+    packed = np.packbits(allowed, axis=1, bitorder="little")
+    return [int.from_bytes(row.tobytes(), "little") for row in packed]
+
+
+def _hall_sets(
+    of_fine: np.ndarray, masks: list[int], counts: np.ndarray, limit: int
+) -> tuple[list[tuple[int, int, int]], np.ndarray]:
+    """Hall's rows of the merged classes (see :func:`_coarse`): (merged class, week set I as a bitmask, its
+    members minus those of the parts that may start in no week of I); and the merged classes with more than
+    ``limit`` such sets (no rows for them)."""
+    by_class: dict[int, list[int]] = {}
+    for g, cl in enumerate(of_fine.tolist()):
+        by_class.setdefault(cl, []).append(g)
+    rows: list[tuple[int, int, int]] = []
+    too_many: list[int] = []
+    for cl, parts in by_class.items():
+        if len(parts) == 1:
+            continue
+        union = 0
+        for g in parts:
+            union |= masks[g]
+        holes: dict[int, int] = {}  # H_g -> members of those parts
+        for g in parts:
+            h = union & ~masks[g]
+            if h:
+                holes[h] = holes.get(h, 0) + int(counts[g])
+        family, frontier = set(holes), list(holes)
+        while frontier and len(family) <= limit:
+            new = {a & b for a in frontier for b in family} - family - {0}
+            family |= new
+            frontier = list(new)
+        if len(family) > limit:
+            too_many.append(cl)
+            continue
+        total = sum(int(counts[g]) for g in parts)
+        for weeks_set in sorted(family):
+            missing = sum(n for h, n in holes.items() if h & weeks_set == weeks_set)
+            rows.append((cl, weeks_set, total - missing))
+    return rows, np.asarray(too_many, dtype=np.int64)
+
+
+def _disaggregate(fine: _Model, co: _Coarse, y: np.ndarray) -> np.ndarray | None:
+    """Share the merged classes' starts ``y`` out among their parts, each part only in its own allowed start
+    weeks and at most its count: a transportation problem per merged class, all in one small LP over the
+    starts ``y`` uses. Returns the values of the exact model's columns; None if some start cannot be shared
+    out (Hall's rows rule that out; only numerics could)."""
+    parts = np.bincount(co.of_fine)
+    x = np.zeros(len(fine.col_cost))
+    multi = parts[co.of_fine[fine.col_class]] > 1
+    x[~multi] = y[co.col_map[~multi]]
+    sel = np.nonzero(multi & (y[co.col_map] > INT_TOL))[0]
+    if not len(sel):
+        return x
+    demand, d_row = np.unique(co.col_map[sel], return_inverse=True)
+    supply, s_row = np.unique(fine.col_class[sel], return_inverse=True)
+    A_eq = sp.csr_matrix((np.ones(len(sel)), (d_row, np.arange(len(sel)))), shape=(len(demand), len(sel)))
+    A_ub = sp.csr_matrix((np.ones(len(sel)), (s_row, np.arange(len(sel)))), shape=(len(supply), len(sel)))
+    res = linprog(
+        np.zeros(len(sel)),
+        A_ub=A_ub,
+        b_ub=fine.counts[supply].astype(np.float64),
+        A_eq=A_eq,
+        b_eq=y[demand],
+        bounds=(0, None),
+        method="highs-ds",
+    )
+    if res.status != 0:
+        return None
+    x[sel] = res.x
+    return x
+
+
 def _solve_lp(
     inp: PlanInput,
     P: _People,
@@ -590,7 +741,9 @@ def _solve_lp(
     Every person starts with the first ``initial_window`` weeks of their window (their whole window when the
     people need more rotation weeks than the horizon has seats: then the duals price the seats in every week
     and the windows grow to their ends anyway, so the narrow first LP would be wasted; 10k employees with
-    seats for 60 % of them: 0.7 s of 3.5). After each LP the
+    seats for 60 % of them: 0.7 s of 3.5 at 10k). The LP is solved over coarse classes (:func:`_coarse`) and
+    shared out to the exact ones (:func:`_disaggregate`); a coarse class whose starts cannot be shared out
+    is split into its exact classes and the LP solved again. After each LP the
     duals price every start week left out; people with an improving start get a longer window and the
     LP is solved again. When nothing improves, the LP value is the optimum of the full LP: a proven lower
     bound of every plan. Returns (model, column values, lower bound); column values None when HiGHS fails.
@@ -606,20 +759,44 @@ def _solve_lp(
     while True:
         rounds += 1
         m = _model(inp, P, cap, idx, end)
-        nclass, ncol = len(m.counts), len(m.col_cost)
+        whole = bool((end >= last).all())
+        co = _coarse(inp, P, cap, m) if whole else None  # (merged classes are not priced: whole windows only)
+        lp = m if co is None else co.lp
+        nclass, ncol = len(lp.counts), len(lp.col_cost)
         t_round = time.perf_counter()
-        res = _lp_flow(inp, cap, m, big, len(P.depts), P.dept, inp.time_limit - (time.perf_counter() - t0), start_rhs)
-        stats.update(lp_rounds=rounds, classes=nclass, columns=ncol)
+        res = _lp_flow(
+            inp,
+            cap,
+            lp,
+            big,
+            len(P.depts),
+            P.dept,
+            inp.time_limit - (time.perf_counter() - t0),
+            start_rhs,
+            None if co is None else (co.hall, co.hall_rhs),
+        )
+        stats.update(lp_rounds=rounds, classes=len(m.counts), columns=len(m.col_cost))
+        if co is not None:
+            stats.update(lp_classes=nclass, lp_columns=ncol, hall_rows=len(co.hall_rhs))
         stats.setdefault("lp_round_seconds", []).append(round(time.perf_counter() - t_round, 2))
         stats.setdefault("lp_round_methods", []).append("interior point" if res.interior else "dual simplex")
         if res.status != 0:
             stats["lp_status"] = res.message
             return m, None, None
+        if co is not None:
+            x = _disaggregate(m, co, res.x[:ncol])
+            if x is None:  # numerics only: then the LP over the exact classes
+                stats["lp_status"] = "the merged classes' starts could not be shared out: the exact LP"
+                res = _lp_flow(inp, cap, m, big, len(P.depts), P.dept, inp.time_limit, start_rhs)
+                if res.status != 0:
+                    return m, None, None
+                x = res.x[: len(m.col_cost)]
+            return m, x, float(res.fun)
         x = res.x[:ncol]
-        if (end >= last).all():
+        if whole:
             return m, x, float(res.fun)
         # price the left-out starts: reduced cost = cost - class dual - dual of its (department, week) node
-        pi = res.eqlin.marginals[:nclass][m.class_of]
+        pi = res.eqlin.marginals[:nclass][lp.class_of]
         node_dual = res.eqlin.marginals[nclass:].reshape(len(P.depts), W)
         open_ = np.nonzero(end < last)[0]
         neg_any = np.zeros(len(idx), dtype=bool)

@@ -407,7 +407,7 @@ class _Model:
     col_class: np.ndarray
     col_start: np.ndarray
     col_cost: np.ndarray
-    A_ub: sp.csr_matrix
+    A_ub: sp.csr_matrix | None  # capacity rows (the MIPs'; None where only the LP's flow form is needed)
     slack_cost: np.ndarray  # per class: the unplaced penalty (+ the move cost when dropping an existing draft)
 
 
@@ -445,7 +445,7 @@ def _matrix(inp: PlanInput, cap: _Capacity, col_dept: np.ndarray, col_start: np.
     return sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(R * (1 + len(cap.binding)), ncol))
 
 
-def _model(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, end: np.ndarray) -> _Model:
+def _model(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, end: np.ndarray, matrix: bool = True) -> _Model:
     """Aggregate people ``idx`` (window ends ``end``) into classes of interchangeable people."""
     W = inp.weeks
     allowed = P.allowed[idx] & (np.arange(W)[None, :] <= end[:, None])
@@ -458,7 +458,7 @@ def _model(inp: PlanInput, P: _People, cap: _Capacity, idx: np.ndarray, end: np.
     rep_p = idx[rep]
     col_cost = start_costs(inp, col_start, P.due[rep_p][col_class], P.nh[rep_p][col_class], P.cur[rep_p][col_class])
     col_cost = col_cost + P.pref_cost(rep_p[col_class], col_start)
-    A = _matrix(inp, cap, P.dept[rep_p][col_class], col_start)
+    A = _matrix(inp, cap, P.dept[rep_p][col_class], col_start) if matrix else None
     slack = (
         unplaced_penalty(inp)
         + fairness_penalty(inp, P.due[rep_p])
@@ -491,6 +491,7 @@ def _solve_mip(
     W = 0 if balance <= 0 or start_rhs is None else len(start_rhs)
     A_eq = _eq_matrix(m.col_class, nclass)
     A_eq = sp.hstack([A_eq, sp.csr_matrix((nclass, W))], format="csr")
+    assert m.A_ub is not None
     A_full = sp.hstack([m.A_ub, sp.csr_matrix((m.A_ub.shape[0], nclass + W))], format="csr")
     cons_rhs = [b_ub]
     if W:
@@ -616,13 +617,14 @@ def _coarse(inp: PlanInput, P: _People, cap: _Capacity, fine: _Model) -> _Coarse
     masks = _week_masks(fine.col_class, fine.col_start, nfine, W)
     apart = np.zeros(nfine, dtype=bool)
     g = np.arange(nfine, dtype=np.int64)
+    known: dict[tuple[int, ...], Any] = {}
     while True:
         keys = np.column_stack(
             [P.dept[rep], P.due[rep], P.nh[rep].astype(np.int64), P.cur[rep], P.pid[rep], np.where(apart, g, -1)]
         )
         _, crep, of_fine = np.unique(keys, axis=0, return_index=True, return_inverse=True)
         of_fine = of_fine.ravel()
-        rows, too_many = _hall_sets(of_fine, masks, fine.counts, inp.hall_rows_per_class)
+        rows, too_many = _hall_sets(of_fine, masks, fine.counts, inp.hall_rows_per_class, known)
         if not len(too_many):
             break
         apart[np.isin(of_fine, too_many)] = True
@@ -636,7 +638,7 @@ def _coarse(inp: PlanInput, P: _People, cap: _Capacity, fine: _Model) -> _Coarse
         col_class,
         col_start,
         fine.col_cost[first_col],
-        _matrix(inp, cap, P.dept[rep[crep]][col_class], col_start),
+        None,
         fine.slack_cost[crep],
     )
     r: list[int] = []
@@ -659,11 +661,11 @@ def _week_masks(col_class: np.ndarray, col_start: np.ndarray, nclass: int, weeks
 
 
 def _hall_sets(
-    of_fine: np.ndarray, masks: list[int], counts: np.ndarray, limit: int
+    of_fine: np.ndarray, masks: list[int], counts: np.ndarray, limit: int, known: dict[tuple[int, ...], Any]
 ) -> tuple[list[tuple[int, int, int]], np.ndarray]:
     """Hall's rows of the merged classes (see :func:`_coarse`): (merged class, week set I as a bitmask, its
     members minus those of the parts that may start in no week of I); and the merged classes with more than
-    ``limit`` such sets (no rows for them)."""
+    ``limit`` such sets (no rows for them). ``known`` keeps each class's sets by its parts across calls."""
     by_class: dict[int, list[int]] = {}
     for g, cl in enumerate(of_fine.tolist()):
         by_class.setdefault(cl, []).append(g)
@@ -672,27 +674,37 @@ def _hall_sets(
     for cl, parts in by_class.items():
         if len(parts) == 1:
             continue
-        union = 0
-        for g in parts:
-            union |= masks[g]
-        holes: dict[int, int] = {}  # H_g -> members of those parts
-        for g in parts:
-            h = union & ~masks[g]
-            if h:
-                holes[h] = holes.get(h, 0) + int(counts[g])
-        family, frontier = set(holes), list(holes)
-        while frontier and len(family) <= limit:
-            new = {a & b for a in frontier for b in family} - family - {0}
-            family |= new
-            frontier = list(new)
-        if len(family) > limit:
+        sets = known.get(tuple(parts))
+        if sets is None:
+            sets = known[tuple(parts)] = _class_hall_sets(parts, masks, counts, limit)
+        if not sets:
             too_many.append(cl)
-            continue
-        total = sum(int(counts[g]) for g in parts)
-        for weeks_set in sorted(family):
-            missing = sum(n for h, n in holes.items() if h & weeks_set == weeks_set)
-            rows.append((cl, weeks_set, total - missing))
+        rows.extend((cl, weeks_set, bound) for weeks_set, bound in sets)
     return rows, np.asarray(too_many, dtype=np.int64)
+
+
+def _class_hall_sets(parts: list[int], masks: list[int], counts: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """One merged class's Hall sets (week set, bound); empty when there are more than ``limit``."""
+    union = 0
+    for g in parts:
+        union |= masks[g]
+    holes: dict[int, int] = {}  # H_g -> members of those parts
+    for g in parts:
+        h = union & ~masks[g]
+        if h:
+            holes[h] = holes.get(h, 0) + int(counts[g])
+    family, frontier = set(holes), list(holes)
+    while frontier and len(family) <= limit:
+        new = {a & b for a in frontier for b in family} - family - {0}
+        family |= new
+        frontier = list(new)
+    if len(family) > limit:
+        return []
+    total = sum(int(counts[g]) for g in parts)
+    return [
+        (weeks_set, total - sum(n for h, n in holes.items() if h & weeks_set == weeks_set))
+        for weeks_set in sorted(family)
+    ]
 
 
 def _disaggregate(fine: _Model, co: _Coarse, y: np.ndarray) -> np.ndarray | None:
@@ -758,7 +770,7 @@ def _solve_lp(
     rounds = 0
     while True:
         rounds += 1
-        m = _model(inp, P, cap, idx, end)
+        m = _model(inp, P, cap, idx, end, matrix=False)
         whole = bool((end >= last).all())
         co = _coarse(inp, P, cap, m) if whole else None  # (merged classes are not priced: whole windows only)
         lp = m if co is None else co.lp
@@ -1105,7 +1117,13 @@ def _enforce_fairness(run: _Run, idx: np.ndarray, start_of: np.ndarray) -> int:
         changed = False
         left = idx[start_of[idx] == NO_START]
         ranked = ranked_due = None  # the placed, latest due first (then by index); rebuilt after a change
+        # (department, due week, allowed starts) that found nothing since the last change: a colleague alike
+        # finds nothing either (100k employees, seats for 60 %: 29,131 left out, the pass 2.6 -> 0.2 s)
+        hopeless: set[tuple[int, int, bytes]] = set()
         for a in left[np.lexsort((left, P.due[left]))]:
+            alike = (int(P.dept[a]), int(P.due[a]), P.allowed[a].tobytes())
+            if alike in hopeless:
+                continue
             s = loads.best_start(int(a))
             if s is None:
                 if ranked is None or ranked_due is None:
@@ -1120,11 +1138,14 @@ def _enforce_fairness(run: _Run, idx: np.ndarray, start_of: np.ndarray) -> int:
                         start_of[b] = NO_START
                         break
                     loads.add(int(b), int(start_of[b]), 1)
-            if s is not None:
+            if s is None:
+                hopeless.add(alike)
+            else:
                 start_of[a] = s
                 loads.add(int(a), s, 1)
                 changes, changed = changes + 1, True
                 ranked = None
+                hopeless.clear()
     return changes
 
 

@@ -446,9 +446,10 @@ def test_merged_classes_give_the_exact_lp(seats):
     assert out.gap is not None and out.gap < 1e-9
 
 
-def test_hall_rows_of_overlapping_absences():
+@pytest.mark.parametrize(("weeks", "colleagues"), [(8, 20), (70, 150)])  # 70 weeks: sets past an int64
+def test_hall_rows_of_overlapping_absences(weeks, colleagues):
     """Three people alike but for their absences (B away in weeks 1-2, C in weeks 2-3), all due in week 2,
-    two seats a week, and 20 colleagues due later who take every seat left (so the windows are whole and
+    two seats a week, and colleagues due later who take every seat left (so the windows are whole and
     the three are merged). Only A may start in week 2: the merged LP needs the row of the absences'
     intersection, y(week 2) <= 1; the rows of B's and C's own absences allow 2, and the LP would then put
     two people in week 2 that only one of them may take."""
@@ -457,8 +458,8 @@ def test_hall_rows_of_overlapping_absences():
         Person("B", "D0", -6, 2, None, False, frozenset({1, 2})),
         Person("C", "D0", -6, 2, None, False, frozenset({2, 3})),
     ]
-    people += [Person(f"F{i:02d}", "D1", -6, 7, None, False) for i in range(20)]
-    inp = PlanInput(MONDAY, 8, 1, 2, people, {"D0": 10, "D1": 10})
+    people += [Person(f"F{i:03d}", "D1", -6, weeks - 1, None, False) for i in range(colleagues)]
+    inp = PlanInput(MONDAY, weeks, 1, 2, people, {"D0": 10, "D1": 10})
     out, exact = solve(inp), solve(apart(inp))
     assert out.stats["lp_classes"] == 2 and out.stats["hall_rows"] == 3  # weeks {1, 2}, {2, 3} and {2}
     assert "lp_status" not in out.stats

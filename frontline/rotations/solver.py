@@ -641,12 +641,15 @@ def _coarse(inp: PlanInput, P: _People, cap: _Capacity, fine: _Model) -> _Coarse
         None,
         fine.slack_cost[crep],
     )
-    r: list[int] = []
-    c: list[int] = []
-    for k, (cl, weeks_set, _bound) in enumerate(rows):
-        starts = [w for w in range(W) if weeks_set >> w & 1]
-        r.extend([k] * len(starts))
-        c.extend(np.searchsorted(ckeys, cl * W + np.asarray(starts, dtype=np.int64)).tolist())
+    weeks = np.arange(W, dtype=np.int64)
+    if W <= 62:  # the sets' weeks by numpy
+        sets = np.fromiter((w for _, w, _ in rows), dtype=np.int64, count=len(rows))
+        r, w = np.nonzero((sets[:, None] >> weeks[None, :]) & 1)
+    else:
+        bits = [(k, w) for k, (_, ws, _) in enumerate(rows) for w in range(W) if ws >> w & 1]
+        r, w = np.array([b[0] for b in bits], dtype=np.int64), np.array([b[1] for b in bits], dtype=np.int64)
+    cls = np.fromiter((cl for cl, _, _ in rows), dtype=np.int64, count=len(rows))
+    c = np.searchsorted(ckeys, cls[r] * W + w)
     hall = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(rows), len(ckeys)))
     rhs = np.fromiter((bound for _, _, bound in rows), dtype=np.float64, count=len(rows))
     return _Coarse(lp, of_fine, col_map.ravel(), hall, rhs)
@@ -693,17 +696,29 @@ def _class_hall_sets(parts: list[int], masks: list[int], counts: np.ndarray, lim
         h = union & ~masks[g]
         if h:
             holes[h] = holes.get(h, 0) + int(counts[g])
-    family, frontier = set(holes), list(holes)
-    while frontier and len(family) <= limit:
-        new = {a & b for a in frontier for b in family} - family - {0}
-        family |= new
-        frontier = list(new)
-    if len(family) > limit:
-        return []
     total = sum(int(counts[g]) for g in parts)
+    if union < 1 << 62:  # the weeks fit in an int64: the closure by numpy
+        h_arr = np.fromiter(holes, dtype=np.int64, count=len(holes))
+        n_arr = np.fromiter(holes.values(), dtype=np.int64, count=len(holes))
+        family = frontier = np.unique(h_arr)
+        while len(frontier) and len(family) <= limit:
+            new = np.unique(np.bitwise_and.outer(frontier, family))
+            frontier = np.setdiff1d(new[new != 0], family, assume_unique=True)
+            family = np.union1d(family, frontier)
+        if len(family) > limit:
+            return []
+        missing = ((family[:, None] & h_arr[None, :]) == family[:, None]).astype(np.int64) @ n_arr
+        return list(zip(family.tolist(), (total - missing).tolist(), strict=True))
+    sets, frontier_ = set(holes), list(holes)
+    while frontier_ and len(sets) <= limit:
+        fresh = {a & b for a in frontier_ for b in sets} - sets - {0}
+        sets |= fresh
+        frontier_ = list(fresh)
+    if len(sets) > limit:
+        return []
     return [
         (weeks_set, total - sum(n for h, n in holes.items() if h & weeks_set == weeks_set))
-        for weeks_set in sorted(family)
+        for weeks_set in sorted(sets)
     ]
 
 

@@ -20,7 +20,8 @@ Method (exact aggregation): people with the same department, window, due week, k
 and the same blocked start weeks inside their window are interchangeable, so they form one class
 with an integer count. HiGHS solves the LP relaxation over (class, start week) counts (every capacity
 row is a window of consecutive weeks, so the LP is almost integral; by dual simplex, or by interior point
-with crossover when the LP is wide, ``PlanInput.ipm_columns_per_row``); the integral part ``floor(y)``
+with crossover when the LP is wide, ``PlanInput.ipm_columns_per_row``; when seats are short, over classes
+merged across their absences, kept exact by Hall's rows, :func:`_coarse`); the integral part ``floor(y)``
 is kept and only the small remainder is re-solved as a MIP on the capacity that is left. The LP
 optimum is a lower bound of every plan, so ``gap = (objective - lower_bound) / objective`` proves how
 close to optimal the plan is. When the repair leaves a gap and the model is small, the whole class
@@ -768,9 +769,9 @@ def _solve_lp(
     Every person starts with the first ``initial_window`` weeks of their window (their whole window when the
     people need more rotation weeks than the horizon has seats: then the duals price the seats in every week
     and the windows grow to their ends anyway, so the narrow first LP would be wasted; 10k employees with
-    seats for 60 % of them: 0.7 s of 3.5 at 10k). The LP is solved over coarse classes (:func:`_coarse`) and
-    shared out to the exact ones (:func:`_disaggregate`); a coarse class whose starts cannot be shared out
-    is split into its exact classes and the LP solved again. After each LP the
+    seats for 60 % of them: 0.7 s of 3.5 at 10k). With whole windows the LP is solved over merged classes
+    (:func:`_coarse`, exact by Hall's rows) and shared out to the exact ones (:func:`_disaggregate`). After
+    each LP the
     duals price every start week left out; people with an improving start get a longer window and the
     LP is solved again. When nothing improves, the LP value is the optimum of the full LP: a proven lower
     bound of every plan. Returns (model, column values, lower bound); column values None when HiGHS fails.

@@ -754,6 +754,46 @@ def _disaggregate(fine: _Model, co: _Coarse, y: np.ndarray) -> np.ndarray | None
     return x
 
 
+def _record_round(stats: dict, rounds: int, m: _Model, res: Any, t_round: float) -> None:
+    stats.update(lp_rounds=rounds, classes=len(m.counts), columns=len(m.col_cost))
+    stats.setdefault("lp_round_seconds", []).append(round(time.perf_counter() - t_round, 2))
+    stats.setdefault("lp_round_methods", []).append("interior point" if res.interior else "dual simplex")
+    if res.status != 0:
+        stats["lp_status"] = res.message
+
+
+def _merged_lp(
+    inp: PlanInput,
+    P: _People,
+    cap: _Capacity,
+    m: _Model,
+    big: float,
+    t0: float,
+    stats: dict,
+    start_rhs: np.ndarray | None,
+    rounds: int,
+):
+    """The LP of whole windows over merged classes (:func:`_coarse`), shared out to the exact classes of
+    ``m`` (:func:`_disaggregate`). Returns (m, column values or None when HiGHS fails, lower bound)."""
+    co = _coarse(inp, P, cap, m)
+    ncol = len(co.lp.col_cost)
+    t_round = time.perf_counter()
+    time_left = inp.time_limit - (time.perf_counter() - t0)
+    res = _lp_flow(inp, cap, co.lp, big, len(P.depts), P.dept, time_left, start_rhs, (co.hall, co.hall_rhs))
+    _record_round(stats, rounds, m, res, t_round)
+    stats.update(lp_classes=len(co.lp.counts), lp_columns=ncol, hall_rows=len(co.hall_rhs))
+    if res.status != 0:
+        return m, None, None
+    x = _disaggregate(m, co, res.x[:ncol])
+    if x is None:  # numerics only: then the LP over the exact classes
+        stats["lp_status"] = "the merged classes' starts could not be shared out: the exact LP"
+        res = _lp_flow(inp, cap, m, big, len(P.depts), P.dept, inp.time_limit, start_rhs)
+        if res.status != 0:
+            return m, None, None
+        x = res.x[: len(m.col_cost)]
+    return m, x, float(res.fun)
+
+
 def _solve_lp(
     inp: PlanInput,
     P: _People,
@@ -787,44 +827,17 @@ def _solve_lp(
     while True:
         rounds += 1
         m = _model(inp, P, cap, idx, end, matrix=False)
-        whole = bool((end >= last).all())
-        co = _coarse(inp, P, cap, m) if whole else None  # (merged classes are not priced: whole windows only)
-        lp = m if co is None else co.lp
-        nclass, ncol = len(lp.counts), len(lp.col_cost)
+        if (end >= last).all():  # nothing left to price: the merged classes' LP
+            return _merged_lp(inp, P, cap, m, big, t0, stats, start_rhs, rounds)
         t_round = time.perf_counter()
-        res = _lp_flow(
-            inp,
-            cap,
-            lp,
-            big,
-            len(P.depts),
-            P.dept,
-            inp.time_limit - (time.perf_counter() - t0),
-            start_rhs,
-            None if co is None else (co.hall, co.hall_rhs),
-        )
-        stats.update(lp_rounds=rounds, classes=len(m.counts), columns=len(m.col_cost))
-        if co is not None:
-            stats.update(lp_classes=nclass, lp_columns=ncol, hall_rows=len(co.hall_rhs))
-        stats.setdefault("lp_round_seconds", []).append(round(time.perf_counter() - t_round, 2))
-        stats.setdefault("lp_round_methods", []).append("interior point" if res.interior else "dual simplex")
+        res = _lp_flow(inp, cap, m, big, len(P.depts), P.dept, inp.time_limit - (time.perf_counter() - t0), start_rhs)
+        _record_round(stats, rounds, m, res, t_round)
         if res.status != 0:
-            stats["lp_status"] = res.message
             return m, None, None
-        if co is not None:
-            x = _disaggregate(m, co, res.x[:ncol])
-            if x is None:  # numerics only: then the LP over the exact classes
-                stats["lp_status"] = "the merged classes' starts could not be shared out: the exact LP"
-                res = _lp_flow(inp, cap, m, big, len(P.depts), P.dept, inp.time_limit, start_rhs)
-                if res.status != 0:
-                    return m, None, None
-                x = res.x[: len(m.col_cost)]
-            return m, x, float(res.fun)
-        x = res.x[:ncol]
-        if whole:
-            return m, x, float(res.fun)
+        nclass = len(m.counts)
+        x = res.x[: len(m.col_cost)]
         # price the left-out starts: reduced cost = cost - class dual - dual of its (department, week) node
-        pi = res.eqlin.marginals[:nclass][lp.class_of]
+        pi = res.eqlin.marginals[:nclass][m.class_of]
         node_dual = res.eqlin.marginals[nclass:].reshape(len(P.depts), W)
         open_ = np.nonzero(end < last)[0]
         neg_any = np.zeros(len(idx), dtype=bool)

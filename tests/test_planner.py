@@ -7,6 +7,7 @@ import math
 import random
 import time
 from datetime import date
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from frontline.rotations import solver
 from frontline.rotations.solver import (
     LockedRotation,
     Person,
@@ -466,6 +468,19 @@ def test_hall_rows_of_overlapping_absences(weeks, colleagues):
     assert_hard_rules(inp, out)
     assert out.assignments["A"] == 2 and {out.assignments["B"], out.assignments["C"]} <= {0, 1, 3}
     assert out.lower_bound == pytest.approx(exact.lower_bound, rel=1e-12) and out.gap == 0
+
+
+def test_starts_that_cannot_be_shared_out_fall_back_to_the_exact_lp():
+    """Hall's rows make sharing out always possible; should numerics ever say otherwise, the exact classes'
+    own LP is solved instead, and the plan and bound are the same."""
+    inp = larger_company(100)
+    with mock.patch.object(solver, "_disaggregate", lambda *args: None):
+        out = solve(inp)
+    exact = solve(apart(inp))
+    assert out.stats["lp_status"].startswith("the merged classes' starts could not be shared out")
+    assert_hard_rules(inp, out)
+    assert out.lower_bound == pytest.approx(exact.lower_bound, rel=1e-12)
+    assert out.objective == pytest.approx(exact.objective, rel=1e-12)
 
 
 def short_seats_with_absences(rng: random.Random) -> PlanInput:

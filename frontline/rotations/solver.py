@@ -787,7 +787,8 @@ def _merged_lp(
     x = _disaggregate(m, co, res.x[:ncol])
     if x is None:  # numerics only: then the LP over the exact classes
         stats["lp_status"] = "the merged classes' starts could not be shared out: the exact LP"
-        res = _lp_flow(inp, cap, m, big, len(P.depts), P.dept, inp.time_limit, start_rhs)
+        time_left = inp.time_limit - (time.perf_counter() - t0)
+        res = _lp_flow(inp, cap, m, big, len(P.depts), P.dept, time_left, start_rhs)
         if res.status != 0:
             return m, None, None
         x = res.x[: len(m.col_cost)]

@@ -755,6 +755,7 @@ def _disaggregate(fine: _Model, co: _Coarse, y: np.ndarray) -> np.ndarray | None
 
 
 def _record_round(stats: dict, rounds: int, m: _Model, res: Any, t_round: float) -> None:
+    """One LP round in the stats: the exact model's size, the round's seconds and method, a failure."""
     stats.update(lp_rounds=rounds, classes=len(m.counts), columns=len(m.col_cost))
     stats.setdefault("lp_round_seconds", []).append(round(time.perf_counter() - t_round, 2))
     stats.setdefault("lp_round_methods", []).append("interior point" if res.interior else "dual simplex")

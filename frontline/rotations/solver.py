@@ -642,13 +642,7 @@ def _coarse(inp: PlanInput, P: _People, cap: _Capacity, fine: _Model) -> _Coarse
         None,
         fine.slack_cost[crep],
     )
-    weeks = np.arange(W, dtype=np.int64)
-    if W <= 62:  # the sets' weeks by numpy
-        sets = np.fromiter((w for _, w, _ in rows), dtype=np.int64, count=len(rows))
-        r, w = np.nonzero((sets[:, None] >> weeks[None, :]) & 1)
-    else:
-        bits = [(k, w) for k, (_, ws, _) in enumerate(rows) for w in range(W) if ws >> w & 1]
-        r, w = np.array([b[0] for b in bits], dtype=np.int64), np.array([b[1] for b in bits], dtype=np.int64)
+    r, w = np.nonzero(_mask_weeks([weeks_set for _, weeks_set, _ in rows], W))
     cls = np.fromiter((cl for cl, _, _ in rows), dtype=np.int64, count=len(rows))
     c = np.searchsorted(ckeys, cls[r] * W + w)
     hall = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(rows), len(ckeys)))
@@ -662,6 +656,13 @@ def _week_masks(col_class: np.ndarray, col_start: np.ndarray, nclass: int, weeks
     allowed[col_class, col_start] = True
     packed = np.packbits(allowed, axis=1, bitorder="little")
     return [int.from_bytes(row.tobytes(), "little") for row in packed]
+
+
+def _mask_weeks(masks: list[int], weeks: int) -> np.ndarray:
+    """The inverse of :func:`_week_masks`: (masks, weeks) bool, True where bit w of a mask is set."""
+    nbytes = (weeks + 7) // 8
+    raw = np.frombuffer(b"".join(m.to_bytes(nbytes, "little") for m in masks), dtype=np.uint8)
+    return np.unpackbits(raw.reshape(len(masks), nbytes), axis=1, bitorder="little")[:, :weeks].astype(bool)
 
 
 def _hall_sets(

@@ -472,6 +472,73 @@ def _offline_pair_bound(rounds: int, paired_db: str | None) -> dict[str, Any]:
     return {"bound": bound, "rounds": rounds, "bound_cpu_s": time.process_time() - c0, "log": stats.get("bound_log")}
 
 
+OFFLINE_LP_PAIRS = 5_000_000  # above: the LP over every pair does not fit (100k employees: 242 M pairs)
+
+
+def _offline_pair_lp() -> dict[str, Any]:
+    """The LP relaxation of the whole pairing problem on the input ``frontline pair`` builds: every eligible
+    pair a column, every weekly row that can bind, the annual caps and the convex load cost
+    (:class:`frontline.mentors.solver.lp.AssignmentModel`), solved by HiGHS's interior point with crossover,
+    no time limit. Its value is the tightest bound any LP-based method can show (the kept-week and
+    every-week bounds are Lagrangian duals of weaker or equal relaxations). When its solution is whole
+    (every pair and every rotator's unmatched slack 0 or 1), that solution is a pairing: it is checked by
+    the solver package's independent checker (hard rules and objective from the definitions), and its
+    objective is then the optimum."""
+    import numpy as np
+    from scipy.optimize import linprog
+
+    from frontline.core.policy import load_policy
+    from frontline.mentors import solver
+    from frontline.mentors.service import load_state, solver_input, support_department, triage
+    from frontline.mentors.solver.lp import AssignmentModel
+    from frontline.mentors.solver.model import Edges, Instance
+    from models import init_db, session_scope
+
+    init_db()
+    policy = load_policy()
+    with session_scope() as s:
+        state = load_state(s, support_department(s, policy), TODAY)
+        rotators, mentors = solver_input(state, triage(state), policy.mentoring.annual_cap)
+    c0 = time.process_time()
+    weights = solver.Weights.from_policy(policy.mentoring)
+    inst = Instance(rotators, mentors, weights)
+    count, cols, costs = inst.eligible_all()
+    if len(cols) > OFFLINE_LP_PAIRS:
+        return {"skipped": f"{len(cols):,} eligible pairs (the offline LP stops at {OFFLINE_LP_PAIRS:,})"}
+    er = np.repeat(np.arange(inst.n), count)
+    edges = Edges(er, cols.astype(np.int64), costs)
+    model = AssignmentModel(inst, np.arange(inst.n), edges, inst.rescap, inst.annual, np.zeros(inst.m))
+    res = linprog(
+        model.c,
+        A_ub=model.A_ub,
+        b_ub=model.b_ub,
+        A_eq=model.A_eq,
+        b_eq=np.ones(model.R),
+        bounds=(0, 1),
+        method="highs-ipm",
+        options={"presolve": True},
+    )
+    if res.status != 0:
+        raise RuntimeError(f"offline LP failed: {res.message}")
+    x = res.x[: model.E + model.R]
+    whole = bool(np.all(np.minimum(x, 1 - x) < 1e-6))
+    out: dict[str, Any] = {
+        "lp": float(res.fun),
+        "pairs": len(cols),
+        "weekly_rows": model.W,
+        "whole": whole,
+        "fractional_rotators": len(np.unique(model.er[(x[: model.E] > 1e-6) & (x[: model.E] < 1 - 1e-6)])),
+        "lp_cpu_s": time.process_time() - c0,
+    }
+    if whole:
+        pick = x[: model.E] > 0.5
+        assignments = {rotators[i].key: mentors[j].key for i, j in zip(model.er[pick], model.em[pick], strict=True)}
+        out["checked_violations"] = len(solver.violations(rotators, mentors, weights, assignments))
+        out["checked_objective"] = solver.objective(rotators, mentors, weights, assignments)
+        out["unmatched"] = inst.n - len(assignments)
+    return out
+
+
 def baseline(company: Company, kind: str) -> dict[str, Any]:
     """Run a baseline in its own process (peak memory its own); returns its figures plus ``wall_s``, ``peak_mb``."""
     import json
@@ -528,3 +595,5 @@ if __name__ == "__main__":
     elif sys.argv[1] == "pair-bound":
         rounds = int(os.environ.get("FRONTLINE_BENCH_BOUND_ROUNDS", "7"))
         print(json.dumps(_offline_pair_bound(rounds, os.environ.get("FRONTLINE_BENCH_PAIRED_DB")), default=str))
+    elif sys.argv[1] == "pair-lp":
+        print(json.dumps(_offline_pair_lp()))

@@ -126,9 +126,11 @@ def run(n_rot: int, n_ment: int, time_limit: float = 900.0) -> None:
         print(f"{sol.method} stats: { {k: v for k, v in sol.stats.items() if k != 'lp_log'} }")
 
 
-def demo(sizes: list[int], variants: list[str], seed: int, offline_rounds: int = 0) -> None:
+def demo(sizes: list[int], variants: list[str], seed: int, offline_rounds: int = 0, offline_lp: bool = False) -> None:
     """``--company demo`` (see the module docstring); ``offline_rounds`` > 0: also the offline bound
-    (:func:`company._offline_pair_bound`, own process) and the command's gap against it."""
+    (:func:`company._offline_pair_bound`, own process) and the command's gap against it; ``offline_lp``: also
+    the LP over every eligible pair (:func:`company._offline_pair_lp`, own process): the best bound an LP
+    can show, and the optimum itself when its solution is whole."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import company as co
 
@@ -189,7 +191,32 @@ def demo(sizes: list[int], variants: list[str], seed: int, offline_rounds: int =
                     f"gap against the best bound {100 * (obj - best) / max(obj, 1e-9):.3f}% (objective - bound over objective)",
                     flush=True,
                 )
+            if offline_lp:
+                _print_offline_lp(co.baseline(c, "pair-lp"), obj)
     print(co.load_line())
+
+
+def _print_offline_lp(o: dict, obj: float) -> None:
+    """One line: the offline LP's value and what it says about the command's objective ``obj``."""
+    above = max(0.0, 100 * (obj - o.get("lp", obj)) / max(obj, 1e-9))  # the printed objective is rounded
+    if "skipped" in o:
+        print(f"{'':>9} offline LP skipped: {o['skipped']}", flush=True)
+        return
+    head = (
+        f"{'':>9} offline LP over every pair ({o['pairs']:,} pairs, {o['weekly_rows']:,} weekly rows; "
+        f"{o['wall_s']:.0f} s wall, {o['lp_cpu_s']:.0f} s CPU, {o['peak_mb']:.0f} MB): {o['lp']:,.1f}"
+    )
+    if o["whole"]:
+        tail = (
+            f", whole: the optimum ({o['unmatched']} unmatched; checked: {o['checked_violations']} violations, "
+            f"objective {o['checked_objective']:,.1f}); the command is {above:.3f}% above it"
+        )
+    else:
+        tail = (
+            f", {o['fractional_rotators']} rotators fractional: the command is at most "
+            f"{above:.3f}% above the optimum"
+        )
+    print(head + tail, flush=True)
 
 
 def main() -> None:
@@ -207,10 +234,15 @@ def main() -> None:
         metavar="ROUNDS",
         help="demo: also a lower bound without time limit (kept-week flow rounds, then every week; own process)",
     )
+    ap.add_argument(
+        "--offline-lp",
+        action="store_true",
+        help="demo: also the LP over every eligible pair (own process, no time limit; up to 5 M pairs)",
+    )
     args = ap.parse_args()
     if args.company == "demo":
         sizes, variants = [int(x) for x in args.sizes.split(",") if x], [v for v in args.variants.split(",") if v]
-        demo(sizes, variants, args.seed, args.offline_bound)
+        demo(sizes, variants, args.seed, args.offline_bound, args.offline_lp)
         return
     run(2_000, 300, args.time_limit)
     if not args.small:

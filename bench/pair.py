@@ -213,8 +213,7 @@ def _print_offline_lp(o: dict, obj: float) -> None:
         )
     else:
         tail = (
-            f", {o['fractional_rotators']} rotators fractional: the command is at most "
-            f"{above:.3f}% above the optimum"
+            f", {o['fractional_rotators']} rotators fractional: the command is at most {above:.3f}% above the optimum"
         )
     print(head + tail, flush=True)
 

@@ -674,6 +674,29 @@ def test_cohort_bound_keeps_weekly_rows_and_is_below_the_optimum(seed):
     assert cohorts.bound >= no_weekly_rows * 1.01  # measured: +1.9 % (seed 3), +2.0 % (seed 5)
 
 
+def test_kept_week_rounds_count_those_nobody_can_mentor():
+    """Two rotators speak a language no mentor speaks. The kept-week flow covers the others, the bound
+    everyone (those two at the penalty); the rounds compare the two, so the flow's value must count them
+    too: without them it sat below its own bound (which weak duality forbids) and the rounds stopped after
+    the first, short of the gap target."""
+    import time
+
+    from frontline.mentors.solver.cohorts import CohortSettings, solve_by_cohorts
+    from frontline.mentors.solver.model import Instance
+
+    rotators, mentors = _medium(2)
+    rotators += [_r(f"x{i}", 4 * i, 4 * i + 4, languages=frozenset({"tlh"})) for i in range(2)]
+    inst = Instance(rotators, mentors, W)
+    cfg = CohortSettings()
+    sol = solve_by_cohorts(inst, time.perf_counter(), time.process_time(), {}, cfg)
+    _assert_sound(sol, rotators, mentors)
+    log = sol.stats["bound_log"]  # per round: pairs, the relaxation's value, the bound, pairs joining, ...
+    assert all(value >= bound - 1e-6 for _, value, bound, *_ in log)
+    # the first round left the bound short of the target and priced pairs to add: a second round ran
+    assert log[0][1] - log[0][2] > cfg.gap_target * log[0][1] / 4 and log[0][3] > 0
+    assert len(log) == 2 and log[1][2] >= log[0][2]
+
+
 def test_cohort_bound_prices_every_block_of_pairs():
     """One candidate per rotator and blocks of 16 rotators: the bound rests on pricing every eligible pair,
     block by block; a block left out would count its rotators at the unmatched penalty and push the

@@ -501,6 +501,8 @@ def kept_week_bound(
     ``big_unmatched_cost`` (seats are short)."""
     kept = _kept_weeks(inst, rots)
     cap = np.maximum(inst.rescap, 0)
+    # the flow covers ``rots``; the bound also counts the others, at the penalty: so does the flow's value here
+    nobody = inst.w.unmatched_penalty * (inst.n - len(rots))
     rounds, columns = (cfg.big_bound_rounds, cfg.big_columns) if big else (cfg.bound_rounds, cfg.columns)
     unmatched = cfg.big_unmatched_cost if big and not short else None
     bound = -np.inf
@@ -522,7 +524,7 @@ def kept_week_bound(
         lam_m, v, u, _, flow_s = flow
         if not split:
             whole = (lam_m, flow[3])
-        value = whole[1]  # the relaxation's value over these pairs (>= every bound from them)
+        value = whole[1] + nobody  # the relaxation's value over these pairs (>= every bound from them)
         here = dual_value(inst, priced.best, rots, load_term(inst, inst.annual, lam_m), -float((v * cap).sum()))
         if here > bound:
             bound, duals = here, (lam_m, u)

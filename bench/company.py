@@ -398,9 +398,8 @@ def _baseline_plan(out_db: str) -> dict[str, Any]:
     return {"load_s": t1 - t0, "solve_s": t2 - t1, "objective": out.objective, "unplaced": len(out.unplaced)}
 
 
-def _baseline_pair() -> dict[str, Any]:
-    """Week-by-week greedy on the input ``frontline pair`` builds, checked by the solver package's
-    independent checker (:mod:`frontline.mentors.solver.check`)."""
+def _pair_input() -> tuple[list[Any], list[Any], Any]:
+    """The rotators, mentors and weights ``frontline pair`` builds from the database (``TODAY``)."""
     from frontline.core.policy import load_policy
     from frontline.mentors import solver
     from frontline.mentors.service import load_state, solver_input, support_department, triage
@@ -408,12 +407,20 @@ def _baseline_pair() -> dict[str, Any]:
 
     init_db()  # as the command does: the database is upgraded to this code's schema first
     policy = load_policy()
-    t0 = time.perf_counter()
     with session_scope() as s:
         state = load_state(s, support_department(s, policy), TODAY)
         rotators, mentors = solver_input(state, triage(state), policy.mentoring.annual_cap)
+    return list(rotators), list(mentors), solver.Weights.from_policy(policy.mentoring)
+
+
+def _baseline_pair() -> dict[str, Any]:
+    """Week-by-week greedy on the input ``frontline pair`` builds, checked by the solver package's
+    independent checker (:mod:`frontline.mentors.solver.check`)."""
+    from frontline.mentors import solver
+
+    t0 = time.perf_counter()
+    rotators, mentors, weights = _pair_input()
     t1 = time.perf_counter()
-    weights = solver.Weights.from_policy(policy.mentoring)
     sol = solver.solve_greedy(rotators, mentors, weights)
     t2 = time.perf_counter()
     bad = solver.violations(rotators, mentors, weights, sol.assignments)
@@ -440,20 +447,12 @@ def _offline_pair_bound(rounds: int, paired_db: str | None) -> dict[str, Any]:
 
     import numpy as np
 
-    from frontline.core.policy import load_policy
-    from frontline.mentors import solver
-    from frontline.mentors.service import load_state, solver_input, support_department, triage
     from frontline.mentors.solver.cohorts import Cohorts, CohortSettings, candidate_scan, flow_bounds
     from frontline.mentors.solver.model import Instance
-    from models import init_db, session_scope
 
-    init_db()
-    policy = load_policy()
-    with session_scope() as s:
-        state = load_state(s, support_department(s, policy), TODAY)
-        rotators, mentors = solver_input(state, triage(state), policy.mentoring.annual_cap)
+    rotators, mentors, weights = _pair_input()
     c0 = time.process_time()
-    inst = Instance(rotators, mentors, solver.Weights.from_policy(policy.mentoring))
+    inst = Instance(rotators, mentors, weights)
     cfg = CohortSettings(bound_rounds=rounds)
     pool, found = candidate_scan(inst, cfg.candidates, cfg.block)
     rots = np.nonzero(found.n_eligible > 0)[0]
@@ -485,22 +484,13 @@ def _offline_pair_lp() -> dict[str, Any]:
     the solver package's independent checker (hard rules and objective from the definitions), and its
     objective is then the optimum."""
     import numpy as np
-    from scipy.optimize import linprog
 
-    from frontline.core.policy import load_policy
     from frontline.mentors import solver
-    from frontline.mentors.service import load_state, solver_input, support_department, triage
     from frontline.mentors.solver.lp import AssignmentModel
     from frontline.mentors.solver.model import Edges, Instance
-    from models import init_db, session_scope
 
-    init_db()
-    policy = load_policy()
-    with session_scope() as s:
-        state = load_state(s, support_department(s, policy), TODAY)
-        rotators, mentors = solver_input(state, triage(state), policy.mentoring.annual_cap)
+    rotators, mentors, weights = _pair_input()
     c0 = time.process_time()
-    weights = solver.Weights.from_policy(policy.mentoring)
     inst = Instance(rotators, mentors, weights)
     count, cols, costs = inst.eligible_all()
     if len(cols) > OFFLINE_LP_PAIRS:
@@ -508,22 +498,11 @@ def _offline_pair_lp() -> dict[str, Any]:
     er = np.repeat(np.arange(inst.n), count)
     edges = Edges(er, cols.astype(np.int64), costs)
     model = AssignmentModel(inst, np.arange(inst.n), edges, inst.rescap, inst.annual, np.zeros(inst.m))
-    res = linprog(
-        model.c,
-        A_ub=model.A_ub,
-        b_ub=model.b_ub,
-        A_eq=model.A_eq,
-        b_eq=np.ones(model.R),
-        bounds=(0, 1),
-        method="highs-ipm",
-        options={"presolve": True},
-    )
-    if res.status != 0:
-        raise RuntimeError(f"offline LP failed: {res.message}")
-    x = res.x[: model.E + model.R]
+    lp = model.solve_lp("highs-ipm", presolve=True)  # raises when HiGHS does not solve it
+    x = lp.x[: model.E + model.R]
     whole = bool(np.all(np.minimum(x, 1 - x) < 1e-6))
     out: dict[str, Any] = {
-        "lp": float(res.fun),
+        "lp": float(lp.value),
         "pairs": len(cols),
         "weekly_rows": model.W,
         "whole": whole,

@@ -397,21 +397,25 @@ def _random_rotators(rnd, n, mentors_with_history=0):
     return rotators
 
 
-def test_medium_instance_gap_and_no_violations():
-    rnd = random.Random(3)
-    mentors = [
+def _random_mentors(rnd, n, max_capacity):
+    return [
         _m(
             f"m{j}",
             tz_hours=rnd.choice(ZONES),
-            capacity=rnd.randint(1, 3),
+            capacity=rnd.randint(1, max_capacity),
             annual_cap=6,
             languages=frozenset(rnd.sample(LANGS, rnd.randint(1, 2))),
             skills=frozenset(rnd.sample(SKILLS, 1)),
             feedback=rnd.choice([None, 2.5, 4.5]),
             ever_mentored=rnd.random() < 0.7,
         )
-        for j in range(30)
+        for j in range(n)
     ]
+
+
+def test_medium_instance_gap_and_no_violations():
+    rnd = random.Random(3)
+    mentors = _random_mentors(rnd, 30, 3)
     rotators = _random_rotators(rnd, 200)
     sol = solve(rotators, mentors, W, exact_pairs=0)
     assert broken_rules(rotators, mentors, W, sol.assignments) == []
@@ -425,8 +429,6 @@ def test_medium_instance_gap_and_no_violations():
 def _lp_over_every_pair(rotators, mentors):
     """The LP relaxation over every eligible pair (every weekly row that can bind, annual caps, load cost),
     computed here apart from the column generation, plus the penalty of those nobody can mentor."""
-    from scipy.optimize import linprog
-
     from frontline.mentors.solver.lp import AssignmentModel
     from frontline.mentors.solver.model import Edges, Instance
 
@@ -435,9 +437,7 @@ def _lp_over_every_pair(rotators, mentors):
     rots = np.nonzero(count > 0)[0]
     edges = Edges(np.repeat(np.arange(inst.n), count), cols.astype(np.int64), costs)
     m = AssignmentModel(inst, rots, edges, inst.rescap, inst.annual, np.zeros(inst.m))
-    res = linprog(m.c, A_ub=m.A_ub, b_ub=m.b_ub, A_eq=m.A_eq, b_eq=np.ones(m.R), bounds=(0, 1), method="highs")
-    assert res.status == 0
-    return res.fun + W.unmatched_penalty * (inst.n - len(rots))
+    return m.solve_lp("highs", presolve=True).value + W.unmatched_penalty * (inst.n - len(rots))
 
 
 def test_column_generation_prices_out_when_someone_has_no_possible_mentor():
@@ -446,19 +446,7 @@ def test_column_generation_prices_out_when_someone_has_no_possible_mentor():
     # rounds stopped after the first, far from priced out (the 1k demo printed 0.48 % for a pairing the LP
     # over every pair shows optimal, and 6.7 % for its tight variant's).
     rnd = random.Random(3)
-    mentors = [
-        _m(
-            f"m{j}",
-            tz_hours=rnd.choice(ZONES),
-            capacity=rnd.randint(1, 2),
-            annual_cap=6,
-            languages=frozenset(rnd.sample(LANGS, rnd.randint(1, 2))),
-            skills=frozenset(rnd.sample(SKILLS, 1)),
-            feedback=rnd.choice([None, 2.5, 4.5]),
-            ever_mentored=rnd.random() < 0.7,
-        )
-        for j in range(30)
-    ]
+    mentors = _random_mentors(rnd, 30, 2)
     rotators = _random_rotators(rnd, 240)
     rotators += [_r(f"x{i}", 4 * i, 4 * i + 4, languages=frozenset({"tlh"})) for i in range(3)]
     sol = solve(rotators, mentors, W, exact_pairs=0)

@@ -120,7 +120,9 @@ class AssignmentModel:
         self.mip_dual_bound: float | None = None
         self.mip_optimal = False
 
-    def solve_lp(self) -> LpSolution:
+    def solve_lp(self, method: str = "highs-ds", presolve: bool = False) -> LpSolution:
+        """The LP relaxation (HiGHS's dual simplex without presolve: the fastest on the rounds' models; the
+        interior point for a model over every eligible pair, ``bench/pair.py --offline-lp``)."""
         from scipy.optimize import linprog
 
         has_rows = bool(self.A_ub.shape[0])
@@ -131,8 +133,8 @@ class AssignmentModel:
             A_eq=self.A_eq,
             b_eq=np.ones(self.R),
             bounds=(0, 1),
-            method="highs-ds",
-            options={"presolve": False},
+            method=method,
+            options={"presolve": presolve},
         )
         if res.status != 0:
             raise RuntimeError(f"LP relaxation failed: {res.message}")

@@ -241,6 +241,32 @@ def test_only_the_mip_around_the_unmatched_seats_someone_whose_mentor_two_cohort
             assert outs[0][1] == -1
 
 
+def test_the_mip_over_free_seats_reaches_mentors_outside_the_pool():
+    """X and Y have one seat a week; ``u`` (weeks 0-1) can take either but both are half full: ``a`` holds
+    X in week 1, ``c`` (who had X before) Y in week 0. The others' pool is one mentor, X (the cheapest),
+    and the ejection chains are off: no block flow and no MIP over the pool can move ``a`` to Y. The MIP over the mentors
+    with a free seat (every eligible pair with them, outside the pool too) does, and seats ``u``: the exact
+    optimum. Without its candidates (0) ``u`` stays unmatched."""
+    mentors = [_m("X"), _m("Y", tz_hours=1.0)]
+    rotators = [_r("u", 0, 2), _r("a", 1, 2), _r("c", 0, 1, previous_mentors=frozenset({"X"}))]
+    inst, cohorts = _setup(rotators, mentors, size=1)
+    start = np.array([-1, 0, 1])
+    cfg = ImproveSettings(candidates=1, rescue_below=0)
+    none: dict = {}
+    out = improve_by_blocks(
+        inst, cohorts, start, time.perf_counter() + 60, none, dataclasses.replace(cfg, free_seat_candidates=0)
+    )
+    assert _keys(inst, out) == {"a": "X", "c": "Y"}
+    assert [kind for *_, kind in none["mip_around_unmatched"]] == ["free seats", "pool"]  # neither gains
+    stats: dict = {}
+    out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, stats, cfg)
+    assert _keys(inst, out) == {"u": "X", "a": "Y", "c": "Y"}
+    assert stats["mip_around_unmatched"][0][-1] == "free seats"
+    assert stats["matched_around_unmatched"] == [0, 1]  # the passes around the unmatched seat nobody, the MIP u
+    assert broken_rules(rotators, mentors, W, _keys(inst, out)) == []
+    assert inst.total_cost(out)[0] == pytest.approx(solve(rotators, mentors, W, method="mip").objective)
+
+
 def test_the_mip_keeps_the_pairs_it_is_told_to_and_decides_the_rest():
     """X and Y have one seat a week and ``b`` (who had Y before) can only have X, ``a`` either:
     the optimum gives ``b`` X and ``a`` Y. With ``a``-X fixed (as :func:`.improve.pair_by_mip` fixes the

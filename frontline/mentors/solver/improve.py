@@ -76,13 +76,14 @@ class ImproveSettings:
     unmatched_passes: int = 4  # at most this many passes around the cohorts with someone unmatched
     unmatched_pass_share: float = 0.01  # ... another only when the last seated at least this share of them
     rescue_below: int = 100  # after such a pass, ejection chains (:func:`.greedy.rescue_unmatched`) when fewer are left
-    mip_rounds: int = 1  # then at most this many exact MIPs around the unmatched (:func:`pair_by_mip`)
+    mip_rounds: int = 3  # then at most this many exact MIPs around the unmatched (:func:`pair_by_mip`)
     mip_below: int = 100  # ... only when fewer than this many are left (and more than 0)
     mip_candidates: int = 20  # cheapest candidates with a seat per rotator in that MIP (plus the current mentor)
     mip_depth: int = 1  # ... over the rotators of the neighbourhood a chain of this many moves reaches
     mip_nodes: int = 200  # HiGHS branch-and-bound node limit of that MIP (deterministic, unlike a time limit)
     mip_seconds: float = 10.0  # safety net: a MIP cut by this CPU time is dropped
     mip_rotators: int = 5_000  # no MIP over more rotators than this (its CPU time grows faster than its size)
+    free_seat_candidates: int = 40  # the second kind of MIP: cheapest eligible mentors with a seat per rotator
 
 
 def blocks(cohorts: Cohorts, inst: Instance, reach: int) -> list[tuple[int, int]]:
@@ -251,6 +252,46 @@ def _chain(cohorts: Cohorts, inst: Instance, assign: np.ndarray, hood: np.ndarra
     return hood[free]
 
 
+def free_seat_hood(
+    inst: Instance, short: np.ndarray, assign: np.ndarray, rescap: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbourhood of :func:`pair_by_mip`'s first kind (the module docstring), around the unmatched
+    ``short`` of ``assign`` (``rescap``: the seats left). Its span is the weeks from the unmatched's first
+    to their last; its mentors are those eligible for one of the unmatched with a free seat in the span.
+    Returns (rotators, mentors): the unmatched and everyone paired with one of these mentors whose weeks
+    overlap the span; and these mentors (where they may go)."""
+    lo, hi = int(inst.s[short].min()), int(inst.e[short].max())
+    wanted = np.zeros(inst.m, dtype=bool)
+    for b0 in range(0, len(short), 512):
+        wanted |= inst.rules(short[b0 : b0 + 512]).eligible.any(axis=0)
+    wanted &= (rescap[:, lo:hi] > 0).any(axis=1)
+    on = (assign >= 0) & wanted[np.maximum(assign, 0)] & (inst.s < hi) & (inst.e > lo)
+    on[short] = True
+    return np.nonzero(on)[0], np.nonzero(wanted)[0]
+
+
+def _eligible_with_a_seat(
+    inst: Instance, rots: np.ndarray, mentors: np.ndarray, full: np.ndarray, annual: np.ndarray, block: int = 512
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(position in ``rots``, mentor, cost) of every eligible pair of ``rots`` with one of ``mentors`` that
+    has a seat in every week of the rotation (``full``: prefix counts of full weeks) and room under its
+    annual cap, by rotator, then cost."""
+    locs, ments, costs = [], [], []
+    for b0 in range(0, len(rots), block):
+        ri = rots[b0 : b0 + block]
+        rules = inst.rules(ri)
+        cost = inst.cost_block(ri, rules.tz_distance)[:, mentors]
+        seat = full[mentors][:, inst.e[ri]] - full[mentors][:, inst.s[ri]] == 0
+        ok = rules.eligible[:, mentors] & seat.T & (annual[mentors] > 0)[None, :]
+        rr, jj = np.nonzero(ok)
+        locs.append(b0 + rr)
+        ments.append(mentors[jj])
+        costs.append(cost[rr, jj])
+    loc, mm, cc = (np.concatenate(x) for x in (locs, ments, costs))
+    order = np.lexsort((cc, loc))
+    return loc[order], mm[order], cc[order]
+
+
 def pair_by_mip(
     inst: Instance,
     cohorts: Cohorts,
@@ -259,6 +300,7 @@ def pair_by_mip(
     state: tuple[np.ndarray, np.ndarray, np.ndarray],
     cfg: ImproveSettings,
     stats: dict[str, Any],
+    mentors: np.ndarray | None = None,
 ) -> bool:
     """Re-pair ``rots`` by one exact MIP (:class:`.lp.AssignmentModel`: every weekly row that can bind, the
     annual caps, the convex load cost; HiGHS through ``scipy.optimize.milp``), everyone else fixed: the
@@ -275,14 +317,18 @@ def pair_by_mip(
     before = assign[rots].copy()
     _book(inst, rots, before, state, +1)  # free the neighbourhood: its seats go back
     rescap, annual, load = state
-    loc, mm, cc = cohorts.edges_of(rots)
-    # a seat in every week of the rotation: prefix counts of full weeks per mentor (only the pool's mentors)
+    # a seat in every week of the rotation: prefix counts of full weeks per mentor
     full = np.zeros((inst.m, inst.H + 1), dtype=np.int32)
     np.cumsum(rescap <= 0, axis=1, out=full[:, 1:])
-    r = rots[loc]
-    ok = (full[mm, inst.e[r]] - full[mm, inst.s[r]] == 0) & (annual[mm] > 0)
-    loc, mm, cc = loc[ok], mm[ok], cc[ok]  # still by rotator, then cost
-    keep = _ranks(np.bincount(loc, minlength=len(rots))) < cfg.mip_candidates
+    if mentors is None:  # the pool's pairs
+        loc, mm, cc = cohorts.edges_of(rots)
+        r = rots[loc]
+        ok = (full[mm, inst.e[r]] - full[mm, inst.s[r]] == 0) & (annual[mm] > 0)
+        loc, mm, cc = loc[ok], mm[ok], cc[ok]  # still by rotator, then cost
+        keep = _ranks(np.bincount(loc, minlength=len(rots))) < cfg.mip_candidates
+    else:
+        loc, mm, cc = _eligible_with_a_seat(inst, rots, mentors, full, annual)
+        keep = _ranks(np.bincount(loc, minlength=len(rots))) < cfg.free_seat_candidates
     cur = np.nonzero(before >= 0)[0]
     loc = np.concatenate([loc[keep], cur])
     mm = np.concatenate([mm[keep], before[cur]])
@@ -299,7 +345,9 @@ def pair_by_mip(
     xs = model.solve_mip(3 * cfg.mip_seconds, cfg.mip_nodes, fixed=fixed)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
     n_fixed = -1 if fixed is None else int(fixed.sum())
-    stats.setdefault("mip_around_unmatched", []).append([len(rots), len(edges.rot), n_fixed, round(cpu, 2)])
+    stats.setdefault("mip_around_unmatched", []).append(
+        [len(rots), len(edges.rot), n_fixed, round(cpu, 2), "pool" if mentors is None else "free seats"]
+    )
     after = before
     in_time = cpu < cfg.mip_seconds and wall < 0.99 * 3 * cfg.mip_seconds
     if xs is not None and in_time:  # a cut MIP is dropped: what it found would depend on the machine
@@ -313,6 +361,24 @@ def pair_by_mip(
     assign[rots] = final
     _book(inst, rots, final, state, -1)
     return better
+
+
+def _mip_around_unmatched(
+    inst: Instance, cohorts: Cohorts, assign: np.ndarray, state: tuple, cfg: ImproveSettings, stats: dict[str, Any]
+) -> bool:
+    """One exact MIP around the unmatched (:func:`pair_by_mip`): over the mentors with a free seat in their
+    weeks (:func:`free_seat_hood`) first; when that gains nothing, over the pool's mentors of the rotators
+    a chain reaches (:func:`neighbourhood`, :func:`_chain`). Returns whether the objective dropped."""
+    short = np.concatenate([g[assign[g] < 0] for g in cohorts.groups])
+    hood, ments = free_seat_hood(inst, short, assign, state[0])
+    if (
+        len(ments)
+        and len(hood) <= cfg.mip_rotators
+        and pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats, ments)
+    ):
+        return True
+    hood = _chain(cohorts, inst, assign, neighbourhood(cohorts, inst, assign), cfg.mip_depth, cfg.mip_candidates)
+    return len(hood) <= cfg.mip_rotators and pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats)
 
 
 def _chunks(inst: Instance, ga: np.ndarray, gb: np.ndarray, chunk: int) -> list[tuple[np.ndarray, int]]:
@@ -403,8 +469,7 @@ def improve_by_blocks(
         short = _unmatched(cohorts, assign)
         if not 0 < short < cfg.mip_below or time.perf_counter() > deadline:
             break
-        hood = _chain(cohorts, inst, assign, neighbourhood(cohorts, inst, assign), cfg.mip_depth, cfg.mip_candidates)
-        if len(hood) > cfg.mip_rotators or not pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats):
+        if not _mip_around_unmatched(inst, cohorts, assign, state, cfg, stats):
             break
         values.append(round(inst.total_cost(assign)[0], 3))
         matched.append(short - _unmatched(cohorts, assign))

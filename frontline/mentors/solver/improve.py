@@ -30,17 +30,30 @@ s more, which the bound's rounds then lack), each followed by the ejection chain
 :func:`.greedy.rescue_unmatched` when fewer than ``rescue_below`` are left (the flows may have opened one; the
 tight demo's 736 are left out: the rescue tries them for up to 10 s). 10k demo, seed 8, where a 909-rotator
 cohort fills its weeks: 25 -> 18 unmatched for ~2.2 s more; where everyone is matched nothing changes. Then,
-while fewer than ``mip_below`` (and more than 0) are left, one exact MIP around them (:func:`pair_by_mip`,
-:class:`.lp.AssignmentModel` with every weekly row): the rotators of the cohorts overlapping theirs that hold
-a seat of one of their candidate mentors (:func:`neighbourhood`, :func:`_chain`), the unmatched included, each
-with its 20 cheapest candidates that have a seat, everyone else fixed; the pairs its LP relaxation takes whole
-are kept and the MIP decides the rest (HiGHS's root work on the whole model was the cost: 2026-12-06, the
-seed-8 company as the benchmark builds it that day, 1,751 rotators and 33,911 pairs, 16 -> 11 unmatched: the
-whole MIP 143,423 -> 138,567.5 in ~7.5 s of CPU whatever its node limit (1 to 200), the LP ~1.5 s taking 1,668
-rotators whole and the MIP over the other 83 ~0.3 s: 138,574, the same 11 unmatched; with 10 candidates 13
-left). Measured before, on an earlier build of that company: the whole neighbourhood (3,041 rotators: 14 left)
-~9 s, a chain of two moves (2,471: 15 left) ~4 s; a second MIP after the first seats nobody more (also with
-the LP's pairs fixed, 2026-12-06); no MIP over more than ``mip_rotators`` (5,000). (Other neighbourhoods
+while fewer than ``mip_below`` (and more than 0) are left, up to ``mip_rounds`` (3) exact MIPs around them
+(:func:`pair_by_mip`, :class:`.lp.AssignmentModel` with every weekly row, the annual caps and the load cost),
+each while the last lowered the objective. A round's first neighbourhood is the one of the *free seats*
+(:func:`free_seat_hood`): the span from the unmatched's first week to their last, the mentors eligible for
+one of them with a free seat in the span, and everyone paired with one of these mentors whose weeks overlap
+the span, each with its ``free_seat_candidates`` (40) cheapest of these mentors with a seat in its weeks,
+found by the rules over every pair (not from the pool: the chains that seat the unmatched there go through
+dearer mentors); when that gains nothing, the pool's neighbourhood (the rotators of the cohorts overlapping
+theirs that hold a seat of one of their candidate mentors, :func:`neighbourhood`, :func:`_chain`, the
+unmatched included, each with its 20 cheapest pool candidates that have a seat). Everyone else is fixed;
+the pairs the LP relaxation takes whole are kept and the MIP decides the rest (HiGHS's root work on the
+whole model was the cost). Measured 2026-12-07 on the seed-8 10k company (its crowded weeks 3-11 hold 1,001
+rotators on 1,086 seats; most of the unmatched speak English and have 170-360 eligible mentors, none with
+a seat in all four of their weeks): 18 left after the passes; the pool's MIP left 15 (1,769 rotators, 34,710
+pairs, ~1.4 s of CPU), a second round of it seats nobody; the free seats' first round 18 -> 10 (1,560
+rotators, 60,542 pairs, ~1.7 s), its second 10 -> 0 (2,126 rotators, 82,684 pairs, ~2.9 s): 142,431 ->
+127,771.5, 0.41 % above the LP over every eligible pair. With 30 candidates 2 were left after three rounds,
+with 50 or 70 none (~0.5-1.5 s more); offering the displaced every mentor with a free seat in the span, not
+only those eligible for an unmatched, made the second round's MIP stop at ``mip_seconds`` (4 left, ~18 s).
+Earlier measures of the pool's neighbourhood (2026-12-06, the seed-8 company as built then, 1,751 rotators and
+33,911 pairs, 16 -> 11 unmatched): the whole MIP in ~7.5 s of CPU whatever its node limit (1 to 200), the LP
+~1.5 s taking 1,668 rotators whole and the MIP over the other 83 ~0.3 s, the same 11 unmatched; with 10
+candidates 13 left; on an earlier build of that company the whole neighbourhood (3,041 rotators: 14 left)
+~9 s, a chain of two moves (2,471: 15 left) ~4 s. No MIP over more than ``mip_rotators`` (5,000). (Other neighbourhoods
 measured at 10k employees, from the same start: windows of 6 start weeks solved as a MIP with every weekly row
 (HiGHS) gain about twice as much per sweep as one pass of the blocks but take ~10x its CPU time; many blocks
 apart in time in one flow gain about as much per pass but cost ~5x. With the cheaper flows, from the plain
@@ -48,7 +61,7 @@ pass: a third pass, over blocks two cohorts apart, gains ~0.08 % for ~0.45 s of 
 instead of 20 lose or cost more; pairs of cohorts as the first pass instead of the cohort pass end lower at
 10k base but far higher when seats are short.) Work per pass is one flow of two cohorts per block, each arc a
 candidate pair: it grows linearly with the rotators. Deterministic: the blocks, their order, the flows and the
-MIP (a node limit, no time limit; a MIP that would pass ``mip_seconds`` of CPU, far above the ~2 s measured,
+MIPs (a node limit, no time limit; a MIP that would pass ``mip_seconds`` of CPU, far above the ~3 s measured,
 is dropped whole) depend only on the input (the deadline is a safety net).
 """
 
@@ -306,7 +319,8 @@ def pair_by_mip(
     annual caps, the convex load cost; HiGHS through ``scipy.optimize.milp``), everyone else fixed: the
     seats they hold are out of the mentors' weekly seats and annual caps, their load counts in the load
     cost. Each rotator's ``mip_candidates`` cheapest pool pairs with a seat in its weeks once ``rots`` are
-    freed, plus its current mentor (so staying put is feasible). The pairs the LP relaxation takes whole
+    freed (with ``mentors``: its ``free_seat_candidates`` cheapest eligible pairs with one of them that has
+    a seat, from the rules, pool or not), plus its current mentor (so staying put is feasible). The pairs the LP relaxation takes whole
     are fixed, the MIP decides the others (the module docstring). The MIP stops at ``mip_nodes`` nodes, so
     the same input gives the same result; a MIP that used ``mip_seconds`` of CPU, or ran into HiGHS's
     wall-clock limit (three times that: only on a machine loaded several times over), is dropped whole,

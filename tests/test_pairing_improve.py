@@ -244,9 +244,9 @@ def test_only_the_mip_around_the_unmatched_seats_someone_whose_mentor_two_cohort
 def test_the_mip_over_free_seats_reaches_mentors_outside_the_pool():
     """X and Y have one seat a week; ``u`` (weeks 0-1) can take either but both are half full: ``a`` holds
     X in week 1, ``c`` (who had X before) Y in week 0. The others' pool is one mentor, X (the cheapest),
-    and the ejection chains are off: no block flow and no MIP over the pool can move ``a`` to Y. The MIP over the mentors
-    with a free seat (every eligible pair with them, outside the pool too) does, and seats ``u``: the exact
-    optimum. Without its candidates (0) ``u`` stays unmatched."""
+    and the ejection chains are off: no block flow and no MIP over the pool can move ``a`` to Y. The MIP
+    over the mentors with a free seat (every eligible pair with them, outside the pool too) does, and
+    seats ``u``: the exact optimum. Without its candidates (0) ``u`` stays unmatched."""
     mentors = [_m("X"), _m("Y", tz_hours=1.0)]
     rotators = [_r("u", 0, 2), _r("a", 1, 2), _r("c", 0, 1, previous_mentors=frozenset({"X"}))]
     inst, cohorts = _setup(rotators, mentors, size=1)

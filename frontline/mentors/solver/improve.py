@@ -53,16 +53,16 @@ Earlier measures of the pool's neighbourhood (2026-12-06, the seed-8 company as 
 33,911 pairs, 16 -> 11 unmatched): the whole MIP in ~7.5 s of CPU whatever its node limit (1 to 200), the LP
 ~1.5 s taking 1,668 rotators whole and the MIP over the other 83 ~0.3 s, the same 11 unmatched; with 10
 candidates 13 left; on an earlier build of that company the whole neighbourhood (3,041 rotators: 14 left)
-~9 s, a chain of two moves (2,471: 15 left) ~4 s. No MIP over more than ``mip_rotators`` (5,000). (Other neighbourhoods
-measured at 10k employees, from the same start: windows of 6 start weeks solved as a MIP with every weekly row
-(HiGHS) gain about twice as much per sweep as one pass of the blocks but take ~10x its CPU time; many blocks
-apart in time in one flow gain about as much per pass but cost ~5x. With the cheaper flows, from the plain
-pass: a third pass, over blocks two cohorts apart, gains ~0.08 % for ~0.45 s of CPU; 10 or 30 candidates
-instead of 20 lose or cost more; pairs of cohorts as the first pass instead of the cohort pass end lower at
-10k base but far higher when seats are short.) Work per pass is one flow of two cohorts per block, each arc a
-candidate pair: it grows linearly with the rotators. Deterministic: the blocks, their order, the flows and the
-MIPs (a node limit, no time limit; a MIP that would pass ``mip_seconds`` of CPU, far above the ~3 s measured,
-is dropped whole) depend only on the input (the deadline is a safety net).
+~9 s, a chain of two moves (2,471: 15 left) ~4 s. No MIP over more than ``mip_rotators`` (5,000). (Other
+neighbourhoods measured at 10k employees, from the same start: windows of 6 start weeks solved as a MIP with
+every weekly row (HiGHS) gain about twice as much per sweep as one pass of the blocks but take ~10x its CPU
+time; many blocks apart in time in one flow gain about as much per pass but cost ~5x. With the cheaper flows,
+from the plain pass: a third pass, over blocks two cohorts apart, gains ~0.08 % for ~0.45 s of CPU; 10 or 30
+candidates instead of 20 lose or cost more; pairs of cohorts as the first pass instead of the cohort pass end
+lower at 10k base but far higher when seats are short.) Work per pass is one flow of two cohorts per block,
+each arc a candidate pair: it grows linearly with the rotators. Deterministic: the blocks, their order, the
+flows and the MIPs (a node limit, no time limit; a MIP that would pass ``mip_seconds`` of CPU, far above the
+~3 s measured, is dropped whole) depend only on the input (the deadline is a safety net).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class ImproveSettings:
     mip_nodes: int = 200  # HiGHS branch-and-bound node limit of that MIP (deterministic, unlike a time limit)
     mip_seconds: float = 10.0  # safety net: a MIP cut by this CPU time is dropped
     mip_rotators: int = 5_000  # no MIP over more rotators than this (its CPU time grows faster than its size)
-    free_seat_candidates: int = 40  # the second kind of MIP: cheapest eligible mentors with a seat per rotator
+    free_seat_candidates: int = 40  # the free seats' MIP: cheapest eligible mentors with a seat per rotator
 
 
 def blocks(cohorts: Cohorts, inst: Instance, reach: int) -> list[tuple[int, int]]:
@@ -320,8 +320,8 @@ def pair_by_mip(
     seats they hold are out of the mentors' weekly seats and annual caps, their load counts in the load
     cost. Each rotator's ``mip_candidates`` cheapest pool pairs with a seat in its weeks once ``rots`` are
     freed (with ``mentors``: its ``free_seat_candidates`` cheapest eligible pairs with one of them that has
-    a seat, from the rules, pool or not), plus its current mentor (so staying put is feasible). The pairs the LP relaxation takes whole
-    are fixed, the MIP decides the others (the module docstring). The MIP stops at ``mip_nodes`` nodes, so
+    a seat, from the rules, pool or not), plus its current mentor (so staying put is feasible). The pairs
+    the LP relaxation takes whole are fixed, the MIP decides the others (the module docstring). The MIP stops at ``mip_nodes`` nodes, so
     the same input gives the same result; a MIP that used ``mip_seconds`` of CPU, or ran into HiGHS's
     wall-clock limit (three times that: only on a machine loaded several times over), is dropped whole,
     never kept cut short. Keeps the result (mutating ``assign`` and ``state``) only when the exact

@@ -265,13 +265,16 @@ def test_the_mip_over_free_seats_reaches_mentors_outside_the_pool():
     assert stats["matched_around_unmatched"] == [0, 1]  # the passes around the unmatched seat nobody, the MIP u
     assert broken_rules(rotators, mentors, W, _keys(inst, out)) == []
     assert inst.total_cost(out)[0] == pytest.approx(solve(rotators, mentors, W, method="mip").objective)
-    capped: dict = {}  # a model over more pairs than free_seat_pairs is not solved: the pool's MIP cannot
-    out = improve_by_blocks(
-        inst, cohorts, start, time.perf_counter() + 60, capped, dataclasses.replace(cfg, free_seat_pairs=2)
-    )
-    assert _keys(inst, out) == {"a": "X", "c": "Y"}
-    assert capped["free_seats_not_solved"] == [[3, 5]]  # u-X, u-Y, a-X, a-Y, c-Y
-    assert [kind for *_, kind in capped["mip_around_unmatched"]] == ["pool"]
+    # over more rotators than free_seat_rotators, or with an LP leaving more than free_seat_open rotators
+    # fractional, the free seats' MIP is not solved: the pool's MIP cannot seat u
+    for limit, not_solved in (dict(free_seat_rotators=2), [[3]]), (dict(free_seat_open=-1), [[3, 5, 0]]):
+        capped: dict = {}
+        out = improve_by_blocks(
+            inst, cohorts, start, time.perf_counter() + 60, capped, dataclasses.replace(cfg, **limit)
+        )
+        assert _keys(inst, out) == {"a": "X", "c": "Y"}
+        assert capped["free_seats_not_solved"] == not_solved  # [rotators, pairs u-X u-Y a-X a-Y c-Y, fractional]
+        assert [kind for *_, kind in capped["mip_around_unmatched"]] == ["pool"]
 
 
 def test_the_mip_keeps_the_pairs_it_is_told_to_and_decides_the_rest():

@@ -33,28 +33,30 @@ cohort fills its weeks: 25 -> 18 unmatched for ~2.2 s more; where everyone is ma
 while fewer than ``mip_below`` (and more than 0) are left, up to ``mip_rounds`` (3) exact MIPs around them
 (:func:`pair_by_mip`, :class:`.lp.AssignmentModel` with every weekly row, the annual caps and the load cost),
 each after one that seated someone. A round's first neighbourhood is the one of the *free seats*
-(:func:`free_seat_hood`): the span from the unmatched's first week to their last, the mentors eligible for
-one of them with a free seat in the span, and everyone paired with one of these mentors whose weeks overlap
-the span, each with its ``free_seat_candidates`` (40) cheapest of these mentors with a seat in its weeks,
-found by the rules over every pair (not from the pool: the chains that seat the unmatched there go through
-dearer mentors; not solved over more than ``free_seat_pairs``, 120,000); when that gains nothing, in the
-first round only, the pool's neighbourhood (the rotators of the cohorts overlapping theirs that hold a seat
-of one of their candidate mentors, :func:`neighbourhood`, :func:`_chain`, the unmatched included, each with
-its 20 cheapest pool candidates that have a seat); no MIP after one cut at ``mip_seconds``. Everyone else
-is fixed; the pairs the LP relaxation takes whole are kept and the MIP decides the rest (HiGHS's root work on
-the whole model was the cost). Measured 2026-12-07 on the seed-8 10k company (its crowded weeks 3-11 hold
-1,001 rotators on 1,086 seats; most of the unmatched speak English and have 170-360 eligible mentors, none
-with a seat in all four of their weeks): 18 left after the passes; the pool's MIP left 15 (1,769 rotators,
-34,710 pairs, ~1.4 s of CPU; a second seated nobody on the build of 2026-12-06); the free seats' first round
-18 -> 10 (1,560 rotators, 60,542 pairs, ~1.7 s), its second 10 -> 0 (2,126 rotators, 82,684 pairs, ~2.9 s):
-142,431 -> 127,771.5, 0.41 % above the LP over every eligible pair. With 30 candidates the second round seated
-nobody (10 left; a third would have left 2), with 50 or 70 none were left (~0.5-1.5 s more); offering the
-displaced every mentor with a free seat in the span, not only those eligible for an unmatched, made the second
-round's MIP stop at ``mip_seconds`` (4 left, ~18 s). The same day, the seed-9 company with a share of its
-mentors removed at random (the solver alone, before -> after): 6 % removed, 9 -> 3 unmatched (3.0 -> 3.1 s); 7
-%, 21 -> 9 (4.5 -> 4.1 s); 8 %, 64 and 9 %, 81 unchanged (their free seats' models have 152k-153k pairs, whose
-MIPs took 17-24 s of CPU: the cap; before the guards above, 8 % took 17 s and 9 % 62 s); 12 %, 199 (over
-``mip_below``).
+(:func:`free_seat_hood`): the span from the unmatched's first week to their last, the mentors eligible for one
+of them with a free seat in the span, and everyone paired with one of these mentors whose weeks overlap the
+span, each with its ``free_seat_candidates`` (40) cheapest of these mentors with a seat in its weeks, found by
+the rules over every pair (not from the pool: the chains that seat the unmatched there go through dearer
+mentors; not over more than ``free_seat_rotators``, 2,500, and no MIP when its LP leaves more than
+``free_seat_open``, 250, rotators fractional); when that gains nothing, in the first round only, the pool's
+neighbourhood (the rotators of the cohorts overlapping theirs that hold a seat of one of their candidate
+mentors, :func:`neighbourhood`, :func:`_chain`, the unmatched included, each with its 20 cheapest pool
+candidates that have a seat). Everyone else is fixed; the pairs the LP relaxation takes whole are kept and the
+MIP decides the rest (HiGHS's root work on the whole model was the cost). Measured 2026-12-07 on the seed-8
+10k company (its crowded weeks 3-11 hold 1,001 rotators on 1,086 seats; most of the unmatched speak English
+and have 170-360 eligible mentors, none with a seat in all four of their weeks): 18 left after the passes; the
+pool's MIP left 15 (1,769 rotators, 34,710 pairs, ~1.4 s of CPU; a second seated nobody on the build of
+2026-12-06); the free seats' first round 18 -> 10 (1,560 rotators, 60,542 pairs, ~1.7 s), its second 10 -> 0
+(2,126 rotators, 82,684 pairs, ~2.9 s): 142,431 -> 127,771.5, 0.41 % above the LP over every eligible pair.
+With 30 candidates the second round seated nobody (10 left; a third would have left 2), with 50 or 70 none
+were left (~0.5-1.5 s more); offering the displaced every mentor with a free seat in the span, not only those
+eligible for an unmatched, made the second round's MIP stop at ``mip_seconds`` (4 left, ~18 s). The same day,
+the seed-9 company with a share of its mentors removed at random (the solver alone, before -> after): 6 %
+removed, 9 -> 3 unmatched (3.0 -> 2.8 s); 7 %, 21 -> 9 (4.5 -> 3.7 s); 8 %, 64, and 9 %, 81, unchanged (their
+free seats' neighbourhoods have 3,642-3,914 rotators; at 9 % 152k-153k pairs, whose MIPs took 17-24 s of CPU
+and were dropped); 12 %, 199 (over ``mip_below``). The seed-8 history company: its neighbourhood has 2,776
+rotators and 108k pairs, the LP (7.5 s) leaves 477 of them fractional, the MIP stopped at its 30 s: so the
+caps; there the pool's MIP seats 9 as before (27 -> 18, ~8 s). Before the caps, those took 17-62 s.
 Earlier measures of the pool's neighbourhood (2026-12-06, the seed-8 company as built then, 1,751 rotators and
 33,911 pairs, 16 -> 11 unmatched): the whole MIP in ~7.5 s of CPU whatever its node limit (1 to 200), the LP
 ~1.5 s taking 1,668 rotators whole and the MIP over the other 83 ~0.3 s, the same 11 unmatched; with 10
@@ -104,7 +106,8 @@ class ImproveSettings:
     mip_seconds: float = 10.0  # safety net: a MIP cut by this CPU time is dropped
     mip_rotators: int = 5_000  # no MIP over more rotators than this (its CPU time grows faster than its size)
     free_seat_candidates: int = 40  # the free seats' MIP: cheapest eligible mentors with a seat per rotator
-    free_seat_pairs: int = 120_000  # ... over at most this many pairs (its LP's time grows faster than its size)
+    free_seat_rotators: int = 2_500  # ... over at most this many rotators (its time grows faster than its size)
+    free_seat_open: int = 250  # ... and its MIP only when its LP leaves at most this many rotators fractional
 
 
 def blocks(cohorts: Cohorts, inst: Instance, reach: int) -> list[tuple[int, int]]:
@@ -322,7 +325,7 @@ def pair_by_mip(
     cfg: ImproveSettings,
     stats: dict[str, Any],
     mentors: np.ndarray | None = None,
-) -> tuple[bool, bool]:
+) -> bool:
     """Re-pair ``rots`` by one exact MIP (:class:`.lp.AssignmentModel`: every weekly row that can bind, the
     annual caps, the convex load cost; HiGHS through ``scipy.optimize.milp``), everyone else fixed: the
     seats they hold are out of the mentors' weekly seats and annual caps, their load counts in the load
@@ -333,8 +336,8 @@ def pair_by_mip(
     the same input gives the same result; a MIP that used ``mip_seconds`` of CPU, or ran into HiGHS's
     wall-clock limit (three times that: only on a machine loaded several times over), is dropped whole,
     never kept cut short. Keeps the result (mutating ``assign`` and ``state``) only when the exact
-    objective drops. With ``mentors``, a model over more than ``free_seat_pairs`` pairs is not solved.
-    Returns (whether the objective dropped, whether the MIP was cut)."""
+    objective drops. With ``mentors``, no MIP is solved when the LP leaves more than ``free_seat_open``
+    rotators fractional. Returns whether the objective dropped."""
     from frontline.mentors.solver.lp import AssignmentModel
 
     before = assign[rots].copy()
@@ -358,10 +361,6 @@ def pair_by_mip(
     cc = np.concatenate([cc[keep], inst.pair_costs(rots[cur], before[cur])])
     first = np.unique(loc * inst.m + mm, return_index=True)[1]  # the current pair may be a candidate too
     edges = Edges(rots[loc[first]], mm[first], cc[first])
-    if mentors is not None and len(edges.rot) > cfg.free_seat_pairs:
-        _book(inst, rots, before, state, -1)  # nothing moved: the seats are taken again
-        stats.setdefault("free_seats_not_solved", []).append([len(rots), len(edges.rot)])
-        return False, False
     model = AssignmentModel(inst, rots, edges, rescap, annual, load - inst.load0)
     now = _block_cost(inst, rots, before, load)
     c0, t0 = time.process_time(), time.perf_counter()
@@ -369,6 +368,11 @@ def pair_by_mip(
         fixed: np.ndarray | None = model.solve_lp().x[: model.E] > 1 - 1e-6
     except RuntimeError:  # HiGHS did not solve the LP: the MIP decides every pair
         fixed = None
+    open_ = len(rots) - (-1 if fixed is None else int(fixed.sum()))
+    if mentors is not None and (fixed is None or open_ > cfg.free_seat_open):  # a long MIP: not solved
+        _book(inst, rots, before, state, -1)  # nothing moved: the seats are taken again
+        stats.setdefault("free_seats_not_solved", []).append([len(rots), len(edges.rot), open_])
+        return False
     xs = model.solve_mip(3 * cfg.mip_seconds, cfg.mip_nodes, fixed=fixed)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
     n_fixed = -1 if fixed is None else int(fixed.sum())
@@ -387,7 +391,7 @@ def pair_by_mip(
     final = after if better else before
     assign[rots] = final
     _book(inst, rots, final, state, -1)
-    return better, not in_time
+    return better
 
 
 def _mip_around_unmatched(
@@ -400,19 +404,20 @@ def _mip_around_unmatched(
     pool: bool,
 ) -> bool:
     """One exact MIP around the unmatched (:func:`pair_by_mip`): over the mentors with a free seat in their
-    weeks (:func:`free_seat_hood`) first; when that gains nothing (or has more than ``free_seat_pairs``
-    pairs) and ``pool``, over the pool's mentors of the rotators a chain reaches (:func:`neighbourhood`,
-    :func:`_chain`), but not after a MIP cut at ``mip_seconds``. Returns whether the objective dropped."""
+    weeks (:func:`free_seat_hood`, at most ``free_seat_rotators``) first; when that gains nothing and
+    ``pool``, over the pool's mentors of the rotators a chain reaches (:func:`neighbourhood`,
+    :func:`_chain`). Returns whether the objective dropped."""
     short = np.concatenate([g[assign[g] < 0] for g in cohorts.groups])
     hood, ments = free_seat_hood(inst, short, assign, state[0])
-    if len(ments) and len(hood) <= cfg.mip_rotators:
-        better, cut = pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats, ments)
-        if better or cut:  # cut: the next MIP would be cut too
-            return better
+    if len(ments) and len(hood) <= cfg.free_seat_rotators:
+        if pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats, ments):
+            return True
+    elif len(ments):
+        stats.setdefault("free_seats_not_solved", []).append([len(hood)])
     if not pool:
         return False
     hood = _chain(cohorts, inst, assign, neighbourhood(cohorts, inst, assign), cfg.mip_depth, cfg.mip_candidates)
-    return len(hood) <= cfg.mip_rotators and pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats)[0]
+    return len(hood) <= cfg.mip_rotators and pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats)
 
 
 def _chunks(inst: Instance, ga: np.ndarray, gb: np.ndarray, chunk: int) -> list[tuple[np.ndarray, int]]:

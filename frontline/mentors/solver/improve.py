@@ -332,10 +332,10 @@ def pair_by_mip(
     cost. Each rotator's ``mip_candidates`` cheapest pool pairs with a seat in its weeks once ``rots`` are
     freed (with ``mentors``: its ``free_seat_candidates`` cheapest eligible pairs with one of them that has
     a seat, from the rules, pool or not), plus its current mentor (so staying put is feasible). The pairs
-    the LP relaxation takes whole are fixed, the MIP decides the others (the module docstring). The MIP stops at ``mip_nodes`` nodes, so
-    the same input gives the same result; a MIP that used ``mip_seconds`` of CPU, or ran into HiGHS's
-    wall-clock limit (three times that: only on a machine loaded several times over), is dropped whole,
-    never kept cut short. Keeps the result (mutating ``assign`` and ``state``) only when the exact
+    the LP relaxation takes whole are fixed, the MIP decides the others (the module docstring). The MIP
+    stops at ``mip_nodes`` nodes, so the same input gives the same result; a MIP that used ``mip_seconds``
+    of CPU, or ran into HiGHS's wall-clock limit (three times that: only on a machine loaded several times
+    over), is dropped whole, never kept cut short. Keeps the result (mutating ``assign`` and ``state``) only when the exact
     objective drops. With ``mentors``, no MIP is solved when the LP leaves more than ``free_seat_open``
     rotators fractional. Returns whether the objective dropped."""
     from frontline.mentors.solver.lp import AssignmentModel
@@ -368,8 +368,8 @@ def pair_by_mip(
         fixed: np.ndarray | None = model.solve_lp().x[: model.E] > 1 - 1e-6
     except RuntimeError:  # HiGHS did not solve the LP: the MIP decides every pair
         fixed = None
-    open_ = len(rots) - (-1 if fixed is None else int(fixed.sum()))
-    if mentors is not None and (fixed is None or open_ > cfg.free_seat_open):  # a long MIP: not solved
+    open_ = len(rots) if fixed is None else len(rots) - int(fixed.sum())  # rotators the MIP decides
+    if mentors is not None and open_ > cfg.free_seat_open:  # a long MIP: not solved
         _book(inst, rots, before, state, -1)  # nothing moved: the seats are taken again
         stats.setdefault("free_seats_not_solved", []).append([len(rots), len(edges.rot), open_])
         return False

@@ -58,10 +58,11 @@ and were dropped); 12 %, 199 (over ``mip_below``). The seed-8 history company: i
 rotators and 108k pairs, the LP (7.5 s) leaves 477 of them fractional, the MIP stopped at its 30 s: so the
 caps; there the pool's MIP seats 9 as before (27 -> 18, ~8 s). Before the caps, those took 17-62 s. Not kept
 (the same day): a narrower neighbourhood, the mentors with a free seat in the weeks of an unmatched they are
-eligible for (seed 8 base 2 left, not 0; history 15, not 18); fewer candidates to keep the model under a
-budget of pairs with the caps raised (60,000 pairs: history 0 left in 22 s, but seed 8 base 2; 85,000-100,000:
-history 11); column generation over every pair of the neighbourhood (25-30 LP rounds with a flat tail, then a
-harder MIP: seed 8 base 15 left, 50 s).
+eligible for (seed 8 base 2 left where this leaves 0, seed 9 with 7 % removed 12 where this leaves 9; only
+history gains, 15 where this leaves 18); fewer candidates to keep the model under a budget of pairs with the
+caps raised (60,000 pairs: history 0 left in 22 s, but seed 8 base 2; 85,000-100,000: history 11); column
+generation over every pair of the neighbourhood (25-30 LP rounds with a flat tail, then a harder MIP: seed 8
+base 15 left, 50 s).
 Earlier measures of the pool's neighbourhood (2026-12-06, the seed-8 company as built then, 1,751 rotators and
 33,911 pairs, 16 -> 11 unmatched): the whole MIP in ~7.5 s of CPU whatever its node limit (1 to 200), the LP
 ~1.5 s taking 1,668 rotators whole and the MIP over the other 83 ~0.3 s, the same 11 unmatched; with 10

@@ -341,9 +341,9 @@ def pair_by_mip(
     the LP relaxation takes whole are fixed, the MIP decides the others (the module docstring). The MIP
     stops at ``mip_nodes`` nodes, so the same input gives the same result; a MIP that used ``mip_seconds``
     of CPU, or ran into HiGHS's wall-clock limit (three times that: only on a machine loaded several times
-    over), is dropped whole, never kept cut short. Keeps the result (mutating ``assign`` and ``state``) only when the exact
-    objective drops. With ``mentors``, no MIP is solved when the LP leaves more than ``free_seat_open``
-    rotators fractional. Returns whether the objective dropped."""
+    over), is dropped whole, never kept cut short. Keeps the result (mutating ``assign`` and ``state``)
+    only when the exact objective drops. With ``mentors``, no MIP is solved when the LP leaves more than
+    ``free_seat_open`` rotators fractional. Returns whether the objective dropped."""
     from frontline.mentors.solver.lp import AssignmentModel
 
     before = assign[rots].copy()

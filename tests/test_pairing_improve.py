@@ -302,7 +302,7 @@ def test_the_mip_around_the_unmatched_decides_every_pair_when_its_lp_fails(monke
     pair is fixed and the MIP alone still seats ``u`` (-1 fixed in the stats); the pairing is not lost."""
     from frontline.mentors.solver.lp import AssignmentModel
 
-    def failing(self):
+    def failing(self, *args, **kwargs):
         raise RuntimeError("LP relaxation failed: simulated")
 
     monkeypatch.setattr(AssignmentModel, "solve_lp", failing)
@@ -313,6 +313,44 @@ def test_the_mip_around_the_unmatched_decides_every_pair_when_its_lp_fails(monke
     out = improve_by_blocks(inst, cohorts, np.array([0, -1, 0]), time.perf_counter() + 60, stats, ImproveSettings())
     assert _keys(inst, out) == {"a": "Y", "u": "X", "b": "Y"}
     assert stats["mip_around_unmatched"][0][2] == -1
+
+
+def test_the_mips_cpu_allowance_counts_its_branch_and_bound_not_its_lp(monkeypatch):
+    """The case above where only the MIP seats ``u``. An LP that takes longer than ``mip_seconds`` of CPU
+    (here made to, as on a slow or loaded machine) does not make the MIP after it be dropped: ``u`` is
+    seated, and the stats give the LP's and the MIP's CPU seconds apart. An LP that HiGHS stops at its
+    wall-clock limit is followed by no MIP: nothing moves (``mip_lp_cut``)."""
+    from frontline.mentors.solver.lp import AssignmentModel, LpCut
+
+    solve_lp = AssignmentModel.solve_lp
+
+    def slow(self, *args, **kwargs):
+        t = time.process_time()
+        while time.process_time() - t < 0.3:  # CPU, as a slow machine's LP
+            pass
+        return solve_lp(self, *args, **kwargs)
+
+    mentors = [_m("X"), _m("Y", tz_hours=1.0)]
+    rotators = [_r("a", 0, 1), _r("u", 0, 2, previous_mentors=frozenset({"Y"})), _r("b", 1, 2)]
+    inst, cohorts = _setup(rotators, mentors)
+    start = np.array([0, -1, 0])
+    cfg = ImproveSettings(mip_seconds=0.2)
+    monkeypatch.setattr(AssignmentModel, "solve_lp", slow)
+    stats: dict = {}
+    out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, stats, cfg)
+    assert _keys(inst, out) == {"a": "Y", "u": "X", "b": "Y"}
+    (_, _, _, lp_cpu, mip_cpu, _), *_ = stats["mip_around_unmatched"]
+    assert lp_cpu >= 0.3 > cfg.mip_seconds > mip_cpu
+
+    def cut(self, *args, **kwargs):
+        raise LpCut("LP relaxation stopped at its limit: simulated")
+
+    monkeypatch.setattr(AssignmentModel, "solve_lp", cut)
+    stats = {}
+    out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, stats, cfg)
+    assert _keys(inst, out) == {"a": "X", "b": "X"}
+    assert "mip_around_unmatched" not in stats
+    assert stats["mip_lp_cut"] == [[3, 5]]  # the pool's neighbourhood: every rotator, 5 pairs
 
 
 def test_a_block_flow_counts_the_load_the_others_leave():

@@ -54,6 +54,10 @@ def weekly_rows(
     return cells // H, cells % H, edge_of[sel], r_of_entry[sel]
 
 
+class LpCut(RuntimeError):
+    """The LP relaxation stopped at its time limit (:meth:`AssignmentModel.solve_lp`)."""
+
+
 class LpSolution(NamedTuple):
     value: float
     x: np.ndarray
@@ -120,9 +124,11 @@ class AssignmentModel:
         self.mip_dual_bound: float | None = None
         self.mip_optimal = False
 
-    def solve_lp(self, method: str = "highs-ds", presolve: bool = False) -> LpSolution:
+    def solve_lp(self, method: str = "highs-ds", presolve: bool = False, time_limit: float | None = None) -> LpSolution:
         """The LP relaxation (HiGHS's dual simplex without presolve: the fastest on the rounds' models; the
-        interior point for a model over every eligible pair, ``bench/pair.py --offline-lp``)."""
+        interior point for a model over every eligible pair, ``bench/pair.py --offline-lp``). Raises
+        :class:`LpCut` when HiGHS stops at ``time_limit`` (wall-clock seconds), RuntimeError when it fails
+        otherwise."""
         from scipy.optimize import linprog
 
         has_rows = bool(self.A_ub.shape[0])
@@ -134,8 +140,10 @@ class AssignmentModel:
             b_eq=np.ones(self.R),
             bounds=(0, 1),
             method=method,
-            options={"presolve": presolve},
+            options={"presolve": presolve} | ({} if time_limit is None else {"time_limit": max(0.1, time_limit)}),
         )
+        if res.status == 1:  # an iteration or time limit
+            raise LpCut(f"LP relaxation stopped at its limit: {res.message}")
         if res.status != 0:
             raise RuntimeError(f"LP relaxation failed: {res.message}")
         lam = -res.ineqlin.marginals if has_rows else np.zeros(0)

@@ -361,6 +361,94 @@ def pair_violations(company: Company, as_of: date = TODAY) -> dict[str, int]:
 # Baselines, run in a subprocess against a company's database (``python bench/company.py ...``)
 
 
+def _active_pairings(con: Any, as_of: date) -> dict[int, int]:
+    """Rotation -> mentor of the active pairings of planned rotations that have not ended by ``as_of``."""
+    rows = con.execute(
+        "select p.rotation_id, p.mentor_id from mentorpairing p join rotation r on r.id = p.rotation_id "
+        "where p.status = 'active' and r.status in ('draft', 'invited') and r.\"end\" >= ?",
+        (as_of.isoformat(),),
+    )
+    return dict(rows.fetchall())
+
+
+def roster_change(company: Company, share: float = 0.01, seed: int = 7) -> dict[str, Any]:
+    """A day's roster change on the paired company, through the product's own paths, and what ``frontline
+    pair`` then moves. ``share`` of the mentors who hold pairings leave (they are missing from the
+    employees.csv of a full roster import, confirmed with ``--allow-leavers``), and as many others get a
+    two-week absence from the second week of one of their paired rotations (a new row of absences.csv); then
+    ``frontline pair``. Counted here, from the database before and after (not from the command's output): the
+    active pairings that had to move (their mentor left, or is now absent during the rotation), those that
+    moved, those that moved without having to, those that had to and did not, and the rotations left without
+    a mentor; the hard-rule violations after (:func:`pair_violations`); the two commands' wall times."""
+    import csv
+    import sqlite3
+
+    rnd = random.Random(seed)
+    con = sqlite3.connect(company.db)
+    before = _active_pairings(con, TODAY)
+    rotations = {i: (_d(s), _d(t)) for i, s, t in con.execute('select id, start, "end" from rotation')}
+    code = dict(con.execute("select id, employee_id from employee").fetchall())
+    con.close()
+    held: dict[int, list[int]] = defaultdict(list)  # mentor -> rotations paired with them
+    for r, m in sorted(before.items()):
+        held[m].append(r)
+    mentors = sorted(held)
+    k = max(1, round(share * len(mentors)))
+    chosen = rnd.sample(mentors, min(2 * k, len(mentors)))
+    leavers, absent = set(chosen[:k]), chosen[k:]
+    absences: dict[int, tuple[date, date]] = {}
+    for m in absent:
+        start, _ = rotations[min(held[m], key=lambda r: rotations[r])]  # its first paired rotation
+        absences[m] = (start + timedelta(days=7), start + timedelta(days=20))
+    folder = company.directory / "roster-change"
+    folder.mkdir(exist_ok=True)
+    source = company.directory / "roster"
+    shutil.copyfile(source / "departments.csv", folder / "departments.csv")
+    gone = {code[m] for m in leavers}
+    with open(source / "employees.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    with open(folder / "employees.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows([rows[0], *(row for row in rows[1:] if row[0] not in gone)])
+    with open(source / "absences.csv", newline="", encoding="utf-8") as f:
+        rows = [row for row in csv.reader(f) if row[0] not in gone]  # a leaver's absences go with them
+    rows += [[code[m], a0.isoformat(), a1.isoformat(), "sick leave"] for m, (a0, a1) in absences.items()]
+    with open(folder / "absences.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    files = [
+        arg for name in ("departments", "employees", "absences") for arg in (f"--{name}", str(folder / f"{name}.csv"))
+    ]
+    wall_import, _, _ = frontline(company, "roster", "import", *files, "--allow-leavers", str(k), name="roster-change")
+    wall_pair, _, _ = frontline(company, "pair", "--as-of", TODAY.isoformat(), name="pair-change")
+    con = sqlite3.connect(company.db)
+    after = _active_pairings(con, TODAY)
+    con.close()
+
+    def must_move(r: int, m: int) -> bool:
+        if m in leavers:
+            return True
+        if m not in absences:
+            return False
+        (s, t), (a0, a1) = rotations[r], absences[m]
+        return s <= a1 and t >= a0
+
+    must = {r for r, m in before.items() if must_move(r, m)}
+    moved = {r for r, m in before.items() if after.get(r) != m}
+    viol = pair_violations(company)
+    return {
+        "mentors": len(mentors),
+        "leavers": len(leavers),
+        "absent": len(absent),
+        "must": len(must),
+        "moved": len(moved & must),
+        "others": len(moved - must),
+        "stayed": len(must - moved),
+        "unmatched": sum(1 for r in must if r not in after),
+        "violations": sum(v for key, v in viol.items() if not key.startswith("_")),
+        "import_s": wall_import,
+        "pair_s": wall_pair,
+    }
+
+
 def _baseline_plan(out_db: str) -> dict[str, Any]:
     """Greedy earliest-due-first (same hard rules) on the input ``frontline plan`` builds; its plan is
     written to ``out_db`` (a copy of the database) for the checker."""

@@ -126,11 +126,20 @@ def run(n_rot: int, n_ment: int, time_limit: float = 900.0) -> None:
         print(f"{sol.method} stats: { {k: v for k, v in sol.stats.items() if k != 'lp_log'} }")
 
 
-def demo(sizes: list[int], variants: list[str], seed: int, offline_rounds: int = 0, offline_lp: bool = False) -> None:
+def demo(
+    sizes: list[int],
+    variants: list[str],
+    seed: int,
+    offline_rounds: int = 0,
+    offline_lp: bool = False,
+    change: float = 0.01,
+) -> None:
     """``--company demo`` (see the module docstring); ``offline_rounds`` > 0: also the offline bound
     (:func:`company._offline_pair_bound`, own process) and the command's gap against it; ``offline_lp``: also
     the LP over every eligible pair (:func:`company._offline_pair_lp`, own process): the best bound an LP
-    can show, and the optimum itself when its solution is whole."""
+    can show, and the optimum itself when its solution is whole; ``change`` > 0: then a roster change (that
+    share of the mentors leave, as many get an absence: :func:`company.roster_change`) and what ``frontline
+    pair`` moves."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import company as co
 
@@ -165,6 +174,7 @@ def demo(sizes: list[int], variants: list[str], seed: int, offline_rounds: int =
             rerun = int((g["created"] or 0) + (g["replaced"] or 0))
             paired = c.directory / "paired.db"  # the command's pairings, for the offline bound's first flow
             shutil.copyfile(c.db, paired)
+            moved = co.roster_change(c, change, seed) if change > 0 else None
             co.planned(c)
             b = co.baseline(c, "pair")
             obj = f["objective"] or 0.0
@@ -180,6 +190,8 @@ def demo(sizes: list[int], variants: list[str], seed: int, offline_rounds: int =
             )
             if hard:
                 print(f"{'':>9} violations: {viol}")
+            if moved is not None:
+                _print_roster_change(moved)
             if offline_rounds > 0:
                 os.environ["FRONTLINE_BENCH_BOUND_ROUNDS"] = str(offline_rounds)
                 os.environ["FRONTLINE_BENCH_PAIRED_DB"] = str(paired)
@@ -194,6 +206,17 @@ def demo(sizes: list[int], variants: list[str], seed: int, offline_rounds: int =
             if offline_lp:
                 _print_offline_lp(co.baseline(c, "pair-lp"), obj)
     print(co.load_line())
+
+
+def _print_roster_change(r: dict) -> None:
+    """One line: what ``frontline pair`` moved after a roster change (:func:`company.roster_change`)."""
+    print(
+        f"{'':>9} roster change: {r['leavers']} of {r['mentors']:,} mentors left, {r['absent']} absent two weeks: "
+        f"{r['must']} pairings had to move, {r['moved']} moved ({r['unmatched']} now without a mentor), "
+        f"{r['others']} others moved, {r['stayed']} stayed put; import {r['import_s']:.2f} s, pair "
+        f"{r['pair_s']:.2f} s, {r['violations']} violations",
+        flush=True,
+    )
 
 
 def _print_offline_lp(o: dict, obj: float) -> None:
@@ -238,10 +261,18 @@ def main() -> None:
         action="store_true",
         help="demo: also the LP over every eligible pair (own process, no time limit; up to 5 M pairs)",
     )
+    ap.add_argument(
+        "--change",
+        type=float,
+        default=0.01,
+        metavar="SHARE",
+        help="demo: after the runs, this share of the mentors leave and as many get an absence; what a pair run "
+        "then moves (0: skip)",
+    )
     args = ap.parse_args()
     if args.company == "demo":
         sizes, variants = [int(x) for x in args.sizes.split(",") if x], [v for v in args.variants.split(",") if v]
-        demo(sizes, variants, args.seed, args.offline_bound, args.offline_lp)
+        demo(sizes, variants, args.seed, args.offline_bound, args.offline_lp, args.change)
         return
     run(2_000, 300, args.time_limit)
     if not args.small:

@@ -357,10 +357,6 @@ def pair_violations(company: Company, as_of: date = TODAY) -> dict[str, int]:
     return out
 
 
-# --------------------------------------------------------------------------------------------------
-# Baselines, run in a subprocess against a company's database (``python bench/company.py ...``)
-
-
 def _active_pairings(con: Any, as_of: date) -> dict[int, int]:
     """Rotation -> mentor of the active pairings of planned rotations that have not ended by ``as_of``."""
     rows = con.execute(
@@ -447,6 +443,10 @@ def roster_change(company: Company, share: float = 0.01, seed: int = 7) -> dict[
         "import_s": wall_import,
         "pair_s": wall_pair,
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# Baselines, run in a subprocess against a company's database (``python bench/company.py ...``)
 
 
 def _baseline_plan(out_db: str) -> dict[str, Any]:

@@ -348,8 +348,9 @@ def pair_by_mip(
     (after the LP: its CPU time is not counted, the caps bound its size) used ``mip_seconds`` of CPU, or ran
     into HiGHS's wall-clock limit (three times that: only on a machine loaded several times over), is dropped
     whole, never kept cut short; an LP that reaches that wall-clock limit is followed by no MIP (nothing
-    moves). Keeps the result (mutating ``assign`` and ``state``) only when the exact objective drops. With ``mentors``, no MIP is solved when the LP leaves more than
-    ``free_seat_open`` rotators fractional. Returns whether the objective dropped."""
+    moves). Keeps the result (mutating ``assign`` and ``state``) only when the exact objective drops. With
+    ``mentors``, no MIP is solved when the LP leaves more than ``free_seat_open`` rotators fractional.
+    Returns whether the objective dropped."""
     from frontline.mentors.solver.lp import AssignmentModel, LpCut
 
     before = assign[rots].copy()

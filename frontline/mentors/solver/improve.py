@@ -356,24 +356,7 @@ def pair_by_mip(
     before = assign[rots].copy()
     _book(inst, rots, before, state, +1)  # free the neighbourhood: its seats go back
     rescap, annual, load = state
-    # a seat in every week of the rotation: prefix counts of full weeks per mentor
-    full = np.zeros((inst.m, inst.H + 1), dtype=np.int32)
-    np.cumsum(rescap <= 0, axis=1, out=full[:, 1:])
-    if mentors is None:  # the pool's pairs
-        loc, mm, cc = cohorts.edges_of(rots)
-        r = rots[loc]
-        ok = (full[mm, inst.e[r]] - full[mm, inst.s[r]] == 0) & (annual[mm] > 0)
-        loc, mm, cc = loc[ok], mm[ok], cc[ok]  # still by rotator, then cost
-        keep = _ranks(np.bincount(loc, minlength=len(rots))) < cfg.mip_candidates
-    else:
-        loc, mm, cc = _eligible_with_a_seat(inst, rots, mentors, full, annual)
-        keep = _ranks(np.bincount(loc, minlength=len(rots))) < cfg.free_seat_candidates
-    cur = np.nonzero(before >= 0)[0]
-    loc = np.concatenate([loc[keep], cur])
-    mm = np.concatenate([mm[keep], before[cur]])
-    cc = np.concatenate([cc[keep], inst.pair_costs(rots[cur], before[cur])])
-    first = np.unique(loc * inst.m + mm, return_index=True)[1]  # the current pair may be a candidate too
-    edges = Edges(rots[loc[first]], mm[first], cc[first])
+    edges = _mip_edges(inst, cohorts, rots, before, rescap, annual, cfg, mentors)
     model = AssignmentModel(inst, rots, edges, rescap, annual, load - inst.load0)
     now = _block_cost(inst, rots, before, load)
     c0 = time.process_time()
@@ -408,6 +391,40 @@ def pair_by_mip(
     assign[rots] = final
     _book(inst, rots, final, state, -1)
     return better
+
+
+def _mip_edges(
+    inst: Instance,
+    cohorts: Cohorts,
+    rots: np.ndarray,
+    before: np.ndarray,
+    rescap: np.ndarray,
+    annual: np.ndarray,
+    cfg: ImproveSettings,
+    mentors: np.ndarray | None,
+) -> Edges:
+    """The pairs of :func:`pair_by_mip`'s model over ``rots`` (their mentors ``before``, their seats given
+    back in ``rescap`` and ``annual``): each rotator's cheapest candidates with a seat in every week of its
+    rotation (the pool's ``mip_candidates``, or with ``mentors`` its ``free_seat_candidates`` eligible pairs
+    with them), plus its current pair."""
+    # a seat in every week of the rotation: prefix counts of full weeks per mentor
+    full = np.zeros((inst.m, inst.H + 1), dtype=np.int32)
+    np.cumsum(rescap <= 0, axis=1, out=full[:, 1:])
+    if mentors is None:  # the pool's pairs
+        loc, mm, cc = cohorts.edges_of(rots)
+        r = rots[loc]
+        ok = (full[mm, inst.e[r]] - full[mm, inst.s[r]] == 0) & (annual[mm] > 0)
+        loc, mm, cc = loc[ok], mm[ok], cc[ok]  # still by rotator, then cost
+        keep = _ranks(np.bincount(loc, minlength=len(rots))) < cfg.mip_candidates
+    else:
+        loc, mm, cc = _eligible_with_a_seat(inst, rots, mentors, full, annual)
+        keep = _ranks(np.bincount(loc, minlength=len(rots))) < cfg.free_seat_candidates
+    cur = np.nonzero(before >= 0)[0]
+    loc = np.concatenate([loc[keep], cur])
+    mm = np.concatenate([mm[keep], before[cur]])
+    cc = np.concatenate([cc[keep], inst.pair_costs(rots[cur], before[cur])])
+    first = np.unique(loc * inst.m + mm, return_index=True)[1]  # the current pair may be a candidate too
+    return Edges(rots[loc[first]], mm[first], cc[first])
 
 
 def _not_solved(

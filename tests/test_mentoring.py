@@ -207,6 +207,55 @@ def test_repair_only_what_must_change(engine, settings, change):
         assert len(events) == len(affected)
 
 
+@pytest.mark.parametrize("emil_had_bert", [False, True])
+def test_a_re_run_moves_a_kept_pairing_only_to_seat_someone(engine, settings, emil_had_bert):
+    """One seat per mentor. Dora (March 1-28) had Cleo, who leaves; Bert holds Finn until March 14, Anna
+    holds Emil from March 15: nobody is free all of Dora's weeks. Moving Emil to Bert (free from March 15)
+    frees Anna for Dora: the re-run does that (one kept pairing moved, with the reason) and nothing else;
+    a further re-run changes nothing. When Emil had Bert before and Finn Anna (so neither can move to the
+    other's mentor), nobody moves and Dora stays without a mentor."""
+    with session_scope(engine) as s:
+        p = _company(s)
+        for k in ("anna", "bert", "cleo"):
+            s.get(Employee, p[k].id).mentor_capacity = 1
+        d = _rotation(s, p["dora"], date(2027, 3, 1))
+        k = _rotation(s, p["emil"], date(2027, 3, 15))
+        f = _rotation(s, p["finn"], date(2027, 2, 15))
+        s.add_all(
+            [
+                MentorPairing(rotation_id=d.id, mentor_id=p["cleo"].id, status="active"),
+                MentorPairing(rotation_id=k.id, mentor_id=p["anna"].id, status="active"),
+                MentorPairing(rotation_id=f.id, mentor_id=p["bert"].id, status="active"),
+            ]
+        )
+        if emil_had_bert:  # and Finn Anna: neither can move to the other's mentor
+            for who, mentor in (("emil", "bert"), ("finn", "anna")):
+                old = _rotation(s, p[who], date(2025, 3, 3), status="done")
+                s.add(MentorPairing(rotation_id=old.id, mentor_id=p[mentor].id, status="active"))
+        cleo = s.get(Employee, p["cleo"].id)
+        cleo.active, cleo.left_on = False, date(2027, 2, 10)
+    with session_scope(engine) as s:
+        before = _active(s)
+        result = pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
+    with session_scope(engine) as s:
+        after = _active(s)
+        if emil_had_bert:
+            assert result.moved_to_make_room == 0 and [u["rotation_id"] for u in result.unmatched] == [d.id]
+            assert d.id not in after and after[k.id].id == before[k.id].id and after[f.id].id == before[f.id].id
+            return
+        assert result.moved_to_make_room == 1 and result.unmatched == []
+        assert after[d.id].mentor_id == p["anna"].id and after[k.id].mentor_id == p["bert"].id
+        assert after[f.id].id == before[f.id].id  # untouched
+        moved = s.get(MentorPairing, before[k.id].id)
+        assert moved.status == "replaced" and moved.reason.startswith("moved to make room")
+        assert {r["rotation_id"] for r in result.replaced} == {d.id, k.id}
+        for pairing in (after[d.id], after[k.id]):
+            _assert_hard_rules(s, pairing)
+    with session_scope(engine) as s:
+        again = pair_mentors(s, POLICY, as_of=AS_OF, actor="test")
+        assert (again.created, again.replaced, again.moved_to_make_room) == ([], [], 0)
+
+
 def test_never_the_same_mentor_twice(engine, settings):
     with session_scope(engine) as s:
         p = _company(s)

@@ -277,6 +277,23 @@ def test_the_mip_over_free_seats_reaches_mentors_outside_the_pool():
         assert [kind for *_, kind in capped["mip_around_unmatched"]] == ["pool"]
 
 
+def test_make_room_moves_someone_only_to_seat_the_unmatched():
+    """The case above, as a re-run sees it: ``a`` (X, week 1) and ``c`` (Y, week 0) were told their
+    mentors, ``u`` (weeks 0-1) has none. Moving ``a`` to Y seats ``u`` with X; ``c`` stays. When moving
+    costs more than leaving ``u`` unmatched (the penalty), nobody moves."""
+    from frontline.mentors.solver import make_room
+
+    mentors = [_m("X"), _m("Y", tz_hours=1.0)]
+    rotators = [_r("u", 0, 2), _r("a", 1, 2), _r("c", 0, 1, previous_mentors=frozenset({"X"}))]
+    current = {"a": "X", "c": "Y"}
+    after, costs, stats = make_room(rotators, mentors, W, current, dict.fromkeys(current, 100.0))
+    assert after == {"u": "X", "a": "Y", "c": "Y"}
+    assert set(costs) == set(after) and stats["mip_around_unmatched"][0][-1] == "free seats"
+    assert broken_rules(rotators, mentors, W, after) == []
+    after, _, _ = make_room(rotators, mentors, W, current, dict.fromkeys(current, 2_000.0))
+    assert after == current
+
+
 def test_the_mip_keeps_the_pairs_it_is_told_to_and_decides_the_rest():
     """X and Y have one seat a week and ``b`` (who had Y before) can only have X, ``a`` either:
     the optimum gives ``b`` X and ``a`` Y. With ``a``-X fixed (as :func:`.improve.pair_by_mip` fixes the

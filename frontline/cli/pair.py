@@ -28,9 +28,11 @@ def _as_of(value: str | None, option: str = "--as-of") -> date | None:
 def _print(out: dict) -> None:
     s = out["summary"]
     verb = "would create" if s["dry_run"] else "created"
+    moved = s.get("moved_to_make_room", 0)
     typer.echo(
-        f"pairings: {s['kept']} kept, {s['created']} {verb}, {s['replaced']} replaced, "
-        f"{s['cancelled']} cancelled, {s['unmatched']} unmatched"
+        f"pairings: {s['kept']} kept, {s['created']} {verb}, {s['replaced']} replaced"
+        + (f" ({moved} of them moved to make room for people without a mentor)" if moved else "")
+        + f", {s['cancelled']} cancelled, {s['unmatched']} unmatched"
     )
     if s["objective"] is not None:
         gap = "-" if s["gap"] is None else f"{100 * s['gap']:.3f} %"

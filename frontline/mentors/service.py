@@ -30,6 +30,7 @@ Check-ins live in :mod:`frontline.mentors.checkins`, the wrap-up surveys in :mod
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time as _time
 from collections.abc import Callable, Collection, Hashable, Mapping
@@ -77,6 +78,7 @@ class PairingResult:
     gap: float | None = None
     seconds: float = 0.0
     method: str = ""
+    moved_to_make_room: int = 0  # kept pairings moved to seat someone left without a mentor (:func:`make_room`)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -87,6 +89,7 @@ class PairingResult:
             "replaced": len(self.replaced),
             "cancelled": self.cancelled,
             "unmatched": len(self.unmatched),
+            "moved_to_make_room": self.moved_to_make_room,
             "objective": None if self.objective is None else round(self.objective, 3),
             "bound": None if self.bound is None else round(self.bound, 3),
             "gap": self.gap,
@@ -492,30 +495,85 @@ def solver_mentors(state: PairingState, kept: list[MentorPairing], annual_cap: i
 
 
 def solver_rotators(state: PairingState, plan: Triage) -> list[solver.Rotator]:
-    from frontline.mentors import solver
-
     out = []
     for r in plan.need:
-        e = state.employees[r.employee_id]
         prev = set(state.history.get(r.employee_id, set()))
         if r.id in plan.to_replace:
             prev.add(plan.to_replace[r.id][0].mentor_id)
-        start_week = max(0, state.week_of(r.start))
-        out.append(
-            solver.Rotator(
-                key=r.id,
-                dept=state.departments.get(e.department_id, ""),
-                languages=frozenset(e.languages),
-                skills=frozenset(e.skills),
-                tz_hours=offset_hours(e.timezone, r.start),
-                start_week=start_week,
-                end_week=max(start_week + 1, state.week_of(r.end) + 1),
-                previous_mentors=frozenset(prev),
-                is_new_hire=r.kind == "new_hire",
-                name=e.name,
-            )
-        )
+        out.append(_solver_rotator(state, r, prev))
     return out
+
+
+def _solver_rotator(state: PairingState, r: RotationFacts, previous: set[int]) -> solver.Rotator:
+    """The rotation ``r`` as the solver sees it, ``previous`` the mentors it may not have."""
+    from frontline.mentors import solver
+
+    e = state.employees[r.employee_id]
+    start_week = max(0, state.week_of(r.start))
+    return solver.Rotator(
+        key=r.id,
+        dept=state.departments.get(e.department_id, ""),
+        languages=frozenset(e.languages),
+        skills=frozenset(e.skills),
+        tz_hours=offset_hours(e.timezone, r.start),
+        start_week=start_week,
+        end_week=max(start_week + 1, state.week_of(r.end) + 1),
+        previous_mentors=frozenset(previous),
+        is_new_hire=r.kind == "new_hire",
+        name=e.name,
+    )
+
+
+MOVE_COST = 100.0  # what moving a kept pairing costs in :func:`make_room` (above any difference of pairing
+# costs, below the unmatched penalty: someone moves only to seat someone else)
+
+
+def make_room(
+    state: PairingState, plan: Triage, sol: solver.Solution, annual_cap: int, weights: solver.Weights
+) -> tuple[Triage, solver.Solution, int]:
+    """After a re-run's solve left rotations without a mentor: seat them by moving kept pairings where that
+    is the only way (:func:`frontline.mentors.solver.make_room`, every kept pairing at :data:`MOVE_COST`,
+    this run's new ones free). Returns the triage and solution to write (each moved pairing replaced, with
+    the reason, and paired again) and how many kept pairings moved; unchanged when nobody can be seated so."""
+    from frontline.mentors import solver
+
+    kept = [p for p in plan.kept if p.mentor_id in state.mentors]
+    rotators = solver_rotators(state, plan) + [
+        _solver_rotator(
+            state,
+            state.rotation(p.rotation_id),
+            set(state.history.get(state.rotation(p.rotation_id).employee_id, set())) - {p.mentor_id},
+        )
+        for p in kept
+    ]
+    current: dict[Hashable, Hashable] = {p.rotation_id: p.mentor_id for p in kept}
+    after, costs, stats = solver.make_room(
+        rotators,
+        solver_mentors(state, [], annual_cap),
+        weights,
+        current | dict(sol.assignments),
+        dict.fromkeys(current, MOVE_COST),
+    )
+    seated = {u.key for u in sol.unmatched if u.key in after}
+    moved = {p.rotation_id: p for p in kept if after.get(p.rotation_id) != p.mentor_id}
+    if not seated or any(rid not in after for rid in moved):  # nobody seated, or someone would lose a mentor
+        return plan, sol, 0
+    why = f"moved to make room: {len(seated)} rotation(s) without a mentor could then be paired"
+    need = plan.need + [state.rotation(rid) for rid in moved]
+    new_plan = Triage(
+        [p for p in plan.kept if p.rotation_id not in moved],
+        plan.to_replace | {rid: (p, why) for rid, p in moved.items()},
+        sorted(need, key=lambda r: (r.start, cast(int, r.id))),
+    )
+    keys = {r.id for r in need}
+    new_sol = dataclasses.replace(
+        sol,
+        assignments={k: m for k, m in after.items() if k in keys},
+        costs={k: c for k, c in costs.items() if k in keys},
+        unmatched=[u for u in sol.unmatched if u.key not in seated],
+        stats=sol.stats | {"make_room": stats.get("mip_around_unmatched", [])},
+    )
+    return new_plan, new_sol, len(moved)
 
 
 def solver_input(
@@ -816,6 +874,9 @@ def _pair_mentors(
     sol = solver.solve(rotators, mentors, weights, time_limit=time_limit) if rotators else None
     if sol is not None:
         result.objective, result.bound, result.gap, result.method = sol.objective, sol.bound, sol.gap, sol.method
+        if sol.unmatched and plan.kept and only is None and not policy.mentoring.review:
+            plan, sol, result.moved_to_make_room = make_room(state, plan, sol, policy.mentoring.annual_cap, weights)
+            result.kept = len(plan.kept)
     write_pairings(session, state, plan, sol, result, policy.mentoring, actor=actor, dry_run=dry_run)
     result.seconds = _time.perf_counter() - t0
     if not dry_run:

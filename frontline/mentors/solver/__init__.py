@@ -84,7 +84,7 @@ solver's arrays).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from functools import partial
 
 import numpy as np
@@ -95,6 +95,7 @@ from frontline.mentors.solver.column_generation import solve_by_lp
 from frontline.mentors.solver.flow import FlowSettings, solve_by_flow
 from frontline.mentors.solver.greedy import greedy_weekly, rescue_unmatched, solve_greedy
 from frontline.mentors.solver.improve import ImproveSettings, improve_by_blocks
+from frontline.mentors.solver.improve import make_room as _make_room
 from frontline.mentors.solver.model import Instance
 from frontline.mentors.solver.problem import Mentor, Rotator, Solution, Unmatched, Weights
 from frontline.mentors.solver.solution import finish
@@ -239,12 +240,42 @@ def _never_worse_than_greedy(inst: Instance, solution: Solution, t0: float) -> S
     return finish(inst, assign, solution.bound, method, t0, stats)
 
 
+def make_room(
+    rotators: Sequence[Rotator],
+    mentors: Sequence[Mentor],
+    weights: Weights,
+    current: Mapping[Hashable, Hashable],
+    move: Mapping[Hashable, float],
+) -> tuple[dict[Hashable, Hashable], dict[Hashable, float], dict]:
+    """Seat rotators without a mentor by moving others where that is the only way
+    (:func:`.improve.make_room`). ``current``: each paired rotator's mentor (a pairing within every rule and
+    seat; the mentors' seats and loads must not count them already); ``move``: what moving a rotator costs
+    (the people already told: above any difference of pairing costs, below the unmatched penalty; 0 for
+    those not told yet). Returns each rotator's mentor after (the unmatched left out), each pairing's cost
+    and the stats."""
+    inst = Instance(rotators, mentors, weights)
+    index = {m.key: j for j, m in enumerate(mentors)}
+    assign = np.array([index[current[r.key]] if r.key in current else -1 for r in rotators], dtype=np.int64)
+    stats: dict = {}
+    moves = np.array([float(move.get(r.key, 0.0)) for r in rotators])
+    assign = _make_room(inst, assign, moves, ImproveSettings(), stats)
+    matched = np.nonzero(assign >= 0)[0]
+    costs = inst.pair_costs(matched, assign[matched]) if len(matched) else np.zeros(0)
+    keys = [rotators[int(i)].key for i in matched]
+    return (
+        {k: mentors[int(assign[i])].key for k, i in zip(keys, matched, strict=True)},
+        {k: float(c) for k, c in zip(keys, costs, strict=True)},
+        stats,
+    )
+
+
 __all__ = [
     "Mentor",
     "Rotator",
     "Solution",
     "Unmatched",
     "Weights",
+    "make_room",
     "objective",
     "solve",
     "solve_greedy",

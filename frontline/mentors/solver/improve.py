@@ -329,13 +329,14 @@ def _eligible_with_a_seat(
 
 def pair_by_mip(
     inst: Instance,
-    cohorts: Cohorts,
+    cohorts: Cohorts | None,
     rots: np.ndarray,
     assign: np.ndarray,
     state: tuple[np.ndarray, np.ndarray, np.ndarray],
     cfg: ImproveSettings,
     stats: dict[str, Any],
     mentors: np.ndarray | None = None,
+    move: np.ndarray | None = None,
 ) -> bool:
     """Re-pair ``rots`` by one exact MIP (:class:`.lp.AssignmentModel`: every weekly row that can bind, the
     annual caps, the convex load cost; HiGHS through ``scipy.optimize.milp``), everyone else fixed: the
@@ -350,13 +351,20 @@ def pair_by_mip(
     whole, never kept cut short; an LP that reaches that wall-clock limit is followed by no MIP (nothing
     moves). Keeps the result (mutating ``assign`` and ``state``) only when the exact objective drops. With
     ``mentors``, no MIP is solved when the LP leaves more than ``free_seat_open`` rotators fractional.
-    Returns whether the objective dropped."""
+    ``move`` (per rotator of ``rots``): what leaving its current mentor costs in the MIP (not in the
+    objective), so that it moves only to seat someone (:func:`make_room`). Returns whether the objective
+    dropped."""
     from frontline.mentors.solver.lp import AssignmentModel, LpCut
 
     before = assign[rots].copy()
     _book(inst, rots, before, state, +1)  # free the neighbourhood: its seats go back
     rescap, annual, load = state
     edges = _mip_edges(inst, cohorts, rots, before, rescap, annual, cfg, mentors)
+    if move is not None:  # leaving the current mentor costs the MIP ``move``
+        pos = np.full(inst.n, -1, dtype=np.int64)
+        pos[rots] = np.arange(len(rots))
+        at = pos[edges.rot]
+        edges = Edges(edges.rot, edges.ment, edges.cost + np.where(edges.ment != before[at], move[at], 0.0))
     model = AssignmentModel(inst, rots, edges, rescap, annual, load - inst.load0)
     now = _block_cost(inst, rots, before, load)
     c0 = time.process_time()
@@ -395,7 +403,7 @@ def pair_by_mip(
 
 def _mip_edges(
     inst: Instance,
-    cohorts: Cohorts,
+    cohorts: Cohorts | None,
     rots: np.ndarray,
     before: np.ndarray,
     rescap: np.ndarray,
@@ -411,6 +419,7 @@ def _mip_edges(
     full = np.zeros((inst.m, inst.H + 1), dtype=np.int32)
     np.cumsum(rescap <= 0, axis=1, out=full[:, 1:])
     if mentors is None:  # the pool's pairs
+        assert cohorts is not None, "the pool's pairs need the cohorts"
         loc, mm, cc = cohorts.edges_of(rots)
         r = rots[loc]
         ok = (full[mm, inst.e[r]] - full[mm, inst.s[r]] == 0) & (annual[mm] > 0)
@@ -425,6 +434,31 @@ def _mip_edges(
     cc = np.concatenate([cc[keep], inst.pair_costs(rots[cur], before[cur])])
     first = np.unique(loc * inst.m + mm, return_index=True)[1]  # the current pair may be a candidate too
     return Edges(rots[loc[first]], mm[first], cc[first])
+
+
+def make_room(
+    inst: Instance, assign: np.ndarray, move: np.ndarray, cfg: ImproveSettings, stats: dict[str, Any]
+) -> np.ndarray:
+    """Seat the unmatched of ``assign`` (mutated and returned) by moving others where that is the only way:
+    up to ``mip_rounds`` MIPs over the free seats' neighbourhood (:func:`free_seat_hood`, at most
+    ``free_seat_rotators``), each after one that seated someone, with ``move`` (per rotator) charged for
+    leaving the current mentor. With ``move`` above any difference of pairing costs and below the unmatched
+    penalty, nobody moves but to seat someone (a chain of moves that seats one costs less than leaving them
+    unmatched), and staying put is always feasible. For a re-run after a roster change (the service: kept
+    pairings, whose people were told, cost ``move``; pairings of this run nothing)."""
+    rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
+    state = (rescap, annual, inst.load0 + extra)
+    for _ in range(cfg.mip_rounds):
+        short = np.nonzero(assign < 0)[0]
+        if not 0 < len(short) < cfg.mip_below:
+            break
+        hood, ments = free_seat_hood(inst, short, assign, state[0])
+        if not len(ments) or len(hood) > cfg.free_seat_rotators:
+            stats.setdefault("free_seats_not_solved", []).append([len(hood)])
+            break
+        if not pair_by_mip(inst, None, hood, assign, state, cfg, stats, ments, move[hood]):
+            break
+    return assign
 
 
 def _not_solved(

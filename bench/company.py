@@ -374,8 +374,8 @@ def roster_change(company: Company, share: float = 0.01, seed: int = 7) -> dict[
     two-week absence from the second week of one of their paired rotations (a new row of absences.csv); then
     ``frontline pair``. Counted here, from the database before and after (not from the command's output): the
     active pairings that had to move (their mentor left, or is now absent during the rotation), those that
-    moved, those that moved without having to, those that had to and did not, and the rotations left without
-    a mentor; the hard-rule violations after (:func:`pair_violations`); the two commands' wall times."""
+    moved, those that moved without having to (and of them, those whose old pairing says they moved to make
+    room for someone), those that had to and did not, and the rotations left without a mentor; the hard-rule violations after (:func:`pair_violations`); the two commands' wall times."""
     import csv
     import sqlite3
 
@@ -417,6 +417,9 @@ def roster_change(company: Company, share: float = 0.01, seed: int = 7) -> dict[
     wall_pair, _, _ = frontline(company, "pair", "--as-of", TODAY.isoformat(), name="pair-change")
     con = sqlite3.connect(company.db)
     after = _active_pairings(con, TODAY)
+    made_room = {  # rotations whose pairing the re-run replaced saying it moved them to make room
+        r for (r,) in con.execute("select rotation_id from mentorpairing where reason like 'moved to make room%'")
+    }
     con.close()
 
     def must_move(r: int, m: int) -> bool:
@@ -437,6 +440,7 @@ def roster_change(company: Company, share: float = 0.01, seed: int = 7) -> dict[
         "must": len(must),
         "moved": len(moved & must),
         "others": len(moved - must),
+        "others_made_room": len((moved - must) & made_room),
         "stayed": len(must - moved),
         "unmatched": sum(1 for r in must if r not in after),
         "violations": sum(v for key, v in viol.items() if not key.startswith("_")),

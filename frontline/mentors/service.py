@@ -532,12 +532,14 @@ def make_room(
     state: PairingState, plan: Triage, sol: solver.Solution, annual_cap: int, weights: solver.Weights
 ) -> tuple[Triage, solver.Solution, int]:
     """After a re-run's solve left rotations without a mentor: seat them by moving kept pairings where that
-    is the only way (:func:`frontline.mentors.solver.make_room`, every kept pairing at :data:`MOVE_COST`,
-    this run's new ones free). Returns the triage and solution to write (each moved pairing replaced, with
+    is the only way (:func:`frontline.mentors.solver.make_room`, every kept pairing of a rotation not yet under
+    way at :data:`MOVE_COST`, this run's new ones free). Returns the triage and solution to write (each moved pairing replaced, with
     the reason, and paired again) and how many kept pairings moved; unchanged when nobody can be seated so."""
     from frontline.mentors import solver
 
-    kept = [p for p in plan.kept if p.mentor_id in state.mentors]
+    # a rotation under way keeps its mentor; the others may move
+    kept = [p for p in plan.kept if state.rotation(p.rotation_id).start >= state.horizon_start]
+    under_way = [p for p in plan.kept if state.rotation(p.rotation_id).start < state.horizon_start]
     rotators = solver_rotators(state, plan) + [
         _solver_rotator(
             state,
@@ -549,7 +551,7 @@ def make_room(
     current: dict[Hashable, Hashable] = {p.rotation_id: p.mentor_id for p in kept}
     after, costs, stats = solver.make_room(
         rotators,
-        solver_mentors(state, [], annual_cap),
+        solver_mentors(state, under_way, annual_cap),
         weights,
         current | dict(sol.assignments),
         dict.fromkeys(current, MOVE_COST),

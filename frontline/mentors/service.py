@@ -532,9 +532,10 @@ def make_room(
     state: PairingState, plan: Triage, sol: solver.Solution, annual_cap: int, weights: solver.Weights
 ) -> tuple[Triage, solver.Solution, int]:
     """After a re-run's solve left rotations without a mentor: seat them by moving kept pairings where that
-    is the only way (:func:`frontline.mentors.solver.make_room`, every kept pairing of a rotation not yet under
-    way at :data:`MOVE_COST`, this run's new ones free). Returns the triage and solution to write (each moved pairing replaced, with
-    the reason, and paired again) and how many kept pairings moved; unchanged when nobody can be seated so."""
+    is the only way (:func:`frontline.mentors.solver.make_room`; every kept pairing of a rotation not yet
+    under way at :data:`MOVE_COST`, this run's new ones free). Returns the triage and solution to write (each
+    moved pairing replaced, with the reason, and paired again) and how many kept pairings moved; unchanged
+    when nobody can be seated so."""
     from frontline.mentors import solver
 
     # a rotation under way keeps its mentor; the others may move

@@ -450,13 +450,7 @@ def make_room(
     state = (rescap, annual, inst.load0 + extra)
     for _ in range(cfg.mip_rounds):
         short = np.nonzero(assign < 0)[0]
-        if not 0 < len(short) < cfg.mip_below:
-            break
-        hood, ments = free_seat_hood(inst, short, assign, state[0])
-        if not len(ments) or len(hood) > cfg.free_seat_rotators:
-            stats.setdefault("free_seats_not_solved", []).append([len(hood)])
-            break
-        if not pair_by_mip(inst, None, hood, assign, state, cfg, stats, ments, move[hood]):
+        if not 0 < len(short) < cfg.mip_below or not _free_seat_mip(inst, None, short, assign, state, cfg, stats, move):
             break
     return assign
 
@@ -469,6 +463,28 @@ def _not_solved(
     _book(inst, rots, before, state, -1)
     stats.setdefault(key, []).append(entry)
     return False
+
+
+def _free_seat_mip(
+    inst: Instance,
+    cohorts: Cohorts | None,
+    short: np.ndarray,
+    assign: np.ndarray,
+    state: tuple,
+    cfg: ImproveSettings,
+    stats: dict[str, Any],
+    move: np.ndarray | None = None,
+) -> bool:
+    """:func:`pair_by_mip` over the free seats' neighbourhood of the unmatched ``short``
+    (:func:`free_seat_hood`; not over more than ``free_seat_rotators``); ``move`` (per rotator of the
+    instance): what leaving the current mentor costs the MIP. Returns whether the objective dropped."""
+    hood, ments = free_seat_hood(inst, short, assign, state[0])
+    if not len(ments):
+        return False
+    if len(hood) > cfg.free_seat_rotators:
+        stats.setdefault("free_seats_not_solved", []).append([len(hood)])
+        return False
+    return pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats, ments, None if move is None else move[hood])
 
 
 def _mip_around_unmatched(
@@ -485,12 +501,8 @@ def _mip_around_unmatched(
     ``pool``, over the pool's mentors of the rotators a chain reaches (:func:`neighbourhood`,
     :func:`_chain`). Returns whether the objective dropped."""
     short = np.concatenate([g[assign[g] < 0] for g in cohorts.groups])
-    hood, ments = free_seat_hood(inst, short, assign, state[0])
-    if len(ments) and len(hood) <= cfg.free_seat_rotators:
-        if pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats, ments):
-            return True
-    elif len(ments):
-        stats.setdefault("free_seats_not_solved", []).append([len(hood)])
+    if _free_seat_mip(inst, cohorts, short, assign, state, cfg, stats):
+        return True
     if not pool:
         return False
     hood = _chain(cohorts, inst, assign, neighbourhood(cohorts, inst, assign), cfg.mip_depth, cfg.mip_candidates)

@@ -13,12 +13,13 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import jobs
-from flows.common import run_name
+from flows.common import crash_when_stopped, run_name
 
 send_chat = task(name="send-chat", cache_policy=NO_CACHE)(jobs.send_chat)
 
 
 @flow(name="deliver-chat", flow_run_name=run_name("deliver-chat"))
+@crash_when_stopped
 def deliver_chat() -> dict[str, Any]:
     """Send the chat notifications that are due."""
     return jobs.deliver_chat(send=send_chat)

@@ -4,6 +4,8 @@
   ``@flow(name="send-digests", flow_run_name=run_name("send-digests", "week", "department"))`` names a run
   ``send-digests-2027-W05-20270208-0700`` instead of Prefect's random ``sweet-grebe``, so the run list in
   the UI and ``frontline status`` read like a log. Parameters that are unset are left out.
+* :func:`crash_when_stopped` (under every ``@flow``): a stop is a crash, also when it lands inside Prefect's
+  own bookkeeping, so ``prefect flow-run retry`` picks the run up again.
 * :func:`report`: the run's artifact (a table or markdown, under a fixed key) and, for the flows whose
   service does not audit itself, its AuditEvent (actor ``flow:<name>``, which ``frontline status`` reads).
 """
@@ -11,12 +13,17 @@
 from __future__ import annotations
 
 import contextvars
+import functools
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
     from sqlmodel import Session
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # The run of flows.runner.run_job under way in this context: None inside Prefect or outside any job.
 CURRENT_RUN: contextvars.ContextVar[Any] = contextvars.ContextVar("frontline_local_run", default=None)
@@ -44,6 +51,50 @@ def retry_when_transient(error: type[Exception]) -> Callable[[Any, Any, Any], bo
         return False
 
     return worth_retrying
+
+
+def crash_when_stopped(fn: Callable[P, R]) -> Callable[P, R]:
+    """Under ``@flow``: a stop (the worker's SIGTERM, which Prefect raises in the run as
+    ``TerminationSignal``) ends the run Crashed, never Failed.
+
+    Prefect marks a run Crashed when the signal reaches the flow as itself. When it lands while Prefect's
+    task engine creates a task run (between one task and the next), the engine's own crash handling
+    fails with ``ValueError("Task run is not set")``, the signal survives only as that error's context,
+    and the run would end Failed: nothing would say it was stopped rather than broken. Here such an
+    error gives way to the signal behind it. Anything else is raised unchanged."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            signal = _stop_behind(exc)
+            if signal is None:
+                raise
+            from prefect.exceptions import TerminationSignal
+
+            raise TerminationSignal(signal) from exc
+
+    # Prefect validates parameters against the signature, resolving string annotations in the module of
+    # the function it holds: this wrapper's, not ``fn``'s. So give it ``fn``'s signature, resolved.
+    run.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
+    run.crash_when_stopped = True  # type: ignore[attr-defined]  # checked by tests/test_architecture.py
+    return run
+
+
+def _stop_behind(exc: BaseException) -> int | None:
+    """The signal of the ``TerminationSignal`` an error was raised while handling (its cause or context),
+    if any."""
+    from prefect.exceptions import TerminationSignal
+
+    seen: set[int] = set()
+    behind: BaseException | None = exc
+    while behind is not None and id(behind) not in seen:
+        if isinstance(behind, TerminationSignal):
+            return behind.signal
+        seen.add(id(behind))
+        behind = behind.__cause__ or behind.__context__
+    return None
 
 
 def run_name(label: str, *parameters: str) -> Callable[[], str]:

@@ -13,7 +13,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import jobs
-from flows.common import run_name
+from flows.common import crash_when_stopped, run_name
 
 BATCH_SIZE = jobs.DIGEST_BATCH
 
@@ -24,6 +24,7 @@ queue_batch = task(name="digest-batch", retries=2, retry_delay_seconds=10, cache
 
 
 @flow(name="send-digests", flow_run_name=run_name("send-digests", "week", "department"))
+@crash_when_stopped
 def send_digests(week: str | None = None, department: str | None = None) -> list[dict]:
     """Queue the digests for ``week`` (ISO ``2027-W05``; default: last completed week) for every
     department, or only ``department`` (name). Returns one row per department."""

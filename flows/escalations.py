@@ -14,7 +14,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import jobs
-from flows.common import run_name
+from flows.common import crash_when_stopped, run_name
 
 EMPTY_ROW = jobs.ESCALATION_EMPTY_ROW
 
@@ -24,6 +24,7 @@ escalate_batch = task(name="escalate-overdue-observations", retries=2, retry_del
 
 
 @flow(name="escalate-overdue", flow_run_name=run_name("escalate-overdue"))
+@crash_when_stopped
 def escalate_overdue(as_of: datetime | None = None, dry_run: bool = False) -> dict:
     """Escalate overdue urgent observations once more. Returns ``escalated`` (the observation ids escalated in
     this run, or that would be), ``dry_run`` and ``messages`` (kind, to, subject of the mail queued)."""

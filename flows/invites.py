@@ -17,7 +17,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import jobs
-from flows.common import run_name
+from flows.common import crash_when_stopped, run_name
 
 BATCH = jobs.INVITE_BATCH
 MAX_LISTED = jobs.MAX_LISTED
@@ -31,6 +31,7 @@ reminder_batch = task(name="reminder-batch", retries=2, retry_delay_seconds=[5, 
 
 
 @flow(name="send-invites", flow_run_name=run_name("send-invites", "as_of"))
+@crash_when_stopped
 def send_invites(as_of: date | None = None, announce_weeks: int = 8, dry_run: bool = False) -> dict:
     """Queue calendar invites, updates and cancellations for rotations starting within ``announce_weeks``
     (``dry_run``: only list what would be queued)."""
@@ -38,6 +39,7 @@ def send_invites(as_of: date | None = None, announce_weeks: int = 8, dry_run: bo
 
 
 @flow(name="send-reminders", flow_run_name=run_name("send-reminders", "as_of"))
+@crash_when_stopped
 def send_reminders(as_of: date | None = None, dry_run: bool = False) -> dict:
     """Queue the reminders (N days before), day-one welcomes and weekly observation nudges due ``as_of``
     (``dry_run``: only list what would be queued)."""

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from flows import jobs
-from flows.common import run_name
+from flows.common import crash_when_stopped, run_name
 from frontline.mail.transport import TransportUnavailable
 
 deliver_mail_batch = task(
@@ -39,6 +39,7 @@ def _is_transport_error(state: Any) -> bool:
 
 
 @flow(name="deliver-mail", flow_run_name=run_name("deliver-mail"))
+@crash_when_stopped
 def deliver_mail(batch_size: int = 200, max_batches: int | None = None, retry_delay_seconds: float = 5.0) -> dict:
     """Deliver every due outbox message; returns counts (batches, claimed, sent, retry, failed, and
     taken_over: claimed rows another sender held by the time this one reached them, not sent here; and

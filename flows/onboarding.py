@@ -34,7 +34,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import PLANNING_TAG, Audit, report
+from flows.common import PLANNING_TAG, Audit, crash_when_stopped, report
 from frontline.people.events import employee_id_from_resource
 
 ACTOR = "flow:onboard-new-hire"
@@ -207,6 +207,7 @@ def cancel_coalesced(run_ids: list[Any]) -> int:
 
 
 @flow(name="onboard-new-hire", flow_run_name=_run_name)
+@crash_when_stopped
 def onboard_new_hire(
     employee_id: str | None = None, announce_weeks: int = 8, deliver: bool = True, as_of: date | None = None
 ) -> dict:

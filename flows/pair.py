@@ -15,7 +15,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import jobs
-from flows.common import PLANNING_TAG, run_name
+from flows.common import PLANNING_TAG, crash_when_stopped, run_name
 
 pair_horizon = task(
     name="pair-horizon", retries=1, retry_delay_seconds=[10], cache_policy=NO_CACHE, tags=[PLANNING_TAG]
@@ -23,6 +23,7 @@ pair_horizon = task(
 
 
 @flow(name="pair-mentors", flow_run_name=run_name("pair-mentors", "as_of"))
+@crash_when_stopped
 def pair_mentors(as_of: date | None = None, dry_run: bool = False) -> dict:
     """Pair every planned rotation of the next 52 weeks with a mentor; re-pair only what must change."""
     return jobs.pair_mentors(as_of, dry_run, pair=pair_horizon)
@@ -34,6 +35,7 @@ survey_batch = task(name="survey-batch", retries=2, retry_delay_seconds=[5, 30],
 
 
 @flow(name="send-surveys", flow_run_name=run_name("send-surveys", "as_of"))
+@crash_when_stopped
 def send_surveys(as_of: date | None = None) -> dict:
     """Queue the two-question wrap-up survey to rotator and mentor of every pairing in its last week."""
     return jobs.send_surveys(as_of, batch=survey_batch)

@@ -14,7 +14,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import jobs
-from flows.common import PLANNING_TAG, run_name
+from flows.common import PLANNING_TAG, crash_when_stopped, run_name
 
 solve_plan = task(name="plan-solve", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE, tags=[PLANNING_TAG])(
     jobs.solve_plan
@@ -22,6 +22,7 @@ solve_plan = task(name="plan-solve", retries=1, retry_delay_seconds=10, cache_po
 
 
 @flow(name="plan-rotations", flow_run_name=run_name("plan-rotations", "start"))
+@crash_when_stopped
 def plan_rotations(start: date | None = None, weeks: int = 52, dry_run: bool = False) -> dict:
     """Plan rotations from the Monday on or after ``start`` (default today) for ``weeks`` weeks."""
     return jobs.plan_rotations(start, weeks, dry_run, solve=solve_plan)

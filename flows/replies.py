@@ -18,7 +18,7 @@ from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from flows import jobs
-from flows.common import retry_when_transient, run_name
+from flows.common import crash_when_stopped, retry_when_transient, run_name
 from frontline.mail.imap import MailboxError
 
 read_task = task(
@@ -31,6 +31,7 @@ read_task = task(
 
 
 @flow(name="read-rsvp-replies", flow_run_name=run_name("read-rsvp-replies"))
+@crash_when_stopped
 def read_rsvp_replies(as_of: date | None = None) -> dict[str, Any] | State[Any]:
     """Read the RSVP replies in the organiser mailbox (accepts recorded, declines to HR as change requests)."""
     try:

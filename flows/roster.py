@@ -16,7 +16,7 @@ from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from flows import jobs
-from flows.common import run_name  # meaningful run names (issue 9)
+from flows.common import crash_when_stopped, run_name  # meaningful run names (issue 9)
 from frontline.core.errors import RosterError
 from frontline.people.roster import ImportResult
 
@@ -26,6 +26,7 @@ apply_roster_task = task(name="apply-roster", cache_policy=NO_CACHE)(jobs.apply_
 
 
 @flow(name="import-roster", flow_run_name=run_name("import-roster"))
+@crash_when_stopped
 def import_roster_flow(
     departments: str,
     employees: str,

@@ -18,7 +18,7 @@ from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from flows import jobs
-from flows.common import retry_when_transient, run_name
+from flows.common import crash_when_stopped, retry_when_transient, run_name
 from frontline.people.time_off import FeedError
 
 ARTIFACT_KEY = jobs.TIME_OFF_ARTIFACT
@@ -35,6 +35,7 @@ apply_task = task(name="apply-time-off-feed", cache_policy=NO_CACHE)(jobs.apply_
 
 
 @flow(name="sync-time-off", flow_run_name=run_name("sync-time-off"))
+@crash_when_stopped
 def sync_time_off(as_of: date | None = None, replan: bool = True) -> dict[str, Any] | State[Any]:
     """Read every calendar feed in the policy's ``[time_off]`` into absences; re-plan when new time off
     overlaps a live rotation."""

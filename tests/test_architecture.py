@@ -183,3 +183,23 @@ def test_web_database_work_runs_off_the_event_loop():
     dependency reads the body; async code hands database work to ``asyncio.to_thread``."""
     offenders = async_functions_with_a_session()
     assert not offenders, "database work in the event loop:\n" + "\n".join(offenders)
+
+
+def test_every_flow_ends_crashed_when_stopped():
+    """Every Prefect flow runs its function through ``flows.common.crash_when_stopped`` (a stop that lands
+    inside Prefect's task bookkeeping still ends the run Crashed, so it can be retried), and keeps its
+    parameters' signature for Prefect's validation."""
+    import importlib
+    import inspect
+
+    from prefect import Flow
+
+    flows = []
+    for path in sorted((ROOT / "flows").glob("*.py")):
+        module = importlib.import_module(f"flows.{path.stem}")
+        flows += [f for f in vars(module).values() if isinstance(f, Flow) and f.__module__ == module.__name__]
+    assert len(flows) >= 10, [f.name for f in flows]
+    unguarded = [f.name for f in flows if not getattr(f.fn, "crash_when_stopped", False)]
+    assert unguarded == [], f"flows without @crash_when_stopped under @flow: {unguarded}"
+    for f in flows:
+        assert inspect.signature(f.fn) == inspect.signature(inspect.unwrap(f.fn), eval_str=True), f.name

@@ -196,22 +196,15 @@ def test_pending_new_hires_until_paired_and_announced(settings, engine):
         assert unrecorded_onboarded(s, policy, today=today) == {}
 
 
-@pytest.mark.prefect
-def test_onboard_new_hire_flow_end_to_end(sqlite_settings, sqlite_engine, prefect_harness):
-    """The real flow run (under the test Prefect server): plan + pair + invite + deliver for one person,
-    idempotent on a second run, with meaningful run names."""
+def _mentor_and_hire(settings, engine, today: date, hire: str = "N1") -> None:
+    """The example policy, Mia (a support mentor) and one engineer hired two days before ``today``."""
     from pathlib import Path
 
-    from prefect.client.orchestration import get_client
-    from sqlmodel import select
-
-    from flows.onboarding import onboard_new_hire
-    from models import AuditEvent, Department, Employee, MentorPairing, OutboundMessage, Rotation, session_scope
+    from models import Department, Employee, session_scope
 
     example = Path(__file__).resolve().parent.parent / "frontline.example.toml"
-    sqlite_settings.policy_path.write_text(example.read_text())
-    today = date(2027, 3, 3)  # the flow runs "as of" this day, whatever the machine's calendar says
-    with session_scope(sqlite_engine) as s:
+    settings.policy_path.write_text(example.read_text())
+    with session_scope(engine) as s:
         support = Department(name="Support", head_name="S", head_email="s@example.com")
         eng = Department(name="Engineering", head_name="E", head_email="e@example.com")
         s.add_all([support, eng])
@@ -231,7 +224,7 @@ def test_onboard_new_hire_flow_end_to_end(sqlite_settings, sqlite_engine, prefec
         )
         s.add(
             Employee(
-                employee_id="N1",
+                employee_id=hire,
                 name="Nora New",
                 email="nora@example.com",
                 department_id=eng.id,
@@ -240,6 +233,19 @@ def test_onboard_new_hire_flow_end_to_end(sqlite_settings, sqlite_engine, prefec
             )
         )
 
+
+@pytest.mark.prefect
+def test_onboard_new_hire_flow_end_to_end(sqlite_settings, sqlite_engine, prefect_harness):
+    """The real flow run (under the test Prefect server): plan + pair + invite + deliver for one person,
+    idempotent on a second run, with meaningful run names."""
+    from prefect.client.orchestration import get_client
+    from sqlmodel import select
+
+    from flows.onboarding import onboard_new_hire
+    from models import AuditEvent, MentorPairing, OutboundMessage, Rotation, session_scope
+
+    today = date(2027, 3, 3)  # the flow runs "as of" this day, whatever the machine's calendar says
+    _mentor_and_hire(sqlite_settings, sqlite_engine, today)
     state = onboard_new_hire("frontline.employee.N1", as_of=today, return_state=True)
     out = state.result()
     assert out["employee_id"] == "N1" and out["hires"]["N1"]["status"] == "planned", out
@@ -263,3 +269,57 @@ def test_onboard_new_hire_flow_end_to_end(sqlite_settings, sqlite_engine, prefec
         assert len(s.exec(select(AuditEvent).where(AuditEvent.action == "onboarding.run")).all()) == 2
         per_hire = s.exec(select(AuditEvent).where(AuditEvent.action == "onboarding.hire")).all()
         assert [(e.subject_id, e.details["mentor"], e.details["invited"]) for e in per_hire] == [("N1", "M1", True)]
+
+
+@pytest.mark.prefect
+def test_a_stop_between_two_tasks_ends_the_run_crashed_and_the_next_run_finishes_it(
+    sqlite_settings, sqlite_engine, prefect_harness, monkeypatch
+):
+    """The worker's SIGTERM reaches a flow run as Prefect's ``TerminationSignal``. Landing while Prefect
+    creates the next task run (here: the pairing's, right after the plan), it breaks Prefect's own crash
+    handling (``ValueError("Task run is not set")``). The run must still end Crashed, as any stop does
+    (``prefect flow-run retry`` picks it up; a Failed run would say the work is broken), and the next run
+    finishes the onboarding."""
+    import signal
+
+    import prefect.task_engine
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.exceptions import TerminationSignal
+    from sqlmodel import select
+
+    from flows.onboarding import onboard_new_hire
+    from models import MentorPairing, Rotation, session_scope
+
+    today = date(2027, 3, 3)
+    _mentor_and_hire(sqlite_settings, sqlite_engine, today, hire="S1")
+    create_task_run = prefect.task_engine._create_task_run_locally
+    created: list[str] = []
+
+    def stopped_while_creating(*args, **kwargs):
+        created.append(kwargs["task"].name)
+        if kwargs["task"].name == "onboard-pair" and created.count("onboard-pair") == 1:
+            raise TerminationSignal(signal.SIGTERM)
+        return create_task_run(*args, **kwargs)
+
+    monkeypatch.setattr(prefect.task_engine, "_create_task_run_locally", stopped_while_creating)
+    # After a stop Prefect passes the signal on to the handler it replaced (in a worker's flow-run process,
+    # the default: exit). Here that would end pytest, so the replaced handler ignores it.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        with pytest.raises(TerminationSignal):
+            onboard_new_hire("S1", as_of=today)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert created == ["onboard-pending", "onboard-plan", "onboard-pair"], created
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["onboard-S1"])))
+    assert len(runs) == 1 and runs[0].state is not None
+    assert runs[0].state.type.value == "CRASHED", f"{runs[0].state.name}: {runs[0].state.message}"
+    with session_scope(sqlite_engine) as s:
+        rotation = s.exec(select(Rotation)).one()
+        assert rotation.status == "draft", "planned before the stop, not yet paired or invited"
+        assert s.exec(select(MentorPairing)).all() == []
+
+    out = onboard_new_hire("S1", as_of=today)
+    assert out["hires"]["S1"]["mentor"] == "M1" and out["hires"]["S1"]["invited"], out

@@ -160,7 +160,7 @@ def demo(
                 out,
                 {
                     "objective": r"objective ([\d.,]+)",
-                    "bound": r"bound ([\d.,]+|None)",
+                    "bound": r"bound ([\d.,]+|None|-)",
                     "gap": r"gap ([\d.]+|-)",
                     "solve": r"solve ([\d.]+) s",
                     "seconds": r", ([\d.]+) s\)",

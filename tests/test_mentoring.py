@@ -249,6 +249,9 @@ def test_a_re_run_moves_a_kept_pairing_only_to_seat_someone(engine, settings, em
         moved = s.get(MentorPairing, before[k.id].id)
         assert moved.status == "replaced" and moved.reason.startswith("moved to make room")
         assert {r["rotation_id"] for r in result.replaced} == {d.id, k.id}
+        # the figures are the written pairings' (Dora seated: no unmatched penalty), with no bound claimed
+        assert result.objective is not None and result.objective < 1000, result.summary()
+        assert (result.bound, result.gap) == (None, None) and result.method.endswith("+make-room")
         for pairing in (after[d.id], after[k.id]):
             _assert_hard_rules(s, pairing)
     with session_scope(engine) as s:

@@ -36,7 +36,10 @@ def _print(out: dict) -> None:
     )
     if s["objective"] is not None:
         gap = "-" if s["gap"] is None else f"{100 * s['gap']:.3f} %"
-        typer.echo(f"objective {s['objective']}  bound {s['bound']}  gap {gap}  ({s['method']}, {s['seconds']} s)")
+        bound = "-" if s["bound"] is None else s["bound"]
+        typer.echo(f"objective {s['objective']}  bound {bound}  gap {gap}  ({s['method']}, {s['seconds']} s)")
+        if moved:
+            typer.echo("  (no bound: moving kept pairings changed the problem the first solve's bound was for)")
     if out["created"] and any(c.get("status") == "proposed" for c in out["created"]):
         typer.echo("\nproposed (policy mentoring.review: nobody is told until HR approves; frontline pair proposals):")
         echo_table(out["created"], ["rotation_id", "rotator", "start", "mentor", "checkin", "cost"])

@@ -195,6 +195,55 @@ def step_pair_mentors(ctx: DemoContext) -> str:
     )
 
 
+def step_mentor_leaves(ctx: DemoContext) -> str:
+    """A roster change after pairing, through HR's own path: a mentor who holds pairings of rotations not
+    over yet (one drawn with the demo's seed) leaves (the next full roster import lacks them, confirmed as
+    one leaver), then pairing runs again. Only their pairings move, and others only where that seats
+    someone who would be left without a mentor; the invites step below tells both sides of every moved
+    pairing."""
+    import dataclasses
+    import random
+
+    from sqlmodel import col, select
+
+    from frontline.cli.common import run_flow
+    from frontline.demo.synth import write_csvs
+    from models import Employee, MentorPairing, Rotation, session_scope
+
+    assert ctx.company is not None
+    with session_scope() as s:
+        held: dict[int, set[int]] = {}
+        for mentor_id, rotation_id in s.exec(
+            select(MentorPairing.mentor_id, MentorPairing.rotation_id)
+            .join(Rotation, col(Rotation.id) == MentorPairing.rotation_id)
+            .where(MentorPairing.status == "active", Rotation.end >= ctx.today)
+        ):
+            held.setdefault(mentor_id, set()).add(rotation_id)
+        if not held:
+            return "nobody holds a pairing: no roster change to show"
+        mentor = s.get(Employee, random.Random(ctx.seed).choice(sorted(held)))
+        assert mentor is not None and mentor.id is not None
+        code, name, theirs = mentor.employee_id, mentor.name, held[mentor.id]
+    company = dataclasses.replace(
+        ctx.company,
+        employees=[e for e in ctx.company.employees if e["employee_id"] != code],
+        absences=[a for a in ctx.company.absences if a["employee_id"] != code],
+    )
+    csvs = write_csvs(company, ctx.directory / "roster-after-leaver")
+    ctx.outputs["roster CSV files after the leaver"] = ctx.directory / "roster-after-leaver"
+    run_flow("import-roster", **{k: str(v) for k, v in csvs.items()}, actor="demo", allow_leavers=1)
+    r = ctx.results["mentor_leaves"] = run_flow("pair-mentors", as_of=ctx.today)
+    s = r["summary"]
+    repaired = sum(1 for x in r["replaced"] if x["rotation_id"] in theirs and x["new_mentor"] is not None)
+    stranded = sum(1 for u in r["unmatched"] if u["rotation_id"] in theirs)
+    return (
+        f"{name} ({code}) left (a roster import without them, confirmed as 1 leaver); of their {len(theirs)} "
+        f"pairing(s), {repaired} re-paired and {stranded} without a mentor now; {s.get('moved_to_make_room', 0)} "
+        f"other pairing(s) moved to make room, {s['kept']} kept as they were"
+        + (" (`frontline pair --dry-run` says what would help)" if stranded else "")
+    )
+
+
 DEMO_OBSERVATIONS = [
     # (area, category, impact, customers, urgent, text, suggestion)
     (
@@ -528,6 +577,7 @@ STEPS: list[tuple[str, Step]] = [
     ("import roster", step_import_roster),
     ("plan rotations", step_plan_rotations),
     ("pair mentors", step_pair_mentors),  # after planning (the planner's step goes above this line)
+    ("a mentor leaves", step_mentor_leaves),  # a roster change, then pairing again: only what must move
     ("collect observations", step_collect_observations),  # rotators file observations; SLA escalation
     ("send digests", step_send_digests),  # after the steps that create observations; before "deliver mail"
     # keep these three last: they announce what the steps above planned, then deliver all queued mail

@@ -569,12 +569,24 @@ def make_room(
         sorted(need, key=lambda r: (r.start, cast(int, r.id))),
     )
     keys = {r.id for r in need}
+    assignments: dict[Hashable, Hashable] = {k: m for k, m in after.items() if k in keys}
+    # the figures describe what is written: this run's pairings, the moved ones among them, priced as
+    # the solver prices them; the first solve's bound held with the moved pairings fixed, so none holds now
+    objective = solver.objective(*solver_input(state, new_plan, annual_cap), weights, assignments)
     new_sol = dataclasses.replace(
         sol,
-        assignments={k: m for k, m in after.items() if k in keys},
+        assignments=assignments,
         costs={k: c for k, c in costs.items() if k in keys},
         unmatched=[u for u in sol.unmatched if u.key not in seated],
-        stats=sol.stats | {"make_room": stats.get("mip_around_unmatched", [])},
+        objective=objective,
+        bound=None,
+        gap=None,
+        method=f"{sol.method}+make-room",
+        stats=sol.stats
+        | {
+            "make_room": stats.get("mip_around_unmatched", []),
+            "before_make_room": {"objective": sol.objective, "bound": sol.bound, "gap": sol.gap},
+        },
     )
     return new_plan, new_sol, len(moved)
 
@@ -880,6 +892,7 @@ def _pair_mentors(
         if sol.unmatched and plan.kept and only is None and not policy.mentoring.review:
             plan, sol, result.moved_to_make_room = make_room(state, plan, sol, policy.mentoring.annual_cap, weights)
             result.kept = len(plan.kept)
+            result.objective, result.bound, result.gap, result.method = sol.objective, sol.bound, sol.gap, sol.method
     write_pairings(session, state, plan, sol, result, policy.mentoring, actor=actor, dry_run=dry_run)
     result.seconds = _time.perf_counter() - t0
     if not dry_run:

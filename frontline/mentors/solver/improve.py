@@ -56,7 +56,13 @@ removed, 9 -> 3 unmatched (3.0 -> 2.8 s); 7 %, 21 -> 9 (4.5 -> 3.7 s); 8 %, 64, 
 free seats' neighbourhoods have 3,642-3,914 rotators; at 9 % 152k-153k pairs, whose MIPs took 17-24 s of CPU
 and were dropped); 12 %, 199 (over ``mip_below``). The seed-8 history company: its neighbourhood has 2,776
 rotators and 108k pairs, the LP (7.5 s) leaves 477 of them fractional, the MIP stopped at its 30 s: so the
-caps; there the pool's MIP seats 9 as before (27 -> 18, ~8 s). Before the caps, those took 17-62 s. Not kept
+caps; there the pool's MIP seats 9 as before (27 -> 18, ~8 s). Before the caps, those took 17-62 s. Since
+2026-12-07 (twelfth session) a neighbourhood over the cap is split in two where the unmatched's start weeks are
+furthest apart, and each part tried the same way (:func:`_split_by_weeks`): on the seed-8 history company the
+27 left after the passes spread over start weeks 5-14, the parts' neighbourhoods have 155-2,484 rotators, and
+the three rounds seat 9, 3 and 2 (13 left where the pool's MIP left 18; the solver 9.9 -> 12.9 s there, seed
+8 base and every seed-7 company unchanged, their neighbourhoods being under the cap). Solving each part over
+every rotator overlapping its weeks with every mentor seats more (10 left) but takes 21 s. Not kept
 (the same day): a narrower neighbourhood, the mentors with a free seat in the weeks of an unmatched they are
 eligible for (seed 8 base 2 left where this leaves 0, seed 9 with 7 % removed 12 where this leaves 9; only
 history gains, 15 where this leaves 18); fewer candidates to keep the model under a budget of pairs with the
@@ -117,7 +123,8 @@ class ImproveSettings:
     mip_seconds: float = 10.0  # safety net: a MIP whose branch and bound takes this CPU time is dropped
     mip_rotators: int = 5_000  # no MIP over more rotators than this (its CPU time grows faster than its size)
     free_seat_candidates: int = 40  # the free seats' MIP: cheapest eligible mentors with a seat per rotator
-    free_seat_rotators: int = 2_500  # ... over at most this many rotators (its time grows faster than its size)
+    free_seat_rotators: int = 2_500  # ... over at most this many rotators (its time grows faster than its size;
+    # a larger one is split in time, :func:`_free_seat_mip`)
     free_seat_open: int = 250  # ... and its MIP only when its LP leaves at most this many rotators fractional
 
 
@@ -476,15 +483,33 @@ def _free_seat_mip(
     move: np.ndarray | None = None,
 ) -> bool:
     """:func:`pair_by_mip` over the free seats' neighbourhood of the unmatched ``short``
-    (:func:`free_seat_hood`; not over more than ``free_seat_rotators``); ``move`` (per rotator of the
-    instance): what leaving the current mentor costs the MIP. Returns whether the objective dropped."""
+    (:func:`free_seat_hood`). Over more than ``free_seat_rotators``, ``short`` is split in two where their
+    start weeks are furthest apart (:func:`_split_by_weeks`) and each part is tried the same way, in start
+    order: a narrower span has fewer mentors with a free seat in it and fewer rotators on them. ``move``
+    (per rotator of the instance): what leaving the current mentor costs the MIP. Returns whether the
+    objective dropped."""
     hood, ments = free_seat_hood(inst, short, assign, state[0])
     if not len(ments):
         return False
-    if len(hood) > cfg.free_seat_rotators:
-        stats.setdefault("free_seats_not_solved", []).append([len(hood)])
-        return False
-    return pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats, ments, None if move is None else move[hood])
+    if len(hood) <= cfg.free_seat_rotators:
+        return pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats, ments, None if move is None else move[hood])
+    stats.setdefault("free_seats_not_solved", []).append([len(hood)])
+    parts = _split_by_weeks(inst, short)
+    better = False
+    for part in parts:  # each part's span is narrower, so are its mentors and its neighbourhood
+        part = part[assign[part] < 0]
+        if len(part):
+            better = _free_seat_mip(inst, cohorts, part, assign, state, cfg, stats, move) or better
+    return better
+
+
+def _split_by_weeks(inst: Instance, short: np.ndarray) -> list[np.ndarray]:
+    """``short`` in two at the widest gap between the start weeks of its rotators (none: one start week)."""
+    weeks = np.unique(inst.s[short])
+    if len(weeks) < 2:
+        return []
+    cut = weeks[int(np.argmax(np.diff(weeks))) + 1]
+    return [short[inst.s[short] < cut], short[inst.s[short] >= cut]]
 
 
 def _mip_around_unmatched(

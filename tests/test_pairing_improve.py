@@ -280,9 +280,9 @@ def test_the_mip_over_free_seats_reaches_mentors_outside_the_pool():
 def test_a_free_seat_neighbourhood_over_the_cap_is_solved_in_parts_split_at_the_widest_gap_in_time():
     """The case above twice, ten weeks apart, with the same mentors: ``u`` (weeks 0-1) and ``v`` (weeks
     10-11) are each seated only by moving ``a`` (or ``b``) to Y. The free seats' neighbourhood of both has 6
-    rotators, over a cap of 3: it is split where their start weeks are furthest apart, and each part (3
-    rotators) is solved: both seated, the exact optimum. With a cap of 2 the parts are over it too, and
-    a part of one start week is not split further: nobody moves."""
+    rotators, over a cap of 5: it is split where their start weeks are furthest apart, and each part (3
+    rotators, a part's cap 3) is solved: both seated, the exact optimum. With a part's cap of 2 the parts
+    are over it, and a part of one start week is not split further: nobody moves."""
     mentors = [_m("X"), _m("Y", tz_hours=1.0)]
     rotators = [
         _r("u", 0, 2),
@@ -294,7 +294,7 @@ def test_a_free_seat_neighbourhood_over_the_cap_is_solved_in_parts_split_at_the_
     ]
     inst, cohorts = _setup(rotators, mentors, size=1)
     start = np.array([-1, 0, 1, -1, 0, 1])
-    cfg = ImproveSettings(candidates=1, rescue_below=0, free_seat_rotators=3)
+    cfg = ImproveSettings(candidates=1, rescue_below=0, free_seat_rotators=5, free_seat_part=3)
     stats: dict = {}
     out = improve_by_blocks(inst, cohorts, start, time.perf_counter() + 60, stats, cfg)
     assert _keys(inst, out) == {"u": "X", "a": "Y", "c": "Y", "v": "X", "b": "Y", "d": "Y"}
@@ -304,7 +304,7 @@ def test_a_free_seat_neighbourhood_over_the_cap_is_solved_in_parts_split_at_the_
     assert inst.total_cost(out)[0] == pytest.approx(solve(rotators, mentors, W, method="mip").objective)
     capped: dict = {}
     out = improve_by_blocks(
-        inst, cohorts, start, time.perf_counter() + 60, capped, dataclasses.replace(cfg, free_seat_rotators=2)
+        inst, cohorts, start, time.perf_counter() + 60, capped, dataclasses.replace(cfg, free_seat_part=2)
     )
     assert _keys(inst, out) == {"a": "X", "c": "Y", "b": "X", "d": "Y"}
     assert capped["free_seats_not_solved"] == [[6], [3], [3]]

@@ -233,13 +233,13 @@ def step_mentor_leaves(ctx: DemoContext) -> str:
     ctx.outputs["roster CSV files after the leaver"] = ctx.directory / "roster-after-leaver"
     run_flow("import-roster", **{k: str(v) for k, v in csvs.items()}, actor="demo", allow_leavers=1)
     r = ctx.results["mentor_leaves"] = run_flow("pair-mentors", as_of=ctx.today)
-    s = r["summary"]
+    summary = r["summary"]
     repaired = sum(1 for x in r["replaced"] if x["rotation_id"] in theirs and x["new_mentor"] is not None)
     stranded = sum(1 for u in r["unmatched"] if u["rotation_id"] in theirs)
     return (
         f"{name} ({code}) left (a roster import without them, confirmed as 1 leaver); of their {len(theirs)} "
-        f"pairing(s), {repaired} re-paired and {stranded} without a mentor now; {s.get('moved_to_make_room', 0)} "
-        f"other pairing(s) moved to make room, {s['kept']} kept as they were"
+        f"pairing(s), {repaired} re-paired and {stranded} without a mentor now; "
+        f"{summary.get('moved_to_make_room', 0)} other pairing(s) moved to make room, {summary['kept']} kept as they were"
         + (" (`frontline pair --dry-run` says what would help)" if stranded else "")
     )
 

@@ -58,11 +58,15 @@ and were dropped); 12 %, 199 (over ``mip_below``). The seed-8 history company: i
 rotators and 108k pairs, the LP (7.5 s) leaves 477 of them fractional, the MIP stopped at its 30 s: so the
 caps; there the pool's MIP seats 9 as before (27 -> 18, ~8 s). Before the caps, those took 17-62 s. Since
 2026-12-07 (twelfth session) a neighbourhood over the cap is split in two where the unmatched's start weeks are
-furthest apart, and each part tried the same way (:func:`_split_by_weeks`): on the seed-8 history company the
-27 left after the passes spread over start weeks 5-14, the parts' neighbourhoods have 155-2,484 rotators, and
-the three rounds seat 9, 3 and 2 (13 left where the pool's MIP left 18; the solver 9.9 -> 12.9 s there, seed
-8 base and every seed-7 company unchanged, their neighbourhoods being under the cap). Solving each part over
-every rotator overlapping its weeks with every mentor seats more (10 left) but takes 21 s. Not kept
+furthest apart, and each part tried the same way, split again while over ``free_seat_part`` (1,500)
+(:func:`_split_by_weeks`), for up to ``mip_rounds`` (5) rounds: on the seed-8 history company the 27 left after
+the passes start in weeks 5-14, the parts have 79-1,172 rotators, and four rounds seat 4, 2, 13 and 2 (the
+fifth none): **6 left where 18 were**, the solver 9.7 s (11.5 before; the same day's machine). Seed 8 base and
+every seed-7 company are unchanged (their neighbourhoods fit the cap). Measured and not kept, the same day:
+parts up to 2,500 (13 left, 14.7 s: fewer, larger parts seat fewer), up to 1,000 (11 left), 1,200 (as 1,500),
+2,000 (13); the cap itself at 1,500 or 1,000 (seed 8 base then leaves 5 or 7: its whole neighbourhoods of
+1,560 and 2,126 are what seat everyone); each part over every rotator overlapping its weeks with every mentor
+(10 left, 21 s). Not kept
 (the same day): a narrower neighbourhood, the mentors with a free seat in the weeks of an unmatched they are
 eligible for (seed 8 base 2 left where this leaves 0, seed 9 with 7 % removed 12 where this leaves 9; only
 history gains, 15 where this leaves 18); fewer candidates to keep the model under a budget of pairs with the
@@ -114,7 +118,7 @@ class ImproveSettings:
     unmatched_passes: int = 4  # at most this many passes around the cohorts with someone unmatched
     unmatched_pass_share: float = 0.01  # ... another only when the last seated at least this share of them
     rescue_below: int = 100  # after such a pass, ejection chains (:func:`.greedy.rescue_unmatched`) when fewer are left
-    mip_rounds: int = 3  # then at most this many exact MIPs around the unmatched (:func:`pair_by_mip`), each
+    mip_rounds: int = 5  # then at most this many exact MIPs around the unmatched (:func:`pair_by_mip`), each
     # after one that seated someone (the pool's neighbourhood in the first only)
     mip_below: int = 100  # ... only when fewer than this many are left (and more than 0)
     mip_candidates: int = 20  # cheapest candidates with a seat per rotator in that MIP (plus the current mentor)
@@ -125,6 +129,8 @@ class ImproveSettings:
     free_seat_candidates: int = 40  # the free seats' MIP: cheapest eligible mentors with a seat per rotator
     free_seat_rotators: int = 2_500  # ... over at most this many rotators (its time grows faster than its size;
     # a larger one is split in time, :func:`_free_seat_mip`)
+    free_seat_part: int = 1_500  # ... and a part of a larger one split in time at most this many (smaller parts
+    # take less time and, being more, seat more: seed 8's history company)
     free_seat_open: int = 250  # ... and its MIP only when its LP leaves at most this many rotators fractional
 
 
@@ -481,17 +487,19 @@ def _free_seat_mip(
     cfg: ImproveSettings,
     stats: dict[str, Any],
     move: np.ndarray | None = None,
+    limit: int | None = None,
 ) -> bool:
     """:func:`pair_by_mip` over the free seats' neighbourhood of the unmatched ``short``
-    (:func:`free_seat_hood`). Over more than ``free_seat_rotators``, ``short`` is split in two where their
-    start weeks are furthest apart (:func:`_split_by_weeks`) and each part is tried the same way, in start
-    order: a narrower span has fewer mentors with a free seat in it and fewer rotators on them. ``move``
+    (:func:`free_seat_hood`). Over more than ``limit`` (default ``free_seat_rotators``), ``short`` is split in
+    two where their start weeks are furthest apart (:func:`_split_by_weeks`) and each part is tried the same
+    way with the limit ``free_seat_part``, in start order: a narrower span has fewer mentors with a free seat
+    in it and fewer rotators on them. ``move``
     (per rotator of the instance): what leaving the current mentor costs the MIP. Returns whether the
     objective dropped."""
     hood, ments = free_seat_hood(inst, short, assign, state[0])
     if not len(ments):
         return False
-    if len(hood) <= cfg.free_seat_rotators:
+    if len(hood) <= (cfg.free_seat_rotators if limit is None else limit):
         return pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats, ments, None if move is None else move[hood])
     stats.setdefault("free_seats_not_solved", []).append([len(hood)])
     parts = _split_by_weeks(inst, short)
@@ -499,7 +507,7 @@ def _free_seat_mip(
     for part in parts:  # each part's span is narrower, so are its mentors and its neighbourhood
         part = part[assign[part] < 0]
         if len(part):
-            better = _free_seat_mip(inst, cohorts, part, assign, state, cfg, stats, move) or better
+            better = _free_seat_mip(inst, cohorts, part, assign, state, cfg, stats, move, cfg.free_seat_part) or better
     return better
 
 

@@ -143,7 +143,7 @@ SUMMARY_80_SEED_5 = [
     "optimality gap 0.000 %",
     "pair mentors: 65 rotations paired with a mentor (0 kept, 0 re-paired, 3 unmatched); optimality gap 0.000 %",
     "a mentor leaves: Chiamaka Balogun (E000076) left (a roster import without them, confirmed as 1 leaver); of "
-    "their 17 pairing(s), 4 re-paired and 13 without a mentor now; 0 other pairing(s) moved to make room, 48 kept "
+    "their 17 pairing(s), 5 re-paired and 12 without a mentor now; 1 other pairing(s) moved to make room, 47 kept "
     "as they were (`frontline pair --dry-run` says what would help)",
     "collect observations: 22 observations from 22 rotators (6 PII items redacted); 4 urgent mailed to their "
     "heads at once, 1 acknowledged; 25 h later 3 unacknowledged escalated to the digest recipients",

@@ -319,12 +319,31 @@ def test_make_room_moves_someone_only_to_seat_the_unmatched():
     mentors = [_m("X"), _m("Y", tz_hours=1.0)]
     rotators = [_r("u", 0, 2), _r("a", 1, 2), _r("c", 0, 1, previous_mentors=frozenset({"X"}))]
     current = {"a": "X", "c": "Y"}
-    after, costs, stats = make_room(rotators, mentors, W, current, dict.fromkeys(current, 100.0))
+    after, costs, unmatched, stats = make_room(rotators, mentors, W, current, dict.fromkeys(current, 100.0))
     assert after == {"u": "X", "a": "Y", "c": "Y"}
     assert set(costs) == set(after) and stats["mip_around_unmatched"][0][-1] == "free seats"
     assert broken_rules(rotators, mentors, W, after) == []
-    after, _, _ = make_room(rotators, mentors, W, current, dict.fromkeys(current, 2_000.0))
-    assert after == current
+    assert unmatched == []
+    after, _, unmatched, _ = make_room(rotators, mentors, W, current, dict.fromkeys(current, 2_000.0))
+    assert after == current and [u.key for u in unmatched] == ["u"]
+
+
+def test_make_room_never_takes_a_mentor_from_someone_told():
+    """X, the only mentor, has two seats a week: ``k`` and ``j`` (both told: moving costs 100) hold them in
+    weeks 0-1, week 2 is free. ``u`` needs X in week 0, ``v`` in weeks 1-2. Taking X from ``k`` would seat
+    both (two penalties saved for one): make-room keeps ``k`` paired, and nobody more is seated. Someone
+    not told yet (``k`` at no cost) may lose the seat when that seats two."""
+    from frontline.mentors import solver
+
+    mentors = [_m("X", capacity=2)]
+    rotators = [_r("k", 0, 2), _r("j", 0, 2), _r("u", 0, 1), _r("v", 1, 3)]
+    current = {"k": "X", "j": "X"}
+    after, _, unmatched, stats = solver.make_room(rotators, mentors, W, current, {"k": 100.0, "j": 100.0})
+    assert stats["mip_around_unmatched"], "the MIP ran"
+    assert after == current and sorted(u.key for u in unmatched) == ["u", "v"]
+    assert all(u.reason for u in unmatched)
+    after, _, unmatched, _ = solver.make_room(rotators, mentors, W, current, {"k": 0.0, "j": 100.0})
+    assert after == {"j": "X", "u": "X", "v": "X"} and [u.key for u in unmatched] == ["k"]
 
 
 def test_the_mip_keeps_the_pairs_it_is_told_to_and_decides_the_rest():

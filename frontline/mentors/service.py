@@ -533,9 +533,10 @@ def make_room(
 ) -> tuple[Triage, solver.Solution, int]:
     """After a re-run's solve left rotations without a mentor: seat them by moving kept pairings where that
     is the only way (:func:`frontline.mentors.solver.make_room`; every kept pairing of a rotation not yet
-    under way at :data:`MOVE_COST`, this run's new ones free). Returns the triage and solution to write (each
-    moved pairing replaced, with the reason, and paired again) and how many kept pairings moved; unchanged
-    when nobody can be seated so."""
+    under way at :data:`MOVE_COST`, and its rotator keeps a mentor; this run's new ones free, and one may
+    lose its mentor when that seats more). Returns the triage and solution to write (each moved pairing
+    replaced, with the reason, and paired again; the unmatched explained as things are after the moves) and
+    how many kept pairings moved; unchanged when no more can be seated so."""
     from frontline.mentors import solver
 
     # a rotation under way keeps its mentor; the others may move
@@ -550,18 +551,18 @@ def make_room(
         for p in kept
     ]
     current: dict[Hashable, Hashable] = {p.rotation_id: p.mentor_id for p in kept}
-    after, costs, stats = solver.make_room(
+    after, costs, unmatched, stats = solver.make_room(
         rotators,
         solver_mentors(state, under_way, annual_cap),
         weights,
         current | dict(sol.assignments),
         dict.fromkeys(current, MOVE_COST),
     )
-    seated = {u.key for u in sol.unmatched if u.key in after}
     moved = {p.rotation_id: p for p in kept if after.get(p.rotation_id) != p.mentor_id}
-    if not seated or any(rid not in after for rid in moved):  # nobody seated, or someone would lose a mentor
-        return plan, sol, 0
-    why = f"moved to make room: {len(seated)} rotation(s) without a mentor could then be paired"
+    if len(unmatched) >= len(sol.unmatched) or any(rid not in after for rid in moved):
+        return plan, sol, 0  # nobody more seated, or someone told would lose a mentor (the MIP keeps them)
+    seated = len(sol.unmatched) - len(unmatched)
+    why = f"moved to make room: {seated} more rotation(s) without a mentor could then be paired"
     need = plan.need + [state.rotation(rid) for rid in moved]
     new_plan = Triage(
         [p for p in plan.kept if p.rotation_id not in moved],
@@ -577,7 +578,7 @@ def make_room(
         sol,
         assignments=assignments,
         costs={k: c for k, c in costs.items() if k in keys},
-        unmatched=[u for u in sol.unmatched if u.key not in seated],
+        unmatched=unmatched,  # explained as things are after the moves
         objective=objective,
         bound=None,
         gap=None,

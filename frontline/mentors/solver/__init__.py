@@ -92,6 +92,7 @@ import numpy as np
 from frontline.mentors.solver.check import objective, violations, weekly_cap_violations
 from frontline.mentors.solver.cohorts import CohortSettings, solve_by_cohorts
 from frontline.mentors.solver.column_generation import solve_by_lp
+from frontline.mentors.solver.explain import explain_unmatched
 from frontline.mentors.solver.flow import FlowSettings, solve_by_flow
 from frontline.mentors.solver.greedy import greedy_weekly, rescue_unmatched, solve_greedy
 from frontline.mentors.solver.improve import ImproveSettings, improve_by_blocks
@@ -246,13 +247,14 @@ def make_room(
     weights: Weights,
     current: Mapping[Hashable, Hashable],
     move: Mapping[Hashable, float],
-) -> tuple[dict[Hashable, Hashable], dict[Hashable, float], dict]:
+) -> tuple[dict[Hashable, Hashable], dict[Hashable, float], list[Unmatched], dict]:
     """Seat rotators without a mentor by moving others where that is the only way
     (:func:`.improve.make_room`). ``current``: each paired rotator's mentor (a pairing within every rule and
     seat; the mentors' seats and loads must not count them already); ``move``: what moving a rotator costs
-    (the people already told: above any difference of pairing costs, below the unmatched penalty; 0 for
-    those not told yet). Returns each rotator's mentor after (the unmatched left out), each pairing's cost
-    and the stats."""
+    (the people already told, who also keep a mentor: above any difference of pairing costs, below the
+    unmatched penalty; 0 for those not told yet, who may also lose theirs when that seats more). Returns
+    each rotator's mentor after (the unmatched left out), each pairing's cost, the rotators without a
+    mentor after, each with why (as :func:`solve` explains them), and the stats."""
     inst = Instance(rotators, mentors, weights)
     index = {m.key: j for j, m in enumerate(mentors)}
     assign = np.array([index[current[r.key]] if r.key in current else -1 for r in rotators], dtype=np.int64)
@@ -265,6 +267,7 @@ def make_room(
     return (
         {k: mentors[int(assign[i])].key for k, i in zip(keys, matched, strict=True)},
         {k: float(c) for k, c in zip(keys, costs, strict=True)},
+        explain_unmatched(inst, assign, np.nonzero(assign < 0)[0]),
         stats,
     )
 

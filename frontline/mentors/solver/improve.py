@@ -365,8 +365,8 @@ def pair_by_mip(
     moves). Keeps the result (mutating ``assign`` and ``state``) only when the exact objective drops. With
     ``mentors``, no MIP is solved when the LP leaves more than ``free_seat_open`` rotators fractional.
     ``move`` (per rotator of ``rots``): what leaving its current mentor costs in the MIP (not in the
-    objective), so that it moves only to seat someone (:func:`make_room`). Returns whether the objective
-    dropped."""
+    objective), so that it moves only to seat someone (:func:`make_room`); a paired rotator with a ``move``
+    cost also stays paired (its slack's upper bound is 0). Returns whether the objective dropped."""
     from frontline.mentors.solver.lp import AssignmentModel, LpCut
 
     before = assign[rots].copy()
@@ -379,6 +379,8 @@ def pair_by_mip(
         at = pos[edges.rot]
         edges = Edges(edges.rot, edges.ment, edges.cost + np.where(edges.ment != before[at], move[at], 0.0))
     model = AssignmentModel(inst, rots, edges, rescap, annual, load - inst.load0)
+    if move is not None:  # whoever moving costs (people already told) keeps a mentor: their slack stays 0
+        model.upper[model.E + np.nonzero((before >= 0) & (move > 0))[0]] = 0.0
     now = _block_cost(inst, rots, before, load)
     c0 = time.process_time()
     try:  # the LP's whole pairs stay; the MIP decides the rest
@@ -455,10 +457,13 @@ def make_room(
     """Seat the unmatched of ``assign`` (mutated and returned) by moving others where that is the only way:
     up to ``mip_rounds`` MIPs over the free seats' neighbourhood (:func:`free_seat_hood`, at most
     ``free_seat_rotators``), each after one that seated someone, with ``move`` (per rotator) charged for
-    leaving the current mentor. With ``move`` above any difference of pairing costs and below the unmatched
-    penalty, nobody moves but to seat someone (a chain of moves that seats one costs less than leaving them
-    unmatched), and staying put is always feasible. For a re-run after a roster change (the service: kept
-    pairings, whose people were told, cost ``move``; pairings of this run nothing)."""
+    leaving the current mentor; a rotator with that cost also keeps a mentor, and whoever moves may go to
+    any mentor with a free seat in the span (not only to those eligible for an unmatched: a chain that
+    seats a Greek speaker may run through a mentor who speaks no Greek). With ``move`` above any difference
+    of pairing costs and below the unmatched penalty, nobody moves but to seat someone (a chain of moves
+    that seats one costs less than leaving them unmatched), and staying put is always feasible. For a re-run
+    after a roster change (the service: kept pairings, whose people were told, cost ``move``; pairings of
+    this run nothing)."""
     rescap, annual, extra = inst.residual(assign, inst.rescap, inst.annual)
     state = (rescap, annual, inst.load0 + extra)
     for _ in range(cfg.mip_rounds):
@@ -500,6 +505,9 @@ def _free_seat_mip(
     if not len(ments):
         return False
     if len(hood) <= (cfg.free_seat_rotators if limit is None else limit):
+        if move is not None:  # making room: whoever moves keeps a mentor, so may go to any with a free seat
+            lo, hi = int(inst.s[short].min()), int(inst.e[short].max())
+            ments = np.union1d(ments, np.nonzero((state[0][:, lo:hi] > 0).any(axis=1))[0])
         return pair_by_mip(inst, cohorts, hood, assign, state, cfg, stats, ments, None if move is None else move[hood])
     stats.setdefault("free_seats_not_solved", []).append([len(hood)])
     parts = _split_by_weeks(inst, short)

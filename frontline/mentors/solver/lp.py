@@ -121,6 +121,7 @@ class AssignmentModel:
         self.A_ub = sparse.csr_array((vals, (rows, cols)), shape=(Mn + W, E + R + Z))
         self.b_ub = np.concatenate([np.zeros(Mn), np.maximum(rescap[self.wrow_m, self.wrow_w], 0)]).astype(float)
         self.Mn, self.W = Mn, W
+        self.upper = np.ones(len(self.c))  # variables' upper bounds: a slack at 0 keeps its rotator matched
         self.mip_dual_bound: float | None = None
         self.mip_optimal = False
 
@@ -138,7 +139,7 @@ class AssignmentModel:
             b_ub=self.b_ub if has_rows else None,
             A_eq=self.A_eq,
             b_eq=np.ones(self.R),
-            bounds=(0, 1),
+            bounds=np.column_stack([np.zeros(len(self.c)), self.upper]),
             method=method,
             options={"presolve": presolve} | ({} if time_limit is None else {"time_limit": max(0.1, time_limit)}),
         )
@@ -170,7 +171,7 @@ class AssignmentModel:
             self.c,
             constraints=cons,
             integrality=integrality,
-            bounds=Bounds(lower, 1),
+            bounds=Bounds(lower, self.upper),
             options={"mip_rel_gap": 1e-6}
             | ({} if time_limit is None else {"time_limit": max(0.5, time_limit)})
             | ({} if node_limit is None else {"node_limit": node_limit}),

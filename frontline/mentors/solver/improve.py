@@ -67,7 +67,7 @@ parts up to 2,500 (13 left, 14.7 s: fewer, larger parts seat fewer), up to 1,000
 2,000 (13); the cap itself at 1,500 or 1,000 (seed 8 base then leaves 5 or 7: its whole neighbourhoods of
 1,560 and 2,126 are what seat everyone); each part over every rotator overlapping its weeks with every mentor
 (10 left, 21 s). Not kept
-(the same day): a narrower neighbourhood, the mentors with a free seat in the weeks of an unmatched they are
+when the caps came in: a narrower neighbourhood, the mentors with a free seat in the weeks of an unmatched they are
 eligible for (seed 8 base 2 left where this leaves 0, seed 9 with 7 % removed 12 where this leaves 9; only
 history gains, 15 where this leaves 18); fewer candidates to keep the model under a budget of pairs with the
 caps raised (60,000 pairs: history 0 left in 22 s, but seed 8 base 2; 85,000-100,000: history 11); column
@@ -498,9 +498,9 @@ def _free_seat_mip(
     (:func:`free_seat_hood`). Over more than ``limit`` (default ``free_seat_rotators``), ``short`` is split in
     two where their start weeks are furthest apart (:func:`_split_by_weeks`) and each part is tried the same
     way with the limit ``free_seat_part``, in start order: a narrower span has fewer mentors with a free seat
-    in it and fewer rotators on them. ``move``
-    (per rotator of the instance): what leaving the current mentor costs the MIP. Returns whether the
-    objective dropped."""
+    in it and fewer rotators on them. ``move`` (per rotator of the instance): what leaving the current
+    mentor costs the MIP; with it (making room) whoever moves may go to any mentor with a free seat in the
+    span. Returns whether the objective dropped."""
     hood, ments = free_seat_hood(inst, short, assign, state[0])
     if not len(ments):
         return False

@@ -375,7 +375,8 @@ def roster_change(company: Company, share: float = 0.01, seed: int = 7) -> dict[
     ``frontline pair``. Counted here, from the database before and after (not from the command's output): the
     active pairings that had to move (their mentor left, or is now absent during the rotation), those that
     moved, those that moved without having to (and of them, those whose old pairing says they moved to make
-    room for someone), those that had to and did not, and the rotations left without a mentor; the hard-rule violations after (:func:`pair_violations`); the two commands' wall times."""
+    room for someone), those that had to and did not, and the rotations left without a mentor; the hard-rule
+    violations after (:func:`pair_violations`); the two commands' wall times."""
     import csv
     import sqlite3
 

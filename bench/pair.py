@@ -214,8 +214,7 @@ def _print_roster_change(r: dict) -> None:
         f"{'':>9} roster change: {r['leavers']} of {r['mentors']:,} mentors left, {r['absent']} absent two weeks: "
         f"{r['must']} pairings had to move, {r['moved']} moved ({r['unmatched']} now without a mentor), "
         f"{r['others']} others moved ({r['others_made_room']} to make room), {r['stayed']} stayed put; "
-        f"import {r['import_s']:.2f} s, pair "
-        f"{r['pair_s']:.2f} s, {r['violations']} violations",
+        f"import {r['import_s']:.2f} s, pair {r['pair_s']:.2f} s, {r['violations']} violations",
         flush=True,
     )
 

@@ -239,7 +239,8 @@ def step_mentor_leaves(ctx: DemoContext) -> str:
     return (
         f"{name} ({code}) left (a roster import without them, confirmed as 1 leaver); of their {len(theirs)} "
         f"pairing(s), {repaired} re-paired and {stranded} without a mentor now; "
-        f"{summary.get('moved_to_make_room', 0)} other pairing(s) moved to make room, {summary['kept']} kept as they were"
+        f"{summary.get('moved_to_make_room', 0)} other pairing(s) moved to make room, "
+        f"{summary['kept']} kept as they were"
         + (" (`frontline pair --dry-run` says what would help)" if stranded else "")
     )
 

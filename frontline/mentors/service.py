@@ -889,11 +889,10 @@ def _pair_mentors(
     weights = solver.Weights.from_policy(policy.mentoring)
     sol = solver.solve(rotators, mentors, weights, time_limit=time_limit) if rotators else None
     if sol is not None:
-        result.objective, result.bound, result.gap, result.method = sol.objective, sol.bound, sol.gap, sol.method
         if sol.unmatched and plan.kept and only is None and not policy.mentoring.review:
             plan, sol, result.moved_to_make_room = make_room(state, plan, sol, policy.mentoring.annual_cap, weights)
             result.kept = len(plan.kept)
-            result.objective, result.bound, result.gap, result.method = sol.objective, sol.bound, sol.gap, sol.method
+        result.objective, result.bound, result.gap, result.method = sol.objective, sol.bound, sol.gap, sol.method
     write_pairings(session, state, plan, sol, result, policy.mentoring, actor=actor, dry_run=dry_run)
     result.seconds = _time.perf_counter() - t0
     if not dry_run:

@@ -66,9 +66,8 @@ every seed-7 company are unchanged (their neighbourhoods fit the cap). Measured 
 parts up to 2,500 (13 left, 14.7 s: fewer, larger parts seat fewer), up to 1,000 (11 left), 1,200 (as 1,500),
 2,000 (13); the cap itself at 1,500 or 1,000 (seed 8 base then leaves 5 or 7: its whole neighbourhoods of
 1,560 and 2,126 are what seat everyone); each part over every rotator overlapping its weeks with every mentor
-(10 left, 21 s). Not kept
-when the caps came in: a narrower neighbourhood, the mentors with a free seat in the weeks of an unmatched they are
-eligible for (seed 8 base 2 left where this leaves 0, seed 9 with 7 % removed 12 where this leaves 9; only
+(10 left, 21 s). Not kept when the caps came in: a narrower neighbourhood, the mentors with a free seat in
+the weeks of an unmatched they are eligible for (seed 8 base 2 left where this leaves 0, seed 9 with 7 % removed 12 where this leaves 9; only
 history gains, 15 where this leaves 18); fewer candidates to keep the model under a budget of pairs with the
 caps raised (60,000 pairs: history 0 left in 22 s, but seed 8 base 2; 85,000-100,000: history 11); column
 generation over every pair of the neighbourhood (25-30 LP rounds with a flat tail, then a harder MIP: seed 8
@@ -455,9 +454,9 @@ def make_room(
     inst: Instance, assign: np.ndarray, move: np.ndarray, cfg: ImproveSettings, stats: dict[str, Any]
 ) -> np.ndarray:
     """Seat the unmatched of ``assign`` (mutated and returned) by moving others where that is the only way:
-    up to ``mip_rounds`` MIPs over the free seats' neighbourhood (:func:`free_seat_hood`, at most
-    ``free_seat_rotators``), each after one that seated someone, with ``move`` (per rotator) charged for
-    leaving the current mentor; a rotator with that cost also keeps a mentor, and whoever moves may go to
+    up to ``mip_rounds`` MIPs over the free seats' neighbourhood (:func:`_free_seat_mip`: in parts split in
+    time when it has more than ``free_seat_rotators``), each after one that seated someone, with ``move``
+    (per rotator) charged for leaving the current mentor; a rotator with that cost also keeps a mentor, and whoever moves may go to
     any mentor with a free seat in the span (not only to those eligible for an unmatched: a chain that
     seats a Greek speaker may run through a mentor who speaks no Greek). With ``move`` above any difference
     of pairing costs and below the unmatched penalty, nobody moves but to seat someone (a chain of moves

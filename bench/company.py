@@ -336,8 +336,7 @@ def pair_violations(company: Company, as_of: date = TODAY) -> dict[str, int]:
             v["own department"] += 1
         if not set(json.loads(langs)) & set(json.loads(mlangs)):
             v["no shared language"] += 1
-        first = max(s, h0)  # both offsets at the rotation's start (the horizon's for one under way)
-        if abs(_offset(tz, first) - _offset(mtz, first)) > gap + 1e-9:
+        if abs(_offset(tz, s) - _offset(mtz, h0)) > gap + 1e-9:
             v["time zones too far apart"] += 1
         if had[e][m] > 1:
             v["mentor had before"] += 1

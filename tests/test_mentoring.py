@@ -402,38 +402,6 @@ def test_solver_input_from_plain_records():
     assert (finn.key, finn.start_week, finn.end_week, finn.previous_mentors) == (12, 5, 9, frozenset({7}))
 
 
-def test_a_mentors_time_zone_is_taken_in_the_week_the_rotation_starts():
-    """Anna mentors from New York, Dora (Berlin) rotates in July. In the week Dora starts both zones are on
-    summer time, 6 hours apart (UTC+2 and UTC-4): within the policy's 6-hour limit. Dora's July offset
-    against Anna's on the horizon's first Monday (UTC-5), as the solver took it before, was 7 hours. The
-    solver sees the mentor's offset in that week, its checker allows the pair, and its time-zone cost
-    counts 6 hours."""
-    from frontline.mentors.service import solver_input, triage
-    from frontline.mentors.solver import Weights, violations
-    from frontline.mentors.solver.check import pair_cost
-
-    state = _plain_state()
-    state.mentors[1].timezone = "America/New_York"
-    state.rotations.append(
-        Rotation(
-            id=14,
-            employee_id=3,
-            start=date(2027, 7, 5),
-            end=date(2027, 8, 1),
-            kind="cycle",
-            status="draft",
-            due=date(2027, 7, 5),
-        )
-    )
-    rotators, (anna,) = solver_input(state, triage(state), annual_cap=10)
-    dora = next(r for r in rotators if r.key == 14)
-    assert (dora.tz_hours, anna.tz_hours, anna.tz_at(dora.start_week)) == (2.0, -5.0, -4.0)
-    w = Weights()
-    assert w.max_timezone_gap_hours == 6
-    assert violations([dora], [anna], w, {14: 1}) == []
-    assert pair_cost(dora, anna, w) == w.timezone_hour * 6 + w.feedback * (5 - 4.5) + w.shared_skill * 0
-
-
 # --- check-in slots and DST ----------------------------------------------------------------------
 
 

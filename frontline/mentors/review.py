@@ -83,7 +83,7 @@ def check_mentor(
     if not (r.languages & m.languages):
         langs = ", ".join(sorted(r.languages)) or "none recorded"
         out.append(RuleBreach("language", f"{mentor.name} shares no language with {rotator.name} ({langs})"))
-    apart = abs(r.tz_hours - m.tz_at(r.start_week))
+    apart = abs(r.tz_hours - m.tz_hours)
     if apart > gap + 1e-9:
         out.append(
             RuleBreach(

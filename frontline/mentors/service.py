@@ -474,15 +474,6 @@ def solver_mentors(state: PairingState, kept: list[MentorPairing], annual_cap: i
     from frontline.mentors import solver
 
     busy, load = _kept_load(state, kept)
-    weeks = 1 + max((state.week_of(r.start) for r in state.rotations), default=0)
-    by_zone: dict[str, tuple[float, ...]] = {}  # the mentors of one zone share one tuple
-
-    def tz_by_week(tzname: str) -> tuple[float, ...]:
-        if tzname not in by_zone:
-            days = (state.horizon_start + timedelta(weeks=w) for w in range(max(1, weeks)))
-            by_zone[tzname] = tuple(offset_hours(tzname, day) for day in days)
-        return by_zone[tzname]
-
     return [
         solver.Mentor(
             key=mid,
@@ -490,7 +481,6 @@ def solver_mentors(state: PairingState, kept: list[MentorPairing], annual_cap: i
             languages=frozenset(e.languages),
             skills=frozenset(e.skills),
             tz_hours=offset_hours(e.timezone, state.horizon_start),
-            tz_by_week=tz_by_week(e.timezone),
             capacity=e.mentor_capacity,
             annual_cap=annual_cap - load[mid],
             unavailable_weeks=_unavailable_weeks(state, e),
@@ -525,7 +515,7 @@ def _solver_rotator(state: PairingState, r: RotationFacts, previous: set[int]) -
         dept=state.departments.get(e.department_id, ""),
         languages=frozenset(e.languages),
         skills=frozenset(e.skills),
-        tz_hours=offset_hours(e.timezone, max(r.start, state.horizon_start)),  # the week the mentor's is taken
+        tz_hours=offset_hours(e.timezone, r.start),
         start_week=start_week,
         end_week=max(start_week + 1, state.week_of(r.end) + 1),
         previous_mentors=frozenset(previous),

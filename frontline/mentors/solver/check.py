@@ -16,7 +16,7 @@ def _pair_problems(r: Rotator, mk: Hashable, x: Mentor, weights: Weights) -> lis
         problems.append(f"{r.key}: mentor {mk} is in the same department")
     if not (r.languages & x.languages):
         problems.append(f"{r.key}: no shared language with {mk}")
-    if abs(r.tz_hours - x.tz_at(r.start_week)) > weights.max_timezone_gap_hours + 1e-9:
+    if abs(r.tz_hours - x.tz_hours) > weights.max_timezone_gap_hours + 1e-9:
         problems.append(f"{r.key}: time zones of {mk} too far apart")
     if mk in r.previous_mentors:
         problems.append(f"{r.key}: {mk} was a previous mentor")
@@ -87,7 +87,7 @@ def pair_cost(r: Rotator, x: Mentor, weights: Weights) -> float:
     """The cost of pairing ``r`` with ``x``, without the load-balance term."""
     feedback = 3.0 if x.feedback is None else min(5.0, max(1.0, float(x.feedback)))
     return (
-        weights.timezone_hour * abs(r.tz_hours - x.tz_at(r.start_week))
+        weights.timezone_hour * abs(r.tz_hours - x.tz_hours)
         + weights.shared_skill * len(r.skills - x.skills)
         + weights.feedback * (5.0 - feedback)
         + weights.first_time_mentor_new_hire * (r.is_new_hire and not x.ever_mentored)

@@ -119,6 +119,7 @@ class Instance:
         self.skill_m = _masks([x.skills for x in mentors], skills)
         self.nskill_r = np.array([len(r.skills) for r in rotators], dtype=np.float64)
         self.tz_r = np.array([r.tz_hours for r in rotators], dtype=np.float64)
+        self.tz_m = np.array([x.tz_hours for x in mentors], dtype=np.float64)
         self.s = np.array([r.start_week for r in rotators], dtype=np.int64)
         self.e = np.array([r.end_week for r in rotators], dtype=np.int64)
         self.newhire = np.array([r.is_new_hire for r in rotators], dtype=bool)
@@ -129,7 +130,6 @@ class Instance:
         fb = np.array([3.0 if x.feedback is None else float(x.feedback) for x in mentors], dtype=np.float64)
         self.mentor_const = w.feedback * (5.0 - np.clip(fb, 1.0, 5.0))
         self._week_grid(mentors)
-        self.tz_mw = self._tz_weeks(mentors)
         self.index_m = {x.key: j for j, x in enumerate(mentors)}
         if len(self.index_m) != m:
             raise ValueError("mentor keys must be unique")
@@ -160,21 +160,6 @@ class Instance:
         self.F = np.zeros((m, H + 1), dtype=np.int32)
         np.cumsum(self.rescap <= 0, axis=1, out=self.F[:, 1:])
 
-    def _tz_weeks(self, mentors: Sequence[Mentor]) -> np.ndarray:
-        """Each mentor's UTC offset in each week (m, H) (:meth:`.problem.Mentor.tz_at`; the mentors of one
-        time zone share one row's values)."""
-        rows: dict[tuple[float, ...], np.ndarray] = {}
-        out = np.empty((self.m, self.H), dtype=np.float64)
-        for j, x in enumerate(mentors):
-            if not x.tz_by_week:
-                out[j] = x.tz_hours
-                continue
-            row = rows.get(x.tz_by_week)
-            if row is None:
-                row = rows[x.tz_by_week] = np.array([x.tz_at(w) for w in range(self.H)], dtype=np.float64)
-            out[j] = row
-        return out
-
     # ---- the hard rules, vectorised over a block of rotators x all mentors ----
 
     def _shares_language(self, ri: np.ndarray) -> np.ndarray:
@@ -184,8 +169,7 @@ class Instance:
         return lang
 
     def _tz_distance(self, ri: np.ndarray) -> np.ndarray:
-        """Hours apart (len(ri), m): each rotator's offset at its start against each mentor's that week."""
-        return np.abs(self.tz_r[ri, None] - self.tz_mw[:, self.s[ri]].T)
+        return np.abs(self.tz_r[ri, None] - self.tz_m[None, :])
 
     def _exclude_previous(self, ok: np.ndarray, ri: np.ndarray) -> None:
         for row, i in enumerate(ri):
@@ -248,7 +232,7 @@ class Instance:
 
     def pair_costs(self, ri: np.ndarray, mi: np.ndarray) -> np.ndarray:
         """Cost of given pairs (vectors of equal length)."""
-        return self.pair_cost(ri, mi, np.abs(self.tz_r[ri] - self.tz_mw[mi, self.s[ri]]))
+        return self.pair_cost(ri, mi, np.abs(self.tz_r[ri] - self.tz_m[mi]))
 
     def load_cost(self, j: int, count: int) -> float:
         """Load-balance cost of giving ``count`` new rotators to mentor ``j``."""

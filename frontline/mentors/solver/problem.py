@@ -39,16 +39,6 @@ class Mentor:
     load_so_far: int = 0  # rotators already given this year (load-balance cost starts here)
     busy_weeks: Mapping[int, int] = field(default_factory=dict)  # week -> seats taken by kept pairings
     name: str = ""
-    # the UTC offset in each week of the horizon (its Monday at noon; daylight saving moves it); empty:
-    # ``tz_hours`` in every week (``tz_hours`` is the first week's); weeks past the end take the last one
-    tz_by_week: tuple[float, ...] = ()
-
-    def tz_at(self, week: int) -> float:
-        """The mentor's UTC offset in hours in ``week`` of the horizon: a rotator's time zone is compared
-        with the mentor's in the week the rotation starts."""
-        if not self.tz_by_week:
-            return self.tz_hours
-        return self.tz_by_week[min(max(week, 0), len(self.tz_by_week) - 1)]
 
 
 @dataclass(frozen=True)

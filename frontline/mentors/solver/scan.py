@@ -68,7 +68,7 @@ def scan(
         if ok_se is None:
             ok_se = has_seat & (inst.U[:, e] == inst.U[:, s]) & (inst.F[:, e] == inst.F[:, s])
             week_ok[(s, e)] = ok_se
-        dtz_all = np.abs(inst.tz_r[i0] - inst.tz_mw[:, s])
+        dtz_all = np.abs(inst.tz_r[i0] - inst.tz_m)
         cols = np.nonzero(ok_se & (dtz_all <= gap))[0]
         if not len(cols):
             count[group] = 0
